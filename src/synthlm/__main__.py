@@ -1,0 +1,3 @@
+from synthlm.cli import main
+
+main()

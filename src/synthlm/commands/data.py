@@ -1,0 +1,44 @@
+"""``synthlm data inspect|merge``: look into and join token stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+data_app = typer.Typer(help="Inspect and merge token stores.", no_args_is_help=True)
+
+
+@data_app.command("inspect")
+def inspect_store(
+    prefix: Path = typer.Argument(..., help="Store prefix (PREFIX.bin/.idx), or a synthetic dataset dir."),
+    sample: int = typer.Option(2, "--sample", "-n", help="How many documents to decode and print."),
+    tokenizer: str = typer.Option(None, "--tokenizer", "-t", help="Tokenizer to decode with (default: the one recorded in PREFIX.json)."),
+    max_chars: int = typer.Option(300, help="Characters of each decoded sample to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON only."),
+) -> None:
+    """Print documents, tokens, dtype, length percentiles, and decode a sample."""
+    from synthlm.inspect import inspect_report
+
+    report = inspect_report(prefix, sample=sample, tokenizer=tokenizer, max_chars=max_chars)
+    if as_json:
+        typer.echo(json.dumps(report["stats"], indent=2))
+        return
+    typer.echo(report["text"])
+
+
+@data_app.command("merge")
+def merge(
+    prefixes: list[Path] = typer.Argument(..., help="Input store prefixes, joined in this order."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output store prefix."),
+) -> None:
+    """Join stores into one (documents kept intact, in order)."""
+    from synthlm.store import merge_stores
+
+    merged = merge_stores(prefixes, out)
+    typer.echo(f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens ({merged.dtype.name})")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")

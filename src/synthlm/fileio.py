@@ -1,0 +1,84 @@
+"""Atomic file output: a file appears at its final name only when it is complete.
+
+Every writer in synthlm goes through these helpers, so that a run killed at any moment (even with
+SIGKILL) leaves either the previous complete file or nothing at the final path, never a torn one.
+The temporary name lives in the same directory so the final ``os.replace`` is a rename on one
+file system, which POSIX makes atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-"
+
+
+def temp_name(path: str | Path) -> Path:
+    """A unique sibling name for ``path`` that no reader will mistake for the real file."""
+    path = Path(path)
+    return path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(temp: str | Path, final: str | Path) -> Path:
+    """Flush ``temp`` to disk and rename it to ``final``."""
+    fsync_file(temp)
+    os.replace(temp, final)
+    return Path(final)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is renamed to ``path``, on error removed."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_name(final)
+    try:
+        yield temp
+        publish(temp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as temp:
+        temp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def remove_stale_temps(directory: str | Path) -> int:
+    """Delete temporary files a killed writer left behind; returns how many were removed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for candidate in directory.iterdir():
+        if TMP_MARK in candidate.name and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+            removed += 1
+    return removed

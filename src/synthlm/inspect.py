@@ -1,0 +1,64 @@
+"""Human-readable summaries of token stores (``synthlm data inspect``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthlm.errors import StoreError
+from synthlm.store import TokenStore, describe, normalize_prefix, store_exists
+
+
+def _store_prefixes(path: Path) -> list[Path]:
+    """A store prefix, or every split of a synthetic dataset directory."""
+    if path.is_dir():
+        found = [path / split for split in ("train", "valid", "test") if store_exists(path / split)]
+        if not found:
+            raise StoreError(f"{path}: a directory, but it holds no train/valid/test token stores")
+        return found
+    return [normalize_prefix(path)]
+
+
+def _decoder(store: TokenStore, tokenizer: str | None):
+    name = tokenizer or (store.metadata.get("tokenizer") or {}).get("path")
+    if not name:
+        return None
+    from synthlm.tokenizers import load_tokenizer
+
+    try:
+        return load_tokenizer(name)
+    except Exception as exc:  # a sample we cannot decode should not hide the statistics
+        return _Unavailable(f"tokenizer {name} could not be loaded: {exc}")
+
+
+class _Unavailable:
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None = None, max_chars: int = 300) -> dict[str, Any]:
+    """Statistics for each store at ``path`` plus a printable text with decoded samples."""
+    stats, lines = [], []
+    for prefix in _store_prefixes(Path(path)):
+        store = TokenStore(prefix, check_ids=False)
+        info = describe(store)
+        stats.append(info)
+        pct = info["length_percentiles"]
+        lines += [
+            f"{info['prefix']}",
+            f"  documents  {info['documents']:,}",
+            f"  tokens     {info['tokens']:,}",
+            f"  dtype      {info['dtype']}   vocab_size {info['vocab_size']}   loss mask {'yes' if info['has_mask'] else 'no'}",
+            f"  length     mean {info['mean_length']:.1f}  p0 {pct['p0']:.0f}  p10 {pct['p10']:.0f}  p50 {pct['p50']:.0f}  "
+            f"p90 {pct['p90']:.0f}  p99 {pct['p99']:.0f}  max {pct['p100']:.0f}",
+        ]
+        decoder = _decoder(store, tokenizer)
+        if isinstance(decoder, _Unavailable):
+            lines.append(f"  ({decoder.why}; showing ids)")
+            decoder = None
+        for i in range(min(sample, len(store))):
+            ids = store.document(i)
+            shown = decoder.decode(ids.tolist()) if decoder is not None else " ".join(map(str, ids[:64].tolist()))
+            shown = shown if len(shown) <= max_chars else shown[:max_chars] + " ..."
+            lines.append(f"  [doc {i}, {len(ids)} tokens] {shown!r}")
+    return {"stats": stats if len(stats) > 1 else stats[0], "text": "\n".join(lines)}

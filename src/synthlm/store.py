@@ -1,0 +1,492 @@
+"""Token stores: the Megatron / GPT-NeoX memory-mapped indexed format, read and written exactly.
+
+A store ``PREFIX`` is ``PREFIX.bin`` (all documents' tokens, concatenated) and ``PREFIX.idx``:
+
+    b"MMIDIDX\\x00\\x00" | version u64 = 1 | dtype code u8 | sequence count u64 | document count u64
+    sizes int32[n] | pointers int64[n] (byte offsets into .bin) | document index int64[n + 1]
+
+One item per document, so the document index is ``0, 1, ..., n``. Optional sidecars:
+``PREFIX.mask.bin/.idx`` (uint8 loss mask, same sizes) and ``PREFIX.json`` (provenance).
+
+Why our own reader/writer instead of importing megatron-core: megatron-core pulls in a large
+training stack (and warns about missing CUDA libraries on import) just to read two arrays; the
+format is tiny and frozen, and our tests prove byte-level interop with megatron-core itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthlm import __version__
+from synthlm.errors import StoreError
+from synthlm.fileio import atomic_write_json, publish, temp_name
+
+MAGIC = b"MMIDIDX\x00\x00"
+VERSION = 1
+HEADER_BYTES = len(MAGIC) + 8 + 1 + 8 + 8
+UINT16_VOCAB_LIMIT = 65500
+DTYPE_CODES: dict[int, type[np.number]] = {
+    1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32,
+    5: np.int64, 6: np.float64, 7: np.float32, 8: np.uint16,
+}
+CODE_OF_DTYPE = {np.dtype(t): code for code, t in DTYPE_CODES.items()}
+SCAN_CHUNK = 1 << 24  # tokens per chunk when checking ids: bounded memory on huge stores
+
+
+def dtype_for_vocab(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits comfortably (GPT-NeoX's rule), int32 otherwise."""
+    return np.dtype(np.uint16 if vocab_size < UINT16_VOCAB_LIMIT else np.int32)
+
+
+def bin_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.bin")
+
+
+def idx_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.idx")
+
+
+def meta_path(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.json")
+
+
+def mask_prefix(prefix: str | Path) -> Path:
+    return Path(f"{prefix}.mask")
+
+
+def store_exists(prefix: str | Path) -> bool:
+    return idx_path(prefix).is_file() and bin_path(prefix).is_file()
+
+
+def normalize_prefix(path: str | Path) -> Path:
+    """Accept ``x``, ``x.bin`` or ``x.idx`` for the store ``x``."""
+    text = str(path)
+    for suffix in (".bin", ".idx"):
+        if text.endswith(suffix):
+            return Path(text[: -len(suffix)])
+    return Path(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Index files
+
+
+def encode_index(dtype: np.dtype, sizes: np.ndarray) -> bytes:
+    sizes = np.asarray(sizes, dtype=np.int32)
+    itemsize = np.dtype(dtype).itemsize
+    pointers = np.zeros(len(sizes), dtype=np.int64)
+    if len(sizes) > 1:
+        np.cumsum(sizes[:-1].astype(np.int64) * itemsize, out=pointers[1:])
+    doc_index = np.arange(len(sizes) + 1, dtype=np.int64)
+    header = MAGIC + struct.pack("<Q", VERSION) + struct.pack("<B", CODE_OF_DTYPE[np.dtype(dtype)])
+    header += struct.pack("<Q", len(sizes)) + struct.pack("<Q", len(doc_index))
+    return header + sizes.tobytes() + pointers.tobytes() + doc_index.tobytes()
+
+
+class _Index:
+    """The parsed and validated ``.idx`` of one ``.bin``."""
+
+    def __init__(self, prefix: Path) -> None:
+        path = idx_path(prefix)
+        size = path.stat().st_size
+        if size < HEADER_BYTES:
+            raise StoreError(f"{path}: truncated index ({size} bytes, the header alone needs {HEADER_BYTES})")
+        with open(path, "rb") as handle:
+            head = handle.read(HEADER_BYTES)
+        if head[: len(MAGIC)] != MAGIC:
+            raise StoreError(f"{path}: not a Megatron/GPT-NeoX MMIDIDX index (bad magic {head[:9]!r})")
+        version, code = struct.unpack("<QB", head[9:18])
+        if version != VERSION:
+            raise StoreError(f"{path}: index version {version} is not supported (only version {VERSION})")
+        if code not in DTYPE_CODES:
+            raise StoreError(f"{path}: unknown dtype code {code} (known: {sorted(DTYPE_CODES)})")
+        self.dtype = np.dtype(DTYPE_CODES[code])
+        n, d = struct.unpack("<QQ", head[18:34])
+        expected = HEADER_BYTES + n * 4 + n * 8 + d * 8
+        if size < expected:
+            raise StoreError(f"{path}: truncated index ({size} bytes, {n} documents need {expected})")
+        data = np.memmap(path, mode="r", dtype=np.uint8)
+        self.sizes = np.frombuffer(data, dtype=np.int32, count=n, offset=HEADER_BYTES)
+        self.pointers = np.frombuffer(data, dtype=np.int64, count=n, offset=HEADER_BYTES + 4 * n)
+        self.doc_index = np.frombuffer(data, dtype=np.int64, count=d, offset=HEADER_BYTES + 12 * n)
+        if n and (self.sizes.min() < 0 or self.pointers.min() < 0):
+            raise StoreError(f"{path}: corrupt index (negative sizes or pointers)")
+        self.num_tokens = int(self.sizes.sum(dtype=np.int64))
+
+    def check_bin(self, prefix: Path) -> None:
+        path = bin_path(prefix)
+        actual = path.stat().st_size
+        end = 0
+        if len(self.sizes):
+            end = int(self.pointers[-1]) + int(self.sizes[-1]) * self.dtype.itemsize
+        if actual != end:
+            raise StoreError(
+                f"{path}: size {actual} bytes does not match its index ({end} bytes for "
+                f"{self.num_tokens} tokens of {self.dtype.name}); the store is truncated or mismatched"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+class TokenStore:
+    """Random access to documents and token ranges of a store, without loading it into memory."""
+
+    def __init__(self, prefix: str | Path, *, vocab_size: int | None = None, check_ids: bool = True) -> None:
+        self.prefix = normalize_prefix(prefix)
+        for path in (idx_path(self.prefix), bin_path(self.prefix)):
+            if not path.is_file():
+                raise StoreError(f"{self.prefix}: no token store here ({path} is missing)")
+        self._index = _Index(self.prefix)
+        self._index.check_bin(self.prefix)
+        self.metadata: dict[str, Any] = self._read_metadata()
+        self.vocab_size = vocab_size if vocab_size is not None else self.metadata.get("vocab_size")
+        self._tokens = self._map(bin_path(self.prefix), self._index.dtype, self._index.num_tokens)
+        self._offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(self.sizes, out=self._offsets[1:])
+        self._mask_store: TokenStore | None = None
+        if store_exists(mask_prefix(self.prefix)):
+            self._mask_store = TokenStore(mask_prefix(self.prefix), check_ids=False)
+            if not np.array_equal(self._mask_store.sizes, self.sizes):
+                raise StoreError(f"{mask_prefix(self.prefix)}: loss-mask sizes differ from {self.prefix}'s documents")
+        if check_ids and self.vocab_size is not None:
+            self.check_ids(int(self.vocab_size))
+
+    @staticmethod
+    def _map(path: Path, dtype: np.dtype, count: int) -> np.ndarray:
+        if count == 0:
+            return np.zeros(0, dtype=dtype)
+        return np.memmap(path, mode="r", dtype=dtype, shape=(count,))
+
+    def _read_metadata(self) -> dict[str, Any]:
+        path = meta_path(self.prefix)
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{path}: provenance file is not valid JSON: {exc}") from None
+
+    # -- shape ----------------------------------------------------------------------------------
+    @property
+    def dtype(self) -> np.dtype:
+        return self._index.dtype
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Tokens per document (int32)."""
+        return self._index.sizes
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Token offset of each document's start, plus the total at the end (int64, n + 1)."""
+        return self._offsets
+
+    @property
+    def num_tokens(self) -> int:
+        return self._index.num_tokens
+
+    @property
+    def has_mask(self) -> bool:
+        return self._mask_store is not None
+
+    def __len__(self) -> int:
+        return len(self._index.sizes)
+
+    def __repr__(self) -> str:
+        return f"TokenStore({str(self.prefix)!r}, documents={len(self)}, tokens={self.num_tokens}, dtype={self.dtype.name})"
+
+    # -- access ---------------------------------------------------------------------------------
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.document(i)
+
+    def document(self, i: int, offset: int = 0, length: int | None = None) -> np.ndarray:
+        """Tokens of document ``i`` (a read-only view), optionally a sub-range of it."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"document {i} out of range for {len(self)} documents in {self.prefix}")
+        i %= len(self)
+        start = int(self._offsets[i]) + offset
+        stop = int(self._offsets[i + 1]) if length is None else min(start + length, int(self._offsets[i + 1]))
+        return self._tokens[start:stop]
+
+    def tokens(self, start: int, stop: int) -> np.ndarray:
+        """Tokens ``[start, stop)`` of the whole store, across document boundaries."""
+        return self._tokens[start:stop]
+
+    def mask(self, i: int) -> np.ndarray | None:
+        """The loss mask of document ``i`` (1 = train on this token), or None without a sidecar."""
+        return None if self._mask_store is None else self._mask_store.document(i)
+
+    def mask_tokens(self, start: int, stop: int) -> np.ndarray | None:
+        return None if self._mask_store is None else self._mask_store.tokens(start, stop)
+
+    def iter_documents(self) -> Iterable[np.ndarray]:
+        for i in range(len(self)):
+            yield self.document(i)
+
+    # -- validation -----------------------------------------------------------------------------
+    def check_ids(self, vocab_size: int) -> None:
+        """Raise if any token id is negative or >= ``vocab_size`` (scans in bounded chunks)."""
+        for start in range(0, self.num_tokens, SCAN_CHUNK):
+            chunk = self._tokens[start : start + SCAN_CHUNK]
+            high, low = int(chunk.max()), int(chunk.min())
+            if high >= vocab_size or low < 0:
+                bad = high if high >= vocab_size else low
+                position = start + int(np.argmax(chunk == bad))
+                doc = int(np.searchsorted(self._offsets, position, side="right") - 1)
+                raise StoreError(
+                    f"{bin_path(self.prefix)}: token id {bad} in document {doc} is outside the "
+                    f"vocabulary of {vocab_size} ids (0..{vocab_size - 1})"
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class _BinWriter:
+    """Streams one ``.bin`` to a temporary name and writes its ``.idx`` at the end."""
+
+    def __init__(self, prefix: Path, dtype: np.dtype) -> None:
+        self.prefix = prefix
+        self.dtype = np.dtype(dtype)
+        self.temp_bin = temp_name(bin_path(prefix))
+        self.temp_idx = temp_name(idx_path(prefix))
+        self.handle = open(self.temp_bin, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.sizes: list[np.ndarray] = []
+
+    def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
+        self.sizes.append(np.asarray(sizes, dtype=np.int32))
+
+    def all_sizes(self) -> np.ndarray:
+        return np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
+
+    def finish(self) -> tuple[Path, Path]:
+        self.handle.close()
+        self.temp_idx.write_bytes(encode_index(self.dtype, self.all_sizes()))
+        return self.temp_bin, self.temp_idx
+
+    def abort(self) -> None:
+        self.handle.close()
+        for path in (self.temp_bin, self.temp_idx):
+            path.unlink(missing_ok=True)
+
+
+class TokenStoreWriter:
+    """Write a store atomically: nothing appears at ``PREFIX.*`` until :meth:`finalize`.
+
+    Use as a context manager; an exception (or a kill) leaves only temporary files, which carry a
+    ``.tmp-`` mark and never the final names.
+    """
+
+    def __init__(
+        self,
+        prefix: str | Path,
+        vocab_size: int,
+        *,
+        with_mask: bool = False,
+        metadata: dict[str, Any] | None = None,
+        dtype: np.dtype | type | None = None,
+    ) -> None:
+        if vocab_size <= 0:
+            raise StoreError(f"{prefix}: vocabulary size must be positive, got {vocab_size}")
+        self.prefix = normalize_prefix(prefix)
+        self.prefix.parent.mkdir(parents=True, exist_ok=True)
+        self.vocab_size = int(vocab_size)
+        self.dtype = np.dtype(dtype) if dtype is not None else dtype_for_vocab(vocab_size)
+        self.metadata = dict(metadata or {})
+        self._tokens = _BinWriter(self.prefix, self.dtype)
+        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8)) if with_mask else None
+        self.num_documents = 0
+        self.num_tokens = 0
+        self._done = False
+
+    def __enter__(self) -> TokenStoreWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+    def add(self, tokens: Sequence[int] | np.ndarray, mask: Sequence[int] | np.ndarray | None = None) -> None:
+        """Append one document."""
+        array = np.asarray(tokens)
+        self.add_flat(array, np.array([len(array)], dtype=np.int64), None if mask is None else np.asarray(mask))
+
+    def add_batch(self, documents: Sequence[Sequence[int] | np.ndarray], masks: Sequence[Sequence[int] | np.ndarray] | None = None) -> None:
+        """Append many documents with one write (the fast path for tokenization)."""
+        if not documents:
+            return
+        sizes = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
+        flat = np.concatenate([np.asarray(d, dtype=np.int64) for d in documents]) if sizes.sum() else np.zeros(0, np.int64)
+        flat_mask = None
+        if masks is not None:
+            flat_mask = np.concatenate([np.asarray(m, dtype=np.uint8) for m in masks]) if sizes.sum() else np.zeros(0, np.uint8)
+        self.add_flat(flat, sizes, flat_mask)
+
+    def add_flat(self, flat: np.ndarray, sizes: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Append documents given as one flat token array and their sizes."""
+        if self._done:
+            raise RuntimeError(f"{self.prefix}: writer already finalized")
+        if len(flat) != int(np.sum(sizes)):
+            raise ValueError(f"{self.prefix}: {len(flat)} tokens but sizes sum to {int(np.sum(sizes))}")
+        if len(flat) and (int(flat.max()) >= self.vocab_size or int(flat.min()) < 0):
+            bad = int(flat.max()) if int(flat.max()) >= self.vocab_size else int(flat.min())
+            raise StoreError(f"{self.prefix}: token id {bad} is outside the vocabulary of {self.vocab_size} ids")
+        if (mask is None) != (self._mask is None):
+            raise ValueError(f"{self.prefix}: masks must be given for every document or none (with_mask={self._mask is not None})")
+        self._tokens.write(flat, sizes)
+        if self._mask is not None and mask is not None:
+            if len(mask) != len(flat):
+                raise ValueError(f"{self.prefix}: mask has {len(mask)} entries for {len(flat)} tokens")
+            self._mask.write(mask.astype(np.uint8), sizes)
+        self.num_documents += len(sizes)
+        self.num_tokens += len(flat)
+
+    def finalize(self, **extra_metadata: Any) -> TokenStore:
+        """Publish all files (mask and provenance first, the token ``.idx`` last)."""
+        if self._done:
+            raise RuntimeError(f"{self.prefix}: writer already finalized")
+        staged = []
+        if self._mask is not None:
+            staged.append((self._mask, mask_prefix(self.prefix)))
+        staged.append((self._tokens, self.prefix))
+        try:
+            finished = [(writer.finish(), prefix) for writer, prefix in staged]
+            metadata = {
+                "format": "synthlm-token-store",
+                "synthlm_version": __version__,
+                **self.metadata,
+                **extra_metadata,
+                "vocab_size": self.vocab_size,
+                "dtype": self.dtype.name,
+                "num_documents": self.num_documents,
+                "num_tokens": self.num_tokens,
+                "has_mask": self._mask is not None,
+            }
+            for (temp_bin, temp_idx), prefix in finished:
+                publish(temp_bin, bin_path(prefix))
+                if prefix == self.prefix:
+                    atomic_write_json(meta_path(prefix), metadata)
+                publish(temp_idx, idx_path(prefix))
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return TokenStore(self.prefix, check_ids=False)
+
+    def abort(self) -> None:
+        self._tokens.abort()
+        if self._mask is not None:
+            self._mask.abort()
+
+
+def write_store(
+    prefix: str | Path,
+    documents: Iterable[Sequence[int]],
+    vocab_size: int,
+    masks: Iterable[Sequence[int]] | None = None,
+    **metadata: Any,
+) -> TokenStore:
+    """Convenience: write a whole store from in-memory documents."""
+    docs = list(documents)
+    mask_list = None if masks is None else list(masks)
+    with TokenStoreWriter(prefix, vocab_size, with_mask=mask_list is not None, metadata=metadata) as writer:
+        writer.add_batch(docs, mask_list)
+        return writer.finalize()
+
+
+def remove_store(prefix: str | Path) -> None:
+    """Delete a store and its sidecars (used when a user asks to overwrite)."""
+    prefix = normalize_prefix(prefix)
+    for base in (prefix, mask_prefix(prefix)):
+        for path in (bin_path(base), idx_path(base)):
+            path.unlink(missing_ok=True)
+    meta_path(prefix).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging
+
+
+def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size: int | None = None) -> TokenStore:
+    """Concatenate stores in the given order into ``out`` (documents kept intact)."""
+    if not prefixes:
+        raise StoreError("merge: give at least one input store")
+    stores = [TokenStore(p, check_ids=False) for p in prefixes]
+    dtypes = {s.dtype for s in stores}
+    if len(dtypes) != 1:
+        raise StoreError(f"merge: stores have different dtypes ({', '.join(sorted(d.name for d in dtypes))}); retokenize with one tokenizer")
+    masks = {s.has_mask for s in stores}
+    if len(masks) != 1:
+        raise StoreError("merge: some stores have loss masks and some do not")
+    vocab = vocab_size or max(int(s.vocab_size or 0) for s in stores) or None
+    if vocab is None:
+        raise StoreError("merge: no input store records its vocabulary size; pass vocab_size")
+    tokenizers = {json.dumps(s.metadata.get("tokenizer"), sort_keys=True) for s in stores if s.metadata.get("tokenizer")}
+    if len(tokenizers) > 1:
+        raise StoreError("merge: the stores were made with different tokenizers (see their .json files)")
+    out = normalize_prefix(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        parts = [(out, [s.prefix for s in stores], stores[0].dtype)]
+        if stores[0].has_mask:
+            parts.insert(0, (mask_prefix(out), [mask_prefix(s.prefix) for s in stores], np.dtype(np.uint8)))
+        for target, sources, dtype in parts:
+            temp_bin, temp_idx = temp_name(bin_path(target)), temp_name(idx_path(target))
+            staged += [(temp_bin, bin_path(target)), (temp_idx, idx_path(target))]
+            with open(temp_bin, "wb") as sink:
+                for source in sources:
+                    with open(bin_path(source), "rb") as part:
+                        shutil.copyfileobj(part, sink, 1 << 22)
+            temp_idx.write_bytes(encode_index(dtype, np.concatenate([s.sizes for s in stores])))
+        first = stores[0].metadata
+        metadata = {
+            "format": "synthlm-token-store",
+            "synthlm_version": __version__,
+            "merged_from": [str(s.prefix) for s in stores],
+            "tokenizer": first.get("tokenizer"),
+            "special_ids": first.get("special_ids"),
+            "vocab_size": int(vocab),
+            "dtype": stores[0].dtype.name,
+            "num_documents": int(sum(len(s) for s in stores)),
+            "num_tokens": int(sum(s.num_tokens for s in stores)),
+            "has_mask": stores[0].has_mask,
+        }
+        for temp, final in staged:
+            if final.suffix == ".idx" and final == idx_path(out):
+                atomic_write_json(meta_path(out), metadata)
+            publish(temp, final)
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        raise
+    return TokenStore(out)
+
+
+def describe(store: TokenStore) -> dict[str, Any]:
+    """Counts and length percentiles, for ``synthlm data inspect``."""
+    sizes = store.sizes
+    pct = {f"p{q}": float(np.percentile(sizes, q)) if len(sizes) else 0.0 for q in (0, 10, 50, 90, 99, 100)}
+    return {
+        "prefix": str(store.prefix),
+        "documents": len(store),
+        "tokens": store.num_tokens,
+        "dtype": store.dtype.name,
+        "vocab_size": store.vocab_size,
+        "has_mask": store.has_mask,
+        "mean_length": float(sizes.mean()) if len(sizes) else 0.0,
+        "length_percentiles": pct,
+        "bytes_on_disk": os.path.getsize(bin_path(store.prefix)) + os.path.getsize(idx_path(store.prefix)),
+    }
