@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from synthlm.errors import ConfigError
 
 Schema = TypeVar("Schema", bound=BaseModel)
-KeyPath = tuple[Union[str, int], ...]
+KeyPath = tuple[str | int, ...]
 
 
 class Section(BaseModel):
@@ -56,7 +56,7 @@ def parse_count(value: Any) -> int:
     if not match:
         raise ValueError(f"expected a count such as 5000, '10K', '5M' or '1.5B', got {value!r}")
     number, suffix = match.groups()
-    return int(round(float(number) * _SIZE_SUFFIX[suffix.upper()]))
+    return round(float(number) * _SIZE_SUFFIX[suffix.upper()])
 
 
 Count = Annotated[int, BeforeValidator(parse_count)]
@@ -272,9 +272,8 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 def _child_annotation(annotation: Any, part: str | int) -> Any:
     for candidate in _unwrap(annotation):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            if isinstance(part, str) and part in candidate.model_fields:
-                return candidate.model_fields[part].annotation
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and isinstance(part, str) and part in candidate.model_fields:
+            return candidate.model_fields[part].annotation
         origin = typing.get_origin(candidate)
         args = typing.get_args(candidate)
         if origin in (list, tuple, Sequence) and isinstance(part, int) and args:

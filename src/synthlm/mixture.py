@@ -1,0 +1,368 @@
+"""Weighted, deterministic mixtures of natural and synthetic token stores, packed into windows.
+
+Design: every training sample is a *pure function* of ``(seed, source weights, sample index)``.
+That one property gives us three things other loaders struggle with:
+
+* exact resume: the data cursor is just "samples consumed"; nothing is re-read or skipped;
+* any number of dataloader workers or ranks produce the same global batch;
+* ratios are exact, not sampled: sample ``i`` goes to the source whose next "due time"
+  ``(k + 0.5) / w_s`` comes first (smooth weighted round robin), so after ``n`` samples each
+  source holds ``w_s * n`` of them within one sample.
+
+Blending is computed in chunks from a closed form (see :func:`_blend_chunk`), so it costs
+O(chunk) per chunk and needs no pass over earlier samples. Within a source, documents are
+shuffled per epoch with a Philox key of ``(seed, source, epoch)``, joined with EOS, and cut into
+consecutive ``seq_len`` windows: window ``k`` of source ``s`` is the ``k``-th sample drawn from it.
+
+Synthetic stores live in their own id space ``0..V_syn-1``; they are shifted into the reserved
+meta-language range after the natural vocabulary (``meta_offset + id``), so no synthetic id can
+ever equal a natural-text id.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from synthlm.config import Count, Section
+from synthlm.errors import ConfigError, UserError
+from synthlm.store import TokenStore, normalize_prefix, store_exists
+
+BLEND_CHUNK = 4096
+VOCAB_MULTIPLE = 64  # embedding rows rounded up: faster matmuls, room for a few extra ids
+
+
+class SourceConfig(Section):
+    """One training source: a token store prefix (natural) or a synthetic dataset dir."""
+
+    name: str
+    path: Path
+    weight: float = Field(1.0, gt=0, description="Relative share of training samples (normalised).")
+    kind: Literal["natural", "synthetic"] = "natural"
+    max_repetition: float | None = Field(None, gt=0, description="Max epochs over this source; more fails before training.")
+
+
+class EvalSetConfig(Section):
+    """An evaluation set: loss/perplexity on natural text, loss + exact match on synthetic tasks."""
+
+    name: str
+    path: Path
+    kind: Literal["natural", "synthetic"] = "natural"
+    max_tokens: Count = Field(200_000, gt=0, description="Natural: tokens evaluated, in fixed windows.")
+    max_examples: int = Field(100, ge=0, description="Synthetic: examples generated for exact-match accuracy.")
+
+
+class DataConfig(Section):
+    """What to train on and how samples are built."""
+
+    sources: list[SourceConfig] = Field(min_length=1)
+    eval: list[EvalSetConfig] = Field(default_factory=list)
+    seq_len: int = Field(512, gt=1, description="Tokens per training window.")
+    document_mask: bool = Field(False, description="Stop attention across packed documents; positions restart per document.")
+    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
+        return sources
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary layout
+
+
+@dataclass(frozen=True)
+class VocabLayout:
+    """Natural ids first, then a reserved meta-language range for synthetic data."""
+
+    natural_size: int
+    meta_offset: int
+    meta_size: int
+    model_vocab_size: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "natural_size": self.natural_size,
+            "meta_offset": self.meta_offset,
+            "meta_size": self.meta_size,
+            "model_vocab_size": self.model_vocab_size,
+        }
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def synthetic_vocab_needed(path: Path) -> int:
+    """Total ids a synthetic dataset dir needs, from its manifest."""
+    manifest_path = Path(path) / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{path}: not a synthetic dataset (no manifest.json); generate one with `synthlm synth generate`")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    layout = manifest.get("layout", {})
+    needed = layout.get("vocab_size", manifest.get("vocab_size"))
+    if not isinstance(needed, int):
+        raise UserError(f"{manifest_path}: no layout.vocab_size recorded; regenerate the dataset")
+    return needed
+
+
+def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int) -> VocabLayout:
+    """Decide the model's id layout and fail fast on anything that cannot fit."""
+    check_paths(data)
+    synthetic = [s for s in data.sources if s.kind == "synthetic"] + [e for e in data.eval if e.kind == "synthetic"]
+    for source in synthetic:
+        needed = synthetic_vocab_needed(source.path)
+        if needed > num_meta_tokens:
+            raise ConfigError(
+                f"data source '{source.name}' ({source.path}) needs {needed} meta-language ids but "
+                f"model.num_meta_tokens is {num_meta_tokens}; set model.num_meta_tokens={needed} or more"
+            )
+    for source in [*data.sources, *data.eval]:
+        if source.kind == "natural":
+            store = TokenStore(source.path, check_ids=False)
+            store.check_ids(natural_vocab_size)
+    size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
+    return VocabLayout(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
+
+
+def check_paths(data: DataConfig) -> None:
+    """Every source and eval set must exist before any work starts."""
+    for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
+        for i, item in enumerate(items):
+            ok = (Path(item.path) / "manifest.json").is_file() if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
+            if not ok:
+                what = "a synthetic dataset dir (with manifest.json)" if item.kind == "synthetic" else "a token store (PREFIX.bin + PREFIX.idx)"
+                raise ConfigError(f"{kind}.{i}.path: {item.path} is not {what} (source '{item.name}')")
+
+
+# ---------------------------------------------------------------------------------------------
+# Blending: which source, and which window of it, does sample i come from?
+
+
+def _due_time(k: np.ndarray, weight: float) -> np.ndarray:
+    """When source with ``weight`` is due to emit its ``k``-th sample (float64, identical everywhere)."""
+    return (k.astype(np.float64) + 0.5) / weight
+
+
+def _count_before(time: float, weight: float) -> int:
+    """Number of k >= 0 with due time < ``time``, exactly consistent with :func:`_due_time`."""
+    k = max(int(np.floor(time * weight - 0.5)) - 1, -1)
+    while k >= 0 and _due_time(np.array([k]), weight)[0] >= time:
+        k -= 1
+    while _due_time(np.array([k + 1]), weight)[0] < time:
+        k += 1
+    return k + 1
+
+
+@functools.lru_cache(maxsize=64)
+def _blend_chunk(weights: tuple[float, ...], chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source and per-source index of samples ``[chunk*C, (chunk+1)*C)`` in the merged order.
+
+    The global order sorts every (source s, k) by due time ``(k+0.5)/w_s``, ties by source.
+    Because weights sum to 1, the sample of rank ``r`` is due within ``len(weights)`` of ``r``;
+    so a chunk only needs the candidates in a slightly wider time window, plus the exact
+    count of candidates before that window.
+    """
+    margin = len(weights) + 2
+    start, stop = chunk * BLEND_CHUNK, (chunk + 1) * BLEND_CHUNK
+    t0, t1 = max(start - margin, 0), stop + margin
+    sources, indices, times = [], [], []
+    base = 0
+    for s, w in enumerate(weights):
+        first, last = _count_before(t0, w), _count_before(t1, w)
+        base += first
+        k = np.arange(first, last, dtype=np.int64)
+        sources.append(np.full(len(k), s, dtype=np.int32))
+        indices.append(k)
+        times.append(_due_time(k, w))
+    src, idx, tim = np.concatenate(sources), np.concatenate(indices), np.concatenate(times)
+    order = np.lexsort((src, tim))
+    lo, hi = start - base, stop - base
+    if lo < 0 or hi > len(order):  # pragma: no cover - guarded by the margin argument above
+        raise AssertionError("blend window too narrow")
+    chosen = order[lo:hi]
+    return src[chosen], idx[chosen]
+
+
+def blend(weights: tuple[float, ...], index: int) -> tuple[int, int]:
+    """(source, k): sample ``index`` is the ``k``-th window drawn from ``source``."""
+    src, idx = _blend_chunk(weights, index // BLEND_CHUNK)
+    return int(src[index % BLEND_CHUNK]), int(idx[index % BLEND_CHUNK])
+
+
+def normalized_weights(sources: list[SourceConfig]) -> tuple[float, ...]:
+    total = float(sum(s.weight for s in sources))
+    return tuple(float(s.weight) / total for s in sources)
+
+
+def samples_per_source(weights: tuple[float, ...], num_samples: int) -> list[int]:
+    """How many of the first ``num_samples`` samples each source provides (exact)."""
+    return [_count_before_rank(weights, s, num_samples) for s in range(len(weights))]
+
+
+def _count_before_rank(weights: tuple[float, ...], source: int, num_samples: int) -> int:
+    if num_samples <= 0:
+        return 0
+    src, idx = _blend_chunk(weights, (num_samples - 1) // BLEND_CHUNK)
+    upto = (num_samples - 1) % BLEND_CHUNK + 1
+    mine = idx[:upto][src[:upto] == source]
+    if len(mine):
+        return int(mine[-1]) + 1
+    # none of this source in the chunk's head: count from earlier chunks
+    return _count_before_rank(weights, source, num_samples - upto)
+
+
+# ---------------------------------------------------------------------------------------------
+# One source as an endless stream of shuffled, EOS-joined documents
+
+
+@dataclass
+class Sample:
+    """One training window."""
+
+    input_ids: np.ndarray  # int64[seq_len]
+    loss_mask: np.ndarray  # uint8[seq_len]: 1 = this token is a training target
+    segment_ids: np.ndarray  # int32[seq_len]: document index within the window
+    source: int
+
+
+class PackedSource:
+    """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows."""
+
+    def __init__(self, store: TokenStore, *, seed: int, source_index: int, seq_len: int, eos_id: int, id_offset: int, add_eos: bool) -> None:
+        if len(store) == 0 or store.num_tokens == 0:
+            raise UserError(f"{store.prefix}: the store holds no tokens")
+        self.store = store
+        self.seed = seed
+        self.source_index = source_index
+        self.seq_len = seq_len
+        self.eos_id = eos_id
+        self.id_offset = id_offset
+        self.lengths = store.sizes.astype(np.int64) + (1 if add_eos else 0)
+        self.add_eos = add_eos
+        self.epoch_tokens = int(self.lengths.sum())
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs per source, freed with the source
+    def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document order, start offset of each position) for one epoch."""
+        rng = np.random.Generator(np.random.Philox(key=[self.seed & (2**64 - 1), (self.source_index << 32) | epoch]))
+        order = rng.permutation(len(self.lengths))
+        starts = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(self.lengths[order], out=starts[1:])
+        return order, starts
+
+    def epochs_for(self, num_windows: int) -> float:
+        return num_windows * self.seq_len / self.epoch_tokens
+
+    def window(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tokens, loss mask and segment ids of window ``k``."""
+        tokens = np.empty(self.seq_len, dtype=np.int64)
+        mask = np.empty(self.seq_len, dtype=np.uint8)
+        segments = np.empty(self.seq_len, dtype=np.int32)
+        position, segment = k * self.seq_len, 0
+        filled = 0
+        while filled < self.seq_len:
+            epoch, offset = divmod(position, self.epoch_tokens)
+            order, starts = self._epoch(epoch)
+            slot = int(np.searchsorted(starts, offset, side="right") - 1)
+            doc = int(order[slot])
+            within = offset - int(starts[slot])
+            take = min(int(self.lengths[doc]) - within, self.seq_len - filled)
+            self._copy(doc, within, take, tokens[filled : filled + take], mask[filled : filled + take])
+            segments[filled : filled + take] = segment
+            filled += take
+            position += take
+            segment += 1
+        return tokens, mask, segments
+
+    def _copy(self, doc: int, within: int, take: int, tokens: np.ndarray, mask: np.ndarray) -> None:
+        """Copy ``take`` tokens of document ``doc`` (plus its trailing EOS) from ``within``."""
+        body = int(self.store.sizes[doc])
+        n_body = max(0, min(take, body - within))
+        if n_body:
+            tokens[:n_body] = self.store.document(doc, within, n_body).astype(np.int64) + self.id_offset
+            doc_mask = self.store.mask(doc)
+            mask[:n_body] = 1 if doc_mask is None else doc_mask[within : within + n_body]
+        if take > n_body:  # the EOS after the document
+            tokens[n_body:take] = self.eos_id
+            mask[n_body:take] = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The mixture
+
+
+class Mixture:
+    """Deterministic weighted blend of packed sources; ``sample(i)`` is a pure function of i."""
+
+    def __init__(self, data: DataConfig, *, seed: int, layout: VocabLayout, eos_id: int) -> None:
+        self.data = data
+        self.seed = seed
+        self.layout = layout
+        self.weights = normalized_weights(data.sources)
+        self.source_names = [s.name for s in data.sources]
+        self.eos_id = eos_id
+        self.sources = [self._open(i, s) for i, s in enumerate(data.sources)]
+
+    def _open(self, index: int, source: SourceConfig) -> PackedSource:
+        if source.kind == "synthetic":
+            from synthlm.synth import load_synthetic
+
+            store = load_synthetic(source.path).split("train")
+            offset, add_eos = self.layout.meta_offset, True
+        else:
+            store = TokenStore(source.path, check_ids=False)
+            offset, add_eos = 0, not bool(store.metadata.get("append_eod", False))
+        return PackedSource(
+            store, seed=self.seed, source_index=index, seq_len=self.data.seq_len,
+            eos_id=self.eos_id, id_offset=offset, add_eos=add_eos,
+        )
+
+    def __len__(self) -> int:  # an endless stream; len is only for samplers that need one
+        return 2**62
+
+    def sample(self, index: int) -> Sample:
+        source, k = blend(self.weights, index)
+        tokens, mask, segments = self.sources[source].window(k)
+        return Sample(tokens, mask, segments, source)
+
+    def check_budget(self, num_samples: int) -> dict[str, float]:
+        """Epochs each source will see in ``num_samples``; fail fast past ``max_repetition``."""
+        counts = samples_per_source(self.weights, num_samples)
+        epochs = {}
+        for config, packed, count in zip(self.data.sources, self.sources, counts):
+            epochs[config.name] = packed.epochs_for(count)
+            if config.max_repetition is not None and epochs[config.name] > config.max_repetition:
+                raise ConfigError(
+                    f"data source '{config.name}' would be repeated {epochs[config.name]:.2f} times "
+                    f"(max_repetition={config.max_repetition}); add data, lower its weight, or train fewer steps"
+                )
+        return epochs
+
+
+class MixtureDataset:
+    """Map-style dataset over chosen sample indices (torch's DataLoader accepts any sequence).
+
+    Item ``i`` is ``mixture.sample(indices[i])``; pass ``range(start, stop)`` for a plain slice
+    of the global stream, or the indices one rank owns.
+    """
+
+    def __init__(self, mixture: Mixture, indices: range | list[int]) -> None:
+        self.mixture = mixture
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.mixture.sample(int(self.indices[i]))

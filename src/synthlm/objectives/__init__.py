@@ -1,0 +1,16 @@
+"""Training objectives: how a batch of packed samples becomes model inputs, labels and a loss.
+
+Each objective is one module that registers itself with :func:`register_objective`; the loop
+only calls ``collate`` and ``loss_sum``. Importing this package imports every built-in objective.
+"""
+
+from synthlm.objectives import clm as _clm  # noqa: F401  (registers "clm")
+from synthlm.objectives.base import (
+    IGNORE_INDEX,
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    register_objective,
+)
+
+__all__ = ["IGNORE_INDEX", "OBJECTIVES", "Objective", "get_objective", "register_objective"]

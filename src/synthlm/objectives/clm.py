@@ -1,0 +1,78 @@
+"""Causal language modelling on packed windows.
+
+Labels follow the HF convention (``labels == input_ids``, shifted inside the loss) with
+``IGNORE_INDEX`` where a token is not a target: where the sample's loss mask is 0 (synthetic
+inputs when training on answers only), and, with ``document_mask``, at the first token of each
+packed document, because the previous document's last token must never predict the next one.
+
+With ``document_mask`` each document also gets its own positions (restarting at 0) and a
+block-diagonal causal attention mask, so packing is equivalent to training on the documents
+one by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
+
+
+def segment_positions(segments: np.ndarray) -> np.ndarray:
+    """Position of each token within its document (restarts at every segment change)."""
+    positions = np.arange(segments.shape[-1], dtype=np.int64)
+    starts = np.concatenate([[True], segments[1:] != segments[:-1]])
+    start_index = np.maximum.accumulate(np.where(starts, positions, 0))
+    return positions - start_index
+
+
+def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Additive 4D mask [B, 1, T, T]: 0 where query may attend key (same document, key <= query)."""
+    same = segments[:, :, None] == segments[:, None, :]
+    causal = torch.ones(segments.shape[-1], segments.shape[-1], dtype=torch.bool, device=segments.device).tril()
+    allowed = same & causal
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]
+
+
+@register_objective("clm")
+class CausalLM(Objective):
+    """Next-token prediction over packed windows."""
+
+    def __init__(self, document_mask: bool = False) -> None:
+        self.document_mask = document_mask
+
+    def collate(self, samples: list) -> dict[str, torch.Tensor]:
+        tokens = np.stack([s.input_ids for s in samples])
+        mask = np.stack([s.loss_mask for s in samples]).astype(bool)
+        segments = np.stack([s.segment_ids for s in samples])
+        labels = np.where(mask, tokens, IGNORE_INDEX)
+        batch = {"input_ids": torch.from_numpy(tokens), "labels": torch.from_numpy(labels)}
+        batch["source"] = torch.tensor([s.source for s in samples], dtype=torch.long)
+        if self.document_mask:
+            new_doc = np.zeros_like(mask)
+            new_doc[:, 1:] = segments[:, 1:] != segments[:, :-1]
+            batch["labels"] = torch.from_numpy(np.where(new_doc, IGNORE_INDEX, labels))
+            batch["position_ids"] = torch.from_numpy(np.stack([segment_positions(s) for s in segments]))
+            batch["segment_ids"] = torch.from_numpy(segments.astype(np.int64))
+        return batch
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        per_token, targets = self.token_losses(model, batch)
+        return per_token.sum(), targets.sum()
+
+    def token_losses(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-position losses [B, T-1] (0 where ignored) and the target indicator."""
+        kwargs = {"input_ids": batch["input_ids"]}
+        if "segment_ids" in batch:
+            dtype = next(model.parameters()).dtype
+            kwargs["attention_mask"] = block_causal_mask(batch["segment_ids"], dtype=dtype)
+            kwargs["position_ids"] = batch["position_ids"]
+        logits = model(**kwargs).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        losses = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+        ).view(labels.shape)
+        return losses, labels != IGNORE_INDEX
