@@ -29,11 +29,17 @@ class Objective:
         if options:
             raise ConfigError(f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}")
 
+    def window_length(self, seq_len: int) -> int:
+        """Raw tokens a sample must hold so the model sees ``seq_len`` (T5 corruption shrinks it)."""
+        return seq_len
+
     def collate(self, samples: list[Any]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Stack samples into model inputs and labels (tensors on the CPU)."""
+        raise NotImplementedError(f"objective '{self.name}' must implement collate")
 
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(sum of per-token losses, number of target tokens) for one micro-batch."""
+        raise NotImplementedError(f"objective '{self.name}' must implement loss_sum")
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:

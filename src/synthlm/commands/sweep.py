@@ -1,0 +1,122 @@
+"""``synthlm sweep``: one config per grid point, trained in turn or as a SLURM array."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+
+from synthlm.errors import UserError
+
+
+def sweep(
+    args: list[str] = typer.Argument(
+        ...,
+        help="BASE.yaml [MORE.yaml...] then grid axes KEY=V1,V2 (a single value is a fixed override).",
+    ),
+    grid: list[str] = typer.Option(
+        [],
+        "--grid",
+        "-g",
+        help="A grid axis KEY=V1,V2,... (repeatable; same as a positional KEY=V1,V2).",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Sweep folder: configs/, runs/, sweep.json, sweep.slurm."
+    ),
+    slurm: bool = typer.Option(
+        False,
+        "--slurm",
+        help="Write SWEEPDIR/sweep.slurm (an array job) instead of training locally.",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Write the configs (and the SLURM script with --slurm), train nothing.",
+    ),
+    # The trainer is a command, not a fixed call, so users can wrap it (`accelerate launch -m
+    # synthlm train`, `torchrun ...`) and tests can check the local loop with a stand-in.
+    command: str = typer.Option(
+        None,
+        "--command",
+        help="Trainer command; the config path is appended. Default: `python -m synthlm train` in this environment.",
+    ),
+    slurm_option: list[str] = typer.Option(
+        [],
+        "--slurm-option",
+        help="Extra #SBATCH line NAME=VALUE, e.g. partition=gpu, time=24:00:00 (repeatable).",
+    ),
+    slurm_setup: list[str] = typer.Option(
+        [],
+        "--slurm-setup",
+        help="Shell line run before training in each task, e.g. 'source .venv/bin/activate' (repeatable).",
+    ),
+    max_parallel: int = typer.Option(
+        None, "--max-parallel", min=1, help="SLURM: at most this many array tasks at once."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace a different sweep in --out, and retrain points that already finished.",
+    ),
+    no_validate: bool = typer.Option(
+        False, "--no-validate", help="Skip checking each point against the training config schema."
+    ),
+) -> None:
+    """Write one training config per grid point; run them one after another, or write a SLURM array.
+
+    Example: synthlm sweep base.yaml data.sources.1.weight=0.1,0.2 --grid optim.lr=1e-3,3e-4 --out sweeps/dyck
+    Compare afterwards (or while running): synthlm report sweeps/dyck --out sweeps/dyck/report
+    """
+    from synthlm.config import split_files_and_overrides
+    from synthlm.sweep import (
+        default_command,
+        default_validator,
+        parse_slurm_options,
+        plan_sweep,
+        run_local,
+        write_slurm_script,
+        write_sweep,
+    )
+
+    files, axes = split_files_and_overrides(args)
+    argv = _command(command) if command else default_command()
+    options = parse_slurm_options(slurm_option)
+    plan = plan_sweep(files, [*grid, *axes], out)
+    write_sweep(plan, validator=None if no_validate else default_validator(), force=force)
+    typer.echo(f"wrote {len(plan.points)} configs to {plan.out / 'configs'}")
+    if slurm:
+        script = write_slurm_script(
+            plan, argv, options=options, setup=slurm_setup, max_parallel=max_parallel
+        )
+        typer.echo(f"wrote {script}; submit with: sbatch {shlex.quote(str(script))}")
+    elif not dry_run:
+        outcomes = run_local(plan, argv, echo=typer.echo)
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            names = ", ".join(f"{o.point.name} (exit {o.returncode})" for o in failed)
+            typer.secho(
+                f"{len(failed)} of {len(outcomes)} sweep points failed: {names}",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise typer.Exit(1)
+    typer.echo(
+        f"compare with: synthlm report {shlex.quote(str(plan.out))} --out {shlex.quote(str(plan.out / 'report'))}"
+    )
+
+
+def _command(text: str) -> list[str]:
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"--command {text!r}: {exc}") from None
+    if not argv:
+        raise UserError(
+            "--command: empty; give the trainer command, e.g. 'python -m synthlm train'"
+        )
+    return argv
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)

@@ -1,0 +1,82 @@
+"""Config differences between runs: what makes each run in an ablation different.
+
+Runs are named after what changed, not after their directories: a legend that reads
+``data.sources.1.weight=0.2`` answers "which curve is which" without opening any file. Both
+configs are flattened to dotted keys (lists by index, as overrides are written), so a label is
+also a valid override to reproduce that run.
+
+Keys that differ between every pair of runs without meaning anything are left out: the run's
+own output directory, and paths where logs go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+MISSING = "(unset)"
+IGNORED_KEYS = re.compile(r"(^|\.)run_dir$|^logging\.(.+\.)?[^.]*(dir|path|file)$")
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"sources": [{"weight": 1}]}}`` -> ``{"data.sources.0.weight": 1}``."""
+    return dict(_leaves(tree, prefix))
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping) and node:
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list) and node:
+        for index, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}.{index}" if prefix else str(index))
+    elif prefix:
+        yield prefix, node
+
+
+def format_value(value: Any) -> str:
+    """Values as a user would type them in an override."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest exact form: 0.0003, 1e-05; never merges distinct values
+    if isinstance(value, (list, dict)):
+        return "[]" if isinstance(value, list) else "{}"
+    return str(value)
+
+
+def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Dotted keys whose value is not the same in every config (first-seen order)."""
+    flat = [flatten(c) for c in configs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    return [
+        k for k in keys if not IGNORED_KEYS.search(k) and len({_canonical(f, k) for f in flat}) > 1
+    ]
+
+
+def _canonical(flat: Mapping[str, Any], key: str) -> str:
+    return format_value(flat[key]) if key in flat else MISSING
+
+
+def describe(config: Mapping[str, Any], keys: Sequence[str]) -> str:
+    flat = flatten(config)
+    return ", ".join(f"{k}={_canonical(flat, k)}" for k in keys)
+
+
+def run_labels(configs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """One legend label per run: its differing keys, else its name; always unique."""
+    keys = differing_keys([c for c in configs if c])
+    labels = [describe(c, keys) if c and keys else name for c, name in zip(configs, names)]
+    labels = _disambiguate(labels, names)
+    return _disambiguate(labels, [f"#{i + 1}" for i in range(len(labels))])
+
+
+def _disambiguate(labels: list[str], extra: Sequence[str]) -> list[str]:
+    counts = {label: labels.count(label) for label in labels}
+    return [
+        f"{label} [{more}]" if counts[label] > 1 and label != more else label
+        for label, more in zip(labels, extra)
+    ]

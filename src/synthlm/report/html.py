@@ -1,0 +1,253 @@
+"""The report page: one self-contained HTML file (CSS inline, PNGs embedded as data URIs).
+
+Self-contained so that it survives being mailed, attached to an issue or copied off a cluster
+on its own; the same PNGs are also written beside it for slides and papers. No JavaScript: the
+page is static and renders the same in any browser, including headless ones in CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthlm import __version__
+from synthlm.report.diff import IGNORED_KEYS, MISSING, flatten, format_value
+from synthlm.report.load import Run
+from synthlm.report.plots import Drawn
+
+LOWER_IS_BETTER = ("loss", "ppl", "bpb", "perplexity")
+HIGHER_IS_BETTER = ("acc", "accuracy", "exact_match", "em", "f1")
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1400px; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.diff td { background: #fff6d5; } td.best { font-weight: bold; }
+.swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; margin-right: .4em; vertical-align: -1px; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption, .note { color: #666; font-size: 12px; } code { font-size: 12px; }
+"""
+
+
+def render_page(
+    runs: Sequence[Run],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    figures: Sequence[Drawn],
+    differing: Sequence[str],
+    *,
+    title: str,
+    axis: str,
+    refresh: int | None = None,
+) -> str:
+    """The whole page as a string (the caller writes it atomically)."""
+    now = dt.datetime.now().astimezone()
+    head = f'<meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style>'
+    if refresh:
+        head += f'<meta http-equiv="refresh" content="{int(refresh)}">'
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="note">{len(runs)} run(s); generated {now:%Y-%m-%d %H:%M:%S %Z} by synthlm {__version__}; x axis: {axis}.</p>',
+        _section("Runs", _runs_table(runs, labels, colors, now.timestamp())),
+        _section("Differing config keys", _diff_table(runs, labels, colors, differing)),
+        _section(
+            "Curves",
+            "".join(_figure(f) for f in figures) or '<p class="note">No metrics logged yet.</p>',
+        ),
+        _section("Final metrics", _final_table(runs, labels, colors)),
+        _section("Resolved configs", _configs_table(runs, labels, colors, differing)),
+    ]
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head>{head}</head><body>\n'
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _section(title: str, content: str) -> str:
+    anchor = title.lower().replace(" ", "-")
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{content}</section>'
+
+
+def _run_head(labels: Sequence[str], colors: Sequence[str], first: str) -> str:
+    cells = "".join(
+        f'<th><span class="swatch" style="background:{c}"></span>{_e(label)}</th>'
+        for label, c in zip(labels, colors)
+    )
+    return f"<tr><th>{_e(first)}</th>{cells}</tr>"
+
+
+def _runs_table(
+    runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str], now: float
+) -> str:
+    rows = [
+        "<tr><th>run</th><th>directory</th><th>status</th><th>step</th><th>tokens</th><th>notes</th></tr>"
+    ]
+    for run, label, color in zip(runs, labels, colors):
+        step, tokens = _position(run)
+        target = run.max_steps()
+        step_text = (
+            ""
+            if step is None
+            else f"{step:,}" + (f" / {target:,} ({100 * step / target:.0f}%)" if target else "")
+        )
+        notes = (
+            [f"{run.bad_lines} unreadable line(s) in metrics.jsonl skipped"]
+            if run.bad_lines
+            else []
+        )
+        notes += [] if run.config else ["no config.yaml yet"]
+        rows.append(
+            f'<tr><td><span class="swatch" style="background:{color}"></span>{_e(label)}</td>'
+            f"<td><code>{_e(run.path)}</code></td><td>{_e(run.status(now))}</td>"
+            f'<td class="num">{_e(step_text)}</td><td class="num">{"" if tokens is None else f"{tokens:,}"}</td>'
+            f"<td>{_e('; '.join(notes))}</td></tr>"
+        )
+    return f'<table class="runs">{"".join(rows)}</table>'
+
+
+def _position(run: Run) -> tuple[int | None, int | None]:
+    """Latest step and token count logged by any metric."""
+    steps = [float(c.steps[-1]) for c in run.columns.values() if len(c.steps)]
+    tokens = [
+        float(c.tokens[-1])
+        for c in run.columns.values()
+        if len(c.tokens) and math.isfinite(c.tokens[-1])
+    ]
+    return (int(max(steps)) if steps else None), (int(max(tokens)) if tokens else None)
+
+
+def _diff_table(
+    runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str], differing: Sequence[str]
+) -> str:
+    if len(runs) < 2:
+        return '<p class="note">One run: nothing to compare.</p>'
+    if not differing:
+        return (
+            '<p class="note">The runs\' configs do not differ (outside run_dir and log paths).</p>'
+        )
+    flat = [flatten(run.config) for run in runs]
+    rows = [_run_head(labels, colors, "key")]
+    for key in differing:
+        cells = "".join(
+            f"<td><code>{_e(format_value(f[key]) if key in f else MISSING)}</code></td>"
+            for f in flat
+        )
+        rows.append(f'<tr class="diff"><td><code>{_e(key)}</code></td>{cells}</tr>')
+    return f'<table class="differences">{"".join(rows)}</table>'
+
+
+def _figure(drawn: Drawn) -> str:
+    data = base64.b64encode(drawn.path.read_bytes()).decode("ascii")
+    name = drawn.path.name
+    caption = " ".join(filter(None, [drawn.spec.caption, *drawn.notes]))
+    return (
+        f'<figure id="fig-{_e(drawn.spec.slug)}"><img src="data:image/png;base64,{data}" alt="{_e(drawn.spec.title)}">'
+        f'<figcaption>{_e(drawn.spec.title)} (<a href="{_e(name)}">{_e(name)}</a>){". " + _e(caption) if caption else ""}</figcaption></figure>'
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables of numbers
+
+
+def final_metrics(runs: Sequence[Run]) -> dict[str, list[float | None]]:
+    """Metric name -> last value per run: every logged numeric key and every eval file entry."""
+    names = list(dict.fromkeys(k for run in runs for k in run.columns))
+    names.sort(key=_metric_order)
+    table = {name: [run.last(name) for run in runs] for name in names}
+    for stem in dict.fromkeys(s for run in runs for s in run.results):
+        for metric in dict.fromkeys(m for run in runs for m in run.results.get(stem, {})):
+            table[f"{stem}/{metric}"] = [run.results.get(stem, {}).get(metric) for run in runs]
+    return table
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    """Loss first, then per-source losses, then eval metrics, then the rest (alphabetical)."""
+    if name == "loss":
+        return (0, name)
+    if name.startswith("loss/"):
+        return (1, name)
+    if name.startswith("eval/"):
+        return (2, name)
+    return (3, name)
+
+
+def direction(name: str) -> int:
+    """-1 when lower is better, +1 when higher is better, 0 when we cannot tell."""
+    last = name.rstrip("/").split("/")
+    parts = {p.split(",")[0].lower() for p in last[-2:]}
+    if parts & set(LOWER_IS_BETTER) and not name.endswith("stderr"):
+        return -1
+    if parts & set(HIGHER_IS_BETTER) and not name.endswith("stderr"):
+        return 1
+    return 0
+
+
+def _final_table(runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str]) -> str:
+    table = final_metrics(runs)
+    if not table:
+        return '<p class="note">No numeric metrics yet.</p>'
+    rows = [_run_head(labels, colors, "metric")]
+    for name, values in table.items():
+        best = _best(values, direction(name))
+        cells = "".join(
+            f'<td class="num{" best" if i == best else ""}">{"" if v is None else _e(_number(v))}</td>'
+            for i, v in enumerate(values)
+        )
+        rows.append(f"<tr><td><code>{_e(name)}</code></td>{cells}</tr>")
+    note = '<p class="note">Last logged value of each metric; bold: best of the runs where the direction is known (loss, ppl, bpb lower; accuracy higher).</p>'
+    return f'{note}<table class="final">{"".join(rows)}</table>'
+
+
+def _best(values: Sequence[float | None], sign: int) -> int | None:
+    present = [(v, i) for i, v in enumerate(values) if v is not None]
+    if sign == 0 or len(present) < 2 or len({v for v, _ in present}) < 2:
+        return None
+    return (min(present) if sign < 0 else max(present))[1]
+
+
+def _number(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def _configs_table(
+    runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str], differing: Sequence[str]
+) -> str:
+    flat = [flatten(run.config) for run in runs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    if not keys:
+        return '<p class="note">No config.yaml in any run yet.</p>'
+    marked = set(differing)
+    rows = [_run_head(labels, colors, "key")]
+    for key in keys:
+        css = (
+            ' class="diff"'
+            if key in marked
+            else (' class="ignored"' if IGNORED_KEYS.search(key) else "")
+        )
+        cells = "".join(
+            f"<td><code>{_e(format_value(f[key]) if key in f else MISSING)}</code></td>"
+            for f in flat
+        )
+        rows.append(f"<tr{css}><td><code>{_e(key)}</code></td>{cells}</tr>")
+    summary = f"{len(keys)} keys, {len(marked)} differing (highlighted)"
+    return f'<details open><summary>{summary}</summary><table class="configs">{"".join(rows)}</table></details>'
+
+
+def write_page(path: Path, page: str) -> Path:
+    from synthlm.fileio import atomic_write_text
+
+    return atomic_write_text(path, page)

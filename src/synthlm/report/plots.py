@@ -1,0 +1,414 @@
+"""Figures for a run report: which metrics go together, and drawing them as small PNGs.
+
+Two steps, kept apart so each stays simple: *panel builders* (a registry, one function per
+family of metrics) look at the metric names the runs logged and describe figures as plain data;
+:func:`render` draws any such description. Adding a new family of plots is one decorated
+function. Metric names no builder claims are not plotted (they still reach the final table).
+
+Colour always means run (the same colour in every figure and in the HTML tables); line style
+means train (solid) or eval (dashed with dots). Figures are drawn on ``matplotlib.figure.Figure``
+with the Agg canvas and never through ``pyplot``: no GUI backend, no global figure registry to
+leak, and no change to the backend of a notebook that calls us.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthlm.fileio import atomic_path
+from synthlm.report.load import Run
+
+MAX_BARS = 40  # metrics per bar chart; every value is in the final-metrics table anyway
+MARKER_LIMIT = 200  # points per curve up to which each point gets a marker
+LEGEND_CHARS_PER_INCH = 14  # legend text at 8 pt, with margin: decides one row vs one per line
+
+
+@dataclass(frozen=True)
+class Curve:
+    key: str
+    style: str = "train"  # "train" (solid) or "eval" (dashed, dots)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One set of axes: its curves (one line per run and curve) or, for bars, a results file."""
+
+    title: str
+    curves: tuple[Curve, ...] = ()
+    ylabel: str = ""
+    log: bool = False
+    unit_range: bool = False  # accuracies: y from 0 to 1
+    results: str = ""  # bar chart of RUN/eval/<results>.json ...
+    metrics: tuple[str, ...] = ()  # ... restricted to these entries
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    slug: str  # file name without .png
+    title: str
+    panels: tuple[Panel, ...]
+    caption: str = ""
+
+
+@dataclass
+class Drawn:
+    """A rendered figure: where the PNG went and what it shows."""
+
+    spec: FigureSpec
+    path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+Builder = Callable[[Sequence[Run]], list[FigureSpec]]
+PANEL_BUILDERS: dict[str, Builder] = {}
+
+
+def panel_builder(name: str) -> Callable[[Builder], Builder]:
+    """Register a function that turns the runs' metric names into figure descriptions."""
+
+    def decorate(func: Builder) -> Builder:
+        PANEL_BUILDERS[name] = func
+        return func
+
+    return decorate
+
+
+def figure_specs(runs: Sequence[Run]) -> list[FigureSpec]:
+    """Every figure the registered builders want for these runs, in registration order."""
+    return [spec for build in PANEL_BUILDERS.values() for spec in build(runs) if spec.panels]
+
+
+# ---------------------------------------------------------------------------------------------
+# Panel builders
+
+
+def _keys(runs: Sequence[Run]) -> list[str]:
+    return list(dict.fromkeys(k for run in runs for k in run.columns))
+
+
+def _kind(runs: Sequence[Run], name: str, keys: Iterable[str]) -> str:
+    """A source's kind from any run's config; otherwise accuracy metrics mean a synthetic task."""
+    for run in runs:
+        if name in run.source_kinds:
+            return run.kind_of(name)
+    return "synthetic" if any(k.startswith(f"eval/{name}/acc") for k in keys) else "natural"
+
+
+def _single(
+    slug: str, title: str, key: str, keys: list[str], ylabel: str = "", log: bool = False
+) -> list[FigureSpec]:
+    if key not in keys:
+        return []
+    return [FigureSpec(slug, title, (Panel(title, (Curve(key),), ylabel or key, log),))]
+
+
+@panel_builder("train_loss")
+def _train_loss(runs: Sequence[Run]) -> list[FigureSpec]:
+    return _single("loss", "Training loss", "loss", _keys(runs), "loss (nats/token)")
+
+
+@panel_builder("source_loss")
+def _source_loss(runs: Sequence[Run]) -> list[FigureSpec]:
+    """Train loss per source and eval loss per eval set, natural and synthetic in separate figures."""
+    keys = _keys(runs)
+    names = _loss_names(keys)
+    specs = []
+    for kind in ("natural", "synthetic"):
+        panels = tuple(_loss_panel(name, keys) for name in names if _kind(runs, name, keys) == kind)
+        caption = (
+            "solid: training loss on the source; dashed: eval loss on the eval set of that name"
+        )
+        specs.append(FigureSpec(f"loss_{kind}", f"Loss on {kind} data", panels, caption))
+    return specs
+
+
+def _loss_names(keys: list[str]) -> list[str]:
+    names = []
+    for key in keys:
+        match = re.fullmatch(r"loss/(.+)", key) or re.fullmatch(r"eval/(.+)/loss", key)
+        if match:
+            names.append(match.group(1))
+    return list(dict.fromkeys(names))
+
+
+def _loss_panel(name: str, keys: list[str]) -> Panel:
+    curves = [
+        Curve(k, style)
+        for k, style in ((f"loss/{name}", "train"), (f"eval/{name}/loss", "eval"))
+        if k in keys
+    ]
+    return Panel(name, tuple(curves), "loss (nats/token)")
+
+
+@panel_builder("perplexity")
+def _perplexity(runs: Sequence[Run]) -> list[FigureSpec]:
+    keys = _keys(runs)
+    panels = tuple(
+        Panel(m.group(1), (Curve(k, "eval"),), "perplexity", log=True)
+        for k in keys
+        if (m := re.fullmatch(r"eval/(.+)/ppl", k))
+    )
+    return [FigureSpec("perplexity", "Eval perplexity", panels)]
+
+
+@panel_builder("accuracy")
+def _accuracy(runs: Sequence[Run]) -> list[FigureSpec]:
+    """Synthetic-task exact match: one figure per eval set, one panel overall plus one per domain."""
+    keys = _keys(runs)
+    sets = list(
+        dict.fromkeys(m.group(1) for k in keys if (m := re.fullmatch(r"eval/([^/]+)/acc(/.+)?", k)))
+    )
+    specs = []
+    for name in sets:
+        acc_keys = [k for k in keys if k == f"eval/{name}/acc" or k.startswith(f"eval/{name}/acc/")]
+        panels = tuple(
+            Panel(_domain_title(k, name), (Curve(k, "eval"),), "accuracy", unit_range=True)
+            for k in acc_keys
+        )
+        specs.append(
+            FigureSpec(
+                f"accuracy_{_slug(name)}",
+                f"Synthetic-task accuracy: {name}",
+                panels,
+                "exact match per domain",
+            )
+        )
+    return specs
+
+
+def _domain_title(key: str, name: str) -> str:
+    domain = key.removeprefix(f"eval/{name}/acc").lstrip("/")
+    return domain or "all domains"
+
+
+@panel_builder("optimizer")
+def _optimizer(runs: Sequence[Run]) -> list[FigureSpec]:
+    keys = _keys(runs)
+    return [
+        *_single("lr", "Learning rate", "lr", keys, "learning rate"),
+        *_single("grad_norm", "Gradient norm", "grad_norm", keys, "grad norm"),
+    ]
+
+
+@panel_builder("throughput")
+def _throughput(runs: Sequence[Run]) -> list[FigureSpec]:
+    keys = _keys(runs)
+    panels = (
+        [Panel("Tokens per second", (Curve("tokens_per_s"),), "tokens/s")]
+        if "tokens_per_s" in keys
+        else []
+    )
+    panels += [Panel("Model FLOPs utilisation", (Curve("mfu"),), "MFU")] if "mfu" in keys else []
+    return [FigureSpec("throughput", "Throughput", tuple(panels))]
+
+
+@panel_builder("results")
+def _results(runs: Sequence[Run]) -> list[FigureSpec]:
+    """One bar chart per RUN/eval/<name>.json (QA, lm-eval, ...), runs side by side.
+
+    Scores in [0, 1] (accuracies, F1) and everything else (counts, perplexities) get separate
+    panels: on one shared axis a count of 500 would flatten every accuracy to nothing.
+    """
+    stems = list(dict.fromkeys(stem for run in runs for stem in run.results))
+    specs = []
+    for stem in stems:
+        metrics = list(dict.fromkeys(m for run in runs for m in run.results.get(stem, {})))
+        unit = tuple(
+            m for m in metrics if all(0 <= run.results.get(stem, {}).get(m, 0) <= 1 for run in runs)
+        )
+        other = tuple(m for m in metrics if m not in unit)
+        panels = [
+            Panel(title, results=stem, metrics=group)
+            for title, group in ((f"{stem}: scores", unit), (f"{stem}: other values", other))
+            if group
+        ]
+        specs.append(FigureSpec(f"results_{_slug(stem)}", f"Eval results: {stem}", tuple(panels)))
+    return specs
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unnamed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+
+
+def x_axis(runs: Sequence[Run]) -> str:
+    """Tokens when every logged point has a token count (comparable across batch sizes), else step."""
+    columns = [c for run in runs for c in run.columns.values()]
+    return "tokens" if columns and all(np.isfinite(c.tokens).all() for c in columns) else "step"
+
+
+def run_colors(count: int) -> list[str]:
+    """Hex colours, one per run, shared by every figure and the HTML tables."""
+    from matplotlib import colormaps, colors
+
+    if count <= 10:
+        cmap, points = colormaps["tab10"], [i / 10 + 0.05 for i in range(count)]
+    elif count <= 20:
+        cmap, points = colormaps["tab20"], [i / 20 + 0.025 for i in range(count)]
+    else:
+        cmap, points = colormaps["turbo"], list(np.linspace(0.05, 0.95, count))
+    return [colors.to_hex(cmap(p)) for p in points]
+
+
+def render_all(
+    runs: Sequence[Run],
+    labels: Sequence[str],
+    out_dir: Path,
+    dpi: int = 100,
+    progress: bool = False,
+) -> list[Drawn]:
+    """Draw every figure for ``runs`` into ``out_dir`` (PNG files written atomically)."""
+    from tqdm.auto import tqdm
+
+    axis = x_axis(runs)
+    colors = run_colors(len(runs))
+    specs = figure_specs(runs)
+    return [
+        render(spec, runs, labels, colors, axis, out_dir, dpi)
+        for spec in tqdm(specs, desc="figures", unit="fig", disable=not progress, leave=False)
+    ]
+
+
+def render(
+    spec: FigureSpec,
+    runs: Sequence[Run],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    axis: str,
+    out_dir: Path,
+    dpi: int = 100,
+) -> Drawn:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(3, len(spec.panels))
+    rows = math.ceil(len(spec.panels) / cols)
+    fig = Figure(
+        figsize=(4.0 * cols, 2.8 * rows + 0.5 + 0.22 * len(runs)), dpi=dpi, layout="constrained"
+    )
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    drawn = Drawn(spec, Path(out_dir) / f"{spec.slug}.png")
+    used: set[int] = set()
+    styles: set[str] = set()
+    for ax, panel in zip(axes, spec.panels):
+        if panel.results:
+            used |= _draw_bars(ax, panel, runs, colors, drawn)
+        else:
+            used |= _draw_lines(ax, panel, runs, colors, axis, styles)
+        if len(spec.panels) > 1 or panel.title != spec.title:
+            ax.set_title(panel.title, fontsize=9)
+    for ax in axes[len(spec.panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(spec.title, fontsize=11)
+    _legend(fig, sorted(used), labels, colors, styles)
+    with atomic_path(drawn.path) as temp:
+        fig.savefig(temp, format="png")
+    return drawn
+
+
+def _draw_lines(
+    ax, panel: Panel, runs: Sequence[Run], colors: Sequence[str], axis: str, styles: set[str]
+) -> set[int]:
+    from matplotlib.ticker import EngFormatter
+
+    used = set()
+    for index, run in enumerate(runs):
+        for curve in panel.curves:
+            column = run.columns.get(curve.key)
+            if column is None or not len(column.values):
+                continue
+            eval_style = curve.style == "eval"
+            marker = "o" if eval_style and len(column.values) <= MARKER_LIMIT else None
+            ax.plot(
+                column.x(axis),
+                column.values,
+                color=colors[index],
+                linestyle="--" if eval_style else "-",
+                marker=marker,
+                markersize=3,
+                linewidth=1.2,
+            )
+            used.add(index)
+            styles.add(curve.style)
+    ax.set_xlabel(axis, fontsize=8)
+    ax.set_ylabel(panel.ylabel, fontsize=8)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    if panel.log and _all_positive(ax):
+        ax.set_yscale("log")
+    if panel.unit_range:
+        ax.set_ylim(-0.02, 1.02)
+    return used
+
+
+def _all_positive(ax) -> bool:
+    return all((np.asarray(line.get_ydata()) > 0).all() for line in ax.get_lines())
+
+
+def _draw_bars(
+    ax, panel: Panel, runs: Sequence[Run], colors: Sequence[str], drawn: Drawn
+) -> set[int]:
+    metrics = list(panel.metrics)
+    if len(metrics) > MAX_BARS:
+        drawn.notes.append(
+            f"{panel.results}: first {MAX_BARS} of {len(metrics)} metrics drawn; all are in the table below"
+        )
+        metrics = metrics[:MAX_BARS]
+    present = [i for i, run in enumerate(runs) if panel.results in run.results]
+    height = 0.8 / max(len(present), 1)
+    positions = np.arange(len(metrics))
+    for slot, index in enumerate(present):
+        values = [runs[index].results[panel.results].get(m, np.nan) for m in metrics]
+        ax.barh(positions + slot * height, values, height=height, color=colors[index])
+    ax.set_yticks(
+        positions + height * (len(present) - 1) / 2,
+        [textwrap.shorten(m, 40) for m in metrics],
+        fontsize=7,
+    )
+    ax.invert_yaxis()
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    ax.figure.set_size_inches(
+        ax.figure.get_figwidth(),
+        max(ax.figure.get_figheight(), 1.2 + 0.18 * len(metrics) * max(len(present), 1)),
+    )
+    return set(present)
+
+
+def _legend(
+    fig, used: list[int], labels: Sequence[str], colors: Sequence[str], styles: set[str]
+) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[i], linewidth=2) for i in used]
+    width = int(fig.get_figwidth() * LEGEND_CHARS_PER_INCH)
+    names = [textwrap.fill(labels[i], width - 6) for i in used]
+    if styles == {"train", "eval"}:
+        handles += [
+            Line2D([], [], color="0.4", linestyle="-"),
+            Line2D([], [], color="0.4", linestyle="--", marker="o", markersize=3),
+        ]
+        names += ["train", "eval"]
+    if not handles:
+        return
+    one_row = sum(len(n) + 6 for n in names) <= width and "\n" not in "".join(names)
+    fig.legend(
+        handles,
+        names,
+        loc="outside lower center",
+        ncols=len(handles) if one_row else 1,
+        fontsize=8,
+        frameon=False,
+    )

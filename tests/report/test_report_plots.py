@@ -1,0 +1,120 @@
+"""Which metrics are drawn together, and that drawing yields real PNGs written atomically."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from report_fixtures import write_run
+
+from synthlm.report import plots
+from synthlm.report.load import load_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [
+        load_run(write_run(tmp_path / "a", weight=0.1, qa={"acc": 0.4, "f1": 0.5, "count": 120})),
+        load_run(write_run(tmp_path / "b", weight=0.2, torn=True)),
+    ]
+
+
+def _specs(runs) -> dict[str, plots.FigureSpec]:
+    return {spec.slug: spec for spec in plots.figure_specs(runs)}
+
+
+def _keys(spec: plots.FigureSpec) -> dict[str, list[tuple[str, str]]]:
+    return {panel.title: [(c.key, c.style) for c in panel.curves] for panel in spec.panels}
+
+
+def test_natural_and_synthetic_losses_are_separate_figures_with_train_and_eval(runs):
+    specs = _specs(runs)
+    assert _keys(specs["loss_natural"]) == {
+        "shakespeare": [("loss/shakespeare", "train"), ("eval/shakespeare/loss", "eval")]
+    }
+    assert _keys(specs["loss_synthetic"]) == {
+        "dyck": [("loss/dyck", "train"), ("eval/dyck/loss", "eval")]
+    }
+
+
+def test_accuracy_has_one_panel_per_domain(runs):
+    spec = _specs(runs)["accuracy_dyck"]
+    assert [p.title for p in spec.panels] == ["all domains", "dyck", "copy"]
+    assert all(p.unit_range for p in spec.panels)
+
+
+def test_known_series_are_plotted_and_unknown_ones_are_not(runs):
+    specs = _specs(runs)
+    assert {"loss", "lr", "grad_norm", "throughput", "perplexity"} <= set(specs)
+    plotted = {c.key for s in specs.values() for p in s.panels for c in p.curves}
+    assert "mystery_metric" not in plotted
+    assert [p.title for p in specs["throughput"].panels] == [
+        "Tokens per second",
+        "Model FLOPs utilisation",
+    ]
+
+
+def test_result_bars_keep_scores_apart_from_counts(runs):
+    spec = _specs(runs)["results_qa"]
+    assert [(p.results, p.metrics) for p in spec.panels] == [
+        ("qa", ("acc", "f1")),
+        ("qa", ("count",)),
+    ]
+
+
+def test_kind_comes_from_accuracy_when_no_config_names_the_set(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    records = [
+        {
+            "step": 1,
+            "tokens": 8,
+            "eval/mystery/loss": 1.0,
+            "eval/mystery/acc": 0.5,
+            "eval/text/loss": 2.0,
+        }
+    ]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    specs = _specs([load_run(run_dir)])
+    assert [p.title for p in specs["loss_synthetic"].panels] == ["mystery"]
+    assert [p.title for p in specs["loss_natural"].panels] == ["text"]
+
+
+def test_x_axis_falls_back_to_steps_when_tokens_are_missing(tmp_path, runs):
+    assert plots.x_axis(runs) == "tokens"
+    run_dir = tmp_path / "steps_only"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    assert plots.x_axis([*runs, load_run(run_dir)]) == "step"
+
+
+def test_every_figure_renders_to_a_png_with_no_temp_files_left(tmp_path, runs):
+    out = tmp_path / "out"
+    out.mkdir()
+    drawn = plots.render_all(runs, ["a", "b"], out)
+    assert len(drawn) == len(plots.figure_specs(runs)) >= 9
+    for figure in drawn:
+        data = figure.path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, figure.path
+    assert sorted(p.name for p in out.iterdir()) == sorted(d.path.name for d in drawn)
+
+
+def test_colours_are_distinct_for_many_runs():
+    for count in (1, 2, 10, 15, 30):
+        assert len(set(plots.run_colors(count))) == count
+
+
+def test_registering_a_builder_adds_a_figure(runs, monkeypatch):
+    monkeypatch.setattr(plots, "PANEL_BUILDERS", dict(plots.PANEL_BUILDERS))
+
+    @plots.panel_builder("mystery")
+    def _mystery(runs):
+        return [
+            plots.FigureSpec(
+                "mystery", "Mystery", (plots.Panel("m", (plots.Curve("mystery_metric"),)),)
+            )
+        ]
+
+    assert "mystery" in _specs(runs)

@@ -1,0 +1,356 @@
+"""Sweeps: one correct config per grid point, nothing written on bad input, SLURM array, local runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthlm.errors import ConfigError, UserError
+from synthlm.sweep import (
+    parse_grid,
+    parse_slurm_options,
+    plan_sweep,
+    run_local,
+    slurm_script,
+    split_values,
+    write_slurm_script,
+    write_sweep,
+)
+
+BASE = {
+    "run_dir": "runs/base",
+    "seed": 1,
+    "data": {
+        "sources": [
+            {"name": "text", "path": "stores/text", "weight": 1.0, "kind": "natural"},
+            {"name": "dyck", "path": "synth/dyck", "weight": 0.1, "kind": "synthetic"},
+        ]
+    },
+    "optim": {"lr": 1e-3},
+    "train": {"max_steps": 10},
+}
+
+# Stands in for `synthlm train CONFIG`: writes what the real trainer writes, fails on request.
+FAKE_TRAINER = textwrap.dedent(
+    """
+    import json, pathlib, sys, yaml
+    cfg = yaml.safe_load(open(sys.argv[1]))
+    run = pathlib.Path(cfg["run_dir"]); run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    w = cfg["data"]["sources"][1]["weight"]
+    lines = [json.dumps({"step": s, "tokens": 64 * s, "loss": 3 - w * s}) for s in range(1, 6)]
+    (run / "metrics.jsonl").write_text("\\n".join(lines) + "\\n")
+    with open(run.parent.parent / "calls.txt", "a") as f: f.write(run.name + "\\n")
+    sys.exit(3 if cfg.get("seed") == 13 else 0)
+    """
+)
+
+
+@pytest.fixture
+def base(tmp_path) -> Path:
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(BASE, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def fake_trainer(tmp_path) -> list[str]:
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAINER)
+    return [sys.executable, str(script)]
+
+
+def synthlm(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "synthlm", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Grid syntax
+
+
+def test_values_split_on_top_level_commas_only():
+    assert split_values("1e-3, 3e-4") == ["1e-3", "3e-4"]
+    assert split_values("[1,2],[3,4]") == ["[1,2]", "[3,4]"]
+    assert split_values("'a,b',c") == ["'a,b'", "c"]
+    assert split_values("{x: 1, y: 2}") == ["{x: 1, y: 2}"]
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["optim.lr=1e-3,,3e-4"], "empty value"),
+        (["optim.lr="], "empty value"),
+        (["run_dir=a,b"], "run_dir is set by the sweep"),
+        (["optim.lr=1,1"], "repeated"),
+        (["optim.lr=1,2", "optim.lr=3"], "given twice"),
+        (["optim.lr"], "KEY=VALUE"),
+    ],
+)
+def test_bad_grids_are_rejected(items, message):
+    with pytest.raises(UserError, match=message):
+        parse_grid(items)
+
+
+def test_slurm_options():
+    assert parse_slurm_options(["partition=gpu", "--time=1:00:00", "exclusive"]) == [
+        ("partition", "gpu"),
+        ("time", "1:00:00"),
+        ("exclusive", ""),
+    ]
+    with pytest.raises(UserError, match="sets --array itself"):
+        parse_slurm_options(["array=0-3"])
+    with pytest.raises(UserError, match="NAME=VALUE"):
+        parse_slurm_options(["bad key=1"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning and writing
+
+
+def test_each_grid_point_gets_its_own_complete_config(base, tmp_path):
+    sweep = plan_sweep(
+        [base],
+        ["data.sources.1.weight=0.1,0.2", "optim.lr=1e-3,3e-4", "train.max_steps=5"],
+        tmp_path / "sw",
+    )
+    write_sweep(sweep)
+    assert [p.name for p in sweep.points] == [
+        "000_weight-0.1_lr-1e-3",
+        "001_weight-0.1_lr-3e-4",
+        "002_weight-0.2_lr-1e-3",
+        "003_weight-0.2_lr-3e-4",
+    ]
+    seen = set()
+    for point in sweep.points:
+        config = yaml.safe_load(point.config.read_text())
+        weight, lr = config["data"]["sources"][1]["weight"], config["optim"]["lr"]
+        seen.add((weight, lr))
+        assert point.config.parent == tmp_path / "sw" / "configs"
+        assert config["run_dir"] == str(tmp_path / "sw" / "runs" / point.name)
+        assert config["train"]["max_steps"] == 5 and config["seed"] == 1
+        assert config["data"]["sources"][0] == BASE["data"]["sources"][0]
+    assert seen == {(0.1, 1e-3), (0.1, 3e-4), (0.2, 1e-3), (0.2, 3e-4)}
+    manifest = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert manifest["grid"] == {
+        "data.sources.1.weight": ["0.1", "0.2"],
+        "optim.lr": ["1e-3", "3e-4"],
+        "train.max_steps": ["5"],
+    }
+    assert [p["overrides"] for p in manifest["points"]][1] == [
+        "data.sources.1.weight=0.1",
+        "optim.lr=3e-4",
+        "train.max_steps=5",
+    ]
+
+
+def test_names_disambiguate_keys_with_the_same_last_part(base, tmp_path):
+    sweep = plan_sweep(
+        [base], ["data.sources.0.weight=1,2", "data.sources.1.weight=0.1,0.2"], tmp_path / "sw"
+    )
+    assert sweep.points[1].name == "001_0.weight-1_1.weight-0.2"
+
+
+def test_a_bad_override_fails_before_anything_is_written(base, tmp_path):
+    with pytest.raises(ConfigError, match="out of range"):
+        plan_sweep([base], ["data.sources.5.weight=0.1,0.2"], tmp_path / "sw")
+    assert not (tmp_path / "sw").exists()
+
+
+def test_every_point_is_validated_before_writing(base, tmp_path):
+    calls = []
+
+    def validator(files, overrides):
+        calls.append(list(overrides))
+        if "optim.lr=-1" in overrides:
+            raise ConfigError("optim.lr: must be positive")
+
+    sweep = plan_sweep([base], ["optim.lr=1e-3,-1"], tmp_path / "sw")
+    with pytest.raises(ConfigError, match="sweep point 001_lr--1"):
+        write_sweep(sweep, validator=validator)
+    assert not (tmp_path / "sw").exists()
+    assert calls[0] == ["optim.lr=1e-3", f"run_dir={tmp_path / 'sw' / 'runs' / '000_lr-1e-3'}"]
+
+
+def test_a_different_sweep_is_not_overwritten_without_force(base, tmp_path):
+    write_sweep(plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw"))
+    write_sweep(plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw"))  # the same sweep again: fine
+    other = plan_sweep([base], ["seed=1,2,3"], tmp_path / "sw")
+    with pytest.raises(UserError, match="different sweep"):
+        write_sweep(other)
+    write_sweep(other, force=True)
+    assert sorted(p.name for p in (tmp_path / "sw" / "configs").iterdir()) == [
+        "000_seed-1.yaml",
+        "001_seed-2.yaml",
+        "002_seed-3.yaml",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Launching
+
+
+def test_slurm_array_task_trains_its_point_and_skips_when_done(base, tmp_path, fake_trainer):
+    sweep = plan_sweep([base], ["optim.lr=1e-3,3e-4,1e-4"], tmp_path / "sw")
+    write_sweep(sweep)
+    script = write_slurm_script(
+        sweep,
+        fake_trainer,
+        options=[("partition", "gpu")],
+        setup=["export FOO=1"],
+        max_parallel=2,
+        workdir=tmp_path,
+    )
+    text = script.read_text()
+    assert "#SBATCH --array=0-2%2" in text and "#SBATCH --partition=gpu" in text
+    assert (
+        f"#SBATCH --output={tmp_path / 'sw' / 'logs'}/%x-%A_%a.out" in text
+        and (tmp_path / "sw" / "logs").is_dir()
+    )
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1"}
+    first = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "sw" / "calls.txt").read_text().split() == ["001_lr-3e-4"]
+    assert (
+        yaml.safe_load((tmp_path / "sw" / "runs" / "001_lr-3e-4" / "config.yaml").read_text())[
+            "optim"
+        ]["lr"]
+        == 3e-4
+    )
+    again = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "already finished" in again.stdout
+    assert (tmp_path / "sw" / "calls.txt").read_text().split() == ["001_lr-3e-4"]
+
+
+def test_slurm_script_keeps_user_job_name_and_output(base, tmp_path):
+    sweep = plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw")
+    text = slurm_script(sweep, ["train"], options=[("job-name", "mine"), ("output", "x.out")])
+    assert text.count("--job-name") == 1 and "#SBATCH --job-name=mine" in text
+    assert text.count("--output") == 1
+
+
+def test_local_runs_go_in_turn_and_failures_do_not_stop_the_rest(base, tmp_path, fake_trainer):
+    sweep = plan_sweep([base], ["seed=13,14"], tmp_path / "sw")
+    write_sweep(sweep)
+    outcomes = run_local(sweep, fake_trainer, echo=lambda _: None)
+    assert [(o.point.name, o.status, o.returncode) for o in outcomes] == [
+        ("000_seed-13", "failed", 3),
+        ("001_seed-14", "done", 0),
+    ]
+    again = run_local(sweep, fake_trainer, echo=lambda _: None)
+    assert [o.status for o in again] == ["failed", "skipped"]
+    assert (tmp_path / "sw" / "calls.txt").read_text().split() == [
+        "000_seed-13",
+        "001_seed-14",
+        "000_seed-13",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def test_cli_dry_run_and_slurm_write_configs_only(base, tmp_path):
+    done = synthlm(
+        "sweep",
+        str(base),
+        "--grid",
+        "optim.lr=1e-3,3e-4",
+        "seed=1,2",
+        "--out",
+        "sw",
+        "--dry-run",
+        "--no-validate",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "sw" / "configs").glob("*.yaml"))) == 4
+    assert not (tmp_path / "sw" / "sweep.slurm").exists() and not list(
+        (tmp_path / "sw" / "runs").iterdir()
+    )
+    slurm = synthlm(
+        "sweep",
+        str(base),
+        "--grid",
+        "optim.lr=1e-3,3e-4",
+        "seed=1,2",
+        "--out",
+        "sw",
+        "--slurm",
+        "--no-validate",
+        cwd=tmp_path,
+    )
+    assert slurm.returncode == 0, slurm.stderr
+    assert "#SBATCH --array=0-3" in (tmp_path / "sw" / "sweep.slurm").read_text()
+    assert "sbatch" in slurm.stdout
+
+
+def test_cli_bad_grid_exits_2_and_writes_nothing(base, tmp_path):
+    done = synthlm(
+        "sweep",
+        str(base),
+        "optim.lr=1e-3,,3",
+        "--out",
+        "sw",
+        "--dry-run",
+        "--no-validate",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "error:" in done.stderr and "empty value" in done.stderr
+    missing = synthlm(
+        "sweep",
+        "nope.yaml",
+        "optim.lr=1,2",
+        "--out",
+        "sw",
+        "--dry-run",
+        "--no-validate",
+        cwd=tmp_path,
+    )
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr
+    assert not (tmp_path / "sw").exists()
+
+
+def test_cli_local_sweep_then_report_compares_the_runs(base, tmp_path, fake_trainer):
+    command = " ".join(fake_trainer)
+    done = synthlm(
+        "sweep",
+        str(base),
+        "data.sources.1.weight=0.1,0.3",
+        "--out",
+        "sw",
+        "--command",
+        command,
+        "--no-validate",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "[2/2] 001_weight-0.3" in done.stdout
+        and len(list((tmp_path / "sw" / "done").iterdir())) == 2
+    )
+    report = synthlm("report", "sw", "--out", "sw/report", "-q", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "sw" / "report" / "index.html").read_text()
+    assert "data.sources.1.weight=0.1" in page and "data.sources.1.weight=0.3" in page
+    assert "run_dir</code></td>" in page  # listed among the configs, but not as a difference
+    assert json.loads((tmp_path / "sw" / "report" / "report.json").read_text())["differing"] == [
+        "data.sources.1.weight"
+    ]
