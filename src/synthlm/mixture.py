@@ -65,6 +65,7 @@ class DataConfig(Section):
     eval: list[EvalSetConfig] = Field(default_factory=list)
     seq_len: int = Field(512, gt=1, description="Tokens per training window.")
     document_mask: bool = Field(False, description="Stop attention across packed documents; positions restart per document.")
+    packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
     tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
 
     @field_validator("sources")
@@ -239,7 +240,10 @@ class Sample:
 class PackedSource:
     """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows."""
 
-    def __init__(self, store: TokenStore, *, seed: int, source_index: int, seq_len: int, eos_id: int, id_offset: int, add_eos: bool) -> None:
+    def __init__(
+        self, store: TokenStore, *, seed: int, source_index: int, seq_len: int, eos_id: int,
+        id_offset: int, add_eos: bool, packing: bool = True,
+    ) -> None:
         if len(store) == 0 or store.num_tokens == 0:
             raise UserError(f"{store.prefix}: the store holds no tokens")
         self.store = store
@@ -250,6 +254,7 @@ class PackedSource:
         self.id_offset = id_offset
         self.lengths = store.sizes.astype(np.int64) + (1 if add_eos else 0)
         self.add_eos = add_eos
+        self.packing = packing
         self.epoch_tokens = int(self.lengths.sum())
 
     @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs per source, freed with the source
@@ -262,10 +267,14 @@ class PackedSource:
         return order, starts
 
     def epochs_for(self, num_windows: int) -> float:
+        if not self.packing:
+            return num_windows / len(self.lengths)
         return num_windows * self.seq_len / self.epoch_tokens
 
     def window(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokens, loss mask and segment ids of window ``k``."""
+        if not self.packing:
+            return self._padded(k)
         tokens = np.empty(self.seq_len, dtype=np.int64)
         mask = np.empty(self.seq_len, dtype=np.uint8)
         segments = np.empty(self.seq_len, dtype=np.int32)
@@ -283,6 +292,22 @@ class PackedSource:
             filled += take
             position += take
             segment += 1
+        return tokens, mask, segments
+
+    def _padded(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Document ``k`` of the shuffled stream alone, cut to ``seq_len`` and padded with EOS.
+
+        Padding carries loss mask 0 and segment id -1, so it is never a target and (with
+        ``document_mask``) never attended to by the document.
+        """
+        epoch, slot = divmod(k, len(self.lengths))
+        doc = int(self._epoch(epoch)[0][slot])
+        take = min(int(self.lengths[doc]), self.seq_len)
+        tokens = np.full(self.seq_len, self.eos_id, dtype=np.int64)
+        mask = np.zeros(self.seq_len, dtype=np.uint8)
+        segments = np.full(self.seq_len, -1, dtype=np.int32)
+        self._copy(doc, 0, take, tokens[:take], mask[:take])
+        segments[:take] = 0
         return tokens, mask, segments
 
     def _copy(self, doc: int, within: int, take: int, tokens: np.ndarray, mask: np.ndarray) -> None:
@@ -325,7 +350,7 @@ class Mixture:
             offset, add_eos = 0, not bool(store.metadata.get("append_eod", False))
         return PackedSource(
             store, seed=self.seed, source_index=index, seq_len=self.data.seq_len,
-            eos_id=self.eos_id, id_offset=offset, add_eos=add_eos,
+            eos_id=self.eos_id, id_offset=offset, add_eos=add_eos, packing=self.data.packing,
         )
 
     def __len__(self) -> int:  # an endless stream; len is only for samplers that need one

@@ -5,6 +5,7 @@ only calls ``collate`` and ``loss_sum``. Importing this package imports every bu
 """
 
 from synthlm.objectives import clm as _clm  # noqa: F401  (registers "clm")
+from synthlm.objectives import sft as _sft  # noqa: F401  (registers "sft")
 from synthlm.objectives.base import (
     IGNORE_INDEX,
     OBJECTIVES,

@@ -1,0 +1,46 @@
+"""Instruction tuning: causal LM on rendered conversations, loss on assistant tokens by default.
+
+Conversations are rendered and tokenized ahead of time (``synthlm tokenize --chat``) into a
+store whose loss mask marks assistant tokens (see :mod:`synthlm.chat_format`), so SFT reuses
+the whole pretraining path: mixtures (replay of pretraining data is just another source),
+packing (``data.packing: true``) or one conversation per padded sample
+(``data.packing: false``), resume, checkpoints. This objective only decides which tokens carry
+loss: ``train_on: assistant`` keeps the store's mask, ``all`` trains on every real token
+(padding never counts).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from synthlm.errors import ConfigError
+from synthlm.objectives.base import IGNORE_INDEX, register_objective
+from synthlm.objectives.clm import CausalLM
+
+
+@register_objective("sft")
+class SupervisedFineTuning(CausalLM):
+    """CLM whose targets are the assistant's tokens (or every real token)."""
+
+    def __init__(self, document_mask: bool = False, train_on: Literal["assistant", "all"] = "assistant") -> None:
+        super().__init__(document_mask=document_mask)
+        if train_on not in ("assistant", "all"):
+            raise ConfigError(f"objective.train_on: expected 'assistant' or 'all', got {train_on!r}")
+        self.train_on = train_on
+
+    def collate(self, samples: list) -> dict[str, torch.Tensor]:
+        batch = super().collate(samples)
+        if self.train_on == "all":
+            tokens = batch["input_ids"].numpy()
+            real = np.stack([s.segment_ids for s in samples]) >= 0
+            labels = np.where(real, tokens, IGNORE_INDEX)
+            if self.document_mask:
+                segments = np.stack([s.segment_ids for s in samples])
+                new_doc = np.zeros_like(real)
+                new_doc[:, 1:] = segments[:, 1:] != segments[:, :-1]
+                labels = np.where(new_doc, IGNORE_INDEX, labels)
+            batch["labels"] = torch.from_numpy(labels)
+        return batch
