@@ -1,0 +1,156 @@
+"""OpenAI-compatible chat completions over HTTP: OpenAI itself, vLLM, llama.cpp, Ollama servers.
+
+The API key is read from the environment variable named by ``--api-key-env`` when the client is
+built, handed to the SDK and nowhere else: it is not stored on this object's public fields, not
+written to the manifest, and scrubbed from any error text a server might echo it in.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from synthlm.entigraph.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    FatalError,
+    Messages,
+    TransientError,
+    estimate_message_tokens,
+    estimate_tokens,
+    register_backend,
+)
+from synthlm.errors import UserError
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may not use this model or endpoint", 404: "model or endpoint not found"}
+REDACTED = "[redacted]"
+
+
+@register_backend("openai")
+class OpenAIHTTPBackend(Backend):
+    """Chat completions through the ``openai`` SDK's async client."""
+
+    _client: Any = None
+    _secret: str = ""
+    _token_param = "max_tokens"
+
+    def check_ready(self, dry_run: bool = False) -> None:
+        env = self.options.api_key_env
+        if not dry_run and not os.environ.get(env):
+            raise UserError(
+                f"--api-key-env {env}: environment variable {env} is not set; export the key there "
+                f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any value: export {env}=none)"
+            )
+        url = self.options.base_url
+        if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            raise UserError(f"--base-url {public_url(url)!r}: expected an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self.check_ready()
+            self._secret = os.environ[self.options.api_key_env]
+            # max_retries=0: the SDK would otherwise retry on its own, invisibly, with its own
+            # caps on Retry-After; our pipeline's policy (exponential backoff with jitter that
+            # honours Retry-After, --max-attempts, a pause shared by all workers) must be the
+            # only one in force so attempts, waits and failures are counted and reported.
+            self._client = AsyncOpenAI(
+                api_key=self._secret, base_url=self.options.base_url, timeout=self.options.timeout, max_retries=0
+            )
+        return self._client
+
+    async def complete(self, messages: Messages, *, max_tokens: int, temperature: float) -> Completion:
+        import openai
+
+        client = self._get_client()
+        arguments = {"model": self.options.model, "messages": list(messages), "temperature": temperature, self._token_param: max_tokens}
+        try:
+            response = await client.chat.completions.create(**arguments)
+        except openai.APIStatusError as exc:
+            raise self._classify_status(exc) from None
+        except openai.APITimeoutError:
+            raise TransientError(f"timed out after {self.options.timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise TransientError(self._scrub(f"connection error: {exc.__cause__ or exc}")) from None
+        except (ValueError, openai.APIResponseValidationError) as exc:
+            raise TransientError(self._scrub(f"malformed response from the server: {exc}")) from None
+        return self._completion(response, messages)
+
+    def _classify_status(self, exc: Any) -> BackendError:
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = self._scrub(f"HTTP {status}: {body.get('message') or exc.message}")
+        if status in FATAL_STATUS:
+            return FatalError(f"{FATAL_STATUS[status]} ({detail}); model {self.options.model!r}, key from ${self.options.api_key_env}")
+        if status == 400 and "max_completion_tokens" in str(exc.message) and self._token_param == "max_tokens":
+            # Newer OpenAI models refuse max_tokens; switch once and retry at once.
+            self._token_param = "max_completion_tokens"
+            return TransientError(detail, retry_after=0.0)
+        if status in RETRYABLE_STATUS or status >= 500:
+            return TransientError(detail, retry_after=retry_after_seconds(exc.response.headers))
+        return BackendError(detail)
+
+    def _completion(self, response: Any, messages: Messages) -> Completion:
+        choices = getattr(response, "choices", None) or []
+        text = choices[0].message.content if choices and choices[0].message else None
+        if not isinstance(text, str) or not text.strip():
+            raise TransientError("the server returned no text (empty choices or content)")
+        usage = getattr(response, "usage", None)
+        if usage is None or usage.prompt_tokens is None:
+            return Completion(text, estimate_message_tokens(messages), estimate_tokens(text), choices[0].finish_reason, usage_estimated=True)
+        return Completion(text, int(usage.prompt_tokens), int(usage.completion_tokens or 0), choices[0].finish_reason)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, REDACTED) if self._secret else text
+
+    def count_prompt_tokens(self, messages: Messages) -> int:
+        return estimate_message_tokens(messages)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "base_url": public_url(self.options.base_url), "api_key_env": self.options.api_key_env}
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, or ``retry-after`` (seconds or date)."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def public_url(url: str | None) -> str | None:
+    """The URL without user:password or query string, both of which may carry credentials."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -1,0 +1,202 @@
+"""``run_entigraph``: the EntiGraph method as one resumable, budgeted run.
+
+Steps per document (Yang et al. 2024, "Synthetic continued pretraining"): (1) the LLM writes a
+summary and lists the document's entities (JSON, validated); (2) for pairs of entities, and
+(3) for triples, it writes an analysis of how they relate in the document's context. The texts,
+plus the summaries, become ``corpus.jsonl``.
+
+Everything a run needs is checked first (documents, prompts, output directory, credentials);
+then the engine (:mod:`.engine`) sends requests; finally the corpus and the manifest are
+rewritten, also when the run was stopped by a budget or interrupted, so the directory always
+describes exactly what its log holds. Rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthlm import __version__
+from synthlm.entigraph.backends.base import Backend, build_backend
+from synthlm.entigraph.corpus import CORPUS, FAILURES, GENERATIONS, MANIFEST, write_corpus
+from synthlm.entigraph.costs import Prices, Usage
+from synthlm.entigraph.documents import Document, FieldNames, read_documents
+from synthlm.entigraph.engine import Engine
+from synthlm.entigraph.estimate import Estimate, estimate_run
+from synthlm.entigraph.plan import STEPS
+from synthlm.entigraph.progress import Progress
+from synthlm.entigraph.records import AppendLog
+from synthlm.entigraph.settings import EntiGraphConfig
+from synthlm.entigraph.state import RunState, directory_lock
+from synthlm.entigraph.templates import PromptSet
+from synthlm.errors import UserError
+from synthlm.fileio import atomic_write_json
+
+
+@dataclass
+class RunReport:
+    """What one call did; the CLI prints it, Python callers inspect it."""
+
+    out: Path
+    estimate: Estimate | None = None
+    completed: int = 0
+    failed: int = 0
+    retries: int = 0
+    pending: int = 0
+    corpus_lines: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None
+    total_usage: Usage = field(default_factory=Usage)
+    total_cost: float | None = None
+    stop_reason: str | None = None
+    interrupted: bool = False
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.pending == 0
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C aborted the requests in flight; outputs were still written."""
+
+    def __init__(self, report: RunReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+@dataclass
+class Session:
+    """Everything validated before the first request."""
+
+    cfg: EntiGraphConfig
+    documents: list[Document]
+    prompts: PromptSet
+    backend: Backend
+    state: RunState
+    prices: Prices
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        model = self.backend.describe()["model"]
+        return {"model": model, "prompts_sha256": self.prompts.sha256, "seed": self.cfg.seed, "prices": self.prices}
+
+
+def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
+    """Generate (or resume, or estimate with ``cfg.dry_run``) the EntiGraph corpus in ``cfg.out``."""
+    documents = read_documents(cfg.docs, cfg.format, FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, cfg.author_field))
+    prompts = PromptSet.load(cfg.prompts)
+    backend = build_backend(cfg.backend, cfg.backend_options())
+    backend.check_ready(dry_run=cfg.dry_run)
+    if cfg.dry_run:  # reads --out if it exists, writes nothing
+        state = RunState.load(cfg.out) if cfg.out.is_dir() else RunState()
+        prices = Prices(cfg.price_in, cfg.price_out)
+        return RunReport(cfg.out, estimate=estimate_run(cfg, documents, prompts, backend, state, prices))
+    with directory_lock(cfg.out):
+        state = RunState.load(cfg.out)
+        session = Session(cfg, documents, prompts, backend, state, Prices(cfg.price_in, cfg.price_out))
+        state.check_identity(session.identity, cfg.out, cfg.allow_mixed)
+        return _generate(session)
+
+
+def _generate(session: Session) -> RunReport:
+    cfg, state = session.cfg, session.state
+    logs = (AppendLog(cfg.out / GENERATIONS), AppendLog(cfg.out / FAILURES))
+    progress = Progress(session.prices, disable=cfg.quiet)
+    engine = Engine(cfg, session.documents, session.prompts, session.backend, state, logs, session.identity, progress.update)
+    started = time.time()
+    aborted = False
+    try:
+        asyncio.run(_run(engine, session.backend))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        aborted = True
+    finally:
+        progress.close()
+        for log in logs:
+            log.close()
+        report = _finish(session, engine, started)
+    report.interrupted = aborted or engine.interrupted
+    if aborted:
+        raise RunInterrupted(report)
+    if engine.fatal:
+        raise UserError(f"{engine.fatal}; nothing more was sent (rerun to resume once fixed)")
+    return report
+
+
+async def _run(engine: Engine, backend: Backend) -> None:
+    """Run the engine; the first Ctrl-C (or SIGTERM) stops it cleanly, a second one aborts."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if not engine.interrupted:
+            engine.interrupted = True
+            engine.stop("interrupted")
+            print("\ninterrupted: finishing the requests in flight, then writing the corpus (Ctrl-C again to abort them)", file=sys.stderr)
+        elif main is not None:
+            main.cancel()
+
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # Windows, threads
+            loop.add_signal_handler(sig, on_signal)
+            handled.append(sig)
+    try:
+        await engine.run()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        await backend.aclose()
+
+
+def _finish(session: Session, engine: Engine, started: float) -> RunReport:
+    """Rewrite corpus and manifest from the log on disk; after success, stop or interruption.
+
+    The log is re-read rather than trusting memory: after an abort it may hold records whose
+    writers were cancelled before they could be counted.
+    """
+    cfg, counters = session.cfg, engine.counters
+    state = RunState.load(cfg.out)
+    report = RunReport(
+        out=cfg.out, completed=counters.completed, failed=counters.failed, retries=counters.retries,
+        pending=state.pending(session.documents, cfg.seed, cfg.limits()),
+        usage=counters.usage, cost=session.prices.usage_cost(counters.usage),
+        total_usage=state.usage, total_cost=session.prices.usage_cost(state.usage),
+        stop_reason=engine.stop_reason, failures=counters.failures,
+    )
+    kinds = write_corpus(cfg.out / CORPUS, cfg.out / GENERATIONS, [d.id for d in session.documents])
+    report.corpus_lines = sum(kinds.values())
+    atomic_write_json(cfg.out / MANIFEST, _manifest(session, state, report, started))
+    return report
+
+
+def _manifest(session: Session, state: RunState, report: RunReport, started: float) -> dict[str, Any]:
+    cfg = session.cfg
+    return {
+        "synthlm_version": __version__,
+        "method": "entigraph",
+        "documents": {"path": str(cfg.docs), "count": len(session.documents), "analysed": sum(d.id in state.entities for d in session.documents)},
+        "backend": session.backend.describe(),
+        "prompts": {"dir": str(session.prompts.directory), "sha256": session.prompts.sha256},
+        "seed": cfg.seed,
+        "sampling": {"max_pairs": cfg.max_pairs, "max_triples": cfg.max_triples, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature},
+        "records": {"total": state.completed, **{step: state.steps[step] for step in STEPS}},
+        "corpus_lines": report.corpus_lines,
+        "pending": report.pending,
+        "complete": report.complete,
+        "prices_per_million": {"input": cfg.price_in, "output": cfg.price_out},
+        "last_run": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "seconds": round(time.time() - started, 3),
+            "completed": report.completed, "failed": report.failed, "retries": report.retries,
+            "usage": report.usage.to_dict(), "cost": report.cost, "stop_reason": report.stop_reason,
+        },
+        "total": {"usage": report.total_usage.to_dict(), "cost": report.total_cost},
+        "files": {"generations": GENERATIONS, "failures": FAILURES, "corpus": CORPUS},
+    }

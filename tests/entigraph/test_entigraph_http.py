@@ -1,0 +1,277 @@
+"""``synthlm entigraph`` against a real local HTTP server speaking the OpenAI API.
+
+The server (a thread of this test process) injects 429 + Retry-After, 500, timeouts, malformed
+bodies and invalid JSON replies, and logs every request it receives; the pipeline runs as a
+real ``python -m synthlm entigraph`` subprocess. Invariants: every record exactly once, no
+completed request ever sent again (also after SIGKILL or Ctrl-C), failures recorded and retried
+next run, budgets stop cleanly, and the API key appears in no output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from entigraph_fakes import (
+    DOCS,
+    FAKE_KEY,
+    REQUESTS_PER_DOC,
+    FakeOpenAI,
+    entigraph_command,
+    is_entity_request,
+    key_env,
+    read_jsonl,
+    request_signature,
+    run,
+    write_docs,
+)
+
+from synthlm.entigraph.templates import PromptSet
+
+TOTAL = REQUESTS_PER_DOC * len(DOCS)
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    return write_docs(tmp_path / "docs.jsonl")
+
+
+def assert_no_key_anywhere(out: Path, *texts: str) -> None:
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY.encode() not in path.read_bytes(), path
+    for text in texts:
+        assert FAKE_KEY not in text
+
+
+def assert_complete(out: Path) -> list[dict]:
+    records = read_jsonl(out / "generations.jsonl")
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) == TOTAL
+    assert Counter(r["step"] for r in records) == {"entities": 2, "pair": 12, "triple": 8}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["pending"] == 0 and manifest["records"]["total"] == TOTAL
+    return records
+
+
+@pytest.mark.slow
+def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the_key(docs, tmp_path):
+    out = tmp_path / "out"
+    bad_json_sent: set[str] = set()
+
+    def bad_json_once_for_second_doc(index: int, messages: list[dict]) -> str | None:
+        if is_entity_request(messages) and "Cold Storage" in messages[1]["content"] and not bad_json_sent:
+            bad_json_sent.add("yes")
+            return "badjson"
+        return None
+
+    faults = {0: "429", 3: "500", 6: "timeout", 9: "malformed"}
+    with FakeOpenAI(faults=faults, fault_for=bad_json_once_for_second_doc, retry_after="1", hang=1.0) as fake:
+        command = entigraph_command(docs, out, fake, "--timeout", "0.4", "--concurrency", "3", "--price-in", "2", "--price-out", "8")
+        result = run(command)
+        assert result.returncode == 0, result.stderr
+        hits = list(fake.hits)
+        # A rerun of a complete directory sends nothing.
+        again = run(command)
+        assert again.returncode == 0 and len(fake.hits) == len(hits)
+    assert "0 new records" in again.stdout and "complete" in again.stdout
+
+    records = assert_complete(out)
+    ok = Counter(h.signature for h in hits if h.outcome == "ok")
+    assert set(ok.values()) == {1} and len(ok) == TOTAL  # each request succeeded once: no duplicate spend
+    assert {h.signature for h in hits} == set(ok)  # every faulted request was retried to success
+    assert {h.outcome for h in hits} == {"ok", "429", "500", "timeout", "malformed", "badjson"}
+    for hit in (h for h in hits if h.outcome == "429"):
+        retry = next(h for h in hits if h.signature == hit.signature and h.index > hit.index)
+        assert retry.time - hit.time >= 0.95  # Retry-After: 1 honoured
+    assert {request_signature(r, docs) for r in records} == set(ok)
+
+    corpus = read_jsonl(out / "corpus.jsonl")
+    assert len(corpus) == TOTAL and all(line["text"] for line in corpus)
+    assert Counter(line["kind"] for line in corpus) == {"summary": 2, "pair": 12, "triple": 8}
+    assert corpus[0]["doc_id"] == DOCS[0]["id"] and corpus[0]["kind"] == "summary"
+    tokenized = subprocess.run(
+        [sys.executable, "-m", "synthlm", "tokenize", str(out / "corpus.jsonl"), "-t", "byte", "-o", str(tmp_path / "tok" / "eg")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert tokenized.returncode == 0 and f"{TOTAL} documents" in tokenized.stdout, tokenized.stderr  # feeds tokenize as is
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["prompts"]["sha256"] == PromptSet.load().sha256
+    assert manifest["backend"]["model"] == "fake-model" and manifest["seed"] == 0
+    usage = manifest["total"]["usage"]
+    assert usage["requests"] == len(hits)
+    assert usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in records)
+    assert manifest["total"]["cost"] == pytest.approx((usage["prompt_tokens"] * 2 + usage["completion_tokens"] * 8) / 1e6)
+    assert_no_key_anywhere(out, result.stdout, result.stderr, again.stdout, again.stderr)
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_rerun_sends_no_completed_request_again(docs, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI(delay=0.08) as fake:
+        command = entigraph_command(docs, out, fake, "--concurrency", "2")
+        process = subprocess.Popen(command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(read_jsonl(out / "generations.jsonl")) < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        survived = read_jsonl(out / "generations.jsonl")
+        assert 6 <= len(survived) < TOTAL
+        sent_before = len(fake.hits)
+        result = run(command)
+        assert result.returncode == 0, result.stderr
+        second_run = [h.signature for h in fake.hits[sent_before:]]
+    completed_before = {request_signature(r, docs) for r in survived}
+    assert not completed_before & set(second_run)
+    assert len(second_run) == len(set(second_run)) == TOTAL - len(survived)
+    assert_complete(out)
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_requests_in_flight_so_resume_repeats_nothing(docs, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI(delay=0.08) as fake:
+        command = entigraph_command(docs, out, fake, "--concurrency", "3")
+        process = subprocess.Popen(command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(read_jsonl(out / "generations.jsonl")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "stopped: interrupted" in stdout and "rerun the same command" in stdout
+        assert len(read_jsonl(out / "generations.jsonl")) == len(fake.hits)  # nothing in flight was lost
+        result = run(command)
+        assert result.returncode == 0, result.stderr
+        assert sorted(fake.sent().values()) == [1] * TOTAL
+    assert_complete(out)
+
+
+@pytest.mark.slow
+def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_path):
+    out = tmp_path / "out"
+    broken = {"on": True}
+
+    def faults(index: int, messages: list[dict]) -> str | None:
+        if not broken["on"]:
+            return None
+        user = messages[1]["content"]
+        if is_entity_request(messages) and "Cold Storage" in user:
+            return "badjson"  # the second document never yields valid JSON
+        if user.endswith("- Title\n- Gull\n"):
+            return "500"  # one pair of the first document always fails
+        return None
+
+    with FakeOpenAI(fault_for=faults) as fake:
+        command = entigraph_command(docs, out, fake, "--max-attempts", "3", "--json-attempts", "2", "--concurrency", "2")
+        first = run(command)
+        assert first.returncode == 1, first.stderr
+        failures = read_jsonl(out / "failures.jsonl")
+        assert sorted(f["step"] for f in failures) == ["entities", "pair"]
+        errors = {f["step"]: f["error"] for f in failures}
+        assert "HTTP 500" in errors["pair"] and "after 3 attempts" in errors["pair"]
+        assert "invalid reply" in errors["entities"] and "after 2 attempts" in errors["entities"]
+        done = read_jsonl(out / "generations.jsonl")
+        assert len(done) == REQUESTS_PER_DOC - 1 and {r["doc_id"] for r in done} == {"keeper"}
+        assert {f["key"] for f in failures}.isdisjoint({r["key"] for r in done})
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert not manifest["complete"] and manifest["pending"] == 2
+        assert "2 requests known to be left" in first.stdout
+
+        broken["on"] = False
+        sent_before = len(fake.hits)
+        second = run(command)
+        assert second.returncode == 0, second.stderr
+        assert len(fake.hits) - sent_before == 1 + REQUESTS_PER_DOC  # the failed pair + all of doc 2
+    assert_complete(out)
+
+
+@pytest.mark.slow
+def test_dry_run_and_budgets(docs, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI() as fake:
+        estimate = run(entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json"), key="")
+        assert estimate.returncode == 0, estimate.stderr
+        assert json.loads(estimate.stdout)["total"]["requests"] == TOTAL
+        assert not fake.hits and not out.exists()  # nothing sent, nothing written, no key needed
+
+        stopped = run(entigraph_command(docs, out, fake, "--max-requests", "5", "--concurrency", "3"))
+        assert stopped.returncode == 0, stopped.stderr
+        assert len(fake.hits) == 5 and "stopped: --max-requests 5 reached" in stopped.stdout
+
+        left = run(entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json"))
+        assert json.loads(left.stdout)["total"]["requests"] == TOTAL - 5  # estimates what is left
+
+        prices = ("--price-in", "1000", "--price-out", "1000", "--max-tokens", "50", "--concurrency", "1")
+        capped = run(entigraph_command(docs, out, fake, *prices, "--max-cost", "1.0"))
+        assert capped.returncode == 0, capped.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert "--max-cost 1 reached" in manifest["last_run"]["stop_reason"]
+        assert 0 < manifest["last_run"]["cost"] <= 1.0 and manifest["last_run"]["completed"] >= 1
+
+
+def test_rejected_key_stops_the_run_with_exit_2_and_no_leak(docs, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI(expected_key="the-right-key") as fake:
+        result = run(entigraph_command(docs, out, fake, "--concurrency", "1"))
+    assert result.returncode == 2
+    assert "error: the server rejected the API key (HTTP 401" in result.stderr
+    assert len(fake.hits) == 1 and not read_jsonl(out / "generations.jsonl")
+    assert_no_key_anywhere(out, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        (("--max-pairs", "-1"), FAKE_KEY, "--max-pairs: max_pairs: expected int or null"),
+        ((), "", "environment variable SYNTHLM_TEST_KEY is not set"),
+    ],
+)
+def test_bad_input_exits_2_before_any_request(docs, tmp_path, extra, key, message):
+    with FakeOpenAI() as fake:
+        result = run(entigraph_command(docs, tmp_path / "out", fake, *extra), key=key)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not fake.hits
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_cost": 5.0}, "max_cost (--max-cost) needs prices"),
+        ({"backend": "carrier-pigeon"}, "unknown backend; choose one of local, openai"),
+        ({"prompts": "no/such/dir"}, "--prompts no/such/dir: not a directory"),
+    ],
+)
+def test_bad_settings_are_user_errors_before_any_work(docs, tmp_path, changes, message):
+    from synthlm.config import validate
+    from synthlm.entigraph import run_entigraph
+    from synthlm.entigraph.settings import EntiGraphConfig
+    from synthlm.errors import UserError
+
+    tree = {"docs": str(docs), "out": str(tmp_path / "out"), "model": "m", **changes}
+    with pytest.raises(UserError, match=re.escape(message)):
+        run_entigraph(validate(EntiGraphConfig, tree))
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_docs_file_and_changed_model_are_user_errors(docs, tmp_path):
+    out = tmp_path / "out"
+    with FakeOpenAI() as fake:
+        missing = run(entigraph_command(tmp_path / "nope.jsonl", out, fake))
+        assert missing.returncode == 2 and "nope.jsonl: documents file not found" in missing.stderr
+        first = run(entigraph_command(docs, out, fake, "--max-requests", "1"))
+        assert first.returncode == 0, first.stderr
+        other = entigraph_command(docs, out, fake, "--max-requests", "1")
+        other[other.index("fake-model")] = "another-model"
+        mixed = run(other)
+        assert mixed.returncode == 2 and "pass --allow-mixed" in mixed.stderr
+        assert len(fake.hits) == 1
