@@ -1,0 +1,504 @@
+"""Input formats for ``synthlm tokenize`` and ``synthlm tokenizer train``: files in, documents out.
+
+Reading is split in two so the expensive half runs in worker processes:
+
+* :func:`read_chunks` (main process) only slices the input into :class:`Chunk` s of raw records
+  (undecoded JSON lines, raw bytes, or arrow columns) plus where each record came from;
+* :func:`extract` (any process) decodes a chunk into documents per key and reports every bad
+  record as ``file:line: reason`` (invalid JSON, missing key, non-string, non-UTF-8).
+
+Records are numbered per source (line for ``.jsonl``/``.txt``/``.csv``, row for ``.parquet`` and
+datasets, item for ``.json`` lists); a run's record range (``--max-docs``, ``--shard``) is a slice
+of the concatenation of its sources, so shards of one run merge back into the unsharded output.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from synthlm.errors import UserError
+
+try:  # orjson parses JSON lines several times faster; the standard library is the fallback
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _json_loads = json.loads
+
+FORMATS = {
+    ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".jsonl.zst": "jsonl", ".json": "json",
+    ".parquet": "parquet", ".csv": "csv", ".txt": "txt",
+}
+TXT_MODES = ("file", "line")
+HUB_PREFIX = "hf:"
+CHUNK_BYTES = 1 << 20
+CHUNK_RECORDS = 4096
+_UNIT = {"jsonl": "line", "txt": "line", "csv": "line", "json": "item", "parquet": "row", "hf": "row"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a file, a saved ``datasets`` dir, or a hub dataset (``hf:NAME``)."""
+
+    path: str
+    format: str
+    nbytes: int = 0
+    split: str = "train"
+    config: str | None = None
+
+    @property
+    def unit(self) -> str:
+        return _UNIT[self.format]
+
+
+@dataclass
+class Chunk:
+    """Raw records of one source; ``numbers[i]`` locates record ``i`` (line, row or item)."""
+
+    source: str
+    unit: str
+    kind: str  # "jsonl": raw lines | "text": raw bytes documents | "objects": parsed JSON | "columns"
+    payload: Any
+    numbers: list[int]
+    nbytes: int = 0
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def head(self, n: int) -> Chunk:
+        """The first ``n`` records."""
+        payload = {k: v[:n] for k, v in self.payload.items()} if self.kind == "columns" else self.payload[:n]
+        return Chunk(self.source, self.unit, self.kind, payload, self.numbers[:n], self.nbytes)
+
+    def where(self, i: int, line: int = 0) -> str:
+        """``file:line`` of record ``i``, ``line`` lines into it (or ``file: row N, line L``)."""
+        number = self.numbers[i]
+        if self.unit == "line":
+            return f"{self.source}:{number + line}"
+        return f"{self.source}: {self.unit} {number}" + (f", line {line + 1}" if line else "")
+
+
+@dataclass
+class Extracted:
+    """Documents of one chunk: per key, the texts and the index of the record each came from."""
+
+    texts: dict[str, list[str]]
+    records: dict[str, list[int]]
+    empty: dict[str, int]
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (record index, "file:line: why")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding inputs
+
+
+def format_of(path: str | Path) -> str | None:
+    name = str(path).lower()
+    return next((fmt for suffix, fmt in sorted(FORMATS.items(), key=lambda s: -len(s[0])) if name.endswith(suffix)), None)
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json"))
+
+
+def _source(path: Path, split: str, config: str | None) -> Source:
+    if path.is_dir():
+        return Source(str(path), "hf", _dir_bytes(path), split, config)
+    fmt = format_of(path)
+    if fmt is None:
+        raise UserError(f"{path}: unknown input format; supported: {', '.join(FORMATS)}, a saved datasets dir, or hf:NAME")
+    return Source(str(path), fmt, path.stat().st_size, split, config)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*.arrow"))
+
+
+def _expand_one(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir() and not _is_saved_dataset(path):
+        found = sorted(p for p in path.rglob("*") if p.is_file() and format_of(p))
+        if not found:
+            raise UserError(f"{spec}: a directory with no input files ({', '.join(FORMATS)}) and not a saved datasets dir")
+        return found
+    if path.exists():
+        return [path]
+    matches = sorted(Path(m) for m in glob.glob(spec, recursive=True) if Path(m).is_file())
+    if not matches:
+        raise UserError(f"{spec}: no such file, directory or glob match")
+    return matches
+
+
+def expand_inputs(inputs: list[str | Path], *, split: str = "train", config: str | None = None) -> list[Source]:
+    """Files, directories and globs (sorted), in the order given; ``hf:NAME`` for hub datasets."""
+    if not inputs:
+        raise UserError("no inputs given: pass files, globs, a directory or hf:NAME")
+    sources: list[Source] = []
+    for spec in map(str, inputs):
+        if spec.startswith(HUB_PREFIX):
+            sources.append(Source(spec[len(HUB_PREFIX):], "hf", 0, split, config))
+            continue
+        sources += [_source(p, split, config) for p in _expand_one(spec)]
+    return sources
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening and checking
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """A buffered binary reader that decompresses ``.gz`` and ``.zst`` transparently."""
+    if str(path).lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return decompressing(open(path, "rb"), str(path))
+
+
+def decompressing(raw: BinaryIO, name: str) -> BinaryIO:
+    """Wrap an open file so reads decompress; ``raw.tell()`` still measures progress on disk.
+
+    The gzip wrapper leaves ``raw`` open (its owner closes it); the zstd one closes it.
+    """
+    name = name.lower()
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20)
+    return raw
+
+
+def load_dataset(source: Source):
+    """A ``datasets.Dataset`` from a saved dir, or from the hub when the network allows it."""
+    import datasets
+
+    try:
+        if Path(source.path).is_dir():
+            data = datasets.load_from_disk(source.path)
+        else:
+            data = datasets.load_dataset(source.path, source.config, split=source.split)
+    except Exception as exc:  # datasets raises many types; all mean "cannot read this input"
+        where = source.path if Path(source.path).is_dir() else f"hf:{source.path} (needs the network or a local cache)"
+        raise UserError(f"{where}: could not load the dataset: {exc}") from None
+    if isinstance(data, datasets.DatasetDict):
+        if source.split not in data:
+            raise UserError(f"{source.path}: no split {source.split!r}; choose --split from {', '.join(data)}")
+        data = data[source.split]
+    return data
+
+
+def _csv_header(path: str) -> list[str]:
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+        return next(csv.reader(text), [])
+
+
+def _columns(source: Source) -> list[str] | None:
+    """Column names of a columnar source, None where keys are only known per record."""
+    if source.format == "csv":
+        return _csv_header(source.path)
+    if source.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source.path).schema_arrow.names
+    if source.format == "hf":
+        return list(load_dataset(source).column_names)
+    return None
+
+
+def check_keys(sources: list[Source], keys: list[str]) -> None:
+    """Fail before any work when a columnar input lacks a requested column."""
+    for source in sources:
+        if source.format == "txt" and len(keys) != 1:
+            raise UserError(f"{source.path}: a .txt input has one field; give one --keys name (it names the store), not {keys}")
+        columns = _columns(source)
+        missing = [k for k in keys if columns is not None and k not in columns]
+        if missing:
+            raise UserError(f"{source.path}: no column {missing[0]!r} (columns: {', '.join(columns or [])}); choose --keys from these")
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting (only needed to cut shards)
+
+
+def count_records(source: Source, txt_mode: str = "file") -> int:
+    """How many records ``source`` holds, in the units :func:`read_chunks` numbers them."""
+    if source.format == "txt" and txt_mode == "file":
+        return 1
+    if source.format in ("jsonl", "txt"):
+        return _count_lines(source.path)
+    if source.format == "csv":
+        return max(sum(1 for _ in _csv_rows(source.path)) - 1, 0)
+    if source.format == "json":
+        return len(_json_items(source.path))
+    if source.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source.path).metadata.num_rows
+    return len(load_dataset(source))
+
+
+def _count_lines(path: str) -> int:
+    lines, last = 0, b"\n"
+    with open_binary(path) as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading raw records
+
+
+def read_chunks(source: Source, *, start: int = 0, stop: int | None = None, txt_mode: str = "file", keys: list[str] | None = None) -> Iterator[Chunk]:
+    """Records ``[start, stop)`` of ``source`` in chunks of about :data:`CHUNK_BYTES`."""
+    if source.format == "txt" and txt_mode not in TXT_MODES:
+        raise UserError(f"--txt-mode {txt_mode!r}: choose one of {', '.join(TXT_MODES)}")
+    if stop is not None and stop <= start:
+        return
+    if source.format == "jsonl" or (source.format == "txt" and txt_mode == "line"):
+        yield from _line_chunks(source, start, stop, "jsonl" if source.format == "jsonl" else "text")
+    elif source.format == "txt":
+        with open_binary(source.path) as handle:
+            data = handle.read()
+        yield Chunk(source.path, "line", "text", [data], [1], source.nbytes)
+    elif source.format == "json":
+        items = _json_items(source.path)[start:stop]
+        yield from _split_objects(source, items, start)
+    elif source.format == "csv":
+        yield from _csv_chunks(source, start, stop, keys or [])
+    elif source.format == "parquet":
+        yield from _parquet_chunks(source, start, stop, keys or [])
+    else:
+        yield from _dataset_chunks(source, start, stop, keys or [])
+
+
+def _line_chunks(source: Source, start: int, stop: int | None, kind: str) -> Iterator[Chunk]:
+    strip = kind == "text"
+    with open(source.path, "rb") as raw, decompressing(raw, source.path) as handle:
+        lines: list[bytes] = []
+        size, first, position = 0, start + 1, 0
+        stopped = False
+        for number, line in enumerate(handle, 1):
+            if number <= start:
+                position = raw.tell()  # skipped lines are not this run's progress
+                continue
+            if stop is not None and number > stop:
+                stopped = True
+                break
+            lines.append(line.rstrip(b"\r\n") if strip else line)
+            size += len(line)
+            if size >= CHUNK_BYTES or len(lines) >= CHUNK_RECORDS:
+                consumed, position = raw.tell() - position, raw.tell()
+                yield Chunk(source.path, "line", kind, lines, list(range(first, first + len(lines))), consumed)
+                first += len(lines)
+                lines, size = [], 0
+        if lines:
+            end = raw.tell() if stopped else source.nbytes
+            yield Chunk(source.path, "line", kind, lines, list(range(first, first + len(lines))), max(end - position, 0))
+
+
+def _json_items(path: str) -> list[Any]:
+    with open_binary(path) as handle:
+        try:
+            data = _json_loads(handle.read())
+        except ValueError as exc:
+            raise UserError(f"{path}: not valid JSON ({exc}); a .json input must hold one list of objects") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: a .json input must hold a list of objects, found {type(data).__name__}")
+    return data
+
+
+def _split_objects(source: Source, items: list[Any], start: int) -> Iterator[Chunk]:
+    share = source.nbytes / max(len(items), 1)
+    for i in range(0, len(items), CHUNK_RECORDS):
+        part = items[i : i + CHUNK_RECORDS]
+        numbers = list(range(start + i + 1, start + i + 1 + len(part)))
+        yield Chunk(source.path, "item", "objects", part, numbers, int(share * len(part)))
+
+
+def _csv_rows(path: str) -> Iterator[tuple[int, list[str], int]]:
+    """(first line of the row, fields, bytes read so far); bad bytes become lone surrogates."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents are longer than csv's 128 KiB default
+    with open(path, "rb") as raw, decompressing(raw, path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")  # type: ignore[arg-type]
+        reader = csv.reader(text)
+        line = 1
+        for row in reader:
+            yield line, row, raw.tell()
+            line = reader.line_num + 1
+
+
+def _csv_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -> Iterator[Chunk]:
+    rows = _csv_rows(source.path)
+    header = next(rows, (1, [], 0))[1]
+    index = {k: header.index(k) for k in keys}
+    columns: dict[str, list[Any]] = {k: [] for k in keys}
+    numbers: list[int] = []
+    reported = 0
+    for i, (line, row, position) in enumerate(rows):
+        if i < start:
+            continue
+        if stop is not None and i >= stop:
+            break
+        for key, j in index.items():
+            columns[key].append(row[j] if j < len(row) else None)
+        numbers.append(line)
+        if len(numbers) >= CHUNK_RECORDS:
+            yield Chunk(source.path, "line", "columns", columns, numbers, position - reported)
+            columns, numbers, reported = {k: [] for k in keys}, [], position
+    if numbers:
+        yield Chunk(source.path, "line", "columns", columns, numbers, max(source.nbytes - reported, 0))
+
+
+def _parquet_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(source.path)
+    rows = table.metadata.num_rows
+    stop = rows if stop is None else min(stop, rows)
+    share = source.nbytes / max(rows, 1)
+    offset = 0
+    for batch in table.iter_batches(batch_size=CHUNK_RECORDS, columns=keys):
+        lo, hi = max(start - offset, 0), min(stop - offset, batch.num_rows)
+        if lo < hi:
+            part = batch.slice(lo, hi - lo)
+            columns = {k: part.column(k).to_pylist() for k in keys}
+            yield Chunk(source.path, "row", "columns", columns, list(range(offset + lo + 1, offset + hi + 1)), int(share * (hi - lo)))
+        offset += batch.num_rows
+        if offset >= stop:
+            break
+
+
+def _dataset_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -> Iterator[Chunk]:
+    data = load_dataset(source).select_columns(keys)
+    stop = len(data) if stop is None else min(stop, len(data))
+    share = source.nbytes / max(len(data), 1)
+    for lo in range(start, stop, CHUNK_RECORDS):
+        hi = min(lo + CHUNK_RECORDS, stop)
+        columns = data[lo:hi]
+        yield Chunk(source.path, "row", "columns", {k: columns[k] for k in keys}, list(range(lo + 1, hi + 1)), int(share * (hi - lo)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Records -> documents
+
+
+class BadRecord(ValueError):
+    """One record that cannot become a document; ``line`` counts lines into the record."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start)
+        raise BadRecord(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line) from None
+
+
+def _parse_line(line: bytes) -> Any:
+    try:
+        return _json_loads(line)
+    except ValueError as exc:
+        _utf8(line)  # a non-UTF-8 line is reported as such, not as bad JSON
+        raise BadRecord(f"invalid JSON ({exc})") from None
+
+
+def _text_value(record: Any, key: str) -> str:
+    if not isinstance(record, dict):
+        raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
+    if key not in record:
+        present = ", ".join(map(str, list(record)[:10])) or "none"
+        raise BadRecord(f"missing key {key!r} (keys present: {present})")
+    return _as_text(record[key], key)
+
+
+def _as_text(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return _utf8(value)
+    kind = "null" if value is None else type(value).__name__
+    raise BadRecord(f"key {key!r} is {kind}, expected a string")
+
+
+def _records(chunk: Chunk) -> list[Any]:
+    """The chunk's records as objects (or BadRecord for each that failed to parse)."""
+    if chunk.kind == "jsonl":
+        out: list[Any] = []
+        for line in chunk.payload:
+            try:
+                out.append(_parse_line(line) if line.strip() else None)
+            except BadRecord as exc:
+                out.append(exc)
+        return out
+    return chunk.payload
+
+
+def extract(chunk: Chunk, keys: list[str]) -> Extracted:
+    """Decode a chunk into per-key documents; empty ones are counted, bad ones reported."""
+    texts: dict[str, list[str]] = {k: [] for k in keys}
+    where: dict[str, list[int]] = {k: [] for k in keys}
+    empty = dict.fromkeys(keys, 0)
+    bad: list[tuple[int, str]] = []
+    records = _records(chunk)
+    for i in range(len(chunk)):
+        record = None if chunk.kind == "columns" else records[i]
+        if isinstance(record, BadRecord):
+            bad.append((i, f"{chunk.where(i)}: {record}"))
+            continue
+        if chunk.kind == "jsonl" and record is None:
+            continue  # a blank line between JSON records is not a record
+        for key in keys:
+            try:
+                text = _value(chunk, record, key, i)
+            except BadRecord as exc:
+                bad.append((i, f"{chunk.where(i, exc.line)}: {exc}"))
+                continue
+            if not text:
+                empty[key] += 1
+                continue
+            texts[key].append(text)
+            where[key].append(i)
+    return Extracted(texts, where, empty, bad)
+
+
+def _value(chunk: Chunk, record: Any, key: str, i: int) -> str:
+    if chunk.kind == "columns":
+        return _as_text(chunk.payload[key][i], key)
+    if chunk.kind == "text":
+        return _utf8(record)
+    return _text_value(record, key)
+
+
+def iter_documents(sources: list[Source], keys: list[str], *, txt_mode: str = "file", max_docs: int | None = None) -> Iterator[str]:
+    """Every document of every key in input order, bad records skipped (for tokenizer training)."""
+    check_keys(sources, keys)
+    seen = 0
+    for source in sources:
+        for chunk in read_chunks(source, txt_mode=txt_mode, keys=keys):
+            if max_docs is not None and seen + len(chunk) > max_docs:
+                chunk = chunk.head(max_docs - seen)
+            seen += len(chunk)
+            extracted = extract(chunk, keys)
+            for key in keys:
+                yield from extracted.texts[key]
+            if max_docs is not None and seen >= max_docs:
+                return
+
+
+def source_summary(sources: list[Source]) -> list[str]:
+    """How sources are named in provenance: absolute paths, or ``hf:NAME``."""
+    return [os.path.abspath(s.path) if Path(s.path).exists() else f"{HUB_PREFIX}{s.path}" for s in sources]

@@ -1,0 +1,205 @@
+"""Input formats: every supported file type yields the same documents, numbered for error messages."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from synthlm import readers
+from synthlm.errors import UserError
+from synthlm.readers import (
+    check_keys,
+    count_records,
+    expand_inputs,
+    extract,
+    iter_documents,
+    read_chunks,
+)
+
+RECORDS = [
+    {"text": "First document.\nWith two lines.", "title": "one"},
+    {"text": "Second — with ünïcode ☃", "title": "two"},
+    {"text": "Third, \"quoted\", with commas", "title": "three"},
+]
+
+
+def write_jsonl(path: Path, records=RECORDS) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_format(directory: Path, fmt: str) -> Path:
+    """The same three records in format ``fmt``."""
+    lines = "".join(json.dumps(r) + "\n" for r in RECORDS).encode()
+    if fmt == "jsonl":
+        return write_jsonl(directory / "d.jsonl")
+    if fmt == "jsonl.gz":
+        (directory / "d.jsonl.gz").write_bytes(gzip.compress(lines))
+        return directory / "d.jsonl.gz"
+    if fmt == "jsonl.zst":
+        import zstandard
+
+        (directory / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
+        return directory / "d.jsonl.zst"
+    if fmt == "json":
+        (directory / "d.json").write_text(json.dumps(RECORDS), encoding="utf-8")
+        return directory / "d.json"
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(RECORDS), directory / "d.parquet")
+        return directory / "d.parquet"
+    if fmt == "csv":
+        with open(directory / "d.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, ["title", "text"])
+            writer.writeheader()
+            writer.writerows(RECORDS)
+        return directory / "d.csv"
+    if fmt == "hf":
+        import datasets
+
+        datasets.Dataset.from_list(RECORDS).save_to_disk(str(directory / "ds"))
+        return directory / "ds"
+    raise AssertionError(fmt)
+
+
+FORMATS = ["jsonl", "jsonl.gz", "jsonl.zst", "json", "parquet", "csv", "hf"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_yields_the_same_documents_per_key(tmp_path, fmt):
+    sources = expand_inputs([write_format(tmp_path, fmt)])
+    assert list(iter_documents(sources, ["text"])) == [r["text"] for r in RECORDS]
+    assert list(iter_documents(sources, ["title"])) == [r["title"] for r in RECORDS]
+    assert count_records(sources[0]) == 3
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_record_slices_concatenate_to_the_whole(tmp_path, fmt, monkeypatch):
+    """Shards read [start, stop) slices; together they must be exactly the input, in order."""
+    monkeypatch.setattr(readers, "CHUNK_RECORDS", 2)
+    source = expand_inputs([write_format(tmp_path, fmt)])[0]
+    parts = []
+    for start, stop in [(0, 1), (1, 3)]:
+        for chunk in read_chunks(source, start=start, stop=stop, keys=["text"]):
+            parts += extract(chunk, ["text"]).texts["text"]
+    assert parts == [r["text"] for r in RECORDS]
+
+
+def test_txt_is_one_document_per_file_or_per_line(tmp_path):
+    (tmp_path / "a.txt").write_text("line one\n\nline three\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("other file", encoding="utf-8")
+    sources = expand_inputs([tmp_path])  # a directory expands to its files, sorted
+    assert [Path(s.path).name for s in sources] == ["a.txt", "b.txt"]
+    assert list(iter_documents(sources, ["text"], txt_mode="file")) == ["line one\n\nline three\n", "other file"]
+    assert list(iter_documents(sources, ["text"], txt_mode="line")) == ["line one", "line three", "other file"]
+    assert count_records(sources[0], "line") == 3 and count_records(sources[0], "file") == 1
+
+
+def test_line_mode_counts_blank_lines_as_empty_documents(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("x\n\ny", encoding="utf-8")
+    chunk = next(read_chunks(expand_inputs([path])[0], txt_mode="line"))
+    result = extract(chunk, ["text"])
+    assert result.texts["text"] == ["x", "y"] and result.empty["text"] == 1
+
+
+def test_bad_jsonl_records_name_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(
+        b'{"text": "ok"}\n'
+        b"{not json\n"
+        b'{"title": "no text"}\n'
+        b'{"text": 5}\n'
+        b'{"text": "caf\xe9"}\n'
+        b"\n"
+        b'["a list"]\n'
+        b'{"text": null}\n'
+        b'{"text": ""}\n'
+    )
+    chunk = next(read_chunks(expand_inputs([path])[0]))
+    result = extract(chunk, ["text"])
+    assert result.texts["text"] == ["ok"]
+    assert result.empty["text"] == 1
+    messages = [message for _, message in result.bad]
+    assert messages[0].startswith(f"{path}:2: invalid JSON")
+    assert messages[1] == f"{path}:3: missing key 'text' (keys present: title)"
+    assert messages[2] == f"{path}:4: key 'text' is int, expected a string"
+    assert messages[3] == f"{path}:5: not valid UTF-8 (byte 0xe9 at offset 13)"
+    assert messages[4] == f"{path}:7: expected a JSON object, found list"
+    assert messages[5] == f"{path}:8: key 'text' is null, expected a string"
+    assert len(messages) == 6  # the blank line is not a record
+
+
+def test_csv_rows_are_numbered_by_their_first_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,id\n"spans\ntwo lines",1\n,2\nlast,3\n', encoding="utf-8")
+    chunk = next(read_chunks(expand_inputs([path])[0], keys=["text"]))
+    assert chunk.numbers == [2, 4, 5]
+    result = extract(chunk, ["text"])
+    assert result.texts["text"] == ["spans\ntwo lines", "last"] and result.empty["text"] == 1
+
+
+def test_txt_file_with_bad_bytes_reports_the_line(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"fine\nstill fine\nbroken \xff here\n")
+    chunk = next(read_chunks(expand_inputs([path])[0]))
+    bad = extract(chunk, ["text"]).bad
+    assert bad == [(0, f"{path}:3: not valid UTF-8 (byte 0xff at offset 23)")]
+
+
+def test_json_list_items_are_numbered(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"text": "a"}, "not an object", {"text": "c"}]), encoding="utf-8")
+    result = extract(next(read_chunks(expand_inputs([path])[0])), ["text"])
+    assert result.texts["text"] == ["a", "c"]
+    assert result.bad == [(1, f"{path}: item 2: expected a JSON object, found str")]
+
+
+def test_json_that_is_not_a_list_is_a_user_error(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('{"text": "a"}', encoding="utf-8")
+    with pytest.raises(UserError, match="must hold a list of objects"):
+        list(read_chunks(expand_inputs([path])[0]))
+
+
+def test_missing_columns_fail_before_any_work(tmp_path):
+    sources = expand_inputs([write_format(tmp_path, "parquet"), write_format(tmp_path, "csv")])
+    with pytest.raises(UserError, match=r"d.parquet: no column 'body' \(columns: text, title\)"):
+        check_keys(sources, ["body"])
+    with pytest.raises(UserError, match="a .txt input has one field"):
+        (tmp_path / "a.txt").write_text("x")
+        check_keys(expand_inputs([tmp_path / "a.txt"]), ["text", "title"])
+
+
+def test_expand_inputs_globs_sorted_and_rejects_unknowns(tmp_path):
+    for name in ("b.jsonl", "a.jsonl", "c.md"):
+        (tmp_path / name).write_text("{}\n")
+    assert [Path(s.path).name for s in expand_inputs([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
+    with pytest.raises(UserError, match="unknown input format"):
+        expand_inputs([tmp_path / "c.md"])
+    with pytest.raises(UserError, match="no such file"):
+        expand_inputs([str(tmp_path / "nothing*.jsonl")])
+    with pytest.raises(UserError, match="no inputs"):
+        expand_inputs([])
+    hub = expand_inputs(["hf:someone/corpus"], split="validation")[0]
+    assert (hub.path, hub.format, hub.split) == ("someone/corpus", "hf", "validation")
+
+
+def test_saved_dataset_dict_needs_an_existing_split(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(RECORDS)}).save_to_disk(str(tmp_path / "dd"))
+    assert list(iter_documents(expand_inputs([tmp_path / "dd"]), ["title"])) == ["one", "two", "three"]
+    with pytest.raises(UserError, match="no split 'test'; choose --split from train"):
+        check_keys(expand_inputs([tmp_path / "dd"], split="test"), ["text"])
+
+
+def test_max_docs_stops_reading(tmp_path):
+    sources = expand_inputs([write_jsonl(tmp_path / "d.jsonl")])
+    assert list(iter_documents(sources, ["title"], max_docs=2)) == ["one", "two"]
