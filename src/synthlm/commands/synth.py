@@ -1,0 +1,141 @@
+"""``synthlm synth list|preview|generate|verify``: procedural synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+synth_app = typer.Typer(help="Procedural synthetic data: spec -> verified token stores.", no_args_is_help=True)
+
+SPEC_HELP = "Spec file (YAML/JSON), a Seqthetic flat JSON config, or a generated dataset's manifest.json."
+OVERRIDES_HELP = "Dotted overrides such as domains.0.weight=2 or splits.train=0.8."
+
+
+@synth_app.command("list")
+def list_domains(as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON.")) -> None:
+    """Every domain with its parameters, defaults and a one-line description."""
+    from synthlm.synth.catalog import common_params, describe_domains
+
+    domains = describe_domains()
+    if as_json:
+        typer.echo(json.dumps({"common": common_params(), "domains": domains}, indent=2))
+        return
+    typer.echo("Every domain takes `type` (below) and:")
+    for p in common_params():
+        typer.echo(f"    {p['name']:<16} = {json.dumps(p['default']):<28} {p['description']}")
+    for d in domains:
+        kind = "task" if d["task"] else "language"
+        typer.echo(f"\n{d['name']}  [{d['family']}, {kind}]  {d['description']}")
+        for p in d["params"]:
+            typer.echo(f"    {p['name']:<16} = {json.dumps(p['default']):<28} {p['description']}")
+
+
+@synth_app.command("preview")
+def preview(
+    spec: Path = typer.Argument(..., help=SPEC_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    count: int = typer.Option(3, "-n", "--count", min=1, help="Examples per domain."),
+    domain: str = typer.Option(None, "--domain", "-d", help="Only this domain (by name)."),
+    ids: bool = typer.Option(False, "--ids", help="Show raw token ids instead of symbolic names."),
+    seed: int = typer.Option(None, "--seed", help="Seed (default: the spec's, else 0)."),
+    width: int = typer.Option(40, help="Tokens shown per part before eliding."),
+) -> None:
+    """Show the first sequences of each domain, with promoter / input / marker / output apart."""
+    from rich.console import Console
+
+    from synthlm.synth.preview import preview_examples, render
+    from synthlm.synth.spec import load_spec
+
+    loaded = load_spec(spec, overrides or [], seed=seed, num_tokens=None if _has_tokens(spec) else 1)
+    examples, domains = preview_examples(loaded, count, domain)
+    console = Console(highlight=False, soft_wrap=True)
+    for line in render(examples, domains, symbols=not ids, width=width):
+        console.print(line)
+
+
+def _has_tokens(spec: Path) -> bool:
+    """Preview does not need a token budget; supply a dummy one when the spec has none."""
+    from synthlm.config import load_yaml
+
+    raw = load_yaml(spec)
+    return any(k in raw for k in ("num_tokens", "num_token", "spec"))
+
+
+@synth_app.command("generate")
+def generate(
+    spec: Path = typer.Argument(..., help=SPEC_HELP),
+    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
+    tokens: str = typer.Option(None, "--tokens", "--num-token", "--num_token", help="Token budget, e.g. 20K, 5M (overrides num_tokens)."),
+    seed: int = typer.Option(None, "--seed", help="Seed, any int (overrides the spec's)."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes (output is identical for any count)."),
+    dedup_splits: bool = typer.Option(False, "--dedup-splits", help="Drop valid/test sequences that also occur in train."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Generate train/valid/test token stores with loss masks, manifest.json and a dataset card."""
+    from synthlm.synth.generate import generate as run
+    from synthlm.synth.spec import load_spec
+
+    loaded = load_spec(spec, overrides or [], num_tokens=tokens, seed=seed)
+    if loaded.seed is None and not quiet:
+        typer.echo("note: no seed given; a fresh one is drawn and recorded in manifest.json", err=True)
+    manifest = run(loaded, out, workers=workers, dedup_splits=dedup_splits, overwrite=overwrite, quiet=quiet)
+    if quiet:
+        return
+    typer.echo(f"wrote {out}: {manifest['num_tokens']:,} tokens ({manifest['num_tokens_requested']:,} requested), seed {manifest['seed']}, vocab_size {manifest['layout']['vocab_size']}")
+    for split, info in manifest["splits"].items():
+        overlap = sum(d["overlap_with_train"] for d in info["domains"].values())
+        removed = sum(d["removed"] for d in info["domains"].values())
+        extra = f", overlap with train {overlap}" + (f" (removed {removed})" if removed else "") if split != "train" else ""
+        typer.echo(f"  {split:<5} {info['sequences']:>9,} sequences {info['tokens']:>12,} tokens{extra}")
+
+
+@synth_app.command("verify")
+def verify(
+    directory: Path = typer.Argument(..., help="Dataset directory written by synthlm synth generate."),
+    split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable; default all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Run every domain's verify over the stored sequences; print the pass rate per domain."""
+    from tqdm import tqdm
+
+    from synthlm.errors import UserError
+    from synthlm.synth.manifest import read_manifest
+    from synthlm.synth.spec import SPLITS
+    from synthlm.synth.verify import verify_dataset
+
+    splits = tuple(split or SPLITS)
+    for name in splits:
+        if name not in SPLITS:
+            raise UserError(f"--split {name!r}: choose from {', '.join(SPLITS)}")
+    total = sum(read_manifest(directory)["splits"][s]["tokens"] for s in splits)
+    with tqdm(total=total, unit="tok", unit_scale=True, desc="synth verify", disable=quiet, leave=False) as bar:
+        report = verify_dataset(directory, splits, progress=bar)
+    if as_json:
+        typer.echo(json.dumps({"ok": report.ok, "problems": report.problems, "splits": {
+            s: {n: {**vars(r), "rate": r.rate} for n, r in d.items()} for s, d in report.splits.items()}}, indent=2))
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report) -> None:
+    for split, domains in report.splits.items():
+        typer.echo(f"{split}:")
+        for name, r in domains.items():
+            masks = f", {r.bad_masks} bad masks" if r.bad_masks else ""
+            typer.echo(f"  {name:<22} {r.passed:>8,}/{r.checked:<8,} {100 * r.rate:6.2f}%{masks}")
+            if r.first_failure:
+                typer.echo(f"      first failure: {r.first_failure}")
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}")
+    typer.echo("all sequences verify" if report.ok else "VERIFY FAILED")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(synth_app, name="synth")

@@ -1,0 +1,14 @@
+"""Every built-in domain; importing this package registers them (one module per family)."""
+
+from synthlm.synth.domains import (  # noqa: F401
+    automaton,
+    brackets,
+    copylike,
+    fbm,
+    lime,
+    ngram,
+    numbers,
+    query,
+    random_tokens,
+    sets,
+)

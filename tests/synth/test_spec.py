@@ -1,0 +1,107 @@
+"""Spec validation: impossible or unknown input is one clear error naming the key, before any
+work; sizes like "5M" and Seqthetic's flat JSON config are accepted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthlm.errors import ConfigError
+from synthlm.synth import load_spec
+
+BASE = {"num_tokens": 1000, "seed": 0}
+
+
+def spec_with(*domains, **top):
+    return {**BASE, **top, "domains": list(domains)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (spec_with({"type": "cpy"}), r"domains\.0\.type: unknown domain type 'cpy' \(did you mean 'copy'\?\); known types: abduct, .*union"),
+        (spec_with({"weight": 1}), r"domains\.0\.type: required key is missing; known types"),
+        (spec_with({"type": "copy", "length": {"min": 9, "max": 3}}), r"domains\.0\.length.*min \(9\) must be <= max \(3\)"),
+        (spec_with({"type": "copy", "weight": 0}, {"type": "dyck", "weight": 0}), r"all weights are zero"),
+        (spec_with({"type": "fbm", "hurst": 1.0}), r"domains\.0\.hurst.*less than 1"),
+        (spec_with({"type": "fbm", "hurst": 0}), r"domains\.0\.hurst.*greater than 0"),
+        (spec_with({"type": "copy", "distinct": True, "vocab": {"num_vocab": 5}, "length": 8}), r"cannot draw 8 different tokens from a vocabulary of 5"),
+        (spec_with({"type": "copy", "distinct": True, "vocab": {"num_vocab": 9, "prob": [1, 1, 1, 1, 0, 0, 0, 0, 0]}, "length": 8}), r"vocabulary of 4"),
+        (spec_with({"type": "copy"}, {"type": "copy"}), r"domains 0 and 1 are both named 'copy'"),
+        (spec_with({"type": "copy", "vocab": {"num_vocab": 3, "prob": [1, 2]}}), r"prob has 2 weights but num_vocab is 3"),
+        (spec_with({"type": "copy", "lenght": 5}), r"domains\.0\.lenght: unknown key \(did you mean 'domains\.0\.length'\?\)"),
+        (spec_with({"type": "deduct", "variables": {"min": 1, "max": 30}}), r"cannot use 30 distinct variables"),
+        (spec_with({"type": "cellular_automaton", "rule": 300}), r"between 0 and 255"),
+        (spec_with({"type": "ngram", "n": 12, "vocab": {"num_vocab": 1000}}), r"too many contexts"),
+        (spec_with({"type": "ngram", "branching": 50, "vocab": {"num_vocab": 10}}), r"branching \(50\) cannot exceed"),
+        (spec_with({"type": "copy"}, splits={"train": 0.8, "valid": 0.1, "test": 0.05}), r"must sum to 1"),
+        ({"seed": 0, "domains": [{"type": "copy"}]}, r"num_tokens: required key is missing"),
+        (spec_with(num_tokens="5 parsecs"), r"num_tokens"),
+        (spec_with(), r"at least one domain"),
+    ],
+)
+def test_bad_specs_name_the_problem(spec, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_spec(spec)
+
+
+def test_errors_name_the_file_and_the_override(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("num_tokens: 10K\ndomains:\n  - type: copy\n")
+    with pytest.raises(ConfigError, match=r"override 'domains\.0\.length=0'"):
+        load_spec(path, ["domains.0.length=0"])
+    path.write_text("num_tokens: 10K\ndomains:\n  - type: copy\n    length: {min: 0, max: 4}\n")
+    with pytest.raises(ConfigError, match=rf"{path}: domains\.0\.length: .*must be >= 1, got min 0"):
+        load_spec(path)
+
+
+def test_sizes_seed_and_flags():
+    spec = load_spec(spec_with({"type": "copy"}, num_tokens="1.5M"))
+    assert spec.num_tokens == 1_500_000 and spec.seed == 0
+    assert load_spec(spec_with({"type": "copy"}), num_tokens="10K", seed=-7).num_tokens == 10_000
+    assert load_spec(spec_with({"type": "copy"}), seed=-7).seed == -7
+    zipf = load_spec(spec_with({"type": "copy", "vocab": {"num_vocab": 4, "prob": {"zipf": {"exponent": 2}}}}))
+    assert zipf.domains[0].vocab.prob.exponent == 2
+
+
+def test_resolved_spec_round_trips():
+    spec = load_spec(spec_with({"type": "duplicate", "k": {"min": 1, "max": 3}}, {"type": "fbm"}, {"type": "cellular_automaton", "rule": [30, 110]}))
+    again = load_spec(json.loads(json.dumps(spec.model_dump(mode="json"))))
+    assert again == spec
+
+
+def test_seqthetic_flat_config(tmp_path):
+    path = tmp_path / "identity.json"
+    path.write_text(json.dumps({"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024}))
+    spec = load_spec(path, num_tokens="5M")
+    (domain,) = spec.domains
+    assert domain.type == "identity" and domain.vocab.num_vocab == 10000
+    assert (domain.length.min, domain.length.max) == (256, 1024)
+    assert spec.num_tokens == 5_000_000 and spec.name == "identity"
+    dup = load_spec({"name": "duplicate", "vocab_size": 50, "sequence_length_min": 4, "sequence_length_max": 8, "k": 3, "num_token": "10K", "seed": 0})
+    assert dup.domains[0].k.min == 3 and dup.seed == 0
+    fbm = load_spec({"task": "fbm", "name": "my-fbm", "vocab_size": 32, "sequence_length_min": 16, "sequence_length_max": 16, "num_token": 500})
+    assert fbm.domains[0].num_vocab == 32 and fbm.name == "my-fbm"
+    with pytest.raises(ConfigError, match=r"unknown domain type 'idnetity' \(did you mean 'identity'\?\)"):
+        load_spec({"name": "idnetity", "vocab_size": 10})
+    with pytest.raises(ConfigError, match=r"unknown key"):
+        load_spec({"name": "identity", "vocab_size": 10, "sequence_length_min": 2, "num_token": 10, "colour": "red"})
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "synth").glob("*.*"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_shipped_example_specs_load_and_verify(path):
+    from synthlm.synth.preview import preview_examples
+
+    spec = load_spec(path, num_tokens="1K")
+    examples, _ = preview_examples(spec, count=2)
+    assert examples and all(e.valid for e in examples)
+    assert {e.domain for e in examples} == set(spec.domain_names())
+
+
+def test_there_are_example_specs():
+    assert len(EXAMPLES) >= 5
