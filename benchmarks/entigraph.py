@@ -28,10 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where benchmarks/tokenize.py would shadow
-# the standard library's ``tokenize`` (imported later by inspect/linecache): drop the folder.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 sys.path.insert(0, str(ROOT / "tests" / "entigraph"))  # the fake server lives with the tests

@@ -1,7 +1,6 @@
 """Report speed: reading metrics.jsonl (ours vs pandas.read_json) and a whole report end to end.
 
-Usage: python -P benchmarks/report.py [--runs 4] [--steps 20000] [--repeat 5]
-(-P keeps this folder off sys.path, so benchmarks/tokenize.py cannot shadow the stdlib module.)
+Usage: python benchmarks/report.py [--runs 4] [--steps 20000] [--repeat 5]
 
 Each run logs one training record per step (11 keys, like the trainer) and an eval record every
 100 steps; the last line is torn, as when a report is built while training writes. The pandas

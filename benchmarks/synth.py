@@ -17,21 +17,16 @@ in the same process (in-process functions) and as separate commands (wall and pe
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
+import statistics
+import subprocess
 import sys
-
-# Run as a script, this folder comes first on sys.path, where sibling benchmarks (tokenize.py)
-# would shadow standard-library modules; drop it before importing anything else.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
 IDENTITY = {"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024, "seed": 0}
 

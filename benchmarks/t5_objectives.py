@@ -1,7 +1,6 @@
 """Encoder-decoder objectives: cost of batch preparation and of DEPTH's hierarchical masks.
 
-Usage: python -P benchmarks/t5_objectives.py [--repeat 5] [--batch 8] [--seq-len 512]
-(-P keeps this folder off sys.path, so benchmarks/tokenize.py cannot shadow the stdlib module.)
+Usage: python benchmarks/t5_objectives.py [--repeat 5] [--batch 8] [--seq-len 512]
 
 Side by side, in one process, on tinyshakespeare with a 2k BPE vocabulary:
 

@@ -314,6 +314,9 @@ def _expected_type(schema: type[BaseModel], loc: KeyPath) -> str:
 
 
 def _type_name(annotation: Any) -> str:
+    members = _unwrap(annotation)
+    if len(members) > 1 and all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
+        return "a mapping"  # a union of sections (e.g. 31 domain specs): naming them all helps no one
     names = []
     for arg in _unwrap(annotation):
         if arg is type(None):

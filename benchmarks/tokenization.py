@@ -17,7 +17,7 @@ with the same byte-level BPE tokenizer, in one process, interleaved, and report 
 Targets: (a) >= 0.85 x (b) and (a) >= 2 x (c). Besides wall-clock tokens/s (noisy on a shared
 machine) each method's CPU-seconds per million tokens is printed (own + children, robust to load).
 
-    python benchmarks/tokenize.py [--mb 50] [--repeats 3] [--workers 2]
+    python benchmarks/tokenization.py [--mb 50] [--repeats 3] [--workers 2]
 """
 
 from __future__ import annotations

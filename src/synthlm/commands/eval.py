@@ -1,0 +1,62 @@
+"""``synthlm eval CKPT``: evaluate a checkpoint on natural stores and synthetic datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."),
+    data: list[Path] = typer.Option(
+        None, "--data", "-d",
+        help="Store prefix (natural) or synthetic dataset dir; repeatable. Default: the checkpoint's data.eval sets.",
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Results JSON (default: RUN/eval/<checkpoint>.json)."),
+    seq_len: int = typer.Option(None, "--seq-len", min=2, help="Window length (default: the training seq_len)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Windows / examples per forward pass."),
+    max_tokens: str = typer.Option(None, "--max-tokens", help="Tokens evaluated per set, e.g. 200K (default: 200K)."),
+    max_examples: int = typer.Option(None, "--max-examples", min=0, help="Synthetic examples generated for accuracy (default: 100)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
+    tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation's private RNG stream."),
+    qa: Path = typer.Option(None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data."),
+    qa_scorer: str = typer.Option("loglik", "--qa-scorer", help="loglik (option log-likelihood), cot (few-shot chain of thought) or both."),
+    qa_limit: int = typer.Option(None, "--qa-limit", min=1, help="Evaluate only the first N questions."),
+    qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the chain-of-thought prompt."),
+    qa_max_new_tokens: int = typer.Option(256, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic) or QA accuracy, as JSON."""
+    from synthlm.config import parse_count
+    from synthlm.errors import UserError
+    from synthlm.evaluate.offline import evaluate_checkpoint
+
+    if qa is not None:
+        from synthlm.evaluate.qa import dumps, evaluate_qa
+
+        report, path = evaluate_qa(
+            checkpoint, qa, scorer=qa_scorer, limit=qa_limit, shots=qa_shots, max_new_tokens=qa_max_new_tokens,
+            out=out, device=device, dtype=dtype,
+        )
+        typer.echo(dumps(report["qa"]))
+        typer.echo(f"wrote {path}")
+        return
+
+    try:
+        tokens = None if max_tokens is None else parse_count(max_tokens)
+    except ValueError as exc:
+        raise UserError(f"--max-tokens: {exc}") from None
+    report, path = evaluate_checkpoint(
+        checkpoint, data or [], out=out, seq_len=seq_len, batch_size=batch_size, max_tokens=tokens,
+        max_examples=max_examples, device=device, dtype=dtype, seed=seed, tokenizer=tokenizer, quiet=quiet,
+    )
+    for key, value in report["metrics"].items():
+        typer.echo(f"{key:40s} {value:.6g}")
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

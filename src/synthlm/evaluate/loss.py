@@ -1,0 +1,77 @@
+"""Summed next-token loss over chosen target positions: the one loss both eval kinds share.
+
+Losses are returned as *sums* with target counts, never means, so that eval sets of many
+batches (and a short last batch) average exactly per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Row = tuple[np.ndarray, np.ndarray]  # (token ids, target mask)
+
+
+@dataclass
+class LossTotal:
+    """Running token-weighted loss (nats), accumulated in float64."""
+
+    loss_sum: float = 0.0
+    tokens: int = 0
+
+    def add(self, loss_sum: float, tokens: int) -> None:
+        self.loss_sum += loss_sum
+        self.tokens += tokens
+
+    @property
+    def mean(self) -> float:
+        return self.loss_sum / self.tokens if self.tokens else float("nan")
+
+
+def right_pad(rows: Sequence[np.ndarray], targets: Sequence[np.ndarray], pad_id: int):
+    """(input_ids, attention_mask, target_mask) tensors, rows left-aligned; padding is never a target."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    target = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (row, mask) in enumerate(zip(rows, targets)):
+        ids[i, : len(row)] = torch.from_numpy(np.asarray(row, dtype=np.int64))
+        attention[i, : len(row)] = 1
+        target[i, : len(row)] = torch.from_numpy(np.asarray(mask, dtype=bool))
+    return ids, attention, target
+
+
+def batch_loss(model, input_ids, attention_mask, target_mask) -> tuple[float, int]:
+    """(sum of -log p(token t | tokens < t), count) over positions t >= 1 where target_mask is set."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+    labels = input_ids[:, 1:]
+    chosen = target_mask[:, 1:] & attention_mask[:, 1:].bool()
+    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), reduction="none")
+    losses = losses.view(labels.shape)[chosen]
+    return float(losses.double().sum()), int(chosen.sum())
+
+
+def batched(rows: Iterable[Row], batch_size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def sequences_loss(model, batches: Iterable[list[Row]], *, pad_id: int, device) -> LossTotal:
+    """Loss over batches of (tokens, target mask) rows."""
+    total = LossTotal()
+    for batch in batches:
+        ids, attention, target = right_pad([r for r, _ in batch], [m for _, m in batch], pad_id)
+        total.add(*batch_loss(model, ids.to(device), attention.to(device), target.to(device)))
+    return total

@@ -1,0 +1,125 @@
+"""``synthlm eval``: evaluate a saved checkpoint outside training and write the results as JSON.
+
+Eval sets come from ``--data`` paths (a store prefix is natural, a dir with ``manifest.json`` is
+synthetic) or, without any, from the checkpoint's own ``data.eval`` config. Results go to
+``--out`` or ``RUN/eval/<checkpoint>.json`` (e.g. ``RUN/eval/step-1000.json``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from synthlm import __version__
+from synthlm.errors import UserError
+from synthlm.mixture import EvalSetConfig
+from synthlm.store import normalize_prefix, store_exists
+
+
+def detect_kind(path: Path) -> str:
+    """``synthetic`` for a dataset dir (manifest.json), ``natural`` for a store prefix."""
+    if (path / "manifest.json").is_file():
+        return "synthetic"
+    if store_exists(normalize_prefix(path)):
+        return "natural"
+    raise UserError(f"--data {path}: neither a token store (PREFIX.bin + PREFIX.idx) nor a synthetic dataset dir (with manifest.json)")
+
+
+def unique_name(path: Path, taken: set[str]) -> str:
+    base = normalize_prefix(path).name or "data"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def eval_sets_from_paths(paths: Sequence[str | Path], *, max_tokens: int | None, max_examples: int | None) -> list[EvalSetConfig]:
+    """One eval set per path, named after it (deduplicated), kind detected from the files."""
+    taken: set[str] = set()
+    sets = []
+    for raw in paths:
+        path = Path(raw)
+        kind = detect_kind(path)
+        limits = {k: v for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples)) if v is not None}
+        sets.append(EvalSetConfig(name=unique_name(path, taken), path=normalize_prefix(path) if kind == "natural" else path, kind=kind, **limits))
+    return sets
+
+
+def configured_eval_sets(config: dict[str, Any], *, max_tokens: int | None, max_examples: int | None) -> list[EvalSetConfig]:
+    """The checkpoint config's ``data.eval`` sets, with the command line's limits applied."""
+    from synthlm.config import validate
+
+    raw = (config.get("data") or {}).get("eval") or []
+    sets = [validate(EvalSetConfig, item, source=f"checkpoint config.yaml data.eval.{i}") for i, item in enumerate(raw)]
+    limits = {k: v for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples)) if v is not None}
+    return [s.model_copy(update=limits) for s in sets]
+
+
+def default_output(checkpoint: str | Path) -> Path:
+    from synthlm.evaluate.checkpoint import run_dir_of
+
+    return run_dir_of(checkpoint) / "eval" / f"{Path(checkpoint).resolve().name}.json"
+
+
+def default_seq_len(ckpt) -> int:
+    """The training seq_len when recorded, else the model's context (at most 1024)."""
+    from synthlm.generate import context_limit
+
+    return ckpt.seq_len or min(context_limit(ckpt.model) or 512, 1024)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: Sequence[str | Path] = (),
+    *,
+    out: str | Path | None = None,
+    seq_len: int | None = None,
+    batch_size: int = 8,
+    max_tokens: int | None = None,
+    max_examples: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    seed: int = 0,
+    tokenizer: str | Path | None = None,
+    quiet: bool = False,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path)."""
+    from synthlm.evaluate import evaluate_model
+    from synthlm.evaluate.checkpoint import (
+        check_checkpoint_dir,
+        load_checkpoint,
+        read_training_config,
+    )
+    from synthlm.fileio import atomic_write_json
+
+    check_checkpoint_dir(Path(checkpoint))
+    if data:
+        sets = eval_sets_from_paths(data, max_tokens=max_tokens, max_examples=max_examples)
+    else:
+        sets = configured_eval_sets(read_training_config(Path(checkpoint)), max_tokens=max_tokens, max_examples=max_examples)
+    if not sets:
+        raise UserError(f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the checkpoint's config has no data.eval sets)")
+    ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    length = seq_len or default_seq_len(ckpt)
+    started = time.perf_counter()
+    metrics = evaluate_model(
+        ckpt.model, sets, layout=ckpt.layout, tokenizer=ckpt.tokenizer, seq_len=length,
+        batch_size=batch_size, device=next(ckpt.model.parameters()).device, seed=seed, progress=not quiet,
+    )
+    report = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "metrics": metrics,
+        "eval_sets": [s.model_dump(mode="json") for s in sets],
+        "seq_len": length,
+        "batch_size": batch_size,
+        "seed": seed,
+        "layout": ckpt.layout.to_dict(),
+        "seconds": round(time.perf_counter() - started, 3),
+        "synthlm_version": __version__,
+    }
+    path = Path(out) if out else default_output(checkpoint)
+    atomic_write_json(path, report)
+    return report, path

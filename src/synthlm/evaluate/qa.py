@@ -1,0 +1,245 @@
+"""Closed-book multiple-choice QA (QuALITY format), the evaluation of Synthetic Continued Pretraining.
+
+The article is never shown: the question tests what continued pretraining put into the weights.
+Two scorers, because they answer different questions:
+
+* ``loglik``: the option with the highest log-likelihood after the question wins. Works for
+  any base model, even a tiny one; reported raw (``acc``) and per-character normalised
+  (``acc_norm``, which removes the bias toward short options).
+* ``cot``: few-shot chain-of-thought generation, then the final ``Answer: X`` is parsed. Models
+  may decline or ramble, so we report accuracy over attempted questions, the attempt rate and
+  accuracy over all questions (unparsed answers count as wrong).
+
+Results split by QuALITY's ``difficult`` flag when the file has it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthlm.errors import UserError
+
+LETTERS = "ABCDEFGHIJ"
+SCORERS = ("loglik", "cot", "both")
+
+# Exemplars written for this module: generic reading-comprehension style, not from QuALITY.
+FEW_SHOT = [
+    {
+        "title": "The Lighthouse Keeper",
+        "question": "Why does the keeper refuse to leave the island?",
+        "options": ["He is afraid of the sea", "He promised his father to keep the light", "He has no money", "The boat is broken"],
+        "reasoning": "The story says the keeper stays because of the promise he made to his dying father about the light.",
+        "answer": 1,
+    },
+    {
+        "title": "A Winter Market",
+        "question": "What does the narrator buy at the end?",
+        "options": ["A coat", "Apples", "A lantern", "Nothing"],
+        "reasoning": "After walking past every stall, the narrator spends the last coin on a lantern for the walk home.",
+        "answer": 2,
+    },
+]
+
+
+@dataclass(frozen=True)
+class QAItem:
+    title: str
+    question: str
+    options: tuple[str, ...]
+    answer: int
+    difficult: bool | None
+
+
+def read_qa(path: str | Path) -> list[QAItem]:
+    """Questions with gold answers from a QuALITY json/jsonl file (articles with questions)."""
+    from synthlm.entigraph.documents import read_documents
+
+    documents = read_documents(path, fmt="quality")
+    items = [
+        QAItem(doc.title, q.question, tuple(q.options), q.answer, q.difficult)
+        for doc in documents
+        for q in doc.questions
+        if q.answer is not None
+    ]
+    if not items:
+        raise UserError(f"{path}: no questions with a gold_label to evaluate")
+    for item in items:
+        if len(item.options) > len(LETTERS):
+            raise UserError(f"{path}: question {item.question[:40]!r} has {len(item.options)} options (at most {len(LETTERS)})")
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# Log-likelihood scoring
+
+
+def question_prompt(item: QAItem) -> str:
+    about = f' about "{item.title}"' if item.title else ""
+    return f"Question{about}: {item.question}\nAnswer:"
+
+
+def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[str], device: Any) -> list[float]:
+    """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
+    import torch
+
+    context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    rows = [context + tokenizer(" " + option, add_special_tokens=False)["input_ids"] for option in options]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+    with torch.no_grad():
+        logprobs = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits.float().log_softmax(-1).cpu()
+    scores = []
+    for i, row in enumerate(rows):
+        positions = torch.arange(len(context), len(row))
+        scores.append(float(logprobs[i, positions - 1, torch.tensor(row[len(context) :])].sum()))
+    return scores
+
+
+def score_loglik(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
+    predictions = []
+    for item in items:
+        scores = option_logliks(model, tokenizer, question_prompt(item), item.options, device)
+        normed = [s / max(1, len(o)) for s, o in zip(scores, item.options)]
+        predictions.append({
+            "pred": max(range(len(scores)), key=scores.__getitem__),
+            "pred_norm": max(range(len(normed)), key=normed.__getitem__),
+            "scores": scores,
+        })
+    return predictions
+
+
+# ---------------------------------------------------------------------------------------------
+# Chain-of-thought scoring
+
+
+def format_question(title: str, question: str, options: Sequence[str]) -> str:
+    lines = [f'Story: "{title}"' if title else "Story: (unnamed)", f"Question: {question}"]
+    lines += [f"{LETTERS[i]}. {option}" for i, option in enumerate(options)]
+    return "\n".join(lines)
+
+
+def cot_prompt(item: QAItem, shots: int = 2) -> str:
+    parts = [
+        "Answer each question about a story from memory. Think step by step, then give the final answer as 'Answer: <letter>'.\n"
+    ]
+    for shot in FEW_SHOT[:shots]:
+        parts.append(f"{format_question(shot['title'], shot['question'], shot['options'])}\nReasoning: {shot['reasoning']}\nAnswer: {LETTERS[shot['answer']]}\n")
+    parts.append(f"{format_question(item.title, item.question, item.options)}\nReasoning:")
+    return "\n".join(parts)
+
+
+_ANSWER_RE = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*", re.IGNORECASE)
+
+
+def parse_choice(text: str, num_options: int = 4) -> int | None:
+    """The option chosen by the last ``Answer: X`` in ``text``; None when missing or ambiguous."""
+    matches = list(_ANSWER_RE.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :].split("\n", 1)[0][:40]
+    letters = set(re.findall(rf"\b([{LETTERS[:num_options]}])\b", rest))
+    return LETTERS.index(letters.pop()) if len(letters) == 1 else None
+
+
+def score_cot(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any, *, shots: int, max_new_tokens: int) -> list[dict[str, Any]]:
+    import torch
+
+    predictions = []
+    for item in items:
+        encoded = tokenizer(cot_prompt(item, shots), return_tensors="pt", add_special_tokens=False).to(device)
+        with torch.no_grad():
+            output = model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            )
+        text = tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+        text = text.split("\nStory:", 1)[0]  # the model may go on to invent the next question
+        predictions.append({"pred": parse_choice(text, len(item.options)), "generation": text})
+    return predictions
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _subsets(items: Sequence[QAItem]) -> dict[str, list[int]]:
+    subsets = {"all": list(range(len(items)))}
+    if any(item.difficult is not None for item in items):
+        subsets["difficult"] = [i for i, item in enumerate(items) if item.difficult]
+        subsets["easy"] = [i for i, item in enumerate(items) if item.difficult is False]
+    return {name: idx for name, idx in subsets.items() if idx}
+
+
+def loglik_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
+    metrics = {}
+    for name, idx in _subsets(items).items():
+        suffix = "" if name == "all" else f"/{name}"
+        metrics[f"acc{suffix}"] = sum(predictions[i]["pred"] == items[i].answer for i in idx) / len(idx)
+        metrics[f"acc_norm{suffix}"] = sum(predictions[i]["pred_norm"] == items[i].answer for i in idx) / len(idx)
+    metrics["n"] = len(items)
+    return metrics
+
+
+def cot_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
+    metrics = {}
+    for name, idx in _subsets(items).items():
+        suffix = "" if name == "all" else f"/{name}"
+        attempted = [i for i in idx if predictions[i]["pred"] is not None]
+        correct = sum(predictions[i]["pred"] == items[i].answer for i in attempted)
+        metrics[f"accuracy_attempted{suffix}"] = correct / len(attempted) if attempted else 0.0
+        metrics[f"attempt_rate{suffix}"] = len(attempted) / len(idx)
+        metrics[f"accuracy_all{suffix}"] = correct / len(idx)
+    metrics["n"] = len(items)
+    return metrics
+
+
+def evaluate_qa(
+    checkpoint: str | Path,
+    qa_file: str | Path,
+    *,
+    scorer: str = "loglik",
+    limit: int | None = None,
+    shots: int = 2,
+    max_new_tokens: int = 256,
+    out: str | Path | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> tuple[dict[str, Any], Path]:
+    """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions."""
+    from synthlm.evaluate.checkpoint import load_checkpoint, run_dir_of
+    from synthlm.fileio import atomic_write_json
+
+    if scorer not in SCORERS:
+        raise UserError(f"--qa-scorer {scorer!r}: choose one of {', '.join(SCORERS)}")
+    if not 0 <= shots <= len(FEW_SHOT):
+        raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
+    items = read_qa(qa_file)[:limit]
+    ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
+    torch_device = next(ckpt.model.parameters()).device
+    results: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    if scorer in ("loglik", "both"):
+        details["loglik"] = score_loglik(ckpt.model, ckpt.tokenizer, items, torch_device)
+        results["loglik"] = loglik_metrics(items, details["loglik"])
+    if scorer in ("cot", "both"):
+        details["cot"] = score_cot(ckpt.model, ckpt.tokenizer, items, torch_device, shots=shots, max_new_tokens=max_new_tokens)
+        results["cot"] = cot_metrics(items, details["cot"])
+    path = Path(out) if out else run_dir_of(checkpoint) / "eval" / "qa.json"
+    atomic_write_json(path, {"qa": results})
+    records = [{"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}} for i, it in enumerate(items)]
+    atomic_write_json(path.with_name(path.stem + ".predictions.json"), records)
+    return {"qa": results, "checkpoint": str(checkpoint), "file": str(qa_file)}, path
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)

@@ -1,0 +1,71 @@
+"""The evaluator registry: one class per kind of eval set (natural, synthetic, later qa, lm-eval).
+
+Adding an evaluation is one module with one decorated class; :func:`evaluate_model` and
+``synthlm eval`` find it by the eval set's ``kind``. Each evaluator has two steps so that every
+eval set's input is checked before any of them spends time on the model (bad input fails fast).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from synthlm.errors import ConfigError
+from synthlm.mixture import EvalSetConfig, VocabLayout
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What every evaluator needs besides its eval set."""
+
+    model: Any  # the causal LM as the caller holds it (maybe DDP/FSDP-wrapped): forward passes
+    generator: Any  # the bare HF model under any wrapper: ``.generate``
+    layout: VocabLayout
+    eos_id: int
+    pad_id: int
+    seq_len: int
+    batch_size: int
+    device: Any  # torch.device
+    seed: int
+    progress: bool = False  # show progress bars (synthlm eval); the training loop keeps quiet
+
+    def bar(self, iterable, desc: str):
+        """``iterable`` wrapped in a progress bar when asked for one."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, unit="batch", disable=not self.progress, leave=False)
+
+
+class Evaluator:
+    """Base class: ``check`` validates inputs cheaply, ``run`` returns metrics named without the
+    ``eval/<name>/`` prefix (e.g. ``{"loss": 2.1, "ppl": 8.2}``)."""
+
+    kind: str = ""
+
+    def check(self, eval_set: EvalSetConfig, ctx: EvalContext) -> None:
+        """Raise UserError on inputs this evaluator cannot use (default: accept)."""
+
+    def run(self, eval_set: EvalSetConfig, ctx: EvalContext) -> dict[str, float]:
+        raise NotImplementedError
+
+
+EVALUATORS: dict[str, type[Evaluator]] = {}
+
+
+def register_evaluator(kind: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
+    def decorate(cls: type[Evaluator]) -> type[Evaluator]:
+        cls.kind = kind
+        EVALUATORS[kind] = cls
+        return cls
+
+    return decorate
+
+
+def get_evaluator(kind: str) -> Evaluator:
+    if kind not in EVALUATORS:
+        close = difflib.get_close_matches(kind, EVALUATORS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"eval set kind '{kind}' is unknown{hint}; known: {', '.join(sorted(EVALUATORS))}")
+    return EVALUATORS[kind]()

@@ -1,0 +1,117 @@
+"""Loss and exact-match accuracy on a synthetic dataset's ``valid`` split.
+
+Synthetic ids live in their own space ``0..V_syn-1``; the model sees them shifted into the
+meta-language range (``layout.meta_offset + id``), exactly as the training mixture feeds them.
+
+* Loss: each valid document on its own (shifted, EOS appended as in training), targets where
+  the document's loss mask is 1 (the EOS counts as a target, as in training). Documents are
+  evaluated one per row rather than packed, so no document sees another's tokens: the number
+  measures the task, not the packing. Documents are taken in order up to ``max_tokens``.
+* Accuracy: for the first ``max_examples`` examples, greedy-decode ``len(answer) + 1`` tokens
+  from the prompt (the extra token lets the model say EOS), cut at EOS, shift back to synthetic
+  ids (anything outside the meta range becomes -1, which no answer contains) and let the
+  domain's ``score`` judge it. Reported overall and per domain.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from synthlm.errors import UserError
+from synthlm.evaluate.loss import batched, sequences_loss
+from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
+from synthlm.mixture import EvalSetConfig, VocabLayout, synthetic_vocab_needed
+
+SPLIT = "valid"
+
+
+def document_rows(store, *, layout: VocabLayout, eos_id: int, seq_len: int, max_tokens: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(shifted tokens + EOS, loss mask) per document, cut to ``seq_len``, ``max_tokens`` in total."""
+    left = max_tokens
+    for i in range(len(store)):
+        if left <= 0:
+            return
+        doc = np.asarray(store.document(i), dtype=np.int64) + layout.meta_offset
+        mask = store.mask(i)
+        mask = np.ones(len(doc), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        tokens = np.concatenate([doc, [eos_id]])[:seq_len]
+        targets = np.concatenate([mask, [True]])[:seq_len]
+        left -= len(tokens)
+        yield tokens, targets
+
+
+def to_synthetic(generated: list[int], *, layout: VocabLayout, eos_id: int, keep: int) -> np.ndarray:
+    """The first ``keep`` generated ids, cut at EOS, shifted back; non-meta ids become -1."""
+    row = generated[:keep]
+    if eos_id in row:
+        row = row[: row.index(eos_id)]
+    ids = np.asarray(row, dtype=np.int64) - layout.meta_offset
+    ids[(ids < 0) | (ids >= layout.meta_size)] = -1
+    return ids
+
+
+def greedy_answers(ctx: EvalContext, prompts: list[np.ndarray], lengths: list[int]) -> list[list[int]]:
+    """Greedy continuations (model ids) of shifted prompts, ``lengths[i]`` new tokens at least."""
+    from synthlm.generate import left_pad
+
+    ids, mask = left_pad([(p + ctx.layout.meta_offset).tolist() for p in prompts], ctx.pad_id)
+    out = ctx.generator.generate(
+        input_ids=ids.to(ctx.device), attention_mask=mask.to(ctx.device), do_sample=False,
+        max_new_tokens=max(lengths), eos_token_id=ctx.eos_id, pad_token_id=ctx.pad_id,
+    )
+    return out[:, ids.shape[1] :].tolist()
+
+
+def accuracy(ctx: EvalContext, dataset, max_examples: int) -> dict[str, float]:
+    """Mean score overall (``acc``) and per domain (``acc/<domain>``)."""
+    from synthlm.synth import score
+
+    scores: dict[str, list[float]] = defaultdict(list)
+    examples = list(dataset.examples(SPLIT, max_examples))
+    for start in ctx.bar(range(0, len(examples), ctx.batch_size), "exact match"):
+        batch = examples[start : start + ctx.batch_size]
+        lengths = [len(e.answer) + 1 for e in batch]
+        generated = greedy_answers(ctx, [np.asarray(e.prompt, dtype=np.int64) for e in batch], lengths)
+        for example, row, keep in zip(batch, generated, lengths):
+            predicted = to_synthetic(row, layout=ctx.layout, eos_id=ctx.eos_id, keep=keep)
+            scores[example.domain].append(float(score(example.domain, example.prompt, predicted, dataset=dataset)))
+    if not examples:
+        return {}
+    everything = [s for values in scores.values() for s in values]
+    metrics = {"acc": float(np.mean(everything))}
+    metrics.update({f"acc/{domain}": float(np.mean(values)) for domain, values in sorted(scores.items())})
+    return metrics
+
+
+@register_evaluator("synthetic")
+class SyntheticEvaluator(Evaluator):
+    """Masked loss on valid documents plus exact-match accuracy from greedy generation."""
+
+    def check(self, eval_set: EvalSetConfig, ctx: EvalContext) -> None:
+        needed = synthetic_vocab_needed(Path(eval_set.path))
+        if needed > ctx.layout.meta_size:
+            raise UserError(
+                f"eval set '{eval_set.name}': {eval_set.path} needs {needed} meta-language ids but the "
+                f"model reserves {ctx.layout.meta_size} (model.num_meta_tokens); it was not trained for this dataset"
+            )
+        from synthlm.synth import load_synthetic
+
+        store = load_synthetic(eval_set.path).split(SPLIT)
+        if len(store) == 0:
+            raise UserError(f"eval set '{eval_set.name}': {eval_set.path} has an empty '{SPLIT}' split")
+
+    def run(self, eval_set: EvalSetConfig, ctx: EvalContext) -> dict[str, float]:
+        from synthlm.synth import load_synthetic
+
+        dataset = load_synthetic(eval_set.path)
+        rows = document_rows(dataset.split(SPLIT), layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=eval_set.max_tokens)
+        batches = ctx.bar(batched(rows, ctx.batch_size), f"eval {eval_set.name} loss")
+        total = sequences_loss(ctx.model, batches, pad_id=ctx.pad_id, device=ctx.device)
+        metrics = {"loss": total.mean}
+        if eval_set.max_examples > 0:
+            metrics.update(accuracy(ctx, dataset, eval_set.max_examples))
+        return metrics

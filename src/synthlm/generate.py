@@ -1,0 +1,305 @@
+"""Text generation from a checkpoint: unconditional, from a prompt file, or interactively.
+
+Decoding is transformers' ``generate`` (KV cache, logits processors, stop strings) on batches
+of left-padded prompts; this module only decides the inputs and turns raw token rows into
+records. Why left padding: every row's last prompt token then sits at the same position, so one
+batched ``generate`` call serves prompts of different lengths (transformers derives position
+ids from the attention mask, so a padded row decodes exactly as it would alone).
+
+Unconditional samples start from EOS: synthlm joins training documents with EOS, so "just after
+EOS" is exactly where a new document begins in training (synthlm tokenizers never add BOS to
+text). Tokenizers that do start every text with BOS (Llama-style HF models) start from BOS.
+
+Reproducibility: with ``temperature=0`` decoding is greedy and deterministic; otherwise the seed
+fixes every sample for a given batch size (rows of one batch draw from one random stream).
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from synthlm.config import Section
+from synthlm.errors import UserError
+
+
+class SamplingConfig(Section):
+    """How to pick each next token (one field per ``synthlm generate`` flag)."""
+
+    temperature: float = Field(1.0, ge=0, description="0 = greedy decoding; higher = more random.")
+    top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0 = no limit).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: smallest set with this probability mass.")
+    repetition_penalty: float = Field(1.0, gt=0, description="> 1 discourages repeating tokens already present.")
+    max_new_tokens: int = Field(128, gt=0, description="Tokens generated per sample at most.")
+    num_samples: int = Field(1, gt=0, description="Samples per prompt.")
+    stop: list[str] = Field(default_factory=list, description="Stop strings: text is cut before the first one.")
+    seed: int = Field(0, description="Seeds the sampler; same seed + same batch size = same samples.")
+
+    @field_validator("num_samples")
+    @classmethod
+    def _sampling_for_many(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and info.data.get("temperature") == 0:
+            raise ValueError("more than one sample per prompt needs sampling: greedy decoding (temperature 0) gives one answer")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if any(not s for s in value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Completion:
+    """One generated sample: the record written to ``-o out.jsonl``."""
+
+    prompt: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finished: bool  # hit EOS or a stop string (False: ran out of max_new_tokens)
+    seconds: float  # wall time of the batched generate call that produced it
+    sample: int  # index among the num_samples samples of this prompt
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts
+
+
+def decode_escapes(text: str) -> str:
+    r"""Turn ``\n``, ``\t`` and friends typed on a command line into the characters."""
+    return codecs.decode(text.encode("utf-8"), "unicode_escape").encode("latin-1").decode("utf-8")
+
+
+def read_prompts(path: str | Path, prompt_end: str = "\n") -> list[str]:
+    """Prompts of a text file: one per line, or separated by ``prompt_end``; blanks dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: prompt file not found")
+    if not prompt_end:
+        raise UserError("--prompt-end must not be empty")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: prompt file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    prompts = [p.strip("\r\n") if prompt_end == "\n" else p.strip("\n") for p in text.split(prompt_end)]
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise UserError(f"{path}: prompt file holds no prompts (separator {prompt_end!r}); write one prompt per line")
+    return prompts
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched generation
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int):
+    """(input_ids, attention_mask) tensors with every row right-aligned."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if len(row):
+            ids[i, width - len(row) :] = torch.as_tensor(list(row), dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
+def special_ids(tokenizer) -> tuple[int, int]:
+    """(eos, pad) for an HF tokenizer or a synthlm one; pad falls back to eos."""
+    eos = getattr(tokenizer, "eos_id", None)
+    if eos is None:
+        eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        raise UserError("the tokenizer has no end-of-sequence token; synthlm needs one to end documents")
+    pad = getattr(tokenizer, "pad_id", None)
+    if pad is None:
+        pad = getattr(tokenizer, "pad_token_id", None)
+    return int(eos), int(eos if pad is None else pad)
+
+
+def start_ids(tokenizer) -> list[int]:
+    """Context of an unconditional sample: BOS when the tokenizer starts text with it, else EOS."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None and tokenizer("a", add_special_tokens=True)["input_ids"][:1] == [bos]:
+        return [int(bos)]
+    return [special_ids(tokenizer)[0]]
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
+    rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    return [list(r) if len(r) else start_ids(tokenizer) for r in rows]
+
+
+def context_limit(model) -> int | None:
+    config = model.config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_lengths(model, rows: Sequence[Sequence[int]], sampling: SamplingConfig) -> None:
+    """Fail before generating when a prompt plus its continuation cannot fit the model."""
+    limit = context_limit(model)
+    if limit is None:
+        return
+    for i, row in enumerate(rows):
+        if len(row) + sampling.max_new_tokens > limit:
+            raise UserError(
+                f"prompt {i + 1} has {len(row)} tokens; with --max-new-tokens {sampling.max_new_tokens} "
+                f"that exceeds the model's context of {limit} tokens (shorten it or lower --max-new-tokens)"
+            )
+
+
+def generation_kwargs(tokenizer, sampling: SamplingConfig, suppress_ids: Sequence[int] = ()) -> dict[str, Any]:
+    """Arguments for ``model.generate``, every knob explicit so no checkpoint default leaks in."""
+    eos, pad = special_ids(tokenizer)
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": sampling.max_new_tokens,
+        "eos_token_id": eos,
+        "pad_token_id": pad,
+        "repetition_penalty": sampling.repetition_penalty,
+        "num_return_sequences": sampling.num_samples,
+        "do_sample": not sampling.greedy,
+    }
+    if not sampling.greedy:
+        kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+    if sampling.stop:
+        kwargs.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
+    if len(suppress_ids):
+        kwargs["suppress_tokens"] = list(suppress_ids)
+    return kwargs
+
+
+def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig) -> tuple[str, int, bool]:
+    """(text, completion tokens, finished) of one generated row.
+
+    The row is cut at the first EOS (and at padding, which follows a finished row); the text is
+    cut before the first stop string. A stop string ends generation on the token completing it,
+    so the kept tokens are exactly the ones generated before padding.
+    """
+    eos, pad = special_ids(tokenizer)
+    ends = [i for i, t in enumerate(new_tokens) if t == eos or (t == pad and pad != eos)]
+    body = new_tokens[: ends[0]] if ends else new_tokens
+    hit_eos = bool(ends) and new_tokens[ends[0]] == eos
+    text = tokenizer.decode(body, skip_special_tokens=True)
+    cuts = [text.find(s) for s in sampling.stop if s in text]
+    if cuts:
+        return text[: min(cuts)], len(body), True
+    return text, len(body) + (1 if hit_eos else 0), hit_eos
+
+
+def generate_batch(
+    model, tokenizer, prompts: Sequence[str], rows: Sequence[Sequence[int]], sampling: SamplingConfig, suppress_ids: Sequence[int] = ()
+) -> list[Completion]:
+    """Generate ``num_samples`` completions for each prompt of one batch."""
+    import torch
+
+    _, pad = special_ids(tokenizer)
+    ids, mask = left_pad(rows, pad)
+    device = next(model.parameters()).device
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **generation_kwargs(tokenizer, sampling, suppress_ids))
+    seconds = time.perf_counter() - started
+    out = out[:, ids.shape[1] :].tolist()
+    completions = []
+    for j, row in enumerate(out):
+        prompt_index, sample = divmod(j, sampling.num_samples)
+        text, count, finished = finish_row(tokenizer, row, sampling)
+        completions.append(Completion(prompts[prompt_index], text, len(rows[prompt_index]), count, finished, seconds, sample))
+    return completions
+
+
+def generate_texts(
+    model,
+    tokenizer,
+    prompts: Sequence[str] | None,
+    sampling: SamplingConfig,
+    *,
+    batch_size: int = 8,
+    progress: bool = False,
+    suppress_ids: Sequence[int] = (),
+) -> Iterator[Completion]:
+    """Completions of ``prompts`` in order (``None``: unconditional samples), batch by batch.
+
+    ``suppress_ids`` are never generated: ``synthlm generate`` passes the ids past the natural
+    vocabulary (meta-language and padding rows), which are not text and decode to nothing.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    texts = [""] if prompts is None else list(prompts)
+    rows = [start_ids(tokenizer)] if prompts is None else encode_prompts(tokenizer, texts)
+    check_lengths(model, rows, sampling)
+    per_batch = max(1, batch_size // sampling.num_samples)
+    torch.manual_seed(sampling.seed)
+    starts = range(0, len(rows), per_batch)
+    for start in tqdm(starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2):
+        yield from generate_batch(model, tokenizer, texts[start : start + per_batch], rows[start : start + per_batch], sampling, suppress_ids)
+
+
+def write_completions(completions: Iterator[Completion], out: str | Path) -> int:
+    """Write records as JSONL, atomically (the file appears only when every record is in)."""
+    import json
+
+    from synthlm.fileio import atomic_path
+
+    count = 0
+    with atomic_path(out) as temp, open(temp, "w", encoding="utf-8") as handle:
+        for completion in completions:
+            handle.write(json.dumps(completion.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Interactive
+
+
+EXIT_WORDS = frozenset({"/exit", "/quit"})
+
+
+def interactive(
+    model,
+    tokenizer,
+    sampling: SamplingConfig,
+    *,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+    suppress_ids: Sequence[int] = (),
+) -> int:
+    """Read a prompt, print its completion, repeat until EOF or ``/exit``; returns prompts served."""
+    served = 0
+    while True:
+        try:
+            prompt = read("prompt> ")
+        except EOFError:
+            return served
+        if prompt.strip() in EXIT_WORDS:
+            return served
+        if not prompt.strip():
+            continue
+        for completion in generate_texts(model, tokenizer, [prompt], sampling, suppress_ids=suppress_ids):
+            write(prompt + completion.text)
+        served += 1

@@ -1,0 +1,114 @@
+"""Checkpoints: layout recovery, output locations, and the ``synthlm eval`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tiny_lm import MODEL_VOCAB, NATURAL, byte_tokenizer, random_checkpoint
+
+from conftest import run_cli
+from synthlm.errors import UserError
+from synthlm.evaluate import evaluate_model
+from synthlm.evaluate.checkpoint import load_checkpoint, run_dir_of
+from synthlm.evaluate.offline import default_output, eval_sets_from_paths, evaluate_checkpoint
+from synthlm.mixture import EvalSetConfig, VocabLayout
+from synthlm.store import write_store
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """RUN/checkpoints/step-3 and RUN/final of one random model, plus a natural store."""
+    run = tmp_path_factory.mktemp("run")
+    random_checkpoint(run / "checkpoints" / "step-3")
+    random_checkpoint(run / "final")
+    rng = np.random.default_rng(1)
+    write_store(run / "data" / "valid", [rng.integers(0, 256, size=n) for n in (30, 12, 50)], NATURAL)
+    return run
+
+
+def test_layout_of_a_foreign_checkpoint_is_tokenizer_then_meta(run_dir):
+    ckpt = load_checkpoint(run_dir / "final", device="cpu")
+    assert ckpt.layout == VocabLayout(NATURAL, NATURAL, MODEL_VOCAB - NATURAL, MODEL_VOCAB)
+    assert not ckpt.model.training
+
+
+def test_layout_recorded_in_synthlm_json_wins(tmp_path):
+    path = random_checkpoint(tmp_path / "ck")
+    layout = {"natural_size": NATURAL, "meta_offset": NATURAL, "meta_size": 40, "model_vocab_size": 320}
+    (path / "synthlm.json").write_text(json.dumps({"layout": layout}), encoding="utf-8")
+    assert load_checkpoint(path, device="cpu").layout == VocabLayout(**layout)
+    (path / "synthlm.json").write_text(json.dumps({"layout": {**layout, "model_vocab_size": 384}}), encoding="utf-8")
+    with pytest.raises(UserError, match="needs 384 ids but the model has 320"):
+        load_checkpoint(path, device="cpu")
+
+
+def test_layout_and_seq_len_from_the_resolved_training_config(run_dir, tmp_path):
+    path = random_checkpoint(tmp_path / "ck")
+    store = str(run_dir / "data" / "valid")
+    config = {
+        "model": {"num_meta_tokens": 40},
+        "data": {"sources": [{"name": "text", "path": store}], "eval": [{"name": "heldout", "path": store}], "seq_len": 24},
+    }
+    (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    ckpt = load_checkpoint(path, device="cpu")
+    assert ckpt.layout == VocabLayout(NATURAL, NATURAL, 40, 320)  # 258 + 40 rounded up to 64
+    assert ckpt.seq_len == 24
+    report, out = evaluate_checkpoint(path, device="cpu")  # no --data: the config's eval sets
+    assert set(report["metrics"]) == {"eval/heldout/loss", "eval/heldout/ppl"}
+    assert report["seq_len"] == 24
+    assert out == tmp_path / "eval" / "ck.json"
+
+
+def test_checkpoint_without_tokenizer_files_names_the_fix(tmp_path):
+    path = random_checkpoint(tmp_path / "ck")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (path / name).unlink(missing_ok=True)
+    with pytest.raises(UserError, match=r"no tokenizer files here.*pass --tokenizer DIR"):
+        load_checkpoint(path, device="cpu")
+    assert load_checkpoint(path, device="cpu", tokenizer=random_checkpoint(tmp_path / "other")).tokenizer.eos_token_id == 256
+
+
+def test_results_go_to_the_run_dir(run_dir):
+    assert run_dir_of(run_dir / "checkpoints" / "step-3") == run_dir.resolve()
+    assert default_output(run_dir / "checkpoints" / "step-3") == run_dir.resolve() / "eval" / "step-3.json"
+    assert default_output(run_dir / "final") == run_dir.resolve() / "eval" / "final.json"
+
+
+def test_data_paths_become_named_eval_sets(run_dir):
+    store = run_dir / "data" / "valid"
+    sets = eval_sets_from_paths([store, f"{store}.bin"], max_tokens=1000, max_examples=None)
+    assert [(s.name, s.kind, s.max_tokens) for s in sets] == [("valid", "natural", 1000), ("valid-2", "natural", 1000)]
+    with pytest.raises(UserError, match="neither a token store"):
+        eval_sets_from_paths([run_dir / "nothing"], max_tokens=None, max_examples=None)
+
+
+@pytest.mark.slow
+def test_cli_eval_writes_json_equal_to_the_library(run_dir):
+    store = run_dir / "data" / "valid"
+    result = run_cli("eval", str(run_dir / "checkpoints" / "step-3"), "--data", str(store), "--seq-len", "16", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    out = run_dir / "eval" / "step-3.json"
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert f"wrote {out.resolve()}" in result.stdout or f"wrote {out}" in result.stdout
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "step-3", device="cpu")
+    expected = evaluate_model(
+        ckpt.model, [EvalSetConfig(name="valid", path=store)], layout=ckpt.layout, tokenizer=byte_tokenizer(),
+        seq_len=16, batch_size=8, device=torch.device("cpu"),
+    )
+    assert report["metrics"] == pytest.approx(expected, rel=1e-6)
+    assert report["seq_len"] == 16 and report["eval_sets"][0]["kind"] == "natural"
+
+
+def test_cli_eval_bad_inputs_exit_2(run_dir, tmp_path):
+    missing = run_cli("eval", str(tmp_path / "nope"), "--data", str(run_dir / "data" / "valid"))
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+    not_model = run_cli("eval", str(run_dir / "data"), "--data", str(run_dir / "data" / "valid"))
+    assert not_model.returncode == 2 and "no config.json" in not_model.stderr
+    bad_data = run_cli("eval", str(run_dir / "final"), "--data", str(tmp_path / "missing"))
+    assert bad_data.returncode == 2 and "neither a token store" in bad_data.stderr
+    nothing = run_cli("eval", str(run_dir / "final"))
+    assert nothing.returncode == 2 and "nothing to evaluate" in nothing.stderr

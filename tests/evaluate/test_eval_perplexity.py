@@ -1,0 +1,125 @@
+"""Natural eval sets: loss / perplexity / bits per byte, as the training loop will report them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from tiny_lm import EOS, MODEL_VOCAB, NATURAL, bigram_model, byte_tokenizer, tiny_config
+from transformers import LlamaForCausalLM
+
+from synthlm.errors import UserError
+from synthlm.evaluate import evaluate_model
+from synthlm.evaluate.perplexity import windows
+from synthlm.mixture import EvalSetConfig, VocabLayout
+from synthlm.store import TokenStore, write_store
+
+LAYOUT = VocabLayout(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_config()).eval()
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 256, size=n) for n in (5, 17, 3, 40, 9)]
+    return write_store(tmp_path / "valid", docs, NATURAL), docs
+
+
+def run(model, sets, **kwargs):
+    options = dict(layout=LAYOUT, tokenizer=byte_tokenizer(), seq_len=16, batch_size=3, device=torch.device("cpu"))
+    options.update(kwargs)
+    return evaluate_model(model, sets, **options)
+
+
+def hand_loss(model, docs, seq_len, max_tokens):
+    """Independent reference: EOS-joined stream, cut into windows, mean NLL from raw logits."""
+    stream = np.concatenate([np.append(d, EOS) for d in docs])[:max_tokens]
+    nll, count = 0.0, 0
+    for start in range(0, len(stream), seq_len):
+        window = torch.as_tensor(stream[start : start + seq_len], dtype=torch.long)[None]
+        if window.shape[1] < 2:
+            continue
+        with torch.no_grad():
+            logp = torch.log_softmax(model(window).logits[0, :-1].double(), dim=-1)
+        nll -= logp.gather(1, window[0, 1:, None]).sum().item()
+        count += window.shape[1] - 1
+    return nll / count
+
+
+def test_loss_matches_hand_computation_and_ppl_is_exp_loss(model, store):
+    _, docs = store
+    results = run(model, [EvalSetConfig(name="valid", path=store[0].prefix)])
+    assert results["eval/valid/loss"] == pytest.approx(hand_loss(model, docs, 16, 10**9), rel=1e-5)
+    assert results["eval/valid/ppl"] == pytest.approx(math.exp(results["eval/valid/loss"]), rel=1e-9)
+    assert "eval/valid/bpb" not in results  # no byte count recorded: bpb omitted, not guessed
+
+
+def test_max_tokens_limits_the_evaluated_prefix(model, store):
+    _, docs = store
+    results = run(model, [EvalSetConfig(name="v", path=store[0].prefix, max_tokens=21)])
+    assert results["eval/v/loss"] == pytest.approx(hand_loss(model, docs, 16, 21), rel=1e-5)
+
+
+def test_windows_are_fixed_non_overlapping_and_eos_joined(store):
+    prefix, docs = store[0].prefix, store[1]
+    got = list(windows(TokenStore(prefix), seq_len=16, eos_id=EOS, max_tokens=10**9))
+    stream = np.concatenate([np.append(d, EOS) for d in docs])
+    assert [len(w) for w in got] == [16, 16, 16, 16, len(stream) - 64]
+    np.testing.assert_array_equal(np.concatenate(got), stream)
+
+
+def test_batch_size_and_padding_do_not_change_the_loss(model, store):
+    sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
+    one = run(model, sets, batch_size=1)["eval/valid/loss"]
+    four = run(model, sets, batch_size=4)["eval/valid/loss"]
+    assert four == pytest.approx(one, rel=1e-5)
+
+
+def test_deterministic_restores_train_mode_and_rng(model, store):
+    sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
+    model.train()
+    rng_before = torch.get_rng_state()
+    first = run(model, sets)
+    assert model.training, "evaluate_model must hand the model back in train mode"
+    assert torch.equal(torch.get_rng_state(), rng_before), "evaluation must not consume the training RNG"
+    model.eval()
+    assert run(model, sets) == first
+
+
+def test_rigged_model_has_zero_loss_on_its_own_token(tmp_path):
+    x = 65
+    rigged = bigram_model({x: x})
+    prefix = write_store(tmp_path / "xs", [[x] * 50, [x] * 30], NATURAL, append_eod=True).prefix
+    results = run(rigged, [EvalSetConfig(name="xs", path=prefix)])
+    assert results["eval/xs/loss"] < 1e-6
+    assert results["eval/xs/ppl"] == pytest.approx(1.0, abs=1e-6)
+    # ... and a high loss on a different token: the number measures the data, not a constant
+    other = write_store(tmp_path / "ys", [[66] * 50], NATURAL, append_eod=True).prefix
+    assert run(rigged, [EvalSetConfig(name="ys", path=other)])["eval/ys/loss"] > 3.0
+
+
+def test_bits_per_byte_from_recorded_byte_count(model, store, tmp_path):
+    _, docs = store
+    tokens = sum(len(d) for d in docs)
+    prefix = write_store(tmp_path / "withbytes", docs, NATURAL, num_bytes=2 * tokens).prefix
+    results = run(model, [EvalSetConfig(name="b", path=prefix)])
+    assert results["eval/b/bpb"] == pytest.approx(results["eval/b/loss"] / math.log(2) / 2.0, rel=1e-9)
+
+
+def test_store_with_ids_beyond_the_tokenizer_fails_before_work(model, tmp_path):
+    prefix = write_store(tmp_path / "big", [[1, 2, 300]], 400).prefix
+    with pytest.raises(UserError, match=r"token id 300.*natural vocabulary of 258"):
+        run(model, [EvalSetConfig(name="big", path=prefix)])
+
+
+def test_duplicate_names_are_rejected(model, store):
+    eval_set = EvalSetConfig(name="valid", path=store[0].prefix)
+    with pytest.raises(UserError, match="repeated: valid"):
+        run(model, [eval_set, eval_set])

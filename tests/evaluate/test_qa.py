@@ -1,0 +1,116 @@
+"""Closed-book QuALITY evaluation: the log-likelihood scorer and the chain-of-thought parser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from synthlm.evaluate.qa import cot_metrics, evaluate_qa, parse_choice, read_qa
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"</s>": 0, "<pad>": 1, **{c: i + 2 for i, c in enumerate(alphabet)}}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>")
+
+
+def rigged_model(tokenizer, favourite: str) -> LlamaForCausalLM:
+    """A tiny Llama that always predicts ``favourite``: constant hidden state, one hot lm_head row."""
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight[:] = torch.ones(16)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids(favourite)] = 5.0
+    return model
+
+
+@pytest.fixture
+def qa_file(tmp_path):
+    articles = [
+        {"article_id": "1", "title": "Story one", "author": "A", "article": "text one", "questions": [
+            {"question": "What is it?", "options": ["abcd", "xxxx", "efgh", "ijkl"], "gold_label": 2, "difficult": 0},
+            {"question": "Who?", "options": ["xxxx", "mnop", "qrst", "uvwy"], "gold_label": 1, "difficult": 1},
+        ]},
+        {"article_id": "2", "title": "Story two", "author": "B", "article": "text two", "questions": [
+            {"question": "Where?", "options": ["abab", "cdcd", "efef", "xxxx"], "gold_label": 1, "difficult": 0},
+            {"question": "When?", "options": ["ghgh", "ijij", "xxxx", "klkl"], "gold_label": 3, "difficult": 1},
+        ]},
+    ]
+    path = tmp_path / "quality.json"
+    path.write_text(json.dumps(articles))
+    return path
+
+
+def test_loglik_scorer_picks_the_option_the_model_prefers(tmp_path, qa_file):
+    tokenizer = byte_tokenizer()
+    rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    report, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="loglik", out=tmp_path / "qa.json", device="cpu")
+    metrics = report["qa"]["loglik"]
+    # the model always picks "xxxx": right on questions 1, 2 and 4, wrong on 3
+    assert metrics["acc"] == pytest.approx(0.75)
+    assert metrics["acc/difficult"] == pytest.approx(1.0) and metrics["acc/easy"] == pytest.approx(0.5)
+    assert json.loads(path.read_text())["qa"]["loglik"]["n"] == 4
+    predictions = json.loads((tmp_path / "qa.predictions.json").read_text())
+    assert [p["loglik"]["pred"] for p in predictions] == [1, 0, 3, 2]
+
+
+def test_read_qa_uses_zero_based_gold_answers(qa_file):
+    items = read_qa(qa_file)
+    assert [i.answer for i in items] == [1, 0, 0, 2]
+    assert [i.difficult for i in items] == [False, True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The keeper stays. Answer: C", 2),
+        ("so the answer is (B).", 1),
+        ("Answer: a", None),  # lowercase is not a choice letter
+        ("I think it is B.", None),  # no final answer given
+        ("Answer: B or C", None),  # two letters: ambiguous
+        ("Answer: A, D", None),
+        ("first Answer: A\nthen on reflection Answer: D", 3),  # the last answer counts
+        ("Answer: E", None),  # not one of four options
+    ],
+)
+def test_cot_parser(text, expected):
+    assert parse_choice(text, 4) == expected
+
+
+def test_cot_metrics_separate_attempted_from_all(qa_file):
+    items = read_qa(qa_file)
+    predictions = [{"pred": 1}, {"pred": None}, {"pred": 2}, {"pred": None}]
+    metrics = cot_metrics(items, predictions)
+    assert metrics["attempt_rate"] == 0.5
+    assert metrics["accuracy_attempted"] == 0.5
+    assert metrics["accuracy_all"] == 0.25
+
+
+def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
+    from conftest import run_cli
+
+    tokenizer = byte_tokenizer()
+    rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    result = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "both",
+                     "--qa-max-new-tokens", "8", "--device", "cpu", "--out", str(tmp_path / "out.json"))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "out.json").read_text())["qa"]
+    assert saved["loglik"]["acc"] == pytest.approx(0.75)
+    # the rigged model only ever writes "xxxx...": it never gives a parseable answer
+    assert saved["cot"]["attempt_rate"] == 0.0 and saved["cot"]["accuracy_all"] == 0.0
+    bad = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "vote", "--device", "cpu")
+    assert bad.returncode == 2 and "--qa-scorer 'vote'" in bad.stderr

@@ -1,0 +1,177 @@
+"""Generation: greedy/sampled decoding, stop strings, prompt files, and the ``synthlm generate`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent / "evaluate"))  # the shared tiny-model helpers
+
+from tiny_lm import EOS, bigram_checkpoint, bigram_model, byte_id, byte_tokenizer, tiny_config
+from transformers import LlamaForCausalLM
+
+from conftest import run_cli
+from synthlm.errors import UserError
+from synthlm.generate import SamplingConfig, decode_escapes, generate_texts, read_prompts
+
+A, B, C, D = (byte_id(ch) for ch in "abcd")
+CHAIN = {B: C, C: D, D: EOS, EOS: A, A: B}  # greedy: "...b" -> "cd" then EOS; start -> "abcd"
+
+
+@pytest.fixture(scope="module")
+def chain_model():
+    return bigram_model(CHAIN)
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_config()).eval()
+
+
+def greedy(**kwargs) -> SamplingConfig:
+    return SamplingConfig(temperature=0, **kwargs)
+
+
+def complete(model, prompts, sampling, **kwargs):
+    return list(generate_texts(model, byte_tokenizer(), prompts, sampling, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------
+# Library
+
+
+def test_greedy_follows_the_model_and_finishes_at_eos(chain_model):
+    (out,) = complete(chain_model, ["xab"], greedy(max_new_tokens=10))
+    assert (out.prompt, out.text, out.finished) == ("xab", "cd", True)
+    assert (out.prompt_tokens, out.completion_tokens) == (3, 3)  # c, d, EOS
+    assert out.seconds > 0
+
+
+def test_unconditional_starts_like_a_training_document(chain_model):
+    (out,) = complete(chain_model, None, greedy(max_new_tokens=10))
+    assert (out.prompt, out.text, out.finished) == ("", "abcd", True)
+
+
+def test_stop_string_cuts_text_and_sets_finished(chain_model):
+    (out,) = complete(chain_model, ["b"], greedy(max_new_tokens=10, stop=["d"]))
+    assert (out.text, out.finished, out.completion_tokens) == ("c", True, 2)
+
+
+def test_suppressed_ids_are_never_generated(chain_model):
+    (out,) = complete(chain_model, ["b"], greedy(max_new_tokens=1), suppress_ids=[C])
+    assert "c" not in out.text and out.completion_tokens == 1
+
+
+def test_running_out_of_tokens_is_not_finished(chain_model):
+    (out,) = complete(chain_model, ["b"], greedy(max_new_tokens=2))
+    assert (out.text, out.finished, out.completion_tokens) == ("cd", False, 2)
+
+
+def test_batched_left_padded_greedy_equals_one_by_one(random_model):
+    prompts = ["To be", "or not to be, that is", "q"]
+    batched = [c.text for c in complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=3)]
+    single = [complete(random_model, [p], greedy(max_new_tokens=12))[0].text for p in prompts]
+    assert batched == single
+    assert complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=2)[0].text == batched[0]
+
+
+def test_seed_makes_sampling_reproducible(random_model):
+    sampling = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=16, num_samples=3, seed=7)
+    first = [c.text for c in complete(random_model, ["hello"], sampling)]
+    again = [c.text for c in complete(random_model, ["hello"], sampling)]
+    other = [c.text for c in complete(random_model, ["hello"], sampling.model_copy(update={"seed": 8}))]
+    assert first == again
+    assert first != other
+    assert len(set(first)) > 1, "three samples of a random model should differ"
+    assert [c.sample for c in complete(random_model, ["hello"], sampling)] == [0, 1, 2]
+
+
+def test_greedy_with_many_samples_is_rejected():
+    with pytest.raises(ValueError, match="more than one sample per prompt needs sampling"):
+        SamplingConfig(temperature=0, num_samples=2)
+
+
+def test_prompt_longer_than_the_context_fails_before_generating(chain_model):
+    with pytest.raises(UserError, match="exceeds the model's context of 256"):
+        complete(chain_model, ["a" * 250], greedy(max_new_tokens=10))
+
+
+def test_read_prompts_lines_separator_and_blanks(tmp_path):
+    lines = tmp_path / "p.txt"
+    lines.write_text("first prompt\n\n  \nsecond\r\n", encoding="utf-8")
+    assert read_prompts(lines) == ["first prompt", "second"]
+    blocks = tmp_path / "b.txt"
+    blocks.write_text("line one\nline two\n<END>\nnext\n<END>\n", encoding="utf-8")
+    assert read_prompts(blocks, "<END>") == ["line one\nline two", "next"]
+    assert decode_escapes("\\n\\nQ:") == "\n\nQ:"
+
+
+def test_empty_prompt_file_is_a_user_error(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n", encoding="utf-8")
+    with pytest.raises(UserError, match="holds no prompts"):
+        read_prompts(empty)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI (real subprocesses)
+
+
+@pytest.fixture(scope="module")
+def chain_ckpt(tmp_path_factory) -> Path:
+    return bigram_checkpoint(tmp_path_factory.mktemp("run") / "final", CHAIN)
+
+
+@pytest.mark.slow
+def test_cli_prompt_file_writes_one_record_per_prompt(chain_ckpt, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("xab\nb\nzzzb\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run_cli("generate", str(chain_ckpt), "-i", str(prompts), "-o", str(out), "--temperature", "0", "--stop", "d", "--quiet")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["prompt"] for r in records] == ["xab", "b", "zzzb"]
+    assert all(r["text"] == "c" and r["finished"] for r in records)
+    assert set(records[0]) >= {"prompt", "text", "prompt_tokens", "completion_tokens", "finished", "seconds"}
+    assert [r["prompt_tokens"] for r in records] == [3, 1, 4]
+
+
+@pytest.mark.slow
+def test_cli_unconditional_and_interactive(chain_ckpt):
+    result = run_cli("generate", str(chain_ckpt), "--temperature", "0", "-n", "8")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "abcd"
+    chat = subprocess.run(
+        [sys.executable, "-m", "synthlm", "generate", str(chain_ckpt), "--interactive", "--temperature", "0"],
+        input="xb\n/exit\n", capture_output=True, text=True, timeout=300, env=os.environ,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert "xbcd" in chat.stdout
+
+
+def test_cli_missing_checkpoint_exits_2(tmp_path):
+    result = run_cli("generate", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "checkpoint not found" in result.stderr
+
+
+def test_cli_empty_prompt_file_exits_2(chain_ckpt, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    result = run_cli("generate", str(chain_ckpt), "-i", str(empty))
+    assert result.returncode == 2
+    assert "holds no prompts" in result.stderr
+
+
+def test_cli_bad_sampling_option_exits_2(chain_ckpt):
+    result = run_cli("generate", str(chain_ckpt), "--top-p", "1.5")
+    assert result.returncode == 2
+    assert "top_p" in result.stderr
+
