@@ -241,3 +241,12 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
     assert not list((tmp_path / "out").glob("*.tmp-*"))
     tokenize([path], tok_dir, tmp_path / "ref", workers=1, quiet=True)
     assert store_bytes(prefix) == store_bytes(tmp_path / "ref_text_document")
+
+
+def test_store_records_utf8_bytes_of_its_text_for_bits_per_byte(tmp_path):
+    from synthlm.tokenize import tokenize
+
+    (tmp_path / "a.jsonl").write_text('{"text": "héllo world"}\n{"text": "abc"}\n{"text": ""}\n', encoding="utf-8")
+    tokenize([tmp_path / "a.jsonl"], "byte", tmp_path / "out", quiet=True)
+    meta = json.loads((tmp_path / "out_text_document.json").read_text())
+    assert meta["num_bytes"] == len("héllo world".encode()) + 3

@@ -92,6 +92,7 @@ class ChunkResult:
     empty: dict[str, int]
     bad: list[str]
     nbytes: int
+    text_bytes: dict[str, int] = field(default_factory=dict)  # UTF-8 bytes of each key's kept text
 
 
 # -------------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ class ChunkEncoder:
     def __call__(self, chunk: Chunk) -> ChunkResult:
         extracted = extract(chunk, list(self.options.keys))
         bad = list(extracted.bad)
-        arrays = {}
+        arrays, text_bytes = {}, {}
         empty = dict(extracted.empty)
         for key in self.options.keys:
             texts = extracted.texts[key]
@@ -125,8 +126,10 @@ class ChunkEncoder:
             keep = sizes > 0  # text that encodes to nothing is an empty document too
             empty[key] += int((~keep).sum())
             arrays[key] = self._add_specials(flat, sizes[keep])
+            # for bits per byte at eval time; undecodable texts were dropped, so "ignore" is exact
+            text_bytes[key] = sum(len(t.encode("utf-8", "ignore")) for t in texts)
         bad.sort()
-        return ChunkResult(arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes)
+        return ChunkResult(arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes)
 
     def _encode(self, texts: list[str], records: list[int], chunk: Chunk) -> tuple[np.ndarray, np.ndarray, list]:
         try:
@@ -305,10 +308,11 @@ class Tally:
     empty: dict[str, int] = field(default_factory=dict)
     bad: int = 0
     bad_examples: list[str] = field(default_factory=list)
+    text_bytes: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
-        for table in (self.documents, self.tokens, self.empty):
+        for table in (self.documents, self.tokens, self.empty, self.text_bytes):
             table.update(dict.fromkeys(self.keys, 0))
 
     def add(self, result: ChunkResult) -> None:
@@ -320,6 +324,7 @@ class Tally:
             self.documents[key] += len(sizes)
             self.tokens[key] += len(flat)
             self.empty[key] += result.empty[key]
+            self.text_bytes[key] += result.text_bytes.get(key, 0)
 
     def rates(self) -> dict[str, float]:
         seconds = max(time.perf_counter() - self.started, 1e-9)
@@ -444,6 +449,7 @@ def _metadata(key: str, tok: BaseTokenizer, sources: list[Source], tally: Tally,
     return {
         "source": "synthlm tokenize",
         "key": key,
+        "num_bytes": tally.text_bytes[key],
         "tokenizer": tok.describe(),
         "special_ids": tok.special_ids(),
         "extra_ids": tok.extra_ids,
