@@ -1,0 +1,53 @@
+"""``synthlm train CONFIG... [key=value...]``: train or resume a run from merged YAML configs."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from synthlm.train import RunConfig
+
+
+def train(
+    args: list[str] = typer.Argument(..., help="YAML config files (merged in order), then dotted overrides such as optim.lr=3e-4.", metavar="CONFIG... [KEY=VALUE...]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate, run every pre-flight check and print the resolved config; train nothing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (metrics still go to RUN/metrics.jsonl)."),
+) -> None:
+    """Train a decoder-only model on a natural + synthetic mixture (resumes automatically).
+
+    Runs on one CPU/GPU as is; for DDP, FSDP or DeepSpeed launch it with `accelerate launch -m synthlm train ...` or `torchrun -m synthlm train ...`. SIGTERM/SIGUSR1 save a checkpoint and exit 0.
+    """
+    from synthlm.config import split_files_and_overrides
+    from synthlm.errors import ConfigError
+    from synthlm.train import load_run_config
+
+    files, overrides = split_files_and_overrides(args)
+    if not files:
+        raise ConfigError("synthlm train: give at least one YAML config file")
+    config = load_run_config(files, overrides)
+    if dry_run:
+        _dry_run(config)
+        return
+    from synthlm.train import run
+
+    run_dir = run(config, progress=False if quiet else None)
+    if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
+        typer.echo(f"run dir: {run_dir}")
+
+
+def _dry_run(config: RunConfig) -> None:
+    from synthlm.config import dump_yaml
+    from synthlm.train import plan_run
+
+    typer.echo(dump_yaml(config), nl=False)
+    plan = plan_run(config, int(os.environ.get("WORLD_SIZE", "1")))
+    typer.echo("# plan")
+    typer.echo(json.dumps(plan.summary(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,268 @@
+"""Model presets: named shapes that become Hugging Face configs with random weights, no download.
+
+Every architecture is one :func:`register_arch` entry (a config class, its presets and the
+``AutoModel`` class that builds it), so adding ``t5`` later is one decorated function. Models
+are plain ``transformers`` models: ``save_pretrained`` output loads anywhere without synthlm.
+
+Why HF classes instead of our own modules: users leave synthlm with a checkpoint they can load
+into the whole HF ecosystem (generation, lm-eval, vLLM) unchanged, and the fused kernels (SDPA,
+flash-attention) come with them.
+
+Transformers configs accept any keyword silently (a typo such as ``hiden_size`` would just
+add an unused attribute), so :func:`model_config` checks override keys against the config's
+real fields before building anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from synthlm.config import Section
+from synthlm.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel
+
+Dtype = Literal["fp32", "bf16", "fp16"]
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass
+class Arch:
+    """One architecture: how to build its HF config, and its named shapes."""
+
+    name: str
+    build_config: Callable[..., PretrainedConfig]
+    presets: dict[str, dict[str, Any]]
+    auto_class: str = "AutoModelForCausalLM"
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+ARCHS: dict[str, Arch] = {}
+
+
+def register_arch(
+    name: str,
+    presets: dict[str, dict[str, Any]],
+    *,
+    auto_class: str = "AutoModelForCausalLM",
+    defaults: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., PretrainedConfig]], Callable[..., PretrainedConfig]]:
+    """Register ``fn(**kwargs) -> PretrainedConfig`` as architecture ``name`` with its presets."""
+
+    def decorate(fn: Callable[..., PretrainedConfig]) -> Callable[..., PretrainedConfig]:
+        ARCHS[name] = Arch(name, fn, presets, auto_class, dict(defaults or {}))
+        return fn
+
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------
+# Architectures
+
+# Pythia suite (Biderman et al. 2023): GPT-NeoX blocks, parallel residual, 25% rotary dims.
+PYTHIA = {
+    "14m": {"hidden_size": 128, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 512},
+    "31m": {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 1024},
+    "70m": {"hidden_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 2048},
+    "160m": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "410m": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    "1b": {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 8, "intermediate_size": 8192},
+}
+
+
+@register_arch(
+    "gpt_neox",
+    PYTHIA,
+    defaults={
+        "max_position_embeddings": 2048,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+        "use_parallel_residual": True,
+        "tie_word_embeddings": False,
+        "hidden_dropout": 0.0,
+        "attention_dropout": 0.0,
+    },
+)
+def gpt_neox_config(**kwargs: Any) -> PretrainedConfig:
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(**kwargs)
+
+
+# Llama shapes: "tiny" for tests and CPU, 60m-1b as in the GaLore/ReLoRA pretraining studies,
+# 7b as Llama 2 (for configs that target a cluster).
+LLAMA = {
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 176},
+    "60m": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8, "intermediate_size": 1376},
+    "125m": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 2048},
+    "350m": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 2736},
+    "1b": {"hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 32, "intermediate_size": 5461},
+    "7b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008, "max_position_embeddings": 4096},
+}
+
+
+@register_arch(
+    "llama",
+    LLAMA,
+    defaults={
+        "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "tie_word_embeddings": False,
+        "attention_dropout": 0.0,
+    },
+)
+def llama_config(**kwargs: Any) -> PretrainedConfig:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config section
+
+
+class ModelConfig(Section):
+    """Which network to train: a preset of an architecture, or a local HF checkpoint."""
+
+    arch: str = Field("llama", description="Architecture: one of the registered archs (gpt_neox, llama).")
+    preset: str = Field("tiny", description="Named shape of the architecture, e.g. gpt_neox 14m or llama 125m.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="HF config fields to change, e.g. {hidden_size: 96}.")
+    init_from: Path | None = Field(None, description="Local HF model dir to continue pretraining from (no download).")
+    num_meta_tokens: int = Field(0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data.")
+    dtype: Dtype = Field("fp32", description="Dtype the weights are stored and updated in (use train.precision for autocast).")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", description="Attention kernel; sdpa picks flash/memory-efficient kernels where the device has them.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
+    compile: bool = Field(False, description="Wrap the model in torch.compile.")
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        if arch not in ARCHS:
+            raise ValueError(_unknown(arch, ARCHS))
+        return arch
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str, info: ValidationInfo) -> str:
+        arch = ARCHS.get(info.data.get("arch", ""))
+        if arch is not None and preset not in arch.presets:
+            raise ValueError(f"{arch.name}: " + _unknown(preset, arch.presets))
+        return preset
+
+
+def _unknown(value: str, allowed: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(value, list(allowed), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown value '{value}'{hint}; allowed: {', '.join(allowed)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+def model_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PretrainedConfig:
+    """The HF config of a preset with overrides applied and the vocabulary set."""
+    arch = ARCHS[cfg.arch]
+    base = arch.build_config(**arch.defaults)
+    allowed = set(base.to_dict()) - {"transformers_version", "architectures", "model_type"}
+    for key in cfg.overrides:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" (did you mean 'model.overrides.{close[0]}'?)" if close else ""
+            raise ConfigError(f"model.overrides.{key}: not a field of the {cfg.arch} config{hint}")
+    if "vocab_size" in cfg.overrides:
+        raise ConfigError("model.overrides.vocab_size: the vocabulary comes from the tokenizer and model.num_meta_tokens; do not set it")
+    kwargs = {**arch.defaults, **arch.presets[cfg.preset], **cfg.overrides, "vocab_size": vocab_size}
+    kwargs.update({f"{name}_token_id": value for name, value in (special_ids or {}).items()})
+    try:
+        return arch.build_config(**kwargs)
+    except Exception as exc:  # transformers validates shapes (heads dividing width, ...) itself
+        reason = exc.__cause__ or exc
+        raise ConfigError(f"model: {cfg.arch} preset {cfg.preset} with overrides {cfg.overrides or {}}: {reason}") from None
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[name])
+
+
+def build_model(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PreTrainedModel:
+    """A randomly initialised model from a preset, or the ``init_from`` checkpoint.
+
+    Random init draws from torch's global RNG: seed it first for reproducible weights. With
+    ``init_from``, the embedding grows to ``vocab_size`` when meta-language ids are added.
+    """
+    import transformers
+
+    auto = getattr(transformers, ARCHS[cfg.arch].auto_class)
+    dtype = torch_dtype(cfg.dtype)
+    if cfg.init_from is not None:
+        model = _load_local(auto, cfg, dtype)
+        if model.get_input_embeddings().num_embeddings < vocab_size:
+            model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    else:
+        config = model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
+        model = auto.from_config(config, attn_implementation=cfg.attn_implementation, dtype=dtype)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    return model
+
+
+def enable_checkpointing(model: PreTrainedModel) -> None:
+    """Non-reentrant activation checkpointing (works with DDP and frozen inputs).
+
+    transformers 5 renamed the method (the old name warns); 4.x has only the old one.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
+    path = _checked_init_from(cfg)
+    return auto.from_pretrained(path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype)
+
+
+def _checked_init_from(cfg: ModelConfig) -> Path:
+    path = Path(cfg.init_from or "")
+    if not (path / "config.json").is_file():
+        raise UserError(f"model.init_from: {path} is not a Hugging Face model dir (no config.json there)")
+    if cfg.overrides:
+        raise ConfigError("model.overrides: cannot change the shape of an init_from checkpoint; remove the overrides")
+    return path
+
+
+def resolved_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PretrainedConfig:
+    """The HF config the model will have, without building weights (for pre-flight checks).
+
+    With ``init_from`` it is the checkpoint's own config (its vocabulary grows at build time).
+    """
+    if cfg.init_from is None:
+        return model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(_checked_init_from(cfg), local_files_only=True)
+
+
+def max_positions(config: PretrainedConfig) -> int | None:
+    """Longest sequence the model's position embeddings cover (None when unbounded)."""
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def count_parameters(model: torch.nn.Module, *, exclude_embeddings: bool = False) -> int:
+    """Parameter count; without embeddings it is the N of the 6N FLOPs-per-token rule."""
+    total = sum(p.numel() for p in model.parameters())
+    if exclude_embeddings:
+        total -= model.get_input_embeddings().weight.numel()
+    return total

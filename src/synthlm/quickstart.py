@@ -1,0 +1,174 @@
+"""``synthlm quickstart``: the whole pipeline, end to end, on data synthlm ships or makes.
+
+Stages (each reads the previous stage's files, and each is skipped when its output already
+exists, so an interrupted quickstart continues where it stopped):
+
+1. corpus      the shipped tinyshakespeare, split into scene-sized documents (jsonl)
+2. tokenizer   a byte-level BPE trained on it
+3. tokenize    the corpus into a Megatron-compatible token store
+4. synth       a small synthetic meta-language dataset (copy, reverse, sort, Dyck)
+5. train       a tiny Llama on the 80/20 natural/synthetic mixture, with evaluation
+6. report      an HTML report of the run
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synthlm.corpus import shipped_corpus, split_documents
+from synthlm.fileio import atomic_write_text
+from synthlm.store import store_exists
+
+TOKENIZER_VOCAB = 2048
+PROMPT = "ROMEO:"
+
+
+@dataclass
+class QuickstartResult:
+    out: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    sample: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _packaged(name: str) -> Path:
+    return Path(str(resources.files("synthlm") / "data" / "quickstart" / name))
+
+
+def write_corpus(out: Path) -> Path:
+    path = out / "corpus" / "tinyshakespeare.jsonl"
+    if not path.is_file():
+        docs = split_documents(shipped_corpus().read_text(encoding="utf-8"))
+        atomic_write_text(path, "".join(json.dumps({"text": d}) + "\n" for d in docs))
+    return path
+
+
+def train_tokenizer_stage(corpus: Path, out: Path, quiet: bool) -> Path:
+    from synthlm.tokenizers import train_tokenizer
+
+    directory = out / "tokenizer"
+    if not (directory / "tokenizer.json").is_file():
+        train_tokenizer([corpus], "bpe", TOKENIZER_VOCAB, directory, quiet=quiet)
+    return directory
+
+
+def tokenize_stage(corpus: Path, tokenizer: Path, out: Path, quiet: bool) -> Path:
+    from synthlm.tokenize import tokenize
+
+    prefix = out / "data" / "shakespeare"
+    store = Path(f"{prefix}_text_document")
+    if not store_exists(store):
+        tokenize([corpus], tokenizer, prefix, keys=("text",), append_eod=True, quiet=quiet)
+    return store
+
+
+def synth_stage(out: Path, quiet: bool) -> Path:
+    from synthlm.synth import generate, load_spec
+
+    directory = out / "data" / "synthetic"
+    if not (directory / "manifest.json").is_file():
+        generate(load_spec(_packaged("synth.yaml")), directory, quiet=quiet)
+    return directory
+
+
+def train_stage(out: Path, tokenizer: Path, store: Path, synthetic: Path, steps: int | None, quiet: bool) -> Path:
+    from synthlm.train import load_run_config, run
+
+    paths = {
+        "run_dir": str(out / "run"),
+        "data": {
+            "tokenizer": str(tokenizer),
+            "sources": [
+                {"name": "shakespeare", "path": str(store), "weight": 0.8},
+                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "weight": 0.2},
+            ],
+            "eval": [
+                {"name": "shakespeare", "path": str(store), "max_tokens": 16_000},
+                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "max_examples": 32},
+            ],
+        },
+    }
+    overrides = [f"train.max_steps={steps}"] if steps else []
+    if quiet:
+        overrides.append("logging.progress=false")
+    config = load_run_config([_packaged("train.yaml"), paths], overrides)
+    return run(config)
+
+
+def report_stage(run_dir: Path, out: Path) -> Path:
+    from synthlm.report import build_report
+
+    return build_report([run_dir], out / "report").page
+
+
+def final_metrics(run_dir: Path) -> dict[str, float]:
+    """The last value of every metric in RUN/metrics.jsonl."""
+    latest: dict[str, float] = {}
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            latest.update({k: v for k, v in record.items() if isinstance(v, (int, float))})
+    return latest
+
+
+def sample_text(final: Path) -> str:
+    """A short continuation of ``PROMPT`` from the final model (natural ids only)."""
+    from synthlm.evaluate.checkpoint import load_checkpoint
+    from synthlm.generate import SamplingConfig, generate_texts
+
+    ckpt = load_checkpoint(final, device="cpu", quiet=True)
+    rows = ckpt.model.get_input_embeddings().num_embeddings
+    sampling = SamplingConfig(max_new_tokens=60, temperature=0.8, seed=0)
+    completions = generate_texts(ckpt.model, ckpt.tokenizer, [PROMPT], sampling, suppress_ids=range(ckpt.layout.natural_size, rows))
+    return next(iter(completions)).text
+
+
+def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quiet: bool = False, echo: Callable[[str], Any] = print) -> QuickstartResult:
+    """Run every stage into ``out``; returns where everything is and the final metrics."""
+    out = Path(out)
+    result = QuickstartResult(out)
+
+    def stage(name: str, fn: Callable[[], Any]) -> Any:
+        echo(f"[{len(result.seconds) + 1}/6] {name} ...")
+        start = time.perf_counter()
+        value = fn()
+        result.seconds[name] = time.perf_counter() - start
+        return value
+
+    corpus = stage("corpus: tinyshakespeare split into documents", lambda: write_corpus(out))
+    tokenizer = stage(f"tokenizer: byte-level BPE, {TOKENIZER_VOCAB} ids", lambda: train_tokenizer_stage(corpus, out, quiet))
+    store = stage("tokenize: corpus -> token store", lambda: tokenize_stage(corpus, tokenizer, out, quiet))
+    synthetic = stage("synth: meta-language dataset (identity, reverse, sort, Dyck)", lambda: synth_stage(out, quiet))
+    run_dir = stage("train: tiny Llama on 80% natural + 20% synthetic", lambda: train_stage(out, tokenizer, store, synthetic, steps, quiet))
+    report = stage("report: HTML with loss curves", lambda: report_stage(run_dir, out))
+    result.paths = {
+        "corpus": corpus, "tokenizer": tokenizer, "store": store, "synthetic": synthetic,
+        "run": run_dir, "final model": run_dir / "final", "metrics": run_dir / "metrics.jsonl", "report": report,
+    }
+    result.metrics = final_metrics(run_dir)
+    result.sample = sample_text(run_dir / "final")
+    return result
+
+
+def summary(result: QuickstartResult) -> str:
+    lines = ["", "quickstart finished:"]
+    lines += [f"  {name:12s} {path}" for name, path in result.paths.items()]
+    shown = {k: v for k, v in result.metrics.items() if k == "loss" or k.startswith("eval/")}
+    if shown:
+        lines.append("final metrics:")
+        lines += [f"  {k:36s} {v:.4g}" for k, v in sorted(shown.items())]
+    lines.append(f"sample ({PROMPT!r} ...): {result.sample[:200]!r}")
+    lines.append("time: " + ", ".join(f"{k.split(':')[0]} {v:.1f}s" for k, v in result.seconds.items()))
+    lines.append(f"next: open {result.paths['report']} ; synthlm generate {result.paths['final model']} -i prompts.txt")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Accelerate setup: processes, precision, and what DeepSpeed needs from the run config.
+
+One ``Accelerator`` drives every backend (CPU, DDP, FSDP, DeepSpeed); the launcher
+(``accelerate launch`` with a config file, or ``torchrun``) picks the backend, the run config
+picks precision and batch split.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from synthlm.errors import ConfigError, UserError
+from synthlm.train.config import RunConfig
+from synthlm.train.plan import BatchPlan
+
+
+def cpu_only() -> bool:
+    import torch
+
+    return not torch.accelerator.is_available()
+
+
+def distributed_state() -> Any:
+    """Accelerate's process state; refuses a multi-process launch it would not connect.
+
+    Without a GPU, accelerate joins torchrun's processes only when told to use the CPU (gloo);
+    otherwise every rank would silently train its own copy into the same run dir.
+    """
+    from accelerate import PartialState
+
+    state = PartialState(cpu=cpu_only())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != state.num_processes:
+        raise UserError(f"launched {launched} processes (WORLD_SIZE) but accelerate connected {state.num_processes}; check the launcher and accelerate config")
+    return state
+
+
+def make_accelerator(cfg: RunConfig, accum: int) -> Any:
+    from accelerate import Accelerator
+
+    precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.train.precision]
+    # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per
+    # process per optimizer step, shortening it by the number of processes.
+    return Accelerator(
+        cpu=cpu_only(), mixed_precision=precision, gradient_accumulation_steps=accum, step_scheduler_with_optimizer=False
+    )
+
+
+def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> None:
+    """Give DeepSpeed the batch split and clipping it needs in its own config.
+
+    Accelerate derives them from a prepared DataLoader, which we do not use (see batches.py).
+    Values the DeepSpeed config already fixes must agree with the run config. DeepSpeed applies
+    the update inside ``backward``, so a non-finite batch cannot be skipped there.
+    """
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    if cfg.train.max_bad_steps:
+        raise ConfigError("train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, so a bad batch cannot be skipped")
+    wanted = {
+        "train_micro_batch_size_per_gpu": batch.micro,
+        "gradient_accumulation_steps": batch.accum,
+        "train_batch_size": batch.global_batch,
+        "gradient_clipping": cfg.train.clip_grad or 0.0,
+    }
+    config = plugin.deepspeed_config
+    for key, value in wanted.items():
+        current = config.get(key, "auto")
+        if current != "auto" and current != value:
+            raise ConfigError(f"the DeepSpeed config sets {key}={current} but this run needs {value} (from the train section); set it to 'auto' there")
+        config[key] = value

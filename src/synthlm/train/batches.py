@@ -1,0 +1,78 @@
+"""Which samples each process trains on, step by step.
+
+Global order: optimizer step ``s`` uses the mixture's samples ``[c + s*G, c + (s+1)*G)`` where
+``G = micro x processes x accum`` and ``c`` is the data cursor at the start. Within a step,
+micro-batch ``m`` covers the next ``micro x processes`` samples and rank ``r`` takes its fixed
+slice ``[r*micro, (r+1)*micro)`` of them. So the union over ranks of one step is the same
+``G`` samples whatever the number of processes, and resuming needs only the cursor (samples
+consumed): nothing is re-read or skipped, and no sampler state is saved.
+
+Samples are a pure function of their index (see :mod:`synthlm.mixture`), so DataLoader
+workers need no coordination either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+from synthlm.mixture import Mixture, MixtureDataset
+from synthlm.train.plan import BatchPlan
+
+
+@dataclass(frozen=True)
+class RankIndices(Sequence[int]):
+    """Lazy list of the sample indices one rank reads, micro-batch after micro-batch."""
+
+    start: int
+    micro: int
+    processes: int
+    rank: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, j: int) -> int: ...
+
+    @overload
+    def __getitem__(self, j: slice) -> list[int]: ...
+
+    def __getitem__(self, j: int | slice) -> int | list[int]:
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(self.length))]
+        if not 0 <= j < self.length:
+            raise IndexError(j)
+        pass_index, within = divmod(j, self.micro)
+        return self.start + pass_index * self.micro * self.processes + self.rank * self.micro + within
+
+
+def step_batches(
+    mixture: Mixture,
+    collate: Any,
+    batch: BatchPlan,
+    *,
+    rank: int,
+    cursor: int,
+    steps: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield, for each of ``steps`` optimizer steps, this rank's ``accum`` collated micro-batches."""
+    from torch.utils.data import DataLoader
+
+    indices = RankIndices(cursor, batch.micro, batch.processes, rank, steps * batch.accum * batch.micro)
+    loader = DataLoader(
+        MixtureDataset(mixture, indices),  # type: ignore[arg-type]  # any int sequence works
+        batch_size=batch.micro,
+        shuffle=False,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+    )
+    micro_batches = iter(loader)
+    for _ in range(steps):
+        yield [next(micro_batches) for _ in range(batch.accum)]

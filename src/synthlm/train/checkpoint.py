@@ -1,0 +1,153 @@
+"""Checkpoints: ``RUN/checkpoints/step-N/``, written to a temporary dir and renamed when complete.
+
+Layout of one checkpoint::
+
+    config.json, model.safetensors, generation_config.json   the HF model (loads without synthlm)
+    tokenizer files                                           the natural tokenizer
+    config.yaml                                               the resolved run config
+    synthlm.json                                              vocabulary layout, step, tokens
+    trainer_state.json                                        step, data cursor, interval sums
+    trainer/                                                  accelerate state: optimizer,
+                                                              scheduler, grad scaler, every RNG
+
+``trainer/`` is written by ``Accelerator.save_state`` because only accelerate knows how to
+gather or shard optimizer state under DeepSpeed ZeRO and FSDP; it loads every file back with
+``torch.load(weights_only=True)``. It holds its own copy of the weights (the copy accelerate
+restores); the HF files beside it are the portable copy.
+
+A checkpoint is valid only if its directory has the final ``step-N`` name: the rename is the
+commit point, so a kill at any moment leaves the previous checkpoints intact plus, at worst, a
+``.tmp-step-N`` directory that the next run deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthlm.errors import UserError
+from synthlm.fileio import atomic_write_json, fsync_file
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+TEMP_PREFIX = ".tmp-"
+STATE_FILE = "trainer_state.json"
+INFO_FILE = "synthlm.json"
+ACCELERATE_DIR = "trainer"
+
+
+@dataclass
+class TrainerState:
+    """Where the run is; with the weights and ``trainer/`` it fully determines what comes next."""
+
+    step: int = 0
+    samples: int = 0  # data cursor: training samples consumed (the next step starts here)
+    tokens: int = 0
+    bad_steps: int = 0
+    interval: dict[str, Any] = field(default_factory=dict)  # IntervalStats since the last log
+    layout: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run, oldest first."""
+    root = checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = STEP_DIR.match(entry.name)
+        if match and entry.is_dir() and (entry / STATE_FILE).is_file():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def resolve_resume(run_dir: Path, resume: str) -> Path | None:
+    """The checkpoint to resume from for ``train.resume`` (auto | never | a checkpoint dir)."""
+    if resume == "never":
+        latest = latest_checkpoint(run_dir)
+        if latest is not None:
+            raise UserError(
+                f"train.resume=never but {run_dir} already holds checkpoints (latest {latest.name}); "
+                "use train.resume=auto to continue it, or choose a new run_dir"
+            )
+        return None
+    if resume == "auto":
+        return latest_checkpoint(run_dir)
+    path = Path(resume)
+    if not (path / STATE_FILE).is_file():
+        raise UserError(f"train.resume: {path} is not a synthlm checkpoint (no {STATE_FILE}); use auto, never or a checkpoints/step-N dir")
+    return path
+
+
+def read_state(checkpoint: Path) -> TrainerState:
+    return TrainerState.from_dict(json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8")))
+
+
+def temp_dir(run_dir: Path, step: int) -> Path:
+    """Same name on every rank, so all of them write into one staging directory."""
+    return checkpoints_dir(run_dir) / f"{TEMP_PREFIX}step-{step}"
+
+
+def remove_stale(run_dir: Path) -> None:
+    """Delete staging dirs a killed run left behind."""
+    root = checkpoints_dir(run_dir)
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.name.startswith(TEMP_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def commit(staging: Path, final: Path) -> Path:
+    """Flush every file, then rename the staging dir to its final name (the commit point)."""
+    for path in staging.rglob("*"):
+        if path.is_file():
+            fsync_file(path)
+    os.replace(staging, final)
+    _fsync_dir(final.parent)
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prune(run_dir: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` complete checkpoints."""
+    found = list_checkpoints(run_dir)
+    doomed = [path for _, path in found[: max(len(found) - keep_last, 0)]]
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
+
+
+def write_info(directory: Path, state: TrainerState, extra: dict[str, Any] | None = None) -> None:
+    """``synthlm.json``: what a model dir needs beyond HF files (the meta-language id layout)."""
+    from synthlm import __version__
+
+    info = {"synthlm_version": __version__, "step": state.step, "tokens": state.tokens, "layout": state.layout, **(extra or {})}
+    atomic_write_json(directory / INFO_FILE, info)

@@ -1,0 +1,93 @@
+"""The training run's config schema (``synthlm train CONFIG... key=value``).
+
+Sections mirror the pipeline: ``model`` -> ``data`` -> ``objective`` -> ``optim`` /
+``schedule`` -> ``train`` (budget, batch, checkpoints) -> ``logging``. Each section's schema
+lives next to the code that uses it; this module only assembles them and checks the rules that
+span sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from synthlm.config import Count, Section, load_config
+from synthlm.mixture import DataConfig
+from synthlm.models import Dtype, ModelConfig
+from synthlm.train.flops import H100_BF16_PEAK
+from synthlm.train.optim import OptimConfig
+from synthlm.train.schedules import ScheduleConfig
+
+
+class ObjectiveConfig(Section):
+    """The training objective by name; every other key is an option of that objective."""
+
+    model_config = ConfigDict(extra="allow", validate_default=True, protected_namespaces=())
+
+    name: str = Field("clm", description="Objective from the registry (clm now).")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(Section):
+    """Budget, batch, precision and the checkpoint / log / eval cadence."""
+
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps to train for.")
+    max_tokens: Count | None = Field(None, gt=0, description="Training tokens (rounded up to whole steps).")
+    epochs: float | None = Field(None, gt=0, description="Passes over all sources' tokens together.")
+    batch_size: int = Field(8, gt=0, description="Sequences per device per micro-batch.")
+    grad_accum: int | None = Field(None, gt=0, description="Micro-batches per optimizer step; default 1, or derived from global_batch_size.")
+    global_batch_size: int | None = Field(None, gt=0, description="Sequences per optimizer step over all devices; must divide by batch_size x processes.")
+    precision: Dtype = Field("fp32", description="Autocast precision of the forward/backward: fp32, bf16 or fp16.")
+    clip_grad: float | None = Field(1.0, gt=0, description="Clip the global gradient norm to this (null: no clipping).")
+    max_bad_steps: int = Field(0, ge=0, description="Non-finite losses to skip before stopping the run (0: stop at the first).")
+    checkpoint_every: int = Field(1000, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
+    keep_last: int = Field(3, gt=0, description="Checkpoints to keep (oldest deleted first).")
+    resume: str = Field("auto", description="auto: continue from the latest checkpoint in run_dir; never; or a checkpoint dir.")
+    log_every: int = Field(10, gt=0, description="Steps between metric records.")
+    eval_every: int = Field(0, ge=0, description="Steps between evaluations (0: only at the end).")
+    eval_batch_size: int | None = Field(None, gt=0, description="Sequences per eval batch (default: batch_size).")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes building samples.")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        given = [name for name in ("max_steps", "max_tokens", "epochs") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of max_steps, max_tokens, epochs (got {', '.join(given) or 'none'})")
+        return self
+
+
+class LoggingConfig(Section):
+    """Where metrics go besides ``RUN/metrics.jsonl`` (always written)."""
+
+    tensorboard: bool = Field(True, description="Write TensorBoard events to RUN/tensorboard.")
+    wandb: bool = Field(False, description="Log to Weights & Biases (needs `pip install wandb`; key from WANDB_API_KEY).")
+    wandb_project: str = "synthlm"
+    wandb_entity: str | None = None
+    run_name: str | None = Field(None, description="Display name for trackers (default: the run dir's name).")
+    progress: bool = Field(True, description="Show a progress bar on the console.")
+    peak_flops: float = Field(H100_BF16_PEAK, gt=0, description="Peak FLOP/s of one device, for MFU (default: H100/H200 dense bf16).")
+
+
+class RunConfig(Section):
+    """Everything one training run needs; saved resolved as RUN/config.yaml."""
+
+    run_dir: Path = Field(description="Output directory: checkpoints, final model, metrics.")
+    seed: int = Field(0, description="Seeds the initial weights and the data order.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainConfig
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+def load_run_config(files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()) -> RunConfig:
+    """Merge YAML files (later wins), apply dotted overrides, validate."""
+    return load_config(RunConfig, files, overrides)
+

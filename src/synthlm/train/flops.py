@@ -1,0 +1,54 @@
+"""Model FLOPs per token and MFU (model FLOPs utilisation).
+
+Training FLOPs per token follow PaLM (Chowdhery et al. 2022, appendix B): ``6 N`` for the weight
+matmuls (forward + backward) plus ``12 L d T`` for attention scores and values, where N counts
+every matrix multiplied per token (the output projection included, the input embedding lookup
+not). Recomputation from gradient checkpointing is deliberately *not* counted: MFU measures
+useful model work, so checkpointing shows up as lower MFU, which is the honest number.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# Dense bf16 tensor-core peak of one H100/H200 SXM (989 TFLOP/s; the 2x "sparsity" figure
+# NVIDIA also quotes is not reachable by dense training).
+H100_BF16_PEAK = 989e12
+
+
+def matmul_params(model: torch.nn.Module) -> int:
+    """Parameters that take part in a matmul for every token."""
+    embedding = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    total = sum(p.numel() for p in model.parameters()) - embedding.numel()
+    if output is not None and output.weight is embedding:  # tied: the lm head is that matrix
+        total += embedding.numel()
+    return total
+
+
+def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
+    """Training FLOPs (forward + backward) per token at context length ``seq_len``."""
+    config = model.config
+    layers = int(getattr(config, "num_hidden_layers", 0))
+    width = int(getattr(config, "hidden_size", 0))
+    return 6.0 * matmul_params(model) + 12.0 * layers * width * seq_len
+
+
+def mfu(flops_per_tok: float, tokens_per_s: float, peak_flops: float, num_devices: int) -> float:
+    """Fraction of the devices' peak FLOP/s spent on model FLOPs."""
+    return flops_per_tok * tokens_per_s / (peak_flops * max(num_devices, 1))
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak accelerator memory allocated by torch, or the process's peak RSS on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB on Linux

@@ -1,0 +1,412 @@
+"""The training loop on Accelerate: one code path for CPU, DDP, FSDP and DeepSpeed.
+
+Exact resume is the design constraint. A run's future is fully determined by the weights, the
+optimizer / scheduler / RNG state (saved by accelerate), the data cursor and the log-interval
+sums (saved in ``trainer_state.json``); the data order is a pure function of the sample index.
+So a run killed at any step and resumed from its last checkpoint writes the same losses and
+ends with the same weights as an uninterrupted one (CPU, fp32), which the tests check by
+SIGKILLing a training subprocess.
+
+Loss normalisation: each micro-batch contributes ``sum of token losses x (processes x accum) /
+N`` where ``N`` is the number of target tokens of the whole optimizer step on all ranks
+(all-reduced before the forward passes). Accelerate divides by ``accum`` and DDP averages over
+processes, so the gradient is exactly that of the mean token loss over the global batch:
+2 processes x batch 4 equals 1 process x batch 8, whatever the padding or loss masks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthlm.config import save_yaml
+from synthlm.errors import UserError
+from synthlm.train.accel import configure_deepspeed, distributed_state, make_accelerator
+from synthlm.train.batches import step_batches
+from synthlm.train.checkpoint import (
+    ACCELERATE_DIR,
+    STATE_FILE,
+    TEMP_PREFIX,
+    TrainerState,
+    checkpoints_dir,
+    commit,
+    latest_checkpoint,
+    prune,
+    read_state,
+    remove_stale,
+    resolve_resume,
+    temp_dir,
+    write_info,
+)
+from synthlm.train.config import RunConfig
+from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb
+from synthlm.train.losses import count_targets, forward_losses
+from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
+from synthlm.train.plan import RunPlan, plan_run, special_ids
+from synthlm.train.signals import StopRequest
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN/inf more often than ``train.max_bad_steps`` allows."""
+
+    exit_code = 1
+
+
+def run(config: RunConfig, *, progress: bool | None = None) -> Path:
+    """Train (or resume) the run described by ``config``; returns the run dir.
+
+    Returns normally, with a checkpoint saved, when SIGTERM/SIGUSR1 asked it to stop.
+    """
+    state = distributed_state()
+    plan = plan_run(config, state.num_processes)
+    checkpoint = resolve_resume(config.run_dir, config.train.resume)
+    show = config.logging.progress if progress is None else progress
+    trainer = Trainer(plan, progress=show)
+    trainer.start(checkpoint)
+    return trainer.fit()
+
+
+@dataclass
+class StepResult:
+    loss: float
+    lr: float
+    grad_norm: float | None
+    source_loss: list[float]
+    source_targets: list[float]
+    stop: bool
+    skipped: bool
+
+
+class Trainer:
+    """Owns the prepared model, optimizer, scheduler and the run's state."""
+
+    def __init__(self, plan: RunPlan, *, progress: bool = True) -> None:
+        self.plan = plan
+        self.cfg: RunConfig = plan.config
+        self.run_dir = Path(self.cfg.run_dir)
+        self.accelerator = make_accelerator(self.cfg, plan.batch.accum)
+        configure_deepspeed(self.accelerator, self.cfg, plan.batch)
+        self.objective = plan.objective
+        self.flops_per_token = 0.0
+        self.model, self.optimizer, self.scheduler = self._build()
+        self.state = TrainerState(layout=plan.layout.to_dict())
+        self.interval = IntervalStats()
+        self.progress = progress
+        self.metrics: MetricsLogger | None = None
+        self.stop = StopRequest()
+        self.busy_seconds = 0.0  # data + compute time since the last log (no eval, no saving)
+        self.busy_steps = 0
+        self.started = time.perf_counter()
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _build(self) -> tuple[Any, Any, Any]:
+        import torch
+        from accelerate.utils import set_seed
+
+        from synthlm.models import build_model
+        from synthlm.train.optim import build_optimizer
+        from synthlm.train.schedules import build_schedule
+
+        set_seed(self.cfg.seed)  # the same initial weights on every rank and every rerun
+        model = build_model(self.cfg.model, vocab_size=self.plan.layout.model_vocab_size, special_ids=special_ids(self.plan.tokenizer))
+        model.train()
+        self.flops_per_token = flops_per_token(model, self.cfg.data.seq_len)  # before sharding
+        optimizer = build_optimizer(model, self.cfg.optim)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps))
+        if self.cfg.model.compile:
+            model.compile()  # in place: no wrapper, so state-dict keys (and saved HF files) stay plain
+        return self.accelerator.prepare(model, optimizer, scheduler)
+
+    def start(self, checkpoint: Path | None) -> None:
+        """Restore ``checkpoint`` (if any), cut logs back to it, open the metric sinks."""
+        if self.accelerator.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale(self.run_dir)
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
+        self.accelerator.wait_for_everyone()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        if self.accelerator.is_main_process:
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
+            self.metrics = open_metrics(self.cfg, self.state.step)
+
+    def _restore(self, checkpoint: Path) -> None:
+        state = read_state(checkpoint)
+        if state.layout and state.layout != self.plan.layout.to_dict():
+            raise UserError(
+                f"{checkpoint}: trained with vocabulary layout {state.layout}, but this config gives "
+                f"{self.plan.layout.to_dict()}; keep the tokenizer and model.num_meta_tokens, or use a new run_dir"
+            )
+        self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
+        self.state = state
+        self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
+        self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        total = self.plan.total_steps
+        try:
+            with self.stop, self._progress_bar() as bar:
+                tick = time.perf_counter()
+                for micro_batches in self._batches():
+                    result = self.train_step(micro_batches)
+                    self.busy_seconds += time.perf_counter() - tick
+                    self._after_step(result, bar)
+                    if result.stop:
+                        self._stopped()
+                        return self.run_dir
+                    tick = time.perf_counter()
+            if self.state.step >= total:
+                self.save_checkpoint()
+                self.export(self.run_dir / "final")
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+        return self.run_dir
+
+    def _batches(self) -> Iterator[list[dict[str, Any]]]:
+        remaining = self.plan.total_steps - self.state.step
+        if remaining <= 0:
+            return iter(())
+        return step_batches(
+            self.plan.mixture,
+            self.objective.collate,
+            self.plan.batch,
+            rank=self.accelerator.process_index,
+            cursor=self.state.samples,
+            steps=remaining,
+            num_workers=self.cfg.train.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+        )
+
+    def train_step(self, micro_batches: list[dict[str, Any]]) -> StepResult:
+        """Forward/backward every micro-batch, then one optimizer step (or a skip on NaN)."""
+        import torch
+
+        acc = self.accelerator
+        batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
+        counted = sum(count_targets(self.objective, b) for b in batches)
+        # float64: token counts stay exact far beyond float32's 2**24
+        total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
+        scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
+        sources = len(self.plan.mixture.source_names)
+        sums = torch.zeros(3 + 2 * sources, dtype=torch.float64, device=acc.device)  # loss, targets, stop, per source
+        for batch in batches:
+            with acc.accumulate(self.model):
+                loss, targets, rows = forward_losses(self.objective, self.model, batch)
+                acc.backward(loss * scale)
+            sums[0] += loss.detach().double()
+            sums[1] += targets.detach().double()
+            if rows is not None:
+                sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
+                sums[3 + sources :].index_add_(0, batch["source"], rows[1].detach().double())
+        sums[2] = float(self.stop.requested)
+        values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
+        if values[1] != values[-1]:
+            raise RuntimeError(
+                f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens but the loop "
+                f"pre-counted {values[-1]:.0f} from the labels; count_targets needs this objective's rule"
+            )
+        loss_value = values[0] / max(values[-1], 1.0)
+        lr = self.optimizer.param_groups[0]["lr"]
+        grad_norm, skipped = self._update(loss_value)
+        return StepResult(loss_value, lr, grad_norm, values[3 : 3 + sources], values[3 + sources :], values[2] > 0, skipped)
+
+    def _update(self, loss: float) -> tuple[float | None, bool]:
+        """Clip and step, or skip the update on a non-finite loss or gradient norm.
+
+        The schedule advances either way, so a skipped batch costs one step of the budget. Under
+        fp16 the grad scaler owns overflowing gradients (it skips and lowers its scale itself).
+        """
+        grad_norm = None
+        if math.isfinite(loss):
+            norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad or math.inf)
+            grad_norm = None if norm is None else float(norm)
+        scaled = self.accelerator.scaler is not None
+        bad = not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm) and not scaled)
+        if not bad:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if bad:
+            self._bad_step(loss if not math.isfinite(loss) else f"finite ({loss:.4f}) with gradient norm {grad_norm}")
+        return grad_norm, bad
+
+    def _bad_step(self, loss: float | str) -> None:
+        self.state.bad_steps += 1
+        self.interval.skipped += 1
+        allowed, step = self.cfg.train.max_bad_steps, self.state.step + 1  # numbered as in the metrics
+        if self.state.bad_steps > allowed:
+            latest = latest_checkpoint(self.run_dir)
+            kept = f"the last good checkpoint {latest} is kept" if latest else "no checkpoint was saved yet"
+            raise TrainingDiverged(
+                f"step {step}: the loss is {loss} ({self.state.bad_steps} non-finite steps, "
+                f"train.max_bad_steps={allowed}); training stopped and {kept}. Lower optim.lr, "
+                "set train.clip_grad, add warmup, or raise train.max_bad_steps to skip such batches"
+            )
+        self.accelerator.print(f"warning: step {step}: the loss is {loss}; batch skipped ({self.state.bad_steps}/{allowed})")
+
+    def _after_step(self, result: StepResult, bar: Any) -> None:
+        """Advance the cursor, then log / evaluate / checkpoint on their cadence."""
+        self.state.step += 1
+        self.state.samples += self.plan.batch.global_batch
+        self.state.tokens = self.state.samples * self.cfg.data.seq_len
+        if not result.skipped:
+            self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets)
+        self.busy_steps += 1
+        bar.update(1)
+        step, last = self.state.step, self.state.step >= self.plan.total_steps
+        train = self.cfg.train
+        if step % train.log_every == 0 or last:
+            self.log(result.lr, bar)
+        if self.cfg.data.eval and ((train.eval_every and step % train.eval_every == 0) or last):
+            self.evaluate()
+        if train.checkpoint_every and step % train.checkpoint_every == 0 and not last:
+            self.save_checkpoint()
+
+    def _stopped(self) -> None:
+        self.save_checkpoint()
+        self.accelerator.print(
+            f"stop signal received: checkpoint saved at step {self.state.step}; run the same command again to resume"
+        )
+
+    # -- logging and evaluation -----------------------------------------------------------------
+    def _progress_bar(self) -> Any:
+        from tqdm.auto import tqdm
+
+        disable = not (self.progress and self.accelerator.is_main_process)
+        return tqdm(total=self.plan.total_steps, initial=self.state.step, disable=disable, desc="train", unit="step", dynamic_ncols=True)
+
+    def log(self, lr: float, bar: Any) -> None:
+        """One metrics record: interval averages plus throughput, MFU, memory and ETA."""
+        seconds = max(self.busy_seconds, 1e-9)
+        tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.cfg.data.seq_len / seconds
+        record = {"step": self.state.step, "tokens": self.state.tokens, **self.interval.summary(self.plan.mixture.source_names)}
+        record.update(
+            lr=lr,
+            tokens_per_s=tokens_per_s,
+            mfu=mfu(self.flops_per_token, tokens_per_s, self.cfg.logging.peak_flops, self.plan.batch.processes),
+            mem_gb=peak_memory_gb(self.accelerator.device),
+            eta_s=seconds / max(self.busy_steps, 1) * (self.plan.total_steps - self.state.step),
+            elapsed_s=time.perf_counter() - self.started,
+        )
+        if self.metrics is not None:
+            self.metrics.write(record)
+        if "loss" in record:  # absent when every step of the interval was skipped
+            bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
+        self.interval = IntervalStats()
+        self.busy_seconds, self.busy_steps = 0.0, 0
+
+    def evaluate(self) -> None:
+        from synthlm.evaluate import evaluate_model
+
+        data = self.cfg.data
+        with self.accelerator.autocast():
+            metrics = evaluate_model(
+                self.model,
+                data.eval,
+                layout=self.plan.layout,
+                tokenizer=self.plan.tokenizer,
+                seq_len=data.seq_len,
+                batch_size=self.cfg.train.eval_batch_size or self.cfg.train.batch_size,
+                device=self.accelerator.device,
+                seed=self.cfg.seed,
+            )
+        if self.metrics is not None:
+            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/step-N`` atomically (all ranks take part), then prune old ones."""
+        acc = self.accelerator
+        final = checkpoints_dir(self.run_dir) / f"step-{self.state.step}"
+        if (final / STATE_FILE).is_file():  # resumed exactly here: it already exists
+            return final
+        staging = self._stage(temp_dir(self.run_dir, self.state.step))
+        acc.save_state(str(staging / ACCELERATE_DIR))
+        self.state.interval = self.interval.to_dict()
+        self._write_model(staging)
+        if acc.is_main_process:
+            from synthlm.fileio import atomic_write_json
+
+            atomic_write_json(staging / STATE_FILE, self.state.to_dict())
+            commit(staging, final)
+            prune(self.run_dir, self.cfg.train.keep_last)
+        acc.wait_for_everyone()
+        return final
+
+    def export(self, directory: Path) -> Path:
+        """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically."""
+        acc = self.accelerator
+        staging = self._stage(directory.with_name(f"{TEMP_PREFIX}{directory.name}"))
+        self._write_model(staging)
+        if acc.is_main_process:
+            replace_dir(staging, directory)
+        acc.wait_for_everyone()
+        return directory
+
+    def _stage(self, staging: Path) -> Path:
+        """A fresh staging dir holding the tokenizer (whose ``save`` wants to create the dir)."""
+        if self.accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.plan.tokenizer.save(staging)
+        self.accelerator.wait_for_everyone()
+        return staging
+
+    def _write_model(self, directory: Path) -> None:
+        """HF weights + config, resolved run config, synthlm.json (the main rank writes)."""
+        acc = self.accelerator
+        weights = acc.get_state_dict(self.model)  # a collective under FSDP / ZeRO-3
+        if not acc.is_main_process:
+            return
+        with no_hf_progress_bars():
+            acc.unwrap_model(self.model).save_pretrained(directory, state_dict=weights, safe_serialization=True)
+        save_yaml(self.cfg, directory / "config.yaml")
+        write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.cfg.data.seq_len})
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def open_metrics(cfg: RunConfig, step: int) -> MetricsLogger:
+    from synthlm.train.metrics import JsonlSink, Sink, TensorBoardSink, WandbSink
+
+    run_dir = Path(cfg.run_dir)
+    sinks: list[Sink] = [JsonlSink(run_dir / "metrics.jsonl")]
+    if cfg.logging.tensorboard:
+        sinks.append(TensorBoardSink(run_dir / "tensorboard", purge_step=step + 1))
+    if cfg.logging.wandb:
+        name = cfg.logging.run_name or run_dir.name
+        sinks.append(WandbSink(run_dir, cfg.logging.wandb_project, cfg.logging.wandb_entity, name, cfg.model_dump(mode="json")))
+    return MetricsLogger(sinks)
+
+
+@contextlib.contextmanager
+def no_hf_progress_bars() -> Iterator[None]:
+    """transformers draws a bar per save ("Writing model shards"); it would break our own bar."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def replace_dir(staging: Path, final: Path) -> None:
+    """Move a complete directory to ``final``, replacing an older one."""
+    old = final.with_name(f"{TEMP_PREFIX}old-{final.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    commit(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
