@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
 from transformers import AutoModelForCausalLM
 
+from conftest import run_cli
 from synthlm.store import TokenStore
 
 
