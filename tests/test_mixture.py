@@ -153,3 +153,33 @@ def test_dataset_view_and_layout_rounding(tmp_path):
     assert len(view) == 10
     np.testing.assert_array_equal(view[0].input_ids, mixture.sample(10).input_ids)
     assert mixture.layout.model_vocab_size % 64 == 0 and mixture.layout.model_vocab_size >= 200
+
+
+def test_synthetic_ids_live_only_in_the_reserved_meta_range(tmp_path):
+    from synthlm.synth import generate, load_spec
+
+    spec = load_spec({
+        "name": "iso", "num_tokens": 4000, "seed": 0,
+        "domains": [{"type": "identity", "vocab": {"num_vocab": 150}, "length": {"min": 4, "max": 12}},
+                    {"type": "dyck", "k": 3, "max_depth": 4, "length": {"min": 8, "max": 16}}],
+    })
+    generate(spec, tmp_path / "syn", quiet=True)
+    make_store(tmp_path / "nat", vocab=200)
+    data = data_config([
+        {"name": "nat", "path": str(tmp_path / "nat"), "weight": 1},
+        {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic", "weight": 1},
+    ], seq_len=32)
+    layout = build_layout(data, natural_vocab_size=200, num_meta_tokens=256)
+    assert layout.meta_offset == 200 and layout.model_vocab_size >= 200 + 256
+    mixture = Mixture(data, seed=0, layout=layout, eos_id=EOS)
+    seen_synthetic = False
+    for i in range(400):
+        sample = mixture.sample(i)
+        ids = sample.input_ids[sample.input_ids != EOS]
+        if sample.source == 1:
+            seen_synthetic = True
+            assert ids.min() >= layout.meta_offset, "a synthetic id fell into the natural vocabulary"
+            assert ids.max() < layout.meta_offset + layout.meta_size
+        else:
+            assert ids.max() < layout.natural_size
+    assert seen_synthetic
