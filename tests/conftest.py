@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli  # noqa: F401  (transition: new tests import it from cli_runner)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -27,11 +26,3 @@ def shakespeare() -> Path:
 
         path = shipped_corpus()
     return path
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real ``synthlm`` command in a subprocess."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "synthlm", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "evaluate"))  # the shared tiny-m
 from tiny_lm import EOS, bigram_checkpoint, bigram_model, byte_id, byte_tokenizer, tiny_config
 from transformers import LlamaForCausalLM
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm.errors import UserError
 from synthlm.generate import SamplingConfig, decode_escapes, generate_texts, read_prompts
 

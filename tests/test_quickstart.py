@@ -7,7 +7,7 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm.store import TokenStore
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm import readers
 from synthlm.errors import UserError
 from synthlm.store import TokenStore, merge_stores, store_exists

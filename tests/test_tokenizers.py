@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm.errors import UserError
 from synthlm.tokenizers import (
     ByteTokenizer,

@@ -10,7 +10,7 @@ import torch
 import yaml
 from tiny_lm import MODEL_VOCAB, NATURAL, byte_tokenizer, random_checkpoint
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.checkpoint import load_checkpoint, run_dir_of

@@ -18,7 +18,7 @@ from tiny_lm import (
 )
 from transformers import LlamaForCausalLM
 
-from conftest import run_cli
+from cli_runner import run_cli
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.synthetic import to_synthetic

@@ -100,7 +100,7 @@ def test_cot_metrics_separate_attempted_from_all(qa_file):
 
 
 def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
-    from conftest import run_cli
+    from cli_runner import run_cli
 
     tokenizer = byte_tokenizer()
     rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
