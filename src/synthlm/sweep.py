@@ -7,9 +7,10 @@ re-launched, inspected or edited alone, and ``synthlm report SWEEPDIR`` compares
 
 Grid values use the same syntax as ``synthlm train`` overrides (``optim.lr=1e-3,3e-4``); commas
 inside brackets or quotes do not split (``model.dims=[1,2],[3,4]`` is two values). Every point
-is built and validated before any file is written, so a typo fails the whole sweep at once
-instead of at point 7 an hour later. Finished points leave a marker in ``SWEEPDIR/done/``, so
-re-running an interrupted sweep (locally or by resubmitting the array) skips them.
+is built and validated with the trainer's config loader before any file is written, so a typo
+fails the whole sweep at once instead of at point 7 an hour later. Finished points leave a
+marker in ``SWEEPDIR/done/``, so re-running an interrupted sweep (locally or by resubmitting the
+array) skips them.
 """
 
 from __future__ import annotations
@@ -213,13 +214,12 @@ def _short_keys(keys: Sequence[str]) -> list[str]:
 # Writing
 
 
-def default_validator() -> Validator | None:
-    """``synthlm.train.load_run_config`` once the trainer exists, else no validation."""
-    try:
-        from synthlm import train
-    except ImportError:
-        return None
-    return getattr(train, "load_run_config", None)
+def default_validator() -> Validator:
+    """The trainer's own loader, so a point passes exactly when ``synthlm train`` would accept
+    its config: unknown keys, wrong types and out-of-range values fail the whole sweep up front."""
+    from synthlm.train import load_run_config
+
+    return load_run_config
 
 
 def validate_points(sweep: Sweep, validator: Validator | None) -> None:

@@ -27,12 +27,37 @@ def eval_command(
     qa_limit: int = typer.Option(None, "--qa-limit", min=1, help="Evaluate only the first N questions."),
     qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the chain-of-thought prompt."),
     qa_max_new_tokens: int = typer.Option(256, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer."),
+    lm_eval: str = typer.Option(
+        None, "--lm-eval",
+        help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), instead of --data; needs synthlm[eval].",
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="--lm-eval: examples per task (default: all of them)."),
+    num_fewshot: int = typer.Option(None, "--num-fewshot", min=0, help="--lm-eval: few-shot examples (default: each task's own)."),
+    lm_eval_include: list[Path] = typer.Option(
+        None, "--lm-eval-include", help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the built-in tasks.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic) or QA accuracy, as JSON."""
+    """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic), QA accuracy or
+    lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
     from synthlm.config import parse_count
     from synthlm.errors import UserError
     from synthlm.evaluate.offline import evaluate_checkpoint
+
+    check_lm_eval_options(lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa)
+    if lm_eval is not None:
+        from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
+
+        scores, path = evaluate_checkpoint_lm_eval(
+            checkpoint, split_tasks(lm_eval), include=lm_eval_include or [], limit=limit, num_fewshot=num_fewshot,
+            out=out, batch_size=batch_size, max_length=seq_len, device=device, dtype=dtype, tokenizer=tokenizer,
+            seed=seed, quiet=quiet,
+        )
+        for task, row in scores.items():
+            for metric, value in row.items():
+                typer.echo(f"{task + '/' + metric:40s} {value:.6g}")
+        typer.echo(f"wrote {path}")
+        return
 
     if qa is not None:
         from synthlm.evaluate.qa import dumps, evaluate_qa
@@ -56,6 +81,22 @@ def eval_command(
     for key, value in report["metrics"].items():
         typer.echo(f"{key:40s} {value:.6g}")
     typer.echo(f"wrote {path}")
+
+
+def check_lm_eval_options(lm_eval: str | None, *, limit, num_fewshot, include, data, qa) -> None:
+    """The lm-eval flags belong together, and lm-eval runs alone (one results file per command)."""
+    from synthlm.errors import UserError
+
+    if lm_eval is None:
+        given = [flag for flag, value in (("--limit", limit), ("--num-fewshot", num_fewshot), ("--lm-eval-include", include)) if value not in (None, [])]
+        if given:
+            raise UserError(f"{', '.join(given)}: only used with --lm-eval TASKS (e.g. --lm-eval hellaswag)")
+        return
+    if not lm_eval.strip(" ,"):
+        raise UserError("--lm-eval: no task names given; e.g. --lm-eval hellaswag,arc_easy")
+    other = [flag for flag, value in (("--data", data), ("--qa", qa)) if value]
+    if other:
+        raise UserError(f"--lm-eval cannot be combined with {' or '.join(other)}; run them as separate synthlm eval commands")
 
 
 def register(app: typer.Typer) -> None:

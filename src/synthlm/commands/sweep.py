@@ -60,7 +60,7 @@ def sweep(
         help="Replace a different sweep in --out, and retrain points that already finished.",
     ),
     no_validate: bool = typer.Option(
-        False, "--no-validate", help="Skip checking each point against the training config schema."
+        False, "--no-validate", help="Skip loading each point with the trainer's config loader (done by default, before anything is written)."
     ),
 ) -> None:
     """Write one training config per grid point; run them one after another, or write a SLURM array.

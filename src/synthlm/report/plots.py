@@ -188,6 +188,30 @@ def _domain_title(key: str, name: str) -> str:
     return domain or "all domains"
 
 
+@panel_builder("lm_eval")
+def _lm_eval(runs: Sequence[Run]) -> list[FigureSpec]:
+    """lm-evaluation-harness scores logged during training (``lm_eval/<task>/<metric>``), one
+    panel per task and metric; scores that stay in [0, 1] get the accuracy axis."""
+    keys = [k for k in _keys(runs) if k.startswith("lm_eval/")]
+    panels = tuple(
+        Panel(
+            key.removeprefix("lm_eval/"),
+            (Curve(key, "eval"),),
+            key.rsplit("/", 1)[-1],
+            log="perplexity" in key,
+            unit_range=_within_unit(runs, key),
+        )
+        for key in keys
+    )
+    caption = "benchmarks of train.lm_eval, run by lm-evaluation-harness during training"
+    return [FigureSpec("lm_eval", "lm-eval benchmarks during training", panels, caption)]
+
+
+def _within_unit(runs: Sequence[Run], key: str) -> bool:
+    values = [run.columns[key].values for run in runs if key in run.columns]
+    return bool(values) and all(((v >= 0) & (v <= 1)).all() for v in values)
+
+
 @panel_builder("optimizer")
 def _optimizer(runs: Sequence[Run]) -> list[FigureSpec]:
     keys = _keys(runs)
