@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from cli_runner import run_cli  # noqa: F401  (transition: new tests import it from cli_runner)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

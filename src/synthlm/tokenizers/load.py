@@ -1,0 +1,153 @@
+"""Load a tokenizer from whatever a user has: a name, a saved dir, or one of the common files.
+
+Format detection lives here: ``synthlm_tokenizer.json`` names the exact kind when present;
+otherwise the files in the dir (or the file's suffix) decide, and special tokens come from the
+transformers config files or, failing that, from well-known token names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from synthlm.errors import UserError
+from synthlm.tokenizers.base import META_FILE, ROLES, BaseTokenizer
+from synthlm.tokenizers.byte import ByteTokenizer
+from synthlm.tokenizers.hf import HFTokenizer
+from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
+
+_GUESSES = {
+    "unk": ("<unk>", "[UNK]", "<|unk|>"),
+    "bos": ("<s>", "<bos>", "<|startoftext|>", "<|begin_of_text|>"),
+    "eos": ("</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>"),
+    "pad": ("<pad>", "[PAD]", "<|pad|>"),
+}
+
+
+def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> BaseTokenizer:
+    """A tokenizer from ``byte``, a saved dir, ``tokenizer.json``, ``vocab.json`` (+ ``merges.txt``
+    beside it), a SentencePiece ``.model``, a local HF tokenizer dir, or a hub name (cached/online)."""
+    text = str(spec)
+    if text == "byte":
+        return ByteTokenizer(path="byte")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        tokenizer = _load_dir(path, trust_remote_code)
+    elif path.is_file():
+        tokenizer = _load_file(path)
+    else:
+        return _load_auto(text, trust_remote_code, path=text)
+    tokenizer.path = str(path.resolve())
+    return tokenizer
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read this JSON file ({exc})") from None
+
+
+def _load_dir(path: Path, trust_remote_code: bool) -> BaseTokenizer:
+    meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
+    if meta.get("kind") == "byte":
+        return ByteTokenizer(extra_tokens=int(meta.get("extra_tokens", 0)), tokens=meta.get("special_tokens"))
+    if (path / "tokenizer.model").is_file() and (meta.get("kind") == "sentencepiece" or not (path / "tokenizer.json").is_file()):
+        return SentencePieceTokenizer((path / "tokenizer.model").read_bytes())
+    if (path / "tokenizer.json").is_file():
+        tokens = meta.get("special_tokens") or _configured_tokens(path)
+        return _hf_from_file(path / "tokenizer.json", tokens, kind=meta.get("kind", "hf"))
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        return _load_gpt2(path / "vocab.json", path / "merges.txt")
+    return _load_auto(str(path), trust_remote_code, path=str(path))
+
+
+def _load_file(path: Path) -> BaseTokenizer:
+    if path.suffix == ".model":
+        return SentencePieceTokenizer(path.read_bytes())
+    if path.suffix == ".json" and (path.parent / "merges.txt").is_file() and _is_flat_vocab(path):
+        return _load_gpt2(path, path.parent / "merges.txt")
+    if path.suffix == ".json":
+        return _hf_from_file(path, _configured_tokens(path.parent), kind="hf")
+    raise UserError(f"{path}: not a tokenizer file (expected tokenizer.json, vocab.json + merges.txt, or a SentencePiece .model)")
+
+
+def _is_flat_vocab(path: Path) -> bool:
+    data = _read_json(path)
+    return isinstance(data, dict) and "model" not in data
+
+
+def _hf_from_file(path: Path, tokens: dict[str, str], *, kind: str) -> HFTokenizer:
+    from tokenizers import Tokenizer as Backend
+
+    try:
+        backend = Backend.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed files
+        raise UserError(f"{path}: not a Hugging Face tokenizer.json ({exc})") from None
+    return HFTokenizer(backend, tokens or _guess_tokens(backend.get_vocab(with_added_tokens=True)), kind=kind)
+
+
+def _configured_tokens(directory: Path) -> dict[str, str]:
+    """Special tokens named in tokenizer_config.json / special_tokens_map.json, if any."""
+    found: dict[str, str] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if (directory / name).is_file():
+            data = _read_json(directory / name)
+            for role in ROLES:
+                value = data.get(f"{role}_token")
+                value = value.get("content") if isinstance(value, dict) else value
+                if isinstance(value, str):
+                    found[role] = value
+    return found
+
+
+def _guess_tokens(vocab: dict[str, int]) -> dict[str, str]:
+    return {role: next(t for t in names if t in vocab) for role, names in _GUESSES.items() if any(t in vocab for t in names)}
+
+
+def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
+    from tokenizers import AddedToken, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as Backend
+
+    try:
+        backend = Backend(models.BPE.from_file(str(vocab), str(merges)))
+    except Exception as exc:  # malformed vocab/merges
+        raise UserError(f"{vocab} + {merges}: not a GPT-2 BPE vocabulary ({exc})") from None
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokens = _guess_tokens(backend.get_vocab())
+    if tokens.get("eos") == "<|endoftext|>":
+        tokens.setdefault("bos", "<|endoftext|>")  # GPT-2 uses one token for both
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in set(tokens.values())])
+    return HFTokenizer(backend, tokens, kind="gpt2")
+
+
+def _load_auto(spec: str, trust_remote_code: bool, *, path: str) -> HFTokenizer:
+    """A local HF dir without tokenizer.json, or a hub name: via AutoTokenizer."""
+    from transformers import AutoTokenizer
+
+    try:
+        auto = AutoTokenizer.from_pretrained(spec, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # OSError offline, ValueError for unknown classes, ...
+        raise UserError(
+            f"{spec}: not a tokenizer file or dir, and AutoTokenizer could not load it "
+            f"(hub names need the network or a local cache): {exc}"
+        ) from None
+    backend = getattr(auto, "backend_tokenizer", None)
+    if backend is None:
+        raise UserError(f"{spec}: AutoTokenizer gave a tokenizer without a fast backend ({type(auto).__name__}); save it with tokenizer.json")
+    tokens = {role: getattr(auto, f"{role}_token") for role in ROLES if isinstance(getattr(auto, f"{role}_token", None), str)}
+    from tokenizers import Tokenizer as Backend
+
+    return HFTokenizer(Backend.from_str(backend.to_str()), tokens, kind="hf", path=path)
+
+
+def to_hf(tokenizer: BaseTokenizer):
+    """The tokenizer as a ``transformers`` tokenizer (exactly what a saved dir loads as)."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return AutoTokenizer.from_pretrained(str(tokenizer.save(Path(scratch) / "tokenizer")))

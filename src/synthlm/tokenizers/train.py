@@ -1,0 +1,191 @@
+"""Train a tokenizer of any registered kind into a directory that follows the id convention.
+
+Adding a kind is one function decorated with ``@trainer("kind")`` plus its smallest sensible
+size in ``MIN_LEARNED``: the function receives the documents, the number of ids to learn (specials
+included, ``extra_tokens`` excluded), the special tokens and the options, and returns a tokenizer;
+size checks, input reading, extra ids and saving are shared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from synthlm.errors import UserError
+from synthlm.tokenizers.base import (
+    BYTE_OFFSET,
+    DEFAULT_TOKENS,
+    ROLES,
+    BaseTokenizer,
+    replaceable_files,
+)
+from synthlm.tokenizers.byte import ByteTokenizer
+from synthlm.tokenizers.hf import HFTokenizer
+from synthlm.tokenizers.load import load_tokenizer
+from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
+
+Trainer = Callable[[Iterator[str], int, dict[str, str], dict[str, Any]], BaseTokenizer]
+TRAINERS: dict[str, Trainer] = {}
+MIN_LEARNED = {"bpe": BYTE_OFFSET + 256 + 1, "unigram": BYTE_OFFSET + 2, "sentencepiece": BYTE_OFFSET + 256 + 2, "byte": 0}
+
+
+def trainer(kind: str) -> Callable[[Trainer], Trainer]:
+    """Register a training recipe for ``synthlm tokenizer train --kind KIND``."""
+
+    def register(fn: Trainer) -> Trainer:
+        TRAINERS[kind] = fn
+        return fn
+
+    return register
+
+
+def train_tokenizer(
+    files: list[str | Path],
+    kind: str,
+    vocab_size: int | None,
+    out: str | Path,
+    *,
+    extra_tokens: int = 0,
+    special_tokens: dict[str, str] | None = None,
+    keys: Sequence[str] = ("text",),
+    txt_mode: str = "file",
+    max_docs: int | None = None,
+    min_frequency: int = 2,
+    sp_model_type: str = "bpe",
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> BaseTokenizer:
+    """Train a ``kind`` tokenizer with ``vocab_size`` ids in all (specials and extras included)."""
+    if kind not in TRAINERS:
+        raise UserError(f"--kind {kind!r}: choose one of {', '.join(sorted(TRAINERS))}")
+    tokens = {**DEFAULT_TOKENS, **(special_tokens or {})}
+    if set(tokens) != set(ROLES) or not all(tokens.values()) or len(set(tokens.values())) != len(ROLES):
+        raise UserError(f"special tokens must be {', '.join(ROLES)}, each a distinct non-empty string; got {tokens}")
+    learned = _learned_size(kind, vocab_size, extra_tokens)
+    out = Path(out)
+    replaceable_files(out, overwrite=overwrite)
+    documents, sources = _training_documents(files, kind, list(keys), txt_mode, max_docs)
+    options = {"min_frequency": min_frequency, "sp_model_type": sp_model_type, "quiet": quiet}
+    tokenizer = TRAINERS[kind](documents, learned, tokens, options)
+    if extra_tokens:
+        tokenizer = tokenizer.extend(extra_tokens=extra_tokens)
+    provenance = {"trained_on": sources, "requested_vocab_size": vocab_size, "options": {k: v for k, v in options.items() if k != "quiet"}}
+    tokenizer.save(out, overwrite=overwrite, provenance=provenance)
+    return load_tokenizer(out)
+
+
+def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
+    if extra_tokens < 0:
+        raise UserError(f"--extra-tokens must be >= 0, got {extra_tokens}")
+    if kind == "byte":
+        natural = BYTE_OFFSET + 256 + extra_tokens
+        if vocab_size not in (None, natural):
+            raise UserError(f"--vocab-size {vocab_size}: a byte tokenizer has exactly {natural} ids (4 specials + 256 bytes + {extra_tokens} extra); omit --vocab-size")
+        return 0
+    if vocab_size is None:
+        raise UserError(f"--vocab-size is required for --kind {kind}")
+    learned = vocab_size - extra_tokens
+    if learned < MIN_LEARNED[kind]:
+        raise UserError(
+            f"--vocab-size {vocab_size} is too small for --kind {kind} with {extra_tokens} extra tokens: "
+            f"needs at least {MIN_LEARNED[kind] + extra_tokens}"
+        )
+    return learned
+
+
+def _training_documents(files, kind: str, keys: list[str], txt_mode: str, max_docs: int | None) -> tuple[Iterator[str], list[str]]:
+    from synthlm.readers import expand_inputs, iter_documents, source_summary
+
+    if kind == "byte" and not files:
+        return iter(()), []
+    sources = expand_inputs(list(files))
+    documents = iter_documents(sources, keys, txt_mode=txt_mode, max_docs=max_docs)
+    first = next(documents, None)
+    if first is None:
+        raise UserError(f"no documents found in {', '.join(map(str, files))} (keys: {', '.join(keys)})")
+    return itertools.chain([first], documents), source_summary(sources)
+
+
+@trainer("bpe")
+def _train_bpe(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+    """Byte-level BPE (GPT-2 style pre-tokenization): every byte is in the alphabet, so lossless."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    backend = Backend(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    recipe = trainers.BpeTrainer(
+        vocab_size=size, min_frequency=options["min_frequency"], special_tokens=list(tokens.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=not options["quiet"],
+    )
+    backend.train_from_iterator(documents, recipe)
+    return HFTokenizer(backend, tokens, kind="bpe")
+
+
+@trainer("unigram")
+def _train_unigram(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+    """Unigram LM over "▁"-marked words (HF tokenizers); non-ASCII characters never seen in
+    training map to <unk> (use sentencepiece for byte fallback)."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    backend = Backend(models.Unigram())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    recipe = trainers.UnigramTrainer(
+        vocab_size=size, special_tokens=list(tokens.values()), unk_token=tokens["unk"], show_progress=not options["quiet"],
+        initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\t"],
+    )
+    backend.train_from_iterator(documents, recipe)
+    return HFTokenizer(_demote_specials(backend, len(tokens)), tokens, kind="unigram")
+
+
+def _demote_specials(backend, count: int):
+    """Unigram keeps the specials as ordinary pieces with the best score (0.0), so "</s>" typed in
+    a document would become the eos id. Scored far below any real piece (and with every printable
+    ASCII character in the alphabet to spell them with), they are never chosen for text."""
+    from tokenizers import Tokenizer as Backend
+
+    data = json.loads(backend.to_str())
+    vocab = data["model"]["vocab"]
+    floor = min(score for _, score in vocab) - 1e6
+    for entry in vocab[:count]:
+        entry[1] = floor
+    return Backend.from_str(json.dumps(data))
+
+
+@trainer("sentencepiece")
+def _train_sentencepiece(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+    """The sentencepiece library (Llama recipe: byte fallback, digits split, no normalization)."""
+    import io
+    import os
+
+    import sentencepiece as spm
+
+    if options["sp_model_type"] not in ("bpe", "unigram"):
+        raise UserError(f"--sp-model-type {options['sp_model_type']!r}: choose bpe or unigram")
+    lines = (line for doc in documents for line in doc.split("\n") if line.strip())
+    model = io.BytesIO()
+    spm.set_random_generator_seed(0)  # sampling of training sentences is reproducible
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=lines, model_writer=model, vocab_size=size, model_type=options["sp_model_type"],
+            unk_id=0, bos_id=1, eos_id=2, pad_id=3, unk_piece=tokens["unk"], bos_piece=tokens["bos"],
+            eos_piece=tokens["eos"], pad_piece=tokens["pad"], byte_fallback=True, split_digits=True,
+            normalization_rule_name="identity", remove_extra_whitespaces=False, hard_vocab_limit=False,
+            input_sentence_size=5_000_000, shuffle_input_sentence=True, max_sentence_length=1 << 16,
+            num_threads=os.cpu_count() or 1, minloglevel=2 if options["quiet"] else 0,
+        )
+    except RuntimeError as exc:
+        raise UserError(f"sentencepiece could not train a {size}-piece model on these inputs: {exc}") from None
+    return SentencePieceTokenizer(model.getvalue())
+
+
+@trainer("byte")
+def _train_byte(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+    """Nothing to learn: the 256 bytes and the specials."""
+    return ByteTokenizer(tokens=tokens)
