@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +93,7 @@ class ChunkResult:
     bad: list[str]
     nbytes: int
     text_bytes: dict[str, int] = field(default_factory=dict)  # UTF-8 bytes of each key's kept text
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # per key, flat uint8 loss masks (chat mode)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -166,16 +167,17 @@ class ChunkEncoder:
         return out, new_sizes
 
 
-_WORKER: ChunkEncoder | None = None
+Encoder = Callable[[Chunk], ChunkResult]
+_WORKER: Encoder | None = None
 
 
-def _init_worker(tokenizer: BaseTokenizer, options: Options) -> None:
+def _init_worker(tokenizer: Any, options: Options, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
     """Each worker encodes single-threaded: parallelism comes from the pool, not from Rust threads."""
     global _WORKER
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     if hasattr(tokenizer, "num_threads"):
         tokenizer.num_threads = 1
-    _WORKER = ChunkEncoder(tokenizer, options)
+    _WORKER = encoder(tokenizer, options)
 
 
 def _encode_in_worker(chunk: Chunk) -> ChunkResult:
@@ -195,16 +197,20 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 class ChunkPool:
-    """Encode chunks on ``workers`` processes (in this process for 1); results in input order."""
+    """Encode chunks on ``workers`` processes (in this process for 1); results in input order.
 
-    def __init__(self, tokenizer: BaseTokenizer, options: Options, workers: int) -> None:
-        self.tokenizer, self.options, self.workers = tokenizer, options, workers
+    ``encoder(tokenizer, options)`` builds the per-chunk work: :class:`ChunkEncoder` for text,
+    the chat encoder (:mod:`synthlm.tokenize_chat`) for conversations.
+    """
+
+    def __init__(self, tokenizer: Any, options: Options, workers: int, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
+        self.tokenizer, self.options, self.workers, self.encoder = tokenizer, options, workers, encoder
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ChunkPool:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(self.tokenizer, self.options)
+                self.workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(self.tokenizer, self.options, self.encoder)
             )
             self._pool.submit(os.getpid).result()  # start the workers now, before any thread of ours exists
         return self
@@ -215,7 +221,7 @@ class ChunkPool:
 
     def map(self, chunks: Iterator[Chunk]) -> Iterator[ChunkResult]:
         if self._pool is None:
-            yield from map(ChunkEncoder(self.tokenizer, self.options), chunks)
+            yield from map(self.encoder(self.tokenizer, self.options), chunks)
             return
         window = 4 * self.workers  # chunks in flight: every worker stays busy, memory stays bounded
         pending: deque[Future] = deque()
@@ -359,7 +365,7 @@ def tokenize(
     tokenizer: str | Path | BaseTokenizer,
     out: str | Path,
     *,
-    keys: Sequence[str] = ("text",),
+    keys: Sequence[str] | None = None,
     append_eod: bool = False,
     prepend_bos: bool = False,
     ftfy: bool = False,
@@ -374,14 +380,20 @@ def tokenize(
     overwrite: bool = False,
     skip_existing: bool = False,
     quiet: bool = False,
+    chat: bool = False,
 ) -> dict[str, Any]:
     """Tokenize ``inputs`` into ``OUT_{key}_document`` stores; returns the run's stats.
+
+    ``keys`` default to ``text``, or ``messages`` with ``chat=True``: conversations rendered with
+    the tokenizer's chat template into one store with assistant-only loss masks (see
+    :mod:`synthlm.tokenize_chat`).
 
     Bad records (invalid JSON, missing key, non-string, non-UTF-8) are skipped and counted with
     their ``file:line`` under ``on_error="skip"``; ``"fail"`` stops at the first one with that
     message. Empty documents are always skipped and counted.
     """
     tok = tokenizer if isinstance(tokenizer, BaseTokenizer) else load_tokenizer(tokenizer)
+    keys = (("messages",) if chat else ("text",)) if keys is None else keys
     options = Options(tuple(keys), append_eod, prepend_bos, ftfy, txt_mode, on_error, max_docs, shard, num_shards)
     options.check(tok)
     workers = _worker_count(workers)
@@ -393,9 +405,14 @@ def tokenize(
         raise UserError(f"{done[0]}: a token store already exists; pass --overwrite to replace it or --skip-existing")
     sources = expand_inputs(list(inputs), split=split, config=hf_config)
     check_keys(sources, list(options.keys))
+    chat_setup = None
+    if chat:
+        from synthlm.tokenize_chat import prepare_chat
+
+        chat_setup = prepare_chat(tok, tokenizer, options, sources)
     remove_stale_temps(prefixes)
     ranges = plan_ranges(sources, options)
-    return _run(ranges, sources, tok, options, prefixes, workers, quiet)
+    return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup)
 
 
 def _worker_count(workers: int | None) -> int:
@@ -407,22 +424,24 @@ def _worker_count(workers: int | None) -> int:
 
 
 def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, options: Options,
-         prefixes: dict[str, Path], workers: int, quiet: bool) -> dict[str, Any]:
+         prefixes: dict[str, Path], workers: int, quiet: bool, chat: Any = None) -> dict[str, Any]:
+    """Encode, write in order, finalize; ``chat`` (a ``ChatSetup``) swaps in the chat encoder."""
     tally = Tally(options.keys)
+    pool_args = (tok, options, workers) if chat is None else (chat.tokenizer, options, workers, chat.encoder)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ChunkPool(tok, options, workers))
-        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size)) for k, p in prefixes.items()}
+        pool = stack.enter_context(ChunkPool(*pool_args))
+        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None)) for k, p in prefixes.items()}
         bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
         for result in pool.map(planned_chunks(ranges, options)):
             if result.bad and options.on_error == "fail":
                 raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
             tally.add(result)
             for key, (flat, sizes) in result.arrays.items():
-                writers[key].add_flat(flat, sizes)
+                writers[key].add_flat(flat, sizes, result.masks.get(key))
             _show(bar, tally, result)
         stats = _stats(tally, sources, prefixes, options, workers)
         for key, writer in writers.items():
-            writer.finalize(**_metadata(key, tok, sources, tally, options))
+            writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
     return stats
 
 

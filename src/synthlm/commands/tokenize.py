@@ -48,7 +48,7 @@ def tokenize_command(
     inputs: list[str] = typer.Argument(..., help="Files, globs or dirs (.jsonl[.gz|.zst], .json, .parquet, .csv, .txt), a saved datasets dir, or hf:NAME."),
     tokenizer: str = typer.Option(..., "--tokenizer", "-t", help="Tokenizer dir, tokenizer.json, vocab.json (+ merges.txt), SentencePiece .model, 'byte', or a hub name."),
     out: Path = typer.Option(..., "--out", "-o", help="Output prefix: writes OUT_{key}_document.bin/.idx/.json per key."),
-    keys: list[str] = typer.Option(["text"], "--keys", "-k", help="Fields to tokenize, each into its own store: --keys text title."),
+    keys: list[str] = typer.Option(None, "--keys", "-k", help="Fields to tokenize, each into its own store: --keys text title (default: text; with --chat: messages)."),
     append_eod: bool = typer.Option(False, "--append-eod", help="End every document with the eos (end-of-document) token."),
     prepend_bos: bool = typer.Option(False, "--prepend-bos", help="Start every document with the bos token."),
     ftfy: bool = typer.Option(False, "--ftfy", help="Repair mojibake and broken Unicode with ftfy before encoding."),
@@ -64,6 +64,7 @@ def tokenize_command(
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Exit successfully when every output store already exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
+    chat: bool = typer.Option(False, "--chat", help="Records are {\"messages\": [{role, content}, ...]}: render with the tokenizer's chat template (or a built-in default) into one store whose loss mask marks the assistant's tokens (for objective: sft); every conversation ends with EOS."),
 ) -> None:
     """Tokenize documents into Megatron token stores, in parallel, byte-identical for any --workers."""
     from synthlm.tokenize import tokenize
@@ -71,7 +72,7 @@ def tokenize_command(
     stats = tokenize(
         inputs, tokenizer, out, keys=keys, append_eod=append_eod, prepend_bos=prepend_bos, ftfy=ftfy,
         txt_mode=txt_mode, on_error=on_error, max_docs=max_docs, shard=shard, num_shards=num_shards,
-        workers=workers, split=split, hf_config=hf_config, overwrite=overwrite, skip_existing=skip_existing, quiet=quiet,
+        workers=workers, split=split, hf_config=hf_config, overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, chat=chat,
     )
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
