@@ -7,13 +7,12 @@ eval set's input is checked before any of them spends time on the model (bad inp
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from synthlm.errors import ConfigError
 from synthlm.mixture import EvalSetConfig, VocabLayout
+from synthlm.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -51,21 +50,16 @@ class Evaluator:
         raise NotImplementedError
 
 
-EVALUATORS: dict[str, type[Evaluator]] = {}
+EVALUATORS: Registry[type[Evaluator]] = Registry("eval set kind")
 
 
 def register_evaluator(kind: str) -> Callable[[type[Evaluator]], type[Evaluator]]:
     def decorate(cls: type[Evaluator]) -> type[Evaluator]:
         cls.kind = kind
-        EVALUATORS[kind] = cls
-        return cls
+        return EVALUATORS.register(kind)(cls)
 
     return decorate
 
 
 def get_evaluator(kind: str) -> Evaluator:
-    if kind not in EVALUATORS:
-        close = difflib.get_close_matches(kind, EVALUATORS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"eval set kind '{kind}' is unknown{hint}; known: {', '.join(sorted(EVALUATORS))}")
-    return EVALUATORS[kind]()
+    return EVALUATORS.get(kind)()

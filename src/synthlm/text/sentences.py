@@ -14,33 +14,18 @@ then gives almost the same tokens as encoding the whole text.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from synthlm.errors import ConfigError
+from synthlm.registry import Registry
 
 SplitFn = Callable[[str], list[int]]
 """Returns the end offset of every sentence (the last one may equal ``len(text)``)."""
 
-SPLITTERS: dict[str, SplitFn] = {}
-
-
-def register_splitter(name: str) -> Callable[[SplitFn], SplitFn]:
-    def decorate(fn: SplitFn) -> SplitFn:
-        SPLITTERS[name] = fn
-        return fn
-
-    return decorate
-
-
-def get_splitter(name: str) -> SplitFn:
-    if name not in SPLITTERS:
-        close = difflib.get_close_matches(name, SPLITTERS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"sentence splitter '{name}' is unknown{hint}; known: {', '.join(sorted(SPLITTERS))}")
-    return SPLITTERS[name]
+SPLITTERS: Registry[SplitFn] = Registry("sentence splitter")
+register_splitter = SPLITTERS.register
+get_splitter = SPLITTERS.get
 
 
 def split_sentences(text: str, splitter: str = "pysbd") -> list[str]:
