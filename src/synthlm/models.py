@@ -1,7 +1,7 @@
 """Model presets: named shapes that become Hugging Face configs with random weights, no download.
 
 Every architecture is one :func:`register_arch` entry (a config class, its presets and the
-``AutoModel`` class that builds it), so adding ``t5`` later is one decorated function. Models
+``AutoModel`` class that builds it), so adding an architecture is one decorated function. Models
 are plain ``transformers`` models: ``save_pretrained`` output loads anywhere without synthlm.
 
 Why HF classes instead of our own modules: users leave synthlm with a checkpoint they can load
@@ -43,6 +43,11 @@ class Arch:
     presets: dict[str, dict[str, Any]]
     auto_class: str = "AutoModelForCausalLM"
     defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seq2seq(self) -> bool:
+        """Encoder-decoder (trained by span corruption, DEPTH, text-to-text) or decoder-only."""
+        return self.auto_class == "AutoModelForSeq2SeqLM"
 
 
 ARCHS: dict[str, Arch] = {}
@@ -125,6 +130,31 @@ def llama_config(**kwargs: Any) -> PretrainedConfig:
     return LlamaConfig(**kwargs)
 
 
+# T5 v1.1 shapes (Raffel et al. 2020; the v1.1 checkpoints: gated-GELU feed-forward, no dropout
+# in pretraining as in nanoT5). "tiny" is for tests and CPU runs. T5 has relative position
+# buckets, so no max_position_embeddings bounds the sequence length. transformers >= 5 always
+# ties T5's output layer to the input embedding; tie_word_embeddings=False there only switches
+# off v1.0's d_model**-0.5 rescaling of the decoder output, which is what v1.1 needs.
+T5 = {
+    "tiny": {"d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2},
+    "small": {"d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 8, "num_decoder_layers": 8},
+    "base": {"d_model": 768, "d_ff": 2048, "d_kv": 64, "num_heads": 12, "num_layers": 12, "num_decoder_layers": 12},
+    "large": {"d_model": 1024, "d_ff": 2816, "d_kv": 64, "num_heads": 16, "num_layers": 24, "num_decoder_layers": 24},
+}
+
+
+@register_arch(
+    "t5",
+    T5,
+    auto_class="AutoModelForSeq2SeqLM",
+    defaults={"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "dropout_rate": 0.0},
+)
+def t5_config(**kwargs: Any) -> PretrainedConfig:
+    from transformers import T5Config
+
+    return T5Config(**kwargs)
+
+
 # ---------------------------------------------------------------------------------------------
 # Config section
 
@@ -132,8 +162,8 @@ def llama_config(**kwargs: Any) -> PretrainedConfig:
 class ModelConfig(Section):
     """Which network to train: a preset of an architecture, or a local HF checkpoint."""
 
-    arch: str = Field("llama", description="Architecture: one of the registered archs (gpt_neox, llama).")
-    preset: str = Field("tiny", description="Named shape of the architecture, e.g. gpt_neox 14m or llama 125m.")
+    arch: str = Field("llama", description="Architecture: one of the registered archs (gpt_neox, llama, t5).")
+    preset: str = Field("tiny", description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="HF config fields to change, e.g. {hidden_size: 96}.")
     init_from: Path | None = Field(None, description="Local HF model dir to continue pretraining from (no download).")
     num_meta_tokens: int = Field(0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data.")
@@ -209,12 +239,27 @@ def build_model(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int
         model = _load_local(auto, cfg, dtype)
         if model.get_input_embeddings().num_embeddings < vocab_size:
             model.resize_token_embeddings(vocab_size, mean_resizing=False)
+        set_special_ids(model, special_ids)
     else:
         config = model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
         model = auto.from_config(config, attn_implementation=cfg.attn_implementation, dtype=dtype)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     return model
+
+
+def set_special_ids(model: PreTrainedModel, special_ids: dict[str, int | None] | None) -> None:
+    """Make a loaded checkpoint's config (and generation defaults) name the tokenizer's ids.
+
+    The data is tokenized by the run's tokenizer, so its ids are the truth: a T5 starts decoding
+    from the pad id the objectives shift targets with, and generation stops at its EOS.
+    """
+    for name, value in (special_ids or {}).items():
+        if value is None:
+            continue
+        setattr(model.config, f"{name}_token_id", value)
+        if getattr(model, "generation_config", None) is not None:
+            setattr(model.generation_config, f"{name}_token_id", value)
 
 
 def enable_checkpointing(model: PreTrainedModel) -> None:
@@ -230,8 +275,16 @@ def enable_checkpointing(model: PreTrainedModel) -> None:
 
 
 def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
+    from transformers.utils import logging as hf_logging
+
     path = _checked_init_from(cfg)
-    return auto.from_pretrained(path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would break the run's own
+    try:
+        return auto.from_pretrained(path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def _checked_init_from(cfg: ModelConfig) -> Path:
@@ -252,7 +305,19 @@ def resolved_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str,
         return model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(_checked_init_from(cfg), local_files_only=True)
+    config = AutoConfig.from_pretrained(_checked_init_from(cfg), local_files_only=True)
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    if seq2seq != ARCHS[cfg.arch].seq2seq:
+        kinds = [name for name, arch in ARCHS.items() if arch.seq2seq == seq2seq]
+        raise ConfigError(
+            f"model.arch={cfg.arch}: model.init_from {cfg.init_from} is a{'n encoder-decoder' if seq2seq else ' decoder-only'} "
+            f"{config.model_type} model; set model.arch to one of: {', '.join(kinds)}"
+        )
+    return config
+
+
+def is_seq2seq(cfg: ModelConfig) -> bool:
+    return ARCHS[cfg.arch].seq2seq
 
 
 def max_positions(config: PretrainedConfig) -> int | None:

@@ -17,7 +17,9 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate, run every pre-flight check and print the resolved config; train nothing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (metrics still go to RUN/metrics.jsonl)."),
 ) -> None:
-    """Train a decoder-only model on a natural + synthetic mixture (resumes automatically).
+    """Train a decoder-only or T5 model on a natural + synthetic mixture, or on input/target pairs (mode ft); resumes automatically.
+
+    eval_only=true scores the latest checkpoint; predict_only=true writes RUN/predictions.jsonl (mode ft).
 
     Runs on one CPU/GPU as is; for DDP, FSDP or DeepSpeed launch it with `accelerate launch -m synthlm train ...` or `torchrun -m synthlm train ...`. SIGTERM/SIGUSR1 save a checkpoint and exit 0.
     """

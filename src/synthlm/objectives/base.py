@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -18,16 +18,35 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 class Objective:
     """Turns samples into batches and batches into a summed loss.
 
+    What the trainer calls: ``create`` (objective + tokenizer), ``window_length`` (raw tokens
+    per sample), ``model_config_overrides``, ``collate``, ``num_targets``, then ``row_loss_sums``
+    or ``loss_sum``. ``seq2seq`` says which kind of model it trains.
+
     ``loss_sum`` returns the *sum* of per-token losses and the number of target tokens, never a
     mean: the loop divides by the target count of the whole optimizer step (all micro-batches,
     all ranks), which is what makes gradient accumulation and DDP exactly equal to one big batch.
     """
 
     name: str = ""
+    seq2seq: ClassVar[bool] = False  # trains an encoder-decoder (AutoModelForSeq2SeqLM) model
 
     def __init__(self, **options: Any) -> None:
         if options:
             raise ConfigError(f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}")
+
+    @classmethod
+    def create(cls, tokenizer: Any, **options: Any) -> tuple[Objective, Any]:
+        """The objective and the tokenizer to train with.
+
+        The trainer builds objectives through this, so an objective that needs ids the natural
+        tokenizer lacks (T5 sentinels) extends it here, *before* the vocabulary layout and the
+        model are sized from it; the run then saves the extended tokenizer with every checkpoint.
+        """
+        return cls(**options), tokenizer
+
+    def model_config_overrides(self) -> dict[str, int]:
+        """HF config fields (token ids) the model must agree with; none for decoder-only LMs."""
+        return {}
 
     def window_length(self, seq_len: int) -> int:
         """Raw tokens a sample must hold so the model sees ``seq_len`` (T5 corruption shrinks it)."""
@@ -40,6 +59,25 @@ class Objective:
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of per-token losses, number of target tokens) for one micro-batch."""
         raise NotImplementedError(f"objective '{self.name}' must implement loss_sum")
+
+    def num_targets(self, batch: dict[str, torch.Tensor]) -> int:
+        """Target tokens of a batch, known *before* its forward pass.
+
+        The loop normalises the gradient by the whole optimizer step's count, all-reduced before
+        any forward pass, so it must come from the batch alone; the loop then checks it against
+        the count ``loss_sum`` returns, so a wrong rule fails loudly instead of mis-scaling.
+        Default: every label that is not ``IGNORE_INDEX`` (labels aligned with the logits).
+        """
+        return int((batch["labels"] != IGNORE_INDEX).sum())
+
+    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-row (loss sums [B], target counts [B]) from one forward pass, or None.
+
+        Their totals equal ``loss_sum``'s, so the loop trains on ``rows[0].sum()`` and logs
+        per-source losses for free. None (the default) means this objective only knows its
+        total; the loop then calls ``loss_sum`` and logs no per-source losses.
+        """
+        return None
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:

@@ -63,6 +63,14 @@ class CausalLM(Objective):
         per_token, targets = self.token_losses(model, batch)
         return per_token.sum(), targets.sum()
 
+    def num_targets(self, batch: dict[str, torch.Tensor]) -> int:
+        """Labels follow the HF convention (shifted inside the loss): position 0 is never a target."""
+        return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        per_token, targets = self.token_losses(model, batch)
+        return per_token.sum(1), targets.sum(1)
+
     def token_losses(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-position losses [B, T-1] (0 where ignored) and the target indicator."""
         kwargs = {"input_ids": batch["input_ids"]}

@@ -43,7 +43,7 @@ from synthlm.objectives.t5_noise import (
     raw_length_for,
     sample_rng,
 )
-from synthlm.text.special_tokens import resolve_ids, sentinel_names, vocabulary
+from synthlm.text.special_tokens import resolve_ids, sentinel_names, vocabulary, with_t5_tokens
 
 
 class SpanCorruptionConfig(Section):
@@ -79,6 +79,16 @@ class EncoderDecoderObjective(Objective):
     """
 
     config_class: type[SpanCorruptionConfig] = SpanCorruptionConfig
+    seq2seq = True
+
+    @classmethod
+    def create(cls, tokenizer: Any, **options: Any) -> tuple[EncoderDecoderObjective, Any]:
+        """Extend the tokenizer with the sentinels (and DEPTH's sentence tokens), then build."""
+        config = validate(cls.config_class, options, source="objective")
+        extended = with_t5_tokens(
+            tokenizer, num_sentinels=config.num_sentinels, num_sentence_tokens=getattr(config, "max_sentences", 0)
+        )
+        return cls(tokenizer=extended, **options), extended
 
     def __init__(self, tokenizer: Any = None, **options: Any) -> None:
         if tokenizer is None:
@@ -162,17 +172,23 @@ class EncoderDecoderObjective(Objective):
         A group's weight scales its tokens' losses; the count stays the number of target tokens,
         so with every weight at 1 this is exactly the plain token-mean T5 loss.
         """
+        rows, counts = self.row_loss_sums(model, batch)
+        return rows.sum(), counts.sum()
+
+    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row weighted loss sums and target counts (see :meth:`loss_sum`); also leaves the
+        group metric sums in ``last_metric_sums``."""
         losses, targets, correct = self.token_losses(model, batch)
-        total = losses.new_zeros(())
+        rows = losses.new_zeros(losses.shape[0])
         sums: dict[str, torch.Tensor] = {}
         for group, (where, weight) in self.token_groups(batch).items():
-            group_loss = (losses * where).sum()
-            total = total + weight * group_loss
-            sums[f"{group}_loss_sum"] = group_loss.detach()
+            group_rows = (losses * where).sum(1)
+            rows = rows + weight * group_rows
+            sums[f"{group}_loss_sum"] = group_rows.detach().sum()
             sums[f"{group}_correct"] = (correct & where).sum()
             sums[f"{group}_tokens"] = where.sum()
         self.last_metric_sums = sums
-        return total, targets.sum()
+        return rows, targets.sum(1)
 
     @torch.no_grad()
     def metrics(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:

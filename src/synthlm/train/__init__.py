@@ -1,4 +1,5 @@
-"""Decoder-only pretraining on Accelerate: config, loop, optimizers, schedules, checkpoints.
+"""Training on Accelerate: decoder-only LMs and T5 encoder-decoders, pretraining (mode pt) and
+text-to-text fine-tuning (mode ft); config, loop, optimizers, schedules, checkpoints.
 
 Entry points: :func:`load_run_config` (YAML files + dotted overrides -> :class:`RunConfig`),
 :func:`plan_run` (every fail-fast check, no weights) and :func:`run` (train or resume; returns

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from synthlm.config import Count, Section, load_config
+from synthlm.evaluate.lm_eval_bridge import LMEvalConfig
+from synthlm.finetune.config import FinetuneConfig
 from synthlm.mixture import DataConfig
 from synthlm.models import Dtype, ModelConfig
 from synthlm.train.flops import H100_BF16_PEAK
@@ -27,7 +29,7 @@ class ObjectiveConfig(Section):
 
     model_config = ConfigDict(extra="allow", validate_default=True, protected_namespaces=())
 
-    name: str = Field("clm", description="Objective from the registry (clm now).")
+    name: str = Field("clm", description="Objective from the registry: clm, sft, span_corruption, depth, text_to_text (mode ft).")
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -51,6 +53,7 @@ class TrainConfig(Section):
     log_every: int = Field(10, gt=0, description="Steps between metric records.")
     eval_every: int = Field(0, ge=0, description="Steps between evaluations (0: only at the end).")
     eval_batch_size: int | None = Field(None, gt=0, description="Sequences per eval batch (default: batch_size).")
+    lm_eval: LMEvalConfig | None = Field(None, description="lm-evaluation-harness tasks to run during training (needs synthlm[eval]).")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes building samples.")
 
     @model_validator(mode="after")
@@ -78,13 +81,39 @@ class RunConfig(Section):
 
     run_dir: Path = Field(description="Output directory: checkpoints, final model, metrics.")
     seed: int = Field(0, description="Seeds the initial weights and the data order.")
+    mode: Literal["pt", "ft"] = Field("pt", description="pt: pretrain on data.sources with the objective; ft: text-to-text training on finetune's input/target pairs (encoder-decoder models).")
+    eval_only: bool = Field(False, description="Evaluate the latest checkpoint in run_dir (else model.init_from) on the eval data, log the metrics and stop.")
+    predict_only: bool = Field(False, description="mode ft: write the model's outputs for finetune.test (else valid) to RUN/predictions.jsonl and stop.")
     model: ModelConfig = Field(default_factory=ModelConfig)
-    data: DataConfig
+    data: DataConfig | None = Field(None, description="Token-store sources (mode pt).")
+    finetune: FinetuneConfig | None = Field(None, description="Input/target pair files (mode ft).")
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _mode_has_its_data(self) -> RunConfig:
+        if self.mode == "pt" and self.data is None:
+            raise ValueError("mode pt needs a data section (data.sources: token stores to train on)")
+        if self.mode == "ft":
+            if self.finetune is None:
+                raise ValueError("mode ft needs a finetune section (finetune.train / valid / test: input/target pair files)")
+            if "name" not in self.objective.model_fields_set:
+                self.objective.name = "text_to_text"  # what ft trains, unless set explicitly
+        if self.eval_only and self.predict_only:
+            raise ValueError("set eval_only or predict_only, not both")
+        if self.predict_only and self.mode != "ft":
+            raise ValueError("predict_only writes text-to-text predictions; it needs mode ft")
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        """Model input tokens per sample: data.seq_len (pt) or finetune.max_input_length (ft)."""
+        if self.mode == "ft" and self.finetune is not None:
+            return self.finetune.max_input_length
+        return self.data.seq_len if self.data is not None else 0
 
 
 def load_run_config(files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()) -> RunConfig:

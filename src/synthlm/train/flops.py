@@ -39,6 +39,25 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
     return 6.0 * matmul_params(model) + 12.0 * layers * width * seq_len
 
 
+def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: int) -> float:
+    """Training FLOPs per *input* token of an encoder-decoder (T5) with targets of ``target_len``.
+
+    The same PaLM rule per stack: the encoder's matrices see every input token, the decoder's
+    (and the output projection) every target token; attention adds encoder self-attention over
+    the inputs, decoder self-attention over the targets and cross-attention from targets to
+    inputs (``inner`` = heads x head width).
+    """
+    config = model.config
+    inner = int(getattr(config, "num_heads", 0)) * int(getattr(config, "d_kv", 0))
+    encoder_layers = int(getattr(config, "num_layers", 0))
+    decoder_layers = int(getattr(config, "num_decoder_layers", None) or encoder_layers)
+    encoder = matmul_params(model.get_encoder()) if hasattr(model, "get_encoder") else 0
+    decoder = matmul_params(model) - encoder
+    per_example = 6.0 * (encoder * input_len + decoder * target_len)
+    per_example += 12.0 * inner * (encoder_layers * input_len**2 + decoder_layers * (target_len**2 + target_len * input_len))
+    return per_example / max(input_len, 1)
+
+
 def mfu(flops_per_tok: float, tokens_per_s: float, peak_flops: float, num_devices: int) -> float:
     """Fraction of the devices' peak FLOP/s spent on model FLOPs."""
     return flops_per_tok * tokens_per_s / (peak_flops * max(num_devices, 1))

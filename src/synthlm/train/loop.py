@@ -21,7 +21,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,10 @@ from synthlm.train.checkpoint import (
     write_info,
 )
 from synthlm.train.config import RunConfig
-from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb
+from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
 from synthlm.train.losses import count_targets, forward_losses
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
-from synthlm.train.plan import RunPlan, plan_run, special_ids
+from synthlm.train.plan import RunPlan, plan_run
 from synthlm.train.signals import StopRequest
 
 
@@ -67,8 +67,16 @@ def run(config: RunConfig, *, progress: bool | None = None) -> Path:
     plan = plan_run(config, state.num_processes)
     checkpoint = resolve_resume(config.run_dir, config.train.resume)
     show = config.logging.progress if progress is None else progress
+    if (config.eval_only or config.predict_only) and checkpoint is None and config.model.init_from is None:
+        raise UserError(f"{'eval_only' if config.eval_only else 'predict_only'}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set")
     trainer = Trainer(plan, progress=show)
     trainer.start(checkpoint)
+    if config.eval_only:
+        trainer.report(trainer.evaluate())
+        return trainer.close()
+    if config.predict_only:
+        trainer.accelerator.print(f"predictions: {trainer.predict()}")
+        return trainer.close()
     return trainer.fit()
 
 
@@ -81,6 +89,7 @@ class StepResult:
     source_targets: list[float]
     stop: bool
     skipped: bool
+    groups: dict[str, float] = field(default_factory=dict)  # token-group sums (T5 objectives)
 
 
 class Trainer:
@@ -92,6 +101,7 @@ class Trainer:
         self.run_dir = Path(self.cfg.run_dir)
         self.accelerator = make_accelerator(self.cfg, plan.batch.accum)
         configure_deepspeed(self.accelerator, self.cfg, plan.batch)
+        self.lm_eval = self._lm_eval_hook()  # before the model: a bad task fails before any work
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
@@ -114,21 +124,27 @@ class Trainer:
         from synthlm.train.schedules import build_schedule
 
         set_seed(self.cfg.seed)  # the same initial weights on every rank and every rerun
-        model = build_model(self.cfg.model, vocab_size=self.plan.layout.model_vocab_size, special_ids=special_ids(self.plan.tokenizer))
+        model = build_model(self.cfg.model, vocab_size=self.plan.layout.model_vocab_size, special_ids=self.plan.special_ids)
         model.train()
-        self.flops_per_token = flops_per_token(model, self.cfg.data.seq_len)  # before sharding
+        self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps))
         if self.cfg.model.compile:
             model.compile()  # in place: no wrapper, so state-dict keys (and saved HF files) stay plain
         return self.accelerator.prepare(model, optimizer, scheduler)
 
+    def _flops_per_token(self, model: Any) -> float:
+        if self.plan.seq2seq:
+            return seq2seq_flops_per_token(model, self.plan.seq_len, self.plan.target_len)
+        return flops_per_token(model, self.plan.seq_len)
+
     def start(self, checkpoint: Path | None) -> None:
         """Restore ``checkpoint`` (if any), cut logs back to it, open the metric sinks."""
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale(self.run_dir)
-            save_yaml(self.cfg, self.run_dir / "config.yaml")
+            if not (self.cfg.eval_only or self.cfg.predict_only):  # keep the training run's config
+                save_yaml(self.cfg, self.run_dir / "config.yaml")
         self.accelerator.wait_for_everyone()
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -147,6 +163,17 @@ class Trainer:
         self.state = state
         self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
         self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")
+
+    def report(self, metrics: dict[str, float]) -> None:
+        """Print eval-only metrics (they also go to RUN/metrics.jsonl)."""
+        import json
+
+        self.accelerator.print(json.dumps(metrics, indent=2))
+
+    def close(self) -> Path:
+        if self.metrics is not None:
+            self.metrics.close()
+        return self.run_dir
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -197,6 +224,7 @@ class Trainer:
         scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
         sources = len(self.plan.mixture.source_names)
         sums = torch.zeros(3 + 2 * sources, dtype=torch.float64, device=acc.device)  # loss, targets, stop, per source
+        groups: dict[str, Any] = {}
         for batch in batches:
             with acc.accumulate(self.model):
                 loss, targets, rows = forward_losses(self.objective, self.model, batch)
@@ -206,8 +234,12 @@ class Trainer:
             if rows is not None:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
                 sums[3 + sources :].index_add_(0, batch["source"], rows[1].detach().double())
+            for key, value in getattr(self.objective, "last_metric_sums", {}).items():  # per token group
+                groups[key] = groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
         sums[2] = float(self.stop.requested)
         values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
+        if groups:
+            groups = dict(zip(groups, acc.reduce(torch.stack(list(groups.values())), reduction="sum").tolist()))
         if values[1] != values[-1]:
             raise RuntimeError(
                 f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens but the loop "
@@ -216,7 +248,7 @@ class Trainer:
         loss_value = values[0] / max(values[-1], 1.0)
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm, skipped = self._update(loss_value)
-        return StepResult(loss_value, lr, grad_norm, values[3 : 3 + sources], values[3 + sources :], values[2] > 0, skipped)
+        return StepResult(loss_value, lr, grad_norm, values[3 : 3 + sources], values[3 + sources :], values[2] > 0, skipped, groups)
 
     def _update(self, loss: float) -> tuple[float | None, bool]:
         """Clip and step, or skip the update on a non-finite loss or gradient norm.
@@ -256,17 +288,19 @@ class Trainer:
         """Advance the cursor, then log / evaluate / checkpoint on their cadence."""
         self.state.step += 1
         self.state.samples += self.plan.batch.global_batch
-        self.state.tokens = self.state.samples * self.cfg.data.seq_len
+        self.state.tokens = self.state.samples * self.plan.seq_len
         if not result.skipped:
-            self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets)
+            self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets, result.groups)
         self.busy_steps += 1
         bar.update(1)
         step, last = self.state.step, self.state.step >= self.plan.total_steps
         train = self.cfg.train
         if step % train.log_every == 0 or last:
             self.log(result.lr, bar)
-        if self.cfg.data.eval and ((train.eval_every and step % train.eval_every == 0) or last):
+        if self.plan.has_eval and ((train.eval_every and step % train.eval_every == 0) or last):
             self.evaluate()
+        if self.lm_eval is not None and self.lm_eval.due(step, last):
+            self.evaluate_lm_eval()
         if train.checkpoint_every and step % train.checkpoint_every == 0 and not last:
             self.save_checkpoint()
 
@@ -286,7 +320,7 @@ class Trainer:
     def log(self, lr: float, bar: Any) -> None:
         """One metrics record: interval averages plus throughput, MFU, memory and ETA."""
         seconds = max(self.busy_seconds, 1e-9)
-        tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.cfg.data.seq_len / seconds
+        tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.plan.seq_len / seconds
         record = {"step": self.state.step, "tokens": self.state.tokens, **self.interval.summary(self.plan.mixture.source_names)}
         record.update(
             lr=lr,
@@ -303,7 +337,13 @@ class Trainer:
         self.interval = IntervalStats()
         self.busy_seconds, self.busy_steps = 0.0, 0
 
-    def evaluate(self) -> None:
+    def evaluate(self) -> dict[str, float]:
+        if self.plan.seq2seq:  # objective losses, or generated pairs scored (mode ft)
+            from synthlm.train.seq2seq_eval import evaluate_seq2seq
+
+            with self.accelerator.autocast():
+                metrics = evaluate_seq2seq(self.plan, self.model, self.accelerator.device, progress=self.progress and self.accelerator.is_main_process)
+            return self._log_eval(metrics)
         from synthlm.evaluate import evaluate_model
 
         data = self.cfg.data
@@ -318,6 +358,37 @@ class Trainer:
                 device=self.accelerator.device,
                 seed=self.cfg.seed,
             )
+        return self._log_eval(metrics)
+
+    def _log_eval(self, metrics: dict[str, float]) -> dict[str, float]:
+        if self.metrics is not None:
+            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
+        return metrics
+
+    def predict(self) -> Path:
+        """``predict_only``: the model's outputs for finetune.test (else valid) as jsonl."""
+        from synthlm.train.seq2seq_eval import write_predictions
+
+        path = self.run_dir / "predictions.jsonl"
+        with self.accelerator.autocast():
+            write_predictions(self.plan, self.model, self.accelerator.device, path, write=self.accelerator.is_main_process, progress=self.progress)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _lm_eval_hook(self) -> Any:
+        """The lm-eval tasks of ``train.lm_eval``, resolved and loaded once (None when unset)."""
+        if self.cfg.train.lm_eval is None:
+            return None
+        from synthlm.evaluate.lm_eval_bridge import TrainingLMEval, check_unsharded
+
+        check_unsharded(self.accelerator)
+        batch = self.cfg.train.eval_batch_size or self.cfg.train.batch_size
+        return TrainingLMEval(self.cfg.train.lm_eval, self.plan.tokenizer, seq_len=self.plan.seq_len, batch_size=batch, seed=self.cfg.seed)
+
+    def evaluate_lm_eval(self) -> None:
+        """Every rank runs the same requests on its replica (no collectives); the main rank logs."""
+        with self.accelerator.autocast():
+            metrics = self.lm_eval.run(self.model)
         if self.metrics is not None:
             self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
 
@@ -329,7 +400,8 @@ class Trainer:
         if (final / STATE_FILE).is_file():  # resumed exactly here: it already exists
             return final
         staging = self._stage(temp_dir(self.run_dir, self.state.step))
-        acc.save_state(str(staging / ACCELERATE_DIR))
+        with quiet_logger("accelerate.utils.other"):  # "Removed shared tensor": T5's tied embeddings, restored on load
+            acc.save_state(str(staging / ACCELERATE_DIR))
         self.state.interval = self.interval.to_dict()
         self._write_model(staging)
         if acc.is_main_process:
@@ -368,7 +440,7 @@ class Trainer:
         with no_hf_progress_bars():
             acc.unwrap_model(self.model).save_pretrained(directory, state_dict=weights, safe_serialization=True)
         save_yaml(self.cfg, directory / "config.yaml")
-        write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.cfg.data.seq_len})
+        write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +472,20 @@ def no_hf_progress_bars() -> Iterator[None]:
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence one library logger's warnings for the duration (its errors still show)."""
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def replace_dir(staging: Path, final: Path) -> None:

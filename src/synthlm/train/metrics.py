@@ -131,8 +131,12 @@ class IntervalStats:
     skipped: int = 0
     source_loss: list[float] = field(default_factory=list)
     source_targets: list[float] = field(default_factory=list)
+    groups: dict[str, float] = field(default_factory=dict)  # <group>_loss_sum / _correct / _tokens
 
-    def add_step(self, loss: float, grad_norm: float | None, source_loss: list[float], source_targets: list[float]) -> None:
+    def add_step(
+        self, loss: float, grad_norm: float | None, source_loss: list[float], source_targets: list[float],
+        groups: dict[str, float] | None = None,
+    ) -> None:
         self.steps += 1
         self.loss += loss
         if grad_norm is not None:
@@ -143,6 +147,8 @@ class IntervalStats:
             self.source_targets = [0.0] * len(source_targets)
         self.source_loss = [a + b for a, b in zip(self.source_loss, source_loss)]
         self.source_targets = [a + b for a, b in zip(self.source_targets, source_targets)]
+        for key, value in (groups or {}).items():
+            self.groups[key] = self.groups.get(key, 0.0) + value
 
     def summary(self, source_names: list[str]) -> Record:
         record: Record = {"loss": self.loss / self.steps} if self.steps else {}
@@ -153,6 +159,7 @@ class IntervalStats:
                 record[f"loss/{name}"] = total / count
         if self.skipped:
             record["skipped_steps"] = self.skipped
+        record.update(group_means(self.groups))
         return record
 
     def to_dict(self) -> Record:
@@ -161,3 +168,15 @@ class IntervalStats:
     @classmethod
     def from_dict(cls, data: Record) -> IntervalStats:
         return cls(**data)
+
+
+def group_means(sums: dict[str, float]) -> Record:
+    """``<group>_loss`` and ``<group>_accuracy`` per token group of an objective (DEPTH:
+    reconstruction and sentence), from summed losses, correct argmaxes and token counts."""
+    record: Record = {}
+    for key, tokens in sums.items():
+        group = key.removesuffix("_tokens")
+        if key.endswith("_tokens") and tokens:
+            record[f"{group}_loss"] = sums.get(f"{group}_loss_sum", math.nan) / tokens
+            record[f"{group}_accuracy"] = sums.get(f"{group}_correct", math.nan) / tokens
+    return record

@@ -34,11 +34,11 @@ def register_optimizer(name: str) -> Callable[[Builder], Builder]:
 class OptimConfig(Section):
     """The optimizer and its hyper-parameters (the schedule multiplies ``lr``)."""
 
-    name: str = Field("adamw", description="adamw or adafactor.")
+    name: str = Field("adamw", description="adamw, adamwscale (nanoT5's RMS-scaled AdamW, for T5) or adafactor.")
     lr: float = Field(3e-4, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.1, ge=0, description="Decoupled weight decay on matrices (not biases or norms).")
-    betas: tuple[float, float] | None = Field(None, description="adamw: (beta1, beta2); default (0.9, 0.95).")
-    eps: float | None = Field(None, gt=0, description="adamw: denominator epsilon; default 1e-8.")
+    betas: tuple[float, float] | None = Field(None, description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale: (0.9, 0.999).")
+    eps: float | None = Field(None, gt=0, description="adamw: denominator epsilon; default 1e-8; adamwscale: 1e-6.")
     options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the optimizer class.")
 
     @field_validator("name")
@@ -87,3 +87,11 @@ def adafactor(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     if cfg.betas is not None or cfg.eps is not None:
         raise ConfigError("optim: adafactor takes no betas/eps; use optim.options (beta2_decay, eps, d) instead")
     return torch.optim.Adafactor(groups, lr=cfg.lr, **cfg.options)
+
+
+@register_optimizer("adamwscale")
+def adamwscale(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW with RMS-scaled steps (nanoT5's T5 recipe: lr 2e-2, no weight decay, cosine)."""
+    from synthlm.train.adamw_scale import AdamWScale
+
+    return AdamWScale(groups, lr=cfg.lr, betas=cfg.betas or (0.9, 0.999), eps=cfg.eps or 1e-6, **cfg.options)

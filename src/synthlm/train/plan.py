@@ -12,12 +12,12 @@ than its ``max_repetition``, an unknown objective option, or W&B asked for but n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from synthlm.errors import ConfigError
 from synthlm.mixture import DataConfig, Mixture, VocabLayout, build_layout, check_paths
-from synthlm.models import max_positions, resolved_config
+from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import RunConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -60,18 +60,36 @@ def plan_batch(train: TrainConfig, processes: int) -> BatchPlan:
 @dataclass
 class RunPlan:
     config: RunConfig
-    tokenizer: Any
+    tokenizer: Any  # the tokenizer the run trains with (extended with T5 tokens when needed)
     layout: VocabLayout
     model_config: PretrainedConfig
     batch: BatchPlan
     total_steps: int
-    mixture: Mixture
+    mixture: Any  # the training stream: a Mixture (mode pt) or a PairDataset (mode ft)
     source_epochs: dict[str, float]
     objective: Any
+    special_ids: dict[str, int | None] = field(default_factory=dict)  # token ids the model config names
+    seq_len: int = 0  # model input tokens per sample (T5: after corruption)
+    target_len: int = 0  # seq2seq: decoder tokens per sample (FLOPs); 0 for decoder-only
+    finetune: Any = None  # mode ft: the valid / test pairs (synthlm.finetune.plan.FinetuneData)
+
+    def __post_init__(self) -> None:
+        self.seq_len = self.seq_len or self.config.seq_len
+        self.special_ids = self.special_ids or special_ids(self.tokenizer)
+
+    @property
+    def seq2seq(self) -> bool:
+        return bool(getattr(self.objective, "seq2seq", False))
+
+    @property
+    def has_eval(self) -> bool:
+        if self.finetune is not None:
+            return self.finetune.valid is not None
+        return bool(self.config.data is not None and self.config.data.eval)
 
     def summary(self) -> dict[str, Any]:
         """What ``--dry-run`` prints after the config."""
-        seq_len = self.config.data.seq_len
+        seq_len = self.seq_len
         return {
             "steps": self.total_steps,
             "global_batch": self.batch.global_batch,
@@ -81,6 +99,7 @@ class RunPlan:
             "tokens": self.total_steps * self.batch.global_batch * seq_len,
             "vocab_layout": self.layout.to_dict(),
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
+            "objective": self.objective.name,
         }
 
 
@@ -119,48 +138,106 @@ def check_positions(config: PretrainedConfig, seq_len: int) -> None:
         )
 
 
-def total_steps(train: TrainConfig, batch: BatchPlan, mixture: Mixture, seq_len: int) -> int:
-    """Optimizer steps from whichever budget is set (whole steps, rounded up)."""
+def epoch_samples(data: Any) -> float:
+    """Samples in one pass over the training data: packed windows of every source, or pairs."""
+    if isinstance(data, Mixture):
+        return sum(source.epoch_tokens for source in data.sources) / data.data.seq_len
+    return float(data.epoch_samples)
+
+
+def total_steps(train: TrainConfig, batch: BatchPlan, mixture: Any, seq_len: int) -> int:
+    """Optimizer steps from whichever budget is set (whole steps, rounded up); ``max_tokens``
+    counts model input tokens (``seq_len`` per sample), ``epochs`` passes over the data."""
     if train.max_steps is not None:
         return train.max_steps
-    tokens_per_step = batch.global_batch * seq_len
     if train.max_tokens is not None:
-        return math.ceil(train.max_tokens / tokens_per_step)
-    epoch_tokens = sum(source.epoch_tokens for source in mixture.sources)
-    return max(math.ceil((train.epochs or 0) * epoch_tokens / tokens_per_step), 1)
+        return math.ceil(train.max_tokens / (batch.global_batch * seq_len))
+    return max(math.ceil((train.epochs or 0) * epoch_samples(mixture) / batch.global_batch), 1)
 
 
 def plan_run(config: RunConfig, processes: int) -> RunPlan:
     """Every fail-fast check, in the order a user would fix them; builds no model weights."""
+    if config.mode == "ft":
+        from synthlm.finetune.plan import plan_finetune
+
+        return plan_finetune(config, processes)
     data = config.data
+    assert data is not None  # RunConfig requires it in mode pt
     check_paths(data)
     batch = plan_batch(config.train, processes)
+    check_wandb(config)
+    natural = load_tokenizer_for(data)
+    if natural.eos_id is None:
+        raise ConfigError(f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing needs one between documents")
+    objective, tokenizer = build_objective(config, natural)
+    check_model_kind(config, objective)
+    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens)
+    ids = model_special_ids(tokenizer, objective)
+    hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
+    check_positions(hf_config, data.seq_len)
+    if objective.seq2seq:
+        check_seq2seq_eval(data)
+    window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
+    mixture = Mixture(data.model_copy(update={"seq_len": window}), seed=config.seed, layout=layout, eos_id=tokenizer.eos_id)
+    steps = total_steps(config.train, batch, mixture, data.seq_len)
+    epochs = mixture.check_budget(steps * batch.global_batch)
+    target_len = objective.target_length(data.seq_len) if objective.seq2seq else 0
+    return RunPlan(config, tokenizer, layout, hf_config, batch, steps, mixture, epochs, objective, ids, data.seq_len, target_len)
+
+
+def check_wandb(config: RunConfig) -> None:
     if config.logging.wandb:
         from synthlm.train.metrics import require_wandb
 
         require_wandb()
-    tokenizer = load_tokenizer_for(data)
-    if tokenizer.eos_id is None:
-        raise ConfigError(f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing needs one between documents")
-    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens)
-    hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=special_ids(tokenizer))
-    check_positions(hf_config, data.seq_len)
-    objective = build_objective(config)
-    mixture = Mixture(data, seed=config.seed, layout=layout, eos_id=tokenizer.eos_id)
-    steps = total_steps(config.train, batch, mixture, data.seq_len)
-    epochs = mixture.check_budget(steps * batch.global_batch)
-    return RunPlan(config, tokenizer, layout, hf_config, batch, steps, mixture, epochs, objective)
 
 
-def build_objective(config: RunConfig) -> Any:
-    """The objective with its options; ``data.document_mask`` is passed only when on, so an
-    objective that cannot honour it fails here instead of silently ignoring it."""
-    from synthlm.objectives import get_objective
+def build_objective(config: RunConfig, tokenizer: Any) -> tuple[Any, Any]:
+    """(objective with its options, the tokenizer to train with).
 
+    ``data.document_mask`` is passed only when on, so an objective that cannot honour it fails
+    here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
+    """
+    from synthlm.objectives import OBJECTIVES, get_objective
+
+    name = config.objective.name
+    if name not in OBJECTIVES:
+        get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if config.data.document_mask:
+    if config.data is not None and config.data.document_mask:
         options["document_mask"] = True
     try:
-        return get_objective(config.objective.name, **options)
+        return OBJECTIVES[name].create(tokenizer, **options)
     except TypeError as exc:
-        raise ConfigError(f"objective ({config.objective.name}): unsupported option: {exc}") from None
+        raise ConfigError(f"objective ({name}): unsupported option: {exc}") from None
+
+
+def check_model_kind(config: RunConfig, objective: Any) -> None:
+    """The objective and the architecture must agree on encoder-decoder vs decoder-only."""
+    from synthlm.models import ARCHS
+
+    if is_seq2seq(config.model) == objective.seq2seq:
+        return
+    wanted = "an encoder-decoder" if objective.seq2seq else "a decoder-only"
+    allowed = [name for name, arch in ARCHS.items() if arch.seq2seq == objective.seq2seq]
+    raise ConfigError(
+        f"objective.name={objective.name} trains {wanted} model, but model.arch={config.model.arch} is not one; "
+        f"set model.arch to one of: {', '.join(allowed)}"
+    )
+
+
+def model_special_ids(tokenizer: Any, objective: Any) -> dict[str, int | None]:
+    """The tokenizer's bos/eos/pad, then the ids the objective requires (T5: decoder start)."""
+    ids = special_ids(tokenizer)
+    for key, value in objective.model_config_overrides().items():
+        ids[key.removesuffix("_token_id")] = value
+    return ids
+
+
+def check_seq2seq_eval(data: DataConfig) -> None:
+    for eval_set in data.eval:
+        if eval_set.kind != "natural":
+            raise ConfigError(
+                f"data.eval '{eval_set.name}': seq2seq objectives evaluate natural stores only; score synthetic "
+                "tasks as input/target pairs with mode: ft (finetune.valid: the synthetic dataset dir)"
+            )

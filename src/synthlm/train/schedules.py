@@ -30,8 +30,9 @@ def register_schedule(name: str) -> Callable[[Callable[[ScheduleConfig, int], Mu
 class ScheduleConfig(Section):
     """How the learning rate moves over the run (multiples of ``optim.lr``)."""
 
-    name: str = Field("cosine", description="constant, constant_with_warmup, linear, cosine, inverse_sqrt or wsd.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warmup from 0 over this many steps.")
+    name: str = Field("cosine", description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd or legacy (nanoT5's T5 schedule).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup from warmup_start over this many steps.")
+    warmup_start: float = Field(0.0, ge=0, lt=1, description="Warmup starts at this fraction of the peak (nanoT5's cosine: 0.5).")
     warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Warmup as a fraction of the run (instead of warmup_steps).")
     final_lr_ratio: float = Field(0.1, ge=0, le=1, description="linear/cosine/wsd: lr at the last step, as a fraction of optim.lr.")
     decay_ratio: float = Field(0.2, gt=0, le=1, description="wsd: fraction of the run spent decaying at the end.")
@@ -62,9 +63,10 @@ def build_schedule(cfg: ScheduleConfig, total_steps: int) -> Multiplier:
     return SCHEDULES[cfg.name](cfg, max(total_steps, 1))
 
 
-def _with_warmup(warmup: int, body: Multiplier) -> Multiplier:
-    """Linear warmup for ``warmup`` steps (step 0 already gets a non-zero lr), then ``body``."""
-    return lambda step: (step + 1) / (warmup + 1) if step < warmup else body(step)
+def _with_warmup(warmup: int, body: Multiplier, start: float = 0.0) -> Multiplier:
+    """Linear warmup for ``warmup`` steps from ``start`` towards 1 (step 0 is already one
+    increment above ``start``, so never 0), then ``body``."""
+    return lambda step: start + (1.0 - start) * (step + 1) / (warmup + 1) if step < warmup else body(step)
 
 
 def _progress(step: int, start: int, end: int) -> float:
@@ -81,13 +83,13 @@ def constant(cfg: ScheduleConfig, total: int) -> Multiplier:
 
 @register_schedule("constant_with_warmup")
 def constant_with_warmup(cfg: ScheduleConfig, total: int) -> Multiplier:
-    return _with_warmup(cfg.warmup(total), lambda step: 1.0)
+    return _with_warmup(cfg.warmup(total), lambda step: 1.0, cfg.warmup_start)
 
 
 @register_schedule("linear")
 def linear(cfg: ScheduleConfig, total: int) -> Multiplier:
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
-    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - 1))
+    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - 1), cfg.warmup_start)
 
 
 @register_schedule("cosine")
@@ -97,7 +99,7 @@ def cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
     def body(step: int) -> float:
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * _progress(step, warmup, total - 1)))
 
-    return _with_warmup(warmup, body)
+    return _with_warmup(warmup, body, cfg.warmup_start)
 
 
 @register_schedule("inverse_sqrt")
@@ -105,7 +107,7 @@ def inverse_sqrt(cfg: ScheduleConfig, total: int) -> Multiplier:
     """1 at the end of warmup, then ``sqrt(warmup / step)`` (T5 / fairseq style)."""
     warmup = cfg.warmup(total)
     scale = max(warmup, 1)
-    return _with_warmup(warmup, lambda step: math.sqrt(scale / max(step, scale)))
+    return _with_warmup(warmup, lambda step: math.sqrt(scale / max(step, scale)), cfg.warmup_start)
 
 
 @register_schedule("wsd")
@@ -113,4 +115,29 @@ def wsd(cfg: ScheduleConfig, total: int) -> Multiplier:
     """Warmup-stable-decay: flat at 1 after warmup, linear decay over the last ``decay_ratio``."""
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
     decay_start = max(warmup, total - math.ceil(cfg.decay_ratio * total))
-    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start - 1, total - 1))
+    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start - 1, total - 1), cfg.warmup_start)
+
+
+# nanoT5's "legacy" schedule (the original T5 recipe with Adafactor): lr = min(1e-2, 1/sqrt(step))
+# for the first 90% of steps, then linear decay towards 0. Written relative to its 1e-2 peak, so
+# optim.lr=1e-2 gives nanoT5's absolute rates exactly (other peaks scale the same shape).
+LEGACY_PEAK = 1e-2
+LEGACY_CONSTANT_SHARE = 0.9
+
+
+@register_schedule("legacy")
+def legacy(cfg: ScheduleConfig, total: int) -> Multiplier:
+    """``min(1, 1 / (1e-2 sqrt(step)))`` (1 at step 0) for ``ceil(0.9 total)`` steps, then the
+    value reached there decays linearly: ``m(n1) (1 - (step - n1) / (total - n1))``, as
+    torch's ``LinearLR(end_factor=0)`` after ``SequentialLR`` does in nanoT5."""
+    first = math.ceil(total * LEGACY_CONSTANT_SHARE)
+
+    def inverse_sqrt_phase(step: int) -> float:
+        return min(LEGACY_PEAK, 1.0 / math.sqrt(step)) / LEGACY_PEAK if step else 1.0
+
+    def multiplier(step: int) -> float:
+        if step < first:
+            return inverse_sqrt_phase(step)
+        return inverse_sqrt_phase(first) * max(0.0, 1.0 - (step - first) / max(total - first, 1))
+
+    return _with_warmup(cfg.warmup(total), multiplier, cfg.warmup_start)  # nanoT5 uses none

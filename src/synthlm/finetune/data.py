@@ -1,0 +1,177 @@
+"""Input/target pairs as token ids, and the training stream over them.
+
+Two kinds of pair data:
+
+* text (jsonl / json / csv / tsv / parquet, or GLUE files through the task table): input and
+  target strings, tokenized once with the run's tokenizer, each ending in EOS;
+* synthetic (a ``synthlm synth generate`` dir): each task example's prompt is the input and its
+  answer the target, in the meta-language id range (shifted by the layout's ``meta_offset``, as
+  in pretraining), so a T5 learns the tasks as sequence-to-sequence problems (Wu et al. 2022,
+  "Insights into pre-training via simpler synthetic tasks"). Language domains have no answer
+  and are skipped.
+
+Training order is a pure function of the sample index: epoch ``e`` visits the pairs in a Philox
+permutation keyed by ``(seed, e)``, so resuming needs only the data cursor, exactly as for
+mixtures (:mod:`synthlm.mixture`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthlm.errors import ConfigError, UserError
+from synthlm.finetune.config import FinetuneConfig
+from synthlm.finetune.files import detect_format, read_rows
+from synthlm.finetune.tasks import Task, get_task
+from synthlm.mixture import VocabLayout
+
+TOKENIZE_BATCH = 2048
+SYNTHETIC_SPLIT = {"train": "train", "valid": "valid", "test": "test"}
+
+
+@dataclass
+class Pair:
+    """One example; ``target_ids`` is None when it has no reference (a test file)."""
+
+    input_ids: np.ndarray
+    target_ids: np.ndarray | None
+    index: int
+    input_text: str = ""
+    target_text: str | None = None
+    domain: str | None = None  # synthetic: the domain whose verifier scores the answer
+    prompt: np.ndarray | None = None  # synthetic: the prompt in the dataset's own ids
+    source: int = 0
+
+
+@dataclass
+class PairSet:
+    """The pairs of one file (or synthetic split) and how to score them."""
+
+    name: str
+    path: Path
+    pairs: list[Pair]
+    kind: str  # "text" or "synthetic"
+    metrics: tuple[str, ...]
+    label_words: tuple[str, ...] | None = None
+    truncated: int = 0  # pairs whose input or target was cut to the length limits
+    dataset: Any = field(default=None, repr=False)  # synthetic: the SyntheticDataset
+
+    @property
+    def labelled(self) -> list[Pair]:
+        return [p for p in self.pairs if p.target_ids is not None]
+
+
+def default_metrics(cfg: FinetuneConfig, task: Task | None, kind: str) -> tuple[str, ...]:
+    if cfg.metrics is not None:
+        return tuple(cfg.metrics)
+    if kind == "synthetic":
+        return ("accuracy",)
+    return task.metrics if task is not None else ("exact_match", "rouge_l")
+
+
+def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Any, layout: VocabLayout, *, progress: bool = False) -> PairSet:
+    """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
+    kind = detect_format(path, cfg.format)
+    if kind == "synthetic":
+        if cfg.task is not None:
+            raise ConfigError(f"finetune.task={cfg.task} applies to GLUE files, but finetune.{role} ({path}) is a synthetic dataset; remove finetune.task")
+        return synthetic_pairs(role, path, cfg, tokenizer, layout)
+    task = get_task(cfg.task) if cfg.task else None
+    rows = read_rows(path, kind, task.headerless if task else ())
+    if not rows:
+        raise UserError(f"finetune.{role}: {path} holds no rows")
+    texts = [row_texts(row, cfg, task, f"finetune.{role}: {path} row {i + 1}") for i, row in enumerate(rows)]
+    pairs, truncated = tokenize_pairs(texts, tokenizer, cfg, progress=progress, desc=f"tokenize {role}")
+    labels = task.label_words if task else None
+    return PairSet(role, path, pairs, "text", default_metrics(cfg, task, "text"), labels, truncated)
+
+
+def row_texts(row: dict[str, Any], cfg: FinetuneConfig, task: Task | None, where: str) -> tuple[str, str | None]:
+    """(input text, target text or None) of one row."""
+    if task is not None:
+        return task.input_text(row, where), task.target_text(row, where)
+    if cfg.input_field not in row:
+        raise UserError(f"{where}: no field {cfg.input_field!r} (finetune.input_field); fields: {', '.join(map(str, row))}")
+    target = row.get(cfg.target_field)
+    return cfg.prefix + str(row[cfg.input_field]), None if target is None else str(target)
+
+
+def tokenize_pairs(texts: list[tuple[str, str | None]], tokenizer: Any, cfg: FinetuneConfig, *, progress: bool, desc: str) -> tuple[list[Pair], int]:
+    from tqdm.auto import tqdm
+
+    eos = tokenizer.eos_id
+    pairs, truncated = [], 0
+    with tqdm(total=len(texts), desc=desc, unit="pair", disable=not progress, leave=False) as bar:
+        for start in range(0, len(texts), TOKENIZE_BATCH):
+            chunk = texts[start : start + TOKENIZE_BATCH]
+            inputs = tokenizer.encode_batch([t[0] for t in chunk])
+            targets = tokenizer.encode_batch([t[1] or "" for t in chunk])
+            for offset, ((source, target), ids, target_ids) in enumerate(zip(chunk, inputs, targets)):
+                x, cut_x = with_eos(ids, eos, cfg.max_input_length)
+                y, cut_y = with_eos(target_ids, eos, cfg.max_target_length)
+                truncated += cut_x or (cut_y and target is not None)
+                pairs.append(Pair(x, y if target is not None else None, start + offset, source, target))
+            bar.update(len(chunk))
+    return pairs, truncated
+
+
+def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:
+    """``ids`` + EOS, cut so the whole fits ``limit`` (EOS always last); and whether it was cut."""
+    body = np.asarray(ids, dtype=np.int64)
+    cut = len(body) > limit - 1
+    return np.append(body[: limit - 1], eos), cut
+
+
+def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Any, layout: VocabLayout) -> PairSet:
+    from synthlm.synth import load_synthetic
+
+    dataset = load_synthetic(path)
+    if dataset.vocab_size > layout.meta_size:
+        raise ConfigError(
+            f"finetune.{role}: {path} needs {dataset.vocab_size} meta-language ids but model.num_meta_tokens is "
+            f"{layout.meta_size}; set model.num_meta_tokens={dataset.vocab_size} or more"
+        )
+    eos, pairs, truncated = tokenizer.eos_id, [], 0
+    for number, example in enumerate(dataset.examples(SYNTHETIC_SPLIT[role])):
+        x, cut_x = with_eos(np.asarray(example.prompt, dtype=np.int64) + layout.meta_offset, eos, cfg.max_input_length)
+        y, cut_y = with_eos(np.asarray(example.answer, dtype=np.int64) + layout.meta_offset, eos, cfg.max_target_length)
+        truncated += cut_x or cut_y
+        pairs.append(Pair(x, y, number, domain=example.domain, prompt=np.asarray(example.prompt, dtype=np.int64)))
+    if not pairs:
+        raise UserError(f"finetune.{role}: {path} has no task examples in its {SYNTHETIC_SPLIT[role]} split (language domains have no answers)")
+    return PairSet(role, path, pairs, "synthetic", default_metrics(cfg, None, "synthetic"), None, truncated, dataset)
+
+
+class PairDataset:
+    """Training stream over one :class:`PairSet`: ``sample(i)`` is a pure function of ``i``."""
+
+    def __init__(self, pairs: PairSet, *, seed: int) -> None:
+        self.pairs = pairs.labelled
+        if not self.pairs:
+            raise UserError(f"finetune.train: {pairs.path} has no targets to train on")
+        self.seed = seed
+        self.source_names = [pairs.name]
+
+    def __len__(self) -> int:  # an endless stream, as Mixture
+        return 2**62
+
+    @property
+    def epoch_samples(self) -> int:
+        return len(self.pairs)
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs, freed with the dataset
+    def _order(self, epoch: int) -> np.ndarray:
+        rng = np.random.Generator(np.random.Philox(key=[self.seed & (2**64 - 1), epoch]))
+        return rng.permutation(len(self.pairs))
+
+    def sample(self, index: int) -> Pair:
+        epoch, slot = divmod(index, len(self.pairs))
+        return self.pairs[int(self._order(epoch)[slot])]
+
+    def check_budget(self, num_samples: int) -> dict[str, float]:
+        return {self.source_names[0]: num_samples / len(self.pairs)}

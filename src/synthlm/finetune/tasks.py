@@ -1,0 +1,127 @@
+"""The GLUE task table: which fields make a task's input text, its label words and its metrics.
+
+Each task turns one row of a GLUE file into a T5 text-to-text pair, as in the T5 paper
+(Raffel et al. 2020, appendix D): ``"mnli hypothesis: ... premise: ..."`` -> ``"entailment"``.
+Rows come from the files users have: the Hugging Face ``glue`` exports (jsonl / csv / parquet
+converted, fields such as ``sentence1`` and integer ``label``) or the original GLUE TSVs (column
+names such as ``#1 String``, ``gold_label``, ``is_duplicate``, label words as text; CoLA's
+train/dev files have no header). Each field therefore lists every column name it may have.
+
+Metrics are the GLUE standard ones: accuracy, F1 for MRPC and QQP, Matthews correlation for
+CoLA, Pearson / Spearman for STS-B. Adding a task is one :func:`register_task` call.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synthlm.errors import ConfigError, UserError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One part of the input text: ``"{word}: {value}"``, read from the first column present."""
+
+    word: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    fields: tuple[Field, ...]
+    label_columns: tuple[str, ...]
+    label_words: tuple[str, ...] | None  # class index -> target word; None: regression (STS-B)
+    metrics: tuple[str, ...]
+    headerless: tuple[str, ...] = ()  # column names of the original TSVs that have no header
+
+    def input_text(self, row: Mapping[str, Any], where: str) -> str:
+        parts = [self.name]
+        for field in self.fields:
+            parts.append(f"{field.word}: {self._value(row, field.columns, where)}")
+        return " ".join(parts)
+
+    def target_text(self, row: Mapping[str, Any], where: str) -> str | None:
+        """The label as a word (regression: the score rounded to 0.2, as T5 does); None when
+        the row has no label (GLUE test files, or label -1)."""
+        value = self._value(row, self.label_columns, where, required=False)
+        if value is None or str(value).strip() in ("", "-1", "-1.0"):
+            return None
+        if self.label_words is None:
+            return f"{round(float(value) * 5) / 5:.1f}"
+        return self.label_word(value, where)
+
+    def label_word(self, value: Any, where: str) -> str:
+        text = str(value).strip()
+        if text in self.label_words:
+            return text
+        try:
+            index = int(float(text))
+        except ValueError:
+            index = -1
+        if not 0 <= index < len(self.label_words):
+            raise UserError(f"{where}: label {text!r} is not a {self.name} label; allowed: 0-{len(self.label_words) - 1} or {', '.join(self.label_words)}")
+        return self.label_words[index]
+
+    def has_columns(self, columns: list[str]) -> bool:
+        return all(any(c in columns for c in f.columns) for f in self.fields)
+
+    @staticmethod
+    def _value(row: Mapping[str, Any], columns: tuple[str, ...], where: str, required: bool = True) -> Any:
+        for column in columns:
+            if column in row:
+                return row[column]
+        if required:
+            raise UserError(f"{where}: no column {' or '.join(repr(c) for c in columns)}; columns: {', '.join(map(str, row))}")
+        return None
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        close = difflib.get_close_matches(name, TASKS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"finetune.task: unknown task '{name}'{hint}; allowed: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+LABEL = ("label",)
+register_task(Task("sst2", (Field("sentence", ("sentence",)),), LABEL, ("negative", "positive"), ("accuracy",)))
+register_task(Task(
+    "cola", (Field("sentence", ("sentence",)),), LABEL, ("unacceptable", "acceptable"), ("matthews_corr", "accuracy"),
+    headerless=("source", "label", "original_label", "sentence"),
+))
+register_task(Task(
+    "rte", (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))), LABEL,
+    ("entailment", "not_entailment"), ("accuracy",),
+))
+register_task(Task(
+    "mnli", (Field("hypothesis", ("hypothesis", "sentence2")), Field("premise", ("premise", "sentence1"))),
+    ("label", "gold_label"), ("entailment", "neutral", "contradiction"), ("accuracy",),
+))
+register_task(Task(
+    "qnli", (Field("question", ("question",)), Field("sentence", ("sentence",))), LABEL,
+    ("entailment", "not_entailment"), ("accuracy",),
+))
+register_task(Task(
+    "mrpc", (Field("sentence1", ("sentence1", "#1 String")), Field("sentence2", ("sentence2", "#2 String"))),
+    ("label", "Quality"), ("not_equivalent", "equivalent"), ("accuracy", "f1"),
+))
+register_task(Task(
+    "qqp", (Field("question1", ("question1",)), Field("question2", ("question2",))), ("label", "is_duplicate"),
+    ("not_duplicate", "duplicate"), ("accuracy", "f1"),
+))
+register_task(Task(
+    "stsb", (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))), ("label", "score"),
+    None, ("pearson", "spearman"),
+))

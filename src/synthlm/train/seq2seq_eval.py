@@ -1,0 +1,137 @@
+"""Evaluation of encoder-decoder runs: objective losses (mode pt) or generated pairs (mode ft).
+
+* mode pt: each natural eval store is read as the perplexity evaluator reads it (documents in
+  order, EOS-joined, ``max_tokens`` raw tokens cut into the objective's raw windows), corrupted
+  by the run's objective (masks are keyed by content, so every evaluation sees the same
+  examples), and scored teacher-forced: ``loss`` (the objective's weighted token mean) plus
+  each token group's ``<group>_loss`` / ``<group>_accuracy`` (DEPTH: reconstruction, sentence).
+* mode ft: ``finetune.valid`` gives ``loss`` (teacher-forced) and the metrics of the generated
+  outputs (:mod:`synthlm.finetune.predict`), on the first ``max_eval_examples`` labelled pairs.
+
+Metrics are named ``eval/<set>/<metric>`` like every synthlm evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthlm.mixture import EvalSetConfig, Sample
+from synthlm.store import TokenStore
+
+
+def evaluate_seq2seq(plan: Any, model: Any, device: Any, *, progress: bool = False) -> dict[str, float]:
+    from synthlm.evaluate import eval_mode
+
+    batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
+    results: dict[str, float] = {}
+    with eval_mode(model, device, plan.config.seed):
+        if plan.finetune is not None:
+            results.update(evaluate_pairs(plan, model, device, batch_size, progress=progress))
+        else:
+            for eval_set in plan.config.data.eval:
+                metrics = objective_metrics(plan, model, eval_set, device, batch_size)
+                results.update({f"eval/{eval_set.name}/{k}": v for k, v in metrics.items()})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# mode pt: the objective's loss on natural stores
+
+
+def eval_windows(store: TokenStore, eos_id: int, window: int, max_tokens: int) -> Iterator[Sample]:
+    """Consecutive raw windows of the EOS-joined documents, in order, ``max_tokens`` at most
+    (always at least one window when the store holds that many tokens)."""
+    from synthlm.evaluate.perplexity import joins_with_eos
+
+    count = max(max_tokens // window, 1)
+    add_eos = joins_with_eos(store)
+    tokens: list[np.ndarray] = []
+    segments: list[np.ndarray] = []
+    held = 0
+    for index in range(len(store)):
+        doc = np.asarray(store.document(index), dtype=np.int64)
+        if add_eos:
+            doc = np.append(doc, eos_id)
+        tokens.append(doc)
+        segments.append(np.full(len(doc), index, dtype=np.int32))
+        held += len(doc)
+        if held >= count * window:
+            break
+    stream, owners = np.concatenate(tokens), np.concatenate(segments)
+    for k in range(min(count, len(stream) // window)):
+        part = slice(k * window, (k + 1) * window)
+        yield Sample(stream[part], np.ones(window, dtype=np.uint8), owners[part] - owners[part][0], 0)
+
+
+def objective_metrics(plan: Any, model: Any, eval_set: EvalSetConfig, device: Any, batch_size: int) -> dict[str, float]:
+    """Weighted token-mean loss, plus the objective's per-group losses and accuracies."""
+    import torch
+
+    from synthlm.objectives.span_corruption import summarize_metrics
+
+    objective = plan.objective
+    window = objective.window_length(plan.seq_len)
+    samples = list(eval_windows(TokenStore(eval_set.path, check_ids=False), objective.eos_id, window, eval_set.max_tokens))
+    loss_sum, targets = 0.0, 0.0
+    groups: dict[str, float] = {}
+    for start in range(0, len(samples), batch_size):
+        batch = {k: v.to(device) for k, v in objective.collate(samples[start : start + batch_size]).items()}
+        rows, counts = objective.row_loss_sums(model, batch)
+        loss_sum += float(rows.double().sum())
+        targets += float(counts.sum())
+        for key, value in getattr(objective, "last_metric_sums", {}).items():
+            groups[key] = groups.get(key, 0.0) + float(torch.as_tensor(value).double())
+    metrics = {"loss": loss_sum / targets if targets else float("nan"), "tokens": targets}
+    metrics.update(summarize_metrics(groups))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# mode ft: generated outputs scored
+
+
+def generation_settings(plan: Any, batch_size: int) -> Any:
+    from synthlm.finetune.predict import GenerationSettings
+
+    cfg = plan.finetune.config
+    return GenerationSettings(batch_size, cfg.max_target_length, cfg.num_beams, plan.objective.eos_id, plan.objective.pad_id)
+
+
+def evaluate_pairs(plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool) -> dict[str, float]:
+    from synthlm.evaluate import unwrap
+    from synthlm.finetune.predict import generate, score
+
+    pairs = plan.finetune.valid
+    labelled = pairs.labelled[: plan.finetune.config.max_eval_examples]
+    scored = type(pairs)(pairs.name, pairs.path, labelled, pairs.kind, pairs.metrics, pairs.label_words, dataset=pairs.dataset)
+    metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
+    outputs = generate(unwrap(model), labelled, generation_settings(plan, batch_size), device, progress=progress)
+    metrics.update(score(scored, outputs, plan.tokenizer, plan.layout))
+    return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
+
+
+def pair_loss(objective: Any, model: Any, pairs: list, device: Any, batch_size: int) -> float:
+    loss_sum, targets = 0.0, 0.0
+    for start in range(0, len(pairs), batch_size):
+        batch = {k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()}
+        rows, counts = objective.row_loss_sums(model, batch)
+        loss_sum += float(rows.double().sum())
+        targets += float(counts.sum())
+    return loss_sum / targets if targets else float("nan")
+
+
+def write_predictions(plan: Any, model: Any, device: Any, path: Path, *, write: bool, progress: bool) -> None:
+    """``predict_only``: generate for finetune.test (else valid) and write one record per pair."""
+    from synthlm.evaluate import eval_mode, unwrap
+    from synthlm.finetune.predict import generate, prediction_records, write_jsonl
+
+    pairs = plan.finetune.predict_set
+    batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
+    with eval_mode(model, device, plan.config.seed):
+        outputs = generate(unwrap(model), pairs.pairs, generation_settings(plan, batch_size), device, progress=progress and write)
+    if write:
+        write_jsonl(path, prediction_records(pairs, outputs, plan.tokenizer, plan.layout))

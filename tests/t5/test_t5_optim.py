@@ -1,0 +1,77 @@
+"""nanoT5's optimizer and schedules against hand computations on tiny tensors."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from synthlm.config import validate
+from synthlm.train.adamw_scale import AdamWScale
+from synthlm.train.optim import OptimConfig, build_optimizer
+from synthlm.train.schedules import ScheduleConfig, build_schedule
+
+
+def test_adamwscale_two_steps_match_the_hand_computation():
+    p0 = torch.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=torch.float64)
+    grads = [torch.tensor([[0.1, -0.2], [0.3, 0.0]], dtype=torch.float64), torch.tensor([[-0.05, 0.4], [0.1, 0.2]], dtype=torch.float64)]
+    param = torch.nn.Parameter(p0.clone())
+    lr, (b1, b2), eps, wd = 0.1, (0.9, 0.999), 1e-6, 0.01
+    optimizer = AdamWScale([param], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+
+    expected, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        param.grad = g.clone()
+        optimizer.step()
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        rms = math.sqrt(float((expected**2).mean()))  # of the weights before this update
+        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t) * max(1e-3, rms)
+        expected = expected - step * m / (v.sqrt() + eps)
+        expected = expected * (1 - lr * wd)  # decoupled decay, not scaled by the RMS
+        torch.testing.assert_close(param.detach(), expected, rtol=0, atol=1e-12)
+
+
+def test_adamwscale_floors_the_scale_of_tiny_parameters():
+    """A near-zero tensor still moves by about lr x 1e-3 per step (the RMS floor)."""
+    param = torch.nn.Parameter(torch.full((4,), 1e-6))
+    optimizer = AdamWScale([param], lr=1.0)
+    param.grad = torch.ones(4)
+    optimizer.step()
+    # first step: m/(sqrt(v)+eps) = 1/(1+1e-6) elementwise, bias corrections cancel
+    torch.testing.assert_close(param.detach(), torch.full((4,), 1e-6 - 1e-3 / (1 + 1e-6)))
+
+
+def test_adamwscale_is_registered_with_nanot5_defaults():
+    model = torch.nn.Linear(3, 2)
+    optimizer = build_optimizer(model, validate(OptimConfig, {"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0}))
+    assert isinstance(optimizer, AdamWScale)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"]) == (2e-2, (0.9, 0.999), 1e-6)
+
+
+def schedule(total: int, **fields):
+    return build_schedule(validate(ScheduleConfig, fields), total)
+
+
+def test_legacy_schedule_is_nanot5s_inverse_sqrt_then_linear_decay():
+    f = schedule(100_000, name="legacy")
+    # absolute nanoT5 lr min(1e-2, 1/sqrt(step)) over its 1e-2 peak: flat to step 10^4, then 1/sqrt
+    assert f(0) == 1.0 and f(1) == 1.0 and f(10_000) == pytest.approx(1.0)
+    assert f(40_000) == pytest.approx(0.5)  # 1/sqrt(40000) = 5e-3
+    first = 90_000  # ceil(0.9 x total): then linear decay of the value reached there
+    at_first = 1 / math.sqrt(first) / 1e-2
+    assert f(first) == pytest.approx(at_first)
+    assert f(95_000) == pytest.approx(at_first * 0.5)
+    assert f(99_999) == pytest.approx(at_first / 10_000)
+
+
+def test_cosine_warmup_can_start_at_half_the_peak_as_in_nanot5():
+    f = schedule(110, name="cosine", warmup_steps=9, warmup_start=0.5, final_lr_ratio=0.0)
+    ramp = [f(s) for s in range(10)]
+    assert ramp[0] == pytest.approx(0.5 + 0.5 / 10)  # one increment above the 0.5 start
+    assert all(b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp))  # up to 1.0 at step 9
+    assert f(9) == pytest.approx(1.0) and f(109) == pytest.approx(0.0)
+    assert f(59) == pytest.approx(0.5)  # halfway through the cosine decay
