@@ -113,7 +113,7 @@ def test_only_assistant_answers_are_targets_in_the_training_batches(run):
 
 def test_the_tuned_model_is_prompted_with_its_training_template(run, tmp_path):
     final = run["run"] / "final"
-    assert not (final / "chat_template.jinja").exists()  # the template comes from the training store
+    assert "### assistant:" in (final / "chat_template.jinja").read_text()  # saved with the checkpoint
     done = synthlm("chat", str(final), "--system", "Name colors.", "--temperature", "0", "--max-new-tokens", "8",
                    "--show-prompt", stdin="sky?\n/exit\n")
     assert done.returncode == 0, done.stderr
@@ -122,11 +122,14 @@ def test_the_tuned_model_is_prompted_with_its_training_template(run, tmp_path):
 
 
 def test_the_run_dir_can_move_without_breaking_chat(run, tmp_path):
-    """A copied checkpoint whose training stores are gone falls back to synthlm's default template."""
+    """A copied checkpoint whose training stores are gone still chats with its training template."""
     copy = tmp_path / "final"
     shutil.copytree(run["run"] / "final", copy)
     config = (copy / "config.yaml").read_text(encoding="utf-8")
     (copy / "config.yaml").write_text(config.replace(str(run["root"] / "data"), str(tmp_path / "gone")), encoding="utf-8")
     done = synthlm("chat", str(copy), "--temperature", "0", "--max-new-tokens", "4", "--show-prompt", stdin="sky?\n")
     assert done.returncode == 0, done.stderr
-    assert "<|user|>\nsky?</s>\n<|assistant|>\n" in done.stderr
+    assert "### user:\nsky?</s>\n### assistant:\n" in done.stderr
+    from transformers import AutoTokenizer
+
+    assert "### assistant:" in AutoTokenizer.from_pretrained(copy).chat_template  # plain transformers too

@@ -21,7 +21,6 @@ session (stdin not a terminal) yields just the replies, each ended by a newline.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ class Conversation:
 
 def resolve_template(tokenizer: Any, config: dict[str, Any], override: str | None = None) -> str:
     """The template to prompt with (see the module docstring for the order)."""
-    from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE
+    from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE, trained_template
 
     return override or getattr(tokenizer, "chat_template", None) or trained_template(config) or DEFAULT_CHAT_TEMPLATE
 
@@ -118,25 +117,6 @@ def read_template(path: Path) -> str:
     if not Path(path).is_file():
         raise UserError(f"--chat-template {path}: no such file (expected a Jinja chat template)")
     return Path(path).read_text(encoding="utf-8")
-
-
-def trained_template(config: dict[str, Any]) -> str | None:
-    """The ``chat_template`` recorded by the first chat store among the run's training sources."""
-    from synthlm.store import meta_path, normalize_prefix
-
-    for source in (config.get("data") or {}).get("sources") or []:
-        if not isinstance(source, dict) or source.get("kind", "natural") != "natural" or not source.get("path"):
-            continue
-        meta = meta_path(normalize_prefix(source["path"]))
-        if not meta.is_file():
-            continue
-        try:
-            template = json.loads(meta.read_text(encoding="utf-8")).get("chat_template")
-        except (ValueError, AttributeError):
-            continue  # an unreadable record is not a template; the default still works
-        if isinstance(template, str) and template:
-            return template
-    return None
 
 
 def context_size(model: Any, seq_len: int | None, requested: int | None, max_new_tokens: int) -> int:

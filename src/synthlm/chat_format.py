@@ -11,6 +11,7 @@ template and any fast tokenizer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,3 +83,22 @@ def render_conversation(tokenizer: Any, messages: Sequence[dict[str, str]]) -> t
         inside = any(a <= start and end <= b for a, b in spans) and end > start
         mask.append(1 if inside else 0)
     return list(encoded["input_ids"]), mask
+
+
+def trained_template(config: dict[str, Any]) -> str | None:
+    """The ``chat_template`` recorded by the first chat store among the run's training sources."""
+    from synthlm.store import meta_path, normalize_prefix
+
+    for source in (config.get("data") or {}).get("sources") or []:
+        if not isinstance(source, dict) or source.get("kind", "natural") != "natural" or not source.get("path"):
+            continue
+        meta = meta_path(normalize_prefix(source["path"]))
+        if not meta.is_file():
+            continue
+        try:
+            template = json.loads(meta.read_text(encoding="utf-8")).get("chat_template")
+        except (ValueError, AttributeError):
+            continue  # an unreadable record is not a template; the default still works
+        if isinstance(template, str) and template:
+            return template
+    return None

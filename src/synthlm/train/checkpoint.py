@@ -151,3 +151,18 @@ def write_info(directory: Path, state: TrainerState, extra: dict[str, Any] | Non
 
     info = {"synthlm_version": __version__, "step": state.step, "tokens": state.tokens, "layout": state.layout, **(extra or {})}
     atomic_write_json(directory / INFO_FILE, info)
+
+
+def write_chat_template(directory: Path, config: Any) -> None:
+    """Keep a chat run's template beside its tokenizer files (``chat_template.jinja``).
+
+    The template a chat store was rendered with is what the model learned; saving it with the
+    checkpoint lets ``synthlm chat`` and plain ``AutoTokenizer`` use it after the training
+    stores are gone.
+    """
+    from synthlm.chat_format import trained_template
+    from synthlm.config import to_plain
+
+    template = trained_template(to_plain(config))
+    if template:
+        (Path(directory) / "chat_template.jinja").write_text(template, encoding="utf-8")

@@ -42,6 +42,7 @@ from synthlm.train.checkpoint import (
     remove_stale,
     resolve_resume,
     temp_dir,
+    write_chat_template,
     write_info,
 )
 from synthlm.train.config import RunConfig
@@ -428,6 +429,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
             self.plan.tokenizer.save(staging)
+            write_chat_template(staging, self.cfg)
         self.accelerator.wait_for_everyone()
         return staging
 
