@@ -37,7 +37,7 @@ def test_adafactor_trains_a_step(model):
 
 
 def test_unknown_names_and_options_fail_clearly(model):
-    with pytest.raises(ConfigError, match=r"name: .*unknown optimizer 'adam'; allowed: adamw, adafactor"):
+    with pytest.raises(ConfigError, match=r"name: .*unknown optimizer 'adam' \(did you mean 'adamw'\?\); known: adafactor, adamw"):
         validate(OptimConfig, {"name": "adam"})
     with pytest.raises(ConfigError, match=r"optim\.options: .*momentum"):
         build_optimizer(model, validate(OptimConfig, {"options": {"momentum": 0.9}}))

@@ -63,7 +63,7 @@ def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
 
 
 def test_config_errors_name_the_problem():
-    with pytest.raises(ConfigError, match=r"name: .*unknown schedule 'cosin'; allowed: constant"):
+    with pytest.raises(ConfigError, match=r"name: .*unknown schedule 'cosin' \(did you mean 'cosine'\?\); known: constant"):
         validate(ScheduleConfig, {"name": "cosin"})
     with pytest.raises(ConfigError, match="constant schedule has no warmup; use name: constant_with_warmup"):
         validate(ScheduleConfig, {"name": "constant", "warmup_steps": 5})

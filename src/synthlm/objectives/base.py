@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
 from synthlm.errors import ConfigError
+from synthlm.registry import Registry
 
 IGNORE_INDEX = -100  # the label value HF models and torch's cross_entropy skip
 
-OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 
 
 class Objective:
@@ -83,15 +83,12 @@ class Objective:
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
     def decorate(cls: type[Objective]) -> type[Objective]:
         cls.name = name
-        OBJECTIVES[name] = cls
-        return cls
+        return OBJECTIVES.register(name)(cls)
 
     return decorate
 
 
 def get_objective(name: str, **options: Any) -> Objective:
     if name not in OBJECTIVES:
-        close = difflib.get_close_matches(name, OBJECTIVES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"objective.name: unknown objective '{name}'{hint}; known: {', '.join(sorted(OBJECTIVES))}")
+        raise ConfigError(f"objective.name: {OBJECTIVES.unknown(name)}")
     return OBJECTIVES[name](**options)

@@ -14,21 +14,15 @@ from pydantic import Field, field_validator
 
 from synthlm.config import Section
 from synthlm.errors import ConfigError
+from synthlm.registry import Registry
 
 if TYPE_CHECKING:
     import torch
 
 ParamGroups = list[dict[str, Any]]
 Builder = Callable[[ParamGroups, "OptimConfig"], "torch.optim.Optimizer"]
-OPTIMIZERS: dict[str, Builder] = {}
-
-
-def register_optimizer(name: str) -> Callable[[Builder], Builder]:
-    def decorate(fn: Builder) -> Builder:
-        OPTIMIZERS[name] = fn
-        return fn
-
-    return decorate
+OPTIMIZERS: Registry[Builder] = Registry("optimizer")
+register_optimizer = OPTIMIZERS.register
 
 
 class OptimConfig(Section):
@@ -44,9 +38,7 @@ class OptimConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer '{name}'; allowed: {', '.join(OPTIMIZERS)}")
-        return name
+        return OPTIMIZERS.check(name)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> ParamGroups:

@@ -14,17 +14,11 @@ from collections.abc import Callable
 from pydantic import Field, field_validator, model_validator
 
 from synthlm.config import Section
+from synthlm.registry import Registry
 
 Multiplier = Callable[[int], float]
-SCHEDULES: dict[str, Callable[[ScheduleConfig, int], Multiplier]] = {}
-
-
-def register_schedule(name: str) -> Callable[[Callable[[ScheduleConfig, int], Multiplier]], Callable[[ScheduleConfig, int], Multiplier]]:
-    def decorate(fn: Callable[[ScheduleConfig, int], Multiplier]) -> Callable[[ScheduleConfig, int], Multiplier]:
-        SCHEDULES[name] = fn
-        return fn
-
-    return decorate
+SCHEDULES: Registry[Callable[[ScheduleConfig, int], Multiplier]] = Registry("schedule")
+register_schedule = SCHEDULES.register
 
 
 class ScheduleConfig(Section):
@@ -40,9 +34,7 @@ class ScheduleConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{name}'; allowed: {', '.join(SCHEDULES)}")
-        return name
+        return SCHEDULES.check(name)
 
     @model_validator(mode="after")
     def _one_warmup(self) -> ScheduleConfig:
