@@ -266,10 +266,13 @@ class PackedSource:
         np.cumsum(self.lengths[order], out=starts[1:])
         return order, starts
 
+    @property
+    def epoch_samples(self) -> float:
+        """Samples in one pass over the source: documents when padded, windows when packed."""
+        return float(len(self.lengths)) if not self.packing else self.epoch_tokens / self.seq_len
+
     def epochs_for(self, num_windows: int) -> float:
-        if not self.packing:
-            return num_windows / len(self.lengths)
-        return num_windows * self.seq_len / self.epoch_tokens
+        return num_windows / self.epoch_samples
 
     def window(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokens, loss mask and segment ids of window ``k``."""

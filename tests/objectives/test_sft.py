@@ -50,3 +50,11 @@ def test_packed_sft_keeps_the_store_masks(tmp_path):
     sample = mixture(tmp_path / "c", packing=True, seq_len=10).sample(0)
     labels = get_objective("sft").collate([sample])["labels"].numpy()[0]
     assert ((labels != IGNORE_INDEX) == sample.loss_mask.astype(bool)).all()
+
+
+def test_an_epoch_of_padded_samples_is_one_pass_over_the_documents(tmp_path):
+    conversations_store(tmp_path / "c")
+    padded, packed = mixture(tmp_path / "c", packing=False), mixture(tmp_path / "c", packing=True, seq_len=4)
+    assert padded.sources[0].epoch_samples == 2  # two conversations
+    assert packed.sources[0].epoch_samples == (5 + 1 + 3 + 1) / 4  # EOS-joined tokens / window
+    assert padded.check_budget(4)["chat"] == 2.0

@@ -141,7 +141,7 @@ def check_positions(config: PretrainedConfig, seq_len: int) -> None:
 def epoch_samples(data: Any) -> float:
     """Samples in one pass over the training data: packed windows of every source, or pairs."""
     if isinstance(data, Mixture):
-        return sum(source.epoch_tokens for source in data.sources) / data.data.seq_len
+        return sum(source.epoch_samples for source in data.sources)
     return float(data.epoch_samples)
 
 
