@@ -305,10 +305,19 @@ def open_session(
     tokenizer: str | Path | None = None,
     quiet: bool = False,
 ) -> ChatSession:
-    """Load a checkpoint and set up a conversation with it; every input is checked first."""
-    from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint
+    """Load a checkpoint and set up a conversation with it; every input is checked first.
+
+    Decoder-only by design: the conversation is one growing text the model continues, which an
+    encoder-decoder (T5) does not do, so a seq2seq checkpoint is refused before loading.
+    """
+    from synthlm.evaluate.checkpoint import (
+        check_checkpoint_dir,
+        load_checkpoint,
+        refuse_encoder_decoder,
+    )
 
     check_checkpoint_dir(Path(checkpoint))
+    refuse_encoder_decoder(checkpoint, "synthlm chat", "a chat is one growing conversation the model continues")
     override = read_template(chat_template) if chat_template is not None else None
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     ckpt.tokenizer.chat_template = resolve_template(ckpt.tokenizer, ckpt.config, override)

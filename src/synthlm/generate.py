@@ -10,6 +10,13 @@ Unconditional samples start from EOS: synthlm joins training documents with EOS,
 EOS" is exactly where a new document begins in training (synthlm tokenizers never add BOS to
 text). Tokenizers that do start every text with BOS (Llama-style HF models) start from BOS.
 
+Encoder-decoder models (T5): the prompt is the encoder's input (right-padded by the tokenizer,
+with an attention mask; the encoder sees every position at once, so the padding side does not
+matter) and the completion is what the decoder writes from its start token, which is the whole
+output row minus that start token (it never contains the prompt). Special tokens other than
+EOS/padding are kept in the text, because a span-corruption model answers in sentinels
+(``<extra_id_0> ... <extra_id_1> ...``) that say which gap each span fills.
+
 Reproducibility: with ``temperature=0`` decoding is greedy and deterministic; otherwise the seed
 fixes every sample for a given batch size (rows of one batch draw from one random stream).
 """
@@ -147,6 +154,10 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
     return [list(r) if len(r) else start_ids(tokenizer) for r in rows]
 
 
+def is_seq2seq(model) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
 def context_limit(model) -> int | None:
     config = model.config
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
@@ -161,12 +172,23 @@ def check_lengths(model, rows: Sequence[Sequence[int]], sampling: SamplingConfig
     limit = context_limit(model)
     if limit is None:
         return
+    if is_seq2seq(model):  # encoder input and decoder output are separate sequences
+        check_seq2seq_lengths(rows, sampling, limit)
+        return
     for i, row in enumerate(rows):
         if len(row) + sampling.max_new_tokens > limit:
             raise UserError(
                 f"prompt {i + 1} has {len(row)} tokens; with --max-new-tokens {sampling.max_new_tokens} "
                 f"that exceeds the model's context of {limit} tokens (shorten it or lower --max-new-tokens)"
             )
+
+
+def check_seq2seq_lengths(rows: Sequence[Sequence[int]], sampling: SamplingConfig, limit: int) -> None:
+    if sampling.max_new_tokens > limit:
+        raise UserError(f"--max-new-tokens {sampling.max_new_tokens} exceeds the model's decoder context of {limit} tokens")
+    for i, row in enumerate(rows):
+        if len(row) > limit:
+            raise UserError(f"prompt {i + 1} has {len(row)} tokens, more than the model's encoder context of {limit} tokens (shorten it)")
 
 
 def generation_kwargs(tokenizer, sampling: SamplingConfig, suppress_ids: Sequence[int] = ()) -> dict[str, Any]:
@@ -189,7 +211,7 @@ def generation_kwargs(tokenizer, sampling: SamplingConfig, suppress_ids: Sequenc
     return kwargs
 
 
-def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig) -> tuple[str, int, bool]:
+def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig, skip_special: bool = True) -> tuple[str, int, bool]:
     """(text, completion tokens, finished) of one generated row.
 
     The row is cut at the first EOS (and at padding, which follows a finished row); the text is
@@ -200,7 +222,7 @@ def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig) -> tu
     ends = [i for i, t in enumerate(new_tokens) if t == eos or (t == pad and pad != eos)]
     body = new_tokens[: ends[0]] if ends else new_tokens
     hit_eos = bool(ends) and new_tokens[ends[0]] == eos
-    text = tokenizer.decode(body, skip_special_tokens=True)
+    text = tokenizer.decode(body, skip_special_tokens=skip_special)
     cuts = [text.find(s) for s in sampling.stop if s in text]
     if cuts:
         return text[: min(cuts)], len(body), True
@@ -214,17 +236,22 @@ def generate_batch(
     import torch
 
     _, pad = special_ids(tokenizer)
-    ids, mask = left_pad(rows, pad)
+    seq2seq = is_seq2seq(model)
+    if seq2seq:
+        padded = tokenizer.pad({"input_ids": [list(r) for r in rows]}, padding=True, return_attention_mask=True, return_tensors="pt")
+        ids, mask = padded["input_ids"], padded["attention_mask"]
+    else:
+        ids, mask = left_pad(rows, pad)
     device = next(model.parameters()).device
     started = time.perf_counter()
     with torch.no_grad():
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **generation_kwargs(tokenizer, sampling, suppress_ids))
     seconds = time.perf_counter() - started
-    out = out[:, ids.shape[1] :].tolist()
+    out = out[:, 1 if seq2seq else ids.shape[1] :].tolist()  # drop the decoder start token / the prompt
     completions = []
     for j, row in enumerate(out):
         prompt_index, sample = divmod(j, sampling.num_samples)
-        text, count, finished = finish_row(tokenizer, row, sampling)
+        text, count, finished = finish_row(tokenizer, row, sampling, skip_special=not seq2seq)
         completions.append(Completion(prompts[prompt_index], text, len(rows[prompt_index]), count, finished, seconds, sample))
     return completions
 
@@ -301,5 +328,5 @@ def interactive(
         if not prompt.strip():
             continue
         for completion in generate_texts(model, tokenizer, [prompt], sampling, suppress_ids=suppress_ids):
-            write(prompt + completion.text)
+            write(completion.text if is_seq2seq(model) else prompt + completion.text)
         served += 1

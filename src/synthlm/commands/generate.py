@@ -62,7 +62,8 @@ def generate_command(
         typer.echo(f"wrote {count} samples to {output}", err=True)
         return
     for completion in completions:
-        typer.echo(completion.prompt + completion.text)
+        # a seq2seq answer is not a continuation of its prompt: print it alone
+        typer.echo(completion.text if ckpt.seq2seq else completion.prompt + completion.text)
         typer.echo("-" * 40)
 
 

@@ -5,6 +5,12 @@ config (``config.yaml``) or ``synthlm.json``, from which we recover the vocabula
 the meta-language range for synthetic ids starts) and the training ``seq_len``. A foreign HF
 model has neither: its layout is inferred as "natural ids = the tokenizer, the rest of the
 embedding rows = meta range", which is what synthlm itself would have built.
+
+Decoder-only checkpoints load with ``AutoModelForCausalLM``; encoder-decoder ones (``synthlm
+train`` with ``model.arch: t5``, or any HF seq2seq model) with ``AutoModelForSeq2SeqLM``, chosen
+from ``config.json`` before any weights are read. Commands that only make sense for a decoder-only
+model (``synthlm eval --data``, ``synthlm chat``) refuse a seq2seq one up front with
+:func:`refuse_encoder_decoder` instead of crashing halfway.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ class Checkpoint:
     config: dict[str, Any]  # the resolved training config ({} for a foreign model)
 
     @property
+    def seq2seq(self) -> bool:
+        """An encoder-decoder model: prompts feed the encoder, the decoder writes the output."""
+        return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+    @property
     def seq_len(self) -> int | None:
         value = (self.config.get("data") or {}).get("seq_len")
         return int(value) if isinstance(value, int) else None
@@ -58,6 +69,44 @@ def check_checkpoint_dir(path: Path) -> None:
         raise UserError(f"{path}: checkpoint not found (expected an HF model dir such as RUN/final or RUN/checkpoints/step-N)")
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model checkpoint (no config.json); expected RUN/final or RUN/checkpoints/step-N")
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    """``config.json`` as a dict (checked by :func:`check_checkpoint_dir` to exist)."""
+    config_file = path / "config.json"
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config_file}: not a readable model config ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{config_file}: not a model config (expected a JSON object)")
+    return data
+
+
+def is_encoder_decoder(path: str | Path) -> bool:
+    """Whether the checkpoint at ``path`` is an encoder-decoder (seq2seq) model.
+
+    ``is_encoder_decoder`` in config.json settles it; configs written without the flag still name
+    their class in ``architectures``, which we look up among transformers' seq2seq LM classes.
+    """
+    config = read_model_config(Path(path))
+    if config.get("is_encoder_decoder"):
+        return True
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+    seq2seq_classes = set(MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES.values())
+    return any(name in seq2seq_classes for name in config.get("architectures") or [])
+
+
+def refuse_encoder_decoder(path: str | Path, command: str, why: str) -> None:
+    """Stop ``command`` before loading weights when ``path`` holds an encoder-decoder model."""
+    if is_encoder_decoder(path):
+        raise UserError(
+            f"{path}: an encoder-decoder (seq2seq, e.g. T5) checkpoint, but {command} needs a decoder-only "
+            f"model ({why}). Score an encoder-decoder run with its own objective via "
+            f"`synthlm train CONFIG eval_only=true` (CONFIG: the run's config, e.g. {Path(path) / 'config.yaml'}), "
+            f"or sample from it with `synthlm generate {path} -p PROMPT`"
+        )
 
 
 def read_training_config(path: Path) -> dict[str, Any]:
@@ -132,8 +181,9 @@ def load_tokenizer_dir(path: Path):
 
 
 def load_model_dir(path: Path, device, dtype: str, *, quiet: bool = False):
+    """The model in eval mode on ``device``: causal LM, or seq2seq LM for an encoder-decoder."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
     from transformers.utils import logging as hf_logging
 
     if quiet:
@@ -141,10 +191,12 @@ def load_model_dir(path: Path, device, dtype: str, *, quiet: bool = False):
 
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    seq2seq = is_encoder_decoder(path)
+    auto, kind = (AutoModelForSeq2SeqLM, "an encoder-decoder") if seq2seq else (AutoModelForCausalLM, "a causal")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto" if dtype == "auto" else getattr(torch, dtype))
+        model = auto.from_pretrained(str(path), dtype="auto" if dtype == "auto" else getattr(torch, dtype))
     except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}: could not load a causal language model: {exc}") from None
+        raise UserError(f"{path}: could not load {kind} language model: {exc}") from None
     return model.to(device).eval()
 
 

@@ -362,12 +362,17 @@ def evaluate_checkpoint_lm_eval(
     Every input (the harness installed, include dirs, task names, task data) is checked before
     the model is loaded.
     """
-    from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint
+    from synthlm.evaluate.checkpoint import (
+        check_checkpoint_dir,
+        load_checkpoint,
+        refuse_encoder_decoder,
+    )
     from synthlm.evaluate.offline import default_seq_len
     from synthlm.fileio import atomic_write_json
 
     check_checkpoint_dir(Path(checkpoint))
     suite = LMEvalSuite(tasks, include=include, limit=limit, num_fewshot=num_fewshot, seed=seed)
+    refuse_encoder_decoder(checkpoint, "synthlm eval --lm-eval", "the bridge wraps a causal LM")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     started = time.perf_counter()
     raw = suite.run(ckpt.model, ckpt.tokenizer, batch_size=batch_size, max_length=max_length or default_seq_len(ckpt),

@@ -86,16 +86,25 @@ def evaluate_checkpoint(
     tokenizer: str | Path | None = None,
     quiet: bool = False,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path)."""
+    """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path).
+
+    Decoder-only models only: natural-store loss/perplexity is next-token prediction over token
+    windows and synthetic accuracy is prompt -> completion, neither of which an encoder-decoder
+    trained on span corruption (or text-to-text pairs) defines. Its meaningful scores are its own
+    objective's (reconstruction loss/accuracy, task metrics), which ``synthlm train CONFIG
+    eval_only=true`` computes, so a seq2seq checkpoint is refused here before any loading.
+    """
     from synthlm.evaluate import evaluate_model
     from synthlm.evaluate.checkpoint import (
         check_checkpoint_dir,
         load_checkpoint,
         read_training_config,
+        refuse_encoder_decoder,
     )
     from synthlm.fileio import atomic_write_json
 
     check_checkpoint_dir(Path(checkpoint))
+    refuse_encoder_decoder(checkpoint, "synthlm eval (--data and configured eval sets)", "it scores next-token perplexity and prompt completions")
     if data:
         sets = eval_sets_from_paths(data, max_tokens=max_tokens, max_examples=max_examples)
     else:

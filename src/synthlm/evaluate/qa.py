@@ -216,7 +216,7 @@ def evaluate_qa(
     dtype: str = "auto",
 ) -> tuple[dict[str, Any], Path]:
     """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions."""
-    from synthlm.evaluate.checkpoint import load_checkpoint, run_dir_of
+    from synthlm.evaluate.checkpoint import load_checkpoint, refuse_encoder_decoder, run_dir_of
     from synthlm.fileio import atomic_write_json
 
     if scorer not in SCORERS:
@@ -224,6 +224,7 @@ def evaluate_qa(
     if not 0 <= shots <= len(FEW_SHOT):
         raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
     items = read_qa(qa_file)[:limit]
+    refuse_encoder_decoder(checkpoint, "synthlm eval --qa", "options are scored as continuations of the question")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
     torch_device = next(ckpt.model.parameters()).device
     results: dict[str, Any] = {}
