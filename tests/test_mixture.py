@@ -183,3 +183,16 @@ def test_synthetic_ids_live_only_in_the_reserved_meta_range(tmp_path):
         else:
             assert ids.max() < layout.natural_size
     assert seen_synthetic
+
+
+def test_each_source_keeps_its_own_epoch_cache(tmp_path):
+    """Five sources once shared one 4-entry cache and re-shuffled on every window."""
+    mixture = mixture_for(tmp_path, weights=(1, 1, 1, 1, 1))
+    for i in range(50):
+        mixture.sample(i)
+    assert all(source._epoch_cache.cache_info().misses == 1 for source in mixture.sources)
+
+
+def test_a_very_rare_source_is_counted_without_deep_recursion():
+    counts = samples_per_source((1 - 1e-7, 1e-7), 5_000_000)
+    assert sum(counts) == 5_000_000 and counts[1] in (0, 1)

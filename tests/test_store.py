@@ -191,3 +191,9 @@ def test_merge_refuses_mixed_dtypes(tmp_path):
     write_store(tmp_path / "b", [[1]], 100_000)
     with pytest.raises(StoreError, match="different dtypes"):
         merge_stores([tmp_path / "a", tmp_path / "b"], tmp_path / "ab")
+
+
+def test_overwriting_without_a_mask_drops_the_old_mask(tmp_path):
+    write_store(tmp_path / "s", [[1, 2, 3]], 10, masks=[[0, 0, 1]])
+    store = write_store(tmp_path / "s", [[4, 5, 6]], 10)
+    assert not store.has_mask and not TokenStore(tmp_path / "s").has_mask

@@ -212,15 +212,16 @@ def samples_per_source(weights: tuple[float, ...], num_samples: int) -> list[int
 
 
 def _count_before_rank(weights: tuple[float, ...], source: int, num_samples: int) -> int:
-    if num_samples <= 0:
-        return 0
-    src, idx = _blend_chunk(weights, (num_samples - 1) // BLEND_CHUNK)
-    upto = (num_samples - 1) % BLEND_CHUNK + 1
-    mine = idx[:upto][src[:upto] == source]
-    if len(mine):
-        return int(mine[-1]) + 1
-    # none of this source in the chunk's head: count from earlier chunks
-    return _count_before_rank(weights, source, num_samples - upto)
+    """The source's last window index among the first samples, + 1 (walks back over chunks
+    that hold none of it: only a very rare source needs more than one)."""
+    while num_samples > 0:
+        src, idx = _blend_chunk(weights, (num_samples - 1) // BLEND_CHUNK)
+        upto = (num_samples - 1) % BLEND_CHUNK + 1
+        mine = idx[:upto][src[:upto] == source]
+        if len(mine):
+            return int(mine[-1]) + 1
+        num_samples -= upto
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,9 +257,13 @@ class PackedSource:
         self.add_eos = add_eos
         self.packing = packing
         self.epoch_tokens = int(self.lengths.sum())
+        # per source, not per class: one shared cache thrashed with five or more sources
+        self._epoch_cache = functools.lru_cache(maxsize=4)(self._compute_epoch)
 
-    @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs per source, freed with the source
     def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._epoch_cache(epoch)
+
+    def _compute_epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(document order, start offset of each position) for one epoch."""
         rng = np.random.Generator(np.random.Philox(key=[self.seed & (2**64 - 1), (self.source_index << 32) | epoch]))
         order = rng.permutation(len(self.lengths))

@@ -374,6 +374,9 @@ class TokenStoreWriter:
                 "num_tokens": self.num_tokens,
                 "has_mask": self._mask is not None,
             }
+            if self._mask is None:  # an overwritten store must not keep an older loss mask
+                for stale in (bin_path(mask_prefix(self.prefix)), idx_path(mask_prefix(self.prefix))):
+                    stale.unlink(missing_ok=True)
             for (temp_bin, temp_idx), prefix in finished:
                 publish(temp_bin, bin_path(prefix))
                 if prefix == self.prefix:
