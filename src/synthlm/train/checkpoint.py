@@ -50,6 +50,7 @@ class TrainerState:
     bad_steps: int = 0
     interval: dict[str, Any] = field(default_factory=dict)  # IntervalStats since the last log
     layout: dict[str, int] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # global batch, seq_len, source weights
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,3 +167,23 @@ def write_chat_template(directory: Path, config: Any) -> None:
     template = trained_template(to_plain(config))
     if template:
         (Path(directory) / "chat_template.jinja").write_text(template, encoding="utf-8")
+
+
+def set_aside_later_checkpoints(run_dir: Path, step: int) -> list[Path]:
+    """Move checkpoints newer than ``step`` to ``checkpoints.abandoned/`` (kept, never deleted).
+
+    Resuming from an older checkpoint starts a new future; the old later checkpoints must not
+    be mistaken for it (``resume: auto`` would pick them up, and pruning would keep them over
+    the new ones).
+    """
+    moved = []
+    aside = Path(run_dir) / "checkpoints.abandoned"
+    for later_step, path in list_checkpoints(run_dir):
+        if later_step > step:
+            aside.mkdir(parents=True, exist_ok=True)
+            target = aside / path.name
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(path, target)
+            moved.append(target)
+    return moved

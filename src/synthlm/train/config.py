@@ -80,7 +80,7 @@ class RunConfig(Section):
     """Everything one training run needs; saved resolved as RUN/config.yaml."""
 
     run_dir: Path = Field(description="Output directory: checkpoints, final model, metrics.")
-    seed: int = Field(0, description="Seeds the initial weights and the data order.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seeds the initial weights and the data order (0 to 2**32-1).")
     mode: Literal["pt", "ft"] = Field("pt", description="pt: pretrain on data.sources with the objective; ft: text-to-text training on finetune's input/target pairs (encoder-decoder models).")
     eval_only: bool = Field(False, description="Evaluate the latest checkpoint in run_dir (else model.init_from) on the eval data, log the metrics and stop.")
     predict_only: bool = Field(False, description="mode ft: write the model's outputs for finetune.test (else valid) to RUN/predictions.jsonl and stop.")

@@ -41,6 +41,7 @@ from synthlm.train.checkpoint import (
     read_state,
     remove_stale,
     resolve_resume,
+    set_aside_later_checkpoints,
     temp_dir,
     write_chat_template,
     write_info,
@@ -106,7 +107,7 @@ class Trainer:
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
-        self.state = TrainerState(layout=plan.layout.to_dict())
+        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape())
         self.interval = IntervalStats()
         self.progress = progress
         self.metrics: MetricsLogger | None = None
@@ -150,7 +151,8 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         if self.accelerator.is_main_process:
-            truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
+            if not (self.cfg.eval_only or self.cfg.predict_only):  # evaluating never rewrites history
+                truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
             self.metrics = open_metrics(self.cfg, self.state.step)
 
     def _restore(self, checkpoint: Path) -> None:
@@ -160,10 +162,41 @@ class Trainer:
                 f"{checkpoint}: trained with vocabulary layout {state.layout}, but this config gives "
                 f"{self.plan.layout.to_dict()}; keep the tokenizer and model.num_meta_tokens, or use a new run_dir"
             )
+        if state.data and state.data != self._data_shape() and not (self.cfg.eval_only or self.cfg.predict_only):
+            raise UserError(
+                f"{checkpoint}: trained with {state.data}, but this config gives {self._data_shape()}; "
+                "exact resume needs the same global batch, seq_len and source weights (the data cursor "
+                "counts samples of that stream). Start a new run_dir with model.init_from set to the checkpoint instead"
+            )
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
+        self._apply_configured_lr()
+        if self.accelerator.is_main_process and not (self.cfg.eval_only or self.cfg.predict_only):
+            for moved in set_aside_later_checkpoints(self.run_dir, state.step):
+                self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
+        state.data = self._data_shape()
         self.state = state
         self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
         self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")
+
+    def _data_shape(self) -> dict[str, Any]:
+        """What the data cursor means: resuming with another shape would replay or skip samples."""
+        weights = {} if self.plan.mixture is None or not hasattr(self.plan.mixture, "weights") else dict(
+            zip(self.plan.mixture.source_names, (round(w, 12) for w in self.plan.mixture.weights))
+        )
+        return {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+
+    def _apply_configured_lr(self) -> None:
+        """A resumed optimizer keeps the checkpoint's lr; honour ``optim.lr`` if it was changed
+        (the usual answer to a divergence), keeping the schedule's shape."""
+        inner = getattr(self.scheduler, "scheduler", self.scheduler)
+        if not inner.base_lrs or inner.base_lrs[0] == self.cfg.optim.lr:
+            return
+        ratio = self.cfg.optim.lr / inner.base_lrs[0]
+        inner.base_lrs = [lr * ratio for lr in inner.base_lrs]
+        for group, base, factor in zip(inner.optimizer.param_groups, inner.base_lrs, inner.lr_lambdas):
+            group["initial_lr"] = base
+            group["lr"] = base * factor(inner.last_epoch)
+        self.accelerator.print(f"optim.lr changed on resume: the schedule now peaks at {self.cfg.optim.lr:g}")
 
     def report(self, metrics: dict[str, float]) -> None:
         """Print eval-only metrics (they also go to RUN/metrics.jsonl)."""
