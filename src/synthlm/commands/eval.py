@@ -29,7 +29,7 @@ def eval_command(
     qa_max_new_tokens: int = typer.Option(256, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer."),
     lm_eval: str = typer.Option(
         None, "--lm-eval",
-        help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), instead of --data; needs synthlm[eval].",
+        help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), instead of --data; needs the eval extra (pip install 'synthlm\\[eval]').",
     ),
     limit: int = typer.Option(None, "--limit", min=1, help="--lm-eval: examples per task (default: all of them)."),
     num_fewshot: int = typer.Option(None, "--num-fewshot", min=0, help="--lm-eval: few-shot examples (default: each task's own)."),

@@ -30,7 +30,8 @@ def train(
     files, overrides = split_files_and_overrides(args)
     if not files:
         raise ConfigError("synthlm train: give at least one YAML config file")
-    config = load_run_config(files, overrides)
+    # --quiet is the same as logging.progress=false, so every stage (data prep too) hears it
+    config = load_run_config(files, [*overrides, *(["logging.progress=false"] if quiet else [])])
     if dry_run:
         _dry_run(config)
         return
