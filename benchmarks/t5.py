@@ -21,29 +21,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from train_timing import build_data, median_step, stamp_callback, time_synthlm
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 SHAPES = {
     "reduced": ("tiny", {"d_model": 128, "d_ff": 256, "d_kv": 32, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2}),
     "small": ("small", {}),
 }
 
-
-def build_data(root: Path) -> dict[str, Path]:
-    """Byte tokenizer + tinyshakespeare (one document per paragraph) as a token store."""
-    from synthlm.store import write_store
-    from synthlm.tokenizers import train_tokenizer
-
-    tokenizer = train_tokenizer([], "byte", None, root / "tok", quiet=True)
-    text = SHAKESPEARE.read_text(encoding="utf-8")
-    docs = tokenizer.encode_batch([d for d in text.split("\n\n") if d.strip()])
-    write_store(root / "shakespeare", docs, vocab_size=tokenizer.vocab_size)
-    return {"tok": root / "tok", "store": root / "shakespeare"}
 
 
 def run_config(root: Path, data: dict[str, Path], args: argparse.Namespace, steps: int) -> Any:
@@ -63,28 +50,6 @@ def run_config(root: Path, data: dict[str, Path], args: argparse.Namespace, step
     }])
 
 
-def now() -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process): CPU time is robust to other jobs' load."""
-    return time.perf_counter(), time.process_time()
-
-
-def time_synthlm(config: Any) -> list[tuple[float, float]]:
-    """Step-end timestamps of ``synthlm.train.run`` (the loop's hook point, patched here only)."""
-    from synthlm.train import loop, run
-
-    stamps: list[tuple[float, float]] = []
-    original = loop.Trainer._after_step
-
-    def after_step(self: Any, result: Any, bar: Any) -> None:
-        original(self, result, bar)
-        stamps.append(now())
-
-    loop.Trainer._after_step = after_step  # type: ignore[method-assign]
-    try:
-        run(config)
-    finally:
-        loop.Trainer._after_step = original  # type: ignore[method-assign]
-    return stamps
 
 
 class CorruptedDataset:
@@ -105,7 +70,7 @@ class CorruptedDataset:
 def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
     """Step-end timestamps of ``Seq2SeqTrainer`` on the same model, batches and optimizer."""
     import torch
-    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
     from synthlm.models import build_model
     from synthlm.train.optim import build_optimizer
@@ -119,24 +84,15 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(config.schedule, plan.total_steps))
     stamps: list[tuple[float, float]] = []
 
-    class Stamp(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            stamps.append(now())
-
     args = Seq2SeqTrainingArguments(
         output_dir=str(root / "hf"), per_device_train_batch_size=config.train.batch_size, max_steps=plan.total_steps,
         max_grad_norm=config.train.clip_grad, logging_steps=10, save_strategy="no", report_to=[], use_cpu=True,
         dataloader_num_workers=0, seed=config.seed, disable_tqdm=True,
     )
     dataset = CorruptedDataset(plan, plan.total_steps * plan.batch.global_batch)
-    Seq2SeqTrainer(model=model, args=args, train_dataset=dataset, optimizers=(optimizer, scheduler), callbacks=[Stamp()]).train()
+    Seq2SeqTrainer(model=model, args=args, train_dataset=dataset, optimizers=(optimizer, scheduler), callbacks=[stamp_callback(stamps)]).train()
     return stamps
 
-
-def median_step(stamps: list[tuple[float, float]], warmup: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds per step after the warmup steps."""
-    times = np.diff(np.array(stamps[warmup:]), axis=0)
-    return float(np.median(times[:, 0])), float(np.median(times[:, 1]))
 
 
 def main() -> None:

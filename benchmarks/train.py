@@ -25,24 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from train_timing import build_data, median_step, stamp_callback, time_synthlm
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 SHAPES = {  # tiny, as in the tests: framework overhead is visible next to the math
     "llama": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 176},
     "gpt_neox": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256},
 }
 
-
-def build_data(root: Path) -> dict[str, Path]:
-    """Byte tokenizer + tinyshakespeare (one document per paragraph) as a token store."""
-    from synthlm.store import write_store
-    from synthlm.tokenizers import train_tokenizer
-
-    tokenizer = train_tokenizer([], "byte", None, root / "tok", quiet=True)
-    text = SHAKESPEARE.read_text(encoding="utf-8")
-    docs = tokenizer.encode_batch([d for d in text.split("\n\n") if d.strip()])
-    write_store(root / "shakespeare", docs, vocab_size=tokenizer.vocab_size)
-    return {"tok": root / "tok", "store": root / "shakespeare"}
 
 
 def run_config(root: Path, data: dict[str, Path], args: argparse.Namespace) -> Any:
@@ -60,28 +49,6 @@ def run_config(root: Path, data: dict[str, Path], args: argparse.Namespace) -> A
     }])
 
 
-def now() -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process): CPU time is robust to other jobs' load."""
-    return time.perf_counter(), time.process_time()
-
-
-def time_synthlm(config: Any) -> list[tuple[float, float]]:
-    """Step-end timestamps of ``synthlm.train.run`` (the loop's hook point, patched here only)."""
-    from synthlm.train import loop, run
-
-    stamps: list[tuple[float, float]] = []
-    original = loop.Trainer._after_step
-
-    def after_step(self: Any, result: Any, bar: Any) -> None:
-        original(self, result, bar)
-        stamps.append(now())
-
-    loop.Trainer._after_step = after_step  # type: ignore[method-assign]
-    try:
-        run(config)
-    finally:
-        loop.Trainer._after_step = original  # type: ignore[method-assign]
-    return stamps
 
 
 class SampleDataset:
@@ -104,7 +71,7 @@ class SampleDataset:
 def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
     """Step-end timestamps of ``transformers.Trainer`` on the same model, samples and optimizer."""
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
     from synthlm.models import build_model
     from synthlm.train.plan import plan_run, special_ids
@@ -114,10 +81,6 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
     model = build_model(config.model, vocab_size=plan.layout.model_vocab_size, special_ids=special_ids(plan.tokenizer))
     stamps: list[tuple[float, float]] = []
 
-    class Stamp(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            stamps.append(now())
-
     args = TrainingArguments(
         output_dir=str(root / "hf"), per_device_train_batch_size=config.train.batch_size, max_steps=plan.total_steps,
         learning_rate=config.optim.lr, weight_decay=config.optim.weight_decay, adam_beta1=0.9, adam_beta2=0.95,
@@ -126,14 +89,9 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
         disable_tqdm=True,
     )
     dataset = SampleDataset(plan.mixture, plan.total_steps * plan.batch.global_batch)
-    Trainer(model=model, args=args, train_dataset=dataset, callbacks=[Stamp()]).train()
+    Trainer(model=model, args=args, train_dataset=dataset, callbacks=[stamp_callback(stamps)]).train()
     return stamps
 
-
-def median_step(stamps: list[tuple[float, float]], warmup: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds per step after the warmup steps."""
-    times = np.diff(np.array(stamps[warmup:]), axis=0)
-    return float(np.median(times[:, 0])), float(np.median(times[:, 1]))
 
 
 def loader_samples_per_s(config: Any, steps: int) -> float:
