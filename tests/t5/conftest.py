@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 from t5_run_helpers import glue_files, make_data
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process runs use one intra-op thread, like the subprocess runs."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from run_helpers import one_thread  # noqa: F401 (an autouse fixture for this folder)
 
 
 @pytest.fixture(scope="session")

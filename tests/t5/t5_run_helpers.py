@@ -5,18 +5,15 @@ may use it)."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
 from synthlm.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
-TIMING_KEYS = {"tokens_per_s", "mfu", "mem_gb", "eta_s", "elapsed_s"}
 TINY_T5 = {"arch": "t5", "preset": "tiny", "overrides": {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4}}
 
 
@@ -82,31 +79,12 @@ def glue_files(root: Path) -> dict[str, Path]:
     return {"train": root / "train.jsonl", "valid": root / "valid.jsonl", "test": root / "test.tsv"}
 
 
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
-def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return path
 
 
-def records(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
-def reproducible(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
 
-def subprocess_env() -> dict[str, str]:
-    """One intra-op thread: tiny models gain nothing from more on a shared machine."""
-    return {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
-
-def synthlm(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synthlm", *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env())

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from t5_run_helpers import TINY_T5, records, synthlm, write_config
+from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
 from synthlm.train import load_run_config, run
 
@@ -32,7 +32,7 @@ def test_glue_task_trains_evaluates_and_predicts(tmp_path, t5_data, glue):
     config = write_config(tmp_path / "ft.yaml", ft_config(tmp_path, t5_data["tok"], {"task": "sst2", **{k: str(v) for k, v in glue.items()}}))
     done = synthlm("train", str(config), "--quiet")
     assert done.returncode == 0, done.stderr
-    rows = records(tmp_path / "run")
+    rows = read_records(tmp_path / "run")
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r for r in rows if "eval/valid/accuracy" in r]
     assert losses[-1] < 0.3 * losses[0], losses
@@ -51,7 +51,7 @@ def test_glue_task_trains_evaluates_and_predicts(tmp_path, t5_data, glue):
     assert scored.returncode == 0, scored.stderr
     printed = json.loads(scored.stdout[scored.stdout.index("{") : scored.stdout.rindex("}") + 1])
     assert printed == {k: v for k, v in evals[-1].items() if k.startswith("eval/")}  # same model, same numbers
-    assert records(tmp_path / "run")[-1]["eval/valid/accuracy"] == evals[-1]["eval/valid/accuracy"]
+    assert read_records(tmp_path / "run")[-1]["eval/valid/accuracy"] == evals[-1]["eval/valid/accuracy"]
 
 
 def test_synthetic_tasks_train_as_input_target_pairs(tmp_path, t5_data):
@@ -68,7 +68,7 @@ def test_synthetic_tasks_train_as_input_target_pairs(tmp_path, t5_data):
     config = ft_config(tmp_path, t5_data["tok"], finetune, max_steps=30, eval_every=0)
     config["model"] = {**TINY_T5, "num_meta_tokens": 32}
     run_dir = run(load_run_config([config]))
-    rows = records(run_dir)
+    rows = read_records(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < 0.6 * losses[0], losses
     assert 0.0 <= rows[-1]["eval/valid/accuracy"] <= 1.0

@@ -5,7 +5,7 @@ seq2seq model whose tokenizer holds the sentinels (and DEPTH's sentence tokens).
 from __future__ import annotations
 
 import pytest
-from t5_run_helpers import pt_config, records, synthlm, write_config
+from t5_run_helpers import pt_config, read_records, synthlm, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_tiny_t5_trains_with_each_objective_and_exports_a_seq2seq_model(name, tm
     config = write_config(tmp_path / "run.yaml", pt_config(tmp_path, t5_data, objective, **extra))
     done = synthlm("train", str(config), "--quiet")
     assert done.returncode == 0, done.stderr
-    rows = records(tmp_path / "run")
+    rows = read_records(tmp_path / "run")
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
     assert all(0 <= r["reconstruction_accuracy"] <= 1 for r in rows if "loss" in r)  # token-group metrics logged

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from t5_run_helpers import pt_config, records, reproducible, subprocess_env, synthlm, write_config
+from t5_run_helpers import (
+    pt_config,
+    read_records,
+    reproducible,
+    subprocess_env,
+    synthlm,
+    write_config,
+)
 
 from synthlm.train import load_run_config, run
 
@@ -57,7 +64,7 @@ def test_sigkilled_t5_run_resumes_to_the_same_metrics_and_weights(tmp_path, t5_d
     assert done.returncode == 0, done.stderr
     resumed = tmp_path / "resumed" / "run"
     assert "resumed from" in done.stdout + done.stderr, note
-    assert reproducible(records(resumed)) == reproducible(records(reference)), note
+    assert reproducible(read_records(resumed)) == reproducible(read_records(reference)), note
     expected, actual = load_file(str(reference / "final" / "model.safetensors")), load_file(str(resumed / "final" / "model.safetensors"))
     assert expected.keys() == actual.keys()
     assert all(torch.equal(expected[k], actual[k]) for k in expected), note

@@ -5,21 +5,17 @@ Also used by the subprocess drivers (DDP worker, kill/resume), so it imports not
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
 from synthlm.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 TRAIN_DIR = Path(__file__).resolve().parent
 # numbers that must be reproducible; not part of the comparison
-TIMING_KEYS = {"tokens_per_s", "mfu", "mem_gb", "eta_s", "elapsed_s"}
 
 
 def make_data(root: Path, *, seed: int = 0) -> dict[str, Path]:
@@ -62,25 +58,12 @@ def tiny_config(root: Path, paths: dict[str, Path], **sections: Any) -> dict[str
     return merge(config, sections)
 
 
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
-def write_config(path: Path, config: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
-    return path
 
 
-def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
-def reproducible(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
 
 
 def final_weights(run_dir: Path) -> dict[str, Any]:
@@ -89,11 +72,4 @@ def final_weights(run_dir: Path) -> dict[str, Any]:
     return load_file(str(Path(run_dir) / "final" / "model.safetensors"))
 
 
-def subprocess_env() -> dict[str, str]:
-    """One intra-op thread: a 2-layer model gains nothing from more, and on a shared machine
-    OpenMP threads spinning for a busy core make each step 10x slower."""
-    return {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
-
-def synthlm(*args: str, timeout: float = 240, **kwargs: Any) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synthlm", *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env(), **kwargs)
