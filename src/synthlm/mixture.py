@@ -361,9 +361,6 @@ class Mixture:
             eos_id=self.eos_id, id_offset=offset, add_eos=add_eos, packing=self.data.packing,
         )
 
-    def __len__(self) -> int:  # an endless stream; len is only for samplers that need one
-        return 2**62
-
     def sample(self, index: int) -> Sample:
         source, k = blend(self.weights, index)
         tokens, mask, segments = self.sources[source].window(k)
