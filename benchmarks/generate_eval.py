@@ -1,6 +1,6 @@
 """Generation and evaluation speed: synthlm against the plain loops users write, in one process.
 
-* generate: ``synthlm.generate.generate_texts`` (left-padded batches, KV cache) against the
+* generate: ``synthlm.inference.sampling.generate_texts`` (left-padded batches, KV cache) against the
   GPT-NeoX-style loop that calls ``model.generate`` once per prompt, and against the same loop
   without a KV cache. Greedy decoding, so all three must produce the same text (checked).
 * eval: ``synthlm.evaluate.evaluate_model`` (batched windows) against the Hugging Face
@@ -22,11 +22,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.store import TokenStore, write_store
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.perplexity import windows
-from synthlm.generate import SamplingConfig, generate_texts
-from synthlm.mixture import EvalSetConfig, VocabLayout
-from synthlm.store import TokenStore, write_store
+from synthlm.inference.sampling import SamplingConfig, generate_texts
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 

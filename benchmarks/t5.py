@@ -74,7 +74,7 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
 
     from synthlm.models import build_model
     from synthlm.train.optim import build_optimizer
-    from synthlm.train.plan import plan_run
+    from synthlm.train.planners import plan_run
     from synthlm.train.schedules import build_schedule
 
     plan = plan_run(config, 1)

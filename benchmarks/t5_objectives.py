@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthlm.mixture import Sample
+from synthlm.data.mixture import Sample
 from synthlm.objectives.depth import Depth
 from synthlm.objectives.span_corruption import SpanCorruption
 from synthlm.text.special_tokens import TextCodec, add_t5_special_tokens
@@ -34,7 +34,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespe
 def corpus() -> str:
     if CORPUS.is_file():
         return CORPUS.read_text(encoding="utf-8")
-    from synthlm.corpus import shipped_corpus
+    from synthlm.data.corpus import shipped_corpus
 
     return shipped_corpus().read_text(encoding="utf-8")
 

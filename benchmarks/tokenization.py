@@ -3,7 +3,7 @@
 All three encode the same documents (tinyshakespeare repeated to ~50 MB, split at blank lines)
 with the same byte-level BPE tokenizer, in one process, interleaved, and report median tokens/s:
 
-  (a) ``synthlm.tokenize.tokenize`` on a .jsonl file, ``--workers 2``: the real pipeline (read,
+  (a) ``synthlm.data.tokenization.tokenize`` on a .jsonl file, ``--workers 2``: the real pipeline (read,
       parse, encode, write the store).
   (b) the ceiling: ``tokenizers.Tokenizer.encode_batch`` on the texts already in memory (Rust
       threads on every core; no reading, parsing or writing).
@@ -57,7 +57,7 @@ def train(directory: Path, vocab_size: int) -> Path:
 
 
 def run_ours(corpus: Path, tokenizer: Path, out: Path, workers: int, piece_cache: bool = True) -> tuple[float, int]:
-    from synthlm.tokenize import tokenize
+    from synthlm.data.tokenization import tokenize
     from synthlm.tokenizers import load_tokenizer
 
     start = time.perf_counter()

@@ -74,7 +74,7 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
     from transformers import Trainer, TrainingArguments
 
     from synthlm.models import build_model
-    from synthlm.train.plan import plan_run, special_ids
+    from synthlm.train.run_plan import plan_run, special_ids
 
     plan = plan_run(config, 1)
     torch.manual_seed(config.seed)
@@ -97,7 +97,7 @@ def time_hf_trainer(config: Any, root: Path) -> list[tuple[float, float]]:
 def loader_samples_per_s(config: Any, steps: int) -> float:
     """Samples/s of synthlm's data path alone: mixture sampling, packing, collate."""
     from synthlm.train.batches import step_batches
-    from synthlm.train.plan import plan_run
+    from synthlm.train.run_plan import plan_run
 
     plan = plan_run(config, 1)
     start = time.perf_counter()

@@ -17,7 +17,7 @@ SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinysha
 
 def build_data(root: Path) -> dict[str, Path]:
     """Byte tokenizer + tinyshakespeare (one document per paragraph) as a token store."""
-    from synthlm.store import write_store
+    from synthlm.data.store import write_store
     from synthlm.tokenizers import train_tokenizer
 
     tokenizer = train_tokenizer([], "byte", None, root / "tok", quiet=True)

@@ -23,7 +23,7 @@ def shakespeare() -> Path:
     """The real tinyshakespeare corpus from ../shared/data, or a copy shipped in the package."""
     path = SHARED_DATA / "tinyshakespeare.txt"
     if not path.is_file():
-        from synthlm.corpus import shipped_corpus
+        from synthlm.data.corpus import shipped_corpus
 
         path = shipped_corpus()
     return path

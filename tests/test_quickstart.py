@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from cli_runner import run_cli
-from synthlm.store import TokenStore
+from synthlm.data.store import TokenStore
 
 
 @pytest.mark.slow

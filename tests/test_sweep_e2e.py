@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cli_runner import run_cli
-from synthlm.store import write_store
+from synthlm.data.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 ENV = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -21,9 +21,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from synthlm.corpus import shipped_corpus, split_documents
+from synthlm.data.corpus import shipped_corpus, split_documents
+from synthlm.data.store import store_exists
 from synthlm.fileio import atomic_write_text
-from synthlm.store import store_exists
+from synthlm.synth.manifest import is_synthetic_dataset
 
 TOKENIZER_VOCAB = 2048
 PROMPT = "ROMEO:"
@@ -39,7 +40,7 @@ class QuickstartResult:
 
 
 def _packaged(name: str) -> Path:
-    return Path(str(resources.files("synthlm") / "data" / "quickstart" / name))
+    return Path(str(resources.files("synthlm") / "assets" / "quickstart" / name))
 
 
 def write_corpus(out: Path) -> Path:
@@ -60,7 +61,7 @@ def train_tokenizer_stage(corpus: Path, out: Path, quiet: bool) -> Path:
 
 
 def tokenize_stage(corpus: Path, tokenizer: Path, out: Path, quiet: bool) -> Path:
-    from synthlm.tokenize import tokenize
+    from synthlm.data.tokenization import tokenize
 
     prefix = out / "data" / "shakespeare"
     store = Path(f"{prefix}_text_document")
@@ -73,7 +74,7 @@ def synth_stage(out: Path, quiet: bool) -> Path:
     from synthlm.synth import generate, load_spec
 
     directory = out / "data" / "synthetic"
-    if not (directory / "manifest.json").is_file():
+    if not is_synthetic_dataset(directory):
         generate(load_spec(_packaged("synth.yaml")), directory, quiet=quiet)
     return directory
 
@@ -125,7 +126,7 @@ def final_metrics(run_dir: Path) -> dict[str, float]:
 def sample_text(final: Path) -> str:
     """A short continuation of ``PROMPT`` from the final model (natural ids only)."""
     from synthlm.evaluate.checkpoint import load_checkpoint
-    from synthlm.generate import SamplingConfig, generate_texts
+    from synthlm.inference.sampling import SamplingConfig, generate_texts
 
     ckpt = load_checkpoint(final, device="cpu", quiet=True)
     rows = ckpt.model.get_input_embeddings().num_embeddings

@@ -11,12 +11,12 @@ import yaml
 from tiny_lm import MODEL_VOCAB, NATURAL, byte_tokenizer, random_checkpoint
 
 from cli_runner import run_cli
+from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.store import write_store
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.checkpoint import load_checkpoint, run_dir_of
 from synthlm.evaluate.offline import default_output, eval_sets_from_paths, evaluate_checkpoint
-from synthlm.mixture import EvalSetConfig, VocabLayout
-from synthlm.store import write_store
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from tiny_lm import (
 from transformers import LlamaForCausalLM
 
 from cli_runner import run_cli
+from synthlm.data.mixture import EvalSetConfig, VocabLayout
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.synthetic import to_synthetic
-from synthlm.mixture import EvalSetConfig, VocabLayout
 from synthlm.synth import generate, load_spec, load_synthetic
 
 LAYOUT = VocabLayout(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthlm.mixture import Sample
+from synthlm.data.mixture import Sample
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -17,7 +17,7 @@ def corpus_text(chars: int = 60_000) -> str:
     """The real tinyshakespeare text, or the copy shipped in the package."""
     path = SHAKESPEARE
     if not path.is_file():
-        from synthlm.corpus import shipped_corpus
+        from synthlm.data.corpus import shipped_corpus
 
         path = shipped_corpus()
     return path.read_text(encoding="utf-8")[:chars]

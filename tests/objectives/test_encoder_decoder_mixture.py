@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from t5_helpers import bpe_tokenizer, corpus_text
 
-from synthlm.mixture import DataConfig, Mixture, build_layout
+from synthlm.data.mixture import DataConfig, Mixture, build_layout
+from synthlm.data.store import write_store
 from synthlm.objectives.depth import Depth
 from synthlm.objectives.span_corruption import SpanCorruption
-from synthlm.store import write_store
 from synthlm.text.special_tokens import TextCodec, add_t5_special_tokens, vocab_size
 
 SEQ_LEN = 64

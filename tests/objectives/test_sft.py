@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthlm.mixture import DataConfig, Mixture, build_layout
+from synthlm.data.mixture import DataConfig, Mixture, build_layout
+from synthlm.data.store import write_store
 from synthlm.objectives import IGNORE_INDEX, get_objective
-from synthlm.store import write_store
 
 EOS = 0
 

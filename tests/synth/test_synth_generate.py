@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
-from synthlm.store import TokenStore
 from synthlm.synth import generate, load_spec, load_synthetic
 from synthlm.synth.spec import SPLITS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
-from synthlm.store import write_store
+from synthlm.data.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
@@ -20,7 +20,7 @@ TINY_T5 = {"arch": "t5", "preset": "tiny", "overrides": {"d_model": 32, "d_ff": 
 def corpus(chars: int = 120_000) -> str:
     path = SHAKESPEARE
     if not path.is_file():
-        from synthlm.corpus import shipped_corpus
+        from synthlm.data.corpus import shipped_corpus
 
         path = shipped_corpus()
     return path.read_text(encoding="utf-8")[:chars]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
+from synthlm.data.mixture import Sample
 from synthlm.finetune.data import Pair
-from synthlm.mixture import Sample
 from synthlm.objectives import OBJECTIVES
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 from synthlm.train.losses import count_targets, forward_losses

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from synthlm.train import load_run_config
 from synthlm.train.accel import distributed_state
 from synthlm.train.loop import Trainer
-from synthlm.train.plan import plan_run
+from synthlm.train.planners import plan_run
 
 
 def main(config_path: str, out_dir: str) -> None:

@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import read_records, synthlm, tiny_config, write_config
 
+from synthlm.data.store import write_store
 from synthlm.errors import ConfigError, StoreError, UserError
-from synthlm.store import write_store
 from synthlm.train import load_run_config, plan_run, run
-from synthlm.train.plan import plan_batch
+from synthlm.train.run_plan import plan_batch
 
 
 def plan(tmp_path, paths, **sections):

@@ -14,7 +14,7 @@ from train_helpers import subprocess_env, tiny_config
 
 from synthlm.train import load_run_config
 from synthlm.train.loop import Trainer
-from synthlm.train.plan import plan_run
+from synthlm.train.planners import plan_run
 
 HF_ONLY = """
 import json, sys

@@ -11,7 +11,7 @@ from train_helpers import synthlm, tiny_config, write_config
 
 from synthlm.errors import ConfigError
 from synthlm.train import RunConfig, load_run_config, plan_run
-from synthlm.train.plan import total_steps
+from synthlm.train.run_plan import total_steps
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "configs"
 

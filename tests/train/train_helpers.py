@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
-from synthlm.store import write_store
+from synthlm.data.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 TRAIN_DIR = Path(__file__).resolve().parent

@@ -33,9 +33,9 @@ def chat_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
 ) -> None:
-    from synthlm.chat import open_session, read_messages, run_session
     from synthlm.config import validate
-    from synthlm.generate import SamplingConfig, decode_escapes
+    from synthlm.inference.chat import open_session, read_messages, run_session
+    from synthlm.inference.sampling import SamplingConfig, decode_escapes
 
     sampling = validate(SamplingConfig, dict(
         temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,

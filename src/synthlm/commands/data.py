@@ -19,7 +19,7 @@ def inspect_store(
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON only."),
 ) -> None:
     """Print documents, tokens, dtype, length percentiles, and decode a sample."""
-    from synthlm.inspect import inspect_report
+    from synthlm.data.summary import inspect_report
 
     report = inspect_report(prefix, sample=sample, tokenizer=tokenizer, max_chars=max_chars)
     if as_json:
@@ -34,7 +34,7 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Output store prefix."),
 ) -> None:
     """Join stores into one (documents kept intact, in order)."""
-    from synthlm.store import merge_stores
+    from synthlm.data.store import merge_stores
 
     merged = merge_stores(prefixes, out)
     typer.echo(f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens ({merged.dtype.name})")

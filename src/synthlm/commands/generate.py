@@ -32,7 +32,7 @@ def generate_command(
     from synthlm.config import validate
     from synthlm.errors import UserError
     from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint
-    from synthlm.generate import (
+    from synthlm.inference.sampling import (
         SamplingConfig,
         decode_escapes,
         generate_texts,

@@ -67,7 +67,7 @@ def tokenize_command(
     chat: bool = typer.Option(False, "--chat", help="Records are {\"messages\": [{role, content}, ...]}: render with the tokenizer's chat template (or a built-in default) into one store whose loss mask marks the assistant's tokens (for objective: sft); every conversation ends with EOS."),
 ) -> None:
     """Tokenize documents into Megatron token stores, in parallel, byte-identical for any --workers."""
-    from synthlm.tokenize import tokenize
+    from synthlm.data.tokenization import tokenize
 
     stats = tokenize(
         inputs, tokenizer, out, keys=keys, append_eod=append_eod, prepend_bos=prepend_bos, ftfy=ftfy,

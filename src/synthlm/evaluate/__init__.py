@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from synthlm.data.mixture import EvalSetConfig, VocabLayout
 from synthlm.errors import UserError
 from synthlm.evaluate import perplexity as _perplexity  # noqa: F401  (registers "natural")
 from synthlm.evaluate import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
@@ -22,7 +23,6 @@ from synthlm.evaluate.registry import (
     get_evaluator,
     register_evaluator,
 )
-from synthlm.mixture import EvalSetConfig, VocabLayout
 
 __all__ = ["EVALUATORS", "EvalContext", "Evaluator", "evaluate_model", "get_evaluator", "register_evaluator"]
 
@@ -84,7 +84,7 @@ def evaluate_model(
     """
     import torch
 
-    from synthlm.generate import special_ids
+    from synthlm.inference.sampling import special_ids
 
     device = torch.device(device)
     if seq_len < 2 or batch_size < 1:

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from synthlm.data.mixture import VocabLayout
 from synthlm.errors import UserError
-from synthlm.mixture import VocabLayout
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -143,7 +143,7 @@ def layout_from_config(config: dict[str, Any], natural_size: int) -> VocabLayout
     if "data" not in config:
         return None
     from synthlm.config import validate
-    from synthlm.mixture import DataConfig, build_layout
+    from synthlm.data.mixture import DataConfig, build_layout
 
     data = validate(DataConfig, config["data"], source="checkpoint config.yaml")
     meta = int((config.get("model") or {}).get("num_meta_tokens") or 0)

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from synthlm import __version__
+from synthlm.data.mixture import EvalSetConfig
+from synthlm.data.store import normalize_prefix, store_exists
 from synthlm.errors import UserError
-from synthlm.mixture import EvalSetConfig
-from synthlm.store import normalize_prefix, store_exists
+from synthlm.synth.manifest import is_synthetic_dataset
 
 
 def detect_kind(path: Path) -> str:
     """``synthetic`` for a dataset dir (manifest.json), ``natural`` for a store prefix."""
-    if (path / "manifest.json").is_file():
+    if is_synthetic_dataset(path):
         return "synthetic"
     if store_exists(normalize_prefix(path)):
         return "natural"
@@ -66,7 +67,7 @@ def default_output(checkpoint: str | Path) -> Path:
 
 def default_seq_len(ckpt) -> int:
     """The training seq_len when recorded, else the model's context (at most 1024)."""
-    from synthlm.generate import context_limit
+    from synthlm.inference.sampling import context_limit
 
     return ckpt.seq_len or min(context_limit(ckpt.model) or 512, 1024)
 

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from synthlm.data.mixture import EvalSetConfig
+from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
 from synthlm.evaluate.loss import batched, sequences_loss
 from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
-from synthlm.mixture import EvalSetConfig
-from synthlm.store import TokenStore
 
 BYTE_COUNT_KEY = "num_bytes"  # PREFIX.json: UTF-8 bytes of the stored documents' text
 

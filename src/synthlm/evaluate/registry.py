@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from synthlm.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, VocabLayout
 from synthlm.registry import Registry
 
 

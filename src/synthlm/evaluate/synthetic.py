@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from synthlm.data.mixture import EvalSetConfig, VocabLayout, synthetic_vocab_needed
 from synthlm.errors import UserError
 from synthlm.evaluate.loss import batched, sequences_loss
 from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
-from synthlm.mixture import EvalSetConfig, VocabLayout, synthetic_vocab_needed
 
 SPLIT = "valid"
 
@@ -56,7 +56,7 @@ def to_synthetic(generated: list[int], *, layout: VocabLayout, eos_id: int, keep
 
 def greedy_answers(ctx: EvalContext, prompts: list[np.ndarray], lengths: list[int]) -> list[list[int]]:
     """Greedy continuations (model ids) of shifted prompts, ``lengths[i]`` new tokens at least."""
-    from synthlm.generate import left_pad
+    from synthlm.inference.sampling import left_pad
 
     ids, mask = left_pad([(p + ctx.layout.meta_offset).tolist() for p in prompts], ctx.pad_id)
     out = ctx.generator.generate(

@@ -12,7 +12,7 @@ Two kinds of pair data:
 
 Training order is a pure function of the sample index: epoch ``e`` visits the pairs in a Philox
 permutation keyed by ``(seed, e)``, so resuming needs only the data cursor, exactly as for
-mixtures (:mod:`synthlm.mixture`).
+mixtures (:mod:`synthlm.data.mixture`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.data.mixture import VocabLayout
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.files import detect_format, read_rows
 from synthlm.finetune.tasks import Task, get_task
-from synthlm.mixture import VocabLayout
 
 TOKENIZE_BATCH = 2048
 SYNTHETIC_SPLIT = {"train": "train", "valid": "valid", "test": "test"}

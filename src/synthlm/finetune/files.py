@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from synthlm.data.readers import open_binary
 from synthlm.errors import UserError
-from synthlm.readers import open_binary
+from synthlm.synth.manifest import is_synthetic_dataset
 
 EXTENSIONS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
@@ -23,7 +24,7 @@ def detect_format(path: Path, declared: str) -> str:
     if declared != "auto":
         return declared
     if path.is_dir():
-        if (path / "manifest.json").is_file():
+        if is_synthetic_dataset(path):
             return "synthetic"
         raise UserError(f"{path}: a directory but not a synthetic dataset (no manifest.json); give a pair file or a `synthlm synth generate` dir")
     name = path.name.lower().removesuffix(".gz").removesuffix(".zst")

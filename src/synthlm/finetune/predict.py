@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.data.mixture import VocabLayout
 from synthlm.finetune.data import Pair, PairSet
 from synthlm.finetune.metrics import compute_metrics
-from synthlm.mixture import VocabLayout
 
 
 @dataclass(frozen=True)

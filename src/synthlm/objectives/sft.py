@@ -1,7 +1,7 @@
 """Instruction tuning: causal LM on rendered conversations, loss on assistant tokens by default.
 
 Conversations are rendered and tokenized ahead of time (``synthlm tokenize --chat``) into a
-store whose loss mask marks assistant tokens (see :mod:`synthlm.chat_format`), so SFT reuses
+store whose loss mask marks assistant tokens (see :mod:`synthlm.text.chat_format`), so SFT reuses
 the whole pretraining path: mixtures (replay of pretraining data is just another source),
 packing (``data.packing: true``) or one conversation per padded sample
 (``data.packing: false``), resume, checkpoints. This objective only decides which tokens carry

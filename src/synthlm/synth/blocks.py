@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from synthlm.store import dtype_for_vocab
+from synthlm.data.store import dtype_for_vocab
 from synthlm.synth.rng import block_generator, sequence_hashes
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
-from synthlm.store import TokenStore
 from synthlm.synth.domain import Domain
 from synthlm.synth.manifest import read_manifest
 from synthlm.synth.plan import bind_domains

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.data.store import TokenStoreWriter
 from synthlm.errors import UserError
 from synthlm.fileio import temp_name
-from synthlm.store import TokenStoreWriter
 from synthlm.synth.blocks import Block, BlockSource
 from synthlm.synth.plan import Plan, make_plan
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, resolve_seed

@@ -86,6 +86,15 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
     return atomic_write_json(directory / MANIFEST, manifest)
 
 
+def is_synthetic_dataset(path: str | Path) -> bool:
+    """Whether ``path`` is a dataset dir written by ``synthlm synth generate`` (has a manifest).
+
+    The one place that knows how a synthetic dataset is recognised; readers of the manifest's
+    contents use :func:`read_manifest`, which also validates it.
+    """
+    return (Path(path) / MANIFEST).is_file()
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not path.is_file():

@@ -97,7 +97,7 @@ def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
 
 
 def _training_documents(files, kind: str, keys: list[str], txt_mode: str, max_docs: int | None) -> tuple[Iterator[str], list[str]]:
-    from synthlm.readers import expand_inputs, iter_documents, source_summary
+    from synthlm.data.readers import expand_inputs, iter_documents, source_summary
 
     if kind == "byte" and not files:
         return iter(()), []

@@ -15,7 +15,7 @@ from synthlm.train.config import RunConfig, load_run_config
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from synthlm.train.plan import RunPlan
+    from synthlm.train.run_plan import RunPlan
 
 __all__ = ["RunConfig", "load_run_config", "plan_run", "run"]
 
@@ -29,6 +29,6 @@ def run(config: RunConfig, *, progress: bool | None = None) -> Path:
 
 def plan_run(config: RunConfig, processes: int = 1) -> RunPlan:
     """Resolve and check everything a run needs without building the model."""
-    from synthlm.train.plan import plan_run as _plan
+    from synthlm.train.planners import plan_run as _plan
 
     return _plan(config, processes)

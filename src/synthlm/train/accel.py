@@ -12,7 +12,7 @@ from typing import Any
 
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.config import RunConfig
-from synthlm.train.plan import BatchPlan
+from synthlm.train.run_plan import BatchPlan
 
 
 def cpu_only() -> bool:

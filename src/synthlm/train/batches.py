@@ -7,7 +7,7 @@ slice ``[r*micro, (r+1)*micro)`` of them. So the union over ranks of one step is
 ``G`` samples whatever the number of processes, and resuming needs only the cursor (samples
 consumed): nothing is re-read or skipped, and no sampler state is saved.
 
-Samples are a pure function of their index (see :mod:`synthlm.mixture`), so DataLoader
+Samples are a pure function of their index (see :mod:`synthlm.data.mixture`), so DataLoader
 workers need no coordination either.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from synthlm.mixture import Mixture, MixtureDataset
-from synthlm.train.plan import BatchPlan
+from synthlm.data.mixture import Mixture, MixtureDataset
+from synthlm.train.run_plan import BatchPlan
 
 
 @dataclass(frozen=True)

@@ -161,8 +161,8 @@ def write_chat_template(directory: Path, config: Any) -> None:
     checkpoint lets ``synthlm chat`` and plain ``AutoTokenizer`` use it after the training
     stores are gone.
     """
-    from synthlm.chat_format import trained_template
     from synthlm.config import to_plain
+    from synthlm.text.chat_format import trained_template
 
     template = trained_template(to_plain(config))
     if template:

@@ -15,9 +15,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from synthlm.config import Count, Section, load_config
+from synthlm.data.mixture import DataConfig
 from synthlm.evaluate.lm_eval_bridge import LMEvalConfig
 from synthlm.finetune.config import FinetuneConfig
-from synthlm.mixture import DataConfig
 from synthlm.models import Dtype, ModelConfig
 from synthlm.train.flops import H100_BF16_PEAK
 from synthlm.train.optim import OptimConfig

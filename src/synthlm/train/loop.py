@@ -50,7 +50,8 @@ from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
 from synthlm.train.losses import count_targets, forward_losses
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
-from synthlm.train.plan import RunPlan, plan_run
+from synthlm.train.planners import plan_run
+from synthlm.train.run_plan import RunPlan
 from synthlm.train.signals import StopRequest
 
 

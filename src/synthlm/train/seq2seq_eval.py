@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from synthlm.mixture import EvalSetConfig, Sample
-from synthlm.store import TokenStore
+from synthlm.data.mixture import EvalSetConfig, Sample
+from synthlm.data.store import TokenStore
 
 
 def evaluate_seq2seq(plan: Any, model: Any, device: Any, *, progress: bool = False) -> dict[str, float]:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from synthlm.chat import (
+from synthlm.data.store import write_store
+from synthlm.errors import UserError
+from synthlm.inference.chat import (
     ChatSession,
     ContextOverflow,
     Conversation,
@@ -21,10 +23,8 @@ from synthlm.chat import (
     resolve_template,
     run_session,
 )
-from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE
-from synthlm.errors import UserError
-from synthlm.generate import SamplingConfig
-from synthlm.store import write_store
+from synthlm.inference.sampling import SamplingConfig
+from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE
 from synthlm.tokenizers import load_tokenizer, to_hf, train_tokenizer
 
 META_ID = 300  # past the byte tokenizer's 260 natural ids: a meta-language id in a 320-row model

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "evaluate"))  # the shared tiny-model helpers
+sys.path.insert(0, str(Path(__file__).parents[1] / "evaluate"))  # the shared tiny-model helpers
 
 from tiny_lm import EOS, bigram_checkpoint, bigram_model, byte_id, byte_tokenizer, tiny_config
 from transformers import LlamaForCausalLM
 
 from cli_runner import run_cli
 from synthlm.errors import UserError
-from synthlm.generate import SamplingConfig, decode_escapes, generate_texts, read_prompts
+from synthlm.inference.sampling import SamplingConfig, decode_escapes, generate_texts, read_prompts
 
 A, B, C, D = (byte_id(ch) for ch in "abcd")
 CHAIN = {B: C, C: D, D: EOS, EOS: A, A: B}  # greedy: "...b" -> "cd" then EOS; start -> "abcd"

@@ -22,7 +22,6 @@ ever equal a natural-text id.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,8 +30,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from synthlm.config import Count, Section
+from synthlm.data.store import TokenStore, normalize_prefix, store_exists
 from synthlm.errors import ConfigError, UserError
-from synthlm.store import TokenStore, normalize_prefix, store_exists
+from synthlm.synth.manifest import MANIFEST, is_synthetic_dataset, read_manifest
 
 BLEND_CHUNK = 4096
 VOCAB_MULTIPLE = 64  # embedding rows rounded up: faster matmuls, room for a few extra ids
@@ -106,10 +106,10 @@ def round_up(value: int, multiple: int) -> int:
 
 def synthetic_vocab_needed(path: Path) -> int:
     """Total ids a synthetic dataset dir needs, from its manifest."""
-    manifest_path = Path(path) / "manifest.json"
-    if not manifest_path.is_file():
+    if not is_synthetic_dataset(path):
         raise UserError(f"{path}: not a synthetic dataset (no manifest.json); generate one with `synthlm synth generate`")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
+    manifest_path = Path(path) / MANIFEST
     layout = manifest.get("layout", {})
     needed = layout.get("vocab_size", manifest.get("vocab_size"))
     if not isinstance(needed, int):
@@ -140,7 +140,7 @@ def check_paths(data: DataConfig) -> None:
     """Every source and eval set must exist before any work starts."""
     for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
         for i, item in enumerate(items):
-            ok = (Path(item.path) / "manifest.json").is_file() if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
+            ok = is_synthetic_dataset(item.path) if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
             if not ok:
                 what = "a synthetic dataset dir (with manifest.json)" if item.kind == "synthetic" else "a token store (PREFIX.bin + PREFIX.idx)"
                 raise ConfigError(f"{kind}.{i}.path: {item.path} is not {what} (source '{item.name}')")

@@ -8,7 +8,7 @@ text, then the tokenizer without added special tokens), so the model sees the fo
 
 Which template: ``--chat-template FILE``, else the checkpoint tokenizer's own, else the one
 recorded in the training stores (``PREFIX.json``: checkpoints written by synthlm keep only the
-tokenizer files, without the template), else synthlm's default (:mod:`synthlm.chat_format`).
+tokenizer files, without the template), else synthlm's default (:mod:`synthlm.text.chat_format`).
 
 The context is a budget: prompt + ``max_new_tokens`` must fit ``max_context`` (default: the
 training ``seq_len``, else the model's positions). When it does not, the oldest whole turns
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from synthlm.errors import UserError
-from synthlm.generate import SamplingConfig, context_limit, generation_kwargs, special_ids
+from synthlm.inference.sampling import SamplingConfig, context_limit, generation_kwargs, special_ids
 
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
@@ -108,7 +108,7 @@ class Conversation:
 
 def resolve_template(tokenizer: Any, config: dict[str, Any], override: str | None = None) -> str:
     """The template to prompt with (see the module docstring for the order)."""
-    from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE, trained_template
+    from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, trained_template
 
     return override or getattr(tokenizer, "chat_template", None) or trained_template(config) or DEFAULT_CHAT_TEMPLATE
 

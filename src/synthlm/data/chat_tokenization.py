@@ -2,10 +2,11 @@
 
 Each record holds ``{"messages": [{"role", "content"}, ...]}`` (the field is ``--keys``, default
 ``messages``). It is rendered with the tokenizer's chat template, or synthlm's plain default for
-tokenizers without one (:mod:`synthlm.chat_format`), and stored with a uint8 mask that is 1 on the
+tokenizers without one (:mod:`synthlm.text.chat_format`), and stored with a uint8 mask that is 1 on the
 assistant's answers and their end-of-turn tokens, so ``objective: sft`` trains on nothing else.
 
-Everything but the per-chunk work is the plain pipeline's (:mod:`synthlm.tokenize`): the same
+Everything but the per-chunk work is the plain pipeline's (:mod:`synthlm.data.tokenization`, the pool in
+:mod:`synthlm.data.encoding`): the same
 record ranges (``--max-docs``, ``--shard``), the ordered process pool (bytes never depend on
 ``--workers``), the ``file:line`` bad-record reports under ``--on-error``, and the atomic writer.
 This path is not the hot path (instruction sets are thousands of conversations, not billions of
@@ -29,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE, render_conversation, validate_messages
+from synthlm.data.encoding import ChunkResult, Options
+from synthlm.data.readers import BadRecord, Chunk, Source
+from synthlm.data.readers import _records as parse_records  # the pipeline's own JSON-lines parser
+from synthlm.data.store import dtype_for_vocab
 from synthlm.errors import UserError
-from synthlm.readers import BadRecord, Chunk, Source
-from synthlm.readers import _records as parse_records  # the pipeline's own JSON-lines parser
-from synthlm.store import dtype_for_vocab
-from synthlm.tokenize import ChunkResult, Options
+from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, render_conversation, validate_messages
 from synthlm.tokenizers import BaseTokenizer
 
 CHAT_KEY = "messages"

@@ -1,6 +1,6 @@
 """Everything decided before the first step, and every check that can fail before it.
 
-:func:`plan_run` resolves the tokenizer, the vocabulary layout, the model's HF config (without
+:func:`plan_pretrain` (mode ``pt``; :mod:`synthlm.train.planners` picks the planner by mode) resolves the tokenizer, the vocabulary layout, the model's HF config (without
 building weights), the batch split across processes and the step budget, and raises a
 :class:`~synthlm.errors.UserError` naming the key on: missing data paths, store ids outside the
 vocabulary, a synthetic dataset needing more meta ids than reserved, ``seq_len`` beyond the
@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from synthlm.data.mixture import DataConfig, Mixture, VocabLayout, build_layout, check_paths
 from synthlm.errors import ConfigError
-from synthlm.mixture import DataConfig, Mixture, VocabLayout, build_layout, check_paths
 from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import RunConfig, TrainConfig
 
@@ -71,7 +71,7 @@ class RunPlan:
     special_ids: dict[str, int | None] = field(default_factory=dict)  # token ids the model config names
     seq_len: int = 0  # model input tokens per sample (T5: after corruption)
     target_len: int = 0  # seq2seq: decoder tokens per sample (FLOPs); 0 for decoder-only
-    finetune: Any = None  # mode ft: the valid / test pairs (synthlm.finetune.plan.FinetuneData)
+    finetune: Any = None  # mode ft: the valid / test pairs (synthlm.finetune.pair_plan.FinetuneData)
 
     def __post_init__(self) -> None:
         self.seq_len = self.seq_len or self.config.seq_len
@@ -107,7 +107,7 @@ def tokenizer_path(data: DataConfig) -> str:
     """``data.tokenizer``, else the tokenizer recorded by the first natural store."""
     if data.tokenizer:
         return data.tokenizer
-    from synthlm.store import TokenStore
+    from synthlm.data.store import TokenStore
 
     for source in data.sources:
         if source.kind == "natural":
@@ -155,12 +155,8 @@ def total_steps(train: TrainConfig, batch: BatchPlan, mixture: Any, seq_len: int
     return max(math.ceil((train.epochs or 0) * epoch_samples(mixture) / batch.global_batch), 1)
 
 
-def plan_run(config: RunConfig, processes: int) -> RunPlan:
-    """Every fail-fast check, in the order a user would fix them; builds no model weights."""
-    if config.mode == "ft":
-        from synthlm.finetune.plan import plan_finetune
-
-        return plan_finetune(config, processes)
+def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
+    """Mode ``pt``: every fail-fast check, in the order a user would fix them; no model weights."""
     data = config.data
     assert data is not None  # RunConfig requires it in mode pt
     check_paths(data)

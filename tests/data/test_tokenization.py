@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from cli_runner import run_cli
-from synthlm import readers
+from synthlm.data import readers
+from synthlm.data.store import TokenStore, merge_stores, store_exists
+from synthlm.data.tokenization import tokenize
 from synthlm.errors import UserError
-from synthlm.store import TokenStore, merge_stores, store_exists
-from synthlm.tokenize import tokenize
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 
@@ -244,7 +244,7 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
 
 
 def test_store_records_utf8_bytes_of_its_text_for_bits_per_byte(tmp_path):
-    from synthlm.tokenize import tokenize
+    from synthlm.data.tokenization import tokenize
 
     (tmp_path / "a.jsonl").write_text('{"text": "héllo world"}\n{"text": "abc"}\n{"text": ""}\n', encoding="utf-8")
     tokenize([tmp_path / "a.jsonl"], "byte", tmp_path / "out", quiet=True)

@@ -7,8 +7,8 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE, render_conversation, validate_messages
 from synthlm.errors import UserError
+from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, render_conversation, validate_messages
 
 
 @pytest.fixture

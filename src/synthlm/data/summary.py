@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from synthlm.data.store import TokenStore, describe, normalize_prefix, store_exists
 from synthlm.errors import StoreError
-from synthlm.store import TokenStore, describe, normalize_prefix, store_exists
 
 
 def _store_prefixes(path: Path) -> list[Path]:

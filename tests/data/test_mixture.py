@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthlm.errors import ConfigError, StoreError
-from synthlm.mixture import (
+from synthlm.data.mixture import (
     BLEND_CHUNK,
     DataConfig,
     Mixture,
@@ -15,8 +14,9 @@ from synthlm.mixture import (
     build_layout,
     samples_per_source,
 )
+from synthlm.data.store import write_store
+from synthlm.errors import ConfigError, StoreError
 from synthlm.objectives import IGNORE_INDEX, get_objective
-from synthlm.store import write_store
 
 EOS = 0
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from cli_runner import run_cli
-from synthlm import readers
-from synthlm.chat_format import DEFAULT_CHAT_TEMPLATE
+from synthlm.data import readers
+from synthlm.data.store import TokenStore, store_exists
+from synthlm.data.tokenization import tokenize
 from synthlm.errors import UserError
-from synthlm.store import TokenStore, store_exists
-from synthlm.tokenize import tokenize
+from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 CUSTOM_TEMPLATE = (

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthlm import readers
-from synthlm.errors import UserError
-from synthlm.readers import (
+from synthlm.data import readers
+from synthlm.data.readers import (
     check_keys,
     count_records,
     expand_inputs,
@@ -19,6 +18,7 @@ from synthlm.readers import (
     iter_documents,
     read_chunks,
 )
+from synthlm.errors import UserError
 
 RECORDS = [
     {"text": "First document.\nWith two lines.", "title": "one"},

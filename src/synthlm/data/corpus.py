@@ -12,7 +12,7 @@ from pathlib import Path
 
 def shipped_corpus() -> Path:
     """Path of the packaged tinyshakespeare.txt."""
-    return Path(str(resources.files("synthlm") / "data" / "tinyshakespeare.txt"))
+    return Path(str(resources.files("synthlm") / "assets" / "tinyshakespeare.txt"))
 
 
 def split_documents(text: str, min_chars: int = 2000) -> list[str]:

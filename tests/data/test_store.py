@@ -13,8 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from synthlm.errors import StoreError
-from synthlm.store import (
+from synthlm.data.store import (
     TokenStore,
     TokenStoreWriter,
     bin_path,
@@ -27,6 +26,7 @@ from synthlm.store import (
     store_exists,
     write_store,
 )
+from synthlm.errors import StoreError
 
 
 def random_docs(n: int, vocab: int, seed: int = 0) -> list[np.ndarray]:
@@ -151,7 +151,7 @@ def test_exception_leaves_nothing_at_final_name(tmp_path):
 
 KILL_SCRIPT = """
 import sys, time, numpy as np
-from synthlm.store import TokenStoreWriter
+from synthlm.data.store import TokenStoreWriter
 with TokenStoreWriter(sys.argv[1], vocab_size=1000) as writer:
     for i in range(10**9):
         writer.add(np.arange(100) % 1000)

@@ -1,6 +1,6 @@
 """Planning a ``mode: ft`` run: every check and all the pair data before the first step.
 
-Mirrors :func:`synthlm.train.plan.plan_run` for pairs: the tokenizer (``finetune.tokenizer``,
+Mirrors :func:`synthlm.train.run_plan.plan_pretrain` for pairs: the tokenizer (``finetune.tokenizer``,
 else the ``model.init_from`` dir, whose tokenizer a synthlm pretraining run saved extended), the
 objective (``text_to_text``), the model config, the pair files tokenized once, the step budget.
 Runs that only evaluate or predict need no training file.
@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthlm.data.mixture import VOCAB_MULTIPLE, VocabLayout, round_up
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.data import PairDataset, PairSet, load_pairs
 from synthlm.finetune.metrics import check_metrics
-from synthlm.mixture import VOCAB_MULTIPLE, VocabLayout, round_up
 from synthlm.models import resolved_config
 from synthlm.train.config import RunConfig
-from synthlm.train.plan import (
+from synthlm.train.run_plan import (
     RunPlan,
     build_objective,
     check_model_kind,

@@ -87,7 +87,7 @@ def render_conversation(tokenizer: Any, messages: Sequence[dict[str, str]]) -> t
 
 def trained_template(config: dict[str, Any]) -> str | None:
     """The ``chat_template`` recorded by the first chat store among the run's training sources."""
-    from synthlm.store import meta_path, normalize_prefix
+    from synthlm.data.store import meta_path, normalize_prefix
 
     for source in (config.get("data") or {}).get("sources") or []:
         if not isinstance(source, dict) or source.get("kind", "natural") != "natural" or not source.get("path"):

@@ -1,0 +1,1 @@
+"""Using a trained checkpoint: sampling text from prompts (``sampling``) and chat (``chat``)."""
