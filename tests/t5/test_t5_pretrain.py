@@ -4,6 +4,8 @@ seq2seq model whose tokenizer holds the sentinels (and DEPTH's sentence tokens).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from t5_run_helpers import pt_config, read_records, synthlm, write_config
 
@@ -40,6 +42,8 @@ def test_tiny_t5_trains_with_each_objective_and_exports_a_seq2seq_model(name, tm
     model = AutoModelForSeq2SeqLM.from_pretrained(final)
     tokenizer = AutoTokenizer.from_pretrained(final)
     assert type(model).__name__ == "T5ForConditionalGeneration"
+    assert json.loads((final / "config.json").read_text())["tie_word_embeddings"] is False
+    assert model.lm_head.weight is not model.shared.weight  # T5 v1.1: its own output layer
     assert model.config.decoder_start_token_id == tokenizer.pad_token_id == model.config.pad_token_id
     assert model.config.eos_token_id == tokenizer.eos_token_id
     sentinels = tokenizer.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_99>"])
