@@ -16,7 +16,7 @@ from t5_helpers import bpe_tokenizer, tiny_t5, windows
 
 from synthlm.errors import ConfigError, UserError
 from synthlm.mixture import Sample
-from synthlm.objectives.depth import Depth
+from synthlm.objectives.depth import Depth, hierarchical_masks
 from synthlm.text.special_tokens import TextCodec, add_t5_special_tokens
 
 SEQ_LEN = 160
@@ -127,15 +127,31 @@ def test_paper_shuffling_is_decided_once_per_batch(tokenizer) -> None:
         for row, sample in zip(batch["input_ids"].tolist(), rows):
             plain, owner, _ = objective.paper_example(sample, SEQ_LEN, shuffle=False)
             row = row[: len(plain) + (plain[-1] != objective.eos_id)]
-            if len(np.unique(owner[owner >= 0])) >= 4:  # an unmoved one is not an identity permutation
+            if len(np.unique(owner)) >= 4:  # an unmoved one is not an identity permutation
                 moved.append(row[: len(plain)] != plain.tolist())
             if row[: len(plain)] != plain.tolist():
                 assert row[0] == objective.eosen_id and row[-1] == objective.eos_id
-                segments = [tuple(plain[owner == s].tolist()) for s in np.unique(owner[owner >= 0])]
-                assert sorted(segments) == sorted(split_segments(objective, row[1:-1]))
+                body = plain[1:-1] if plain[-1] == objective.eos_id else plain[1:]
+                assert sorted(split_segments(objective, body.tolist())) == sorted(split_segments(objective, row[1:-1]))
         assert all(moved) or not any(moved)
         kinds.extend(moved[:1])
     assert True in kinds and False in kinds
+
+
+def test_paper_sentence_tokens_see_their_segment_as_the_codes_token_types_say(tokenizer) -> None:
+    """The DEPTH code gives the leading <eosen> the first sentence's token type and </s> the
+    last one's; a sentence token attends to exactly the tokens of its type."""
+    objective = make(tokenizer, sentence_shuffling_probability=0.0)
+    batch = objective.collate(documents(tokenizer, 2))
+    encoder, _, _ = hierarchical_masks(batch, objective.is_sentence_token)
+    ids = batch["input_ids"][0].tolist()
+    sent = set(objective.sentence_token_ids.tolist())
+    starts = [i for i, t in enumerate(ids) if t in sent]
+    end = ids.index(objective.eos_id)
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else end + 1
+        visible = set(range(start, stop)) | ({0} if k == 0 else set())
+        assert set(torch.nonzero(encoder[0, 0, start]).flatten().tolist()) == visible
 
 
 def split_segments(objective: Depth, body: list[int]) -> list[tuple[int, ...]]:

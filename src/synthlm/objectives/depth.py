@@ -1,5 +1,11 @@
 """DEPTH (``objective: depth``): span corruption plus sentence un-shuffling, for T5 models.
 
+Two constructions. ``construction: synthlm`` (the default, described below) packs windows
+across documents, masks text tokens at the exact density, numbers sentinels in order and ends
+targets with ``</s>``. ``construction: paper`` builds examples as the DEPTH paper's code does
+(``synthlm.objectives.depth_paper``); docs/papers/depth.md lists every difference and why the
+default departs from the paper.
+
 Example layout. A window's sentences S1..Sk (at most ``max_sentences``) each get a sentence
 token, drawn as a random permutation of ``<sent_0..N-1>`` per example (in order with
 ``sentence_ids: ordered``, for fine-tuning)::

@@ -36,15 +36,16 @@ def paper_sequence(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tokens, owner): ``<eosen> <sent_a> S1 <eosen> <sent_b> S2 ... <eosen> </s>`` cut to
     ``seq_len``; ``owner`` is the sentence index of each token (its segment ``<sent_x> Sx
-    <eosen>``), -1 for the leading ``<eosen>`` and ``</s>``."""
-    tokens, owner = [np.array([eosen])], [np.array([-1])]
+    <eosen>``). As the DEPTH code's token types, the leading ``<eosen>`` belongs to the first
+    sentence and ``</s>`` to the last, so those sentence tokens may attend to them."""
+    tokens, owner = [np.array([eosen])], [np.array([0])]
     for i, sentence in enumerate(sentences):
         tokens.append(np.concatenate(([sentence_ids[i]], sentence, [eosen])))
         owner.append(np.full(len(sentence) + 2, i))
     if not sentences:  # an empty document is "<eosen> </s>"
         tokens, owner = [np.array([eosen])], [np.array([-1])]
     tokens.append(np.array([eos]))
-    owner.append(np.array([-1]))
+    owner.append(np.array([max(len(sentences) - 1, -1)]))
     return (np.concatenate(tokens).astype(np.int64)[:seq_len], np.concatenate(owner).astype(np.int64)[:seq_len])
 
 
@@ -90,10 +91,10 @@ def paper_shuffle(
     (appended when truncation removed it)."""
     body = slice(1, len(inputs) - 1 if inputs[-1] == eos else len(inputs))
     tokens, owners = inputs[body], owner[body]
-    segments = np.unique(owners[owners >= 0])
-    order = rng.permutation(segments)
+    order = rng.permutation(np.unique(owners))
     pieces = [np.flatnonzero(owners == s) for s in order]
     where = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    owners = owners[where]
+    first, last = (owners[0], owners[-1]) if len(owners) else (-1, -1)  # as the code's token types
     shuffled = np.concatenate(([eosen], tokens[where], [eos])).astype(np.int64)
-    shuffled_owner = np.concatenate(([-1], owners[where], [-1])).astype(np.int64)
-    return shuffled, shuffled_owner
+    return shuffled, np.concatenate(([first], owners, [last])).astype(np.int64)
