@@ -72,16 +72,9 @@ def paper_corrupt(
     inputs = tokens.copy()
     inputs[starts] = sentinels
     keep = ~noise | starts
-    labels = []
-    sentinel = iter(sentinels.tolist())
-    for token, is_noise, is_start, is_label in zip(
-        tokens.tolist(), noise.tolist(), starts.tolist(), np.isin(tokens, label_specials).tolist()
-    ):
-        if is_start:
-            labels.append(next(sentinel))
-        if is_noise or is_label:
-            labels.append(token)
-    return inputs[keep], owner[keep], np.asarray(labels, dtype=np.int64)
+    targets = noise | np.isin(tokens, label_specials)
+    labels = np.insert(tokens[targets], np.flatnonzero(starts[targets]), sentinels)
+    return inputs[keep], owner[keep], labels.astype(np.int64)
 
 
 def paper_shuffle(
