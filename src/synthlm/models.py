@@ -168,6 +168,11 @@ def untie_t5_output(model: PreTrainedModel, fresh: bool) -> None:
     else:  # transformers 4: a list of names
         model._tied_weights_keys = [k for k in keys if not k.startswith("lm_head")]
     head, shared = model.lm_head, model.get_input_embeddings()
+    if head.weight is shared.weight and hasattr(shared.weight, "ds_id"):  # partitioned by ZeRO-3 init
+        raise ConfigError(
+            "model: T5 v1.1's output layer cannot be untied inside DeepSpeed ZeRO-3 init; set "
+            "zero3_init_flag: false in the accelerate config (the model is partitioned at prepare instead)"
+        )
     if head.weight is shared.weight:
         with torch.no_grad():
             weight = torch.empty_like(shared.weight)
