@@ -43,6 +43,9 @@ class Arch:
     presets: dict[str, dict[str, Any]]
     auto_class: str = "AutoModelForCausalLM"
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Called on every built or loaded model (fresh=True for random init): fixes what the HF
+    # class does differently from the architecture's definition (T5 v1.1's untied output layer).
+    finish: Callable[[PreTrainedModel, bool], None] | None = None
 
     @property
     def seq2seq(self) -> bool:
@@ -59,11 +62,12 @@ def register_arch(
     *,
     auto_class: str = "AutoModelForCausalLM",
     defaults: dict[str, Any] | None = None,
+    finish: Callable[[PreTrainedModel, bool], None] | None = None,
 ) -> Callable[[Callable[..., PretrainedConfig]], Callable[..., PretrainedConfig]]:
     """Register ``fn(**kwargs) -> PretrainedConfig`` as architecture ``name`` with its presets."""
 
     def decorate(fn: Callable[..., PretrainedConfig]) -> Callable[..., PretrainedConfig]:
-        ARCHS[name] = Arch(name, fn, presets, auto_class, dict(defaults or {}))
+        ARCHS[name] = Arch(name, fn, presets, auto_class, dict(defaults or {}), finish)
         return fn
 
     return decorate
@@ -132,9 +136,7 @@ def llama_config(**kwargs: Any) -> PretrainedConfig:
 
 # T5 v1.1 shapes (Raffel et al. 2020; the v1.1 checkpoints: gated-GELU feed-forward, no dropout
 # in pretraining as in nanoT5). "tiny" is for tests and CPU runs. T5 has relative position
-# buckets, so no max_position_embeddings bounds the sequence length. transformers >= 5 always
-# ties T5's output layer to the input embedding; tie_word_embeddings=False there only switches
-# off v1.0's d_model**-0.5 rescaling of the decoder output, which is what v1.1 needs.
+# buckets, so no max_position_embeddings bounds the sequence length.
 T5 = {
     "tiny": {"d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2},
     "small": {"d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 8, "num_decoder_layers": 8},
@@ -143,11 +145,53 @@ T5 = {
 }
 
 
+def untie_t5_output(model: PreTrainedModel, fresh: bool) -> None:
+    """Give a T5 v1.1 model its own output layer, as the v1.1 checkpoints and nanoT5 have.
+
+    transformers >= 5 always ties T5's ``lm_head`` to the input embedding (``T5Config`` turns
+    ``tie_word_embeddings=False`` into "tied, without v1.0's d_model**-0.5 rescale"), which
+    drops 16.4M parameters from t5 small. Here the head becomes a separate matrix (random init
+    N(0, initializer_factor), T5's and nanoT5's init) and the instance stops listing it as tied,
+    so ``save_pretrained`` writes ``lm_head.weight`` and a config saying
+    ``tie_word_embeddings: false``. Stock ``AutoModelForSeq2SeqLM`` loads that untied (both
+    tensors present and different), and transformers 4 reads the false as "v1.1: no rescale".
+    A v1.0-style checkpoint (config asks for the rescale) is left tied as it was trained.
+    """
+    import torch
+
+    config = model.config
+    if getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", False)):
+        return
+    keys = type(model)._tied_weights_keys or {}
+    if isinstance(keys, dict):
+        model._tied_weights_keys = {k: v for k, v in keys.items() if not k.startswith("lm_head")}
+    else:  # transformers 4: a list of names
+        model._tied_weights_keys = [k for k in keys if not k.startswith("lm_head")]
+    head, shared = model.lm_head, model.get_input_embeddings()
+    if head.weight is shared.weight and hasattr(shared.weight, "ds_id"):  # partitioned by ZeRO-3 init
+        raise ConfigError(
+            "model: T5 v1.1's output layer cannot be untied inside DeepSpeed ZeRO-3 init; set "
+            "zero3_init_flag: false in the accelerate config (the model is partitioned at prepare instead)"
+        )
+    if head.weight is shared.weight:
+        with torch.no_grad():
+            weight = torch.empty_like(shared.weight)
+            if fresh:
+                weight.normal_(mean=0.0, std=config.initializer_factor * 1.0)
+            else:  # a loaded checkpoint whose head was tied: keep its function, train them apart
+                weight.copy_(shared.weight)
+        head.weight = torch.nn.Parameter(weight, requires_grad=shared.weight.requires_grad)
+    if isinstance(model._tied_weights_keys, dict):
+        model.all_tied_weights_keys = dict(model._tied_weights_keys)
+    config.tie_word_embeddings = False
+
+
 @register_arch(
     "t5",
     T5,
     auto_class="AutoModelForSeq2SeqLM",
     defaults={"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "dropout_rate": 0.0},
+    finish=untie_t5_output,
 )
 def t5_config(**kwargs: Any) -> PretrainedConfig:
     from transformers import T5Config
@@ -233,16 +277,21 @@ def build_model(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int
     """
     import transformers
 
-    auto = getattr(transformers, ARCHS[cfg.arch].auto_class)
+    arch = ARCHS[cfg.arch]
+    auto = getattr(transformers, arch.auto_class)
     dtype = torch_dtype(cfg.dtype)
     if cfg.init_from is not None:
         model = _load_local(auto, cfg, dtype)
+        if arch.finish is not None:
+            arch.finish(model, False)
         if model.get_input_embeddings().num_embeddings < vocab_size:
             model.resize_token_embeddings(vocab_size, mean_resizing=False)
         set_special_ids(model, special_ids)
     else:
         config = model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
         model = auto.from_config(config, attn_implementation=cfg.attn_implementation, dtype=dtype)
+        if arch.finish is not None:
+            arch.finish(model, True)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     return model

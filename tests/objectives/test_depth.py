@@ -247,7 +247,7 @@ def test_synthetic_ids_are_refused(tokenizer) -> None:
 
 def test_bad_options_are_config_errors(tokenizer) -> None:
     with pytest.raises(ConfigError, match="splitter"):
-        make(tokenizer, splitter="nltk")
+        make(tokenizer, splitter="spacy")
     with pytest.raises(ConfigError, match="sentence_loss_coefficient"):
         make(tokenizer, sentence_loss_coefficient=-1)
     with pytest.raises(UserError, match="sent_"):

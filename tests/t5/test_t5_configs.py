@@ -27,3 +27,37 @@ def test_shipped_t5_configs_validate(files, mode, objective):
 
 def test_every_t5_example_is_covered():
     assert {p.name for p in CONFIGS.glob("t5_*.yaml")} == {"t5_span_corruption.yaml", "t5_depth.yaml", "t5_glue.yaml", "t5_synthetic_pairs.yaml"}
+
+
+def test_nanot5_base_is_nanot5s_default_run():
+    """nanoT5/configs/default.yaml: t5-v1_1-base, C4, input 512 at density 0.15 / span 3,
+    adamwscale 2e-2 no decay, cosine (10k warmup from half the peak, floor 1e-5), 65,536 steps
+    of 128, clip 1.0, bf16, seed 2137."""
+    c = load_run_config([CONFIGS / "nanot5_base.yaml"])
+    assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len) == (2137, "t5", "base", 512)
+    assert c.objective.name == "span_corruption"
+    assert c.objective.options() == {"noise_density": 0.15, "mean_noise_span_length": 3.0}
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay) == ("adamwscale", 2e-2, 0.0)
+    s = c.schedule
+    assert (s.name, s.warmup_steps, s.warmup_start) == ("cosine", 10_000, 0.5)
+    assert s.final_lr_ratio * c.optim.lr == pytest.approx(1e-5)
+    t = c.train
+    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (65_536, 128, 1.0, "bf16")
+
+
+def test_depth_paper_is_the_depth_codes_from_scratch_run():
+    """DEPTH run_pre_training_depth_from_scratch.sh + hydra default.yaml: t5-v1_1-base, one
+    document per example, density 0.3 / span 3, 20 sentences, shuffle 0.5, NLTK punkt;
+    AdamW (torch: betas 0.9/0.999, eps 1e-8) 1e-4 no decay, linear to 0 after 10k warmup,
+    batch 200, 1M steps, clip 1.0 (HF Trainer default), bf16, seed 2137."""
+    c = load_run_config([CONFIGS / "depth_paper.yaml"])
+    assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len, c.data.packing) == (2137, "t5", "base", 512, False)
+    o = c.objective.options()
+    assert c.objective.name == "depth" and (o["construction"], o["splitter"]) == ("paper", "nltk")
+    assert (o["noise_density"], o["mean_noise_span_length"], o["max_sentences"]) == (0.3, 3.0, 20)
+    assert (o["sentence_shuffling_probability"], o["hierarchical_attention"]) == (0.5, True)
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == ("adamw", 1e-4, 0.0, (0.9, 0.999), 1e-8)
+    s = c.schedule
+    assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == ("linear", 10_000, 0.0, 0.0)
+    t = c.train
+    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (1_000_000, 200, 1.0, "bf16")

@@ -1,5 +1,11 @@
 """DEPTH (``objective: depth``): span corruption plus sentence un-shuffling, for T5 models.
 
+Two constructions. ``construction: synthlm`` (the default, described below) packs windows
+across documents, masks text tokens at the exact density, numbers sentinels in order and ends
+targets with ``</s>``. ``construction: paper`` builds examples as the DEPTH paper's code does
+(``synthlm.objectives.depth_paper``); docs/papers/depth.md lists every difference and why the
+default departs from the paper.
+
 Example layout. A window's sentences S1..Sk (at most ``max_sentences``) each get a sentence
 token, drawn as a random permutation of ``<sent_0..N-1>`` per example (in order with
 ``sentence_ids: ordered``, for fine-tuning)::
@@ -59,6 +65,7 @@ import torch
 from pydantic import Field
 
 from synthlm.errors import ConfigError, UserError
+from synthlm.objectives import depth_paper
 from synthlm.objectives.base import IGNORE_INDEX, register_objective
 from synthlm.objectives.span_corruption import EncoderDecoderObjective, SpanCorruptionConfig
 from synthlm.objectives.t5_noise import (
@@ -80,8 +87,11 @@ class DepthConfig(SpanCorruptionConfig):
     sentence_shuffling_probability: float = Field(0.5, ge=0, le=1, description="Chance that an example's sentences are shuffled.")
     sentence_loss_coefficient: float = Field(1.0, ge=0, description="Weight of the loss on <sent_i> targets; reconstruction targets weigh 1.")
     sentence_ids: Literal["random", "ordered"] = Field("random", description="random: a permutation per example (pretraining); ordered: fine-tuning.")
-    splitter: str = Field("pysbd", description="Sentence splitter (synthlm.text.sentences): pysbd or rules.")
+    splitter: str = Field("pysbd", description="Sentence splitter (synthlm.text.sentences): pysbd, rules or nltk (the paper's; needs punkt_tab).")
     hierarchical_attention: bool = Field(True, description="Sentence tokens attend hierarchically (see module docs).")
+    construction: Literal["synthlm", "paper"] = Field(
+        "synthlm", description="synthlm: packed windows, exact density (module docs); paper: the DEPTH code's examples (depth_paper)."
+    )
 
 
 @register_objective("depth")
@@ -94,6 +104,7 @@ class Depth(EncoderDecoderObjective):
     def __init__(self, tokenizer: Any = None, **options: Any) -> None:
         super().__init__(tokenizer, **options)
         get_splitter(self.config.splitter)  # unknown splitter: fail now, not in a worker
+        split_sentences("Ready. Set.", self.config.splitter)  # a missing splitter model, too
         self.eosen_id = self.ids[self._eosen_name]
         self.sentence_token_ids = np.array([self.ids[n] for n in self._sentence_names], dtype=np.int64)
         self.codec = TextCodec(tokenizer)
@@ -105,9 +116,23 @@ class Depth(EncoderDecoderObjective):
 
     # -- lengths -------------------------------------------------------------------------------
 
+    def check_data(self, data: Any) -> None:
+        """The paper's construction is one document per example: it needs unpacked samples."""
+        if self.config.construction == "paper" and getattr(data, "packing", False):
+            raise ConfigError(
+                "objective.construction=paper builds one document per example as the DEPTH code does; "
+                "set data.packing: false"
+            )
+
     def window_length(self, seq_len: int) -> int:
         """Raw tokens to read: as for span corruption; sentence tokens take room, so a little
-        text is always left over rather than missing."""
+        text is always left over rather than missing. The paper's construction reads up to
+        ``seq_len`` tokens of one document (its sequence, specials included, is cut there)."""
+        if self.config.construction == "paper":
+            if seq_len < 4:
+                raise ConfigError(f"objective 'depth': input length {seq_len} leaves no room for text; raise data.seq_len")
+            self._input_length_of_raw[seq_len] = seq_len
+            return seq_len
         raw, _ = raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)
         if self.content_budget(seq_len, 1) < 2:
             raise ConfigError(f"objective 'depth': input length {seq_len} leaves no room for text; raise data.seq_len")
@@ -140,7 +165,13 @@ class Depth(EncoderDecoderObjective):
             n -= 1
         return n
 
+    def input_length_of(self, raw: int) -> int:
+        """The paper's construction reads as many tokens as the input holds."""
+        return raw if self.config.construction == "paper" else super().input_length_of(raw)
+
     def target_length(self, seq_len: int) -> int:
+        if self.config.construction == "paper":  # the paper pads (and cuts) targets to the input length
+            return seq_len
         return max(
             self.target_bound(self.content_budget(seq_len, s), s) for s in range(1, self.config.max_sentences + 1)
         )
@@ -213,9 +244,46 @@ class Depth(EncoderDecoderObjective):
         rng = sample_rng(self.config.seed, tokens, sample.source)
         return self.build_example(self.fit(sentences, seq_len), rng)
 
+    def paper_example(self, sample: Any, seq_len: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One example as the DEPTH code builds it (see ``depth_paper``), from the sample's
+        first document."""
+        tokens = np.asarray(sample.input_ids, dtype=np.int64)
+        segments = np.asarray(sample.segment_ids)
+        first = segments == segments[0]
+        sentences = self.sentences_of(tokens[first], segments[first], sample.source)
+        rng = sample_rng(self.config.seed, tokens, sample.source)
+        ids = self.sentence_token_ids[rng.permutation(self.config.max_sentences)]
+        sequence, owner = depth_paper.paper_sequence(sentences, ids, self.eosen_id, self.eos_id, seq_len)
+        special = np.isin(sequence, self._special_ids)
+        noise = depth_paper.paper_noise_mask(
+            len(sequence), self.config.noise_density, self.config.mean_noise_span_length, special, rng
+        )
+        inputs, owner, labels = depth_paper.paper_corrupt(
+            sequence, owner, noise, self._label_specials, self.sentinel_ids, rng
+        )
+        if shuffle:
+            inputs, owner = depth_paper.paper_shuffle(inputs, owner, self.eosen_id, self.eos_id, rng)
+        return inputs[:seq_len], owner[:seq_len], labels[:seq_len]
+
+    @property
+    def _special_ids(self) -> np.ndarray:
+        return np.array([self.eos_id, self.pad_id, self.eosen_id, *self.sentence_token_ids, *self.sentinel_ids])
+
+    @property
+    def _label_specials(self) -> np.ndarray:
+        return np.array([self.eosen_id, *self.sentence_token_ids])
+
+    def rows(self, samples: list, seq_len: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if self.config.construction != "paper":
+            return [self.example(s, seq_len) for s in samples]
+        every = np.concatenate([np.asarray(s.input_ids, dtype=np.int64) for s in samples])
+        batch_rng = sample_rng(self.config.seed, every, salt=-1)  # one decision per batch, as the paper
+        shuffle = bool(batch_rng.random() < self.config.sentence_shuffling_probability)
+        return [self.paper_example(s, seq_len, shuffle) for s in samples]
+
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         seq_len = self.input_length_of(len(samples[0].input_ids))
-        rows = [self.example(s, seq_len) for s in samples]
+        rows = self.rows(samples, seq_len)
         target_len = self.target_length(seq_len)
         targets = self.pad_rows([r[2] for r in rows], target_len, self.pad_id)
         labels = self.pad_rows([r[2] for r in rows], target_len, IGNORE_INDEX)

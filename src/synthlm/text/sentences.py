@@ -1,10 +1,13 @@
 """Sentence splitting with no download at run time, behind a small registry.
 
-Why not NLTK's punkt: it needs a data download on first use, which fails on offline cluster
-nodes (a problem DEPTH users hit). ``pysbd`` (rule-based, pure Python, a declared dependency)
-is the default; ``rules`` is a small regex splitter, about 50x faster and less careful with
-abbreviations, for corpora where speed matters more. Adding a splitter is one decorated
-function returning sentence end offsets.
+Why not NLTK's punkt by default: it needs a data download on first use, which fails on offline
+cluster nodes (a problem DEPTH users hit). ``pysbd`` (rule-based, pure Python, a declared
+dependency) is the default; ``rules`` is a small regex splitter, about 50x faster and less
+careful with abbreviations, for corpora where speed matters more. ``nltk`` is the splitter the
+DEPTH paper's code uses (``nltk.tokenize.sent_tokenize``, English punkt): it needs NLTK and its
+``punkt_tab`` model installed beforehand, and stops with the download command when they are
+missing, never falling back to another splitter. Adding a splitter is one decorated function
+returning sentence end offsets.
 
 Splitting is *lossless*: ``"".join(split_sentences(text)) == text``. Whitespace between two
 sentences is given to the start of the next one, because BPE and SentencePiece vocabularies
@@ -18,6 +21,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
+from synthlm.errors import UserError
 from synthlm.registry import Registry
 
 SplitFn = Callable[[str], list[int]]
@@ -75,6 +79,33 @@ def pysbd_ends(text: str) -> list[int]:
         cursor = found + len(core)
         ends.append(cursor)
     return ends
+
+
+NLTK_DOWNLOAD = "python -m nltk.downloader punkt_tab"
+
+
+@lru_cache(maxsize=1)
+def _punkt():
+    """NLTK's English punkt model, the one ``nltk.tokenize.sent_tokenize`` loads (NLTK >= 3.9
+    reads it from the ``punkt_tab`` data package; the DEPTH code downloaded the older pickled
+    ``punkt``, whose parameters are the same)."""
+    try:
+        from nltk.tokenize.punkt import PunktTokenizer
+    except ImportError:
+        raise UserError("sentence splitter 'nltk' needs NLTK >= 3.9: pip install 'nltk>=3.9'") from None
+    try:
+        return PunktTokenizer("english")
+    except LookupError:
+        raise UserError(
+            "sentence splitter 'nltk': NLTK's English punkt model is not installed; install it once "
+            f"(where there is network, or copy it into an NLTK_DATA folder): {NLTK_DOWNLOAD}"
+        ) from None
+
+
+@register_splitter("nltk")
+def nltk_ends(text: str) -> list[int]:
+    """NLTK punkt (English), as ``nltk.tokenize.sent_tokenize`` splits: end offsets of its spans."""
+    return [end for _, end in _punkt().span_tokenize(text)]
 
 
 _ABBREVIATIONS = frozenset({

@@ -166,6 +166,8 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     if natural.eos_id is None:
         raise ConfigError(f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing needs one between documents")
     objective, tokenizer = build_objective(config, natural)
+    if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
+        objective.check_data(data)
     check_model_kind(config, objective)
     layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens)
     ids = model_special_ids(tokenizer, objective)
