@@ -12,9 +12,10 @@ import json
 import re
 from pathlib import Path
 
-import paper_reference as paper
 import pytest
 from entigraph_fakes import FakeOpenAI, entigraph_command, read_jsonl, run
+
+import entigraph_paper as paper
 
 ARTICLES = [  # QuALITY format, as train and dev files; "Last, First" authors, as in QuALITY
     {"article_id": "101", "set_unique_id": "101_a", "title": "Gull Rock", "author": "Lind, Ann", "year": 1961,

@@ -114,3 +114,79 @@ def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
     assert saved["cot"]["attempt_rate"] == 0.0 and saved["cot"]["accuracy_all"] == 0.0
     bad = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "vote", "--device", "cpu")
     assert bad.returncode == 2 and "--qa-scorer 'vote'" in bad.stderr
+
+
+# -- the paper's protocol (Yang et al. 2024), against tests/entigraph_paper.py --------------------
+
+
+def test_entigraph_protocol_prompt_is_the_papers():
+    import entigraph_paper as paper
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import entigraph_protocol
+
+    item = QAItem("Les Mis", "What is the setting?", ("London", "Madrid", "Paris", "Rome"), 2, False, "Hugo, Victor", "1862")
+    assert entigraph_protocol().prompt(item) == paper.qa_prompt("Les Mis", "Hugo, Victor", "1862", item.question, list(item.options))
+
+
+def test_entigraph_protocol_sampling_stops_and_parser_are_the_papers():
+    import entigraph_paper as paper
+    from synthlm.evaluate.qa_protocols import cut_at_stop, entigraph_protocol
+
+    protocol = entigraph_protocol()
+    assert (protocol.temperature, protocol.max_new_tokens, protocol.samples) == (0.1, 300, 8)
+    assert sorted(protocol.stop) == sorted(paper.answer_strings())
+    for raw in ("It is Paris. Answer: C.\nmore", "Answer: AB.\n", "Answer: D.\n\n## Example 7", "no answer"):
+        text, stopped = cut_at_stop(raw, protocol.stop)
+        expected = paper.parse_answer(text) if stopped else None
+        assert (protocol.parse(text, 4) if stopped else None) == expected
+
+
+def test_nothing_attempted_is_undefined_not_zero(qa_file):
+    metrics = cot_metrics(read_qa(qa_file), [{"pred": None}] * 4)
+    assert metrics["accuracy_attempted"] is None and metrics["attempt_rate"] == 0.0
+
+
+def test_title_split_is_first_fifth_val_rest_test():
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import title_split
+
+    items = [QAItem(t, "q?", ("a", "b", "c", "d"), 0, False, "A", "1") for t in "JIHGFEDCBAJ"]
+    split = title_split(items)
+    assert sorted(items[i].title for i in split["val"]) == ["A", "B"]
+    assert len(split["test"]) == 9
+
+
+def test_eval_cli_runs_the_entigraph_protocol_with_bos(tmp_path, qa_file):
+    """The rigged model ends every draw at once (EOS): 8 draws, nothing attempted, accuracy null."""
+    from tokenizers import processors
+
+    from cli_runner import run_cli
+
+    tokenizer = byte_tokenizer()
+    articles = json.loads(qa_file.read_text())
+    for article in articles:
+        article["year"] = 1950
+    qa_file.write_text(json.dumps(articles))
+    backend = tokenizer.backend_tokenizer
+    backend.add_special_tokens(["<s>"])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", backend.token_to_id("<s>"))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
+    model = rigged_model(tokenizer, "</s>")
+    model.config.max_position_embeddings = 4096
+    model = LlamaForCausalLM(model.config)  # rebuilt with the longer context, then rigged again
+    model.load_state_dict(rigged_model(tokenizer, "</s>").state_dict())
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    result = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "cot", "--qa-protocol", "entigraph",
+                     "--qa-limit", "1", "--device", "cpu", "--out", str(tmp_path / "out.json"))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "out.json").read_text())["qa"]["cot"]
+    assert saved["protocol"] == "entigraph" and saved["accuracy_attempted"] is None and saved["attempt_rate"] == 0.0
+    prediction = json.loads((tmp_path / "out.predictions.json").read_text())[0]["cot"]
+    assert prediction["draws"] == 8 and prediction["pred"] is None
+    import entigraph_paper as paper
+
+    article = articles[0]
+    question = article["questions"][0]
+    prompt = paper.qa_prompt(article["title"], article["author"], "1950", question["question"], question["options"])
+    assert prediction["prompt_tokens"] == len(prompt.encode()) + 1  # byte tokens + BOS
