@@ -190,3 +190,12 @@ def test_eval_cli_runs_the_entigraph_protocol_with_bos(tmp_path, qa_file):
     question = article["questions"][0]
     prompt = paper.qa_prompt(article["title"], article["author"], "1950", question["question"], question["options"])
     assert prediction["prompt_tokens"] == len(prompt.encode()) + 1  # byte tokens + BOS
+
+
+def test_several_qa_files_are_one_set(tmp_path, qa_file):
+    """QuALITY comes as train + dev; the paper scores (and splits) both together."""
+    articles = json.loads(qa_file.read_text())
+    (tmp_path / "train.json").write_text(json.dumps(articles[:1]))
+    (tmp_path / "dev.json").write_text(json.dumps(articles[1:]))
+    items = read_qa([tmp_path / "train.json", tmp_path / "dev.json"])
+    assert [i.question for i in items] == [i.question for i in read_qa(qa_file)]

@@ -22,7 +22,9 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation's private RNG stream."),
-    qa: Path = typer.Option(None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data."),
+    qa: list[Path] = typer.Option(
+        None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data; repeat to score several files as one set (QuALITY train + dev).",
+    ),
     qa_scorer: str = typer.Option("loglik", "--qa-scorer", help="loglik (option log-likelihood), cot (few-shot chain of thought) or both."),
     qa_limit: int = typer.Option(None, "--qa-limit", min=1, help="Evaluate only the first N questions."),
     qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the synthlm chain-of-thought prompt."),
@@ -69,7 +71,7 @@ def eval_command(
         typer.echo(f"wrote {path}")
         return
 
-    if qa is not None:
+    if qa:
         from synthlm.evaluate.qa import dumps, evaluate_qa
 
         report, path = evaluate_qa(

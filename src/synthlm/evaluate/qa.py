@@ -59,8 +59,11 @@ class QAItem:
     year: str = ""
 
 
-def read_qa(path: str | Path) -> list[QAItem]:
-    """Questions with gold answers from a QuALITY json/jsonl file (articles with questions)."""
+def read_qa(path: str | Path | Sequence[str | Path]) -> list[QAItem]:
+    """Questions with gold answers from QuALITY json/jsonl files (articles with questions).
+
+    Several files are read as one set (the paper scores QuALITY train + dev together).
+    """
     from synthlm.entigraph.documents import read_documents
 
     documents = read_documents(path, fmt="quality")
@@ -195,7 +198,7 @@ def cot_metrics(
 
 def evaluate_qa(
     checkpoint: str | Path,
-    qa_file: str | Path,
+    qa_file: str | Path | Sequence[str | Path],
     *,
     scorer: str = "loglik",
     limit: int | None = None,
@@ -232,8 +235,9 @@ def evaluate_qa(
         protocol, prompt_file=None if prompt_file is None else Path(prompt_file), shots=shots,
         temperature=temperature, max_new_tokens=max_new_tokens, stop=stop,
     )
-    items = read_qa(qa_file)[:limit]
-    check_items(protocol, items, Path(qa_file))
+    files = [qa_file] if isinstance(qa_file, (str, Path)) else list(qa_file)
+    items = read_qa(files)[:limit]
+    check_items(protocol, items, ", ".join(str(f) for f in files))
     refuse_encoder_decoder(checkpoint, "synthlm eval --qa", "options are scored as continuations of the question")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
     torch_device = next(ckpt.model.parameters()).device
@@ -250,7 +254,7 @@ def evaluate_qa(
     atomic_write_json(path, {"qa": results})
     records = [{"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}} for i, it in enumerate(items)]
     atomic_write_json(path.with_name(path.stem + ".predictions.json"), records)
-    return {"qa": results, "checkpoint": str(checkpoint), "file": str(qa_file)}, path
+    return {"qa": results, "checkpoint": str(checkpoint), "file": ", ".join(str(f) for f in files)}, path
 
 
 def dumps(report: dict[str, Any]) -> str:

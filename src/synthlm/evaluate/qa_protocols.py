@@ -208,7 +208,7 @@ def score_generate(
     return predictions
 
 
-def check_items(protocol: Protocol, items: Sequence[QAItem], qa_file: Path) -> None:
+def check_items(protocol: Protocol, items: Sequence[QAItem], qa_file: str) -> None:
     """The paper's prompt prints title, author and year: refuse questions lacking them."""
     if protocol.name != "entigraph":
         return
