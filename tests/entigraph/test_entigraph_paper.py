@@ -109,3 +109,21 @@ def test_a_document_without_the_year_the_prompts_print_is_refused_before_any_req
         assert fake.hits == []
     assert result.returncode == 2
     assert "1 document(s) have no year ('a')" in result.stderr and "$year" in result.stderr
+
+
+def test_cut_off_records_in_an_older_log_are_asked_again_and_kept_out_of_the_corpus(tmp_path):
+    from synthlm.entigraph.corpus import corpus_lines
+    from synthlm.entigraph.plan import Key
+    from synthlm.entigraph.state import RunState
+
+    records = [
+        {"key": Key("a", "pair", ("X", "Y")).encode(), "doc_id": "a", "step": "pair", "entities": ["X", "Y"],
+         "text": "cut off mid-sent", "finish_reason": "length", "usage": {"prompt_tokens": 5, "completion_tokens": 7, "requests": 1}},
+        {"key": Key("a", "pair", ("X", "Z")).encode(), "doc_id": "a", "step": "pair", "entities": ["X", "Z"],
+         "text": "whole.", "finish_reason": "stop", "usage": {"prompt_tokens": 5, "completion_tokens": 2, "requests": 1}},
+    ]
+    (tmp_path / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    state = RunState.load(tmp_path)
+    assert not state.done(Key("a", "pair", ("X", "Y"))) and state.done(Key("a", "pair", ("X", "Z")))
+    assert state.usage.completion_tokens == 9  # the cut-off reply was paid for
+    assert [line["text"] for line in corpus_lines(tmp_path / "generations.jsonl")] == ["whole."]
