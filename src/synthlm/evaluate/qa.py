@@ -94,7 +94,7 @@ def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[st
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
-    context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    context = tokenizer(prompt, add_special_tokens=True)["input_ids"]  # BOS as the model's tokenizer adds it
     rows = [context + tokenizer(" " + option, add_special_tokens=False)["input_ids"] for option in options]
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
