@@ -158,8 +158,9 @@ def test_title_split_is_first_fifth_val_rest_test():
 
 def test_entigraph_protocol_runs_end_to_end_with_bos(tmp_path, qa_file):
     """The rigged model ends every draw at once (EOS): 8 draws, nothing attempted, accuracy null."""
-    import entigraph_paper as paper
     from tokenizers import processors
+
+    import entigraph_paper as paper
 
     articles = json.loads(qa_file.read_text())
     for article in articles:
@@ -175,7 +176,7 @@ def test_entigraph_protocol_runs_end_to_end_with_bos(tmp_path, qa_file):
     model.load_state_dict(rigged.state_dict())
     model.save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
-    report, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="cot", protocol="entigraph", limit=1,
+    _, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="cot", protocol="entigraph", limit=1,
                                out=tmp_path / "out.json", device="cpu")
     saved = json.loads(path.read_text())["qa"]["cot"]
     assert saved["protocol"] == "entigraph" and saved["accuracy_attempted"] is None and saved["attempt_rate"] == 0.0
