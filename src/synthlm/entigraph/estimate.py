@@ -63,7 +63,8 @@ class Estimate:
         for name, row in {**self.steps, "total": self.total()}.items():
             expected = "?" if row.expected_completion_tokens is None else f"{row.expected_completion_tokens:,}"
             expected = expected if row.requests else "0"
-            cost = format_cost(self._max_cost(row))
+            unbounded = row.max_completion_tokens is None and self.prices.known
+            cost = "unbounded (no --max-tokens)" if unbounded else format_cost(self._max_cost(row))
             most = "no cap" if row.max_completion_tokens is None else f"{row.max_completion_tokens:,}"
             lines.append(f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {most:>17} {expected:>13}  {cost}")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
