@@ -102,13 +102,15 @@ def test_replies_cut_off_by_the_length_limit_never_reach_the_corpus(quality_file
 
 
 def test_a_document_without_the_year_the_prompts_print_is_refused_before_any_request(tmp_path):
+    from synthlm.entigraph import EntiGraphConfig, run_entigraph
+    from synthlm.errors import UserError
+
     docs = tmp_path / "docs.jsonl"
     docs.write_text(json.dumps({"id": "a", "title": "T", "author": "A", "text": "Some text."}) + "\n")
-    with FakeOpenAI() as fake:
-        result = run(entigraph_command(docs, tmp_path / "out", fake))
-        assert fake.hits == []
-    assert result.returncode == 2
-    assert "1 document(s) have no year ('a')" in result.stderr and "$year" in result.stderr
+    cfg = EntiGraphConfig(docs=docs, out=tmp_path / "out", model="m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(UserError, match=r"1 document\(s\) have no year \('a'\).*\$year"):
+        run_entigraph(cfg)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cut_off_records_in_an_older_log_are_asked_again_and_kept_out_of_the_corpus(tmp_path):
