@@ -49,6 +49,7 @@ class FakeOpenAI:
     retry_after: str = "1"
     expected_key: str = FAKE_KEY
     hits: list[Hit] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # every request body, in order
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -78,11 +79,16 @@ class FakeOpenAI:
 
     # -- replies -------------------------------------------------------------------------
 
-    def reply_text(self, messages: list[dict[str, str]]) -> str:
+    def reply_text(self, messages: list[dict[str, str]], json_mode: bool = False) -> str:
+        """Like a real chat model: JSON only when JSON mode was asked for (response_format)."""
         if is_entity_request(messages):
-            names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{2,}\b", messages[-1]["content"])))
-            return json.dumps({"summary": f"Summary {signature(messages)}.", "entities": names[: self.entities_per_doc]})
-        return f"Analysis {signature(messages)}: " + " / ".join(re.findall(r"^- (.+)$", messages[-1]["content"], re.M))
+            text = messages[-1]["content"].split("Content:", 1)[-1]
+            names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{2,}\b", text)))[: self.entities_per_doc]
+            summary = f"Summary {signature(messages)}."
+            if json_mode:
+                return json.dumps({"summary": summary, "entities": names})
+            return f"Sure! {summary} The entities are: " + ", ".join(names) + "."
+        return f"Analysis {signature(messages)}: " + " / ".join(re.findall(r"^\s*- (.+)$", messages[-1]["content"], re.M))
 
 
 def is_entity_request(messages: list[dict[str, str]]) -> bool:
@@ -105,6 +111,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 if self.headers.get("authorization") != f"Bearer {fake.expected_key}":
                     fault = "401"
                 fake.hits.append(Hit(index, signature(messages), fault or "ok", time.monotonic(), is_entity_request(messages)))
+                fake.bodies.append(body)
             if fake.delay:
                 time.sleep(fake.delay)
             self._answer(fault, messages, body)
@@ -123,11 +130,16 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fake.hang)
             if fault == "malformed":
                 return self._raw(200, b'{"id": "chatcmpl-1", "choices": [{"index": 0, "mess')
-            text = "Sure! The entities are Alpha and Beta." if fault == "badjson" else fake.reply_text(messages)
+            json_mode = (body.get("response_format") or {}).get("type") == "json_object"
+            if json_mode and not any("json" in m["content"].lower() for m in messages):
+                # OpenAI's rule: JSON mode needs the word JSON in the messages
+                return self._send(400, {"error": {"message": "'messages' must contain the word 'json'", "type": "invalid_request_error"}})
+            text = "Sure! The entities are Alpha and Beta." if fault == "badjson" else fake.reply_text(messages, json_mode)
+            finish = "length" if fault == "length" else "stop"
             prompt = sum(len(m["content"]) for m in messages) // 4
             self._send(200, {
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
                 "usage": {"prompt_tokens": prompt, "completion_tokens": len(text) // 4, "total_tokens": prompt + len(text) // 4},
             })
 
@@ -152,8 +164,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 # -- helpers for the CLI tests -------------------------------------------------------------
 
 DOCS = [
-    {"id": "keeper", "title": "Gull Rock", "author": "Ann", "text": "Marta kept the Lighthouse while Tomas installed the Beacon near Vestby."},
-    {"id": "vault", "title": "Cold Storage", "author": "Bo", "text": "Ilse guarded the Vault after the Flood broke the Server at Ostrava."},
+    {"id": "keeper", "title": "Gull Rock", "author": "Ann", "year": 1961, "text": "Marta kept the Lighthouse while Tomas installed the Beacon near Vestby."},
+    {"id": "vault", "title": "Cold Storage", "author": "Bo", "year": 1974, "text": "Ilse guarded the Vault after the Flood broke the Server at Ostrava."},
 ]
 REQUESTS_PER_DOC = 1 + 6 + 4  # entities, C(4,2) pairs, C(4,3) triples (the fake names 4 entities)
 
@@ -188,9 +200,8 @@ def request_signature(record: dict[str, Any], docs_path: Path) -> str:
     """The signature the server saw for the request behind a generation record."""
     from synthlm.entigraph.documents import read_documents
     from synthlm.entigraph.plan import Key, entity_values
-    from synthlm.entigraph.templates import PromptSet
+    from synthlm.entigraph.templates import PromptSet, document_values
 
     key = Key.from_record(record)
     doc = next(d for d in read_documents(docs_path) if d.id == key.doc_id)
-    values = {"title": doc.title, "author": doc.author, "text": doc.text, **entity_values(key)}
-    return signature(PromptSet.load().messages(key.step, values))
+    return signature(PromptSet.load().messages(key.step, document_values(doc, entity_values(key))))

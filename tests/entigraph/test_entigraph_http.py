@@ -167,7 +167,7 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
         user = messages[1]["content"]
         if is_entity_request(messages) and "Cold Storage" in user:
             return "badjson"  # the second document never yields valid JSON
-        if user.endswith("- Title\n- Gull\n"):
+        if user.endswith("- Gull\n    - Rock\n    "):
             return "500"  # one pair of the first document always fails
         return None
 

@@ -114,3 +114,108 @@ def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
     assert saved["cot"]["attempt_rate"] == 0.0 and saved["cot"]["accuracy_all"] == 0.0
     bad = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "vote", "--device", "cpu")
     assert bad.returncode == 2 and "--qa-scorer 'vote'" in bad.stderr
+
+
+# -- the paper's protocol (Yang et al. 2024), against tests/entigraph_paper.py --------------------
+
+
+def test_entigraph_protocol_prompt_is_the_papers():
+    import entigraph_paper as paper
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import entigraph_protocol
+
+    item = QAItem("Les Mis", "What is the setting?", ("London", "Madrid", "Paris", "Rome"), 2, False, "Hugo, Victor", "1862")
+    assert entigraph_protocol().prompt(item) == paper.qa_prompt("Les Mis", "Hugo, Victor", "1862", item.question, list(item.options))
+
+
+def test_entigraph_protocol_sampling_stops_and_parser_are_the_papers():
+    import entigraph_paper as paper
+    from synthlm.evaluate.qa_protocols import cut_at_stop, entigraph_protocol
+
+    protocol = entigraph_protocol()
+    assert (protocol.temperature, protocol.max_new_tokens, protocol.samples) == (0.1, 300, 8)
+    assert sorted(protocol.stop) == sorted(paper.answer_strings())
+    for raw in ("It is Paris. Answer: C.\nmore", "Answer: AB.\n", "Answer: D.\n\n## Example 7", "no answer"):
+        text, stopped = cut_at_stop(raw, protocol.stop)
+        expected = paper.parse_answer(text) if stopped else None
+        assert (protocol.parse(text, 4) if stopped else None) == expected
+
+
+def test_nothing_attempted_is_undefined_not_zero(qa_file):
+    metrics = cot_metrics(read_qa(qa_file), [{"pred": None}] * 4)
+    assert metrics["accuracy_attempted"] is None and metrics["attempt_rate"] == 0.0
+
+
+def test_title_split_is_first_fifth_val_rest_test():
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import title_split
+
+    items = [QAItem(t, "q?", ("a", "b", "c", "d"), 0, False, "A", "1") for t in "JIHGFEDCBAJ"]
+    split = title_split(items)
+    assert sorted(items[i].title for i in split["val"]) == ["A", "B"]
+    assert len(split["test"]) == 9
+
+
+def test_entigraph_protocol_runs_end_to_end_with_bos(tmp_path, qa_file):
+    """The rigged model ends every draw at once (EOS): 8 draws, nothing attempted, accuracy null."""
+    from tokenizers import processors
+
+    import entigraph_paper as paper
+
+    articles = json.loads(qa_file.read_text())
+    for article in articles:
+        article["year"] = 1950
+    qa_file.write_text(json.dumps(articles))
+    backend = byte_tokenizer().backend_tokenizer
+    backend.add_special_tokens(["<s>"])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", backend.token_to_id("<s>"))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
+    rigged = rigged_model(tokenizer, "</s>")
+    rigged.config.max_position_embeddings = 4096  # the paper's prompt is ~2.9K byte tokens
+    model = LlamaForCausalLM(rigged.config)
+    model.load_state_dict(rigged.state_dict())
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    _, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="cot", protocol="entigraph", limit=1,
+                               out=tmp_path / "out.json", device="cpu")
+    saved = json.loads(path.read_text())["qa"]["cot"]
+    assert saved["protocol"] == "entigraph" and saved["accuracy_attempted"] is None and saved["attempt_rate"] == 0.0
+    prediction = json.loads((tmp_path / "out.predictions.json").read_text())[0]["cot"]
+    assert prediction["draws"] == 8 and prediction["pred"] is None
+    article, question = articles[0], articles[0]["questions"][0]
+    prompt = paper.qa_prompt(article["title"], article["author"], "1950", question["question"], question["options"])
+    assert prediction["prompt_tokens"] == len(prompt.encode()) + 1  # byte tokens + BOS
+
+
+def test_entigraph_protocol_refuses_questions_without_year(tmp_path, qa_file):
+    from synthlm.errors import UserError
+
+    with pytest.raises(UserError, match="prints each article's year"):
+        evaluate_qa(tmp_path / "no-ckpt", qa_file, scorer="cot", protocol="entigraph")
+
+
+def test_several_qa_files_are_one_set(tmp_path, qa_file):
+    """QuALITY comes as train + dev; the paper scores (and splits) both together."""
+    articles = json.loads(qa_file.read_text())
+    (tmp_path / "train.json").write_text(json.dumps(articles[:1]))
+    (tmp_path / "dev.json").write_text(json.dumps(articles[1:]))
+    items = read_qa([tmp_path / "train.json", tmp_path / "dev.json"])
+    assert [i.question for i in items] == [i.question for i in read_qa(qa_file)]
+
+
+def test_user_prompt_template_renders_each_question(tmp_path):
+    from synthlm.errors import UserError
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import build_protocol
+
+    template = tmp_path / "prompt.txt"
+    template.write_text("$title ($author, $year) costs $$5\nQ: $question\n${choices}A:")
+    protocol = build_protocol("synthlm", prompt_file=template, temperature=0.3, stop=["\n\n"])
+    item = QAItem("Moby", "Who?", ("Ahab", "Nemo", "Hook", "Flint"), 0, None, "Melville, Herman", "1851")
+    assert protocol.prompt(item) == "Moby (Herman Melville, 1851) costs $5\nQ: Who?\nA. Ahab\nB. Nemo\nC. Hook\nD. Flint\nA:"
+    assert (protocol.temperature, protocol.stop) == (0.3, ("\n\n",))
+    template.write_text("$story")
+    with pytest.raises(UserError, match=r"unknown placeholder\(s\) \$story"):
+        build_protocol("synthlm", prompt_file=template)
+    with pytest.raises(UserError, match="fixes its own sampling"):
+        build_protocol("entigraph", temperature=0.5)

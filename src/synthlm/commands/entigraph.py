@@ -31,7 +31,7 @@ def _help(field: str) -> str:
 
 
 def entigraph(
-    docs: Path = typer.Option(None, "--docs", help=_help("docs")),
+    docs: list[Path] = typer.Option(None, "--docs", help=_help("docs")),
     out: Path = typer.Option(None, "--out", "-o", help=_help("out")),
     model: str = typer.Option(None, "--model", "-m", help=_help("model")),
     backend: str = typer.Option("openai", "--backend", help=_help("backend")),
@@ -43,12 +43,14 @@ def entigraph(
     text_field: str = typer.Option("text", "--text-field", help=_help("text_field")),
     title_field: str = typer.Option("title", "--title-field", help=_help("title_field")),
     author_field: str = typer.Option("author", "--author-field", help=_help("author_field")),
+    year_field: str = typer.Option("year", "--year-field", help=_help("year_field")),
     prompts: Path = typer.Option(None, "--prompts", help=_help("prompts")),
     write_prompts: Path = typer.Option(None, "--write-prompts", help="Copy the shipped prompt set to this directory (to edit, then pass with --prompts) and exit."),
     seed: int = typer.Option(0, "--seed", help=_help("seed")),
     max_pairs: int = typer.Option(None, "--max-pairs", help=_help("max_pairs")),
-    max_triples: int = typer.Option(100, "--max-triples", help=_help("max_triples")),
-    max_tokens: int = typer.Option(1024, "--max-tokens", help=_help("max_tokens")),
+    max_triples: int = typer.Option(None, "--max-triples", help=_help("max_triples")),
+    max_tokens: int = typer.Option(None, "--max-tokens", help=_help("max_tokens")),
+    json_mode: bool = typer.Option(True, "--json-mode/--no-json-mode", help=_help("json_mode")),
     temperature: float = typer.Option(1.0, "--temperature", help=_help("temperature")),
     concurrency: int = typer.Option(8, "--concurrency", "-j", help=_help("concurrency")),
     timeout: float = typer.Option(120.0, "--timeout", help=_help("timeout")),
@@ -75,7 +77,7 @@ def entigraph(
         written = write_default_prompts(write_prompts)
         typer.echo(f"wrote {len(written)} prompt files to {write_prompts}; edit them, then pass --prompts {write_prompts}")
         return
-    missing = [flag for flag, value in (("--docs", docs), ("--out", out), ("--model", model)) if value is None]
+    missing = [flag for flag, value in (("--docs", docs or None), ("--out", out), ("--model", model)) if value is None]
     if missing:
         raise UserError(f"missing {', '.join(missing)} (see synthlm entigraph --help)")
     values = dict(locals())

@@ -22,11 +22,23 @@ def eval_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation's private RNG stream."),
-    qa: Path = typer.Option(None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data."),
+    qa: list[Path] = typer.Option(
+        None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data; repeat to score several files as one set (QuALITY train + dev).",
+    ),
     qa_scorer: str = typer.Option("loglik", "--qa-scorer", help="loglik (option log-likelihood), cot (few-shot chain of thought) or both."),
     qa_limit: int = typer.Option(None, "--qa-limit", min=1, help="Evaluate only the first N questions."),
-    qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the chain-of-thought prompt."),
-    qa_max_new_tokens: int = typer.Option(256, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer."),
+    qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the synthlm chain-of-thought prompt."),
+    qa_max_new_tokens: int = typer.Option(None, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer (default 256; the entigraph protocol fixes 300)."),
+    qa_protocol: str = typer.Option(
+        "synthlm", "--qa-protocol",
+        help="Chain-of-thought protocol: synthlm (2 shots, greedy) or entigraph (the paper's: 5 shots, title/author/year, temperature 0.1, stop at 'Answer: X.', val/test split by title).",
+    ),
+    qa_prompt: Path = typer.Option(
+        None, "--qa-prompt",
+        help="Your own chain-of-thought prompt: a text file with $title $author $year $question $choices ($$ for a literal $).",
+    ),
+    qa_temperature: float = typer.Option(None, "--qa-temperature", min=0.0, help="Sampling temperature for synthlm / --qa-prompt (default 0: greedy)."),
+    qa_stop: list[str] = typer.Option(None, "--qa-stop", help="Stop string for synthlm / --qa-prompt generation (repeatable)."),
     lm_eval: str = typer.Option(
         None, "--lm-eval",
         help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), instead of --data; needs the eval extra (pip install 'synthlm\\[eval]').",
@@ -59,12 +71,13 @@ def eval_command(
         typer.echo(f"wrote {path}")
         return
 
-    if qa is not None:
+    if qa:
         from synthlm.evaluate.qa import dumps, evaluate_qa
 
         report, path = evaluate_qa(
             checkpoint, qa, scorer=qa_scorer, limit=qa_limit, shots=qa_shots, max_new_tokens=qa_max_new_tokens,
-            out=out, device=device, dtype=dtype,
+            out=out, device=device, dtype=dtype, protocol=qa_protocol, prompt_file=qa_prompt,
+            temperature=qa_temperature, stop=qa_stop or (), seed=seed,
         )
         typer.echo(dumps(report["qa"]))
         typer.echo(f"wrote {path}")

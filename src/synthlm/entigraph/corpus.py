@@ -27,6 +27,11 @@ MANIFEST = "manifest.json"
 STEP_RANK = {step: index for index, step in enumerate(STEPS)}
 
 
+def truncated(record: dict[str, Any]) -> bool:
+    """A reply cut off by the token limit (kept in the log for its cost, never used as text)."""
+    return record.get("finish_reason") == "length"
+
+
 def corpus_line(record: dict[str, Any]) -> dict[str, Any]:
     """``{"text", "doc_id", "kind", "entities"}``: the entity step contributes its summary."""
     if record["step"] == "entities":
@@ -39,7 +44,7 @@ def corpus_lines(log: str | Path, doc_order: Sequence[str] = ()) -> Iterator[dic
     position = {doc_id: index for index, doc_id in enumerate(doc_order)}
     index: dict[str, tuple[tuple[Any, ...], int, int]] = {}
     for offset, length, record in iter_log(log):
-        if record["key"] not in index:
+        if record["key"] not in index and not truncated(record):
             doc_id = str(record["doc_id"])
             order = (position.get(doc_id, len(position)), doc_id, STEP_RANK.get(record["step"], len(STEPS)), record.get("entities") or [])
             index[record["key"]] = (order, offset, length)

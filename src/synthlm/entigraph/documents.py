@@ -10,7 +10,7 @@ set; those copies are merged (and must carry identical text).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +43,7 @@ class Document:
     title: str = ""
     author: str = ""
     questions: tuple[Question, ...] = field(default=())
+    year: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,42 @@ class FieldNames:
     text: str = "text"
     title: str = "title"
     author: str = "author"
+    year: str = "year"
 
 
-def read_documents(path: str | Path, fmt: Format = "auto", fields: FieldNames | None = None) -> list[Document]:
-    """Read documents from ``path`` (jsonl, or QuALITY json/jsonl); fail early on any bad record."""
-    path = Path(path)
+def read_documents(
+    path: str | Path | Sequence[str | Path], fmt: Format = "auto", fields: FieldNames | None = None
+) -> list[Document]:
+    """Read documents from one or more files (jsonl, or QuALITY json/jsonl); fail early on any bad record.
+
+    Several files are read as one collection (QuALITY ships as train + dev): records are taken
+    in file order, and ids must be unique across all of them (QuALITY copies are merged).
+    """
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise UserError(f"{path}: documents file not found")
-    records = list(_records(path))
-    if not records:
-        raise UserError(f"{path}: no documents found")
-    if fmt == "auto":
-        fmt = "quality" if all(k in records[0][1] for k in QUALITY_KEYS) else "jsonl"
-    if fmt == "quality":
-        return _quality_documents(path, records)
-    return _generic_documents(path, records, fields or FieldNames())
+    if not paths:
+        raise UserError("--docs: no documents file given")
+    records: list[tuple[str, dict[str, Any]]] = []
+    formats = []
+    for one in paths:
+        if not one.is_file():
+            raise UserError(f"{one}: documents file not found")
+        found = list(_records(one))
+        if not found:
+            raise UserError(f"{one}: no documents found")
+        formats.append(fmt if fmt != "auto" else _detect(found))
+        records.extend(found)
+    if len(set(formats)) > 1:
+        kinds = ", ".join(f"{p} ({f})" for p, f in zip(paths, formats))
+        raise UserError(f"--docs: files of different formats ({kinds}); pass files of one format")
+    if formats[0] == "quality":
+        return _quality_documents(records)
+    return _generic_documents(records, fields or FieldNames())
+
+
+def _detect(records: list[tuple[str, dict[str, Any]]]) -> str:
+    return "quality" if all(k in records[0][1] for k in QUALITY_KEYS) else "jsonl"
 
 
 def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -114,7 +134,7 @@ def _string(where: str, record: dict[str, Any], key: str, required: bool) -> str
     return value
 
 
-def _generic_documents(path: Path, records: list[tuple[str, dict[str, Any]]], fields: FieldNames) -> list[Document]:
+def _generic_documents(records: list[tuple[str, dict[str, Any]]], fields: FieldNames) -> list[Document]:
     documents: dict[str, Document] = {}
     for where, record in records:
         doc = Document(
@@ -122,6 +142,7 @@ def _generic_documents(path: Path, records: list[tuple[str, dict[str, Any]]], fi
             text=_string(where, record, fields.text, required=True),
             title=_string(where, record, fields.title, required=False),
             author=_string(where, record, fields.author, required=False),
+            year=_string(where, record, fields.year, required=False),
         )
         _check_text(where, doc, fields.text)
         if doc.id in documents:
@@ -137,7 +158,7 @@ def _check_text(where: str, doc: Document, key: str) -> None:
         raise UserError(f"{where}: document {doc.id!r} has an empty {key!r}")
 
 
-def _quality_documents(path: Path, records: list[tuple[str, dict[str, Any]]]) -> list[Document]:
+def _quality_documents(records: list[tuple[str, dict[str, Any]]]) -> list[Document]:
     """QuALITY repeats each article once per question set: merge the copies, keep all questions."""
     documents: dict[str, Document] = {}
     for where, record in records:
@@ -147,13 +168,14 @@ def _quality_documents(path: Path, records: list[tuple[str, dict[str, Any]]]) ->
             title=_string(where, record, "title", required=False),
             author=_string(where, record, "author", required=False),
             questions=tuple(_questions(where, record.get("questions", []))),
+            year=_string(where, record, "year", required=False),
         )
         _check_text(where, doc, "article")
         previous = documents.get(doc.id)
         if previous is not None:
             if previous.text != doc.text:
                 raise UserError(f"{where}: article_id {doc.id!r} appears again with a different article text")
-            doc = Document(doc.id, doc.text, doc.title, doc.author, previous.questions + doc.questions)
+            doc = Document(doc.id, doc.text, doc.title, doc.author, previous.questions + doc.questions, doc.year)
         documents[doc.id] = doc
     return list(documents.values())
 

@@ -32,7 +32,7 @@ from synthlm.entigraph.records import AppendLog, GroupCommitLog
 from synthlm.entigraph.retry import PauseGate, RetryPolicy, sleep_unless
 from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState
-from synthlm.entigraph.templates import PromptSet
+from synthlm.entigraph.templates import PromptSet, document_values
 
 
 @dataclass
@@ -172,7 +172,7 @@ class Engine:
         tries = Tries()
         try:
             while not self.stop_reason:
-                completion = await self._attempt(messages, estimate, tries)
+                completion = await self._attempt(messages, estimate, tries, json_mode=self._json_mode(job.key))
                 extra = self._accept(job.key, completion, tries) if completion is not None else None
                 if completion is not None and extra is not None:
                     await self._complete(job, completion, tries.usage, extra)
@@ -181,9 +181,12 @@ class Engine:
             self._fail(job, str(exc), tries.usage)
         return None
 
-    async def _attempt(self, messages: Any, estimate: int, tries: Tries) -> Completion | None:
+    def _json_mode(self, key: Key) -> bool:
+        return self.cfg.json_mode and key.step == "entities"
+
+    async def _attempt(self, messages: Any, estimate: int, tries: Tries, *, json_mode: bool) -> Completion | None:
         """Send once. None means: retry (after any backoff) or stop; :class:`GiveUp` means failed."""
-        reservation = self.budget.admit(estimate, self.cfg.max_tokens)
+        reservation = self.budget.admit(estimate, self.cfg.max_tokens or 0)  # max_cost implies max_tokens
         if reservation is None:
             self.stop(self.budget.exhausted or "budget reached")
             return None
@@ -192,7 +195,9 @@ class Engine:
             await self.gate.wait(self._stopped)
             if self.stop_reason:
                 return None
-            completion = await self.backend.complete(messages, max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature)
+            completion = await self.backend.complete(
+                messages, max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature, json_mode=json_mode
+            )
         except TransientError as exc:
             await self._transient(exc, tries)
         except FatalError as exc:
@@ -233,9 +238,12 @@ class Engine:
             return None
 
     def _values(self, job: Job) -> dict[str, str]:
-        return {"title": job.doc.title, "author": job.doc.author, "text": job.doc.text, **entity_values(job.key)}
+        return document_values(job.doc, entity_values(job.key))
 
     def _validate(self, key: Key, completion: Completion) -> dict[str, Any]:
+        if completion.finish_reason == "length":
+            # A reply cut off by the token limit is an unfinished text, not corpus material.
+            raise InvalidReply("cut off by the length limit (finish_reason 'length')")
         if not completion.text.strip():
             raise InvalidReply("empty reply")
         if key.step != "entities":

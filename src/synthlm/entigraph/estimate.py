@@ -20,14 +20,14 @@ from synthlm.entigraph.documents import Document
 from synthlm.entigraph.plan import STEP_SIZES, STEPS, Key, entity_values
 from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState
-from synthlm.entigraph.templates import PromptSet
+from synthlm.entigraph.templates import PromptSet, document_values
 
 
 @dataclass
 class StepEstimate:
     requests: int = 0
     prompt_tokens: int = 0
-    max_completion_tokens: int = 0
+    max_completion_tokens: int | None = 0  # None: unbounded (no --max-tokens)
     expected_completion_tokens: int | None = None
 
 
@@ -42,7 +42,7 @@ class Estimate:
         for step in self.steps.values():
             total.requests += step.requests
             total.prompt_tokens += step.prompt_tokens
-            total.max_completion_tokens += step.max_completion_tokens
+            total.max_completion_tokens = _plus(total.max_completion_tokens, step.max_completion_tokens, step.requests)
             if total.expected_completion_tokens is not None and step.expected_completion_tokens is not None:
                 total.expected_completion_tokens += step.expected_completion_tokens
             elif step.requests:
@@ -51,15 +51,22 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         rows = {**self.steps, "total": self.total()}
-        return {name: {**vars(row), "max_cost": self.prices.cost(row.prompt_tokens, row.max_completion_tokens)} for name, row in rows.items()}
+        return {name: {**vars(row), "max_cost": self._max_cost(row)} for name, row in rows.items()}
+
+    def _max_cost(self, row: StepEstimate) -> float | None:
+        if row.max_completion_tokens is None:
+            return None
+        return self.prices.cost(row.prompt_tokens, row.max_completion_tokens)
 
     def table(self) -> str:
         lines = [f"{'step':<9} {'requests':>9} {'prompt tok':>12} {'output tok (max)':>17} {'expected out':>13}  cost (max)"]
         for name, row in {**self.steps, "total": self.total()}.items():
             expected = "?" if row.expected_completion_tokens is None else f"{row.expected_completion_tokens:,}"
             expected = expected if row.requests else "0"
-            cost = format_cost(self.prices.cost(row.prompt_tokens, row.max_completion_tokens))
-            lines.append(f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {row.max_completion_tokens:>17,} {expected:>13}  {cost}")
+            unbounded = row.max_completion_tokens is None and self.prices.known
+            cost = "unbounded (no --max-tokens)" if unbounded else format_cost(self._max_cost(row))
+            most = "no cap" if row.max_completion_tokens is None else f"{row.max_completion_tokens:,}"
+            lines.append(f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {most:>17} {expected:>13}  {cost}")
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
@@ -82,7 +89,8 @@ def estimate_run(cfg: EntiGraphConfig, documents: list[Document], prompts: Promp
                 _add(estimate.steps[step], remaining[step], _prompt_tokens(backend, prompts, key, doc), cfg, means.get(step))
     if assumed:
         estimate.notes.append(f"{assumed} document(s) not analysed yet: assumed {cfg.assumed_entities} entities each (--assumed-entities)")
-    estimate.notes.append(f"output tokens at most --max-tokens {cfg.max_tokens} per request; 'expected' uses the mean of records already in --out")
+    cap = "no cap (no --max-tokens): the maximum is unbounded" if cfg.max_tokens is None else f"at most --max-tokens {cfg.max_tokens} per request"
+    estimate.notes.append(f"output tokens {cap}; 'expected' uses the mean of records already in --out")
     estimate.notes.append(f"prompt tokens {'counted with the model tokenizer' if backend.name == 'local' else 'estimated at ~4 characters per token'}")
     return estimate
 
@@ -94,13 +102,19 @@ def _planned(entities: int, step: str, cfg: EntiGraphConfig) -> int:
 
 
 def _prompt_tokens(backend: Backend, prompts: PromptSet, key: Key, doc: Document) -> int:
-    values = {"title": doc.title, "author": doc.author, "text": doc.text, **entity_values(key)}
-    return backend.count_prompt_tokens(prompts.messages(key.step, values))
+    return backend.count_prompt_tokens(prompts.messages(key.step, document_values(doc, entity_values(key))))
 
 
 def _add(row: StepEstimate, count: int, prompt_tokens: int, cfg: EntiGraphConfig, mean_output: float | None) -> None:
     row.requests += count
     row.prompt_tokens += count * prompt_tokens
-    row.max_completion_tokens += count * cfg.max_tokens
+    row.max_completion_tokens = _plus(row.max_completion_tokens, None if cfg.max_tokens is None else count * cfg.max_tokens, count)
     if mean_output is not None:  # the same for every document of a step: known for all or none
         row.expected_completion_tokens = (row.expected_completion_tokens or 0) + round(count * mean_output)
+
+
+def _plus(total: int | None, more: int | None, requests: int) -> int | None:
+    """Add output-token maxima; None (unbounded) wins once any request has no cap."""
+    if not requests:
+        return total
+    return None if total is None or more is None else total + more

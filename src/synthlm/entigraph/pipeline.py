@@ -90,8 +90,9 @@ class Session:
 
 def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
     """Generate (or resume, or estimate with ``cfg.dry_run``) the EntiGraph corpus in ``cfg.out``."""
-    documents = read_documents(cfg.docs, cfg.format, FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, cfg.author_field))
+    documents = read_documents(cfg.docs, cfg.format, FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, cfg.author_field, cfg.year_field))
     prompts = PromptSet.load(cfg.prompts)
+    prompts.check_documents(documents)
     backend = build_backend(cfg.backend, cfg.backend_options())
     backend.check_ready(dry_run=cfg.dry_run)
     if cfg.dry_run:  # reads --out if it exists, writes nothing
@@ -181,11 +182,11 @@ def _manifest(session: Session, state: RunState, report: RunReport, started: flo
     return {
         "synthlm_version": __version__,
         "method": "entigraph",
-        "documents": {"path": str(cfg.docs), "count": len(session.documents), "analysed": sum(d.id in state.entities for d in session.documents)},
+        "documents": {"paths": [str(p) for p in cfg.docs], "count": len(session.documents), "analysed": sum(d.id in state.entities for d in session.documents)},
         "backend": session.backend.describe(),
         "prompts": {"dir": str(session.prompts.directory), "sha256": session.prompts.sha256},
         "seed": cfg.seed,
-        "sampling": {"max_pairs": cfg.max_pairs, "max_triples": cfg.max_triples, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature},
+        "sampling": {"max_pairs": cfg.max_pairs, "max_triples": cfg.max_triples, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "json_mode": cfg.json_mode},
         "records": {"total": state.completed, **{step: state.steps[step] for step in STEPS}},
         "corpus_lines": report.corpus_lines,
         "pending": report.pending,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthlm.entigraph.corpus import FAILURES, GENERATIONS
+from synthlm.entigraph.corpus import FAILURES, GENERATIONS, truncated
 from synthlm.entigraph.costs import Usage
 from synthlm.entigraph.documents import Document
 from synthlm.entigraph.plan import Key, follow_up_keys
@@ -50,6 +50,9 @@ class RunState:
         """Take in one completed record (a repeated key keeps the first, and is not counted)."""
         key = record["key"]
         if key in self.done_keys:
+            return
+        if truncated(record):  # written by older versions: paid for, but to be asked again
+            self.usage.merge(record.get("usage") or {})
             return
         self.done_keys.add(key)
         usage = record.get("usage") or {}

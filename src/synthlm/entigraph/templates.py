@@ -6,6 +6,12 @@ ever substituted as values, never parsed as templates, so a ``$`` or ``{`` in a 
 harmless. A prompt set is a directory holding the six files below; ``--prompts DIR`` selects
 one, and ``--write-prompts DIR`` copies the shipped set there as a starting point.
 
+The shipped set is the paper's (Yang et al. 2024): its wording, its user-message layout and the
+``"title", First Last, year.`` line that opens the document (see prompts/default/SOURCE.md).
+``$author`` is the author as "First Last": a "Last, First" name is turned around, as the paper's
+code does. A set that uses ``$title``, ``$author`` or ``$year`` refuses documents lacking them
+(:meth:`PromptSet.check_documents`) rather than sending a request with a hole in it.
+
 The set's hash (over file names and contents) is recorded in the manifest and with every
 generation, so a corpus always says which wording produced it.
 """
@@ -18,12 +24,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from synthlm.errors import UserError
 
+if TYPE_CHECKING:
+    from synthlm.entigraph.documents import Document
+
 STEPS: tuple[str, ...] = ("entities", "pair", "triple")
 ROLES: tuple[str, ...] = ("system", "user")
-DOCUMENT_FIELDS = ("title", "author", "text")
+DOCUMENT_FIELDS = ("title", "author", "year", "text")
 FIELDS: dict[str, tuple[str, ...]] = {
     "entities": DOCUMENT_FIELDS,
     "pair": (*DOCUMENT_FIELDS, "entity_1", "entity_2"),
@@ -66,12 +76,44 @@ class PromptSet:
             digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
         return cls(directory, templates, digest.hexdigest())
 
+    def placeholders(self) -> set[str]:
+        """Every placeholder the set uses, over all steps and roles."""
+        return {name for t in self.templates.values() for name in _identifiers(self.directory, t)}
+
+    def check_documents(self, documents: list[Document]) -> None:
+        """Refuse, before any request, documents lacking a field the prompts print."""
+        for name in ("title", "author", "year"):
+            if name not in self.placeholders():
+                continue
+            lacking = [doc.id for doc in documents if not getattr(doc, name).strip()]
+            if lacking:
+                shown = ", ".join(repr(i) for i in lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+                raise UserError(
+                    f"--docs: {len(lacking)} document(s) have no {name} ({shown}), which the prompts in "
+                    f"{self.directory} print as ${name}; add it (jsonl key --{name}-field) or use --prompts "
+                    "with a set that does not print it"
+                )
+
     def messages(self, step: str, values: dict[str, str]) -> list[dict[str, str]]:
         """Chat messages for one request; ``values`` holds the step's fields."""
         return [
             {"role": role, "content": self.templates[f"{step}.{role}.txt"].substitute(values)}
             for role in ROLES
         ]
+
+
+def format_name(name: str) -> str:
+    """ "Last, First" -> "First Last" (exactly one comma); otherwise the name stripped."""
+    parts = name.split(",")
+    if len(parts) == 2:
+        return f"{parts[1].strip()} {parts[0].strip()}"
+    return name.strip()
+
+
+def document_values(doc: Document, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Template values of one document (plus ``extra``, e.g. the entity names)."""
+    values = {"title": doc.title, "author": format_name(doc.author), "year": doc.year, "text": doc.text}
+    return {**values, **(extra or {})}
 
 
 def _checked(path: Path, text: str) -> Template:

@@ -6,9 +6,11 @@ Two scorers, because they answer different questions:
 * ``loglik``: the option with the highest log-likelihood after the question wins. Works for
   any base model, even a tiny one; reported raw (``acc``) and per-character normalised
   (``acc_norm``, which removes the bias toward short options).
-* ``cot``: few-shot chain-of-thought generation, then the final ``Answer: X`` is parsed. Models
-  may decline or ramble, so we report accuracy over attempted questions, the attempt rate and
-  accuracy over all questions (unparsed answers count as wrong).
+* ``cot``: few-shot chain-of-thought generation under a protocol (:mod:`.qa_protocols`:
+  ``synthlm``, the paper's ``entigraph``, or a user template), then the answer is parsed.
+  Models may decline or ramble, so we report accuracy over attempted questions (None, i.e.
+  undefined, when none was attempted), the attempt rate and accuracy over all questions
+  (unattempted count as wrong).
 
 Results split by QuALITY's ``difficult`` flag when the file has it.
 """
@@ -53,15 +55,20 @@ class QAItem:
     options: tuple[str, ...]
     answer: int
     difficult: bool | None
+    author: str = ""
+    year: str = ""
 
 
-def read_qa(path: str | Path) -> list[QAItem]:
-    """Questions with gold answers from a QuALITY json/jsonl file (articles with questions)."""
+def read_qa(path: str | Path | Sequence[str | Path]) -> list[QAItem]:
+    """Questions with gold answers from QuALITY json/jsonl files (articles with questions).
+
+    Several files are read as one set (the paper scores QuALITY train + dev together).
+    """
     from synthlm.entigraph.documents import read_documents
 
     documents = read_documents(path, fmt="quality")
     items = [
-        QAItem(doc.title, q.question, tuple(q.options), q.answer, q.difficult)
+        QAItem(doc.title, q.question, tuple(q.options), q.answer, q.difficult, doc.author, doc.year)
         for doc in documents
         for q in doc.questions
         if q.answer is not None
@@ -87,7 +94,7 @@ def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[st
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
-    context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    context = tokenizer(prompt, add_special_tokens=True)["input_ids"]  # BOS as the model's tokenizer adds it
     rows = [context + tokenizer(" " + option, add_special_tokens=False)["input_ids"] for option in options]
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -151,29 +158,12 @@ def parse_choice(text: str, num_options: int = 4) -> int | None:
     return LETTERS.index(letters.pop()) if len(letters) == 1 else None
 
 
-def score_cot(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any, *, shots: int, max_new_tokens: int) -> list[dict[str, Any]]:
-    import torch
-
-    predictions = []
-    for item in items:
-        encoded = tokenizer(cot_prompt(item, shots), return_tensors="pt", add_special_tokens=False).to(device)
-        with torch.no_grad():
-            output = model.generate(
-                **encoded, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-            )
-        text = tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        text = text.split("\nStory:", 1)[0]  # the model may go on to invent the next question
-        predictions.append({"pred": parse_choice(text, len(item.options)), "generation": text})
-    return predictions
-
-
 # ---------------------------------------------------------------------------------------------
 # Metrics
 
 
-def _subsets(items: Sequence[QAItem]) -> dict[str, list[int]]:
-    subsets = {"all": list(range(len(items)))}
+def _subsets(items: Sequence[QAItem], extra: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    subsets = {"all": list(range(len(items))), **(extra or {})}
     if any(item.difficult is not None for item in items):
         subsets["difficult"] = [i for i, item in enumerate(items) if item.difficult]
         subsets["easy"] = [i for i, item in enumerate(items) if item.difficult is False]
@@ -190,13 +180,16 @@ def loglik_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]
     return metrics
 
 
-def cot_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
-    metrics = {}
-    for name, idx in _subsets(items).items():
+def cot_metrics(
+    items: Sequence[QAItem], predictions: Sequence[dict[str, Any]], extra: dict[str, list[int]] | None = None
+) -> dict[str, float | None]:
+    """Accuracy over attempted questions is undefined (None, the paper's NaN) when none was attempted."""
+    metrics: dict[str, float | None] = {}
+    for name, idx in _subsets(items, extra).items():
         suffix = "" if name == "all" else f"/{name}"
         attempted = [i for i in idx if predictions[i]["pred"] is not None]
         correct = sum(predictions[i]["pred"] == items[i].answer for i in attempted)
-        metrics[f"accuracy_attempted{suffix}"] = correct / len(attempted) if attempted else 0.0
+        metrics[f"accuracy_attempted{suffix}"] = correct / len(attempted) if attempted else None
         metrics[f"attempt_rate{suffix}"] = len(attempted) / len(idx)
         metrics[f"accuracy_all{suffix}"] = correct / len(idx)
     metrics["n"] = len(items)
@@ -205,25 +198,46 @@ def cot_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]) 
 
 def evaluate_qa(
     checkpoint: str | Path,
-    qa_file: str | Path,
+    qa_file: str | Path | Sequence[str | Path],
     *,
     scorer: str = "loglik",
     limit: int | None = None,
     shots: int = 2,
-    max_new_tokens: int = 256,
+    max_new_tokens: int | None = None,
     out: str | Path | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    protocol: str = "synthlm",
+    prompt_file: str | Path | None = None,
+    temperature: float | None = None,
+    stop: Sequence[str] = (),
+    seed: int = 0,
 ) -> tuple[dict[str, Any], Path]:
-    """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions."""
+    """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions.
+
+    ``protocol`` (see :mod:`synthlm.evaluate.qa_protocols`) governs the generative scorer:
+    ``entigraph`` is the paper's, ``synthlm`` ours; ``prompt_file`` is a template of the user's.
+    """
     from synthlm.evaluate.checkpoint import load_checkpoint, refuse_encoder_decoder, run_dir_of
+    from synthlm.evaluate.qa_protocols import (
+        build_protocol,
+        check_items,
+        score_generate,
+        title_split,
+    )
     from synthlm.fileio import atomic_write_json
 
     if scorer not in SCORERS:
         raise UserError(f"--qa-scorer {scorer!r}: choose one of {', '.join(SCORERS)}")
     if not 0 <= shots <= len(FEW_SHOT):
         raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
-    items = read_qa(qa_file)[:limit]
+    protocol = build_protocol(
+        protocol, prompt_file=None if prompt_file is None else Path(prompt_file), shots=shots,
+        temperature=temperature, max_new_tokens=max_new_tokens, stop=stop,
+    )
+    files = [qa_file] if isinstance(qa_file, (str, Path)) else list(qa_file)
+    items = read_qa(files)[:limit]
+    check_items(protocol, items, ", ".join(str(f) for f in files))
     refuse_encoder_decoder(checkpoint, "synthlm eval --qa", "options are scored as continuations of the question")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
     torch_device = next(ckpt.model.parameters()).device
@@ -233,13 +247,14 @@ def evaluate_qa(
         details["loglik"] = score_loglik(ckpt.model, ckpt.tokenizer, items, torch_device)
         results["loglik"] = loglik_metrics(items, details["loglik"])
     if scorer in ("cot", "both"):
-        details["cot"] = score_cot(ckpt.model, ckpt.tokenizer, items, torch_device, shots=shots, max_new_tokens=max_new_tokens)
-        results["cot"] = cot_metrics(items, details["cot"])
+        details["cot"] = score_generate(ckpt.model, ckpt.tokenizer, items, torch_device, protocol, seed=seed)
+        split = title_split(items) if protocol.split_by_title else None
+        results["cot"] = {"protocol": protocol.name, **cot_metrics(items, details["cot"], split)}
     path = Path(out) if out else run_dir_of(checkpoint) / "eval" / "qa.json"
     atomic_write_json(path, {"qa": results})
     records = [{"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}} for i, it in enumerate(items)]
     atomic_write_json(path.with_name(path.stem + ".predictions.json"), records)
-    return {"qa": results, "checkpoint": str(checkpoint), "file": str(qa_file)}, path
+    return {"qa": results, "checkpoint": str(checkpoint), "file": ", ".join(str(f) for f in files)}, path
 
 
 def dumps(report: dict[str, Any]) -> str:

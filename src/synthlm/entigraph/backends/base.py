@@ -70,8 +70,15 @@ class Backend(abc.ABC):
         self.options = options
 
     @abc.abstractmethod
-    async def complete(self, messages: Messages, *, max_tokens: int, temperature: float) -> Completion:
-        """Generate one reply; raise the classified errors above on failure."""
+    async def complete(
+        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+    ) -> Completion:
+        """Generate one reply; raise the classified errors above on failure.
+
+        ``max_tokens`` None: no cap of ours (the server's or the model's context limit).
+        ``json_mode``: ask for a JSON object (OpenAI ``response_format``), as the paper's entity
+        step does; a backend that cannot constrain its output says so in :meth:`describe`.
+        """
 
     @abc.abstractmethod
     def count_prompt_tokens(self, messages: Messages) -> int:

@@ -22,7 +22,7 @@ from synthlm.errors import UserError
 @dataclass
 class _Request:
     messages: Messages
-    max_tokens: int
+    max_tokens: int | None
     temperature: float
     future: asyncio.Future[Completion]
 
@@ -83,7 +83,11 @@ class LocalHFBackend(Backend):
         encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, return_dict=True)
         return len(encoded["input_ids"])
 
-    async def complete(self, messages: Messages, *, max_tokens: int, temperature: float) -> Completion:
+    async def complete(
+        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+    ) -> Completion:
+        # json_mode cannot be enforced here (no constrained decoding): the entity reply is
+        # validated and re-asked like any reply, and describe() records it for the manifest.
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(messages, max_tokens, temperature, future))
         if self._drainer is None or self._drainer.done():
@@ -126,10 +130,22 @@ class LocalHFBackend(Backend):
         first = batch[0]
         sampling = {"do_sample": True, "temperature": first.temperature} if first.temperature > 0 else {"do_sample": False}
         with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=first.max_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
+            output = model.generate(
+                **inputs, max_new_tokens=self._new_tokens(first.max_tokens, inputs["input_ids"].shape[1]),
+                pad_token_id=tokenizer.pad_token_id, **sampling,
+            )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
         return [self._completion(row, int(n)) for row, n in zip(new_tokens.tolist(), prompt_lengths)]
+
+    def _new_tokens(self, max_tokens: int | None, prompt_length: int) -> int:
+        """``max_tokens``, or with no cap the rest of the model's context window."""
+        if max_tokens is not None:
+            return max_tokens
+        context = getattr(self._load_model().config, "max_position_embeddings", None)
+        if not context or context <= prompt_length:
+            raise ValueError(f"prompt of {prompt_length} tokens leaves no room in a context of {context}")
+        return int(context) - prompt_length
 
     def _completion(self, row: list[int], prompt_tokens: int) -> Completion:
         eos = self.tokenizer.eos_token_id
@@ -143,4 +159,7 @@ class LocalHFBackend(Backend):
         self._model = None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": str(Path(self.options.model).resolve()), "device": self.options.device}
+        return {
+            **super().describe(), "model": str(Path(self.options.model).resolve()), "device": self.options.device,
+            "json_mode": "not enforced (no constrained decoding); entity replies are validated",
+        }

@@ -65,11 +65,17 @@ class OpenAIHTTPBackend(Backend):
             )
         return self._client
 
-    async def complete(self, messages: Messages, *, max_tokens: int, temperature: float) -> Completion:
+    async def complete(
+        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+    ) -> Completion:
         import openai
 
         client = self._get_client()
-        arguments = {"model": self.options.model, "messages": list(messages), "temperature": temperature, self._token_param: max_tokens}
+        arguments: dict[str, Any] = {"model": self.options.model, "messages": list(messages), "temperature": temperature}
+        if max_tokens is not None:  # no cap: the parameter is left out, as the paper's requests do
+            arguments[self._token_param] = max_tokens
+        if json_mode:
+            arguments["response_format"] = {"type": "json_object"}
         try:
             response = await client.chat.completions.create(**arguments)
         except openai.APIStatusError as exc:
