@@ -54,7 +54,7 @@ def test_walkthrough_generates_and_tokenizes_against_a_local_json_mode_server(tm
     tokenize[tokenize.index("-t") + 1] = "byte"
     result = run_synthlm([*tokenize, "--quiet"], work, env)
     assert result.returncode == 0, result.stderr
-    from synthlm.store import TokenStore
+    from synthlm.data.store import TokenStore
 
     store = TokenStore(work / "data" / "entigraph_text_document")
     # the paper's tokenization: BOS + text + EOS per text (byte tokenizer: bos 1, eos 2, byte b -> b + 4)

@@ -14,8 +14,8 @@ import pytest
 import torch
 from t5_helpers import bpe_tokenizer, tiny_t5, windows
 
+from synthlm.data.mixture import Sample
 from synthlm.errors import ConfigError, UserError
-from synthlm.mixture import Sample
 from synthlm.objectives.depth import Depth, hierarchical_masks
 from synthlm.text.special_tokens import TextCodec, add_t5_special_tokens
 
