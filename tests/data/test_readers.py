@@ -203,3 +203,86 @@ def test_saved_dataset_dict_needs_an_existing_split(tmp_path):
 def test_max_docs_stops_reading(tmp_path):
     sources = expand_inputs([write_jsonl(tmp_path / "d.jsonl")])
     assert list(iter_documents(sources, ["title"], max_docs=2)) == ["one", "two"]
+
+
+def test_builtin_readers_claim_the_same_file_endings_as_before():
+    """The registry replaced a fixed suffix table; detection and its error listing must not move."""
+    assert list(readers.FORMATS.items()) == [
+        (".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".jsonl.zst", "jsonl"), (".json", "json"),
+        (".parquet", "parquet"), (".csv", "csv"), (".txt", "txt"),
+    ]
+    assert readers.READERS.names() == ["csv", "hf", "json", "jsonl", "parquet", "txt"]
+    assert readers.format_of("x.JSONL.GZ") == "jsonl" and readers.format_of("x.md") is None
+
+
+class TsvReader(readers.Reader):
+    """Tab-separated values with a header row: a format synthlm lacks, written here in full."""
+
+    suffixes = (".tsv",)
+    unit = "line"
+
+    def _rows(self) -> list[list[str]]:
+        with readers.open_binary(self.source.path) as handle:
+            return [line.decode("utf-8").rstrip("\n").split("\t") for line in handle]
+
+    def columns(self) -> list[str]:
+        return self._rows()[0]
+
+    def count(self, mode: str) -> int:
+        return len(self._rows()) - 1
+
+    def chunks(self, start, stop, keys, mode):
+        header, *rows = self._rows()
+        rows = rows[start:stop]
+        columns = {k: [row[header.index(k)] for row in rows] for k in keys}
+        numbers = list(range(start + 2, start + 2 + len(rows)))  # line 1 is the header
+        yield readers.Chunk(self.source.path, "line", "columns", columns, numbers)
+
+
+@pytest.fixture
+def tsv_format():
+    """Register the reader for one test only, as a plugin would, and unregister it after."""
+    readers.READERS.register("tsv")(TsvReader)
+    try:
+        yield
+    finally:
+        del readers.READERS["tsv"]
+
+
+def write_tsv(path: Path) -> Path:
+    path.write_text("title\ttext\n" + "".join(f"{r['title']}\t{r['text'][:6]}\n" for r in RECORDS))
+    return path
+
+
+def test_a_registered_reader_is_a_new_input_format_with_no_other_edit(tmp_path, tsv_format):
+    tsv = write_tsv(tmp_path / "a.tsv")
+    write_jsonl(tmp_path / "b.jsonl")
+    sources = expand_inputs([tmp_path])  # directory expansion and format detection
+    assert [(Path(s.path).name, s.format, s.unit) for s in sources] == [
+        ("a.tsv", "tsv", "line"), ("b.jsonl", "jsonl", "line"),
+    ]
+    assert count_records(sources[0]) == 3
+    chunk = next(read_chunks(sources[0], start=1, stop=3, keys=["text"]))
+    assert extract(chunk, ["text"]).texts == {"text": ["Second", "Third,"]}
+    assert chunk.where(0) == f"{tsv}:3"
+    titles = [r["title"] for r in RECORDS]
+    assert list(iter_documents(sources, ["title"])) == titles + titles
+    with pytest.raises(UserError, match=r"a\.tsv: no column 'body' \(columns: title, text\)"):
+        check_keys(sources, ["body"])
+
+
+def test_tokenize_reads_a_registered_format(tmp_path, tsv_format):
+    from synthlm.data.store import TokenStore
+    from synthlm.data.tokenization import tokenize
+    from synthlm.tokenizers import ByteTokenizer
+
+    tsv = write_tsv(tmp_path / "a.tsv")
+    tokenize([tsv], ByteTokenizer(), tmp_path / "out", keys=["title"], workers=1, quiet=True)
+    store = TokenStore(tmp_path / "out_title_document")
+    ids = [store.document(i).tolist() for i in range(len(store))]
+    assert ids == [[b + 4 for b in r["title"].encode()] for r in RECORDS]  # byte id = byte + 4
+
+
+def test_an_unregistered_ending_is_still_unknown(tmp_path):
+    with pytest.raises(UserError, match=r"a\.tsv: unknown input format; supported: \.jsonl, "):
+        expand_inputs([write_tsv(tmp_path / "a.tsv")])

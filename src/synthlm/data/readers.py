@@ -10,6 +10,12 @@ Reading is split in two so the expensive half runs in worker processes:
 Records are numbered per source (line for ``.jsonl``/``.txt``/``.csv``, row for ``.parquet`` and
 datasets, item for ``.json`` lists); a run's record range (``--max-docs``, ``--shard``) is a slice
 of the concatenation of its sources, so shards of one run merge back into the unsharded output.
+
+Each input format is one :class:`Reader` subclass registered in :data:`READERS` (after
+datatrove's readers): it says which file endings it claims, what its records are numbered in,
+and how to count and slice them. Adding a format is one class and one registry entry; finding
+inputs, checking keys, counting and chunking dispatch through the registry. Decompression
+(``.gz``/``.zst``) stays a separate layer (:func:`open_binary`, :func:`decompressing`).
 """
 
 from __future__ import annotations
@@ -21,27 +27,47 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from synthlm.errors import UserError
+from synthlm.registry import Registry
 
 try:  # orjson parses JSON lines several times faster; the standard library is the fallback
     from orjson import loads as _json_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _json_loads = json.loads
 
-FORMATS = {
-    ".jsonl": "jsonl", ".jsonl.gz": "jsonl", ".jsonl.zst": "jsonl", ".json": "json",
-    ".parquet": "parquet", ".csv": "csv", ".txt": "txt",
-}
+
+
+class _Suffixes(Mapping[str, str]):
+    """``{".jsonl": "jsonl", ...}``, read from :data:`READERS` on every use.
+
+    Live rather than built once at import, so a format registered later (a plugin, a test) is
+    found by :func:`format_of` and listed in "unknown input format" errors without other edits.
+    """
+
+    def _table(self) -> dict[str, str]:
+        return {suffix: name for name in READERS for suffix in READERS.get(name).suffixes}
+
+    def __getitem__(self, suffix: str) -> str:
+        return self._table()[suffix]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+FORMATS: Mapping[str, str] = _Suffixes()  # file ending -> format name, in registration order
 TXT_MODES = ("file", "line")
 HUB_PREFIX = "hf:"
 CHUNK_BYTES = 1 << 20
 CHUNK_RECORDS = 4096
-_UNIT = {"jsonl": "line", "txt": "line", "csv": "line", "json": "item", "parquet": "row", "hf": "row"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +82,7 @@ class Source:
 
     @property
     def unit(self) -> str:
-        return _UNIT[self.format]
+        return READERS.get(self.format).unit
 
 
 @dataclass
@@ -200,28 +226,10 @@ def _csv_header(path: str) -> list[str]:
         return next(csv.reader(text), [])
 
 
-def _columns(source: Source) -> list[str] | None:
-    """Column names of a columnar source, None where keys are only known per record."""
-    if source.format == "csv":
-        return _csv_header(source.path)
-    if source.format == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(source.path).schema_arrow.names
-    if source.format == "hf":
-        return list(load_dataset(source).column_names)
-    return None
-
-
 def check_keys(sources: list[Source], keys: list[str]) -> None:
-    """Fail before any work when a columnar input lacks a requested column."""
+    """Fail before any work when an input cannot give the requested keys (:meth:`Reader.check`)."""
     for source in sources:
-        if source.format == "txt" and len(keys) != 1:
-            raise UserError(f"{source.path}: a .txt input has one field; give one --keys name (it names the store), not {keys}")
-        columns = _columns(source)
-        missing = [k for k in keys if columns is not None and k not in columns]
-        if missing:
-            raise UserError(f"{source.path}: no column {missing[0]!r} (columns: {', '.join(columns or [])}); choose --keys from these")
+        reader_of(source).check(keys)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,19 +238,7 @@ def check_keys(sources: list[Source], keys: list[str]) -> None:
 
 def count_records(source: Source, txt_mode: str = "file") -> int:
     """How many records ``source`` holds, in the units :func:`read_chunks` numbers them."""
-    if source.format == "txt" and txt_mode == "file":
-        return 1
-    if source.format in ("jsonl", "txt"):
-        return _count_lines(source.path)
-    if source.format == "csv":
-        return max(sum(1 for _ in _csv_rows(source.path)) - 1, 0)
-    if source.format == "json":
-        return len(_json_items(source.path))
-    if source.format == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(source.path).metadata.num_rows
-    return len(load_dataset(source))
+    return reader_of(source).count(txt_mode)
 
 
 def _count_lines(path: str) -> int:
@@ -260,25 +256,11 @@ def _count_lines(path: str) -> int:
 
 def read_chunks(source: Source, *, start: int = 0, stop: int | None = None, txt_mode: str = "file", keys: list[str] | None = None) -> Iterator[Chunk]:
     """Records ``[start, stop)`` of ``source`` in chunks of about :data:`CHUNK_BYTES`."""
-    if source.format == "txt" and txt_mode not in TXT_MODES:
-        raise UserError(f"--txt-mode {txt_mode!r}: choose one of {', '.join(TXT_MODES)}")
+    reader = reader_of(source)
+    reader.check_mode(txt_mode)
     if stop is not None and stop <= start:
         return
-    if source.format == "jsonl" or (source.format == "txt" and txt_mode == "line"):
-        yield from _line_chunks(source, start, stop, "jsonl" if source.format == "jsonl" else "text")
-    elif source.format == "txt":
-        with open_binary(source.path) as handle:
-            data = handle.read()
-        yield Chunk(source.path, "line", "text", [data], [1], source.nbytes)
-    elif source.format == "json":
-        items = _json_items(source.path)[start:stop]
-        yield from _split_objects(source, items, start)
-    elif source.format == "csv":
-        yield from _csv_chunks(source, start, stop, keys or [])
-    elif source.format == "parquet":
-        yield from _parquet_chunks(source, start, stop, keys or [])
-    else:
-        yield from _dataset_chunks(source, start, stop, keys or [])
+    yield from reader.chunks(start, stop, keys or [], txt_mode)
 
 
 def _line_chunks(source: Source, start: int, stop: int | None, kind: str) -> Iterator[Chunk]:
@@ -386,6 +368,178 @@ def _dataset_chunks(source: Source, start: int, stop: int | None, keys: list[str
         hi = min(lo + CHUNK_RECORDS, stop)
         columns = data[lo:hi]
         yield Chunk(source.path, "row", "columns", {k: columns[k] for k in keys}, list(range(lo + 1, hi + 1)), int(share * (hi - lo)))
+
+
+# ---------------------------------------------------------------------------------------------
+# One reader per input format
+
+
+class Reader(ABC):
+    """Everything one input format needs: the files it claims, and how to count and slice them.
+
+    A subclass registered in :data:`READERS` under a name is that format: :func:`format_of` finds
+    it by :attr:`suffixes`, and :func:`check_keys`, :func:`count_records` and :func:`read_chunks`
+    call it for every :class:`Source` whose ``format`` is that name. Readers only cut raw records
+    into :class:`Chunk` s; decoding them into documents stays in :func:`extract` (in the workers).
+    """
+
+    suffixes: ClassVar[tuple[str, ...]] = ()  # file endings it claims (none: found another way)
+    unit: ClassVar[str] = "line"  # what record numbers count in errors: "line", "item" or "row"
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def columns(self) -> list[str] | None:
+        """Column names known before reading, None where keys are only known per record."""
+        return None
+
+    def check(self, keys: list[str]) -> None:
+        """Fail before any work when this input lacks a requested column."""
+        columns = self.columns()
+        missing = [k for k in keys if columns is not None and k not in columns]
+        if missing:
+            raise UserError(
+                f"{self.source.path}: no column {missing[0]!r} (columns: "
+                f"{', '.join(columns or [])}); choose --keys from these"
+            )
+
+    def check_mode(self, mode: str) -> None:
+        """Reject a reading mode (``--txt-mode``) this format does not know; only .txt has modes."""
+        return None  # one way to read this format: --txt-mode does not concern it
+
+    @abstractmethod
+    def count(self, mode: str) -> int:
+        """How many records the input holds, in the numbering :meth:`chunks` uses."""
+
+    @abstractmethod
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        """Records ``[start, stop)`` (``stop`` is None or above ``start``) as chunks.
+
+        ``keys`` lets columnar formats read only the columns asked for; ``mode`` is the
+        ``--txt-mode`` (already accepted by :meth:`check_mode`), which only .txt uses.
+        """
+
+
+READERS: Registry[type[Reader]] = Registry("input format")
+
+
+def reader_of(source: Source) -> Reader:
+    """The reader registered for ``source.format``."""
+    return READERS.get(source.format)(source)
+
+
+@READERS.register("jsonl")
+class JsonlReader(Reader):
+    """JSON lines, plain or compressed: lines are cut here and parsed in the workers."""
+
+    suffixes = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+    unit = "line"
+
+    def count(self, mode: str) -> int:
+        return _count_lines(self.source.path)
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        yield from _line_chunks(self.source, start, stop, "jsonl")
+
+
+@READERS.register("json")
+class JsonReader(Reader):
+    """One JSON list of objects: it can only be parsed whole, so records are its items."""
+
+    suffixes = (".json",)
+    unit = "item"
+
+    def count(self, mode: str) -> int:
+        return len(_json_items(self.source.path))
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        items = _json_items(self.source.path)[start:stop]
+        yield from _split_objects(self.source, items, start)
+
+
+@READERS.register("parquet")
+class ParquetReader(Reader):
+    """Parquet: the schema and row count come from the footer, rows from the requested columns."""
+
+    suffixes = (".parquet",)
+    unit = "row"
+
+    def columns(self) -> list[str] | None:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.source.path).schema_arrow.names
+
+    def count(self, mode: str) -> int:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.source.path).metadata.num_rows
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        yield from _parquet_chunks(self.source, start, stop, keys)
+
+
+@READERS.register("csv")
+class CsvReader(Reader):
+    """CSV with a header row; a record may span lines and is numbered by its first line."""
+
+    suffixes = (".csv",)
+    unit = "line"
+
+    def columns(self) -> list[str] | None:
+        return _csv_header(self.source.path)
+
+    def count(self, mode: str) -> int:
+        return max(sum(1 for _ in _csv_rows(self.source.path)) - 1, 0)
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        yield from _csv_chunks(self.source, start, stop, keys)
+
+
+@READERS.register("txt")
+class TxtReader(Reader):
+    """Plain text: one document per file (``--txt-mode file``) or per line (``line``)."""
+
+    suffixes = (".txt",)
+    unit = "line"
+
+    def check(self, keys: list[str]) -> None:
+        """A text file has one field, so exactly one key, which only names the store."""
+        if len(keys) != 1:
+            raise UserError(
+                f"{self.source.path}: a .txt input has one field; give one --keys name "
+                f"(it names the store), not {keys}"
+            )
+
+    def check_mode(self, mode: str) -> None:
+        if mode not in TXT_MODES:
+            raise UserError(f"--txt-mode {mode!r}: choose one of {', '.join(TXT_MODES)}")
+
+    def count(self, mode: str) -> int:
+        return 1 if mode == "file" else _count_lines(self.source.path)
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        if mode == "line":
+            yield from _line_chunks(self.source, start, stop, "text")
+            return
+        with open_binary(self.source.path) as handle:
+            data = handle.read()
+        yield Chunk(self.source.path, "line", "text", [data], [1], self.source.nbytes)
+
+
+@READERS.register("hf")
+class DatasetReader(Reader):
+    """A saved ``datasets`` dir or ``hf:NAME``: claimed by :func:`expand_inputs`, not by suffix."""
+
+    unit = "row"
+
+    def columns(self) -> list[str] | None:
+        return list(load_dataset(self.source).column_names)
+
+    def count(self, mode: str) -> int:
+        return len(load_dataset(self.source))
+
+    def chunks(self, start: int, stop: int | None, keys: list[str], mode: str) -> Iterator[Chunk]:
+        yield from _dataset_chunks(self.source, start, stop, keys)
 
 
 # ---------------------------------------------------------------------------------------------
