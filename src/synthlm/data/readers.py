@@ -42,7 +42,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _json_loads = json.loads
 
 
-
 class _Suffixes(Mapping[str, str]):
     """``{".jsonl": "jsonl", ...}``, read from :data:`READERS` on every use.
 
