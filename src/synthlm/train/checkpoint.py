@@ -154,6 +154,19 @@ def write_info(directory: Path, state: TrainerState, extra: dict[str, Any] | Non
     atomic_write_json(directory / INFO_FILE, info)
 
 
+def suppress_reserved_ids(model: Any, natural_size: int) -> None:
+    """Make plain ``model.generate`` (and tools reading ``generation_config.json``) skip the ids
+    past the natural vocabulary: meta-language and padding rows, which decode to ''.
+
+    ``synthlm generate`` suppresses the same range; writing it here lets a checkpoint sample the
+    same way without synthlm. Rows come from the model config (the output layer's size, padded;
+    the weight itself may be a shard or empty under FSDP / ZeRO-3).
+    """
+    rows = model.config.get_text_config().vocab_size
+    if rows > natural_size:
+        model.generation_config.suppress_tokens = list(range(natural_size, rows))
+
+
 def write_chat_template(directory: Path, config: Any) -> None:
     """Keep a chat run's template beside its tokenizer files (``chat_template.jinja``).
 

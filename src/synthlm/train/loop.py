@@ -42,6 +42,7 @@ from synthlm.train.checkpoint import (
     remove_stale,
     resolve_resume,
     set_aside_later_checkpoints,
+    suppress_reserved_ids,
     temp_dir,
     write_chat_template,
     write_info,
@@ -473,6 +474,7 @@ class Trainer:
         weights = acc.get_state_dict(self.model)  # a collective under FSDP / ZeRO-3
         if not acc.is_main_process:
             return
+        suppress_reserved_ids(acc.unwrap_model(self.model), self.plan.layout.natural_size)
         with no_hf_progress_bars():
             acc.unwrap_model(self.model).save_pretrained(directory, state_dict=weights, safe_serialization=True)
         save_yaml(self.cfg, directory / "config.yaml")
