@@ -121,7 +121,7 @@ def test_requeue_template_survives_sigterm_to_the_whole_job_and_requeues(tmp_pat
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()
         time.sleep(0.2)
     os.killpg(job.pid, signal.SIGTERM)
-    out, err = job.communicate(timeout=60)
+    _, err = job.communicate(timeout=60)
     assert job.returncode == 0, err
     assert Path(f"{log}.saved").read_text() == "saved\n"
     assert Path(f"{log}.scontrol").read_text() == "scontrol requeue 4242\n"
