@@ -40,9 +40,9 @@ from synthlm.train.checkpoint import (
     prune,
     read_state,
     remove_stale,
+    reserved_ids_suppressed,
     resolve_resume,
     set_aside_later_checkpoints,
-    suppress_reserved_ids,
     temp_dir,
     write_chat_template,
     write_info,
@@ -474,9 +474,9 @@ class Trainer:
         weights = acc.get_state_dict(self.model)  # a collective under FSDP / ZeRO-3
         if not acc.is_main_process:
             return
-        suppress_reserved_ids(acc.unwrap_model(self.model), self.plan.layout.natural_size)
-        with no_hf_progress_bars():
-            acc.unwrap_model(self.model).save_pretrained(directory, state_dict=weights, safe_serialization=True)
+        model = acc.unwrap_model(self.model)
+        with no_hf_progress_bars(), reserved_ids_suppressed(model, self.plan.layout.natural_size):
+            model.save_pretrained(directory, state_dict=weights, safe_serialization=True)
         save_yaml(self.cfg, directory / "config.yaml")
         write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len})
 
