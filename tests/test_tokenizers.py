@@ -383,3 +383,9 @@ def test_sentencepiece_unigram_model_round_trips_unseen_characters(tmp_path, cor
         ids = tok.encode(text)
         assert tok.unk_id not in ids and tok.decode(ids) == text
         assert hf.decode(hf(text)["input_ids"]) == text
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_autotokenizer_returns_only_what_llama_and_t5_forward_accept(trained, kind):
+    """No token_type_ids: model.generate(**tokenizer(text, return_tensors="pt")) must not raise."""
+    assert set(auto_tokenizer(trained[kind])("Hello there")) == {"input_ids", "attention_mask"}
