@@ -387,5 +387,10 @@ def test_sentencepiece_unigram_model_round_trips_unseen_characters(tmp_path, cor
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_autotokenizer_returns_only_what_llama_and_t5_forward_accept(trained, kind):
-    """No token_type_ids: model.generate(**tokenizer(text, return_tensors="pt")) must not raise."""
+    """No token_type_ids: model.generate(**tokenizer(text, return_tensors="pt")) must not raise.
+
+    transformers 5 leaves them out anyway; 4.x adds them unless tokenizer_config.json says not.
+    """
     assert set(auto_tokenizer(trained[kind])("Hello there")) == {"input_ids", "attention_mask"}
+    config = json.loads((trained[kind] / "tokenizer_config.json").read_text())
+    assert config["model_input_names"] == ["input_ids", "attention_mask"]
