@@ -29,6 +29,8 @@ EDGE_CASES = [
     "héllo ☃ 𝄞 wörld — ünïcode",
     "a  b   c\t\ttabs\r\nCRLF",
     "",
+    "— Ü 😀 emoji and dashes",
+    "  double leading space",
 ]
 KINDS = {"bpe": 700, "unigram": 500, "sentencepiece": 700, "byte": None}
 
@@ -88,7 +90,7 @@ def test_byte_ids_are_the_utf8_bytes_plus_four():
 # -- lossless round trips ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["bpe", "byte", "sentencepiece"])
+@pytest.mark.parametrize("kind", ["bpe", "byte", "sentencepiece", "unigram"])
 def test_decode_encode_round_trips_all_of_tinyshakespeare(trained, documents, kind):
     tok = load_tokenizer(trained[kind])
     encoded = tok.encode_batch(documents)
@@ -97,7 +99,7 @@ def test_decode_encode_round_trips_all_of_tinyshakespeare(trained, documents, ki
     assert tok.decode(tok.encode(whole)) == whole
 
 
-@pytest.mark.parametrize("kind", ["bpe", "byte", "sentencepiece"])
+@pytest.mark.parametrize("kind", ["bpe", "byte", "sentencepiece", "unigram"])
 def test_round_trip_survives_unseen_characters_and_whitespace(trained, kind):
     tok = load_tokenizer(trained[kind])
     for text in EDGE_CASES:
@@ -371,3 +373,24 @@ def test_cli_bad_kind_exits_2_with_one_line(tmp_path, corpus):
     assert result.returncode == 2
     assert "error: --kind 'nope': choose one of" in result.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_sentencepiece_unigram_model_round_trips_unseen_characters(tmp_path, corpus):
+    """--kind sentencepiece --sp-model-type unigram also falls back to bytes (here and in AutoTokenizer)."""
+    tok = train_tokenizer([corpus], "sentencepiece", 600, tmp_path / "spu", sp_model_type="unigram", quiet=True)
+    hf = auto_tokenizer(tmp_path / "spu")
+    for text in EDGE_CASES:
+        ids = tok.encode(text)
+        assert tok.unk_id not in ids and tok.decode(ids) == text
+        assert hf.decode(hf(text)["input_ids"]) == text
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_autotokenizer_returns_only_what_llama_and_t5_forward_accept(trained, kind):
+    """No token_type_ids: model.generate(**tokenizer(text, return_tensors="pt")) must not raise.
+
+    transformers 5 leaves them out anyway; 4.x adds them unless tokenizer_config.json says not.
+    """
+    assert set(auto_tokenizer(trained[kind])("Hello there")) == {"input_ids", "attention_mask"}
+    config = json.loads((trained[kind] / "tokenizer_config.json").read_text())
+    assert config["model_input_names"] == ["input_ids", "attention_mask"]

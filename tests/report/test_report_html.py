@@ -94,6 +94,7 @@ def two_runs(tmp_path):
 def check_structure(page: PageStructure, out: Path) -> None:
     labels = ["data.sources.1.weight=0.1", "data.sources.1.weight=0.2"]
     assert page.sections == [
+        "summary",
         "runs",
         "differing-config-keys",
         "curves",
@@ -101,6 +102,12 @@ def check_structure(page: PageStructure, out: Path) -> None:
         "resolved-configs",
     ]
     assert [row[0] for row in page.tables["runs"][1:]] == labels
+    summary = page.tables["summary"]
+    assert summary[0] == ["run", "model", "parameters", "data mixture", "tokens", "objective"]
+    assert summary[1][:2] == [labels[0], "gpt2 tiny"]
+    assert summary[1][3] == "shakespeare (natural) 91%, dyck (synthetic) 9%; seq_len 64"
+    assert summary[2][3] == "shakespeare (natural) 83%, dyck (synthetic) 17%; seq_len 64"
+    assert [summary[1][4], summary[2][4]] == ["5.12K", "7.68K"]
     assert page.tables["runs"][1][2] == "finished" and page.tables["runs"][2][2].startswith(
         "in progress"
     )
@@ -225,3 +232,52 @@ def test_cli_report_and_bad_input(two_runs, tmp_path):
     assert elapsed < 30
     bad = synthlm("report", str(tmp_path / "nope"), "--out", str(out))
     assert bad.returncode == 2 and "error:" in bad.stderr and "nope" in bad.stderr
+
+
+LAYOUT_PROBE = """<script>
+document.body.dataset.layout = JSON.stringify([...document.querySelectorAll("figure")].map(
+  f => { const r = f.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top), Math.round(r.width)]; }));
+document.body.dataset.page = document.documentElement.scrollWidth;
+</script></body>"""
+
+
+def browser_layout(browser: str, page: Path, width: int) -> tuple[list[list[int]], int]:
+    """Figure boxes as a real browser lays the page out at ``width`` px (a probe script is added
+    to a copy of the page; the report itself has no JavaScript)."""
+    import json
+    import re
+
+    probe = page.with_name(f"probe-{width}.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE), encoding="utf-8")
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},1200", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    layout = json.loads(re.search(r'data-layout="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    return layout, int(re.search(r'data-page="(\d+)"', dom).group(1))
+
+
+def test_report_is_a_responsive_grid_in_a_real_browser(two_runs, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs it)")
+    report = build_report(two_runs, tmp_path / "report")
+    wide, page_width = browser_layout(browser, report.page, 1600)
+    assert page_width <= 1600, "the page scrolls sideways"
+    rows: dict[int, list[int]] = {}
+    for left, top, _ in wide:
+        rows.setdefault(top, []).append(left)
+    assert max(len(lefts) for lefts in rows.values()) >= 2, f"one figure per row at 1600 px: {wide}"
+    assert max(left + width for left, _, width in wide) > 1200, "figures use the page's width"
+    narrow, page_width = browser_layout(browser, report.page, 600)
+    assert page_width <= 600 and len({left for left, _, _ in narrow}) == 1, narrow
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1600,1600", report.page.as_uri()],
+        capture_output=True, timeout=60, check=True,
+    )
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    right = pixels[:, 800:]
+    assert (right < 0.9).any(axis=2).mean() > 0.05, "the right half of the screenshot is empty"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from report_fixtures import write_run
 
@@ -67,14 +68,15 @@ def test_result_bars_keep_scores_apart_from_counts(runs):
 def test_kind_comes_from_accuracy_when_no_config_names_the_set(tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    records = [
+    records = [  # two points each: single-point curves are not plotted
         {
-            "step": 1,
-            "tokens": 8,
+            "step": step,
+            "tokens": 8 * step,
             "eval/mystery/loss": 1.0,
             "eval/mystery/acc": 0.5,
             "eval/text/loss": 2.0,
         }
+        for step in (1, 2)
     ]
     (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     specs = _specs([load_run(run_dir)])
@@ -118,3 +120,27 @@ def test_registering_a_builder_adds_a_figure(runs, monkeypatch):
         ]
 
     assert "mystery" in _specs(runs)
+
+
+def test_metrics_logged_once_go_to_the_table_not_to_one_dot_panels(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    records = [{"step": s, "tokens": 8 * s, "loss": 3.0 / s} for s in range(1, 5)]
+    records.append({"step": 4, "tokens": 32, "lm_eval/hellaswag/acc": 0.3, "eval/text/loss": 2.0})
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    specs = _specs([load_run(run_dir)])
+    assert "loss" in specs and "lm_eval" not in specs and "loss_natural" not in specs
+
+
+def test_smoothing_is_tensorboards_debiased_ema():
+    values = np.array([1.0, 2.0, 4.0, float("nan"), 0.0])
+    w = 0.5
+    expected, last, n = [], 0.0, 0  # s_t = w s_{t-1} + (1 - w) v_t, reported as s_t / (1 - w^t)
+    for v in values:
+        if np.isnan(v):
+            expected.append(np.nan)
+            continue
+        last, n = w * last + (1 - w) * v, n + 1
+        expected.append(last / (1 - w**n))
+    np.testing.assert_allclose(plots.smooth(values, w), expected)
+    assert plots.smooth(values, w)[0] == 1.0  # debiased: the first point is the value itself

@@ -85,3 +85,33 @@ def test_init_from_continues_pretraining_from_a_final_dir(trained, tmp_path, dat
     first = read_records(tmp_path / "run")[0]["loss"]
     scratch = read_records(trained.run_dir)[0]["loss"]
     assert first < scratch - 0.05, (first, scratch)
+
+
+HF_GENERATE = """
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+final = sys.argv[1]
+tokenizer = AutoTokenizer.from_pretrained(final)
+model = AutoModelForCausalLM.from_pretrained(final).eval()
+torch.manual_seed(0)
+out = model.generate(**tokenizer("To be", return_tensors="pt"), do_sample=True, num_return_sequences=2,
+                     temperature=1.0, top_k=0, max_new_tokens=200, min_new_tokens=200)
+print(json.dumps({"ids": out[:, -200:].tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_plain_transformers_generation_never_samples_meta_or_padding_ids(trained):
+    """generation_config.json carries suppress_tokens for every id past the natural vocabulary,
+    and the tokenizer returns only what the model's forward accepts (no token_type_ids)."""
+    final = trained.run_dir / "final"
+    natural = trained.plan.layout.natural_size
+    config = json.loads((final / "generation_config.json").read_text())
+    assert config["suppress_tokens"] == list(range(natural, 384))
+    # only the saved file: the live model still generates meta ids for synthetic-task evaluation
+    assert trained.accelerator.unwrap_model(trained.model).generation_config.suppress_tokens is None
+    done = subprocess.run([sys.executable, "-c", HF_GENERATE, str(final)], capture_output=True, text=True, env=subprocess_env(), timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = [i for row in json.loads(done.stdout.strip().splitlines()[-1])["ids"] for i in row]
+    assert len(ids) == 400 and max(ids) < natural

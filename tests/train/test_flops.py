@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from synthlm.config import validate
 from synthlm.models import ModelConfig, build_model
-from synthlm.train.flops import flops_per_token, matmul_params, mfu
+from synthlm.train.flops import flops_per_token, matmul_params, mfu, mfu_record
 
 
 def test_flops_count_matmuls_and_attention_but_not_the_embedding_lookup():
@@ -24,3 +25,9 @@ def test_tied_embeddings_count_once_as_the_output_matmul():
 
 def test_mfu_divides_by_the_peak_of_every_device():
     assert mfu(flops_per_tok=1e9, tokens_per_s=1e5, peak_flops=1e15, num_devices=2) == pytest.approx(0.05)
+
+
+def test_mfu_is_logged_only_against_a_known_peak():
+    cpu = torch.device("cpu")
+    assert mfu_record(1e9, 1e5, None, cpu, 1) == {}  # no CPU peak: no number against an H100's
+    assert mfu_record(1e9, 1e5, 1e15, cpu, 2) == {"mfu": pytest.approx(0.05)}  # a configured peak

@@ -1,4 +1,4 @@
-"""``synthlm synth list|preview|generate|verify``: procedural synthetic data."""
+"""``synthlm synth list|preview|generate|verify|export``: procedural synthetic data."""
 
 from __future__ import annotations
 
@@ -122,6 +122,35 @@ def verify(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@synth_app.command("export")
+def export(
+    directory: Path = typer.Argument(..., help="Dataset directory written by synthlm synth generate."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (SPLIT_text_document / SPLIT_label_document stores)."),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="The target model's tokenizer: --offset defaults to its vocab size, --eod to its eos id."),
+    offset: int = typer.Option(None, "--offset", help="Added to every synthetic id (the first id past the natural vocabulary)."),
+    eod: int = typer.Option(None, "--eod", help="End-of-document id appended after each document."),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="The target model's vocabulary size (checked; default: just enough)."),
+    split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable; default all)."),
+) -> None:
+    """Write the stores in a model's global id space with EOD, for Megatron-LM and GPT-NeoX."""
+    from synthlm.errors import UserError
+    from synthlm.synth.export import export_synthetic
+
+    if tokenizer is not None:
+        from synthlm.tokenizers import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+        offset = tok.vocab_size if offset is None else offset
+        eod = tok.eos_id if eod is None else eod
+    if offset is None or eod is None:
+        raise UserError("synth export: give --tokenizer, or both --offset and --eod")
+    summary = export_synthetic(directory, out, offset=offset, eod=eod, vocab_size=vocab_size, splits=split or None)
+    lo, hi = summary["global_id_range"]
+    typer.echo(f"wrote {out}: synthetic ids {lo}..{hi - 1}, eod {eod}, vocab_size {summary['vocab_size']}")
+    for name, info in summary["splits"].items():
+        typer.echo(f"  {name:<5} {info['documents']:>9,} documents {info['tokens']:>12,} tokens  {out / name}_text_document")
 
 
 def _print_report(report) -> None:

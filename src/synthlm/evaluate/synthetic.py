@@ -62,6 +62,7 @@ def greedy_answers(ctx: EvalContext, prompts: list[np.ndarray], lengths: list[in
     out = ctx.generator.generate(
         input_ids=ids.to(ctx.device), attention_mask=mask.to(ctx.device), do_sample=False,
         max_new_tokens=max(lengths), eos_token_id=ctx.eos_id, pad_token_id=ctx.pad_id,
+        suppress_tokens=None,  # answers are meta ids, which a checkpoint's generation_config suppresses
     )
     return out[:, ids.shape[1] :].tolist()
 

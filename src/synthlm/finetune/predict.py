@@ -47,6 +47,7 @@ def generate(model: Any, pairs: list[Pair], settings: GenerationSettings, device
         out = model.generate(
             input_ids=ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams,
             do_sample=False, decoder_start_token_id=settings.pad_id, eos_token_id=settings.eos_id, pad_token_id=settings.pad_id,
+            suppress_tokens=None,  # synthetic answers are meta ids, which a checkpoint's generation_config suppresses
         )
         outputs.extend(cut_at_eos(row[1:], settings.eos_id) for row in out.tolist())
     return outputs

@@ -18,19 +18,23 @@ from synthlm import __version__
 from synthlm.report.diff import IGNORED_KEYS, MISSING, flatten, format_value
 from synthlm.report.load import Run
 from synthlm.report.plots import Drawn
+from synthlm.report.summary import summary_table
 
 LOWER_IS_BETTER = ("loss", "ppl", "bpb", "perplexity")
 HIGHER_IS_BETTER = ("acc", "accuracy", "exact_match", "em", "f1")
 
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1400px; padding: 0 1rem; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1800px; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.diff td { background: #fff6d5; } td.best { font-weight: bold; }
 .swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; margin-right: .4em; vertical-align: -1px; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #eee; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); gap: 1rem; align-items: start; }
+@media (min-width: 1100px) { .figures figure.wide { grid-column: span 2; } }
+.scroll { overflow-x: auto; max-width: 100%; }
 figcaption, .note { color: #666; font-size: 12px; } code { font-size: 12px; }
 """
 
@@ -54,11 +58,12 @@ def render_page(
     body = [
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{len(runs)} run(s); generated {now:%Y-%m-%d %H:%M:%S %Z} by synthlm {__version__}; x axis: {axis}.</p>',
+        _section("Summary", summary_table(runs, labels, colors)),
         _section("Runs", _runs_table(runs, labels, colors, now.timestamp())),
         _section("Differing config keys", _diff_table(runs, labels, colors, differing)),
         _section(
             "Curves",
-            "".join(_figure(f) for f in figures) or '<p class="note">No metrics logged yet.</p>',
+            _figures(figures),
         ),
         _section("Final metrics", _final_table(runs, labels, colors)),
         _section("Resolved configs", _configs_table(runs, labels, colors, differing)),
@@ -76,7 +81,7 @@ def _e(text: object) -> str:
 
 def _section(title: str, content: str) -> str:
     anchor = title.lower().replace(" ", "-")
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{content}</section>'
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2><div class="scroll">{content}</div></section>'
 
 
 def _run_head(labels: Sequence[str], colors: Sequence[str], first: str) -> str:
@@ -147,12 +152,23 @@ def _diff_table(
     return f'<table class="differences">{"".join(rows)}</table>'
 
 
+def _figures(figures: Sequence[Drawn]) -> str:
+    if not figures:
+        return '<p class="note">No metrics logged more than once yet.</p>'
+    note = (
+        '<p class="note">Faint lines: raw values; solid: smoothed (debiased EMA). Metrics logged '
+        "once (end-of-run evaluations) are in Final metrics.</p>"
+    )
+    return f'{note}<div class="figures">{"".join(_figure(f) for f in figures)}</div>'
+
+
 def _figure(drawn: Drawn) -> str:
     data = base64.b64encode(drawn.path.read_bytes()).decode("ascii")
     name = drawn.path.name
     caption = " ".join(filter(None, [drawn.spec.caption, *drawn.notes]))
+    wide = ' class="wide"' if len(drawn.spec.panels) >= 3 else ""
     return (
-        f'<figure id="fig-{_e(drawn.spec.slug)}"><img src="data:image/png;base64,{data}" alt="{_e(drawn.spec.title)}">'
+        f'<figure id="fig-{_e(drawn.spec.slug)}"{wide}><img src="data:image/png;base64,{data}" alt="{_e(drawn.spec.title)}">'
         f'<figcaption>{_e(drawn.spec.title)} (<a href="{_e(name)}">{_e(name)}</a>){". " + _e(caption) if caption else ""}</figcaption></figure>'
     )
 

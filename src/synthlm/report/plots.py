@@ -17,7 +17,7 @@ import math
 import re
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from synthlm.report.load import Run
 
 MAX_BARS = 40  # metrics per bar chart; every value is in the final-metrics table anyway
 MARKER_LIMIT = 200  # points per curve up to which each point gets a marker
+SMOOTH_FROM = 20  # train curves with at least this many points are drawn raw (faint) + smoothed
 LEGEND_CHARS_PER_INCH = 14  # legend text at 8 pt, with margin: decides one row vs one per line
 
 
@@ -34,6 +35,7 @@ LEGEND_CHARS_PER_INCH = 14  # legend text at 8 pt, with margin: decides one row 
 class Curve:
     key: str
     style: str = "train"  # "train" (solid) or "eval" (dashed, dots)
+    smooth: bool = True  # noisy train metrics; not a schedule (lr), not eval points
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,32 @@ def panel_builder(name: str) -> Callable[[Builder], Builder]:
 
 
 def figure_specs(runs: Sequence[Run]) -> list[FigureSpec]:
-    """Every figure the registered builders want for these runs, in registration order."""
-    return [spec for build in PANEL_BUILDERS.values() for spec in build(runs) if spec.panels]
+    """Every figure the registered builders want for these runs, in registration order.
+
+    Curves no run logged at two or more points (metrics evaluated once, at the end) are left
+    out: a panel with one dot says nothing a table does not say better, and every value is in
+    the final-metrics table.
+    """
+    specs = (plottable(spec, runs) for build in PANEL_BUILDERS.values() for spec in build(runs))
+    return [spec for spec in specs if spec.panels]
+
+
+def plottable(spec: FigureSpec, runs: Sequence[Run]) -> FigureSpec:
+    """``spec`` without the curves that are a single point in every run (bar panels stay)."""
+    panels = []
+    for panel in spec.panels:
+        if panel.results:
+            panels.append(panel)
+            continue
+        curves = tuple(c for c in panel.curves if any(_points(run, c.key) >= 2 for run in runs))
+        if curves:
+            panels.append(replace(panel, curves=curves))
+    return replace(spec, panels=tuple(panels))
+
+
+def _points(run: Run, key: str) -> int:
+    column = run.columns.get(key)
+    return 0 if column is None else len(column.values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,11 +128,12 @@ def _kind(runs: Sequence[Run], name: str, keys: Iterable[str]) -> str:
 
 
 def _single(
-    slug: str, title: str, key: str, keys: list[str], ylabel: str = "", log: bool = False
+    slug: str, title: str, key: str, keys: list[str], ylabel: str = "", log: bool = False,
+    smooth: bool = True,
 ) -> list[FigureSpec]:
     if key not in keys:
         return []
-    return [FigureSpec(slug, title, (Panel(title, (Curve(key),), ylabel or key, log),))]
+    return [FigureSpec(slug, title, (Panel(title, (Curve(key, smooth=smooth),), ylabel or key, log),))]
 
 
 @panel_builder("train_loss")
@@ -216,7 +243,7 @@ def _within_unit(runs: Sequence[Run], key: str) -> bool:
 def _optimizer(runs: Sequence[Run]) -> list[FigureSpec]:
     keys = _keys(runs)
     return [
-        *_single("lr", "Learning rate", "lr", keys, "learning rate"),
+        *_single("lr", "Learning rate", "lr", keys, "learning rate", smooth=False),
         *_single("grad_norm", "Gradient norm", "grad_norm", keys, "grad norm"),
     ]
 
@@ -354,9 +381,14 @@ def _draw_lines(
                 continue
             eval_style = curve.style == "eval"
             marker = "o" if eval_style and len(column.values) <= MARKER_LIMIT else None
+            x, values = column.x(axis), column.values
+            if curve.smooth and not eval_style and len(values) >= SMOOTH_FROM:
+                ax.plot(x, values, color=colors[index], linewidth=0.8, alpha=0.25)
+                values = smooth(values)
+                styles.add("smoothed")
             ax.plot(
-                column.x(axis),
-                column.values,
+                x,
+                values,
                 color=colors[index],
                 linestyle="--" if eval_style else "-",
                 marker=marker,
@@ -375,6 +407,25 @@ def _draw_lines(
     if panel.unit_range:
         ax.set_ylim(-0.02, 1.02)
     return used
+
+
+def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average.
+
+    ``s_t = w s_{t-1} + (1 - w) v_t`` from ``s_0 = 0``, divided by ``1 - w^t`` so the start is
+    not pulled towards zero. The weight grows with the number of points (0.6 for a short run,
+    up to 0.9), so the smoothed line spans a similar fraction of any run. NaNs are skipped.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    w = weight if weight is not None else min(0.9, max(0.6, 1 - 20 / max(len(values), 1)))
+    out = np.full(len(values), np.nan)
+    last, count = 0.0, 0
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            continue
+        last, count = w * last + (1 - w) * v, count + 1
+        out[i] = last / (1 - w**count)
+    return out
 
 
 def _all_positive(ax) -> bool:
@@ -419,12 +470,15 @@ def _legend(
     handles = [Line2D([], [], color=colors[i], linewidth=2) for i in used]
     width = int(fig.get_figwidth() * LEGEND_CHARS_PER_INCH)
     names = [textwrap.fill(labels[i], width - 6) for i in used]
-    if styles == {"train", "eval"}:
+    if {"train", "eval"} <= styles:
         handles += [
             Line2D([], [], color="0.4", linestyle="-"),
             Line2D([], [], color="0.4", linestyle="--", marker="o", markersize=3),
         ]
         names += ["train", "eval"]
+    if "smoothed" in styles:
+        handles += [Line2D([], [], color="0.4", linewidth=0.8, alpha=0.3)]
+        names += ["raw (solid: smoothed)"]
     if not handles:
         return
     one_row = sum(len(n) + 6 for n in names) <= width and "\n" not in "".join(names)

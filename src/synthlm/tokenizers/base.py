@@ -158,6 +158,9 @@ class BaseTokenizer:
             "add_bos_token": False,
             "add_eos_token": False,
             "model_max_length": 1_000_000_000,
+            # without it PreTrainedTokenizerFast also returns token_type_ids, which Llama and T5
+            # reject: model.generate(**tokenizer(text, return_tensors="pt")) would raise
+            "model_input_names": ["input_ids", "attention_mask"],
         }
         meta = {"format_version": 1, "kind": self.kind, "special_tokens": self.tokens, "extra_tokens": len(self.extra_ids),
                 "vocab_size": self.vocab_size, **provenance}

@@ -29,7 +29,7 @@ from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
 
 Trainer = Callable[[Iterator[str], int, dict[str, str], dict[str, Any]], BaseTokenizer]
 TRAINERS: dict[str, Trainer] = {}
-MIN_LEARNED = {"bpe": BYTE_OFFSET + 256 + 1, "unigram": BYTE_OFFSET + 2, "sentencepiece": BYTE_OFFSET + 256 + 2, "byte": 0}
+MIN_LEARNED = {"bpe": BYTE_OFFSET + 256 + 1, "unigram": BYTE_OFFSET + 256 + 2, "sentencepiece": BYTE_OFFSET + 256 + 2, "byte": 0}
 
 
 def trainer(kind: str) -> Callable[[Trainer], Trainer]:
@@ -128,33 +128,43 @@ def _train_bpe(documents: Iterator[str], size: int, tokens: dict[str, str], opti
 
 @trainer("unigram")
 def _train_unigram(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
-    """Unigram LM over "▁"-marked words (HF tokenizers); non-ASCII characters never seen in
-    training map to <unk> (use sentencepiece for byte fallback)."""
+    """Unigram LM (HF tokenizers) laid out like a sentencepiece model: "▁" marks spaces, one
+    "▁" is prepended to a text and stripped on decode, and the 256 byte pieces follow the
+    specials so any character unseen in training is spelled in UTF-8 bytes, never <unk>."""
     from tokenizers import Tokenizer as Backend
-    from tokenizers import decoders, models, pre_tokenizers, trainers
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
     backend = Backend(models.Unigram())
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     recipe = trainers.UnigramTrainer(
-        vocab_size=size, special_tokens=list(tokens.values()), unk_token=tokens["unk"], show_progress=not options["quiet"],
+        vocab_size=size - 256, special_tokens=list(tokens.values()), unk_token=tokens["unk"], show_progress=not options["quiet"],
         initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\t"],
     )
     backend.train_from_iterator(documents, recipe)
-    return HFTokenizer(_demote_specials(backend, len(tokens)), tokens, kind="unigram")
+    return HFTokenizer(_byte_fallback(backend, len(tokens)), tokens, kind="unigram")
 
 
-def _demote_specials(backend, count: int):
-    """Unigram keeps the specials as ordinary pieces with the best score (0.0), so "</s>" typed in
-    a document would become the eos id. Scored far below any real piece (and with every printable
-    ASCII character in the alphabet to spell them with), they are never chosen for text."""
+def _byte_fallback(backend, count: int):
+    """Put ``<0x00>``..``<0xFF>`` after the ``count`` specials and turn byte fallback on.
+
+    Unigram keeps the specials as ordinary pieces with the best score (0.0), so "</s>" typed in
+    a document would become the eos id; scored far below any real piece (as are the byte pieces,
+    used only for characters no piece covers), they are never chosen for text.
+    """
     from tokenizers import Tokenizer as Backend
 
     data = json.loads(backend.to_str())
-    vocab = data["model"]["vocab"]
-    floor = min(score for _, score in vocab) - 1e6
-    for entry in vocab[:count]:
-        entry[1] = floor
+    model = data["model"]
+    byte_pieces = [f"<0x{b:02X}>" for b in range(256)]
+    learned = [entry for entry in model["vocab"][count:] if entry[0] not in set(byte_pieces)]
+    floor = min(score for _, score in model["vocab"]) - 1e6
+    specials = [[piece, floor] for piece, _ in model["vocab"][:count]]
+    model["vocab"] = specials + [[piece, floor] for piece in byte_pieces] + learned
+    model["byte_fallback"] = True
     return Backend.from_str(json.dumps(data))
 
 

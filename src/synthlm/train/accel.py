@@ -12,6 +12,7 @@ from typing import Any
 
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.config import RunConfig
+from synthlm.train.launch_guard import check_engine, check_precision, check_process_count
 from synthlm.train.run_plan import BatchPlan
 
 
@@ -29,6 +30,7 @@ def distributed_state() -> Any:
     """
     from accelerate import PartialState
 
+    check_process_count()
     state = PartialState(cpu=cpu_only())
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:
@@ -39,12 +41,15 @@ def distributed_state() -> Any:
 def make_accelerator(cfg: RunConfig, accum: int) -> Any:
     from accelerate import Accelerator
 
+    check_precision(cfg.train.precision)
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.train.precision]
     # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per
     # process per optimizer step, shortening it by the number of processes.
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=cpu_only(), mixed_precision=precision, gradient_accumulation_steps=accum, step_scheduler_with_optimizer=False
     )
+    check_engine(accelerator)
+    return accelerator
 
 
 def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> None:

@@ -22,10 +22,12 @@ commit point, so a kill at any moment leaves the previous checkpoints intact plu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,28 @@ def write_info(directory: Path, state: TrainerState, extra: dict[str, Any] | Non
 
     info = {"synthlm_version": __version__, "step": state.step, "tokens": state.tokens, "layout": state.layout, **(extra or {})}
     atomic_write_json(directory / INFO_FILE, info)
+
+
+@contextlib.contextmanager
+def reserved_ids_suppressed(model: Any, natural_size: int) -> Iterator[None]:
+    """While saving: make ``generation_config.json`` suppress the ids past the natural vocabulary
+    (meta-language and padding rows, which decode to ''), so plain ``model.generate`` and tools
+    reading that file sample text the way ``synthlm generate`` does.
+
+    Only the saved file carries it: the live model keeps generating meta ids for synthetic-task
+    evaluation, and synthlm's own meta-id generation passes ``suppress_tokens=None``. Rows come
+    from the model config (the output layer's size, padded; the weight itself may be a shard or
+    empty under FSDP / ZeRO-3).
+    """
+    config = model.generation_config
+    before = config.suppress_tokens
+    rows = model.config.get_text_config().vocab_size
+    if rows > natural_size:
+        config.suppress_tokens = list(range(natural_size, rows))
+    try:
+        yield
+    finally:
+        config.suppress_tokens = before
 
 
 def write_chat_template(directory: Path, config: Any) -> None:

@@ -19,7 +19,6 @@ from synthlm.data.mixture import DataConfig
 from synthlm.evaluate.lm_eval_bridge import LMEvalConfig
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.models import Dtype, ModelConfig
-from synthlm.train.flops import H100_BF16_PEAK
 from synthlm.train.optim import OptimConfig
 from synthlm.train.schedules import ScheduleConfig
 
@@ -73,7 +72,7 @@ class LoggingConfig(Section):
     wandb_entity: str | None = None
     run_name: str | None = Field(None, description="Display name for trackers (default: the run dir's name).")
     progress: bool = Field(True, description="Show a progress bar on the console.")
-    peak_flops: float = Field(H100_BF16_PEAK, gt=0, description="Peak FLOP/s of one device, for MFU (default: H100/H200 dense bf16).")
+    peak_flops: float | None = Field(None, gt=0, description="Peak FLOP/s of one device, for MFU; default: the dense bf16 peak of a known GPU (H100/H200, A100, ...); no MFU is logged on CPUs or unknown devices unless set.")
 
 
 class RunConfig(Section):

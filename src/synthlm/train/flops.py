@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 # Dense bf16 tensor-core peak of one H100/H200 SXM (989 TFLOP/s; the 2x "sparsity" figure
 # NVIDIA also quotes is not reachable by dense training).
 H100_BF16_PEAK = 989e12
+# Dense bf16 peaks by device-name fragment, most specific first (vendor datasheets). A device not
+# listed (and every CPU) gets no MFU: a ratio against another chip's peak would be meaningless.
+KNOWN_PEAKS = (
+    ("H100 PCIe", 756e12), ("GH200", 989e12), ("H200", 989e12), ("H100", 989e12), ("H800", 989e12),
+    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("MI300X", 1307e12),
+)
 
 
 def matmul_params(model: torch.nn.Module) -> int:
@@ -61,6 +67,22 @@ def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: 
 def mfu(flops_per_tok: float, tokens_per_s: float, peak_flops: float, num_devices: int) -> float:
     """Fraction of the devices' peak FLOP/s spent on model FLOPs."""
     return flops_per_tok * tokens_per_s / (peak_flops * max(num_devices, 1))
+
+
+def device_peak_flops(device: torch.device) -> float | None:
+    """The dense bf16 peak of a known accelerator, or None (CPU, unknown GPU)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for fragment, peak in KNOWN_PEAKS if fragment in name), None)
+
+
+def mfu_record(flops_per_tok: float, tokens_per_s: float, peak_flops: float | None, device: torch.device, num_devices: int) -> dict[str, float]:
+    """``{"mfu": ...}`` against the configured or known peak; empty when no peak is known."""
+    peak = peak_flops or device_peak_flops(device)
+    return {} if peak is None else {"mfu": mfu(flops_per_tok, tokens_per_s, peak, num_devices)}
 
 
 def peak_memory_gb(device: torch.device) -> float:

@@ -40,6 +40,7 @@ from synthlm.train.checkpoint import (
     prune,
     read_state,
     remove_stale,
+    reserved_ids_suppressed,
     resolve_resume,
     set_aside_later_checkpoints,
     temp_dir,
@@ -47,7 +48,7 @@ from synthlm.train.checkpoint import (
     write_info,
 )
 from synthlm.train.config import RunConfig
-from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
+from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
 from synthlm.train.losses import count_targets, forward_losses
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
@@ -360,7 +361,7 @@ class Trainer:
         record.update(
             lr=lr,
             tokens_per_s=tokens_per_s,
-            mfu=mfu(self.flops_per_token, tokens_per_s, self.cfg.logging.peak_flops, self.plan.batch.processes),
+            **mfu_record(self.flops_per_token, tokens_per_s, self.cfg.logging.peak_flops, self.accelerator.device, self.plan.batch.processes),
             mem_gb=peak_memory_gb(self.accelerator.device),
             eta_s=seconds / max(self.busy_steps, 1) * (self.plan.total_steps - self.state.step),
             elapsed_s=time.perf_counter() - self.started,
@@ -473,8 +474,9 @@ class Trainer:
         weights = acc.get_state_dict(self.model)  # a collective under FSDP / ZeRO-3
         if not acc.is_main_process:
             return
-        with no_hf_progress_bars():
-            acc.unwrap_model(self.model).save_pretrained(directory, state_dict=weights, safe_serialization=True)
+        model = acc.unwrap_model(self.model)
+        with no_hf_progress_bars(), reserved_ids_suppressed(model, self.plan.layout.natural_size):
+            model.save_pretrained(directory, state_dict=weights, safe_serialization=True)
         save_yaml(self.cfg, directory / "config.yaml")
         write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len})
 

@@ -1,0 +1,76 @@
+"""Checks that a launch got the processes, engine and precision its launcher asked for.
+
+Launchers fail quietly in ways that matter: ``accelerate launch`` with a multi-CPU config and no
+mpirun starts one process instead of N; an FSDP or DeepSpeed accelerate config on a machine
+without GPUs becomes plain DDP; a launcher's ``mixed_precision`` is overridden by the run
+config. Each of these would train something other than what the user launched, so each stops
+the run before step 0 (exit 2) with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from synthlm.errors import UserError
+
+# environment variables set by a launcher that really starts several processes
+_RANKED = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+def check_process_count(env: Mapping[str, str] = os.environ) -> None:
+    """Refuse ``accelerate launch`` runs that asked for several CPU processes but started one.
+
+    accelerate's simple launcher (used for ``distributed_type: MULTI_CPU`` without an mpirun
+    hostfile) execs a single process; it sets MASTER_ADDR/MASTER_PORT because more than one
+    process was requested, but no WORLD_SIZE or RANK, so nothing else would notice.
+    """
+    launched_by_accelerate = "ACCELERATE_USE_CPU" in env or "ACCELERATE_MIXED_PRECISION" in env
+    if not launched_by_accelerate or "MASTER_ADDR" not in env:
+        return
+    if any(name in env for name in _RANKED):
+        return
+    raise UserError(
+        "accelerate launch asked for several CPU processes but started one (accelerate runs "
+        "multi-CPU configs as a single process unless mpirun is set up); launch CPU processes "
+        "with torchrun instead: torchrun --standalone --nproc_per_node N -m synthlm train CONFIG"
+    )
+
+
+def requested_engine(env: Mapping[str, str] = os.environ) -> str | None:
+    """The sharding engine an accelerate config asked for (``FSDP``/``DEEPSPEED``), if any."""
+    for engine in ("FSDP", "DEEPSPEED"):
+        if env.get(f"ACCELERATE_USE_{engine}", "false").lower() == "true":
+            return engine
+    return None
+
+
+def check_engine(accelerator: Any, env: Mapping[str, str] = os.environ) -> None:
+    """The engine accelerate actually set up must be the one the launch config named."""
+    wanted = requested_engine(env)
+    got = str(getattr(accelerator.distributed_type, "name", accelerator.distributed_type))
+    if wanted is not None and got != wanted:
+        why = " (accelerate supports it on GPUs only)" if wanted == "FSDP" else ""
+        raise UserError(
+            f"the launch config asks for {wanted} but accelerate set up {got}{why}; this run "
+            "would train without sharding. Launch on the devices the config is written for, or "
+            "use a DDP config (examples/accelerate/ddp.yaml, or torchrun on CPU)"
+        )
+
+
+def check_precision(run_precision: str, env: Mapping[str, str] = os.environ) -> None:
+    """A launcher's ``mixed_precision`` must agree with the run config's ``train.precision``.
+
+    accelerate launch always exports ACCELERATE_MIXED_PRECISION ('no' when the config file has
+    no such line), so only an explicit bf16/fp16/fp8 there can conflict with the run config.
+    """
+    launched = env.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launched != "no" and launched != _PRECISION[run_precision]:
+        raise UserError(
+            f"the accelerate launch config sets mixed_precision: {launched} but the run config "
+            f"has train.precision: {run_precision}; set train.precision to match "
+            f"({ {v: k for k, v in _PRECISION.items()}.get(launched, launched) }) or drop the "
+            "mixed_precision line from the launch config"
+        )
