@@ -114,3 +114,17 @@ def length_rows(preds: list[Prediction]) -> list[dict]:
         {"domain": d, "length": bucket_label(lo, hi), "lo": lo, "hi": hi, **_accuracy(groups[(d, lo, hi)])}
         for d, lo, hi in keys
     ]
+
+
+def write_predictions(records: Iterable[dict[str, Any]], path) -> int:
+    """One JSON object per line, written atomically (the file appears only when complete)."""
+    import json
+
+    from synthlm.fileio import atomic_path
+
+    count = 0
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -18,6 +18,7 @@ from synthlm import __version__
 from synthlm.report.diff import IGNORED_KEYS, MISSING, flatten, format_value
 from synthlm.report.load import Run
 from synthlm.report.plots import Drawn
+from synthlm.report.synthetic_tables import synthetic_section
 
 LOWER_IS_BETTER = ("loss", "ppl", "bpb", "perplexity")
 HIGHER_IS_BETTER = ("acc", "accuracy", "exact_match", "em", "f1")
@@ -61,6 +62,7 @@ def render_page(
             "".join(_figure(f) for f in figures) or '<p class="note">No metrics logged yet.</p>',
         ),
         _section("Final metrics", _final_table(runs, labels, colors)),
+        synthetic_section(runs, labels),  # "" unless synthlm eval wrote synthetic tables
         _section("Resolved configs", _configs_table(runs, labels, colors, differing)),
     ]
     return (
