@@ -55,12 +55,11 @@ def generate_command(
         max_new_tokens=max_new_tokens, num_samples=num_samples, stop=[decode_escapes(s) for s in stop or []], seed=seed,
     ), source="synthlm generate")
     check_checkpoint_dir(checkpoint)
-    if synthetic is not None:
-        given = bool(prompt) or input_file is not None
-        check_synthetic_options(
-            checkpoint, synthetic, interactive=interactive_mode, stop=stop, prompts=given
-        )
     prompts = read_prompts(input_file, decode_escapes(prompt_end)) if input_file is not None else (list(prompt) if prompt else None)
+    if synthetic is not None:
+        check_synthetic_options(
+            checkpoint, synthetic, interactive=interactive_mode, stop=stop, prompts=prompts
+        )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     if synthetic is not None:
         from synthlm.commands.generate_synthetic import run_synthetic
@@ -83,9 +82,10 @@ def generate_command(
 
 
 def check_synthetic_options(
-    checkpoint: Path, synthetic: Path, *, interactive: bool, stop, prompts: bool
+    checkpoint: Path, synthetic: Path, *, interactive: bool, stop, prompts: list[str] | None
 ) -> None:
-    """--synthetic continues prompts written in a dataset's symbols: only the flags that fit it."""
+    """--synthetic continues prompts written in a dataset's symbols: only the flags that fit it,
+    and every prompt must read as the dataset's symbols (checked before the model loads)."""
     from synthlm.errors import UserError
     from synthlm.evaluate.checkpoint import refuse_encoder_decoder
     from synthlm.synth.manifest import is_synthetic_dataset
@@ -103,6 +103,11 @@ def check_synthetic_options(
     refuse_encoder_decoder(
         checkpoint, "synthlm generate --synthetic", "it continues prompts of shifted synthetic ids"
     )
+    from synthlm.inference.synthetic_ids import SymbolTable
+
+    table = SymbolTable.from_dataset(synthetic, meta_offset=0, eos_id=-1)
+    for i, text in enumerate(prompts):
+        table.encode(text, what=f"prompt {i + 1}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,9 @@ meta-language range (``layout.meta_offset + id``), exactly as the training mixtu
 * Loss: each valid document on its own (shifted, EOS appended as in training), targets where
   the document's loss mask is 1 (the EOS counts as a target, as in training). Documents are
   evaluated one per row rather than packed, so no document sees another's tokens: the number
-  measures the task, not the packing. Documents are taken in order up to ``max_tokens``.
+  measures the task, not the packing. Documents are taken one per domain in turn (the split
+  stores each domain's documents together) until ``max_tokens`` tokens have been read, so a
+  budget smaller than the split still covers every domain.
 * Accuracy: for the first ``max_examples`` examples, greedy-decode ``len(answer) + 1`` tokens
   from the prompt (the extra token lets the model say EOS), cut at EOS, shift back to synthetic
   ids (anything outside the meta range becomes -1, which no answer contains) and let the
@@ -33,12 +35,30 @@ from synthlm.evaluate.synthetic_details import Details, Prediction
 SPLIT = "valid"
 
 
-def document_rows(store, *, layout: VocabLayout, eos_id: int, seq_len: int, max_tokens: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(shifted tokens + EOS, loss mask) per document, cut to ``seq_len``, ``max_tokens`` in total."""
+def round_robin(owners: np.ndarray) -> np.ndarray:
+    """Document indices taking one document of each domain in turn (domain order, then index).
+
+    A split stores each domain's documents together, so reading it in order would spend a
+    ``max_tokens`` budget on the first domains only; in turns, every domain gets its share.
+    """
+    owners = np.asarray(owners, dtype=np.int64)
+    by_domain = np.argsort(owners, kind="stable")
+    starts = np.searchsorted(owners[by_domain], owners[by_domain], side="left")
+    rank = np.empty(len(owners), dtype=np.int64)
+    rank[by_domain] = np.arange(len(owners)) - starts
+    return np.lexsort((owners, rank))
+
+
+def document_rows(
+    store, *, layout: VocabLayout, eos_id: int, seq_len: int, max_tokens: int, order=None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(shifted tokens + EOS, loss mask) per document of ``order`` (default: store order), cut
+    to ``seq_len``, ``max_tokens`` in total."""
     left = max_tokens
-    for i in range(len(store)):
+    for i in range(len(store)) if order is None else order:
         if left <= 0:
             return
+        i = int(i)
         doc = np.asarray(store.document(i), dtype=np.int64) + layout.meta_offset
         mask = store.mask(i)
         mask = np.ones(len(doc), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
@@ -107,17 +127,18 @@ def accuracy_metrics(preds: list[Prediction]) -> dict[str, float]:
 def domain_losses(
     ctx: EvalContext, dataset, max_tokens: int, name: str
 ) -> dict[str, tuple[float, int]]:
-    """(loss sum, target tokens) per domain over the valid documents ``document_rows`` takes."""
+    """(loss sum, target tokens) per domain over valid documents taken in domain turns."""
     store, owners = dataset.split(SPLIT), np.asarray(dataset.domain_of(SPLIT))
-    names = dataset.domain_names()
+    names, order = dataset.domain_names(), round_robin(owners)
     rows = document_rows(
-        store, layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=max_tokens
+        store, layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=max_tokens,
+        order=order,
     )
     totals: dict[str, list] = {}
     done = 0
     for batch in ctx.bar(batched(rows, ctx.batch_size), f"eval {name} loss"):
         for loss_sum, tokens in rows_loss(ctx.model, batch, pad_id=ctx.pad_id, device=ctx.device):
-            entry = totals.setdefault(names[int(owners[done])], [0.0, 0])
+            entry = totals.setdefault(names[int(owners[order[done]])], [0.0, 0])
             entry[0] += loss_sum
             entry[1] += tokens
             done += 1
