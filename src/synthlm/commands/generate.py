@@ -62,8 +62,6 @@ def generate_command(
         )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     if synthetic is not None:
-        from synthlm.commands.generate_synthetic import run_synthetic
-
         run_synthetic(ckpt, synthetic, prompts, sampling, batch_size=batch_size, output=output)
         return
     not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
@@ -108,6 +106,28 @@ def check_synthetic_options(
     table = SymbolTable.from_dataset(synthetic, meta_offset=0, eos_id=-1)
     for i, text in enumerate(prompts):
         table.encode(text, what=f"prompt {i + 1}")
+
+
+def run_synthetic(
+    ckpt, dataset: Path, prompts: list[str], sampling, *, batch_size: int, output: Path | None
+) -> None:
+    """Print ``PROMPT | CONTINUATION`` per sample, or write JSONL records to ``output``."""
+    from synthlm.inference.sampling import special_ids, write_completions
+    from synthlm.inference.synthetic_generate import generate_synthetic
+    from synthlm.inference.synthetic_ids import SymbolTable, check_fits
+
+    check_fits(dataset, ckpt.layout)
+    eos, _ = special_ids(ckpt.tokenizer)
+    table = SymbolTable.from_dataset(dataset, meta_offset=ckpt.layout.meta_offset, eos_id=eos)
+    completions = generate_synthetic(
+        ckpt.model, ckpt.tokenizer, table, prompts, sampling, batch_size=batch_size
+    )
+    if output is not None:
+        count = write_completions(completions, output)
+        typer.echo(f"wrote {count} samples to {output}", err=True)
+        return
+    for completion in completions:
+        typer.echo(f"{completion.prompt} | {completion.text}")
 
 
 def register(app: typer.Typer) -> None:
