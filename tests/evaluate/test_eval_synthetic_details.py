@@ -200,6 +200,7 @@ def test_max_predictions_bounds_the_dump(dataset, evaluated, tmp_path):
 
 # -- synthlm generate --synthetic -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_generate_continues_symbol_prompts_and_prints_them_decoded(dataset, evaluated):
     run, _, records = evaluated
     prompt = records[0]["prompt"]
@@ -226,11 +227,17 @@ def test_generate_records_carry_symbols_and_ids(dataset, evaluated):
     assert (row.model_ids, row.finished, row.completion_tokens) == ([ANSWER + OFFSET], True, 2)
 
 
-def test_generate_rejects_unknown_symbols_before_loading_the_model(dataset, evaluated):
+def test_unknown_symbols_are_refused_before_the_model_loads(dataset, evaluated):
+    from synthlm.commands.generate import check_synthetic_options
+    from synthlm.errors import UserError
+
     run, _, _ = evaluated
-    result = run_cli("generate", str(run / "final"), "--synthetic", str(dataset), "-p", "3 <nope>")
-    assert result.returncode == 2
-    assert "prompt 1: '<nope>' is not a symbol of" in result.stderr and "<ans>" in result.stderr
+    with pytest.raises(UserError, match=r"prompt 2: '<nope>' is not a symbol of .*<ans>"):
+        check_synthetic_options(
+            run / "final", dataset, interactive=False, stop=None, prompts=["<ans>", "3 <nope>"]
+        )
+    with pytest.raises(UserError, match="needs --prompt or --input"):
+        check_synthetic_options(run / "final", dataset, interactive=True, stop=None, prompts=None)
 
 
 def test_checkpoint_without_room_for_the_dataset_is_refused(dataset, tmp_path):
