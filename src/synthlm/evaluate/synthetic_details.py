@@ -111,7 +111,8 @@ def length_rows(preds: list[Prediction]) -> list[dict]:
     order = list(dict.fromkeys([*(p.domain for p in preds), ALL]))
     keys = sorted(groups, key=lambda k: (order.index(k[0]), k[1]))
     return [
-        {"domain": d, "length": bucket_label(lo, hi), "lo": lo, "hi": hi, **_accuracy(groups[(d, lo, hi)])}
+        {"domain": d, "length": bucket_label(lo, hi), "lo": lo, "hi": hi,
+         **_accuracy(groups[(d, lo, hi)])}
         for d, lo, hi in keys
     ]
 

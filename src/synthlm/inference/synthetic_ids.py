@@ -109,6 +109,7 @@ def check_fits(directory: str | Path, layout) -> None:
     needed = synthetic_vocab_needed(Path(directory))
     if needed > layout.meta_size:
         raise UserError(
-            f"--synthetic {directory}: needs {needed} meta-language ids but the checkpoint reserves "
-            f"{layout.meta_size} (model.num_meta_tokens); it was not trained on this dataset"
+            f"--synthetic {directory}: needs {needed} meta-language ids but the checkpoint "
+            f"reserves {layout.meta_size} (model.num_meta_tokens); it was not trained on this "
+            "dataset"
         )
