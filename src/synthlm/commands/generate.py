@@ -29,7 +29,7 @@ def generate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     synthetic: Path = typer.Option(
         None, "--synthetic",
-        help="Synthetic dataset dir: prompts are its symbols (e.g. 'P.copy0 3 5 <ans>') or "
+        help="Synthetic dataset dir: prompts are its symbols (e.g. 'P.copy0 87 62 <ans>') or "
         "local ids, shifted by the checkpoint's meta offset; continuations print in symbols.",
     ),
 ) -> None:
