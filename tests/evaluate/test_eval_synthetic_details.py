@@ -264,3 +264,15 @@ def test_report_shows_the_synthetic_tables(evaluated, tmp_path):
     copy = next(r for r in results["synthetic"]["tasks"]["domains"] if r["domain"] == "copy")
     assert f"({copy['correct']}/{copy['examples']})" in page
     assert "<th>answer length</th>" in page and "<td>5-8</td>" in page
+
+
+def test_a_symbol_two_ids_share_must_be_written_as_a_local_id():
+    from synthlm.errors import UserError
+
+    # Layout.symbol names promoter k of domain "a" P.a<k>: "a" #10 and "a1" #0 are both P.a10
+    table = SymbolTable(("0", "P.a10", "P.a10"), {"0": 0, "P.a10": 1}, 100, 7, "ds",
+                        ambiguous=frozenset({"P.a10"}))
+    assert table.encode("0 2") == [0, 2] and table.to_model([0, 2]) == [100, 102]
+    assert table.decode_model([102, 7, 5]) == "P.a10 <eos> <tok:5>"
+    with pytest.raises(UserError, match="'P.a10' names several ids of ds; write the local id"):
+        table.encode("0 P.a10")

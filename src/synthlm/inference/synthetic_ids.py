@@ -13,6 +13,7 @@ dataset's range decode to ``<eos>`` or ``<tok:N>`` (N = the model id) so nothing
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ class SymbolTable:
     meta_offset: int  # model id of local id 0
     eos_id: int
     source: str  # the dataset dir, for error messages
+    hints: tuple[str, ...] = ()  # a few symbols of every role, for error messages
+    ambiguous: frozenset[str] = frozenset()  # symbols two ids share (write the local id)
 
     @classmethod
     def from_dataset(cls, directory: str | Path, *, meta_offset: int, eos_id: int) -> SymbolTable:
@@ -42,8 +45,16 @@ class SymbolTable:
         symbols = tuple(layout.symbol(i) for i in range(layout.vocab_size))
         ids: dict[str, int] = {}
         for local, symbol in enumerate(symbols):
-            ids.setdefault(symbol, local)  # Layout.symbol is one-to-one; keep the first if not
-        return cls(symbols, ids, meta_offset, eos_id, str(directory))
+            ids.setdefault(symbol, local)
+        # promoter names end in a number, so domains "copy" and "copy1" could both have "P.copy10"
+        ambiguous = frozenset(s for s, n in Counter(symbols).items() if n > 1)
+        hints = [
+            *symbols[:2],
+            *(s for s in symbols if s.startswith("<")),
+            *(s for s in ("d0", "d9") if s in ids),
+            *(f"P.{n}0" for n, p in layout.promoters.items() if p),
+        ]
+        return cls(symbols, ids, meta_offset, eos_id, str(directory), tuple(hints), ambiguous)
 
     @property
     def vocab_size(self) -> int:
@@ -60,6 +71,10 @@ class SymbolTable:
         or plain local ids (``0 .. vocab_size-1``)."""
         out = []
         for word in text.split():
+            if word in self.ambiguous:
+                raise UserError(
+                    f"{what}: {word!r} names several ids of {self.source}; write the local id instead"
+                )
             if word in self.ids:
                 out.append(self.ids[word])
             elif word.lstrip("-").isdigit() and 0 <= int(word) < self.vocab_size:
@@ -77,8 +92,7 @@ class SymbolTable:
         )
 
     def _examples(self) -> str:
-        named = [s for s in self.symbols if not s.isdigit()]
-        return ", ".join([*self.symbols[:2], *named[:6]])
+        return ", ".join(self.hints or self.symbols[:3])
 
     # -- model ids ----------------------------------------------------------------------------
     def to_model(self, local_ids: Sequence[int]) -> list[int]:
