@@ -82,10 +82,13 @@ def test_an_answer_without_eos_is_not_an_exact_match(dataset):
 
 def hand_loss(model, path, seq_len: int, max_tokens: int) -> tuple[float, float]:
     """(masked, unmasked) mean NLL over valid documents shifted into the meta range, EOS appended,
-    documents taken in order until ``max_tokens`` tokens have been read."""
+    documents taken one per domain in turn until ``max_tokens`` tokens have been read."""
     store = load_synthetic(path).split("valid")
+    owners = np.load(path / "valid.domains.npy")
+    queues = [list(np.flatnonzero(owners == d)) for d in range(owners.max() + 1)]
+    turns = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)]
     sums, counts, read = np.zeros(2), np.zeros(2), 0
-    for i in range(len(store)):
+    for i in turns:
         if read >= max_tokens:
             break
         read += min(len(store.document(i)) + 1, seq_len)

@@ -49,6 +49,15 @@ def eval_command(
         None, "--lm-eval-include", help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the built-in tasks.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    predictions: Path = typer.Option(
+        None, "--predictions",
+        help="Synthetic sets: JSONL of decoded predictions (domain, prompt, answer, predicted, "
+        "correct, ids); default: the results path with .predictions.jsonl.",
+    ),
+    max_predictions: int = typer.Option(
+        100, "--max-predictions", min=0,
+        help="Synthetic sets: predictions written per set, at most (0: no predictions file).",
+    ),
 ) -> None:
     """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic), QA accuracy or
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
@@ -90,10 +99,14 @@ def eval_command(
     report, path = evaluate_checkpoint(
         checkpoint, data or [], out=out, seq_len=seq_len, batch_size=batch_size, max_tokens=tokens,
         max_examples=max_examples, device=device, dtype=dtype, seed=seed, tokenizer=tokenizer, quiet=quiet,
+        predictions=predictions, max_predictions=max_predictions,
     )
     for key, value in report["metrics"].items():
         typer.echo(f"{key:40s} {value:.6g}")
     typer.echo(f"wrote {path}")
+    tables = report.get("synthetic", {}).values()
+    for written in sorted({t["predictions"] for t in tables if "predictions" in t}):
+        typer.echo(f"wrote {written}")
 
 
 def check_lm_eval_options(lm_eval: str | None, *, limit, num_fewshot, include, data, qa) -> None:

@@ -27,6 +27,11 @@ def generate_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    synthetic: Path = typer.Option(
+        None, "--synthetic",
+        help="Synthetic dataset dir: prompts are its symbols (e.g. 'P.copy0 87 62 <ans>') or "
+        "local ids, shifted by the checkpoint's meta offset; continuations print in symbols.",
+    ),
 ) -> None:
     """Generate text with a KV cache, batched; records carry prompt, text, token counts, finished, seconds."""
     from synthlm.config import validate
@@ -51,7 +56,14 @@ def generate_command(
     ), source="synthlm generate")
     check_checkpoint_dir(checkpoint)
     prompts = read_prompts(input_file, decode_escapes(prompt_end)) if input_file is not None else (list(prompt) if prompt else None)
+    if synthetic is not None:
+        check_synthetic_options(
+            checkpoint, synthetic, interactive=interactive_mode, stop=stop, prompts=prompts
+        )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    if synthetic is not None:
+        run_synthetic(ckpt, synthetic, prompts, sampling, batch_size=batch_size, output=output)
+        return
     not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
     if interactive_mode:
         interactive(ckpt.model, ckpt.tokenizer, sampling, suppress_ids=not_text)
@@ -65,6 +77,57 @@ def generate_command(
         # a seq2seq answer is not a continuation of its prompt: print it alone
         typer.echo(completion.text if ckpt.seq2seq else completion.prompt + completion.text)
         typer.echo("-" * 40)
+
+
+def check_synthetic_options(
+    checkpoint: Path, synthetic: Path, *, interactive: bool, stop, prompts: list[str] | None
+) -> None:
+    """--synthetic continues prompts written in a dataset's symbols: only the flags that fit it,
+    and every prompt must read as the dataset's symbols (checked before the model loads)."""
+    from synthlm.errors import UserError
+    from synthlm.evaluate.checkpoint import refuse_encoder_decoder
+    from synthlm.synth.manifest import is_synthetic_dataset
+
+    if not is_synthetic_dataset(synthetic):
+        raise UserError(
+            f"--synthetic {synthetic}: not a synthetic dataset dir (no manifest.json); "
+            "make one with `synthlm synth generate`"
+        )
+    if interactive or stop or not prompts:
+        raise UserError(
+            "--synthetic needs --prompt or --input (symbol prompts) and takes neither "
+            "--interactive nor --stop"
+        )
+    refuse_encoder_decoder(
+        checkpoint, "synthlm generate --synthetic", "it continues prompts of shifted synthetic ids"
+    )
+    from synthlm.inference.synthetic_ids import SymbolTable
+
+    table = SymbolTable.from_dataset(synthetic, meta_offset=0, eos_id=-1)
+    for i, text in enumerate(prompts):
+        table.encode(text, what=f"prompt {i + 1}")
+
+
+def run_synthetic(
+    ckpt, dataset: Path, prompts: list[str], sampling, *, batch_size: int, output: Path | None
+) -> None:
+    """Print ``PROMPT | CONTINUATION`` per sample, or write JSONL records to ``output``."""
+    from synthlm.inference.sampling import special_ids, write_completions
+    from synthlm.inference.synthetic_generate import generate_synthetic
+    from synthlm.inference.synthetic_ids import SymbolTable, check_fits
+
+    check_fits(dataset, ckpt.layout)
+    eos, _ = special_ids(ckpt.tokenizer)
+    table = SymbolTable.from_dataset(dataset, meta_offset=ckpt.layout.meta_offset, eos_id=eos)
+    completions = generate_synthetic(
+        ckpt.model, ckpt.tokenizer, table, prompts, sampling, batch_size=batch_size
+    )
+    if output is not None:
+        count = write_completions(completions, output)
+        typer.echo(f"wrote {count} samples to {output}", err=True)
+        return
+    for completion in completions:
+        typer.echo(f"{completion.prompt} | {completion.text}")
 
 
 def register(app: typer.Typer) -> None:

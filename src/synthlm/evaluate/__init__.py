@@ -72,6 +72,7 @@ def evaluate_model(
     device: Any,
     seed: int = 0,
     progress: bool = False,
+    details: Any = None,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -80,7 +81,10 @@ def evaluate_model(
     the global RNG state is untouched.
 
     natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes);
-    synthetic: ``loss``, ``acc``, ``acc/<domain>``.
+    synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
+
+    ``details`` (a :class:`synthlm.evaluate.synthetic_details.Details`) collects what does not fit
+    a flat metric: per-domain and per-answer-length tables and the predictions themselves.
     """
     import torch
 
@@ -91,7 +95,10 @@ def evaluate_model(
         raise UserError(f"evaluation needs seq_len >= 2 and batch_size >= 1 (got {seq_len}, {batch_size})")
     check_names(eval_sets)
     eos_id, pad_id = special_ids(tokenizer)
-    ctx = EvalContext(model, unwrap(model), layout, eos_id, pad_id, seq_len, batch_size, device, seed, progress)
+    ctx = EvalContext(
+        model, unwrap(model), layout, eos_id, pad_id, seq_len, batch_size, device, seed, progress,
+        details,
+    )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:
         evaluator.check(eval_set, ctx)

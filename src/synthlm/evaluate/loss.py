@@ -75,3 +75,19 @@ def sequences_loss(model, batches: Iterable[list[Row]], *, pad_id: int, device) 
         ids, attention, target = right_pad([r for r, _ in batch], [m for _, m in batch], pad_id)
         total.add(*batch_loss(model, ids.to(device), attention.to(device), target.to(device)))
     return total
+
+
+def rows_loss(model, rows: Sequence[Row], *, pad_id: int, device) -> list[tuple[float, int]]:
+    """(loss sum, target count) of each row of one batch: per-row totals let a caller group
+    documents (e.g. by domain) while still averaging exactly per token."""
+    import torch.nn.functional as F
+
+    ids, attention, target = right_pad([r for r, _ in rows], [m for _, m in rows], pad_id)
+    ids, attention, target = ids.to(device), attention.to(device), target.to(device)
+    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+    labels = ids[:, 1:]
+    chosen = target[:, 1:] & attention[:, 1:].bool()
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    losses = F.cross_entropy(flat, labels.reshape(-1), reduction="none").view(labels.shape)
+    sums = losses.double().where(chosen, 0.0).sum(dim=1).tolist()
+    return list(zip(sums, chosen.sum(dim=1).tolist()))

@@ -16,6 +16,7 @@ from synthlm import __version__
 from synthlm.data.mixture import EvalSetConfig
 from synthlm.data.store import normalize_prefix, store_exists
 from synthlm.errors import UserError
+from synthlm.evaluate.synthetic_details import Details
 from synthlm.synth.manifest import is_synthetic_dataset
 
 
@@ -86,6 +87,8 @@ def evaluate_checkpoint(
     seed: int = 0,
     tokenizer: str | Path | None = None,
     quiet: bool = False,
+    predictions: str | Path | None = None,
+    max_predictions: int = 100,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path).
 
@@ -94,6 +97,10 @@ def evaluate_checkpoint(
     trained on span corruption (or text-to-text pairs) defines. Its meaningful scores are its own
     objective's (reconstruction loss/accuracy, task metrics), which ``synthlm train CONFIG
     eval_only=true`` computes, so a seq2seq checkpoint is refused here before any loading.
+
+    Synthetic sets also get per-domain and per-answer-length tables (``report["synthetic"]``)
+    and up to ``max_predictions`` decoded predictions per set, written as JSONL to
+    ``predictions`` (default: the results path with ``.predictions.jsonl``).
     """
     from synthlm.evaluate import evaluate_model
     from synthlm.evaluate.checkpoint import (
@@ -105,6 +112,8 @@ def evaluate_checkpoint(
     from synthlm.fileio import atomic_write_json
 
     check_checkpoint_dir(Path(checkpoint))
+    if predictions is not None and Path(predictions).is_dir():
+        raise UserError(f"--predictions {predictions}: is a directory; give a file path (.jsonl)")
     refuse_encoder_decoder(checkpoint, "synthlm eval (--data and configured eval sets)", "it scores next-token perplexity and prompt completions")
     if data:
         sets = eval_sets_from_paths(data, max_tokens=max_tokens, max_examples=max_examples)
@@ -115,9 +124,11 @@ def evaluate_checkpoint(
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     length = seq_len or default_seq_len(ckpt)
     started = time.perf_counter()
+    details = Details(max_predictions=max_predictions)
     metrics = evaluate_model(
         ckpt.model, sets, layout=ckpt.layout, tokenizer=ckpt.tokenizer, seq_len=length,
         batch_size=batch_size, device=next(ckpt.model.parameters()).device, seed=seed, progress=not quiet,
+        details=details,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -131,5 +142,20 @@ def evaluate_checkpoint(
         "synthlm_version": __version__,
     }
     path = Path(out) if out else default_output(checkpoint)
+    if details.tables:
+        report["synthetic"] = write_details(details, path, predictions)
     atomic_write_json(path, report)
     return report, path
+
+
+def write_details(details, results: Path, predictions: str | Path | None) -> dict[str, Any]:
+    """The synthetic tables for the results file; the predictions JSONL written beside it."""
+    from synthlm.evaluate.synthetic_details import write_predictions
+
+    tables: dict[str, Any] = {name: dict(table) for name, table in details.tables.items()}
+    if details.predictions:
+        target = Path(predictions) if predictions else results.with_suffix(".predictions.jsonl")
+        write_predictions(details.records(), target)
+        for name in details.predictions:
+            tables[name]["predictions"] = str(target)
+    return tables

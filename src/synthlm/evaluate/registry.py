@@ -29,6 +29,7 @@ class EvalContext:
     device: Any  # torch.device
     seed: int
     progress: bool = False  # show progress bars (synthlm eval); the training loop keeps quiet
+    details: Any = None  # a sink for tables beyond the metrics (synthlm eval); None: metrics only
 
     def bar(self, iterable, desc: str):
         """``iterable`` wrapped in a progress bar when asked for one."""

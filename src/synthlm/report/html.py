@@ -19,6 +19,7 @@ from synthlm.report.diff import IGNORED_KEYS, MISSING, flatten, format_value
 from synthlm.report.load import Run
 from synthlm.report.plots import Drawn
 from synthlm.report.summary import summary_table
+from synthlm.report.synthetic_tables import synthetic_section
 
 LOWER_IS_BETTER = ("loss", "ppl", "bpb", "perplexity")
 HIGHER_IS_BETTER = ("acc", "accuracy", "exact_match", "em", "f1")
@@ -66,6 +67,7 @@ def render_page(
             _figures(figures),
         ),
         _section("Final metrics", _final_table(runs, labels, colors)),
+        synthetic_section(runs, labels),  # "" unless synthlm eval wrote synthetic tables
         _section("Resolved configs", _configs_table(runs, labels, colors, differing)),
     ]
     return (
