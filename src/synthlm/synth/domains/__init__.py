@@ -11,4 +11,5 @@ from synthlm.synth.domains import (  # noqa: F401
     query,
     random_tokens,
     sets,
+    wu2022,
 )
