@@ -11,5 +11,6 @@ from synthlm.synth.domains import (  # noqa: F401
     query,
     random_tokens,
     sets,
+    streams,
     wu2022,
 )
