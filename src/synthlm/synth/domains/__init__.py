@@ -10,6 +10,7 @@ from synthlm.synth.domains import (  # noqa: F401
     numbers,
     query,
     random_tokens,
+    seqthetic_tasks,
     sets,
     streams,
     wu2022,
