@@ -28,6 +28,8 @@ def list_domains(as_json: bool = typer.Option(False, "--json", help="Print the c
     for d in domains:
         kind = "task" if d["task"] else "language"
         typer.echo(f"\n{d['name']}  [{d['family']}, {kind}]  {d['description']}")
+        if d["reference"]:
+            typer.echo(f"    reproduces: {d['reference']}")
         for p in d["params"]:
             typer.echo(f"    {p['name']:<16} = {json.dumps(p['default']):<28} {p['description']}")
 

@@ -20,7 +20,7 @@ from synthlm.synth.domains.sampling import randint
 from synthlm.synth.params import IntRange, at_least
 from synthlm.synth.ragged import Ragged, concat
 from synthlm.synth.registry import register_domain
-from synthlm.synth.vocab import TokenSampler, VocabParams
+from synthlm.synth.vocab import TokenSampler, VocabParams, VocabSpec
 
 SOURCE = "Seqthetic (isen-zhang/metalang synthetic_data/seqthetic/domains/"
 
@@ -47,9 +47,20 @@ class FloatRange(Section):
 
 
 class SeqtheticParams(VocabParams):
+    vocab: VocabSpec = Field(default_factory=lambda: VocabSpec(num_vocab=10000), description="Content vocabulary (Seqthetic's vocab_size; its configs use 10000).")
     length: IntRange = Field(default_factory=lambda: IntRange(min=256, max=1023), description="Seqthetic's sequence_length (see the domain for what it counts).")
 
     _positive = at_least("length", low=4)
+
+    def distinct_ids(self) -> int:
+        """Most ids one sequence draws without replacement."""
+        return self.length.max
+
+    @model_validator(mode="after")
+    def _enough_ids(self) -> SeqtheticParams:
+        if self.distinct_ids() > self.vocab.support:
+            raise ValueError(f"vocab: a sequence draws up to {self.distinct_ids()} distinct ids, but only {self.vocab.support} can be drawn")
+        return self
 
 
 class SeqtheticTask(Domain):
@@ -62,8 +73,6 @@ class SeqtheticTask(Domain):
         return self._sampler
 
     def distinct(self, rng, lengths) -> Ragged:
-        if len(lengths) and int(np.max(lengths)) > self.params.vocab.support:
-            raise ValueError(f"{self.name}: cannot draw {int(np.max(lengths))} distinct ids from {self.params.vocab.support}")
         return self.sampler().sample_distinct(rng, np.asarray(lengths, dtype=np.int64))
 
     def mean_body_length(self):
@@ -104,6 +113,9 @@ class DuplicateParams(SeqtheticParams):
 
     _k_positive = at_least("num_duplicate")
 
+    def distinct_ids(self) -> int:
+        return (self.length.max - 1) // (self.num_duplicate.min + 1)
+
 
 @register_domain("seqthetic_duplicate", family="seqthetic", reference=SOURCE + "duplicate.py)",
                  description="int((length - 1) / (k + 1)) distinct ids, <ans>, each id k times (length = whole sample).")
@@ -135,6 +147,9 @@ class DeduplicateParams(SeqtheticParams):
     repeat_token_ratio: FloatRange = Field(default_factory=lambda: FloatRange(min=0.4, max=0.8), description="Fraction of the unique ids written twice in a row.")
     shuffle_ratio: FloatRange | None = Field(None, description="Accepted from Seqthetic configs; Seqthetic's Deduplicate ignores it, and so does synthlm.")
 
+    def distinct_ids(self) -> int:
+        return int(self.unique_token_ratio.max * self.length.max)
+
 
 @register_domain("seqthetic_deduplicate", family="seqthetic", reference=SOURCE + "deduplicate.py)",
                  description="Distinct ids, some doubled in place; the answer keeps each id once (first occurrence).")
@@ -161,7 +176,7 @@ class SeqtheticDeduplicate(SeqtheticTask):
         return 1 + u * (2 + (p.repeat_token_ratio.min + p.repeat_token_ratio.max) / 2)
 
     def solve(self, prompt):
-        x = self.as_content(prompt)
+        x = self.as_content(prompt, allow_empty=True)
         seen: dict[int, None] = {}
         for token in x.tolist():
             seen.setdefault(token)
@@ -173,6 +188,9 @@ class DeleteParams(SeqtheticParams):
     seq_to_delete_length: IntRange = Field(default_factory=lambda: IntRange(min=10, max=99), description="Query length in ids.")
 
     _q_positive = at_least("seq_to_delete_length")
+
+    def distinct_ids(self) -> int:
+        return (self.length.max + self.seq_to_delete_length.max) // 2
 
     @model_validator(mode="after")
     def _fits(self) -> DeleteParams:

@@ -58,7 +58,7 @@ class PairTask(InputTask):
         raise NotImplementedError
 
 
-@register_domain("union", family="wu2022", description="Tokens in input1 or input2, once each, in order of first appearance.")
+@register_domain("union", family="sequence", description="Tokens in input1 or input2, once each, in order of first appearance.")
 class Union(PairTask):
     def combine(self, a, b):
         both = concat([a, b])
@@ -68,7 +68,7 @@ class Union(PairTask):
         return first_occurrence_order(np.concatenate([a, b]))
 
 
-@register_domain("intersect", family="wu2022", description="Tokens of input1 that also occur in input2 (order of input1).")
+@register_domain("intersect", family="sequence", description="Tokens of input1 that also occur in input2 (order of input1).")
 class Intersect(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & a.member_of(b, self.content))
@@ -77,7 +77,7 @@ class Intersect(PairTask):
         return np.asarray([t for t in a.tolist() if t in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_1_minus_2", family="wu2022", description="Tokens of input1 that do not occur in input2.")
+@register_domain("set_1_minus_2", family="sequence", description="Tokens of input1 that do not occur in input2.")
 class SetOneMinusTwo(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & ~a.member_of(b, self.content))
@@ -86,7 +86,7 @@ class SetOneMinusTwo(PairTask):
         return np.asarray([t for t in a.tolist() if t not in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_2_minus_1", family="wu2022", description="Tokens of input2 that do not occur in input1.")
+@register_domain("set_2_minus_1", family="sequence", description="Tokens of input2 that do not occur in input1.")
 class SetTwoMinusOne(PairTask):
     def combine(self, a, b):
         return b.keep(b.first_occurrences(self.content) & ~b.member_of(a, self.content))

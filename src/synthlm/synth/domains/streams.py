@@ -157,8 +157,8 @@ def _flat_fill(words: list[int], distance: list[int], total: int) -> list[int]:
             out[spot] = word
             continue
         step = 1
-        while True:
-            if spot - step >= 0 and out[spot - step] < 0:  # spot - step > i always holds a free slot first
+        while spot - step > i or spot + step < total:  # no free slot left: the close is dropped
+            if spot - step > i and out[spot - step] < 0:
                 out[spot - step] = word
                 break
             if spot + step < total and out[spot + step] < 0:

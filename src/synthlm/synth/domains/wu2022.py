@@ -49,6 +49,9 @@ class WuParams(VocabParams):
     )
     least: ClassVar[int] = 1  # smallest length.min the original generator accepts
     least_max: ClassVar[int] = 1  # smallest length.max it accepts
+    distinct_share: ClassVar[int] = 0  # draws up to length.max // share distinct ids (0: none)
+    gap: ClassVar[int] = 0  # smallest length.max - length.min
+    least_order: ClassVar[bool] = False  # wu_sort's bound on the order length
 
     @model_validator(mode="after")
     def _wu_bounds(self) -> WuParams:
@@ -57,6 +60,13 @@ class WuParams(VocabParams):
                 f"length: this task needs length.min >= {self.least} and length.max >= "
                 f"{self.least_max} (the bounds of Wu et al.'s generator)"
             )
+        if self.length.max - self.length.min < self.gap:
+            raise ValueError(f"length: this task needs length.max - length.min >= {self.gap} (Wu et al.'s randint bounds)")
+        if self.least_order and self.length.min // 2 > (self.length.max - 1) // 2:
+            raise ValueError("length: needs length.min // 2 <= (length.max - 1) // 2 (Wu et al.'s order-length bounds)")
+        need = self.length.max // self.distinct_share if self.distinct_share else 0
+        if need > self.vocab.support:
+            raise ValueError(f"vocab: draws up to {need} distinct ids, but only {self.vocab.support} can be drawn")
         return self
 
 
@@ -65,9 +75,25 @@ class AtLeast2(WuParams):
     least_max: ClassVar[int] = 4
 
 
+class QueryParams(AtLeast2):
+    gap: ClassVar[int] = 1
+
+
+class SortParams(AtLeast2):
+    least_order: ClassVar[bool] = True
+
+
+class RemoveParams(AtLeast2):
+    gap: ClassVar[int] = 2
+
+
 class AtLeast3(WuParams):
     least: ClassVar[int] = 3
     least_max: ClassVar[int] = 3
+
+
+class SetOpParams(AtLeast3):
+    distinct_share: ClassVar[int] = 2
 
 
 class AtLeast4(WuParams):
@@ -77,6 +103,11 @@ class AtLeast4(WuParams):
 
 class ReplaceManyParams(WuParams):
     least_max: ClassVar[int] = 7
+    distinct_share: ClassVar[int] = 3
+
+
+class RearrangeParams(WuParams):
+    distinct_share: ClassVar[int] = 2
 
 
 class WuTask(Domain):
@@ -155,7 +186,7 @@ class QueryTask(WuTask):
     query is planted one or more times (``generate_at_least_one_query_in_seq_data``), else it is a
     random string that does not occur (``generate_no_query_in_seq_data``)."""
 
-    Params = AtLeast2
+    Params = QueryParams
     p_present = 0.75
 
     def draw(self, rng, n):
@@ -268,7 +299,7 @@ class WuSearch(QueryTask):
 @register_domain("wu_sort", family="wu2022", reference=ref("generate_sort_data, sort"),
                  description="Sort the seq by the position of each token in the query permutation.")
 class WuSort(WuTask):
-    Params = AtLeast2
+    Params = SortParams
 
     def draw(self, rng, n):
         low, high = self.params.length.min, self.params.length.max
@@ -458,7 +489,7 @@ class SetOpTask(WuTask):
     The output is the set, written in ascending id order (Wu returns ``list(set(...))``, whose
     order is CPython's hash-table order; see docs/papers/wu2022.md)."""
 
-    Params = AtLeast3
+    Params = SetOpParams
 
     def draw(self, rng, n):
         low, high = self.params.length.min, self.params.length.max
@@ -521,12 +552,11 @@ class WuSetTwoMinusOne(SetOpTask):
 @register_domain("wu_remove_fl_occ", family="wu2022", reference=ref("gen_remove_fl_occ_data, remove_fl_occ"),
                  description="MBPP task: remove the first and the last occurrence of the query token.")
 class WuRemoveFirstLast(WuTask):
-    Params = AtLeast2
+    Params = RemoveParams
 
     def draw(self, rng, n):
-        low, high = max(self.params.length.min, 1), self.params.length.max
-        s = randint(rng, np.full(n, min(low, high - 2)), np.full(n, high - 2))
-        x = self.tokens(rng, np.maximum(s, 1))
+        low, high = self.params.length.min, self.params.length.max
+        x = self.tokens(rng, randint(rng, np.full(n, low), np.full(n, high - 2)))
         pick = np.floor(rng.random(n) * x.lengths).astype(np.int64)
         return x, Ragged(x.gather(np.arange(n), pick), np.ones(n, np.int64))
 
@@ -546,6 +576,7 @@ class WuRemoveFirstLast(WuTask):
 @register_domain("wu_rearrange_string", family="wu2022", reference=ref("gen_rearrange_string_data, rearrange_string"),
                  description="MBPP task: reorder so no two neighbours are equal (greedy by count), or <empty>.")
 class WuRearrangeString(WuTask):
+    Params = RearrangeParams
     binary = False
     block_tokens = 1 << 14
 
