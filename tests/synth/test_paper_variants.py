@@ -276,7 +276,7 @@ def test_tilt_documents_are_consecutive_chunks_and_budget_is_exact(tmp_path):
 # -- Hu et al. 2025 --------------------------------------------------------------------------------
 def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
     k, depth_cap = 4, 6
-    domain, bodies = samples("hu_shuffle_dyck", count=40, defaults=False, k=k, length=300, max_depth=depth_cap, p_open=0.5)
+    _domain, bodies = samples("hu_shuffle_dyck", count=40, defaults=False, k=k, length=300, max_depth=depth_cap, p_open=0.5)
     hits, expected = 0.0, 0.0
     for body in bodies:
         assert len(body) == 300

@@ -229,7 +229,7 @@ def hu_sequences(rng, n: int, length: int, k: int, p_open: float, max_depth: int
         out[c, t] = kind + k
         counts[c, kind] -= 1
         gone = counts[c, kind] == 0
-        gc, gs, gk = c[gone], slot[gone], kind[gone]
+        gc, gs, _gk = c[gone], slot[gone], kind[gone]
         distinct[gc] -= 1
         moved = present[gc, distinct[gc]]
         present[gc, gs] = moved

@@ -141,7 +141,7 @@ class WuTask(Domain):
         parts = [(x, False)]
         if q is not None:
             parts += [(Ragged.constant(self.mark("sep"), ones), False), (q, False)]
-        return parts + [(Ragged.constant(self.mark("answer"), ones), False), (y, True)]
+        return [*parts, (Ragged.constant(self.mark("answer"), ones), False), (y, True)]
 
     def mean_body_length(self):
         return 2 + 2 * self.params.length.mean
@@ -470,7 +470,7 @@ class WuLongestWord(WuTask):
             if token == self.mark("word"):
                 current = []
                 continue
-            current = current + [token]
+            current = [*current, token]
             if len(current) > len(best):
                 best = current
         return np.asarray(best, dtype=np.int64)
