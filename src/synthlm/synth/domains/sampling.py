@@ -65,3 +65,31 @@ def find_first(haystack: np.ndarray, needle: np.ndarray) -> int:
     while at != -1 and at % 4:
         at = hay.find(pin, at + 1)
     return -1 if at == -1 else at // 4
+
+
+def first_match(x: Ragged, q: Ragged) -> np.ndarray:
+    """Per sequence, the start of the first slice of ``x[i]`` equal to ``q[i]`` (-1 if none;
+    0 for an empty query). All windows of all sequences are compared at once: the work is
+    ``sum(windows * query length)`` element comparisons, no Python loop per sequence."""
+    n = len(x)
+    windows = np.maximum(x.lengths - q.lengths + 1, 0)
+    owner = np.repeat(np.arange(n), windows)
+    start = np.arange(len(owner)) - np.repeat(np.cumsum(windows) - windows, windows)
+    per = q.lengths[owner]
+    window_id = np.repeat(np.arange(len(owner)), per)
+    offset = np.arange(len(window_id)) - np.repeat(np.cumsum(per) - per, per)
+    wo = owner[window_id]
+    differs = x.values[x.starts[wo] + start[window_id] + offset] != q.values[q.starts[wo] + offset]
+    bad = np.bincount(window_id, weights=differs, minlength=len(owner)) if len(owner) else np.zeros(0)
+    hits = np.flatnonzero(bad == 0)
+    found = np.full(n, -1, dtype=np.int64)
+    seqs, first = np.unique(owner[hits], return_index=True)
+    found[seqs] = start[hits[first]]
+    return found
+
+
+def cut_slice(x: Ragged, at: np.ndarray, size: np.ndarray) -> Ragged:
+    """``x`` without ``x[i][at[i]:at[i] + size[i]]`` where ``at[i] >= 0``."""
+    owner, pos = x.seq_ids, x.positions
+    inside = (at[owner] >= 0) & (pos >= at[owner]) & (pos < at[owner] + size[owner])
+    return x.keep(~inside)

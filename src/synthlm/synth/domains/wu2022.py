@@ -23,7 +23,9 @@ from pydantic import Field, model_validator
 from synthlm.synth.domain import Domain, Malformed
 from synthlm.synth.domains.base import first_occurrence_order, with_empty
 from synthlm.synth.domains.sampling import (
+    cut_slice,
     find_first,
+    first_match,
     partition,
     pick_distinct,
     pieces,
@@ -228,7 +230,7 @@ class QueryTask(WuTask):
         q = np.where(longer, q, randint(rng, np.full(n, low), s))
         x, query = self.tokens(rng, s), self.tokens(rng, q)
         while True:  # redraw pairs where the query occurs (Wu compares list reprs; see docs)
-            bad = np.array([find_first(a, b) >= 0 for a, b in zip(pieces(x), pieces(query))], dtype=bool) & ~longer
+            bad = (first_match(x, query) >= 0) & ~longer
             if not bad.any():
                 return x, query
             x = _replace_rows(x, bad, self.tokens(rng, s[bad]))
@@ -253,6 +255,9 @@ def _replace_rows(x: Ragged, rows: np.ndarray, new: Ragged) -> Ragged:
 @register_domain("wu_delete", family="wu2022", reference=ref("generate_delete_data, delete"),
                  description="Remove the first occurrence of the multi-token query (Wu et al. 2022).")
 class WuDelete(QueryTask):
+    def outputs(self, x, q):
+        return cut_slice(x, first_match(x, q), q.lengths)
+
     def answer(self, x, q):
         at = find_first(x, q)
         return x if at < 0 else np.concatenate([x[:at], x[at + len(q):]])
@@ -261,6 +266,14 @@ class WuDelete(QueryTask):
 @register_domain("wu_filter", family="wu2022", reference=ref("generate_filter_data, filt"),
                  description="Delete the first occurrence of the query again and again until none is left.")
 class WuFilter(QueryTask):
+    def outputs(self, x, q):
+        while True:  # one vectorised deletion round per remaining occurrence
+            at = first_match(x, q)
+            at[q.lengths == 0] = -1
+            if not (at >= 0).any():
+                return x
+            x = cut_slice(x, at, q.lengths)
+
     def answer(self, x, q):
         while True:
             at = find_first(x, q)
@@ -276,7 +289,7 @@ class WuGetIndex(QueryTask):
     uses_digits = True
 
     def outputs(self, x, q):
-        at = np.array([find_first(a, b) for a, b in zip(pieces(x), pieces(q))], dtype=np.int64)
+        at = first_match(x, q)
         number = digits(np.maximum(at, 0), self.layout.digit(0))
         minus = Ragged.constant(self.mark("minus"), at < 0)
         return concat([minus, Ragged(np.where(np.repeat(at < 0, number.lengths), self.layout.digit(1), number.values), number.lengths)])
@@ -291,6 +304,10 @@ class WuGetIndex(QueryTask):
 class WuSearch(QueryTask):
     markers = ("answer", "sep", "yes", "no")
     p_present = 0.5
+
+    def outputs(self, x, q):
+        found = first_match(x, q) >= 0
+        return Ragged(np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64))
 
     def answer(self, x, q):
         return np.array([self.mark("yes" if find_first(x, q) >= 0 else "no")], dtype=np.int64)
@@ -464,6 +481,20 @@ class WuLongestWord(WuTask):
         joined = concat([w, Ragged.constant(self.mark("word"), ~last)])
         return Ragged(joined.values, np.add.reduceat(joined.lengths, np.r_[0, np.cumsum(words)[:-1]])), None
 
+    def outputs(self, x, q):
+        owner, marker = x.seq_ids, x.values == self.mark("word")
+        before = np.cumsum(marker) - marker  # markers before each token
+        word = before - np.repeat(before[x.starts], x.lengths)  # word index inside its sequence
+        span = int(x.lengths.max()) + 1
+        key = owner * span + word
+        sizes = np.bincount(key, weights=~marker, minlength=int(key.max()) + 1)
+        keys = np.unique(key)
+        pick = keys[np.lexsort((keys, -sizes[keys], keys // span))]  # per sequence: longest, then first
+        first = np.r_[True, pick[1:] // span != pick[:-1] // span]
+        best = np.zeros(len(sizes), dtype=bool)
+        best[pick[first]] = True
+        return x.keep(best[key] & ~marker)
+
     def answer(self, x, q):
         best, current = [], []
         for token in x.tolist():
@@ -566,6 +597,16 @@ class WuRemoveFirstLast(WuTask):
             raise Malformed("expected seq <sep> query")
         x, q = self.as_content(parts[0], "seq"), self.as_content(parts[1], "query")
         return self.answer_tokens(self.answer(x, q))
+
+    def outputs(self, x, q):
+        hit = x.values == np.repeat(q.values, x.lengths)
+        owner, pos = x.seq_ids[hit], x.positions[hit]
+        first = np.full(len(x), -1)
+        last = np.full(len(x), -1)
+        np.maximum.at(last, owner, pos)
+        first[owner[::-1]] = pos[::-1]  # the last write per owner is its first hit
+        p, o = x.positions, x.seq_ids
+        return x.keep((p != first[o]) & (p != last[o]))
 
     def answer(self, x, q):
         hits = np.flatnonzero(x == q[0])
