@@ -179,7 +179,7 @@ class HuParams(StreamFields):
                  description="k-Shuffle-Dyck as Hu et al. 2025 generate it: close a uniformly chosen open type, cut at length.")
 class HuShuffleDyck(StreamDomain):
     Params = HuParams
-    block_tokens = 1 << 22  # wide steps: the per-step cost is mostly numpy call overhead
+    block_tokens = 1 << 20  # wide steps (per-step cost is call overhead), but not past small budgets
 
     @classmethod
     def alphabet_size(cls, params):

@@ -267,12 +267,18 @@ class WuDelete(QueryTask):
                  description="Delete the first occurrence of the query again and again until none is left.")
 class WuFilter(QueryTask):
     def outputs(self, x, q):
-        while True:  # one vectorised deletion round per remaining occurrence
-            at = first_match(x, q)
-            at[q.lengths == 0] = -1
-            if not (at >= 0).any():
-                return x
-            x = cut_slice(x, at, q.lengths)
+        active = np.flatnonzero(q.lengths > 0)
+        while len(active):  # one vectorised deletion round, only over rows that still match
+            sub, query = x.take(active), q.take(active)
+            at = first_match(sub, query)
+            hit = at >= 0
+            if not hit.any():
+                break
+            rows = np.zeros(len(x), dtype=bool)
+            rows[active[hit]] = True
+            x = _replace_rows(x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit]))
+            active = active[hit]
+        return x
 
     def answer(self, x, q):
         while True:
