@@ -69,21 +69,24 @@ def find_first(haystack: np.ndarray, needle: np.ndarray) -> int:
 
 def first_match(x: Ragged, q: Ragged) -> np.ndarray:
     """Per sequence, the start of the first slice of ``x[i]`` equal to ``q[i]`` (-1 if none;
-    0 for an empty query). All windows of all sequences are compared at once: the work is
-    ``sum(windows * query length)`` element comparisons, no Python loop per sequence."""
+    0 for an empty query). Every window of every sequence is screened at once on its first
+    token; only the windows that pass are compared in full (no Python loop per sequence)."""
     n = len(x)
-    windows = np.maximum(x.lengths - q.lengths + 1, 0)
+    found = np.full(n, -1, dtype=np.int64)
+    found[q.lengths == 0] = 0
+    windows = np.where(q.lengths > 0, np.maximum(x.lengths - q.lengths + 1, 0), 0)
     owner = np.repeat(np.arange(n), windows)
     start = np.arange(len(owner)) - np.repeat(np.cumsum(windows) - windows, windows)
+    head = x.starts[owner] + start
+    keep = x.values[head] == q.values[q.starts[owner]]  # cheap screen on the first token
+    owner, start, head = owner[keep], start[keep], head[keep]
     per = q.lengths[owner]
     window_id = np.repeat(np.arange(len(owner)), per)
     offset = np.arange(len(window_id)) - np.repeat(np.cumsum(per) - per, per)
-    wo = owner[window_id]
-    differs = x.values[x.starts[wo] + start[window_id] + offset] != q.values[q.starts[wo] + offset]
+    differs = x.values[head[window_id] + offset] != q.values[q.starts[owner[window_id]] + offset]
     bad = np.bincount(window_id, weights=differs, minlength=len(owner)) if len(owner) else np.zeros(0)
     hits = np.flatnonzero(bad == 0)
-    found = np.full(n, -1, dtype=np.int64)
-    seqs, first = np.unique(owner[hits], return_index=True)
+    seqs, first = np.unique(owner[hits], return_index=True)  # windows are in start order
     found[seqs] = start[hits[first]]
     return found
 

@@ -268,7 +268,9 @@ class WuDelete(QueryTask):
 class WuFilter(QueryTask):
     def outputs(self, x, q):
         active = np.flatnonzero(q.lengths > 0)
-        while len(active):  # one vectorised deletion round, only over rows that still match
+        for _ in range(2):  # two vectorised deletion rounds settle most rows ...
+            if not len(active):
+                return x
             sub, query = x.take(active), q.take(active)
             at = first_match(sub, query)
             hit = at >= 0
@@ -278,7 +280,10 @@ class WuFilter(QueryTask):
             rows[active[hit]] = True
             x = _replace_rows(x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit]))
             active = active[hit]
-        return x
+        rows = np.zeros(len(x), dtype=bool)  # ... the few left (many occurrences) go one by one
+        rows[active] = True
+        done = [self.answer(a, b) for a, b in zip(pieces(x.take(active)), pieces(q.take(active)))]
+        return _replace_rows(x, rows, Ragged.from_list(done)) if len(active) else x
 
     def answer(self, x, q):
         while True:
