@@ -121,6 +121,9 @@ PARAMS.update({
     "tilt_flat_parens": lambda d: {"vocab": vocab(d, high=10), "length": d(st.integers(1, 30)), "dep_lengths": DEP_LENGTHS},
     "hu_shuffle_dyck": lambda d: {"k": d(st.integers(1, 5)), "length": d(st.integers(1, 40)), "max_depth": d(st.integers(1, 6)),
                                   "p_open": d(st.floats(0.05, 0.95))},
+    **{f"lime_{m}": lambda d: {"num_vocab": d(st.integers(12, 40)), "num_upper": 4, "num_lower": 3, "num_math": 3,
+                               "num_chars": rng_range(d, 1, 4), "pattern_length": rng_range(d, 1, 6)}
+       for m in ("deduct", "abduct", "induct")},
     "seqthetic_identity": lambda d: seqthetic(d, reverse=d(st.booleans())),
     "seqthetic_duplicate": lambda d: seqthetic(d, num_duplicate=rng_range(d, 1, 3)),
     "seqthetic_deduplicate": lambda d: seqthetic(d),

@@ -301,6 +301,39 @@ def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
     assert events > 200 and abs(hits - expected) / events < 0.12
 
 
+# -- LIME ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["deduct", "abduct", "induct"])
+def test_lime_roles_are_drawn_per_example_and_announced(mode):
+    domain, bodies = samples(f"lime_{mode}", count=60, defaults=False, num_vocab=300, num_upper=6, num_lower=5,
+                             num_math=4, num_chars={"min": 2, "max": 4}, pattern_length={"min": 3, "max": 8})
+    m = domain.layout.markers
+    headers = set()
+    for body in bodies:
+        at = body.index(m["answer"])
+        prompt, answer = body[:at], body[at + 1 :]
+        upper = prompt[1 : prompt.index(m["lower"])]
+        lower = prompt[prompt.index(m["lower"]) + 1 : prompt.index(m["math"])]
+        math = prompt[prompt.index(m["math"]) + 1 : prompt.index(m["sep"])]
+        assert len(lower) == 5 and len(math) == 4 and 1 <= len(upper) <= 4 and upper == sorted(upper)
+        assert len(set(upper + lower + math)) == len(upper + lower + math)
+        headers.add(tuple(lower))
+        rest = prompt[prompt.index(m["sep"]) + 1 :]
+        first, second = rest[: rest.index(m["sep"])], rest[rest.index(m["sep"]) + 1 :]
+        pattern, subst, result = {"deduct": (first, second, answer), "abduct": (first, answer, second),
+                                  "induct": (answer, second, first)}[mode]
+        table, i = {}, 0  # "V : [ s1 .. sk ]" entries, the original's commas removed
+        while i < len(subst):
+            assert subst[i + 1] == m["colon"] and subst[i + 2] == m["lbracket"]
+            end = subst.index(m["rbracket"], i)
+            table[subst[i]] = subst[i + 3 : end]
+            assert 2 <= len(table[subst[i]]) <= 8 and set(table[subst[i]]) <= set(lower + math)
+            i = end + 1
+        assert list(table) == upper and set(upper) <= set(pattern) <= set(upper + math)
+        assert 2 * len(upper) <= sum(c in upper for c in pattern) <= 8 and 3 <= sum(c in math for c in pattern) <= 8
+        assert result == [t for c in pattern for t in table.get(c, [c])]  # SubstRule.subst
+    assert len(headers) > len(bodies) // 2  # roles change from example to example
+
+
 # -- Seqthetic ---------------------------------------------------------------------------------------
 SEQ = {"vocab": {"num_vocab": 500}, "length": {"min": 20, "max": 80}}
 

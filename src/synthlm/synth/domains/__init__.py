@@ -6,6 +6,7 @@ from synthlm.synth.domains import (  # noqa: F401
     copylike,
     fbm,
     lime,
+    lime_wu,
     ngram,
     numbers,
     query,
