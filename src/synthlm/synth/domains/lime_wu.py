@@ -89,7 +89,7 @@ class LimeWu(Domain):
             r.shuffle(pattern)
             table = {v: r.choices(lower + math, k=r.randint(2, 8)) for v in used}
             subst = [t for v in used for t in (v, self.mark("colon"), self.mark("lbracket"), *table[v], self.mark("rbracket"))]
-            result = [t for c in pattern for t in (table[c] if c in table else [c])]
+            result = [t for c in pattern for t in table.get(c, [c])]
             header = [self.mark("upper"), *used, self.mark("lower"), *lower, self.mark("math"), *math, self.mark("sep")]
             first, second, answer = {"deduct": (pattern, subst, result), "abduct": (pattern, result, subst),
                                      "induct": (result, subst, pattern)}[self.mode]
