@@ -52,9 +52,9 @@ class PairTask(InputTask):
         a, b = (self.as_content(p) for p in pieces)
         self.check_input_length(a)
         self.check_input_length(b)
-        return self.answer_tokens(self.reference(first_occurrence_order(a), first_occurrence_order(b)))
+        return self.answer_tokens(self.expected(first_occurrence_order(a), first_occurrence_order(b)))
 
-    def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def expected(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -64,7 +64,7 @@ class Union(PairTask):
         both = concat([a, b])
         return both.keep(both.first_occurrences(self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return first_occurrence_order(np.concatenate([a, b]))
 
 
@@ -73,7 +73,7 @@ class Intersect(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & a.member_of(b, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in a.tolist() if t in set(b.tolist())], dtype=np.int64)
 
 
@@ -82,7 +82,7 @@ class SetOneMinusTwo(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & ~a.member_of(b, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in a.tolist() if t not in set(b.tolist())], dtype=np.int64)
 
 
@@ -91,5 +91,5 @@ class SetTwoMinusOne(PairTask):
     def combine(self, a, b):
         return b.keep(b.first_occurrences(self.content) & ~b.member_of(a, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in b.tolist() if t not in set(a.tolist())], dtype=np.int64)
