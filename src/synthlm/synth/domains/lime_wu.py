@@ -29,6 +29,7 @@ from synthlm.synth.domain import Domain, Malformed
 from synthlm.synth.params import DomainParams, IntRange, at_least
 from synthlm.synth.ragged import Ragged
 from synthlm.synth.registry import register_domain
+from synthlm.synth.vocab import TokenSampler, VocabSpec
 
 REFERENCE = "Wu et al. 2021 (LIME), felixzli/synthetic_pretraining lime_datagen/generate_data.py (gen_data, mode {})"
 
@@ -68,19 +69,21 @@ class LimeWu(Domain):
         return 4 + p.num_upper + p.num_lower + p.num_math + 3 * (p.pattern_length.mean + 2 * p.num_chars.mean * 5)
 
     def body(self, rng, n):
+        p = self.params
+        size = p.num_upper + p.num_lower + p.num_math
+        roles = TokenSampler(VocabSpec(num_vocab=p.num_vocab)).sample_distinct(rng, np.full(n, size)).values.reshape(n, size)
         r = random.Random(int(rng.integers(0, 2**63)))
         prompts, answers = [], []
-        for _ in range(n):
-            prompt, answer = self.example(r)
+        for row in roles.tolist():  # the role ids of every example are drawn for the block at once
+            prompt, answer = self.example(r, row)
             prompts.append(prompt)
             answers.append(answer)
         ones = np.ones(n, dtype=bool)
         return [(Ragged.from_list(prompts), False), (Ragged.constant(self.mark("answer"), ones), False), (Ragged.from_list(answers), True)]
 
-    def example(self, r: random.Random) -> tuple[list[int], list[int]]:
+    def example(self, r: random.Random, ids: list[int]) -> tuple[list[int], list[int]]:
         p, low, high = self.params, self.params.length.min, self.params.length.max
         while True:
-            ids = r.sample(range(p.num_vocab), p.num_upper + p.num_lower + p.num_math)
             upper, lower, math = ids[: p.num_upper], ids[p.num_upper : p.num_upper + p.num_lower], ids[p.num_upper + p.num_lower :]
             chars = upper[: r.randint(p.num_chars.min, p.num_chars.max)]
             drawn = r.choices(chars, k=2 * len(chars))
@@ -96,6 +99,7 @@ class LimeWu(Domain):
             prompt = [*header, *first, self.mark("sep"), *second]
             if low <= len(prompt) <= high and low <= len(answer) <= high:
                 return prompt, answer
+            ids = r.sample(range(p.num_vocab), len(ids))  # redrawn whole, roles included
 
     # -- checking ------------------------------------------------------------------------------
     def parse_header(self, prompt: np.ndarray) -> tuple[list[int], set[int], set[int], list[int], list[int]]:
