@@ -76,7 +76,7 @@ def test_metalang_delete_config_generates_and_verifies(tmp_path):
 
     config = Path(__file__).parent / "data" / "seqthetic_configs" / "delete.json"
     out = tmp_path / "d"
-    result = synth("generate", str(config), "--num-token", "30K", "--seed", "1", "--out", str(out))
+    result = synth("generate", str(config), "--num-token", "12K", "--seed", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["domains"][0]["type"] == "seqthetic_delete"
