@@ -138,6 +138,10 @@ def report_end_to_end(data: dict, tokens: int, workers: int) -> None:
           f"({21 / (med['ours_cli'] - med['startup']):.1f}x without the CLI start-up)")
 
 
+# Domains with a required key: the illustrative dependency lengths of examples/synth/tilt.yaml.
+REQUIRED = {"tilt_flat_parens": {"dep_lengths": {1: 4500, 2: 2200, 3: 1200, 4: 700, 5: 450, 6: 300, 7: 200, 8: 150, 10: 100}}}
+
+
 def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple[str, float, float]]:
     from synthlm.synth import generate, load_spec
     from synthlm.synth.registry import load_domains
@@ -147,7 +151,7 @@ def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple
         seconds = []
         for _ in range(repeats):
             out = fresh_dir()
-            spec = load_spec({"num_tokens": tokens, "seed": 0, "domains": [{"type": name}]})
+            spec = load_spec({"num_tokens": tokens, "seed": 0, "domains": [{"type": name, **REQUIRED.get(name, {})}]})
             seconds.append(timed(generate, spec, out / "d", quiet=True)[0])
             written = json.loads((out / "d" / "manifest.json").read_text())["num_tokens"]
             shutil.rmtree(out)

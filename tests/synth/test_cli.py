@@ -71,6 +71,21 @@ def test_generate_then_verify(spec, tmp_path):
     assert broken.returncode == 1 and "does not match the SHA-256" in broken.stdout
 
 
+def test_metalang_delete_config_generates_and_verifies(tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).parent / "data" / "seqthetic_configs" / "delete.json"
+    out = tmp_path / "d"
+    result = synth("generate", str(config), "--num-token", "12K", "--seed", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["domains"][0]["type"] == "seqthetic_delete"
+    assert "seqthetic/domains/delete.py" in manifest["domains"][0]["reference"]
+    assert "seqthetic/domains/delete.py" in (out / "README.md").read_text()
+    check = synth("verify", str(out), "--quiet")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_seqthetic_config_and_num_token_alias(tmp_path):
     config = tmp_path / "identity.json"
     config.write_text(json.dumps({"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024, "seed": 0}))

@@ -98,6 +98,39 @@ PARAMS = {
 }
 
 
+def wu(draw) -> dict:
+    low = draw(st.integers(4, 20))
+    size = draw(st.integers(16, 40))
+    return {"vocab": {"num_vocab": size, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
+            "length": {"min": low, "max": draw(st.integers(max(low + 2, 7), 30))}}
+
+
+def seqthetic(draw, **extra) -> dict:
+    low = draw(st.integers(8, 30))
+    return {"vocab": {"num_vocab": 60, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
+            "length": {"min": low, "max": draw(st.integers(low, 40))}, **extra}
+
+
+WU = ("delete", "filter", "get_index", "search", "sort", "replace", "replace_many", "count", "deduplicate", "set",
+      "longest_word", "union", "intersect", "set_1_minus_2", "set_2_minus_1", "remove_fl_occ", "rearrange_string")
+DEP_LENGTHS = {"1": 5.0, "2": 3.0, "3": 1.0, "7": 1.0}
+REQUIRED = {"tilt_flat_parens": {"dep_lengths": DEP_LENGTHS}}
+PARAMS.update({f"wu_{name}": wu for name in WU})
+PARAMS.update({
+    "tilt_nested_parens": lambda d: {"vocab": vocab(d, high=10), "length": d(st.integers(1, 30)), "p_open": d(st.floats(0.05, 0.95))},
+    "tilt_flat_parens": lambda d: {"vocab": vocab(d, high=10), "length": d(st.integers(1, 30)), "dep_lengths": DEP_LENGTHS},
+    "hu_shuffle_dyck": lambda d: {"k": d(st.integers(1, 5)), "length": d(st.integers(1, 40)), "max_depth": d(st.integers(1, 6)),
+                                  "p_open": d(st.floats(0.05, 0.95))},
+    **{f"lime_{m}": lambda d: {"num_vocab": d(st.integers(12, 40)), "num_upper": 4, "num_lower": 3, "num_math": 3,
+                               "num_chars": rng_range(d, 1, 4), "pattern_length": rng_range(d, 1, 6)}
+       for m in ("deduct", "abduct", "induct")},
+    "seqthetic_identity": lambda d: seqthetic(d, reverse=d(st.booleans())),
+    "seqthetic_duplicate": lambda d: seqthetic(d, num_duplicate=rng_range(d, 1, 3)),
+    "seqthetic_deduplicate": lambda d: seqthetic(d),
+    "seqthetic_delete": lambda d: seqthetic(d, should_delete_ratio=d(st.floats(0, 1)), seq_to_delete_length=rng_range(d, 1, 3)),
+})
+
+
 def ngram(draw) -> dict:
     v = vocab(draw, high=12)
     return {"vocab": v, "n": draw(st.integers(1, 4)), "branching": draw(st.integers(1, v["num_vocab"])),
@@ -151,7 +184,7 @@ def test_generated_sequences_verify_and_corruptions_fail(domain_type, data):
 
 @pytest.mark.parametrize("domain_type", sorted(PARAMS))
 def test_generation_is_a_pure_function_of_the_key(domain_type):
-    _, domain = build(domain_type, {}, 0, 1)
+    _, domain = build(domain_type, REQUIRED.get(domain_type, {}), 0, 1)
     first = domain.generate(generator(0, 1, 2), 5)
     again = domain.generate(generator(0, 1, 2), 5)
     other = domain.generate(generator(0, 1, 3), 5)

@@ -77,17 +77,42 @@ def test_seqthetic_flat_config(tmp_path):
     path.write_text(json.dumps({"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024}))
     spec = load_spec(path, num_tokens="5M")
     (domain,) = spec.domains
-    assert domain.type == "identity" and domain.vocab.num_vocab == 10000
-    assert (domain.length.min, domain.length.max) == (256, 1024)
+    assert domain.type == "seqthetic_identity" and domain.vocab.num_vocab == 10000 and not domain.reverse
+    assert (domain.length.min, domain.length.max) == (256, 1023)  # rng.integers(min, max) never draws max
     assert spec.num_tokens == 5_000_000 and spec.name == "identity"
-    dup = load_spec({"name": "duplicate", "vocab_size": 50, "sequence_length_min": 4, "sequence_length_max": 8, "k": 3, "num_token": "10K", "seed": 0})
-    assert dup.domains[0].k.min == 3 and dup.seed == 0
     fbm = load_spec({"task": "fbm", "name": "my-fbm", "vocab_size": 32, "sequence_length_min": 16, "sequence_length_max": 16, "num_token": 500})
     assert fbm.domains[0].num_vocab == 32 and fbm.name == "my-fbm"
     with pytest.raises(ConfigError, match=r"unknown domain type 'idnetity' \(did you mean 'identity'\?\)"):
         load_spec({"name": "idnetity", "vocab_size": 10})
-    with pytest.raises(ConfigError, match=r"unknown key"):
+    with pytest.raises(ConfigError, match=r"colour: unknown key for a Seqthetic identity config; allowed: "):
         load_spec({"name": "identity", "vocab_size": 10, "sequence_length_min": 2, "num_token": 10, "colour": "red"})
+    with pytest.raises(ConfigError, match=r"split.shufle: unknown key"):
+        load_spec({"name": "delete", "vocab_size": 10, "sequence_length_min": 2, "split": {"shufle": True}})
+    with pytest.raises(ConfigError, match=r"colour: unknown key for the fbm domain"):
+        load_spec({"task": "fbm", "vocab_size": 32, "sequence_length_min": 16, "num_token": 500, "colour": 1})
+
+
+SEQTHETIC_CONFIGS = sorted((Path(__file__).parent / "data" / "seqthetic_configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SEQTHETIC_CONFIGS, ids=[p.stem for p in SEQTHETIC_CONFIGS])
+def test_metalang_seqthetic_configs_run_unchanged(path):
+    """metalang's synthetic_data/configs/*.json (copied into tests/synth/data) load as they are
+    and generate sequences that follow Seqthetic's definitions (checked in test_paper_variants)."""
+    from synthlm.synth.plan import bind_domains
+    from synthlm.synth.rng import generator
+
+    raw = json.loads(path.read_text())
+    spec = load_spec(path, num_tokens="20K", seed=0)
+    (domain,) = spec.domains
+    assert domain.type == {"reverse": "seqthetic_identity"}.get(raw["name"], f"seqthetic_{raw['name']}")
+    assert domain.vocab.num_vocab == raw["vocab_size"] and 4 <= domain.promoter_length <= 13
+    assert (domain.length.min, domain.length.max) == (raw["sequence_length_min"], raw["sequence_length_max"] - 1)
+    assert [spec.splits.train, spec.splits.valid, spec.splits.test] == raw["split"]["split_ratio"]
+    assert getattr(domain, "reverse", False) == raw.get("reverse", False)
+    bound = bind_domains(spec, 0)[1][0]
+    batch = bound.generate(generator(0, 1), 4)
+    assert len(batch.sizes) == 4 and batch.tokens.max() < bound.layout.vocab_size
 
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "synth").glob("*.*"))

@@ -28,6 +28,8 @@ def list_domains(as_json: bool = typer.Option(False, "--json", help="Print the c
     for d in domains:
         kind = "task" if d["task"] else "language"
         typer.echo(f"\n{d['name']}  [{d['family']}, {kind}]  {d['description']}")
+        if d["reference"]:
+            typer.echo(f"    reproduces: {d['reference']}")
         for p in d["params"]:
             typer.echo(f"    {p['name']:<16} = {json.dumps(p['default']):<28} {p['description']}")
 
@@ -87,6 +89,9 @@ def generate(
         return
     typer.echo(f"wrote {out}: {manifest['num_tokens']:,} tokens ({manifest['num_tokens_requested']:,} requested), seed {manifest['seed']}, vocab_size {manifest['layout']['vocab_size']}")
     for split, info in manifest["splits"].items():
+        if info.get("absent"):
+            typer.echo(f"  {split:<5} absent: no sequences, so no store was written (see manifest.json)")
+            continue
         overlap = sum(d["overlap_with_train"] for d in info["domains"].values())
         removed = sum(d["removed"] for d in info["domains"].values())
         extra = f", overlap with train {overlap}" + (f" (removed {removed})" if removed else "") if split != "train" else ""

@@ -25,6 +25,22 @@ def write_card(directory: Path, manifest: dict[str, Any], stats) -> None:
 
 
 # -- markdown ----------------------------------------------------------------------------------
+def _budget_note(m: dict[str, Any]) -> list[str]:
+    """Say how the budget was met: exactly (streams cut their last sequence) or short by how much."""
+    pieces = [p for s in SPLITS for p in m["splits"][s]["domains"].values()]
+    cut = sum(p.get("truncated", 0) for p in pieces)
+    short = m["num_tokens_requested"] - m["num_tokens"]
+    notes = []
+    if cut:
+        notes.append(f"{cut} sequence(s) of stream domains were cut to meet their budgets exactly.")
+    if short > 0:
+        notes.append(
+            f"{short:,} tokens short of the request: task sequences are never cut, so each split and "
+            "domain stops before the sequence that would overflow its budget."
+        )
+    return [" ".join(notes), ""] if notes else []
+
+
 def render_markdown(m: dict[str, Any]) -> str:
     splits = m["splits"]
     lines = [
@@ -35,6 +51,7 @@ def render_markdown(m: dict[str, Any]) -> str:
         f"{sum(splits[s]['sequences'] for s in SPLITS):,} sequences over {len(m['domains'])} domain(s), "
         f"ids 0..{m['layout']['vocab_size'] - 1}.",
         "",
+        *_budget_note(m),
         "## Reproduce",
         "",
         "The manifest holds the resolved spec, seed included; this regenerates identical bytes:",
@@ -53,11 +70,18 @@ def render_markdown(m: dict[str, Any]) -> str:
         cells = [f"{splits[s]['domains'][d['name']]['sequences']:,} / {splits[s]['domains'][d['name']]['tokens']:,}" for s in SPLITS]
         mean = d["tokens"] / d["sequences"] if d["sequences"] else 0
         lines.append(f"| {d['index']} | {d['name']} | {d['type']} | {d['weight']:.3f} | {spec['loss_mask']} | {' | '.join(cells)} | {mean:.1f} |")
+    cited = [d for d in m["domains"] if d.get("reference")]
+    if cited:
+        lines += ["", "Domains that reproduce a paper's generator (see `synthlm synth list`):", ""]
+        lines += [f"- {d['name']} ({d['type']}): {d['reference']}" for d in cited]
     lines += ["", "## Splits", "", "| split | sequences | tokens | budget | overlap with train | removed |", "|---|---|---|---|---|---|"]
     for s in SPLITS:
         pieces = splits[s]["domains"].values()
         overlap = sum(p["overlap_with_train"] for p in pieces)
         removed = sum(p["removed"] for p in pieces)
+        if splits[s].get("absent"):
+            lines.append(f"| {s} | absent (not written) | 0 | {splits[s]['budget']:,} | - | - |")
+            continue
         lines.append(f"| {s} | {splits[s]['sequences']:,} | {splits[s]['tokens']:,} | {splits[s]['budget']:,} | {overlap:,} | {removed:,} |")
     lines += ["", "## Id layout", "", "| role | ids |", "|---|---|"]
     for r in m["layout"]["ranges"]:

@@ -22,7 +22,10 @@ def describe_domains() -> list[dict[str, Any]]:
             if key in COMMON:
                 continue
             params.append({"name": key, "default": _default(info), "description": info.description or ""})
-        out.append({"name": name, "family": cls.family, "task": cls.is_task, "description": cls.description, "params": params})
+        out.append({
+            "name": name, "family": cls.family, "task": cls.is_task, "description": cls.description,
+            "reference": cls.reference, "params": params,
+        })
     return out
 
 

@@ -60,6 +60,8 @@ class SyntheticDataset:
 
     def split(self, name: str) -> TokenStore:
         self._check_split(name)
+        if self.manifest["splits"][name].get("absent"):
+            raise UserError(f"{self.directory}: split {name!r} is absent (its fraction was 0, or its budget held no sequence)")
         if name not in self._stores:
             self._stores[name] = TokenStore(self.directory / name, vocab_size=self.vocab_size, check_ids=False)
         return self._stores[name]

@@ -45,6 +45,8 @@ class Domain:
     type_name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""  # paper + file of its code this domain reproduces exactly
+    truncatable: ClassVar[bool] = False  # a prefix of a sequence is still valid data (streams)
     Params: ClassVar[type[DomainParams]] = DomainParams
     markers: ClassVar[tuple[str, ...]] = ()
     uses_digits: ClassVar[bool] = False

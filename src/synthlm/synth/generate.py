@@ -26,7 +26,9 @@ from synthlm.data.store import TokenStoreWriter
 from synthlm.errors import UserError
 from synthlm.fileio import temp_name
 from synthlm.synth.blocks import Block, BlockSource
+from synthlm.synth.manifest import data_files
 from synthlm.synth.plan import Plan, make_plan
+from synthlm.synth.rng import sequence_hashes
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, resolve_seed
 
 EXHAUSTED_AFTER = 4  # --dedup-splits: give up on a piece after this many blocks with nothing new
@@ -42,6 +44,7 @@ class PieceResult:
     overlap_with_train: int = 0
     removed: int = 0
     exhausted: bool = False
+    truncated: int = 0  # sequences cut to meet the budget exactly (streams only)
 
 
 @dataclass
@@ -142,7 +145,12 @@ def _publish(staging: Path, out: Path) -> None:
 
 
 def _write_split(run: Run, source: BlockSource, split_index: int, split: str) -> None:
+    """Write one split's store; a split with no budget (fraction 0) or no documents is not
+    written at all (megatron-core cannot mmap an empty store) and the manifest marks it absent."""
     plan = run.plan
+    if int(plan.budgets[split_index].sum()) == 0:
+        run.results[split] = [PieceResult() for _ in plan.domains]
+        return
     prefix = run.staging / split
     metadata = {
         "source": "synthlm synth",
@@ -159,8 +167,13 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
             results.append(result)
             domain_ids.append(np.full(result.sequences, d, dtype=np.uint16))
         writer.finalize(domain_counts={n: r.sequences for n, r in zip(plan.domain_names(), results)})
-    np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
     run.results[split] = results
+    if not sum(r.sequences for r in results):
+        for name in data_files(split):
+            (run.staging / name).unlink(missing_ok=True)
+        (run.staging / f"{split}.json").unlink(missing_ok=True)
+    else:
+        np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
     if split == "train":
         hashes = np.concatenate(run.train_hashes) if run.train_hashes else np.zeros(0, np.uint64)
         run.train_sorted = np.unique(hashes)
@@ -202,7 +215,24 @@ def _take_from(run: Run, writer: TokenStoreWriter, block: Block, result: PieceRe
     _write_taken(run, writer, block, take, domain, split)
     result.sequences += int(take.sum())
     result.tokens += int(block.sizes[take].sum())
+    if len(over) and run.plan.domains[domain].truncatable:
+        _write_prefix(run, writer, block, stop, target - result.tokens, result, domain, split)
     return bool(len(over)), bool(keep.any())
+
+
+def _write_prefix(run: Run, writer: TokenStoreWriter, block: Block, index: int, room: int, result: PieceResult, domain: int, split: int) -> None:
+    """Fill the budget exactly with the start of sequence ``index``, for domains whose
+    sequences stay valid when cut (streams); at least one token after the promoter."""
+    if room <= len(run.plan.domains[domain].promoter):
+        return
+    start = int(block.offsets[index])
+    tokens, mask = block.tokens[start : start + room], block.mask[start : start + room]
+    sizes = np.array([room], dtype=np.int64)
+    hashes = sequence_hashes(tokens.astype(np.int64), sizes)
+    _write_taken(run, writer, Block(tokens, sizes, mask, hashes), np.ones(1, dtype=bool), domain, split)
+    result.sequences += 1
+    result.tokens += room
+    result.truncated += 1
 
 
 def _in_train(run: Run, hashes: np.ndarray) -> np.ndarray:

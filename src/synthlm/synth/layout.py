@@ -20,10 +20,13 @@ import numpy as np
 from synthlm.synth.rng import PROMOTERS, generator
 
 # Canonical order: a marker's id depends only on which markers the dataset uses.
-MARKERS = ("answer", "query", "sep", "empty", "yes", "no", "word", "row", "rule", "case", "result")
+MARKERS = ("answer", "query", "sep", "empty", "yes", "no", "word", "row", "rule", "case", "result", "minus",
+           "colon", "lbracket", "rbracket", "upper", "lower", "math")
 MARKER_SYMBOLS = {
     "answer": "<ans>", "query": "<qry>", "sep": "<sep>", "empty": "<empty>", "yes": "<yes>",
     "no": "<no>", "word": "<w>", "row": "<row>", "rule": "<rule>", "case": "<case>", "result": "<result>",
+    "minus": "-", "colon": ":", "lbracket": "[", "rbracket": "]", "upper": "<UPPER>",
+    "lower": "<LOWER>", "math": "<MATH>",
 }
 
 

@@ -43,12 +43,14 @@ def build_manifest(plan, results: dict[str, list], directory: Path, dedup_splits
     splits = {}
     for split in SPLITS:
         pieces = results[split]
+        absent = not sum(p.sequences for p in pieces)
         splits[split] = {
+            "absent": absent,
             "sequences": sum(p.sequences for p in pieces),
             "tokens": sum(p.tokens for p in pieces),
             "budget": sum(p.budget for p in pieces),
             "domains": {name: asdict(p) for name, p in zip(names, pieces)},
-            "sha256": {name: sha256_file(directory / name) for name in data_files(split)},
+            "sha256": {} if absent else {name: sha256_file(directory / name) for name in data_files(split)},
         }
     weights = [d.weight for d in spec.domains]
     domains = []
@@ -58,6 +60,7 @@ def build_manifest(plan, results: dict[str, list], directory: Path, dedup_splits
             "name": d.name,
             "type": d.type_name,
             "family": d.family,
+            "reference": d.reference,
             "task": d.is_task,
             "weight": weights[i] / sum(weights),
             "promoter": d.promoter.tolist(),

@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 DOMAINS: dict[str, type[Domain]] = {}
 
 
-def register_domain(name: str, *, family: str, description: str):
-    """Class decorator: register a :class:`~synthlm.synth.domain.Domain` under ``name``."""
+def register_domain(name: str, *, family: str, description: str, reference: str = ""):
+    """Class decorator: register a :class:`~synthlm.synth.domain.Domain` under ``name``.
+
+    ``reference`` names the paper and the file of its code that the domain reproduces exactly
+    (shown by ``synth list`` and in the dataset card); leave it empty for synthlm's own tasks.
+    """
 
     def decorate(cls: type[Domain]) -> type[Domain]:
         if name in DOMAINS:
@@ -32,6 +36,7 @@ def register_domain(name: str, *, family: str, description: str):
             type=(Literal[name], name),
         )
         cls.type_name, cls.family, cls.description = name, family, description
+        cls.reference = reference
         DOMAINS[name] = cls
         return cls
 

@@ -1,14 +1,26 @@
-"""Accept Seqthetic's flat JSON config as a spec, so existing configs keep working.
+"""Accept Seqthetic's flat JSON configs as specs, exactly as users have them.
 
-    {"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024}
+    {"name": "delete", "vocab_size": 10000, "should_delete_ratio": 0.5,
+     "sequence_length_min": 256, "sequence_length_max": 1024,
+     "seq_to_delete_length_min": 10, "seq_to_delete_length_max": 100,
+     "split": {"shuffle_dataset": true, ..., "split_ratio": [0.8, 0.1, 0.1]},
+     "promoter_length_range": [4, 13]}
 
-becomes a one-domain spec: ``name`` (or ``task``/``domain``) picks the domain type, ``vocab_size``
-its vocabulary, the two lengths its ``length`` range, and any other key is passed to the domain
-(and validated there). Unlike Seqthetic, ``seed: 0`` is an ordinary seed, not "random".
+The five names metalang's ``synthetic_data/syn_data.py`` reads (identity, reverse, duplicate,
+deduplicate, delete) become the ``seqthetic_*`` domains with its keys translated:
+``*_min``/``*_max`` pairs become ranges (integer ranges lose one at the top, because Seqthetic
+draws them with ``rng.integers(min, max)``, which excludes ``max``), ``split.split_ratio``
+becomes ``splits`` and ``promoter_length_range`` picks a promoter length (from a stable hash of
+the name, where Seqthetic uses Python's per-process salted ``hash``). Any other name is looked
+up as a synthlm domain type (``task`` or ``domain`` may name it too) and its remaining keys are
+passed to that domain. Every key must be understood: an unknown one is named in the error.
+Unlike Seqthetic, ``seed: 0`` is an ordinary seed, not "random".
 """
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +30,19 @@ from synthlm.synth.registry import load_domains, unknown_type_message
 FLAT_KEYS = ("vocab_size", "sequence_length_min", "sequence_length_max")
 DATASET_KEYS = {"num_token": "num_tokens", "num_tokens": "num_tokens", "seed": "seed", "splits": "splits"}
 TYPE_KEYS = ("task", "domain", "type")
+SPLIT_KEYS = {"shuffle_dataset", "shuffle_domain_order", "shuffle_domain_sequence", "split_ratio"}
+# Seqthetic name -> (synthlm domain, {flat key prefix: domain key} for *_min/*_max pairs, plain keys)
+NATIVE: dict[str, tuple[str, dict[str, tuple[str, bool]], tuple[str, ...]]] = {
+    "identity": ("seqthetic_identity", {}, ("reverse",)),
+    "reverse": ("seqthetic_identity", {}, ("reverse",)),
+    "duplicate": ("seqthetic_duplicate", {"num_duplicate": ("num_duplicate", True)}, ()),
+    "deduplicate": ("seqthetic_deduplicate", {
+        "unique_token_ratio": ("unique_token_ratio", False),
+        "repeat_token_ratio": ("repeat_token_ratio", False),
+        "shuffle_ratio": ("shuffle_ratio", False),
+    }, ()),
+    "delete": ("seqthetic_delete", {"seq_to_delete_length": ("seq_to_delete_length", True)}, ("should_delete_ratio",)),
+}
 
 
 def is_seqthetic(raw: Mapping[str, Any]) -> bool:
@@ -28,15 +53,53 @@ def from_seqthetic(raw: Mapping[str, Any], label: str) -> dict[str, Any]:
     """The equivalent synthlm spec tree (validated later like any spec)."""
     rest = dict(raw)
     name = str(rest.pop("name", ""))
-    kind = next((rest.pop(k) for k in TYPE_KEYS if k in rest), name)
+    explicit = next((rest.pop(k) for k in TYPE_KEYS if k in rest), None)
+    spec: dict[str, Any] = {"name": name or str(explicit)}
+    for key, target in DATASET_KEYS.items():
+        if key in rest:
+            spec[target] = rest.pop(key)
+    if "split" in rest:
+        spec["splits"] = _splits(rest.pop("split"), label)
+    promoter = rest.pop("promoter_length_range", None)
+    if explicit is None and name in NATIVE:
+        domain = _native(name, rest, label)
+    else:
+        domain = _generic(str(explicit) if explicit is not None else name, rest, label)
+    if promoter is not None:
+        domain["promoter_length"] = _promoter_length(promoter, name, label)
+    spec["domains"] = [domain]
+    return spec
+
+
+def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
+    kind, pairs, plain = NATIVE[name]
+    domain: dict[str, Any] = {"type": kind}
+    if name == "reverse" and "reverse" not in rest:
+        domain["reverse"] = True
+    if "vocab_size" in rest:
+        domain["vocab"] = {"num_vocab": rest.pop("vocab_size")}
+    length = _pair(rest, "sequence_length", label, integer=True)
+    if length is not None:
+        domain["length"] = length
+    for prefix, (target, integer) in pairs.items():
+        value = _pair(rest, prefix, label, integer=integer)
+        if value is not None:
+            domain[target] = value
+    if "shuffle_ratio" in domain:
+        print("note: shuffle_ratio_min/max have no effect: Seqthetic's Deduplicate ignores them, and so does synthlm", file=sys.stderr)
+    for key in plain:
+        if key in rest:
+            domain[key] = rest.pop(key)
+    _no_leftovers(rest, label, f"a Seqthetic {name} config", [*FLAT_KEYS, "split", "promoter_length_range", *DATASET_KEYS,
+                  *(f"{p}_{end}" for p in pairs for end in ("min", "max")), *plain])
+    return domain
+
+
+def _generic(kind: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
     domains = load_domains()
     if kind not in domains:
         raise ConfigError(f"{label}: name: {unknown_type_message(kind)} (a Seqthetic config names its domain in `name` or `task`)")
     fields = domains[kind].Params.model_fields
-    spec: dict[str, Any] = {"name": name or kind}
-    for key, target in DATASET_KEYS.items():
-        if key in rest:
-            spec[target] = rest.pop(key)
     domain: dict[str, Any] = {"type": kind}
     if "vocab_size" in rest:
         vocab_size = rest.pop("vocab_size")
@@ -51,6 +114,43 @@ def from_seqthetic(raw: Mapping[str, Any], label: str) -> dict[str, Any]:
         if "length" not in fields:
             raise ConfigError(f"{label}: sequence_length_min/max: the {kind} domain has no `length`")
         domain["length"] = {"min": low if low is not None else high, "max": high if high is not None else low}
+    unknown = sorted(k for k in rest if k not in fields or k == "type")
+    if unknown:
+        _no_leftovers({k: rest[k] for k in unknown}, label, f"the {kind} domain", [k for k in fields if k != "type"])
     domain.update(rest)
-    spec["domains"] = [domain]
-    return spec
+    return domain
+
+
+def _pair(rest: dict[str, Any], prefix: str, label: str, integer: bool) -> dict[str, Any] | None:
+    """``prefix_min``/``prefix_max`` as a range; integer ranges exclude max as Seqthetic does."""
+    low, high = rest.pop(f"{prefix}_min", None), rest.pop(f"{prefix}_max", None)
+    if low is None and high is None:
+        return None
+    low, high = (high if low is None else low), (low if high is None else high)
+    if integer and high > low:
+        high -= 1  # rng.integers(min, max) never draws max
+    return {"min": low, "max": high}
+
+
+def _splits(split: Any, label: str) -> dict[str, float]:
+    if not isinstance(split, Mapping):
+        raise ConfigError(f"{label}: split: expected a mapping with split_ratio, got {split!r}")
+    _no_leftovers({k: v for k, v in split.items() if k not in SPLIT_KEYS}, label, "split", sorted(SPLIT_KEYS), prefix="split.")
+    ratio = split.get("split_ratio", [0.8, 0.1, 0.1])
+    if not isinstance(ratio, (list, tuple)) or len(ratio) != 3:
+        raise ConfigError(f"{label}: split.split_ratio: expected three fractions [train, valid, test], got {ratio!r}")
+    return dict(zip(("train", "valid", "test"), ratio))
+
+
+def _promoter_length(value: Any, name: str, label: str) -> int:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) for v in value) or value[0] > value[1]:
+        raise ConfigError(f"{label}: promoter_length_range: expected [min, max] ints, got {value!r}")
+    low, high = value
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    return low + digest % (high - low + 1)
+
+
+def _no_leftovers(rest: Mapping[str, Any], label: str, what: str, allowed: list[str], prefix: str = "") -> None:
+    if rest:
+        keys = ", ".join(f"{prefix}{k}" for k in sorted(rest))
+        raise ConfigError(f"{label}: {keys}: unknown key{'s' if len(rest) > 1 else ''} for {what}; allowed: {', '.join(sorted(allowed))}")

@@ -43,6 +43,8 @@ def verify_dataset(directory: str | Path, splits: tuple[str, ...] = SPLITS, prog
     dataset = SyntheticDataset(directory)
     report = VerifyReport()
     for split in splits:
+        if dataset.manifest["splits"][split].get("absent"):
+            continue  # not written: its fraction was 0 or its budget held no whole sequence
         if check_hashes:
             report.problems += _hash_problems(dataset, split)
         report.splits[split] = _verify_split(dataset, split, progress)

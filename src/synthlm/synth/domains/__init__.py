@@ -6,9 +6,13 @@ from synthlm.synth.domains import (  # noqa: F401
     copylike,
     fbm,
     lime,
+    lime_wu,
     ngram,
     numbers,
     query,
     random_tokens,
+    seqthetic_tasks,
     sets,
+    streams,
+    wu2022,
 )

@@ -179,12 +179,12 @@ class Dyck(BracketLanguage):
         return lambda count: rng.integers(0, self.params.k, size=count, dtype=np.int64)
 
 
-@register_domain("shuffle_dyck", family="formal", description="k-Shuffle-Dyck (Hu et al. 2025): k bracket types, each balanced, freely interleaved.")
+@register_domain("shuffle_dyck", family="formal", description="k-Shuffle-Dyck, balanced per sequence, closing a uniformly chosen open bracket (Hu et al.'s generator is hu_shuffle_dyck).")
 class ShuffleDyck(Dyck):
     shuffle = True
 
 
-@register_domain("nested_parens", family="tilt", description="TILT nested parentheses: paired open/close tokens from a vocabulary (uniform or Zipf), nested.")
+@register_domain("nested_parens", family="formal", description="Nested parentheses with separate close ids, balanced per sequence (TILT's stream is tilt_nested_parens).")
 class NestedParens(BracketLanguage):
     Params = ParensParams
 
@@ -200,6 +200,6 @@ class NestedParens(BracketLanguage):
         return lambda count: sampler.sample(rng, count)
 
 
-@register_domain("flat_parens", family="tilt", description="TILT flat parentheses: paired tokens closed in random order (crossing dependencies).")
+@register_domain("flat_parens", family="formal", description="Paired tokens closed in random order, balanced per sequence (TILT's flat parens is tilt_flat_parens).")
 class FlatParens(NestedParens):
     shuffle = True

@@ -37,7 +37,7 @@ class NgramParams(VocabParams):
         return self
 
 
-@register_domain("ngram", family="seqthetic", description="A random n-gram language model with a seeded sparse transition table.")
+@register_domain("ngram", family="stochastic", description="A random n-gram language model with a seeded sparse transition table.")
 class Ngram(Domain):
     Params = NgramParams
     is_task = False

@@ -21,7 +21,7 @@ class SortNumbersParams(DomainParams):
     _count = at_least("length")
 
 
-@register_domain("sort_numbers", family="seqthetic", description="Sort decimal numbers (separated by <w>) in ascending order.")
+@register_domain("sort_numbers", family="sequence", description="Sort decimal numbers (separated by <w>) in ascending order.")
 class SortNumbers(Domain):
     Params = SortNumbersParams
     markers = ("answer", "word")

@@ -73,7 +73,7 @@ class QueryTask(InputTask):
         return int(q[0])
 
 
-@register_domain("count", family="wu2022", description="How often the query token occurs in the input (decimal digits).")
+@register_domain("count", family="sequence", description="How often the query token occurs in the input (decimal digits); Wu's sampler is wu_count.")
 class Count(QueryTask):
     uses_digits = True
 
@@ -88,7 +88,7 @@ class Count(QueryTask):
         return self.number_tokens(int(np.sum(x == self.one_token(q))))
 
 
-@register_domain("delete", family="seqthetic", description="The input with every occurrence of the query token removed.")
+@register_domain("delete", family="sequence", description="The input with every occurrence of one query token removed (Wu's is wu_delete, Seqthetic's seqthetic_delete).")
 class Delete(QueryTask):
     markers = ("answer", "query", "empty")
 
@@ -99,7 +99,7 @@ class Delete(QueryTask):
         return self.answer_tokens(x[x != self.one_token(q)])
 
 
-@register_domain("replace", family="wu2022", description="The input with every occurrence of query token a replaced by query token b.")
+@register_domain("replace", family="sequence", description="Every occurrence of query token a replaced by b; a may be absent (Wu's is wu_replace).")
 class Replace(QueryTask):
     query_size = 2
 
@@ -126,7 +126,7 @@ class SearchParams(QueryParams):
     _query_positive = at_least("query_length")
 
 
-@register_domain("search", family="wu2022", description="Whether the query occurs as a contiguous slice of the input (<yes>/<no>).")
+@register_domain("search", family="sequence", description="Whether the query occurs as a contiguous slice of the input (<yes>/<no>); Wu's sampler is wu_search.")
 class Search(QueryTask):
     Params = SearchParams
     markers = ("answer", "query", "yes", "no")
@@ -180,7 +180,7 @@ class WordsParams(VocabParams):
     _sizes = at_least("words", "word_length")
 
 
-@register_domain("longest_word", family="wu2022", description="The longest word of the input (words split by <w>; first one on ties).")
+@register_domain("longest_word", family="sequence", description="The longest word of the input (words split by <w>; first one on ties); Wu's sampler is wu_longest_word.")
 class LongestWord(InputTask):
     Params = WordsParams
     markers = ("answer", "word")

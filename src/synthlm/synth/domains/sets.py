@@ -52,44 +52,44 @@ class PairTask(InputTask):
         a, b = (self.as_content(p) for p in pieces)
         self.check_input_length(a)
         self.check_input_length(b)
-        return self.answer_tokens(self.reference(first_occurrence_order(a), first_occurrence_order(b)))
+        return self.answer_tokens(self.expected(first_occurrence_order(a), first_occurrence_order(b)))
 
-    def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def expected(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
-@register_domain("union", family="wu2022", description="Tokens in input1 or input2, once each, in order of first appearance.")
+@register_domain("union", family="sequence", description="Tokens in input1 or input2, once each, in order of first appearance.")
 class Union(PairTask):
     def combine(self, a, b):
         both = concat([a, b])
         return both.keep(both.first_occurrences(self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return first_occurrence_order(np.concatenate([a, b]))
 
 
-@register_domain("intersect", family="wu2022", description="Tokens of input1 that also occur in input2 (order of input1).")
+@register_domain("intersect", family="sequence", description="Tokens of input1 that also occur in input2 (order of input1).")
 class Intersect(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & a.member_of(b, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in a.tolist() if t in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_1_minus_2", family="wu2022", description="Tokens of input1 that do not occur in input2.")
+@register_domain("set_1_minus_2", family="sequence", description="Tokens of input1 that do not occur in input2.")
 class SetOneMinusTwo(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & ~a.member_of(b, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in a.tolist() if t not in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_2_minus_1", family="wu2022", description="Tokens of input2 that do not occur in input1.")
+@register_domain("set_2_minus_1", family="sequence", description="Tokens of input2 that do not occur in input1.")
 class SetTwoMinusOne(PairTask):
     def combine(self, a, b):
         return b.keep(b.first_occurrences(self.content) & ~b.member_of(a, self.content))
 
-    def reference(self, a, b):
+    def expected(self, a, b):
         return np.asarray([t for t in b.tolist() if t not in set(a.tolist())], dtype=np.int64)

@@ -1,0 +1,656 @@
+"""Wu et al. 2022 ("Insights into pre-training via simpler synthetic tasks") exactly as their
+generator draws them: felixzli/synthetic_pretraining, ``simpler_tasks_data_gen/tasks_with_tokens.py``.
+
+    promoter  seq  <ans>  output                  (unary tasks)
+    promoter  seq  <sep>  query  <ans>  output    (binary tasks; <sep> is Wu's ARG_DIVIDER)
+
+``length`` is Wu's ``length_range``: the length of the whole input (``seq <sep> query`` for binary
+tasks), enforced by the same rejection sampling as the original. An empty output is written as
+``<empty>`` (Wu's ADD_TO_OUTPUT_IF_OUTPUT_EMPTY); the task-name prefix of the original is the
+promoter. Each generator below follows the named function of that file; differences are listed in
+docs/papers/wu2022.md.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import ClassVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from synthlm.synth.domain import Domain, Malformed
+from synthlm.synth.domains.base import first_occurrence_order, with_empty
+from synthlm.synth.domains.sampling import (
+    cut_slice,
+    find_first,
+    first_match,
+    partition,
+    pick_distinct,
+    pieces,
+    randint,
+    shuffle_within,
+)
+from synthlm.synth.params import IntRange
+from synthlm.synth.ragged import Ragged, concat, digits
+from synthlm.synth.registry import register_domain
+from synthlm.synth.vocab import TokenSampler, VocabParams
+
+SOURCE = "Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py"
+
+
+def ref(function: str) -> str:
+    return f"{SOURCE} ({function})"
+
+
+class WuParams(VocabParams):
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=10, max=50),
+        description="Wu's length_range: tokens in the whole input (seq, <sep> and query).",
+    )
+    least: ClassVar[int] = 1  # smallest length.min the original generator accepts
+    least_max: ClassVar[int] = 1  # smallest length.max it accepts
+    distinct_share: ClassVar[int] = 0  # draws up to length.max // share distinct ids (0: none)
+    gap: ClassVar[int] = 0  # smallest length.max - length.min
+    least_order: ClassVar[bool] = False  # wu_sort's bound on the order length
+
+    @model_validator(mode="after")
+    def _wu_bounds(self) -> WuParams:
+        if self.length.min < self.least or self.length.max < self.least_max:
+            raise ValueError(
+                f"length: this task needs length.min >= {self.least} and length.max >= "
+                f"{self.least_max} (the bounds of Wu et al.'s generator)"
+            )
+        if self.length.max - self.length.min < self.gap:
+            raise ValueError(f"length: this task needs length.max - length.min >= {self.gap} (Wu et al.'s randint bounds)")
+        if self.least_order and self.length.min // 2 > (self.length.max - 1) // 2:
+            raise ValueError("length: needs length.min // 2 <= (length.max - 1) // 2 (Wu et al.'s order-length bounds)")
+        need = self.length.max // self.distinct_share if self.distinct_share else 0
+        if need > self.vocab.support:
+            raise ValueError(f"vocab: draws up to {need} distinct ids, but only {self.vocab.support} can be drawn")
+        return self
+
+
+class AtLeast2(WuParams):
+    least: ClassVar[int] = 2
+    least_max: ClassVar[int] = 4
+
+
+class QueryParams(AtLeast2):
+    gap: ClassVar[int] = 1
+
+
+class SortParams(AtLeast2):
+    least_order: ClassVar[bool] = True
+
+
+class RemoveParams(AtLeast2):
+    gap: ClassVar[int] = 2
+
+
+class AtLeast3(WuParams):
+    least: ClassVar[int] = 3
+    least_max: ClassVar[int] = 3
+
+
+class SetOpParams(AtLeast3):
+    distinct_share: ClassVar[int] = 2
+
+
+class AtLeast4(WuParams):
+    least: ClassVar[int] = 4
+    least_max: ClassVar[int] = 4
+
+
+class ReplaceManyParams(WuParams):
+    least_max: ClassVar[int] = 7
+    distinct_share: ClassVar[int] = 3
+
+
+class RearrangeParams(WuParams):
+    distinct_share: ClassVar[int] = 2
+
+
+class WuTask(Domain):
+    """Shared layout and checking; subclasses implement ``draw``, ``outputs`` and ``answer``."""
+
+    Params = WuParams
+    binary = True
+    markers: tuple[str, ...] = ("answer", "sep", "empty")
+
+    def sampler(self) -> TokenSampler:
+        if not hasattr(self, "_sampler"):
+            self._sampler = TokenSampler(self.params.vocab)
+        return self._sampler
+
+    def tokens(self, rng, lengths) -> Ragged:
+        return Ragged(self.sampler().sample(rng, int(np.sum(lengths))), lengths)
+
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[Ragged, Ragged | None]:
+        raise NotImplementedError
+
+    def outputs(self, x: Ragged, q: Ragged | None) -> Ragged:
+        return Ragged.from_list([self.answer(a, b) for a, b in zip(pieces(x), pieces(q) if q is not None else [None] * len(x))])
+
+    def answer(self, x: np.ndarray, q: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def body(self, rng, n):
+        x, q = self.draw(rng, n)
+        y = with_empty(self.outputs(x, q), self.mark("empty")) if "empty" in self.markers else self.outputs(x, q)
+        ones = np.ones(n, dtype=bool)
+        parts = [(x, False)]
+        if q is not None:
+            parts += [(Ragged.constant(self.mark("sep"), ones), False), (q, False)]
+        return [*parts, (Ragged.constant(self.mark("answer"), ones), False), (y, True)]
+
+    def mean_body_length(self):
+        return 2 + 2 * self.params.length.mean
+
+    def solve(self, prompt):
+        if self.binary:
+            parts = self.split_on(prompt, "sep")
+            if len(parts) != 2:
+                raise Malformed("expected seq <sep> query")
+            x = self.as_content(parts[0], "seq", allow_empty=True)
+            q = self.as_content(parts[1], "query", allow_empty=True)
+            size = len(x) + 1 + len(q)
+        else:
+            x, q = self.as_content(prompt, "seq"), None
+            size = len(x)
+        if not self.params.length.contains(size):
+            raise Malformed(f"input of {size} tokens outside length {self.params.length}")
+        out = np.asarray(self.answer(x, q), dtype=np.int64)
+        return self.answer_tokens(out) if "empty" in self.markers else out
+
+
+def _accept(rng, n: int, candidate, low: int, high: int) -> tuple[Ragged, Ragged]:
+    """Wu's outer rejection loop: redraw whole examples until ``len(seq) + 1 + len(query)`` lies
+    in ``[low, high]``; candidates are drawn in batches and kept in order."""
+    xs, qs, have = [], [], 0
+    while have < n:
+        x, q = candidate(rng, 2 * (n - have) + 16)
+        ok = (x.lengths + 1 + q.lengths >= low) & (x.lengths + 1 + q.lengths <= high)
+        index = np.flatnonzero(ok)[: n - have]
+        xs.append(x.take(index))
+        qs.append(q.take(index))
+        have += len(index)
+    return _cat(xs), _cat(qs)
+
+
+def _cat(parts: list[Ragged]) -> Ragged:
+    return Ragged(np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts]))
+
+
+class QueryTask(WuTask):
+    """Tasks sampled by ``generate_delete_data`` and friends: with probability ``p_present`` the
+    query is planted one or more times (``generate_at_least_one_query_in_seq_data``), else it is a
+    random string that does not occur (``generate_no_query_in_seq_data``)."""
+
+    Params = QueryParams
+    p_present = 0.75
+
+    def draw(self, rng, n):
+        p = self.params
+        return _accept(rng, n, self._candidates, p.length.min, p.length.max)
+
+    def _candidates(self, rng, count):
+        present = rng.random(count) > 1 - self.p_present
+        x1, q1 = self._planted(rng, int(present.sum()))
+        x2, q2 = self._absent(rng, int((~present).sum()))
+        return _merge(present, x1, x2), _merge(present, q1, q2)
+
+    def _planted(self, rng, n):
+        top = self.params.length.max - 1  # max_total_chars
+        max_q = int(top / 3)  # query_seq_max_proportion = 0.5
+        q = randint(rng, np.ones(n, np.int64), np.full(n, max(max_q, 1)))
+        s = randint(rng, 2 * q, top - q)
+        occ = randint(rng, np.ones(n, np.int64), s // q)
+        gaps = partition(rng, s - occ * q, occ + 1, nonzero=False)
+        query = self.tokens(rng, q)
+        seg_len = np.empty(int(gaps.lengths.sum() + occ.sum()), np.int64)  # gap, q, gap, q, ..., gap
+        seg_owner = np.repeat(np.arange(n), 2 * occ + 1)
+        seg_rank = np.arange(len(seg_len)) - np.repeat(np.r_[0, np.cumsum(2 * occ + 1)[:-1]], 2 * occ + 1)
+        is_gap = seg_rank % 2 == 0
+        seg_len[is_gap] = gaps.values
+        seg_len[~is_gap] = q[seg_owner[~is_gap]]
+        segments = Ragged(np.zeros(int(seg_len.sum()), np.int64), seg_len)
+        owner = np.repeat(seg_owner, seg_len)
+        from_query = np.repeat(~is_gap, seg_len)
+        values = self.sampler().sample(rng, len(owner))
+        values[from_query] = query.values[query.starts[owner[from_query]] + segments.positions[from_query]]
+        return Ragged(values, s), query
+
+    def _absent(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        longer = rng.random(n) < 0.01
+        q = np.where(longer, randint(rng, np.full(n, low + 1), np.full(n, max(high, low + 1))), 0)
+        s = np.where(longer, randint(rng, np.zeros(n, np.int64), np.maximum(q - 1, 0)), randint(rng, np.full(n, low), np.full(n, high)))
+        q = np.where(longer, q, randint(rng, np.full(n, low), s))
+        x, query = self.tokens(rng, s), self.tokens(rng, q)
+        while True:  # redraw pairs where the query occurs (Wu compares list reprs; see docs)
+            bad = (first_match(x, query) >= 0) & ~longer
+            if not bad.any():
+                return x, query
+            x = _replace_rows(x, bad, self.tokens(rng, s[bad]))
+            query = _replace_rows(query, bad, self.tokens(rng, q[bad]))
+
+
+def _merge(first: np.ndarray, a: Ragged, b: Ragged) -> Ragged:
+    """Rows of ``a`` where ``first`` is true and of ``b`` elsewhere, in row order."""
+    lengths = np.zeros(len(first), np.int64)
+    lengths[first], lengths[~first] = a.lengths, b.lengths
+    out = Ragged(np.zeros(int(lengths.sum()), np.int64), lengths)
+    owner = out.seq_ids
+    mask = first[owner]
+    out.values[mask], out.values[~mask] = a.values, b.values
+    return out
+
+
+def _replace_rows(x: Ragged, rows: np.ndarray, new: Ragged) -> Ragged:
+    return _merge(~rows, x.take(np.flatnonzero(~rows)), new)
+
+
+@register_domain("wu_delete", family="wu2022", reference=ref("generate_delete_data, delete"),
+                 description="Remove the first occurrence of the multi-token query (Wu et al. 2022).")
+class WuDelete(QueryTask):
+    def outputs(self, x, q):
+        return cut_slice(x, first_match(x, q), q.lengths)
+
+    def answer(self, x, q):
+        at = find_first(x, q)
+        return x if at < 0 else np.concatenate([x[:at], x[at + len(q):]])
+
+
+@register_domain("wu_filter", family="wu2022", reference=ref("generate_filter_data, filt"),
+                 description="Delete the first occurrence of the query again and again until none is left.")
+class WuFilter(QueryTask):
+    def outputs(self, x, q):
+        active = np.flatnonzero(q.lengths > 0)
+        for _ in range(2):  # two vectorised deletion rounds settle most rows ...
+            if not len(active):
+                return x
+            sub, query = x.take(active), q.take(active)
+            at = first_match(sub, query)
+            hit = at >= 0
+            if not hit.any():
+                break
+            rows = np.zeros(len(x), dtype=bool)
+            rows[active[hit]] = True
+            x = _replace_rows(x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit]))
+            active = active[hit]
+        rows = np.zeros(len(x), dtype=bool)  # ... the few left (many occurrences) go one by one
+        rows[active] = True
+        done = [self.answer(a, b) for a, b in zip(pieces(x.take(active)), pieces(q.take(active)))]
+        return _replace_rows(x, rows, Ragged.from_list(done)) if len(active) else x
+
+    def answer(self, x, q):
+        while True:
+            at = find_first(x, q)
+            if at < 0 or not len(q):
+                return x
+            x = np.concatenate([x[:at], x[at + len(q):]])
+
+
+@register_domain("wu_get_index", family="wu2022", reference=ref("generate_get_index_data, get_index"),
+                 description="Index of the first occurrence of the query in decimal digits, or -1.")
+class WuGetIndex(QueryTask):
+    markers = ("answer", "sep", "minus")
+    uses_digits = True
+
+    def outputs(self, x, q):
+        at = first_match(x, q)
+        number = digits(np.maximum(at, 0), self.layout.digit(0))
+        minus = Ragged.constant(self.mark("minus"), at < 0)
+        return concat([minus, Ragged(np.where(np.repeat(at < 0, number.lengths), self.layout.digit(1), number.values), number.lengths)])
+
+    def answer(self, x, q):
+        at = find_first(x, q)
+        return np.r_[self.mark("minus"), self.layout.digit(1)] if at < 0 else self.number_tokens(at)
+
+
+@register_domain("wu_search", family="wu2022", reference=ref("generate_search_data, search"),
+                 description="<yes> if the query occurs in the seq as a contiguous slice, else <no>.")
+class WuSearch(QueryTask):
+    markers = ("answer", "sep", "yes", "no")
+    p_present = 0.5
+
+    def outputs(self, x, q):
+        found = first_match(x, q) >= 0
+        return Ragged(np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64))
+
+    def answer(self, x, q):
+        return np.array([self.mark("yes" if find_first(x, q) >= 0 else "no")], dtype=np.int64)
+
+
+@register_domain("wu_sort", family="wu2022", reference=ref("generate_sort_data, sort"),
+                 description="Sort the seq by the position of each token in the query permutation.")
+class WuSort(WuTask):
+    Params = SortParams
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        k = randint(rng, np.full(n, low // 2), np.full(n, (high - 1) // 2))
+        order = self.tokens(rng, k)
+        m = randint(rng, k, high - 1 - k)
+        parts = partition(rng, m, k, nonzero=True)  # one part per order slot, each >= 1 token
+        owner = np.repeat(np.arange(n), k)
+        chars = order.values[order.starts[owner] + np.floor(rng.random(len(owner)) * k[owner]).astype(np.int64)]
+        return shuffle_within(rng, Ragged(np.repeat(chars, parts.values), m)), order
+
+    def outputs(self, x, q):
+        span = self.content
+        order_keys = q.seq_ids * span + q.values
+        last = np.lexsort((q.positions, order_keys))  # per key, its last position comes last
+        keys_sorted = order_keys[last]
+        final = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]
+        keys, ranks = keys_sorted[final], q.positions[last][final]
+        rank = ranks[np.searchsorted(keys, x.seq_ids * span + x.values)]
+        order = np.lexsort((x.positions, rank, x.seq_ids))
+        return Ragged(x.values[order], x.lengths.copy())
+
+    def answer(self, x, q):
+        rank = {int(t): i for i, t in enumerate(q)}
+        if any(int(t) not in rank for t in x):
+            raise Malformed("a seq token is missing from the order query")
+        return np.asarray(sorted(x.tolist(), key=rank.__getitem__), dtype=np.int64)
+
+
+class ReplaceBase(WuTask):
+    def outputs(self, x, q):
+        span = self.content
+        keys = q.values[0::2] + q.seq_ids[0::2] * span
+        values = q.values[1::2]
+        x_keys = x.seq_ids * span + x.values
+        order = np.argsort(keys, kind="stable")
+        at = np.minimum(np.searchsorted(keys[order], x_keys), len(keys) - 1)
+        hit = keys[order][at] == x_keys
+        return Ragged(np.where(hit, values[order][at], x.values), x.lengths.copy())
+
+    def answer(self, x, q):
+        if len(q) % 2:
+            raise Malformed("the query must be key value pairs")
+        table = {int(q[i]): int(q[i + 1]) for i in range(0, len(q), 2)}
+        return np.asarray([table.get(int(t), int(t)) for t in x], dtype=np.int64)
+
+
+@register_domain("wu_replace", family="wu2022", reference=ref("generate_replace_data, replace"),
+                 description="Replace every occurrence of key (a token of the seq) by value; query is 'key value'.")
+class WuReplace(ReplaceBase):
+    Params = AtLeast4
+    markers = ("answer", "sep")
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        x = self.tokens(rng, randint(rng, np.full(n, low - 3), np.full(n, high - 3)))
+        keys = pick_distinct(rng, x, np.ones(n, np.int64), self.content)
+        return x, _pairs(keys, self.sampler().sample(rng, n))
+
+
+def _pairs(keys: Ragged, values: np.ndarray) -> Ragged:
+    return Ragged(np.stack([keys.values, values], axis=1).reshape(-1), 2 * keys.lengths)
+
+
+@register_domain("wu_replace_many", family="wu2022", reference=ref("generate_replace_many_data, replace_many"),
+                 description="Replace several distinct seq tokens at once; query is 'k1 v1 k2 v2 ...'.")
+class WuReplaceMany(ReplaceBase):
+    Params = ReplaceManyParams
+    markers = ("answer", "sep")
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        r = randint(rng, np.full(n, 2), np.full(n, max((high - 1) // 3, 2)))
+        s = randint(rng, np.maximum(r, low - 1 - 2 * r), high - 1 - 2 * r)
+        seed = self.sampler().sample_distinct(rng, r)
+        rest = self.tokens(rng, s - r)
+        x = shuffle_within(rng, concat([seed, rest]))
+        keys = pick_distinct(rng, x, r, self.content)
+        return x, _pairs(keys, self.sampler().sample(rng, int(r.sum())))
+
+
+@register_domain("wu_count", family="wu2022", reference=ref("generate_count_data, count"),
+                 description="How often the one-token query occurs in the seq (decimal digits).")
+class WuCount(WuTask):
+    Params = AtLeast3
+    markers = ("answer", "sep")
+    uses_digits = True
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        s = randint(rng, np.full(n, low - 2), np.full(n, high - 2))
+        query = self.sampler().sample(rng, n)
+        c = randint(rng, np.zeros(n, np.int64), s)
+        planted = Ragged(np.repeat(query, c), c)
+        x = shuffle_within(rng, concat([planted, self.tokens(rng, s - c)]))
+        return x, Ragged(query, np.ones(n, np.int64))
+
+    def outputs(self, x, q):
+        return digits(x.count(x.values == np.repeat(q.values, x.lengths)), self.layout.digit(0))
+
+    def answer(self, x, q):
+        if len(q) != 1:
+            raise Malformed("the query is one token")
+        return self.number_tokens(int(np.sum(x == q[0])))
+
+
+class RunsTask(WuTask):
+    """Inputs of ``_generate_deduplicate_data``: a random number of runs of random tokens."""
+
+    binary = False
+    markers = ("answer",)
+    shuffled = False
+
+    def draw(self, rng, n):
+        size = randint(rng, np.full(n, self.params.length.min), np.full(n, self.params.length.max))
+        runs = randint(rng, np.ones(n, np.int64), size)
+        parts = partition(rng, size, runs, nonzero=True)
+        x = Ragged(np.repeat(self.sampler().sample(rng, len(parts.values)), parts.values), size)
+        return (shuffle_within(rng, x) if self.shuffled else x), None
+
+
+@register_domain("wu_deduplicate", family="wu2022", reference=ref("generate_deduplicate_data, deduplicate"),
+                 description="Collapse runs of the same token (a a b b a -> a b a).")
+class WuDeduplicate(RunsTask):
+    def outputs(self, x, q):
+        keep = np.ones(len(x.values), dtype=bool)
+        keep[1:] = x.values[1:] != x.values[:-1]
+        keep[x.starts] = True
+        return x.keep(keep)
+
+    def answer(self, x, q):
+        return x[np.r_[True, x[1:] != x[:-1]]]
+
+
+@register_domain("wu_set", family="wu2022", reference=ref("generate_set_data, set_task"),
+                 description="Unique tokens in order of first appearance (runs shuffled as in Wu's sampler).")
+class WuSet(RunsTask):
+    shuffled = True
+
+    def outputs(self, x, q):
+        return x.keep(x.first_occurrences(self.content))
+
+    def answer(self, x, q):
+        return first_occurrence_order(x)
+
+
+@register_domain("wu_longest_word", family="wu2022", reference=ref("generate_longest_word_data, longest_word"),
+                 description="The first longest word of words split by <w> (Wu's WORD_DIVIDER).")
+class WuLongestWord(WuTask):
+    binary = False
+    markers = ("answer", "word")
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        words = randint(rng, np.ones(n, np.int64), np.full(n, max(high // 2, 1)))
+        chars = randint(rng, np.maximum(low - (words - 1), words), high - (words - 1))
+        lengths = partition(rng, chars, words, nonzero=True)
+        w = self.tokens(rng, lengths.values)
+        w.lengths = lengths.values
+        last = np.zeros(len(lengths.values), dtype=bool)
+        last[np.cumsum(words) - 1] = True
+        joined = concat([w, Ragged.constant(self.mark("word"), ~last)])
+        return Ragged(joined.values, np.add.reduceat(joined.lengths, np.r_[0, np.cumsum(words)[:-1]])), None
+
+    def outputs(self, x, q):
+        owner, marker = x.seq_ids, x.values == self.mark("word")
+        before = np.cumsum(marker) - marker  # markers before each token
+        word = before - np.repeat(before[x.starts], x.lengths)  # word index inside its sequence
+        span = int(x.lengths.max()) + 1
+        key = owner * span + word
+        sizes = np.bincount(key, weights=~marker, minlength=int(key.max()) + 1)
+        keys = np.unique(key)
+        pick = keys[np.lexsort((keys, -sizes[keys], keys // span))]  # per sequence: longest, then first
+        first = np.r_[True, pick[1:] // span != pick[:-1] // span]
+        best = np.zeros(len(sizes), dtype=bool)
+        best[pick[first]] = True
+        return x.keep(best[key] & ~marker)
+
+    def answer(self, x, q):
+        best, current = [], []
+        for token in x.tolist():
+            if token == self.mark("word"):
+                current = []
+                continue
+            current = [*current, token]
+            if len(current) > len(best):
+                best = current
+        return np.asarray(best, dtype=np.int64)
+
+    def solve(self, prompt):
+        x = np.asarray(prompt, dtype=np.int64)
+        for word in self.split_on(x, "word"):
+            self.as_content(word, "word")
+        if not self.params.length.contains(len(x)):
+            raise Malformed(f"input of {len(x)} tokens outside length {self.params.length}")
+        return self.answer(x, None)
+
+
+class SetOpTask(WuTask):
+    """``generate_set_op_data``: two seqs drawn from a shared pool of ``total // 2`` distinct ids.
+    The output is the set, written in ascending id order (Wu returns ``list(set(...))``, whose
+    order is CPython's hash-table order; see docs/papers/wu2022.md)."""
+
+    Params = SetOpParams
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        total = randint(rng, np.full(n, low - 1), np.full(n, high - 1))
+        s1 = randint(rng, np.zeros(n, np.int64), total)
+        pool = self.sampler().sample_distinct(rng, np.maximum(total // 2, 1))
+        def from_pool(lengths):
+            owner = np.repeat(np.arange(n), lengths)
+            pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
+            return Ragged(pool.values[pool.starts[owner] + pick], lengths)
+        return from_pool(s1), from_pool(total - s1)
+
+    def outputs(self, x, q):
+        span = self.content
+        a, b = np.unique(x.seq_ids * span + x.values), np.unique(q.seq_ids * span + q.values)
+        keys = self.combine(a, b)
+        return Ragged(keys % span, np.bincount(keys // span, minlength=len(x)).astype(np.int64))
+
+    def answer(self, x, q):
+        return np.asarray(sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64)
+
+
+@register_domain("wu_union", family="wu2022", reference=ref("generate_set_op_data, union"),
+                 description="set(seq1) | set(seq2), ascending ids.")
+class WuUnion(SetOpTask):
+    combine = staticmethod(np.union1d)
+
+    def combine_sets(self, a, b):
+        return a | b
+
+
+@register_domain("wu_intersect", family="wu2022", reference=ref("generate_set_op_data, intersect"),
+                 description="set(seq1) & set(seq2), ascending ids.")
+class WuIntersect(SetOpTask):
+    combine = staticmethod(np.intersect1d)
+
+    def combine_sets(self, a, b):
+        return a & b
+
+
+@register_domain("wu_set_1_minus_2", family="wu2022", reference=ref("generate_set_op_data, set_1_minus_2"),
+                 description="set(seq1) - set(seq2), ascending ids.")
+class WuSetOneMinusTwo(SetOpTask):
+    combine = staticmethod(np.setdiff1d)
+
+    def combine_sets(self, a, b):
+        return a - b
+
+
+@register_domain("wu_set_2_minus_1", family="wu2022", reference=ref("generate_set_op_data, set_2_minus_1"),
+                 description="set(seq2) - set(seq1), ascending ids.")
+class WuSetTwoMinusOne(SetOpTask):
+    def combine(self, a, b):
+        return np.setdiff1d(b, a)
+
+    def combine_sets(self, a, b):
+        return b - a
+
+
+@register_domain("wu_remove_fl_occ", family="wu2022", reference=ref("gen_remove_fl_occ_data, remove_fl_occ"),
+                 description="MBPP task: remove the first and the last occurrence of the query token.")
+class WuRemoveFirstLast(WuTask):
+    Params = RemoveParams
+
+    def draw(self, rng, n):
+        low, high = self.params.length.min, self.params.length.max
+        x = self.tokens(rng, randint(rng, np.full(n, low), np.full(n, high - 2)))
+        pick = np.floor(rng.random(n) * x.lengths).astype(np.int64)
+        return x, Ragged(x.gather(np.arange(n), pick), np.ones(n, np.int64))
+
+    def solve(self, prompt):
+        parts = self.split_on(prompt, "sep")
+        if len(parts) != 2:
+            raise Malformed("expected seq <sep> query")
+        x, q = self.as_content(parts[0], "seq"), self.as_content(parts[1], "query")
+        return self.answer_tokens(self.answer(x, q))
+
+    def outputs(self, x, q):
+        hit = x.values == np.repeat(q.values, x.lengths)
+        owner, pos = x.seq_ids[hit], x.positions[hit]
+        first = np.full(len(x), -1)
+        last = np.full(len(x), -1)
+        np.maximum.at(last, owner, pos)
+        first[owner[::-1]] = pos[::-1]  # the last write per owner is its first hit
+        p, o = x.positions, x.seq_ids
+        return x.keep((p != first[o]) & (p != last[o]))
+
+    def answer(self, x, q):
+        hits = np.flatnonzero(x == q[0])
+        drop = {int(hits[0]), int(hits[-1])} if len(hits) else set()
+        return np.asarray([t for i, t in enumerate(x.tolist()) if i not in drop], dtype=np.int64)
+
+
+@register_domain("wu_rearrange_string", family="wu2022", reference=ref("gen_rearrange_string_data, rearrange_string"),
+                 description="MBPP task: reorder so no two neighbours are equal (greedy by count), or <empty>.")
+class WuRearrangeString(WuTask):
+    Params = RearrangeParams
+    binary = False
+    block_tokens = 1 << 14
+
+    def draw(self, rng, n):
+        low, high = max(self.params.length.min, 1), self.params.length.max
+        size = randint(rng, np.full(n, low), np.full(n, high))
+        pool = self.sampler().sample_distinct(rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1)))
+        owner = np.repeat(np.arange(n), size)
+        pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
+        return Ragged(pool.values[pool.starts[owner] + pick], size), None
+
+    def answer(self, x, q):
+        counts = Counter(x.tolist())
+        heap = [(-c, t) for t, c in counts.items()]
+        heapq.heapify(heap)
+        if -heap[0][0] * 2 > len(x) + 1:
+            return np.zeros(0, np.int64)
+        out: list[int] = []
+        while len(heap) >= 2:
+            (c1, t1), (c2, t2) = heapq.heappop(heap), heapq.heappop(heap)
+            out += [t1, t2]
+            for c, t in ((c1 + 1, t1), (c2 + 1, t2)):
+                if c:
+                    heapq.heappush(heap, (c, t))
+        return np.asarray(out + ([heap[0][1]] if heap else []), dtype=np.int64)

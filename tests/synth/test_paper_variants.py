@@ -1,0 +1,388 @@
+"""Paper-named domains against small re-implementations of each paper's definition, written
+here from the original code (never by calling synthlm's ``verify``/``solve``):
+
+* Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py
+* TILT, toizzy/tilt-transfer corpora/constructed_corpora/{hierarchical,flat}_parens.py
+* Hu et al. 2025, michahu/pre-pretraining src/grammar.py (generate_shuff_dyck)
+* Seqthetic, isen-zhang/metalang synthetic_data/seqthetic/domains/*.py
+
+Each test draws sequences for several seeds and checks every one (property tests over seeds).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, deque
+
+import numpy as np
+import pytest
+
+from synthlm.synth.plan import bind_domains
+from synthlm.synth.rng import generator
+from synthlm.synth.spec import load_spec
+
+SEEDS = (0, 1, 2**40 + 7)
+LOW, HIGH = 6, 30
+
+
+def domain_for(kind: str, **params):
+    spec = load_spec({"num_tokens": 1000, "seed": 0, "promoter_length": 1, "domains": [{"type": kind, **params}]})
+    return bind_domains(spec, 0)[1][0]
+
+
+def samples(kind: str, count: int = 150, defaults: bool = True, **params):
+    """(domain, body) per generated sequence, the promoter removed."""
+    if defaults:
+        params.setdefault("length", {"min": LOW, "max": HIGH})
+        params.setdefault("vocab", {"num_vocab": 40})
+    domain = domain_for(kind, **params)
+    out = []
+    for seed in SEEDS:
+        batch = domain.generate(generator(seed, 5), count)
+        offsets = np.r_[0, np.cumsum(batch.sizes)]
+        for i in range(len(batch.sizes)):
+            out.append(batch.tokens[offsets[i] : offsets[i + 1]][len(domain.promoter) :].tolist())
+    return domain, out
+
+
+def cut(domain, body: list[int]) -> tuple[list[int], list[int] | None, list[int]]:
+    """``seq [<sep> query] <ans> output`` -> (seq, query or None, output with <empty> as [])."""
+    markers = domain.layout.markers
+    at = body.index(markers["answer"])
+    prompt, answer = body[:at], body[at + 1 :]
+    if answer == [markers.get("empty")]:
+        answer = []
+    for name in ("sep", "query"):
+        if name in markers and markers[name] in prompt:
+            k = prompt.index(markers[name])
+            return prompt[:k], prompt[k + 1 :], answer
+    return prompt, None, answer
+
+
+def number(domain, tokens: list[int]) -> int:
+    text = "".join("-" if t == domain.layout.markers.get("minus") else str(t - domain.layout.digits_start) for t in tokens)
+    return int(text)
+
+
+# -- Wu et al. 2022: the functions of tasks_with_tokens.py, restated --------------------------
+def wu_index(seq, query):
+    for i in range(len(seq) - len(query) + 1):
+        if seq[i : i + len(query)] == query:
+            return i
+    return -1
+
+
+def wu_delete(seq, query):
+    i = wu_index(seq, query)
+    return seq if i == -1 else seq[:i] + seq[i + len(query) :]
+
+
+def wu_filter(seq, query):
+    once = wu_delete(seq, query)
+    return seq if once == seq else wu_filter(once, query)
+
+
+def wu_replace_many(seq, query):
+    table = {query[i]: query[i + 1] for i in range(0, len(query), 2)}
+    return [table.get(c, c) for c in seq]
+
+
+def wu_dedup(seq):
+    out = []
+    for c in seq:
+        if not out or out[-1] != c:
+            out.append(c)
+    return out
+
+
+def wu_set(seq):
+    out = []
+    for c in seq:
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def wu_rearrange(seq):
+    heap = [(-n, c) for c, n in Counter(seq).items()]
+    heapq.heapify(heap)
+    if -heap[0][0] * 2 > len(seq) + 1:
+        return []
+    out = []
+    while len(heap) >= 2:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        out += [a[1], b[1]]
+        for n, c in (a, b):
+            if n + 1:
+                heapq.heappush(heap, (n + 1, c))
+    return out + ([heap[0][1]] if heap else [])
+
+
+def wu_remove_fl(seq, c):
+    for i in range(len(seq)):
+        if seq[i] == c:
+            seq = seq[:i] + seq[i + 1 :]
+            break
+    for i in range(len(seq) - 1, -1, -1):
+        if seq[i] == c:
+            seq = seq[:i] + seq[i + 1 :]
+            break
+    return seq
+
+
+def within(seq, query):
+    size = len(seq) + (1 + len(query) if query is not None else 0)
+    return LOW <= size <= HIGH
+
+
+@pytest.mark.parametrize("kind", ["wu_delete", "wu_filter", "wu_get_index", "wu_search"])
+def test_wu_query_tasks(kind):
+    domain, bodies = samples(kind)
+    present = 0
+    for body in bodies:
+        seq, query, answer = cut(domain, body)
+        assert within(seq, query) and query, "Wu's rejection loop keeps len(seq) + 1 + len(query) in length_range"
+        found = wu_index(seq, query)
+        present += found >= 0
+        if kind == "wu_delete":
+            assert answer == wu_delete(seq, query)
+        elif kind == "wu_filter":
+            assert answer == wu_filter(seq, query)
+        elif kind == "wu_get_index":
+            assert number(domain, answer) == found
+        else:
+            assert answer == [domain.layout.markers["yes" if found >= 0 else "no"]]
+    assert 0.3 < present / len(bodies) < 0.97  # both branches of the sampler occur
+
+
+def test_wu_sort_orders_by_the_query_permutation():
+    domain, bodies = samples("wu_sort")
+    for body in bodies:
+        seq, order, answer = cut(domain, body)
+        rank = {c: i for i, c in enumerate(order)}  # Wu's char_order_dic: a repeated id keeps its last index
+        assert answer == sorted(seq, key=lambda c: rank[c])
+        assert LOW // 2 <= len(order) <= (HIGH - 1) // 2 and len(order) <= len(seq) <= HIGH - 1 - len(order)
+
+
+@pytest.mark.parametrize("kind", ["wu_replace", "wu_replace_many"])
+def test_wu_replace_takes_keys_from_the_input(kind):
+    domain, bodies = samples(kind)
+    for body in bodies:
+        seq, query, answer = cut(domain, body)
+        keys = query[0::2]
+        assert set(keys) <= set(seq) and len(set(keys)) == len(keys)
+        assert len(keys) == 1 if kind == "wu_replace" else 2 <= len(keys) <= (HIGH - 1) // 3
+        assert answer == wu_replace_many(seq, query) and within(seq, query)
+
+
+def test_wu_count_and_unary_tasks():
+    domain, bodies = samples("wu_count")
+    for body in bodies:
+        seq, query, answer = cut(domain, body)
+        assert len(query) == 1 and number(domain, answer) == seq.count(query[0]) and within(seq, query)
+    for kind, reference in (("wu_deduplicate", wu_dedup), ("wu_set", wu_set), ("wu_rearrange_string", wu_rearrange)):
+        domain, bodies = samples(kind)
+        for body in bodies:
+            seq, _, answer = cut(domain, body)
+            assert answer == reference(seq) and LOW <= len(seq) <= HIGH
+
+
+def test_wu_longest_word_set_ops_and_remove_fl_occ():
+    domain, bodies = samples("wu_longest_word")
+    w = domain.layout.markers["word"]
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        words = " ".join(map(str, seq)).split(f" {w} ") if seq else []
+        words = [[int(t) for t in word.split()] for word in words]
+        assert answer == max(words, key=len) and LOW <= len(seq) <= HIGH  # max keeps the first longest
+    for kind, op in (("wu_union", set.union), ("wu_intersect", set.intersection),
+                     ("wu_set_1_minus_2", lambda a, b: a - b), ("wu_set_2_minus_1", lambda a, b: b - a)):
+        domain, bodies = samples(kind)
+        for body in bodies:
+            one, two, answer = cut(domain, body)
+            assert answer == sorted(op(set(one), set(two))) and within(one, two)
+    domain, bodies = samples("wu_remove_fl_occ")
+    for body in bodies:
+        seq, query, answer = cut(domain, body)
+        assert query[0] in seq and answer == wu_remove_fl(seq, query[0])
+
+
+# -- TILT ----------------------------------------------------------------------------------------
+def tilt_hierarchical(opens, samples_):
+    """hierarchical_parens.py's loop on given draws."""
+    stack, data = deque(), []
+    for decision, sample in zip(opens, samples_):
+        if decision or not stack:
+            data.append(sample)
+            stack.append(sample)
+        else:
+            data.append(stack.pop())
+    return data
+
+
+def tilt_flat(words, distance):
+    """flat_parens.py's loop on given draws."""
+    data = [-1] * len(words)
+    for i in range(len(data)):
+        if data[i] >= 0:
+            continue
+        data[i] = words[i]
+        close = i + distance[i]
+        if close >= len(data):
+            continue
+        if data[close] < 0:
+            data[close] = words[i]
+            continue
+        step = 1
+        while True:
+            if data[close - step] < 0:
+                data[close - step] = words[i]
+                break
+            if close + step < len(data) and data[close + step] < 0:
+                data[close + step] = words[i]
+                break
+            step += 1
+    return data
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tilt_streams_match_the_original_loops_on_the_same_draws(seed):
+    nested = domain_for("tilt_nested_parens", vocab={"num_vocab": 50}, length=64)
+    total = 4000
+    got = nested.stream(generator(seed, 1), total).tolist()
+    rng = generator(seed, 1)
+    opens, words = rng.random(total) < 0.5, rng.integers(0, 50, size=total)
+    assert got == tilt_hierarchical(opens.tolist(), words.tolist())
+    table = {1: 6.0, 2: 3.0, 3: 2.0, 5: 1.0, 9: 1.0}
+    flat = domain_for("tilt_flat_parens", vocab={"num_vocab": 50}, length=64, dep_lengths=table)
+    got = flat.stream(generator(seed, 2), total).tolist()
+    rng = generator(seed, 2)
+    words = rng.integers(0, 50, size=total)
+    p = np.array(list(table.values())) / sum(table.values())
+    distance = np.array(list(table))[np.searchsorted(np.cumsum(p), rng.random(total), side="right")]
+    assert got == tilt_flat(words.tolist(), distance.tolist())
+
+
+def test_tilt_documents_are_consecutive_chunks_and_budget_is_exact(tmp_path):
+    from synthlm.synth.generate import generate
+
+    spec = load_spec({"num_tokens": 5003, "seed": 1, "splits": {"train": 1.0, "valid": 0.0, "test": 0.0},
+                      "domains": [{"type": "tilt_nested_parens", "length": 100}]})
+    manifest = generate(spec, tmp_path / "d", quiet=True)
+    assert manifest["num_tokens"] == 5003  # streams may cut their last document
+    assert manifest["splits"]["valid"]["absent"] and not (tmp_path / "d" / "valid.bin").exists()
+
+
+# -- Hu et al. 2025 --------------------------------------------------------------------------------
+def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
+    k, depth_cap = 4, 6
+    _domain, bodies = samples("hu_shuffle_dyck", count=40, defaults=False, k=k, length=300, max_depth=depth_cap, p_open=0.5)
+    hits, expected = 0.0, 0.0
+    for body in bodies:
+        assert len(body) == 300
+        counts = [0] * k
+        for token in body:
+            depth = sum(counts)
+            if depth == 0:
+                assert token < k, "must open at depth 0"
+            if depth >= depth_cap:
+                assert token >= k, "must close at max_depth"
+            if token >= k:
+                assert counts[token - k] > 0
+                open_types = [t for t in range(k) if counts[t]]
+                top = max(counts)
+                if len(set(counts[t] for t in open_types)) > 1:  # counts differ: the two rules disagree
+                    hits += counts[token - k] == top
+                    expected += sum(counts[t] == top for t in open_types) / len(open_types)
+                counts[token - k] -= 1
+            else:
+                counts[token] += 1
+    events = expected  # compare the empirical share with Hu's rule (uniform over open types)
+    assert events > 200 and abs(hits - expected) / events < 0.12
+
+
+# -- LIME ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["deduct", "abduct", "induct"])
+def test_lime_roles_are_drawn_per_example_and_announced(mode):
+    domain, bodies = samples(f"lime_{mode}", count=60, defaults=False, num_vocab=300, num_upper=6, num_lower=5,
+                             num_math=4, num_chars={"min": 2, "max": 4}, pattern_length={"min": 3, "max": 8})
+    m = domain.layout.markers
+    headers = set()
+    for body in bodies:
+        at = body.index(m["answer"])
+        prompt, answer = body[:at], body[at + 1 :]
+        upper = prompt[1 : prompt.index(m["lower"])]
+        lower = prompt[prompt.index(m["lower"]) + 1 : prompt.index(m["math"])]
+        math = prompt[prompt.index(m["math"]) + 1 : prompt.index(m["sep"])]
+        assert len(lower) == 5 and len(math) == 4 and 1 <= len(upper) <= 4 and upper == sorted(upper)
+        assert len(set(upper + lower + math)) == len(upper + lower + math)
+        headers.add(tuple(lower))
+        rest = prompt[prompt.index(m["sep"]) + 1 :]
+        first, second = rest[: rest.index(m["sep"])], rest[rest.index(m["sep"]) + 1 :]
+        pattern, subst, result = {"deduct": (first, second, answer), "abduct": (first, answer, second),
+                                  "induct": (answer, second, first)}[mode]
+        table, i = {}, 0  # "V : [ s1 .. sk ]" entries, the original's commas removed
+        while i < len(subst):
+            assert subst[i + 1] == m["colon"] and subst[i + 2] == m["lbracket"]
+            end = subst.index(m["rbracket"], i)
+            table[subst[i]] = subst[i + 3 : end]
+            assert 2 <= len(table[subst[i]]) <= 8 and set(table[subst[i]]) <= set(lower + math)
+            i = end + 1
+        assert list(table) == upper and set(upper) <= set(pattern) <= set(upper + math)
+        assert 2 * len(upper) <= sum(c in upper for c in pattern) <= 8 and 3 <= sum(c in math for c in pattern) <= 8
+        assert result == [t for c in pattern for t in table.get(c, [c])]  # SubstRule.subst
+    assert len(headers) > len(bodies) // 2  # roles change from example to example
+
+
+# -- Seqthetic ---------------------------------------------------------------------------------------
+SEQ = {"vocab": {"num_vocab": 500}, "length": {"min": 20, "max": 80}}
+
+
+def test_seqthetic_identity_duplicate_deduplicate():
+    for reverse in (False, True):
+        domain, bodies = samples("seqthetic_identity", reverse=reverse, **SEQ)
+        for body in bodies:
+            seq, _, answer = cut(domain, body)
+            assert len(set(seq)) == len(seq) and 20 <= len(seq) <= 80  # without replacement
+            assert answer == (seq[::-1] if reverse else seq)
+    domain, bodies = samples("seqthetic_duplicate", num_duplicate=3, **SEQ)
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        assert answer == [c for c in seq for _ in range(3)] and len(set(seq)) == len(seq)
+        assert any(len(seq) == (n - 1) // 4 for n in range(20, 81))  # int((L - 1) / (k + 1))
+    domain, bodies = samples("seqthetic_deduplicate", unique_token_ratio={"min": 0.3, "max": 0.4},
+                             repeat_token_ratio={"min": 0.5, "max": 0.5}, **SEQ)
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        assert answer == list(dict.fromkeys(seq)) and len(set(answer)) == len(answer)  # first occurrences
+        doubled = len(seq) - len(answer)
+        assert doubled == int(0.5 * (len(seq) - doubled) + 1e-9) or doubled == int(0.5 * len(answer))
+        assert all(seq.count(c) <= 2 for c in answer)
+
+
+def test_seqthetic_delete():
+    domain, bodies = samples("seqthetic_delete", should_delete_ratio=0.5, seq_to_delete_length={"min": 2, "max": 5}, **SEQ)
+    deleted = 0
+    for body in bodies:
+        seq, query, answer = cut(domain, body)
+        assert len(set(seq)) == len(seq) and 2 <= len(query) <= 5
+        at = wu_index(seq, query)
+        if at >= 0:
+            deleted += 1
+            assert answer == seq[:at] + seq[at + len(query) :] and any(len(seq) == n // 2 - 1 for n in range(20, 81))
+        else:
+            assert not set(query) & set(seq) and answer == seq
+            assert any(len(seq) + len(query) == int((n + len(query)) / 2 - 1) for n in range(20, 81))
+    assert 0.4 < deleted / len(bodies) < 0.6
+
+
+def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
+    from synthlm.synth.generate import generate
+
+    spec = load_spec({"num_tokens": 30_000, "seed": 5, "domains": [
+        {"type": "wu_filter"}, {"type": "wu_sort"}, {"type": "seqthetic_delete", "length": {"min": 40, "max": 90},
+                                                     "seq_to_delete_length": {"min": 2, "max": 9}},
+        {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}}]})
+    one = generate(spec, tmp_path / "one", workers=1, quiet=True)
+    two = generate(spec, tmp_path / "two", workers=2, quiet=True)
+    assert one["splits"] == two["splits"]  # sha256 of every store file included
