@@ -219,6 +219,8 @@ def describe_error(schema: type[BaseModel], err: Mapping[str, Any], origins: Map
         return f"{where}: {key}: unknown key{_suggestion(schema, data_loc)}"
     if kind == "missing":
         return f"{where}: {key}: required key is missing"
+    if kind == "invalid_option":  # worded already by synthlm.registry.validate_options
+        return f"{where}: {key}: {err['msg']}"
     expected = _expected_type(schema, data_loc)
     got = err.get("input")
     message = err["msg"].removeprefix("Value error, ")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from synthlm.config import Count, Section, load_config
 from synthlm.data.mixture import DataConfig
@@ -25,14 +25,34 @@ from synthlm.train.schedules import ScheduleConfig
 
 
 class ObjectiveConfig(Section):
-    """The training objective by name; every other key is an option of that objective."""
+    """The training objective by name; every other key is an option of that objective.
+
+    The options are checked against the named objective's typed options model
+    (``Objective.Options``) when the whole run config is validated (:class:`RunConfig`, after
+    ``mode`` has chosen the default name), so a misspelt option names the file that set it.
+    """
 
     model_config = ConfigDict(extra="allow", validate_default=True, protected_namespaces=())
 
     name: str = Field("clm", description="Objective from the registry: clm, sft, span_corruption, depth, text_to_text (mode ft).")
 
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from synthlm.objectives import OBJECTIVES  # torch: imported only to validate a run
+
+        return OBJECTIVES.check(name)
+
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def check_options(self) -> None:
+        """Raise a located ``ValidationError`` for options the objective does not take."""
+        from synthlm.objectives import OBJECTIVES
+        from synthlm.registry import validate_options
+
+        model = OBJECTIVES.options_model(self.name)
+        validate_options(model, self.options(), key="objective", loc=("objective",))
 
 
 class TrainConfig(Section):
@@ -106,6 +126,11 @@ class RunConfig(Section):
             raise ValueError("set eval_only or predict_only, not both")
         if self.predict_only and self.mode != "ft":
             raise ValueError("predict_only writes text-to-text predictions; it needs mode ft")
+        return self
+
+    @model_validator(mode="after")
+    def _objective_options(self) -> RunConfig:
+        self.objective.check_options()  # after _mode_has_its_data settled objective.name
         return self
 
     @property

@@ -48,7 +48,6 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
-from synthlm.train.losses import count_targets, forward_losses
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
 from synthlm.train.run_plan import RunPlan
@@ -253,7 +252,7 @@ class Trainer:
 
         acc = self.accelerator
         batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
-        counted = sum(count_targets(self.objective, b) for b in batches)
+        counted = sum(int(self.objective.num_targets(b)) for b in batches)  # before any forward
         # float64: token counts stay exact far beyond float32's 2**24
         total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
         scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
@@ -262,14 +261,15 @@ class Trainer:
         groups: dict[str, Any] = {}
         for batch in batches:
             with acc.accumulate(self.model):
-                loss, targets, rows = forward_losses(self.objective, self.model, batch)
+                out = self.objective.forward(self.model, batch)
+                loss, targets, rows = out.loss, out.targets, out.rows
                 acc.backward(loss * scale)
             sums[0] += loss.detach().double()
             sums[1] += targets.detach().double()
             if rows is not None:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
                 sums[3 + sources :].index_add_(0, batch["source"], rows[1].detach().double())
-            for key, value in getattr(self.objective, "last_metric_sums", {}).items():  # per token group
+            for key, value in out.metric_sums.items():  # per token group
                 groups[key] = groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
         sums[2] = float(self.stop.requested)
         values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
@@ -278,7 +278,7 @@ class Trainer:
         if values[1] != values[-1]:
             raise RuntimeError(
                 f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens but the loop "
-                f"pre-counted {values[-1]:.0f} from the labels; count_targets needs this objective's rule"
+                f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this objective's rule"
             )
         loss_value = values[0] / max(values[-1], 1.0)
         lr = self.optimizer.param_groups[0]["lr"]
