@@ -77,6 +77,10 @@ class Registry(Generic[T]):
             raise ConfigError(self.unknown(name))
         return self._items[name]
 
+    def find(self, name: str) -> T | None:
+        """The entry, or None (for validators that leave an unknown name to another check)."""
+        return self._items.get(name)
+
     def check(self, name: str) -> str:
         """For pydantic validators: raise ValueError (which the config system locates)."""
         if name not in self._items:
@@ -94,6 +98,10 @@ class Registry(Generic[T]):
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
+
+    def __setitem__(self, name: str, item: T) -> None:
+        """``REGISTRY[name] = item``: as :meth:`add` (``monkeypatch.setitem`` in tests)."""
+        self.add(name, item)
 
     def __delitem__(self, name: str) -> None:
         """Unregister (tests that register a temporary entry clean up with ``del``)."""
