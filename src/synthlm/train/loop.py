@@ -48,6 +48,7 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
+from synthlm.train.hooks import Hook, default_hooks, run_hooks
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
 from synthlm.train.run_plan import RunPlan
@@ -65,20 +66,18 @@ def run(config: RunConfig, *, progress: bool | None = None) -> Path:
 
     Returns normally, with a checkpoint saved, when SIGTERM/SIGUSR1 asked it to stop.
     """
+    from synthlm.train.standalone import check_something_trained, run_standalone, standalone_kind
+
     state = distributed_state()
     plan = plan_run(config, state.num_processes)
     checkpoint = resolve_resume(config.run_dir, config.train.resume)
     show = config.logging.progress if progress is None else progress
-    if (config.eval_only or config.predict_only) and checkpoint is None and config.model.init_from is None:
-        raise UserError(f"{'eval_only' if config.eval_only else 'predict_only'}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set")
+    kind = standalone_kind(config)  # eval_only / predict_only: use a trained model, no training
+    if kind is not None:
+        check_something_trained(config, kind, checkpoint)
+        return run_standalone(Trainer(plan, progress=show), kind, checkpoint)
     trainer = Trainer(plan, progress=show)
     trainer.start(checkpoint)
-    if config.eval_only:
-        trainer.report(trainer.evaluate())
-        return trainer.close()
-    if config.predict_only:
-        trainer.accelerator.print(f"predictions: {trainer.predict()}")
-        return trainer.close()
     return trainer.fit()
 
 
@@ -115,6 +114,8 @@ class Trainer:
         self.busy_seconds = 0.0  # data + compute time since the last log (no eval, no saving)
         self.busy_steps = 0
         self.started = time.perf_counter()
+        self.hooks: list[Hook] = default_hooks(self)  # after-step work: log, eval, lm-eval, save
+        self.bar: Any = None  # the progress bar while fit() runs
 
     # -- setup ----------------------------------------------------------------------------------
     def _build(self) -> tuple[Any, Any, Any]:
@@ -145,24 +146,24 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale(self.run_dir)
-            if not (self.cfg.eval_only or self.cfg.predict_only):  # keep the training run's config
-                save_yaml(self.cfg, self.run_dir / "config.yaml")
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
         self.accelerator.wait_for_everyone()
         if checkpoint is not None:
-            self._restore(checkpoint)
+            self.restore(checkpoint)
         if self.accelerator.is_main_process:
-            if not (self.cfg.eval_only or self.cfg.predict_only):  # evaluating never rewrites history
-                truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
             self.metrics = open_metrics(self.cfg, self.state.step)
 
-    def _restore(self, checkpoint: Path) -> None:
+    def restore(self, checkpoint: Path, *, resume: bool = True) -> None:
+        """Load ``checkpoint``; ``resume``: to train on (checks the data shape, sets later
+        checkpoints aside), else only to use its model (``synthlm.train.standalone``)."""
         state = read_state(checkpoint)
         if state.layout and state.layout != self.plan.layout.to_dict():
             raise UserError(
                 f"{checkpoint}: trained with vocabulary layout {state.layout}, but this config gives "
                 f"{self.plan.layout.to_dict()}; keep the tokenizer and model.num_meta_tokens, or use a new run_dir"
             )
-        if state.data and state.data != self._data_shape() and not (self.cfg.eval_only or self.cfg.predict_only):
+        if resume and state.data and state.data != self._data_shape():
             raise UserError(
                 f"{checkpoint}: trained with {state.data}, but this config gives {self._data_shape()}; "
                 "exact resume needs the same global batch, seq_len and source weights (the data cursor "
@@ -170,7 +171,7 @@ class Trainer:
             )
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
-        if self.accelerator.is_main_process and not (self.cfg.eval_only or self.cfg.predict_only):
+        if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
                 self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
         state.data = self._data_shape()
@@ -198,12 +199,6 @@ class Trainer:
             group["lr"] = base * factor(inner.last_epoch)
         self.accelerator.print(f"optim.lr changed on resume: the schedule now peaks at {self.cfg.optim.lr:g}")
 
-    def report(self, metrics: dict[str, float]) -> None:
-        """Print eval-only metrics (they also go to RUN/metrics.jsonl)."""
-        import json
-
-        self.accelerator.print(json.dumps(metrics, indent=2))
-
     def close(self) -> Path:
         if self.metrics is not None:
             self.metrics.close()
@@ -213,12 +208,12 @@ class Trainer:
     def fit(self) -> Path:
         total = self.plan.total_steps
         try:
-            with self.stop, self._progress_bar() as bar:
+            with self.stop, self._progress_bar() as self.bar:
                 tick = time.perf_counter()
                 for micro_batches in self._batches():
                     result = self.train_step(micro_batches)
                     self.busy_seconds += time.perf_counter() - tick
-                    self._after_step(result, bar)
+                    self._after_step(result)
                     if result.stop:
                         self._stopped()
                         return self.run_dir
@@ -319,25 +314,16 @@ class Trainer:
             )
         self.accelerator.print(f"warning: step {step}: the loss is {loss}; batch skipped ({self.state.bad_steps}/{allowed})")
 
-    def _after_step(self, result: StepResult, bar: Any) -> None:
-        """Advance the cursor, then log / evaluate / checkpoint on their cadence."""
+    def _after_step(self, result: StepResult) -> None:
+        """Advance the cursor, then run the hooks that want this step (log, eval, save...)."""
         self.state.step += 1
         self.state.samples += self.plan.batch.global_batch
         self.state.tokens = self.state.samples * self.plan.seq_len
         if not result.skipped:
             self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets, result.groups)
         self.busy_steps += 1
-        bar.update(1)
-        step, last = self.state.step, self.state.step >= self.plan.total_steps
-        train = self.cfg.train
-        if step % train.log_every == 0 or last:
-            self.log(result.lr, bar)
-        if self.plan.has_eval and ((train.eval_every and step % train.eval_every == 0) or last):
-            self.evaluate()
-        if self.lm_eval is not None and self.lm_eval.due(step, last):
-            self.evaluate_lm_eval()
-        if train.checkpoint_every and step % train.checkpoint_every == 0 and not last:
-            self.save_checkpoint()
+        self.bar.update(1)
+        run_hooks(self.hooks, self, result)
 
     def _stopped(self) -> None:
         self.save_checkpoint()
@@ -399,16 +385,6 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
         return metrics
-
-    def predict(self) -> Path:
-        """``predict_only``: the model's outputs for finetune.test (else valid) as jsonl."""
-        from synthlm.train.seq2seq_eval import write_predictions
-
-        path = self.run_dir / "predictions.jsonl"
-        with self.accelerator.autocast():
-            write_predictions(self.plan, self.model, self.accelerator.device, path, write=self.accelerator.is_main_process, progress=self.progress)
-        self.accelerator.wait_for_everyone()
-        return path
 
     def _lm_eval_hook(self) -> Any:
         """The lm-eval tasks of ``train.lm_eval``, resolved and loaded once (None when unset)."""
