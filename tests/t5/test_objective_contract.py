@@ -11,6 +11,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForCondition
 from synthlm.data.mixture import Sample
 from synthlm.finetune.data import Pair
 from synthlm.objectives import OBJECTIVES
+from synthlm.protocols import TrainObjective
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 
@@ -62,6 +63,7 @@ def test_counts_before_the_forward_equal_the_loss_counts_and_rows_add_up(name, t
     assert rows is not None and rows[0].shape == (batch["input_ids"].shape[0],)
     assert objective.num_targets(batch) == int(targets) == int(rows[1].sum()) > 0
     torch.testing.assert_close(rows[0].sum(), loss)
+    assert isinstance(objective, TrainObjective)
     out = objective.forward(model, batch)  # what the loop calls: one forward pass
     torch.testing.assert_close(out.loss, loss)
     assert int(out.targets) == int(targets) and out.rows is not None

@@ -20,9 +20,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 LETTERS = "ABCDEFGHIJ"
 SCORERS = ("loglik", "cot", "both")
@@ -83,7 +86,7 @@ def question_prompt(item: QAItem) -> str:
     return f"Question{about}: {item.question}\nAnswer:"
 
 
-def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[str], device: Any) -> list[float]:
+def option_logliks(model: Any, tokenizer: HFTokenizer, prompt: str, options: Sequence[str], device: Any) -> list[float]:
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
@@ -105,7 +108,7 @@ def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[st
     return scores
 
 
-def score_loglik(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
+def score_loglik(model: Any, tokenizer: HFTokenizer, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
     predictions = []
     for item in items:
         scores = option_logliks(model, tokenizer, question_prompt(item), item.options, device)
@@ -151,7 +154,7 @@ def parse_choice(text: str, num_options: int = 4) -> int | None:
     return LETTERS.index(letters.pop()) if len(letters) == 1 else None
 
 
-def score_cot(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any, *, shots: int, max_new_tokens: int) -> list[dict[str, Any]]:
+def score_cot(model: Any, tokenizer: HFTokenizer, items: Sequence[QAItem], device: Any, *, shots: int, max_new_tokens: int) -> list[dict[str, Any]]:
     import torch
 
     predictions = []

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import BaseModel
 
 from synthlm.errors import ConfigError
 from synthlm.registry import NoOptions, Registry
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 IGNORE_INDEX = -100  # the label value HF models and torch's cross_entropy skip
 
@@ -67,7 +70,7 @@ class Objective:
             raise ConfigError(f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}")
 
     @classmethod
-    def create(cls, tokenizer: Any, **options: Any) -> tuple[Objective, Any]:
+    def create(cls, tokenizer: Tokenizer, **options: Any) -> tuple[Objective, Tokenizer]:
         """The objective and the tokenizer to train with.
 
         The trainer builds objectives through this, so an objective that needs ids the natural
