@@ -47,6 +47,8 @@ def test_typed_options_are_checked_per_entry_with_the_allowed_keys():
     assert errors[("options", "x")] == "unknown key (allowed keys here: min_ratio)"
     del things["cosine"]
     assert "cosine" not in things
+    things["step"] = 3  # monkeypatch.setitem works on a registry
+    assert things.find("step") == 3 and things.find("cosine") is None and dict(things.items()) == {"linear": 2, "step": 3}
 
 
 def test_run_config_checks_the_objective_options_of_the_chosen_objective(tmp_path):
