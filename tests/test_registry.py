@@ -51,18 +51,28 @@ def test_typed_options_are_checked_per_entry_with_the_allowed_keys():
     assert things.find("step") == 3 and things.find("cosine") is None and dict(things.items()) == {"linear": 2, "step": 3}
 
 
-def test_run_config_checks_the_objective_options_of_the_chosen_objective(tmp_path):
-    from synthlm.train.config import load_run_config
+def test_the_objective_options_of_the_chosen_objective_are_checked_with_their_file(tmp_path):
+    import subprocess
+    import sys
+
+    from synthlm.train.config import check_objective, load_run_config
 
     path = tmp_path / "run.yaml"
     path.write_text(
         "run_dir: run\ndata: {sources: [{name: a, path: a}]}\ntrain: {max_steps: 1}\n"
         "objective: {name: span_corruption, noise_densty: 0.3}\n"
     )
+    config = load_run_config([path])
     with pytest.raises(ConfigError, match=r"run\.yaml: objective\.noise_densty: unknown key \(did you mean 'objective\.noise_density'\?\)"):
-        load_run_config([path])
+        check_objective(config)
+    # loading a config stays light: the objectives (and torch) load only when checked
+    code = f"import sys; from synthlm.train import load_run_config; load_run_config([{str(path)!r}]); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
     with pytest.raises(ConfigError, match=r"override 'objective\.train_on=some': objective\.train_on: expected one of 'assistant', 'all'"):
-        load_run_config([path], ["objective={name: sft}", "objective.train_on=some"])
-    with pytest.raises(ConfigError, match=r"objective\.name: .*unknown objective 'clmm' \(did you mean 'clm'\?\)"):
-        load_run_config([path], ["objective={name: clmm}"])
-    assert load_run_config([path], ["objective.noise_densty=null", "objective={name: depth, max_sentences: 4}"]).objective.options() == {"max_sentences": 4}
+        check_objective(load_run_config([path], ["objective={name: sft}", "objective.train_on=some"]))
+    with pytest.raises(ConfigError, match=r"override 'objective=\{name: clmm\}': objective\.name: unknown objective 'clmm' \(did you mean 'clm'\?\)"):
+        check_objective(load_run_config([path], ["objective={name: clmm}"]))
+    config = load_run_config([path], ["objective={name: depth, max_sentences: 4}"])
+    check_objective(config)
+    assert config.objective.options() == {"max_sentences": 4}

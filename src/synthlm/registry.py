@@ -134,6 +134,17 @@ def validate_options(model: type[BaseModel], options: Mapping[str, Any], *, key:
         raise ValidationError.from_exception_data(model.__name__, errors) from None
 
 
+def name_error(registry: Registry[Any], name: str, *, loc: tuple[str, ...]) -> ValidationError:
+    """A located error for a name ``registry`` does not hold (raise it where options are checked)."""
+    error: InitErrorDetails = {"type": PydanticCustomError("invalid_option", _braces(registry.unknown(name))), "loc": loc, "input": name}
+    return ValidationError.from_exception_data(registry.what, [error])
+
+
+def _braces(message: str) -> str:
+    """Braces would be read as format fields by ``PydanticCustomError``."""
+    return message.replace("{", "(").replace("}", ")")
+
+
 def _located(model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]) -> InitErrorDetails:
     """One option error, re-worded with the allowed keys (``err`` is a pydantic error dict)."""
     loc = tuple(err["loc"])
@@ -152,6 +163,4 @@ def _located(model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]
         message = f"expected {expected}: {message}" if expected else message
         if not isinstance(err.get("input"), (dict, list)):
             message += f" (got {err.get('input')!r})"
-    # braces would be read as format fields by PydanticCustomError
-    message = message.replace("{", "(").replace("}", ")")
-    return {"type": PydanticCustomError("invalid_option", message), "loc": (*prefix, *loc), "input": err.get("input")}
+    return {"type": PydanticCustomError("invalid_option", _braces(message)), "loc": (*prefix, *loc), "input": err.get("input")}
