@@ -8,9 +8,11 @@ closest known name, and the full list.
 
 Typed options: an entry may register a pydantic model of the options it takes
 (``register("adamw", options=AdamWOptions)``). The config section that names the entry then
-validates its options against that model while the config is loaded (see
-:func:`validate_options`), so a misspelt option is reported with the file or override that set
-it, before any work, instead of as a late ``TypeError`` from a constructor. This is the pattern
+validates its options against that model (see :func:`validate_options`): while the config
+loads (``optim``), or as the planner's first step where the registry's entries import torch
+(``objective``, :func:`synthlm.train.config.check_objective`). Either way a misspelt option is
+reported with the file or override that set it, before any work, instead of as a late
+``TypeError`` from a constructor. This is the pattern
 of OLMo-core's ``OptimConfig.register`` and of ``synth/registry.py``'s domain specs.
 """
 
