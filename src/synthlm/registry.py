@@ -12,8 +12,8 @@ validates its options against that model (see :func:`validate_options`): while t
 loads (``optim``), or as the planner's first step where the registry's entries import torch
 (``objective``, :func:`synthlm.train.config.check_objective`). Either way a misspelt option is
 reported with the file or override that set it, before any work, instead of as a late
-``TypeError`` from a constructor. This is the pattern
-of OLMo-core's ``OptimConfig.register`` and of ``synth/registry.py``'s domain specs.
+``TypeError`` from a constructor. This is the pattern of OLMo-core's ``OptimConfig.register``
+and of ``synth/registry.py``'s domain specs.
 """
 
 from __future__ import annotations
@@ -121,11 +121,12 @@ class Registry(Generic[T]):
 
 
 def validate_options(model: type[BaseModel], options: Mapping[str, Any], *, key: str, loc: tuple[str, ...] = ()) -> BaseModel:
-    """Validate ``options`` against an entry's typed options model, inside a pydantic validator.
+    """Validate ``options`` against an entry's typed options model.
 
-    Raises a ``ValidationError`` whose locations are the option keys (pydantic prefixes them
-    with the section's path, so the config loader names the file or override that set each
-    one) and whose messages name the allowed keys, as ``synthlm.config`` does for sections.
+    Raises a ``ValidationError`` whose locations are the option keys below ``loc`` (inside a
+    pydantic validator, pydantic prefixes them with the section's path), which
+    ``synthlm.config`` turns into lines naming the file or override that set each key; the
+    messages name the allowed keys, as ``synthlm.config`` does for sections.
     ``key`` is the dotted path of the options as the user writes it (``optim.options``); ``loc``
     the path from the validating section down to them (``("options",)``).
     """
