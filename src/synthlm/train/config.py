@@ -8,11 +8,12 @@ span sections.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from synthlm.config import Count, KeyPath, Section, located_error, merge_sources, validate
 from synthlm.data.mixture import DataConfig
@@ -98,7 +99,6 @@ class RunConfig(Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    _origins: dict[KeyPath, str] = PrivateAttr(default_factory=dict)  # key -> file that set it
 
     @model_validator(mode="after")
     def _mode_has_its_data(self) -> RunConfig:
@@ -128,8 +128,19 @@ def load_run_config(files: Sequence[str | Path | Mapping[str, Any]] = (), overri
     """Merge YAML files (later wins), apply dotted overrides, validate."""
     tree, origins = merge_sources(files, overrides)
     config = validate(RunConfig, tree, origins)
-    config._origins = origins  # for checks that run later (check_objective) to name the file
+    _remember_origins(config, origins)
     return config
+
+
+# Which file or override set each key of a loaded config, for checks that run later
+# (check_objective). Kept beside the config, not in it: configs compare and dump by their keys.
+_ORIGINS: dict[int, dict[KeyPath, str]] = {}
+
+
+def _remember_origins(config: RunConfig, origins: dict[KeyPath, str]) -> None:
+    key = id(config)
+    _ORIGINS[key] = origins
+    weakref.finalize(config, _ORIGINS.pop, key, None)
 
 
 def check_objective(config: RunConfig) -> None:
@@ -150,5 +161,5 @@ def check_objective(config: RunConfig) -> None:
             raise name_error(OBJECTIVES, name, loc=("objective", "name"))
         validate_options(OBJECTIVES.options_model(name), config.objective.options(), key="objective", loc=("objective",))
     except ValidationError as exc:
-        raise located_error(RunConfig, exc, config._origins) from None
+        raise located_error(RunConfig, exc, _ORIGINS.get(id(config))) from None
 
