@@ -215,7 +215,12 @@ def validate(schema: type[Schema], tree: Mapping[str, Any], origins: Mapping[Key
         raise located_error(schema, exc, origins, source) from None
 
 
-def located_error(schema: type[BaseModel], exc: ValidationError, origins: Mapping[KeyPath, str] | None = None, source: str = "config") -> ConfigError:
+def located_error(
+    schema: type[BaseModel],
+    exc: ValidationError,
+    origins: Mapping[KeyPath, str] | None = None,
+    source: str = "config",
+) -> ConfigError:
     """One line per problem, each naming the file or override that set the key."""
     lines = [describe_error(schema, err, origins or {}, source) for err in exc.errors()]
     return ConfigError("\n".join(dict.fromkeys(lines)))

@@ -45,7 +45,7 @@ class HFTokenizer(Protocol):
     def convert_tokens_to_ids(self, tokens: Any) -> Any: ...
 
 
-AnyTokenizer = Union[Tokenizer, HFTokenizer]  # noqa: UP007 (a runtime alias, also for isinstance docs)
+AnyTokenizer = Union[Tokenizer, HFTokenizer]  # noqa: UP007 (a runtime alias)
 
 
 @runtime_checkable

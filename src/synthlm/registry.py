@@ -120,7 +120,9 @@ class Registry(Generic[T]):
         return iter(self._items.values())
 
 
-def validate_options(model: type[BaseModel], options: Mapping[str, Any], *, key: str, loc: tuple[str, ...] = ()) -> BaseModel:
+def validate_options(
+    model: type[BaseModel], options: Mapping[str, Any], *, key: str, loc: tuple[str, ...] = ()
+) -> BaseModel:
     """Validate ``options`` against an entry's typed options model.
 
     Raises a ``ValidationError`` whose locations are the option keys below ``loc`` (inside a
@@ -138,8 +140,9 @@ def validate_options(model: type[BaseModel], options: Mapping[str, Any], *, key:
 
 
 def name_error(registry: Registry[Any], name: str, *, loc: tuple[str, ...]) -> ValidationError:
-    """A located error for a name ``registry`` does not hold (raise it where options are checked)."""
-    error: InitErrorDetails = {"type": PydanticCustomError("invalid_option", _braces(registry.unknown(name))), "loc": loc, "input": name}
+    """A located error for a name ``registry`` lacks (raised where options are checked)."""
+    message = PydanticCustomError("invalid_option", _braces(registry.unknown(name)))
+    error: InitErrorDetails = {"type": message, "loc": loc, "input": name}
     return ValidationError.from_exception_data(registry.what, [error])
 
 
@@ -148,7 +151,9 @@ def _braces(message: str) -> str:
     return message.replace("{", "(").replace("}", ")")
 
 
-def _located(model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]) -> InitErrorDetails:
+def _located(
+    model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]
+) -> InitErrorDetails:
     """One option error, re-worded with the allowed keys (``err`` is a pydantic error dict)."""
     loc = tuple(err["loc"])
     name = str(loc[0]) if loc else ""
@@ -166,4 +171,5 @@ def _located(model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]
         message = f"expected {expected}: {message}" if expected else message
         if not isinstance(err.get("input"), (dict, list)):
             message += f" (got {err.get('input')!r})"
-    return {"type": PydanticCustomError("invalid_option", _braces(message)), "loc": (*prefix, *loc), "input": err.get("input")}
+    error = PydanticCustomError("invalid_option", _braces(message))
+    return {"type": error, "loc": (*prefix, *loc), "input": err.get("input")}

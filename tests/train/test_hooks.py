@@ -29,7 +29,11 @@ def test_cadences_match_the_train_keys():
 def test_default_hooks_run_in_order_and_only_those_the_run_needs():
     def trainer(has_eval, lm_eval):
         train = SimpleNamespace(log_every=1, eval_every=2, checkpoint_every=3)
-        return SimpleNamespace(cfg=SimpleNamespace(train=train), plan=SimpleNamespace(total_steps=9, has_eval=has_eval), lm_eval=lm_eval)
+        return SimpleNamespace(
+            cfg=SimpleNamespace(train=train),
+            plan=SimpleNamespace(total_steps=9, has_eval=has_eval),
+            lm_eval=lm_eval,
+        )
 
     assert [type(h) for h in default_hooks(trainer(False, None))] == [LogHook, CheckpointHook]
     kinds = [type(h) for h in default_hooks(trainer(True, object()))]
@@ -50,5 +54,9 @@ def test_a_custom_hook_acts_at_its_steps_after_the_built_in_ones(tmp_path, data,
 
     original = loop.default_hooks
     monkeypatch.setattr(loop, "default_hooks", lambda trainer: [*original(trainer), Every3()])
-    loop.run(load_run_config([tiny_config(tmp_path, data, train={"max_steps": 6, "checkpoint_every": 0})]))
+    loop.run(
+        load_run_config(
+            [tiny_config(tmp_path, data, train={"max_steps": 6, "checkpoint_every": 0})]
+        )
+    )
     assert seen == [(3, 3), (6, 6)]  # the log hook (every step) wrote its record first

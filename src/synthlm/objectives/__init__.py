@@ -20,4 +20,11 @@ from synthlm.objectives.base import (
     register_objective,
 )
 
-__all__ = ["IGNORE_INDEX", "OBJECTIVES", "LossOutput", "Objective", "get_objective", "register_objective"]
+__all__ = [
+    "IGNORE_INDEX",
+    "OBJECTIVES",
+    "LossOutput",
+    "Objective",
+    "get_objective",
+    "register_objective",
+]

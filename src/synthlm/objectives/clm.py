@@ -42,7 +42,9 @@ def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype = torch.float32
 class CausalLMOptions(Section):
     """Options of ``objective: clm``."""
 
-    document_mask: bool = Field(False, description="Attend within each packed document only (also set by data.document_mask).")
+    document_mask: bool = Field(
+        False, description="Attend within each packed document only (also set by data.document_mask)."
+    )
 
 
 @register_objective("clm")

@@ -25,7 +25,9 @@ from synthlm.objectives.clm import CausalLM, CausalLMOptions
 class SFTOptions(CausalLMOptions):
     """Options of ``objective: sft``."""
 
-    train_on: Literal["assistant", "all"] = Field("assistant", description="assistant: train on the assistant's tokens only; all: every real token.")
+    train_on: Literal["assistant", "all"] = Field(
+        "assistant", description="assistant: train on the assistant's tokens only; all: every real token."
+    )
 
 
 @register_objective("sft")

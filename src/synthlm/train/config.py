@@ -159,7 +159,8 @@ def check_objective(config: RunConfig) -> None:
     try:
         if name not in OBJECTIVES:
             raise name_error(OBJECTIVES, name, loc=("objective", "name"))
-        validate_options(OBJECTIVES.options_model(name), config.objective.options(), key="objective", loc=("objective",))
+        model = OBJECTIVES.options_model(name)
+        validate_options(model, config.objective.options(), key="objective", loc=("objective",))
     except ValidationError as exc:
         raise located_error(RunConfig, exc, _ORIGINS.get(id(config))) from None
 

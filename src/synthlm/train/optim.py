@@ -33,7 +33,10 @@ class OptimConfig(Section):
     weight_decay: float = Field(0.1, ge=0, description="Decoupled weight decay on matrices (not biases or norms).")
     betas: tuple[float, float] | None = Field(None, description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale: (0.9, 0.999).")
     eps: float | None = Field(None, gt=0, description="adamw: denominator epsilon; default 1e-8; adamwscale: 1e-6.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the optimizer class; each optimizer declares the ones it takes (see its Options model).")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the optimizer class; each optimizer declares its own (AdamWOptions, ...).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -54,10 +57,10 @@ class OptimConfig(Section):
 
 
 class AdamWOptions(Section):
-    """``optim.options`` of ``adamw`` (torch.optim.AdamW's keyword arguments beyond lr/betas/eps)."""
+    """``optim.options`` of ``adamw``: torch.optim.AdamW's arguments beyond lr/betas/eps."""
 
-    fused: bool = Field(True, description="One kernel for all parameters (4x faster steps on CPU for small models; the HF Trainer default).")
-    foreach: bool | None = Field(None, description="torch's multi-tensor implementation (when not fused).")
+    fused: bool = Field(True, description="One kernel for all parameters (4x faster CPU steps for small models).")
+    foreach: bool | None = Field(None, description="torch's multi-tensor implementation.")
     amsgrad: bool = Field(False, description="AMSGrad's running maximum of the second moment.")
     maximize: bool = Field(False, description="Maximise the objective instead of minimising it.")
     capturable: bool = Field(False, description="Safe to capture in a CUDA graph.")
@@ -67,8 +70,8 @@ class AdamWOptions(Section):
 class AdafactorOptions(Section):
     """``optim.options`` of ``adafactor`` (torch.optim.Adafactor's keyword arguments)."""
 
-    beta2_decay: float = Field(-0.8, description="Decay rate exponent of the second-moment average.")
-    eps: tuple[float | None, float] = Field((None, 1e-3), description="(eps1 for the denominator, eps2 for the update clipping).")
+    beta2_decay: float = Field(-0.8, description="Decay exponent of the second-moment average.")
+    eps: tuple[float | None, float] = Field((None, 1e-3), description="(eps1: denominator, eps2: update clip).")
     d: float = Field(1.0, gt=0, description="Clipping threshold of the update RMS.")
     foreach: bool | None = Field(None, description="torch's multi-tensor implementation.")
     maximize: bool = Field(False, description="Maximise the objective instead of minimising it.")

@@ -81,7 +81,8 @@ def objective_metrics(plan: Any, model: Any, eval_set: EvalSetConfig, device: An
     for start in range(0, len(samples), batch_size):
         batch = {k: v.to(device) for k, v in objective.collate(samples[start : start + batch_size]).items()}
         out = objective.forward(model, batch)
-        loss_sum += float(out.rows[0].double().sum()) if out.rows is not None else float(out.loss.double())
+        rows = out.rows[0] if out.rows is not None else out.loss
+        loss_sum += float(rows.double().sum())
         targets += float(out.targets)
         for key, value in out.metric_sums.items():
             groups[key] = groups.get(key, 0.0) + float(torch.as_tensor(value).double())

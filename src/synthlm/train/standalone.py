@@ -30,7 +30,9 @@ def standalone_kind(config: RunConfig) -> str | None:
 
 def check_something_trained(config: RunConfig, kind: str, checkpoint: Path | None) -> None:
     if checkpoint is None and config.model.init_from is None:
-        raise UserError(f"{kind}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set")
+        raise UserError(
+            f"{kind}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set"
+        )
 
 
 def open_trained(trainer: Trainer, checkpoint: Path | None) -> None:
@@ -59,12 +61,22 @@ def predict_only(trainer: Trainer) -> None:
     acc = trainer.accelerator
     path = trainer.run_dir / "predictions.jsonl"
     with acc.autocast():
-        write_predictions(trainer.plan, trainer.model, acc.device, path, write=acc.is_main_process, progress=trainer.progress)
+        write_predictions(
+            trainer.plan,
+            trainer.model,
+            acc.device,
+            path,
+            write=acc.is_main_process,
+            progress=trainer.progress,
+        )
     acc.wait_for_everyone()
     acc.print(f"predictions: {path}")
 
 
-STANDALONE: dict[str, Callable[[Trainer], None]] = {"eval_only": evaluate_only, "predict_only": predict_only}
+STANDALONE: dict[str, Callable[[Trainer], None]] = {
+    "eval_only": evaluate_only,
+    "predict_only": predict_only,
+}
 
 
 def run_standalone(trainer: Trainer, kind: str, checkpoint: Path | None) -> Path:
