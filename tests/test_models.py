@@ -56,7 +56,7 @@ def test_overrides_change_dimensions_and_special_ids_reach_the_config():
 def test_unknown_names_fail_with_the_allowed_values():
     with pytest.raises(ConfigError, match=r"preset: .*unknown value '14M' \(did you mean '14m'\?\); allowed: 14m, 31m"):
         config(arch="gpt_neox", preset="14M")
-    with pytest.raises(ConfigError, match=r"arch: .*unknown value 'lama' \(did you mean 'llama'\?\)"):
+    with pytest.raises(ConfigError, match=r"arch: .*unknown model architecture 'lama' \(did you mean 'llama'\?\)"):
         config(arch="lama")
     with pytest.raises(ConfigError, match=r"model\.overrides\.hiden_size: not a field of the llama config \(did you mean 'model\.overrides\.hidden_size'\?\)"):
         model_config(config(overrides={"hiden_size": 8}), vocab_size=64)
@@ -90,10 +90,10 @@ def test_dtype_and_gradient_checkpointing_options():
     assert all(layer.gradient_checkpointing for layer in model.model.layers)
 
 
-def test_a_new_architecture_is_one_registered_function(monkeypatch):
+def test_a_new_architecture_is_one_registered_function(request):
     from transformers import MistralConfig
 
-    monkeypatch.setitem(ARCHS, "mistral", ARCHS["llama"])  # keep the registry clean afterwards
+    request.addfinalizer(lambda: ARCHS.__delitem__("mistral"))  # keep the registry clean afterwards
     register_arch("mistral", {"toy": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 64}})(
         lambda **kw: MistralConfig(**kw)
     )

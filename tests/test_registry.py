@@ -24,3 +24,55 @@ def test_a_name_cannot_be_taken_twice_by_different_things():
     things.register("a")(1)
     with pytest.raises(ValueError, match="registered twice"):
         things.register("a")(2)
+
+
+def test_typed_options_are_checked_per_entry_with_the_allowed_keys():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from synthlm.registry import NoOptions, validate_options
+
+    class Cosine(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        min_ratio: float = 0.0
+
+    things: Registry[int] = Registry("widget")
+    things.register("cosine", options=Cosine)(1)
+    things.add("linear", 2)
+    assert things.options_model("cosine") is Cosine and things.options_model("linear") is NoOptions
+    assert validate_options(Cosine, {"min_ratio": "0.1"}, key="w").min_ratio == 0.1
+    with pytest.raises(ValidationError) as caught:
+        validate_options(Cosine, {"min_ratoi": 1, "x": 2}, key="sched.options", loc=("options",))
+    errors = {e["loc"]: e["msg"] for e in caught.value.errors()}
+    assert errors[("options", "min_ratoi")] == "unknown key (did you mean 'sched.options.min_ratio'?)"
+    assert errors[("options", "x")] == "unknown key (allowed keys here: min_ratio)"
+    del things["cosine"]
+    assert "cosine" not in things
+    things["step"] = 3  # monkeypatch.setitem works on a registry
+    assert things.find("step") == 3 and things.find("cosine") is None and dict(things.items()) == {"linear": 2, "step": 3}
+
+
+def test_the_objective_options_of_the_chosen_objective_are_checked_with_their_file(tmp_path):
+    import subprocess
+    import sys
+
+    from synthlm.train.config import check_objective, load_run_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "run_dir: run\ndata: {sources: [{name: a, path: a}]}\ntrain: {max_steps: 1}\n"
+        "objective: {name: span_corruption, noise_densty: 0.3}\n"
+    )
+    config = load_run_config([path])
+    with pytest.raises(ConfigError, match=r"run\.yaml: objective\.noise_densty: unknown key \(did you mean 'objective\.noise_density'\?\)"):
+        check_objective(config)
+    # loading a config stays light: the objectives (and torch) load only when checked
+    code = f"import sys; from synthlm.train import load_run_config; load_run_config([{str(path)!r}]); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    with pytest.raises(ConfigError, match=r"override 'objective\.train_on=some': objective\.train_on: expected one of 'assistant', 'all'"):
+        check_objective(load_run_config([path], ["objective={name: sft}", "objective.train_on=some"]))
+    with pytest.raises(ConfigError, match=r"override 'objective=\{name: clmm\}': objective\.name: unknown objective 'clmm' \(did you mean 'clm'\?\)"):
+        check_objective(load_run_config([path], ["objective={name: clmm}"]))
+    config = load_run_config([path], ["objective={name: depth, max_sentences: 4}"])
+    check_objective(config)
+    assert config.objective.options() == {"max_sentences": 4}

@@ -188,6 +188,13 @@ def load_config(
     overrides: Sequence[str] = (),
 ) -> Schema:
     """Merge YAML files / mappings in order, apply dotted overrides, validate into ``schema``."""
+    return validate(schema, *merge_sources(sources, overrides))
+
+
+def merge_sources(
+    sources: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[KeyPath, str]]:
+    """The merged tree and, for every key path, the file or override that set it."""
     tree: dict[str, Any] = {}
     origins: dict[KeyPath, str] = {}
     for source in sources:
@@ -197,7 +204,7 @@ def load_config(
             deep_merge(tree, load_yaml(source), origins, str(source))
     for override in overrides:
         apply_override(tree, override, origins)
-    return validate(schema, tree, origins)
+    return tree, origins
 
 
 def validate(schema: type[Schema], tree: Mapping[str, Any], origins: Mapping[KeyPath, str] | None = None, source: str = "config") -> Schema:
@@ -205,8 +212,18 @@ def validate(schema: type[Schema], tree: Mapping[str, Any], origins: Mapping[Key
     try:
         return schema.model_validate(tree)
     except ValidationError as exc:
-        lines = [describe_error(schema, err, origins or {}, source) for err in exc.errors()]
-        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
+        raise located_error(schema, exc, origins, source) from None
+
+
+def located_error(
+    schema: type[BaseModel],
+    exc: ValidationError,
+    origins: Mapping[KeyPath, str] | None = None,
+    source: str = "config",
+) -> ConfigError:
+    """One line per problem, each naming the file or override that set the key."""
+    lines = [describe_error(schema, err, origins or {}, source) for err in exc.errors()]
+    return ConfigError("\n".join(dict.fromkeys(lines)))
 
 
 def describe_error(schema: type[BaseModel], err: Mapping[str, Any], origins: Mapping[KeyPath, str], default_source: str) -> str:
@@ -219,6 +236,8 @@ def describe_error(schema: type[BaseModel], err: Mapping[str, Any], origins: Map
         return f"{where}: {key}: unknown key{_suggestion(schema, data_loc)}"
     if kind == "missing":
         return f"{where}: {key}: required key is missing"
+    if kind == "invalid_option":  # worded already by synthlm.registry.validate_options
+        return f"{where}: {key}: {err['msg']}"
     expected = _expected_type(schema, data_loc)
     got = err.get("input")
     message = err["msg"].removeprefix("Value error, ")

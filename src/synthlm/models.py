@@ -25,6 +25,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from synthlm.config import Section
 from synthlm.errors import ConfigError, UserError
+from synthlm.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +54,7 @@ class Arch:
         return self.auto_class == "AutoModelForSeq2SeqLM"
 
 
-ARCHS: dict[str, Arch] = {}
+ARCHS: Registry[Arch] = Registry("model architecture")
 
 
 def register_arch(
@@ -67,7 +68,7 @@ def register_arch(
     """Register ``fn(**kwargs) -> PretrainedConfig`` as architecture ``name`` with its presets."""
 
     def decorate(fn: Callable[..., PretrainedConfig]) -> Callable[..., PretrainedConfig]:
-        ARCHS[name] = Arch(name, fn, presets, auto_class, dict(defaults or {}), finish)
+        ARCHS.add(name, Arch(name, fn, presets, auto_class, dict(defaults or {}), finish))
         return fn
 
     return decorate
@@ -219,14 +220,12 @@ class ModelConfig(Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str) -> str:
-        if arch not in ARCHS:
-            raise ValueError(_unknown(arch, ARCHS))
-        return arch
+        return ARCHS.check(arch)
 
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, preset: str, info: ValidationInfo) -> str:
-        arch = ARCHS.get(info.data.get("arch", ""))
+        arch = ARCHS.find(info.data.get("arch", ""))
         if arch is not None and preset not in arch.presets:
             raise ValueError(f"{arch.name}: " + _unknown(preset, arch.presets))
         return preset

@@ -1,20 +1,40 @@
 """Named registries: the one mechanism behind every extension point.
 
-Objectives, optimizers, schedules, evaluators, sentence splitters, ... each keep a
-:class:`Registry`. Adding one is a decorator on a new class or function; looking one up by a
-name from a config gives the same error everywhere: what is unknown, the closest known name,
-and the full list.
+Objectives, optimizers, schedules, evaluators, sentence splitters, model architectures, LLM
+backends, fine-tuning metrics and tasks, report panels, tokenizer trainers ... each keep a
+:class:`Registry`. Adding one is a decorator on a new class or function (or one ``add`` call);
+looking one up by a name from a config gives the same error everywhere: what is unknown, the
+closest known name, and the full list.
+
+Typed options: an entry may register a pydantic model of the options it takes
+(``register("adamw", options=AdamWOptions)``). The config section that names the entry then
+validates its options against that model (see :func:`validate_options`): while the config
+loads (``optim``), or as the planner's first step where the registry's entries import torch
+(``objective``, :func:`synthlm.train.config.check_objective`). Either way a misspelt option is
+reported with the file or override that set it, before any work, instead of as a late
+``TypeError`` from a constructor. This is the pattern of OLMo-core's ``OptimConfig.register``
+and of ``synth/registry.py``'s domain specs.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from synthlm.config import _type_name
 from synthlm.errors import ConfigError
 
 T = TypeVar("T")
+
+
+class NoOptions(BaseModel):
+    """The options model of an entry that takes none: any key is an error."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class Registry(Generic[T]):
@@ -23,17 +43,30 @@ class Registry(Generic[T]):
     def __init__(self, what: str) -> None:
         self.what = what  # "objective", "optimizer", ...: used in error messages
         self._items: dict[str, T] = {}
+        self._options: dict[str, type[BaseModel]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
-        """Decorator: ``@OBJECTIVES.register("clm")``."""
+    def register(self, name: str, *, options: type[BaseModel] | None = None) -> Callable[[T], T]:
+        """Decorator: ``@OBJECTIVES.register("clm")``; ``options``: the entry's typed options."""
 
         def decorate(item: T) -> T:
-            if name in self._items and self._items[name] is not item:
-                raise ValueError(f"{self.what} '{name}' is registered twice")
-            self._items[name] = item
+            self.add(name, item, options=options)
             return item
 
         return decorate
+
+    def add(self, name: str, item: T, *, options: type[BaseModel] | None = None) -> T:
+        """Register ``item`` under ``name`` (the non-decorator form, for data entries)."""
+        if name in self._items and self._items[name] is not item:
+            raise ValueError(f"{self.what} '{name}' is registered twice")
+        self._items[name] = item
+        if options is not None:
+            self._options[name] = options
+        return item
+
+    def options_model(self, name: str) -> type[BaseModel]:
+        """The typed options of ``name`` (:class:`NoOptions` when it registered none)."""
+        self.get(name)
+        return self._options.get(name, NoOptions)
 
     def unknown(self, name: str) -> str:
         """The message for a name that is not registered (for ConfigError or a validator)."""
@@ -45,6 +78,10 @@ class Registry(Generic[T]):
         if name not in self._items:
             raise ConfigError(self.unknown(name))
         return self._items[name]
+
+    def find(self, name: str) -> T | None:
+        """The entry, or None (for validators that leave an unknown name to another check)."""
+        return self._items.get(name)
 
     def check(self, name: str) -> str:
         """For pydantic validators: raise ValueError (which the config system locates)."""
@@ -64,9 +101,75 @@ class Registry(Generic[T]):
     def __getitem__(self, name: str) -> T:
         return self.get(name)
 
+    def __setitem__(self, name: str, item: T) -> None:
+        """``REGISTRY[name] = item``: as :meth:`add` (``monkeypatch.setitem`` in tests)."""
+        self.add(name, item)
+
     def __delitem__(self, name: str) -> None:
         """Unregister (tests that register a temporary entry clean up with ``del``)."""
         del self._items[name]
+        self._options.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        return iter(self._items.items())
+
+    def values(self) -> Iterator[T]:
+        return iter(self._items.values())
+
+
+def validate_options(
+    model: type[BaseModel], options: Mapping[str, Any], *, key: str, loc: tuple[str, ...] = ()
+) -> BaseModel:
+    """Validate ``options`` against an entry's typed options model.
+
+    Raises a ``ValidationError`` whose locations are the option keys below ``loc`` (inside a
+    pydantic validator, pydantic prefixes them with the section's path), which
+    ``synthlm.config`` turns into lines naming the file or override that set each key; the
+    messages name the allowed keys, as ``synthlm.config`` does for sections.
+    ``key`` is the dotted path of the options as the user writes it (``optim.options``); ``loc``
+    the path from the validating section down to them (``("options",)``).
+    """
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as exc:
+        errors = [_located(model, e, key, loc) for e in exc.errors()]
+        raise ValidationError.from_exception_data(model.__name__, errors) from None
+
+
+def name_error(registry: Registry[Any], name: str, *, loc: tuple[str, ...]) -> ValidationError:
+    """A located error for a name ``registry`` lacks (raised where options are checked)."""
+    message = PydanticCustomError("invalid_option", _braces(registry.unknown(name)))
+    error: InitErrorDetails = {"type": message, "loc": loc, "input": name}
+    return ValidationError.from_exception_data(registry.what, [error])
+
+
+def _braces(message: str) -> str:
+    """Braces would be read as format fields by ``PydanticCustomError``."""
+    return message.replace("{", "(").replace("}", ")")
+
+
+def _located(
+    model: type[BaseModel], err: Any, key: str, prefix: tuple[str, ...]
+) -> InitErrorDetails:
+    """One option error, re-worded with the allowed keys (``err`` is a pydantic error dict)."""
+    loc = tuple(err["loc"])
+    name = str(loc[0]) if loc else ""
+    if err["type"] == "extra_forbidden":
+        allowed = sorted(model.model_fields)
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+        if close:
+            message = f"unknown key (did you mean '{key}.{close[0]}'?)"
+        else:
+            message = f"unknown key (allowed keys here: {', '.join(allowed) or 'none'})"
+    else:
+        field = model.model_fields.get(name)
+        expected = _type_name(field.annotation) if field else ""
+        message = err["msg"].removeprefix("Value error, ")
+        message = f"expected {expected}: {message}" if expected else message
+        if not isinstance(err.get("input"), (dict, list)):
+            message += f" (got {err.get('input')!r})"
+    error = PydanticCustomError("invalid_option", _braces(message))
+    return {"type": error, "loc": (*prefix, *loc), "input": err.get("input")}

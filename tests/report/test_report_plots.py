@@ -109,8 +109,6 @@ def test_colours_are_distinct_for_many_runs():
 
 
 def test_registering_a_builder_adds_a_figure(runs, monkeypatch):
-    monkeypatch.setattr(plots, "PANEL_BUILDERS", dict(plots.PANEL_BUILDERS))
-
     @plots.panel_builder("mystery")
     def _mystery(runs):
         return [
@@ -119,7 +117,10 @@ def test_registering_a_builder_adds_a_figure(runs, monkeypatch):
             )
         ]
 
-    assert "mystery" in _specs(runs)
+    try:
+        assert "mystery" in _specs(runs)
+    finally:
+        del plots.PANEL_BUILDERS["mystery"]
 
 
 def test_metrics_logged_once_go_to_the_table_not_to_one_dot_panels(tmp_path):

@@ -62,5 +62,5 @@ def test_exact_match_normalises_and_token_f1_for_free_text():
 
 
 def test_unknown_metric_names_fail_with_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"unknown metric 'rougeL' \(did you mean 'rouge_l'\?\); allowed: accuracy"):
+    with pytest.raises(ConfigError, match=r"unknown metric 'rougeL' \(did you mean 'rouge_l'\?\); known: accuracy"):
         check_metrics(["rougeL"])

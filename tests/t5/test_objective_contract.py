@@ -11,8 +11,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForCondition
 from synthlm.data.mixture import Sample
 from synthlm.finetune.data import Pair
 from synthlm.objectives import OBJECTIVES
+from synthlm.protocols import TrainObjective
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
-from synthlm.train.losses import count_targets, forward_losses
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +61,13 @@ def test_counts_before_the_forward_equal_the_loss_counts_and_rows_add_up(name, t
     loss, targets = objective.loss_sum(model, batch)
     rows = objective.row_loss_sums(model, batch)
     assert rows is not None and rows[0].shape == (batch["input_ids"].shape[0],)
-    assert count_targets(objective, batch) == int(targets) == int(rows[1].sum()) > 0
+    assert objective.num_targets(batch) == int(targets) == int(rows[1].sum()) > 0
     torch.testing.assert_close(rows[0].sum(), loss)
-    total, counted, per_row = forward_losses(objective, model, batch)
-    torch.testing.assert_close(total, loss)
-    assert int(counted) == int(targets) and per_row is not None
+    assert isinstance(objective, TrainObjective)
+    out = objective.forward(model, batch)  # what the loop calls: one forward pass
+    torch.testing.assert_close(out.loss, loss)
+    assert int(out.targets) == int(targets) and out.rows is not None
+    assert bool(out.metric_sums) == (name in ("span_corruption", "depth")) and all(k.endswith(("_loss_sum", "_correct", "_tokens")) for k in out.metric_sums)
 
 
 def test_encoder_decoder_objectives_extend_the_tokenizer_and_name_decoder_start(tokenizer):

@@ -96,25 +96,27 @@ def test_resume_never_refuses_a_run_dir_with_checkpoints(tmp_path, data):
         run(again)
 
 
-class NanAt:
-    """Wraps the loop's forward so that chosen optimizer steps produce a NaN loss."""
+def nan_at(monkeypatch, steps, accum=1):
+    """Wrap the objective's forward (what the loop calls) so chosen optimizer steps give a NaN loss."""
+    from synthlm.objectives.clm import CausalLM
 
-    def __init__(self, forward, steps, accum=1):
-        self.forward, self.steps, self.accum, self.calls = forward, set(steps), accum, 0
+    original, calls = CausalLM.forward, [0]
 
-    def __call__(self, objective, model, batch):
-        loss, targets, rows = self.forward(objective, model, batch)
-        step = self.calls // self.accum
-        self.calls += 1
-        if step in self.steps:
-            loss = loss * float("nan")
-        return loss, targets, rows
+    def forward(objective, model, batch):
+        out = original(objective, model, batch)
+        step = calls[0] // accum
+        calls[0] += 1
+        if step in steps:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(CausalLM, "forward", forward)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, data, monkeypatch):
     import synthlm.train.loop as loop
 
-    monkeypatch.setattr(loop, "forward_losses", NanAt(loop.forward_losses, steps={5}))
+    nan_at(monkeypatch, steps={5})
     config = load_run_config([tiny_config(tmp_path, data, train={"max_steps": 10, "checkpoint_every": 4})])
     with pytest.raises(loop.TrainingDiverged, match=r"step 6: the loss is nan .* last good checkpoint .*step-4 is kept"):
         run(config)
@@ -124,9 +126,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, dat
 
 
 def test_max_bad_steps_skips_non_finite_batches_without_updating(tmp_path, data, monkeypatch):
-    import synthlm.train.loop as loop
 
-    monkeypatch.setattr(loop, "forward_losses", NanAt(loop.forward_losses, steps={3}, accum=2))
+    nan_at(monkeypatch, steps={3}, accum=2)
     train = {"max_steps": 6, "max_bad_steps": 1, "grad_accum": 2, "checkpoint_every": 1, "keep_last": 10}
     run(load_run_config([tiny_config(tmp_path, data, train=train)]))
     records = {r["step"]: r for r in read_records(tmp_path / "run")}

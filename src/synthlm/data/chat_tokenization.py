@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from synthlm.data.store import dtype_for_vocab
 from synthlm.errors import UserError
 from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, render_conversation, validate_messages
 from synthlm.tokenizers import BaseTokenizer
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 CHAT_KEY = "messages"
 CHAT_FORMATS = ("jsonl", "json", "parquet", "csv", "hf")
@@ -92,7 +95,7 @@ def saved_chat_template(directory: Path) -> str | None:
 class ChatChunkEncoder:
     """Chunk of conversation records -> ids and assistant masks (runs in worker processes)."""
 
-    def __init__(self, tokenizer: Any, options: Options) -> None:
+    def __init__(self, tokenizer: HFTokenizer, options: Options) -> None:
         self.tokenizer = tokenizer
         self.key = options.keys[0]
         self.eos = int(tokenizer.eos_token_id)
@@ -178,6 +181,6 @@ class ChatSetup:
     """What the shared pipeline needs in chat mode: the per-chunk work, the tokenizer it runs
     with (built once, inherited by the workers), and the provenance added to ``PREFIX.json``."""
 
-    tokenizer: Any  # transformers fast tokenizer with a chat template
+    tokenizer: HFTokenizer  # transformers fast tokenizer with a chat template
     metadata: dict[str, Any] = field(default_factory=dict)
     encoder: type = ChatChunkEncoder

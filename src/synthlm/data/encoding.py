@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from synthlm.data.readers import TXT_MODES, Chunk, extract
 from synthlm.data.store import dtype_for_vocab
 from synthlm.errors import UserError
 from synthlm.tokenizers import BaseTokenizer
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 ON_ERROR = ("skip", "fail")
 
@@ -163,7 +166,7 @@ Encoder = Callable[[Chunk], ChunkResult]
 _WORKER: Encoder | None = None
 
 
-def _init_worker(tokenizer: Any, options: Options, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
+def _init_worker(tokenizer: Tokenizer, options: Options, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
     """Each worker encodes single-threaded: parallelism comes from the pool, not from Rust threads."""
     global _WORKER
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -195,7 +198,7 @@ class ChunkPool:
     the chat encoder (:mod:`synthlm.data.chat_tokenization`) for conversations.
     """
 
-    def __init__(self, tokenizer: Any, options: Options, workers: int, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
+    def __init__(self, tokenizer: Tokenizer, options: Options, workers: int, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
         self.tokenizer, self.options, self.workers, self.encoder = tokenizer, options, workers, encoder
         self._pool: ProcessPoolExecutor | None = None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.data.mixture import EvalSetConfig, VocabLayout
 from synthlm.errors import UserError
@@ -23,6 +23,9 @@ from synthlm.evaluate.registry import (
     get_evaluator,
     register_evaluator,
 )
+
+if TYPE_CHECKING:
+    from synthlm.protocols import AnyTokenizer
 
 __all__ = ["EVALUATORS", "EvalContext", "Evaluator", "evaluate_model", "get_evaluator", "register_evaluator"]
 
@@ -66,7 +69,7 @@ def evaluate_model(
     eval_sets: list[EvalSetConfig],
     *,
     layout: VocabLayout,
-    tokenizer: Any,
+    tokenizer: AnyTokenizer,
     seq_len: int,
     batch_size: int,
     device: Any,

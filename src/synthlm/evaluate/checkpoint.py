@@ -9,6 +9,9 @@ embedding rows = meta range", which is what synthlm itself would have built.
 Decoder-only checkpoints load with ``AutoModelForCausalLM``; encoder-decoder ones (``synthlm
 train`` with ``model.arch: t5``, or any HF seq2seq model) with ``AutoModelForSeq2SeqLM``, chosen
 from ``config.json`` before any weights are read. Commands that only make sense for a decoder-only
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 model (``synthlm eval --data``, ``synthlm chat``) refuse a seq2seq one up front with
 :func:`refuse_encoder_decoder` instead of crashing halfway.
 """
@@ -18,12 +21,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from synthlm.data.mixture import VocabLayout
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -34,7 +40,7 @@ class Checkpoint:
 
     path: Path
     model: Any  # transformers PreTrainedModel, in eval mode
-    tokenizer: Any  # transformers tokenizer
+    tokenizer: HFTokenizer  # transformers tokenizer
     layout: VocabLayout
     config: dict[str, Any]  # the resolved training config ({} for a foreign model)
 

@@ -36,12 +36,15 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from synthlm.config import Section
 from synthlm.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer, Tokenizer
 
 INSTALL_HINT = "pip install 'synthlm[eval]'"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -288,7 +291,7 @@ class LMEvalSuite:
         with harness_output(progress=False):
             self.loaded = load_tasks(task_manager(self.names, paths, option), self.names, option)
 
-    def run(self, model: Any, tokenizer: Any, *, batch_size: int, max_length: int, stderr: bool = True,
+    def run(self, model: Any, tokenizer: HFTokenizer, *, batch_size: int, max_length: int, stderr: bool = True,
             progress: bool = False) -> dict[str, Any]:
         """Evaluate ``model`` (a causal or seq2seq HF model); returns the harness's raw results.
 
@@ -307,14 +310,14 @@ class LMEvalSuite:
         return raw
 
 
-def wrap_model(model: Any, tokenizer: Any, *, batch_size: int, max_length: int) -> Any:
+def wrap_model(model: Any, tokenizer: HFTokenizer, *, batch_size: int, max_length: int) -> Any:
     """The harness's HF model class around an already-loaded model (no second copy, no download)."""
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
 
 
-def hf_tokenizer(tokenizer: Any) -> Any:
+def hf_tokenizer(tokenizer: Tokenizer) -> HFTokenizer:
     """A transformers tokenizer equal to a synthlm one: saved and loaded back with AutoTokenizer
     (synthlm writes tokenizer.json for every kind precisely so that this encodes identically)."""
     from transformers import AutoTokenizer
@@ -394,7 +397,7 @@ class TrainingLMEval:
     """The training loop's lm-eval hook: tasks loaded when the trainer is built (a bad task name
     or missing data stops the run before step 1), then run on the cadence ``train.lm_eval.every``."""
 
-    def __init__(self, config: LMEvalConfig, tokenizer: Any, *, seq_len: int, batch_size: int, seed: int) -> None:
+    def __init__(self, config: LMEvalConfig, tokenizer: Tokenizer, *, seq_len: int, batch_size: int, seed: int) -> None:
         self.config = config
         self.suite = LMEvalSuite(config.tasks, include=config.include, limit=config.limit,
                                  num_fewshot=config.num_fewshot, seed=seed,

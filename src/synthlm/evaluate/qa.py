@@ -22,9 +22,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 LETTERS = "ABCDEFGHIJ"
 SCORERS = ("loglik", "cot", "both")
@@ -90,7 +93,7 @@ def question_prompt(item: QAItem) -> str:
     return f"Question{about}: {item.question}\nAnswer:"
 
 
-def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[str], device: Any) -> list[float]:
+def option_logliks(model: Any, tokenizer: HFTokenizer, prompt: str, options: Sequence[str], device: Any) -> list[float]:
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
@@ -112,7 +115,7 @@ def option_logliks(model: Any, tokenizer: Any, prompt: str, options: Sequence[st
     return scores
 
 
-def score_loglik(model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
+def score_loglik(model: Any, tokenizer: HFTokenizer, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
     predictions = []
     for item in items:
         scores = option_logliks(model, tokenizer, question_prompt(item), item.options, device)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.files import detect_format, read_rows
 from synthlm.finetune.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 TOKENIZE_BATCH = 2048
 SYNTHETIC_SPLIT = {"train": "train", "valid": "valid", "test": "test"}
@@ -74,7 +77,7 @@ def default_metrics(cfg: FinetuneConfig, task: Task | None, kind: str) -> tuple[
     return task.metrics if task is not None else ("exact_match", "rouge_l")
 
 
-def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Any, layout: VocabLayout, *, progress: bool = False) -> PairSet:
+def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: VocabLayout, *, progress: bool = False) -> PairSet:
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
     kind = detect_format(path, cfg.format)
     if kind == "synthetic":
@@ -101,7 +104,7 @@ def row_texts(row: dict[str, Any], cfg: FinetuneConfig, task: Task | None, where
     return cfg.prefix + str(row[cfg.input_field]), None if target is None else str(target)
 
 
-def tokenize_pairs(texts: list[tuple[str, str | None]], tokenizer: Any, cfg: FinetuneConfig, *, progress: bool, desc: str) -> tuple[list[Pair], int]:
+def tokenize_pairs(texts: list[tuple[str, str | None]], tokenizer: Tokenizer, cfg: FinetuneConfig, *, progress: bool, desc: str) -> tuple[list[Pair], int]:
     from tqdm.auto import tqdm
 
     eos = tokenizer.eos_id
@@ -127,7 +130,7 @@ def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:
     return np.append(body[: limit - 1], eos), cut
 
 
-def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Any, layout: VocabLayout) -> PairSet:
+def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: VocabLayout) -> PairSet:
     from synthlm.synth import load_synthetic
 
     dataset = load_synthetic(path)

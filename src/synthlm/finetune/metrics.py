@@ -16,7 +16,6 @@ Every metric is a function ``(predictions, references, label_words) -> float`` o
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 from collections import Counter
@@ -25,25 +24,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from synthlm.errors import ConfigError
+from synthlm.registry import Registry
 
 MetricFn = Callable[[Sequence[str], Sequence[str], Sequence[str] | None], float]
-METRICS: dict[str, MetricFn] = {}
-
-
-def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    def decorate(fn: MetricFn) -> MetricFn:
-        METRICS[name] = fn
-        return fn
-
-    return decorate
+METRICS: Registry[MetricFn] = Registry("metric")
+register_metric = METRICS.register
 
 
 def check_metrics(names: Sequence[str]) -> None:
     for name in names:
         if name not in METRICS:
-            close = difflib.get_close_matches(name, METRICS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"finetune.metrics: unknown metric '{name}'{hint}; allowed: {', '.join(METRICS)}")
+            raise ConfigError(f"finetune.metrics: {METRICS.unknown(name)}")
 
 
 def compute_metrics(names: Sequence[str], predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> dict[str, float]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthlm.data.mixture import VocabLayout
 from synthlm.finetune.data import Pair, PairSet
 from synthlm.finetune.metrics import compute_metrics
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def cut_at_eos(row: list[int], eos_id: int) -> list[int]:
     return row[: row.index(eos_id)] if eos_id in row else row
 
 
-def predicted_texts(tokenizer: Any, outputs: list[list[int]]) -> list[str]:
+def predicted_texts(tokenizer: Tokenizer, outputs: list[list[int]]) -> list[str]:
     return [tokenizer.decode(row, skip_special=True).strip() for row in outputs]
 
 
@@ -75,7 +78,7 @@ def synthetic_correct(pairs: PairSet, outputs: list[list[int]], layout: VocabLay
     ]
 
 
-def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Any, layout: VocabLayout) -> dict[str, float]:
+def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: VocabLayout) -> dict[str, float]:
     """Metrics of ``outputs`` (one per pair of ``pairs.pairs``; every pair has a reference)."""
     if pairs.kind == "synthetic":
         return {"accuracy": float(np.mean(synthetic_correct(pairs, outputs, layout)))} if outputs else {}
@@ -83,7 +86,7 @@ def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Any, layout: Voca
     return compute_metrics(pairs.metrics, predicted_texts(tokenizer, outputs), references, pairs.label_words)
 
 
-def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Any, layout: VocabLayout) -> list[dict[str, Any]]:
+def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: VocabLayout) -> list[dict[str, Any]]:
     """One JSON record per pair: input, prediction, and the reference when there is one."""
     if pairs.kind == "synthetic":
         correct = synthetic_correct(pairs, outputs, layout)

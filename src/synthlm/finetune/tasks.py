@@ -13,12 +13,12 @@ CoLA, Pearson / Spearman for STS-B. Adding a task is one :func:`register_task` c
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from synthlm.errors import ConfigError, UserError
+from synthlm.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -79,19 +79,16 @@ class Task:
         return None
 
 
-TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
-    TASKS[task.name] = task
-    return task
+    return TASKS.add(task.name, task)
 
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        close = difflib.get_close_matches(name, TASKS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"finetune.task: unknown task '{name}'{hint}; allowed: {', '.join(TASKS)}")
+        raise ConfigError(f"finetune.task: {TASKS.unknown(name)}")
     return TASKS[name]
 
 

@@ -25,10 +25,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from synthlm.errors import UserError
 from synthlm.inference.sampling import SamplingConfig, context_limit, generation_kwargs, special_ids
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
@@ -63,7 +66,7 @@ class Conversation:
     ``reserve`` tokens are kept free for the reply (``max_new_tokens``).
     """
 
-    tokenizer: Any
+    tokenizer: HFTokenizer
     max_context: int
     reserve: int
     system: str | None = None
@@ -106,7 +109,7 @@ class Conversation:
 # Choosing the template and the context
 
 
-def resolve_template(tokenizer: Any, config: dict[str, Any], override: str | None = None) -> str:
+def resolve_template(tokenizer: HFTokenizer, config: dict[str, Any], override: str | None = None) -> str:
     """The template to prompt with (see the module docstring for the order)."""
     from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, trained_template
 
@@ -168,7 +171,7 @@ class StopFilter:
             self.write(text)
 
 
-def make_streamer(tokenizer: Any, sink: StopFilter) -> Any:
+def make_streamer(tokenizer: HFTokenizer, sink: StopFilter) -> Any:
     """transformers' TextStreamer (word-by-word decoding, prompt skipped), writing into ``sink``."""
     from transformers import TextStreamer
 
@@ -179,7 +182,7 @@ def make_streamer(tokenizer: Any, sink: StopFilter) -> Any:
     return Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
-def end_ids(tokenizer: Any, model: Any) -> list[int]:
+def end_ids(tokenizer: HFTokenizer, model: Any) -> list[int]:
     """EOS plus the model's own end-of-turn ids (chat models often end turns with another token)."""
     ids = [special_ids(tokenizer)[0]]
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -189,7 +192,7 @@ def end_ids(tokenizer: Any, model: Any) -> list[int]:
     return ids
 
 
-def stream_reply(model: Any, tokenizer: Any, ids: list[int], sampling: SamplingConfig,
+def stream_reply(model: Any, tokenizer: HFTokenizer, ids: list[int], sampling: SamplingConfig,
                  write: Callable[[str], None], suppress_ids: Sequence[int] = ()) -> str:
     """Generate and stream the reply to ``ids``; returns the text shown (stop strings cut)."""
     import torch
@@ -213,7 +216,7 @@ class ChatSession:
     """A model, its tokenizer (with the template set) and a conversation."""
 
     model: Any
-    tokenizer: Any
+    tokenizer: HFTokenizer
     conversation: Conversation
     sampling: SamplingConfig
     suppress_ids: Sequence[int] = ()

@@ -1,7 +1,9 @@
 """Training objectives: how a batch of packed samples becomes model inputs, labels and a loss.
 
-Each objective is one module that registers itself with :func:`register_objective`; the loop
-only calls ``collate`` and ``loss_sum``. Importing this package imports every built-in objective.
+Each objective is one module that registers itself (and its typed ``Options``) with
+:func:`register_objective`; the loop only calls ``collate``, ``num_targets`` and ``forward``
+(see :class:`~synthlm.objectives.base.LossOutput`). Importing this package imports every
+built-in objective.
 """
 
 from synthlm.objectives import clm as _clm  # noqa: F401  (registers "clm")
@@ -12,9 +14,17 @@ from synthlm.objectives import text_to_text as _text_to_text  # noqa: F401  (reg
 from synthlm.objectives.base import (
     IGNORE_INDEX,
     OBJECTIVES,
+    LossOutput,
     Objective,
     get_objective,
     register_objective,
 )
 
-__all__ = ["IGNORE_INDEX", "OBJECTIVES", "Objective", "get_objective", "register_objective"]
+__all__ = [
+    "IGNORE_INDEX",
+    "OBJECTIVES",
+    "LossOutput",
+    "Objective",
+    "get_objective",
+    "register_objective",
+]

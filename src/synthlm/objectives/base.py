@@ -1,18 +1,47 @@
-"""The objective interface and its registry."""
+"""The objective interface and its registry.
+
+An objective owns everything about its loss: how samples become a batch, how many target tokens
+a batch has (known before the forward pass), and what one forward pass returns
+(:class:`LossOutput`: the loss sum, the target count, per-row sums, per-group metric sums).
+The training loop and the evaluators only call these, so a new objective (encoder-decoder ones
+included) is one module with ``@register_objective`` and no change anywhere else.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+from pydantic import BaseModel
 
 from synthlm.errors import ConfigError
-from synthlm.registry import Registry
+from synthlm.registry import NoOptions, Registry
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 IGNORE_INDEX = -100  # the label value HF models and torch's cross_entropy skip
 
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+
+
+@dataclass
+class LossOutput:
+    """What one forward pass of an objective gives the loop.
+
+    ``loss`` and ``targets`` are sums over the micro-batch (the loop normalises by the whole
+    step's count); ``rows`` the per-row (loss sums [B], target counts [B]) when the objective
+    knows them (per-source losses), else None; ``metric_sums`` detached per-token-group sums
+    (``<group>_loss_sum``, ``<group>_correct``, ``<group>_tokens``) that the loop adds up over
+    micro-batches and ranks and logs as means (T5 objectives; empty for the others).
+    """
+
+    loss: torch.Tensor
+    targets: torch.Tensor
+    rows: tuple[torch.Tensor, torch.Tensor] | None = None
+    metric_sums: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective:
@@ -29,13 +58,19 @@ class Objective:
 
     name: str = ""
     seq2seq: ClassVar[bool] = False  # trains an encoder-decoder (AutoModelForSeq2SeqLM) model
+    Options: ClassVar[type[BaseModel]] = NoOptions  # the typed options (keys under ``objective``)
+
+    @classmethod
+    def options_model(cls) -> type[BaseModel]:
+        """The options a config may set for this objective (validated when the config loads)."""
+        return getattr(cls, "config_class", None) or cls.Options
 
     def __init__(self, **options: Any) -> None:
         if options:
             raise ConfigError(f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}")
 
     @classmethod
-    def create(cls, tokenizer: Any, **options: Any) -> tuple[Objective, Any]:
+    def create(cls, tokenizer: Tokenizer, **options: Any) -> tuple[Objective, Tokenizer]:
         """The objective and the tokenizer to train with.
 
         The trainer builds objectives through this, so an objective that needs ids the natural
@@ -79,11 +114,26 @@ class Objective:
         """
         return None
 
+    def metric_sums(self) -> dict[str, torch.Tensor]:
+        """Per-token-group sums of the last forward pass (see :class:`LossOutput`); none here."""
+        return {}
+
+    def forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        """One forward pass: per-row sums when the objective has them (their totals are the
+        loss), else ``loss_sum``; plus the group metric sums of that pass."""
+        rows = self.row_loss_sums(model, batch)
+        if rows is None:
+            loss, targets = self.loss_sum(model, batch)
+            return LossOutput(loss, targets, None, self.metric_sums())
+        return LossOutput(rows[0].sum(), rows[1].sum(), rows, self.metric_sums())
+
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator: register an objective and its typed options under ``name``."""
+
     def decorate(cls: type[Objective]) -> type[Objective]:
         cls.name = name
-        return OBJECTIVES.register(name)(cls)
+        return OBJECTIVES.register(name, options=cls.options_model())(cls)
 
     return decorate
 

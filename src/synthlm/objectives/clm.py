@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from synthlm.config import Section
 from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
 
 
@@ -37,9 +39,19 @@ def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype = torch.float32
     return mask[:, None]
 
 
+class CausalLMOptions(Section):
+    """Options of ``objective: clm``."""
+
+    document_mask: bool = Field(
+        False, description="Attend within each packed document only (also set by data.document_mask)."
+    )
+
+
 @register_objective("clm")
 class CausalLM(Objective):
     """Next-token prediction over packed windows."""
+
+    Options = CausalLMOptions
 
     def __init__(self, document_mask: bool = False) -> None:
         self.document_mask = document_mask

@@ -15,15 +15,26 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from synthlm.errors import ConfigError
 from synthlm.objectives.base import IGNORE_INDEX, register_objective
-from synthlm.objectives.clm import CausalLM
+from synthlm.objectives.clm import CausalLM, CausalLMOptions
+
+
+class SFTOptions(CausalLMOptions):
+    """Options of ``objective: sft``."""
+
+    train_on: Literal["assistant", "all"] = Field(
+        "assistant", description="assistant: train on the assistant's tokens only; all: every real token."
+    )
 
 
 @register_objective("sft")
 class SupervisedFineTuning(CausalLM):
     """CLM whose targets are the assistant's tokens (or every real token)."""
+
+    Options = SFTOptions
 
     def __init__(self, document_mask: bool = False, train_on: Literal["assistant", "all"] = "assistant") -> None:
         super().__init__(document_mask=document_mask)

@@ -190,6 +190,9 @@ class EncoderDecoderObjective(Objective):
         self.last_metric_sums = sums
         return rows, targets.sum(1)
 
+    def metric_sums(self) -> dict[str, torch.Tensor]:
+        return self.last_metric_sums
+
     @torch.no_grad()
     def metrics(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Loss and accuracy per token group on one batch: ``<group>_loss``, ``<group>_accuracy``."""

@@ -9,7 +9,7 @@ Pairs come from :mod:`synthlm.finetune.data` (``input_ids`` and ``target_ids`` e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from synthlm.errors import UserError
 from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
 from synthlm.text.special_tokens import resolve_ids, with_t5_tokens
+
+if TYPE_CHECKING:
+    from synthlm.protocols import Tokenizer
 
 PAD_MULTIPLE = 8
 
@@ -41,12 +44,12 @@ class TextToText(Objective):
     seq2seq = True
 
     @classmethod
-    def create(cls, tokenizer: Any, **options: Any) -> tuple[TextToText, Any]:
+    def create(cls, tokenizer: Tokenizer, **options: Any) -> tuple[TextToText, Tokenizer]:
         """The tokenizer gains a pad token if it lacks one (T5 decodes from pad)."""
         extended = with_t5_tokens(tokenizer, num_sentinels=0)
         return cls(tokenizer=extended, **options), extended
 
-    def __init__(self, tokenizer: Any = None) -> None:
+    def __init__(self, tokenizer: Tokenizer | None = None) -> None:
         if tokenizer is None:
             raise UserError("objective 'text_to_text' needs the tokenizer to find its pad and eos ids")
         ids = resolve_ids(tokenizer, [])

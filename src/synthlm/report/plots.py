@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from synthlm.fileio import atomic_path
+from synthlm.registry import Registry
 from synthlm.report.load import Run
 
 MAX_BARS = 40  # metrics per bar chart; every value is in the final-metrics table anyway
@@ -69,17 +70,12 @@ class Drawn:
 
 
 Builder = Callable[[Sequence[Run]], list[FigureSpec]]
-PANEL_BUILDERS: dict[str, Builder] = {}
+PANEL_BUILDERS: Registry[Builder] = Registry("report panel")
 
 
 def panel_builder(name: str) -> Callable[[Builder], Builder]:
     """Register a function that turns the runs' metric names into figure descriptions."""
-
-    def decorate(func: Builder) -> Builder:
-        PANEL_BUILDERS[name] = func
-        return func
-
-    return decorate
+    return PANEL_BUILDERS.register(name)
 
 
 def figure_specs(runs: Sequence[Run]) -> list[FigureSpec]:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import HFTokenizer
 
 ROLES = ("system", "user", "assistant")
 
@@ -30,7 +33,7 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 
-def ensure_chat_template(tokenizer: Any) -> Any:
+def ensure_chat_template(tokenizer: HFTokenizer) -> Any:
     """Give an HF tokenizer the built-in template when it has none (returns the tokenizer)."""
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
@@ -49,11 +52,11 @@ def validate_messages(messages: Any, where: str) -> list[dict[str, str]]:
     return messages
 
 
-def _render(tokenizer: Any, messages: Sequence[dict[str, str]], prompt: bool = False) -> str:
+def _render(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]], prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=prompt)
 
 
-def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the character spans of assistant answers in it.
 
     An answer's span starts after the generation prompt (the assistant header the template
@@ -73,7 +76,7 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple
     return text, spans
 
 
-def render_conversation(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
+def render_conversation(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
     """Token ids of the whole conversation and a 0/1 mask marking assistant tokens."""
     ensure_chat_template(tokenizer)
     text, spans = assistant_spans(tokenizer, messages)

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.protocols import AnyTokenizer
 
 EOS_TOKEN = "</s>"
 PAD_TOKEN = "<pad>"
@@ -46,7 +49,7 @@ def required_tokens(num_sentinels: int = 100, num_sentence_tokens: int = 0) -> l
     return names
 
 
-def vocabulary(tokenizer: Any) -> dict[str, int]:
+def vocabulary(tokenizer: AnyTokenizer) -> dict[str, int]:
     """Token string -> id, added tokens included."""
     if callable(getattr(tokenizer, "get_vocab", None)):
         return dict(tokenizer.get_vocab())
@@ -58,7 +61,7 @@ def vocabulary(tokenizer: Any) -> dict[str, int]:
     )
 
 
-def _special_id(tokenizer: Any, vocab: dict[str, int], attributes: tuple[str, ...], name: str) -> int | None:
+def _special_id(tokenizer: AnyTokenizer, vocab: dict[str, int], attributes: tuple[str, ...], name: str) -> int | None:
     for attribute in attributes:
         value = getattr(tokenizer, attribute, None)
         if isinstance(value, int):
@@ -76,7 +79,7 @@ def depth_token_names(vocab: dict[str, int], num_sentinels: int, num_sentence_to
     return named
 
 
-def resolve_ids(tokenizer: Any, names: Sequence[str], vocab: dict[str, int] | None = None) -> dict[str, int]:
+def resolve_ids(tokenizer: AnyTokenizer, names: Sequence[str], vocab: dict[str, int] | None = None) -> dict[str, int]:
     """Ids of ``names`` plus ``eos`` and ``pad``; one error listing everything missing."""
     vocab = vocabulary(tokenizer) if vocab is None else vocab
     found: dict[str, int | None] = {name: vocab.get(name) for name in names}
@@ -92,7 +95,7 @@ def resolve_ids(tokenizer: Any, names: Sequence[str], vocab: dict[str, int] | No
     return {k: int(v) for k, v in found.items() if v is not None}
 
 
-def vocab_size(tokenizer: Any) -> int:
+def vocab_size(tokenizer: AnyTokenizer) -> int:
     """Number of ids including added tokens (HF's ``tokenizer.vocab_size`` leaves them out)."""
     if callable(getattr(tokenizer, "get_vocab_size", None)):
         return int(tokenizer.get_vocab_size(with_added_tokens=True))
@@ -106,7 +109,7 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def add_t5_special_tokens(
-    tokenizer: Any, *, num_sentinels: int = 100, num_sentence_tokens: int = 0, multiple: int = 8
+    tokenizer: AnyTokenizer, *, num_sentinels: int = 100, num_sentence_tokens: int = 0, multiple: int = 8
 ) -> int:
     """Add the missing T5 (and, with ``num_sentence_tokens``, DEPTH) tokens to a Hugging Face
     tokenizer or a ``tokenizers.Tokenizer`` in place; return the new vocabulary size rounded up
@@ -126,7 +129,7 @@ def add_t5_special_tokens(
     return round_up(vocab_size(tokenizer), multiple)
 
 
-def with_t5_tokens(tokenizer: Any, *, num_sentinels: int = 100, num_sentence_tokens: int = 0) -> Any:
+def with_t5_tokens(tokenizer: AnyTokenizer, *, num_sentinels: int = 100, num_sentence_tokens: int = 0) -> Any:
     """The tokenizer, extended with what span corruption / DEPTH need, for any tokenizer kind.
 
     Hugging Face tokenizers are extended in place and returned; synthlm tokenizers return an
@@ -147,11 +150,11 @@ def with_t5_tokens(tokenizer: Any, *, num_sentinels: int = 100, num_sentence_tok
     return tokenizer
 
 
-def _is_synthlm(tokenizer: Any) -> bool:
+def _is_synthlm(tokenizer: AnyTokenizer) -> bool:
     return callable(getattr(tokenizer, "extend", None)) and hasattr(tokenizer, "extra_ids")
 
 
-def _add_special(tokenizer: Any, names: list[str]) -> None:
+def _add_special(tokenizer: AnyTokenizer, names: list[str]) -> None:
     from tokenizers import AddedToken
 
     tokens = [AddedToken(name, special=True, normalized=False) for name in names]
@@ -165,7 +168,7 @@ def _add_special(tokenizer: Any, names: list[str]) -> None:
         )
 
 
-def _name_hf_specials(tokenizer: Any) -> None:
+def _name_hf_specials(tokenizer: AnyTokenizer) -> None:
     """Name EOS and pad on Hugging Face tokenizers so ``eos_token_id`` / ``pad_token_id`` work."""
     if not hasattr(tokenizer, "convert_tokens_to_ids"):
         return
@@ -178,7 +181,7 @@ def _name_hf_specials(tokenizer: Any) -> None:
 class TextCodec:
     """Encode / decode text with any tokenizer, never adding BOS/EOS on its own."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: AnyTokenizer) -> None:
         self.tokenizer = tokenizer
         try:
             parameters = inspect.signature(tokenizer.encode).parameters

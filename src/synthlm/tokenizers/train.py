@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthlm.errors import UserError
+from synthlm.registry import Registry
 from synthlm.tokenizers.base import (
     BYTE_OFFSET,
     DEFAULT_TOKENS,
@@ -28,18 +29,14 @@ from synthlm.tokenizers.load import load_tokenizer
 from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
 
 Trainer = Callable[[Iterator[str], int, dict[str, str], dict[str, Any]], BaseTokenizer]
-TRAINERS: dict[str, Trainer] = {}
+TRAINERS: Registry[Trainer] = Registry("tokenizer kind")
 MIN_LEARNED = {"bpe": BYTE_OFFSET + 256 + 1, "unigram": BYTE_OFFSET + 256 + 2, "sentencepiece": BYTE_OFFSET + 256 + 2, "byte": 0}
 
 
 def trainer(kind: str) -> Callable[[Trainer], Trainer]:
     """Register a training recipe for ``synthlm tokenizer train --kind KIND``."""
 
-    def register(fn: Trainer) -> Trainer:
-        TRAINERS[kind] = fn
-        return fn
-
-    return register
+    return TRAINERS.register(kind)
 
 
 def train_tokenizer(
@@ -60,7 +57,7 @@ def train_tokenizer(
 ) -> BaseTokenizer:
     """Train a ``kind`` tokenizer with ``vocab_size`` ids in all (specials and extras included)."""
     if kind not in TRAINERS:
-        raise UserError(f"--kind {kind!r}: choose one of {', '.join(sorted(TRAINERS))}")
+        raise UserError(f"--kind {kind!r}: choose one of {', '.join(TRAINERS.names())}")
     tokens = {**DEFAULT_TOKENS, **(special_tokens or {})}
     if set(tokens) != set(ROLES) or not all(tokens.values()) or len(set(tokens.values())) != len(ROLES):
         raise UserError(f"special tokens must be {', '.join(ROLES)}, each a distinct non-empty string; got {tokens}")

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from synthlm.data.mixture import Mixture, MixtureDataset
+from synthlm.data.mixture import MixtureDataset
 from synthlm.train.run_plan import BatchPlan
+
+if TYPE_CHECKING:
+    from synthlm.protocols import TrainStream
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RankIndices(Sequence[int]):
 
 
 def step_batches(
-    mixture: Mixture,
+    mixture: TrainStream,  # a Mixture (mode pt) or a PairDataset (mode ft)
     collate: Any,
     batch: BatchPlan,
     *,

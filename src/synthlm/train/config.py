@@ -8,13 +8,14 @@ span sections.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from synthlm.config import Count, Section, load_config
+from synthlm.config import Count, KeyPath, Section, located_error, merge_sources, validate
 from synthlm.data.mixture import DataConfig
 from synthlm.evaluate.lm_eval_bridge import LMEvalConfig
 from synthlm.finetune.config import FinetuneConfig
@@ -24,7 +25,13 @@ from synthlm.train.schedules import ScheduleConfig
 
 
 class ObjectiveConfig(Section):
-    """The training objective by name; every other key is an option of that objective."""
+    """The training objective by name; every other key is an option of that objective.
+
+    The name and options are checked against the objective registry and the named objective's
+    typed options model (``Objective.Options``) by :func:`check_objective`, the planner's first
+    step, with the file or override that set each key: here the schema stays free of torch
+    (the objectives import it), so loading a config stays fast.
+    """
 
     model_config = ConfigDict(extra="allow", validate_default=True, protected_namespaces=())
 
@@ -107,6 +114,7 @@ class RunConfig(Section):
             raise ValueError("predict_only writes text-to-text predictions; it needs mode ft")
         return self
 
+
     @property
     def seq_len(self) -> int:
         """Model input tokens per sample: data.seq_len (pt) or finetune.max_input_length (ft)."""
@@ -117,5 +125,41 @@ class RunConfig(Section):
 
 def load_run_config(files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()) -> RunConfig:
     """Merge YAML files (later wins), apply dotted overrides, validate."""
-    return load_config(RunConfig, files, overrides)
+    tree, origins = merge_sources(files, overrides)
+    config = validate(RunConfig, tree, origins)
+    _remember_origins(config, origins)
+    return config
+
+
+# Which file or override set each key of a loaded config, for checks that run later
+# (check_objective). Kept beside the config, not in it: configs compare and dump by their keys.
+_ORIGINS: dict[int, dict[KeyPath, str]] = {}
+
+
+def _remember_origins(config: RunConfig, origins: dict[KeyPath, str]) -> None:
+    key = id(config)
+    _ORIGINS[key] = origins
+    weakref.finalize(config, _ORIGINS.pop, key, None)
+
+
+def check_objective(config: RunConfig) -> None:
+    """``objective.name`` is registered and its other keys are that objective's typed options.
+
+    Raises a :class:`~synthlm.errors.ConfigError` naming the file or override that set the key,
+    as config loading does (``run.yaml: objective.noise_densty: unknown key (did you mean
+    'objective.noise_density'?)``). Runs first in :func:`synthlm.train.planners.plan_run`.
+    """
+    from pydantic import ValidationError
+
+    from synthlm.objectives import OBJECTIVES
+    from synthlm.registry import name_error, validate_options
+
+    name = config.objective.name
+    try:
+        if name not in OBJECTIVES:
+            raise name_error(OBJECTIVES, name, loc=("objective", "name"))
+        model = OBJECTIVES.options_model(name)
+        validate_options(model, config.objective.options(), key="objective", loc=("objective",))
+    except ValidationError as exc:
+        raise located_error(RunConfig, exc, _ORIGINS.get(id(config))) from None
 

@@ -49,7 +49,7 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
-from synthlm.train.losses import count_targets, forward_losses
+from synthlm.train.hooks import Hook, default_hooks, run_hooks
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
 from synthlm.train.run_plan import RunPlan
@@ -67,20 +67,18 @@ def run(config: RunConfig, *, progress: bool | None = None) -> Path:
 
     Returns normally, with a checkpoint saved, when SIGTERM/SIGUSR1 asked it to stop.
     """
+    from synthlm.train.standalone import check_something_trained, run_standalone, standalone_kind
+
     state = distributed_state()
     plan = plan_run(config, state.num_processes)
     checkpoint = resolve_resume(config.run_dir, config.train.resume)
     show = config.logging.progress if progress is None else progress
-    if (config.eval_only or config.predict_only) and checkpoint is None and config.model.init_from is None:
-        raise UserError(f"{'eval_only' if config.eval_only else 'predict_only'}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set")
+    kind = standalone_kind(config)  # eval_only / predict_only: use a trained model, no training
+    if kind is not None:
+        check_something_trained(config, kind, checkpoint)
+        return run_standalone(Trainer(plan, progress=show), kind, checkpoint)
     trainer = Trainer(plan, progress=show)
     trainer.start(checkpoint)
-    if config.eval_only:
-        trainer.report(trainer.evaluate())
-        return trainer.close()
-    if config.predict_only:
-        trainer.accelerator.print(f"predictions: {trainer.predict()}")
-        return trainer.close()
     return trainer.fit()
 
 
@@ -117,6 +115,8 @@ class Trainer:
         self.busy_seconds = 0.0  # data + compute time since the last log (no eval, no saving)
         self.busy_steps = 0
         self.started = time.perf_counter()
+        self.hooks: list[Hook] = default_hooks(self)  # after-step work: log, eval, lm-eval, save
+        self.bar: Any = None  # the progress bar while fit() runs
 
     # -- setup ----------------------------------------------------------------------------------
     def _build(self) -> tuple[Any, Any, Any]:
@@ -147,24 +147,24 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale(self.run_dir)
-            if not (self.cfg.eval_only or self.cfg.predict_only):  # keep the training run's config
-                save_yaml(self.cfg, self.run_dir / "config.yaml")
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
         self.accelerator.wait_for_everyone()
         if checkpoint is not None:
-            self._restore(checkpoint)
+            self.restore(checkpoint)
         if self.accelerator.is_main_process:
-            if not (self.cfg.eval_only or self.cfg.predict_only):  # evaluating never rewrites history
-                truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
             self.metrics = open_metrics(self.cfg, self.state.step)
 
-    def _restore(self, checkpoint: Path) -> None:
+    def restore(self, checkpoint: Path, *, resume: bool = True) -> None:
+        """Load ``checkpoint``; ``resume``: to train on (checks the data shape, sets later
+        checkpoints aside), else only to use its model (``synthlm.train.standalone``)."""
         state = read_state(checkpoint)
         if state.layout and state.layout != self.plan.layout.to_dict():
             raise UserError(
                 f"{checkpoint}: trained with vocabulary layout {state.layout}, but this config gives "
                 f"{self.plan.layout.to_dict()}; keep the tokenizer and model.num_meta_tokens, or use a new run_dir"
             )
-        if state.data and state.data != self._data_shape() and not (self.cfg.eval_only or self.cfg.predict_only):
+        if resume and state.data and state.data != self._data_shape():
             raise UserError(
                 f"{checkpoint}: trained with {state.data}, but this config gives {self._data_shape()}; "
                 "exact resume needs the same global batch, seq_len and source weights (the data cursor "
@@ -172,7 +172,7 @@ class Trainer:
             )
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
-        if self.accelerator.is_main_process and not (self.cfg.eval_only or self.cfg.predict_only):
+        if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
                 self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
         state.data = self._data_shape()
@@ -200,12 +200,6 @@ class Trainer:
             group["lr"] = base * factor(inner.last_epoch)
         self.accelerator.print(f"optim.lr changed on resume: the schedule now peaks at {self.cfg.optim.lr:g}")
 
-    def report(self, metrics: dict[str, float]) -> None:
-        """Print eval-only metrics (they also go to RUN/metrics.jsonl)."""
-        import json
-
-        self.accelerator.print(json.dumps(metrics, indent=2))
-
     def close(self) -> Path:
         if self.metrics is not None:
             self.metrics.close()
@@ -215,12 +209,12 @@ class Trainer:
     def fit(self) -> Path:
         total = self.plan.total_steps
         try:
-            with self.stop, self._progress_bar() as bar:
+            with self.stop, self._progress_bar() as self.bar:
                 tick = time.perf_counter()
                 for micro_batches in self._batches():
                     result = self.train_step(micro_batches)
                     self.busy_seconds += time.perf_counter() - tick
-                    self._after_step(result, bar)
+                    self._after_step(result)
                     if result.stop:
                         self._stopped()
                         return self.run_dir
@@ -254,7 +248,7 @@ class Trainer:
 
         acc = self.accelerator
         batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
-        counted = sum(count_targets(self.objective, b) for b in batches)
+        counted = sum(int(self.objective.num_targets(b)) for b in batches)  # before any forward
         # float64: token counts stay exact far beyond float32's 2**24
         total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
         scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
@@ -263,14 +257,15 @@ class Trainer:
         groups: dict[str, Any] = {}
         for batch in batches:
             with acc.accumulate(self.model):
-                loss, targets, rows = forward_losses(self.objective, self.model, batch)
+                out = self.objective.forward(self.model, batch)
+                loss, targets, rows = out.loss, out.targets, out.rows
                 acc.backward(loss * scale)
             sums[0] += loss.detach().double()
             sums[1] += targets.detach().double()
             if rows is not None:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
                 sums[3 + sources :].index_add_(0, batch["source"], rows[1].detach().double())
-            for key, value in getattr(self.objective, "last_metric_sums", {}).items():  # per token group
+            for key, value in out.metric_sums.items():  # per token group
                 groups[key] = groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
         sums[2] = float(self.stop.requested)
         values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
@@ -279,7 +274,7 @@ class Trainer:
         if values[1] != values[-1]:
             raise RuntimeError(
                 f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens but the loop "
-                f"pre-counted {values[-1]:.0f} from the labels; count_targets needs this objective's rule"
+                f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this objective's rule"
             )
         loss_value = values[0] / max(values[-1], 1.0)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -320,25 +315,16 @@ class Trainer:
             )
         self.accelerator.print(f"warning: step {step}: the loss is {loss}; batch skipped ({self.state.bad_steps}/{allowed})")
 
-    def _after_step(self, result: StepResult, bar: Any) -> None:
-        """Advance the cursor, then log / evaluate / checkpoint on their cadence."""
+    def _after_step(self, result: StepResult) -> None:
+        """Advance the cursor, then run the hooks that want this step (log, eval, save...)."""
         self.state.step += 1
         self.state.samples += self.plan.batch.global_batch
         self.state.tokens = self.state.samples * self.plan.seq_len
         if not result.skipped:
             self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets, result.groups)
         self.busy_steps += 1
-        bar.update(1)
-        step, last = self.state.step, self.state.step >= self.plan.total_steps
-        train = self.cfg.train
-        if step % train.log_every == 0 or last:
-            self.log(result.lr, bar)
-        if self.plan.has_eval and ((train.eval_every and step % train.eval_every == 0) or last):
-            self.evaluate()
-        if self.lm_eval is not None and self.lm_eval.due(step, last):
-            self.evaluate_lm_eval()
-        if train.checkpoint_every and step % train.checkpoint_every == 0 and not last:
-            self.save_checkpoint()
+        self.bar.update(1)
+        run_hooks(self.hooks, self, result)
 
     def _stopped(self) -> None:
         self.save_checkpoint()
@@ -400,16 +386,6 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
         return metrics
-
-    def predict(self) -> Path:
-        """``predict_only``: the model's outputs for finetune.test (else valid) as jsonl."""
-        from synthlm.train.seq2seq_eval import write_predictions
-
-        path = self.run_dir / "predictions.jsonl"
-        with self.accelerator.autocast():
-            write_predictions(self.plan, self.model, self.accelerator.device, path, write=self.accelerator.is_main_process, progress=self.progress)
-        self.accelerator.wait_for_everyone()
-        return path
 
     def _lm_eval_hook(self) -> Any:
         """The lm-eval tasks of ``train.lm_eval``, resolved and loaded once (None when unset)."""

@@ -23,6 +23,10 @@ from synthlm.train.config import RunConfig, TrainConfig
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
+    from synthlm.finetune.pair_plan import FinetuneData
+    from synthlm.objectives.base import Objective
+    from synthlm.protocols import Tokenizer, TrainObjective, TrainStream
+
 
 @dataclass(frozen=True)
 class BatchPlan:
@@ -60,18 +64,18 @@ def plan_batch(train: TrainConfig, processes: int) -> BatchPlan:
 @dataclass
 class RunPlan:
     config: RunConfig
-    tokenizer: Any  # the tokenizer the run trains with (extended with T5 tokens when needed)
+    tokenizer: Tokenizer  # the tokenizer the run trains with (extended with T5 tokens when needed)
     layout: VocabLayout
     model_config: PretrainedConfig
     batch: BatchPlan
     total_steps: int
-    mixture: Any  # the training stream: a Mixture (mode pt) or a PairDataset (mode ft)
+    mixture: TrainStream  # the training stream: a Mixture (mode pt) or a PairDataset (mode ft)
     source_epochs: dict[str, float]
-    objective: Any
+    objective: TrainObjective
     special_ids: dict[str, int | None] = field(default_factory=dict)  # token ids the model config names
     seq_len: int = 0  # model input tokens per sample (T5: after corruption)
     target_len: int = 0  # seq2seq: decoder tokens per sample (FLOPs); 0 for decoder-only
-    finetune: Any = None  # mode ft: the valid / test pairs (synthlm.finetune.pair_plan.FinetuneData)
+    finetune: FinetuneData | None = None  # mode ft: the valid / test pairs
 
     def __post_init__(self) -> None:
         self.seq_len = self.seq_len or self.config.seq_len
@@ -79,7 +83,7 @@ class RunPlan:
 
     @property
     def seq2seq(self) -> bool:
-        return bool(getattr(self.objective, "seq2seq", False))
+        return bool(self.objective.seq2seq)
 
     @property
     def has_eval(self) -> bool:
@@ -119,13 +123,13 @@ def tokenizer_path(data: DataConfig) -> str:
     raise ConfigError("data.tokenizer: not set, and no natural source records its tokenizer in PREFIX.json; set data.tokenizer to a tokenizer dir")
 
 
-def load_tokenizer_for(data: DataConfig) -> Any:
+def load_tokenizer_for(data: DataConfig) -> Tokenizer:
     from synthlm.tokenizers import load_tokenizer
 
     return load_tokenizer(tokenizer_path(data))
 
 
-def special_ids(tokenizer: Any) -> dict[str, int | None]:
+def special_ids(tokenizer: Tokenizer) -> dict[str, int | None]:
     return {"bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id}
 
 
@@ -190,7 +194,7 @@ def check_wandb(config: RunConfig) -> None:
         require_wandb()
 
 
-def build_objective(config: RunConfig, tokenizer: Any) -> tuple[Any, Any]:
+def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective, Tokenizer]:
     """(objective with its options, the tokenizer to train with).
 
     ``data.document_mask`` is passed only when on, so an objective that cannot honour it fails
@@ -210,7 +214,7 @@ def build_objective(config: RunConfig, tokenizer: Any) -> tuple[Any, Any]:
         raise ConfigError(f"objective ({name}): unsupported option: {exc}") from None
 
 
-def check_model_kind(config: RunConfig, objective: Any) -> None:
+def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
     """The objective and the architecture must agree on encoder-decoder vs decoder-only."""
     from synthlm.models import ARCHS
 
@@ -224,7 +228,7 @@ def check_model_kind(config: RunConfig, objective: Any) -> None:
     )
 
 
-def model_special_ids(tokenizer: Any, objective: Any) -> dict[str, int | None]:
+def model_special_ids(tokenizer: Tokenizer, objective: TrainObjective) -> dict[str, int | None]:
     """The tokenizer's bos/eos/pad, then the ids the objective requires (T5: decoder start)."""
     ids = special_ids(tokenizer)
     for key, value in objective.model_config_overrides().items():

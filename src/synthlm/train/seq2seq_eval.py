@@ -80,10 +80,11 @@ def objective_metrics(plan: Any, model: Any, eval_set: EvalSetConfig, device: An
     groups: dict[str, float] = {}
     for start in range(0, len(samples), batch_size):
         batch = {k: v.to(device) for k, v in objective.collate(samples[start : start + batch_size]).items()}
-        rows, counts = objective.row_loss_sums(model, batch)
+        out = objective.forward(model, batch)
+        rows = out.rows[0] if out.rows is not None else out.loss
         loss_sum += float(rows.double().sum())
-        targets += float(counts.sum())
-        for key, value in getattr(objective, "last_metric_sums", {}).items():
+        targets += float(out.targets)
+        for key, value in out.metric_sums.items():
             groups[key] = groups.get(key, 0.0) + float(torch.as_tensor(value).double())
     metrics = {"loss": loss_sum / targets if targets else float("nan"), "tokens": targets}
     metrics.update(summarize_metrics(groups))

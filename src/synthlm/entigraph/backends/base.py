@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from synthlm.errors import UserError
+from synthlm.registry import Registry
 
 Messages = Sequence[dict[str, str]]
 
@@ -96,15 +97,13 @@ class Backend(abc.ABC):
 
 
 BackendT = TypeVar("BackendT", bound=type[Backend])
-BACKENDS: dict[str, type[Backend]] = {}
+BACKENDS: Registry[type[Backend]] = Registry("backend")
 
 
 def register_backend(name: str) -> Callable[[BackendT], BackendT]:
     def decorate(cls: BackendT) -> BackendT:
-        if name in BACKENDS:
-            raise ValueError(f"backend {name!r} is registered twice")
         cls.name = name
-        BACKENDS[name] = cls
+        BACKENDS.add(name, cls)
         return cls
 
     return decorate
@@ -114,7 +113,7 @@ def build_backend(name: str, options: BackendOptions) -> Backend:
     from synthlm.entigraph import backends  # noqa: F401  (registers the shipped backends)
 
     if name not in BACKENDS:
-        raise UserError(f"--backend {name!r}: unknown backend; choose one of {', '.join(sorted(BACKENDS))}")
+        raise UserError(f"--backend {name!r}: unknown backend; choose one of {', '.join(BACKENDS.names())}")
     return BACKENDS[name](options)
 
 

@@ -1,0 +1,110 @@
+"""What happens after an optimizer step: each piece of work is a hook that decides when it acts.
+
+The loop only advances the cursor and then asks every hook, in order, ``should_run(step)``; the
+hooks that say yes ``run(trainer, result)``. Logging, evaluation, lm-eval and checkpointing are
+the built-in hooks (:func:`default_hooks`), in that order: a step that logs, evaluates and saves
+writes its metrics first and its checkpoint last, so a checkpoint always holds the log-interval
+sums of a completed record. The pattern is OLMo-core's callbacks and torchtitan's
+``validator.should_validate(step)``: a new kind of periodic work is one class here, and the
+loop does not change.
+
+Hooks hold no state of their own that would need saving: what they decide is a pure function
+of the step and the config, so a resumed run acts at the same steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from synthlm.train.loop import StepResult, Trainer
+
+
+class Hook(Protocol):
+    """After-step work: ``should_run`` is asked every step, ``run`` acts when it says yes."""
+
+    def should_run(self, step: int) -> bool: ...
+
+    def run(self, trainer: Trainer, result: StepResult) -> None: ...
+
+
+def every(step: int, interval: int) -> bool:
+    """``interval`` > 0 and ``step`` a multiple of it (0 means never)."""
+    return bool(interval) and step % interval == 0
+
+
+@dataclass(frozen=True)
+class LogHook:
+    """One metrics record every ``train.log_every`` steps and at the last step."""
+
+    interval: int
+    total_steps: int
+
+    def should_run(self, step: int) -> bool:
+        return every(step, self.interval) or step >= self.total_steps
+
+    def run(self, trainer: Trainer, result: StepResult) -> None:
+        trainer.log(result.lr, trainer.bar)
+
+
+@dataclass(frozen=True)
+class EvalHook:
+    """The eval sets every ``train.eval_every`` steps (0: only) at the last step."""
+
+    interval: int
+    total_steps: int
+
+    def should_run(self, step: int) -> bool:
+        return every(step, self.interval) or step >= self.total_steps
+
+    def run(self, trainer: Trainer, result: StepResult) -> None:
+        trainer.evaluate()
+
+
+@dataclass(frozen=True)
+class LMEvalHook:
+    """lm-evaluation-harness tasks (``train.lm_eval``) on their own cadence and at the end."""
+
+    suite: Any  # synthlm.evaluate.lm_eval_bridge.TrainingLMEval, loaded before the model
+    total_steps: int
+
+    def should_run(self, step: int) -> bool:
+        return bool(self.suite.due(step, step >= self.total_steps))
+
+    def run(self, trainer: Trainer, result: StepResult) -> None:
+        trainer.evaluate_lm_eval()
+
+
+@dataclass(frozen=True)
+class CheckpointHook:
+    """A checkpoint every ``train.checkpoint_every`` steps; the last step saves in ``fit``."""
+
+    interval: int
+    total_steps: int
+
+    def should_run(self, step: int) -> bool:
+        return every(step, self.interval) and step < self.total_steps
+
+    def run(self, trainer: Trainer, result: StepResult) -> None:
+        trainer.save_checkpoint()
+
+
+def default_hooks(trainer: Trainer) -> list[Hook]:
+    """The built-in after-step work of a training run, in the order it runs."""
+    train, total = trainer.cfg.train, trainer.plan.total_steps
+    hooks: list[Hook] = [LogHook(train.log_every, total)]
+    if trainer.plan.has_eval:
+        hooks.append(EvalHook(train.eval_every, total))
+    if trainer.lm_eval is not None:
+        hooks.append(LMEvalHook(trainer.lm_eval, total))
+    hooks.append(CheckpointHook(train.checkpoint_every, total))
+    return hooks
+
+
+def run_hooks(hooks: list[Hook], trainer: Trainer, result: StepResult) -> None:
+    """Every hook that wants this step, in order."""
+    step = trainer.state.step
+    for hook in hooks:
+        if hook.should_run(step):
+            hook.run(trainer, result)
