@@ -74,7 +74,9 @@ def test_generate_then_verify(spec, tmp_path):
 def test_metalang_delete_config_generates_and_verifies(tmp_path):
     from pathlib import Path
 
-    config = Path(__file__).parent / "data" / "seqthetic_configs" / "delete.json"
+    config = Path(__file__).resolve().parents[3] / "shared" / "data" / "seqthetic_configs" / "delete.json"
+    if not config.is_file():
+        pytest.skip(f"{config}: the shared Seqthetic configs are not beside this checkout")
     out = tmp_path / "d"
     result = synth("generate", str(config), "--num-token", "12K", "--seed", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr

@@ -92,12 +92,15 @@ def test_seqthetic_flat_config(tmp_path):
         load_spec({"task": "fbm", "vocab_size": 32, "sequence_length_min": 16, "num_token": 500, "colour": 1})
 
 
-SEQTHETIC_CONFIGS = sorted((Path(__file__).parent / "data" / "seqthetic_configs").glob("*.json"))
+# metalang's own configs, as users have them: read from the shared data beside the checkout
+# (third-party files are not copied into the repository)
+SEQTHETIC_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "seqthetic_configs"
+SEQTHETIC_CONFIGS = sorted(SEQTHETIC_DIR.glob("*.json"))
 
 
 @pytest.mark.parametrize("path", SEQTHETIC_CONFIGS, ids=[p.stem for p in SEQTHETIC_CONFIGS])
 def test_metalang_seqthetic_configs_run_unchanged(path):
-    """metalang's synthetic_data/configs/*.json (copied into tests/synth/data) load as they are
+    """metalang's synthetic_data/configs/*.json (../shared/data/seqthetic_configs) load as they are
     and generate sequences that follow Seqthetic's definitions (checked in test_paper_variants)."""
     from synthlm.synth.plan import bind_domains
     from synthlm.synth.rng import generator
