@@ -121,7 +121,7 @@ class Trainer:
         import torch
         from accelerate.utils import set_seed
 
-        from synthlm.models import build_model
+        from synthlm.models import build_model, compile_model
         from synthlm.train.optim import build_optimizer
         from synthlm.train.schedules import build_schedule
 
@@ -131,8 +131,7 @@ class Trainer:
         self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps))
-        if self.cfg.model.compile:
-            model.compile()  # in place: no wrapper, so state-dict keys (and saved HF files) stay plain
+        compile_model(model, self.cfg.model)  # in place: state-dict keys (and saved HF files) stay plain
         return self.accelerator.prepare(model, optimizer, scheduler)
 
     def _flops_per_token(self, model: Any) -> float:
