@@ -33,10 +33,9 @@ import report  # noqa: E402
 SMOKE_CAP = 120.0  # seconds per phase on CPU
 
 
-def run_phase(name: str, out: Path, smoke: bool) -> dict[str, Any]:
+def run_phase(name: str, work: Path, smoke: bool) -> dict[str, Any]:
     """Run one phase in this process; its figures, or the error, as a record."""
     shapes = phases.SMOKE if smoke else phases.GPU
-    work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     ctx = phases.Context(shapes, work, smoke)
     peak = work / "peak.json"
@@ -51,11 +50,11 @@ def run_phase(name: str, out: Path, smoke: bool) -> dict[str, Any]:
     return record
 
 
-def child(name: str, out: Path, cap: float, smoke: bool) -> dict[str, Any]:
+def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
     """Run ``name`` in a fresh process (its own CUDA context and memory) under ``cap`` seconds."""
-    result = out / "work" / f"phase-{name}.json"
+    result = work / f"phase-{name}.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, str(HERE / "check.py"), "--phase", name, "--out", str(out), *(["--smoke"] if smoke else [])]
+    cmd = [sys.executable, str(HERE / "check.py"), "--phase", name, "--out", str(work), "--work", str(work), *(["--smoke"] if smoke else [])]
     started = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=cap, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -69,7 +68,7 @@ def child(name: str, out: Path, cap: float, smoke: bool) -> dict[str, Any]:
             "stderr_tail": done.stderr[-3000:], "seconds": round(time.perf_counter() - started, 2)}
 
 
-def run_all(names: list[str], out: Path, *, smoke: bool, budget: float, inprocess: bool) -> dict[str, Any]:
+def run_all(names: list[str], out: Path, work: Path, *, smoke: bool, budget: float, inprocess: bool) -> dict[str, Any]:
     """Every phase in turn; the summary is rewritten after each one."""
     summary: dict[str, Any] = {"mode": "smoke (CPU, tiny shapes)" if smoke else "gpu", "phases": {}, "started": time.time()}
     deadline = time.perf_counter() + budget
@@ -81,9 +80,9 @@ def run_all(names: list[str], out: Path, *, smoke: bool, budget: float, inproces
         if cap < 5:
             summary["phases"][name] = {"status": "skipped", "error": "the check's time budget ran out"}
         elif inprocess:
-            summary["phases"][name] = run_phase(name, out, smoke)
+            summary["phases"][name] = run_phase(name, work, smoke)
         else:
-            summary["phases"][name] = child(name, out, cap, smoke)
+            summary["phases"][name] = child(name, work, cap, smoke)
         summary["phases"][name]["cap_s"] = round(cap, 1)
         report.write(out, summary)
     summary["passed"] = all(p["status"] == "ok" for p in summary["phases"].values())
@@ -98,12 +97,14 @@ def main() -> int:
     parser.add_argument("--only", default="", help="Comma-separated phases (default: all): " + ", ".join(phases.PHASES))
     parser.add_argument("--budget", type=float, default=460.0, help="Seconds for the whole check (phase caps shrink to fit).")
     parser.add_argument("--inprocess", action="store_true", help="All phases in this process (faster start, no isolation).")
+    parser.add_argument("--work", type=Path, help="Scratch folder (stores, runs, checkpoints); default OUT/work.")
     parser.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one phase, write its record
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    work = args.work or args.out / "work"
     if args.phase:
-        record = run_phase(args.phase, args.out, args.smoke)
-        (args.out / "work" / f"phase-{args.phase}.json").write_text(json.dumps(record, default=str))
+        record = run_phase(args.phase, work, args.smoke)
+        (work / f"phase-{args.phase}.json").write_text(json.dumps(record, default=str))
         return 0
     names = [n for n in args.only.split(",") if n] or list(phases.PHASES)
     unknown = [n for n in names if n not in phases.PHASES]
@@ -111,7 +112,7 @@ def main() -> int:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; allowed: {', '.join(phases.PHASES)}")
     if "env" not in names:
         names.insert(0, "env")  # the measured peak is every MFU's denominator
-    summary = run_all(names, args.out, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess)
+    summary = run_all(names, args.out, work, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess)
     print(json.dumps({n: p["status"] for n, p in summary["phases"].items()}))
     print(f"summary: {args.out / 'summary.md'}")
     return 0 if summary["passed"] else 1
