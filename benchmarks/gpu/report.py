@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-RUN_KEYS = ("step_s", "tokens_per_s", "mfu", "peak_mem_gb", "first_step_s", "setup_s")
+RUN_KEYS = ("step_s", "tokens_per_s", "mfu", "peak_mem_gb", "first_step_s", "setup_s", "loader_headroom")
 
 
 def write(out: Path, summary: dict[str, Any]) -> None:

@@ -116,7 +116,25 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
     finally:
         loop.Trainer._after_step, loop.Trainer.fit = original_step, original_fit  # type: ignore[method-assign]
     trainer = seen["trainer"]
-    return step_figures(trainer, stamps, seen, warmup=warmup, peak_flops=peak_flops, started=started)
+    figures = step_figures(trainer, stamps, seen, warmup=warmup, peak_flops=peak_flops, started=started)
+    loader = loader_samples_per_s(trainer, steps=max(len(stamps), 3))
+    consumed = trainer.plan.batch.global_batch / figures["step_s"]
+    return {**figures, "loader_samples_per_s": round(loader, 1), "loader_headroom": round(loader / consumed, 2)}
+
+
+def loader_samples_per_s(trainer: Any, steps: int) -> float:
+    """Samples/s of the run's own data path alone (mixture, packing, collate, pinning, workers):
+    divided by what a step consumes, the headroom (>1: the GPU never waits for data)."""
+    import torch
+
+    from synthlm.train.batches import step_batches
+
+    plan = trainer.plan
+    start = time.perf_counter()
+    for _ in step_batches(plan.mixture, plan.objective.collate, plan.batch, rank=0, cursor=10_000, steps=steps,
+                          num_workers=plan.config.train.num_workers, pin_memory=torch.cuda.is_available()):
+        pass
+    return steps * plan.batch.global_batch / (time.perf_counter() - start)
 
 
 def step_figures(trainer: Any, stamps: list[float], seen: dict[str, Any], *, warmup: int, peak_flops: float,
