@@ -223,8 +223,7 @@ class Trainer:
                         return self.run_dir
                     tick = time.perf_counter()
             if self.state.step >= total:
-                self.save_checkpoint()
-                self.export(self.run_dir / "final")
+                self.export(self.run_dir / "final", source=self.save_checkpoint())
         finally:
             if self.metrics is not None:
                 self.metrics.close()
@@ -447,10 +446,22 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
-    def export(self, directory: Path) -> Path:
-        """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically."""
+    def export(self, directory: Path, source: Path | None = None) -> Path:
+        """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically.
+
+        ``source``: the checkpoint just saved at this step, whose model files are copied
+        instead of gathering and serialising the weights a second time (the end of every run:
+        for a 1B model that is gigabytes not re-encoded, and a collective not repeated).
+        """
         acc = self.accelerator
-        staging = self._stage(directory.with_name(f"{TEMP_PREFIX}{directory.name}"))
+        staging = directory.with_name(f"{TEMP_PREFIX}{directory.name}")
+        if source is not None:
+            if acc.is_main_process:
+                copy_model_files(source, staging)
+                replace_dir(staging, directory)
+            acc.wait_for_everyone()
+            return directory
+        staging = self._stage(staging)
         self._write_model(staging)
         if acc.is_main_process:
             replace_dir(staging, directory)
@@ -521,6 +532,12 @@ def quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def copy_model_files(checkpoint: Path, staging: Path) -> None:
+    """A checkpoint's HF model, tokenizer and run files, without its trainer state."""
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(checkpoint, staging, ignore=shutil.ignore_patterns(ACCELERATE_DIR, STATE_FILE))
 
 
 def replace_dir(staging: Path, final: Path) -> None:
