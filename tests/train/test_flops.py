@@ -24,3 +24,13 @@ def test_tied_embeddings_count_once_as_the_output_matmul():
 
 def test_mfu_divides_by_the_peak_of_every_device():
     assert mfu(flops_per_tok=1e9, tokens_per_s=1e5, peak_flops=1e15, num_devices=2) == pytest.approx(0.05)
+
+
+def test_attention_flops_use_heads_times_head_dim_when_the_config_sets_head_dim_apart():
+    from synthlm.models import ModelConfig, build_model
+    from synthlm.train.flops import flops_per_token, matmul_params
+
+    cfg = ModelConfig(arch="llama", preset="tiny", overrides={"head_dim": 32})  # 4 heads x 32 = 128, hidden 64
+    model = build_model(cfg, vocab_size=96)
+    layers, seq = model.config.num_hidden_layers, 50
+    assert flops_per_token(model, seq) == 6.0 * matmul_params(model) + 12.0 * layers * (4 * 32) * seq
