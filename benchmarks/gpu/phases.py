@@ -30,7 +30,7 @@ TINY_T5 = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2
 GPU: dict[str, Any] = {
     "peak": {"n": 8192, "dtype": "bfloat16"},
     "llama": {"model": {"arch": "llama", "preset": "1b"}, "vocab": 32000, "seq": 2048, "batch": 8, "steps": 10, "warmup": 3},
-    "llama_batch": {"start": 8, "limit": 128},
+    "llama_batch": {"start": 8, "limit": 64},
     "pythia": {"model": {"arch": "gpt_neox", "preset": "160m"}, "vocab": 50304, "seq": 2048, "batch": 16, "steps": 12, "warmup": 3},
     "t5": {"model": {"arch": "t5", "preset": "base"}, "vocab": 32128, "seq": 512, "batch": 128, "steps": 8, "warmup": 3},
     "depth": {"model": {"arch": "t5", "preset": "small"}, "vocab": 32128, "seq": 512, "batch": 64, "steps": 6, "warmup": 2, "workers": 8},
@@ -95,35 +95,30 @@ def phase_env(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _variants(ctx: Context, key: str) -> dict[str, Any]:
-    """One arch with and without compile (per block), with and without activation checkpointing."""
+def train_variant(ctx: Context, key: str, *, compile_: bool, ckpt: bool) -> dict[str, Any]:
+    """One timed run of ``key``'s shape, with or without compile (per block) and activation
+    checkpointing; each variant is its own phase, so one over its cap loses only itself."""
     spec = ctx.shapes[key]
-    tok = ctx.tok()
     store = wl.random_store(ctx.work, spec["seq"] * spec["batch"] * (spec["steps"] + 2) * 2)
-    out: dict[str, Any] = {"shape": {k: spec[k] for k in ("vocab", "seq", "batch")}, "model": spec["model"]}
-    for compile_ in (False, True):
-        for ckpt in (False, True):
-            name = f"{key}{'-compile' if compile_ else ''}{'-ckpt' if ckpt else ''}"
-            model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"]), "gradient_checkpointing": ckpt,
-                     "compile": compile_, "compile_scope": "blocks", "compile_backend": ctx.shapes["compile_backend"]}
-            config = wl.run_config(ctx.work, name, model=model, store=store, tok=tok, seq_len=spec["seq"], batch=spec["batch"],
-                                   steps=spec["steps"], precision=ctx.shapes["precision"], peak_flops=ctx.peak_flops,
-                                   optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}})
-            figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
-            if not figures["finite"]:
-                raise RuntimeError(f"{name}: non-finite loss")
-            out[name] = figures
-    return out
+    name = f"{key}{'-compile' if compile_ else ''}{'-ckpt' if ckpt else ''}"
+    model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"]), "gradient_checkpointing": ckpt,
+             "compile": compile_, "compile_scope": "blocks", "compile_backend": ctx.shapes["compile_backend"]}
+    config = wl.run_config(ctx.work, name, model=model, store=store, tok=ctx.tok(), seq_len=spec["seq"], batch=spec["batch"],
+                           steps=spec["steps"], precision=ctx.shapes["precision"], peak_flops=ctx.peak_flops,
+                           optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}})
+    figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
+    if not figures["finite"]:
+        raise RuntimeError(f"{name}: non-finite loss")
+    return {"model": spec["model"], "vocab": spec["vocab"], "seq": spec["seq"], "micro_batch": spec["batch"],
+            "precision": ctx.shapes["precision"], "compile": "blocks" if compile_ else False, "checkpointing": ckpt, **figures}
 
 
-def phase_llama(ctx: Context) -> dict[str, Any]:
-    """llama 1b, seq 2048, bf16, SDPA, fused AdamW: tokens/s, MFU, memory, +-compile, +-checkpointing."""
-    return _variants(ctx, "llama")
+def variant_phase(key: str, compile_: bool, ckpt: bool) -> Callable[[Context], dict[str, Any]]:
+    def phase(ctx: Context) -> dict[str, Any]:
+        return train_variant(ctx, key, compile_=compile_, ckpt=ckpt)
 
-
-def phase_pythia(ctx: Context) -> dict[str, Any]:
-    """Pythia-160m-class gpt_neox the same way (the meta-language setting)."""
-    return _variants(ctx, "pythia")
+    phase.__doc__ = f"{key}: compile={compile_}, activation checkpointing={ckpt}"
+    return phase
 
 
 def phase_llama_batch(ctx: Context) -> dict[str, Any]:
@@ -346,13 +341,20 @@ def phase_gpu_tests(ctx: Context) -> dict[str, Any]:
 
 PHASES: dict[str, tuple[Callable[[Context], dict[str, Any]], float]] = {  # name -> (fn, GPU time cap s)
     "env": (phase_env, 20),
-    "llama": (phase_llama, 130),
-    "llama_batch": (phase_llama_batch, 40),
-    "pythia": (phase_pythia, 50),
+    # llama 1b, seq 2048, bf16, SDPA, fused AdamW (then Pythia-160m-class gpt_neox the same way)
+    "llama": (variant_phase("llama", False, False), 30),
+    "llama_ckpt": (variant_phase("llama", False, True), 30),
+    "llama_compile": (variant_phase("llama", True, False), 50),
+    "llama_compile_ckpt": (variant_phase("llama", True, True), 45),
+    "llama_batch": (phase_llama_batch, 35),
+    "pythia": (variant_phase("pythia", False, False), 15),
+    "pythia_ckpt": (variant_phase("pythia", False, True), 15),
+    "pythia_compile": (variant_phase("pythia", True, False), 30),
+    "pythia_compile_ckpt": (variant_phase("pythia", True, True), 25),
     "t5": (phase_t5, 50),
-    "depth": (phase_depth, 40),
-    "fsdp": (phase_fsdp, 50),
-    "resume": (phase_resume, 25),
+    "depth": (phase_depth, 35),
+    "fsdp": (phase_fsdp, 45),
+    "resume": (phase_resume, 20),
     "generate": (phase_generate, 15),
-    "gpu_tests": (phase_gpu_tests, 30),
+    "gpu_tests": (phase_gpu_tests, 25),
 }

@@ -32,7 +32,7 @@ def markdown(summary: dict[str, Any]) -> str:
     for name, phase in summary["phases"].items():
         lines.append(f"| {name} | {phase['status']} | {phase.get('seconds', '-')} ({phase.get('cap_s', '-')}) |")
     lines.append("")
-    runs = [(f"{name}/{key}", value) for name, phase in summary["phases"].items()
+    runs = [(name if key == "run" else f"{name}/{key}", value) for name, phase in summary["phases"].items()
             for key, value in _runs(phase.get("figures", {}))]
     if runs:
         lines += ["| run | " + " | ".join(RUN_KEYS) + " |", "|---" * (len(RUN_KEYS) + 1) + "|"]

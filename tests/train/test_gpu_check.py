@@ -33,10 +33,12 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
     failed = {n: p.get("error") for n, p in summary["phases"].items() if p["status"] != "ok"}
     assert done.returncode == 0 and not failed, (failed, done.stderr[-3000:])
     phases = summary["phases"]
-    assert list(phases) == ["env", "llama", "llama_batch", "pythia", "t5", "depth", "fsdp", "resume", "generate", "gpu_tests"]
-    llama = phases["llama"]["figures"]
-    assert {"llama", "llama-ckpt", "llama-compile", "llama-compile-ckpt"} <= set(llama)
-    assert all(llama[k]["tokens_per_s"] > 0 and llama[k]["mfu"] > 0 for k in ("llama", "llama-compile-ckpt"))
+    variants = [f"{arch}{v}" for arch in ("llama", "pythia") for v in ("", "_ckpt", "_compile", "_compile_ckpt")]
+    assert set(phases) == {"env", "llama_batch", "t5", "depth", "fsdp", "resume", "generate", "gpu_tests", *variants}
+    for name in variants:
+        run = phases[name]["figures"]
+        assert run["tokens_per_s"] > 0 and run["mfu"] > 0 and run["loader_headroom"] > 0 and run["finite"]
+        assert run["compile"] == ("blocks" if "compile" in name else False) and run["checkpointing"] == name.endswith("ckpt")
     assert phases["llama_batch"]["figures"]["no_ckpt"]["largest_micro_batch"] >= 1
     assert phases["t5"]["figures"]["finite"] and phases["depth"]["figures"]["masks"]["sdpa_vs_eager_fp32"] <= 1e-4
     assert phases["resume"]["figures"]["identical"] and phases["fsdp"]["figures"]["identical"]
