@@ -251,7 +251,7 @@ class Trainer:
 
         acc = self.accelerator
         batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
-        counted = sum(count_targets(self.objective, b) for b in batches)
+        counted = sum(count_targets(self.objective, b) for b in micro_batches)  # on the host copies: no device sync
         # float64: token counts stay exact far beyond float32's 2**24
         total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
         scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
