@@ -60,10 +60,12 @@ def step_batches(
     num_workers: int = 0,
     pin_memory: bool = False,
     prefetch: int = 0,
+    device: Any = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield, for each of ``steps`` optimizer steps, this rank's ``accum`` collated micro-batches.
 
-    ``prefetch``: steps prepared ahead by a background thread when ``num_workers`` is 0.
+    ``prefetch``: steps prepared ahead by a background thread when ``num_workers`` is 0;
+    ``device``: this rank's accelerator, made current in that thread (see :func:`prefetched`).
     """
     from torch.utils.data import DataLoader
 
@@ -80,19 +82,21 @@ def step_batches(
     micro_batches = iter(loader)
     steps_ahead = ([next(micro_batches) for _ in range(batch.accum)] for _ in range(steps))
     if prefetch and num_workers == 0:  # workers already prefetch (prefetch_factor) in their processes
-        yield from prefetched(steps_ahead, depth=prefetch)
+        yield from prefetched(steps_ahead, depth=prefetch, device=device)
     else:
         yield from steps_ahead
 
 
-def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+def prefetched(items: Iterator[Any], depth: int, device: Any = None) -> Iterator[Any]:
     """``items`` made by a background thread up to ``depth`` ahead, in the same order.
 
     Why: with ``num_workers=0`` the step's batches are sampled, packed and collated (and
     pinned) on the training thread, between steps, while a GPU sits idle. A thread overlaps
     that work with the GPU's compute: torch releases the GIL while it waits for the device.
     Order is unchanged (one producer), so runs stay reproducible; the producer's exceptions
-    are raised here, and it stops when the consumer does.
+    are raised here, and it stops when the consumer does. A new thread's current CUDA device is
+    device 0, so it is set to ``device`` first: pinning memory from rank 1 must not open a
+    context on GPU 0 (what DataLoader's own pinning thread does too).
     """
     import queue
     import threading
@@ -102,6 +106,10 @@ def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
 
     def produce() -> None:
         try:
+            if getattr(device, "type", None) == "cuda" and device.index is not None:
+                import torch
+
+                torch.cuda.set_device(device)
             for item in items:
                 while not stop.is_set():
                     try:

@@ -243,6 +243,7 @@ class Trainer:
             num_workers=self.cfg.train.num_workers,
             pin_memory=self.accelerator.device.type == "cuda",
             prefetch=2 if self.accelerator.device.type != "cpu" else 0,  # keep a GPU fed; CPU steps share its cores
+            device=self.accelerator.device,
         )
 
     def train_step(self, micro_batches: list[dict[str, Any]]) -> StepResult:
