@@ -54,3 +54,14 @@ def test_chunked_cross_entropy_matches_the_reference_on_cuda_bf16_logits():
     (grad_ref,) = torch.autograd.grad(ref.sum(), logits)
     torch.testing.assert_close(mine, ref)
     torch.testing.assert_close(grad_mine, grad_ref)
+
+
+def test_the_prefetch_thread_pins_batches_on_this_ranks_device():
+    from synthlm.train.batches import prefetched
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    out = list(prefetched((torch.ones(4).pin_memory() for _ in range(3)), depth=2, device=device))
+    assert len(out) == 3 and all(t.is_pinned() for t in out)
+    moved = out[0].to(device, non_blocking=True)
+    torch.cuda.synchronize()
+    assert moved.device == device
