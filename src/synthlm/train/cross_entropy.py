@@ -6,8 +6,9 @@ log-softmax for the backward, and an fp32 gradient: at seq 2048 x batch 8 that i
 tensors of 2-8 GB each for 32k-128k ids. Here the rows are cut into chunks, each chunk's loss
 is computed in fp32 under activation checkpointing (nothing kept; recomputed in the backward,
 chunk by chunk), so the fp32 work never exceeds one chunk. Values and gradients equal the
-plain recipe's (same ops on the same rows); chunking starts only where it saves memory, so
-small models (and CPU test runs) take the plain path with no recomputation.
+plain recipe's (same ops on the same rows); chunking starts only where it saves memory (on an
+accelerator, logits over ~256 MB in fp32), so small models and CPU runs take the plain path
+with no recomputation.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, ignore_in
                         chunk_tokens: int | None = None) -> torch.Tensor:
     """fp32 losses shaped like ``labels`` (0 where ignored) for ``logits`` [..., V].
 
-    ``chunk_tokens``: rows per chunk (default: :func:`auto_chunk`). ``logits`` should be
-    contiguous so that flattening it is a view, not a copy.
+    ``chunk_tokens``: rows per chunk (default: :func:`auto_chunk` on an accelerator; none on
+    CPU, where memory is rarely the limit and the recomputation costs 1.5-2.5x the loss's time,
+    see benchmarks/RESULTS.md). ``logits`` should be contiguous so that flattening it is a
+    view, not a copy.
     """
     vocab = logits.shape[-1]
     flat, targets = logits.reshape(-1, vocab), labels.reshape(-1)
-    chunk = chunk_tokens or auto_chunk(vocab)
-    if flat.shape[0] <= chunk or not torch.is_grad_enabled() or not flat.requires_grad:
+    chunk = chunk_tokens or (auto_chunk(vocab) if logits.device.type != "cpu" else 0)
+    if not chunk or flat.shape[0] <= chunk or not torch.is_grad_enabled() or not flat.requires_grad:
         return _losses(flat, targets, ignore_index).view(labels.shape)
     pieces = [
         checkpoint(_losses, rows, row_targets, ignore_index, use_reentrant=False)
