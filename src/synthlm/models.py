@@ -215,7 +215,12 @@ class ModelConfig(Section):
     dtype: Dtype = Field("fp32", description="Dtype the weights are stored and updated in (use train.precision for autocast).")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", description="Attention kernel; sdpa picks flash/memory-efficient kernels where the device has them.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
-    compile: bool = Field(False, description="Wrap the model in torch.compile.")
+    compile: bool = Field(False, description="Compile the model with torch.compile (in place: state-dict keys stay plain).")
+    compile_scope: Literal["model", "blocks"] = Field(
+        "model", description="model: one graph for the whole network; blocks: each repeated layer (decoder/encoder block) compiled alone, "
+        "so identical layers share one compiled graph and the first step starts in seconds instead of minutes on large models.",
+    )
+    compile_backend: str = Field("inductor", description="torch.compile backend: inductor (fused kernels), or aot_eager / eager to debug tracing.")
 
     @field_validator("arch")
     @classmethod
@@ -308,6 +313,40 @@ def set_special_ids(model: PreTrainedModel, special_ids: dict[str, int | None] |
         setattr(model.config, f"{name}_token_id", value)
         if getattr(model, "generation_config", None) is not None:
             setattr(model.generation_config, f"{name}_token_id", value)
+
+
+def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
+    """Compile ``model`` in place as ``cfg`` says; returns the number of modules compiled.
+
+    In place (``Module.compile``) rather than wrapped, so parameter names, checkpoints and the
+    saved HF files are unchanged. With ``compile_scope: blocks`` every layer of the model's
+    repeated-block lists is compiled alone: dynamo traces the layer's code once and reuses the
+    graph for the other layers of the same shape, which is what makes the first step of a
+    1B model start in seconds; the embedding, final norm, output layer and loss stay eager.
+    """
+    if not cfg.compile:
+        return 0
+    if cfg.compile_scope == "model":
+        model.compile(backend=cfg.compile_backend)
+        return 1
+    blocks = repeated_blocks(model)
+    if not blocks:
+        raise ConfigError(f"model.compile_scope=blocks: found no repeated layers in {type(model).__name__}; use compile_scope: model")
+    for block in blocks:
+        block.compile(backend=cfg.compile_backend)
+    return len(blocks)
+
+
+def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The layers of every ``ModuleList`` whose children are all of one class (decoder layers,
+    T5 blocks): the units that activation checkpointing and per-block compile work on."""
+    import torch
+
+    blocks = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1:
+            blocks.extend(module)
+    return blocks
 
 
 def enable_checkpointing(model: PreTrainedModel) -> None:

@@ -31,3 +31,13 @@ def test_mfu_is_logged_only_against_a_known_peak():
     cpu = torch.device("cpu")
     assert mfu_record(1e9, 1e5, None, cpu, 1) == {}  # no CPU peak: no number against an H100's
     assert mfu_record(1e9, 1e5, 1e15, cpu, 2) == {"mfu": pytest.approx(0.05)}  # a configured peak
+
+
+def test_attention_flops_use_heads_times_head_dim_when_the_config_sets_head_dim_apart():
+    from synthlm.models import ModelConfig, build_model
+    from synthlm.train.flops import flops_per_token, matmul_params
+
+    cfg = ModelConfig(arch="llama", preset="tiny", overrides={"head_dim": 32})  # 4 heads x 32 = 128, hidden 64
+    model = build_model(cfg, vocab_size=96)
+    layers, seq = model.config.num_hidden_layers, 50
+    assert flops_per_token(model, seq) == 6.0 * matmul_params(model) + 12.0 * layers * (4 * 32) * seq

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from synthlm.config import Section
 from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
+from synthlm.train.cross_entropy import shifted_labels, token_cross_entropy
 
 
 def segment_positions(segments: np.ndarray) -> np.ndarray:
@@ -90,9 +90,8 @@ class CausalLM(Objective):
             dtype = next(model.parameters()).dtype
             kwargs["attention_mask"] = block_causal_mask(batch["segment_ids"], dtype=dtype)
             kwargs["position_ids"] = batch["position_ids"]
-        logits = model(**kwargs).logits[:, :-1]
+        logits = model(**kwargs).logits
+        # fp32 loss in chunks (see synthlm.train.cross_entropy); the last position has no target
+        losses = token_cross_entropy(logits, shifted_labels(batch["labels"]))[:, :-1]
         labels = batch["labels"][:, 1:]
-        losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-        ).view(labels.shape)
         return losses, labels != IGNORE_INDEX

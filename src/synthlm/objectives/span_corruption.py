@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from synthlm.config import Section, validate
@@ -44,6 +43,7 @@ from synthlm.objectives.t5_noise import (
     sample_rng,
 )
 from synthlm.text.special_tokens import resolve_ids, sentinel_names, vocabulary, with_t5_tokens
+from synthlm.train.cross_entropy import token_cross_entropy
 
 
 class SpanCorruptionConfig(Section):
@@ -160,9 +160,7 @@ class EncoderDecoderObjective(Objective):
         """Per-position losses [B, T] (0 where ignored), target indicator, argmax correctness."""
         logits = self.forward_logits(model, batch)
         labels = batch["labels"]
-        losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-        ).view(labels.shape)
+        losses = token_cross_entropy(logits, labels)  # fp32, chunked where the logits are large
         correct = logits.detach().argmax(-1) == labels
         return losses, labels != IGNORE_INDEX, correct
 

@@ -62,8 +62,14 @@ def step_batches(
     steps: int,
     num_workers: int = 0,
     pin_memory: bool = False,
+    prefetch: int = 0,
+    device: Any = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield, for each of ``steps`` optimizer steps, this rank's ``accum`` collated micro-batches."""
+    """Yield, for each of ``steps`` optimizer steps, this rank's ``accum`` collated micro-batches.
+
+    ``prefetch``: steps prepared ahead by a background thread when ``num_workers`` is 0;
+    ``device``: this rank's accelerator, made current in that thread (see :func:`prefetched`).
+    """
     from torch.utils.data import DataLoader
 
     indices = RankIndices(cursor, batch.micro, batch.processes, rank, steps * batch.accum * batch.micro)
@@ -77,5 +83,59 @@ def step_batches(
         prefetch_factor=4 if num_workers else None,
     )
     micro_batches = iter(loader)
-    for _ in range(steps):
-        yield [next(micro_batches) for _ in range(batch.accum)]
+    steps_ahead = ([next(micro_batches) for _ in range(batch.accum)] for _ in range(steps))
+    if prefetch and num_workers == 0:  # workers already prefetch (prefetch_factor) in their processes
+        yield from prefetched(steps_ahead, depth=prefetch, device=device)
+    else:
+        yield from steps_ahead
+
+
+def prefetched(items: Iterator[Any], depth: int, device: Any = None) -> Iterator[Any]:
+    """``items`` made by a background thread up to ``depth`` ahead, in the same order.
+
+    Why: with ``num_workers=0`` the step's batches are sampled, packed and collated (and
+    pinned) on the training thread, between steps, while a GPU sits idle. A thread overlaps
+    that work with the GPU's compute: torch releases the GIL while it waits for the device.
+    Order is unchanged (one producer), so runs stay reproducible; the producer's exceptions
+    are raised here, and it stops when the consumer does. A new thread's current CUDA device is
+    device 0, so it is set to ``device`` first: pinning memory from rank 1 must not open a
+    context on GPU 0 (what DataLoader's own pinning thread does too).
+    """
+    import queue
+    import threading
+
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            if getattr(device, "type", None) == "cuda" and device.index is not None:
+                import torch
+
+                torch.cuda.set_device(device)
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            buffer.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="synthlm-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -41,8 +41,16 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
     """Training FLOPs (forward + backward) per token at context length ``seq_len``."""
     config = model.config
     layers = int(getattr(config, "num_hidden_layers", 0))
-    width = int(getattr(config, "hidden_size", 0))
-    return 6.0 * matmul_params(model) + 12.0 * layers * width * seq_len
+    return 6.0 * matmul_params(model) + 12.0 * layers * attention_width(config) * seq_len
+
+
+def attention_width(config: object) -> int:
+    """Query heads x head width: the width of the score and value matmuls. It is the hidden
+    size unless the config sets ``head_dim`` apart (Llama-family configs may)."""
+    heads, head_dim = getattr(config, "num_attention_heads", None), getattr(config, "head_dim", None)
+    if heads and head_dim:
+        return int(heads) * int(head_dim)
+    return int(getattr(config, "hidden_size", 0))
 
 
 def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: int) -> float:

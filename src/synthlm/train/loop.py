@@ -123,7 +123,7 @@ class Trainer:
         import torch
         from accelerate.utils import set_seed
 
-        from synthlm.models import build_model
+        from synthlm.models import build_model, compile_model
         from synthlm.train.optim import build_optimizer
         from synthlm.train.schedules import build_schedule
 
@@ -133,8 +133,7 @@ class Trainer:
         self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps))
-        if self.cfg.model.compile:
-            model.compile()  # in place: no wrapper, so state-dict keys (and saved HF files) stay plain
+        compile_model(model, self.cfg.model)  # in place: state-dict keys (and saved HF files) stay plain
         return self.accelerator.prepare(model, optimizer, scheduler)
 
     def _flops_per_token(self, model: Any) -> float:
@@ -220,8 +219,7 @@ class Trainer:
                         return self.run_dir
                     tick = time.perf_counter()
             if self.state.step >= total:
-                self.save_checkpoint()
-                self.export(self.run_dir / "final")
+                self.export(self.run_dir / "final", source=self.save_checkpoint())
         finally:
             if self.metrics is not None:
                 self.metrics.close()
@@ -240,6 +238,8 @@ class Trainer:
             steps=remaining,
             num_workers=self.cfg.train.num_workers,
             pin_memory=self.accelerator.device.type == "cuda",
+            prefetch=2 if self.accelerator.device.type != "cpu" else 0,  # keep a GPU fed; CPU steps share its cores
+            device=self.accelerator.device,
         )
 
     def train_step(self, micro_batches: list[dict[str, Any]]) -> StepResult:
@@ -248,7 +248,7 @@ class Trainer:
 
         acc = self.accelerator
         batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
-        counted = sum(int(self.objective.num_targets(b)) for b in batches)  # before any forward
+        counted = sum(int(self.objective.num_targets(b)) for b in micro_batches)  # host copies: no device sync
         # float64: token counts stay exact far beyond float32's 2**24
         total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
         scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
@@ -425,10 +425,22 @@ class Trainer:
         acc.wait_for_everyone()
         return final
 
-    def export(self, directory: Path) -> Path:
-        """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically."""
+    def export(self, directory: Path, source: Path | None = None) -> Path:
+        """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically.
+
+        ``source``: the checkpoint just saved at this step, whose model files are copied
+        instead of gathering and serialising the weights a second time (the end of every run:
+        for a 1B model that is gigabytes not re-encoded, and a collective not repeated).
+        """
         acc = self.accelerator
-        staging = self._stage(directory.with_name(f"{TEMP_PREFIX}{directory.name}"))
+        staging = directory.with_name(f"{TEMP_PREFIX}{directory.name}")
+        if source is not None:
+            if acc.is_main_process:
+                copy_model_files(source, staging)
+                replace_dir(staging, directory)
+            acc.wait_for_everyone()
+            return directory
+        staging = self._stage(staging)
         self._write_model(staging)
         if acc.is_main_process:
             replace_dir(staging, directory)
@@ -500,6 +512,12 @@ def quiet_logger(name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def copy_model_files(checkpoint: Path, staging: Path) -> None:
+    """A checkpoint's HF model, tokenizer and run files, without its trainer state."""
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(checkpoint, staging, ignore=shutil.ignore_patterns(ACCELERATE_DIR, STATE_FILE))
 
 
 def replace_dir(staging: Path, final: Path) -> None:

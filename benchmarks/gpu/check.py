@@ -1,0 +1,122 @@
+"""The prepared GPU check: one command that a session holding a device runs (under 8 minutes on
+one H200), and the same paths in ``--smoke`` mode on CPU with tiny shapes (the test suite runs
+it, so the check cannot rot between GPU sessions).
+
+    python benchmarks/gpu/check.py --out DIR [--smoke] [--only llama,t5] [--budget 460] [--inprocess]
+
+Each phase (see phases.py) runs in its own Python process under its own time cap (the caps are
+scaled down when the whole budget would run out), so an out-of-memory error, a hang or a crash
+in one is recorded in the summary and the others still run. ``DIR/summary.json`` and
+``DIR/summary.md`` are rewritten after every phase (atomically), so even a run killed from the
+outside leaves the phases it finished. Exit status: 0 when every phase passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import phases  # noqa: E402
+
+import report  # noqa: E402
+
+SMOKE_CAP = 120.0  # seconds per phase on CPU
+
+
+def run_phase(name: str, work: Path, smoke: bool) -> dict[str, Any]:
+    """Run one phase in this process; its figures, or the error, as a record."""
+    shapes = phases.SMOKE if smoke else phases.GPU
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = phases.Context(shapes, work, smoke)
+    peak = work / "peak.json"
+    ctx.peak_flops = json.loads(peak.read_text())["peak_flops"] if peak.is_file() else 1.0
+    started = time.perf_counter()
+    try:
+        figures = phases.PHASES[name][0](ctx)
+        record = {"status": "ok", "figures": figures}
+    except Exception as exc:  # recorded: one failing phase must not stop the others
+        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[-4000:], "traceback": traceback.format_exc()[-4000:]}
+    record["seconds"] = round(time.perf_counter() - started, 2)
+    return record
+
+
+def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
+    """Run ``name`` in a fresh process (its own CUDA context and memory) under ``cap`` seconds."""
+    result = work / f"phase-{name}.json"
+    result.unlink(missing_ok=True)
+    cmd = [sys.executable, str(HERE / "check.py"), "--phase", name, "--out", str(work), "--work", str(work), *(["--smoke"] if smoke else [])]
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=cap, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-2000:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        return {"status": "timeout", "error": f"over its {cap:.0f} s cap", "stderr_tail": tail, "seconds": round(cap, 2)}
+    if result.is_file():
+        return json.loads(result.read_text())
+    return {"status": "failed", "error": f"the phase process exited with {done.returncode} and wrote no result",
+            "stderr_tail": done.stderr[-3000:], "seconds": round(time.perf_counter() - started, 2)}
+
+
+def run_all(names: list[str], out: Path, work: Path, *, smoke: bool, budget: float, inprocess: bool) -> dict[str, Any]:
+    """Every phase in turn; the summary is rewritten after each one."""
+    summary: dict[str, Any] = {"mode": "smoke (CPU, tiny shapes)" if smoke else "gpu", "phases": {}, "started": time.time()}
+    deadline = time.perf_counter() + budget
+    caps = {name: SMOKE_CAP if smoke else phases.PHASES[name][1] for name in names}
+    for i, name in enumerate(names):
+        left = deadline - time.perf_counter()
+        still = sum(caps[n] for n in names[i:])
+        cap = min(caps[name], max(left, 0.0) * caps[name] / still) if still else 0.0
+        if cap < 5:
+            summary["phases"][name] = {"status": "skipped", "error": "the check's time budget ran out"}
+        elif inprocess:
+            summary["phases"][name] = run_phase(name, work, smoke)
+        else:
+            summary["phases"][name] = child(name, work, cap, smoke)
+        summary["phases"][name]["cap_s"] = round(cap, 1)
+        report.write(out, summary)
+    summary["passed"] = all(p["status"] == "ok" for p in summary["phases"].values())
+    report.write(out, summary)
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="Folder for summary.json / summary.md (and scratch).")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes: every path, in a couple of minutes.")
+    parser.add_argument("--only", default="", help="Comma-separated phases (default: all): " + ", ".join(phases.PHASES))
+    parser.add_argument("--budget", type=float, default=460.0, help="Seconds for the whole check (phase caps shrink to fit).")
+    parser.add_argument("--inprocess", action="store_true", help="All phases in this process (faster start, no isolation).")
+    parser.add_argument("--work", type=Path, help="Scratch folder (stores, runs, checkpoints); default OUT/work.")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one phase, write its record
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.work or args.out / "work"
+    if args.phase:
+        record = run_phase(args.phase, work, args.smoke)
+        (work / f"phase-{args.phase}.json").write_text(json.dumps(record, default=str))
+        return 0
+    names = [n for n in args.only.split(",") if n] or list(phases.PHASES)
+    unknown = [n for n in names if n not in phases.PHASES]
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(unknown)}; allowed: {', '.join(phases.PHASES)}")
+    if "env" not in names:
+        names.insert(0, "env")  # the measured peak is every MFU's denominator
+    summary = run_all(names, args.out, work, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess)
+    print(json.dumps({n: p["status"] for n, p in summary["phases"].items()}))
+    print(f"summary: {args.out / 'summary.md'}")
+    return 0 if summary["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
