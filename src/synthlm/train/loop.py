@@ -45,6 +45,7 @@ from synthlm.train.checkpoint import (
     temp_dir,
     write_chat_template,
     write_info,
+    write_errors,
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
@@ -435,7 +436,7 @@ class Trainer:
         if (final / STATE_FILE).is_file():  # resumed exactly here: it already exists
             return final
         staging = self._stage(temp_dir(self.run_dir, self.state.step))
-        with quiet_logger("accelerate.utils.other"):  # "Removed shared tensor": T5's tied embeddings, restored on load
+        with quiet_logger("accelerate.utils.other"), write_errors(staging):  # "Removed shared tensor": T5's tied embeddings
             acc.save_state(str(staging / ACCELERATE_DIR))
         self.state.interval = self.interval.to_dict()
         self._write_model(staging)
