@@ -374,14 +374,10 @@ class TokenStoreWriter:
                 "num_tokens": self.num_tokens,
                 "has_mask": self._mask is not None,
             }
-            if self._mask is None:  # an overwritten store must not keep an older loss mask
-                for stale in (bin_path(mask_prefix(self.prefix)), idx_path(mask_prefix(self.prefix))):
-                    stale.unlink(missing_ok=True)
+            files = {}
             for (temp_bin, temp_idx), prefix in finished:
-                publish(temp_bin, bin_path(prefix))
-                if prefix == self.prefix:
-                    atomic_write_json(meta_path(prefix), metadata)
-                publish(temp_idx, idx_path(prefix))
+                files[bin_path(prefix)], files[idx_path(prefix)] = temp_bin, temp_idx
+            publish_store(self.prefix, files, metadata)
         except BaseException:
             self.abort()
             raise
@@ -409,6 +405,40 @@ def write_store(
         return writer.finalize()
 
 
+def publish_store(prefix: Path, files: dict[Path, Path], metadata: dict[str, Any]) -> None:
+    """Move a store's finished temporaries (``{final: temp}``) to their names, so that no reader
+    can ever open a mix of two versions, whatever moment a kill strikes.
+
+    A store is visible only when ``PREFIX.idx`` and ``PREFIX.bin`` both exist (see
+    :class:`TokenStore`), so the old ``.idx`` (and the old mask's) is removed first; then the
+    mask, the ``.bin`` and the provenance ``.json`` are renamed; the new ``.idx``, renamed last, is
+    the commit point. In between there is no store at ``PREFIX`` (a reader gets "no token store
+    here"), never an old ``.idx`` beside a new ``.bin``.
+    """
+    prefix = normalize_prefix(prefix)
+    mask = mask_prefix(prefix)
+    steps: list[tuple[str, Path, Path | None]] = [("remove", idx_path(prefix), None), ("remove", idx_path(mask), None)]
+    if bin_path(mask) not in files:  # an overwritten store must not keep an older loss mask
+        steps.append(("remove", bin_path(mask), None))
+    order = [bin_path(mask), idx_path(mask), bin_path(prefix)]
+    steps += [("publish", final, files[final]) for final in order if final in files]
+    steps.append(("json", meta_path(prefix), None))
+    steps.append(("publish", idx_path(prefix), files[idx_path(prefix)]))
+    for step in steps:
+        _publish_step(step, metadata)
+
+
+def _publish_step(step: tuple[str, Path, Path | None], metadata: dict[str, Any]) -> None:
+    """One step of :func:`publish_store` (a function of its own so tests can kill between steps)."""
+    action, final, temp = step
+    if action == "remove":
+        final.unlink(missing_ok=True)
+    elif action == "json":
+        atomic_write_json(final, metadata)
+    else:
+        publish(temp, final)
+
+
 def remove_store(prefix: str | Path) -> None:
     """Delete a store and its sidecars (used when a user asks to overwrite)."""
     prefix = normalize_prefix(prefix)
@@ -422,10 +452,19 @@ def remove_store(prefix: str | Path) -> None:
 # Merging
 
 
-def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size: int | None = None) -> TokenStore:
-    """Concatenate stores in the given order into ``out`` (documents kept intact)."""
+def merge_stores(
+    prefixes: Sequence[str | Path], out: str | Path, *, vocab_size: int | None = None, overwrite: bool = False
+) -> TokenStore:
+    """Concatenate stores in the given order into ``out`` (documents kept intact).
+
+    An existing store at ``out`` is replaced only with ``overwrite`` (as ``tokenize`` does).
+    """
     if not prefixes:
         raise StoreError("merge: give at least one input store")
+    if store_exists(normalize_prefix(out)) and not overwrite:
+        raise StoreError(f"{normalize_prefix(out)}: a token store already exists; pass --overwrite to replace it")
+    if normalize_prefix(out) in {normalize_prefix(p) for p in prefixes}:
+        raise StoreError(f"--out {out}: is also an input; write the merged store to a new prefix")
     stores = [TokenStore(p, check_ids=False) for p in prefixes]
     dtypes = {s.dtype for s in stores}
     if len(dtypes) != 1:
@@ -467,10 +506,7 @@ def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size:
             "num_tokens": int(sum(s.num_tokens for s in stores)),
             "has_mask": stores[0].has_mask,
         }
-        for temp, final in staged:
-            if final.suffix == ".idx" and final == idx_path(out):
-                atomic_write_json(meta_path(out), metadata)
-            publish(temp, final)
+        publish_store(out, {final: temp for temp, final in staged}, metadata)
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
