@@ -254,32 +254,83 @@ class TokenStore:
 
 
 class _BinWriter:
-    """Streams one ``.bin`` to a temporary name and writes its ``.idx`` at the end."""
+    """Streams one ``.bin`` to a temporary name and writes its ``.idx`` at the end.
 
-    def __init__(self, prefix: Path, dtype: np.dtype) -> None:
+    With a ``work`` directory the temporaries have fixed names there and the document sizes are
+    appended to a ``.sizes`` file as they come, so a killed run can :meth:`resume`: the files
+    are cut back to the last recorded state and writing continues after it.
+    """
+
+    def __init__(self, prefix: Path, dtype: np.dtype, work: Path | None = None) -> None:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
-        self.temp_bin = temp_name(bin_path(prefix))
-        self.temp_idx = temp_name(idx_path(prefix))
-        self.handle = open(self.temp_bin, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.work = work
+        if work is None:
+            self.temp_bin, self.temp_idx = temp_name(bin_path(prefix)), temp_name(idx_path(prefix))
+        else:
+            self.temp_bin, self.temp_idx = work / f"{prefix.name}.bin", work / f"{prefix.name}.idx"
+        self.sizes_file = None if work is None else work / f"{prefix.name}.sizes"
+        # work mode appends: a resumed run's files are cut back to its state by resume()
+        self.handle = open(self.temp_bin, "wb" if work is None else "ab")  # noqa: SIM115 - closed in finish/abort
+        self.sizes_handle = None if self.sizes_file is None else open(self.sizes_file, "ab")  # noqa: SIM115
         self.sizes: list[np.ndarray] = []
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
         self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
-        self.sizes.append(np.asarray(sizes, dtype=np.int32))
+        sizes = np.asarray(sizes, dtype=np.int32)
+        self.sizes.append(sizes)
+        if self.sizes_handle is not None:
+            self.sizes_handle.write(sizes.tobytes())
+
+    def flush(self) -> None:
+        """Hand the written bytes to the OS (enough for a process kill; see :meth:`resume`)."""
+        self.handle.flush()
+        if self.sizes_handle is not None:
+            self.sizes_handle.flush()
+
+    def resume(self, documents: int, tokens: int, store_idx: Path) -> None:
+        """Continue after ``documents`` / ``tokens`` recorded by a killed run (work mode only).
+
+        A run killed while publishing has moved some temporaries to their final names already;
+        as long as the store's ``.idx`` (the commit point, ``store_idx``) is absent they are
+        this run's, and are taken back.
+        """
+        assert self.sizes_file is not None, "resume needs a work directory"
+        self.handle.close()
+        self.sizes_handle.close()
+        final_bin = bin_path(self.prefix)
+        if not self.temp_bin.is_file() and final_bin.is_file() and not store_idx.is_file():
+            os.replace(final_bin, self.temp_bin)  # killed mid-publish: take the .bin back
+        nbytes = tokens * self.dtype.itemsize
+        for path, size in ((self.temp_bin, nbytes), (self.sizes_file, documents * 4)):
+            if not path.is_file() or path.stat().st_size < size:
+                raise StoreError(f"{path}: shorter than its resume state records; remove {self.work} and rerun")
+            os.truncate(path, size)
+        self.handle = open(self.temp_bin, "ab")  # noqa: SIM115
+        self.sizes_handle = open(self.sizes_file, "ab")  # noqa: SIM115
+        self.sizes = [np.fromfile(self.sizes_file, dtype=np.int32)]
 
     def all_sizes(self) -> np.ndarray:
         return np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
 
     def finish(self) -> tuple[Path, Path]:
         self.handle.close()
+        if self.sizes_handle is not None:
+            self.sizes_handle.close()
         self.temp_idx.write_bytes(encode_index(self.dtype, self.all_sizes()))
         return self.temp_bin, self.temp_idx
 
     def abort(self) -> None:
         self.handle.close()
+        if self.sizes_handle is not None:  # work mode: the files stay for a resume
+            self.sizes_handle.close()
+            return
         for path in (self.temp_bin, self.temp_idx):
             path.unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        if self.sizes_file is not None:
+            self.sizes_file.unlink(missing_ok=True)
 
 
 class TokenStoreWriter:
@@ -297,6 +348,7 @@ class TokenStoreWriter:
         with_mask: bool = False,
         metadata: dict[str, Any] | None = None,
         dtype: np.dtype | type | None = None,
+        work: Path | None = None,
     ) -> None:
         if vocab_size <= 0:
             raise StoreError(f"{prefix}: vocabulary size must be positive, got {vocab_size}")
@@ -305,14 +357,28 @@ class TokenStoreWriter:
         self.vocab_size = int(vocab_size)
         self.dtype = np.dtype(dtype) if dtype is not None else dtype_for_vocab(vocab_size)
         self.metadata = dict(metadata or {})
-        self._tokens = _BinWriter(self.prefix, self.dtype)
-        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8)) if with_mask else None
+        self._tokens = _BinWriter(self.prefix, self.dtype, work)
+        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work) if with_mask else None
         self.num_documents = 0
         self.num_tokens = 0
         self._done = False
 
     def __enter__(self) -> TokenStoreWriter:
         return self
+
+    def state(self) -> dict[str, int]:
+        """What has been written (flushed to the OS), for a resumable writer's state file."""
+        self._tokens.flush()
+        if self._mask is not None:
+            self._mask.flush()
+        return {"documents": self.num_documents, "tokens": self.num_tokens}
+
+    def resume(self, state: dict[str, int]) -> None:
+        """Continue a killed run's writer (made with the same ``work`` dir) from its ``state``."""
+        self.num_documents, self.num_tokens = int(state["documents"]), int(state["tokens"])
+        for writer in (self._tokens, self._mask):
+            if writer is not None:
+                writer.resume(self.num_documents, self.num_tokens, idx_path(self.prefix))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or not self._done:
@@ -381,6 +447,8 @@ class TokenStoreWriter:
         except BaseException:
             self.abort()
             raise
+        for writer, _ in staged:
+            writer.cleanup()
         self._done = True
         return TokenStore(self.prefix, check_ids=False)
 
