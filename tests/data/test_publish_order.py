@@ -8,6 +8,8 @@ store, and never an old ``.idx`` with a new ``.bin`` (same document count, other
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -77,10 +79,8 @@ def test_overwrite_killed_at_every_step(tmp_path, monkeypatch, old_mask, new_mas
         write_old()
         assert _state(prefix) == old
         _kill_after(monkeypatch, k)
-        try:
+        with contextlib.suppress(Killed):
             write_new()
-        except Killed:
-            pass
         monkeypatch.undo()
         seen = _state(prefix)
         assert seen in (old, new, None), f"mixed store after {k} steps: {seen}"
@@ -103,10 +103,8 @@ def test_merge_killed_at_every_step_and_refuses_to_replace(tmp_path, monkeypatch
     for k in range(steps + 1):
         write_store(out, OLD, 64)
         _kill_after(monkeypatch, k)
-        try:
+        with contextlib.suppress(Killed):
             merge_stores([a, b], out, overwrite=True)
-        except Killed:
-            pass
         monkeypatch.undo()
         assert _state(out) in ((OLD, None), (NEW, None), None)
     assert np.array_equal(TokenStore(out).sizes, [1, 2, 3])

@@ -117,7 +117,7 @@ def test_existing_output_is_refused_before_any_work(tmp_path):
     assert (out / "manifest.json").is_file() and not (out / "keep.txt").exists()
 
 
-def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):
+def test_a_failure_leaves_no_dataset_and_a_rerun_finishes_it(tmp_path, monkeypatch):
     import synthlm.synth.blocks as blocks
 
     calls = {"n": 0}
@@ -132,7 +132,14 @@ def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):
     monkeypatch.setattr(blocks, "make_block", flaky)
     with pytest.raises(RuntimeError):
         generate(load_spec(MIXED), tmp_path / "d", quiet=True)
-    assert list(tmp_path.iterdir()) == []
+    # only the hidden work dir (what a rerun resumes from), nothing at the final name
+    assert [p.name for p in tmp_path.iterdir()] == [".d.synth-partial"]
+    monkeypatch.undo()
+    generate(load_spec(MIXED), tmp_path / "d", quiet=True)
+    generate(load_spec(MIXED), tmp_path / "ref", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "ref"]
+    for name in sorted(p.name for p in (tmp_path / "ref").iterdir()):
+        assert (tmp_path / "d" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
 
 
 @pytest.mark.slow

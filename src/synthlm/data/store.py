@@ -261,7 +261,8 @@ class _BinWriter:
     are cut back to the last recorded state and writing continues after it.
     """
 
-    def __init__(self, prefix: Path, dtype: np.dtype, work: Path | None = None) -> None:
+    def __init__(self, prefix: Path, dtype: np.dtype, work: Path | None = None,
+                 resume: tuple[int, int, Path] | None = None) -> None:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
         self.work = work
@@ -270,10 +271,12 @@ class _BinWriter:
         else:
             self.temp_bin, self.temp_idx = work / f"{prefix.name}.bin", work / f"{prefix.name}.idx"
         self.sizes_file = None if work is None else work / f"{prefix.name}.sizes"
-        # work mode appends: a resumed run's files are cut back to its state by resume()
-        self.handle = open(self.temp_bin, "wb" if work is None else "ab")  # noqa: SIM115 - closed in finish/abort
-        self.sizes_handle = None if self.sizes_file is None else open(self.sizes_file, "ab")  # noqa: SIM115
         self.sizes: list[np.ndarray] = []
+        if resume is not None:
+            self._cut_back(*resume)
+        mode = "wb" if resume is None else "ab"
+        self.handle = open(self.temp_bin, mode)  # noqa: SIM115 - closed in finish/abort
+        self.sizes_handle = None if self.sizes_file is None else open(self.sizes_file, mode)  # noqa: SIM115
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
         self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
@@ -288,7 +291,7 @@ class _BinWriter:
         if self.sizes_handle is not None:
             self.sizes_handle.flush()
 
-    def resume(self, documents: int, tokens: int, store_idx: Path) -> None:
+    def _cut_back(self, documents: int, tokens: int, store_idx: Path) -> None:
         """Continue after ``documents`` / ``tokens`` recorded by a killed run (work mode only).
 
         A run killed while publishing has moved some temporaries to their final names already;
@@ -296,8 +299,6 @@ class _BinWriter:
         this run's, and are taken back.
         """
         assert self.sizes_file is not None, "resume needs a work directory"
-        self.handle.close()
-        self.sizes_handle.close()
         final_bin = bin_path(self.prefix)
         if not self.temp_bin.is_file() and final_bin.is_file() and not store_idx.is_file():
             os.replace(final_bin, self.temp_bin)  # killed mid-publish: take the .bin back
@@ -306,8 +307,6 @@ class _BinWriter:
             if not path.is_file() or path.stat().st_size < size:
                 raise StoreError(f"{path}: shorter than its resume state records; remove {self.work} and rerun")
             os.truncate(path, size)
-        self.handle = open(self.temp_bin, "ab")  # noqa: SIM115
-        self.sizes_handle = open(self.sizes_file, "ab")  # noqa: SIM115
         self.sizes = [np.fromfile(self.sizes_file, dtype=np.int32)]
 
     def all_sizes(self) -> np.ndarray:
@@ -337,7 +336,9 @@ class TokenStoreWriter:
     """Write a store atomically: nothing appears at ``PREFIX.*`` until :meth:`finalize`.
 
     Use as a context manager; an exception (or a kill) leaves only temporary files, which carry a
-    ``.tmp-`` mark and never the final names.
+    ``.tmp-`` mark and never the final names. With ``work`` (a job's work directory) the
+    temporaries live there under fixed names and stay after a failure; ``resume`` (a
+    :meth:`state` saved by a killed run) continues them from that point.
     """
 
     def __init__(
@@ -349,6 +350,7 @@ class TokenStoreWriter:
         metadata: dict[str, Any] | None = None,
         dtype: np.dtype | type | None = None,
         work: Path | None = None,
+        resume: dict[str, int] | None = None,
     ) -> None:
         if vocab_size <= 0:
             raise StoreError(f"{prefix}: vocabulary size must be positive, got {vocab_size}")
@@ -357,10 +359,11 @@ class TokenStoreWriter:
         self.vocab_size = int(vocab_size)
         self.dtype = np.dtype(dtype) if dtype is not None else dtype_for_vocab(vocab_size)
         self.metadata = dict(metadata or {})
-        self._tokens = _BinWriter(self.prefix, self.dtype, work)
-        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work) if with_mask else None
-        self.num_documents = 0
-        self.num_tokens = 0
+        self.num_documents = int(resume["documents"]) if resume else 0
+        self.num_tokens = int(resume["tokens"]) if resume else 0
+        cut = (self.num_documents, self.num_tokens, idx_path(self.prefix)) if resume else None
+        self._tokens = _BinWriter(self.prefix, self.dtype, work, cut)
+        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work, cut) if with_mask else None
         self._done = False
 
     def __enter__(self) -> TokenStoreWriter:
@@ -372,13 +375,6 @@ class TokenStoreWriter:
         if self._mask is not None:
             self._mask.flush()
         return {"documents": self.num_documents, "tokens": self.num_tokens}
-
-    def resume(self, state: dict[str, int]) -> None:
-        """Continue a killed run's writer (made with the same ``work`` dir) from its ``state``."""
-        self.num_documents, self.num_tokens = int(state["documents"]), int(state["tokens"])
-        for writer in (self._tokens, self._mask):
-            if writer is not None:
-                writer.resume(self.num_documents, self.num_tokens, idx_path(self.prefix))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or not self._done:

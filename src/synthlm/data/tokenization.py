@@ -259,9 +259,10 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ChunkPool(*pool_args))
         state = work.open() or {"chunks": 0, "complete": False, "published": []}
-        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None, work=work.path))
-                   for k, p in prefixes.items()}
-        published = _resume(state, writers, tally, work)
+        published = _resume(state, prefixes, tally, work)
+        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None, work=work.path,
+                                                           resume=state["writers"][k] if state["chunks"] else None))
+                   for k, p in prefixes.items() if k not in published}
         bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
         bar.update(tally.nbytes)
         if not state["complete"]:
@@ -279,8 +280,6 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
             _save(work, state, writers, tally, published)
         stats = _stats(tally, sources, prefixes, options, workers)
         for key, writer in writers.items():
-            if key in published:
-                continue
             writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
             published.append(key)
             _save(work, state, writers, tally, published)
@@ -288,20 +287,16 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
     return stats
 
 
-def _resume(state: dict[str, Any], writers: dict[str, TokenStoreWriter], tally: Tally, work: WorkDir) -> list[str]:
-    """Restore the writers and counts of an interrupted run; returns the keys already published."""
+def _resume(state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work: WorkDir) -> list[str]:
+    """Restore the counts of an interrupted run; returns the keys whose stores it published."""
     published = list(state["published"])
-    if not state["chunks"] and not state["complete"]:
+    if not state["chunks"]:
         return published
     for key, value in state["tally"].items():
         setattr(tally, key, value)
-    for key, writer in writers.items():
-        if key in published:
-            continue
-        if store_exists(writer.prefix) and not (work.path / f"{writer.prefix.name}.bin").is_file():
+    for key, prefix in prefixes.items():
+        if key not in published and store_exists(prefix) and not (work.path / f"{prefix.name}.bin").is_file():
             published.append(key)  # killed after its publish, before the state recorded it
-            continue
-        writer.resume(state["writers"][key])
     return published
 
 

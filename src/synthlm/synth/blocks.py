@@ -93,15 +93,16 @@ class BlockSource:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def blocks(self, split: int, domain: int) -> Iterator[Block]:
-        """Blocks 0, 1, 2, ... of the piece; the caller stops when its budget is met."""
+    def blocks(self, split: int, domain: int, start: int = 0) -> Iterator[Block]:
+        """Blocks ``start``, ``start + 1``, ... of the piece; the caller stops when its budget is met
+        (a resumed run starts after the blocks it already wrote)."""
         if self.pool is None:
-            index = 0
+            index = start
             while True:
                 yield make_block(self.plan, split, domain, index)
                 index += 1
         pending: deque[Future] = deque()
-        submitted = 0
+        submitted = start
         try:
             while True:
                 while len(pending) < 2 * self.workers:

@@ -44,8 +44,8 @@ from synthlm.train.checkpoint import (
     set_aside_later_checkpoints,
     temp_dir,
     write_chat_template,
-    write_info,
     write_errors,
+    write_info,
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
