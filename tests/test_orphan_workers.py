@@ -7,7 +7,6 @@ PID 1 (a zombie) counts as gone: it holds no memory and runs nothing.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
