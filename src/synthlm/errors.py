@@ -45,8 +45,7 @@ def corrupt_file(path: object, what: str, exc: BaseException, hint: str = "") ->
 
 
 _OS_ADVICE = {
-    errno.ENOSPC: "no space left on device; free space or choose another output location, then "
-                  "rerun the same command (it resumes or starts clean)",
+    errno.ENOSPC: "no space left on device; free space (or choose another output location) and rerun",
     errno.EDQUOT: "disk quota exceeded; free space or choose another output location, then rerun",
     errno.EROFS: "read-only file system; choose a writable output location",
     errno.EACCES: "permission denied; choose a location you can write (or fix the permissions)",
@@ -64,7 +63,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, UserError):
         return str(exc), exc.exit_code
     if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
-        return _explain_os(exc), 2
+        notes = getattr(exc, "__notes__", [])
+        return "; ".join([_explain_os(exc), *notes]), 2
     if isinstance(exc, UnicodeDecodeError):
         where = _file_in_traceback(exc.__traceback__) or "an input file"
         return (f"{where}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
@@ -102,6 +102,19 @@ def _third_party_kind(exc: BaseException) -> str | None:
     return None
 
 
+_FILE_LOCALS = ("self", "path", "file", "filename", "source", "temp", "target", "final", "out")
+
+
+def _as_file_name(value: object, key: str) -> str | None:
+    """``value`` as a file name if it plausibly is one (a path, or an object with a ``.path``)."""
+    if isinstance(value, PurePath):
+        return str(value)
+    if key != "self" and isinstance(value, str) and (os.sep in value or os.path.exists(value)):
+        return value
+    inner = getattr(value, "path", None) if key == "source" else None
+    return str(inner) if isinstance(inner, (str, PurePath)) else None
+
+
 def _file_in_traceback(tb: TracebackType | None) -> str | None:
     """The innermost file the failing code was working on: an open file object or a path.
 
@@ -117,8 +130,8 @@ def _file_in_traceback(tb: TracebackType | None) -> str | None:
         for value in frame.f_locals.values():
             if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
                 return value.name
-        for key in ("self", "path", "file", "filename", "temp", "target", "final", "out"):
-            value = frame.f_locals.get(key)
-            if isinstance(value, PurePath) or (key != "self" and isinstance(value, str) and os.sep in value):
-                return str(value)
+        for key in _FILE_LOCALS:
+            name = _as_file_name(frame.f_locals.get(key), key)
+            if name is not None:
+                return name
     return None

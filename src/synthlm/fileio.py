@@ -84,6 +84,18 @@ def remove_stale_temps(directory: str | Path) -> int:
     return removed
 
 
+def _cannot_write_in(directory: Path) -> str | None:
+    """Why no file can be created in ``directory``, or None. A real probe (create, then delete an
+    empty file): ``os.access`` says yes to root on read-only mounts and on sysfs."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".synthlm-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -> Path:
     """Fail fast, before any long work, when ``path`` can never be written as a ``kind``.
 
@@ -106,7 +118,7 @@ def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -
     if not existing.is_dir():
         raise UserError(f"{what} {path}: {existing} is a file, so it cannot hold {path.name}")
     for place in (existing, path) if path.is_dir() else (existing,):
-        if not os.access(place, os.W_OK):
-            raise UserError(f"{what} {path}: {place} is not writable (read-only file system or no "
-                            "permission); choose a writable location")
+        problem = _cannot_write_in(place)
+        if problem:
+            raise UserError(f"{what} {path}: {place} is not writable ({problem}); choose a writable location")
     return path

@@ -77,3 +77,13 @@ class WorkDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def keep_if_resumable(self, exc: BaseException) -> None:
+        """After a failure: keep the directory when a rerun can continue (a kill or Ctrl-C, a
+        full disk or another OS error), remove it when rerunning would fail the same way (bad
+        input, a bug), so nothing useless is left behind."""
+        if isinstance(exc, Exception) and not isinstance(exc, OSError):
+            self.remove()
+        elif isinstance(exc, OSError) and self.path.exists():
+            exc.add_note(f"the partial output in {self.path} is kept: rerun the same command to "
+                         "continue, or delete it to give the space back")

@@ -173,8 +173,9 @@ class TokenStore:
             return {}
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{path}: provenance file is not valid JSON: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path}: provenance file is not valid UTF-8 JSON ({exc}); restore it "
+                             "or rewrite the store") from None
 
     # -- shape ----------------------------------------------------------------------------------
     @property
@@ -279,11 +280,16 @@ class _BinWriter:
         self.sizes_handle = None if self.sizes_file is None else open(self.sizes_file, mode)  # noqa: SIM115
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
-        self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
         sizes = np.asarray(sizes, dtype=np.int32)
+        try:
+            self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
+            if self.sizes_handle is not None:
+                self.sizes_handle.write(sizes.tobytes())
+        except OSError as exc:  # a full disk: say which file (write() errors carry no name)
+            if exc.filename is None:
+                exc.filename = str(self.temp_bin)
+            raise
         self.sizes.append(sizes)
-        if self.sizes_handle is not None:
-            self.sizes_handle.write(sizes.tobytes())
 
     def flush(self) -> None:
         """Hand the written bytes to the OS (enough for a process kill; see :meth:`resume`)."""

@@ -256,33 +256,37 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
     """
     tally = Tally(options.keys)
     pool_args = (tok, options, workers) if chat is None else (chat.tokenizer, options, workers, chat.encoder)
-    with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ChunkPool(*pool_args))
-        state = work.open() or {"chunks": 0, "complete": False, "published": []}
-        published = _resume(state, prefixes, tally, work)
-        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None, work=work.path,
-                                                           resume=state["writers"][k] if state["chunks"] else None))
-                   for k, p in prefixes.items() if k not in published}
-        bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
-        bar.update(tally.nbytes)
-        if not state["complete"]:
-            chunks = itertools.islice(planned_chunks(ranges, options), state["chunks"], None)
-            for result in pool.map(chunks):
-                if result.bad and options.on_error == "fail":
-                    raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
-                tally.add(result)
-                for key, (flat, sizes) in result.arrays.items():
-                    writers[key].add_flat(flat, sizes, result.masks.get(key))
-                state["chunks"] += 1
+    try:
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ChunkPool(*pool_args))
+            state = work.open() or {"chunks": 0, "complete": False, "published": []}
+            published = _resume(state, prefixes, tally, work)
+            writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None, work=work.path,
+                                                               resume=state["writers"][k] if state["chunks"] else None))
+                       for k, p in prefixes.items() if k not in published}
+            bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
+            bar.update(tally.nbytes)
+            if not state["complete"]:
+                chunks = itertools.islice(planned_chunks(ranges, options), state["chunks"], None)
+                for result in pool.map(chunks):
+                    if result.bad and options.on_error == "fail":
+                        raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
+                    tally.add(result)
+                    for key, (flat, sizes) in result.arrays.items():
+                        writers[key].add_flat(flat, sizes, result.masks.get(key))
+                    state["chunks"] += 1
+                    _save(work, state, writers, tally, published)
+                    _show(bar, tally, result)
+                state["complete"] = True
                 _save(work, state, writers, tally, published)
-                _show(bar, tally, result)
-            state["complete"] = True
-            _save(work, state, writers, tally, published)
-        stats = _stats(tally, sources, prefixes, options, workers)
-        for key, writer in writers.items():
-            writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
-            published.append(key)
-            _save(work, state, writers, tally, published)
+            stats = _stats(tally, sources, prefixes, options, workers)
+            for key, writer in writers.items():
+                writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
+                published.append(key)
+                _save(work, state, writers, tally, published)
+    except BaseException as exc:
+        work.keep_if_resumable(exc)
+        raise
     work.remove()
     return stats
 

@@ -129,18 +129,22 @@ def generate(
     plan = make_plan(spec)
     staging = work.path / "dataset"
     staging.mkdir(exist_ok=True)
-    with BlockSource(plan, workers) as source:  # workers fork before any progress thread
-        run = Run(plan, staging, dedup_splits, _progress(int(spec.num_tokens), quiet), work, resume)
-        _restore(run)
-        with run.progress:
-            for split_index, split in enumerate(SPLITS):
-                if not resume or split_index >= resume["split"]:
-                    _write_split(run, source, split_index, split)
-    _check_not_empty(run, work)
-    manifest = build_manifest(plan, run.results, staging, dedup_splits)
-    write_manifest(staging, manifest)
-    write_card(staging, manifest, stats_from_stores(plan, staging))
-    _publish(staging, out)
+    try:
+        with BlockSource(plan, workers) as source:  # workers fork before any progress thread
+            run = Run(plan, staging, dedup_splits, _progress(int(spec.num_tokens), quiet), work, resume)
+            _restore(run)
+            with run.progress:
+                for split_index, split in enumerate(SPLITS):
+                    if not resume or split_index >= resume["split"]:
+                        _write_split(run, source, split_index, split)
+        _check_not_empty(run)
+        manifest = build_manifest(plan, run.results, staging, dedup_splits)
+        write_manifest(staging, manifest)
+        write_card(staging, manifest, stats_from_stores(plan, staging))
+        _publish(staging, out)
+    except BaseException as exc:
+        work.keep_if_resumable(exc)
+        raise
     work.remove()
     return manifest
 
@@ -154,10 +158,9 @@ def _restore(run: Run) -> None:
     run.progress.update(sum(r.tokens for v in run.results.values() for r in v) + int(piece.get("tokens", 0)))
 
 
-def _check_not_empty(run: Run, work: WorkDir) -> None:
+def _check_not_empty(run: Run) -> None:
     if sum(r.sequences for r in run.results["train"]):
         return
-    work.remove()
     raise UserError(
         f"token budget {int(run.plan.spec.num_tokens):,}: too small for even one training sequence of "
         "any domain, so the dataset would be empty; raise --tokens (e.g. 20K)"
