@@ -269,11 +269,7 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
             if not state["complete"]:
                 chunks = itertools.islice(planned_chunks(ranges, options), state["chunks"], None)
                 for result in pool.map(chunks):
-                    if result.bad and options.on_error == "fail":
-                        raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
-                    tally.add(result)
-                    for key, (flat, sizes) in result.arrays.items():
-                        writers[key].add_flat(flat, sizes, result.masks.get(key))
+                    _write_chunk(result, options, tally, writers)
                     state["chunks"] += 1
                     _save(work, state, writers, tally, published)
                     _show(bar, tally, result)
@@ -289,6 +285,14 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
         raise
     work.remove()
     return stats
+
+
+def _write_chunk(result: ChunkResult, options: Options, tally: Tally, writers: dict[str, TokenStoreWriter]) -> None:
+    if result.bad and options.on_error == "fail":
+        raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
+    tally.add(result)
+    for key, (flat, sizes) in result.arrays.items():
+        writers[key].add_flat(flat, sizes, result.masks.get(key))
 
 
 def _resume(state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work: WorkDir) -> list[str]:
