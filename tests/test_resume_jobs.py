@@ -35,10 +35,11 @@ SPEC = {
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    """Blocks of ~64 tokens: many resume points in a tiny dataset."""
+    """Blocks of ~64 tokens and a save after each: many resume points in a tiny dataset."""
     from synthlm.synth.domain import Domain
 
     monkeypatch.setattr(Domain, "block_tokens", 64)
+    monkeypatch.setattr(WorkDir, "every", 0.0)
 
 
 class Stop(BaseException):
@@ -83,7 +84,14 @@ def corpus(tmp_path) -> Path:
     return path
 
 
-def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, monkeypatch):
+# every: seconds between throttled state saves. 0 = a save after every chunk/block; 1e9 = only
+# the first and the forced ones, so resumes start from stale states (more work redone)
+THROTTLES = pytest.mark.parametrize("every", [0.0, 1e9], ids=["save-each", "save-rarely"])
+
+
+@THROTTLES
+def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, monkeypatch, every):
+    monkeypatch.setattr(WorkDir, "every", every)
     monkeypatch.setattr(readers, "CHUNK_RECORDS", 16)  # 8 chunks: many resume points
     reference = tmp_path / "ref"
     reference.mkdir()
@@ -91,7 +99,7 @@ def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, 
                                                   append_eod=True, workers=1, quiet=True))
     want = digests(reference)
     assert len(want) == 6 and total > 10
-    for k in range(0, total, 2):  # every other point keeps the test fast; both publish orders hit
+    for k in range(0, total, 2 if every == 0 else 1):  # every other point keeps the test fast; both publish orders hit
         out = tmp_path / f"k{k}"
         out.mkdir()
         _stop_at(monkeypatch, k)
@@ -105,12 +113,14 @@ def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, 
         assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
-def test_synth_generate_stopped_anywhere_resumes_to_identical_bytes(tmp_path, monkeypatch):
+@THROTTLES
+def test_synth_generate_stopped_anywhere_resumes_to_identical_bytes(tmp_path, monkeypatch, every):
+    monkeypatch.setattr(WorkDir, "every", every)
     reference = tmp_path / "ref"
     total = _points(monkeypatch, lambda: generate(load_spec(SPEC), reference, quiet=True))
     want = digests(reference)
     assert total > 10
-    for k in range(0, total, max(total // 12, 1)):
+    for k in range(0, total, max(total // 12, 1) if every == 0 else 1):
         out = tmp_path / f"k{k}"
         _stop_at(monkeypatch, k)
         with pytest.raises(Stop):

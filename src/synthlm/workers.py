@@ -23,7 +23,12 @@ POLL_SECONDS = 1.0
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Make this (worker) process end as soon as ``parent_pid`` is gone."""
+    """Make this (worker) process end as soon as ``parent_pid`` is gone.
+
+    Also restores the default SIGTERM action, which the CLI replaced in the parent (to unwind
+    cleanly): a worker has nothing to clean up and should simply end.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)

@@ -271,7 +271,8 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
                 for result in pool.map(chunks):
                     _write_chunk(result, options, tally, writers)
                     state["chunks"] += 1
-                    _save(work, state, writers, tally, published)
+                    if work.due():
+                        _save(work, state, writers, tally, published)
                     _show(bar, tally, result)
                 state["complete"] = True
                 _save(work, state, writers, tally, published)

@@ -89,9 +89,11 @@ class Run:
     train_sorted: np.ndarray | None = None
     results: dict[str, list[PieceResult]] = field(default_factory=dict)
 
-    def save(self, split: int, domain: int, block: int, piece: PieceResult | None, barren: int, writer: TokenStoreWriter | None) -> None:
-        """Record that everything before ``block`` of (``split``, ``domain``) is written."""
-        if self.work is None:
+    def save(self, split: int, domain: int, block: int, piece: PieceResult | None, barren: int,
+             writer: TokenStoreWriter | None, force: bool = False) -> None:
+        """Record that everything before ``block`` of (``split``, ``domain``) is written
+        (throttled, see :class:`~synthlm.partial.WorkDir`, unless ``force``)."""
+        if self.work is None or not (force or self.work.due()):
             return
         self.work.save({
             "seed": self.plan.seed, "split": split, "domain": domain, "block": block, "barren": barren,
@@ -216,11 +218,11 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
         with TokenStoreWriter(prefix, plan.layout.vocab_size, with_mask=True, metadata=metadata, work=work, resume=state) as writer:
             for d in range(len(results), len(plan.domains)):
                 results.append(_write_piece(run, source, writer, split_index, d))
-                run.save(split_index, d + 1, 0, None, 0, writer)
+                run.save(split_index, d + 1, 0, None, 0, writer, force=d == len(plan.domains) - 1)
             writer.finalize(domain_counts={n: r.sequences for n, r in zip(plan.domain_names(), results)})
     domain_ids = [np.full(r.sequences, d, dtype=np.uint16) for d, r in enumerate(results)]
     np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
-    run.save(split_index + 1, 0, 0, None, 0, None)
+    run.save(split_index + 1, 0, 0, None, 0, None, force=True)
     if split == "train":
         run.train_sorted = _train_fingerprints(prefix)
 
