@@ -32,9 +32,9 @@ def corpus(directory: Path, megabytes: float) -> Path:
     return path
 
 
-def timed(job) -> float:
+def timed(job, out: Path) -> float:
     start = time.perf_counter()
-    job()
+    job(out)
     return time.perf_counter() - start
 
 
@@ -60,11 +60,11 @@ def main() -> None:
         for name, job in jobs.items():
             times: dict[str, list[float]] = {"with saves": [], "without": []}
             for i in range(args.repeats):
-                for mode in times:
+                for mode in (list(times) if i % 2 == 0 else list(times)[::-1]):  # alternate who goes first
                     WorkDir.save = real_save if mode == "with saves" else (lambda self, state: None)
                     out = root / f"{name.replace(' ', '_')}-{mode.replace(' ', '_')}-{i}"
                     out.mkdir()
-                    times[mode].append(timed(lambda: job(out)))
+                    times[mode].append(timed(job, out))
             WorkDir.save = real_save
             with_saves, without = (statistics.median(times[m]) for m in times)
             print(f"{name:15s} with saves {with_saves:7.3f}s  without {without:7.3f}s  ratio {with_saves / without:.3f}")
