@@ -44,10 +44,10 @@ def eval_command(
     from synthlm.errors import UserError
     from synthlm.evaluate.offline import evaluate_checkpoint
 
-    if out is not None:
-        from synthlm.fileio import check_output
+    from synthlm.evaluate.offline import default_output
+    from synthlm.fileio import check_output
 
-        check_output(out)  # before any model is loaded or any window scored
+    check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
     check_lm_eval_options(lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa)
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
