@@ -13,15 +13,13 @@ import gzip
 import json
 import os
 import shutil
+import struct
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent / "evaluate"))  # the shared tiny-model helpers
 
 from cli_runner import run_cli
 from synthlm.data.store import write_store
@@ -88,9 +86,9 @@ def _train_with(d: Path, run: Path | None = None) -> list[str]:
 
 
 def _bad_prefix_json(d: Path) -> list[str]:
-    args = _train_with(d)
+    _store(d)
     _write(d / "s.json", b'{"tokenizer": "\xff"}')
-    return args
+    return ["data", "inspect", str(d / "s")]
 
 
 def _corrupt_trainer_state(d: Path) -> list[str]:
@@ -108,12 +106,11 @@ def _corrupt_manifest(d: Path) -> list[str]:
 
 
 def _truncated_safetensors(d: Path) -> list[str]:
-    from tiny_lm import EOS, bigram_checkpoint
-
-    ckpt = bigram_checkpoint(d / "ckpt", {EOS: EOS})
-    weights = ckpt / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:200])
-    return ["generate", str(ckpt), "-p", "a", "-n", "2", "--device", "cpu", "-q"]
+    """A model dir whose weights were cut short (as an interrupted copy leaves them)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [64], "data_offsets": [0, 256]}}).encode()
+    _write(d / "ckpt" / "config.json", "{}")
+    _write(d / "ckpt" / "model.safetensors", struct.pack("<Q", len(header)) + header + bytes(100))
+    return ["generate", str(d / "ckpt"), "-p", "a", "-n", "2", "--device", "cpu", "-q"]
 
 
 def _inspect_bad_ids(d: Path) -> list[str]:
@@ -132,7 +129,7 @@ CASES = [
     Case("synth preview: non-UTF-8 spec", lambda d: ["synth", "preview", str(_write(d / "s.yaml", BAD_UTF8))], "{d}/s.yaml: not UTF-8"),
     Case("entigraph: non-UTF-8 docs", lambda d: ["entigraph", "--docs", str(_write(d / "docs.jsonl", b'{"id": "a", "text": "\xff"}\n')),
                                                  "-o", str(d / "eg"), "-m", "m", "--dry-run"], "{d}/docs.jsonl"),
-    Case("train: non-UTF-8 PREFIX.json of a store", _bad_prefix_json, "{d}/s.json: provenance file is not valid UTF-8"),
+    Case("data inspect: non-UTF-8 PREFIX.json of a store", _bad_prefix_json, "{d}/s.json: provenance file is not valid UTF-8"),
     # -- outputs that can never be written ----------------------------------------------------
     Case("tokenize: --out is a directory", lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o",
                                                       str((d / "o_text_document").mkdir() or d / "o")],
@@ -153,9 +150,9 @@ CASES = [
          "not writable"),
     Case("train: run_dir is a file", lambda d: _train_with(d, run=_write(d / "runfile", "x")), "run_dir {d}/runfile: exists and is a file"),
     Case("train: run_dir read-only", lambda d: _train_with(d, run=UNWRITABLE / "run"), "not writable"),
-    Case("generate: --output is a directory", lambda d: ["generate", str(_tiny_ckpt(d)), "-p", "a", "-o", str((d / "o").mkdir() or d / "o")],
+    Case("generate: --output is a directory", lambda d: ["generate", str(d / "ckpt"), "-p", "a", "-o", str((d / "o").mkdir() or d / "o")],
          "--output {d}/o: is a directory"),
-    Case("eval: --out read-only", lambda d: ["eval", str(_tiny_ckpt(d)), "-o", str(UNWRITABLE / "e.json")], "not writable"),
+    Case("eval: --out read-only", lambda d: ["eval", str(d / "ckpt"), "-o", str(UNWRITABLE / "e.json")], "not writable"),
     Case("entigraph: --out is a file", lambda d: ["entigraph", "--docs", str(_jsonl(d)), "-o", str(_write(d / "eg", "x")), "-m", "m"],
          "--out {d}/eg: exists and is a file"),
     Case("quickstart: --out read-only", lambda d: ["quickstart", "-o", str(UNWRITABLE / "q")], "not writable"),
@@ -164,7 +161,9 @@ CASES = [
     Case("tokenize: corrupt parquet", _corrupt_parquet, "{d}/in.parquet: not a valid parquet"),
     Case("train: corrupt trainer_state.json", _corrupt_trainer_state, "{d}/run/checkpoints/step-5/trainer_state.json: not a valid trainer state"),
     Case("synth verify: corrupt manifest.json", _corrupt_manifest, "{d}/syn/manifest.json: not valid JSON"),
-    Case("generate: truncated model.safetensors", _truncated_safetensors, "{d}/ckpt/model.safetensors"),
+    Case("generate: truncated model.safetensors", _truncated_safetensors, "{d}/ckpt/model.safetensors: truncated safetensors"),
+    Case("eval: truncated model.safetensors", lambda d: ["eval", *_truncated_safetensors(d)[1:2]],
+         "{d}/ckpt/model.safetensors: truncated safetensors"),
     # -- accepted silently before -------------------------------------------------------------
     Case("data merge: replaces an existing store", lambda d: ["data", "merge", str(_store(d)), "-o", str(_store(d, "m"))],
          "{d}/m: a token store already exists"),
@@ -177,12 +176,6 @@ CASES = [
     Case("train: an override blamed, not the base file", lambda d: [*_train_with(d), "optim.foo.bar=1"],
          "override 'optim.foo.bar=1': optim.foo: unknown key"),
 ]
-
-
-def _tiny_ckpt(d: Path) -> Path:
-    from tiny_lm import EOS, bigram_checkpoint
-
-    return bigram_checkpoint(d / "ckpt", {EOS: EOS})
 
 
 def _files(d: Path) -> set[str]:

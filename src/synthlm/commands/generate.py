@@ -29,6 +29,12 @@ def generate_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate text with a KV cache, batched; records carry prompt, text, token counts, finished, seconds."""
+    from synthlm.filecheck import check_checkpoint_files
+    from synthlm.fileio import check_output
+
+    if output is not None:
+        check_output(output, what="--output")  # before torch is even imported
+    check_checkpoint_files(checkpoint)
     from synthlm.config import validate
     from synthlm.errors import UserError
     from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint
@@ -50,10 +56,6 @@ def generate_command(
         max_new_tokens=max_new_tokens, num_samples=num_samples, stop=[decode_escapes(s) for s in stop or []], seed=seed,
     ), source="synthlm generate")
     check_checkpoint_dir(checkpoint)
-    if output is not None:
-        from synthlm.fileio import check_output
-
-        check_output(output, what="--output")
     prompts = read_prompts(input_file, decode_escapes(prompt_end)) if input_file is not None else (list(prompt) if prompt else None)
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
