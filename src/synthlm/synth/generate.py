@@ -124,14 +124,16 @@ def generate(
     from synthlm.synth.manifest import build_manifest, write_manifest
 
     out = Path(out)
-    _check_target(out, overwrite)
     work = WorkDir(work_dir(out, "synth"), fingerprint({"spec": spec.model_dump(mode="json"), "dedup_splits": dedup_splits}))
+    if work.path.exists() and not (work.path / "dataset").exists():
+        work.remove()  # killed after publishing, before cleaning up: nothing left to resume
+    _check_target(out, overwrite)
     resume = work.open() or {}
-    spec = resolve_seed(spec.model_copy(update={"seed": resume["seed"]}) if resume else spec)
-    plan = make_plan(spec)
-    staging = work.path / "dataset"
-    staging.mkdir(exist_ok=True)
     try:
+        spec = resolve_seed(spec.model_copy(update={"seed": resume["seed"]}) if resume else spec)
+        plan = make_plan(spec)
+        staging = work.path / "dataset"
+        staging.mkdir(exist_ok=True)
         with BlockSource(plan, workers) as source:  # workers fork before any progress thread
             run = Run(plan, staging, dedup_splits, _progress(int(spec.num_tokens), quiet), work, resume)
             _restore(run)
