@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=args, prog_name="synthlm", standalone_mode=False)
-    except ClickException as exc:  # usage errors: click's own message, exit 2
-        exc.show()
+    except ClickException as exc:  # usage errors: shown as typer shows them, exit 2
+        _show_usage_error(exc)
         sys.exit(exc.exit_code)
     except typer.Abort as exc:  # click turns EOFError (a truncated .gz) into Abort
         if exc.__cause__ is None:
@@ -126,6 +126,15 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130:
         typer.secho("interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(exc: ClickException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except ImportError:  # typer without rich
+        exc.show()
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
