@@ -215,7 +215,7 @@ def _can_mount_tmpfs(target: Path) -> bool:
     return done.returncode == 0
 
 
-@pytest.mark.parametrize("command", ["tokenize", "synth"])
+@pytest.mark.parametrize("command", ["tokenize", "synth", "merge", "tokenizer"])
 def test_disk_full_is_a_clear_error_and_leaves_nothing_at_the_final_name(tmp_path, command):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -224,12 +224,22 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_at_the_final_name(tmp_pat
     try:
         if command == "tokenize":
             big = _write(tmp_path / "in.jsonl", "".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(3000)))
-            args = ["tokenize", str(big), "-t", "byte", "-o", str(disk / "x"), "-q", "--workers", "1"]
+            args, final = ["tokenize", str(big), "-t", "byte", "-o", str(disk / "x"), "-q", "--workers", "1"], "x_text_document.idx"
+        elif command == "synth":
+            args, final = ["synth", "generate", str(_spec(tmp_path)), "--tokens", "2M", "-o", str(disk / "d"), "-q"], "d"
+        elif command == "merge":
+            store = _store(tmp_path, docs=(list(range(250)) * 2400,))  # 1.2 MB of tokens
+            args, final = ["data", "merge", str(store), "-o", str(disk / "m")], "m.idx"
         else:
-            args = ["synth", "generate", str(_spec(tmp_path)), "--tokens", "2M", "-o", str(disk / "d"), "-q"]
+            (disk / "filler").write_bytes(bytes(1_040_000))  # leave ~8 KB: the tokenizer files do not fit
+            args, final = ["tokenizer", "train", "-i", str(_jsonl(tmp_path, 300)), "--vocab-size", "300", "-o", str(disk / "tok"), "-q"], "tok/"
         result = run_cli(*args)
         assert result.returncode == 2, result.stderr[-2000:]
-        assert "no space left on device" in result.stderr and "Traceback" not in result.stderr
-        assert not [p for p in disk.iterdir() if not p.name.startswith(".")]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "no space left on device" in errors[0], result.stderr[-2000:]
+        assert str(disk) in errors[0] and "Traceback" not in result.stderr
+        if command != "tokenizer":  # tokenizer dirs are complete only with synthlm_tokenizer.json (written last)
+            assert not (disk / final).exists()
+            assert not [p for p in disk.rglob("*") if p.is_file() and ".tmp-" in p.name]
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)

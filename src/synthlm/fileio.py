@@ -96,6 +96,18 @@ def _cannot_write_in(directory: Path) -> str | None:
         return exc.strerror or str(exc)
 
 
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an ``OSError`` raised inside (``write`` on a full disk carries no file name) the name
+    of the file being written, so the CLI's error line says which file it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -> Path:
     """Fail fast, before any long work, when ``path`` can never be written as a ``kind``.
 

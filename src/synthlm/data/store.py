@@ -27,7 +27,7 @@ import numpy as np
 
 from synthlm import __version__
 from synthlm.errors import StoreError
-from synthlm.fileio import atomic_write_json, publish, temp_name
+from synthlm.fileio import atomic_write_json, naming, publish, temp_name
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -281,14 +281,10 @@ class _BinWriter:
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
         sizes = np.asarray(sizes, dtype=np.int32)
-        try:
+        with naming(self.temp_bin):
             self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
             if self.sizes_handle is not None:
                 self.sizes_handle.write(sizes.tobytes())
-        except OSError as exc:  # a full disk: say which file (write() errors carry no name)
-            if exc.filename is None:
-                exc.filename = str(self.temp_bin)
-            raise
         self.sizes.append(sizes)
 
     def flush(self) -> None:
@@ -558,7 +554,7 @@ def merge_stores(
         for target, sources, dtype in parts:
             temp_bin, temp_idx = temp_name(bin_path(target)), temp_name(idx_path(target))
             staged += [(temp_bin, bin_path(target)), (temp_idx, idx_path(target))]
-            with open(temp_bin, "wb") as sink:
+            with open(temp_bin, "wb") as sink, naming(bin_path(target)):
                 for source in sources:
                     with open(bin_path(source), "rb") as part:
                         shutil.copyfileobj(part, sink, 1 << 22)
