@@ -86,8 +86,9 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
 
 def _explain_os(exc: OSError) -> str:
     name = exc.filename if exc.filename is not None else _file_in_traceback(exc.__traceback__)
-    if isinstance(name, str) and TMP_MARK in name:  # a temporary: name the file it would become
-        name = name.split(TMP_MARK)[0]
+    head = name.split(TMP_MARK)[0] if isinstance(name, str) else ""
+    if head and not head.endswith(os.sep):  # FILE.tmp-123-abc: name the file it would become
+        name = head
     advice = _OS_ADVICE.get(exc.errno or -1) or (exc.strerror or str(exc))
     if exc.filename2 is not None and exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
         name = f"{name} -> {exc.filename2}"
