@@ -19,10 +19,14 @@ from pathlib import Path
 
 from synthlm.partial import WorkDir
 
-SPEC = {"name": "bench", "seed": 0, "domains": [
-    {"type": "copy", "vocab": {"num_vocab": 100}, "length": {"min": 8, "max": 64}},
-    {"type": "dyck", "k": 3, "max_depth": 6},
-]}
+SPEC = {
+    "name": "bench",
+    "seed": 0,
+    "domains": [
+        {"type": "copy", "vocab": {"num_vocab": 100}, "length": {"min": 8, "max": 64}},
+        {"type": "dyck", "k": 3, "max_depth": 6},
+    ],
+}
 
 
 def corpus(directory: Path, megabytes: float) -> Path:
@@ -55,19 +59,26 @@ def main() -> None:
         source = corpus(root, args.mb)
         jobs = {
             "tokenize": lambda out: tokenize([source], "byte", out / "x", workers=1, quiet=True),
-            "synth generate": lambda out: generate(load_spec(SPEC, num_tokens=args.tokens), out / "d", quiet=True),
+            "synth generate": lambda out: generate(
+                load_spec(SPEC, num_tokens=args.tokens), out / "d", quiet=True
+            ),
         }
         for name, job in jobs.items():
             times: dict[str, list[float]] = {"with saves": [], "without": []}
             for i in range(args.repeats):
-                for mode in (list(times) if i % 2 == 0 else list(times)[::-1]):  # alternate who goes first
+                for mode in (
+                    list(times) if i % 2 == 0 else list(times)[::-1]
+                ):  # alternate who goes first
                     WorkDir.save = real_save if mode == "with saves" else (lambda self, state: None)
                     out = root / f"{name.replace(' ', '_')}-{mode.replace(' ', '_')}-{i}"
                     out.mkdir()
                     times[mode].append(timed(job, out))
             WorkDir.save = real_save
             with_saves, without = (statistics.median(times[m]) for m in times)
-            print(f"{name:15s} with saves {with_saves:7.3f}s  without {without:7.3f}s  ratio {with_saves / without:.3f}")
+            ratio = with_saves / without
+            print(
+                f"{name:15s} with saves {with_saves:7.3f}s  without {without:7.3f}s  ratio {ratio:.3f}"
+            )
 
 
 if __name__ == "__main__":

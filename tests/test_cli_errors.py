@@ -26,7 +26,11 @@ from synthlm.data.store import write_store
 
 UNWRITABLE = Path("/sys/synthlm-test")  # sysfs: never writable, even for root
 BAD_UTF8 = b"model:\n  preset: \xff\xfe tiny\n"
-SPEC = {"name": "t", "seed": 0, "domains": [{"type": "copy", "vocab": {"num_vocab": 20}, "length": {"min": 4, "max": 8}}]}
+SPEC = {
+    "name": "t",
+    "seed": 0,
+    "domains": [{"type": "copy", "vocab": {"num_vocab": 20}, "length": {"min": 4, "max": 8}}],
+}
 TRAIN_YAML = """\
 run_dir: {run}
 model: {{arch: llama, preset: tiny}}
@@ -57,7 +61,9 @@ def _write(path: Path, data: bytes | str) -> Path:
 
 
 def _jsonl(d: Path, n: int = 20) -> Path:
-    return _write(d / "in.jsonl", "".join(json.dumps({"text": f"doc {i} hello"}) + "\n" for i in range(n)))
+    return _write(
+        d / "in.jsonl", "".join(json.dumps({"text": f"doc {i} hello"}) + "\n" for i in range(n))
+    )
 
 
 def _spec(d: Path) -> Path:
@@ -70,7 +76,9 @@ def _store(d: Path, name: str = "s", docs=((1, 2, 3) * 20, (4, 5) * 30), vocab: 
 
 
 def _truncated_gz(d: Path) -> list[str]:
-    raw = gzip.compress("".join(json.dumps({"text": f"{i} " * 50}) + "\n" for i in range(2000)).encode())
+    raw = gzip.compress(
+        "".join(json.dumps({"text": f"{i} " * 50}) + "\n" for i in range(2000)).encode()
+    )
     _write(d / "in.jsonl.gz", raw[: len(raw) // 2])
     return ["tokenize", str(d / "in.jsonl.gz"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
 
@@ -82,7 +90,10 @@ def _corrupt_parquet(d: Path) -> list[str]:
 
 def _train_with(d: Path, run: Path | None = None) -> list[str]:
     store = _store(d)
-    return ["train", str(_write(d / "train.yaml", TRAIN_YAML.format(run=run or d / "run", store=store)))]
+    return [
+        "train",
+        str(_write(d / "train.yaml", TRAIN_YAML.format(run=run or d / "run", store=store))),
+    ]
 
 
 def _bad_prefix_json(d: Path) -> list[str]:
@@ -122,59 +133,214 @@ def _inspect_bad_ids(d: Path) -> list[str]:
 
 CASES = [
     # -- text that is not UTF-8 ---------------------------------------------------------------
-    Case("train: non-UTF-8 YAML", lambda d: ["train", str(_write(d / "c.yaml", BAD_UTF8))], "{d}/c.yaml: not UTF-8"),
-    Case("train: binary YAML", lambda d: ["train", str(_write(d / "c.yaml", bytes(range(256))))], "{d}/c.yaml: not UTF-8"),
-    Case("synth generate: non-UTF-8 spec", lambda d: ["synth", "generate", str(_write(d / "s.yaml", BAD_UTF8)), "-o", str(d / "o")],
-         "{d}/s.yaml: not UTF-8"),
-    Case("synth preview: non-UTF-8 spec", lambda d: ["synth", "preview", str(_write(d / "s.yaml", BAD_UTF8))], "{d}/s.yaml: not UTF-8"),
-    Case("entigraph: non-UTF-8 docs", lambda d: ["entigraph", "--docs", str(_write(d / "docs.jsonl", b'{"id": "a", "text": "\xff"}\n')),
-                                                 "-o", str(d / "eg"), "-m", "m", "--dry-run"], "{d}/docs.jsonl"),
-    Case("data inspect: non-UTF-8 PREFIX.json of a store", _bad_prefix_json, "{d}/s.json: provenance file is not valid UTF-8"),
+    Case(
+        "train: non-UTF-8 YAML",
+        lambda d: ["train", str(_write(d / "c.yaml", BAD_UTF8))],
+        "{d}/c.yaml: not UTF-8",
+    ),
+    Case(
+        "train: binary YAML",
+        lambda d: ["train", str(_write(d / "c.yaml", bytes(range(256))))],
+        "{d}/c.yaml: not UTF-8",
+    ),
+    Case(
+        "synth generate: non-UTF-8 spec",
+        lambda d: ["synth", "generate", str(_write(d / "s.yaml", BAD_UTF8)), "-o", str(d / "o")],
+        "{d}/s.yaml: not UTF-8",
+    ),
+    Case(
+        "synth preview: non-UTF-8 spec",
+        lambda d: ["synth", "preview", str(_write(d / "s.yaml", BAD_UTF8))],
+        "{d}/s.yaml: not UTF-8",
+    ),
+    Case(
+        "entigraph: non-UTF-8 docs",
+        lambda d: [
+            "entigraph",
+            "--docs",
+            str(_write(d / "docs.jsonl", b'{"id": "a", "text": "\xff"}\n')),
+            "-o",
+            str(d / "eg"),
+            "-m",
+            "m",
+            "--dry-run",
+        ],
+        "{d}/docs.jsonl",
+    ),
+    Case(
+        "data inspect: non-UTF-8 PREFIX.json of a store",
+        _bad_prefix_json,
+        "{d}/s.json: provenance file is not valid UTF-8",
+    ),
     # -- outputs that can never be written ----------------------------------------------------
-    Case("tokenize: --out is a directory", lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o",
-                                                      str((d / "o_text_document").mkdir() or d / "o")],
-         "{d}/o_text_document: is a directory"),
-    Case("tokenize: --out under a file", lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(_write(d / "f", "x") / "o")],
-         "{d}/f is a file"),
-    Case("tokenize: --out read-only", lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(UNWRITABLE / "o")], "not writable"),
-    Case("tokenizer train: --out is a file", lambda d: ["tokenizer", "train", "-i", str(_jsonl(d)), "--vocab-size", "300",
-                                                        "-o", str(_write(d / "tok", "x"))], "--out {d}/tok: exists and is a file"),
-    Case("tokenizer train: --out read-only", lambda d: ["tokenizer", "train", "-i", str(_jsonl(d)), "--vocab-size", "300",
-                                                        "-o", str(UNWRITABLE / "tok")], "not writable"),
-    Case("data merge: --out is a directory", lambda d: ["data", "merge", str(_store(d)), "-o", str((d / "m").mkdir() or d / "m")],
-         "{d}/m: is a directory"),
-    Case("data merge: --out read-only", lambda d: ["data", "merge", str(_store(d)), "-o", str(UNWRITABLE / "m")], "not writable"),
-    Case("synth generate: --out is a file", lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "2K", "-o", str(_write(d / "o", "x"))],
-         "{d}/o: exists and is a file"),
-    Case("synth generate: --out read-only", lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "2K", "-o", str(UNWRITABLE / "o")],
-         "not writable"),
-    Case("train: run_dir is a file", lambda d: _train_with(d, run=_write(d / "runfile", "x")), "run_dir {d}/runfile: exists and is a file"),
-    Case("train: run_dir read-only", lambda d: _train_with(d, run=UNWRITABLE / "run"), "not writable"),
-    Case("generate: --output is a directory", lambda d: ["generate", str(d / "ckpt"), "-p", "a", "-o", str((d / "o").mkdir() or d / "o")],
-         "--output {d}/o: is a directory"),
-    Case("eval: --out read-only", lambda d: ["eval", str(d / "ckpt"), "-o", str(UNWRITABLE / "e.json")], "not writable"),
-    Case("entigraph: --out is a file", lambda d: ["entigraph", "--docs", str(_jsonl(d)), "-o", str(_write(d / "eg", "x")), "-m", "m"],
-         "--out {d}/eg: exists and is a file"),
-    Case("quickstart: --out read-only", lambda d: ["quickstart", "-o", str(UNWRITABLE / "q")], "not writable"),
+    Case(
+        "tokenize: --out is a directory",
+        lambda d: [
+            "tokenize",
+            str(_jsonl(d)),
+            "-t",
+            "byte",
+            "-o",
+            str((d / "o_text_document").mkdir() or d / "o"),
+        ],
+        "{d}/o_text_document: is a directory",
+    ),
+    Case(
+        "tokenize: --out under a file",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(_write(d / "f", "x") / "o")],
+        "{d}/f is a file",
+    ),
+    Case(
+        "tokenize: --out read-only",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(UNWRITABLE / "o")],
+        "not writable",
+    ),
+    Case(
+        "tokenizer train: --out is a file",
+        lambda d: [
+            "tokenizer",
+            "train",
+            "-i",
+            str(_jsonl(d)),
+            "--vocab-size",
+            "300",
+            "-o",
+            str(_write(d / "tok", "x")),
+        ],
+        "--out {d}/tok: exists and is a file",
+    ),
+    Case(
+        "tokenizer train: --out read-only",
+        lambda d: [
+            "tokenizer",
+            "train",
+            "-i",
+            str(_jsonl(d)),
+            "--vocab-size",
+            "300",
+            "-o",
+            str(UNWRITABLE / "tok"),
+        ],
+        "not writable",
+    ),
+    Case(
+        "data merge: --out is a directory",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str((d / "m").mkdir() or d / "m")],
+        "{d}/m: is a directory",
+    ),
+    Case(
+        "data merge: --out read-only",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str(UNWRITABLE / "m")],
+        "not writable",
+    ),
+    Case(
+        "synth generate: --out is a file",
+        lambda d: [
+            "synth",
+            "generate",
+            str(_spec(d)),
+            "--tokens",
+            "2K",
+            "-o",
+            str(_write(d / "o", "x")),
+        ],
+        "{d}/o: exists and is a file",
+    ),
+    Case(
+        "synth generate: --out read-only",
+        lambda d: [
+            "synth",
+            "generate",
+            str(_spec(d)),
+            "--tokens",
+            "2K",
+            "-o",
+            str(UNWRITABLE / "o"),
+        ],
+        "not writable",
+    ),
+    Case(
+        "train: run_dir is a file",
+        lambda d: _train_with(d, run=_write(d / "runfile", "x")),
+        "run_dir {d}/runfile: exists and is a file",
+    ),
+    Case(
+        "train: run_dir read-only", lambda d: _train_with(d, run=UNWRITABLE / "run"), "not writable"
+    ),
+    Case(
+        "generate: --output is a directory",
+        lambda d: ["generate", str(d / "ckpt"), "-p", "a", "-o", str((d / "o").mkdir() or d / "o")],
+        "--output {d}/o: is a directory",
+    ),
+    Case(
+        "eval: --out read-only",
+        lambda d: ["eval", str(d / "ckpt"), "-o", str(UNWRITABLE / "e.json")],
+        "not writable",
+    ),
+    Case(
+        "entigraph: --out is a file",
+        lambda d: [
+            "entigraph",
+            "--docs",
+            str(_jsonl(d)),
+            "-o",
+            str(_write(d / "eg", "x")),
+            "-m",
+            "m",
+        ],
+        "--out {d}/eg: exists and is a file",
+    ),
+    Case(
+        "quickstart: --out read-only",
+        lambda d: ["quickstart", "-o", str(UNWRITABLE / "q")],
+        "not writable",
+    ),
     # -- corrupt or truncated files -----------------------------------------------------------
     Case("tokenize: truncated .jsonl.gz", _truncated_gz, "{d}/in.jsonl.gz: ends early"),
     Case("tokenize: corrupt parquet", _corrupt_parquet, "{d}/in.parquet: not a valid parquet"),
-    Case("train: corrupt trainer_state.json", _corrupt_trainer_state, "{d}/run/checkpoints/step-5/trainer_state.json: not a valid trainer state"),
-    Case("synth verify: corrupt manifest.json", _corrupt_manifest, "{d}/syn/manifest.json: not valid JSON"),
-    Case("generate: truncated model.safetensors", _truncated_safetensors, "{d}/ckpt/model.safetensors: truncated safetensors"),
-    Case("eval: truncated model.safetensors", lambda d: ["eval", *_truncated_safetensors(d)[1:2]],
-         "{d}/ckpt/model.safetensors: truncated safetensors"),
+    Case(
+        "train: corrupt trainer_state.json",
+        _corrupt_trainer_state,
+        "{d}/run/checkpoints/step-5/trainer_state.json: not a valid trainer state",
+    ),
+    Case(
+        "synth verify: corrupt manifest.json",
+        _corrupt_manifest,
+        "{d}/syn/manifest.json: not valid JSON",
+    ),
+    Case(
+        "generate: truncated model.safetensors",
+        _truncated_safetensors,
+        "{d}/ckpt/model.safetensors: truncated safetensors",
+    ),
+    Case(
+        "eval: truncated model.safetensors",
+        lambda d: ["eval", *_truncated_safetensors(d)[1:2]],
+        "{d}/ckpt/model.safetensors: truncated safetensors",
+    ),
     # -- accepted silently before -------------------------------------------------------------
-    Case("data merge: replaces an existing store", lambda d: ["data", "merge", str(_store(d)), "-o", str(_store(d, "m"))],
-         "{d}/m: a token store already exists"),
-    Case("synth generate: --tokens 1", lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "1", "-o", str(d / "o"), "-q"],
-         "too small for even one training sequence"),
+    Case(
+        "data merge: replaces an existing store",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str(_store(d, "m"))],
+        "{d}/m: a token store already exists",
+    ),
+    Case(
+        "synth generate: --tokens 1",
+        lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "1", "-o", str(d / "o"), "-q"],
+        "too small for even one training sequence",
+    ),
     Case("data inspect: ids beyond the vocabulary", _inspect_bad_ids, "token id 900"),
     # -- unclear before -----------------------------------------------------------------------
-    Case("tokenize: mistyped local tokenizer path", lambda d: ["tokenize", str(_jsonl(d)), "-t", str(d / "tokz"), "-o", str(d / "o")],
-         "tokenizer {d}/tokz: no such file or directory"),
-    Case("train: an override blamed, not the base file", lambda d: [*_train_with(d), "optim.foo.bar=1"],
-         "override 'optim.foo.bar=1': optim.foo: unknown key"),
+    Case(
+        "tokenize: mistyped local tokenizer path",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", str(d / "tokz"), "-o", str(d / "o")],
+        "tokenizer {d}/tokz: no such file or directory",
+    ),
+    Case(
+        "train: an override blamed, not the base file",
+        lambda d: [*_train_with(d), "optim.foo.bar=1"],
+        "override 'optim.foo.bar=1': optim.foo: unknown key",
+    ),
 ]
 
 
@@ -211,7 +377,9 @@ def test_debug_shows_the_traceback(tmp_path):
 def _can_mount_tmpfs(target: Path) -> bool:
     if shutil.which("mount") is None or os.geteuid() != 0:
         return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -223,22 +391,57 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_at_the_final_name(tmp_pat
         pytest.skip("mounting a small tmpfs is not permitted here (needs root and CAP_SYS_ADMIN)")
     try:
         if command == "tokenize":
-            big = _write(tmp_path / "in.jsonl", "".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(3000)))
-            args, final = ["tokenize", str(big), "-t", "byte", "-o", str(disk / "x"), "-q", "--workers", "1"], "x_text_document.idx"
+            big = _write(
+                tmp_path / "in.jsonl",
+                "".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(3000)),
+            )
+            args, final = (
+                ["tokenize", str(big), "-t", "byte", "-o", str(disk / "x"), "-q", "--workers", "1"],
+                "x_text_document.idx",
+            )
         elif command == "synth":
-            args, final = ["synth", "generate", str(_spec(tmp_path)), "--tokens", "2M", "-o", str(disk / "d"), "-q"], "d"
+            args, final = (
+                [
+                    "synth",
+                    "generate",
+                    str(_spec(tmp_path)),
+                    "--tokens",
+                    "2M",
+                    "-o",
+                    str(disk / "d"),
+                    "-q",
+                ],
+                "d",
+            )
         elif command == "merge":
             store = _store(tmp_path, docs=(list(range(250)) * 2400,))  # 1.2 MB of tokens
             args, final = ["data", "merge", str(store), "-o", str(disk / "m")], "m.idx"
         else:
-            (disk / "filler").write_bytes(bytes(1_040_000))  # leave ~8 KB: the tokenizer files do not fit
-            args, final = ["tokenizer", "train", "-i", str(_jsonl(tmp_path, 300)), "--vocab-size", "300", "-o", str(disk / "tok"), "-q"], "tok/"
+            (disk / "filler").write_bytes(
+                bytes(1_040_000)
+            )  # leave ~8 KB: the tokenizer files do not fit
+            args, final = (
+                [
+                    "tokenizer",
+                    "train",
+                    "-i",
+                    str(_jsonl(tmp_path, 300)),
+                    "--vocab-size",
+                    "300",
+                    "-o",
+                    str(disk / "tok"),
+                    "-q",
+                ],
+                "tok/",
+            )
         result = run_cli(*args)
         assert result.returncode == 2, result.stderr[-2000:]
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "no space left on device" in errors[0], result.stderr[-2000:]
         assert str(disk) in errors[0] and "Traceback" not in result.stderr
-        if command != "tokenizer":  # tokenizer dirs are complete only with synthlm_tokenizer.json (written last)
+        if (
+            command != "tokenizer"
+        ):  # tokenizer dirs are complete only with synthlm_tokenizer.json (written last)
             assert not (disk / final).exists()
             assert not [p for p in disk.rglob("*") if p.is_file() and ".tmp-" in p.name]
     finally:

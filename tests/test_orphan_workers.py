@@ -40,7 +40,9 @@ def alive(pid: int) -> bool:
 
 def kill_mid_run(args: list[str], state: Path, workers: int) -> list[int]:
     """Start the CLI, wait until its workers run and a resume point is saved, SIGKILL it."""
-    process = subprocess.Popen([sys.executable, "-m", "synthlm", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synthlm", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     pool: list[int] = []
     while len(pool) < workers or not state.is_file():
@@ -56,7 +58,9 @@ def kill_mid_run(args: list[str], state: Path, workers: int) -> list[int]:
 def assert_gone(pool: list[int]) -> None:
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in pool):
-        assert time.monotonic() < deadline, f"workers {[p for p in pool if alive(p)]} outlived their parent"
+        assert time.monotonic() < deadline, (
+            f"workers {[p for p in pool if alive(p)]} outlived their parent"
+        )
         time.sleep(0.05)
 
 
@@ -65,7 +69,9 @@ def test_tokenize_workers_die_with_a_killed_parent_and_the_rerun_resumes(tmp_pat
     corpus = tmp_path / "in.jsonl"
     with open(corpus, "w", encoding="utf-8") as handle:
         for i in range(60_000):
-            handle.write(json.dumps({"text": f"record {i} " + "lorem ipsum dolor " * (i % 13)}) + "\n")
+            handle.write(
+                json.dumps({"text": f"record {i} " + "lorem ipsum dolor " * (i % 13)}) + "\n"
+            )
     out = tmp_path / "out" / "x"
     args = ["tokenize", str(corpus), "-t", "byte", "-o", str(out), "--workers", "2", "--quiet"]
     pool = kill_mid_run(args, tmp_path / "out" / ".x.tokenize-partial" / "state.json", 2)
@@ -76,16 +82,38 @@ def test_tokenize_workers_die_with_a_killed_parent_and_the_rerun_resumes(tmp_pat
     for suffix in (".bin", ".idx", ".json"):
         got = Path(f"{out}_text_document{suffix}").read_bytes()
         assert got == Path(f"{tmp_path}/ref_text_document{suffix}").read_bytes(), suffix
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"x_text_document{s}" for s in (".bin", ".idx", ".json")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"x_text_document{s}" for s in (".bin", ".idx", ".json")
+    ]
 
 
 @pytest.mark.slow
 def test_synth_workers_die_with_a_killed_parent_and_the_rerun_finishes(tmp_path):
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"name": "o", "seed": 1, "domains": [
-        {"type": "copy", "vocab": {"num_vocab": 50}, "length": {"min": 8, "max": 32}},
-        {"type": "dyck", "k": 2, "max_depth": 5}]}))
-    args = ["synth", "generate", str(spec), "--tokens", "1M", "-o", str(tmp_path / "d"), "--workers", "2", "-q"]
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "o",
+                "seed": 1,
+                "domains": [
+                    {"type": "copy", "vocab": {"num_vocab": 50}, "length": {"min": 8, "max": 32}},
+                    {"type": "dyck", "k": 2, "max_depth": 5},
+                ],
+            }
+        )
+    )
+    args = [
+        "synth",
+        "generate",
+        str(spec),
+        "--tokens",
+        "1M",
+        "-o",
+        str(tmp_path / "d"),
+        "--workers",
+        "2",
+        "-q",
+    ]
     pool = kill_mid_run(args, tmp_path / ".d.synth-partial" / "state.json", 2)
     assert_gone(pool)
     assert not (tmp_path / "d").exists()

@@ -47,7 +47,11 @@ class Stop(BaseException):
 
 
 def digests(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.iterdir())
+        if p.is_file()
+    }
 
 
 def _stop_at(monkeypatch, k: int) -> None:
@@ -61,14 +65,20 @@ def _stop_at(monkeypatch, k: int) -> None:
         seen.append(1)
 
     monkeypatch.setattr(WorkDir, "save", lambda self, state: (tick(), real_save(self, state)))
-    monkeypatch.setattr(store_mod, "_publish_step", lambda step, meta: (tick(), real_step(step, meta)))
+    monkeypatch.setattr(
+        store_mod, "_publish_step", lambda step, meta: (tick(), real_step(step, meta))
+    )
 
 
 def _points(monkeypatch, job) -> int:
     calls = []
     real_save, real_step = WorkDir.save, store_mod._publish_step
-    monkeypatch.setattr(WorkDir, "save", lambda self, state: (calls.append(1), real_save(self, state)))
-    monkeypatch.setattr(store_mod, "_publish_step", lambda step, meta: (calls.append(1), real_step(step, meta)))
+    monkeypatch.setattr(
+        WorkDir, "save", lambda self, state: (calls.append(1), real_save(self, state))
+    )
+    monkeypatch.setattr(
+        store_mod, "_publish_step", lambda step, meta: (calls.append(1), real_step(step, meta))
+    )
     job()
     monkeypatch.setattr(WorkDir, "save", real_save)
     monkeypatch.setattr(store_mod, "_publish_step", real_step)
@@ -80,7 +90,9 @@ def corpus(tmp_path) -> Path:
     path = tmp_path / "in.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(120):
-            handle.write(json.dumps({"text": f"document {i} " + "abc " * (i % 7), "title": f"t{i}"}) + "\n")
+            handle.write(
+                json.dumps({"text": f"document {i} " + "abc " * (i % 7), "title": f"t{i}"}) + "\n"
+            )
     return path
 
 
@@ -95,20 +107,48 @@ def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, 
     monkeypatch.setattr(readers, "CHUNK_RECORDS", 16)  # 8 chunks: many resume points
     reference = tmp_path / "ref"
     reference.mkdir()
-    total = _points(monkeypatch, lambda: tokenize([corpus], "byte", reference / "x", keys=["text", "title"],
-                                                  append_eod=True, workers=1, quiet=True))
+    total = _points(
+        monkeypatch,
+        lambda: tokenize(
+            [corpus],
+            "byte",
+            reference / "x",
+            keys=["text", "title"],
+            append_eod=True,
+            workers=1,
+            quiet=True,
+        ),
+    )
     want = digests(reference)
     assert len(want) == 6 and total > 10
-    for k in range(0, total, 2 if every == 0 else 1):  # every other point keeps the test fast; both publish orders hit
+    for k in range(
+        0, total, 2 if every == 0 else 1
+    ):  # every other point keeps the test fast; both publish orders hit
         out = tmp_path / f"k{k}"
         out.mkdir()
         _stop_at(monkeypatch, k)
         with pytest.raises(Stop):
-            tokenize([corpus], "byte", out / "x", keys=["text", "title"], append_eod=True, workers=1, quiet=True)
+            tokenize(
+                [corpus],
+                "byte",
+                out / "x",
+                keys=["text", "title"],
+                append_eod=True,
+                workers=1,
+                quiet=True,
+            )
         monkeypatch.setattr(WorkDir, "save", _real_save)
         monkeypatch.setattr(store_mod, "_publish_step", _real_step)
         # the same command again (no --overwrite): it continues and finishes the job
-        tokenize([corpus], "byte", out / "x", keys=["text", "title"], append_eod=True, workers=1, quiet=True)
+        tokenize(
+            [corpus],
+            "byte",
+            out / "x",
+            keys=["text", "title"],
+            append_eod=True,
+            workers=1,
+            quiet=True,
+        )
         assert digests(out) == want, f"stopped at point {k}"
         assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 

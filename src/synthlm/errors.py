@@ -47,7 +47,8 @@ def corrupt_file(path: object, what: str, exc: BaseException, hint: str = "") ->
 
 
 _OS_ADVICE = {
-    errno.ENOSPC: "no space left on device; free space (or choose another output location) and rerun",
+    errno.ENOSPC: "no space left on device; free space (or choose another output location) "
+    "and rerun",
     errno.EDQUOT: "disk quota exceeded; free space or choose another output location, then rerun",
     errno.EROFS: "read-only file system; choose a writable output location",
     errno.EACCES: "permission denied; choose a location you can write (or fix the permissions)",
@@ -69,11 +70,16 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return "; ".join([_explain_os(exc), *notes]), 2
     if isinstance(exc, UnicodeDecodeError):
         where = _file_in_traceback(exc.__traceback__) or "an input file"
-        return (f"{where}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
-                f"{exc.start}); save it as UTF-8 text"), 2
+        return (
+            f"{where}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8 text"
+        ), 2
     if isinstance(exc, json.JSONDecodeError):
         where = _file_in_traceback(exc.__traceback__) or "a JSON file"
-        return f"{where}: not valid JSON ({exc}); it is truncated or corrupt, restore or delete it", 2
+        return (
+            f"{where}: not valid JSON ({exc}); it is truncated or corrupt, restore or delete it",
+            2,
+        )
     if isinstance(exc, EOFError):
         where = _file_in_traceback(exc.__traceback__) or "an input file"
         return f"{where}: ends early ({exc}); the file is truncated, download or copy it again", 2

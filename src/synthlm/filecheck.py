@@ -28,15 +28,24 @@ def check_safetensors(path: str | Path) -> None:
             raise UserError(f"{path}: not a valid safetensors file ({size} bytes); {hint}")
         (length,) = struct.unpack("<Q", head)
         if length > MAX_HEADER or 8 + length > size:
-            raise UserError(f"{path}: not a valid safetensors file (header of {length} bytes, file of {size}); {hint}")
+            what = f"header of {length} bytes, file of {size}"
+            raise UserError(f"{path}: not a valid safetensors file ({what}); {hint}")
         try:
             header = json.loads(handle.read(length))
         except (ValueError, UnicodeDecodeError):
-            raise UserError(f"{path}: not a valid safetensors file (unreadable header); {hint}") from None
-    ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
+            raise UserError(
+                f"{path}: not a valid safetensors file (unreadable header); {hint}"
+            ) from None
+    ends = [
+        int(t["data_offsets"][1])
+        for k, t in header.items()
+        if k != "__metadata__" and isinstance(t, dict)
+    ]
     needed = 8 + length + max(ends, default=0)
     if size < needed:
-        raise UserError(f"{path}: truncated safetensors file ({size} bytes, its header needs {needed}); {hint}")
+        raise UserError(
+            f"{path}: truncated safetensors file ({size} bytes, its header needs {needed}); {hint}"
+        )
 
 
 def check_checkpoint_files(directory: str | Path) -> None:

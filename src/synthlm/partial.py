@@ -11,9 +11,9 @@ removing the stale directory, so no rerun ever leaves one behind.
 
 Saves are throttled to one per :attr:`WorkDir.every` seconds (a resume then redoes at most that
 much work): the state always describes a consistent prefix of the written files, so skipping a
-save is always safe. The state is replaced by rename without fsync: a killed *process* loses nothing the OS already
-has; after a power loss a data file may be shorter than the state says, which the resuming writer
-detects (and asks for the directory to be removed).
+save is always safe. The state is replaced by rename without fsync: a killed *process* loses
+nothing the OS already has; after a power loss a data file may be shorter than the state says,
+which the resuming writer detects (and asks for the directory to be removed).
 """
 
 from __future__ import annotations
@@ -97,5 +97,7 @@ class WorkDir:
         if isinstance(exc, Exception) and not isinstance(exc, OSError):
             self.remove()
         elif isinstance(exc, OSError) and self.path.exists():
-            exc.add_note(f"the partial output in {self.path} is kept: rerun the same command to "
-                         "continue, or delete it to give the space back")
+            exc.add_note(
+                f"the partial output in {self.path} is kept: rerun the same command to "
+                "continue, or delete it to give the space back"
+            )

@@ -37,7 +37,9 @@ def die_with_parent(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before the request above took effect
         os._exit(1)
-    threading.Thread(target=_watch, args=(parent_pid,), daemon=True, name="synthlm-parent-watch").start()
+    threading.Thread(
+        target=_watch, args=(parent_pid,), daemon=True, name="synthlm-parent-watch"
+    ).start()
 
 
 def _watch(parent_pid: int) -> None:

@@ -29,7 +29,9 @@ class Killed(BaseException):
 def _count_steps(monkeypatch, action) -> int:
     calls = []
     real = store_mod._publish_step
-    monkeypatch.setattr(store_mod, "_publish_step", lambda step, meta: (calls.append(step), real(step, meta)))
+    monkeypatch.setattr(
+        store_mod, "_publish_step", lambda step, meta: (calls.append(step), real(step, meta))
+    )
     action()
     monkeypatch.setattr(store_mod, "_publish_step", real)
     return len(calls)

@@ -39,5 +39,7 @@ def test_other_write_failures_name_the_checkpoint_and_bugs_pass_through(tmp_path
 
 def test_corrupt_trainer_state_is_named_with_what_to_do(tmp_path):
     (tmp_path / checkpoint.STATE_FILE).write_text('{"step": 3, "sam')
-    with pytest.raises(UserError, match=r"trainer_state.json: not a valid trainer state .*train.resume=never"):
+    with pytest.raises(
+        UserError, match=r"trainer_state.json: not a valid trainer state .*train.resume=never"
+    ):
         read_state(tmp_path)

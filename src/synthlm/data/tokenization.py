@@ -226,16 +226,22 @@ def tokenize(
     return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work)
 
 
-def _fingerprint(tok: BaseTokenizer, options: Options, sources: list[Source], prefixes: dict[str, Path], chat: Any) -> str:
+def _fingerprint(
+    tok: BaseTokenizer, options: Options, sources: list[Source], prefixes: dict[str, Path], chat: Any
+) -> str:
     """Everything that decides the output bytes: a resumed run must be this same run."""
     files = []
     for source in sources:
         path = Path(source.path)
         stat = path.stat() if path.is_file() else None
-        files.append([str(source.path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
+        files.append([str(source.path), size, mtime])
     return fingerprint({
-        "options": asdict(options), "tokenizer": tok.describe(), "sources": files,
-        "outputs": {k: str(p) for k, p in prefixes.items()}, "chat": chat.metadata if chat else None,
+        "options": asdict(options),
+        "tokenizer": tok.describe(),
+        "sources": files,
+        "outputs": {k: str(p) for k, p in prefixes.items()},
+        "chat": chat.metadata if chat else None,
     })
 
 
@@ -247,8 +253,17 @@ def _worker_count(workers: int | None) -> int:
     return workers
 
 
-def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, options: Options,
-         prefixes: dict[str, Path], workers: int, quiet: bool, chat: Any, work: WorkDir) -> dict[str, Any]:
+def _run(
+    ranges: list[Planned],
+    sources: list[Source],
+    tok: BaseTokenizer,
+    options: Options,
+    prefixes: dict[str, Path],
+    workers: int,
+    quiet: bool,
+    chat: Any,
+    work: WorkDir,
+) -> dict[str, Any]:
     """Encode, write in order, finalize; ``chat`` (a ``ChatSetup``) swaps in the chat encoder.
 
     Resumes from ``work`` when it holds this run's state: chunks already written are read but
@@ -261,9 +276,11 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
             pool = stack.enter_context(ChunkPool(*pool_args))
             state = work.open() or {"chunks": 0, "complete": False, "published": []}
             published = _resume(state, prefixes, tally, work)
-            writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None, work=work.path,
-                                                               resume=state["writers"][k] if state["chunks"] else None))
-                       for k, p in prefixes.items() if k not in published}
+            writers = {
+                k: stack.enter_context(_writer(p, tok, chat, work, state["writers"][k] if state["chunks"] else None))
+                for k, p in prefixes.items()
+                if k not in published
+            }
             bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
             bar.update(tally.nbytes)
             if not state["complete"]:
@@ -278,7 +295,8 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
                 _save(work, state, writers, tally, published)
             stats = _stats(tally, sources, prefixes, options, workers)
             for key, writer in writers.items():
-                writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
+                extra = chat.metadata if chat else {}
+                writer.finalize(**{**_metadata(key, tok, sources, tally, options), **extra})
                 published.append(key)
                 _save(work, state, writers, tally, published)
     except BaseException as exc:
@@ -288,7 +306,13 @@ def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, optio
     return stats
 
 
-def _write_chunk(result: ChunkResult, options: Options, tally: Tally, writers: dict[str, TokenStoreWriter]) -> None:
+def _writer(prefix: Path, tok: BaseTokenizer, chat: Any, work: WorkDir, resume: dict | None) -> TokenStoreWriter:
+    return TokenStoreWriter(prefix, tok.vocab_size, with_mask=chat is not None, work=work.path, resume=resume)
+
+
+def _write_chunk(
+    result: ChunkResult, options: Options, tally: Tally, writers: dict[str, TokenStoreWriter]
+) -> None:
     if result.bad and options.on_error == "fail":
         raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
     tally.add(result)
@@ -296,7 +320,9 @@ def _write_chunk(result: ChunkResult, options: Options, tally: Tally, writers: d
         writers[key].add_flat(flat, sizes, result.masks.get(key))
 
 
-def _resume(state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work: WorkDir) -> list[str]:
+def _resume(
+    state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work: WorkDir
+) -> list[str]:
     """Restore the counts of an interrupted run; returns the keys whose stores it published."""
     published = list(state["published"])
     if not state["chunks"]:
@@ -304,12 +330,19 @@ def _resume(state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work
     for key, value in state["tally"].items():
         setattr(tally, key, value)
     for key, prefix in prefixes.items():
-        if key not in published and store_exists(prefix) and not (work.path / f"{prefix.name}.bin").is_file():
+        staged = (work.path / f"{prefix.name}.bin").is_file()
+        if key not in published and store_exists(prefix) and not staged:
             published.append(key)  # killed after its publish, before the state recorded it
     return published
 
 
-def _save(work: WorkDir, state: dict[str, Any], writers: dict[str, TokenStoreWriter], tally: Tally, published: list[str]) -> None:
+def _save(
+    work: WorkDir,
+    state: dict[str, Any],
+    writers: dict[str, TokenStoreWriter],
+    tally: Tally,
+    published: list[str],
+) -> None:
     counts = {k: v for k, v in asdict(tally).items() if k not in ("keys", "started")}
     writer_states = {k: w.state() for k, w in writers.items() if k not in published}
     work.save({**state, "tally": counts, "writers": writer_states, "published": published})
