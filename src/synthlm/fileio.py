@@ -121,7 +121,9 @@ def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -
 
     path = Path(path)
     if kind == "file" and path.is_dir():
-        raise UserError(f"{what} {path}: is a directory, but a file (prefix) is needed; give a file path")
+        raise UserError(
+            f"{what} {path}: is a directory, but a file (prefix) is needed; give a file path"
+        )
     if kind == "dir" and path.exists() and not path.is_dir():
         raise UserError(f"{what} {path}: exists and is a file, but a directory is needed")
     existing = path.parent
@@ -132,5 +134,7 @@ def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -
     for place in (existing, path) if path.is_dir() else (existing,):
         problem = _cannot_write_in(place)
         if problem:
-            raise UserError(f"{what} {path}: {place} is not writable ({problem}); choose a writable location")
+            raise UserError(
+                f"{what} {path}: {place} is not writable ({problem}); choose a writable location"
+            )
     return path

@@ -277,7 +277,8 @@ class _BinWriter:
             self._cut_back(*resume)
         mode = "wb" if resume is None else "ab"
         self.handle = open(self.temp_bin, mode)  # noqa: SIM115 - closed in finish/abort
-        self.sizes_handle = None if self.sizes_file is None else open(self.sizes_file, mode)  # noqa: SIM115
+        sizes = self.sizes_file
+        self.sizes_handle = None if sizes is None else open(sizes, mode)  # noqa: SIM115
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
         sizes = np.asarray(sizes, dtype=np.int32)
@@ -307,7 +308,9 @@ class _BinWriter:
         nbytes = tokens * self.dtype.itemsize
         for path, size in ((self.temp_bin, nbytes), (self.sizes_file, documents * 4)):
             if not path.is_file() or path.stat().st_size < size:
-                raise StoreError(f"{path}: shorter than its resume state records; remove {self.work} and rerun")
+                raise StoreError(
+                    f"{path}: shorter than its resume state records; remove {self.work} and rerun"
+                )
             os.truncate(path, size)
         self.sizes = [np.fromfile(self.sizes_file, dtype=np.int32)]
 
@@ -365,7 +368,9 @@ class TokenStoreWriter:
         self.num_tokens = int(resume["tokens"]) if resume else 0
         cut = (self.num_documents, self.num_tokens, idx_path(self.prefix)) if resume else None
         self._tokens = _BinWriter(self.prefix, self.dtype, work, cut)
-        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work, cut) if with_mask else None
+        self._mask = None
+        if with_mask:
+            self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work, cut)
         self._done = False
 
     def __enter__(self) -> TokenStoreWriter:
@@ -483,7 +488,10 @@ def publish_store(prefix: Path, files: dict[Path, Path], metadata: dict[str, Any
     """
     prefix = normalize_prefix(prefix)
     mask = mask_prefix(prefix)
-    steps: list[tuple[str, Path, Path | None]] = [("remove", idx_path(prefix), None), ("remove", idx_path(mask), None)]
+    steps: list[tuple[str, Path, Path | None]] = [
+        ("remove", idx_path(prefix), None),
+        ("remove", idx_path(mask), None),
+    ]
     if bin_path(mask) not in files:  # an overwritten store must not keep an older loss mask
         steps.append(("remove", bin_path(mask), None))
     order = [bin_path(mask), idx_path(mask), bin_path(prefix)]
@@ -519,7 +527,11 @@ def remove_store(prefix: str | Path) -> None:
 
 
 def merge_stores(
-    prefixes: Sequence[str | Path], out: str | Path, *, vocab_size: int | None = None, overwrite: bool = False
+    prefixes: Sequence[str | Path],
+    out: str | Path,
+    *,
+    vocab_size: int | None = None,
+    overwrite: bool = False,
 ) -> TokenStore:
     """Concatenate stores in the given order into ``out`` (documents kept intact).
 
@@ -528,7 +540,9 @@ def merge_stores(
     if not prefixes:
         raise StoreError("merge: give at least one input store")
     if store_exists(normalize_prefix(out)) and not overwrite:
-        raise StoreError(f"{normalize_prefix(out)}: a token store already exists; pass --overwrite to replace it")
+        raise StoreError(
+            f"{normalize_prefix(out)}: a token store already exists; pass --overwrite to replace it"
+        )
     if normalize_prefix(out) in {normalize_prefix(p) for p in prefixes}:
         raise StoreError(f"--out {out}: is also an input; write the merged store to a new prefix")
     stores = [TokenStore(p, check_ids=False) for p in prefixes]

@@ -96,15 +96,21 @@ class Run:
         if self.work is None or not (force or self.work.due()):
             return
         self.work.save({
-            "seed": self.plan.seed, "split": split, "domain": domain, "block": block, "barren": barren,
-            "piece": None if piece is None else asdict(piece), "carry": self.carry,
+            "seed": self.plan.seed,
+            "split": split,
+            "domain": domain,
+            "block": block,
+            "barren": barren,
+            "piece": None if piece is None else asdict(piece),
+            "carry": self.carry,
             "results": {k: [asdict(r) for r in v] for k, v in self.results.items()},
             "writer": None if writer is None else writer.state(),
         })
 
     def at(self, split: int, domain: int) -> bool:
         """Whether the resumed run stopped inside this piece."""
-        return bool(self.resume) and (self.resume["split"], self.resume["domain"]) == (split, domain)
+        where = (self.resume.get("split"), self.resume.get("domain"))
+        return bool(self.resume) and where == (split, domain)
 
 
 def generate(
@@ -124,7 +130,8 @@ def generate(
     from synthlm.synth.manifest import build_manifest, write_manifest
 
     out = Path(out)
-    work = WorkDir(work_dir(out, "synth"), fingerprint({"spec": spec.model_dump(mode="json"), "dedup_splits": dedup_splits}))
+    digest = fingerprint({"spec": spec.model_dump(mode="json"), "dedup_splits": dedup_splits})
+    work = WorkDir(work_dir(out, "synth"), digest)
     if work.path.exists() and not (work.path / "dataset").exists():
         work.remove()  # killed after publishing, before cleaning up: nothing left to resume
     _check_target(out, overwrite)
@@ -135,7 +142,8 @@ def generate(
         staging = work.path / "dataset"
         staging.mkdir(exist_ok=True)
         with BlockSource(plan, workers) as source:  # workers fork before any progress thread
-            run = Run(plan, staging, dedup_splits, _progress(int(spec.num_tokens), quiet), work, resume)
+            progress = _progress(int(spec.num_tokens), quiet)
+            run = Run(plan, staging, dedup_splits, progress, work, resume)
             _restore(run)
             with run.progress:
                 for split_index, split in enumerate(SPLITS):
@@ -159,7 +167,8 @@ def _restore(run: Run) -> None:
     run.carry = int(run.resume["carry"])
     run.results = {k: [PieceResult(**r) for r in v] for k, v in run.resume["results"].items()}
     piece = run.resume.get("piece") or {}
-    run.progress.update(sum(r.tokens for v in run.results.values() for r in v) + int(piece.get("tokens", 0)))
+    done = sum(r.tokens for v in run.results.values() for r in v)
+    run.progress.update(done + int(piece.get("tokens", 0)))
 
 
 def _check_not_empty(run: Run) -> None:
@@ -217,11 +226,13 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
     if not (resumed and store_exists(prefix)):  # else: killed after this split's store was complete
         work = run.work.path if run.work else None
         state = run.resume.get("writer") if resumed else None
-        with TokenStoreWriter(prefix, plan.layout.vocab_size, with_mask=True, metadata=metadata, work=work, resume=state) as writer:
+        vocab = plan.layout.vocab_size
+        with TokenStoreWriter(prefix, vocab, with_mask=True, metadata=metadata, work=work, resume=state) as writer:
             for d in range(len(results), len(plan.domains)):
                 results.append(_write_piece(run, source, writer, split_index, d))
                 run.save(split_index, d + 1, 0, None, 0, writer, force=d == len(plan.domains) - 1)
-            writer.finalize(domain_counts={n: r.sequences for n, r in zip(plan.domain_names(), results)})
+            counts = {n: r.sequences for n, r in zip(plan.domain_names(), results)}
+            writer.finalize(domain_counts=counts)
     domain_ids = [np.full(r.sequences, d, dtype=np.uint16) for d, r in enumerate(results)]
     np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
     run.save(split_index + 1, 0, 0, None, 0, None, force=True)
@@ -234,7 +245,8 @@ def _train_fingerprints(prefix: Path) -> np.ndarray:
     store = TokenStore(prefix, check_ids=False)
     parts, first = [], 0
     while first < len(store):  # whole documents, about READ_CHUNK tokens at a time
-        last = max(int(np.searchsorted(store.offsets, store.offsets[first] + READ_CHUNK, side="right")) - 1, first + 1)
+        end = store.offsets[first] + READ_CHUNK
+        last = max(int(np.searchsorted(store.offsets, end, side="right")) - 1, first + 1)
         tokens = np.asarray(store.tokens(int(store.offsets[first]), int(store.offsets[last])))
         parts.append(sequence_hashes(tokens, store.sizes[first:last].astype(np.int64)))
         first = last
@@ -243,10 +255,11 @@ def _train_fingerprints(prefix: Path) -> np.ndarray:
 
 def _write_piece(run: Run, source: BlockSource, writer: TokenStoreWriter, split: int, domain: int) -> PieceResult:
     """Take sequences from the piece's blocks, in order, until the next one would not fit."""
-    start, barren = 0, 0  # barren: consecutive blocks in which every sequence already occurs in train
+    start, barren = 0, 0  # barren: consecutive blocks whose every sequence already occurs in train
     result = PieceResult(budget=int(run.plan.budgets[split, domain]))
     if run.at(split, domain) and run.resume.get("piece"):
-        result, start, barren = PieceResult(**run.resume["piece"]), int(run.resume["block"]), int(run.resume["barren"])
+        result = PieceResult(**run.resume["piece"])
+        start, barren = int(run.resume["block"]), int(run.resume["barren"])
     target = result.budget + run.carry
     if target <= 0:
         return result
@@ -316,6 +329,7 @@ def stats_from_stores(plan: Plan, directory: Path) -> Stats:
             stats.lengths[d].append(store.sizes[first:last].astype(np.int64))
             counts = stats.counts[d]
             for start in range(int(store.offsets[first]), int(store.offsets[last]), READ_CHUNK):
-                tokens = np.asarray(store.tokens(start, min(start + READ_CHUNK, int(store.offsets[last]))))
+                stop = min(start + READ_CHUNK, int(store.offsets[last]))
+                tokens = np.asarray(store.tokens(start, stop))
                 counts += np.bincount(tokens[tokens < len(counts)], minlength=len(counts))
     return stats

@@ -112,8 +112,9 @@ def read_state(checkpoint: Path) -> TrainerState:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise corrupt_file(path, "trainer state", exc, f"delete (or move away) {checkpoint} to "
-                           "resume from the checkpoint before it, or set train.resume=never") from None
+        hint = (f"delete (or move away) {checkpoint} to resume from the checkpoint before it, "
+                "or set train.resume=never")
+        raise corrupt_file(path, "trainer state", exc, hint) from None
     return TrainerState.from_dict(data)
 
 
@@ -133,7 +134,8 @@ def write_errors(directory: Path) -> Iterator[None]:
         text = str(exc)
         if "unexpected pos" not in text and "PytorchStreamWriter" not in text:
             raise
-        free = shutil.disk_usage(directory if Path(directory).exists() else Path(directory).parent).free
+        where = Path(directory) if Path(directory).exists() else Path(directory).parent
+        free = shutil.disk_usage(where).free
         if free < MIN_FREE_BYTES:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from exc
         raise UserError(f"{directory}: writing the checkpoint failed ({text.splitlines()[0]}); "
