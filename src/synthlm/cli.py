@@ -84,7 +84,9 @@ app = typer.Typer(
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error (also: SYNTHLM_DEBUG=1)."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of any error (also: SYNTHLM_DEBUG=1)."
+    ),
 ) -> None:
     """Pretrain language models on natural and synthetic data."""
 

@@ -164,8 +164,12 @@ Encoder = Callable[[Chunk], ChunkResult]
 _WORKER: Encoder | None = None
 
 
-def _init_worker(tokenizer: Any, options: Options, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder,
-                 parent: int | None = None) -> None:
+def _init_worker(
+    tokenizer: Any,
+    options: Options,
+    encoder: Callable[[Any, Options], Encoder] = ChunkEncoder,
+    parent: int | None = None,
+) -> None:
     """Each worker encodes single-threaded: parallelism comes from the pool, not from Rust threads."""
     global _WORKER
     if parent is not None:
@@ -206,7 +210,10 @@ class ChunkPool:
     def __enter__(self) -> ChunkPool:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(self.tokenizer, self.options, self.encoder, os.getpid())
+                self.workers,
+                mp_context=_pool_context(),
+                initializer=_init_worker,
+                initargs=(self.tokenizer, self.options, self.encoder, os.getpid()),
             )
             self._pool.submit(os.getpid).result()  # start the workers now, before any thread of ours exists
         return self

@@ -436,7 +436,8 @@ class Trainer:
         if (final / STATE_FILE).is_file():  # resumed exactly here: it already exists
             return final
         staging = self._stage(temp_dir(self.run_dir, self.state.step))
-        with quiet_logger("accelerate.utils.other"), write_errors(staging):  # "Removed shared tensor": T5's tied embeddings
+        # quiet: "Removed shared tensor" (T5's tied embeddings, restored on load)
+        with quiet_logger("accelerate.utils.other"), write_errors(staging):
             acc.save_state(str(staging / ACCELERATE_DIR))
         self.state.interval = self.interval.to_dict()
         self._write_model(staging)
