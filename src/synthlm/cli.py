@@ -7,13 +7,20 @@ one new file. The root group imports only the module of the command being run: a
 asyncio and HTTP clients of every other command (that was half of the start-up time).
 
 Bad input (:class:`~synthlm.errors.UserError`) prints one clear ``error:`` line and exits with
-status 2; usage errors exit 2 as well.
+status 2; usage errors exit 2 as well. Known failures that are facts about the user's files or
+machine (a full or read-only disk, an output path that is a directory, a non-UTF-8 config, a
+truncated JSON/parquet/safetensors file) are turned into such a line in one place,
+:func:`synthlm.errors.explain`, not by try/except in every command. ``synthlm --debug CMD`` (or
+``SYNTHLM_DEBUG=1``) shows the full traceback instead. SIGTERM unwinds like Ctrl-C, so commands
+remove their temporary files and worker processes on the way out.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import signal
 import sys
 from functools import cache
 from typing import Any
@@ -21,8 +28,13 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.24 vendors click; older typer uses click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import ClickException
+
 from synthlm import __version__, commands
-from synthlm.errors import UserError
+from synthlm.errors import explain
 
 
 @cache
@@ -72,17 +84,65 @@ app = typer.Typer(
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of any error (also: SYNTHLM_DEBUG=1)."
+    ),
 ) -> None:
     """Pretrain language models on natural and synthetic data."""
 
 
+def _debug_requested(argv: list[str]) -> bool:
+    """``--debug`` before the command name, or ``SYNTHLM_DEBUG=1`` (checked before parsing, so it
+    also covers errors raised while a command's options are being read)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            break
+        if arg == "--debug":
+            return True
+    return os.environ.get("SYNTHLM_DEBUG", "") not in ("", "0")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's kill, ``timeout``) unwinds like Ctrl-C: ``finally`` blocks run."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+    """Console entry point: one ``error:`` line for every known failure, a traceback for bugs."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=argv, prog_name="synthlm")
-    except UserError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        code = app(args=args, prog_name="synthlm", standalone_mode=False)
+    except ClickException as exc:  # usage errors: shown as typer shows them, exit 2
+        _show_usage_error(exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except typer.Abort as exc:  # click turns EOFError (a truncated .gz) into Abort
+        if exc.__cause__ is None:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        _fail(exc.__cause__, debug)
+    except Exception as exc:
+        _fail(exc, debug)
+    if code == 130:
         typer.secho("interrupted", err=True)
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_usage_error(exc: ClickException) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    except ImportError:  # typer without rich
+        exc.show()
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    known = explain(exc)
+    if known is None or debug:
+        raise exc
+    message, code = known
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    sys.exit(code)

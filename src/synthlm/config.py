@@ -74,6 +74,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        byte = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({byte}); a config must be a YAML or JSON text file saved as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -174,7 +179,8 @@ def apply_override(tree: dict[str, Any], override: str, origins: dict[KeyPath, s
             _record(origins, tuple(path), value, f"override {override!r}")
         else:
             if isinstance(node, dict) and key not in node:
-                node[key] = {}
+                node[key] = {}  # created by this override, so an error inside it is its fault
+                origins[tuple(path)] = f"override {override!r}"
             node = node[key]
 
 

@@ -82,3 +82,59 @@ def remove_stale_temps(directory: str | Path) -> int:
             candidate.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def _cannot_write_in(directory: Path) -> str | None:
+    """Why no file can be created in ``directory``, or None. A real probe (create, then delete an
+    empty file): ``os.access`` says yes to root on read-only mounts and on sysfs."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".synthlm-probe-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an ``OSError`` raised inside (``write`` on a full disk carries no file name) the name
+    of the file being written, so the CLI's error line says which file it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def check_output(path: str | Path, *, kind: str = "file", what: str = "--out") -> Path:
+    """Fail fast, before any long work, when ``path`` can never be written as a ``kind``.
+
+    ``kind`` is ``"file"`` (a file, or a store prefix: its files are siblings), or ``"dir"``.
+    Nothing is created: a command that stops later leaves no empty folders behind. Catches an
+    output that is a directory (or a file where a directory is needed), a parent that is a
+    file, and a location that is read-only or not writable; a full disk can only be seen
+    while writing, and every writer here removes its partial output when that happens.
+    """
+    from synthlm.errors import UserError
+
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise UserError(
+            f"{what} {path}: is a directory, but a file (prefix) is needed; give a file path"
+        )
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path}: exists and is a file, but a directory is needed")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is a file, so it cannot hold {path.name}")
+    for place in (existing, path) if path.is_dir() else (existing,):
+        problem = _cannot_write_in(place)
+        if problem:
+            raise UserError(
+                f"{what} {path}: {place} is not writable ({problem}); choose a writable location"
+            )
+    return path

@@ -226,19 +226,20 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
     args = [sys.executable, "-m", "synthlm", "tokenize", str(path), "-t", str(tok_dir), "-o", str(out), "--workers", "1", "--quiet"]
     process = subprocess.Popen(args, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while not list((tmp_path / "out").glob("big_text_document.bin.tmp-*")):
+    work = tmp_path / "out" / ".big.tokenize-partial"
+    while not (work / "state.json").is_file():
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "the temporary store never appeared"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not store_exists(prefix) and not Path(f"{prefix}.json").exists()
-    assert list((tmp_path / "out").glob("big_text_document.*.tmp-*"))  # the kill really was mid-run
+    assert (work / "big_text_document.bin").is_file()  # the kill really was mid-run
 
     result = run_cli("tokenize", str(path), "-t", str(tok_dir), "-o", str(out), "--workers", "2", "--quiet")
     assert result.returncode == 0, result.stderr
     assert len(TokenStore(prefix)) == 4 * len(documents)
-    assert not list((tmp_path / "out").glob("*.tmp-*"))
+    assert not list((tmp_path / "out").glob("*.tmp-*")) and not work.exists()
     tokenize([path], tok_dir, tmp_path / "ref", workers=1, quiet=True)
     assert store_bytes(prefix) == store_bytes(tmp_path / "ref_text_document")
 

@@ -121,6 +121,8 @@ def test_existing_output_is_refused_before_any_work(tmp_path):
 
 
 def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):
+    """A bug (or bad input) would fail a rerun the same way: nothing is kept. Kills, Ctrl-C and
+    OS errors keep the work dir for a resume (tests/test_resume_jobs.py)."""
     import synthlm.synth.blocks as blocks
 
     calls = {"n": 0}

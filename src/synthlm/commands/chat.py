@@ -33,6 +33,9 @@ def chat_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
 ) -> None:
+    from synthlm.filecheck import check_checkpoint_files
+
+    check_checkpoint_files(checkpoint)  # a truncated copy is named before torch loads anything
     from synthlm.config import validate
     from synthlm.inference.chat import open_session, read_messages, run_session
     from synthlm.inference.sampling import SamplingConfig, decode_escapes

@@ -32,11 +32,14 @@ def inspect_store(
 def merge(
     prefixes: list[Path] = typer.Argument(..., help="Input store prefixes, joined in this order."),
     out: Path = typer.Option(..., "--out", "-o", help="Output store prefix."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
 ) -> None:
     """Join stores into one (documents kept intact, in order)."""
     from synthlm.data.store import merge_stores
+    from synthlm.fileio import check_output
 
-    merged = merge_stores(prefixes, out)
+    check_output(out)
+    merged = merge_stores(prefixes, out, overwrite=overwrite)
     typer.echo(f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens ({merged.dtype.name})")
 
 

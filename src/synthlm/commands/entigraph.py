@@ -80,6 +80,9 @@ def entigraph(
     missing = [flag for flag, value in (("--docs", docs or None), ("--out", out), ("--model", model)) if value is None]
     if missing:
         raise UserError(f"missing {', '.join(missing)} (see synthlm entigraph --help)")
+    from synthlm.fileio import check_output
+
+    check_output(out, kind="dir")
     values = dict(locals())
     tree = {k: v for k, v in values.items() if k in EntiGraphConfig.model_fields and v is not None}
     tree["format"] = fmt

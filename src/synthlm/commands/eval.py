@@ -63,8 +63,12 @@ def eval_command(
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
     from synthlm.config import parse_count
     from synthlm.errors import UserError
-    from synthlm.evaluate.offline import evaluate_checkpoint
+    from synthlm.evaluate.offline import default_output, evaluate_checkpoint
+    from synthlm.filecheck import check_checkpoint_files
+    from synthlm.fileio import check_output
 
+    check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
+    check_checkpoint_files(checkpoint)
     check_lm_eval_options(lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa)
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks

@@ -34,6 +34,12 @@ def generate_command(
     ),
 ) -> None:
     """Generate text with a KV cache, batched; records carry prompt, text, token counts, finished, seconds."""
+    from synthlm.filecheck import check_checkpoint_files
+    from synthlm.fileio import check_output
+
+    if output is not None:
+        check_output(output, what="--output")  # before torch is even imported
+    check_checkpoint_files(checkpoint)
     from synthlm.config import validate
     from synthlm.errors import UserError
     from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint

@@ -13,7 +13,10 @@ def quickstart_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a tokenizer, tokenize tinyshakespeare, generate synthetic data, train, evaluate, report."""
+    from synthlm.fileio import check_output
     from synthlm.quickstart import quickstart, summary
+
+    check_output(out, kind="dir")
 
     result = quickstart(out, steps=steps, quiet=quiet, echo=typer.echo)
     typer.echo(summary(result))

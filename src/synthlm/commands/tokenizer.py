@@ -33,10 +33,12 @@ def train(
 ) -> None:
     """Train a tokenizer: ids 0-3 are <unk> <s> </s> <pad>, extra tokens take the last ids."""
     from synthlm.errors import UserError
+    from synthlm.fileio import check_output
     from synthlm.tokenizers import train_tokenizer
 
     if not inputs and kind != "byte":
         raise UserError(f"--input is required for --kind {kind}")
+    check_output(out, kind="dir")  # before training, not after it
     tokens = {"unk": unk_token, "bos": bos_token, "eos": eos_token, "pad": pad_token}
     tok = train_tokenizer(
         inputs or [], kind, vocab_size, out, extra_tokens=extra_tokens, special_tokens=tokens, keys=keys,
@@ -61,6 +63,9 @@ def convert(
 
     if extra_tokens < 0:
         raise UserError(f"--extra-tokens must be >= 0, got {extra_tokens}")
+    from synthlm.fileio import check_output
+
+    check_output(out, kind="dir")
     tok = load_tokenizer(spec, trust_remote_code=trust_remote_code)
     if add_pad or extra_tokens:
         tok = tok.extend(pad=add_pad, extra_tokens=extra_tokens)

@@ -37,9 +37,22 @@ def train(
         return
     from synthlm.train import run
 
+    _preflight(config)
     run_dir = run(config, progress=False if quiet else None)
     if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
         typer.echo(f"run dir: {run_dir}")
+
+
+def _preflight(config: RunConfig) -> None:
+    """Checks that take no time, before the model is built: the run dir can be written, and the
+    checkpoint a resume would load has a readable trainer state (else nothing is rewritten)."""
+    from synthlm.fileio import check_output
+    from synthlm.train.checkpoint import read_state, resolve_resume
+
+    check_output(config.run_dir, kind="dir", what="run_dir")
+    checkpoint = resolve_resume(config.run_dir, config.train.resume)
+    if checkpoint is not None:
+        read_state(checkpoint)
 
 
 def _dry_run(config: RunConfig) -> None:

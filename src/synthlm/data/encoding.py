@@ -22,6 +22,7 @@ from synthlm.data.readers import TXT_MODES, Chunk, extract
 from synthlm.data.store import dtype_for_vocab
 from synthlm.errors import UserError
 from synthlm.tokenizers import BaseTokenizer
+from synthlm.workers import die_with_parent
 
 if TYPE_CHECKING:
     from synthlm.protocols import Tokenizer
@@ -166,9 +167,16 @@ Encoder = Callable[[Chunk], ChunkResult]
 _WORKER: Encoder | None = None
 
 
-def _init_worker(tokenizer: Tokenizer, options: Options, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
+def _init_worker(
+    tokenizer: Tokenizer,
+    options: Options,
+    encoder: Callable[[Any, Options], Encoder] = ChunkEncoder,
+    parent: int | None = None,
+) -> None:
     """Each worker encodes single-threaded: parallelism comes from the pool, not from Rust threads."""
     global _WORKER
+    if parent is not None:
+        die_with_parent(parent)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     if hasattr(tokenizer, "num_threads"):
         tokenizer.num_threads = 1
@@ -205,7 +213,10 @@ class ChunkPool:
     def __enter__(self) -> ChunkPool:
         if self.workers > 1:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(self.tokenizer, self.options, self.encoder)
+                self.workers,
+                mp_context=_pool_context(),
+                initializer=_init_worker,
+                initargs=(self.tokenizer, self.options, self.encoder, os.getpid()),
             )
             self._pool.submit(os.getpid).result()  # start the workers now, before any thread of ours exists
         return self

@@ -27,7 +27,7 @@ import numpy as np
 
 from synthlm import __version__
 from synthlm.errors import StoreError
-from synthlm.fileio import atomic_write_json, publish, temp_name
+from synthlm.fileio import atomic_write_json, naming, publish, temp_name
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -173,8 +173,9 @@ class TokenStore:
             return {}
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{path}: provenance file is not valid JSON: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{path}: provenance file is not valid UTF-8 JSON ({exc}); restore it "
+                             "or rewrite the store") from None
 
     # -- shape ----------------------------------------------------------------------------------
     @property
@@ -254,39 +255,95 @@ class TokenStore:
 
 
 class _BinWriter:
-    """Streams one ``.bin`` to a temporary name and writes its ``.idx`` at the end."""
+    """Streams one ``.bin`` to a temporary name and writes its ``.idx`` at the end.
 
-    def __init__(self, prefix: Path, dtype: np.dtype) -> None:
+    With a ``work`` directory the temporaries have fixed names there and the document sizes are
+    appended to a ``.sizes`` file as they come, so a killed run can :meth:`resume`: the files
+    are cut back to the last recorded state and writing continues after it.
+    """
+
+    def __init__(self, prefix: Path, dtype: np.dtype, work: Path | None = None,
+                 resume: tuple[int, int, Path] | None = None) -> None:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
-        self.temp_bin = temp_name(bin_path(prefix))
-        self.temp_idx = temp_name(idx_path(prefix))
-        self.handle = open(self.temp_bin, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.work = work
+        if work is None:
+            self.temp_bin, self.temp_idx = temp_name(bin_path(prefix)), temp_name(idx_path(prefix))
+        else:
+            self.temp_bin, self.temp_idx = work / f"{prefix.name}.bin", work / f"{prefix.name}.idx"
+        self.sizes_file = None if work is None else work / f"{prefix.name}.sizes"
         self.sizes: list[np.ndarray] = []
+        if resume is not None:
+            self._cut_back(*resume)
+        mode = "wb" if resume is None else "ab"
+        self.handle = open(self.temp_bin, mode)  # noqa: SIM115 - closed in finish/abort
+        sizes = self.sizes_file
+        self.sizes_handle = None if sizes is None else open(sizes, mode)  # noqa: SIM115
 
     def write(self, flat: np.ndarray, sizes: np.ndarray) -> None:
-        self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
-        self.sizes.append(np.asarray(sizes, dtype=np.int32))
+        sizes = np.asarray(sizes, dtype=np.int32)
+        with naming(self.temp_bin):
+            self.handle.write(np.ascontiguousarray(flat, dtype=self.dtype).tobytes())
+            if self.sizes_handle is not None:
+                self.sizes_handle.write(sizes.tobytes())
+        self.sizes.append(sizes)
+
+    def flush(self) -> None:
+        """Hand the written bytes to the OS (enough for a process kill; see :meth:`resume`)."""
+        self.handle.flush()
+        if self.sizes_handle is not None:
+            self.sizes_handle.flush()
+
+    def _cut_back(self, documents: int, tokens: int, store_idx: Path) -> None:
+        """Continue after ``documents`` / ``tokens`` recorded by a killed run (work mode only).
+
+        A run killed while publishing has moved some temporaries to their final names already;
+        as long as the store's ``.idx`` (the commit point, ``store_idx``) is absent they are
+        this run's, and are taken back.
+        """
+        assert self.sizes_file is not None, "resume needs a work directory"
+        final_bin = bin_path(self.prefix)
+        if not self.temp_bin.is_file() and final_bin.is_file() and not store_idx.is_file():
+            os.replace(final_bin, self.temp_bin)  # killed mid-publish: take the .bin back
+        nbytes = tokens * self.dtype.itemsize
+        for path, size in ((self.temp_bin, nbytes), (self.sizes_file, documents * 4)):
+            if not path.is_file() or path.stat().st_size < size:
+                raise StoreError(
+                    f"{path}: shorter than its resume state records; remove {self.work} and rerun"
+                )
+            os.truncate(path, size)
+        self.sizes = [np.fromfile(self.sizes_file, dtype=np.int32)]
 
     def all_sizes(self) -> np.ndarray:
         return np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
 
     def finish(self) -> tuple[Path, Path]:
         self.handle.close()
+        if self.sizes_handle is not None:
+            self.sizes_handle.close()
         self.temp_idx.write_bytes(encode_index(self.dtype, self.all_sizes()))
         return self.temp_bin, self.temp_idx
 
     def abort(self) -> None:
         self.handle.close()
+        if self.sizes_handle is not None:  # work mode: the files stay for a resume
+            self.sizes_handle.close()
+            return
         for path in (self.temp_bin, self.temp_idx):
             path.unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        if self.sizes_file is not None:
+            self.sizes_file.unlink(missing_ok=True)
 
 
 class TokenStoreWriter:
     """Write a store atomically: nothing appears at ``PREFIX.*`` until :meth:`finalize`.
 
     Use as a context manager; an exception (or a kill) leaves only temporary files, which carry a
-    ``.tmp-`` mark and never the final names.
+    ``.tmp-`` mark and never the final names. With ``work`` (a job's work directory) the
+    temporaries live there under fixed names and stay after a failure; ``resume`` (a
+    :meth:`state` saved by a killed run) continues them from that point.
     """
 
     def __init__(
@@ -297,6 +354,8 @@ class TokenStoreWriter:
         with_mask: bool = False,
         metadata: dict[str, Any] | None = None,
         dtype: np.dtype | type | None = None,
+        work: Path | None = None,
+        resume: dict[str, int] | None = None,
     ) -> None:
         if vocab_size <= 0:
             raise StoreError(f"{prefix}: vocabulary size must be positive, got {vocab_size}")
@@ -305,14 +364,24 @@ class TokenStoreWriter:
         self.vocab_size = int(vocab_size)
         self.dtype = np.dtype(dtype) if dtype is not None else dtype_for_vocab(vocab_size)
         self.metadata = dict(metadata or {})
-        self._tokens = _BinWriter(self.prefix, self.dtype)
-        self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8)) if with_mask else None
-        self.num_documents = 0
-        self.num_tokens = 0
+        self.num_documents = int(resume["documents"]) if resume else 0
+        self.num_tokens = int(resume["tokens"]) if resume else 0
+        cut = (self.num_documents, self.num_tokens, idx_path(self.prefix)) if resume else None
+        self._tokens = _BinWriter(self.prefix, self.dtype, work, cut)
+        self._mask = None
+        if with_mask:
+            self._mask = _BinWriter(mask_prefix(self.prefix), np.dtype(np.uint8), work, cut)
         self._done = False
 
     def __enter__(self) -> TokenStoreWriter:
         return self
+
+    def state(self) -> dict[str, int]:
+        """What has been written (flushed to the OS), for a resumable writer's state file."""
+        self._tokens.flush()
+        if self._mask is not None:
+            self._mask.flush()
+        return {"documents": self.num_documents, "tokens": self.num_tokens}
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or not self._done:
@@ -374,17 +443,15 @@ class TokenStoreWriter:
                 "num_tokens": self.num_tokens,
                 "has_mask": self._mask is not None,
             }
-            if self._mask is None:  # an overwritten store must not keep an older loss mask
-                for stale in (bin_path(mask_prefix(self.prefix)), idx_path(mask_prefix(self.prefix))):
-                    stale.unlink(missing_ok=True)
+            files = {}
             for (temp_bin, temp_idx), prefix in finished:
-                publish(temp_bin, bin_path(prefix))
-                if prefix == self.prefix:
-                    atomic_write_json(meta_path(prefix), metadata)
-                publish(temp_idx, idx_path(prefix))
+                files[bin_path(prefix)], files[idx_path(prefix)] = temp_bin, temp_idx
+            publish_store(self.prefix, files, metadata)
         except BaseException:
             self.abort()
             raise
+        for writer, _ in staged:
+            writer.cleanup()
         self._done = True
         return TokenStore(self.prefix, check_ids=False)
 
@@ -409,6 +476,43 @@ def write_store(
         return writer.finalize()
 
 
+def publish_store(prefix: Path, files: dict[Path, Path], metadata: dict[str, Any]) -> None:
+    """Move a store's finished temporaries (``{final: temp}``) to their names, so that no reader
+    can ever open a mix of two versions, whatever moment a kill strikes.
+
+    A store is visible only when ``PREFIX.idx`` and ``PREFIX.bin`` both exist (see
+    :class:`TokenStore`), so the old ``.idx`` (and the old mask's) is removed first; then the
+    mask, the ``.bin`` and the provenance ``.json`` are renamed; the new ``.idx``, renamed last, is
+    the commit point. In between there is no store at ``PREFIX`` (a reader gets "no token store
+    here"), never an old ``.idx`` beside a new ``.bin``.
+    """
+    prefix = normalize_prefix(prefix)
+    mask = mask_prefix(prefix)
+    steps: list[tuple[str, Path, Path | None]] = [
+        ("remove", idx_path(prefix), None),
+        ("remove", idx_path(mask), None),
+    ]
+    if bin_path(mask) not in files:  # an overwritten store must not keep an older loss mask
+        steps.append(("remove", bin_path(mask), None))
+    order = [bin_path(mask), idx_path(mask), bin_path(prefix)]
+    steps += [("publish", final, files[final]) for final in order if final in files]
+    steps.append(("json", meta_path(prefix), None))
+    steps.append(("publish", idx_path(prefix), files[idx_path(prefix)]))
+    for step in steps:
+        _publish_step(step, metadata)
+
+
+def _publish_step(step: tuple[str, Path, Path | None], metadata: dict[str, Any]) -> None:
+    """One step of :func:`publish_store` (a function of its own so tests can kill between steps)."""
+    action, final, temp = step
+    if action == "remove":
+        final.unlink(missing_ok=True)
+    elif action == "json":
+        atomic_write_json(final, metadata)
+    else:
+        publish(temp, final)
+
+
 def remove_store(prefix: str | Path) -> None:
     """Delete a store and its sidecars (used when a user asks to overwrite)."""
     prefix = normalize_prefix(prefix)
@@ -422,10 +526,25 @@ def remove_store(prefix: str | Path) -> None:
 # Merging
 
 
-def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size: int | None = None) -> TokenStore:
-    """Concatenate stores in the given order into ``out`` (documents kept intact)."""
+def merge_stores(
+    prefixes: Sequence[str | Path],
+    out: str | Path,
+    *,
+    vocab_size: int | None = None,
+    overwrite: bool = False,
+) -> TokenStore:
+    """Concatenate stores in the given order into ``out`` (documents kept intact).
+
+    An existing store at ``out`` is replaced only with ``overwrite`` (as ``tokenize`` does).
+    """
     if not prefixes:
         raise StoreError("merge: give at least one input store")
+    if store_exists(normalize_prefix(out)) and not overwrite:
+        raise StoreError(
+            f"{normalize_prefix(out)}: a token store already exists; pass --overwrite to replace it"
+        )
+    if normalize_prefix(out) in {normalize_prefix(p) for p in prefixes}:
+        raise StoreError(f"--out {out}: is also an input; write the merged store to a new prefix")
     stores = [TokenStore(p, check_ids=False) for p in prefixes]
     dtypes = {s.dtype for s in stores}
     if len(dtypes) != 1:
@@ -449,7 +568,7 @@ def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size:
         for target, sources, dtype in parts:
             temp_bin, temp_idx = temp_name(bin_path(target)), temp_name(idx_path(target))
             staged += [(temp_bin, bin_path(target)), (temp_idx, idx_path(target))]
-            with open(temp_bin, "wb") as sink:
+            with open(temp_bin, "wb") as sink, naming(bin_path(target)):
                 for source in sources:
                     with open(bin_path(source), "rb") as part:
                         shutil.copyfileobj(part, sink, 1 << 22)
@@ -467,10 +586,7 @@ def merge_stores(prefixes: Sequence[str | Path], out: str | Path, *, vocab_size:
             "num_tokens": int(sum(s.num_tokens for s in stores)),
             "has_mask": stores[0].has_mask,
         }
-        for temp, final in staged:
-            if final.suffix == ".idx" and final == idx_path(out):
-                atomic_write_json(meta_path(out), metadata)
-            publish(temp, final)
+        publish_store(out, {final: temp for temp, final in staged}, metadata)
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)

@@ -40,7 +40,7 @@ def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None =
     """Statistics for each store at ``path`` plus a printable text with decoded samples."""
     stats, lines = [], []
     for prefix in _store_prefixes(Path(path)):
-        store = TokenStore(prefix, check_ids=False)
+        store = TokenStore(prefix)  # ids beyond the recorded vocabulary are an error, not a sample
         info = describe(store)
         stats.append(info)
         pct = info["length_percentiles"]
@@ -56,6 +56,8 @@ def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None =
         if isinstance(decoder, _Unavailable):
             lines.append(f"  ({decoder.why}; showing ids)")
             decoder = None
+        if decoder is not None:
+            store.check_ids(decoder.vocab_size)
         for i in range(min(sample, len(store))):
             ids = store.document(i)
             shown = decoder.decode(ids.tolist()) if decoder is not None else " ".join(map(str, ids[:64].tolist()))

@@ -8,18 +8,22 @@ Python work that threads would serialise on the GIL. Results are written strictl
 so the bytes never depend on ``--workers`` or on scheduling, and a fixed window of chunks in
 flight overlaps reading, encoding and writing with bounded memory.
 
-Each output store is written under a temporary name and renamed only when complete, so a killed
-run leaves nothing at the final names; the next run removes the stale temporaries and starts over.
+Each output store is written into a hidden work directory (:mod:`synthlm.partial`) and renamed
+only when complete, so a killed run leaves nothing at the final names. The work directory records
+after every chunk how far the run got; rerunning the same command continues from the last
+completed chunk (also when it was killed between publishing two keys' stores), and the result is
+byte-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,8 @@ from synthlm.data.readers import (
 )
 from synthlm.data.store import TokenStoreWriter, normalize_prefix, store_exists
 from synthlm.errors import UserError
-from synthlm.fileio import TMP_MARK
+from synthlm.fileio import TMP_MARK, check_output
+from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.tokenizers import BaseTokenizer, load_tokenizer
 
 MAX_BAD_EXAMPLES = 1000
@@ -198,22 +203,46 @@ def tokenize(
     their ``file:line`` under ``on_error="skip"``; ``"fail"`` stops at the first one with that
     message. Empty documents are always skipped and counted.
     """
-    tok = tokenizer if isinstance(tokenizer, BaseTokenizer) else load_tokenizer(tokenizer)
     options = Options.build(chat=chat, **options)
+    tok = tokenizer if isinstance(tokenizer, BaseTokenizer) else load_tokenizer(tokenizer)
     options.check(tok)
-    workers = _worker_count(workers)
     prefixes = output_prefixes(out, options.keys)
+    for prefix in prefixes.values():
+        check_output(prefix)
+    workers = _worker_count(workers)
     done = [p for p in prefixes.values() if store_exists(p)]
-    if done and skip_existing and len(done) == len(prefixes):
+    work_path = work_dir(normalize_prefix(out), "tokenize")
+    if done and skip_existing and len(done) == len(prefixes) and not work_path.exists():
         return {"skipped": True, "outputs": {k: str(p) for k, p in prefixes.items()}}
-    if done and not overwrite:
-        raise UserError(f"{done[0]}: a token store already exists; pass --overwrite to replace it or --skip-existing")
     sources = expand_inputs(list(inputs), split=split, config=hf_config)
     check_keys(sources, list(options.keys))
     chat_setup = prepare_chat(tok, tokenizer, options, sources) if chat else None
+    work = WorkDir(work_path, _fingerprint(tok, options, sources, prefixes, chat_setup))
+    resuming = work.peek()
+    if done and not overwrite and resuming is None:
+        raise UserError(f"{done[0]}: a token store already exists; pass --overwrite to replace it or --skip-existing")
     remove_stale_temps(prefixes)
     ranges = plan_ranges(sources, options)
-    return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup)
+    return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work)
+
+
+def _fingerprint(
+    tok: BaseTokenizer, options: Options, sources: list[Source], prefixes: dict[str, Path], chat: Any
+) -> str:
+    """Everything that decides the output bytes: a resumed run must be this same run."""
+    files = []
+    for source in sources:
+        path = Path(source.path)
+        stat = path.stat() if path.is_file() else None
+        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
+        files.append([str(source.path), size, mtime])
+    return fingerprint({
+        "options": asdict(options),
+        "tokenizer": tok.describe(),
+        "sources": files,
+        "outputs": {k: str(p) for k, p in prefixes.items()},
+        "chat": chat.metadata if chat else None,
+    })
 
 
 def _worker_count(workers: int | None) -> int:
@@ -224,26 +253,99 @@ def _worker_count(workers: int | None) -> int:
     return workers
 
 
-def _run(ranges: list[Planned], sources: list[Source], tok: BaseTokenizer, options: Options,
-         prefixes: dict[str, Path], workers: int, quiet: bool, chat: Any = None) -> dict[str, Any]:
-    """Encode, write in order, finalize; ``chat`` (a ``ChatSetup``) swaps in the chat encoder."""
+def _run(
+    ranges: list[Planned],
+    sources: list[Source],
+    tok: BaseTokenizer,
+    options: Options,
+    prefixes: dict[str, Path],
+    workers: int,
+    quiet: bool,
+    chat: Any,
+    work: WorkDir,
+) -> dict[str, Any]:
+    """Encode, write in order, finalize; ``chat`` (a ``ChatSetup``) swaps in the chat encoder.
+
+    Resumes from ``work`` when it holds this run's state: chunks already written are read but
+    not encoded again, and stores already published are kept.
+    """
     tally = Tally(options.keys)
     pool_args = (tok, options, workers) if chat is None else (chat.tokenizer, options, workers, chat.encoder)
-    with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(ChunkPool(*pool_args))
-        writers = {k: stack.enter_context(TokenStoreWriter(p, tok.vocab_size, with_mask=chat is not None)) for k, p in prefixes.items()}
-        bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
-        for result in pool.map(planned_chunks(ranges, options)):
-            if result.bad and options.on_error == "fail":
-                raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
-            tally.add(result)
-            for key, (flat, sizes) in result.arrays.items():
-                writers[key].add_flat(flat, sizes, result.masks.get(key))
-            _show(bar, tally, result)
-        stats = _stats(tally, sources, prefixes, options, workers)
-        for key, writer in writers.items():
-            writer.finalize(**{**_metadata(key, tok, sources, tally, options), **(chat.metadata if chat else {})})
+    try:
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ChunkPool(*pool_args))
+            state = work.open() or {"chunks": 0, "complete": False, "published": []}
+            published = _resume(state, prefixes, tally, work)
+            writers = {
+                k: stack.enter_context(_writer(p, tok, chat, work, state["writers"][k] if state["chunks"] else None))
+                for k, p in prefixes.items()
+                if k not in published
+            }
+            bar = stack.enter_context(_progress(sum(part.nbytes for part in ranges), quiet))
+            bar.update(tally.nbytes)
+            if not state["complete"]:
+                chunks = itertools.islice(planned_chunks(ranges, options), state["chunks"], None)
+                for result in pool.map(chunks):
+                    _write_chunk(result, options, tally, writers)
+                    state["chunks"] += 1
+                    if work.due():
+                        _save(work, state, writers, tally, published)
+                    _show(bar, tally, result)
+                state["complete"] = True
+                _save(work, state, writers, tally, published)
+            stats = _stats(tally, sources, prefixes, options, workers)
+            for key, writer in writers.items():
+                extra = chat.metadata if chat else {}
+                writer.finalize(**{**_metadata(key, tok, sources, tally, options), **extra})
+                published.append(key)
+                _save(work, state, writers, tally, published)
+    except BaseException as exc:
+        work.keep_if_resumable(exc)
+        raise
+    work.remove()
     return stats
+
+
+def _writer(prefix: Path, tok: BaseTokenizer, chat: Any, work: WorkDir, resume: dict | None) -> TokenStoreWriter:
+    return TokenStoreWriter(prefix, tok.vocab_size, with_mask=chat is not None, work=work.path, resume=resume)
+
+
+def _write_chunk(
+    result: ChunkResult, options: Options, tally: Tally, writers: dict[str, TokenStoreWriter]
+) -> None:
+    if result.bad and options.on_error == "fail":
+        raise UserError(f"{result.bad[0]} (use --on-error skip to skip bad records)")
+    tally.add(result)
+    for key, (flat, sizes) in result.arrays.items():
+        writers[key].add_flat(flat, sizes, result.masks.get(key))
+
+
+def _resume(
+    state: dict[str, Any], prefixes: dict[str, Path], tally: Tally, work: WorkDir
+) -> list[str]:
+    """Restore the counts of an interrupted run; returns the keys whose stores it published."""
+    published = list(state["published"])
+    if not state["chunks"]:
+        return published
+    for key, value in state["tally"].items():
+        setattr(tally, key, value)
+    for key, prefix in prefixes.items():
+        staged = (work.path / f"{prefix.name}.bin").is_file()
+        if key not in published and store_exists(prefix) and not staged:
+            published.append(key)  # killed after its publish, before the state recorded it
+    return published
+
+
+def _save(
+    work: WorkDir,
+    state: dict[str, Any],
+    writers: dict[str, TokenStoreWriter],
+    tally: Tally,
+    published: list[str],
+) -> None:
+    counts = {k: v for k, v in asdict(tally).items() if k not in ("keys", "started")}
+    writer_states = {k: w.state() for k, w in writers.items() if k not in published}
+    work.save({**state, "tally": counts, "writers": writer_states, "published": published})
 
 
 def _stats(tally: Tally, sources: list[Source], prefixes: dict[str, Path], options: Options, workers: int) -> dict[str, Any]:

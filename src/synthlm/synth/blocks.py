@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -20,6 +21,7 @@ import numpy as np
 
 from synthlm.data.store import dtype_for_vocab
 from synthlm.synth.rng import block_generator, sequence_hashes
+from synthlm.workers import die_with_parent
 
 
 @dataclass
@@ -49,8 +51,10 @@ def make_block(plan, split: int, domain: int, index: int) -> Block:
 _WORKER_PLAN: Any = None
 
 
-def _init_worker(spec_json: str) -> None:
+def _init_worker(spec_json: str, parent: int | None = None) -> None:
     global _WORKER_PLAN
+    if parent is not None:
+        die_with_parent(parent)
     from synthlm.synth.plan import make_plan
     from synthlm.synth.spec import spec_schema
 
@@ -74,7 +78,7 @@ class BlockSource:
                 self.workers,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_init_worker,
-                initargs=(json.dumps(plan.spec.model_dump(mode="json")),),
+                initargs=(json.dumps(plan.spec.model_dump(mode="json")), os.getpid()),
             )
             self.pool.submit(int).result()  # start the workers now, while this process has one thread
 
@@ -89,15 +93,16 @@ class BlockSource:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def blocks(self, split: int, domain: int) -> Iterator[Block]:
-        """Blocks 0, 1, 2, ... of the piece; the caller stops when its budget is met."""
+    def blocks(self, split: int, domain: int, start: int = 0) -> Iterator[Block]:
+        """Blocks ``start``, ``start + 1``, ... of the piece; the caller stops when its budget is met
+        (a resumed run starts after the blocks it already wrote)."""
         if self.pool is None:
-            index = 0
+            index = start
             while True:
                 yield make_block(self.plan, split, domain, index)
                 index += 1
         pending: deque[Future] = deque()
-        submitted = 0
+        submitted = start
         try:
             while True:
                 while len(pending) < 2 * self.workers:

@@ -5,10 +5,17 @@
     DIR/{split}.domains.npy                   domain index of every document
     DIR/manifest.json, DIR/README.md, DIR/card.svg
 
-Everything is written into a hidden staging directory next to DIR and renamed into place at the
-end, so DIR only ever holds a complete dataset. Sequences are streamed block by block into the
-stores (memory is bounded by a few blocks plus a few bytes per document). Within a split the
-documents are grouped by domain, in spec order; mixtures shuffle at training time.
+Everything is written into a hidden work directory next to DIR (``.DIR.synth-partial``, see
+:mod:`synthlm.partial`) and renamed into place at the end, so DIR only ever holds a complete
+dataset. Sequences are streamed block by block into the stores (memory is bounded by a few blocks
+plus a few bytes per document). Within a split the documents are grouped by domain, in spec order;
+mixtures shuffle at training time.
+
+After every block the work directory records where generation stands (split, domain, next block,
+the piece's counts, the carried budget); rerunning the same command after a kill continues from
+there, with the seed the killed run drew, and writes the same bytes as an uninterrupted run. The
+card's statistics and the train fingerprints used by ``--dedup-splits`` are computed from the
+written stores, so they need no saving.
 """
 
 from __future__ import annotations
@@ -16,15 +23,16 @@ from __future__ import annotations
 import os
 import shutil
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthlm.data.store import TokenStoreWriter
+from synthlm.data.store import TokenStore, TokenStoreWriter, store_exists
 from synthlm.errors import UserError
-from synthlm.fileio import temp_name
+from synthlm.fileio import check_output, temp_name
+from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.blocks import Block, BlockSource
 from synthlm.synth.manifest import data_files
 from synthlm.synth.plan import Plan, make_plan
@@ -32,6 +40,7 @@ from synthlm.synth.rng import sequence_hashes
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, resolve_seed
 
 EXHAUSTED_AFTER = 4  # --dedup-splits: give up on a piece after this many blocks with nothing new
+READ_CHUNK = 1 << 18  # tokens per step when reading the stores back (memory stays a few MiB)
 
 
 @dataclass
@@ -70,17 +79,40 @@ class Stats:
 
 @dataclass
 class Run:
-    """Mutable state of one generation run."""
+    """Mutable state of one generation run (``resume``: where a killed run stopped)."""
 
     plan: Plan
     staging: Path
     dedup_splits: bool
     progress: Any
+    work: WorkDir | None = None
+    resume: dict[str, Any] = field(default_factory=dict)
     carry: int = 0
-    train_hashes: list[np.ndarray] = field(default_factory=list)
     train_sorted: np.ndarray | None = None
     results: dict[str, list[PieceResult]] = field(default_factory=dict)
-    stats: Stats | None = None
+
+    def save(self, split: int, domain: int, block: int, piece: PieceResult | None, barren: int,
+             writer: TokenStoreWriter | None, force: bool = False) -> None:
+        """Record that everything before ``block`` of (``split``, ``domain``) is written
+        (throttled, see :class:`~synthlm.partial.WorkDir`, unless ``force``)."""
+        if self.work is None or not (force or self.work.due()):
+            return
+        self.work.save({
+            "seed": self.plan.seed,
+            "split": split,
+            "domain": domain,
+            "block": block,
+            "barren": barren,
+            "piece": None if piece is None else asdict(piece),
+            "carry": self.carry,
+            "results": {k: [asdict(r) for r in v] for k, v in self.results.items()},
+            "writer": None if writer is None else writer.state(),
+        })
+
+    def at(self, split: int, domain: int) -> bool:
+        """Whether the resumed run stopped inside this piece."""
+        where = (self.resume.get("split"), self.resume.get("domain"))
+        return bool(self.resume) and where == (split, domain)
 
 
 def generate(
@@ -92,34 +124,66 @@ def generate(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Generate the dataset described by ``spec`` into ``out``; returns the manifest."""
+    """Generate the dataset described by ``spec`` into ``out``; returns the manifest.
+
+    Continues an interrupted run of the same spec (see the module docstring).
+    """
     from synthlm.synth.card import write_card
     from synthlm.synth.manifest import build_manifest, write_manifest
 
     out = Path(out)
+    digest = fingerprint({"spec": spec.model_dump(mode="json"), "dedup_splits": dedup_splits})
+    work = WorkDir(work_dir(out, "synth"), digest)
+    if work.path.exists() and not (work.path / "dataset").exists():
+        work.remove()  # killed after publishing, before cleaning up: nothing left to resume
     _check_target(out, overwrite)
-    spec = resolve_seed(spec)
-    plan = make_plan(spec)
-    staging = temp_name(out)
-    staging.mkdir(parents=True)
+    resume = work.open() or {}
     try:
+        spec = resolve_seed(spec.model_copy(update={"seed": resume["seed"]}) if resume else spec)
+        plan = make_plan(spec)
+        staging = work.path / "dataset"
+        staging.mkdir(exist_ok=True)
         with BlockSource(plan, workers) as source:  # workers fork before any progress thread
-            run = Run(plan, staging, dedup_splits, _progress(int(spec.num_tokens), quiet))
-            run.stats = Stats.empty([d.content for d in plan.domains])
+            progress = _progress(int(spec.num_tokens), quiet)
+            run = Run(plan, staging, dedup_splits, progress, work, resume)
+            _restore(run)
             with run.progress:
                 for split_index, split in enumerate(SPLITS):
-                    _write_split(run, source, split_index, split)
+                    if not resume or split_index >= resume["split"]:
+                        _write_split(run, source, split_index, split)
+        _check_not_empty(run)
         manifest = build_manifest(plan, run.results, staging, dedup_splits)
         write_manifest(staging, manifest)
-        write_card(staging, manifest, run.stats)
+        write_card(staging, manifest, stats_from_stores(plan, staging))
         _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        work.keep_if_resumable(exc)
         raise
+    work.remove()
     return manifest
 
 
+def _restore(run: Run) -> None:
+    if not run.resume:
+        return
+    run.carry = int(run.resume["carry"])
+    run.results = {k: [PieceResult(**r) for r in v] for k, v in run.resume["results"].items()}
+    piece = run.resume.get("piece") or {}
+    done = sum(r.tokens for v in run.results.values() for r in v)
+    run.progress.update(done + int(piece.get("tokens", 0)))
+
+
+def _check_not_empty(run: Run) -> None:
+    if sum(r.sequences for r in run.results["train"]):
+        return
+    raise UserError(
+        f"token budget {int(run.plan.spec.num_tokens):,}: too small for even one training sequence of "
+        "any domain, so the dataset would be empty; raise --tokens (e.g. 20K)"
+    )
+
+
 def _check_target(out: Path, overwrite: bool) -> None:
+    check_output(out, kind="dir")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -160,35 +224,61 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
         "domains": plan.domain_names(),
         "layout": plan.layout.to_dict(),
     }
-    results, domain_ids = [], []
-    with TokenStoreWriter(prefix, plan.layout.vocab_size, with_mask=True, metadata=metadata) as writer:
-        for d in range(len(plan.domains)):
-            result = _write_piece(run, source, writer, split_index, d)
-            results.append(result)
-            domain_ids.append(np.full(result.sequences, d, dtype=np.uint16))
-        writer.finalize(domain_counts={n: r.sequences for n, r in zip(plan.domain_names(), results)})
-    run.results[split] = results
-    if not sum(r.sequences for r in results):
+    resumed = bool(run.resume) and run.resume["split"] == split_index
+    if not resumed:
+        run.results[split] = []
+    results = run.results.setdefault(split, [])
+    if split_index > 0 and run.train_sorted is None:
+        run.train_sorted = _train_fingerprints(run.staging / "train")
+    if not (resumed and store_exists(prefix)):  # else: killed after this split's store was complete
+        work = run.work.path if run.work else None
+        state = run.resume.get("writer") if resumed else None
+        vocab = plan.layout.vocab_size
+        with TokenStoreWriter(prefix, vocab, with_mask=True, metadata=metadata, work=work, resume=state) as writer:
+            for d in range(len(results), len(plan.domains)):
+                results.append(_write_piece(run, source, writer, split_index, d))
+                run.save(split_index, d + 1, 0, None, 0, writer, force=d == len(plan.domains) - 1)
+            counts = {n: r.sequences for n, r in zip(plan.domain_names(), results)}
+            writer.finalize(domain_counts=counts)
+    if sum(r.sequences for r in results):
+        domain_ids = [np.full(r.sequences, d, dtype=np.uint16) for d, r in enumerate(results)]
+        np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
+    else:  # not written: megatron-core cannot mmap an empty store; the manifest says "absent"
         for name in data_files(split):
             (run.staging / name).unlink(missing_ok=True)
         (run.staging / f"{split}.json").unlink(missing_ok=True)
-    else:
-        np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
+    run.save(split_index + 1, 0, 0, None, 0, None, force=True)
     if split == "train":
-        hashes = np.concatenate(run.train_hashes) if run.train_hashes else np.zeros(0, np.uint64)
-        run.train_sorted = np.unique(hashes)
-        run.train_hashes = []
+        run.train_sorted = _train_fingerprints(prefix)
+
+
+def _train_fingerprints(prefix: Path) -> np.ndarray:
+    """Sorted unique fingerprints of the train split's sequences (for overlap with valid/test)."""
+    if not store_exists(prefix):  # an absent (empty) train split overlaps nothing
+        return np.zeros(0, np.uint64)
+    store = TokenStore(prefix, check_ids=False)
+    parts, first = [], 0
+    while first < len(store):  # whole documents, about READ_CHUNK tokens at a time
+        end = store.offsets[first] + READ_CHUNK
+        last = max(int(np.searchsorted(store.offsets, end, side="right")) - 1, first + 1)
+        tokens = np.asarray(store.tokens(int(store.offsets[first]), int(store.offsets[last])))
+        parts.append(sequence_hashes(tokens, store.sizes[first:last].astype(np.int64)))
+        first = last
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
 def _write_piece(run: Run, source: BlockSource, writer: TokenStoreWriter, split: int, domain: int) -> PieceResult:
     """Take sequences from the piece's blocks, in order, until the next one would not fit."""
+    start, barren = 0, 0  # barren: consecutive blocks whose every sequence already occurs in train
     result = PieceResult(budget=int(run.plan.budgets[split, domain]))
+    if run.at(split, domain) and run.resume.get("piece"):
+        result = PieceResult(**run.resume["piece"])
+        start, barren = int(run.resume["block"]), int(run.resume["barren"])
     target = result.budget + run.carry
     if target <= 0:
         return result
-    barren = 0  # consecutive blocks in which every sequence already occurs in train
-    with closing(source.blocks(split, domain)) as blocks:
-        for block in blocks:
+    with closing(source.blocks(split, domain, start)) as blocks:
+        for index, block in enumerate(blocks, start):
             full, fresh = _take_from(run, writer, block, result, target, split, domain)
             barren = 0 if fresh else barren + 1
             if full:
@@ -196,6 +286,7 @@ def _write_piece(run: Run, source: BlockSource, writer: TokenStoreWriter, split:
             if barren >= EXHAUSTED_AFTER:
                 result.exhausted = True
                 break
+            run.save(split, domain, index + 1, result, barren, writer)
     run.carry = target - result.tokens
     return result
 
@@ -212,7 +303,7 @@ def _take_from(run: Run, writer: TokenStoreWriter, block: Block, result: PieceRe
     take = keep & (np.arange(len(keep)) < stop)
     result.overlap_with_train += int(duplicate[:stop].sum())
     result.removed += int((duplicate & ~keep)[:stop].sum())
-    _write_taken(run, writer, block, take, domain, split)
+    _write_taken(run, writer, block, take)
     result.sequences += int(take.sum())
     result.tokens += int(block.sizes[take].sum())
     if len(over) and run.plan.domains[domain].truncatable:
@@ -243,7 +334,7 @@ def _in_train(run: Run, hashes: np.ndarray) -> np.ndarray:
     return known[at] == hashes
 
 
-def _write_taken(run: Run, writer: TokenStoreWriter, block: Block, take: np.ndarray, domain: int, split: int) -> None:
+def _write_taken(run: Run, writer: TokenStoreWriter, block: Block, take: np.ndarray) -> None:
     if not take.any():
         return
     if take.all():
@@ -252,8 +343,24 @@ def _write_taken(run: Run, writer: TokenStoreWriter, block: Block, take: np.ndar
         per_token = np.repeat(take, block.sizes)
         tokens, mask, sizes = block.tokens[per_token], block.mask[per_token], block.sizes[take]
     writer.add_flat(tokens, sizes, mask)
-    if split == 0:
-        run.train_hashes.append(block.hashes[take])
-    if run.stats is not None:
-        run.stats.add(domain, tokens, sizes)
     run.progress.update(int(sizes.sum()))
+
+
+def stats_from_stores(plan: Plan, directory: Path) -> Stats:
+    """The card's statistics, read back from the written stores (documents grouped by domain)."""
+    stats = Stats.empty([d.content for d in plan.domains])
+    for split in SPLITS:
+        store = TokenStore(directory / split, check_ids=False)
+        domains = np.load(directory / f"{split}.domains.npy")
+        for d in range(len(plan.domains)):
+            where = np.flatnonzero(domains == d)
+            if not len(where):
+                continue
+            first, last = int(where[0]), int(where[-1]) + 1
+            stats.lengths[d].append(store.sizes[first:last].astype(np.int64))
+            counts = stats.counts[d]
+            for start in range(int(store.offsets[first]), int(store.offsets[last]), READ_CHUNK):
+                stop = min(start + READ_CHUNK, int(store.offsets[last]))
+                tokens = np.asarray(store.tokens(start, stop))
+                counts += np.bincount(tokens[tokens < len(counts)], minlength=len(counts))
+    return stats

@@ -36,10 +36,25 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> Base
         tokenizer = _load_dir(path, trust_remote_code)
     elif path.is_file():
         tokenizer = _load_file(path)
+    elif _looks_local(text):
+        raise UserError(f"tokenizer {text}: no such file or directory (it is a local path, not a hub "
+                        "name such as gpt2 or ORG/NAME); check the path")
     else:
         return _load_auto(text, trust_remote_code, path=text)
     tokenizer.path = str(path.resolve())
     return tokenizer
+
+
+LOCAL_SUFFIXES = (".json", ".model", ".txt", ".vocab")
+
+
+def _looks_local(text: str) -> bool:
+    """A spec no hub name can be (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``x.json``) or whose folder
+    exists here: a typo in a local path fails at once instead of a minute of hub lookups."""
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith(LOCAL_SUFFIXES):
+        return True
+    parent = Path(text).parent
+    return parent != Path(".") and parent.exists()
 
 
 def _read_json(path: Path) -> Any:

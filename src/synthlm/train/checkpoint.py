@@ -23,6 +23,7 @@ commit point, so a kill at any moment leaves the previous checkpoints intact plu
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthlm.errors import UserError
+from synthlm.errors import UserError, corrupt_file
 from synthlm.fileio import atomic_write_json, fsync_file
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -104,7 +105,41 @@ def resolve_resume(run_dir: Path, resume: str) -> Path | None:
 
 
 def read_state(checkpoint: Path) -> TrainerState:
-    return TrainerState.from_dict(json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8")))
+    """The checkpoint's trainer state; a corrupt file is named, with what to do about it."""
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        hint = (f"delete (or move away) {checkpoint} to resume from the checkpoint before it, "
+                "or set train.resume=never")
+        raise corrupt_file(path, "trainer state", exc, hint) from None
+    return TrainerState.from_dict(data)
+
+
+MIN_FREE_BYTES = 1 << 20  # below this, a failed checkpoint write is reported as a full disk
+
+
+@contextlib.contextmanager
+def write_errors(directory: Path) -> Iterator[None]:
+    """Name the checkpoint when writing it fails, and call a full disk a full disk.
+
+    ``torch.save`` reports a failed write (ENOSPC included) as ``RuntimeError: ... unexpected
+    pos`` / ``PytorchStreamWriter failed writing file``, with neither the file nor the cause.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        text = str(exc)
+        if "unexpected pos" not in text and "PytorchStreamWriter" not in text:
+            raise
+        where = Path(directory) if Path(directory).exists() else Path(directory).parent
+        free = shutil.disk_usage(where).free
+        if free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from exc
+        raise UserError(f"{directory}: writing the checkpoint failed ({text.splitlines()[0]}); "
+                        "check the disk, then rerun the same command to resume") from exc
 
 
 def temp_dir(run_dir: Path, step: int) -> Path:

@@ -45,6 +45,7 @@ from synthlm.train.checkpoint import (
     set_aside_later_checkpoints,
     temp_dir,
     write_chat_template,
+    write_errors,
     write_info,
 )
 from synthlm.train.config import RunConfig
@@ -412,7 +413,8 @@ class Trainer:
         if (final / STATE_FILE).is_file():  # resumed exactly here: it already exists
             return final
         staging = self._stage(temp_dir(self.run_dir, self.state.step))
-        with quiet_logger("accelerate.utils.other"):  # "Removed shared tensor": T5's tied embeddings, restored on load
+        # quiet: "Removed shared tensor" (T5's tied embeddings, restored on load)
+        with quiet_logger("accelerate.utils.other"), write_errors(staging):
             acc.save_state(str(staging / ACCELERATE_DIR))
         self.state.interval = self.interval.to_dict()
         self._write_model(staging)

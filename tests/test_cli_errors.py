@@ -1,0 +1,448 @@
+"""Every known failure is one clear ``error:`` line naming the file, exit 2, no traceback, nothing
+left behind; ``--debug`` keeps the traceback.
+
+Table-driven: each case builds its tiny inputs in a fresh directory, runs the real command in a
+subprocess, and checks the exit status, that stderr has exactly one ``error:`` line containing
+the expected text (which names the file), no ``Traceback``, and that the run left no temporary
+or partial file anywhere under the directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from synthlm.data.store import write_store
+
+UNWRITABLE = Path("/sys/synthlm-test")  # sysfs: never writable, even for root
+BAD_UTF8 = b"model:\n  preset: \xff\xfe tiny\n"
+SPEC = {
+    "name": "t",
+    "seed": 0,
+    "domains": [{"type": "copy", "vocab": {"num_vocab": 20}, "length": {"min": 4, "max": 8}}],
+}
+TRAIN_YAML = """\
+run_dir: {run}
+model: {{arch: llama, preset: tiny}}
+data:
+  tokenizer: byte
+  seq_len: 16
+  sources:
+    - {{name: s, path: {store}, weight: 1}}
+train: {{max_steps: 2, batch_size: 2}}
+"""
+
+
+@dataclass
+class Case:
+    """One bad input: ``setup(d)`` makes files in ``d`` and returns the command's arguments."""
+
+    name: str
+    setup: Callable[[Path], list[str]]
+    expect: str  # text the one error line must contain (with {d} for the case's directory)
+    code: int = 2
+    keep: set[str] = field(default_factory=set)  # files setup made that may stay
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return path
+
+
+def _jsonl(d: Path, n: int = 20) -> Path:
+    return _write(
+        d / "in.jsonl", "".join(json.dumps({"text": f"doc {i} hello"}) + "\n" for i in range(n))
+    )
+
+
+def _spec(d: Path) -> Path:
+    return _write(d / "spec.json", json.dumps(SPEC))
+
+
+def _store(d: Path, name: str = "s", docs=((1, 2, 3) * 20, (4, 5) * 30), vocab: int = 260) -> Path:
+    write_store(d / name, [list(x) for x in docs], vocab)
+    return d / name
+
+
+def _truncated_gz(d: Path) -> list[str]:
+    raw = gzip.compress(
+        "".join(json.dumps({"text": f"{i} " * 50}) + "\n" for i in range(2000)).encode()
+    )
+    _write(d / "in.jsonl.gz", raw[: len(raw) // 2])
+    return ["tokenize", str(d / "in.jsonl.gz"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
+
+
+def _corrupt_parquet(d: Path) -> list[str]:
+    _write(d / "in.parquet", b"PAR1" + b"\x00garbage" * 20)
+    return ["tokenize", str(d / "in.parquet"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
+
+
+def _train_with(d: Path, run: Path | None = None) -> list[str]:
+    store = _store(d)
+    return [
+        "train",
+        str(_write(d / "train.yaml", TRAIN_YAML.format(run=run or d / "run", store=store))),
+    ]
+
+
+def _bad_prefix_json(d: Path) -> list[str]:
+    _store(d)
+    _write(d / "s.json", b'{"tokenizer": "\xff"}')
+    return ["data", "inspect", str(d / "s")]
+
+
+def _corrupt_trainer_state(d: Path) -> list[str]:
+    args = _train_with(d, run=d / "run")
+    step = d / "run" / "checkpoints" / "step-5"
+    _write(step / "trainer_state.json", '{"step": 5, "samp')
+    _write(d / "run" / "config.yaml", "original: true\n")
+    return args
+
+
+def _corrupt_manifest(d: Path) -> list[str]:
+    ds = d / "syn"
+    _write(ds / "manifest.json", '{"format": "synthlm-synthetic", "spl')
+    return ["synth", "verify", str(ds), "-q"]
+
+
+def _truncated_safetensors(d: Path) -> list[str]:
+    """A model dir whose weights were cut short (as an interrupted copy leaves them)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [64], "data_offsets": [0, 256]}}).encode()
+    _write(d / "ckpt" / "config.json", "{}")
+    _write(d / "ckpt" / "model.safetensors", struct.pack("<Q", len(header)) + header + bytes(100))
+    return ["generate", str(d / "ckpt"), "-p", "a", "-n", "2", "--device", "cpu", "-q"]
+
+
+def _inspect_bad_ids(d: Path) -> list[str]:
+    prefix = _store(d, docs=((1, 2, 900),), vocab=1000)
+    meta = json.loads(Path(f"{prefix}.json").read_text())
+    Path(f"{prefix}.json").write_text(json.dumps({**meta, "vocab_size": 100}))
+    return ["data", "inspect", str(prefix)]
+
+
+CASES = [
+    # -- text that is not UTF-8 ---------------------------------------------------------------
+    Case(
+        "train: non-UTF-8 YAML",
+        lambda d: ["train", str(_write(d / "c.yaml", BAD_UTF8))],
+        "{d}/c.yaml: not UTF-8",
+    ),
+    Case(
+        "train: binary YAML",
+        lambda d: ["train", str(_write(d / "c.yaml", bytes(range(256))))],
+        "{d}/c.yaml: not UTF-8",
+    ),
+    Case(
+        "synth generate: non-UTF-8 spec",
+        lambda d: ["synth", "generate", str(_write(d / "s.yaml", BAD_UTF8)), "-o", str(d / "o")],
+        "{d}/s.yaml: not UTF-8",
+    ),
+    Case(
+        "synth preview: non-UTF-8 spec",
+        lambda d: ["synth", "preview", str(_write(d / "s.yaml", BAD_UTF8))],
+        "{d}/s.yaml: not UTF-8",
+    ),
+    Case(
+        "entigraph: non-UTF-8 docs",
+        lambda d: [
+            "entigraph",
+            "--docs",
+            str(_write(d / "docs.jsonl", b'{"id": "a", "text": "\xff"}\n')),
+            "-o",
+            str(d / "eg"),
+            "-m",
+            "m",
+            "--dry-run",
+        ],
+        "{d}/docs.jsonl",
+    ),
+    Case(
+        "data inspect: non-UTF-8 PREFIX.json of a store",
+        _bad_prefix_json,
+        "{d}/s.json: provenance file is not valid UTF-8",
+    ),
+    # -- outputs that can never be written ----------------------------------------------------
+    Case(
+        "tokenize: --out is a directory",
+        lambda d: [
+            "tokenize",
+            str(_jsonl(d)),
+            "-t",
+            "byte",
+            "-o",
+            str((d / "o_text_document").mkdir() or d / "o"),
+        ],
+        "{d}/o_text_document: is a directory",
+    ),
+    Case(
+        "tokenize: --out under a file",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(_write(d / "f", "x") / "o")],
+        "{d}/f is a file",
+    ),
+    Case(
+        "tokenize: --out read-only",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", str(UNWRITABLE / "o")],
+        "not writable",
+    ),
+    Case(
+        "tokenizer train: --out is a file",
+        lambda d: [
+            "tokenizer",
+            "train",
+            "-i",
+            str(_jsonl(d)),
+            "--vocab-size",
+            "300",
+            "-o",
+            str(_write(d / "tok", "x")),
+        ],
+        "--out {d}/tok: exists and is a file",
+    ),
+    Case(
+        "tokenizer train: --out read-only",
+        lambda d: [
+            "tokenizer",
+            "train",
+            "-i",
+            str(_jsonl(d)),
+            "--vocab-size",
+            "300",
+            "-o",
+            str(UNWRITABLE / "tok"),
+        ],
+        "not writable",
+    ),
+    Case(
+        "data merge: --out is a directory",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str((d / "m").mkdir() or d / "m")],
+        "{d}/m: is a directory",
+    ),
+    Case(
+        "data merge: --out read-only",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str(UNWRITABLE / "m")],
+        "not writable",
+    ),
+    Case(
+        "synth generate: --out is a file",
+        lambda d: [
+            "synth",
+            "generate",
+            str(_spec(d)),
+            "--tokens",
+            "2K",
+            "-o",
+            str(_write(d / "o", "x")),
+        ],
+        "{d}/o: exists and is a file",
+    ),
+    Case(
+        "synth generate: --out read-only",
+        lambda d: [
+            "synth",
+            "generate",
+            str(_spec(d)),
+            "--tokens",
+            "2K",
+            "-o",
+            str(UNWRITABLE / "o"),
+        ],
+        "not writable",
+    ),
+    Case(
+        "train: run_dir is a file",
+        lambda d: _train_with(d, run=_write(d / "runfile", "x")),
+        "run_dir {d}/runfile: exists and is a file",
+    ),
+    Case(
+        "train: run_dir read-only", lambda d: _train_with(d, run=UNWRITABLE / "run"), "not writable"
+    ),
+    Case(
+        "generate: --output is a directory",
+        lambda d: ["generate", str(d / "ckpt"), "-p", "a", "-o", str((d / "o").mkdir() or d / "o")],
+        "--output {d}/o: is a directory",
+    ),
+    Case(
+        "eval: --out read-only",
+        lambda d: ["eval", str(d / "ckpt"), "-o", str(UNWRITABLE / "e.json")],
+        "not writable",
+    ),
+    Case(
+        "entigraph: --out is a file",
+        lambda d: [
+            "entigraph",
+            "--docs",
+            str(_jsonl(d)),
+            "-o",
+            str(_write(d / "eg", "x")),
+            "-m",
+            "m",
+        ],
+        "--out {d}/eg: exists and is a file",
+    ),
+    Case(
+        "quickstart: --out read-only",
+        lambda d: ["quickstart", "-o", str(UNWRITABLE / "q")],
+        "not writable",
+    ),
+    # -- corrupt or truncated files -----------------------------------------------------------
+    Case("tokenize: truncated .jsonl.gz", _truncated_gz, "{d}/in.jsonl.gz: ends early"),
+    Case("tokenize: corrupt parquet", _corrupt_parquet, "{d}/in.parquet: not a valid parquet"),
+    Case(
+        "train: corrupt trainer_state.json",
+        _corrupt_trainer_state,
+        "{d}/run/checkpoints/step-5/trainer_state.json: not a valid trainer state",
+    ),
+    Case(
+        "synth verify: corrupt manifest.json",
+        _corrupt_manifest,
+        "{d}/syn/manifest.json: not valid JSON",
+    ),
+    Case(
+        "generate: truncated model.safetensors",
+        _truncated_safetensors,
+        "{d}/ckpt/model.safetensors: truncated safetensors",
+    ),
+    Case(
+        "eval: truncated model.safetensors",
+        lambda d: ["eval", *_truncated_safetensors(d)[1:2]],
+        "{d}/ckpt/model.safetensors: truncated safetensors",
+    ),
+    # -- accepted silently before -------------------------------------------------------------
+    Case(
+        "data merge: replaces an existing store",
+        lambda d: ["data", "merge", str(_store(d)), "-o", str(_store(d, "m"))],
+        "{d}/m: a token store already exists",
+    ),
+    Case(
+        "synth generate: --tokens 1",
+        lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "1", "-o", str(d / "o"), "-q"],
+        "too small for even one training sequence",
+    ),
+    Case("data inspect: ids beyond the vocabulary", _inspect_bad_ids, "token id 900"),
+    # -- unclear before -----------------------------------------------------------------------
+    Case(
+        "tokenize: mistyped local tokenizer path",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", str(d / "tokz"), "-o", str(d / "o")],
+        "tokenizer {d}/tokz: no such file or directory",
+    ),
+    Case(
+        "train: an override blamed, not the base file",
+        lambda d: [*_train_with(d), "optim.foo.bar=1"],
+        "override 'optim.foo.bar=1': optim.foo: unknown key",
+    ),
+]
+
+
+def _files(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*")}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_clear_error(tmp_path, case):
+    d = tmp_path / "case"
+    d.mkdir()
+    args = case.setup(d)
+    before = _files(d)
+    result = run_cli(*args, env={"OMP_NUM_THREADS": "1"}, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == case.code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert case.expect.format(d=d) in errors[0], errors[0]
+    left = _files(d) - before
+    assert not [p for p in left if ".tmp-" in p or "partial" in p], left
+    if case.name.startswith("train: corrupt trainer_state"):
+        assert (d / "run" / "config.yaml").read_text() == "original: true\n"  # nothing rewritten
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    bad = _write(tmp_path / "c.yaml", BAD_UTF8)
+    result = run_cli("--debug", "train", str(bad))
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    result = run_cli("train", str(bad), env={"SYNTHLM_DEBUG": "1"})
+    assert "Traceback" in result.stderr
+
+
+def _can_mount_tmpfs(target: Path) -> bool:
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("command", ["tokenize", "synth", "merge", "tokenizer"])
+def test_disk_full_is_a_clear_error_and_leaves_nothing_at_the_final_name(tmp_path, command):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _can_mount_tmpfs(disk):
+        pytest.skip("mounting a small tmpfs is not permitted here (needs root and CAP_SYS_ADMIN)")
+    try:
+        if command == "tokenize":
+            big = _write(
+                tmp_path / "in.jsonl",
+                "".join(json.dumps({"text": "x" * 1000}) + "\n" for _ in range(3000)),
+            )
+            args, final = (
+                ["tokenize", str(big), "-t", "byte", "-o", str(disk / "x"), "-q", "--workers", "1"],
+                "x_text_document.idx",
+            )
+        elif command == "synth":
+            args, final = (
+                [
+                    "synth",
+                    "generate",
+                    str(_spec(tmp_path)),
+                    "--tokens",
+                    "2M",
+                    "-o",
+                    str(disk / "d"),
+                    "-q",
+                ],
+                "d",
+            )
+        elif command == "merge":
+            store = _store(tmp_path, docs=(list(range(250)) * 2400,))  # 1.2 MB of tokens
+            args, final = ["data", "merge", str(store), "-o", str(disk / "m")], "m.idx"
+        else:
+            (disk / "filler").write_bytes(
+                bytes(1_040_000)
+            )  # leave ~8 KB: the tokenizer files do not fit
+            args, final = (
+                [
+                    "tokenizer",
+                    "train",
+                    "-i",
+                    str(_jsonl(tmp_path, 300)),
+                    "--vocab-size",
+                    "300",
+                    "-o",
+                    str(disk / "tok"),
+                    "-q",
+                ],
+                "tok/",
+            )
+        result = run_cli(*args)
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "no space left on device" in errors[0], result.stderr[-2000:]
+        assert str(disk) in errors[0] and "Traceback" not in result.stderr
+        if (
+            command != "tokenizer"
+        ):  # tokenizer dirs are complete only with synthlm_tokenizer.json (written last)
+            assert not (disk / final).exists()
+            assert not [p for p in disk.rglob("*") if p.is_file() and ".tmp-" in p.name]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
