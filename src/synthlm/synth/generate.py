@@ -350,6 +350,8 @@ def stats_from_stores(plan: Plan, directory: Path) -> Stats:
     """The card's statistics, read back from the written stores (documents grouped by domain)."""
     stats = Stats.empty([d.content for d in plan.domains])
     for split in SPLITS:
+        if not store_exists(directory / split):  # an empty split is absent: nothing to count
+            continue
         store = TokenStore(directory / split, check_ids=False)
         domains = np.load(directory / f"{split}.domains.npy")
         for d in range(len(plan.domains)):
