@@ -44,7 +44,7 @@ def test_seq_len_beyond_model_positions(tmp_path, data):
 def test_synthetic_dataset_needing_more_meta_ids_than_reserved(tmp_path, data):
     synth = tmp_path / "synth"
     synth.mkdir()
-    (synth / "manifest.json").write_text(json.dumps({"layout": {"vocab_size": 50}}))
+    (synth / "manifest.json").write_text(json.dumps({"format": "synthlm-synthetic", "layout": {"vocab_size": 50}}))
     sources = tiny_config(tmp_path, data)["data"]["sources"] + [{"name": "meta", "path": str(synth), "kind": "synthetic"}]
     with pytest.raises(ConfigError, match=r"needs 50 meta-language ids but model\.num_meta_tokens is 10"):
         plan(tmp_path, data, data={"sources": sources}, model={"num_meta_tokens": 10})

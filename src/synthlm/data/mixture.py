@@ -64,7 +64,11 @@ class DataConfig(Section):
     sources: list[SourceConfig] = Field(min_length=1)
     eval: list[EvalSetConfig] = Field(default_factory=list)
     seq_len: int = Field(512, gt=1, description="Tokens per training window.")
-    document_mask: bool = Field(False, description="Stop attention across packed documents; positions restart per document.")
+    document_mask: bool | None = Field(
+        None,
+        description="Stop attention across packed documents; positions restart per document. "
+        "Default (null): on when a training source is synthetic (decoder-only objectives), else off.",
+    )
     packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
     tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
 
@@ -76,6 +80,23 @@ class DataConfig(Section):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
+
+    @property
+    def has_synthetic(self) -> bool:
+        return any(s.kind == "synthetic" for s in self.sources)
+
+    def resolved_document_mask(self, *, seq2seq: bool = False) -> bool:
+        """``document_mask`` as set, else on for synthetic sources with a decoder-only objective.
+
+        Why on: packed synthetic examples share promoters and answer markers, so without the mask
+        a window's later examples attend to earlier ones and the model learns the task 5-10x
+        slower (copy at vocab 32: 0.14 exact match at 2000 steps without, 1.00 at 800 with).
+        Natural-only runs keep the usual GPT-style packing. Seq2seq objectives corrupt spans
+        of whole windows and take no mask, so the default is off for them.
+        """
+        if self.document_mask is not None:
+            return self.document_mask
+        return self.has_synthetic and not seq2seq
 
 
 # ---------------------------------------------------------------------------------------------

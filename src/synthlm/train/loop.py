@@ -48,6 +48,7 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu, peak_memory_gb, seq2seq_flops_per_token
+from synthlm.train.guards import check_same_budget
 from synthlm.train.losses import count_targets, forward_losses
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
@@ -108,7 +109,7 @@ class Trainer:
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
-        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape())
+        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps)
         self.interval = IntervalStats()
         self.progress = progress
         self.metrics: MetricsLogger | None = None
@@ -169,12 +170,14 @@ class Trainer:
                 "exact resume needs the same global batch, seq_len and source weights (the data cursor "
                 "counts samples of that stream). Start a new run_dir with model.init_from set to the checkpoint instead"
             )
+        if not (self.cfg.eval_only or self.cfg.predict_only):
+            check_same_budget(state.total_steps, self.plan.total_steps, state.step, self.cfg.schedule, self.cfg.optim.lr, checkpoint)
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
         if self.accelerator.is_main_process and not (self.cfg.eval_only or self.cfg.predict_only):
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
                 self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
-        state.data = self._data_shape()
+        state.data, state.total_steps = self._data_shape(), self.plan.total_steps
         self.state = state
         self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
         self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")

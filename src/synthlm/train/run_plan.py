@@ -19,6 +19,7 @@ from synthlm.data.mixture import DataConfig, Mixture, VocabLayout, build_layout,
 from synthlm.errors import ConfigError
 from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import RunConfig, TrainConfig
+from synthlm.train.guards import check_init_from
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -100,6 +101,7 @@ class RunPlan:
             "vocab_layout": self.layout.to_dict(),
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
             "objective": self.objective.name,
+            "document_mask": bool(getattr(self.objective, "document_mask", False)),
         }
 
 
@@ -171,6 +173,8 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
+    ckpt_rows = getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
+    check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
     if objective.seq2seq:
         check_seq2seq_eval(data)
     window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
@@ -191,8 +195,8 @@ def check_wandb(config: RunConfig) -> None:
 def build_objective(config: RunConfig, tokenizer: Any) -> tuple[Any, Any]:
     """(objective with its options, the tokenizer to train with).
 
-    ``data.document_mask`` is passed only when on, so an objective that cannot honour it fails
-    here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
+    ``data.document_mask`` (resolved: on by default when a source is synthetic) is passed only
+    when on, so an objective that cannot honour it fails here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
     """
     from synthlm.objectives import OBJECTIVES, get_objective
 
@@ -200,7 +204,7 @@ def build_objective(config: RunConfig, tokenizer: Any) -> tuple[Any, Any]:
     if name not in OBJECTIVES:
         get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if config.data is not None and config.data.document_mask:
+    if config.data is not None and config.data.resolved_document_mask(seq2seq=OBJECTIVES[name].seq2seq):
         options["document_mask"] = True
     try:
         return OBJECTIVES[name].create(tokenizer, **options)
