@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthlm.config import Count, Section
+from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
 from synthlm.data.store import TokenStore, normalize_prefix, store_exists
 from synthlm.errors import ConfigError, UserError
 from synthlm.synth.manifest import MANIFEST, is_synthetic_dataset, read_manifest
@@ -71,6 +72,11 @@ class DataConfig(Section):
     )
     packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
     tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
+    phases: list[PhaseConfig] = Field(
+        default_factory=list,
+        description="Weights that change over the run: [{steps | tokens, weights: {source: w}}, ...]; "
+        "default: one phase with the sources' own weights.",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -80,6 +86,11 @@ class DataConfig(Section):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
+
+    @model_validator(mode="after")
+    def _phases_name_sources(self) -> DataConfig:
+        check_phase_sources(self.phases, [s.name for s in self.sources])
+        return self
 
     @property
     def has_synthetic(self) -> bool:
@@ -367,6 +378,23 @@ class Mixture:
         self.source_names = [s.name for s in data.sources]
         self.eos_id = eos_id
         self.sources = [self._open(i, s) for i, s in enumerate(data.sources)]
+        self.phases: PhaseSchedule | None = None
+
+    def set_phases(self, *, global_batch: int, seq_len: int, total_steps: int) -> None:
+        """Apply ``data.phases`` (their lengths in samples need the run's batch and budget)."""
+        if self.data.phases:
+            names = self.source_names
+            self.phases = PhaseSchedule(self.data.phases, names, global_batch=global_batch, seq_len=seq_len, total_steps=total_steps)
+
+    def counts(self, num_samples: int) -> list[int]:
+        """Windows each source gives in the first ``num_samples`` samples."""
+        if self.phases is not None:
+            return self.phases.counts(num_samples)
+        return samples_per_source(self.weights, num_samples)
+
+    def tokens_seen(self, num_samples: int, seq_len: int) -> dict[str, int]:
+        """Per-source training tokens (``seq_len`` per window) in the first ``num_samples``."""
+        return {f"tokens/{n}": c * seq_len for n, c in zip(self.source_names, self.counts(num_samples))}
 
     def _open(self, index: int, source: SourceConfig) -> PackedSource:
         if source.kind == "synthetic":
@@ -383,13 +411,13 @@ class Mixture:
         )
 
     def sample(self, index: int) -> Sample:
-        source, k = blend(self.weights, index)
+        source, k = blend(self.weights, index) if self.phases is None else self.phases.locate(index)
         tokens, mask, segments = self.sources[source].window(k)
         return Sample(tokens, mask, segments, source)
 
     def check_budget(self, num_samples: int) -> dict[str, float]:
         """Epochs each source will see in ``num_samples``; fail fast past ``max_repetition``."""
-        counts = samples_per_source(self.weights, num_samples)
+        counts = self.counts(num_samples)
         epochs = {}
         for config, packed, count in zip(self.data.sources, self.sources, counts):
             epochs[config.name] = packed.epochs_for(count)

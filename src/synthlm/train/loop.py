@@ -187,7 +187,9 @@ class Trainer:
         weights = {} if self.plan.mixture is None or not hasattr(self.plan.mixture, "weights") else dict(
             zip(self.plan.mixture.source_names, (round(w, 12) for w in self.plan.mixture.weights))
         )
-        return {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+        shape = {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+        phases = getattr(self.plan.mixture, "phases", None)
+        return shape if phases is None else {**shape, "phases": phases.key()}
 
     def _apply_configured_lr(self) -> None:
         """A resumed optimizer keeps the checkpoint's lr; honour ``optim.lr`` if it was changed
@@ -360,6 +362,8 @@ class Trainer:
         seconds = max(self.busy_seconds, 1e-9)
         tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.plan.seq_len / seconds
         record = {"step": self.state.step, "tokens": self.state.tokens, **self.interval.summary(self.plan.mixture.source_names)}
+        if hasattr(self.plan.mixture, "tokens_seen"):  # per-source tokens so far (equal-token comparisons)
+            record.update(self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len))
         record.update(
             lr=lr,
             tokens_per_s=tokens_per_s,
@@ -400,7 +404,8 @@ class Trainer:
 
     def _log_eval(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.metrics is not None:
-            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
+            seen = self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len) if hasattr(self.plan.mixture, "tokens_seen") else {}
+            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics})
         return metrics
 
     def predict(self) -> Path:

@@ -102,7 +102,19 @@ class RunPlan:
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
             "objective": self.objective.name,
             "document_mask": bool(getattr(self.objective, "document_mask", False)),
+            **self._phases(),
         }
+
+    def _phases(self) -> dict[str, Any]:
+        phases = getattr(self.mixture, "phases", None)
+        if phases is None:
+            return {}
+        per_step = self.batch.global_batch
+        return {"phases": [
+            {"name": ph.name, "steps": [ph.start // per_step, ph.stop // per_step],
+             "weights": {phases.names[i]: round(w, 4) for i, w in zip(ph.sources, ph.weights)}}
+            for ph in phases.phases
+        ]}
 
 
 def tokenizer_path(data: DataConfig) -> str:
@@ -180,6 +192,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
     mixture = Mixture(data.model_copy(update={"seq_len": window}), seed=config.seed, layout=layout, eos_id=tokenizer.eos_id)
     steps = total_steps(config.train, batch, mixture, data.seq_len)
+    mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
     epochs = mixture.check_budget(steps * batch.global_batch)
     target_len = objective.target_length(data.seq_len) if objective.seq2seq else 0
     return RunPlan(config, tokenizer, layout, hf_config, batch, steps, mixture, epochs, objective, ids, data.seq_len, target_len)
