@@ -162,10 +162,21 @@ def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int
             )
     for source in [*data.sources, *data.eval]:
         if source.kind == "natural":
-            store = TokenStore(source.path, check_ids=False)
-            store.check_ids(natural_vocab_size)
+            check_store_ids(TokenStore(source.path, check_ids=False), natural_vocab_size)
     size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
     return VocabLayout(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
+
+
+def check_store_ids(store: TokenStore, vocab_size: int) -> None:
+    """Ids must fit the vocabulary: from the header when the store records its vocabulary
+    (synthlm's writer refuses ids outside it, so no id can exceed it), else by a full scan.
+
+    Reading the header keeps ``--dry-run`` and startup fast on stores of billions of tokens.
+    """
+    recorded = store.metadata.get("vocab_size")
+    if store.metadata.get("format") == "synthlm-token-store" and isinstance(recorded, int) and recorded <= vocab_size:
+        return
+    store.check_ids(vocab_size)
 
 
 def check_paths(data: DataConfig) -> None:

@@ -354,7 +354,7 @@ class Trainer:
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        disable = not (self.progress and self.accelerator.is_main_process)
+        disable = not (self.progress and self.accelerator.is_main_process and interactive())
         return tqdm(total=self.plan.total_steps, initial=self.state.step, disable=disable, desc="train", unit="step", dynamic_ncols=True)
 
     def log(self, lr: float, bar: Any) -> None:
@@ -376,6 +376,8 @@ class Trainer:
             self.metrics.write(record)
         if "loss" in record:  # absent when every step of the interval was skipped
             bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if self.progress and not interactive():  # a log file gets one line per record, not a bar
+                self.accelerator.print(plain_progress(record, self.plan.total_steps))
         self.interval = IntervalStats()
         self.busy_seconds, self.busy_steps = 0.0, 0
 
@@ -489,6 +491,21 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def interactive() -> bool:
+    """Progress bars only on a terminal: redirected to a file, each redraw would be a line."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def plain_progress(record: dict[str, Any], total: int) -> str:
+    """One log line per metrics record when there is no terminal to draw a bar on."""
+    return (
+        f"step {record['step']}/{total} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+        f"{record['tokens_per_s']:,.0f} tok/s eta {record['eta_s']:.0f}s"
+    )
 
 
 def open_metrics(cfg: RunConfig, step: int) -> MetricsLogger:
