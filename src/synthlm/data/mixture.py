@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -43,10 +43,20 @@ class SourceConfig(Section):
     """One training source: a token store prefix (natural) or a synthetic dataset dir."""
 
     name: str
-    path: Path
+    path: Path | None = Field(None, description="Token store prefix, or synthetic dataset dir.")
+    spec: Path | dict[str, Any] | None = Field(None, description="Synthetic only, instead of path: a synth spec (file or mapping) generated inside the data loader.")
+    stream: Literal["budget", "infinite"] = Field("budget", description="spec sources: budget = the spec's train split (as `synth generate` writes it), infinite = never repeats.")
     weight: float = Field(1.0, gt=0, description="Relative share of training samples (normalised).")
     kind: Literal["natural", "synthetic"] = "natural"
     max_repetition: float | None = Field(None, gt=0, description="Max epochs over this source; more fails before training.")
+
+    @model_validator(mode="after")
+    def _path_or_spec(self) -> SourceConfig:
+        if (self.path is None) == (self.spec is None):
+            raise ValueError("set path (a store or dataset dir) or spec (synthetic, generated on the fly), exactly one")
+        if self.spec is not None and self.kind != "synthetic":
+            raise ValueError("spec sources are synthetic: set kind: synthetic")
+        return self
 
 
 class EvalSetConfig(Section):
@@ -149,19 +159,30 @@ def synthetic_vocab_needed(path: Path) -> int:
     return needed
 
 
-def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int) -> VocabLayout:
+def source_vocab_needed(source: SourceConfig | EvalSetConfig, seed: int) -> int:
+    """Meta-language ids a synthetic source needs: from its manifest, or its spec's layout."""
+    spec = getattr(source, "spec", None)
+    if spec is not None:
+        from synthlm.data.synthetic_stream import load_plan
+
+        return int(load_plan(spec, seed, f"data source '{source.name}'").layout.vocab_size)
+    assert source.path is not None
+    return synthetic_vocab_needed(source.path)
+
+
+def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0) -> VocabLayout:
     """Decide the model's id layout and fail fast on anything that cannot fit."""
     check_paths(data)
     synthetic = [s for s in data.sources if s.kind == "synthetic"] + [e for e in data.eval if e.kind == "synthetic"]
     for source in synthetic:
-        needed = synthetic_vocab_needed(source.path)
+        needed = source_vocab_needed(source, seed)
         if needed > num_meta_tokens:
             raise ConfigError(
-                f"data source '{source.name}' ({source.path}) needs {needed} meta-language ids but "
+                f"data source '{source.name}' ({source.path or 'spec'}) needs {needed} meta-language ids but "
                 f"model.num_meta_tokens is {num_meta_tokens}; set model.num_meta_tokens={needed} or more"
             )
     for source in [*data.sources, *data.eval]:
-        if source.kind == "natural":
+        if source.kind == "natural" and source.path is not None:
             check_store_ids(TokenStore(source.path, check_ids=False), natural_vocab_size)
     size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
     return VocabLayout(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
@@ -183,6 +204,8 @@ def check_paths(data: DataConfig) -> None:
     """Every source and eval set must exist before any work starts."""
     for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
         for i, item in enumerate(items):
+            if item.path is None:  # a spec source: checked when its plan is built
+                continue
             ok = is_synthetic_dataset(item.path) if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
             if not ok:
                 what = "a synthetic dataset dir (with manifest.json)" if item.kind == "synthetic" else "a token store (PREFIX.bin + PREFIX.idx)"
@@ -407,7 +430,9 @@ class Mixture:
         """Per-source training tokens (``seq_len`` per window) in the first ``num_samples``."""
         return {f"tokens/{n}": c * seq_len for n, c in zip(self.source_names, self.counts(num_samples))}
 
-    def _open(self, index: int, source: SourceConfig) -> PackedSource:
+    def _open(self, index: int, source: SourceConfig) -> Any:
+        if source.spec is not None:
+            return self._open_spec(index, source)
         if source.kind == "synthetic":
             from synthlm.synth import load_synthetic
 
@@ -419,6 +444,20 @@ class Mixture:
         return PackedSource(
             store, seed=self.seed, source_index=index, seq_len=self.data.seq_len,
             eos_id=self.eos_id, id_offset=offset, add_eos=add_eos, packing=self.data.packing,
+        )
+
+    def _open_spec(self, index: int, source: SourceConfig) -> Any:
+        """A synthetic source generated here: its train split in memory, or an endless stream."""
+        from synthlm.data.synthetic_stream import StreamSource, load_plan, train_split
+
+        assert source.spec is not None
+        plan = load_plan(source.spec, self.seed, f"data source '{source.name}'")
+        offset = self.layout.meta_offset
+        if source.stream == "infinite":
+            return StreamSource(plan, source_index=index, seq_len=self.data.seq_len, eos_id=self.eos_id, id_offset=offset)
+        return PackedSource(
+            train_split(plan, source.name), seed=self.seed, source_index=index, seq_len=self.data.seq_len,  # type: ignore[arg-type]
+            eos_id=self.eos_id, id_offset=offset, add_eos=True, packing=self.data.packing,
         )
 
     def sample(self, index: int) -> Sample:

@@ -155,7 +155,10 @@ def check_positions(config: PretrainedConfig, seq_len: int) -> None:
 def epoch_samples(data: Any) -> float:
     """Samples in one pass over the training data: packed windows of every source, or pairs."""
     if isinstance(data, Mixture):
-        return sum(source.epoch_samples for source in data.sources)
+        total = sum(source.epoch_samples for source in data.sources)
+        if math.isinf(total):
+            raise ConfigError("train.epochs: a source with stream: infinite has no epochs; set train.max_steps or max_tokens")
+        return total
     return float(data.epoch_samples)
 
 
@@ -181,7 +184,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         raise ConfigError(f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing needs one between documents")
     objective, tokenizer = build_objective(config, natural)
     check_model_kind(config, objective)
-    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens)
+    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens, config.seed)
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
