@@ -15,6 +15,7 @@ them, so a synthetic source can be a spec (``data.sources[i].spec``) instead of 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,4 +159,4 @@ class StreamSource:
         batch = self.plan.domains[domain].generate(rng, n)
         offsets = np.zeros(len(batch.sizes) + 1, dtype=np.int64)
         np.cumsum(batch.sizes, out=offsets[1:])
-        return [(batch.tokens[a:b], batch.mask[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+        return [(batch.tokens[a:b], batch.mask[a:b]) for a, b in itertools.pairwise(offsets.tolist())]
