@@ -69,9 +69,14 @@ def test_exact_match_scores_generated_answers_per_domain(dataset):
     expected = expected_accuracy(dataset, 40)
     assert 0 < expected["acc"] < 1, "the data must hold both right and wrong answers for this model"
     results = run(bigram_model(answers_four(dataset)), EvalSetConfig(name="tasks", path=dataset, kind="synthetic", max_examples=40))
-    got = {k.removeprefix("eval/tasks/"): v for k, v in results.items() if "/acc" in k}
+    got = {k.removeprefix("eval/tasks/"): v for k, v in results.items() if "/acc" in k and "by_answer_len" not in k}
     assert got == pytest.approx(expected)
     assert set(got) == {"acc", "acc/first_token", "acc/last_token"}
+    # both domains answer with one token, so the length-1 bucket is everything
+    lengths = {k: v for k, v in results.items() if "acc_by_answer_len/" in k}
+    assert lengths == pytest.approx({"eval/tasks/acc_by_answer_len/1": expected["acc"]})
+    per_domain = [results["eval/tasks/loss/first_token"], results["eval/tasks/loss/last_token"]]
+    assert min(per_domain) <= results["eval/tasks/loss"] <= max(per_domain), "overall is a token-weighted mean"
 
 
 def test_an_answer_without_eos_is_not_an_exact_match(dataset):

@@ -10,7 +10,9 @@ meta-language range (``layout.meta_offset + id``), exactly as the training mixtu
 * Accuracy: for the first ``max_examples`` examples, greedy-decode ``len(answer) + 1`` tokens
   from the prompt (the extra token lets the model say EOS), cut at EOS, shift back to synthetic
   ids (anything outside the meta range becomes -1, which no answer contains) and let the
-  domain's ``score`` judge it. Reported overall and per domain.
+  domain's ``score`` judge it. Reported overall, per domain and per answer-length bucket
+  (``acc_by_answer_len/5-8``): whether a model fails on long answers only is the first
+  question when accuracy stalls. The loss is reported overall and per domain too.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def accuracy(ctx: EvalContext, dataset, max_examples: int) -> dict[str, float]:
     from synthlm.synth import score
 
     scores: dict[str, list[float]] = defaultdict(list)
+    by_length: dict[str, list[float]] = defaultdict(list)
     examples = list(dataset.examples(SPLIT, max_examples))
     for start in ctx.bar(range(0, len(examples), ctx.batch_size), "exact match"):
         batch = examples[start : start + ctx.batch_size]
@@ -78,13 +81,42 @@ def accuracy(ctx: EvalContext, dataset, max_examples: int) -> dict[str, float]:
         generated = greedy_answers(ctx, [np.asarray(e.prompt, dtype=np.int64) for e in batch], lengths)
         for example, row, keep in zip(batch, generated, lengths):
             predicted = to_synthetic(row, layout=ctx.layout, eos_id=ctx.eos_id, keep=keep)
-            scores[example.domain].append(float(score(example.domain, example.prompt, predicted, dataset=dataset)))
+            value = float(score(example.domain, example.prompt, predicted, dataset=dataset))
+            scores[example.domain].append(value)
+            by_length[length_bucket(len(example.answer))].append(value)
     if not examples:
         return {}
     everything = [s for values in scores.values() for s in values]
     metrics = {"acc": float(np.mean(everything))}
     metrics.update({f"acc/{domain}": float(np.mean(values)) for domain, values in sorted(scores.items())})
+    metrics.update({f"acc_by_answer_len/{k}": float(np.mean(v)) for k, v in sorted(by_length.items(), key=lambda kv: int(kv[0].split("-")[0]))})
     return metrics
+
+
+def domain_losses(ctx: EvalContext, rows: list, owners: np.ndarray, names: list[str], label: str) -> dict[str, float]:
+    """Loss over all rows (``loss``) and per domain (``loss/<domain>``), token-weighted.
+
+    Rows come in document order, so row ``k`` belongs to document ``k``'s domain.
+    """
+    from synthlm.evaluate.loss import LossTotal
+
+    total, metrics = LossTotal(), {}
+    for d, name in enumerate(names):
+        mine = [row for k, row in enumerate(rows) if owners[k] == d]
+        if not mine:
+            continue
+        part = sequences_loss(ctx.model, ctx.bar(batched(mine, ctx.batch_size), f"eval {label} loss {name}"), pad_id=ctx.pad_id, device=ctx.device)
+        total.add(part.loss_sum, part.tokens)
+        metrics[f"loss/{name}"] = part.mean
+    return {"loss": total.mean, **metrics}
+
+
+def length_bucket(n: int) -> str:
+    """Answer lengths grouped by powers of two: 1, 2, 3-4, 5-8, 9-16, ..."""
+    if n <= 2:
+        return str(n)
+    high = 1 << (n - 1).bit_length()
+    return f"{high // 2 + 1}-{high}"
 
 
 @register_evaluator("synthetic")
@@ -109,9 +141,7 @@ class SyntheticEvaluator(Evaluator):
 
         dataset = load_synthetic(eval_set.path)
         rows = document_rows(dataset.split(SPLIT), layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=eval_set.max_tokens)
-        batches = ctx.bar(batched(rows, ctx.batch_size), f"eval {eval_set.name} loss")
-        total = sequences_loss(ctx.model, batches, pad_id=ctx.pad_id, device=ctx.device)
-        metrics = {"loss": total.mean}
+        metrics = domain_losses(ctx, list(rows), np.asarray(dataset.domain_of(SPLIT)), dataset.domain_names(), eval_set.name)
         if eval_set.max_examples > 0:
             metrics.update(accuracy(ctx, dataset, eval_set.max_examples))
         return metrics
