@@ -7,8 +7,8 @@ exists, so an interrupted quickstart continues where it stopped):
 2. tokenizer   a byte-level BPE trained on it
 3. tokenize    the corpus into a Megatron-compatible token store
 4. split       5% of the documents held out (natural loss is measured on text never trained on)
-5. synth       a small synthetic meta-language dataset (copy, reverse, sort)
-6. train       a tiny Llama on the 80/20 natural/synthetic mixture, evaluated as it trains
+5. synth       a small synthetic meta-language dataset (copy, reverse)
+6. train       a tiny Llama on the 50/50 natural/synthetic mixture, evaluated as it trains
 7. report      an HTML report of the run: loss curves, held-out loss, synthetic accuracy
 """
 
@@ -101,8 +101,8 @@ def train_stage(out: Path, tokenizer: Path, stores: tuple[Path, Path], synthetic
         "data": {
             "tokenizer": str(tokenizer),
             "sources": [
-                {"name": "shakespeare", "path": str(train), "weight": 0.8},
-                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "weight": 0.2},
+                {"name": "shakespeare", "path": str(train), "weight": 0.5},
+                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "weight": 0.5},
             ],
             "eval": [  # held-out documents, and the synthetic dataset's own valid split
                 {"name": "shakespeare", "path": str(valid), "max_tokens": 16_000},
@@ -175,8 +175,8 @@ def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quie
     tokenizer = stage(f"tokenizer: byte-level BPE, {TOKENIZER_VOCAB} ids", lambda: train_tokenizer_stage(corpus, out, quiet))
     store = stage("tokenize: corpus -> token store", lambda: tokenize_stage(corpus, tokenizer, out, quiet))
     stores = stage(f"split: {VALID_FRACTION:.0%} of the documents held out", lambda: split_stage(store))
-    synthetic = stage("synth: meta-language dataset (identity, reverse, sort)", lambda: synth_stage(out, quiet))
-    run_dir = stage("train: tiny Llama on 80% natural + 20% synthetic", lambda: train_stage(out, tokenizer, stores, synthetic, steps, quiet))
+    synthetic = stage("synth: meta-language dataset (identity, reverse)", lambda: synth_stage(out, quiet))
+    run_dir = stage("train: tiny Llama on 50% natural + 50% synthetic", lambda: train_stage(out, tokenizer, stores, synthetic, steps, quiet))
     report = stage("report: HTML with loss curves", lambda: report_stage(run_dir, out))
     result.paths = {
         "corpus": corpus, "tokenizer": tokenizer, "store": store, "train store": stores[0], "valid store": stores[1], "synthetic": synthetic,

@@ -81,7 +81,7 @@ class DataConfig(Section):
         "Default (null): on when a training source is synthetic (decoder-only objectives), else off.",
     )
     packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
-    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
+    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store, or 'meta' (special tokens only) when nothing is natural.")
     phases: list[PhaseConfig] = Field(
         default_factory=list,
         description="Weights that change over the run: [{steps | tokens, weights: {source: w}}, ...]; "

@@ -134,8 +134,11 @@ def tokenizer_path(data: DataConfig) -> str:
 
 
 def load_tokenizer_for(data: DataConfig) -> Any:
+    from synthlm.data.meta_vocab import meta_only_tokenizer, wants_meta_tokenizer
     from synthlm.tokenizers import load_tokenizer
 
+    if wants_meta_tokenizer(data):  # synthetic only: specials, then the meta-language range
+        return meta_only_tokenizer()
     return load_tokenizer(tokenizer_path(data))
 
 
