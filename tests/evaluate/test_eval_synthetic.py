@@ -136,3 +136,12 @@ def test_cli_eval_on_a_synthetic_dir(dataset, tmp_path):
     assert metrics["eval/tasks/acc"] == pytest.approx(expected["acc"])
     assert metrics["eval/tasks/acc/last_token"] == pytest.approx(expected["acc/last_token"])
     assert np.isfinite(metrics["eval/tasks/loss"])
+
+
+def test_predictions_are_dumped_per_example(dataset, tmp_path):
+    expected = expected_accuracy(dataset, 40)
+    run(bigram_model(answers_four(dataset)), EvalSetConfig(name="tasks", path=dataset, kind="synthetic", max_examples=40), predictions=tmp_path / "pred")
+    records = [json.loads(line) for line in (tmp_path / "pred" / "tasks.jsonl").read_text().splitlines()]
+    assert len(records) == 40 and {r["domain"] for r in records} == {"first_token", "last_token"}
+    assert np.mean([r["score"] for r in records]) == pytest.approx(expected["acc"])
+    assert all((r["predicted"] == r["answer"]) == (r["score"] == 1.0) for r in records)

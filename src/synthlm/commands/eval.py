@@ -37,6 +37,7 @@ def eval_command(
         None, "--lm-eval-include", help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the built-in tasks.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    predictions: Path = typer.Option(None, "--predictions", help="Dir for NAME.jsonl: every synthetic example's prompt, answer, prediction, score."),
 ) -> None:
     """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic), QA accuracy or
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
@@ -77,6 +78,7 @@ def eval_command(
     report, path = evaluate_checkpoint(
         checkpoint, data or [], out=out, seq_len=seq_len, batch_size=batch_size, max_tokens=tokens,
         max_examples=max_examples, device=device, dtype=dtype, seed=seed, tokenizer=tokenizer, quiet=quiet,
+        predictions=predictions,
     )
     for key, value in report["metrics"].items():
         typer.echo(f"{key:40s} {value:.6g}")

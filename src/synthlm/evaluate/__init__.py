@@ -72,6 +72,7 @@ def evaluate_model(
     device: Any,
     seed: int = 0,
     progress: bool = False,
+    predictions: Any = None,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -91,7 +92,7 @@ def evaluate_model(
         raise UserError(f"evaluation needs seq_len >= 2 and batch_size >= 1 (got {seq_len}, {batch_size})")
     check_names(eval_sets)
     eos_id, pad_id = special_ids(tokenizer)
-    ctx = EvalContext(model, unwrap(model), layout, eos_id, pad_id, seq_len, batch_size, device, seed, progress)
+    ctx = EvalContext(model, unwrap(model), layout, eos_id, pad_id, seq_len, batch_size, device, seed, progress, predictions)
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:
         evaluator.check(eval_set, ctx)

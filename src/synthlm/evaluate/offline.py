@@ -86,6 +86,7 @@ def evaluate_checkpoint(
     seed: int = 0,
     tokenizer: str | Path | None = None,
     quiet: bool = False,
+    predictions: Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path).
 
@@ -118,6 +119,7 @@ def evaluate_checkpoint(
     metrics = evaluate_model(
         ckpt.model, sets, layout=ckpt.layout, tokenizer=ckpt.tokenizer, seq_len=length,
         batch_size=batch_size, device=next(ckpt.model.parameters()).device, seed=seed, progress=not quiet,
+        predictions=predictions,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),

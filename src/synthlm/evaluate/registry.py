@@ -29,6 +29,7 @@ class EvalContext:
     device: Any  # torch.device
     seed: int
     progress: bool = False  # show progress bars (synthlm eval); the training loop keeps quiet
+    predictions: Any = None  # a dir: synthetic evaluators write NAME.jsonl of their answers there
 
     def bar(self, iterable, desc: str):
         """``iterable`` wrapped in a progress bar when asked for one."""

@@ -68,12 +68,14 @@ def greedy_answers(ctx: EvalContext, prompts: list[np.ndarray], lengths: list[in
     return out[:, ids.shape[1] :].tolist()
 
 
-def accuracy(ctx: EvalContext, dataset, max_examples: int) -> dict[str, float]:
-    """Mean score overall (``acc``) and per domain (``acc/<domain>``)."""
+def accuracy(ctx: EvalContext, dataset, max_examples: int, name: str = "") -> dict[str, float]:
+    """Mean score overall (``acc``) and per domain (``acc/<domain>``); with ``ctx.predictions``
+    every example is also written to ``PREDICTIONS/<name>.jsonl``."""
     from synthlm.synth import score
 
     scores: dict[str, list[float]] = defaultdict(list)
     by_length: dict[str, list[float]] = defaultdict(list)
+    dumped: list[dict] = []
     examples = list(dataset.examples(SPLIT, max_examples))
     for start in ctx.bar(range(0, len(examples), ctx.batch_size), "exact match"):
         batch = examples[start : start + ctx.batch_size]
@@ -83,7 +85,10 @@ def accuracy(ctx: EvalContext, dataset, max_examples: int) -> dict[str, float]:
             predicted = to_synthetic(row, layout=ctx.layout, eos_id=ctx.eos_id, keep=keep)
             value = float(score(example.domain, example.prompt, predicted, dataset=dataset))
             scores[example.domain].append(value)
+            dumped.append(prediction_record(example, predicted, value))
             by_length[length_bucket(len(example.answer))].append(value)
+    if ctx.predictions is not None:
+        write_predictions(Path(ctx.predictions) / f"{name or 'synthetic'}.jsonl", dumped)
     if not examples:
         return {}
     everything = [s for values in scores.values() for s in values]
@@ -109,6 +114,22 @@ def domain_losses(ctx: EvalContext, rows: list, owners: np.ndarray, names: list[
         total.add(part.loss_sum, part.tokens)
         metrics[f"loss/{name}"] = part.mean
     return {"loss": total.mean, **metrics}
+
+
+def prediction_record(example, predicted: np.ndarray, value: float) -> dict:
+    """One example as the dataset sees it: synthetic ids (shifted back), -1 for non-meta ids."""
+    return {
+        "domain": example.domain, "prompt": np.asarray(example.prompt).tolist(),
+        "answer": np.asarray(example.answer).tolist(), "predicted": predicted.tolist(), "score": value,
+    }
+
+
+def write_predictions(path: Path, records: list[dict]) -> None:
+    import json
+
+    from synthlm.fileio import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def length_bucket(n: int) -> str:
@@ -143,5 +164,5 @@ class SyntheticEvaluator(Evaluator):
         rows = document_rows(dataset.split(SPLIT), layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=eval_set.max_tokens)
         metrics = domain_losses(ctx, list(rows), np.asarray(dataset.domain_of(SPLIT)), dataset.domain_names(), eval_set.name)
         if eval_set.max_examples > 0:
-            metrics.update(accuracy(ctx, dataset, eval_set.max_examples))
+            metrics.update(accuracy(ctx, dataset, eval_set.max_examples, eval_set.name))
         return metrics
