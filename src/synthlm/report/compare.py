@@ -25,7 +25,8 @@ def parse_budgets(text: str | None) -> list[float]:
 
 def write_equal_tokens(report: Report, out: Path, source: str, metric: str | None, at: str | None) -> str:
     """Write ``equal_tokens.json`` and ``.png`` into the report dir; returns the text table."""
-    comparison = compare(report.runs, report.labels, metric or f"eval/{source}/loss", source, parse_budgets(at))
+    names = [run.name for run in report.runs]  # short and stable; the page's labels list config diffs
+    comparison = compare(report.runs, names, metric or f"eval/{source}/loss", source, parse_budgets(at))
     atomic_write_json(Path(out) / JSON_FILE, comparison.to_dict())
     plot(comparison, report.runs, Path(out) / PNG_FILE)
     return comparison.table() + f"\n(wrote {Path(out) / JSON_FILE} and {PNG_FILE})"
