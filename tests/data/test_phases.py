@@ -15,11 +15,19 @@ NAMES = ["syn", "web", "code"]
 
 def schedule(phases, total_steps=10, global_batch=4):
     configs = [PhaseConfig(**p) for p in phases]
-    return PhaseSchedule(configs, NAMES, global_batch=global_batch, seq_len=8, total_steps=total_steps)
+    return PhaseSchedule(
+        configs, NAMES, global_batch=global_batch, seq_len=8, total_steps=total_steps
+    )
 
 
 def test_every_source_reads_consecutive_windows_across_phases():
-    sched = schedule([{"steps": 3, "weights": {"syn": 1}}, {"steps": 4, "weights": {"syn": 1, "web": 3}}, {"weights": {"web": 1, "code": 1}}])
+    sched = schedule(
+        [
+            {"steps": 3, "weights": {"syn": 1}},
+            {"steps": 4, "weights": {"syn": 1, "web": 3}},
+            {"weights": {"web": 1, "code": 1}},
+        ]
+    )
     drawn = [sched.locate(i) for i in range(40)]
     seen: dict[int, list[int]] = {}
     for source, k in drawn:
@@ -35,15 +43,23 @@ def test_every_source_reads_consecutive_windows_across_phases():
 
 
 def test_tokens_convert_to_whole_steps_and_an_open_last_phase_fills_the_budget():
-    sched = schedule([{"tokens": 33, "weights": {"syn": 1}}, {"weights": {"web": 1}}])  # 32 tokens per step
+    sched = schedule(
+        [{"tokens": 33, "weights": {"syn": 1}}, {"weights": {"web": 1}}]
+    )  # 32 tokens per step
     assert [(p.start, p.stop) for p in sched.phases] == [(0, 8), (8, 40)]
 
 
 @pytest.mark.parametrize(
     ("phases", "message"),
     [
-        ([{"steps": 3, "weights": {"syn": 1}}, {"steps": 3, "weights": {"web": 1}}], "add up to 6 steps but the run has 10"),
-        ([{"steps": 10, "weights": {"syn": 1}}, {"weights": {"web": 1}}], "leaving none of the run's 10"),
+        (
+            [{"steps": 3, "weights": {"syn": 1}}, {"steps": 3, "weights": {"web": 1}}],
+            "add up to 6 steps but the run has 10",
+        ),
+        (
+            [{"steps": 10, "weights": {"syn": 1}}, {"weights": {"web": 1}}],
+            "leaving none of the run's 10",
+        ),
     ],
 )
 def test_phase_lengths_must_fit_the_budget(phases, message):
@@ -59,4 +75,6 @@ def test_phase_config_errors_name_the_key(tmp_path):
     with pytest.raises(Exception, match="phases.0.weights: unknown source nope"):
         load_config(DataConfig, [{**base, "phases": [{"steps": 2, "weights": {"nope": 1}}]}])
     with pytest.raises(Exception, match="only the last phase"):
-        load_config(DataConfig, [{**base, "phases": [{"weights": {"web": 1}}, {"weights": {"web": 1}}]}])
+        load_config(
+            DataConfig, [{**base, "phases": [{"weights": {"web": 1}}, {"weights": {"web": 1}}]}]
+        )

@@ -14,7 +14,14 @@ def make_store(tmp_path, n=40):
     rng = np.random.default_rng(0)
     docs = [rng.integers(0, 300, size=int(rng.integers(1, 30))) for _ in range(n)]
     masks = [(rng.random(len(d)) < 0.5).astype(np.uint8) for d in docs]
-    write_store(tmp_path / "web", docs, vocab_size=300, masks=masks, tokenizer={"path": "tok"}, append_eod=True)
+    write_store(
+        tmp_path / "web",
+        docs,
+        vocab_size=300,
+        masks=masks,
+        tokenizer={"path": "tok"},
+        append_eod=True,
+    )
     return docs, masks
 
 
@@ -45,8 +52,18 @@ def test_same_seed_same_split_other_seed_other_split(tmp_path):
 
 def test_cli_split_and_bad_fraction(tmp_path):
     make_store(tmp_path)
-    done = run_cli("data", "split", str(tmp_path / "web"), "--valid-fraction", "0.25", "--out", str(tmp_path / "s"))
+    done = run_cli(
+        "data",
+        "split",
+        str(tmp_path / "web"),
+        "--valid-fraction",
+        "0.25",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert done.returncode == 0, done.stderr
-    assert len(TokenStore(tmp_path / "s_valid")) == 10 and len(TokenStore(tmp_path / "s_train")) == 30
+    assert (
+        len(TokenStore(tmp_path / "s_valid")) == 10 and len(TokenStore(tmp_path / "s_train")) == 30
+    )
     bad = run_cli("data", "split", str(tmp_path / "web"), "--valid-fraction", "1.5")
     assert bad.returncode == 2 and "--valid-fraction" in bad.stderr

@@ -12,7 +12,10 @@ from synthlm.errors import ConfigError
 from synthlm.synth import generate, load_spec, load_synthetic
 
 SPEC = {
-    "name": "fly", "num_tokens": 6000, "seed": 5, "splits": {"train": 0.8, "valid": 0.1, "test": 0.1},
+    "name": "fly",
+    "num_tokens": 6000,
+    "seed": 5,
+    "splits": {"train": 0.8, "valid": 0.1, "test": 0.1},
     "domains": [
         {"type": "copy", "weight": 2, "vocab": {"num_vocab": 16}, "length": {"min": 2, "max": 9}},
         {"type": "reverse", "vocab": {"num_vocab": 16}, "length": {"min": 2, "max": 9}},
@@ -24,7 +27,10 @@ EOS, NATURAL = 0, 100
 def mixture(tmp_path, synthetic: dict, seq_len=24):
     write_store(tmp_path / "web", [np.arange(1, 30) % 90 + 1] * 20, vocab_size=NATURAL)
     data = DataConfig(
-        sources=[{"name": "web", "path": str(tmp_path / "web")}, {"name": "syn", "kind": "synthetic", **synthetic}],
+        sources=[
+            {"name": "web", "path": str(tmp_path / "web")},
+            {"name": "syn", "kind": "synthetic", **synthetic},
+        ],
         seq_len=seq_len,
     )
     layout = build_layout(data, natural_vocab_size=NATURAL, num_meta_tokens=64, seed=1)
@@ -44,7 +50,9 @@ def test_budgeted_spec_source_equals_the_spec_written_to_disk(tmp_path):
     for i in range(600):  # several epochs of the synthetic source
         a, b = on_disk.sample(i), on_the_fly.sample(i)
         assert a.source == b.source and np.array_equal(a.input_ids, b.input_ids)
-        assert np.array_equal(a.loss_mask, b.loss_mask) and np.array_equal(a.segment_ids, b.segment_ids)
+        assert np.array_equal(a.loss_mask, b.loss_mask) and np.array_equal(
+            a.segment_ids, b.segment_ids
+        )
 
 
 def test_infinite_spec_source_is_a_pure_function_of_the_index(tmp_path):
@@ -64,11 +72,18 @@ def test_spec_source_needs_kind_synthetic_and_not_both_path_and_spec(tmp_path):
     with pytest.raises(ValueError, match="kind: synthetic"):
         DataConfig(sources=[{"name": "s", "spec": SPEC}])
     with pytest.raises(ValueError, match="exactly one"):
-        DataConfig(sources=[{"name": "s", "kind": "synthetic", "spec": SPEC, "path": str(tmp_path)}])
+        DataConfig(
+            sources=[{"name": "s", "kind": "synthetic", "spec": SPEC, "path": str(tmp_path)}]
+        )
 
 
 def test_spec_source_needing_more_meta_ids_fails_before_work(tmp_path):
     write_store(tmp_path / "web", [[1, 2, 3]], vocab_size=NATURAL)
-    data = DataConfig(sources=[{"name": "web", "path": str(tmp_path / "web")}, {"name": "syn", "kind": "synthetic", "spec": SPEC}])
+    data = DataConfig(
+        sources=[
+            {"name": "web", "path": str(tmp_path / "web")},
+            {"name": "syn", "kind": "synthetic", "spec": SPEC},
+        ]
+    )
     with pytest.raises(ConfigError, match="needs .* meta-language ids"):
         build_layout(data, natural_vocab_size=NATURAL, num_meta_tokens=4)

@@ -12,7 +12,10 @@ def write_run(path, evals):
     """evals: (step, tokens of web, eval loss) records, as the trainer logs them."""
     path.mkdir(parents=True)
     (path / "config.yaml").write_text("seed: 0\n")
-    lines = [json.dumps({"step": s, "tokens": s * 100, "tokens/web": w, "eval/web/loss": v}) for s, w, v in evals]
+    lines = [
+        json.dumps({"step": s, "tokens": s * 100, "tokens/web": w, "eval/web/loss": v})
+        for s, w, v in evals
+    ]
     (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
 
@@ -21,8 +24,18 @@ def test_equal_tokens_table_and_json(tmp_path):
     # synthetic first: no web tokens for two steps, then web only
     write_run(tmp_path / "synthfirst", [(2, 0, 7.0), (3, 100, 4.5), (4, 200, 3.5)])
     out = tmp_path / "report"
-    done = run_cli("report", str(tmp_path / "natural"), str(tmp_path / "synthfirst"), "--out", str(out),
-                   "--equal-tokens", "web", "--at", "150,200,250", "-q")
+    done = run_cli(
+        "report",
+        str(tmp_path / "natural"),
+        str(tmp_path / "synthfirst"),
+        "--out",
+        str(out),
+        "--equal-tokens",
+        "web",
+        "--at",
+        "150,200,250",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads((out / "equal_tokens.json").read_text())
     assert result["values"][0] == [4.5, 4.0, 3.5]
@@ -34,5 +47,15 @@ def test_equal_tokens_table_and_json(tmp_path):
 
 def test_unknown_source_names_what_is_logged(tmp_path):
     write_run(tmp_path / "a", [(1, 100, 5.0)])
-    done = run_cli("report", str(tmp_path / "a"), "--out", str(tmp_path / "r"), "--equal-tokens", "code", "--at", "1K", "-q")
+    done = run_cli(
+        "report",
+        str(tmp_path / "a"),
+        "--out",
+        str(tmp_path / "r"),
+        "--equal-tokens",
+        "code",
+        "--at",
+        "1K",
+        "-q",
+    )
     assert done.returncode == 2 and "tokens/code" in done.stderr and "web" in done.stderr

@@ -9,7 +9,9 @@ from train_helpers import synthlm, tiny_config, write_config
 
 
 def test_no_progress_bar_when_output_is_not_a_terminal(tmp_path, data):
-    config = tiny_config(tmp_path, data, logging={"progress": True}, train={"max_steps": 4, "log_every": 2})
+    config = tiny_config(
+        tmp_path, data, logging={"progress": True}, train={"max_steps": 4, "log_every": 2}
+    )
     done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "\r" not in done.stderr and "train:" not in done.stderr, "no tqdm redraws in a log"

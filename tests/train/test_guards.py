@@ -33,7 +33,11 @@ def test_init_from_with_another_tokenizer_is_refused(tmp_path, data, bpe_store):
     final = train(tmp_path / "a", data, "train.max_steps=2") / "final"
     sources = [{"name": "web", "path": str(bpe_store / "web")}]
     config = load_run_config(
-        [tiny_config(tmp_path / "b", data, data={"sources": sources, "tokenizer": str(bpe_store / "tok")})],
+        [
+            tiny_config(
+                tmp_path / "b", data, data={"sources": sources, "tokenizer": str(bpe_store / "tok")}
+            )
+        ],
         [f"model.init_from={final}", "model.overrides={}"],
     )
     with pytest.raises(ConfigError, match="model.init_from: .*natural_size"):
@@ -42,14 +46,20 @@ def test_init_from_with_another_tokenizer_is_refused(tmp_path, data, bpe_store):
 
 def test_init_from_with_the_same_tokenizer_plans(tmp_path, data):
     final = train(tmp_path / "a", data, "train.max_steps=2") / "final"
-    config = load_run_config([tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"])
+    config = load_run_config(
+        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"]
+    )
     assert plan_run(config, 1).layout.natural_size == load_tokenizer(data["tok"]).vocab_size
 
 
 def test_init_from_with_more_rows_than_the_layout_is_refused(tmp_path, data):
     config_a = [tiny_config(tmp_path / "a", data)]
-    final = run(load_run_config(config_a, ["train.max_steps=2", "model.num_meta_tokens=200"])) / "final"
-    config = load_run_config([tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"])
+    final = (
+        run(load_run_config(config_a, ["train.max_steps=2", "model.num_meta_tokens=200"])) / "final"
+    )
+    config = load_run_config(
+        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"]
+    )
     with pytest.raises(ConfigError, match="embedding rows"):
         plan_run(config, 1)
 

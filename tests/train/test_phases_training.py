@@ -9,7 +9,10 @@ from train_helpers import final_weights, read_records, reproducible, tiny_config
 
 from synthlm.train import load_run_config, run
 
-PHASES = [{"name": "web-only", "steps": 3, "weights": {"web": 1}}, {"weights": {"web": 1, "cyclic": 1}}]
+PHASES = [
+    {"name": "web-only", "steps": 3, "weights": {"web": 1}},
+    {"weights": {"web": 1, "cyclic": 1}},
+]
 
 
 def config(root, data):
@@ -27,7 +30,9 @@ def test_phases_resume_across_a_boundary_bit_identically(tmp_path, data):
 
     resumed_cfg = config(tmp_path / "b", data)
     (tmp_path / "b" / "run" / "checkpoints").mkdir(parents=True)
-    shutil.copytree(reference / "checkpoints" / "step-2", tmp_path / "b" / "run" / "checkpoints" / "step-2")
+    shutil.copytree(
+        reference / "checkpoints" / "step-2", tmp_path / "b" / "run" / "checkpoints" / "step-2"
+    )
     resumed = run(resumed_cfg)  # steps 3..8: crosses the boundary after step 3
     later = [r for r in reproducible(read_records(reference)) if r["step"] > 2]
     assert reproducible(read_records(resumed)) == later

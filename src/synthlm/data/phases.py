@@ -28,14 +28,20 @@ class PhaseConfig(Section):
 
     name: str | None = Field(None, description="Label shown in logs (default: phase-N).")
     steps: int | None = Field(None, gt=0, description="Optimizer steps in this phase.")
-    tokens: Count | None = Field(None, gt=0, description="Training tokens in this phase (rounded up to whole steps).")
-    weights: dict[str, float] = Field(min_length=1, description="Source name -> relative weight; sources left out get 0.")
+    tokens: Count | None = Field(
+        None, gt=0, description="Training tokens in this phase (rounded up to whole steps)."
+    )
+    weights: dict[str, float] = Field(
+        min_length=1, description="Source name -> relative weight; sources left out get 0."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PhaseConfig:
         if self.steps is not None and self.tokens is not None:
             raise ValueError("set steps or tokens, not both")
-        if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
+        if any(w < 0 for w in self.weights.values()) or not any(
+            w > 0 for w in self.weights.values()
+        ):
             raise ValueError("weights must be >= 0 with at least one > 0")
         return self
 
@@ -45,9 +51,15 @@ def check_phase_sources(phases: list[PhaseConfig], names: list[str]) -> None:
     for p, phase in enumerate(phases):
         unknown = sorted(set(phase.weights) - set(names))
         if unknown:
-            raise ValueError(f"phases.{p}.weights: unknown source {', '.join(unknown)}; sources are: {', '.join(names)}")
+            raise ValueError(
+                f"phases.{p}.weights: unknown source {', '.join(unknown)}; "
+                f"sources are: {', '.join(names)}"
+            )
         if phase.steps is None and phase.tokens is None and p != len(phases) - 1:
-            raise ValueError(f"phases.{p}: set steps or tokens (only the last phase may run to the end of the budget)")
+            raise ValueError(
+                f"phases.{p}: set steps or tokens "
+                "(only the last phase may run to the end of the budget)"
+            )
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,15 @@ class Phase:
 class PhaseSchedule:
     """Phase boundaries in samples, and the window each source has reached at each boundary."""
 
-    def __init__(self, phases: list[PhaseConfig], names: list[str], *, global_batch: int, seq_len: int, total_steps: int) -> None:
+    def __init__(
+        self,
+        phases: list[PhaseConfig],
+        names: list[str],
+        *,
+        global_batch: int,
+        seq_len: int,
+        total_steps: int,
+    ) -> None:
         from synthlm.data.mixture import samples_per_source
 
         self.names = names
@@ -75,7 +95,9 @@ class PhaseSchedule:
             total = sum(phase.weights[names[i]] for i in chosen)
             weights = tuple(phase.weights[names[i]] / total for i in chosen)
             stop = start + length * global_batch
-            self.phases.append(Phase(phase.name or f"phase-{p}", start, stop, chosen, weights, tuple(offsets)))
+            self.phases.append(
+                Phase(phase.name or f"phase-{p}", start, stop, chosen, weights, tuple(offsets))
+            )
             for i, count in zip(chosen, samples_per_source(weights, stop - start)):
                 offsets[i] += count
             start = stop
@@ -104,14 +126,20 @@ class PhaseSchedule:
             return [0] * len(self.names)
         phase = self.phase_of(num_samples - 1)
         counts = list(phase.offsets)
-        for i, count in zip(phase.sources, samples_per_source(phase.weights, num_samples - phase.start)):
+        for i, count in zip(
+            phase.sources, samples_per_source(phase.weights, num_samples - phase.start)
+        ):
             counts[i] += count
         return counts
 
     def key(self) -> list[dict]:
         """What resume must find unchanged: boundaries and weights of every phase."""
         return [
-            {"start": ph.start, "stop": ph.stop, "weights": {self.names[i]: round(w, 12) for i, w in zip(ph.sources, ph.weights)}}
+            {
+                "start": ph.start,
+                "stop": ph.stop,
+                "weights": {self.names[i]: round(w, 12) for i, w in zip(ph.sources, ph.weights)},
+            }
             for ph in self.phases
         ]
 
@@ -119,20 +147,26 @@ class PhaseSchedule:
 def _phase_steps(phases: list[PhaseConfig], tokens_per_step: int, total_steps: int) -> list[int]:
     """Steps of each phase; an open last phase takes what is left of the budget."""
     steps = [
-        ph.steps if ph.steps is not None else math.ceil(ph.tokens / tokens_per_step) if ph.tokens is not None else None
+        ph.steps
+        if ph.steps is not None
+        else math.ceil(ph.tokens / tokens_per_step)
+        if ph.tokens is not None
+        else None
         for ph in phases
     ]
     fixed = sum(s for s in steps if s is not None)
     if steps[-1] is None:
         if fixed >= total_steps:
             raise ConfigError(
-                f"data.phases: the phases before the last take {fixed} steps, leaving none of the run's "
-                f"{total_steps} for the last phase; raise the train budget or shorten the phases"
+                f"data.phases: the phases before the last take {fixed} steps, leaving none of "
+                f"the run's {total_steps} for the last phase; raise the train budget or shorten "
+                "the phases"
             )
         steps[-1] = total_steps - fixed
     elif fixed != total_steps:
         raise ConfigError(
             f"data.phases: the phases add up to {fixed} steps but the run has {total_steps} "
-            "(train.max_steps / max_tokens / epochs); make them equal, or leave the last phase's length out"
+            "(train.max_steps / max_tokens / epochs); make them equal, or leave the last "
+            "phase's length out"
         )
     return [int(s) for s in steps]

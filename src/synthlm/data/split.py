@@ -31,7 +31,9 @@ def valid_documents(num_documents: int, fraction: float, seed: int) -> np.ndarra
     return np.sort(rng.permutation(num_documents)[:count])
 
 
-def split_store(prefix: str | Path, fraction: float, *, out: str | Path | None = None, seed: int = 0) -> dict[str, TokenStore]:
+def split_store(
+    prefix: str | Path, fraction: float, *, out: str | Path | None = None, seed: int = 0
+) -> dict[str, TokenStore]:
     """Write ``OUT_train`` and ``OUT_valid`` (``OUT`` defaults to the input prefix)."""
     prefix = normalize_prefix(prefix)
     if not store_exists(prefix):
@@ -41,16 +43,26 @@ def split_store(prefix: str | Path, fraction: float, *, out: str | Path | None =
     held[valid_documents(len(store), fraction, seed)] = True
     base = str(normalize_prefix(out) if out is not None else prefix)
     vocab = int(store.vocab_size or int(store.tokens(0, store.num_tokens).max()) + 1)
-    kept = {k: v for k, v in store.metadata.items() if k not in {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size"}}
+    kept = {
+        k: v
+        for k, v in store.metadata.items()
+        if k not in {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size"}
+    }
     written = {}
     for part, chosen in (("train", ~held), ("valid", held)):
         info = {"store": str(prefix), "part": part, "valid_fraction": fraction, "seed": seed}
-        written[part] = _copy_documents(store, np.flatnonzero(chosen), f"{base}_{part}", vocab, {**kept, "split_from": info})
+        written[part] = _copy_documents(
+            store, np.flatnonzero(chosen), f"{base}_{part}", vocab, {**kept, "split_from": info}
+        )
     return written
 
 
-def _copy_documents(store: TokenStore, docs: np.ndarray, prefix: str, vocab: int, metadata: dict) -> TokenStore:
-    with TokenStoreWriter(prefix, vocab, with_mask=store.has_mask, metadata=metadata, dtype=store.dtype) as writer:
+def _copy_documents(
+    store: TokenStore, docs: np.ndarray, prefix: str, vocab: int, metadata: dict
+) -> TokenStore:
+    with TokenStoreWriter(
+        prefix, vocab, with_mask=store.has_mask, metadata=metadata, dtype=store.dtype
+    ) as writer:
         start = 0
         while start < len(docs):
             stop, tokens = start, 0
@@ -58,6 +70,9 @@ def _copy_documents(store: TokenStore, docs: np.ndarray, prefix: str, vocab: int
                 tokens += int(store.sizes[docs[stop]])
                 stop += 1
             batch = docs[start:stop]
-            writer.add_batch([store.document(int(d)) for d in batch], [store.mask(int(d)) for d in batch] if store.has_mask else None)
+            writer.add_batch(
+                [store.document(int(d)) for d in batch],
+                [store.mask(int(d)) for d in batch] if store.has_mask else None,
+            )
             start = stop
         return writer.finalize()

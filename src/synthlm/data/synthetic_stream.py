@@ -34,7 +34,9 @@ def load_plan(spec: Path | dict[str, Any], seed: int, where: str) -> Any:
     """The generation plan of a source's spec (cached); a spec without a seed takes the run's."""
     import json
 
-    key = json.dumps([str(spec) if isinstance(spec, Path) else spec, seed], sort_keys=True, default=str)
+    key = json.dumps(
+        [str(spec) if isinstance(spec, Path) else spec, seed], sort_keys=True, default=str
+    )
     if key not in _PLANS:
         _PLANS[key] = _load_plan(spec, seed, where)
     return _PLANS[key]
@@ -107,7 +109,9 @@ def train_split(plan: Any, name: str) -> MemoryStore:
         carry = target - taken
     flat = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int64)
     return MemoryStore(
-        f"{name} (spec, in memory)", flat, np.concatenate(sizes) if sizes else np.zeros(0, np.int64),
+        f"{name} (spec, in memory)",
+        flat,
+        np.concatenate(sizes) if sizes else np.zeros(0, np.int64),
         np.concatenate(masks) if masks else np.zeros(0, np.uint8),
     )
 
@@ -115,7 +119,9 @@ def train_split(plan: Any, name: str) -> MemoryStore:
 class StreamSource:
     """An endless synthetic source: window ``k`` is generated from its own key."""
 
-    def __init__(self, plan: Any, *, source_index: int, seq_len: int, eos_id: int, id_offset: int) -> None:
+    def __init__(
+        self, plan: Any, *, source_index: int, seq_len: int, eos_id: int, id_offset: int
+    ) -> None:
         self.plan = plan
         self.source_index = source_index
         self.seq_len = seq_len
@@ -155,8 +161,12 @@ class StreamSource:
         cut = slice(0, self.seq_len)
         return np.concatenate(tokens)[cut], np.concatenate(mask)[cut], np.concatenate(segments)[cut]
 
-    def _documents(self, rng: np.random.Generator, domain: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _documents(
+        self, rng: np.random.Generator, domain: int, n: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         batch = self.plan.domains[domain].generate(rng, n)
         offsets = np.zeros(len(batch.sizes) + 1, dtype=np.int64)
         np.cumsum(batch.sizes, out=offsets[1:])
-        return [(batch.tokens[a:b], batch.mask[a:b]) for a, b in itertools.pairwise(offsets.tolist())]
+        return [
+            (batch.tokens[a:b], batch.mask[a:b]) for a, b in itertools.pairwise(offsets.tolist())
+        ]

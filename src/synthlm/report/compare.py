@@ -20,13 +20,21 @@ def parse_budgets(text: str | None) -> list[float]:
     try:
         return [float(parse_count(part.strip())) for part in text.split(",") if part.strip()]
     except (ValueError, TypeError) as exc:
-        raise UserError(f"--at {text}: expected comma-separated token counts such as 500K,1M ({exc})") from None
+        raise UserError(
+            f"--at {text}: expected comma-separated token counts such as 500K,1M ({exc})"
+        ) from None
 
 
-def write_equal_tokens(report: Report, out: Path, source: str, metric: str | None, at: str | None) -> str:
+def write_equal_tokens(
+    report: Report, out: Path, source: str, metric: str | None, at: str | None
+) -> str:
     """Write ``equal_tokens.json`` and ``.png`` into the report dir; returns the text table."""
-    names = [run.name for run in report.runs]  # short and stable; the page's labels list config diffs
-    comparison = compare(report.runs, names, metric or f"eval/{source}/loss", source, parse_budgets(at))
+    names = [
+        run.name for run in report.runs
+    ]  # short and stable; the page's labels list config diffs
+    comparison = compare(
+        report.runs, names, metric or f"eval/{source}/loss", source, parse_budgets(at)
+    )
     atomic_write_json(Path(out) / JSON_FILE, comparison.to_dict())
     plot(comparison, report.runs, Path(out) / PNG_FILE)
     return comparison.table() + f"\n(wrote {Path(out) / JSON_FILE} and {PNG_FILE})"

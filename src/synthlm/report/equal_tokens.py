@@ -41,7 +41,11 @@ def source_curve(run: Run, metric: str, source: str) -> Curve | None:
     if values is None or seen is None:
         return None
     by_step = dict(zip(seen.steps.tolist(), seen.values.tolist()))
-    pairs = sorted((by_step[s], v) for s, v in zip(values.steps.tolist(), values.values.tolist()) if s in by_step)
+    pairs = sorted(
+        (by_step[s], v)
+        for s, v in zip(values.steps.tolist(), values.values.tolist())
+        if s in by_step
+    )
     if not pairs:
         return None
     tokens, vals = (np.array(x, dtype=np.float64) for x in zip(*pairs))
@@ -59,12 +63,19 @@ class Comparison:
     def differences(self) -> list[list[float | None]]:
         """Each run minus the first (the baseline) at every budget."""
         base = self.values[0]
-        return [[None if v is None or b is None else v - b for v, b in zip(row, base)] for row in self.values]
+        return [
+            [None if v is None or b is None else v - b for v, b in zip(row, base)]
+            for row in self.values
+        ]
 
     def to_dict(self) -> dict:
         return {
-            "metric": self.metric, "source": self.source, "budgets": self.budgets, "labels": self.labels,
-            "values": self.values, "difference_vs_first": self.differences(),
+            "metric": self.metric,
+            "source": self.source,
+            "budgets": self.budgets,
+            "labels": self.labels,
+            "values": self.values,
+            "difference_vs_first": self.differences(),
         }
 
     def table(self) -> str:
@@ -73,7 +84,9 @@ class Comparison:
         cols = [f"{_count(b):>18s}" for b in self.budgets]
         lines = [head, f"{'run':30s}" + "".join(cols)]
         for i, (label, row, diff) in enumerate(zip(self.labels, self.values, self.differences())):
-            lines.append(f"{label[:30]:30s}" + "".join(_cell(v, d if i else None) for v, d in zip(row, diff)))
+            lines.append(
+                f"{label[:30]:30s}" + "".join(_cell(v, d if i else None) for v, d in zip(row, diff))
+            )
         return "\n".join(lines)
 
 
@@ -91,7 +104,9 @@ def _count(n: float) -> str:
     return f"{n:g}"
 
 
-def compare(runs: Sequence[Run], labels: Sequence[str], metric: str, source: str, budgets: Sequence[float]) -> Comparison:
+def compare(
+    runs: Sequence[Run], labels: Sequence[str], metric: str, source: str, budgets: Sequence[float]
+) -> Comparison:
     """The metric of every run at each budget of ``source`` tokens."""
     if not budgets:
         raise UserError("--at: give at least one token budget, e.g. --at 1M,2M")
@@ -99,10 +114,13 @@ def compare(runs: Sequence[Run], labels: Sequence[str], metric: str, source: str
     for run in runs:
         curve = source_curve(run, metric, source)
         if curve is None:
-            known = sorted(k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/"))
+            known = sorted(
+                k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/")
+            )
+            listed = ", ".join(known) or "none (a run from before synthlm logged them)"
             raise UserError(
                 f"{run.path}: no '{metric}' logged together with tokens/{source}; "
-                f"sources with token counts: {', '.join(known) or 'none (a run from before synthlm logged them)'}"
+                f"sources with token counts: {listed}"
             )
         rows.append([curve.at(b) for b in budgets])
     return Comparison(metric, source, [float(b) for b in budgets], list(labels), rows)

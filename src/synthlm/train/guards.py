@@ -23,7 +23,9 @@ INFO_FILE = "synthlm.json"
 PROBE = "The quick brown fox, 1234: jumps? Über naïve café\n\tend."
 
 
-def check_init_from(init_from: Path | None, layout: VocabLayout, tokenizer: Any, hf_vocab_size: int | None) -> None:
+def check_init_from(
+    init_from: Path | None, layout: VocabLayout, tokenizer: Any, hf_vocab_size: int | None
+) -> None:
     """Refuse an ``init_from`` checkpoint whose tokenizer or id layout differs from the run's."""
     if init_from is None:
         return
@@ -34,15 +36,16 @@ def check_init_from(init_from: Path | None, layout: VocabLayout, tokenizer: Any,
         for key in ("natural_size", "meta_offset"):
             if saved.get(key) != getattr(layout, key):
                 raise ConfigError(
-                    f"model.init_from: {path} was trained with {key}={saved.get(key)} (its {INFO_FILE}: "
-                    f"{saved}) but this run gives {key}={getattr(layout, key)} ({layout.to_dict()}); "
-                    "use the checkpoint's tokenizer (data.tokenizer) and tokenize the data with it"
+                    f"model.init_from: {path} was trained with {key}={saved.get(key)} "
+                    f"(its {INFO_FILE}: {saved}) but this run gives {key}={getattr(layout, key)} "
+                    f"({layout.to_dict()}); use the checkpoint's tokenizer (data.tokenizer) and "
+                    "tokenize the data with it"
                 )
     if hf_vocab_size is not None and hf_vocab_size > layout.model_vocab_size:
         raise ConfigError(
-            f"model.init_from: {path} has {hf_vocab_size} embedding rows but this run's layout needs "
-            f"{layout.model_vocab_size} ({layout.to_dict()}); a model cannot shrink its vocabulary: "
-            "use the checkpoint's tokenizer and model.num_meta_tokens"
+            f"model.init_from: {path} has {hf_vocab_size} embedding rows but this run's layout "
+            f"needs {layout.model_vocab_size} ({layout.to_dict()}); a model cannot shrink its "
+            "vocabulary: use the checkpoint's tokenizer and model.num_meta_tokens"
         )
     _check_same_tokenizer(path, tokenizer)
 
@@ -74,17 +77,20 @@ def _check_same_tokenizer(path: Path, tokenizer: Any) -> None:
         )
 
 
-def check_same_budget(saved_total: int, total: int, step: int, schedule: ScheduleConfig, lr: float, checkpoint: Path) -> None:
-    """Refuse a resume whose new step budget would change the learning rate of the remaining steps."""
+def check_same_budget(
+    saved_total: int, total: int, step: int, schedule: ScheduleConfig, lr: float, checkpoint: Path
+) -> None:
+    """Refuse a resume whose new step budget changes the learning rate of the remaining steps."""
     if not saved_total or saved_total == total:
         return
     old, new = build_schedule(schedule, saved_total), build_schedule(schedule, total)
-    for s in range(step, max(saved_total, total)):  # past its end, a schedule stays at its last value
+    # past its end, a schedule stays at its last value
+    for s in range(step, max(saved_total, total)):
         if abs(old(s) - new(s)) > 1e-12:
             raise UserError(
-                f"{checkpoint}: trained for a budget of {saved_total} steps, but this config gives {total}; "
-                f"the {schedule.name} schedule would be rebuilt for the new length and the learning rate at "
-                f"step {s} would jump from {lr * old(s):.3g} to {lr * new(s):.3g}. Keep train.max_steps "
-                "(or max_tokens / epochs) as it was, or continue in a new run_dir with model.init_from="
-                f"{checkpoint} and its own schedule"
+                f"{checkpoint}: trained for a budget of {saved_total} steps, but this config "
+                f"gives {total}; the {schedule.name} schedule would be rebuilt for the new length "
+                f"and the learning rate at step {s} would jump from {lr * old(s):.3g} to "
+                f"{lr * new(s):.3g}. Keep train.max_steps (or max_tokens / epochs) as it was, or "
+                f"continue in a new run_dir with model.init_from={checkpoint} and its own schedule"
             )
