@@ -27,6 +27,7 @@ def generate_command(
     dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
     tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    synthetic: bool = typer.Option(False, "--synthetic", help="Prompts are space-separated synthetic ids (e.g. '33 5 7 32'); completions are printed as ids."),
 ) -> None:
     """Generate text with a KV cache, batched; records carry prompt, text, token counts, finished, seconds."""
     from synthlm.config import validate
@@ -51,7 +52,12 @@ def generate_command(
     ), source="synthlm generate")
     check_checkpoint_dir(checkpoint)
     prompts = read_prompts(input_file, decode_escapes(prompt_end)) if input_file is not None else (list(prompt) if prompt else None)
+    if synthetic and (not prompts or interactive_mode):
+        raise UserError("--synthetic needs prompts: --prompt '33 5 7 32' or --input FILE (one prompt of ids per line)")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    if synthetic:
+        _synthetic(ckpt, prompts, sampling, output)
+        return
     not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
     if interactive_mode:
         interactive(ckpt.model, ckpt.tokenizer, sampling, suppress_ids=not_text)
@@ -65,6 +71,22 @@ def generate_command(
         # a seq2seq answer is not a continuation of its prompt: print it alone
         typer.echo(completion.text if ckpt.seq2seq else completion.prompt + completion.text)
         typer.echo("-" * 40)
+
+
+def _synthetic(ckpt, prompts: list[str], sampling, output: Path | None) -> None:
+    import json
+
+    from synthlm.inference.synthetic import generate_synthetic
+
+    records = generate_synthetic(ckpt, prompts, sampling)
+    if output is not None:
+        from synthlm.fileio import atomic_write_text
+
+        atomic_write_text(output, "".join(json.dumps(r) + "\n" for r in records))
+        typer.echo(f"wrote {len(records)} samples to {output}", err=True)
+        return
+    for record in records:
+        typer.echo(f"{record['prompt']} -> {record['completion']}{'' if record['finished'] else ' (no EOS)'}")
 
 
 def register(app: typer.Typer) -> None:
