@@ -6,9 +6,10 @@ exists, so an interrupted quickstart continues where it stopped):
 1. corpus      the shipped tinyshakespeare, split into scene-sized documents (jsonl)
 2. tokenizer   a byte-level BPE trained on it
 3. tokenize    the corpus into a Megatron-compatible token store
-4. synth       a small synthetic meta-language dataset (copy, reverse, sort, Dyck)
-5. train       a tiny Llama on the 80/20 natural/synthetic mixture, with evaluation
-6. report      an HTML report of the run
+4. split       5% of the documents held out (natural loss is measured on text never trained on)
+5. synth       a small synthetic meta-language dataset (copy, reverse)
+6. train       a tiny Llama on the 50/50 natural/synthetic mixture, evaluated as it trains
+7. report      an HTML report of the run: loss curves, held-out loss, synthetic accuracy
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from synthlm.synth.manifest import is_synthetic_dataset
 
 TOKENIZER_VOCAB = 2048
 PROMPT = "ROMEO:"
+VALID_FRACTION = 0.05
 
 
 @dataclass
@@ -35,6 +37,7 @@ class QuickstartResult:
     out: Path
     paths: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)  # the first evaluation (step, eval/*)
     sample: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -70,6 +73,16 @@ def tokenize_stage(corpus: Path, tokenizer: Path, out: Path, quiet: bool) -> Pat
     return store
 
 
+def split_stage(store: Path) -> tuple[Path, Path]:
+    """(train, valid) stores: whole documents held out with a fixed seed."""
+    from synthlm.data.split import split_store
+
+    train, valid = Path(f"{store}_train"), Path(f"{store}_valid")
+    if not (store_exists(train) and store_exists(valid)):
+        split_store(store, VALID_FRACTION, seed=0)
+    return train, valid
+
+
 def synth_stage(out: Path, quiet: bool) -> Path:
     from synthlm.synth import generate, load_spec
 
@@ -79,19 +92,20 @@ def synth_stage(out: Path, quiet: bool) -> Path:
     return directory
 
 
-def train_stage(out: Path, tokenizer: Path, store: Path, synthetic: Path, steps: int | None, quiet: bool) -> Path:
+def train_stage(out: Path, tokenizer: Path, stores: tuple[Path, Path], synthetic: Path, steps: int | None, quiet: bool) -> Path:
     from synthlm.train import load_run_config, run
 
+    train, valid = stores
     paths = {
         "run_dir": str(out / "run"),
         "data": {
             "tokenizer": str(tokenizer),
             "sources": [
-                {"name": "shakespeare", "path": str(store), "weight": 0.8},
-                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "weight": 0.2},
+                {"name": "shakespeare", "path": str(train), "weight": 0.5},
+                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "weight": 0.5},
             ],
-            "eval": [
-                {"name": "shakespeare", "path": str(store), "max_tokens": 16_000},
+            "eval": [  # held-out documents, and the synthetic dataset's own valid split
+                {"name": "shakespeare", "path": str(valid), "max_tokens": 16_000},
                 {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "max_examples": 32},
             ],
         },
@@ -123,6 +137,16 @@ def final_metrics(run_dir: Path) -> dict[str, float]:
     return latest
 
 
+def first_eval(run_dir: Path) -> dict[str, float]:
+    """The first evaluation's metrics: the start of the learning curve the summary shows."""
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        record = json.loads(line)
+        if any(k.startswith("eval/") for k in record):
+            return {k: v for k, v in record.items() if k.startswith("eval/") or k == "step"}
+    return {}
+
+
 def sample_text(final: Path) -> str:
     """A short continuation of ``PROMPT`` from the final model (natural ids only)."""
     from synthlm.evaluate.checkpoint import load_checkpoint
@@ -141,7 +165,7 @@ def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quie
     result = QuickstartResult(out)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
-        echo(f"[{len(result.seconds) + 1}/6] {name} ...")
+        echo(f"[{len(result.seconds) + 1}/7] {name} ...")
         start = time.perf_counter()
         value = fn()
         result.seconds[name] = time.perf_counter() - start
@@ -150,14 +174,16 @@ def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quie
     corpus = stage("corpus: tinyshakespeare split into documents", lambda: write_corpus(out))
     tokenizer = stage(f"tokenizer: byte-level BPE, {TOKENIZER_VOCAB} ids", lambda: train_tokenizer_stage(corpus, out, quiet))
     store = stage("tokenize: corpus -> token store", lambda: tokenize_stage(corpus, tokenizer, out, quiet))
-    synthetic = stage("synth: meta-language dataset (identity, reverse, sort, Dyck)", lambda: synth_stage(out, quiet))
-    run_dir = stage("train: tiny Llama on 80% natural + 20% synthetic", lambda: train_stage(out, tokenizer, store, synthetic, steps, quiet))
+    stores = stage(f"split: {VALID_FRACTION:.0%} of the documents held out", lambda: split_stage(store))
+    synthetic = stage("synth: meta-language dataset (identity, reverse)", lambda: synth_stage(out, quiet))
+    run_dir = stage("train: tiny Llama on 50% natural + 50% synthetic", lambda: train_stage(out, tokenizer, stores, synthetic, steps, quiet))
     report = stage("report: HTML with loss curves", lambda: report_stage(run_dir, out))
     result.paths = {
-        "corpus": corpus, "tokenizer": tokenizer, "store": store, "synthetic": synthetic,
+        "corpus": corpus, "tokenizer": tokenizer, "store": store, "train store": stores[0], "valid store": stores[1], "synthetic": synthetic,
         "run": run_dir, "final model": run_dir / "final", "metrics": run_dir / "metrics.jsonl", "report": report,
     }
     result.metrics = final_metrics(run_dir)
+    result.first = first_eval(run_dir)
     result.sample = sample_text(run_dir / "final")
     return result
 
@@ -167,9 +193,14 @@ def summary(result: QuickstartResult) -> str:
     lines += [f"  {name:12s} {path}" for name, path in result.paths.items()]
     shown = {k: v for k, v in result.metrics.items() if k == "loss" or k.startswith("eval/")}
     if shown:
-        lines.append("final metrics:")
-        lines += [f"  {k:36s} {v:.4g}" for k, v in sorted(shown.items())]
+        start = f"step {result.first.get('step', 0):.0f}"
+        lines.append(f"metrics (eval/shakespeare: held-out documents; eval/synthetic: its valid split), {start} -> last:")
+        lines += [f"  {k:36s} {_start(result.first, k)}{v:.4g}" for k, v in sorted(shown.items())]
     lines.append(f"sample ({PROMPT!r} ...): {result.sample[:200]!r}")
     lines.append("time: " + ", ".join(f"{k.split(':')[0]} {v:.1f}s" for k, v in result.seconds.items()))
     lines.append(f"next: open {result.paths['report']} ; synthlm generate {result.paths['final model']} -i prompts.txt")
     return "\n".join(lines)
+
+
+def _start(first: dict[str, float], key: str) -> str:
+    return f"{first[key]:.4g} -> " if key in first else ""

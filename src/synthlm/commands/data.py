@@ -1,4 +1,4 @@
-"""``synthlm data inspect|merge``: look into and join token stores."""
+"""``synthlm data inspect|merge|split``: look into, join and split token stores."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-data_app = typer.Typer(help="Inspect and merge token stores.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect, merge and split token stores.", no_args_is_help=True)
 
 
 @data_app.command("inspect")
@@ -41,6 +41,21 @@ def merge(
     check_output(out)
     merged = merge_stores(prefixes, out, overwrite=overwrite)
     typer.echo(f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens ({merged.dtype.name})")
+
+
+@data_app.command("split")
+def split(
+    prefix: Path = typer.Argument(..., help="Input store prefix (PREFIX.bin/.idx)."),
+    valid_fraction: float = typer.Option(..., "--valid-fraction", help="Share of documents held out, e.g. 0.05."),
+    out: Path = typer.Option(None, "--out", "-o", help="Output prefix (default: the input's); writes OUT_train and OUT_valid."),
+    seed: int = typer.Option(0, help="Chooses the held-out documents (same seed, same split)."),
+) -> None:
+    """Hold out whole documents as a validation store (OUT_valid) and keep the rest (OUT_train)."""
+    from synthlm.data.split import split_store
+
+    parts = split_store(prefix, valid_fraction, out=out, seed=seed)
+    for name, store in parts.items():
+        typer.echo(f"wrote {store.prefix} ({name}): {len(store)} documents, {store.num_tokens} tokens")
 
 
 def register(app: typer.Typer) -> None:

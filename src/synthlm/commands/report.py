@@ -19,6 +19,11 @@ def report(
         None, "--watch", help="Rebuild every SECONDS until Ctrl-C; the page reloads itself."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    equal_tokens: str = typer.Option(
+        None, "--equal-tokens", help="Compare runs at equal tokens of this source (e.g. web): its eval loss vs its tokens seen."
+    ),
+    metric: str = typer.Option(None, "--metric", help="With --equal-tokens: the metric (default: eval/SOURCE/loss)."),
+    at: str = typer.Option(None, "--at", help="With --equal-tokens: token budgets of the source, e.g. 1M,2M,4M."),
 ) -> None:
     """Compare runs: loss vs tokens (natural and synthetic apart), eval, lr, throughput, configs.
 
@@ -34,7 +39,12 @@ def report(
             )
 
     if watch is None:
-        summary(build_report(runs, out, title=title, progress=not quiet))
+        built = build_report(runs, out, title=title, progress=not quiet)
+        summary(built)
+        if equal_tokens:
+            from synthlm.report.compare import write_equal_tokens
+
+            typer.echo(write_equal_tokens(built, out, equal_tokens, metric, at))
         return
     watch_report(runs, out, watch, title=title, on_build=summary, progress=not quiet)
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthlm.config import Count, Section
+from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
 from synthlm.data.store import TokenStore, normalize_prefix, store_exists
 from synthlm.errors import ConfigError, UserError
 from synthlm.synth.manifest import MANIFEST, is_synthetic_dataset, read_manifest
@@ -42,10 +43,20 @@ class SourceConfig(Section):
     """One training source: a token store prefix (natural) or a synthetic dataset dir."""
 
     name: str
-    path: Path
+    path: Path | None = Field(None, description="Token store prefix, or synthetic dataset dir.")
+    spec: Path | dict[str, Any] | None = Field(None, description="Synthetic only, instead of path: a synth spec (file or mapping) generated inside the data loader.")
+    stream: Literal["budget", "infinite"] = Field("budget", description="spec sources: budget = the spec's train split (as `synth generate` writes it), infinite = never repeats.")
     weight: float = Field(1.0, gt=0, description="Relative share of training samples (normalised).")
     kind: Literal["natural", "synthetic"] = "natural"
     max_repetition: float | None = Field(None, gt=0, description="Max epochs over this source; more fails before training.")
+
+    @model_validator(mode="after")
+    def _path_or_spec(self) -> SourceConfig:
+        if (self.path is None) == (self.spec is None):
+            raise ValueError("set path (a store or dataset dir) or spec (synthetic, generated on the fly), exactly one")
+        if self.spec is not None and self.kind != "synthetic":
+            raise ValueError("spec sources are synthetic: set kind: synthetic")
+        return self
 
 
 class EvalSetConfig(Section):
@@ -64,9 +75,18 @@ class DataConfig(Section):
     sources: list[SourceConfig] = Field(min_length=1)
     eval: list[EvalSetConfig] = Field(default_factory=list)
     seq_len: int = Field(512, gt=1, description="Tokens per training window.")
-    document_mask: bool = Field(False, description="Stop attention across packed documents; positions restart per document.")
+    document_mask: bool | None = Field(
+        None,
+        description="Stop attention across packed documents; positions restart per document. "
+        "Default (null): on when a training source is synthetic (decoder-only objectives), else off.",
+    )
     packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
-    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store.")
+    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store, or 'meta' (special tokens only) when nothing is natural.")
+    phases: list[PhaseConfig] = Field(
+        default_factory=list,
+        description="Weights that change over the run: [{steps | tokens, weights: {source: w}}, ...]; "
+        "default: one phase with the sources' own weights.",
+    )
 
     @field_validator("sources")
     @classmethod
@@ -76,6 +96,28 @@ class DataConfig(Section):
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
+
+    @model_validator(mode="after")
+    def _phases_name_sources(self) -> DataConfig:
+        check_phase_sources(self.phases, [s.name for s in self.sources])
+        return self
+
+    @property
+    def has_synthetic(self) -> bool:
+        return any(s.kind == "synthetic" for s in self.sources)
+
+    def resolved_document_mask(self, *, seq2seq: bool = False) -> bool:
+        """``document_mask`` as set, else on for synthetic sources with a decoder-only objective.
+
+        Why on: packed synthetic examples share promoters and answer markers, so without the mask
+        a window's later examples attend to earlier ones and the model learns the task 5-10x
+        slower (copy at vocab 32: 0.14 exact match at 2000 steps without, 1.00 at 800 with).
+        Natural-only runs keep the usual GPT-style packing. Seq2seq objectives corrupt spans
+        of whole windows and take no mask, so the default is off for them.
+        """
+        if self.document_mask is not None:
+            return self.document_mask
+        return self.has_synthetic and not seq2seq
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,29 +159,53 @@ def synthetic_vocab_needed(path: Path) -> int:
     return needed
 
 
-def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int) -> VocabLayout:
+def source_vocab_needed(source: SourceConfig | EvalSetConfig, seed: int) -> int:
+    """Meta-language ids a synthetic source needs: from its manifest, or its spec's layout."""
+    spec = getattr(source, "spec", None)
+    if spec is not None:
+        from synthlm.data.synthetic_stream import load_plan
+
+        return int(load_plan(spec, seed, f"data source '{source.name}'").layout.vocab_size)
+    assert source.path is not None
+    return synthetic_vocab_needed(source.path)
+
+
+def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0) -> VocabLayout:
     """Decide the model's id layout and fail fast on anything that cannot fit."""
     check_paths(data)
     synthetic = [s for s in data.sources if s.kind == "synthetic"] + [e for e in data.eval if e.kind == "synthetic"]
     for source in synthetic:
-        needed = synthetic_vocab_needed(source.path)
+        needed = source_vocab_needed(source, seed)
         if needed > num_meta_tokens:
             raise ConfigError(
-                f"data source '{source.name}' ({source.path}) needs {needed} meta-language ids but "
+                f"data source '{source.name}' ({source.path or 'spec'}) needs {needed} meta-language ids but "
                 f"model.num_meta_tokens is {num_meta_tokens}; set model.num_meta_tokens={needed} or more"
             )
     for source in [*data.sources, *data.eval]:
-        if source.kind == "natural":
-            store = TokenStore(source.path, check_ids=False)
-            store.check_ids(natural_vocab_size)
+        if source.kind == "natural" and source.path is not None:
+            check_store_ids(TokenStore(source.path, check_ids=False), natural_vocab_size)
     size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
     return VocabLayout(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
+
+
+def check_store_ids(store: TokenStore, vocab_size: int) -> None:
+    """Ids must fit the vocabulary: from the header when the store records its vocabulary
+    (synthlm's writer refuses ids outside it, so no id can exceed it), else by a full scan.
+
+    Reading the header keeps ``--dry-run`` and startup fast on stores of billions of tokens.
+    """
+    recorded = store.metadata.get("vocab_size")
+    if store.metadata.get("format") == "synthlm-token-store" and isinstance(recorded, int) and recorded <= vocab_size:
+        return
+    store.check_ids(vocab_size)
 
 
 def check_paths(data: DataConfig) -> None:
     """Every source and eval set must exist before any work starts."""
     for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
         for i, item in enumerate(items):
+            if item.path is None:  # a spec source: checked when its plan is built
+                continue
             ok = is_synthetic_dataset(item.path) if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
             if not ok:
                 what = "a synthetic dataset dir (with manifest.json)" if item.kind == "synthetic" else "a token store (PREFIX.bin + PREFIX.idx)"
@@ -346,8 +412,27 @@ class Mixture:
         self.source_names = [s.name for s in data.sources]
         self.eos_id = eos_id
         self.sources = [self._open(i, s) for i, s in enumerate(data.sources)]
+        self.phases: PhaseSchedule | None = None
 
-    def _open(self, index: int, source: SourceConfig) -> PackedSource:
+    def set_phases(self, *, global_batch: int, seq_len: int, total_steps: int) -> None:
+        """Apply ``data.phases`` (their lengths in samples need the run's batch and budget)."""
+        if self.data.phases:
+            names = self.source_names
+            self.phases = PhaseSchedule(self.data.phases, names, global_batch=global_batch, seq_len=seq_len, total_steps=total_steps)
+
+    def counts(self, num_samples: int) -> list[int]:
+        """Windows each source gives in the first ``num_samples`` samples."""
+        if self.phases is not None:
+            return self.phases.counts(num_samples)
+        return samples_per_source(self.weights, num_samples)
+
+    def tokens_seen(self, num_samples: int, seq_len: int) -> dict[str, int]:
+        """Per-source training tokens (``seq_len`` per window) in the first ``num_samples``."""
+        return {f"tokens/{n}": c * seq_len for n, c in zip(self.source_names, self.counts(num_samples))}
+
+    def _open(self, index: int, source: SourceConfig) -> Any:
+        if source.spec is not None:
+            return self._open_spec(index, source)
         if source.kind == "synthetic":
             from synthlm.synth import load_synthetic
 
@@ -361,14 +446,28 @@ class Mixture:
             eos_id=self.eos_id, id_offset=offset, add_eos=add_eos, packing=self.data.packing,
         )
 
+    def _open_spec(self, index: int, source: SourceConfig) -> Any:
+        """A synthetic source generated here: its train split in memory, or an endless stream."""
+        from synthlm.data.synthetic_stream import StreamSource, load_plan, train_split
+
+        assert source.spec is not None
+        plan = load_plan(source.spec, self.seed, f"data source '{source.name}'")
+        offset = self.layout.meta_offset
+        if source.stream == "infinite":
+            return StreamSource(plan, source_index=index, seq_len=self.data.seq_len, eos_id=self.eos_id, id_offset=offset)
+        return PackedSource(
+            train_split(plan, source.name), seed=self.seed, source_index=index, seq_len=self.data.seq_len,  # type: ignore[arg-type]
+            eos_id=self.eos_id, id_offset=offset, add_eos=True, packing=self.data.packing,
+        )
+
     def sample(self, index: int) -> Sample:
-        source, k = blend(self.weights, index)
+        source, k = blend(self.weights, index) if self.phases is None else self.phases.locate(index)
         tokens, mask, segments = self.sources[source].window(k)
         return Sample(tokens, mask, segments, source)
 
     def check_budget(self, num_samples: int) -> dict[str, float]:
         """Epochs each source will see in ``num_samples``; fail fast past ``max_repetition``."""
-        counts = samples_per_source(self.weights, num_samples)
+        counts = self.counts(num_samples)
         epochs = {}
         for config, packed, count in zip(self.data.sources, self.sources, counts):
             epochs[config.name] = packed.epochs_for(count)

@@ -33,9 +33,12 @@ class EvalContext:
 
     def bar(self, iterable, desc: str):
         """``iterable`` wrapped in a progress bar when asked for one."""
+        import sys
+
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, unit="batch", disable=not self.progress, leave=False)
+        shown = self.progress and sys.stderr.isatty()  # redirected to a log, a bar is a flood of lines
+        return tqdm(iterable, desc=desc, unit="batch", disable=not shown, leave=False)
 
 
 class Evaluator:

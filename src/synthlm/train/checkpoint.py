@@ -54,6 +54,7 @@ class TrainerState:
     interval: dict[str, Any] = field(default_factory=dict)  # IntervalStats since the last log
     layout: dict[str, int] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # global batch, seq_len, source weights
+    total_steps: int = 0  # the step budget the schedule was built for (0: not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -50,6 +50,7 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
+from synthlm.train.guards import check_same_budget
 from synthlm.train.hooks import Hook, default_hooks, run_hooks
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
@@ -108,7 +109,7 @@ class Trainer:
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
-        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape())
+        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps)
         self.interval = IntervalStats()
         self.progress = progress
         self.metrics: MetricsLogger | None = None
@@ -170,12 +171,14 @@ class Trainer:
                 "exact resume needs the same global batch, seq_len and source weights (the data cursor "
                 "counts samples of that stream). Start a new run_dir with model.init_from set to the checkpoint instead"
             )
+        if not (self.cfg.eval_only or self.cfg.predict_only):
+            check_same_budget(state.total_steps, self.plan.total_steps, state.step, self.cfg.schedule, self.cfg.optim.lr, checkpoint)
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
         if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
                 self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
-        state.data = self._data_shape()
+        state.data, state.total_steps = self._data_shape(), self.plan.total_steps
         self.state = state
         self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
         self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")
@@ -185,7 +188,9 @@ class Trainer:
         weights = {} if self.plan.mixture is None or not hasattr(self.plan.mixture, "weights") else dict(
             zip(self.plan.mixture.source_names, (round(w, 12) for w in self.plan.mixture.weights))
         )
-        return {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+        shape = {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+        phases = getattr(self.plan.mixture, "phases", None)
+        return shape if phases is None else {**shape, "phases": phases.key()}
 
     def _apply_configured_lr(self) -> None:
         """A resumed optimizer keeps the checkpoint's lr; honour ``optim.lr`` if it was changed
@@ -337,7 +342,7 @@ class Trainer:
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        disable = not (self.progress and self.accelerator.is_main_process)
+        disable = not (self.progress and self.accelerator.is_main_process and interactive())
         return tqdm(total=self.plan.total_steps, initial=self.state.step, disable=disable, desc="train", unit="step", dynamic_ncols=True)
 
     def log(self, lr: float, bar: Any) -> None:
@@ -345,6 +350,8 @@ class Trainer:
         seconds = max(self.busy_seconds, 1e-9)
         tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.plan.seq_len / seconds
         record = {"step": self.state.step, "tokens": self.state.tokens, **self.interval.summary(self.plan.mixture.source_names)}
+        if hasattr(self.plan.mixture, "tokens_seen"):  # per-source tokens so far (equal-token comparisons)
+            record.update(self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len))
         record.update(
             lr=lr,
             tokens_per_s=tokens_per_s,
@@ -357,6 +364,8 @@ class Trainer:
             self.metrics.write(record)
         if "loss" in record:  # absent when every step of the interval was skipped
             bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if self.progress and not interactive():  # a log file gets one line per record, not a bar
+                self.accelerator.print(plain_progress(record, self.plan.total_steps))
         self.interval = IntervalStats()
         self.busy_seconds, self.busy_steps = 0.0, 0
 
@@ -385,7 +394,8 @@ class Trainer:
 
     def _log_eval(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.metrics is not None:
-            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
+            seen = self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len) if hasattr(self.plan.mixture, "tokens_seen") else {}
+            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics})
         return metrics
 
     def _lm_eval_hook(self) -> Any:
@@ -473,6 +483,21 @@ class Trainer:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def interactive() -> bool:
+    """Progress bars only on a terminal: redirected to a file, each redraw would be a line."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def plain_progress(record: dict[str, Any], total: int) -> str:
+    """One log line per metrics record when there is no terminal to draw a bar on."""
+    return (
+        f"step {record['step']}/{total} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+        f"{record['tokens_per_s']:,.0f} tok/s eta {record['eta_s']:.0f}s"
+    )
 
 
 def open_metrics(cfg: RunConfig, step: int) -> MetricsLogger:

@@ -19,6 +19,7 @@ from synthlm.data.mixture import DataConfig, Mixture, VocabLayout, build_layout,
 from synthlm.errors import ConfigError
 from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import RunConfig, TrainConfig
+from synthlm.train.guards import check_init_from
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -104,7 +105,20 @@ class RunPlan:
             "vocab_layout": self.layout.to_dict(),
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
             "objective": self.objective.name,
+            "document_mask": bool(getattr(self.objective, "document_mask", False)),
+            **self._phases(),
         }
+
+    def _phases(self) -> dict[str, Any]:
+        phases = getattr(self.mixture, "phases", None)
+        if phases is None:
+            return {}
+        per_step = self.batch.global_batch
+        return {"phases": [
+            {"name": ph.name, "steps": [ph.start // per_step, ph.stop // per_step],
+             "weights": {phases.names[i]: round(w, 4) for i, w in zip(ph.sources, ph.weights)}}
+            for ph in phases.phases
+        ]}
 
 
 def tokenizer_path(data: DataConfig) -> str:
@@ -124,8 +138,11 @@ def tokenizer_path(data: DataConfig) -> str:
 
 
 def load_tokenizer_for(data: DataConfig) -> Tokenizer:
+    from synthlm.data.meta_vocab import meta_only_tokenizer, wants_meta_tokenizer
     from synthlm.tokenizers import load_tokenizer
 
+    if wants_meta_tokenizer(data):  # synthetic only: specials, then the meta-language range
+        return meta_only_tokenizer()
     return load_tokenizer(tokenizer_path(data))
 
 
@@ -145,7 +162,10 @@ def check_positions(config: PretrainedConfig, seq_len: int) -> None:
 def epoch_samples(data: Any) -> float:
     """Samples in one pass over the training data: packed windows of every source, or pairs."""
     if isinstance(data, Mixture):
-        return sum(source.epoch_samples for source in data.sources)
+        total = sum(source.epoch_samples for source in data.sources)
+        if math.isinf(total):
+            raise ConfigError("train.epochs: a source with stream: infinite has no epochs; set train.max_steps or max_tokens")
+        return total
     return float(data.epoch_samples)
 
 
@@ -173,15 +193,18 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
         objective.check_data(data)
     check_model_kind(config, objective)
-    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens)
+    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens, config.seed)
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
+    ckpt_rows = getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
+    check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
     if objective.seq2seq:
         check_seq2seq_eval(data)
     window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
     mixture = Mixture(data.model_copy(update={"seq_len": window}), seed=config.seed, layout=layout, eos_id=tokenizer.eos_id)
     steps = total_steps(config.train, batch, mixture, data.seq_len)
+    mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
     epochs = mixture.check_budget(steps * batch.global_batch)
     target_len = objective.target_length(data.seq_len) if objective.seq2seq else 0
     return RunPlan(config, tokenizer, layout, hf_config, batch, steps, mixture, epochs, objective, ids, data.seq_len, target_len)
@@ -197,8 +220,8 @@ def check_wandb(config: RunConfig) -> None:
 def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective, Tokenizer]:
     """(objective with its options, the tokenizer to train with).
 
-    ``data.document_mask`` is passed only when on, so an objective that cannot honour it fails
-    here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
+    ``data.document_mask`` (resolved: on by default when a source is synthetic) is passed only
+    when on, so an objective that cannot honour it fails here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
     """
     from synthlm.objectives import OBJECTIVES, get_objective
 
@@ -206,7 +229,7 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
     if name not in OBJECTIVES:
         get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if config.data is not None and config.data.document_mask:
+    if config.data is not None and config.data.resolved_document_mask(seq2seq=OBJECTIVES[name].seq2seq):
         options["document_mask"] = True
     try:
         return OBJECTIVES[name].create(tokenizer, **options)

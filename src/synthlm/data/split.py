@@ -1,0 +1,78 @@
+"""Split a token store into held-out ``valid`` documents and the ``train`` rest.
+
+Natural loss measured on the documents a model trained on says how well it memorised them, not
+how well it models the language; an experiment comparing runs needs text none of them saw.
+Documents (never parts of one) are chosen by a Philox permutation keyed by ``seed``, so the
+split is the same on every machine; both outputs keep the input's order, loss masks and
+provenance (tokenizer, EOS convention) plus where they came from.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from synthlm.data.store import TokenStore, TokenStoreWriter, normalize_prefix, store_exists
+from synthlm.errors import UserError
+
+CHUNK_TOKENS = 1 << 22  # documents are copied in runs of about this many tokens
+
+
+def valid_documents(num_documents: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of the held-out documents: at least one, and at least one left to train on."""
+    if not 0 < fraction < 1:
+        raise UserError(f"--valid-fraction: {fraction} must be between 0 and 1 (exclusive)")
+    if num_documents < 2:
+        raise UserError(f"the store has {num_documents} document(s); a split needs at least 2")
+    count = min(max(math.ceil(fraction * num_documents), 1), num_documents - 1)
+    rng = np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), 0x5B117]))
+    return np.sort(rng.permutation(num_documents)[:count])
+
+
+def split_store(
+    prefix: str | Path, fraction: float, *, out: str | Path | None = None, seed: int = 0
+) -> dict[str, TokenStore]:
+    """Write ``OUT_train`` and ``OUT_valid`` (``OUT`` defaults to the input prefix)."""
+    prefix = normalize_prefix(prefix)
+    if not store_exists(prefix):
+        raise UserError(f"{prefix}: not a token store (PREFIX.bin + PREFIX.idx)")
+    store = TokenStore(prefix, check_ids=False)
+    held = np.zeros(len(store), dtype=bool)
+    held[valid_documents(len(store), fraction, seed)] = True
+    base = str(normalize_prefix(out) if out is not None else prefix)
+    vocab = int(store.vocab_size or int(store.tokens(0, store.num_tokens).max()) + 1)
+    kept = {
+        k: v
+        for k, v in store.metadata.items()
+        if k not in {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size"}
+    }
+    written = {}
+    for part, chosen in (("train", ~held), ("valid", held)):
+        info = {"store": str(prefix), "part": part, "valid_fraction": fraction, "seed": seed}
+        written[part] = _copy_documents(
+            store, np.flatnonzero(chosen), f"{base}_{part}", vocab, {**kept, "split_from": info}
+        )
+    return written
+
+
+def _copy_documents(
+    store: TokenStore, docs: np.ndarray, prefix: str, vocab: int, metadata: dict
+) -> TokenStore:
+    with TokenStoreWriter(
+        prefix, vocab, with_mask=store.has_mask, metadata=metadata, dtype=store.dtype
+    ) as writer:
+        start = 0
+        while start < len(docs):
+            stop, tokens = start, 0
+            while stop < len(docs) and (tokens < CHUNK_TOKENS or stop == start):
+                tokens += int(store.sizes[docs[stop]])
+                stop += 1
+            batch = docs[start:stop]
+            writer.add_batch(
+                [store.document(int(d)) for d in batch],
+                [store.mask(int(d)) for d in batch] if store.has_mask else None,
+            )
+            start = stop
+        return writer.finalize()

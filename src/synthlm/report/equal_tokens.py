@@ -1,0 +1,154 @@
+"""Runs side by side at equal tokens *of one source*: how pre-pretraining is compared.
+
+A run that spent its first steps on synthetic data has seen fewer natural tokens at any given
+step than a natural-only baseline; comparing them by step or by total tokens hides exactly the
+question asked (does synthetic data make natural text cheaper to learn?). The papers compare
+the natural-language loss against natural tokens seen, at fixed natural-token budgets.
+
+Every metrics record of a synthlm run carries ``tokens/<source>`` (training tokens that source
+has given so far), so an eval metric can be read against it. The value at a budget is
+interpolated linearly between the two evaluations around it; budgets a run has not reached
+are reported as missing, never extrapolated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthlm.errors import UserError
+from synthlm.report.load import Run
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A metric against the tokens one source had given when it was measured."""
+
+    tokens: np.ndarray
+    values: np.ndarray
+
+    def at(self, budget: float) -> float | None:
+        if not len(self.tokens) or budget < self.tokens[0] or budget > self.tokens[-1]:
+            return None
+        return float(np.interp(budget, self.tokens, self.values))
+
+
+def source_curve(run: Run, metric: str, source: str) -> Curve | None:
+    """``metric`` against ``tokens/<source>`` at the steps where both were logged."""
+    values, seen = run.columns.get(metric), run.columns.get(f"tokens/{source}")
+    if values is None or seen is None:
+        return None
+    by_step = dict(zip(seen.steps.tolist(), seen.values.tolist()))
+    pairs = sorted(
+        (by_step[s], v)
+        for s, v in zip(values.steps.tolist(), values.values.tolist())
+        if s in by_step
+    )
+    if not pairs:
+        return None
+    tokens, vals = (np.array(x, dtype=np.float64) for x in zip(*pairs))
+    return Curve(tokens, vals)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    source: str
+    budgets: list[float]
+    labels: list[str]
+    values: list[list[float | None]]  # [run][budget]
+
+    def differences(self) -> list[list[float | None]]:
+        """Each run minus the first (the baseline) at every budget."""
+        base = self.values[0]
+        return [
+            [None if v is None or b is None else v - b for v, b in zip(row, base)]
+            for row in self.values
+        ]
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "source": self.source,
+            "budgets": self.budgets,
+            "labels": self.labels,
+            "values": self.values,
+            "difference_vs_first": self.differences(),
+        }
+
+    def table(self) -> str:
+        """A plain-text table: value (and difference from the first run) per budget."""
+        head = f"{self.metric} at equal tokens of '{self.source}' (difference vs {self.labels[0]})"
+        cols = [f"{_count(b):>18s}" for b in self.budgets]
+        lines = [head, f"{'run':30s}" + "".join(cols)]
+        for i, (label, row, diff) in enumerate(zip(self.labels, self.values, self.differences())):
+            lines.append(
+                f"{label[:30]:30s}" + "".join(_cell(v, d if i else None) for v, d in zip(row, diff))
+            )
+        return "\n".join(lines)
+
+
+def _cell(value: float | None, diff: float | None) -> str:
+    if value is None:
+        return f"{'not reached':>18s}"
+    text = f"{value:.4f}" if diff is None else f"{value:.4f} ({diff:+.4f})"
+    return f"{text:>18s}"
+
+
+def _count(n: float) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:g}{unit}"
+    return f"{n:g}"
+
+
+def compare(
+    runs: Sequence[Run], labels: Sequence[str], metric: str, source: str, budgets: Sequence[float]
+) -> Comparison:
+    """The metric of every run at each budget of ``source`` tokens."""
+    if not budgets:
+        raise UserError("--at: give at least one token budget, e.g. --at 1M,2M")
+    rows = []
+    for run in runs:
+        curve = source_curve(run, metric, source)
+        if curve is None:
+            known = sorted(
+                k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/")
+            )
+            listed = ", ".join(known) or "none (a run from before synthlm logged them)"
+            raise UserError(
+                f"{run.path}: no '{metric}' logged together with tokens/{source}; "
+                f"sources with token counts: {listed}"
+            )
+        rows.append([curve.at(b) for b in budgets])
+    return Comparison(metric, source, [float(b) for b in budgets], list(labels), rows)
+
+
+def plot(comparison: Comparison, runs: Sequence[Run], path, dpi: int = 100) -> None:
+    """The metric against the source's tokens, one line per run, budgets marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from synthlm.fileio import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run, label in zip(runs, comparison.labels):
+        curve = source_curve(run, comparison.metric, comparison.source)
+        if curve is not None:
+            ax.plot(curve.tokens, curve.values, marker=".", label=label)
+    for budget in comparison.budgets:
+        ax.axvline(budget, color="grey", lw=0.6, ls="--")
+    ax.set_xlabel(f"tokens of '{comparison.source}' seen")
+    ax.set_ylabel(comparison.metric)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,61 @@
+"""`synthlm report --equal-tokens`: runs compared at equal tokens of one source, interpolated
+between evaluations, never extrapolated (hand-computed values)."""
+
+from __future__ import annotations
+
+import json
+
+from cli_runner import run_cli
+
+
+def write_run(path, evals):
+    """evals: (step, tokens of web, eval loss) records, as the trainer logs them."""
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text("seed: 0\n")
+    lines = [
+        json.dumps({"step": s, "tokens": s * 100, "tokens/web": w, "eval/web/loss": v})
+        for s, w, v in evals
+    ]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_equal_tokens_table_and_json(tmp_path):
+    write_run(tmp_path / "natural", [(1, 100, 5.0), (2, 200, 4.0), (3, 300, 3.0)])
+    # synthetic first: no web tokens for two steps, then web only
+    write_run(tmp_path / "synthfirst", [(2, 0, 7.0), (3, 100, 4.5), (4, 200, 3.5)])
+    out = tmp_path / "report"
+    done = run_cli(
+        "report",
+        str(tmp_path / "natural"),
+        str(tmp_path / "synthfirst"),
+        "--out",
+        str(out),
+        "--equal-tokens",
+        "web",
+        "--at",
+        "150,200,250",
+        "-q",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "equal_tokens.json").read_text())
+    assert result["values"][0] == [4.5, 4.0, 3.5]
+    assert result["values"][1] == [4.0, 3.5, None], "250 web tokens: not reached, not extrapolated"
+    assert result["difference_vs_first"][1] == [-0.5, -0.5, None]
+    assert "(-0.5000)" in done.stdout and "not reached" in done.stdout
+    assert (out / "equal_tokens.png").stat().st_size > 1000
+
+
+def test_unknown_source_names_what_is_logged(tmp_path):
+    write_run(tmp_path / "a", [(1, 100, 5.0)])
+    done = run_cli(
+        "report",
+        str(tmp_path / "a"),
+        "--out",
+        str(tmp_path / "r"),
+        "--equal-tokens",
+        "code",
+        "--at",
+        "1K",
+        "-q",
+    )
+    assert done.returncode == 2 and "tokens/code" in done.stderr and "web" in done.stderr
