@@ -64,7 +64,7 @@ def run_reference(docs: Path, out: Path, url: str, max_triples: int) -> tuple[fl
     import openai
 
     from synthlm.entigraph.documents import read_documents
-    from synthlm.entigraph.plan import Key, entity_values, follow_up_keys, parse_entity_reply
+    from synthlm.entigraph.requests import Key, entity_values, follow_up_keys, parse_entity_reply
     from synthlm.entigraph.templates import PromptSet
 
     client = openai.OpenAI(api_key=os.environ[KEY_ENV], base_url=url, max_retries=0)

@@ -22,7 +22,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.data.store import TokenStore, write_store
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.perplexity import windows
@@ -89,7 +89,7 @@ def bench_generate(lm, tok, text: str, args) -> None:
 def bench_eval(lm, tok, text: str, args) -> None:
     ids = tok(text[: args.eval_chars], add_special_tokens=False)["input_ids"]
     docs = [ids[i : i + 1000] for i in range(0, len(ids), 1000)]
-    layout = VocabLayout(258, 258, 62, 320)
+    layout = ModelVocab(258, 258, 62, 320)
     with tempfile.TemporaryDirectory() as tmp:
         store = write_store(Path(tmp) / "valid", docs, 258)
         eval_set = EvalSetConfig(name="valid", path=store.prefix, max_tokens=len(ids))

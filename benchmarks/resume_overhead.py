@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from synthlm.data.tokenization import tokenize
-    from synthlm.synth.generate import generate
+    from synthlm.synth.build import build_dataset
     from synthlm.synth.spec import load_spec
 
     real_save = WorkDir.save
@@ -59,7 +59,7 @@ def main() -> None:
         source = corpus(root, args.mb)
         jobs = {
             "tokenize": lambda out: tokenize([source], "byte", out / "x", workers=1, quiet=True),
-            "synth generate": lambda out: generate(
+            "synth generate": lambda out: build_dataset(
                 load_spec(SPEC, num_tokens=args.tokens), out / "d", quiet=True
             ),
         }

@@ -52,10 +52,10 @@ def seqthetic_style(num_tokens: int, out: Path, seed: int = 0) -> int:
 
 
 def ours(num_tokens: int, out: Path, workers: int = 1) -> int:
-    from synthlm.synth import generate, load_spec
+    from synthlm.synth import build_dataset, load_spec
 
     spec = load_spec(dict(IDENTITY), num_tokens=num_tokens)
-    generate(spec, out / "data", workers=workers, quiet=True)
+    build_dataset(spec, out / "data", workers=workers, quiet=True)
     return sum(p.stat().st_size for p in (out / "data").iterdir())
 
 
@@ -131,7 +131,7 @@ def report_end_to_end(data: dict, tokens: int, workers: int) -> None:
     print(f"  {'synthlm synth generate (CLI)':34} {med['ours_cli']:8.2f} {rss['ours_cli']:9.0f} {data['sizes']['ours'] / 1e6:10.1f}")
     print(f"  {f'synthlm synth generate -w {workers}':34} {med['ours_cli_w']:8.2f} {rss['ours_cli_w']:9.0f}  (peak of the main process)")
     print(f"  {'seqthetic-style baseline (CLI)':34} {med['baseline_cli']:8.2f} {rss['baseline_cli']:9.0f} {data['sizes']['baseline'] / 1e6:10.1f}")
-    print(f"  {'synthlm generate() in process':34} {med['ours_fn']:8.2f}")
+    print(f"  {'synthlm build_dataset() in process':34} {med['ours_fn']:8.2f}")
     print(f"  {'baseline function in process':34} {med['baseline_fn']:8.2f}")
     print(f"  speed-up: CLI {med['baseline_cli'] / med['ours_cli']:.1f}x, in process {med['baseline_fn'] / med['ours_fn']:.1f}x; "
           f"vs the reference Seqthetic run (21 s): {21 / med['ours_cli']:.1f}x "
@@ -143,7 +143,7 @@ REQUIRED = {"tilt_flat_parens": {"dep_lengths": {1: 4500, 2: 2200, 3: 1200, 4: 7
 
 
 def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple[str, float, float]]:
-    from synthlm.synth import generate, load_spec
+    from synthlm.synth import build_dataset, load_spec
     from synthlm.synth.registry import load_domains
 
     rows = []
@@ -152,7 +152,7 @@ def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple
         for _ in range(repeats):
             out = fresh_dir()
             spec = load_spec({"num_tokens": tokens, "seed": 0, "domains": [{"type": name, **REQUIRED.get(name, {})}]})
-            seconds.append(timed(generate, spec, out / "d", quiet=True)[0])
+            seconds.append(timed(build_dataset, spec, out / "d", quiet=True)[0])
             written = json.loads((out / "d" / "manifest.json").read_text())["num_tokens"]
             shutil.rmtree(out)
         median = statistics.median(seconds)
@@ -181,7 +181,7 @@ def main() -> None:
     if not args.skip_e2e:
         report_end_to_end(end_to_end(tokens, args.repeats, args.workers), tokens, args.workers)
     if not args.skip_domains:
-        print(f"\nPer domain (default parameters), generate() with writing, 1 process, {tokens:,} tokens, median of {args.repeats}")
+        print(f"\nPer domain (default parameters), build_dataset() with writing, 1 process, {tokens:,} tokens, median of {args.repeats}")
         per_domain(tokens, args.repeats, args.domains)
 
 

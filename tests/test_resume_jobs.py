@@ -19,7 +19,7 @@ from synthlm.data import readers
 from synthlm.data import store as store_mod
 from synthlm.data.tokenization import tokenize
 from synthlm.partial import WorkDir
-from synthlm.synth.generate import generate
+from synthlm.synth.build import build_dataset
 from synthlm.synth.spec import load_spec
 
 SPEC = {
@@ -157,18 +157,18 @@ def test_tokenize_stopped_anywhere_resumes_to_identical_bytes(tmp_path, corpus, 
 def test_synth_generate_stopped_anywhere_resumes_to_identical_bytes(tmp_path, monkeypatch, every):
     monkeypatch.setattr(WorkDir, "every", every)
     reference = tmp_path / "ref"
-    total = _points(monkeypatch, lambda: generate(load_spec(SPEC), reference, quiet=True))
+    total = _points(monkeypatch, lambda: build_dataset(load_spec(SPEC), reference, quiet=True))
     want = digests(reference)
     assert total > 10
     for k in range(0, total, max(total // 12, 1) if every == 0 else 1):
         out = tmp_path / f"k{k}"
         _stop_at(monkeypatch, k)
         with pytest.raises(Stop):
-            generate(load_spec(SPEC), out, quiet=True)
+            build_dataset(load_spec(SPEC), out, quiet=True)
         monkeypatch.setattr(WorkDir, "save", _real_save)
         monkeypatch.setattr(store_mod, "_publish_step", _real_step)
         assert not out.exists()  # nothing at the final name while unfinished
-        generate(load_spec(SPEC), out, quiet=True)
+        build_dataset(load_spec(SPEC), out, quiet=True)
         assert digests(out) == want, f"stopped at point {k}"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
@@ -177,24 +177,24 @@ def test_unseeded_synth_resumes_with_the_seed_it_drew(tmp_path, monkeypatch):
     spec = {k: v for k, v in SPEC.items() if k != "seed"}
     _stop_at(monkeypatch, 5)
     with pytest.raises(Stop):
-        generate(load_spec(spec), tmp_path / "d", quiet=True)
+        build_dataset(load_spec(spec), tmp_path / "d", quiet=True)
     monkeypatch.setattr(WorkDir, "save", _real_save)
     monkeypatch.setattr(store_mod, "_publish_step", _real_step)
     drawn = json.loads((tmp_path / ".d.synth-partial" / "state.json").read_text())["seed"]
-    manifest = generate(load_spec(spec), tmp_path / "d", quiet=True)
+    manifest = build_dataset(load_spec(spec), tmp_path / "d", quiet=True)
     assert manifest["seed"] == drawn
-    generate(load_spec({**spec, "seed": drawn}), tmp_path / "ref", quiet=True)
+    build_dataset(load_spec({**spec, "seed": drawn}), tmp_path / "ref", quiet=True)
     assert digests(tmp_path / "d") == digests(tmp_path / "ref")
 
 
 def test_a_different_command_discards_the_stale_work_dir(tmp_path, monkeypatch):
     _stop_at(monkeypatch, 3)
     with pytest.raises(Stop):
-        generate(load_spec(SPEC), tmp_path / "d", quiet=True)
+        build_dataset(load_spec(SPEC), tmp_path / "d", quiet=True)
     monkeypatch.setattr(WorkDir, "save", _real_save)
     monkeypatch.setattr(store_mod, "_publish_step", _real_step)
-    generate(load_spec({**SPEC, "seed": 4}), tmp_path / "d", quiet=True)
-    generate(load_spec({**SPEC, "seed": 4}), tmp_path / "ref", quiet=True)
+    build_dataset(load_spec({**SPEC, "seed": 4}), tmp_path / "d", quiet=True)
+    build_dataset(load_spec({**SPEC, "seed": 4}), tmp_path / "ref", quiet=True)
     assert digests(tmp_path / "d") == digests(tmp_path / "ref")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "ref"]
 

@@ -84,11 +84,11 @@ def split_stage(store: Path) -> tuple[Path, Path]:
 
 
 def synth_stage(out: Path, quiet: bool) -> Path:
-    from synthlm.synth import generate, load_spec
+    from synthlm.synth import build_dataset, load_spec
 
     directory = out / "data" / "synthetic"
     if not is_synthetic_dataset(directory):
-        generate(load_spec(_packaged("synth.yaml")), directory, quiet=quiet)
+        build_dataset(load_spec(_packaged("synth.yaml")), directory, quiet=quiet)
     return directory
 
 

@@ -156,14 +156,14 @@ def test_dataset_view_and_layout_rounding(tmp_path):
 
 
 def test_synthetic_ids_live_only_in_the_reserved_meta_range(tmp_path):
-    from synthlm.synth import generate, load_spec
+    from synthlm.synth import build_dataset, load_spec
 
     spec = load_spec({
         "name": "iso", "num_tokens": 4000, "seed": 0,
         "domains": [{"type": "identity", "vocab": {"num_vocab": 150}, "length": {"min": 4, "max": 12}},
                     {"type": "dyck", "k": 3, "max_depth": 4, "length": {"min": 8, "max": 16}}],
     })
-    generate(spec, tmp_path / "syn", quiet=True)
+    build_dataset(spec, tmp_path / "syn", quiet=True)
     make_store(tmp_path / "nat", vocab=200)
     data = data_config([
         {"name": "nat", "path": str(tmp_path / "nat"), "weight": 1},

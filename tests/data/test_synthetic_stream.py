@@ -9,7 +9,7 @@ import pytest
 from synthlm.data.mixture import DataConfig, Mixture, build_layout
 from synthlm.data.store import write_store
 from synthlm.errors import ConfigError
-from synthlm.synth import generate, load_spec, load_synthetic
+from synthlm.synth import build_dataset, load_spec, load_synthetic
 
 SPEC = {
     "name": "fly",
@@ -38,7 +38,7 @@ def mixture(tmp_path, synthetic: dict, seq_len=24):
 
 
 def test_budgeted_spec_source_equals_the_spec_written_to_disk(tmp_path):
-    generate(load_spec(SPEC), tmp_path / "disk", quiet=True)
+    build_dataset(load_spec(SPEC), tmp_path / "disk", quiet=True)
     on_disk = mixture(tmp_path, {"path": str(tmp_path / "disk")})
     on_the_fly = mixture(tmp_path, {"spec": SPEC})
     stored = load_synthetic(tmp_path / "disk").split("train")

@@ -199,7 +199,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def request_signature(record: dict[str, Any], docs_path: Path) -> str:
     """The signature the server saw for the request behind a generation record."""
     from synthlm.entigraph.documents import read_documents
-    from synthlm.entigraph.plan import Key, entity_values
+    from synthlm.entigraph.requests import Key, entity_values
     from synthlm.entigraph.templates import PromptSet, document_values
 
     key = Key.from_record(record)

@@ -115,7 +115,7 @@ def test_a_document_without_the_year_the_prompts_print_is_refused_before_any_req
 
 def test_cut_off_records_in_an_older_log_are_asked_again_and_kept_out_of_the_corpus(tmp_path):
     from synthlm.entigraph.corpus import corpus_lines
-    from synthlm.entigraph.plan import Key
+    from synthlm.entigraph.requests import Key
     from synthlm.entigraph.state import RunState
 
     records = [

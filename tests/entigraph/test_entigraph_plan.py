@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthlm.entigraph.plan import (
+from synthlm.entigraph.requests import (
     InvalidReply,
     Key,
     clean_entities,
@@ -62,7 +62,7 @@ def test_sample_depends_on_seed_and_document():
 
 def test_sample_is_identical_in_another_process_with_another_hash_seed():
     """Python's hash() is salted per process; our samples must not be."""
-    code = "from synthlm.entigraph.plan import doc_rng; print(doc_rng(3, 'article-17', 'pair').integers(0, 10**9, 4).tolist())"
+    code = "from synthlm.entigraph.requests import doc_rng; print(doc_rng(3, 'article-17', 'pair').integers(0, 10**9, 4).tolist())"
     outputs = {
         subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": hs}, capture_output=True, text=True, check=True).stdout
         for hs in ("1", "2")

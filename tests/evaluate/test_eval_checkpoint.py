@@ -11,7 +11,7 @@ import yaml
 from tiny_lm import MODEL_VOCAB, NATURAL, byte_tokenizer, random_checkpoint
 
 from cli_runner import run_cli
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.data.store import write_store
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory):
 
 def test_layout_of_a_foreign_checkpoint_is_tokenizer_then_meta(run_dir):
     ckpt = load_checkpoint(run_dir / "final", device="cpu")
-    assert ckpt.layout == VocabLayout(NATURAL, NATURAL, MODEL_VOCAB - NATURAL, MODEL_VOCAB)
+    assert ckpt.layout == ModelVocab(NATURAL, NATURAL, MODEL_VOCAB - NATURAL, MODEL_VOCAB)
     assert not ckpt.model.training
 
 
@@ -40,7 +40,7 @@ def test_layout_recorded_in_synthlm_json_wins(tmp_path):
     path = random_checkpoint(tmp_path / "ck")
     layout = {"natural_size": NATURAL, "meta_offset": NATURAL, "meta_size": 40, "model_vocab_size": 320}
     (path / "synthlm.json").write_text(json.dumps({"layout": layout}), encoding="utf-8")
-    assert load_checkpoint(path, device="cpu").layout == VocabLayout(**layout)
+    assert load_checkpoint(path, device="cpu").layout == ModelVocab(**layout)
     (path / "synthlm.json").write_text(json.dumps({"layout": {**layout, "model_vocab_size": 384}}), encoding="utf-8")
     with pytest.raises(UserError, match="needs 384 ids but the model has 320"):
         load_checkpoint(path, device="cpu")
@@ -55,7 +55,7 @@ def test_layout_and_seq_len_from_the_resolved_training_config(run_dir, tmp_path)
     }
     (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     ckpt = load_checkpoint(path, device="cpu")
-    assert ckpt.layout == VocabLayout(NATURAL, NATURAL, 40, 320)  # 258 + 40 rounded up to 64
+    assert ckpt.layout == ModelVocab(NATURAL, NATURAL, 40, 320)  # 258 + 40 rounded up to 64
     assert ckpt.seq_len == 24
     report, out = evaluate_checkpoint(path, device="cpu")  # no --data: the config's eval sets
     assert set(report["metrics"]) == {"eval/heldout/loss", "eval/heldout/ppl"}

@@ -10,13 +10,13 @@ import torch
 from tiny_lm import EOS, MODEL_VOCAB, NATURAL, bigram_model, byte_tokenizer, tiny_config
 from transformers import LlamaForCausalLM
 
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.data.store import TokenStore, write_store
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.perplexity import windows
 
-LAYOUT = VocabLayout(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
+LAYOUT = ModelVocab(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ from tiny_lm import (
 from transformers import LlamaForCausalLM
 
 from cli_runner import run_cli
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.synthetic import to_synthetic
-from synthlm.synth import generate, load_spec, load_synthetic
+from synthlm.synth import build_dataset, load_spec, load_synthetic
 
-LAYOUT = VocabLayout(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
+LAYOUT = ModelVocab(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
 ANSWER = 4  # the content id the rigged model always answers
 DOMAIN = {"vocab": {"num_vocab": 8}, "length": {"min": 2, "max": 4}, "loss_mask": "output"}
 
@@ -37,7 +37,7 @@ def dataset(tmp_path_factory):
         "domains": [{"type": "first_token", **DOMAIN}, {"type": "last_token", **DOMAIN}],
     })
     path = tmp_path_factory.mktemp("synth") / "tasks"
-    generate(spec, path, quiet=True)
+    build_dataset(spec, path, quiet=True)
     return path
 
 
@@ -112,7 +112,7 @@ def test_loss_is_masked_shifted_and_matches_hand_computation(dataset):
 
 
 def test_meta_range_too_small_fails_before_work(dataset):
-    small = VocabLayout(NATURAL, NATURAL, 5, MODEL_VOCAB)
+    small = ModelVocab(NATURAL, NATURAL, 5, MODEL_VOCAB)
     with pytest.raises(UserError, match=r"needs 11 meta-language ids but the model reserves 5"):
         run(bigram_model({}), EvalSetConfig(name="tasks", path=dataset, kind="synthetic"), layout=small)
 

@@ -20,7 +20,7 @@ from tiny_lm import EOS, MODEL_VOCAB, NATURAL, bigram_checkpoint, bigram_model
 
 from cli_runner import run_cli
 from synthlm.inference.synthetic_ids import SymbolTable
-from synthlm.synth import generate, load_spec, load_synthetic
+from synthlm.synth import build_dataset, load_spec, load_synthetic
 
 OFFSET = NATURAL  # meta_offset of a checkpoint without a recorded layout: the tokenizer's size
 ANSWER = 4
@@ -39,7 +39,7 @@ EXAMPLES = 45
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth") / "tasks"
-    generate(load_spec(SPEC), path, quiet=True)
+    build_dataset(load_spec(SPEC), path, quiet=True)
     return path
 
 
@@ -243,14 +243,14 @@ def test_unknown_symbols_are_refused_before_the_model_loads(dataset, evaluated):
 
 
 def test_checkpoint_without_room_for_the_dataset_is_refused(dataset, tmp_path):
-    from synthlm.data.mixture import VocabLayout
+    from synthlm.data.mixture import ModelVocab
     from synthlm.errors import UserError
     from synthlm.inference.synthetic_ids import check_fits
 
     needed = load_synthetic(dataset).vocab_size
-    check_fits(dataset, VocabLayout(NATURAL, NATURAL, needed, MODEL_VOCAB))
+    check_fits(dataset, ModelVocab(NATURAL, NATURAL, needed, MODEL_VOCAB))
     with pytest.raises(UserError, match=f"needs {needed} meta-language ids but the checkpoint"):
-        check_fits(dataset, VocabLayout(NATURAL, NATURAL, needed - 1, MODEL_VOCAB))
+        check_fits(dataset, ModelVocab(NATURAL, NATURAL, needed - 1, MODEL_VOCAB))
 
 
 # -- synthlm report -------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_report_shows_the_synthetic_tables(evaluated, tmp_path):
 def test_a_symbol_two_ids_share_must_be_written_as_a_local_id():
     from synthlm.errors import UserError
 
-    # Layout.symbol names promoter k of domain "a" P.a<k>: "a" #10 and "a1" #0 are both P.a10
+    # RoleIds.symbol names promoter k of domain "a" P.a<k>: "a" #10 and "a1" #0 are both P.a10
     table = SymbolTable(("0", "P.a10", "P.a10"), {"0": 0, "P.a10": 1}, 100, 7, "ds",
                         ambiguous=frozenset({"P.a10"}))
     assert table.encode("0 2") == [0, 2] and table.to_model([0, 2]) == [100, 102]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthlm.errors import UserError
-from synthlm.synth import Example, generate, load_spec, load_synthetic, score
+from synthlm.synth import Example, build_dataset, load_spec, load_synthetic, score
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def dataset(tmp_path_factory):
             {"type": "abduct"},
         ],
     })
-    generate(spec, out, quiet=True)
+    build_dataset(spec, out, quiet=True)
     return load_synthetic(out)
 
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthlm.synth.layout import Layout
-from synthlm.synth.plan import bind_domains
+from synthlm.synth.generation_plan import bind_domains
 from synthlm.synth.registry import load_domains
 from synthlm.synth.rng import generator
+from synthlm.synth.role_ids import RoleIds
 from synthlm.synth.spec import load_spec
 
 RIGID_LANGUAGES = {"dyck", "shuffle_dyck", "nested_parens", "flat_parens"}  # any substitution breaks them
@@ -147,7 +147,7 @@ def test_every_domain_has_a_strategy():
     assert set(PARAMS) == set(load_domains())
 
 
-def corrupt_in_alphabet(rng: np.random.Generator, sequence: np.ndarray, start: int, layout: Layout) -> np.ndarray:
+def corrupt_in_alphabet(rng: np.random.Generator, sequence: np.ndarray, start: int, layout: RoleIds) -> np.ndarray:
     bad = sequence.copy()
     at = int(rng.integers(start, len(bad)))
     choices = np.setdiff1d(np.arange(layout.vocab_size), [bad[at]])

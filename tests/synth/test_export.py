@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cli_runner import run_cli
-from synthlm.synth import generate, load_spec, load_synthetic
+from synthlm.synth import build_dataset, load_spec, load_synthetic
 from synthlm.tokenizers import train_tokenizer
 
 
@@ -21,7 +21,7 @@ from synthlm.tokenizers import train_tokenizer
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "d"
     spec = load_spec({"num_tokens": "4K", "seed": 1, "domains": [{"type": "reverse", "vocab": {"num_vocab": 20}}, {"type": "dyck"}]})
-    generate(spec, out, quiet=True)
+    build_dataset(spec, out, quiet=True)
     return out
 
 

@@ -45,9 +45,9 @@ def test_promoters_are_distinct_seeded_and_sized():
 
 def test_layout_round_trips_and_names_ids():
     layout = layout_of()
-    from synthlm.synth.layout import Layout
+    from synthlm.synth.role_ids import RoleIds
 
-    assert Layout.from_dict(layout.to_dict()) == layout
+    assert RoleIds.from_dict(layout.to_dict()) == layout
     assert layout.symbol(layout.marker("answer")) == "<ans>"
     assert layout.symbol(layout.digit(7)) == "d7"
     assert layout.role_of(layout.promoters["search"][1]) == "promoter:search"

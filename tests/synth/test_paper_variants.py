@@ -17,7 +17,7 @@ from collections import Counter, deque
 import numpy as np
 import pytest
 
-from synthlm.synth.plan import bind_domains
+from synthlm.synth.generation_plan import bind_domains
 from synthlm.synth.rng import generator
 from synthlm.synth.spec import load_spec
 
@@ -264,11 +264,11 @@ def test_tilt_streams_match_the_original_loops_on_the_same_draws(seed):
 
 
 def test_tilt_documents_are_consecutive_chunks_and_budget_is_exact(tmp_path):
-    from synthlm.synth.generate import generate
+    from synthlm.synth.build import build_dataset
 
     spec = load_spec({"num_tokens": 5003, "seed": 1, "splits": {"train": 1.0, "valid": 0.0, "test": 0.0},
                       "domains": [{"type": "tilt_nested_parens", "length": 100}]})
-    manifest = generate(spec, tmp_path / "d", quiet=True)
+    manifest = build_dataset(spec, tmp_path / "d", quiet=True)
     assert manifest["num_tokens"] == 5003  # streams may cut their last document
     assert manifest["splits"]["valid"]["absent"] and not (tmp_path / "d" / "valid.bin").exists()
 
@@ -377,12 +377,12 @@ def test_seqthetic_delete():
 
 
 def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
-    from synthlm.synth.generate import generate
+    from synthlm.synth.build import build_dataset
 
     spec = load_spec({"num_tokens": 30_000, "seed": 5, "domains": [
         {"type": "wu_filter"}, {"type": "wu_sort"}, {"type": "seqthetic_delete", "length": {"min": 40, "max": 90},
                                                      "seq_to_delete_length": {"min": 2, "max": 9}},
         {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}}]})
-    one = generate(spec, tmp_path / "one", workers=1, quiet=True)
-    two = generate(spec, tmp_path / "two", workers=2, quiet=True)
+    one = build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
+    two = build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     assert one["splits"] == two["splits"]  # sha256 of every store file included

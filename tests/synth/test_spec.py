@@ -102,7 +102,7 @@ SEQTHETIC_CONFIGS = sorted(SEQTHETIC_DIR.glob("*.json"))
 def test_metalang_seqthetic_configs_run_unchanged(path):
     """metalang's synthetic_data/configs/*.json (../shared/data/seqthetic_configs) load as they are
     and generate sequences that follow Seqthetic's definitions (checked in test_paper_variants)."""
-    from synthlm.synth.plan import bind_domains
+    from synthlm.synth.generation_plan import bind_domains
     from synthlm.synth.rng import generator
 
     raw = json.loads(path.read_text())

@@ -12,7 +12,7 @@ import pytest
 
 from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
-from synthlm.synth import generate, load_spec, load_synthetic
+from synthlm.synth import build_dataset, load_spec, load_synthetic
 from synthlm.synth.spec import SPLITS
 
 MIXED = {
@@ -35,8 +35,8 @@ def files(directory: Path) -> dict[str, bytes]:
 
 def test_same_bytes_for_any_worker_count(tmp_path):
     spec = load_spec(MIXED)
-    generate(spec, tmp_path / "one", workers=1, quiet=True)
-    generate(spec, tmp_path / "two", workers=2, quiet=True)
+    build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
+    build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
     assert set(one) == set(two) and {"train.bin", "train.mask.bin", "manifest.json", "README.md", "card.svg"} <= set(one)
     assert all(one[name] == two[name] for name in one), [n for n in one if one[n] != two[n]]
@@ -44,7 +44,7 @@ def test_same_bytes_for_any_worker_count(tmp_path):
 
 def test_seed_changes_data_and_zero_is_an_ordinary_seed(tmp_path):
     for seed in (0, 1, -1):
-        generate(load_spec(MIXED, [f"seed={seed}"]), tmp_path / str(seed), quiet=True)
+        build_dataset(load_spec(MIXED, [f"seed={seed}"]), tmp_path / str(seed), quiet=True)
     data = {s: (tmp_path / str(s) / "train.bin").read_bytes() for s in (0, 1, -1)}
     assert len(set(data.values())) == 3
     assert json.loads((tmp_path / "0" / "manifest.json").read_text())["seed"] == 0
@@ -52,9 +52,9 @@ def test_seed_changes_data_and_zero_is_an_ordinary_seed(tmp_path):
 
 def test_missing_seed_is_recorded_and_the_manifest_reproduces(tmp_path):
     spec = load_spec({k: v for k, v in MIXED.items() if k != "seed"})
-    manifest = generate(spec, tmp_path / "a", quiet=True)
+    manifest = build_dataset(spec, tmp_path / "a", quiet=True)
     assert isinstance(manifest["seed"], int) and manifest["spec"]["seed"] == manifest["seed"]
-    generate(load_spec(tmp_path / "a" / "manifest.json"), tmp_path / "b", quiet=True)
+    build_dataset(load_spec(tmp_path / "a" / "manifest.json"), tmp_path / "b", quiet=True)
     assert files(tmp_path / "a") == files(tmp_path / "b")
 
 
@@ -65,7 +65,7 @@ def test_budget_is_exact_within_one_sequence(tmp_path):
         "num_tokens": 10_007, "seed": 3,
         "domains": [{"type": "copy", "length": 10, "weight": 3}, {"type": "reverse", "length": 5}],
     })
-    manifest = generate(spec, tmp_path / "d", quiet=True)
+    manifest = build_dataset(spec, tmp_path / "d", quiet=True)
     written = sum(TokenStore(tmp_path / "d" / s).num_tokens for s in SPLITS)
     assert written == manifest["num_tokens"]
     assert 0 <= 10_007 - written < 12, "total falls short by less than the last piece's sequence"
@@ -81,7 +81,7 @@ def test_budget_is_exact_within_one_sequence(tmp_path):
 @pytest.mark.parametrize("policy", ["output", "all", "none"])
 def test_mask_covers_exactly_the_output(tmp_path, policy):
     spec = load_spec({"num_tokens": 3000, "seed": 5, "domains": [{"type": "copy", "length": 6, "loss_mask": policy}]})
-    generate(spec, tmp_path / "d", quiet=True)
+    build_dataset(spec, tmp_path / "d", quiet=True)
     store = TokenStore(tmp_path / "d" / "train")
     expected = {"output": [0] * 8 + [1] * 6, "all": [1] * 14, "none": [0] * 14}[policy]
     assert len(store) > 0
@@ -95,9 +95,9 @@ def test_mask_covers_exactly_the_output(tmp_path, policy):
 def test_split_overlap_is_reported_and_dedup_removes_it(tmp_path):
     tiny = {"num_tokens": 3000, "seed": 1, "splits": {"train": 0.5, "valid": 0.25, "test": 0.25},
             "domains": [{"type": "first_token", "vocab": {"num_vocab": 3}, "length": {"min": 1, "max": 2}}]}
-    plain = generate(load_spec(tiny), tmp_path / "plain", quiet=True)
+    plain = build_dataset(load_spec(tiny), tmp_path / "plain", quiet=True)
     assert plain["splits"]["valid"]["domains"]["first_token"]["overlap_with_train"] > 0
-    deduped = generate(load_spec(tiny), tmp_path / "dedup", dedup_splits=True, quiet=True)
+    deduped = build_dataset(load_spec(tiny), tmp_path / "dedup", dedup_splits=True, quiet=True)
     train = {tuple(d.tolist()) for d in TokenStore(tmp_path / "dedup" / "train").iter_documents()}
     for split in ("valid", "test"):
         if deduped["splits"][split]["absent"]:  # every sequence was in train: no empty store is written
@@ -114,9 +114,9 @@ def test_existing_output_is_refused_before_any_work(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="--overwrite"):
-        generate(load_spec(MIXED), out, quiet=True)
+        build_dataset(load_spec(MIXED), out, quiet=True)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    generate(load_spec(MIXED), out, overwrite=True, quiet=True)
+    build_dataset(load_spec(MIXED), out, overwrite=True, quiet=True)
     assert (out / "manifest.json").is_file() and not (out / "keep.txt").exists()
 
 
@@ -136,7 +136,7 @@ def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(blocks, "make_block", flaky)
     with pytest.raises(RuntimeError):
-        generate(load_spec(MIXED), tmp_path / "d", quiet=True)
+        build_dataset(load_spec(MIXED), tmp_path / "d", quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -145,7 +145,7 @@ def test_memory_stays_bounded_by_blocks_not_by_the_budget(tmp_path):
     spec = load_spec({"num_tokens": "10M", "seed": 0, "domains": [{"type": "copy", "vocab": {"num_vocab": 1000}, "length": {"min": 200, "max": 400}}]})
     tracemalloc.start()
     try:
-        generate(spec, tmp_path / "d", quiet=True)
+        build_dataset(spec, tmp_path / "d", quiet=True)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -155,7 +155,7 @@ def test_memory_stays_bounded_by_blocks_not_by_the_budget(tmp_path):
 
 
 def test_stores_record_the_layout_vocabulary(tmp_path):
-    manifest = generate(load_spec(MIXED), tmp_path / "d", quiet=True)
+    manifest = build_dataset(load_spec(MIXED), tmp_path / "d", quiet=True)
     for split in SPLITS:
         store = TokenStore(tmp_path / "d" / split)
         assert store.vocab_size == manifest["layout"]["vocab_size"]
@@ -167,7 +167,7 @@ def test_stores_record_the_layout_vocabulary(tmp_path):
 def test_dataset_card_lists_domains_and_plots_them(tmp_path):
     import xml.etree.ElementTree as ET
 
-    manifest = generate(load_spec(MIXED), tmp_path / "d", quiet=True)
+    manifest = build_dataset(load_spec(MIXED), tmp_path / "d", quiet=True)
     readme = (tmp_path / "d" / "README.md").read_text()
     assert f"seed {manifest['seed']}" in readme and "![distributions](card.svg)" in readme
     for d in manifest["domains"]:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from synthlm.synth import generate, load_spec
+from synthlm.synth import build_dataset, load_spec
 from synthlm.train import load_run_config, run
 
 SPEC = {
@@ -25,7 +25,7 @@ SPEC = {
 
 @pytest.mark.slow
 def test_copy_and_reverse_are_learned_with_the_default_settings(tmp_path, data):
-    generate(load_spec(SPEC), tmp_path / "syn", quiet=True)
+    build_dataset(load_spec(SPEC), tmp_path / "syn", quiet=True)
     synthetic = {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic"}
     config = load_run_config(
         [

@@ -78,7 +78,7 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Generate train/valid/test token stores with loss masks, manifest.json and a dataset card."""
-    from synthlm.synth.generate import generate as run
+    from synthlm.synth.build import build_dataset as run
     from synthlm.synth.spec import load_spec
 
     loaded = load_spec(spec, overrides or [], num_tokens=tokens, seed=seed)

@@ -125,7 +125,7 @@ class DataConfig(Section):
 
 
 @dataclass(frozen=True)
-class VocabLayout:
+class ModelVocab:
     """Natural ids first, then a reserved meta-language range for synthetic data."""
 
     natural_size: int
@@ -170,7 +170,7 @@ def source_vocab_needed(source: SourceConfig | EvalSetConfig, seed: int) -> int:
     return synthetic_vocab_needed(source.path)
 
 
-def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0) -> VocabLayout:
+def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0) -> ModelVocab:
     """Decide the model's id layout and fail fast on anything that cannot fit."""
     check_paths(data)
     synthetic = [s for s in data.sources if s.kind == "synthetic"] + [e for e in data.eval if e.kind == "synthetic"]
@@ -185,7 +185,7 @@ def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int
         if source.kind == "natural" and source.path is not None:
             check_store_ids(TokenStore(source.path, check_ids=False), natural_vocab_size)
     size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
-    return VocabLayout(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
+    return ModelVocab(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
 
 
 def check_store_ids(store: TokenStore, vocab_size: int) -> None:
@@ -404,7 +404,7 @@ class PackedSource:
 class Mixture:
     """Deterministic weighted blend of packed sources; ``sample(i)`` is a pure function of i."""
 
-    def __init__(self, data: DataConfig, *, seed: int, layout: VocabLayout, eos_id: int) -> None:
+    def __init__(self, data: DataConfig, *, seed: int, layout: ModelVocab, eos_id: int) -> None:
         self.data = data
         self.seed = seed
         self.layout = layout

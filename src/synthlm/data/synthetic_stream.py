@@ -43,7 +43,7 @@ def load_plan(spec: Path | dict[str, Any], seed: int, where: str) -> Any:
 
 
 def _load_plan(spec: Path | dict[str, Any], seed: int, where: str) -> Any:
-    from synthlm.synth.plan import make_plan
+    from synthlm.synth.generation_plan import make_plan
     from synthlm.synth.spec import load_spec
 
     try:

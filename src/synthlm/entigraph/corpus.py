@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthlm.entigraph.plan import STEPS
 from synthlm.entigraph.records import iter_log
+from synthlm.entigraph.requests import STEPS
 from synthlm.fileio import atomic_path
 
 GENERATIONS = "generations.jsonl"

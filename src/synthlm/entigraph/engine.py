@@ -21,14 +21,14 @@ from typing import Any
 from synthlm.entigraph.backends.base import Backend, Completion, FatalError, TransientError
 from synthlm.entigraph.costs import Budget, Usage
 from synthlm.entigraph.documents import Document
-from synthlm.entigraph.plan import (
+from synthlm.entigraph.records import AppendLog, GroupCommitLog
+from synthlm.entigraph.requests import (
     InvalidReply,
     Key,
     entity_values,
     follow_up_keys,
     parse_entity_reply,
 )
-from synthlm.entigraph.records import AppendLog, GroupCommitLog
 from synthlm.entigraph.retry import PauseGate, RetryPolicy, sleep_unless
 from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState

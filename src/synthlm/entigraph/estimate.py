@@ -17,7 +17,7 @@ from typing import Any
 from synthlm.entigraph.backends.base import Backend
 from synthlm.entigraph.costs import Prices, format_cost
 from synthlm.entigraph.documents import Document
-from synthlm.entigraph.plan import STEP_SIZES, STEPS, Key, entity_values
+from synthlm.entigraph.requests import STEP_SIZES, STEPS, Key, entity_values
 from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState
 from synthlm.entigraph.templates import PromptSet, document_values

@@ -29,9 +29,9 @@ from synthlm.entigraph.costs import Prices, Usage
 from synthlm.entigraph.documents import Document, FieldNames, read_documents
 from synthlm.entigraph.engine import Engine
 from synthlm.entigraph.estimate import Estimate, estimate_run
-from synthlm.entigraph.plan import STEPS
 from synthlm.entigraph.progress import Progress
 from synthlm.entigraph.records import AppendLog
+from synthlm.entigraph.requests import STEPS
 from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState, directory_lock
 from synthlm.entigraph.templates import PromptSet

@@ -19,8 +19,8 @@ from typing import Any
 from synthlm.entigraph.corpus import FAILURES, GENERATIONS, truncated
 from synthlm.entigraph.costs import Usage
 from synthlm.entigraph.documents import Document
-from synthlm.entigraph.plan import Key, follow_up_keys
 from synthlm.entigraph.records import iter_log
+from synthlm.entigraph.requests import Key, follow_up_keys
 from synthlm.errors import UserError
 
 IDENTITY_FIELDS = ("model", "prompts_sha256", "seed")

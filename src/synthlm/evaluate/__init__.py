@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.errors import UserError
 from synthlm.evaluate import perplexity as _perplexity  # noqa: F401  (registers "natural")
 from synthlm.evaluate import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
@@ -68,7 +68,7 @@ def evaluate_model(
     model: Any,
     eval_sets: list[EvalSetConfig],
     *,
-    layout: VocabLayout,
+    layout: ModelVocab,
     tokenizer: AnyTokenizer,
     seq_len: int,
     batch_size: int,

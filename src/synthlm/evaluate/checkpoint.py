@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from synthlm.data.mixture import VocabLayout
+from synthlm.data.mixture import ModelVocab
 from synthlm.errors import UserError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Checkpoint:
     path: Path
     model: Any  # transformers PreTrainedModel, in eval mode
     tokenizer: HFTokenizer  # transformers tokenizer
-    layout: VocabLayout
+    layout: ModelVocab
     config: dict[str, Any]  # the resolved training config ({} for a foreign model)
 
     @property
@@ -127,7 +127,7 @@ def read_training_config(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def recorded_layout(path: Path) -> VocabLayout | None:
+def recorded_layout(path: Path) -> ModelVocab | None:
     """The layout from ``synthlm.json`` (``{"layout": {...}}``), if the checkpoint has one."""
     info_file = path / "synthlm.json"
     if not info_file.is_file():
@@ -139,12 +139,12 @@ def recorded_layout(path: Path) -> VocabLayout | None:
     if not isinstance(layout, dict):
         return None
     try:
-        return VocabLayout(**{k: int(layout[k]) for k in ("natural_size", "meta_offset", "meta_size", "model_vocab_size")})
+        return ModelVocab(**{k: int(layout[k]) for k in ("natural_size", "meta_offset", "meta_size", "model_vocab_size")})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{info_file}: layout is incomplete ({exc}); expected natural_size, meta_offset, meta_size, model_vocab_size") from None
 
 
-def layout_from_config(config: dict[str, Any], natural_size: int) -> VocabLayout | None:
+def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab | None:
     """Rebuild the layout as training did: ``build_layout(data, tokenizer size, num_meta_tokens)``."""
     if "data" not in config:
         return None
@@ -156,12 +156,12 @@ def layout_from_config(config: dict[str, Any], natural_size: int) -> VocabLayout
     return build_layout(data, natural_size, meta)
 
 
-def infer_layout(natural_size: int, model_vocab_size: int) -> VocabLayout:
+def infer_layout(natural_size: int, model_vocab_size: int) -> ModelVocab:
     """Foreign checkpoints: every embedding row past the tokenizer is meta range."""
-    return VocabLayout(natural_size, natural_size, max(0, model_vocab_size - natural_size), model_vocab_size)
+    return ModelVocab(natural_size, natural_size, max(0, model_vocab_size - natural_size), model_vocab_size)
 
 
-def checkpoint_layout(path: Path, config: dict[str, Any], natural_size: int, model_vocab_size: int) -> VocabLayout:
+def checkpoint_layout(path: Path, config: dict[str, Any], natural_size: int, model_vocab_size: int) -> ModelVocab:
     layout = recorded_layout(path) or layout_from_config(config, natural_size) or infer_layout(natural_size, model_vocab_size)
     if layout.model_vocab_size > model_vocab_size:
         raise UserError(

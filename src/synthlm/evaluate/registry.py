@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from synthlm.data.mixture import EvalSetConfig, VocabLayout
+from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.registry import Registry
 
 
@@ -21,7 +21,7 @@ class EvalContext:
 
     model: Any  # the causal LM as the caller holds it (maybe DDP/FSDP-wrapped): forward passes
     generator: Any  # the bare HF model under any wrapper: ``.generate``
-    layout: VocabLayout
+    layout: ModelVocab
     eos_id: int
     pad_id: int
     seq_len: int

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthlm.data.mixture import EvalSetConfig, VocabLayout, synthetic_vocab_needed
+from synthlm.data.mixture import EvalSetConfig, ModelVocab, synthetic_vocab_needed
 from synthlm.errors import UserError
 from synthlm.evaluate.loss import LossTotal, batched, rows_loss
 from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
@@ -50,7 +50,7 @@ def round_robin(owners: np.ndarray) -> np.ndarray:
 
 
 def document_rows(
-    store, *, layout: VocabLayout, eos_id: int, seq_len: int, max_tokens: int, order=None
+    store, *, layout: ModelVocab, eos_id: int, seq_len: int, max_tokens: int, order=None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(shifted tokens + EOS, loss mask) per document of ``order`` (default: store order), cut
     to ``seq_len``, ``max_tokens`` in total."""
@@ -68,7 +68,7 @@ def document_rows(
         yield tokens, targets
 
 
-def to_synthetic(generated: list[int], *, layout: VocabLayout, eos_id: int, keep: int) -> np.ndarray:
+def to_synthetic(generated: list[int], *, layout: ModelVocab, eos_id: int, keep: int) -> np.ndarray:
     """The first ``keep`` generated ids, cut at EOS, shifted back; non-meta ids become -1."""
     row = generated[:keep]
     if eos_id in row:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthlm.data.mixture import VocabLayout
+from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.files import detect_format, read_rows
@@ -77,7 +77,7 @@ def default_metrics(cfg: FinetuneConfig, task: Task | None, kind: str) -> tuple[
     return task.metrics if task is not None else ("exact_match", "rouge_l")
 
 
-def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: VocabLayout, *, progress: bool = False) -> PairSet:
+def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: ModelVocab, *, progress: bool = False) -> PairSet:
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
     kind = detect_format(path, cfg.format)
     if kind == "synthetic":
@@ -130,7 +130,7 @@ def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:
     return np.append(body[: limit - 1], eos), cut
 
 
-def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: VocabLayout) -> PairSet:
+def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: ModelVocab) -> PairSet:
     from synthlm.synth import load_synthetic
 
     dataset = load_synthetic(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthlm.data.mixture import VOCAB_MULTIPLE, VocabLayout, round_up
+from synthlm.data.mixture import VOCAB_MULTIPLE, ModelVocab, round_up
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.data import PairDataset, PairSet, load_pairs
@@ -111,9 +111,9 @@ def load_pair_tokenizer(config: RunConfig, cfg: FinetuneConfig) -> Any:
     return tokenizer
 
 
-def pair_layout(natural_size: int, num_meta_tokens: int) -> VocabLayout:
+def pair_layout(natural_size: int, num_meta_tokens: int) -> ModelVocab:
     """Natural ids, then the meta range synthetic pairs use (as in pretraining)."""
-    return VocabLayout(natural_size, natural_size, num_meta_tokens, round_up(natural_size + num_meta_tokens, VOCAB_MULTIPLE))
+    return ModelVocab(natural_size, natural_size, num_meta_tokens, round_up(natural_size + num_meta_tokens, VOCAB_MULTIPLE))
 
 
 def check_synthetic_metrics(sets: dict[str, PairSet]) -> None:

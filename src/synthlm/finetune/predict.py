@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthlm.data.mixture import VocabLayout
+from synthlm.data.mixture import ModelVocab
 from synthlm.finetune.data import Pair, PairSet
 from synthlm.finetune.metrics import compute_metrics
 
@@ -64,21 +64,21 @@ def predicted_texts(tokenizer: Tokenizer, outputs: list[list[int]]) -> list[str]
     return [tokenizer.decode(row, skip_special=True).strip() for row in outputs]
 
 
-def synthetic_answer(row: list[int], layout: VocabLayout) -> np.ndarray:
+def synthetic_answer(row: list[int], layout: ModelVocab) -> np.ndarray:
     """Model ids back to the dataset's ids; ids outside the meta range become -1 (never right)."""
     ids = np.asarray(row, dtype=np.int64) - layout.meta_offset
     ids[(ids < 0) | (ids >= layout.meta_size)] = -1
     return ids
 
 
-def synthetic_correct(pairs: PairSet, outputs: list[list[int]], layout: VocabLayout) -> list[bool]:
+def synthetic_correct(pairs: PairSet, outputs: list[list[int]], layout: ModelVocab) -> list[bool]:
     return [
         bool(pairs.dataset.score(p.domain, p.prompt, synthetic_answer(row, layout)))
         for p, row in zip(pairs.pairs, outputs)
     ]
 
 
-def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: VocabLayout) -> dict[str, float]:
+def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab) -> dict[str, float]:
     """Metrics of ``outputs`` (one per pair of ``pairs.pairs``; every pair has a reference)."""
     if pairs.kind == "synthetic":
         return {"accuracy": float(np.mean(synthetic_correct(pairs, outputs, layout)))} if outputs else {}
@@ -86,7 +86,7 @@ def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout
     return compute_metrics(pairs.metrics, predicted_texts(tokenizer, outputs), references, pairs.label_words)
 
 
-def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: VocabLayout) -> list[dict[str, Any]]:
+def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab) -> list[dict[str, Any]]:
     """One JSON record per pair: input, prediction, and the reference when there is one."""
     if pairs.kind == "synthetic":
         correct = synthetic_correct(pairs, outputs, layout)

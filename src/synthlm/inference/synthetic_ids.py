@@ -3,7 +3,7 @@
 A synthetic dataset's ids only mean something through its layout (manifest.json): ``17`` is
 content, ``<ans>`` the answer marker, ``d3`` the digit three, ``P.copy0`` the first promoter id
 of domain ``copy``. These are exactly the names ``synthlm synth preview`` shows
-(:meth:`synthlm.synth.layout.Layout.symbol`), so a prompt copied from a preview, from an eval
+(:meth:`synthlm.synth.role_ids.Layout.symbol`), so a prompt copied from a preview, from an eval
 predictions dump or from a ``generate --synthetic`` output reads back to the same ids.
 
 Inside a model the ids sit shifted into the meta-language range (``layout.meta_offset + id``, as

@@ -13,22 +13,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Bound eagerly: the submodule of the same name would otherwise shadow the function once imported.
-from synthlm.synth.generate import generate  # noqa: F401 (exported via __all__)
-
 _EXPORTS = {
     "Example": "dataset", "SyntheticDataset": "dataset", "load_synthetic": "dataset", "score": "dataset",
     "Batch": "domain", "Domain": "domain", "Malformed": "domain",
-    "Layout": "layout",
-    "Plan": "plan", "make_plan": "plan",
+    "RoleIds": "role_ids",
+    "Plan": "generation_plan", "make_plan": "generation_plan",
+    "build_dataset": "build",
     "DOMAINS": "registry", "load_domains": "registry", "register_domain": "registry",
     "load_spec": "spec", "resolve_seed": "spec", "spec_schema": "spec",
     "verify_dataset": "verify",
 }
-__all__ = sorted([*_EXPORTS, "generate"])
+# ``generate`` was the name of ``build_dataset`` before the module was renamed (the word now
+# means sampling text, :mod:`synthlm.inference.sampling`); kept for scripts that import it
+_ALIASES = {"generate": "build_dataset"}
+__all__ = sorted([*_EXPORTS, *_ALIASES])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _ALIASES:
+        return __getattr__(_ALIASES[name])
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
@@ -37,4 +40,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_ALIASES])

@@ -55,7 +55,7 @@ def _init_worker(spec_json: str, parent: int | None = None) -> None:
     global _WORKER_PLAN
     if parent is not None:
         die_with_parent(parent)
-    from synthlm.synth.plan import make_plan
+    from synthlm.synth.generation_plan import make_plan
     from synthlm.synth.spec import spec_schema
 
     _WORKER_PLAN = make_plan(spec_schema().model_validate(json.loads(spec_json)))

@@ -22,8 +22,8 @@ import numpy as np
 from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
 from synthlm.synth.domain import Domain
+from synthlm.synth.generation_plan import bind_domains
 from synthlm.synth.manifest import read_manifest
-from synthlm.synth.plan import bind_domains
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, spec_schema
 
 

@@ -18,9 +18,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from synthlm.synth.layout import DomainNeeds, Layout
 from synthlm.synth.params import DomainParams
 from synthlm.synth.ragged import Ragged, assemble
+from synthlm.synth.role_ids import DomainNeeds, RoleIds
 
 
 class Malformed(Exception):
@@ -54,7 +54,7 @@ class Domain:
     output_marker: ClassVar[str] = "answer"
     block_tokens: ClassVar[int] = 1 << 16  # tokens per generated block (Python-heavy domains use less)
 
-    def __init__(self, params: DomainParams, layout: Layout, name: str | None = None, key: int = 0) -> None:
+    def __init__(self, params: DomainParams, layout: RoleIds, name: str | None = None, key: int = 0) -> None:
         self.params = params
         self.key = int(key)  # 64-bit key from (seed, domain index) for implicit tables
         self.layout = layout

@@ -12,7 +12,7 @@ import numpy as np
 
 from synthlm.errors import UserError
 from synthlm.synth.blocks import make_block
-from synthlm.synth.plan import make_plan
+from synthlm.synth.generation_plan import make_plan
 from synthlm.synth.spec import DatasetSpecBase
 
 INLINE_MARKERS = ("word", "row")  # separators inside an input, shown inline

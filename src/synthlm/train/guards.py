@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthlm.data.mixture import VocabLayout
+from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.schedules import ScheduleConfig, build_schedule
 
@@ -24,7 +24,7 @@ PROBE = "The quick brown fox, 1234: jumps? Über naïve café\n\tend."
 
 
 def check_init_from(
-    init_from: Path | None, layout: VocabLayout, tokenizer: Any, hf_vocab_size: int | None
+    init_from: Path | None, layout: ModelVocab, tokenizer: Any, hf_vocab_size: int | None
 ) -> None:
     """Refuse an ``init_from`` checkpoint whose tokenizer or id layout differs from the run's."""
     if init_from is None:

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from synthlm.data.mixture import DataConfig, Mixture, VocabLayout, build_layout, check_paths
+from synthlm.data.mixture import DataConfig, Mixture, ModelVocab, build_layout, check_paths
 from synthlm.errors import ConfigError
 from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import RunConfig, TrainConfig
@@ -66,7 +66,7 @@ def plan_batch(train: TrainConfig, processes: int) -> BatchPlan:
 class RunPlan:
     config: RunConfig
     tokenizer: Tokenizer  # the tokenizer the run trains with (extended with T5 tokens when needed)
-    layout: VocabLayout
+    layout: ModelVocab
     model_config: PretrainedConfig
     batch: BatchPlan
     total_steps: int

@@ -42,7 +42,7 @@ class DomainNeeds:
 
 
 @dataclass(frozen=True)
-class Layout:
+class RoleIds:
     content_size: int
     markers: dict[str, int]
     digits_start: int | None
@@ -50,7 +50,7 @@ class Layout:
     vocab_size: int = 0
 
     @classmethod
-    def build(cls, needs: list[DomainNeeds], seed: int) -> Layout:
+    def build(cls, needs: list[DomainNeeds], seed: int) -> RoleIds:
         content = max(n.content for n in needs)
         used = {m for n in needs for m in n.markers}
         unknown = used - set(MARKERS)
@@ -135,7 +135,7 @@ class Layout:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Layout:
+    def from_dict(cls, data: dict[str, Any]) -> RoleIds:
         digits = data.get("digits")
         return cls(
             content_size=int(data["content"]["stop"]),

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthlm.synth.domain import Domain
-from synthlm.synth.layout import Layout
 from synthlm.synth.registry import domain_class
 from synthlm.synth.rng import table_key
+from synthlm.synth.role_ids import RoleIds
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, domain_name
 
 
 @dataclass
 class Plan:
     spec: DatasetSpecBase
-    layout: Layout
+    layout: RoleIds
     domains: list[Domain]
     budgets: np.ndarray  # (splits, domains) tokens
 
@@ -35,12 +35,12 @@ class Plan:
         return [d.name for d in self.domains]
 
 
-def bind_domains(spec: DatasetSpecBase, seed: int) -> tuple[Layout, list[Domain]]:
+def bind_domains(spec: DatasetSpecBase, seed: int) -> tuple[RoleIds, list[Domain]]:
     """The layout for the spec's domains, and each domain bound to it."""
     classes = [domain_class(d.type) for d in spec.domains]  # type: ignore[attr-defined]
     names = [domain_name(d) for d in spec.domains]
     needs = [cls.needs(d, name, spec.promoter_length_of(d)) for cls, d, name in zip(classes, spec.domains, names)]
-    layout = Layout.build(needs, seed)
+    layout = RoleIds.build(needs, seed)
     domains = [cls(d, layout, name, key=int(table_key(seed, i))) for i, (cls, d, name) in enumerate(zip(classes, spec.domains, names))]
     return layout, domains
 

@@ -34,8 +34,8 @@ from synthlm.errors import UserError
 from synthlm.fileio import check_output, temp_name
 from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.blocks import Block, BlockSource
+from synthlm.synth.generation_plan import Plan, make_plan
 from synthlm.synth.manifest import data_files
-from synthlm.synth.plan import Plan, make_plan
 from synthlm.synth.rng import sequence_hashes
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, resolve_seed
 
@@ -115,7 +115,7 @@ class Run:
         return bool(self.resume) and where == (split, domain)
 
 
-def generate(
+def build_dataset(
     spec: DatasetSpecBase,
     out: str | Path,
     *,
