@@ -47,18 +47,35 @@ def main() -> None:
     from synthlm.models import ModelConfig, build_model
 
     shapes = {
-        "width 64, vocab 320": ({"hidden_size": 64, "intermediate_size": 176, "num_attention_heads": 4}, 320),
-        "width 256, vocab 320": ({"hidden_size": 256, "intermediate_size": 704, "num_attention_heads": 4}, 320),
-        "width 256, vocab 32000": ({"hidden_size": 256, "intermediate_size": 704, "num_attention_heads": 4}, 32000),
+        "width 64, vocab 320": (
+            {"hidden_size": 64, "intermediate_size": 176, "num_attention_heads": 4},
+            320,
+        ),
+        "width 256, vocab 320": (
+            {"hidden_size": 256, "intermediate_size": 704, "num_attention_heads": 4},
+            320,
+        ),
+        "width 256, vocab 32000": (
+            {"hidden_size": 256, "intermediate_size": 704, "num_attention_heads": 4},
+            32000,
+        ),
     }
-    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} thread(s), seq 128 x batch 8, "
-          f"2 layers, median of {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} "
+        f"thread(s), seq 128 x batch 8, "
+        f"2 layers, median of {args.rounds} rounds x {args.steps} steps"
+    )
     for label, (overrides, vocab) in shapes.items():
         torch.manual_seed(0)
-        cfg = ModelConfig(arch="llama", preset="tiny", overrides={**overrides, "num_hidden_layers": 2})
+        cfg = ModelConfig(
+            arch="llama", preset="tiny", overrides={**overrides, "num_hidden_layers": 2}
+        )
         ids = torch.randint(0, vocab, (8, 128))
-        variants = {(loss, bf16): step_fn(build_model(cfg, vocab_size=vocab), ids, loss, bf16)
-                    for loss in ("hf", "synthlm") for bf16 in (False, True)}
+        variants = {
+            (loss, bf16): step_fn(build_model(cfg, vocab_size=vocab), ids, loss, bf16)
+            for loss in ("hf", "synthlm")
+            for bf16 in (False, True)
+        }
         times: dict[tuple[str, bool], list[float]] = {k: [] for k in variants}
         for fn in variants.values():
             fn()  # warm-up
@@ -69,8 +86,11 @@ def main() -> None:
                     fn()
                 times[key].append((time.process_time() - start) / args.steps)
         base = statistics.median(times[("hf", False)])
-        cells = [f"{loss}{' bf16' if bf16 else ' fp32'} {statistics.median(t) * 1e3:.1f} ms ({statistics.median(t) / base:.2f}x)"
-                 for (loss, bf16), t in times.items()]
+        cells = [
+            f"{loss}{' bf16' if bf16 else ' fp32'} {statistics.median(t) * 1e3:.1f} ms "
+            f"({statistics.median(t) / base:.2f}x)"
+            for (loss, bf16), t in times.items()
+        ]
         print(f"{label:24} | " + " | ".join(cells))
 
 

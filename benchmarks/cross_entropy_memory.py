@@ -28,7 +28,11 @@ def child(kind: str, batch: int, seq: int, vocab: int) -> dict[str, float]:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     logits = torch.randn(batch, seq, vocab, device=dev, dtype=torch.bfloat16, requires_grad=True)
     labels = torch.randint(0, vocab, (batch, seq), device=dev)
-    base = torch.cuda.memory_allocated() if dev == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = (
+        torch.cuda.memory_allocated()
+        if dev == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     if dev == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -38,8 +42,16 @@ def child(kind: str, batch: int, seq: int, vocab: int) -> dict[str, float]:
         losses = token_cross_entropy(logits, labels, chunk_tokens=auto_chunk(vocab))  # as on a GPU
     losses.sum().backward()
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() if dev == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"extra_gb": (peak - base) / 2**30, "logits_gb": logits.numel() * 2 / 2**30, "seconds": seconds}
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {
+        "extra_gb": (peak - base) / 2**30,
+        "logits_gb": logits.numel() * 2 / 2**30,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -54,9 +66,17 @@ def main() -> None:
         return
     shape = ["--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab)]
     for kind in ("plain", "synthlm"):
-        out = subprocess.run([sys.executable, __file__, "--child", kind, *shape], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, *shape],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{kind:8} logits {r['logits_gb']:.2f} GB (bf16) | peak above them {r['extra_gb']:.2f} GB | {r['seconds']:.2f} s")
+        print(
+            f"{kind:8} logits {r['logits_gb']:.2f} GB (bf16) | peak above them "
+            f"{r['extra_gb']:.2f} GB | {r['seconds']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -43,16 +43,34 @@ def write_docs(directory: Path, count: int) -> Path:
     with open(path, "w", encoding="utf-8") as handle:
         for index in range(count):
             chunk = text[index * 3000 : (index + 1) * 3000]
-            handle.write(json.dumps({"id": f"doc{index}", "title": f"Part {index}", "author": "Shakespeare", "text": chunk}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": f"doc{index}",
+                        "title": f"Part {index}",
+                        "author": "Shakespeare",
+                        "text": chunk,
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
-def run_ours(docs: Path, out: Path, url: str, concurrency: int, max_triples: int) -> tuple[float, int]:
+def run_ours(
+    docs: Path, out: Path, url: str, concurrency: int, max_triples: int
+) -> tuple[float, int]:
     from synthlm.entigraph import EntiGraphConfig, run_entigraph
 
     cfg = EntiGraphConfig(
-        docs=docs, out=out, model="bench", base_url=url, api_key_env=KEY_ENV, concurrency=concurrency,
-        max_triples=max_triples, quiet=True,
+        docs=docs,
+        out=out,
+        model="bench",
+        base_url=url,
+        api_key_env=KEY_ENV,
+        concurrency=concurrency,
+        max_triples=max_triples,
+        quiet=True,
     )
     start = time.perf_counter()
     report = run_entigraph(cfg)
@@ -72,7 +90,9 @@ def run_reference(docs: Path, out: Path, url: str, max_triples: int) -> tuple[fl
 
     def ask(key: Key, values: dict[str, str]) -> str:
         messages = prompts.messages(key.step, {**values, **entity_values(key)})
-        reply = client.chat.completions.create(model="bench", messages=messages, max_tokens=1024, temperature=1.0)
+        reply = client.chat.completions.create(
+            model="bench", messages=messages, max_tokens=1024, temperature=1.0
+        )
         return reply.choices[0].message.content
 
     done = 0
@@ -91,25 +111,43 @@ def run_reference(docs: Path, out: Path, url: str, max_triples: int) -> tuple[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=3)
     parser.add_argument("--entities", type=int, default=8)
     parser.add_argument("--max-triples", type=int, default=20)
-    parser.add_argument("--latency", type=float, default=0.05, help="Seconds the server takes per request.")
+    parser.add_argument(
+        "--latency", type=float, default=0.05, help="Seconds the server takes per request."
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ[KEY_ENV] = "bench-key"
     import openai  # noqa: F401  (imported before timing: both sides use it, only one would pay)
+
     times: dict[str, list[float]] = {"ours": [], "ours_c1": [], "reference": []}
     counts: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(delay=args.latency, entities_per_doc=args.entities, expected_key="bench-key") as fake:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeOpenAI(
+            delay=args.latency, entities_per_doc=args.entities, expected_key="bench-key"
+        ) as fake,
+    ):
         docs = write_docs(Path(tmp), args.docs)
-        for repeat in range(args.repeats):  # interleaved, so load on a shared machine hits all alike
+        for repeat in range(
+            args.repeats
+        ):  # interleaved, so load on a shared machine hits all alike
             runs = {
-                "ours": lambda r=repeat: run_ours(docs, Path(tmp) / f"ours{r}", fake.url, args.concurrency, args.max_triples),
-                "ours_c1": lambda r=repeat: run_ours(docs, Path(tmp) / f"c1-{r}", fake.url, 1, args.max_triples),
-                "reference": lambda r=repeat: run_reference(docs, Path(tmp) / f"ref{r}.jsonl", fake.url, args.max_triples),
+                "ours": lambda r=repeat: run_ours(
+                    docs, Path(tmp) / f"ours{r}", fake.url, args.concurrency, args.max_triples
+                ),
+                "ours_c1": lambda r=repeat: run_ours(
+                    docs, Path(tmp) / f"c1-{r}", fake.url, 1, args.max_triples
+                ),
+                "reference": lambda r=repeat: run_reference(
+                    docs, Path(tmp) / f"ref{r}.jsonl", fake.url, args.max_triples
+                ),
             }
             for name, call in runs.items():
                 seconds, done = call()
@@ -119,11 +157,21 @@ def main() -> None:
         raise SystemExit(f"the runs disagree on the number of generations: {counts}")
     requests = counts["ours"]
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"{requests} requests ({args.docs} docs x {args.entities} entities), server latency {args.latency * 1000:.0f} ms, {args.repeats} repeats")
-    for name, label in (("ours", f"synthlm --concurrency {args.concurrency}"), ("ours_c1", "synthlm --concurrency 1"), ("reference", "reference (sequential)")):
+    print(
+        f"{requests} requests ({args.docs} docs x {args.entities} entities), server "
+        f"latency {args.latency * 1000:.0f} ms, {args.repeats} repeats"
+    )
+    for name, label in (
+        ("ours", f"synthlm --concurrency {args.concurrency}"),
+        ("ours_c1", "synthlm --concurrency 1"),
+        ("reference", "reference (sequential)"),
+    ):
         print(f"  {label:<28} median {medians[name]:7.3f} s  {requests / medians[name]:8.1f} req/s")
-    print(f"  speed-up vs reference: {medians['reference'] / medians['ours']:.1f}x at --concurrency {args.concurrency}; "
-          f"{medians['reference'] / medians['ours_c1']:.2f}x at --concurrency 1")
+    print(
+        f"  speed-up vs reference: {medians['reference'] / medians['ours']:.1f}x at "
+        f"--concurrency {args.concurrency}; "
+        f"{medians['reference'] / medians['ours_c1']:.2f}x at --concurrency 1"
+    )
     overhead = (medians["ours_c1"] - medians["reference"]) / requests * 1000
     print(f"  our per-request overhead at equal parallelism: {overhead:+.2f} ms")
 

@@ -43,8 +43,16 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
 def model() -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=320, hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4,
-        num_key_value_heads=4, max_position_embeddings=1024, eos_token_id=256, pad_token_id=257, bos_token_id=None,
+        vocab_size=320,
+        hidden_size=256,
+        intermediate_size=704,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        eos_token_id=256,
+        pad_token_id=257,
+        bos_token_id=None,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -71,7 +79,14 @@ def bench_generate(lm, tok, text: str, args) -> None:
         for prompt in prompts:
             ids = tok(prompt, return_tensors="pt")
             with torch.no_grad():
-                row = lm.generate(**ids, do_sample=False, max_new_tokens=args.new_tokens, pad_token_id=257, eos_token_id=256, use_cache=use_cache)
+                row = lm.generate(
+                    **ids,
+                    do_sample=False,
+                    max_new_tokens=args.new_tokens,
+                    pad_token_id=257,
+                    eos_token_id=256,
+                    use_cache=use_cache,
+                )
             out.append(tok.decode(row[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
         return out
 
@@ -80,10 +95,22 @@ def bench_generate(lm, tok, text: str, args) -> None:
     t_nocache, nocache_texts = median_time(lambda: loop(False), max(1, args.repeats // 2))
     same = texts == loop_texts == nocache_texts
     tokens = args.prompts * args.new_tokens
-    print(f"generate: {args.prompts} prompts x {args.new_tokens} new tokens, greedy (same text: {same})", flush=True)
+    print(
+        f"generate: {args.prompts} prompts x {args.new_tokens} new tokens, greedy (same "
+        f"text: {same})",
+        flush=True,
+    )
     print(f"  synthlm batched+KV   {t_ours:8.3f} s  {tokens / t_ours:8.0f} tok/s", flush=True)
-    print(f"  per-prompt loop+KV   {t_loop:8.3f} s  {tokens / t_loop:8.0f} tok/s   ratio {t_loop / t_ours:5.2f}x", flush=True)
-    print(f"  per-prompt no cache  {t_nocache:8.3f} s  {tokens / t_nocache:8.0f} tok/s   ratio {t_nocache / t_ours:5.2f}x", flush=True)
+    print(
+        f"  per-prompt loop+KV   {t_loop:8.3f} s  {tokens / t_loop:8.0f} tok/s   ratio "
+        f"{t_loop / t_ours:5.2f}x",
+        flush=True,
+    )
+    print(
+        f"  per-prompt no cache  {t_nocache:8.3f} s  {tokens / t_nocache:8.0f} tok/s   "
+        f"ratio {t_nocache / t_ours:5.2f}x",
+        flush=True,
+    )
 
 
 def bench_eval(lm, tok, text: str, args) -> None:
@@ -95,11 +122,21 @@ def bench_eval(lm, tok, text: str, args) -> None:
         eval_set = EvalSetConfig(name="valid", path=store.prefix, max_tokens=len(ids))
 
         def ours():
-            return evaluate_model(lm, [eval_set], layout=layout, tokenizer=tok, seq_len=args.seq_len, batch_size=8, device=torch.device("cpu"))["eval/valid/loss"]
+            return evaluate_model(
+                lm,
+                [eval_set],
+                layout=layout,
+                tokenizer=tok,
+                seq_len=args.seq_len,
+                batch_size=8,
+                device=torch.device("cpu"),
+            )["eval/valid/loss"]
 
         def hf_recipe():
             nll, count = 0.0, 0
-            for window in windows(TokenStore(store.prefix), seq_len=args.seq_len, eos_id=256, max_tokens=len(ids)):
+            for window in windows(
+                TokenStore(store.prefix), seq_len=args.seq_len, eos_id=256, max_tokens=len(ids)
+            ):
                 x = torch.as_tensor(window, dtype=torch.long)[None]
                 with torch.no_grad():
                     loss = lm(x, labels=x).loss
@@ -110,13 +147,23 @@ def bench_eval(lm, tok, text: str, args) -> None:
         t_ours, loss = median_time(ours, args.repeats)
         t_hf, hf_loss = median_time(hf_recipe, args.repeats)
     tokens = len(ids)
-    print(f"eval: {tokens} tokens, seq_len {args.seq_len} (loss {loss:.5f} vs {hf_loss:.5f}, |diff| {abs(loss - hf_loss):.1e})", flush=True)
+    print(
+        f"eval: {tokens} tokens, seq_len {args.seq_len} (loss {loss:.5f} vs {hf_loss:.5f}, "
+        f"|diff| {abs(loss - hf_loss):.1e})",
+        flush=True,
+    )
     print(f"  synthlm batch 8      {t_ours:8.3f} s  {tokens / t_ours:8.0f} tok/s", flush=True)
-    print(f"  HF recipe, batch 1   {t_hf:8.3f} s  {tokens / t_hf:8.0f} tok/s   ratio {t_hf / t_ours:5.2f}x", flush=True)
+    print(
+        f"  HF recipe, batch 1   {t_hf:8.3f} s  {tokens / t_hf:8.0f} tok/s   ratio "
+        f"{t_hf / t_ours:5.2f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=64)

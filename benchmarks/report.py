@@ -118,7 +118,8 @@ def main() -> None:
         size = sum((r / "metrics.jsonl").stat().st_size for r in runs) / 1e6
     print(f"{args.runs} runs x {args.steps} steps ({size:.1f} MB of metrics.jsonl)")
     print(
-        f"load metrics: synthlm {ours:.3f} s   pandas.read_json {base:.3f} s   ratio (pandas/synthlm) {base / ours:.2f}x"
+        f"load metrics: synthlm {ours:.3f} s   pandas.read_json {base:.3f} s   ratio "
+        f"(pandas/synthlm) {base / ours:.2f}x"
     )
     print(f"full report (load + {figures} figures + HTML): {report:.2f} s")
 

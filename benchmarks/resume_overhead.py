@@ -77,7 +77,8 @@ def main() -> None:
             with_saves, without = (statistics.median(times[m]) for m in times)
             ratio = with_saves / without
             print(
-                f"{name:15s} with saves {with_saves:7.3f}s  without {without:7.3f}s  ratio {ratio:.3f}"
+                f"{name:15s} with saves {with_saves:7.3f}s  without {without:7.3f}s  ratio "
+                f"{ratio:.3f}"
             )
 
 

@@ -28,7 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-IDENTITY = {"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024, "seed": 0}
+IDENTITY = {
+    "name": "identity",
+    "vocab_size": 10000,
+    "sequence_length_min": 256,
+    "sequence_length_max": 1024,
+    "seed": 0,
+}
 
 
 def seqthetic_style(num_tokens: int, out: Path, seed: int = 0) -> int:
@@ -39,7 +45,9 @@ def seqthetic_style(num_tokens: int, out: Path, seed: int = 0) -> int:
     rows, total, i = [], 0, 0
     while total < num_tokens:
         rng = np.random.default_rng(seed + i)  # what Seqthetic does (and what synthlm avoids)
-        length = int(rng.integers(IDENTITY["sequence_length_min"], IDENTITY["sequence_length_max"] + 1))
+        length = int(
+            rng.integers(IDENTITY["sequence_length_min"], IDENTITY["sequence_length_max"] + 1)
+        )
         tokens = rng.integers(0, IDENTITY["vocab_size"], size=length).tolist()
         sequence = [*tokens, IDENTITY["vocab_size"], *tokens]
         mask = [0] * (length + 1) + [1] * length
@@ -90,28 +98,57 @@ else:
 def run_child(args: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of ``python ARGS`` in a fresh process."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", PEAK_AT_EXIT, *args], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_AT_EXIT, *args], capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{args} failed: {result.stderr}")
-    peaks = [int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("VMHWM ")]
+    peaks = [
+        int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("VMHWM ")
+    ]
     return wall, peaks[-1] / 1024
 
 
 def end_to_end(tokens: int, repeats: int, workers: int) -> dict:
     spec = fresh_dir() / "identity.json"
     spec.write_text(json.dumps(IDENTITY))
-    results: dict[str, list] = {"startup": [], "ours_cli": [], "ours_cli_w": [], "baseline_cli": [], "ours_fn": [], "baseline_fn": []}
+    results: dict[str, list] = {
+        "startup": [],
+        "ours_cli": [],
+        "ours_cli_w": [],
+        "baseline_cli": [],
+        "ours_fn": [],
+        "baseline_fn": [],
+    }
     sizes = {}
     for _ in range(repeats):
         results["startup"].append(run_child(["-m", "synthlm", "--version"]))
         for key, extra in (("ours_cli", []), ("ours_cli_w", ["--workers", str(workers)])):
             out = fresh_dir()
-            results[key].append(run_child(["-m", "synthlm", "synth", "generate", str(spec), "--num-token", str(tokens), "--out", str(out / "d"), "-q", *extra]))
+            results[key].append(
+                run_child(
+                    [
+                        "-m",
+                        "synthlm",
+                        "synth",
+                        "generate",
+                        str(spec),
+                        "--num-token",
+                        str(tokens),
+                        "--out",
+                        str(out / "d"),
+                        "-q",
+                        *extra,
+                    ]
+                )
+            )
             sizes["ours"] = sum(p.stat().st_size for p in (out / "d").iterdir())
             shutil.rmtree(out)
         out = fresh_dir()
-        results["baseline_cli"].append(run_child([__file__, "--baseline-child", str(tokens), str(out)]))
+        results["baseline_cli"].append(
+            run_child([__file__, "--baseline-child", str(tokens), str(out)])
+        )
         sizes["baseline"] = (out / "identity.csv").stat().st_size
         shutil.rmtree(out)
         for key, fn in (("ours_fn", ours), ("baseline_fn", seqthetic_style)):
@@ -123,26 +160,50 @@ def end_to_end(tokens: int, repeats: int, workers: int) -> dict:
 
 def report_end_to_end(data: dict, tokens: int, workers: int) -> None:
     r = data["results"]
-    med = {k: statistics.median(v if isinstance(v[0], float) else [w for w, _ in v]) for k, v in r.items()}
+    med = {
+        k: statistics.median(v if isinstance(v[0], float) else [w for w, _ in v])
+        for k, v in r.items()
+    }
     rss = {k: statistics.median(m for _, m in v) for k, v in r.items() if not k.endswith("_fn")}
-    print(f"\nEnd to end, identity spec (vocab 10000, lengths 256-1024), {tokens:,} tokens, median of {len(r['ours_fn'])}")
+    print(
+        f"\nEnd to end, identity spec (vocab 10000, lengths 256-1024), {tokens:,} tokens, "
+        f"median of {len(r['ours_fn'])}"
+    )
     print(f"  {'':34} {'wall s':>8} {'peak MiB':>9} {'output MB':>10}")
     print(f"  {'synthlm --version (CLI start-up)':34} {med['startup']:8.2f} {rss['startup']:9.0f}")
-    print(f"  {'synthlm synth generate (CLI)':34} {med['ours_cli']:8.2f} {rss['ours_cli']:9.0f} {data['sizes']['ours'] / 1e6:10.1f}")
-    print(f"  {f'synthlm synth generate -w {workers}':34} {med['ours_cli_w']:8.2f} {rss['ours_cli_w']:9.0f}  (peak of the main process)")
-    print(f"  {'seqthetic-style baseline (CLI)':34} {med['baseline_cli']:8.2f} {rss['baseline_cli']:9.0f} {data['sizes']['baseline'] / 1e6:10.1f}")
+    print(
+        f"  {'synthlm synth generate (CLI)':34} {med['ours_cli']:8.2f} "
+        f"{rss['ours_cli']:9.0f} {data['sizes']['ours'] / 1e6:10.1f}"
+    )
+    print(
+        f"  {f'synthlm synth generate -w {workers}':34} {med['ours_cli_w']:8.2f} "
+        f"{rss['ours_cli_w']:9.0f}  (peak of the main process)"
+    )
+    print(
+        f"  {'seqthetic-style baseline (CLI)':34} {med['baseline_cli']:8.2f} "
+        f"{rss['baseline_cli']:9.0f} {data['sizes']['baseline'] / 1e6:10.1f}"
+    )
     print(f"  {'synthlm build_dataset() in process':34} {med['ours_fn']:8.2f}")
     print(f"  {'baseline function in process':34} {med['baseline_fn']:8.2f}")
-    print(f"  speed-up: CLI {med['baseline_cli'] / med['ours_cli']:.1f}x, in process {med['baseline_fn'] / med['ours_fn']:.1f}x; "
-          f"vs the reference Seqthetic run (21 s): {21 / med['ours_cli']:.1f}x "
-          f"({21 / (med['ours_cli'] - med['startup']):.1f}x without the CLI start-up)")
+    print(
+        f"  speed-up: CLI {med['baseline_cli'] / med['ours_cli']:.1f}x, in process "
+        f"{med['baseline_fn'] / med['ours_fn']:.1f}x; "
+        f"vs the reference Seqthetic run (21 s): {21 / med['ours_cli']:.1f}x "
+        f"({21 / (med['ours_cli'] - med['startup']):.1f}x without the CLI start-up)"
+    )
 
 
 # Domains with a required key: the illustrative dependency lengths of examples/synth/tilt.yaml.
-REQUIRED = {"tilt_flat_parens": {"dep_lengths": {1: 4500, 2: 2200, 3: 1200, 4: 700, 5: 450, 6: 300, 7: 200, 8: 150, 10: 100}}}
+REQUIRED = {
+    "tilt_flat_parens": {
+        "dep_lengths": {1: 4500, 2: 2200, 3: 1200, 4: 700, 5: 450, 6: 300, 7: 200, 8: 150, 10: 100}
+    }
+}
 
 
-def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple[str, float, float]]:
+def per_domain(
+    tokens: int, repeats: int, names: list[str] | None
+) -> list[tuple[str, float, float]]:
     from synthlm.synth import build_dataset, load_spec
     from synthlm.synth.registry import load_domains
 
@@ -151,7 +212,13 @@ def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple
         seconds = []
         for _ in range(repeats):
             out = fresh_dir()
-            spec = load_spec({"num_tokens": tokens, "seed": 0, "domains": [{"type": name, **REQUIRED.get(name, {})}]})
+            spec = load_spec(
+                {
+                    "num_tokens": tokens,
+                    "seed": 0,
+                    "domains": [{"type": name, **REQUIRED.get(name, {})}],
+                }
+            )
             seconds.append(timed(build_dataset, spec, out / "d", quiet=True)[0])
             written = json.loads((out / "d" / "manifest.json").read_text())["num_tokens"]
             shutil.rmtree(out)
@@ -162,14 +229,20 @@ def per_domain(tokens: int, repeats: int, names: list[str] | None) -> list[tuple
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", default="5M")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--domains", nargs="*", help="Per-domain throughput for these domains only.")
+    parser.add_argument(
+        "--domains", nargs="*", help="Per-domain throughput for these domains only."
+    )
     parser.add_argument("--skip-domains", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
-    parser.add_argument("--baseline-child", nargs=2, metavar=("TOKENS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline-child", nargs=2, metavar=("TOKENS", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.baseline_child:
         seqthetic_style(int(args.baseline_child[0]), Path(args.baseline_child[1]))
@@ -181,7 +254,10 @@ def main() -> None:
     if not args.skip_e2e:
         report_end_to_end(end_to_end(tokens, args.repeats, args.workers), tokens, args.workers)
     if not args.skip_domains:
-        print(f"\nPer domain (default parameters), build_dataset() with writing, 1 process, {tokens:,} tokens, median of {args.repeats}")
+        print(
+            f"\nPer domain (default parameters), build_dataset() with writing, 1 process, "
+            f"{tokens:,} tokens, median of {args.repeats}"
+        )
         per_domain(tokens, args.repeats, args.domains)
 
 

@@ -46,7 +46,9 @@ def tokenizer(text: str):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=2000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tok.train_from_iterator([text], trainer)
     hf = PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False)
     add_t5_special_tokens(hf, num_sentence_tokens=20)
@@ -57,7 +59,9 @@ def windows(ids: np.ndarray, raw: int, count: int, offset: int) -> list[Sample]:
     out = []
     for i in range(count):
         start = (offset + i) * raw
-        out.append(Sample(ids[start : start + raw], np.ones(raw, np.uint8), np.zeros(raw, np.int32), 0))
+        out.append(
+            Sample(ids[start : start + raw], np.ones(raw, np.uint8), np.zeros(raw, np.int32), 0)
+        )
     return out
 
 
@@ -70,7 +74,9 @@ def median_seconds(fn: Callable[[int], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def paired_medians(a: Callable[[int], object], b: Callable[[int], object], repeat: int) -> tuple[float, float]:
+def paired_medians(
+    a: Callable[[int], object], b: Callable[[int], object], repeat: int
+) -> tuple[float, float]:
     """Medians of ``a`` and ``b`` run alternately, so load changes on a shared machine hit both."""
     times: tuple[list[float], list[float]] = ([], [])
     for i in range(repeat):
@@ -85,8 +91,17 @@ def small_t5(vocab: int, pad: int, eos: int):
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(
-        vocab_size=vocab, d_model=128, d_ff=512, d_kv=32, num_heads=4, num_layers=2, num_decoder_layers=2,
-        dropout_rate=0.0, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad,
+        vocab_size=vocab,
+        d_model=128,
+        d_ff=512,
+        d_kv=32,
+        num_heads=4,
+        num_layers=2,
+        num_decoder_layers=2,
+        dropout_rate=0.0,
+        pad_token_id=pad,
+        eos_token_id=eos,
+        decoder_start_token_id=pad,
     )
     torch.manual_seed(0)
     return T5ForConditionalGeneration(config)
@@ -117,24 +132,40 @@ def main() -> None:
     batch = span.collate(windows(ids, raw, b, 0))
     step(span, model, batch)  # warm-up
     step_span = median_seconds(lambda i: step(span, model, batch), r)
-    print(f"span_corruption collate {collate_span * 1e3:8.1f} ms/batch  ({collate_span / b * 1e6:.0f} us/window)")
-    print(f"T5 train step           {step_span * 1e3:8.1f} ms/batch  collate/step = {collate_span / step_span:.3f}")
+    print(
+        f"span_corruption collate {collate_span * 1e3:8.1f} ms/batch  "
+        f"({collate_span / b * 1e6:.0f} us/window)"
+    )
+    print(
+        f"T5 train step           {step_span * 1e3:8.1f} ms/batch  collate/step = "
+        f"{collate_span / step_span:.3f}"
+    )
 
     pysbd, rules = Depth(tokenizer=tok), Depth(tokenizer=tok, splitter="rules")
     raw_depth = pysbd.window_length(L)
     rules.window_length(L)
     slow, fast = paired_medians(
-        lambda i: pysbd.collate(windows(ids, raw_depth, b, i * b)), lambda i: rules.collate(windows(ids, raw_depth, b, i * b)), r
+        lambda i: pysbd.collate(windows(ids, raw_depth, b, i * b)),
+        lambda i: rules.collate(windows(ids, raw_depth, b, i * b)),
+        r,
     )
     for name, seconds in (("pysbd", slow), ("rules", fast)):
-        print(f"depth collate ({name:5s}) {seconds * 1e3:8.1f} ms/batch  ({seconds / b * 1e3:.2f} ms/window)")
+        print(
+            f"depth collate ({name:5s}) {seconds * 1e3:8.1f} ms/batch  "
+            f"({seconds / b * 1e3:.2f} ms/window)"
+        )
     print(f"pysbd / rules = {slow / fast:.1f}x")
 
     hierarchical, plain = pysbd, Depth(tokenizer=tok, hierarchical_attention=False)
     batch = hierarchical.collate(windows(ids, raw_depth, b, 0))
     step(hierarchical, model, batch)
-    with_masks, without = paired_medians(lambda i: step(hierarchical, model, batch), lambda i: step(plain, model, batch), r)
-    print(f"depth step hierarchical {with_masks * 1e3:8.1f} ms  HF mask path {without * 1e3:8.1f} ms  ratio {with_masks / without:.2f}")
+    with_masks, without = paired_medians(
+        lambda i: step(hierarchical, model, batch), lambda i: step(plain, model, batch), r
+    )
+    print(
+        f"depth step hierarchical {with_masks * 1e3:8.1f} ms  HF mask path "
+        f"{without * 1e3:8.1f} ms  ratio {with_masks / without:.2f}"
+    )
 
 
 if __name__ == "__main__":

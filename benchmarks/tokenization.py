@@ -56,7 +56,9 @@ def train(directory: Path, vocab_size: int) -> Path:
     return out
 
 
-def run_ours(corpus: Path, tokenizer: Path, out: Path, workers: int, piece_cache: bool = True) -> tuple[float, int]:
+def run_ours(
+    corpus: Path, tokenizer: Path, out: Path, workers: int, piece_cache: bool = True
+) -> tuple[float, int]:
     from synthlm.data.tokenization import tokenize
     from synthlm.tokenizers import load_tokenizer
 
@@ -92,7 +94,9 @@ class NeoxEncoder:
         NeoxEncoder.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
 
     def encode(self, text: str):
-        return {"text": [NeoxEncoder.tokenizer.encode(text, add_special_tokens=False).ids]}, len(text)
+        return {"text": [NeoxEncoder.tokenizer.encode(text, add_special_tokens=False).ids]}, len(
+            text
+        )
 
 
 def neox_documents(corpus: Path, semaphore):
@@ -122,7 +126,10 @@ def run_neox(corpus: Path, tokenizer: Path, out: Path, workers: int) -> tuple[fl
 
 def cpu_seconds() -> float:
     """User + system CPU of this process, its threads and its finished children."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -137,11 +144,16 @@ def main() -> None:
         work = Path(scratch)
         corpus, texts = build_corpus(work, args.mb)
         tokenizer = train(work, args.vocab_size)
-        print(f"corpus: {corpus.stat().st_size / 1e6:.1f} MB, {len(texts):,} documents; BPE vocab {args.vocab_size}")
+        print(
+            f"corpus: {corpus.stat().st_size / 1e6:.1f} MB, {len(texts):,} documents; BPE "
+            f"vocab {args.vocab_size}"
+        )
         methods = {
             "ceiling": lambda: run_ceiling(texts, tokenizer),
             "ours": lambda: run_ours(corpus, tokenizer, work / "ours", args.workers),
-            "nocache": lambda: run_ours(corpus, tokenizer, work / "ours", args.workers, piece_cache=False),
+            "nocache": lambda: run_ours(
+                corpus, tokenizer, work / "ours", args.workers, piece_cache=False
+            ),
             "neox": lambda: run_neox(corpus, tokenizer, work / "neox.bin", args.workers),
         }
         speed: dict[str, list[float]] = {name: [] for name in methods}
@@ -155,19 +167,47 @@ def main() -> None:
                 speed[name].append(tokens / seconds)
                 cost[name].append(cpu / tokens * 1e6)
                 counts[name] = tokens
-                print(f"  repeat {repeat}: {name:8s} {seconds:7.2f} s  {tokens / seconds / 1e6:6.3f} M tokens/s  {cpu / tokens * 1e6:5.2f} CPU-s per M tokens")
+                print(
+                    f"  repeat {repeat}: {name:8s} {seconds:7.2f} s  "
+                    f"{tokens / seconds / 1e6:6.3f} M tokens/s  {cpu / tokens * 1e6:5.2f} "
+                    f"CPU-s per M tokens"
+                )
         if len(set(counts.values())) != 1:
             raise SystemExit(f"token counts differ between methods: {counts}")
         med = {name: statistics.median(values) for name, values in speed.items()}
         cpu = {name: statistics.median(values) for name, values in cost.items()}
-        print(f"\nmedians over {args.repeats} repeats ({counts['ours']:,} tokens each):  tokens/s | CPU-s per M tokens")
-        print(f"  (a) synthlm tokenize --workers {args.workers}:    {med['ours'] / 1e6:6.3f} M/s | {cpu['ours']:.2f}")
-        print(f"  (a') the same, piece cache off:        {med['nocache'] / 1e6:6.3f} M/s | {cpu['nocache']:.2f}")
-        print(f"  (b) encode_batch ceiling:              {med['ceiling'] / 1e6:6.3f} M/s | {cpu['ceiling']:.2f}")
-        print(f"  (c) NeoX-style Pool.imap ({args.workers} workers):  {med['neox'] / 1e6:6.3f} M/s | {cpu['neox']:.2f}")
-        print(f"  (a)/(b) = {med['ours'] / med['ceiling']:.2f}  (target >= 0.85);  CPU cost (b)/(a) = {cpu['ceiling'] / cpu['ours']:.2f}")
-        print(f"  (a)/(c) = {med['ours'] / med['neox']:.2f}  (target >= 2);     CPU cost (c)/(a) = {cpu['neox'] / cpu['ours']:.2f}")
-        print(f"  (a')/(b) = {med['nocache'] / med['ceiling']:.2f}  (pipeline overhead alone); CPU cost (b)/(a') = {cpu['ceiling'] / cpu['nocache']:.2f}")
+        print(
+            f"\nmedians over {args.repeats} repeats ({counts['ours']:,} tokens each):  "
+            f"tokens/s | CPU-s per M tokens"
+        )
+        print(
+            f"  (a) synthlm tokenize --workers {args.workers}:    {med['ours'] / 1e6:6.3f} "
+            f"M/s | {cpu['ours']:.2f}"
+        )
+        print(
+            f"  (a') the same, piece cache off:        {med['nocache'] / 1e6:6.3f} M/s | "
+            f"{cpu['nocache']:.2f}"
+        )
+        print(
+            f"  (b) encode_batch ceiling:              {med['ceiling'] / 1e6:6.3f} M/s | "
+            f"{cpu['ceiling']:.2f}"
+        )
+        print(
+            f"  (c) NeoX-style Pool.imap ({args.workers} workers):  "
+            f"{med['neox'] / 1e6:6.3f} M/s | {cpu['neox']:.2f}"
+        )
+        print(
+            f"  (a)/(b) = {med['ours'] / med['ceiling']:.2f}  (target >= 0.85);  CPU cost "
+            f"(b)/(a) = {cpu['ceiling'] / cpu['ours']:.2f}"
+        )
+        print(
+            f"  (a)/(c) = {med['ours'] / med['neox']:.2f}  (target >= 2);     CPU cost "
+            f"(c)/(a) = {cpu['neox'] / cpu['ours']:.2f}"
+        )
+        print(
+            f"  (a')/(b) = {med['nocache'] / med['ceiling']:.2f}  (pipeline overhead "
+            f"alone); CPU cost (b)/(a') = {cpu['ceiling'] / cpu['nocache']:.2f}"
+        )
 
 
 if __name__ == "__main__":

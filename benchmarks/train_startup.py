@@ -41,11 +41,25 @@ def build_data(root: Path) -> dict[str, Path]:
 
 def synthlm_cmd(root: Path, data: dict[str, Path], steps: int, run: str) -> list[str]:
     config = {
-        "run_dir": str(root / run), "seed": 0,
-        "model": {"arch": "llama", "preset": "tiny",
-                  "overrides": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 176}},
-        "data": {"sources": [{"name": "s", "path": str(data["store"])}], "seq_len": 128, "tokenizer": str(data["tok"])},
-        "optim": {"lr": 1e-3, "weight_decay": 0.1}, "schedule": {"name": "cosine", "warmup_steps": 5},
+        "run_dir": str(root / run),
+        "seed": 0,
+        "model": {
+            "arch": "llama",
+            "preset": "tiny",
+            "overrides": {
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 176,
+            },
+        },
+        "data": {
+            "sources": [{"name": "s", "path": str(data["store"])}],
+            "seq_len": 128,
+            "tokenizer": str(data["tok"]),
+        },
+        "optim": {"lr": 1e-3, "weight_decay": 0.1},
+        "schedule": {"name": "cosine", "warmup_steps": 5},
         "train": {"max_steps": steps, "batch_size": 8, "log_every": 10, "checkpoint_every": 0},
         "logging": {"tensorboard": False, "progress": False},
     }
@@ -55,8 +69,16 @@ def synthlm_cmd(root: Path, data: dict[str, Path], steps: int, run: str) -> list
 
 
 def minimal_cmd(root: Path, data: dict[str, Path], steps: int, run: str) -> list[str]:
-    return [sys.executable, str(HERE / "minimal_loop.py"), str(data["store"]), str(root / run), "--steps", str(steps),
-            "--vocab", "320"]
+    return [
+        sys.executable,
+        str(HERE / "minimal_loop.py"),
+        str(data["store"]),
+        str(root / run),
+        "--steps",
+        str(steps),
+        "--vocab",
+        "320",
+    ]
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
@@ -77,19 +99,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = build_data(root)
-        timed(synthlm_cmd(root, data, 2, "warm")), timed(minimal_cmd(root, data, 2, "warm-min"))  # disk caches
+        (
+            timed(synthlm_cmd(root, data, 2, "warm")),
+            timed(minimal_cmd(root, data, 2, "warm-min")),
+        )  # disk caches
         ours, base = [], []
         for r in range(args.repeats):
-            pair = [("ours", synthlm_cmd(root, data, args.steps, f"run{r}")), ("min", minimal_cmd(root, data, args.steps, f"min{r}"))]
+            pair = [
+                ("ours", synthlm_cmd(root, data, args.steps, f"run{r}")),
+                ("min", minimal_cmd(root, data, args.steps, f"min{r}")),
+            ]
             results = {name: timed(cmd) for name, cmd in pair[:: 1 if r % 2 == 0 else -1]}
             ours.append(results["ours"])
             base.append(results["min"])
-    print(f"tiny llama (2 x 64, vocab 320), seq 128 x batch 8, {args.steps} steps, fp32, 1 thread, {args.repeats} repeats")
+    print(
+        f"tiny llama (2 x 64, vocab 320), seq 128 x batch 8, {args.steps} steps, fp32, 1 "
+        f"thread, {args.repeats} repeats"
+    )
     for clock, k in (("wall", 0), ("CPU", 1)):
         mine, theirs = statistics.median(o[k] for o in ours), statistics.median(b[k] for b in base)
         ratios = [o[k] / b[k] for o, b in zip(ours, base)]
-        print(f"[{clock:4}] synthlm train {mine:.2f} s | minimal loop {theirs:.2f} s | ratio {statistics.median(ratios):.3f} "
-              f"(per repeat {', '.join(f'{x:.2f}' for x in ratios)})")
+        print(
+            f"[{clock:4}] synthlm train {mine:.2f} s | minimal loop {theirs:.2f} s | ratio "
+            f"{statistics.median(ratios):.3f} "
+            f"(per repeat {', '.join(f'{x:.2f}' for x in ratios)})"
+        )
 
 
 if __name__ == "__main__":

@@ -158,9 +158,13 @@ def entity_request(model: str, content: str) -> dict:
     {content}
     """
     return {
-        "model": model, "temperature": 1.0, "response_format": {"type": "json_object"},
-        "messages": [{"role": "system", "content": OPENAI_API_SYSTEM_QUALITY_GENERATE_ENTITIES},
-                     {"role": "user", "content": prompt}],
+        "model": model,
+        "temperature": 1.0,
+        "response_format": {"type": "json_object"},
+        "messages": [
+            {"role": "system", "content": OPENAI_API_SYSTEM_QUALITY_GENERATE_ENTITIES},
+            {"role": "user", "content": prompt},
+        ],
     }
 
 
@@ -172,10 +176,16 @@ def relation_request(model: str, content: str, entities: tuple[str, ...]) -> dic
     {content}
     ### Entities:
 {listed}    """
-    system = (OPENAI_API_SYSTEM_QUALITY_GENERATE_TWO_ENTITY_RELATIONS if len(entities) == 2
-              else OPENAI_API_SYSTEM_QUALITY_GENERATE_THREE_ENTITY_RELATIONS)
-    return {"model": model, "temperature": 1.0,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}]}
+    system = (
+        OPENAI_API_SYSTEM_QUALITY_GENERATE_TWO_ENTITY_RELATIONS
+        if len(entities) == 2
+        else OPENAI_API_SYSTEM_QUALITY_GENERATE_THREE_ENTITY_RELATIONS
+    )
+    return {
+        "model": model,
+        "temperature": 1.0,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+    }
 
 
 def all_follow_ups(entities: list[str]) -> list[tuple[str, ...]]:
@@ -194,7 +204,9 @@ def qa_prompt(title: str, author: str, year: str, question: str, options: list[s
 
 def answer_strings() -> list[str]:
     """``generate_all_answer_strings``: the stop strings of the QA sampling."""
-    return [f"Answer: {''.join(p)}.\n" for r in range(1, 5) for p in itertools.permutations("ABCD", r)]
+    return [
+        f"Answer: {''.join(p)}.\n" for r in range(1, 5) for p in itertools.permutations("ABCD", r)
+    ]
 
 
 def parse_answer(text: str) -> int | None:

@@ -12,13 +12,23 @@ from typing import Any
 
 import pytest
 
-TIMING_KEYS = {"tokens_per_s", "mfu", "mem_gb", "eta_s", "elapsed_s"}  # differ between identical runs
+TIMING_KEYS = {
+    "tokens_per_s",
+    "mfu",
+    "mem_gb",
+    "eta_s",
+    "elapsed_s",
+}  # differ between identical runs
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -39,11 +49,23 @@ def reproducible(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def subprocess_env() -> dict[str, str]:
     """One intra-op thread: a 2-layer model gains nothing from more, and on a shared machine
     OpenMP threads spinning for a busy core make each step 10x slower."""
-    return {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def synthlm(*args: str, timeout: float = 240, **kwargs: Any) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synthlm", *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env(), **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "synthlm", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(),
+        **kwargs,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -48,7 +48,9 @@ def test_later_files_win_and_nested_mappings_merge(tmp_path):
 
 
 def test_dotted_overrides_reach_into_lists(tmp_path):
-    a = write(tmp_path / "a.yaml", "data: {sources: [{name: x, weight: 1}, {name: y, weight: 2}]}\n")
+    a = write(
+        tmp_path / "a.yaml", "data: {sources: [{name: x, weight: 1}, {name: y, weight: 2}]}\n"
+    )
     cfg = load_config(Run, [a], ["optim.lr=3e-4", "data.sources.1.weight=0.5", "tokens=5M"])
     assert cfg.optim.lr == pytest.approx(3e-4)
     assert cfg.data.sources[1].weight == 0.5
@@ -82,7 +84,10 @@ def test_out_of_range_and_literal_errors_list_allowed_values(tmp_path):
 
 def test_error_in_list_item_points_at_its_index(tmp_path):
     a = write(tmp_path / "r.yaml", "data: {sources: [{name: x, wieght: 2}]}\n")
-    with pytest.raises(ConfigError, match=r"data\.sources\.0\.wieght: unknown key \(did you mean 'data\.sources\.0\.weight'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.sources\.0\.wieght: unknown key \(did you mean 'data\.sources\.0\.weight'",
+    ):
         load_config(Run, [a])
 
 
@@ -107,7 +112,10 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     assert load_config(Run, [path]) == cfg
 
 
-@pytest.mark.parametrize(("text", "value"), [("5M", 5_000_000), ("1.5B", 1_500_000_000), ("10K", 10_000), (42, 42), ("7", 7)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("5M", 5_000_000), ("1.5B", 1_500_000_000), ("10K", 10_000), (42, 42), ("7", 7)],
+)
 def test_parse_count(text, value):
     assert parse_count(text) == value
 

@@ -28,7 +28,12 @@ def test_pythia_14m_has_the_published_shape_and_parameter_count():
     model = build_model(config(arch="gpt_neox", preset="14m"), vocab_size=50304)
     assert isinstance(model, GPTNeoXForCausalLM)
     c = model.config
-    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (128, 6, 4, 512)
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == (
+        128,
+        6,
+        4,
+        512,
+    )
     assert c.rope_parameters["partial_rotary_factor"] == 0.25 and c.use_parallel_residual
     assert count_parameters(model) == 14_067_712  # EleutherAI/pythia-14m
     assert model.config._attn_implementation == "sdpa"
@@ -38,29 +43,54 @@ def test_pythia_14m_has_the_published_shape_and_parameter_count():
 def test_every_preset_resolves_to_a_consistent_config(arch, presets):
     for preset, shape in presets.items():
         hf = model_config(config(arch=arch, preset=preset), vocab_size=32000)
-        assert hf.hidden_size == shape["hidden_size"] and hf.num_hidden_layers == shape["num_hidden_layers"]
+        assert (
+            hf.hidden_size == shape["hidden_size"]
+            and hf.num_hidden_layers == shape["num_hidden_layers"]
+        )
         assert hf.hidden_size % hf.num_attention_heads == 0 and hf.vocab_size == 32000
 
 
 def test_overrides_change_dimensions_and_special_ids_reach_the_config():
     model = build_model(
-        config(arch="llama", preset="tiny", overrides={"hidden_size": 48, "num_hidden_layers": 1, "num_attention_heads": 3}),
-        vocab_size=128, special_ids={"bos": 1, "eos": 2, "pad": 3},
+        config(
+            arch="llama",
+            preset="tiny",
+            overrides={"hidden_size": 48, "num_hidden_layers": 1, "num_attention_heads": 3},
+        ),
+        vocab_size=128,
+        special_ids={"bos": 1, "eos": 2, "pad": 3},
     )
     assert isinstance(model, LlamaForCausalLM)
     assert (model.config.hidden_size, model.config.num_hidden_layers) == (48, 1)
-    assert (model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id) == (1, 2, 3)
+    assert (model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id) == (
+        1,
+        2,
+        3,
+    )
     assert model.get_input_embeddings().weight.shape == (128, 48)
 
 
 def test_unknown_names_fail_with_the_allowed_values():
-    with pytest.raises(ConfigError, match=r"preset: .*unknown value '14M' \(did you mean '14m'\?\); allowed: 14m, 31m"):
+    with pytest.raises(
+        ConfigError,
+        match=r"preset: .*unknown value '14M' \(did you mean '14m'\?\); allowed: 14m, 31m",
+    ):
         config(arch="gpt_neox", preset="14M")
-    with pytest.raises(ConfigError, match=r"arch: .*unknown model architecture 'lama' \(did you mean 'llama'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"arch: .*unknown model architecture 'lama' \(did you mean 'llama'\?\)"
+    ):
         config(arch="lama")
-    with pytest.raises(ConfigError, match=r"model\.overrides\.hiden_size: not a field of the llama config \(did you mean 'model\.overrides\.hidden_size'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.overrides\.hiden_size: not a field of the llama config \(did you "
+        r"mean 'model\.overrides\.hidden_size'\?\)",
+    ):
         model_config(config(overrides={"hiden_size": 8}), vocab_size=64)
-    with pytest.raises(ConfigError, match=r"model: llama preset tiny with overrides \{'hidden_size': 50\}: .*hidden size \(50\) is not a multiple of the number of attention heads \(4\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model: llama preset tiny with overrides \{'hidden_size': 50\}: .*hidden "
+        r"size \(50\) is not a multiple of the number of attention heads \(4\)",
+    ):
         model_config(config(overrides={"hidden_size": 50}), vocab_size=64)
 
 
@@ -79,8 +109,12 @@ def test_init_from_loads_a_local_checkpoint_and_grows_the_vocabulary_for_meta_id
     grown = build_model(config(init_from=tmp_path / "base"), vocab_size=128)
     old, new = base.get_input_embeddings().weight, grown.get_input_embeddings().weight
     assert new.shape == (128, 64) and torch.equal(new[:64], old)
-    assert torch.equal(grown.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
-    with pytest.raises(UserError, match=r"model\.init_from: .*nothing is not a Hugging Face model dir"):
+    assert torch.equal(
+        grown.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight
+    )
+    with pytest.raises(
+        UserError, match=r"model\.init_from: .*nothing is not a Hugging Face model dir"
+    ):
         build_model(config(init_from=tmp_path / "nothing"), vocab_size=64)
 
 
@@ -94,9 +128,18 @@ def test_a_new_architecture_is_one_registered_function(request):
     from transformers import MistralConfig
 
     request.addfinalizer(lambda: ARCHS.__delitem__("mistral"))  # keep the registry clean afterwards
-    register_arch("mistral", {"toy": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 64}})(
-        lambda **kw: MistralConfig(**kw)
-    )
+    register_arch(
+        "mistral",
+        {
+            "toy": {
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "intermediate_size": 64,
+            }
+        },
+    )(lambda **kw: MistralConfig(**kw))
     model = build_model(config(arch="mistral", preset="toy"), vocab_size=64)
     assert type(model).__name__ == "MistralForCausalLM"
     assert isinstance(model, type(AutoModelForCausalLM.from_config(model.config)))

@@ -12,8 +12,13 @@ def test_lookup_suggests_the_closest_name_and_lists_all():
     things: Registry[int] = Registry("widget")
     things.register("cosine")(1)
     things.register("linear")(2)
-    assert things.get("linear") == 2 and "cosine" in things and things.names() == ["cosine", "linear"]
-    with pytest.raises(ConfigError, match=r"unknown widget 'cosin' \(did you mean 'cosine'\?\); known: cosine, linear"):
+    assert (
+        things.get("linear") == 2 and "cosine" in things and things.names() == ["cosine", "linear"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown widget 'cosin' \(did you mean 'cosine'\?\); known: cosine, linear",
+    ):
         things.get("cosin")
     with pytest.raises(ValueError, match="unknown widget 'x'"):
         things.check("x")
@@ -43,12 +48,18 @@ def test_typed_options_are_checked_per_entry_with_the_allowed_keys():
     with pytest.raises(ValidationError) as caught:
         validate_options(Cosine, {"min_ratoi": 1, "x": 2}, key="sched.options", loc=("options",))
     errors = {e["loc"]: e["msg"] for e in caught.value.errors()}
-    assert errors[("options", "min_ratoi")] == "unknown key (did you mean 'sched.options.min_ratio'?)"
+    assert (
+        errors[("options", "min_ratoi")] == "unknown key (did you mean 'sched.options.min_ratio'?)"
+    )
     assert errors[("options", "x")] == "unknown key (allowed keys here: min_ratio)"
     del things["cosine"]
     assert "cosine" not in things
     things["step"] = 3  # monkeypatch.setitem works on a registry
-    assert things.find("step") == 3 and things.find("cosine") is None and dict(things.items()) == {"linear": 2, "step": 3}
+    assert (
+        things.find("step") == 3
+        and things.find("cosine") is None
+        and dict(things.items()) == {"linear": 2, "step": 3}
+    )
 
 
 def test_the_objective_options_of_the_chosen_objective_are_checked_with_their_file(tmp_path):
@@ -63,15 +74,32 @@ def test_the_objective_options_of_the_chosen_objective_are_checked_with_their_fi
         "objective: {name: span_corruption, noise_densty: 0.3}\n"
     )
     config = load_run_config([path])
-    with pytest.raises(ConfigError, match=r"run\.yaml: objective\.noise_densty: unknown key \(did you mean 'objective\.noise_density'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"run\.yaml: objective\.noise_densty: unknown key \(did you mean "
+        r"'objective\.noise_density'\?\)",
+    ):
         check_objective(config)
     # loading a config stays light: the objectives (and torch) load only when checked
-    code = f"import sys; from synthlm.train import load_run_config; load_run_config([{str(path)!r}]); print('torch' in sys.modules)"
+    code = (
+        "import sys; from synthlm.train import load_run_config; "
+        f"load_run_config([{str(path)!r}]); print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
-    with pytest.raises(ConfigError, match=r"override 'objective\.train_on=some': objective\.train_on: expected one of 'assistant', 'all'"):
-        check_objective(load_run_config([path], ["objective={name: sft}", "objective.train_on=some"]))
-    with pytest.raises(ConfigError, match=r"override 'objective=\{name: clmm\}': objective\.name: unknown objective 'clmm' \(did you mean 'clm'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"override 'objective\.train_on=some': objective\.train_on: expected one of "
+        r"'assistant', 'all'",
+    ):
+        check_objective(
+            load_run_config([path], ["objective={name: sft}", "objective.train_on=some"])
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"override 'objective=\{name: clmm\}': objective\.name: unknown objective "
+        r"'clmm' \(did you mean 'clm'\?\)",
+    ):
         check_objective(load_run_config([path], ["objective={name: clmm}"]))
     config = load_run_config([path], ["objective={name: depth, max_sentences: 4}"])
     check_objective(config)

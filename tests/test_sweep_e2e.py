@@ -23,14 +23,28 @@ def base(tmp_path, shakespeare) -> Path:
     tok = tmp_path / "tok"
     train_tokenizer([], "byte", None, tok, quiet=True)
     tokenizer = load_tokenizer(tok)
-    lines = [line for line in shakespeare.read_text(encoding="utf-8").splitlines()[:300] if line.strip()]
+    lines = [
+        line for line in shakespeare.read_text(encoding="utf-8").splitlines()[:300] if line.strip()
+    ]
     write_store(tmp_path / "text", tokenizer.encode_batch(lines), vocab_size=tokenizer.vocab_size)
     config = {
         "run_dir": str(tmp_path / "unused"),
         "seed": 0,
-        "model": {"arch": "llama", "preset": "tiny",
-                  "overrides": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}},
-        "data": {"sources": [{"name": "text", "path": str(tmp_path / "text")}], "seq_len": 32, "tokenizer": str(tok)},
+        "model": {
+            "arch": "llama",
+            "preset": "tiny",
+            "overrides": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_attention_heads": 2,
+                "num_hidden_layers": 2,
+            },
+        },
+        "data": {
+            "sources": [{"name": "text", "path": str(tmp_path / "text")}],
+            "seq_len": 32,
+            "tokenizer": str(tok),
+        },
         "optim": {"lr": 1e-3},
         "train": {"max_steps": 3, "batch_size": 4, "log_every": 1, "checkpoint_every": 0},
         "logging": {"tensorboard": False, "progress": False},
@@ -41,14 +55,28 @@ def base(tmp_path, shakespeare) -> Path:
 
 
 def test_an_invalid_point_fails_the_whole_sweep_before_anything_is_written(tmp_path, base):
-    result = run_cli("sweep", str(base), "optim.lr=1e-3,-1", "train.max_step=5", "--out", str(tmp_path / "sw"), env=ENV)
+    result = run_cli(
+        "sweep",
+        str(base),
+        "optim.lr=1e-3,-1",
+        "train.max_step=5",
+        "--out",
+        str(tmp_path / "sw"),
+        env=ENV,
+    )
     assert result.returncode == 2
     assert "sweep point 000_lr-1e-3" in result.stderr  # the first point already fails on the typo
     assert "train.max_step: unknown key (did you mean 'train.max_steps'?)" in result.stderr
     assert not (tmp_path / "sw").exists()
 
-    bad_value = run_cli("sweep", str(base), "optim.lr=1e-3,-1", "--out", str(tmp_path / "sw"), env=ENV)
-    assert bad_value.returncode == 2 and "sweep point 001_lr--1" in bad_value.stderr and "optim.lr" in bad_value.stderr
+    bad_value = run_cli(
+        "sweep", str(base), "optim.lr=1e-3,-1", "--out", str(tmp_path / "sw"), env=ENV
+    )
+    assert (
+        bad_value.returncode == 2
+        and "sweep point 001_lr--1" in bad_value.stderr
+        and "optim.lr" in bad_value.stderr
+    )
     assert not (tmp_path / "sw").exists()
 
 

@@ -132,8 +132,34 @@ def test_encode_flat_matches_encode_batch(trained, documents):
 
 
 ASCII_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=120) | st.lists(
-    st.sampled_from(["'s", "'ll", "'d", "'", " ", "  ", "\n", "\n\n", "\t", "\r\n", "\x0b", "\x0c", "\x1c", "\x85",
-                     "a", "Ab", "zebra", "12", " 3", "!!", " ?", "x'y", "é", "☃"]),
+    st.sampled_from(
+        [
+            "'s",
+            "'ll",
+            "'d",
+            "'",
+            " ",
+            "  ",
+            "\n",
+            "\n\n",
+            "\t",
+            "\r\n",
+            "\x0b",
+            "\x0c",
+            "\x1c",
+            "\x85",
+            "a",
+            "Ab",
+            "zebra",
+            "12",
+            " 3",
+            "!!",
+            " ?",
+            "x'y",
+            "é",
+            "☃",
+        ]
+    ),
     max_size=30,
 ).map("".join)
 
@@ -159,7 +185,9 @@ def test_piece_cache_stays_exact_when_it_restarts(trained, documents, monkeypatc
         batch = documents[start : start + 40]
         flat, _ = tok.encode_flat(batch)
         assert flat.tolist() == [i for ids in tok.encode_batch(batch) for i in ids]
-        assert set(tok.piece_cache.ids) == set(PieceCache.split(batch))  # restarted: only this batch's pieces
+        assert set(tok.piece_cache.ids) == set(
+            PieceCache.split(batch)
+        )  # restarted: only this batch's pieces
 
 
 def test_piece_cache_applies_only_to_plain_byte_level_bpe(trained):
@@ -176,10 +204,17 @@ def test_saved_dir_loads_with_autotokenizer_and_encodes_identically(trained, doc
     tok = load_tokenizer(trained[kind])
     auto = auto_tokenizer(trained[kind])
     assert len(auto) == tok.vocab_size
-    assert (auto.unk_token_id, auto.bos_token_id, auto.eos_token_id, auto.pad_token_id) == (0, 1, 2, 3)
+    assert (auto.unk_token_id, auto.bos_token_id, auto.eos_token_id, auto.pad_token_id) == (
+        0,
+        1,
+        2,
+        3,
+    )
     texts = documents[:300] + EDGE_CASES
     assert [auto(t, add_special_tokens=True)["input_ids"] for t in texts] == tok.encode_batch(texts)
-    assert [auto.decode(ids) for ids in tok.encode_batch(texts[:20])] == [tok.decode(ids) for ids in tok.encode_batch(texts[:20])]
+    assert [auto.decode(ids) for ids in tok.encode_batch(texts[:20])] == [
+        tok.decode(ids) for ids in tok.encode_batch(texts[:20])
+    ]
 
 
 def test_autotokenizer_agrees_on_literal_specials_when_told_to_split_them(trained):
@@ -201,7 +236,9 @@ def test_save_into_a_checkpoint_dir_keeps_its_other_files(trained, tmp_path):
     load_tokenizer(trained["bpe"]).save(checkpoint, overwrite=True)
     assert not (checkpoint / "tokenizer.model").exists()  # nothing of the old tokenizer is left
     assert load_tokenizer(checkpoint).kind == "bpe"
-    assert auto_tokenizer(checkpoint)("To be")["input_ids"] == load_tokenizer(trained["bpe"]).encode("To be")
+    assert auto_tokenizer(checkpoint)("To be")["input_ids"] == load_tokenizer(
+        trained["bpe"]
+    ).encode("To be")
     assert not list(checkpoint.glob("*.tmp-*"))
 
 
@@ -220,7 +257,9 @@ def test_loads_tokenizer_json_file_gpt2_files_and_a_plain_hf_dir(trained, tmp_pa
     text = documents[3]
     from_json = load_tokenizer(trained["bpe"] / "tokenizer.json")
     assert from_json.encode(text) == reference.encode(text)
-    assert from_json.special_ids() == reference.special_ids()  # from tokenizer_config.json beside it
+    assert (
+        from_json.special_ids() == reference.special_ids()
+    )  # from tokenizer_config.json beside it
 
     gpt2 = tmp_path / "gpt2"
     gpt2.mkdir()
@@ -230,7 +269,9 @@ def test_loads_tokenizer_json_file_gpt2_files_and_a_plain_hf_dir(trained, tmp_pa
     assert load_tokenizer(gpt2 / "vocab.json").encode(text) == reference.encode(text)
 
     plain = tmp_path / "plain"
-    auto_tokenizer(trained["bpe"]).save_pretrained(str(plain))  # transformers' own layout, no synthlm file
+    auto_tokenizer(trained["bpe"]).save_pretrained(
+        str(plain)
+    )  # transformers' own layout, no synthlm file
     from_plain = load_tokenizer(plain)
     assert from_plain.encode(text) == reference.encode(text)
     assert from_plain.special_ids() == reference.special_ids()
@@ -281,9 +322,18 @@ def test_add_pad_to_a_sentencepiece_model_without_one(tmp_path, corpus):
 
     model = io.BytesIO()
     lines = [line for line in corpus.read_text(encoding="utf-8").splitlines() if line]
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=400, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=400, pad_id=-1, minloglevel=2
+    )
     (tmp_path / "llama.model").write_bytes(model.getvalue())
-    result = run_cli("tokenizer", "convert", str(tmp_path / "llama.model"), "--add-pad", "--out", str(tmp_path / "padded"))
+    result = run_cli(
+        "tokenizer",
+        "convert",
+        str(tmp_path / "llama.model"),
+        "--add-pad",
+        "--out",
+        str(tmp_path / "padded"),
+    )
     assert result.returncode == 0, result.stderr
     tok = load_tokenizer(tmp_path / "padded")
     assert tok.pad_id == 400 and tok.vocab_size == 401
@@ -350,7 +400,9 @@ def test_training_rejects_bad_requests(tmp_path, corpus):
 def test_training_reads_jsonl_keys(tmp_path):
     lines = [json.dumps({"body": f"zebra quagga {i} zebra"}) for i in range(200)]
     (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
-    tok = train_tokenizer([tmp_path / "d.jsonl"], "bpe", 300, tmp_path / "tok", keys=["body"], quiet=True)
+    tok = train_tokenizer(
+        [tmp_path / "d.jsonl"], "bpe", 300, tmp_path / "tok", keys=["body"], quiet=True
+    )
     assert len(tok.encode("zebra quagga")) < len("zebra quagga")  # merges were learned from the key
 
 
@@ -358,8 +410,22 @@ def test_cli_train_takes_many_inputs_after_one_flag_and_info_reports(tmp_path, c
     second = tmp_path / "more.txt"
     second.write_text("More text for the tokenizer.\n" * 50)
     out = tmp_path / "tok"
-    result = run_cli("tokenizer", "train", "--input", str(corpus), str(second), "--kind", "bpe",
-                     "--vocab-size", "600", "--extra-tokens", "4", "--out", str(out), "--quiet")
+    result = run_cli(
+        "tokenizer",
+        "train",
+        "--input",
+        str(corpus),
+        str(second),
+        "--kind",
+        "bpe",
+        "--vocab-size",
+        "600",
+        "--extra-tokens",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     meta = json.loads((out / "synthlm_tokenizer.json").read_text())
     assert len(meta["trained_on"]) == 2
@@ -370,7 +436,18 @@ def test_cli_train_takes_many_inputs_after_one_flag_and_info_reports(tmp_path, c
 
 
 def test_cli_bad_kind_exits_2_with_one_line(tmp_path, corpus):
-    result = run_cli("tokenizer", "train", "--input", str(corpus), "--kind", "nope", "--vocab-size", "500", "--out", str(tmp_path / "t"))
+    result = run_cli(
+        "tokenizer",
+        "train",
+        "--input",
+        str(corpus),
+        "--kind",
+        "nope",
+        "--vocab-size",
+        "500",
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert result.returncode == 2
     assert "error: --kind 'nope': choose one of" in result.stderr
     assert not (tmp_path / "t").exists()
@@ -378,7 +455,9 @@ def test_cli_bad_kind_exits_2_with_one_line(tmp_path, corpus):
 
 def test_sentencepiece_unigram_model_round_trips_unseen_characters(tmp_path, corpus):
     """--kind sentencepiece --sp-model-type unigram also falls back to bytes (here and in AutoTokenizer)."""
-    tok = train_tokenizer([corpus], "sentencepiece", 600, tmp_path / "spu", sp_model_type="unigram", quiet=True)
+    tok = train_tokenizer(
+        [corpus], "sentencepiece", 600, tmp_path / "spu", sp_model_type="unigram", quiet=True
+    )
     hf = auto_tokenizer(tmp_path / "spu")
     for text in EDGE_CASES:
         ids = tok.encode(text)

@@ -45,7 +45,11 @@ def run_phase(name: str, work: Path, smoke: bool) -> dict[str, Any]:
         figures = phases.PHASES[name][0](ctx)
         record = {"status": "ok", "figures": figures}
     except Exception as exc:  # recorded: one failing phase must not stop the others
-        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[-4000:], "traceback": traceback.format_exc()[-4000:]}
+        record = {
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}"[-4000:],
+            "traceback": traceback.format_exc()[-4000:],
+        }
     record["seconds"] = round(time.perf_counter() - started, 2)
     return record
 
@@ -54,23 +58,54 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
     """Run ``name`` in a fresh process (its own CUDA context and memory) under ``cap`` seconds."""
     result = work / f"phase-{name}.json"
     result.unlink(missing_ok=True)
-    cmd = [sys.executable, str(HERE / "check.py"), "--phase", name, "--out", str(work), "--work", str(work), *(["--smoke"] if smoke else [])]
+    cmd = [
+        sys.executable,
+        str(HERE / "check.py"),
+        "--phase",
+        name,
+        "--out",
+        str(work),
+        "--work",
+        str(work),
+        *(["--smoke"] if smoke else []),
+    ]
     started = time.perf_counter()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=cap, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=cap,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stderr or b"")[-2000:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        return {"status": "timeout", "error": f"over its {cap:.0f} s cap", "stderr_tail": tail, "seconds": round(cap, 2)}
+        return {
+            "status": "timeout",
+            "error": f"over its {cap:.0f} s cap",
+            "stderr_tail": tail,
+            "seconds": round(cap, 2),
+        }
     if result.is_file():
         return json.loads(result.read_text())
-    return {"status": "failed", "error": f"the phase process exited with {done.returncode} and wrote no result",
-            "stderr_tail": done.stderr[-3000:], "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "status": "failed",
+        "error": f"the phase process exited with {done.returncode} and wrote no result",
+        "stderr_tail": done.stderr[-3000:],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
-def run_all(names: list[str], out: Path, work: Path, *, smoke: bool, budget: float, inprocess: bool) -> dict[str, Any]:
+def run_all(
+    names: list[str], out: Path, work: Path, *, smoke: bool, budget: float, inprocess: bool
+) -> dict[str, Any]:
     """Every phase in turn; the summary is rewritten after each one."""
-    summary: dict[str, Any] = {"mode": "smoke (CPU, tiny shapes)" if smoke else "gpu", "phases": {}, "started": time.time()}
+    summary: dict[str, Any] = {
+        "mode": "smoke (CPU, tiny shapes)" if smoke else "gpu",
+        "phases": {},
+        "started": time.time(),
+    }
     deadline = time.perf_counter() + budget
     caps = {name: SMOKE_CAP if smoke else phases.PHASES[name][1] for name in names}
     for i, name in enumerate(names):
@@ -78,7 +113,10 @@ def run_all(names: list[str], out: Path, work: Path, *, smoke: bool, budget: flo
         still = sum(caps[n] for n in names[i:])
         cap = min(caps[name], max(left, 0.0) * caps[name] / still) if still else 0.0
         if cap < 5:
-            summary["phases"][name] = {"status": "skipped", "error": "the check's time budget ran out"}
+            summary["phases"][name] = {
+                "status": "skipped",
+                "error": "the check's time budget ran out",
+            }
         elif inprocess:
             summary["phases"][name] = run_phase(name, work, smoke)
         else:
@@ -92,13 +130,37 @@ def run_all(names: list[str], out: Path, work: Path, *, smoke: bool, budget: flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="Folder for summary.json / summary.md (and scratch).")
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes: every path, in a couple of minutes.")
-    parser.add_argument("--only", default="", help="Comma-separated phases (default: all): " + ", ".join(phases.PHASES))
-    parser.add_argument("--budget", type=float, default=460.0, help="Seconds for the whole check (phase caps shrink to fit).")
-    parser.add_argument("--inprocess", action="store_true", help="All phases in this process (faster start, no isolation).")
-    parser.add_argument("--work", type=Path, help="Scratch folder (stores, runs, checkpoints); default OUT/work.")
-    parser.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one phase, write its record
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="Folder for summary.json / summary.md (and scratch).",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny shapes: every path, in a couple of minutes."
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="Comma-separated phases (default: all): " + ", ".join(phases.PHASES),
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=460.0,
+        help="Seconds for the whole check (phase caps shrink to fit).",
+    )
+    parser.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="All phases in this process (faster start, no isolation).",
+    )
+    parser.add_argument(
+        "--work", type=Path, help="Scratch folder (stores, runs, checkpoints); default OUT/work."
+    )
+    parser.add_argument(
+        "--phase", help=argparse.SUPPRESS
+    )  # internal: run one phase, write its record
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or args.out / "work"
@@ -112,7 +174,9 @@ def main() -> int:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; allowed: {', '.join(phases.PHASES)}")
     if "env" not in names:
         names.insert(0, "env")  # the measured peak is every MFU's denominator
-    summary = run_all(names, args.out, work, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess)
+    summary = run_all(
+        names, args.out, work, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess
+    )
     print(json.dumps({n: p["status"] for n, p in summary["phases"].items()}))
     print(f"summary: {args.out / 'summary.md'}")
     return 0 if summary["passed"] else 1

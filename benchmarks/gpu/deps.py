@@ -12,14 +12,35 @@ import sys
 
 # module -> distribution, for what the check's phases import (directly or through synthlm)
 MODULES = {
-    "torch": "torch", "transformers": "transformers", "accelerate": "accelerate", "tokenizers": "tokenizers",
-    "sentencepiece": "sentencepiece", "safetensors": "safetensors", "numpy": "numpy", "pyarrow": "pyarrow",
-    "pydantic": "pydantic", "pydantic_core": "pydantic-core", "annotated_types": "annotated-types",
-    "typing_inspection": "typing-inspection", "yaml": "PyYAML", "typer": "typer", "rich": "rich", "tqdm": "tqdm",
-    "jinja2": "jinja2", "pysbd": "pysbd", "orjson": "orjson", "pytest": "pytest",
+    "torch": "torch",
+    "transformers": "transformers",
+    "accelerate": "accelerate",
+    "tokenizers": "tokenizers",
+    "sentencepiece": "sentencepiece",
+    "safetensors": "safetensors",
+    "numpy": "numpy",
+    "pyarrow": "pyarrow",
+    "pydantic": "pydantic",
+    "pydantic_core": "pydantic-core",
+    "annotated_types": "annotated-types",
+    "typing_inspection": "typing-inspection",
+    "yaml": "PyYAML",
+    "typer": "typer",
+    "rich": "rich",
+    "tqdm": "tqdm",
+    "jinja2": "jinja2",
+    "pysbd": "pysbd",
+    "orjson": "orjson",
+    "pytest": "pytest",
 }
-SYNTHLM = ["synthlm.cli", "synthlm.train.loop", "synthlm.objectives.depth", "synthlm.objectives.span_corruption",
-           "synthlm.generate", "synthlm.evaluate.checkpoint"]
+SYNTHLM = [
+    "synthlm.cli",
+    "synthlm.train.loop",
+    "synthlm.objectives.depth",
+    "synthlm.objectives.span_corruption",
+    "synthlm.generate",
+    "synthlm.evaluate.checkpoint",
+]
 
 
 def missing() -> list[str]:
@@ -36,8 +57,15 @@ def missing() -> list[str]:
 def main() -> int:
     absent = missing()
     if absent:
-        print("the GPU check cannot run; missing or broken:\n  " + "\n  ".join(absent), file=sys.stderr)
-        print("fetch wheels with benchmarks/gpu/prepare_wheels.sh (here, before calling the device) and carry .whl", file=sys.stderr)
+        print(
+            "the GPU check cannot run; missing or broken:\n  " + "\n  ".join(absent),
+            file=sys.stderr,
+        )
+        print(
+            "fetch wheels with benchmarks/gpu/prepare_wheels.sh (here, before calling the "
+            "device) and carry .whl",
+            file=sys.stderr,
+        )
         return 3
     import synthlm
 

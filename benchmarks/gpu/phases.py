@@ -23,33 +23,144 @@ import workload as wl
 REPO = Path(__file__).resolve().parents[2]
 
 # Shapes. GPU: what the issue asks for on one H200. SMOKE: the same paths, tiny, on CPU.
-TINY_LLAMA = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
-TINY_NEOX = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 2}
-TINY_T5 = {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2}
+TINY_LLAMA = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+}
+TINY_NEOX = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+}
+TINY_T5 = {
+    "d_model": 32,
+    "d_ff": 64,
+    "d_kv": 8,
+    "num_heads": 4,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+}
 
 GPU: dict[str, Any] = {
     "peak": {"n": 8192, "dtype": "bfloat16"},
-    "llama": {"model": {"arch": "llama", "preset": "1b"}, "vocab": 32000, "seq": 2048, "batch": 8, "steps": 10, "warmup": 3},
+    "llama": {
+        "model": {"arch": "llama", "preset": "1b"},
+        "vocab": 32000,
+        "seq": 2048,
+        "batch": 8,
+        "steps": 10,
+        "warmup": 3,
+    },
     "llama_batch": {"start": 8, "limit": 64},
-    "pythia": {"model": {"arch": "gpt_neox", "preset": "160m"}, "vocab": 50304, "seq": 2048, "batch": 16, "steps": 12, "warmup": 3},
-    "t5": {"model": {"arch": "t5", "preset": "base"}, "vocab": 32128, "seq": 512, "batch": 128, "steps": 8, "warmup": 3},
-    "depth": {"model": {"arch": "t5", "preset": "small"}, "vocab": 32128, "seq": 512, "batch": 64, "steps": 6, "warmup": 2, "workers": 8},
-    "fsdp": {"model": {"arch": "llama", "preset": "125m"}, "vocab": 32000, "seq": 1024, "batch": 4, "steps": 6},
-    "resume": {"model": {"arch": "llama", "preset": "60m"}, "vocab": 32000, "seq": 1024, "batch": 4, "steps": 6},
-    "generate": {"model": {"arch": "gpt_neox", "preset": "160m"}, "vocab": 50304, "prompts": 32, "prompt_len": 64, "new": 128},
+    "pythia": {
+        "model": {"arch": "gpt_neox", "preset": "160m"},
+        "vocab": 50304,
+        "seq": 2048,
+        "batch": 16,
+        "steps": 12,
+        "warmup": 3,
+    },
+    "t5": {
+        "model": {"arch": "t5", "preset": "base"},
+        "vocab": 32128,
+        "seq": 512,
+        "batch": 128,
+        "steps": 8,
+        "warmup": 3,
+    },
+    "depth": {
+        "model": {"arch": "t5", "preset": "small"},
+        "vocab": 32128,
+        "seq": 512,
+        "batch": 64,
+        "steps": 6,
+        "warmup": 2,
+        "workers": 8,
+    },
+    "fsdp": {
+        "model": {"arch": "llama", "preset": "125m"},
+        "vocab": 32000,
+        "seq": 1024,
+        "batch": 4,
+        "steps": 6,
+    },
+    "resume": {
+        "model": {"arch": "llama", "preset": "60m"},
+        "vocab": 32000,
+        "seq": 1024,
+        "batch": 4,
+        "steps": 6,
+    },
+    "generate": {
+        "model": {"arch": "gpt_neox", "preset": "160m"},
+        "vocab": 50304,
+        "prompts": 32,
+        "prompt_len": 64,
+        "new": 128,
+    },
     "compile_backend": "inductor",
     "precision": "bf16",
 }
 SMOKE: dict[str, Any] = {
     "peak": {"n": 256, "dtype": "float32"},
-    "llama": {"model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA}, "vocab": 512, "seq": 64, "batch": 2, "steps": 3, "warmup": 1},
+    "llama": {
+        "model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA},
+        "vocab": 512,
+        "seq": 64,
+        "batch": 2,
+        "steps": 3,
+        "warmup": 1,
+    },
     "llama_batch": {"start": 1, "limit": 4},
-    "pythia": {"model": {"arch": "gpt_neox", "preset": "14m", "overrides": TINY_NEOX}, "vocab": 512, "seq": 64, "batch": 2, "steps": 3, "warmup": 1},
-    "t5": {"model": {"arch": "t5", "preset": "tiny", "overrides": TINY_T5}, "vocab": 512, "seq": 64, "batch": 4, "steps": 3, "warmup": 1},
-    "depth": {"model": {"arch": "t5", "preset": "tiny", "overrides": TINY_T5}, "vocab": 512, "seq": 64, "batch": 4, "steps": 3, "warmup": 1, "workers": 0},
-    "fsdp": {"model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA}, "vocab": 512, "seq": 32, "batch": 2, "steps": 4},
-    "resume": {"model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA}, "vocab": 512, "seq": 32, "batch": 2, "steps": 4},
-    "generate": {"model": {"arch": "gpt_neox", "preset": "14m", "overrides": TINY_NEOX}, "vocab": 512, "prompts": 4, "prompt_len": 8, "new": 8},
+    "pythia": {
+        "model": {"arch": "gpt_neox", "preset": "14m", "overrides": TINY_NEOX},
+        "vocab": 512,
+        "seq": 64,
+        "batch": 2,
+        "steps": 3,
+        "warmup": 1,
+    },
+    "t5": {
+        "model": {"arch": "t5", "preset": "tiny", "overrides": TINY_T5},
+        "vocab": 512,
+        "seq": 64,
+        "batch": 4,
+        "steps": 3,
+        "warmup": 1,
+    },
+    "depth": {
+        "model": {"arch": "t5", "preset": "tiny", "overrides": TINY_T5},
+        "vocab": 512,
+        "seq": 64,
+        "batch": 4,
+        "steps": 3,
+        "warmup": 1,
+        "workers": 0,
+    },
+    "fsdp": {
+        "model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA},
+        "vocab": 512,
+        "seq": 32,
+        "batch": 2,
+        "steps": 4,
+    },
+    "resume": {
+        "model": {"arch": "llama", "preset": "tiny", "overrides": TINY_LLAMA},
+        "vocab": 512,
+        "seq": 32,
+        "batch": 2,
+        "steps": 4,
+    },
+    "generate": {
+        "model": {"arch": "gpt_neox", "preset": "14m", "overrides": TINY_NEOX},
+        "vocab": 512,
+        "prompts": 4,
+        "prompt_len": 8,
+        "new": 8,
+    },
     "compile_backend": "eager",  # dynamo's tracing and guards without a C++ build (cold inductor: minutes on CPU)
     "precision": "bf16",  # CPU autocast: the same bf16 code path, tiny
 }
@@ -85,9 +196,12 @@ def phase_env(ctx: Context) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {
         "device": torch.cuda.get_device_name() if cuda else "cpu",
-        "torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
         "python": sys.version.split()[0],
-        "matmul_peak_tflops": round(peak / 1e12, 2), "matmul": f"{spec['n']}^3 {spec['dtype']}",
+        "matmul_peak_tflops": round(peak / 1e12, 2),
+        "matmul": f"{spec['n']}^3 {spec['dtype']}",
         "bf16_supported": bool(cuda and torch.cuda.is_bf16_supported()),
         "flash_sdp": bool(cuda and torch.backends.cuda.flash_sdp_enabled()),
     }
@@ -99,16 +213,40 @@ def train_variant(ctx: Context, key: str, *, compile_: bool, ckpt: bool) -> dict
     spec = ctx.shapes[key]
     store = wl.random_store(ctx.work, spec["seq"] * spec["batch"] * (spec["steps"] + 2) * 2)
     name = f"{key}{'-compile' if compile_ else ''}{'-ckpt' if ckpt else ''}"
-    model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"]), "gradient_checkpointing": ckpt,
-             "compile": compile_, "compile_scope": "blocks", "compile_backend": ctx.shapes["compile_backend"]}
-    config = wl.run_config(ctx.work, name, model=model, store=store, tok=ctx.tok(), seq_len=spec["seq"], batch=spec["batch"],
-                           steps=spec["steps"], precision=ctx.shapes["precision"], peak_flops=ctx.peak_flops,
-                           optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}})
+    model = {
+        **spec["model"],
+        "num_meta_tokens": wl.meta_for_vocab(spec["vocab"]),
+        "gradient_checkpointing": ckpt,
+        "compile": compile_,
+        "compile_scope": "blocks",
+        "compile_backend": ctx.shapes["compile_backend"],
+    }
+    config = wl.run_config(
+        ctx.work,
+        name,
+        model=model,
+        store=store,
+        tok=ctx.tok(),
+        seq_len=spec["seq"],
+        batch=spec["batch"],
+        steps=spec["steps"],
+        precision=ctx.shapes["precision"],
+        peak_flops=ctx.peak_flops,
+        optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}},
+    )
     figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
     if not figures["finite"]:
         raise RuntimeError(f"{name}: non-finite loss")
-    return {"model": spec["model"], "vocab": spec["vocab"], "seq": spec["seq"], "micro_batch": spec["batch"],
-            "precision": ctx.shapes["precision"], "compile": "blocks" if compile_ else False, "checkpointing": ckpt, **figures}
+    return {
+        "model": spec["model"],
+        "vocab": spec["vocab"],
+        "seq": spec["seq"],
+        "micro_batch": spec["batch"],
+        "precision": ctx.shapes["precision"],
+        "compile": "blocks" if compile_ else False,
+        "checkpointing": ckpt,
+        **figures,
+    }
 
 
 def variant_phase(key: str, compile_: bool, ckpt: bool) -> Callable[[Context], dict[str, Any]]:
@@ -153,7 +291,10 @@ def phase_llama_batch(ctx: Context) -> dict[str, Any]:
                 if dev == "cuda":
                     torch.cuda.empty_cache()
             fits, batch = batch, batch * 2
-        out["ckpt" if ckpt else "no_ckpt"] = {"largest_micro_batch": fits, "searched_up_to": search["limit"]}
+        out["ckpt" if ckpt else "no_ckpt"] = {
+            "largest_micro_batch": fits,
+            "searched_up_to": search["limit"],
+        }
         del model, optimizer
     return out
 
@@ -162,17 +303,38 @@ def phase_t5(ctx: Context) -> dict[str, Any]:
     """T5 v1.1 base, batch 128 x 512/114, bf16, compile, AdamWScale: s/step (nanoT5: 0.56 on an A100)."""
     spec = ctx.shapes["t5"]
     store = wl.random_store(ctx.work, 700 * spec["batch"] * (spec["steps"] + 2))
-    model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"] - 100), "compile": True,
-             "compile_scope": "blocks", "compile_backend": ctx.shapes["compile_backend"]}
-    config = wl.run_config(ctx.work, "t5", model=model, store=store, tok=ctx.tok(), seq_len=spec["seq"], batch=spec["batch"],
-                           steps=spec["steps"], precision=ctx.shapes["precision"], peak_flops=ctx.peak_flops,
-                           objective={"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0},
-                           optim={"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0})
+    model = {
+        **spec["model"],
+        "num_meta_tokens": wl.meta_for_vocab(spec["vocab"] - 100),
+        "compile": True,
+        "compile_scope": "blocks",
+        "compile_backend": ctx.shapes["compile_backend"],
+    }
+    config = wl.run_config(
+        ctx.work,
+        "t5",
+        model=model,
+        store=store,
+        tok=ctx.tok(),
+        seq_len=spec["seq"],
+        batch=spec["batch"],
+        steps=spec["steps"],
+        precision=ctx.shapes["precision"],
+        peak_flops=ctx.peak_flops,
+        objective={"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0},
+        optim={"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0},
+    )
     figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
     if not figures["finite"]:
         raise RuntimeError("t5: non-finite loss")
-    return {"model": spec["model"], "batch": spec["batch"], "input_len": spec["seq"], **figures,
-            "nanot5_a100_s_per_step": 0.56, "target_h200_s_per_step": 0.3}
+    return {
+        "model": spec["model"],
+        "batch": spec["batch"],
+        "input_len": spec["seq"],
+        **figures,
+        "nanot5_a100_s_per_step": 0.56,
+        "target_h200_s_per_step": 0.3,
+    }
 
 
 def phase_depth(ctx: Context) -> dict[str, Any]:
@@ -182,10 +344,21 @@ def phase_depth(ctx: Context) -> dict[str, Any]:
     store = wl.text_store(ctx.work, tok)
     model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"] - 200)}
     objective = {"name": "depth", "splitter": "rules"}
-    config = wl.run_config(ctx.work, "depth", model=model, store=store, tok=tok, seq_len=spec["seq"], batch=spec["batch"],
-                           steps=spec["steps"], precision=ctx.shapes["precision"], peak_flops=ctx.peak_flops,
-                           objective=objective, optim={"name": "adamwscale", "lr": 1e-2, "weight_decay": 0.0},
-                           train={"num_workers": spec["workers"]})
+    config = wl.run_config(
+        ctx.work,
+        "depth",
+        model=model,
+        store=store,
+        tok=tok,
+        seq_len=spec["seq"],
+        batch=spec["batch"],
+        steps=spec["steps"],
+        precision=ctx.shapes["precision"],
+        peak_flops=ctx.peak_flops,
+        objective=objective,
+        optim={"name": "adamwscale", "lr": 1e-2, "weight_decay": 0.0},
+        train={"num_workers": spec["workers"]},
+    )
     figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
     return {"model": spec["model"], **figures, "masks": depth_mask_agreement(config)}
 
@@ -207,15 +380,26 @@ def depth_mask_agreement(config: dict[str, Any]) -> dict[str, float]:
     for attn, dtype in (("eager", None), ("sdpa", None), ("sdpa", torch.bfloat16)):
         torch.manual_seed(0)
         cfg = plan.config.model.model_copy(update={"attn_implementation": attn})
-        model = build_model(cfg, vocab_size=plan.layout.model_vocab_size, special_ids=plan.special_ids).to(dev)
-        with torch.no_grad(), torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None):
+        model = build_model(
+            cfg, vocab_size=plan.layout.model_vocab_size, special_ids=plan.special_ids
+        ).to(dev)
+        with (
+            torch.no_grad(),
+            torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             loss, targets, _ = forward_losses(plan.objective, model, batch)
         losses[f"{attn}-{'bf16' if dtype else 'fp32'}"] = float(loss / targets)
     fp32_gap = abs(losses["sdpa-fp32"] - losses["eager-fp32"]) / losses["eager-fp32"]
     bf16_gap = abs(losses["sdpa-bf16"] - losses["eager-fp32"]) / losses["eager-fp32"]
     if fp32_gap > 1e-4 or bf16_gap > 2e-2 or not all(math.isfinite(v) for v in losses.values()):
-        raise RuntimeError(f"DEPTH masks: losses disagree across attention kernels / precision: {losses}")
-    return {**{k: round(v, 6) for k, v in losses.items()}, "sdpa_vs_eager_fp32": fp32_gap, "bf16_vs_fp32": bf16_gap}
+        raise RuntimeError(
+            f"DEPTH masks: losses disagree across attention kernels / precision: {losses}"
+        )
+    return {
+        **{k: round(v, 6) for k, v in losses.items()},
+        "sdpa_vs_eager_fp32": fp32_gap,
+        "bf16_vs_fp32": bf16_gap,
+    }
 
 
 def phase_fsdp(ctx: Context) -> dict[str, Any]:
@@ -229,13 +413,30 @@ def phase_fsdp(ctx: Context) -> dict[str, Any]:
     accel = ctx.work / "fsdp2.yaml"
     cuda = wl.device_type() == "cuda"
     accel.write_text(FSDP2_CONFIG.format(cpu="false" if cuda else "true"))
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accel), "--main_process_port", "0", "-m", "synthlm"]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(accel),
+        "--main_process_port",
+        "0",
+        "-m",
+        "synthlm",
+    ]
     whole, resumed = _resume_pair(ctx, "fsdp", spec, launcher=launch)
     saved = ctx.work / "fsdp-a" / "checkpoints" / f"step-{spec['steps'] // 2}" / "trainer"
     sharded = any(p.is_dir() and p.name.startswith("pytorch_model_fsdp") for p in saved.iterdir())
     if cuda and not sharded:
-        raise RuntimeError(f"FSDP2 launch saved no sharded model state in {saved}: {sorted(p.name for p in saved.iterdir())}")
-    return {**_compare(whole, resumed), "sharded": sharded, "checkpoint": sorted(p.name for p in saved.iterdir())}
+        raise RuntimeError(
+            f"FSDP2 launch saved no sharded model state in {saved}: "
+            f"{sorted(p.name for p in saved.iterdir())}"
+        )
+    return {
+        **_compare(whole, resumed),
+        "sharded": sharded,
+        "checkpoint": sorted(p.name for p in saved.iterdir()),
+    }
 
 
 def phase_resume(ctx: Context) -> dict[str, Any]:
@@ -244,7 +445,9 @@ def phase_resume(ctx: Context) -> dict[str, Any]:
     return _compare(whole, resumed)
 
 
-def _resume_pair(ctx: Context, name: str, spec: dict[str, Any], launcher: list[str] | None) -> tuple[list[float], list[float]]:
+def _resume_pair(
+    ctx: Context, name: str, spec: dict[str, Any], launcher: list[str] | None
+) -> tuple[list[float], list[float]]:
     """Run A trains ``steps`` with a checkpoint halfway; run B resumes from A's halfway checkpoint.
 
     ``launcher``: the command before ``train CONFIG`` (a subprocess), or None for this process.
@@ -255,20 +458,45 @@ def _resume_pair(ctx: Context, name: str, spec: dict[str, Any], launcher: list[s
     model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"])}
     half = spec["steps"] // 2
     runs = {}
-    for name_run, extra in (("a", {}), ("b", {"resume": str(ctx.work / f"{name}-a" / "checkpoints" / f"step-{half}")})):
-        config = wl.run_config(ctx.work, f"{name}-{name_run}", model=model, store=store, tok=ctx.tok(), seq_len=spec["seq"],
-                               batch=spec["batch"], steps=spec["steps"], precision=ctx.shapes["precision"],
-                               peak_flops=ctx.peak_flops or 1.0, train={"checkpoint_every": half, "keep_last": 3, **extra})
+    for name_run, extra in (
+        ("a", {}),
+        ("b", {"resume": str(ctx.work / f"{name}-a" / "checkpoints" / f"step-{half}")}),
+    ):
+        config = wl.run_config(
+            ctx.work,
+            f"{name}-{name_run}",
+            model=model,
+            store=store,
+            tok=ctx.tok(),
+            seq_len=spec["seq"],
+            batch=spec["batch"],
+            steps=spec["steps"],
+            precision=ctx.shapes["precision"],
+            peak_flops=ctx.peak_flops or 1.0,
+            train={"checkpoint_every": half, "keep_last": 3, **extra},
+        )
         if launcher is None:
             run(load_run_config([config]), progress=False)
         else:
             path = ctx.work / f"{name}-{name_run}.json"
             path.write_text(json.dumps(config))
             cmd = [*launcher, "train", str(path), "--quiet"]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            done = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
             if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        rows = [json.loads(line) for line in (ctx.work / f"{name}-{name_run}" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+                raise RuntimeError(
+                    f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+                )
+        rows = [
+            json.loads(line)
+            for line in (ctx.work / f"{name}-{name_run}" / "metrics.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
         runs[name_run] = {r["step"]: r["loss"] for r in rows if "loss" in r}
     steps = sorted(runs["b"])
     return [runs["a"][s] for s in steps], [runs["b"][s] for s in steps]
@@ -279,8 +507,15 @@ def _compare(whole: list[float], resumed: list[float]) -> dict[str, Any]:
         raise RuntimeError("the resumed run logged no training steps")
     diff = max(abs(a - b) for a, b in zip(whole, resumed))
     if diff > 1e-3 * max(abs(x) for x in whole):
-        raise RuntimeError(f"resumed losses differ from the uninterrupted run: {whole} vs {resumed}")
-    return {"losses_uninterrupted": whole, "losses_resumed": resumed, "identical": whole == resumed, "max_abs_diff": diff}
+        raise RuntimeError(
+            f"resumed losses differ from the uninterrupted run: {whole} vs {resumed}"
+        )
+    return {
+        "losses_uninterrupted": whole,
+        "losses_resumed": resumed,
+        "identical": whole == resumed,
+        "max_abs_diff": diff,
+    }
 
 
 FSDP2_CONFIG = """\
@@ -311,11 +546,17 @@ def phase_generate(ctx: Context) -> dict[str, Any]:
     spec = ctx.shapes["generate"]
     dev = wl.device_type()
     tokenizer = load_tokenizer_dir(ctx.tok())
-    model = build_model(ModelConfig(**spec["model"], dtype="bf16"), vocab_size=spec["vocab"]).to(dev).eval()
+    model = (
+        build_model(ModelConfig(**spec["model"], dtype="bf16"), vocab_size=spec["vocab"])
+        .to(dev)
+        .eval()
+    )
     rng = torch.Generator().manual_seed(0)
     rows = torch.randint(4, 256, (spec["prompts"], spec["prompt_len"]), generator=rng).tolist()
     sampling = SamplingConfig(max_new_tokens=spec["new"], temperature=0.0)
-    no_eos = [tokenizer.eos_token_id]  # a random model may stop anywhere: every row makes max_new_tokens
+    no_eos = [
+        tokenizer.eos_token_id
+    ]  # a random model may stop anywhere: every row makes max_new_tokens
     generate_batch(model, tokenizer, ["p"] * 2, rows[:2], sampling, suppress_ids=no_eos)  # warm-up
     wl.sync()
     start = time.perf_counter()
@@ -323,15 +564,26 @@ def phase_generate(ctx: Context) -> dict[str, Any]:
     wl.sync()
     seconds = time.perf_counter() - start
     new = sum(c.completion_tokens for c in done)
-    return {"prompts": len(rows), "prompt_len": spec["prompt_len"], "new_tokens": new, "seconds": round(seconds, 3),
-            "tokens_per_s": round(new / seconds, 1), "dtype": "bf16", "kv_cache": True}
+    return {
+        "prompts": len(rows),
+        "prompt_len": spec["prompt_len"],
+        "new_tokens": new,
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(new / seconds, 1),
+        "dtype": "bf16",
+        "kv_cache": True,
+    }
 
 
 def phase_gpu_tests(ctx: Context) -> dict[str, Any]:
     """The suite's ``gpu``-marked tests (on CPU they skip: the phase then checks they collect)."""
     # only the files that hold gpu tests: collecting the whole suite there would import test
     # modules whose dev dependencies (megatron-core, lm-eval, ...) the device image lacks
-    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py") if "mark.gpu" in p.read_text(encoding="utf-8"))
+    files = sorted(
+        str(p.relative_to(REPO))
+        for p in (REPO / "tests").rglob("test_*.py")
+        if "mark.gpu" in p.read_text(encoding="utf-8")
+    )
     if not files:
         raise RuntimeError("no gpu-marked tests found under tests/")
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *files]
@@ -342,12 +594,17 @@ def phase_gpu_tests(ctx: Context) -> dict[str, Any]:
     return {"files": files, "summary": tail, "returncode": done.returncode}
 
 
-PHASES: dict[str, tuple[Callable[[Context], dict[str, Any]], float]] = {  # name -> (fn, GPU time cap s)
+PHASES: dict[
+    str, tuple[Callable[[Context], dict[str, Any]], float]
+] = {  # name -> (fn, GPU time cap s)
     "env": (phase_env, 15),
     # llama 1b, seq 2048, bf16, SDPA, fused AdamW (then Pythia-160m-class gpt_neox the same way)
     "llama": (variant_phase("llama", False, False), 30),
     "llama_ckpt": (variant_phase("llama", False, True), 30),
-    "llama_compile": (variant_phase("llama", True, False), 70),  # cold inductor compile of one layer
+    "llama_compile": (
+        variant_phase("llama", True, False),
+        70,
+    ),  # cold inductor compile of one layer
     "llama_compile_ckpt": (variant_phase("llama", True, True), 55),
     "llama_batch": (phase_llama_batch, 35),
     "pythia": (variant_phase("pythia", False, False), 15),

@@ -69,20 +69,43 @@ def meta_for_vocab(vocab: int, natural: int = 260) -> int:
     return max(vocab - natural, 0)
 
 
-def run_config(root: Path, name: str, *, model: dict[str, Any], store: Path, tok: Path, seq_len: int, batch: int,
-               steps: int, precision: str, peak_flops: float, objective: dict[str, Any] | None = None,
-               optim: dict[str, Any] | None = None, train: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_config(
+    root: Path,
+    name: str,
+    *,
+    model: dict[str, Any],
+    store: Path,
+    tok: Path,
+    seq_len: int,
+    batch: int,
+    steps: int,
+    precision: str,
+    peak_flops: float,
+    objective: dict[str, Any] | None = None,
+    optim: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A synthlm run config (a dict, as a YAML file would hold it)."""
     return {
         "run_dir": str(root / name),
         "seed": 0,
         "model": model,
-        "data": {"sources": [{"name": "data", "path": str(store)}], "seq_len": seq_len, "tokenizer": str(tok)},
+        "data": {
+            "sources": [{"name": "data", "path": str(store)}],
+            "seq_len": seq_len,
+            "tokenizer": str(tok),
+        },
         "objective": objective or {"name": "clm"},
         "optim": optim or {"name": "adamw", "lr": 3e-4, "weight_decay": 0.1},
         "schedule": {"name": "constant"},
-        "train": {"max_steps": steps, "batch_size": batch, "precision": precision, "log_every": 1,
-                  "checkpoint_every": 0, **(train or {})},
+        "train": {
+            "max_steps": steps,
+            "batch_size": batch,
+            "precision": precision,
+            "log_every": 1,
+            "checkpoint_every": 0,
+            **(train or {}),
+        },
         "logging": {"tensorboard": False, "progress": False, "peak_flops": peak_flops},
     }
 
@@ -117,10 +140,16 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
     finally:
         loop.Trainer._after_step, loop.Trainer.fit = original_step, original_fit  # type: ignore[method-assign]
     trainer = seen["trainer"]
-    figures = step_figures(trainer, stamps, seen, warmup=warmup, peak_flops=peak_flops, started=started)
+    figures = step_figures(
+        trainer, stamps, seen, warmup=warmup, peak_flops=peak_flops, started=started
+    )
     loader = loader_samples_per_s(trainer, steps=max(len(stamps), 3))
     consumed = trainer.plan.batch.global_batch / figures["step_s"]
-    return {**figures, "loader_samples_per_s": round(loader, 1), "loader_headroom": round(loader / consumed, 2)}
+    return {
+        **figures,
+        "loader_samples_per_s": round(loader, 1),
+        "loader_headroom": round(loader / consumed, 2),
+    }
 
 
 def loader_samples_per_s(trainer: Any, steps: int) -> float:
@@ -132,19 +161,34 @@ def loader_samples_per_s(trainer: Any, steps: int) -> float:
 
     plan = trainer.plan
     start = time.perf_counter()
-    for _ in step_batches(plan.mixture, plan.objective.collate, plan.batch, rank=0, cursor=10_000, steps=steps,
-                          num_workers=plan.config.train.num_workers, pin_memory=torch.cuda.is_available()):
+    for _ in step_batches(
+        plan.mixture,
+        plan.objective.collate,
+        plan.batch,
+        rank=0,
+        cursor=10_000,
+        steps=steps,
+        num_workers=plan.config.train.num_workers,
+        pin_memory=torch.cuda.is_available(),
+    ):
         pass
     return steps * plan.batch.global_batch / (time.perf_counter() - start)
 
 
-def step_figures(trainer: Any, stamps: list[float], seen: dict[str, Any], *, warmup: int, peak_flops: float,
-                 started: float) -> dict[str, Any]:
+def step_figures(
+    trainer: Any,
+    stamps: list[float],
+    seen: dict[str, Any],
+    *,
+    warmup: int,
+    peak_flops: float,
+    started: float,
+) -> dict[str, Any]:
     import torch
 
     plan = trainer.plan
     times = np.diff(np.array([seen["fit_start"], *stamps]))
-    steady = times[min(warmup, len(times) - 1):]
+    steady = times[min(warmup, len(times) - 1) :]
     step_s = float(statistics.median(steady))
     tokens = plan.batch.global_batch * plan.seq_len
     cuda = torch.cuda.is_available()

@@ -40,7 +40,11 @@ from synthlm.errors import explain
 @cache
 def command_names() -> tuple[str, ...]:
     """Every command, from the module names in :mod:`synthlm.commands`."""
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")))
+    return tuple(
+        sorted(
+            m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")
+        )
+    )
 
 
 @cache
@@ -83,7 +87,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(
         False, "--debug", help="Show the full traceback of any error (also: SYNTHLM_DEBUG=1)."
     ),

@@ -77,14 +77,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         byte = f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
         raise ConfigError(
-            f"{path}: not UTF-8 text ({byte}); a config must be a YAML or JSON text file saved as UTF-8"
+            f"{path}: not UTF-8 text ({byte}); a config must be a YAML or JSON text file "
+            f"saved as UTF-8"
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
     return data
 
 
@@ -150,7 +153,9 @@ def parse_override_value(text: str) -> Any:
 def split_override(override: str) -> tuple[list[str], str]:
     key, sep, value = override.partition("=")
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
-        raise ConfigError(f"override {override!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=3e-4")
+        raise ConfigError(
+            f"override {override!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=3e-4"
+        )
     return key.strip().split("."), value
 
 
@@ -165,13 +170,22 @@ def apply_override(tree: dict[str, Any], override: str, origins: dict[KeyPath, s
         key: str | int = part
         if isinstance(node, list):
             if not part.lstrip("-").isdigit():
-                raise ConfigError(f"override {override!r}: {'.'.join(parts[:depth]) or 'top level'} is a list; use a number, not {part!r}")
+                raise ConfigError(
+                    f"override {override!r}: {'.'.join(parts[:depth]) or 'top level'} is a "
+                    f"list; use a number, not {part!r}"
+                )
             key = int(part)
             if not -len(node) <= key < len(node):
-                raise ConfigError(f"override {override!r}: index {key} is out of range for {'.'.join(parts[:depth])} (it has {len(node)} items)")
+                raise ConfigError(
+                    f"override {override!r}: index {key} is out of range for "
+                    f"{'.'.join(parts[:depth])} (it has {len(node)} items)"
+                )
             key = key % len(node)
         elif not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {'.'.join(parts[:depth])} is a {type(node).__name__}, not a mapping")
+            raise ConfigError(
+                f"override {override!r}: {'.'.join(parts[:depth])} is a "
+                f"{type(node).__name__}, not a mapping"
+            )
         path.append(key)
         if last:
             node[key] = value
@@ -213,7 +227,12 @@ def merge_sources(
     return tree, origins
 
 
-def validate(schema: type[Schema], tree: Mapping[str, Any], origins: Mapping[KeyPath, str] | None = None, source: str = "config") -> Schema:
+def validate(
+    schema: type[Schema],
+    tree: Mapping[str, Any],
+    origins: Mapping[KeyPath, str] | None = None,
+    source: str = "config",
+) -> Schema:
     """Validate a plain tree; raise :class:`ConfigError` with one line per problem."""
     try:
         return schema.model_validate(tree)
@@ -232,7 +251,12 @@ def located_error(
     return ConfigError("\n".join(dict.fromkeys(lines)))
 
 
-def describe_error(schema: type[BaseModel], err: Mapping[str, Any], origins: Mapping[KeyPath, str], default_source: str) -> str:
+def describe_error(
+    schema: type[BaseModel],
+    err: Mapping[str, Any],
+    origins: Mapping[KeyPath, str],
+    default_source: str,
+) -> str:
     loc = tuple(err["loc"])
     data_loc = _data_location(schema, loc)
     key = ".".join(str(p) for p in data_loc) or "(top level)"
@@ -266,7 +290,12 @@ def _data_location(schema: type[BaseModel], loc: KeyPath) -> KeyPath:
     annotation: Any = schema
     for part in loc:
         models = _models_in(annotation)
-        if isinstance(part, str) and models and not any(part in m.model_fields for m in models) and any(_tag_matches(m, part) for m in models):
+        if (
+            isinstance(part, str)
+            and models
+            and not any(part in m.model_fields for m in models)
+            and any(_tag_matches(m, part) for m in models)
+        ):
             annotation = next(m for m in models if _tag_matches(m, part))
             continue
         out.append(part)
@@ -297,7 +326,12 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 def _child_annotation(annotation: Any, part: str | int) -> Any:
     for candidate in _unwrap(annotation):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and isinstance(part, str) and part in candidate.model_fields:
+        if (
+            isinstance(candidate, type)
+            and issubclass(candidate, BaseModel)
+            and isinstance(part, str)
+            and part in candidate.model_fields
+        ):
             return candidate.model_fields[part].annotation
         origin = typing.get_origin(candidate)
         args = typing.get_args(candidate)
@@ -341,7 +375,9 @@ def _expected_type(schema: type[BaseModel], loc: KeyPath) -> str:
 def _type_name(annotation: Any) -> str:
     members = _unwrap(annotation)
     if len(members) > 1 and all(isinstance(m, type) and issubclass(m, BaseModel) for m in members):
-        return "a mapping"  # a union of sections (e.g. 31 domain specs): naming them all helps no one
+        return (
+            "a mapping"  # a union of sections (e.g. 31 domain specs): naming them all helps no one
+        )
     names = []
     for arg in _unwrap(annotation):
         if arg is type(None):

@@ -79,12 +79,42 @@ def register_arch(
 
 # Pythia suite (Biderman et al. 2023): GPT-NeoX blocks, parallel residual, 25% rotary dims.
 PYTHIA = {
-    "14m": {"hidden_size": 128, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 512},
-    "31m": {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 1024},
-    "70m": {"hidden_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 2048},
-    "160m": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
-    "410m": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
-    "1b": {"hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 8, "intermediate_size": 8192},
+    "14m": {
+        "hidden_size": 128,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 4,
+        "intermediate_size": 512,
+    },
+    "31m": {
+        "hidden_size": 256,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 8,
+        "intermediate_size": 1024,
+    },
+    "70m": {
+        "hidden_size": 512,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 8,
+        "intermediate_size": 2048,
+    },
+    "160m": {
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+    },
+    "410m": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+    },
+    "1b": {
+        "hidden_size": 2048,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 8,
+        "intermediate_size": 8192,
+    },
 }
 
 
@@ -93,7 +123,11 @@ PYTHIA = {
     PYTHIA,
     defaults={
         "max_position_embeddings": 2048,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.25,
+        },
         "use_parallel_residual": True,
         "tie_word_embeddings": False,
         "hidden_dropout": 0.0,
@@ -109,12 +143,43 @@ def gpt_neox_config(**kwargs: Any) -> PretrainedConfig:
 # Llama shapes: "tiny" for tests and CPU, 60m-1b as in the GaLore/ReLoRA pretraining studies,
 # 7b as Llama 2 (for configs that target a cluster).
 LLAMA = {
-    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 176},
-    "60m": {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 8, "intermediate_size": 1376},
-    "125m": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 2048},
-    "350m": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 2736},
-    "1b": {"hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 32, "intermediate_size": 5461},
-    "7b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008, "max_position_embeddings": 4096},
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 176,
+    },
+    "60m": {
+        "hidden_size": 512,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 8,
+        "intermediate_size": 1376,
+    },
+    "125m": {
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 2048,
+    },
+    "350m": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 2736,
+    },
+    "1b": {
+        "hidden_size": 2048,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 32,
+        "intermediate_size": 5461,
+    },
+    "7b": {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "intermediate_size": 11008,
+        "max_position_embeddings": 4096,
+    },
 }
 
 
@@ -139,10 +204,38 @@ def llama_config(**kwargs: Any) -> PretrainedConfig:
 # in pretraining as in nanoT5). "tiny" is for tests and CPU runs. T5 has relative position
 # buckets, so no max_position_embeddings bounds the sequence length.
 T5 = {
-    "tiny": {"d_model": 64, "d_ff": 128, "d_kv": 16, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2},
-    "small": {"d_model": 512, "d_ff": 1024, "d_kv": 64, "num_heads": 6, "num_layers": 8, "num_decoder_layers": 8},
-    "base": {"d_model": 768, "d_ff": 2048, "d_kv": 64, "num_heads": 12, "num_layers": 12, "num_decoder_layers": 12},
-    "large": {"d_model": 1024, "d_ff": 2816, "d_kv": 64, "num_heads": 16, "num_layers": 24, "num_decoder_layers": 24},
+    "tiny": {
+        "d_model": 64,
+        "d_ff": 128,
+        "d_kv": 16,
+        "num_heads": 4,
+        "num_layers": 2,
+        "num_decoder_layers": 2,
+    },
+    "small": {
+        "d_model": 512,
+        "d_ff": 1024,
+        "d_kv": 64,
+        "num_heads": 6,
+        "num_layers": 8,
+        "num_decoder_layers": 8,
+    },
+    "base": {
+        "d_model": 768,
+        "d_ff": 2048,
+        "d_kv": 64,
+        "num_heads": 12,
+        "num_layers": 12,
+        "num_decoder_layers": 12,
+    },
+    "large": {
+        "d_model": 1024,
+        "d_ff": 2816,
+        "d_kv": 64,
+        "num_heads": 16,
+        "num_layers": 24,
+        "num_decoder_layers": 24,
+    },
 }
 
 
@@ -169,10 +262,13 @@ def untie_t5_output(model: PreTrainedModel, fresh: bool) -> None:
     else:  # transformers 4: a list of names
         model._tied_weights_keys = [k for k in keys if not k.startswith("lm_head")]
     head, shared = model.lm_head, model.get_input_embeddings()
-    if head.weight is shared.weight and hasattr(shared.weight, "ds_id"):  # partitioned by ZeRO-3 init
+    if head.weight is shared.weight and hasattr(
+        shared.weight, "ds_id"
+    ):  # partitioned by ZeRO-3 init
         raise ConfigError(
             "model: T5 v1.1's output layer cannot be untied inside DeepSpeed ZeRO-3 init; set "
-            "zero3_init_flag: false in the accelerate config (the model is partitioned at prepare instead)"
+            "zero3_init_flag: false in the accelerate config (the model is partitioned at "
+            "prepare instead)"
         )
     if head.weight is shared.weight:
         with torch.no_grad():
@@ -207,20 +303,51 @@ def t5_config(**kwargs: Any) -> PretrainedConfig:
 class ModelConfig(Section):
     """Which network to train: a preset of an architecture, or a local HF checkpoint."""
 
-    arch: str = Field("llama", description="Architecture: one of the registered archs (gpt_neox, llama, t5).")
-    preset: str = Field("tiny", description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small.")
-    overrides: dict[str, Any] = Field(default_factory=dict, description="HF config fields to change, e.g. {hidden_size: 96}.")
-    init_from: Path | None = Field(None, description="Local HF model dir to continue pretraining from (no download).")
-    num_meta_tokens: int = Field(0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data.")
-    dtype: Dtype = Field("fp32", description="Dtype the weights are stored and updated in (use train.precision for autocast).")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", description="Attention kernel; sdpa picks flash/memory-efficient kernels where the device has them.")
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
-    compile: bool = Field(False, description="Compile the model with torch.compile (in place: state-dict keys stay plain).")
-    compile_scope: Literal["model", "blocks"] = Field(
-        "model", description="model: one graph for the whole network; blocks: each repeated layer (decoder/encoder block) compiled alone, "
-        "so identical layers share one compiled graph and the first step starts in seconds instead of minutes on large models.",
+    arch: str = Field(
+        "llama", description="Architecture: one of the registered archs (gpt_neox, llama, t5)."
     )
-    compile_backend: str = Field("inductor", description="torch.compile backend: inductor (fused kernels), or aot_eager / eager to debug tracing.")
+    preset: str = Field(
+        "tiny",
+        description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small.",
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="HF config fields to change, e.g. {hidden_size: 96}."
+    )
+    init_from: Path | None = Field(
+        None, description="Local HF model dir to continue pretraining from (no download)."
+    )
+    num_meta_tokens: int = Field(
+        0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data."
+    )
+    dtype: Dtype = Field(
+        "fp32",
+        description="Dtype the weights are stored and updated in (use train.precision for "
+        "autocast).",
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa",
+        description="Attention kernel; sdpa picks flash/memory-efficient kernels where "
+        "the device has them.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, ~30% slower."
+    )
+    compile: bool = Field(
+        False,
+        description="Compile the model with torch.compile (in place: state-dict keys stay plain).",
+    )
+    compile_scope: Literal["model", "blocks"] = Field(
+        "model",
+        description="model: one graph for the whole network; blocks: each repeated layer "
+        "(decoder/encoder block) compiled alone, "
+        "so identical layers share one compiled graph and the first step starts in "
+        "seconds instead of minutes on large models.",
+    )
+    compile_backend: str = Field(
+        "inductor",
+        description="torch.compile backend: inductor (fused kernels), or aot_eager / "
+        "eager to debug tracing.",
+    )
 
     @field_validator("arch")
     @classmethod
@@ -246,7 +373,9 @@ def _unknown(value: str, allowed: dict[str, Any]) -> str:
 # Building
 
 
-def model_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PretrainedConfig:
+def model_config(
+    cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None
+) -> PretrainedConfig:
     """The HF config of a preset with overrides applied and the vocabulary set."""
     arch = ARCHS[cfg.arch]
     base = arch.build_config(**arch.defaults)
@@ -257,14 +386,24 @@ def model_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, in
             hint = f" (did you mean 'model.overrides.{close[0]}'?)" if close else ""
             raise ConfigError(f"model.overrides.{key}: not a field of the {cfg.arch} config{hint}")
     if "vocab_size" in cfg.overrides:
-        raise ConfigError("model.overrides.vocab_size: the vocabulary comes from the tokenizer and model.num_meta_tokens; do not set it")
-    kwargs = {**arch.defaults, **arch.presets[cfg.preset], **cfg.overrides, "vocab_size": vocab_size}
+        raise ConfigError(
+            "model.overrides.vocab_size: the vocabulary comes from the tokenizer and "
+            "model.num_meta_tokens; do not set it"
+        )
+    kwargs = {
+        **arch.defaults,
+        **arch.presets[cfg.preset],
+        **cfg.overrides,
+        "vocab_size": vocab_size,
+    }
     kwargs.update({f"{name}_token_id": value for name, value in (special_ids or {}).items()})
     try:
         return arch.build_config(**kwargs)
     except Exception as exc:  # transformers validates shapes (heads dividing width, ...) itself
         reason = exc.__cause__ or exc
-        raise ConfigError(f"model: {cfg.arch} preset {cfg.preset} with overrides {cfg.overrides or {}}: {reason}") from None
+        raise ConfigError(
+            f"model: {cfg.arch} preset {cfg.preset} with overrides {cfg.overrides or {}}: {reason}"
+        ) from None
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -273,7 +412,9 @@ def torch_dtype(name: str) -> torch.dtype:
     return getattr(torch, TORCH_DTYPES[name])
 
 
-def build_model(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PreTrainedModel:
+def build_model(
+    cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None
+) -> PreTrainedModel:
     """A randomly initialised model from a preset, or the ``init_from`` checkpoint.
 
     Random init draws from torch's global RNG: seed it first for reproducible weights. With
@@ -331,7 +472,10 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
         return 1
     blocks = repeated_blocks(model)
     if not blocks:
-        raise ConfigError(f"model.compile_scope=blocks: found no repeated layers in {type(model).__name__}; use compile_scope: model")
+        raise ConfigError(
+            f"model.compile_scope=blocks: found no repeated layers in "
+            f"{type(model).__name__}; use compile_scope: model"
+        )
     for block in blocks:
         block.compile(backend=cfg.compile_backend)
     return len(blocks)
@@ -344,7 +488,11 @@ def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 
     blocks = []
     for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1:
+        if (
+            isinstance(module, torch.nn.ModuleList)
+            and len(module) > 1
+            and len({type(m) for m in module}) == 1
+        ):
             blocks.extend(module)
     return blocks
 
@@ -368,7 +516,9 @@ def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedMo
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would break the run's own
     try:
-        return auto.from_pretrained(path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype)
+        return auto.from_pretrained(
+            path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype
+        )
     finally:
         if shown:
             hf_logging.enable_progress_bar()
@@ -377,13 +527,20 @@ def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedMo
 def _checked_init_from(cfg: ModelConfig) -> Path:
     path = Path(cfg.init_from or "")
     if not (path / "config.json").is_file():
-        raise UserError(f"model.init_from: {path} is not a Hugging Face model dir (no config.json there)")
+        raise UserError(
+            f"model.init_from: {path} is not a Hugging Face model dir (no config.json there)"
+        )
     if cfg.overrides:
-        raise ConfigError("model.overrides: cannot change the shape of an init_from checkpoint; remove the overrides")
+        raise ConfigError(
+            "model.overrides: cannot change the shape of an init_from checkpoint; remove "
+            "the overrides"
+        )
     return path
 
 
-def resolved_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None) -> PretrainedConfig:
+def resolved_config(
+    cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str, int | None] | None = None
+) -> PretrainedConfig:
     """The HF config the model will have, without building weights (for pre-flight checks).
 
     With ``init_from`` it is the checkpoint's own config (its vocabulary grows at build time).
@@ -397,7 +554,8 @@ def resolved_config(cfg: ModelConfig, *, vocab_size: int, special_ids: dict[str,
     if seq2seq != ARCHS[cfg.arch].seq2seq:
         kinds = [name for name, arch in ARCHS.items() if arch.seq2seq == seq2seq]
         raise ConfigError(
-            f"model.arch={cfg.arch}: model.init_from {cfg.init_from} is a{'n encoder-decoder' if seq2seq else ' decoder-only'} "
+            f"model.arch={cfg.arch}: model.init_from {cfg.init_from} is "
+            f"a{'n encoder-decoder' if seq2seq else ' decoder-only'} "
             f"{config.model_type} model; set model.arch to one of: {', '.join(kinds)}"
         )
     return config

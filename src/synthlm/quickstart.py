@@ -92,7 +92,14 @@ def synth_stage(out: Path, quiet: bool) -> Path:
     return directory
 
 
-def train_stage(out: Path, tokenizer: Path, stores: tuple[Path, Path], synthetic: Path, steps: int | None, quiet: bool) -> Path:
+def train_stage(
+    out: Path,
+    tokenizer: Path,
+    stores: tuple[Path, Path],
+    synthetic: Path,
+    steps: int | None,
+    quiet: bool,
+) -> Path:
     from synthlm.train import load_run_config, run
 
     train, valid = stores
@@ -106,7 +113,12 @@ def train_stage(out: Path, tokenizer: Path, stores: tuple[Path, Path], synthetic
             ],
             "eval": [  # held-out documents, and the synthetic dataset's own valid split
                 {"name": "shakespeare", "path": str(valid), "max_tokens": 16_000},
-                {"name": "synthetic", "path": str(synthetic), "kind": "synthetic", "max_examples": 32},
+                {
+                    "name": "synthetic",
+                    "path": str(synthetic),
+                    "kind": "synthetic",
+                    "max_examples": 32,
+                },
             ],
         },
     }
@@ -155,11 +167,23 @@ def sample_text(final: Path) -> str:
     ckpt = load_checkpoint(final, device="cpu", quiet=True)
     rows = ckpt.model.get_input_embeddings().num_embeddings
     sampling = SamplingConfig(max_new_tokens=60, temperature=0.8, seed=0)
-    completions = generate_texts(ckpt.model, ckpt.tokenizer, [PROMPT], sampling, suppress_ids=range(ckpt.layout.natural_size, rows))
+    completions = generate_texts(
+        ckpt.model,
+        ckpt.tokenizer,
+        [PROMPT],
+        sampling,
+        suppress_ids=range(ckpt.layout.natural_size, rows),
+    )
     return next(iter(completions)).text
 
 
-def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quiet: bool = False, echo: Callable[[str], Any] = print) -> QuickstartResult:
+def quickstart(
+    out: str | Path = "quickstart",
+    *,
+    steps: int | None = None,
+    quiet: bool = False,
+    echo: Callable[[str], Any] = print,
+) -> QuickstartResult:
     """Run every stage into ``out``; returns where everything is and the final metrics."""
     out = Path(out)
     result = QuickstartResult(out)
@@ -172,15 +196,35 @@ def quickstart(out: str | Path = "quickstart", *, steps: int | None = None, quie
         return value
 
     corpus = stage("corpus: tinyshakespeare split into documents", lambda: write_corpus(out))
-    tokenizer = stage(f"tokenizer: byte-level BPE, {TOKENIZER_VOCAB} ids", lambda: train_tokenizer_stage(corpus, out, quiet))
-    store = stage("tokenize: corpus -> token store", lambda: tokenize_stage(corpus, tokenizer, out, quiet))
-    stores = stage(f"split: {VALID_FRACTION:.0%} of the documents held out", lambda: split_stage(store))
-    synthetic = stage("synth: meta-language dataset (identity, reverse)", lambda: synth_stage(out, quiet))
-    run_dir = stage("train: tiny Llama on 50% natural + 50% synthetic", lambda: train_stage(out, tokenizer, stores, synthetic, steps, quiet))
+    tokenizer = stage(
+        f"tokenizer: byte-level BPE, {TOKENIZER_VOCAB} ids",
+        lambda: train_tokenizer_stage(corpus, out, quiet),
+    )
+    store = stage(
+        "tokenize: corpus -> token store", lambda: tokenize_stage(corpus, tokenizer, out, quiet)
+    )
+    stores = stage(
+        f"split: {VALID_FRACTION:.0%} of the documents held out", lambda: split_stage(store)
+    )
+    synthetic = stage(
+        "synth: meta-language dataset (identity, reverse)", lambda: synth_stage(out, quiet)
+    )
+    run_dir = stage(
+        "train: tiny Llama on 50% natural + 50% synthetic",
+        lambda: train_stage(out, tokenizer, stores, synthetic, steps, quiet),
+    )
     report = stage("report: HTML with loss curves", lambda: report_stage(run_dir, out))
     result.paths = {
-        "corpus": corpus, "tokenizer": tokenizer, "store": store, "train store": stores[0], "valid store": stores[1], "synthetic": synthetic,
-        "run": run_dir, "final model": run_dir / "final", "metrics": run_dir / "metrics.jsonl", "report": report,
+        "corpus": corpus,
+        "tokenizer": tokenizer,
+        "store": store,
+        "train store": stores[0],
+        "valid store": stores[1],
+        "synthetic": synthetic,
+        "run": run_dir,
+        "final model": run_dir / "final",
+        "metrics": run_dir / "metrics.jsonl",
+        "report": report,
     }
     result.metrics = final_metrics(run_dir)
     result.first = first_eval(run_dir)
@@ -194,11 +238,19 @@ def summary(result: QuickstartResult) -> str:
     shown = {k: v for k, v in result.metrics.items() if k == "loss" or k.startswith("eval/")}
     if shown:
         start = f"step {result.first.get('step', 0):.0f}"
-        lines.append(f"metrics (eval/shakespeare: held-out documents; eval/synthetic: its valid split), {start} -> last:")
+        lines.append(
+            f"metrics (eval/shakespeare: held-out documents; eval/synthetic: its valid "
+            f"split), {start} -> last:"
+        )
         lines += [f"  {k:36s} {_start(result.first, k)}{v:.4g}" for k, v in sorted(shown.items())]
     lines.append(f"sample ({PROMPT!r} ...): {result.sample[:200]!r}")
-    lines.append("time: " + ", ".join(f"{k.split(':')[0]} {v:.1f}s" for k, v in result.seconds.items()))
-    lines.append(f"next: open {result.paths['report']} ; synthlm generate {result.paths['final model']} -i prompts.txt")
+    lines.append(
+        "time: " + ", ".join(f"{k.split(':')[0]} {v:.1f}s" for k, v in result.seconds.items())
+    )
+    lines.append(
+        f"next: open {result.paths['report']} ; synthlm generate "
+        f"{result.paths['final model']} -i prompts.txt"
+    )
     return "\n".join(lines)
 
 

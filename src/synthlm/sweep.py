@@ -271,7 +271,8 @@ def _check_existing(sweep: Sweep, force: bool) -> None:
         same = False
     if not same and not force:
         raise UserError(
-            f"--out {sweep.out}: already holds a different sweep ({path}); choose another --out or pass --force to replace it"
+            f"--out {sweep.out}: already holds a different sweep ({path}); choose another "
+            f"--out or pass --force to replace it"
         )
     if not same:
         _remove_old_configs(sweep, old if isinstance(old, dict) else {})
@@ -301,7 +302,8 @@ def parse_slurm_options(items: Sequence[str]) -> list[tuple[str, str]]:
             )
         if key == "array":
             raise UserError(
-                f"--slurm-option {item!r}: the sweep sets --array itself (use --max-parallel to limit concurrency)"
+                f"--slurm-option {item!r}: the sweep sets --array itself (use "
+                f"--max-parallel to limit concurrency)"
             )
         options.append((key, value if sep else ""))
     return options

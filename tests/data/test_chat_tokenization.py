@@ -20,17 +20,24 @@ from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 CUSTOM_TEMPLATE = (
-    "{% for m in messages %}{{ '### ' + m['role'] + ':\\n' + m['content'] + eos_token + '\\n' }}{% endfor %}"
+    "{% for m in messages %}{{ '### ' + m['role'] + ':\\n' + m['content'] + eos_token + "
+    "'\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '### assistant:\\n' }}{% endif %}"
 )
 
 
 def conversation(i: int) -> list[dict[str, str]]:
-    messages = [{"role": "user", "content": f"What is {i} plus one?"}, {"role": "assistant", "content": f"It is {i + 1}."}]
+    messages = [
+        {"role": "user", "content": f"What is {i} plus one?"},
+        {"role": "assistant", "content": f"It is {i + 1}."},
+    ]
     if i % 3 == 0:
         messages = [{"role": "system", "content": "Answer in numbers."}, *messages]
     if i % 2:
-        messages += [{"role": "user", "content": "And twice that?"}, {"role": "assistant", "content": f"{2 * (i + 1)}, ünïcode."}]
+        messages += [
+            {"role": "user", "content": "And twice that?"},
+            {"role": "assistant", "content": f"{2 * (i + 1)}, ünïcode."},
+        ]
     return messages
 
 
@@ -39,7 +46,10 @@ def answers(messages: list[dict[str, str]], eos: str = "</s>") -> str:
 
 
 def write_jsonl(path: Path, records: list) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -63,7 +73,9 @@ def masked_text(prefix: Path, tok, i: int) -> tuple[str, str]:
     return tok.decode(ids), tok.decode([t for t, m in zip(ids, mask) if m])
 
 
-def test_mask_marks_exactly_the_assistant_answers_and_conversations_end_with_eos(tmp_path, tok_dir, chats):
+def test_mask_marks_exactly_the_assistant_answers_and_conversations_end_with_eos(
+    tmp_path, tok_dir, chats
+):
     stats = tokenize([chats], tok_dir, tmp_path / "sft", chat=True, workers=1, quiet=True)
     prefix = Path(stats["outputs"]["messages"])
     assert prefix.name == "sft_messages_document" and stats["documents"]["messages"] == 300
@@ -72,15 +84,21 @@ def test_mask_marks_exactly_the_assistant_answers_and_conversations_end_with_eos
     for i in (0, 1, 2, 3, 299):
         text, trained = masked_text(prefix, tok, i)
         assert trained == answers(conversation(i)), "only answers and their end-of-turn carry loss"
-        assert text.startswith("<|system|>\nAnswer in numbers." if i % 3 == 0 else "<|user|>\nWhat is")
-        assert store.document(i)[-1] == tok.eos_id and store.mask(i)[-1] == 0, "the separator EOS is never a target"
+        assert text.startswith(
+            "<|system|>\nAnswer in numbers." if i % 3 == 0 else "<|user|>\nWhat is"
+        )
+        assert store.document(i)[-1] == tok.eos_id and store.mask(i)[-1] == 0, (
+            "the separator EOS is never a target"
+        )
     meta = store.metadata
     assert meta["chat"] and meta["append_eod"] and meta["chat_template"] == DEFAULT_CHAT_TEMPLATE
     assert meta["num_bytes"] > 0 and meta["tokenizer"]["kind"] == "byte"
 
 
 def test_bytes_do_not_depend_on_worker_count(tmp_path, tok_dir, chats, monkeypatch):
-    monkeypatch.setattr(readers, "CHUNK_RECORDS", 37)  # many chunks, so ordering across workers is exercised
+    monkeypatch.setattr(
+        readers, "CHUNK_RECORDS", 37
+    )  # many chunks, so ordering across workers is exercised
     for workers in (1, 2):
         tokenize([chats], tok_dir, tmp_path / f"w{workers}", chat=True, workers=workers, quiet=True)
     for suffix in (".bin", ".idx", ".mask.bin", ".mask.idx"):
@@ -96,14 +114,20 @@ def test_every_input_format_gives_the_same_store(tmp_path, tok_dir):
     write_jsonl(tmp_path / "c.jsonl", records)
     (tmp_path / "c.json").write_text(json.dumps(records), encoding="utf-8")
     pq.write_table(pa.Table.from_pylist(records), tmp_path / "c.parquet")
-    with open(tmp_path / "c.csv", "w", encoding="utf-8", newline="") as handle:  # a column of JSON text
-        csv.writer(handle).writerows([["messages"], *([json.dumps(r["messages"])] for r in records)])
+    with open(
+        tmp_path / "c.csv", "w", encoding="utf-8", newline=""
+    ) as handle:  # a column of JSON text
+        csv.writer(handle).writerows(
+            [["messages"], *([json.dumps(r["messages"])] for r in records)]
+        )
     stores = []
     for name in ("c.jsonl", "c.json", "c.parquet", "c.csv"):
         out = tmp_path / name.replace(".", "_")
         tokenize([tmp_path / name], tok_dir, out, chat=True, workers=1, quiet=True)
         prefix = Path(f"{out}_messages_document")
-        stores.append(tuple(Path(f"{prefix}{s}").read_bytes() for s in (".bin", ".idx", ".mask.bin")))
+        stores.append(
+            tuple(Path(f"{prefix}{s}").read_bytes() for s in (".bin", ".idx", ".mask.bin"))
+        )
     assert all(s == stores[0] for s in stores[1:])
 
 
@@ -113,7 +137,7 @@ BAD = [
     {"messages": []},
     {"messages": [{"role": "robot", "content": "beep"}, {"role": "assistant", "content": "x"}]},
     {"messages": [{"role": "user", "content": "only a question"}]},
-    {"messages": "[{\"role\": \"user\"}"},
+    {"messages": '[{"role": "user"}'},
 ]
 
 
@@ -125,13 +149,31 @@ def test_bad_records_are_skipped_and_named_by_file_and_line(tmp_path, tok_dir):
     lines = [example.split(": ", 1)[0] for example in stats["bad_examples"]]
     assert lines == [f"{path}:{n}" for n in range(2, 2 + len(BAD))]
     reasons = " | ".join(stats["bad_examples"])
-    for reason in ("invalid JSON", "missing key 'messages'", "non-empty list", "messages[0] must have role", "no assistant message", "not a JSON list"):
+    for reason in (
+        "invalid JSON",
+        "missing key 'messages'",
+        "non-empty list",
+        "messages[0] must have role",
+        "no assistant message",
+        "not a JSON list",
+    ):
         assert reason in reasons
 
 
 def test_on_error_fail_exits_2_naming_the_line_and_writes_nothing(tmp_path, tok_dir):
     path = write_jsonl(tmp_path / "mixed.jsonl", [{"messages": conversation(0)}, {"messages": []}])
-    done = run_cli("tokenize", str(path), "--chat", "-t", str(tok_dir), "-o", str(tmp_path / "out"), "--on-error", "fail", "-q")
+    done = run_cli(
+        "tokenize",
+        str(path),
+        "--chat",
+        "-t",
+        str(tok_dir),
+        "-o",
+        str(tmp_path / "out"),
+        "--on-error",
+        "fail",
+        "-q",
+    )
     assert done.returncode == 2
     assert f"{path}:2: 'messages' must be a non-empty list" in done.stderr
     assert not store_exists(tmp_path / "out_messages_document") and not list(tmp_path.glob("out*"))
@@ -143,7 +185,19 @@ def test_the_tokenizer_dirs_own_template_is_used_and_recorded(tmp_path, tok_dir,
     own = tmp_path / "tok"
     shutil.copytree(tok_dir, own)
     (own / "chat_template.jinja").write_text(CUSTOM_TEMPLATE, encoding="utf-8")
-    done = run_cli("tokenize", str(chats), "--chat", "-t", str(own), "-o", str(tmp_path / "sft"), "--max-docs", "4", "-w", "1")
+    done = run_cli(
+        "tokenize",
+        str(chats),
+        "--chat",
+        "-t",
+        str(own),
+        "-o",
+        str(tmp_path / "sft"),
+        "--max-docs",
+        "4",
+        "-w",
+        "1",
+    )
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and "sft_messages_document: 4 documents" in done.stdout
     prefix = tmp_path / "sft_messages_document"
@@ -176,4 +230,8 @@ def test_plain_mode_is_unchanged_by_default_keys(tmp_path, tok_dir):
     path = write_jsonl(tmp_path / "t.jsonl", [{"text": "hello"}, {"text": "world"}])
     stats = tokenize([path], tok_dir, tmp_path / "plain", workers=1, quiet=True)
     store = TokenStore(stats["outputs"]["text"])
-    assert len(store) == 2 and not store.has_mask and np.array_equal(store.document(0), load_tokenizer(tok_dir).encode("hello"))
+    assert (
+        len(store) == 2
+        and not store.has_mask
+        and np.array_equal(store.document(0), load_tokenizer(tok_dir).encode("hello"))
+    )

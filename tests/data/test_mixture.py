@@ -43,7 +43,9 @@ def mixture_for(tmp_path, weights=(1.0,), seq_len=16, seed=0, **extra):
     return Mixture(data, seed=seed, layout=layout, eos_id=EOS)
 
 
-@pytest.mark.parametrize("weights", [(0.7, 0.2, 0.1), (3.0, 1.0), (0.5, 0.25, 0.125, 0.125), (1 / 3, 1 / 3, 1 / 3)])
+@pytest.mark.parametrize(
+    "weights", [(0.7, 0.2, 0.1), (3.0, 1.0), (0.5, 0.25, 0.125, 0.125), (1 / 3, 1 / 3, 1 / 3)]
+)
 def test_source_shares_match_weights_over_10k_samples(weights):
     total = sum(weights)
     sources = np.array([blend(tuple(w / total for w in weights), i)[0] for i in range(10_000)])
@@ -59,7 +61,9 @@ def test_blend_is_a_bijection_across_chunk_boundaries():
         s, k = blend(weights, i)
         seen[s].append(k)
     for s, ks in seen.items():
-        assert ks == list(range(len(ks))), f"source {s} windows must be consumed in order, none skipped or repeated"
+        assert ks == list(range(len(ks))), (
+            f"source {s} windows must be consumed in order, none skipped or repeated"
+        )
     assert [len(seen[s]) for s in range(3)] == samples_per_source(weights, n)
 
 
@@ -78,9 +82,13 @@ def test_single_source_windows_concatenate_to_eos_joined_shuffled_epoch(tmp_path
     data = data_config([{"name": "s0", "path": str(tmp_path / "s0")}], seq_len=7)
     mixture = Mixture(data, seed=3, layout=build_layout(data, 200, 0), eos_id=EOS)
     epoch_len = sum(len(d) + 1 for d in docs)
-    stream = np.concatenate([mixture.sample(i).input_ids for i in range(epoch_len // 7 + 1)])[:epoch_len]
+    stream = np.concatenate([mixture.sample(i).input_ids for i in range(epoch_len // 7 + 1)])[
+        :epoch_len
+    ]
     pieces = np.split(stream, np.flatnonzero(stream == EOS) + 1)[:-1]
-    assert sorted(tuple(p[:-1]) for p in pieces) == sorted(tuple(d) for d in docs), "each document exactly once per epoch"
+    assert sorted(tuple(p[:-1]) for p in pieces) == sorted(tuple(d) for d in docs), (
+        "each document exactly once per epoch"
+    )
     assert [tuple(p[:-1]) for p in pieces] != [tuple(d) for d in docs], "documents are shuffled"
 
 
@@ -122,7 +130,9 @@ def test_document_mask_never_lets_a_document_predict_the_next(tmp_path):
 
 def test_max_repetition_fails_before_training(tmp_path):
     make_store(tmp_path / "tiny", n_docs=3)
-    data = data_config([{"name": "tiny", "path": str(tmp_path / "tiny"), "max_repetition": 2}], seq_len=16)
+    data = data_config(
+        [{"name": "tiny", "path": str(tmp_path / "tiny"), "max_repetition": 2}], seq_len=16
+    )
     mixture = Mixture(data, seed=0, layout=build_layout(data, 200, 0), eos_id=EOS)
     assert mixture.check_budget(2)["tiny"] < 2
     with pytest.raises(ConfigError, match=r"'tiny' would be repeated .*max_repetition=2\.0"):
@@ -158,17 +168,26 @@ def test_dataset_view_and_layout_rounding(tmp_path):
 def test_synthetic_ids_live_only_in_the_reserved_meta_range(tmp_path):
     from synthlm.synth import build_dataset, load_spec
 
-    spec = load_spec({
-        "name": "iso", "num_tokens": 4000, "seed": 0,
-        "domains": [{"type": "identity", "vocab": {"num_vocab": 150}, "length": {"min": 4, "max": 12}},
-                    {"type": "dyck", "k": 3, "max_depth": 4, "length": {"min": 8, "max": 16}}],
-    })
+    spec = load_spec(
+        {
+            "name": "iso",
+            "num_tokens": 4000,
+            "seed": 0,
+            "domains": [
+                {"type": "identity", "vocab": {"num_vocab": 150}, "length": {"min": 4, "max": 12}},
+                {"type": "dyck", "k": 3, "max_depth": 4, "length": {"min": 8, "max": 16}},
+            ],
+        }
+    )
     build_dataset(spec, tmp_path / "syn", quiet=True)
     make_store(tmp_path / "nat", vocab=200)
-    data = data_config([
-        {"name": "nat", "path": str(tmp_path / "nat"), "weight": 1},
-        {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic", "weight": 1},
-    ], seq_len=32)
+    data = data_config(
+        [
+            {"name": "nat", "path": str(tmp_path / "nat"), "weight": 1},
+            {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic", "weight": 1},
+        ],
+        seq_len=32,
+    )
     layout = build_layout(data, natural_vocab_size=200, num_meta_tokens=256)
     assert layout.meta_offset == 200 and layout.model_vocab_size >= 200 + 256
     mixture = Mixture(data, seed=0, layout=layout, eos_id=EOS)
@@ -178,7 +197,9 @@ def test_synthetic_ids_live_only_in_the_reserved_meta_range(tmp_path):
         ids = sample.input_ids[sample.input_ids != EOS]
         if sample.source == 1:
             seen_synthetic = True
-            assert ids.min() >= layout.meta_offset, "a synthetic id fell into the natural vocabulary"
+            assert ids.min() >= layout.meta_offset, (
+                "a synthetic id fell into the natural vocabulary"
+            )
             assert ids.max() < layout.meta_offset + layout.meta_size
         else:
             assert ids.max() < layout.natural_size

@@ -23,7 +23,7 @@ from synthlm.errors import UserError
 RECORDS = [
     {"text": "First document.\nWith two lines.", "title": "one"},
     {"text": "Second — with ünïcode ☃", "title": "two"},
-    {"text": "Third, \"quoted\", with commas", "title": "three"},
+    {"text": 'Third, "quoted", with commas', "title": "three"},
 ]
 
 
@@ -96,8 +96,15 @@ def test_txt_is_one_document_per_file_or_per_line(tmp_path):
     (tmp_path / "b.txt").write_text("other file", encoding="utf-8")
     sources = expand_inputs([tmp_path])  # a directory expands to its files, sorted
     assert [Path(s.path).name for s in sources] == ["a.txt", "b.txt"]
-    assert list(iter_documents(sources, ["text"], txt_mode="file")) == ["line one\n\nline three\n", "other file"]
-    assert list(iter_documents(sources, ["text"], txt_mode="line")) == ["line one", "line three", "other file"]
+    assert list(iter_documents(sources, ["text"], txt_mode="file")) == [
+        "line one\n\nline three\n",
+        "other file",
+    ]
+    assert list(iter_documents(sources, ["text"], txt_mode="line")) == [
+        "line one",
+        "line three",
+        "other file",
+    ]
     assert count_records(sources[0], "line") == 3 and count_records(sources[0], "file") == 1
 
 
@@ -180,7 +187,10 @@ def test_missing_columns_fail_before_any_work(tmp_path):
 def test_expand_inputs_globs_sorted_and_rejects_unknowns(tmp_path):
     for name in ("b.jsonl", "a.jsonl", "c.md"):
         (tmp_path / name).write_text("{}\n")
-    assert [Path(s.path).name for s in expand_inputs([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
+    assert [Path(s.path).name for s in expand_inputs([str(tmp_path / "*.jsonl")])] == [
+        "a.jsonl",
+        "b.jsonl",
+    ]
     with pytest.raises(UserError, match="unknown input format"):
         expand_inputs([tmp_path / "c.md"])
     with pytest.raises(UserError, match="no such file"):
@@ -194,8 +204,14 @@ def test_expand_inputs_globs_sorted_and_rejects_unknowns(tmp_path):
 def test_saved_dataset_dict_needs_an_existing_split(tmp_path):
     import datasets
 
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(RECORDS)}).save_to_disk(str(tmp_path / "dd"))
-    assert list(iter_documents(expand_inputs([tmp_path / "dd"]), ["title"])) == ["one", "two", "three"]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(RECORDS)}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    assert list(iter_documents(expand_inputs([tmp_path / "dd"]), ["title"])) == [
+        "one",
+        "two",
+        "three",
+    ]
     with pytest.raises(UserError, match="no split 'test'; choose --split from train"):
         check_keys(expand_inputs([tmp_path / "dd"], split="test"), ["text"])
 
@@ -208,8 +224,13 @@ def test_max_docs_stops_reading(tmp_path):
 def test_builtin_readers_claim_the_same_file_endings_as_before():
     """The registry replaced a fixed suffix table; detection and its error listing must not move."""
     assert list(readers.FORMATS.items()) == [
-        (".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".jsonl.zst", "jsonl"), (".json", "json"),
-        (".parquet", "parquet"), (".csv", "csv"), (".txt", "txt"),
+        (".jsonl", "jsonl"),
+        (".jsonl.gz", "jsonl"),
+        (".jsonl.zst", "jsonl"),
+        (".json", "json"),
+        (".parquet", "parquet"),
+        (".csv", "csv"),
+        (".txt", "txt"),
     ]
     assert readers.READERS.names() == ["csv", "hf", "json", "jsonl", "parquet", "txt"]
     assert readers.format_of("x.JSONL.GZ") == "jsonl" and readers.format_of("x.md") is None
@@ -259,7 +280,8 @@ def test_a_registered_reader_is_a_new_input_format_with_no_other_edit(tmp_path, 
     write_jsonl(tmp_path / "b.jsonl")
     sources = expand_inputs([tmp_path])  # directory expansion and format detection
     assert [(Path(s.path).name, s.format, s.unit) for s in sources] == [
-        ("a.tsv", "tsv", "line"), ("b.jsonl", "jsonl", "line"),
+        ("a.tsv", "tsv", "line"),
+        ("b.jsonl", "jsonl", "line"),
     ]
     assert count_records(sources[0]) == 3
     chunk = next(read_chunks(sources[0], start=1, stop=3, keys=["text"]))

@@ -91,7 +91,9 @@ def test_we_read_megatron_core_stores(tmp_path, megatron_indexed, dtype):
 def test_random_access_and_masks(tmp_path):
     docs = random_docs(20, 500, seed=2)
     masks = [np.arange(len(d)) % 2 for d in docs]
-    store = write_store(tmp_path / "m", docs, vocab_size=500, masks=masks, tokenizer={"kind": "test"})
+    store = write_store(
+        tmp_path / "m", docs, vocab_size=500, masks=masks, tokenizer={"kind": "test"}
+    )
     assert store.has_mask and store_exists(mask_prefix(tmp_path / "m"))
     np.testing.assert_array_equal(store.document(5, offset=1, length=3), docs[5][1:4])
     np.testing.assert_array_equal(store.mask(7), masks[7])
@@ -127,12 +129,17 @@ def test_bin_size_mismatch_is_named(tmp_path):
 
 def test_ids_beyond_vocab_are_named(tmp_path):
     write_store(tmp_path / "s", [[1, 2], [3, 9]], vocab_size=10)
-    with pytest.raises(StoreError, match=r"token id 9 in document 1 is outside the vocabulary of 5"):
+    with pytest.raises(
+        StoreError, match=r"token id 9 in document 1 is outside the vocabulary of 5"
+    ):
         TokenStore(tmp_path / "s", vocab_size=5)
 
 
 def test_writer_rejects_ids_that_would_wrap(tmp_path):
-    with pytest.raises(StoreError, match="outside the vocabulary"), TokenStoreWriter(tmp_path / "w", vocab_size=100) as writer:
+    with (
+        pytest.raises(StoreError, match="outside the vocabulary"),
+        TokenStoreWriter(tmp_path / "w", vocab_size=100) as writer,
+    ):
         writer.add([1, 2, 100])
     assert not store_exists(tmp_path / "w")
 
@@ -165,13 +172,21 @@ with TokenStoreWriter(sys.argv[1], vocab_size=1000) as writer:
 
 def test_sigkill_mid_write_leaves_no_store(tmp_path):
     prefix = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(prefix)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(prefix)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "writing"
     time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not bin_path(prefix).exists() and not idx_path(prefix).exists() and not meta_path(prefix).exists()
-    assert any(".tmp-" in p.name for p in tmp_path.iterdir()), "the writer was killed while writing its temp file"
+    assert (
+        not bin_path(prefix).exists()
+        and not idx_path(prefix).exists()
+        and not meta_path(prefix).exists()
+    )
+    assert any(".tmp-" in p.name for p in tmp_path.iterdir()), (
+        "the writer was killed while writing its temp file"
+    )
 
 
 def test_merge_keeps_order_and_masks(tmp_path):

@@ -61,7 +61,9 @@ def small_chunks(monkeypatch):
 
 
 def test_each_key_gets_its_own_store_from_its_own_field(tmp_path, corpus, tok_dir, documents):
-    stats = tokenize([corpus], tok_dir, tmp_path / "plays", keys=["text", "title"], workers=1, quiet=True)
+    stats = tokenize(
+        [corpus], tok_dir, tmp_path / "plays", keys=["text", "title"], workers=1, quiet=True
+    )
     tok = load_tokenizer(tok_dir)
     text_prefix, title_prefix = tmp_path / "plays_text_document", tmp_path / "plays_title_document"
     assert stats["outputs"] == {"text": str(text_prefix), "title": str(title_prefix)}
@@ -70,12 +72,22 @@ def test_each_key_gets_its_own_store_from_its_own_field(tmp_path, corpus, tok_di
     assert stats["documents"] == {"text": len(documents), "title": len(documents)}
     assert stats["tokens"]["text"] == TokenStore(text_prefix).num_tokens
     stored = np.asarray(TokenStore(text_prefix).tokens(0, stats["tokens"]["text"]))
-    assert stored.tolist() == [i for ids in tok.encode_batch(documents) for i in ids]  # exactly the tokenizer's ids
+    assert stored.tolist() == [
+        i for ids in tok.encode_batch(documents) for i in ids
+    ]  # exactly the tokenizer's ids
 
 
 def test_output_is_byte_identical_for_any_worker_count(tmp_path, corpus, tok_dir, small_chunks):
     for workers in (1, 2, 3):
-        tokenize([corpus], tok_dir, tmp_path / f"w{workers}", keys=["text", "title"], append_eod=True, workers=workers, quiet=True)
+        tokenize(
+            [corpus],
+            tok_dir,
+            tmp_path / f"w{workers}",
+            keys=["text", "title"],
+            append_eod=True,
+            workers=workers,
+            quiet=True,
+        )
     for key in ("text", "title"):
         reference = store_bytes(tmp_path / f"w1_{key}_document")
         assert store_bytes(tmp_path / f"w2_{key}_document") == reference
@@ -86,7 +98,16 @@ def test_shards_merged_in_order_equal_the_unsharded_store(tmp_path, corpus, tok_
     tokenize([corpus, corpus], tok_dir, tmp_path / "all", max_docs=5000, workers=2, quiet=True)
     parts = []
     for shard in range(3):
-        tokenize([corpus, corpus], tok_dir, tmp_path / f"part{shard}", shard=shard, num_shards=3, max_docs=5000, workers=1, quiet=True)
+        tokenize(
+            [corpus, corpus],
+            tok_dir,
+            tmp_path / f"part{shard}",
+            shard=shard,
+            num_shards=3,
+            max_docs=5000,
+            workers=1,
+            quiet=True,
+        )
         parts.append(tmp_path / f"part{shard}_text_document")
     sizes = [len(TokenStore(p)) for p in parts]
     assert sum(sizes) == 5000 and max(sizes) - min(sizes) <= 1
@@ -95,7 +116,16 @@ def test_shards_merged_in_order_equal_the_unsharded_store(tmp_path, corpus, tok_
 
 
 def test_append_eod_and_prepend_bos_wrap_every_document(tmp_path, corpus, tok_dir, documents):
-    tokenize([corpus], tok_dir, tmp_path / "x", append_eod=True, prepend_bos=True, max_docs=50, workers=1, quiet=True)
+    tokenize(
+        [corpus],
+        tok_dir,
+        tmp_path / "x",
+        append_eod=True,
+        prepend_bos=True,
+        max_docs=50,
+        workers=1,
+        quiet=True,
+    )
     tok = load_tokenizer(tok_dir)
     store = TokenStore(tmp_path / "x_text_document")
     for i in range(len(store)):
@@ -130,7 +160,11 @@ def test_skip_counts_bad_records_with_file_and_line(tmp_path, messy, tok_dir, wo
     tok = load_tokenizer(tok_dir)
     assert decoded(tmp_path / "m_text_document", tok) == ["good one", "good two"]
     assert stats["records"] == 6 and stats["empty"] == {"text": 1} and stats["bad_records"] == 3
-    assert [e.split(": ", 1)[0] for e in stats["bad_examples"]] == [f"{messy}:2", f"{messy}:4", f"{messy}:5"]
+    assert [e.split(": ", 1)[0] for e in stats["bad_examples"]] == [
+        f"{messy}:2",
+        f"{messy}:4",
+        f"{messy}:5",
+    ]
     assert TokenStore(tmp_path / "m_text_document").metadata["bad_records"] == 3
 
 
@@ -145,30 +179,44 @@ def test_csv_bytes_that_are_not_utf8_are_bad_records(tmp_path, tok_dir):
     path.write_bytes(b"text\nfine\nnot \xfe fine\n")
     stats = tokenize([path], tok_dir, tmp_path / "c", workers=1, quiet=True)
     assert stats["documents"] == {"text": 1}
-    assert stats["bad_examples"] == [f"{path}:3: not valid UTF-8 (undecodable character at offset 4)"]
+    assert stats["bad_examples"] == [
+        f"{path}:3: not valid UTF-8 (undecodable character at offset 4)"
+    ]
 
 
 def test_txt_line_mode_and_max_docs(tmp_path, tok_dir):
     path = tmp_path / "lines.txt"
     path.write_text("alpha\n\nbeta\ngamma\n", encoding="utf-8")
-    stats = tokenize([path], tok_dir, tmp_path / "l", txt_mode="line", max_docs=3, workers=1, quiet=True)
+    stats = tokenize(
+        [path], tok_dir, tmp_path / "l", txt_mode="line", max_docs=3, workers=1, quiet=True
+    )
     assert decoded(tmp_path / "l_text_document", load_tokenizer(tok_dir)) == ["alpha", "beta"]
     assert stats["records"] == 3 and stats["empty"] == {"text": 1}
 
 
 def test_ftfy_repairs_mojibake_before_encoding(tmp_path, tok_dir):
     path = tmp_path / "m.jsonl"
-    path.write_text(json.dumps({"text": "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows."}) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({"text": "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows."}) + "\n", encoding="utf-8"
+    )
     tokenize([path], tok_dir, tmp_path / "f", ftfy=True, workers=1, quiet=True)
-    assert decoded(tmp_path / "f_text_document", load_tokenizer(tok_dir)) == ["The Mona Lisa doesn't have eyebrows."]
+    assert decoded(tmp_path / "f_text_document", load_tokenizer(tok_dir)) == [
+        "The Mona Lisa doesn't have eyebrows."
+    ]
 
 
 def test_existing_outputs_need_overwrite_or_skip(tmp_path, messy, tok_dir):
     tokenize([messy], tok_dir, tmp_path / "e", workers=1, quiet=True)
     with pytest.raises(UserError, match="already exists; pass --overwrite"):
         tokenize([messy], tok_dir, tmp_path / "e", workers=1, quiet=True)
-    assert tokenize([messy], tok_dir, tmp_path / "e", skip_existing=True, quiet=True)["skipped"] is True
-    assert tokenize([messy], tok_dir, tmp_path / "e", overwrite=True, workers=1, quiet=True)["records"] == 6
+    assert (
+        tokenize([messy], tok_dir, tmp_path / "e", skip_existing=True, quiet=True)["skipped"]
+        is True
+    )
+    assert (
+        tokenize([messy], tok_dir, tmp_path / "e", overwrite=True, workers=1, quiet=True)["records"]
+        == 6
+    )
 
 
 def test_bad_options_fail_before_any_work(tmp_path, messy, tok_dir):
@@ -200,16 +248,42 @@ def test_byte_tokenizer_writes_utf8_bytes_plus_four_as_uint16(tmp_path, messy):
 
 
 def test_cli_keys_take_several_values_and_print_progress(tmp_path, corpus, tok_dir):
-    result = run_cli("tokenize", str(corpus), "--tokenizer", str(tok_dir), "--out", str(tmp_path / "c"),
-                     "--keys", "text", "title", "--max-docs", "300", "--workers", "2", "--append-eod")
+    result = run_cli(
+        "tokenize",
+        str(corpus),
+        "--tokenizer",
+        str(tok_dir),
+        "--out",
+        str(tmp_path / "c"),
+        "--keys",
+        "text",
+        "title",
+        "--max-docs",
+        "300",
+        "--workers",
+        "2",
+        "--append-eod",
+    )
     assert result.returncode == 0, result.stderr
-    assert store_exists(tmp_path / "c_text_document") and store_exists(tmp_path / "c_title_document")
+    assert store_exists(tmp_path / "c_text_document") and store_exists(
+        tmp_path / "c_title_document"
+    )
     assert "docs/s" in result.stderr and "tok/s" in result.stderr  # the progress bar
     assert "wrote" in result.stdout and "300 documents" in result.stdout
 
 
 def test_cli_fail_exits_2_with_file_and_line(tmp_path, messy, tok_dir):
-    result = run_cli("tokenize", str(messy), "-t", str(tok_dir), "-o", str(tmp_path / "m"), "--on-error", "fail", "--quiet")
+    result = run_cli(
+        "tokenize",
+        str(messy),
+        "-t",
+        str(tok_dir),
+        "-o",
+        str(tmp_path / "m"),
+        "--on-error",
+        "fail",
+        "--quiet",
+    )
     assert result.returncode == 2
     assert f"error: {messy}:2: invalid JSON" in result.stderr
     assert "Traceback" not in result.stderr
@@ -223,8 +297,23 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
         for doc in documents * 4:
             handle.write(json.dumps({"text": doc}) + "\n")
     out, prefix = tmp_path / "out" / "big", tmp_path / "out" / "big_text_document"
-    args = [sys.executable, "-m", "synthlm", "tokenize", str(path), "-t", str(tok_dir), "-o", str(out), "--workers", "1", "--quiet"]
-    process = subprocess.Popen(args, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        sys.executable,
+        "-m",
+        "synthlm",
+        "tokenize",
+        str(path),
+        "-t",
+        str(tok_dir),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    process = subprocess.Popen(
+        args, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     work = tmp_path / "out" / ".big.tokenize-partial"
     while not (work / "state.json").is_file():
@@ -236,7 +325,9 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
     assert not store_exists(prefix) and not Path(f"{prefix}.json").exists()
     assert (work / "big_text_document.bin").is_file()  # the kill really was mid-run
 
-    result = run_cli("tokenize", str(path), "-t", str(tok_dir), "-o", str(out), "--workers", "2", "--quiet")
+    result = run_cli(
+        "tokenize", str(path), "-t", str(tok_dir), "-o", str(out), "--workers", "2", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     assert len(TokenStore(prefix)) == 4 * len(documents)
     assert not list((tmp_path / "out").glob("*.tmp-*")) and not work.exists()
@@ -247,7 +338,9 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
 def test_store_records_utf8_bytes_of_its_text_for_bits_per_byte(tmp_path):
     from synthlm.data.tokenization import tokenize
 
-    (tmp_path / "a.jsonl").write_text('{"text": "héllo world"}\n{"text": "abc"}\n{"text": ""}\n', encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "héllo world"}\n{"text": "abc"}\n{"text": ""}\n', encoding="utf-8"
+    )
     tokenize([tmp_path / "a.jsonl"], "byte", tmp_path / "out", quiet=True)
     meta = json.loads((tmp_path / "out_text_document.json").read_text())
     assert meta["num_bytes"] == len("héllo world".encode()) + 3

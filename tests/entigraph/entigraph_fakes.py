@@ -83,12 +83,16 @@ class FakeOpenAI:
         """Like a real chat model: JSON only when JSON mode was asked for (response_format)."""
         if is_entity_request(messages):
             text = messages[-1]["content"].split("Content:", 1)[-1]
-            names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{2,}\b", text)))[: self.entities_per_doc]
+            names = list(dict.fromkeys(re.findall(r"\b[A-Z][a-z]{2,}\b", text)))[
+                : self.entities_per_doc
+            ]
             summary = f"Summary {signature(messages)}."
             if json_mode:
                 return json.dumps({"summary": summary, "entities": names})
             return f"Sure! {summary} The entities are: " + ", ".join(names) + "."
-        return f"Analysis {signature(messages)}: " + " / ".join(re.findall(r"^\s*- (.+)$", messages[-1]["content"], re.M))
+        return f"Analysis {signature(messages)}: " + " / ".join(
+            re.findall(r"^\s*- (.+)$", messages[-1]["content"], re.M)
+        )
 
 
 def is_entity_request(messages: list[dict[str, str]]) -> bool:
@@ -107,25 +111,57 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             messages = body["messages"]
             with fake._lock:
                 index = len(fake.hits)
-                fault = fake.faults.get(index) or (fake.fault_for(index, messages) if fake.fault_for else None)
+                fault = fake.faults.get(index) or (
+                    fake.fault_for(index, messages) if fake.fault_for else None
+                )
                 if self.headers.get("authorization") != f"Bearer {fake.expected_key}":
                     fault = "401"
-                fake.hits.append(Hit(index, signature(messages), fault or "ok", time.monotonic(), is_entity_request(messages)))
+                fake.hits.append(
+                    Hit(
+                        index,
+                        signature(messages),
+                        fault or "ok",
+                        time.monotonic(),
+                        is_entity_request(messages),
+                    )
+                )
                 fake.bodies.append(body)
             if fake.delay:
                 time.sleep(fake.delay)
             self._answer(fault, messages, body)
 
-        def _answer(self, fault: str | None, messages: list[dict[str, str]], body: dict[str, Any]) -> None:
+        def _answer(
+            self, fault: str | None, messages: list[dict[str, str]], body: dict[str, Any]
+        ) -> None:
             if fault == "429":
-                return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": fake.retry_after})
+                return self._send(
+                    429,
+                    {"error": {"message": "rate limited", "type": "rate_limit"}},
+                    {"Retry-After": fake.retry_after},
+                )
             if fault == "400":
-                return self._send(400, {"error": {"message": "maximum context length exceeded", "type": "invalid_request_error"}})
+                return self._send(
+                    400,
+                    {
+                        "error": {
+                            "message": "maximum context length exceeded",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
             if fault == "500":
                 return self._send(500, {"error": {"message": "upstream exploded"}})
             if fault == "401":
                 got = (self.headers.get("authorization") or "").removeprefix("Bearer ")
-                return self._send(401, {"error": {"message": f"Incorrect API key provided: {got}", "type": "invalid_request_error"}})
+                return self._send(
+                    401,
+                    {
+                        "error": {
+                            "message": f"Incorrect API key provided: {got}",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
             if fault == "timeout":
                 time.sleep(fake.hang)
             if fault == "malformed":
@@ -133,17 +169,47 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             json_mode = (body.get("response_format") or {}).get("type") == "json_object"
             if json_mode and not any("json" in m["content"].lower() for m in messages):
                 # OpenAI's rule: JSON mode needs the word JSON in the messages
-                return self._send(400, {"error": {"message": "'messages' must contain the word 'json'", "type": "invalid_request_error"}})
-            text = "Sure! The entities are Alpha and Beta." if fault == "badjson" else fake.reply_text(messages, json_mode)
+                return self._send(
+                    400,
+                    {
+                        "error": {
+                            "message": "'messages' must contain the word 'json'",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
+            text = (
+                "Sure! The entities are Alpha and Beta."
+                if fault == "badjson"
+                else fake.reply_text(messages, json_mode)
+            )
             finish = "length" if fault == "length" else "stop"
             prompt = sum(len(m["content"]) for m in messages) // 4
-            self._send(200, {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": len(text) // 4, "total_tokens": prompt + len(text) // 4},
-            })
+            self._send(
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": finish,
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": len(text) // 4,
+                        "total_tokens": prompt + len(text) // 4,
+                    },
+                },
+            )
 
-        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             self._raw(status, json.dumps(payload).encode(), headers)
 
         def _raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
@@ -164,8 +230,20 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 # -- helpers for the CLI tests -------------------------------------------------------------
 
 DOCS = [
-    {"id": "keeper", "title": "Gull Rock", "author": "Ann", "year": 1961, "text": "Marta kept the Lighthouse while Tomas installed the Beacon near Vestby."},
-    {"id": "vault", "title": "Cold Storage", "author": "Bo", "year": 1974, "text": "Ilse guarded the Vault after the Flood broke the Server at Ostrava."},
+    {
+        "id": "keeper",
+        "title": "Gull Rock",
+        "author": "Ann",
+        "year": 1961,
+        "text": "Marta kept the Lighthouse while Tomas installed the Beacon near Vestby.",
+    },
+    {
+        "id": "vault",
+        "title": "Cold Storage",
+        "author": "Bo",
+        "year": 1974,
+        "text": "Ilse guarded the Vault after the Flood broke the Server at Ostrava.",
+    },
 ]
 REQUESTS_PER_DOC = 1 + 6 + 4  # entities, C(4,2) pairs, C(4,3) triples (the fake names 4 entities)
 
@@ -177,8 +255,24 @@ def write_docs(path: Path) -> Path:
 
 def entigraph_command(docs: Path, out: Path, fake: FakeOpenAI, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "synthlm", "entigraph", "--docs", str(docs), "--out", str(out), "--model", "fake-model",
-        "--base-url", fake.url, "--api-key-env", "SYNTHLM_TEST_KEY", "--retry-base", "0.01", "--quiet", *extra,
+        sys.executable,
+        "-m",
+        "synthlm",
+        "entigraph",
+        "--docs",
+        str(docs),
+        "--out",
+        str(out),
+        "--model",
+        "fake-model",
+        "--base-url",
+        fake.url,
+        "--api-key-env",
+        "SYNTHLM_TEST_KEY",
+        "--retry-base",
+        "0.01",
+        "--quiet",
+        *extra,
     ]
 
 
@@ -186,14 +280,20 @@ def key_env(key: str = FAKE_KEY) -> dict[str, str]:
     return {**os.environ, "SYNTHLM_TEST_KEY": key}
 
 
-def run(command: list[str], key: str = FAKE_KEY, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(command, env=key_env(key), capture_output=True, text=True, timeout=timeout)
+def run(
+    command: list[str], key: str = FAKE_KEY, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, env=key_env(key), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def request_signature(record: dict[str, Any], docs_path: Path) -> str:

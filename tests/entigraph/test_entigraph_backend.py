@@ -19,12 +19,18 @@ from synthlm.entigraph.backends.base import (
 from synthlm.entigraph.backends.openai_http import public_url, retry_after_seconds
 from synthlm.errors import UserError
 
-MESSAGES = [{"role": "system", "content": "Reply briefly."}, {"role": "user", "content": "- Alpha\n- Beta"}]
+MESSAGES = [
+    {"role": "system", "content": "Reply briefly."},
+    {"role": "user", "content": "- Alpha\n- Beta"},
+]
 
 
 def complete_once(fake: FakeOpenAI, monkeypatch, timeout: float = 5.0):
     monkeypatch.setenv("FAKE_KEY_ENV", FAKE_KEY)
-    backend = build_backend("openai", BackendOptions(model="m", base_url=fake.url, api_key_env="FAKE_KEY_ENV", timeout=timeout))
+    backend = build_backend(
+        "openai",
+        BackendOptions(model="m", base_url=fake.url, api_key_env="FAKE_KEY_ENV", timeout=timeout),
+    )
 
     async def go():
         try:
@@ -43,23 +49,40 @@ def test_success_reports_text_and_server_usage(monkeypatch):
     assert not completion.usage_estimated and len(fake.hits) == 1  # the SDK itself never retried
 
 
-@pytest.mark.parametrize(("fault", "message"), [("429", "HTTP 429"), ("500", "HTTP 500"), ("malformed", "malformed response"), ("timeout", "timed out")])
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("429", "HTTP 429"),
+        ("500", "HTTP 500"),
+        ("malformed", "malformed response"),
+        ("timeout", "timed out"),
+    ],
+)
 def test_transient_failures_are_classified_for_our_retry_policy(monkeypatch, fault, message):
-    with FakeOpenAI(faults={0: fault}, retry_after="7", hang=1.5) as fake, pytest.raises(TransientError, match=message) as caught:
+    with (
+        FakeOpenAI(faults={0: fault}, retry_after="7", hang=1.5) as fake,
+        pytest.raises(TransientError, match=message) as caught,
+    ):
         complete_once(fake, monkeypatch, timeout=0.3)
     assert len(fake.hits) == 1  # max_retries=0 on the SDK: one attempt, ours to repeat
     assert caught.value.retry_after == (7.0 if fault == "429" else None)
 
 
 def test_bad_key_is_fatal_and_the_echoed_key_is_scrubbed(monkeypatch):
-    with FakeOpenAI(expected_key="something-else") as fake, pytest.raises(FatalError, match="rejected the API key") as caught:
+    with (
+        FakeOpenAI(expected_key="something-else") as fake,
+        pytest.raises(FatalError, match="rejected the API key") as caught,
+    ):
         complete_once(fake, monkeypatch)
     assert FAKE_KEY not in str(caught.value) and "[redacted]" in str(caught.value)
 
 
 def test_other_client_errors_fail_only_the_request(monkeypatch):
     """A 400 (say, a document too long for the context) is neither transient nor fatal."""
-    with FakeOpenAI(faults={0: "400"}) as fake, pytest.raises(BackendError, match="HTTP 400: maximum context length") as caught:
+    with (
+        FakeOpenAI(faults={0: "400"}) as fake,
+        pytest.raises(BackendError, match="HTTP 400: maximum context length") as caught,
+    ):
         complete_once(fake, monkeypatch)
     assert type(caught.value) is BackendError
 
@@ -71,7 +94,9 @@ def test_missing_key_variable_is_a_user_error_but_not_for_a_dry_run(monkeypatch)
         backend.check_ready()
     backend.check_ready(dry_run=True)
     with pytest.raises(UserError, match="expected an http"):
-        build_backend("openai", BackendOptions(model="m", base_url="ftp://x")).check_ready(dry_run=True)
+        build_backend("openai", BackendOptions(model="m", base_url="ftp://x")).check_ready(
+            dry_run=True
+        )
     with pytest.raises(UserError, match="unknown backend; choose one of local, openai"):
         build_backend("nope", BackendOptions(model="m"))
 
@@ -79,10 +104,15 @@ def test_missing_key_variable_is_a_user_error_but_not_for_a_dry_run(monkeypatch)
 def test_retry_after_forms():
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert retry_after_seconds({"retry-after": "3"}) == 3.0
-    assert 8 <= retry_after_seconds({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
+    assert (
+        8 <= retry_after_seconds({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
+    )
     assert retry_after_seconds({}) is None
 
 
 def test_public_url_drops_credentials():
-    assert public_url("https://user:sk-secret@api.example.com:8443/v1?key=sk-secret") == "https://api.example.com:8443/v1"
+    assert (
+        public_url("https://user:sk-secret@api.example.com:8443/v1?key=sk-secret")
+        == "https://api.example.com:8443/v1"
+    )
     assert public_url("http://[::1]:8000/v1") == "http://[::1]:8000/v1"

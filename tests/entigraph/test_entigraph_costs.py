@@ -40,7 +40,10 @@ def test_usage_merge():
     usage = Usage()
     usage.add(10, 5)
     usage.merge({"requests": 2, "prompt_tokens": 1, "completion_tokens": 1})
-    assert usage.to_dict() == {"requests": 3, "prompt_tokens": 11, "completion_tokens": 6} and usage.tokens == 17
+    assert (
+        usage.to_dict() == {"requests": 3, "prompt_tokens": 11, "completion_tokens": 6}
+        and usage.tokens == 17
+    )
 
 
 def test_backoff_doubles_with_jitter_and_is_capped():

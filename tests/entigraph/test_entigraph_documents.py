@@ -17,17 +17,35 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def quality_article(article_id: str, text: str, gold: int = 2, **extra) -> dict:
-    question = {"question": "Who?", "options": ["a", "b", "c", "d"], "gold_label": gold, "difficult": 1}
-    return {"article_id": article_id, "title": f"T{article_id}", "author": "A", "article": text, "questions": [question], **extra}
+    question = {
+        "question": "Who?",
+        "options": ["a", "b", "c", "d"],
+        "gold_label": gold,
+        "difficult": 1,
+    }
+    return {
+        "article_id": article_id,
+        "title": f"T{article_id}",
+        "author": "A",
+        "article": text,
+        "questions": [question],
+        **extra,
+    }
 
 
 def test_jsonl_reads_fields_and_keeps_order(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"id": "b", "title": "Bee", "author": "X", "text": "one"},
-        {"id": 7, "text": "two"},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "b", "title": "Bee", "author": "X", "text": "one"},
+            {"id": 7, "text": "two"},
+        ],
+    )
     docs = read_documents(path)
-    assert [(d.id, d.title, d.author, d.text) for d in docs] == [("b", "Bee", "X", "one"), ("7", "", "", "two")]
+    assert [(d.id, d.title, d.author, d.text) for d in docs] == [
+        ("b", "Bee", "X", "one"),
+        ("7", "", "", "two"),
+    ]
 
 
 def test_jsonl_field_names_are_configurable(tmp_path):
@@ -40,7 +58,10 @@ def test_jsonl_field_names_are_configurable(tmp_path):
     ("rows", "message"),
     [
         ([{"id": "a"}], r"d\.jsonl:1: missing key 'text'"),
-        ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], r"d\.jsonl:2: duplicate document id 'a'"),
+        (
+            [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}],
+            r"d\.jsonl:2: duplicate document id 'a'",
+        ),
         ([{"id": "a", "text": "   "}], r"empty 'text'"),
         ([{"id": "a", "text": ["x"]}], r"key 'text' must be a string"),
     ],
@@ -59,7 +80,11 @@ def test_jsonl_syntax_error_names_line(tmp_path):
 
 
 def test_quality_json_list_merges_repeated_articles_and_converts_gold_to_zero_based(tmp_path):
-    rows = [quality_article("1", "story one", gold=2), quality_article("2", "story two", gold=4), quality_article("1", "story one", gold=1)]
+    rows = [
+        quality_article("1", "story one", gold=2),
+        quality_article("2", "story two", gold=4),
+        quality_article("1", "story one", gold=1),
+    ]
     path = tmp_path / "quality.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
     docs = read_documents(path)  # auto-detected from article_id + article

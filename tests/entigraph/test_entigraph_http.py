@@ -57,24 +57,46 @@ def assert_complete(out: Path) -> list[dict]:
     assert len(keys) == len(set(keys)) == TOTAL
     assert Counter(r["step"] for r in records) == {"entities": 2, "pair": 12, "triple": 8}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["pending"] == 0 and manifest["records"]["total"] == TOTAL
+    assert (
+        manifest["complete"] and manifest["pending"] == 0 and manifest["records"]["total"] == TOTAL
+    )
     return records
 
 
 @pytest.mark.slow
-def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the_key(docs, tmp_path):
+def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the_key(
+    docs, tmp_path
+):
     out = tmp_path / "out"
     bad_json_sent: set[str] = set()
 
     def bad_json_once_for_second_doc(index: int, messages: list[dict]) -> str | None:
-        if is_entity_request(messages) and "Cold Storage" in messages[1]["content"] and not bad_json_sent:
+        if (
+            is_entity_request(messages)
+            and "Cold Storage" in messages[1]["content"]
+            and not bad_json_sent
+        ):
             bad_json_sent.add("yes")
             return "badjson"
         return None
 
     faults = {0: "429", 3: "500", 6: "timeout", 9: "malformed"}
-    with FakeOpenAI(faults=faults, fault_for=bad_json_once_for_second_doc, retry_after="1", hang=1.0) as fake:
-        command = entigraph_command(docs, out, fake, "--timeout", "0.4", "--concurrency", "3", "--price-in", "2", "--price-out", "8")
+    with FakeOpenAI(
+        faults=faults, fault_for=bad_json_once_for_second_doc, retry_after="1", hang=1.0
+    ) as fake:
+        command = entigraph_command(
+            docs,
+            out,
+            fake,
+            "--timeout",
+            "0.4",
+            "--concurrency",
+            "3",
+            "--price-in",
+            "2",
+            "--price-out",
+            "8",
+        )
         result = run(command)
         assert result.returncode == 0, result.stderr
         hits = list(fake.hits)
@@ -85,7 +107,9 @@ def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the
 
     records = assert_complete(out)
     ok = Counter(h.signature for h in hits if h.outcome == "ok")
-    assert set(ok.values()) == {1} and len(ok) == TOTAL  # each request succeeded once: no duplicate spend
+    assert (
+        set(ok.values()) == {1} and len(ok) == TOTAL
+    )  # each request succeeded once: no duplicate spend
     assert {h.signature for h in hits} == set(ok)  # every faulted request was retried to success
     assert {h.outcome for h in hits} == {"ok", "429", "500", "timeout", "malformed", "badjson"}
     for hit in (h for h in hits if h.outcome == "429"):
@@ -98,10 +122,24 @@ def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the
     assert Counter(line["kind"] for line in corpus) == {"summary": 2, "pair": 12, "triple": 8}
     assert corpus[0]["doc_id"] == DOCS[0]["id"] and corpus[0]["kind"] == "summary"
     tokenized = subprocess.run(
-        [sys.executable, "-m", "synthlm", "tokenize", str(out / "corpus.jsonl"), "-t", "byte", "-o", str(tmp_path / "tok" / "eg")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "synthlm",
+            "tokenize",
+            str(out / "corpus.jsonl"),
+            "-t",
+            "byte",
+            "-o",
+            str(tmp_path / "tok" / "eg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert tokenized.returncode == 0 and f"{TOTAL} documents" in tokenized.stdout, tokenized.stderr  # feeds tokenize as is
+    assert tokenized.returncode == 0 and f"{TOTAL} documents" in tokenized.stdout, (
+        tokenized.stderr
+    )  # feeds tokenize as is
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["prompts"]["sha256"] == PromptSet.load().sha256
@@ -109,7 +147,9 @@ def test_injected_faults_still_give_every_record_exactly_once_and_never_leak_the
     usage = manifest["total"]["usage"]
     assert usage["requests"] == len(hits)
     assert usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in records)
-    assert manifest["total"]["cost"] == pytest.approx((usage["prompt_tokens"] * 2 + usage["completion_tokens"] * 8) / 1e6)
+    assert manifest["total"]["cost"] == pytest.approx(
+        (usage["prompt_tokens"] * 2 + usage["completion_tokens"] * 8) / 1e6
+    )
     assert_no_key_anywhere(out, result.stdout, result.stderr, again.stdout, again.stderr)
 
 
@@ -118,7 +158,9 @@ def test_sigkill_midway_then_rerun_sends_no_completed_request_again(docs, tmp_pa
     out = tmp_path / "out"
     with FakeOpenAI(delay=0.08) as fake:
         command = entigraph_command(docs, out, fake, "--concurrency", "2")
-        process = subprocess.Popen(command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while len(read_jsonl(out / "generations.jsonl")) < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -141,7 +183,9 @@ def test_ctrl_c_finishes_requests_in_flight_so_resume_repeats_nothing(docs, tmp_
     out = tmp_path / "out"
     with FakeOpenAI(delay=0.08) as fake:
         command = entigraph_command(docs, out, fake, "--concurrency", "3")
-        process = subprocess.Popen(command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, env=key_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 60
         while len(read_jsonl(out / "generations.jsonl")) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -149,7 +193,9 @@ def test_ctrl_c_finishes_requests_in_flight_so_resume_repeats_nothing(docs, tmp_
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
         assert "stopped: interrupted" in stdout and "rerun the same command" in stdout
-        assert len(read_jsonl(out / "generations.jsonl")) == len(fake.hits)  # nothing in flight was lost
+        assert len(read_jsonl(out / "generations.jsonl")) == len(
+            fake.hits
+        )  # nothing in flight was lost
         result = run(command)
         assert result.returncode == 0, result.stderr
         assert sorted(fake.sent().values()) == [1] * TOTAL
@@ -172,7 +218,9 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
         return None
 
     with FakeOpenAI(fault_for=faults) as fake:
-        command = entigraph_command(docs, out, fake, "--max-attempts", "3", "--json-attempts", "2", "--concurrency", "2")
+        command = entigraph_command(
+            docs, out, fake, "--max-attempts", "3", "--json-attempts", "2", "--concurrency", "2"
+        )
         first = run(command)
         assert first.returncode == 1, first.stderr
         failures = read_jsonl(out / "failures.jsonl")
@@ -191,7 +239,9 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
         sent_before = len(fake.hits)
         second = run(command)
         assert second.returncode == 0, second.stderr
-        assert len(fake.hits) - sent_before == 1 + REQUESTS_PER_DOC  # the failed pair + all of doc 2
+        assert (
+            len(fake.hits) - sent_before == 1 + REQUESTS_PER_DOC
+        )  # the failed pair + all of doc 2
     assert_complete(out)
 
 
@@ -199,19 +249,35 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
 def test_dry_run_and_budgets(docs, tmp_path):
     out = tmp_path / "out"
     with FakeOpenAI() as fake:
-        estimate = run(entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json"), key="")
+        estimate = run(
+            entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json"),
+            key="",
+        )
         assert estimate.returncode == 0, estimate.stderr
         assert json.loads(estimate.stdout)["total"]["requests"] == TOTAL
         assert not fake.hits and not out.exists()  # nothing sent, nothing written, no key needed
 
-        stopped = run(entigraph_command(docs, out, fake, "--max-requests", "5", "--concurrency", "3"))
+        stopped = run(
+            entigraph_command(docs, out, fake, "--max-requests", "5", "--concurrency", "3")
+        )
         assert stopped.returncode == 0, stopped.stderr
         assert len(fake.hits) == 5 and "stopped: --max-requests 5 reached" in stopped.stdout
 
-        left = run(entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json"))
+        left = run(
+            entigraph_command(docs, out, fake, "--dry-run", "--assumed-entities", "4", "--json")
+        )
         assert json.loads(left.stdout)["total"]["requests"] == TOTAL - 5  # estimates what is left
 
-        prices = ("--price-in", "1000", "--price-out", "1000", "--max-tokens", "50", "--concurrency", "1")
+        prices = (
+            "--price-in",
+            "1000",
+            "--price-out",
+            "1000",
+            "--max-tokens",
+            "50",
+            "--concurrency",
+            "1",
+        )
         capped = run(entigraph_command(docs, out, fake, *prices, "--max-cost", "1.0"))
         assert capped.returncode == 0, capped.stderr
         manifest = json.loads((out / "manifest.json").read_text())

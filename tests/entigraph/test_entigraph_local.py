@@ -30,8 +30,28 @@ def tiny_model(tmp_path_factory) -> Path:
 
 def entigraph_local(docs: Path, out: Path, model: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [
-        sys.executable, "-m", "synthlm", "entigraph", "--docs", str(docs), "--out", str(out), "--backend", "local",
-        "--model", str(model), "--device", "cpu", "--temperature", "0", "--max-tokens", "16", "--concurrency", "4", "--quiet", *extra,
+        sys.executable,
+        "-m",
+        "synthlm",
+        "entigraph",
+        "--docs",
+        str(docs),
+        "--out",
+        str(out),
+        "--backend",
+        "local",
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "16",
+        "--concurrency",
+        "4",
+        "--quiet",
+        *extra,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("OPENAI_API_KEY", None)  # the local backend needs no key
@@ -42,7 +62,15 @@ def entigraph_local(docs: Path, out: Path, model: Path, *extra: str) -> subproce
 def test_local_model_produces_every_record_with_tokenizer_counts(tiny_model, tmp_path):
     docs, out = write_docs(tmp_path / "docs.jsonl"), tmp_path / "out"
     # The dry run in-process (transformers is already imported here): exact tokenizer counts.
-    cfg = EntiGraphConfig(docs=docs, out=out, backend="local", model=str(tiny_model), max_tokens=16, dry_run=True, assumed_entities=3)
+    cfg = EntiGraphConfig(
+        docs=docs,
+        out=out,
+        backend="local",
+        model=str(tiny_model),
+        max_tokens=16,
+        dry_run=True,
+        assumed_entities=3,
+    )
     planned = run_entigraph(cfg).estimate.to_dict()
     assert not out.exists()
 
@@ -50,14 +78,24 @@ def test_local_model_produces_every_record_with_tokenizer_counts(tiny_model, tmp
     assert result.returncode == 0, result.stderr
     records = read_jsonl(out / "generations.jsonl")
     per_doc = 1 + 3 + 1  # entities, C(3,2) pairs, C(3,3) triple
-    assert len({r["key"] for r in records}) == len(records) == per_doc * len(DOCS) == planned["total"]["requests"]
+    assert (
+        len({r["key"] for r in records})
+        == len(records)
+        == per_doc * len(DOCS)
+        == planned["total"]["requests"]
+    )
     entity_records = [r for r in records if r["step"] == "entities"]
     assert all(r["entity_list"] == ENTITIES and r["summary"] == "A tale." for r in entity_records)
-    assert Counter(tuple(r["entities"]) for r in records if r["step"] == "triple") == {tuple(ENTITIES): 2}
+    assert Counter(tuple(r["entities"]) for r in records if r["step"] == "triple") == {
+        tuple(ENTITIES): 2
+    }
 
     # Token counts come from the tokenizer: 7 reply tokens + </s>; prompts exactly as the dry run counted.
     assert all(r["usage"]["completion_tokens"] == 8 and not r["usage_estimated"] for r in records)
-    assert sum(r["usage"]["prompt_tokens"] for r in entity_records) == planned["entities"]["prompt_tokens"]
+    assert (
+        sum(r["usage"]["prompt_tokens"] for r in entity_records)
+        == planned["entities"]["prompt_tokens"]
+    )
     corpus = read_jsonl(out / "corpus.jsonl")
     assert len(corpus) == len(records) and corpus[0]["text"] == "A tale."
     manifest = json.loads((out / "manifest.json").read_text())

@@ -33,12 +33,27 @@ def test_key_encoding_is_canonical_and_round_trips():
 
 
 def test_all_pairs_without_a_limit():
-    keys = list(follow_up_keys("d", ["a", "b", "c", "d"], seed=0, limits={"pair": None, "triple": 0}))
-    assert [k.entities for k in keys] == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    keys = list(
+        follow_up_keys("d", ["a", "b", "c", "d"], seed=0, limits={"pair": None, "triple": 0})
+    )
+    assert [k.entities for k in keys] == [
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "d"),
+        ("b", "c"),
+        ("b", "d"),
+        ("c", "d"),
+    ]
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(3, 30), r=st.sampled_from([2, 3]), small=st.integers(0, 40), extra=st.integers(0, 40), seed=st.integers(0, 2**31))
+@given(
+    n=st.integers(3, 30),
+    r=st.sampled_from([2, 3]),
+    small=st.integers(0, 40),
+    extra=st.integers(0, 40),
+    seed=st.integers(0, 2**31),
+)
 def test_samples_are_prefix_stable_and_distinct(n, r, small, extra, seed):
     """Raising --max-pairs keeps every pair already generated (a rerun only adds work)."""
     total = math.comb(n, r)
@@ -54,7 +69,10 @@ def test_samples_are_prefix_stable_and_distinct(n, r, small, extra, seed):
 
 def test_sample_depends_on_seed_and_document():
     entities = [f"e{i}" for i in range(40)]
-    sample = lambda seed, doc: [k.entities for k in follow_up_keys(doc, entities, seed, {"pair": 5, "triple": 5})]  # noqa: E731
+
+    def sample(seed, doc):
+        return [k.entities for k in follow_up_keys(doc, entities, seed, {"pair": 5, "triple": 5})]
+
     assert sample(0, "a") == sample(0, "a")
     assert sample(0, "a") != sample(1, "a")
     assert sample(0, "a") != sample(0, "b")
@@ -62,13 +80,24 @@ def test_sample_depends_on_seed_and_document():
 
 def test_sample_is_identical_in_another_process_with_another_hash_seed():
     """Python's hash() is salted per process; our samples must not be."""
-    code = "from synthlm.entigraph.requests import doc_rng; print(doc_rng(3, 'article-17', 'pair').integers(0, 10**9, 4).tolist())"
+    code = (
+        "from synthlm.entigraph.requests import doc_rng; "
+        "print(doc_rng(3, 'article-17', 'pair').integers(0, 10**9, 4).tolist())"
+    )
     outputs = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": hs}, capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hs},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for hs in ("1", "2")
     }
     assert len(outputs) == 1
-    assert json.loads(outputs.pop()) == doc_rng(3, "article-17", "pair").integers(0, 10**9, 4).tolist()
+    assert (
+        json.loads(outputs.pop()) == doc_rng(3, "article-17", "pair").integers(0, 10**9, 4).tolist()
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,4 +128,7 @@ def test_invalid_entity_replies_are_rejected(text, message):
 
 
 def test_clean_entities_dedupes_case_insensitively_and_normalises_space():
-    assert clean_entities(["Marta  Lind", "marta lind", "Gull Rock", "", "Gull\nRock"]) == ["Marta Lind", "Gull Rock"]
+    assert clean_entities(["Marta  Lind", "marta lind", "Gull Rock", "", "Gull\nRock"]) == [
+        "Marta Lind",
+        "Gull Rock",
+    ]

@@ -7,17 +7,31 @@ import pytest
 from synthlm.entigraph.templates import PromptSet, file_names, write_default_prompts
 from synthlm.errors import UserError
 
-VALUES = {"title": "T", "author": "A", "year": "1999", "text": "costs $5 {not a field}", "entity_1": "X", "entity_2": "Y", "entity_3": "Z"}
+VALUES = {
+    "title": "T",
+    "author": "A",
+    "year": "1999",
+    "text": "costs $5 {not a field}",
+    "entity_1": "X",
+    "entity_2": "Y",
+    "entity_3": "Z",
+}
 
 
 def test_shipped_prompts_render_every_step_with_document_and_entities():
     prompts = PromptSet.load()
-    for step, expected in (("entities", ["T", "costs $5 {not a field}"]), ("pair", ["X", "Y"]), ("triple", ["X", "Y", "Z"])):
+    for step, expected in (
+        ("entities", ["T", "costs $5 {not a field}"]),
+        ("pair", ["X", "Y"]),
+        ("triple", ["X", "Y", "Z"]),
+    ):
         system, user = prompts.messages(step, VALUES)
         assert system["role"] == "system" and user["role"] == "user"
         assert all(value in user["content"] for value in expected)
         assert "$" not in system["content"]
-    assert '"entities"' in prompts.messages("entities", VALUES)[0]["content"]  # asks for the JSON shape
+    assert (
+        '"entities"' in prompts.messages("entities", VALUES)[0]["content"]
+    )  # asks for the JSON shape
 
 
 def test_written_copy_has_the_same_hash_and_an_edit_changes_it(tmp_path):
@@ -35,7 +49,11 @@ def test_written_copy_has_the_same_hash_and_an_edit_changes_it(tmp_path):
 def test_unknown_placeholder_and_missing_file_are_named(tmp_path):
     write_default_prompts(tmp_path / "p")
     (tmp_path / "p" / "entities.user.txt").write_text("$text about $entity_1")
-    with pytest.raises(UserError, match=r"entities\.user\.txt: unknown placeholder\(s\) \$entity_1; allowed here: \$title, \$author, \$year, \$text"):
+    with pytest.raises(
+        UserError,
+        match=r"entities\.user\.txt: unknown placeholder\(s\) \$entity_1; allowed here: "
+        r"\$title, \$author, \$year, \$text",
+    ):
         PromptSet.load(tmp_path / "p")
     (tmp_path / "p" / "triple.system.txt").unlink()
     with pytest.raises(UserError, match=r"missing triple\.system\.txt"):

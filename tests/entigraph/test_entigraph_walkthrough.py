@@ -26,13 +26,19 @@ README = REPO / "examples" / "entigraph" / "README.md"
 def readme_command(pattern: str) -> list[str]:
     """The README's shell command (continuation lines joined) whose text matches ``pattern``."""
     text = README.read_text(encoding="utf-8").replace("\\\n", " ")
-    lines = [line for line in text.splitlines() if line.startswith("synthlm ") and re.search(pattern, line)]
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("synthlm ") and re.search(pattern, line)
+    ]
     assert lines, f"README has no command matching {pattern!r}"
     return shlex.split(lines[0])
 
 
 def run_synthlm(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.mark.slow
@@ -43,7 +49,9 @@ def test_walkthrough_generates_and_tokenizes_against_a_local_json_mode_server(tm
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENAI_API_KEY": FAKE_KEY}
     with FakeOpenAI(expected_key=FAKE_KEY) as fake:
         generate = readme_command(r"--base-url http://127\.0\.0\.1:8000/v1")
-        generate = [arg.replace("http://127.0.0.1:8000/v1", fake.url) for arg in generate] + ["--quiet"]
+        generate = [arg.replace("http://127.0.0.1:8000/v1", fake.url) for arg in generate] + [
+            "--quiet"
+        ]
         result = run_synthlm(generate, work, env)
         assert result.returncode == 0, result.stderr
         assert any(body.get("response_format") == {"type": "json_object"} for body in fake.bodies)

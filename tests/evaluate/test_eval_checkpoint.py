@@ -26,7 +26,9 @@ def run_dir(tmp_path_factory):
     random_checkpoint(run / "checkpoints" / "step-3")
     random_checkpoint(run / "final")
     rng = np.random.default_rng(1)
-    write_store(run / "data" / "valid", [rng.integers(0, 256, size=n) for n in (30, 12, 50)], NATURAL)
+    write_store(
+        run / "data" / "valid", [rng.integers(0, 256, size=n) for n in (30, 12, 50)], NATURAL
+    )
     return run
 
 
@@ -38,10 +40,17 @@ def test_layout_of_a_foreign_checkpoint_is_tokenizer_then_meta(run_dir):
 
 def test_layout_recorded_in_synthlm_json_wins(tmp_path):
     path = random_checkpoint(tmp_path / "ck")
-    layout = {"natural_size": NATURAL, "meta_offset": NATURAL, "meta_size": 40, "model_vocab_size": 320}
+    layout = {
+        "natural_size": NATURAL,
+        "meta_offset": NATURAL,
+        "meta_size": 40,
+        "model_vocab_size": 320,
+    }
     (path / "synthlm.json").write_text(json.dumps({"layout": layout}), encoding="utf-8")
     assert load_checkpoint(path, device="cpu").layout == ModelVocab(**layout)
-    (path / "synthlm.json").write_text(json.dumps({"layout": {**layout, "model_vocab_size": 384}}), encoding="utf-8")
+    (path / "synthlm.json").write_text(
+        json.dumps({"layout": {**layout, "model_vocab_size": 384}}), encoding="utf-8"
+    )
     with pytest.raises(UserError, match="needs 384 ids but the model has 320"):
         load_checkpoint(path, device="cpu")
 
@@ -51,7 +60,11 @@ def test_layout_and_seq_len_from_the_resolved_training_config(run_dir, tmp_path)
     store = str(run_dir / "data" / "valid")
     config = {
         "model": {"num_meta_tokens": 40},
-        "data": {"sources": [{"name": "text", "path": store}], "eval": [{"name": "heldout", "path": store}], "seq_len": 24},
+        "data": {
+            "sources": [{"name": "text", "path": store}],
+            "eval": [{"name": "heldout", "path": store}],
+            "seq_len": 24,
+        },
     }
     (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     ckpt = load_checkpoint(path, device="cpu")
@@ -69,19 +82,30 @@ def test_checkpoint_without_tokenizer_files_names_the_fix(tmp_path):
         (path / name).unlink(missing_ok=True)
     with pytest.raises(UserError, match=r"no tokenizer files here.*pass --tokenizer DIR"):
         load_checkpoint(path, device="cpu")
-    assert load_checkpoint(path, device="cpu", tokenizer=random_checkpoint(tmp_path / "other")).tokenizer.eos_token_id == 256
+    assert (
+        load_checkpoint(
+            path, device="cpu", tokenizer=random_checkpoint(tmp_path / "other")
+        ).tokenizer.eos_token_id
+        == 256
+    )
 
 
 def test_results_go_to_the_run_dir(run_dir):
     assert run_dir_of(run_dir / "checkpoints" / "step-3") == run_dir.resolve()
-    assert default_output(run_dir / "checkpoints" / "step-3") == run_dir.resolve() / "eval" / "step-3.json"
+    assert (
+        default_output(run_dir / "checkpoints" / "step-3")
+        == run_dir.resolve() / "eval" / "step-3.json"
+    )
     assert default_output(run_dir / "final") == run_dir.resolve() / "eval" / "final.json"
 
 
 def test_data_paths_become_named_eval_sets(run_dir):
     store = run_dir / "data" / "valid"
     sets = eval_sets_from_paths([store, f"{store}.bin"], max_tokens=1000, max_examples=None)
-    assert [(s.name, s.kind, s.max_tokens) for s in sets] == [("valid", "natural", 1000), ("valid-2", "natural", 1000)]
+    assert [(s.name, s.kind, s.max_tokens) for s in sets] == [
+        ("valid", "natural", 1000),
+        ("valid-2", "natural", 1000),
+    ]
     with pytest.raises(UserError, match="neither a token store"):
         eval_sets_from_paths([run_dir / "nothing"], max_tokens=None, max_examples=None)
 
@@ -89,15 +113,29 @@ def test_data_paths_become_named_eval_sets(run_dir):
 @pytest.mark.slow
 def test_cli_eval_writes_json_equal_to_the_library(run_dir):
     store = run_dir / "data" / "valid"
-    result = run_cli("eval", str(run_dir / "checkpoints" / "step-3"), "--data", str(store), "--seq-len", "16", "--device", "cpu")
+    result = run_cli(
+        "eval",
+        str(run_dir / "checkpoints" / "step-3"),
+        "--data",
+        str(store),
+        "--seq-len",
+        "16",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     out = run_dir / "eval" / "step-3.json"
     report = json.loads(out.read_text(encoding="utf-8"))
     assert f"wrote {out.resolve()}" in result.stdout or f"wrote {out}" in result.stdout
     ckpt = load_checkpoint(run_dir / "checkpoints" / "step-3", device="cpu")
     expected = evaluate_model(
-        ckpt.model, [EvalSetConfig(name="valid", path=store)], layout=ckpt.layout, tokenizer=byte_tokenizer(),
-        seq_len=16, batch_size=8, device=torch.device("cpu"),
+        ckpt.model,
+        [EvalSetConfig(name="valid", path=store)],
+        layout=ckpt.layout,
+        tokenizer=byte_tokenizer(),
+        seq_len=16,
+        batch_size=8,
+        device=torch.device("cpu"),
     )
     assert report["metrics"] == pytest.approx(expected, rel=1e-6)
     assert report["seq_len"] == 16 and report["eval_sets"][0]["kind"] == "natural"

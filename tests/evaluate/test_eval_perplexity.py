@@ -16,7 +16,12 @@ from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.perplexity import windows
 
-LAYOUT = ModelVocab(natural_size=NATURAL, meta_offset=NATURAL, meta_size=MODEL_VOCAB - NATURAL, model_vocab_size=MODEL_VOCAB)
+LAYOUT = ModelVocab(
+    natural_size=NATURAL,
+    meta_offset=NATURAL,
+    meta_size=MODEL_VOCAB - NATURAL,
+    model_vocab_size=MODEL_VOCAB,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,13 @@ def store(tmp_path):
 
 
 def run(model, sets, **kwargs):
-    options = dict(layout=LAYOUT, tokenizer=byte_tokenizer(), seq_len=16, batch_size=3, device=torch.device("cpu"))
+    options = dict(
+        layout=LAYOUT,
+        tokenizer=byte_tokenizer(),
+        seq_len=16,
+        batch_size=3,
+        device=torch.device("cpu"),
+    )
     options.update(kwargs)
     return evaluate_model(model, sets, **options)
 
@@ -57,7 +68,9 @@ def test_loss_matches_hand_computation_and_ppl_is_exp_loss(model, store):
     _, docs = store
     results = run(model, [EvalSetConfig(name="valid", path=store[0].prefix)])
     assert results["eval/valid/loss"] == pytest.approx(hand_loss(model, docs, 16, 10**9), rel=1e-5)
-    assert results["eval/valid/ppl"] == pytest.approx(math.exp(results["eval/valid/loss"]), rel=1e-9)
+    assert results["eval/valid/ppl"] == pytest.approx(
+        math.exp(results["eval/valid/loss"]), rel=1e-9
+    )
     assert "eval/valid/bpb" not in results  # no byte count recorded: bpb omitted, not guessed
 
 
@@ -88,7 +101,9 @@ def test_deterministic_restores_train_mode_and_rng(model, store):
     rng_before = torch.get_rng_state()
     first = run(model, sets)
     assert model.training, "evaluate_model must hand the model back in train mode"
-    assert torch.equal(torch.get_rng_state(), rng_before), "evaluation must not consume the training RNG"
+    assert torch.equal(torch.get_rng_state(), rng_before), (
+        "evaluation must not consume the training RNG"
+    )
     model.eval()
     assert run(model, sets) == first
 
@@ -110,7 +125,9 @@ def test_bits_per_byte_from_recorded_byte_count(model, store, tmp_path):
     tokens = sum(len(d) for d in docs)
     prefix = write_store(tmp_path / "withbytes", docs, NATURAL, num_bytes=2 * tokens).prefix
     results = run(model, [EvalSetConfig(name="b", path=prefix)])
-    assert results["eval/b/bpb"] == pytest.approx(results["eval/b/loss"] / math.log(2) / 2.0, rel=1e-9)
+    assert results["eval/b/bpb"] == pytest.approx(
+        results["eval/b/loss"] / math.log(2) / 2.0, rel=1e-9
+    )
 
 
 def test_store_with_ids_beyond_the_tokenizer_fails_before_work(model, tmp_path):

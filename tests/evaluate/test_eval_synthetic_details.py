@@ -26,7 +26,9 @@ OFFSET = NATURAL  # meta_offset of a checkpoint without a recorded layout: the t
 ANSWER = 4
 VOCAB = {"vocab": {"num_vocab": 8}, "loss_mask": "output"}
 SPEC = {
-    "num_tokens": 2400, "seed": 1, "splits": {"train": 0.4, "valid": 0.6, "test": 0.0},
+    "num_tokens": 2400,
+    "seed": 1,
+    "splits": {"train": 0.4, "valid": 0.6, "test": 0.0},
     "domains": [
         {"type": "first_token", **VOCAB, "length": {"min": 2, "max": 4}},
         {"type": "copy", **VOCAB, "length": {"min": 1, "max": 6}},
@@ -55,8 +57,17 @@ def evaluated(dataset, tmp_path_factory):
     (run / "metrics.jsonl").write_text("", encoding="utf-8")  # makes RUN a run dir for reports
     ckpt = bigram_checkpoint(run / "final", transitions(dataset))
     result = run_cli(
-        "eval", str(ckpt), "--data", str(dataset), "--max-examples", str(EXAMPLES),
-        "--seq-len", "32", "--max-tokens", "600", "-q",
+        "eval",
+        str(ckpt),
+        "--data",
+        str(dataset),
+        "--max-examples",
+        str(EXAMPLES),
+        "--seq-len",
+        "32",
+        "--max-tokens",
+        "600",
+        "-q",
     )
     assert result.returncode == 0, result.stderr
     out = run / "eval" / "final.json"
@@ -67,6 +78,7 @@ def evaluated(dataset, tmp_path_factory):
 
 
 # -- the independent computation ------------------------------------------------------------
+
 
 def store_answer(path, index: int) -> list[int]:
     """The reference answer of valid document ``index``: its tokens under the output mask."""
@@ -113,6 +125,7 @@ def hand_domain_losses(path, seq_len: int, max_tokens: int) -> dict[str, float]:
 
 
 # -- synthlm eval ---------------------------------------------------------------------------
+
 
 def test_predictions_are_the_first_examples_of_each_task_domain(dataset, evaluated):
     _, _, records = evaluated
@@ -192,8 +205,16 @@ def test_max_predictions_bounds_the_dump(dataset, evaluated, tmp_path):
     run, _, _ = evaluated
     dump = tmp_path / "few.jsonl"
     report, _ = evaluate_checkpoint(
-        run / "final", [dataset], out=tmp_path / "r.json", seq_len=32, max_tokens=64,
-        max_examples=6, device="cpu", quiet=True, predictions=dump, max_predictions=4,
+        run / "final",
+        [dataset],
+        out=tmp_path / "r.json",
+        seq_len=32,
+        max_tokens=64,
+        max_examples=6,
+        device="cpu",
+        quiet=True,
+        predictions=dump,
+        max_predictions=4,
     )
     assert len(dump.read_text().splitlines()) == 4
     assert report["synthetic"]["tasks"]["predictions"] == str(dump)
@@ -202,14 +223,26 @@ def test_max_predictions_bounds_the_dump(dataset, evaluated, tmp_path):
 
 # -- synthlm generate --synthetic -----------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_generate_continues_symbol_prompts_and_prints_them_decoded(dataset, evaluated):
     run, _, records = evaluated
     prompt = records[0]["prompt"]
     as_ids = " ".join(str(i) for i in records[0]["prompt_ids"])  # the same prompt as local ids
     result = run_cli(
-        "generate", str(run / "final"), "--synthetic", str(dataset), "-p", prompt, "-p", as_ids,
-        "--temperature", "0", "-n", "3", "-q",
+        "generate",
+        str(run / "final"),
+        "--synthetic",
+        str(dataset),
+        "-p",
+        prompt,
+        "-p",
+        as_ids,
+        "--temperature",
+        "0",
+        "-n",
+        "3",
+        "-q",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"{prompt} | 4", f"{prompt} | 4"]
@@ -255,6 +288,7 @@ def test_checkpoint_without_room_for_the_dataset_is_refused(dataset, tmp_path):
 
 # -- synthlm report -------------------------------------------------------------------------
 
+
 def test_report_shows_the_synthetic_tables(evaluated, tmp_path):
     from synthlm.report import build_report
 
@@ -270,8 +304,9 @@ def test_a_symbol_two_ids_share_must_be_written_as_a_local_id():
     from synthlm.errors import UserError
 
     # RoleIds.symbol names promoter k of domain "a" P.a<k>: "a" #10 and "a1" #0 are both P.a10
-    table = SymbolTable(("0", "P.a10", "P.a10"), {"0": 0, "P.a10": 1}, 100, 7, "ds",
-                        ambiguous=frozenset({"P.a10"}))
+    table = SymbolTable(
+        ("0", "P.a10", "P.a10"), {"0": 0, "P.a10": 1}, 100, 7, "ds", ambiguous=frozenset({"P.a10"})
+    )
     assert table.encode("0 2") == [0, 2] and table.to_model([0, 2]) == [100, 102]
     assert table.decode_model([102, 7, 5]) == "P.a10 <eos> <tok:5>"
     with pytest.raises(UserError, match="'P.a10' names several ids of ds; write the local id"):

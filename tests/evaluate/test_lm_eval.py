@@ -36,7 +36,8 @@ def write_task(root: Path) -> Path:
         f"task: {TASK}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
         "test_split: test\nfewshot_split: test\noutput_type: multiple_choice\n"
         "doc_to_text: '{{question}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: '{{answer}}'\n"
-        "target_delimiter: ''\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n",
+        "target_delimiter: ''\nmetric_list:\n  - metric: acc\n    aggregation: mean\n    "
+        "higher_is_better: true\n",
         encoding="utf-8",
     )
     return tasks
@@ -44,37 +45,75 @@ def write_task(root: Path) -> Path:
 
 def env(tmp_path: Path) -> dict[str, str]:
     """Offline flags deliberately *off*: synthlm must switch them on itself."""
-    return {"HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"), "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
-            "TRANSFORMERS_OFFLINE": "0", "OMP_NUM_THREADS": "1"}
+    return {
+        "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
+        "HF_HUB_OFFLINE": "0",
+        "HF_DATASETS_OFFLINE": "0",
+        "TRANSFORMERS_OFFLINE": "0",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 @pytest.fixture
 def rigged(tmp_path) -> Path:
-    return bigram_checkpoint(tmp_path / "run" / "final", {byte_id("x"): byte_id("y"), byte_id("p"): byte_id("q")})
+    return bigram_checkpoint(
+        tmp_path / "run" / "final", {byte_id("x"): byte_id("y"), byte_id("p"): byte_id("q")}
+    )
 
 
 @pytest.mark.slow
 def test_local_task_scores_exactly_offline_and_the_report_shows_it(tmp_path, rigged):
     pytest.importorskip("lm_eval")
     tasks = write_task(tmp_path)
-    result = run_cli("eval", str(rigged), "--lm-eval", TASK, "--lm-eval-include", str(tasks), "-q", env=env(tmp_path))
+    result = run_cli(
+        "eval",
+        str(rigged),
+        "--lm-eval",
+        TASK,
+        "--lm-eval-include",
+        str(tasks),
+        "-q",
+        env=env(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     path = tmp_path / "run" / "eval" / "lm_eval.json"
     assert json.loads(path.read_text()) == {TASK: {"acc": 0.75}}
     details = json.loads((path.parent / "harness" / "lm_eval.json").read_text())
-    assert details["n-samples"][TASK] == {"original": 4, "effective": 4}  # no hidden cap: every example
+    assert details["n-samples"][TASK] == {
+        "original": 4,
+        "effective": 4,
+    }  # no hidden cap: every example
     assert details["stderr"][TASK]["acc"] == pytest.approx(0.25)
 
-    limited = run_cli("eval", str(rigged), "--lm-eval", TASK, "--lm-eval-include", str(tasks), "--limit", "2",
-                      "--num-fewshot", "1", "--out", str(tmp_path / "limited.json"), "-q", env=env(tmp_path))
+    limited = run_cli(
+        "eval",
+        str(rigged),
+        "--lm-eval",
+        TASK,
+        "--lm-eval-include",
+        str(tasks),
+        "--limit",
+        "2",
+        "--num-fewshot",
+        "1",
+        "--out",
+        str(tmp_path / "limited.json"),
+        "-q",
+        env=env(tmp_path),
+    )
     assert limited.returncode == 0, limited.stderr
     assert json.loads((tmp_path / "limited.json").read_text()) == {TASK: {"acc": 1.0}}
     limited_details = json.loads((tmp_path / "harness" / "limited.json").read_text())
-    assert limited_details["n-shot"][TASK] == 1 and limited_details["n-samples"][TASK]["effective"] == 2
+    assert (
+        limited_details["n-shot"][TASK] == 1
+        and limited_details["n-samples"][TASK]["effective"] == 2
+    )
 
     from synthlm.report import build_report
 
-    (tmp_path / "run" / "config.yaml").write_text(f"run_dir: {tmp_path / 'run'}\n")  # what training leaves in RUN
+    (tmp_path / "run" / "config.yaml").write_text(
+        f"run_dir: {tmp_path / 'run'}\n"
+    )  # what training leaves in RUN
     report = build_report([tmp_path / "run"], tmp_path / "report")
     assert "results_lm_eval.png" in {p.name for p in report.figures}
     assert f"lm_eval/{TASK}/acc" in report.page.read_text(encoding="utf-8")
@@ -85,21 +124,35 @@ def test_tasks_needing_the_hub_fail_offline_with_exit_2(tmp_path, rigged):
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "remote.yaml").write_text(
-        "task: remote_only\ndataset_path: synthlm-tests/never-downloaded\ntest_split: test\noutput_type: multiple_choice\n"
+        "task: remote_only\ndataset_path: synthlm-tests/never-downloaded\ntest_split: "
+        "test\noutput_type: multiple_choice\n"
         "doc_to_text: '{{q}}'\ndoc_to_choice: '{{c}}'\ndoc_to_target: 0\n",
         encoding="utf-8",
     )
-    result = run_cli("eval", str(rigged), "--lm-eval", "remote_only", "--lm-eval-include", str(tasks), env=env(tmp_path), timeout=120)
+    result = run_cli(
+        "eval",
+        str(rigged),
+        "--lm-eval",
+        "remote_only",
+        "--lm-eval-include",
+        str(tasks),
+        env=env(tmp_path),
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert "could not load task 'remote_only'" in result.stderr
-    assert "OfflineModeIsEnabled" in result.stderr  # the hub itself says so: synthlm turned offline mode on
+    assert (
+        "OfflineModeIsEnabled" in result.stderr
+    )  # the hub itself says so: synthlm turned offline mode on
     assert "Traceback" not in result.stderr
 
 
 def test_without_the_harness_lm_eval_exits_2_naming_the_extra(tmp_path, rigged):
     shadow = tmp_path / "shadow"
     shadow.mkdir()
-    (shadow / "lm_eval.py").write_text("raise ImportError('No module named lm_eval')\n")  # as if not installed
+    (shadow / "lm_eval.py").write_text(
+        "raise ImportError('No module named lm_eval')\n"
+    )  # as if not installed
     result = run_cli("eval", str(rigged), "--lm-eval", "hellaswag", env={"PYTHONPATH": str(shadow)})
     assert result.returncode == 2
     assert "pip install 'synthlm[eval]'" in result.stderr and "Traceback" not in result.stderr
@@ -114,10 +167,22 @@ def test_lm_eval_flags_need_lm_eval_and_run_alone(tmp_path, rigged):
 
 
 def test_results_flatten_to_task_metric_with_filters_and_stderr_apart():
-    raw = {"results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.1,
-                                 "exact_match,flexible-extract": 0.5, "exact_match_stderr,flexible-extract": "N/A"},
-                       "arc_easy": {"acc,none": 0.4, "acc_stderr,none": 0.02, "sample_len": 100}}}
+    raw = {
+        "results": {
+            "gsm8k": {
+                "alias": "gsm8k",
+                "exact_match,strict-match": 0.25,
+                "exact_match_stderr,strict-match": 0.1,
+                "exact_match,flexible-extract": 0.5,
+                "exact_match_stderr,flexible-extract": "N/A",
+            },
+            "arc_easy": {"acc,none": 0.4, "acc_stderr,none": 0.02, "sample_len": 100},
+        }
+    }
     scores, errors = flatten_results(raw)
-    assert scores == {"gsm8k": {"exact_match/strict-match": 0.25, "exact_match/flexible-extract": 0.5}, "arc_easy": {"acc": 0.4}}
+    assert scores == {
+        "gsm8k": {"exact_match/strict-match": 0.25, "exact_match/flexible-extract": 0.5},
+        "arc_easy": {"acc": 0.4},
+    }
     assert errors == {"gsm8k": {"exact_match/strict-match": 0.1}, "arc_easy": {"acc": 0.02}}
     assert metric_records(scores)["lm_eval/gsm8k/exact_match/strict-match"] == 0.25

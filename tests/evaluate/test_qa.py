@@ -23,8 +23,16 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
 
 def rigged_model(tokenizer, favourite: str) -> LlamaForCausalLM:
     """A tiny Llama that always predicts ``favourite``: constant hidden state, one hot lm_head row."""
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config)
     with torch.no_grad():
         for layer in model.model.layers:
@@ -39,14 +47,46 @@ def rigged_model(tokenizer, favourite: str) -> LlamaForCausalLM:
 @pytest.fixture
 def qa_file(tmp_path):
     articles = [
-        {"article_id": "1", "title": "Story one", "author": "A", "article": "text one", "questions": [
-            {"question": "What is it?", "options": ["abcd", "xxxx", "efgh", "ijkl"], "gold_label": 2, "difficult": 0},
-            {"question": "Who?", "options": ["xxxx", "mnop", "qrst", "uvwy"], "gold_label": 1, "difficult": 1},
-        ]},
-        {"article_id": "2", "title": "Story two", "author": "B", "article": "text two", "questions": [
-            {"question": "Where?", "options": ["abab", "cdcd", "efef", "xxxx"], "gold_label": 1, "difficult": 0},
-            {"question": "When?", "options": ["ghgh", "ijij", "xxxx", "klkl"], "gold_label": 3, "difficult": 1},
-        ]},
+        {
+            "article_id": "1",
+            "title": "Story one",
+            "author": "A",
+            "article": "text one",
+            "questions": [
+                {
+                    "question": "What is it?",
+                    "options": ["abcd", "xxxx", "efgh", "ijkl"],
+                    "gold_label": 2,
+                    "difficult": 0,
+                },
+                {
+                    "question": "Who?",
+                    "options": ["xxxx", "mnop", "qrst", "uvwy"],
+                    "gold_label": 1,
+                    "difficult": 1,
+                },
+            ],
+        },
+        {
+            "article_id": "2",
+            "title": "Story two",
+            "author": "B",
+            "article": "text two",
+            "questions": [
+                {
+                    "question": "Where?",
+                    "options": ["abab", "cdcd", "efef", "xxxx"],
+                    "gold_label": 1,
+                    "difficult": 0,
+                },
+                {
+                    "question": "When?",
+                    "options": ["ghgh", "ijij", "xxxx", "klkl"],
+                    "gold_label": 3,
+                    "difficult": 1,
+                },
+            ],
+        },
     ]
     path = tmp_path / "quality.json"
     path.write_text(json.dumps(articles))
@@ -57,11 +97,15 @@ def test_loglik_scorer_picks_the_option_the_model_prefers(tmp_path, qa_file):
     tokenizer = byte_tokenizer()
     rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
-    report, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="loglik", out=tmp_path / "qa.json", device="cpu")
+    report, path = evaluate_qa(
+        tmp_path / "ckpt", qa_file, scorer="loglik", out=tmp_path / "qa.json", device="cpu"
+    )
     metrics = report["qa"]["loglik"]
     # the model always picks "xxxx": right on questions 1, 2 and 4, wrong on 3
     assert metrics["acc"] == pytest.approx(0.75)
-    assert metrics["acc/difficult"] == pytest.approx(1.0) and metrics["acc/easy"] == pytest.approx(0.5)
+    assert metrics["acc/difficult"] == pytest.approx(1.0) and metrics["acc/easy"] == pytest.approx(
+        0.5
+    )
     assert json.loads(path.read_text())["qa"]["loglik"]["n"] == 4
     predictions = json.loads((tmp_path / "qa.predictions.json").read_text())
     assert [p["loglik"]["pred"] for p in predictions] == [1, 0, 3, 2]
@@ -105,14 +149,35 @@ def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
     tokenizer = byte_tokenizer()
     rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
-    result = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "both",
-                     "--qa-max-new-tokens", "8", "--device", "cpu", "--out", str(tmp_path / "out.json"))
+    result = run_cli(
+        "eval",
+        str(tmp_path / "ckpt"),
+        "--qa",
+        str(qa_file),
+        "--qa-scorer",
+        "both",
+        "--qa-max-new-tokens",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "out.json"),
+    )
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / "out.json").read_text())["qa"]
     assert saved["loglik"]["acc"] == pytest.approx(0.75)
     # the rigged model only ever writes "xxxx...": it never gives a parseable answer
     assert saved["cot"]["attempt_rate"] == 0.0 and saved["cot"]["accuracy_all"] == 0.0
-    bad = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa-scorer", "vote", "--device", "cpu")
+    bad = run_cli(
+        "eval",
+        str(tmp_path / "ckpt"),
+        "--qa",
+        str(qa_file),
+        "--qa-scorer",
+        "vote",
+        "--device",
+        "cpu",
+    )
     assert bad.returncode == 2 and "--qa-scorer 'vote'" in bad.stderr
 
 
@@ -124,8 +189,18 @@ def test_entigraph_protocol_prompt_is_the_papers():
     from synthlm.evaluate.qa import QAItem
     from synthlm.evaluate.qa_protocols import entigraph_protocol
 
-    item = QAItem("Les Mis", "What is the setting?", ("London", "Madrid", "Paris", "Rome"), 2, False, "Hugo, Victor", "1862")
-    assert entigraph_protocol().prompt(item) == paper.qa_prompt("Les Mis", "Hugo, Victor", "1862", item.question, list(item.options))
+    item = QAItem(
+        "Les Mis",
+        "What is the setting?",
+        ("London", "Madrid", "Paris", "Rome"),
+        2,
+        False,
+        "Hugo, Victor",
+        "1862",
+    )
+    assert entigraph_protocol().prompt(item) == paper.qa_prompt(
+        "Les Mis", "Hugo, Victor", "1862", item.question, list(item.options)
+    )
 
 
 def test_entigraph_protocol_sampling_stops_and_parser_are_the_papers():
@@ -135,7 +210,12 @@ def test_entigraph_protocol_sampling_stops_and_parser_are_the_papers():
     protocol = entigraph_protocol()
     assert (protocol.temperature, protocol.max_new_tokens, protocol.samples) == (0.1, 300, 8)
     assert sorted(protocol.stop) == sorted(paper.answer_strings())
-    for raw in ("It is Paris. Answer: C.\nmore", "Answer: AB.\n", "Answer: D.\n\n## Example 7", "no answer"):
+    for raw in (
+        "It is Paris. Answer: C.\nmore",
+        "Answer: AB.\n",
+        "Answer: D.\n\n## Example 7",
+        "no answer",
+    ):
         text, stopped = cut_at_stop(raw, protocol.stop)
         expected = paper.parse_answer(text) if stopped else None
         assert (protocol.parse(text, 4) if stopped else None) == expected
@@ -168,22 +248,39 @@ def test_entigraph_protocol_runs_end_to_end_with_bos(tmp_path, qa_file):
     qa_file.write_text(json.dumps(articles))
     backend = byte_tokenizer().backend_tokenizer
     backend.add_special_tokens(["<s>"])
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", backend.token_to_id("<s>"))])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", bos_token="<s>")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", backend.token_to_id("<s>"))]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", bos_token="<s>"
+    )
     rigged = rigged_model(tokenizer, "</s>")
     rigged.config.max_position_embeddings = 4096  # the paper's prompt is ~2.9K byte tokens
     model = LlamaForCausalLM(rigged.config)
     model.load_state_dict(rigged.state_dict())
     model.save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
-    _, path = evaluate_qa(tmp_path / "ckpt", qa_file, scorer="cot", protocol="entigraph", limit=1,
-                               out=tmp_path / "out.json", device="cpu")
+    _, path = evaluate_qa(
+        tmp_path / "ckpt",
+        qa_file,
+        scorer="cot",
+        protocol="entigraph",
+        limit=1,
+        out=tmp_path / "out.json",
+        device="cpu",
+    )
     saved = json.loads(path.read_text())["qa"]["cot"]
-    assert saved["protocol"] == "entigraph" and saved["accuracy_attempted"] is None and saved["attempt_rate"] == 0.0
+    assert (
+        saved["protocol"] == "entigraph"
+        and saved["accuracy_attempted"] is None
+        and saved["attempt_rate"] == 0.0
+    )
     prediction = json.loads((tmp_path / "out.predictions.json").read_text())[0]["cot"]
     assert prediction["draws"] == 8 and prediction["pred"] is None
     article, question = articles[0], articles[0]["questions"][0]
-    prompt = paper.qa_prompt(article["title"], article["author"], "1950", question["question"], question["options"])
+    prompt = paper.qa_prompt(
+        article["title"], article["author"], "1950", question["question"], question["options"]
+    )
     assert prediction["prompt_tokens"] == len(prompt.encode()) + 1  # byte tokens + BOS
 
 
@@ -211,8 +308,13 @@ def test_user_prompt_template_renders_each_question(tmp_path):
     template = tmp_path / "prompt.txt"
     template.write_text("$title ($author, $year) costs $$5\nQ: $question\n${choices}A:")
     protocol = build_protocol("synthlm", prompt_file=template, temperature=0.3, stop=["\n\n"])
-    item = QAItem("Moby", "Who?", ("Ahab", "Nemo", "Hook", "Flint"), 0, None, "Melville, Herman", "1851")
-    assert protocol.prompt(item) == "Moby (Herman Melville, 1851) costs $5\nQ: Who?\nA. Ahab\nB. Nemo\nC. Hook\nD. Flint\nA:"
+    item = QAItem(
+        "Moby", "Who?", ("Ahab", "Nemo", "Hook", "Flint"), 0, None, "Melville, Herman", "1851"
+    )
+    assert (
+        protocol.prompt(item)
+        == "Moby (Herman Melville, 1851) costs $5\nQ: Who?\nA. Ahab\nB. Nemo\nC. Hook\nD. Flint\nA:"
+    )
     assert (protocol.temperature, protocol.stop) == (0.3, ("\n\n",))
     template.write_text("$story")
     with pytest.raises(UserError, match=r"unknown placeholder\(s\) \$story"):

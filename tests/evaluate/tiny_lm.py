@@ -33,9 +33,17 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
 
 def tiny_config(**overrides) -> LlamaConfig:
     values = dict(
-        vocab_size=MODEL_VOCAB, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-        eos_token_id=EOS, pad_token_id=PAD, bos_token_id=None, tie_word_embeddings=False,
+        vocab_size=MODEL_VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        bos_token_id=None,
+        tie_word_embeddings=False,
     )
     values.update(overrides)
     return LlamaConfig(**values)

@@ -59,9 +59,17 @@ def rigged(tok_dir, tmp_path_factory) -> Path:
     tok = load_tokenizer(tok_dir)
     newline, o, k, x = (tok.encode(c)[0] for c in "\nokX")
     config = LlamaConfig(
-        vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False,
-        eos_token_id=tok.eos_id, pad_token_id=tok.pad_id, bos_token_id=tok.bos_id,
+        vocab_size=320,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_id,
+        pad_token_id=tok.pad_id,
+        bos_token_id=tok.bos_id,
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
@@ -89,11 +97,16 @@ def rigged(tok_dir, tmp_path_factory) -> Path:
 def test_each_prompt_holds_the_system_prompt_and_every_earlier_exchange(hf_tok):
     chat = Conversation(hf_tok, max_context=1000, reserve=10, system="Be brief.")
     first = chat.prompt("Who wrote Hamlet?")
-    assert first.text == "<|system|>\nBe brief.</s>\n<|user|>\nWho wrote Hamlet?</s>\n<|assistant|>\n"
+    assert (
+        first.text == "<|system|>\nBe brief.</s>\n<|user|>\nWho wrote Hamlet?</s>\n<|assistant|>\n"
+    )
     chat.add("Who wrote Hamlet?", "Shakespeare.")
     second = chat.prompt("When?")
     assert second.text == first.text + "Shakespeare.</s>\n<|user|>\nWhen?</s>\n<|assistant|>\n"
-    assert second.ids == hf_tok(second.text, add_special_tokens=False)["input_ids"] and second.dropped == 0
+    assert (
+        second.ids == hf_tok(second.text, add_special_tokens=False)["input_ids"]
+        and second.dropped == 0
+    )
     chat.reset()
     assert "Hamlet" not in chat.prompt("When?").text
 
@@ -106,14 +119,22 @@ def test_overflow_drops_the_oldest_turns_but_keeps_the_system_prompt(hf_tok):
     chat.max_context = two_turns + 8  # room for the last two turns only
     prompt = chat.prompt("next")
     assert prompt.dropped == 1 and len(prompt.ids) == two_turns
-    assert "question 0" not in prompt.text and "question 1" in prompt.text and prompt.text.startswith("<|system|>\nS.")
-    assert [t.user for t in chat.turns] == ["question 1", "question 2"], "dropped turns are forgotten"
+    assert (
+        "question 0" not in prompt.text
+        and "question 1" in prompt.text
+        and prompt.text.startswith("<|system|>\nS.")
+    )
+    assert [t.user for t in chat.turns] == ["question 1", "question 2"], (
+        "dropped turns are forgotten"
+    )
     chat.max_context = 20
     with pytest.raises(ContextOverflow, match="more than the 12 left in the 20-token context"):
         chat.prompt("a message far too long for this tiny context")
 
 
-@pytest.mark.parametrize("pieces", [["ab", "c<EN", "D>tail"], ["abc<", "E", "ND", ">"], ["abc", "<END>"]])
+@pytest.mark.parametrize(
+    "pieces", [["ab", "c<EN", "D>tail"], ["abc<", "E", "ND", ">"], ["abc", "<END>"]]
+)
 def test_a_stop_string_split_across_tokens_is_never_streamed(pieces):
     shown: list[str] = []
     sink = StopFilter(["<END>"], shown.append)
@@ -133,7 +154,14 @@ def test_without_stops_text_streams_as_it_comes():
 def test_template_order_flag_then_tokenizer_then_training_data_then_default(tmp_path, hf_tok):
     prefix = tmp_path / "chat_messages_document"
     write_store(prefix, [[5, 6]], vocab_size=260, masks=[[0, 1]], chat_template="TRAINED")
-    config = {"data": {"sources": [{"name": "web", "path": str(tmp_path / "missing")}, {"name": "chat", "path": str(prefix)}]}}
+    config = {
+        "data": {
+            "sources": [
+                {"name": "web", "path": str(tmp_path / "missing")},
+                {"name": "chat", "path": str(prefix)},
+            ]
+        }
+    }
     hf_tok.chat_template = None
     assert resolve_template(hf_tok, config) == "TRAINED"
     assert resolve_template(hf_tok, {}) == DEFAULT_CHAT_TEMPLATE
@@ -163,13 +191,17 @@ def test_session_commands_and_suppressed_meta_ids(rigged, tok_dir):
     sampling = SamplingConfig(temperature=0, max_new_tokens=6)
     session = ChatSession(model, tok, Conversation(tok, 512, 6), sampling, range(260, 320))
     out, err = io.StringIO(), io.StringIO()
-    served = run_session(session, ["hi", "/oops", "", "/reset", "again", "/exit", "never"], out, err)
+    served = run_session(
+        session, ["hi", "/oops", "", "/reset", "again", "/exit", "never"], out, err
+    )
     assert (served, out.getvalue()) == (2, "ok\nok\n")
     assert "[unknown command /oops" in err.getvalue() and "[history cleared]" in err.getvalue()
     assert [t.user for t in session.conversation.turns] == ["again"]
     session.suppress_ids = ()
     session.respond("hi", out, err)
-    assert session.conversation.turns[-1].assistant == "okX", "without suppression the meta id is generated"
+    assert session.conversation.turns[-1].assistant == "okX", (
+        "without suppression the meta id is generated"
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -179,11 +211,21 @@ def test_session_commands_and_suppressed_meta_ids(rigged, tok_dir):
 def chat_cli(*args: str, stdin: str) -> subprocess.CompletedProcess:
     """``synthlm chat`` in a subprocess with ``stdin`` piped in (so stdin is not a terminal)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "-m", "synthlm", "chat", *args], input=stdin, capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "synthlm", "chat", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def prompts_in(stderr: str) -> list[str]:
-    return [block.split("\n", 1)[1].split("\n[end of prompt]")[0] for block in stderr.split("[prompt: ")[1:]]
+    return [
+        block.split("\n", 1)[1].split("\n[end of prompt]")[0]
+        for block in stderr.split("[prompt: ")[1:]
+    ]
 
 
 def test_scripted_session_remembers_resets_and_drops_old_turns(rigged, tmp_path):
@@ -195,21 +237,41 @@ def test_scripted_session_remembers_resets_and_drops_old_turns(rigged, tmp_path)
     probe.add("how are you", "ok")
     fits_two_turns = len(probe.render("third one", probe.turns[1:])[1]) + 4  # but not all three
     done = chat_cli(
-        str(rigged), "--system", "Be brief.", "--temperature", "0", "--max-new-tokens", "4",
-        "--max-context", str(fits_two_turns), "--show-prompt", "--device", "cpu", stdin=script,
+        str(rigged),
+        "--system",
+        "Be brief.",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "4",
+        "--max-context",
+        str(fits_two_turns),
+        "--show-prompt",
+        "--device",
+        "cpu",
+        stdin=script,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["ok"] * 4
     prompts = prompts_in(done.stderr)
     assert len(prompts) == 4
-    assert prompts[1] == prompts[0] + "ok</s>\n<|user|>\nhow are you</s>\n<|assistant|>\n", "turn 2 sees turn 1"
+    assert prompts[1] == prompts[0] + "ok</s>\n<|user|>\nhow are you</s>\n<|assistant|>\n", (
+        "turn 2 sees turn 1"
+    )
     assert "[context full: dropped the oldest turn" in done.stderr
-    assert prompts[2].startswith("<|system|>\nBe brief.</s>\n<|user|>\nhow are you") and "hello" not in prompts[2]
-    assert prompts[3] == "<|system|>\nBe brief.</s>\n<|user|>\nagain</s>\n<|assistant|>\n", "/reset forgets everything"
+    assert (
+        prompts[2].startswith("<|system|>\nBe brief.</s>\n<|user|>\nhow are you")
+        and "hello" not in prompts[2]
+    )
+    assert prompts[3] == "<|system|>\nBe brief.</s>\n<|user|>\nagain</s>\n<|assistant|>\n", (
+        "/reset forgets everything"
+    )
 
 
 def test_bad_flags_exit_2_before_loading(rigged, tmp_path):
     done = chat_cli(str(rigged), "--chat-template", str(tmp_path / "none.jinja"), stdin="hi\n")
-    assert done.returncode == 2 and "--chat-template" in done.stderr and "no such file" in done.stderr
+    assert (
+        done.returncode == 2 and "--chat-template" in done.stderr and "no such file" in done.stderr
+    )
     done = chat_cli(str(tmp_path / "nowhere"), stdin="")
     assert done.returncode == 2 and "checkpoint not found" in done.stderr

@@ -76,17 +76,26 @@ def test_running_out_of_tokens_is_not_finished(chain_model):
 
 def test_batched_left_padded_greedy_equals_one_by_one(random_model):
     prompts = ["To be", "or not to be, that is", "q"]
-    batched = [c.text for c in complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=3)]
+    batched = [
+        c.text for c in complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=3)
+    ]
     single = [complete(random_model, [p], greedy(max_new_tokens=12))[0].text for p in prompts]
     assert batched == single
-    assert complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=2)[0].text == batched[0]
+    assert (
+        complete(random_model, prompts, greedy(max_new_tokens=12), batch_size=2)[0].text
+        == batched[0]
+    )
 
 
 def test_seed_makes_sampling_reproducible(random_model):
-    sampling = SamplingConfig(temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=16, num_samples=3, seed=7)
+    sampling = SamplingConfig(
+        temperature=1.0, top_k=50, top_p=0.95, max_new_tokens=16, num_samples=3, seed=7
+    )
     first = [c.text for c in complete(random_model, ["hello"], sampling)]
     again = [c.text for c in complete(random_model, ["hello"], sampling)]
-    other = [c.text for c in complete(random_model, ["hello"], sampling.model_copy(update={"seed": 8}))]
+    other = [
+        c.text for c in complete(random_model, ["hello"], sampling.model_copy(update={"seed": 8}))
+    ]
     assert first == again
     assert first != other
     assert len(set(first)) > 1, "three samples of a random model should differ"
@@ -134,12 +143,31 @@ def test_cli_prompt_file_writes_one_record_per_prompt(chain_ckpt, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("xab\nb\nzzzb\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    result = run_cli("generate", str(chain_ckpt), "-i", str(prompts), "-o", str(out), "--temperature", "0", "--stop", "d", "--quiet")
+    result = run_cli(
+        "generate",
+        str(chain_ckpt),
+        "-i",
+        str(prompts),
+        "-o",
+        str(out),
+        "--temperature",
+        "0",
+        "--stop",
+        "d",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["prompt"] for r in records] == ["xab", "b", "zzzb"]
     assert all(r["text"] == "c" and r["finished"] for r in records)
-    assert set(records[0]) >= {"prompt", "text", "prompt_tokens", "completion_tokens", "finished", "seconds"}
+    assert set(records[0]) >= {
+        "prompt",
+        "text",
+        "prompt_tokens",
+        "completion_tokens",
+        "finished",
+        "seconds",
+    }
     assert [r["prompt_tokens"] for r in records] == [3, 1, 4]
 
 
@@ -149,8 +177,21 @@ def test_cli_unconditional_and_interactive(chain_ckpt):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "abcd"
     chat = subprocess.run(
-        [sys.executable, "-m", "synthlm", "generate", str(chain_ckpt), "--interactive", "--temperature", "0"],
-        input="xb\n/exit\n", capture_output=True, text=True, timeout=300, env=os.environ,
+        [
+            sys.executable,
+            "-m",
+            "synthlm",
+            "generate",
+            str(chain_ckpt),
+            "--interactive",
+            "--temperature",
+            "0",
+        ],
+        input="xb\n/exit\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ,
     )
     assert chat.returncode == 0, chat.stderr
     assert "xbcd" in chat.stdout
@@ -174,4 +215,3 @@ def test_cli_bad_sampling_option_exits_2(chain_ckpt):
     result = run_cli("generate", str(chain_ckpt), "--top-p", "1.5")
     assert result.returncode == 2
     assert "top_p" in result.stderr
-

@@ -30,7 +30,9 @@ def _bpe_json() -> str:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tok.train_from_iterator([corpus_text()], trainer)
     return tok.to_str()
 
@@ -40,10 +42,14 @@ def bpe_tokenizer():
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_bpe_json()), clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_bpe_json()), clean_up_tokenization_spaces=False
+    )
 
 
-def windows(tokenizer, raw: int, count: int, *, start: int = 0, docs_per_window: int = 1) -> list[Sample]:
+def windows(
+    tokenizer, raw: int, count: int, *, start: int = 0, docs_per_window: int = 1
+) -> list[Sample]:
     """``count`` consecutive raw windows of the corpus, as the mixture hands them over."""
     from synthlm.text.special_tokens import TextCodec
 
@@ -56,13 +62,30 @@ def windows(tokenizer, raw: int, count: int, *, start: int = 0, docs_per_window:
     return out
 
 
-def tiny_t5(vocab_size: int, pad_id: int, eos_id: int, *, layers: int = 2, attn: str = "sdpa", dropout: float = 0.0):
+def tiny_t5(
+    vocab_size: int,
+    pad_id: int,
+    eos_id: int,
+    *,
+    layers: int = 2,
+    attn: str = "sdpa",
+    dropout: float = 0.0,
+):
     """T5 with d_model 32, random init."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     config = T5Config(
-        vocab_size=vocab_size, d_model=32, d_ff=64, d_kv=16, num_heads=2, num_layers=layers, num_decoder_layers=layers,
-        dropout_rate=dropout, pad_token_id=pad_id, eos_token_id=eos_id, decoder_start_token_id=pad_id,
+        vocab_size=vocab_size,
+        d_model=32,
+        d_ff=64,
+        d_kv=16,
+        num_heads=2,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        dropout_rate=dropout,
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        decoder_start_token_id=pad_id,
         attn_implementation=attn,
     )
     torch.manual_seed(0)

@@ -86,7 +86,11 @@ def test_shuffled_input_and_target_reconstruct_the_text(kind: str, tokenizer) ->
         assert text == "".join(codec.decode(s) for s in sentences)
         window_text = "".join(codec.decode(sample.input_ids[sample.input_ids != objective.eos_id]))
         assert text[: len(text) // 2] in window_text  # the sentences are the window's own text
-        input_order = [t for t in batch["input_ids"][row].tolist() if t in set(objective.sentence_token_ids.tolist())]
+        input_order = [
+            t
+            for t in batch["input_ids"][row].tolist()
+            if t in set(objective.sentence_token_ids.tolist())
+        ]
         target_order = [t for t in labels if t in set(objective.sentence_token_ids.tolist())]
         assert sorted(input_order) == sorted(target_order)
         shuffled += input_order != target_order
@@ -135,8 +139,15 @@ def test_hierarchical_masks_on_a_hand_checked_example() -> None:
     attention = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 1, 0]])
     #                          start <s6> x  <s7>  y
     decoder_ids = torch.tensor([[0, 6, 20, 7, 21]])
-    batch = {"input_ids": input_ids, "attention_mask": attention, "encoder_sentence": owner, "decoder_input_ids": decoder_ids}
-    encoder, decoder, cross = (m[0, 0] for m in hierarchical_masks(batch, lambda t: (t == 6) | (t == 7)))
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "encoder_sentence": owner,
+        "decoder_input_ids": decoder_ids,
+    }
+    encoder, decoder, cross = (
+        m[0, 0] for m in hierarchical_masks(batch, lambda t: (t == 6) | (t == 7))
+    )
     # <s7> at 1 sees its own segment (positions 1-4) only; <s6> at 5 sees 5-7
     assert encoder[1].nonzero().flatten().tolist() == [1, 2, 3, 4]
     assert encoder[5].nonzero().flatten().tolist() == [5, 6, 7]
@@ -189,7 +200,9 @@ def test_masks_reach_hf_t5(attn: str, tokenizer) -> None:
     with torch.no_grad():
         plain_before = flat.forward_logits(model, batch)
         plain_after = flat.forward_logits(model, changed)
-    assert not torch.allclose(plain_after[later & sent_dec], plain_before[later & sent_dec], atol=1e-3)
+    assert not torch.allclose(
+        plain_after[later & sent_dec], plain_before[later & sent_dec], atol=1e-3
+    )
 
 
 def test_sentence_loss_coefficient_weights_sentence_tokens(tokenizer) -> None:
@@ -203,12 +216,17 @@ def test_sentence_loss_coefficient_weights_sentence_tokens(tokenizer) -> None:
             total, count = objective.loss_sum(model, batch)
         results[coefficient] = (total.item(), count.item(), dict(objective.last_metric_sums))
     sums = results[1.0][2]
-    reconstruction, sentence = sums["reconstruction_loss_sum"].item(), sums["sentence_loss_sum"].item()
+    reconstruction, sentence = (
+        sums["reconstruction_loss_sum"].item(),
+        sums["sentence_loss_sum"].item(),
+    )
     assert sentence > 0 and reconstruction > 0
     for coefficient, (total, count, _) in results.items():
         assert total == pytest.approx(reconstruction + coefficient * sentence, rel=1e-5)
         assert count == (batch["labels"] != IGNORE_INDEX).sum().item()
-    assert sums["sentence_tokens"].item() == objective.is_sentence_token(batch["labels"]).sum().item()
+    assert (
+        sums["sentence_tokens"].item() == objective.is_sentence_token(batch["labels"]).sum().item()
+    )
 
 
 def test_coefficient_zero_gives_sentence_tokens_no_gradient(tokenizer) -> None:
@@ -216,7 +234,12 @@ def test_coefficient_zero_gives_sentence_tokens_no_gradient(tokenizer) -> None:
     batch, _ = batch_for(objective, tokenizer, count=2)
     model = tiny_t5(len(tokenizer), objective.pad_id, objective.eos_id).eval()
     # only sentence-token targets left: with weight 0 nothing flows back
-    only_sentences = {**batch, "labels": torch.where(objective.is_sentence_token(batch["labels"]), batch["labels"], IGNORE_INDEX)}
+    only_sentences = {
+        **batch,
+        "labels": torch.where(
+            objective.is_sentence_token(batch["labels"]), batch["labels"], IGNORE_INDEX
+        ),
+    }
     total, _ = objective.loss_sum(model, only_sentences)
     total.backward()
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
@@ -232,7 +255,9 @@ def test_tiny_t5_learns_and_reports_metrics(tokenizer) -> None:
     assert losses[-1] < losses[0] - 1.5
     metrics = objective.metrics(model.eval(), batch)
     assert set(metrics) == {
-        f"{group}_{what}" for group in ("sentence", "reconstruction") for what in ("loss", "accuracy", "tokens")
+        f"{group}_{what}"
+        for group in ("sentence", "reconstruction")
+        for what in ("loss", "accuracy", "tokens")
     }
     assert 0.0 <= metrics["sentence_accuracy"] <= 1.0 and metrics["reconstruction_accuracy"] > 0.05
 
@@ -240,7 +265,9 @@ def test_tiny_t5_learns_and_reports_metrics(tokenizer) -> None:
 def test_synthetic_ids_are_refused(tokenizer) -> None:
     objective = make(tokenizer)
     raw = objective.window_length(SEQ_LEN)
-    sample = Sample(np.full(raw, 50_000, dtype=np.int64), np.ones(raw, np.uint8), np.zeros(raw, np.int32), 3)
+    sample = Sample(
+        np.full(raw, 50_000, dtype=np.int64), np.ones(raw, np.uint8), np.zeros(raw, np.int32), 3
+    )
     with pytest.raises(UserError, match="source 3"):
         objective.collate([sample])
 

@@ -80,8 +80,12 @@ def test_paper_examples_have_the_depth_code_layout(tokenizer) -> None:
     eos, eosen = objective.eos_id, objective.eosen_id
     sent = set(objective.sentence_token_ids.tolist())
     for sample in documents(tokenizer, 6):
-        inputs, _, labels = (a.tolist() for a in objective.paper_example(sample, SEQ_LEN, shuffle=False))
-        assert eos not in labels and labels[0] == eosen and labels[1] in sent  # "<eosen> <sent_i> ..." no </s>
+        inputs, _, labels = (
+            a.tolist() for a in objective.paper_example(sample, SEQ_LEN, shuffle=False)
+        )
+        assert (
+            eos not in labels and labels[0] == eosen and labels[1] in sent
+        )  # "<eosen> <sent_i> ..." no </s>
         sequence, noise = undo(objective, inputs, labels)
         assert len(sequence) <= SEQ_LEN and sequence[0] == eosen and sequence[1] in sent
         starts = [i for i, t in enumerate(sequence) if t in sent]
@@ -109,7 +113,9 @@ def test_paper_sentinels_are_drawn_at_random_with_replacement(tokenizer) -> None
     for sample in documents(tokenizer, 8):
         inputs, _, _ = objective.paper_example(sample, SEQ_LEN, shuffle=False)
         used = [t for t in inputs.tolist() if t in pool]
-        assert used != objective.sentinel_ids[: len(used)].tolist()  # not <extra_id_0>, <extra_id_1>, ...
+        assert (
+            used != objective.sentinel_ids[: len(used)].tolist()
+        )  # not <extra_id_0>, <extra_id_1>, ...
         repeated += len(set(used)) < len(used)
     assert repeated > 0  # 100 sentinels, ~10 spans per example: repeats do happen
 
@@ -132,7 +138,9 @@ def test_paper_shuffling_is_decided_once_per_batch(tokenizer) -> None:
             if row[: len(plain)] != plain.tolist():
                 assert row[0] == objective.eosen_id and row[-1] == objective.eos_id
                 body = plain[1:-1] if plain[-1] == objective.eos_id else plain[1:]
-                assert sorted(split_segments(objective, body.tolist())) == sorted(split_segments(objective, row[1:-1]))
+                assert sorted(split_segments(objective, body.tolist())) == sorted(
+                    split_segments(objective, row[1:-1])
+                )
         assert all(moved) or not any(moved)
         kinds.extend(moved[:1])
     assert True in kinds and False in kinds
@@ -188,7 +196,9 @@ def test_paper_construction_needs_one_document_per_sample(tokenizer) -> None:
     make(tokenizer, construction="synthlm").check_data(SimpleNamespace(packing=True))
 
 
-def test_nltk_splitter_without_its_model_names_the_download(tokenizer, tmp_path, monkeypatch) -> None:
+def test_nltk_splitter_without_its_model_names_the_download(
+    tokenizer, tmp_path, monkeypatch
+) -> None:
     """No silent fallback: the paper's splitter stops with the command that installs punkt."""
     import nltk
 

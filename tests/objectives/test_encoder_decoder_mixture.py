@@ -34,18 +34,26 @@ def store(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def mixture_for(objective, tokenizer, store: Path) -> Mixture:
-    data = DataConfig(sources=[{"name": "text", "path": store}], seq_len=objective.window_length(SEQ_LEN))
+    data = DataConfig(
+        sources=[{"name": "text", "path": store}], seq_len=objective.window_length(SEQ_LEN)
+    )
     layout = build_layout(data, vocab_size(tokenizer), 0)
     return Mixture(data, seed=0, layout=layout, eos_id=objective.eos_id)
 
 
 @pytest.mark.parametrize("kind", ["span_corruption", "depth"])
 def test_objective_batches_from_mixture_windows(kind: str, tokenizer, store: Path) -> None:
-    objective = SpanCorruption(tokenizer=tokenizer) if kind == "span_corruption" else Depth(tokenizer=tokenizer, max_sentences=8)
+    objective = (
+        SpanCorruption(tokenizer=tokenizer)
+        if kind == "span_corruption"
+        else Depth(tokenizer=tokenizer, max_sentences=8)
+    )
     mixture = mixture_for(objective, tokenizer, store)
     samples = [mixture.sample(i) for i in range(6)]
     assert len(samples[0].input_ids) == objective.window_length(SEQ_LEN)
-    assert any(len(set(s.segment_ids.tolist())) > 1 for s in samples), "windows pack several documents"
+    assert any(len(set(s.segment_ids.tolist())) > 1 for s in samples), (
+        "windows pack several documents"
+    )
     batch = objective.collate(samples)
     assert batch["input_ids"].shape == (6, SEQ_LEN)
     assert batch["labels"].shape == (6, objective.target_length(SEQ_LEN))

@@ -18,7 +18,9 @@ def conversations_store(path):
 
 
 def mixture(path, packing: bool, seq_len: int = 8):
-    data = DataConfig(sources=[{"name": "chat", "path": str(path)}], seq_len=seq_len, packing=packing)
+    data = DataConfig(
+        sources=[{"name": "chat", "path": str(path)}], seq_len=seq_len, packing=packing
+    )
     return Mixture(data, seed=0, layout=build_layout(data, 50, 0), eos_id=EOS)
 
 
@@ -54,7 +56,10 @@ def test_packed_sft_keeps_the_store_masks(tmp_path):
 
 def test_an_epoch_of_padded_samples_is_one_pass_over_the_documents(tmp_path):
     conversations_store(tmp_path / "c")
-    padded, packed = mixture(tmp_path / "c", packing=False), mixture(tmp_path / "c", packing=True, seq_len=4)
+    padded, packed = (
+        mixture(tmp_path / "c", packing=False),
+        mixture(tmp_path / "c", packing=True, seq_len=4),
+    )
     assert padded.sources[0].epoch_samples == 2  # two conversations
     assert packed.sources[0].epoch_samples == (5 + 1 + 3 + 1) / 4  # EOS-joined tokens / window
     assert padded.check_budget(4)["chat"] == 2.0

@@ -34,7 +34,9 @@ def batch_for(objective: SpanCorruption, tokenizer, count: int = 4, **kwargs) ->
 
 
 def test_registered_and_built_from_options(tokenizer) -> None:
-    objective = get_objective("span_corruption", tokenizer=tokenizer, noise_density=0.3, mean_noise_span_length=2)
+    objective = get_objective(
+        "span_corruption", tokenizer=tokenizer, noise_density=0.3, mean_noise_span_length=2
+    )
     assert isinstance(objective, SpanCorruption)
     assert objective.config.noise_density == 0.3
 
@@ -45,7 +47,9 @@ def test_inputs_come_out_at_exactly_input_length(objective: SpanCorruption, toke
     assert raw == 70  # 64 inputs at density 0.15, span 3
     assert batch["input_ids"].shape == (4, SEQ_LEN)
     assert batch["labels"].shape == (4, objective.target_length(SEQ_LEN))
-    assert bool(batch["attention_mask"].all()), "no padding needed: every input is exactly 64 tokens"
+    assert bool(batch["attention_mask"].all()), (
+        "no padding needed: every input is exactly 64 tokens"
+    )
     assert (batch["input_ids"][:, -1] == objective.eos_id).all()
     assert (batch["labels"][:, -1] == objective.eos_id).all()
 
@@ -71,7 +75,9 @@ def test_inputs_and_labels_rebuild_the_window(objective: SpanCorruption, tokeniz
         assert rebuilt == sample.input_ids.tolist()
 
 
-def test_decoder_inputs_are_labels_shifted_right_from_pad(objective: SpanCorruption, tokenizer) -> None:
+def test_decoder_inputs_are_labels_shifted_right_from_pad(
+    objective: SpanCorruption, tokenizer
+) -> None:
     batch, _ = batch_for(objective, tokenizer)
     assert (batch["decoder_input_ids"][:, 0] == objective.pad_id).all()
     assert torch.equal(batch["decoder_input_ids"][:, 1:], batch["labels"][:, :-1])
@@ -105,7 +111,11 @@ def test_loss_sum_matches_hf_t5_loss(objective: SpanCorruption, tokenizer) -> No
     model = tiny_t5(len(tokenizer), objective.pad_id, objective.eos_id).eval()
     with torch.no_grad():
         total, count = objective.loss_sum(model, batch)
-        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+        reference = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        ).loss
     assert count.item() == (batch["labels"] != IGNORE_INDEX).sum().item()
     torch.testing.assert_close(total / count, reference)
     metrics = summarize_metrics(objective.last_metric_sums)

@@ -57,7 +57,11 @@ def test_synthlm_tokenizer_gets_extra_ids_used_as_depth_tokens() -> None:
     extended = with_t5_tokens(base, num_sentinels=100, num_sentence_tokens=20)
     assert len(extended.extra_ids) == 121 and extended.vocab_size == base.vocab_size + 121
     eosen, sentences = depth_token_names(vocabulary(extended), 100, 20)
-    assert eosen == "<extra_id_100>" and sentences[0] == "<extra_id_101>" and sentences[-1] == "<extra_id_120>"
+    assert (
+        eosen == "<extra_id_100>"
+        and sentences[0] == "<extra_id_101>"
+        and sentences[-1] == "<extra_id_120>"
+    )
     assert with_t5_tokens(extended, num_sentinels=100, num_sentence_tokens=20) is extended
 
 

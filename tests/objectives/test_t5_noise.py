@@ -84,7 +84,9 @@ def test_corrupt_hand_checked_example() -> None:
     span=st.floats(1.0, 8.0),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_mask_counts_and_corruption_invert(length: int, density: float, span: float, seed: int) -> None:
+def test_mask_counts_and_corruption_invert(
+    length: int, density: float, span: float, seed: int
+) -> None:
     """Any mask holds exactly the T5 counts; inputs + targets give back the original tokens."""
     mask = random_spans_noise_mask(length, density, span, np.random.default_rng(seed))
     num_noise, num_spans = noise_counts(length, density, span)

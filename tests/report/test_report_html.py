@@ -248,10 +248,23 @@ def browser_layout(browser: str, page: Path, width: int) -> tuple[list[list[int]
     import re
 
     probe = page.with_name(f"probe-{width}.html")
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE), encoding="utf-8")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE), encoding="utf-8"
+    )
     dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={width},1200", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--window-size={width},1200",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     layout = json.loads(re.search(r'data-layout="([^"]*)"', dom).group(1).replace("&quot;", '"'))
     return layout, int(re.search(r'data-page="(\d+)"', dom).group(1))
@@ -273,8 +286,18 @@ def test_report_is_a_responsive_grid_in_a_real_browser(two_runs, tmp_path):
     assert page_width <= 600 and len({left for left, _, _ in narrow}) == 1, narrow
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1600,1600", report.page.as_uri()],
-        capture_output=True, timeout=60, check=True,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1600,1600",
+            report.page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     from matplotlib.image import imread
 

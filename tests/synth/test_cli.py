@@ -23,7 +23,12 @@ domains:
 
 
 def synth(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "synthlm", "synth", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "synthlm", "synth", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -50,17 +55,23 @@ def test_preview_shows_parts_apart(spec):
     assert out.count("verify ok") == 8
     for part in ("promoter", "input", "query", "marker", "output", "<ans>", "<qry>", "<rule>"):
         assert part in out
-    assert "[" in synth("preview", str(spec), "-n", "1", "--domain", "shuffle_dyck").stdout  # bracket symbols
+    assert (
+        "[" in synth("preview", str(spec), "-n", "1", "--domain", "shuffle_dyck").stdout
+    )  # bracket symbols
 
 
 @pytest.mark.slow
 def test_generate_then_verify(spec, tmp_path):
     out = tmp_path / "data"
-    result = synth("generate", str(spec), "--out", str(out), "--workers", "2", "--seed", "7", "--quiet")
+    result = synth(
+        "generate", str(spec), "--out", str(out), "--workers", "2", "--seed", "7", "--quiet"
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 7 and manifest["num_tokens_requested"] == 20_000
-    assert {"train.bin", "valid.mask.idx", "test.domains.npy", "README.md", "card.svg"} <= {p.name for p in out.iterdir()}
+    assert {"train.bin", "valid.mask.idx", "test.domains.npy", "README.md", "card.svg"} <= {
+        p.name for p in out.iterdir()
+    }
     check = synth("verify", str(out))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "all sequences verify" in check.stdout and "100.00%" in check.stdout
@@ -74,7 +85,13 @@ def test_generate_then_verify(spec, tmp_path):
 def test_metalang_delete_config_generates_and_verifies(tmp_path):
     from pathlib import Path
 
-    config = Path(__file__).resolve().parents[3] / "shared" / "data" / "seqthetic_configs" / "delete.json"
+    config = (
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "data"
+        / "seqthetic_configs"
+        / "delete.json"
+    )
     if not config.is_file():
         pytest.skip(f"{config}: the shared Seqthetic configs are not beside this checkout")
     out = tmp_path / "d"
@@ -90,7 +107,17 @@ def test_metalang_delete_config_generates_and_verifies(tmp_path):
 
 def test_seqthetic_config_and_num_token_alias(tmp_path):
     config = tmp_path / "identity.json"
-    config.write_text(json.dumps({"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024, "seed": 0}))
+    config.write_text(
+        json.dumps(
+            {
+                "name": "identity",
+                "vocab_size": 10000,
+                "sequence_length_min": 256,
+                "sequence_length_max": 1024,
+                "seed": 0,
+            }
+        )
+    )
     out = tmp_path / "d"
     result = synth("generate", str(config), "--num-token", "20K", "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -105,7 +132,15 @@ def test_seqthetic_config_and_num_token_alias(tmp_path):
     [
         (["domains.1.type=serch"], "did you mean 'search'"),
         (["domains.0.length.min=20"], "min (20) must be <= max (16)"),
-        (["domains.0.weight=0", "domains.1.weight=0", "domains.2.weight=0", "domains.3.weight=0"], "all weights are zero"),
+        (
+            [
+                "domains.0.weight=0",
+                "domains.1.weight=0",
+                "domains.2.weight=0",
+                "domains.3.weight=0",
+            ],
+            "all weights are zero",
+        ),
         (["domains.2={type: fbm, hurst: 1.0}"], "domains.2.hurst"),
     ],
 )

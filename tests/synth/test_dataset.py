@@ -12,15 +12,18 @@ from synthlm.synth import Example, build_dataset, load_spec, load_synthetic, sco
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "d"
-    spec = load_spec({
-        "num_tokens": "12K", "seed": 4,
-        "domains": [
-            {"type": "reverse", "vocab": {"num_vocab": 30}},
-            {"type": "dyck"},
-            {"type": "union", "vocab": {"num_vocab": 30}},
-            {"type": "abduct"},
-        ],
-    })
+    spec = load_spec(
+        {
+            "num_tokens": "12K",
+            "seed": 4,
+            "domains": [
+                {"type": "reverse", "vocab": {"num_vocab": 30}},
+                {"type": "dyck"},
+                {"type": "union", "vocab": {"num_vocab": 30}},
+                {"type": "abduct"},
+            ],
+        }
+    )
     build_dataset(spec, out, quiet=True)
     return load_synthetic(out)
 
@@ -40,8 +43,12 @@ def test_stores_domains_and_vocab(dataset):
 
 def test_examples_split_documents_into_prompt_and_answer(dataset):
     examples = list(dataset.examples("train", limit=9))
-    assert [e.domain for e in examples[:3]] == ["reverse", "union", "abduct"], "round robin over task domains"
-    assert all(isinstance(e, Example) for e in examples) and "dyck" not in {e.domain for e in examples}
+    assert [e.domain for e in examples[:3]] == ["reverse", "union", "abduct"], (
+        "round robin over task domains"
+    )
+    assert all(isinstance(e, Example) for e in examples) and "dyck" not in {
+        e.domain for e in examples
+    }
     store = dataset.split("train")
     for e in examples:
         document = store.document(e.index)
@@ -58,7 +65,9 @@ def test_examples_split_documents_into_prompt_and_answer(dataset):
 def test_score_by_name_and_by_domain(dataset):
     reverse = next(e for e in dataset.examples("valid") if e.domain == "reverse")
     assert score("reverse", reverse.prompt, reverse.answer) == 1.0
-    assert score(dataset.domain("reverse"), reverse.prompt, reverse.answer[::-1]) == float(np.array_equal(reverse.answer, reverse.answer[::-1]))
+    assert score(dataset.domain("reverse"), reverse.prompt, reverse.answer[::-1]) == float(
+        np.array_equal(reverse.answer, reverse.answer[::-1])
+    )
     assert score("reverse", reverse.prompt, reverse.answer[:-1]) == 0.0
     assert dataset.score("reverse", reverse.prompt, np.r_[reverse.answer, reverse.answer[0]]) == 0.0
     abduct = next(e for e in dataset.examples("train") if e.domain == "abduct")

@@ -14,7 +14,12 @@ from synthlm.synth.rng import generator
 from synthlm.synth.role_ids import RoleIds
 from synthlm.synth.spec import load_spec
 
-RIGID_LANGUAGES = {"dyck", "shuffle_dyck", "nested_parens", "flat_parens"}  # any substitution breaks them
+RIGID_LANGUAGES = {
+    "dyck",
+    "shuffle_dyck",
+    "nested_parens",
+    "flat_parens",
+}  # any substitution breaks them
 
 
 def rng_range(draw, low: int, high: int) -> dict:
@@ -26,9 +31,14 @@ def vocab(draw, low: int = 1, high: int = 30) -> dict:
     size = draw(st.integers(low, high))
     kind = draw(st.sampled_from(["uniform", "zipf", "params", "list"]))
     if kind == "params":
-        return {"num_vocab": size, "prob": {"exponent": draw(st.floats(0.2, 2.5)), "shift": draw(st.floats(0, 3))}}
+        return {
+            "num_vocab": size,
+            "prob": {"exponent": draw(st.floats(0.2, 2.5)), "shift": draw(st.floats(0, 3))},
+        }
     if kind == "list":
-        weights = draw(st.lists(st.floats(0, 5), min_size=size, max_size=size).filter(lambda w: sum(w) > 0.1))
+        weights = draw(
+            st.lists(st.floats(0, 5), min_size=size, max_size=size).filter(lambda w: sum(w) > 0.1)
+        )
         return {"num_vocab": size, "prob": weights}
     return {"num_vocab": size, "prob": kind}
 
@@ -60,19 +70,30 @@ def lime(draw) -> dict:
     rule_length = rng_range(draw, 1, 10)
     top = min(num_variables, rule_length["max"])
     return {
-        "num_variables": num_variables, "num_letters": draw(st.integers(1, 5)), "num_math": draw(st.integers(1, 4)),
-        "rule_length": rule_length, "variables": rng_range(draw, 1, top), "value_length": rng_range(draw, 1, 4),
+        "num_variables": num_variables,
+        "num_letters": draw(st.integers(1, 5)),
+        "num_math": draw(st.integers(1, 4)),
+        "rule_length": rule_length,
+        "variables": rng_range(draw, 1, top),
+        "value_length": rng_range(draw, 1, 4),
         "math_prob": draw(st.floats(0, 0.9)),
     }
 
 
 def brackets(draw, **extra) -> dict:
-    return {"length": rng_range(draw, 2, 24), "p_open": draw(st.floats(0.05, 0.95)),
-            "max_depth": draw(st.one_of(st.none(), st.integers(1, 5))), **extra}
+    return {
+        "length": rng_range(draw, 2, 24),
+        "p_open": draw(st.floats(0.05, 0.95)),
+        "max_depth": draw(st.one_of(st.none(), st.integers(1, 5))),
+        **extra,
+    }
 
 
 PARAMS = {
-    **{name: sequence for name in ("identity", "copy", "reverse", "sort", "first_token", "last_token", "length")},
+    **{
+        name: sequence
+        for name in ("identity", "copy", "reverse", "sort", "first_token", "last_token", "length")
+    },
     "duplicate": lambda d: sequence(d, k=rng_range(d, 1, 3)),
     "deduplicate": repeats,
     "set": repeats,
@@ -80,9 +101,16 @@ PARAMS = {
     "delete": query,
     "replace": query,
     "search": lambda d: query(d, query_length=rng_range(d, 1, 5)),
-    "longest_word": lambda d: {"vocab": vocab(d), "words": rng_range(d, 1, 5), "word_length": rng_range(d, 1, 5)},
+    "longest_word": lambda d: {
+        "vocab": vocab(d),
+        "words": rng_range(d, 1, 5),
+        "word_length": rng_range(d, 1, 5),
+    },
     **{name: pair for name in ("union", "intersect", "set_1_minus_2", "set_2_minus_1")},
-    "sort_numbers": lambda d: {"length": rng_range(d, 1, 6), "max_value": d(st.sampled_from([0, 9, 10, 999, 10**6]))},
+    "sort_numbers": lambda d: {
+        "length": rng_range(d, 1, 6),
+        "max_value": d(st.sampled_from([0, 9, 10, 999, 10**6])),
+    },
     **{name: lime for name in ("deduct", "abduct", "induct")},
     "dyck": lambda d: brackets(d, k=d(st.integers(1, 5))),
     "shuffle_dyck": lambda d: brackets(d, k=d(st.integers(1, 5))),
@@ -91,54 +119,120 @@ PARAMS = {
     "random_tokens": lambda d: {"vocab": vocab(d), "length": rng_range(d, 1, 20)},
     "ngram": lambda d: ngram(d),
     "cellular_automaton": lambda d: {
-        "rule": d(st.one_of(st.integers(0, 255), st.lists(st.integers(0, 255), min_size=1, max_size=4))),
-        "width": rng_range(d, 1, 8), "steps": rng_range(d, 1, 4), "density": d(st.floats(0.05, 0.95)),
+        "rule": d(
+            st.one_of(st.integers(0, 255), st.lists(st.integers(0, 255), min_size=1, max_size=4))
+        ),
+        "width": rng_range(d, 1, 8),
+        "steps": rng_range(d, 1, 4),
+        "density": d(st.floats(0.05, 0.95)),
     },
-    "fbm": lambda d: {"hurst": d(st.floats(0.05, 0.95)), "num_vocab": d(st.integers(1, 20)), "length": rng_range(d, 2, 30)},
+    "fbm": lambda d: {
+        "hurst": d(st.floats(0.05, 0.95)),
+        "num_vocab": d(st.integers(1, 20)),
+        "length": rng_range(d, 2, 30),
+    },
 }
 
 
 def wu(draw) -> dict:
     low = draw(st.integers(4, 20))
     size = draw(st.integers(16, 40))
-    return {"vocab": {"num_vocab": size, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
-            "length": {"min": low, "max": draw(st.integers(max(low + 2, 7), 30))}}
+    return {
+        "vocab": {"num_vocab": size, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
+        "length": {"min": low, "max": draw(st.integers(max(low + 2, 7), 30))},
+    }
 
 
 def seqthetic(draw, **extra) -> dict:
     low = draw(st.integers(8, 30))
-    return {"vocab": {"num_vocab": 60, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
-            "length": {"min": low, "max": draw(st.integers(low, 40))}, **extra}
+    return {
+        "vocab": {"num_vocab": 60, "prob": draw(st.sampled_from(["uniform", "zipf"]))},
+        "length": {"min": low, "max": draw(st.integers(low, 40))},
+        **extra,
+    }
 
 
-WU = ("delete", "filter", "get_index", "search", "sort", "replace", "replace_many", "count", "deduplicate", "set",
-      "longest_word", "union", "intersect", "set_1_minus_2", "set_2_minus_1", "remove_fl_occ", "rearrange_string")
+WU = (
+    "delete",
+    "filter",
+    "get_index",
+    "search",
+    "sort",
+    "replace",
+    "replace_many",
+    "count",
+    "deduplicate",
+    "set",
+    "longest_word",
+    "union",
+    "intersect",
+    "set_1_minus_2",
+    "set_2_minus_1",
+    "remove_fl_occ",
+    "rearrange_string",
+)
 DEP_LENGTHS = {"1": 5.0, "2": 3.0, "3": 1.0, "7": 1.0}
 REQUIRED = {"tilt_flat_parens": {"dep_lengths": DEP_LENGTHS}}
 PARAMS.update({f"wu_{name}": wu for name in WU})
-PARAMS.update({
-    "tilt_nested_parens": lambda d: {"vocab": vocab(d, high=10), "length": d(st.integers(1, 30)), "p_open": d(st.floats(0.05, 0.95))},
-    "tilt_flat_parens": lambda d: {"vocab": vocab(d, high=10), "length": d(st.integers(1, 30)), "dep_lengths": DEP_LENGTHS},
-    "hu_shuffle_dyck": lambda d: {"k": d(st.integers(1, 5)), "length": d(st.integers(1, 40)), "max_depth": d(st.integers(1, 6)),
-                                  "p_open": d(st.floats(0.05, 0.95))},
-    **{f"lime_{m}": lambda d: {"num_vocab": d(st.integers(12, 40)), "num_upper": 4, "num_lower": 3, "num_math": 3,
-                               "num_chars": rng_range(d, 1, 4), "pattern_length": rng_range(d, 1, 6)}
-       for m in ("deduct", "abduct", "induct")},
-    "seqthetic_identity": lambda d: seqthetic(d, reverse=d(st.booleans())),
-    "seqthetic_duplicate": lambda d: seqthetic(d, num_duplicate=rng_range(d, 1, 3)),
-    "seqthetic_deduplicate": lambda d: seqthetic(d),
-    "seqthetic_delete": lambda d: seqthetic(d, should_delete_ratio=d(st.floats(0, 1)), seq_to_delete_length=rng_range(d, 1, 3)),
-})
+PARAMS.update(
+    {
+        "tilt_nested_parens": lambda d: {
+            "vocab": vocab(d, high=10),
+            "length": d(st.integers(1, 30)),
+            "p_open": d(st.floats(0.05, 0.95)),
+        },
+        "tilt_flat_parens": lambda d: {
+            "vocab": vocab(d, high=10),
+            "length": d(st.integers(1, 30)),
+            "dep_lengths": DEP_LENGTHS,
+        },
+        "hu_shuffle_dyck": lambda d: {
+            "k": d(st.integers(1, 5)),
+            "length": d(st.integers(1, 40)),
+            "max_depth": d(st.integers(1, 6)),
+            "p_open": d(st.floats(0.05, 0.95)),
+        },
+        **{
+            f"lime_{m}": lambda d: {
+                "num_vocab": d(st.integers(12, 40)),
+                "num_upper": 4,
+                "num_lower": 3,
+                "num_math": 3,
+                "num_chars": rng_range(d, 1, 4),
+                "pattern_length": rng_range(d, 1, 6),
+            }
+            for m in ("deduct", "abduct", "induct")
+        },
+        "seqthetic_identity": lambda d: seqthetic(d, reverse=d(st.booleans())),
+        "seqthetic_duplicate": lambda d: seqthetic(d, num_duplicate=rng_range(d, 1, 3)),
+        "seqthetic_deduplicate": lambda d: seqthetic(d),
+        "seqthetic_delete": lambda d: seqthetic(
+            d, should_delete_ratio=d(st.floats(0, 1)), seq_to_delete_length=rng_range(d, 1, 3)
+        ),
+    }
+)
 
 
 def ngram(draw) -> dict:
     v = vocab(draw, high=12)
-    return {"vocab": v, "n": draw(st.integers(1, 4)), "branching": draw(st.integers(1, v["num_vocab"])),
-            "exponent": draw(st.floats(0, 2)), "length": rng_range(draw, 1, 20)}
+    return {
+        "vocab": v,
+        "n": draw(st.integers(1, 4)),
+        "branching": draw(st.integers(1, v["num_vocab"])),
+        "exponent": draw(st.floats(0, 2)),
+        "length": rng_range(draw, 1, 20),
+    }
 
 
 def build(domain_type: str, params: dict, seed: int, promoter: int):
-    spec = load_spec({"num_tokens": 1000, "seed": seed, "promoter_length": promoter, "domains": [{"type": domain_type, **params}]})
+    spec = load_spec(
+        {
+            "num_tokens": 1000,
+            "seed": seed,
+            "promoter_length": promoter,
+            "domains": [{"type": domain_type, **params}],
+        }
+    )
     layout, domains = bind_domains(spec, seed)
     return layout, domains[0]
 
@@ -147,7 +241,9 @@ def test_every_domain_has_a_strategy():
     assert set(PARAMS) == set(load_domains())
 
 
-def corrupt_in_alphabet(rng: np.random.Generator, sequence: np.ndarray, start: int, layout: RoleIds) -> np.ndarray:
+def corrupt_in_alphabet(
+    rng: np.random.Generator, sequence: np.ndarray, start: int, layout: RoleIds
+) -> np.ndarray:
     bad = sequence.copy()
     at = int(rng.integers(start, len(bad)))
     choices = np.setdiff1d(np.arange(layout.vocab_size), [bad[at]])
@@ -169,7 +265,9 @@ def test_generated_sequences_verify_and_corruptions_fail(domain_type, data):
         sequence = batch.tokens[offsets[i] : offsets[i + 1]]
         mask = batch.mask[offsets[i] : offsets[i + 1]]
         domain.check(sequence)  # raises with the reason if the generated sequence is wrong
-        assert np.array_equal(mask, domain.expected_loss_mask(sequence)), "loss mask must cover exactly the output"
+        assert np.array_equal(mask, domain.expected_loss_mask(sequence)), (
+            "loss mask must cover exactly the output"
+        )
         assert sequence.max() < layout.vocab_size
         start = len(domain.split(sequence)[0]) if domain.is_task else len(domain.promoter)
         outside = sequence.copy()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from synthlm.synth import load_spec, make_plan
 
 SPEC = {
-    "num_tokens": 1000, "seed": 11, "promoter_length": 2,
+    "num_tokens": 1000,
+    "seed": 11,
+    "promoter_length": 2,
     "domains": [
         {"type": "copy", "vocab": {"num_vocab": 40}},
         {"type": "count", "vocab": {"num_vocab": 10}},

@@ -26,7 +26,9 @@ LOW, HIGH = 6, 30
 
 
 def domain_for(kind: str, **params):
-    spec = load_spec({"num_tokens": 1000, "seed": 0, "promoter_length": 1, "domains": [{"type": kind, **params}]})
+    spec = load_spec(
+        {"num_tokens": 1000, "seed": 0, "promoter_length": 1, "domains": [{"type": kind, **params}]}
+    )
     return bind_domains(spec, 0)[1][0]
 
 
@@ -60,7 +62,10 @@ def cut(domain, body: list[int]) -> tuple[list[int], list[int] | None, list[int]
 
 
 def number(domain, tokens: list[int]) -> int:
-    text = "".join("-" if t == domain.layout.markers.get("minus") else str(t - domain.layout.digits_start) for t in tokens)
+    text = "".join(
+        "-" if t == domain.layout.markers.get("minus") else str(t - domain.layout.digits_start)
+        for t in tokens
+    )
     return int(text)
 
 
@@ -141,7 +146,9 @@ def test_wu_query_tasks(kind):
     present = 0
     for body in bodies:
         seq, query, answer = cut(domain, body)
-        assert within(seq, query) and query, "Wu's rejection loop keeps len(seq) + 1 + len(query) in length_range"
+        assert within(seq, query) and query, (
+            "Wu's rejection loop keeps len(seq) + 1 + len(query) in length_range"
+        )
         found = wu_index(seq, query)
         present += found >= 0
         if kind == "wu_delete":
@@ -159,9 +166,13 @@ def test_wu_sort_orders_by_the_query_permutation():
     domain, bodies = samples("wu_sort")
     for body in bodies:
         seq, order, answer = cut(domain, body)
-        rank = {c: i for i, c in enumerate(order)}  # Wu's char_order_dic: a repeated id keeps its last index
+        rank = {
+            c: i for i, c in enumerate(order)
+        }  # Wu's char_order_dic: a repeated id keeps its last index
         assert answer == sorted(seq, key=lambda c: rank[c])
-        assert LOW // 2 <= len(order) <= (HIGH - 1) // 2 and len(order) <= len(seq) <= HIGH - 1 - len(order)
+        assert LOW // 2 <= len(order) <= (HIGH - 1) // 2 and len(order) <= len(
+            seq
+        ) <= HIGH - 1 - len(order)
 
 
 @pytest.mark.parametrize("kind", ["wu_replace", "wu_replace_many"])
@@ -179,8 +190,14 @@ def test_wu_count_and_unary_tasks():
     domain, bodies = samples("wu_count")
     for body in bodies:
         seq, query, answer = cut(domain, body)
-        assert len(query) == 1 and number(domain, answer) == seq.count(query[0]) and within(seq, query)
-    for kind, reference in (("wu_deduplicate", wu_dedup), ("wu_set", wu_set), ("wu_rearrange_string", wu_rearrange)):
+        assert (
+            len(query) == 1 and number(domain, answer) == seq.count(query[0]) and within(seq, query)
+        )
+    for kind, reference in (
+        ("wu_deduplicate", wu_dedup),
+        ("wu_set", wu_set),
+        ("wu_rearrange_string", wu_rearrange),
+    ):
         domain, bodies = samples(kind)
         for body in bodies:
             seq, _, answer = cut(domain, body)
@@ -194,9 +211,15 @@ def test_wu_longest_word_set_ops_and_remove_fl_occ():
         seq, _, answer = cut(domain, body)
         words = " ".join(map(str, seq)).split(f" {w} ") if seq else []
         words = [[int(t) for t in word.split()] for word in words]
-        assert answer == max(words, key=len) and LOW <= len(seq) <= HIGH  # max keeps the first longest
-    for kind, op in (("wu_union", set.union), ("wu_intersect", set.intersection),
-                     ("wu_set_1_minus_2", lambda a, b: a - b), ("wu_set_2_minus_1", lambda a, b: b - a)):
+        assert (
+            answer == max(words, key=len) and LOW <= len(seq) <= HIGH
+        )  # max keeps the first longest
+    for kind, op in (
+        ("wu_union", set.union),
+        ("wu_intersect", set.intersection),
+        ("wu_set_1_minus_2", lambda a, b: a - b),
+        ("wu_set_2_minus_1", lambda a, b: b - a),
+    ):
         domain, bodies = samples(kind)
         for body in bodies:
             one, two, answer = cut(domain, body)
@@ -266,8 +289,14 @@ def test_tilt_streams_match_the_original_loops_on_the_same_draws(seed):
 def test_tilt_documents_are_consecutive_chunks_and_budget_is_exact(tmp_path):
     from synthlm.synth.build import build_dataset
 
-    spec = load_spec({"num_tokens": 5003, "seed": 1, "splits": {"train": 1.0, "valid": 0.0, "test": 0.0},
-                      "domains": [{"type": "tilt_nested_parens", "length": 100}]})
+    spec = load_spec(
+        {
+            "num_tokens": 5003,
+            "seed": 1,
+            "splits": {"train": 1.0, "valid": 0.0, "test": 0.0},
+            "domains": [{"type": "tilt_nested_parens", "length": 100}],
+        }
+    )
     manifest = build_dataset(spec, tmp_path / "d", quiet=True)
     assert manifest["num_tokens"] == 5003  # streams may cut their last document
     assert manifest["splits"]["valid"]["absent"] and not (tmp_path / "d" / "valid.bin").exists()
@@ -276,7 +305,15 @@ def test_tilt_documents_are_consecutive_chunks_and_budget_is_exact(tmp_path):
 # -- Hu et al. 2025 --------------------------------------------------------------------------------
 def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
     k, depth_cap = 4, 6
-    _domain, bodies = samples("hu_shuffle_dyck", count=40, defaults=False, k=k, length=300, max_depth=depth_cap, p_open=0.5)
+    _domain, bodies = samples(
+        "hu_shuffle_dyck",
+        count=40,
+        defaults=False,
+        k=k,
+        length=300,
+        max_depth=depth_cap,
+        p_open=0.5,
+    )
     hits, expected = 0.0, 0.0
     for body in bodies:
         assert len(body) == 300
@@ -291,7 +328,9 @@ def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
                 assert counts[token - k] > 0
                 open_types = [t for t in range(k) if counts[t]]
                 top = max(counts)
-                if len(set(counts[t] for t in open_types)) > 1:  # counts differ: the two rules disagree
+                if (
+                    len(set(counts[t] for t in open_types)) > 1
+                ):  # counts differ: the two rules disagree
                     hits += counts[token - k] == top
                     expected += sum(counts[t] == top for t in open_types) / len(open_types)
                 counts[token - k] -= 1
@@ -304,8 +343,17 @@ def test_hu_shuffle_dyck_follows_the_rules_and_closes_a_uniform_open_type():
 # -- LIME ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["deduct", "abduct", "induct"])
 def test_lime_roles_are_drawn_per_example_and_announced(mode):
-    domain, bodies = samples(f"lime_{mode}", count=60, defaults=False, num_vocab=300, num_upper=6, num_lower=5,
-                             num_math=4, num_chars={"min": 2, "max": 4}, pattern_length={"min": 3, "max": 8})
+    domain, bodies = samples(
+        f"lime_{mode}",
+        count=60,
+        defaults=False,
+        num_vocab=300,
+        num_upper=6,
+        num_lower=5,
+        num_math=4,
+        num_chars={"min": 2, "max": 4},
+        pattern_length={"min": 3, "max": 8},
+    )
     m = domain.layout.markers
     headers = set()
     for body in bodies:
@@ -314,13 +362,18 @@ def test_lime_roles_are_drawn_per_example_and_announced(mode):
         upper = prompt[1 : prompt.index(m["lower"])]
         lower = prompt[prompt.index(m["lower"]) + 1 : prompt.index(m["math"])]
         math = prompt[prompt.index(m["math"]) + 1 : prompt.index(m["sep"])]
-        assert len(lower) == 5 and len(math) == 4 and 1 <= len(upper) <= 4 and upper == sorted(upper)
+        assert (
+            len(lower) == 5 and len(math) == 4 and 1 <= len(upper) <= 4 and upper == sorted(upper)
+        )
         assert len(set(upper + lower + math)) == len(upper + lower + math)
         headers.add(tuple(lower))
         rest = prompt[prompt.index(m["sep"]) + 1 :]
         first, second = rest[: rest.index(m["sep"])], rest[rest.index(m["sep"]) + 1 :]
-        pattern, subst, result = {"deduct": (first, second, answer), "abduct": (first, answer, second),
-                                  "induct": (answer, second, first)}[mode]
+        pattern, subst, result = {
+            "deduct": (first, second, answer),
+            "abduct": (first, answer, second),
+            "induct": (answer, second, first),
+        }[mode]
         table, i = {}, 0  # "V : [ s1 .. sk ]" entries, the original's commas removed
         while i < len(subst):
             assert subst[i + 1] == m["colon"] and subst[i + 2] == m["lbracket"]
@@ -329,7 +382,10 @@ def test_lime_roles_are_drawn_per_example_and_announced(mode):
             assert 2 <= len(table[subst[i]]) <= 8 and set(table[subst[i]]) <= set(lower + math)
             i = end + 1
         assert list(table) == upper and set(upper) <= set(pattern) <= set(upper + math)
-        assert 2 * len(upper) <= sum(c in upper for c in pattern) <= 8 and 3 <= sum(c in math for c in pattern) <= 8
+        assert (
+            2 * len(upper) <= sum(c in upper for c in pattern) <= 8
+            and 3 <= sum(c in math for c in pattern) <= 8
+        )
         assert result == [t for c in pattern for t in table.get(c, [c])]  # SubstRule.subst
     assert len(headers) > len(bodies) // 2  # roles change from example to example
 
@@ -350,18 +406,31 @@ def test_seqthetic_identity_duplicate_deduplicate():
         seq, _, answer = cut(domain, body)
         assert answer == [c for c in seq for _ in range(3)] and len(set(seq)) == len(seq)
         assert any(len(seq) == (n - 1) // 4 for n in range(20, 81))  # int((L - 1) / (k + 1))
-    domain, bodies = samples("seqthetic_deduplicate", unique_token_ratio={"min": 0.3, "max": 0.4},
-                             repeat_token_ratio={"min": 0.5, "max": 0.5}, **SEQ)
+    domain, bodies = samples(
+        "seqthetic_deduplicate",
+        unique_token_ratio={"min": 0.3, "max": 0.4},
+        repeat_token_ratio={"min": 0.5, "max": 0.5},
+        **SEQ,
+    )
     for body in bodies:
         seq, _, answer = cut(domain, body)
-        assert answer == list(dict.fromkeys(seq)) and len(set(answer)) == len(answer)  # first occurrences
+        assert answer == list(dict.fromkeys(seq)) and len(set(answer)) == len(
+            answer
+        )  # first occurrences
         doubled = len(seq) - len(answer)
-        assert doubled == int(0.5 * (len(seq) - doubled) + 1e-9) or doubled == int(0.5 * len(answer))
+        assert doubled == int(0.5 * (len(seq) - doubled) + 1e-9) or doubled == int(
+            0.5 * len(answer)
+        )
         assert all(seq.count(c) <= 2 for c in answer)
 
 
 def test_seqthetic_delete():
-    domain, bodies = samples("seqthetic_delete", should_delete_ratio=0.5, seq_to_delete_length={"min": 2, "max": 5}, **SEQ)
+    domain, bodies = samples(
+        "seqthetic_delete",
+        should_delete_ratio=0.5,
+        seq_to_delete_length={"min": 2, "max": 5},
+        **SEQ,
+    )
     deleted = 0
     for body in bodies:
         seq, query, answer = cut(domain, body)
@@ -369,20 +438,36 @@ def test_seqthetic_delete():
         at = wu_index(seq, query)
         if at >= 0:
             deleted += 1
-            assert answer == seq[:at] + seq[at + len(query) :] and any(len(seq) == n // 2 - 1 for n in range(20, 81))
+            assert answer == seq[:at] + seq[at + len(query) :] and any(
+                len(seq) == n // 2 - 1 for n in range(20, 81)
+            )
         else:
             assert not set(query) & set(seq) and answer == seq
-            assert any(len(seq) + len(query) == int((n + len(query)) / 2 - 1) for n in range(20, 81))
+            assert any(
+                len(seq) + len(query) == int((n + len(query)) / 2 - 1) for n in range(20, 81)
+            )
     assert 0.4 < deleted / len(bodies) < 0.6
 
 
 def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
     from synthlm.synth.build import build_dataset
 
-    spec = load_spec({"num_tokens": 30_000, "seed": 5, "domains": [
-        {"type": "wu_filter"}, {"type": "wu_sort"}, {"type": "seqthetic_delete", "length": {"min": 40, "max": 90},
-                                                     "seq_to_delete_length": {"min": 2, "max": 9}},
-        {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}}]})
+    spec = load_spec(
+        {
+            "num_tokens": 30_000,
+            "seed": 5,
+            "domains": [
+                {"type": "wu_filter"},
+                {"type": "wu_sort"},
+                {
+                    "type": "seqthetic_delete",
+                    "length": {"min": 40, "max": 90},
+                    "seq_to_delete_length": {"min": 2, "max": 9},
+                },
+                {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}},
+            ],
+        }
+    )
     one = build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
     two = build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     assert one["splits"] == two["splits"]  # sha256 of every store file included

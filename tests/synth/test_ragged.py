@@ -21,7 +21,9 @@ def test_operations_match_python(rows, times):
     assert r.repeated(k).tolist() == [[t for t in row for _ in range(n)] for row, n in zip(rows, k)]
     assert r.keep(r.first_occurrences(7)).tolist() == [list(dict.fromkeys(row)) for row in rows]
     other = Ragged.from_list(rows[::-1])
-    assert r.keep(r.member_of(other, 7)).tolist() == [[t for t in a if t in b] for a, b in zip(rows, rows[::-1])]
+    assert r.keep(r.member_of(other, 7)).tolist() == [
+        [t for t in a if t in b] for a, b in zip(rows, rows[::-1])
+    ]
     assert concat([r, other]).tolist() == [a + b for a, b in zip(rows, rows[::-1])]
     assert r.take(np.arange(len(rows))[::-1]).tolist() == rows[::-1]
 
@@ -36,6 +38,8 @@ def test_digits_and_grouping(values):
 
 def test_assemble_marks_output_parts():
     x = Ragged.from_list([[1, 2], [3]])
-    tokens, sizes, output = assemble([(x, False), (Ragged.constant(9, np.array([True, True])), False), (x.reversed(), True)])
+    tokens, sizes, output = assemble(
+        [(x, False), (Ragged.constant(9, np.array([True, True])), False), (x.reversed(), True)]
+    )
     assert tokens.tolist() == [1, 2, 9, 2, 1, 3, 9, 3] and sizes.tolist() == [5, 3]
     assert output.tolist() == [False, False, False, True, True, False, False, True]

@@ -21,22 +21,60 @@ def spec_with(*domains, **top):
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        (spec_with({"type": "cpy"}), r"domains\.0\.type: unknown domain type 'cpy' \(did you mean 'copy'\?\); known types: abduct, .*union"),
+        (
+            spec_with({"type": "cpy"}),
+            r"domains\.0\.type: unknown domain type 'cpy' \(did you mean 'copy'\?\); known "
+            r"types: abduct, .*union",
+        ),
         (spec_with({"weight": 1}), r"domains\.0\.type: required key is missing; known types"),
-        (spec_with({"type": "copy", "length": {"min": 9, "max": 3}}), r"domains\.0\.length.*min \(9\) must be <= max \(3\)"),
-        (spec_with({"type": "copy", "weight": 0}, {"type": "dyck", "weight": 0}), r"all weights are zero"),
+        (
+            spec_with({"type": "copy", "length": {"min": 9, "max": 3}}),
+            r"domains\.0\.length.*min \(9\) must be <= max \(3\)",
+        ),
+        (
+            spec_with({"type": "copy", "weight": 0}, {"type": "dyck", "weight": 0}),
+            r"all weights are zero",
+        ),
         (spec_with({"type": "fbm", "hurst": 1.0}), r"domains\.0\.hurst.*less than 1"),
         (spec_with({"type": "fbm", "hurst": 0}), r"domains\.0\.hurst.*greater than 0"),
-        (spec_with({"type": "copy", "distinct": True, "vocab": {"num_vocab": 5}, "length": 8}), r"cannot draw 8 different tokens from a vocabulary of 5"),
-        (spec_with({"type": "copy", "distinct": True, "vocab": {"num_vocab": 9, "prob": [1, 1, 1, 1, 0, 0, 0, 0, 0]}, "length": 8}), r"vocabulary of 4"),
+        (
+            spec_with({"type": "copy", "distinct": True, "vocab": {"num_vocab": 5}, "length": 8}),
+            r"cannot draw 8 different tokens from a vocabulary of 5",
+        ),
+        (
+            spec_with(
+                {
+                    "type": "copy",
+                    "distinct": True,
+                    "vocab": {"num_vocab": 9, "prob": [1, 1, 1, 1, 0, 0, 0, 0, 0]},
+                    "length": 8,
+                }
+            ),
+            r"vocabulary of 4",
+        ),
         (spec_with({"type": "copy"}, {"type": "copy"}), r"domains 0 and 1 are both named 'copy'"),
-        (spec_with({"type": "copy", "vocab": {"num_vocab": 3, "prob": [1, 2]}}), r"prob has 2 weights but num_vocab is 3"),
-        (spec_with({"type": "copy", "lenght": 5}), r"domains\.0\.lenght: unknown key \(did you mean 'domains\.0\.length'\?\)"),
-        (spec_with({"type": "deduct", "variables": {"min": 1, "max": 30}}), r"cannot use 30 distinct variables"),
+        (
+            spec_with({"type": "copy", "vocab": {"num_vocab": 3, "prob": [1, 2]}}),
+            r"prob has 2 weights but num_vocab is 3",
+        ),
+        (
+            spec_with({"type": "copy", "lenght": 5}),
+            r"domains\.0\.lenght: unknown key \(did you mean 'domains\.0\.length'\?\)",
+        ),
+        (
+            spec_with({"type": "deduct", "variables": {"min": 1, "max": 30}}),
+            r"cannot use 30 distinct variables",
+        ),
         (spec_with({"type": "cellular_automaton", "rule": 300}), r"between 0 and 255"),
         (spec_with({"type": "ngram", "n": 12, "vocab": {"num_vocab": 1000}}), r"too many contexts"),
-        (spec_with({"type": "ngram", "branching": 50, "vocab": {"num_vocab": 10}}), r"branching \(50\) cannot exceed"),
-        (spec_with({"type": "copy"}, splits={"train": 0.8, "valid": 0.1, "test": 0.05}), r"must sum to 1"),
+        (
+            spec_with({"type": "ngram", "branching": 50, "vocab": {"num_vocab": 10}}),
+            r"branching \(50\) cannot exceed",
+        ),
+        (
+            spec_with({"type": "copy"}, splits={"train": 0.8, "valid": 0.1, "test": 0.05}),
+            r"must sum to 1",
+        ),
         ({"seed": 0, "domains": [{"type": "copy"}]}, r"num_tokens: required key is missing"),
         (spec_with(num_tokens="5 parsecs"), r"num_tokens"),
         (spec_with(), r"at least one domain"),
@@ -53,7 +91,9 @@ def test_errors_name_the_file_and_the_override(tmp_path):
     with pytest.raises(ConfigError, match=r"override 'domains\.0\.length=0'"):
         load_spec(path, ["domains.0.length=0"])
     path.write_text("num_tokens: 10K\ndomains:\n  - type: copy\n    length: {min: 0, max: 4}\n")
-    with pytest.raises(ConfigError, match=rf"{path}: domains\.0\.length: .*must be >= 1, got min 0"):
+    with pytest.raises(
+        ConfigError, match=rf"{path}: domains\.0\.length: .*must be >= 1, got min 0"
+    ):
         load_spec(path)
 
 
@@ -62,34 +102,94 @@ def test_sizes_seed_and_flags():
     assert spec.num_tokens == 1_500_000 and spec.seed == 0
     assert load_spec(spec_with({"type": "copy"}), num_tokens="10K", seed=-7).num_tokens == 10_000
     assert load_spec(spec_with({"type": "copy"}), seed=-7).seed == -7
-    zipf = load_spec(spec_with({"type": "copy", "vocab": {"num_vocab": 4, "prob": {"zipf": {"exponent": 2}}}}))
+    zipf = load_spec(
+        spec_with({"type": "copy", "vocab": {"num_vocab": 4, "prob": {"zipf": {"exponent": 2}}}})
+    )
     assert zipf.domains[0].vocab.prob.exponent == 2
 
 
 def test_resolved_spec_round_trips():
-    spec = load_spec(spec_with({"type": "duplicate", "k": {"min": 1, "max": 3}}, {"type": "fbm"}, {"type": "cellular_automaton", "rule": [30, 110]}))
+    spec = load_spec(
+        spec_with(
+            {"type": "duplicate", "k": {"min": 1, "max": 3}},
+            {"type": "fbm"},
+            {"type": "cellular_automaton", "rule": [30, 110]},
+        )
+    )
     again = load_spec(json.loads(json.dumps(spec.model_dump(mode="json"))))
     assert again == spec
 
 
 def test_seqthetic_flat_config(tmp_path):
     path = tmp_path / "identity.json"
-    path.write_text(json.dumps({"name": "identity", "vocab_size": 10000, "sequence_length_min": 256, "sequence_length_max": 1024}))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "identity",
+                "vocab_size": 10000,
+                "sequence_length_min": 256,
+                "sequence_length_max": 1024,
+            }
+        )
+    )
     spec = load_spec(path, num_tokens="5M")
     (domain,) = spec.domains
-    assert domain.type == "seqthetic_identity" and domain.vocab.num_vocab == 10000 and not domain.reverse
-    assert (domain.length.min, domain.length.max) == (256, 1023)  # rng.integers(min, max) never draws max
+    assert (
+        domain.type == "seqthetic_identity"
+        and domain.vocab.num_vocab == 10000
+        and not domain.reverse
+    )
+    assert (domain.length.min, domain.length.max) == (
+        256,
+        1023,
+    )  # rng.integers(min, max) never draws max
     assert spec.num_tokens == 5_000_000 and spec.name == "identity"
-    fbm = load_spec({"task": "fbm", "name": "my-fbm", "vocab_size": 32, "sequence_length_min": 16, "sequence_length_max": 16, "num_token": 500})
+    fbm = load_spec(
+        {
+            "task": "fbm",
+            "name": "my-fbm",
+            "vocab_size": 32,
+            "sequence_length_min": 16,
+            "sequence_length_max": 16,
+            "num_token": 500,
+        }
+    )
     assert fbm.domains[0].num_vocab == 32 and fbm.name == "my-fbm"
-    with pytest.raises(ConfigError, match=r"unknown domain type 'idnetity' \(did you mean 'identity'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown domain type 'idnetity' \(did you mean 'identity'\?\)"
+    ):
         load_spec({"name": "idnetity", "vocab_size": 10})
-    with pytest.raises(ConfigError, match=r"colour: unknown key for a Seqthetic identity config; allowed: "):
-        load_spec({"name": "identity", "vocab_size": 10, "sequence_length_min": 2, "num_token": 10, "colour": "red"})
+    with pytest.raises(
+        ConfigError, match=r"colour: unknown key for a Seqthetic identity config; allowed: "
+    ):
+        load_spec(
+            {
+                "name": "identity",
+                "vocab_size": 10,
+                "sequence_length_min": 2,
+                "num_token": 10,
+                "colour": "red",
+            }
+        )
     with pytest.raises(ConfigError, match=r"split.shufle: unknown key"):
-        load_spec({"name": "delete", "vocab_size": 10, "sequence_length_min": 2, "split": {"shufle": True}})
+        load_spec(
+            {
+                "name": "delete",
+                "vocab_size": 10,
+                "sequence_length_min": 2,
+                "split": {"shufle": True},
+            }
+        )
     with pytest.raises(ConfigError, match=r"colour: unknown key for the fbm domain"):
-        load_spec({"task": "fbm", "vocab_size": 32, "sequence_length_min": 16, "num_token": 500, "colour": 1})
+        load_spec(
+            {
+                "task": "fbm",
+                "vocab_size": 32,
+                "sequence_length_min": 16,
+                "num_token": 500,
+                "colour": 1,
+            }
+        )
 
 
 # metalang's own configs, as users have them: read from the shared data beside the checkout
@@ -108,9 +208,14 @@ def test_metalang_seqthetic_configs_run_unchanged(path):
     raw = json.loads(path.read_text())
     spec = load_spec(path, num_tokens="20K", seed=0)
     (domain,) = spec.domains
-    assert domain.type == {"reverse": "seqthetic_identity"}.get(raw["name"], f"seqthetic_{raw['name']}")
+    assert domain.type == {"reverse": "seqthetic_identity"}.get(
+        raw["name"], f"seqthetic_{raw['name']}"
+    )
     assert domain.vocab.num_vocab == raw["vocab_size"] and 4 <= domain.promoter_length <= 13
-    assert (domain.length.min, domain.length.max) == (raw["sequence_length_min"], raw["sequence_length_max"] - 1)
+    assert (domain.length.min, domain.length.max) == (
+        raw["sequence_length_min"],
+        raw["sequence_length_max"] - 1,
+    )
     assert [spec.splits.train, spec.splits.valid, spec.splits.test] == raw["split"]["split_ratio"]
     assert getattr(domain, "reverse", False) == raw.get("reverse", False)
     bound = bind_domains(spec, 0)[1][0]

@@ -26,7 +26,15 @@ def test_fbm_increments_scale_with_the_hurst_exponent(hurst):
 
 
 def ngram_plan(seed: int):
-    return make_plan(load_spec({"num_tokens": 1000, "seed": seed, "domains": [{"type": "ngram", "n": 2, "branching": 2, "vocab": {"num_vocab": 50}}]}))
+    return make_plan(
+        load_spec(
+            {
+                "num_tokens": 1000,
+                "seed": seed,
+                "domains": [{"type": "ngram", "n": 2, "branching": 2, "vocab": {"num_vocab": 50}}],
+            }
+        )
+    )
 
 
 def test_ngram_follows_a_seeded_sparse_table():
@@ -39,7 +47,9 @@ def test_ngram_follows_a_seeded_sparse_table():
         body = tokens[start : start + size]
         for a, b in itertools.pairwise(body):
             successors.setdefault(int(a), set()).add(int(b))
-    assert max(len(s) for s in successors.values()) <= 2, "each context has at most `branching` successors"
+    assert max(len(s) for s in successors.values()) <= 2, (
+        "each context has at most `branching` successors"
+    )
     other = ngram_plan(6).domains[0]
     assert domain.key != other.key
     context, rank = np.arange(50, dtype=np.uint64), np.zeros(50, dtype=np.int64)
@@ -60,4 +70,7 @@ def test_sequence_hashes_tell_sequences_apart():
     tokens = np.array([1, 2, 2, 1, 1, 1, 1, 2], dtype=np.int64)  # [1 2] [2 1] [1 1] [1 2]
     hashes = sequence_hashes(tokens, np.array([2, 2, 2, 2]))
     assert hashes[0] != hashes[1] and hashes[0] == hashes[3] != hashes[2]
-    assert sequence_hashes(np.array([1, 2]), np.array([1, 1]))[0] != sequence_hashes(np.array([1, 2]), np.array([2, 0]))[0]
+    assert (
+        sequence_hashes(np.array([1, 2]), np.array([1, 1]))[0]
+        != sequence_hashes(np.array([1, 2]), np.array([2, 0]))[0]
+    )

@@ -20,7 +20,12 @@ MIXED = {
     "num_tokens": "20K",
     "seed": 0,
     "domains": [
-        {"type": "copy", "weight": 2, "vocab": {"num_vocab": 50, "prob": "zipf"}, "length": {"min": 4, "max": 24}},
+        {
+            "type": "copy",
+            "weight": 2,
+            "vocab": {"num_vocab": 50, "prob": "zipf"},
+            "length": {"min": 4, "max": 24},
+        },
         {"type": "count", "vocab": {"num_vocab": 20}},
         {"type": "dyck", "k": 3, "max_depth": 5},
         {"type": "deduct"},
@@ -38,7 +43,13 @@ def test_same_bytes_for_any_worker_count(tmp_path):
     build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
     build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
-    assert set(one) == set(two) and {"train.bin", "train.mask.bin", "manifest.json", "README.md", "card.svg"} <= set(one)
+    assert set(one) == set(two) and {
+        "train.bin",
+        "train.mask.bin",
+        "manifest.json",
+        "README.md",
+        "card.svg",
+    } <= set(one)
     assert all(one[name] == two[name] for name in one), [n for n in one if one[n] != two[n]]
 
 
@@ -61,10 +72,16 @@ def test_missing_seed_is_recorded_and_the_manifest_reproduces(tmp_path):
 def test_budget_is_exact_within_one_sequence(tmp_path):
     # copy with fixed length 10 and a 1-token promoter: every sequence is exactly 22 tokens,
     # reverse with length 5: 12 tokens. Every token written counts, markers included.
-    spec = load_spec({
-        "num_tokens": 10_007, "seed": 3,
-        "domains": [{"type": "copy", "length": 10, "weight": 3}, {"type": "reverse", "length": 5}],
-    })
+    spec = load_spec(
+        {
+            "num_tokens": 10_007,
+            "seed": 3,
+            "domains": [
+                {"type": "copy", "length": 10, "weight": 3},
+                {"type": "reverse", "length": 5},
+            ],
+        }
+    )
     manifest = build_dataset(spec, tmp_path / "d", quiet=True)
     written = sum(TokenStore(tmp_path / "d" / s).num_tokens for s in SPLITS)
     assert written == manifest["num_tokens"]
@@ -80,7 +97,13 @@ def test_budget_is_exact_within_one_sequence(tmp_path):
 
 @pytest.mark.parametrize("policy", ["output", "all", "none"])
 def test_mask_covers_exactly_the_output(tmp_path, policy):
-    spec = load_spec({"num_tokens": 3000, "seed": 5, "domains": [{"type": "copy", "length": 6, "loss_mask": policy}]})
+    spec = load_spec(
+        {
+            "num_tokens": 3000,
+            "seed": 5,
+            "domains": [{"type": "copy", "length": 6, "loss_mask": policy}],
+        }
+    )
     build_dataset(spec, tmp_path / "d", quiet=True)
     store = TokenStore(tmp_path / "d" / "train")
     expected = {"output": [0] * 8 + [1] * 6, "all": [1] * 14, "none": [0] * 14}[policy]
@@ -93,14 +116,22 @@ def test_mask_covers_exactly_the_output(tmp_path, policy):
 
 
 def test_split_overlap_is_reported_and_dedup_removes_it(tmp_path):
-    tiny = {"num_tokens": 3000, "seed": 1, "splits": {"train": 0.5, "valid": 0.25, "test": 0.25},
-            "domains": [{"type": "first_token", "vocab": {"num_vocab": 3}, "length": {"min": 1, "max": 2}}]}
+    tiny = {
+        "num_tokens": 3000,
+        "seed": 1,
+        "splits": {"train": 0.5, "valid": 0.25, "test": 0.25},
+        "domains": [
+            {"type": "first_token", "vocab": {"num_vocab": 3}, "length": {"min": 1, "max": 2}}
+        ],
+    }
     plain = build_dataset(load_spec(tiny), tmp_path / "plain", quiet=True)
     assert plain["splits"]["valid"]["domains"]["first_token"]["overlap_with_train"] > 0
     deduped = build_dataset(load_spec(tiny), tmp_path / "dedup", dedup_splits=True, quiet=True)
     train = {tuple(d.tolist()) for d in TokenStore(tmp_path / "dedup" / "train").iter_documents()}
     for split in ("valid", "test"):
-        if deduped["splits"][split]["absent"]:  # every sequence was in train: no empty store is written
+        if deduped["splits"][split][
+            "absent"
+        ]:  # every sequence was in train: no empty store is written
             assert not (tmp_path / "dedup" / f"{split}.bin").exists()
             continue
         docs = [tuple(d.tolist()) for d in TokenStore(tmp_path / "dedup" / split).iter_documents()]
@@ -142,7 +173,15 @@ def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_memory_stays_bounded_by_blocks_not_by_the_budget(tmp_path):
-    spec = load_spec({"num_tokens": "10M", "seed": 0, "domains": [{"type": "copy", "vocab": {"num_vocab": 1000}, "length": {"min": 200, "max": 400}}]})
+    spec = load_spec(
+        {
+            "num_tokens": "10M",
+            "seed": 0,
+            "domains": [
+                {"type": "copy", "vocab": {"num_vocab": 1000}, "length": {"min": 200, "max": 400}}
+            ],
+        }
+    )
     tracemalloc.start()
     try:
         build_dataset(spec, tmp_path / "d", quiet=True)
@@ -173,6 +212,10 @@ def test_dataset_card_lists_domains_and_plots_them(tmp_path):
     for d in manifest["domains"]:
         assert f"| {d['name']} |" in readme
     svg = ET.parse(tmp_path / "d" / "card.svg").getroot()
-    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.get("font-weight") == "bold"]
+    titles = [
+        t.text
+        for t in svg.iter("{http://www.w3.org/2000/svg}text")
+        if t.get("font-weight") == "bold"
+    ]
     assert titles == [f"{d['name']} ({d['type']})" for d in manifest["domains"]]
     assert len(list(svg.iter("{http://www.w3.org/2000/svg}polyline"))) == len(manifest["domains"])

@@ -9,12 +9,23 @@ import random
 from pathlib import Path
 from typing import Any
 
-from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
+from run_helpers import (  # noqa: F401 (re-exported)
+    merge,
+    read_records,
+    reproducible,
+    subprocess_env,
+    synthlm,
+    write_config,
+)
 from synthlm.data.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
-TINY_T5 = {"arch": "t5", "preset": "tiny", "overrides": {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4}}
+TINY_T5 = {
+    "arch": "t5",
+    "preset": "tiny",
+    "overrides": {"d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4},
+}
 
 
 def corpus(chars: int = 120_000) -> str:
@@ -38,7 +49,9 @@ def make_data(root: Path) -> dict[str, Path]:
     return {"tok": root / "tok", "train": root / "train", "valid": root / "valid"}
 
 
-def pt_config(root: Path, paths: dict[str, Path], objective: dict[str, Any], **sections: Any) -> dict[str, Any]:
+def pt_config(
+    root: Path, paths: dict[str, Path], objective: dict[str, Any], **sections: Any
+) -> dict[str, Any]:
     """Pretraining a d_model-32 T5 with AdamWScale + nanoT5's cosine, seq 64, micro-batch 8."""
     config: dict[str, Any] = {
         "run_dir": str(root / "run"),
@@ -53,7 +66,13 @@ def pt_config(root: Path, paths: dict[str, Path], objective: dict[str, Any], **s
         "objective": objective,
         "optim": {"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0},
         "schedule": {"name": "cosine", "warmup_steps": 4, "warmup_start": 0.5},
-        "train": {"max_steps": 24, "batch_size": 8, "log_every": 4, "checkpoint_every": 8, "keep_last": 2},
+        "train": {
+            "max_steps": 24,
+            "batch_size": 8,
+            "log_every": 4,
+            "checkpoint_every": 8,
+            "keep_last": 2,
+        },
         "logging": {"tensorboard": False, "progress": False},
     }
     return merge(config, sections)
@@ -70,21 +89,16 @@ def glue_files(root: Path) -> dict[str, Path]:
     random.Random(0).shuffle(words)
 
     def rows(chosen: list[str]) -> str:
-        return "".join(json.dumps({"sentence": w, "label": int(w[0] in "aeiou"), "idx": i}) + "\n" for i, w in enumerate(chosen))
+        return "".join(
+            json.dumps({"sentence": w, "label": int(w[0] in "aeiou"), "idx": i}) + "\n"
+            for i, w in enumerate(chosen)
+        )
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.jsonl").write_text(rows(words[:600]), encoding="utf-8")
     (root / "valid.jsonl").write_text(rows(words[600:680]), encoding="utf-8")
-    (root / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{w}\n" for i, w in enumerate(words[680:700])), encoding="utf-8")
+    (root / "test.tsv").write_text(
+        "index\tsentence\n" + "".join(f"{i}\t{w}\n" for i, w in enumerate(words[680:700])),
+        encoding="utf-8",
+    )
     return {"train": root / "train.jsonl", "valid": root / "valid.jsonl", "test": root / "test.tsv"}
-
-
-
-
-
-
-
-
-
-
-

@@ -10,7 +10,14 @@ from synthlm.finetune.metrics import check_metrics, compute_metrics, normalize_a
 
 WORDS = ("not_equivalent", "equivalent")
 PRED = ["equivalent", "equivalent", "not_equivalent", "equivalent", "not_equivalent", "banana"]
-GOLD = ["equivalent", "not_equivalent", "not_equivalent", "equivalent", "equivalent", "not_equivalent"]
+GOLD = [
+    "equivalent",
+    "not_equivalent",
+    "not_equivalent",
+    "equivalent",
+    "equivalent",
+    "not_equivalent",
+]
 
 
 def test_classification_metrics_by_hand():
@@ -31,7 +38,10 @@ def test_classification_metrics_match_scikit_learn():
 
 def test_correlations_match_scipy_and_unparseable_predictions_count_as_minus_one():
     stats = pytest.importorskip("scipy.stats")
-    pred, gold = ["3.8", "1.0", "2.2", "oops", "4.0", "2.2"], ["4.0", "0.6", "2.0", "3.0", "5.0", "1.8"]
+    pred, gold = (
+        ["3.8", "1.0", "2.2", "oops", "4.0", "2.2"],
+        ["4.0", "0.6", "2.0", "3.0", "5.0", "1.8"],
+    )
     m = compute_metrics(["pearson", "spearman"], pred, gold)
     as_float = [3.8, 1.0, 2.2, -1.0, 4.0, 2.2]
     gold_float = [float(g) for g in gold]
@@ -40,7 +50,9 @@ def test_correlations_match_scipy_and_unparseable_predictions_count_as_minus_one
 
 
 def test_rouge_l_matches_rouge_score():
-    scorer = pytest.importorskip("rouge_score.rouge_scorer").RougeScorer(["rougeL"], use_stemmer=False)
+    scorer = pytest.importorskip("rouge_score.rouge_scorer").RougeScorer(
+        ["rougeL"], use_stemmer=False
+    )
     cases = [
         ("the cat sat on the mat", "the cat is on the mat"),
         ("A quick, brown fox!", "the quick brown fox jumps"),
@@ -49,12 +61,16 @@ def test_rouge_l_matches_rouge_score():
         ("Öl und Wasser 42", "oel und wasser 42"),
     ]
     for prediction, reference in cases:
-        assert rouge_l_f(prediction, reference) == pytest.approx(scorer.score(reference, prediction)["rougeL"].fmeasure)
+        assert rouge_l_f(prediction, reference) == pytest.approx(
+            scorer.score(reference, prediction)["rougeL"].fmeasure
+        )
 
 
 def test_exact_match_normalises_and_token_f1_for_free_text():
     assert normalize_answer("The  Cat, sat!") == "cat sat"
-    m = compute_metrics(["exact_match", "f1", "rouge_l"], ["The cat.", "a dog ran"], ["cat", "dog walked"])
+    m = compute_metrics(
+        ["exact_match", "f1", "rouge_l"], ["The cat.", "a dog ran"], ["cat", "dog walked"]
+    )
     assert m["exact_match"] == 0.5
     assert m["f1"] == pytest.approx((1.0 + 0.5) / 2)  # "dog ran" vs "dog walked": P = R = 1/2
     # ROUGE-L keeps articles: "the cat" vs "cat" (P 1/2, R 1), "a dog ran" vs "dog walked" (P 1/3, R 1/2)
@@ -62,5 +78,7 @@ def test_exact_match_normalises_and_token_f1_for_free_text():
 
 
 def test_unknown_metric_names_fail_with_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"unknown metric 'rougeL' \(did you mean 'rouge_l'\?\); known: accuracy"):
+    with pytest.raises(
+        ConfigError, match=r"unknown metric 'rougeL' \(did you mean 'rouge_l'\?\); known: accuracy"
+    ):
         check_metrics(["rougeL"])

@@ -36,18 +36,42 @@ def text_samples(tokenizer, length: int, count: int = 3) -> list[Sample]:
 
 def t5(vocab: int) -> T5ForConditionalGeneration:
     torch.manual_seed(0)
-    return T5ForConditionalGeneration(T5Config(vocab_size=vocab, d_model=16, d_ff=32, d_kv=8, num_heads=2, num_layers=1, dropout_rate=0.0, pad_token_id=3, eos_token_id=2, decoder_start_token_id=3))
+    return T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=vocab,
+            d_model=16,
+            d_ff=32,
+            d_kv=8,
+            num_heads=2,
+            num_layers=1,
+            dropout_rate=0.0,
+            pad_token_id=3,
+            eos_token_id=2,
+            decoder_start_token_id=3,
+        )
+    )
 
 
 def batch_and_model(name: str, tokenizer):
     if name in ("clm", "sft"):
         objective, _ = OBJECTIVES[name].create(tokenizer)
         torch.manual_seed(0)
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=320, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=320,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+            )
+        )
         return objective, model, objective.collate(text_samples(tokenizer, 24))
     if name == "text_to_text":
         objective, tok = OBJECTIVES[name].create(tokenizer)
-        pairs = [Pair(np.array([40, 41, 42, 2]), np.array([50, 2]), 0), Pair(np.array([40, 2]), np.array([51, 52, 53, 2]), 1, source=1)]
+        pairs = [
+            Pair(np.array([40, 41, 42, 2]), np.array([50, 2]), 0),
+            Pair(np.array([40, 2]), np.array([51, 52, 53, 2]), 1, source=1),
+        ]
         return objective, t5(320), objective.collate(pairs)
     options = {"max_sentences": 4, "splitter": "rules"} if name == "depth" else {}
     objective, tok = OBJECTIVES[name].create(tokenizer, **options)
@@ -67,11 +91,19 @@ def test_counts_before_the_forward_equal_the_loss_counts_and_rows_add_up(name, t
     out = objective.forward(model, batch)  # what the loop calls: one forward pass
     torch.testing.assert_close(out.loss, loss)
     assert int(out.targets) == int(targets) and out.rows is not None
-    assert bool(out.metric_sums) == (name in ("span_corruption", "depth")) and all(k.endswith(("_loss_sum", "_correct", "_tokens")) for k in out.metric_sums)
+    assert bool(out.metric_sums) == (name in ("span_corruption", "depth")) and all(
+        k.endswith(("_loss_sum", "_correct", "_tokens")) for k in out.metric_sums
+    )
 
 
 def test_encoder_decoder_objectives_extend_the_tokenizer_and_name_decoder_start(tokenizer):
     objective, extended = OBJECTIVES["depth"].create(tokenizer, max_sentences=4)
-    assert extended.vocab_size >= tokenizer.vocab_size + 100 + 5  # sentinels, <eosen>, 4 sentence ids
+    assert (
+        extended.vocab_size >= tokenizer.vocab_size + 100 + 5
+    )  # sentinels, <eosen>, 4 sentence ids
     assert objective.seq2seq and not OBJECTIVES["clm"].seq2seq
-    assert objective.model_config_overrides() == {"pad_token_id": extended.pad_id, "eos_token_id": extended.eos_id, "decoder_start_token_id": extended.pad_id}
+    assert objective.model_config_overrides() == {
+        "pad_token_id": extended.pad_id,
+        "eos_token_id": extended.eos_id,
+        "decoder_start_token_id": extended.pad_id,
+    }

@@ -20,7 +20,12 @@ PROMPTS = ["First Citizen: <extra_id_0> proceed any further", "Speak, <extra_id_
 def t5_final(tmp_path_factory, t5_data) -> Path:
     """RUN/final of a 4-step span-corruption run (a real `synthlm train` export, ~5 s)."""
     root = tmp_path_factory.mktemp("t5-ckpt")
-    config = pt_config(root, t5_data, {"name": "span_corruption"}, train={"max_steps": 4, "log_every": 2, "checkpoint_every": 4})
+    config = pt_config(
+        root,
+        t5_data,
+        {"name": "span_corruption"},
+        train={"max_steps": 4, "log_every": 2, "checkpoint_every": 4},
+    )
     config["data"]["eval"] = []
     done = synthlm("train", str(write_config(root / "run.yaml", config)), "--quiet")
     assert done.returncode == 0, done.stderr
@@ -38,7 +43,9 @@ def direct_greedy(final: Path, prompt: str, max_new_tokens: int) -> str:
     inputs = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(
-            **inputs, max_new_tokens=max_new_tokens, do_sample=False,
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
             suppress_tokens=list(range(layout["natural_size"], layout["model_vocab_size"])),
         )
     row = out[0, 1:].tolist()
@@ -49,7 +56,20 @@ def direct_greedy(final: Path, prompt: str, max_new_tokens: int) -> str:
 
 def generate(final: Path, out: Path, *args: str):
     prompts = [a for p in PROMPTS for a in ("-p", p)]
-    done = run_cli("generate", str(final), *prompts, "-n", "5", "--temperature", "0", "-q", "-o", str(out), *args, env=subprocess_env())
+    done = run_cli(
+        "generate",
+        str(final),
+        *prompts,
+        "-n",
+        "5",
+        "--temperature",
+        "0",
+        "-q",
+        "-o",
+        str(out),
+        *args,
+        env=subprocess_env(),
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
@@ -67,9 +87,13 @@ def test_detection_falls_back_to_the_architectures_field(tmp_path):
     from synthlm.evaluate.checkpoint import is_encoder_decoder
 
     (tmp_path / "t5").mkdir()
-    (tmp_path / "t5" / "config.json").write_text(json.dumps({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}))
+    (tmp_path / "t5" / "config.json").write_text(
+        json.dumps({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]})
+    )
     (tmp_path / "llama").mkdir()
-    (tmp_path / "llama" / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    (tmp_path / "llama" / "config.json").write_text(
+        json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]})
+    )
     assert is_encoder_decoder(tmp_path / "t5")
     assert not is_encoder_decoder(tmp_path / "llama")
 
@@ -80,22 +104,32 @@ def test_generate_returns_the_decoder_output_for_each_prompt(t5_final, tmp_path)
     assert any(r["text"] for r in records)  # the comparison below is not between empty strings
     for record in records:
         assert 1 <= record["completion_tokens"] <= 5
-        assert record["text"] == direct_greedy(t5_final, record["prompt"], 5)  # no prompt inside, no start token
+        assert record["text"] == direct_greedy(
+            t5_final, record["prompt"], 5
+        )  # no prompt inside, no start token
     alone = generate(t5_final, tmp_path / "alone.jsonl", "-b", "1")
-    assert [r["text"] for r in alone] == [r["text"] for r in records]  # padding the shorter prompt changes nothing
+    assert [r["text"] for r in alone] == [
+        r["text"] for r in records
+    ]  # padding the shorter prompt changes nothing
 
 
 def test_generate_prints_a_completion_to_stdout(t5_final):
-    done = run_cli("generate", str(t5_final), "-p", PROMPTS[0], "-n", "5", "-q", env=subprocess_env())
+    done = run_cli(
+        "generate", str(t5_final), "-p", PROMPTS[0], "-n", "5", "-q", env=subprocess_env()
+    )
     assert done.returncode == 0, done.stderr
     assert "-" * 40 in done.stdout and done.stdout.strip() != "-" * 40
-    assert not done.stdout.startswith(PROMPTS[0]), "a seq2seq answer is printed alone, not glued to its prompt"
+    assert not done.stdout.startswith(PROMPTS[0]), (
+        "a seq2seq answer is printed alone, not glued to its prompt"
+    )
 
 
 def test_qa_eval_refuses_a_seq2seq_checkpoint(t5_final, tmp_path):
     qa = tmp_path / "qa.json"
-    qa.write_text('[{"article_id": "1", "title": "t", "article": "a", "questions": '
-                  '[{"question": "q?", "options": ["a", "b", "c", "d"], "gold_label": 1}]}]')
+    qa.write_text(
+        '[{"article_id": "1", "title": "t", "article": "a", "questions": '
+        '[{"question": "q?", "options": ["a", "b", "c", "d"], "gold_label": 1}]}]'
+    )
     done = run_cli("eval", str(t5_final), "--qa", str(qa), "-q", env=subprocess_env())
     assert done.returncode == 2, done.stderr
     assert "synthlm eval --qa" in " ".join(done.stderr.split()) and "Traceback" not in done.stderr
@@ -103,10 +137,23 @@ def test_qa_eval_refuses_a_seq2seq_checkpoint(t5_final, tmp_path):
 
 def test_eval_on_a_natural_store_refuses_a_seq2seq_checkpoint(t5_final, t5_data, tmp_path):
     out = tmp_path / "eval.json"
-    done = run_cli("eval", str(t5_final), "--data", str(t5_data["valid"]), "-o", str(out), "-q", env=subprocess_env())
+    done = run_cli(
+        "eval",
+        str(t5_final),
+        "--data",
+        str(t5_data["valid"]),
+        "-o",
+        str(out),
+        "-q",
+        env=subprocess_env(),
+    )
     assert done.returncode == 2, done.stderr
     message = " ".join(done.stderr.split())
-    assert "encoder-decoder" in message and "eval_only=true" in message and "Traceback" not in done.stderr
+    assert (
+        "encoder-decoder" in message
+        and "eval_only=true" in message
+        and "Traceback" not in done.stderr
+    )
     assert not out.exists()
 
 
@@ -114,7 +161,11 @@ def test_chat_refuses_a_seq2seq_checkpoint(t5_final):
     done = run_cli("chat", str(t5_final), env=subprocess_env(), timeout=120)
     assert done.returncode == 2, done.stderr
     message = " ".join(done.stderr.split())
-    assert "encoder-decoder" in message and "synthlm chat" in message and "Traceback" not in done.stderr
+    assert (
+        "encoder-decoder" in message
+        and "synthlm chat" in message
+        and "Traceback" not in done.stderr
+    )
 
 
 def test_refusal_reads_only_the_config(t5_final, tmp_path):

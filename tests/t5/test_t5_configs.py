@@ -26,7 +26,12 @@ def test_shipped_t5_configs_validate(files, mode, objective):
 
 
 def test_every_t5_example_is_covered():
-    assert {p.name for p in CONFIGS.glob("t5_*.yaml")} == {"t5_span_corruption.yaml", "t5_depth.yaml", "t5_glue.yaml", "t5_synthetic_pairs.yaml"}
+    assert {p.name for p in CONFIGS.glob("t5_*.yaml")} == {
+        "t5_span_corruption.yaml",
+        "t5_depth.yaml",
+        "t5_glue.yaml",
+        "t5_synthetic_pairs.yaml",
+    }
 
 
 def test_nanot5_base_is_nanot5s_default_run():
@@ -42,7 +47,12 @@ def test_nanot5_base_is_nanot5s_default_run():
     assert (s.name, s.warmup_steps, s.warmup_start) == ("cosine", 10_000, 0.5)
     assert s.final_lr_ratio * c.optim.lr == pytest.approx(1e-5)
     t = c.train
-    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (65_536, 128, 1.0, "bf16")
+    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (
+        65_536,
+        128,
+        1.0,
+        "bf16",
+    )
 
 
 def test_depth_paper_is_the_depth_codes_from_scratch_run():
@@ -51,13 +61,35 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
     AdamW (torch: betas 0.9/0.999, eps 1e-8) 1e-4 no decay, linear to 0 after 10k warmup,
     batch 200, 1M steps, clip 1.0 (HF Trainer default), bf16, seed 2137."""
     c = load_run_config([CONFIGS / "depth_paper.yaml"])
-    assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len, c.data.packing) == (2137, "t5", "base", 512, False)
+    assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len, c.data.packing) == (
+        2137,
+        "t5",
+        "base",
+        512,
+        False,
+    )
     o = c.objective.options()
     assert c.objective.name == "depth" and (o["construction"], o["splitter"]) == ("paper", "nltk")
     assert (o["noise_density"], o["mean_noise_span_length"], o["max_sentences"]) == (0.3, 3.0, 20)
     assert (o["sentence_shuffling_probability"], o["hierarchical_attention"]) == (0.5, True)
-    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == ("adamw", 1e-4, 0.0, (0.9, 0.999), 1e-8)
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == (
+        "adamw",
+        1e-4,
+        0.0,
+        (0.9, 0.999),
+        1e-8,
+    )
     s = c.schedule
-    assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == ("linear", 10_000, 0.0, 0.0)
+    assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == (
+        "linear",
+        10_000,
+        0.0,
+        0.0,
+    )
     t = c.train
-    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (1_000_000, 200, 1.0, "bf16")
+    assert (t.max_steps, t.global_batch_size, t.clip_grad, t.precision) == (
+        1_000_000,
+        200,
+        1.0,
+        "bf16",
+    )

@@ -26,12 +26,20 @@ def config(**fields):
 def test_presets_have_the_t5_v1_1_shapes():
     shapes = {name: model_config(config(preset=name), vocab_size=32128) for name in T5}
     small, base, large = shapes["small"], shapes["base"], shapes["large"]
-    assert (small.d_model, small.d_ff, small.num_heads, small.num_layers, small.num_decoder_layers) == (512, 1024, 6, 8, 8)
+    assert (
+        small.d_model,
+        small.d_ff,
+        small.num_heads,
+        small.num_layers,
+        small.num_decoder_layers,
+    ) == (512, 1024, 6, 8, 8)
     assert (base.d_model, base.d_ff, base.num_heads, base.num_layers) == (768, 2048, 12, 12)
     assert (large.d_model, large.d_ff, large.num_heads, large.num_layers) == (1024, 2816, 16, 24)
     for hf in shapes.values():
         assert hf.feed_forward_proj == "gated-gelu" and hf.is_gated_act and hf.dropout_rate == 0.0
-        assert not hf.scale_decoder_outputs  # v1.1: no d_model**-0.5 rescaling before the output layer
+        assert (
+            not hf.scale_decoder_outputs
+        )  # v1.1: no d_model**-0.5 rescaling before the output layer
     assert is_seq2seq(config()) and not is_seq2seq(validate(ModelConfig, {"arch": "llama"}))
 
 
@@ -55,7 +63,9 @@ def v1_1_parameters(vocab: int, d: int, d_ff: int, heads: int, d_kv: int, layers
         ("large", (1024, 2816, 16, 64, 24), 783_150_080),  # google/t5-v1_1-large
     ],
 )
-def test_presets_have_the_t5_v1_1_parameter_counts_with_an_untied_output_layer(preset, shape, published):
+def test_presets_have_the_t5_v1_1_parameter_counts_with_an_untied_output_layer(
+    preset, shape, published
+):
     """Built on the meta device (no memory, no init): counts only. transformers 5 alone would
     tie the output layer to the embedding and report 32128 x d_model fewer."""
     import torch
@@ -65,7 +75,11 @@ def test_presets_have_the_t5_v1_1_parameter_counts_with_an_untied_output_layer(p
         model = build_model(config(preset=preset), vocab_size=32128)
     assert count_parameters(model) == published
     assert model.lm_head.weight is not model.get_input_embeddings().weight
-    assert model.encoder.embed_tokens.weight is model.decoder.embed_tokens.weight is model.shared.weight
+    assert (
+        model.encoder.embed_tokens.weight
+        is model.decoder.embed_tokens.weight
+        is model.shared.weight
+    )
 
 
 def test_untied_tiny_t5_saves_a_v1_1_checkpoint_that_stock_transformers_loads_untied(tmp_path):
@@ -97,7 +111,10 @@ def test_untied_tiny_t5_saves_a_v1_1_checkpoint_that_stock_transformers_loads_un
         want = model(input_ids=ids, decoder_input_ids=ids).logits
         assert torch.allclose(loaded(input_ids=ids, decoder_input_ids=ids).logits, want)
     again = build_model(config(init_from=tmp_path / "t5"), vocab_size=128)  # continued pretraining
-    assert again.lm_head.weight is not again.shared.weight and again.lm_head.weight.shape == (128, 64)
+    assert again.lm_head.weight is not again.shared.weight and again.lm_head.weight.shape == (
+        128,
+        64,
+    )
     assert again.config.tie_word_embeddings is False
     assert torch.equal(again.lm_head.weight[:96], model.lm_head.weight)
 
@@ -106,15 +123,34 @@ def test_tiny_t5_is_a_seq2seq_model_with_the_tokenizer_ids():
     ids = {"bos": 1, "eos": 2, "pad": 3, "decoder_start": 3}
     model = build_model(config(), vocab_size=384, special_ids=ids)
     assert isinstance(model, T5ForConditionalGeneration)
-    assert (model.config.pad_token_id, model.config.eos_token_id, model.config.decoder_start_token_id) == (3, 2, 3)
+    assert (
+        model.config.pad_token_id,
+        model.config.eos_token_id,
+        model.config.decoder_start_token_id,
+    ) == (3, 2, 3)
     assert model.get_input_embeddings().weight.shape == (384, 64)
 
 
 def test_init_from_a_local_t5_grows_the_embedding_and_takes_the_tokenizer_ids(tmp_path):
-    T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=8, num_heads=2, num_layers=1)).save_pretrained(tmp_path / "t5")
+    T5ForConditionalGeneration(
+        T5Config(vocab_size=64, d_model=16, d_ff=32, d_kv=8, num_heads=2, num_layers=1)
+    ).save_pretrained(tmp_path / "t5")
     ids = {"eos": 5, "pad": 6, "decoder_start": 6}
     model = build_model(config(init_from=tmp_path / "t5"), vocab_size=128, special_ids=ids)
-    assert model.get_input_embeddings().num_embeddings == 128 and model.get_output_embeddings().weight.shape[0] == 128
-    assert (model.config.decoder_start_token_id, model.generation_config.decoder_start_token_id, model.config.eos_token_id) == (6, 6, 5)
-    with pytest.raises(ConfigError, match=r"model\.arch=llama: model\.init_from .* is an encoder-decoder t5 model; set model\.arch to one of: t5"):
-        resolved_config(validate(ModelConfig, {"arch": "llama", "init_from": tmp_path / "t5"}), vocab_size=128)
+    assert (
+        model.get_input_embeddings().num_embeddings == 128
+        and model.get_output_embeddings().weight.shape[0] == 128
+    )
+    assert (
+        model.config.decoder_start_token_id,
+        model.generation_config.decoder_start_token_id,
+        model.config.eos_token_id,
+    ) == (6, 6, 5)
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.arch=llama: model\.init_from .* is an encoder-decoder t5 model; set "
+        r"model\.arch to one of: t5",
+    ):
+        resolved_config(
+            validate(ModelConfig, {"arch": "llama", "init_from": tmp_path / "t5"}), vocab_size=128
+        )

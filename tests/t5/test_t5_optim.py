@@ -16,7 +16,10 @@ from synthlm.train.schedules import ScheduleConfig, build_schedule
 
 def test_adamwscale_two_steps_match_the_hand_computation():
     p0 = torch.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=torch.float64)
-    grads = [torch.tensor([[0.1, -0.2], [0.3, 0.0]], dtype=torch.float64), torch.tensor([[-0.05, 0.4], [0.1, 0.2]], dtype=torch.float64)]
+    grads = [
+        torch.tensor([[0.1, -0.2], [0.3, 0.0]], dtype=torch.float64),
+        torch.tensor([[-0.05, 0.4], [0.1, 0.2]], dtype=torch.float64),
+    ]
     param = torch.nn.Parameter(p0.clone())
     lr, (b1, b2), eps, wd = 0.1, (0.9, 0.999), 1e-6, 0.01
     optimizer = AdamWScale([param], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
@@ -46,7 +49,9 @@ def test_adamwscale_floors_the_scale_of_tiny_parameters():
 
 def test_adamwscale_is_registered_with_nanot5_defaults():
     model = torch.nn.Linear(3, 2)
-    optimizer = build_optimizer(model, validate(OptimConfig, {"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0}))
+    optimizer = build_optimizer(
+        model, validate(OptimConfig, {"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0})
+    )
     assert isinstance(optimizer, AdamWScale)
     group = optimizer.param_groups[0]
     assert (group["lr"], group["betas"], group["eps"]) == (2e-2, (0.9, 0.999), 1e-6)
@@ -72,6 +77,8 @@ def test_cosine_warmup_can_start_at_half_the_peak_as_in_nanot5():
     f = schedule(110, name="cosine", warmup_steps=9, warmup_start=0.5, final_lr_ratio=0.0)
     ramp = [f(s) for s in range(10)]
     assert ramp[0] == pytest.approx(0.5 + 0.5 / 10)  # one increment above the 0.5 start
-    assert all(b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp))  # up to 1.0 at step 9
+    assert all(
+        b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp)
+    )  # up to 1.0 at step 9
     assert f(9) == pytest.approx(1.0) and f(109) == pytest.approx(0.0)
     assert f(59) == pytest.approx(0.5)  # halfway through the cosine decay

@@ -13,7 +13,10 @@ pytestmark = pytest.mark.slow
 
 OBJECTIVES = {
     "span_corruption": ({"name": "span_corruption"}, {}),
-    "depth": ({"name": "depth", "max_sentences": 6, "splitter": "rules"}, {"data": {"seq_len": 128}}),
+    "depth": (
+        {"name": "depth", "max_sentences": 6, "splitter": "rules"},
+        {"data": {"seq_len": 128}},
+    ),
     "depth_paper": (  # the DEPTH code's examples: one document (speech) per sample
         {"name": "depth", "max_sentences": 6, "splitter": "rules", "construction": "paper"},
         {"data": {"seq_len": 128, "packing": False}},
@@ -33,7 +36,9 @@ def test_tiny_t5_trains_with_each_objective_and_exports_a_seq2seq_model(name, tm
     rows = read_records(tmp_path / "run")
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
-    assert all(0 <= r["reconstruction_accuracy"] <= 1 for r in rows if "loss" in r)  # token-group metrics logged
+    assert all(
+        0 <= r["reconstruction_accuracy"] <= 1 for r in rows if "loss" in r
+    )  # token-group metrics logged
     if name.startswith("depth"):
         assert all(r["sentence_loss"] > 0 for r in rows if "loss" in r)
     final_eval = [r for r in rows if "eval/valid/loss" in r][-1]
@@ -48,11 +53,16 @@ def test_tiny_t5_trains_with_each_objective_and_exports_a_seq2seq_model(name, tm
     assert type(model).__name__ == "T5ForConditionalGeneration"
     assert json.loads((final / "config.json").read_text())["tie_word_embeddings"] is False
     assert model.lm_head.weight is not model.shared.weight  # T5 v1.1: its own output layer
-    assert model.config.decoder_start_token_id == tokenizer.pad_token_id == model.config.pad_token_id
+    assert (
+        model.config.decoder_start_token_id == tokenizer.pad_token_id == model.config.pad_token_id
+    )
     assert model.config.eos_token_id == tokenizer.eos_token_id
     sentinels = tokenizer.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_99>"])
     assert all(i is not None and i >= 260 for i in sentinels)  # beyond the 260 byte-tokenizer ids
-    assert model.get_input_embeddings().num_embeddings % 8 == 0 and model.get_input_embeddings().num_embeddings >= len(tokenizer)
+    assert (
+        model.get_input_embeddings().num_embeddings % 8 == 0
+        and model.get_input_embeddings().num_embeddings >= len(tokenizer)
+    )
     if name.startswith("depth"):  # <eosen> + 6 sentence tokens follow the 100 sentinels
         assert len(tokenizer) >= 260 + 100 + 7
     inputs = tokenizer("First Citizen: <extra_id_0> proceed", return_tensors="pt")
@@ -66,7 +76,10 @@ def test_objective_and_architecture_must_agree(tmp_path, t5_data):
     config["model"] = {"arch": "llama", "preset": "tiny"}
     done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--dry-run")
     assert done.returncode == 2
-    assert "objective.name=span_corruption trains an encoder-decoder model, but model.arch=llama is not one; set model.arch to one of: t5" in done.stderr
+    assert (
+        "objective.name=span_corruption trains an encoder-decoder model, but "
+        "model.arch=llama is not one; set model.arch to one of: t5" in done.stderr
+    )
 
 
 def test_depth_paper_construction_refuses_packed_windows_before_training(tmp_path, t5_data):

@@ -24,8 +24,14 @@ def main(config_path: str, out_dir: str) -> None:
     trainer.start(None)
     trainer.fit()
     weights = trainer.accelerator.unwrap_model(trainer.model).state_dict()
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(Path(out_dir) / f"rank{state.process_index}.safetensors"))
-    print(f"rank {state.process_index}: backend={state.backend} distributed_type={state.distributed_type}")
+    save_file(
+        {k: v.contiguous() for k, v in weights.items()},
+        str(Path(out_dir) / f"rank{state.process_index}.safetensors"),
+    )
+    print(
+        f"rank {state.process_index}: backend={state.backend} "
+        f"distributed_type={state.distributed_type}"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,11 @@ VOCAB = 64
 
 def sharded_model(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(seed)
-    cfg = ModelConfig(arch="llama", preset="tiny", overrides={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2})
+    cfg = ModelConfig(
+        arch="llama",
+        preset="tiny",
+        overrides={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2},
+    )
     model = build_model(cfg, vocab_size=VOCAB)
     for layer in model.model.layers:
         fully_shard(layer)
@@ -42,7 +46,9 @@ def sharded_model(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> float:
-    ids = torch.randint(0, VOCAB, (4, 16), generator=torch.Generator().manual_seed(1000 * step + dist.get_rank()))
+    ids = torch.randint(
+        0, VOCAB, (4, 16), generator=torch.Generator().manual_seed(1000 * step + dist.get_rank())
+    )
     loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
     optimizer.step()
@@ -62,18 +68,36 @@ def main(out: Path) -> None:
     model_sd, optim_sd = get_state_dict(model, optimizer)
     dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(out / "sharded"))
     straight = [train_step(model, optimizer, s) for s in range(3, 6)]
-    final = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    final = get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
 
-    resumed_model, resumed_optim = sharded_model(seed=1)  # other weights: the load must replace them
+    resumed_model, resumed_optim = sharded_model(
+        seed=1
+    )  # other weights: the load must replace them
     model_sd, optim_sd = get_state_dict(resumed_model, resumed_optim)
     state = {"model": model_sd, "optim": optim_sd}
     dcp.load(state, checkpoint_id=str(out / "sharded"))
-    set_state_dict(resumed_model, resumed_optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dict(
+        resumed_model,
+        resumed_optim,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optim"],
+    )
     resumed = [train_step(resumed_model, resumed_optim, s) for s in range(3, 6)]
-    resumed_final = get_model_state_dict(resumed_model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    resumed_final = get_model_state_dict(
+        resumed_model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
     if rank == 0:
         same = all(torch.equal(final[k], resumed_final[k]) for k in final)
-        result = {"sharded": sharded, "first": first, "straight": straight, "resumed": resumed, "same_weights": same, "world": dist.get_world_size()}
+        result = {
+            "sharded": sharded,
+            "first": first,
+            "straight": straight,
+            "resumed": resumed,
+            "same_weights": same,
+            "world": dist.get_world_size(),
+        }
         (out / "result.json").write_text(json.dumps(result))
         torch.save({k: v for k, v in final.items()}, out / "full.pt")
     dist.barrier()

@@ -23,7 +23,9 @@ def fake_checkpoint(run, step, complete=True):
     path = run / "checkpoints" / f"step-{step}"
     path.mkdir(parents=True)
     if complete:
-        (path / STATE_FILE).write_text(json.dumps(TrainerState(step=step, samples=step * 8).to_dict()))
+        (path / STATE_FILE).write_text(
+            json.dumps(TrainerState(step=step, samples=step * 8).to_dict())
+        )
     return path
 
 

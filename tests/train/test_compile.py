@@ -10,16 +10,22 @@ from synthlm.errors import ConfigError
 from synthlm.models import ModelConfig, build_model, compile_model, repeated_blocks
 
 
-@pytest.mark.parametrize(("arch", "preset", "count"), [("llama", "tiny", 2), ("gpt_neox", "14m", 6), ("t5", "tiny", 4)])
+@pytest.mark.parametrize(
+    ("arch", "preset", "count"), [("llama", "tiny", 2), ("gpt_neox", "14m", 6), ("t5", "tiny", 4)]
+)
 def test_repeated_blocks_are_the_decoder_and_encoder_layers(arch, preset, count):
     model = build_model(ModelConfig(arch=arch, preset=preset), vocab_size=64)
     blocks = repeated_blocks(model)
     assert len(blocks) == count
-    assert len({type(b).__name__ for b in blocks}) == 1 and type(blocks[0]).__name__.endswith(("Layer", "Block"))
+    assert len({type(b).__name__ for b in blocks}) == 1 and type(blocks[0]).__name__.endswith(
+        ("Layer", "Block")
+    )
 
 
 def test_blocks_compile_in_place_and_give_the_eager_loss():
-    cfg = ModelConfig(arch="llama", preset="tiny", compile=True, compile_scope="blocks", compile_backend="eager")
+    cfg = ModelConfig(
+        arch="llama", preset="tiny", compile=True, compile_scope="blocks", compile_backend="eager"
+    )
     torch.manual_seed(0)
     model = build_model(cfg, vocab_size=64)
     keys = list(model.state_dict())

@@ -24,7 +24,9 @@ def test_chunked_losses_and_gradients_equal_the_definition():
     labels[1, 10:20] = -100
     for chunk in (7, 64, 10_000):  # uneven chunks, several, and one (the plain path)
         mine = token_cross_entropy(logits, labels, chunk_tokens=chunk)
-        (grad,) = torch.autograd.grad((mine * torch.arange(50.0)).sum(), logits)  # per-token upstream grads
+        (grad,) = torch.autograd.grad(
+            (mine * torch.arange(50.0)).sum(), logits
+        )  # per-token upstream grads
         ref = reference(logits, labels)
         (grad_ref,) = torch.autograd.grad((ref * torch.arange(50.0).double()).sum(), logits)
         assert mine.dtype == torch.float32 and mine.shape == labels.shape
@@ -75,4 +77,6 @@ def test_bf16_autocast_on_cpu_keeps_fp32_master_weights_and_an_fp32_loss():
         losses, _ = CausalLM().token_losses(model, {"input_ids": ids, "labels": ids})
     losses.sum().backward()
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
-    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters())
+    assert all(
+        p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters()
+    )

@@ -35,7 +35,16 @@ print(json.dumps({"class": type(model).__name__, "vocab": model.config.vocab_siz
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("final")
-    config = load_run_config([tiny_config(root, data, model={"num_meta_tokens": 70}, train={"max_steps": 3, "checkpoint_every": 2})])
+    config = load_run_config(
+        [
+            tiny_config(
+                root,
+                data,
+                model={"num_meta_tokens": 70},
+                train={"max_steps": 3, "checkpoint_every": 2},
+            )
+        ]
+    )
     trainer = Trainer(plan_run(config, 1), progress=False)
     trainer.start(None)
     trainer.fit()
@@ -45,7 +54,13 @@ def trained(tmp_path_factory, data):
 @pytest.mark.slow
 def test_final_dir_loads_with_transformers_alone_and_gives_the_same_logits(trained, tmp_path):
     final = trained.run_dir / "final"
-    done = subprocess.run([sys.executable, "-c", HF_ONLY, str(final), str(tmp_path)], capture_output=True, text=True, env=subprocess_env(), timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", HF_ONLY, str(final), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout.strip().splitlines()[-1])
     # 260 natural ids + 70 meta ids, rounded up to a multiple of 64
@@ -62,14 +77,31 @@ def test_checkpoint_holds_model_tokenizer_config_and_trainer_state(trained):
     checkpoints = trained.run_dir / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step-2", "step-3"]
     step = checkpoints / "step-2"
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "config.yaml", "synthlm.json", "trainer_state.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "config.yaml",
+        "synthlm.json",
+        "trainer_state.json",
+    ):
         assert (step / name).is_file(), name
-    assert {"optimizer.bin", "scheduler.bin", "random_states_0.pkl"} <= {p.name for p in (step / "trainer").iterdir()}
+    assert {"optimizer.bin", "scheduler.bin", "random_states_0.pkl"} <= {
+        p.name for p in (step / "trainer").iterdir()
+    }
     optimizer = torch.load(step / "trainer" / "optimizer.bin", weights_only=True)  # no pickled code
-    assert optimizer["state"] and torch.load(step / "trainer" / "scheduler.bin", weights_only=True)["last_epoch"] == 2
+    assert (
+        optimizer["state"]
+        and torch.load(step / "trainer" / "scheduler.bin", weights_only=True)["last_epoch"] == 2
+    )
     state = json.loads((step / "trainer_state.json").read_text())
     assert (state["step"], state["samples"], state["tokens"]) == (2, 8, 8 * 32)
-    assert json.loads((step / "synthlm.json").read_text())["layout"] == {"natural_size": 260, "meta_offset": 260, "meta_size": 70, "model_vocab_size": 384}
+    assert json.loads((step / "synthlm.json").read_text())["layout"] == {
+        "natural_size": 260,
+        "meta_offset": 260,
+        "meta_size": 70,
+        "model_vocab_size": 384,
+    }
     assert load_run_config([step / "config.yaml"]) == trained.cfg
 
 
@@ -111,7 +143,13 @@ def test_plain_transformers_generation_never_samples_meta_or_padding_ids(trained
     assert config["suppress_tokens"] == list(range(natural, 384))
     # only the saved file: the live model still generates meta ids for synthetic-task evaluation
     assert trained.accelerator.unwrap_model(trained.model).generation_config.suppress_tokens is None
-    done = subprocess.run([sys.executable, "-c", HF_GENERATE, str(final)], capture_output=True, text=True, env=subprocess_env(), timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", HF_GENERATE, str(final)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     ids = [i for row in json.loads(done.stdout.strip().splitlines()[-1])["ids"] for i in row]
     assert len(ids) == 400 and max(ids) < natural

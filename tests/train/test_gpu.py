@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 def tiny_llama(vocab: int = 1024):
@@ -29,7 +32,9 @@ def test_bf16_autocast_keeps_fp32_master_weights_and_an_fp32_loss():
         losses, _ = CausalLM().token_losses(model, {"input_ids": ids, "labels": ids})
     losses.sum().backward()
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
-    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters())
+    assert all(
+        p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters()
+    )
 
 
 def test_sdpa_flash_kernel_runs_the_model_in_bf16():
@@ -37,7 +42,9 @@ def test_sdpa_flash_kernel_runs_the_model_in_bf16():
 
     model = tiny_llama().to(torch.bfloat16)
     ids = torch.randint(0, 1024, (2, 128), device="cuda")
-    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):  # raises if the flash kernel cannot run these inputs
+    with sdpa_kernel(
+        SDPBackend.FLASH_ATTENTION
+    ):  # raises if the flash kernel cannot run these inputs
         logits = model(input_ids=ids).logits
     assert torch.isfinite(logits).all()
 
@@ -50,7 +57,9 @@ def test_chunked_cross_entropy_matches_the_reference_on_cuda_bf16_logits():
     labels[0, :7] = -100
     mine = token_cross_entropy(logits, labels, chunk_tokens=128)
     (grad_mine,) = torch.autograd.grad(mine.sum(), logits)
-    ref = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none").view(2, 300)
+    ref = F.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
+    ).view(2, 300)
     (grad_ref,) = torch.autograd.grad(ref.sum(), logits)
     torch.testing.assert_close(mine, ref)
     torch.testing.assert_close(grad_mine, grad_ref)

@@ -27,20 +27,53 @@ def check(monkeypatch):
 @pytest.mark.slow
 def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(GPU_DIR / "check.py"), "--smoke", "--inprocess", "--out", str(out), "--work", str(tmp_path / "work")]
+    cmd = [
+        sys.executable,
+        str(GPU_DIR / "check.py"),
+        "--smoke",
+        "--inprocess",
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path / "work"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=subprocess_env())
     summary = json.loads((out / "summary.json").read_text())
     failed = {n: p.get("error") for n, p in summary["phases"].items() if p["status"] != "ok"}
     assert done.returncode == 0 and not failed, (failed, done.stderr[-3000:])
     phases = summary["phases"]
-    variants = [f"{arch}{v}" for arch in ("llama", "pythia") for v in ("", "_ckpt", "_compile", "_compile_ckpt")]
-    assert set(phases) == {"env", "llama_batch", "t5", "depth", "fsdp", "resume", "generate", "gpu_tests", *variants}
+    variants = [
+        f"{arch}{v}"
+        for arch in ("llama", "pythia")
+        for v in ("", "_ckpt", "_compile", "_compile_ckpt")
+    ]
+    assert set(phases) == {
+        "env",
+        "llama_batch",
+        "t5",
+        "depth",
+        "fsdp",
+        "resume",
+        "generate",
+        "gpu_tests",
+        *variants,
+    }
     for name in variants:
         run = phases[name]["figures"]
-        assert run["tokens_per_s"] > 0 and run["mfu"] > 0 and run["loader_headroom"] > 0 and run["finite"]
-        assert run["compile"] == ("blocks" if "compile" in name else False) and run["checkpointing"] == name.endswith("ckpt")
+        assert (
+            run["tokens_per_s"] > 0
+            and run["mfu"] > 0
+            and run["loader_headroom"] > 0
+            and run["finite"]
+        )
+        assert run["compile"] == ("blocks" if "compile" in name else False) and run[
+            "checkpointing"
+        ] == name.endswith("ckpt")
     assert phases["llama_batch"]["figures"]["no_ckpt"]["largest_micro_batch"] >= 1
-    assert phases["t5"]["figures"]["finite"] and phases["depth"]["figures"]["masks"]["sdpa_vs_eager_fp32"] <= 1e-4
+    assert (
+        phases["t5"]["figures"]["finite"]
+        and phases["depth"]["figures"]["masks"]["sdpa_vs_eager_fp32"] <= 1e-4
+    )
     assert phases["resume"]["figures"]["identical"] and phases["fsdp"]["figures"]["identical"]
     assert phases["generate"]["figures"]["new_tokens"] == 4 * 8
     text = (out / "summary.md").read_text()
@@ -51,13 +84,24 @@ def test_a_failing_phase_is_recorded_and_the_others_still_run(check, tmp_path, m
     def boom(ctx):
         raise RuntimeError("out of memory, say")
 
-    monkeypatch.setattr(check.phases, "PHASES", {
-        "env": (lambda ctx: {"device": "fake"}, 10), "boom": (boom, 10), "after": (lambda ctx: {"x": 1}, 10)})
-    summary = check.run_all(["env", "boom", "after"], tmp_path, tmp_path / "work", smoke=True, budget=60, inprocess=True)
+    monkeypatch.setattr(
+        check.phases,
+        "PHASES",
+        {
+            "env": (lambda ctx: {"device": "fake"}, 10),
+            "boom": (boom, 10),
+            "after": (lambda ctx: {"x": 1}, 10),
+        },
+    )
+    summary = check.run_all(
+        ["env", "boom", "after"], tmp_path, tmp_path / "work", smoke=True, budget=60, inprocess=True
+    )
     statuses = {n: p["status"] for n, p in summary["phases"].items()}
     assert statuses == {"env": "ok", "boom": "failed", "after": "ok"} and not summary["passed"]
     assert "RuntimeError: out of memory, say" in summary["phases"]["boom"]["error"]
-    assert json.loads((tmp_path / "summary.json").read_text())["phases"]["after"]["figures"] == {"x": 1}
+    assert json.loads((tmp_path / "summary.json").read_text())["phases"]["after"]["figures"] == {
+        "x": 1
+    }
     assert "| boom | failed |" in (tmp_path / "summary.md").read_text()
 
 
@@ -67,6 +111,10 @@ def test_a_phase_over_its_cap_is_stopped_and_recorded(check, tmp_path):
 
 
 def test_phases_share_out_a_budget_that_has_run_out(check, tmp_path, monkeypatch):
-    monkeypatch.setattr(check.phases, "PHASES", {"env": (lambda ctx: {}, 10), "late": (lambda ctx: {}, 10)})
-    summary = check.run_all(["env", "late"], tmp_path, tmp_path / "work", smoke=False, budget=1, inprocess=True)
+    monkeypatch.setattr(
+        check.phases, "PHASES", {"env": (lambda ctx: {}, 10), "late": (lambda ctx: {}, 10)}
+    )
+    summary = check.run_all(
+        ["env", "late"], tmp_path, tmp_path / "work", smoke=False, budget=1, inprocess=True
+    )
     assert summary["phases"]["late"]["status"] == "skipped"

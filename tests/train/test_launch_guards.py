@@ -23,9 +23,23 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "accelerate"
 
 
 def accelerate_launch(tmp_path: Path, data: dict, *flags: str) -> subprocess.CompletedProcess:
-    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data, train={"max_steps": 2, "checkpoint_every": 0}))
-    command = [sys.executable, "-m", "accelerate.commands.launch", *flags, "-m", "synthlm", "train", str(config)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=240, env=subprocess_env(), cwd=tmp_path)
+    config = write_config(
+        tmp_path / "run.yaml",
+        tiny_config(tmp_path, data, train={"max_steps": 2, "checkpoint_every": 0}),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *flags,
+        "-m",
+        "synthlm",
+        "train",
+        str(config),
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=240, env=subprocess_env(), cwd=tmp_path
+    )
 
 
 @pytest.mark.slow
@@ -40,7 +54,14 @@ def test_accelerate_multi_cpu_launch_that_starts_one_process_stops_before_step_0
 @pytest.mark.slow
 def test_fsdp_launch_config_on_cpu_stops_instead_of_running_ddp(tmp_path, data):
     # --mixed_precision no: the config's bf16 would stop the run first (see the next test)
-    flags = ("--config_file", str(EXAMPLES / "fsdp.yaml"), "--num_processes", "1", "--mixed_precision", "no")
+    flags = (
+        "--config_file",
+        str(EXAMPLES / "fsdp.yaml"),
+        "--num_processes",
+        "1",
+        "--mixed_precision",
+        "no",
+    )
     done = accelerate_launch(tmp_path, data, *flags)
     assert done.returncode != 0
     assert "the launch config asks for FSDP but accelerate set up" in done.stderr
@@ -67,9 +88,15 @@ def test_deepspeed_config_that_accelerate_did_not_set_up_is_refused():
 
 def test_process_count_guard_leaves_real_launches_alone():
     check_process_count({})  # python -m synthlm
-    check_process_count({"ACCELERATE_USE_CPU": "True", "ACCELERATE_MIXED_PRECISION": "no"})  # 1 process
-    check_process_count({"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "x", "WORLD_SIZE": "2"})  # torchrun
-    check_process_count({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "x", "PMI_SIZE": "2"})  # mpirun
+    check_process_count(
+        {"ACCELERATE_USE_CPU": "True", "ACCELERATE_MIXED_PRECISION": "no"}
+    )  # 1 process
+    check_process_count(
+        {"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "x", "WORLD_SIZE": "2"}
+    )  # torchrun
+    check_process_count(
+        {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "x", "PMI_SIZE": "2"}
+    )  # mpirun
     with pytest.raises(UserError):
         check_process_count({"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1"})
 
@@ -77,12 +104,26 @@ def test_process_count_guard_leaves_real_launches_alone():
 @pytest.mark.slow
 def test_fsdp2_sharded_checkpoint_resumes_exactly_on_cpu(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN_DIR / "fsdp2_worker.py"), str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=subprocess_env(),
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(TRAIN_DIR / "fsdp2_worker.py"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
-    assert result["world"] == 2 and result["sharded"], "parameters were not sharded across the two ranks"
+    assert result["world"] == 2 and result["sharded"], (
+        "parameters were not sharded across the two ranks"
+    )
     assert result["resumed"] == result["straight"]  # bit-identical losses after the sharded resume
     assert result["same_weights"]
     assert sorted(p.name for p in (tmp_path / "sharded").iterdir()).count(".metadata") == 1
@@ -92,5 +133,11 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_cpu(tmp_path):
     full = torch.load(tmp_path / "full.pt", weights_only=True)
     from synthlm.models import ModelConfig, model_config
 
-    cfg = ModelConfig(arch="llama", preset="tiny", overrides={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2})
-    AutoModelForCausalLM.from_config(model_config(cfg, vocab_size=64)).load_state_dict(full, strict=True)
+    cfg = ModelConfig(
+        arch="llama",
+        preset="tiny",
+        overrides={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2},
+    )
+    AutoModelForCausalLM.from_config(model_config(cfg, vocab_size=64)).load_state_dict(
+        full, strict=True
+    )

@@ -53,7 +53,18 @@ def test_generate_prompts_with_synthetic_ids_and_answers_in_them(tmp_path):
     from cli_runner import run_cli
 
     final = run(config(tmp_path)) / "final"
-    done = run_cli("generate", str(final), "--synthetic", "-p", "9 1 2 8", "--temperature", "0", "-n", "3", "-q")
+    done = run_cli(
+        "generate",
+        str(final),
+        "--synthetic",
+        "-p",
+        "9 1 2 8",
+        "--temperature",
+        "0",
+        "-n",
+        "3",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     prompt, completion = done.stdout.splitlines()[0].split(" -> ")
     assert prompt == "9 1 2 8"

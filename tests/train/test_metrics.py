@@ -28,7 +28,13 @@ def test_interval_stats_average_and_round_trip_exactly():
     stats.skipped = 1
     restored = IntervalStats.from_dict(json.loads(json.dumps(stats.to_dict())))
     summary = restored.summary(["web", "synth"])
-    assert summary == {"loss": 1.5, "grad_norm": 0.5, "loss/web": 4.0 / 3.0, "loss/synth": 1.0, "skipped_steps": 1}
+    assert summary == {
+        "loss": 1.5,
+        "grad_norm": 0.5,
+        "loss/web": 4.0 / 3.0,
+        "loss/synth": 1.0,
+        "skipped_steps": 1,
+    }
     assert IntervalStats().summary(["web"]) == {}
 
 
@@ -38,7 +44,9 @@ def test_sinks_write_jsonl_and_tensorboard_events(tmp_path):
     for sink in (jsonl, board):
         sink.write({"step": 1, "loss": 2.5, "eval/wiki/ppl": 12.0})
         sink.close()
-    assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 1, "loss": 2.5, "eval/wiki/ppl": 12.0}]
+    assert read_metrics(tmp_path / "metrics.jsonl") == [
+        {"step": 1, "loss": 2.5, "eval/wiki/ppl": 12.0}
+    ]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "tb"))

@@ -13,11 +13,30 @@ from synthlm.train import load_run_config, run
 
 @pytest.mark.slow
 def test_natural_plus_synthetic_run_logs_source_losses_and_evaluations(tmp_path, data):
-    spec = {"name": "copy", "num_tokens": 20000, "seed": 0, "domains": [{"type": "identity", "vocab": {"num_vocab": 30}, "length": {"min": 8, "max": 20}}]}
+    spec = {
+        "name": "copy",
+        "num_tokens": 20000,
+        "seed": 0,
+        "domains": [
+            {"type": "identity", "vocab": {"num_vocab": 30}, "length": {"min": 8, "max": 20}}
+        ],
+    }
     build_dataset(load_spec(spec), tmp_path / "synth", quiet=True)
-    sources = [{"name": "web", "path": str(data["web"]), "weight": 0.5}, {"name": "copy", "path": str(tmp_path / "synth"), "kind": "synthetic", "weight": 0.5}]
-    evals = [{"name": "web", "path": str(data["web"]), "max_tokens": 2000}, {"name": "copy", "path": str(tmp_path / "synth"), "kind": "synthetic", "max_examples": 4}]
-    config = tiny_config(tmp_path, data, data={"sources": sources, "eval": evals}, model={"num_meta_tokens": 32}, train={"max_steps": 4, "eval_every": 2, "log_every": 2})
+    sources = [
+        {"name": "web", "path": str(data["web"]), "weight": 0.5},
+        {"name": "copy", "path": str(tmp_path / "synth"), "kind": "synthetic", "weight": 0.5},
+    ]
+    evals = [
+        {"name": "web", "path": str(data["web"]), "max_tokens": 2000},
+        {"name": "copy", "path": str(tmp_path / "synth"), "kind": "synthetic", "max_examples": 4},
+    ]
+    config = tiny_config(
+        tmp_path,
+        data,
+        data={"sources": sources, "eval": evals},
+        model={"num_meta_tokens": 32},
+        train={"max_steps": 4, "eval_every": 2, "log_every": 2},
+    )
     run(load_run_config([config]))
 
     records = read_records(tmp_path / "run")

@@ -32,7 +32,11 @@ pytestmark = pytest.mark.slow
 def config_for(root: Path, data) -> Path:
     # checkpoints at 4, 8, ... fall inside log intervals (3, 6, 9, ...): the interval sums must
     # survive the restart for the averaged losses to match
-    config = tiny_config(root, data, train={"max_steps": STEPS, "checkpoint_every": 4, "log_every": 3, "keep_last": 2})
+    config = tiny_config(
+        root,
+        data,
+        train={"max_steps": STEPS, "checkpoint_every": 4, "log_every": 3, "keep_last": 2},
+    )
     return write_config(root / "run.yaml", config)
 
 
@@ -44,9 +48,17 @@ def reference(tmp_path_factory, data):
     return run(load_run_config([config_for(root, data)]))
 
 
-def start_and_signal(config: Path, run_dir: Path, at_step: int, sig: int) -> subprocess.CompletedProcess:
+def start_and_signal(
+    config: Path, run_dir: Path, at_step: int, sig: int
+) -> subprocess.CompletedProcess:
     """Start training and send ``sig`` as soon as metrics.jsonl shows step ``at_step``."""
-    proc = subprocess.Popen([sys.executable, "-m", "synthlm", "train", str(config), "--quiet"], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthlm", "train", str(config), "--quiet"],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline:
@@ -60,7 +72,10 @@ def start_and_signal(config: Path, run_dir: Path, at_step: int, sig: int) -> sub
 
 def _last_step(metrics: Path) -> int:
     lines = metrics.read_text(encoding="utf-8").splitlines()
-    return max((int(line.split(",")[0].split(":")[1]) for line in lines if line.startswith('{"step"')), default=0)
+    return max(
+        (int(line.split(",")[0].split(":")[1]) for line in lines if line.startswith('{"step"')),
+        default=0,
+    )
 
 
 def assert_same_run(reference: Path, resumed: Path, note: str) -> None:
@@ -76,7 +91,9 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted_run(tmp_path,
     note = f"killed at step {kill_at}"
     config = config_for(tmp_path, data)
     killed = start_and_signal(config, tmp_path / "run", kill_at, signal.SIGKILL)
-    assert killed.returncode == -signal.SIGKILL, f"{note}: the run ended before the kill ({killed.returncode})"
+    assert killed.returncode == -signal.SIGKILL, (
+        f"{note}: the run ended before the kill ({killed.returncode})"
+    )
     assert not (tmp_path / "run" / "final").exists()
 
     resumed = synthlm("train", str(config), "--quiet")

@@ -28,11 +28,21 @@ def test_a_changed_global_batch_or_weights_is_refused(tmp_path, data):
 def test_resuming_an_older_checkpoint_sets_the_later_ones_aside(tmp_path, data):
     run_dir = train(tmp_path, data, "train.max_steps=8")  # checkpoints at 4 and 8
     old_step8 = load_file(str(run_dir / "checkpoints" / "step-8" / "model.safetensors"))
-    train(tmp_path, data, "train.max_steps=8", f"train.resume={run_dir / 'checkpoints' / 'step-4'}", "optim.lr=1e-4")
+    train(
+        tmp_path,
+        data,
+        "train.max_steps=8",
+        f"train.resume={run_dir / 'checkpoints' / 'step-4'}",
+        "optim.lr=1e-4",
+    )
     assert [step for step, _ in list_checkpoints(run_dir)] == [4, 8]
     new_step8 = load_file(str(run_dir / "checkpoints" / "step-8" / "model.safetensors"))
-    assert any(not torch.equal(old_step8[k], new_step8[k]) for k in new_step8), "step-8 belongs to the new future"
-    assert (run_dir / "checkpoints.abandoned" / "step-8" / "model.safetensors").is_file(), "the old one is kept aside"
+    assert any(not torch.equal(old_step8[k], new_step8[k]) for k in new_step8), (
+        "step-8 belongs to the new future"
+    )
+    assert (run_dir / "checkpoints.abandoned" / "step-8" / "model.safetensors").is_file(), (
+        "the old one is kept aside"
+    )
     lrs = [r["lr"] for r in read_records(run_dir) if r.get("step", 0) > 4 and "lr" in r]
     assert lrs and max(lrs) <= 1e-4 + 1e-12, "the changed optim.lr took effect after resume"
 
@@ -40,7 +50,13 @@ def test_resuming_an_older_checkpoint_sets_the_later_ones_aside(tmp_path, data):
 def test_eval_only_on_an_older_checkpoint_keeps_later_training_records(tmp_path, data):
     run_dir = train(tmp_path, data, "train.max_steps=8")
     before = read_records(run_dir)
-    train(tmp_path, data, "train.max_steps=8", "eval_only=true", f"train.resume={run_dir / 'checkpoints' / 'step-4'}")
+    train(
+        tmp_path,
+        data,
+        "train.max_steps=8",
+        "eval_only=true",
+        f"train.resume={run_dir / 'checkpoints' / 'step-4'}",
+    )
     after = read_records(run_dir)
     assert after[: len(before)] == before
 

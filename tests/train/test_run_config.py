@@ -19,38 +19,80 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "configs"
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     config = load_run_config([path])
-    assert isinstance(config, RunConfig) and (config.data.sources if config.mode == "pt" else config.finetune)
+    assert isinstance(config, RunConfig) and (
+        config.data.sources if config.mode == "pt" else config.finetune
+    )
 
 
 def test_the_seqthetic_reproduction_config_says_what_the_issue_asks():
     config = load_run_config([EXAMPLES / "pythia14m_metalang.yaml"])
-    assert (config.model.arch, config.model.preset, config.model.init_from) == ("gpt_neox", "14m", None)
-    assert {s.kind for s in config.data.sources} == {"natural", "synthetic"} and config.model.num_meta_tokens > 0
-    assert (config.data.seq_len, config.train.batch_size, config.train.global_batch_size) == (1024, 128, 1024)
-    assert (config.train.max_steps, config.optim.lr, config.train.precision) == (10000, 5e-4, "bf16")
+    assert (config.model.arch, config.model.preset, config.model.init_from) == (
+        "gpt_neox",
+        "14m",
+        None,
+    )
+    assert {s.kind for s in config.data.sources} == {
+        "natural",
+        "synthetic",
+    } and config.model.num_meta_tokens > 0
+    assert (config.data.seq_len, config.train.batch_size, config.train.global_batch_size) == (
+        1024,
+        128,
+        1024,
+    )
+    assert (config.train.max_steps, config.optim.lr, config.train.precision) == (
+        10000,
+        5e-4,
+        "bf16",
+    )
     assert any("wikitext" in e.name for e in config.data.eval)
 
 
 def test_later_files_and_overrides_win(tmp_path, data):
     base = write_config(tmp_path / "base.yaml", tiny_config(tmp_path, data))
-    (tmp_path / "big.yaml").write_text(yaml.safe_dump({"model": {"preset": "60m"}, "train": {"batch_size": 2}}))
-    config = load_run_config([base, tmp_path / "big.yaml"], ["optim.lr=1e-4", "data.sources.1.weight=0.9"])
+    (tmp_path / "big.yaml").write_text(
+        yaml.safe_dump({"model": {"preset": "60m"}, "train": {"batch_size": 2}})
+    )
+    config = load_run_config(
+        [base, tmp_path / "big.yaml"], ["optim.lr=1e-4", "data.sources.1.weight=0.9"]
+    )
     assert (config.model.preset, config.train.batch_size, config.optim.lr) == ("60m", 2, 1e-4)
     assert config.data.sources[1].weight == 0.9 and config.model.arch == "llama"
 
 
 def test_schema_errors_name_file_key_and_choices(tmp_path, data):
-    path = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data, train={"max_steps": 5, "max_tokens": "1M"}))
-    with pytest.raises(ConfigError, match=r"run\.yaml: train: .*set exactly one of max_steps, max_tokens, epochs \(got max_steps, max_tokens\)"):
+    path = write_config(
+        tmp_path / "run.yaml",
+        tiny_config(tmp_path, data, train={"max_steps": 5, "max_tokens": "1M"}),
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"run\.yaml: train: .*set exactly one of max_steps, max_tokens, epochs \(got "
+        r"max_steps, max_tokens\)",
+    ):
         load_run_config([path])
-    with pytest.raises(ConfigError, match=r"override 'train\.chekpoint_every=5': train\.chekpoint_every: unknown key \(did you mean 'train\.checkpoint_every'\?\)"):
-        load_run_config([write_config(tmp_path / "ok.yaml", tiny_config(tmp_path, data))], ["train.chekpoint_every=5"])
+    with pytest.raises(
+        ConfigError,
+        match=r"override 'train\.chekpoint_every=5': train\.chekpoint_every: unknown key "
+        r"\(did you mean 'train\.checkpoint_every'\?\)",
+    ):
+        load_run_config(
+            [write_config(tmp_path / "ok.yaml", tiny_config(tmp_path, data))],
+            ["train.chekpoint_every=5"],
+        )
 
 
 def test_budgets_in_tokens_and_epochs_become_whole_steps(tmp_path, data):
-    plan = plan_run(load_run_config([tiny_config(tmp_path, data, train={"max_steps": None, "max_tokens": 1000})]), 1)
+    plan = plan_run(
+        load_run_config(
+            [tiny_config(tmp_path, data, train={"max_steps": None, "max_tokens": 1000})]
+        ),
+        1,
+    )
     assert plan.total_steps == 8  # 1000 tokens / (4 sequences x 32 tokens), rounded up
-    epochs = load_run_config([tiny_config(tmp_path, data, train={"max_steps": None, "epochs": 1.0})])
+    epochs = load_run_config(
+        [tiny_config(tmp_path, data, train={"max_steps": None, "epochs": 1.0})]
+    )
     tokens = sum(s.epoch_tokens for s in plan.mixture.sources)
     assert total_steps(epochs.train, plan.batch, plan.mixture, 32) == -(-tokens // 128)
 

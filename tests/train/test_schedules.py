@@ -18,7 +18,9 @@ def schedule(total=100, **fields):
     return build_schedule(validate(ScheduleConfig, fields), total)
 
 
-@pytest.mark.parametrize("name", ["constant_with_warmup", "linear", "cosine", "inverse_sqrt", "wsd"])
+@pytest.mark.parametrize(
+    "name", ["constant_with_warmup", "linear", "cosine", "inverse_sqrt", "wsd"]
+)
 def test_warmup_rises_linearly_from_above_zero_to_the_peak(name):
     f = schedule(name=name, warmup_steps=10)
     ramp = [f(s) for s in range(11)]
@@ -53,7 +55,12 @@ def test_warmup_ratio_is_a_fraction_of_the_run():
     assert f(19) < 1 and f(20) == pytest.approx(1.0)
 
 
-@given(name=st.sampled_from(sorted(SCHEDULES)), total=st.integers(1, 500), warmup=st.integers(0, 50), floor=st.floats(0, 1))
+@given(
+    name=st.sampled_from(sorted(SCHEDULES)),
+    total=st.integers(1, 500),
+    warmup=st.integers(0, 50),
+    floor=st.floats(0, 1),
+)
 def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
     fields = {"name": name, "final_lr_ratio": floor}
     if name != "constant":
@@ -63,9 +70,14 @@ def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
 
 
 def test_config_errors_name_the_problem():
-    with pytest.raises(ConfigError, match=r"name: .*unknown schedule 'cosin' \(did you mean 'cosine'\?\); known: constant"):
+    with pytest.raises(
+        ConfigError,
+        match=r"name: .*unknown schedule 'cosin' \(did you mean 'cosine'\?\); known: constant",
+    ):
         validate(ScheduleConfig, {"name": "cosin"})
-    with pytest.raises(ConfigError, match="constant schedule has no warmup; use name: constant_with_warmup"):
+    with pytest.raises(
+        ConfigError, match="constant schedule has no warmup; use name: constant_with_warmup"
+    ):
         validate(ScheduleConfig, {"name": "constant", "warmup_steps": 5})
     with pytest.raises(ConfigError, match="set warmup_steps or warmup_ratio, not both"):
         validate(ScheduleConfig, {"warmup_steps": 5, "warmup_ratio": 0.1})

@@ -56,9 +56,16 @@ def fake_slurm(tmp_path):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "log"
-    env = {**subprocess_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log),
-           "SLURM_JOB_NODELIST": "node-[a-b]", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "2",
-           "SLURM_CPUS_PER_TASK": "8", "SLURM_JOB_ID": "4242"}
+    env = {
+        **subprocess_env(),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_NNODES": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_CPUS_PER_TASK": "8",
+        "SLURM_JOB_ID": "4242",
+    }
     return env, log
 
 
@@ -86,36 +93,68 @@ def test_multinode_template_preemption_and_multinode_settings():
 
 
 @pytest.mark.slow
-def test_multinode_starts_one_task_per_gpu_and_requeues_an_unfinished_run(tmp_path, data, fake_slurm):
+def test_multinode_starts_one_task_per_gpu_and_requeues_an_unfinished_run(
+    tmp_path, data, fake_slurm
+):
     env, log = fake_slurm
     config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data))
-    done = subprocess.run(["bash", str(SLURM / "multinode.sbatch"), str(config), "train.max_steps=3"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        ["bash", str(SLURM / "multinode.sbatch"), str(config), "train.max_steps=3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     (call,) = records(log)
     assert call["srun"][0] == "--kill-on-bad-exit=1" and call["srun"][1:3] == ["bash", "-c"]
-    assert "exec python -m synthlm train" in call["srun"][3] and call["srun"][4:] == ["_", str(config), "train.max_steps=3"]
+    assert "exec python -m synthlm train" in call["srun"][3] and call["srun"][4:] == [
+        "_",
+        str(config),
+        "train.max_steps=3",
+    ]
     assert call["env"]["SRUN_CPUS_PER_TASK"] == "8" and call["env"]["MASTER_ADDR"] == "node-a"
-    assert call["env"]["MASTER_PORT"] != "29500" and call["env"]["NCCL_ASYNC_ERROR_HANDLING"] is None
+    assert (
+        call["env"]["MASTER_PORT"] != "29500" and call["env"]["NCCL_ASYNC_ERROR_HANDLING"] is None
+    )
     assert (Path(f"{log}.scontrol")).read_text() == "scontrol requeue 4242\n"
 
 
 @pytest.mark.slow
 def test_multinode_stops_before_srun_when_the_batch_does_not_divide(tmp_path, data, fake_slurm):
     env, log = fake_slurm  # 2 nodes x 2 tasks x batch 4 = 16 per pass; 24 does not divide
-    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data, train={"global_batch_size": 24}))
-    done = subprocess.run(["bash", str(SLURM / "multinode.sbatch"), str(config)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    config = write_config(
+        tmp_path / "run.yaml", tiny_config(tmp_path, data, train={"global_batch_size": 24})
+    )
+    done = subprocess.run(
+        ["bash", str(SLURM / "multinode.sbatch"), str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode == 2 and "global_batch_size=24 does not divide" in done.stderr
     assert records(log) == []
 
 
 @pytest.mark.slow
-def test_requeue_template_survives_sigterm_to_the_whole_job_and_requeues(tmp_path, data, fake_slurm):
+def test_requeue_template_survives_sigterm_to_the_whole_job_and_requeues(
+    tmp_path, data, fake_slurm
+):
     """PreemptMode=CANCEL: Slurm sends SIGTERM to every process of the job, the batch shell too."""
     env, log = fake_slurm
     config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data))
-    job = subprocess.Popen(["bash", str(SLURM / "requeue.sbatch"), str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env={**env, "FAKE_WAIT_FOR_SIGNAL": "1"}, cwd=tmp_path, start_new_session=True)
+    job = subprocess.Popen(
+        ["bash", str(SLURM / "requeue.sbatch"), str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "FAKE_WAIT_FOR_SIGNAL": "1"},
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not Path(f"{log}.started").exists():
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()

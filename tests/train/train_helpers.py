@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from run_helpers import merge, read_records, reproducible, subprocess_env, synthlm, write_config  # noqa: F401 (re-exported)
+from run_helpers import (  # noqa: F401 (re-exported)
+    merge,
+    read_records,
+    reproducible,
+    subprocess_env,
+    synthlm,
+    write_config,
+)
 from synthlm.data.store import write_store
 from synthlm.tokenizers import load_tokenizer, train_tokenizer
 
@@ -41,7 +48,11 @@ def tiny_config(root: Path, paths: dict[str, Path], **sections: Any) -> dict[str
     config: dict[str, Any] = {
         "run_dir": str(root / "run"),
         "seed": 3,
-        "model": {"arch": "llama", "preset": "tiny", "overrides": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2}},
+        "model": {
+            "arch": "llama",
+            "preset": "tiny",
+            "overrides": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2},
+        },
         "data": {
             "sources": [
                 {"name": "web", "path": str(paths["web"]), "weight": 0.6},
@@ -52,24 +63,19 @@ def tiny_config(root: Path, paths: dict[str, Path], **sections: Any) -> dict[str
         },
         "optim": {"lr": 3e-3},
         "schedule": {"name": "cosine", "warmup_steps": 2},
-        "train": {"max_steps": 12, "batch_size": 4, "log_every": 1, "checkpoint_every": 4, "keep_last": 2},
+        "train": {
+            "max_steps": 12,
+            "batch_size": 4,
+            "log_every": 1,
+            "checkpoint_every": 4,
+            "keep_last": 2,
+        },
         "logging": {"tensorboard": False, "progress": False},
     }
     return merge(config, sections)
-
-
-
-
-
-
-
-
 
 
 def final_weights(run_dir: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(Path(run_dir) / "final" / "model.safetensors"))
-
-
-

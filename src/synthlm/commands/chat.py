@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 HELP = (
-    "Chat with a checkpoint: multi-turn memory, streamed replies, sampling as in `synthlm generate`.\n\n"
+    "Chat with a checkpoint: multi-turn memory, streamed replies, sampling as in `synthlm "
+    "generate`.\n\n"
     "Type a message and press Enter; /reset forgets the conversation, /exit (or end of input) "
     "quits. When the conversation outgrows the context, the oldest turns are dropped with a "
     "notice. With stdin not a terminal, each input line is one message and stdout gets only "
@@ -17,21 +18,52 @@ HELP = (
 
 
 def chat_command(
-    checkpoint: Path = typer.Argument(..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."),
-    system: str = typer.Option(None, "--system", "-s", help="System prompt, kept at the start of every prompt."),
+    checkpoint: Path = typer.Argument(
+        ..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."
+    ),
+    system: str = typer.Option(
+        None, "--system", "-s", help="System prompt, kept at the start of every prompt."
+    ),
     temperature: float = typer.Option(1.0, "--temperature", help="0 = greedy (deterministic)."),
-    top_k: int = typer.Option(0, "--top-k", help="Sample among the k most likely tokens (0 = off)."),
+    top_k: int = typer.Option(
+        0, "--top-k", help="Sample among the k most likely tokens (0 = off)."
+    ),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="> 1 discourages repeats."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", "-n", help="Tokens per reply at most."),
-    stop: list[str] = typer.Option(None, "--stop", help="Stop string (repeatable, escapes like \\n allowed); the reply is cut before it."),
+    repetition_penalty: float = typer.Option(
+        1.0, "--repetition-penalty", help="> 1 discourages repeats."
+    ),
+    max_new_tokens: int = typer.Option(
+        256, "--max-new-tokens", "-n", help="Tokens per reply at most."
+    ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="Stop string (repeatable, escapes like \\n allowed); the reply is cut before it.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (one stream for the whole session)."),
-    max_context: int = typer.Option(None, "--max-context", min=2, help="Tokens of prompt + reply (default: the training seq_len, else the model's positions)."),
-    chat_template: Path = typer.Option(None, "--chat-template", help="Jinja chat template file (default: the tokenizer's, the training data's, or synthlm's)."),
-    show_prompt: bool = typer.Option(False, "--show-prompt", help="Print each rendered prompt to stderr before the reply."),
+    max_context: int = typer.Option(
+        None,
+        "--max-context",
+        min=2,
+        help="Tokens of prompt + reply (default: the training seq_len, else the model's "
+        "positions).",
+    ),
+    chat_template: Path = typer.Option(
+        None,
+        "--chat-template",
+        help="Jinja chat template file (default: the tokenizer's, the training data's, or "
+        "synthlm's).",
+    ),
+    show_prompt: bool = typer.Option(
+        False, "--show-prompt", help="Print each rendered prompt to stderr before the reply."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
-    tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."
+    ),
+    tokenizer: Path = typer.Option(
+        None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."
+    ),
 ) -> None:
     from synthlm.filecheck import check_checkpoint_files
 
@@ -40,14 +72,31 @@ def chat_command(
     from synthlm.inference.chat import open_session, read_messages, run_session
     from synthlm.inference.sampling import SamplingConfig, decode_escapes
 
-    sampling = validate(SamplingConfig, dict(
-        temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        max_new_tokens=max_new_tokens, stop=[decode_escapes(s) for s in stop or []], seed=seed,
-    ), source="synthlm chat")
+    sampling = validate(
+        SamplingConfig,
+        dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            max_new_tokens=max_new_tokens,
+            stop=[decode_escapes(s) for s in stop or []],
+            seed=seed,
+        ),
+        source="synthlm chat",
+    )
     interactive = sys.stdin.isatty()
     session = open_session(
-        checkpoint, sampling, system=system, max_context=max_context, chat_template=chat_template,
-        show_prompt=show_prompt, device=device, dtype=dtype, tokenizer=tokenizer, quiet=not interactive,
+        checkpoint,
+        sampling,
+        system=system,
+        max_context=max_context,
+        chat_template=chat_template,
+        show_prompt=show_prompt,
+        device=device,
+        dtype=dtype,
+        tokenizer=tokenizer,
+        quiet=not interactive,
     )
     if interactive:
         typer.echo("chat: /reset forgets the conversation, /exit quits", err=True)

@@ -12,9 +12,16 @@ data_app = typer.Typer(help="Inspect, merge and split token stores.", no_args_is
 
 @data_app.command("inspect")
 def inspect_store(
-    prefix: Path = typer.Argument(..., help="Store prefix (PREFIX.bin/.idx), or a synthetic dataset dir."),
+    prefix: Path = typer.Argument(
+        ..., help="Store prefix (PREFIX.bin/.idx), or a synthetic dataset dir."
+    ),
     sample: int = typer.Option(2, "--sample", "-n", help="How many documents to decode and print."),
-    tokenizer: str = typer.Option(None, "--tokenizer", "-t", help="Tokenizer to decode with (default: the one recorded in PREFIX.json)."),
+    tokenizer: str = typer.Option(
+        None,
+        "--tokenizer",
+        "-t",
+        help="Tokenizer to decode with (default: the one recorded in PREFIX.json).",
+    ),
     max_chars: int = typer.Option(300, help="Characters of each decoded sample to show."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON only."),
 ) -> None:
@@ -32,7 +39,9 @@ def inspect_store(
 def merge(
     prefixes: list[Path] = typer.Argument(..., help="Input store prefixes, joined in this order."),
     out: Path = typer.Option(..., "--out", "-o", help="Output store prefix."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store at --out."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing store at --out."
+    ),
 ) -> None:
     """Join stores into one (documents kept intact, in order)."""
     from synthlm.data.store import merge_stores
@@ -40,14 +49,24 @@ def merge(
 
     check_output(out)
     merged = merge_stores(prefixes, out, overwrite=overwrite)
-    typer.echo(f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens ({merged.dtype.name})")
+    typer.echo(
+        f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens "
+        f"({merged.dtype.name})"
+    )
 
 
 @data_app.command("split")
 def split(
     prefix: Path = typer.Argument(..., help="Input store prefix (PREFIX.bin/.idx)."),
-    valid_fraction: float = typer.Option(..., "--valid-fraction", help="Share of documents held out, e.g. 0.05."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output prefix (default: the input's); writes OUT_train and OUT_valid."),
+    valid_fraction: float = typer.Option(
+        ..., "--valid-fraction", help="Share of documents held out, e.g. 0.05."
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output prefix (default: the input's); writes OUT_train and OUT_valid.",
+    ),
     seed: int = typer.Option(0, help="Chooses the held-out documents (same seed, same split)."),
 ) -> None:
     """Hold out whole documents as a validation store (OUT_valid) and keep the rest (OUT_train)."""
@@ -55,7 +74,9 @@ def split(
 
     parts = split_store(prefix, valid_fraction, out=out, seed=seed)
     for name, store in parts.items():
-        typer.echo(f"wrote {store.prefix} ({name}): {len(store)} documents, {store.num_tokens} tokens")
+        typer.echo(
+            f"wrote {store.prefix} ({name}): {len(store)} documents, {store.num_tokens} tokens"
+        )
 
 
 def register(app: typer.Typer) -> None:

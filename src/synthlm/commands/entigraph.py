@@ -45,7 +45,12 @@ def entigraph(
     author_field: str = typer.Option("author", "--author-field", help=_help("author_field")),
     year_field: str = typer.Option("year", "--year-field", help=_help("year_field")),
     prompts: Path = typer.Option(None, "--prompts", help=_help("prompts")),
-    write_prompts: Path = typer.Option(None, "--write-prompts", help="Copy the shipped prompt set to this directory (to edit, then pass with --prompts) and exit."),
+    write_prompts: Path = typer.Option(
+        None,
+        "--write-prompts",
+        help="Copy the shipped prompt set to this directory (to edit, then pass with "
+        "--prompts) and exit.",
+    ),
     seed: int = typer.Option(0, "--seed", help=_help("seed")),
     max_pairs: int = typer.Option(None, "--max-pairs", help=_help("max_pairs")),
     max_triples: int = typer.Option(None, "--max-triples", help=_help("max_triples")),
@@ -66,7 +71,9 @@ def entigraph(
     assumed_entities: int = typer.Option(20, "--assumed-entities", help=_help("assumed_entities")),
     allow_mixed: bool = typer.Option(False, "--allow-mixed", help=_help("allow_mixed")),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=_help("quiet")),
-    as_json: bool = typer.Option(False, "--json", help="Print the report (or the dry-run estimate) as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report (or the dry-run estimate) as JSON."
+    ),
 ) -> None:
     from synthlm.config import validate
     from synthlm.entigraph import EntiGraphConfig, run_entigraph, write_default_prompts
@@ -75,9 +82,16 @@ def entigraph(
 
     if write_prompts is not None:
         written = write_default_prompts(write_prompts)
-        typer.echo(f"wrote {len(written)} prompt files to {write_prompts}; edit them, then pass --prompts {write_prompts}")
+        typer.echo(
+            f"wrote {len(written)} prompt files to {write_prompts}; edit them, then pass "
+            f"--prompts {write_prompts}"
+        )
         return
-    missing = [flag for flag, value in (("--docs", docs or None), ("--out", out), ("--model", model)) if value is None]
+    missing = [
+        flag
+        for flag, value in (("--docs", docs or None), ("--out", out), ("--model", model))
+        if value is None
+    ]
     if missing:
         raise UserError(f"missing {', '.join(missing)} (see synthlm entigraph --help)")
     from synthlm.fileio import check_output
@@ -110,16 +124,22 @@ def _render(report: Any, as_json: bool) -> str:
     if as_json:
         return json.dumps(_report_dict(report), indent=2)
     lines = [
-        f"entigraph: {report.completed} new records, {report.failed} failed, {report.retries} retries -> {report.out}",
-        f"this run: {report.usage.requests:,} requests, {report.usage.prompt_tokens:,} prompt + {report.usage.completion_tokens:,} output tokens, cost {format_cost(report.cost)}",
-        f"all runs: {report.total_usage.requests:,} requests, {report.total_usage.tokens:,} tokens, cost {format_cost(report.total_cost)}",
+        f"entigraph: {report.completed} new records, {report.failed} failed, "
+        f"{report.retries} retries -> {report.out}",
+        f"this run: {report.usage.requests:,} requests, {report.usage.prompt_tokens:,} "
+        f"prompt + {report.usage.completion_tokens:,} output tokens, cost "
+        f"{format_cost(report.cost)}",
+        f"all runs: {report.total_usage.requests:,} requests, "
+        f"{report.total_usage.tokens:,} tokens, cost {format_cost(report.total_cost)}",
         f"corpus: {report.out / 'corpus.jsonl'} ({report.corpus_lines} texts)",
     ]
     if report.stop_reason:
         lines.append(f"stopped: {report.stop_reason}")
     lines.extend(f"failed: {failure}" for failure in report.failures)
     if report.pending:
-        lines.append(f"pending: {report.pending} requests known to be left; rerun the same command to resume")
+        lines.append(
+            f"pending: {report.pending} requests known to be left; rerun the same command to resume"
+        )
     else:
         lines.append("complete: every request is done")
     return "\n".join(lines)
@@ -127,10 +147,19 @@ def _render(report: Any, as_json: bool) -> str:
 
 def _report_dict(report: Any) -> dict[str, Any]:
     return {
-        "out": str(report.out), "completed": report.completed, "failed": report.failed, "retries": report.retries,
-        "pending": report.pending, "complete": report.complete, "corpus_lines": report.corpus_lines,
-        "usage": report.usage.to_dict(), "cost": report.cost, "total_usage": report.total_usage.to_dict(),
-        "total_cost": report.total_cost, "stop_reason": report.stop_reason, "failures": report.failures,
+        "out": str(report.out),
+        "completed": report.completed,
+        "failed": report.failed,
+        "retries": report.retries,
+        "pending": report.pending,
+        "complete": report.complete,
+        "corpus_lines": report.corpus_lines,
+        "usage": report.usage.to_dict(),
+        "cost": report.cost,
+        "total_usage": report.total_usage.to_dict(),
+        "total_cost": report.total_cost,
+        "stop_reason": report.stop_reason,
+        "failures": report.failures,
     }
 
 

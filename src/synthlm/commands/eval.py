@@ -8,54 +8,120 @@ import typer
 
 
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."),
-    data: list[Path] = typer.Option(
-        None, "--data", "-d",
-        help="Store prefix (natural) or synthetic dataset dir; repeatable. Default: the checkpoint's data.eval sets.",
+    checkpoint: Path = typer.Argument(
+        ..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."
     ),
-    out: Path = typer.Option(None, "--out", "-o", help="Results JSON (default: RUN/eval/<checkpoint>.json)."),
-    seq_len: int = typer.Option(None, "--seq-len", min=2, help="Window length (default: the training seq_len)."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Windows / examples per forward pass."),
-    max_tokens: str = typer.Option(None, "--max-tokens", help="Tokens evaluated per set, e.g. 200K (default: 200K)."),
-    max_examples: int = typer.Option(None, "--max-examples", min=0, help="Synthetic examples generated for accuracy (default: 100)."),
+    data: list[Path] = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="Store prefix (natural) or synthetic dataset dir; repeatable. Default: the "
+        "checkpoint's data.eval sets.",
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Results JSON (default: RUN/eval/<checkpoint>.json)."
+    ),
+    seq_len: int = typer.Option(
+        None, "--seq-len", min=2, help="Window length (default: the training seq_len)."
+    ),
+    batch_size: int = typer.Option(
+        8, "--batch-size", "-b", min=1, help="Windows / examples per forward pass."
+    ),
+    max_tokens: str = typer.Option(
+        None, "--max-tokens", help="Tokens evaluated per set, e.g. 200K (default: 200K)."
+    ),
+    max_examples: int = typer.Option(
+        None,
+        "--max-examples",
+        min=0,
+        help="Synthetic examples generated for accuracy (default: 100).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
-    tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."
+    ),
+    tokenizer: Path = typer.Option(
+        None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation's private RNG stream."),
     qa: list[Path] = typer.Option(
-        None, "--qa", help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of --data; repeat to score several files as one set (QuALITY train + dev).",
+        None,
+        "--qa",
+        help="QuALITY-format json/jsonl: closed-book multiple-choice QA instead of "
+        "--data; repeat to score several files as one set (QuALITY train + dev).",
     ),
-    qa_scorer: str = typer.Option("loglik", "--qa-scorer", help="loglik (option log-likelihood), cot (few-shot chain of thought) or both."),
-    qa_limit: int = typer.Option(None, "--qa-limit", min=1, help="Evaluate only the first N questions."),
-    qa_shots: int = typer.Option(2, "--qa-shots", min=0, help="Few-shot examples in the synthlm chain-of-thought prompt."),
-    qa_max_new_tokens: int = typer.Option(None, "--qa-max-new-tokens", min=1, help="Generation budget per chain-of-thought answer (default 256; the entigraph protocol fixes 300)."),
+    qa_scorer: str = typer.Option(
+        "loglik",
+        "--qa-scorer",
+        help="loglik (option log-likelihood), cot (few-shot chain of thought) or both.",
+    ),
+    qa_limit: int = typer.Option(
+        None, "--qa-limit", min=1, help="Evaluate only the first N questions."
+    ),
+    qa_shots: int = typer.Option(
+        2, "--qa-shots", min=0, help="Few-shot examples in the synthlm chain-of-thought prompt."
+    ),
+    qa_max_new_tokens: int = typer.Option(
+        None,
+        "--qa-max-new-tokens",
+        min=1,
+        help="Generation budget per chain-of-thought answer (default 256; the entigraph "
+        "protocol fixes 300).",
+    ),
     qa_protocol: str = typer.Option(
-        "synthlm", "--qa-protocol",
-        help="Chain-of-thought protocol: synthlm (2 shots, greedy) or entigraph (the paper's: 5 shots, title/author/year, temperature 0.1, stop at 'Answer: X.', val/test split by title).",
+        "synthlm",
+        "--qa-protocol",
+        help="Chain-of-thought protocol: synthlm (2 shots, greedy) or entigraph (the "
+        "paper's: 5 shots, title/author/year, temperature 0.1, stop at 'Answer: X.', "
+        "val/test split by title).",
     ),
     qa_prompt: Path = typer.Option(
-        None, "--qa-prompt",
-        help="Your own chain-of-thought prompt: a text file with $title $author $year $question $choices ($$ for a literal $).",
+        None,
+        "--qa-prompt",
+        help="Your own chain-of-thought prompt: a text file with $title $author $year "
+        "$question $choices ($$ for a literal $).",
     ),
-    qa_temperature: float = typer.Option(None, "--qa-temperature", min=0.0, help="Sampling temperature for synthlm / --qa-prompt (default 0: greedy)."),
-    qa_stop: list[str] = typer.Option(None, "--qa-stop", help="Stop string for synthlm / --qa-prompt generation (repeatable)."),
+    qa_temperature: float = typer.Option(
+        None,
+        "--qa-temperature",
+        min=0.0,
+        help="Sampling temperature for synthlm / --qa-prompt (default 0: greedy).",
+    ),
+    qa_stop: list[str] = typer.Option(
+        None, "--qa-stop", help="Stop string for synthlm / --qa-prompt generation (repeatable)."
+    ),
     lm_eval: str = typer.Option(
-        None, "--lm-eval",
-        help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), instead of --data; needs the eval extra (pip install 'synthlm\\[eval]').",
+        None,
+        "--lm-eval",
+        help="lm-evaluation-harness tasks, comma-separated (e.g. hellaswag,arc_easy), "
+        "instead of --data; needs the eval extra (pip install 'synthlm\\[eval]').",
     ),
-    limit: int = typer.Option(None, "--limit", min=1, help="--lm-eval: examples per task (default: all of them)."),
-    num_fewshot: int = typer.Option(None, "--num-fewshot", min=0, help="--lm-eval: few-shot examples (default: each task's own)."),
+    limit: int = typer.Option(
+        None, "--limit", min=1, help="--lm-eval: examples per task (default: all of them)."
+    ),
+    num_fewshot: int = typer.Option(
+        None,
+        "--num-fewshot",
+        min=0,
+        help="--lm-eval: few-shot examples (default: each task's own).",
+    ),
     lm_eval_include: list[Path] = typer.Option(
-        None, "--lm-eval-include", help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the built-in tasks.",
+        None,
+        "--lm-eval-include",
+        help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the "
+        "built-in tasks.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     predictions: Path = typer.Option(
-        None, "--predictions",
+        None,
+        "--predictions",
         help="Synthetic sets: JSONL of decoded predictions (domain, prompt, answer, predicted, "
         "correct, ids); default: the results path with .predictions.jsonl.",
     ),
     max_predictions: int = typer.Option(
-        100, "--max-predictions", min=0,
+        100,
+        "--max-predictions",
+        min=0,
         help="Synthetic sets: predictions written per set, at most (0: no predictions file).",
     ),
 ) -> None:
@@ -69,14 +135,26 @@ def eval_command(
 
     check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
     check_checkpoint_files(checkpoint)
-    check_lm_eval_options(lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa)
+    check_lm_eval_options(
+        lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
+    )
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
 
         scores, path = evaluate_checkpoint_lm_eval(
-            checkpoint, split_tasks(lm_eval), include=lm_eval_include or [], limit=limit, num_fewshot=num_fewshot,
-            out=out, batch_size=batch_size, max_length=seq_len, device=device, dtype=dtype, tokenizer=tokenizer,
-            seed=seed, quiet=quiet,
+            checkpoint,
+            split_tasks(lm_eval),
+            include=lm_eval_include or [],
+            limit=limit,
+            num_fewshot=num_fewshot,
+            out=out,
+            batch_size=batch_size,
+            max_length=seq_len,
+            device=device,
+            dtype=dtype,
+            tokenizer=tokenizer,
+            seed=seed,
+            quiet=quiet,
         )
         for task, row in scores.items():
             for metric, value in row.items():
@@ -88,9 +166,20 @@ def eval_command(
         from synthlm.evaluate.qa import dumps, evaluate_qa
 
         report, path = evaluate_qa(
-            checkpoint, qa, scorer=qa_scorer, limit=qa_limit, shots=qa_shots, max_new_tokens=qa_max_new_tokens,
-            out=out, device=device, dtype=dtype, protocol=qa_protocol, prompt_file=qa_prompt,
-            temperature=qa_temperature, stop=qa_stop or (), seed=seed,
+            checkpoint,
+            qa,
+            scorer=qa_scorer,
+            limit=qa_limit,
+            shots=qa_shots,
+            max_new_tokens=qa_max_new_tokens,
+            out=out,
+            device=device,
+            dtype=dtype,
+            protocol=qa_protocol,
+            prompt_file=qa_prompt,
+            temperature=qa_temperature,
+            stop=qa_stop or (),
+            seed=seed,
         )
         typer.echo(dumps(report["qa"]))
         typer.echo(f"wrote {path}")
@@ -101,9 +190,20 @@ def eval_command(
     except ValueError as exc:
         raise UserError(f"--max-tokens: {exc}") from None
     report, path = evaluate_checkpoint(
-        checkpoint, data or [], out=out, seq_len=seq_len, batch_size=batch_size, max_tokens=tokens,
-        max_examples=max_examples, device=device, dtype=dtype, seed=seed, tokenizer=tokenizer, quiet=quiet,
-        predictions=predictions, max_predictions=max_predictions,
+        checkpoint,
+        data or [],
+        out=out,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        max_tokens=tokens,
+        max_examples=max_examples,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        tokenizer=tokenizer,
+        quiet=quiet,
+        predictions=predictions,
+        max_predictions=max_predictions,
     )
     for key, value in report["metrics"].items():
         typer.echo(f"{key:40s} {value:.6g}")
@@ -118,15 +218,28 @@ def check_lm_eval_options(lm_eval: str | None, *, limit, num_fewshot, include, d
     from synthlm.errors import UserError
 
     if lm_eval is None:
-        given = [flag for flag, value in (("--limit", limit), ("--num-fewshot", num_fewshot), ("--lm-eval-include", include)) if value not in (None, [])]
+        given = [
+            flag
+            for flag, value in (
+                ("--limit", limit),
+                ("--num-fewshot", num_fewshot),
+                ("--lm-eval-include", include),
+            )
+            if value not in (None, [])
+        ]
         if given:
-            raise UserError(f"{', '.join(given)}: only used with --lm-eval TASKS (e.g. --lm-eval hellaswag)")
+            raise UserError(
+                f"{', '.join(given)}: only used with --lm-eval TASKS (e.g. --lm-eval hellaswag)"
+            )
         return
     if not lm_eval.strip(" ,"):
         raise UserError("--lm-eval: no task names given; e.g. --lm-eval hellaswag,arc_easy")
     other = [flag for flag, value in (("--data", data), ("--qa", qa)) if value]
     if other:
-        raise UserError(f"--lm-eval cannot be combined with {' or '.join(other)}; run them as separate synthlm eval commands")
+        raise UserError(
+            f"--lm-eval cannot be combined with {' or '.join(other)}; run them as separate "
+            f"synthlm eval commands"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,27 +8,60 @@ import typer
 
 
 def generate_command(
-    checkpoint: Path = typer.Argument(..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."),
-    input_file: Path = typer.Option(None, "--input", "-i", help="Prompt file: one prompt per line (or see --prompt-end)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write JSONL records here instead of printing text."),
-    prompt: list[str] = typer.Option(None, "--prompt", "-p", help="A prompt given inline; repeatable."),
-    prompt_end: str = typer.Option("\\n", "--prompt-end", help="Separator between prompts in --input (escapes like \\n allowed)."),
-    interactive_mode: bool = typer.Option(False, "--interactive", help="Read prompts from the terminal until EOF or /exit."),
+    checkpoint: Path = typer.Argument(
+        ..., help="HF model dir: RUN/final or RUN/checkpoints/step-N."
+    ),
+    input_file: Path = typer.Option(
+        None, "--input", "-i", help="Prompt file: one prompt per line (or see --prompt-end)."
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write JSONL records here instead of printing text."
+    ),
+    prompt: list[str] = typer.Option(
+        None, "--prompt", "-p", help="A prompt given inline; repeatable."
+    ),
+    prompt_end: str = typer.Option(
+        "\\n",
+        "--prompt-end",
+        help="Separator between prompts in --input (escapes like \\n allowed).",
+    ),
+    interactive_mode: bool = typer.Option(
+        False, "--interactive", help="Read prompts from the terminal until EOF or /exit."
+    ),
     temperature: float = typer.Option(1.0, "--temperature", help="0 = greedy (deterministic)."),
-    top_k: int = typer.Option(0, "--top-k", help="Sample among the k most likely tokens (0 = off)."),
+    top_k: int = typer.Option(
+        0, "--top-k", help="Sample among the k most likely tokens (0 = off)."
+    ),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="> 1 discourages repeats."),
-    max_new_tokens: int = typer.Option(128, "--max-new-tokens", "-n", help="Tokens generated per sample at most."),
-    num_samples: int = typer.Option(1, "--num-samples", help="Samples per prompt (needs temperature > 0 when > 1)."),
-    stop: list[str] = typer.Option(None, "--stop", help="Stop string (repeatable, escapes like \\n allowed); the text is cut before it."),
+    repetition_penalty: float = typer.Option(
+        1.0, "--repetition-penalty", help="> 1 discourages repeats."
+    ),
+    max_new_tokens: int = typer.Option(
+        128, "--max-new-tokens", "-n", help="Tokens generated per sample at most."
+    ),
+    num_samples: int = typer.Option(
+        1, "--num-samples", help="Samples per prompt (needs temperature > 0 when > 1)."
+    ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="Stop string (repeatable, escapes like \\n allowed); the text is cut before it.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Sequences generated together."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", "-b", min=1, help="Sequences generated together."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."),
-    tokenizer: Path = typer.Option(None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."
+    ),
+    tokenizer: Path = typer.Option(
+        None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     synthetic: Path = typer.Option(
-        None, "--synthetic",
+        None,
+        "--synthetic",
         help="Synthetic dataset dir: prompts are its symbols (e.g. 'P.copy0 87 62 <ans>') or "
         "local ids, shifted by the checkpoint's meta offset; continuations print in symbols.",
     ),
@@ -55,13 +88,30 @@ def generate_command(
     if sum([input_file is not None, bool(prompt), interactive_mode]) > 1:
         raise UserError("choose one of --input, --prompt and --interactive")
     if interactive_mode and output is not None:
-        raise UserError("--interactive prints to the terminal; use --output with --input, --prompt or unconditional sampling")
-    sampling = validate(SamplingConfig, dict(
-        temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-        max_new_tokens=max_new_tokens, num_samples=num_samples, stop=[decode_escapes(s) for s in stop or []], seed=seed,
-    ), source="synthlm generate")
+        raise UserError(
+            "--interactive prints to the terminal; use --output with --input, --prompt or "
+            "unconditional sampling"
+        )
+    sampling = validate(
+        SamplingConfig,
+        dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            max_new_tokens=max_new_tokens,
+            num_samples=num_samples,
+            stop=[decode_escapes(s) for s in stop or []],
+            seed=seed,
+        ),
+        source="synthlm generate",
+    )
     check_checkpoint_dir(checkpoint)
-    prompts = read_prompts(input_file, decode_escapes(prompt_end)) if input_file is not None else (list(prompt) if prompt else None)
+    prompts = (
+        read_prompts(input_file, decode_escapes(prompt_end))
+        if input_file is not None
+        else (list(prompt) if prompt else None)
+    )
     if synthetic is not None:
         check_synthetic_options(
             checkpoint, synthetic, interactive=interactive_mode, stop=stop, prompts=prompts
@@ -70,11 +120,21 @@ def generate_command(
     if synthetic is not None:
         run_synthetic(ckpt, synthetic, prompts, sampling, batch_size=batch_size, output=output)
         return
-    not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
+    not_text = range(
+        ckpt.layout.natural_size, ckpt.layout.model_vocab_size
+    )  # meta-language and padding ids
     if interactive_mode:
         interactive(ckpt.model, ckpt.tokenizer, sampling, suppress_ids=not_text)
         return
-    completions = generate_texts(ckpt.model, ckpt.tokenizer, prompts, sampling, batch_size=batch_size, progress=not quiet, suppress_ids=not_text)
+    completions = generate_texts(
+        ckpt.model,
+        ckpt.tokenizer,
+        prompts,
+        sampling,
+        batch_size=batch_size,
+        progress=not quiet,
+        suppress_ids=not_text,
+    )
     if output is not None:
         count = write_completions(completions, output)
         typer.echo(f"wrote {count} samples to {output}", err=True)

@@ -8,8 +8,12 @@ import typer
 
 
 def quickstart_command(
-    out: Path = typer.Option(Path("quickstart"), "--out", "-o", help="Directory for everything the quickstart makes."),
-    steps: int = typer.Option(None, "--steps", min=1, help="Training steps (default: the packaged config's 400)."),
+    out: Path = typer.Option(
+        Path("quickstart"), "--out", "-o", help="Directory for everything the quickstart makes."
+    ),
+    steps: int = typer.Option(
+        None, "--steps", min=1, help="Training steps (default: the packaged config's 400)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a tokenizer, tokenize tinyshakespeare, generate synthetic data, train, evaluate, report."""

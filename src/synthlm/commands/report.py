@@ -20,10 +20,17 @@ def report(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     equal_tokens: str = typer.Option(
-        None, "--equal-tokens", help="Compare runs at equal tokens of this source (e.g. web): its eval loss vs its tokens seen."
+        None,
+        "--equal-tokens",
+        help="Compare runs at equal tokens of this source (e.g. web): its eval loss vs "
+        "its tokens seen.",
     ),
-    metric: str = typer.Option(None, "--metric", help="With --equal-tokens: the metric (default: eval/SOURCE/loss)."),
-    at: str = typer.Option(None, "--at", help="With --equal-tokens: token budgets of the source, e.g. 1M,2M,4M."),
+    metric: str = typer.Option(
+        None, "--metric", help="With --equal-tokens: the metric (default: eval/SOURCE/loss)."
+    ),
+    at: str = typer.Option(
+        None, "--at", help="With --equal-tokens: token budgets of the source, e.g. 1M,2M,4M."
+    ),
 ) -> None:
     """Compare runs: loss vs tokens (natural and synthetic apart), eval, lr, throughput, configs.
 
@@ -35,7 +42,8 @@ def report(
         if not quiet:
             keys = ", ".join(built.differing) or "none"
             typer.echo(
-                f"wrote {built.page} ({len(built.figures)} figures, {len(built.runs)} runs; differing keys: {keys})"
+                f"wrote {built.page} ({len(built.figures)} figures, {len(built.runs)} "
+                f"runs; differing keys: {keys})"
             )
 
     if watch is None:

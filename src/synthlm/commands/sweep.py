@@ -13,7 +13,8 @@ from synthlm.errors import UserError
 def sweep(
     args: list[str] = typer.Argument(
         ...,
-        help="BASE.yaml [MORE.yaml...] then grid axes KEY=V1,V2 (a single value is a fixed override).",
+        help="BASE.yaml [MORE.yaml...] then grid axes KEY=V1,V2 (a single value is a "
+        "fixed override).",
     ),
     grid: list[str] = typer.Option(
         [],
@@ -39,7 +40,8 @@ def sweep(
     command: str = typer.Option(
         None,
         "--command",
-        help="Trainer command; the config path is appended. Default: `python -m synthlm train` in this environment.",
+        help="Trainer command; the config path is appended. Default: `python -m synthlm "
+        "train` in this environment.",
     ),
     slurm_option: list[str] = typer.Option(
         [],
@@ -49,7 +51,8 @@ def sweep(
     slurm_setup: list[str] = typer.Option(
         [],
         "--slurm-setup",
-        help="Shell line run before training in each task, e.g. 'source .venv/bin/activate' (repeatable).",
+        help="Shell line run before training in each task, e.g. 'source "
+        ".venv/bin/activate' (repeatable).",
     ),
     max_parallel: int = typer.Option(
         None, "--max-parallel", min=1, help="SLURM: at most this many array tasks at once."
@@ -60,7 +63,10 @@ def sweep(
         help="Replace a different sweep in --out, and retrain points that already finished.",
     ),
     no_validate: bool = typer.Option(
-        False, "--no-validate", help="Skip loading each point with the trainer's config loader (done by default, before anything is written)."
+        False,
+        "--no-validate",
+        help="Skip loading each point with the trainer's config loader (done by default, "
+        "before anything is written).",
     ),
 ) -> None:
     """Write one training config per grid point; run them one after another, or write a SLURM array.
@@ -102,7 +108,8 @@ def sweep(
             )
             raise typer.Exit(1)
     typer.echo(
-        f"compare with: synthlm report {shlex.quote(str(plan.out))} --out {shlex.quote(str(plan.out / 'report'))}"
+        f"compare with: synthlm report {shlex.quote(str(plan.out))} --out "
+        f"{shlex.quote(str(plan.out / 'report'))}"
     )
 
 

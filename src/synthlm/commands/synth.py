@@ -7,14 +7,20 @@ from pathlib import Path
 
 import typer
 
-synth_app = typer.Typer(help="Procedural synthetic data: spec -> verified token stores.", no_args_is_help=True)
+synth_app = typer.Typer(
+    help="Procedural synthetic data: spec -> verified token stores.", no_args_is_help=True
+)
 
-SPEC_HELP = "Spec file (YAML/JSON), a Seqthetic flat JSON config, or a generated dataset's manifest.json."
+SPEC_HELP = (
+    "Spec file (YAML/JSON), a Seqthetic flat JSON config, or a generated dataset's manifest.json."
+)
 OVERRIDES_HELP = "Dotted overrides such as domains.0.weight=2 or splits.train=0.8."
 
 
 @synth_app.command("list")
-def list_domains(as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON.")) -> None:
+def list_domains(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON."),
+) -> None:
     """Every domain with its parameters, defaults and a one-line description."""
     from synthlm.synth.catalog import common_params, describe_domains
 
@@ -50,7 +56,9 @@ def preview(
     from synthlm.synth.preview import preview_examples, render
     from synthlm.synth.spec import load_spec
 
-    loaded = load_spec(spec, overrides or [], seed=seed, num_tokens=None if _has_tokens(spec) else 1)
+    loaded = load_spec(
+        spec, overrides or [], seed=seed, num_tokens=None if _has_tokens(spec) else 1
+    )
     examples, domains = preview_examples(loaded, count, domain)
     console = Console(highlight=False, soft_wrap=True)
     for line in render(examples, domains, symbols=not ids, width=width):
@@ -70,11 +78,23 @@ def generate(
     spec: Path = typer.Argument(..., help=SPEC_HELP),
     overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory."),
-    tokens: str = typer.Option(None, "--tokens", "--num-token", "--num_token", help="Token budget, e.g. 20K, 5M (overrides num_tokens)."),
+    tokens: str = typer.Option(
+        None,
+        "--tokens",
+        "--num-token",
+        "--num_token",
+        help="Token budget, e.g. 20K, 5M (overrides num_tokens).",
+    ),
     seed: int = typer.Option(None, "--seed", help="Seed, any int (overrides the spec's)."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes (output is identical for any count)."),
-    dedup_splits: bool = typer.Option(False, "--dedup-splits", help="Drop valid/test sequences that also occur in train."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out directory."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="Worker processes (output is identical for any count)."
+    ),
+    dedup_splits: bool = typer.Option(
+        False, "--dedup-splits", help="Drop valid/test sequences that also occur in train."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing non-empty --out directory."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Generate train/valid/test token stores with loss masks, manifest.json and a dataset card."""
@@ -83,25 +103,45 @@ def generate(
 
     loaded = load_spec(spec, overrides or [], num_tokens=tokens, seed=seed)
     if loaded.seed is None and not quiet:
-        typer.echo("note: no seed given; a fresh one is drawn and recorded in manifest.json", err=True)
-    manifest = run(loaded, out, workers=workers, dedup_splits=dedup_splits, overwrite=overwrite, quiet=quiet)
+        typer.echo(
+            "note: no seed given; a fresh one is drawn and recorded in manifest.json", err=True
+        )
+    manifest = run(
+        loaded, out, workers=workers, dedup_splits=dedup_splits, overwrite=overwrite, quiet=quiet
+    )
     if quiet:
         return
-    typer.echo(f"wrote {out}: {manifest['num_tokens']:,} tokens ({manifest['num_tokens_requested']:,} requested), seed {manifest['seed']}, vocab_size {manifest['layout']['vocab_size']}")
+    typer.echo(
+        f"wrote {out}: {manifest['num_tokens']:,} tokens "
+        f"({manifest['num_tokens_requested']:,} requested), seed {manifest['seed']}, "
+        f"vocab_size {manifest['layout']['vocab_size']}"
+    )
     for split, info in manifest["splits"].items():
         if info.get("absent"):
-            typer.echo(f"  {split:<5} absent: no sequences, so no store was written (see manifest.json)")
+            typer.echo(
+                f"  {split:<5} absent: no sequences, so no store was written (see manifest.json)"
+            )
             continue
         overlap = sum(d["overlap_with_train"] for d in info["domains"].values())
         removed = sum(d["removed"] for d in info["domains"].values())
-        extra = f", overlap with train {overlap}" + (f" (removed {removed})" if removed else "") if split != "train" else ""
-        typer.echo(f"  {split:<5} {info['sequences']:>9,} sequences {info['tokens']:>12,} tokens{extra}")
+        extra = (
+            f", overlap with train {overlap}" + (f" (removed {removed})" if removed else "")
+            if split != "train"
+            else ""
+        )
+        typer.echo(
+            f"  {split:<5} {info['sequences']:>9,} sequences {info['tokens']:>12,} tokens{extra}"
+        )
 
 
 @synth_app.command("verify")
 def verify(
-    directory: Path = typer.Argument(..., help="Dataset directory written by synthlm synth generate."),
-    split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable; default all)."),
+    directory: Path = typer.Argument(
+        ..., help="Dataset directory written by synthlm synth generate."
+    ),
+    split: list[str] = typer.Option(
+        None, "--split", help="Only these splits (repeatable; default all)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -118,11 +158,24 @@ def verify(
         if name not in SPLITS:
             raise UserError(f"--split {name!r}: choose from {', '.join(SPLITS)}")
     total = sum(read_manifest(directory)["splits"][s]["tokens"] for s in splits)
-    with tqdm(total=total, unit="tok", unit_scale=True, desc="synth verify", disable=quiet, leave=False) as bar:
+    with tqdm(
+        total=total, unit="tok", unit_scale=True, desc="synth verify", disable=quiet, leave=False
+    ) as bar:
         report = verify_dataset(directory, splits, progress=bar)
     if as_json:
-        typer.echo(json.dumps({"ok": report.ok, "problems": report.problems, "splits": {
-            s: {n: {**vars(r), "rate": r.rate} for n, r in d.items()} for s, d in report.splits.items()}}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "problems": report.problems,
+                    "splits": {
+                        s: {n: {**vars(r), "rate": r.rate} for n, r in d.items()}
+                        for s, d in report.splits.items()
+                    },
+                },
+                indent=2,
+            )
+        )
     else:
         _print_report(report)
     if not report.ok:
@@ -131,13 +184,35 @@ def verify(
 
 @synth_app.command("export")
 def export(
-    directory: Path = typer.Argument(..., help="Dataset directory written by synthlm synth generate."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (SPLIT_text_document / SPLIT_label_document stores)."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="The target model's tokenizer: --offset defaults to its vocab size, --eod to its eos id."),
-    offset: int = typer.Option(None, "--offset", help="Added to every synthetic id (the first id past the natural vocabulary)."),
+    directory: Path = typer.Argument(
+        ..., help="Dataset directory written by synthlm synth generate."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output directory (SPLIT_text_document / SPLIT_label_document stores).",
+    ),
+    tokenizer: str = typer.Option(
+        None,
+        "--tokenizer",
+        help="The target model's tokenizer: --offset defaults to its vocab size, --eod to "
+        "its eos id.",
+    ),
+    offset: int = typer.Option(
+        None,
+        "--offset",
+        help="Added to every synthetic id (the first id past the natural vocabulary).",
+    ),
     eod: int = typer.Option(None, "--eod", help="End-of-document id appended after each document."),
-    vocab_size: int = typer.Option(None, "--vocab-size", help="The target model's vocabulary size (checked; default: just enough)."),
-    split: list[str] = typer.Option(None, "--split", help="Only these splits (repeatable; default all)."),
+    vocab_size: int = typer.Option(
+        None,
+        "--vocab-size",
+        help="The target model's vocabulary size (checked; default: just enough).",
+    ),
+    split: list[str] = typer.Option(
+        None, "--split", help="Only these splits (repeatable; default all)."
+    ),
 ) -> None:
     """Write the stores in a model's global id space with EOD, for Megatron-LM and GPT-NeoX."""
     from synthlm.errors import UserError
@@ -151,11 +226,18 @@ def export(
         eod = tok.eos_id if eod is None else eod
     if offset is None or eod is None:
         raise UserError("synth export: give --tokenizer, or both --offset and --eod")
-    summary = export_synthetic(directory, out, offset=offset, eod=eod, vocab_size=vocab_size, splits=split or None)
+    summary = export_synthetic(
+        directory, out, offset=offset, eod=eod, vocab_size=vocab_size, splits=split or None
+    )
     lo, hi = summary["global_id_range"]
-    typer.echo(f"wrote {out}: synthetic ids {lo}..{hi - 1}, eod {eod}, vocab_size {summary['vocab_size']}")
+    typer.echo(
+        f"wrote {out}: synthetic ids {lo}..{hi - 1}, eod {eod}, vocab_size {summary['vocab_size']}"
+    )
     for name, info in summary["splits"].items():
-        typer.echo(f"  {name:<5} {info['documents']:>9,} documents {info['tokens']:>12,} tokens  {out / name}_text_document")
+        typer.echo(
+            f"  {name:<5} {info['documents']:>9,} documents {info['tokens']:>12,} tokens  "
+            f"{out / name}_text_document"
+        )
 
 
 def _print_report(report) -> None:

@@ -45,34 +45,103 @@ def _expand_greedy(args: list[str], names: tuple[str, ...]) -> list[str]:
 
 
 def tokenize_command(
-    inputs: list[str] = typer.Argument(..., help="Files, globs or dirs (.jsonl[.gz|.zst], .json, .parquet, .csv, .txt), a saved datasets dir, or hf:NAME."),
-    tokenizer: str = typer.Option(..., "--tokenizer", "-t", help="Tokenizer dir, tokenizer.json, vocab.json (+ merges.txt), SentencePiece .model, 'byte', or a hub name."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output prefix: writes OUT_{key}_document.bin/.idx/.json per key."),
-    keys: list[str] = typer.Option(None, "--keys", "-k", help="Fields to tokenize, each into its own store: --keys text title (default: text; with --chat: messages)."),
-    append_eod: bool = typer.Option(False, "--append-eod", help="End every document with the eos (end-of-document) token."),
-    prepend_bos: bool = typer.Option(False, "--prepend-bos", help="Start every document with the bos token."),
-    ftfy: bool = typer.Option(False, "--ftfy", help="Repair mojibake and broken Unicode with ftfy before encoding."),
-    txt_mode: str = typer.Option("file", "--txt-mode", help="For .txt inputs: 'file' (one document per file) or 'line' (one per line)."),
-    on_error: str = typer.Option("skip", "--on-error", help="Bad records (invalid JSON, missing key, non-UTF-8): 'skip' and count them, or 'fail'."),
-    max_docs: int = typer.Option(None, "--max-docs", help="Read at most this many input records (before sharding)."),
-    shard: int = typer.Option(0, "--shard", help="Process only slice I of the input (0-based), e.g. $SLURM_ARRAY_TASK_ID."),
-    num_shards: int = typer.Option(1, "--num-shards", help="Number of slices; `synthlm data merge` joins them in order."),
-    workers: int = typer.Option(None, "--workers", "-w", help="Encoding processes (default: all CPUs). Never changes the output bytes."),
+    inputs: list[str] = typer.Argument(
+        ...,
+        help="Files, globs or dirs (.jsonl[.gz|.zst], .json, .parquet, .csv, .txt), a "
+        "saved datasets dir, or hf:NAME.",
+    ),
+    tokenizer: str = typer.Option(
+        ...,
+        "--tokenizer",
+        "-t",
+        help="Tokenizer dir, tokenizer.json, vocab.json (+ merges.txt), SentencePiece "
+        ".model, 'byte', or a hub name.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output prefix: writes OUT_{key}_document.bin/.idx/.json per key."
+    ),
+    keys: list[str] = typer.Option(
+        None,
+        "--keys",
+        "-k",
+        help="Fields to tokenize, each into its own store: --keys text title (default: "
+        "text; with --chat: messages).",
+    ),
+    append_eod: bool = typer.Option(
+        False, "--append-eod", help="End every document with the eos (end-of-document) token."
+    ),
+    prepend_bos: bool = typer.Option(
+        False, "--prepend-bos", help="Start every document with the bos token."
+    ),
+    ftfy: bool = typer.Option(
+        False, "--ftfy", help="Repair mojibake and broken Unicode with ftfy before encoding."
+    ),
+    txt_mode: str = typer.Option(
+        "file",
+        "--txt-mode",
+        help="For .txt inputs: 'file' (one document per file) or 'line' (one per line).",
+    ),
+    on_error: str = typer.Option(
+        "skip",
+        "--on-error",
+        help="Bad records (invalid JSON, missing key, non-UTF-8): 'skip' and count them, "
+        "or 'fail'.",
+    ),
+    max_docs: int = typer.Option(
+        None, "--max-docs", help="Read at most this many input records (before sharding)."
+    ),
+    shard: int = typer.Option(
+        0, "--shard", help="Process only slice I of the input (0-based), e.g. $SLURM_ARRAY_TASK_ID."
+    ),
+    num_shards: int = typer.Option(
+        1, "--num-shards", help="Number of slices; `synthlm data merge` joins them in order."
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        "-w",
+        help="Encoding processes (default: all CPUs). Never changes the output bytes.",
+    ),
     split: str = typer.Option("train", "--split", help="Split of a datasets dir or hub dataset."),
     hf_config: str = typer.Option(None, "--hf-config", help="Config name of a hub dataset."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output stores."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Exit successfully when every output store already exists."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Exit successfully when every output store already exists."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary line."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
-    chat: bool = typer.Option(False, "--chat", help="Records are {\"messages\": [{role, content}, ...]}: render with the tokenizer's chat template (or a built-in default) into one store whose loss mask marks the assistant's tokens (for objective: sft); every conversation ends with EOS."),
+    chat: bool = typer.Option(
+        False,
+        "--chat",
+        help='Records are {"messages": [{role, content}, ...]}: render with the '
+        "tokenizer's chat template (or a built-in default) into one store whose loss "
+        "mask marks the assistant's tokens (for objective: sft); every conversation "
+        "ends with EOS.",
+    ),
 ) -> None:
     """Tokenize documents into Megatron token stores, in parallel, byte-identical for any --workers."""
     from synthlm.data.tokenization import tokenize
 
     stats = tokenize(
-        inputs, tokenizer, out, keys=keys, append_eod=append_eod, prepend_bos=prepend_bos, ftfy=ftfy,
-        txt_mode=txt_mode, on_error=on_error, max_docs=max_docs, shard=shard, num_shards=num_shards,
-        workers=workers, split=split, hf_config=hf_config, overwrite=overwrite, skip_existing=skip_existing, quiet=quiet, chat=chat,
+        inputs,
+        tokenizer,
+        out,
+        keys=keys,
+        append_eod=append_eod,
+        prepend_bos=prepend_bos,
+        ftfy=ftfy,
+        txt_mode=txt_mode,
+        on_error=on_error,
+        max_docs=max_docs,
+        shard=shard,
+        num_shards=num_shards,
+        workers=workers,
+        split=split,
+        hf_config=hf_config,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        quiet=quiet,
+        chat=chat,
     )
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
@@ -84,9 +153,13 @@ def tokenize_command(
 
 def _summary(stats: dict) -> None:
     for key, prefix in stats["outputs"].items():
-        typer.echo(f"wrote {prefix}: {stats['documents'][key]:,} documents, {stats['tokens'][key]:,} tokens, {stats['empty'][key]:,} empty skipped")
+        typer.echo(
+            f"wrote {prefix}: {stats['documents'][key]:,} documents, "
+            f"{stats['tokens'][key]:,} tokens, {stats['empty'][key]:,} empty skipped"
+        )
     typer.echo(
-        f"{stats['records']:,} records in {stats['seconds']:.1f}s ({stats['tokens_per_s']:,.0f} tokens/s, "
+        f"{stats['records']:,} records in {stats['seconds']:.1f}s "
+        f"({stats['tokens_per_s']:,.0f} tokens/s, "
         f"{stats['mb_per_s']:.1f} MB/s); {stats['bad_records']:,} bad records skipped"
     )
     for example in stats["bad_examples"][:5]:

@@ -14,21 +14,56 @@ tokenizer_app = typer.Typer(help="Train, convert and inspect tokenizers.", no_ar
 
 @tokenizer_app.command("train", cls=greedy_options("--input", "-i", "--keys", "-k"))
 def train(
-    inputs: list[str] = typer.Option(None, "--input", "-i", help="Training files, globs or dirs (any `synthlm tokenize` format); not needed for --kind byte."),
-    kind: str = typer.Option("bpe", "--kind", help="bpe (byte-level BPE), unigram (HF), sentencepiece, or byte."),
-    vocab_size: int = typer.Option(None, "--vocab-size", help="Total ids, specials and extra tokens included (not used by --kind byte)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the tokenizer into; loads with AutoTokenizer and synthlm."),
-    extra_tokens: int = typer.Option(0, "--extra-tokens", help="Reserve this many <extra_id_N> ids at the end (sentinels, meta-language ids)."),
-    keys: list[str] = typer.Option(["text"], "--keys", "-k", help="Fields holding the text in JSON/columnar inputs."),
-    txt_mode: str = typer.Option("file", "--txt-mode", help="For .txt inputs: one document per 'file' or per 'line'."),
-    max_docs: int = typer.Option(None, "--max-docs", help="Train on at most this many input records."),
+    inputs: list[str] = typer.Option(
+        None,
+        "--input",
+        "-i",
+        help="Training files, globs or dirs (any `synthlm tokenize` format); not needed "
+        "for --kind byte.",
+    ),
+    kind: str = typer.Option(
+        "bpe", "--kind", help="bpe (byte-level BPE), unigram (HF), sentencepiece, or byte."
+    ),
+    vocab_size: int = typer.Option(
+        None,
+        "--vocab-size",
+        help="Total ids, specials and extra tokens included (not used by --kind byte).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Directory to write the tokenizer into; loads with AutoTokenizer and synthlm.",
+    ),
+    extra_tokens: int = typer.Option(
+        0,
+        "--extra-tokens",
+        help="Reserve this many <extra_id_N> ids at the end (sentinels, meta-language ids).",
+    ),
+    keys: list[str] = typer.Option(
+        ["text"], "--keys", "-k", help="Fields holding the text in JSON/columnar inputs."
+    ),
+    txt_mode: str = typer.Option(
+        "file", "--txt-mode", help="For .txt inputs: one document per 'file' or per 'line'."
+    ),
+    max_docs: int = typer.Option(
+        None, "--max-docs", help="Train on at most this many input records."
+    ),
     min_frequency: int = typer.Option(2, "--min-frequency", help="bpe: least count for a merge."),
-    sp_model_type: str = typer.Option("bpe", "--sp-model-type", help="sentencepiece: bpe (Llama) or unigram (T5)."),
+    sp_model_type: str = typer.Option(
+        "bpe", "--sp-model-type", help="sentencepiece: bpe (Llama) or unigram (T5)."
+    ),
     bos_token: str = typer.Option("<s>", "--bos-token", help="Beginning-of-sequence token (id 1)."),
-    eos_token: str = typer.Option("</s>", "--eos-token", help="End-of-document token (id 2); always present."),
+    eos_token: str = typer.Option(
+        "</s>", "--eos-token", help="End-of-document token (id 2); always present."
+    ),
     pad_token: str = typer.Option("<pad>", "--pad-token", help="Padding token (id 3)."),
     unk_token: str = typer.Option("<unk>", "--unk-token", help="Unknown token (id 0)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a tokenizer already saved in --out (other files there are kept)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace a tokenizer already saved in --out (other files there are kept).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress output."),
 ) -> None:
     """Train a tokenizer: ids 0-3 are <unk> <s> </s> <pad>, extra tokens take the last ids."""
@@ -41,21 +76,53 @@ def train(
     check_output(out, kind="dir")  # before training, not after it
     tokens = {"unk": unk_token, "bos": bos_token, "eos": eos_token, "pad": pad_token}
     tok = train_tokenizer(
-        inputs or [], kind, vocab_size, out, extra_tokens=extra_tokens, special_tokens=tokens, keys=keys,
-        txt_mode=txt_mode, max_docs=max_docs, min_frequency=min_frequency, sp_model_type=sp_model_type,
-        overwrite=overwrite, quiet=quiet,
+        inputs or [],
+        kind,
+        vocab_size,
+        out,
+        extra_tokens=extra_tokens,
+        special_tokens=tokens,
+        keys=keys,
+        txt_mode=txt_mode,
+        max_docs=max_docs,
+        min_frequency=min_frequency,
+        sp_model_type=sp_model_type,
+        overwrite=overwrite,
+        quiet=quiet,
     )
-    typer.echo(f"wrote {out}: {tok.kind}, {tok.vocab_size} ids, specials {tok.special_ids()}, {len(tok.extra_ids)} extra tokens")
+    typer.echo(
+        f"wrote {out}: {tok.kind}, {tok.vocab_size} ids, specials {tok.special_ids()}, "
+        f"{len(tok.extra_ids)} extra tokens"
+    )
 
 
 @tokenizer_app.command("convert")
 def convert(
-    spec: str = typer.Argument(..., help="Any tokenizer synthlm loads: dir, tokenizer.json, vocab.json, .model, 'byte', hub name."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write (AutoTokenizer- and synthlm-loadable)."),
-    add_pad: bool = typer.Option(False, "--add-pad", help="Add a <pad> token at the end if the tokenizer has none (e.g. Llama 2's SentencePiece)."),
-    extra_tokens: int = typer.Option(0, "--extra-tokens", help="Append this many more <extra_id_N> tokens at the end."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a tokenizer already saved in --out (other files there are kept)."),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow custom tokenizer code from a hub repo."),
+    spec: str = typer.Argument(
+        ...,
+        help="Any tokenizer synthlm loads: dir, tokenizer.json, vocab.json, .model, "
+        "'byte', hub name.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Directory to write (AutoTokenizer- and synthlm-loadable)."
+    ),
+    add_pad: bool = typer.Option(
+        False,
+        "--add-pad",
+        help="Add a <pad> token at the end if the tokenizer has none (e.g. Llama 2's "
+        "SentencePiece).",
+    ),
+    extra_tokens: int = typer.Option(
+        0, "--extra-tokens", help="Append this many more <extra_id_N> tokens at the end."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace a tokenizer already saved in --out (other files there are kept).",
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow custom tokenizer code from a hub repo."
+    ),
 ) -> None:
     """Save a tokenizer as a dir every tool loads, optionally adding pad / extra tokens."""
     from synthlm.errors import UserError
@@ -70,13 +137,18 @@ def convert(
     if add_pad or extra_tokens:
         tok = tok.extend(pad=add_pad, extra_tokens=extra_tokens)
     tok.save(out, overwrite=overwrite, provenance={"converted_from": spec})
-    typer.echo(f"wrote {out}: {tok.kind}, {tok.vocab_size} ids, specials {tok.special_ids()}, {len(tok.extra_ids)} extra tokens")
+    typer.echo(
+        f"wrote {out}: {tok.kind}, {tok.vocab_size} ids, specials {tok.special_ids()}, "
+        f"{len(tok.extra_ids)} extra tokens"
+    )
 
 
 @tokenizer_app.command("info")
 def info(
     spec: str = typer.Argument(..., help="Tokenizer to describe."),
-    text: str = typer.Option(None, "--encode", help="Also encode this text and show the ids and their round trip."),
+    text: str = typer.Option(
+        None, "--encode", help="Also encode this text and show the ids and their round trip."
+    ),
 ) -> None:
     """Print kind, vocabulary size, special ids and extra-token range as JSON."""
     from synthlm.tokenizers import load_tokenizer
@@ -87,7 +159,11 @@ def info(
         report["extra_id_range"] = [tok.extra_ids[0], tok.extra_ids[-1]]
     if text is not None:
         ids = tok.encode(text)
-        report["encoded"] = {"ids": ids, "decoded": tok.decode(ids), "lossless": tok.decode(ids) == text}
+        report["encoded"] = {
+            "ids": ids,
+            "decoded": tok.decode(ids),
+            "lossless": tok.decode(ids) == text,
+        }
     typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
 
 

@@ -13,15 +13,29 @@ if TYPE_CHECKING:
 
 
 def train(
-    args: list[str] = typer.Argument(..., help="YAML config files (merged in order), then dotted overrides such as optim.lr=3e-4.", metavar="CONFIG... [KEY=VALUE...]"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate, run every pre-flight check and print the resolved config; train nothing."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (metrics still go to RUN/metrics.jsonl)."),
+    args: list[str] = typer.Argument(
+        ...,
+        help="YAML config files (merged in order), then dotted overrides such as optim.lr=3e-4.",
+        metavar="CONFIG... [KEY=VALUE...]",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Validate, run every pre-flight check and print the resolved config; train nothing.",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress bar (metrics still go to RUN/metrics.jsonl)."
+    ),
 ) -> None:
-    """Train a decoder-only or T5 model on a natural + synthetic mixture, or on input/target pairs (mode ft); resumes automatically.
+    """Train a decoder-only or T5 model on a natural + synthetic mixture, or on input/target
+    pairs (mode ft); resumes automatically.
 
-    eval_only=true scores the latest checkpoint; predict_only=true writes RUN/predictions.jsonl (mode ft).
+    eval_only=true scores the latest checkpoint; predict_only=true writes RUN/predictions.jsonl
+    (mode ft).
 
-    Runs on one CPU/GPU as is; for DDP, FSDP or DeepSpeed launch it with `accelerate launch -m synthlm train ...` or `torchrun -m synthlm train ...`. SIGTERM/SIGUSR1 save a checkpoint and exit 0.
+    Runs on one CPU/GPU as is; for DDP, FSDP or DeepSpeed launch it with `accelerate launch -m
+    synthlm train ...` or `torchrun -m synthlm train ...`. SIGTERM/SIGUSR1 save a checkpoint and
+    exit 0.
     """
     from synthlm.config import split_files_and_overrides
     from synthlm.errors import ConfigError

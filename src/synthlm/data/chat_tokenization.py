@@ -45,20 +45,40 @@ CHAT_KEY = "messages"
 CHAT_FORMATS = ("jsonl", "json", "parquet", "csv", "hf")
 
 
-def prepare_chat(tok: BaseTokenizer, spec: str | Path | BaseTokenizer, options: Options, sources: list[Source]) -> ChatSetup:
+def prepare_chat(
+    tok: BaseTokenizer, spec: str | Path | BaseTokenizer, options: Options, sources: list[Source]
+) -> ChatSetup:
     """Check chat-mode options and inputs, and build the HF tokenizer with its template."""
     if len(options.keys) != 1:
-        raise UserError(f"--chat reads conversations from one field; got --keys {' '.join(options.keys)}")
+        raise UserError(
+            f"--chat reads conversations from one field; got --keys {' '.join(options.keys)}"
+        )
     if options.prepend_bos:
-        raise UserError("--prepend-bos: with --chat the chat template decides where BOS goes; drop --prepend-bos")
+        raise UserError(
+            "--prepend-bos: with --chat the chat template decides where BOS goes; drop "
+            "--prepend-bos"
+        )
     if tok.eos_id is None:
-        raise UserError(f"--chat: the tokenizer {tok.path} has no eos token; conversations must end with one")
+        raise UserError(
+            f"--chat: the tokenizer {tok.path} has no eos token; conversations must end with one"
+        )
     bad = next((s for s in sources if s.format not in CHAT_FORMATS), None)
     if bad is not None:
-        raise UserError(f"{bad.path}: --chat needs records with a {options.keys[0]!r} list ({', '.join(CHAT_FORMATS)} inputs), not .{bad.format}")
+        raise UserError(
+            f"{bad.path}: --chat needs records with a {options.keys[0]!r} list "
+            f"({', '.join(CHAT_FORMATS)} inputs), not .{bad.format}"
+        )
     hf = chat_tokenizer(tok, spec)
-    return ChatSetup(hf, {"source": "synthlm tokenize --chat", "chat": True, "chat_template": hf.chat_template,
-                          "loss_mask": "assistant", "append_eod": True})
+    return ChatSetup(
+        hf,
+        {
+            "source": "synthlm tokenize --chat",
+            "chat": True,
+            "chat_template": hf.chat_template,
+            "loss_mask": "assistant",
+            "append_eod": True,
+        },
+    )
 
 
 def chat_tokenizer(tok: BaseTokenizer, spec: str | Path | BaseTokenizer) -> Any:
@@ -66,9 +86,13 @@ def chat_tokenizer(tok: BaseTokenizer, spec: str | Path | BaseTokenizer) -> Any:
     the template saved beside it when there is one, else the built-in default."""
     from synthlm.tokenizers import to_hf
 
-    hf = to_hf(tok)  # synthlm's own save drops templates, so read the one saved beside the tokenizer
+    hf = to_hf(
+        tok
+    )  # synthlm's own save drops templates, so read the one saved beside the tokenizer
     directory = Path(str(spec)) if not isinstance(spec, BaseTokenizer) else None
-    template = saved_chat_template(directory) if directory is not None and directory.is_dir() else None
+    template = (
+        saved_chat_template(directory) if directory is not None and directory.is_dir() else None
+    )
     hf.chat_template = template or DEFAULT_CHAT_TEMPLATE
     return hf
 
@@ -150,7 +174,9 @@ class ChatChunkEncoder:
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise BadRecord(f"{self.key!r} is a string but not a JSON list of messages ({exc})") from None
+                raise BadRecord(
+                    f"{self.key!r} is a string but not a JSON list of messages ({exc})"
+                ) from None
         messages = validate_messages(value, where)
         if self._fix is not None:
             messages = [{**m, "content": self._fix(m["content"])} for m in messages]
@@ -166,14 +192,32 @@ class ChatChunkEncoder:
             raise BadRecord(f"the chat template rejected this conversation: {exc}") from None
         if not ids or ids[-1] != self.eos:
             ids, mask = [*ids, self.eos], [*mask, 0]
-        return np.asarray(ids, dtype=self.dtype), np.asarray(mask, dtype=np.uint8), len(text.encode("utf-8", "ignore"))
+        return (
+            np.asarray(ids, dtype=self.dtype),
+            np.asarray(mask, dtype=np.uint8),
+            len(text.encode("utf-8", "ignore")),
+        )
 
-    def _result(self, chunk: Chunk, ids: list[np.ndarray], masks: list[np.ndarray], bad: list[str], nbytes: int) -> ChunkResult:
+    def _result(
+        self,
+        chunk: Chunk,
+        ids: list[np.ndarray],
+        masks: list[np.ndarray],
+        bad: list[str],
+        nbytes: int,
+    ) -> ChunkResult:
         sizes = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=self.dtype)
         mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.uint8)
-        return ChunkResult({self.key: (flat, sizes)}, len(chunk), {self.key: 0}, bad, chunk.nbytes,
-                           {self.key: nbytes}, masks={self.key: mask})
+        return ChunkResult(
+            {self.key: (flat, sizes)},
+            len(chunk),
+            {self.key: 0},
+            bad,
+            chunk.nbytes,
+            {self.key: nbytes},
+            masks={self.key: mask},
+        )
 
 
 @dataclass

@@ -51,7 +51,10 @@ class Options:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UserError(f"tokenize: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UserError(
+                f"tokenize: unknown option(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(known))}"
+            )
         keys = (("messages",) if chat else ("text",)) if keys is None else keys
         return cls(keys=tuple(keys), **values)
 
@@ -64,19 +67,30 @@ class Options:
             raise UserError(f"--keys must name distinct fields, got {list(self.keys)}")
         bad_key = next((k for k in self.keys if not k or "/" in k or k.startswith(".")), None)
         if bad_key is not None:
-            raise UserError(f"--keys {bad_key!r}: a key names an output file, so it cannot be empty, contain '/' or start with '.'")
+            raise UserError(
+                f"--keys {bad_key!r}: a key names an output file, so it cannot be empty, "
+                f"contain '/' or start with '.'"
+            )
         if self.on_error not in ON_ERROR:
             raise UserError(f"--on-error {self.on_error!r}: choose one of {', '.join(ON_ERROR)}")
         if self.txt_mode not in TXT_MODES:
             raise UserError(f"--txt-mode {self.txt_mode!r}: choose one of {', '.join(TXT_MODES)}")
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
-            raise UserError(f"--shard {self.shard} --num-shards {self.num_shards}: need 0 <= shard < num-shards")
+            raise UserError(
+                f"--shard {self.shard} --num-shards {self.num_shards}: need 0 <= shard < num-shards"
+            )
         if self.max_docs is not None and self.max_docs < 0:
             raise UserError(f"--max-docs must be >= 0, got {self.max_docs}")
         if self.append_eod and tokenizer.eos_id is None:
-            raise UserError(f"--append-eod: the tokenizer {tokenizer.path} has no eos token; add one or drop --append-eod")
+            raise UserError(
+                f"--append-eod: the tokenizer {tokenizer.path} has no eos token; add one "
+                f"or drop --append-eod"
+            )
         if self.prepend_bos and tokenizer.bos_id is None:
-            raise UserError(f"--prepend-bos: the tokenizer {tokenizer.path} has no bos token; drop --prepend-bos")
+            raise UserError(
+                f"--prepend-bos: the tokenizer {tokenizer.path} has no bos token; drop "
+                f"--prepend-bos"
+            )
 
 
 @dataclass
@@ -89,7 +103,9 @@ class ChunkResult:
     bad: list[str]
     nbytes: int
     text_bytes: dict[str, int] = field(default_factory=dict)  # UTF-8 bytes of each key's kept text
-    masks: dict[str, np.ndarray] = field(default_factory=dict)  # per key, flat uint8 loss masks (chat mode)
+    masks: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # per key, flat uint8 loss masks (chat mode)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -126,9 +142,13 @@ class ChunkEncoder:
             # for bits per byte at eval time; undecodable texts were dropped, so "ignore" is exact
             text_bytes[key] = sum(len(t.encode("utf-8", "ignore")) for t in texts)
         bad.sort()
-        return ChunkResult(arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes)
+        return ChunkResult(
+            arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes
+        )
 
-    def _encode(self, texts: list[str], records: list[int], chunk: Chunk) -> tuple[np.ndarray, np.ndarray, list]:
+    def _encode(
+        self, texts: list[str], records: list[int], chunk: Chunk
+    ) -> tuple[np.ndarray, np.ndarray, list]:
         try:
             flat, sizes = self.tokenizer.encode_flat(texts, self.dtype)
             return flat, sizes, []
@@ -140,7 +160,13 @@ class ChunkEncoder:
                 text.encode("utf-8")
                 good.append(text)
             except UnicodeEncodeError as exc:
-                failed.append((record, f"{chunk.where(record)}: not valid UTF-8 (undecodable character at offset {exc.start})"))
+                failed.append(
+                    (
+                        record,
+                        f"{chunk.where(record)}: not valid UTF-8 (undecodable character at "
+                        f"offset {exc.start})",
+                    )
+                )
         flat, sizes = self.tokenizer.encode_flat(good, self.dtype)
         return flat, sizes, failed
 
@@ -206,8 +232,19 @@ class ChunkPool:
     the chat encoder (:mod:`synthlm.data.chat_tokenization`) for conversations.
     """
 
-    def __init__(self, tokenizer: Tokenizer, options: Options, workers: int, encoder: Callable[[Any, Options], Encoder] = ChunkEncoder) -> None:
-        self.tokenizer, self.options, self.workers, self.encoder = tokenizer, options, workers, encoder
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        options: Options,
+        workers: int,
+        encoder: Callable[[Any, Options], Encoder] = ChunkEncoder,
+    ) -> None:
+        self.tokenizer, self.options, self.workers, self.encoder = (
+            tokenizer,
+            options,
+            workers,
+            encoder,
+        )
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ChunkPool:
@@ -218,7 +255,9 @@ class ChunkPool:
                 initializer=_init_worker,
                 initargs=(self.tokenizer, self.options, self.encoder, os.getpid()),
             )
-            self._pool.submit(os.getpid).result()  # start the workers now, before any thread of ours exists
+            self._pool.submit(
+                os.getpid
+            ).result()  # start the workers now, before any thread of ours exists
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -44,16 +44,29 @@ class SourceConfig(Section):
 
     name: str
     path: Path | None = Field(None, description="Token store prefix, or synthetic dataset dir.")
-    spec: Path | dict[str, Any] | None = Field(None, description="Synthetic only, instead of path: a synth spec (file or mapping) generated inside the data loader.")
-    stream: Literal["budget", "infinite"] = Field("budget", description="spec sources: budget = the spec's train split (as `synth generate` writes it), infinite = never repeats.")
+    spec: Path | dict[str, Any] | None = Field(
+        None,
+        description="Synthetic only, instead of path: a synth spec (file or mapping) "
+        "generated inside the data loader.",
+    )
+    stream: Literal["budget", "infinite"] = Field(
+        "budget",
+        description="spec sources: budget = the spec's train split (as `synth generate` "
+        "writes it), infinite = never repeats.",
+    )
     weight: float = Field(1.0, gt=0, description="Relative share of training samples (normalised).")
     kind: Literal["natural", "synthetic"] = "natural"
-    max_repetition: float | None = Field(None, gt=0, description="Max epochs over this source; more fails before training.")
+    max_repetition: float | None = Field(
+        None, gt=0, description="Max epochs over this source; more fails before training."
+    )
 
     @model_validator(mode="after")
     def _path_or_spec(self) -> SourceConfig:
         if (self.path is None) == (self.spec is None):
-            raise ValueError("set path (a store or dataset dir) or spec (synthetic, generated on the fly), exactly one")
+            raise ValueError(
+                "set path (a store or dataset dir) or spec (synthetic, generated on the "
+                "fly), exactly one"
+            )
         if self.spec is not None and self.kind != "synthetic":
             raise ValueError("spec sources are synthetic: set kind: synthetic")
         return self
@@ -65,8 +78,12 @@ class EvalSetConfig(Section):
     name: str
     path: Path
     kind: Literal["natural", "synthetic"] = "natural"
-    max_tokens: Count = Field(200_000, gt=0, description="Natural: tokens evaluated, in fixed windows.")
-    max_examples: int = Field(100, ge=0, description="Synthetic: examples generated for exact-match accuracy.")
+    max_tokens: Count = Field(
+        200_000, gt=0, description="Natural: tokens evaluated, in fixed windows."
+    )
+    max_examples: int = Field(
+        100, ge=0, description="Synthetic: examples generated for exact-match accuracy."
+    )
 
 
 class DataConfig(Section):
@@ -78,13 +95,23 @@ class DataConfig(Section):
     document_mask: bool | None = Field(
         None,
         description="Stop attention across packed documents; positions restart per document. "
-        "Default (null): on when a training source is synthetic (decoder-only objectives), else off.",
+        "Default (null): on when a training source is synthetic (decoder-only "
+        "objectives), else off.",
     )
-    packing: bool = Field(True, description="Pack documents into full windows; false: one document per sample, padded (SFT).")
-    tokenizer: str | None = Field(None, description="Natural tokenizer; default: the one recorded by the first natural store, or 'meta' (special tokens only) when nothing is natural.")
+    packing: bool = Field(
+        True,
+        description="Pack documents into full windows; false: one document per sample, "
+        "padded (SFT).",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Natural tokenizer; default: the one recorded by the first natural "
+        "store, or 'meta' (special tokens only) when nothing is natural.",
+    )
     phases: list[PhaseConfig] = Field(
         default_factory=list,
-        description="Weights that change over the run: [{steps | tokens, weights: {source: w}}, ...]; "
+        description="Weights that change over the run: [{steps | tokens, weights: "
+        "{source: w}}, ...]; "
         "default: one phase with the sources' own weights.",
     )
 
@@ -149,7 +176,10 @@ def round_up(value: int, multiple: int) -> int:
 def synthetic_vocab_needed(path: Path) -> int:
     """Total ids a synthetic dataset dir needs, from its manifest."""
     if not is_synthetic_dataset(path):
-        raise UserError(f"{path}: not a synthetic dataset (no manifest.json); generate one with `synthlm synth generate`")
+        raise UserError(
+            f"{path}: not a synthetic dataset (no manifest.json); generate one with "
+            f"`synthlm synth generate`"
+        )
     manifest = read_manifest(path)
     manifest_path = Path(path) / MANIFEST
     layout = manifest.get("layout", {})
@@ -170,16 +200,22 @@ def source_vocab_needed(source: SourceConfig | EvalSetConfig, seed: int) -> int:
     return synthetic_vocab_needed(source.path)
 
 
-def build_layout(data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0) -> ModelVocab:
+def build_layout(
+    data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0
+) -> ModelVocab:
     """Decide the model's id layout and fail fast on anything that cannot fit."""
     check_paths(data)
-    synthetic = [s for s in data.sources if s.kind == "synthetic"] + [e for e in data.eval if e.kind == "synthetic"]
+    synthetic = [s for s in data.sources if s.kind == "synthetic"] + [
+        e for e in data.eval if e.kind == "synthetic"
+    ]
     for source in synthetic:
         needed = source_vocab_needed(source, seed)
         if needed > num_meta_tokens:
             raise ConfigError(
-                f"data source '{source.name}' ({source.path or 'spec'}) needs {needed} meta-language ids but "
-                f"model.num_meta_tokens is {num_meta_tokens}; set model.num_meta_tokens={needed} or more"
+                f"data source '{source.name}' ({source.path or 'spec'}) needs {needed} "
+                f"meta-language ids but "
+                f"model.num_meta_tokens is {num_meta_tokens}; set "
+                f"model.num_meta_tokens={needed} or more"
             )
     for source in [*data.sources, *data.eval]:
         if source.kind == "natural" and source.path is not None:
@@ -195,7 +231,11 @@ def check_store_ids(store: TokenStore, vocab_size: int) -> None:
     Reading the header keeps ``--dry-run`` and startup fast on stores of billions of tokens.
     """
     recorded = store.metadata.get("vocab_size")
-    if store.metadata.get("format") == "synthlm-token-store" and isinstance(recorded, int) and recorded <= vocab_size:
+    if (
+        store.metadata.get("format") == "synthlm-token-store"
+        and isinstance(recorded, int)
+        and recorded <= vocab_size
+    ):
         return
     store.check_ids(vocab_size)
 
@@ -206,10 +246,20 @@ def check_paths(data: DataConfig) -> None:
         for i, item in enumerate(items):
             if item.path is None:  # a spec source: checked when its plan is built
                 continue
-            ok = is_synthetic_dataset(item.path) if item.kind == "synthetic" else store_exists(normalize_prefix(item.path))
+            ok = (
+                is_synthetic_dataset(item.path)
+                if item.kind == "synthetic"
+                else store_exists(normalize_prefix(item.path))
+            )
             if not ok:
-                what = "a synthetic dataset dir (with manifest.json)" if item.kind == "synthetic" else "a token store (PREFIX.bin + PREFIX.idx)"
-                raise ConfigError(f"{kind}.{i}.path: {item.path} is not {what} (source '{item.name}')")
+                what = (
+                    "a synthetic dataset dir (with manifest.json)"
+                    if item.kind == "synthetic"
+                    else "a token store (PREFIX.bin + PREFIX.idx)"
+                )
+                raise ConfigError(
+                    f"{kind}.{i}.path: {item.path} is not {what} (source '{item.name}')"
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +358,16 @@ class PackedSource:
     """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows."""
 
     def __init__(
-        self, store: TokenStore, *, seed: int, source_index: int, seq_len: int, eos_id: int,
-        id_offset: int, add_eos: bool, packing: bool = True,
+        self,
+        store: TokenStore,
+        *,
+        seed: int,
+        source_index: int,
+        seq_len: int,
+        eos_id: int,
+        id_offset: int,
+        add_eos: bool,
+        packing: bool = True,
     ) -> None:
         if len(store) == 0 or store.num_tokens == 0:
             raise UserError(f"{store.prefix}: the store holds no tokens")
@@ -331,7 +389,9 @@ class PackedSource:
 
     def _compute_epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """(document order, start offset of each position) for one epoch."""
-        rng = np.random.Generator(np.random.Philox(key=[self.seed & (2**64 - 1), (self.source_index << 32) | epoch]))
+        rng = np.random.Generator(
+            np.random.Philox(key=[self.seed & (2**64 - 1), (self.source_index << 32) | epoch])
+        )
         order = rng.permutation(len(self.lengths))
         starts = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(self.lengths[order], out=starts[1:])
@@ -361,7 +421,9 @@ class PackedSource:
             doc = int(order[slot])
             within = offset - int(starts[slot])
             take = min(int(self.lengths[doc]) - within, self.seq_len - filled)
-            self._copy(doc, within, take, tokens[filled : filled + take], mask[filled : filled + take])
+            self._copy(
+                doc, within, take, tokens[filled : filled + take], mask[filled : filled + take]
+            )
             segments[filled : filled + take] = segment
             filled += take
             position += take
@@ -389,7 +451,9 @@ class PackedSource:
         body = int(self.store.sizes[doc])
         n_body = max(0, min(take, body - within))
         if n_body:
-            tokens[:n_body] = self.store.document(doc, within, n_body).astype(np.int64) + self.id_offset
+            tokens[:n_body] = (
+                self.store.document(doc, within, n_body).astype(np.int64) + self.id_offset
+            )
             doc_mask = self.store.mask(doc)
             mask[:n_body] = 1 if doc_mask is None else doc_mask[within : within + n_body]
         if take > n_body:  # the EOS after the document
@@ -418,7 +482,13 @@ class Mixture:
         """Apply ``data.phases`` (their lengths in samples need the run's batch and budget)."""
         if self.data.phases:
             names = self.source_names
-            self.phases = PhaseSchedule(self.data.phases, names, global_batch=global_batch, seq_len=seq_len, total_steps=total_steps)
+            self.phases = PhaseSchedule(
+                self.data.phases,
+                names,
+                global_batch=global_batch,
+                seq_len=seq_len,
+                total_steps=total_steps,
+            )
 
     def counts(self, num_samples: int) -> list[int]:
         """Windows each source gives in the first ``num_samples`` samples."""
@@ -428,7 +498,9 @@ class Mixture:
 
     def tokens_seen(self, num_samples: int, seq_len: int) -> dict[str, int]:
         """Per-source training tokens (``seq_len`` per window) in the first ``num_samples``."""
-        return {f"tokens/{n}": c * seq_len for n, c in zip(self.source_names, self.counts(num_samples))}
+        return {
+            f"tokens/{n}": c * seq_len for n, c in zip(self.source_names, self.counts(num_samples))
+        }
 
     def _open(self, index: int, source: SourceConfig) -> Any:
         if source.spec is not None:
@@ -442,8 +514,14 @@ class Mixture:
             store = TokenStore(source.path, check_ids=False)
             offset, add_eos = 0, not bool(store.metadata.get("append_eod", False))
         return PackedSource(
-            store, seed=self.seed, source_index=index, seq_len=self.data.seq_len,
-            eos_id=self.eos_id, id_offset=offset, add_eos=add_eos, packing=self.data.packing,
+            store,
+            seed=self.seed,
+            source_index=index,
+            seq_len=self.data.seq_len,
+            eos_id=self.eos_id,
+            id_offset=offset,
+            add_eos=add_eos,
+            packing=self.data.packing,
         )
 
     def _open_spec(self, index: int, source: SourceConfig) -> Any:
@@ -454,10 +532,22 @@ class Mixture:
         plan = load_plan(source.spec, self.seed, f"data source '{source.name}'")
         offset = self.layout.meta_offset
         if source.stream == "infinite":
-            return StreamSource(plan, source_index=index, seq_len=self.data.seq_len, eos_id=self.eos_id, id_offset=offset)
+            return StreamSource(
+                plan,
+                source_index=index,
+                seq_len=self.data.seq_len,
+                eos_id=self.eos_id,
+                id_offset=offset,
+            )
         return PackedSource(
-            train_split(plan, source.name), seed=self.seed, source_index=index, seq_len=self.data.seq_len,  # type: ignore[arg-type]
-            eos_id=self.eos_id, id_offset=offset, add_eos=True, packing=self.data.packing,
+            train_split(plan, source.name),
+            seed=self.seed,
+            source_index=index,
+            seq_len=self.data.seq_len,  # type: ignore[arg-type]
+            eos_id=self.eos_id,
+            id_offset=offset,
+            add_eos=True,
+            packing=self.data.packing,
         )
 
     def sample(self, index: int) -> Sample:
@@ -473,8 +563,10 @@ class Mixture:
             epochs[config.name] = packed.epochs_for(count)
             if config.max_repetition is not None and epochs[config.name] > config.max_repetition:
                 raise ConfigError(
-                    f"data source '{config.name}' would be repeated {epochs[config.name]:.2f} times "
-                    f"(max_repetition={config.max_repetition}); add data, lower its weight, or train fewer steps"
+                    f"data source '{config.name}' would be repeated "
+                    f"{epochs[config.name]:.2f} times "
+                    f"(max_repetition={config.max_repetition}); add data, lower its "
+                    f"weight, or train fewer steps"
                 )
         return epochs
 

@@ -90,7 +90,9 @@ class Chunk:
 
     source: str
     unit: str
-    kind: str  # "jsonl": raw lines | "text": raw bytes documents | "objects": parsed JSON | "columns"
+    kind: (
+        str  # "jsonl": raw lines | "text": raw bytes documents | "objects": parsed JSON | "columns"
+    )
     payload: Any
     numbers: list[int]
     nbytes: int = 0
@@ -100,7 +102,11 @@ class Chunk:
 
     def head(self, n: int) -> Chunk:
         """The first ``n`` records."""
-        payload = {k: v[:n] for k, v in self.payload.items()} if self.kind == "columns" else self.payload[:n]
+        payload = (
+            {k: v[:n] for k, v in self.payload.items()}
+            if self.kind == "columns"
+            else self.payload[:n]
+        )
         return Chunk(self.source, self.unit, self.kind, payload, self.numbers[:n], self.nbytes)
 
     def where(self, i: int, line: int = 0) -> str:
@@ -127,11 +133,21 @@ class Extracted:
 
 def format_of(path: str | Path) -> str | None:
     name = str(path).lower()
-    return next((fmt for suffix, fmt in sorted(FORMATS.items(), key=lambda s: -len(s[0])) if name.endswith(suffix)), None)
+    return next(
+        (
+            fmt
+            for suffix, fmt in sorted(FORMATS.items(), key=lambda s: -len(s[0]))
+            if name.endswith(suffix)
+        ),
+        None,
+    )
 
 
 def _is_saved_dataset(path: Path) -> bool:
-    return any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json"))
+    return any(
+        (path / marker).is_file()
+        for marker in ("dataset_dict.json", "state.json", "dataset_info.json")
+    )
 
 
 def _source(path: Path, split: str, config: str | None) -> Source:
@@ -139,7 +155,10 @@ def _source(path: Path, split: str, config: str | None) -> Source:
         return Source(str(path), "hf", _dir_bytes(path), split, config)
     fmt = format_of(path)
     if fmt is None:
-        raise UserError(f"{path}: unknown input format; supported: {', '.join(FORMATS)}, a saved datasets dir, or hf:NAME")
+        raise UserError(
+            f"{path}: unknown input format; supported: {', '.join(FORMATS)}, a saved "
+            f"datasets dir, or hf:NAME"
+        )
     return Source(str(path), fmt, path.stat().st_size, split, config)
 
 
@@ -152,7 +171,10 @@ def _expand_one(spec: str) -> list[Path]:
     if path.is_dir() and not _is_saved_dataset(path):
         found = sorted(p for p in path.rglob("*") if p.is_file() and format_of(p))
         if not found:
-            raise UserError(f"{spec}: a directory with no input files ({', '.join(FORMATS)}) and not a saved datasets dir")
+            raise UserError(
+                f"{spec}: a directory with no input files ({', '.join(FORMATS)}) and not a "
+                f"saved datasets dir"
+            )
         return found
     if path.exists():
         return [path]
@@ -162,14 +184,16 @@ def _expand_one(spec: str) -> list[Path]:
     return matches
 
 
-def expand_inputs(inputs: list[str | Path], *, split: str = "train", config: str | None = None) -> list[Source]:
+def expand_inputs(
+    inputs: list[str | Path], *, split: str = "train", config: str | None = None
+) -> list[Source]:
     """Files, directories and globs (sorted), in the order given; ``hf:NAME`` for hub datasets."""
     if not inputs:
         raise UserError("no inputs given: pass files, globs, a directory or hf:NAME")
     sources: list[Source] = []
     for spec in map(str, inputs):
         if spec.startswith(HUB_PREFIX):
-            sources.append(Source(spec[len(HUB_PREFIX):], "hf", 0, split, config))
+            sources.append(Source(spec[len(HUB_PREFIX) :], "hf", 0, split, config))
             continue
         sources += [_source(p, split, config) for p in _expand_one(spec)]
     return sources
@@ -197,7 +221,9 @@ def decompressing(raw: BinaryIO, name: str) -> BinaryIO:
     if name.endswith(".zst"):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20)
+        return io.BufferedReader(
+            zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20
+        )
     return raw
 
 
@@ -211,17 +237,26 @@ def load_dataset(source: Source):
         else:
             data = datasets.load_dataset(source.path, source.config, split=source.split)
     except Exception as exc:  # datasets raises many types; all mean "cannot read this input"
-        where = source.path if Path(source.path).is_dir() else f"hf:{source.path} (needs the network or a local cache)"
+        where = (
+            source.path
+            if Path(source.path).is_dir()
+            else f"hf:{source.path} (needs the network or a local cache)"
+        )
         raise UserError(f"{where}: could not load the dataset: {exc}") from None
     if isinstance(data, datasets.DatasetDict):
         if source.split not in data:
-            raise UserError(f"{source.path}: no split {source.split!r}; choose --split from {', '.join(data)}")
+            raise UserError(
+                f"{source.path}: no split {source.split!r}; choose --split from {', '.join(data)}"
+            )
         data = data[source.split]
     return data
 
 
 def _csv_header(path: str) -> list[str]:
-    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+    with (
+        open_binary(path) as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text,
+    ):
         return next(csv.reader(text), [])
 
 
@@ -253,7 +288,14 @@ def _count_lines(path: str) -> int:
 # Reading raw records
 
 
-def read_chunks(source: Source, *, start: int = 0, stop: int | None = None, txt_mode: str = "file", keys: list[str] | None = None) -> Iterator[Chunk]:
+def read_chunks(
+    source: Source,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    txt_mode: str = "file",
+    keys: list[str] | None = None,
+) -> Iterator[Chunk]:
     """Records ``[start, stop)`` of ``source`` in chunks of about :data:`CHUNK_BYTES`."""
     reader = reader_of(source)
     reader.check_mode(txt_mode)
@@ -279,12 +321,26 @@ def _line_chunks(source: Source, start: int, stop: int | None, kind: str) -> Ite
             size += len(line)
             if size >= CHUNK_BYTES or len(lines) >= CHUNK_RECORDS:
                 consumed, position = raw.tell() - position, raw.tell()
-                yield Chunk(source.path, "line", kind, lines, list(range(first, first + len(lines))), consumed)
+                yield Chunk(
+                    source.path,
+                    "line",
+                    kind,
+                    lines,
+                    list(range(first, first + len(lines))),
+                    consumed,
+                )
                 first += len(lines)
                 lines, size = [], 0
         if lines:
             end = raw.tell() if stopped else source.nbytes
-            yield Chunk(source.path, "line", kind, lines, list(range(first, first + len(lines))), max(end - position, 0))
+            yield Chunk(
+                source.path,
+                "line",
+                kind,
+                lines,
+                list(range(first, first + len(lines))),
+                max(end - position, 0),
+            )
 
 
 def _json_items(path: str) -> list[Any]:
@@ -292,9 +348,13 @@ def _json_items(path: str) -> list[Any]:
         try:
             data = _json_loads(handle.read())
         except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc}); a .json input must hold one list of objects") from None
+            raise UserError(
+                f"{path}: not valid JSON ({exc}); a .json input must hold one list of objects"
+            ) from None
     if not isinstance(data, list):
-        raise UserError(f"{path}: a .json input must hold a list of objects, found {type(data).__name__}")
+        raise UserError(
+            f"{path}: a .json input must hold a list of objects, found {type(data).__name__}"
+        )
     return data
 
 
@@ -308,9 +368,13 @@ def _split_objects(source: Source, items: list[Any], start: int) -> Iterator[Chu
 
 def _csv_rows(path: str) -> Iterator[tuple[int, list[str], int]]:
     """(first line of the row, fields, bytes read so far); bad bytes become lone surrogates."""
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents are longer than csv's 128 KiB default
+    csv.field_size_limit(
+        min(sys.maxsize, 2**31 - 1)
+    )  # documents are longer than csv's 128 KiB default
     with open(path, "rb") as raw, decompressing(raw, path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")  # type: ignore[arg-type]
+        text = io.TextIOWrapper(  # type: ignore[arg-type]
+            binary, encoding="utf-8", errors="surrogateescape", newline=""
+        )
         reader = csv.reader(text)
         line = 1
         for row in reader:
@@ -337,10 +401,14 @@ def _csv_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -
             yield Chunk(source.path, "line", "columns", columns, numbers, position - reported)
             columns, numbers, reported = {k: [] for k in keys}, [], position
     if numbers:
-        yield Chunk(source.path, "line", "columns", columns, numbers, max(source.nbytes - reported, 0))
+        yield Chunk(
+            source.path, "line", "columns", columns, numbers, max(source.nbytes - reported, 0)
+        )
 
 
-def _parquet_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -> Iterator[Chunk]:
+def _parquet_chunks(
+    source: Source, start: int, stop: int | None, keys: list[str]
+) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
     table = pq.ParquetFile(source.path)
@@ -353,20 +421,36 @@ def _parquet_chunks(source: Source, start: int, stop: int | None, keys: list[str
         if lo < hi:
             part = batch.slice(lo, hi - lo)
             columns = {k: part.column(k).to_pylist() for k in keys}
-            yield Chunk(source.path, "row", "columns", columns, list(range(offset + lo + 1, offset + hi + 1)), int(share * (hi - lo)))
+            yield Chunk(
+                source.path,
+                "row",
+                "columns",
+                columns,
+                list(range(offset + lo + 1, offset + hi + 1)),
+                int(share * (hi - lo)),
+            )
         offset += batch.num_rows
         if offset >= stop:
             break
 
 
-def _dataset_chunks(source: Source, start: int, stop: int | None, keys: list[str]) -> Iterator[Chunk]:
+def _dataset_chunks(
+    source: Source, start: int, stop: int | None, keys: list[str]
+) -> Iterator[Chunk]:
     data = load_dataset(source).select_columns(keys)
     stop = len(data) if stop is None else min(stop, len(data))
     share = source.nbytes / max(len(data), 1)
     for lo in range(start, stop, CHUNK_RECORDS):
         hi = min(lo + CHUNK_RECORDS, stop)
         columns = data[lo:hi]
-        yield Chunk(source.path, "row", "columns", {k: columns[k] for k in keys}, list(range(lo + 1, hi + 1)), int(share * (hi - lo)))
+        yield Chunk(
+            source.path,
+            "row",
+            "columns",
+            {k: columns[k] for k in keys},
+            list(range(lo + 1, hi + 1)),
+            int(share * (hi - lo)),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +642,9 @@ def _utf8(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start)
-        raise BadRecord(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line) from None
+        raise BadRecord(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line
+        ) from None
 
 
 def _parse_line(line: bytes) -> Any:
@@ -636,7 +722,9 @@ def _value(chunk: Chunk, record: Any, key: str, i: int) -> str:
     return _text_value(record, key)
 
 
-def iter_documents(sources: list[Source], keys: list[str], *, txt_mode: str = "file", max_docs: int | None = None) -> Iterator[str]:
+def iter_documents(
+    sources: list[Source], keys: list[str], *, txt_mode: str = "file", max_docs: int | None = None
+) -> Iterator[str]:
     """Every document of every key in input order, bad records skipped (for tokenizer training)."""
     check_keys(sources, keys)
     seen = 0
@@ -654,4 +742,7 @@ def iter_documents(sources: list[Source], keys: list[str], *, txt_mode: str = "f
 
 def source_summary(sources: list[Source]) -> list[str]:
     """How sources are named in provenance: absolute paths, or ``hf:NAME``."""
-    return [os.path.abspath(s.path) if Path(s.path).exists() else f"{HUB_PREFIX}{s.path}" for s in sources]
+    return [
+        os.path.abspath(s.path) if Path(s.path).exists() else f"{HUB_PREFIX}{s.path}"
+        for s in sources
+    ]

@@ -34,8 +34,14 @@ VERSION = 1
 HEADER_BYTES = len(MAGIC) + 8 + 1 + 8 + 8
 UINT16_VOCAB_LIMIT = 65500
 DTYPE_CODES: dict[int, type[np.number]] = {
-    1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32,
-    5: np.int64, 6: np.float64, 7: np.float32, 8: np.uint16,
+    1: np.uint8,
+    2: np.int8,
+    3: np.int16,
+    4: np.int32,
+    5: np.int64,
+    6: np.float64,
+    7: np.float32,
+    8: np.uint16,
 }
 CODE_OF_DTYPE = {np.dtype(t): code for code, t in DTYPE_CODES.items()}
 SCAN_CHUNK = 1 << 24  # tokens per chunk when checking ids: bounded memory on huge stores
@@ -98,21 +104,29 @@ class _Index:
         path = idx_path(prefix)
         size = path.stat().st_size
         if size < HEADER_BYTES:
-            raise StoreError(f"{path}: truncated index ({size} bytes, the header alone needs {HEADER_BYTES})")
+            raise StoreError(
+                f"{path}: truncated index ({size} bytes, the header alone needs {HEADER_BYTES})"
+            )
         with open(path, "rb") as handle:
             head = handle.read(HEADER_BYTES)
         if head[: len(MAGIC)] != MAGIC:
-            raise StoreError(f"{path}: not a Megatron/GPT-NeoX MMIDIDX index (bad magic {head[:9]!r})")
+            raise StoreError(
+                f"{path}: not a Megatron/GPT-NeoX MMIDIDX index (bad magic {head[:9]!r})"
+            )
         version, code = struct.unpack("<QB", head[9:18])
         if version != VERSION:
-            raise StoreError(f"{path}: index version {version} is not supported (only version {VERSION})")
+            raise StoreError(
+                f"{path}: index version {version} is not supported (only version {VERSION})"
+            )
         if code not in DTYPE_CODES:
             raise StoreError(f"{path}: unknown dtype code {code} (known: {sorted(DTYPE_CODES)})")
         self.dtype = np.dtype(DTYPE_CODES[code])
         n, d = struct.unpack("<QQ", head[18:34])
         expected = HEADER_BYTES + n * 4 + n * 8 + d * 8
         if size < expected:
-            raise StoreError(f"{path}: truncated index ({size} bytes, {n} documents need {expected})")
+            raise StoreError(
+                f"{path}: truncated index ({size} bytes, {n} documents need {expected})"
+            )
         data = np.memmap(path, mode="r", dtype=np.uint8)
         self.sizes = np.frombuffer(data, dtype=np.int32, count=n, offset=HEADER_BYTES)
         self.pointers = np.frombuffer(data, dtype=np.int64, count=n, offset=HEADER_BYTES + 4 * n)
@@ -130,7 +144,8 @@ class _Index:
         if actual != end:
             raise StoreError(
                 f"{path}: size {actual} bytes does not match its index ({end} bytes for "
-                f"{self.num_tokens} tokens of {self.dtype.name}); the store is truncated or mismatched"
+                f"{self.num_tokens} tokens of {self.dtype.name}); the store is truncated "
+                f"or mismatched"
             )
 
 
@@ -141,7 +156,9 @@ class _Index:
 class TokenStore:
     """Random access to documents and token ranges of a store, without loading it into memory."""
 
-    def __init__(self, prefix: str | Path, *, vocab_size: int | None = None, check_ids: bool = True) -> None:
+    def __init__(
+        self, prefix: str | Path, *, vocab_size: int | None = None, check_ids: bool = True
+    ) -> None:
         self.prefix = normalize_prefix(prefix)
         for path in (idx_path(self.prefix), bin_path(self.prefix)):
             if not path.is_file():
@@ -157,7 +174,10 @@ class TokenStore:
         if store_exists(mask_prefix(self.prefix)):
             self._mask_store = TokenStore(mask_prefix(self.prefix), check_ids=False)
             if not np.array_equal(self._mask_store.sizes, self.sizes):
-                raise StoreError(f"{mask_prefix(self.prefix)}: loss-mask sizes differ from {self.prefix}'s documents")
+                raise StoreError(
+                    f"{mask_prefix(self.prefix)}: loss-mask sizes differ from "
+                    f"{self.prefix}'s documents"
+                )
         if check_ids and self.vocab_size is not None:
             self.check_ids(int(self.vocab_size))
 
@@ -174,8 +194,10 @@ class TokenStore:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{path}: provenance file is not valid UTF-8 JSON ({exc}); restore it "
-                             "or rewrite the store") from None
+            raise StoreError(
+                f"{path}: provenance file is not valid UTF-8 JSON ({exc}); restore it "
+                "or rewrite the store"
+            ) from None
 
     # -- shape ----------------------------------------------------------------------------------
     @property
@@ -204,7 +226,10 @@ class TokenStore:
         return len(self._index.sizes)
 
     def __repr__(self) -> str:
-        return f"TokenStore({str(self.prefix)!r}, documents={len(self)}, tokens={self.num_tokens}, dtype={self.dtype.name})"
+        return (
+            f"TokenStore({str(self.prefix)!r}, documents={len(self)}, "
+            f"tokens={self.num_tokens}, dtype={self.dtype.name})"
+        )
 
     # -- access ---------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> np.ndarray:
@@ -213,10 +238,16 @@ class TokenStore:
     def document(self, i: int, offset: int = 0, length: int | None = None) -> np.ndarray:
         """Tokens of document ``i`` (a read-only view), optionally a sub-range of it."""
         if not -len(self) <= i < len(self):
-            raise IndexError(f"document {i} out of range for {len(self)} documents in {self.prefix}")
+            raise IndexError(
+                f"document {i} out of range for {len(self)} documents in {self.prefix}"
+            )
         i %= len(self)
         start = int(self._offsets[i]) + offset
-        stop = int(self._offsets[i + 1]) if length is None else min(start + length, int(self._offsets[i + 1]))
+        stop = (
+            int(self._offsets[i + 1])
+            if length is None
+            else min(start + length, int(self._offsets[i + 1]))
+        )
         return self._tokens[start:stop]
 
     def tokens(self, start: int, stop: int) -> np.ndarray:
@@ -262,8 +293,13 @@ class _BinWriter:
     are cut back to the last recorded state and writing continues after it.
     """
 
-    def __init__(self, prefix: Path, dtype: np.dtype, work: Path | None = None,
-                 resume: tuple[int, int, Path] | None = None) -> None:
+    def __init__(
+        self,
+        prefix: Path,
+        dtype: np.dtype,
+        work: Path | None = None,
+        resume: tuple[int, int, Path] | None = None,
+    ) -> None:
         self.prefix = prefix
         self.dtype = np.dtype(dtype)
         self.work = work
@@ -387,20 +423,38 @@ class TokenStoreWriter:
         if exc_type is not None or not self._done:
             self.abort()
 
-    def add(self, tokens: Sequence[int] | np.ndarray, mask: Sequence[int] | np.ndarray | None = None) -> None:
+    def add(
+        self, tokens: Sequence[int] | np.ndarray, mask: Sequence[int] | np.ndarray | None = None
+    ) -> None:
         """Append one document."""
         array = np.asarray(tokens)
-        self.add_flat(array, np.array([len(array)], dtype=np.int64), None if mask is None else np.asarray(mask))
+        self.add_flat(
+            array,
+            np.array([len(array)], dtype=np.int64),
+            None if mask is None else np.asarray(mask),
+        )
 
-    def add_batch(self, documents: Sequence[Sequence[int] | np.ndarray], masks: Sequence[Sequence[int] | np.ndarray] | None = None) -> None:
+    def add_batch(
+        self,
+        documents: Sequence[Sequence[int] | np.ndarray],
+        masks: Sequence[Sequence[int] | np.ndarray] | None = None,
+    ) -> None:
         """Append many documents with one write (the fast path for tokenization)."""
         if not documents:
             return
         sizes = np.fromiter((len(d) for d in documents), dtype=np.int64, count=len(documents))
-        flat = np.concatenate([np.asarray(d, dtype=np.int64) for d in documents]) if sizes.sum() else np.zeros(0, np.int64)
+        flat = (
+            np.concatenate([np.asarray(d, dtype=np.int64) for d in documents])
+            if sizes.sum()
+            else np.zeros(0, np.int64)
+        )
         flat_mask = None
         if masks is not None:
-            flat_mask = np.concatenate([np.asarray(m, dtype=np.uint8) for m in masks]) if sizes.sum() else np.zeros(0, np.uint8)
+            flat_mask = (
+                np.concatenate([np.asarray(m, dtype=np.uint8) for m in masks])
+                if sizes.sum()
+                else np.zeros(0, np.uint8)
+            )
         self.add_flat(flat, sizes, flat_mask)
 
     def add_flat(self, flat: np.ndarray, sizes: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -408,16 +462,25 @@ class TokenStoreWriter:
         if self._done:
             raise RuntimeError(f"{self.prefix}: writer already finalized")
         if len(flat) != int(np.sum(sizes)):
-            raise ValueError(f"{self.prefix}: {len(flat)} tokens but sizes sum to {int(np.sum(sizes))}")
+            raise ValueError(
+                f"{self.prefix}: {len(flat)} tokens but sizes sum to {int(np.sum(sizes))}"
+            )
         if len(flat) and (int(flat.max()) >= self.vocab_size or int(flat.min()) < 0):
             bad = int(flat.max()) if int(flat.max()) >= self.vocab_size else int(flat.min())
-            raise StoreError(f"{self.prefix}: token id {bad} is outside the vocabulary of {self.vocab_size} ids")
+            raise StoreError(
+                f"{self.prefix}: token id {bad} is outside the vocabulary of {self.vocab_size} ids"
+            )
         if (mask is None) != (self._mask is None):
-            raise ValueError(f"{self.prefix}: masks must be given for every document or none (with_mask={self._mask is not None})")
+            raise ValueError(
+                f"{self.prefix}: masks must be given for every document or none "
+                f"(with_mask={self._mask is not None})"
+            )
         self._tokens.write(flat, sizes)
         if self._mask is not None and mask is not None:
             if len(mask) != len(flat):
-                raise ValueError(f"{self.prefix}: mask has {len(mask)} entries for {len(flat)} tokens")
+                raise ValueError(
+                    f"{self.prefix}: mask has {len(mask)} entries for {len(flat)} tokens"
+                )
             self._mask.write(mask.astype(np.uint8), sizes)
         self.num_documents += len(sizes)
         self.num_tokens += len(flat)
@@ -471,7 +534,9 @@ def write_store(
     """Convenience: write a whole store from in-memory documents."""
     docs = list(documents)
     mask_list = None if masks is None else list(masks)
-    with TokenStoreWriter(prefix, vocab_size, with_mask=mask_list is not None, metadata=metadata) as writer:
+    with TokenStoreWriter(
+        prefix, vocab_size, with_mask=mask_list is not None, metadata=metadata
+    ) as writer:
         writer.add_batch(docs, mask_list)
         return writer.finalize()
 
@@ -548,23 +613,34 @@ def merge_stores(
     stores = [TokenStore(p, check_ids=False) for p in prefixes]
     dtypes = {s.dtype for s in stores}
     if len(dtypes) != 1:
-        raise StoreError(f"merge: stores have different dtypes ({', '.join(sorted(d.name for d in dtypes))}); retokenize with one tokenizer")
+        raise StoreError(
+            f"merge: stores have different dtypes "
+            f"({', '.join(sorted(d.name for d in dtypes))}); retokenize with one tokenizer"
+        )
     masks = {s.has_mask for s in stores}
     if len(masks) != 1:
         raise StoreError("merge: some stores have loss masks and some do not")
     vocab = vocab_size or max(int(s.vocab_size or 0) for s in stores) or None
     if vocab is None:
         raise StoreError("merge: no input store records its vocabulary size; pass vocab_size")
-    tokenizers = {json.dumps(s.metadata.get("tokenizer"), sort_keys=True) for s in stores if s.metadata.get("tokenizer")}
+    tokenizers = {
+        json.dumps(s.metadata.get("tokenizer"), sort_keys=True)
+        for s in stores
+        if s.metadata.get("tokenizer")
+    }
     if len(tokenizers) > 1:
-        raise StoreError("merge: the stores were made with different tokenizers (see their .json files)")
+        raise StoreError(
+            "merge: the stores were made with different tokenizers (see their .json files)"
+        )
     out = normalize_prefix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []
     try:
         parts = [(out, [s.prefix for s in stores], stores[0].dtype)]
         if stores[0].has_mask:
-            parts.insert(0, (mask_prefix(out), [mask_prefix(s.prefix) for s in stores], np.dtype(np.uint8)))
+            parts.insert(
+                0, (mask_prefix(out), [mask_prefix(s.prefix) for s in stores], np.dtype(np.uint8))
+            )
         for target, sources, dtype in parts:
             temp_bin, temp_idx = temp_name(bin_path(target)), temp_name(idx_path(target))
             staged += [(temp_bin, bin_path(target)), (temp_idx, idx_path(target))]
@@ -597,7 +673,10 @@ def merge_stores(
 def describe(store: TokenStore) -> dict[str, Any]:
     """Counts and length percentiles, for ``synthlm data inspect``."""
     sizes = store.sizes
-    pct = {f"p{q}": float(np.percentile(sizes, q)) if len(sizes) else 0.0 for q in (0, 10, 50, 90, 99, 100)}
+    pct = {
+        f"p{q}": float(np.percentile(sizes, q)) if len(sizes) else 0.0
+        for q in (0, 10, 50, 90, 99, 100)
+    }
     return {
         "prefix": str(store.prefix),
         "documents": len(store),
@@ -607,5 +686,6 @@ def describe(store: TokenStore) -> dict[str, Any]:
         "has_mask": store.has_mask,
         "mean_length": float(sizes.mean()) if len(sizes) else 0.0,
         "length_percentiles": pct,
-        "bytes_on_disk": os.path.getsize(bin_path(store.prefix)) + os.path.getsize(idx_path(store.prefix)),
+        "bytes_on_disk": os.path.getsize(bin_path(store.prefix))
+        + os.path.getsize(idx_path(store.prefix)),
     }

@@ -36,7 +36,9 @@ class _Unavailable:
         self.why = why
 
 
-def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None = None, max_chars: int = 300) -> dict[str, Any]:
+def inspect_report(
+    path: str | Path, *, sample: int = 2, tokenizer: str | None = None, max_chars: int = 300
+) -> dict[str, Any]:
     """Statistics for each store at ``path`` plus a printable text with decoded samples."""
     stats, lines = [], []
     for prefix in _store_prefixes(Path(path)):
@@ -48,8 +50,10 @@ def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None =
             f"{info['prefix']}",
             f"  documents  {info['documents']:,}",
             f"  tokens     {info['tokens']:,}",
-            f"  dtype      {info['dtype']}   vocab_size {info['vocab_size']}   loss mask {'yes' if info['has_mask'] else 'no'}",
-            f"  length     mean {info['mean_length']:.1f}  p0 {pct['p0']:.0f}  p10 {pct['p10']:.0f}  p50 {pct['p50']:.0f}  "
+            f"  dtype      {info['dtype']}   vocab_size {info['vocab_size']}   loss mask "
+            f"{'yes' if info['has_mask'] else 'no'}",
+            f"  length     mean {info['mean_length']:.1f}  p0 {pct['p0']:.0f}  p10 "
+            f"{pct['p10']:.0f}  p50 {pct['p50']:.0f}  "
             f"p90 {pct['p90']:.0f}  p99 {pct['p99']:.0f}  max {pct['p100']:.0f}",
         ]
         decoder = _decoder(store, tokenizer)
@@ -60,7 +64,11 @@ def inspect_report(path: str | Path, *, sample: int = 2, tokenizer: str | None =
             store.check_ids(decoder.vocab_size)
         for i in range(min(sample, len(store))):
             ids = store.document(i)
-            shown = decoder.decode(ids.tolist()) if decoder is not None else " ".join(map(str, ids[:64].tolist()))
+            shown = (
+                decoder.decode(ids.tolist())
+                if decoder is not None
+                else " ".join(map(str, ids[:64].tolist()))
+            )
             shown = shown if len(shown) <= max_chars else shown[:max_chars] + " ..."
             lines.append(f"  [doc {i}, {len(ids)} tokens] {shown!r}")
     return {"stats": stats if len(stats) > 1 else stats[0], "text": "\n".join(lines)}

@@ -74,7 +74,9 @@ def plan_ranges(sources: list[Source], options: Options) -> list[Planned]:
     for source, count in zip(sources, counts, strict=True):
         start, stop = max(lo - offset, 0), min(hi - offset, count)
         if start < stop:
-            ranges.append(Planned(source, start, stop, source.nbytes * (stop - start) // max(count, 1)))
+            ranges.append(
+                Planned(source, start, stop, source.nbytes * (stop - start) // max(count, 1))
+            )
         offset += count
     return ranges
 
@@ -86,7 +88,13 @@ def planned_chunks(ranges: list[Planned], options: Options) -> Iterator[Chunk]:
     for part in ranges:
         if limit is not None and seen >= limit:
             return
-        for chunk in read_chunks(part.source, start=part.start, stop=part.stop, txt_mode=options.txt_mode, keys=list(options.keys)):
+        for chunk in read_chunks(
+            part.source,
+            start=part.start,
+            stop=part.stop,
+            txt_mode=options.txt_mode,
+            keys=list(options.keys),
+        ):
             if limit is not None and seen + len(chunk) >= limit:
                 yield chunk.head(limit - seen)
                 return
@@ -161,14 +169,25 @@ def _progress(total: int, quiet: bool):
     from tqdm import tqdm
 
     # bytes of input (known for files): tqdm then shows MB/s and the ETA; hub datasets have no size
-    return tqdm(total=total or None, unit="B", unit_scale=True, desc="tokenize", disable=quiet, file=sys.stderr, smoothing=0.1)
+    return tqdm(
+        total=total or None,
+        unit="B",
+        unit_scale=True,
+        desc="tokenize",
+        disable=quiet,
+        file=sys.stderr,
+        smoothing=0.1,
+    )
 
 
 def _show(bar, tally: Tally, result: ChunkResult) -> None:
     bar.update(result.nbytes)
     if not bar.disable:
         rates = tally.rates()
-        bar.set_postfix_str(f"{rates['docs_per_s']:,.0f} docs/s, {rates['tokens_per_s'] / 1e6:,.2f}M tok/s", refresh=False)
+        bar.set_postfix_str(
+            f"{rates['docs_per_s']:,.0f} docs/s, {rates['tokens_per_s'] / 1e6:,.2f}M tok/s",
+            refresh=False,
+        )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -220,14 +239,21 @@ def tokenize(
     work = WorkDir(work_path, _fingerprint(tok, options, sources, prefixes, chat_setup))
     resuming = work.peek()
     if done and not overwrite and resuming is None:
-        raise UserError(f"{done[0]}: a token store already exists; pass --overwrite to replace it or --skip-existing")
+        raise UserError(
+            f"{done[0]}: a token store already exists; pass --overwrite to replace it or "
+            f"--skip-existing"
+        )
     remove_stale_temps(prefixes)
     ranges = plan_ranges(sources, options)
     return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work)
 
 
 def _fingerprint(
-    tok: BaseTokenizer, options: Options, sources: list[Source], prefixes: dict[str, Path], chat: Any
+    tok: BaseTokenizer,
+    options: Options,
+    sources: list[Source],
+    prefixes: dict[str, Path],
+    chat: Any,
 ) -> str:
     """Everything that decides the output bytes: a resumed run must be this same run."""
     files = []
@@ -236,18 +262,24 @@ def _fingerprint(
         stat = path.stat() if path.is_file() else None
         size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
         files.append([str(source.path), size, mtime])
-    return fingerprint({
-        "options": asdict(options),
-        "tokenizer": tok.describe(),
-        "sources": files,
-        "outputs": {k: str(p) for k, p in prefixes.items()},
-        "chat": chat.metadata if chat else None,
-    })
+    return fingerprint(
+        {
+            "options": asdict(options),
+            "tokenizer": tok.describe(),
+            "sources": files,
+            "outputs": {k: str(p) for k, p in prefixes.items()},
+            "chat": chat.metadata if chat else None,
+        }
+    )
 
 
 def _worker_count(workers: int | None) -> int:
     if workers is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     return workers
@@ -270,14 +302,20 @@ def _run(
     not encoded again, and stores already published are kept.
     """
     tally = Tally(options.keys)
-    pool_args = (tok, options, workers) if chat is None else (chat.tokenizer, options, workers, chat.encoder)
+    pool_args = (
+        (tok, options, workers)
+        if chat is None
+        else (chat.tokenizer, options, workers, chat.encoder)
+    )
     try:
         with contextlib.ExitStack() as stack:
             pool = stack.enter_context(ChunkPool(*pool_args))
             state = work.open() or {"chunks": 0, "complete": False, "published": []}
             published = _resume(state, prefixes, tally, work)
             writers = {
-                k: stack.enter_context(_writer(p, tok, chat, work, state["writers"][k] if state["chunks"] else None))
+                k: stack.enter_context(
+                    _writer(p, tok, chat, work, state["writers"][k] if state["chunks"] else None)
+                )
                 for k, p in prefixes.items()
                 if k not in published
             }
@@ -306,8 +344,12 @@ def _run(
     return stats
 
 
-def _writer(prefix: Path, tok: BaseTokenizer, chat: Any, work: WorkDir, resume: dict | None) -> TokenStoreWriter:
-    return TokenStoreWriter(prefix, tok.vocab_size, with_mask=chat is not None, work=work.path, resume=resume)
+def _writer(
+    prefix: Path, tok: BaseTokenizer, chat: Any, work: WorkDir, resume: dict | None
+) -> TokenStoreWriter:
+    return TokenStoreWriter(
+        prefix, tok.vocab_size, with_mask=chat is not None, work=work.path, resume=resume
+    )
 
 
 def _write_chunk(
@@ -348,7 +390,9 @@ def _save(
     work.save({**state, "tally": counts, "writers": writer_states, "published": published})
 
 
-def _stats(tally: Tally, sources: list[Source], prefixes: dict[str, Path], options: Options, workers: int) -> dict[str, Any]:
+def _stats(
+    tally: Tally, sources: list[Source], prefixes: dict[str, Path], options: Options, workers: int
+) -> dict[str, Any]:
     return {
         "outputs": {k: str(p) for k, p in prefixes.items()},
         "sources": source_summary(sources),
@@ -366,7 +410,9 @@ def _stats(tally: Tally, sources: list[Source], prefixes: dict[str, Path], optio
     }
 
 
-def _metadata(key: str, tok: BaseTokenizer, sources: list[Source], tally: Tally, options: Options) -> dict[str, Any]:
+def _metadata(
+    key: str, tok: BaseTokenizer, sources: list[Source], tally: Tally, options: Options
+) -> dict[str, Any]:
     """Provenance in PREFIX.json; the mixture reads ``append_eod`` to know documents end in eos."""
     return {
         "source": "synthlm tokenize",

@@ -35,8 +35,18 @@ def truncated(record: dict[str, Any]) -> bool:
 def corpus_line(record: dict[str, Any]) -> dict[str, Any]:
     """``{"text", "doc_id", "kind", "entities"}``: the entity step contributes its summary."""
     if record["step"] == "entities":
-        return {"text": record["summary"], "doc_id": record["doc_id"], "kind": "summary", "entities": []}
-    return {"text": record["text"], "doc_id": record["doc_id"], "kind": record["step"], "entities": record.get("entities") or []}
+        return {
+            "text": record["summary"],
+            "doc_id": record["doc_id"],
+            "kind": "summary",
+            "entities": [],
+        }
+    return {
+        "text": record["text"],
+        "doc_id": record["doc_id"],
+        "kind": record["step"],
+        "entities": record.get("entities") or [],
+    }
 
 
 def corpus_lines(log: str | Path, doc_order: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
@@ -46,7 +56,12 @@ def corpus_lines(log: str | Path, doc_order: Sequence[str] = ()) -> Iterator[dic
     for offset, length, record in iter_log(log):
         if record["key"] not in index and not truncated(record):
             doc_id = str(record["doc_id"])
-            order = (position.get(doc_id, len(position)), doc_id, STEP_RANK.get(record["step"], len(STEPS)), record.get("entities") or [])
+            order = (
+                position.get(doc_id, len(position)),
+                doc_id,
+                STEP_RANK.get(record["step"], len(STEPS)),
+                record.get("entities") or [],
+            )
             index[record["key"]] = (order, offset, length)
     if not index:
         return

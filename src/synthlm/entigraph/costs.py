@@ -28,7 +28,11 @@ class Usage:
 
     def merge(self, other: Usage | dict[str, Any]) -> None:
         data = other if isinstance(other, dict) else asdict(other)
-        self.add(int(data.get("prompt_tokens", 0)), int(data.get("completion_tokens", 0)), int(data.get("requests", 0)))
+        self.add(
+            int(data.get("prompt_tokens", 0)),
+            int(data.get("completion_tokens", 0)),
+            int(data.get("requests", 0)),
+        )
 
     @property
     def tokens(self) -> int:
@@ -52,7 +56,10 @@ class Prices:
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
         if not self.known:
             return None
-        return (prompt_tokens * (self.input_per_million or 0.0) + completion_tokens * (self.output_per_million or 0.0)) / 1e6
+        return (
+            prompt_tokens * (self.input_per_million or 0.0)
+            + completion_tokens * (self.output_per_million or 0.0)
+        ) / 1e6
 
     def usage_cost(self, usage: Usage) -> float | None:
         return self.cost(usage.prompt_tokens, usage.completion_tokens)
@@ -65,7 +72,9 @@ def format_cost(cost: float | None) -> str:
 class Budget:
     """Admits a request only if its worst case still fits under ``--max-cost`` / ``--max-requests``."""
 
-    def __init__(self, prices: Prices, max_cost: float | None = None, max_requests: int | None = None) -> None:
+    def __init__(
+        self, prices: Prices, max_cost: float | None = None, max_requests: int | None = None
+    ) -> None:
         self.prices = prices
         self.max_cost = max_cost
         self.max_requests = max_requests
@@ -81,7 +90,10 @@ class Budget:
             return None
         worst = self.prices.cost(prompt_tokens, max_tokens) or 0.0
         if self.max_cost is not None and self.spent + self.reserved + worst > self.max_cost:
-            self.exhausted = f"--max-cost {self.max_cost:g} reached (spent {format_cost(self.spent)}; the next request could cost up to {format_cost(worst)})"
+            self.exhausted = (
+                f"--max-cost {self.max_cost:g} reached (spent {format_cost(self.spent)}; "
+                f"the next request could cost up to {format_cost(worst)})"
+            )
             return None
         self.requests += 1
         self.reserved += worst

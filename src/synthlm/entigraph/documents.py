@@ -111,7 +111,9 @@ def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not valid JSON ({exc}); expected one JSON object per line") from None
+            raise UserError(
+                f"{where}: not valid JSON ({exc}); expected one JSON object per line"
+            ) from None
         yield _as_object(where, item)
 
 
@@ -125,7 +127,10 @@ def _string(where: str, record: dict[str, Any], key: str, required: bool) -> str
     value = record.get(key)
     if value is None:
         if required:
-            raise UserError(f"{where}: missing key {key!r} (keys present: {', '.join(sorted(record)) or 'none'})")
+            raise UserError(
+                f"{where}: missing key {key!r} (keys present: "
+                f"{', '.join(sorted(record)) or 'none'})"
+            )
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
@@ -134,7 +139,9 @@ def _string(where: str, record: dict[str, Any], key: str, required: bool) -> str
     return value
 
 
-def _generic_documents(records: list[tuple[str, dict[str, Any]]], fields: FieldNames) -> list[Document]:
+def _generic_documents(
+    records: list[tuple[str, dict[str, Any]]], fields: FieldNames
+) -> list[Document]:
     documents: dict[str, Document] = {}
     for where, record in records:
         doc = Document(
@@ -146,7 +153,9 @@ def _generic_documents(records: list[tuple[str, dict[str, Any]]], fields: FieldN
         )
         _check_text(where, doc, fields.text)
         if doc.id in documents:
-            raise UserError(f"{where}: duplicate document id {doc.id!r} (key {fields.id!r}); ids must be unique")
+            raise UserError(
+                f"{where}: duplicate document id {doc.id!r} (key {fields.id!r}); ids must be unique"
+            )
         documents[doc.id] = doc
     return list(documents.values())
 
@@ -174,8 +183,17 @@ def _quality_documents(records: list[tuple[str, dict[str, Any]]]) -> list[Docume
         previous = documents.get(doc.id)
         if previous is not None:
             if previous.text != doc.text:
-                raise UserError(f"{where}: article_id {doc.id!r} appears again with a different article text")
-            doc = Document(doc.id, doc.text, doc.title, doc.author, previous.questions + doc.questions, doc.year)
+                raise UserError(
+                    f"{where}: article_id {doc.id!r} appears again with a different article text"
+                )
+            doc = Document(
+                doc.id,
+                doc.text,
+                doc.title,
+                doc.author,
+                previous.questions + doc.questions,
+                doc.year,
+            )
         documents[doc.id] = doc
     return list(documents.values())
 
@@ -191,10 +209,16 @@ def _question(where: str, item: Any) -> Question:
     if not isinstance(item, dict):
         raise UserError(f"{where}: expected an object with question, options, gold_label")
     options = item.get("options")
-    if not isinstance(options, list) or len(options) != 4 or not all(isinstance(o, str) for o in options):
+    if (
+        not isinstance(options, list)
+        or len(options) != 4
+        or not all(isinstance(o, str) for o in options)
+    ):
         raise UserError(f"{where}: 'options' must be a list of 4 strings")
     gold = item.get("gold_label")
-    if gold is not None and (isinstance(gold, bool) or not isinstance(gold, int) or not 1 <= gold <= 4):
+    if gold is not None and (
+        isinstance(gold, bool) or not isinstance(gold, int) or not 1 <= gold <= 4
+    ):
         raise UserError(f"{where}: 'gold_label' must be 1, 2, 3 or 4 (1-based), got {gold!r}")
     return Question(
         question=_string(where, item, "question", required=True),

@@ -79,7 +79,13 @@ class Engine:
         identity: dict[str, Any],
         on_change: Callable[[Engine], None] = lambda engine: None,
     ) -> None:
-        self.cfg, self.documents, self.prompts, self.backend, self.state = cfg, documents, prompts, backend, state
+        self.cfg, self.documents, self.prompts, self.backend, self.state = (
+            cfg,
+            documents,
+            prompts,
+            backend,
+            state,
+        )
         self.generations, self.failures = GroupCommitLog(logs[0]), logs[1]
         self.identity = identity
         self.on_change = on_change
@@ -133,13 +139,19 @@ class Engine:
             await self.queue.put(None)
 
     @staticmethod
-    async def _entities_of(doc: Document, future: asyncio.Future[list[str] | None]) -> tuple[Document, list[str] | None]:
+    async def _entities_of(
+        doc: Document, future: asyncio.Future[list[str] | None]
+    ) -> tuple[Document, list[str] | None]:
         return doc, await future
 
     async def _follow_ups(self, doc: Document, entities: list[str]) -> None:
         if self.stop_reason:
             return
-        keys = [k for k in follow_up_keys(doc.id, entities, self.cfg.seed, self.cfg.limits()) if not self.state.done(k)]
+        keys = [
+            k
+            for k in follow_up_keys(doc.id, entities, self.cfg.seed, self.cfg.limits())
+            if not self.state.done(k)
+        ]
         self._grow(len(keys))
         for key in keys:
             if self.stop_reason:
@@ -168,11 +180,15 @@ class Engine:
         Returns the entity list for entity jobs (None otherwise or when nothing was recorded).
         """
         messages = self.prompts.messages(job.key.step, self._values(job))
-        estimate = self.backend.count_prompt_tokens(messages) if self.cfg.max_cost is not None else 0
+        estimate = (
+            self.backend.count_prompt_tokens(messages) if self.cfg.max_cost is not None else 0
+        )
         tries = Tries()
         try:
             while not self.stop_reason:
-                completion = await self._attempt(messages, estimate, tries, json_mode=self._json_mode(job.key))
+                completion = await self._attempt(
+                    messages, estimate, tries, json_mode=self._json_mode(job.key)
+                )
                 extra = self._accept(job.key, completion, tries) if completion is not None else None
                 if completion is not None and extra is not None:
                     await self._complete(job, completion, tries.usage, extra)
@@ -184,9 +200,13 @@ class Engine:
     def _json_mode(self, key: Key) -> bool:
         return self.cfg.json_mode and key.step == "entities"
 
-    async def _attempt(self, messages: Any, estimate: int, tries: Tries, *, json_mode: bool) -> Completion | None:
+    async def _attempt(
+        self, messages: Any, estimate: int, tries: Tries, *, json_mode: bool
+    ) -> Completion | None:
         """Send once. None means: retry (after any backoff) or stop; :class:`GiveUp` means failed."""
-        reservation = self.budget.admit(estimate, self.cfg.max_tokens or 0)  # max_cost implies max_tokens
+        reservation = self.budget.admit(
+            estimate, self.cfg.max_tokens or 0
+        )  # max_cost implies max_tokens
         if reservation is None:
             self.stop(self.budget.exhausted or "budget reached")
             return None
@@ -196,7 +216,10 @@ class Engine:
             if self.stop_reason:
                 return None
             completion = await self.backend.complete(
-                messages, max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature, json_mode=json_mode
+                messages,
+                max_tokens=self.cfg.max_tokens,
+                temperature=self.cfg.temperature,
+                json_mode=json_mode,
             )
         except TransientError as exc:
             await self._transient(exc, tries)
@@ -207,7 +230,9 @@ class Engine:
             self._count(tries.usage, None)
             raise GiveUp(f"{type(exc).__name__}: {exc}") from None
         finally:
-            tokens = (completion.prompt_tokens, completion.completion_tokens) if completion else (0, 0)
+            tokens = (
+                (completion.prompt_tokens, completion.completion_tokens) if completion else (0, 0)
+            )
             self.budget.settle(reservation, *tokens)
         if completion is not None:
             self._count(tries.usage, completion)
@@ -258,7 +283,9 @@ class Engine:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    async def _complete(self, job: Job, completion: Completion, usage: Usage, extra: dict[str, Any]) -> None:
+    async def _complete(
+        self, job: Job, completion: Completion, usage: Usage, extra: dict[str, Any]
+    ) -> None:
         record = {
             "key": job.key.encode(),
             "doc_id": job.key.doc_id,
@@ -281,10 +308,17 @@ class Engine:
         self.on_change(self)
 
     def _fail(self, job: Job, error: str, usage: Usage) -> None:
-        self.failures.append({
-            "key": job.key.encode(), "doc_id": job.key.doc_id, "step": job.key.step,
-            "entities": list(job.key.entities), "error": error, "usage": usage.to_dict(), "time": _now(),
-        })
+        self.failures.append(
+            {
+                "key": job.key.encode(),
+                "doc_id": job.key.doc_id,
+                "step": job.key.step,
+                "entities": list(job.key.entities),
+                "error": error,
+                "usage": usage.to_dict(),
+                "time": _now(),
+            }
+        )
         self.state.usage.merge(usage)
         self.counters.failed += 1
         if len(self.counters.failures) < 5:

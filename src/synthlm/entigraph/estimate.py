@@ -33,7 +33,9 @@ class StepEstimate:
 
 @dataclass
 class Estimate:
-    steps: dict[str, StepEstimate] = field(default_factory=lambda: {s: StepEstimate() for s in STEPS})
+    steps: dict[str, StepEstimate] = field(
+        default_factory=lambda: {s: StepEstimate() for s in STEPS}
+    )
     prices: Prices = field(default_factory=Prices)
     notes: list[str] = field(default_factory=list)
 
@@ -42,8 +44,13 @@ class Estimate:
         for step in self.steps.values():
             total.requests += step.requests
             total.prompt_tokens += step.prompt_tokens
-            total.max_completion_tokens = _plus(total.max_completion_tokens, step.max_completion_tokens, step.requests)
-            if total.expected_completion_tokens is not None and step.expected_completion_tokens is not None:
+            total.max_completion_tokens = _plus(
+                total.max_completion_tokens, step.max_completion_tokens, step.requests
+            )
+            if (
+                total.expected_completion_tokens is not None
+                and step.expected_completion_tokens is not None
+            ):
                 total.expected_completion_tokens += step.expected_completion_tokens
             elif step.requests:
                 total.expected_completion_tokens = None
@@ -59,18 +66,37 @@ class Estimate:
         return self.prices.cost(row.prompt_tokens, row.max_completion_tokens)
 
     def table(self) -> str:
-        lines = [f"{'step':<9} {'requests':>9} {'prompt tok':>12} {'output tok (max)':>17} {'expected out':>13}  cost (max)"]
+        lines = [
+            f"{'step':<9} {'requests':>9} {'prompt tok':>12} {'output tok (max)':>17} "
+            f"{'expected out':>13}  cost (max)"
+        ]
         for name, row in {**self.steps, "total": self.total()}.items():
-            expected = "?" if row.expected_completion_tokens is None else f"{row.expected_completion_tokens:,}"
+            expected = (
+                "?"
+                if row.expected_completion_tokens is None
+                else f"{row.expected_completion_tokens:,}"
+            )
             expected = expected if row.requests else "0"
             unbounded = row.max_completion_tokens is None and self.prices.known
             cost = "unbounded (no --max-tokens)" if unbounded else format_cost(self._max_cost(row))
-            most = "no cap" if row.max_completion_tokens is None else f"{row.max_completion_tokens:,}"
-            lines.append(f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {most:>17} {expected:>13}  {cost}")
+            most = (
+                "no cap" if row.max_completion_tokens is None else f"{row.max_completion_tokens:,}"
+            )
+            lines.append(
+                f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {most:>17} "
+                f"{expected:>13}  {cost}"
+            )
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def estimate_run(cfg: EntiGraphConfig, documents: list[Document], prompts: PromptSet, backend: Backend, state: RunState, prices: Prices) -> Estimate:
+def estimate_run(
+    cfg: EntiGraphConfig,
+    documents: list[Document],
+    prompts: PromptSet,
+    backend: Backend,
+    state: RunState,
+    prices: Prices,
+) -> Estimate:
     estimate = Estimate(prices=prices)
     means = {step: state.mean_output_tokens(step) for step in STEPS}
     assumed = 0
@@ -78,20 +104,46 @@ def estimate_run(cfg: EntiGraphConfig, documents: list[Document], prompts: Promp
         entities = state.entities.get(doc.id)
         if entities is None:
             assumed += 1
-            _add(estimate.steps["entities"], 1, _prompt_tokens(backend, prompts, Key(doc.id, "entities"), doc), cfg, means.get("entities"))
+            _add(
+                estimate.steps["entities"],
+                1,
+                _prompt_tokens(backend, prompts, Key(doc.id, "entities"), doc),
+                cfg,
+                means.get("entities"),
+            )
             entities = [f"entity {i}" for i in range(cfg.assumed_entities)]
             remaining = {step: _planned(len(entities), step, cfg) for step in STEP_SIZES}
         else:
-            remaining = Counter(key.step for key in state.pending_keys([doc], cfg.seed, cfg.limits()))
+            remaining = Counter(
+                key.step for key in state.pending_keys([doc], cfg.seed, cfg.limits())
+            )
         for step, size in STEP_SIZES.items():
             if remaining[step]:
                 key = Key(doc.id, step, tuple(entities[:size]))
-                _add(estimate.steps[step], remaining[step], _prompt_tokens(backend, prompts, key, doc), cfg, means.get(step))
+                _add(
+                    estimate.steps[step],
+                    remaining[step],
+                    _prompt_tokens(backend, prompts, key, doc),
+                    cfg,
+                    means.get(step),
+                )
     if assumed:
-        estimate.notes.append(f"{assumed} document(s) not analysed yet: assumed {cfg.assumed_entities} entities each (--assumed-entities)")
-    cap = "no cap (no --max-tokens): the maximum is unbounded" if cfg.max_tokens is None else f"at most --max-tokens {cfg.max_tokens} per request"
-    estimate.notes.append(f"output tokens {cap}; 'expected' uses the mean of records already in --out")
-    estimate.notes.append(f"prompt tokens {'counted with the model tokenizer' if backend.name == 'local' else 'estimated at ~4 characters per token'}")
+        estimate.notes.append(
+            f"{assumed} document(s) not analysed yet: assumed {cfg.assumed_entities} "
+            f"entities each (--assumed-entities)"
+        )
+    cap = (
+        "no cap (no --max-tokens): the maximum is unbounded"
+        if cfg.max_tokens is None
+        else f"at most --max-tokens {cfg.max_tokens} per request"
+    )
+    estimate.notes.append(
+        f"output tokens {cap}; 'expected' uses the mean of records already in --out"
+    )
+    estimate.notes.append(
+        f"prompt tokens "
+        f"{'counted with the model tokenizer' if backend.name == 'local' else 'estimated at ~4 characters per token'}"
+    )
     return estimate
 
 
@@ -102,15 +154,27 @@ def _planned(entities: int, step: str, cfg: EntiGraphConfig) -> int:
 
 
 def _prompt_tokens(backend: Backend, prompts: PromptSet, key: Key, doc: Document) -> int:
-    return backend.count_prompt_tokens(prompts.messages(key.step, document_values(doc, entity_values(key))))
+    return backend.count_prompt_tokens(
+        prompts.messages(key.step, document_values(doc, entity_values(key)))
+    )
 
 
-def _add(row: StepEstimate, count: int, prompt_tokens: int, cfg: EntiGraphConfig, mean_output: float | None) -> None:
+def _add(
+    row: StepEstimate,
+    count: int,
+    prompt_tokens: int,
+    cfg: EntiGraphConfig,
+    mean_output: float | None,
+) -> None:
     row.requests += count
     row.prompt_tokens += count * prompt_tokens
-    row.max_completion_tokens = _plus(row.max_completion_tokens, None if cfg.max_tokens is None else count * cfg.max_tokens, count)
+    row.max_completion_tokens = _plus(
+        row.max_completion_tokens, None if cfg.max_tokens is None else count * cfg.max_tokens, count
+    )
     if mean_output is not None:  # the same for every document of a step: known for all or none
-        row.expected_completion_tokens = (row.expected_completion_tokens or 0) + round(count * mean_output)
+        row.expected_completion_tokens = (row.expected_completion_tokens or 0) + round(
+            count * mean_output
+        )
 
 
 def _plus(total: int | None, more: int | None, requests: int) -> int | None:

@@ -85,12 +85,21 @@ class Session:
     @property
     def identity(self) -> dict[str, Any]:
         model = self.backend.describe()["model"]
-        return {"model": model, "prompts_sha256": self.prompts.sha256, "seed": self.cfg.seed, "prices": self.prices}
+        return {
+            "model": model,
+            "prompts_sha256": self.prompts.sha256,
+            "seed": self.cfg.seed,
+            "prices": self.prices,
+        }
 
 
 def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
     """Generate (or resume, or estimate with ``cfg.dry_run``) the EntiGraph corpus in ``cfg.out``."""
-    documents = read_documents(cfg.docs, cfg.format, FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, cfg.author_field, cfg.year_field))
+    documents = read_documents(
+        cfg.docs,
+        cfg.format,
+        FieldNames(cfg.id_field, cfg.text_field, cfg.title_field, cfg.author_field, cfg.year_field),
+    )
     prompts = PromptSet.load(cfg.prompts)
     prompts.check_documents(documents)
     backend = build_backend(cfg.backend, cfg.backend_options())
@@ -98,10 +107,14 @@ def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
     if cfg.dry_run:  # reads --out if it exists, writes nothing
         state = RunState.load(cfg.out) if cfg.out.is_dir() else RunState()
         prices = Prices(cfg.price_in, cfg.price_out)
-        return RunReport(cfg.out, estimate=estimate_run(cfg, documents, prompts, backend, state, prices))
+        return RunReport(
+            cfg.out, estimate=estimate_run(cfg, documents, prompts, backend, state, prices)
+        )
     with directory_lock(cfg.out):
         state = RunState.load(cfg.out)
-        session = Session(cfg, documents, prompts, backend, state, Prices(cfg.price_in, cfg.price_out))
+        session = Session(
+            cfg, documents, prompts, backend, state, Prices(cfg.price_in, cfg.price_out)
+        )
         state.check_identity(session.identity, cfg.out, cfg.allow_mixed)
         return _generate(session)
 
@@ -110,7 +123,16 @@ def _generate(session: Session) -> RunReport:
     cfg, state = session.cfg, session.state
     logs = (AppendLog(cfg.out / GENERATIONS), AppendLog(cfg.out / FAILURES))
     progress = Progress(session.prices, disable=cfg.quiet)
-    engine = Engine(cfg, session.documents, session.prompts, session.backend, state, logs, session.identity, progress.update)
+    engine = Engine(
+        cfg,
+        session.documents,
+        session.prompts,
+        session.backend,
+        state,
+        logs,
+        session.identity,
+        progress.update,
+    )
     started = time.time()
     aborted = False
     try:
@@ -139,7 +161,11 @@ async def _run(engine: Engine, backend: Backend) -> None:
         if not engine.interrupted:
             engine.interrupted = True
             engine.stop("interrupted")
-            print("\ninterrupted: finishing the requests in flight, then writing the corpus (Ctrl-C again to abort them)", file=sys.stderr)
+            print(
+                "\ninterrupted: finishing the requests in flight, then writing the corpus "
+                "(Ctrl-C again to abort them)",
+                file=sys.stderr,
+            )
         elif main is not None:
             main.cancel()
 
@@ -165,11 +191,17 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
     cfg, counters = session.cfg, engine.counters
     state = RunState.load(cfg.out)
     report = RunReport(
-        out=cfg.out, completed=counters.completed, failed=counters.failed, retries=counters.retries,
+        out=cfg.out,
+        completed=counters.completed,
+        failed=counters.failed,
+        retries=counters.retries,
         pending=state.pending(session.documents, cfg.seed, cfg.limits()),
-        usage=counters.usage, cost=session.prices.usage_cost(counters.usage),
-        total_usage=state.usage, total_cost=session.prices.usage_cost(state.usage),
-        stop_reason=engine.stop_reason, failures=counters.failures,
+        usage=counters.usage,
+        cost=session.prices.usage_cost(counters.usage),
+        total_usage=state.usage,
+        total_cost=session.prices.usage_cost(state.usage),
+        stop_reason=engine.stop_reason,
+        failures=counters.failures,
     )
     kinds = write_corpus(cfg.out / CORPUS, cfg.out / GENERATIONS, [d.id for d in session.documents])
     report.corpus_lines = sum(kinds.values())
@@ -177,16 +209,28 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
     return report
 
 
-def _manifest(session: Session, state: RunState, report: RunReport, started: float) -> dict[str, Any]:
+def _manifest(
+    session: Session, state: RunState, report: RunReport, started: float
+) -> dict[str, Any]:
     cfg = session.cfg
     return {
         "synthlm_version": __version__,
         "method": "entigraph",
-        "documents": {"paths": [str(p) for p in cfg.docs], "count": len(session.documents), "analysed": sum(d.id in state.entities for d in session.documents)},
+        "documents": {
+            "paths": [str(p) for p in cfg.docs],
+            "count": len(session.documents),
+            "analysed": sum(d.id in state.entities for d in session.documents),
+        },
         "backend": session.backend.describe(),
         "prompts": {"dir": str(session.prompts.directory), "sha256": session.prompts.sha256},
         "seed": cfg.seed,
-        "sampling": {"max_pairs": cfg.max_pairs, "max_triples": cfg.max_triples, "max_tokens": cfg.max_tokens, "temperature": cfg.temperature, "json_mode": cfg.json_mode},
+        "sampling": {
+            "max_pairs": cfg.max_pairs,
+            "max_triples": cfg.max_triples,
+            "max_tokens": cfg.max_tokens,
+            "temperature": cfg.temperature,
+            "json_mode": cfg.json_mode,
+        },
         "records": {"total": state.completed, **{step: state.steps[step] for step in STEPS}},
         "corpus_lines": report.corpus_lines,
         "pending": report.pending,
@@ -195,8 +239,12 @@ def _manifest(session: Session, state: RunState, report: RunReport, started: flo
         "last_run": {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "seconds": round(time.time() - started, 3),
-            "completed": report.completed, "failed": report.failed, "retries": report.retries,
-            "usage": report.usage.to_dict(), "cost": report.cost, "stop_reason": report.stop_reason,
+            "completed": report.completed,
+            "failed": report.failed,
+            "retries": report.retries,
+            "usage": report.usage.to_dict(),
+            "cost": report.cost,
+            "stop_reason": report.stop_reason,
         },
         "total": {"usage": report.total_usage.to_dict(), "cost": report.total_cost},
         "files": {"generations": GENERATIONS, "failures": FAILURES, "corpus": CORPUS},

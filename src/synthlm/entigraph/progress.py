@@ -16,7 +16,14 @@ class Progress:
         from tqdm import tqdm
 
         self.prices = prices
-        self.bar = tqdm(total=0, unit="req", desc="entigraph", disable=disable, dynamic_ncols=True, mininterval=0.5)
+        self.bar = tqdm(
+            total=0,
+            unit="req",
+            desc="entigraph",
+            disable=disable,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
         self._shown = 0
 
     def update(self, engine: Any) -> None:
@@ -29,7 +36,12 @@ class Progress:
             self.bar.update(finished - self._shown)
             self._shown = finished
         cost = self.prices.usage_cost(counters.usage)
-        postfix = {"ok": counters.completed, "failed": counters.failed, "retries": counters.retries, "tokens": counters.usage.tokens}
+        postfix = {
+            "ok": counters.completed,
+            "failed": counters.failed,
+            "retries": counters.retries,
+            "tokens": counters.usage.tokens,
+        }
         if cost is not None:
             postfix["cost"] = f"${cost:.4f}"
         self.bar.set_postfix(postfix, refresh=False)

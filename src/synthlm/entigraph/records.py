@@ -63,7 +63,10 @@ def _parse(path: Path, number: int, line: bytes) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         record = None
     if not isinstance(record, dict):
-        raise UserError(f"{path}:{number}: damaged record in the middle of the log; fix or delete that line to resume")
+        raise UserError(
+            f"{path}:{number}: damaged record in the middle of the log; fix or delete that "
+            f"line to resume"
+        )
     return record
 
 
@@ -79,7 +82,9 @@ class AppendLog:
             self._file.truncate(keep)  # drop a torn tail left by a killed run
 
     def append(self, *records: dict[str, Any]) -> None:
-        data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+        data = "".join(
+            json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records
+        )
         self._file.write(data.encode("utf-8"))
         self._file.flush()
         os.fsync(self._file.fileno())

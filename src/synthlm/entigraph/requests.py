@@ -96,7 +96,9 @@ def doc_rng(seed: int, doc_id: str, step: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *words, STEP_STREAM[step]]))
 
 
-def sample_combinations(n: int, r: int, limit: int | None, rng: np.random.Generator) -> list[tuple[int, ...]]:
+def sample_combinations(
+    n: int, r: int, limit: int | None, rng: np.random.Generator
+) -> list[tuple[int, ...]]:
     """All ``C(n, r)`` index combinations in order, or the first ``limit`` of a seeded random stream.
 
     Sequential draws (rejecting repeats) make the sample prefix-stable: the first k of a larger
@@ -112,10 +114,14 @@ def sample_combinations(n: int, r: int, limit: int | None, rng: np.random.Genera
     return list(chosen)
 
 
-def follow_up_keys(doc_id: str, entities: Sequence[str], seed: int, limits: dict[str, int | None]) -> Iterator[Key]:
+def follow_up_keys(
+    doc_id: str, entities: Sequence[str], seed: int, limits: dict[str, int | None]
+) -> Iterator[Key]:
     """Pair then triple keys for one document, given its entity list."""
     for step in ("pair", "triple"):
-        combos = sample_combinations(len(entities), STEP_SIZES[step], limits[step], doc_rng(seed, doc_id, step))
+        combos = sample_combinations(
+            len(entities), STEP_SIZES[step], limits[step], doc_rng(seed, doc_id, step)
+        )
         for combo in combos:
             yield Key(doc_id, step, tuple(entities[i] for i in combo))
 

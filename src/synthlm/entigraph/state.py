@@ -35,7 +35,9 @@ class RunState:
     usage: Usage = field(default_factory=Usage)
     steps: Counter[str] = field(default_factory=Counter)
     output_tokens: Counter[str] = field(default_factory=Counter)
-    identities: dict[str, set[Any]] = field(default_factory=lambda: {name: set() for name in IDENTITY_FIELDS})
+    identities: dict[str, set[Any]] = field(
+        default_factory=lambda: {name: set() for name in IDENTITY_FIELDS}
+    )
 
     @classmethod
     def load(cls, out: Path) -> RunState:
@@ -74,17 +76,23 @@ class RunState:
     def done(self, key: Key) -> bool:
         return key.encode() in self.done_keys
 
-    def pending(self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]) -> int:
+    def pending(
+        self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
+    ) -> int:
         """Requests still to make for ``documents`` (follow-ups of unanalysed documents unknown yet)."""
         return sum(1 for _ in self.pending_keys(documents, seed, limits))
 
-    def pending_keys(self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]) -> Iterator[Key]:
+    def pending_keys(
+        self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
+    ) -> Iterator[Key]:
         for doc in documents:
             entities = self.entities.get(doc.id)
             if entities is None:
                 yield Key(doc.id, "entities")
                 continue
-            yield from (k for k in follow_up_keys(doc.id, entities, seed, limits) if not self.done(k))
+            yield from (
+                k for k in follow_up_keys(doc.id, entities, seed, limits) if not self.done(k)
+            )
 
     def check_identity(self, identity: dict[str, Any], out: Path, allow_mixed: bool) -> None:
         """Refuse to mix models, prompt sets or seeds in one corpus unless asked to."""
@@ -95,7 +103,8 @@ class RunState:
             if identity[name] not in seen:
                 previous = ", ".join(sorted(repr(v) for v in seen))
                 raise UserError(
-                    f"--out {out}: its records were made with {name} {previous}, this run uses {identity[name]!r}; "
+                    f"--out {out}: its records were made with {name} {previous}, this run "
+                    f"uses {identity[name]!r}; "
                     "use another --out, or pass --allow-mixed to add to it anyway"
                 )
 
@@ -113,7 +122,9 @@ def directory_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise UserError(f"--out {out}: another synthlm entigraph run is using this directory") from None
+            raise UserError(
+                f"--out {out}: another synthlm entigraph run is using this directory"
+            ) from None
         try:
             handle.write(str(os.getpid()))
             handle.flush()

@@ -87,10 +87,14 @@ class PromptSet:
                 continue
             lacking = [doc.id for doc in documents if not getattr(doc, name).strip()]
             if lacking:
-                shown = ", ".join(repr(i) for i in lacking[:5]) + (" ..." if len(lacking) > 5 else "")
+                shown = ", ".join(repr(i) for i in lacking[:5]) + (
+                    " ..." if len(lacking) > 5 else ""
+                )
                 raise UserError(
-                    f"--docs: {len(lacking)} document(s) have no {name} ({shown}), which the prompts in "
-                    f"{self.directory} print as ${name}; add it (jsonl key --{name}-field) or use --prompts "
+                    f"--docs: {len(lacking)} document(s) have no {name} ({shown}), which "
+                    f"the prompts in "
+                    f"{self.directory} print as ${name}; add it (jsonl key --{name}-field) "
+                    f"or use --prompts "
                     "with a set that does not print it"
                 )
 
@@ -112,7 +116,12 @@ def format_name(name: str) -> str:
 
 def document_values(doc: Document, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Template values of one document (plus ``extra``, e.g. the entity names)."""
-    values = {"title": doc.title, "author": format_name(doc.author), "year": doc.year, "text": doc.text}
+    values = {
+        "title": doc.title,
+        "author": format_name(doc.author),
+        "year": doc.year,
+        "text": doc.text,
+    }
     return {**values, **(extra or {})}
 
 
@@ -123,7 +132,10 @@ def _checked(path: Path, text: str) -> Template:
     allowed = FIELDS[step]
     unknown = [name for name in _identifiers(path, template) if name not in allowed]
     if unknown:
-        raise UserError(f"{path}: unknown placeholder(s) {', '.join('$' + u for u in unknown)}; allowed here: {', '.join('$' + a for a in allowed)}")
+        raise UserError(
+            f"{path}: unknown placeholder(s) {', '.join('$' + u for u in unknown)}; "
+            f"allowed here: {', '.join('$' + a for a in allowed)}"
+        )
     return template
 
 
@@ -133,7 +145,10 @@ def _identifiers(path: Path, template: Template) -> list[str]:
     for match in template.pattern.finditer(template.template):
         if match.group("invalid") is not None:
             line = template.template[: match.start()].count("\n") + 1
-            raise UserError(f"{path}:{line}: invalid placeholder; write $name or ${{name}}, and $$ for a literal $")
+            raise UserError(
+                f"{path}:{line}: invalid placeholder; write $name or ${{name}}, and $$ for "
+                f"a literal $"
+            )
         name = match.group("named") or match.group("braced")
         if name and name not in names:
             names.append(name)
@@ -146,6 +161,8 @@ def write_default_prompts(directory: str | Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     existing = [name for name in file_names() if (directory / name).exists()]
     if existing:
-        raise UserError(f"--write-prompts {directory}: {', '.join(existing)} already exist; not overwriting")
+        raise UserError(
+            f"--write-prompts {directory}: {', '.join(existing)} already exist; not overwriting"
+        )
     source = default_prompts_dir()
     return [Path(shutil.copyfile(source / name, directory / name)) for name in file_names()]

@@ -27,7 +27,14 @@ from synthlm.evaluate.registry import (
 if TYPE_CHECKING:
     from synthlm.protocols import AnyTokenizer
 
-__all__ = ["EVALUATORS", "EvalContext", "Evaluator", "evaluate_model", "get_evaluator", "register_evaluator"]
+__all__ = [
+    "EVALUATORS",
+    "EvalContext",
+    "Evaluator",
+    "evaluate_model",
+    "get_evaluator",
+    "register_evaluator",
+]
 
 
 def unwrap(model: Any) -> Any:
@@ -95,11 +102,22 @@ def evaluate_model(
 
     device = torch.device(device)
     if seq_len < 2 or batch_size < 1:
-        raise UserError(f"evaluation needs seq_len >= 2 and batch_size >= 1 (got {seq_len}, {batch_size})")
+        raise UserError(
+            f"evaluation needs seq_len >= 2 and batch_size >= 1 (got {seq_len}, {batch_size})"
+        )
     check_names(eval_sets)
     eos_id, pad_id = special_ids(tokenizer)
     ctx = EvalContext(
-        model, unwrap(model), layout, eos_id, pad_id, seq_len, batch_size, device, seed, progress,
+        model,
+        unwrap(model),
+        layout,
+        eos_id,
+        pad_id,
+        seq_len,
+        batch_size,
+        device,
+        seed,
+        progress,
         details,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]

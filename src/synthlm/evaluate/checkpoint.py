@@ -64,17 +64,27 @@ def resolve_device(name: str):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+        raise UserError(
+            f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available on this machine (use cpu or auto)")
+        raise UserError(
+            f"--device {name}: no CUDA device is available on this machine (use cpu or auto)"
+        )
     return device
 
 
 def check_checkpoint_dir(path: Path) -> None:
     if not path.exists():
-        raise UserError(f"{path}: checkpoint not found (expected an HF model dir such as RUN/final or RUN/checkpoints/step-N)")
+        raise UserError(
+            f"{path}: checkpoint not found (expected an HF model dir such as RUN/final or "
+            f"RUN/checkpoints/step-N)"
+        )
     if not (path / "config.json").is_file():
-        raise UserError(f"{path}: not a model checkpoint (no config.json); expected RUN/final or RUN/checkpoints/step-N")
+        raise UserError(
+            f"{path}: not a model checkpoint (no config.json); expected RUN/final or "
+            f"RUN/checkpoints/step-N"
+        )
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
@@ -108,9 +118,11 @@ def refuse_encoder_decoder(path: str | Path, command: str, why: str) -> None:
     """Stop ``command`` before loading weights when ``path`` holds an encoder-decoder model."""
     if is_encoder_decoder(path):
         raise UserError(
-            f"{path}: an encoder-decoder (seq2seq, e.g. T5) checkpoint, but {command} needs a decoder-only "
+            f"{path}: an encoder-decoder (seq2seq, e.g. T5) checkpoint, but {command} "
+            f"needs a decoder-only "
             f"model ({why}). Score an encoder-decoder run with its own objective via "
-            f"`synthlm train CONFIG eval_only=true` (CONFIG: the run's config, e.g. {Path(path) / 'config.yaml'}), "
+            f"`synthlm train CONFIG eval_only=true` (CONFIG: the run's config, e.g. "
+            f"{Path(path) / 'config.yaml'}), "
             f"or sample from it with `synthlm generate {path} -p PROMPT`"
         )
 
@@ -139,9 +151,17 @@ def recorded_layout(path: Path) -> ModelVocab | None:
     if not isinstance(layout, dict):
         return None
     try:
-        return ModelVocab(**{k: int(layout[k]) for k in ("natural_size", "meta_offset", "meta_size", "model_vocab_size")})
+        return ModelVocab(
+            **{
+                k: int(layout[k])
+                for k in ("natural_size", "meta_offset", "meta_size", "model_vocab_size")
+            }
+        )
     except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{info_file}: layout is incomplete ({exc}); expected natural_size, meta_offset, meta_size, model_vocab_size") from None
+        raise UserError(
+            f"{info_file}: layout is incomplete ({exc}); expected natural_size, "
+            f"meta_offset, meta_size, model_vocab_size"
+        ) from None
 
 
 def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab | None:
@@ -158,14 +178,23 @@ def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab 
 
 def infer_layout(natural_size: int, model_vocab_size: int) -> ModelVocab:
     """Foreign checkpoints: every embedding row past the tokenizer is meta range."""
-    return ModelVocab(natural_size, natural_size, max(0, model_vocab_size - natural_size), model_vocab_size)
+    return ModelVocab(
+        natural_size, natural_size, max(0, model_vocab_size - natural_size), model_vocab_size
+    )
 
 
-def checkpoint_layout(path: Path, config: dict[str, Any], natural_size: int, model_vocab_size: int) -> ModelVocab:
-    layout = recorded_layout(path) or layout_from_config(config, natural_size) or infer_layout(natural_size, model_vocab_size)
+def checkpoint_layout(
+    path: Path, config: dict[str, Any], natural_size: int, model_vocab_size: int
+) -> ModelVocab:
+    layout = (
+        recorded_layout(path)
+        or layout_from_config(config, natural_size)
+        or infer_layout(natural_size, model_vocab_size)
+    )
     if layout.model_vocab_size > model_vocab_size:
         raise UserError(
-            f"{path}: the recorded vocabulary layout needs {layout.model_vocab_size} ids but the model "
+            f"{path}: the recorded vocabulary layout needs {layout.model_vocab_size} ids "
+            f"but the model "
             f"has {model_vocab_size} embedding rows; the checkpoint files do not belong together"
         )
     return layout
@@ -178,12 +207,16 @@ def load_tokenizer_dir(path: Path):
     from transformers import AutoTokenizer
 
     if not path.is_dir() or not any((path / name).is_file() for name in TOKENIZER_FILES):
-        raise UserError(f"{path}: no tokenizer files here ({', '.join(TOKENIZER_FILES)}); pass --tokenizer DIR")
+        raise UserError(
+            f"{path}: no tokenizer files here ({', '.join(TOKENIZER_FILES)}); pass --tokenizer DIR"
+        )
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, TypeError) as exc:
         reason = " ".join(str(exc).split())  # transformers' messages span lines; ours is one
-        raise UserError(f"{path}: could not load its tokenizer ({reason}); pass --tokenizer DIR") from None
+        raise UserError(
+            f"{path}: could not load its tokenizer ({reason}); pass --tokenizer DIR"
+        ) from None
 
 
 def load_model_dir(path: Path, device, dtype: str, *, quiet: bool = False):
@@ -198,16 +231,27 @@ def load_model_dir(path: Path, device, dtype: str, *, quiet: bool = False):
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     seq2seq = is_encoder_decoder(path)
-    auto, kind = (AutoModelForSeq2SeqLM, "an encoder-decoder") if seq2seq else (AutoModelForCausalLM, "a causal")
+    auto, kind = (
+        (AutoModelForSeq2SeqLM, "an encoder-decoder")
+        if seq2seq
+        else (AutoModelForCausalLM, "a causal")
+    )
     try:
-        model = auto.from_pretrained(str(path), dtype="auto" if dtype == "auto" else getattr(torch, dtype))
+        model = auto.from_pretrained(
+            str(path), dtype="auto" if dtype == "auto" else getattr(torch, dtype)
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: could not load {kind} language model: {exc}") from None
     return model.to(device).eval()
 
 
 def load_checkpoint(
-    path: str | Path, *, device: str = "auto", dtype: str = "auto", tokenizer: str | Path | None = None, quiet: bool = False
+    path: str | Path,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    tokenizer: str | Path | None = None,
+    quiet: bool = False,
 ) -> Checkpoint:
     """Load model + tokenizer and recover the layout; every input is checked first."""
     path = Path(path)
@@ -216,7 +260,9 @@ def load_checkpoint(
     config = read_training_config(path)
     tok = load_tokenizer_dir(Path(tokenizer) if tokenizer else path)
     model = load_model_dir(path, torch_device, dtype, quiet=quiet)
-    layout = checkpoint_layout(path, config, len(tok), int(model.get_input_embeddings().num_embeddings))
+    layout = checkpoint_layout(
+        path, config, len(tok), int(model.get_input_embeddings().num_embeddings)
+    )
     return Checkpoint(path, model, tok, layout, config)
 
 

@@ -55,12 +55,26 @@ DETAILS_DIR = "harness"  # a subfolder: the report reads RUN/eval/*.json, not th
 class LMEvalConfig(Section):
     """lm-evaluation-harness tasks run during training (``train.lm_eval``)."""
 
-    tasks: list[str] = Field(min_length=1, description="Task, group or tag names (or task YAML paths), e.g. [hellaswag, arc_easy].")
-    every: int = Field(0, ge=0, description="Steps between lm-eval runs (0: only at the end of training).")
+    tasks: list[str] = Field(
+        min_length=1,
+        description="Task, group or tag names (or task YAML paths), e.g. [hellaswag, arc_easy].",
+    )
+    every: int = Field(
+        0, ge=0, description="Steps between lm-eval runs (0: only at the end of training)."
+    )
     limit: int | None = Field(None, gt=0, description="Examples per task (default: all of them).")
-    num_fewshot: int | None = Field(None, ge=0, description="Few-shot examples (default: each task's own).")
-    include: list[Path] = Field(default_factory=list, description="Dirs of local task YAMLs, searched before the built-in tasks.")
-    batch_size: int | None = Field(None, gt=0, description="Requests per forward pass (default: train.eval_batch_size or batch_size).")
+    num_fewshot: int | None = Field(
+        None, ge=0, description="Few-shot examples (default: each task's own)."
+    )
+    include: list[Path] = Field(
+        default_factory=list,
+        description="Dirs of local task YAMLs, searched before the built-in tasks.",
+    )
+    batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Requests per forward pass (default: train.eval_batch_size or batch_size).",
+    )
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -83,7 +97,9 @@ def require_lm_eval(option: str) -> None:
     try:
         import lm_eval  # noqa: F401
     except ImportError:
-        raise UserError(f"{option}: lm-evaluation-harness is not installed; install it with {INSTALL_HINT}") from None
+        raise UserError(
+            f"{option}: lm-evaluation-harness is not installed; install it with {INSTALL_HINT}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,10 +116,16 @@ def offline_hub() -> Iterator[None]:
     import sys
 
     saved_env = {name: os.environ.get(name) for name in OFFLINE_ENV}
-    flags = [(sys.modules.get("huggingface_hub.constants"), "HF_HUB_OFFLINE"),
-             (sys.modules.get("datasets.config"), "HF_HUB_OFFLINE"),
-             (sys.modules.get("datasets.config"), "HF_DATASETS_OFFLINE")]
-    saved_flags = [(module, name, getattr(module, name)) for module, name in flags if module is not None and hasattr(module, name)]
+    flags = [
+        (sys.modules.get("huggingface_hub.constants"), "HF_HUB_OFFLINE"),
+        (sys.modules.get("datasets.config"), "HF_HUB_OFFLINE"),
+        (sys.modules.get("datasets.config"), "HF_DATASETS_OFFLINE"),
+    ]
+    saved_flags = [
+        (module, name, getattr(module, name))
+        for module, name in flags
+        if module is not None and hasattr(module, name)
+    ]
     os.environ.update(dict.fromkeys(OFFLINE_ENV, "1"))
     for module, name, _ in saved_flags:
         setattr(module, name, True)
@@ -155,7 +177,9 @@ def check_includes(include: Sequence[str | Path], option: str) -> list[Path]:
     paths = [Path(p) for p in include]
     for path in paths:
         if not path.is_dir():
-            raise UserError(f"{option} {path}: not a directory (expected a folder of lm-eval task YAML files)")
+            raise UserError(
+                f"{option} {path}: not a directory (expected a folder of lm-eval task YAML files)"
+            )
     return paths
 
 
@@ -167,10 +191,15 @@ def task_manager(tasks: Sequence[str], include: Sequence[Path], option: str) -> 
     """A TaskManager that knows every task in ``tasks``; unknown names fail with a close match."""
     from lm_eval.tasks import TaskManager
 
-    if not hasattr(TaskManager, "load"):  # the flat {tasks, groups} loader arrived in the 0.4.1x series
+    if not hasattr(
+        TaskManager, "load"
+    ):  # the flat {tasks, groups} loader arrived in the 0.4.1x series
         from importlib.metadata import version
 
-        raise UserError(f"{option}: lm-eval {version('lm_eval')} is too old for synthlm (tested with 0.4.13); upgrade: pip install -U 'lm-eval>=0.4.13'")
+        raise UserError(
+            f"{option}: lm-eval {version('lm_eval')} is too old for synthlm (tested with "
+            f"0.4.13); upgrade: pip install -U 'lm-eval>=0.4.13'"
+        )
     if include:
         local = TaskManager(include_path=[str(p) for p in include], include_defaults=False)
         if all(_known(local, t) for t in tasks):
@@ -184,8 +213,10 @@ def task_manager(tasks: Sequence[str], include: Sequence[Path], option: str) -> 
             hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         where = f" or in {', '.join(map(str, include))}" if include else ""
         raise UserError(
-            f"{option}: unknown lm-eval task {', '.join(hints)}: not among the harness's tasks{where}; "
-            "list them with `lm-eval ls tasks`, or give a folder of task YAMLs with --lm-eval-include / train.lm_eval.include"
+            f"{option}: unknown lm-eval task {', '.join(hints)}: not among the harness's "
+            f"tasks{where}; "
+            "list them with `lm-eval ls tasks`, or give a folder of task YAMLs with "
+            "--lm-eval-include / train.lm_eval.include"
         )
     return manager
 
@@ -200,8 +231,10 @@ def load_tasks(manager: Any, tasks: Sequence[str], option: str) -> dict[str, Any
         except Exception as exc:  # the harness raises many types (ConnectionError offline, KeyError, YAML, datasets)
             reason = " ".join(str(exc).split())[:400]
             raise UserError(
-                f"{option}: lm-eval could not load task '{name}': {type(exc).__name__}: {reason}. Its data must be local "
-                "(dataset_path: json with data_files) or already in the Hugging Face cache: synthlm runs the harness offline"
+                f"{option}: lm-eval could not load task '{name}': {type(exc).__name__}: "
+                f"{reason}. Its data must be local "
+                "(dataset_path: json with data_files) or already in the Hugging Face "
+                "cache: synthlm runs the harness offline"
             ) from None
         for key in loaded:
             loaded[key].update(part.get(key) or {})
@@ -230,7 +263,9 @@ def metric_name(key: str) -> str:
     return metric if filter_name in ("", "none") else f"{metric}/{filter_name}"
 
 
-def flatten_results(raw: Mapping[str, Any]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+def flatten_results(
+    raw: Mapping[str, Any],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """The harness's ``results`` as ({task: {metric: value}}, {task: {metric: stderr}})."""
     scores: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, float]] = {}
@@ -249,14 +284,29 @@ def flatten_results(raw: Mapping[str, Any]) -> tuple[dict[str, dict[str, float]]
 
 def metric_records(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """``{"lm_eval/<task>/<metric>": value}``: the keys the training loop logs."""
-    return {f"lm_eval/{task}/{metric}": value for task, row in scores.items() for metric, value in row.items()}
+    return {
+        f"lm_eval/{task}/{metric}": value
+        for task, row in scores.items()
+        for metric, value in row.items()
+    }
 
 
 def details(raw: Mapping[str, Any], errors: Mapping[str, Any]) -> dict[str, Any]:
     """What the harness knows about the run (task configs, versions, shots, sample counts)."""
     from lm_eval.utils import handle_non_serializable
 
-    keep = {k: raw[k] for k in ("configs", "versions", "n-shot", "n-samples", "higher_is_better", "group_subtasks") if k in raw}
+    keep = {
+        k: raw[k]
+        for k in (
+            "configs",
+            "versions",
+            "n-shot",
+            "n-samples",
+            "higher_is_better",
+            "group_subtasks",
+        )
+        if k in raw
+    }
     plain = json.loads(json.dumps(keep, default=handle_non_serializable))
     return {"stderr": dict(errors), **plain}
 
@@ -284,15 +334,26 @@ class LMEvalSuite:
         if not tasks:
             raise UserError(f"{option}: no task names given; e.g. --lm-eval hellaswag,arc_easy")
         if limit is not None and limit < 1:
-            raise UserError(f"{option}: limit must be a positive number of examples (got {limit}); leave it unset for all")
+            raise UserError(
+                f"{option}: limit must be a positive number of examples (got {limit}); "
+                f"leave it unset for all"
+            )
         paths = check_includes(include, include_option)
         self.names = list(dict.fromkeys(tasks))
         self.limit, self.num_fewshot, self.seed = limit, num_fewshot, seed
         with harness_output(progress=False):
             self.loaded = load_tasks(task_manager(self.names, paths, option), self.names, option)
 
-    def run(self, model: Any, tokenizer: HFTokenizer, *, batch_size: int, max_length: int, stderr: bool = True,
-            progress: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        model: Any,
+        tokenizer: HFTokenizer,
+        *,
+        batch_size: int,
+        max_length: int,
+        stderr: bool = True,
+        progress: bool = False,
+    ) -> dict[str, Any]:
         """Evaluate ``model`` (a causal or seq2seq HF model); returns the harness's raw results.
 
         The model comes back in its mode, and every global RNG (Python, NumPy, torch) in its state.
@@ -303,10 +364,20 @@ class LMEvalSuite:
 
         set_fewshot(self.loaded, self.num_fewshot, self.seed)
         device = next(model.parameters()).device
-        with eval_mode(model, device, self.seed), preserved_rngs(), offline_hub(), harness_output(progress):
+        with (
+            eval_mode(model, device, self.seed),
+            preserved_rngs(),
+            offline_hub(),
+            harness_output(progress),
+        ):
             lm = wrap_model(model, tokenizer, batch_size=batch_size, max_length=max_length)
-            raw = evaluate(lm=lm, task_dict=self.loaded, limit=self.limit, log_samples=False,
-                           bootstrap_iters=100_000 if stderr else 0)
+            raw = evaluate(
+                lm=lm,
+                task_dict=self.loaded,
+                limit=self.limit,
+                log_samples=False,
+                bootstrap_iters=100_000 if stderr else 0,
+            )
         return raw
 
 
@@ -378,13 +449,24 @@ def evaluate_checkpoint_lm_eval(
     refuse_encoder_decoder(checkpoint, "synthlm eval --lm-eval", "the bridge wraps a causal LM")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     started = time.perf_counter()
-    raw = suite.run(ckpt.model, ckpt.tokenizer, batch_size=batch_size, max_length=max_length or default_seq_len(ckpt),
-                    progress=not quiet)
+    raw = suite.run(
+        ckpt.model,
+        ckpt.tokenizer,
+        batch_size=batch_size,
+        max_length=max_length or default_seq_len(ckpt),
+        progress=not quiet,
+    )
     scores, errors = flatten_results(raw)
     path = Path(out) if out else default_output(checkpoint)
     atomic_write_json(path, scores)
-    info = {"checkpoint": str(Path(checkpoint).resolve()), "tasks": suite.names, "limit": limit, "num_fewshot": num_fewshot,
-            "seconds": round(time.perf_counter() - started, 3), **details(raw, errors)}
+    info = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "tasks": suite.names,
+        "limit": limit,
+        "num_fewshot": num_fewshot,
+        "seconds": round(time.perf_counter() - started, 3),
+        **details(raw, errors),
+    }
     atomic_write_json(details_path(path), info)
     return scores, path
 
@@ -397,11 +479,25 @@ class TrainingLMEval:
     """The training loop's lm-eval hook: tasks loaded when the trainer is built (a bad task name
     or missing data stops the run before step 1), then run on the cadence ``train.lm_eval.every``."""
 
-    def __init__(self, config: LMEvalConfig, tokenizer: Tokenizer, *, seq_len: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        config: LMEvalConfig,
+        tokenizer: Tokenizer,
+        *,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+    ) -> None:
         self.config = config
-        self.suite = LMEvalSuite(config.tasks, include=config.include, limit=config.limit,
-                                 num_fewshot=config.num_fewshot, seed=seed,
-                                 option="train.lm_eval.tasks", include_option="train.lm_eval.include")
+        self.suite = LMEvalSuite(
+            config.tasks,
+            include=config.include,
+            limit=config.limit,
+            num_fewshot=config.num_fewshot,
+            seed=seed,
+            option="train.lm_eval.tasks",
+            include_option="train.lm_eval.include",
+        )
         self.tokenizer = hf_tokenizer(tokenizer)
         self.seq_len = seq_len
         self.batch_size = config.batch_size or batch_size
@@ -413,7 +509,13 @@ class TrainingLMEval:
         """``lm_eval/<task>/<metric>`` for the model under any DDP / compile wrapper."""
         from synthlm.evaluate import unwrap
 
-        raw = self.suite.run(unwrap(model), self.tokenizer, batch_size=self.batch_size, max_length=self.seq_len, stderr=False)
+        raw = self.suite.run(
+            unwrap(model),
+            self.tokenizer,
+            batch_size=self.batch_size,
+            max_length=self.seq_len,
+            stderr=False,
+        )
         return metric_records(flatten_results(raw)[0])
 
 
@@ -426,6 +528,7 @@ def check_unsharded(accelerator: Any) -> None:
     zero3 = plugin is not None and plugin.zero_stage == 3
     if kind == DistributedType.FSDP or zero3:
         raise ConfigError(
-            "train.lm_eval: not available with sharded weights (FSDP / DeepSpeed ZeRO-3); remove it and run "
+            "train.lm_eval: not available with sharded weights (FSDP / DeepSpeed ZeRO-3); "
+            "remove it and run "
             "`synthlm eval RUN/checkpoints/step-N --lm-eval TASKS` on the saved checkpoints instead"
         )

@@ -52,7 +52,9 @@ def batch_loss(model, input_ids, attention_mask, target_mask) -> tuple[float, in
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
     labels = input_ids[:, 1:]
     chosen = target_mask[:, 1:] & attention_mask[:, 1:].bool()
-    losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), reduction="none")
+    losses = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), reduction="none"
+    )
     losses = losses.view(labels.shape)[chosen]
     return float(losses.double().sum()), int(chosen.sum())
 

@@ -26,7 +26,10 @@ def detect_kind(path: Path) -> str:
         return "synthetic"
     if store_exists(normalize_prefix(path)):
         return "natural"
-    raise UserError(f"--data {path}: neither a token store (PREFIX.bin + PREFIX.idx) nor a synthetic dataset dir (with manifest.json)")
+    raise UserError(
+        f"--data {path}: neither a token store (PREFIX.bin + PREFIX.idx) nor a synthetic "
+        f"dataset dir (with manifest.json)"
+    )
 
 
 def unique_name(path: Path, taken: set[str]) -> str:
@@ -38,25 +41,47 @@ def unique_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def eval_sets_from_paths(paths: Sequence[str | Path], *, max_tokens: int | None, max_examples: int | None) -> list[EvalSetConfig]:
+def eval_sets_from_paths(
+    paths: Sequence[str | Path], *, max_tokens: int | None, max_examples: int | None
+) -> list[EvalSetConfig]:
     """One eval set per path, named after it (deduplicated), kind detected from the files."""
     taken: set[str] = set()
     sets = []
     for raw in paths:
         path = Path(raw)
         kind = detect_kind(path)
-        limits = {k: v for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples)) if v is not None}
-        sets.append(EvalSetConfig(name=unique_name(path, taken), path=normalize_prefix(path) if kind == "natural" else path, kind=kind, **limits))
+        limits = {
+            k: v
+            for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples))
+            if v is not None
+        }
+        sets.append(
+            EvalSetConfig(
+                name=unique_name(path, taken),
+                path=normalize_prefix(path) if kind == "natural" else path,
+                kind=kind,
+                **limits,
+            )
+        )
     return sets
 
 
-def configured_eval_sets(config: dict[str, Any], *, max_tokens: int | None, max_examples: int | None) -> list[EvalSetConfig]:
+def configured_eval_sets(
+    config: dict[str, Any], *, max_tokens: int | None, max_examples: int | None
+) -> list[EvalSetConfig]:
     """The checkpoint config's ``data.eval`` sets, with the command line's limits applied."""
     from synthlm.config import validate
 
     raw = (config.get("data") or {}).get("eval") or []
-    sets = [validate(EvalSetConfig, item, source=f"checkpoint config.yaml data.eval.{i}") for i, item in enumerate(raw)]
-    limits = {k: v for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples)) if v is not None}
+    sets = [
+        validate(EvalSetConfig, item, source=f"checkpoint config.yaml data.eval.{i}")
+        for i, item in enumerate(raw)
+    ]
+    limits = {
+        k: v
+        for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples))
+        if v is not None
+    }
     return [s.model_copy(update=limits) for s in sets]
 
 
@@ -114,20 +139,36 @@ def evaluate_checkpoint(
     check_checkpoint_dir(Path(checkpoint))
     if predictions is not None and Path(predictions).is_dir():
         raise UserError(f"--predictions {predictions}: is a directory; give a file path (.jsonl)")
-    refuse_encoder_decoder(checkpoint, "synthlm eval (--data and configured eval sets)", "it scores next-token perplexity and prompt completions")
+    refuse_encoder_decoder(
+        checkpoint,
+        "synthlm eval (--data and configured eval sets)",
+        "it scores next-token perplexity and prompt completions",
+    )
     if data:
         sets = eval_sets_from_paths(data, max_tokens=max_tokens, max_examples=max_examples)
     else:
-        sets = configured_eval_sets(read_training_config(Path(checkpoint)), max_tokens=max_tokens, max_examples=max_examples)
+        sets = configured_eval_sets(
+            read_training_config(Path(checkpoint)), max_tokens=max_tokens, max_examples=max_examples
+        )
     if not sets:
-        raise UserError(f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the checkpoint's config has no data.eval sets)")
+        raise UserError(
+            f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the "
+            f"checkpoint's config has no data.eval sets)"
+        )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     length = seq_len or default_seq_len(ckpt)
     started = time.perf_counter()
     details = Details(max_predictions=max_predictions)
     metrics = evaluate_model(
-        ckpt.model, sets, layout=ckpt.layout, tokenizer=ckpt.tokenizer, seq_len=length,
-        batch_size=batch_size, device=next(ckpt.model.parameters()).device, seed=seed, progress=not quiet,
+        ckpt.model,
+        sets,
+        layout=ckpt.layout,
+        tokenizer=ckpt.tokenizer,
+        seq_len=length,
+        batch_size=batch_size,
+        device=next(ckpt.model.parameters()).device,
+        seed=seed,
+        progress=not quiet,
         details=details,
     )
     report = {

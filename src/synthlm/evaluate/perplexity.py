@@ -47,7 +47,9 @@ def token_stream(store: TokenStore, eos_id: int, max_tokens: int) -> Iterator[np
         left -= len(piece)
 
 
-def windows(store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int) -> Iterator[np.ndarray]:
+def windows(
+    store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int
+) -> Iterator[np.ndarray]:
     """Consecutive ``seq_len`` windows of the stream; a last partial window of >= 2 tokens counts."""
     buffer = np.zeros(0, dtype=np.int64)
     for chunk in token_stream(store, eos_id, max_tokens):
@@ -86,13 +88,20 @@ class NaturalEvaluator(Evaluator):
         head = store.tokens(0, min(store.num_tokens, eval_set.max_tokens))
         if int(head.max()) >= ctx.layout.natural_size:
             raise UserError(
-                f"eval set '{eval_set.name}': {eval_set.path} has token id {int(head.max())}, outside the "
-                f"model's natural vocabulary of {ctx.layout.natural_size} ids (was it made with another tokenizer?)"
+                f"eval set '{eval_set.name}': {eval_set.path} has token id "
+                f"{int(head.max())}, outside the "
+                f"model's natural vocabulary of {ctx.layout.natural_size} ids (was it made "
+                f"with another tokenizer?)"
             )
 
     def run(self, eval_set: EvalSetConfig, ctx: EvalContext) -> dict[str, float]:
         store = TokenStore(eval_set.path, check_ids=False)
-        rows = ((w, np.ones(len(w), dtype=bool)) for w in windows(store, seq_len=ctx.seq_len, eos_id=ctx.eos_id, max_tokens=eval_set.max_tokens))
+        rows = (
+            (w, np.ones(len(w), dtype=bool))
+            for w in windows(
+                store, seq_len=ctx.seq_len, eos_id=ctx.eos_id, max_tokens=eval_set.max_tokens
+            )
+        )
         batches = ctx.bar(batched(rows, ctx.batch_size), f"eval {eval_set.name}")
         total = sequences_loss(ctx.model, batches, pad_id=ctx.pad_id, device=ctx.device)
         return natural_metrics(total.mean, bytes_per_token(store))

@@ -37,15 +37,22 @@ FEW_SHOT = [
     {
         "title": "The Lighthouse Keeper",
         "question": "Why does the keeper refuse to leave the island?",
-        "options": ["He is afraid of the sea", "He promised his father to keep the light", "He has no money", "The boat is broken"],
-        "reasoning": "The story says the keeper stays because of the promise he made to his dying father about the light.",
+        "options": [
+            "He is afraid of the sea",
+            "He promised his father to keep the light",
+            "He has no money",
+            "The boat is broken",
+        ],
+        "reasoning": "The story says the keeper stays because of the promise he made to "
+        "his dying father about the light.",
         "answer": 1,
     },
     {
         "title": "A Winter Market",
         "question": "What does the narrator buy at the end?",
         "options": ["A coat", "Apples", "A lantern", "Nothing"],
-        "reasoning": "After walking past every stall, the narrator spends the last coin on a lantern for the walk home.",
+        "reasoning": "After walking past every stall, the narrator spends the last coin "
+        "on a lantern for the walk home.",
         "answer": 2,
     },
 ]
@@ -80,7 +87,10 @@ def read_qa(path: str | Path | Sequence[str | Path]) -> list[QAItem]:
         raise UserError(f"{path}: no questions with a gold_label to evaluate")
     for item in items:
         if len(item.options) > len(LETTERS):
-            raise UserError(f"{path}: question {item.question[:40]!r} has {len(item.options)} options (at most {len(LETTERS)})")
+            raise UserError(
+                f"{path}: question {item.question[:40]!r} has {len(item.options)} options "
+                f"(at most {len(LETTERS)})"
+            )
     return items
 
 
@@ -93,12 +103,19 @@ def question_prompt(item: QAItem) -> str:
     return f"Question{about}: {item.question}\nAnswer:"
 
 
-def option_logliks(model: Any, tokenizer: HFTokenizer, prompt: str, options: Sequence[str], device: Any) -> list[float]:
+def option_logliks(
+    model: Any, tokenizer: HFTokenizer, prompt: str, options: Sequence[str], device: Any
+) -> list[float]:
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
-    context = tokenizer(prompt, add_special_tokens=True)["input_ids"]  # BOS as the model's tokenizer adds it
-    rows = [context + tokenizer(" " + option, add_special_tokens=False)["input_ids"] for option in options]
+    context = tokenizer(prompt, add_special_tokens=True)[
+        "input_ids"
+    ]  # BOS as the model's tokenizer adds it
+    rows = [
+        context + tokenizer(" " + option, add_special_tokens=False)["input_ids"]
+        for option in options
+    ]
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -107,7 +124,12 @@ def option_logliks(model: Any, tokenizer: HFTokenizer, prompt: str, options: Seq
         ids[i, : len(row)] = torch.tensor(row)
         attention[i, : len(row)] = 1
     with torch.no_grad():
-        logprobs = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits.float().log_softmax(-1).cpu()
+        logprobs = (
+            model(input_ids=ids.to(device), attention_mask=attention.to(device))
+            .logits.float()
+            .log_softmax(-1)
+            .cpu()
+        )
     scores = []
     for i, row in enumerate(rows):
         positions = torch.arange(len(context), len(row))
@@ -115,16 +137,20 @@ def option_logliks(model: Any, tokenizer: HFTokenizer, prompt: str, options: Seq
     return scores
 
 
-def score_loglik(model: Any, tokenizer: HFTokenizer, items: Sequence[QAItem], device: Any) -> list[dict[str, Any]]:
+def score_loglik(
+    model: Any, tokenizer: HFTokenizer, items: Sequence[QAItem], device: Any
+) -> list[dict[str, Any]]:
     predictions = []
     for item in items:
         scores = option_logliks(model, tokenizer, question_prompt(item), item.options, device)
         normed = [s / max(1, len(o)) for s, o in zip(scores, item.options)]
-        predictions.append({
-            "pred": max(range(len(scores)), key=scores.__getitem__),
-            "pred_norm": max(range(len(normed)), key=normed.__getitem__),
-            "scores": scores,
-        })
+        predictions.append(
+            {
+                "pred": max(range(len(scores)), key=scores.__getitem__),
+                "pred_norm": max(range(len(normed)), key=normed.__getitem__),
+                "scores": scores,
+            }
+        )
     return predictions
 
 
@@ -140,10 +166,14 @@ def format_question(title: str, question: str, options: Sequence[str]) -> str:
 
 def cot_prompt(item: QAItem, shots: int = 2) -> str:
     parts = [
-        "Answer each question about a story from memory. Think step by step, then give the final answer as 'Answer: <letter>'.\n"
+        "Answer each question about a story from memory. Think step by step, then give "
+        "the final answer as 'Answer: <letter>'.\n"
     ]
     for shot in FEW_SHOT[:shots]:
-        parts.append(f"{format_question(shot['title'], shot['question'], shot['options'])}\nReasoning: {shot['reasoning']}\nAnswer: {LETTERS[shot['answer']]}\n")
+        parts.append(
+            f"{format_question(shot['title'], shot['question'], shot['options'])}\nReasoning: "
+            f"{shot['reasoning']}\nAnswer: {LETTERS[shot['answer']]}\n"
+        )
     parts.append(f"{format_question(item.title, item.question, item.options)}\nReasoning:")
     return "\n".join(parts)
 
@@ -165,7 +195,9 @@ def parse_choice(text: str, num_options: int = 4) -> int | None:
 # Metrics
 
 
-def _subsets(items: Sequence[QAItem], extra: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+def _subsets(
+    items: Sequence[QAItem], extra: dict[str, list[int]] | None = None
+) -> dict[str, list[int]]:
     subsets = {"all": list(range(len(items))), **(extra or {})}
     if any(item.difficult is not None for item in items):
         subsets["difficult"] = [i for i, item in enumerate(items) if item.difficult]
@@ -173,18 +205,26 @@ def _subsets(items: Sequence[QAItem], extra: dict[str, list[int]] | None = None)
     return {name: idx for name, idx in subsets.items() if idx}
 
 
-def loglik_metrics(items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
+def loglik_metrics(
+    items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]
+) -> dict[str, float]:
     metrics = {}
     for name, idx in _subsets(items).items():
         suffix = "" if name == "all" else f"/{name}"
-        metrics[f"acc{suffix}"] = sum(predictions[i]["pred"] == items[i].answer for i in idx) / len(idx)
-        metrics[f"acc_norm{suffix}"] = sum(predictions[i]["pred_norm"] == items[i].answer for i in idx) / len(idx)
+        metrics[f"acc{suffix}"] = sum(predictions[i]["pred"] == items[i].answer for i in idx) / len(
+            idx
+        )
+        metrics[f"acc_norm{suffix}"] = sum(
+            predictions[i]["pred_norm"] == items[i].answer for i in idx
+        ) / len(idx)
     metrics["n"] = len(items)
     return metrics
 
 
 def cot_metrics(
-    items: Sequence[QAItem], predictions: Sequence[dict[str, Any]], extra: dict[str, list[int]] | None = None
+    items: Sequence[QAItem],
+    predictions: Sequence[dict[str, Any]],
+    extra: dict[str, list[int]] | None = None,
 ) -> dict[str, float | None]:
     """Accuracy over attempted questions is undefined (None, the paper's NaN) when none was attempted."""
     metrics: dict[str, float | None] = {}
@@ -235,13 +275,19 @@ def evaluate_qa(
     if not 0 <= shots <= len(FEW_SHOT):
         raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
     protocol = build_protocol(
-        protocol, prompt_file=None if prompt_file is None else Path(prompt_file), shots=shots,
-        temperature=temperature, max_new_tokens=max_new_tokens, stop=stop,
+        protocol,
+        prompt_file=None if prompt_file is None else Path(prompt_file),
+        shots=shots,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        stop=stop,
     )
     files = [qa_file] if isinstance(qa_file, (str, Path)) else list(qa_file)
     items = read_qa(files)[:limit]
     check_items(protocol, items, ", ".join(str(f) for f in files))
-    refuse_encoder_decoder(checkpoint, "synthlm eval --qa", "options are scored as continuations of the question")
+    refuse_encoder_decoder(
+        checkpoint, "synthlm eval --qa", "options are scored as continuations of the question"
+    )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
     torch_device = next(ckpt.model.parameters()).device
     results: dict[str, Any] = {}
@@ -250,14 +296,23 @@ def evaluate_qa(
         details["loglik"] = score_loglik(ckpt.model, ckpt.tokenizer, items, torch_device)
         results["loglik"] = loglik_metrics(items, details["loglik"])
     if scorer in ("cot", "both"):
-        details["cot"] = score_generate(ckpt.model, ckpt.tokenizer, items, torch_device, protocol, seed=seed)
+        details["cot"] = score_generate(
+            ckpt.model, ckpt.tokenizer, items, torch_device, protocol, seed=seed
+        )
         split = title_split(items) if protocol.split_by_title else None
         results["cot"] = {"protocol": protocol.name, **cot_metrics(items, details["cot"], split)}
     path = Path(out) if out else run_dir_of(checkpoint) / "eval" / "qa.json"
     atomic_write_json(path, {"qa": results})
-    records = [{"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}} for i, it in enumerate(items)]
+    records = [
+        {"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}}
+        for i, it in enumerate(items)
+    ]
     atomic_write_json(path.with_name(path.stem + ".predictions.json"), records)
-    return {"qa": results, "checkpoint": str(checkpoint), "file": ", ".join(str(f) for f in files)}, path
+    return {
+        "qa": results,
+        "checkpoint": str(checkpoint),
+        "file": ", ".join(str(f) for f in files),
+    }, path
 
 
 def dumps(report: dict[str, Any]) -> str:

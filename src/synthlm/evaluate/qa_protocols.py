@@ -65,7 +65,9 @@ def choices_block(options: Sequence[str]) -> str:
 
 def entigraph_question(item: QAItem) -> str:
     """One question as the paper asks it: title, author and year in context, then the choices."""
-    context = f'In the context of "{item.title}", written by {format_name(item.author)} in {item.year},'
+    context = (
+        f'In the context of "{item.title}", written by {format_name(item.author)} in {item.year},'
+    )
     question = item.question[:1].lower() + item.question[1:]
     return (
         f"### Question\n{context} {question} There is only one correct choice.\n"
@@ -79,7 +81,9 @@ def answer_stops(letters: str = "ABCD") -> tuple[str, ...]:
     import itertools
 
     return tuple(
-        f"Answer: {''.join(p)}.\n" for r in range(1, len(letters) + 1) for p in itertools.permutations(letters, r)
+        f"Answer: {''.join(p)}.\n"
+        for r in range(1, len(letters) + 1)
+        for p in itertools.permutations(letters, r)
     )
 
 
@@ -93,8 +97,14 @@ def parse_second_last(text: str, num_options: int = 4) -> int | None:
 def entigraph_protocol() -> Protocol:
     fewshot = entigraph_fewshot()
     return Protocol(
-        name="entigraph", prompt=lambda item: fewshot + entigraph_question(item), parse=parse_second_last,
-        temperature=0.1, max_new_tokens=300, stop=answer_stops(), samples=8, require_stop=True,
+        name="entigraph",
+        prompt=lambda item: fewshot + entigraph_question(item),
+        parse=parse_second_last,
+        temperature=0.1,
+        max_new_tokens=300,
+        stop=answer_stops(),
+        samples=8,
+        require_stop=True,
         split_by_title=True,
     )
 
@@ -102,53 +112,93 @@ def entigraph_protocol() -> Protocol:
 # -- user templates --------------------------------------------------------------------------
 
 
-def template_protocol(path: Path, *, temperature: float, max_new_tokens: int, stop: Sequence[str]) -> Protocol:
+def template_protocol(
+    path: Path, *, temperature: float, max_new_tokens: int, stop: Sequence[str]
+) -> Protocol:
     """``--qa-prompt FILE``: a string.Template over $title $author $year $question $choices."""
     if not path.is_file():
         raise UserError(f"--qa-prompt {path}: file not found")
     template = Template(path.read_text(encoding="utf-8"))
-    unknown = sorted({m.group("named") or m.group("braced") for m in template.pattern.finditer(template.template)}
-                     - set(TEMPLATE_FIELDS) - {None})
+    unknown = sorted(
+        {
+            m.group("named") or m.group("braced")
+            for m in template.pattern.finditer(template.template)
+        }
+        - set(TEMPLATE_FIELDS)
+        - {None}
+    )
     if unknown:
         allowed = ", ".join("$" + f for f in TEMPLATE_FIELDS)
-        raise UserError(f"--qa-prompt {path}: unknown placeholder(s) {', '.join('$' + u for u in unknown)}; allowed: {allowed}")
+        raise UserError(
+            f"--qa-prompt {path}: unknown placeholder(s) "
+            f"{', '.join('$' + u for u in unknown)}; allowed: {allowed}"
+        )
 
     def render(item: QAItem) -> str:
         return template.safe_substitute(
-            title=item.title, author=format_name(item.author), year=item.year, question=item.question,
+            title=item.title,
+            author=format_name(item.author),
+            year=item.year,
+            question=item.question,
             choices=choices_block(item.options),
         )
 
     return Protocol(
-        name=f"template:{path.name}", prompt=render, parse=parse_choice, temperature=temperature,
-        max_new_tokens=max_new_tokens, stop=tuple(stop),
+        name=f"template:{path.name}",
+        prompt=render,
+        parse=parse_choice,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        stop=tuple(stop),
     )
 
 
 def build_protocol(
-    name: str, *, prompt_file: Path | None = None, shots: int = 2, temperature: float | None = None,
-    max_new_tokens: int | None = None, stop: Sequence[str] = (),
+    name: str,
+    *,
+    prompt_file: Path | None = None,
+    shots: int = 2,
+    temperature: float | None = None,
+    max_new_tokens: int | None = None,
+    stop: Sequence[str] = (),
 ) -> Protocol:
     """The protocol the flags ask for; the paper's is fixed (its settings are not flags)."""
     if name not in PROTOCOLS:
         raise UserError(f"--qa-protocol {name!r}: choose one of {', '.join(PROTOCOLS)}")
     if prompt_file is not None:
         if name != "synthlm":
-            raise UserError("--qa-prompt replaces the protocol's prompt: use it without --qa-protocol entigraph")
+            raise UserError(
+                "--qa-prompt replaces the protocol's prompt: use it without --qa-protocol entigraph"
+            )
         return template_protocol(
-            prompt_file, temperature=temperature or 0.0, max_new_tokens=max_new_tokens or 256, stop=stop
+            prompt_file,
+            temperature=temperature or 0.0,
+            max_new_tokens=max_new_tokens or 256,
+            stop=stop,
         )
     if name == "entigraph":
-        given = [f for f, v in (("--qa-temperature", temperature), ("--qa-stop", list(stop) or None)) if v is not None]
+        given = [
+            f
+            for f, v in (("--qa-temperature", temperature), ("--qa-stop", list(stop) or None))
+            if v is not None
+        ]
         if given:
-            raise UserError(f"{', '.join(given)}: the entigraph protocol fixes its own sampling; drop the flag")
+            raise UserError(
+                f"{', '.join(given)}: the entigraph protocol fixes its own sampling; drop the flag"
+            )
         protocol = entigraph_protocol()
         if max_new_tokens is not None:
-            raise UserError("--qa-max-new-tokens: the entigraph protocol generates at most 300 tokens; drop the flag")
+            raise UserError(
+                "--qa-max-new-tokens: the entigraph protocol generates at most 300 "
+                "tokens; drop the flag"
+            )
         return protocol
     return Protocol(
-        name="synthlm", prompt=lambda item: cot_prompt(item, shots), parse=parse_choice,
-        temperature=temperature or 0.0, max_new_tokens=max_new_tokens or 256,
+        name="synthlm",
+        prompt=lambda item: cot_prompt(item, shots),
+        parse=parse_choice,
+        temperature=temperature or 0.0,
+        max_new_tokens=max_new_tokens or 256,
         stop=tuple(stop) or ("\nStory:",),  # the model may go on to invent the next question
     )
 
@@ -169,16 +219,26 @@ def generation_config(protocol: Protocol, tokenizer: Any) -> Any:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     sampling = (
         {"do_sample": True, "temperature": protocol.temperature, "top_k": 0, "top_p": 1.0}
-        if protocol.temperature > 0 else {"do_sample": False}
+        if protocol.temperature > 0
+        else {"do_sample": False}
     )
     return GenerationConfig(
-        max_new_tokens=protocol.max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-        stop_strings=list(protocol.stop) or None, **sampling,
+        max_new_tokens=protocol.max_new_tokens,
+        pad_token_id=pad,
+        eos_token_id=tokenizer.eos_token_id,
+        stop_strings=list(protocol.stop) or None,
+        **sampling,
     )
 
 
 def score_generate(
-    model: Any, tokenizer: Any, items: Sequence[QAItem], device: Any, protocol: Protocol, *, seed: int = 0
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[QAItem],
+    device: Any,
+    protocol: Protocol,
+    *,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """One prediction per question: the first draw that counts as an attempt, if any.
 
@@ -191,20 +251,26 @@ def score_generate(
     config = generation_config(protocol, tokenizer)
     predictions = []
     for item in items:
-        encoded = tokenizer(protocol.prompt(item), return_tensors="pt", add_special_tokens=True).to(device)
+        encoded = tokenizer(protocol.prompt(item), return_tensors="pt", add_special_tokens=True).to(
+            device
+        )
         text, draws, stopped = "", 0, False
         while draws < protocol.samples:
             draws += 1
             with torch.no_grad():
                 output = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
-            text = tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+            text = tokenizer.decode(
+                output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+            )
             text, stopped = cut_at_stop(text, protocol.stop)
             if stopped or not protocol.require_stop:
                 break
         attempted = stopped or not protocol.require_stop
         pred = protocol.parse(text, len(item.options)) if attempted else None
         prompt_tokens = int(encoded["input_ids"].shape[1])
-        predictions.append({"pred": pred, "generation": text, "draws": draws, "prompt_tokens": prompt_tokens})
+        predictions.append(
+            {"pred": pred, "generation": text, "draws": draws, "prompt_tokens": prompt_tokens}
+        )
     return predictions
 
 
@@ -213,9 +279,14 @@ def check_items(protocol: Protocol, items: Sequence[QAItem], qa_file: str) -> No
     if protocol.name != "entigraph":
         return
     for name in ("title", "author", "year"):
-        lacking = sorted({it.title or "(untitled)" for it in items if not str(getattr(it, name)).strip()})
+        lacking = sorted(
+            {it.title or "(untitled)" for it in items if not str(getattr(it, name)).strip()}
+        )
         if lacking:
-            raise UserError(f"--qa {qa_file}: --qa-protocol entigraph prints each article's {name}; missing for {', '.join(lacking[:5])}")
+            raise UserError(
+                f"--qa {qa_file}: --qa-protocol entigraph prints each article's {name}; "
+                f"missing for {', '.join(lacking[:5])}"
+            )
 
 
 def title_split(items: Sequence[QAItem]) -> dict[str, list[int]]:

@@ -37,7 +37,9 @@ class EvalContext:
 
         from tqdm.auto import tqdm
 
-        shown = self.progress and sys.stderr.isatty()  # redirected to a log, a bar is a flood of lines
+        shown = (
+            self.progress and sys.stderr.isatty()
+        )  # redirected to a log, a bar is a flood of lines
         return tqdm(iterable, desc=desc, unit="batch", disable=not shown, leave=False)
 
 

@@ -78,14 +78,20 @@ def to_synthetic(generated: list[int], *, layout: ModelVocab, eos_id: int, keep:
     return ids
 
 
-def greedy_answers(ctx: EvalContext, prompts: list[np.ndarray], lengths: list[int]) -> list[list[int]]:
+def greedy_answers(
+    ctx: EvalContext, prompts: list[np.ndarray], lengths: list[int]
+) -> list[list[int]]:
     """Greedy continuations (model ids) of shifted prompts, ``lengths[i]`` new tokens at least."""
     from synthlm.inference.sampling import left_pad
 
     ids, mask = left_pad([(p + ctx.layout.meta_offset).tolist() for p in prompts], ctx.pad_id)
     out = ctx.generator.generate(
-        input_ids=ids.to(ctx.device), attention_mask=mask.to(ctx.device), do_sample=False,
-        max_new_tokens=max(lengths), eos_token_id=ctx.eos_id, pad_token_id=ctx.pad_id,
+        input_ids=ids.to(ctx.device),
+        attention_mask=mask.to(ctx.device),
+        do_sample=False,
+        max_new_tokens=max(lengths),
+        eos_token_id=ctx.eos_id,
+        pad_token_id=ctx.pad_id,
         suppress_tokens=None,  # answers are meta ids, which a checkpoint's generation_config suppresses
     )
     return out[:, ids.shape[1] :].tolist()
@@ -106,10 +112,17 @@ def predict(ctx: EvalContext, dataset, max_examples: int) -> list[Prediction]:
             kept = row[:keep]
             kept = kept[: kept.index(ctx.eos_id) + 1] if ctx.eos_id in kept else kept
             value = float(score(example.domain, example.prompt, ids, dataset=dataset))
-            preds.append(Prediction(
-                example.domain, int(example.index), example.prompt.tolist(),
-                example.answer.tolist(), ids.tolist(), kept, value,
-            ))
+            preds.append(
+                Prediction(
+                    example.domain,
+                    int(example.index),
+                    example.prompt.tolist(),
+                    example.answer.tolist(),
+                    ids.tolist(),
+                    kept,
+                    value,
+                )
+            )
     return preds
 
 
@@ -132,7 +145,11 @@ def domain_losses(
     store, owners = dataset.split(SPLIT), np.asarray(dataset.domain_of(SPLIT))
     names, order = dataset.domain_names(), round_robin(owners)
     rows = document_rows(
-        store, layout=ctx.layout, eos_id=ctx.eos_id, seq_len=ctx.seq_len, max_tokens=max_tokens,
+        store,
+        layout=ctx.layout,
+        eos_id=ctx.eos_id,
+        seq_len=ctx.seq_len,
+        max_tokens=max_tokens,
         order=order,
     )
     totals: dict[str, list] = {}
@@ -164,14 +181,18 @@ class SyntheticEvaluator(Evaluator):
         needed = synthetic_vocab_needed(Path(eval_set.path))
         if needed > ctx.layout.meta_size:
             raise UserError(
-                f"eval set '{eval_set.name}': {eval_set.path} needs {needed} meta-language ids but the "
-                f"model reserves {ctx.layout.meta_size} (model.num_meta_tokens); it was not trained for this dataset"
+                f"eval set '{eval_set.name}': {eval_set.path} needs {needed} meta-language "
+                f"ids but the "
+                f"model reserves {ctx.layout.meta_size} (model.num_meta_tokens); it was "
+                f"not trained for this dataset"
             )
         from synthlm.synth import load_synthetic
 
         store = load_synthetic(eval_set.path).split(SPLIT)
         if len(store) == 0:
-            raise UserError(f"eval set '{eval_set.name}': {eval_set.path} has an empty '{SPLIT}' split")
+            raise UserError(
+                f"eval set '{eval_set.name}': {eval_set.path} has an empty '{SPLIT}' split"
+            )
 
     def run(self, eval_set: EvalSetConfig, ctx: EvalContext) -> dict[str, float]:
         from synthlm.synth import load_synthetic

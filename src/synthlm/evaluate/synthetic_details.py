@@ -35,11 +35,18 @@ class Prediction:
     def record(self, table, eval_set: str) -> dict[str, Any]:
         """A JSONL line: symbols for reading, ids for computing."""
         return {
-            "eval_set": eval_set, "domain": self.domain, "index": self.index,
-            "prompt": table.decode(self.prompt), "answer": table.decode(self.answer),
-            "predicted": table.decode_model(self.model_ids), "correct": self.score == 1.0,
-            "score": self.score, "prompt_ids": self.prompt, "answer_ids": self.answer,
-            "predicted_ids": self.predicted, "predicted_model_ids": self.model_ids,
+            "eval_set": eval_set,
+            "domain": self.domain,
+            "index": self.index,
+            "prompt": table.decode(self.prompt),
+            "answer": table.decode(self.answer),
+            "predicted": table.decode_model(self.model_ids),
+            "correct": self.score == 1.0,
+            "score": self.score,
+            "prompt_ids": self.prompt,
+            "answer_ids": self.answer,
+            "predicted_ids": self.predicted,
+            "predicted_model_ids": self.model_ids,
         }
 
 
@@ -54,7 +61,8 @@ class Details:
     def add(self, name: str, table, losses: dict[str, tuple[float, int]], preds: list) -> None:
         """Record eval set ``name``: per-domain (loss sum, tokens) and its predictions."""
         self.tables[name] = {
-            "domains": domain_rows(losses, preds), "by_length": length_rows(preds),
+            "domains": domain_rows(losses, preds),
+            "by_length": length_rows(preds),
         }
         if self.max_predictions > 0 and preds:
             self.predictions[name] = (table, preds[: self.max_predictions])
@@ -79,7 +87,8 @@ def bucket_label(lo: int, hi: int) -> str:
 
 def _accuracy(scores: list[float]) -> dict[str, Any]:
     return {
-        "examples": len(scores), "correct": int(sum(s == 1.0 for s in scores)),
+        "examples": len(scores),
+        "correct": int(sum(s == 1.0 for s in scores)),
         "acc": sum(scores) / len(scores) if scores else None,
     }
 
@@ -94,10 +103,14 @@ def domain_rows(losses: dict[str, tuple[float, int]], preds: list[Prediction]) -
     total = [sum(losses[n][0] for n in losses), sum(losses[n][1] for n in losses)]
     for name, (loss_sum, tokens) in [*((n, losses.get(n, (0.0, 0))) for n in names), (ALL, total)]:
         graded = [s for values in scores.values() for s in values] if name == ALL else scores[name]
-        rows.append({
-            "domain": name, "loss": loss_sum / tokens if tokens else None, "loss_tokens": tokens,
-            **_accuracy(graded),
-        })
+        rows.append(
+            {
+                "domain": name,
+                "loss": loss_sum / tokens if tokens else None,
+                "loss_tokens": tokens,
+                **_accuracy(graded),
+            }
+        )
     return rows
 
 
@@ -111,8 +124,13 @@ def length_rows(preds: list[Prediction]) -> list[dict]:
     order = list(dict.fromkeys([*(p.domain for p in preds), ALL]))
     keys = sorted(groups, key=lambda k: (order.index(k[0]), k[1]))
     return [
-        {"domain": d, "length": bucket_label(lo, hi), "lo": lo, "hi": hi,
-         **_accuracy(groups[(d, lo, hi)])}
+        {
+            "domain": d,
+            "length": bucket_label(lo, hi),
+            "lo": lo,
+            "hi": hi,
+            **_accuracy(groups[(d, lo, hi)]),
+        }
         for d, lo, hi in keys
     ]
 

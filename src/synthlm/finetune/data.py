@@ -77,34 +77,62 @@ def default_metrics(cfg: FinetuneConfig, task: Task | None, kind: str) -> tuple[
     return task.metrics if task is not None else ("exact_match", "rouge_l")
 
 
-def load_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: ModelVocab, *, progress: bool = False) -> PairSet:
+def load_pairs(
+    role: str,
+    path: Path,
+    cfg: FinetuneConfig,
+    tokenizer: Tokenizer,
+    layout: ModelVocab,
+    *,
+    progress: bool = False,
+) -> PairSet:
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
     kind = detect_format(path, cfg.format)
     if kind == "synthetic":
         if cfg.task is not None:
-            raise ConfigError(f"finetune.task={cfg.task} applies to GLUE files, but finetune.{role} ({path}) is a synthetic dataset; remove finetune.task")
+            raise ConfigError(
+                f"finetune.task={cfg.task} applies to GLUE files, but finetune.{role} "
+                f"({path}) is a synthetic dataset; remove finetune.task"
+            )
         return synthetic_pairs(role, path, cfg, tokenizer, layout)
     task = get_task(cfg.task) if cfg.task else None
     rows = read_rows(path, kind, task.headerless if task else ())
     if not rows:
         raise UserError(f"finetune.{role}: {path} holds no rows")
-    texts = [row_texts(row, cfg, task, f"finetune.{role}: {path} row {i + 1}") for i, row in enumerate(rows)]
-    pairs, truncated = tokenize_pairs(texts, tokenizer, cfg, progress=progress, desc=f"tokenize {role}")
+    texts = [
+        row_texts(row, cfg, task, f"finetune.{role}: {path} row {i + 1}")
+        for i, row in enumerate(rows)
+    ]
+    pairs, truncated = tokenize_pairs(
+        texts, tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
+    )
     labels = task.label_words if task else None
     return PairSet(role, path, pairs, "text", default_metrics(cfg, task, "text"), labels, truncated)
 
 
-def row_texts(row: dict[str, Any], cfg: FinetuneConfig, task: Task | None, where: str) -> tuple[str, str | None]:
+def row_texts(
+    row: dict[str, Any], cfg: FinetuneConfig, task: Task | None, where: str
+) -> tuple[str, str | None]:
     """(input text, target text or None) of one row."""
     if task is not None:
         return task.input_text(row, where), task.target_text(row, where)
     if cfg.input_field not in row:
-        raise UserError(f"{where}: no field {cfg.input_field!r} (finetune.input_field); fields: {', '.join(map(str, row))}")
+        raise UserError(
+            f"{where}: no field {cfg.input_field!r} (finetune.input_field); fields: "
+            f"{', '.join(map(str, row))}"
+        )
     target = row.get(cfg.target_field)
     return cfg.prefix + str(row[cfg.input_field]), None if target is None else str(target)
 
 
-def tokenize_pairs(texts: list[tuple[str, str | None]], tokenizer: Tokenizer, cfg: FinetuneConfig, *, progress: bool, desc: str) -> tuple[list[Pair], int]:
+def tokenize_pairs(
+    texts: list[tuple[str, str | None]],
+    tokenizer: Tokenizer,
+    cfg: FinetuneConfig,
+    *,
+    progress: bool,
+    desc: str,
+) -> tuple[list[Pair], int]:
     from tqdm.auto import tqdm
 
     eos = tokenizer.eos_id
@@ -114,11 +142,15 @@ def tokenize_pairs(texts: list[tuple[str, str | None]], tokenizer: Tokenizer, cf
             chunk = texts[start : start + TOKENIZE_BATCH]
             inputs = tokenizer.encode_batch([t[0] for t in chunk])
             targets = tokenizer.encode_batch([t[1] or "" for t in chunk])
-            for offset, ((source, target), ids, target_ids) in enumerate(zip(chunk, inputs, targets)):
+            for offset, ((source, target), ids, target_ids) in enumerate(
+                zip(chunk, inputs, targets)
+            ):
                 x, cut_x = with_eos(ids, eos, cfg.max_input_length)
                 y, cut_y = with_eos(target_ids, eos, cfg.max_target_length)
                 truncated += cut_x or (cut_y and target is not None)
-                pairs.append(Pair(x, y if target is not None else None, start + offset, source, target))
+                pairs.append(
+                    Pair(x, y if target is not None else None, start + offset, source, target)
+                )
             bar.update(len(chunk))
     return pairs, truncated
 
@@ -130,24 +162,55 @@ def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:
     return np.append(body[: limit - 1], eos), cut
 
 
-def synthetic_pairs(role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: ModelVocab) -> PairSet:
+def synthetic_pairs(
+    role: str, path: Path, cfg: FinetuneConfig, tokenizer: Tokenizer, layout: ModelVocab
+) -> PairSet:
     from synthlm.synth import load_synthetic
 
     dataset = load_synthetic(path)
     if dataset.vocab_size > layout.meta_size:
         raise ConfigError(
-            f"finetune.{role}: {path} needs {dataset.vocab_size} meta-language ids but model.num_meta_tokens is "
+            f"finetune.{role}: {path} needs {dataset.vocab_size} meta-language ids but "
+            f"model.num_meta_tokens is "
             f"{layout.meta_size}; set model.num_meta_tokens={dataset.vocab_size} or more"
         )
     eos, pairs, truncated = tokenizer.eos_id, [], 0
     for number, example in enumerate(dataset.examples(SYNTHETIC_SPLIT[role])):
-        x, cut_x = with_eos(np.asarray(example.prompt, dtype=np.int64) + layout.meta_offset, eos, cfg.max_input_length)
-        y, cut_y = with_eos(np.asarray(example.answer, dtype=np.int64) + layout.meta_offset, eos, cfg.max_target_length)
+        x, cut_x = with_eos(
+            np.asarray(example.prompt, dtype=np.int64) + layout.meta_offset,
+            eos,
+            cfg.max_input_length,
+        )
+        y, cut_y = with_eos(
+            np.asarray(example.answer, dtype=np.int64) + layout.meta_offset,
+            eos,
+            cfg.max_target_length,
+        )
         truncated += cut_x or cut_y
-        pairs.append(Pair(x, y, number, domain=example.domain, prompt=np.asarray(example.prompt, dtype=np.int64)))
+        pairs.append(
+            Pair(
+                x,
+                y,
+                number,
+                domain=example.domain,
+                prompt=np.asarray(example.prompt, dtype=np.int64),
+            )
+        )
     if not pairs:
-        raise UserError(f"finetune.{role}: {path} has no task examples in its {SYNTHETIC_SPLIT[role]} split (language domains have no answers)")
-    return PairSet(role, path, pairs, "synthetic", default_metrics(cfg, None, "synthetic"), None, truncated, dataset)
+        raise UserError(
+            f"finetune.{role}: {path} has no task examples in its {SYNTHETIC_SPLIT[role]} "
+            f"split (language domains have no answers)"
+        )
+    return PairSet(
+        role,
+        path,
+        pairs,
+        "synthetic",
+        default_metrics(cfg, None, "synthetic"),
+        None,
+        truncated,
+        dataset,
+    )
 
 
 class PairDataset:

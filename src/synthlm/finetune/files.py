@@ -16,7 +16,13 @@ from synthlm.data.readers import open_binary
 from synthlm.errors import UserError
 from synthlm.synth.manifest import is_synthetic_dataset
 
-EXTENSIONS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
 
 
 def detect_format(path: Path, declared: str) -> str:
@@ -26,12 +32,18 @@ def detect_format(path: Path, declared: str) -> str:
     if path.is_dir():
         if is_synthetic_dataset(path):
             return "synthetic"
-        raise UserError(f"{path}: a directory but not a synthetic dataset (no manifest.json); give a pair file or a `synthlm synth generate` dir")
+        raise UserError(
+            f"{path}: a directory but not a synthetic dataset (no manifest.json); give a "
+            f"pair file or a `synthlm synth generate` dir"
+        )
     name = path.name.lower().removesuffix(".gz").removesuffix(".zst")
     for extension, kind in EXTENSIONS.items():
         if name.endswith(extension):
             return kind
-    raise UserError(f"{path}: cannot tell the format from the extension; set finetune.format to one of: {', '.join(EXTENSIONS.values())}, synthetic")
+    raise UserError(
+        f"{path}: cannot tell the format from the extension; set finetune.format to one "
+        f"of: {', '.join(EXTENSIONS.values())}, synthetic"
+    )
 
 
 def read_rows(path: Path, kind: str, headerless: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -48,7 +60,11 @@ def read_rows(path: Path, kind: str, headerless: tuple[str, ...] = ()) -> list[d
             return [_json(line, path, n) for n, line in enumerate(text, 1) if line.strip()]
         if kind == "json":
             return _json_list(text.read(), path)
-        reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE) if kind == "tsv" else csv.reader(text)
+        reader = (
+            csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if kind == "tsv"
+            else csv.reader(text)
+        )
         return _table(list(reader), path, headerless)
 
 
@@ -58,7 +74,9 @@ def _json(line: str, path: Path, number: int) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
     if not isinstance(row, dict):
-        raise UserError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        raise UserError(
+            f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}"
+        )
     return row
 
 
@@ -83,6 +101,8 @@ def _table(lines: list[list[str]], path: Path, headerless: tuple[str, ...]) -> l
     rows = []
     for number, values in enumerate(body, 2):
         if len(values) != len(header):
-            raise UserError(f"{path}:{number}: {len(values)} columns, but the header has {len(header)}")
+            raise UserError(
+                f"{path}:{number}: {len(values)} columns, but the header has {len(header)}"
+            )
         rows.append(dict(zip(header, values)))
     return rows

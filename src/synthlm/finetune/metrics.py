@@ -37,7 +37,12 @@ def check_metrics(names: Sequence[str]) -> None:
             raise ConfigError(f"finetune.metrics: {METRICS.unknown(name)}")
 
 
-def compute_metrics(names: Sequence[str], predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> dict[str, float]:
+def compute_metrics(
+    names: Sequence[str],
+    predictions: Sequence[str],
+    references: Sequence[str],
+    label_words: Sequence[str] | None = None,
+) -> dict[str, float]:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
@@ -68,19 +73,32 @@ def rouge_tokens(text: str) -> list[str]:
 
 
 @register_metric("accuracy")
-def accuracy(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
+def accuracy(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
     return float(np.mean([p.strip() == r.strip() for p, r in zip(predictions, references)]))
 
 
 @register_metric("exact_match")
-def exact_match(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
-    return float(np.mean([normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references)]))
+def exact_match(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
+    return float(
+        np.mean(
+            [normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references)]
+        )
+    )
 
 
 @register_metric("f1")
-def f1(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
+def f1(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
     if label_words is not None and len(label_words) == 2:
-        return binary_f1([p.strip() == label_words[1] for p in predictions], [r.strip() == label_words[1] for r in references])
+        return binary_f1(
+            [p.strip() == label_words[1] for p in predictions],
+            [r.strip() == label_words[1] for r in references],
+        )
     return float(np.mean([token_f1(p, r) for p, r in zip(predictions, references)]))
 
 
@@ -103,7 +121,9 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 @register_metric("rouge_l")
-def rouge_l(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
+def rouge_l(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
     return float(np.mean([rouge_l_f(p, r) for p, r in zip(predictions, references)]))
 
 
@@ -131,7 +151,9 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 @register_metric("matthews_corr")
-def matthews_corr(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
+def matthews_corr(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
     positive = label_words[1] if label_words else "1"
     pred = np.asarray([p.strip() == positive for p in predictions])
     true = np.asarray([r.strip() == positive for r in references])
@@ -149,13 +171,19 @@ def parse_float(text: str) -> float:
 
 
 @register_metric("pearson")
-def pearson(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
+def pearson(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
     return _correlation([parse_float(p) for p in predictions], [parse_float(r) for r in references])
 
 
 @register_metric("spearman")
-def spearman(predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None) -> float:
-    return _correlation(_ranks([parse_float(p) for p in predictions]), _ranks([parse_float(r) for r in references]))
+def spearman(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
+    return _correlation(
+        _ranks([parse_float(p) for p in predictions]), _ranks([parse_float(r) for r in references])
+    )
 
 
 def _ranks(values: Sequence[float]) -> np.ndarray:

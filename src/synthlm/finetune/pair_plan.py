@@ -55,21 +55,42 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
     check_wandb(config)
     objective, tokenizer = build_objective(config, load_pair_tokenizer(config, cfg))
     if objective.name != "text_to_text":
-        raise ConfigError(f"objective.name={objective.name}: mode ft trains text_to_text on finetune pairs; remove objective.name or use mode pt")
+        raise ConfigError(
+            f"objective.name={objective.name}: mode ft trains text_to_text on finetune "
+            f"pairs; remove objective.name or use mode pt"
+        )
     check_model_kind(config, objective)
     layout = pair_layout(tokenizer.vocab_size, config.model.num_meta_tokens)
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
-    sets = {role: load_pairs(role, path, cfg, tokenizer, layout, progress=config.logging.progress) for role, path in files(config, cfg).items()}
+    sets = {
+        role: load_pairs(role, path, cfg, tokenizer, layout, progress=config.logging.progress)
+        for role, path in files(config, cfg).items()
+    }
     check_synthetic_metrics(sets)
     warn_truncated(sets, cfg)
     stream = PairDataset(sets["train"], seed=config.seed) if "train" in sets else None
-    steps = total_steps(config.train, batch, stream, cfg.max_input_length) if stream is not None else config.train.max_steps or 1
+    steps = (
+        total_steps(config.train, batch, stream, cfg.max_input_length)
+        if stream is not None
+        else config.train.max_steps or 1
+    )
     epochs = stream.check_budget(steps * batch.global_batch) if stream is not None else {}
     data = FinetuneData(cfg, sets.get("valid"), sets.get("test"))
     return RunPlan(
-        config, tokenizer, layout, hf_config, batch, steps, stream, epochs, objective, ids,
-        cfg.max_input_length, cfg.max_target_length, data,
+        config,
+        tokenizer,
+        layout,
+        hf_config,
+        batch,
+        steps,
+        stream,
+        epochs,
+        objective,
+        ids,
+        cfg.max_input_length,
+        cfg.max_target_length,
+        data,
     )
 
 
@@ -96,7 +117,11 @@ def files(config: RunConfig, cfg: FinetuneConfig) -> dict[str, Path]:
         wanted = {"test"} if cfg.test is not None else {"valid"}
     else:
         wanted = set(ROLES)
-    return {role: Path(getattr(cfg, role)) for role in ROLES if role in wanted and getattr(cfg, role) is not None}
+    return {
+        role: Path(getattr(cfg, role))
+        for role in ROLES
+        if role in wanted and getattr(cfg, role) is not None
+    }
 
 
 def load_pair_tokenizer(config: RunConfig, cfg: FinetuneConfig) -> Any:
@@ -104,22 +129,36 @@ def load_pair_tokenizer(config: RunConfig, cfg: FinetuneConfig) -> Any:
 
     path = cfg.tokenizer or config.model.init_from
     if path is None:
-        raise ConfigError("finetune.tokenizer: not set, and there is no model.init_from dir to take the tokenizer from; set finetune.tokenizer")
+        raise ConfigError(
+            "finetune.tokenizer: not set, and there is no model.init_from dir to take the "
+            "tokenizer from; set finetune.tokenizer"
+        )
     tokenizer = load_tokenizer(str(path))
     if tokenizer.eos_id is None:
-        raise ConfigError(f"finetune.tokenizer: {path} has no end-of-sequence token; inputs and targets end with one")
+        raise ConfigError(
+            f"finetune.tokenizer: {path} has no end-of-sequence token; inputs and targets "
+            f"end with one"
+        )
     return tokenizer
 
 
 def pair_layout(natural_size: int, num_meta_tokens: int) -> ModelVocab:
     """Natural ids, then the meta range synthetic pairs use (as in pretraining)."""
-    return ModelVocab(natural_size, natural_size, num_meta_tokens, round_up(natural_size + num_meta_tokens, VOCAB_MULTIPLE))
+    return ModelVocab(
+        natural_size,
+        natural_size,
+        num_meta_tokens,
+        round_up(natural_size + num_meta_tokens, VOCAB_MULTIPLE),
+    )
 
 
 def check_synthetic_metrics(sets: dict[str, PairSet]) -> None:
     for role, pairs in sets.items():
         if pairs.kind == "synthetic" and set(pairs.metrics) - {"accuracy"}:
-            raise ConfigError(f"finetune.metrics: synthetic pairs ({role}) are scored by their domains' verifiers: only accuracy applies")
+            raise ConfigError(
+                f"finetune.metrics: synthetic pairs ({role}) are scored by their domains' "
+                f"verifiers: only accuracy applies"
+            )
 
 
 def warn_truncated(sets: dict[str, PairSet], cfg: FinetuneConfig) -> None:
@@ -129,7 +168,9 @@ def warn_truncated(sets: dict[str, PairSet], cfg: FinetuneConfig) -> None:
     for role, pairs in sets.items():
         if pairs.truncated:
             print(
-                f"warning: finetune.{role}: {pairs.truncated} of {len(pairs.pairs)} pairs exceed finetune.max_input_length="
-                f"{cfg.max_input_length} or max_target_length={cfg.max_target_length} (EOS included) and were cut",
+                f"warning: finetune.{role}: {pairs.truncated} of {len(pairs.pairs)} pairs "
+                f"exceed finetune.max_input_length="
+                f"{cfg.max_input_length} or max_target_length={cfg.max_target_length} (EOS "
+                f"included) and were cut",
                 file=sys.stderr,
             )

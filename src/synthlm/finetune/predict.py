@@ -33,7 +33,14 @@ class GenerationSettings:
     pad_id: int
 
 
-def generate(model: Any, pairs: list[Pair], settings: GenerationSettings, device: Any, *, progress: bool = False) -> list[list[int]]:
+def generate(
+    model: Any,
+    pairs: list[Pair],
+    settings: GenerationSettings,
+    device: Any,
+    *,
+    progress: bool = False,
+) -> list[list[int]]:
     """Generated target ids (without the decoder start, cut before EOS) for every pair."""
     import torch
     from tqdm.auto import tqdm
@@ -46,10 +53,18 @@ def generate(model: Any, pairs: list[Pair], settings: GenerationSettings, device
         rows = [p.input_ids for p in pairs[start : start + settings.batch_size]]
         width = max(len(r) for r in rows)
         ids = torch.from_numpy(pad_rows(rows, width, settings.pad_id)).to(device)
-        mask = torch.from_numpy(pad_rows([np.ones(len(r), dtype=np.int64) for r in rows], width, 0)).to(device)
+        mask = torch.from_numpy(
+            pad_rows([np.ones(len(r), dtype=np.int64) for r in rows], width, 0)
+        ).to(device)
         out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens, num_beams=settings.num_beams,
-            do_sample=False, decoder_start_token_id=settings.pad_id, eos_token_id=settings.eos_id, pad_token_id=settings.pad_id,
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=settings.max_new_tokens,
+            num_beams=settings.num_beams,
+            do_sample=False,
+            decoder_start_token_id=settings.pad_id,
+            eos_token_id=settings.eos_id,
+            pad_token_id=settings.pad_id,
             suppress_tokens=None,  # synthetic answers are meta ids, which a checkpoint's generation_config suppresses
         )
         outputs.extend(cut_at_eos(row[1:], settings.eos_id) for row in out.tolist())
@@ -78,26 +93,47 @@ def synthetic_correct(pairs: PairSet, outputs: list[list[int]], layout: ModelVoc
     ]
 
 
-def score(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab) -> dict[str, float]:
+def score(
+    pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab
+) -> dict[str, float]:
     """Metrics of ``outputs`` (one per pair of ``pairs.pairs``; every pair has a reference)."""
     if pairs.kind == "synthetic":
-        return {"accuracy": float(np.mean(synthetic_correct(pairs, outputs, layout)))} if outputs else {}
+        return (
+            {"accuracy": float(np.mean(synthetic_correct(pairs, outputs, layout)))}
+            if outputs
+            else {}
+        )
     references = [p.target_text or "" for p in pairs.pairs]
-    return compute_metrics(pairs.metrics, predicted_texts(tokenizer, outputs), references, pairs.label_words)
+    return compute_metrics(
+        pairs.metrics, predicted_texts(tokenizer, outputs), references, pairs.label_words
+    )
 
 
-def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab) -> list[dict[str, Any]]:
+def prediction_records(
+    pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab
+) -> list[dict[str, Any]]:
     """One JSON record per pair: input, prediction, and the reference when there is one."""
     if pairs.kind == "synthetic":
         correct = synthetic_correct(pairs, outputs, layout)
         return [
-            {"index": p.index, "domain": p.domain, "input": p.prompt.tolist(), "prediction": synthetic_answer(row, layout).tolist(),
-             "target": (p.target_ids[:-1] - layout.meta_offset).tolist(), "correct": ok}
+            {
+                "index": p.index,
+                "domain": p.domain,
+                "input": p.prompt.tolist(),
+                "prediction": synthetic_answer(row, layout).tolist(),
+                "target": (p.target_ids[:-1] - layout.meta_offset).tolist(),
+                "correct": ok,
+            }
             for p, row, ok in zip(pairs.pairs, outputs, correct)
         ]
     records = []
     for pair, text in zip(pairs.pairs, predicted_texts(tokenizer, outputs)):
-        record: dict[str, Any] = {"index": pair.index, "input": pair.input_text, "prediction": text, "target": pair.target_text}
+        record: dict[str, Any] = {
+            "index": pair.index,
+            "input": pair.input_text,
+            "prediction": text,
+            "target": pair.target_text,
+        }
         if pairs.label_words is not None:
             record["label"] = pairs.label_words.index(text) if text in pairs.label_words else None
         records.append(record)
@@ -107,4 +143,6 @@ def prediction_records(pairs: PairSet, outputs: list[list[int]], tokenizer: Toke
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     from synthlm.fileio import atomic_write_text
 
-    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return atomic_write_text(
+        path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    )

@@ -63,19 +63,27 @@ class Task:
         except ValueError:
             index = -1
         if not 0 <= index < len(self.label_words):
-            raise UserError(f"{where}: label {text!r} is not a {self.name} label; allowed: 0-{len(self.label_words) - 1} or {', '.join(self.label_words)}")
+            raise UserError(
+                f"{where}: label {text!r} is not a {self.name} label; allowed: "
+                f"0-{len(self.label_words) - 1} or {', '.join(self.label_words)}"
+            )
         return self.label_words[index]
 
     def has_columns(self, columns: list[str]) -> bool:
         return all(any(c in columns for c in f.columns) for f in self.fields)
 
     @staticmethod
-    def _value(row: Mapping[str, Any], columns: tuple[str, ...], where: str, required: bool = True) -> Any:
+    def _value(
+        row: Mapping[str, Any], columns: tuple[str, ...], where: str, required: bool = True
+    ) -> Any:
         for column in columns:
             if column in row:
                 return row[column]
         if required:
-            raise UserError(f"{where}: no column {' or '.join(repr(c) for c in columns)}; columns: {', '.join(map(str, row))}")
+            raise UserError(
+                f"{where}: no column {' or '.join(repr(c) for c in columns)}; columns: "
+                f"{', '.join(map(str, row))}"
+            )
         return None
 
 
@@ -93,32 +101,78 @@ def get_task(name: str) -> Task:
 
 
 LABEL = ("label",)
-register_task(Task("sst2", (Field("sentence", ("sentence",)),), LABEL, ("negative", "positive"), ("accuracy",)))
-register_task(Task(
-    "cola", (Field("sentence", ("sentence",)),), LABEL, ("unacceptable", "acceptable"), ("matthews_corr", "accuracy"),
-    headerless=("source", "label", "original_label", "sentence"),
-))
-register_task(Task(
-    "rte", (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))), LABEL,
-    ("entailment", "not_entailment"), ("accuracy",),
-))
-register_task(Task(
-    "mnli", (Field("hypothesis", ("hypothesis", "sentence2")), Field("premise", ("premise", "sentence1"))),
-    ("label", "gold_label"), ("entailment", "neutral", "contradiction"), ("accuracy",),
-))
-register_task(Task(
-    "qnli", (Field("question", ("question",)), Field("sentence", ("sentence",))), LABEL,
-    ("entailment", "not_entailment"), ("accuracy",),
-))
-register_task(Task(
-    "mrpc", (Field("sentence1", ("sentence1", "#1 String")), Field("sentence2", ("sentence2", "#2 String"))),
-    ("label", "Quality"), ("not_equivalent", "equivalent"), ("accuracy", "f1"),
-))
-register_task(Task(
-    "qqp", (Field("question1", ("question1",)), Field("question2", ("question2",))), ("label", "is_duplicate"),
-    ("not_duplicate", "duplicate"), ("accuracy", "f1"),
-))
-register_task(Task(
-    "stsb", (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))), ("label", "score"),
-    None, ("pearson", "spearman"),
-))
+register_task(
+    Task(
+        "sst2", (Field("sentence", ("sentence",)),), LABEL, ("negative", "positive"), ("accuracy",)
+    )
+)
+register_task(
+    Task(
+        "cola",
+        (Field("sentence", ("sentence",)),),
+        LABEL,
+        ("unacceptable", "acceptable"),
+        ("matthews_corr", "accuracy"),
+        headerless=("source", "label", "original_label", "sentence"),
+    )
+)
+register_task(
+    Task(
+        "rte",
+        (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))),
+        LABEL,
+        ("entailment", "not_entailment"),
+        ("accuracy",),
+    )
+)
+register_task(
+    Task(
+        "mnli",
+        (
+            Field("hypothesis", ("hypothesis", "sentence2")),
+            Field("premise", ("premise", "sentence1")),
+        ),
+        ("label", "gold_label"),
+        ("entailment", "neutral", "contradiction"),
+        ("accuracy",),
+    )
+)
+register_task(
+    Task(
+        "qnli",
+        (Field("question", ("question",)), Field("sentence", ("sentence",))),
+        LABEL,
+        ("entailment", "not_entailment"),
+        ("accuracy",),
+    )
+)
+register_task(
+    Task(
+        "mrpc",
+        (
+            Field("sentence1", ("sentence1", "#1 String")),
+            Field("sentence2", ("sentence2", "#2 String")),
+        ),
+        ("label", "Quality"),
+        ("not_equivalent", "equivalent"),
+        ("accuracy", "f1"),
+    )
+)
+register_task(
+    Task(
+        "qqp",
+        (Field("question1", ("question1",)), Field("question2", ("question2",))),
+        ("label", "is_duplicate"),
+        ("not_duplicate", "duplicate"),
+        ("accuracy", "f1"),
+    )
+)
+register_task(
+    Task(
+        "stsb",
+        (Field("sentence1", ("sentence1",)), Field("sentence2", ("sentence2",))),
+        ("label", "score"),
+        None,
+        ("pearson", "spearman"),
+    )
+)

@@ -76,12 +76,17 @@ class Conversation:
         history = self.turns if turns is None else turns
         out = [{"role": "system", "content": self.system}] if self.system else []
         for turn in history:
-            out += [{"role": "user", "content": turn.user}, {"role": "assistant", "content": turn.assistant}]
+            out += [
+                {"role": "user", "content": turn.user},
+                {"role": "assistant", "content": turn.assistant},
+            ]
         return [*out, {"role": "user", "content": user}]
 
     def render(self, user: str, turns: Sequence[Turn] | None = None) -> tuple[str, list[int]]:
         """Template text (with the generation prompt) and its ids, as training tokenized them."""
-        text = self.tokenizer.apply_chat_template(self.messages(user, turns), tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(
+            self.messages(user, turns), tokenize=False, add_generation_prompt=True
+        )
         return text, list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt(self, user: str) -> Prompt:
@@ -109,11 +114,18 @@ class Conversation:
 # Choosing the template and the context
 
 
-def resolve_template(tokenizer: HFTokenizer, config: dict[str, Any], override: str | None = None) -> str:
+def resolve_template(
+    tokenizer: HFTokenizer, config: dict[str, Any], override: str | None = None
+) -> str:
     """The template to prompt with (see the module docstring for the order)."""
     from synthlm.text.chat_format import DEFAULT_CHAT_TEMPLATE, trained_template
 
-    return override or getattr(tokenizer, "chat_template", None) or trained_template(config) or DEFAULT_CHAT_TEMPLATE
+    return (
+        override
+        or getattr(tokenizer, "chat_template", None)
+        or trained_template(config)
+        or DEFAULT_CHAT_TEMPLATE
+    )
 
 
 def read_template(path: Path) -> str:
@@ -122,7 +134,9 @@ def read_template(path: Path) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-def context_size(model: Any, seq_len: int | None, requested: int | None, max_new_tokens: int) -> int:
+def context_size(
+    model: Any, seq_len: int | None, requested: int | None, max_new_tokens: int
+) -> int:
     """Tokens a prompt plus its reply may span; fails fast when the reply alone cannot fit."""
     limit = context_limit(model)
     if requested is not None and limit is not None and requested > limit:
@@ -131,7 +145,10 @@ def context_size(model: Any, seq_len: int | None, requested: int | None, max_new
     if limit is not None:
         size = min(size, limit)
     if max_new_tokens >= size:
-        raise UserError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in a {size}-token context; lower it or raise --max-context")
+        raise UserError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in a "
+            f"{size}-token context; lower it or raise --max-context"
+        )
     return size
 
 
@@ -192,8 +209,14 @@ def end_ids(tokenizer: HFTokenizer, model: Any) -> list[int]:
     return ids
 
 
-def stream_reply(model: Any, tokenizer: HFTokenizer, ids: list[int], sampling: SamplingConfig,
-                 write: Callable[[str], None], suppress_ids: Sequence[int] = ()) -> str:
+def stream_reply(
+    model: Any,
+    tokenizer: HFTokenizer,
+    ids: list[int],
+    sampling: SamplingConfig,
+    write: Callable[[str], None],
+    suppress_ids: Sequence[int] = (),
+) -> str:
     """Generate and stream the reply to ``ids``; returns the text shown (stop strings cut)."""
     import torch
 
@@ -203,7 +226,12 @@ def stream_reply(model: Any, tokenizer: HFTokenizer, ids: list[int], sampling: S
     device = next(model.parameters()).device
     inputs = torch.tensor([ids], dtype=torch.long, device=device)
     with torch.no_grad():
-        model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs), streamer=make_streamer(tokenizer, sink), **kwargs)
+        model.generate(
+            input_ids=inputs,
+            attention_mask=torch.ones_like(inputs),
+            streamer=make_streamer(tokenizer, sink),
+            **kwargs,
+        )
     return sink.text
 
 
@@ -230,11 +258,16 @@ class ChatSession:
             err.write(f"[not sent: {exc}]\n")
             return None
         if prompt.dropped:
-            err.write(f"[context full: dropped the {_turns(prompt.dropped)} to fit {self.conversation.max_context} tokens]\n")
+            err.write(
+                f"[context full: dropped the {_turns(prompt.dropped)} to fit "
+                f"{self.conversation.max_context} tokens]\n"
+            )
         if self.show_prompt:
             err.write(f"[prompt: {len(prompt.ids)} tokens]\n{prompt.text}\n[end of prompt]\n")
         err.flush()
-        reply = stream_reply(self.model, self.tokenizer, prompt.ids, self.sampling, _writer(out), self.suppress_ids)
+        reply = stream_reply(
+            self.model, self.tokenizer, prompt.ids, self.sampling, _writer(out), self.suppress_ids
+        )
         out.write("\n")
         out.flush()
         self.conversation.add(user, reply.strip())
@@ -259,7 +292,9 @@ def read_messages(stdin: TextIO, interactive: bool, prompt: str = "you> ") -> It
         for line in stdin:
             yield line.rstrip("\r\n")
         return
-    with contextlib.suppress(ImportError):  # arrow keys and history in input(), where readline exists
+    with contextlib.suppress(
+        ImportError
+    ):  # arrow keys and history in input(), where readline exists
         import readline  # noqa: F401
     while True:
         try:
@@ -268,11 +303,15 @@ def read_messages(stdin: TextIO, interactive: bool, prompt: str = "you> ") -> It
             return
 
 
-def run_session(session: ChatSession, lines: Iterable[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_session(
+    session: ChatSession, lines: Iterable[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
     """Serve messages until ``/exit`` or the end of input; returns the replies given."""
     import torch
 
-    torch.manual_seed(session.sampling.seed)  # one seed per session: a scripted chat replays exactly
+    torch.manual_seed(
+        session.sampling.seed
+    )  # one seed per session: a scripted chat replays exactly
     replies = 0
     for line in lines:
         message = line.strip()
@@ -320,11 +359,15 @@ def open_session(
     )
 
     check_checkpoint_dir(Path(checkpoint))
-    refuse_encoder_decoder(checkpoint, "synthlm chat", "a chat is one growing conversation the model continues")
+    refuse_encoder_decoder(
+        checkpoint, "synthlm chat", "a chat is one growing conversation the model continues"
+    )
     override = read_template(chat_template) if chat_template is not None else None
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     ckpt.tokenizer.chat_template = resolve_template(ckpt.tokenizer, ckpt.config, override)
     context = context_size(ckpt.model, ckpt.seq_len, max_context, sampling.max_new_tokens)
     conversation = Conversation(ckpt.tokenizer, context, sampling.max_new_tokens, system or None)
-    not_text = range(ckpt.layout.natural_size, ckpt.layout.model_vocab_size)  # meta-language and padding ids
+    not_text = range(
+        ckpt.layout.natural_size, ckpt.layout.model_vocab_size
+    )  # meta-language and padding ids
     return ChatSession(ckpt.model, ckpt.tokenizer, conversation, sampling, not_text, show_prompt)

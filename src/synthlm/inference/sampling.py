@@ -41,18 +41,29 @@ class SamplingConfig(Section):
 
     temperature: float = Field(1.0, ge=0, description="0 = greedy decoding; higher = more random.")
     top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens (0 = no limit).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: smallest set with this probability mass.")
-    repetition_penalty: float = Field(1.0, gt=0, description="> 1 discourages repeating tokens already present.")
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="Nucleus sampling: smallest set with this probability mass."
+    )
+    repetition_penalty: float = Field(
+        1.0, gt=0, description="> 1 discourages repeating tokens already present."
+    )
     max_new_tokens: int = Field(128, gt=0, description="Tokens generated per sample at most.")
     num_samples: int = Field(1, gt=0, description="Samples per prompt.")
-    stop: list[str] = Field(default_factory=list, description="Stop strings: text is cut before the first one.")
-    seed: int = Field(0, description="Seeds the sampler; same seed + same batch size = same samples.")
+    stop: list[str] = Field(
+        default_factory=list, description="Stop strings: text is cut before the first one."
+    )
+    seed: int = Field(
+        0, description="Seeds the sampler; same seed + same batch size = same samples."
+    )
 
     @field_validator("num_samples")
     @classmethod
     def _sampling_for_many(cls, value: int, info: ValidationInfo) -> int:
         if value > 1 and info.data.get("temperature") == 0:
-            raise ValueError("more than one sample per prompt needs sampling: greedy decoding (temperature 0) gives one answer")
+            raise ValueError(
+                "more than one sample per prompt needs sampling: greedy decoding "
+                "(temperature 0) gives one answer"
+            )
         return value
 
     @field_validator("stop")
@@ -102,11 +113,18 @@ def read_prompts(path: str | Path, prompt_end: str = "\n") -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: prompt file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    prompts = [p.strip("\r\n") if prompt_end == "\n" else p.strip("\n") for p in text.split(prompt_end)]
+        raise UserError(
+            f"{path}: prompt file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    prompts = [
+        p.strip("\r\n") if prompt_end == "\n" else p.strip("\n") for p in text.split(prompt_end)
+    ]
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
-        raise UserError(f"{path}: prompt file holds no prompts (separator {prompt_end!r}); write one prompt per line")
+        raise UserError(
+            f"{path}: prompt file holds no prompts (separator {prompt_end!r}); write one "
+            f"prompt per line"
+        )
     return prompts
 
 
@@ -134,7 +152,9 @@ def special_ids(tokenizer) -> tuple[int, int]:
     if eos is None:
         eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
-        raise UserError("the tokenizer has no end-of-sequence token; synthlm needs one to end documents")
+        raise UserError(
+            "the tokenizer has no end-of-sequence token; synthlm needs one to end documents"
+        )
     pad = getattr(tokenizer, "pad_id", None)
     if pad is None:
         pad = getattr(tokenizer, "pad_token_id", None)
@@ -178,20 +198,32 @@ def check_lengths(model, rows: Sequence[Sequence[int]], sampling: SamplingConfig
     for i, row in enumerate(rows):
         if len(row) + sampling.max_new_tokens > limit:
             raise UserError(
-                f"prompt {i + 1} has {len(row)} tokens; with --max-new-tokens {sampling.max_new_tokens} "
-                f"that exceeds the model's context of {limit} tokens (shorten it or lower --max-new-tokens)"
+                f"prompt {i + 1} has {len(row)} tokens; with --max-new-tokens "
+                f"{sampling.max_new_tokens} "
+                f"that exceeds the model's context of {limit} tokens (shorten it or lower "
+                f"--max-new-tokens)"
             )
 
 
-def check_seq2seq_lengths(rows: Sequence[Sequence[int]], sampling: SamplingConfig, limit: int) -> None:
+def check_seq2seq_lengths(
+    rows: Sequence[Sequence[int]], sampling: SamplingConfig, limit: int
+) -> None:
     if sampling.max_new_tokens > limit:
-        raise UserError(f"--max-new-tokens {sampling.max_new_tokens} exceeds the model's decoder context of {limit} tokens")
+        raise UserError(
+            f"--max-new-tokens {sampling.max_new_tokens} exceeds the model's decoder "
+            f"context of {limit} tokens"
+        )
     for i, row in enumerate(rows):
         if len(row) > limit:
-            raise UserError(f"prompt {i + 1} has {len(row)} tokens, more than the model's encoder context of {limit} tokens (shorten it)")
+            raise UserError(
+                f"prompt {i + 1} has {len(row)} tokens, more than the model's encoder "
+                f"context of {limit} tokens (shorten it)"
+            )
 
 
-def generation_kwargs(tokenizer, sampling: SamplingConfig, suppress_ids: Sequence[int] = ()) -> dict[str, Any]:
+def generation_kwargs(
+    tokenizer, sampling: SamplingConfig, suppress_ids: Sequence[int] = ()
+) -> dict[str, Any]:
     """Arguments for ``model.generate``, every knob explicit so no checkpoint default leaks in."""
     eos, pad = special_ids(tokenizer)
     kwargs: dict[str, Any] = {
@@ -211,7 +243,9 @@ def generation_kwargs(tokenizer, sampling: SamplingConfig, suppress_ids: Sequenc
     return kwargs
 
 
-def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig, skip_special: bool = True) -> tuple[str, int, bool]:
+def finish_row(
+    tokenizer, new_tokens: list[int], sampling: SamplingConfig, skip_special: bool = True
+) -> tuple[str, int, bool]:
     """(text, completion tokens, finished) of one generated row.
 
     The row is cut at the first EOS (and at padding, which follows a finished row); the text is
@@ -230,7 +264,12 @@ def finish_row(tokenizer, new_tokens: list[int], sampling: SamplingConfig, skip_
 
 
 def generate_batch(
-    model, tokenizer, prompts: Sequence[str], rows: Sequence[Sequence[int]], sampling: SamplingConfig, suppress_ids: Sequence[int] = ()
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    rows: Sequence[Sequence[int]],
+    sampling: SamplingConfig,
+    suppress_ids: Sequence[int] = (),
 ) -> list[Completion]:
     """Generate ``num_samples`` completions for each prompt of one batch."""
     import torch
@@ -238,21 +277,42 @@ def generate_batch(
     _, pad = special_ids(tokenizer)
     seq2seq = is_seq2seq(model)
     if seq2seq:
-        padded = tokenizer.pad({"input_ids": [list(r) for r in rows]}, padding=True, return_attention_mask=True, return_tensors="pt")
+        padded = tokenizer.pad(
+            {"input_ids": [list(r) for r in rows]},
+            padding=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
         ids, mask = padded["input_ids"], padded["attention_mask"]
     else:
         ids, mask = left_pad(rows, pad)
     device = next(model.parameters()).device
     started = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **generation_kwargs(tokenizer, sampling, suppress_ids))
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            **generation_kwargs(tokenizer, sampling, suppress_ids),
+        )
     seconds = time.perf_counter() - started
-    out = out[:, 1 if seq2seq else ids.shape[1] :].tolist()  # drop the decoder start token / the prompt
+    out = out[
+        :, 1 if seq2seq else ids.shape[1] :
+    ].tolist()  # drop the decoder start token / the prompt
     completions = []
     for j, row in enumerate(out):
         prompt_index, sample = divmod(j, sampling.num_samples)
         text, count, finished = finish_row(tokenizer, row, sampling, skip_special=not seq2seq)
-        completions.append(Completion(prompts[prompt_index], text, len(rows[prompt_index]), count, finished, seconds, sample))
+        completions.append(
+            Completion(
+                prompts[prompt_index],
+                text,
+                len(rows[prompt_index]),
+                count,
+                finished,
+                seconds,
+                sample,
+            )
+        )
     return completions
 
 
@@ -282,8 +342,17 @@ def generate_texts(
     per_batch = max(1, batch_size // sampling.num_samples)
     torch.manual_seed(sampling.seed)
     starts = range(0, len(rows), per_batch)
-    for start in tqdm(starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2):
-        yield from generate_batch(model, tokenizer, texts[start : start + per_batch], rows[start : start + per_batch], sampling, suppress_ids)
+    for start in tqdm(
+        starts, desc="generate", unit="batch", disable=not progress or len(starts) < 2
+    ):
+        yield from generate_batch(
+            model,
+            tokenizer,
+            texts[start : start + per_batch],
+            rows[start : start + per_batch],
+            sampling,
+            suppress_ids,
+        )
 
 
 def write_completions(completions: Iterator[Completion], out: str | Path) -> int:
@@ -327,6 +396,8 @@ def interactive(
             return served
         if not prompt.strip():
             continue
-        for completion in generate_texts(model, tokenizer, [prompt], sampling, suppress_ids=suppress_ids):
+        for completion in generate_texts(
+            model, tokenizer, [prompt], sampling, suppress_ids=suppress_ids
+        ):
             write(completion.text if is_seq2seq(model) else prompt + completion.text)
         served += 1

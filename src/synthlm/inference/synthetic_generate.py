@@ -43,8 +43,13 @@ class SyntheticCompletion:
 
 
 def generate_synthetic(
-    model, tokenizer, table: SymbolTable, prompts: Sequence[str], sampling: SamplingConfig,
-    *, batch_size: int = 8,
+    model,
+    tokenizer,
+    table: SymbolTable,
+    prompts: Sequence[str],
+    sampling: SamplingConfig,
+    *,
+    batch_size: int = 8,
 ) -> Iterator[SyntheticCompletion]:
     """Completions of symbol prompts in order, ``num_samples`` each, batch by batch."""
     import torch
@@ -66,7 +71,8 @@ def _batch(model, tokenizer, table: SymbolTable, rows, sampling) -> list[Synthet
     started = time.perf_counter()
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device),
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
             **generation_kwargs(tokenizer, sampling),
         )
     seconds = time.perf_counter() - started
@@ -74,10 +80,18 @@ def _batch(model, tokenizer, table: SymbolTable, rows, sampling) -> list[Synthet
     for j, row in enumerate(out[:, ids.shape[1] :].tolist()):
         index, sample = divmod(j, sampling.num_samples)
         body = row[: row.index(eos)] if eos in row else row
-        done.append(SyntheticCompletion(
-            prompt=table.decode(rows[index]), text=table.decode_model(body),
-            prompt_ids=list(rows[index]), ids=table.to_local(body), model_ids=body,
-            prompt_tokens=len(rows[index]), completion_tokens=len(body) + (eos in row),
-            finished=eos in row, seconds=seconds, sample=sample,
-        ))
+        done.append(
+            SyntheticCompletion(
+                prompt=table.decode(rows[index]),
+                text=table.decode_model(body),
+                prompt_ids=list(rows[index]),
+                ids=table.to_local(body),
+                model_ids=body,
+                prompt_tokens=len(rows[index]),
+                completion_tokens=len(body) + (eos in row),
+                finished=eos in row,
+                seconds=seconds,
+                sample=sample,
+            )
+        )
     return done

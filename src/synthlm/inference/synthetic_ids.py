@@ -73,7 +73,8 @@ class SymbolTable:
         for word in text.split():
             if word in self.ambiguous:
                 raise UserError(
-                    f"{what}: {word!r} names several ids of {self.source}; write the local id instead"
+                    f"{what}: {word!r} names several ids of {self.source}; write the local "
+                    f"id instead"
                 )
             if word in self.ids:
                 out.append(self.ids[word])

@@ -67,7 +67,9 @@ class Objective:
 
     def __init__(self, **options: Any) -> None:
         if options:
-            raise ConfigError(f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}")
+            raise ConfigError(
+                f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}"
+            )
 
     @classmethod
     def create(cls, tokenizer: Tokenizer, **options: Any) -> tuple[Objective, Tokenizer]:
@@ -91,7 +93,9 @@ class Objective:
         """Stack samples into model inputs and labels (tensors on the CPU)."""
         raise NotImplementedError(f"objective '{self.name}' must implement collate")
 
-    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_sum(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of per-token losses, number of target tokens) for one micro-batch."""
         raise NotImplementedError(f"objective '{self.name}' must implement loss_sum")
 
@@ -105,7 +109,9 @@ class Objective:
         """
         return int((batch["labels"] != IGNORE_INDEX).sum())
 
-    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def row_loss_sums(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per-row (loss sums [B], target counts [B]) from one forward pass, or None.
 
         Their totals equal ``loss_sum``'s, so the loop trains on ``rows[0].sum()`` and logs

@@ -32,7 +32,9 @@ def segment_positions(segments: np.ndarray) -> np.ndarray:
 def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Additive 4D mask [B, 1, T, T]: 0 where query may attend key (same document, key <= query)."""
     same = segments[:, :, None] == segments[:, None, :]
-    causal = torch.ones(segments.shape[-1], segments.shape[-1], dtype=torch.bool, device=segments.device).tril()
+    causal = torch.ones(
+        segments.shape[-1], segments.shape[-1], dtype=torch.bool, device=segments.device
+    ).tril()
     allowed = same & causal
     mask = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
@@ -43,7 +45,8 @@ class CausalLMOptions(Section):
     """Options of ``objective: clm``."""
 
     document_mask: bool = Field(
-        False, description="Attend within each packed document only (also set by data.document_mask)."
+        False,
+        description="Attend within each packed document only (also set by data.document_mask).",
     )
 
 
@@ -67,11 +70,15 @@ class CausalLM(Objective):
             new_doc = np.zeros_like(mask)
             new_doc[:, 1:] = segments[:, 1:] != segments[:, :-1]
             batch["labels"] = torch.from_numpy(np.where(new_doc, IGNORE_INDEX, labels))
-            batch["position_ids"] = torch.from_numpy(np.stack([segment_positions(s) for s in segments]))
+            batch["position_ids"] = torch.from_numpy(
+                np.stack([segment_positions(s) for s in segments])
+            )
             batch["segment_ids"] = torch.from_numpy(segments.astype(np.int64))
         return batch
 
-    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_sum(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         per_token, targets = self.token_losses(model, batch)
         return per_token.sum(), targets.sum()
 
@@ -79,11 +86,15 @@ class CausalLM(Objective):
         """Labels follow the HF convention (shifted inside the loss): position 0 is never a target."""
         return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
-    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def row_loss_sums(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         per_token, targets = self.token_losses(model, batch)
         return per_token.sum(1), targets.sum(1)
 
-    def token_losses(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_losses(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-position losses [B, T-1] (0 where ignored) and the target indicator."""
         kwargs = {"input_ids": batch["input_ids"]}
         if "segment_ids" in batch:

@@ -83,14 +83,33 @@ class DepthConfig(SpanCorruptionConfig):
     """Options of ``objective: depth``."""
 
     noise_density: float = Field(0.3, gt=0, lt=1, description="Share of sentence tokens hidden.")
-    max_sentences: int = Field(20, ge=1, description="Sentences per example; also the number of <sent_i> tokens.")
-    sentence_shuffling_probability: float = Field(0.5, ge=0, le=1, description="Chance that an example's sentences are shuffled.")
-    sentence_loss_coefficient: float = Field(1.0, ge=0, description="Weight of the loss on <sent_i> targets; reconstruction targets weigh 1.")
-    sentence_ids: Literal["random", "ordered"] = Field("random", description="random: a permutation per example (pretraining); ordered: fine-tuning.")
-    splitter: str = Field("pysbd", description="Sentence splitter (synthlm.text.sentences): pysbd, rules or nltk (the paper's; needs punkt_tab).")
-    hierarchical_attention: bool = Field(True, description="Sentence tokens attend hierarchically (see module docs).")
+    max_sentences: int = Field(
+        20, ge=1, description="Sentences per example; also the number of <sent_i> tokens."
+    )
+    sentence_shuffling_probability: float = Field(
+        0.5, ge=0, le=1, description="Chance that an example's sentences are shuffled."
+    )
+    sentence_loss_coefficient: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the loss on <sent_i> targets; reconstruction targets weigh 1.",
+    )
+    sentence_ids: Literal["random", "ordered"] = Field(
+        "random",
+        description="random: a permutation per example (pretraining); ordered: fine-tuning.",
+    )
+    splitter: str = Field(
+        "pysbd",
+        description="Sentence splitter (synthlm.text.sentences): pysbd, rules or nltk "
+        "(the paper's; needs punkt_tab).",
+    )
+    hierarchical_attention: bool = Field(
+        True, description="Sentence tokens attend hierarchically (see module docs)."
+    )
     construction: Literal["synthlm", "paper"] = Field(
-        "synthlm", description="synthlm: packed windows, exact density (module docs); paper: the DEPTH code's examples (depth_paper)."
+        "synthlm",
+        description="synthlm: packed windows, exact density (module docs); paper: the "
+        "DEPTH code's examples (depth_paper).",
     )
 
 
@@ -106,12 +125,16 @@ class Depth(EncoderDecoderObjective):
         get_splitter(self.config.splitter)  # unknown splitter: fail now, not in a worker
         split_sentences("Ready. Set.", self.config.splitter)  # a missing splitter model, too
         self.eosen_id = self.ids[self._eosen_name]
-        self.sentence_token_ids = np.array([self.ids[n] for n in self._sentence_names], dtype=np.int64)
+        self.sentence_token_ids = np.array(
+            [self.ids[n] for n in self._sentence_names], dtype=np.int64
+        )
         self.codec = TextCodec(tokenizer)
         self.text_vocab_size = vocab_size(tokenizer)
 
     def token_names(self, vocab: dict[str, int]) -> list[str]:
-        self._eosen_name, self._sentence_names = depth_token_names(vocab, self.config.num_sentinels, self.config.max_sentences)
+        self._eosen_name, self._sentence_names = depth_token_names(
+            vocab, self.config.num_sentinels, self.config.max_sentences
+        )
         return [*super().token_names(vocab), self._eosen_name, *self._sentence_names]
 
     # -- lengths -------------------------------------------------------------------------------
@@ -120,7 +143,8 @@ class Depth(EncoderDecoderObjective):
         """The paper's construction is one document per example: it needs unpacked samples."""
         if self.config.construction == "paper" and getattr(data, "packing", False):
             raise ConfigError(
-                "objective.construction=paper builds one document per example as the DEPTH code does; "
+                "objective.construction=paper builds one document per example as the "
+                "DEPTH code does; "
                 "set data.packing: false"
             )
 
@@ -130,24 +154,43 @@ class Depth(EncoderDecoderObjective):
         ``seq_len`` tokens of one document (its sequence, specials included, is cut there)."""
         if self.config.construction == "paper":
             if seq_len < 4:
-                raise ConfigError(f"objective 'depth': input length {seq_len} leaves no room for text; raise data.seq_len")
+                raise ConfigError(
+                    f"objective 'depth': input length {seq_len} leaves no room for text; "
+                    f"raise data.seq_len"
+                )
             self._input_length_of_raw[seq_len] = seq_len
             return seq_len
-        raw, _ = raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)
+        raw, _ = raw_length_for(
+            seq_len, self.config.noise_density, self.config.mean_noise_span_length
+        )
         if self.content_budget(seq_len, 1) < 2:
-            raise ConfigError(f"objective 'depth': input length {seq_len} leaves no room for text; raise data.seq_len")
+            raise ConfigError(
+                f"objective 'depth': input length {seq_len} leaves no room for text; raise "
+                f"data.seq_len"
+            )
         self._check_sentinels(seq_len, self.sentinels_needed(raw, seq_len))
         self._input_length_of_raw[raw] = seq_len
         return raw
 
     def sentinels_needed(self, raw: int, seq_len: int) -> int:
-        return max(self._spans(self.content_budget(seq_len, s)) + s - 1 for s in range(1, self.config.max_sentences + 1))
+        return max(
+            self._spans(self.content_budget(seq_len, s)) + s - 1
+            for s in range(1, self.config.max_sentences + 1)
+        )
 
     def _spans(self, n: int) -> int:
-        return noise_counts(n, self.config.noise_density, self.config.mean_noise_span_length)[1] if n >= 2 else 0
+        return (
+            noise_counts(n, self.config.noise_density, self.config.mean_noise_span_length)[1]
+            if n >= 2
+            else 0
+        )
 
     def _noise(self, n: int) -> int:
-        return noise_counts(n, self.config.noise_density, self.config.mean_noise_span_length)[0] if n >= 2 else 0
+        return (
+            noise_counts(n, self.config.noise_density, self.config.mean_noise_span_length)[0]
+            if n >= 2
+            else 0
+        )
 
     def input_bound(self, n: int, sentences: int) -> int:
         """Longest input from ``n`` text tokens in ``sentences`` sentences: each boundary may
@@ -160,7 +203,9 @@ class Depth(EncoderDecoderObjective):
     @lru_cache(maxsize=1024)  # noqa: B019 - a handful of (length, sentences) pairs per run
     def content_budget(self, seq_len: int, sentences: int) -> int:
         """Most text tokens that always fit ``seq_len`` input tokens with ``sentences`` sentences."""
-        n = raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)[0]
+        n = raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)[
+            0
+        ]
         while n > 0 and self.input_bound(n, sentences) > seq_len:
             n -= 1
         return n
@@ -170,19 +215,25 @@ class Depth(EncoderDecoderObjective):
         return raw if self.config.construction == "paper" else super().input_length_of(raw)
 
     def target_length(self, seq_len: int) -> int:
-        if self.config.construction == "paper":  # the paper pads (and cuts) targets to the input length
+        if (
+            self.config.construction == "paper"
+        ):  # the paper pads (and cuts) targets to the input length
             return seq_len
         return max(
-            self.target_bound(self.content_budget(seq_len, s), s) for s in range(1, self.config.max_sentences + 1)
+            self.target_bound(self.content_budget(seq_len, s), s)
+            for s in range(1, self.config.max_sentences + 1)
         )
 
     # -- examples ------------------------------------------------------------------------------
 
-    def sentences_of(self, tokens: np.ndarray, segments: np.ndarray, source: int) -> list[np.ndarray]:
+    def sentences_of(
+        self, tokens: np.ndarray, segments: np.ndarray, source: int
+    ) -> list[np.ndarray]:
         """Re-encoded sentences of a window's documents, at most ``max_sentences``."""
         if len(tokens) and int(tokens.max()) >= self.text_vocab_size:
             raise UserError(
-                f"objective 'depth' reads text, but source {source} holds ids up to {int(tokens.max())} beyond the "
+                f"objective 'depth' reads text, but source {source} holds ids up to "
+                f"{int(tokens.max())} beyond the "
                 f"tokenizer's {self.text_vocab_size}; use depth on natural token stores only"
             )
         cuts = np.flatnonzero(segments[1:] != segments[:-1]) + 1
@@ -210,7 +261,9 @@ class Depth(EncoderDecoderObjective):
         budget = self.content_budget(seq_len, kept) - (lengths[kept - 2] if kept > 1 else 0)
         return [*sentences[: kept - 1], sentences[kept - 1][:budget]]
 
-    def build_example(self, sentences: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def build_example(
+        self, sentences: list[np.ndarray], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(input ids, sentence index of each input token or -1, target ids)."""
         count = len(sentences)
         mask = self.noise_mask(sum(len(s) for s in sentences), rng)
@@ -233,8 +286,14 @@ class Depth(EncoderDecoderObjective):
             owner.append(np.full(len(segment), i))
         inputs.append(np.array([self.eos_id]))
         owner.append(np.array([-1]))
-        targets = np.concatenate([np.concatenate(([ids[i]], pieces[i][1])) for i in range(count)] + [[self.eos_id]])
-        return np.concatenate(inputs).astype(np.int64), np.concatenate(owner).astype(np.int64), targets.astype(np.int64)
+        targets = np.concatenate(
+            [np.concatenate(([ids[i]], pieces[i][1])) for i in range(count)] + [[self.eos_id]]
+        )
+        return (
+            np.concatenate(inputs).astype(np.int64),
+            np.concatenate(owner).astype(np.int64),
+            targets.astype(np.int64),
+        )
 
     def example(self, sample: Any, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         tokens = np.asarray(sample.input_ids, dtype=np.int64)
@@ -244,7 +303,9 @@ class Depth(EncoderDecoderObjective):
         rng = sample_rng(self.config.seed, tokens, sample.source)
         return self.build_example(self.fit(sentences, seq_len), rng)
 
-    def paper_example(self, sample: Any, seq_len: int, shuffle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def paper_example(
+        self, sample: Any, seq_len: int, shuffle: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One example as the DEPTH code builds it (see ``depth_paper``), from the sample's
         first document."""
         tokens = np.asarray(sample.input_ids, dtype=np.int64)
@@ -253,21 +314,31 @@ class Depth(EncoderDecoderObjective):
         sentences = self.sentences_of(tokens[first], segments[first], sample.source)
         rng = sample_rng(self.config.seed, tokens, sample.source)
         ids = self.sentence_token_ids[rng.permutation(self.config.max_sentences)]
-        sequence, owner = depth_paper.paper_sequence(sentences, ids, self.eosen_id, self.eos_id, seq_len)
+        sequence, owner = depth_paper.paper_sequence(
+            sentences, ids, self.eosen_id, self.eos_id, seq_len
+        )
         special = np.isin(sequence, self._special_ids)
         noise = depth_paper.paper_noise_mask(
-            len(sequence), self.config.noise_density, self.config.mean_noise_span_length, special, rng
+            len(sequence),
+            self.config.noise_density,
+            self.config.mean_noise_span_length,
+            special,
+            rng,
         )
         inputs, owner, labels = depth_paper.paper_corrupt(
             sequence, owner, noise, self._label_specials, self.sentinel_ids, rng
         )
         if shuffle:
-            inputs, owner = depth_paper.paper_shuffle(inputs, owner, self.eosen_id, self.eos_id, rng)
+            inputs, owner = depth_paper.paper_shuffle(
+                inputs, owner, self.eosen_id, self.eos_id, rng
+            )
         return inputs[:seq_len], owner[:seq_len], labels[:seq_len]
 
     @property
     def _special_ids(self) -> np.ndarray:
-        return np.array([self.eos_id, self.pad_id, self.eosen_id, *self.sentence_token_ids, *self.sentinel_ids])
+        return np.array(
+            [self.eos_id, self.pad_id, self.eosen_id, *self.sentence_token_ids, *self.sentinel_ids]
+        )
 
     @property
     def _label_specials(self) -> np.ndarray:
@@ -277,7 +348,9 @@ class Depth(EncoderDecoderObjective):
         if self.config.construction != "paper":
             return [self.example(s, seq_len) for s in samples]
         every = np.concatenate([np.asarray(s.input_ids, dtype=np.int64) for s in samples])
-        batch_rng = sample_rng(self.config.seed, every, salt=-1)  # one decision per batch, as the paper
+        batch_rng = sample_rng(
+            self.config.seed, every, salt=-1
+        )  # one decision per batch, as the paper
         shuffle = bool(batch_rng.random() < self.config.sentence_shuffling_probability)
         return [self.paper_example(s, seq_len, shuffle) for s in samples]
 
@@ -288,8 +361,12 @@ class Depth(EncoderDecoderObjective):
         targets = self.pad_rows([r[2] for r in rows], target_len, self.pad_id)
         labels = self.pad_rows([r[2] for r in rows], target_len, IGNORE_INDEX)
         return {
-            "input_ids": torch.from_numpy(self.pad_rows([r[0] for r in rows], seq_len, self.pad_id)),
-            "attention_mask": torch.from_numpy(self.pad_rows([np.ones(len(r[0]), dtype=np.int64) for r in rows], seq_len, 0)),
+            "input_ids": torch.from_numpy(
+                self.pad_rows([r[0] for r in rows], seq_len, self.pad_id)
+            ),
+            "attention_mask": torch.from_numpy(
+                self.pad_rows([np.ones(len(r[0]), dtype=np.int64) for r in rows], seq_len, 0)
+            ),
             "encoder_sentence": torch.from_numpy(self.pad_rows([r[1] for r in rows], seq_len, -1)),
             "decoder_input_ids": torch.from_numpy(self.shift_right(targets)),
             "labels": torch.from_numpy(labels),
@@ -309,24 +386,35 @@ class Depth(EncoderDecoderObjective):
             "reconstruction": (targets & ~sentence, 1.0),
         }
 
-    def forward_logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward_logits(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         if not self.config.hierarchical_attention:
             return super().forward_logits(model, batch)
-        encoder, decoder, cross = (to_model_mask(m, model) for m in hierarchical_masks(batch, self.is_sentence_token))
+        encoder, decoder, cross = (
+            to_model_mask(m, model) for m in hierarchical_masks(batch, self.is_sentence_token)
+        )
         with cross_attention_mask(model, cross):
             out = model(
-                input_ids=batch["input_ids"], attention_mask=encoder,
-                decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=decoder, use_cache=False,
+                input_ids=batch["input_ids"],
+                attention_mask=encoder,
+                decoder_input_ids=batch["decoder_input_ids"],
+                decoder_attention_mask=decoder,
+                use_cache=False,
             )
         return out.logits
 
 
-def hierarchical_masks(batch: dict[str, torch.Tensor], is_sentence: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def hierarchical_masks(
+    batch: dict[str, torch.Tensor], is_sentence: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Boolean ``[B, 1, Q, K]`` masks (True = may attend): encoder, decoder, cross."""
     valid = batch["attention_mask"].bool()
     enc_sentence = is_sentence(batch["input_ids"]) & valid
     owner = batch["encoder_sentence"]
-    encoder = valid[:, None, :] & (~enc_sentence[:, :, None] | (owner[:, :, None] == owner[:, None, :]))
+    encoder = valid[:, None, :] & (
+        ~enc_sentence[:, :, None] | (owner[:, :, None] == owner[:, None, :])
+    )
     dec_sentence = is_sentence(batch["decoder_input_ids"])
     length = dec_sentence.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=dec_sentence.device).tril()
@@ -347,7 +435,8 @@ def to_model_mask(allowed: torch.Tensor, model: torch.nn.Module) -> torch.Tensor
         return allowed
     if implementation != "eager":
         raise ConfigError(
-            f"objective 'depth' with hierarchical_attention needs eager or sdpa attention, got '{implementation}'; "
+            f"objective 'depth' with hierarchical_attention needs eager or sdpa attention, "
+            f"got '{implementation}'; "
             "set the model's attn_implementation or objective.hierarchical_attention=false"
         )
     dtype = next(inner.parameters()).dtype

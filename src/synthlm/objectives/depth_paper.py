@@ -46,11 +46,18 @@ def paper_sequence(
         tokens, owner = [np.array([eosen])], [np.array([-1])]
     tokens.append(np.array([eos]))
     owner.append(np.array([max(len(sentences) - 1, -1)]))
-    return (np.concatenate(tokens).astype(np.int64)[:seq_len], np.concatenate(owner).astype(np.int64)[:seq_len])
+    return (
+        np.concatenate(tokens).astype(np.int64)[:seq_len],
+        np.concatenate(owner).astype(np.int64)[:seq_len],
+    )
 
 
 def paper_noise_mask(
-    length: int, noise_density: float, mean_noise_span_length: float, special: np.ndarray, rng: np.random.Generator
+    length: int,
+    noise_density: float,
+    mean_noise_span_length: float,
+    special: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """T5 spans over the whole sequence, rolled, shifted right by two, specials unmasked."""
     if length < 2:
@@ -62,8 +69,12 @@ def paper_noise_mask(
 
 
 def paper_corrupt(
-    tokens: np.ndarray, owner: np.ndarray, noise: np.ndarray, label_specials: np.ndarray,
-    sentinel_pool: np.ndarray, rng: np.random.Generator,
+    tokens: np.ndarray,
+    owner: np.ndarray,
+    noise: np.ndarray,
+    label_specials: np.ndarray,
+    sentinel_pool: np.ndarray,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input, owner of each input token, labels) for one sequence and its noise mask."""
     starts = noise.copy()

@@ -26,7 +26,8 @@ class SFTOptions(CausalLMOptions):
     """Options of ``objective: sft``."""
 
     train_on: Literal["assistant", "all"] = Field(
-        "assistant", description="assistant: train on the assistant's tokens only; all: every real token."
+        "assistant",
+        description="assistant: train on the assistant's tokens only; all: every real token.",
     )
 
 
@@ -36,10 +37,14 @@ class SupervisedFineTuning(CausalLM):
 
     Options = SFTOptions
 
-    def __init__(self, document_mask: bool = False, train_on: Literal["assistant", "all"] = "assistant") -> None:
+    def __init__(
+        self, document_mask: bool = False, train_on: Literal["assistant", "all"] = "assistant"
+    ) -> None:
         super().__init__(document_mask=document_mask)
         if train_on not in ("assistant", "all"):
-            raise ConfigError(f"objective.train_on: expected 'assistant' or 'all', got {train_on!r}")
+            raise ConfigError(
+                f"objective.train_on: expected 'assistant' or 'all', got {train_on!r}"
+            )
         self.train_on = train_on
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:

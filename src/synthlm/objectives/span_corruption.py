@@ -49,9 +49,15 @@ from synthlm.train.cross_entropy import token_cross_entropy
 class SpanCorruptionConfig(Section):
     """Options of ``objective: span_corruption``."""
 
-    noise_density: float = Field(0.15, gt=0, lt=1, description="Share of tokens hidden (T5's mlm_probability).")
-    mean_noise_span_length: float = Field(3.0, ge=1, description="Mean length of a hidden span, in tokens.")
-    num_sentinels: int = Field(100, ge=1, description="Sentinel tokens <extra_id_0..N-1> available.")
+    noise_density: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens hidden (T5's mlm_probability)."
+    )
+    mean_noise_span_length: float = Field(
+        3.0, ge=1, description="Mean length of a hidden span, in tokens."
+    )
+    num_sentinels: int = Field(
+        100, ge=1, description="Sentinel tokens <extra_id_0..N-1> available."
+    )
     seed: int = Field(0, description="Keys the noise masks together with each window's content.")
 
 
@@ -86,20 +92,26 @@ class EncoderDecoderObjective(Objective):
         """Extend the tokenizer with the sentinels (and DEPTH's sentence tokens), then build."""
         config = validate(cls.config_class, options, source="objective")
         extended = with_t5_tokens(
-            tokenizer, num_sentinels=config.num_sentinels, num_sentence_tokens=getattr(config, "max_sentences", 0)
+            tokenizer,
+            num_sentinels=config.num_sentinels,
+            num_sentence_tokens=getattr(config, "max_sentences", 0),
         )
         return cls(tokenizer=extended, **options), extended
 
     def __init__(self, tokenizer: Any = None, **options: Any) -> None:
         if tokenizer is None:
-            raise UserError(f"objective '{self.name}' needs the tokenizer to find its special token ids")
+            raise UserError(
+                f"objective '{self.name}' needs the tokenizer to find its special token ids"
+            )
         self.config = validate(self.config_class, options, source="objective")
         check_noise_options(self.config.noise_density, self.config.mean_noise_span_length)
         self.tokenizer = tokenizer
         vocab = vocabulary(tokenizer)
         self.ids = resolve_ids(tokenizer, self.token_names(vocab), vocab)
         self.eos_id, self.pad_id = self.ids["eos"], self.ids["pad"]
-        self.sentinel_ids = np.array([self.ids[n] for n in sentinel_names(self.config.num_sentinels)], dtype=np.int64)
+        self.sentinel_ids = np.array(
+            [self.ids[n] for n in sentinel_names(self.config.num_sentinels)], dtype=np.int64
+        )
         self.last_metric_sums: dict[str, torch.Tensor] = {}
         self._input_length_of_raw: dict[int, int] = {}
 
@@ -109,19 +121,27 @@ class EncoderDecoderObjective(Objective):
 
     def model_config_overrides(self) -> dict[str, int]:
         """Ids the seq2seq model config must agree with (T5 starts decoding from pad)."""
-        return {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id}
+        return {
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_id,
+            "decoder_start_token_id": self.pad_id,
+        }
 
     # -- lengths -------------------------------------------------------------------------------
 
     def window_length(self, seq_len: int) -> int:
         """Raw window length whose corrupted inputs come out at ``seq_len`` tokens."""
-        raw, _ = raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)
+        raw, _ = raw_length_for(
+            seq_len, self.config.noise_density, self.config.mean_noise_span_length
+        )
         self._check_sentinels(seq_len, self.sentinels_needed(raw, seq_len))
         self._input_length_of_raw[raw] = seq_len
         return raw
 
     def target_length(self, seq_len: int) -> int:
-        return raw_length_for(seq_len, self.config.noise_density, self.config.mean_noise_span_length)[1]
+        return raw_length_for(
+            seq_len, self.config.noise_density, self.config.mean_noise_span_length
+        )[1]
 
     def sentinels_needed(self, raw: int, seq_len: int) -> int:
         return noise_counts(raw, self.config.noise_density, self.config.mean_noise_span_length)[1]
@@ -129,34 +149,50 @@ class EncoderDecoderObjective(Objective):
     def _check_sentinels(self, seq_len: int, needed: int) -> None:
         if needed > self.config.num_sentinels:
             raise ConfigError(
-                f"objective '{self.name}': input length {seq_len} needs {needed} sentinel tokens but "
+                f"objective '{self.name}': input length {seq_len} needs {needed} sentinel "
+                f"tokens but "
                 f"num_sentinels is {self.config.num_sentinels}; lower data.seq_len, raise "
-                "objective.mean_noise_span_length, or raise objective.num_sentinels (and re-extend the tokenizer)"
+                "objective.mean_noise_span_length, or raise objective.num_sentinels (and "
+                "re-extend the tokenizer)"
             )
 
     def input_length_of(self, raw: int) -> int:
         """Input length a raw window is padded to: the one it was sized for, else its own."""
         known = self._input_length_of_raw.get(raw)
-        return known if known is not None else corrupted_lengths(raw, self.config.noise_density, self.config.mean_noise_span_length)[0]
+        return (
+            known
+            if known is not None
+            else corrupted_lengths(
+                raw, self.config.noise_density, self.config.mean_noise_span_length
+            )[0]
+        )
 
     def noise_mask(self, length: int, rng: np.random.Generator) -> np.ndarray:
         if length < 2:  # nothing to hide in a degenerate piece
             return np.zeros(length, dtype=bool)
-        return random_spans_noise_mask(length, self.config.noise_density, self.config.mean_noise_span_length, rng)
+        return random_spans_noise_mask(
+            length, self.config.noise_density, self.config.mean_noise_span_length, rng
+        )
 
     # -- model side ------------------------------------------------------------------------------
 
-    def forward_logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward_logits(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
         return model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            decoder_input_ids=batch["decoder_input_ids"], use_cache=False,  # no KV cache in training
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            use_cache=False,  # no KV cache in training
         ).logits
 
     def token_groups(self, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, float]]:
         """Target positions of each kind, with the weight of their loss."""
         return {"reconstruction": (batch["labels"] != IGNORE_INDEX, 1.0)}
 
-    def token_losses(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def token_losses(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-position losses [B, T] (0 where ignored), target indicator, argmax correctness."""
         logits = self.forward_logits(model, batch)
         labels = batch["labels"]
@@ -164,7 +200,9 @@ class EncoderDecoderObjective(Objective):
         correct = logits.detach().argmax(-1) == labels
         return losses, labels != IGNORE_INDEX, correct
 
-    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_sum(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted sum of per-token losses and the number of target tokens.
 
         A group's weight scales its tokens' losses; the count stays the number of target tokens,
@@ -173,7 +211,9 @@ class EncoderDecoderObjective(Objective):
         rows, counts = self.row_loss_sums(model, batch)
         return rows.sum(), counts.sum()
 
-    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def row_loss_sums(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-row weighted loss sums and target counts (see :meth:`loss_sum`); also leaves the
         group metric sums in ``last_metric_sums``."""
         losses, targets, correct = self.token_losses(model, batch)
@@ -220,21 +260,34 @@ class EncoderDecoderObjective(Objective):
 class SpanCorruption(EncoderDecoderObjective):
     """T5 span corruption on packed raw windows."""
 
-    def corrupt_window(self, tokens: np.ndarray, loss_mask: np.ndarray, source: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def corrupt_window(
+        self, tokens: np.ndarray, loss_mask: np.ndarray, source: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(input ids, target ids, trained targets) of one raw window; ids end in EOS."""
         rng = sample_rng(self.config.seed, tokens, source)
         mask = self.noise_mask(len(tokens), rng)
         inputs, targets = corrupt(tokens, mask, self.sentinel_ids)
         # The same corruption applied to the loss mask tells which target positions to train;
         # sentinels and EOS always are.
-        _, trained = corrupt(loss_mask.astype(np.int64), mask, np.ones(len(self.sentinel_ids), dtype=np.int64))
-        return np.append(inputs, self.eos_id), np.append(targets, self.eos_id), np.append(trained, 1).astype(bool)
+        _, trained = corrupt(
+            loss_mask.astype(np.int64), mask, np.ones(len(self.sentinel_ids), dtype=np.int64)
+        )
+        return (
+            np.append(inputs, self.eos_id),
+            np.append(targets, self.eos_id),
+            np.append(trained, 1).astype(bool),
+        )
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         raw = len(samples[0].input_ids)
         if any(len(s.input_ids) != raw for s in samples):
             raise UserError("span_corruption: all windows of a batch must have the same raw length")
-        rows = [self.corrupt_window(np.asarray(s.input_ids, dtype=np.int64), np.asarray(s.loss_mask), s.source) for s in samples]
+        rows = [
+            self.corrupt_window(
+                np.asarray(s.input_ids, dtype=np.int64), np.asarray(s.loss_mask), s.source
+            )
+            for s in samples
+        ]
         length = self.input_length_of(raw)
         inputs = self.pad_rows([r[0] for r in rows], length, self.pad_id)
         targets = np.stack([r[1] for r in rows])  # every target of a raw length has the same length

@@ -25,7 +25,9 @@ import numpy as np
 from synthlm.errors import ConfigError
 
 
-def noise_counts(length: int, noise_density: float, mean_noise_span_length: float) -> tuple[int, int]:
+def noise_counts(
+    length: int, noise_density: float, mean_noise_span_length: float
+) -> tuple[int, int]:
     """(noise tokens, noise spans) for a sequence of ``length`` tokens, rounded as T5 does."""
     if length < 2:
         raise ValueError(f"span corruption needs at least 2 tokens, got {length}")
@@ -35,7 +37,9 @@ def noise_counts(length: int, noise_density: float, mean_noise_span_length: floa
     return num_noise, max(num_spans, 1)
 
 
-def corrupted_lengths(length: int, noise_density: float, mean_noise_span_length: float) -> tuple[int, int]:
+def corrupted_lengths(
+    length: int, noise_density: float, mean_noise_span_length: float
+) -> tuple[int, int]:
     """(input length, target length) after corrupting ``length`` raw tokens, EOS included.
 
     Inputs keep the non-noise tokens plus one sentinel per span; targets hold one sentinel per
@@ -46,7 +50,9 @@ def corrupted_lengths(length: int, noise_density: float, mean_noise_span_length:
 
 
 @lru_cache(maxsize=256)
-def raw_length_for(input_length: int, noise_density: float, mean_noise_span_length: float) -> tuple[int, int]:
+def raw_length_for(
+    input_length: int, noise_density: float, mean_noise_span_length: float
+) -> tuple[int, int]:
     """(raw tokens, target length) such that corrupted inputs fit ``input_length`` exactly.
 
     The longest raw length whose input still fits, as T5's ``compute_input_and_target_lengths``
@@ -55,7 +61,9 @@ def raw_length_for(input_length: int, noise_density: float, mean_noise_span_leng
     """
     check_noise_options(noise_density, mean_noise_span_length)
     if input_length < 2:
-        raise ConfigError(f"span corruption needs an input length of at least 2 tokens, got {input_length}")
+        raise ConfigError(
+            f"span corruption needs an input length of at least 2 tokens, got {input_length}"
+        )
     raw = input_length
     while corrupted_lengths(raw + 1, noise_density, mean_noise_span_length)[0] <= input_length:
         raw += 1
@@ -69,9 +77,13 @@ def raw_length_for(input_length: int, noise_density: float, mean_noise_span_leng
 def check_noise_options(noise_density: float, mean_noise_span_length: float) -> None:
     """Fail before any work on values the mask cannot honour."""
     if not 0.0 < noise_density < 1.0:
-        raise ConfigError(f"objective.noise_density: must be strictly between 0 and 1, got {noise_density}")
+        raise ConfigError(
+            f"objective.noise_density: must be strictly between 0 and 1, got {noise_density}"
+        )
     if mean_noise_span_length < 1.0:
-        raise ConfigError(f"objective.mean_noise_span_length: must be >= 1, got {mean_noise_span_length}")
+        raise ConfigError(
+            f"objective.mean_noise_span_length: must be >= 1, got {mean_noise_span_length}"
+        )
 
 
 def random_segmentation(num_items: int, num_segments: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,7 +130,8 @@ def corrupt(
     num_spans = int(starts.sum())
     if first_sentinel + num_spans > len(sentinels):
         raise ConfigError(
-            f"span corruption needs {first_sentinel + num_spans} sentinel tokens but only {len(sentinels)} "
+            f"span corruption needs {first_sentinel + num_spans} sentinel tokens but only "
+            f"{len(sentinels)} "
             "exist; lower the input length or mean span count, or raise objective.num_sentinels"
         )
     span_ids = sentinels[first_sentinel : first_sentinel + num_spans].astype(tokens.dtype)
@@ -138,6 +151,10 @@ def sample_rng(seed: int, tokens: np.ndarray, salt: int = 0) -> np.random.Genera
     of the objective, so a shared generator would repeat masks across workers and could not be
     resumed. Keyed on content, a window gets the same corruption in every worker and on resume.
     """
-    digest = hashlib.blake2b(np.ascontiguousarray(tokens).tobytes(), digest_size=8, person=b"synthlm-t5").digest()
+    digest = hashlib.blake2b(
+        np.ascontiguousarray(tokens).tobytes(), digest_size=8, person=b"synthlm-t5"
+    ).digest()
     key = int.from_bytes(digest, "little")
-    return np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), key ^ (salt & (2**64 - 1))]))
+    return np.random.Generator(
+        np.random.Philox(key=[seed & (2**64 - 1), key ^ (salt & (2**64 - 1))])
+    )

@@ -51,12 +51,18 @@ class TextToText(Objective):
 
     def __init__(self, tokenizer: Tokenizer | None = None) -> None:
         if tokenizer is None:
-            raise UserError("objective 'text_to_text' needs the tokenizer to find its pad and eos ids")
+            raise UserError(
+                "objective 'text_to_text' needs the tokenizer to find its pad and eos ids"
+            )
         ids = resolve_ids(tokenizer, [])
         self.eos_id, self.pad_id = ids["eos"], ids["pad"]
 
     def model_config_overrides(self) -> dict[str, int]:
-        return {"pad_token_id": self.pad_id, "eos_token_id": self.eos_id, "decoder_start_token_id": self.pad_id}
+        return {
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_id,
+            "decoder_start_token_id": self.pad_id,
+        }
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         if any(s.target_ids is None for s in samples):
@@ -69,23 +75,34 @@ class TextToText(Objective):
         decoder_inputs[:, 1:] = target_ids[:, :-1]
         return {
             "input_ids": torch.from_numpy(pad_rows(inputs, width, self.pad_id)),
-            "attention_mask": torch.from_numpy(pad_rows([np.ones(len(r), dtype=np.int64) for r in inputs], width, 0)),
+            "attention_mask": torch.from_numpy(
+                pad_rows([np.ones(len(r), dtype=np.int64) for r in inputs], width, 0)
+            ),
             "decoder_input_ids": torch.from_numpy(decoder_inputs),
             "labels": torch.from_numpy(pad_rows(targets, target_width, IGNORE_INDEX)),
             "source": torch.tensor([s.source for s in samples], dtype=torch.long),
         }
 
-    def row_loss_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def row_loss_sums(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            decoder_input_ids=batch["decoder_input_ids"], use_cache=False,
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            use_cache=False,
         ).logits
         labels = batch["labels"]
         losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+            logits.reshape(-1, logits.shape[-1]).float(),
+            labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
         ).view(labels.shape)
         return losses.sum(1), (labels != IGNORE_INDEX).sum(1)
 
-    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_sum(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows, counts = self.row_loss_sums(model, batch)
         return rows.sum(), counts.sum()

@@ -31,9 +31,11 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.diff td { background: #fff6d5; } td.best { font-weight: bold; }
-.swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; margin-right: .4em; vertical-align: -1px; }
+.swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px;
+  margin-right: .4em; vertical-align: -1px; }
 figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #eee; }
-.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr)); gap: 1rem; align-items: start; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 520px), 1fr));
+  gap: 1rem; align-items: start; }
 @media (min-width: 1100px) { .figures figure.wide { grid-column: span 2; } }
 .scroll { overflow-x: auto; max-width: 100%; }
 figcaption, .note { color: #666; font-size: 12px; } code { font-size: 12px; }
@@ -58,7 +60,8 @@ def render_page(
         head += f'<meta http-equiv="refresh" content="{int(refresh)}">'
     body = [
         f"<h1>{_e(title)}</h1>",
-        f'<p class="note">{len(runs)} run(s); generated {now:%Y-%m-%d %H:%M:%S %Z} by synthlm {__version__}; x axis: {axis}.</p>',
+        f'<p class="note">{len(runs)} run(s); generated {now:%Y-%m-%d %H:%M:%S %Z} by '
+        f"synthlm {__version__}; x axis: {axis}.</p>",
         _section("Summary", summary_table(runs, labels, colors)),
         _section("Runs", _runs_table(runs, labels, colors, now.timestamp())),
         _section("Differing config keys", _diff_table(runs, labels, colors, differing)),
@@ -83,7 +86,9 @@ def _e(text: object) -> str:
 
 def _section(title: str, content: str) -> str:
     anchor = title.lower().replace(" ", "-")
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2><div class="scroll">{content}</div></section>'
+    return (
+        f'<section id="{anchor}"><h2>{_e(title)}</h2><div class="scroll">{content}</div></section>'
+    )
 
 
 def _run_head(labels: Sequence[str], colors: Sequence[str], first: str) -> str:
@@ -117,7 +122,8 @@ def _runs_table(
         rows.append(
             f'<tr><td><span class="swatch" style="background:{color}"></span>{_e(label)}</td>'
             f"<td><code>{_e(run.path)}</code></td><td>{_e(run.status(now))}</td>"
-            f'<td class="num">{_e(step_text)}</td><td class="num">{"" if tokens is None else f"{tokens:,}"}</td>'
+            f'<td class="num">{_e(step_text)}</td><td '
+            f'class="num">{"" if tokens is None else f"{tokens:,}"}</td>'
             f"<td>{_e('; '.join(notes))}</td></tr>"
         )
     return f'<table class="runs">{"".join(rows)}</table>'
@@ -170,8 +176,10 @@ def _figure(drawn: Drawn) -> str:
     caption = " ".join(filter(None, [drawn.spec.caption, *drawn.notes]))
     wide = ' class="wide"' if len(drawn.spec.panels) >= 3 else ""
     return (
-        f'<figure id="fig-{_e(drawn.spec.slug)}"{wide}><img src="data:image/png;base64,{data}" alt="{_e(drawn.spec.title)}">'
-        f'<figcaption>{_e(drawn.spec.title)} (<a href="{_e(name)}">{_e(name)}</a>){". " + _e(caption) if caption else ""}</figcaption></figure>'
+        f'<figure id="fig-{_e(drawn.spec.slug)}"{wide}><img '
+        f'src="data:image/png;base64,{data}" alt="{_e(drawn.spec.title)}">'
+        f"<figcaption>{_e(drawn.spec.title)} (<a "
+        f'href="{_e(name)}">{_e(name)}</a>){". " + _e(caption) if caption else ""}</figcaption></figure>'
     )
 
 
@@ -220,11 +228,15 @@ def _final_table(runs: Sequence[Run], labels: Sequence[str], colors: Sequence[st
     for name, values in table.items():
         best = _best(values, direction(name))
         cells = "".join(
-            f'<td class="num{" best" if i == best else ""}">{"" if v is None else _e(_number(v))}</td>'
+            f"<td "
+            f'class="num{" best" if i == best else ""}">{"" if v is None else _e(_number(v))}</td>'
             for i, v in enumerate(values)
         )
         rows.append(f"<tr><td><code>{_e(name)}</code></td>{cells}</tr>")
-    note = '<p class="note">Last logged value of each metric; bold: best of the runs where the direction is known (loss, ppl, bpb lower; accuracy higher).</p>'
+    note = (
+        '<p class="note">Last logged value of each metric; bold: best of the runs where the '
+        "direction is known (loss, ppl, bpb lower; accuracy higher).</p>"
+    )
     return f'{note}<table class="final">{"".join(rows)}</table>'
 
 

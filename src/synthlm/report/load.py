@@ -153,7 +153,8 @@ def _sweep_runs(path: Path) -> list[Path]:
     started = [r for r in runs if is_run_dir(r)]
     if not started:
         raise UserError(
-            f"{path}: sweep of {len(runs)} runs, none started yet (no {CONFIG_FILE} or {METRICS_FILE} in {path / 'runs'})"
+            f"{path}: sweep of {len(runs)} runs, none started yet (no {CONFIG_FILE} or "
+            f"{METRICS_FILE} in {path / 'runs'})"
         )
     return started
 
@@ -243,11 +244,17 @@ def _arrow_columns(data: bytes) -> dict[str, Column] | None:
         table = pa_json.read_json(io.BytesIO(data))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
-    numeric = {name: table.column(name) for name in table.column_names if _arrow_numeric(table.schema.field(name).type)}
+    numeric = {
+        name: table.column(name)
+        for name in table.column_names
+        if _arrow_numeric(table.schema.field(name).type)
+    }
     rows = np.arange(table.num_rows, dtype=np.float64)
     steps = _floats(numeric.pop("step")) if "step" in numeric else np.full(table.num_rows, np.nan)
     steps = np.where(np.isnan(steps), rows, steps)
-    tokens = _floats(numeric.pop("tokens")) if "tokens" in numeric else np.full(table.num_rows, np.nan)
+    tokens = (
+        _floats(numeric.pop("tokens")) if "tokens" in numeric else np.full(table.num_rows, np.nan)
+    )
     columns = {}
     for name, column in numeric.items():
         values = _floats(column)

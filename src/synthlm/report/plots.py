@@ -124,12 +124,19 @@ def _kind(runs: Sequence[Run], name: str, keys: Iterable[str]) -> str:
 
 
 def _single(
-    slug: str, title: str, key: str, keys: list[str], ylabel: str = "", log: bool = False,
+    slug: str,
+    title: str,
+    key: str,
+    keys: list[str],
+    ylabel: str = "",
+    log: bool = False,
     smooth: bool = True,
 ) -> list[FigureSpec]:
     if key not in keys:
         return []
-    return [FigureSpec(slug, title, (Panel(title, (Curve(key, smooth=smooth),), ylabel or key, log),))]
+    return [
+        FigureSpec(slug, title, (Panel(title, (Curve(key, smooth=smooth),), ylabel or key, log),))
+    ]
 
 
 @panel_builder("train_loss")
@@ -434,7 +441,8 @@ def _draw_bars(
     metrics = list(panel.metrics)
     if len(metrics) > MAX_BARS:
         drawn.notes.append(
-            f"{panel.results}: first {MAX_BARS} of {len(metrics)} metrics drawn; all are in the table below"
+            f"{panel.results}: first {MAX_BARS} of {len(metrics)} metrics drawn; all are "
+            f"in the table below"
         )
         metrics = metrics[:MAX_BARS]
     present = [i for i, run in enumerate(runs) if panel.results in run.results]

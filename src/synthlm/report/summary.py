@@ -21,7 +21,8 @@ WEIGHTS = "model.safetensors"
 
 
 def summary_table(runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str]) -> str:
-    head = "<tr><th>run</th><th>model</th><th>parameters</th><th>data mixture</th><th>tokens</th><th>objective</th></tr>"
+    columns = ("run", "model", "parameters", "data mixture", "tokens", "objective")
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
     rows = [head]
     for run, label, color in zip(runs, labels, colors):
         config = run.config or {}
@@ -54,18 +55,30 @@ def model_text(config: dict[str, Any]) -> str:
 def mixture_text(config: dict[str, Any]) -> str:
     """``name (kind) 80%`` per training source, weights normalised as the trainer does."""
     data = config.get("data") or {}
-    sources = [s for s in (data.get("sources") or []) if isinstance(s, dict)] if isinstance(data, dict) else []
+    sources = (
+        [s for s in (data.get("sources") or []) if isinstance(s, dict)]
+        if isinstance(data, dict)
+        else []
+    )
     total = sum(float(s.get("weight", 1.0)) for s in sources)
     if not sources or total <= 0:
         return ""
-    parts = [f"{s.get('name', '?')} ({s.get('kind', 'natural')}) {100 * float(s.get('weight', 1.0)) / total:.0f}%" for s in sources]
+    parts = [
+        f"{s.get('name', '?')} ({s.get('kind', 'natural')}) "
+        f"{100 * float(s.get('weight', 1.0)) / total:.0f}%"
+        for s in sources
+    ]
     seq_len = data.get("seq_len")
     return ", ".join(parts) + (f"; seq_len {seq_len}" if seq_len else "")
 
 
 def tokens_text(run: Run, config: dict[str, Any]) -> str:
     """Tokens trained so far, and the planned total where the config fixes it."""
-    seen = [float(c.tokens[-1]) for c in run.columns.values() if len(c.tokens) and math.isfinite(c.tokens[-1])]
+    seen = [
+        float(c.tokens[-1])
+        for c in run.columns.values()
+        if len(c.tokens) and math.isfinite(c.tokens[-1])
+    ]
     done = human(max(seen)) if seen else "0"
     planned = planned_tokens(config)
     return done + (f" of {human(planned)}" if planned else "")
@@ -78,14 +91,22 @@ def planned_tokens(config: dict[str, Any]) -> int | None:
         return None
     if train.get("max_tokens"):
         return int(train["max_tokens"])
-    steps, batch, seq_len = train.get("max_steps"), train.get("global_batch_size"), data.get("seq_len")
+    steps, batch, seq_len = (
+        train.get("max_steps"),
+        train.get("global_batch_size"),
+        data.get("seq_len"),
+    )
     return int(steps * batch * seq_len) if steps and batch and seq_len else None
 
 
 def objective_text(config: dict[str, Any]) -> str:
     objective = config.get("objective") or {}
     name = objective.get("name", "") if isinstance(objective, dict) else str(objective)
-    precision = (config.get("train") or {}).get("precision") if isinstance(config.get("train"), dict) else None
+    precision = (
+        (config.get("train") or {}).get("precision")
+        if isinstance(config.get("train"), dict)
+        else None
+    )
     return ", ".join(str(p) for p in (config.get("mode"), name, precision) if p)
 
 
@@ -94,7 +115,11 @@ def parameter_count(run_dir: Path) -> int | None:
     candidates = [run_dir / "final" / WEIGHTS]
     checkpoints = sorted(
         (run_dir / "checkpoints").glob(f"step-*/{WEIGHTS}"),
-        key=lambda p: int(p.parent.name.removeprefix("step-")) if p.parent.name.removeprefix("step-").isdigit() else -1,
+        key=lambda p: (
+            int(p.parent.name.removeprefix("step-"))
+            if p.parent.name.removeprefix("step-").isdigit()
+            else -1
+        ),
     )
     candidates += reversed(checkpoints)
     for path in candidates:

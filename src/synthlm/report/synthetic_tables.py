@@ -72,9 +72,9 @@ def _block(title: str, tables: Mapping[str, Any]) -> str:
 def _domain_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = "<tr><th>domain</th><th>loss</th><th>loss tokens</th><th>accuracy</th></tr>"
     body = "".join(
-        f"<tr><td>{_e(r.get('domain'))}</td><td class=\"num\">{_num(r.get('loss'))}</td>"
-        f"<td class=\"num\">{_e(r.get('loss_tokens', ''))}</td>"
-        f"<td class=\"num\">{_e(_acc(r))}</td></tr>"
+        f'<tr><td>{_e(r.get("domain"))}</td><td class="num">{_num(r.get("loss"))}</td>'
+        f'<td class="num">{_e(r.get("loss_tokens", ""))}</td>'
+        f'<td class="num">{_e(_acc(r))}</td></tr>'
         for r in rows
     )
     return f'<table class="synthetic-domains">{head}{body}</table>'

@@ -14,13 +14,23 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Example": "dataset", "SyntheticDataset": "dataset", "load_synthetic": "dataset", "score": "dataset",
-    "Batch": "domain", "Domain": "domain", "Malformed": "domain",
+    "Example": "dataset",
+    "SyntheticDataset": "dataset",
+    "load_synthetic": "dataset",
+    "score": "dataset",
+    "Batch": "domain",
+    "Domain": "domain",
+    "Malformed": "domain",
     "RoleIds": "role_ids",
-    "Plan": "generation_plan", "make_plan": "generation_plan",
+    "Plan": "generation_plan",
+    "make_plan": "generation_plan",
     "build_dataset": "build",
-    "DOMAINS": "registry", "load_domains": "registry", "register_domain": "registry",
-    "load_spec": "spec", "resolve_seed": "spec", "spec_schema": "spec",
+    "DOMAINS": "registry",
+    "load_domains": "registry",
+    "register_domain": "registry",
+    "load_spec": "spec",
+    "resolve_seed": "spec",
+    "spec_schema": "spec",
     "verify_dataset": "verify",
 }
 # ``generate`` was the name of ``build_dataset`` before the module was renamed (the word now

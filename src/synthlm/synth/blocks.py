@@ -45,7 +45,9 @@ def make_block(plan, split: int, domain: int, index: int) -> Block:
     d = plan.domains[domain]
     batch = d.generate(block_generator(plan.seed, split, domain, index), d.block_size())
     tokens = batch.tokens.astype(dtype_for_vocab(plan.layout.vocab_size))
-    return Block(tokens, batch.sizes.astype(np.int64), batch.mask, sequence_hashes(batch.tokens, batch.sizes))
+    return Block(
+        tokens, batch.sizes.astype(np.int64), batch.mask, sequence_hashes(batch.tokens, batch.sizes)
+    )
 
 
 _WORKER_PLAN: Any = None
@@ -80,7 +82,9 @@ class BlockSource:
                 initializer=_init_worker,
                 initargs=(json.dumps(plan.spec.model_dump(mode="json")), os.getpid()),
             )
-            self.pool.submit(int).result()  # start the workers now, while this process has one thread
+            self.pool.submit(
+                int
+            ).result()  # start the workers now, while this process has one thread
 
     def __enter__(self) -> BlockSource:
         return self

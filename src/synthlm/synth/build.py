@@ -65,7 +65,9 @@ class Stats:
 
     @classmethod
     def empty(cls, content_sizes: list[int]) -> Stats:
-        return cls([[] for _ in content_sizes], [np.zeros(size, dtype=np.int64) for size in content_sizes])
+        return cls(
+            [[] for _ in content_sizes], [np.zeros(size, dtype=np.int64) for size in content_sizes]
+        )
 
     def add(self, domain: int, tokens: np.ndarray, sizes: np.ndarray) -> None:
         self.lengths[domain].append(sizes)
@@ -91,23 +93,33 @@ class Run:
     train_sorted: np.ndarray | None = None
     results: dict[str, list[PieceResult]] = field(default_factory=dict)
 
-    def save(self, split: int, domain: int, block: int, piece: PieceResult | None, barren: int,
-             writer: TokenStoreWriter | None, force: bool = False) -> None:
+    def save(
+        self,
+        split: int,
+        domain: int,
+        block: int,
+        piece: PieceResult | None,
+        barren: int,
+        writer: TokenStoreWriter | None,
+        force: bool = False,
+    ) -> None:
         """Record that everything before ``block`` of (``split``, ``domain``) is written
         (throttled, see :class:`~synthlm.partial.WorkDir`, unless ``force``)."""
         if self.work is None or not (force or self.work.due()):
             return
-        self.work.save({
-            "seed": self.plan.seed,
-            "split": split,
-            "domain": domain,
-            "block": block,
-            "barren": barren,
-            "piece": None if piece is None else asdict(piece),
-            "carry": self.carry,
-            "results": {k: [asdict(r) for r in v] for k, v in self.results.items()},
-            "writer": None if writer is None else writer.state(),
-        })
+        self.work.save(
+            {
+                "seed": self.plan.seed,
+                "split": split,
+                "domain": domain,
+                "block": block,
+                "barren": barren,
+                "piece": None if piece is None else asdict(piece),
+                "carry": self.carry,
+                "results": {k: [asdict(r) for r in v] for k, v in self.results.items()},
+                "writer": None if writer is None else writer.state(),
+            }
+        )
 
     def at(self, split: int, domain: int) -> bool:
         """Whether the resumed run stopped inside this piece."""
@@ -177,7 +189,8 @@ def _check_not_empty(run: Run) -> None:
     if sum(r.sequences for r in run.results["train"]):
         return
     raise UserError(
-        f"token budget {int(run.plan.spec.num_tokens):,}: too small for even one training sequence of "
+        f"token budget {int(run.plan.spec.num_tokens):,}: too small for even one training "
+        f"sequence of "
         "any domain, so the dataset would be empty; raise --tokens (e.g. 20K)"
     )
 
@@ -187,13 +200,17 @@ def _check_target(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--out {out}: directory exists and is not empty (pass --overwrite to replace it)")
+        raise UserError(
+            f"--out {out}: directory exists and is not empty (pass --overwrite to replace it)"
+        )
 
 
 def _progress(total: int, quiet: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="tok", unit_scale=True, desc="synth generate", disable=quiet, leave=False)
+    return tqdm(
+        total=total, unit="tok", unit_scale=True, desc="synth generate", disable=quiet, leave=False
+    )
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -234,7 +251,9 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
         work = run.work.path if run.work else None
         state = run.resume.get("writer") if resumed else None
         vocab = plan.layout.vocab_size
-        with TokenStoreWriter(prefix, vocab, with_mask=True, metadata=metadata, work=work, resume=state) as writer:
+        with TokenStoreWriter(
+            prefix, vocab, with_mask=True, metadata=metadata, work=work, resume=state
+        ) as writer:
             for d in range(len(results), len(plan.domains)):
                 results.append(_write_piece(run, source, writer, split_index, d))
                 run.save(split_index, d + 1, 0, None, 0, writer, force=d == len(plan.domains) - 1)
@@ -242,7 +261,9 @@ def _write_split(run: Run, source: BlockSource, split_index: int, split: str) ->
             writer.finalize(domain_counts=counts)
     if sum(r.sequences for r in results):
         domain_ids = [np.full(r.sequences, d, dtype=np.uint16) for d, r in enumerate(results)]
-        np.save(run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False)
+        np.save(
+            run.staging / f"{split}.domains.npy", np.concatenate(domain_ids), allow_pickle=False
+        )
     else:  # not written: megatron-core cannot mmap an empty store; the manifest says "absent"
         for name in data_files(split):
             (run.staging / name).unlink(missing_ok=True)
@@ -267,7 +288,9 @@ def _train_fingerprints(prefix: Path) -> np.ndarray:
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
-def _write_piece(run: Run, source: BlockSource, writer: TokenStoreWriter, split: int, domain: int) -> PieceResult:
+def _write_piece(
+    run: Run, source: BlockSource, writer: TokenStoreWriter, split: int, domain: int
+) -> PieceResult:
     """Take sequences from the piece's blocks, in order, until the next one would not fit."""
     start, barren = 0, 0  # barren: consecutive blocks whose every sequence already occurs in train
     result = PieceResult(budget=int(run.plan.budgets[split, domain]))
@@ -291,7 +314,15 @@ def _write_piece(run: Run, source: BlockSource, writer: TokenStoreWriter, split:
     return result
 
 
-def _take_from(run: Run, writer: TokenStoreWriter, block: Block, result: PieceResult, target: int, split: int, domain: int) -> tuple[bool, bool]:
+def _take_from(
+    run: Run,
+    writer: TokenStoreWriter,
+    block: Block,
+    result: PieceResult,
+    target: int,
+    split: int,
+    domain: int,
+) -> tuple[bool, bool]:
     """Write the block's sequences that fit; returns (piece is full, block had a new sequence)."""
     keep = np.ones(len(block.sizes), dtype=bool)
     duplicate = _in_train(run, block.hashes) if split > 0 else np.zeros(len(keep), dtype=bool)
@@ -311,7 +342,16 @@ def _take_from(run: Run, writer: TokenStoreWriter, block: Block, result: PieceRe
     return bool(len(over)), bool(keep.any())
 
 
-def _write_prefix(run: Run, writer: TokenStoreWriter, block: Block, index: int, room: int, result: PieceResult, domain: int, split: int) -> None:
+def _write_prefix(
+    run: Run,
+    writer: TokenStoreWriter,
+    block: Block,
+    index: int,
+    room: int,
+    result: PieceResult,
+    domain: int,
+    split: int,
+) -> None:
     """Fill the budget exactly with the start of sequence ``index``, for domains whose
     sequences stay valid when cut (streams); at least one token after the promoter."""
     if room <= len(run.plan.domains[domain].promoter):
@@ -320,7 +360,9 @@ def _write_prefix(run: Run, writer: TokenStoreWriter, block: Block, index: int, 
     tokens, mask = block.tokens[start : start + room], block.mask[start : start + room]
     sizes = np.array([room], dtype=np.int64)
     hashes = sequence_hashes(tokens.astype(np.int64), sizes)
-    _write_taken(run, writer, Block(tokens, sizes, mask, hashes), np.ones(1, dtype=bool), domain, split)
+    _write_taken(
+        run, writer, Block(tokens, sizes, mask, hashes), np.ones(1, dtype=bool), domain, split
+    )
     result.sequences += 1
     result.tokens += room
     result.truncated += 1

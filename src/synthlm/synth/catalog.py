@@ -21,16 +21,27 @@ def describe_domains() -> list[dict[str, Any]]:
         for key, info in cls.Params.model_fields.items():
             if key in COMMON:
                 continue
-            params.append({"name": key, "default": _default(info), "description": info.description or ""})
-        out.append({
-            "name": name, "family": cls.family, "task": cls.is_task, "description": cls.description,
-            "reference": cls.reference, "params": params,
-        })
+            params.append(
+                {"name": key, "default": _default(info), "description": info.description or ""}
+            )
+        out.append(
+            {
+                "name": name,
+                "family": cls.family,
+                "task": cls.is_task,
+                "description": cls.description,
+                "reference": cls.reference,
+                "params": params,
+            }
+        )
     return out
 
 
 def common_params() -> list[dict[str, Any]]:
-    return [{"name": k, "default": _default(v), "description": v.description or ""} for k, v in DomainParams.model_fields.items()]
+    return [
+        {"name": k, "default": _default(v), "description": v.description or ""}
+        for k, v in DomainParams.model_fields.items()
+    ]
 
 
 def _default(info) -> Any:

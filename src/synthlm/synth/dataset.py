@@ -47,7 +47,9 @@ class SyntheticDataset:
         self.layout, self.domains = bind_domains(self.spec, int(self.manifest["seed"]))
         self.vocab_size = int(self.manifest["layout"]["vocab_size"])
         if self.layout.vocab_size != self.vocab_size:
-            raise UserError(f"{self.directory}: the manifest's layout does not match its spec (was it edited?)")
+            raise UserError(
+                f"{self.directory}: the manifest's layout does not match its spec (was it edited?)"
+            )
         self._stores: dict[str, TokenStore] = {}
         _LOADED[self.directory.resolve()] = self
 
@@ -61,9 +63,14 @@ class SyntheticDataset:
     def split(self, name: str) -> TokenStore:
         self._check_split(name)
         if self.manifest["splits"][name].get("absent"):
-            raise UserError(f"{self.directory}: split {name!r} is absent (its fraction was 0, or its budget held no sequence)")
+            raise UserError(
+                f"{self.directory}: split {name!r} is absent (its fraction was 0, or its "
+                f"budget held no sequence)"
+            )
         if name not in self._stores:
-            self._stores[name] = TokenStore(self.directory / name, vocab_size=self.vocab_size, check_ids=False)
+            self._stores[name] = TokenStore(
+                self.directory / name, vocab_size=self.vocab_size, check_ids=False
+            )
         return self._stores[name]
 
     def domain_names(self) -> list[str]:
@@ -75,7 +82,9 @@ class SyntheticDataset:
         for d in self.domains:
             if d.name == name:
                 return d
-        raise UserError(f"{self.directory}: no domain named {name!r}; domains: {', '.join(self.domain_names())}")
+        raise UserError(
+            f"{self.directory}: no domain named {name!r}; domains: {', '.join(self.domain_names())}"
+        )
 
     def domain_of(self, split: str) -> np.ndarray:
         self._check_split(split)
@@ -116,7 +125,12 @@ def load_synthetic(directory: str | Path) -> SyntheticDataset:
     return SyntheticDataset(directory)
 
 
-def score(domain: str | Domain, prompt: np.ndarray, predicted: np.ndarray, dataset: SyntheticDataset | None = None) -> float:
+def score(
+    domain: str | Domain,
+    prompt: np.ndarray,
+    predicted: np.ndarray,
+    dataset: SyntheticDataset | None = None,
+) -> float:
     """Score a model's predicted answer: 1.0 when ``prompt + predicted`` verifies, else 0.0.
 
     For deterministic tasks that is exact match; where several answers are right (abduct,
@@ -132,9 +146,15 @@ def score(domain: str | Domain, prompt: np.ndarray, predicted: np.ndarray, datas
         return dataset.score(domain, prompt, predicted)
     candidates = [d for ds in _LOADED.values() for d in ds.domains if d.name == domain]
     if not candidates:
-        raise UserError(f"no loaded synthetic dataset has a domain named {domain!r}; call load_synthetic first or pass dataset=")
+        raise UserError(
+            f"no loaded synthetic dataset has a domain named {domain!r}; call "
+            f"load_synthetic first or pass dataset="
+        )
     if len({_definition(d) for d in candidates}) > 1:
-        raise UserError(f"domain {domain!r} exists in several loaded datasets with different definitions; pass dataset=")
+        raise UserError(
+            f"domain {domain!r} exists in several loaded datasets with different "
+            f"definitions; pass dataset="
+        )
     return candidates[0].score(prompt, predicted)
 
 

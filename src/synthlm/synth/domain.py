@@ -52,9 +52,13 @@ class Domain:
     uses_digits: ClassVar[bool] = False
     is_task: ClassVar[bool] = True
     output_marker: ClassVar[str] = "answer"
-    block_tokens: ClassVar[int] = 1 << 16  # tokens per generated block (Python-heavy domains use less)
+    block_tokens: ClassVar[int] = (
+        1 << 16
+    )  # tokens per generated block (Python-heavy domains use less)
 
-    def __init__(self, params: DomainParams, layout: RoleIds, name: str | None = None, key: int = 0) -> None:
+    def __init__(
+        self, params: DomainParams, layout: RoleIds, name: str | None = None, key: int = 0
+    ) -> None:
         self.params = params
         self.key = int(key)  # 64-bit key from (seed, domain index) for implicit tables
         self.layout = layout
@@ -70,7 +74,9 @@ class Domain:
 
     @classmethod
     def needs(cls, params: DomainParams, name: str, promoter_length: int) -> DomainNeeds:
-        return DomainNeeds(name, cls.alphabet_size(params), cls.markers, cls.uses_digits, promoter_length)
+        return DomainNeeds(
+            name, cls.alphabet_size(params), cls.markers, cls.uses_digits, promoter_length
+        )
 
     def mark(self, marker: str) -> int:
         return self.layout.markers[marker]
@@ -173,11 +179,15 @@ class Domain:
 
     def score(self, prompt: np.ndarray, predicted: np.ndarray) -> float:
         """1.0 when ``prompt + predicted`` verifies (exact match for deterministic tasks)."""
-        full = np.concatenate([np.asarray(prompt, dtype=np.int64), np.asarray(predicted, dtype=np.int64)])
+        full = np.concatenate(
+            [np.asarray(prompt, dtype=np.int64), np.asarray(predicted, dtype=np.int64)]
+        )
         return 1.0 if self.verify(full) else 0.0
 
     # -- shared parsing helpers ----------------------------------------------------------------
-    def as_content(self, tokens: np.ndarray, what: str = "input", allow_empty: bool = False) -> np.ndarray:
+    def as_content(
+        self, tokens: np.ndarray, what: str = "input", allow_empty: bool = False
+    ) -> np.ndarray:
         tokens = np.asarray(tokens, dtype=np.int64)
         if not allow_empty and not len(tokens):
             raise Malformed(f"empty {what}")

@@ -31,8 +31,13 @@ CHUNK_DOCS = 65_536
 
 
 def export_synthetic(
-    directory: str | Path, out: str | Path, *, offset: int, eod: int,
-    vocab_size: int | None = None, splits: list[str] | None = None,
+    directory: str | Path,
+    out: str | Path,
+    *,
+    offset: int,
+    eod: int,
+    vocab_size: int | None = None,
+    splits: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write each split of the dataset at ``directory`` into ``out`` in global ids; returns the
     export summary (also written to ``out/export.json``)."""
@@ -48,11 +53,18 @@ def export_synthetic(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
-        "source": str(directory), "offset": offset, "eod": eod, "vocab_size": vocab,
-        "synthetic_vocab_size": local, "global_id_range": [offset, offset + local], "splits": {},
+        "source": str(directory),
+        "offset": offset,
+        "eod": eod,
+        "vocab_size": vocab,
+        "synthetic_vocab_size": local,
+        "global_id_range": [offset, offset + local],
+        "splits": {},
     }
     for split in chosen:
-        summary["splits"][split] = _export_split(dataset.split(split), out / split, offset, eod, vocab)
+        summary["splits"][split] = _export_split(
+            dataset.split(split), out / split, offset, eod, vocab
+        )
     atomic_write_json(out / "export.json", summary)
     return summary
 
@@ -62,21 +74,31 @@ def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) ->
     if offset < 0 or eod < 0:
         raise UserError(f"--offset and --eod must be >= 0 (got {offset}, {eod})")
     if offset <= eod < offset + local:
-        raise UserError(f"--eod {eod} falls inside the synthetic ids [{offset}, {offset + local}); pick the tokenizer's end-of-document id")
+        raise UserError(
+            f"--eod {eod} falls inside the synthetic ids [{offset}, {offset + local}); "
+            f"pick the tokenizer's end-of-document id"
+        )
     needed = max(offset + local, eod + 1)
     if vocab_size is not None and vocab_size < needed:
-        raise UserError(f"--vocab-size {vocab_size} is too small: ids up to {needed - 1} are needed (offset {offset} + {local} synthetic ids)")
+        raise UserError(
+            f"--vocab-size {vocab_size} is too small: ids up to {needed - 1} are needed "
+            f"(offset {offset} + {local} synthetic ids)"
+        )
     return vocab_size or needed
 
 
-def _export_split(store: TokenStore, prefix: Path, offset: int, eod: int, vocab: int) -> dict[str, int]:
+def _export_split(
+    store: TokenStore, prefix: Path, offset: int, eod: int, vocab: int
+) -> dict[str, int]:
     text = Path(f"{prefix}_text_document")
     labels = _BinWriter(Path(f"{prefix}_label_document"), np.dtype(np.int32))
     meta = {"append_eod": True, "exported_from": str(store.prefix), "offset": offset, "eod": eod}
     try:
         with TokenStoreWriter(text, vocab, with_mask=True, metadata=meta) as writer:
             for first in range(0, len(store), CHUNK_DOCS):
-                ids, mask, sizes = _chunk(store, first, min(first + CHUNK_DOCS, len(store)), offset, eod)
+                ids, mask, sizes = _chunk(
+                    store, first, min(first + CHUNK_DOCS, len(store)), offset, eod
+                )
                 writer.add_flat(ids, sizes, mask)
                 labels.write(np.where(mask == 1, ids, IGNORE), sizes)
             writer.finalize()
@@ -89,7 +111,9 @@ def _export_split(store: TokenStore, prefix: Path, offset: int, eod: int, vocab:
     return {"documents": len(store), "tokens": int(store.num_tokens) + len(store)}
 
 
-def _chunk(store: TokenStore, first: int, stop: int, offset: int, eod: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _chunk(
+    store: TokenStore, first: int, stop: int, offset: int, eod: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Documents ``[first, stop)`` shifted by ``offset``, each followed by ``eod`` (mask 1)."""
     start, end = int(store.offsets[first]), int(store.offsets[stop])
     sizes = np.asarray(store.sizes[first:stop], dtype=np.int64)

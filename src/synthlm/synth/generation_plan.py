@@ -39,9 +39,15 @@ def bind_domains(spec: DatasetSpecBase, seed: int) -> tuple[RoleIds, list[Domain
     """The layout for the spec's domains, and each domain bound to it."""
     classes = [domain_class(d.type) for d in spec.domains]  # type: ignore[attr-defined]
     names = [domain_name(d) for d in spec.domains]
-    needs = [cls.needs(d, name, spec.promoter_length_of(d)) for cls, d, name in zip(classes, spec.domains, names)]
+    needs = [
+        cls.needs(d, name, spec.promoter_length_of(d))
+        for cls, d, name in zip(classes, spec.domains, names)
+    ]
     layout = RoleIds.build(needs, seed)
-    domains = [cls(d, layout, name, key=int(table_key(seed, i))) for i, (cls, d, name) in enumerate(zip(classes, spec.domains, names))]
+    domains = [
+        cls(d, layout, name, key=int(table_key(seed, i)))
+        for i, (cls, d, name) in enumerate(zip(classes, spec.domains, names))
+    ]
     return layout, domains
 
 
@@ -63,5 +69,7 @@ def make_plan(spec: DatasetSpecBase) -> Plan:
     weights = np.array([d.weight for d in spec.domains], dtype=np.float64)
     fractions = np.array(spec.splits.fractions(), dtype=np.float64)
     shares = np.outer(fractions, weights / weights.sum())
-    budgets = largest_remainder(int(spec.num_tokens), shares.reshape(-1)).reshape(len(SPLITS), len(domains))
+    budgets = largest_remainder(int(spec.num_tokens), shares.reshape(-1)).reshape(
+        len(SPLITS), len(domains)
+    )
     return Plan(spec, layout, domains, budgets)

@@ -26,7 +26,13 @@ RNG_SCHEME = "numpy Philox(SeedSequence([|seed|, seed<0], spawn_key=(0, split, d
 
 
 def data_files(split: str) -> list[str]:
-    return [f"{split}.bin", f"{split}.idx", f"{split}.mask.bin", f"{split}.mask.idx", f"{split}.domains.npy"]
+    return [
+        f"{split}.bin",
+        f"{split}.idx",
+        f"{split}.mask.bin",
+        f"{split}.mask.idx",
+        f"{split}.domains.npy",
+    ]
 
 
 def sha256_file(path: Path) -> str:
@@ -37,7 +43,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_manifest(plan, results: dict[str, list], directory: Path, dedup_splits: bool) -> dict[str, Any]:
+def build_manifest(
+    plan, results: dict[str, list], directory: Path, dedup_splits: bool
+) -> dict[str, Any]:
     spec = plan.spec
     names = plan.domain_names()
     splits = {}
@@ -50,24 +58,28 @@ def build_manifest(plan, results: dict[str, list], directory: Path, dedup_splits
             "tokens": sum(p.tokens for p in pieces),
             "budget": sum(p.budget for p in pieces),
             "domains": {name: asdict(p) for name, p in zip(names, pieces)},
-            "sha256": {} if absent else {name: sha256_file(directory / name) for name in data_files(split)},
+            "sha256": {}
+            if absent
+            else {name: sha256_file(directory / name) for name in data_files(split)},
         }
     weights = [d.weight for d in spec.domains]
     domains = []
     for i, d in enumerate(plan.domains):
-        domains.append({
-            "index": i,
-            "name": d.name,
-            "type": d.type_name,
-            "family": d.family,
-            "reference": d.reference,
-            "task": d.is_task,
-            "weight": weights[i] / sum(weights),
-            "promoter": d.promoter.tolist(),
-            "block_sequences": d.block_size(),
-            "sequences": sum(splits[s]["domains"][d.name]["sequences"] for s in SPLITS),
-            "tokens": sum(splits[s]["domains"][d.name]["tokens"] for s in SPLITS),
-        })
+        domains.append(
+            {
+                "index": i,
+                "name": d.name,
+                "type": d.type_name,
+                "family": d.family,
+                "reference": d.reference,
+                "task": d.is_task,
+                "weight": weights[i] / sum(weights),
+                "promoter": d.promoter.tolist(),
+                "block_sequences": d.block_size(),
+                "sequences": sum(splits[s]["domains"][d.name]["sequences"] for s in SPLITS),
+                "tokens": sum(splits[s]["domains"][d.name]["tokens"] for s in SPLITS),
+            }
+        )
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -109,5 +121,8 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise StoreError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise StoreError(f"{path}: format version {manifest['format_version']} is newer than this synthlm reads ({FORMAT_VERSION})")
+        raise StoreError(
+            f"{path}: format version {manifest['format_version']} is newer than this "
+            f"synthlm reads ({FORMAT_VERSION})"
+        )
     return manifest

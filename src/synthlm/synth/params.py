@@ -69,9 +69,19 @@ def at_least(*fields: str, low: int = 1) -> Any:
 class DomainParams(Section):
     """Keys every domain accepts (its ``type`` is added when the domain is registered)."""
 
-    name: str | None = Field(None, description="Name in the manifest and eval (default: the type; must be unique).")
-    weight: float = Field(1.0, ge=0, description="Relative share of the token budget (weights are normalised).")
-    loss_mask: LossMask = Field("output", description="Train on the answer only (output), every token (all) or none.")
+    name: str | None = Field(
+        None, description="Name in the manifest and eval (default: the type; must be unique)."
+    )
+    weight: float = Field(
+        1.0, ge=0, description="Relative share of the token budget (weights are normalised)."
+    )
+    loss_mask: LossMask = Field(
+        "output", description="Train on the answer only (output), every token (all) or none."
+    )
     promoter_length: int | None = Field(
-        None, ge=0, le=16, description="Promoter tokens naming the domain at the start of each sequence (default: the dataset's)."
+        None,
+        ge=0,
+        le=16,
+        description="Promoter tokens naming the domain at the start of each sequence "
+        "(default: the dataset's).",
     )

@@ -16,7 +16,13 @@ from synthlm.synth.generation_plan import make_plan
 from synthlm.synth.spec import DatasetSpecBase
 
 INLINE_MARKERS = ("word", "row")  # separators inside an input, shown inline
-PART_STYLES = {"promoter": "magenta", "input": "", "query": "cyan", "marker": "bold yellow", "output": "green"}
+PART_STYLES = {
+    "promoter": "magenta",
+    "input": "",
+    "query": "cyan",
+    "marker": "bold yellow",
+    "output": "green",
+}
 
 
 @dataclass
@@ -37,7 +43,9 @@ class PreviewExample:
         return sum(len(p.tokens) for p in self.parts)
 
 
-def preview_examples(spec: DatasetSpecBase, count: int = 3, only: str | None = None) -> tuple[list[PreviewExample], dict]:
+def preview_examples(
+    spec: DatasetSpecBase, count: int = 3, only: str | None = None
+) -> tuple[list[PreviewExample], dict]:
     """``count`` examples per domain (or only the domain named ``only``), and the bound domains.
 
     Without a seed in the spec, seed 0 is used.
@@ -45,7 +53,10 @@ def preview_examples(spec: DatasetSpecBase, count: int = 3, only: str | None = N
     spec = spec if spec.seed is not None else spec.model_copy(update={"seed": 0})
     plan = make_plan(spec)
     if only is not None and only not in plan.domain_names():
-        raise UserError(f"--domain {only!r}: the spec has no such domain; domains: {', '.join(plan.domain_names())}")
+        raise UserError(
+            f"--domain {only!r}: the spec has no such domain; domains: "
+            f"{', '.join(plan.domain_names())}"
+        )
     out = []
     for index, domain in enumerate(plan.domains):
         if only is not None and domain.name != only:
@@ -54,7 +65,14 @@ def preview_examples(spec: DatasetSpecBase, count: int = 3, only: str | None = N
         offsets = block.offsets
         for i in range(min(count, len(block.sizes))):
             sequence = block.tokens[offsets[i] : offsets[i + 1]].astype(np.int64)
-            out.append(PreviewExample(domain.name, domain.type_name, segments(domain, sequence), domain.verify(sequence)))
+            out.append(
+                PreviewExample(
+                    domain.name,
+                    domain.type_name,
+                    segments(domain, sequence),
+                    domain.verify(sequence),
+                )
+            )
     return out, {d.name: d for d in plan.domains}
 
 
@@ -83,7 +101,9 @@ def segments(domain, sequence: np.ndarray) -> list[Part]:
     return parts
 
 
-def render(examples: list[PreviewExample], plan_domains: dict, symbols: bool = True, width: int = 40) -> list:
+def render(
+    examples: list[PreviewExample], plan_domains: dict, symbols: bool = True, width: int = 40
+) -> list:
     """Rich renderables: one block per example, one line per part."""
     from rich.text import Text
 
@@ -92,12 +112,25 @@ def render(examples: list[PreviewExample], plan_domains: dict, symbols: bool = T
         if number == 0 or examples[number - 1].domain != ex.domain:
             lines.append(Text(f"\n{ex.domain} ({ex.type})", style="bold underline"))
         domain = plan_domains[ex.domain]
-        lines.append(Text(f"  example {number_in_domain(examples, number)}: {ex.length} tokens, verify {'ok' if ex.valid else 'FAILED'}", style="dim"))
+        lines.append(
+            Text(
+                f"  example {number_in_domain(examples, number)}: {ex.length} tokens, "
+                f"verify {'ok' if ex.valid else 'FAILED'}",
+                style="dim",
+            )
+        )
         for part in ex.parts:
             shown = [domain.symbol(t) if symbols else str(t) for t in part.tokens]
             if len(shown) > width:
-                shown = [*shown[: width // 2], f"... ({len(shown) - width} more) ...", *shown[-width // 2 :]]
-            lines.append(Text(f"    {part.role:<8} ", style="dim") + Text(" ".join(shown), style=PART_STYLES[part.role]))
+                shown = [
+                    *shown[: width // 2],
+                    f"... ({len(shown) - width} more) ...",
+                    *shown[-width // 2 :],
+                ]
+            lines.append(
+                Text(f"    {part.role:<8} ", style="dim")
+                + Text(" ".join(shown), style=PART_STYLES[part.role])
+            )
     return lines
 
 

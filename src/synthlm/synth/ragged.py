@@ -67,7 +67,11 @@ class Ragged:
     @classmethod
     def from_list(cls, sequences: list) -> Ragged:
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-        values = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if lengths.sum() else np.zeros(0, np.int64)
+        values = (
+            np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+            if lengths.sum()
+            else np.zeros(0, np.int64)
+        )
         return cls(values, lengths)
 
     # -- per-sequence operations ---------------------------------------------------------------
@@ -129,7 +133,9 @@ class Ragged:
 
     def count(self, mask: np.ndarray) -> np.ndarray:
         """Per sequence, how many items ``mask`` selects."""
-        return np.bincount(self.seq_ids[np.asarray(mask, dtype=bool)], minlength=len(self)).astype(np.int64)
+        return np.bincount(self.seq_ids[np.asarray(mask, dtype=bool)], minlength=len(self)).astype(
+            np.int64
+        )
 
 
 def concat(parts: list[Ragged]) -> Ragged:
@@ -186,5 +192,7 @@ def group(inner: Ragged, per_outer: np.ndarray) -> Ragged:
     """Flatten a ragged-of-ragged: ``per_outer[j]`` consecutive inner sequences form sequence ``j``."""
     per_outer = np.asarray(per_outer, dtype=np.int64)
     outer_of_inner = np.repeat(np.arange(len(per_outer), dtype=np.int64), per_outer)
-    lengths = np.bincount(outer_of_inner, weights=inner.lengths, minlength=len(per_outer)).astype(np.int64)
+    lengths = np.bincount(outer_of_inner, weights=inner.lengths, minlength=len(per_outer)).astype(
+        np.int64
+    )
     return Ragged(inner.values, lengths)

@@ -20,13 +20,45 @@ import numpy as np
 from synthlm.synth.rng import PROMOTERS, generator
 
 # Canonical order: a marker's id depends only on which markers the dataset uses.
-MARKERS = ("answer", "query", "sep", "empty", "yes", "no", "word", "row", "rule", "case", "result", "minus",
-           "colon", "lbracket", "rbracket", "upper", "lower", "math")
+MARKERS = (
+    "answer",
+    "query",
+    "sep",
+    "empty",
+    "yes",
+    "no",
+    "word",
+    "row",
+    "rule",
+    "case",
+    "result",
+    "minus",
+    "colon",
+    "lbracket",
+    "rbracket",
+    "upper",
+    "lower",
+    "math",
+)
 MARKER_SYMBOLS = {
-    "answer": "<ans>", "query": "<qry>", "sep": "<sep>", "empty": "<empty>", "yes": "<yes>",
-    "no": "<no>", "word": "<w>", "row": "<row>", "rule": "<rule>", "case": "<case>", "result": "<result>",
-    "minus": "-", "colon": ":", "lbracket": "[", "rbracket": "]", "upper": "<UPPER>",
-    "lower": "<LOWER>", "math": "<MATH>",
+    "answer": "<ans>",
+    "query": "<qry>",
+    "sep": "<sep>",
+    "empty": "<empty>",
+    "yes": "<yes>",
+    "no": "<no>",
+    "word": "<w>",
+    "row": "<row>",
+    "rule": "<rule>",
+    "case": "<case>",
+    "result": "<result>",
+    "minus": "-",
+    "colon": ":",
+    "lbracket": "[",
+    "rbracket": "]",
+    "upper": "<UPPER>",
+    "lower": "<LOWER>",
+    "math": "<MATH>",
 }
 
 
@@ -117,9 +149,14 @@ class RoleIds:
     def ranges(self) -> list[dict[str, Any]]:
         """Contiguous id ranges per role, in id order (what the manifest lists)."""
         out = [{"role": "content", "start": 0, "stop": self.content_size}]
-        out += [{"role": f"marker:{name}", "start": i, "stop": i + 1} for name, i in self.markers.items()]
+        out += [
+            {"role": f"marker:{name}", "start": i, "stop": i + 1}
+            for name, i in self.markers.items()
+        ]
         if self.digits_start is not None:
-            out.append({"role": "digits", "start": self.digits_start, "stop": self.digits_start + 10})
+            out.append(
+                {"role": "digits", "start": self.digits_start, "stop": self.digits_start + 10}
+            )
         if self.vocab_size > self.promoter_start:
             out.append({"role": "promoters", "start": self.promoter_start, "stop": self.vocab_size})
         return out
@@ -129,7 +166,9 @@ class RoleIds:
             "vocab_size": self.vocab_size,
             "content": {"start": 0, "stop": self.content_size},
             "markers": dict(self.markers),
-            "digits": None if self.digits_start is None else {"start": self.digits_start, "stop": self.digits_start + 10},
+            "digits": None
+            if self.digits_start is None
+            else {"start": self.digits_start, "stop": self.digits_start + 10},
             "promoters": {name: list(ids) for name, ids in self.promoters.items()},
             "ranges": self.ranges(),
         }

@@ -28,7 +28,12 @@ from synthlm.errors import ConfigError
 from synthlm.synth.registry import load_domains, unknown_type_message
 
 FLAT_KEYS = ("vocab_size", "sequence_length_min", "sequence_length_max")
-DATASET_KEYS = {"num_token": "num_tokens", "num_tokens": "num_tokens", "seed": "seed", "splits": "splits"}
+DATASET_KEYS = {
+    "num_token": "num_tokens",
+    "num_tokens": "num_tokens",
+    "seed": "seed",
+    "splits": "splits",
+}
 TYPE_KEYS = ("task", "domain", "type")
 SPLIT_KEYS = {"shuffle_dataset", "shuffle_domain_order", "shuffle_domain_sequence", "split_ratio"}
 # Seqthetic name -> (synthlm domain, {flat key prefix: domain key} for *_min/*_max pairs, plain keys)
@@ -36,12 +41,20 @@ NATIVE: dict[str, tuple[str, dict[str, tuple[str, bool]], tuple[str, ...]]] = {
     "identity": ("seqthetic_identity", {}, ("reverse",)),
     "reverse": ("seqthetic_identity", {}, ("reverse",)),
     "duplicate": ("seqthetic_duplicate", {"num_duplicate": ("num_duplicate", True)}, ()),
-    "deduplicate": ("seqthetic_deduplicate", {
-        "unique_token_ratio": ("unique_token_ratio", False),
-        "repeat_token_ratio": ("repeat_token_ratio", False),
-        "shuffle_ratio": ("shuffle_ratio", False),
-    }, ()),
-    "delete": ("seqthetic_delete", {"seq_to_delete_length": ("seq_to_delete_length", True)}, ("should_delete_ratio",)),
+    "deduplicate": (
+        "seqthetic_deduplicate",
+        {
+            "unique_token_ratio": ("unique_token_ratio", False),
+            "repeat_token_ratio": ("repeat_token_ratio", False),
+            "shuffle_ratio": ("shuffle_ratio", False),
+        },
+        (),
+    ),
+    "delete": (
+        "seqthetic_delete",
+        {"seq_to_delete_length": ("seq_to_delete_length", True)},
+        ("should_delete_ratio",),
+    ),
 }
 
 
@@ -86,19 +99,37 @@ def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
         if value is not None:
             domain[target] = value
     if "shuffle_ratio" in domain:
-        print("note: shuffle_ratio_min/max have no effect: Seqthetic's Deduplicate ignores them, and so does synthlm", file=sys.stderr)
+        print(
+            "note: shuffle_ratio_min/max have no effect: Seqthetic's Deduplicate ignores "
+            "them, and so does synthlm",
+            file=sys.stderr,
+        )
     for key in plain:
         if key in rest:
             domain[key] = rest.pop(key)
-    _no_leftovers(rest, label, f"a Seqthetic {name} config", [*FLAT_KEYS, "split", "promoter_length_range", *DATASET_KEYS,
-                  *(f"{p}_{end}" for p in pairs for end in ("min", "max")), *plain])
+    _no_leftovers(
+        rest,
+        label,
+        f"a Seqthetic {name} config",
+        [
+            *FLAT_KEYS,
+            "split",
+            "promoter_length_range",
+            *DATASET_KEYS,
+            *(f"{p}_{end}" for p in pairs for end in ("min", "max")),
+            *plain,
+        ],
+    )
     return domain
 
 
 def _generic(kind: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
     domains = load_domains()
     if kind not in domains:
-        raise ConfigError(f"{label}: name: {unknown_type_message(kind)} (a Seqthetic config names its domain in `name` or `task`)")
+        raise ConfigError(
+            f"{label}: name: {unknown_type_message(kind)} (a Seqthetic config names its "
+            f"domain in `name` or `task`)"
+        )
     fields = domains[kind].Params.model_fields
     domain: dict[str, Any] = {"type": kind}
     if "vocab_size" in rest:
@@ -108,15 +139,27 @@ def _generic(kind: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
         elif "num_vocab" in fields:
             domain["num_vocab"] = vocab_size
         else:
-            raise ConfigError(f"{label}: vocab_size: the {kind} domain has no vocabulary size to set")
+            raise ConfigError(
+                f"{label}: vocab_size: the {kind} domain has no vocabulary size to set"
+            )
     low, high = rest.pop("sequence_length_min", None), rest.pop("sequence_length_max", None)
     if low is not None or high is not None:
         if "length" not in fields:
-            raise ConfigError(f"{label}: sequence_length_min/max: the {kind} domain has no `length`")
-        domain["length"] = {"min": low if low is not None else high, "max": high if high is not None else low}
+            raise ConfigError(
+                f"{label}: sequence_length_min/max: the {kind} domain has no `length`"
+            )
+        domain["length"] = {
+            "min": low if low is not None else high,
+            "max": high if high is not None else low,
+        }
     unknown = sorted(k for k in rest if k not in fields or k == "type")
     if unknown:
-        _no_leftovers({k: rest[k] for k in unknown}, label, f"the {kind} domain", [k for k in fields if k != "type"])
+        _no_leftovers(
+            {k: rest[k] for k in unknown},
+            label,
+            f"the {kind} domain",
+            [k for k in fields if k != "type"],
+        )
     domain.update(rest)
     return domain
 
@@ -135,22 +178,43 @@ def _pair(rest: dict[str, Any], prefix: str, label: str, integer: bool) -> dict[
 def _splits(split: Any, label: str) -> dict[str, float]:
     if not isinstance(split, Mapping):
         raise ConfigError(f"{label}: split: expected a mapping with split_ratio, got {split!r}")
-    _no_leftovers({k: v for k, v in split.items() if k not in SPLIT_KEYS}, label, "split", sorted(SPLIT_KEYS), prefix="split.")
+    _no_leftovers(
+        {k: v for k, v in split.items() if k not in SPLIT_KEYS},
+        label,
+        "split",
+        sorted(SPLIT_KEYS),
+        prefix="split.",
+    )
     ratio = split.get("split_ratio", [0.8, 0.1, 0.1])
     if not isinstance(ratio, (list, tuple)) or len(ratio) != 3:
-        raise ConfigError(f"{label}: split.split_ratio: expected three fractions [train, valid, test], got {ratio!r}")
+        raise ConfigError(
+            f"{label}: split.split_ratio: expected three fractions [train, valid, test], "
+            f"got {ratio!r}"
+        )
     return dict(zip(("train", "valid", "test"), ratio))
 
 
 def _promoter_length(value: Any, name: str, label: str) -> int:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) for v in value) or value[0] > value[1]:
-        raise ConfigError(f"{label}: promoter_length_range: expected [min, max] ints, got {value!r}")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(v, int) for v in value)
+        or value[0] > value[1]
+    ):
+        raise ConfigError(
+            f"{label}: promoter_length_range: expected [min, max] ints, got {value!r}"
+        )
     low, high = value
     digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
     return low + digest % (high - low + 1)
 
 
-def _no_leftovers(rest: Mapping[str, Any], label: str, what: str, allowed: list[str], prefix: str = "") -> None:
+def _no_leftovers(
+    rest: Mapping[str, Any], label: str, what: str, allowed: list[str], prefix: str = ""
+) -> None:
     if rest:
         keys = ", ".join(f"{prefix}{k}" for k in sorted(rest))
-        raise ConfigError(f"{label}: {keys}: unknown key{'s' if len(rest) > 1 else ''} for {what}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{label}: {keys}: unknown key{'s' if len(rest) > 1 else ''} for {what}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )

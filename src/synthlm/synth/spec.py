@@ -54,10 +54,16 @@ class DatasetSpecBase(Section):
     """Dataset-level keys (``domains`` is added by :func:`spec_schema`)."""
 
     name: str = Field("synthetic", description="Dataset name (manifest and card).")
-    num_tokens: Count = Field(..., gt=0, description="Total tokens across splits and domains (5000, '10K', '5M', '1.5B').")
-    seed: int | None = Field(None, description="Any int (0 included); a fresh one is drawn and recorded when omitted.")
+    num_tokens: Count = Field(
+        ..., gt=0, description="Total tokens across splits and domains (5000, '10K', '5M', '1.5B')."
+    )
+    seed: int | None = Field(
+        None, description="Any int (0 included); a fresh one is drawn and recorded when omitted."
+    )
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
-    promoter_length: int = Field(1, ge=0, le=16, description="Default promoter tokens per domain (0 = none).")
+    promoter_length: int = Field(
+        1, ge=0, le=16, description="Default promoter tokens per domain (0 = none)."
+    )
     domains: list[DomainParams]
 
     @model_validator(mode="after")
@@ -65,12 +71,17 @@ class DatasetSpecBase(Section):
         if not self.domains:
             raise ValueError("domains: give at least one domain")
         if not sum(d.weight for d in self.domains) > 0:
-            raise ValueError("domains: all weights are zero; at least one domain needs a positive weight")
+            raise ValueError(
+                "domains: all weights are zero; at least one domain needs a positive weight"
+            )
         seen: dict[str, int] = {}
         for i, d in enumerate(self.domains):
             name = domain_name(d)
             if name in seen:
-                raise ValueError(f"domains {seen[name]} and {i} are both named {name!r}; give each a distinct `name`")
+                raise ValueError(
+                    f"domains {seen[name]} and {i} are both named {name!r}; give each a "
+                    f"distinct `name`"
+                )
             seen[name] = i
         return self
 
@@ -89,8 +100,10 @@ def domain_name(domain: DomainParams) -> str:
 def spec_schema() -> type[DatasetSpecBase]:
     """``DatasetSpec`` with ``domains`` typed as the union of every registered domain."""
     models = tuple(cls.Params for cls in load_domains().values())
-    entry = Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007 - a runtime tuple of types
-    return create_model("DatasetSpec", __base__=DatasetSpecBase, domains=(list[entry], ...))  # type: ignore[call-overload]
+    # Union over a runtime tuple of types: the X | Y syntax cannot spell it
+    entry = Annotated[Union[models], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    domains = (list[entry], ...)
+    return create_model("DatasetSpec", __base__=DatasetSpecBase, domains=domains)  # type: ignore[call-overload]
 
 
 def load_spec(
@@ -142,9 +155,14 @@ def check_types(tree: Mapping[str, Any], label: str) -> None:
     known = load_domains()
     for i, entry in enumerate(domains):
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{label}: domains.{i}: expected a mapping with a `type`, got {entry!r}")
+            raise ConfigError(
+                f"{label}: domains.{i}: expected a mapping with a `type`, got {entry!r}"
+            )
         if "type" not in entry:
-            raise ConfigError(f"{label}: domains.{i}.type: required key is missing; known types: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{label}: domains.{i}.type: required key is missing; known types: "
+                f"{', '.join(sorted(known))}"
+            )
         if entry["type"] not in known:
             raise ConfigError(f"{label}: domains.{i}.type: {unknown_type_message(entry['type'])}")
 

@@ -36,10 +36,19 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(r.passed == r.checked and not r.bad_masks for s in self.splits.values() for r in s.values())
+        return not self.problems and all(
+            r.passed == r.checked and not r.bad_masks
+            for s in self.splits.values()
+            for r in s.values()
+        )
 
 
-def verify_dataset(directory: str | Path, splits: tuple[str, ...] = SPLITS, progress=None, check_hashes: bool = True) -> VerifyReport:
+def verify_dataset(
+    directory: str | Path,
+    splits: tuple[str, ...] = SPLITS,
+    progress=None,
+    check_hashes: bool = True,
+) -> VerifyReport:
     dataset = SyntheticDataset(directory)
     report = VerifyReport()
     for split in splits:
@@ -51,7 +60,10 @@ def verify_dataset(directory: str | Path, splits: tuple[str, ...] = SPLITS, prog
         for name, domain_report in report.splits[split].items():
             recorded = dataset.manifest["splits"][split]["domains"][name]["sequences"]
             if recorded != domain_report.checked:
-                report.problems.append(f"{split}: {domain_report.checked} {name} documents, the manifest says {recorded}")
+                report.problems.append(
+                    f"{split}: {domain_report.checked} {name} documents, the manifest says "
+                    f"{recorded}"
+                )
     return report
 
 
@@ -78,7 +90,9 @@ def _verify_split(dataset: SyntheticDataset, split: str, progress) -> dict[str, 
             domain.check(sequence)
             report.passed += 1
             mask = store.mask(i)
-            if mask is None or not np.array_equal(np.asarray(mask), domain.expected_loss_mask(sequence)):
+            if mask is None or not np.array_equal(
+                np.asarray(mask), domain.expected_loss_mask(sequence)
+            ):
                 report.bad_masks += 1
         except Exception as exc:
             report.first_failure = report.first_failure or f"document {i}: {exc}"

@@ -29,12 +29,18 @@ class VocabSpec(Section):
     """The ids ``0..num_vocab-1`` a domain samples content from."""
 
     num_vocab: int = Field(100, ge=1, le=MAX_VOCAB, description="Number of content ids.")
-    prob: Literal["uniform", "zipf"] | Zipf | list[float] = Field("uniform", description="uniform | zipf | {exponent, shift} | explicit weights.")
+    prob: Literal["uniform", "zipf"] | Zipf | list[float] = Field(
+        "uniform", description="uniform | zipf | {exponent, shift} | explicit weights."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _zipf_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict) and isinstance(value.get("prob"), dict) and set(value["prob"]) == {"zipf"}:
+        if (
+            isinstance(value, dict)
+            and isinstance(value.get("prob"), dict)
+            and set(value["prob"]) == {"zipf"}
+        ):
             value = {**value, "prob": value["prob"]["zipf"] or {}}
         return value
 
@@ -42,7 +48,9 @@ class VocabSpec(Section):
     def _check_weights(self) -> VocabSpec:
         if isinstance(self.prob, list):
             if len(self.prob) != self.num_vocab:
-                raise ValueError(f"prob has {len(self.prob)} weights but num_vocab is {self.num_vocab}")
+                raise ValueError(
+                    f"prob has {len(self.prob)} weights but num_vocab is {self.num_vocab}"
+                )
             if min(self.prob) < 0 or not sum(self.prob) > 0:
                 raise ValueError("prob weights must be >= 0 with a positive sum")
         return self
@@ -55,7 +63,9 @@ class VocabSpec(Section):
             weights = np.asarray(self.prob, dtype=np.float64)
         else:
             zipf = Zipf() if self.prob == "zipf" else self.prob
-            weights = (np.arange(self.num_vocab, dtype=np.float64) + 1.0 + zipf.shift) ** -zipf.exponent
+            weights = (
+                np.arange(self.num_vocab, dtype=np.float64) + 1.0 + zipf.shift
+            ) ** -zipf.exponent
         return weights / weights.sum()
 
     @property
@@ -68,7 +78,9 @@ class VocabSpec(Section):
 class VocabParams(DomainParams):
     """Base for domains that draw content tokens from a vocabulary."""
 
-    vocab: VocabSpec = Field(default_factory=VocabSpec, description="Content vocabulary: num_vocab and prob.")
+    vocab: VocabSpec = Field(
+        default_factory=VocabSpec, description="Content vocabulary: num_vocab and prob."
+    )
 
 
 class TokenSampler:
@@ -87,7 +99,9 @@ class TokenSampler:
         index = np.searchsorted(self.cdf, rng.random(count) * self.cdf[-1], side="right")
         return np.minimum(index, self.size - 1).astype(np.int64)
 
-    def sample_ragged(self, rng: np.random.Generator, lengths: np.ndarray, distinct: bool = False) -> Ragged:
+    def sample_ragged(
+        self, rng: np.random.Generator, lengths: np.ndarray, distinct: bool = False
+    ) -> Ragged:
         if distinct:
             return self.sample_distinct(rng, lengths)
         return Ragged(self.sample(rng, int(np.sum(lengths))), lengths)
@@ -105,7 +119,11 @@ class TokenSampler:
             ragged.values[repeats] = self.sample(rng, int(repeats.sum()))
 
     def _gumbel_top_k(self, rng: np.random.Generator, lengths: np.ndarray) -> Ragged:
-        log_p = np.zeros(self.size) if self.p is None else np.log(np.where(self.p > 0, self.p, np.finfo(float).tiny))
+        log_p = (
+            np.zeros(self.size)
+            if self.p is None
+            else np.log(np.where(self.p > 0, self.p, np.finfo(float).tiny))
+        )
         if self.p is not None:
             log_p[self.p == 0] = -np.inf
         rows_per_chunk = max(1, (1 << 22) // self.size)

@@ -43,20 +43,35 @@ def ensure_chat_template(tokenizer: HFTokenizer) -> Any:
 def validate_messages(messages: Any, where: str) -> list[dict[str, str]]:
     """Check the ``messages`` field of one record; the error names the record."""
     if not isinstance(messages, list) or not messages:
-        raise UserError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+        raise UserError(
+            f"{where}: 'messages' must be a non-empty list of {{role, content}} objects"
+        )
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES or not isinstance(message.get("content"), str):
-            raise UserError(f"{where}: messages[{i}] must have role in {ROLES} and a string content, got {message!r}")
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            raise UserError(
+                f"{where}: messages[{i}] must have role in {ROLES} and a string content, "
+                f"got {message!r}"
+            )
     if not any(m["role"] == "assistant" for m in messages):
         raise UserError(f"{where}: the conversation has no assistant message to train on")
     return messages
 
 
-def _render(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]], prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=prompt)
+def _render(
+    tokenizer: HFTokenizer, messages: Sequence[dict[str, str]], prompt: bool = False
+) -> str:
+    return tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=prompt
+    )
 
 
-def assistant_spans(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(
+    tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]
+) -> tuple[str, list[tuple[int, int]]]:
     """The rendered text and the character spans of assistant answers in it.
 
     An answer's span starts after the generation prompt (the assistant header the template
@@ -67,7 +82,10 @@ def assistant_spans(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) 
     for i, message in enumerate(messages):
         text = _render(tokenizer, messages[: i + 1])
         if not text.startswith(previous):
-            raise UserError("the chat template is not prefix-stable (rendering more messages changed earlier text); use objective.train_on=all or another template")
+            raise UserError(
+                "the chat template is not prefix-stable (rendering more messages changed "
+                "earlier text); use objective.train_on=all or another template"
+            )
         if message["role"] == "assistant":
             header = _render(tokenizer, messages[:i], prompt=True) if i else ""
             start = len(header) if header and text.startswith(header) else len(previous)
@@ -76,7 +94,9 @@ def assistant_spans(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) 
     return text, spans
 
 
-def render_conversation(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
+def render_conversation(
+    tokenizer: HFTokenizer, messages: Sequence[dict[str, str]]
+) -> tuple[list[int], list[int]]:
     """Token ids of the whole conversation and a 0/1 mask marking assistant tokens."""
     ensure_chat_template(tokenizer)
     text, spans = assistant_spans(tokenizer, messages)
@@ -93,7 +113,11 @@ def trained_template(config: dict[str, Any]) -> str | None:
     from synthlm.data.store import meta_path, normalize_prefix
 
     for source in (config.get("data") or {}).get("sources") or []:
-        if not isinstance(source, dict) or source.get("kind", "natural") != "natural" or not source.get("path"):
+        if (
+            not isinstance(source, dict)
+            or source.get("kind", "natural") != "natural"
+            or not source.get("path")
+        ):
             continue
         meta = meta_path(normalize_prefix(source["path"]))
         if not meta.is_file():

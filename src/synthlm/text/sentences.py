@@ -44,7 +44,9 @@ def split_sentences(text: str, splitter: str = "pysbd") -> list[str]:
             pieces.append(text[start:cut])
             start = cut
     pieces.append(text[start:])
-    if not pieces[-1].strip() and len(pieces) > 1:  # trailing whitespace stays with the last sentence
+    if (
+        not pieces[-1].strip() and len(pieces) > 1
+    ):  # trailing whitespace stays with the last sentence
         tail = pieces.pop()
         pieces[-1] += tail
     return pieces
@@ -92,12 +94,15 @@ def _punkt():
     try:
         from nltk.tokenize.punkt import PunktTokenizer
     except ImportError:
-        raise UserError("sentence splitter 'nltk' needs NLTK >= 3.9: pip install 'nltk>=3.9'") from None
+        raise UserError(
+            "sentence splitter 'nltk' needs NLTK >= 3.9: pip install 'nltk>=3.9'"
+        ) from None
     try:
         return PunktTokenizer("english")
     except LookupError:
         raise UserError(
-            "sentence splitter 'nltk': NLTK's English punkt model is not installed; install it once "
+            "sentence splitter 'nltk': NLTK's English punkt model is not installed; "
+            "install it once "
             f"(where there is network, or copy it into an NLTK_DATA folder): {NLTK_DOWNLOAD}"
         ) from None
 
@@ -108,11 +113,48 @@ def nltk_ends(text: str) -> list[int]:
     return [end for _, end in _punkt().span_tokenize(text)]
 
 
-_ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "cf", "al", "fig",
-    "no", "vol", "ch", "p", "pp", "mt", "ave", "inc", "ltd", "co", "corp",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-})
+_ABBREVIATIONS = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "cf",
+        "al",
+        "fig",
+        "no",
+        "vol",
+        "ch",
+        "p",
+        "pp",
+        "mt",
+        "ave",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    }
+)
 _END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n\s*\n")
 
 

@@ -53,7 +53,9 @@ def vocabulary(tokenizer: AnyTokenizer) -> dict[str, int]:
     """Token string -> id, added tokens included."""
     if callable(getattr(tokenizer, "get_vocab", None)):
         return dict(tokenizer.get_vocab())
-    if callable(getattr(tokenizer, "hf_backend", None)):  # synthlm tokenizer: same ids as its tokenizer.json
+    if callable(
+        getattr(tokenizer, "hf_backend", None)
+    ):  # synthlm tokenizer: same ids as its tokenizer.json
         return dict(tokenizer.hf_backend().get_vocab(with_added_tokens=True))
     raise UserError(
         f"tokenizer {type(tokenizer).__name__} exposes no vocabulary (get_vocab or hf_backend); "
@@ -61,7 +63,9 @@ def vocabulary(tokenizer: AnyTokenizer) -> dict[str, int]:
     )
 
 
-def _special_id(tokenizer: AnyTokenizer, vocab: dict[str, int], attributes: tuple[str, ...], name: str) -> int | None:
+def _special_id(
+    tokenizer: AnyTokenizer, vocab: dict[str, int], attributes: tuple[str, ...], name: str
+) -> int | None:
     for attribute in attributes:
         value = getattr(tokenizer, attribute, None)
         if isinstance(value, int):
@@ -69,7 +73,9 @@ def _special_id(tokenizer: AnyTokenizer, vocab: dict[str, int], attributes: tupl
     return vocab.get(name)
 
 
-def depth_token_names(vocab: dict[str, int], num_sentinels: int, num_sentence_tokens: int) -> tuple[str, list[str]]:
+def depth_token_names(
+    vocab: dict[str, int], num_sentinels: int, num_sentence_tokens: int
+) -> tuple[str, list[str]]:
     """Names of ``<eosen>`` and the sentence tokens: the named ones, else the extra ids after
     the sentinels (how synthlm tokenizers hold them)."""
     named = (EOSEN_TOKEN, sentence_token_names(num_sentence_tokens))
@@ -79,18 +85,28 @@ def depth_token_names(vocab: dict[str, int], num_sentinels: int, num_sentence_to
     return named
 
 
-def resolve_ids(tokenizer: AnyTokenizer, names: Sequence[str], vocab: dict[str, int] | None = None) -> dict[str, int]:
+def resolve_ids(
+    tokenizer: AnyTokenizer, names: Sequence[str], vocab: dict[str, int] | None = None
+) -> dict[str, int]:
     """Ids of ``names`` plus ``eos`` and ``pad``; one error listing everything missing."""
     vocab = vocabulary(tokenizer) if vocab is None else vocab
     found: dict[str, int | None] = {name: vocab.get(name) for name in names}
     found["eos"] = _special_id(tokenizer, vocab, ("eos_id", "eos_token_id"), EOS_TOKEN)
     found["pad"] = _special_id(tokenizer, vocab, ("pad_id", "pad_token_id"), PAD_TOKEN)
-    missing = [EOS_TOKEN if k == "eos" else PAD_TOKEN if k == "pad" else k for k, v in found.items() if v is None]
+    missing = [
+        EOS_TOKEN if k == "eos" else PAD_TOKEN if k == "pad" else k
+        for k, v in found.items()
+        if v is None
+    ]
     if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        shown = ", ".join(missing[:6]) + (
+            f" and {len(missing) - 6} more" if len(missing) > 6 else ""
+        )
         raise UserError(
-            f"the tokenizer lacks {len(missing)} token(s) this objective needs: {shown}; extend it once with "
-            "synthlm.text.special_tokens.with_t5_tokens(tokenizer, ...) and train with the extended tokenizer"
+            f"the tokenizer lacks {len(missing)} token(s) this objective needs: {shown}; "
+            f"extend it once with "
+            "synthlm.text.special_tokens.with_t5_tokens(tokenizer, ...) and train with "
+            "the extended tokenizer"
         )
     return {k: int(v) for k, v in found.items() if v is not None}
 
@@ -109,13 +125,19 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def add_t5_special_tokens(
-    tokenizer: AnyTokenizer, *, num_sentinels: int = 100, num_sentence_tokens: int = 0, multiple: int = 8
+    tokenizer: AnyTokenizer,
+    *,
+    num_sentinels: int = 100,
+    num_sentence_tokens: int = 0,
+    multiple: int = 8,
 ) -> int:
     """Add the missing T5 (and, with ``num_sentence_tokens``, DEPTH) tokens to a Hugging Face
     tokenizer or a ``tokenizers.Tokenizer`` in place; return the new vocabulary size rounded up
     to ``multiple`` (the model's embedding rows). Existing tokens keep their ids."""
     if _is_synthlm(tokenizer):
-        raise UserError("synthlm tokenizers are immutable; use `tokenizer = with_t5_tokens(tokenizer, ...)`")
+        raise UserError(
+            "synthlm tokenizers are immutable; use `tokenizer = with_t5_tokens(tokenizer, ...)`"
+        )
     vocab = vocabulary(tokenizer)
     wanted = required_tokens(num_sentinels, num_sentence_tokens)
     if _special_id(tokenizer, vocab, ("eos_token_id",), EOS_TOKEN) is None:
@@ -129,17 +151,23 @@ def add_t5_special_tokens(
     return round_up(vocab_size(tokenizer), multiple)
 
 
-def with_t5_tokens(tokenizer: AnyTokenizer, *, num_sentinels: int = 100, num_sentence_tokens: int = 0) -> Any:
+def with_t5_tokens(
+    tokenizer: AnyTokenizer, *, num_sentinels: int = 100, num_sentence_tokens: int = 0
+) -> Any:
     """The tokenizer, extended with what span corruption / DEPTH need, for any tokenizer kind.
 
     Hugging Face tokenizers are extended in place and returned; synthlm tokenizers return an
     extended copy (``extend``: pad plus enough ``<extra_id_N>``, see the module docs).
     """
     if not _is_synthlm(tokenizer):
-        add_t5_special_tokens(tokenizer, num_sentinels=num_sentinels, num_sentence_tokens=num_sentence_tokens)
+        add_t5_special_tokens(
+            tokenizer, num_sentinels=num_sentinels, num_sentence_tokens=num_sentence_tokens
+        )
         return tokenizer
     if tokenizer.eos_id is None:
-        raise UserError("the tokenizer has no eos token, which T5 objectives end every sequence with")
+        raise UserError(
+            "the tokenizer has no eos token, which T5 objectives end every sequence with"
+        )
     needed = num_sentinels + (1 + num_sentence_tokens if num_sentence_tokens else 0)
     vocab = vocabulary(tokenizer)
     if num_sentence_tokens and EOSEN_TOKEN in vocab:  # named DEPTH tokens already there
@@ -164,7 +192,8 @@ def _add_special(tokenizer: AnyTokenizer, names: list[str]) -> None:
         tokenizer.add_special_tokens(tokens)
     else:
         raise UserError(
-            f"cannot add tokens to a {type(tokenizer).__name__}; pass a Hugging Face tokenizer or a tokenizers.Tokenizer"
+            f"cannot add tokens to a {type(tokenizer).__name__}; pass a Hugging Face "
+            f"tokenizer or a tokenizers.Tokenizer"
         )
 
 

@@ -24,7 +24,13 @@ DEFAULT_TOKENS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
 EXTRA_TOKEN = "<extra_id_{}>"
 EXTRA_RE = re.compile(r"^<extra_id_(\d+)>$")
 META_FILE = "synthlm_tokenizer.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", META_FILE)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    META_FILE,
+)
 BYTE_OFFSET = len(ROLES)
 
 
@@ -99,7 +105,9 @@ class BaseTokenizer:
     unk_id = property(lambda self: self._ids.get("unk"))
 
     def _extra_ids(self) -> list[int]:
-        found = {int(m.group(1)): i for tok, i in self._named_ids().items() if (m := EXTRA_RE.match(tok))}
+        found = {
+            int(m.group(1)): i for tok, i in self._named_ids().items() if (m := EXTRA_RE.match(tok))
+        }
         return [found[n] for n in sorted(found)]
 
     def _new_extras(self, count: int) -> list[str]:
@@ -113,7 +121,9 @@ class BaseTokenizer:
         """All documents' ids in one array plus their sizes: the pipeline's hot path, no lists kept."""
         ids = self.encode_batch(texts)
         sizes = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        return np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(sizes.sum())), sizes
+        return np.fromiter(
+            itertools.chain.from_iterable(ids), dtype=dtype, count=int(sizes.sum())
+        ), sizes
 
     def special_ids(self) -> dict[str, int]:
         return dict(self._ids)
@@ -130,7 +140,9 @@ class BaseTokenizer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, vocab_size={self.vocab_size}, path={self.path!r})"
 
-    def save(self, directory: str | Path, *, overwrite: bool = False, provenance: dict | None = None) -> Path:
+    def save(
+        self, directory: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+    ) -> Path:
         """Write the tokenizer files into ``directory`` (other files there, such as a checkpoint's
         model, are left alone), so AutoTokenizer and :func:`load_tokenizer` both load it.
 
@@ -162,8 +174,14 @@ class BaseTokenizer:
             # reject: model.generate(**tokenizer(text, return_tensors="pt")) would raise
             "model_input_names": ["input_ids", "attention_mask"],
         }
-        meta = {"format_version": 1, "kind": self.kind, "special_tokens": self.tokens, "extra_tokens": len(self.extra_ids),
-                "vocab_size": self.vocab_size, **provenance}
+        meta = {
+            "format_version": 1,
+            "kind": self.kind,
+            "special_tokens": self.tokens,
+            "extra_tokens": len(self.extra_ids),
+            "vocab_size": self.vocab_size,
+            **provenance,
+        }
         return {
             "tokenizer.json": self.hf_backend().to_str(pretty=True),
             **self._native_files(),
@@ -185,5 +203,7 @@ def replaceable_files(directory: Path, *, overwrite: bool) -> list[str]:
     """
     present = [name for name in TOKENIZER_FILES if (directory / name).exists()]
     if present and not overwrite:
-        raise UserError(f"{directory}: already holds a tokenizer ({present[0]}); pass --overwrite to replace it")
+        raise UserError(
+            f"{directory}: already holds a tokenizer ({present[0]}); pass --overwrite to replace it"
+        )
     return present

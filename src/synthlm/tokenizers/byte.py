@@ -23,7 +23,11 @@ def byte_alphabet() -> list[str]:
     ``tokenizers``' ByteLevel pre-tokenizer maps bytes through this table internally but exposes it
     only unordered, so the (standard, frozen) table is rebuilt here to lay out the byte vocabulary.
     """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     table, extra = {}, 0
     for byte in range(256):
         if byte in printable:
@@ -39,10 +43,19 @@ class ByteTokenizer(BaseTokenizer):
 
     kind = "byte"
 
-    def __init__(self, *, extra_tokens: int = 0, tokens: dict[str, str] | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        extra_tokens: int = 0,
+        tokens: dict[str, str] | None = None,
+        path: str | None = None,
+    ) -> None:
         tokens = dict(tokens or DEFAULT_TOKENS)
         if list(tokens) != list(ROLES):
-            raise UserError(f"a byte tokenizer needs exactly the special tokens {', '.join(ROLES)} in that order")
+            raise UserError(
+                f"a byte tokenizer needs exactly the special tokens {', '.join(ROLES)} in "
+                f"that order"
+            )
         self._specials = list(tokens.values())
         self._extras = [EXTRA_TOKEN.format(n) for n in range(extra_tokens)]
         super().__init__(tokens, path)
@@ -65,7 +78,9 @@ class ByteTokenizer(BaseTokenizer):
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         flat, sizes = self.encode_flat(texts, np.int64)
-        return [part.tolist() for part in np.split(flat, np.cumsum(sizes)[:-1])] if len(texts) else []
+        return (
+            [part.tolist() for part in np.split(flat, np.cumsum(sizes)[:-1])] if len(texts) else []
+        )
 
     def _token(self, i: int) -> str:
         if i < BYTE_OFFSET:
@@ -98,7 +113,9 @@ class ByteTokenizer(BaseTokenizer):
         backend = Backend(models.BPE(vocab=vocab, merges=[]))
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
         backend.decoder = decoders.ByteLevel()
-        backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in self._specials + self._extras])
+        backend.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in self._specials + self._extras]
+        )
         return backend
 
     def extend(self, *, pad: bool = False, extra_tokens: int = 0) -> ByteTokenizer:
@@ -106,5 +123,10 @@ class ByteTokenizer(BaseTokenizer):
         return ByteTokenizer(extra_tokens=len(self._extras) + extra_tokens, tokens=tokens)
 
     def _digest(self) -> str:
-        layout = {"kind": "byte", "specials": self._specials, "offset": BYTE_OFFSET, "extras": len(self._extras)}
+        layout = {
+            "kind": "byte",
+            "specials": self._specials,
+            "offset": BYTE_OFFSET,
+            "extras": len(self._extras),
+        }
         return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()

@@ -19,7 +19,9 @@ from synthlm.tokenizers.base import DEFAULT_TOKENS, BaseTokenizer
 # GPT-2's pre-tokenizer pattern (tokenizers' ByteLevel regex) restricted to ASCII text, where
 # Python's re and tokenizers' regex engine classify every character alike: letters A-Za-z, digits
 # 0-9, whitespace \t\n\v\f\r and space (re.ASCII), everything else "other".
-_ASCII_PIECES = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", re.ASCII)
+_ASCII_PIECES = re.compile(
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""", re.ASCII
+)
 
 
 class PieceCache:
@@ -45,7 +47,8 @@ class PieceCache:
         return (
             backend.normalizer is None
             and isinstance(pre, pre_tokenizers.ByteLevel)
-            and pre.use_regex and not pre.add_prefix_space
+            and pre.use_regex
+            and not pre.add_prefix_space
             and all(t.special for t in backend.get_added_tokens_decoder().values())
         )
 
@@ -61,7 +64,9 @@ class PieceCache:
             self.ids.clear()
             missing = {p for doc in pieces for p in doc}
         unseen = list(missing)
-        for piece, encoding in zip(unseen, self.backend.encode_batch_fast(unseen, add_special_tokens=False), strict=True):
+        for piece, encoding in zip(
+            unseen, self.backend.encode_batch_fast(unseen, add_special_tokens=False), strict=True
+        ):
             self.ids[piece] = encoding.ids
         lookup = self.ids.__getitem__
         return [list(itertools.chain.from_iterable(map(lookup, doc))) for doc in pieces]
@@ -70,7 +75,9 @@ class PieceCache:
 class HFTokenizer(BaseTokenizer):
     """A ``tokenizers.Tokenizer``; batch encoding runs in Rust without the GIL."""
 
-    def __init__(self, backend, tokens: dict[str, str], *, kind: str = "hf", path: str | None = None) -> None:
+    def __init__(
+        self, backend, tokens: dict[str, str], *, kind: str = "hf", path: str | None = None
+    ) -> None:
         backend.encode_special_tokens = True  # text is text: a literal "</s>" stays characters
         self._backend = backend
         # set to None to encode everything with encode_batch (the benchmark's "no cache" run)
@@ -88,7 +95,9 @@ class HFTokenizer(BaseTokenizer):
         return {t.content: i for i, t in self._backend.get_added_tokens_decoder().items()}
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self._backend.encode_batch_fast(list(texts), add_special_tokens=False)]
+        return [
+            e.ids for e in self._backend.encode_batch_fast(list(texts), add_special_tokens=False)
+        ]
 
     def encode_flat(self, texts: list[str], dtype: Any = np.int32) -> tuple[np.ndarray, np.ndarray]:
         """The pipeline's path: ASCII documents through the piece cache where it applies."""
@@ -98,12 +107,16 @@ class HFTokenizer(BaseTokenizer):
             ids = [None] * len(texts)
             plain = [i for i, t in enumerate(texts) if t.isascii()]
             other = [i for i, t in enumerate(texts) if not t.isascii()]
-            for group, encoded in ((plain, self.piece_cache.encode([texts[i] for i in plain])),
-                                   (other, self.encode_batch([texts[i] for i in other]))):
+            for group, encoded in (
+                (plain, self.piece_cache.encode([texts[i] for i in plain])),
+                (other, self.encode_batch([texts[i] for i in other])),
+            ):
                 for i, doc in zip(group, encoded, strict=True):
                     ids[i] = doc
         sizes = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        return np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(sizes.sum())), sizes
+        return np.fromiter(
+            itertools.chain.from_iterable(ids), dtype=dtype, count=int(sizes.sum())
+        ), sizes
 
     def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
         return self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special)
@@ -129,9 +142,16 @@ class HFTokenizer(BaseTokenizer):
         return hashlib.sha256(self._backend.to_str().encode("utf-8")).hexdigest()
 
     def __getstate__(self) -> dict:
-        return {"json": self._backend.to_str(), "tokens": self.tokens, "kind": self.kind, "path": self.path}
+        return {
+            "json": self._backend.to_str(),
+            "tokens": self.tokens,
+            "kind": self.kind,
+            "path": self.path,
+        }
 
     def __setstate__(self, state: dict) -> None:
         from tokenizers import Tokenizer as Backend
 
-        self.__init__(Backend.from_str(state["json"]), state["tokens"], kind=state["kind"], path=state["path"])
+        self.__init__(
+            Backend.from_str(state["json"]), state["tokens"], kind=state["kind"], path=state["path"]
+        )

@@ -37,8 +37,10 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> Base
     elif path.is_file():
         tokenizer = _load_file(path)
     elif _looks_local(text):
-        raise UserError(f"tokenizer {text}: no such file or directory (it is a local path, not a hub "
-                        "name such as gpt2 or ORG/NAME); check the path")
+        raise UserError(
+            f"tokenizer {text}: no such file or directory (it is a local path, not a hub "
+            "name such as gpt2 or ORG/NAME); check the path"
+        )
     else:
         return _load_auto(text, trust_remote_code, path=text)
     tokenizer.path = str(path.resolve())
@@ -67,8 +69,12 @@ def _read_json(path: Path) -> Any:
 def _load_dir(path: Path, trust_remote_code: bool) -> BaseTokenizer:
     meta = _read_json(path / META_FILE) if (path / META_FILE).is_file() else {}
     if meta.get("kind") == "byte":
-        return ByteTokenizer(extra_tokens=int(meta.get("extra_tokens", 0)), tokens=meta.get("special_tokens"))
-    if (path / "tokenizer.model").is_file() and (meta.get("kind") == "sentencepiece" or not (path / "tokenizer.json").is_file()):
+        return ByteTokenizer(
+            extra_tokens=int(meta.get("extra_tokens", 0)), tokens=meta.get("special_tokens")
+        )
+    if (path / "tokenizer.model").is_file() and (
+        meta.get("kind") == "sentencepiece" or not (path / "tokenizer.json").is_file()
+    ):
         return SentencePieceTokenizer((path / "tokenizer.model").read_bytes())
     if (path / "tokenizer.json").is_file():
         tokens = meta.get("special_tokens") or _configured_tokens(path)
@@ -85,7 +91,10 @@ def _load_file(path: Path) -> BaseTokenizer:
         return _load_gpt2(path, path.parent / "merges.txt")
     if path.suffix == ".json":
         return _hf_from_file(path, _configured_tokens(path.parent), kind="hf")
-    raise UserError(f"{path}: not a tokenizer file (expected tokenizer.json, vocab.json + merges.txt, or a SentencePiece .model)")
+    raise UserError(
+        f"{path}: not a tokenizer file (expected tokenizer.json, vocab.json + merges.txt, "
+        f"or a SentencePiece .model)"
+    )
 
 
 def _is_flat_vocab(path: Path) -> bool:
@@ -100,7 +109,9 @@ def _hf_from_file(path: Path, tokens: dict[str, str], *, kind: str) -> HFTokeniz
         backend = Backend.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on malformed files
         raise UserError(f"{path}: not a Hugging Face tokenizer.json ({exc})") from None
-    return HFTokenizer(backend, tokens or _guess_tokens(backend.get_vocab(with_added_tokens=True)), kind=kind)
+    return HFTokenizer(
+        backend, tokens or _guess_tokens(backend.get_vocab(with_added_tokens=True)), kind=kind
+    )
 
 
 def _configured_tokens(directory: Path) -> dict[str, str]:
@@ -118,7 +129,11 @@ def _configured_tokens(directory: Path) -> dict[str, str]:
 
 
 def _guess_tokens(vocab: dict[str, int]) -> dict[str, str]:
-    return {role: next(t for t in names if t in vocab) for role, names in _GUESSES.items() if any(t in vocab for t in names)}
+    return {
+        role: next(t for t in names if t in vocab)
+        for role, names in _GUESSES.items()
+        if any(t in vocab for t in names)
+    }
 
 
 def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
@@ -134,7 +149,9 @@ def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
     tokens = _guess_tokens(backend.get_vocab())
     if tokens.get("eos") == "<|endoftext|>":
         tokens.setdefault("bos", "<|endoftext|>")  # GPT-2 uses one token for both
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in set(tokens.values())])
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in set(tokens.values())]
+    )
     return HFTokenizer(backend, tokens, kind="gpt2")
 
 
@@ -151,8 +168,15 @@ def _load_auto(spec: str, trust_remote_code: bool, *, path: str) -> HFTokenizer:
         ) from None
     backend = getattr(auto, "backend_tokenizer", None)
     if backend is None:
-        raise UserError(f"{spec}: AutoTokenizer gave a tokenizer without a fast backend ({type(auto).__name__}); save it with tokenizer.json")
-    tokens = {role: getattr(auto, f"{role}_token") for role in ROLES if isinstance(getattr(auto, f"{role}_token", None), str)}
+        raise UserError(
+            f"{spec}: AutoTokenizer gave a tokenizer without a fast backend "
+            f"({type(auto).__name__}); save it with tokenizer.json"
+        )
+    tokens = {
+        role: getattr(auto, f"{role}_token")
+        for role in ROLES
+        if isinstance(getattr(auto, f"{role}_token", None), str)
+    }
     from tokenizers import Tokenizer as Backend
 
     return HFTokenizer(Backend.from_str(backend.to_str()), tokens, kind="hf", path=path)

@@ -24,8 +24,15 @@ class SentencePieceTokenizer(BaseTokenizer):
         self._proto = proto
         self._sp = spm.SentencePieceProcessor(model_proto=proto)
         self.num_threads = num_threads  # worker processes set 1: parallelism comes from the pool
-        roles = {"unk": self._sp.unk_id(), "bos": self._sp.bos_id(), "eos": self._sp.eos_id(), "pad": self._sp.pad_id()}
-        super().__init__({role: self._sp.id_to_piece(i) for role, i in roles.items() if i >= 0}, path)
+        roles = {
+            "unk": self._sp.unk_id(),
+            "bos": self._sp.bos_id(),
+            "eos": self._sp.eos_id(),
+            "pad": self._sp.pad_id(),
+        }
+        super().__init__(
+            {role: self._sp.id_to_piece(i) for role, i in roles.items() if i >= 0}, path
+        )
 
     def _id_of(self, token: str) -> int | None:
         i = self._sp.piece_to_id(token)
@@ -105,24 +112,43 @@ def _sp_backend(proto: bytes):
     spec, norm, kinds = model.trainer_spec, model.normalizer_spec, pb.ModelProto.SentencePiece
     pieces = [(p.piece, p.score) for p in model.pieces]
     if spec.model_type == pb.TrainerSpec.UNIGRAM:
-        backend = Backend(models.Unigram(pieces, unk_id=spec.unk_id, byte_fallback=spec.byte_fallback))
+        backend = Backend(
+            models.Unigram(pieces, unk_id=spec.unk_id, byte_fallback=spec.byte_fallback)
+        )
     elif spec.model_type == pb.TrainerSpec.BPE:
         vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
         normal = [p.piece for p in model.pieces if p.type == kinds.NORMAL]
-        backend = Backend(models.BPE(vocab, _sp_merges(normal, vocab), unk_token=spec.unk_piece, fuse_unk=True, byte_fallback=spec.byte_fallback))
+        backend = Backend(
+            models.BPE(
+                vocab,
+                _sp_merges(normal, vocab),
+                unk_token=spec.unk_piece,
+                fuse_unk=True,
+                byte_fallback=spec.byte_fallback,
+            )
+        )
     else:
         raise UserError("only unigram and bpe SentencePiece models can be saved for transformers")
-    steps = [normalizers.Precompiled(norm.precompiled_charsmap)] if norm.precompiled_charsmap else []
+    steps = (
+        [normalizers.Precompiled(norm.precompiled_charsmap)] if norm.precompiled_charsmap else []
+    )
     if norm.remove_extra_whitespaces:
         steps += [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")]
     steps += [normalizers.Prepend("▁")] if norm.add_dummy_prefix else []
     backend.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
     if spec.split_by_whitespace and not spec.treat_whitespace_as_suffix:
-        backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+        backend.pre_tokenizer = pre_tokenizers.Metaspace(
+            replacement="▁", prepend_scheme="never", split=True
+        )
     strip = [decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip])
-    added = [AddedToken(p.piece, special=p.type != kinds.USER_DEFINED, normalized=False)
-             for p in model.pieces if p.type in (kinds.CONTROL, kinds.USER_DEFINED, kinds.UNKNOWN)]
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip]
+    )
+    added = [
+        AddedToken(p.piece, special=p.type != kinds.USER_DEFINED, normalized=False)
+        for p in model.pieces
+        if p.type in (kinds.CONTROL, kinds.USER_DEFINED, kinds.UNKNOWN)
+    ]
     backend.add_tokens(added)
     return backend
 

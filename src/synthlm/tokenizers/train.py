@@ -30,7 +30,12 @@ from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
 
 Trainer = Callable[[Iterator[str], int, dict[str, str], dict[str, Any]], BaseTokenizer]
 TRAINERS: Registry[Trainer] = Registry("tokenizer kind")
-MIN_LEARNED = {"bpe": BYTE_OFFSET + 256 + 1, "unigram": BYTE_OFFSET + 256 + 2, "sentencepiece": BYTE_OFFSET + 256 + 2, "byte": 0}
+MIN_LEARNED = {
+    "bpe": BYTE_OFFSET + 256 + 1,
+    "unigram": BYTE_OFFSET + 256 + 2,
+    "sentencepiece": BYTE_OFFSET + 256 + 2,
+    "byte": 0,
+}
 
 
 def trainer(kind: str) -> Callable[[Trainer], Trainer]:
@@ -59,8 +64,15 @@ def train_tokenizer(
     if kind not in TRAINERS:
         raise UserError(f"--kind {kind!r}: choose one of {', '.join(TRAINERS.names())}")
     tokens = {**DEFAULT_TOKENS, **(special_tokens or {})}
-    if set(tokens) != set(ROLES) or not all(tokens.values()) or len(set(tokens.values())) != len(ROLES):
-        raise UserError(f"special tokens must be {', '.join(ROLES)}, each a distinct non-empty string; got {tokens}")
+    if (
+        set(tokens) != set(ROLES)
+        or not all(tokens.values())
+        or len(set(tokens.values())) != len(ROLES)
+    ):
+        raise UserError(
+            f"special tokens must be {', '.join(ROLES)}, each a distinct non-empty string; "
+            f"got {tokens}"
+        )
     learned = _learned_size(kind, vocab_size, extra_tokens)
     out = Path(out)
     replaceable_files(out, overwrite=overwrite)
@@ -69,7 +81,11 @@ def train_tokenizer(
     tokenizer = TRAINERS[kind](documents, learned, tokens, options)
     if extra_tokens:
         tokenizer = tokenizer.extend(extra_tokens=extra_tokens)
-    provenance = {"trained_on": sources, "requested_vocab_size": vocab_size, "options": {k: v for k, v in options.items() if k != "quiet"}}
+    provenance = {
+        "trained_on": sources,
+        "requested_vocab_size": vocab_size,
+        "options": {k: v for k, v in options.items() if k != "quiet"},
+    }
     tokenizer.save(out, overwrite=overwrite, provenance=provenance)
     return load_tokenizer(out)
 
@@ -80,20 +96,26 @@ def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
     if kind == "byte":
         natural = BYTE_OFFSET + 256 + extra_tokens
         if vocab_size not in (None, natural):
-            raise UserError(f"--vocab-size {vocab_size}: a byte tokenizer has exactly {natural} ids (4 specials + 256 bytes + {extra_tokens} extra); omit --vocab-size")
+            raise UserError(
+                f"--vocab-size {vocab_size}: a byte tokenizer has exactly {natural} ids (4 "
+                f"specials + 256 bytes + {extra_tokens} extra); omit --vocab-size"
+            )
         return 0
     if vocab_size is None:
         raise UserError(f"--vocab-size is required for --kind {kind}")
     learned = vocab_size - extra_tokens
     if learned < MIN_LEARNED[kind]:
         raise UserError(
-            f"--vocab-size {vocab_size} is too small for --kind {kind} with {extra_tokens} extra tokens: "
+            f"--vocab-size {vocab_size} is too small for --kind {kind} with {extra_tokens} "
+            f"extra tokens: "
             f"needs at least {MIN_LEARNED[kind] + extra_tokens}"
         )
     return learned
 
 
-def _training_documents(files, kind: str, keys: list[str], txt_mode: str, max_docs: int | None) -> tuple[Iterator[str], list[str]]:
+def _training_documents(
+    files, kind: str, keys: list[str], txt_mode: str, max_docs: int | None
+) -> tuple[Iterator[str], list[str]]:
     from synthlm.data.readers import expand_inputs, iter_documents, source_summary
 
     if kind == "byte" and not files:
@@ -102,12 +124,16 @@ def _training_documents(files, kind: str, keys: list[str], txt_mode: str, max_do
     documents = iter_documents(sources, keys, txt_mode=txt_mode, max_docs=max_docs)
     first = next(documents, None)
     if first is None:
-        raise UserError(f"no documents found in {', '.join(map(str, files))} (keys: {', '.join(keys)})")
+        raise UserError(
+            f"no documents found in {', '.join(map(str, files))} (keys: {', '.join(keys)})"
+        )
     return itertools.chain([first], documents), source_summary(sources)
 
 
 @trainer("bpe")
-def _train_bpe(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+def _train_bpe(
+    documents: Iterator[str], size: int, tokens: dict[str, str], options: dict
+) -> BaseTokenizer:
     """Byte-level BPE (GPT-2 style pre-tokenization): every byte is in the alphabet, so lossless."""
     from tokenizers import Tokenizer as Backend
     from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -116,15 +142,20 @@ def _train_bpe(documents: Iterator[str], size: int, tokens: dict[str, str], opti
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     recipe = trainers.BpeTrainer(
-        vocab_size=size, min_frequency=options["min_frequency"], special_tokens=list(tokens.values()),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=not options["quiet"],
+        vocab_size=size,
+        min_frequency=options["min_frequency"],
+        special_tokens=list(tokens.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=not options["quiet"],
     )
     backend.train_from_iterator(documents, recipe)
     return HFTokenizer(backend, tokens, kind="bpe")
 
 
 @trainer("unigram")
-def _train_unigram(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+def _train_unigram(
+    documents: Iterator[str], size: int, tokens: dict[str, str], options: dict
+) -> BaseTokenizer:
     """Unigram LM (HF tokenizers) laid out like a sentencepiece model: "▁" marks spaces, one
     "▁" is prepended to a text and stripped on decode, and the 256 byte pieces follow the
     specials so any character unseen in training is spelled in UTF-8 bytes, never <unk>."""
@@ -132,13 +163,25 @@ def _train_unigram(documents: Iterator[str], size: int, tokens: dict[str, str], 
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
     backend = Backend(models.Unigram())
-    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="never", split=True
+    )
     backend.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
     )
     recipe = trainers.UnigramTrainer(
-        vocab_size=size - 256, special_tokens=list(tokens.values()), unk_token=tokens["unk"], show_progress=not options["quiet"],
+        vocab_size=size - 256,
+        special_tokens=list(tokens.values()),
+        unk_token=tokens["unk"],
+        show_progress=not options["quiet"],
         initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\t"],
     )
     backend.train_from_iterator(documents, recipe)
@@ -166,7 +209,9 @@ def _byte_fallback(backend, count: int):
 
 
 @trainer("sentencepiece")
-def _train_sentencepiece(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+def _train_sentencepiece(
+    documents: Iterator[str], size: int, tokens: dict[str, str], options: dict
+) -> BaseTokenizer:
     """The sentencepiece library (Llama recipe: byte fallback, digits split, no normalization)."""
     import io
     import os
@@ -180,19 +225,39 @@ def _train_sentencepiece(documents: Iterator[str], size: int, tokens: dict[str, 
     spm.set_random_generator_seed(0)  # sampling of training sentences is reproducible
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=lines, model_writer=model, vocab_size=size, model_type=options["sp_model_type"],
-            unk_id=0, bos_id=1, eos_id=2, pad_id=3, unk_piece=tokens["unk"], bos_piece=tokens["bos"],
-            eos_piece=tokens["eos"], pad_piece=tokens["pad"], byte_fallback=True, split_digits=True,
-            normalization_rule_name="identity", remove_extra_whitespaces=False, hard_vocab_limit=False,
-            input_sentence_size=5_000_000, shuffle_input_sentence=True, max_sentence_length=1 << 16,
-            num_threads=os.cpu_count() or 1, minloglevel=2 if options["quiet"] else 0,
+            sentence_iterator=lines,
+            model_writer=model,
+            vocab_size=size,
+            model_type=options["sp_model_type"],
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=3,
+            unk_piece=tokens["unk"],
+            bos_piece=tokens["bos"],
+            eos_piece=tokens["eos"],
+            pad_piece=tokens["pad"],
+            byte_fallback=True,
+            split_digits=True,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            hard_vocab_limit=False,
+            input_sentence_size=5_000_000,
+            shuffle_input_sentence=True,
+            max_sentence_length=1 << 16,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2 if options["quiet"] else 0,
         )
     except RuntimeError as exc:
-        raise UserError(f"sentencepiece could not train a {size}-piece model on these inputs: {exc}") from None
+        raise UserError(
+            f"sentencepiece could not train a {size}-piece model on these inputs: {exc}"
+        ) from None
     return SentencePieceTokenizer(model.getvalue())
 
 
 @trainer("byte")
-def _train_byte(documents: Iterator[str], size: int, tokens: dict[str, str], options: dict) -> BaseTokenizer:
+def _train_byte(
+    documents: Iterator[str], size: int, tokens: dict[str, str], options: dict
+) -> BaseTokenizer:
     """Nothing to learn: the 256 bytes and the specials."""
     return ByteTokenizer(tokens=tokens)

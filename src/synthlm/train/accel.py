@@ -34,7 +34,10 @@ def distributed_state() -> Any:
     state = PartialState(cpu=cpu_only())
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:
-        raise UserError(f"launched {launched} processes (WORLD_SIZE) but accelerate connected {state.num_processes}; check the launcher and accelerate config")
+        raise UserError(
+            f"launched {launched} processes (WORLD_SIZE) but accelerate connected "
+            f"{state.num_processes}; check the launcher and accelerate config"
+        )
     return state
 
 
@@ -46,7 +49,10 @@ def make_accelerator(cfg: RunConfig, accum: int) -> Any:
     # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per
     # process per optimizer step, shortening it by the number of processes.
     accelerator = Accelerator(
-        cpu=cpu_only(), mixed_precision=precision, gradient_accumulation_steps=accum, step_scheduler_with_optimizer=False
+        cpu=cpu_only(),
+        mixed_precision=precision,
+        gradient_accumulation_steps=accum,
+        step_scheduler_with_optimizer=False,
     )
     check_engine(accelerator)
     return accelerator
@@ -63,7 +69,10 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
     if plugin is None:
         return
     if cfg.train.max_bad_steps:
-        raise ConfigError("train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, so a bad batch cannot be skipped")
+        raise ConfigError(
+            "train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, "
+            "so a bad batch cannot be skipped"
+        )
     wanted = {
         "train_micro_batch_size_per_gpu": batch.micro,
         "gradient_accumulation_steps": batch.accum,
@@ -74,5 +83,8 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
     for key, value in wanted.items():
         current = config.get(key, "auto")
         if current != "auto" and current != value:
-            raise ConfigError(f"the DeepSpeed config sets {key}={current} but this run needs {value} (from the train section); set it to 'auto' there")
+            raise ConfigError(
+                f"the DeepSpeed config sets {key}={current} but this run needs {value} "
+                f"(from the train section); set it to 'auto' there"
+            )
         config[key] = value

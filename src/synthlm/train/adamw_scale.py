@@ -39,8 +39,20 @@ class AdamWScale(torch.optim.Optimizer):
         correct_bias: bool = True,
     ) -> None:
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"AdamWScale: invalid lr={lr}, betas={betas}, eps={eps} or weight_decay={weight_decay}")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "correct_bias": correct_bias})
+            raise ValueError(
+                f"AdamWScale: invalid lr={lr}, betas={betas}, eps={eps} or "
+                f"weight_decay={weight_decay}"
+            )
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "correct_bias": correct_bias,
+            },
+        )
 
     @staticmethod
     def rms(tensor: torch.Tensor) -> torch.Tensor:

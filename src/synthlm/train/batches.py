@@ -49,7 +49,9 @@ class RankIndices(Sequence[int]):
         if not 0 <= j < self.length:
             raise IndexError(j)
         pass_index, within = divmod(j, self.micro)
-        return self.start + pass_index * self.micro * self.processes + self.rank * self.micro + within
+        return (
+            self.start + pass_index * self.micro * self.processes + self.rank * self.micro + within
+        )
 
 
 def step_batches(
@@ -72,7 +74,9 @@ def step_batches(
     """
     from torch.utils.data import DataLoader
 
-    indices = RankIndices(cursor, batch.micro, batch.processes, rank, steps * batch.accum * batch.micro)
+    indices = RankIndices(
+        cursor, batch.micro, batch.processes, rank, steps * batch.accum * batch.micro
+    )
     loader = DataLoader(
         MixtureDataset(mixture, indices),  # type: ignore[arg-type]  # any int sequence works
         batch_size=batch.micro,
@@ -84,7 +88,9 @@ def step_batches(
     )
     micro_batches = iter(loader)
     steps_ahead = ([next(micro_batches) for _ in range(batch.accum)] for _ in range(steps))
-    if prefetch and num_workers == 0:  # workers already prefetch (prefetch_factor) in their processes
+    if (
+        prefetch and num_workers == 0
+    ):  # workers already prefetch (prefetch_factor) in their processes
         yield from prefetched(steps_ahead, depth=prefetch, device=device)
     else:
         yield from steps_ahead

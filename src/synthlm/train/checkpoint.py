@@ -93,7 +93,8 @@ def resolve_resume(run_dir: Path, resume: str) -> Path | None:
         latest = latest_checkpoint(run_dir)
         if latest is not None:
             raise UserError(
-                f"train.resume=never but {run_dir} already holds checkpoints (latest {latest.name}); "
+                f"train.resume=never but {run_dir} already holds checkpoints (latest "
+                f"{latest.name}); "
                 "use train.resume=auto to continue it, or choose a new run_dir"
             )
         return None
@@ -101,7 +102,10 @@ def resolve_resume(run_dir: Path, resume: str) -> Path | None:
         return latest_checkpoint(run_dir)
     path = Path(resume)
     if not (path / STATE_FILE).is_file():
-        raise UserError(f"train.resume: {path} is not a synthlm checkpoint (no {STATE_FILE}); use auto, never or a checkpoints/step-N dir")
+        raise UserError(
+            f"train.resume: {path} is not a synthlm checkpoint (no {STATE_FILE}); use "
+            f"auto, never or a checkpoints/step-N dir"
+        )
     return path
 
 
@@ -113,8 +117,10 @@ def read_state(checkpoint: Path) -> TrainerState:
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        hint = (f"delete (or move away) {checkpoint} to resume from the checkpoint before it, "
-                "or set train.resume=never")
+        hint = (
+            f"delete (or move away) {checkpoint} to resume from the checkpoint before it, "
+            "or set train.resume=never"
+        )
         raise corrupt_file(path, "trainer state", exc, hint) from None
     return TrainerState.from_dict(data)
 
@@ -139,8 +145,10 @@ def write_errors(directory: Path) -> Iterator[None]:
         free = shutil.disk_usage(where).free
         if free < MIN_FREE_BYTES:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory)) from exc
-        raise UserError(f"{directory}: writing the checkpoint failed ({text.splitlines()[0]}); "
-                        "check the disk, then rerun the same command to resume") from exc
+        raise UserError(
+            f"{directory}: writing the checkpoint failed ({text.splitlines()[0]}); "
+            "check the disk, then rerun the same command to resume"
+        ) from exc
 
 
 def temp_dir(run_dir: Path, step: int) -> Path:
@@ -188,7 +196,13 @@ def write_info(directory: Path, state: TrainerState, extra: dict[str, Any] | Non
     """``synthlm.json``: what a model dir needs beyond HF files (the meta-language id layout)."""
     from synthlm import __version__
 
-    info = {"synthlm_version": __version__, "step": state.step, "tokens": state.tokens, "layout": state.layout, **(extra or {})}
+    info = {
+        "synthlm_version": __version__,
+        "step": state.step,
+        "tokens": state.tokens,
+        "layout": state.layout,
+        **(extra or {}),
+    }
     atomic_write_json(directory / INFO_FILE, info)
 
 

@@ -35,7 +35,11 @@ class ObjectiveConfig(Section):
 
     model_config = ConfigDict(extra="allow", validate_default=True, protected_namespaces=())
 
-    name: str = Field("clm", description="Objective from the registry: clm, sft, span_corruption, depth, text_to_text (mode ft).")
+    name: str = Field(
+        "clm",
+        description="Objective from the registry: clm, sft, span_corruption, depth, "
+        "text_to_text (mode ft).",
+    )
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -45,28 +49,68 @@ class TrainConfig(Section):
     """Budget, batch, precision and the checkpoint / log / eval cadence."""
 
     max_steps: int | None = Field(None, gt=0, description="Optimizer steps to train for.")
-    max_tokens: Count | None = Field(None, gt=0, description="Training tokens (rounded up to whole steps).")
-    epochs: float | None = Field(None, gt=0, description="Passes over all sources' tokens together.")
+    max_tokens: Count | None = Field(
+        None, gt=0, description="Training tokens (rounded up to whole steps)."
+    )
+    epochs: float | None = Field(
+        None, gt=0, description="Passes over all sources' tokens together."
+    )
     batch_size: int = Field(8, gt=0, description="Sequences per device per micro-batch.")
-    grad_accum: int | None = Field(None, gt=0, description="Micro-batches per optimizer step; default 1, or derived from global_batch_size.")
-    global_batch_size: int | None = Field(None, gt=0, description="Sequences per optimizer step over all devices; must divide by batch_size x processes.")
-    precision: Dtype = Field("fp32", description="Autocast precision of the forward/backward: fp32, bf16 or fp16.")
-    clip_grad: float | None = Field(1.0, gt=0, description="Clip the global gradient norm to this (null: no clipping).")
-    max_bad_steps: int = Field(0, ge=0, description="Non-finite losses to skip before stopping the run (0: stop at the first).")
-    checkpoint_every: int = Field(1000, ge=0, description="Save a checkpoint every N steps (0: only at the end).")
+    grad_accum: int | None = Field(
+        None,
+        gt=0,
+        description="Micro-batches per optimizer step; default 1, or derived from "
+        "global_batch_size.",
+    )
+    global_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Sequences per optimizer step over all devices; must divide by "
+        "batch_size x processes.",
+    )
+    precision: Dtype = Field(
+        "fp32", description="Autocast precision of the forward/backward: fp32, bf16 or fp16."
+    )
+    clip_grad: float | None = Field(
+        1.0, gt=0, description="Clip the global gradient norm to this (null: no clipping)."
+    )
+    max_bad_steps: int = Field(
+        0,
+        ge=0,
+        description="Non-finite losses to skip before stopping the run (0: stop at the first).",
+    )
+    checkpoint_every: int = Field(
+        1000, ge=0, description="Save a checkpoint every N steps (0: only at the end)."
+    )
     keep_last: int = Field(3, gt=0, description="Checkpoints to keep (oldest deleted first).")
-    resume: str = Field("auto", description="auto: continue from the latest checkpoint in run_dir; never; or a checkpoint dir.")
+    resume: str = Field(
+        "auto",
+        description="auto: continue from the latest checkpoint in run_dir; never; or a "
+        "checkpoint dir.",
+    )
     log_every: int = Field(10, gt=0, description="Steps between metric records.")
     eval_every: int = Field(0, ge=0, description="Steps between evaluations (0: only at the end).")
-    eval_batch_size: int | None = Field(None, gt=0, description="Sequences per eval batch (default: batch_size).")
-    lm_eval: LMEvalConfig | None = Field(None, description="lm-evaluation-harness tasks to run during training (needs synthlm[eval]).")
+    eval_batch_size: int | None = Field(
+        None, gt=0, description="Sequences per eval batch (default: batch_size)."
+    )
+    lm_eval: LMEvalConfig | None = Field(
+        None,
+        description="lm-evaluation-harness tasks to run during training (needs synthlm[eval]).",
+    )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes building samples.")
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
-        given = [name for name in ("max_steps", "max_tokens", "epochs") if getattr(self, name) is not None]
+        given = [
+            name
+            for name in ("max_steps", "max_tokens", "epochs")
+            if getattr(self, name) is not None
+        ]
         if len(given) != 1:
-            raise ValueError(f"set exactly one of max_steps, max_tokens, epochs (got {', '.join(given) or 'none'})")
+            raise ValueError(
+                f"set exactly one of max_steps, max_tokens, epochs (got "
+                f"{', '.join(given) or 'none'})"
+            )
         return self
 
 
@@ -74,22 +118,50 @@ class LoggingConfig(Section):
     """Where metrics go besides ``RUN/metrics.jsonl`` (always written)."""
 
     tensorboard: bool = Field(True, description="Write TensorBoard events to RUN/tensorboard.")
-    wandb: bool = Field(False, description="Log to Weights & Biases (needs `pip install wandb`; key from WANDB_API_KEY).")
+    wandb: bool = Field(
+        False,
+        description="Log to Weights & Biases (needs `pip install wandb`; key from WANDB_API_KEY).",
+    )
     wandb_project: str = "synthlm"
     wandb_entity: str | None = None
-    run_name: str | None = Field(None, description="Display name for trackers (default: the run dir's name).")
+    run_name: str | None = Field(
+        None, description="Display name for trackers (default: the run dir's name)."
+    )
     progress: bool = Field(True, description="Show a progress bar on the console.")
-    peak_flops: float | None = Field(None, gt=0, description="Peak FLOP/s of one device, for MFU; default: the dense bf16 peak of a known GPU (H100/H200, A100, ...); no MFU is logged on CPUs or unknown devices unless set.")
+    peak_flops: float | None = Field(
+        None,
+        gt=0,
+        description="Peak FLOP/s of one device, for MFU; default: the dense bf16 peak of "
+        "a known GPU (H100/H200, A100, ...); no MFU is logged on CPUs or "
+        "unknown devices unless set.",
+    )
 
 
 class RunConfig(Section):
     """Everything one training run needs; saved resolved as RUN/config.yaml."""
 
     run_dir: Path = Field(description="Output directory: checkpoints, final model, metrics.")
-    seed: int = Field(0, ge=0, lt=2**32, description="Seeds the initial weights and the data order (0 to 2**32-1).")
-    mode: Literal["pt", "ft"] = Field("pt", description="pt: pretrain on data.sources with the objective; ft: text-to-text training on finetune's input/target pairs (encoder-decoder models).")
-    eval_only: bool = Field(False, description="Evaluate the latest checkpoint in run_dir (else model.init_from) on the eval data, log the metrics and stop.")
-    predict_only: bool = Field(False, description="mode ft: write the model's outputs for finetune.test (else valid) to RUN/predictions.jsonl and stop.")
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=2**32,
+        description="Seeds the initial weights and the data order (0 to 2**32-1).",
+    )
+    mode: Literal["pt", "ft"] = Field(
+        "pt",
+        description="pt: pretrain on data.sources with the objective; ft: text-to-text "
+        "training on finetune's input/target pairs (encoder-decoder models).",
+    )
+    eval_only: bool = Field(
+        False,
+        description="Evaluate the latest checkpoint in run_dir (else model.init_from) on "
+        "the eval data, log the metrics and stop.",
+    )
+    predict_only: bool = Field(
+        False,
+        description="mode ft: write the model's outputs for finetune.test (else valid) to "
+        "RUN/predictions.jsonl and stop.",
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig | None = Field(None, description="Token-store sources (mode pt).")
     finetune: FinetuneConfig | None = Field(None, description="Input/target pair files (mode ft).")
@@ -102,10 +174,15 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _mode_has_its_data(self) -> RunConfig:
         if self.mode == "pt" and self.data is None:
-            raise ValueError("mode pt needs a data section (data.sources: token stores to train on)")
+            raise ValueError(
+                "mode pt needs a data section (data.sources: token stores to train on)"
+            )
         if self.mode == "ft":
             if self.finetune is None:
-                raise ValueError("mode ft needs a finetune section (finetune.train / valid / test: input/target pair files)")
+                raise ValueError(
+                    "mode ft needs a finetune section (finetune.train / valid / test: "
+                    "input/target pair files)"
+                )
             if "name" not in self.objective.model_fields_set:
                 self.objective.name = "text_to_text"  # what ft trains, unless set explicitly
         if self.eval_only and self.predict_only:
@@ -113,7 +190,6 @@ class RunConfig(Section):
         if self.predict_only and self.mode != "ft":
             raise ValueError("predict_only writes text-to-text predictions; it needs mode ft")
         return self
-
 
     @property
     def seq_len(self) -> int:
@@ -123,7 +199,9 @@ class RunConfig(Section):
         return self.data.seq_len if self.data is not None else 0
 
 
-def load_run_config(files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()) -> RunConfig:
+def load_run_config(
+    files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()
+) -> RunConfig:
     """Merge YAML files (later wins), apply dotted overrides, validate."""
     tree, origins = merge_sources(files, overrides)
     config = validate(RunConfig, tree, origins)
@@ -162,4 +240,3 @@ def check_objective(config: RunConfig) -> None:
         validate_options(model, config.objective.options(), key="objective", loc=("objective",))
     except ValidationError as exc:
         raise located_error(RunConfig, exc, _ORIGINS.get(id(config))) from None
-

@@ -26,8 +26,13 @@ def auto_chunk(vocab: int) -> int:
     return max(CHUNK_BYTES // (4 * max(vocab, 1)), 256)
 
 
-def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, ignore_index: int = IGNORE_INDEX,
-                        chunk_tokens: int | None = None) -> torch.Tensor:
+def token_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+    chunk_tokens: int | None = None,
+) -> torch.Tensor:
     """fp32 losses shaped like ``labels`` (0 where ignored) for ``logits`` [..., V].
 
     ``chunk_tokens``: rows per chunk (default: :func:`auto_chunk` on an accelerator; none on

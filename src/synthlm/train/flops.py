@@ -22,8 +22,16 @@ H100_BF16_PEAK = 989e12
 # Dense bf16 peaks by device-name fragment, most specific first (vendor datasheets). A device not
 # listed (and every CPU) gets no MFU: a ratio against another chip's peak would be meaningless.
 KNOWN_PEAKS = (
-    ("H100 PCIe", 756e12), ("GH200", 989e12), ("H200", 989e12), ("H100", 989e12), ("H800", 989e12),
-    ("B200", 2250e12), ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("MI300X", 1307e12),
+    ("H100 PCIe", 756e12),
+    ("GH200", 989e12),
+    ("H200", 989e12),
+    ("H100", 989e12),
+    ("H800", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("MI300X", 1307e12),
 )
 
 
@@ -47,7 +55,10 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
 def attention_width(config: object) -> int:
     """Query heads x head width: the width of the score and value matmuls. It is the hidden
     size unless the config sets ``head_dim`` apart (Llama-family configs may)."""
-    heads, head_dim = getattr(config, "num_attention_heads", None), getattr(config, "head_dim", None)
+    heads, head_dim = (
+        getattr(config, "num_attention_heads", None),
+        getattr(config, "head_dim", None),
+    )
     if heads and head_dim:
         return int(heads) * int(head_dim)
     return int(getattr(config, "hidden_size", 0))
@@ -68,7 +79,14 @@ def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: 
     encoder = matmul_params(model.get_encoder()) if hasattr(model, "get_encoder") else 0
     decoder = matmul_params(model) - encoder
     per_example = 6.0 * (encoder * input_len + decoder * target_len)
-    per_example += 12.0 * inner * (encoder_layers * input_len**2 + decoder_layers * (target_len**2 + target_len * input_len))
+    per_example += (
+        12.0
+        * inner
+        * (
+            encoder_layers * input_len**2
+            + decoder_layers * (target_len**2 + target_len * input_len)
+        )
+    )
     return per_example / max(input_len, 1)
 
 
@@ -87,7 +105,13 @@ def device_peak_flops(device: torch.device) -> float | None:
     return next((peak for fragment, peak in KNOWN_PEAKS if fragment in name), None)
 
 
-def mfu_record(flops_per_tok: float, tokens_per_s: float, peak_flops: float | None, device: torch.device, num_devices: int) -> dict[str, float]:
+def mfu_record(
+    flops_per_tok: float,
+    tokens_per_s: float,
+    peak_flops: float | None,
+    device: torch.device,
+    num_devices: int,
+) -> dict[str, float]:
     """``{"mfu": ...}`` against the configured or known peak; empty when no peak is known."""
     peak = peak_flops or device_peak_flops(device)
     return {} if peak is None else {"mfu": mfu(flops_per_tok, tokens_per_s, peak, num_devices)}
@@ -100,4 +124,6 @@ def peak_memory_gb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB on Linux
+    return (
+        peak / 2**30 if sys.platform == "darwin" else peak / 2**20
+    )  # bytes on macOS, KiB on Linux

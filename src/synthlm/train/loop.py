@@ -109,7 +109,9 @@ class Trainer:
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
-        self.state = TrainerState(layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps)
+        self.state = TrainerState(
+            layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps
+        )
         self.interval = IntervalStats()
         self.progress = progress
         self.metrics: MetricsLogger | None = None
@@ -130,12 +132,20 @@ class Trainer:
         from synthlm.train.schedules import build_schedule
 
         set_seed(self.cfg.seed)  # the same initial weights on every rank and every rerun
-        model = build_model(self.cfg.model, vocab_size=self.plan.layout.model_vocab_size, special_ids=self.plan.special_ids)
+        model = build_model(
+            self.cfg.model,
+            vocab_size=self.plan.layout.model_vocab_size,
+            special_ids=self.plan.special_ids,
+        )
         model.train()
         self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps))
-        compile_model(model, self.cfg.model)  # in place: state-dict keys (and saved HF files) stay plain
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps)
+        )
+        compile_model(
+            model, self.cfg.model
+        )  # in place: state-dict keys (and saved HF files) stay plain
         return self.accelerator.prepare(model, optimizer, scheduler)
 
     def _flops_per_token(self, model: Any) -> float:
@@ -162,33 +172,63 @@ class Trainer:
         state = read_state(checkpoint)
         if state.layout and state.layout != self.plan.layout.to_dict():
             raise UserError(
-                f"{checkpoint}: trained with vocabulary layout {state.layout}, but this config gives "
-                f"{self.plan.layout.to_dict()}; keep the tokenizer and model.num_meta_tokens, or use a new run_dir"
+                f"{checkpoint}: trained with vocabulary layout {state.layout}, but this "
+                f"config gives "
+                f"{self.plan.layout.to_dict()}; keep the tokenizer and "
+                f"model.num_meta_tokens, or use a new run_dir"
             )
         if resume and state.data and state.data != self._data_shape():
             raise UserError(
-                f"{checkpoint}: trained with {state.data}, but this config gives {self._data_shape()}; "
-                "exact resume needs the same global batch, seq_len and source weights (the data cursor "
-                "counts samples of that stream). Start a new run_dir with model.init_from set to the checkpoint instead"
+                f"{checkpoint}: trained with {state.data}, but this config gives "
+                f"{self._data_shape()}; "
+                "exact resume needs the same global batch, seq_len and source weights "
+                "(the data cursor "
+                "counts samples of that stream). Start a new run_dir with model.init_from "
+                "set to the checkpoint instead"
             )
         if not (self.cfg.eval_only or self.cfg.predict_only):
-            check_same_budget(state.total_steps, self.plan.total_steps, state.step, self.cfg.schedule, self.cfg.optim.lr, checkpoint)
+            check_same_budget(
+                state.total_steps,
+                self.plan.total_steps,
+                state.step,
+                self.cfg.schedule,
+                self.cfg.optim.lr,
+                checkpoint,
+            )
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
         if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
-                self.accelerator.print(f"resuming from step {state.step}: moved the later {moved.name} to {moved.parent}")
+                self.accelerator.print(
+                    f"resuming from step {state.step}: moved the later {moved.name} to "
+                    f"{moved.parent}"
+                )
         state.data, state.total_steps = self._data_shape(), self.plan.total_steps
         self.state = state
-        self.interval = IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
-        self.accelerator.print(f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)")
+        self.interval = (
+            IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
+        )
+        self.accelerator.print(
+            f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)"
+        )
 
     def _data_shape(self) -> dict[str, Any]:
         """What the data cursor means: resuming with another shape would replay or skip samples."""
-        weights = {} if self.plan.mixture is None or not hasattr(self.plan.mixture, "weights") else dict(
-            zip(self.plan.mixture.source_names, (round(w, 12) for w in self.plan.mixture.weights))
+        weights = (
+            {}
+            if self.plan.mixture is None or not hasattr(self.plan.mixture, "weights")
+            else dict(
+                zip(
+                    self.plan.mixture.source_names,
+                    (round(w, 12) for w in self.plan.mixture.weights),
+                )
+            )
         )
-        shape = {"global_batch": self.plan.batch.global_batch, "seq_len": self.plan.seq_len, "weights": weights}
+        shape = {
+            "global_batch": self.plan.batch.global_batch,
+            "seq_len": self.plan.seq_len,
+            "weights": weights,
+        }
         phases = getattr(self.plan.mixture, "phases", None)
         return shape if phases is None else {**shape, "phases": phases.key()}
 
@@ -200,10 +240,14 @@ class Trainer:
             return
         ratio = self.cfg.optim.lr / inner.base_lrs[0]
         inner.base_lrs = [lr * ratio for lr in inner.base_lrs]
-        for group, base, factor in zip(inner.optimizer.param_groups, inner.base_lrs, inner.lr_lambdas):
+        for group, base, factor in zip(
+            inner.optimizer.param_groups, inner.base_lrs, inner.lr_lambdas
+        ):
             group["initial_lr"] = base
             group["lr"] = base * factor(inner.last_epoch)
-        self.accelerator.print(f"optim.lr changed on resume: the schedule now peaks at {self.cfg.optim.lr:g}")
+        self.accelerator.print(
+            f"optim.lr changed on resume: the schedule now peaks at {self.cfg.optim.lr:g}"
+        )
 
     def close(self) -> Path:
         if self.metrics is not None:
@@ -244,7 +288,9 @@ class Trainer:
             steps=remaining,
             num_workers=self.cfg.train.num_workers,
             pin_memory=self.accelerator.device.type == "cuda",
-            prefetch=2 if self.accelerator.device.type != "cpu" else 0,  # keep a GPU fed; CPU steps share its cores
+            prefetch=2
+            if self.accelerator.device.type != "cpu"
+            else 0,  # keep a GPU fed; CPU steps share its cores
             device=self.accelerator.device,
         )
 
@@ -253,13 +299,25 @@ class Trainer:
         import torch
 
         acc = self.accelerator
-        batches = [{k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches]
-        counted = sum(int(self.objective.num_targets(b)) for b in micro_batches)  # host copies: no device sync
+        batches = [
+            {k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
+        ]
+        counted = sum(
+            int(self.objective.num_targets(b)) for b in micro_batches
+        )  # host copies: no device sync
         # float64: token counts stay exact far beyond float32's 2**24
-        total = acc.reduce(torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum")
-        scale = (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0)).float().squeeze()
+        total = acc.reduce(
+            torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum"
+        )
+        scale = (
+            (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0))
+            .float()
+            .squeeze()
+        )
         sources = len(self.plan.mixture.source_names)
-        sums = torch.zeros(3 + 2 * sources, dtype=torch.float64, device=acc.device)  # loss, targets, stop, per source
+        sums = torch.zeros(
+            3 + 2 * sources, dtype=torch.float64, device=acc.device
+        )  # loss, targets, stop, per source
         groups: dict[str, Any] = {}
         for batch in batches:
             with acc.accumulate(self.model):
@@ -272,20 +330,37 @@ class Trainer:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
                 sums[3 + sources :].index_add_(0, batch["source"], rows[1].detach().double())
             for key, value in out.metric_sums.items():  # per token group
-                groups[key] = groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
+                groups[key] = (
+                    groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
+                )
         sums[2] = float(self.stop.requested)
         values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
         if groups:
-            groups = dict(zip(groups, acc.reduce(torch.stack(list(groups.values())), reduction="sum").tolist()))
+            groups = dict(
+                zip(
+                    groups, acc.reduce(torch.stack(list(groups.values())), reduction="sum").tolist()
+                )
+            )
         if values[1] != values[-1]:
             raise RuntimeError(
-                f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens but the loop "
-                f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this objective's rule"
+                f"objective '{self.objective.name}' counted {values[1]:.0f} target tokens "
+                f"but the loop "
+                f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this "
+                f"objective's rule"
             )
         loss_value = values[0] / max(values[-1], 1.0)
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm, skipped = self._update(loss_value)
-        return StepResult(loss_value, lr, grad_norm, values[3 : 3 + sources], values[3 + sources :], values[2] > 0, skipped, groups)
+        return StepResult(
+            loss_value,
+            lr,
+            grad_norm,
+            values[3 : 3 + sources],
+            values[3 + sources :],
+            values[2] > 0,
+            skipped,
+            groups,
+        )
 
     def _update(self, loss: float) -> tuple[float | None, bool]:
         """Clip and step, or skip the update on a non-finite loss or gradient norm.
@@ -295,31 +370,49 @@ class Trainer:
         """
         grad_norm = None
         if math.isfinite(loss):
-            norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad or math.inf)
+            norm = self.accelerator.clip_grad_norm_(
+                self.model.parameters(), self.cfg.train.clip_grad or math.inf
+            )
             grad_norm = None if norm is None else float(norm)
         scaled = self.accelerator.scaler is not None
-        bad = not math.isfinite(loss) or (grad_norm is not None and not math.isfinite(grad_norm) and not scaled)
+        bad = not math.isfinite(loss) or (
+            grad_norm is not None and not math.isfinite(grad_norm) and not scaled
+        )
         if not bad:
             self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if bad:
-            self._bad_step(loss if not math.isfinite(loss) else f"finite ({loss:.4f}) with gradient norm {grad_norm}")
+            self._bad_step(
+                loss
+                if not math.isfinite(loss)
+                else f"finite ({loss:.4f}) with gradient norm {grad_norm}"
+            )
         return grad_norm, bad
 
     def _bad_step(self, loss: float | str) -> None:
         self.state.bad_steps += 1
         self.interval.skipped += 1
-        allowed, step = self.cfg.train.max_bad_steps, self.state.step + 1  # numbered as in the metrics
+        allowed, step = (
+            self.cfg.train.max_bad_steps,
+            self.state.step + 1,
+        )  # numbered as in the metrics
         if self.state.bad_steps > allowed:
             latest = latest_checkpoint(self.run_dir)
-            kept = f"the last good checkpoint {latest} is kept" if latest else "no checkpoint was saved yet"
+            kept = (
+                f"the last good checkpoint {latest} is kept"
+                if latest
+                else "no checkpoint was saved yet"
+            )
             raise TrainingDiverged(
                 f"step {step}: the loss is {loss} ({self.state.bad_steps} non-finite steps, "
                 f"train.max_bad_steps={allowed}); training stopped and {kept}. Lower optim.lr, "
                 "set train.clip_grad, add warmup, or raise train.max_bad_steps to skip such batches"
             )
-        self.accelerator.print(f"warning: step {step}: the loss is {loss}; batch skipped ({self.state.bad_steps}/{allowed})")
+        self.accelerator.print(
+            f"warning: step {step}: the loss is {loss}; batch skipped "
+            f"({self.state.bad_steps}/{allowed})"
+        )
 
     def _after_step(self, result: StepResult) -> None:
         """Advance the cursor, then run the hooks that want this step (log, eval, save...)."""
@@ -327,7 +420,13 @@ class Trainer:
         self.state.samples += self.plan.batch.global_batch
         self.state.tokens = self.state.samples * self.plan.seq_len
         if not result.skipped:
-            self.interval.add_step(result.loss, result.grad_norm, result.source_loss, result.source_targets, result.groups)
+            self.interval.add_step(
+                result.loss,
+                result.grad_norm,
+                result.source_loss,
+                result.source_targets,
+                result.groups,
+            )
         self.busy_steps += 1
         self.bar.update(1)
         run_hooks(self.hooks, self, result)
@@ -335,7 +434,8 @@ class Trainer:
     def _stopped(self) -> None:
         self.save_checkpoint()
         self.accelerator.print(
-            f"stop signal received: checkpoint saved at step {self.state.step}; run the same command again to resume"
+            f"stop signal received: checkpoint saved at step {self.state.step}; run the "
+            f"same command again to resume"
         )
 
     # -- logging and evaluation -----------------------------------------------------------------
@@ -343,19 +443,38 @@ class Trainer:
         from tqdm.auto import tqdm
 
         disable = not (self.progress and self.accelerator.is_main_process and interactive())
-        return tqdm(total=self.plan.total_steps, initial=self.state.step, disable=disable, desc="train", unit="step", dynamic_ncols=True)
+        return tqdm(
+            total=self.plan.total_steps,
+            initial=self.state.step,
+            disable=disable,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
 
     def log(self, lr: float, bar: Any) -> None:
         """One metrics record: interval averages plus throughput, MFU, memory and ETA."""
         seconds = max(self.busy_seconds, 1e-9)
         tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.plan.seq_len / seconds
-        record = {"step": self.state.step, "tokens": self.state.tokens, **self.interval.summary(self.plan.mixture.source_names)}
-        if hasattr(self.plan.mixture, "tokens_seen"):  # per-source tokens so far (equal-token comparisons)
+        record = {
+            "step": self.state.step,
+            "tokens": self.state.tokens,
+            **self.interval.summary(self.plan.mixture.source_names),
+        }
+        if hasattr(
+            self.plan.mixture, "tokens_seen"
+        ):  # per-source tokens so far (equal-token comparisons)
             record.update(self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len))
         record.update(
             lr=lr,
             tokens_per_s=tokens_per_s,
-            **mfu_record(self.flops_per_token, tokens_per_s, self.cfg.logging.peak_flops, self.accelerator.device, self.plan.batch.processes),
+            **mfu_record(
+                self.flops_per_token,
+                tokens_per_s,
+                self.cfg.logging.peak_flops,
+                self.accelerator.device,
+                self.plan.batch.processes,
+            ),
             mem_gb=peak_memory_gb(self.accelerator.device),
             eta_s=seconds / max(self.busy_steps, 1) * (self.plan.total_steps - self.state.step),
             elapsed_s=time.perf_counter() - self.started,
@@ -364,7 +483,9 @@ class Trainer:
             self.metrics.write(record)
         if "loss" in record:  # absent when every step of the interval was skipped
             bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
-            if self.progress and not interactive():  # a log file gets one line per record, not a bar
+            if (
+                self.progress and not interactive()
+            ):  # a log file gets one line per record, not a bar
                 self.accelerator.print(plain_progress(record, self.plan.total_steps))
         self.interval = IntervalStats()
         self.busy_seconds, self.busy_steps = 0.0, 0
@@ -374,7 +495,12 @@ class Trainer:
             from synthlm.train.seq2seq_eval import evaluate_seq2seq
 
             with self.accelerator.autocast():
-                metrics = evaluate_seq2seq(self.plan, self.model, self.accelerator.device, progress=self.progress and self.accelerator.is_main_process)
+                metrics = evaluate_seq2seq(
+                    self.plan,
+                    self.model,
+                    self.accelerator.device,
+                    progress=self.progress and self.accelerator.is_main_process,
+                )
             return self._log_eval(metrics)
         from synthlm.evaluate import evaluate_model
 
@@ -394,8 +520,14 @@ class Trainer:
 
     def _log_eval(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.metrics is not None:
-            seen = self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len) if hasattr(self.plan.mixture, "tokens_seen") else {}
-            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics})
+            seen = (
+                self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len)
+                if hasattr(self.plan.mixture, "tokens_seen")
+                else {}
+            )
+            self.metrics.write(
+                {"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics}
+            )
         return metrics
 
     def _lm_eval_hook(self) -> Any:
@@ -406,7 +538,13 @@ class Trainer:
 
         check_unsharded(self.accelerator)
         batch = self.cfg.train.eval_batch_size or self.cfg.train.batch_size
-        return TrainingLMEval(self.cfg.train.lm_eval, self.plan.tokenizer, seq_len=self.plan.seq_len, batch_size=batch, seed=self.cfg.seed)
+        return TrainingLMEval(
+            self.cfg.train.lm_eval,
+            self.plan.tokenizer,
+            seq_len=self.plan.seq_len,
+            batch_size=batch,
+            seed=self.cfg.seed,
+        )
 
     def evaluate_lm_eval(self) -> None:
         """Every rank runs the same requests on its replica (no collectives); the main rank logs."""
@@ -478,7 +616,11 @@ class Trainer:
         with no_hf_progress_bars(), reserved_ids_suppressed(model, self.plan.layout.natural_size):
             model.save_pretrained(directory, state_dict=weights, safe_serialization=True)
         save_yaml(self.cfg, directory / "config.yaml")
-        write_info(directory, self.state, {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len})
+        write_info(
+            directory,
+            self.state,
+            {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len},
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +651,15 @@ def open_metrics(cfg: RunConfig, step: int) -> MetricsLogger:
         sinks.append(TensorBoardSink(run_dir / "tensorboard", purge_step=step + 1))
     if cfg.logging.wandb:
         name = cfg.logging.run_name or run_dir.name
-        sinks.append(WandbSink(run_dir, cfg.logging.wandb_project, cfg.logging.wandb_entity, name, cfg.model_dump(mode="json")))
+        sinks.append(
+            WandbSink(
+                run_dir,
+                cfg.logging.wandb_project,
+                cfg.logging.wandb_entity,
+                name,
+                cfg.model_dump(mode="json"),
+            )
+        )
     return MetricsLogger(sinks)
 
 

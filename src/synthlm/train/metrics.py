@@ -46,7 +46,9 @@ def read_metrics(path: Path) -> list[Record]:
     """All records of a metrics.jsonl (for reports and tests)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 class JsonlSink:
@@ -82,12 +84,22 @@ class TensorBoardSink:
 class WandbSink:
     """W&B run whose id is kept in ``RUN/wandb_id``, so a resumed run continues the same chart."""
 
-    def __init__(self, run_dir: Path, project: str, entity: str | None, name: str, config: Record) -> None:
+    def __init__(
+        self, run_dir: Path, project: str, entity: str | None, name: str, config: Record
+    ) -> None:
         wandb = require_wandb()
         id_file = run_dir / "wandb_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
         atomic_write_text(id_file, run_id)
-        self.run = wandb.init(project=project, entity=entity, name=name, id=run_id, resume="allow", dir=str(run_dir), config=config)
+        self.run = wandb.init(
+            project=project,
+            entity=entity,
+            name=name,
+            id=run_id,
+            resume="allow",
+            dir=str(run_dir),
+            config=config,
+        )
 
     def write(self, record: Record) -> None:
         self.run.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
@@ -100,7 +112,10 @@ def require_wandb() -> Any:
     try:
         import wandb
     except ImportError:
-        raise UserError("logging.wandb is true but wandb is not installed: pip install 'synthlm[wandb]' (or set logging.wandb=false)") from None
+        raise UserError(
+            "logging.wandb is true but wandb is not installed: pip install "
+            "'synthlm[wandb]' (or set logging.wandb=false)"
+        ) from None
     return wandb
 
 
@@ -134,7 +149,11 @@ class IntervalStats:
     groups: dict[str, float] = field(default_factory=dict)  # <group>_loss_sum / _correct / _tokens
 
     def add_step(
-        self, loss: float, grad_norm: float | None, source_loss: list[float], source_targets: list[float],
+        self,
+        loss: float,
+        grad_norm: float | None,
+        source_loss: list[float],
+        source_targets: list[float],
         groups: dict[str, float] | None = None,
     ) -> None:
         self.steps += 1

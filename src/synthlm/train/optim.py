@@ -28,14 +28,23 @@ register_optimizer = OPTIMIZERS.register
 class OptimConfig(Section):
     """The optimizer and its hyper-parameters (the schedule multiplies ``lr``)."""
 
-    name: str = Field("adamw", description="adamw, adamwscale (nanoT5's RMS-scaled AdamW, for T5) or adafactor.")
+    name: str = Field(
+        "adamw", description="adamw, adamwscale (nanoT5's RMS-scaled AdamW, for T5) or adafactor."
+    )
     lr: float = Field(3e-4, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.1, ge=0, description="Decoupled weight decay on matrices (not biases or norms).")
-    betas: tuple[float, float] | None = Field(None, description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale: (0.9, 0.999).")
-    eps: float | None = Field(None, gt=0, description="adamw: denominator epsilon; default 1e-8; adamwscale: 1e-6.")
+    weight_decay: float = Field(
+        0.1, ge=0, description="Decoupled weight decay on matrices (not biases or norms)."
+    )
+    betas: tuple[float, float] | None = Field(
+        None, description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale: (0.9, 0.999)."
+    )
+    eps: float | None = Field(
+        None, gt=0, description="adamw: denominator epsilon; default 1e-8; adamwscale: 1e-6."
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Keyword arguments for the optimizer class; each optimizer declares its own (AdamWOptions, ...).",
+        description="Keyword arguments for the optimizer class; each optimizer declares "
+        "its own (AdamWOptions, ...).",
     )
 
     @field_validator("name")
@@ -59,7 +68,9 @@ class OptimConfig(Section):
 class AdamWOptions(Section):
     """``optim.options`` of ``adamw``: torch.optim.AdamW's arguments beyond lr/betas/eps."""
 
-    fused: bool = Field(True, description="One kernel for all parameters (4x faster CPU steps for small models).")
+    fused: bool = Field(
+        True, description="One kernel for all parameters (4x faster CPU steps for small models)."
+    )
     foreach: bool | None = Field(None, description="torch's multi-tensor implementation.")
     amsgrad: bool = Field(False, description="AMSGrad's running maximum of the second moment.")
     maximize: bool = Field(False, description="Maximise the objective instead of minimising it.")
@@ -71,7 +82,9 @@ class AdafactorOptions(Section):
     """``optim.options`` of ``adafactor`` (torch.optim.Adafactor's keyword arguments)."""
 
     beta2_decay: float = Field(-0.8, description="Decay exponent of the second-moment average.")
-    eps: tuple[float | None, float] = Field((None, 1e-3), description="(eps1: denominator, eps2: update clip).")
+    eps: tuple[float | None, float] = Field(
+        (None, 1e-3), description="(eps1: denominator, eps2: update clip)."
+    )
     d: float = Field(1.0, gt=0, description="Clipping threshold of the update RMS.")
     foreach: bool | None = Field(None, description="torch's multi-tensor implementation.")
     maximize: bool = Field(False, description="Maximise the objective instead of minimising it.")
@@ -107,7 +120,9 @@ def adamw(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     # fused: one kernel for all parameters instead of a Python loop over them (4x faster steps on
     # CPU for small models; the HF Trainer default). optim.options.fused=false turns it off.
     options = {"fused": True, **cfg.typed_options()}
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas or (0.9, 0.95), eps=cfg.eps or 1e-8, **options)
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=cfg.betas or (0.9, 0.95), eps=cfg.eps or 1e-8, **options
+    )
 
 
 @register_optimizer("adafactor", options=AdafactorOptions)
@@ -116,7 +131,9 @@ def adafactor(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     import torch
 
     if cfg.betas is not None or cfg.eps is not None:
-        raise ConfigError("optim: adafactor takes no betas/eps; use optim.options (beta2_decay, eps, d) instead")
+        raise ConfigError(
+            "optim: adafactor takes no betas/eps; use optim.options (beta2_decay, eps, d) instead"
+        )
     return torch.optim.Adafactor(groups, lr=cfg.lr, **cfg.typed_options())
 
 
@@ -125,4 +142,10 @@ def adamwscale(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW with RMS-scaled steps (nanoT5's T5 recipe: lr 2e-2, no weight decay, cosine)."""
     from synthlm.train.adamw_scale import AdamWScale
 
-    return AdamWScale(groups, lr=cfg.lr, betas=cfg.betas or (0.9, 0.999), eps=cfg.eps or 1e-6, **cfg.typed_options())
+    return AdamWScale(
+        groups,
+        lr=cfg.lr,
+        betas=cfg.betas or (0.9, 0.999),
+        eps=cfg.eps or 1e-6,
+        **cfg.typed_options(),
+    )

@@ -13,7 +13,10 @@ from synthlm.finetune.pair_plan import plan_finetune
 from synthlm.train.config import RunConfig, check_objective
 from synthlm.train.run_plan import RunPlan, plan_pretrain
 
-PLANNERS: dict[str, Callable[[RunConfig, int], RunPlan]] = {"pt": plan_pretrain, "ft": plan_finetune}
+PLANNERS: dict[str, Callable[[RunConfig, int], RunPlan]] = {
+    "pt": plan_pretrain,
+    "ft": plan_finetune,
+}
 
 
 def plan_run(config: RunConfig, processes: int) -> RunPlan:

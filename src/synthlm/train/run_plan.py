@@ -1,7 +1,8 @@
 """Everything decided before the first step, and every check that can fail before it.
 
-:func:`plan_pretrain` (mode ``pt``; :mod:`synthlm.train.planners` picks the planner by mode) resolves the tokenizer, the vocabulary layout, the model's HF config (without
-building weights), the batch split across processes and the step budget, and raises a
+:func:`plan_pretrain` (mode ``pt``; :mod:`synthlm.train.planners` picks the planner by mode)
+resolves the tokenizer, the vocabulary layout, the model's HF config (without building
+weights), the batch split across processes and the step budget, and raises a
 :class:`~synthlm.errors.UserError` naming the key on: missing data paths, store ids outside the
 vocabulary, a synthetic dataset needing more meta ids than reserved, ``seq_len`` beyond the
 model's positions, batch sizes that do not divide across processes, a source repeated more
@@ -49,15 +50,18 @@ def plan_batch(train: TrainConfig, processes: int) -> BatchPlan:
         return BatchPlan(train.batch_size, processes, train.grad_accum or 1)
     if train.global_batch_size % per_pass:
         raise ConfigError(
-            f"train.global_batch_size={train.global_batch_size} does not divide into train.batch_size="
+            f"train.global_batch_size={train.global_batch_size} does not divide into "
+            f"train.batch_size="
             f"{train.batch_size} x {processes} processes ({per_pass} sequences per pass); "
             f"use a multiple of {per_pass} or change train.batch_size"
         )
     accum = train.global_batch_size // per_pass
     if train.grad_accum is not None and train.grad_accum != accum:
         raise ConfigError(
-            f"train.grad_accum={train.grad_accum} contradicts train.global_batch_size={train.global_batch_size} "
-            f"with train.batch_size={train.batch_size} x {processes} processes (needs grad_accum={accum}); set only one"
+            f"train.grad_accum={train.grad_accum} contradicts "
+            f"train.global_batch_size={train.global_batch_size} "
+            f"with train.batch_size={train.batch_size} x {processes} processes (needs "
+            f"grad_accum={accum}); set only one"
         )
     return BatchPlan(train.batch_size, processes, accum)
 
@@ -73,7 +77,9 @@ class RunPlan:
     mixture: TrainStream  # the training stream: a Mixture (mode pt) or a PairDataset (mode ft)
     source_epochs: dict[str, float]
     objective: TrainObjective
-    special_ids: dict[str, int | None] = field(default_factory=dict)  # token ids the model config names
+    special_ids: dict[str, int | None] = field(
+        default_factory=dict
+    )  # token ids the model config names
     seq_len: int = 0  # model input tokens per sample (T5: after corruption)
     target_len: int = 0  # seq2seq: decoder tokens per sample (FLOPs); 0 for decoder-only
     finetune: FinetuneData | None = None  # mode ft: the valid / test pairs
@@ -114,11 +120,18 @@ class RunPlan:
         if phases is None:
             return {}
         per_step = self.batch.global_batch
-        return {"phases": [
-            {"name": ph.name, "steps": [ph.start // per_step, ph.stop // per_step],
-             "weights": {phases.names[i]: round(w, 4) for i, w in zip(ph.sources, ph.weights)}}
-            for ph in phases.phases
-        ]}
+        return {
+            "phases": [
+                {
+                    "name": ph.name,
+                    "steps": [ph.start // per_step, ph.stop // per_step],
+                    "weights": {
+                        phases.names[i]: round(w, 4) for i, w in zip(ph.sources, ph.weights)
+                    },
+                }
+                for ph in phases.phases
+            ]
+        }
 
 
 def tokenizer_path(data: DataConfig) -> str:
@@ -134,7 +147,10 @@ def tokenizer_path(data: DataConfig) -> str:
                 recorded = recorded.get("path")
             if recorded:
                 return str(recorded)
-    raise ConfigError("data.tokenizer: not set, and no natural source records its tokenizer in PREFIX.json; set data.tokenizer to a tokenizer dir")
+    raise ConfigError(
+        "data.tokenizer: not set, and no natural source records its tokenizer in "
+        "PREFIX.json; set data.tokenizer to a tokenizer dir"
+    )
 
 
 def load_tokenizer_for(data: DataConfig) -> Tokenizer:
@@ -164,7 +180,10 @@ def epoch_samples(data: Any) -> float:
     if isinstance(data, Mixture):
         total = sum(source.epoch_samples for source in data.sources)
         if math.isinf(total):
-            raise ConfigError("train.epochs: a source with stream: infinite has no epochs; set train.max_steps or max_tokens")
+            raise ConfigError(
+                "train.epochs: a source with stream: infinite has no epochs; set "
+                "train.max_steps or max_tokens"
+            )
         return total
     return float(data.epoch_samples)
 
@@ -188,7 +207,10 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     check_wandb(config)
     natural = load_tokenizer_for(data)
     if natural.eos_id is None:
-        raise ConfigError(f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing needs one between documents")
+        raise ConfigError(
+            f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing "
+            f"needs one between documents"
+        )
     objective, tokenizer = build_objective(config, natural)
     if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
         objective.check_data(data)
@@ -197,17 +219,37 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
-    ckpt_rows = getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
+    ckpt_rows = (
+        getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
+    )
     check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
     if objective.seq2seq:
         check_seq2seq_eval(data)
     window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
-    mixture = Mixture(data.model_copy(update={"seq_len": window}), seed=config.seed, layout=layout, eos_id=tokenizer.eos_id)
+    mixture = Mixture(
+        data.model_copy(update={"seq_len": window}),
+        seed=config.seed,
+        layout=layout,
+        eos_id=tokenizer.eos_id,
+    )
     steps = total_steps(config.train, batch, mixture, data.seq_len)
     mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
     epochs = mixture.check_budget(steps * batch.global_batch)
     target_len = objective.target_length(data.seq_len) if objective.seq2seq else 0
-    return RunPlan(config, tokenizer, layout, hf_config, batch, steps, mixture, epochs, objective, ids, data.seq_len, target_len)
+    return RunPlan(
+        config,
+        tokenizer,
+        layout,
+        hf_config,
+        batch,
+        steps,
+        mixture,
+        epochs,
+        objective,
+        ids,
+        data.seq_len,
+        target_len,
+    )
 
 
 def check_wandb(config: RunConfig) -> None:
@@ -221,7 +263,8 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
     """(objective with its options, the tokenizer to train with).
 
     ``data.document_mask`` (resolved: on by default when a source is synthetic) is passed only
-    when on, so an objective that cannot honour it fails here instead of silently ignoring it. Seq2seq objectives extend the tokenizer (sentinels).
+    when on, so an objective that cannot honour it fails here instead of silently ignoring it.
+    Seq2seq objectives extend the tokenizer (sentinels).
     """
     from synthlm.objectives import OBJECTIVES, get_objective
 
@@ -229,7 +272,9 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
     if name not in OBJECTIVES:
         get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if config.data is not None and config.data.resolved_document_mask(seq2seq=OBJECTIVES[name].seq2seq):
+    if config.data is not None and config.data.resolved_document_mask(
+        seq2seq=OBJECTIVES[name].seq2seq
+    ):
         options["document_mask"] = True
     try:
         return OBJECTIVES[name].create(tokenizer, **options)
@@ -246,7 +291,8 @@ def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
     wanted = "an encoder-decoder" if objective.seq2seq else "a decoder-only"
     allowed = [name for name, arch in ARCHS.items() if arch.seq2seq == objective.seq2seq]
     raise ConfigError(
-        f"objective.name={objective.name} trains {wanted} model, but model.arch={config.model.arch} is not one; "
+        f"objective.name={objective.name} trains {wanted} model, but "
+        f"model.arch={config.model.arch} is not one; "
         f"set model.arch to one of: {', '.join(allowed)}"
     )
 
@@ -263,6 +309,8 @@ def check_seq2seq_eval(data: DataConfig) -> None:
     for eval_set in data.eval:
         if eval_set.kind != "natural":
             raise ConfigError(
-                f"data.eval '{eval_set.name}': seq2seq objectives evaluate natural stores only; score synthetic "
-                "tasks as input/target pairs with mode: ft (finetune.valid: the synthetic dataset dir)"
+                f"data.eval '{eval_set.name}': seq2seq objectives evaluate natural stores "
+                f"only; score synthetic "
+                "tasks as input/target pairs with mode: ft (finetune.valid: the synthetic "
+                "dataset dir)"
             )

@@ -24,12 +24,32 @@ register_schedule = SCHEDULES.register
 class ScheduleConfig(Section):
     """How the learning rate moves over the run (multiples of ``optim.lr``)."""
 
-    name: str = Field("cosine", description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd or legacy (nanoT5's T5 schedule).")
-    warmup_steps: int = Field(0, ge=0, description="Linear warmup from warmup_start over this many steps.")
-    warmup_start: float = Field(0.0, ge=0, lt=1, description="Warmup starts at this fraction of the peak (nanoT5's cosine: 0.5).")
-    warmup_ratio: float | None = Field(None, ge=0, lt=1, description="Warmup as a fraction of the run (instead of warmup_steps).")
-    final_lr_ratio: float = Field(0.1, ge=0, le=1, description="linear/cosine/wsd: lr at the last step, as a fraction of optim.lr.")
-    decay_ratio: float = Field(0.2, gt=0, le=1, description="wsd: fraction of the run spent decaying at the end.")
+    name: str = Field(
+        "cosine",
+        description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd or "
+        "legacy (nanoT5's T5 schedule).",
+    )
+    warmup_steps: int = Field(
+        0, ge=0, description="Linear warmup from warmup_start over this many steps."
+    )
+    warmup_start: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Warmup starts at this fraction of the peak (nanoT5's cosine: 0.5).",
+    )
+    warmup_ratio: float | None = Field(
+        None, ge=0, lt=1, description="Warmup as a fraction of the run (instead of warmup_steps)."
+    )
+    final_lr_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="linear/cosine/wsd: lr at the last step, as a fraction of optim.lr.",
+    )
+    decay_ratio: float = Field(
+        0.2, gt=0, le=1, description="wsd: fraction of the run spent decaying at the end."
+    )
 
     @field_validator("name")
     @classmethod
@@ -58,7 +78,9 @@ def build_schedule(cfg: ScheduleConfig, total_steps: int) -> Multiplier:
 def _with_warmup(warmup: int, body: Multiplier, start: float = 0.0) -> Multiplier:
     """Linear warmup for ``warmup`` steps from ``start`` towards 1 (step 0 is already one
     increment above ``start``, so never 0), then ``body``."""
-    return lambda step: start + (1.0 - start) * (step + 1) / (warmup + 1) if step < warmup else body(step)
+    return lambda step: (
+        start + (1.0 - start) * (step + 1) / (warmup + 1) if step < warmup else body(step)
+    )
 
 
 def _progress(step: int, start: int, end: int) -> float:
@@ -81,7 +103,11 @@ def constant_with_warmup(cfg: ScheduleConfig, total: int) -> Multiplier:
 @register_schedule("linear")
 def linear(cfg: ScheduleConfig, total: int) -> Multiplier:
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
-    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - 1), cfg.warmup_start)
+    return _with_warmup(
+        warmup,
+        lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - 1),
+        cfg.warmup_start,
+    )
 
 
 @register_schedule("cosine")
@@ -89,7 +115,9 @@ def cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
 
     def body(step: int) -> float:
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * _progress(step, warmup, total - 1)))
+        return floor + (1.0 - floor) * 0.5 * (
+            1.0 + math.cos(math.pi * _progress(step, warmup, total - 1))
+        )
 
     return _with_warmup(warmup, body, cfg.warmup_start)
 
@@ -107,7 +135,11 @@ def wsd(cfg: ScheduleConfig, total: int) -> Multiplier:
     """Warmup-stable-decay: flat at 1 after warmup, linear decay over the last ``decay_ratio``."""
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
     decay_start = max(warmup, total - math.ceil(cfg.decay_ratio * total))
-    return _with_warmup(warmup, lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start - 1, total - 1), cfg.warmup_start)
+    return _with_warmup(
+        warmup,
+        lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start - 1, total - 1),
+        cfg.warmup_start,
+    )
 
 
 # nanoT5's "legacy" schedule (the original T5 recipe with Adafactor): lr = min(1e-2, 1/sqrt(step))

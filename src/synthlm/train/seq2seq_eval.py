@@ -23,7 +23,9 @@ from synthlm.data.mixture import EvalSetConfig, Sample
 from synthlm.data.store import TokenStore
 
 
-def evaluate_seq2seq(plan: Any, model: Any, device: Any, *, progress: bool = False) -> dict[str, float]:
+def evaluate_seq2seq(
+    plan: Any, model: Any, device: Any, *, progress: bool = False
+) -> dict[str, float]:
     from synthlm.evaluate import eval_mode
 
     batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
@@ -64,10 +66,14 @@ def eval_windows(store: TokenStore, eos_id: int, window: int, max_tokens: int) -
     stream, owners = np.concatenate(tokens), np.concatenate(segments)
     for k in range(min(count, len(stream) // window)):
         part = slice(k * window, (k + 1) * window)
-        yield Sample(stream[part], np.ones(window, dtype=np.uint8), owners[part] - owners[part][0], 0)
+        yield Sample(
+            stream[part], np.ones(window, dtype=np.uint8), owners[part] - owners[part][0], 0
+        )
 
 
-def objective_metrics(plan: Any, model: Any, eval_set: EvalSetConfig, device: Any, batch_size: int) -> dict[str, float]:
+def objective_metrics(
+    plan: Any, model: Any, eval_set: EvalSetConfig, device: Any, batch_size: int
+) -> dict[str, float]:
     """Weighted token-mean loss, plus the objective's per-group losses and accuracies."""
     import torch
 
@@ -75,11 +81,21 @@ def objective_metrics(plan: Any, model: Any, eval_set: EvalSetConfig, device: An
 
     objective = plan.objective
     window = objective.window_length(plan.seq_len)
-    samples = list(eval_windows(TokenStore(eval_set.path, check_ids=False), objective.eos_id, window, eval_set.max_tokens))
+    samples = list(
+        eval_windows(
+            TokenStore(eval_set.path, check_ids=False),
+            objective.eos_id,
+            window,
+            eval_set.max_tokens,
+        )
+    )
     loss_sum, targets = 0.0, 0.0
     groups: dict[str, float] = {}
     for start in range(0, len(samples), batch_size):
-        batch = {k: v.to(device) for k, v in objective.collate(samples[start : start + batch_size]).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in objective.collate(samples[start : start + batch_size]).items()
+        }
         out = objective.forward(model, batch)
         rows = out.rows[0] if out.rows is not None else out.loss
         loss_sum += float(rows.double().sum())
@@ -99,18 +115,36 @@ def generation_settings(plan: Any, batch_size: int) -> Any:
     from synthlm.finetune.predict import GenerationSettings
 
     cfg = plan.finetune.config
-    return GenerationSettings(batch_size, cfg.max_target_length, cfg.num_beams, plan.objective.eos_id, plan.objective.pad_id)
+    return GenerationSettings(
+        batch_size,
+        cfg.max_target_length,
+        cfg.num_beams,
+        plan.objective.eos_id,
+        plan.objective.pad_id,
+    )
 
 
-def evaluate_pairs(plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool) -> dict[str, float]:
+def evaluate_pairs(
+    plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool
+) -> dict[str, float]:
     from synthlm.evaluate import unwrap
     from synthlm.finetune.predict import generate, score
 
     pairs = plan.finetune.valid
     labelled = pairs.labelled[: plan.finetune.config.max_eval_examples]
-    scored = type(pairs)(pairs.name, pairs.path, labelled, pairs.kind, pairs.metrics, pairs.label_words, dataset=pairs.dataset)
+    scored = type(pairs)(
+        pairs.name,
+        pairs.path,
+        labelled,
+        pairs.kind,
+        pairs.metrics,
+        pairs.label_words,
+        dataset=pairs.dataset,
+    )
     metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
-    outputs = generate(unwrap(model), labelled, generation_settings(plan, batch_size), device, progress=progress)
+    outputs = generate(
+        unwrap(model), labelled, generation_settings(plan, batch_size), device, progress=progress
+    )
     metrics.update(score(scored, outputs, plan.tokenizer, plan.layout))
     return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
 
@@ -118,14 +152,18 @@ def evaluate_pairs(plan: Any, model: Any, device: Any, batch_size: int, *, progr
 def pair_loss(objective: Any, model: Any, pairs: list, device: Any, batch_size: int) -> float:
     loss_sum, targets = 0.0, 0.0
     for start in range(0, len(pairs), batch_size):
-        batch = {k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()}
+        batch = {
+            k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()
+        }
         rows, counts = objective.row_loss_sums(model, batch)
         loss_sum += float(rows.double().sum())
         targets += float(counts.sum())
     return loss_sum / targets if targets else float("nan")
 
 
-def write_predictions(plan: Any, model: Any, device: Any, path: Path, *, write: bool, progress: bool) -> None:
+def write_predictions(
+    plan: Any, model: Any, device: Any, path: Path, *, write: bool, progress: bool
+) -> None:
     """``predict_only``: generate for finetune.test (else valid) and write one record per pair."""
     from synthlm.evaluate import eval_mode, unwrap
     from synthlm.finetune.predict import generate, prediction_records, write_jsonl
@@ -133,6 +171,12 @@ def write_predictions(plan: Any, model: Any, device: Any, path: Path, *, write: 
     pairs = plan.finetune.predict_set
     batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
     with eval_mode(model, device, plan.config.seed):
-        outputs = generate(unwrap(model), pairs.pairs, generation_settings(plan, batch_size), device, progress=progress and write)
+        outputs = generate(
+            unwrap(model),
+            pairs.pairs,
+            generation_settings(plan, batch_size),
+            device,
+            progress=progress and write,
+        )
     if write:
         write_jsonl(path, prediction_records(pairs, outputs, plan.tokenizer, plan.layout))

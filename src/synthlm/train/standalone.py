@@ -31,7 +31,8 @@ def standalone_kind(config: RunConfig) -> str | None:
 def check_something_trained(config: RunConfig, kind: str, checkpoint: Path | None) -> None:
     if checkpoint is None and config.model.init_from is None:
         raise UserError(
-            f"{kind}: nothing trained to use: {config.run_dir} has no checkpoint and model.init_from is not set"
+            f"{kind}: nothing trained to use: {config.run_dir} has no checkpoint and "
+            f"model.init_from is not set"
         )
 
 

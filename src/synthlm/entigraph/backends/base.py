@@ -72,7 +72,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def complete(
-        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None,
+        temperature: float,
+        json_mode: bool = False,
     ) -> Completion:
         """Generate one reply; raise the classified errors above on failure.
 
@@ -113,7 +118,9 @@ def build_backend(name: str, options: BackendOptions) -> Backend:
     from synthlm.entigraph import backends  # noqa: F401  (registers the shipped backends)
 
     if name not in BACKENDS:
-        raise UserError(f"--backend {name!r}: unknown backend; choose one of {', '.join(BACKENDS.names())}")
+        raise UserError(
+            f"--backend {name!r}: unknown backend; choose one of {', '.join(BACKENDS.names())}"
+        )
     return BACKENDS[name](options)
 
 

@@ -43,9 +43,15 @@ class LocalHFBackend(Backend):
     def check_ready(self, dry_run: bool = False) -> None:
         path = Path(self.options.model)
         if not (path / "config.json").is_file():
-            raise UserError(f"--model {path}: not a local transformers model directory (no config.json); the local backend never downloads")
+            raise UserError(
+                f"--model {path}: not a local transformers model directory (no "
+                f"config.json); the local backend never downloads"
+            )
         if self.tokenizer.chat_template is None:
-            raise UserError(f"--model {path}: the tokenizer has no chat template; set chat_template in tokenizer_config.json")
+            raise UserError(
+                f"--model {path}: the tokenizer has no chat template; set chat_template in "
+                f"tokenizer_config.json"
+            )
 
     @property
     def tokenizer(self) -> Any:
@@ -72,7 +78,9 @@ class LocalHFBackend(Backend):
                 if device == "auto":
                     device = "cuda" if torch.cuda.is_available() else "cpu"
                 dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-                model = AutoModelForCausalLM.from_pretrained(self.options.model, dtype=dtype, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    self.options.model, dtype=dtype, local_files_only=True
+                )
                 # Seeded sampling; exactly reproducible only when batches form the same way
                 # (e.g. --concurrency 1), since batch composition depends on timing.
                 torch.manual_seed(self.options.seed)
@@ -80,11 +88,18 @@ class LocalHFBackend(Backend):
         return self._model
 
     def count_prompt_tokens(self, messages: Messages) -> int:
-        encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, return_dict=True)
+        encoded = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_dict=True
+        )
         return len(encoded["input_ids"])
 
     async def complete(
-        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None,
+        temperature: float,
+        json_mode: bool = False,
     ) -> Completion:
         # json_mode cannot be enforced here (no constrained decoding): the entity reply is
         # validated and re-asked like any reply, and describe() records it for the manifest.
@@ -112,7 +127,11 @@ class LocalHFBackend(Backend):
     def _take_batch(self) -> list[_Request]:
         """Up to ``batch_size`` pending requests sharing the first one's generation settings."""
         first = self._pending[0]
-        same = [r for r in self._pending if (r.max_tokens, r.temperature) == (first.max_tokens, first.temperature)]
+        same = [
+            r
+            for r in self._pending
+            if (r.max_tokens, r.temperature) == (first.max_tokens, first.temperature)
+        ]
         batch = same[: max(1, self.options.batch_size)]
         self._pending = [r for r in self._pending if r not in batch]
         return [r for r in batch if not r.future.cancelled()]
@@ -125,18 +144,30 @@ class LocalHFBackend(Backend):
         model = self._load_model()
         tokenizer = self.tokenizer
         inputs = tokenizer.apply_chat_template(
-            [list(r.messages) for r in batch], add_generation_prompt=True, padding=True, return_tensors="pt", return_dict=True
+            [list(r.messages) for r in batch],
+            add_generation_prompt=True,
+            padding=True,
+            return_tensors="pt",
+            return_dict=True,
         ).to(model.device)
         first = batch[0]
-        sampling = {"do_sample": True, "temperature": first.temperature} if first.temperature > 0 else {"do_sample": False}
+        sampling = (
+            {"do_sample": True, "temperature": first.temperature}
+            if first.temperature > 0
+            else {"do_sample": False}
+        )
         with torch.inference_mode():
             output = model.generate(
-                **inputs, max_new_tokens=self._new_tokens(first.max_tokens, inputs["input_ids"].shape[1]),
-                pad_token_id=tokenizer.pad_token_id, **sampling,
+                **inputs,
+                max_new_tokens=self._new_tokens(first.max_tokens, inputs["input_ids"].shape[1]),
+                pad_token_id=tokenizer.pad_token_id,
+                **sampling,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
-        return [self._completion(row, int(n)) for row, n in zip(new_tokens.tolist(), prompt_lengths)]
+        return [
+            self._completion(row, int(n)) for row, n in zip(new_tokens.tolist(), prompt_lengths)
+        ]
 
     def _new_tokens(self, max_tokens: int | None, prompt_length: int) -> int:
         """``max_tokens``, or with no cap the rest of the model's context window."""
@@ -144,7 +175,9 @@ class LocalHFBackend(Backend):
             return max_tokens
         context = getattr(self._load_model().config, "max_position_embeddings", None)
         if not context or context <= prompt_length:
-            raise ValueError(f"prompt of {prompt_length} tokens leaves no room in a context of {context}")
+            raise ValueError(
+                f"prompt of {prompt_length} tokens leaves no room in a context of {context}"
+            )
         return int(context) - prompt_length
 
     def _completion(self, row: list[int], prompt_tokens: int) -> Completion:
@@ -153,13 +186,17 @@ class LocalHFBackend(Backend):
         stop = row.index(eos) + 1 if stopped else len(row)
         finish = "stop" if stopped else "length"
         text = self.tokenizer.decode(row[:stop], skip_special_tokens=True)
-        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=stop, finish_reason=finish)
+        return Completion(
+            text=text, prompt_tokens=prompt_tokens, completion_tokens=stop, finish_reason=finish
+        )
 
     async def aclose(self) -> None:
         self._model = None
 
     def describe(self) -> dict[str, Any]:
         return {
-            **super().describe(), "model": str(Path(self.options.model).resolve()), "device": self.options.device,
+            **super().describe(),
+            "model": str(Path(self.options.model).resolve()),
+            "device": self.options.device,
             "json_mode": "not enforced (no constrained decoding); entity replies are validated",
         }

@@ -27,7 +27,11 @@ from synthlm.entigraph.backends.base import (
 from synthlm.errors import UserError
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-FATAL_STATUS = {401: "the server rejected the API key", 403: "the API key may not use this model or endpoint", 404: "model or endpoint not found"}
+FATAL_STATUS = {
+    401: "the server rejected the API key",
+    403: "the API key may not use this model or endpoint",
+    404: "model or endpoint not found",
+}
 REDACTED = "[redacted]"
 
 
@@ -44,11 +48,17 @@ class OpenAIHTTPBackend(Backend):
         if not dry_run and not os.environ.get(env):
             raise UserError(
                 f"--api-key-env {env}: environment variable {env} is not set; export the key there "
-                f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any value: export {env}=none)"
+                f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any "
+                f"value: export {env}=none)"
             )
         url = self.options.base_url
-        if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
-            raise UserError(f"--base-url {public_url(url)!r}: expected an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        if url is not None and (
+            urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
+        ):
+            raise UserError(
+                f"--base-url {public_url(url)!r}: expected an http:// or https:// URL, "
+                f"e.g. http://127.0.0.1:8000/v1"
+            )
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -61,17 +71,29 @@ class OpenAIHTTPBackend(Backend):
             # honours Retry-After, --max-attempts, a pause shared by all workers) must be the
             # only one in force so attempts, waits and failures are counted and reported.
             self._client = AsyncOpenAI(
-                api_key=self._secret, base_url=self.options.base_url, timeout=self.options.timeout, max_retries=0
+                api_key=self._secret,
+                base_url=self.options.base_url,
+                timeout=self.options.timeout,
+                max_retries=0,
             )
         return self._client
 
     async def complete(
-        self, messages: Messages, *, max_tokens: int | None, temperature: float, json_mode: bool = False
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None,
+        temperature: float,
+        json_mode: bool = False,
     ) -> Completion:
         import openai
 
         client = self._get_client()
-        arguments: dict[str, Any] = {"model": self.options.model, "messages": list(messages), "temperature": temperature}
+        arguments: dict[str, Any] = {
+            "model": self.options.model,
+            "messages": list(messages),
+            "temperature": temperature,
+        }
         if max_tokens is not None:  # no cap: the parameter is left out, as the paper's requests do
             arguments[self._token_param] = max_tokens
         if json_mode:
@@ -85,7 +107,9 @@ class OpenAIHTTPBackend(Backend):
         except openai.APIConnectionError as exc:
             raise TransientError(self._scrub(f"connection error: {exc.__cause__ or exc}")) from None
         except (ValueError, openai.APIResponseValidationError) as exc:
-            raise TransientError(self._scrub(f"malformed response from the server: {exc}")) from None
+            raise TransientError(
+                self._scrub(f"malformed response from the server: {exc}")
+            ) from None
         return self._completion(response, messages)
 
     def _classify_status(self, exc: Any) -> BackendError:
@@ -93,8 +117,15 @@ class OpenAIHTTPBackend(Backend):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = self._scrub(f"HTTP {status}: {body.get('message') or exc.message}")
         if status in FATAL_STATUS:
-            return FatalError(f"{FATAL_STATUS[status]} ({detail}); model {self.options.model!r}, key from ${self.options.api_key_env}")
-        if status == 400 and "max_completion_tokens" in str(exc.message) and self._token_param == "max_tokens":
+            return FatalError(
+                f"{FATAL_STATUS[status]} ({detail}); model {self.options.model!r}, key "
+                f"from ${self.options.api_key_env}"
+            )
+        if (
+            status == 400
+            and "max_completion_tokens" in str(exc.message)
+            and self._token_param == "max_tokens"
+        ):
             # Newer OpenAI models refuse max_tokens; switch once and retry at once.
             self._token_param = "max_completion_tokens"
             return TransientError(detail, retry_after=0.0)
@@ -109,8 +140,19 @@ class OpenAIHTTPBackend(Backend):
             raise TransientError("the server returned no text (empty choices or content)")
         usage = getattr(response, "usage", None)
         if usage is None or usage.prompt_tokens is None:
-            return Completion(text, estimate_message_tokens(messages), estimate_tokens(text), choices[0].finish_reason, usage_estimated=True)
-        return Completion(text, int(usage.prompt_tokens), int(usage.completion_tokens or 0), choices[0].finish_reason)
+            return Completion(
+                text,
+                estimate_message_tokens(messages),
+                estimate_tokens(text),
+                choices[0].finish_reason,
+                usage_estimated=True,
+            )
+        return Completion(
+            text,
+            int(usage.prompt_tokens),
+            int(usage.completion_tokens or 0),
+            choices[0].finish_reason,
+        )
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, REDACTED) if self._secret else text
@@ -124,7 +166,11 @@ class OpenAIHTTPBackend(Backend):
             self._client = None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": public_url(self.options.base_url), "api_key_env": self.options.api_key_env}
+        return {
+            **super().describe(),
+            "base_url": public_url(self.options.base_url),
+            "api_key_env": self.options.api_key_env,
+        }
 
 
 def retry_after_seconds(headers: Any) -> float | None:

@@ -19,9 +19,15 @@ from synthlm.synth.registry import register_domain
 
 
 class AutomatonParams(DomainParams):
-    rule: int | list[int] = Field(110, description="Wolfram rule number 0-255, or a list to draw from per sequence.")
-    width: IntRange = Field(default_factory=lambda: IntRange(min=16, max=32), description="Cells per row.")
-    steps: IntRange = Field(default_factory=lambda: IntRange(min=4, max=12), description="Rows after the initial one.")
+    rule: int | list[int] = Field(
+        110, description="Wolfram rule number 0-255, or a list to draw from per sequence."
+    )
+    width: IntRange = Field(
+        default_factory=lambda: IntRange(min=16, max=32), description="Cells per row."
+    )
+    steps: IntRange = Field(
+        default_factory=lambda: IntRange(min=4, max=12), description="Rows after the initial one."
+    )
     density: float = Field(0.5, gt=0, lt=1, description="Chance that an initial cell is alive.")
 
     @field_validator("rule")
@@ -45,7 +51,12 @@ def evolve(rows: np.ndarray, rules: np.ndarray) -> np.ndarray:
     return (rules[:, None] >> neighbourhood) & 1
 
 
-@register_domain("cellular_automaton", family="automata", description="Elementary cellular automaton rows (rule, width, steps); answer = rows after the first.")
+@register_domain(
+    "cellular_automaton",
+    family="automata",
+    description="Elementary cellular automaton rows (rule, width, steps); answer = rows "
+    "after the first.",
+)
 class CellularAutomaton(Domain):
     Params = AutomatonParams
     markers = ("row",)
@@ -69,7 +80,11 @@ class CellularAutomaton(Domain):
         back = np.argsort(np.concatenate(order), kind="stable")
         first = _stack(firsts).take(back)
         rest = _stack(rests).take(back)
-        return [(first, False), (Ragged.constant(self.mark("row"), np.ones(n, bool)), False), (rest, True)]
+        return [
+            (first, False),
+            (Ragged.constant(self.mark("row"), np.ones(n, bool)), False),
+            (rest, True),
+        ]
 
     def _run(self, rng, width: int, steps: np.ndarray, rules: np.ndarray) -> tuple[Ragged, Ragged]:
         rows = [(rng.random((len(steps), width)) < self.params.density).astype(np.int64)]
@@ -95,7 +110,10 @@ class CellularAutomaton(Domain):
             raise Malformed(f"{len(rows) - 1} steps, outside {self.params.steps}")
         grid = np.stack([self.as_content(r, "row") for r in rows])
         for rule in self.params.rules:
-            if all(np.array_equal(evolve(grid[i : i + 1], np.array([rule]))[0], grid[i + 1]) for i in range(len(grid) - 1)):
+            if all(
+                np.array_equal(evolve(grid[i : i + 1], np.array([rule]))[0], grid[i + 1])
+                for i in range(len(grid) - 1)
+            ):
                 return
         raise Malformed("no allowed rule explains these rows")
 
@@ -108,4 +126,6 @@ class CellularAutomaton(Domain):
 
 
 def _stack(parts: list[Ragged]) -> Ragged:
-    return Ragged(np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts]))
+    return Ragged(
+        np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts])
+    )

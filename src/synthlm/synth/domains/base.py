@@ -22,9 +22,19 @@ from synthlm.synth.vocab import TokenSampler, VocabParams
 class SequenceParams(VocabParams):
     """Content vocabulary plus how inputs are drawn."""
 
-    length: IntRange = Field(default_factory=lambda: IntRange(min=8, max=64), description="Input length in tokens (int or {min, max}).")
-    distinct: bool = Field(False, description="No token repeats inside one input (needs num_vocab >= length.max).")
-    repeat_prob: float = Field(0.0, ge=0, le=1, description="Chance that an input token copies an earlier one (creates repeats).")
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=8, max=64),
+        description="Input length in tokens (int or {min, max}).",
+    )
+    distinct: bool = Field(
+        False, description="No token repeats inside one input (needs num_vocab >= length.max)."
+    )
+    repeat_prob: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Chance that an input token copies an earlier one (creates repeats).",
+    )
 
     _length_positive = at_least("length")
 
@@ -41,10 +51,17 @@ class SequenceParams(VocabParams):
 
 
 class SetRepeats(SequenceParams):
-    repeat_prob: float = Field(0.5, ge=0, le=1, description="Chance that an input token copies an earlier one (creates repeats).")
+    repeat_prob: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Chance that an input token copies an earlier one (creates repeats).",
+    )
 
 
-def copy_earlier(rng: np.random.Generator, x: Ragged, prob: float, previous: bool = False) -> Ragged:
+def copy_earlier(
+    rng: np.random.Generator, x: Ragged, prob: float, previous: bool = False
+) -> Ragged:
     """With probability ``prob`` per position (not the first), copy an earlier token of the sequence.
 
     ``previous=True`` copies the token just before (runs, for deduplicate); otherwise a uniformly
@@ -80,7 +97,9 @@ class InputTask(Domain):
             self._sampler = TokenSampler(self.params.vocab)
         return self._sampler
 
-    def sample_input(self, rng: np.random.Generator, n: int, length: IntRange | None = None) -> Ragged:
+    def sample_input(
+        self, rng: np.random.Generator, n: int, length: IntRange | None = None
+    ) -> Ragged:
         p = self.params
         lengths = (length or p.length).sample(rng, n)
         x = self.sampler().sample_ragged(rng, lengths, p.distinct)
@@ -89,7 +108,11 @@ class InputTask(Domain):
     def body(self, rng: np.random.Generator, n: int) -> list[tuple[Ragged, bool]]:
         x = self.sample_input(rng, n)
         y = self.transform(rng, x)
-        return [(x, False), (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False), (y, True)]
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
 
     def transform(self, rng: np.random.Generator, x: Ragged) -> Ragged:
         raise NotImplementedError

@@ -26,9 +26,19 @@ OPEN_SYMBOLS, CLOSE_SYMBOLS = "([{<", ")]}>"
 
 
 class BracketFields(DomainParams):
-    length: IntRange = Field(default_factory=lambda: IntRange(min=16, max=128), description="Sequence length in tokens (even; odd draws are rounded down).")
-    p_open: float = Field(0.5, gt=0, lt=1, description="Chance of opening a bracket when both opening and closing are possible.")
-    max_depth: int | None = Field(None, ge=1, description="Most brackets open at once (None: unbounded).")
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=16, max=128),
+        description="Sequence length in tokens (even; odd draws are rounded down).",
+    )
+    p_open: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Chance of opening a bracket when both opening and closing are possible.",
+    )
+    max_depth: int | None = Field(
+        None, ge=1, description="Most brackets open at once (None: unbounded)."
+    )
 
     _even_room = at_least("length", low=2)
 
@@ -41,7 +51,13 @@ class ParensParams(BracketFields, VocabParams):
     pass
 
 
-def _draw_steps(rng: np.random.Generator, lengths: np.ndarray, p_open: float, max_open: int | None, draw_type: Callable[[int], np.ndarray]):
+def _draw_steps(
+    rng: np.random.Generator,
+    lengths: np.ndarray,
+    p_open: float,
+    max_open: int | None,
+    draw_type: Callable[[int], np.ndarray],
+):
     """Shared per-step state: lengths rounded to even, random numbers, the type of each opening."""
     lengths = lengths - lengths % 2
     steps = int(lengths.max()) if len(lengths) else 0
@@ -52,7 +68,9 @@ def _draw_steps(rng: np.random.Generator, lengths: np.ndarray, p_open: float, ma
     return lengths, steps, max(limit, 1), u, pick, types
 
 
-def _decide(t: int, lengths: np.ndarray, open_count: np.ndarray, limit: int, u: np.ndarray, p_open: float):
+def _decide(
+    t: int, lengths: np.ndarray, open_count: np.ndarray, limit: int, u: np.ndarray, p_open: float
+):
     remaining = lengths - t
     active = remaining > 0
     must_close = open_count >= remaining
@@ -115,7 +133,12 @@ class BracketLanguage(Domain):
         p = self.params
         lengths = p.length.sample(rng, n)
         engine = shuffled if self.shuffle else nested
-        return [(engine(rng, lengths, self.type_count(), p.p_open, p.max_depth, self.draw_type(rng)), True)]
+        return [
+            (
+                engine(rng, lengths, self.type_count(), p.p_open, p.max_depth, self.draw_type(rng)),
+                True,
+            )
+        ]
 
     def mean_body_length(self):
         return self.params.length.mean
@@ -160,11 +183,17 @@ class BracketLanguage(Domain):
         if not 0 <= token < 2 * k:
             return super().symbol(token)
         if k <= len(OPEN_SYMBOLS):
-            return (OPEN_SYMBOLS + CLOSE_SYMBOLS)[token % k + (len(OPEN_SYMBOLS) if token >= k else 0)]
+            return (OPEN_SYMBOLS + CLOSE_SYMBOLS)[
+                token % k + (len(OPEN_SYMBOLS) if token >= k else 0)
+            ]
         return f"{'(' if token < k else ')'}{token % k}"
 
 
-@register_domain("dyck", family="formal", description="Dyck language: k bracket types, properly nested, optional max depth.")
+@register_domain(
+    "dyck",
+    family="formal",
+    description="Dyck language: k bracket types, properly nested, optional max depth.",
+)
 class Dyck(BracketLanguage):
     Params = DyckParams
 
@@ -179,12 +208,22 @@ class Dyck(BracketLanguage):
         return lambda count: rng.integers(0, self.params.k, size=count, dtype=np.int64)
 
 
-@register_domain("shuffle_dyck", family="formal", description="k-Shuffle-Dyck, balanced per sequence, closing a uniformly chosen open bracket (Hu et al.'s generator is hu_shuffle_dyck).")
+@register_domain(
+    "shuffle_dyck",
+    family="formal",
+    description="k-Shuffle-Dyck, balanced per sequence, closing a uniformly chosen open "
+    "bracket (Hu et al.'s generator is hu_shuffle_dyck).",
+)
 class ShuffleDyck(Dyck):
     shuffle = True
 
 
-@register_domain("nested_parens", family="formal", description="Nested parentheses with separate close ids, balanced per sequence (TILT's stream is tilt_nested_parens).")
+@register_domain(
+    "nested_parens",
+    family="formal",
+    description="Nested parentheses with separate close ids, balanced per sequence "
+    "(TILT's stream is tilt_nested_parens).",
+)
 class NestedParens(BracketLanguage):
     Params = ParensParams
 
@@ -200,6 +239,11 @@ class NestedParens(BracketLanguage):
         return lambda count: sampler.sample(rng, count)
 
 
-@register_domain("flat_parens", family="formal", description="Paired tokens closed in random order, balanced per sequence (TILT's flat parens is tilt_flat_parens).")
+@register_domain(
+    "flat_parens",
+    family="formal",
+    description="Paired tokens closed in random order, balanced per sequence (TILT's flat "
+    "parens is tilt_flat_parens).",
+)
 class FlatParens(NestedParens):
     shuffle = True

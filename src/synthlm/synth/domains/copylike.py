@@ -13,7 +13,12 @@ from synthlm.synth.ragged import Ragged, digits
 from synthlm.synth.registry import register_domain
 
 
-@register_domain("identity", family="sequence", description="Repeat the input after the answer marker (inputs may repeat ids; Seqthetic's own is seqthetic_identity).")
+@register_domain(
+    "identity",
+    family="sequence",
+    description="Repeat the input after the answer marker (inputs may repeat ids; "
+    "Seqthetic's own is seqthetic_identity).",
+)
 class Identity(InputTask):
     def transform(self, rng, x):
         return Ragged(x.values.copy(), x.lengths)
@@ -23,12 +28,25 @@ class Identity(InputTask):
         return x
 
 
-@register_domain("copy", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (gen_rand_token_id_list_given_length_range, copy)", description="Copy the input (Wu et al. 2022).")
+@register_domain(
+    "copy",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py "
+    "(gen_rand_token_id_list_given_length_range, copy)",
+    description="Copy the input (Wu et al. 2022).",
+)
 class Copy(Identity):
     pass
 
 
-@register_domain("reverse", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (gen_reverse_data, reverse)", description="The input in reverse order.")
+@register_domain(
+    "reverse",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py (gen_reverse_data, reverse)",
+    description="The input in reverse order.",
+)
 class Reverse(InputTask):
     def transform(self, rng, x):
         return x.reversed()
@@ -39,12 +57,21 @@ class Reverse(InputTask):
 
 
 class DuplicateParams(SequenceParams):
-    k: IntRange = Field(default_factory=lambda: IntRange(min=2, max=2), description="Times each token is repeated (int or {min, max}, drawn per sequence).")
+    k: IntRange = Field(
+        default_factory=lambda: IntRange(min=2, max=2),
+        description="Times each token is repeated (int or {min, max}, drawn per sequence).",
+    )
 
     _k_positive = at_least("k")
 
 
-@register_domain("duplicate", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (duplicate; k=2)", description="Repeat every input token k times (a b -> a a b b); k may be a range.")
+@register_domain(
+    "duplicate",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py (duplicate; k=2)",
+    description="Repeat every input token k times (a b -> a a b b); k may be a range.",
+)
 class Duplicate(InputTask):
     Params = DuplicateParams
 
@@ -59,7 +86,9 @@ class Duplicate(InputTask):
         self.check_input_length(x)
         k, rest = divmod(len(answer), len(x))
         if rest or not self.params.k.contains(k) or not np.array_equal(np.repeat(x, k), answer):
-            raise Malformed(f"answer is not the input with each token repeated k in {self.params.k} times")
+            raise Malformed(
+                f"answer is not the input with each token repeated k in {self.params.k} times"
+            )
 
     @property
     def unique_answer(self):
@@ -67,10 +96,17 @@ class Duplicate(InputTask):
 
 
 class DeduplicateParams(SequenceParams):
-    repeat_prob: float = Field(0.5, ge=0, le=1, description="Chance that a token repeats the one before it (makes runs).")
+    repeat_prob: float = Field(
+        0.5, ge=0, le=1, description="Chance that a token repeats the one before it (makes runs)."
+    )
 
 
-@register_domain("deduplicate", family="sequence", description="Collapse runs of the same token (a a b b a -> a b a); Wu's sampler is wu_deduplicate, Seqthetic's task seqthetic_deduplicate.")
+@register_domain(
+    "deduplicate",
+    family="sequence",
+    description="Collapse runs of the same token (a a b b a -> a b a); Wu's sampler is "
+    "wu_deduplicate, Seqthetic's task seqthetic_deduplicate.",
+)
 class Deduplicate(InputTask):
     Params = DeduplicateParams
     runs = True
@@ -93,7 +129,12 @@ class Deduplicate(InputTask):
         return np.asarray(out, dtype=np.int64)
 
 
-@register_domain("set", family="sequence", description="Unique input tokens in order of first appearance (a b a c -> a b c); Wu's sampler is wu_set.")
+@register_domain(
+    "set",
+    family="sequence",
+    description="Unique input tokens in order of first appearance (a b a c -> a b c); "
+    "Wu's sampler is wu_set.",
+)
 class SetTask(InputTask):
     Params = SetRepeats
 
@@ -105,7 +146,12 @@ class SetTask(InputTask):
         return first_occurrence_order(x)
 
 
-@register_domain("sort", family="sequence", description="The input tokens sorted by id, ascending (not Wu et al.'s sort, which is wu_sort).")
+@register_domain(
+    "sort",
+    family="sequence",
+    description="The input tokens sorted by id, ascending (not Wu et al.'s sort, which is "
+    "wu_sort).",
+)
 class Sort(InputTask):
     def transform(self, rng, x):
         return x.sorted()
@@ -115,7 +161,13 @@ class Sort(InputTask):
         return np.asarray(sorted(x.tolist()), dtype=np.int64)
 
 
-@register_domain("first_token", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (first_char)", description="The first input token.")
+@register_domain(
+    "first_token",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py (first_char)",
+    description="The first input token.",
+)
 class FirstToken(InputTask):
     def transform(self, rng, x):
         return Ragged(x.first(), np.ones(len(x), dtype=np.int64))
@@ -128,7 +180,13 @@ class FirstToken(InputTask):
         return x[:1]
 
 
-@register_domain("last_token", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (last_char)", description="The last input token.")
+@register_domain(
+    "last_token",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py (last_char)",
+    description="The last input token.",
+)
 class LastToken(FirstToken):
     def transform(self, rng, x):
         return Ragged(x.last(), np.ones(len(x), dtype=np.int64))
@@ -138,7 +196,13 @@ class LastToken(FirstToken):
         return x[-1:]
 
 
-@register_domain("length", family="wu2022", reference="Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py (length)", description="The number of input tokens, written in decimal digit tokens.")
+@register_domain(
+    "length",
+    family="wu2022",
+    reference="Wu et al. 2022, felixzli/synthetic_pretraining "
+    "simpler_tasks_data_gen/tasks_with_tokens.py (length)",
+    description="The number of input tokens, written in decimal digit tokens.",
+)
 class Length(InputTask):
     uses_digits = True
 

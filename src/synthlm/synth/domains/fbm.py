@@ -21,9 +21,18 @@ from synthlm.synth.registry import register_domain
 
 
 class FbmParams(DomainParams):
-    hurst: float = Field(0.7, gt=0, lt=1, description="Hurst exponent H in (0, 1): < 0.5 rough, 0.5 Brownian, > 0.5 persistent.")
-    num_vocab: int = Field(64, ge=1, le=1 << 20, description="Quantisation bins (token ids 0..num_vocab-1).")
-    length: IntRange = Field(default_factory=lambda: IntRange(min=64, max=256), description="Points per path (tokens).")
+    hurst: float = Field(
+        0.7,
+        gt=0,
+        lt=1,
+        description="Hurst exponent H in (0, 1): < 0.5 rough, 0.5 Brownian, > 0.5 persistent.",
+    )
+    num_vocab: int = Field(
+        64, ge=1, le=1 << 20, description="Quantisation bins (token ids 0..num_vocab-1)."
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=64, max=256), description="Points per path (tokens)."
+    )
 
     _long_enough = at_least("length", low=2)
 
@@ -32,7 +41,9 @@ class FbmParams(DomainParams):
 def _sqrt_eigenvalues(increments: int, hurst: float) -> np.ndarray:
     """sqrt(eigenvalues / 2N) of the circulant embedding of fGn's covariance (length 2N)."""
     k = np.arange(increments + 1, dtype=np.float64)
-    gamma = 0.5 * (np.abs(k + 1) ** (2 * hurst) - 2 * k ** (2 * hurst) + np.abs(k - 1) ** (2 * hurst))
+    gamma = 0.5 * (
+        np.abs(k + 1) ** (2 * hurst) - 2 * k ** (2 * hurst) + np.abs(k - 1) ** (2 * hurst)
+    )
     row = np.concatenate([gamma, gamma[-2:0:-1]])
     eigenvalues = np.fft.fft(row).real
     return np.sqrt(np.clip(eigenvalues, 0, None) / len(row))
@@ -59,7 +70,12 @@ def quantise(paths: np.ndarray, lengths: np.ndarray, bins: int) -> Ragged:
     return Ragged(tokens[valid], lengths)
 
 
-@register_domain("fbm", family="stochastic", description="Fractional Brownian motion (Hurst H, exact Davies-Harte) quantised into num_vocab bins.")
+@register_domain(
+    "fbm",
+    family="stochastic",
+    description="Fractional Brownian motion (Hurst H, exact Davies-Harte) quantised into "
+    "num_vocab bins.",
+)
 class FractionalBrownianMotion(Domain):
     Params = FbmParams
     is_task = False

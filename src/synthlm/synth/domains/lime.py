@@ -32,20 +32,40 @@ MATH = "+-*/=^<>()!%&|~:;,.?"
 class LimeParams(DomainParams):
     num_variables: int = Field(26, ge=1, le=1024, description="Upper-case variable symbols.")
     num_letters: int = Field(26, ge=1, le=1024, description="Lower-case letter symbols.")
-    num_math: int = Field(8, ge=1, le=1024, description="Math symbols (used in rules and case values).")
-    rule_length: IntRange = Field(default_factory=lambda: IntRange(min=5, max=20), description="Rule length in tokens.")
-    variables: IntRange = Field(default_factory=lambda: IntRange(min=1, max=5), description="Distinct variables per rule.")
-    value_length: IntRange = Field(default_factory=lambda: IntRange(min=1, max=8), description="Tokens in each variable's substituted string.")
-    math_prob: float = Field(0.3, ge=0, lt=1, description="Chance that a rule position beyond the variables is a math symbol.")
+    num_math: int = Field(
+        8, ge=1, le=1024, description="Math symbols (used in rules and case values)."
+    )
+    rule_length: IntRange = Field(
+        default_factory=lambda: IntRange(min=5, max=20), description="Rule length in tokens."
+    )
+    variables: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=5), description="Distinct variables per rule."
+    )
+    value_length: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=8),
+        description="Tokens in each variable's substituted string.",
+    )
+    math_prob: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="Chance that a rule position beyond the variables is a math symbol.",
+    )
 
     _positive = at_least("rule_length", "variables", "value_length")
 
     @model_validator(mode="after")
     def _feasible(self) -> LimeParams:
         if self.variables.max > self.num_variables:
-            raise ValueError(f"variables: cannot use {self.variables.max} distinct variables with num_variables={self.num_variables}")
+            raise ValueError(
+                f"variables: cannot use {self.variables.max} distinct variables with "
+                f"num_variables={self.num_variables}"
+            )
         if self.variables.min > self.rule_length.max:
-            raise ValueError(f"variables: a rule of at most {self.rule_length.max} tokens cannot hold {self.variables.min} variables")
+            raise ValueError(
+                f"variables: a rule of at most {self.rule_length.max} tokens cannot hold "
+                f"{self.variables.min} variables"
+            )
         return self
 
 
@@ -94,7 +114,9 @@ class Lime(Domain):
         extra = lengths - counts
         owner = np.repeat(np.arange(n), extra)
         math = p.num_variables + p.num_letters + rng.integers(0, p.num_math, size=len(owner))
-        variable = chosen.values[chosen.starts[owner] + (rng.random(len(owner)) * counts[owner]).astype(np.int64)]
+        variable = chosen.values[
+            chosen.starts[owner] + (rng.random(len(owner)) * counts[owner]).astype(np.int64)
+        ]
         filler = Ragged(np.where(rng.random(len(owner)) < p.math_prob, math, variable), extra)
         unshuffled = concat([chosen, filler])
         order = np.lexsort((rng.random(len(unshuffled.values)), unshuffled.seq_ids))
@@ -106,12 +128,19 @@ class Lime(Domain):
         is_variable = rule.values < p.num_variables
         defined = rule.keep(rule.first_occurrences(self.content) & is_variable)
         sizes = p.value_length.sample(rng, len(defined.values))
-        values = Ragged(p.num_variables + rng.integers(0, p.num_letters + p.num_math, size=int(sizes.sum())), sizes)
+        values = Ragged(
+            p.num_variables + rng.integers(0, p.num_letters + p.num_math, size=int(sizes.sum())),
+            sizes,
+        )
         heads = Ragged(defined.values, np.ones(len(defined.values), dtype=np.int64))
         case = group(concat([heads, values]), defined.lengths)
         keys = defined.seq_ids * p.num_variables + defined.values
         order = np.argsort(keys)
-        where = order[np.searchsorted(keys[order], rule.seq_ids * p.num_variables + rule.values).clip(0, len(keys) - 1)]
+        where = order[
+            np.searchsorted(keys[order], rule.seq_ids * p.num_variables + rule.values).clip(
+                0, len(keys) - 1
+            )
+        ]
         slot = np.where(is_variable, where, 0)
         widths = np.where(is_variable, sizes[slot], 1)
         pieces = Ragged(np.zeros(int(widths.sum()), dtype=np.int64), widths)
@@ -166,7 +195,9 @@ class Lime(Domain):
                     raise Malformed("a variable defined twice in the case")
                 current = case[t] = []
             elif current is None or not self.is_value_symbol(t):
-                raise Malformed("a case entry must be a variable followed by letters or math symbols")
+                raise Malformed(
+                    "a case entry must be a variable followed by letters or math symbols"
+                )
             else:
                 current.append(t)
         if any(not self.params.value_length.contains(len(v)) for v in case.values()):
@@ -201,17 +232,24 @@ def _letter(alphabet: str, i: int) -> str:
     return alphabet[i] if i < len(alphabet) else f"{alphabet[0]}{i}"
 
 
-@register_domain("deduct", family="lime", description="LIME deduction: given rule and case, write the result.")
+@register_domain(
+    "deduct", family="lime", description="LIME deduction: given rule and case, write the result."
+)
 class Deduct(Lime):
     shown, asked = ("rule", "case"), "result"
 
 
-@register_domain("abduct", family="lime", description="LIME abduction: given rule and result, write a case (variable substitutions).")
+@register_domain(
+    "abduct",
+    family="lime",
+    description="LIME abduction: given rule and result, write a case (variable substitutions).",
+)
 class Abduct(Lime):
     shown, asked = ("rule", "result"), "case"
 
 
-@register_domain("induct", family="lime", description="LIME induction: given case and result, write a rule.")
+@register_domain(
+    "induct", family="lime", description="LIME induction: given case and result, write a rule."
+)
 class Induct(Lime):
     shown, asked = ("case", "result"), "rule"
-

@@ -23,21 +23,35 @@ from synthlm.synth.vocab import TokenSampler, VocabParams
 class NgramParams(VocabParams):
     n: int = Field(3, ge=1, le=16, description="Order: each token depends on the previous n-1.")
     branching: int = Field(8, ge=1, description="Successors per context (the table's sparsity).")
-    exponent: float = Field(1.0, ge=0, description="Zipf exponent over successor ranks (0 = uniform).")
-    length: IntRange = Field(default_factory=lambda: IntRange(min=16, max=128), description="Sequence length in tokens.")
+    exponent: float = Field(
+        1.0, ge=0, description="Zipf exponent over successor ranks (0 = uniform)."
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=16, max=128), description="Sequence length in tokens."
+    )
 
     _positive = at_least("length")
 
     @model_validator(mode="after")
     def _fits(self) -> NgramParams:
         if self.branching > self.vocab.num_vocab:
-            raise ValueError(f"branching ({self.branching}) cannot exceed vocab.num_vocab ({self.vocab.num_vocab})")
+            raise ValueError(
+                f"branching ({self.branching}) cannot exceed vocab.num_vocab "
+                f"({self.vocab.num_vocab})"
+            )
         if self.vocab.num_vocab ** max(self.n - 1, 0) >= 2**62:
-            raise ValueError(f"n={self.n} with num_vocab={self.vocab.num_vocab}: too many contexts to index (num_vocab**(n-1) must be < 2**62)")
+            raise ValueError(
+                f"n={self.n} with num_vocab={self.vocab.num_vocab}: too many contexts to "
+                f"index (num_vocab**(n-1) must be < 2**62)"
+            )
         return self
 
 
-@register_domain("ngram", family="stochastic", description="A random n-gram language model with a seeded sparse transition table.")
+@register_domain(
+    "ngram",
+    family="stochastic",
+    description="A random n-gram language model with a seeded sparse transition table.",
+)
 class Ngram(Domain):
     Params = NgramParams
     is_task = False
@@ -47,7 +61,9 @@ class Ngram(Domain):
         return np.cumsum(weights / weights.sum())
 
     def successors(self, context: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        mixed = context.astype(np.uint64) * np.uint64(self.params.branching) + rank.astype(np.uint64)
+        mixed = context.astype(np.uint64) * np.uint64(self.params.branching) + rank.astype(
+            np.uint64
+        )
         hashed = splitmix64(np.uint64(self.key) ^ splitmix64(mixed))
         return (hashed % np.uint64(self.params.vocab.num_vocab)).astype(np.int64)
 
@@ -59,7 +75,9 @@ class Ngram(Domain):
         out = np.zeros((n, steps), dtype=np.int64)
         head = min(p.n - 1, steps)
         out[:, :head] = TokenSampler(p.vocab).sample(rng, n * head).reshape(n, head)
-        ranks = np.searchsorted(self.rank_cdf(), rng.random((steps, n)), side="right").clip(0, p.branching - 1)
+        ranks = np.searchsorted(self.rank_cdf(), rng.random((steps, n)), side="right").clip(
+            0, p.branching - 1
+        )
         top = np.uint64(vocab ** max(p.n - 2, 0))
         context = np.zeros(n, dtype=np.uint64)
         for j in range(head):
@@ -83,9 +101,13 @@ class Ngram(Domain):
             return
         context = np.zeros(len(tokens) - order, dtype=np.uint64)
         for j in range(order):
-            context += tokens[j : len(tokens) - order + j].astype(np.uint64) * np.uint64(p.vocab.num_vocab**j)
+            context += tokens[j : len(tokens) - order + j].astype(np.uint64) * np.uint64(
+                p.vocab.num_vocab**j
+            )
         ranks = np.arange(p.branching)
-        allowed = self.successors(np.repeat(context, p.branching), np.tile(ranks, len(context))).reshape(-1, p.branching)
+        allowed = self.successors(
+            np.repeat(context, p.branching), np.tile(ranks, len(context))
+        ).reshape(-1, p.branching)
         if not (allowed == tokens[order:, None]).any(axis=1).all():
             raise Malformed("a transition the n-gram table does not allow")
 

@@ -1,6 +1,6 @@
 """``sort_numbers``: sort multi-digit numbers (Seqthetic).
 
-    promoter  12 <w> 7 <w> 305  <ans>  7 <w> 12 <w> 305        (numbers as digit tokens)
+promoter  12 <w> 7 <w> 305  <ans>  7 <w> 12 <w> 305        (numbers as digit tokens)
 """
 
 from __future__ import annotations
@@ -15,13 +15,21 @@ from synthlm.synth.registry import register_domain
 
 
 class SortNumbersParams(DomainParams):
-    length: IntRange = Field(default_factory=lambda: IntRange(min=2, max=16), description="How many numbers per input.")
-    max_value: int = Field(999, ge=0, le=10**12, description="Numbers are drawn uniformly from 0..max_value.")
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=2, max=16), description="How many numbers per input."
+    )
+    max_value: int = Field(
+        999, ge=0, le=10**12, description="Numbers are drawn uniformly from 0..max_value."
+    )
 
     _count = at_least("length")
 
 
-@register_domain("sort_numbers", family="sequence", description="Sort decimal numbers (separated by <w>) in ascending order.")
+@register_domain(
+    "sort_numbers",
+    family="sequence",
+    description="Sort decimal numbers (separated by <w>) in ascending order.",
+)
 class SortNumbers(Domain):
     Params = SortNumbersParams
     markers = ("answer", "word")
@@ -46,7 +54,9 @@ class SortNumbers(Domain):
     def write(self, values: np.ndarray, count: np.ndarray) -> Ragged:
         last = np.zeros(len(values), dtype=bool)
         last[np.cumsum(count) - 1] = True
-        numbers = concat([digits(values, self.layout.digit(0)), Ragged.constant(self.mark("word"), ~last)])
+        numbers = concat(
+            [digits(values, self.layout.digit(0)), Ragged.constant(self.mark("word"), ~last)]
+        )
         return group(numbers, count)
 
     def mean_body_length(self):

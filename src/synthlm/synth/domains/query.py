@@ -18,8 +18,18 @@ from synthlm.synth.vocab import VocabParams
 
 
 class QueryParams(SequenceParams):
-    repeat_prob: float = Field(0.3, ge=0, le=1, description="Chance that an input token copies an earlier one (creates repeats).")
-    query_in_input: float = Field(0.8, ge=0, le=1, description="Chance the query is taken from the input (else drawn from the vocabulary).")
+    repeat_prob: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Chance that an input token copies an earlier one (creates repeats).",
+    )
+    query_in_input: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Chance the query is taken from the input (else drawn from the vocabulary).",
+    )
 
 
 class QueryTask(InputTask):
@@ -43,8 +53,11 @@ class QueryTask(InputTask):
         y = self.output(x, q)
         ones = np.ones(n, dtype=bool)
         return [
-            (x, False), (Ragged.constant(self.mark("query"), ones), False), (q, False),
-            (Ragged.constant(self.mark("answer"), ones), False), (y, True),
+            (x, False),
+            (Ragged.constant(self.mark("query"), ones), False),
+            (q, False),
+            (Ragged.constant(self.mark("answer"), ones), False),
+            (y, True),
         ]
 
     def draw_query(self, rng, x: Ragged) -> Ragged:
@@ -73,7 +86,12 @@ class QueryTask(InputTask):
         return int(q[0])
 
 
-@register_domain("count", family="sequence", description="How often the query token occurs in the input (decimal digits); Wu's sampler is wu_count.")
+@register_domain(
+    "count",
+    family="sequence",
+    description="How often the query token occurs in the input (decimal digits); Wu's "
+    "sampler is wu_count.",
+)
 class Count(QueryTask):
     uses_digits = True
 
@@ -88,7 +106,12 @@ class Count(QueryTask):
         return self.number_tokens(int(np.sum(x == self.one_token(q))))
 
 
-@register_domain("delete", family="sequence", description="The input with every occurrence of one query token removed (Wu's is wu_delete, Seqthetic's seqthetic_delete).")
+@register_domain(
+    "delete",
+    family="sequence",
+    description="The input with every occurrence of one query token removed (Wu's is "
+    "wu_delete, Seqthetic's seqthetic_delete).",
+)
 class Delete(QueryTask):
     markers = ("answer", "query", "empty")
 
@@ -99,7 +122,12 @@ class Delete(QueryTask):
         return self.answer_tokens(x[x != self.one_token(q)])
 
 
-@register_domain("replace", family="sequence", description="Every occurrence of query token a replaced by b; a may be absent (Wu's is wu_replace).")
+@register_domain(
+    "replace",
+    family="sequence",
+    description="Every occurrence of query token a replaced by b; a may be absent (Wu's "
+    "is wu_replace).",
+)
 class Replace(QueryTask):
     query_size = 2
 
@@ -120,13 +148,26 @@ class Replace(QueryTask):
 
 
 class SearchParams(QueryParams):
-    query_in_input: float = Field(0.5, ge=0, le=1, description="Chance the query is a slice of the input (else random tokens).")
-    query_length: IntRange = Field(default_factory=lambda: IntRange(min=1, max=4), description="Query length (capped at the input length).")
+    query_in_input: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Chance the query is a slice of the input (else random tokens).",
+    )
+    query_length: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=4),
+        description="Query length (capped at the input length).",
+    )
 
     _query_positive = at_least("query_length")
 
 
-@register_domain("search", family="sequence", description="Whether the query occurs as a contiguous slice of the input (<yes>/<no>); Wu's sampler is wu_search.")
+@register_domain(
+    "search",
+    family="sequence",
+    description="Whether the query occurs as a contiguous slice of the input "
+    "(<yes>/<no>); Wu's sampler is wu_search.",
+)
 class Search(QueryTask):
     Params = SearchParams
     markers = ("answer", "query", "yes", "no")
@@ -147,7 +188,9 @@ class Search(QueryTask):
 
     def output(self, x, q):
         found = np.array([_contains(a, b) for a, b in zip(_pieces(x), _pieces(q))], dtype=bool)
-        return Ragged(np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64))
+        return Ragged(
+            np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64)
+        )
 
     def output_ratio(self):
         return 1 / max(1.0, self.params.length.mean)
@@ -155,7 +198,11 @@ class Search(QueryTask):
     def answer_for(self, x, q):
         if not self.params.query_length.contains(len(q)) and len(q) != len(x):
             raise Malformed("query length outside query_length")
-        windows = np.lib.stride_tricks.sliding_window_view(x, len(q)) if len(q) <= len(x) else np.zeros((0, len(q)))
+        windows = (
+            np.lib.stride_tricks.sliding_window_view(x, len(q))
+            if len(q) <= len(x)
+            else np.zeros((0, len(q)))
+        )
         found = bool((windows == q).all(axis=1).any())
         return np.array([self.mark("yes" if found else "no")], dtype=np.int64)
 
@@ -174,13 +221,22 @@ def _contains(haystack: np.ndarray, needle: np.ndarray) -> bool:
 
 
 class WordsParams(VocabParams):
-    words: IntRange = Field(default_factory=lambda: IntRange(min=2, max=8), description="Words per input.")
-    word_length: IntRange = Field(default_factory=lambda: IntRange(min=1, max=8), description="Tokens per word.")
+    words: IntRange = Field(
+        default_factory=lambda: IntRange(min=2, max=8), description="Words per input."
+    )
+    word_length: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=8), description="Tokens per word."
+    )
 
     _sizes = at_least("words", "word_length")
 
 
-@register_domain("longest_word", family="sequence", description="The longest word of the input (words split by <w>; first one on ties); Wu's sampler is wu_longest_word.")
+@register_domain(
+    "longest_word",
+    family="sequence",
+    description="The longest word of the input (words split by <w>; first one on ties); "
+    "Wu's sampler is wu_longest_word.",
+)
 class LongestWord(InputTask):
     Params = WordsParams
     markers = ("answer", "word")
@@ -194,10 +250,16 @@ class LongestWord(InputTask):
         sep = Ragged.constant(self.mark("word"), ~last)
         x = group(concat([words, sep]), count)
         owner = np.repeat(np.arange(n), count)
-        best = np.lexsort((np.arange(len(words)), -words.lengths, owner))  # per owner: longest, then first
+        best = np.lexsort(
+            (np.arange(len(words)), -words.lengths, owner)
+        )  # per owner: longest, then first
         first_of_owner = np.r_[0, np.cumsum(count)[:-1]]
         y = words.take(best[first_of_owner])
-        return [(x, False), (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False), (y, True)]
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
 
     def mean_body_length(self):
         p = self.params

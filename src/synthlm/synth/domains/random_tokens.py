@@ -11,12 +11,19 @@ from synthlm.synth.vocab import TokenSampler, VocabParams
 
 
 class RandomTokensParams(VocabParams):
-    length: IntRange = Field(default_factory=lambda: IntRange(min=16, max=128), description="Sequence length in tokens.")
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=16, max=128), description="Sequence length in tokens."
+    )
 
     _positive = at_least("length")
 
 
-@register_domain("random_tokens", family="tilt", description="Independent tokens from the vocabulary (uniform or Zipf): the no-structure control.")
+@register_domain(
+    "random_tokens",
+    family="tilt",
+    description="Independent tokens from the vocabulary (uniform or Zipf): the "
+    "no-structure control.",
+)
 class RandomTokens(Domain):
     Params = RandomTokensParams
     is_task = False

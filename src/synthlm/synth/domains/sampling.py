@@ -19,7 +19,9 @@ def randint(rng: np.random.Generator, low, high) -> np.ndarray:
     return low + np.floor(rng.random(size) * (high - low + 1)).astype(np.int64)
 
 
-def partition(rng: np.random.Generator, totals: np.ndarray, parts: np.ndarray, nonzero: bool) -> Ragged:
+def partition(
+    rng: np.random.Generator, totals: np.ndarray, parts: np.ndarray, nonzero: bool
+) -> Ragged:
     """Split ``totals[i]`` into ``parts[i]`` counts with a uniform multinomial (``+1`` each when
     ``nonzero``, as in Wu et al.'s ``_random_partition_no_zeros``)."""
     totals, parts = np.asarray(totals, dtype=np.int64), np.asarray(parts, dtype=np.int64)
@@ -84,7 +86,9 @@ def first_match(x: Ragged, q: Ragged) -> np.ndarray:
     window_id = np.repeat(np.arange(len(owner)), per)
     offset = np.arange(len(window_id)) - np.repeat(np.cumsum(per) - per, per)
     differs = x.values[head[window_id] + offset] != q.values[q.starts[owner[window_id]] + offset]
-    bad = np.bincount(window_id, weights=differs, minlength=len(owner)) if len(owner) else np.zeros(0)
+    bad = (
+        np.bincount(window_id, weights=differs, minlength=len(owner)) if len(owner) else np.zeros(0)
+    )
     hits = np.flatnonzero(bad == 0)
     seqs, first = np.unique(owner[hits], return_index=True)  # windows are in start order
     found[seqs] = start[hits[first]]

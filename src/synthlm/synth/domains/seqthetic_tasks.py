@@ -34,7 +34,11 @@ class FloatRange(Section):
     @model_validator(mode="before")
     @classmethod
     def _scalar(cls, value):
-        return {"min": value, "max": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        return (
+            {"min": value, "max": value}
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else value
+        )
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatRange:
@@ -47,8 +51,14 @@ class FloatRange(Section):
 
 
 class SeqtheticParams(VocabParams):
-    vocab: VocabSpec = Field(default_factory=lambda: VocabSpec(num_vocab=10000), description="Content vocabulary (Seqthetic's vocab_size; its configs use 10000).")
-    length: IntRange = Field(default_factory=lambda: IntRange(min=256, max=1023), description="Seqthetic's sequence_length (see the domain for what it counts).")
+    vocab: VocabSpec = Field(
+        default_factory=lambda: VocabSpec(num_vocab=10000),
+        description="Content vocabulary (Seqthetic's vocab_size; its configs use 10000).",
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=256, max=1023),
+        description="Seqthetic's sequence_length (see the domain for what it counts).",
+    )
 
     _positive = at_least("length", low=4)
 
@@ -59,7 +69,10 @@ class SeqtheticParams(VocabParams):
     @model_validator(mode="after")
     def _enough_ids(self) -> SeqtheticParams:
         if self.distinct_ids() > self.vocab.support:
-            raise ValueError(f"vocab: a sequence draws up to {self.distinct_ids()} distinct ids, but only {self.vocab.support} can be drawn")
+            raise ValueError(
+                f"vocab: a sequence draws up to {self.distinct_ids()} distinct ids, but "
+                f"only {self.vocab.support} can be drawn"
+            )
         return self
 
 
@@ -84,18 +97,29 @@ class SeqtheticTask(Domain):
 
 
 class IdentityParams(SeqtheticParams):
-    reverse: bool = Field(False, description="Write the input reversed (Seqthetic's Identity(reverse=True)).")
+    reverse: bool = Field(
+        False, description="Write the input reversed (Seqthetic's Identity(reverse=True))."
+    )
 
 
-@register_domain("seqthetic_identity", family="seqthetic", reference=SOURCE + "identity.py)",
-                 description="Input of `length` distinct ids, then <ans> and the same ids (reversed with reverse: true).")
+@register_domain(
+    "seqthetic_identity",
+    family="seqthetic",
+    reference=SOURCE + "identity.py)",
+    description="Input of `length` distinct ids, then <ans> and the same ids (reversed "
+    "with reverse: true).",
+)
 class SeqtheticIdentity(SeqtheticTask):
     Params = IdentityParams
 
     def body(self, rng, n):
         x = self.distinct(rng, self.params.length.sample(rng, n))
         y = x.reversed() if self.params.reverse else Ragged(x.values.copy(), x.lengths)
-        return [(x, False), (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False), (y, True)]
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
 
     def mean_body_length(self):
         return 2 * self.params.length.mean + 1
@@ -109,7 +133,10 @@ class SeqtheticIdentity(SeqtheticTask):
 
 
 class DuplicateParams(SeqtheticParams):
-    num_duplicate: IntRange = Field(default_factory=lambda: IntRange(min=2, max=2), description="Copies of each id (Seqthetic's num_duplicate).")
+    num_duplicate: IntRange = Field(
+        default_factory=lambda: IntRange(min=2, max=2),
+        description="Copies of each id (Seqthetic's num_duplicate).",
+    )
 
     _k_positive = at_least("num_duplicate")
 
@@ -117,8 +144,13 @@ class DuplicateParams(SeqtheticParams):
         return (self.length.max - 1) // (self.num_duplicate.min + 1)
 
 
-@register_domain("seqthetic_duplicate", family="seqthetic", reference=SOURCE + "duplicate.py)",
-                 description="int((length - 1) / (k + 1)) distinct ids, <ans>, each id k times (length = whole sample).")
+@register_domain(
+    "seqthetic_duplicate",
+    family="seqthetic",
+    reference=SOURCE + "duplicate.py)",
+    description="int((length - 1) / (k + 1)) distinct ids, <ans>, each id k times (length "
+    "= whole sample).",
+)
 class SeqtheticDuplicate(SeqtheticTask):
     Params = DuplicateParams
 
@@ -126,15 +158,26 @@ class SeqtheticDuplicate(SeqtheticTask):
         p = self.params
         total, k = p.length.sample(rng, n), p.num_duplicate.sample(rng, n)
         x = self.distinct(rng, (total - 1) // (k + 1))
-        return [(x, False), (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False), (x.repeated(k), True)]
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (x.repeated(k), True),
+        ]
 
     def check_answer(self, prompt, answer):
         x = self.as_content(prompt)
         self.check_distinct(x)
         k = len(answer) // max(len(x), 1)
-        if not len(x) or not self.params.num_duplicate.contains(k) or not np.array_equal(np.repeat(x, k), answer):
+        if (
+            not len(x)
+            or not self.params.num_duplicate.contains(k)
+            or not np.array_equal(np.repeat(x, k), answer)
+        ):
             raise Malformed("answer is not each input id repeated num_duplicate times")
-        if not any(self.params.length.contains(t) for t in range(len(x) * (k + 1) + 1, (len(x) + 1) * (k + 1) + 1)):
+        if not any(
+            self.params.length.contains(t)
+            for t in range(len(x) * (k + 1) + 1, (len(x) + 1) * (k + 1) + 1)
+        ):
             raise Malformed("input size does not follow from any length in range")
 
     @property
@@ -143,16 +186,31 @@ class SeqtheticDuplicate(SeqtheticTask):
 
 
 class DeduplicateParams(SeqtheticParams):
-    unique_token_ratio: FloatRange = Field(default_factory=lambda: FloatRange(min=0.3, max=0.4), description="Unique ids as a fraction of length.")
-    repeat_token_ratio: FloatRange = Field(default_factory=lambda: FloatRange(min=0.4, max=0.8), description="Fraction of the unique ids written twice in a row.")
-    shuffle_ratio: FloatRange | None = Field(None, description="Accepted from Seqthetic configs; Seqthetic's Deduplicate ignores it, and so does synthlm.")
+    unique_token_ratio: FloatRange = Field(
+        default_factory=lambda: FloatRange(min=0.3, max=0.4),
+        description="Unique ids as a fraction of length.",
+    )
+    repeat_token_ratio: FloatRange = Field(
+        default_factory=lambda: FloatRange(min=0.4, max=0.8),
+        description="Fraction of the unique ids written twice in a row.",
+    )
+    shuffle_ratio: FloatRange | None = Field(
+        None,
+        description="Accepted from Seqthetic configs; Seqthetic's Deduplicate ignores it, "
+        "and so does synthlm.",
+    )
 
     def distinct_ids(self) -> int:
         return int(self.unique_token_ratio.max * self.length.max)
 
 
-@register_domain("seqthetic_deduplicate", family="seqthetic", reference=SOURCE + "deduplicate.py)",
-                 description="Distinct ids, some doubled in place; the answer keeps each id once (first occurrence).")
+@register_domain(
+    "seqthetic_deduplicate",
+    family="seqthetic",
+    reference=SOURCE + "deduplicate.py)",
+    description="Distinct ids, some doubled in place; the answer keeps each id once "
+    "(first occurrence).",
+)
 class SeqtheticDeduplicate(SeqtheticTask):
     Params = DeduplicateParams
 
@@ -167,8 +225,15 @@ class SeqtheticDeduplicate(SeqtheticTask):
         rank = np.empty(len(owner), np.int64)
         rank[order] = y.positions
         times = np.where(rank < doubled[owner], 2, 1)
-        x = Ragged(np.repeat(y.values, times), np.bincount(owner, weights=times, minlength=n).astype(np.int64))
-        return [(x, False), (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False), (y, True)]
+        x = Ragged(
+            np.repeat(y.values, times),
+            np.bincount(owner, weights=times, minlength=n).astype(np.int64),
+        )
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
 
     def mean_body_length(self):
         p = self.params
@@ -184,8 +249,15 @@ class SeqtheticDeduplicate(SeqtheticTask):
 
 
 class DeleteParams(SeqtheticParams):
-    should_delete_ratio: float = Field(0.5, ge=0, le=1, description="Chance the query is a slice of the input (else ids absent from it).")
-    seq_to_delete_length: IntRange = Field(default_factory=lambda: IntRange(min=10, max=99), description="Query length in ids.")
+    should_delete_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Chance the query is a slice of the input (else ids absent from it).",
+    )
+    seq_to_delete_length: IntRange = Field(
+        default_factory=lambda: IntRange(min=10, max=99), description="Query length in ids."
+    )
 
     _q_positive = at_least("seq_to_delete_length")
 
@@ -196,12 +268,20 @@ class DeleteParams(SeqtheticParams):
     def _fits(self) -> DeleteParams:
         source = self.length.min // 2 - 1
         if self.should_delete_ratio > 0 and self.seq_to_delete_length.max > source:
-            raise ValueError(f"seq_to_delete_length.max ({self.seq_to_delete_length.max}) exceeds the input length length.min // 2 - 1 = {source}")
+            raise ValueError(
+                f"seq_to_delete_length.max ({self.seq_to_delete_length.max}) exceeds the "
+                f"input length length.min // 2 - 1 = {source}"
+            )
         return self
 
 
-@register_domain("seqthetic_delete", family="seqthetic", reference=SOURCE + "delete.py)",
-                 description="Delete the multi-token query from the input: a slice of it, or ids it lacks (then unchanged).")
+@register_domain(
+    "seqthetic_delete",
+    family="seqthetic",
+    reference=SOURCE + "delete.py)",
+    description="Delete the multi-token query from the input: a slice of it, or ids it "
+    "lacks (then unchanged).",
+)
 class SeqtheticDelete(SeqtheticTask):
     Params = DeleteParams
     markers = ("answer", "query", "empty")
@@ -223,13 +303,22 @@ class SeqtheticDelete(SeqtheticTask):
         chosen = np.where(delete[owner], in_slice, rank < size[owner])
         q_order = np.lexsort((np.where(delete[owner], pos, rank), owner))
         q_order = q_order[chosen[q_order]]
-        query = Ragged(drawn.values[q_order], np.bincount(owner[chosen], minlength=n).astype(np.int64))
-        x = drawn.keep(~(chosen & ~delete[owner]))  # the absent case removes the query from the input
+        query = Ragged(
+            drawn.values[q_order], np.bincount(owner[chosen], minlength=n).astype(np.int64)
+        )
+        x = drawn.keep(
+            ~(chosen & ~delete[owner])
+        )  # the absent case removes the query from the input
         y = x.keep(~np.repeat(delete, x.lengths) | ~_in_slice(x, start, size))
         y = concat([y, Ragged.constant(self.mark("empty"), y.lengths == 0)])
         ones = np.ones(n, bool)
-        return [(x, False), (Ragged.constant(self.mark("query"), ones), False), (query, False),
-                (Ragged.constant(self.mark("answer"), ones), False), (y, True)]
+        return [
+            (x, False),
+            (Ragged.constant(self.mark("query"), ones), False),
+            (query, False),
+            (Ragged.constant(self.mark("answer"), ones), False),
+            (y, True),
+        ]
 
     def solve(self, prompt):
         parts = self.split_on(prompt, "query")
@@ -239,7 +328,7 @@ class SeqtheticDelete(SeqtheticTask):
         self.check_distinct(x)
         for at in range(len(x) - len(q) + 1):
             if np.array_equal(x[at : at + len(q)], q):
-                return self.answer_tokens(np.concatenate([x[:at], x[at + len(q):]]))
+                return self.answer_tokens(np.concatenate([x[:at], x[at + len(q) :]]))
         if set(q.tolist()) & set(x.tolist()):
             raise Malformed("query ids partly in the input but not as one slice")
         return self.answer_tokens(x)

@@ -17,8 +17,18 @@ from synthlm.synth.registry import register_domain
 
 
 class PairParams(SequenceParams):
-    repeat_prob: float = Field(0.2, ge=0, le=1, description="Chance that an input token copies an earlier one (creates repeats).")
-    overlap: float = Field(0.5, ge=0, le=1, description="Chance that a token of input2 is copied from input1 (shared tokens).")
+    repeat_prob: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Chance that an input token copies an earlier one (creates repeats).",
+    )
+    overlap: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Chance that a token of input2 is copied from input1 (shared tokens).",
+    )
 
 
 class PairTask(InputTask):
@@ -35,8 +45,11 @@ class PairTask(InputTask):
         y = with_empty(self.combine(a, b), self.mark("empty"))
         ones = np.ones(n, dtype=bool)
         return [
-            (a, False), (Ragged.constant(self.mark("sep"), ones), False), (b, False),
-            (Ragged.constant(self.mark("answer"), ones), False), (y, True),
+            (a, False),
+            (Ragged.constant(self.mark("sep"), ones), False),
+            (b, False),
+            (Ragged.constant(self.mark("answer"), ones), False),
+            (y, True),
         ]
 
     def combine(self, a: Ragged, b: Ragged) -> Ragged:
@@ -52,13 +65,19 @@ class PairTask(InputTask):
         a, b = (self.as_content(p) for p in pieces)
         self.check_input_length(a)
         self.check_input_length(b)
-        return self.answer_tokens(self.expected(first_occurrence_order(a), first_occurrence_order(b)))
+        return self.answer_tokens(
+            self.expected(first_occurrence_order(a), first_occurrence_order(b))
+        )
 
     def expected(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
-@register_domain("union", family="sequence", description="Tokens in input1 or input2, once each, in order of first appearance.")
+@register_domain(
+    "union",
+    family="sequence",
+    description="Tokens in input1 or input2, once each, in order of first appearance.",
+)
 class Union(PairTask):
     def combine(self, a, b):
         both = concat([a, b])
@@ -68,7 +87,11 @@ class Union(PairTask):
         return first_occurrence_order(np.concatenate([a, b]))
 
 
-@register_domain("intersect", family="sequence", description="Tokens of input1 that also occur in input2 (order of input1).")
+@register_domain(
+    "intersect",
+    family="sequence",
+    description="Tokens of input1 that also occur in input2 (order of input1).",
+)
 class Intersect(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & a.member_of(b, self.content))
@@ -77,7 +100,9 @@ class Intersect(PairTask):
         return np.asarray([t for t in a.tolist() if t in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_1_minus_2", family="sequence", description="Tokens of input1 that do not occur in input2.")
+@register_domain(
+    "set_1_minus_2", family="sequence", description="Tokens of input1 that do not occur in input2."
+)
 class SetOneMinusTwo(PairTask):
     def combine(self, a, b):
         return a.keep(a.first_occurrences(self.content) & ~a.member_of(b, self.content))
@@ -86,7 +111,9 @@ class SetOneMinusTwo(PairTask):
         return np.asarray([t for t in a.tolist() if t not in set(b.tolist())], dtype=np.int64)
 
 
-@register_domain("set_2_minus_1", family="sequence", description="Tokens of input2 that do not occur in input1.")
+@register_domain(
+    "set_2_minus_1", family="sequence", description="Tokens of input2 that do not occur in input1."
+)
 class SetTwoMinusOne(PairTask):
     def combine(self, a, b):
         return b.keep(b.first_occurrences(self.content) & ~b.member_of(a, self.content))

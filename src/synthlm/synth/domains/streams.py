@@ -38,28 +38,47 @@ HU = "Hu et al. 2025, michahu/pre-pretraining src/grammar.py (generate_shuff_dyc
 
 
 class StreamFields(DomainParams):
-    length: int = Field(512, ge=1, description="Tokens per document (documents are consecutive chunks of one stream).")
+    length: int = Field(
+        512,
+        ge=1,
+        description="Tokens per document (documents are consecutive chunks of one stream).",
+    )
 
 
 class TiltNestedParams(StreamFields, VocabParams):
-    p_open: float = Field(0.5, gt=0, lt=1, description="Chance to open when something is open (the code's np.random.choice([0, 1]) is 0.5).")
+    p_open: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Chance to open when something is open (the code's "
+        "np.random.choice([0, 1]) is 0.5).",
+    )
 
 
 class TiltFlatParams(StreamFields, VocabParams):
-    dep_lengths: dict[int, float] | None = Field(None, description="Dependency length -> count (TILT's deplength counter), inline.")
-    dep_lengths_file: str | None = Field(None, description="JSON file {length: count} (e.g. counted from a UD treebank).")
+    dep_lengths: dict[int, float] | None = Field(
+        None, description="Dependency length -> count (TILT's deplength counter), inline."
+    )
+    dep_lengths_file: str | None = Field(
+        None, description="JSON file {length: count} (e.g. counted from a UD treebank)."
+    )
 
     @field_validator("dep_lengths")
     @classmethod
     def _positive(cls, value):
-        if value is not None and (not value or min(value) < 1 or min(value.values()) < 0 or not sum(value.values()) > 0):
+        if value is not None and (
+            not value or min(value) < 1 or min(value.values()) < 0 or not sum(value.values()) > 0
+        ):
             raise ValueError("needs lengths >= 1 with counts >= 0 and a positive total")
         return value
 
     @model_validator(mode="after")
     def _one_source(self) -> TiltFlatParams:
         if (self.dep_lengths is None) == (self.dep_lengths_file is None):
-            raise ValueError("dep_lengths / dep_lengths_file: give exactly one (TILT draws close distances from real dependency lengths)")
+            raise ValueError(
+                "dep_lengths / dep_lengths_file: give exactly one (TILT draws close "
+                "distances from real dependency lengths)"
+            )
         if self.dep_lengths_file is not None:
             path = Path(self.dep_lengths_file)
             if not path.is_file():
@@ -67,7 +86,9 @@ class TiltFlatParams(StreamFields, VocabParams):
             try:
                 table = {int(k): float(v) for k, v in json.loads(path.read_text()).items()}
             except (ValueError, AttributeError) as exc:
-                raise ValueError(f"dep_lengths_file: {path} is not a JSON object of length -> count ({exc})") from None
+                raise ValueError(
+                    f"dep_lengths_file: {path} is not a JSON object of length -> count ({exc})"
+                ) from None
             self.dep_lengths = type(self)._positive(table)
             self.dep_lengths_file = None
         return self
@@ -114,8 +135,13 @@ def nested_stream(opens: np.ndarray) -> np.ndarray:
     return partner
 
 
-@register_domain("tilt_nested_parens", family="tilt", reference=TILT + "hierarchical_parens.py",
-                 description="TILT nested parens: one stream, a word closes with the same id, most recent first.")
+@register_domain(
+    "tilt_nested_parens",
+    family="tilt",
+    reference=TILT + "hierarchical_parens.py",
+    description="TILT nested parens: one stream, a word closes with the same id, most "
+    "recent first.",
+)
 class TiltNestedParens(StreamDomain):
     Params = TiltNestedParams
 
@@ -127,8 +153,12 @@ class TiltNestedParens(StreamDomain):
         return values
 
 
-@register_domain("tilt_flat_parens", family="tilt", reference=TILT + "flat_parens.py",
-                 description="TILT flat parens: each word closes d positions later, d from dependency lengths.")
+@register_domain(
+    "tilt_flat_parens",
+    family="tilt",
+    reference=TILT + "flat_parens.py",
+    description="TILT flat parens: each word closes d positions later, d from dependency lengths.",
+)
 class TiltFlatParens(StreamDomain):
     Params = TiltFlatParams
     block_tokens = 1 << 16
@@ -139,7 +169,9 @@ class TiltFlatParens(StreamDomain):
         weights = np.fromiter(table.values(), dtype=np.float64)
         cdf = np.cumsum(weights / weights.sum())
         words = TokenSampler(self.params.vocab).sample(rng, total).tolist()
-        distance = lengths[np.minimum(np.searchsorted(cdf, rng.random(total), side="right"), len(lengths) - 1)].tolist()
+        distance = lengths[
+            np.minimum(np.searchsorted(cdf, rng.random(total), side="right"), len(lengths) - 1)
+        ].tolist()
         return np.asarray(_flat_fill(words, distance, total), dtype=np.int64)
 
 
@@ -170,16 +202,27 @@ def _flat_fill(words: list[int], distance: list[int], total: int) -> list[int]:
 
 class HuParams(StreamFields):
     k: int = Field(64, ge=1, le=4096, description="Bracket types (the paper's num_symbols).")
-    length: int = Field(2048, ge=1, description="Tokens per sequence (max_length; cut there, possibly unbalanced).")
+    length: int = Field(
+        2048, ge=1, description="Tokens per sequence (max_length; cut there, possibly unbalanced)."
+    )
     p_open: float = Field(0.5, gt=0, lt=1, description="Chance to open when 0 < depth < max_depth.")
-    max_depth: int = Field(16, ge=1, description="At this many open brackets the next token closes one.")
+    max_depth: int = Field(
+        16, ge=1, description="At this many open brackets the next token closes one."
+    )
 
 
-@register_domain("hu_shuffle_dyck", family="hu2025", reference=HU,
-                 description="k-Shuffle-Dyck as Hu et al. 2025 generate it: close a uniformly chosen open type, cut at length.")
+@register_domain(
+    "hu_shuffle_dyck",
+    family="hu2025",
+    reference=HU,
+    description="k-Shuffle-Dyck as Hu et al. 2025 generate it: close a uniformly chosen "
+    "open type, cut at length.",
+)
 class HuShuffleDyck(StreamDomain):
     Params = HuParams
-    block_tokens = 1 << 20  # wide steps (per-step cost is call overhead), but not past small budgets
+    block_tokens = (
+        1 << 20
+    )  # wide steps (per-step cost is call overhead), but not past small budgets
 
     @classmethod
     def alphabet_size(cls, params):
@@ -187,7 +230,15 @@ class HuShuffleDyck(StreamDomain):
 
     def body(self, rng, n):
         p = self.params
-        return [(Ragged(hu_sequences(rng, n, p.length, p.k, p.p_open, p.max_depth).reshape(-1), np.full(n, p.length)), True)]
+        return [
+            (
+                Ragged(
+                    hu_sequences(rng, n, p.length, p.k, p.p_open, p.max_depth).reshape(-1),
+                    np.full(n, p.length),
+                ),
+                True,
+            )
+        ]
 
     def check_language(self, body):
         super().check_language(body)

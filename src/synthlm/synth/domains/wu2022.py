@@ -37,7 +37,9 @@ from synthlm.synth.ragged import Ragged, concat, digits
 from synthlm.synth.registry import register_domain
 from synthlm.synth.vocab import TokenSampler, VocabParams
 
-SOURCE = "Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py"
+SOURCE = (
+    "Wu et al. 2022, felixzli/synthetic_pretraining simpler_tasks_data_gen/tasks_with_tokens.py"
+)
 
 
 def ref(function: str) -> str:
@@ -63,12 +65,21 @@ class WuParams(VocabParams):
                 f"{self.least_max} (the bounds of Wu et al.'s generator)"
             )
         if self.length.max - self.length.min < self.gap:
-            raise ValueError(f"length: this task needs length.max - length.min >= {self.gap} (Wu et al.'s randint bounds)")
+            raise ValueError(
+                f"length: this task needs length.max - length.min >= {self.gap} (Wu et "
+                f"al.'s randint bounds)"
+            )
         if self.least_order and self.length.min // 2 > (self.length.max - 1) // 2:
-            raise ValueError("length: needs length.min // 2 <= (length.max - 1) // 2 (Wu et al.'s order-length bounds)")
+            raise ValueError(
+                "length: needs length.min // 2 <= (length.max - 1) // 2 (Wu et al.'s "
+                "order-length bounds)"
+            )
         need = self.length.max // self.distinct_share if self.distinct_share else 0
         if need > self.vocab.support:
-            raise ValueError(f"vocab: draws up to {need} distinct ids, but only {self.vocab.support} can be drawn")
+            raise ValueError(
+                f"vocab: draws up to {need} distinct ids, but only {self.vocab.support} "
+                f"can be drawn"
+            )
         return self
 
 
@@ -131,14 +142,23 @@ class WuTask(Domain):
         raise NotImplementedError
 
     def outputs(self, x: Ragged, q: Ragged | None) -> Ragged:
-        return Ragged.from_list([self.answer(a, b) for a, b in zip(pieces(x), pieces(q) if q is not None else [None] * len(x))])
+        return Ragged.from_list(
+            [
+                self.answer(a, b)
+                for a, b in zip(pieces(x), pieces(q) if q is not None else [None] * len(x))
+            ]
+        )
 
     def answer(self, x: np.ndarray, q: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
     def body(self, rng, n):
         x, q = self.draw(rng, n)
-        y = with_empty(self.outputs(x, q), self.mark("empty")) if "empty" in self.markers else self.outputs(x, q)
+        y = (
+            with_empty(self.outputs(x, q), self.mark("empty"))
+            if "empty" in self.markers
+            else self.outputs(x, q)
+        )
         ones = np.ones(n, dtype=bool)
         parts = [(x, False)]
         if q is not None:
@@ -180,7 +200,9 @@ def _accept(rng, n: int, candidate, low: int, high: int) -> tuple[Ragged, Ragged
 
 
 def _cat(parts: list[Ragged]) -> Ragged:
-    return Ragged(np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts]))
+    return Ragged(
+        np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts])
+    )
 
 
 class QueryTask(WuTask):
@@ -209,9 +231,13 @@ class QueryTask(WuTask):
         occ = randint(rng, np.ones(n, np.int64), s // q)
         gaps = partition(rng, s - occ * q, occ + 1, nonzero=False)
         query = self.tokens(rng, q)
-        seg_len = np.empty(int(gaps.lengths.sum() + occ.sum()), np.int64)  # gap, q, gap, q, ..., gap
+        seg_len = np.empty(
+            int(gaps.lengths.sum() + occ.sum()), np.int64
+        )  # gap, q, gap, q, ..., gap
         seg_owner = np.repeat(np.arange(n), 2 * occ + 1)
-        seg_rank = np.arange(len(seg_len)) - np.repeat(np.r_[0, np.cumsum(2 * occ + 1)[:-1]], 2 * occ + 1)
+        seg_rank = np.arange(len(seg_len)) - np.repeat(
+            np.r_[0, np.cumsum(2 * occ + 1)[:-1]], 2 * occ + 1
+        )
         is_gap = seg_rank % 2 == 0
         seg_len[is_gap] = gaps.values
         seg_len[~is_gap] = q[seg_owner[~is_gap]]
@@ -219,14 +245,20 @@ class QueryTask(WuTask):
         owner = np.repeat(seg_owner, seg_len)
         from_query = np.repeat(~is_gap, seg_len)
         values = self.sampler().sample(rng, len(owner))
-        values[from_query] = query.values[query.starts[owner[from_query]] + segments.positions[from_query]]
+        values[from_query] = query.values[
+            query.starts[owner[from_query]] + segments.positions[from_query]
+        ]
         return Ragged(values, s), query
 
     def _absent(self, rng, n):
         low, high = self.params.length.min, self.params.length.max
         longer = rng.random(n) < 0.01
         q = np.where(longer, randint(rng, np.full(n, low + 1), np.full(n, max(high, low + 1))), 0)
-        s = np.where(longer, randint(rng, np.zeros(n, np.int64), np.maximum(q - 1, 0)), randint(rng, np.full(n, low), np.full(n, high)))
+        s = np.where(
+            longer,
+            randint(rng, np.zeros(n, np.int64), np.maximum(q - 1, 0)),
+            randint(rng, np.full(n, low), np.full(n, high)),
+        )
         q = np.where(longer, q, randint(rng, np.full(n, low), s))
         x, query = self.tokens(rng, s), self.tokens(rng, q)
         while True:  # redraw pairs where the query occurs (Wu compares list reprs; see docs)
@@ -252,19 +284,27 @@ def _replace_rows(x: Ragged, rows: np.ndarray, new: Ragged) -> Ragged:
     return _merge(~rows, x.take(np.flatnonzero(~rows)), new)
 
 
-@register_domain("wu_delete", family="wu2022", reference=ref("generate_delete_data, delete"),
-                 description="Remove the first occurrence of the multi-token query (Wu et al. 2022).")
+@register_domain(
+    "wu_delete",
+    family="wu2022",
+    reference=ref("generate_delete_data, delete"),
+    description="Remove the first occurrence of the multi-token query (Wu et al. 2022).",
+)
 class WuDelete(QueryTask):
     def outputs(self, x, q):
         return cut_slice(x, first_match(x, q), q.lengths)
 
     def answer(self, x, q):
         at = find_first(x, q)
-        return x if at < 0 else np.concatenate([x[:at], x[at + len(q):]])
+        return x if at < 0 else np.concatenate([x[:at], x[at + len(q) :]])
 
 
-@register_domain("wu_filter", family="wu2022", reference=ref("generate_filter_data, filt"),
-                 description="Delete the first occurrence of the query again and again until none is left.")
+@register_domain(
+    "wu_filter",
+    family="wu2022",
+    reference=ref("generate_filter_data, filt"),
+    description="Delete the first occurrence of the query again and again until none is left.",
+)
 class WuFilter(QueryTask):
     def outputs(self, x, q):
         active = np.flatnonzero(q.lengths > 0)
@@ -278,7 +318,9 @@ class WuFilter(QueryTask):
                 break
             rows = np.zeros(len(x), dtype=bool)
             rows[active[hit]] = True
-            x = _replace_rows(x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit]))
+            x = _replace_rows(
+                x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit])
+            )
             active = active[hit]
         rows = np.zeros(len(x), dtype=bool)  # ... the few left (many occurrences) go one by one
         rows[active] = True
@@ -290,11 +332,15 @@ class WuFilter(QueryTask):
             at = find_first(x, q)
             if at < 0 or not len(q):
                 return x
-            x = np.concatenate([x[:at], x[at + len(q):]])
+            x = np.concatenate([x[:at], x[at + len(q) :]])
 
 
-@register_domain("wu_get_index", family="wu2022", reference=ref("generate_get_index_data, get_index"),
-                 description="Index of the first occurrence of the query in decimal digits, or -1.")
+@register_domain(
+    "wu_get_index",
+    family="wu2022",
+    reference=ref("generate_get_index_data, get_index"),
+    description="Index of the first occurrence of the query in decimal digits, or -1.",
+)
 class WuGetIndex(QueryTask):
     markers = ("answer", "sep", "minus")
     uses_digits = True
@@ -303,29 +349,49 @@ class WuGetIndex(QueryTask):
         at = first_match(x, q)
         number = digits(np.maximum(at, 0), self.layout.digit(0))
         minus = Ragged.constant(self.mark("minus"), at < 0)
-        return concat([minus, Ragged(np.where(np.repeat(at < 0, number.lengths), self.layout.digit(1), number.values), number.lengths)])
+        return concat(
+            [
+                minus,
+                Ragged(
+                    np.where(
+                        np.repeat(at < 0, number.lengths), self.layout.digit(1), number.values
+                    ),
+                    number.lengths,
+                ),
+            ]
+        )
 
     def answer(self, x, q):
         at = find_first(x, q)
         return np.r_[self.mark("minus"), self.layout.digit(1)] if at < 0 else self.number_tokens(at)
 
 
-@register_domain("wu_search", family="wu2022", reference=ref("generate_search_data, search"),
-                 description="<yes> if the query occurs in the seq as a contiguous slice, else <no>.")
+@register_domain(
+    "wu_search",
+    family="wu2022",
+    reference=ref("generate_search_data, search"),
+    description="<yes> if the query occurs in the seq as a contiguous slice, else <no>.",
+)
 class WuSearch(QueryTask):
     markers = ("answer", "sep", "yes", "no")
     p_present = 0.5
 
     def outputs(self, x, q):
         found = first_match(x, q) >= 0
-        return Ragged(np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64))
+        return Ragged(
+            np.where(found, self.mark("yes"), self.mark("no")), np.ones(len(x), dtype=np.int64)
+        )
 
     def answer(self, x, q):
         return np.array([self.mark("yes" if find_first(x, q) >= 0 else "no")], dtype=np.int64)
 
 
-@register_domain("wu_sort", family="wu2022", reference=ref("generate_sort_data, sort"),
-                 description="Sort the seq by the position of each token in the query permutation.")
+@register_domain(
+    "wu_sort",
+    family="wu2022",
+    reference=ref("generate_sort_data, sort"),
+    description="Sort the seq by the position of each token in the query permutation.",
+)
 class WuSort(WuTask):
     Params = SortParams
 
@@ -336,7 +402,9 @@ class WuSort(WuTask):
         m = randint(rng, k, high - 1 - k)
         parts = partition(rng, m, k, nonzero=True)  # one part per order slot, each >= 1 token
         owner = np.repeat(np.arange(n), k)
-        chars = order.values[order.starts[owner] + np.floor(rng.random(len(owner)) * k[owner]).astype(np.int64)]
+        chars = order.values[
+            order.starts[owner] + np.floor(rng.random(len(owner)) * k[owner]).astype(np.int64)
+        ]
         return shuffle_within(rng, Ragged(np.repeat(chars, parts.values), m)), order
 
     def outputs(self, x, q):
@@ -375,8 +443,13 @@ class ReplaceBase(WuTask):
         return np.asarray([table.get(int(t), int(t)) for t in x], dtype=np.int64)
 
 
-@register_domain("wu_replace", family="wu2022", reference=ref("generate_replace_data, replace"),
-                 description="Replace every occurrence of key (a token of the seq) by value; query is 'key value'.")
+@register_domain(
+    "wu_replace",
+    family="wu2022",
+    reference=ref("generate_replace_data, replace"),
+    description="Replace every occurrence of key (a token of the seq) by value; query is "
+    "'key value'.",
+)
 class WuReplace(ReplaceBase):
     Params = AtLeast4
     markers = ("answer", "sep")
@@ -392,8 +465,12 @@ def _pairs(keys: Ragged, values: np.ndarray) -> Ragged:
     return Ragged(np.stack([keys.values, values], axis=1).reshape(-1), 2 * keys.lengths)
 
 
-@register_domain("wu_replace_many", family="wu2022", reference=ref("generate_replace_many_data, replace_many"),
-                 description="Replace several distinct seq tokens at once; query is 'k1 v1 k2 v2 ...'.")
+@register_domain(
+    "wu_replace_many",
+    family="wu2022",
+    reference=ref("generate_replace_many_data, replace_many"),
+    description="Replace several distinct seq tokens at once; query is 'k1 v1 k2 v2 ...'.",
+)
 class WuReplaceMany(ReplaceBase):
     Params = ReplaceManyParams
     markers = ("answer", "sep")
@@ -409,8 +486,12 @@ class WuReplaceMany(ReplaceBase):
         return x, _pairs(keys, self.sampler().sample(rng, int(r.sum())))
 
 
-@register_domain("wu_count", family="wu2022", reference=ref("generate_count_data, count"),
-                 description="How often the one-token query occurs in the seq (decimal digits).")
+@register_domain(
+    "wu_count",
+    family="wu2022",
+    reference=ref("generate_count_data, count"),
+    description="How often the one-token query occurs in the seq (decimal digits).",
+)
 class WuCount(WuTask):
     Params = AtLeast3
     markers = ("answer", "sep")
@@ -449,8 +530,12 @@ class RunsTask(WuTask):
         return (shuffle_within(rng, x) if self.shuffled else x), None
 
 
-@register_domain("wu_deduplicate", family="wu2022", reference=ref("generate_deduplicate_data, deduplicate"),
-                 description="Collapse runs of the same token (a a b b a -> a b a).")
+@register_domain(
+    "wu_deduplicate",
+    family="wu2022",
+    reference=ref("generate_deduplicate_data, deduplicate"),
+    description="Collapse runs of the same token (a a b b a -> a b a).",
+)
 class WuDeduplicate(RunsTask):
     def outputs(self, x, q):
         keep = np.ones(len(x.values), dtype=bool)
@@ -462,8 +547,12 @@ class WuDeduplicate(RunsTask):
         return x[np.r_[True, x[1:] != x[:-1]]]
 
 
-@register_domain("wu_set", family="wu2022", reference=ref("generate_set_data, set_task"),
-                 description="Unique tokens in order of first appearance (runs shuffled as in Wu's sampler).")
+@register_domain(
+    "wu_set",
+    family="wu2022",
+    reference=ref("generate_set_data, set_task"),
+    description="Unique tokens in order of first appearance (runs shuffled as in Wu's sampler).",
+)
 class WuSet(RunsTask):
     shuffled = True
 
@@ -474,8 +563,12 @@ class WuSet(RunsTask):
         return first_occurrence_order(x)
 
 
-@register_domain("wu_longest_word", family="wu2022", reference=ref("generate_longest_word_data, longest_word"),
-                 description="The first longest word of words split by <w> (Wu's WORD_DIVIDER).")
+@register_domain(
+    "wu_longest_word",
+    family="wu2022",
+    reference=ref("generate_longest_word_data, longest_word"),
+    description="The first longest word of words split by <w> (Wu's WORD_DIVIDER).",
+)
 class WuLongestWord(WuTask):
     binary = False
     markers = ("answer", "word")
@@ -490,7 +583,9 @@ class WuLongestWord(WuTask):
         last = np.zeros(len(lengths.values), dtype=bool)
         last[np.cumsum(words) - 1] = True
         joined = concat([w, Ragged.constant(self.mark("word"), ~last)])
-        return Ragged(joined.values, np.add.reduceat(joined.lengths, np.r_[0, np.cumsum(words)[:-1]])), None
+        return Ragged(
+            joined.values, np.add.reduceat(joined.lengths, np.r_[0, np.cumsum(words)[:-1]])
+        ), None
 
     def outputs(self, x, q):
         owner, marker = x.seq_ids, x.values == self.mark("word")
@@ -500,7 +595,9 @@ class WuLongestWord(WuTask):
         key = owner * span + word
         sizes = np.bincount(key, weights=~marker, minlength=int(key.max()) + 1)
         keys = np.unique(key)
-        pick = keys[np.lexsort((keys, -sizes[keys], keys // span))]  # per sequence: longest, then first
+        pick = keys[
+            np.lexsort((keys, -sizes[keys], keys // span))
+        ]  # per sequence: longest, then first
         first = np.r_[True, pick[1:] // span != pick[:-1] // span]
         best = np.zeros(len(sizes), dtype=bool)
         best[pick[first]] = True
@@ -538,10 +635,12 @@ class SetOpTask(WuTask):
         total = randint(rng, np.full(n, low - 1), np.full(n, high - 1))
         s1 = randint(rng, np.zeros(n, np.int64), total)
         pool = self.sampler().sample_distinct(rng, np.maximum(total // 2, 1))
+
         def from_pool(lengths):
             owner = np.repeat(np.arange(n), lengths)
             pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
             return Ragged(pool.values[pool.starts[owner] + pick], lengths)
+
         return from_pool(s1), from_pool(total - s1)
 
     def outputs(self, x, q):
@@ -551,11 +650,17 @@ class SetOpTask(WuTask):
         return Ragged(keys % span, np.bincount(keys // span, minlength=len(x)).astype(np.int64))
 
     def answer(self, x, q):
-        return np.asarray(sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64)
+        return np.asarray(
+            sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64
+        )
 
 
-@register_domain("wu_union", family="wu2022", reference=ref("generate_set_op_data, union"),
-                 description="set(seq1) | set(seq2), ascending ids.")
+@register_domain(
+    "wu_union",
+    family="wu2022",
+    reference=ref("generate_set_op_data, union"),
+    description="set(seq1) | set(seq2), ascending ids.",
+)
 class WuUnion(SetOpTask):
     combine = staticmethod(np.union1d)
 
@@ -563,8 +668,12 @@ class WuUnion(SetOpTask):
         return a | b
 
 
-@register_domain("wu_intersect", family="wu2022", reference=ref("generate_set_op_data, intersect"),
-                 description="set(seq1) & set(seq2), ascending ids.")
+@register_domain(
+    "wu_intersect",
+    family="wu2022",
+    reference=ref("generate_set_op_data, intersect"),
+    description="set(seq1) & set(seq2), ascending ids.",
+)
 class WuIntersect(SetOpTask):
     combine = staticmethod(np.intersect1d)
 
@@ -572,8 +681,12 @@ class WuIntersect(SetOpTask):
         return a & b
 
 
-@register_domain("wu_set_1_minus_2", family="wu2022", reference=ref("generate_set_op_data, set_1_minus_2"),
-                 description="set(seq1) - set(seq2), ascending ids.")
+@register_domain(
+    "wu_set_1_minus_2",
+    family="wu2022",
+    reference=ref("generate_set_op_data, set_1_minus_2"),
+    description="set(seq1) - set(seq2), ascending ids.",
+)
 class WuSetOneMinusTwo(SetOpTask):
     combine = staticmethod(np.setdiff1d)
 
@@ -581,8 +694,12 @@ class WuSetOneMinusTwo(SetOpTask):
         return a - b
 
 
-@register_domain("wu_set_2_minus_1", family="wu2022", reference=ref("generate_set_op_data, set_2_minus_1"),
-                 description="set(seq2) - set(seq1), ascending ids.")
+@register_domain(
+    "wu_set_2_minus_1",
+    family="wu2022",
+    reference=ref("generate_set_op_data, set_2_minus_1"),
+    description="set(seq2) - set(seq1), ascending ids.",
+)
 class WuSetTwoMinusOne(SetOpTask):
     def combine(self, a, b):
         return np.setdiff1d(b, a)
@@ -591,8 +708,12 @@ class WuSetTwoMinusOne(SetOpTask):
         return b - a
 
 
-@register_domain("wu_remove_fl_occ", family="wu2022", reference=ref("gen_remove_fl_occ_data, remove_fl_occ"),
-                 description="MBPP task: remove the first and the last occurrence of the query token.")
+@register_domain(
+    "wu_remove_fl_occ",
+    family="wu2022",
+    reference=ref("gen_remove_fl_occ_data, remove_fl_occ"),
+    description="MBPP task: remove the first and the last occurrence of the query token.",
+)
 class WuRemoveFirstLast(WuTask):
     Params = RemoveParams
 
@@ -625,8 +746,12 @@ class WuRemoveFirstLast(WuTask):
         return np.asarray([t for i, t in enumerate(x.tolist()) if i not in drop], dtype=np.int64)
 
 
-@register_domain("wu_rearrange_string", family="wu2022", reference=ref("gen_rearrange_string_data, rearrange_string"),
-                 description="MBPP task: reorder so no two neighbours are equal (greedy by count), or <empty>.")
+@register_domain(
+    "wu_rearrange_string",
+    family="wu2022",
+    reference=ref("gen_rearrange_string_data, rearrange_string"),
+    description="MBPP task: reorder so no two neighbours are equal (greedy by count), or <empty>.",
+)
 class WuRearrangeString(WuTask):
     Params = RearrangeParams
     binary = False
@@ -635,7 +760,9 @@ class WuRearrangeString(WuTask):
     def draw(self, rng, n):
         low, high = max(self.params.length.min, 1), self.params.length.max
         size = randint(rng, np.full(n, low), np.full(n, high))
-        pool = self.sampler().sample_distinct(rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1)))
+        pool = self.sampler().sample_distinct(
+            rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
+        )
         owner = np.repeat(np.arange(n), size)
         pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
         return Ragged(pool.values[pool.starts[owner] + pick], size), None
