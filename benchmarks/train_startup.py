@@ -27,9 +27,8 @@ HERE = Path(__file__).resolve().parent
 
 def build_data(root: Path) -> dict[str, Path]:
     """Byte tokenizer + tinyshakespeare (one document per paragraph) as a token store."""
-    from synthlm.corpus import shipped_corpus
-    from synthlm.store import write_store
-
+    from synthlm.data.corpus import shipped_corpus
+    from synthlm.data.store import write_store
     from synthlm.tokenizers import train_tokenizer
 
     tokenizer = train_tokenizer([], "byte", None, root / "tok", quiet=True)

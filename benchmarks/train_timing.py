@@ -39,8 +39,8 @@ def time_synthlm(config: Any) -> list[tuple[float, float]]:
     stamps: list[tuple[float, float]] = []
     original = loop.Trainer._after_step
 
-    def after_step(self: Any, result: Any, bar: Any) -> None:
-        original(self, result, bar)
+    def after_step(self: Any, result: Any) -> None:
+        original(self, result)
         stamps.append(now())
 
     loop.Trainer._after_step = after_step  # type: ignore[method-assign]

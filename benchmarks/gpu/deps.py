@@ -38,7 +38,7 @@ SYNTHLM = [
     "synthlm.train.loop",
     "synthlm.objectives.depth",
     "synthlm.objectives.span_corruption",
-    "synthlm.generate",
+    "synthlm.inference.sampling",
     "synthlm.evaluate.checkpoint",
 ]
 

@@ -261,7 +261,6 @@ def phase_llama_batch(ctx: Context) -> dict[str, Any]:
     """The largest micro-batch that fits (doubling, one full optimizer step each), without and
     with activation checkpointing; beyond ``limit`` counts as 'fits at least'."""
     import torch
-    from synthlm.train.losses import forward_losses
 
     from synthlm.models import ModelConfig, build_model
     from synthlm.objectives.clm import CausalLM
@@ -278,7 +277,7 @@ def phase_llama_batch(ctx: Context) -> dict[str, Any]:
             ids = torch.randint(0, spec["vocab"], (batch, spec["seq"]), device=dev)
             try:
                 with torch.autocast(dev, dtype=torch.bfloat16):
-                    loss, _, _ = forward_losses(objective, model, {"input_ids": ids, "labels": ids})
+                    loss = objective.forward(model, {"input_ids": ids, "labels": ids}).loss
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -366,11 +365,10 @@ def phase_depth(ctx: Context) -> dict[str, Any]:
 def depth_mask_agreement(config: dict[str, Any]) -> dict[str, float]:
     """Loss of one DEPTH batch: SDPA vs eager (fp32, must match) and SDPA bf16 vs eager fp32."""
     import torch
-    from synthlm.train.losses import forward_losses
-    from synthlm.train.plan import plan_run
 
     from synthlm.models import build_model
     from synthlm.train import load_run_config
+    from synthlm.train.planners import plan_run
 
     dev = wl.device_type()
     plan = plan_run(load_run_config([config]), 1)
@@ -387,7 +385,8 @@ def depth_mask_agreement(config: dict[str, Any]) -> dict[str, float]:
             torch.no_grad(),
             torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None),
         ):
-            loss, targets, _ = forward_losses(plan.objective, model, batch)
+            out = plan.objective.forward(model, batch)
+            loss, targets = out.loss, out.targets
         losses[f"{attn}-{'bf16' if dtype else 'fp32'}"] = float(loss / targets)
     fp32_gap = abs(losses["sdpa-fp32"] - losses["eager-fp32"]) / losses["eager-fp32"]
     bf16_gap = abs(losses["sdpa-bf16"] - losses["eager-fp32"]) / losses["eager-fp32"]
@@ -406,8 +405,10 @@ def phase_fsdp(ctx: Context) -> dict[str, Any]:
     """FSDP2 through ``accelerate launch`` on 1 process: the sharded checkpoint saves, and a run
     resumed from it writes the same losses as the uninterrupted one.
 
-    On CPU accelerate turns an FSDP launch into a plain one-process run (no sharding), so the
-    smoke rehearses the launch, save and resume, and records ``sharded: false``.
+    On CPU accelerate turns an FSDP launch into a plain one-process run (no sharding), which
+    synthlm's engine guard refuses before step 0; the smoke rehearses the real launch and checks
+    that refusal (synthlm's exit 2, an error naming FSDP). Sharded save/resume on CPU is covered by the FSDP2-over-gloo
+    test in tests/train/test_launch_guards.py.
     """
     spec = ctx.shapes["fsdp"]
     accel = ctx.work / "fsdp2.yaml"
@@ -424,6 +425,8 @@ def phase_fsdp(ctx: Context) -> dict[str, Any]:
         "-m",
         "synthlm",
     ]
+    if not cuda:
+        return _refused_on_cpu(ctx, spec, launch)
     whole, resumed = _resume_pair(ctx, "fsdp", spec, launcher=launch)
     saved = ctx.work / "fsdp-a" / "checkpoints" / f"step-{spec['steps'] // 2}" / "trainer"
     sharded = any(p.is_dir() and p.name.startswith("pytorch_model_fsdp") for p in saved.iterdir())
@@ -437,6 +440,35 @@ def phase_fsdp(ctx: Context) -> dict[str, Any]:
         "sharded": sharded,
         "checkpoint": sorted(p.name for p in saved.iterdir()),
     }
+
+
+def _refused_on_cpu(ctx: Context, spec: dict[str, Any], launch: list[str]) -> dict[str, Any]:
+    """The FSDP launch on CPU must stop before step 0 with the engine guard's error."""
+    store = wl.random_store(ctx.work, spec["seq"] * spec["batch"] * (spec["steps"] + 2) * 2)
+    config = wl.run_config(
+        ctx.work,
+        "fsdp-cpu",
+        model={**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"])},
+        store=store,
+        tok=ctx.tok(),
+        seq_len=spec["seq"],
+        batch=spec["batch"],
+        steps=spec["steps"],
+        precision=ctx.shapes["precision"],
+        peak_flops=ctx.peak_flops or 1.0,
+    )
+    path = ctx.work / "fsdp-cpu.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run(
+        [*launch, "train", str(path), "--quiet"], capture_output=True, text=True, timeout=600
+    )
+    # synthlm exits 2; accelerate's launcher reports any failed rank as 1
+    if done.returncode == 0 or "asks for FSDP" not in done.stderr:
+        raise RuntimeError(
+            f"an FSDP launch on CPU must stop (engine guard); got {done.returncode}:\n"
+            f"{done.stderr[-3000:]}"
+        )
+    return {"sharded": False, "refused_on_cpu": True}
 
 
 def phase_resume(ctx: Context) -> dict[str, Any]:
@@ -536,11 +568,11 @@ fsdp_config:
 
 
 def phase_generate(ctx: Context) -> dict[str, Any]:
-    """Batched greedy generation with the KV cache (synthlm.generate), bf16: new tokens/s."""
+    """Batched greedy generation with the KV cache (synthlm.inference.sampling), bf16: new tokens/s."""
     import torch
-    from synthlm.generate import SamplingConfig, generate_batch
 
     from synthlm.evaluate.checkpoint import load_tokenizer_dir
+    from synthlm.inference.sampling import SamplingConfig, generate_batch
     from synthlm.models import ModelConfig, build_model
 
     spec = ctx.shapes["generate"]

@@ -34,7 +34,7 @@ def byte_tokenizer(root: Path) -> Path:
 
 def random_store(root: Path, tokens: int, *, seed: int = 0) -> Path:
     """Random byte ids in documents of 100-4000 tokens (packing then spans documents)."""
-    from synthlm.store import write_store
+    from synthlm.data.store import write_store
 
     prefix = root / f"random-{tokens}"
     if not prefix.with_suffix(".idx").is_file():
@@ -50,9 +50,8 @@ def random_store(root: Path, tokens: int, *, seed: int = 0) -> Path:
 
 def text_store(root: Path, tok: Path) -> Path:
     """tinyshakespeare, one document per speech (DEPTH needs real sentences)."""
-    from synthlm.corpus import shipped_corpus
-    from synthlm.store import write_store
-
+    from synthlm.data.corpus import shipped_corpus
+    from synthlm.data.store import write_store
     from synthlm.tokenizers import load_tokenizer
 
     prefix = root / "shakespeare"
@@ -121,8 +120,8 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
     seen: dict[str, Any] = {}
     original_step, original_fit = loop.Trainer._after_step, loop.Trainer.fit
 
-    def after_step(self: Any, result: Any, bar: Any) -> None:
-        original_step(self, result, bar)
+    def after_step(self: Any, result: Any) -> None:
+        original_step(self, result)
         stamps.append(time.perf_counter())
         seen.setdefault("losses", []).append(result.loss)
 

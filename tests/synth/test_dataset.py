@@ -7,6 +7,7 @@ import pytest
 
 from synthlm.errors import UserError
 from synthlm.synth import Example, build_dataset, load_spec, load_synthetic, score
+from synthlm.synth import dataset as synth_dataset
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,10 @@ def test_examples_split_documents_into_prompt_and_answer(dataset):
     assert len(everything) == int(np.isin(owners, [0, 2, 3]).sum())
 
 
-def test_score_by_name_and_by_domain(dataset):
+def test_score_by_name_and_by_domain(dataset, monkeypatch):
+    # a name is looked up in the datasets loaded in this process: only this one here (other
+    # tests in the same process load datasets whose 'reverse' is defined differently)
+    monkeypatch.setattr(synth_dataset, "_LOADED", {dataset.directory.resolve(): dataset})
     reverse = next(e for e in dataset.examples("valid") if e.domain == "reverse")
     assert score("reverse", reverse.prompt, reverse.answer) == 1.0
     assert score(dataset.domain("reverse"), reverse.prompt, reverse.answer[::-1]) == float(

@@ -62,11 +62,11 @@ def test_prefetched_keeps_order_raises_the_producers_error_and_stops_with_the_co
 
 def test_step_batches_prefetched_by_a_thread_are_the_same_batches(data, tmp_path):
     import torch
-    from synthlm.train.plan import plan_run
     from train_helpers import tiny_config
 
     from synthlm.train import load_run_config
     from synthlm.train.batches import step_batches
+    from synthlm.train.planners import plan_run
 
     plan = plan_run(load_run_config([tiny_config(tmp_path, data)]), 1)
     args = (plan.mixture, plan.objective.collate, plan.batch)

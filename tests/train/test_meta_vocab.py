@@ -47,28 +47,3 @@ def test_synthetic_only_run_uses_the_meta_vocabulary_and_saves_it(tmp_path):
 
 def test_meta_can_be_asked_for_by_name(tmp_path):
     assert plan_run(config(tmp_path, tokenizer="meta"), 1).layout.natural_size == 4
-
-
-def test_generate_prompts_with_synthetic_ids_and_answers_in_them(tmp_path):
-    from cli_runner import run_cli
-
-    final = run(config(tmp_path)) / "final"
-    done = run_cli(
-        "generate",
-        str(final),
-        "--synthetic",
-        "-p",
-        "9 1 2 8",
-        "--temperature",
-        "0",
-        "-n",
-        "3",
-        "-q",
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    prompt, completion = done.stdout.splitlines()[0].split(" -> ")
-    assert prompt == "9 1 2 8"
-    ids = [int(t) for t in completion.replace("(no EOS)", "").split()]
-    assert len(ids) <= 3 and all(0 <= i < 16 for i in ids), "synthetic ids only, shifted back"
-    bad = run_cli("generate", str(final), "--synthetic", "-p", "99")
-    assert bad.returncode == 2 and "0..15" in bad.stderr

@@ -338,7 +338,7 @@ def _take_from(
     result.sequences += int(take.sum())
     result.tokens += int(block.sizes[take].sum())
     if len(over) and run.plan.domains[domain].truncatable:
-        _write_prefix(run, writer, block, stop, target - result.tokens, result, domain, split)
+        _write_prefix(run, writer, block, stop, target - result.tokens, result, domain)
     return bool(len(over)), bool(keep.any())
 
 
@@ -350,7 +350,6 @@ def _write_prefix(
     room: int,
     result: PieceResult,
     domain: int,
-    split: int,
 ) -> None:
     """Fill the budget exactly with the start of sequence ``index``, for domains whose
     sequences stay valid when cut (streams); at least one token after the promoter."""
@@ -360,9 +359,7 @@ def _write_prefix(
     tokens, mask = block.tokens[start : start + room], block.mask[start : start + room]
     sizes = np.array([room], dtype=np.int64)
     hashes = sequence_hashes(tokens.astype(np.int64), sizes)
-    _write_taken(
-        run, writer, Block(tokens, sizes, mask, hashes), np.ones(1, dtype=bool), domain, split
-    )
+    _write_taken(run, writer, Block(tokens, sizes, mask, hashes), np.ones(1, dtype=bool))
     result.sequences += 1
     result.tokens += room
     result.truncated += 1
