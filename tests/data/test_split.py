@@ -67,3 +67,13 @@ def test_cli_split_and_bad_fraction(tmp_path):
     )
     bad = run_cli("data", "split", str(tmp_path / "web"), "--valid-fraction", "1.5")
     assert bad.returncode == 2 and "--valid-fraction" in bad.stderr
+
+
+def test_each_part_keeps_the_stores_bytes_per_token(tmp_path):
+    """Bits per byte of a held-out part must use its own share of the text bytes: copying the
+    whole store's count would understate bpb by the split fraction (20x for 5%)."""
+    docs = [np.arange(n) % 50 for n in (10, 30, 20, 40)]
+    write_store(tmp_path / "s", docs, vocab_size=50, num_bytes=4000)  # 100 tokens, 40 bytes each
+    parts = split_store(tmp_path / "s", 0.25, seed=0)
+    for part in parts.values():
+        assert part.metadata["num_bytes"] == 40 * part.num_tokens
