@@ -146,9 +146,8 @@ def verify(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run every domain's verify over the stored sequences; print the pass rate per domain."""
-    from tqdm import tqdm
-
     from synthlm.errors import UserError
+    from synthlm.progress import progress_bar
     from synthlm.synth.manifest import read_manifest
     from synthlm.synth.spec import SPLITS
     from synthlm.synth.verify import verify_dataset
@@ -158,7 +157,7 @@ def verify(
         if name not in SPLITS:
             raise UserError(f"--split {name!r}: choose from {', '.join(SPLITS)}")
     total = sum(read_manifest(directory)["splits"][s]["tokens"] for s in splits)
-    with tqdm(
+    with progress_bar(
         total=total, unit="tok", unit_scale=True, desc="synth verify", disable=quiet, leave=False
     ) as bar:
         report = verify_dataset(directory, splits, progress=bar)

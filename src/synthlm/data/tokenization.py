@@ -166,10 +166,10 @@ class Tally:
 
 
 def _progress(total: int, quiet: bool):
-    from tqdm import tqdm
+    from synthlm.progress import progress_bar
 
     # bytes of input (known for files): tqdm then shows MB/s and the ETA; hub datasets have no size
-    return tqdm(
+    return progress_bar(
         total=total or None,
         unit="B",
         unit_scale=True,

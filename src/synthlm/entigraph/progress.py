@@ -13,10 +13,10 @@ from synthlm.entigraph.costs import Prices
 
 class Progress:
     def __init__(self, prices: Prices, disable: bool = False) -> None:
-        from tqdm import tqdm
+        from synthlm.progress import progress_bar
 
         self.prices = prices
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=0,
             unit="req",
             desc="entigraph",

@@ -206,9 +206,9 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def _progress(total: int, quiet: bool):
-    from tqdm import tqdm
+    from synthlm.progress import progress_bar
 
-    return tqdm(
+    return progress_bar(
         total=total, unit="tok", unit_scale=True, desc="synth generate", disable=quiet, leave=False
     )
 
