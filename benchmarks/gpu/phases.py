@@ -183,6 +183,34 @@ class Context:
 # Phases
 
 
+def _config(
+    ctx: Context,
+    name: str,
+    spec: dict[str, Any],
+    *,
+    model: dict[str, Any],
+    store: Path,
+    tok: Path | None = None,
+    peak_flops: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A run config for phase ``spec``: its sequence length, batch and steps, with the context's
+    precision, tokenizer and measured peak (phases differ only in model and ``extra``)."""
+    return wl.run_config(
+        ctx.work,
+        name,
+        model=model,
+        store=store,
+        tok=tok or ctx.tok(),
+        seq_len=spec["seq"],
+        batch=spec["batch"],
+        steps=spec["steps"],
+        precision=ctx.shapes["precision"],
+        peak_flops=ctx.peak_flops if peak_flops is None else peak_flops,
+        **extra,
+    )
+
+
 def phase_env(ctx: Context) -> dict[str, Any]:
     """Versions, device and the measured dense matmul peak every MFU below is relative to."""
     import accelerate
@@ -221,17 +249,12 @@ def train_variant(ctx: Context, key: str, *, compile_: bool, ckpt: bool) -> dict
         "compile_scope": "blocks",
         "compile_backend": ctx.shapes["compile_backend"],
     }
-    config = wl.run_config(
-        ctx.work,
+    config = _config(
+        ctx,
         name,
+        spec,
         model=model,
         store=store,
-        tok=ctx.tok(),
-        seq_len=spec["seq"],
-        batch=spec["batch"],
-        steps=spec["steps"],
-        precision=ctx.shapes["precision"],
-        peak_flops=ctx.peak_flops,
         optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}},
     )
     figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
@@ -309,17 +332,12 @@ def phase_t5(ctx: Context) -> dict[str, Any]:
         "compile_scope": "blocks",
         "compile_backend": ctx.shapes["compile_backend"],
     }
-    config = wl.run_config(
-        ctx.work,
+    config = _config(
+        ctx,
         "t5",
+        spec,
         model=model,
         store=store,
-        tok=ctx.tok(),
-        seq_len=spec["seq"],
-        batch=spec["batch"],
-        steps=spec["steps"],
-        precision=ctx.shapes["precision"],
-        peak_flops=ctx.peak_flops,
         objective={"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0},
         optim={"name": "adamwscale", "lr": 2e-2, "weight_decay": 0.0},
     )
@@ -343,17 +361,13 @@ def phase_depth(ctx: Context) -> dict[str, Any]:
     store = wl.text_store(ctx.work, tok)
     model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"] - 200)}
     objective = {"name": "depth", "splitter": "rules"}
-    config = wl.run_config(
-        ctx.work,
+    config = _config(
+        ctx,
         "depth",
+        spec,
         model=model,
         store=store,
         tok=tok,
-        seq_len=spec["seq"],
-        batch=spec["batch"],
-        steps=spec["steps"],
-        precision=ctx.shapes["precision"],
-        peak_flops=ctx.peak_flops,
         objective=objective,
         optim={"name": "adamwscale", "lr": 1e-2, "weight_decay": 0.0},
         train={"num_workers": spec["workers"]},
@@ -445,16 +459,12 @@ def phase_fsdp(ctx: Context) -> dict[str, Any]:
 def _refused_on_cpu(ctx: Context, spec: dict[str, Any], launch: list[str]) -> dict[str, Any]:
     """The FSDP launch on CPU must stop before step 0 with the engine guard's error."""
     store = wl.random_store(ctx.work, spec["seq"] * spec["batch"] * (spec["steps"] + 2) * 2)
-    config = wl.run_config(
-        ctx.work,
+    config = _config(
+        ctx,
         "fsdp-cpu",
+        spec,
         model={**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"])},
         store=store,
-        tok=ctx.tok(),
-        seq_len=spec["seq"],
-        batch=spec["batch"],
-        steps=spec["steps"],
-        precision=ctx.shapes["precision"],
         peak_flops=ctx.peak_flops or 1.0,
     )
     path = ctx.work / "fsdp-cpu.json"
@@ -494,16 +504,12 @@ def _resume_pair(
         ("a", {}),
         ("b", {"resume": str(ctx.work / f"{name}-a" / "checkpoints" / f"step-{half}")}),
     ):
-        config = wl.run_config(
-            ctx.work,
+        config = _config(
+            ctx,
             f"{name}-{name_run}",
+            spec,
             model=model,
             store=store,
-            tok=ctx.tok(),
-            seq_len=spec["seq"],
-            batch=spec["batch"],
-            steps=spec["steps"],
-            precision=ctx.shapes["precision"],
             peak_flops=ctx.peak_flops or 1.0,
             train={"checkpoint_every": half, "keep_last": 3, **extra},
         )
