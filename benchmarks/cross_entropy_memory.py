@@ -23,7 +23,7 @@ def child(kind: str, batch: int, seq: int, vocab: int) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from synthlm.train.cross_entropy import auto_chunk, token_cross_entropy
+    from synthlm.objectives.cross_entropy import auto_chunk, token_cross_entropy
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     logits = torch.randn(batch, seq, vocab, device=dev, dtype=torch.bfloat16, requires_grad=True)

@@ -50,7 +50,7 @@ def test_sdpa_flash_kernel_runs_the_model_in_bf16():
 
 
 def test_chunked_cross_entropy_matches_the_reference_on_cuda_bf16_logits():
-    from synthlm.train.cross_entropy import token_cross_entropy
+    from synthlm.objectives.cross_entropy import token_cross_entropy
 
     logits = torch.randn(2, 300, 5000, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     labels = torch.randint(0, 5000, (2, 300), device="cuda")

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from synthlm.config import Section
 from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
-from synthlm.train.cross_entropy import shifted_labels, token_cross_entropy
+from synthlm.objectives.cross_entropy import shifted_labels, token_cross_entropy
 
 
 def segment_positions(segments: np.ndarray) -> np.ndarray:
@@ -102,7 +102,7 @@ class CausalLM(Objective):
             kwargs["attention_mask"] = block_causal_mask(batch["segment_ids"], dtype=dtype)
             kwargs["position_ids"] = batch["position_ids"]
         logits = model(**kwargs).logits
-        # fp32 loss in chunks (see synthlm.train.cross_entropy); the last position has no target
+        # fp32 loss in chunks (see synthlm.objectives.cross_entropy); the last position has no target
         losses = token_cross_entropy(logits, shifted_labels(batch["labels"]))[:, :-1]
         labels = batch["labels"][:, 1:]
         return losses, labels != IGNORE_INDEX

@@ -33,6 +33,7 @@ from pydantic import Field
 from synthlm.config import Section, validate
 from synthlm.errors import ConfigError, UserError
 from synthlm.objectives.base import IGNORE_INDEX, Objective, register_objective
+from synthlm.objectives.cross_entropy import token_cross_entropy
 from synthlm.objectives.t5_noise import (
     check_noise_options,
     corrupt,
@@ -43,7 +44,6 @@ from synthlm.objectives.t5_noise import (
     sample_rng,
 )
 from synthlm.text.special_tokens import resolve_ids, sentinel_names, vocabulary, with_t5_tokens
-from synthlm.train.cross_entropy import token_cross_entropy
 
 
 class SpanCorruptionConfig(Section):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from synthlm.train.cross_entropy import shifted_labels, token_cross_entropy
+from synthlm.objectives.cross_entropy import shifted_labels, token_cross_entropy
 
 
 def reference(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
