@@ -12,7 +12,13 @@ from typing import Any
 
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.config import RunConfig
-from synthlm.train.launch_guard import check_engine, check_precision, check_process_count
+from synthlm.train.launch_guard import (
+    check_deepspeed_precision,
+    check_engine,
+    check_precision,
+    check_process_count,
+    requested_engine,
+)
 from synthlm.train.run_plan import BatchPlan
 
 
@@ -20,6 +26,25 @@ def cpu_only() -> bool:
     import torch
 
     return not torch.accelerator.is_available()
+
+
+def force_cpu() -> bool:
+    """Whether accelerate must be told ``cpu=True`` (gloo DDP) on this machine.
+
+    Not under DeepSpeed: accelerate drops a DeepSpeed launch to MULTI_CPU when told to use the
+    CPU; DeepSpeed has its own CPU accelerator, which runs ZeRO over gloo (``backend_kwargs``).
+    """
+    return cpu_only() and requested_engine() != "DEEPSPEED"
+
+
+def backend_kwargs() -> dict[str, str]:
+    """``backend='gloo'`` for DeepSpeed without a GPU, else accelerate's own choice.
+
+    accelerate finds no backend on a CPU machine unless told ``cpu=True``; without one it counts
+    a single process (and ``deepspeed.init_distributed`` would get ``None``), so DeepSpeed's
+    processes are joined over gloo explicitly.
+    """
+    return {"backend": "gloo"} if cpu_only() and requested_engine() == "DEEPSPEED" else {}
 
 
 def distributed_state() -> Any:
@@ -31,7 +56,7 @@ def distributed_state() -> Any:
     from accelerate import PartialState
 
     check_process_count()
-    state = PartialState(cpu=cpu_only())
+    state = PartialState(cpu=force_cpu(), **backend_kwargs())
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:
         raise UserError(
@@ -49,7 +74,7 @@ def make_accelerator(cfg: RunConfig, accum: int) -> Any:
     # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per
     # process per optimizer step, shortening it by the number of processes.
     accelerator = Accelerator(
-        cpu=cpu_only(),
+        cpu=force_cpu(),
         mixed_precision=precision,
         gradient_accumulation_steps=accum,
         step_scheduler_with_optimizer=False,
@@ -62,12 +87,14 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
     """Give DeepSpeed the batch split and clipping it needs in its own config.
 
     Accelerate derives them from a prepared DataLoader, which we do not use (see batches.py).
-    Values the DeepSpeed config already fixes must agree with the run config. DeepSpeed applies
-    the update inside ``backward``, so a non-finite batch cannot be skipped there.
+    Values the DeepSpeed config already fixes must agree with the run config, precision
+    included. DeepSpeed applies the update inside ``backward``, so a non-finite batch cannot be
+    skipped there.
     """
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is None:
         return
+    check_deepspeed_precision(plugin.deepspeed_config, cfg.train.precision)
     if cfg.train.max_bad_steps:
         raise ConfigError(
             "train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, "
@@ -88,3 +115,21 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
                 f"(from the train section); set it to 'auto' there"
             )
         config[key] = value
+
+
+def engine_record(accelerator: Any, model: Any) -> dict[str, Any]:
+    """What a DeepSpeed run really trains with, read back from the prepared engine.
+
+    Written into each checkpoint's ``synthlm.json`` (``engine``) and printed at the start, so a
+    run's record shows the ZeRO stage and precision DeepSpeed set up, not the launch config's
+    wish. Empty for other engines (their model files do not depend on the process count).
+    """
+    if getattr(accelerator.state, "deepspeed_plugin", None) is None:
+        return {}
+    precision = "bf16" if model.bfloat16_enabled() else "fp16" if model.fp16_enabled() else "fp32"
+    return {
+        "type": "deepspeed",
+        "zero_stage": int(model.zero_optimization_stage()),
+        "precision": precision,
+        "processes": accelerator.num_processes,
+    }

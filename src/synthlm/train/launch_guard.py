@@ -74,3 +74,28 @@ def check_precision(run_precision: str, env: Mapping[str, str] = os.environ) -> 
             f"({ {v: k for k, v in _PRECISION.items()}.get(launched, launched) }) or drop the "
             "mixed_precision line from the launch config"
         )
+
+
+def deepspeed_precision(ds_config: Mapping[str, Any]) -> str:
+    """The precision a DeepSpeed config trains in (``fp16``/``bf16`` sections, else fp32)."""
+    for name in ("fp16", "bf16"):
+        section = ds_config.get(name) or {}
+        if str(section.get("enabled", False)).lower() == "true":
+            return name
+    return "fp32"
+
+
+def check_deepspeed_precision(ds_config: Mapping[str, Any], run_precision: str) -> None:
+    """DeepSpeed trains in the precision its own config enables, not the run config's.
+
+    accelerate fills only ``auto`` values from ``mixed_precision``, so a DeepSpeed config file
+    with ``bf16.enabled: true`` would turn an fp32 run into a bf16 one without a word.
+    """
+    got = deepspeed_precision(ds_config)
+    if got != run_precision:
+        source = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE") or "the launch config"
+        raise UserError(
+            f"the DeepSpeed config ({source}) trains in {got} but the run config has "
+            f"train.precision: {run_precision}; set {run_precision} there (or 'auto'), or "
+            f"set train.precision: {got}"
+        )

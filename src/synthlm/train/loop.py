@@ -27,7 +27,12 @@ from typing import Any
 
 from synthlm.config import save_yaml
 from synthlm.errors import UserError
-from synthlm.train.accel import configure_deepspeed, distributed_state, make_accelerator
+from synthlm.train.accel import (
+    configure_deepspeed,
+    distributed_state,
+    engine_record,
+    make_accelerator,
+)
 from synthlm.train.batches import step_batches
 from synthlm.train.checkpoint import (
     ACCELERATE_DIR,
@@ -109,6 +114,12 @@ class Trainer:
         self.objective = plan.objective
         self.flops_per_token = 0.0
         self.model, self.optimizer, self.scheduler = self._build()
+        self.engine = engine_record(self.accelerator, self.model)
+        if self.engine:
+            self.accelerator.print(
+                f"engine: DeepSpeed ZeRO-{self.engine['zero_stage']}, "
+                f"{self.engine['precision']}, {self.engine['processes']} processes"
+            )
         self.state = TrainerState(
             layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps
         )
@@ -374,7 +385,8 @@ class Trainer:
                 self.model.parameters(), self.cfg.train.clip_grad or math.inf
             )
             grad_norm = None if norm is None else float(norm)
-        scaled = self.accelerator.scaler is not None
+        # DeepSpeed's fp16 loss scaler skips overflowing steps inside backward, as torch's does
+        scaled = self.accelerator.scaler is not None or self.engine.get("precision") == "fp16"
         bad = not math.isfinite(loss) or (
             grad_norm is not None and not math.isfinite(grad_norm) and not scaled
         )
@@ -619,7 +631,11 @@ class Trainer:
         write_info(
             directory,
             self.state,
-            {"objective": self.cfg.objective.name, "seq_len": self.plan.seq_len},
+            {
+                "objective": self.cfg.objective.name,
+                "seq_len": self.plan.seq_len,
+                **({"engine": self.engine} if self.engine else {}),
+            },
         )
 
 
