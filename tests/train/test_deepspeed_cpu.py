@@ -23,7 +23,11 @@ import pytest
 from train_helpers import final_weights, read_records, subprocess_env, tiny_config, write_config
 
 from synthlm.errors import UserError
-from synthlm.train.launch_guard import check_deepspeed_precision, deepspeed_precision
+from synthlm.train.launch_guard import (
+    check_deepspeed_launch,
+    check_deepspeed_precision,
+    deepspeed_precision,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "accelerate"
 NO_DEEPSPEED = importlib.util.find_spec("deepspeed") is None
@@ -124,3 +128,10 @@ def test_deepspeed_precision_must_match_the_run_config():
     check_deepspeed_precision({"bf16": {"enabled": False}}, "fp32")
     with pytest.raises(UserError, match="trains in bf16 but the run config has train.precision"):
         check_deepspeed_precision({"bf16": {"enabled": True}}, "fp32")
+
+
+def test_deepspeed_config_without_its_launcher_is_refused():
+    check_deepspeed_launch({"ACCELERATE_USE_DEEPSPEED": "true", "LOCAL_RANK": "0"})
+    check_deepspeed_launch({})
+    with pytest.raises(UserError, match="no launcher started this process"):
+        check_deepspeed_launch({"ACCELERATE_USE_DEEPSPEED": "true"})

@@ -13,6 +13,7 @@ from typing import Any
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.config import RunConfig
 from synthlm.train.launch_guard import (
+    check_deepspeed_launch,
     check_deepspeed_precision,
     check_engine,
     check_precision,
@@ -56,6 +57,7 @@ def distributed_state() -> Any:
     from accelerate import PartialState
 
     check_process_count()
+    check_deepspeed_launch()
     state = PartialState(cpu=force_cpu(), **backend_kwargs())
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != state.num_processes:

@@ -39,6 +39,17 @@ def check_process_count(env: Mapping[str, str] = os.environ) -> None:
     )
 
 
+def check_deepspeed_launch(env: Mapping[str, str] = os.environ) -> None:
+    """A DeepSpeed config needs its launcher: ``accelerate launch`` starts ranks with torchrun
+    (LOCAL_RANK set); without one DeepSpeed goes looking for MPI and fails deep inside."""
+    if requested_engine(env) == "DEEPSPEED" and "LOCAL_RANK" not in env:
+        raise UserError(
+            "ACCELERATE_USE_DEEPSPEED is set but no launcher started this process (no "
+            "LOCAL_RANK); run: accelerate launch --config_file examples/accelerate/"
+            "deepspeed_zero2.yaml -m synthlm train CONFIG"
+        )
+
+
 def requested_engine(env: Mapping[str, str] = os.environ) -> str | None:
     """The sharding engine an accelerate config asked for (``FSDP``/``DEEPSPEED``), if any."""
     for engine in ("FSDP", "DEEPSPEED"):
@@ -94,8 +105,9 @@ def check_deepspeed_precision(ds_config: Mapping[str, Any], run_precision: str) 
     got = deepspeed_precision(ds_config)
     if got != run_precision:
         source = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE") or "the launch config"
+        section = got if got != "fp32" else run_precision  # the one set to false there
         raise UserError(
             f"the DeepSpeed config ({source}) trains in {got} but the run config has "
-            f"train.precision: {run_precision}; set {run_precision} there (or 'auto'), or "
-            f"set train.precision: {got}"
+            f"train.precision: {run_precision}; set the precision there to 'auto' "
+            f"({section}.enabled: auto), or set train.precision: {got}"
         )

@@ -116,9 +116,10 @@ class Trainer:
         self.model, self.optimizer, self.scheduler = self._build()
         self.engine = engine_record(self.accelerator, self.model)
         if self.engine:
+            n = self.engine["processes"]
             self.accelerator.print(
                 f"engine: DeepSpeed ZeRO-{self.engine['zero_stage']}, "
-                f"{self.engine['precision']}, {self.engine['processes']} processes"
+                f"{self.engine['precision']}, {n} process{'es' if n > 1 else ''}"
             )
         self.state = TrainerState(
             layout=plan.layout.to_dict(), data=self._data_shape(), total_steps=plan.total_steps
