@@ -390,6 +390,75 @@ def test_lime_roles_are_drawn_per_example_and_announced(mode):
     assert len(headers) > len(bodies) // 2  # roles change from example to example
 
 
+def lime_reference(r, upper, lower, math, chars_range, pattern_range):
+    """One example as LIME's ``gen_one_lime_data`` draws it (random.Random, one at a time):
+    the rule, the used variables and the substitution table."""
+    chars = upper[: r.randint(*chars_range)]
+    drawn = r.choices(chars, k=2 * len(chars))
+    pattern = drawn + r.choices(math, k=r.randint(*pattern_range))
+    r.shuffle(pattern)
+    table = {v: r.choices(lower + math, k=r.randint(2, 8)) for v in set(drawn)}
+    return pattern, table
+
+
+@pytest.mark.parametrize("mode", ["deduct", "induct"])
+def test_lime_draws_match_the_original_distribution(mode):
+    """Summary statistics of the vectorised draw against the original one-example-at-a-time
+    draw: variables used, rule length, variables in the rule, substitution lengths and where
+    the variables sit in the shuffled rule."""
+    import random
+
+    params = dict(num_upper=6, num_lower=5, num_math=4)
+    ranges = ((2, 4), (3, 8))
+    domain, bodies = samples(
+        f"lime_{mode}",
+        count=400,
+        defaults=False,
+        num_vocab=300,
+        num_chars={"min": 2, "max": 4},
+        pattern_length={"min": 3, "max": 8},
+        **params,
+    )
+    m = domain.layout.markers
+
+    def stats(pattern, table, variables):
+        return (
+            len(table),
+            len(pattern),
+            sum(c in variables for c in pattern),
+            sum(len(v) for v in table.values()) / len(table),
+            pattern[0] in variables,
+            pattern[-1] in variables,
+        )
+
+    ours = []
+    for body in bodies:
+        at = body.index(m["answer"])
+        prompt, answer = body[:at], body[at + 1 :]
+        upper = prompt[1 : prompt.index(m["lower"])]
+        rest = prompt[prompt.index(m["sep"]) + 1 :]
+        first, second = rest[: rest.index(m["sep"])], rest[rest.index(m["sep"]) + 1 :]
+        pattern, subst = (first, second) if mode == "deduct" else (answer, second)
+        table, i = {}, 0
+        while i < len(subst):
+            end = subst.index(m["rbracket"], i)
+            table[subst[i]] = subst[i + 3 : end]
+            i = end + 1
+        ours.append(stats(pattern, table, set(upper)))
+    r, ref = random.Random(3), []
+    for _ in range(20_000):
+        ids = r.sample(range(300), 15)
+        upper, lower, math = ids[:6], ids[6:11], ids[11:]
+        pattern, table = lime_reference(r, upper, lower, math, *ranges)
+        ref.append(stats(pattern, table, set(upper)))
+    ours_mean, ref_mean = np.mean(ours, axis=0), np.mean(ref, axis=0)
+    ref_sd = np.std(ref, axis=0)
+    assert np.all(np.abs(ours_mean - ref_mean) < 4 * ref_sd / np.sqrt(len(ours)) + 1e-9), (
+        ours_mean,
+        ref_mean,
+    )
+
+
 # -- Seqthetic ---------------------------------------------------------------------------------------
 SEQ = {"vocab": {"num_vocab": 500}, "length": {"min": 20, "max": 80}}
 
