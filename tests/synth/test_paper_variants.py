@@ -540,3 +540,83 @@ def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
     one = build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
     two = build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     assert one["splits"] == two["splits"]  # sha256 of every store file included
+
+
+def test_seqthetic_sort_numbers_one_token_per_number():
+    """SortNumbers: ``rng.choice(np.arange(min, max), L, replace=False)``, the delimiter, then
+    ``np.sort``; a number is its own token id (nums 1-39 as Range(1, 40) in Seqthetic)."""
+    domain, bodies = samples(
+        "seqthetic_sort_numbers",
+        count=400,
+        defaults=False,
+        nums={"min": 1, "max": 39},
+        length={"min": 8, "max": 12},
+    )
+    seen, first_is_min, total = Counter(), 0, 0
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        assert 8 <= len(seq) <= 12 and len(set(seq)) == len(seq)
+        assert all(1 <= x <= 39 for x in seq) and answer == sorted(seq)
+        seen.update(seq)
+        first_is_min += seq[0] == min(seq)
+        total += 1 / len(seq)
+    assert set(seen) == set(range(1, 40))  # every number can be drawn ...
+    mean = sum(seen.values()) / 39
+    assert max(abs(c - mean) for c in seen.values()) < 0.25 * mean  # ... equally often
+    assert abs(first_is_min - total) < 4 * np.sqrt(total)  # input order: uniform permutation
+
+
+def test_seqthetic_ngram_draws_from_one_dense_table():
+    """NGram: ``gram_count`` uniform tokens, then each token from the row of the previous
+    ``gram_count - 1`` in one dense ``np.random.random`` matrix shared by every sequence."""
+    v, g = 3, 3
+    _domain, bodies = samples(
+        "seqthetic_ngram",
+        count=300,
+        defaults=False,
+        num_vocab=v,
+        gram_count=g,
+        length={"min": 2, "max": 60},
+    )
+    starts, counts = Counter(), {}
+    for i, body in enumerate(bodies):
+        assert g <= len(body) <= 60 and set(body) <= set(range(v))  # at least gram_count
+        starts.update(body[:g])
+        for t in range(g, len(body)):
+            key = (i % 2, body[t - 3], body[t - 2], body[t - 1])  # two halves, one older token
+            counts.setdefault(key, Counter())[body[t]] += 1
+
+    def rows(keep):
+        table = {}
+        for (half, older, a, b), c in counts.items():
+            if keep(half, older):
+                table.setdefault((a, b), Counter()).update(c)
+        return {k: np.array([c[x] for x in range(v)]) / sum(c.values()) for k, c in table.items()}
+
+    both = rows(lambda half, older: True)
+    assert len(both) == v ** (g - 1) and all((p > 0).all() for p in both.values())  # dense
+    assert max(abs(c / sum(starts.values()) - 1 / v) for c in starts.values()) < 0.03
+    spread = np.std([p for p in both.values()])
+    assert spread > 0.08  # random rows, not uniform ones
+    assert max(np.abs(both[(0, b)] - both[(1, b)]).max() for b in range(v)) > 0.1  # both tokens
+    for keep in (
+        lambda half, older: half == 0,  # the same table in every sequence
+        lambda half, older: half == 1,
+        lambda half, older: older == 0,  # the token before the context does not matter
+        lambda half, older: older == 1,
+    ):
+        for key, p in rows(keep).items():
+            assert np.abs(p - both[key]).max() < 0.08
+    spec = {"type": "seqthetic_ngram", "num_vocab": v, "gram_count": g, "length": 200}
+    other = bind_domains(
+        load_spec({"num_tokens": 1000, "seed": 1, "promoter_length": 1, "domains": [spec]}), 1
+    )[1][0]
+    tokens = other.generate(generator(0, 5), 300).tokens.reshape(300, -1)[:, 1:]
+    follow = Counter(zip(tokens[:, 1:-2].ravel(), tokens[:, 2:-1].ravel(), tokens[:, 3:].ravel()))
+    moved = [
+        abs(follow[(a, b, x)] / sum(follow[(a, b, y)] for y in range(v)) - both[(a, b)][x])
+        for a in range(v)
+        for b in range(v)
+        for x in range(v)
+    ]
+    assert max(moved) > 0.1  # another dataset seed draws another table

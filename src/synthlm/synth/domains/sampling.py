@@ -100,3 +100,26 @@ def cut_slice(x: Ragged, at: np.ndarray, size: np.ndarray) -> Ragged:
     owner, pos = x.seq_ids, x.positions
     inside = (at[owner] >= 0) & (pos >= at[owner]) & (pos < at[owner] + size[owner])
     return x.keep(~inside)
+
+
+def distinct_sorted(rng: np.random.Generator, lengths: np.ndarray, pool: int) -> Ragged:
+    """Per sequence, ``lengths[i]`` distinct ints from ``range(pool)``, ascending: a uniform
+    random subset. The first distinct values of an i.i.d. uniform stream are a uniform subset,
+    so duplicates are dropped and topped up with fresh draws until every sequence has its
+    count; keys ``sequence * pool + value`` keep the sequences apart in one sorted array,
+    merged with each top-up by a stable (run-detecting) sort."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    keys = np.sort(
+        np.repeat(np.arange(n, dtype=np.int64) * pool, lengths)
+        + rng.integers(0, pool, size=int(lengths.sum()))
+    )
+    while True:
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+        missing = lengths - np.bincount(keys // pool, minlength=n)
+        if not missing.any():
+            return Ragged(keys % pool, lengths.copy())
+        extra = np.repeat(np.arange(n, dtype=np.int64) * pool, missing) + rng.integers(
+            0, pool, size=int(missing.sum())
+        )
+        keys = np.sort(np.concatenate([keys, extra]), kind="stable")

@@ -16,8 +16,8 @@ from pydantic import Field, model_validator
 
 from synthlm.config import Section
 from synthlm.synth.domain import Domain, Malformed
-from synthlm.synth.domains.sampling import randint
-from synthlm.synth.params import IntRange, at_least
+from synthlm.synth.domains.sampling import distinct_sorted, randint
+from synthlm.synth.params import DomainParams, IntRange, at_least
 from synthlm.synth.ragged import Ragged, concat
 from synthlm.synth.registry import register_domain
 from synthlm.synth.vocab import TokenSampler, VocabParams, VocabSpec
@@ -337,3 +337,189 @@ class SeqtheticDelete(SeqtheticTask):
 def _in_slice(x: Ragged, start: np.ndarray, size: np.ndarray) -> np.ndarray:
     owner, pos = x.seq_ids, x.positions
     return (pos >= start[owner]) & (pos < start[owner] + size[owner])
+
+
+class SortNumbersParams(DomainParams):
+    nums: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=9999),
+        description="The numbers drawn from, inclusive; each number is its own token id "
+        "(Seqthetic's nums = Range(min, max + 1), drawn from np.arange(min, max)).",
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=256, max=1023),
+        description="Numbers per input (Seqthetic's sequence_length).",
+    )
+
+    _positive = at_least("length")
+
+    @model_validator(mode="after")
+    def _enough_numbers(self) -> SortNumbersParams:
+        count = self.nums.max - self.nums.min + 1
+        if self.length.max > count:
+            raise ValueError(
+                f"length: an input draws up to {self.length.max} distinct numbers, but nums "
+                f"{self.nums} holds only {count}"
+            )
+        return self
+
+
+@register_domain(
+    "seqthetic_sort_numbers",
+    family="seqthetic",
+    reference=SOURCE + "sort_numbers.py)",
+    description="`length` distinct numbers, one token id per number, then <ans> and the "
+    "same numbers sorted.",
+)
+class SeqtheticSortNumbers(Domain):
+    """Seqthetic's SortNumbers: ``rng.choice(nums, L, replace=False)``, its delimiter, then
+    ``np.sort``. The token id of a number is the number itself, as in Seqthetic's output."""
+
+    Params = SortNumbersParams
+    markers = ("answer",)
+
+    @classmethod
+    def alphabet_size(cls, params):
+        return params.nums.max + 1
+
+    def body(self, rng, n):
+        p = self.params
+        # a uniform subset, sorted (the answer), and the same numbers in a uniformly random
+        # order (the input): what rng.choice(nums, L, replace=False) and np.sort give
+        y = distinct_sorted(rng, p.length.sample(rng, n), p.nums.max - p.nums.min + 1)
+        y.values += p.nums.min
+        order = np.argsort(y.seq_ids + rng.random(len(y.values)))  # shuffled within sequences
+        return [
+            (Ragged(y.values[order], y.lengths), False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
+
+    def mean_body_length(self):
+        return 2 * self.params.length.mean + 1
+
+    def solve(self, prompt):
+        x = self.as_content(prompt)
+        if len(set(x.tolist())) != len(x):
+            raise Malformed("input numbers repeat (Seqthetic draws them without replacement)")
+        if x.min() < self.params.nums.min or not self.params.length.contains(len(x)):
+            raise Malformed(f"input outside nums {self.params.nums} or length {self.params.length}")
+        return np.sort(x)
+
+
+DENSE_LIMIT = 1 << 24  # dense table entries: 128 MiB of int64 CDFs plus a guide table
+
+
+class SeqtheticNgramParams(DomainParams):
+    num_vocab: int = Field(100, ge=1, description="Token ids 0..num_vocab-1 (Seqthetic's).")
+    gram_count: int = Field(
+        2,
+        ge=2,
+        description="Seqthetic's gram_count: each token depends on the previous gram_count - 1; "
+        "a sequence starts with gram_count uniform tokens.",
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=256, max=1023),
+        description="Sequence length (Seqthetic's sequence_length, max included; at least "
+        "gram_count).",
+    )
+
+    _positive = at_least("length")
+
+    @model_validator(mode="after")
+    def _dense_fits(self) -> SeqtheticNgramParams:
+        entries = self.num_vocab ** (self.gram_count - 1) * self.num_vocab
+        if entries > DENSE_LIMIT:
+            raise ValueError(
+                f"num_vocab={self.num_vocab}, gram_count={self.gram_count}: the dense "
+                f"transition table has num_vocab**gram_count = {entries} entries, more than "
+                f"{DENSE_LIMIT} (Seqthetic stores it whole, and so does synthlm)"
+            )
+        return self
+
+
+@register_domain(
+    "seqthetic_ngram",
+    family="seqthetic",
+    reference=SOURCE + "ngram.py)",
+    description="A random n-gram model with a dense uniform-random transition matrix, "
+    "one per dataset.",
+)
+class SeqtheticNgram(Domain):
+    """Seqthetic's NGram: one matrix of ``np.random.random`` rows, normalised, for the whole
+    dataset; a sequence starts with ``gram_count`` uniform tokens and continues by drawing
+    from the row of its last ``gram_count - 1`` tokens (index ``sum(w_i * V**i)``, oldest
+    first). Only those ``V**(gram_count - 1)`` rows are ever read, so only they are drawn.
+
+    Sampling is an inverse CDF for a batch of chains at once: the rows' CDFs as integers
+    ``row * scale + floor(cdf * scale)`` form one sorted array, so a single ``searchsorted``
+    per step finds every chain's next token (the CDFs are resolved to ``1 / scale``, at
+    least ``2**-37``)."""
+
+    Params = SeqtheticNgramParams
+    is_task = False
+    block_tokens = 1 << 20  # one numpy step per position: wide batches amortise it
+
+    @classmethod
+    def alphabet_size(cls, params):
+        return params.num_vocab
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """The flat integer CDFs, their guide table, scale and bucket shift, drawn once from
+        the dataset key (the same matrix in every block and worker)."""
+        if not hasattr(self, "_table"):
+            v, rows = self.params.num_vocab, self.params.num_vocab ** (self.params.gram_count - 1)
+            prob = np.random.default_rng(self.key).random((rows, v))
+            prob /= prob.sum(axis=1)[:, None]
+            cdf = np.cumsum(prob, axis=1)
+            cdf /= cdf[:, -1:]  # as numpy's choice(p=...) does
+            scale_bits = 62 - int(rows).bit_length()
+            bucket_bits = max(int(v - 1).bit_length(), 0)  # at least v buckets per row
+            scale = 1 << scale_bits
+            flat = (cdf * scale).astype(np.int64)
+            flat[:, -1] = scale
+            flat += np.arange(rows, dtype=np.int64)[:, None] * scale
+            flat = flat.reshape(-1)
+            # guide[row, b]: the first entry above the bucket's lower edge, where a search for
+            # any point of the bucket can start (a guide table: O(1) expected steps per draw)
+            edges = np.arange(rows << bucket_bits, dtype=np.int64) << (scale_bits - bucket_bits)
+            guide = np.searchsorted(flat, edges, side="right").astype(np.int32)
+            self._table = (flat, guide, scale, scale_bits - bucket_bits)
+        return self._table
+
+    def mean_body_length(self):
+        return max(self.params.length.mean, self.params.gram_count)
+
+    def body(self, rng, n):
+        p, (flat, guide, scale, shift) = self.params, self.table()
+        v, g = p.num_vocab, p.gram_count
+        lengths = np.maximum(p.length.sample(rng, n), g)  # the first gram_count always written
+        order = np.argsort(-lengths, kind="stable")  # longest first: active chains are a prefix
+        steps = int(lengths.max())
+        out = np.zeros((steps, n), dtype=np.int64)
+        out[:g] = rng.integers(0, v, size=(g, n))
+        context = np.zeros(n, dtype=np.int64)
+        for i in range(1, g):
+            context += out[i] * v ** (i - 1)
+        active = np.searchsorted(-lengths[order], -np.arange(steps), side="left")
+        top = v ** (g - 2)
+        for t in range(g, steps):
+            a = int(active[t])  # chains longer than t
+            c = context[:a]
+            query = c * scale + (rng.random(a) * scale).astype(np.int64)
+            at = guide[query >> shift].astype(np.int64)
+            more = np.flatnonzero(flat[at] <= query)  # numpy's searchsorted(side="right")
+            while len(more):
+                at[more] += 1
+                more = more[flat[at[more]] <= query[more]]
+            token = at - c * v
+            out[t, :a] = token
+            context[:a] = c // v + token * top
+        sized = out.T[np.argsort(order, kind="stable")]
+        keep = np.arange(steps) < lengths[:, None]
+        return [(Ragged(sized[keep], lengths), True)]
+
+    def check_language(self, body):
+        p = self.params
+        self.as_content(body, "sequence")
+        if not max(p.length.min, p.gram_count) <= len(body) <= max(p.length.max, p.gram_count):
+            raise Malformed(f"length {len(body)} outside {p.length} (at least gram_count)")
