@@ -453,7 +453,7 @@ class SeqtheticNgram(Domain):
     Sampling is an inverse CDF for a batch of chains at once: the rows' CDFs as integers
     ``row * scale + floor(cdf * scale)`` form one sorted array, so a single ``searchsorted``
     per step finds every chain's next token (the CDFs are resolved to ``1 / scale``, at
-    least ``2**-37``)."""
+    least ``2**-38``)."""
 
     Params = SeqtheticNgramParams
     is_task = False
