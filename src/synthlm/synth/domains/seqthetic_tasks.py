@@ -297,12 +297,13 @@ class SeqtheticDelete(SeqtheticTask):
         start = randint(rng, np.zeros(n, np.int64), np.maximum(source - size, 0))
         pos, owner = drawn.positions, drawn.seq_ids
         in_slice = (pos >= start[owner]) & (pos < start[owner] + size[owner])
-        order = np.lexsort((rng.random(len(owner)), owner))  # a random subset for the absent case
-        rank = np.empty(len(owner), np.int64)
-        rank[order] = pos
+        keys = rng.random(len(owner))  # a random subset for the absent case ...
+        absent = np.flatnonzero(~delete[owner])  # ... ranked within its (whole) sequences only
+        rank = np.zeros(len(owner), np.int64)
+        rank[absent[np.lexsort((keys[absent], owner[absent]))]] = pos[absent]
         chosen = np.where(delete[owner], in_slice, rank < size[owner])
-        q_order = np.lexsort((np.where(delete[owner], pos, rank), owner))
-        q_order = q_order[chosen[q_order]]
+        picked = np.flatnonzero(chosen)  # the query: by position (delete) or by rank (absent)
+        q_order = picked[np.lexsort((np.where(delete[owner], pos, rank)[picked], owner[picked]))]
         query = Ragged(
             drawn.values[q_order], np.bincount(owner[chosen], minlength=n).astype(np.int64)
         )
