@@ -272,20 +272,21 @@ def hu_sequences(rng, n: int, length: int, k: int, p_open: float, max_depth: int
     u = rng.random((length, n), dtype=np.float32)  # float32 / int32 draws halve the block's memory
     pick = rng.random((length, n), dtype=np.float32)
     kinds = rng.integers(0, k, size=(length, n), dtype=np.int32)
+    wants = u < p_open
+    below = present_base - 1  # + distinct: the list's last entry
     for t in range(length):
-        opening = (depth == 0) | ((depth < max_depth) & (u[t] < p_open))
-        step = opening.astype(np.int64) * 2 - 1
+        opening = (depth == 0) | ((depth < max_depth) & wants[t])
+        step = np.where(opening, 1, -1)
         slot = (pick[t] * distinct).astype(np.int64)  # floor: both factors are >= 0
         kind = np.where(opening, kinds[t], present[present_base + slot])
-        out[t] = kind + np.where(opening, 0, k)
+        out[t] = np.where(opening, kind, kind + k)
         at = count_base + kind
         after = counts[at] + step
         counts[at] = after
-        change = (after == 1) & opening  # a new type is appended to the list ...
-        gone = (after == 0) & ~opening  # ... a closed-out type's slot takes its last entry
-        pos = present_base + np.where(opening, distinct, slot)
-        present[pos] = np.where(gone, present[present_base + distinct - 1], kind)
-        distinct += change
+        gone = after == 0  # a closed-out type's slot takes the list's last entry ...
+        pos = np.where(opening, distinct, slot)
+        present[present_base + pos] = np.where(gone, present[below + distinct], kind)
+        distinct += (after == 1) & opening  # ... and a new type is appended
         distinct -= gone
         depth += step
     return np.ascontiguousarray(out.T)
