@@ -123,3 +123,13 @@ def distinct_sorted(rng: np.random.Generator, lengths: np.ndarray, pool: int) ->
             0, pool, size=int(missing.sum())
         )
         keys = np.sort(np.concatenate([keys, extra]), kind="stable")
+
+
+def order_by_random(owner: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``np.lexsort((u, owner))`` for ``u`` from ``rng.random`` (multiples of ``2**-53``) and
+    ``owner < 2**11``: one stable sort of the exact 64-bit keys ``owner << 53 | u * 2**53``,
+    about 3x faster than the lexsort and the same permutation."""
+    if not len(owner) or int(owner.max()) >= 1 << 11:
+        return np.lexsort((u, owner))
+    keys = (owner.astype(np.uint64) << np.uint64(53)) | (u * 2.0**53).astype(np.uint64)
+    return np.argsort(keys, kind="stable")

@@ -16,9 +16,9 @@ from pydantic import Field, model_validator
 
 from synthlm.config import Section
 from synthlm.synth.domain import Domain, Malformed
-from synthlm.synth.domains.sampling import distinct_sorted, randint
+from synthlm.synth.domains.sampling import distinct_sorted, order_by_random, randint
 from synthlm.synth.params import DomainParams, IntRange, at_least
-from synthlm.synth.ragged import Ragged, concat
+from synthlm.synth.ragged import Ragged
 from synthlm.synth.registry import register_domain
 from synthlm.synth.vocab import TokenSampler, VocabParams, VocabSpec
 
@@ -296,22 +296,24 @@ class SeqtheticDelete(SeqtheticTask):
         drawn = self.distinct(rng, source)
         start = randint(rng, np.zeros(n, np.int64), np.maximum(source - size, 0))
         pos, owner = drawn.positions, drawn.seq_ids
-        in_slice = (pos >= start[owner]) & (pos < start[owner] + size[owner])
+        deleting = delete[owner]
         keys = rng.random(len(owner))  # a random subset for the absent case ...
-        absent = np.flatnonzero(~delete[owner])  # ... ranked within its (whole) sequences only
+        absent = np.flatnonzero(~deleting)  # ... ranked within its (whole) sequences only
         rank = np.zeros(len(owner), np.int64)
-        rank[absent[np.lexsort((keys[absent], owner[absent]))]] = pos[absent]
-        chosen = np.where(delete[owner], in_slice, rank < size[owner])
-        picked = np.flatnonzero(chosen)  # the query: by position (delete) or by rank (absent)
-        q_order = picked[np.lexsort((np.where(delete[owner], pos, rank)[picked], owner[picked]))]
-        query = Ragged(
-            drawn.values[q_order], np.bincount(owner[chosen], minlength=n).astype(np.int64)
+        rank[absent[order_by_random(owner[absent], keys[absent])]] = pos[absent]
+        from_start = pos - start[owner]
+        chosen = np.where(
+            deleting, (from_start >= 0) & (from_start < size[owner]), rank < size[owner]
         )
-        x = drawn.keep(
-            ~(chosen & ~delete[owner])
-        )  # the absent case removes the query from the input
-        y = x.keep(~np.repeat(delete, x.lengths) | ~_in_slice(x, start, size))
-        y = concat([y, Ragged.constant(self.mark("empty"), y.lengths == 0)])
+        picked = np.flatnonzero(chosen)  # the query: by position (delete) or by rank (absent)
+        q_order = picked[np.lexsort((np.where(deleting, pos, rank)[picked], owner[picked]))]
+
+        def keep(mask: np.ndarray) -> Ragged:
+            return Ragged(drawn.values[mask], np.bincount(owner[mask], minlength=n))
+
+        query = Ragged(drawn.values[q_order], np.bincount(owner[picked], minlength=n))
+        x = keep(~(chosen & ~deleting))  # the absent case removes the query from the input
+        y = keep(~chosen)  # the delete case removes the slice; the absent case keeps x
         ones = np.ones(n, bool)
         return [
             (x, False),
@@ -319,6 +321,7 @@ class SeqtheticDelete(SeqtheticTask):
             (query, False),
             (Ragged.constant(self.mark("answer"), ones), False),
             (y, True),
+            (Ragged.constant(self.mark("empty"), y.lengths == 0), True),
         ]
 
     def solve(self, prompt):
@@ -333,11 +336,6 @@ class SeqtheticDelete(SeqtheticTask):
         if set(q.tolist()) & set(x.tolist()):
             raise Malformed("query ids partly in the input but not as one slice")
         return self.answer_tokens(x)
-
-
-def _in_slice(x: Ragged, start: np.ndarray, size: np.ndarray) -> np.ndarray:
-    owner, pos = x.seq_ids, x.positions
-    return (pos >= start[owner]) & (pos < start[owner] + size[owner])
 
 
 class SortNumbersParams(DomainParams):
@@ -452,9 +450,10 @@ class SeqtheticNgram(Domain):
     first). Only those ``V**(gram_count - 1)`` rows are ever read, so only they are drawn.
 
     Sampling is an inverse CDF for a batch of chains at once: the rows' CDFs as integers
-    ``row * scale + floor(cdf * scale)`` form one sorted array, so a single ``searchsorted``
-    per step finds every chain's next token (the CDFs are resolved to ``1 / scale``, at
-    least ``2**-38``)."""
+    ``row * scale + floor(cdf * scale)`` form one sorted array, and a guide table (the first
+    entry above each of ``>= V`` equal buckets of a row) starts every chain's search a step
+    or two from its next token; the uniform draw is an integer in ``[0, scale)`` (the CDFs are
+    resolved to ``1 / scale``, at least ``2**-38``)."""
 
     Params = SeqtheticNgramParams
     is_task = False
@@ -506,15 +505,16 @@ class SeqtheticNgram(Domain):
         for t in range(g, steps):
             a = int(active[t])  # chains longer than t
             c = context[:a]
-            query = c * scale + (rng.random(a) * scale).astype(np.int64)
-            at = guide[query >> shift].astype(np.int64)
+            base = c * scale
+            query = base + rng.integers(0, scale, size=a)  # u * scale, u uniform in [0, 1)
+            at = guide[query >> shift]
             more = np.flatnonzero(flat[at] <= query)  # numpy's searchsorted(side="right")
             while len(more):
                 at[more] += 1
                 more = more[flat[at[more]] <= query[more]]
             token = at - c * v
             out[t, :a] = token
-            context[:a] = c // v + token * top
+            context[:a] = token if g == 2 else c // v + token * top
         sized = out.T[np.argsort(order, kind="stable")]
         keep = np.arange(steps) < lengths[:, None]
         return [(Ragged(sized[keep], lengths), True)]
