@@ -534,6 +534,8 @@ def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
                     "seq_to_delete_length": {"min": 2, "max": 9},
                 },
                 {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}},
+                {"type": "seqthetic_ngram", "num_vocab": 20, "length": {"min": 20, "max": 60}},
+                {"type": "lime_deduct", "num_vocab": 500},
             ],
         }
     )
