@@ -7,6 +7,10 @@ Seqthetic's ``sequence_length`` means for that domain (the input for identity, t
 for duplicate and delete, the basis of the unique-token count for deduplicate), and the
 delimiter ``<ans>`` stands for Seqthetic's ``-1`` delimiter token. Deliberate differences from
 the code (its bugs) are listed in docs/papers/seqthetic.md.
+
+``seqthetic_sort_numbers`` and ``seqthetic_ngram`` follow ``domains/sort_numbers.py`` (one token
+id per number, unlike synthlm's digit-token ``sort_numbers``) and ``domains/ngram.py`` (one
+dense random transition matrix per dataset, unlike synthlm's sparse implicit ``ngram``).
 """
 
 from __future__ import annotations
