@@ -127,71 +127,24 @@ class LimeWu(Domain):
         """``n`` examples as padded (prompt, prompt mask, answer, answer mask) arrays.
 
         Every random choice of ``gen_one_lime_data`` is drawn for the block at once, padded to
-        its largest size and masked; the pattern is shuffled by sorting random keys, which gives
-        a uniform permutation like ``random.shuffle``."""
+        its largest size and masked (in the original's order: roles, rule, substitution)."""
         p, m = self.params, self.mark
-        size, upper_n = p.num_upper + p.num_lower + p.num_math, p.num_upper
-        roles = distinct_rows(rng, n, size, p.num_vocab)
-        rows = np.arange(n)[:, None]
-        c_max, l_max = p.num_chars.max, p.pattern_length.max
-        chars = roles[:, :c_max]  # the first num_chars variables are offered to the rule
-        c = randint(rng, np.full(n, p.num_chars.min), p.num_chars.max)
-        drawn = np.floor(rng.random((n, 2 * c_max)) * c[:, None]).astype(np.int64)
-        drawn_ok = np.arange(2 * c_max) < 2 * c[:, None]
-        used = np.zeros((n, c_max), dtype=bool)
-        used[np.broadcast_to(rows, drawn.shape)[drawn_ok], drawn[drawn_ok]] = True
-        order = np.argsort(np.where(used, chars, np.iinfo(np.int64).max), axis=1)
-        used_count = used.sum(1)
-        sorted_ok = np.arange(c_max) < used_count[:, None]
-        # pattern: 2c variable draws + pattern_length math symbols, shuffled
-        count = randint(rng, np.full(n, p.pattern_length.min), p.pattern_length.max)
-        math = roles[:, upper_n + p.num_lower :]
-        math_drawn = math[rows, np.floor(rng.random((n, l_max)) * p.num_math).astype(np.int64)]
-        is_var = np.concatenate([np.ones_like(drawn_ok), np.zeros((n, l_max), bool)], axis=1)
-        value = np.concatenate([drawn, math_drawn], axis=1)
-        ok = np.concatenate([drawn_ok, np.arange(l_max) < count[:, None]], axis=1)
-        shuffle = np.argsort(np.where(ok, rng.random(ok.shape), 2.0), axis=1)
-        is_var, value, ok = (np.take_along_axis(a, shuffle, 1) for a in (is_var, value, ok))
-        var = np.where(is_var, value, 0)
-        pattern = np.where(is_var, chars[rows, var], value)
-        # substitution table: per variable 2-8 draws from letters + math
-        letters = roles[:, upper_n:]
-        k = randint(rng, np.full((n, c_max), 2), 8)
-        table = letters[
-            rows[:, :, None],
-            np.floor(rng.random((n, c_max, 8)) * letters.shape[1]).astype(np.int64),
+        roles = distinct_rows(rng, n, p.num_upper + p.num_lower + p.num_math, p.num_vocab)
+        chars = roles[:, : p.num_chars.max]  # the first num_chars variables are offered
+        math = roles[:, p.num_upper + p.num_lower :]
+        rule = self.rule(rng, chars, math)
+        subst, result = self.substitution(rng, chars, roles[:, p.num_upper :], rule)
+        used = subst[0][:, :: 3 + 8 + 1]  # each entry starts with its variable
+        header = [
+            (np.full((n, 1), m("upper")), np.ones((n, 1), bool)),
+            (used, subst[1][:, :: 3 + 8 + 1]),
+            (np.full((n, 1), m("lower")), np.ones((n, 1), bool)),
+            (roles[:, p.num_upper : p.num_upper + p.num_lower], np.ones((n, p.num_lower), bool)),
+            (np.full((n, 1), m("math")), np.ones((n, 1), bool)),
+            (math, np.ones(math.shape, bool)),
+            (np.full((n, 1), m("sep")), np.ones((n, 1), bool)),
         ]
-        table_ok = np.arange(8) < k[:, :, None]
-        result = np.where(is_var[:, :, None], table[rows, var], pattern[:, :, None])
-        result_ok = ok[:, :, None] & np.where(
-            is_var[:, :, None], table_ok[rows, var], np.arange(8) == 0
-        )
-        subst = np.empty((n, c_max, 12), dtype=np.int64)
-        subst[:, :, 0] = np.take_along_axis(chars, order, 1)
-        subst[:, :, 1], subst[:, :, 2] = m("colon"), m("lbracket")
-        subst[:, :, 3:11] = table[rows, order]
-        k_sorted = np.take_along_axis(k, order, 1)
-        np.put_along_axis(subst, (3 + k_sorted)[:, :, None], m("rbracket"), 2)
-        subst_ok = (np.arange(12) <= 3 + k_sorted[:, :, None]) & sorted_ok[:, :, None]
-        header = np.concatenate(
-            [
-                np.full((n, 1), m("upper")),
-                subst[:, :, 0],
-                np.full((n, 1), m("lower")),
-                roles[:, upper_n : upper_n + p.num_lower],
-                np.full((n, 1), m("math")),
-                math,
-                np.full((n, 1), m("sep")),
-            ],
-            axis=1,
-        )
-        header_ok = np.ones(header.shape, dtype=bool)
-        header_ok[:, 1 : 1 + c_max] = sorted_ok
-        parts = {
-            "pattern": (pattern, ok),
-            "subst": (subst.reshape(n, -1), subst_ok.reshape(n, -1)),
-            "result": (result.reshape(n, -1), result_ok.reshape(n, -1)),
-        }
+        parts = {"pattern": rule[:2], "subst": subst, "result": result}
         first, second, answer = (
             parts[name]
             for name in {
@@ -200,11 +153,64 @@ class LimeWu(Domain):
                 "induct": ("result", "subst", "pattern"),
             }[self.mode]
         )
-        sep = (np.full((n, 1), m("sep")), np.ones((n, 1), dtype=bool))
-        pieces = [(header, header_ok), first, sep, second]
+        pieces = [*header, first, header[-1], second]
         prompt = np.concatenate([a for a, _ in pieces], axis=1)
         prompt_ok = np.concatenate([b for _, b in pieces], axis=1)
         return prompt, prompt_ok, answer[0], answer[1]
+
+    def rule(self, rng: np.random.Generator, chars: np.ndarray, math: np.ndarray) -> tuple:
+        """The rule: ``2 * num_chars`` draws of the first ``num_chars`` variables and
+        ``pattern_length`` math symbols, shuffled by sorting random keys (a uniform permutation,
+        like ``random.shuffle``). Returns tokens, mask, and per slot whether it is a variable
+        and which (index into ``chars``)."""
+        p, n = self.params, len(chars)
+        rows, c_max, l_max = np.arange(n)[:, None], chars.shape[1], p.pattern_length.max
+        c = randint(rng, np.full(n, p.num_chars.min), p.num_chars.max)
+        drawn = np.floor(rng.random((n, 2 * c_max)) * c[:, None]).astype(np.int64)
+        drawn_ok = np.arange(2 * c_max) < 2 * c[:, None]
+        count = randint(rng, np.full(n, p.pattern_length.min), p.pattern_length.max)
+        math_drawn = math[rows, np.floor(rng.random((n, l_max)) * p.num_math).astype(np.int64)]
+        is_var = np.concatenate([np.ones_like(drawn_ok), np.zeros((n, l_max), bool)], axis=1)
+        value = np.concatenate([drawn, math_drawn], axis=1)
+        ok = np.concatenate([drawn_ok, np.arange(l_max) < count[:, None]], axis=1)
+        shuffle = np.argsort(np.where(ok, rng.random(ok.shape), 2.0), axis=1)
+        is_var, value, ok = (np.take_along_axis(a, shuffle, 1) for a in (is_var, value, ok))
+        var = np.where(is_var, value, 0)
+        return np.where(is_var, chars[rows, var], value), ok, is_var, var
+
+    def substitution(
+        self, rng: np.random.Generator, chars: np.ndarray, letters: np.ndarray, rule: tuple
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Per variable 2-8 draws from letters + math; the substitution ``V : [ .. ]`` for the
+        variables the rule uses, in ascending id order, and the rule with them substituted
+        (both padded, with masks)."""
+        m, (pattern, ok, is_var, var) = self.mark, rule
+        n, c_max = chars.shape
+        rows = np.arange(n)[:, None]
+        used = np.zeros((n, c_max), dtype=bool)
+        used[np.broadcast_to(rows, var.shape)[ok & is_var], var[ok & is_var]] = True
+        order = np.argsort(np.where(used, chars, np.iinfo(np.int64).max), axis=1)
+        k = randint(rng, np.full((n, c_max), 2), 8)
+        table = letters[
+            rows[:, :, None],
+            np.floor(rng.random((n, c_max, 8)) * letters.shape[1]).astype(np.int64),
+        ]
+        result = np.where(is_var[:, :, None], table[rows, var], pattern[:, :, None])
+        result_ok = ok[:, :, None] & np.where(
+            is_var[:, :, None], (np.arange(8) < k[:, :, None])[rows, var], np.arange(8) == 0
+        )
+        subst = np.empty((n, c_max, 12), dtype=np.int64)  # V : [ up to 8 ] per variable
+        subst[:, :, 0] = np.take_along_axis(chars, order, 1)
+        subst[:, :, 1], subst[:, :, 2] = m("colon"), m("lbracket")
+        subst[:, :, 3:11] = table[rows, order]
+        k_sorted = np.take_along_axis(k, order, 1)
+        np.put_along_axis(subst, (3 + k_sorted)[:, :, None], m("rbracket"), 2)
+        listed = np.arange(c_max) < used.sum(1)[:, None]
+        subst_ok = (np.arange(12) <= 3 + k_sorted[:, :, None]) & listed[:, :, None]
+        return (subst.reshape(n, -1), subst_ok.reshape(n, -1)), (
+            result.reshape(n, -1),
+            result_ok.reshape(n, -1),
+        )
 
     # -- checking ------------------------------------------------------------------------------
     def parse_header(
