@@ -209,8 +209,20 @@ PARAMS.update(
         "seqthetic_delete": lambda d: seqthetic(
             d, should_delete_ratio=d(st.floats(0, 1)), seq_to_delete_length=rng_range(d, 1, 3)
         ),
+        "seqthetic_sort_numbers": lambda d: sort_numbers(d),
+        "seqthetic_ngram": lambda d: {
+            "num_vocab": d(st.integers(1, 6)),
+            "gram_count": d(st.integers(2, 3)),
+            "length": rng_range(d, 1, 20),
+        },
     }
 )
+
+
+def sort_numbers(draw) -> dict:
+    low = draw(st.integers(0, 30))
+    high = draw(st.integers(low, low + 20))
+    return {"nums": {"min": low, "max": high}, "length": rng_range(draw, 1, high - low + 1)}
 
 
 def ngram(draw) -> dict:

@@ -390,6 +390,75 @@ def test_lime_roles_are_drawn_per_example_and_announced(mode):
     assert len(headers) > len(bodies) // 2  # roles change from example to example
 
 
+def lime_reference(r, upper, lower, math, chars_range, pattern_range):
+    """One example as LIME's ``gen_one_lime_data`` draws it (random.Random, one at a time):
+    the rule, the used variables and the substitution table."""
+    chars = upper[: r.randint(*chars_range)]
+    drawn = r.choices(chars, k=2 * len(chars))
+    pattern = drawn + r.choices(math, k=r.randint(*pattern_range))
+    r.shuffle(pattern)
+    table = {v: r.choices(lower + math, k=r.randint(2, 8)) for v in set(drawn)}
+    return pattern, table
+
+
+@pytest.mark.parametrize("mode", ["deduct", "induct"])
+def test_lime_draws_match_the_original_distribution(mode):
+    """Summary statistics of the vectorised draw against the original one-example-at-a-time
+    draw: variables used, rule length, variables in the rule, substitution lengths and where
+    the variables sit in the shuffled rule."""
+    import random
+
+    params = dict(num_upper=6, num_lower=5, num_math=4)
+    ranges = ((2, 4), (3, 8))
+    domain, bodies = samples(
+        f"lime_{mode}",
+        count=400,
+        defaults=False,
+        num_vocab=300,
+        num_chars={"min": 2, "max": 4},
+        pattern_length={"min": 3, "max": 8},
+        **params,
+    )
+    m = domain.layout.markers
+
+    def stats(pattern, table, variables):
+        return (
+            len(table),
+            len(pattern),
+            sum(c in variables for c in pattern),
+            sum(len(v) for v in table.values()) / len(table),
+            pattern[0] in variables,
+            pattern[-1] in variables,
+        )
+
+    ours = []
+    for body in bodies:
+        at = body.index(m["answer"])
+        prompt, answer = body[:at], body[at + 1 :]
+        upper = prompt[1 : prompt.index(m["lower"])]
+        rest = prompt[prompt.index(m["sep"]) + 1 :]
+        first, second = rest[: rest.index(m["sep"])], rest[rest.index(m["sep"]) + 1 :]
+        pattern, subst = (first, second) if mode == "deduct" else (answer, second)
+        table, i = {}, 0
+        while i < len(subst):
+            end = subst.index(m["rbracket"], i)
+            table[subst[i]] = subst[i + 3 : end]
+            i = end + 1
+        ours.append(stats(pattern, table, set(upper)))
+    r, ref = random.Random(3), []
+    for _ in range(20_000):
+        ids = r.sample(range(300), 15)
+        upper, lower, math = ids[:6], ids[6:11], ids[11:]
+        pattern, table = lime_reference(r, upper, lower, math, *ranges)
+        ref.append(stats(pattern, table, set(upper)))
+    ours_mean, ref_mean = np.mean(ours, axis=0), np.mean(ref, axis=0)
+    ref_sd = np.std(ref, axis=0)
+    assert np.all(np.abs(ours_mean - ref_mean) < 4 * ref_sd / np.sqrt(len(ours)) + 1e-9), (
+        ours_mean,
+        ref_mean,
+    )
+
+
 # -- Seqthetic ---------------------------------------------------------------------------------------
 SEQ = {"vocab": {"num_vocab": 500}, "length": {"min": 20, "max": 80}}
 
@@ -465,9 +534,91 @@ def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
                     "seq_to_delete_length": {"min": 2, "max": 9},
                 },
                 {"type": "tilt_flat_parens", "length": 300, "dep_lengths": {1: 3, 2: 2, 4: 1}},
+                {"type": "seqthetic_ngram", "num_vocab": 20, "length": {"min": 20, "max": 60}},
+                {"type": "lime_deduct", "num_vocab": 500},
             ],
         }
     )
     one = build_dataset(spec, tmp_path / "one", workers=1, quiet=True)
     two = build_dataset(spec, tmp_path / "two", workers=2, quiet=True)
     assert one["splits"] == two["splits"]  # sha256 of every store file included
+
+
+def test_seqthetic_sort_numbers_one_token_per_number():
+    """SortNumbers: ``rng.choice(np.arange(min, max), L, replace=False)``, the delimiter, then
+    ``np.sort``; a number is its own token id (nums 1-39 as Range(1, 40) in Seqthetic)."""
+    domain, bodies = samples(
+        "seqthetic_sort_numbers",
+        count=400,
+        defaults=False,
+        nums={"min": 1, "max": 39},
+        length={"min": 8, "max": 12},
+    )
+    seen, first_is_min, total = Counter(), 0, 0
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        assert 8 <= len(seq) <= 12 and len(set(seq)) == len(seq)
+        assert all(1 <= x <= 39 for x in seq) and answer == sorted(seq)
+        seen.update(seq)
+        first_is_min += seq[0] == min(seq)
+        total += 1 / len(seq)
+    assert set(seen) == set(range(1, 40))  # every number can be drawn ...
+    mean = sum(seen.values()) / 39
+    assert max(abs(c - mean) for c in seen.values()) < 0.25 * mean  # ... equally often
+    assert abs(first_is_min - total) < 4 * np.sqrt(total)  # input order: uniform permutation
+
+
+def test_seqthetic_ngram_draws_from_one_dense_table():
+    """NGram: ``gram_count`` uniform tokens, then each token from the row of the previous
+    ``gram_count - 1`` in one dense ``np.random.random`` matrix shared by every sequence."""
+    v, g = 3, 3
+    _domain, bodies = samples(
+        "seqthetic_ngram",
+        count=300,
+        defaults=False,
+        num_vocab=v,
+        gram_count=g,
+        length={"min": 2, "max": 60},
+    )
+    starts, counts = Counter(), {}
+    for i, body in enumerate(bodies):
+        assert g <= len(body) <= 60 and set(body) <= set(range(v))  # at least gram_count
+        starts.update(body[:g])
+        for t in range(g, len(body)):
+            key = (i % 2, body[t - 3], body[t - 2], body[t - 1])  # two halves, one older token
+            counts.setdefault(key, Counter())[body[t]] += 1
+
+    def rows(keep):
+        table = {}
+        for (half, older, a, b), c in counts.items():
+            if keep(half, older):
+                table.setdefault((a, b), Counter()).update(c)
+        return {k: np.array([c[x] for x in range(v)]) / sum(c.values()) for k, c in table.items()}
+
+    both = rows(lambda half, older: True)
+    assert len(both) == v ** (g - 1) and all((p > 0).all() for p in both.values())  # dense
+    assert max(abs(c / sum(starts.values()) - 1 / v) for c in starts.values()) < 0.03
+    spread = np.std([p for p in both.values()])
+    assert spread > 0.08  # random rows, not uniform ones
+    assert max(np.abs(both[(0, b)] - both[(1, b)]).max() for b in range(v)) > 0.1  # both tokens
+    for keep in (
+        lambda half, older: half == 0,  # the same table in every sequence
+        lambda half, older: half == 1,
+        lambda half, older: older == 0,  # the token before the context does not matter
+        lambda half, older: older == 1,
+    ):
+        for key, p in rows(keep).items():
+            assert np.abs(p - both[key]).max() < 0.08
+    spec = {"type": "seqthetic_ngram", "num_vocab": v, "gram_count": g, "length": 200}
+    other = bind_domains(
+        load_spec({"num_tokens": 1000, "seed": 1, "promoter_length": 1, "domains": [spec]}), 1
+    )[1][0]
+    tokens = other.generate(generator(0, 5), 300).tokens.reshape(300, -1)[:, 1:]
+    follow = Counter(zip(tokens[:, 1:-2].ravel(), tokens[:, 2:-1].ravel(), tokens[:, 3:].ravel()))
+    moved = [
+        abs(follow[(a, b, x)] / sum(follow[(a, b, y)] for y in range(v)) - both[(a, b)][x])
+        for a in range(v)
+        for b in range(v)
+        for x in range(v)
+    ]
+    assert max(moved) > 0.1  # another dataset seed draws another table

@@ -43,3 +43,31 @@ def test_assemble_marks_output_parts():
     )
     assert tokens.tolist() == [1, 2, 9, 2, 1, 3, 9, 3] and sizes.tolist() == [5, 3]
     assert output.tolist() == [False, False, False, True, True, False, False, True]
+
+
+def test_sampling_helpers_match_their_plain_definitions():
+    from synthlm.synth.domains.sampling import distinct_sorted, order_by_random
+    from synthlm.synth.vocab import TokenSampler, VocabSpec
+
+    rng = np.random.default_rng(3)
+    for groups in (5, 3000):  # 3000: past 2**11 sequences, the lexsort itself
+        owner = np.sort(rng.integers(0, groups, 4000))
+        u = rng.random(4000)
+        assert np.array_equal(order_by_random(owner, u), np.lexsort((u, owner)))
+    lengths = rng.integers(0, 40, 50)
+    y = distinct_sorted(rng, lengths, 60)
+    for row, size in zip(y.tolist(), lengths):
+        assert len(row) == size and row == sorted(set(row)) and all(0 <= v < 60 for v in row)
+    # sample_distinct: i.i.d. draws, then every repeat of an earlier id redrawn until none is
+    # left (the loop as first written), the same ids for the same generator state
+    sampler = TokenSampler(VocabSpec(num_vocab=300))
+    lengths = rng.integers(1, 60, 40)
+    ours = sampler.sample_distinct(np.random.default_rng(9), lengths)
+    plain_rng = np.random.default_rng(9)
+    plain = Ragged(sampler.sample(plain_rng, int(lengths.sum())), lengths)
+    while True:
+        repeats = ~plain.first_occurrences(300)
+        if not repeats.any():
+            break
+        plain.values[repeats] = sampler.sample(plain_rng, int(repeats.sum()))
+    assert np.array_equal(ours.values, plain.values)

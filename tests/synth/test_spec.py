@@ -192,6 +192,48 @@ def test_seqthetic_flat_config(tmp_path):
         )
 
 
+def test_seqthetic_flat_sort_numbers_and_ngram():
+    """Seqthetic's SortNumbers (nums = Range(min, max), np.arange excludes max; lengths from
+    rng.integers(min, max)) and NGram (lengths from rng.integers(min, max + 1))."""
+    spec = load_spec(
+        {
+            "name": "sort_numbers",
+            "nums_min": 1,
+            "nums_max": 40,
+            "sequence_length_min": 5,
+            "num_token": 100,
+            "sequence_length_max": 11,
+        }
+    )
+    (domain,) = spec.domains
+    assert domain.type == "seqthetic_sort_numbers"
+    assert (domain.nums.min, domain.nums.max, domain.length.min, domain.length.max) == (
+        1,
+        39,
+        5,
+        10,
+    )
+    spec = load_spec(
+        {
+            "name": "ngram",
+            "vocab_size": 50,
+            "gram_count": 3,
+            "sequence_length_min": 8,
+            "num_token": 100,
+            "sequence_length_max": 16,
+        }
+    )
+    (domain,) = spec.domains
+    assert domain.type == "seqthetic_ngram" and (domain.num_vocab, domain.gram_count) == (50, 3)
+    assert (domain.length.min, domain.length.max) == (8, 16)
+    with pytest.raises(ConfigError, match=r"vocab_size: unknown key for a Seqthetic sort_numbers"):
+        load_spec(
+            {"name": "sort_numbers", "vocab_size": 50, "sequence_length_min": 5, "num_token": 9}
+        )
+    with pytest.raises(ConfigError, match=r"num_vocab\*\*gram_count"):
+        load_spec({"name": "ngram", "vocab_size": 10000, "sequence_length_min": 5, "num_token": 9})
+
+
 # metalang's own configs, as users have them: read from the shared data beside the checkout
 # (third-party files are not copied into the repository)
 SEQTHETIC_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "seqthetic_configs"

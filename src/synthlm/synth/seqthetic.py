@@ -7,9 +7,11 @@
      "promoter_length_range": [4, 13]}
 
 The five names metalang's ``synthetic_data/syn_data.py`` reads (identity, reverse, duplicate,
-deduplicate, delete) become the ``seqthetic_*`` domains with its keys translated:
-``*_min``/``*_max`` pairs become ranges (integer ranges lose one at the top, because Seqthetic
-draws them with ``rng.integers(min, max)``, which excludes ``max``), ``split.split_ratio``
+deduplicate, delete), and the Seqthetic domains it does not read (sort_numbers with
+``nums_min/max``, ngram with ``gram_count``), become the ``seqthetic_*`` domains with its keys
+translated: ``*_min``/``*_max`` pairs become ranges (integer ranges lose one at the top, because
+Seqthetic draws them with ``rng.integers(min, max)``, which excludes ``max``; NGram's
+``sequence_length`` includes it), ``split.split_ratio``
 becomes ``splits`` and ``promoter_length_range`` picks a promoter length (from a stable hash of
 the name, where Seqthetic uses Python's per-process salted ``hash``). Any other name is looked
 up as a synthlm domain type (``task`` or ``domain`` may name it too) and its remaining keys are
@@ -55,7 +57,14 @@ NATIVE: dict[str, tuple[str, dict[str, tuple[str, bool]], tuple[str, ...]]] = {
         {"seq_to_delete_length": ("seq_to_delete_length", True)},
         ("should_delete_ratio",),
     ),
+    "sort_numbers": ("seqthetic_sort_numbers", {"nums": ("nums", True)}, ()),
+    "ngram": ("seqthetic_ngram", {}, ("gram_count",)),
 }
+# Where vocab_size goes when it is not ``vocab.num_vocab`` (None: the domain has none; a
+# sort_numbers token is its number), and the domains whose sequence_length includes its max
+# (NGram draws ``rng.integers(min, max + 1)``).
+VOCAB_TARGET: dict[str, str | None] = {"ngram": "num_vocab", "sort_numbers": None}
+LENGTH_MAX_INCLUDED = {"ngram"}
 
 
 def is_seqthetic(raw: Mapping[str, Any]) -> bool:
@@ -89,9 +98,11 @@ def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
     domain: dict[str, Any] = {"type": kind}
     if name == "reverse" and "reverse" not in rest:
         domain["reverse"] = True
-    if "vocab_size" in rest:
-        domain["vocab"] = {"num_vocab": rest.pop("vocab_size")}
-    length = _pair(rest, "sequence_length", label, integer=True)
+    vocab_target = VOCAB_TARGET.get(name, "vocab")
+    if "vocab_size" in rest and vocab_target is not None:
+        size = rest.pop("vocab_size")
+        domain[vocab_target] = {"num_vocab": size} if vocab_target == "vocab" else size
+    length = _pair(rest, "sequence_length", label, integer=name not in LENGTH_MAX_INCLUDED)
     if length is not None:
         domain["length"] = length
     for prefix, (target, integer) in pairs.items():
@@ -112,7 +123,7 @@ def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
         label,
         f"a Seqthetic {name} config",
         [
-            *FLAT_KEYS,
+            *(k for k in FLAT_KEYS if k != "vocab_size" or vocab_target is not None),
             "split",
             "promoter_length_range",
             *DATASET_KEYS,

@@ -112,11 +112,19 @@ class TokenSampler:
         if len(lengths) and 4 * int(lengths.max()) > self.support:
             return self._gumbel_top_k(rng, lengths)
         ragged = Ragged(self.sample(rng, int(lengths.sum())), lengths)
+        index = np.arange(len(ragged.values), dtype=np.int64)  # items still being checked
+        seqs, part = np.arange(len(ragged), dtype=np.int64), ragged
         while True:
-            repeats = ~ragged.first_occurrences(self.size)
-            if not repeats.any():
+            local = ~part.first_occurrences(self.size)
+            repeats = index[local]
+            if not len(repeats):
                 return ragged
-            ragged.values[repeats] = self.sample(rng, int(repeats.sum()))
+            ragged.values[repeats] = self.sample(rng, len(repeats))
+            # only sequences that just drew again can repeat now: check those alone
+            redrawn = np.zeros(len(part), dtype=bool)
+            redrawn[part.seq_ids[local]] = True
+            index, seqs = index[redrawn[part.seq_ids]], seqs[redrawn]
+            part = Ragged(ragged.values[index], ragged.lengths[seqs])
 
     def _gumbel_top_k(self, rng: np.random.Generator, lengths: np.ndarray) -> Ragged:
         log_p = (

@@ -14,22 +14,22 @@ is the substituted rule. deduct: rule <sep> substitution -> result; abduct: rule
 substitution; induct: result <sep> substitution -> rule. Examples whose input or output falls
 outside ``length`` are redrawn, as in ``gen_one_lime_data``.
 
-Generation draws from Python's ``random.Random`` seeded per block by the block's generator, so
-it keeps the counter-based determinism of every other domain.
+Generation draws every choice for a whole block at once with numpy (padded arrays and masks,
+the rule shuffled by sorting random keys): the same distributions as the original's
+one-example-at-a-time ``random`` calls, in a different draw order, so the bytes differ from
+a Python loop's but the counter-based determinism of every other domain is kept.
 """
 
 from __future__ import annotations
-
-import random
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from synthlm.synth.domain import Domain, Malformed
+from synthlm.synth.domains.sampling import randint
 from synthlm.synth.params import DomainParams, IntRange, at_least
 from synthlm.synth.ragged import Ragged
 from synthlm.synth.registry import register_domain
-from synthlm.synth.vocab import TokenSampler, VocabSpec
 
 REFERENCE = "Wu et al. 2021 (LIME), felixzli/synthetic_pretraining lime_datagen/generate_data.py (gen_data, mode {})"
 
@@ -70,11 +70,26 @@ class LimeWuParams(DomainParams):
         return self
 
 
+def distinct_rows(rng: np.random.Generator, n: int, size: int, pool: int) -> np.ndarray:
+    """``n`` rows of ``size`` distinct ids from ``range(pool)``, in random order (like
+    ``random.sample``): rows that repeat an id are redrawn whole, which keeps every ordered
+    distinct row equally likely."""
+    if 4 * size > pool:  # dense: a random permutation per row, cut
+        return np.argsort(rng.random((n, pool)), axis=1)[:, :size]
+    rows = rng.integers(0, pool, size=(n, size))
+    while True:
+        ordered = np.sort(rows, axis=1)
+        bad = (ordered[:, 1:] == ordered[:, :-1]).any(1)
+        if not bad.any():
+            return rows
+        rows[bad] = rng.integers(0, pool, size=(int(bad.sum()), size))
+
+
 class LimeWu(Domain):
     Params = LimeWuParams
     markers = ("answer", "sep", "colon", "lbracket", "rbracket", "upper", "lower", "math")
     mode = ""
-    block_tokens = 1 << 14
+    block_tokens = 1 << 17  # drawn as padded arrays for the whole block
 
     @classmethod
     def alphabet_size(cls, params):
@@ -91,74 +106,111 @@ class LimeWu(Domain):
         )
 
     def body(self, rng, n):
-        p = self.params
-        size = p.num_upper + p.num_lower + p.num_math
-        roles = (
-            TokenSampler(VocabSpec(num_vocab=p.num_vocab))
-            .sample_distinct(rng, np.full(n, size))
-            .values.reshape(n, size)
-        )
-        r = random.Random(int(rng.integers(0, 2**63)))
-        prompts, answers = [], []
-        for row in roles.tolist():  # the role ids of every example are drawn for the block at once
-            prompt, answer = self.example(r, row)
-            prompts.append(prompt)
-            answers.append(answer)
+        low, high = self.params.length.min, self.params.length.max
+        prompt, prompt_mask, answer, answer_mask = self.draw(rng, n)
+        while True:  # examples outside ``length`` are redrawn whole, roles included
+            sizes = np.stack([prompt_mask.sum(1), answer_mask.sum(1)])
+            bad = ((sizes < low) | (sizes > high)).any(0)
+            if not bad.any():
+                break
+            again = self.draw(rng, int(bad.sum()))
+            for array, redrawn in zip((prompt, prompt_mask, answer, answer_mask), again):
+                array[bad] = redrawn
         ones = np.ones(n, dtype=bool)
         return [
-            (Ragged.from_list(prompts), False),
+            (Ragged(prompt[prompt_mask], prompt_mask.sum(1)), False),
             (Ragged.constant(self.mark("answer"), ones), False),
-            (Ragged.from_list(answers), True),
+            (Ragged(answer[answer_mask], answer_mask.sum(1)), True),
         ]
 
-    def example(self, r: random.Random, ids: list[int]) -> tuple[list[int], list[int]]:
-        p, low, high = self.params, self.params.length.min, self.params.length.max
-        while True:
-            upper, lower, math = (
-                ids[: p.num_upper],
-                ids[p.num_upper : p.num_upper + p.num_lower],
-                ids[p.num_upper + p.num_lower :],
-            )
-            chars = upper[: r.randint(p.num_chars.min, p.num_chars.max)]
-            drawn = r.choices(chars, k=2 * len(chars))
-            used = sorted(
-                set(drawn)
-            )  # the original lists list(set(...)): CPython's order; see docs
-            pattern = drawn + r.choices(
-                math, k=r.randint(p.pattern_length.min, p.pattern_length.max)
-            )
-            r.shuffle(pattern)
-            table = {v: r.choices(lower + math, k=r.randint(2, 8)) for v in used}
-            subst = [
-                t
-                for v in used
-                for t in (
-                    v,
-                    self.mark("colon"),
-                    self.mark("lbracket"),
-                    *table[v],
-                    self.mark("rbracket"),
-                )
-            ]
-            result = [t for c in pattern for t in table.get(c, [c])]
-            header = [
-                self.mark("upper"),
-                *used,
-                self.mark("lower"),
-                *lower,
-                self.mark("math"),
-                *math,
-                self.mark("sep"),
-            ]
-            first, second, answer = {
-                "deduct": (pattern, subst, result),
-                "abduct": (pattern, result, subst),
-                "induct": (result, subst, pattern),
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        """``n`` examples as padded (prompt, prompt mask, answer, answer mask) arrays.
+
+        Every random choice of ``gen_one_lime_data`` is drawn for the block at once, padded to
+        its largest size and masked (in the original's order: roles, rule, substitution)."""
+        p, m = self.params, self.mark
+        roles = distinct_rows(rng, n, p.num_upper + p.num_lower + p.num_math, p.num_vocab)
+        chars = roles[:, : p.num_chars.max]  # the first num_chars variables are offered
+        math = roles[:, p.num_upper + p.num_lower :]
+        rule = self.rule(rng, chars, math)
+        subst, result = self.substitution(rng, chars, roles[:, p.num_upper :], rule)
+        used = subst[0][:, :: 3 + 8 + 1]  # each entry starts with its variable
+        header = [
+            (np.full((n, 1), m("upper")), np.ones((n, 1), bool)),
+            (used, subst[1][:, :: 3 + 8 + 1]),
+            (np.full((n, 1), m("lower")), np.ones((n, 1), bool)),
+            (roles[:, p.num_upper : p.num_upper + p.num_lower], np.ones((n, p.num_lower), bool)),
+            (np.full((n, 1), m("math")), np.ones((n, 1), bool)),
+            (math, np.ones(math.shape, bool)),
+            (np.full((n, 1), m("sep")), np.ones((n, 1), bool)),
+        ]
+        parts = {"pattern": rule[:2], "subst": subst, "result": result}
+        first, second, answer = (
+            parts[name]
+            for name in {
+                "deduct": ("pattern", "subst", "result"),
+                "abduct": ("pattern", "result", "subst"),
+                "induct": ("result", "subst", "pattern"),
             }[self.mode]
-            prompt = [*header, *first, self.mark("sep"), *second]
-            if low <= len(prompt) <= high and low <= len(answer) <= high:
-                return prompt, answer
-            ids = r.sample(range(p.num_vocab), len(ids))  # redrawn whole, roles included
+        )
+        pieces = [*header, first, header[-1], second]
+        prompt = np.concatenate([a for a, _ in pieces], axis=1)
+        prompt_ok = np.concatenate([b for _, b in pieces], axis=1)
+        return prompt, prompt_ok, answer[0], answer[1]
+
+    def rule(self, rng: np.random.Generator, chars: np.ndarray, math: np.ndarray) -> tuple:
+        """The rule: ``2 * num_chars`` draws of the first ``num_chars`` variables and
+        ``pattern_length`` math symbols, shuffled by sorting random keys (a uniform permutation,
+        like ``random.shuffle``). Returns tokens, mask, and per slot whether it is a variable
+        and which (index into ``chars``)."""
+        p, n = self.params, len(chars)
+        rows, c_max, l_max = np.arange(n)[:, None], chars.shape[1], p.pattern_length.max
+        c = randint(rng, np.full(n, p.num_chars.min), p.num_chars.max)
+        drawn = np.floor(rng.random((n, 2 * c_max)) * c[:, None]).astype(np.int64)
+        drawn_ok = np.arange(2 * c_max) < 2 * c[:, None]
+        count = randint(rng, np.full(n, p.pattern_length.min), p.pattern_length.max)
+        math_drawn = math[rows, np.floor(rng.random((n, l_max)) * p.num_math).astype(np.int64)]
+        is_var = np.concatenate([np.ones_like(drawn_ok), np.zeros((n, l_max), bool)], axis=1)
+        value = np.concatenate([drawn, math_drawn], axis=1)
+        ok = np.concatenate([drawn_ok, np.arange(l_max) < count[:, None]], axis=1)
+        shuffle = np.argsort(np.where(ok, rng.random(ok.shape), 2.0), axis=1)
+        is_var, value, ok = (np.take_along_axis(a, shuffle, 1) for a in (is_var, value, ok))
+        var = np.where(is_var, value, 0)
+        return np.where(is_var, chars[rows, var], value), ok, is_var, var
+
+    def substitution(
+        self, rng: np.random.Generator, chars: np.ndarray, letters: np.ndarray, rule: tuple
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Per variable 2-8 draws from letters + math; the substitution ``V : [ .. ]`` for the
+        variables the rule uses, in ascending id order, and the rule with them substituted
+        (both padded, with masks)."""
+        m, (pattern, ok, is_var, var) = self.mark, rule
+        n, c_max = chars.shape
+        rows = np.arange(n)[:, None]
+        used = np.zeros((n, c_max), dtype=bool)
+        used[np.broadcast_to(rows, var.shape)[ok & is_var], var[ok & is_var]] = True
+        order = np.argsort(np.where(used, chars, np.iinfo(np.int64).max), axis=1)
+        k = randint(rng, np.full((n, c_max), 2), 8)
+        table = letters[
+            rows[:, :, None],
+            np.floor(rng.random((n, c_max, 8)) * letters.shape[1]).astype(np.int64),
+        ]
+        result = np.where(is_var[:, :, None], table[rows, var], pattern[:, :, None])
+        result_ok = ok[:, :, None] & np.where(
+            is_var[:, :, None], (np.arange(8) < k[:, :, None])[rows, var], np.arange(8) == 0
+        )
+        subst = np.empty((n, c_max, 12), dtype=np.int64)  # V : [ up to 8 ] per variable
+        subst[:, :, 0] = np.take_along_axis(chars, order, 1)
+        subst[:, :, 1], subst[:, :, 2] = m("colon"), m("lbracket")
+        subst[:, :, 3:11] = table[rows, order]
+        k_sorted = np.take_along_axis(k, order, 1)
+        np.put_along_axis(subst, (3 + k_sorted)[:, :, None], m("rbracket"), 2)
+        listed = np.arange(c_max) < used.sum(1)[:, None]
+        subst_ok = (np.arange(12) <= 3 + k_sorted[:, :, None]) & listed[:, :, None]
+        return (subst.reshape(n, -1), subst_ok.reshape(n, -1)), (
+            result.reshape(n, -1),
+            result_ok.reshape(n, -1),
+        )
 
     # -- checking ------------------------------------------------------------------------------
     def parse_header(

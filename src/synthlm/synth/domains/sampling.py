@@ -100,3 +100,36 @@ def cut_slice(x: Ragged, at: np.ndarray, size: np.ndarray) -> Ragged:
     owner, pos = x.seq_ids, x.positions
     inside = (at[owner] >= 0) & (pos >= at[owner]) & (pos < at[owner] + size[owner])
     return x.keep(~inside)
+
+
+def distinct_sorted(rng: np.random.Generator, lengths: np.ndarray, pool: int) -> Ragged:
+    """Per sequence, ``lengths[i]`` distinct ints from ``range(pool)``, ascending: a uniform
+    random subset. The first distinct values of an i.i.d. uniform stream are a uniform subset,
+    so duplicates are dropped and topped up with fresh draws until every sequence has its
+    count; keys ``sequence * pool + value`` keep the sequences apart in one sorted array,
+    merged with each top-up by a stable (run-detecting) sort."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    keys = np.sort(
+        np.repeat(np.arange(n, dtype=np.int64) * pool, lengths)
+        + rng.integers(0, pool, size=int(lengths.sum()))
+    )
+    while True:
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+        missing = lengths - np.bincount(keys // pool, minlength=n)
+        if not missing.any():
+            return Ragged(keys % pool, lengths.copy())
+        extra = np.repeat(np.arange(n, dtype=np.int64) * pool, missing) + rng.integers(
+            0, pool, size=int(missing.sum())
+        )
+        keys = np.sort(np.concatenate([keys, extra]), kind="stable")
+
+
+def order_by_random(owner: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``np.lexsort((u, owner))`` for ``u`` from ``rng.random`` (multiples of ``2**-53``) and
+    ``owner < 2**11``: one stable sort of the exact 64-bit keys ``owner << 53 | u * 2**53``,
+    about 3x faster than the lexsort and the same permutation."""
+    if not len(owner) or int(owner.max()) >= 1 << 11:
+        return np.lexsort((u, owner))
+    keys = (owner.astype(np.uint64) << np.uint64(53)) | (u * 2.0**53).astype(np.uint64)
+    return np.argsort(keys, kind="stable")

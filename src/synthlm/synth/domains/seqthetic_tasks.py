@@ -7,6 +7,10 @@ Seqthetic's ``sequence_length`` means for that domain (the input for identity, t
 for duplicate and delete, the basis of the unique-token count for deduplicate), and the
 delimiter ``<ans>`` stands for Seqthetic's ``-1`` delimiter token. Deliberate differences from
 the code (its bugs) are listed in docs/papers/seqthetic.md.
+
+``seqthetic_sort_numbers`` and ``seqthetic_ngram`` follow ``domains/sort_numbers.py`` (one token
+id per number, unlike synthlm's digit-token ``sort_numbers``) and ``domains/ngram.py`` (one
+dense random transition matrix per dataset, unlike synthlm's sparse implicit ``ngram``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from pydantic import Field, model_validator
 
 from synthlm.config import Section
 from synthlm.synth.domain import Domain, Malformed
-from synthlm.synth.domains.sampling import randint
-from synthlm.synth.params import IntRange, at_least
-from synthlm.synth.ragged import Ragged, concat
+from synthlm.synth.domains.sampling import distinct_sorted, order_by_random, randint
+from synthlm.synth.params import DomainParams, IntRange, at_least
+from synthlm.synth.ragged import Ragged
 from synthlm.synth.registry import register_domain
 from synthlm.synth.vocab import TokenSampler, VocabParams, VocabSpec
 
@@ -296,21 +300,24 @@ class SeqtheticDelete(SeqtheticTask):
         drawn = self.distinct(rng, source)
         start = randint(rng, np.zeros(n, np.int64), np.maximum(source - size, 0))
         pos, owner = drawn.positions, drawn.seq_ids
-        in_slice = (pos >= start[owner]) & (pos < start[owner] + size[owner])
-        order = np.lexsort((rng.random(len(owner)), owner))  # a random subset for the absent case
-        rank = np.empty(len(owner), np.int64)
-        rank[order] = pos
-        chosen = np.where(delete[owner], in_slice, rank < size[owner])
-        q_order = np.lexsort((np.where(delete[owner], pos, rank), owner))
-        q_order = q_order[chosen[q_order]]
-        query = Ragged(
-            drawn.values[q_order], np.bincount(owner[chosen], minlength=n).astype(np.int64)
+        deleting = delete[owner]
+        keys = rng.random(len(owner))  # a random subset for the absent case ...
+        absent = np.flatnonzero(~deleting)  # ... ranked within its (whole) sequences only
+        rank = np.zeros(len(owner), np.int64)
+        rank[absent[order_by_random(owner[absent], keys[absent])]] = pos[absent]
+        from_start = pos - start[owner]
+        chosen = np.where(
+            deleting, (from_start >= 0) & (from_start < size[owner]), rank < size[owner]
         )
-        x = drawn.keep(
-            ~(chosen & ~delete[owner])
-        )  # the absent case removes the query from the input
-        y = x.keep(~np.repeat(delete, x.lengths) | ~_in_slice(x, start, size))
-        y = concat([y, Ragged.constant(self.mark("empty"), y.lengths == 0)])
+        picked = np.flatnonzero(chosen)  # the query: by position (delete) or by rank (absent)
+        q_order = picked[np.lexsort((np.where(deleting, pos, rank)[picked], owner[picked]))]
+
+        def keep(mask: np.ndarray) -> Ragged:
+            return Ragged(drawn.values[mask], np.bincount(owner[mask], minlength=n))
+
+        query = Ragged(drawn.values[q_order], np.bincount(owner[picked], minlength=n))
+        x = keep(~(chosen & ~deleting))  # the absent case removes the query from the input
+        y = keep(~chosen)  # the delete case removes the slice; the absent case keeps x
         ones = np.ones(n, bool)
         return [
             (x, False),
@@ -318,6 +325,7 @@ class SeqtheticDelete(SeqtheticTask):
             (query, False),
             (Ragged.constant(self.mark("answer"), ones), False),
             (y, True),
+            (Ragged.constant(self.mark("empty"), y.lengths == 0), True),
         ]
 
     def solve(self, prompt):
@@ -334,6 +342,189 @@ class SeqtheticDelete(SeqtheticTask):
         return self.answer_tokens(x)
 
 
-def _in_slice(x: Ragged, start: np.ndarray, size: np.ndarray) -> np.ndarray:
-    owner, pos = x.seq_ids, x.positions
-    return (pos >= start[owner]) & (pos < start[owner] + size[owner])
+class SortNumbersParams(DomainParams):
+    nums: IntRange = Field(
+        default_factory=lambda: IntRange(min=1, max=9999),
+        description="The numbers drawn from, inclusive; each number is its own token id "
+        "(Seqthetic's nums = Range(min, max + 1), drawn from np.arange(min, max)).",
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=256, max=1023),
+        description="Numbers per input (Seqthetic's sequence_length).",
+    )
+
+    _positive = at_least("length")
+
+    @model_validator(mode="after")
+    def _enough_numbers(self) -> SortNumbersParams:
+        count = self.nums.max - self.nums.min + 1
+        if self.length.max > count:
+            raise ValueError(
+                f"length: an input draws up to {self.length.max} distinct numbers, but nums "
+                f"{self.nums} holds only {count}"
+            )
+        return self
+
+
+@register_domain(
+    "seqthetic_sort_numbers",
+    family="seqthetic",
+    reference=SOURCE + "sort_numbers.py)",
+    description="`length` distinct numbers, one token id per number, then <ans> and the "
+    "same numbers sorted.",
+)
+class SeqtheticSortNumbers(Domain):
+    """Seqthetic's SortNumbers: ``rng.choice(nums, L, replace=False)``, its delimiter, then
+    ``np.sort``. The token id of a number is the number itself, as in Seqthetic's output."""
+
+    Params = SortNumbersParams
+    markers = ("answer",)
+
+    @classmethod
+    def alphabet_size(cls, params):
+        return params.nums.max + 1
+
+    def body(self, rng, n):
+        p = self.params
+        # a uniform subset, sorted (the answer), and the same numbers in a uniformly random
+        # order (the input): what rng.choice(nums, L, replace=False) and np.sort give
+        y = distinct_sorted(rng, p.length.sample(rng, n), p.nums.max - p.nums.min + 1)
+        y.values += p.nums.min
+        order = np.argsort(y.seq_ids + rng.random(len(y.values)))  # shuffled within sequences
+        return [
+            (Ragged(y.values[order], y.lengths), False),
+            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
+            (y, True),
+        ]
+
+    def mean_body_length(self):
+        return 2 * self.params.length.mean + 1
+
+    def solve(self, prompt):
+        x = self.as_content(prompt)
+        if len(set(x.tolist())) != len(x):
+            raise Malformed("input numbers repeat (Seqthetic draws them without replacement)")
+        if x.min() < self.params.nums.min or not self.params.length.contains(len(x)):
+            raise Malformed(f"input outside nums {self.params.nums} or length {self.params.length}")
+        return np.sort(x)
+
+
+DENSE_LIMIT = 1 << 24  # dense table entries: 128 MiB of int64 CDFs plus a guide table
+
+
+class SeqtheticNgramParams(DomainParams):
+    num_vocab: int = Field(100, ge=1, description="Token ids 0..num_vocab-1 (Seqthetic's).")
+    gram_count: int = Field(
+        2,
+        ge=2,
+        description="Seqthetic's gram_count: each token depends on the previous gram_count - 1; "
+        "a sequence starts with gram_count uniform tokens.",
+    )
+    length: IntRange = Field(
+        default_factory=lambda: IntRange(min=256, max=1023),
+        description="Sequence length (Seqthetic's sequence_length, max included; at least "
+        "gram_count).",
+    )
+
+    _positive = at_least("length")
+
+    @model_validator(mode="after")
+    def _dense_fits(self) -> SeqtheticNgramParams:
+        entries = self.num_vocab ** (self.gram_count - 1) * self.num_vocab
+        if entries > DENSE_LIMIT:
+            raise ValueError(
+                f"num_vocab={self.num_vocab}, gram_count={self.gram_count}: the dense "
+                f"transition table has num_vocab**gram_count = {entries} entries, more than "
+                f"{DENSE_LIMIT} (Seqthetic stores it whole, and so does synthlm)"
+            )
+        return self
+
+
+@register_domain(
+    "seqthetic_ngram",
+    family="seqthetic",
+    reference=SOURCE + "ngram.py)",
+    description="A random n-gram model with a dense uniform-random transition matrix, "
+    "one per dataset.",
+)
+class SeqtheticNgram(Domain):
+    """Seqthetic's NGram: one matrix of ``np.random.random`` rows, normalised, for the whole
+    dataset; a sequence starts with ``gram_count`` uniform tokens and continues by drawing
+    from the row of its last ``gram_count - 1`` tokens (index ``sum(w_i * V**i)``, oldest
+    first). Only those ``V**(gram_count - 1)`` rows are ever read, so only they are drawn.
+
+    Sampling is an inverse CDF for a batch of chains at once: the rows' CDFs as integers
+    ``row * scale + floor(cdf * scale)`` form one sorted array, and a guide table (the first
+    entry above each of ``>= V`` equal buckets of a row) starts every chain's search a step
+    or two from its next token; the uniform draw is an integer in ``[0, scale)`` (the CDFs are
+    resolved to ``1 / scale``, at least ``2**-38``)."""
+
+    Params = SeqtheticNgramParams
+    is_task = False
+    block_tokens = 1 << 20  # one numpy step per position: wide batches amortise it
+
+    @classmethod
+    def alphabet_size(cls, params):
+        return params.num_vocab
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """The flat integer CDFs, their guide table, scale and bucket shift, drawn once from
+        the dataset key (the same matrix in every block and worker)."""
+        if not hasattr(self, "_table"):
+            v, rows = self.params.num_vocab, self.params.num_vocab ** (self.params.gram_count - 1)
+            prob = np.random.default_rng(self.key).random((rows, v))
+            prob /= prob.sum(axis=1)[:, None]
+            cdf = np.cumsum(prob, axis=1)
+            cdf /= cdf[:, -1:]  # as numpy's choice(p=...) does
+            scale_bits = 62 - int(rows).bit_length()
+            bucket_bits = max(int(v - 1).bit_length(), 0)  # at least v buckets per row
+            scale = 1 << scale_bits
+            flat = (cdf * scale).astype(np.int64)
+            flat[:, -1] = scale
+            flat += np.arange(rows, dtype=np.int64)[:, None] * scale
+            flat = flat.reshape(-1)
+            # guide[row, b]: the first entry above the bucket's lower edge, where a search for
+            # any point of the bucket can start (a guide table: O(1) expected steps per draw)
+            edges = np.arange(rows << bucket_bits, dtype=np.int64) << (scale_bits - bucket_bits)
+            guide = np.searchsorted(flat, edges, side="right").astype(np.int32)
+            self._table = (flat, guide, scale, scale_bits - bucket_bits)
+        return self._table
+
+    def mean_body_length(self):
+        return max(self.params.length.mean, self.params.gram_count)
+
+    def body(self, rng, n):
+        p, (flat, guide, scale, shift) = self.params, self.table()
+        v, g = p.num_vocab, p.gram_count
+        lengths = np.maximum(p.length.sample(rng, n), g)  # the first gram_count always written
+        order = np.argsort(-lengths, kind="stable")  # longest first: active chains are a prefix
+        steps = int(lengths.max())
+        out = np.zeros((steps, n), dtype=np.int64)
+        out[:g] = rng.integers(0, v, size=(g, n))
+        context = np.zeros(n, dtype=np.int64)
+        for i in range(1, g):
+            context += out[i] * v ** (i - 1)
+        active = np.searchsorted(-lengths[order], -np.arange(steps), side="left")
+        top = v ** (g - 2)
+        for t in range(g, steps):
+            a = int(active[t])  # chains longer than t
+            c = context[:a]
+            base = c * scale
+            query = base + rng.integers(0, scale, size=a)  # u * scale, u uniform in [0, 1)
+            at = guide[query >> shift]
+            more = np.flatnonzero(flat[at] <= query)  # numpy's searchsorted(side="right")
+            while len(more):
+                at[more] += 1
+                more = more[flat[at[more]] <= query[more]]
+            token = at - c * v
+            out[t, :a] = token
+            context[:a] = token if g == 2 else c // v + token * top
+        sized = out.T[np.argsort(order, kind="stable")]
+        keep = np.arange(steps) < lengths[:, None]
+        return [(Ragged(sized[keep], lengths), True)]
+
+    def check_language(self, body):
+        p = self.params
+        self.as_content(body, "sequence")
+        if not max(p.length.min, p.gram_count) <= len(body) <= max(p.length.max, p.gram_count):
+            raise Malformed(f"length {len(body)} outside {p.length} (at least gram_count)")

@@ -257,34 +257,36 @@ class HuShuffleDyck(StreamDomain):
 
 def hu_sequences(rng, n: int, length: int, k: int, p_open: float, max_depth: int) -> np.ndarray:
     """``n`` sequences of ``length`` tokens, one step for all at once. The open types of each
-    sequence are kept as a compact list (``present``) so a uniform open type is one index."""
-    out = np.zeros((n, length), dtype=np.int32)
-    counts = np.zeros((n, k), dtype=np.int64)
-    present = np.zeros((n, min(k, max_depth) + 1), dtype=np.int64)
+    sequence are kept as a compact list (``present``) so a uniform open type is one index.
+
+    Each step computes the open and the close branch for every sequence and keeps one with
+    ``where`` (no per-step row subsets), on flat arrays indexed ``row * width + column``."""
+    out = np.zeros((length, n), dtype=np.int32)
+    width = min(k, max_depth) + 1
+    counts = np.zeros(n * k, dtype=np.int64)
+    present = np.zeros(n * width, dtype=np.int64)
     distinct = np.zeros(n, dtype=np.int64)
     depth = np.zeros(n, dtype=np.int64)
-    rows = np.arange(n)
+    count_base = np.arange(n, dtype=np.int64) * k
+    present_base = np.arange(n, dtype=np.int64) * width
     u = rng.random((length, n), dtype=np.float32)  # float32 / int32 draws halve the block's memory
     pick = rng.random((length, n), dtype=np.float32)
     kinds = rng.integers(0, k, size=(length, n), dtype=np.int32)
+    wants = u < p_open
+    below = present_base - 1  # + distinct: the list's last entry
     for t in range(length):
-        opening = (depth == 0) | ((depth < max_depth) & (u[t] < p_open))
-        o, c = rows[opening], rows[~opening]
-        kind = kinds[t, o]
-        out[o, t] = kind
-        new = counts[o, kind] == 0
-        no, nk = o[new], kind[new]
-        present[no, distinct[no]] = nk
-        distinct[no] += 1
-        counts[o, kind] += 1
-        slot = np.floor(pick[t, c] * distinct[c]).astype(np.int64)
-        kind = present[c, slot]
-        out[c, t] = kind + k
-        counts[c, kind] -= 1
-        gone = counts[c, kind] == 0
-        gc, gs, _gk = c[gone], slot[gone], kind[gone]
-        distinct[gc] -= 1
-        moved = present[gc, distinct[gc]]
-        present[gc, gs] = moved
-        depth += np.where(opening, 1, -1)
-    return out
+        opening = (depth == 0) | ((depth < max_depth) & wants[t])
+        step = np.where(opening, 1, -1)
+        slot = (pick[t] * distinct).astype(np.int64)  # floor: both factors are >= 0
+        kind = np.where(opening, kinds[t], present[present_base + slot])
+        out[t] = np.where(opening, kind, kind + k)
+        at = count_base + kind
+        after = counts[at] + step
+        counts[at] = after
+        gone = after == 0  # a closed-out type's slot takes the list's last entry ...
+        pos = np.where(opening, distinct, slot)
+        present[present_base + pos] = np.where(gone, present[below + distinct], kind)
+        distinct += (after == 1) & opening  # ... and a new type is appended
+        distinct -= gone
+        depth += step
+    return np.ascontiguousarray(out.T)
