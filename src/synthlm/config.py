@@ -271,7 +271,9 @@ def describe_error(
     expected = _expected_type(schema, data_loc)
     got = err.get("input")
     message = err["msg"].removeprefix("Value error, ")
-    detail = f"expected {expected}: {message}" if expected else message
+    # a section's own check (a model validator) got the right type; only its message applies
+    section_check = kind == "value_error" and isinstance(got, dict)
+    detail = f"expected {expected}: {message}" if expected and not section_check else message
     if not isinstance(got, (dict, list)):
         detail += f" (got {got!r})"
     return f"{where}: {key}: {detail}"

@@ -622,3 +622,19 @@ def test_seqthetic_ngram_draws_from_one_dense_table():
         for x in range(v)
     ]
     assert max(moved) > 0.1  # another dataset seed draws another table
+
+
+@pytest.mark.parametrize("mode", ["deduct", "abduct", "induct"])
+def test_lime_length_no_example_can_meet_is_refused_before_work(mode):
+    """The original redraws forever when ``length`` excludes every example; synthlm refuses it.
+    With the default roles the header alone is 5 + 24 + 20 tokens, so no input fits in 40."""
+    from synthlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"domains\.0: length: .*input is \d+-\d+ tokens"):
+        domain_for(f"lime_{mode}", length={"min": 1, "max": 40})
+    # shortest input by hand (deduct): 5 + 24 + 20 header, 1 variable listed, a rule of
+    # 2 * 3 + 5 and a one-variable substitution '<V> : [ a b ]' of 6
+    if mode == "deduct":
+        domain_for("lime_deduct", length={"min": 1, "max": 5 + 24 + 20 + 1 + 11 + 6})
+        with pytest.raises(ConfigError):
+            domain_for("lime_deduct", length={"min": 1, "max": 5 + 24 + 20 + 1 + 11 + 6 - 1})

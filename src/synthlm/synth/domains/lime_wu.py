@@ -22,6 +22,8 @@ a Python loop's but the counter-based determinism of every other domain is kept.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -57,6 +59,7 @@ class LimeWuParams(DomainParams):
     )
 
     _positive = at_least("num_chars", "pattern_length", "length")
+    mode: ClassVar[str] = ""  # deduct / abduct / induct: which parts are input and output
 
     @model_validator(mode="after")
     def _fits(self) -> LimeWuParams:
@@ -67,7 +70,41 @@ class LimeWuParams(DomainParams):
                 f"num_chars: a rule offers up to {self.num_chars.max} variables but "
                 f"num_upper is {self.num_upper}"
             )
+        if self.mode:
+            self._reachable()
         return self
+
+    def _reachable(self) -> None:
+        """Refuse a ``length`` no example can meet: the redraw loop would never end (the
+        original's too). The bounds are the shortest and longest input and output the other
+        ranges can produce, taken part by part."""
+        c, math = self.num_chars, self.pattern_length
+        parts = {  # (shortest, longest) in tokens
+            "pattern": (2 * c.min + math.min, 2 * c.max + math.max),
+            "subst": (4 + 2, c.max * (4 + 8)),  # 'V : [ .. ]' with 2-8 values per variable used
+            "result": (math.min + 2 * c.min * 2, math.max + 2 * c.max * 8),
+        }
+        first, second, answer = LIME_PARTS[self.mode]
+        fixed = 5 + self.num_lower + self.num_math  # header markers, letters, math, two <sep>
+        prompt = (
+            fixed + 1 + parts[first][0] + parts[second][0],
+            fixed + c.max + parts[first][1] + parts[second][1],
+        )
+        for what, (low, high) in (("input", prompt), ("output", parts[answer])):
+            if high < self.length.min or low > self.length.max:
+                raise ValueError(
+                    f"length: {self.mode}'s {what} is {low}-{high} tokens with these ranges, "
+                    f"outside length {self.length.min}-{self.length.max}; no example could be "
+                    "kept"
+                )
+
+
+# which parts make the input (first <sep> second) and the output, per mode
+LIME_PARTS = {
+    "deduct": ("pattern", "subst", "result"),
+    "abduct": ("pattern", "result", "subst"),
+    "induct": ("result", "subst", "pattern"),
+}
 
 
 def distinct_rows(rng: np.random.Generator, n: int, size: int, pool: int) -> np.ndarray:
@@ -145,14 +182,7 @@ class LimeWu(Domain):
             (np.full((n, 1), m("sep")), np.ones((n, 1), bool)),
         ]
         parts = {"pattern": rule[:2], "subst": subst, "result": result}
-        first, second, answer = (
-            parts[name]
-            for name in {
-                "deduct": ("pattern", "subst", "result"),
-                "abduct": ("pattern", "result", "subst"),
-                "induct": ("result", "subst", "pattern"),
-            }[self.mode]
-        )
+        first, second, answer = (parts[name] for name in LIME_PARTS[self.mode])
         pieces = [*header, first, header[-1], second]
         prompt = np.concatenate([a for a, _ in pieces], axis=1)
         prompt_ok = np.concatenate([b for _, b in pieces], axis=1)
@@ -260,11 +290,8 @@ class LimeWu(Domain):
     def check_answer(self, prompt, answer):
         upper, lower, math, first, second = self.parse_header(prompt)
         answer = [int(t) for t in answer]
-        pattern, subst, result = {
-            "deduct": (first, second, answer),
-            "abduct": (first, answer, second),
-            "induct": (answer, second, first),
-        }[self.mode]
+        given = dict(zip(LIME_PARTS[self.mode], (first, second, answer)))
+        pattern, subst, result = given["pattern"], given["subst"], given["result"]
         if not set(pattern) <= set(upper) | math or not set(upper) <= set(pattern):
             raise Malformed("the rule uses exactly the header's variables, plus math symbols")
         table = self.parse_subst(subst, upper, lower | math)
@@ -289,6 +316,9 @@ class LimeWu(Domain):
 class LimeDeduct(LimeWu):
     mode = "deduct"
 
+    class Params(LimeWuParams):
+        mode: ClassVar[str] = "deduct"
+
 
 @register_domain(
     "lime_abduct",
@@ -299,6 +329,9 @@ class LimeDeduct(LimeWu):
 class LimeAbduct(LimeWu):
     mode = "abduct"
 
+    class Params(LimeWuParams):
+        mode: ClassVar[str] = "abduct"
+
 
 @register_domain(
     "lime_induct",
@@ -308,3 +341,6 @@ class LimeAbduct(LimeWu):
 )
 class LimeInduct(LimeWu):
     mode = "induct"
+
+    class Params(LimeWuParams):
+        mode: ClassVar[str] = "induct"
