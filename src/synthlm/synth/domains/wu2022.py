@@ -24,8 +24,10 @@ from synthlm.synth.domain import Domain, Malformed
 from synthlm.synth.domains.base import first_occurrence_order, with_empty
 from synthlm.synth.domains.sampling import (
     cut_slice,
+    distinct_ids,
     find_first,
     first_match,
+    first_occurrences,
     partition,
     pick_distinct,
     pieces,
@@ -152,13 +154,15 @@ class WuTask(Domain):
     def answer(self, x: np.ndarray, q: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
-    def body(self, rng, n):
+    def examples(self, rng, n) -> tuple[Ragged, Ragged | None, Ragged]:
+        """Inputs and outputs of ``n`` examples (a task may compute both from its draws)."""
         x, q = self.draw(rng, n)
-        y = (
-            with_empty(self.outputs(x, q), self.mark("empty"))
-            if "empty" in self.markers
-            else self.outputs(x, q)
-        )
+        return x, q, self.outputs(x, q)
+
+    def body(self, rng, n):
+        x, q, y = self.examples(rng, n)
+        if "empty" in self.markers:
+            y = with_empty(y, self.mark("empty"))
         ones = np.ones(n, dtype=bool)
         parts = [(x, False)]
         if q is not None:
@@ -479,7 +483,7 @@ class WuReplaceMany(ReplaceBase):
         low, high = self.params.length.min, self.params.length.max
         r = randint(rng, np.full(n, 2), np.full(n, max((high - 1) // 3, 2)))
         s = randint(rng, np.maximum(r, low - 1 - 2 * r), high - 1 - 2 * r)
-        seed = self.sampler().sample_distinct(rng, r)
+        seed = distinct_ids(self.sampler(), rng, r)
         rest = self.tokens(rng, s - r)
         x = shuffle_within(rng, concat([seed, rest]))
         keys = pick_distinct(rng, x, r, self.content)
@@ -557,7 +561,7 @@ class WuSet(RunsTask):
     shuffled = True
 
     def outputs(self, x, q):
-        return x.keep(x.first_occurrences(self.content))
+        return x.keep(first_occurrences(x, self.content))
 
     def answer(self, x, q):
         return first_occurrence_order(x)
@@ -631,28 +635,49 @@ class SetOpTask(WuTask):
     Params = SetOpParams
 
     def draw(self, rng, n):
+        pool, a, b = self._slots(rng, n)
+        return _from_slots(pool, a), _from_slots(pool, b)
+
+    def _slots(self, rng, n) -> tuple[Ragged, Ragged, Ragged]:
+        """The per-example pool of distinct ids and, for each seq, the pool slot of every token
+        (a slot is a flat index into ``pool.values``)."""
         low, high = self.params.length.min, self.params.length.max
         total = randint(rng, np.full(n, low - 1), np.full(n, high - 1))
         s1 = randint(rng, np.zeros(n, np.int64), total)
-        pool = self.sampler().sample_distinct(rng, np.maximum(total // 2, 1))
+        pool = distinct_ids(self.sampler(), rng, np.maximum(total // 2, 1))
 
         def from_pool(lengths):
             owner = np.repeat(np.arange(n), lengths)
             pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
-            return Ragged(pool.values[pool.starts[owner] + pick], lengths)
+            return Ragged(pool.starts[owner] + pick, lengths)
 
-        return from_pool(s1), from_pool(total - s1)
+        return pool, from_pool(s1), from_pool(total - s1)
 
-    def outputs(self, x, q):
-        span = self.content
-        a, b = np.unique(x.seq_ids * span + x.values), np.unique(q.seq_ids * span + q.values)
-        keys = self.combine(a, b)
-        return Ragged(keys % span, np.bincount(keys // span, minlength=len(x)).astype(np.int64))
+    def examples(self, rng, n):
+        """Set algebra on pool slots: slots are distinct per example (the pool has no repeated
+        id), so membership is one boolean array over the pool, no per-example sets or hashing."""
+        pool, a, b = self._slots(rng, n)
+        in_a, in_b = np.zeros(len(pool.values), bool), np.zeros(len(pool.values), bool)
+        in_a[a.values], in_b[b.values] = True, True
+        chosen = np.flatnonzero(self.keep_slot(in_a, in_b))
+        owner = pool.seq_ids[chosen]
+        keys = np.sort(owner * self.content + pool.values[chosen])  # ascending ids per example
+        y = Ragged(keys % self.content, np.bincount(owner, minlength=n).astype(np.int64))
+        return _from_slots(pool, a), _from_slots(pool, b), y
+
+    @staticmethod
+    def keep_slot(in_a: np.ndarray, in_b: np.ndarray) -> np.ndarray:
+        """The set operation on membership masks over the pool."""
+        raise NotImplementedError
 
     def answer(self, x, q):
         return np.asarray(
             sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64
         )
+
+
+def _from_slots(pool: Ragged, slots: Ragged) -> Ragged:
+    return Ragged(pool.values[slots.values], slots.lengths)
 
 
 @register_domain(
@@ -662,7 +687,9 @@ class SetOpTask(WuTask):
     description="set(seq1) | set(seq2), ascending ids.",
 )
 class WuUnion(SetOpTask):
-    combine = staticmethod(np.union1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a | in_b
 
     def combine_sets(self, a, b):
         return a | b
@@ -675,7 +702,9 @@ class WuUnion(SetOpTask):
     description="set(seq1) & set(seq2), ascending ids.",
 )
 class WuIntersect(SetOpTask):
-    combine = staticmethod(np.intersect1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a & in_b
 
     def combine_sets(self, a, b):
         return a & b
@@ -688,7 +717,9 @@ class WuIntersect(SetOpTask):
     description="set(seq1) - set(seq2), ascending ids.",
 )
 class WuSetOneMinusTwo(SetOpTask):
-    combine = staticmethod(np.setdiff1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a & ~in_b
 
     def combine_sets(self, a, b):
         return a - b
@@ -701,8 +732,9 @@ class WuSetOneMinusTwo(SetOpTask):
     description="set(seq2) - set(seq1), ascending ids.",
 )
 class WuSetTwoMinusOne(SetOpTask):
-    def combine(self, a, b):
-        return np.setdiff1d(b, a)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_b & ~in_a
 
     def combine_sets(self, a, b):
         return b - a
@@ -760,8 +792,8 @@ class WuRearrangeString(WuTask):
     def draw(self, rng, n):
         low, high = max(self.params.length.min, 1), self.params.length.max
         size = randint(rng, np.full(n, low), np.full(n, high))
-        pool = self.sampler().sample_distinct(
-            rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
+        pool = distinct_ids(
+            self.sampler(), rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
         )
         owner = np.repeat(np.arange(n), size)
         pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
