@@ -230,6 +230,20 @@ def test_wu_longest_word_set_ops_and_remove_fl_occ():
         assert query[0] in seq and answer == wu_remove_fl(seq, query[0])
 
 
+def test_wu_filter_and_rearrange_on_small_alphabets():
+    """Deletions that create new occurrences (``a a b b`` less ``a b``) and heaps full of ties:
+    the batched outputs against the restated functions, on inputs drawn here."""
+    from synthlm.synth.ragged import Ragged
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 3, rng.integers(1, 25)).tolist() for _ in range(400)]
+    queries = [rng.integers(0, 2, rng.integers(1, 4)).tolist() for _ in range(400)]
+    got = domain_for("wu_filter").outputs(Ragged.from_list(seqs), Ragged.from_list(queries))
+    assert got.tolist() == [wu_filter(s, q) for s, q in zip(seqs, queries)]
+    got = domain_for("wu_rearrange_string").outputs(Ragged.from_list(seqs), None)
+    assert got.tolist() == [wu_rearrange(s) for s in seqs]
+
+
 # -- TILT ----------------------------------------------------------------------------------------
 def tilt_hierarchical(opens, samples_):
     """hierarchical_parens.py's loop on given draws."""

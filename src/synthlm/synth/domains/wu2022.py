@@ -284,6 +284,59 @@ def _merge(first: np.ndarray, a: Ragged, b: Ragged) -> Ragged:
     return out
 
 
+def _pop_matches(x: Ragged, q: Ragged) -> Ragged:
+    """Per row, the stack pass of ``WuFilter``: push each token, pop ``len(q)`` tokens whenever the
+    stack ends with ``q`` (``q`` non-empty). Rows run in lockstep, longest first, so the rows still
+    reading at step ``t`` are a prefix and most updates are slices."""
+    by_length = np.argsort(-x.lengths, kind="stable")
+    x, q = x.take(by_length), q.take(by_length)
+    m, width = len(x), int(x.lengths[0])
+    seq = np.zeros((width, m), np.int64)  # seq[t] is step t's token of every row
+    seq[x.positions, x.seq_ids] = x.values
+    query = np.zeros((m, int(q.lengths.max())), np.int64)
+    query[q.seq_ids, q.positions] = q.values
+    last, size, ks = q.last(), q.lengths, np.arange(query.shape[1])
+    stack, base = np.zeros(m * width, np.int64), np.arange(m) * width
+    depth = np.zeros(m, np.int64)
+    reading = np.searchsorted(-x.lengths, -np.arange(width), side="left")  # rows longer than t
+    for t in range(width):
+        k = int(reading[t])
+        token, d = seq[t, :k], depth[:k]
+        stack[base[:k] + d] = token
+        d += 1
+        maybe = np.flatnonzero((token == last[:k]) & (d >= size[:k]))
+        if len(maybe):
+            inside = ks < size[maybe, None]
+            top = base[maybe, None] + np.where(
+                inside, depth[maybe, None] - size[maybe, None] + ks, 0
+            )
+            found = maybe[((stack[top] == query[maybe]) | ~inside).all(axis=1)]
+            depth[found] -= size[found]
+    out = Ragged(np.zeros(int(depth.sum()), np.int64), depth)
+    out.values = stack[base[out.seq_ids] + out.positions]
+    back = np.empty(m, np.int64)
+    back[by_length] = np.arange(m)
+    return out.take(back)
+
+
+def _put_rows(x: Ragged, updates: list[tuple[np.ndarray, Ragged]]) -> Ragged:
+    """``x`` with the rows ``index`` replaced by ``rows``, for each ``(index, rows)``."""
+    index = np.concatenate([i for i, _ in updates]) if updates else np.zeros(0, np.int64)
+    if not len(index):
+        return x
+    new = _cat([r for _, r in updates])
+    lengths = x.lengths.copy()
+    lengths[index] = new.lengths
+    replaced = np.zeros(len(x), dtype=bool)
+    replaced[index] = True
+    out = Ragged(np.empty(int(lengths.sum()), np.int64), lengths)
+    from_x = np.repeat(~replaced, lengths)
+    out.values[from_x] = x.values[np.repeat(~replaced, x.lengths)]
+    starts = out.starts[index]  # destination of each replaced row's items, in update order
+    out.values[np.repeat(starts, new.lengths) + new.positions] = new.values
+    return out
+
+
 def _replace_rows(x: Ragged, rows: np.ndarray, new: Ragged) -> Ragged:
     return _merge(~rows, x.take(np.flatnonzero(~rows)), new)
 
@@ -311,25 +364,18 @@ class WuDelete(QueryTask):
 )
 class WuFilter(QueryTask):
     def outputs(self, x, q):
-        active = np.flatnonzero(q.lengths > 0)
-        for _ in range(2):  # two vectorised deletion rounds settle most rows ...
-            if not len(active):
-                return x
-            sub, query = x.take(active), q.take(active)
-            at = first_match(sub, query)
-            hit = at >= 0
-            if not hit.any():
-                break
-            rows = np.zeros(len(x), dtype=bool)
-            rows[active[hit]] = True
-            x = _replace_rows(
-                x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit])
-            )
-            active = active[hit]
-        rows = np.zeros(len(x), dtype=bool)  # ... the few left (many occurrences) go one by one
-        rows[active] = True
-        done = [self.answer(a, b) for a, b in zip(pieces(x.take(active)), pieces(q.take(active)))]
-        return _replace_rows(x, rows, Ragged.from_list(done)) if len(active) else x
+        """``filt`` deletes the leftmost occurrence until none is left. That equals one left-to-right
+        pass that pushes each token on a stack and pops the query whenever the stack ends with it
+        (the first pop is always at the end of the leftmost occurrence, after which both see
+        ``seq[:at] + seq[at + len(query):]``); the pass runs for all rows at once, one position a
+        step. One-token queries just drop every equal token."""
+        head = q.values[np.minimum(q.starts, max(len(q.values) - 1, 0))] if len(q.values) else 0
+        single = np.repeat(q.lengths == 1, x.lengths)
+        x = x.keep(~single | (x.values != np.repeat(head, x.lengths)))
+        rows = np.flatnonzero((q.lengths > 1) & (first_match(x, q) >= 0))
+        if not len(rows):
+            return x
+        return _put_rows(x, [(rows, _pop_matches(x.take(rows), q.take(rows)))])
 
     def answer(self, x, q):
         while True:
@@ -813,3 +859,54 @@ class WuRearrangeString(WuTask):
                 if c:
                     heapq.heappush(heap, (c, t))
         return np.asarray(out + ([heap[0][1]] if heap else []), dtype=np.int64)
+
+    def outputs(self, x, q):
+        """The heap loop of ``rearrange_string`` for all rows in lockstep: a row's distinct ids are
+        the columns of a matrix of keys ``count * width + (width - 1 - column)`` (columns in id
+        order), so one ``argmax`` is the heap's pop (largest count, then smallest id) and a
+        decrement subtracts ``width``; a key below ``width`` is an id used up. Rows are ordered
+        longest first so the rows still popping at step ``t`` are a prefix."""
+        span = self.content
+        keys = np.sort(x.seq_ids * span + x.values)
+        new = np.r_[True, keys[1:] != keys[:-1]]
+        ids, counts = keys[new], np.diff(np.r_[np.flatnonzero(new), len(keys)])
+        row = ids // span
+        per_row = np.bincount(row, minlength=len(x))
+        width = int(per_row.max())
+        col = np.arange(len(ids)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        order = np.argsort(-x.lengths, kind="stable")
+        rank = np.empty(len(x), np.int64)
+        rank[order] = np.arange(len(x))
+        key = np.tile(width - 1 - np.arange(width), (len(x), 1))
+        key[rank[row], col] += counts * width
+        token = np.zeros((len(x), width), np.int64)
+        token[rank[row], col] = ids % span
+        top = np.zeros(len(x), np.int64)
+        np.maximum.at(top, row, counts)
+        size = x.lengths[order]
+        feasible = 2 * top[order] <= size + 1
+        key[~feasible] %= width  # nothing to pop: the output is empty
+        steps = size // 2
+        picked = np.zeros((len(x), 2 * int(steps.max()) + 1), np.int64)
+        done = np.zeros(len(x), np.int64)  # steps that popped two ids
+        for t in range(int(steps.max())):
+            k = int(np.searchsorted(-steps, -t, side="left"))  # rows with steps > t
+            sub, lane = key[:k], np.arange(k)
+            first = sub.argmax(axis=1)
+            v1 = sub[lane, first]
+            sub[lane, first] = -1
+            second = sub.argmax(axis=1)
+            v2 = sub[lane, second]
+            ok = v2 >= width
+            sub[lane, first] = v1 - width * ok
+            sub[lane, second] = v2 - width * ok
+            picked[:k, 2 * t], picked[:k, 2 * t + 1] = first, second
+            done[:k] += ok
+        left = key >= width
+        single = left.sum(axis=1) == 1
+        picked[np.arange(len(x)), 2 * done] = left.argmax(axis=1)
+        lengths = 2 * done + single
+        out = Ragged(np.zeros(int(lengths.sum()), np.int64), lengths)
+        lane = np.repeat(np.arange(len(x)), lengths)
+        out.values = token[lane, picked[lane, out.positions]]
+        return out.take(rank)
