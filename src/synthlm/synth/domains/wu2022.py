@@ -833,7 +833,6 @@ class WuRemoveFirstLast(WuTask):
 class WuRearrangeString(WuTask):
     Params = RearrangeParams
     binary = False
-    block_tokens = 1 << 14
 
     def draw(self, rng, n):
         low, high = max(self.params.length.min, 1), self.params.length.max
@@ -889,17 +888,19 @@ class WuRearrangeString(WuTask):
         steps = size // 2
         picked = np.zeros((len(x), 2 * int(steps.max()) + 1), np.int64)
         done = np.zeros(len(x), np.int64)  # steps that popped two ids
-        for t in range(int(steps.max())):
-            k = int(np.searchsorted(-steps, -t, side="left"))  # rows with steps > t
-            sub, lane = key[:k], np.arange(k)
+        flat, base = key.reshape(-1), np.arange(len(x)) * width
+        live = np.searchsorted(-steps, -np.arange(int(steps.max())), side="left")  # steps > t
+        for t, k in enumerate(live.tolist()):
+            sub = key[:k]
             first = sub.argmax(axis=1)
-            v1 = sub[lane, first]
-            sub[lane, first] = -1
+            at1 = base[:k] + first
+            v1 = flat[at1]
+            flat[at1] = -1
             second = sub.argmax(axis=1)
-            v2 = sub[lane, second]
-            ok = v2 >= width
-            sub[lane, first] = v1 - width * ok
-            sub[lane, second] = v2 - width * ok
+            at2 = base[:k] + second
+            ok = flat[at2] >= width
+            flat[at1] = v1 - width * ok
+            flat[at2] -= width * ok
             picked[:k, 2 * t], picked[:k, 2 * t + 1] = first, second
             done[:k] += ok
         left = key >= width
