@@ -77,7 +77,30 @@ def draw_words(task: WuTask, rng, chars: np.ndarray, count: np.ndarray, most) ->
 
 def word_ids(words: Ragged, owner: np.ndarray) -> np.ndarray:
     """Per word, an id shared exactly by the words of the same example with the same tokens (Python
-    compares the tuples by value, so equal random words are one key)."""
+    compares the tuples by value, so equal random words are one key). Words are grouped by a 64-bit
+    polynomial hash and every grouped word is then compared token by token with its group's
+    first word; should two different words ever share a hash, an exact row sort decides instead."""
+    if not len(words) or not words.lengths.min():
+        return _word_ids_exact(words, owner)
+    powers = np.cumprod(np.full(int(words.lengths.max()), 0x9E3779B97F4A7C15, np.uint64))
+    terms = (words.values.astype(np.uint64) + np.uint64(1)) * powers[words.positions]
+    hashes = np.add.reduceat(terms, words.starts)
+    order = np.lexsort((hashes, words.lengths, owner))
+    h, size, who = hashes[order], words.lengths[order], owner[order]
+    new = np.r_[True, (h[1:] != h[:-1]) | (size[1:] != size[:-1]) | (who[1:] != who[:-1])]
+    group_of = np.cumsum(new) - 1
+    ids = np.empty(len(words), np.int64)
+    ids[order] = group_of
+    first = order[np.flatnonzero(new)][group_of]  # each word's group representative
+    dup = np.flatnonzero(first != order)
+    if len(dup) and not np.array_equal(
+        words.take(order[dup]).values, words.take(first[dup]).values
+    ):
+        return _word_ids_exact(words, owner)
+    return ids
+
+
+def _word_ids_exact(words: Ragged, owner: np.ndarray) -> np.ndarray:
     if not len(words):
         return np.zeros(0, np.int64)
     table = np.full((len(words), int(words.lengths.max()) + 2), -1, np.int64)
@@ -114,6 +137,11 @@ def _cat(parts: list[Ragged]) -> Ragged:
     return Ragged(
         np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts])
     )
+
+
+def _sort(keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort`` of several small int keys, packed into one int64 key (one sort)."""
+    return np.argsort(keys, kind="stable")
 
 
 def _rank(owner: np.ndarray) -> np.ndarray:
@@ -232,13 +260,14 @@ class WuMergeDictionariesThree(WuTask):
         """The printed dicts and their ChainMap merge from the assignments ``slot[i][key] = value``
         (in ``time`` order): a dict keeps a key where it was first set and its last value."""
         g = gid[key]
-        order = np.lexsort((time, g, slot, owner))
+        span_g, span_t = int(g.max()) + 1, int(time.max()) + 1
+        order = _sort(((owner * 3 + slot) * span_g + g) * span_t + time)
         owner, time, slot, g, key, value = (a[order] for a in (owner, time, slot, g, key, value))
         start = np.r_[True, (owner[1:] != owner[:-1]) | (slot[1:] != slot[:-1]) | (g[1:] != g[:-1])]
         end = np.r_[start[1:], True]
         e_owner, e_g, e_first, e_key = owner[start], g[start], time[start], key[start]
         e_value, e_pos = value[end], position[3 * owner[start] + slot[start]]
-        shown = np.lexsort((e_first, e_pos, e_owner))  # d1, d2, d3, each in insertion order
+        shown = _sort((e_owner * 3 + e_pos) * span_t + e_first)  # d1, d2, d3, insertion order
         head = np.r_[True, (e_owner[shown][1:] != e_owner[shown][:-1])]
         head |= np.r_[True, e_pos[shown][1:] != e_pos[shown][:-1]]
         x = entries(
@@ -251,12 +280,12 @@ class WuMergeDictionariesThree(WuTask):
         x = group(x, np.bincount(e_owner, minlength=n))
         # merge: the value of the first dict (d1, d2, d3) holding the key; keys in the order met
         # when reading d3, then d2, then d1 (ChainMap's iteration)
-        by_key = np.lexsort((e_pos, e_g, e_owner))
+        by_key = _sort((e_owner * span_g + e_g) * 3 + e_pos)
         k_start = np.flatnonzero(np.r_[True, np.diff(e_g[by_key]) != 0])
-        met = (2 - e_pos[by_key]) * (int(time.max()) + 1) + e_first[by_key]
+        met = (2 - e_pos[by_key]) * span_t + e_first[by_key]
         first_met = np.minimum.reduceat(met, k_start)
         pick = by_key[k_start]
-        merged = np.lexsort((first_met, e_owner[pick]))
+        merged = _sort(e_owner[pick] * (3 * span_t) + first_met)
         pick = pick[merged]
         y = entries(
             self,
