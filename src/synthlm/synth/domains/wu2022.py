@@ -191,15 +191,18 @@ class WuTask(Domain):
 
 def _accept(rng, n: int, candidate, low: int, high: int) -> tuple[Ragged, Ragged]:
     """Wu's outer rejection loop: redraw whole examples until ``len(seq) + 1 + len(query)`` lies
-    in ``[low, high]``; candidates are drawn in batches and kept in order."""
-    xs, qs, have = [], [], 0
+    in ``[low, high]``; candidates are drawn in batches, each sized by the acceptance rate seen
+    so far, and the accepted ones are kept in order."""
+    xs, qs, have, drawn = [], [], 0, 0
     while have < n:
-        x, q = candidate(rng, 2 * (n - have) + 16)
+        rate = max(have / drawn, 0.02) if drawn else 1.0
+        count = int((n - have) / rate * 1.1) + 16
+        x, q = candidate(rng, count)
         ok = (x.lengths + 1 + q.lengths >= low) & (x.lengths + 1 + q.lengths <= high)
         index = np.flatnonzero(ok)[: n - have]
         xs.append(x.take(index))
         qs.append(q.take(index))
-        have += len(index)
+        have, drawn = have + len(index), drawn + count
     return _cat(xs), _cat(qs)
 
 
@@ -295,23 +298,24 @@ def _pop_matches(x: Ragged, q: Ragged) -> Ragged:
     seq[x.positions, x.seq_ids] = x.values
     query = np.zeros((m, int(q.lengths.max())), np.int64)
     query[q.seq_ids, q.positions] = q.values
-    last, size, ks = q.last(), q.lengths, np.arange(query.shape[1])
-    stack, base = np.zeros(m * width, np.int64), np.arange(m) * width
-    depth = np.zeros(m, np.int64)
+    size, ks = q.lengths, np.arange(query.shape[1])
+    ends = seq == q.last()  # a token that may complete the query
+    rel = ks - size[:, None]  # window offsets from the stack top; past the query: masked
+    outside = rel >= 0
+    base = np.arange(m) * width
+    floor, top = base + size, base.copy()  # top: the next free stack slot of every row
+    stack = np.zeros(m * width + len(ks), np.int64)  # padded: masked slots may look past a row
     reading = np.searchsorted(-x.lengths, -np.arange(width), side="left")  # rows longer than t
-    for t in range(width):
-        k = int(reading[t])
-        token, d = seq[t, :k], depth[:k]
-        stack[base[:k] + d] = token
-        d += 1
-        maybe = np.flatnonzero((token == last[:k]) & (d >= size[:k]))
+    for t, k in enumerate(reading.tolist()):
+        head = top[:k]
+        stack[head] = seq[t, :k]
+        head += 1
+        maybe = np.flatnonzero(ends[t, :k] & (head >= floor[:k]))
         if len(maybe):
-            inside = ks < size[maybe, None]
-            top = base[maybe, None] + np.where(
-                inside, depth[maybe, None] - size[maybe, None] + ks, 0
-            )
-            found = maybe[((stack[top] == query[maybe]) | ~inside).all(axis=1)]
-            depth[found] -= size[found]
+            same = stack[top[maybe, None] + rel[maybe]] == query[maybe]
+            found = maybe[(same | outside[maybe]).all(axis=1)]
+            top[found] -= size[found]
+    depth = top - base
     out = Ragged(np.zeros(int(depth.sum()), np.int64), depth)
     out.values = stack[base[out.seq_ids] + out.positions]
     back = np.empty(m, np.int64)

@@ -122,14 +122,17 @@ def entries(task: WuTask, lead: np.ndarray, keys: Ragged, values: Ragged, wrap: 
 
 def accept(rng, n: int, candidates, low: int, high: int) -> tuple[Ragged, Ragged]:
     """Wu's rejection loop on whole examples: candidates are drawn in batches and the first ``n``
-    whose input length lies in ``[low, high]`` are kept, in order."""
-    xs, ys, have = [], [], 0
+    whose input length lies in ``[low, high]`` are kept, in order. Each batch is sized by the
+    acceptance rate seen so far, so little is drawn in vain."""
+    xs, ys, have, drawn = [], [], 0, 0
     while have < n:
-        x, y = candidates(rng, 2 * (n - have) + 16)
+        rate = max(have / drawn, 0.02) if drawn else 1.0
+        count = int((n - have) / rate * 1.1) + 16
+        x, y = candidates(rng, count)
         index = np.flatnonzero((x.lengths >= low) & (x.lengths <= high))[: n - have]
         xs.append(x.take(index))
         ys.append(y.take(index))
-        have += len(index)
+        have, drawn = have + len(index), drawn + count
     return _cat(xs), _cat(ys)
 
 
