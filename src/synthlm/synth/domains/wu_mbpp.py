@@ -123,16 +123,17 @@ def entries(task: WuTask, lead: np.ndarray, keys: Ragged, values: Ragged, wrap: 
 def accept(rng, n: int, candidates, low: int, high: int) -> tuple[Ragged, Ragged]:
     """Wu's rejection loop on whole examples: candidates are drawn in batches and the first ``n``
     whose input length lies in ``[low, high]`` are kept, in order. Each batch is sized by the
-    acceptance rate seen so far, so little is drawn in vain."""
+    acceptance rate seen so far, so little is drawn in vain; ``candidates`` returns the input
+    lengths and a function that writes the inputs and outputs of the kept ones only."""
     xs, ys, have, drawn = [], [], 0, 0
     while have < n:
         rate = max(have / drawn, 0.02) if drawn else 1.0
         count = int((n - have) / rate * 1.1) + 16
-        x, y = candidates(rng, count)
-        index = np.flatnonzero((x.lengths >= low) & (x.lengths <= high))[: n - have]
-        xs.append(x.take(index))
-        ys.append(y.take(index))
-        have, drawn = have + len(index), drawn + count
+        sizes, build = candidates(rng, count)
+        x, y = build(np.flatnonzero((sizes >= low) & (sizes <= high))[: n - have])
+        xs.append(x)
+        ys.append(y)
+        have, drawn = have + len(x), drawn + count
     return _cat(xs), _cat(ys)
 
 
@@ -140,6 +141,14 @@ def _cat(parts: list[Ragged]) -> Ragged:
     return Ragged(
         np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts])
     )
+
+
+def _subset(owner: np.ndarray, index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items of the examples ``index`` (sorted) of ``n``: their mask and their new example ids."""
+    keep = np.zeros(n, dtype=bool)
+    keep[index] = True
+    mask = keep[owner]
+    return mask, (np.cumsum(keep) - 1)[owner[mask]]
 
 
 def _sort(keys: np.ndarray) -> np.ndarray:
@@ -177,7 +186,16 @@ class WuCountCommon(WuTask):
         every = np.repeat(np.arange(len(words.occ)), words.occ)  # the word list, unshuffled
         owner = words.owner[every]
         every = every[random_order_within(owner, rng.random(len(every)))]  # random.shuffle
-        return self._input(words, every, owner, count), self._output(words, every, owner, count)
+        sizes = np.bincount(owner, weights=words.tokens.lengths[every] + 1, minlength=count) - 1
+
+        def build(index):
+            mask, kept = _subset(owner, index, count)
+            return (
+                self._input(words, every[mask], kept, len(index)),
+                self._output(words, every[mask], kept, len(index)),
+            )
+
+        return sizes.astype(np.int64), build
 
     def _input(self, words: Words, every: np.ndarray, owner: np.ndarray, n: int) -> Ragged:
         last = np.r_[owner[1:] != owner[:-1], True]
@@ -257,19 +275,22 @@ class WuMergeDictionariesThree(WuTask):
         position = np.empty(3 * count, np.int64)  # position[3 e + j]: where dict j lands
         position[3 * seed_owner + perm] = seed_slot
         gid = word_ids(words.tokens, words.owner)
-        return self._dicts(words, gid, count, a_owner, a_time, a_dict, a_key, a_value, position)
+        table, span_t = _entries(gid, a_owner, a_time, a_dict, a_key, a_value, position)
+        size = 3 + words.tokens.lengths[table["key"]] + words.tokens.lengths[table["value"]]
+        sizes = np.bincount(table["owner"], weights=size, minlength=count) + 2  # two <sep>
 
-    def _dicts(self, words, gid, n, owner, time, slot, key, value, position):
-        """The printed dicts and their ChainMap merge from the assignments ``slot[i][key] = value``
-        (in ``time`` order): a dict keeps a key where it was first set and its last value."""
-        g = gid[key]
-        span_g, span_t = int(g.max()) + 1, int(time.max()) + 1
-        order = _sort(((owner * 3 + slot) * span_g + g) * span_t + time)
-        owner, time, slot, g, key, value = (a[order] for a in (owner, time, slot, g, key, value))
-        start = np.r_[True, (owner[1:] != owner[:-1]) | (slot[1:] != slot[:-1]) | (g[1:] != g[:-1])]
-        end = np.r_[start[1:], True]
-        e_owner, e_g, e_first, e_key = owner[start], g[start], time[start], key[start]
-        e_value, e_pos = value[end], position[3 * owner[start] + slot[start]]
+        def build(index):
+            mask, kept = _subset(table["owner"], index, count)
+            chosen = {name: column[mask] for name, column in table.items()}
+            return self._dicts(words, {**chosen, "owner": kept}, len(index), span_t)
+
+        return sizes.astype(np.int64), build
+
+    def _dicts(self, words: Words, table: dict, n: int, span_t: int) -> tuple[Ragged, Ragged]:
+        """The printed dicts (d1, d2, d3, each in insertion order) and their ChainMap merge."""
+        e_owner, e_g, e_first = table["owner"], table["g"], table["first"]
+        e_key, e_value, e_pos = table["key"], table["value"], table["pos"]
+        span_g = int(e_g.max()) + 1 if len(e_g) else 1
         shown = _sort((e_owner * 3 + e_pos) * span_t + e_first)  # d1, d2, d3, insertion order
         head = np.r_[True, (e_owner[shown][1:] != e_owner[shown][:-1])]
         head |= np.r_[True, e_pos[shown][1:] != e_pos[shown][:-1]]
@@ -325,3 +346,25 @@ class WuMergeDictionariesThree(WuTask):
                 raise Malformed("a printed dict repeats a key")
             table[key] = tuple(self.as_content(v, "value").tolist())
         return table
+
+
+def _entries(gid, owner, time, slot, key, value, position) -> tuple[dict, int]:
+    """The dict entries left by the assignments ``dicts[slot][key] = value`` in ``time`` order: a
+    key keeps the place where it was first set in its dict and its last value. Columns: owner, g
+    (key id), first (time of the first set), key and value (word rows), pos (the dict's place
+    after the shuffle); and the bound on times."""
+    g = gid[key]
+    span_g, span_t = int(g.max()) + 1, int(time.max()) + 1
+    order = _sort(((owner * 3 + slot) * span_g + g) * span_t + time)
+    owner, time, slot, g, key, value = (a[order] for a in (owner, time, slot, g, key, value))
+    start = np.r_[True, (owner[1:] != owner[:-1]) | (slot[1:] != slot[:-1]) | (g[1:] != g[:-1])]
+    end = np.r_[start[1:], True]
+    table = {
+        "owner": owner[start],
+        "g": g[start],
+        "first": time[start],
+        "key": key[start],
+        "value": value[end],
+        "pos": position[3 * owner[start] + slot[start]],
+    }
+    return table, span_t
