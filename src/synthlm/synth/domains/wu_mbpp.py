@@ -130,14 +130,19 @@ def accept(rng, n: int, candidates, low: int, high: int) -> tuple[Ragged, Ragged
         rate = max(have / drawn, 0.02) if drawn else 1.0
         count = int((n - have) / rate * 1.1) + 16
         sizes, build = candidates(rng, count)
-        x, y = build(np.flatnonzero((sizes >= low) & (sizes <= high))[: n - have])
-        xs.append(x)
-        ys.append(y)
-        have, drawn = have + len(x), drawn + count
+        index = np.flatnonzero((sizes >= low) & (sizes <= high))[: n - have]
+        drawn += count
+        if len(index):
+            x, y = build(index)
+            xs.append(x)
+            ys.append(y)
+            have += len(index)
     return _cat(xs), _cat(ys)
 
 
 def _cat(parts: list[Ragged]) -> Ragged:
+    if not parts:
+        return Ragged(np.zeros(0, np.int64), np.zeros(0, np.int64))
     return Ragged(
         np.concatenate([p.values for p in parts]), np.concatenate([p.lengths for p in parts])
     )
