@@ -82,19 +82,23 @@ def word_ids(words: Ragged, owner: np.ndarray) -> np.ndarray:
     first word; should two different words ever share a hash, an exact row sort decides instead."""
     if not len(words) or not words.lengths.min():
         return _word_ids_exact(words, owner)
-    powers = np.cumprod(np.full(int(words.lengths.max()), 0x9E3779B97F4A7C15, np.uint64))
-    terms = (words.values.astype(np.uint64) + np.uint64(1)) * powers[words.positions]
+    powers = np.cumprod(np.full(int(words.lengths.max()) + 2, 0x9E3779B97F4A7C15, np.uint64))
+    terms = (words.values.astype(np.uint64) + np.uint64(1)) * powers[words.positions + 2]
     hashes = np.add.reduceat(terms, words.starts)
-    order = np.lexsort((hashes, words.lengths, owner))
-    h, size, who = hashes[order], words.lengths[order], owner[order]
-    new = np.r_[True, (h[1:] != h[:-1]) | (size[1:] != size[:-1]) | (who[1:] != who[:-1])]
+    hashes += owner.astype(np.uint64) * powers[0] + words.lengths.astype(np.uint64) * powers[1]
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    new = np.r_[True, ranked[1:] != ranked[:-1]]
     group_of = np.cumsum(new) - 1
     ids = np.empty(len(words), np.int64)
     ids[order] = group_of
     first = order[np.flatnonzero(new)][group_of]  # each word's group representative
     dup = np.flatnonzero(first != order)
-    if len(dup) and not np.array_equal(
-        words.take(order[dup]).values, words.take(first[dup]).values
+    a, b = order[dup], first[dup]
+    if len(dup) and not (
+        np.array_equal(owner[a], owner[b])
+        and np.array_equal(words.lengths[a], words.lengths[b])
+        and np.array_equal(words.take(a).values, words.take(b).values)
     ):
         return _word_ids_exact(words, owner)
     return ids
