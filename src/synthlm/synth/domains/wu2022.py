@@ -642,20 +642,21 @@ class WuLongestWord(WuTask):
         ), None
 
     def outputs(self, x, q):
-        owner, marker = x.seq_ids, x.values == self.mark("word")
-        before = np.cumsum(marker) - marker  # markers before each token
-        word = before - np.repeat(before[x.starts], x.lengths)  # word index inside its sequence
-        span = int(x.lengths.max()) + 1
-        key = owner * span + word
-        sizes = np.bincount(key, weights=~marker, minlength=int(key.max()) + 1)
-        keys = np.unique(key)
-        pick = keys[
-            np.lexsort((keys, -sizes[keys], keys // span))
-        ]  # per sequence: longest, then first
-        first = np.r_[True, pick[1:] // span != pick[:-1] // span]
-        best = np.zeros(len(sizes), dtype=bool)
-        best[pick[first]] = True
-        return x.keep(best[key] & ~marker)
+        """Per row, the first longest word, in one pass over the tokens: words are the runs
+        between ``<w>`` markers (every drawn row has at least one word)."""
+        marker = x.values == self.mark("word")
+        start = np.zeros(len(x.values), dtype=bool)  # the first token of every word
+        start[x.starts] = True
+        start[1:] |= marker[:-1]
+        word = np.cumsum(start) - 1
+        size = np.bincount(word, weights=~marker).astype(np.int64)
+        owner = x.seq_ids[start]
+        best = np.maximum.reduceat(size, word[x.starts])
+        longest = np.flatnonzero(size == best[owner])
+        first = longest[np.r_[True, owner[longest][1:] != owner[longest][:-1]]]
+        chosen = np.zeros(len(size), dtype=bool)
+        chosen[first] = True
+        return x.keep(chosen[word] & ~marker)
 
     def answer(self, x, q):
         best, current = [], []
