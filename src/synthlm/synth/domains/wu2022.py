@@ -462,14 +462,16 @@ class WuSort(WuTask):
         return shuffle_within(rng, Ragged(np.repeat(chars, parts.values), m)), order
 
     def outputs(self, x, q):
-        span = self.content
+        span, positions = self.content, q.positions
         order_keys = q.seq_ids * span + q.values
-        last = np.lexsort((q.positions, order_keys))  # per key, its last position comes last
+        width = int(q.lengths.max()) + 1 if len(q.values) else 1
+        # per key, its last position comes last (one stable sort of a packed key, as lexsort)
+        last = np.argsort(order_keys * width + positions, kind="stable")
         keys_sorted = order_keys[last]
         final = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]
-        keys, ranks = keys_sorted[final], q.positions[last][final]
+        keys, ranks = keys_sorted[final], positions[last][final]
         rank = ranks[np.searchsorted(keys, x.seq_ids * span + x.values)]
-        order = np.lexsort((x.positions, rank, x.seq_ids))
+        order = np.argsort(x.seq_ids * width + rank, kind="stable")  # ties keep seq order
         return Ragged(x.values[order], x.lengths.copy())
 
     def answer(self, x, q):
