@@ -594,6 +594,8 @@ def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
             "domains": [
                 {"type": "wu_filter"},
                 {"type": "wu_sort"},
+                {"type": "wu_merge_dictionaries_three"},
+                {"type": "wu_rearrange_string"},
                 {
                     "type": "seqthetic_delete",
                     "length": {"min": 40, "max": 90},
