@@ -870,8 +870,11 @@ class WuRearrangeString(WuTask):
         """The heap loop of ``rearrange_string`` for all rows in lockstep: a row's distinct ids are
         the columns of a matrix of keys ``count * width + (width - 1 - column)`` (columns in id
         order), so one ``argmax`` is the heap's pop (largest count, then smallest id) and a
-        decrement subtracts ``width``; a key below ``width`` is an id used up. Rows are ordered
-        longest first so the rows still popping at step ``t`` are a prefix."""
+        decrement subtracts ``width``; a key below ``width`` is an id used up. When the output is
+        not empty (largest count <= ceil(n / 2)) that bound holds after every step (the third
+        largest count is at most n / 3), so the loop pops two ids exactly n // 2 times and leaves
+        one id when n is odd: the output has all n tokens. Rows are ordered by their number of
+        steps so the rows still popping at step ``t`` are a prefix."""
         span = self.content
         keys = np.sort(x.seq_ids * span + x.values)
         new = np.r_[True, keys[1:] != keys[:-1]]
@@ -880,40 +883,34 @@ class WuRearrangeString(WuTask):
         per_row = np.bincount(row, minlength=len(x))
         width = int(per_row.max())
         col = np.arange(len(ids)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        order = np.argsort(-x.lengths, kind="stable")
+        top = np.zeros(len(x), np.int64)
+        np.maximum.at(top, row, counts)
+        feasible = 2 * top <= x.lengths + 1
+        steps = np.where(feasible, x.lengths // 2, 0)
+        order = np.argsort(-steps, kind="stable")
         rank = np.empty(len(x), np.int64)
         rank[order] = np.arange(len(x))
         key = np.tile(width - 1 - np.arange(width), (len(x), 1))
         key[rank[row], col] += counts * width
         token = np.zeros((len(x), width), np.int64)
         token[rank[row], col] = ids % span
-        top = np.zeros(len(x), np.int64)
-        np.maximum.at(top, row, counts)
-        size = x.lengths[order]
-        feasible = 2 * top[order] <= size + 1
-        key[~feasible] %= width  # nothing to pop: the output is empty
-        steps = size // 2
+        steps = steps[order]
         picked = np.zeros((len(x), 2 * int(steps.max()) + 1), np.int64)
-        done = np.zeros(len(x), np.int64)  # steps that popped two ids
         flat, base = key.reshape(-1), np.arange(len(x)) * width
+        below = width * (int(top.max()) + 2)  # subtracted: a popped id is out of the second pop
         live = np.searchsorted(-steps, -np.arange(int(steps.max())), side="left")  # steps > t
         for t, k in enumerate(live.tolist()):
             sub = key[:k]
             first = sub.argmax(axis=1)
             at1 = base[:k] + first
-            v1 = flat[at1]
-            flat[at1] = -1
+            flat[at1] -= below
             second = sub.argmax(axis=1)
-            at2 = base[:k] + second
-            ok = flat[at2] >= width
-            flat[at1] = v1 - width * ok
-            flat[at2] -= width * ok
+            flat[at1] += below - width
+            flat[base[:k] + second] -= width
             picked[:k, 2 * t], picked[:k, 2 * t + 1] = first, second
-            done[:k] += ok
-        left = key >= width
-        single = left.sum(axis=1) == 1
-        picked[np.arange(len(x)), 2 * done] = left.argmax(axis=1)
-        lengths = 2 * done + single
+        odd = np.flatnonzero(feasible[order] & (x.lengths[order] % 2 == 1))
+        picked[odd, 2 * steps[odd]] = key[odd].argmax(axis=1)
+        lengths = np.where(feasible[order], x.lengths[order], 0)
         out = Ragged(np.zeros(int(lengths.sum()), np.int64), lengths)
         lane = np.repeat(np.arange(len(x)), lengths)
         out.values = token[lane, picked[lane, out.positions]]
