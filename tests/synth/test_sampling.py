@@ -40,15 +40,15 @@ def test_first_occurrences_and_distinct_ids_equal_the_plain_versions():
 
 
 def test_word_ids_group_exactly_the_equal_words_of_an_example():
-    from synthlm.synth.domains.wu_mbpp import word_ids
+    from synthlm.synth.domains.wu_mbpp import _word_ids_exact, word_ids
 
     rng = np.random.default_rng(3)
     lengths = rng.integers(1, 4, 2000)
     words = Ragged(rng.integers(0, 3, int(lengths.sum())), lengths)  # many equal words
     owner = np.sort(rng.integers(0, 40, 2000))
-    ids = word_ids(words, owner)
     rows = [(int(o), tuple(w)) for o, w in zip(owner, words.tolist())]
-    by_row: dict = {}
-    for row, i in zip(rows, ids.tolist()):
-        assert by_row.setdefault(row, i) == i  # equal (example, word): one id
-    assert len(set(ids.tolist())) == len(by_row)  # different ones: different ids
+    for ids in (word_ids(words, owner), _word_ids_exact(words, owner)):  # hashed, and fallback
+        by_row: dict = {}
+        for row, i in zip(rows, ids.tolist()):
+            assert by_row.setdefault(row, i) == i  # equal (example, word): one id
+        assert len(set(ids.tolist())) == len(by_row)  # different ones: different ids
