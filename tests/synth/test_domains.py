@@ -174,6 +174,16 @@ WU = (
 DEP_LENGTHS = {"1": 5.0, "2": 3.0, "3": 1.0, "7": 1.0}
 REQUIRED = {"tilt_flat_parens": {"dep_lengths": DEP_LENGTHS}}
 PARAMS.update({f"wu_{name}": wu for name in WU})
+
+
+def wu_dicts(draw, least_max: int, top) -> dict:
+    """wu_count_common / wu_merge_dictionaries_three: length.min at most what Wu's sampler reaches."""
+    high = draw(st.integers(least_max, 40))
+    return {**wu(draw), "length": {"min": draw(st.integers(1, top(high))), "max": high}}
+
+
+PARAMS["wu_count_common"] = lambda d: wu_dicts(d, 5, lambda h: h - h // 5)
+PARAMS["wu_merge_dictionaries_three"] = lambda d: wu_dicts(d, 17, lambda h: h * 3 // 4)
 PARAMS.update(
     {
         "tilt_nested_parens": lambda d: {

@@ -230,6 +230,141 @@ def test_wu_longest_word_set_ops_and_remove_fl_occ():
         assert query[0] in seq and answer == wu_remove_fl(seq, query[0])
 
 
+def test_wu_filter_and_rearrange_on_small_alphabets():
+    """Deletions that create new occurrences (``a a b b`` less ``a b``) and heaps full of ties:
+    the batched outputs against the restated functions, on inputs drawn here."""
+    from synthlm.synth.ragged import Ragged
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 3, rng.integers(1, 25)).tolist() for _ in range(400)]
+    queries = [rng.integers(0, 2, rng.integers(1, 4)).tolist() for _ in range(400)]
+    got = domain_for("wu_filter").outputs(Ragged.from_list(seqs), Ragged.from_list(queries))
+    assert got.tolist() == [wu_filter(s, q) for s, q in zip(seqs, queries)]
+    got = domain_for("wu_rearrange_string").outputs(Ragged.from_list(seqs), None)
+    assert got.tolist() == [wu_rearrange(s) for s in seqs]
+
+
+# Wu's MBPP dict tasks: the original prints Python objects and replaces text (dict order kept,
+# including its duplicate '(' key, whose value is the later one at the earlier position).
+WU_DICT_TEXT = {
+    "{": "",
+    "}": "",
+    "(": "WORD_START ",
+    ",):": " COLON ",
+    "):": " COLON ",
+    ")": "",
+    ",": "",
+    "  ": " ",
+    "   ": " ",
+}
+WU_WORDS_TEXT = {
+    "(": "",
+    "),": " WORD_DIVIDER",
+    ")": "",
+    "  ": " ",
+    "   ": " ",
+    ",": "",
+    "[": "",
+    "]": "",
+}
+
+
+def split_list(tokens, marker):
+    out = [[]]
+    for t in tokens:
+        out.append([]) if t == marker else out[-1].append(t)
+    return out
+
+
+def wu_text_tokens(text, table, names):
+    for old, new in table.items():
+        text = text.replace(old, new)
+    return [names.get(t, t) for t in text.split(" ")]
+
+
+def wu_sample_words(vocab, most, rng, chars_low, chars_high, unique_low):
+    """``random`` draws as in the original; the multinomial from numpy, as there."""
+    chars = rng.randint(chars_low, chars_high)
+    unique = rng.randint(unique_low, max(chars // 3, unique_low))
+    parts = np.random.default_rng(rng.getrandbits(32)).multinomial(
+        chars - unique, [1 / unique] * unique
+    )
+    words = []
+    for part in (parts + 1).tolist():
+        occ = rng.randint(1, most(part))
+        words += [tuple(rng.choices(range(vocab), k=part // occ))] * occ
+    return words
+
+
+def test_wu_count_common_and_merge_dictionaries_three():
+    import random
+    from collections import ChainMap
+
+    domain, bodies = samples("wu_count_common")
+    m = domain.layout.markers
+    names = {"WORD_START": m["lbracket"], "COLON": m["colon"], "WORD_DIVIDER": m["word"]}
+    ours = []
+    for body in bodies:
+        seq, _, answer = cut(domain, body)
+        words = [tuple(w) for w in split_list(seq, m["word"])]
+        assert [int(t) for t in wu_text_tokens(str(words), WU_WORDS_TEXT, names)] == seq
+        top = dict(Counter(words).most_common(4))  # counts are written as decimal digits
+        expected = wu_text_tokens(str({k: f"N{v}" for k, v in top.items()}), WU_DICT_TEXT, names)
+        expected = [
+            d
+            for t in expected
+            for d in (
+                [domain.layout.digits_start + int(c) for c in t[2:-1]]
+                if isinstance(t, str) and t.startswith("'N")
+                else [int(t)]
+            )
+        ]
+        assert answer == expected and LOW <= len(seq) <= HIGH
+        ours.append((len(seq), len(words), len(top)))
+    rng, theirs = random.Random(0), []
+    while len(theirs) < 3000:  # gen_mbpp_arg_words with its rejection loop
+        words = wu_sample_words(40, lambda p: max(p // 5, 1), rng, 1, HIGH - HIGH // 5, 1)
+        size = sum(map(len, words)) + len(words) - 1
+        if LOW <= size <= HIGH:
+            theirs.append((size, len(words), len(Counter(words).most_common(4))))
+    for a, b in zip(np.mean(ours, axis=0), np.mean(theirs, axis=0)):
+        assert abs(a - b) < 0.06 * b + 0.05
+
+    domain, bodies = samples("wu_merge_dictionaries_three")
+    m = domain.layout.markers
+    names = {"WORD_START": m["lbracket"], "COLON": m["colon"], "DIC_SEP": m["sep"]}
+    ours = []
+    for body in bodies:
+        first, rest, answer = cut(domain, body)
+        seq = [*first, m["sep"], *rest]  # cut() splits at the first <sep>
+        dicts = []
+        for part in split_list(seq, m["sep"]):
+            items = split_list(part, m["lbracket"])[1:]
+            dicts.append({tuple(k[:-1]): tuple(v) for k, v in zip(items[0::2], items[1::2])})
+        text = " DIC_SEP ".join(map(str, dicts))
+        assert [int(t) for t in wu_text_tokens(text, WU_DICT_TEXT, names)] == seq
+        merged = dict(ChainMap({}, *dicts))
+        assert answer == [int(t) for t in wu_text_tokens(str(merged), WU_DICT_TEXT, names)]
+        assert len(dicts) == 3 and all(dicts) and LOW <= len(seq) <= HIGH
+        ours.append((len(seq), len(merged), sum(map(len, dicts))))
+    rng, theirs = random.Random(1), []
+    while len(theirs) < 3000:  # gen_mbpp_arg_3dic with its rejection loop
+        words = wu_sample_words(40, lambda p: p, rng, 6, max(HIGH * 3 // 4, 6), 6)
+        words = words[: len(words) - len(words) % 2]
+        keys, values = words[: len(words) // 2], words[len(words) // 2 :]
+        rng.shuffle(values)
+        dicts = [{keys[j]: values[-1 - j]} for j in range(3)]
+        for k, v in zip(keys, values):
+            dicts[rng.randint(0, 2)][k] = v
+        rng.shuffle(dicts)
+        size = len(wu_text_tokens(" DIC_SEP ".join(map(str, dicts)), WU_DICT_TEXT, names))
+        if LOW <= size <= HIGH:
+            merged = dict(ChainMap({}, *dicts))
+            theirs.append((size, len(merged), sum(map(len, dicts))))
+    for a, b in zip(np.mean(ours, axis=0), np.mean(theirs, axis=0)):
+        assert abs(a - b) < 0.06 * b + 0.05
+
+
 # -- TILT ----------------------------------------------------------------------------------------
 def tilt_hierarchical(opens, samples_):
     """hierarchical_parens.py's loop on given draws."""
@@ -528,6 +663,8 @@ def test_paper_variants_are_byte_identical_for_any_worker_count(tmp_path):
             "domains": [
                 {"type": "wu_filter"},
                 {"type": "wu_sort"},
+                {"type": "wu_merge_dictionaries_three"},
+                {"type": "wu_rearrange_string"},
                 {
                     "type": "seqthetic_delete",
                     "length": {"min": 40, "max": 90},

@@ -15,4 +15,5 @@ from synthlm.synth.domains import (  # noqa: F401
     sets,
     streams,
     wu2022,
+    wu_mbpp,
 )

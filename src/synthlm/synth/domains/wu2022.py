@@ -24,8 +24,10 @@ from synthlm.synth.domain import Domain, Malformed
 from synthlm.synth.domains.base import first_occurrence_order, with_empty
 from synthlm.synth.domains.sampling import (
     cut_slice,
+    distinct_ids,
     find_first,
     first_match,
+    first_occurrences,
     partition,
     pick_distinct,
     pieces,
@@ -152,13 +154,15 @@ class WuTask(Domain):
     def answer(self, x: np.ndarray, q: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
-    def body(self, rng, n):
+    def examples(self, rng, n) -> tuple[Ragged, Ragged | None, Ragged]:
+        """Inputs and outputs of ``n`` examples (a task may compute both from its draws)."""
         x, q = self.draw(rng, n)
-        y = (
-            with_empty(self.outputs(x, q), self.mark("empty"))
-            if "empty" in self.markers
-            else self.outputs(x, q)
-        )
+        return x, q, self.outputs(x, q)
+
+    def body(self, rng, n):
+        x, q, y = self.examples(rng, n)
+        if "empty" in self.markers:
+            y = with_empty(y, self.mark("empty"))
         ones = np.ones(n, dtype=bool)
         parts = [(x, False)]
         if q is not None:
@@ -187,15 +191,18 @@ class WuTask(Domain):
 
 def _accept(rng, n: int, candidate, low: int, high: int) -> tuple[Ragged, Ragged]:
     """Wu's outer rejection loop: redraw whole examples until ``len(seq) + 1 + len(query)`` lies
-    in ``[low, high]``; candidates are drawn in batches and kept in order."""
-    xs, qs, have = [], [], 0
+    in ``[low, high]``; candidates are drawn in batches, each sized by the acceptance rate seen
+    so far, and the accepted ones are kept in order."""
+    xs, qs, have, drawn = [], [], 0, 0
     while have < n:
-        x, q = candidate(rng, 2 * (n - have) + 16)
+        rate = max(have / drawn, 0.02) if drawn else 1.0
+        count = int((n - have) / rate * 1.1) + 16
+        x, q = candidate(rng, count)
         ok = (x.lengths + 1 + q.lengths >= low) & (x.lengths + 1 + q.lengths <= high)
         index = np.flatnonzero(ok)[: n - have]
         xs.append(x.take(index))
         qs.append(q.take(index))
-        have += len(index)
+        have, drawn = have + len(index), drawn + count
     return _cat(xs), _cat(qs)
 
 
@@ -280,6 +287,60 @@ def _merge(first: np.ndarray, a: Ragged, b: Ragged) -> Ragged:
     return out
 
 
+def _pop_matches(x: Ragged, q: Ragged) -> Ragged:
+    """Per row, the stack pass of ``WuFilter``: push each token, pop ``len(q)`` tokens whenever the
+    stack ends with ``q`` (``q`` non-empty). Rows run in lockstep, longest first, so the rows still
+    reading at step ``t`` are a prefix and most updates are slices."""
+    by_length = np.argsort(-x.lengths, kind="stable")
+    x, q = x.take(by_length), q.take(by_length)
+    m, width = len(x), int(x.lengths[0])
+    seq = np.zeros((width, m), np.int64)  # seq[t] is step t's token of every row
+    seq[x.positions, x.seq_ids] = x.values
+    query = np.zeros((m, int(q.lengths.max())), np.int64)
+    query[q.seq_ids, q.positions] = q.values
+    size, ks = q.lengths, np.arange(query.shape[1])
+    ends = seq == q.last()  # a token that may complete the query
+    rel = ks - size[:, None]  # window offsets from the stack top; past the query: masked
+    outside = rel >= 0
+    base = np.arange(m) * width
+    floor, top = base + size, base.copy()  # top: the next free stack slot of every row
+    stack = np.zeros(m * width + len(ks), np.int64)  # padded: masked slots may look past a row
+    reading = np.searchsorted(-x.lengths, -np.arange(width), side="left")  # rows longer than t
+    for t, k in enumerate(reading.tolist()):
+        head = top[:k]
+        stack[head] = seq[t, :k]
+        head += 1
+        maybe = np.flatnonzero(ends[t, :k] & (head >= floor[:k]))
+        if len(maybe):
+            same = stack[top[maybe, None] + rel[maybe]] == query[maybe]
+            found = maybe[(same | outside[maybe]).all(axis=1)]
+            top[found] -= size[found]
+    depth = top - base
+    out = Ragged(np.zeros(int(depth.sum()), np.int64), depth)
+    out.values = stack[base[out.seq_ids] + out.positions]
+    back = np.empty(m, np.int64)
+    back[by_length] = np.arange(m)
+    return out.take(back)
+
+
+def _put_rows(x: Ragged, updates: list[tuple[np.ndarray, Ragged]]) -> Ragged:
+    """``x`` with the rows ``index`` replaced by ``rows``, for each ``(index, rows)``."""
+    index = np.concatenate([i for i, _ in updates]) if updates else np.zeros(0, np.int64)
+    if not len(index):
+        return x
+    new = _cat([r for _, r in updates])
+    lengths = x.lengths.copy()
+    lengths[index] = new.lengths
+    replaced = np.zeros(len(x), dtype=bool)
+    replaced[index] = True
+    out = Ragged(np.empty(int(lengths.sum()), np.int64), lengths)
+    from_x = np.repeat(~replaced, lengths)
+    out.values[from_x] = x.values[np.repeat(~replaced, x.lengths)]
+    starts = out.starts[index]  # destination of each replaced row's items, in update order
+    out.values[np.repeat(starts, new.lengths) + new.positions] = new.values
+    return out
+
+
 def _replace_rows(x: Ragged, rows: np.ndarray, new: Ragged) -> Ragged:
     return _merge(~rows, x.take(np.flatnonzero(~rows)), new)
 
@@ -307,25 +368,18 @@ class WuDelete(QueryTask):
 )
 class WuFilter(QueryTask):
     def outputs(self, x, q):
-        active = np.flatnonzero(q.lengths > 0)
-        for _ in range(2):  # two vectorised deletion rounds settle most rows ...
-            if not len(active):
-                return x
-            sub, query = x.take(active), q.take(active)
-            at = first_match(sub, query)
-            hit = at >= 0
-            if not hit.any():
-                break
-            rows = np.zeros(len(x), dtype=bool)
-            rows[active[hit]] = True
-            x = _replace_rows(
-                x, rows, cut_slice(sub.take(np.flatnonzero(hit)), at[hit], query.lengths[hit])
-            )
-            active = active[hit]
-        rows = np.zeros(len(x), dtype=bool)  # ... the few left (many occurrences) go one by one
-        rows[active] = True
-        done = [self.answer(a, b) for a, b in zip(pieces(x.take(active)), pieces(q.take(active)))]
-        return _replace_rows(x, rows, Ragged.from_list(done)) if len(active) else x
+        """``filt`` deletes the leftmost occurrence until none is left. That equals one left-to-right
+        pass that pushes each token on a stack and pops the query whenever the stack ends with it
+        (the first pop is always at the end of the leftmost occurrence, after which both see
+        ``seq[:at] + seq[at + len(query):]``); the pass runs for all rows at once, one position a
+        step. One-token queries just drop every equal token."""
+        head = q.values[np.minimum(q.starts, max(len(q.values) - 1, 0))] if len(q.values) else 0
+        single = np.repeat(q.lengths == 1, x.lengths)
+        x = x.keep(~single | (x.values != np.repeat(head, x.lengths)))
+        rows = np.flatnonzero((q.lengths > 1) & (first_match(x, q) >= 0))
+        if not len(rows):
+            return x
+        return _put_rows(x, [(rows, _pop_matches(x.take(rows), q.take(rows)))])
 
     def answer(self, x, q):
         while True:
@@ -408,14 +462,16 @@ class WuSort(WuTask):
         return shuffle_within(rng, Ragged(np.repeat(chars, parts.values), m)), order
 
     def outputs(self, x, q):
-        span = self.content
+        span, positions = self.content, q.positions
         order_keys = q.seq_ids * span + q.values
-        last = np.lexsort((q.positions, order_keys))  # per key, its last position comes last
+        width = int(q.lengths.max()) + 1 if len(q.values) else 1
+        # per key, its last position comes last (one stable sort of a packed key, as lexsort)
+        last = np.argsort(order_keys * width + positions, kind="stable")
         keys_sorted = order_keys[last]
         final = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]
-        keys, ranks = keys_sorted[final], q.positions[last][final]
+        keys, ranks = keys_sorted[final], positions[last][final]
         rank = ranks[np.searchsorted(keys, x.seq_ids * span + x.values)]
-        order = np.lexsort((x.positions, rank, x.seq_ids))
+        order = np.argsort(x.seq_ids * width + rank, kind="stable")  # ties keep seq order
         return Ragged(x.values[order], x.lengths.copy())
 
     def answer(self, x, q):
@@ -479,7 +535,7 @@ class WuReplaceMany(ReplaceBase):
         low, high = self.params.length.min, self.params.length.max
         r = randint(rng, np.full(n, 2), np.full(n, max((high - 1) // 3, 2)))
         s = randint(rng, np.maximum(r, low - 1 - 2 * r), high - 1 - 2 * r)
-        seed = self.sampler().sample_distinct(rng, r)
+        seed = distinct_ids(self.sampler(), rng, r)
         rest = self.tokens(rng, s - r)
         x = shuffle_within(rng, concat([seed, rest]))
         keys = pick_distinct(rng, x, r, self.content)
@@ -557,7 +613,7 @@ class WuSet(RunsTask):
     shuffled = True
 
     def outputs(self, x, q):
-        return x.keep(x.first_occurrences(self.content))
+        return x.keep(first_occurrences(x, self.content))
 
     def answer(self, x, q):
         return first_occurrence_order(x)
@@ -588,20 +644,21 @@ class WuLongestWord(WuTask):
         ), None
 
     def outputs(self, x, q):
-        owner, marker = x.seq_ids, x.values == self.mark("word")
-        before = np.cumsum(marker) - marker  # markers before each token
-        word = before - np.repeat(before[x.starts], x.lengths)  # word index inside its sequence
-        span = int(x.lengths.max()) + 1
-        key = owner * span + word
-        sizes = np.bincount(key, weights=~marker, minlength=int(key.max()) + 1)
-        keys = np.unique(key)
-        pick = keys[
-            np.lexsort((keys, -sizes[keys], keys // span))
-        ]  # per sequence: longest, then first
-        first = np.r_[True, pick[1:] // span != pick[:-1] // span]
-        best = np.zeros(len(sizes), dtype=bool)
-        best[pick[first]] = True
-        return x.keep(best[key] & ~marker)
+        """Per row, the first longest word, in one pass over the tokens: words are the runs
+        between ``<w>`` markers (every drawn row has at least one word)."""
+        marker = x.values == self.mark("word")
+        start = np.zeros(len(x.values), dtype=bool)  # the first token of every word
+        start[x.starts] = True
+        start[1:] |= marker[:-1]
+        word = np.cumsum(start) - 1
+        size = np.bincount(word, weights=~marker).astype(np.int64)
+        owner = x.seq_ids[start]
+        best = np.maximum.reduceat(size, word[x.starts])
+        longest = np.flatnonzero(size == best[owner])
+        first = longest[np.r_[True, owner[longest][1:] != owner[longest][:-1]]]
+        chosen = np.zeros(len(size), dtype=bool)
+        chosen[first] = True
+        return x.keep(chosen[word] & ~marker)
 
     def answer(self, x, q):
         best, current = [], []
@@ -631,28 +688,49 @@ class SetOpTask(WuTask):
     Params = SetOpParams
 
     def draw(self, rng, n):
+        pool, a, b = self._slots(rng, n)
+        return _from_slots(pool, a), _from_slots(pool, b)
+
+    def _slots(self, rng, n) -> tuple[Ragged, Ragged, Ragged]:
+        """The per-example pool of distinct ids and, for each seq, the pool slot of every token
+        (a slot is a flat index into ``pool.values``)."""
         low, high = self.params.length.min, self.params.length.max
         total = randint(rng, np.full(n, low - 1), np.full(n, high - 1))
         s1 = randint(rng, np.zeros(n, np.int64), total)
-        pool = self.sampler().sample_distinct(rng, np.maximum(total // 2, 1))
+        pool = distinct_ids(self.sampler(), rng, np.maximum(total // 2, 1))
 
         def from_pool(lengths):
             owner = np.repeat(np.arange(n), lengths)
             pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
-            return Ragged(pool.values[pool.starts[owner] + pick], lengths)
+            return Ragged(pool.starts[owner] + pick, lengths)
 
-        return from_pool(s1), from_pool(total - s1)
+        return pool, from_pool(s1), from_pool(total - s1)
 
-    def outputs(self, x, q):
-        span = self.content
-        a, b = np.unique(x.seq_ids * span + x.values), np.unique(q.seq_ids * span + q.values)
-        keys = self.combine(a, b)
-        return Ragged(keys % span, np.bincount(keys // span, minlength=len(x)).astype(np.int64))
+    def examples(self, rng, n):
+        """Set algebra on pool slots: slots are distinct per example (the pool has no repeated
+        id), so membership is one boolean array over the pool, no per-example sets or hashing."""
+        pool, a, b = self._slots(rng, n)
+        in_a, in_b = np.zeros(len(pool.values), bool), np.zeros(len(pool.values), bool)
+        in_a[a.values], in_b[b.values] = True, True
+        chosen = np.flatnonzero(self.keep_slot(in_a, in_b))
+        owner = pool.seq_ids[chosen]
+        keys = np.sort(owner * self.content + pool.values[chosen])  # ascending ids per example
+        y = Ragged(keys % self.content, np.bincount(owner, minlength=n).astype(np.int64))
+        return _from_slots(pool, a), _from_slots(pool, b), y
+
+    @staticmethod
+    def keep_slot(in_a: np.ndarray, in_b: np.ndarray) -> np.ndarray:
+        """The set operation on membership masks over the pool."""
+        raise NotImplementedError
 
     def answer(self, x, q):
         return np.asarray(
             sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64
         )
+
+
+def _from_slots(pool: Ragged, slots: Ragged) -> Ragged:
+    return Ragged(pool.values[slots.values], slots.lengths)
 
 
 @register_domain(
@@ -662,7 +740,9 @@ class SetOpTask(WuTask):
     description="set(seq1) | set(seq2), ascending ids.",
 )
 class WuUnion(SetOpTask):
-    combine = staticmethod(np.union1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a | in_b
 
     def combine_sets(self, a, b):
         return a | b
@@ -675,7 +755,9 @@ class WuUnion(SetOpTask):
     description="set(seq1) & set(seq2), ascending ids.",
 )
 class WuIntersect(SetOpTask):
-    combine = staticmethod(np.intersect1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a & in_b
 
     def combine_sets(self, a, b):
         return a & b
@@ -688,7 +770,9 @@ class WuIntersect(SetOpTask):
     description="set(seq1) - set(seq2), ascending ids.",
 )
 class WuSetOneMinusTwo(SetOpTask):
-    combine = staticmethod(np.setdiff1d)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_a & ~in_b
 
     def combine_sets(self, a, b):
         return a - b
@@ -701,8 +785,9 @@ class WuSetOneMinusTwo(SetOpTask):
     description="set(seq2) - set(seq1), ascending ids.",
 )
 class WuSetTwoMinusOne(SetOpTask):
-    def combine(self, a, b):
-        return np.setdiff1d(b, a)
+    @staticmethod
+    def keep_slot(in_a, in_b):
+        return in_b & ~in_a
 
     def combine_sets(self, a, b):
         return b - a
@@ -755,13 +840,12 @@ class WuRemoveFirstLast(WuTask):
 class WuRearrangeString(WuTask):
     Params = RearrangeParams
     binary = False
-    block_tokens = 1 << 14
 
     def draw(self, rng, n):
         low, high = max(self.params.length.min, 1), self.params.length.max
         size = randint(rng, np.full(n, low), np.full(n, high))
-        pool = self.sampler().sample_distinct(
-            rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
+        pool = distinct_ids(
+            self.sampler(), rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
         )
         owner = np.repeat(np.arange(n), size)
         pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
@@ -781,3 +865,53 @@ class WuRearrangeString(WuTask):
                 if c:
                     heapq.heappush(heap, (c, t))
         return np.asarray(out + ([heap[0][1]] if heap else []), dtype=np.int64)
+
+    def outputs(self, x, q):
+        """The heap loop of ``rearrange_string`` for all rows in lockstep: a row's distinct ids are
+        the columns of a matrix of keys ``count * width + (width - 1 - column)`` (columns in id
+        order), so one ``argmax`` is the heap's pop (largest count, then smallest id) and a
+        decrement subtracts ``width``; a key below ``width`` is an id used up. When the output is
+        not empty (largest count <= ceil(n / 2)) that bound holds after every step (the third
+        largest count is at most n / 3), so the loop pops two ids exactly n // 2 times and leaves
+        one id when n is odd: the output has all n tokens. Rows are ordered by their number of
+        steps so the rows still popping at step ``t`` are a prefix."""
+        span = self.content
+        keys = np.sort(x.seq_ids * span + x.values)
+        new = np.r_[True, keys[1:] != keys[:-1]]
+        ids, counts = keys[new], np.diff(np.r_[np.flatnonzero(new), len(keys)])
+        row = ids // span
+        per_row = np.bincount(row, minlength=len(x))
+        width = int(per_row.max())
+        col = np.arange(len(ids)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        top = np.zeros(len(x), np.int64)
+        np.maximum.at(top, row, counts)
+        feasible = 2 * top <= x.lengths + 1
+        steps = np.where(feasible, x.lengths // 2, 0)
+        order = np.argsort(-steps, kind="stable")
+        rank = np.empty(len(x), np.int64)
+        rank[order] = np.arange(len(x))
+        key = np.tile(width - 1 - np.arange(width), (len(x), 1))
+        key[rank[row], col] += counts * width
+        token = np.zeros((len(x), width), np.int64)
+        token[rank[row], col] = ids % span
+        steps = steps[order]
+        picked = np.zeros((len(x), 2 * int(steps.max()) + 1), np.int64)
+        flat, base = key.reshape(-1), np.arange(len(x)) * width
+        below = width * (int(top.max()) + 2)  # subtracted: a popped id is out of the second pop
+        live = np.searchsorted(-steps, -np.arange(int(steps.max())), side="left")  # steps > t
+        for t, k in enumerate(live.tolist()):
+            sub = key[:k]
+            first = sub.argmax(axis=1)
+            at1 = base[:k] + first
+            flat[at1] -= below
+            second = sub.argmax(axis=1)
+            flat[at1] += below - width
+            flat[base[:k] + second] -= width
+            picked[:k, 2 * t], picked[:k, 2 * t + 1] = first, second
+        odd = np.flatnonzero(feasible[order] & (x.lengths[order] % 2 == 1))
+        picked[odd, 2 * steps[odd]] = key[odd].argmax(axis=1)
+        lengths = np.where(feasible[order], x.lengths[order], 0)
+        out = Ragged(np.zeros(int(lengths.sum()), np.int64), lengths)
+        lane = np.repeat(np.arange(len(x)), lengths)
+        out.values = token[lane, picked[lane, out.positions]]
+        return out.take(rank)
