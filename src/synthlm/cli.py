@@ -155,16 +155,18 @@ def fast_exit(code: int) -> NoReturn:
     finalizers, trackers' own), flush stdout and stderr. Multi-process launches (torchrun,
     ``accelerate launch``) exit the ordinary way, leaving their teardown to torch.distributed.
     """
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # CPython's; absent: exit as usual
+    if run_exitfuncs is None or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         sys.exit(code)
     current = threading.current_thread()
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon:
             thread.join()
-    atexit._run_exitfuncs()
+    run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe: Python reports it and exits 120
             code = code or 120
     os._exit(code)
