@@ -104,3 +104,36 @@ def test_the_objective_options_of_the_chosen_objective_are_checked_with_their_fi
     config = load_run_config([path], ["objective={name: depth, max_sentences: 4}"])
     check_objective(config)
     assert config.objective.options() == {"max_sentences": 4}
+
+
+def test_lazy_entries_are_known_at_once_and_imported_on_first_use():
+    """Objectives are named when ``synthlm.objectives`` is imported and their modules imported on
+    first use: listings and did-you-mean see every name, a clm run imports no other objective."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from synthlm.objectives import OBJECTIVES\n"
+        "mods = lambda: {m.rsplit('.', 1)[1] for m in sys.modules if m.startswith("
+        "'synthlm.objectives.') and m.rsplit('.', 1)[1] in OBJECTIVES}\n"
+        "assert mods() == set(), mods()\n"
+        "assert OBJECTIVES.names() == ['clm', 'depth', 'sft', 'span_corruption', 'text_to_text']\n"
+        "assert 'dept' not in OBJECTIVES and 'depth' in OBJECTIVES and mods() == set()\n"
+        "assert \"did you mean 'depth'\" in OBJECTIVES.unknown('dept')\n"
+        "assert OBJECTIVES['clm'].name == 'clm' and mods() == {'clm'}\n"
+        "assert 'noise_density' in OBJECTIVES.options_model('span_corruption').model_fields\n"
+        "assert mods() == {'clm', 'span_corruption'}\n"
+        "assert {n for n, _ in OBJECTIVES.items()} == set(OBJECTIVES.names())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_lazy_entry_whose_module_does_not_register_it_is_a_bug_said_so():
+    things: Registry[int] = Registry("widget")
+    things.lazy("json", "json")  # json registers no widget
+    assert "json" in things and things.names() == ["json"]
+    with pytest.raises(RuntimeError, match="json was declared to register widget 'json'"):
+        things.get("json")
+    del things["json"]
+    assert "json" not in things and len(things) == 0

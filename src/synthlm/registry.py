@@ -14,11 +14,17 @@ loads (``optim``), or as the planner's first step where the registry's entries i
 reported with the file or override that set it, before any work, instead of as a late
 ``TypeError`` from a constructor. This is the pattern of OLMo-core's ``OptimConfig.register``
 and of ``synth/registry.py``'s domain specs.
+
+Lazy entries: a package with many entries may name each with the module that registers it
+(``OBJECTIVES.lazy("depth", "synthlm.objectives.depth")``). The name is known at once (listings,
+did-you-mean, ``in``); the module is imported on first use of that entry, so a plain training
+run does not import every objective (DEPTH's sentence splitter, T5 noise) it never uses.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -44,6 +50,24 @@ class Registry(Generic[T]):
         self.what = what  # "objective", "optimizer", ...: used in error messages
         self._items: dict[str, T] = {}
         self._options: dict[str, type[BaseModel]] = {}
+        self._lazy: dict[str, str] = {}  # name -> module that registers it when imported
+
+    def lazy(self, name: str, module: str) -> None:
+        """Know ``name`` now; import ``module`` (which registers it) when it is first used."""
+        if name not in self._items:  # already imported and registered: nothing to defer
+            self._lazy[name] = module
+
+    def _load(self, name: str) -> None:
+        """Import the module of a lazy entry; it must register the name it was declared with."""
+        module = self._lazy.get(name)
+        if module is None:
+            return
+        importlib.import_module(module)
+        if name not in self._items:
+            raise RuntimeError(f"{module} was declared to register {self.what} '{name}'")
+
+    def _known(self) -> list[str]:
+        return [*self._items, *(n for n in self._lazy if n not in self._items)]
 
     def register(self, name: str, *, options: type[BaseModel] | None = None) -> Callable[[T], T]:
         """Decorator: ``@OBJECTIVES.register("clm")``; ``options``: the entry's typed options."""
@@ -59,6 +83,7 @@ class Registry(Generic[T]):
         if name in self._items and self._items[name] is not item:
             raise ValueError(f"{self.what} '{name}' is registered twice")
         self._items[name] = item
+        self._lazy.pop(name, None)
         if options is not None:
             self._options[name] = options
         return item
@@ -70,33 +95,36 @@ class Registry(Generic[T]):
 
     def unknown(self, name: str) -> str:
         """The message for a name that is not registered (for ConfigError or a validator)."""
-        close = difflib.get_close_matches(name, self._items, n=1)
+        known = self._known()
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown {self.what} '{name}'{hint}; known: {', '.join(sorted(self._items))}"
+        return f"unknown {self.what} '{name}'{hint}; known: {', '.join(sorted(known))}"
 
     def get(self, name: str) -> T:
-        if name not in self._items:
+        if name not in self:
             raise ConfigError(self.unknown(name))
+        self._load(name)
         return self._items[name]
 
     def find(self, name: str) -> T | None:
         """The entry, or None (for validators that leave an unknown name to another check)."""
+        self._load(name)
         return self._items.get(name)
 
     def check(self, name: str) -> str:
         """For pydantic validators: raise ValueError (which the config system locates)."""
-        if name not in self._items:
+        if name not in self:
             raise ValueError(self.unknown(name))
         return name
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+        return iter(self._known())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._known())
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
@@ -107,17 +135,21 @@ class Registry(Generic[T]):
 
     def __delitem__(self, name: str) -> None:
         """Unregister (tests that register a temporary entry clean up with ``del``)."""
-        del self._items[name]
+        if self._lazy.pop(name, None) is None or name in self._items:
+            del self._items[name]
         self._options.pop(name, None)
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(self._known())
 
     def items(self) -> Iterator[tuple[str, T]]:
+        """Every entry, importing the lazy ones (listings that show what each entry is)."""
+        for name in list(self._lazy):
+            self._load(name)
         return iter(self._items.items())
 
     def values(self) -> Iterator[T]:
-        return iter(self._items.values())
+        return (item for _, item in self.items())
 
 
 def validate_options(

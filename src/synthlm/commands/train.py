@@ -52,7 +52,7 @@ def train(
     from synthlm.train import run
 
     _preflight(config)
-    run_dir = run(config, progress=False if quiet else None)
+    run_dir = run(config, progress=False if quiet else None, freeze_heap=True)
     if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
         typer.echo(f"run dir: {run_dir}")
 

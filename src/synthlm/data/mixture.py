@@ -33,7 +33,6 @@ from synthlm.config import Count, Section
 from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
 from synthlm.data.store import TokenStore, normalize_prefix, store_exists
 from synthlm.errors import ConfigError, UserError
-from synthlm.synth.manifest import MANIFEST, is_synthetic_dataset, read_manifest
 
 BLEND_CHUNK = 4096
 VOCAB_MULTIPLE = 64  # embedding rows rounded up: faster matmuls, room for a few extra ids
@@ -175,6 +174,8 @@ def round_up(value: int, multiple: int) -> int:
 
 def synthetic_vocab_needed(path: Path) -> int:
     """Total ids a synthetic dataset dir needs, from its manifest."""
+    from synthlm.synth.manifest import MANIFEST, is_synthetic_dataset, read_manifest
+
     if not is_synthetic_dataset(path):
         raise UserError(
             f"{path}: not a synthetic dataset (no manifest.json); generate one with "
@@ -240,6 +241,12 @@ def check_store_ids(store: TokenStore, vocab_size: int) -> None:
     store.check_ids(vocab_size)
 
 
+def _is_synthetic_dataset(path: Path) -> bool:
+    from synthlm.synth.manifest import is_synthetic_dataset  # natural-only runs skip synth/
+
+    return is_synthetic_dataset(path)
+
+
 def check_paths(data: DataConfig) -> None:
     """Every source and eval set must exist before any work starts."""
     for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
@@ -247,7 +254,7 @@ def check_paths(data: DataConfig) -> None:
             if item.path is None:  # a spec source: checked when its plan is built
                 continue
             ok = (
-                is_synthetic_dataset(item.path)
+                _is_synthetic_dataset(item.path)
                 if item.kind == "synthetic"
                 else store_exists(normalize_prefix(item.path))
             )

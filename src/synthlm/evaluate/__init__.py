@@ -3,7 +3,8 @@
 :func:`evaluate_model` is what the training loop calls every ``eval_every`` steps and what
 ``synthlm eval`` calls on a saved checkpoint, so both report the same numbers. Each eval set
 kind is an :class:`~synthlm.evaluate.registry.Evaluator` in the registry; importing this
-package registers the built-in ones.
+package names the built-in ones, whose modules are imported when an eval set of that kind runs
+(a training run without eval sets, or one importing ``train.lm_eval``'s config, skips them).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from synthlm.data.mixture import EvalSetConfig, ModelVocab
 from synthlm.errors import UserError
-from synthlm.evaluate import perplexity as _perplexity  # noqa: F401  (registers "natural")
-from synthlm.evaluate import synthetic as _synthetic  # noqa: F401  (registers "synthetic")
 from synthlm.evaluate.registry import (
     EVALUATORS,
     EvalContext,
@@ -25,7 +23,11 @@ from synthlm.evaluate.registry import (
 )
 
 if TYPE_CHECKING:
+    from synthlm.data.mixture import EvalSetConfig, ModelVocab
     from synthlm.protocols import AnyTokenizer
+
+EVALUATORS.lazy("natural", f"{__name__}.perplexity")
+EVALUATORS.lazy("synthetic", f"{__name__}.synthetic")
 
 __all__ = [
     "EVALUATORS",

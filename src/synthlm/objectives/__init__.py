@@ -2,15 +2,11 @@
 
 Each objective is one module that registers itself (and its typed ``Options``) with
 :func:`register_objective`; the loop only calls ``collate``, ``num_targets`` and ``forward``
-(see :class:`~synthlm.objectives.base.LossOutput`). Importing this package imports every
-built-in objective.
+(see :class:`~synthlm.objectives.base.LossOutput`). Importing this package names every built-in
+objective; each module is imported when its objective is first looked up (its options checked,
+or the objective built), so a ``clm`` run never imports DEPTH's sentence splitter or T5 noise.
 """
 
-from synthlm.objectives import clm as _clm  # noqa: F401  (registers "clm")
-from synthlm.objectives import depth as _depth  # noqa: F401  (registers "depth")
-from synthlm.objectives import sft as _sft  # noqa: F401  (registers "sft")
-from synthlm.objectives import span_corruption as _span_corruption  # noqa: F401  (registers "span_corruption")
-from synthlm.objectives import text_to_text as _text_to_text  # noqa: F401  (registers "text_to_text")
 from synthlm.objectives.base import (
     IGNORE_INDEX,
     OBJECTIVES,
@@ -19,6 +15,10 @@ from synthlm.objectives.base import (
     get_objective,
     register_objective,
 )
+
+BUILTIN = ("clm", "depth", "sft", "span_corruption", "text_to_text")  # module name = objective
+for _name in BUILTIN:
+    OBJECTIVES.lazy(_name, f"{__name__}.{_name}")
 
 __all__ = [
     "IGNORE_INDEX",

@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["RunConfig", "load_run_config", "plan_run", "run"]
 
 
-def run(config: RunConfig, *, progress: bool | None = None) -> Path:
+def run(config: RunConfig, *, progress: bool | None = None, freeze_heap: bool = False) -> Path:
     """Train (or resume) the run; see :func:`synthlm.train.loop.run`."""
     from synthlm.train.loop import run as _run
 
-    return _run(config, progress=progress)
+    return _run(config, progress=progress, freeze_heap=freeze_heap)
 
 
 def plan_run(config: RunConfig, processes: int = 1) -> RunPlan:

@@ -2,24 +2,28 @@
 
 A table rather than a branch inside one planner: the fine-tuning planner reuses the shared
 checks of :mod:`synthlm.train.run_plan`, so the pretraining planner must not import it back
-(that was an import cycle), and a new mode is one entry here.
+(that was an import cycle), and a new mode is one entry here. Entries name the planner's
+module, imported for the mode being run (pretraining never imports the pair-file readers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from typing import TYPE_CHECKING
 
-from synthlm.finetune.pair_plan import plan_finetune
 from synthlm.train.config import RunConfig, check_objective
-from synthlm.train.run_plan import RunPlan, plan_pretrain
 
-PLANNERS: dict[str, Callable[[RunConfig, int], RunPlan]] = {
-    "pt": plan_pretrain,
-    "ft": plan_finetune,
+if TYPE_CHECKING:
+    from synthlm.train.run_plan import RunPlan
+
+PLANNERS: dict[str, str] = {
+    "pt": "synthlm.train.run_plan:plan_pretrain",
+    "ft": "synthlm.finetune.pair_plan:plan_finetune",
 }
 
 
 def plan_run(config: RunConfig, processes: int) -> RunPlan:
     """Everything decided before step 0 for ``config`` on ``processes`` ranks; builds no weights."""
     check_objective(config)  # first: a config problem, located in its file, before any file is read
-    return PLANNERS[config.mode](config, processes)
+    module, function = PLANNERS[config.mode].split(":")
+    return getattr(importlib.import_module(module), function)(config, processes)
