@@ -125,8 +125,12 @@ def distinct_rows(rng: np.random.Generator, n: int, size: int, pool: int) -> np.
 class LimeWu(Domain):
     Params = LimeWuParams
     markers = ("answer", "sep", "colon", "lbracket", "rbracket", "upper", "lower", "math")
-    mode = ""
     block_tokens = 1 << 17  # drawn as padded arrays for the whole block
+
+    @property
+    def mode(self) -> str:
+        """deduct / abduct / induct, declared once on each task's ``Params``."""
+        return self.Params.mode
 
     @classmethod
     def alphabet_size(cls, params):
@@ -314,8 +318,6 @@ class LimeWu(Domain):
     description="LIME deduct with per-example roles and header: rule <sep> substitution -> result.",
 )
 class LimeDeduct(LimeWu):
-    mode = "deduct"
-
     class Params(LimeWuParams):
         mode: ClassVar[str] = "deduct"
 
@@ -327,8 +329,6 @@ class LimeDeduct(LimeWu):
     description="LIME abduct with per-example roles and header: rule <sep> result -> substitution.",
 )
 class LimeAbduct(LimeWu):
-    mode = "abduct"
-
     class Params(LimeWuParams):
         mode: ClassVar[str] = "abduct"
 
@@ -340,7 +340,5 @@ class LimeAbduct(LimeWu):
     description="LIME induct with per-example roles and header: result <sep> substitution -> rule.",
 )
 class LimeInduct(LimeWu):
-    mode = "induct"
-
     class Params(LimeWuParams):
         mode: ClassVar[str] = "induct"

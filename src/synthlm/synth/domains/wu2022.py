@@ -720,13 +720,13 @@ class SetOpTask(WuTask):
 
     @staticmethod
     def keep_slot(in_a: np.ndarray, in_b: np.ndarray) -> np.ndarray:
-        """The set operation on membership masks over the pool."""
+        """The set operation on membership masks (over the pool, or one example's ids)."""
         raise NotImplementedError
 
     def answer(self, x, q):
-        return np.asarray(
-            sorted(self.combine_sets(set(x.tolist()), set(q.tolist()))), dtype=np.int64
-        )
+        """The same operation for one example: membership masks over its ids, ascending."""
+        ids = np.union1d(x, q).astype(np.int64)
+        return ids[self.keep_slot(np.isin(ids, x), np.isin(ids, q))]
 
 
 def _from_slots(pool: Ragged, slots: Ragged) -> Ragged:
@@ -744,9 +744,6 @@ class WuUnion(SetOpTask):
     def keep_slot(in_a, in_b):
         return in_a | in_b
 
-    def combine_sets(self, a, b):
-        return a | b
-
 
 @register_domain(
     "wu_intersect",
@@ -758,9 +755,6 @@ class WuIntersect(SetOpTask):
     @staticmethod
     def keep_slot(in_a, in_b):
         return in_a & in_b
-
-    def combine_sets(self, a, b):
-        return a & b
 
 
 @register_domain(
@@ -774,9 +768,6 @@ class WuSetOneMinusTwo(SetOpTask):
     def keep_slot(in_a, in_b):
         return in_a & ~in_b
 
-    def combine_sets(self, a, b):
-        return a - b
-
 
 @register_domain(
     "wu_set_2_minus_1",
@@ -788,9 +779,6 @@ class WuSetTwoMinusOne(SetOpTask):
     @staticmethod
     def keep_slot(in_a, in_b):
         return in_b & ~in_a
-
-    def combine_sets(self, a, b):
-        return b - a
 
 
 @register_domain(
