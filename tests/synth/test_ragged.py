@@ -46,14 +46,14 @@ def test_assemble_marks_output_parts():
 
 
 def test_sampling_helpers_match_their_plain_definitions():
-    from synthlm.synth.domains.sampling import distinct_sorted, order_by_random
+    from synthlm.synth.domains.sampling import distinct_sorted, random_order_within
     from synthlm.synth.vocab import TokenSampler, VocabSpec
 
     rng = np.random.default_rng(3)
-    for groups in (5, 3000):  # 3000: past 2**11 sequences, the lexsort itself
+    for groups in (5, 3000):
         owner = np.sort(rng.integers(0, groups, 4000))
         u = rng.random(4000)
-        assert np.array_equal(order_by_random(owner, u), np.lexsort((u, owner)))
+        assert np.array_equal(random_order_within(owner, u), np.lexsort((u, owner)))
     lengths = rng.integers(0, 40, 50)
     y = distinct_sorted(rng, lengths, 60)
     for row, size in zip(y.tolist(), lengths):

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from synthlm.synth.domain import Domain, Malformed
+from synthlm.synth.domains.sampling import shuffle_within
 from synthlm.synth.params import DomainParams, IntRange, at_least
 from synthlm.synth.ragged import Ragged, concat, group
 from synthlm.synth.registry import register_domain
@@ -119,8 +120,7 @@ class Lime(Domain):
         ]
         filler = Ragged(np.where(rng.random(len(owner)) < p.math_prob, math, variable), extra)
         unshuffled = concat([chosen, filler])
-        order = np.lexsort((rng.random(len(unshuffled.values)), unshuffled.seq_ids))
-        return Ragged(unshuffled.values[order], lengths)
+        return shuffle_within(rng, unshuffled)
 
     def case_and_result(self, rng: np.random.Generator, rule: Ragged) -> tuple[Ragged, Ragged]:
         """A value per variable (listed in order of first appearance) and the substituted rule."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from synthlm.synth.ragged import Ragged
-from synthlm.synth.vocab import TokenSampler
 
 
 def randint(rng: np.random.Generator, low, high) -> np.ndarray:
@@ -65,41 +64,10 @@ def random_order_within(group: np.ndarray, r: np.ndarray) -> np.ndarray:
     return order
 
 
-def first_occurrences(x: Ragged, span: int) -> np.ndarray:
-    """Exactly ``x.first_occurrences(span)`` (values in ``[0, span)``), about 3x faster: a stable
-    sort of the ``sequence * span + value`` keys instead of ``np.unique``."""
-    keys = x.seq_ids * span + x.values
-    mask = np.zeros(len(keys), dtype=bool)
-    if len(keys):
-        order = np.argsort(keys, kind="stable")
-        ranked = keys[order]
-        mask[order[np.r_[True, ranked[1:] != ranked[:-1]]]] = True
-    return mask
-
-
-def distinct_ids(sampler: TokenSampler, rng: np.random.Generator, lengths: np.ndarray) -> Ragged:
-    """Exactly ``sampler.sample_distinct(rng, lengths)`` (same draws, same result), faster: after
-    the first round, repeats are looked for only in the rows that had some, since a row without
-    a repeat is never redrawn."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if len(lengths) and 4 * int(lengths.max()) > sampler.support:
-        return sampler.sample_distinct(rng, lengths)  # its Gumbel top-k branch
-    ragged = Ragged(sampler.sample(rng, int(lengths.sum())), lengths)
-    rows = np.arange(len(lengths))
-    while True:
-        sub = ragged.take(rows)
-        repeats = ~first_occurrences(sub, sampler.size)
-        if not repeats.any():
-            return ragged
-        flat = np.repeat(ragged.starts[rows], sub.lengths) + sub.positions
-        ragged.values[flat[repeats]] = sampler.sample(rng, int(repeats.sum()))
-        rows = rows[np.unique(sub.seq_ids[repeats])]
-
-
 def pick_distinct(rng: np.random.Generator, x: Ragged, count: np.ndarray, span: int) -> Ragged:
     """``count[i]`` distinct values of sequence ``i``, a uniform random subset in random order
     (``random.sample(list(set(seq)), k)``)."""
-    first = first_occurrences(x, span)
+    first = x.first_occurrences(span)
     owner = x.seq_ids[first]
     values = x.values[first]
     order = random_order_within(owner, rng.random(len(values)))
@@ -179,13 +147,3 @@ def distinct_sorted(rng: np.random.Generator, lengths: np.ndarray, pool: int) ->
             0, pool, size=int(missing.sum())
         )
         keys = np.sort(np.concatenate([keys, extra]), kind="stable")
-
-
-def order_by_random(owner: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """``np.lexsort((u, owner))`` for ``u`` from ``rng.random`` (multiples of ``2**-53``) and
-    ``owner < 2**11``: one stable sort of the exact 64-bit keys ``owner << 53 | u * 2**53``,
-    about 3x faster than the lexsort and the same permutation."""
-    if not len(owner) or int(owner.max()) >= 1 << 11:
-        return np.lexsort((u, owner))
-    keys = (owner.astype(np.uint64) << np.uint64(53)) | (u * 2.0**53).astype(np.uint64)
-    return np.argsort(keys, kind="stable")

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from synthlm.config import Section
 from synthlm.synth.domain import Domain, Malformed
-from synthlm.synth.domains.sampling import distinct_sorted, order_by_random, randint
+from synthlm.synth.domains.sampling import distinct_sorted, randint, random_order_within
 from synthlm.synth.params import DomainParams, IntRange, at_least
 from synthlm.synth.ragged import Ragged
 from synthlm.synth.registry import register_domain
@@ -225,7 +225,9 @@ class SeqtheticDeduplicate(SeqtheticTask):
         doubled = (p.repeat_token_ratio.sample(rng, n) * unique).astype(np.int64)
         y = self.distinct(rng, count)
         owner = y.seq_ids
-        order = np.lexsort((rng.random(len(owner)), owner))  # which ids repeat: a random subset
+        order = random_order_within(
+            owner, rng.random(len(owner))
+        )  # which ids repeat: a random subset
         rank = np.empty(len(owner), np.int64)
         rank[order] = y.positions
         times = np.where(rank < doubled[owner], 2, 1)
@@ -304,7 +306,7 @@ class SeqtheticDelete(SeqtheticTask):
         keys = rng.random(len(owner))  # a random subset for the absent case ...
         absent = np.flatnonzero(~deleting)  # ... ranked within its (whole) sequences only
         rank = np.zeros(len(owner), np.int64)
-        rank[absent[order_by_random(owner[absent], keys[absent])]] = pos[absent]
+        rank[absent[random_order_within(owner[absent], keys[absent])]] = pos[absent]
         from_start = pos - start[owner]
         chosen = np.where(
             deleting, (from_start >= 0) & (from_start < size[owner]), rank < size[owner]

@@ -24,10 +24,8 @@ from synthlm.synth.domain import Domain, Malformed
 from synthlm.synth.domains.base import first_occurrence_order, with_empty
 from synthlm.synth.domains.sampling import (
     cut_slice,
-    distinct_ids,
     find_first,
     first_match,
-    first_occurrences,
     partition,
     pick_distinct,
     pieces,
@@ -535,7 +533,7 @@ class WuReplaceMany(ReplaceBase):
         low, high = self.params.length.min, self.params.length.max
         r = randint(rng, np.full(n, 2), np.full(n, max((high - 1) // 3, 2)))
         s = randint(rng, np.maximum(r, low - 1 - 2 * r), high - 1 - 2 * r)
-        seed = distinct_ids(self.sampler(), rng, r)
+        seed = self.sampler().sample_distinct(rng, r)
         rest = self.tokens(rng, s - r)
         x = shuffle_within(rng, concat([seed, rest]))
         keys = pick_distinct(rng, x, r, self.content)
@@ -613,7 +611,7 @@ class WuSet(RunsTask):
     shuffled = True
 
     def outputs(self, x, q):
-        return x.keep(first_occurrences(x, self.content))
+        return x.keep(x.first_occurrences(self.content))
 
     def answer(self, x, q):
         return first_occurrence_order(x)
@@ -697,7 +695,7 @@ class SetOpTask(WuTask):
         low, high = self.params.length.min, self.params.length.max
         total = randint(rng, np.full(n, low - 1), np.full(n, high - 1))
         s1 = randint(rng, np.zeros(n, np.int64), total)
-        pool = distinct_ids(self.sampler(), rng, np.maximum(total // 2, 1))
+        pool = self.sampler().sample_distinct(rng, np.maximum(total // 2, 1))
 
         def from_pool(lengths):
             owner = np.repeat(np.arange(n), lengths)
@@ -832,8 +830,8 @@ class WuRearrangeString(WuTask):
     def draw(self, rng, n):
         low, high = max(self.params.length.min, 1), self.params.length.max
         size = randint(rng, np.full(n, low), np.full(n, high))
-        pool = distinct_ids(
-            self.sampler(), rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
+        pool = self.sampler().sample_distinct(
+            rng, randint(rng, np.ones(n, np.int64), np.maximum(size // 2, 1))
         )
         owner = np.repeat(np.arange(n), size)
         pick = np.floor(rng.random(len(owner)) * pool.lengths[owner]).astype(np.int64)
