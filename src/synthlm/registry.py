@@ -135,8 +135,10 @@ class Registry(Generic[T]):
 
     def __delitem__(self, name: str) -> None:
         """Unregister (tests that register a temporary entry clean up with ``del``)."""
-        if self._lazy.pop(name, None) is None or name in self._items:
-            del self._items[name]
+        if name not in self:
+            raise KeyError(name)
+        self._lazy.pop(name, None)
+        self._items.pop(name, None)
         self._options.pop(name, None)
 
     def names(self) -> list[str]:

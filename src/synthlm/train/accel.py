@@ -29,23 +29,25 @@ def cpu_only() -> bool:
     return not torch.accelerator.is_available()
 
 
-def force_cpu() -> bool:
-    """Whether accelerate must be told ``cpu=True`` (gloo DDP) on this machine.
+def deepspeed_on_cpu() -> bool:
+    """A DeepSpeed launch on a machine without an accelerator.
 
-    Not under DeepSpeed: accelerate drops a DeepSpeed launch to MULTI_CPU when told to use the
-    CPU; DeepSpeed has its own CPU accelerator, which runs ZeRO over gloo (``backend_kwargs``).
+    accelerate drops a DeepSpeed launch to MULTI_CPU when told ``cpu=True``, and finds no
+    backend on a CPU machine otherwise (it would count one process and hand
+    ``deepspeed.init_distributed`` no backend). DeepSpeed has its own CPU accelerator, so such a
+    launch is not forced to the CPU and its processes are joined over gloo explicitly.
     """
-    return cpu_only() and requested_engine() != "DEEPSPEED"
+    return cpu_only() and requested_engine() == "DEEPSPEED"
+
+
+def force_cpu() -> bool:
+    """Whether accelerate must be told ``cpu=True`` (gloo DDP) on this machine."""
+    return cpu_only() and not deepspeed_on_cpu()
 
 
 def backend_kwargs() -> dict[str, str]:
-    """``backend='gloo'`` for DeepSpeed without a GPU, else accelerate's own choice.
-
-    accelerate finds no backend on a CPU machine unless told ``cpu=True``; without one it counts
-    a single process (and ``deepspeed.init_distributed`` would get ``None``), so DeepSpeed's
-    processes are joined over gloo explicitly.
-    """
-    return {"backend": "gloo"} if cpu_only() and requested_engine() == "DEEPSPEED" else {}
+    """``backend='gloo'`` for DeepSpeed without a GPU, else accelerate's own choice."""
+    return {"backend": "gloo"} if deepspeed_on_cpu() else {}
 
 
 def distributed_state() -> Any:
