@@ -68,22 +68,18 @@ def chat_command(
     from synthlm.filecheck import check_checkpoint_files
 
     check_checkpoint_files(checkpoint)  # a truncated copy is named before torch loads anything
-    from synthlm.config import validate
     from synthlm.inference.chat import open_session, read_messages, run_session
-    from synthlm.inference.sampling import SamplingConfig, decode_escapes
+    from synthlm.inference.sampling import sampling_from_cli
 
-    sampling = validate(
-        SamplingConfig,
-        dict(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            max_new_tokens=max_new_tokens,
-            stop=[decode_escapes(s) for s in stop or []],
-            seed=seed,
-        ),
-        source="synthlm chat",
+    sampling = sampling_from_cli(
+        "synthlm chat",
+        stop,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
     )
     interactive = sys.stdin.isatty()
     session = open_session(

@@ -73,15 +73,14 @@ def generate_command(
     if output is not None:
         check_output(output, what="--output")  # before torch is even imported
     check_checkpoint_files(checkpoint)
-    from synthlm.config import validate
     from synthlm.errors import UserError
     from synthlm.evaluate.checkpoint import check_checkpoint_dir, load_checkpoint
     from synthlm.inference.sampling import (
-        SamplingConfig,
         decode_escapes,
         generate_texts,
         interactive,
         read_prompts,
+        sampling_from_cli,
         write_completions,
     )
 
@@ -92,19 +91,16 @@ def generate_command(
             "--interactive prints to the terminal; use --output with --input, --prompt or "
             "unconditional sampling"
         )
-    sampling = validate(
-        SamplingConfig,
-        dict(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            max_new_tokens=max_new_tokens,
-            num_samples=num_samples,
-            stop=[decode_escapes(s) for s in stop or []],
-            seed=seed,
-        ),
-        source="synthlm generate",
+    sampling = sampling_from_cli(
+        "synthlm generate",
+        stop,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        max_new_tokens=max_new_tokens,
+        num_samples=num_samples,
+        seed=seed,
     )
     check_checkpoint_dir(checkpoint)
     prompts = (

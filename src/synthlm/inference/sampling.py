@@ -103,6 +103,15 @@ def decode_escapes(text: str) -> str:
     return codecs.decode(text.encode("utf-8"), "unicode_escape").encode("latin-1").decode("utf-8")
 
 
+def sampling_from_cli(command: str, stop: Sequence[str] | None, **options: Any) -> SamplingConfig:
+    """A command's sampling options, validated as one section (an error names ``command``);
+    stop strings typed with escapes (``\\n``) become the characters."""
+    from synthlm.config import validate
+
+    stops = [decode_escapes(s) for s in stop or []]
+    return validate(SamplingConfig, {**options, "stop": stops}, source=command)
+
+
 def read_prompts(path: str | Path, prompt_end: str = "\n") -> list[str]:
     """Prompts of a text file: one per line, or separated by ``prompt_end``; blanks dropped."""
     path = Path(path)
