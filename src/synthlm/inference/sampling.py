@@ -272,6 +272,18 @@ def finish_row(
     return text, len(body) + (1 if hit_eos else 0), hit_eos
 
 
+def timed_generate(model, ids, mask, kwargs: dict[str, Any]) -> tuple[Any, float]:
+    """``model.generate`` on one padded batch, on the model's device, and the seconds it took
+    (what the throughput figures of generate and eval divide by)."""
+    import torch
+
+    device = next(model.parameters()).device
+    started = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+    return out, time.perf_counter() - started
+
+
 def generate_batch(
     model,
     tokenizer,
@@ -281,8 +293,6 @@ def generate_batch(
     suppress_ids: Sequence[int] = (),
 ) -> list[Completion]:
     """Generate ``num_samples`` completions for each prompt of one batch."""
-    import torch
-
     _, pad = special_ids(tokenizer)
     seq2seq = is_seq2seq(model)
     if seq2seq:
@@ -295,15 +305,9 @@ def generate_batch(
         ids, mask = padded["input_ids"], padded["attention_mask"]
     else:
         ids, mask = left_pad(rows, pad)
-    device = next(model.parameters()).device
-    started = time.perf_counter()
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            **generation_kwargs(tokenizer, sampling, suppress_ids),
-        )
-    seconds = time.perf_counter() - started
+    out, seconds = timed_generate(
+        model, ids, mask, generation_kwargs(tokenizer, sampling, suppress_ids)
+    )
     out = out[
         :, 1 if seq2seq else ids.shape[1] :
     ].tolist()  # drop the decoder start token / the prompt

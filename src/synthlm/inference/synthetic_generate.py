@@ -8,7 +8,6 @@ shows up as ``<tok:N>`` rather than being hidden.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from synthlm.inference.sampling import (
     generation_kwargs,
     left_pad,
     special_ids,
+    timed_generate,
 )
 from synthlm.inference.synthetic_ids import SymbolTable
 
@@ -63,19 +63,9 @@ def generate_synthetic(
 
 
 def _batch(model, tokenizer, table: SymbolTable, rows, sampling) -> list[SyntheticCompletion]:
-    import torch
-
     eos, pad = special_ids(tokenizer)
     ids, mask = left_pad([table.to_model(r) for r in rows], pad)
-    device = next(model.parameters()).device
-    started = time.perf_counter()
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            **generation_kwargs(tokenizer, sampling),
-        )
-    seconds = time.perf_counter() - started
+    out, seconds = timed_generate(model, ids, mask, generation_kwargs(tokenizer, sampling))
     done = []
     for j, row in enumerate(out[:, ids.shape[1] :].tolist()):
         index, sample = divmod(j, sampling.num_samples)
