@@ -86,6 +86,11 @@ class Domain:
         """The parts of ``n`` sequences after the promoter, each flagged ``is_output``."""
         raise NotImplementedError
 
+    def answered(self, prompt: Ragged, answer: Ragged) -> list[tuple[Ragged, bool]]:
+        """``prompt <ans> answer``: the body of most tasks, the answer being the output."""
+        marker = Ragged.constant(self.mark("answer"), np.ones(len(prompt), dtype=bool))
+        return [(prompt, False), (marker, False), (answer, True)]
+
     def mean_body_length(self) -> float:
         """A rough mean body length; only used to size generation blocks."""
         raise NotImplementedError

@@ -108,11 +108,7 @@ class InputTask(Domain):
     def body(self, rng: np.random.Generator, n: int) -> list[tuple[Ragged, bool]]:
         x = self.sample_input(rng, n)
         y = self.transform(rng, x)
-        return [
-            (x, False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (y, True),
-        ]
+        return self.answered(x, y)
 
     def transform(self, rng: np.random.Generator, x: Ragged) -> Ragged:
         raise NotImplementedError

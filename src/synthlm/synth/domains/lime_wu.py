@@ -157,12 +157,10 @@ class LimeWu(Domain):
             again = self.draw(rng, int(bad.sum()))
             for array, redrawn in zip((prompt, prompt_mask, answer, answer_mask), again):
                 array[bad] = redrawn
-        ones = np.ones(n, dtype=bool)
-        return [
-            (Ragged(prompt[prompt_mask], prompt_mask.sum(1)), False),
-            (Ragged.constant(self.mark("answer"), ones), False),
-            (Ragged(answer[answer_mask], answer_mask.sum(1)), True),
-        ]
+        return self.answered(
+            Ragged(prompt[prompt_mask], prompt_mask.sum(1)),
+            Ragged(answer[answer_mask], answer_mask.sum(1)),
+        )
 
     def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
         """``n`` examples as padded (prompt, prompt mask, answer, answer mask) arrays.

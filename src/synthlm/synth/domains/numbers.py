@@ -44,12 +44,7 @@ class SortNumbers(Domain):
         values = rng.integers(0, self.params.max_value + 1, size=int(count.sum()), dtype=np.int64)
         owner = np.repeat(np.arange(n), count)
         ordered = values[np.lexsort((values, owner))]
-        ones = np.ones(n, dtype=bool)
-        return [
-            (self.write(values, count), False),
-            (Ragged.constant(self.mark("answer"), ones), False),
-            (self.write(ordered, count), True),
-        ]
+        return self.answered(self.write(values, count), self.write(ordered, count))
 
     def write(self, values: np.ndarray, count: np.ndarray) -> Ragged:
         last = np.zeros(len(values), dtype=bool)

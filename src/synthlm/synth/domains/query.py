@@ -255,11 +255,7 @@ class LongestWord(InputTask):
         )  # per owner: longest, then first
         first_of_owner = np.r_[0, np.cumsum(count)[:-1]]
         y = words.take(best[first_of_owner])
-        return [
-            (x, False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (y, True),
-        ]
+        return self.answered(x, y)
 
     def mean_body_length(self):
         p = self.params

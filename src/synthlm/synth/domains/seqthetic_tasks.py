@@ -119,11 +119,7 @@ class SeqtheticIdentity(SeqtheticTask):
     def body(self, rng, n):
         x = self.distinct(rng, self.params.length.sample(rng, n))
         y = x.reversed() if self.params.reverse else Ragged(x.values.copy(), x.lengths)
-        return [
-            (x, False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (y, True),
-        ]
+        return self.answered(x, y)
 
     def mean_body_length(self):
         return 2 * self.params.length.mean + 1
@@ -162,11 +158,7 @@ class SeqtheticDuplicate(SeqtheticTask):
         p = self.params
         total, k = p.length.sample(rng, n), p.num_duplicate.sample(rng, n)
         x = self.distinct(rng, (total - 1) // (k + 1))
-        return [
-            (x, False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (x.repeated(k), True),
-        ]
+        return self.answered(x, x.repeated(k))
 
     def check_answer(self, prompt, answer):
         x = self.as_content(prompt)
@@ -235,11 +227,7 @@ class SeqtheticDeduplicate(SeqtheticTask):
             np.repeat(y.values, times),
             np.bincount(owner, weights=times, minlength=n).astype(np.int64),
         )
-        return [
-            (x, False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (y, True),
-        ]
+        return self.answered(x, y)
 
     def mean_body_length(self):
         p = self.params
@@ -393,11 +381,7 @@ class SeqtheticSortNumbers(Domain):
         y = distinct_sorted(rng, p.length.sample(rng, n), p.nums.max - p.nums.min + 1)
         y.values += p.nums.min
         order = np.argsort(y.seq_ids + rng.random(len(y.values)))  # shuffled within sequences
-        return [
-            (Ragged(y.values[order], y.lengths), False),
-            (Ragged.constant(self.mark("answer"), np.ones(n, bool)), False),
-            (y, True),
-        ]
+        return self.answered(Ragged(y.values[order], y.lengths), y)
 
     def mean_body_length(self):
         return 2 * self.params.length.mean + 1
