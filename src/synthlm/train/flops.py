@@ -2,9 +2,11 @@
 
 Training FLOPs per token follow PaLM (Chowdhery et al. 2022, appendix B): ``6 N`` for the weight
 matmuls (forward + backward) plus ``12 L d T`` for attention scores and values, where N counts
-every matrix multiplied per token (the output projection included, the input embedding lookup
-not). Recomputation from gradient checkpointing is deliberately *not* counted: MFU measures
-useful model work, so checkpointing shows up as lower MFU, which is the honest number.
+every matrix multiplied per token (the output projection included, embedding lookups not).
+``tests/train/test_flops.py`` checks the rule against torch's own count of a training step's
+matmuls (``torch.utils.flop_counter``) for Llama, GPT-NeoX and T5. Recomputation from gradient
+checkpointing is deliberately *not* counted: MFU measures useful model work, so checkpointing
+shows up as lower MFU, which is the honest number.
 """
 
 from __future__ import annotations
@@ -36,13 +38,21 @@ KNOWN_PEAKS = (
 
 
 def matmul_params(model: torch.nn.Module) -> int:
-    """Parameters that take part in a matmul for every token."""
-    embedding = model.get_input_embeddings().weight
+    """Parameters that take part in a matmul for every token: all but lookup tables.
+
+    Embedding tables (the input embedding, T5's relative position buckets) are indexed, not
+    multiplied; a table that is also the output projection (tied embeddings) is a matmul.
+    """
+    import torch
+
     output = model.get_output_embeddings()
-    total = sum(p.numel() for p in model.parameters()) - embedding.numel()
-    if output is not None and output.weight is embedding:  # tied: the lm head is that matrix
-        total += embedding.numel()
-    return total
+    lookups = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, torch.nn.Embedding)
+        and (output is None or module.weight is not output.weight)
+    }
+    return sum(p.numel() for p in model.parameters() if id(p) not in lookups)
 
 
 def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
@@ -68,17 +78,20 @@ def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: 
     """Training FLOPs per *input* token of an encoder-decoder (T5) with targets of ``target_len``.
 
     The same PaLM rule per stack: the encoder's matrices see every input token, the decoder's
-    (and the output projection) every target token; attention adds encoder self-attention over
-    the inputs, decoder self-attention over the targets and cross-attention from targets to
-    inputs (``inner`` = heads x head width).
+    (and the output projection) every target token, except the keys and values of
+    cross-attention, which project the encoder's outputs and so see every *input* token.
+    Attention adds encoder self-attention over the inputs, decoder self-attention over the
+    targets and cross-attention from targets to inputs (``inner`` = heads x head width).
+    ``tests/train/test_flops.py`` checks the sum against torch's op-by-op count.
     """
     config = model.config
     inner = int(getattr(config, "num_heads", 0)) * int(getattr(config, "d_kv", 0))
     encoder_layers = int(getattr(config, "num_layers", 0))
     decoder_layers = int(getattr(config, "num_decoder_layers", None) or encoder_layers)
     encoder = matmul_params(model.get_encoder()) if hasattr(model, "get_encoder") else 0
-    decoder = matmul_params(model) - encoder
-    per_example = 6.0 * (encoder * input_len + decoder * target_len)
+    cross_kv = cross_attention_kv_params(model)
+    decoder = matmul_params(model) - encoder - cross_kv
+    per_example = 6.0 * ((encoder + cross_kv) * input_len + decoder * target_len)
     per_example += (
         12.0
         * inner
@@ -88,6 +101,15 @@ def seq2seq_flops_per_token(model: torch.nn.Module, input_len: int, target_len: 
         )
     )
     return per_example / max(input_len, 1)
+
+
+def cross_attention_kv_params(model: torch.nn.Module) -> int:
+    """Key and value weights of the decoder's cross-attention (T5's ``EncDecAttention``)."""
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if ".EncDecAttention.k." in name or ".EncDecAttention.v." in name
+    )
 
 
 def mfu(flops_per_tok: float, tokens_per_s: float, peak_flops: float, num_devices: int) -> float:
