@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -156,7 +157,9 @@ def main() -> int:
         help="All phases in this process (faster start, no isolation).",
     )
     parser.add_argument(
-        "--work", type=Path, help="Scratch folder (stores, runs, checkpoints); default OUT/work."
+        "--work",
+        type=Path,
+        help="Scratch folder (stores, runs, checkpoints), emptied first; default OUT/work.",
     )
     parser.add_argument(
         "--phase", help=argparse.SUPPRESS
@@ -174,6 +177,8 @@ def main() -> int:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; allowed: {', '.join(phases.PHASES)}")
     if "env" not in names:
         names.insert(0, "env")  # the measured peak is every MFU's denominator
+    # a fresh scratch folder: a rerun on a warm machine must not resume the last call's runs
+    shutil.rmtree(work, ignore_errors=True)
     summary = run_all(
         names, args.out, work, smoke=args.smoke, budget=args.budget, inprocess=args.inprocess
     )

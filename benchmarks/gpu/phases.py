@@ -293,7 +293,8 @@ def phase_llama_batch(ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for ckpt in (False, True):
         cfg = ModelConfig(**spec["model"], gradient_checkpointing=ckpt)
-        model = build_model(cfg, vocab_size=spec["vocab"]).to(dev)
+        with torch.device(dev):  # drawn on the device, as synthlm's training runs do
+            model = build_model(cfg, vocab_size=spec["vocab"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev == "cuda")
         objective, fits, batch = CausalLM(), 0, search["start"]
         while batch <= search["limit"]:

@@ -6,6 +6,7 @@
 # Versions are the ones installed here, so the device runs what the tests ran.
 #   bash benchmarks/gpu/prepare_wheels.sh            # -> .whl/ (git-ignored through info/exclude)
 #   WHEELS=/tmp/w bash benchmarks/gpu/prepare_wheels.sh
+#   PYVER=3.11 WHEELS=/tmp/w bash ...                 # for a rehearsal in another Python here
 # Wheel files are never committed: /.whl/ goes into the repository's info/exclude.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -29,6 +30,6 @@ for p in manylinux_2_39_x86_64 manylinux_2_35_x86_64 manylinux_2_34_x86_64 manyl
   PLATFORMS="$PLATFORMS --platform $p"
 done
 # one version of each: two would stop the whole install there
-$PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $PLATFORMS -d "$DEST" $SPECS
+$PY -m pip download -q --no-deps --only-binary=:all: --python-version "${PYVER:-3.12}" --implementation cp $PLATFORMS -d "$DEST" $SPECS
 ls -la "$DEST"
 du -sh "$DEST"

@@ -74,3 +74,25 @@ def test_the_prefetch_thread_pins_batches_on_this_ranks_device():
     moved = out[0].to(device, non_blocking=True)
     torch.cuda.synchronize()
     assert moved.device == device
+
+
+def test_a_random_init_is_drawn_on_the_gpu_and_reruns_draw_the_same_weights():
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from synthlm.models import ModelConfig, build_model
+    from synthlm.train.accel import init_device
+
+    accelerator = Accelerator()
+    cfg = ModelConfig(arch="llama", preset="tiny")
+    weights = []
+    for _ in range(2):
+        set_seed(0)
+        with init_device(accelerator):
+            model = build_model(cfg, vocab_size=1024)
+        assert all(p.device.type == "cuda" for p in model.parameters())
+        assert all(b.device.type == "cuda" for b in model.buffers())  # rotary tables too
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+    ids = torch.randint(0, 1024, (2, 32), device="cuda")
+    assert torch.isfinite(model(input_ids=ids, labels=ids).loss)

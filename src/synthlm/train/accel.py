@@ -7,6 +7,7 @@ picks precision and batch split.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -137,3 +138,28 @@ def engine_record(accelerator: Any, model: Any) -> dict[str, Any]:
         "precision": precision,
         "processes": accelerator.num_processes,
     }
+
+
+# Engines whose every process holds the whole model on its own device anyway (one process, DDP):
+# there the weights can be drawn on that device. FSDP and DeepSpeed shard from a host copy,
+# so a model that fits in host memory but not on one device still starts.
+WHOLE_MODEL_ON_DEVICE = ("NO", "MULTI_GPU")
+
+
+def init_device(accelerator: Any) -> Any:
+    """Where a randomly initialised model is built: the accelerator itself where it can be.
+
+    A model built on the host draws every weight twice on one CPU thread (torch's default
+    init, then the architecture's own) and is then copied to the device: a 1.3B Llama takes
+    ~24 s on a 2-core host before its first step, and most of a 7B's minutes of start-up. Built
+    under ``torch.device(cuda)`` the same draws take well under a second. The weights come from
+    the device's generator, seeded from the run's seed: reruns on the same kind of device are
+    identical, and a CPU run of the same config draws other (equally distributed) weights.
+    """
+    import torch
+
+    device = accelerator.device
+    engine = getattr(accelerator.distributed_type, "name", str(accelerator.distributed_type))
+    if device.type == "cpu" or engine not in WHOLE_MODEL_ON_DEVICE:
+        return contextlib.nullcontext()
+    return torch.device(device)

@@ -32,6 +32,7 @@ from synthlm.train.accel import (
     configure_deepspeed,
     distributed_state,
     engine_record,
+    init_device,
     make_accelerator,
 )
 from synthlm.train.batches import step_batches
@@ -152,11 +153,13 @@ class Trainer:
         from synthlm.train.schedules import build_schedule
 
         set_seed(self.cfg.seed)  # the same initial weights on every rank and every rerun
-        model = build_model(
-            self.cfg.model,
-            vocab_size=self.plan.layout.model_vocab_size,
-            special_ids=self.plan.special_ids,
-        )
+        random_init = self.cfg.model.init_from is None
+        with init_device(self.accelerator) if random_init else contextlib.nullcontext():
+            model = build_model(
+                self.cfg.model,
+                vocab_size=self.plan.layout.model_vocab_size,
+                special_ids=self.plan.special_ids,
+            )
         model.train()
         self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
