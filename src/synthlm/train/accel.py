@@ -19,6 +19,7 @@ from synthlm.train.launch_guard import (
     check_engine,
     check_precision,
     check_process_count,
+    engine_name,
     requested_engine,
 )
 from synthlm.train.run_plan import BatchPlan
@@ -159,7 +160,6 @@ def init_device(accelerator: Any) -> Any:
     import torch
 
     device = accelerator.device
-    engine = getattr(accelerator.distributed_type, "name", str(accelerator.distributed_type))
-    if device.type == "cpu" or engine not in WHOLE_MODEL_ON_DEVICE:
+    if device.type == "cpu" or engine_name(accelerator) not in WHOLE_MODEL_ON_DEVICE:
         return contextlib.nullcontext()
     return torch.device(device)

@@ -58,10 +58,17 @@ def requested_engine(env: Mapping[str, str] = os.environ) -> str | None:
     return None
 
 
+def engine_name(accelerator: Any) -> str:
+    """The engine accelerate set up, by its ``DistributedType`` name (``NO``, ``MULTI_GPU``,
+    ``FSDP``, ``DEEPSPEED``, ...)."""
+    kind = accelerator.distributed_type
+    return str(getattr(kind, "name", kind))
+
+
 def check_engine(accelerator: Any, env: Mapping[str, str] = os.environ) -> None:
     """The engine accelerate actually set up must be the one the launch config named."""
     wanted = requested_engine(env)
-    got = str(getattr(accelerator.distributed_type, "name", accelerator.distributed_type))
+    got = engine_name(accelerator)
     if wanted is not None and got != wanted:
         why = " (accelerate supports it on GPUs only)" if wanted == "FSDP" else ""
         raise UserError(
