@@ -27,3 +27,16 @@ def shakespeare() -> Path:
 
         path = shipped_corpus()
     return path
+
+
+@pytest.fixture
+def dynamo_counters():
+    """torch._dynamo's counters (graphs traced, graph breaks), from a cleared cache: what a test
+    reads is what its own code compiled."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    yield counters
+    torch._dynamo.reset()

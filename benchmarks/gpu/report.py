@@ -15,6 +15,8 @@ RUN_KEYS = (
     "first_step_s",
     "setup_s",
     "loader_headroom",
+    "compiled_graphs",
+    "graph_breaks",
 )
 
 

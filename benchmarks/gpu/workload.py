@@ -137,6 +137,12 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+    if cfg.model.compile:  # compile_figures counts this run's graphs alone (--inprocess too)
+        import torch._dynamo
+        from torch._dynamo.utils import counters
+
+        torch._dynamo.reset()
+        counters.clear()
     loop.Trainer._after_step, loop.Trainer.fit = after_step, fit  # type: ignore[method-assign]
     started = time.perf_counter()
     try:
@@ -151,8 +157,22 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
     consumed = trainer.plan.batch.global_batch / figures["step_s"]
     return {
         **figures,
+        **compile_figures(cfg.model.compile),
         "loader_samples_per_s": round(loader, 1),
         "loader_headroom": round(loader / consumed, 2),
+    }
+
+
+def compile_figures(compiled: bool) -> dict[str, Any]:
+    """What dynamo traced in this process (each phase has its own): per-block compile of a
+    decoder-only model must trace one graph for all layers (T5: four), with no graph break."""
+    if not compiled:
+        return {}
+    from torch._dynamo.utils import counters
+
+    return {
+        "compiled_graphs": int(counters["stats"]["unique_graphs"]),
+        "graph_breaks": int(sum(counters["graph_break"].values())),
     }
 
 

@@ -83,6 +83,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, EOFError):
         where = _file_in_traceback(exc.__traceback__) or "an input file"
         return f"{where}: ends early ({exc}); the file is truncated, download or copy it again", 2
+    if type(exc).__name__ == "FailOnRecompileLimitHit":  # torch._dynamo.exc, not imported here
+        return _recompile_limit_line(), 2
     kind = _third_party_kind(exc)
     if kind is not None:
         where = _file_in_traceback(exc.__traceback__) or f"a {kind} file"
@@ -99,6 +101,20 @@ def _explain_os(exc: OSError) -> str:
     if exc.filename2 is not None and exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
         name = f"{name} -> {exc.filename2}"
     return f"{name if name is not None else 'an output file'}: {advice}"
+
+
+def _recompile_limit_line() -> str:
+    """synthlm.models.loud_recompile_limit turned dynamo's quiet fallback to eager into this."""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo.config")
+    limit = getattr(dynamo, "recompile_limit", "its")
+    return (
+        f"model.compile: one compiled function needed more than {limit} graphs (dynamo's "
+        "recompile limit), so the batches' shapes keep changing; synthlm stops rather than run "
+        "it uncompiled. Set model.compile_dynamic: true for variable-length batches, or "
+        "model.compile: false (TORCH_LOGS=recompiles shows what changed)"
+    )
 
 
 def _third_party_kind(exc: BaseException) -> str | None:

@@ -348,6 +348,16 @@ class ModelConfig(Section):
         description="torch.compile backend: inductor (fused kernels), or aot_eager / "
         "eager to debug tracing.",
     )
+    compile_dynamic: bool | None = Field(
+        None,
+        description="torch.compile's dynamic: null = torch's default (static graphs; a size "
+        "that changes between calls is traced again as symbolic); false = one static graph per "
+        "input shape, the fastest kernels when shapes are fixed (packed CLM, span corruption, "
+        "DEPTH), and what per-block T5 wants: its encoder and decoder blocks share one compiled "
+        "function but see different lengths, which torch's default reads as a changing size and "
+        "turns the decoder's graphs symbolic; true = symbolic sizes from the first call "
+        "(variable-length fine-tuning).",
+    )
 
     @field_validator("arch")
     @classmethod
@@ -468,7 +478,8 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
     if not cfg.compile:
         return 0
     if cfg.compile_scope == "model":
-        model.compile(backend=cfg.compile_backend)
+        loud_recompile_limit(1)
+        model.compile(backend=cfg.compile_backend, dynamic=cfg.compile_dynamic)
         return 1
     blocks = repeated_blocks(model)
     if not blocks:
@@ -476,9 +487,32 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
             f"model.compile_scope=blocks: found no repeated layers in "
             f"{type(model).__name__}; use compile_scope: model"
         )
+    loud_recompile_limit(BLOCK_GRAPHS)
     for block in blocks:
-        block.compile(backend=cfg.compile_backend)
+        block.compile(backend=cfg.compile_backend, dynamic=cfg.compile_dynamic)
     return len(blocks)
+
+
+# Graphs one compiled function may need under compile_scope: blocks. Every layer of a model runs
+# the same forward code, so they share one dynamo cache (torch's default limit, 8, is sized for
+# one function per model): T5 alone needs 4 in training (first and later blocks of the encoder
+# and of the decoder: only the first holds the position bias) and as many again per evaluation
+# shape. A layer-count-independent bound; a model that needs more has shapes that keep changing.
+BLOCK_GRAPHS = 64
+
+
+def loud_recompile_limit(graphs: int) -> None:
+    """Let each compiled function hold ``graphs`` graphs, and make going past that an error.
+
+    Past its recompile limit dynamo runs the function eagerly from then on and only logs a
+    warning: a run that asked for compile would quietly train uncompiled. Process-wide
+    settings: the training process compiles nothing else.
+    """
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, graphs)
+    config.fail_on_recompile_limit_hit = True
 
 
 def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -1,12 +1,17 @@
 """model.compile with compile_scope blocks: every repeated layer compiled in place (state-dict
-keys unchanged), the same loss as eager; a model without repeated layers is refused."""
+keys unchanged), the same loss as eager; a model without repeated layers is refused. In a real
+training run all layers share one traced graph (however many layers: more than dynamo's default
+recompile limit here), compile_dynamic picks static or symbolic graphs, and running out of
+graphs stops the run with a clear error instead of quietly training uncompiled."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch._dynamo
+from train_helpers import read_records, tiny_config
 
-from synthlm.errors import ConfigError
+from synthlm.errors import ConfigError, explain
 from synthlm.models import ModelConfig, build_model, compile_model, repeated_blocks
 
 
@@ -40,3 +45,90 @@ def test_compile_off_compiles_nothing_and_no_repeated_layers_is_an_error():
     assert compile_model(torch.nn.Linear(2, 2), ModelConfig()) == 0
     with pytest.raises(ConfigError, match="compile_scope=blocks: found no repeated layers"):
         compile_model(torch.nn.Linear(2, 2), ModelConfig(compile=True, compile_scope="blocks"))
+
+
+DEEP = {"num_hidden_layers": 10}  # > torch._dynamo's default recompile limit (8)
+
+
+@pytest.mark.parametrize(("arch", "preset"), [("llama", "tiny"), ("gpt_neox", "14m")])
+def test_a_training_run_traces_one_graph_for_all_its_layers(
+    arch, preset, tmp_path, data, dynamo_counters
+):
+    """The product's loop, per-block compile: one graph serves all 10 layers, with no graph
+    break. (A KV cache built during training would make each layer's cache slot a guard: one
+    graph per layer, and past the 8th layer a quiet fallback to eager.)"""
+    from synthlm.train import load_run_config, run
+
+    overrides = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, **DEEP}
+    model = {
+        "arch": arch,
+        "preset": preset,
+        "overrides": overrides,
+        "compile": True,
+        "compile_scope": "blocks",
+        "compile_backend": "eager",
+    }
+    config = tiny_config(tmp_path, data, model=model, train={"max_steps": 3, "checkpoint_every": 0})
+    config["model"] = model  # replace, not merge: the tiny Llama's overrides are not gpt_neox's
+    run(load_run_config([config]), progress=False)
+    assert len([r for r in read_records(tmp_path / "run") if "loss" in r]) == 3
+    assert dynamo_counters["stats"]["unique_graphs"] == 1
+    assert not dynamo_counters["graph_break"]
+
+
+SYMBOLIC: list[bool] = []  # per graph the recording backend was handed: symbolic sizes?
+
+
+def _record(gm, example_inputs):
+    SYMBOLIC.append(any(isinstance(x, torch.SymInt) for x in example_inputs))
+    return gm.forward
+
+
+torch._dynamo.register_backend(_record, name="synthlm_test_record")
+
+
+@pytest.mark.parametrize(("dynamic", "symbolic"), [(None, True), (False, False)])
+def test_compile_dynamic_false_keeps_t5_decoder_graphs_static(dynamic, symbolic, dynamo_counters):
+    """Per-block T5: encoder and decoder blocks run one forward function at different lengths.
+    torch's default reads that as a changing size and traces the decoder's blocks with symbolic
+    sizes; compile_dynamic: false gives every length its own static graph."""
+    cfg = ModelConfig(
+        arch="t5", preset="tiny", compile=True, compile_scope="blocks", compile_dynamic=dynamic
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, vocab_size=64, special_ids={"pad": 0, "eos": 1, "decoder_start": 0})
+
+    SYMBOLIC.clear()
+    compile_model(model, cfg.model_copy(update={"compile_backend": "synthlm_test_record"}))
+    ids, labels = torch.randint(2, 64, (2, 24)), torch.randint(2, 64, (2, 6))
+    model(input_ids=ids, labels=labels, use_cache=False).loss.backward()
+    assert len(SYMBOLIC) == 4  # first and later blocks of the encoder, and of the decoder
+    assert any(SYMBOLIC) is symbolic
+
+
+def test_running_out_of_graphs_is_an_error_not_a_quiet_eager_fallback(monkeypatch, dynamo_counters):
+    import torch._dynamo
+    import torch._dynamo.exc
+
+    import synthlm.models as models
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", False)
+    monkeypatch.setattr(models, "BLOCK_GRAPHS", 2)
+    cfg = ModelConfig(
+        arch="llama",
+        preset="tiny",
+        compile=True,
+        compile_scope="blocks",
+        compile_backend="eager",
+        compile_dynamic=False,  # a static graph per length: the third length is one too many
+    )
+    model = build_model(cfg, vocab_size=64)
+    compile_model(model, cfg)
+    for length in (8, 9):
+        model(input_ids=torch.randint(0, 64, (1, length)), use_cache=False)
+    with pytest.raises(torch._dynamo.exc.FailOnRecompileLimitHit) as caught:
+        model(input_ids=torch.randint(0, 64, (1, 10)), use_cache=False)
+    line, status = explain(caught.value)
+    assert status == 2
+    assert "more than 2 graphs" in line and "model.compile_dynamic: true" in line

@@ -69,6 +69,10 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
         assert run["compile"] == ("blocks" if "compile" in name else False) and run[
             "checkpointing"
         ] == name.endswith("ckpt")
+        if "compile" in name:  # one graph serves every layer
+            assert (run["compiled_graphs"], run["graph_breaks"]) == (1, 0), name
+    t5 = phases["t5"]["figures"]  # first and later blocks of the encoder, and of the decoder
+    assert (t5["compiled_graphs"], t5["graph_breaks"], t5["compile_dynamic"]) == (4, 0, False)
     assert phases["llama_batch"]["figures"]["no_ckpt"]["largest_micro_batch"] >= 1
     assert (
         phases["t5"]["figures"]["finite"]

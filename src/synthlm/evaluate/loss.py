@@ -49,7 +49,9 @@ def batch_loss(model, input_ids, attention_mask, target_mask) -> tuple[float, in
     """(sum of -log p(token t | tokens < t), count) over positions t >= 1 where target_mask is set."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[
+        :, :-1
+    ]
     labels = input_ids[:, 1:]
     chosen = target_mask[:, 1:] & attention_mask[:, 1:].bool()
     losses = F.cross_entropy(
@@ -86,7 +88,7 @@ def rows_loss(model, rows: Sequence[Row], *, pad_id: int, device) -> list[tuple[
 
     ids, attention, target = right_pad([r for r, _ in rows], [m for _, m in rows], pad_id)
     ids, attention, target = ids.to(device), attention.to(device), target.to(device)
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+    logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1]
     labels = ids[:, 1:]
     chosen = target[:, 1:] & attention[:, 1:].bool()
     flat = logits.reshape(-1, logits.shape[-1]).float()

@@ -125,7 +125,7 @@ def option_logliks(
         attention[i, : len(row)] = 1
     with torch.no_grad():
         logprobs = (
-            model(input_ids=ids.to(device), attention_mask=attention.to(device))
+            model(input_ids=ids.to(device), attention_mask=attention.to(device), use_cache=False)
             .logits.float()
             .log_softmax(-1)
             .cpu()

@@ -96,7 +96,10 @@ class CausalLM(Objective):
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-position losses [B, T-1] (0 where ignored) and the target indicator."""
-        kwargs = {"input_ids": batch["input_ids"]}
+        # No KV cache: HF decoders build one whenever config.use_cache is on, training too, and
+        # its per-layer state is something torch.compile guards on, so per-block compile would
+        # trace every layer anew and fall back to eager past dynamo's recompile limit.
+        kwargs = {"input_ids": batch["input_ids"], "use_cache": False}
         if "segment_ids" in batch:
             dtype = next(model.parameters()).dtype
             kwargs["attention_mask"] = block_causal_mask(batch["segment_ids"], dtype=dtype)
