@@ -89,7 +89,11 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
             "seconds": round(cap, 2),
         }
     if result.is_file():
-        return json.loads(result.read_text())
+        record = json.loads(result.read_text())
+        # the phase's own seconds plus the process's start (imports: unknown on the device's
+        # sandboxed file system, and paid by every phase)
+        record["process_s"] = round(time.perf_counter() - started, 2)
+        return record
     return {
         "status": "failed",
         "error": f"the phase process exited with {done.returncode} and wrote no result",

@@ -43,11 +43,11 @@ def markdown(summary: dict[str, Any]) -> str:
             f"({env.get('matmul')}), the MFU denominator.",
             "",
         ]
-    lines += ["| phase | status | seconds (cap) |", "|---|---|---|"]
+    lines += ["| phase | status | seconds (cap) | with process start |", "|---|---|---|---|"]
     for name, phase in summary["phases"].items():
         lines.append(
             f"| {name} | {phase['status']} | {phase.get('seconds', '-')} "
-            f"({phase.get('cap_s', '-')}) |"
+            f"({phase.get('cap_s', '-')}) | {phase.get('process_s', '-')} |"
         )
     lines.append("")
     runs = [
