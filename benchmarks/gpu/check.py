@@ -14,9 +14,11 @@ outside leaves the phases it finished. Exit status: 0 when every phase passed, 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +43,8 @@ def run_phase(name: str, work: Path, smoke: bool) -> dict[str, Any]:
     ctx = phases.Context(shapes, work, smoke)
     peak = work / "peak.json"
     ctx.peak_flops = json.loads(peak.read_text())["peak_flops"] if peak.is_file() else 1.0
+    phases.wl.PARTIAL = partial_path(work, name)
+    phases.wl.PARTIAL.unlink(missing_ok=True)
     started = time.perf_counter()
     try:
         figures = phases.PHASES[name][0](ctx)
@@ -59,6 +63,7 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
     """Run ``name`` in a fresh process (its own CUDA context and memory) under ``cap`` seconds."""
     result = work / f"phase-{name}.json"
     result.unlink(missing_ok=True)
+    partial_path(work, name).unlink(missing_ok=True)
     cmd = [
         sys.executable,
         str(HERE / "check.py"),
@@ -71,23 +76,9 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
         *(["--smoke"] if smoke else []),
     ]
     started = time.perf_counter()
-    try:
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=cap,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-2000:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-        return {
-            "status": "timeout",
-            "error": f"over its {cap:.0f} s cap",
-            "stderr_tail": tail,
-            "seconds": round(cap, 2),
-        }
+    returncode, stderr = run_capped(cmd, cap)
+    if returncode is None:
+        return timeout_record(name, work, cap, stderr[-2000:])
     if result.is_file():
         record = json.loads(result.read_text())
         # the phase's own seconds plus the process's start (imports: unknown on the device's
@@ -96,10 +87,58 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
         return record
     return {
         "status": "failed",
-        "error": f"the phase process exited with {done.returncode} and wrote no result",
-        "stderr_tail": done.stderr[-3000:],
+        "error": f"the phase process exited with {returncode} and wrote no result",
+        "stderr_tail": stderr[-3000:],
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def run_capped(cmd: list[str], cap: float) -> tuple[int | None, str]:
+    """``cmd``'s exit status (None: stopped at ``cap`` seconds) and its stderr.
+
+    The process leads its own process group, and everything in the group goes when it ends or
+    is stopped: the fsdp phase's ``accelerate launch`` and its training process, inductor's
+    compile workers. A survivor would hold GPU memory and cores through the phases after it.
+    """
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=cap)
+        return proc.returncode, stderr
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a process that left the group still holds the pipe
+            stderr = ""
+        return None, stderr or ""
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what the phase left running
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def partial_path(work: Path, name: str) -> Path:
+    return work / f"phase-{name}.partial.json"
+
+
+def timeout_record(name: str, work: Path, cap: float, stderr_tail: str) -> dict[str, Any]:
+    """A phase stopped at its cap: with the figures of the steps it timed, if it got that far."""
+    record: dict[str, Any] = {
+        "status": "timeout",
+        "error": f"over its {cap:.0f} s cap",
+        "stderr_tail": stderr_tail,
+        "seconds": round(cap, 2),
+    }
+    partial = partial_path(work, name)
+    if partial.is_file():
+        record["partial_figures"] = json.loads(partial.read_text())
+    return record
 
 
 def run_all(

@@ -69,7 +69,11 @@ def markdown(summary: dict[str, Any]) -> str:
             if not (isinstance(v, dict) and "step_s" in v)
         }
         if phase["status"] != "ok":
-            rest = {"error": phase.get("error"), "stderr_tail": phase.get("stderr_tail", "")[-800:]}
+            rest = {
+                "error": phase.get("error"),
+                "partial_figures": phase.get("partial_figures"),
+                "stderr_tail": phase.get("stderr_tail", "")[-800:],
+            }
         if rest:
             lines += [
                 f"## {name}",

@@ -8,6 +8,8 @@ syncs (the loop reads the step's loss), so wall-clock stamps are GPU-accurate.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -109,6 +111,18 @@ def run_config(
     }
 
 
+# Where a timed run leaves its figures so far after each step past warmup (check.py sets it per
+# phase): a phase stopped at its cap then still reports the steps it timed, not only "timeout".
+PARTIAL: Path | None = None
+
+
+def save_partial(figures: dict[str, Any]) -> None:
+    if PARTIAL is not None:
+        tmp = PARTIAL.with_name(f".{PARTIAL.name}.tmp")
+        tmp.write_text(json.dumps(figures, default=str))
+        os.replace(tmp, PARTIAL)
+
+
 def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict[str, Any]:
     """Train ``config`` with ``synthlm.train.run``; step times, tokens/s, MFU, peak memory."""
     import torch
@@ -124,6 +138,15 @@ def timed_run(config: dict[str, Any], *, warmup: int, peak_flops: float) -> dict
         original_step(self, result)
         stamps.append(time.perf_counter())
         seen.setdefault("losses", []).append(result.loss)
+        if len(stamps) > warmup:
+            save_partial(
+                {
+                    **step_figures(
+                        self, stamps, seen, warmup=warmup, peak_flops=peak_flops, started=started
+                    ),
+                    **compile_figures(cfg.model.compile),
+                }
+            )
 
     def fit(self: Any) -> Any:
         seen["trainer"], seen["fit_start"] = self, time.perf_counter()

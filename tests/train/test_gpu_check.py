@@ -9,6 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,38 @@ def test_a_failing_phase_is_recorded_and_the_others_still_run(check, tmp_path, m
 def test_a_phase_over_its_cap_is_stopped_and_recorded(check, tmp_path):
     record = check.child("env", tmp_path, cap=0.05, smoke=True)  # cannot even import torch in 50 ms
     assert record["status"] == "timeout" and "cap" in record["error"]
+
+
+def test_a_phase_stopped_at_its_cap_takes_what_it_launched_along(check, tmp_path):
+    """The fsdp phase runs `accelerate launch`, which starts the training process: stopping a
+    phase at its cap must stop what it started too (on a GPU it would hold the memory)."""
+    marker = str(tmp_path / "grandchild")
+    sleeper = f"{sys.executable} -c 'import time; time.sleep(60)' {marker}"
+    script = f"{sleeper} & {sleeper}; wait"  # a child that starts a child
+    started = time.perf_counter()
+    assert check.run_capped(["bash", "-c", script], cap=1.0)[0] is None
+    assert time.perf_counter() - started < 20
+    time.sleep(0.3)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert marker not in ps
+
+
+def test_a_phase_stopped_at_its_cap_keeps_the_steps_it_timed(check, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setattr(check.phases.wl, "PARTIAL", check.partial_path(work, "llama"))
+    check.phases.wl.save_partial({"steps": 5, "step_s": 0.41})  # what timed_run writes per step
+    record = check.timeout_record("llama", work, 30, "")
+    assert record["status"] == "timeout" and record["partial_figures"]["step_s"] == 0.41
+    assert check.timeout_record("t5", work, 30, "").get("partial_figures") is None
+
+
+def test_timed_runs_leave_their_figures_after_every_step(check, tmp_path, monkeypatch):
+    ctx = check.phases.Context(check.phases.SMOKE, tmp_path, smoke=True, peak_flops=1e12)
+    monkeypatch.setattr(check.phases.wl, "PARTIAL", tmp_path / "partial.json")
+    figures = check.phases.train_variant(ctx, "llama", compile_=False, ckpt=False)
+    partial = json.loads((tmp_path / "partial.json").read_text())
+    assert partial["steps"] == figures["steps"] == 3 and partial["step_s"] == figures["step_s"]
 
 
 def test_phases_share_out_a_budget_that_has_run_out(check, tmp_path, monkeypatch):
