@@ -511,6 +511,12 @@ def loud_recompile_limit(graphs: int) -> None:
     import torch._dynamo
 
     config = torch._dynamo.config
+    if config.suppress_errors:
+        raise ConfigError(
+            "model.compile: TORCHDYNAMO_SUPPRESS_ERRORS is set, so torch.compile would run any "
+            "code it fails to compile eagerly, without a word; unset it (a synthlm run trains "
+            "compiled or stops), or set model.compile: false"
+        )
     config.recompile_limit = max(config.recompile_limit, graphs)
     config.fail_on_recompile_limit_hit = True
 

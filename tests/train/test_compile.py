@@ -132,3 +132,14 @@ def test_running_out_of_graphs_is_an_error_not_a_quiet_eager_fallback(monkeypatc
     line, status = explain(caught.value)
     assert status == 2
     assert "more than 2 graphs" in line and "model.compile_dynamic: true" in line
+
+
+def test_a_dynamo_told_to_suppress_errors_is_refused(monkeypatch):
+    """TORCHDYNAMO_SUPPRESS_ERRORS makes dynamo run whatever it fails on eagerly: the silent
+    fallback synthlm's compile refuses."""
+    import torch._dynamo
+
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", True)
+    cfg = ModelConfig(arch="llama", preset="tiny", compile=True, compile_backend="eager")
+    with pytest.raises(ConfigError, match="TORCHDYNAMO_SUPPRESS_ERRORS"):
+        compile_model(build_model(cfg, vocab_size=64), cfg)
