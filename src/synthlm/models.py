@@ -493,6 +493,22 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
     return len(blocks)
 
 
+def compile_report(modules: int) -> str:
+    """One line on what torch.compile traced in this process so far (dynamo's counters)."""
+    from torch._dynamo.utils import counters
+
+    graphs = int(counters["stats"]["unique_graphs"])
+    breaks = int(sum(counters["graph_break"].values()))
+    what = f"{modules} compiled block{'s' if modules != 1 else ''}" if modules > 1 else "the model"
+    line = f"torch.compile: {graphs} graph{'s' if graphs != 1 else ''} for {what}, "
+    if not breaks:
+        return line + "no graph break"
+    return line + (
+        f"{breaks} graph break{'s' if breaks != 1 else ''} (the code around a break runs "
+        "eagerly; TORCH_LOGS=graph_breaks shows where)"
+    )
+
+
 # Graphs one compiled function may need under compile_scope: blocks. Every layer of a model runs
 # the same forward code, so they share one dynamo cache (torch's default limit, 8, is sized for
 # one function per model): T5 alone needs 4 in training (first and later blocks of the encoder

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch._dynamo
-from train_helpers import read_records, tiny_config
+from train_helpers import read_records, synthlm, tiny_config, write_config
 
 from synthlm.errors import ConfigError, explain
 from synthlm.models import ModelConfig, build_model, compile_model, repeated_blocks
@@ -143,3 +143,28 @@ def test_a_dynamo_told_to_suppress_errors_is_refused(monkeypatch):
     cfg = ModelConfig(arch="llama", preset="tiny", compile=True, compile_backend="eager")
     with pytest.raises(ConfigError, match="TORCHDYNAMO_SUPPRESS_ERRORS"):
         compile_model(build_model(cfg, vocab_size=64), cfg)
+
+
+def test_the_run_says_what_torch_compile_built(tmp_path, data):
+    """`synthlm train` with per-block compile names the graphs it traced and the graph breaks
+    after its first step (the code around a break runs eagerly: a user should know)."""
+    model = {"compile": True, "compile_scope": "blocks", "compile_backend": "eager"}
+    config = tiny_config(tmp_path, data, model=model, train={"max_steps": 2, "checkpoint_every": 0})
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "torch.compile:" in line]
+    assert lines == ["torch.compile: 1 graph for 2 compiled blocks, no graph break"]
+
+
+def test_the_report_names_graph_breaks(dynamo_counters):
+    from synthlm.models import compile_report
+
+    def forward(x):
+        x = x * 2
+        torch._dynamo.graph_break()  # what e.g. T5's `tensor.requires_grad = True` does
+        return x + 1
+
+    torch.compile(forward, backend="eager")(torch.ones(3))
+    line = compile_report(1)
+    assert line.startswith("torch.compile: 2 graphs for the model, 1 graph break")
+    assert "TORCH_LOGS=graph_breaks" in line

@@ -142,7 +142,9 @@ def test_a_phase_stopped_at_its_cap_keeps_the_steps_it_timed(check, tmp_path, mo
 
 
 def test_timed_runs_leave_their_figures_after_every_step(check, tmp_path, monkeypatch):
-    ctx = check.phases.Context(check.phases.SMOKE, tmp_path, smoke=True, peak_flops=1e12)
+    # fp32: accelerate keeps one mixed-precision state per process, and other tests set fp32
+    shapes = {**check.phases.SMOKE, "precision": "fp32"}
+    ctx = check.phases.Context(shapes, tmp_path, smoke=True, peak_flops=1e12)
     monkeypatch.setattr(check.phases.wl, "PARTIAL", tmp_path / "partial.json")
     figures = check.phases.train_variant(ctx, "llama", compile_=False, ckpt=False)
     partial = json.loads((tmp_path / "partial.json").read_text())

@@ -90,6 +90,23 @@ class CheckpointHook:
         trainer.save_checkpoint()
 
 
+@dataclass(frozen=True)
+class CompileReportHook:
+    """After this process's first step, what torch.compile built: how many graphs, and where
+    it broke a graph (the code around a break runs eagerly). Added by ``Trainer.start`` once
+    the first step is known (a resumed run reports after its own first step)."""
+
+    first_step: int
+
+    def should_run(self, step: int) -> bool:
+        return step == self.first_step
+
+    def run(self, trainer: Trainer, result: StepResult) -> None:
+        from synthlm.models import compile_report
+
+        trainer.accelerator.print(compile_report(trainer.compiled_modules))
+
+
 def default_hooks(trainer: Trainer) -> list[Hook]:
     """The built-in after-step work of a training run, in the order it runs."""
     train, total = trainer.cfg.train, trainer.plan.total_steps

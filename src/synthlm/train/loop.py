@@ -58,7 +58,7 @@ from synthlm.train.checkpoint import (
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
 from synthlm.train.guards import check_same_budget
-from synthlm.train.hooks import Hook, default_hooks, run_hooks
+from synthlm.train.hooks import CompileReportHook, Hook, default_hooks, run_hooks
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
 from synthlm.train.run_plan import RunPlan
@@ -122,6 +122,7 @@ class Trainer:
         self.lm_eval = self._lm_eval_hook()  # before the model: a bad task fails before any work
         self.objective = plan.objective
         self.flops_per_token = 0.0
+        self.compiled_modules = 0  # set by _build: modules torch.compile wraps
         self.model, self.optimizer, self.scheduler = self._build()
         self.engine = engine_record(self.accelerator, self.model)
         if self.engine:
@@ -166,9 +167,8 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps)
         )
-        compile_model(
-            model, self.cfg.model
-        )  # in place: state-dict keys (and saved HF files) stay plain
+        # in place: state-dict keys (and saved HF files) stay plain
+        self.compiled_modules = compile_model(model, self.cfg.model)
         return self.accelerator.prepare(model, optimizer, scheduler)
 
     def _flops_per_token(self, model: Any) -> float:
@@ -185,6 +185,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if checkpoint is not None:
             self.restore(checkpoint)
+        if self.compiled_modules:
+            self.hooks.insert(0, CompileReportHook(self.state.step + 1))
         if self.accelerator.is_main_process:
             truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
             self.metrics = open_metrics(self.cfg, self.state.step)
