@@ -112,8 +112,6 @@ def test_running_out_of_graphs_is_an_error_not_a_quiet_eager_fallback(monkeypatc
 
     import synthlm.models as models
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
-    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", False)
     monkeypatch.setattr(models, "BLOCK_GRAPHS", 2)
     cfg = ModelConfig(
         arch="llama",
@@ -124,25 +122,31 @@ def test_running_out_of_graphs_is_an_error_not_a_quiet_eager_fallback(monkeypatc
         compile_dynamic=False,  # a static graph per length: the third length is one too many
     )
     model = build_model(cfg, vocab_size=64)
-    compile_model(model, cfg)
-    for length in (8, 9):
-        model(input_ids=torch.randint(0, 64, (1, length)), use_cache=False)
-    with pytest.raises(torch._dynamo.exc.FailOnRecompileLimitHit) as caught:
-        model(input_ids=torch.randint(0, 64, (1, 10)), use_cache=False)
-    line, status = explain(caught.value)
+    # dynamo's own patch, not monkeypatch: its config values live outside the module __dict__,
+    # and pytest >= 9.2 undoes such a monkeypatch by deleting the key
+    with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=False):
+        compile_model(model, cfg)
+        for length in (8, 9):
+            model(input_ids=torch.randint(0, 64, (1, length)), use_cache=False)
+        with pytest.raises(torch._dynamo.exc.FailOnRecompileLimitHit) as caught:
+            model(input_ids=torch.randint(0, 64, (1, 10)), use_cache=False)
+        line, status = explain(caught.value)
     assert status == 2
     assert "more than 2 graphs" in line and "model.compile_dynamic: true" in line
 
 
-def test_a_dynamo_told_to_suppress_errors_is_refused(monkeypatch):
+def test_a_dynamo_told_to_suppress_errors_is_refused():
     """TORCHDYNAMO_SUPPRESS_ERRORS makes dynamo run whatever it fails on eagerly: the silent
     fallback synthlm's compile refuses."""
     import torch._dynamo
 
-    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", True)
     cfg = ModelConfig(arch="llama", preset="tiny", compile=True, compile_backend="eager")
-    with pytest.raises(ConfigError, match="TORCHDYNAMO_SUPPRESS_ERRORS"):
-        compile_model(build_model(cfg, vocab_size=64), cfg)
+    model = build_model(cfg, vocab_size=64)
+    with (
+        torch._dynamo.config.patch(suppress_errors=True),
+        pytest.raises(ConfigError, match="TORCHDYNAMO_SUPPRESS_ERRORS"),
+    ):
+        compile_model(model, cfg)
 
 
 def test_the_run_says_what_torch_compile_built(tmp_path, data):
