@@ -101,6 +101,7 @@ GPU: dict[str, Any] = {
         "prompt_len": 64,
         "new": 128,
     },
+    "optimizer": {"preset": "base", "rounds": 5, "steps": 5},
     "compile_backend": "inductor",
     "precision": "bf16",
 }
@@ -161,6 +162,7 @@ SMOKE: dict[str, Any] = {
         "prompt_len": 8,
         "new": 8,
     },
+    "optimizer": {"preset": "tiny", "rounds": 1, "steps": 1},
     "compile_backend": "eager",  # dynamo's tracing and guards without a C++ build (cold inductor: minutes on CPU)
     "precision": "bf16",  # CPU autocast: the same bf16 code path, tiny
 }
@@ -618,6 +620,19 @@ def phase_generate(ctx: Context) -> dict[str, Any]:
     }
 
 
+def phase_optimizer(ctx: Context) -> dict[str, Any]:
+    """AdamWScale on T5 v1.1 base's tensors: nanoT5's per-tensor loop vs synthlm's loop and its
+    foreach path (what a GPU run takes), ms per step; the two paths must end equal to 1e-5."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import optimizer_step
+
+    spec = ctx.shapes["optimizer"]
+    row = optimizer_step.compare(spec["preset"], wl.device_type(), spec["rounds"], spec["steps"])
+    if not row["foreach_vs_loop_max_rel_diff"] <= 1e-5:
+        raise RuntimeError(f"AdamWScale's foreach and loop paths disagree: {row}")
+    return row
+
+
 def phase_gpu_tests(ctx: Context) -> dict[str, Any]:
     """The suite's ``gpu``-marked tests (on CPU they skip: the phase then checks they collect)."""
     # only the files that hold gpu tests: collecting the whole suite there would import test
@@ -657,5 +672,6 @@ PHASES: dict[str, tuple[Callable[[Context], dict[str, Any]], float]] = {
     "fsdp": (phase_fsdp, 40),
     "resume": (phase_resume, 20),
     "generate": (phase_generate, 15),
+    "optimizer": (phase_optimizer, 20),
     "gpu_tests": (phase_gpu_tests, 25),
 }

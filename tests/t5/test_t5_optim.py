@@ -47,6 +47,53 @@ def test_adamwscale_floors_the_scale_of_tiny_parameters():
     torch.testing.assert_close(param.detach(), torch.full((4,), 1e-6 - 1e-3 / (1 + 1e-6)))
 
 
+def nanot5_step(param, grad, state, lr, betas, eps, weight_decay):
+    """nanoT5's AdamWScale step for one tensor, written out as its loop does it."""
+    b1, b2 = betas
+    state["step"] = state.get("step", 0) + 1
+    m = state.setdefault("m", torch.zeros_like(param))
+    v = state.setdefault("v", torch.zeros_like(param))
+    m.mul_(b1).add_(grad, alpha=1 - b1)
+    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+    step_size = lr * math.sqrt(1 - b2 ** state["step"]) / (1 - b1 ** state["step"])
+    scale = (param.norm(2) / math.sqrt(param.numel())).clamp(min=1e-3)
+    param.addcdiv_(m * (-step_size * scale), v.sqrt().add_(eps))
+    if weight_decay > 0:
+        param.mul_(1 - lr * weight_decay)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_adamwscale_over_many_tensors_gives_the_per_tensor_loops_numbers(foreach):
+    """Both paths (the loop on CPU, foreach kernels over all tensors on a GPU) must give, bit
+    for bit, what nanoT5's per-tensor loop gives on the same inputs: shapes of every rank, a
+    tensor at the RMS floor, one without a gradient, two groups with their own rate and decay."""
+    torch.manual_seed(0)
+    shapes = [(7, 5), (5,), (1,), (3, 4, 2), (1000,), (2, 3)]
+    start = [torch.randn(*shape) for shape in shapes]
+    start[3] *= 1e-5  # below the RMS floor
+    params = [torch.nn.Parameter(t.clone()) for t in start]
+    groups = [
+        {"params": params[:4], "lr": 2e-2, "weight_decay": 0.1},
+        {"params": params[4:], "lr": 5e-3, "weight_decay": 0.0},
+    ]
+    optimizer = AdamWScale(groups, betas=(0.9, 0.999), eps=1e-6, foreach=foreach)
+    reference = [t.clone() for t in start]
+    states = [{} for _ in shapes]
+    for _ in range(4):
+        grads = [torch.randn(*shape) for shape in shapes]
+        grads[5] = None  # a frozen tensor: neither moved nor decayed
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        optimizer.step()
+        for i, grad in enumerate(grads):
+            if grad is not None:
+                lr, wd = (2e-2, 0.1) if i < 4 else (5e-3, 0.0)
+                nanot5_step(reference[i], grad, states[i], lr, (0.9, 0.999), 1e-6, wd)
+    for param, expected in zip(params, reference):
+        assert torch.equal(param.detach(), expected)
+    assert torch.equal(params[5].detach(), start[5])
+
+
 def test_adamwscale_is_registered_with_nanot5_defaults():
     model = torch.nn.Linear(3, 2)
     optimizer = build_optimizer(

@@ -56,6 +56,7 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
         "fsdp",
         "resume",
         "generate",
+        "optimizer",
         "gpu_tests",
         *variants,
     }
@@ -83,6 +84,9 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
     # on CPU accelerate cannot shard: the real launch must be refused by the engine guard
     assert phases["fsdp"]["figures"] == {"sharded": False, "refused_on_cpu": True}
     assert phases["generate"]["figures"]["new_tokens"] == 4 * 8
+    optimizer = phases["optimizer"]["figures"]
+    assert set(optimizer["step_ms"]) == {"nanoT5 loop", "synthlm loop", "synthlm foreach"}
+    assert optimizer["foreach_vs_loop_max_rel_diff"] == 0.0  # bit for bit on CPU
     text = (out / "summary.md").read_text()
     assert all(f"| {name} | ok |" in text for name in phases)
 

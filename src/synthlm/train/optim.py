@@ -94,6 +94,11 @@ class AdamWScaleOptions(Section):
     """``optim.options`` of ``adamwscale`` (nanoT5's AdamWScale)."""
 
     correct_bias: bool = Field(True, description="Adam's bias correction of the moment estimates.")
+    foreach: bool | None = Field(
+        None,
+        description="One foreach kernel per operation over all tensors (null: when every "
+        "parameter is on a GPU, as torch's optimizers decide; the per-tensor loop on CPU).",
+    )
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> ParamGroups:
