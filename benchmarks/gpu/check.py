@@ -4,9 +4,9 @@ it, so the check cannot rot between GPU sessions).
 
     python benchmarks/gpu/check.py --out DIR [--smoke] [--only llama,t5] [--budget 460] [--inprocess]
 
-Each phase (see phases.py) runs in its own Python process under its own time cap (the caps are
-scaled down when the whole budget would run out), so an out-of-memory error, a hang or a crash
-in one is recorded in the summary and the others still run. ``DIR/summary.json`` and
+Each phase (see phases.py) runs in its own Python process under its own time cap (or what is
+left of the whole budget, if less: phases run in order of importance), so an out-of-memory
+error, a hang or a crash in one is recorded in the summary and the others still run. ``DIR/summary.json`` and
 ``DIR/summary.md`` are rewritten after every phase (atomically), so even a run killed from the
 outside leaves the phases it finished. Exit status: 0 when every phase passed, 1 otherwise.
 """
@@ -151,11 +151,11 @@ def run_all(
         "started": time.time(),
     }
     deadline = time.perf_counter() + budget
-    caps = {name: SMOKE_CAP if smoke else phases.PHASES[name][1] for name in names}
-    for i, name in enumerate(names):
-        left = deadline - time.perf_counter()
-        still = sum(caps[n] for n in names[i:])
-        cap = min(caps[name], max(left, 0.0) * caps[name] / still) if still else 0.0
+    for name in names:
+        # first come, first served: phases run in order of importance (the targets' first), so
+        # each gets its whole cap while the budget lasts and the last extras take the shortfall
+        own = SMOKE_CAP if smoke else phases.PHASES[name][1]
+        cap = min(own, max(deadline - time.perf_counter(), 0.0))
         if cap < 5:
             summary["phases"][name] = {
                 "status": "skipped",
@@ -192,7 +192,7 @@ def main() -> int:
         "--budget",
         type=float,
         default=460.0,
-        help="Seconds for the whole check (phase caps shrink to fit).",
+        help="Seconds for the whole check (the last phases get what is left, or are skipped).",
     )
     parser.add_argument(
         "--inprocess",

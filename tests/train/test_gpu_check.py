@@ -155,6 +155,18 @@ def test_timed_runs_leave_their_figures_after_every_step(check, tmp_path, monkey
     assert partial["steps"] == figures["steps"] == 3 and partial["step_s"] == figures["step_s"]
 
 
+def test_phases_get_their_whole_cap_while_the_budget_lasts(check, tmp_path, monkeypatch):
+    """First come, first served: the budget (12 s) is less than the caps together (30 s), yet
+    the first phases (the targets') keep their whole caps; only the shortfall at the end bites."""
+    monkeypatch.setattr(
+        check.phases, "PHASES", {n: (lambda ctx: {}, 10) for n in ("env", "target", "extra")}
+    )
+    summary = check.run_all(
+        ["env", "target", "extra"], tmp_path, tmp_path / "w", smoke=False, budget=12, inprocess=True
+    )
+    assert [p["cap_s"] for p in summary["phases"].values()] == [10, 10, 10]
+
+
 def test_phases_share_out_a_budget_that_has_run_out(check, tmp_path, monkeypatch):
     monkeypatch.setattr(
         check.phases, "PHASES", {"env": (lambda ctx: {}, 10), "late": (lambda ctx: {}, 10)}
