@@ -29,15 +29,12 @@ import json, sys, time
 sys.path.insert(0, {here!r})
 from train_timing import time_synthlm
 from synthlm.train import load_run_config
-from torch._dynamo.utils import counters
+from synthlm.models import compile_counts
 config = load_run_config([json.loads({config!r})])
 start = time.perf_counter()
 stamps = [(start, 0.0)] + time_synthlm(config)
-print(json.dumps({{
-    "step_ends": [w for w, _ in stamps],
-    "graphs": int(counters["stats"]["unique_graphs"]),
-    "breaks": int(sum(counters["graph_break"].values())),
-}}))
+graphs, breaks = compile_counts()
+print(json.dumps({{"step_ends": [w for w, _ in stamps], "graphs": graphs, "breaks": breaks}}))
 """
 
 

@@ -6,9 +6,9 @@ it, so the check cannot rot between GPU sessions).
 
 Each phase (see phases.py) runs in its own Python process under its own time cap (or what is
 left of the whole budget, if less: phases run in order of importance), so an out-of-memory
-error, a hang or a crash in one is recorded in the summary and the others still run. ``DIR/summary.json`` and
-``DIR/summary.md`` are rewritten after every phase (atomically), so even a run killed from the
-outside leaves the phases it finished. Exit status: 0 when every phase passed, 1 otherwise.
+error, a hang or a crash in one is recorded in the summary and the others still run.
+``DIR/summary.json`` and ``DIR/summary.md`` are rewritten after every phase (atomically), so
+even a run killed from the outside leaves the phases it finished. Exit status: 0 when every phase passed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ def child(name: str, work: Path, cap: float, smoke: bool) -> dict[str, Any]:
     """Run ``name`` in a fresh process (its own CUDA context and memory) under ``cap`` seconds."""
     result = work / f"phase-{name}.json"
     result.unlink(missing_ok=True)
-    partial_path(work, name).unlink(missing_ok=True)
     cmd = [
         sys.executable,
         str(HERE / "check.py"),

@@ -478,7 +478,7 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
     if not cfg.compile:
         return 0
     if cfg.compile_scope == "model":
-        loud_recompile_limit(1)
+        loud_recompile_limit()
         model.compile(backend=cfg.compile_backend, dynamic=cfg.compile_dynamic)
         return 1
     blocks = repeated_blocks(model)
@@ -493,12 +493,16 @@ def compile_model(model: torch.nn.Module, cfg: ModelConfig) -> int:
     return len(blocks)
 
 
-def compile_report(modules: int) -> str:
-    """One line on what torch.compile traced in this process so far (dynamo's counters)."""
+def compile_counts() -> tuple[int, int]:
+    """(graphs traced, graph breaks) by torch.compile in this process so far (dynamo's counters)."""
     from torch._dynamo.utils import counters
 
-    graphs = int(counters["stats"]["unique_graphs"])
-    breaks = int(sum(counters["graph_break"].values()))
+    return int(counters["stats"]["unique_graphs"]), int(sum(counters["graph_break"].values()))
+
+
+def compile_report(modules: int) -> str:
+    """One line on what torch.compile traced in this process so far."""
+    graphs, breaks = compile_counts()
     what = f"{modules} compiled block{'s' if modules != 1 else ''}" if modules > 1 else "the model"
     line = f"torch.compile: {graphs} graph{'s' if graphs != 1 else ''} for {what}, "
     if not breaks:
@@ -517,8 +521,9 @@ def compile_report(modules: int) -> str:
 BLOCK_GRAPHS = 64
 
 
-def loud_recompile_limit(graphs: int) -> None:
-    """Let each compiled function hold ``graphs`` graphs, and make going past that an error.
+def loud_recompile_limit(graphs: int = 0) -> None:
+    """Let each compiled function hold ``graphs`` graphs (at least torch's own limit), and make
+    going past that an error.
 
     Past its recompile limit dynamo runs the function eagerly from then on and only logs a
     warning: a run that asked for compile would quietly train uncompiled. Process-wide
