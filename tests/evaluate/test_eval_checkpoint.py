@@ -150,3 +150,38 @@ def test_cli_eval_bad_inputs_exit_2(run_dir, tmp_path):
     assert bad_data.returncode == 2 and "neither a token store" in bad_data.stderr
     nothing = run_cli("eval", str(run_dir / "final"))
     assert nothing.returncode == 2 and "nothing to evaluate" in nothing.stderr
+
+
+def test_document_mask_follows_how_the_checkpoint_trained(run_dir, tmp_path):
+    from synthlm.evaluate.checkpoint import trained_document_mask
+
+    path = random_checkpoint(tmp_path / "ck")
+    assert trained_document_mask(path, {}) is False  # a foreign model: plain causal windows
+    store = str(run_dir / "data" / "valid")
+    natural = {"name": "text", "path": store}
+    synthetic = {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic"}
+    # an older synthlm checkpoint: resolved from its config as training resolved it
+    assert trained_document_mask(path, {"data": {"sources": [natural]}}) is False
+    assert trained_document_mask(path, {"data": {"sources": [natural, synthetic]}}) is True
+    off = {"sources": [natural, synthetic], "document_mask": False}
+    assert trained_document_mask(path, {"data": off}) is False
+    with pytest.raises(UserError, match="pass --document-mask or --no-document-mask"):
+        trained_document_mask(path, {"data": {"sources": "nonsense"}})
+    # synthlm.json's record wins over the config
+    (path / "synthlm.json").write_text(json.dumps({"document_mask": True}), encoding="utf-8")
+    assert trained_document_mask(path, {"data": {"sources": [natural]}}) is True
+    data = [run_dir / "data" / "valid"]
+    report, _ = evaluate_checkpoint(path, data, seq_len=16, device="cpu", quiet=True)
+    forced, _ = evaluate_checkpoint(
+        path, data, seq_len=16, device="cpu", quiet=True, document_mask=False
+    )
+    assert (report["document_mask"], forced["document_mask"]) == (True, False)
+    assert report["metrics"] != forced["metrics"]
+
+
+def test_cli_document_mask_flag_is_refused_where_it_means_nothing(run_dir, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("{}\n", encoding="utf-8")
+    result = run_cli("eval", str(run_dir / "final"), "--qa", str(qa), "--no-document-mask")
+    assert result.returncode == 2
+    assert "--no-document-mask: only for natural eval sets" in result.stderr

@@ -74,6 +74,35 @@ def test_loss_matches_hand_computation_and_ppl_is_exp_loss(model, store):
     assert "eval/valid/bpb" not in results  # no byte count recorded: bpb omitted, not guessed
 
 
+def hand_document_loss(model, docs, seq_len):
+    """Independent reference for document masking: each window's pieces of documents run
+    through the model alone (positions from 0, nothing else to attend to), every token of a
+    piece but its first a target."""
+    stream = np.concatenate([np.append(d, EOS) for d in docs])
+    owner = np.concatenate([np.full(len(d) + 1, i) for i, d in enumerate(docs)])
+    nll, count = 0.0, 0
+    for start in range(0, len(stream), seq_len):
+        window, doc_of = stream[start : start + seq_len], owner[start : start + seq_len]
+        for doc in np.unique(doc_of):
+            piece = torch.as_tensor(window[doc_of == doc], dtype=torch.long)[None]
+            if piece.shape[1] < 2:
+                continue
+            with torch.no_grad():
+                logp = torch.log_softmax(model(piece).logits[0, :-1].double(), dim=-1)
+            nll -= logp.gather(1, piece[0, 1:, None]).sum().item()
+            count += piece.shape[1] - 1
+    return nll / count
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_document_mask_scores_each_document_alone(model, store, batch_size):
+    _, docs = store
+    sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
+    masked = run(model, sets, document_mask=True, batch_size=batch_size)["eval/valid/loss"]
+    assert masked == pytest.approx(hand_document_loss(model, docs, 16), rel=1e-5)
+    assert abs(masked - hand_loss(model, docs, 16, 10**9)) > 1e-3  # the flag changes the number
+
+
 def test_max_tokens_limits_the_evaluated_prefix(model, store):
     _, docs = store
     results = run(model, [EvalSetConfig(name="v", path=store[0].prefix, max_tokens=21)])

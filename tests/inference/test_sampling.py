@@ -176,6 +176,10 @@ def test_cli_unconditional_and_interactive(chain_ckpt):
     result = run_cli("generate", str(chain_ckpt), "--temperature", "0", "-n", "8")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "abcd"
+    ended = run_cli("generate", str(chain_ckpt), "-p", "xd", "--temperature", "0")
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.splitlines()[0] == "xd"  # d -> EOS at once: said, not left blank
+    assert "empty completion: the end of text" in ended.stderr
     chat = subprocess.run(
         [
             sys.executable,

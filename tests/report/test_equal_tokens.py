@@ -8,10 +8,10 @@ import json
 from cli_runner import run_cli
 
 
-def write_run(path, evals):
+def write_run(path, evals, config="seed: 0\n"):
     """evals: (step, tokens of web, eval loss) records, as the trainer logs them."""
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text("seed: 0\n")
+    (path / "config.yaml").write_text(config)
     lines = [
         json.dumps({"step": s, "tokens": s * 100, "tokens/web": w, "eval/web/loss": v})
         for s, w, v in evals
@@ -59,3 +59,24 @@ def test_unknown_source_names_what_is_logged(tmp_path):
         "-q",
     )
     assert done.returncode == 2 and "tokens/code" in done.stderr and "web" in done.stderr
+
+
+def test_runs_trained_with_and_without_document_mask_are_not_compared(tmp_path):
+    web = "{name: web, path: stores/web}"
+    dyck = "{name: dyck, path: synth/dyck, kind: synthetic}"
+    natural = f"data: {{sources: [{web}]}}\n"
+    phased = f"data: {{sources: [{web}, {dyck}]}}\n"  # a synthetic source: masked by default
+    evals = [(1, 100, 5.0), (2, 200, 4.0)]
+    write_run(tmp_path / "natural", evals, natural)
+    write_run(tmp_path / "phased", evals, phased)
+    args = ["--equal-tokens", "web", "--at", "150", "-q"]
+    runs = [str(tmp_path / "natural"), str(tmp_path / "phased")]
+    done = run_cli("report", *runs, "--out", str(tmp_path / "r1"), *args)
+    assert done.returncode == 2
+    assert "differ in data.document_mask" in done.stderr and "phased (on)" in done.stderr
+    # the same regime in both (the fix the message names): compared
+    write_run(tmp_path / "natural2", evals, natural)
+    write_run(tmp_path / "phased2", evals, phased.replace("]}", "], document_mask: false}"))
+    runs = [str(tmp_path / "natural2"), str(tmp_path / "phased2")]
+    done = run_cli("report", *runs, "--out", str(tmp_path / "r2"), *args)
+    assert done.returncode == 0, done.stderr

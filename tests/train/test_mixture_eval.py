@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -47,3 +48,20 @@ def test_natural_plus_synthetic_run_logs_source_losses_and_evaluations(tmp_path,
     last = evals_logged[-1]
     assert math.isclose(last["eval/web/ppl"], math.exp(last["eval/web/loss"]), rel_tol=1e-6)
     assert 0.0 <= last["eval/copy/acc"] <= 1.0 and math.isfinite(last["eval/copy/loss"])
+
+    # Document-masked training (the default with a synthetic source) is evaluated alike: the
+    # in-training number, the checkpoint's record and `synthlm eval` on it agree, and a plain
+    # causal score of the same windows is a different number.
+    from synthlm.evaluate.offline import evaluate_checkpoint
+
+    final = tmp_path / "run" / "final"
+    assert json.loads((final / "synthlm.json").read_text(encoding="utf-8"))["document_mask"]
+    web = [str(data["web"])]
+    report, _ = evaluate_checkpoint(final, web, max_tokens=2000, device="cpu", quiet=True)
+    assert report["document_mask"] is True
+    offline = report["metrics"]["eval/web/loss"]
+    assert offline == pytest.approx(last["eval/web/loss"], rel=1e-5)
+    plain, _ = evaluate_checkpoint(
+        final, web, max_tokens=2000, device="cpu", quiet=True, document_mask=False
+    )
+    assert abs(plain["metrics"]["eval/web/loss"] - offline) > 1e-3

@@ -111,6 +111,14 @@ def eval_command(
         help="--lm-eval: a folder of local task YAMLs (repeatable); searched before the "
         "built-in tasks.",
     ),
+    document_mask: bool = typer.Option(
+        None,
+        "--document-mask/--no-document-mask",
+        help="Natural sets: score each document on its own (its own attention and positions, "
+        "its first token not a target), as data.document_mask trains. Default: as the "
+        "checkpoint trained.",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     predictions: Path = typer.Option(
         None,
@@ -138,6 +146,9 @@ def eval_command(
     check_lm_eval_options(
         lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
     )
+    if document_mask is not None and (lm_eval is not None or qa):
+        flag = "--document-mask" if document_mask else "--no-document-mask"
+        raise UserError(f"{flag}: only for natural eval sets (--data), not --lm-eval or --qa")
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
 
@@ -204,7 +215,11 @@ def eval_command(
         quiet=quiet,
         predictions=predictions,
         max_predictions=max_predictions,
+        document_mask=document_mask,
     )
+    if report["document_mask"] and any(s["kind"] == "natural" for s in report["eval_sets"]):
+        how = "as the checkpoint trained" if document_mask is None else "--document-mask"
+        typer.echo(f"natural sets scored one document at a time (document_mask, {how})")
     for key, value in report["metrics"].items():
         typer.echo(f"{key:40s} {value:.6g}")
     typer.echo(f"wrote {path}")

@@ -138,6 +138,10 @@ def generate_command(
     for completion in completions:
         # a seq2seq answer is not a continuation of its prompt: print it alone
         typer.echo(completion.text if ckpt.seq2seq else completion.prompt + completion.text)
+        if completion.finished and not completion.text:  # else it reads as a missing answer
+            typer.echo(
+                "(empty completion: the end of text or a --stop string came first)", err=True
+            )
         typer.echo("-" * 40)
 
 

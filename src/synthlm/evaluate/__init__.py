@@ -85,6 +85,7 @@ def evaluate_model(
     seed: int = 0,
     progress: bool = False,
     details: Any = None,
+    document_mask: bool = False,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -92,7 +93,8 @@ def evaluate_model(
     generation uses the bare HF model underneath. The model comes back in its original mode and
     the global RNG state is untouched.
 
-    natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes);
+    natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes), with ``document_mask``
+    scored as a document-masked run trains (see :func:`synthlm.evaluate.loss.document_masked_loss`);
     synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
 
     ``details`` (a :class:`synthlm.evaluate.synthetic_details.Details`) collects what does not fit
@@ -121,6 +123,7 @@ def evaluate_model(
         seed,
         progress,
         details,
+        document_mask,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:

@@ -164,6 +164,43 @@ def recorded_layout(path: Path) -> ModelVocab | None:
         ) from None
 
 
+def trained_document_mask(path: Path, config: dict[str, Any]) -> bool:
+    """Whether the checkpoint's model trained document-masked (``data.document_mask``), so that
+    natural text is scored the way it trained: ``synthlm.json`` records it; an older synthlm
+    checkpoint's resolved config still says it; a foreign model trained on plain causal windows.
+    """
+    info_file = path / "synthlm.json"
+    if info_file.is_file():
+        try:
+            recorded = json.loads(info_file.read_text(encoding="utf-8")).get("document_mask")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise UserError(f"{info_file}: not a valid synthlm checkpoint record: {exc}") from None
+        if isinstance(recorded, bool):
+            return recorded
+    return config_document_mask(config, path / "config.yaml") if config else False
+
+
+def config_document_mask(config: dict[str, Any], source: Path) -> bool:
+    """``data.document_mask`` of a saved run config (``source``), resolved as training does."""
+    from synthlm.config import validate
+    from synthlm.data.mixture import DataConfig
+    from synthlm.errors import ConfigError
+    from synthlm.train.config import ObjectiveConfig
+    from synthlm.train.run_plan import trains_with_document_mask
+
+    try:
+        objective = validate(ObjectiveConfig, config.get("objective") or {}, source=str(source))
+        data = (
+            validate(DataConfig, config["data"], source=str(source)) if config.get("data") else None
+        )
+    except ConfigError as exc:
+        raise UserError(
+            f"{source}: cannot tell whether this run trained with document masking "
+            f"({str(exc).splitlines()[0]}); pass --document-mask or --no-document-mask"
+        ) from None
+    return trains_with_document_mask(objective, data)
+
+
 def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab | None:
     """Rebuild the layout as training did: ``build_layout(data, tokenizer size, num_meta_tokens)``."""
     if "data" not in config:

@@ -114,6 +114,7 @@ def evaluate_checkpoint(
     quiet: bool = False,
     predictions: str | Path | None = None,
     max_predictions: int = 100,
+    document_mask: bool | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path).
 
@@ -126,6 +127,9 @@ def evaluate_checkpoint(
     Synthetic sets also get per-domain and per-answer-length tables (``report["synthetic"]``)
     and up to ``max_predictions`` decoded predictions per set, written as JSONL to
     ``predictions`` (default: the results path with ``.predictions.jsonl``).
+
+    ``document_mask``: score natural text one document at a time, as ``data.document_mask``
+    trains (default None: as this checkpoint trained, see :func:`trained_document_mask`).
     """
     from synthlm.evaluate import evaluate_model
     from synthlm.evaluate.checkpoint import (
@@ -133,6 +137,7 @@ def evaluate_checkpoint(
         load_checkpoint,
         read_training_config,
         refuse_encoder_decoder,
+        trained_document_mask,
     )
     from synthlm.fileio import atomic_write_json
 
@@ -156,6 +161,8 @@ def evaluate_checkpoint(
             f"checkpoint's config has no data.eval sets)"
         )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    if document_mask is None:
+        document_mask = trained_document_mask(Path(checkpoint), ckpt.config)
     length = seq_len or default_seq_len(ckpt)
     started = time.perf_counter()
     details = Details(max_predictions=max_predictions)
@@ -170,12 +177,14 @@ def evaluate_checkpoint(
         seed=seed,
         progress=not quiet,
         details=details,
+        document_mask=document_mask,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "metrics": metrics,
         "eval_sets": [s.model_dump(mode="json") for s in sets],
         "seq_len": length,
+        "document_mask": document_mask,
         "batch_size": batch_size,
         "seed": seed,
         "layout": ckpt.layout.to_dict(),

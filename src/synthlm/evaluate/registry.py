@@ -30,6 +30,8 @@ class EvalContext:
     seed: int
     progress: bool = False  # show progress bars (synthlm eval); the training loop keeps quiet
     details: Any = None  # a sink for tables beyond the metrics (synthlm eval); None: metrics only
+    # natural sets scored as the model trained: with data.document_mask, each document alone
+    document_mask: bool = False
 
     def bar(self, iterable, desc: str):
         """``iterable`` wrapped in a progress bar when asked for one."""

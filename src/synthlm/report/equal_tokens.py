@@ -110,6 +110,7 @@ def compare(
     """The metric of every run at each budget of ``source`` tokens."""
     if not budgets:
         raise UserError("--at: give at least one token budget, e.g. --at 1M,2M")
+    check_same_document_mask(runs)
     rows = []
     for run in runs:
         curve = source_curve(run, metric, source)
@@ -124,6 +125,26 @@ def compare(
             )
         rows.append([curve.at(b) for b in budgets])
     return Comparison(metric, source, [float(b) for b in budgets], list(labels), rows)
+
+
+def check_same_document_mask(runs: Sequence[Run]) -> None:
+    """Refuse to compare runs that trained, and so are scored, with and without document
+    masking: the gap would mix the data's effect with the regime's. A phased run whose
+    synthetic source turns the default mask on is the usual way to get here."""
+    from synthlm.evaluate.checkpoint import config_document_mask
+
+    masks = {
+        run.path: config_document_mask(run.config, run.path / "config.yaml")
+        for run in runs
+        if run.config
+    }
+    if len(set(masks.values())) > 1:
+        listed = ", ".join(f"{path} ({'on' if on else 'off'})" for path, on in masks.items())
+        raise UserError(
+            f"--equal-tokens: the runs differ in data.document_mask: {listed}. They trained on "
+            f"differently masked windows and are scored differently; set data.document_mask "
+            f"to the same value (true or false) in every run's config"
+        )
 
 
 def plot(comparison: Comparison, runs: Sequence[Run], path, dpi: int = 100) -> None:

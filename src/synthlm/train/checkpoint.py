@@ -5,7 +5,8 @@ Layout of one checkpoint::
     config.json, model.safetensors, generation_config.json   the HF model (loads without synthlm)
     tokenizer files                                           the natural tokenizer
     config.yaml                                               the resolved run config
-    synthlm.json                                              vocabulary layout, step, tokens
+    synthlm.json                                              vocabulary layout, step, tokens,
+                                                              objective, seq_len, document_mask
     trainer_state.json                                        step, data cursor, interval sums
     trainer/                                                  accelerate state: optimizer,
                                                               scheduler, grad scaler, every RNG

@@ -541,6 +541,7 @@ class Trainer:
                 batch_size=self.cfg.train.eval_batch_size or self.cfg.train.batch_size,
                 device=self.accelerator.device,
                 seed=self.cfg.seed,
+                document_mask=self.plan.document_mask,
             )
         return self._log_eval(metrics)
 
@@ -648,6 +649,7 @@ class Trainer:
             {
                 "objective": self.cfg.objective.name,
                 "seq_len": self.plan.seq_len,
+                "document_mask": self.plan.document_mask,
                 **({"engine": self.engine} if self.engine else {}),
             },
         )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from synthlm.data.mixture import DataConfig, Mixture, ModelVocab, build_layout, check_paths
 from synthlm.errors import ConfigError
 from synthlm.models import is_seq2seq, max_positions, resolved_config
-from synthlm.train.config import RunConfig, TrainConfig
+from synthlm.train.config import ObjectiveConfig, RunConfig, TrainConfig
 from synthlm.train.guards import check_init_from
 
 if TYPE_CHECKING:
@@ -93,6 +93,11 @@ class RunPlan:
         return bool(self.objective.seq2seq)
 
     @property
+    def document_mask(self) -> bool:
+        """Whether training attends within each packed document only (eval then scores alike)."""
+        return bool(getattr(self.objective, "document_mask", False))
+
+    @property
     def has_eval(self) -> bool:
         if self.finetune is not None:
             return self.finetune.valid is not None
@@ -111,7 +116,7 @@ class RunPlan:
             "vocab_layout": self.layout.to_dict(),
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
             "objective": self.objective.name,
-            "document_mask": bool(getattr(self.objective, "document_mask", False)),
+            "document_mask": self.document_mask,
             **self._phases(),
         }
 
@@ -272,14 +277,25 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
     if name not in OBJECTIVES:
         get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if config.data is not None and config.data.resolved_document_mask(
-        seq2seq=OBJECTIVES[name].seq2seq
-    ):
+    if trains_with_document_mask(config.objective, config.data):
         options["document_mask"] = True
     try:
         return OBJECTIVES[name].create(tokenizer, **options)
     except TypeError as exc:
         raise ConfigError(f"objective ({name}): unsupported option: {exc}") from None
+
+
+def trains_with_document_mask(objective: ObjectiveConfig, data: DataConfig | None) -> bool:
+    """Whether the run attends within each packed document only: the objective's own
+    ``document_mask`` option, else ``data.document_mask`` resolved (on by default when a source
+    is synthetic and the objective decoder-only). One rule for training and for evaluating what
+    it trained (``synthlm eval`` on a checkpoint that did not record it)."""
+    from synthlm.objectives import OBJECTIVES
+
+    seq2seq = objective.name in OBJECTIVES and OBJECTIVES[objective.name].seq2seq
+    if objective.options().get("document_mask"):
+        return True
+    return data is not None and data.resolved_document_mask(seq2seq=seq2seq)
 
 
 def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
