@@ -94,8 +94,29 @@ def hand_document_loss(model, docs, seq_len):
     return nll / count
 
 
+def tiny_gpt_neox():
+    """Pythia's block (rotary on a quarter of each head, parallel residual) at toy size."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    config = GPTNeoXConfig(
+        vocab_size=MODEL_VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        rotary_pct=0.25,
+        max_position_embeddings=256,
+        eos_token_id=EOS,
+        pad_token_id=EOS,
+    )
+    return GPTNeoXForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
 @pytest.mark.parametrize("batch_size", [1, 3])
-def test_document_mask_scores_each_document_alone(model, store, batch_size):
+def test_document_mask_scores_each_document_alone(model, store, batch_size, arch):
+    model = tiny_gpt_neox() if arch == "gpt_neox" else model
     _, docs = store
     sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
     masked = run(model, sets, document_mask=True, batch_size=batch_size)["eval/valid/loss"]
