@@ -15,6 +15,8 @@ from synthlm.data.store import TokenStore, write_store
 from synthlm.errors import UserError
 from synthlm.evaluate import evaluate_model
 from synthlm.evaluate.perplexity import windows
+from synthlm.objectives.clm import CausalLM
+from synthlm.objectives.sft import SupervisedFineTuning
 
 LAYOUT = ModelVocab(
     natural_size=NATURAL,
@@ -119,9 +121,63 @@ def test_document_mask_scores_each_document_alone(model, store, batch_size, arch
     model = tiny_gpt_neox() if arch == "gpt_neox" else model
     _, docs = store
     sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
-    masked = run(model, sets, document_mask=True, batch_size=batch_size)["eval/valid/loss"]
+    masked = run(model, sets, objective=CausalLM(document_mask=True), batch_size=batch_size)[
+        "eval/valid/loss"
+    ]
     assert masked == pytest.approx(hand_document_loss(model, docs, 16), rel=1e-5)
     assert abs(masked - hand_loss(model, docs, 16, 10**9)) > 1e-3  # the flag changes the number
+
+
+def test_the_store_loss_mask_chooses_the_targets_as_in_training(model, tmp_path):
+    """A chat store's mask marks the assistant's tokens: clm and sft train (and so score) only
+    those; sft with train_on: all scores every token."""
+    rng = np.random.default_rng(2)
+    docs = [rng.integers(0, 256, size=n) for n in (12, 30, 7)]
+    masks = [rng.integers(0, 2, size=len(d)) for d in docs]
+    prefix = write_store(tmp_path / "chat", docs, NATURAL, masks=masks).prefix
+    sets = [EvalSetConfig(name="chat", path=prefix)]
+    stream = np.concatenate([np.append(d, EOS) for d in docs])
+    targets = np.concatenate([np.append(m, 1) for m in masks]).astype(bool)  # EOS: a target
+    nll, count = 0.0, 0
+    for start in range(0, len(stream), 16):
+        window = torch.as_tensor(stream[start : start + 16], dtype=torch.long)[None]
+        chosen = torch.as_tensor(targets[start + 1 : start + len(window[0])])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(window).logits[0, :-1].double(), dim=-1)
+        nll -= logp.gather(1, window[0, 1:, None])[:, 0][chosen].sum().item()
+        count += int(chosen.sum())
+    assert run(model, sets)["eval/chat/loss"] == pytest.approx(nll / count, rel=1e-5)
+    assistant = run(model, sets, objective=SupervisedFineTuning())["eval/chat/loss"]
+    assert assistant == pytest.approx(nll / count, rel=1e-5)
+    every = run(model, sets, objective=SupervisedFineTuning(train_on="all"))["eval/chat/loss"]
+    assert every == pytest.approx(hand_loss(model, docs, 16, 10**9), rel=1e-5)
+
+
+def test_unpacked_runs_score_one_document_per_row(model, store):
+    """data.packing: false trains on one document per padded row, cut at seq_len."""
+    _, docs = store
+    nll, count = 0.0, 0
+    for doc in docs:
+        row = torch.as_tensor(np.append(doc, EOS)[:16], dtype=torch.long)[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(row).logits[0, :-1].double(), dim=-1)
+        nll -= logp.gather(1, row[0, 1:, None]).sum().item()
+        count += row.shape[1] - 1
+    sets = [EvalSetConfig(name="valid", path=store[0].prefix)]
+    assert run(model, sets, packing=False)["eval/valid/loss"] == pytest.approx(
+        nll / count, rel=1e-5
+    )
+    # max_tokens counts the tokens in rows: 6, 16 (the second document cut at seq_len), then
+    # 2 of the third
+    cut = run(model, [EvalSetConfig(name="v", path=store[0].prefix, max_tokens=24)], packing=False)
+    nll, count = 0.0, 0
+    for tokens in (np.append(docs[0], EOS), np.append(docs[1], EOS)[:16], docs[2][:2]):
+        row = torch.as_tensor(tokens, dtype=torch.long)[None]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(row).logits[0, :-1].double(), dim=-1)
+        nll -= logp.gather(1, row[0, 1:, None]).sum().item()
+        count += row.shape[1] - 1
+    assert cut["eval/v/loss"] == pytest.approx(nll / count, rel=1e-5)
 
 
 def test_max_tokens_limits_the_evaluated_prefix(model, store):

@@ -362,7 +362,11 @@ class Sample:
 
 
 class PackedSource:
-    """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows."""
+    """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows.
+
+    Evaluation reads held-out stores through the same class (``shuffle=False``), so eval
+    windows are built exactly as training windows are: packing, EOS, loss masks, padding.
+    """
 
     def __init__(
         self,
@@ -375,6 +379,7 @@ class PackedSource:
         id_offset: int,
         add_eos: bool,
         packing: bool = True,
+        shuffle: bool = True,
     ) -> None:
         if len(store) == 0 or store.num_tokens == 0:
             raise UserError(f"{store.prefix}: the store holds no tokens")
@@ -387,6 +392,7 @@ class PackedSource:
         self.lengths = store.sizes.astype(np.int64) + (1 if add_eos else 0)
         self.add_eos = add_eos
         self.packing = packing
+        self.shuffle = shuffle  # False: documents in store order (held-out text read for eval)
         self.epoch_tokens = int(self.lengths.sum())
         # per source, not per class: one shared cache thrashed with five or more sources
         self._epoch_cache = functools.lru_cache(maxsize=4)(self._compute_epoch)
@@ -399,7 +405,7 @@ class PackedSource:
         rng = np.random.Generator(
             np.random.Philox(key=[self.seed & (2**64 - 1), (self.source_index << 32) | epoch])
         )
-        order = rng.permutation(len(self.lengths))
+        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
         starts = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(self.lengths[order], out=starts[1:])
         return order, starts

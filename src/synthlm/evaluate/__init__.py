@@ -85,7 +85,8 @@ def evaluate_model(
     seed: int = 0,
     progress: bool = False,
     details: Any = None,
-    document_mask: bool = False,
+    objective: Any = None,
+    packing: bool = True,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -93,8 +94,9 @@ def evaluate_model(
     generation uses the bare HF model underneath. The model comes back in its original mode and
     the global RNG state is untouched.
 
-    natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes), with ``document_mask``
-    scored as a document-masked run trains (see :func:`synthlm.evaluate.loss.document_masked_loss`);
+    natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes): the loss of
+    ``objective`` (the run's decoder objective; default plain causal LM) on held-out windows
+    built as training builds them (``packing``), see :mod:`synthlm.evaluate.perplexity`;
     synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
 
     ``details`` (a :class:`synthlm.evaluate.synthetic_details.Details`) collects what does not fit
@@ -123,7 +125,8 @@ def evaluate_model(
         seed,
         progress,
         details,
-        document_mask,
+        objective,
+        packing,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:

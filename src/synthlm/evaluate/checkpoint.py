@@ -182,11 +182,41 @@ def trained_document_mask(path: Path, config: dict[str, Any]) -> bool:
 
 def config_document_mask(config: dict[str, Any], source: Path) -> bool:
     """``data.document_mask`` of a saved run config (``source``), resolved as training does."""
+    from synthlm.train.run_plan import trains_with_document_mask
+
+    return trains_with_document_mask(*_saved_sections(config, source))
+
+
+def scoring_objective(
+    path: Path, config: dict[str, Any], document_mask: bool | None = None
+) -> tuple[Any, bool]:
+    """(objective, packing) that score natural text the way this checkpoint trained: its run's
+    decoder objective (targets, loss masks) with its ``document_mask`` (``None``: as trained,
+    see :func:`trained_document_mask`) and ``data.packing``; plain causal LM on packed windows
+    for a model trained elsewhere."""
+    from synthlm.errors import ConfigError
+    from synthlm.objectives import get_objective
+
+    mask = trained_document_mask(path, config) if document_mask is None else document_mask
+    if not config:
+        return get_objective("clm", document_mask=mask), True
+    objective, data = _saved_sections(config, path / "config.yaml")
+    try:
+        scorer = get_objective(objective.name, **{**objective.options(), "document_mask": mask})
+    except (TypeError, ConfigError) as exc:
+        raise UserError(
+            f"{path / 'config.yaml'}: objective {objective.name!r} cannot score natural text "
+            f"({exc})"
+        ) from None
+    return scorer, data.packing if data is not None else True
+
+
+def _saved_sections(config: dict[str, Any], source: Path) -> tuple[Any, Any]:
+    """(objective, data) sections of a saved run config, validated; the error names ``source``."""
     from synthlm.config import validate
     from synthlm.data.mixture import DataConfig
     from synthlm.errors import ConfigError
     from synthlm.train.config import ObjectiveConfig
-    from synthlm.train.run_plan import trains_with_document_mask
 
     try:
         objective = validate(ObjectiveConfig, config.get("objective") or {}, source=str(source))
@@ -195,10 +225,10 @@ def config_document_mask(config: dict[str, Any], source: Path) -> bool:
         )
     except ConfigError as exc:
         raise UserError(
-            f"{source}: cannot tell whether this run trained with document masking "
-            f"({str(exc).splitlines()[0]}); pass --document-mask or --no-document-mask"
+            f"{source}: cannot tell how this run trained ({str(exc).splitlines()[0]}); pass "
+            f"--document-mask or --no-document-mask"
         ) from None
-    return trains_with_document_mask(objective, data)
+    return objective, data
 
 
 def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab | None:

@@ -128,8 +128,9 @@ def evaluate_checkpoint(
     and up to ``max_predictions`` decoded predictions per set, written as JSONL to
     ``predictions`` (default: the results path with ``.predictions.jsonl``).
 
-    ``document_mask``: score natural text one document at a time, as ``data.document_mask``
-    trains (default None: as this checkpoint trained, see :func:`trained_document_mask`).
+    Natural text is scored as the checkpoint trained (its objective's targets and loss masks,
+    ``data.packing``, ``data.document_mask``; see :func:`scoring_objective`);
+    ``document_mask`` overrides the last (None: as trained).
     """
     from synthlm.evaluate import evaluate_model
     from synthlm.evaluate.checkpoint import (
@@ -137,7 +138,7 @@ def evaluate_checkpoint(
         load_checkpoint,
         read_training_config,
         refuse_encoder_decoder,
-        trained_document_mask,
+        scoring_objective,
     )
     from synthlm.fileio import atomic_write_json
 
@@ -161,8 +162,7 @@ def evaluate_checkpoint(
             f"checkpoint's config has no data.eval sets)"
         )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
-    if document_mask is None:
-        document_mask = trained_document_mask(Path(checkpoint), ckpt.config)
+    objective, packing = scoring_objective(Path(checkpoint), ckpt.config, document_mask)
     length = seq_len or default_seq_len(ckpt)
     started = time.perf_counter()
     details = Details(max_predictions=max_predictions)
@@ -177,14 +177,17 @@ def evaluate_checkpoint(
         seed=seed,
         progress=not quiet,
         details=details,
-        document_mask=document_mask,
+        objective=objective,
+        packing=packing,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "metrics": metrics,
         "eval_sets": [s.model_dump(mode="json") for s in sets],
         "seq_len": length,
-        "document_mask": document_mask,
+        "objective": objective.name,
+        "document_mask": objective.document_mask,
+        "packing": packing,
         "batch_size": batch_size,
         "seed": seed,
         "layout": ckpt.layout.to_dict(),

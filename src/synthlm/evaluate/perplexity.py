@@ -1,35 +1,36 @@
-"""Loss, perplexity and bits per byte on a natural token store.
+"""Loss, perplexity and bits per byte on a natural token store, scored the way the model trained.
 
 The store is read exactly as training reads a natural source, minus the shuffle: documents in
 order, joined with EOS (unless the store already ends documents with one, ``append_eod``), cut
-into fixed non-overlapping windows of ``seq_len``; the first ``max_tokens`` tokens of that
-stream are evaluated. Every token of a window except its first is a target, as in training, so
-numbers from ``synthlm eval`` and from the training loop's eval agree.
+into fixed non-overlapping windows of ``seq_len`` (or one document per row with
+``data.packing: false``); the first ``max_tokens`` tokens of that stream are evaluated. The
+windows come from the training reader itself (:class:`synthlm.data.mixture.PackedSource`) and
+are scored by the run's own objective, so the eval loss is the training loss on held-out text:
+the store's loss mask (chat stores: the assistant's tokens, unless ``objective.train_on: all``)
+and ``data.document_mask`` apply as they did in training.
 
-A model trained with ``data.document_mask`` (the default when a source is synthetic) never saw
-one document attend to another, nor a position past its document's length; scored on plain
-windows it would be measured on inputs it never trained on (a tiny Llama on line-sized
-tinyshakespeare documents: 5.70 nats on plain windows, 4.34 scored as it trained, 4.33
-training loss). Such a model is scored as it trained: each document in a window attends only
-to itself, its positions start at 0, and its first token is not a target.
+Why it matters: a model trained with document masking (the default when a source is
+synthetic) never saw one document attend to another, nor a position past its document's
+length. Scored on plain windows, a tiny Llama on line-sized tinyshakespeare documents measured
+5.70 nats, against 4.34 scored as it trained and a training loss of 4.33.
 
 Bits per byte needs the UTF-8 bytes behind the tokens. When a store's ``PREFIX.json`` records
-them (``num_bytes``: UTF-8 bytes of the stored documents' text), we use the store-wide bytes per token
-(the usual approximation: evaluating a prefix does not change the ratio much). Without it, bpb is
-omitted rather than guessed.
+them (``num_bytes``: UTF-8 bytes of the stored documents' text), we use the store-wide bytes per
+token (the usual approximation: evaluating a prefix does not change the ratio much). Without
+it, bpb is omitted rather than guessed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from synthlm.data.mixture import EvalSetConfig
+from synthlm.data.mixture import EvalSetConfig, PackedSource, Sample
 from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
-from synthlm.evaluate.loss import batched, document_masked_loss, sequences_loss
+from synthlm.evaluate.loss import LossTotal, batched
 from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
 
 BYTE_COUNT_KEY = "num_bytes"  # PREFIX.json: UTF-8 bytes of the stored documents' text
@@ -57,26 +58,63 @@ def token_stream(store: TokenStore, eos_id: int, max_tokens: int) -> Iterator[np
 def windows(
     store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int
 ) -> Iterator[np.ndarray]:
-    """Consecutive ``seq_len`` windows of the stream; a last partial window of >= 2 tokens counts."""
-    for tokens, _ in document_windows(store, seq_len=seq_len, eos_id=eos_id, max_tokens=max_tokens):
-        yield tokens
+    """Consecutive ``seq_len`` windows of the stream; a last partial window of >= 2 tokens counts.
+
+    The plain definition of what packed evaluation reads (the benchmark's baseline and the
+    tests' reference); the evaluator itself reads through :func:`held_out_samples`.
+    """
+    buffer = np.zeros(0, dtype=np.int64)
+    for chunk in token_stream(store, eos_id, max_tokens):
+        buffer = np.concatenate([buffer, chunk])
+        while len(buffer) >= seq_len:
+            yield buffer[:seq_len]
+            buffer = buffer[seq_len:]
+    if len(buffer) >= 2:
+        yield buffer
 
 
-def document_windows(
-    store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The windows of :func:`windows`, each token with the number of its document in the stream
-    (what a document-masked model needs: its attention and positions restart per document)."""
-    tokens = np.zeros(0, dtype=np.int64)
-    documents = np.zeros(0, dtype=np.int64)
-    for number, chunk in enumerate(token_stream(store, eos_id, max_tokens)):
-        tokens = np.concatenate([tokens, chunk])
-        documents = np.concatenate([documents, np.full(len(chunk), number, dtype=np.int64)])
-        while len(tokens) >= seq_len:
-            yield tokens[:seq_len], documents[:seq_len]
-            tokens, documents = tokens[seq_len:], documents[seq_len:]
-    if len(tokens) >= 2:
-        yield tokens, documents
+def held_out_samples(
+    store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int, packing: bool
+) -> Iterator[Sample]:
+    """Training samples of ``store`` in document order, ``max_tokens`` tokens in all.
+
+    Packed: the stream's windows; the last one is cut where the stream (or ``max_tokens``)
+    ends instead of running into a second pass. Unpacked: one document per sample, cut to
+    ``seq_len``, until the rows hold ``max_tokens`` tokens. What a sample does not cover is
+    padding (never a target, never attended to under document masking), as in training.
+    """
+    source = PackedSource(
+        store,
+        seed=0,
+        source_index=0,
+        seq_len=seq_len,
+        eos_id=eos_id,
+        id_offset=0,
+        add_eos=joins_with_eos(store),
+        packing=packing,
+        shuffle=False,
+    )
+    left = min(max_tokens, source.epoch_tokens)
+    count = -(-left // seq_len) if packing else len(store)
+    for k in range(count):
+        if left < 2:
+            return
+        tokens, mask, segments = source.window(k)
+        real = int((segments >= 0).sum())
+        if real > left:
+            mask[left:], segments[left:] = 0, -1
+        left -= min(real, left)
+        yield Sample(tokens, mask, segments, 0)
+
+
+def objective_loss(model, objective, batches: Iterable[list[Sample]], device) -> LossTotal:
+    """Summed per-token loss of ``objective`` (its targets, masks and positions) over ``batches``."""
+    total = LossTotal()
+    for samples in batches:
+        batch = {k: v.to(device) for k, v in objective.collate(samples).items()}
+        losses, targets = objective.token_losses(model, batch)
+        total.add(float(losses.double().sum()), int(targets.sum()))
+    return total
 
 
 def bytes_per_token(store: TokenStore) -> float | None:
@@ -114,13 +152,13 @@ class NaturalEvaluator(Evaluator):
 
     def run(self, eval_set: EvalSetConfig, ctx: EvalContext) -> dict[str, float]:
         store = TokenStore(eval_set.path, check_ids=False)
-        limits = dict(seq_len=ctx.seq_len, eos_id=ctx.eos_id, max_tokens=eval_set.max_tokens)
-        if ctx.document_mask:  # as the model trained: each document attends to itself only
-            rows = document_windows(store, **limits)
-            batches = ctx.bar(batched(rows, ctx.batch_size), f"eval {eval_set.name}")
-            total = document_masked_loss(ctx.model, batches, device=ctx.device)
-        else:
-            rows = ((w, np.ones(len(w), dtype=bool)) for w in windows(store, **limits))
-            batches = ctx.bar(batched(rows, ctx.batch_size), f"eval {eval_set.name}")
-            total = sequences_loss(ctx.model, batches, pad_id=ctx.pad_id, device=ctx.device)
+        samples = held_out_samples(
+            store,
+            seq_len=ctx.seq_len,
+            eos_id=ctx.eos_id,
+            max_tokens=eval_set.max_tokens,
+            packing=ctx.packing,
+        )
+        batches = ctx.bar(batched(samples, ctx.batch_size), f"eval {eval_set.name}")
+        total = objective_loss(ctx.model, ctx.scoring_objective, batches, ctx.device)
         return natural_metrics(total.mean, bytes_per_token(store))

@@ -30,8 +30,19 @@ class EvalContext:
     seed: int
     progress: bool = False  # show progress bars (synthlm eval); the training loop keeps quiet
     details: Any = None  # a sink for tables beyond the metrics (synthlm eval); None: metrics only
-    # natural sets scored as the model trained: with data.document_mask, each document alone
-    document_mask: bool = False
+    # natural sets are scored as the model trained: by its objective (targets, loss masks,
+    # document masking; None: plain causal LM) on windows packed as training packed them
+    objective: Any = None
+    packing: bool = True
+
+    @property
+    def scoring_objective(self) -> Any:
+        """The training objective, or plain next-token prediction for a model trained elsewhere."""
+        if self.objective is not None:
+            return self.objective
+        from synthlm.objectives.clm import CausalLM
+
+        return CausalLM()
 
     def bar(self, iterable, desc: str):
         """``iterable`` wrapped in a progress bar when asked for one."""

@@ -541,7 +541,8 @@ class Trainer:
                 batch_size=self.cfg.train.eval_batch_size or self.cfg.train.batch_size,
                 device=self.accelerator.device,
                 seed=self.cfg.seed,
-                document_mask=self.plan.document_mask,
+                objective=self.plan.objective,  # eval loss = training loss on held-out text
+                packing=data.packing,
             )
         return self._log_eval(metrics)
 
