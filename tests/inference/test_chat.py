@@ -20,6 +20,7 @@ from synthlm.inference.chat import (
     Conversation,
     StopFilter,
     context_size,
+    open_session,
     resolve_template,
     run_session,
 )
@@ -180,6 +181,22 @@ def test_context_defaults_to_training_length_and_must_hold_a_reply(rigged):
         context_size(model, None, 1024, 16)
     with pytest.raises(UserError, match="leaves no room for a prompt"):
         context_size(model, 64, None, 64)
+
+
+def test_default_reply_budget_shrinks_to_a_short_context(rigged):
+    """A model trained at a short seq_len chats with the defaults: the reply budget nobody chose
+    becomes half the context; a budget the user chose that cannot fit stays an error."""
+    sampling = SamplingConfig(temperature=0, max_new_tokens=256)
+    session = open_session(
+        rigged, sampling, max_context=64, reply_fits_context=True, device="cpu", quiet=True
+    )
+    assert (session.sampling.max_new_tokens, session.conversation.reserve) == (32, 32)
+    roomy = open_session(
+        rigged, sampling, max_context=512, reply_fits_context=True, device="cpu", quiet=True
+    )
+    assert roomy.sampling.max_new_tokens == 256
+    with pytest.raises(UserError, match="--max-new-tokens 256 leaves no room"):
+        open_session(rigged, sampling, max_context=64, device="cpu", quiet=True)
 
 
 def test_session_commands_and_suppressed_meta_ids(rigged, tok_dir):

@@ -33,7 +33,11 @@ def chat_command(
         1.0, "--repetition-penalty", help="> 1 discourages repeats."
     ),
     max_new_tokens: int = typer.Option(
-        256, "--max-new-tokens", "-n", help="Tokens per reply at most."
+        None,
+        "--max-new-tokens",
+        "-n",
+        min=1,
+        help="Tokens per reply at most (default: 256, or half the context when that is less).",
     ),
     stop: list[str] = typer.Option(
         None,
@@ -68,7 +72,12 @@ def chat_command(
     from synthlm.filecheck import check_checkpoint_files
 
     check_checkpoint_files(checkpoint)  # a truncated copy is named before torch loads anything
-    from synthlm.inference.chat import open_session, read_messages, run_session
+    from synthlm.inference.chat import (
+        DEFAULT_REPLY_TOKENS,
+        open_session,
+        read_messages,
+        run_session,
+    )
     from synthlm.inference.sampling import sampling_from_cli
 
     sampling = sampling_from_cli(
@@ -78,7 +87,7 @@ def chat_command(
         top_k=top_k,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
-        max_new_tokens=max_new_tokens,
+        max_new_tokens=max_new_tokens or DEFAULT_REPLY_TOKENS,
         seed=seed,
     )
     interactive = sys.stdin.isatty()
@@ -87,6 +96,7 @@ def chat_command(
         sampling,
         system=system,
         max_context=max_context,
+        reply_fits_context=max_new_tokens is None,
         chat_template=chat_template,
         show_prompt=show_prompt,
         device=device,

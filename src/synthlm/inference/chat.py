@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
 DEFAULT_CONTEXT = 2048  # models whose config names no position limit
+DEFAULT_REPLY_TOKENS = 256  # reply budget unless the context is shorter (see open_session)
 
 
 @dataclass(frozen=True)
@@ -340,6 +341,7 @@ def open_session(
     *,
     system: str | None = None,
     max_context: int | None = None,
+    reply_fits_context: bool = False,
     chat_template: Path | None = None,
     show_prompt: bool = False,
     device: str = "auto",
@@ -351,6 +353,10 @@ def open_session(
 
     Decoder-only by design: the conversation is one growing text the model continues, which an
     encoder-decoder (T5) does not do, so a seq2seq checkpoint is refused before loading.
+
+    ``reply_fits_context``: the reply budget was not chosen by the user, so it shrinks to half
+    the context when the context is short (a model trained at seq_len 64 still chats with the
+    defaults); a budget the user chose that leaves no room for a prompt is an error.
     """
     from synthlm.evaluate.checkpoint import (
         check_checkpoint_dir,
@@ -365,7 +371,11 @@ def open_session(
     override = read_template(chat_template) if chat_template is not None else None
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     ckpt.tokenizer.chat_template = resolve_template(ckpt.tokenizer, ckpt.config, override)
-    context = context_size(ckpt.model, ckpt.seq_len, max_context, sampling.max_new_tokens)
+    reply = 1 if reply_fits_context else sampling.max_new_tokens
+    context = context_size(ckpt.model, ckpt.seq_len, max_context, reply)
+    if reply_fits_context:
+        fitted = max(1, min(sampling.max_new_tokens, context // 2))
+        sampling = sampling.model_copy(update={"max_new_tokens": fitted})
     conversation = Conversation(ckpt.tokenizer, context, sampling.max_new_tokens, system or None)
     not_text = range(
         ckpt.layout.natural_size, ckpt.layout.model_vocab_size
