@@ -239,9 +239,8 @@ def summary(result: QuickstartResult) -> str:
     if shown:
         start = f"step {result.first.get('step', 0):.0f}"
         lines.append(
-            f"metrics (eval/shakespeare: held-out documents, each scored alone as the "
-            f"model trained them, document_mask; eval/synthetic: its valid split), "
-            f"{start} -> last:"
+            f"metrics (eval/shakespeare: held-out documents, scored as trained: "
+            f"document_mask; eval/synthetic: its valid split), {start} -> last:"
         )
         lines += [f"  {k:36s} {_start(result.first, k)}{v:.4g}" for k, v in sorted(shown.items())]
     lines.append(f"sample ({PROMPT!r} ...): {result.sample[:200]!r}")
