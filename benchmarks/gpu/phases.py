@@ -380,11 +380,12 @@ def phase_depth(ctx: Context) -> dict[str, Any]:
         train={"num_workers": spec["workers"]},
     )
     figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
-    return {"model": spec["model"], **figures, "masks": depth_mask_agreement(config)}
+    return {"model": spec["model"], **figures, "masks": mask_agreement(config, "DEPTH masks")}
 
 
-def depth_mask_agreement(config: dict[str, Any]) -> dict[str, float]:
-    """Loss of one DEPTH batch: SDPA vs eager (fp32, must match) and SDPA bf16 vs eager fp32."""
+def mask_agreement(config: dict[str, Any], what: str) -> dict[str, float]:
+    """Loss of one batch of ``config``'s objective: SDPA vs eager (fp32, must match) and SDPA
+    bf16 vs eager fp32, so its custom attention masks hold on the device's kernels."""
     import torch
 
     from synthlm.models import build_model
@@ -413,13 +414,36 @@ def depth_mask_agreement(config: dict[str, Any]) -> dict[str, float]:
     bf16_gap = abs(losses["sdpa-bf16"] - losses["eager-fp32"]) / losses["eager-fp32"]
     if fp32_gap > 1e-4 or bf16_gap > 2e-2 or not all(math.isfinite(v) for v in losses.values()):
         raise RuntimeError(
-            f"DEPTH masks: losses disagree across attention kernels / precision: {losses}"
+            f"{what}: losses disagree across attention kernels / precision: {losses}"
         )
     return {
         **{k: round(v, 6) for k, v in losses.items()},
         "sdpa_vs_eager_fp32": fp32_gap,
         "bf16_vs_fp32": bf16_gap,
     }
+
+
+def phase_pythia_document_mask(ctx: Context) -> dict[str, Any]:
+    """The pythia shape with ``data.document_mask`` (the default of every run beside synthetic
+    data): its step time (block-causal masks keep SDPA off the flash kernel; compare with the
+    pythia phase), and that the mask under bf16 + SDPA agrees with eager fp32."""
+    spec = ctx.shapes["pythia"]
+    store = wl.random_store(ctx.work, spec["seq"] * spec["batch"] * (spec["steps"] + 2) * 2)
+    model = {**spec["model"], "num_meta_tokens": wl.meta_for_vocab(spec["vocab"])}
+    config = _config(
+        ctx,
+        "pythia-document-mask",
+        spec,
+        model=model,
+        store=store,
+        objective={"name": "clm", "document_mask": True},
+        optim={"name": "adamw", "lr": 3e-4, "weight_decay": 0.1, "options": {"fused": True}},
+    )
+    figures = wl.timed_run(config, warmup=spec["warmup"], peak_flops=ctx.peak_flops)
+    if not figures["finite"]:
+        raise RuntimeError("pythia-document-mask: non-finite loss")
+    masks = mask_agreement(config, "document masks")
+    return {"model": spec["model"], "document_mask": True, **figures, "masks": masks}
 
 
 def phase_fsdp(ctx: Context) -> dict[str, Any]:
@@ -665,6 +689,8 @@ PHASES: dict[str, tuple[Callable[[Context], dict[str, Any]], float]] = {
     "llama_compile_ckpt": (variant_phase("llama", True, True), 55),
     "llama_batch": (phase_llama_batch, 35),
     "pythia": (variant_phase("pythia", False, False), 15),
+    # the default beside synthetic data: block-causal masks, 3 small models for the kernel check
+    "pythia_document_mask": (phase_pythia_document_mask, 25),
     "pythia_ckpt": (variant_phase("pythia", False, True), 15),
     "pythia_compile": (variant_phase("pythia", True, False), 30),
     "pythia_compile_ckpt": (variant_phase("pythia", True, True), 25),

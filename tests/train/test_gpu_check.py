@@ -53,6 +53,7 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
         "llama_batch",
         "t5",
         "depth",
+        "pythia_document_mask",
         "fsdp",
         "resume",
         "generate",
@@ -80,6 +81,8 @@ def test_smoke_mode_runs_every_phase_and_writes_the_summary(tmp_path):
         phases["t5"]["figures"]["finite"]
         and phases["depth"]["figures"]["masks"]["sdpa_vs_eager_fp32"] <= 1e-4
     )
+    masked = phases["pythia_document_mask"]["figures"]
+    assert masked["finite"] and masked["masks"]["sdpa_vs_eager_fp32"] <= 1e-4
     assert phases["resume"]["figures"]["identical"]
     # on CPU accelerate cannot shard: the real launch must be refused by the engine guard
     assert phases["fsdp"]["figures"] == {"sharded": False, "refused_on_cpu": True}
