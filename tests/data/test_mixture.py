@@ -128,6 +128,40 @@ def test_document_mask_never_lets_a_document_predict_the_next(tmp_path):
         assert batch["position_ids"][row, 0] == 0
 
 
+@pytest.mark.parametrize("document_mask", [None, True, False])
+def test_document_mask_default_masks_synthetic_examples_not_natural_text(tmp_path, document_mask):
+    """null (the default): synthetic windows get one segment per example, natural windows one
+    segment each (GPT-style packing, as in a natural-only run); true: both per document."""
+    from synthlm.synth import build_dataset, load_spec
+
+    make_store(tmp_path / "web")
+    spec = {
+        "name": "copy",
+        "num_tokens": 3000,
+        "seed": 0,
+        "domains": [
+            {"type": "identity", "vocab": {"num_vocab": 8}, "length": {"min": 2, "max": 5}}
+        ],
+    }
+    build_dataset(load_spec(spec), tmp_path / "syn", quiet=True)
+    sources = [
+        {"name": "web", "path": str(tmp_path / "web")},
+        {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic"},
+    ]
+    data = data_config(sources, seq_len=32, document_mask=document_mask)
+    mixture = Mixture(data, seed=0, layout=build_layout(data, 200, 32), eos_id=EOS)
+    expected = {None: ("synthetic",), True: ("natural", "synthetic"), False: ()}[document_mask]
+    assert mixture.masked_kinds == frozenset(expected)
+    objective = get_objective("clm", document_mask=True)
+    for i in range(40):
+        sample = mixture.sample(i)
+        kind = ("natural", "synthetic")[sample.source]
+        assert len(np.unique(sample.segment_ids)) > 1, "segment ids always mark documents"
+        positions = objective.collate([sample])["position_ids"][0].numpy()
+        restarts = bool((positions[1:] == 0).any())
+        assert restarts == (kind in expected), (kind, positions)
+
+
 def test_max_repetition_fails_before_training(tmp_path):
     make_store(tmp_path / "tiny", n_docs=3)
     data = data_config(

@@ -152,31 +152,37 @@ def test_cli_eval_bad_inputs_exit_2(run_dir, tmp_path):
     assert nothing.returncode == 2 and "nothing to evaluate" in nothing.stderr
 
 
-def test_document_mask_follows_how_the_checkpoint_trained(run_dir, tmp_path):
-    from synthlm.evaluate.checkpoint import trained_document_mask
+def test_masking_follows_how_the_checkpoint_trained(run_dir, tmp_path):
+    from synthlm.evaluate.checkpoint import Masking, trained_masking
 
     path = random_checkpoint(tmp_path / "ck")
-    assert trained_document_mask(path, {}) is False  # a foreign model: plain causal windows
+    assert trained_masking(path, {}) == Masking(False, False)  # a foreign model
     store = str(run_dir / "data" / "valid")
     natural = {"name": "text", "path": store}
     synthetic = {"name": "syn", "path": str(tmp_path / "syn"), "kind": "synthetic"}
-    # an older synthlm checkpoint: resolved from its config as training resolved it
-    assert trained_document_mask(path, {"data": {"sources": [natural]}}) is False
-    assert trained_document_mask(path, {"data": {"sources": [natural, synthetic]}}) is True
+    # a checkpoint from before synthlm.json recorded it: a mask, when on, covered every source
+    assert trained_masking(path, {"data": {"sources": [natural]}}) == Masking(False, False)
+    legacy = {"data": {"sources": [natural, synthetic]}}
+    assert trained_masking(path, legacy) == Masking(True, True)
     off = {"sources": [natural, synthetic], "document_mask": False}
-    assert trained_document_mask(path, {"data": off}) is False
+    assert trained_masking(path, {"data": off}) == Masking(False, False)
     with pytest.raises(UserError, match="pass --document-mask or --no-document-mask"):
-        trained_document_mask(path, {"data": {"sources": "nonsense"}})
-    # synthlm.json's record wins over the config
-    (path / "synthlm.json").write_text(json.dumps({"document_mask": True}), encoding="utf-8")
-    assert trained_document_mask(path, {"data": {"sources": [natural]}}) is True
+        trained_masking(path, {"data": {"sources": "nonsense"}})
+    info = path / "synthlm.json"
+    info.write_text(json.dumps({"document_mask": True}), encoding="utf-8")
+    assert trained_masking(path, {}) == Masking(True, True)
+    # today's record: the kinds masked
+    info.write_text(json.dumps({"masked_documents": ["synthetic"]}), encoding="utf-8")
+    assert trained_masking(path, legacy) == Masking(True, False)
     data = [run_dir / "data" / "valid"]
     report, _ = evaluate_checkpoint(path, data, seq_len=16, device="cpu", quiet=True)
-    forced, _ = evaluate_checkpoint(
+    plain, _ = evaluate_checkpoint(
         path, data, seq_len=16, device="cpu", quiet=True, document_mask=False
     )
-    assert (report["document_mask"], forced["document_mask"]) == (True, False)
-    assert report["metrics"] != forced["metrics"]
+    assert report["natural_document_mask"] is False and report["metrics"] == plain["metrics"]
+    info.write_text(json.dumps({"masked_documents": ["natural", "synthetic"]}), encoding="utf-8")
+    masked, _ = evaluate_checkpoint(path, data, seq_len=16, device="cpu", quiet=True)
+    assert masked["natural_document_mask"] is True and masked["metrics"] != plain["metrics"]
 
 
 def test_cli_document_mask_flag_is_refused_where_it_means_nothing(run_dir, tmp_path):

@@ -65,18 +65,18 @@ def test_runs_trained_with_and_without_document_mask_are_not_compared(tmp_path):
     web = "{name: web, path: stores/web}"
     dyck = "{name: dyck, path: synth/dyck, kind: synthetic}"
     natural = f"data: {{sources: [{web}]}}\n"
-    phased = f"data: {{sources: [{web}, {dyck}]}}\n"  # a synthetic source: masked by default
+    phased = f"data: {{sources: [{web}, {dyck}]}}\n"  # default: only the synthetic is masked
+    masked = f"data: {{sources: [{web}, {dyck}], document_mask: true}}\n"  # natural text too
     evals = [(1, 100, 5.0), (2, 200, 4.0)]
-    write_run(tmp_path / "natural", evals, natural)
-    write_run(tmp_path / "phased", evals, phased)
     args = ["--equal-tokens", "web", "--at", "150", "-q"]
-    runs = [str(tmp_path / "natural"), str(tmp_path / "phased")]
+    for name, config in (("natural", natural), ("phased", phased), ("masked", masked)):
+        write_run(tmp_path / name, evals, config)
+    runs = [str(tmp_path / "natural"), str(tmp_path / "masked")]
     done = run_cli("report", *runs, "--out", str(tmp_path / "r1"), *args)
     assert done.returncode == 2
-    assert "differ in data.document_mask" in done.stderr and "phased (on)" in done.stderr
-    # the same regime in both (the fix the message names): compared
-    write_run(tmp_path / "natural2", evals, natural)
-    write_run(tmp_path / "phased2", evals, phased.replace("]}", "], document_mask: false}"))
-    runs = [str(tmp_path / "natural2"), str(tmp_path / "phased2")]
+    assert "differ in masking their natural documents" in done.stderr
+    assert "masked (on)" in done.stderr and "natural (off)" in done.stderr
+    # the default keeps natural text GPT-style packed, as in the natural-only run: compared
+    runs = [str(tmp_path / "natural"), str(tmp_path / "phased")]
     done = run_cli("report", *runs, "--out", str(tmp_path / "r2"), *args)
     assert done.returncode == 0, done.stderr

@@ -24,6 +24,6 @@ def test_dry_run_prints_the_resolved_plan_and_trains_nothing(tmp_path, data):
     done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--dry-run")
     assert done.returncode == 0, done.stderr[-2000:]
     plan = json.loads(done.stdout.split("# plan\n", 1)[1])
-    assert plan["document_mask"] is False, "natural-only: GPT-style packing by default"
+    assert plan["document_mask"] == [], "natural-only: GPT-style packing by default"
     assert [p["steps"] for p in plan["phases"]] == [[0, 2], [2, 6]]
     assert not (tmp_path / "run").exists()

@@ -217,7 +217,8 @@ def eval_command(
         max_predictions=max_predictions,
         document_mask=document_mask,
     )
-    if report["document_mask"] and any(s["kind"] == "natural" for s in report["eval_sets"]):
+    natural = any(s["kind"] == "natural" for s in report["eval_sets"])
+    if report["natural_document_mask"] and natural:
         how = "as the checkpoint trained" if document_mask is None else "--document-mask"
         typer.echo(f"natural sets scored one document at a time (document_mask, {how})")
     for key, value in report["metrics"].items():

@@ -36,6 +36,7 @@ from synthlm.errors import ConfigError, UserError
 
 BLEND_CHUNK = 4096
 VOCAB_MULTIPLE = 64  # embedding rows rounded up: faster matmuls, room for a few extra ids
+KINDS = ("natural", "synthetic")  # what a source holds; data.document_mask chooses among them
 
 
 class SourceConfig(Section):
@@ -94,8 +95,8 @@ class DataConfig(Section):
     document_mask: bool | None = Field(
         None,
         description="Stop attention across packed documents; positions restart per document. "
-        "Default (null): on when a training source is synthetic (decoder-only "
-        "objectives), else off.",
+        "true: every source's documents; false: none; default (null): the synthetic sources' "
+        "examples (decoder-only objectives), natural text packed GPT-style.",
     )
     packing: bool = Field(
         True,
@@ -132,18 +133,21 @@ class DataConfig(Section):
     def has_synthetic(self) -> bool:
         return any(s.kind == "synthetic" for s in self.sources)
 
-    def resolved_document_mask(self, *, seq2seq: bool = False) -> bool:
-        """``document_mask`` as set, else on for synthetic sources with a decoder-only objective.
+    def masked_kinds(self, *, seq2seq: bool = False) -> frozenset[str]:
+        """Source kinds (``natural``, ``synthetic``) whose packed documents get the mask.
 
-        Why on: packed synthetic examples share promoters and answer markers, so without the mask
-        a window's later examples attend to earlier ones and the model learns the task 5-10x
-        slower (copy at vocab 32: 0.14 exact match at 2000 steps without, 1.00 at 800 with).
-        Natural-only runs keep the usual GPT-style packing. Seq2seq objectives corrupt spans
-        of whole windows and take no mask, so the default is off for them.
+        ``document_mask`` true: all; false: none; null (the default): the synthetic sources,
+        with a decoder-only objective. Why synthetic: packed synthetic examples share promoters
+        and answer markers, so without the mask a window's later examples attend to earlier
+        ones and the model learns the task 5-10x slower (copy at vocab 32: 0.14 exact match at
+        2000 steps without, 1.00 at 800 with). Why not natural: natural text keeps the usual
+        GPT-style packing, so a mixed run trains (and is scored on) its natural text exactly as
+        a natural-only baseline does. Seq2seq objectives corrupt spans of whole windows and
+        take no mask.
         """
         if self.document_mask is not None:
-            return self.document_mask
-        return self.has_synthetic and not seq2seq
+            return frozenset(KINDS) if self.document_mask else frozenset()
+        return frozenset({"synthetic"}) if self.has_synthetic and not seq2seq else frozenset()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +363,9 @@ class Sample:
     loss_mask: np.ndarray  # uint8[seq_len]: 1 = this token is a training target
     segment_ids: np.ndarray  # int32[seq_len]: document index within the window
     source: int
+    # with a document-masked objective: mask this window's documents from each other (False:
+    # attend across them, GPT-style; the segment ids still say where documents start)
+    masked: bool = True
 
 
 class PackedSource:
@@ -481,8 +488,20 @@ class PackedSource:
 class Mixture:
     """Deterministic weighted blend of packed sources; ``sample(i)`` is a pure function of i."""
 
-    def __init__(self, data: DataConfig, *, seed: int, layout: ModelVocab, eos_id: int) -> None:
+    def __init__(
+        self,
+        data: DataConfig,
+        *,
+        seed: int,
+        layout: ModelVocab,
+        eos_id: int,
+        masked_kinds: frozenset[str] | None = None,
+    ) -> None:
         self.data = data
+        # whose windows a document-masked objective masks per document (the rest: GPT-style);
+        # None: as data.document_mask says for a decoder-only objective
+        self.masked_kinds = data.masked_kinds() if masked_kinds is None else masked_kinds
+        self.masked_sources = tuple(s.kind in self.masked_kinds for s in data.sources)
         self.seed = seed
         self.layout = layout
         self.weights = normalized_weights(data.sources)
@@ -566,7 +585,7 @@ class Mixture:
     def sample(self, index: int) -> Sample:
         source, k = blend(self.weights, index) if self.phases is None else self.phases.locate(index)
         tokens, mask, segments = self.sources[source].window(k)
-        return Sample(tokens, mask, segments, source)
+        return Sample(tokens, mask, segments, source, self.masked_sources[source])
 
     def check_budget(self, num_samples: int) -> dict[str, float]:
         """Epochs each source will see in ``num_samples``; fail fast past ``max_repetition``."""

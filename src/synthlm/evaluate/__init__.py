@@ -87,6 +87,7 @@ def evaluate_model(
     details: Any = None,
     objective: Any = None,
     packing: bool = True,
+    natural_masked: bool = False,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -96,7 +97,8 @@ def evaluate_model(
 
     natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes): the loss of
     ``objective`` (the run's decoder objective; default plain causal LM) on held-out windows
-    built as training builds them (``packing``), see :mod:`synthlm.evaluate.perplexity`;
+    built as training builds them (``packing``; documents masked from each other when
+    ``natural_masked`` and the objective masks), see :mod:`synthlm.evaluate.perplexity`;
     synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
 
     ``details`` (a :class:`synthlm.evaluate.synthetic_details.Details`) collects what does not fit
@@ -127,6 +129,7 @@ def evaluate_model(
         details,
         objective,
         packing,
+        natural_masked,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:

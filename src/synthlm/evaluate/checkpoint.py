@@ -164,51 +164,91 @@ def recorded_layout(path: Path) -> ModelVocab | None:
         ) from None
 
 
-def trained_document_mask(path: Path, config: dict[str, Any]) -> bool:
-    """Whether the checkpoint's model trained document-masked (``data.document_mask``), so that
-    natural text is scored the way it trained: ``synthlm.json`` records it; an older synthlm
-    checkpoint's resolved config still says it; a foreign model trained on plain causal windows.
+@dataclass(frozen=True)
+class Masking:
+    """How a run masked packed documents: whether its objective masked any, and whether natural
+    text was among them (what scoring held-out natural text the way it trained needs)."""
+
+    objective: bool = False
+    natural: bool = False
+
+
+def trained_masking(path: Path, config: dict[str, Any]) -> Masking:
+    """How the checkpoint at ``path`` trained: ``synthlm.json`` records ``masked_documents``.
+
+    Checkpoints from before that record (2026-12-01) masked every source's documents whenever
+    the mask was on: their ``document_mask`` record, or their config resolved by today's rule
+    for whether any kind was masked. A foreign model trained on plain causal windows.
     """
+    info = read_info(path)
+    if isinstance(info.get("masked_documents"), list):
+        kinds = set(info["masked_documents"])
+        return Masking(bool(kinds), "natural" in kinds)
+    legacy = info.get("document_mask")
+    if not isinstance(legacy, bool):
+        legacy = bool(config_masked_kinds(config, path / "config.yaml")) if config else False
+    return Masking(legacy, legacy)
+
+
+def run_masks_natural(run_dir: Path, config: dict[str, Any]) -> bool:
+    """Whether the run at ``run_dir`` masked its natural documents: its newest saved model's
+    record when there is one, else its config by today's rule."""
+    from synthlm.train.checkpoint import list_checkpoints
+
+    saved = [run_dir / "final", *(path for _, path in reversed(list_checkpoints(run_dir)))]
+    for path in saved:
+        if (path / "synthlm.json").is_file():
+            return trained_masking(path, config).natural
+    return "natural" in config_masked_kinds(config, run_dir / "config.yaml") if config else False
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """``synthlm.json`` of a checkpoint as a dict ({} when absent)."""
     info_file = path / "synthlm.json"
-    if info_file.is_file():
-        try:
-            recorded = json.loads(info_file.read_text(encoding="utf-8")).get("document_mask")
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise UserError(f"{info_file}: not a valid synthlm checkpoint record: {exc}") from None
-        if isinstance(recorded, bool):
-            return recorded
-    return config_document_mask(config, path / "config.yaml") if config else False
+    if not info_file.is_file():
+        return {}
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{info_file}: not a valid synthlm checkpoint record: {exc}") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{info_file}: not a valid synthlm checkpoint record (not an object)")
+    return info
 
 
-def config_document_mask(config: dict[str, Any], source: Path) -> bool:
-    """``data.document_mask`` of a saved run config (``source``), resolved as training does."""
-    from synthlm.train.run_plan import trains_with_document_mask
+def config_masked_kinds(config: dict[str, Any], source: Path) -> frozenset[str]:
+    """Kinds a saved run config (``source``) masks, resolved as training does today."""
+    from synthlm.train.run_plan import masked_documents
 
-    return trains_with_document_mask(*_saved_sections(config, source))
+    return masked_documents(*_saved_sections(config, source))
 
 
 def scoring_objective(
     path: Path, config: dict[str, Any], document_mask: bool | None = None
-) -> tuple[Any, bool]:
-    """(objective, packing) that score natural text the way this checkpoint trained: its run's
-    decoder objective (targets, loss masks) with its ``document_mask`` (``None``: as trained,
-    see :func:`trained_document_mask`) and ``data.packing``; plain causal LM on packed windows
-    for a model trained elsewhere."""
+) -> tuple[Any, bool, bool]:
+    """(objective, packing, natural documents masked) that score natural text the way this
+    checkpoint trained: its run's decoder objective (targets, loss masks), its masking (see
+    :func:`trained_masking`; ``document_mask`` overrides both) and ``data.packing``; plain
+    causal LM on packed windows for a model trained elsewhere."""
     from synthlm.errors import ConfigError
     from synthlm.objectives import get_objective
 
-    mask = trained_document_mask(path, config) if document_mask is None else document_mask
+    if document_mask is None:
+        masking = trained_masking(path, config)
+    else:
+        masking = Masking(document_mask, document_mask)
     if not config:
-        return get_objective("clm", document_mask=mask), True
+        return get_objective("clm", document_mask=masking.objective), True, masking.natural
     objective, data = _saved_sections(config, path / "config.yaml")
+    options = {**objective.options(), "document_mask": masking.objective}
     try:
-        scorer = get_objective(objective.name, **{**objective.options(), "document_mask": mask})
+        scorer = get_objective(objective.name, **options)
     except (TypeError, ConfigError) as exc:
         raise UserError(
             f"{path / 'config.yaml'}: objective {objective.name!r} cannot score natural text "
             f"({exc})"
         ) from None
-    return scorer, data.packing if data is not None else True
+    return scorer, data.packing if data is not None else True, masking.natural
 
 
 def _saved_sections(config: dict[str, Any], source: Path) -> tuple[Any, Any]:

@@ -130,7 +130,8 @@ def evaluate_checkpoint(
 
     Natural text is scored as the checkpoint trained (its objective's targets and loss masks,
     ``data.packing``, ``data.document_mask``; see :func:`scoring_objective`);
-    ``document_mask`` overrides the last (None: as trained).
+    ``document_mask`` overrides whether natural documents are scored one by one (None: as
+    trained).
     """
     from synthlm.evaluate import evaluate_model
     from synthlm.evaluate.checkpoint import (
@@ -162,7 +163,9 @@ def evaluate_checkpoint(
             f"checkpoint's config has no data.eval sets)"
         )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
-    objective, packing = scoring_objective(Path(checkpoint), ckpt.config, document_mask)
+    objective, packing, natural_masked = scoring_objective(
+        Path(checkpoint), ckpt.config, document_mask
+    )
     length = seq_len or default_seq_len(ckpt)
     started = time.perf_counter()
     details = Details(max_predictions=max_predictions)
@@ -179,6 +182,7 @@ def evaluate_checkpoint(
         details=details,
         objective=objective,
         packing=packing,
+        natural_masked=natural_masked,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -186,7 +190,7 @@ def evaluate_checkpoint(
         "eval_sets": [s.model_dump(mode="json") for s in sets],
         "seq_len": length,
         "objective": objective.name,
-        "document_mask": objective.document_mask,
+        "natural_document_mask": natural_masked,
         "packing": packing,
         "batch_size": batch_size,
         "seed": seed,

@@ -9,10 +9,11 @@ are scored by the run's own objective, so the eval loss is the training loss on 
 the store's loss mask (chat stores: the assistant's tokens, unless ``objective.train_on: all``)
 and ``data.document_mask`` apply as they did in training.
 
-Why it matters: a model trained with document masking (the default when a source is
-synthetic) never saw one document attend to another, nor a position past its document's
-length. Scored on plain windows, a tiny Llama on line-sized tinyshakespeare documents measured
-5.70 nats, against 4.34 scored as it trained and a training loss of 4.33.
+Why it matters: a model whose natural documents were masked from each other in training
+(``data.document_mask: true``, and before 2026-12-01 the default beside synthetic data) never
+saw one document attend to another, nor a position past its document's length. Scored on
+plain windows, a tiny Llama on line-sized tinyshakespeare documents measured 5.70 nats,
+against 4.34 scored as it trained and a training loss of 4.33.
 
 Bits per byte needs the UTF-8 bytes behind the tokens. When a store's ``PREFIX.json`` records
 them (``num_bytes``: UTF-8 bytes of the stored documents' text), we use the store-wide bytes per
@@ -74,7 +75,13 @@ def windows(
 
 
 def held_out_samples(
-    store: TokenStore, *, seq_len: int, eos_id: int, max_tokens: int, packing: bool
+    store: TokenStore,
+    *,
+    seq_len: int,
+    eos_id: int,
+    max_tokens: int,
+    packing: bool,
+    masked: bool = True,
 ) -> Iterator[Sample]:
     """Training samples of ``store`` in document order, ``max_tokens`` tokens in all.
 
@@ -82,6 +89,8 @@ def held_out_samples(
     ends instead of running into a second pass. Unpacked: one document per sample, cut to
     ``seq_len``, until the rows hold ``max_tokens`` tokens. What a sample does not cover is
     padding (never a target, never attended to under document masking), as in training.
+    ``masked``: a document-masked objective masks the documents from each other (natural text
+    was masked in training), else it scores the windows GPT-style.
     """
     source = PackedSource(
         store,
@@ -104,7 +113,7 @@ def held_out_samples(
         if real > left:
             mask[left:], segments[left:] = 0, -1
         left -= min(real, left)
-        yield Sample(tokens, mask, segments, 0)
+        yield Sample(tokens, mask, segments, 0, masked)
 
 
 def objective_loss(model, objective, batches: Iterable[list[Sample]], device) -> LossTotal:
@@ -158,6 +167,7 @@ class NaturalEvaluator(Evaluator):
             eos_id=ctx.eos_id,
             max_tokens=eval_set.max_tokens,
             packing=ctx.packing,
+            masked=ctx.natural_masked,
         )
         batches = ctx.bar(batched(samples, ctx.batch_size), f"eval {eval_set.name}")
         total = objective_loss(ctx.model, ctx.scoring_objective, batches, ctx.device)

@@ -34,6 +34,7 @@ class EvalContext:
     # document masking; None: plain causal LM) on windows packed as training packed them
     objective: Any = None
     packing: bool = True
+    natural_masked: bool = False  # natural documents were masked from each other in training
 
     @property
     def scoring_objective(self) -> Any:

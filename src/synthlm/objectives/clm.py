@@ -29,6 +29,17 @@ def segment_positions(segments: np.ndarray) -> np.ndarray:
     return positions - start_index
 
 
+def attention_segments(samples: list) -> np.ndarray:
+    """Segment ids [B, T] the attention mask is built from: a sample's documents, or, for a
+    window not to be masked (``Sample.masked`` False: natural text beside masked synthetic
+    examples), one segment for the whole window (padding stays -1)."""
+    rows = [
+        s.segment_ids if getattr(s, "masked", True) else np.where(s.segment_ids >= 0, 0, -1)
+        for s in samples
+    ]
+    return np.stack(rows).astype(np.int32)
+
+
 def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Additive 4D mask [B, 1, T, T]: 0 where query may attend key (same document, key <= query)."""
     same = segments[:, :, None] == segments[:, None, :]
@@ -62,7 +73,7 @@ class CausalLM(Objective):
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         tokens = np.stack([s.input_ids for s in samples])
         mask = np.stack([s.loss_mask for s in samples]).astype(bool)
-        segments = np.stack([s.segment_ids for s in samples])
+        segments = attention_segments(samples)
         labels = np.where(mask, tokens, IGNORE_INDEX)
         batch = {"input_ids": torch.from_numpy(tokens), "labels": torch.from_numpy(labels)}
         batch["source"] = torch.tensor([s.source for s in samples], dtype=torch.long)

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from synthlm.errors import ConfigError
 from synthlm.objectives.base import IGNORE_INDEX, register_objective
-from synthlm.objectives.clm import CausalLM, CausalLMOptions
+from synthlm.objectives.clm import CausalLM, CausalLMOptions, attention_segments
 
 
 class SFTOptions(CausalLMOptions):
@@ -54,7 +54,7 @@ class SupervisedFineTuning(CausalLM):
             real = np.stack([s.segment_ids for s in samples]) >= 0
             labels = np.where(real, tokens, IGNORE_INDEX)
             if self.document_mask:
-                segments = np.stack([s.segment_ids for s in samples])
+                segments = attention_segments(samples)
                 new_doc = np.zeros_like(real)
                 new_doc[:, 1:] = segments[:, 1:] != segments[:, :-1]
                 labels = np.where(new_doc, IGNORE_INDEX, labels)

@@ -128,22 +128,18 @@ def compare(
 
 
 def check_same_document_mask(runs: Sequence[Run]) -> None:
-    """Refuse to compare runs that trained, and so are scored, with and without document
-    masking: the gap would mix the data's effect with the regime's. A phased run whose
-    synthetic source turns the default mask on is the usual way to get here."""
-    from synthlm.evaluate.checkpoint import config_document_mask
+    """Refuse to compare runs whose natural text trained, and so is scored, with and without
+    document masking: the gap would mix the data's effect with the regime's."""
+    from synthlm.evaluate.checkpoint import run_masks_natural
 
-    masks = {
-        run.path: config_document_mask(run.config, run.path / "config.yaml")
-        for run in runs
-        if run.config
-    }
+    masks = {run.path: run_masks_natural(run.path, run.config) for run in runs if run.config}
     if len(set(masks.values())) > 1:
         listed = ", ".join(f"{path} ({'on' if on else 'off'})" for path, on in masks.items())
         raise UserError(
-            f"--equal-tokens: the runs differ in data.document_mask: {listed}. They trained on "
-            f"differently masked windows and are scored differently; set data.document_mask "
-            f"to the same value (true or false) in every run's config"
+            f"--equal-tokens: the runs differ in masking their natural documents "
+            f"(data.document_mask): {listed}. They trained on differently masked windows and "
+            f"are scored differently; set data.document_mask to the same value in every "
+            f"run's config"
         )
 
 

@@ -543,6 +543,7 @@ class Trainer:
                 seed=self.cfg.seed,
                 objective=self.plan.objective,  # eval loss = training loss on held-out text
                 packing=data.packing,
+                natural_masked="natural" in self.plan.masked_kinds,
             )
         return self._log_eval(metrics)
 
@@ -650,7 +651,7 @@ class Trainer:
             {
                 "objective": self.cfg.objective.name,
                 "seq_len": self.plan.seq_len,
-                "document_mask": self.plan.document_mask,
+                "masked_documents": sorted(self.plan.masked_kinds),
                 **({"engine": self.engine} if self.engine else {}),
             },
         )

@@ -16,7 +16,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from synthlm.data.mixture import DataConfig, Mixture, ModelVocab, build_layout, check_paths
+from synthlm.data.mixture import (
+    KINDS,
+    DataConfig,
+    Mixture,
+    ModelVocab,
+    build_layout,
+    check_paths,
+)
 from synthlm.errors import ConfigError
 from synthlm.models import is_seq2seq, max_positions, resolved_config
 from synthlm.train.config import ObjectiveConfig, RunConfig, TrainConfig
@@ -93,9 +100,11 @@ class RunPlan:
         return bool(self.objective.seq2seq)
 
     @property
-    def document_mask(self) -> bool:
-        """Whether training attends within each packed document only (eval then scores alike)."""
-        return bool(getattr(self.objective, "document_mask", False))
+    def masked_kinds(self) -> frozenset[str]:
+        """Source kinds whose packed documents attend only to themselves (eval scores alike)."""
+        if not getattr(self.objective, "document_mask", False):
+            return frozenset()
+        return frozenset(getattr(self.mixture, "masked_kinds", ()))
 
     @property
     def has_eval(self) -> bool:
@@ -116,7 +125,7 @@ class RunPlan:
             "vocab_layout": self.layout.to_dict(),
             "epochs_per_source": {k: round(v, 4) for k, v in self.source_epochs.items()},
             "objective": self.objective.name,
-            "document_mask": self.document_mask,
+            "document_mask": sorted(self.masked_kinds),
             **self._phases(),
         }
 
@@ -236,6 +245,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         seed=config.seed,
         layout=layout,
         eos_id=tokenizer.eos_id,
+        masked_kinds=masked_documents(config.objective, data),
     )
     steps = total_steps(config.train, batch, mixture, data.seq_len)
     mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
@@ -267,8 +277,8 @@ def check_wandb(config: RunConfig) -> None:
 def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective, Tokenizer]:
     """(objective with its options, the tokenizer to train with).
 
-    ``data.document_mask`` (resolved: on by default when a source is synthetic) is passed only
-    when on, so an objective that cannot honour it fails here instead of silently ignoring it.
+    ``document_mask`` (on when :func:`masked_documents` names any kind) is passed only when on,
+    so an objective that cannot honour it fails here instead of silently ignoring it.
     Seq2seq objectives extend the tokenizer (sentinels).
     """
     from synthlm.objectives import OBJECTIVES, get_objective
@@ -277,7 +287,7 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
     if name not in OBJECTIVES:
         get_objective(name)  # raises the error naming the known objectives
     options = config.objective.options()
-    if trains_with_document_mask(config.objective, config.data):
+    if masked_documents(config.objective, config.data):
         options["document_mask"] = True
     try:
         return OBJECTIVES[name].create(tokenizer, **options)
@@ -285,17 +295,17 @@ def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective,
         raise ConfigError(f"objective ({name}): unsupported option: {exc}") from None
 
 
-def trains_with_document_mask(objective: ObjectiveConfig, data: DataConfig | None) -> bool:
-    """Whether the run attends within each packed document only: the objective's own
-    ``document_mask`` option, else ``data.document_mask`` resolved (on by default when a source
-    is synthetic and the objective decoder-only). One rule for training and for evaluating what
-    it trained (``synthlm eval`` on a checkpoint that did not record it)."""
+def masked_documents(objective: ObjectiveConfig, data: DataConfig | None) -> frozenset[str]:
+    """Source kinds whose packed documents the run masks from each other: all of them when the
+    objective's own ``document_mask`` option is on, else as ``data.document_mask`` says (the
+    default: synthetic sources, with a decoder-only objective). The objective masks when any
+    kind is; the mixture gives the others' windows one segment each (GPT-style packing)."""
     from synthlm.objectives import OBJECTIVES
 
-    seq2seq = objective.name in OBJECTIVES and OBJECTIVES[objective.name].seq2seq
     if objective.options().get("document_mask"):
-        return True
-    return data is not None and data.resolved_document_mask(seq2seq=seq2seq)
+        return frozenset(KINDS)
+    seq2seq = objective.name in OBJECTIVES and OBJECTIVES[objective.name].seq2seq
+    return frozenset() if data is None else data.masked_kinds(seq2seq=seq2seq)
 
 
 def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
