@@ -239,8 +239,8 @@ def summary(result: QuickstartResult) -> str:
     if shown:
         start = f"step {result.first.get('step', 0):.0f}"
         lines.append(
-            f"metrics (eval/shakespeare: held-out documents, scored as trained: "
-            f"document_mask; eval/synthetic: its valid split), {start} -> last:"
+            f"metrics (eval/shakespeare: held-out documents, scored as the model trained; "
+            f"eval/synthetic: its valid split), {start} -> last:"
         )
         lines += [f"  {k:36s} {_start(result.first, k)}{v:.4g}" for k, v in sorted(shown.items())]
     lines.append(f"sample ({PROMPT!r} ...): {result.sample[:200]!r}")
