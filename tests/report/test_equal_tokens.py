@@ -80,3 +80,15 @@ def test_runs_trained_with_and_without_document_mask_are_not_compared(tmp_path):
     runs = [str(tmp_path / "natural"), str(tmp_path / "phased")]
     done = run_cli("report", *runs, "--out", str(tmp_path / "r2"), *args)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_run_config_that_no_longer_validates_is_named(tmp_path):
+    evals = [(1, 100, 5.0), (2, 200, 4.0)]
+    write_run(tmp_path / "good", evals, "data: {sources: [{name: web, path: stores/web}]}\n")
+    write_run(tmp_path / "odd", evals, "data: {sources: nonsense}\n")
+    runs = [str(tmp_path / "good"), str(tmp_path / "odd")]
+    args = ["--equal-tokens", "web", "--at", "150", "-q"]
+    done = run_cli("report", *runs, "--out", str(tmp_path / "r"), *args)
+    assert done.returncode == 2
+    assert "odd/config.yaml: cannot tell how this run trained" in done.stderr
+    assert "--equal-tokens needs to know" in done.stderr

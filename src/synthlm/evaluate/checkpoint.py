@@ -164,6 +164,9 @@ def recorded_layout(path: Path) -> ModelVocab | None:
         ) from None
 
 
+FLAGS = "pass --document-mask or --no-document-mask"  # what synthlm eval can do about it
+
+
 @dataclass(frozen=True)
 class Masking:
     """How a run masked packed documents: whether its objective masked any, and whether natural
@@ -199,7 +202,10 @@ def run_masks_natural(run_dir: Path, config: dict[str, Any]) -> bool:
     for path in saved:
         if (path / "synthlm.json").is_file():
             return trained_masking(path, config).natural
-    return "natural" in config_masked_kinds(config, run_dir / "config.yaml") if config else False
+    if not config:
+        return False
+    fix = "--equal-tokens needs to know how each run trained its natural text"
+    return "natural" in config_masked_kinds(config, run_dir / "config.yaml", fix)
 
 
 def read_info(path: Path) -> dict[str, Any]:
@@ -216,11 +222,11 @@ def read_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def config_masked_kinds(config: dict[str, Any], source: Path) -> frozenset[str]:
+def config_masked_kinds(config: dict[str, Any], source: Path, fix: str = FLAGS) -> frozenset[str]:
     """Kinds a saved run config (``source``) masks, resolved as training does today."""
     from synthlm.train.run_plan import masked_documents
 
-    return masked_documents(*_saved_sections(config, source))
+    return masked_documents(*_saved_sections(config, source, fix))
 
 
 def scoring_objective(
@@ -251,8 +257,9 @@ def scoring_objective(
     return scorer, data.packing if data is not None else True, masking.natural
 
 
-def _saved_sections(config: dict[str, Any], source: Path) -> tuple[Any, Any]:
-    """(objective, data) sections of a saved run config, validated; the error names ``source``."""
+def _saved_sections(config: dict[str, Any], source: Path, fix: str = FLAGS) -> tuple[Any, Any]:
+    """(objective, data) sections of a saved run config, validated; the error names ``source``
+    and ``fix``, what the user can do about it."""
     from synthlm.config import validate
     from synthlm.data.mixture import DataConfig
     from synthlm.errors import ConfigError
@@ -265,8 +272,7 @@ def _saved_sections(config: dict[str, Any], source: Path) -> tuple[Any, Any]:
         )
     except ConfigError as exc:
         raise UserError(
-            f"{source}: cannot tell how this run trained ({str(exc).splitlines()[0]}); pass "
-            f"--document-mask or --no-document-mask"
+            f"{source}: cannot tell how this run trained ({str(exc).splitlines()[0]}); {fix}"
         ) from None
     return objective, data
 
