@@ -24,6 +24,26 @@ def test_every_shipped_config_validates(path):
     )
 
 
+@pytest.mark.parametrize(
+    "files",
+    [
+        ["pythia14m_metalang.yaml"],  # isen-zhang/metalang pretrain/data/dataset.py
+        [
+            "../pre_pretraining/gpu_hu2025_base.yaml",
+            "../pre_pretraining/gpu_hu2025_shuffle_dyck.yaml",
+        ],
+    ],
+)
+def test_reproduction_configs_pack_like_their_originals(files):
+    """Both originals concatenate every document (natural and synthetic) with EOS into blocks
+    under one causal mask: nothing may be document-masked, whatever synthlm's default is."""
+    from synthlm.train.run_plan import masked_documents
+
+    config = load_run_config([EXAMPLES / f for f in files])
+    assert any(s.kind == "synthetic" for s in config.data.sources)
+    assert masked_documents(config.objective, config.data) == frozenset()
+
+
 def test_the_seqthetic_reproduction_config_says_what_the_issue_asks():
     config = load_run_config([EXAMPLES / "pythia14m_metalang.yaml"])
     assert (config.model.arch, config.model.preset, config.model.init_from) == (

@@ -142,12 +142,7 @@ def read_training_config(path: Path) -> dict[str, Any]:
 def recorded_layout(path: Path) -> ModelVocab | None:
     """The layout from ``synthlm.json`` (``{"layout": {...}}``), if the checkpoint has one."""
     info_file = path / "synthlm.json"
-    if not info_file.is_file():
-        return None
-    try:
-        layout = json.loads(info_file.read_text(encoding="utf-8")).get("layout")
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise UserError(f"{info_file}: not a valid synthlm checkpoint record: {exc}") from None
+    layout = read_info(path).get("layout")
     if not isinstance(layout, dict):
         return None
     try:

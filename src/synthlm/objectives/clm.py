@@ -33,10 +33,7 @@ def attention_segments(samples: list) -> np.ndarray:
     """Segment ids [B, T] the attention mask is built from: a sample's documents, or, for a
     window not to be masked (``Sample.masked`` False: natural text beside masked synthetic
     examples), one segment for the whole window (padding stays -1)."""
-    rows = [
-        s.segment_ids if getattr(s, "masked", True) else np.where(s.segment_ids >= 0, 0, -1)
-        for s in samples
-    ]
+    rows = [s.segment_ids if s.masked else np.where(s.segment_ids >= 0, 0, -1) for s in samples]
     return np.stack(rows).astype(np.int32)
 
 

@@ -6,7 +6,7 @@ Layout of one checkpoint::
     tokenizer files                                           the natural tokenizer
     config.yaml                                               the resolved run config
     synthlm.json                                              vocabulary layout, step, tokens,
-                                                              objective, seq_len, document_mask
+                                                              objective, seq_len, masked_documents
     trainer_state.json                                        step, data cursor, interval sums
     trainer/                                                  accelerate state: optimizer,
                                                               scheduler, grad scaler, every RNG

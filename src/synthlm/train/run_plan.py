@@ -101,9 +101,8 @@ class RunPlan:
 
     @property
     def masked_kinds(self) -> frozenset[str]:
-        """Source kinds whose packed documents attend only to themselves (eval scores alike)."""
-        if not getattr(self.objective, "document_mask", False):
-            return frozenset()
+        """Source kinds whose packed documents attend only to themselves (eval scores alike);
+        the objective masks exactly when this is not empty (:func:`build_objective`)."""
         return frozenset(getattr(self.mixture, "masked_kinds", ()))
 
     @property
@@ -299,7 +298,7 @@ def masked_documents(objective: ObjectiveConfig, data: DataConfig | None) -> fro
     """Source kinds whose packed documents the run masks from each other: all of them when the
     objective's own ``document_mask`` option is on, else as ``data.document_mask`` says (the
     default: synthetic sources, with a decoder-only objective). The objective masks when any
-    kind is; the mixture gives the others' windows one segment each (GPT-style packing)."""
+    kind is; the other kinds' windows are marked unmasked (``Sample.masked``), GPT-style."""
     from synthlm.objectives import OBJECTIVES
 
     if objective.options().get("document_mask"):
