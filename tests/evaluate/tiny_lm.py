@@ -50,8 +50,13 @@ def tiny_config(**overrides) -> LlamaConfig:
 
 
 def save(model: LlamaForCausalLM, path: Path) -> Path:
+    """Saved the way synthlm's training saves: ``generation_config.json`` suppresses the meta
+    ids, so every generation path is tested against what a real checkpoint carries."""
+    from synthlm.train.checkpoint import reserved_ids_suppressed
+
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
+    with reserved_ids_suppressed(model, NATURAL):
+        model.save_pretrained(path)
     byte_tokenizer().save_pretrained(path)
     return path
 

@@ -247,8 +247,9 @@ def generation_kwargs(
         kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     if sampling.stop:
         kwargs.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
-    if len(suppress_ids):
-        kwargs["suppress_tokens"] = list(suppress_ids)
+    # Explicit even when empty: a trained checkpoint's generation_config suppresses the meta ids,
+    # which synthetic-task generation must be free to write.
+    kwargs["suppress_tokens"] = list(suppress_ids) or None
     return kwargs
 
 
