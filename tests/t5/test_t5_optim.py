@@ -121,11 +121,9 @@ def test_legacy_schedule_is_nanot5s_inverse_sqrt_then_linear_decay():
 
 
 def test_cosine_warmup_can_start_at_half_the_peak_as_in_nanot5():
-    f = schedule(110, name="cosine", warmup_steps=9, warmup_start=0.5, final_lr_ratio=0.0)
-    ramp = [f(s) for s in range(10)]
-    assert ramp[0] == pytest.approx(0.5 + 0.5 / 10)  # one increment above the 0.5 start
-    assert all(
-        b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp)
-    )  # up to 1.0 at step 9
-    assert f(9) == pytest.approx(1.0) and f(109) == pytest.approx(0.0)
-    assert f(59) == pytest.approx(0.5)  # halfway through the cosine decay
+    f = schedule(110, name="cosine", warmup_steps=10, warmup_start=0.5, final_lr_ratio=0.0)
+    ramp = [f(s) for s in range(11)]
+    assert ramp[0] == 0.5  # LinearLR(start_factor=0.5): step 0 trains at half the peak
+    assert all(b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp))  # 1.0 at 10
+    assert f(10) == pytest.approx(1.0) and f(110) == pytest.approx(0.0)
+    assert f(60) == pytest.approx(0.5)  # halfway through the cosine decay

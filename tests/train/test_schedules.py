@@ -1,4 +1,7 @@
-"""Learning-rate schedules: shapes at their landmarks (warmup end, final step, decay start)."""
+"""Learning-rate schedules: shapes at their landmarks (warmup end, final step, decay start).
+
+Step for step agreement with HF's, torch's (nanoT5's) and GPT-NeoX's schedules is tested in
+test_schedules_match_originals.py."""
 
 from __future__ import annotations
 
@@ -21,28 +24,29 @@ def schedule(total=100, **fields):
 @pytest.mark.parametrize(
     "name", ["constant_with_warmup", "linear", "cosine", "inverse_sqrt", "wsd"]
 )
-def test_warmup_rises_linearly_from_above_zero_to_the_peak(name):
+def test_warmup_rises_linearly_from_zero_to_the_peak(name):
     f = schedule(name=name, warmup_steps=10)
     ramp = [f(s) for s in range(11)]
-    assert 0 < ramp[0] < ramp[5] < ramp[9] < 1 and ramp[10] == pytest.approx(1.0)
-    assert all(b - a == pytest.approx(1 / 11) for a, b in itertools.pairwise(ramp))
+    assert ramp[0] == 0 < ramp[5] < ramp[9] < 1 and ramp[10] == pytest.approx(1.0)
+    assert all(b - a == pytest.approx(1 / 10) for a, b in itertools.pairwise(ramp))
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine", "wsd"])
-def test_decaying_schedules_end_at_the_final_lr_ratio(name):
+def test_decaying_schedules_reach_the_final_lr_ratio_one_step_after_the_last(name):
     f = schedule(name=name, warmup_steps=5, final_lr_ratio=0.1)
-    assert f(99) == pytest.approx(0.1) and f(5) == pytest.approx(1.0)
+    assert f(100) == pytest.approx(0.1) and f(5) == pytest.approx(1.0)
+    assert 0.1 < f(99) < 0.1 + 0.9 * 0.1  # the last step trains just above the floor
 
 
 def test_cosine_is_halfway_at_the_middle_of_the_decay():
-    f = schedule(name="cosine", warmup_steps=0, final_lr_ratio=0.0, total=101)
+    f = schedule(name="cosine", warmup_steps=0, final_lr_ratio=0.0, total=100)
     assert f(50) == pytest.approx(0.5)
 
 
 def test_wsd_is_flat_until_the_decay_phase():
     f = schedule(name="wsd", warmup_steps=10, decay_ratio=0.2, final_lr_ratio=0.0)
-    assert all(f(s) == 1.0 for s in range(10, 80))
-    assert 0 < f(90) < 1 and f(99) == pytest.approx(0.0)
+    assert all(f(s) == 1.0 for s in range(10, 81))
+    assert 0 < f(90) < 1 and f(99) == pytest.approx(0.05)  # one of 20 decay steps left
 
 
 def test_inverse_sqrt_halves_at_four_times_the_warmup():
@@ -50,9 +54,10 @@ def test_inverse_sqrt_halves_at_four_times_the_warmup():
     assert f(40) == pytest.approx(0.5) and f(10) == pytest.approx(1.0)
 
 
-def test_warmup_ratio_is_a_fraction_of_the_run():
+def test_warmup_ratio_is_a_fraction_of_the_run_rounded_up():
     f = schedule(name="linear", warmup_ratio=0.1, final_lr_ratio=0.0, total=200)
     assert f(19) < 1 and f(20) == pytest.approx(1.0)
+    assert validate(ScheduleConfig, {"warmup_ratio": 0.05}).warmup(130) == 7  # 6.5 -> 7
 
 
 @given(
@@ -63,7 +68,7 @@ def test_warmup_ratio_is_a_fraction_of_the_run():
 )
 def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
     fields = {"name": name, "final_lr_ratio": floor}
-    if name != "constant":
+    if name not in ("constant", "legacy"):  # the two schedules without a warmup
         fields["warmup_steps"] = warmup
     f = schedule(total=total, **fields)
     assert all(0 <= f(s) <= 1 + 1e-12 and math.isfinite(f(s)) for s in range(0, total + 5))
@@ -79,5 +84,11 @@ def test_config_errors_name_the_problem():
         ConfigError, match="constant schedule has no warmup; use name: constant_with_warmup"
     ):
         validate(ScheduleConfig, {"name": "constant", "warmup_steps": 5})
+    with pytest.raises(
+        ConfigError,
+        match=r"legacy schedule .* has no warmup; set "
+        r"schedule.warmup_steps=0",
+    ):
+        validate(ScheduleConfig, {"name": "legacy", "warmup_steps": 10000})
     with pytest.raises(ConfigError, match="set warmup_steps or warmup_ratio, not both"):
         validate(ScheduleConfig, {"warmup_steps": 5, "warmup_ratio": 0.1})

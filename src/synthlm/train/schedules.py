@@ -4,6 +4,19 @@ A schedule is registered with :func:`register_schedule` and built from the confi
 run's total number of optimizer steps. Being a pure function of the step, it needs no state of
 its own in a checkpoint beyond the step (torch's ``LambdaLR`` still saves its counter, which
 resume restores).
+
+Step ``s`` (0-based) trains at ``multiplier(s)``. The conventions are those of the codebases the
+paper recipes come from (HF's ``get_*_schedule_with_warmup``, torch's ``LinearLR`` /
+``CosineAnnealingLR`` as nanoT5 chains them, GPT-NeoX's ``AnnealingLR``), so a recipe's numbers
+give its learning rates step for step:
+
+- warmup: ``warmup_start`` at step 0, rising linearly to 1 at step ``warmup`` (the first step
+  trains at lr 0 with the default start of 0, as in all three);
+- decay: progress ``(s - warmup) / (total - warmup)``, so the floor (``final_lr_ratio``) is where
+  the run would be one step after its last; the last step trains just above it;
+- ``warmup_ratio``: ``ceil(ratio x total)`` warmup steps, as the HF Trainer rounds.
+
+tests/train/test_schedules_match_originals.py compares every schedule with those originals.
 """
 
 from __future__ import annotations
@@ -26,8 +39,8 @@ class ScheduleConfig(Section):
 
     name: str = Field(
         "cosine",
-        description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd or "
-        "legacy (nanoT5's T5 schedule).",
+        description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd, "
+        "neox_cosine (GPT-NeoX's clipped cosine) or legacy (nanoT5's T5 schedule).",
     )
     warmup_steps: int = Field(
         0, ge=0, description="Linear warmup from warmup_start over this many steps."
@@ -36,7 +49,7 @@ class ScheduleConfig(Section):
         0.0,
         ge=0,
         lt=1,
-        description="Warmup starts at this fraction of the peak (nanoT5's cosine: 0.5).",
+        description="The lr of step 0, as a fraction of the peak (nanoT5's cosine: 0.5).",
     )
     warmup_ratio: float | None = Field(
         None, ge=0, lt=1, description="Warmup as a fraction of the run (instead of warmup_steps)."
@@ -45,7 +58,8 @@ class ScheduleConfig(Section):
         0.1,
         ge=0,
         le=1,
-        description="linear/cosine/wsd: lr at the last step, as a fraction of optim.lr.",
+        description="linear/cosine/wsd/neox_cosine: where the decay ends, as a fraction of optim.lr (reached "
+        "one step after the last, as HF and torch schedules do).",
     )
     decay_ratio: float = Field(
         0.2, gt=0, le=1, description="wsd: fraction of the run spent decaying at the end."
@@ -62,11 +76,16 @@ class ScheduleConfig(Section):
             raise ValueError("set warmup_steps or warmup_ratio, not both")
         if self.name == "constant" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError("the constant schedule has no warmup; use name: constant_with_warmup")
+        if self.name == "legacy" and (self.warmup_steps or self.warmup_ratio):
+            raise ValueError(
+                "the legacy schedule (nanoT5's T5 recipe) has no warmup; set "
+                "schedule.warmup_steps=0"
+            )
         return self
 
     def warmup(self, total_steps: int) -> int:
         if self.warmup_ratio is not None:
-            return int(self.warmup_ratio * total_steps)
+            return math.ceil(self.warmup_ratio * total_steps)  # the HF Trainer's rounding
         return self.warmup_steps
 
 
@@ -76,18 +95,16 @@ def build_schedule(cfg: ScheduleConfig, total_steps: int) -> Multiplier:
 
 
 def _with_warmup(warmup: int, body: Multiplier, start: float = 0.0) -> Multiplier:
-    """Linear warmup for ``warmup`` steps from ``start`` towards 1 (step 0 is already one
-    increment above ``start``, so never 0), then ``body``."""
-    return lambda step: (
-        start + (1.0 - start) * (step + 1) / (warmup + 1) if step < warmup else body(step)
-    )
+    """``start`` at step 0 rising linearly to 1 at step ``warmup``, then ``body`` (torch's
+    ``LinearLR(start, 1, warmup)``; HF's and GPT-NeoX's warmups with ``start`` 0)."""
+    return lambda step: start + (1.0 - start) * step / warmup if step < warmup else body(step)
 
 
-def _progress(step: int, start: int, end: int) -> float:
-    """0 at ``start`` to 1 at ``end`` (the last step), clamped."""
-    if end <= start:
+def _progress(step: int, start: int, length: int) -> float:
+    """0 at ``start`` to 1 at ``start + length``, clamped."""
+    if length <= 0:
         return 1.0
-    return min(max((step - start) / (end - start), 0.0), 1.0)
+    return min(max((step - start) / length, 0.0), 1.0)
 
 
 @register_schedule("constant")
@@ -105,7 +122,7 @@ def linear(cfg: ScheduleConfig, total: int) -> Multiplier:
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
     return _with_warmup(
         warmup,
-        lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - 1),
+        lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - warmup),
         cfg.warmup_start,
     )
 
@@ -116,30 +133,56 @@ def cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
 
     def body(step: int) -> float:
         return floor + (1.0 - floor) * 0.5 * (
-            1.0 + math.cos(math.pi * _progress(step, warmup, total - 1))
+            1.0 + math.cos(math.pi * _progress(step, warmup, total - warmup))
         )
 
     return _with_warmup(warmup, body, cfg.warmup_start)
 
 
+INVERSE_SQRT_TIMESCALE = 10_000
+
+
 @register_schedule("inverse_sqrt")
 def inverse_sqrt(cfg: ScheduleConfig, total: int) -> Multiplier:
-    """1 at the end of warmup, then ``sqrt(warmup / step)`` (T5 / fairseq style)."""
+    """1 at the end of warmup, then ``sqrt(warmup / step)`` (fairseq style); without warmup
+    ``sqrt(1e4 / (step + 1e4))``: HF's ``get_inverse_sqrt_schedule`` with its default timescale."""
     warmup = cfg.warmup(total)
-    scale = max(warmup, 1)
-    return _with_warmup(warmup, lambda step: math.sqrt(scale / max(step, scale)), cfg.warmup_start)
+    timescale = warmup or INVERSE_SQRT_TIMESCALE
+    return _with_warmup(
+        warmup,
+        lambda step: math.sqrt(timescale / (step + timescale - warmup)),
+        cfg.warmup_start,
+    )
 
 
 @register_schedule("wsd")
 def wsd(cfg: ScheduleConfig, total: int) -> Multiplier:
-    """Warmup-stable-decay: flat at 1 after warmup, linear decay over the last ``decay_ratio``."""
+    """Warmup-stable-decay: flat at 1 after warmup, linear decay over the last ``decay_ratio``
+    of the run (HF's ``get_wsd_schedule`` with ``decay_type="linear"``)."""
     warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
     decay_start = max(warmup, total - math.ceil(cfg.decay_ratio * total))
     return _with_warmup(
         warmup,
-        lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start - 1, total - 1),
+        lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start, total - decay_start),
         cfg.warmup_start,
     )
+
+
+@register_schedule("neox_cosine")
+def neox_cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
+    """GPT-NeoX's ``AnnealingLR`` cosine (the Pythia runs): after warmup the cosine runs over
+    the whole run, ``0.5 (1 + cos(pi k / total))`` with ``k = min(step, total - warmup) -
+    warmup``, and is clipped at ``final_lr_ratio`` rather than scaled onto it, so it reaches the
+    floor well before the end (at about 80% of a Pythia run) and stays there."""
+    warmup, floor, start = cfg.warmup(total), cfg.final_lr_ratio, cfg.warmup_start
+
+    def multiplier(step: int) -> float:
+        clamped = min(step, total - warmup)  # NeoX clamps the warmup count too
+        if step <= warmup and warmup > 0:
+            return start + (1.0 - start) * clamped / warmup
+        return max(0.5 * (1.0 + math.cos(math.pi * (clamped - warmup) / total)), floor)
+
+    return multiplier
 
 
 # nanoT5's "legacy" schedule (the original T5 recipe with Adafactor): lr = min(1e-2, 1/sqrt(step))
@@ -164,4 +207,4 @@ def legacy(cfg: ScheduleConfig, total: int) -> Multiplier:
             return inverse_sqrt_phase(step)
         return inverse_sqrt_phase(first) * max(0.0, 1.0 - (step - first) / max(total - first, 1))
 
-    return _with_warmup(cfg.warmup(total), multiplier, cfg.warmup_start)  # nanoT5 uses none
+    return multiplier  # no warmup: nanoT5 has none, and the config refuses one
