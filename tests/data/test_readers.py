@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from synthlm.data import readers
 from synthlm.data.readers import (
     check_keys,
@@ -18,6 +19,7 @@ from synthlm.data.readers import (
     iter_documents,
     read_chunks,
 )
+from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
 
 RECORDS = [
@@ -48,6 +50,17 @@ def write_format(directory: Path, fmt: str) -> Path:
     if fmt == "json":
         (directory / "d.json").write_text(json.dumps(RECORDS), encoding="utf-8")
         return directory / "d.json"
+    if fmt == "json-lines":  # a .json file holding JSON lines, as C4 names them
+        (directory / "d.json").write_bytes(lines)
+        return directory / "d.json"
+    if fmt == "json.gz":
+        (directory / "c4-train.00000-of-01024.json.gz").write_bytes(gzip.compress(lines))
+        return directory / "c4-train.00000-of-01024.json.gz"
+    if fmt == "json.zst":
+        import zstandard
+
+        (directory / "d.json.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
+        return directory / "d.json.zst"
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -68,7 +81,18 @@ def write_format(directory: Path, fmt: str) -> Path:
     raise AssertionError(fmt)
 
 
-FORMATS = ["jsonl", "jsonl.gz", "jsonl.zst", "json", "parquet", "csv", "hf"]
+FORMATS = [
+    "jsonl",
+    "jsonl.gz",
+    "jsonl.zst",
+    "json",
+    "json-lines",
+    "json.gz",
+    "json.zst",
+    "parquet",
+    "csv",
+    "hf",
+]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -168,10 +192,49 @@ def test_json_list_items_are_numbered(tmp_path):
     assert result.bad == [(1, f"{path}: item 2: expected a JSON object, found str")]
 
 
-def test_json_that_is_not_a_list_is_a_user_error(tmp_path):
+@pytest.mark.parametrize("name", ["d.json", "d.json.gz"])
+def test_json_lines_in_a_json_file_are_numbered_by_line(tmp_path, name):
+    """C4 ships JSON lines as .json.gz; they read as .jsonl does, records numbered by line."""
+    data = b'{"text": "a"}\n\n{"text": 5}\n{"text": "c"}\n'
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    source = expand_inputs([path])[0]
+    assert (source.format, source.unit) == ("jsonl", "line")
+    result = extract(next(read_chunks(source)), ["text"])
+    assert result.texts["text"] == ["a", "c"]
+    assert result.bad == [(2, f"{path}:3: key 'text' is int, expected a string")]
+
+
+def test_a_json_object_on_one_line_is_one_json_lines_record(tmp_path):
     path = tmp_path / "d.json"
     path.write_text('{"text": "a"}', encoding="utf-8")
-    with pytest.raises(UserError, match="must hold a list of objects"):
+    assert list(iter_documents(expand_inputs([path]), ["text"])) == ["a"]
+
+
+@pytest.mark.parametrize("name", ["d.json", "d.json.gz"])
+def test_a_multi_line_json_object_is_refused_before_any_work(tmp_path, name):
+    data = json.dumps({"text": "a", "title": "b"}, indent=2).encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(UserError) as caught:
+        expand_inputs([path])
+    message = str(caught.value)
+    assert message.startswith(f"{path}:1: not a complete JSON value")
+    assert "must hold JSON lines (one object per line)" in message and "\n" not in message
+
+
+def test_a_bad_first_line_of_json_lines_is_a_bad_record_not_a_refusal(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(b'{"text": "caf\xe9"}\n{"text": "ok"}\n')
+    result = extract(next(read_chunks(expand_inputs([path])[0])), ["text"])
+    assert result.texts["text"] == ["ok"]
+    assert result.bad == [(0, f"{path}:1: not valid UTF-8 (byte 0xe9 at offset 13)")]
+
+
+def test_an_unparseable_json_list_names_the_file_and_the_expected_layouts(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[{"text": "a"},', encoding="utf-8")
+    with pytest.raises(UserError, match=r"d\.json: not valid JSON .*must hold JSON lines"):
         list(read_chunks(expand_inputs([path])[0]))
 
 
@@ -228,6 +291,8 @@ def test_builtin_readers_claim_the_same_file_endings_as_before():
         (".jsonl.gz", "jsonl"),
         (".jsonl.zst", "jsonl"),
         (".json", "json"),
+        (".json.gz", "json"),
+        (".json.zst", "json"),
         (".parquet", "parquet"),
         (".csv", "csv"),
         (".txt", "txt"),
@@ -308,3 +373,36 @@ def test_tokenize_reads_a_registered_format(tmp_path, tsv_format):
 def test_an_unregistered_ending_is_still_unknown(tmp_path):
     with pytest.raises(UserError, match=r"a\.tsv: unknown input format; supported: \.jsonl, "):
         expand_inputs([write_tsv(tmp_path / "a.tsv")])
+
+
+def tokenize_cli(path: Path, out: Path, *extra: str):
+    return run_cli(
+        "tokenize", str(path), "--tokenizer", "byte", "--out", str(out), "--quiet", *extra
+    )
+
+
+def test_tokenize_reads_c4_json_gz_as_it_reads_jsonl_gz(tmp_path):
+    """``synthlm tokenize c4/*.json.gz`` (docs/papers/hu2025_pre_pretraining.md) on C4's names."""
+    (tmp_path / "c4").mkdir()
+    c4 = write_format(tmp_path / "c4", "json.gz")
+    reference = write_format(tmp_path, "jsonl.gz")
+    done = tokenize_cli(tmp_path / "c4" / "*.json.gz", tmp_path / "c4_out", "--append-eod")
+    assert done.returncode == 0, done.stderr
+    assert tokenize_cli(reference, tmp_path / "ref", "--append-eod").returncode == 0
+    assert len(TokenStore(f"{tmp_path / 'c4_out'}_text_document")) == len(RECORDS)
+    for suffix in (".bin", ".idx"):
+        got = Path(f"{tmp_path / 'c4_out'}_text_document{suffix}").read_bytes()
+        assert got == Path(f"{tmp_path / 'ref'}_text_document{suffix}").read_bytes(), c4
+
+
+def test_tokenize_refuses_a_pretty_printed_json_object_with_one_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"text": "a"}, indent=2), encoding="utf-8")
+    done = tokenize_cli(path, tmp_path / "out")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {path}:1: not a complete JSON value on its own line (a single multi-line JSON "
+        "object?); a .json input must hold JSON lines (one object per line) or one list of "
+        "objects"
+    ]
+    assert not list(tmp_path.glob("*out*"))  # no store, no partial-work directory

@@ -95,3 +95,77 @@ def test_export_refuses_an_eod_inside_the_synthetic_range_and_a_small_vocab(tmp_
     )
     assert small.returncode == 2 and "--vocab-size 101 is too small" in small.stderr
     assert not (tmp_path / "x" / "train_text_document.bin").exists()
+
+
+@pytest.fixture(scope="module")
+def train_only(tmp_path_factory):
+    """A dataset whose spec writes everything to train, as examples/synth/shuffle_dyck.yaml does:
+    the manifest marks valid and test absent and no store is written for them."""
+    out = tmp_path_factory.mktemp("ds") / "train_only"
+    spec = load_spec(
+        {
+            "num_tokens": "2K",
+            "seed": 1,
+            "splits": {"train": 1.0, "valid": 0.0, "test": 0.0},
+            "domains": [{"type": "dyck"}],
+        }
+    )
+    build_dataset(spec, out, quiet=True)
+    splits = json.loads((out / "manifest.json").read_text())["splits"]
+    assert splits["valid"]["absent"] and splits["test"]["absent"]
+    return out
+
+
+def export_cli(dataset, out, *extra: str):
+    return run_cli(
+        "synth", "export", str(dataset), "--out", str(out), "--offset", "260", "--eod", "2", *extra
+    )
+
+
+def test_export_skips_absent_splits_and_says_so(tmp_path, train_only):
+    done = export_cli(train_only, tmp_path / "x")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "absent" in line]
+    assert len(notes) == 1 and "valid, test" in notes[0], done.stderr
+    info = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert list(info["splits"]) == ["train"] and info["absent_splits"] == ["valid", "test"]
+    store = load_synthetic(train_only).split("train")
+    assert info["splits"]["train"]["documents"] == len(store)
+    assert sorted(p.name for p in (tmp_path / "x").glob("valid*")) == []
+
+
+def test_an_explicitly_requested_absent_split_fails_before_writing(tmp_path, train_only):
+    done = export_cli(train_only, tmp_path / "x", "--split", "train", "--split", "valid")
+    assert done.returncode == 2
+    assert "--split 'valid'" in done.stderr and "absent" in done.stderr
+    assert "choose from train" in done.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_export_checks_store_ids_before_writing_any_split(tmp_path, dataset):
+    """A corrupt id in the last split must stop the export before train is written."""
+    import shutil
+
+    from synthlm.data.store import bin_path
+
+    copy = tmp_path / "d"
+    shutil.copytree(dataset, copy)
+    store = load_synthetic(copy).split("test")
+    raw = np.fromfile(bin_path(copy / "test"), dtype=store.dtype)
+    raw[-1] = load_synthetic(copy).vocab_size  # one past the synthetic vocabulary
+    raw.tofile(bin_path(copy / "test"))
+    done = export_cli(copy, tmp_path / "x")
+    assert done.returncode == 2 and "outside the vocabulary" in done.stderr, done.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_export_refuses_an_out_path_that_is_a_file_before_writing(tmp_path, dataset):
+    (tmp_path / "x").write_text("not a directory")
+    done = export_cli(dataset, tmp_path / "x" / "sub")
+    assert done.returncode == 2 and "is a file, not a directory" in done.stderr, done.stderr
+
+
+def test_export_refuses_a_vocabulary_past_int32(tmp_path, dataset):
+    done = export_cli(dataset, tmp_path / "x", "--vocab-size", str(2**31 + 1))
+    assert done.returncode == 2 and "int32" in done.stderr, done.stderr
+    assert not (tmp_path / "x").exists()

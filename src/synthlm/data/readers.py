@@ -159,6 +159,7 @@ def _source(path: Path, split: str, config: str | None) -> Source:
             f"{path}: unknown input format; supported: {', '.join(FORMATS)}, a saved "
             f"datasets dir, or hf:NAME"
         )
+    fmt = READERS.get(fmt).format_for(path, fmt)
     return Source(str(path), fmt, path.stat().st_size, split, config)
 
 
@@ -343,18 +344,51 @@ def _line_chunks(source: Source, start: int, stop: int | None, kind: str) -> Ite
             )
 
 
+JSON_EXPECTED = "a .json input must hold JSON lines (one object per line) or one list of objects"
+
+
+def _json_layout(path: str) -> str:
+    """``"list"`` for a file that opens with ``[``, else ``"lines"``.
+
+    Decided before any work from the first non-blank line, so that a single pretty-printed JSON
+    object (whose lines are not JSON values) fails here with one clear line instead of as a
+    stream of bad records, or as nothing at all under ``--on-error skip``.
+    """
+    with open_binary(path) as handle:
+        number, line = next(
+            ((n, line) for n, line in enumerate(handle, 1) if line.strip()), (0, b"")
+        )
+    if line.lstrip().startswith(b"["):
+        return "list"
+    if line:
+        try:
+            _json_loads(line)
+        except ValueError:
+            if not _is_utf8(line):  # a bad record of JSON lines: reported as such when read
+                return "lines"
+            raise UserError(
+                f"{path}:{number}: not a complete JSON value on its own line (a single "
+                f"multi-line JSON object?); {JSON_EXPECTED}"
+            ) from None
+    return "lines"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _json_items(path: str) -> list[Any]:
     with open_binary(path) as handle:
         try:
             data = _json_loads(handle.read())
         except ValueError as exc:
-            raise UserError(
-                f"{path}: not valid JSON ({exc}); a .json input must hold one list of objects"
-            ) from None
+            raise UserError(f"{path}: not valid JSON ({exc}); {JSON_EXPECTED}") from None
     if not isinstance(data, list):
-        raise UserError(
-            f"{path}: a .json input must hold a list of objects, found {type(data).__name__}"
-        )
+        raise UserError(f"{path}: found one JSON {type(data).__name__}; {JSON_EXPECTED}")
     return data
 
 
@@ -486,6 +520,12 @@ class Reader(ABC):
                 f"{', '.join(columns or [])}); choose --keys from these"
             )
 
+    @classmethod
+    def format_for(cls, path: Path, name: str) -> str:
+        """The format that reads ``path``, which this reader (registered as ``name``) claims by
+        its ending; only a reader whose files' layout shows in their content (.json) differs."""
+        return name
+
     def check_mode(self, mode: str) -> None:
         """Reject a reading mode (``--txt-mode``) this format does not know; only .txt has modes."""
         return None  # one way to read this format: --txt-mode does not concern it
@@ -527,10 +567,17 @@ class JsonlReader(Reader):
 
 @READERS.register("json")
 class JsonReader(Reader):
-    """One JSON list of objects: it can only be parsed whole, so records are its items."""
+    """``.json`` files, plain or compressed: one JSON list of objects (parsed whole, so records
+    are its items), or JSON lines, as C4 ships them (``c4-train.00000-of-01024.json.gz``) and
+    Hugging Face's ``json`` loader reads them; :meth:`format_for` hands those to ``jsonl``."""
 
-    suffixes = (".json",)
+    suffixes = (".json", ".json.gz", ".json.zst")
     unit = "item"
+
+    @classmethod
+    def format_for(cls, path: Path, name: str) -> str:
+        """``json`` when the file is one JSON list, else ``jsonl`` (checked on its first line)."""
+        return name if _json_layout(str(path)) == "list" else "jsonl"
 
     def count(self, mode: str) -> int:
         return len(_json_items(self.source.path))

@@ -16,6 +16,7 @@ becomes a target) unless the user's own dataset class reads the label store.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from synthlm.synth.spec import SPLITS
 
 IGNORE = -100  # GPT-NeoX / Hugging Face: a label that is not a target
 CHUNK_DOCS = 65_536
+MAX_VOCAB = 2**31  # ids 0..2**31-1: the int32 stores (text above 65500 ids, labels) hold them
 
 
 def export_synthetic(
@@ -40,18 +42,25 @@ def export_synthetic(
     splits: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write each split of the dataset at ``directory`` into ``out`` in global ids; returns the
-    export summary (also written to ``out/export.json``)."""
+    export summary (also written to ``out/export.json``).
+
+    Every check that can fail (ids, splits, stores, the output path) runs before the first byte
+    is written, so bad input never leaves a partial export behind.
+    """
     from synthlm.synth import load_synthetic
 
     dataset = load_synthetic(directory)
     local = dataset.vocab_size
     vocab = _checked_vocab(offset, eod, local, vocab_size)
-    chosen = splits or list(SPLITS)
-    for split in chosen:
-        if split not in SPLITS:
-            raise UserError(f"--split {split!r}: choose from {', '.join(SPLITS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    chosen, absent = _chosen_splits(dataset.manifest["splits"], splits, directory)
+    stores = {split: _checked_store(dataset.split(split), local) for split in chosen}
+    out = _checked_out(Path(out))
+    if absent:
+        print(
+            f"note: {directory}: skipped the absent splits {', '.join(absent)} (no sequences; "
+            f"see its manifest.json)",
+            file=sys.stderr,
+        )
     summary: dict[str, Any] = {
         "source": str(directory),
         "offset": offset,
@@ -60,13 +69,51 @@ def export_synthetic(
         "synthetic_vocab_size": local,
         "global_id_range": [offset, offset + local],
         "splits": {},
+        "absent_splits": absent,
     }
-    for split in chosen:
-        summary["splits"][split] = _export_split(
-            dataset.split(split), out / split, offset, eod, vocab
-        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "export.json").unlink(missing_ok=True)  # a stale summary must not vouch for new stores
+    for split, store in stores.items():
+        summary["splits"][split] = _export_split(store, out / split, offset, eod, vocab)
     atomic_write_json(out / "export.json", summary)
     return summary
+
+
+def _chosen_splits(
+    manifest_splits: dict[str, Any], requested: list[str] | None, directory: str | Path
+) -> tuple[list[str], list[str]]:
+    """(splits to export, absent splits skipped): all splits with data when none is requested;
+    a requested split that is absent is an error, since the user asked for its stores."""
+    absent = [s for s in SPLITS if manifest_splits.get(s, {}).get("absent")]
+    present = [s for s in SPLITS if s not in absent]
+    if not requested:
+        if not present:
+            raise UserError(f"{directory}: every split is absent; there is nothing to export")
+        return present, absent
+    for split in requested:
+        if split not in SPLITS:
+            raise UserError(f"--split {split!r}: choose from {', '.join(SPLITS)}")
+        if split in absent:
+            raise UserError(
+                f"--split {split!r}: {directory} has no {split} split (its manifest marks it "
+                f"absent: no sequences); choose from {', '.join(present) or 'none'}"
+            )
+    return list(dict.fromkeys(requested)), []
+
+
+def _checked_store(store: TokenStore, local: int) -> TokenStore:
+    """The store, once its ids are known to fit the synthetic vocabulary: an id outside it would
+    otherwise stop the export midway, after earlier splits were written."""
+    store.check_ids(local)
+    return store
+
+
+def _checked_out(out: Path) -> Path:
+    """``out`` if it is (or can become) a directory; checked before any split is written."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is a file, not a directory; give a directory")
+    return out
 
 
 def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) -> int:
@@ -84,7 +131,13 @@ def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) ->
             f"--vocab-size {vocab_size} is too small: ids up to {needed - 1} are needed "
             f"(offset {offset} + {local} synthetic ids)"
         )
-    return vocab_size or needed
+    vocab = vocab_size or needed
+    if vocab > MAX_VOCAB:
+        raise UserError(
+            f"vocabulary of {vocab} ids (--offset/--eod/--vocab-size) exceeds {MAX_VOCAB}: "
+            f"exported stores and labels hold int32 ids"
+        )
+    return vocab
 
 
 def _export_split(
