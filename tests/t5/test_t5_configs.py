@@ -93,3 +93,20 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
         1.0,
         "bf16",
     )
+
+
+def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):
+    """t5_synthetic_pairs.yaml says to generate examples/synth/wu2022.yaml into data/wu2022: its
+    model.num_meta_tokens must cover that dataset's ids (it once lagged the spec and was
+    refused before step 0)."""
+    import json
+
+    from synthlm.synth import build_dataset, load_spec
+
+    spec = CONFIGS.parent / "synth" / "wu2022.yaml"
+    header = (CONFIGS / "t5_synthetic_pairs.yaml").read_text(encoding="utf-8")
+    assert f"synth generate examples/synth/{spec.name} --out data/wu2022" in header
+    build_dataset(load_spec(spec, num_tokens=100_000), tmp_path / "wu2022", quiet=True)
+    manifest = json.loads((tmp_path / "wu2022" / "manifest.json").read_text(encoding="utf-8"))
+    config = load_run_config([CONFIGS / "t5_synthetic_pairs.yaml"])
+    assert config.model.num_meta_tokens >= manifest["layout"]["vocab_size"]
