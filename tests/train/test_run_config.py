@@ -44,6 +44,43 @@ def test_reproduction_configs_pack_like_their_originals(files):
     assert masked_documents(config.objective, config.data) == frozenset()
 
 
+def test_hu2025_configs_are_the_references_paper_run():
+    """michahu/pre-pretraining at 6444ef0: train.py's defaults (seed 3407, batch 32 x 2048, lr
+    1e-3, 500 warmup, cosine_with_min_lr 0.1) and the HF Trainer's (AdamW 0.9/0.999, eps 1e-8,
+    no weight decay, clip 1.0); stage 1 = src/grammar.py generate_shuff_dyck(64, 2048, 0.5,
+    max_depth=16) for 500 steps, one sequence per row and no promoter."""
+    base = EXAMPLES.parent / "pre_pretraining" / "gpu_hu2025_base.yaml"
+    c = load_run_config([base, base.with_name("gpu_hu2025_shuffle_dyck.yaml")])
+    assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len) == (
+        3407,
+        "gpt_neox",
+        "160m",
+        2048,
+    )
+    o, s, t = c.optim, c.schedule, c.train
+    assert (o.name, o.lr, o.weight_decay, o.betas, o.eps) == (
+        "adamw",
+        1e-3,
+        0.0,
+        (0.9, 0.999),
+        1e-8,
+    )
+    assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == ("cosine", 500, 0.0, 0.1)
+    assert (t.batch_size, t.grad_accum, t.clip_grad, t.max_steps) == (32, None, 1.0, 500)
+    (source,) = c.data.sources
+    assert source.spec["promoter_length"] == 0
+    (domain,) = source.spec["domains"]
+    assert domain == {
+        "type": "hu_shuffle_dyck",
+        "k": 64,
+        "length": 2048,
+        "p_open": 0.5,
+        "max_depth": 16,
+    }
+    c4 = load_run_config([base, base.with_name("gpu_hu2025_c4_only.yaml")])
+    assert c4.train.max_steps == 10_000
+
+
 def test_the_seqthetic_reproduction_config_says_what_the_issue_asks():
     config = load_run_config([EXAMPLES / "pythia14m_metalang.yaml"])
     assert (config.model.arch, config.model.preset, config.model.init_from) == (
