@@ -45,6 +45,50 @@ def test_equal_tokens_table_and_json(tmp_path):
     assert (out / "equal_tokens.png").stat().st_size > 1000
 
 
+def test_missing_values_say_why_in_the_table_and_the_json(tmp_path):
+    """A budget before a run's first evaluation is not one the run "did not reach": the table
+    and equal_tokens.json tell apart before the first eval, after the last eval (training went
+    on) and past the end of training, with the token counts behind each."""
+    write_run(tmp_path / "natural", [(1, 10_000, 5.0), (2, 20_000, 4.0), (3, 30_000, 3.0)])
+    # first eval at step 10 (20,480 web tokens); trained on to 40,960 after its last eval
+    late = tmp_path / "late"
+    write_run(late, [(10, 20_480, 4.0), (15, 30_720, 3.0)])
+    with (late / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 20, "tokens": 2000, "tokens/web": 40_960}) + "\n")
+    (late / "final").mkdir()
+    out = tmp_path / "report"
+    runs = [str(tmp_path / "natural"), str(late)]
+    args = ["--equal-tokens", "web", "--at", "15K,25.6K,35K,50K", "-q"]
+    done = run_cli("report", *runs, "--out", str(out), *args)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "equal_tokens.json").read_text())
+    assert result["values"][1] == [None, 3.5, None, None], "never extrapolated"
+    assert result["missing"][1] == [
+        "before_first_eval",
+        None,
+        "after_last_eval",
+        "not_reached",
+    ]
+    assert result["missing"][0] == [None, None, "not_reached", "not_reached"]
+    assert result["runs"][1] == {
+        "first_eval": 20_480,
+        "last_eval": 30_720,
+        "reached": 40_960,
+        "finished": True,
+    }
+    row = next(line for line in done.stdout.splitlines() if line.startswith("late "))
+    assert row.split()[1:] == [
+        *("before", "1st", "eval"),
+        *("3.5000", "(+0.0600)"),
+        *("after", "last", "eval"),
+        *("not", "reached"),
+    ]
+    assert "before the first evaluation (first at 20.48K tokens)" in done.stdout
+    assert "after the last evaluation (last at 30.72K tokens, trained to 40.96K)" in done.stdout
+    assert "not reached (run ended at 40.96K tokens)" in done.stdout
+    assert "natural: not reached (run so far at 30K tokens)" in done.stdout  # no final/: live
+
+
 def test_unknown_source_names_what_is_logged(tmp_path):
     write_run(tmp_path / "a", [(1, 100, 5.0)])
     done = run_cli(

@@ -145,3 +145,23 @@ def test_smoothing_is_tensorboards_debiased_ema():
         expected.append(last / (1 - w**n))
     np.testing.assert_allclose(plots.smooth(values, w), expected)
     assert plots.smooth(values, w)[0] == 1.0  # debiased: the first point is the value itself
+
+
+def test_report_of_runs_with_long_config_differences_lays_out_without_warning(tmp_path):
+    """Runs named after many differing config keys (a natural baseline against a run with
+    synthetic sources) get long, wrapped legend labels; the figure grows to hold them instead
+    of squeezing the axes to nothing ("constrained_layout not applied")."""
+    import yaml
+    from report_fixtures import synthlm
+
+    for name, value in (("natural", "web"), ("synth_first", "dyck")):
+        run = write_run(tmp_path / name, steps=20)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["notes"] = {f"key_{i}": f"{value}_{i}" for i in range(60)}  # 60 differing keys
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = [str(tmp_path / "natural"), str(tmp_path / "synth_first")]
+    done = synthlm("report", *runs, "--out", str(tmp_path / "r"), "-q")
+    assert done.returncode == 0, done.stderr
+    assert "constrained_layout" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    legend_height = (tmp_path / "r" / "loss.png").read_bytes()[20:24]  # PNG IHDR height
+    assert 350 < int.from_bytes(legend_height, "big") < 700, "labels shortened, not listed whole"

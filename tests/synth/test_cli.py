@@ -99,6 +99,7 @@ def test_metalang_delete_config_generates_and_verifies(tmp_path):
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["domains"][0]["type"] == "seqthetic_delete"
+    assert manifest["domains"][0]["name"] == "delete"
     assert "seqthetic/domains/delete.py" in manifest["domains"][0]["reference"]
     assert "seqthetic/domains/delete.py" in (out / "README.md").read_text()
     check = synth("verify", str(out), "--quiet")
@@ -125,6 +126,24 @@ def test_seqthetic_config_and_num_token_alias(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["spec"]["domains"][0]["vocab"]["num_vocab"] == 10000
     assert 20_000 - 2 * 1024 - 3 < manifest["num_tokens"] <= 20_000
+
+
+def test_seqthetic_flat_config_with_a_task_and_no_vocab_keys(tmp_path):
+    """`{"task": "fbm", ...}` is a flat config on its own; one that names no task says so."""
+    config = tmp_path / "walk.json"
+    config.write_text(json.dumps({"name": "walk", "task": "fbm", "hurst": 0.7, "num_token": 5000}))
+    out = tmp_path / "d"
+    result = synth("generate", str(config), "--seed", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(d["name"], d["type"]) for d in manifest["domains"]] == [("walk", "fbm")]
+    assert manifest["spec"]["domains"][0]["hurst"] == 0.7
+    config.write_text(json.dumps({"hurst": 0.7, "num_token": 5000}))
+    result = synth("generate", str(config), "--out", str(tmp_path / "e"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {config}: this looks like a Seqthetic flat config")
+    assert "it needs `name` set to a Seqthetic task" in result.stderr
+    assert "unknown key" not in result.stderr and "required key" not in result.stderr
 
 
 @pytest.mark.parametrize(

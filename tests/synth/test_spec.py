@@ -155,6 +155,7 @@ def test_seqthetic_flat_config(tmp_path):
         }
     )
     assert fbm.domains[0].num_vocab == 32 and fbm.name == "my-fbm"
+    assert fbm.domain_names() == ["my-fbm"], "the domain carries the config's name"
     with pytest.raises(
         ConfigError, match=r"unknown domain type 'idnetity' \(did you mean 'identity'\?\)"
     ):
@@ -190,6 +191,31 @@ def test_seqthetic_flat_config(tmp_path):
                 "colour": 1,
             }
         )
+
+
+def test_seqthetic_flat_config_is_recognised_by_any_seqthetic_only_key():
+    """No vocab_size / sequence_length_*: `task` or `num_token` alone marks a flat config."""
+    spec = load_spec({"task": "fbm", "hurst": 0.7, "num_token": 1000})
+    (domain,) = spec.domains
+    assert (domain.type, domain.hurst, spec.num_tokens) == ("fbm", 0.7, 1000)
+    assert spec.name == "fbm" and spec.domain_names() == ["fbm"]
+    spec = load_spec({"name": "delete", "num_token": 1000, "should_delete_ratio": 0.25})
+    assert spec.domains[0].type == "seqthetic_delete" and spec.domain_names() == ["delete"]
+    with pytest.raises(ConfigError) as error:
+        load_spec({"hurst": 0.7, "num_token": 1000})
+    assert str(error.value) == (
+        "spec: this looks like a Seqthetic flat config (it has `num_token` and no `domains`); "
+        "it needs `name` set to a Seqthetic task (identity, reverse, duplicate, deduplicate, "
+        'delete, sort_numbers, ngram) or `task` naming a synthlm domain type (e.g. "task": '
+        '"fbm"; `synthlm synth list` shows them all)'
+    )
+    with pytest.raises(ConfigError, match=r"^spec: task: unknown domain type 'fmb' \(did you "):
+        load_spec({"task": "fmb", "num_token": 1000})
+    with pytest.raises(ConfigError, match=r"name: unknown domain type 'my-data'.*this looks like"):
+        load_spec({"name": "my-data", "split": {"split_ratio": [0.8, 0.1, 0.1]}})
+    # a synthlm spec that forgot its domains is still read as one
+    with pytest.raises(ConfigError, match=r"domains: required key is missing"):
+        load_spec({"name": "mix", "num_tokens": 1000})
 
 
 def test_seqthetic_flat_sort_numbers_and_ngram():
@@ -260,6 +286,7 @@ def test_metalang_seqthetic_configs_run_unchanged(path):
     )
     assert [spec.splits.train, spec.splits.valid, spec.splits.test] == raw["split"]["split_ratio"]
     assert getattr(domain, "reverse", False) == raw.get("reverse", False)
+    assert spec.domain_names() == [raw["name"]], "metrics read acc/<the config's name>"
     bound = bind_domains(spec, 0)[1][0]
     batch = bound.generate(generator(0, 1), 4)
     assert len(batch.sizes) == 4 and batch.tokens.max() < bound.layout.vocab_size

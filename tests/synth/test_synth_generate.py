@@ -219,3 +219,32 @@ def test_dataset_card_lists_domains_and_plots_them(tmp_path):
     ]
     assert titles == [f"{d['name']} ({d['type']})" for d in manifest["domains"]]
     assert len(list(svg.iter("{http://www.w3.org/2000/svg}polyline"))) == len(manifest["domains"])
+
+
+def test_card_states_the_budget_rule_the_counts_follow(tmp_path):
+    """The card's budget sentence, checked against a real dataset: pieces are filled in order
+    (splits, then domains), each up to its budget plus what earlier pieces left unused, so one
+    piece may pass its own budget but the running total never passes the running budget, and
+    the total falls short by less than one sequence of the last piece."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "synth" / "seqthetic.yaml"
+    manifest = build_dataset(load_spec(example, num_tokens="200K"), tmp_path / "d", quiet=True)
+    card = (tmp_path / "d" / "README.md").read_text()
+    written = budgeted = 0
+    over = []
+    for split in SPLITS:
+        for name, piece in manifest["splits"][split]["domains"].items():
+            carried = budgeted - written
+            assert piece["tokens"] <= piece["budget"] + carried, (split, name)
+            written, budgeted = written + piece["tokens"], budgeted + piece["budget"]
+            assert written <= budgeted, (split, name)
+            if piece["tokens"] > piece["budget"]:
+                over.append(f"{split}/{name} {piece['tokens']:,} of {piece['budget']:,}")
+    assert budgeted == 200_000 and written == manifest["num_tokens"]
+    assert over, "some piece uses budget left over by an earlier one"
+    assert f"So a piece can exceed its own budget ({over[0]}" in card
+    assert "never exceed the sum of their budgets" in card
+    domains = np.load(tmp_path / "d" / "test.domains.npy")
+    last_piece = TokenStore(tmp_path / "d" / "test").sizes[domains == domains[-1]]
+    assert 0 < 200_000 - written < last_piece.max()  # less than a sequence of the last piece
+    assert f"{200_000 - written:,} tokens short of the request" in card
+    assert "stops before the sequence that would overflow its budget" not in card

@@ -7,8 +7,10 @@ the natural-language loss against natural tokens seen, at fixed natural-token bu
 
 Every metrics record of a synthlm run carries ``tokens/<source>`` (training tokens that source
 has given so far), so an eval metric can be read against it. The value at a budget is
-interpolated linearly between the two evaluations around it; budgets a run has not reached
-are reported as missing, never extrapolated.
+interpolated linearly between the two evaluations around it, never extrapolated. A missing
+value says why, because the remedies differ: a budget before the run's first evaluation
+(evaluate earlier, or ask about a larger budget), after its last one although training went
+past it (evaluate once more), or beyond what the run trained on at all (train longer).
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ import numpy as np
 from synthlm.errors import UserError
 from synthlm.report.load import Run
 
+BEFORE_FIRST_EVAL = "before_first_eval"
+AFTER_LAST_EVAL = "after_last_eval"
+NOT_REACHED = "not_reached"
+CELL_TEXT = {
+    BEFORE_FIRST_EVAL: "before 1st eval",
+    AFTER_LAST_EVAL: "after last eval",
+    NOT_REACHED: "not reached",
+}
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -28,11 +39,30 @@ class Curve:
 
     tokens: np.ndarray
     values: np.ndarray
+    reached: float  # the most tokens of the source any record of the run logged, eval or not
 
     def at(self, budget: float) -> float | None:
-        if not len(self.tokens) or budget < self.tokens[0] or budget > self.tokens[-1]:
+        if self.missing(budget) is not None:
             return None
         return float(np.interp(budget, self.tokens, self.values))
+
+    def missing(self, budget: float) -> str | None:
+        """Why there is no value at ``budget`` (one of :data:`CELL_TEXT`'s keys), or None."""
+        if budget > self.reached:
+            return NOT_REACHED
+        if budget < self.tokens[0]:
+            return BEFORE_FIRST_EVAL
+        if budget > self.tokens[-1]:
+            return AFTER_LAST_EVAL
+        return None
+
+    def span(self) -> dict[str, float]:
+        """Where the run was evaluated and how far it trained, in tokens of the source."""
+        return {
+            "first_eval": float(self.tokens[0]),
+            "last_eval": float(self.tokens[-1]),
+            "reached": self.reached,
+        }
 
 
 def source_curve(run: Run, metric: str, source: str) -> Curve | None:
@@ -49,7 +79,8 @@ def source_curve(run: Run, metric: str, source: str) -> Curve | None:
     if not pairs:
         return None
     tokens, vals = (np.array(x, dtype=np.float64) for x in zip(*pairs))
-    return Curve(tokens, vals)
+    reached = max(float(np.nanmax(seen.values)), float(tokens[-1]))
+    return Curve(tokens, vals, reached)
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,8 @@ class Comparison:
     budgets: list[float]
     labels: list[str]
     values: list[list[float | None]]  # [run][budget]
+    missing: list[list[str | None]]  # [run][budget]: why a value is None (CELL_TEXT key)
+    spans: list[dict]  # [run]: Curve.span() plus whether the run finished
 
     def differences(self) -> list[list[float | None]]:
         """Each run minus the first (the baseline) at every budget."""
@@ -76,23 +109,47 @@ class Comparison:
             "labels": self.labels,
             "values": self.values,
             "difference_vs_first": self.differences(),
+            "missing": self.missing,
+            "runs": self.spans,
         }
 
     def table(self) -> str:
-        """A plain-text table: value (and difference from the first run) per budget."""
+        """A plain-text table: value (and difference from the first run) per budget, then one
+        line per run with a missing value saying where that run was evaluated or stopped."""
         head = f"{self.metric} at equal tokens of '{self.source}' (difference vs {self.labels[0]})"
         cols = [f"{_count(b):>18s}" for b in self.budgets]
         lines = [head, f"{'run':30s}" + "".join(cols)]
-        for i, (label, row, diff) in enumerate(zip(self.labels, self.values, self.differences())):
-            lines.append(
-                f"{label[:30]:30s}" + "".join(_cell(v, d if i else None) for v, d in zip(row, diff))
-            )
-        return "\n".join(lines)
+        rows = zip(self.labels, self.values, self.differences(), self.missing)
+        for i, (label, row, diff, why) in enumerate(rows):
+            cells = (_cell(v, d if i else None, w) for v, d, w in zip(row, diff, why))
+            lines.append(f"{label[:30]:30s}" + "".join(cells))
+        return "\n".join(lines + self.notes())
+
+    def notes(self) -> list[str]:
+        """Why cells are empty, per run: the token counts behind each kind of gap."""
+        lines = []
+        for label, why, span in zip(self.labels, self.missing, self.spans):
+            reasons = [_reason(kind, span) for kind in CELL_TEXT if kind in why]
+            if reasons:
+                lines.append(f"  {label}: " + "; ".join(reasons))
+        return lines
 
 
-def _cell(value: float | None, diff: float | None) -> str:
+def _reason(kind: str, span: dict) -> str:
+    if kind == BEFORE_FIRST_EVAL:
+        return f"before the first evaluation (first at {_count(span['first_eval'])} tokens)"
+    if kind == AFTER_LAST_EVAL:
+        return (
+            f"after the last evaluation (last at {_count(span['last_eval'])} tokens, "
+            f"trained to {_count(span['reached'])})"
+        )
+    ended = "run ended" if span["finished"] else "run so far"
+    return f"not reached ({ended} at {_count(span['reached'])} tokens)"
+
+
+def _cell(value: float | None, diff: float | None, why: str | None) -> str:
     if value is None:
-        return f"{'not reached':>18s}"
+        return f"{CELL_TEXT[why or NOT_REACHED]:>18s}"
     text = f"{value:.4f}" if diff is None else f"{value:.4f} ({diff:+.4f})"
     return f"{text:>18s}"
 
@@ -111,20 +168,27 @@ def compare(
     if not budgets:
         raise UserError("--at: give at least one token budget, e.g. --at 1M,2M")
     check_same_document_mask(runs)
-    rows = []
+    values, missing, spans = [], [], []
     for run in runs:
-        curve = source_curve(run, metric, source)
-        if curve is None:
-            known = sorted(
-                k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/")
-            )
-            listed = ", ".join(known) or "none (a run from before synthlm logged them)"
-            raise UserError(
-                f"{run.path}: no '{metric}' logged together with tokens/{source}; "
-                f"sources with token counts: {listed}"
-            )
-        rows.append([curve.at(b) for b in budgets])
-    return Comparison(metric, source, [float(b) for b in budgets], list(labels), rows)
+        curve = _curve_or_error(run, metric, source)
+        values.append([curve.at(b) for b in budgets])
+        missing.append([curve.missing(b) for b in budgets])
+        spans.append({**curve.span(), "finished": run.finished})
+    return Comparison(
+        metric, source, [float(b) for b in budgets], list(labels), values, missing, spans
+    )
+
+
+def _curve_or_error(run: Run, metric: str, source: str) -> Curve:
+    curve = source_curve(run, metric, source)
+    if curve is not None:
+        return curve
+    known = sorted(k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/"))
+    listed = ", ".join(known) or "none (a run from before synthlm logged them)"
+    raise UserError(
+        f"{run.path}: no '{metric}' logged together with tokens/{source}; "
+        f"sources with token counts: {listed}"
+    )
 
 
 def check_same_document_mask(runs: Sequence[Run]) -> None:

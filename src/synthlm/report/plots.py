@@ -30,6 +30,9 @@ MAX_BARS = 40  # metrics per bar chart; every value is in the final-metrics tabl
 MARKER_LIMIT = 200  # points per curve up to which each point gets a marker
 SMOOTH_FROM = 20  # train curves with at least this many points are drawn raw (faint) + smoothed
 LEGEND_CHARS_PER_INCH = 14  # legend text at 8 pt, with margin: decides one row vs one per line
+LEGEND_LINES_PER_RUN = 3  # a longer label is shortened in the legend (the page's tables have it)
+LEGEND_ENTRY_INCHES = 0.2  # height of a one-line legend entry at 8 pt, spacing included
+LEGEND_LINE_INCHES = 0.13  # each further line of a wrapped label
 
 
 @dataclass(frozen=True)
@@ -347,9 +350,7 @@ def render(
 
     cols = min(3, len(spec.panels))
     rows = math.ceil(len(spec.panels) / cols)
-    fig = Figure(
-        figsize=(4.0 * cols, 2.8 * rows + 0.5 + 0.22 * len(runs)), dpi=dpi, layout="constrained"
-    )
+    fig = Figure(figsize=(4.0 * cols, 2.8 * rows + 0.5), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     drawn = Drawn(spec, Path(out_dir) / f"{spec.slug}.png")
@@ -473,7 +474,10 @@ def _legend(
 
     handles = [Line2D([], [], color=colors[i], linewidth=2) for i in used]
     width = int(fig.get_figwidth() * LEGEND_CHARS_PER_INCH)
-    names = [textwrap.fill(labels[i], width - 6) for i in used]
+    names = [
+        textwrap.fill(labels[i], width - 6, max_lines=LEGEND_LINES_PER_RUN, placeholder=" ...")
+        for i in used
+    ]
     if {"train", "eval"} <= styles:
         handles += [
             Line2D([], [], color="0.4", linestyle="-"),
@@ -486,6 +490,7 @@ def _legend(
     if not handles:
         return
     one_row = sum(len(n) + 6 for n in names) <= width and "\n" not in "".join(names)
+    _grow_for_legend(fig, ["one row"] if one_row else names)
     fig.legend(
         handles,
         names,
@@ -494,3 +499,15 @@ def _legend(
         fontsize=8,
         frameon=False,
     )
+
+
+def _grow_for_legend(fig, entries: Sequence[str]) -> None:
+    """Make the figure taller by the legend's height.
+
+    Constrained layout takes the room for a legend outside the axes from the axes themselves:
+    in a figure of fixed height a legend of long, wrapped run labels (config differences) left
+    the axes no height at all, and matplotlib skipped the layout with a warning.
+    """
+    lines = sum(entry.count("\n") for entry in entries)
+    extra = len(entries) * LEGEND_ENTRY_INCHES + lines * LEGEND_LINE_INCHES + 0.1
+    fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + extra)

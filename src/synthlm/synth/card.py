@@ -26,20 +26,48 @@ def write_card(directory: Path, manifest: dict[str, Any], stats) -> None:
 
 # -- markdown ----------------------------------------------------------------------------------
 def _budget_note(m: dict[str, Any]) -> list[str]:
-    """Say how the budget was met: exactly (streams cut their last sequence) or short by how much."""
-    pieces = [p for s in SPLITS for p in m["splits"][s]["domains"].values()]
-    cut = sum(p.get("truncated", 0) for p in pieces)
+    """Say how the budget was met: exactly (streams cut their last sequence) or short by how
+    much, and why a piece can hold more than its own budget (the unused rest carries over)."""
+    pieces = {(s, n): p for s in SPLITS for n, p in m["splits"][s]["domains"].items()}
+    cut = sum(p.get("truncated", 0) for p in pieces.values())
     short = m["num_tokens_requested"] - m["num_tokens"]
+    over = [
+        f"{s}/{n} {p['tokens']:,} of {p['budget']:,}"
+        for (s, n), p in pieces.items()
+        if p["tokens"] > p["budget"]
+    ]
+    exhausted = [f"{s}/{n}" for (s, n), p in pieces.items() if p.get("exhausted")]
     notes = []
     if cut:
         notes.append(f"{cut} sequence(s) of stream domains were cut to meet their budgets exactly.")
     if short > 0:
-        notes.append(
-            f"{short:,} tokens short of the request: task sequences are never cut, so each "
-            f"split and "
-            "domain stops before the sequence that would overflow its budget."
-        )
+        notes.append(f"{short:,} tokens short of the request: task sequences are never cut.")
+    if short > 0 or over:
+        notes.append(_carry_rule(over, exhausted))
     return [" ".join(notes), ""] if notes else []
+
+
+def _carry_rule(over: list[str], exhausted: list[str]) -> str:
+    """The rule of :mod:`synthlm.synth.build`, in words a reader of the counts can check."""
+    rule = (
+        "The pieces (split x domain) are filled in order, train, valid, test and the domains "
+        "in spec order; each takes whole sequences up to its own budget plus what the pieces "
+        "before it left unused, and stops before the sequence that would pass that. So a "
+        "piece can exceed its own budget"
+    )
+    rule += f" ({_listed(over)})" if over else ""
+    rule += ", but the pieces written so far never exceed the sum of their budgets"
+    if exhausted:
+        return (
+            f"{rule}. {_listed(exhausted)} ran out of sequences not already in train "
+            f"(--dedup-splits) and stopped early."
+        )
+    return f"{rule}, and the total falls short by less than one sequence of the last piece written."
+
+
+def _listed(items: list[str], most: int = 3) -> str:
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
 
 
 def render_markdown(m: dict[str, Any]) -> str:

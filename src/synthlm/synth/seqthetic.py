@@ -17,6 +17,12 @@ the name, where Seqthetic uses Python's per-process salted ``hash``). Any other 
 up as a synthlm domain type (``task`` or ``domain`` may name it too) and its remaining keys are
 passed to that domain. Every key must be understood: an unknown one is named in the error.
 Unlike Seqthetic, ``seed: 0`` is an ordinary seed, not "random".
+
+A config is recognised by any key only Seqthetic uses (``task``, ``num_token``, ``split``,
+``vocab_size``, ...), not by all of them: ``{"task": "fbm", "hurst": 0.7, "num_token": ...}``
+is a complete config. The one domain is named after the config's ``name`` (``reverse.json``
+gives the domain ``reverse`` of type ``seqthetic_identity``), so eval metrics read
+``acc/reverse``, as the user called the task; without a ``name`` it is named after its type.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from synthlm.errors import ConfigError
 from synthlm.synth.registry import load_domains, unknown_type_message
 
 FLAT_KEYS = ("vocab_size", "sequence_length_min", "sequence_length_max")
+# Top-level keys a synthlm spec never has: any one of them (without ``domains``) marks a flat
+# Seqthetic config. ``name``, ``seed`` and ``num_tokens`` are shared, so they say nothing.
+SEQTHETIC_KEYS = (*FLAT_KEYS, "num_token", "task", "split", "promoter_length_range")
 DATASET_KEYS = {
     "num_token": "num_tokens",
     "num_tokens": "num_tokens",
@@ -68,14 +77,17 @@ LENGTH_MAX_INCLUDED = {"ngram"}
 
 
 def is_seqthetic(raw: Mapping[str, Any]) -> bool:
-    return "domains" not in raw and any(key in raw for key in FLAT_KEYS)
+    return "domains" not in raw and any(key in raw for key in SEQTHETIC_KEYS)
 
 
 def from_seqthetic(raw: Mapping[str, Any], label: str) -> dict[str, Any]:
     """The equivalent synthlm spec tree (validated later like any spec)."""
     rest = dict(raw)
     name = str(rest.pop("name", ""))
-    explicit = next((rest.pop(k) for k in TYPE_KEYS if k in rest), None)
+    type_key = next((k for k in TYPE_KEYS if k in rest), "name")
+    explicit = rest.pop(type_key, None)
+    if explicit is None and not name:
+        raise ConfigError(f"{label}: {_looks_seqthetic(raw)}; it needs {_WHICH_TASK}")
     spec: dict[str, Any] = {"name": name or str(explicit)}
     for key, target in DATASET_KEYS.items():
         if key in rest:
@@ -86,11 +98,27 @@ def from_seqthetic(raw: Mapping[str, Any], label: str) -> dict[str, Any]:
     if explicit is None and name in NATIVE:
         domain = _native(name, rest, label)
     else:
-        domain = _generic(str(explicit) if explicit is not None else name, rest, label)
+        kind = str(explicit) if explicit is not None else name
+        _check_type(kind, type_key, raw, label)
+        domain = _generic(kind, rest, label)
     if promoter is not None:
         domain["promoter_length"] = _promoter_length(promoter, name, label)
+    if name:
+        domain["name"] = name  # metrics named after the config, not the shared domain type
     spec["domains"] = [domain]
     return spec
+
+
+_WHICH_TASK = (
+    f"`name` set to a Seqthetic task ({', '.join(NATIVE)}) or `task` naming a synthlm domain "
+    f'type (e.g. "task": "fbm"; `synthlm synth list` shows them all)'
+)
+
+
+def _looks_seqthetic(raw: Mapping[str, Any]) -> str:
+    """Why the config was read as Seqthetic's: the user may have meant a synthlm spec."""
+    keys = ", ".join(f"`{k}`" for k in SEQTHETIC_KEYS if k in raw)
+    return f"this looks like a Seqthetic flat config (it has {keys} and no `domains`)"
 
 
 def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
@@ -134,13 +162,17 @@ def _native(name: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
     return domain
 
 
+def _check_type(kind: str, key: str, raw: Mapping[str, Any], label: str) -> None:
+    """A wrong task name; when it came from ``name`` (which synthlm specs have too), said
+    together with why the file was read as a Seqthetic config and what it needs."""
+    if kind in load_domains():
+        return
+    hint = f" ({_looks_seqthetic(raw)}; it needs {_WHICH_TASK})" if key == "name" else ""
+    raise ConfigError(f"{label}: {key}: {unknown_type_message(kind)}{hint}")
+
+
 def _generic(kind: str, rest: dict[str, Any], label: str) -> dict[str, Any]:
     domains = load_domains()
-    if kind not in domains:
-        raise ConfigError(
-            f"{label}: name: {unknown_type_message(kind)} (a Seqthetic config names its "
-            f"domain in `name` or `task`)"
-        )
     fields = domains[kind].Params.model_fields
     domain: dict[str, Any] = {"type": kind}
     if "vocab_size" in rest:
