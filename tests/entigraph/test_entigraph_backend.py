@@ -116,3 +116,28 @@ def test_public_url_drops_credentials():
         == "https://api.example.com:8443/v1"
     )
     assert public_url("http://[::1]:8000/v1") == "http://[::1]:8000/v1"
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "url", "source"),
+    [
+        (None, None, "https://api.openai.com/v1", "default"),
+        (None, "", "https://api.openai.com/v1", "default"),  # empty: unset, not an empty URL
+        (None, "http://u:sk-x@10.0.0.5:8000/v1", "http://10.0.0.5:8000/v1", "OPENAI_BASE_URL"),
+        ("http://127.0.0.1:9/v1", "http://10.0.0.5:8000/v1", "http://127.0.0.1:9/v1", "--base-url"),
+    ],
+)
+def test_the_described_server_is_the_one_requests_go_to(monkeypatch, flag, env, url, source):
+    """--base-url, else $OPENAI_BASE_URL, else OpenAI's: the manifest never says null."""
+    if env is None:
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("OPENAI_BASE_URL", env)
+    described = build_backend("openai", BackendOptions(model="m", base_url=flag)).describe()
+    assert (described["base_url"], described["base_url_from"]) == (url, source)
+
+
+def test_a_bad_openai_base_url_is_named_as_such(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "ftp://x")
+    with pytest.raises(UserError, match="^OPENAI_BASE_URL 'ftp://x': expected an http"):
+        build_backend("openai", BackendOptions(model="m")).check_ready(dry_run=True)

@@ -33,6 +33,7 @@ from entigraph_fakes import (
     write_docs,
 )
 
+from synthlm.entigraph.requests import Key
 from synthlm.entigraph.templates import PromptSet
 
 TOTAL = REQUESTS_PER_DOC * len(DOCS)
@@ -205,15 +206,13 @@ def test_ctrl_c_finishes_requests_in_flight_so_resume_repeats_nothing(docs, tmp_
 @pytest.mark.slow
 def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_path):
     out = tmp_path / "out"
-    broken = {"on": True}
+    broken = {"entities": True, "pair": True}
 
     def faults(index: int, messages: list[dict]) -> str | None:
-        if not broken["on"]:
-            return None
         user = messages[1]["content"]
-        if is_entity_request(messages) and "Cold Storage" in user:
+        if broken["entities"] and is_entity_request(messages) and "Cold Storage" in user:
             return "badjson"  # the second document never yields valid JSON
-        if user.endswith("- Gull\n    - Rock\n    "):
+        if broken["pair"] and user.endswith("- Gull\n    - Rock\n    "):
             return "500"  # one pair of the first document always fails
         return None
 
@@ -233,16 +232,53 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
         assert {f["key"] for f in failures}.isdisjoint({r["key"] for r in done})
         manifest = json.loads((out / "manifest.json").read_text())
         assert not manifest["complete"] and manifest["pending"] == 2
+        assert manifest["still_failing"] == 2
         assert "2 requests known to be left" in first.stdout
+        # The pair was sent 3 times (2 transient retries), the entity request twice (1 re-ask of
+        # an invalid reply): the summary counts both kinds, the manifest names them apart.
+        assert "3 retries" in first.stdout
+        last = manifest["last_run"]
+        assert (last["retries"], last["transient_retries"], last["reasks"]) == (3, 2, 1)
 
-        broken["on"] = False
-        sent_before = len(fake.hits)
+        broken["pair"] = False  # the pair recovers, the second document still fails
         second = run(command)
-        assert second.returncode == 0, second.stderr
-        assert (
-            len(fake.hits) - sent_before == 1 + REQUESTS_PER_DOC
-        )  # the failed pair + all of doc 2
+        assert second.returncode == 1, second.stderr
+        failures = read_jsonl(out / "failures.jsonl")
+        assert [(f["step"], f["failed_runs"]) for f in failures] == [("entities", 2)]
+
+        broken["entities"] = False
+        sent_before = len(fake.hits)
+        third = run(command)
+        assert third.returncode == 0, third.stderr
+        assert len(fake.hits) - sent_before == REQUESTS_PER_DOC  # all of doc 2, nothing else
+        hits = len(fake.hits)
     assert_complete(out)
+    # Nothing is failing any more: no stale list. The history keeps every failure and its cost.
+    assert not (out / "failures.jsonl").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["still_failing"] == 0 and "complete: every request is done" in third.stdout
+    history = read_jsonl(out / "failure_history.jsonl")
+    assert sorted(f["step"] for f in history) == ["entities", "entities", "pair"]
+    assert manifest["total"]["usage"]["requests"] == hits  # failed attempts still counted
+
+
+def test_failures_of_an_older_version_are_adopted_as_history(docs, tmp_path):
+    """Before this layout, failures.jsonl was the append-only log of every failure: its entries
+    (and their cost) are kept as the history, and the list is rewritten from it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    key = Key("vault", "entities").encode()
+    old = {"key": key, "doc_id": "vault", "step": "entities", "entities": []}
+    old.update(error="invalid reply", usage={"requests": 2, "prompt_tokens": 7})
+    (out / "failures.jsonl").write_text(json.dumps(old) + "\n", encoding="utf-8")
+    with FakeOpenAI() as fake:
+        result = run(entigraph_command(docs, out, fake))
+        assert result.returncode == 0, result.stderr
+        hits = len(fake.hits)
+    assert not (out / "failures.jsonl").exists()
+    assert read_jsonl(out / "failure_history.jsonl") == [old]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["total"]["usage"]["requests"] == hits + 2
 
 
 @pytest.mark.slow
@@ -283,6 +319,81 @@ def test_dry_run_and_budgets(docs, tmp_path):
         manifest = json.loads((out / "manifest.json").read_text())
         assert "--max-cost 1 reached" in manifest["last_run"]["stop_reason"]
         assert 0 < manifest["last_run"]["cost"] <= 1.0 and manifest["last_run"]["completed"] >= 1
+
+
+def without_base_url(command: list[str]) -> list[str]:
+    at = command.index("--base-url")
+    return command[:at] + command[at + 2 :]
+
+
+def test_with_no_base_url_the_manifest_records_the_server_openai_base_url_chose(docs, tmp_path):
+    """The SDK honours OPENAI_BASE_URL; the manifest must name that server, not null (as if the
+    requests had gone to api.openai.com), and name what chose it; never the key."""
+    out = tmp_path / "out"
+    with FakeOpenAI() as fake:
+        command = without_base_url(entigraph_command(docs, out, fake, "--max-requests", "2"))
+        env = {**key_env(), "OPENAI_BASE_URL": fake.url}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert len(fake.hits) == 2  # the requests really went there
+        flagged = run(entigraph_command(docs, tmp_path / "flagged", fake, "--max-requests", "1"))
+        assert flagged.returncode == 0, flagged.stderr
+    backend = json.loads((out / "manifest.json").read_text())["backend"]
+    assert (backend["base_url"], backend["base_url_from"]) == (fake.url, "OPENAI_BASE_URL")
+    assert backend["api_key_env"] == "SYNTHLM_TEST_KEY"
+    flagged_backend = json.loads((tmp_path / "flagged" / "manifest.json").read_text())["backend"]
+    assert flagged_backend["base_url_from"] == "--base-url"
+    assert_no_key_anywhere(out, result.stdout, result.stderr)
+
+
+def test_a_bad_openai_base_url_exits_2_before_any_request(docs, tmp_path):
+    with FakeOpenAI() as fake:
+        command = without_base_url(entigraph_command(docs, tmp_path / "out", fake))
+        env = {**key_env(), "OPENAI_BASE_URL": "ftp://files.example"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "error: OPENAI_BASE_URL 'ftp://files.example': expected an http" in result.stderr
+    assert not fake.hits
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_expected_cost_next_to_the_expected_tokens(docs, tmp_path):
+    """Without --max-tokens (the paper's setting) the maximum cost is unbounded: the expected
+    cost, from the mean reply length of each step's records so far, is the figure to use."""
+    out = tmp_path / "out"
+    first_doc = tmp_path / "first.jsonl"
+    first_doc.write_text(json.dumps(DOCS[0]) + "\n", encoding="utf-8")
+    estimate = ("--dry-run", "--price-in", "10", "--price-out", "30", "--assumed-entities", "4")
+    with FakeOpenAI() as fake:
+        fresh = run(entigraph_command(docs, out, fake, *estimate))
+        assert run(entigraph_command(first_doc, out, fake)).returncode == 0
+        as_json = run(entigraph_command(docs, out, fake, *estimate, "--json"))
+        table = run(entigraph_command(docs, out, fake, *estimate))
+    assert fresh.returncode == as_json.returncode == table.returncode == 0, table.stderr
+    # no records yet: the expected cost is unknown, the prompts' share is said
+    assert "? (prompts alone $" in row_of(fresh.stdout, "total")
+
+    rows = json.loads(as_json.stdout)
+    records = read_jsonl(out / "generations.jsonl")
+    for step, left in {"entities": 1, "pair": 6, "triple": 4}.items():  # the second document
+        outputs = [r["usage"]["completion_tokens"] for r in records if r["step"] == step]
+        row = rows[step]
+        assert row["requests"] == left and row["max_cost"] is None  # unbounded
+        assert row["expected_completion_tokens"] == round(left * sum(outputs) / len(outputs))
+        assert row["expected_cost"] == pytest.approx(
+            (row["prompt_tokens"] * 10 + row["expected_completion_tokens"] * 30) / 1e6
+        )
+    total = rows["total"]["expected_cost"]
+    assert total == pytest.approx(
+        sum(rows[s]["expected_cost"] for s in ("entities", "pair", "triple"))
+    )
+    line = row_of(table.stdout, "total")
+    assert "unbounded (no --max-tokens)" in line and line.endswith(f"${total:,.4f}")
+    assert "cost (expected)" in table.stdout.splitlines()[1]
+
+
+def row_of(table: str, name: str) -> str:
+    return next(line for line in table.splitlines() if line.split()[:1] == [name])
 
 
 def test_rejected_key_stops_the_run_with_exit_2_and_no_leak(docs, tmp_path):

@@ -3,6 +3,8 @@ rebuild the learning-rate schedule for a new step budget."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from train_helpers import tiny_config
 
@@ -57,10 +59,28 @@ def test_init_from_with_more_rows_than_the_layout_is_refused(tmp_path, data):
     final = (
         run(load_run_config(config_a, ["train.max_steps=2", "model.num_meta_tokens=200"])) / "final"
     )
+    overrides = [f"model.init_from={final}", "model.overrides={}"]
+    config = load_run_config([tiny_config(tmp_path / "b", data)], overrides)
+    # the message names the exact setting, read from the checkpoint's synthlm.json
+    message = "embedding rows.*synthlm.json records 200 meta-language rows.*num_meta_tokens=200$"
+    with pytest.raises(ConfigError, match=message):
+        plan_run(config, 1)
+    fixed = load_run_config(
+        [tiny_config(tmp_path / "c", data)], [*overrides, "model.num_meta_tokens=200"]
+    )
+    assert plan_run(fixed, 1).layout.meta_size == 200
+
+
+def test_init_from_rows_not_explained_by_meta_rows_gets_the_general_hint(tmp_path, data):
+    final = train(tmp_path / "a", data, "train.max_steps=2", "model.num_meta_tokens=200") / "final"
+    info = final / "synthlm.json"
+    record = json.loads(info.read_text())
+    del record["layout"]  # an older or foreign checkpoint: nothing says where the rows came from
+    info.write_text(json.dumps(record))
     config = load_run_config(
         [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"]
     )
-    with pytest.raises(ConfigError, match="embedding rows"):
+    with pytest.raises(ConfigError, match="use the checkpoint's tokenizer and model.num_meta"):
         plan_run(config, 1)
 
 

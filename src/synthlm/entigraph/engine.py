@@ -52,19 +52,31 @@ class Tries:
 
 
 class GiveUp(Exception):
-    """A request failed for good in this run: recorded in failures.jsonl, retried next run."""
+    """A request failed for good in this run: logged in failure_history.jsonl (listed in
+    failures.jsonl until it succeeds), retried next run."""
 
 
 @dataclass
 class Counters:
-    """What this run did; the progress bar and the final report read it."""
+    """What this run did; the progress bar and the final report read it.
+
+    A request is sent again for two reasons, counted apart so a summary can name both:
+    ``transient`` (429, 5xx, timeout: the same request after a backoff) and ``reasks`` (a reply
+    that came back but was unusable: invalid JSON, empty, cut off by the length limit).
+    """
 
     completed: int = 0
     failed: int = 0
-    retries: int = 0
+    transient: int = 0
+    reasks: int = 0
     invalid: int = 0
     usage: Usage = field(default_factory=Usage)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        """Every request sent again, whatever the reason: each one costs a round trip."""
+        return self.transient + self.reasks
 
 
 class Engine:
@@ -244,7 +256,7 @@ class Engine:
         tries.transient += 1
         if tries.transient >= self.cfg.max_attempts:
             raise GiveUp(f"{exc} (gave up after {tries.transient} attempts)")
-        self.counters.retries += 1
+        self.counters.transient += 1
         self.on_change(self)
         delay = self.policy.delay(tries.transient, exc.retry_after)
         if exc.retry_after is not None:
@@ -260,6 +272,8 @@ class Engine:
             self.counters.invalid += 1
             if tries.invalid >= self.cfg.json_attempts:
                 raise GiveUp(f"invalid reply: {exc} (after {tries.invalid} attempts)") from None
+            self.counters.reasks += 1
+            self.on_change(self)
             return None
 
     def _values(self, job: Job) -> dict[str, str]:

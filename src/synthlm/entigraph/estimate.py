@@ -4,7 +4,9 @@ Entity lists are unknown until step 1 has run, so documents not yet analysed are
 yield ``--assumed-entities`` entities; documents already analysed in ``--out`` use their real
 lists, and completed keys are left out, so a dry run on a half-finished directory estimates
 what is *left*. Output tokens are bounded by ``--max-tokens``; once the directory holds records
-of a step, their mean output length is used as the expected figure as well.
+of a step, their mean output length gives the expected output and the expected cost as well
+(without ``--max-tokens``, the paper's setting, the maximum is unbounded and the expected
+figures are the ones to budget with).
 """
 
 from __future__ import annotations
@@ -58,17 +60,32 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         rows = {**self.steps, "total": self.total()}
-        return {name: {**vars(row), "max_cost": self._max_cost(row)} for name, row in rows.items()}
+        return {
+            name: {
+                **vars(row),
+                "max_cost": self._max_cost(row),
+                "expected_cost": self._expected_cost(row),
+            }
+            for name, row in rows.items()
+        }
 
     def _max_cost(self, row: StepEstimate) -> float | None:
         if row.max_completion_tokens is None:
             return None
         return self.prices.cost(row.prompt_tokens, row.max_completion_tokens)
 
+    def _expected_cost(self, row: StepEstimate) -> float | None:
+        """Prompt tokens plus the expected output: the figure to budget with when no
+        ``--max-tokens`` caps the replies (the paper's setting), where the maximum is unbounded."""
+        expected = row.expected_completion_tokens if row.requests else 0
+        if expected is None:
+            return None
+        return self.prices.cost(row.prompt_tokens, expected)
+
     def table(self) -> str:
         lines = [
             f"{'step':<9} {'requests':>9} {'prompt tok':>12} {'output tok (max)':>17} "
-            f"{'expected out':>13}  cost (max)"
+            f"{'expected out':>13}  {'cost (max)':<27}  cost (expected)"
         ]
         for name, row in {**self.steps, "total": self.total()}.items():
             expected = (
@@ -77,16 +94,27 @@ class Estimate:
                 else f"{row.expected_completion_tokens:,}"
             )
             expected = expected if row.requests else "0"
-            unbounded = row.max_completion_tokens is None and self.prices.known
-            cost = "unbounded (no --max-tokens)" if unbounded else format_cost(self._max_cost(row))
             most = (
                 "no cap" if row.max_completion_tokens is None else f"{row.max_completion_tokens:,}"
             )
             lines.append(
                 f"{name:<9} {row.requests:>9,} {row.prompt_tokens:>12,} {most:>17} "
-                f"{expected:>13}  {cost}"
+                f"{expected:>13}  {self._max_cost_text(row):<27}  {self._expected_cost_text(row)}"
             )
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+    def _max_cost_text(self, row: StepEstimate) -> str:
+        if row.max_completion_tokens is None and self.prices.known:
+            return "unbounded (no --max-tokens)"
+        return format_cost(self._max_cost(row))
+
+    def _expected_cost_text(self, row: StepEstimate) -> str:
+        if not self.prices.known:
+            return format_cost(None)
+        cost = self._expected_cost(row)
+        if cost is None:  # no records of this step yet: only the prompts' share is known
+            return f"? (prompts alone {format_cost(self.prices.cost(row.prompt_tokens, 0))})"
+        return format_cost(cost)
 
 
 def estimate_run(
@@ -138,7 +166,8 @@ def estimate_run(
         else f"at most --max-tokens {cfg.max_tokens} per request"
     )
     estimate.notes.append(
-        f"output tokens {cap}; 'expected' uses the mean of records already in --out"
+        f"output tokens {cap}; 'expected' (tokens and cost) uses the mean reply length of each "
+        "step's records already in --out ('?' until a step has some)"
     )
     estimate.notes.append(
         f"prompt tokens "

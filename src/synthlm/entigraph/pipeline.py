@@ -6,9 +6,10 @@ summary and lists the document's entities (JSON, validated); (2) for pairs of en
 plus the summaries, become ``corpus.jsonl``.
 
 Everything a run needs is checked first (documents, prompts, output directory, credentials);
-then the engine (:mod:`.engine`) sends requests; finally the corpus and the manifest are
-rewritten, also when the run was stopped by a budget or interrupted, so the directory always
-describes exactly what its log holds. Rerunning the same command resumes.
+then the engine (:mod:`.engine`) sends requests; finally the corpus, the list of requests still
+failing and the manifest are rewritten, also when the run was stopped by a budget or
+interrupted, so the directory always describes exactly what its logs hold. Rerunning the same
+command resumes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import Any
 
 from synthlm import __version__
 from synthlm.entigraph.backends.base import Backend, build_backend
-from synthlm.entigraph.corpus import CORPUS, FAILURES, GENERATIONS, MANIFEST, write_corpus
+from synthlm.entigraph.corpus import (
+    CORPUS,
+    FAILURE_HISTORY,
+    FAILURES,
+    GENERATIONS,
+    MANIFEST,
+    write_corpus,
+    write_failures,
+)
 from synthlm.entigraph.costs import Prices, Usage
 from synthlm.entigraph.documents import Document, FieldNames, read_documents
 from synthlm.entigraph.engine import Engine
@@ -33,7 +42,7 @@ from synthlm.entigraph.progress import Progress
 from synthlm.entigraph.records import AppendLog
 from synthlm.entigraph.requests import STEPS
 from synthlm.entigraph.settings import EntiGraphConfig
-from synthlm.entigraph.state import RunState, directory_lock
+from synthlm.entigraph.state import RunState, adopt_old_failure_log, directory_lock
 from synthlm.entigraph.templates import PromptSet
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_json
@@ -47,7 +56,10 @@ class RunReport:
     estimate: Estimate | None = None
     completed: int = 0
     failed: int = 0
-    retries: int = 0
+    retries: int = 0  # requests sent again for either reason: transient_retries + reasks
+    transient_retries: int = 0  # after a 429, 5xx, timeout or malformed response
+    reasks: int = 0  # after a reply that came back unusable (invalid JSON, empty, cut off)
+    still_failing: int = 0  # requests listed in failures.jsonl after this run
     pending: int = 0
     corpus_lines: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -111,6 +123,7 @@ def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
             cfg.out, estimate=estimate_run(cfg, documents, prompts, backend, state, prices)
         )
     with directory_lock(cfg.out):
+        adopt_old_failure_log(cfg.out)
         state = RunState.load(cfg.out)
         session = Session(
             cfg, documents, prompts, backend, state, Prices(cfg.price_in, cfg.price_out)
@@ -121,7 +134,7 @@ def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
 
 def _generate(session: Session) -> RunReport:
     cfg, state = session.cfg, session.state
-    logs = (AppendLog(cfg.out / GENERATIONS), AppendLog(cfg.out / FAILURES))
+    logs = (AppendLog(cfg.out / GENERATIONS), AppendLog(cfg.out / FAILURE_HISTORY))
     progress = Progress(session.prices, disable=cfg.quiet)
     engine = Engine(
         cfg,
@@ -195,6 +208,8 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
         completed=counters.completed,
         failed=counters.failed,
         retries=counters.retries,
+        transient_retries=counters.transient,
+        reasks=counters.reasks,
         pending=state.pending(session.documents, cfg.seed, cfg.limits()),
         usage=counters.usage,
         cost=session.prices.usage_cost(counters.usage),
@@ -205,6 +220,9 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
     )
     kinds = write_corpus(cfg.out / CORPUS, cfg.out / GENERATIONS, [d.id for d in session.documents])
     report.corpus_lines = sum(kinds.values())
+    report.still_failing = write_failures(
+        cfg.out / FAILURES, cfg.out / FAILURE_HISTORY, state.done_keys
+    )
     atomic_write_json(cfg.out / MANIFEST, _manifest(session, state, report, started))
     return report
 
@@ -234,6 +252,7 @@ def _manifest(
         "records": {"total": state.completed, **{step: state.steps[step] for step in STEPS}},
         "corpus_lines": report.corpus_lines,
         "pending": report.pending,
+        "still_failing": report.still_failing,
         "complete": report.complete,
         "prices_per_million": {"input": cfg.price_in, "output": cfg.price_out},
         "last_run": {
@@ -242,10 +261,17 @@ def _manifest(
             "completed": report.completed,
             "failed": report.failed,
             "retries": report.retries,
+            "transient_retries": report.transient_retries,
+            "reasks": report.reasks,
             "usage": report.usage.to_dict(),
             "cost": report.cost,
             "stop_reason": report.stop_reason,
         },
         "total": {"usage": report.total_usage.to_dict(), "cost": report.total_cost},
-        "files": {"generations": GENERATIONS, "failures": FAILURES, "corpus": CORPUS},
+        "files": {
+            "generations": GENERATIONS,
+            "failures": FAILURES,
+            "failure_history": FAILURE_HISTORY,
+            "corpus": CORPUS,
+        },
     }

@@ -39,7 +39,9 @@ class EntiGraphConfig(Section):
     )
     model: str = Field(description="Model name on the server, or the local model directory.")
     base_url: str | None = Field(
-        None, description="Server URL, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)."
+        None,
+        description="Server URL, e.g. http://127.0.0.1:8000/v1 (default: $OPENAI_BASE_URL if "
+        "set, else https://api.openai.com/v1).",
     )
     api_key_env: str = Field(
         "OPENAI_API_KEY", min_length=1, description="Environment variable holding the API key."

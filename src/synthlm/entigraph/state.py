@@ -1,8 +1,8 @@
 """What an output directory already holds: completed keys, entity lists, usage so far.
 
 Resume streams ``generations.jsonl`` (the only source of truth for "done") and
-``failures.jsonl`` (attempts that cost tokens but produced nothing), keeping keys, entity lists
-and totals in memory, never the generated texts. A directory lock keeps two runs from
+``failure_history.jsonl`` (attempts that cost tokens but produced nothing), keeping keys, entity
+lists and totals in memory, never the generated texts. A directory lock keeps two runs from
 appending to the same log at once, which would send every request twice.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthlm.entigraph.corpus import FAILURES, GENERATIONS, truncated
+from synthlm.entigraph.corpus import FAILURE_HISTORY, FAILURES, GENERATIONS, truncated
 from synthlm.entigraph.costs import Usage
 from synthlm.entigraph.documents import Document
 from synthlm.entigraph.records import iter_log
@@ -44,7 +44,7 @@ class RunState:
         state = cls()
         for _, _, record in iter_log(out / GENERATIONS):
             state.add(record)
-        for _, _, failure in iter_log(out / FAILURES):
+        for _, _, failure in iter_log(failure_history(out)):
             state.usage.merge(failure.get("usage") or {})
         return state
 
@@ -107,6 +107,21 @@ class RunState:
                     f"uses {identity[name]!r}; "
                     "use another --out, or pass --allow-mixed to add to it anyway"
                 )
+
+
+def failure_history(out: Path) -> Path:
+    """The log of failed requests; directories of older synthlm versions kept it in
+    ``failures.jsonl`` (then an append-only log), which :func:`adopt_old_failure_log` renames."""
+    history = out / FAILURE_HISTORY
+    return history if history.exists() or not (out / FAILURES).exists() else out / FAILURES
+
+
+def adopt_old_failure_log(out: Path) -> None:
+    """Before a run writes: an older version's append-only ``failures.jsonl`` becomes the history
+    (its usage stays counted); ``failures.jsonl`` is then rewritten as the still-failing list."""
+    old = out / FAILURES
+    if old.exists() and not (out / FAILURE_HISTORY).exists():
+        old.rename(out / FAILURE_HISTORY)
 
 
 @contextlib.contextmanager

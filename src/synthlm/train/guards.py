@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from synthlm.data.mixture import ModelVocab
+from synthlm.data.mixture import VOCAB_MULTIPLE, ModelVocab, round_up
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.schedules import ScheduleConfig, build_schedule
 
@@ -45,9 +45,25 @@ def check_init_from(
         raise ConfigError(
             f"model.init_from: {path} has {hf_vocab_size} embedding rows but this run's layout "
             f"needs {layout.model_vocab_size} ({layout.to_dict()}); a model cannot shrink its "
-            "vocabulary: use the checkpoint's tokenizer and model.num_meta_tokens"
+            f"vocabulary: {_rows_hint(path, saved, layout, hf_vocab_size)}"
         )
     _check_same_tokenizer(path, tokenizer)
+
+
+def _rows_hint(path: Path, saved: dict[str, Any] | None, layout: ModelVocab, rows: int) -> str:
+    """The exact setting that gives the checkpoint's row count, when its meta rows explain it.
+
+    A checkpoint trained with synthetic data (the quickstart's) carries meta-language rows after
+    the natural ones; continuing from it needs the same ``model.num_meta_tokens``, which its
+    ``synthlm.json`` records, so the user is told the number rather than left to work it out.
+    """
+    meta = saved.get("meta_size") if saved else None
+    if isinstance(meta, int) and round_up(layout.natural_size + meta, VOCAB_MULTIPLE) == rows:
+        return (
+            f"its {INFO_FILE} records {meta} meta-language rows (meta_size); set "
+            f"model.num_meta_tokens={meta}"
+        )
+    return "use the checkpoint's tokenizer and model.num_meta_tokens"
 
 
 def _read_info(path: Path) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 The API key is read from the environment variable named by ``--api-key-env`` when the client is
 built, handed to the SDK and nowhere else: it is not stored on this object's public fields, not
 written to the manifest, and scrubbed from any error text a server might echo it in.
+
+The server is ``--base-url``, else ``$OPENAI_BASE_URL`` (which the SDK would read on its own),
+else OpenAI's API. We resolve it here and hand the SDK the result, so the URL the manifest
+records is the one the requests went to, whichever of the three chose it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ FATAL_STATUS = {
     404: "model or endpoint not found",
 }
 REDACTED = "[redacted]"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 @register_backend("openai")
@@ -51,12 +57,10 @@ class OpenAIHTTPBackend(Backend):
                 f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any "
                 f"value: export {env}=none)"
             )
-        url = self.options.base_url
-        if url is not None and (
-            urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
-        ):
+        url, source = resolve_base_url(self.options.base_url)
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise UserError(
-                f"--base-url {public_url(url)!r}: expected an http:// or https:// URL, "
+                f"{source} {public_url(url)!r}: expected an http:// or https:// URL, "
                 f"e.g. http://127.0.0.1:8000/v1"
             )
 
@@ -72,7 +76,7 @@ class OpenAIHTTPBackend(Backend):
             # only one in force so attempts, waits and failures are counted and reported.
             self._client = AsyncOpenAI(
                 api_key=self._secret,
-                base_url=self.options.base_url,
+                base_url=resolve_base_url(self.options.base_url)[0],
                 timeout=self.options.timeout,
                 max_retries=0,
             )
@@ -166,11 +170,26 @@ class OpenAIHTTPBackend(Backend):
             self._client = None
 
     def describe(self) -> dict[str, Any]:
+        url, source = resolve_base_url(self.options.base_url)
         return {
             **super().describe(),
-            "base_url": public_url(self.options.base_url),
+            "base_url": public_url(url),
+            "base_url_from": source,
             "api_key_env": self.options.api_key_env,
         }
+
+
+def resolve_base_url(flag: str | None) -> tuple[str, str]:
+    """The server URL and what chose it: ``--base-url``, ``OPENAI_BASE_URL`` or ``default``.
+
+    An empty ``OPENAI_BASE_URL`` counts as unset (the SDK would take it as an empty URL).
+    """
+    if flag is not None:
+        return flag, "--base-url"
+    env = os.environ.get(BASE_URL_ENV, "").strip()
+    if env:
+        return env, BASE_URL_ENV
+    return DEFAULT_BASE_URL, "default"
 
 
 def retry_after_seconds(headers: Any) -> float | None:
