@@ -597,8 +597,10 @@ class Mixture:
                 raise ConfigError(
                     f"data source '{config.name}' would be repeated "
                     f"{epochs[config.name]:.2f} times "
-                    f"(max_repetition={config.max_repetition}); add data, lower its "
-                    f"weight, or train fewer steps"
+                    f"(max_repetition={config.max_repetition}): {count:,} of the run's "
+                    f"{num_samples:,} windows (whole optimizer steps; a token budget rounds up "
+                    f"to them) against {packed.epoch_samples:,.1f} per pass over it; add data, "
+                    f"lower its weight, or train fewer steps"
                 )
         return epochs
 
