@@ -169,3 +169,16 @@ def test_export_refuses_a_vocabulary_past_int32(tmp_path, dataset):
     done = export_cli(dataset, tmp_path / "x", "--vocab-size", str(2**31 + 1))
     assert done.returncode == 2 and "int32" in done.stderr, done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_second_export_into_the_same_out_needs_overwrite(tmp_path, train_only):
+    out = tmp_path / "x"
+    assert export_cli(train_only, out).returncode == 0
+    before = (out / "train_text_document.bin").read_bytes()
+    again = export_cli(train_only, out, "--offset", "300")  # the later --offset wins
+    assert again.returncode == 2, again.stderr
+    assert "already holds an export" in again.stderr and "--overwrite" in again.stderr
+    assert (out / "train_text_document.bin").read_bytes() == before  # untouched
+    replaced = export_cli(train_only, out, "--offset", "300", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((out / "export.json").read_text())["offset"] == 300

@@ -212,6 +212,9 @@ def export(
     split: list[str] = typer.Option(
         None, "--split", help="Only these splits (repeatable; default all)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier export in --out."
+    ),
 ) -> None:
     """Write the stores in a model's global id space with EOD, for Megatron-LM and GPT-NeoX."""
     from synthlm.errors import UserError
@@ -226,7 +229,13 @@ def export(
     if offset is None or eod is None:
         raise UserError("synth export: give --tokenizer, or both --offset and --eod")
     summary = export_synthetic(
-        directory, out, offset=offset, eod=eod, vocab_size=vocab_size, splits=split or None
+        directory,
+        out,
+        offset=offset,
+        eod=eod,
+        vocab_size=vocab_size,
+        splits=split or None,
+        overwrite=overwrite,
     )
     lo, hi = summary["global_id_range"]
     typer.echo(

@@ -40,6 +40,7 @@ def export_synthetic(
     eod: int,
     vocab_size: int | None = None,
     splits: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write each split of the dataset at ``directory`` into ``out`` in global ids; returns the
     export summary (also written to ``out/export.json``).
@@ -54,7 +55,7 @@ def export_synthetic(
     vocab = _checked_vocab(offset, eod, local, vocab_size)
     chosen, absent = _chosen_splits(dataset.manifest["splits"], splits, directory)
     stores = {split: _checked_store(dataset.split(split), local) for split in chosen}
-    out = _checked_out(Path(out))
+    out = _checked_out(Path(out), overwrite)
     if absent:
         print(
             f"note: {directory}: skipped the absent splits {', '.join(absent)} (no sequences; "
@@ -108,12 +109,25 @@ def _checked_store(store: TokenStore, local: int) -> TokenStore:
     return store
 
 
-def _checked_out(out: Path) -> Path:
-    """``out`` if it is (or can become) a directory; checked before any split is written."""
+def _checked_out(out: Path, overwrite: bool) -> Path:
+    """``out`` if it is (or can become) a directory and holds no earlier export (unless
+    ``overwrite``); checked before any split is written, as ``tokenize`` refuses existing stores."""
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; give a directory")
+    earlier = sorted(p.name for p in _export_files(out)) if out.is_dir() else []
+    if earlier and not overwrite:
+        raise UserError(
+            f"--out {out}: already holds an export ({', '.join(earlier[:3])}"
+            f"{', ...' if len(earlier) > 3 else ''}); pass --overwrite to replace it"
+        )
     return out
+
+
+def _export_files(out: Path) -> list[Path]:
+    """What an export writes into ``out``: export.json and each split's stores."""
+    stores = (p for split in SPLITS for p in out.glob(f"{split}_*_document.*"))
+    return [p for p in (out / "export.json", *stores) if p.exists()]
 
 
 def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) -> int:
