@@ -406,6 +406,75 @@ def test_training_reads_jsonl_keys(tmp_path):
     assert len(tok.encode("zebra quagga")) < len("zebra quagga")  # merges were learned from the key
 
 
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory, shakespeare: Path) -> Path:
+    """20 KB of tinyshakespeare: far too little text for a 32,000-id vocabulary."""
+    path = tmp_path_factory.mktemp("small") / "small.txt"
+    path.write_text(shakespeare.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    return path
+
+
+def shortfall_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning: asked for")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "sp_model_type"),
+    [("bpe", "bpe"), ("unigram", "bpe"), ("sentencepiece", "bpe"), ("sentencepiece", "unigram")],
+)
+def test_a_vocabulary_short_of_the_request_is_warned_and_recorded(
+    tmp_path, small_corpus, capsys, kind, sp_model_type
+):
+    tok = train_tokenizer(
+        [small_corpus],
+        kind,
+        32_000,
+        tmp_path / "tok",
+        extra_tokens=3,
+        sp_model_type=sp_model_type,
+        quiet=True,
+    )
+    assert tok.vocab_size < 32_000
+    [line] = shortfall_lines(capsys.readouterr().err)
+    assert f"asked for 32,000 ids, the corpus gave {tok.vocab_size:,}: {kind}" in line
+    meta = json.loads((tmp_path / "tok" / "synthlm_tokenizer.json").read_text())
+    assert (meta["requested_vocab_size"], meta["vocab_size"]) == (32_000, tok.vocab_size)
+
+
+def test_a_vocabulary_of_the_requested_size_is_not_warned(tmp_path, small_corpus, capsys):
+    train_tokenizer([small_corpus], "bpe", 400, tmp_path / "bpe", quiet=True)
+    train_tokenizer([], "byte", None, tmp_path / "byte", extra_tokens=2, quiet=True)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_sentencepiece_warns_in_one_line_without_its_own_log(tmp_path, small_corpus):
+    """Not --quiet, yet sentencepiece's hundreds of log lines stay out of stderr."""
+    result = run_cli(
+        "tokenizer",
+        "train",
+        "--input",
+        str(small_corpus),
+        "--kind",
+        "sentencepiece",
+        "--vocab-size",
+        "32000",
+        "--out",
+        str(tmp_path / "sp"),
+    )
+    assert result.returncode == 0, result.stderr
+    actual = json.loads((tmp_path / "sp" / "synthlm_tokenizer.json").read_text())["vocab_size"]
+    assert actual < 32_000 and f"{actual} ids" in result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"warning: asked for 32,000 ids, the corpus gave {actual:,}: ")
+
+
+def test_verbose_training_lets_sentencepiece_log(tmp_path, small_corpus, capfd):
+    train_tokenizer([small_corpus], "sentencepiece", 600, tmp_path / "q")
+    assert "trainer_interface" not in capfd.readouterr().err
+    train_tokenizer([small_corpus], "sentencepiece", 600, tmp_path / "v", verbose=True)
+    assert "trainer_interface" in capfd.readouterr().err
+
+
 def test_cli_train_takes_many_inputs_after_one_flag_and_info_reports(tmp_path, corpus):
     second = tmp_path / "more.txt"
     second.write_text("More text for the tokenizer.\n" * 50)
@@ -427,6 +496,7 @@ def test_cli_train_takes_many_inputs_after_one_flag_and_info_reports(tmp_path, c
         "--quiet",
     )
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
     meta = json.loads((out / "synthlm_tokenizer.json").read_text())
     assert len(meta["trained_on"]) == 2
     info = run_cli("tokenizer", "info", str(out), "--encode", "To be ☃")

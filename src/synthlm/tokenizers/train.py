@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,14 @@ def train_tokenizer(
     sp_model_type: str = "bpe",
     overwrite: bool = False,
     quiet: bool = False,
+    verbose: bool = False,
 ) -> BaseTokenizer:
-    """Train a ``kind`` tokenizer with ``vocab_size`` ids in all (specials and extras included)."""
+    """Train a ``kind`` tokenizer with ``vocab_size`` ids in all (specials and extras included).
+
+    ``quiet`` hides progress bars; ``verbose`` lets the sentencepiece library print its own
+    log (hundreds of lines, so off by default). A corpus too small for ``vocab_size`` gives a
+    smaller vocabulary: that is allowed (a hard limit would fail the run) but said on stderr.
+    """
     if kind not in TRAINERS:
         raise UserError(f"--kind {kind!r}: choose one of {', '.join(TRAINERS.names())}")
     tokens = {**DEFAULT_TOKENS, **(special_tokens or {})}
@@ -77,17 +84,47 @@ def train_tokenizer(
     out = Path(out)
     replaceable_files(out, overwrite=overwrite)
     documents, sources = _training_documents(files, kind, list(keys), txt_mode, max_docs)
-    options = {"min_frequency": min_frequency, "sp_model_type": sp_model_type, "quiet": quiet}
+    options = {
+        "min_frequency": min_frequency,
+        "sp_model_type": sp_model_type,
+        "quiet": quiet,
+        "verbose": verbose,
+    }
     tokenizer = TRAINERS[kind](documents, learned, tokens, options)
     if extra_tokens:
         tokenizer = tokenizer.extend(extra_tokens=extra_tokens)
     provenance = {
         "trained_on": sources,
         "requested_vocab_size": vocab_size,
-        "options": {k: v for k, v in options.items() if k != "quiet"},
+        "options": {k: v for k, v in options.items() if k not in ("quiet", "verbose")},
     }
     tokenizer.save(out, overwrite=overwrite, provenance=provenance)
+    warning = shortfall_warning(kind, vocab_size, tokenizer.vocab_size, min_frequency)
+    if warning:
+        print(warning, file=sys.stderr)
     return load_tokenizer(out)
+
+
+def shortfall_warning(kind: str, requested: int | None, actual: int, min_frequency: int) -> str:
+    """One stderr line when training stopped short of ``--vocab-size`` ("" when it did not).
+
+    Every learned kind stops early on a corpus too small to hold that many pieces (BPE runs out
+    of pairs seen ``--min-frequency`` times, unigram and sentencepiece out of candidates), and
+    the vocabulary size is baked into the model's embeddings: a user who sized a model for the
+    requested ids must hear that fewer exist, not find out from ``tokenizer info``.
+    """
+    if requested is None or actual >= requested:
+        return ""
+    why = {
+        "bpe": f"no more pairs occur --min-frequency {min_frequency} times",
+        "unigram": "no more candidate pieces",
+        "sentencepiece": "no more candidate pieces",
+    }.get(kind, "nothing more to learn")
+    return (
+        f"warning: asked for {requested:,} ids, the corpus gave {actual:,}: {kind} training "
+        f"stopped early ({why}); the saved tokenizer has {actual:,} ids (train on more text, "
+        f"or ask for --vocab-size {actual} to make this explicit)"
+    )
 
 
 def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
@@ -246,7 +283,9 @@ def _train_sentencepiece(
             shuffle_input_sentence=True,
             max_sentence_length=1 << 16,
             num_threads=os.cpu_count() or 1,
-            minloglevel=2 if options["quiet"] else 0,
+            # its INFO and WARNING lines fill screens (a short vocabulary is reported by
+            # train_tokenizer instead); 2 keeps only errors, which also raise
+            minloglevel=0 if options["verbose"] else 2,
         )
     except RuntimeError as exc:
         raise UserError(
