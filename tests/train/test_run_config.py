@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,68 @@ def test_dry_run_prints_the_resolved_config_and_the_plan_without_training(tmp_pa
     assert (summary["steps"], summary["global_batch"], summary["grad_accum"]) == (12, 8, 2)
     assert summary["vocab_layout"]["model_vocab_size"] == 320
     assert not (tmp_path / "run").exists()
+
+
+DEPTH = {"name": "depth", "noise_density": 0.3, "max_sentences": 6}  # the rest: defaults
+
+
+def test_saved_objective_lists_its_defaults_and_still_equals_the_written_one(tmp_path, data):
+    """RUN/config.yaml holds the objective's defaults; loaded back, it equals the config it was
+    saved from, and a config saved before defaults were dumped (only the written keys)."""
+    from synthlm.config import dump_yaml
+
+    written = load_run_config([tiny_config(tmp_path, data, objective=DEPTH)])
+    saved = yaml.safe_load(dump_yaml(written))
+    assert saved["objective"]["name"] == "depth" and saved["objective"]["max_sentences"] == 6
+    assert saved["objective"]["construction"] == "synthlm"
+    assert saved["objective"]["splitter"] == "pysbd"
+    assert saved["objective"]["mean_noise_span_length"] == 3.0
+    assert load_run_config([saved]) == written
+    assert load_run_config([saved]) == load_run_config([{**saved, "objective": DEPTH}])
+    changed = {**saved, "objective": {**saved["objective"], "splitter": "rules"}}
+    assert load_run_config([changed]) != written
+    clm = load_run_config([tiny_config(tmp_path, data)])  # no objective section: clm
+    assert yaml.safe_load(dump_yaml(clm))["objective"] == {"name": "clm", "document_mask": False}
+
+
+def test_invalid_objective_options_are_dumped_as_written(tmp_path, data):
+    """Dumping never raises: a bad option is left for the planner to report with its file."""
+    from synthlm.config import dump_yaml
+
+    bad = {"name": "depth", "noise_densty": 0.3}
+    config = load_run_config([tiny_config(tmp_path, data, objective=bad)])
+    assert yaml.safe_load(dump_yaml(config))["objective"] == bad
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_objectives_defaults(tmp_path, data):
+    t5 = {"arch": "t5", "preset": "tiny", "overrides": {"d_model": 32, "d_ff": 64, "d_kv": 8}}
+    config = tiny_config(tmp_path, data, objective=DEPTH, data={"seq_len": 128})
+    config["model"] = t5
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    objective = yaml.safe_load(done.stdout.split("# plan\n")[0])["objective"]
+    assert objective["max_sentences"] == 6 and objective["construction"] == "synthlm"
+    assert (objective["splitter"], objective["mean_noise_span_length"]) == ("pysbd", 3.0)
+
+
+@pytest.mark.slow
+def test_a_run_saved_without_objective_defaults_resumes(tmp_path, data):
+    """Run dirs from before the defaults were dumped resume: resume checks trainer_state.json
+    and synthlm.json, and rewrites RUN/config.yaml, never comparing the saved one."""
+    config = tiny_config(tmp_path, data, train={"max_steps": 6, "checkpoint_every": 2})
+    path = write_config(tmp_path / "run.yaml", config)
+    assert synthlm("train", str(path), "--quiet").returncode == 0
+    run_dir = tmp_path / "run"
+    shutil.rmtree(run_dir / "final")
+    shutil.rmtree(run_dir / "checkpoints" / "step-6")
+    for saved in [run_dir / "config.yaml", *run_dir.glob("checkpoints/step-*/config.yaml")]:
+        old = yaml.safe_load(saved.read_text())
+        assert old["objective"] == {"name": "clm", "document_mask": False}
+        saved.write_text(yaml.safe_dump({**old, "objective": {"name": "clm"}}, sort_keys=False))
+    resumed = synthlm("train", str(path), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout + resumed.stderr and (run_dir / "final").is_dir()
+    assert (
+        yaml.safe_load((run_dir / "config.yaml").read_text())["objective"]["document_mask"] is False
+    )

@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from synthlm.config import Count, KeyPath, Section, located_error, merge_sources, validate
 from synthlm.data.mixture import DataConfig
@@ -42,7 +49,49 @@ class ObjectiveConfig(Section):
     )
 
     def options(self) -> dict[str, Any]:
+        """The options as written (what the objective is built from)."""
         return dict(self.model_extra or {})
+
+    def resolved_options(self, mode: str = "json") -> dict[str, Any] | None:
+        """Every option of the named objective, defaults included; None when the name or an
+        option is invalid (:func:`check_objective` reports that, naming the file that set it).
+
+        Imports the objective (torch): only dumping and comparing configs call it, never loading.
+        """
+        from pydantic import ValidationError
+
+        from synthlm.objectives import OBJECTIVES
+
+        if self.name not in OBJECTIVES:
+            return None
+        try:
+            options = OBJECTIVES.options_model(self.name).model_validate(self.options())
+        except ValidationError:
+            return None
+        return options.model_dump(mode=mode)
+
+    @model_serializer(mode="wrap")
+    def _dump_with_defaults(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """Dump the objective's defaults too, as every other section is dumped: the dry-run and
+        RUN/config.yaml then show what the run trains with (``construction``, ``splitter``...),
+        not only what the user happened to write."""
+        written = handler(self)
+        resolved = self.resolved_options(info.mode)
+        return written if resolved is None else {"name": written["name"], **resolved}
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when they train the same way: a config saved with the defaults filled in (since
+        they are dumped) equals the one it was saved from, and one saved before that."""
+        if not isinstance(other, ObjectiveConfig):
+            return NotImplemented
+        if self.name != other.name:
+            return False
+        mine, theirs = self.resolved_options("python"), other.resolved_options("python")
+        if mine is None or theirs is None:
+            return self.options() == other.options()
+        return mine == theirs
 
 
 class TrainConfig(Section):
