@@ -1,6 +1,10 @@
 """With the default settings (document_mask on for synthetic sources), a tiny Llama learns copy
-and reverse to >= 0.95 exact match in a few hundred CPU steps; the packed-without-mask
-setting is what used to make this take thousands (docs/synthetic_pretraining.md)."""
+and reverse to >= 0.95 exact match in 800 CPU steps; the packed-without-mask setting is what
+used to make this take thousands (docs/synthetic_pretraining.md).
+
+The settings leave a margin over seeds rather than fit one trajectory: at lr 1e-3 and 800 steps
+seeds 0-2 all reach >= 0.96 on both tasks; at lr 3e-3 (this test until 2026-12-01) or 500 steps
+single seeds stopped at 0.81-0.91 on one task."""
 
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ def test_copy_and_reverse_are_learned_with_the_default_settings(tmp_path, data):
                     "sources": [synthetic],
                     "eval": [{**synthetic, "max_examples": 64}],
                 },
-                "optim": {"lr": 3e-3, "weight_decay": 0.0},
+                "optim": {"lr": 1e-3, "weight_decay": 0.0},
                 "schedule": {"name": "cosine", "warmup_steps": 20, "final_lr_ratio": 0.1},
                 "train": {
                     "max_steps": STEPS,
@@ -65,4 +69,4 @@ def test_copy_and_reverse_are_learned_with_the_default_settings(tmp_path, data):
     assert final["eval/syn/acc/copy"] >= 0.95 and final["eval/syn/acc/reverse"] >= 0.95, final
 
 
-STEPS = 500
+STEPS = 800
