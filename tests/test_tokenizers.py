@@ -475,6 +475,35 @@ def test_verbose_training_lets_sentencepiece_log(tmp_path, small_corpus, capfd):
     assert "trainer_interface" in capfd.readouterr().err
 
 
+def test_cli_verbose_flag_reaches_sentencepiece(tmp_path, small_corpus):
+    args = ["--input", str(small_corpus), "--kind", "sentencepiece", "--vocab-size", "600"]
+    result = run_cli("tokenizer", "train", *args, "--out", str(tmp_path / "v"), "--verbose")
+    assert result.returncode == 0 and "trainer_interface" in result.stderr
+
+
+def test_cli_unigram_too_small_for_the_corpus_characters_is_a_clear_error(tmp_path):
+    """The tokenizers library raises a bare Exception when distinct characters outnumber the
+    pieces; a user gets one error line naming --vocab-size and the way out."""
+    text = tmp_path / "han.txt"
+    text.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 800)) * 2 + "\n")
+    result = run_cli(
+        "tokenizer",
+        "train",
+        "--input",
+        str(text),
+        "--kind",
+        "unigram",
+        "--vocab-size",
+        "600",
+        "--out",
+        str(tmp_path / "u"),
+        "-q",
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --vocab-size 600: the unigram trainer keeps every")
+    assert "Traceback" not in result.stderr and not (tmp_path / "u" / "tokenizer.json").exists()
+
+
 def test_cli_train_takes_many_inputs_after_one_flag_and_info_reports(tmp_path, corpus):
     second = tmp_path / "more.txt"
     second.write_text("More text for the tokenizer.\n" * 50)

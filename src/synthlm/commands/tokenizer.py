@@ -65,6 +65,9 @@ def train(
         help="Replace a tokenizer already saved in --out (other files there are kept).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress output."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Let SentencePiece print its own training log (long)."
+    ),
 ) -> None:
     """Train a tokenizer: ids 0-3 are <unk> <s> </s> <pad>, extra tokens take the last ids."""
     from synthlm.errors import UserError
@@ -89,6 +92,7 @@ def train(
         sp_model_type=sp_model_type,
         overwrite=overwrite,
         quiet=quiet,
+        verbose=verbose,
     )
     typer.echo(
         f"wrote {out}: {tok.kind}, {tok.vocab_size} ids, specials {tok.special_ids()}, "

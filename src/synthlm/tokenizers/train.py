@@ -221,7 +221,16 @@ def _train_unigram(
         show_progress=not options["quiet"],
         initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\t"],
     )
-    backend.train_from_iterator(documents, recipe)
+    try:
+        backend.train_from_iterator(documents, recipe)
+    except Exception as exc:  # the tokenizers library raises a bare Exception
+        if "not large enough to contain all chars" not in str(exc):
+            raise
+        raise UserError(
+            f"--vocab-size {size}: the unigram trainer keeps every character of the corpus as a "
+            f"piece, and this corpus has more distinct characters than the {size - 256} ids left "
+            f"after the 256 byte pieces; raise --vocab-size, or use --kind bpe or sentencepiece"
+        ) from None
     return HFTokenizer(_byte_fallback(backend, len(tokens)), tokens, kind="unigram")
 
 
