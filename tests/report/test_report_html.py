@@ -303,4 +303,5 @@ def test_report_is_a_responsive_grid_in_a_real_browser(two_runs, tmp_path):
 
     pixels = imread(shot)[..., :3]
     right = pixels[:, 800:]
-    assert (right < 0.9).any(axis=2).mean() > 0.05, "the right half of the screenshot is empty"
+    # about 5% of an even page's pixels are ink (axes, curves, text); an empty half has none
+    assert (right < 0.9).any(axis=2).mean() > 0.02, "the right half of the screenshot is empty"

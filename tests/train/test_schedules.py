@@ -9,7 +9,7 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from synthlm.config import validate
@@ -60,6 +60,7 @@ def test_warmup_ratio_is_a_fraction_of_the_run_rounded_up():
     assert validate(ScheduleConfig, {"warmup_ratio": 0.05}).warmup(130) == 7  # 6.5 -> 7
 
 
+@example(name="neox_cosine", total=1, warmup=2, floor=0.0)  # warmup past the run's end
 @given(
     name=st.sampled_from(sorted(SCHEDULES)),
     total=st.integers(1, 500),

@@ -177,7 +177,9 @@ def neox_cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
     warmup, floor, start = cfg.warmup(total), cfg.final_lr_ratio, cfg.warmup_start
 
     def multiplier(step: int) -> float:
-        clamped = min(step, total - warmup)  # NeoX clamps the warmup count too
+        # NeoX clamps the warmup count too; at 0 for a warmup longer than the run (NeoX would
+        # go negative there)
+        clamped = max(min(step, total - warmup), 0)
         if step <= warmup and warmup > 0:
             return start + (1.0 - start) * clamped / warmup
         return max(0.5 * (1.0 + math.cos(math.pi * (clamped - warmup) / total)), floor)
