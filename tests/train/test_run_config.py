@@ -168,6 +168,21 @@ def test_dry_run_prints_the_resolved_config_and_the_plan_without_training(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_warmup_longer_than_the_run_is_said_before_step_0(tmp_path, data):
+    """A recipe shrunk for a trial keeps its 10,000 warmup steps: the lr never gets to optim.lr,
+    which the dry-run and the run itself say on stderr (once, not an error)."""
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, data))
+    short = synthlm("train", str(config), "schedule.warmup_steps=12", "--dry-run")
+    assert short.returncode == 0, short.stderr
+    assert short.stderr.count("warning: schedule warmup is 12 steps but the run has 12") == 1
+    assert "never reaches optim.lr=0.003" in short.stderr
+    fine = synthlm("train", str(config), "--dry-run")
+    assert fine.returncode == 0 and "warning" not in fine.stderr, fine.stderr
+    run = synthlm("train", str(config), "schedule.warmup_steps=20", "train.max_steps=2", "-q")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("warning: schedule warmup is 20 steps but the run has 2") == 1
+
+
 DEPTH = {"name": "depth", "noise_density": 0.3, "max_sentences": 6}  # the rest: defaults
 
 

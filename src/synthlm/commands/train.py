@@ -75,6 +75,8 @@ def _dry_run(config: RunConfig) -> None:
 
     typer.echo(dump_yaml(config), nl=False)
     plan = plan_run(config, int(os.environ.get("WORLD_SIZE", "1")))
+    for warning in plan.warnings():
+        typer.echo(warning, err=True)
     typer.echo("# plan")
     typer.echo(json.dumps(plan.summary(), indent=2))
 

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import math
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,9 @@ def run(config: RunConfig, *, progress: bool | None = None, freeze_heap: bool = 
 
     state = distributed_state()
     plan = plan_run(config, state.num_processes)
+    if state.is_main_process:
+        for warning in plan.warnings():
+            print(warning, file=sys.stderr)
     checkpoint = resolve_resume(config.run_dir, config.train.resume)
     show = config.logging.progress if progress is None else progress
     kind = standalone_kind(config)  # eval_only / predict_only: use a trained model, no training

@@ -128,6 +128,22 @@ class RunPlan:
             **self._phases(),
         }
 
+    def warnings(self) -> list[str]:
+        """Settings that run but do not do what the config reads as: printed before step 0.
+
+        A warmup longer than the run (common when a recipe's steps are shrunk for a trial)
+        never lets the learning rate reach ``optim.lr``.
+        """
+        schedule = self.config.schedule
+        warmup = schedule.warmup(self.total_steps)
+        if schedule.name not in ("constant", "legacy") and warmup >= self.total_steps:
+            return [
+                f"warning: schedule warmup is {warmup:,} steps but the run has "
+                f"{self.total_steps:,}: the learning rate never reaches optim.lr="
+                f"{self.config.optim.lr:g} (lower schedule.warmup_steps for a short run)"
+            ]
+        return []
+
     def _phases(self) -> dict[str, Any]:
         phases = getattr(self.mixture, "phases", None)
         if phases is None:
