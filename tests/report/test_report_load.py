@@ -148,3 +148,36 @@ def test_wrong_paths_are_user_errors(tmp_path, make):
         )
     with pytest.raises(UserError, match=str(target)):
         expand_run_paths([target])
+
+
+def test_objective_defaults_are_no_difference_between_old_and_new_run_configs(tmp_path):
+    """A run saved before config.yaml held the objective's defaults differs from a newer one
+    only where an option really differs."""
+    import yaml
+
+    from synthlm.report.diff import differing_keys
+    from synthlm.report.load import load_runs
+
+    def with_objective(name: str, objective: dict) -> None:
+        run = write_run(tmp_path / name)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "objective": objective}))
+
+    with_objective("old", {"name": "depth", "noise_density": 0.3})
+    with_objective(
+        "new",
+        {
+            "name": "depth",
+            "noise_density": 0.3,
+            "splitter": "pysbd",
+            "construction": "synthlm",
+            "mean_noise_span_length": 3.0,
+        },
+    )
+    with_objective("rules", {"name": "depth", "noise_density": 0.3, "splitter": "rules"})
+    runs = load_runs([tmp_path / "old", tmp_path / "new"])
+    assert not [k for k in differing_keys([r.config for r in runs]) if k.startswith("objective")]
+    runs = load_runs([tmp_path / "old", tmp_path / "rules"])
+    assert [k for k in differing_keys([r.config for r in runs]) if k.startswith("objective")] == [
+        "objective.splitter"
+    ]

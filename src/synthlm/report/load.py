@@ -172,7 +172,33 @@ def _read_json(path: Path) -> Any:
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Load every run named (sweep dirs and folders of runs expanded), in the order given."""
-    return [load_run(path) for path in expand_run_paths(paths)]
+    runs = [load_run(path) for path in expand_run_paths(paths)]
+    align_objective_sections(runs)
+    return runs
+
+
+def align_objective_sections(runs: Sequence[Run]) -> None:
+    """Fill each run's ``objective`` section with its defaults when the runs list different keys.
+
+    config.yaml holds every objective option since 2026-12-01; a run saved before lists only the
+    options it set, and its defaults would read as differences from a newer run's. The objective
+    code (which imports torch) is loaded only in that case; a section that no longer validates
+    is left as written.
+    """
+    sections = [r.config.get("objective") for r in runs]
+    if len({frozenset(s) for s in sections if isinstance(s, dict)}) <= 1:
+        return
+    from pydantic import ValidationError
+
+    from synthlm.train.config import ObjectiveConfig
+
+    for run, section in zip(runs, sections):
+        if isinstance(section, dict):
+            try:
+                filled = ObjectiveConfig.model_validate(section).model_dump(mode="json")
+            except ValidationError:
+                continue
+            run.config["objective"] = filled
 
 
 def load_run(path: str | Path) -> Run:
