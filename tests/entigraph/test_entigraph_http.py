@@ -236,7 +236,8 @@ def test_requests_failing_for_good_are_recorded_and_retried_next_run(docs, tmp_p
         assert "2 requests known to be left" in first.stdout
         # The pair was sent 3 times (2 transient retries), the entity request twice (1 re-ask of
         # an invalid reply): the summary counts both kinds, the manifest names them apart.
-        assert "3 retries" in first.stdout
+        assert "3 retries (2 after server errors, 1 for unusable replies)" in first.stdout
+        assert f"still failing: 2 requests listed in {out / 'failures.jsonl'}" in first.stdout
         last = manifest["last_run"]
         assert (last["retries"], last["transient_retries"], last["reasks"]) == (3, 2, 1)
 

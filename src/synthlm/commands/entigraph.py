@@ -125,7 +125,8 @@ def _render(report: Any, as_json: bool) -> str:
         return json.dumps(_report_dict(report), indent=2)
     lines = [
         f"entigraph: {report.completed} new records, {report.failed} failed, "
-        f"{report.retries} retries -> {report.out}",
+        f"{report.retries} retries ({report.transient_retries} after server errors, "
+        f"{report.reasks} for unusable replies) -> {report.out}",
         f"this run: {report.usage.requests:,} requests, {report.usage.prompt_tokens:,} "
         f"prompt + {report.usage.completion_tokens:,} output tokens, cost "
         f"{format_cost(report.cost)}",
@@ -136,6 +137,11 @@ def _render(report: Any, as_json: bool) -> str:
     if report.stop_reason:
         lines.append(f"stopped: {report.stop_reason}")
     lines.extend(f"failed: {failure}" for failure in report.failures)
+    if report.still_failing:
+        lines.append(
+            f"still failing: {report.still_failing} requests listed in "
+            f"{report.out / 'failures.jsonl'}; a rerun asks them again"
+        )
     if report.pending:
         lines.append(
             f"pending: {report.pending} requests known to be left; rerun the same command to resume"
@@ -151,6 +157,9 @@ def _report_dict(report: Any) -> dict[str, Any]:
         "completed": report.completed,
         "failed": report.failed,
         "retries": report.retries,
+        "transient_retries": report.transient_retries,
+        "reasks": report.reasks,
+        "still_failing": report.still_failing,
         "pending": report.pending,
         "complete": report.complete,
         "corpus_lines": report.corpus_lines,
