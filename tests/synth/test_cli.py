@@ -147,6 +147,36 @@ def test_seqthetic_flat_config_with_a_task_and_no_vocab_keys(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"task": "fbm", "hurst": 1.7, "num_token": 1000}, ": hurst: expected float"),
+        ({"task": "fbm", "hurst": 0.7}, ": num_token: required key is missing"),
+        (
+            {"name": "reverse", "vocab_size": 0, "sequence_length_min": 4, "num_token": 1000},
+            ": vocab_size: expected int",
+        ),
+        (
+            {
+                "name": "reverse",
+                "vocab_size": 8,
+                "sequence_length_min": 10,
+                "sequence_length_max": 5,
+                "num_token": 1000,
+            },
+            ": sequence_length_min/max: min (10) must be <= max (5)",
+        ),
+    ],
+)
+def test_seqthetic_config_errors_name_the_configs_own_keys(tmp_path, config, message):
+    """Validation runs on the translated spec; its errors are put back in the file's terms."""
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(config))
+    result = synth("generate", str(path), "--out", str(tmp_path / "d"))
+    assert result.returncode == 2 and f"{path} (Seqthetic config){message}" in result.stderr
+    assert "domains.0" not in result.stderr and "num_tokens" not in result.stderr
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["domains.1.type=serch"], "did you mean 'search'"),

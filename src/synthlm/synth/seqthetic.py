@@ -28,6 +28,7 @@ gives the domain ``reverse`` of type ``seqthetic_identity``), so eval metrics re
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -74,6 +75,26 @@ NATIVE: dict[str, tuple[str, dict[str, tuple[str, bool]], tuple[str, ...]]] = {
 # (NGram draws ``rng.integers(min, max + 1)``).
 VOCAB_TARGET: dict[str, str | None] = {"ngram": "num_vocab", "sort_numbers": None}
 LENGTH_MAX_INCLUDED = {"ngram"}
+
+
+# synthlm key paths of a translated config -> the flat config's own keys, so that an error
+# raised while validating the translation names what the user wrote (most specific first)
+_OWN_KEYS = (
+    (re.compile(r"\bdomains\.0\.length\.(min|max)\b"), r"sequence_length_\1"),
+    (re.compile(r"\bdomains\.0\.length\b"), "sequence_length_min/max"),
+    (re.compile(r"\bdomains\.0\.(?:vocab\.)?num_vocab\b"), "vocab_size"),
+    (re.compile(r"\bdomains\.0\.(\w+)\.(min|max)\b"), r"\1_\2"),
+    (re.compile(r"\bdomains\.0\."), ""),
+    (re.compile(r"(?<=: )num_tokens\b"), "num_token"),
+)
+
+
+def in_own_terms(message: str) -> str:
+    """``message`` with synthlm's key paths turned back into the flat config's keys
+    (``domains.0.hurst`` -> ``hurst``, ``domains.0.length.min`` -> ``sequence_length_min``)."""
+    for pattern, replacement in _OWN_KEYS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def is_seqthetic(raw: Mapping[str, Any]) -> bool:

@@ -114,13 +114,14 @@ def load_spec(
     seed: int | None = None,
 ) -> DatasetSpecBase:
     """Read a spec file (or mapping), apply ``key=value`` overrides and flags, validate."""
-    from synthlm.synth.seqthetic import from_seqthetic, is_seqthetic
+    from synthlm.synth.seqthetic import from_seqthetic, in_own_terms, is_seqthetic
 
     label = "spec" if isinstance(source, Mapping) else str(source)
     raw = dict(source) if isinstance(source, Mapping) else load_yaml(source)
     if raw.get("format") == "synthlm-synthetic" and isinstance(raw.get("spec"), Mapping):
         raw, label = dict(raw["spec"]), f"{label} (spec of a generated dataset)"
-    if is_seqthetic(raw):
+    seqthetic = is_seqthetic(raw)
+    if seqthetic:
         raw, label = from_seqthetic(raw, label), f"{label} (Seqthetic config)"
     origins: dict[KeyPath, str] = {}
     tree = deep_merge({}, raw, origins, label)
@@ -131,11 +132,12 @@ def load_spec(
         flags.append(f"seed={seed}")
     for override in flags:
         apply_override(tree, override, origins)
-    check_types(tree, label)
     try:
+        check_types(tree, label)
         return validate(spec_schema(), tree, origins, source=label)
     except ConfigError as exc:
-        raise ConfigError(_without_schema_names(str(exc))) from None
+        message = _without_schema_names(str(exc))
+        raise ConfigError(in_own_terms(message) if seqthetic else message) from None
 
 
 def _without_schema_names(message: str) -> str:
