@@ -56,7 +56,6 @@ class RunReport:
     estimate: Estimate | None = None
     completed: int = 0
     failed: int = 0
-    retries: int = 0  # requests sent again for either reason: transient_retries + reasks
     transient_retries: int = 0  # after a 429, 5xx, timeout or malformed response
     reasks: int = 0  # after a reply that came back unusable (invalid JSON, empty, cut off)
     still_failing: int = 0  # requests listed in failures.jsonl after this run
@@ -69,6 +68,11 @@ class RunReport:
     stop_reason: str | None = None
     interrupted: bool = False
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again for either reason."""
+        return self.transient_retries + self.reasks
 
     @property
     def complete(self) -> bool:
@@ -207,7 +211,6 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
         out=cfg.out,
         completed=counters.completed,
         failed=counters.failed,
-        retries=counters.retries,
         transient_retries=counters.transient,
         reasks=counters.reasks,
         pending=state.pending(session.documents, cfg.seed, cfg.limits()),

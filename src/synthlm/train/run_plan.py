@@ -134,9 +134,8 @@ class RunPlan:
         A warmup longer than the run (common when a recipe's steps are shrunk for a trial)
         never lets the learning rate reach ``optim.lr``.
         """
-        schedule = self.config.schedule
-        warmup = schedule.warmup(self.total_steps)
-        if schedule.name not in ("constant", "legacy") and warmup >= self.total_steps:
+        warmup = self.config.schedule.warmup(self.total_steps)  # 0 for constant and legacy
+        if warmup >= self.total_steps:
             return [
                 f"warning: schedule warmup is {warmup:,} steps but the run has "
                 f"{self.total_steps:,}: the learning rate never reaches optim.lr="

@@ -107,6 +107,11 @@ def _progress(step: int, start: int, length: int) -> float:
     return min(max((step - start) / length, 0.0), 1.0)
 
 
+def _linear_decay(floor: float, start: int, length: int) -> Multiplier:
+    """1 at ``start`` down to ``floor`` at ``start + length`` (the body of linear and wsd)."""
+    return lambda step: 1.0 - (1.0 - floor) * _progress(step, start, length)
+
+
 @register_schedule("constant")
 def constant(cfg: ScheduleConfig, total: int) -> Multiplier:
     return lambda step: 1.0
@@ -119,12 +124,9 @@ def constant_with_warmup(cfg: ScheduleConfig, total: int) -> Multiplier:
 
 @register_schedule("linear")
 def linear(cfg: ScheduleConfig, total: int) -> Multiplier:
-    warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
-    return _with_warmup(
-        warmup,
-        lambda step: 1.0 - (1.0 - floor) * _progress(step, warmup, total - warmup),
-        cfg.warmup_start,
-    )
+    warmup = cfg.warmup(total)
+    body = _linear_decay(cfg.final_lr_ratio, warmup, total - warmup)
+    return _with_warmup(warmup, body, cfg.warmup_start)
 
 
 @register_schedule("cosine")
@@ -159,13 +161,10 @@ def inverse_sqrt(cfg: ScheduleConfig, total: int) -> Multiplier:
 def wsd(cfg: ScheduleConfig, total: int) -> Multiplier:
     """Warmup-stable-decay: flat at 1 after warmup, linear decay over the last ``decay_ratio``
     of the run (HF's ``get_wsd_schedule`` with ``decay_type="linear"``)."""
-    warmup, floor = cfg.warmup(total), cfg.final_lr_ratio
+    warmup = cfg.warmup(total)
     decay_start = max(warmup, total - math.ceil(cfg.decay_ratio * total))
-    return _with_warmup(
-        warmup,
-        lambda step: 1.0 - (1.0 - floor) * _progress(step, decay_start, total - decay_start),
-        cfg.warmup_start,
-    )
+    body = _linear_decay(cfg.final_lr_ratio, decay_start, total - decay_start)
+    return _with_warmup(warmup, body, cfg.warmup_start)
 
 
 @register_schedule("neox_cosine")

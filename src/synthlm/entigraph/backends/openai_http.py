@@ -12,6 +12,7 @@ records is the one the requests went to, whichever of the three chose it.
 from __future__ import annotations
 
 import email.utils
+import functools
 import os
 import time
 from typing import Any
@@ -49,6 +50,11 @@ class OpenAIHTTPBackend(Backend):
     _secret: str = ""
     _token_param = "max_tokens"
 
+    @functools.cached_property
+    def _server(self) -> tuple[str, str]:
+        """(URL, what chose it), resolved once: the URL checked is the one used and recorded."""
+        return resolve_base_url(self.options.base_url)
+
     def check_ready(self, dry_run: bool = False) -> None:
         env = self.options.api_key_env
         if not dry_run and not os.environ.get(env):
@@ -57,7 +63,7 @@ class OpenAIHTTPBackend(Backend):
                 f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any "
                 f"value: export {env}=none)"
             )
-        url, source = resolve_base_url(self.options.base_url)
+        url, source = self._server
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise UserError(
                 f"{source} {public_url(url)!r}: expected an http:// or https:// URL, "
@@ -76,7 +82,7 @@ class OpenAIHTTPBackend(Backend):
             # only one in force so attempts, waits and failures are counted and reported.
             self._client = AsyncOpenAI(
                 api_key=self._secret,
-                base_url=resolve_base_url(self.options.base_url)[0],
+                base_url=self._server[0],
                 timeout=self.options.timeout,
                 max_retries=0,
             )
@@ -170,7 +176,7 @@ class OpenAIHTTPBackend(Backend):
             self._client = None
 
     def describe(self) -> dict[str, Any]:
-        url, source = resolve_base_url(self.options.base_url)
+        url, source = self._server
         return {
             **super().describe(),
             "base_url": public_url(url),
