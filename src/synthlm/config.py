@@ -271,9 +271,10 @@ def describe_error(
     expected = _expected_type(schema, data_loc)
     got = err.get("input")
     message = err["msg"].removeprefix("Value error, ")
-    # a section's own check (a model validator) got the right type; only its message applies
-    section_check = kind == "value_error" and isinstance(got, dict)
-    detail = f"expected {expected}: {message}" if expected and not section_check else message
+    # synthlm's own checks (field and model validators) run on a value of the right type: only
+    # their message applies ("expected one of 'hf', 'neox'" before "neox is not for t5" misleads)
+    own_check = kind == "value_error"
+    detail = f"expected {expected}: {message}" if expected and not own_check else message
     if not isinstance(got, (dict, list)):
         detail += f" (got {got!r})"
     return f"{where}: {key}: {detail}"

@@ -25,6 +25,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from synthlm.config import Section
 from synthlm.errors import ConfigError, UserError
+from synthlm.model_init import InitScheme, apply_init, check_init
 from synthlm.registry import Registry
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class Arch:
     # Called on every built or loaded model (fresh=True for random init): fixes what the HF
     # class does differently from the architecture's definition (T5 v1.1's untied output layer).
     finish: Callable[[PreTrainedModel, bool], None] | None = None
+    # Module-name suffixes of the projections that write into the residual stream (attention
+    # output, MLP down): GPT-NeoX's init draws them at another scale (synthlm.model_init).
+    residual_outputs: tuple[str, ...] = ()
 
     @property
     def seq2seq(self) -> bool:
@@ -64,11 +68,15 @@ def register_arch(
     auto_class: str = "AutoModelForCausalLM",
     defaults: dict[str, Any] | None = None,
     finish: Callable[[PreTrainedModel, bool], None] | None = None,
+    residual_outputs: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., PretrainedConfig]], Callable[..., PretrainedConfig]]:
     """Register ``fn(**kwargs) -> PretrainedConfig`` as architecture ``name`` with its presets."""
 
     def decorate(fn: Callable[..., PretrainedConfig]) -> Callable[..., PretrainedConfig]:
-        ARCHS.add(name, Arch(name, fn, presets, auto_class, dict(defaults or {}), finish))
+        arch = Arch(
+            name, fn, presets, auto_class, dict(defaults or {}), finish, tuple(residual_outputs)
+        )
+        ARCHS.add(name, arch)
         return fn
 
     return decorate
@@ -133,6 +141,7 @@ PYTHIA = {
         "hidden_dropout": 0.0,
         "attention_dropout": 0.0,
     },
+    residual_outputs=("attention.dense", "mlp.dense_4h_to_h"),
 )
 def gpt_neox_config(**kwargs: Any) -> PretrainedConfig:
     from transformers import GPTNeoXConfig
@@ -140,8 +149,9 @@ def gpt_neox_config(**kwargs: Any) -> PretrainedConfig:
     return GPTNeoXConfig(**kwargs)
 
 
-# Llama shapes: "tiny" for tests and CPU, 60m-1b as in the GaLore/ReLoRA pretraining studies,
-# 7b as Llama 2 (for configs that target a cluster).
+# Llama shapes: "tiny" for tests and CPU, 60m-1b as in the GaLore/ReLoRA pretraining studies
+# (their configs/llama_*.json: shapes and RMSNorm eps 1e-6; GaLore's "130m" is our 125m), 7b as
+# Llama 2 (eps 1e-5, for configs that target a cluster).
 LLAMA = {
     "tiny": {
         "hidden_size": 64,
@@ -154,24 +164,28 @@ LLAMA = {
         "num_hidden_layers": 8,
         "num_attention_heads": 8,
         "intermediate_size": 1376,
+        "rms_norm_eps": 1e-6,
     },
     "125m": {
         "hidden_size": 768,
         "num_hidden_layers": 12,
         "num_attention_heads": 12,
         "intermediate_size": 2048,
+        "rms_norm_eps": 1e-6,
     },
     "350m": {
         "hidden_size": 1024,
         "num_hidden_layers": 24,
         "num_attention_heads": 16,
         "intermediate_size": 2736,
+        "rms_norm_eps": 1e-6,
     },
     "1b": {
         "hidden_size": 2048,
         "num_hidden_layers": 24,
         "num_attention_heads": 32,
         "intermediate_size": 5461,
+        "rms_norm_eps": 1e-6,
     },
     "7b": {
         "hidden_size": 4096,
@@ -193,6 +207,7 @@ LLAMA = {
         "tie_word_embeddings": False,
         "attention_dropout": 0.0,
     },
+    residual_outputs=("self_attn.o_proj", "mlp.down_proj"),
 )
 def llama_config(**kwargs: Any) -> PretrainedConfig:
     from transformers import LlamaConfig
@@ -316,6 +331,12 @@ class ModelConfig(Section):
     init_from: Path | None = Field(
         None, description="Local HF model dir to continue pretraining from (no download)."
     )
+    init: InitScheme = Field(
+        "hf",
+        description="Random init: hf (transformers' own, N(0, initializer_range) everywhere) or "
+        "neox (GPT-NeoX's small_init / wang_init, as the Pythia suite trained; gpt_neox and "
+        "llama only).",
+    )
     num_meta_tokens: int = Field(
         0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data."
     )
@@ -371,6 +392,21 @@ class ModelConfig(Section):
         if arch is not None and preset not in arch.presets:
             raise ValueError(f"{arch.name}: " + _unknown(preset, arch.presets))
         return preset
+
+    @field_validator("init")
+    @classmethod
+    def _init_fits(cls, init: InitScheme, info: ValidationInfo) -> InitScheme:
+        if init != "hf" and info.data.get("init_from") is not None:
+            raise ValueError(
+                f"{init} draws random weights, but model.init_from loads them; drop one of the two"
+            )
+        arch = ARCHS.find(info.data.get("arch", ""))
+        if arch is not None:
+            try:
+                check_init(init, arch.name, arch.residual_outputs)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("model.init: ")) from None
+        return init
 
 
 def _unknown(value: str, allowed: dict[str, Any]) -> str:
@@ -445,6 +481,7 @@ def build_model(
     else:
         config = model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
         model = auto.from_config(config, attn_implementation=cfg.attn_implementation, dtype=dtype)
+        apply_init(model, cfg.init, arch.residual_outputs)
         if arch.finish is not None:
             arch.finish(model, True)
     if cfg.gradient_checkpointing:
