@@ -489,6 +489,20 @@ def build_model(
     return model
 
 
+def planned_parameters(cfg: ModelConfig, config: PretrainedConfig) -> int:
+    """Parameters of the model ``config`` builds, counted on torch's meta device: no memory and
+    no init, so ``--dry-run`` can state a 7B model's size in well under a second."""
+    import torch
+    import transformers
+
+    arch = ARCHS[cfg.arch]
+    with torch.device("meta"):
+        model = getattr(transformers, arch.auto_class).from_config(config)
+    if arch.finish is not None:
+        arch.finish(model, True)
+    return count_parameters(model)
+
+
 def set_special_ids(model: PreTrainedModel, special_ids: dict[str, int | None] | None) -> None:
     """Make a loaded checkpoint's config (and generation defaults) name the tokenizer's ids.
 

@@ -78,3 +78,27 @@ def test_phase_config_errors_name_the_key(tmp_path):
         load_config(
             DataConfig, [{**base, "phases": [{"weights": {"web": 1}}, {"weights": {"web": 1}}]}]
         )
+
+
+def test_a_bad_phase_is_blamed_on_the_file_that_set_it(tmp_path):
+    """The phase check reads the sources, but the fault is in data.phases: a stacked config
+    must name the file (or override) that wrote the phases, not the first that set any data."""
+    from synthlm.config import load_config
+    from synthlm.data.mixture import DataConfig
+
+    base, phases = tmp_path / "base.yaml", tmp_path / "phases.yaml"
+    base.write_text(f"sources: [{{name: web, path: {tmp_path}}}]\n")
+    phases.write_text("phases: [{steps: 2, weights: {nope: 1}}, {weights: {web: 1}}]\n")
+    with pytest.raises(ConfigError, match=r"phases\.yaml: phases: phases\.0\.weights: unknown"):
+        load_config(DataConfig, [base, phases])
+    with pytest.raises(ConfigError, match=r"override 'phases=\[.*\]': phases: phases\.0"):
+        load_config(DataConfig, [base], ["phases=[{steps: 2, weights: {nope: 1}}]"])
+
+
+def test_stream_is_refused_on_a_path_source(tmp_path):
+    from synthlm.config import load_config
+    from synthlm.data.mixture import DataConfig
+
+    source = {"name": "web", "path": str(tmp_path), "stream": "infinite"}
+    with pytest.raises(ConfigError, match="stream: infinite applies to spec sources"):
+        load_config(DataConfig, [{"sources": [source]}])

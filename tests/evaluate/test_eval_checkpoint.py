@@ -191,3 +191,14 @@ def test_cli_document_mask_flag_is_refused_where_it_means_nothing(run_dir, tmp_p
     result = run_cli("eval", str(run_dir / "final"), "--qa", str(qa), "--no-document-mask")
     assert result.returncode == 2
     assert "--no-document-mask: only for natural eval sets" in result.stderr
+
+
+def test_a_window_longer_than_the_models_positions_is_refused(run_dir, tmp_path):
+    limit = json.loads((run_dir / "final" / "config.json").read_text())["max_position_embeddings"]
+    out = tmp_path / "eval.json"
+    store = run_dir / "data" / "valid"
+    args = ["--data", str(store), "--out", str(out), "--seq-len", str(limit + 1)]
+    result = run_cli("eval", str(run_dir / "final"), *args)
+    assert result.returncode == 2, result.stderr
+    assert f"--seq-len {limit + 1} exceeds the model's {limit} positions" in result.stderr
+    assert not out.exists()

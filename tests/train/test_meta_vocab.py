@@ -40,10 +40,12 @@ def test_synthetic_only_run_uses_the_meta_vocabulary_and_saves_it(tmp_path):
         "meta_size": 16,
         "model_vocab_size": 64,
     }
+    assert plan.summary()["tokenizer"] == "meta"  # what --dry-run shows for data.tokenizer: null
     final = run(config(tmp_path)) / "final"
     saved = load_tokenizer(final)
     assert saved.vocab_size == 4 and saved.eos_id == plan.tokenizer.eos_id
 
 
 def test_meta_can_be_asked_for_by_name(tmp_path):
-    assert plan_run(config(tmp_path, tokenizer="meta"), 1).layout.natural_size == 4
+    plan = plan_run(config(tmp_path, tokenizer="meta"), 1)
+    assert plan.layout.natural_size == 4 and "tokenizer" not in plan.summary()  # config says it

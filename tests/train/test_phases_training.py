@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import torch
 from train_helpers import final_weights, read_records, reproducible, tiny_config
 
+from synthlm.errors import UserError
 from synthlm.train import load_run_config, run
 
 PHASES = [
@@ -38,3 +40,29 @@ def test_phases_resume_across_a_boundary_bit_identically(tmp_path, data):
     assert reproducible(read_records(resumed)) == later
     expected, actual = final_weights(reference), final_weights(resumed)
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
+
+
+def test_a_phased_run_can_be_extended_on_resume(tmp_path, data):
+    """The open last phase runs past the budget, so a longer budget reads the same samples as a
+    run planned that long from the start; a changed earlier boundary is still refused."""
+
+    def phased(root, steps, phases=PHASES):
+        train = {"max_steps": steps, "checkpoint_every": 4, "keep_last": 10, "log_every": 1}
+        sections = {
+            "data": {"phases": phases},
+            "train": train,
+            "schedule": {"name": "constant_with_warmup"},
+        }
+        return load_run_config([tiny_config(root, data, **sections)])
+
+    reference = run(phased(tmp_path / "a", 10))
+    run(phased(tmp_path / "b", 8))
+    extended = run(phased(tmp_path / "b", 10))  # resumes from step 8, planned for 8
+    later = [r for r in reproducible(read_records(reference)) if r["step"] > 8]
+    assert [r for r in reproducible(read_records(extended)) if r["step"] > 8] == later
+    expected, actual = final_weights(reference), final_weights(extended)
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+
+    moved = [{**PHASES[0], "steps": 2}, PHASES[1]]
+    with pytest.raises(UserError, match=r"this config changes phases\.0\.stop, phases\.1\.start"):
+        run(phased(tmp_path / "b", 12, moved))

@@ -11,6 +11,7 @@ import yaml
 from train_helpers import synthlm, tiny_config, write_config
 
 from synthlm.errors import ConfigError
+from synthlm.models import build_model, count_parameters
 from synthlm.train import RunConfig, load_run_config, plan_run
 from synthlm.train.run_plan import total_steps
 
@@ -165,6 +166,13 @@ def test_dry_run_prints_the_resolved_config_and_the_plan_without_training(tmp_pa
     summary = json.loads(plan)
     assert (summary["steps"], summary["global_batch"], summary["grad_accum"]) == (12, 8, 2)
     assert summary["vocab_layout"]["model_vocab_size"] == 320
+    # the shape a config's comments claim, checkable here: counted without building the weights
+    model = build_model(load_run_config([config]).model, vocab_size=320)
+    assert summary["model"]["parameters"] == count_parameters(model)
+    assert (summary["model"]["layers"], summary["model"]["width"]) == (
+        model.config.num_hidden_layers,
+        model.config.hidden_size,
+    )
     assert not (tmp_path / "run").exists()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from synthlm.config import Count, Section
 from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
@@ -69,6 +69,11 @@ class SourceConfig(Section):
             )
         if self.spec is not None and self.kind != "synthetic":
             raise ValueError("spec sources are synthetic: set kind: synthetic")
+        if self.path is not None and self.stream != "budget":  # saved configs list the default
+            raise ValueError(
+                f"stream: {self.stream} applies to spec sources (generated on the fly); a path "
+                "source is read as it is: drop stream"
+            )
         return self
 
 
@@ -124,10 +129,16 @@ class DataConfig(Section):
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
 
-    @model_validator(mode="after")
-    def _phases_name_sources(self) -> DataConfig:
-        check_phase_sources(self.phases, [s.name for s in self.sources])
-        return self
+    @field_validator("phases")
+    @classmethod
+    def _phases_name_sources(
+        cls, phases: list[PhaseConfig], info: ValidationInfo
+    ) -> list[PhaseConfig]:
+        # a field check, not a section check: the error then names the file or override that
+        # set data.phases, not the first file that set any data key
+        if "sources" in info.data:  # else the sources' own error is reported
+            check_phase_sources(phases, [s.name for s in info.data["sources"]])
+        return phases
 
     @property
     def has_synthetic(self) -> bool:

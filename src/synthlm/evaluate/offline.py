@@ -98,6 +98,18 @@ def default_seq_len(ckpt) -> int:
     return ckpt.seq_len or min(context_limit(ckpt.model) or 512, 1024)
 
 
+def check_window(model: Any, seq_len: int) -> None:
+    """A window longer than the model's positions would index past its position table (or
+    score positions it never trained on): refused, as chat and training refuse it."""
+    from synthlm.inference.sampling import context_limit
+
+    limit = context_limit(model)
+    if limit is not None and seq_len > limit:
+        raise UserError(
+            f"--seq-len {seq_len} exceeds the model's {limit} positions; use at most {limit}"
+        )
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: Sequence[str | Path] = (),
@@ -167,6 +179,7 @@ def evaluate_checkpoint(
         Path(checkpoint), ckpt.config, document_mask
     )
     length = seq_len or default_seq_len(ckpt)
+    check_window(ckpt.model, length)
     started = time.perf_counter()
     details = Details(max_predictions=max_predictions)
     metrics = evaluate_model(

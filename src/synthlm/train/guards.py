@@ -110,3 +110,37 @@ def check_same_budget(
                 f"{lr * new(s):.3g}. Keep train.max_steps (or max_tokens / epochs) as it was, or "
                 f"continue in a new run_dir with model.init_from={checkpoint} and its own schedule"
             )
+
+
+def sample_stream(shape: dict[str, Any]) -> dict[str, Any]:
+    """The part of a recorded data shape that decides which window each sample index reads.
+
+    The last phase runs on past the budget (``PhaseSchedule.phase_of``), so its recorded
+    ``stop`` (the budget's end) places no sample: leaving it out lets a phased run be extended
+    on resume, as an unphased one can, while every earlier boundary and weight must match.
+    """
+    phases = shape.get("phases")
+    if not phases:
+        return shape
+    last = {k: v for k, v in phases[-1].items() if k != "stop"}
+    return {**shape, "phases": [*phases[:-1], last]}
+
+
+def changed_keys(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Names of the data-shape keys that differ, phases by index (``phases.1.weights``)."""
+    changed = []
+    for key in sorted(set(saved) | set(now)):
+        old, new = saved.get(key), now.get(key)
+        if key == "phases" and isinstance(old, list) and isinstance(new, list):
+            if len(old) != len(new):
+                changed.append(f"phases (count {len(old)} -> {len(new)})")
+                continue
+            changed += [
+                f"phases.{i}.{k}"
+                for i, (a, b) in enumerate(zip(old, new))
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            ]
+        elif old != new:
+            changed.append(key)
+    return changed

@@ -58,7 +58,7 @@ from synthlm.train.checkpoint import (
 )
 from synthlm.train.config import RunConfig
 from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
-from synthlm.train.guards import check_same_budget
+from synthlm.train.guards import changed_keys, check_same_budget, sample_stream
 from synthlm.train.hooks import CompileReportHook, Hook, default_hooks, run_hooks
 from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
@@ -206,10 +206,11 @@ class Trainer:
                 f"{self.plan.layout.to_dict()}; keep the tokenizer and "
                 f"model.num_meta_tokens, or use a new run_dir"
             )
-        if resume and state.data and state.data != self._data_shape():
+        if resume and state.data and sample_stream(state.data) != sample_stream(self._data_shape()):
+            changed = changed_keys(sample_stream(state.data), sample_stream(self._data_shape()))
             raise UserError(
-                f"{checkpoint}: trained with {state.data}, but this config gives "
-                f"{self._data_shape()}; "
+                f"{checkpoint}: this config changes {', '.join(changed)} (trained with "
+                f"{state.data}, now {self._data_shape()}); "
                 "exact resume needs the same global batch, seq_len and source weights "
                 "(the data cursor "
                 "counts samples of that stream). Start a new run_dir with model.init_from "

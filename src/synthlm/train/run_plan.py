@@ -115,6 +115,8 @@ class RunPlan:
         """What ``--dry-run`` prints after the config."""
         seq_len = self.seq_len
         return {
+            "model": self._model_summary(),
+            **self._tokenizer_summary(),
             "steps": self.total_steps,
             "global_batch": self.batch.global_batch,
             "micro_batch": self.batch.micro,
@@ -126,6 +128,34 @@ class RunPlan:
             "objective": self.objective.name,
             "document_mask": sorted(self.masked_kinds),
             **self._phases(),
+        }
+
+    def _tokenizer_summary(self) -> dict[str, str]:
+        """The tokenizer the run resolved when ``data.tokenizer`` is unset (the printed config
+        shows null): the meta-only vocabulary, or the one a natural store records."""
+        data = self.config.data
+        if data is None or data.tokenizer:
+            return {}
+        from synthlm.data.meta_vocab import META_TOKENIZER, wants_meta_tokenizer
+
+        return {"tokenizer": META_TOKENIZER if wants_meta_tokenizer(data) else tokenizer_path(data)}
+
+    def _model_summary(self) -> dict[str, Any]:
+        """The shape a header comment claims ("12 layers, width 768"), checkable before step 0."""
+        from synthlm.models import planned_parameters
+
+        model, hf = self.config.model, self.model_config
+        source = (
+            {"init_from": str(model.init_from)} if model.init_from else {"preset": model.preset}
+        )
+        layers = getattr(hf, "num_hidden_layers", None) or getattr(hf, "num_layers", None)
+        width = getattr(hf, "hidden_size", None) or getattr(hf, "d_model", None)
+        return {
+            "arch": model.arch,
+            **source,
+            "layers": layers,
+            "width": width,
+            "parameters": planned_parameters(model, hf),
         }
 
     def warnings(self) -> list[str]:
