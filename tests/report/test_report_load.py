@@ -181,3 +181,25 @@ def test_objective_defaults_are_no_difference_between_old_and_new_run_configs(tm
     assert [k for k in differing_keys([r.config for r in runs]) if k.startswith("objective")] == [
         "objective.splitter"
     ]
+
+
+def test_keys_added_since_a_run_was_saved_are_no_difference(tmp_path):
+    """model.init came after some runs were saved: a run that lacks it trained with its default
+    and must not be labelled by it; a run that set another value still is."""
+    import yaml
+
+    from synthlm.report.diff import differing_keys
+    from synthlm.report.load import load_runs
+
+    def with_model(name: str, model: dict) -> None:
+        run = write_run(tmp_path / name)
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        (run / "config.yaml").write_text(yaml.safe_dump({**config, "model": model}))
+
+    with_model("old", {"arch": "gpt_neox", "preset": "14m"})
+    with_model("new", {"arch": "gpt_neox", "preset": "14m", "init": "hf"})
+    with_model("neox", {"arch": "gpt_neox", "preset": "14m", "init": "neox"})
+    runs = load_runs([tmp_path / "old", tmp_path / "new"])
+    assert differing_keys([r.config for r in runs]) == []
+    runs = load_runs([tmp_path / "old", tmp_path / "neox"])
+    assert differing_keys([r.config for r in runs]) == ["model.init"]

@@ -173,32 +173,54 @@ def _read_json(path: Path) -> Any:
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Load every run named (sweep dirs and folders of runs expanded), in the order given."""
     runs = [load_run(path) for path in expand_run_paths(paths)]
-    align_objective_sections(runs)
+    align_config_defaults(runs)
     return runs
 
 
-def align_objective_sections(runs: Sequence[Run]) -> None:
-    """Fill each run's ``objective`` section with its defaults when the runs list different keys.
+def align_config_defaults(runs: Sequence[Run]) -> None:
+    """Fill each run's config sections with their defaults when the runs list different keys.
 
-    config.yaml holds every objective option since 2026-12-01; a run saved before lists only the
-    options it set, and its defaults would read as differences from a newer run's. The objective
-    code (which imports torch) is loaded only in that case; a section that no longer validates
-    is left as written.
+    A run saved by an older synthlm lacks the keys added since (``model.init``, the objective's
+    options before 2026-12-01), and a missing key would read as a difference from a newer run
+    that lists its default. Each section is validated alone and written back with every
+    default, only when the runs' keys differ (the config code imports torch-free pydantic
+    models; the objective's, torch); a section that no longer validates is left as written.
     """
-    sections = [r.config.get("objective") for r in runs]
-    if len({frozenset(s) for s in sections if isinstance(s, dict)}) <= 1:
+    from synthlm.report.diff import flatten
+
+    if len({frozenset(flatten(r.config)) for r in runs if r.config}) <= 1:
         return
+    sections = _section_models()
+    for run in runs:
+        for name, model in sections.items():
+            section = run.config.get(name)
+            if isinstance(section, dict):
+                run.config[name] = _with_defaults(model, section)
+
+
+def _section_models() -> dict[str, Any]:
+    """Config section name -> its pydantic model (``RunConfig``'s section fields)."""
+    from pydantic import BaseModel
+
+    from synthlm.train.config import RunConfig
+
+    out = {}
+    for name, info in RunConfig.model_fields.items():
+        for candidate in (info.annotation, *getattr(info.annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                out[name] = candidate
+    return out
+
+
+def _with_defaults(model: Any, section: dict[str, Any]) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from synthlm.train.config import ObjectiveConfig
+    from synthlm.errors import ConfigError
 
-    for run, section in zip(runs, sections):
-        if isinstance(section, dict):
-            try:
-                filled = ObjectiveConfig.model_validate(section).model_dump(mode="json")
-            except ValidationError:
-                continue
-            run.config["objective"] = filled
+    try:
+        return model.model_validate(section).model_dump(mode="json")
+    except (ValidationError, ConfigError, ValueError, OSError):
+        return section
 
 
 def load_run(path: str | Path) -> Run:
