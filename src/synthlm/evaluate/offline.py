@@ -98,6 +98,26 @@ def default_seq_len(ckpt) -> int:
     return ckpt.seq_len or min(context_limit(ckpt.model) or 512, 1024)
 
 
+def check_set_tokenizers(sets: Sequence[Any], tokenizer_dir: str | Path, *, from_cli: bool) -> None:
+    """Natural stores must hold the ids of the tokenizer the checkpoint is scored with (its own,
+    or ``--tokenizer``); see :mod:`synthlm.data.provenance`."""
+    from synthlm.data.mixture import normalize_prefix
+    from synthlm.data.provenance import check_store_tokenizer
+    from synthlm.tokenizers import load_tokenizer
+
+    natural = [item for item in sets if item.kind == "natural" and item.path is not None]
+    if not natural:
+        return
+    tokenizer = load_tokenizer(tokenizer_dir)
+    fix = (
+        "Tokenize the text with the checkpoint's tokenizer (synthlm tokenize ... --tokenizer CKPT)"
+    )
+    for i, item in enumerate(sets):
+        if item in natural:
+            where = f"--data {item.path}" if from_cli else f"data.eval.{i} ({item.name})"
+            check_store_tokenizer(normalize_prefix(item.path), tokenizer, where, fix)
+
+
 def check_window(model: Any, seq_len: int) -> None:
     """A window longer than the model's positions would index past its position table (or
     score positions it never trained on): refused, as chat and training refuse it."""
@@ -174,6 +194,7 @@ def evaluate_checkpoint(
             f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the "
             f"checkpoint's config has no data.eval sets)"
         )
+    check_set_tokenizers(sets, tokenizer or checkpoint, from_cli=bool(data))
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     objective, packing, natural_masked = scoring_objective(
         Path(checkpoint), ckpt.config, document_mask

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from synthlm.data.mixture import VOCAB_MULTIPLE, ModelVocab, round_up
+from synthlm.data.provenance import PROBE
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.schedules import ScheduleConfig, build_schedule
 
 INFO_FILE = "synthlm.json"
-PROBE = "The quick brown fox, 1234: jumps? Über naïve café\n\tend."
 
 
 def check_init_from(

@@ -211,6 +211,22 @@ def tokenizer_path(data: DataConfig) -> str:
     )
 
 
+def check_natural_stores(data: DataConfig, tokenizer: Tokenizer) -> None:
+    """Every natural store must hold the ids of the tokenizer the run reads it with."""
+    from synthlm.data.mixture import normalize_prefix
+    from synthlm.data.provenance import check_store_tokenizer
+
+    fix = (
+        "Tokenize it with the run's tokenizer (synthlm tokenize ... --tokenizer DIR), or set "
+        "data.tokenizer to the one that wrote it"
+    )
+    for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
+        for i, item in enumerate(items):
+            if item.kind == "natural" and item.path is not None:
+                prefix = normalize_prefix(item.path)
+                check_store_tokenizer(prefix, tokenizer, f"{kind}.{i}.path", fix)
+
+
 def load_tokenizer_for(data: DataConfig) -> Tokenizer:
     from synthlm.data.meta_vocab import meta_only_tokenizer, wants_meta_tokenizer
     from synthlm.tokenizers import load_tokenizer
@@ -264,6 +280,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     batch = plan_batch(config.train, processes)
     check_wandb(config)
     natural = load_tokenizer_for(data)
+    check_natural_stores(data, natural)
     if natural.eos_id is None:
         raise ConfigError(
             f"data.tokenizer: {tokenizer_path(data)} has no end-of-sequence token; packing "
