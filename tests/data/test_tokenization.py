@@ -344,3 +344,19 @@ def test_store_records_utf8_bytes_of_its_text_for_bits_per_byte(tmp_path):
     tokenize([tmp_path / "a.jsonl"], "byte", tmp_path / "out", quiet=True)
     meta = json.loads((tmp_path / "out_text_document.json").read_text())
     assert meta["num_bytes"] == len("héllo world".encode()) + 3
+
+
+def test_a_wrong_key_or_an_empty_input_writes_no_store_and_says_why(tmp_path, corpus, tok_dir):
+    """Every record skipped (a mistyped --keys) used to publish a 0-document store with exit 0;
+    training would then fail far from the cause, or a rerun say the store already exists."""
+    wrong = run_cli(
+        "tokenize", str(corpus), "-t", str(tok_dir), "-o", str(tmp_path / "w"), "--keys", "txt"
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    assert "no documents for key txt:" in wrong.stderr
+    assert "missing key 'txt' (keys present:" in wrong.stderr
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    none = run_cli("tokenize", str(empty), "-t", str(tok_dir), "-o", str(tmp_path / "e"))
+    assert none.returncode == 2 and "the input held 0 records" in none.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl"]  # nothing published

@@ -332,6 +332,7 @@ def _run(
                 state["complete"] = True
                 _save(work, state, writers, tally, published)
             stats = _stats(tally, sources, prefixes, options, workers)
+            _refuse_empty(tally, writers)
             for key, writer in writers.items():
                 extra = chat.metadata if chat else {}
                 writer.finalize(**{**_metadata(key, tok, sources, tally, options), **extra})
@@ -342,6 +343,19 @@ def _run(
         raise
     work.remove()
     return stats
+
+
+def _refuse_empty(tally: Tally, writers: dict[str, TokenStoreWriter]) -> None:
+    """A store without a single document is never what was asked for (a wrong ``--keys``, an
+    input that is not what its name says): stop, saying why, and publish nothing."""
+    empty = [key for key in writers if tally.documents[key] == 0]
+    if not empty:
+        return
+    if tally.bad_examples:
+        why = f"{tally.bad:,} of {tally.records:,} records were bad, e.g. {tally.bad_examples[0]}"
+    else:
+        why = f"the input held {tally.records:,} records, none with text"
+    raise UserError(f"no documents for key {', '.join(empty)}: {why}; nothing was written")
 
 
 def _writer(
