@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM
 
 from cli_runner import run_cli
 from synthlm.data.store import TokenStore
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -47,3 +50,41 @@ def test_quickstart_end_to_end_then_rerun_continues(tmp_path):
     assert len((out / "run" / "metrics.jsonl").read_text().splitlines()) == len(records), (
         "finished stages are not redone"
     )
+    # outputs that exist but are not what the stage makes are not silently used
+    longer = run_cli("quickstart", "--out", str(out), "--steps", "20", "-q")
+    assert longer.returncode == 2 and "is a run of 12 steps, not 20; use another" in longer.stderr
+    other = run_cli(
+        "synth",
+        "generate",
+        str(REPO / "examples/synth/tilt.yaml"),
+        "--out",
+        str(out / "data" / "synthetic"),
+        "--tokens",
+        "20K",
+        "--overwrite",
+    )
+    assert other.returncode == 0, other.stderr
+    again = run_cli("quickstart", "--out", str(out), "--steps", "12", "-q")
+    assert again.returncode == 2 and "holds another synthetic dataset" in again.stderr
+
+
+def test_the_example_spec_and_config_are_the_quickstarts_own():
+    """README's walkthrough redoes the quickstart's stages with the shipped example files: they
+    must make the same dataset and train the same run, or the walkthrough trains on data the
+    quickstart's checkpoint never saw."""
+    import yaml
+
+    from synthlm.quickstart import _packaged, train_config
+    from synthlm.synth import load_spec
+    from synthlm.train import load_run_config
+
+    example = load_spec(REPO / "examples/synth/quickstart.yaml")
+    assert example.model_dump() == load_spec(_packaged("synth.yaml")).model_dump()
+    out, data = Path("quickstart"), Path("quickstart/data")
+    stores = (data / "shakespeare_text_document_train", data / "shakespeare_text_document_valid")
+    ours = train_config(out, out / "tokenizer", stores, data / "synthetic").model_dump()
+    config = REPO / "examples/configs/quickstart.yaml"
+    theirs = load_run_config([config]).model_dump()
+    assert yaml.safe_load(config.read_text())["run_dir"] == "runs/quickstart"
+    ours["run_dir"] = theirs["run_dir"]
+    assert ours == theirs

@@ -1,13 +1,15 @@
 """``synthlm quickstart``: the whole pipeline, end to end, on data synthlm ships or makes.
 
 Stages (each reads the previous stage's files, and each is skipped when its output already
-exists, so an interrupted quickstart continues where it stopped):
+exists, so an interrupted quickstart continues where it stopped; an output that exists but is
+not what the stage makes, such as another synthetic dataset or a run of another length, stops
+the quickstart with an error instead of being used):
 
 1. corpus      the shipped tinyshakespeare, split into scene-sized documents (jsonl)
 2. tokenizer   a byte-level BPE trained on it
 3. tokenize    the corpus into a Megatron-compatible token store
 4. split       5% of the documents held out (natural loss is measured on text never trained on)
-5. synth       a small synthetic meta-language dataset (copy, reverse)
+5. synth       a small synthetic meta-language dataset (identity, reverse)
 6. train       a tiny Llama on the 50/50 natural/synthetic mixture, evaluated as it trains
 7. report      an HTML report of the run: loss curves, held-out loss, synthetic accuracy
 """
@@ -20,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthlm.data.corpus import shipped_corpus, split_documents
 from synthlm.data.store import store_exists
 from synthlm.fileio import atomic_write_text
 from synthlm.synth.manifest import is_synthetic_dataset
+
+if TYPE_CHECKING:
+    from synthlm.train import RunConfig
 
 TOKENIZER_VOCAB = 2048
 PROMPT = "ROMEO:"
@@ -87,9 +92,25 @@ def synth_stage(out: Path, quiet: bool) -> Path:
     from synthlm.synth import build_dataset, load_spec
 
     directory = out / "data" / "synthetic"
+    spec = load_spec(_packaged("synth.yaml"))
     if not is_synthetic_dataset(directory):
-        build_dataset(load_spec(_packaged("synth.yaml")), directory, quiet=quiet)
+        build_dataset(spec, directory, quiet=quiet)
+    else:
+        _check_same_dataset(directory, spec.model_dump(mode="json"))
     return directory
+
+
+def _check_same_dataset(directory: Path, spec: dict[str, Any]) -> None:
+    """An existing dataset is reused only when it is the quickstart's own (same spec)."""
+    from synthlm.errors import UserError
+    from synthlm.synth.manifest import read_manifest
+
+    found = read_manifest(directory).get("spec", {})
+    if found != spec:
+        raise UserError(
+            f"{directory} holds another synthetic dataset ('{found.get('name')}') than the "
+            f"quickstart makes ('{spec.get('name')}'); remove it, or use another --out"
+        )
 
 
 def train_stage(
@@ -100,7 +121,22 @@ def train_stage(
     steps: int | None,
     quiet: bool,
 ) -> Path:
-    from synthlm.train import load_run_config, run
+    from synthlm.train import run
+
+    _check_same_run(out / "run", steps)
+    return run(train_config(out, tokenizer, stores, synthetic, steps, quiet))
+
+
+def train_config(
+    out: Path,
+    tokenizer: Path,
+    stores: tuple[Path, Path],
+    synthetic: Path,
+    steps: int | None = None,
+    quiet: bool = False,
+) -> RunConfig:
+    """The quickstart's run config: the packaged train.yaml pointed at ``out``'s data."""
+    from synthlm.train import load_run_config
 
     train, valid = stores
     paths = {
@@ -125,8 +161,26 @@ def train_stage(
     overrides = [f"train.max_steps={steps}"] if steps else []
     if quiet:
         overrides.append("logging.progress=false")
-    config = load_run_config([_packaged("train.yaml"), paths], overrides)
-    return run(config)
+    return load_run_config([_packaged("train.yaml"), paths], overrides)
+
+
+def _check_same_run(run_dir: Path, steps: int | None) -> None:
+    """A run of another length in ``OUT/run`` would be resumed (or refused with advice about
+    settings quickstart does not take): say what to do instead."""
+    import yaml
+
+    from synthlm.errors import UserError
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    trained = (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}).get("train", {})
+    wanted = steps or yaml.safe_load(_packaged("train.yaml").read_text())["train"]["max_steps"]
+    if trained.get("max_steps") != wanted:
+        raise UserError(
+            f"{run_dir} is a run of {trained.get('max_steps')} steps, not {wanted}; use another "
+            f"--out, or remove {run_dir} (the data stages are kept and reused)"
+        )
 
 
 def report_stage(run_dir: Path, out: Path) -> Path:
@@ -249,7 +303,7 @@ def summary(result: QuickstartResult) -> str:
     )
     lines.append(
         f"next: open {result.paths['report']} ; synthlm generate "
-        f"{result.paths['final model']} -i prompts.txt"
+        f"{result.paths['final model']} -p {PROMPT!r}"
     )
     return "\n".join(lines)
 
