@@ -263,7 +263,9 @@ def untie_t5_output(model: PreTrainedModel, fresh: bool) -> None:
     N(0, initializer_factor), T5's and nanoT5's init) and the instance stops listing it as tied,
     so ``save_pretrained`` writes ``lm_head.weight`` and a config saying
     ``tie_word_embeddings: false``. Stock ``AutoModelForSeq2SeqLM`` loads that untied (both
-    tensors present and different), and transformers 4 reads the false as "v1.1: no rescale".
+    tensors present and different; transformers 5 warns about it needlessly, which
+    :class:`UntiedT5Load` mutes for ``init_from``), and transformers 4 reads the false as
+    "v1.1: no rescale".
     A v1.0-style checkpoint (config asks for the rescale) is left tied as it was trained.
     """
     import torch
@@ -296,6 +298,46 @@ def untie_t5_output(model: PreTrainedModel, fresh: bool) -> None:
     if isinstance(model._tied_weights_keys, dict):
         model.all_tied_weights_keys = dict(model._tied_weights_keys)
     config.tie_word_embeddings = False
+
+
+class UntiedT5Load:
+    """While loading a checkpoint :func:`untie_t5_output` saved: mute transformers' warning
+    "...specifies to tie shared.weight to lm_head.weight, but both are present in the
+    checkpoints with different values, so we will NOT tie them. You should update the config
+    with `tie_word_embeddings=False`...".
+
+    It is spurious for these checkpoints: their config.json already says
+    ``tie_word_embeddings: false``, but transformers 5's ``T5Config`` always sets it back to
+    True (the flag also ties the encoder's and decoder's token embeddings to ``shared``, so
+    loading with it false would leave those random), and the result it announces, a separate
+    head, is the one wanted. Only that message, and only for configs saved untied (T5 v1.1:
+    ``scale_decoder_outputs`` false); a tied v1.0 checkpoint whose head differs still warns.
+    """
+
+    MESSAGE = "to tie shared.weight to lm_head.weight, but both are present in the checkpoints"
+
+    def __init__(self, path: Path) -> None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        self.untied = getattr(config, "scale_decoder_outputs", None) is False
+
+    def _keep(self, record: Any) -> bool:
+        return self.MESSAGE not in record.getMessage()
+
+    def __enter__(self) -> None:
+        if self.untied:
+            _modeling_logger().addFilter(self._keep)
+
+    def __exit__(self, *exc: object) -> None:
+        _modeling_logger().removeFilter(self._keep)
+
+
+def _modeling_logger() -> Any:
+    """The logger transformers' ``from_pretrained`` warns through."""
+    import logging
+
+    return logging.getLogger("transformers.modeling_utils")
 
 
 @register_arch(
@@ -628,9 +670,13 @@ def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedMo
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per load would break the run's own
     try:
-        return auto.from_pretrained(
-            path, local_files_only=True, attn_implementation=cfg.attn_implementation, dtype=dtype
-        )
+        with UntiedT5Load(path):
+            return auto.from_pretrained(
+                path,
+                local_files_only=True,
+                attn_implementation=cfg.attn_implementation,
+                dtype=dtype,
+            )
     finally:
         if shown:
             hf_logging.enable_progress_bar()

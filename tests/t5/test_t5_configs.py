@@ -98,10 +98,11 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):
     """t5_synthetic_pairs.yaml says to generate examples/synth/wu2022.yaml into data/wu2022: its
     model.num_meta_tokens must cover that dataset's ids (it once lagged the spec and was
-    refused before step 0)."""
+    refused before step 0), and its length limits every pair with its EOS (max_target_length
+    was once 256, cutting duplicate's k=2 answers of up to 440 ids)."""
     import json
 
-    from synthlm.synth import build_dataset, load_spec
+    from synthlm.synth import build_dataset, load_spec, load_synthetic
 
     spec = CONFIGS.parent / "synth" / "wu2022.yaml"
     header = (CONFIGS / "t5_synthetic_pairs.yaml").read_text(encoding="utf-8")
@@ -110,3 +111,16 @@ def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):
     manifest = json.loads((tmp_path / "wu2022" / "manifest.json").read_text(encoding="utf-8"))
     config = load_run_config([CONFIGS / "t5_synthetic_pairs.yaml"])
     assert config.model.num_meta_tokens >= manifest["layout"]["vocab_size"]
+    dataset = load_synthetic(tmp_path / "wu2022")
+    examples = [e for split in ("train", "valid") for e in dataset.examples(split)]
+    ft = config.finetune
+    assert max(len(e.prompt) for e in examples) + 1 <= ft.max_input_length
+    assert max(len(e.answer) for e in examples) + 1 <= ft.max_target_length
+
+
+def test_synthetic_pairs_lengths_cover_wu2022s_longest_examples():
+    """At the header's 50M tokens the longest prompt is 222 ids and the longest answer 440
+    (duplicate, k=2, of a 220-token input): with EOS, 223 and 441 (measured with
+    ``synthlm synth generate examples/synth/wu2022.yaml --tokens 50M``)."""
+    ft = load_run_config([CONFIGS / "t5_synthetic_pairs.yaml"]).finetune
+    assert (ft.max_input_length, ft.max_target_length) == (256, 448)

@@ -1,7 +1,9 @@
 """Generate targets for pairs, score them, and write predictions.
 
 Generation is greedy (or beam search with ``finetune.num_beams``), up to ``max_target_length``
-new tokens, from the bare HF model (under any DDP wrapper). Outputs are cut at the first EOS.
+new tokens, from the bare HF model (under any DDP wrapper), never producing an id the pairs
+cannot use (:func:`vocab_end`: text pairs stop at the tokenizer's size, so the model's padded
+rows are never decoded). Outputs are cut at the first EOS.
 Text pairs are decoded with the run's tokenizer and scored by the metrics of
 :mod:`synthlm.finetune.metrics`; synthetic pairs are shifted back to the dataset's ids and judged
 by the domain's own verifier (``accuracy``: several answers may be right, e.g. abduction).
@@ -26,11 +28,38 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class GenerationSettings:
+    """How :func:`generate` decodes; ``vocab_end``: ids at or past it are never generated."""
+
     batch_size: int
     max_new_tokens: int
     num_beams: int
     eos_id: int
     pad_id: int
+    vocab_end: int | None
+
+
+def vocab_end(kind: str, layout: ModelVocab) -> int:
+    """The first id generation must not produce for pairs of ``kind``.
+
+    Text pairs are decoded by the tokenizer, which has only the natural ids: the model's
+    meta-language and padding rows (its vocabulary is rounded up) would make it fail. Synthetic
+    answers are meta ids, so only the padding rows past the meta range are cut.
+    """
+    if kind == "synthetic":
+        return layout.meta_offset + layout.meta_size
+    return layout.natural_size
+
+
+def suppressed_ids(model: Any, end: int | None) -> list[int] | None:
+    """``model.generate``'s ``suppress_tokens``: the output rows from ``end`` on, or None.
+
+    Rows come from the config, as :func:`synthlm.train.checkpoint.reserved_ids_suppressed`
+    does for saved checkpoints (the weight may be a shard under FSDP / ZeRO-3). None when there
+    is nothing to suppress: passed explicitly, it still overrides a checkpoint's
+    generation_config, which suppresses the meta ids synthetic answers need.
+    """
+    rows = model.config.get_text_config().vocab_size
+    return list(range(end, rows)) if end is not None and end < rows else None
 
 
 def generate(
@@ -48,6 +77,7 @@ def generate(
     from synthlm.objectives.text_to_text import pad_rows
 
     outputs: list[list[int]] = []
+    suppress = suppressed_ids(model, settings.vocab_end)
     starts = range(0, len(pairs), settings.batch_size)
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress, leave=False):
         rows = [p.input_ids for p in pairs[start : start + settings.batch_size]]
@@ -65,7 +95,7 @@ def generate(
             decoder_start_token_id=settings.pad_id,
             eos_token_id=settings.eos_id,
             pad_token_id=settings.pad_id,
-            suppress_tokens=None,  # synthetic answers are meta ids, which a checkpoint's generation_config suppresses
+            suppress_tokens=suppress,
         )
         outputs.extend(cut_at_eos(row[1:], settings.eos_id) for row in out.tolist())
     return outputs

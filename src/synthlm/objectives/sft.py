@@ -11,7 +11,7 @@ loss: ``train_on: assistant`` keeps the store's mask, ``all`` trains on every re
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,6 +47,18 @@ class SupervisedFineTuning(CausalLM):
             )
         self.train_on = train_on
 
+    def check_data(self, data: Any) -> None:
+        """``train_on: assistant`` reads the targets from the stores' loss masks: refuse a run
+        none of whose sources has one, which would otherwise train on every token unannounced
+        (a store tokenized without ``--chat``). A mask-less store beside masked or synthetic
+        sources is replay, trained on every token by design."""
+        if self.train_on != "assistant":
+            return
+        sources = list(getattr(data, "sources", ()))
+        unmasked = [s for s in sources if s.kind == "natural" and not has_loss_mask(s.path)]
+        if sources and len(unmasked) == len(sources):
+            raise ConfigError(no_mask_message(unmasked))
+
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         batch = super().collate(samples)
         if self.train_on == "all":
@@ -60,3 +72,22 @@ class SupervisedFineTuning(CausalLM):
                 labels = np.where(new_doc, IGNORE_INDEX, labels)
             batch["labels"] = torch.from_numpy(labels)
         return batch
+
+
+def has_loss_mask(path: Any) -> bool:
+    """Whether the token store at ``path`` has a loss-mask store beside it (``PREFIX.mask``)."""
+    from synthlm.data.store import mask_prefix, normalize_prefix, store_exists
+
+    return path is not None and store_exists(mask_prefix(normalize_prefix(path)))
+
+
+def no_mask_message(sources: list[Any]) -> str:
+    """The error for chat sources without a loss mask: which ones, and the two ways out."""
+    named = ", ".join(f"'{s.name}' ({s.path})" for s in sources)
+    return (
+        f"objective.train_on=assistant trains on the assistant's tokens, which a store's loss "
+        f"mask marks, but data.sources {named} {'has' if len(sources) == 1 else 'have'} no loss "
+        f"mask (not tokenized as chat); re-tokenize the conversations with `synthlm tokenize "
+        f"FILE --chat -t TOKENIZER -o PREFIX`, or set objective.train_on=all to train on every "
+        f"token"
+    )

@@ -80,7 +80,8 @@ class BaseTokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         raise NotImplementedError
 
-    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+    def _decode(self, ids: list[int], skip_special: bool) -> str:
+        """Text of ``ids``, all known to be this tokenizer's (:meth:`decode` checked them)."""
         raise NotImplementedError
 
     def hf_backend(self):
@@ -116,6 +117,22 @@ class BaseTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
+
+    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+        """Text of ``ids``; an id outside ``0..vocab_size-1`` is an error naming it.
+
+        Never dropped or passed on: HF ``tokenizers`` skip unknown ids silently and
+        sentencepiece raises a bare ``IndexError``, while such an id always means a mix-up (a
+        model's padded or meta-language rows generated, another tokenizer's ids) to fix.
+        """
+        checked = [int(i) for i in ids]
+        if checked and (min(checked) < 0 or max(checked) >= self.vocab_size):
+            bad = next(i for i in checked if not 0 <= i < self.vocab_size)
+            raise ValueError(
+                f"cannot decode id {bad}: the {self.kind} tokenizer has {self.vocab_size} ids "
+                f"(0..{self.vocab_size - 1})"
+            )
+        return self._decode(checked, skip_special)
 
     def encode_flat(self, texts: list[str], dtype: Any = np.int32) -> tuple[np.ndarray, np.ndarray]:
         """All documents' ids in one array plus their sizes: the pipeline's hot path, no lists kept."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -83,16 +82,13 @@ class ByteTokenizer(BaseTokenizer):
         )
 
     def _token(self, i: int) -> str:
-        if i < BYTE_OFFSET:
-            return self._specials[i]
-        if BYTE_OFFSET + 256 <= i < self.vocab_size:
-            return self._extras[i - BYTE_OFFSET - 256]
-        raise ValueError(f"id {i} is outside the byte tokenizer's {self.vocab_size} ids")
+        """A special or extra token (bytes are decoded in runs; :meth:`decode` checked ``i``)."""
+        return self._specials[i] if i < BYTE_OFFSET else self._extras[i - BYTE_OFFSET - 256]
 
-    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+    def _decode(self, ids: list[int], skip_special: bool) -> str:
         out: list[str] = []
         run = bytearray()
-        for i in map(int, ids):
+        for i in ids:
             if BYTE_OFFSET <= i < BYTE_OFFSET + 256:
                 run.append(i - BYTE_OFFSET)
                 continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -118,8 +117,8 @@ class HFTokenizer(BaseTokenizer):
             itertools.chain.from_iterable(ids), dtype=dtype, count=int(sizes.sum())
         ), sizes
 
-    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
-        return self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special)
+    def _decode(self, ids: list[int], skip_special: bool) -> str:
+        return self._backend.decode(ids, skip_special_tokens=skip_special)
 
     def hf_backend(self):
         from tokenizers import Tokenizer as Backend

@@ -7,7 +7,6 @@ sentencepiece stays the encoder (its byte fallback and normalization are the ref
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 
 from synthlm.errors import UserError
 from synthlm.tokenizers.base import DEFAULT_TOKENS, BaseTokenizer
@@ -48,10 +47,10 @@ class SentencePieceTokenizer(BaseTokenizer):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return self._sp.encode(list(texts), out_type=int, num_threads=self.num_threads)
 
-    def decode(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+    def _decode(self, ids: list[int], skip_special: bool) -> str:
         """Like ``sp.decode`` but control tokens (bos, eos, pad, extras) are shown, not dropped."""
         out, run = [], []
-        for i in map(int, ids):
+        for i in ids:
             if not self._sp.is_control(i):
                 run.append(i)
                 continue

@@ -111,8 +111,8 @@ def objective_metrics(
 # mode ft: generated outputs scored
 
 
-def generation_settings(plan: Any, batch_size: int) -> Any:
-    from synthlm.finetune.predict import GenerationSettings
+def generation_settings(plan: Any, batch_size: int, kind: str) -> Any:
+    from synthlm.finetune.predict import GenerationSettings, vocab_end
 
     cfg = plan.finetune.config
     return GenerationSettings(
@@ -121,6 +121,7 @@ def generation_settings(plan: Any, batch_size: int) -> Any:
         cfg.num_beams,
         plan.objective.eos_id,
         plan.objective.pad_id,
+        vocab_end(kind, plan.layout),
     )
 
 
@@ -143,7 +144,11 @@ def evaluate_pairs(
     )
     metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
     outputs = generate(
-        unwrap(model), labelled, generation_settings(plan, batch_size), device, progress=progress
+        unwrap(model),
+        labelled,
+        generation_settings(plan, batch_size, pairs.kind),
+        device,
+        progress=progress,
     )
     metrics.update(score(scored, outputs, plan.tokenizer, plan.layout))
     return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
@@ -174,7 +179,7 @@ def write_predictions(
         outputs = generate(
             unwrap(model),
             pairs.pairs,
-            generation_settings(plan, batch_size),
+            generation_settings(plan, batch_size, pairs.kind),
             device,
             progress=progress and write,
         )
