@@ -83,6 +83,33 @@ def test_hu2025_configs_are_the_references_paper_run():
     assert c4.train.max_steps == 10_000
 
 
+def test_pythia160m_is_the_pythia_suites_recipe():
+    """EleutherAI/pythia models/160M/pythia-160m.yml (GPT-NeoX): 12 x 768, rotary 25%, parallel
+    residual, untied; init_method small_init, output_layer_init_method wang_init; bias-gelu
+    fusion (tanh GELU); Adam lr 6e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1, min_lr
+    6e-5, cosine, warmup 0.01 of 143000 iterations; 32 GPUs x 32 sequences of 2048; clip 1.0;
+    fp16; seed 1234 (GPT-NeoX's default)."""
+    from synthlm.models import model_config
+
+    c = load_run_config([EXAMPLES / "pythia160m.yaml"])
+    assert (c.seed, c.model.arch, c.model.preset, c.model.init) == (
+        1234,
+        "gpt_neox",
+        "160m",
+        "neox",
+    )
+    hf = model_config(c.model, vocab_size=50304)
+    assert (hf.hidden_size, hf.num_hidden_layers, hf.num_attention_heads) == (768, 12, 12)
+    assert hf.rope_parameters["partial_rotary_factor"] == 0.25 and hf.use_parallel_residual
+    assert hf.hidden_act == "gelu_pytorch_tanh" and not hf.tie_word_embeddings
+    o, s, t = c.optim, c.schedule, c.train
+    assert (o.name, o.lr, o.betas, o.eps, o.weight_decay) == ("adamw", 6e-4, (0.9, 0.95), 1e-8, 0.1)
+    assert (s.name, s.warmup_ratio, s.final_lr_ratio) == ("neox_cosine", 0.01, 0.1)
+    assert s.warmup(143_000) == 1430
+    assert (t.max_steps, t.global_batch_size, c.data.seq_len) == (143_000, 32 * 32, 2048)
+    assert (t.clip_grad, t.precision) == (1.0, "fp16")
+
+
 def test_the_seqthetic_reproduction_config_says_what_the_issue_asks():
     config = load_run_config([EXAMPLES / "pythia14m_metalang.yaml"])
     assert (config.model.arch, config.model.preset, config.model.init_from) == (
