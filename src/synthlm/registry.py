@@ -19,6 +19,17 @@ Lazy entries: a package with many entries may name each with the module that reg
 (``OBJECTIVES.lazy("depth", "synthlm.objectives.depth")``). The name is known at once (listings,
 did-you-mean, ``in``); the module is imported on first use of that entry, so a plain training
 run does not import every objective (DEPTH's sentence splitter, T5 noise) it never uses.
+
+Plugins: an installed distribution extends synthlm without editing it by naming a module in the
+``synthlm.plugins`` entry-point group (in its pyproject's
+``[project.entry-points."synthlm.plugins"]`` table: ``mytasks = "mytasks.synthlm_plugin"``);
+importing that module registers its domains, objectives, optimizers or backends with the usual
+decorators. :func:`load_plugins` imports them all, once per process, and only when a name is
+missing: the first lookup of a name no registry holds, or the first listing (``synth list``,
+the known names in an error, the synthetic spec schema, a union over every domain). Scanning
+the entry points costs about 5 ms (190 installed distributions; plus 9 ms to import
+``importlib.metadata`` where nothing has yet), which a run naming only built-in entries never
+pays: synthlm's start-up is measured against a bare PyTorch loop.
 """
 
 from __future__ import annotations
@@ -32,9 +43,63 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from synthlm.config import _type_name
-from synthlm.errors import ConfigError
+from synthlm.errors import ConfigError, UserError
 
 T = TypeVar("T")
+
+PLUGIN_GROUP = "synthlm.plugins"
+
+
+class PluginError(UserError):
+    """An installed plugin failed to import (a user's environment, not a synthlm bug)."""
+
+
+_plugins: dict[str, Any] = {"state": "new"}  # "new", "loading", "loaded" or the PluginError
+
+
+def load_plugins() -> None:
+    """Import every ``synthlm.plugins`` entry point, once per process (see the module docstring).
+
+    The registries call this on a miss or a listing, never at start-up. A plugin that fails to
+    import raises :class:`PluginError` naming it, here and on every later call, so a missing
+    domain or objective is never explained by a plugin skipped in silence. A call made while the
+    plugins load (a plugin that looks a name up as it registers) returns at once.
+    """
+    state = _plugins["state"]
+    if isinstance(state, PluginError):
+        raise state
+    if state != "new":
+        return
+    _plugins["state"] = "loading"
+    try:
+        for entry in _entry_points():
+            _import_plugin(entry)
+    except PluginError as exc:
+        _plugins["state"] = exc
+        raise
+    _plugins["state"] = "loaded"
+
+
+def _entry_points() -> list[Any]:
+    """The group's entry points, sorted so that plugins register in the same order everywhere."""
+    from importlib.metadata import entry_points  # 9 ms to import: paid only when plugins load
+
+    return sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: (e.name, e.value))
+
+
+def _import_plugin(entry: Any) -> None:
+    """Import one plugin's module (its import registers what it adds)."""
+    try:
+        entry.load()
+    except Exception as exc:
+        dist = getattr(entry, "dist", None)
+        origin = f", from {dist.name} {dist.version}" if dist is not None else ""
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PluginError(
+            f"plugin '{entry.name}' (entry point {PLUGIN_GROUP}: {entry.name} = {entry.value}"
+            f"{origin}) failed to import: {type(exc).__name__}{': ' + detail if detail else ''}"
+            "; fix or uninstall it (synthlm --debug shows the traceback)"
+        ) from exc
 
 
 class NoOptions(BaseModel):
@@ -67,6 +132,8 @@ class Registry(Generic[T]):
             raise RuntimeError(f"{module} was declared to register {self.what} '{name}'")
 
     def _known(self) -> list[str]:
+        """Every name, the plugins' included (a listing is when a user may look for theirs)."""
+        load_plugins()
         return [*self._items, *(n for n in self._lazy if n not in self._items)]
 
     def register(self, name: str, *, options: type[BaseModel] | None = None) -> Callable[[T], T]:
@@ -108,6 +175,8 @@ class Registry(Generic[T]):
 
     def find(self, name: str) -> T | None:
         """The entry, or None (for validators that leave an unknown name to another check)."""
+        if name not in self:
+            return None
         self._load(name)
         return self._items.get(name)
 
@@ -118,6 +187,10 @@ class Registry(Generic[T]):
         return name
 
     def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is registered; a miss first loads the plugins, which may add it."""
+        if name in self._items or name in self._lazy:
+            return True
+        load_plugins()
         return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
@@ -146,6 +219,7 @@ class Registry(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         """Every entry, importing the lazy ones (listings that show what each entry is)."""
+        load_plugins()
         for name in list(self._lazy):
             self._load(name)
         return iter(self._items.items())

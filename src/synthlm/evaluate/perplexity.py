@@ -117,12 +117,16 @@ def held_out_samples(
 
 
 def objective_loss(model, objective, batches: Iterable[list[Sample]], device) -> LossTotal:
-    """Summed per-token loss of ``objective`` (its targets, masks and positions) over ``batches``."""
+    """Summed per-token loss of ``objective`` (its targets, masks and positions) over ``batches``.
+
+    Through ``forward``, the call the training loop makes and every objective has, so any
+    registered objective scores held-out text exactly as it computes its training loss.
+    """
     total = LossTotal()
     for samples in batches:
         batch = {k: v.to(device) for k, v in objective.collate(samples).items()}
-        losses, targets = objective.token_losses(model, batch)
-        total.add(float(losses.double().sum()), int(targets.sum()))
+        out = objective.forward(model, batch)
+        total.add(float(out.loss.double()), int(out.targets))
     return total
 
 

@@ -4,7 +4,9 @@ An objective owns everything about its loss: how samples become a batch, how man
 a batch has (known before the forward pass), and what one forward pass returns
 (:class:`LossOutput`: the loss sum, the target count, per-row sums, per-group metric sums).
 The training loop and the evaluators only call these, so a new objective (encoder-decoder ones
-included) is one module with ``@register_objective`` and no change anywhere else.
+included) is one module with ``@register_objective`` and no change anywhere else: the base
+``__init__`` takes the ``Options`` fields (set as attributes) and ``document_mask``, the one
+keyword the run adds itself, and the evaluators score through :meth:`Objective.forward` too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import BaseModel
 
+from synthlm.config import validate
 from synthlm.errors import ConfigError
 from synthlm.registry import NoOptions, Registry
 
@@ -54,6 +57,13 @@ class Objective:
     ``loss_sum`` returns the *sum* of per-token losses and the number of target tokens, never a
     mean: the loop divides by the target count of the whole optimizer step (all micro-batches,
     all ranks), which is what makes gradient accumulation and DDP exactly equal to one big batch.
+
+    ``document_mask``: the training planner passes ``document_mask=True`` to a decoder-only
+    objective whenever the run masks packed documents from each other (by default, when any
+    source is synthetic), and ``synthlm eval`` passes it either way. ``collate`` and the forward
+    must then keep each packed document to itself (``tests/t5/test_objective_contract.py``
+    checks it): no attention across documents, positions from 0, and no document's first token
+    predicted from the one before (``objectives/clm.py`` has the helpers).
     """
 
     name: str = ""
@@ -65,11 +75,20 @@ class Objective:
         """The options a config may set for this objective (validated when the config loads)."""
         return getattr(cls, "config_class", None) or cls.Options
 
-    def __init__(self, **options: Any) -> None:
-        if options:
-            raise ConfigError(
-                f"objective '{self.name}' takes no options, got: {', '.join(sorted(options))}"
-            )
+    def __init__(self, *, document_mask: bool = False, **options: Any) -> None:
+        """Validate ``options`` against ``Options`` and set each field (defaults included) as an
+        attribute, so an objective needs no ``__init__`` of its own; ``self.options`` keeps them.
+
+        ``document_mask`` is always accepted (see the class docstring); an ``Options`` that
+        declares it, so a config may also set it, sees the same value.
+        """
+        model = self.options_model()
+        if "document_mask" in model.model_fields:
+            options["document_mask"] = document_mask or options.get("document_mask", False)
+        self.options = validate(model, options, source=f"objective ({self.name})")
+        for key in model.model_fields:
+            setattr(self, key, getattr(self.options, key))
+        self.document_mask = bool(getattr(self.options, "document_mask", document_mask))
 
     @classmethod
     def create(cls, tokenizer: Tokenizer, **options: Any) -> tuple[Objective, Tokenizer]:
@@ -135,11 +154,22 @@ class Objective:
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator: register an objective and its typed options under ``name``."""
+    """Class decorator: register an objective and its typed options under ``name``.
+
+    Refuses options that would shadow an attribute of the interface (an option ``forward``
+    set by the base ``__init__`` would replace the method the loop calls).
+    """
 
     def decorate(cls: type[Objective]) -> type[Objective]:
+        model = cls.options_model()
+        clash = sorted(f for f in model.model_fields if f != "document_mask" and hasattr(cls, f))
+        if clash:
+            raise TypeError(
+                f"objective '{name}': option(s) {', '.join(clash)} would hide the attribute(s) "
+                f"of {cls.__qualname__} with the same name; rename them"
+            )
         cls.name = name
-        return OBJECTIVES.register(name, options=cls.options_model())(cls)
+        return OBJECTIVES.register(name, options=model)(cls)
 
     return decorate
 

@@ -9,6 +9,12 @@ Every sequence is ``promoter + body``. Task domains (copy, count, LIME, ...) hav
 form ``input ... <marker> output``: the prompt ends with the marker that precedes the output and
 the answer is the rest. Language-like domains (dyck, fbm, n-gram, ...) have no answer; their
 whole body is what a model learns, and ``verify`` checks it belongs to the language.
+
+A new domain needs only ``Params``, ``body`` and its check: ``solve`` (or ``check_answer``) for a
+task, ``check_language`` for a language (``synth/registry.register_domain`` refuses a class
+without them). The rest has defaults: a task that lists no ``markers`` gets the answer marker
+that :meth:`Domain.answered` writes, and the mean body length that sizes generation blocks is
+measured on a sample unless the domain says it.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class Domain:
         1 << 16
     )  # tokens per generated block (Python-heavy domains use less)
 
+    SIZING_SAMPLE: ClassVar[int] = 64  # sequences generated to measure the mean body length
+
     def __init__(
         self, params: DomainParams, layout: RoleIds, name: str | None = None, key: int = 0
     ) -> None:
@@ -75,11 +83,27 @@ class Domain:
     @classmethod
     def needs(cls, params: DomainParams, name: str, promoter_length: int) -> DomainNeeds:
         return DomainNeeds(
-            name, cls.alphabet_size(params), cls.markers, cls.uses_digits, promoter_length
+            name, cls.alphabet_size(params), cls.layout_markers(), cls.uses_digits, promoter_length
         )
 
+    @classmethod
+    def layout_markers(cls) -> tuple[str, ...]:
+        """The markers this domain gets ids for: ``markers``, or, for a task that lists none,
+        the output marker (``<ans>``, what :meth:`answered` writes), so that the plain recipe
+        (``Params``, ``body``, ``solve``) needs no marker list. Built-in domains list theirs."""
+        if cls.markers or not cls.is_task:
+            return cls.markers
+        marker = cls.output_marker
+        return (marker if isinstance(marker, str) else "answer",)
+
     def mark(self, marker: str) -> int:
-        return self.layout.markers[marker]
+        try:
+            return self.layout.markers[marker]
+        except KeyError:
+            raise KeyError(
+                f"domain {self.type_name!r} uses the marker {marker!r} but has no id for it: "
+                f"add it to the class's `markers` (now {self.layout_markers()})"
+            ) from None
 
     # -- generation ----------------------------------------------------------------------------
     def body(self, rng: np.random.Generator, n: int) -> list[tuple[Ragged, bool]]:
@@ -92,8 +116,16 @@ class Domain:
         return [(prompt, False), (marker, False), (answer, True)]
 
     def mean_body_length(self) -> float:
-        """A rough mean body length; only used to size generation blocks."""
-        raise NotImplementedError
+        """A rough mean body length; only used to size generation blocks.
+
+        Default: measured on ``SIZING_SAMPLE`` bodies from a fixed generator (so the block
+        size, which the manifest records, is the same on every run); built-in domains compute
+        it from their parameters instead, which costs nothing.
+        """
+        if not hasattr(self, "_mean_body_length"):
+            parts = self.body(np.random.default_rng(0), self.SIZING_SAMPLE)
+            self._mean_body_length = float(assemble(parts)[1].mean())
+        return self._mean_body_length
 
     def block_size(self) -> int:
         """Sequences per block: a power of two giving about ``block_tokens`` tokens."""

@@ -1,8 +1,11 @@
 """The domain registry: one decorator per domain, and the spec schema is built from it.
 
-Adding a domain is one class in ``synth/domains/`` with ``@register_domain("name", ...)``; the
+Adding a domain is one class with ``@register_domain("name", ...)``, in ``synth/domains/`` or in
+an installed plugin (the ``synthlm.plugins`` entry points, see :mod:`synthlm.registry`); the
 decorator derives its spec model (the class's ``Params`` plus a ``type: Literal["name"]``
-discriminator), so ``synthlm synth list``, spec validation and the manifest pick it up.
+discriminator), so ``synthlm synth list``, spec validation and the manifest pick it up. It
+also refuses a class that lacks what generation or ``synth verify`` will call, at import,
+instead of a ``NotImplementedError`` halfway through a dataset or a verify that passes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def register_domain(name: str, *, family: str, description: str, reference: str 
     def decorate(cls: type[Domain]) -> type[Domain]:
         if name in DOMAINS:
             raise ValueError(f"domain type {name!r} is registered twice")
+        check_complete(name, cls)
         base = cls.__dict__.get("Params") or cls.Params
         cls.Params = create_model(  # type: ignore[misc]
             "".join(part.title() for part in name.split("_")) + "Spec",
@@ -43,10 +47,37 @@ def register_domain(name: str, *, family: str, description: str, reference: str 
     return decorate
 
 
-def load_domains() -> dict[str, type[Domain]]:
-    """Import every domain module (registration happens on import) and return the registry."""
-    import synthlm.synth.domains  # noqa: F401  (side effect: registration)
+def check_complete(name: str, cls: type[Domain]) -> None:
+    """Raise TypeError when ``cls`` lacks a method generation or verification needs."""
+    from synthlm.synth.domain import Domain
 
+    missing = [] if _overrides(cls, Domain, "body") else ["body(rng, n)"]
+    if not cls.is_task:
+        if not _overrides(cls, Domain, "check_language"):
+            missing.append("check_language(body) (is_task = False: a language without answers)")
+    elif not (_overrides(cls, Domain, "solve") or _overrides(cls, Domain, "check_answer")):
+        missing.append("solve(prompt), or check_answer(prompt, answer) when several are right")
+    if missing:
+        raise TypeError(
+            f"domain {name!r} ({cls.__module__}.{cls.__qualname__}) must implement "
+            f"{' and '.join(missing)}; see docs/architecture.md, 'A synthetic domain'"
+        )
+
+
+def _overrides(cls: type, base: type, method: str) -> bool:
+    return getattr(cls, method) is not getattr(base, method)
+
+
+def load_domains() -> dict[str, type[Domain]]:
+    """Every domain: the built-in modules' and the plugins' (registration happens on import).
+
+    The spec schema is a union over all of them and a dataset's worker processes rebuild it,
+    so this loads the plugins (once per process) rather than waiting for a missing name.
+    """
+    import synthlm.synth.domains  # noqa: F401  (side effect: registration)
+    from synthlm.registry import load_plugins
+
+    load_plugins()
     return DOMAINS
 
 
