@@ -4,10 +4,12 @@ kept, the same split for the same seed."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cli_runner import run_cli
 from synthlm.data.split import split_store
 from synthlm.data.store import TokenStore, write_store
+from synthlm.errors import StoreError
 
 
 def make_store(tmp_path, n=40):
@@ -77,3 +79,32 @@ def test_each_part_keeps_the_stores_bytes_per_token(tmp_path):
     parts = split_store(tmp_path / "s", 0.25, seed=0)
     for part in parts.values():
         assert part.metadata["num_bytes"] == 40 * part.num_tokens
+
+
+def test_cli_split_again_needs_overwrite(tmp_path):
+    """A second split must not silently replace the stores earlier runs trained and scored on
+    (as data merge and tokenize, it needs --overwrite)."""
+    make_store(tmp_path)
+    web = str(tmp_path / "web")
+    assert run_cli("data", "split", web, "--valid-fraction", "0.25").returncode == 0
+    before = {p: (tmp_path / f"web_{p}.bin").read_bytes() for p in ("train", "valid")}
+    again = run_cli("data", "split", web, "--valid-fraction", "0.1")
+    assert again.returncode == 2, again.stderr
+    assert f"{tmp_path / 'web_train'}: a token store already exists" in again.stderr
+    assert "pass --overwrite to replace it" in again.stderr
+    assert {p: (tmp_path / f"web_{p}.bin").read_bytes() for p in before} == before
+    replaced = run_cli("data", "split", web, "--valid-fraction", "0.1", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(TokenStore(tmp_path / "web_valid")) == 4
+
+
+def test_split_refuses_an_existing_valid_store_alone_and_the_input_as_output(tmp_path):
+    make_store(tmp_path)
+    write_store(tmp_path / "s_valid", [np.arange(3)], vocab_size=300)
+    with pytest.raises(StoreError, match="s_valid: a token store already exists"):
+        split_store(tmp_path / "web", 0.25, out=tmp_path / "s")
+    assert not (tmp_path / "s_train.bin").exists()
+    write_store(tmp_path / "x_train", [np.arange(5), np.arange(4)], vocab_size=300)
+    with pytest.raises(StoreError, match="is the input store"):
+        split_store(tmp_path / "x_train", 0.5, out=tmp_path / "x", overwrite=True)
+    assert len(TokenStore(tmp_path / "x_train")) == 2

@@ -136,3 +136,64 @@ def test_a_run_config_that_no_longer_validates_is_named(tmp_path):
     assert done.returncode == 2
     assert "odd/config.yaml: cannot tell how this run trained" in done.stderr
     assert "--equal-tokens needs to know" in done.stderr
+
+
+def two_runs(tmp_path, second_config="seed: 0\n"):
+    write_run(tmp_path / "a", [(1, 100, 5.0), (2, 200, 4.0)])
+    write_run(tmp_path / "b", [(1, 100, 4.5), (2, 200, 3.5)], second_config)
+    return [str(tmp_path / "a"), str(tmp_path / "b")]
+
+
+def assert_refused_before_writing(done, out, *needles):
+    """Exit 2 with the flag named, and no report at all: bad input stops before any work."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
+
+
+def test_unknown_source_writes_no_report(tmp_path):
+    out = tmp_path / "r"
+    args = ["--equal-tokens", "webb", "--at", "150", "-q"]
+    done = run_cli("report", *two_runs(tmp_path), "--out", str(out), *args)
+    assert_refused_before_writing(done, out, "--equal-tokens webb", "tokens/webb", "web")
+
+
+def test_unknown_metric_is_named_with_the_logged_ones_and_writes_no_report(tmp_path):
+    out = tmp_path / "r"
+    args = ["--equal-tokens", "web", "--metric", "eval/web/nope", "--at", "150", "-q"]
+    done = run_cli("report", *two_runs(tmp_path), "--out", str(out), *args)
+    assert_refused_before_writing(done, out, "--metric eval/web/nope", "eval/web/loss")
+
+
+def test_equal_tokens_without_budgets_writes_no_report(tmp_path):
+    out = tmp_path / "r"
+    done = run_cli("report", *two_runs(tmp_path), "--out", str(out), "--equal-tokens", "web")
+    assert_refused_before_writing(done, out, "--at")
+
+
+def test_runs_differing_in_masking_write_no_report(tmp_path):
+    web, dyck = "{name: web, path: stores/web}", "{name: dyck, path: synth/dyck, kind: synthetic}"
+    masked = f"data: {{sources: [{web}, {dyck}], document_mask: true}}\n"
+    runs = two_runs(tmp_path, masked)
+    (tmp_path / "a" / "config.yaml").write_text(f"data: {{sources: [{web}]}}\n")
+    out = tmp_path / "r"
+    done = run_cli("report", *runs, "--out", str(out), "--equal-tokens", "web", "--at", "150")
+    assert_refused_before_writing(done, out, "differ in masking their natural documents")
+
+
+def test_equal_tokens_flags_without_equal_tokens_are_refused(tmp_path):
+    runs = two_runs(tmp_path)
+    out = tmp_path / "r"
+    done = run_cli("report", *runs, "--out", str(out), "--at", "5K")
+    assert_refused_before_writing(done, out, "--at", "--equal-tokens")
+    done = run_cli("report", *runs, "--out", str(out), "--metric", "eval/web/loss", "--at", "5K")
+    assert_refused_before_writing(done, out, "--metric and --at", "--equal-tokens")
+
+
+def test_watch_with_equal_tokens_is_refused(tmp_path):
+    out = tmp_path / "r"
+    args = ["--equal-tokens", "web", "--at", "150", "--watch", "1"]
+    done = run_cli("report", *two_runs(tmp_path), "--out", str(out), *args, timeout=60)
+    assert_refused_before_writing(done, out, "--watch", "--equal-tokens")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
+from cli_runner import run_cli
 from synthlm.errors import UserError
 from synthlm.synth import Example, build_dataset, load_spec, load_synthetic, score
 from synthlm.synth import dataset as synth_dataset
@@ -78,3 +82,37 @@ def test_score_by_name_and_by_domain(dataset, monkeypatch):
     assert score("abduct", abduct.prompt, abduct.answer, dataset=dataset) == 1.0
     with pytest.raises(UserError, match="no loaded synthetic dataset has a domain named 'nope'"):
         score("nope", reverse.prompt, reverse.answer)
+
+
+def with_manifest_edit(dataset, tmp_path, edit) -> object:
+    """A copy of the dataset whose manifest.json's spec was changed by ``edit(spec)``."""
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset.directory, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest["spec"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_a_domain_unknown_to_this_synthlm_is_named_with_a_hint(dataset, tmp_path):
+    """A dataset made with a plugin domain that is not loaded now: one clear line naming the
+    manifest and the type, for the library, ``synth verify`` and ``eval --data`` alike."""
+    copy = with_manifest_edit(dataset, tmp_path, lambda s: s["domains"][2].update(type="myplug"))
+    with pytest.raises(UserError, match="domains.2.type 'myplug'"):
+        load_synthetic(copy)
+    done = run_cli("synth", "verify", str(copy), "-q")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+    assert str(copy / "manifest.json") in done.stderr and "'myplug'" in done.stderr
+    assert "plugin" in done.stderr and "newer synthlm" in done.stderr
+    assert "union_tag_invalid" not in done.stderr and "'dyck'" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_spec_key_this_synthlm_does_not_know_names_the_manifest(dataset, tmp_path):
+    copy = with_manifest_edit(dataset, tmp_path, lambda s: s["domains"][0].update(newer=1))
+    with pytest.raises(UserError, match="newer: unknown key") as info:
+        load_synthetic(copy)
+    message = str(info.value)
+    assert str(copy / "manifest.json") in message and "newer synthlm" in message
+    assert len(message.splitlines()) == 1

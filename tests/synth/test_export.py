@@ -182,3 +182,41 @@ def test_a_second_export_into_the_same_out_needs_overwrite(tmp_path, train_only)
     replaced = export_cli(train_only, out, "--offset", "300", "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert json.loads((out / "export.json").read_text())["offset"] == 300
+
+
+def test_an_offset_among_the_tokenizers_ids_is_refused(tmp_path, dataset):
+    """Synthetic ids below the tokenizer's vocabulary size would collide with natural ids: the
+    very thing the export exists to prevent."""
+    tok = train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)
+    local = load_synthetic(dataset).vocab_size
+    args = ["--tokenizer", str(tmp_path / "tok"), "--eod", "0"]
+    low = export_cli_args(dataset, tmp_path / "x", *args, "--offset", "100")
+    assert low.returncode == 2, low.stderr
+    assert f"--offset 100 is below the --tokenizer's vocabulary size {tok.vocab_size}" in low.stderr
+    assert f"synthetic ids 100..{100 + local - 1} would collide" in low.stderr
+    assert not (tmp_path / "x").exists()
+    done = export_cli_args(dataset, tmp_path / "x", *args, "--offset", str(tok.vocab_size))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_vocab_too_small_names_what_needs_the_ids(tmp_path, dataset):
+    """The ids that do not fit come from --eod, or from the synthetic range: said as such."""
+    local = load_synthetic(dataset).vocab_size
+    vocab, eod = 512 + local, 512 + local + 100
+    by_eod = export_cli_args(
+        dataset, tmp_path / "x", "--offset", "512", "--eod", str(eod), "--vocab-size", str(vocab)
+    )
+    assert by_eod.returncode == 2, by_eod.stderr
+    assert f"ids up to {eod} are needed (--eod {eod})" in by_eod.stderr
+    assert "synthetic ids" not in by_eod.stderr
+    by_range = export_cli_args(
+        dataset, tmp_path / "x", "--offset", "512", "--eod", "0", "--vocab-size", "520"
+    )
+    assert by_range.returncode == 2, by_range.stderr
+    assert f"--offset 512 + {local} synthetic ids" in by_range.stderr
+    assert "--eod" not in by_range.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def export_cli_args(dataset, out, *args: str):
+    return run_cli("synth", "export", str(dataset), "--out", str(out), *args)

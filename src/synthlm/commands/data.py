@@ -68,11 +68,14 @@ def split(
         help="Output prefix (default: the input's); writes OUT_train and OUT_valid.",
     ),
     seed: int = typer.Option(0, help="Chooses the held-out documents (same seed, same split)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing OUT_train / OUT_valid stores."
+    ),
 ) -> None:
     """Hold out whole documents as a validation store (OUT_valid) and keep the rest (OUT_train)."""
     from synthlm.data.split import split_store
 
-    parts = split_store(prefix, valid_fraction, out=out, seed=seed)
+    parts = split_store(prefix, valid_fraction, out=out, seed=seed, overwrite=overwrite)
     for name, store in parts.items():
         typer.echo(
             f"wrote {store.prefix} ({name}): {len(store)} documents, {store.num_tokens} tokens"

@@ -23,7 +23,7 @@ def report(
         None,
         "--equal-tokens",
         help="Compare runs at equal tokens of this source (e.g. web): its eval loss vs "
-        "its tokens seen.",
+        "its tokens seen (not with --watch).",
     ),
     metric: str = typer.Option(
         None, "--metric", help="With --equal-tokens: the metric (default: eval/SOURCE/loss)."
@@ -36,7 +36,7 @@ def report(
 
     Works on runs still training: the latest records are read each time.
     """
-    from synthlm.report import Report, build_report, watch_report
+    from synthlm.report import Report, build_report, load_runs, watch_report
 
     def summary(built: Report) -> None:
         if not quiet:
@@ -46,15 +46,43 @@ def report(
                 f"runs; differing keys: {keys})"
             )
 
-    if watch is None:
-        built = build_report(runs, out, title=title, progress=not quiet)
-        summary(built)
-        if equal_tokens:
-            from synthlm.report.compare import write_equal_tokens
-
-            typer.echo(write_equal_tokens(built, out, equal_tokens, metric, at))
+    check_flags(watch, equal_tokens, metric, at)
+    if watch is not None:
+        watch_report(runs, out, watch, title=title, on_build=summary, progress=not quiet)
         return
-    watch_report(runs, out, watch, title=title, on_build=summary, progress=not quiet)
+    loaded = load_runs(runs)
+    comparison = None
+    if equal_tokens is not None:
+        from synthlm.report.compare import equal_tokens_comparison, write_equal_tokens
+
+        # computed first: a bad source, metric, budget or masking stops before any file is written
+        comparison = equal_tokens_comparison(loaded, equal_tokens, metric, at)
+    built = build_report(runs, out, title=title, progress=not quiet, loaded=loaded)
+    summary(built)
+    if comparison is not None:
+        typer.echo(write_equal_tokens(comparison, built.runs, out))
+
+
+def check_flags(
+    watch: float | None, equal_tokens: str | None, metric: str | None, at: str | None
+) -> None:
+    """Refuse flags that would otherwise be silently ignored: --metric and --at only mean
+    something with --equal-tokens, and --watch rebuilds the page but not the comparison."""
+    from synthlm.errors import UserError
+
+    if equal_tokens is None:
+        given = [flag for flag, value in (("--metric", metric), ("--at", at)) if value is not None]
+        if given:
+            flags = " and ".join(given)
+            raise UserError(
+                f"{flags}: only used with --equal-tokens SOURCE (e.g. --equal-tokens web "
+                f"--at 1M,2M); add --equal-tokens or drop {flags}"
+            )
+    elif watch is not None:
+        raise UserError(
+            "--watch cannot be combined with --equal-tokens: the comparison is written once; "
+            "run the report with --equal-tokens and without --watch (or drop --equal-tokens)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from synthlm.synth.verify import VerifyReport
 
 synth_app = typer.Typer(
     help="Procedural synthetic data: spec -> verified token stores.", no_args_is_help=True
@@ -146,39 +150,55 @@ def verify(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run every domain's verify over the stored sequences; print the pass rate per domain."""
-    from synthlm.errors import UserError
     from synthlm.progress import progress_bar
-    from synthlm.synth.manifest import read_manifest
-    from synthlm.synth.spec import SPLITS
+    from synthlm.synth import load_synthetic
     from synthlm.synth.verify import verify_dataset
 
-    splits = tuple(split or SPLITS)
-    for name in splits:
-        if name not in SPLITS:
-            raise UserError(f"--split {name!r}: choose from {', '.join(SPLITS)}")
-    total = sum(read_manifest(directory)["splits"][s]["tokens"] for s in splits)
+    dataset = load_synthetic(directory)
+    splits = _verify_splits(dataset.manifest["splits"], split, directory)
+    total = sum(dataset.manifest["splits"][s]["tokens"] for s in splits)
     with progress_bar(
         total=total, unit="tok", unit_scale=True, desc="synth verify", disable=quiet, leave=False
     ) as bar:
-        report = verify_dataset(directory, splits, progress=bar)
+        report = verify_dataset(dataset, splits, progress=bar)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "problems": report.problems,
-                    "splits": {
-                        s: {n: {**vars(r), "rate": r.rate} for n, r in d.items()}
-                        for s, d in report.splits.items()
-                    },
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(_report_json(report), indent=2))
     else:
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _verify_splits(recorded: dict, requested: list[str] | None, directory: Path) -> tuple[str, ...]:
+    """The splits to verify: the present ones by default; a requested split that is unknown or
+    absent is an error (its stores do not exist, so "all verify" would claim nothing)."""
+    from synthlm.errors import UserError
+    from synthlm.synth.spec import SPLITS
+
+    present = [s for s in SPLITS if not recorded.get(s, {}).get("absent")]
+    for name in requested or []:
+        if name not in SPLITS:
+            raise UserError(f"--split {name!r}: choose from {', '.join(SPLITS)}")
+        if name not in present:
+            raise UserError(
+                f"--split {name!r}: {directory} has no {name} split (its manifest marks it "
+                f"absent: no sequences); choose from {', '.join(present) or 'none'}"
+            )
+    return tuple(dict.fromkeys(requested or present))
+
+
+def _report_json(report: VerifyReport) -> dict:
+    """``--json``: the report, with rate null for a domain absent from a split."""
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "problems": report.problems,
+        "unchecked_domains": report.unchecked_domains(),
+        "splits": {
+            s: {n: {**vars(r), "rate": r.rate} for n, r in d.items()}
+            for s, d in report.splits.items()
+        },
+    }
 
 
 @synth_app.command("export")
@@ -195,8 +215,8 @@ def export(
     tokenizer: str = typer.Option(
         None,
         "--tokenizer",
-        help="The target model's tokenizer: --offset defaults to its vocab size, --eod to "
-        "its eos id.",
+        help="The target model's tokenizer: --offset defaults to (and must be at least) its "
+        "vocab size, --eod to its eos id.",
     ),
     offset: int = typer.Option(
         None,
@@ -220,11 +240,13 @@ def export(
     from synthlm.errors import UserError
     from synthlm.synth.export import export_synthetic
 
+    natural_vocab = None
     if tokenizer is not None:
         from synthlm.tokenizers import load_tokenizer
 
         tok = load_tokenizer(tokenizer)
-        offset = tok.vocab_size if offset is None else offset
+        natural_vocab = tok.vocab_size  # synthetic ids must start past the tokenizer's
+        offset = natural_vocab if offset is None else offset
         eod = tok.eos_id if eod is None else eod
     if offset is None or eod is None:
         raise UserError("synth export: give --tokenizer, or both --offset and --eod")
@@ -236,6 +258,7 @@ def export(
         vocab_size=vocab_size,
         splits=split or None,
         overwrite=overwrite,
+        natural_vocab=natural_vocab,
     )
     lo, hi = summary["global_id_range"]
     typer.echo(
@@ -248,17 +271,29 @@ def export(
         )
 
 
-def _print_report(report) -> None:
+def _print_report(report: VerifyReport) -> None:
     for split, domains in report.splits.items():
         typer.echo(f"{split}:")
         for name, r in domains.items():
             masks = f", {r.bad_masks} bad masks" if r.bad_masks else ""
-            typer.echo(f"  {name:<22} {r.passed:>8,}/{r.checked:<8,} {100 * r.rate:6.2f}%{masks}")
+            rate = "    n/a (none in this split)" if r.rate is None else f"{100 * r.rate:6.2f}%"
+            typer.echo(f"  {name:<22} {r.passed:>8,}/{r.checked:<8,} {rate}{masks}")
             if r.first_failure:
                 typer.echo(f"      first failure: {r.first_failure}")
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
-    typer.echo("all sequences verify" if report.ok else "VERIFY FAILED")
+    for name in report.unchecked_domains():
+        typer.echo(f"note: {name} has no sequence in the verified splits; nothing was checked")
+    typer.echo(_verdict(report))
+
+
+def _verdict(report: VerifyReport) -> str:
+    """The last line; a verify that checked nothing says so rather than claiming a pass."""
+    if report.ok:
+        return f"all sequences verify ({report.checked:,} checked)"
+    if not report.checked:
+        return "VERIFY FAILED: no sequence was checked"
+    return "VERIFY FAILED"
 
 
 def register(app: typer.Typer) -> None:

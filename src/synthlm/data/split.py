@@ -4,7 +4,9 @@ Natural loss measured on the documents a model trained on says how well it memor
 how well it models the language; an experiment comparing runs needs text none of them saw.
 Documents (never parts of one) are chosen by a Philox permutation keyed by ``seed``, so the
 split is the same on every machine; both outputs keep the input's order, loss masks and
-provenance (tokenizer, EOS convention) plus where they came from.
+provenance (tokenizer, EOS convention) plus where they came from. Existing ``_train`` /
+``_valid`` stores are replaced only with ``overwrite`` (as ``data merge`` and ``tokenize`` do):
+a rerun with another fraction or seed must not silently change the split earlier runs used.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from synthlm.data.store import TokenStore, TokenStoreWriter, normalize_prefix, store_exists
-from synthlm.errors import UserError
+from synthlm.errors import StoreError, UserError
+from synthlm.fileio import check_output
 
 CHUNK_TOKENS = 1 << 22  # documents are copied in runs of about this many tokens
+PARTS = ("train", "valid")
 
 
 def valid_documents(num_documents: int, fraction: float, seed: int) -> np.ndarray:
@@ -32,16 +36,23 @@ def valid_documents(num_documents: int, fraction: float, seed: int) -> np.ndarra
 
 
 def split_store(
-    prefix: str | Path, fraction: float, *, out: str | Path | None = None, seed: int = 0
+    prefix: str | Path,
+    fraction: float,
+    *,
+    out: str | Path | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> dict[str, TokenStore]:
-    """Write ``OUT_train`` and ``OUT_valid`` (``OUT`` defaults to the input prefix)."""
+    """Write ``OUT_train`` and ``OUT_valid`` (``OUT`` defaults to the input prefix); existing
+    stores there are replaced only with ``overwrite``."""
     prefix = normalize_prefix(prefix)
     if not store_exists(prefix):
         raise UserError(f"{prefix}: not a token store (PREFIX.bin + PREFIX.idx)")
+    base = str(normalize_prefix(out) if out is not None else prefix)
+    check_targets(prefix, [Path(f"{base}_{part}") for part in PARTS], overwrite)
     store = TokenStore(prefix, check_ids=False)
     held = np.zeros(len(store), dtype=bool)
     held[valid_documents(len(store), fraction, seed)] = True
-    base = str(normalize_prefix(out) if out is not None else prefix)
     vocab = int(store.vocab_size or int(store.tokens(0, store.num_tokens).max()) + 1)
     kept = {
         k: v
@@ -49,13 +60,28 @@ def split_store(
         if k not in {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size"}
     }
     written = {}
-    for part, chosen in (("train", ~held), ("valid", held)):
+    for part, chosen in zip(PARTS, (~held, held)):
         info = {"store": str(prefix), "part": part, "valid_fraction": fraction, "seed": seed}
         meta = {**kept, **_byte_share(store, chosen), "split_from": info}
         written[part] = _copy_documents(
             store, np.flatnonzero(chosen), f"{base}_{part}", vocab, meta
         )
     return written
+
+
+def check_targets(prefix: Path, targets: list[Path], overwrite: bool) -> None:
+    """Before any work: each output can be written, is not the input, and replaces an
+    existing store only with ``overwrite`` (the wording of ``data merge`` and ``tokenize``)."""
+    for target in targets:
+        check_output(target)
+        if target.resolve() == prefix.resolve():
+            raise StoreError(
+                f"--out: {target} is the input store; write the split to another prefix"
+            )
+        if store_exists(target) and not overwrite:
+            raise StoreError(
+                f"{target}: a token store already exists; pass --overwrite to replace it"
+            )
 
 
 def _byte_share(store: TokenStore, chosen: np.ndarray) -> dict[str, int]:

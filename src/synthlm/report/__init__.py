@@ -45,12 +45,15 @@ def build_report(
     refresh: int | None = None,
     dpi: int = 100,
     progress: bool = False,
+    loaded: Sequence[Run] | None = None,
 ) -> Report:
     """Read the runs at ``paths`` (sweep dirs expand to their runs) and write ``out/index.html``.
 
     ``refresh`` adds an HTML auto-reload every that many seconds (used by ``--watch``).
+    ``loaded`` are those runs already read by the caller (``load_runs(paths)``), so a command
+    that checks its flags against the runs before writing anything reads them only once.
     """
-    runs = load_runs(paths)
+    runs = list(loaded) if loaded is not None else load_runs(paths)
     out = _prepare_out(Path(out), runs)
     from synthlm.report import html, plots
 

@@ -1,14 +1,20 @@
-"""``synthlm report --equal-tokens SOURCE``: the comparison table, its JSON and its figure."""
+"""``synthlm report --equal-tokens SOURCE``: the comparison table, its JSON and its figure.
+
+The comparison is computed (and so every flag checked: source, metric, budgets, masking) before
+the report writes anything, so bad input leaves no half-made report behind; it is written after
+the page, into the same folder.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from synthlm.config import parse_count
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_json
-from synthlm.report import Report
-from synthlm.report.equal_tokens import compare, plot
+from synthlm.report.equal_tokens import Comparison, compare, plot
+from synthlm.report.load import Run
 
 JSON_FILE = "equal_tokens.json"
 PNG_FILE = "equal_tokens.png"
@@ -25,16 +31,20 @@ def parse_budgets(text: str | None) -> list[float]:
         ) from None
 
 
-def write_equal_tokens(
-    report: Report, out: Path, source: str, metric: str | None, at: str | None
-) -> str:
+def equal_tokens_comparison(
+    runs: Sequence[Run], source: str, metric: str | None, at: str | None
+) -> Comparison:
+    """The runs compared at ``at`` tokens of ``source``; raises UserError on any bad flag.
+
+    Labels are the directory names: short and stable (the page's labels list config diffs).
+    """
+    budgets = parse_budgets(at)
+    names = [run.name for run in runs]
+    return compare(runs, names, metric or f"eval/{source}/loss", source, budgets)
+
+
+def write_equal_tokens(comparison: Comparison, runs: Sequence[Run], out: Path) -> str:
     """Write ``equal_tokens.json`` and ``.png`` into the report dir; returns the text table."""
-    names = [
-        run.name for run in report.runs
-    ]  # short and stable; the page's labels list config diffs
-    comparison = compare(
-        report.runs, names, metric or f"eval/{source}/loss", source, parse_budgets(at)
-    )
     atomic_write_json(Path(out) / JSON_FILE, comparison.to_dict())
-    plot(comparison, report.runs, Path(out) / PNG_FILE)
+    plot(comparison, runs, Path(out) / PNG_FILE)
     return comparison.table() + f"\n(wrote {Path(out) / JSON_FILE} and {PNG_FILE})"

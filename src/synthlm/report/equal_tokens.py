@@ -180,14 +180,27 @@ def compare(
 
 
 def _curve_or_error(run: Run, metric: str, source: str) -> Curve:
+    """The run's curve, or an error saying which of --equal-tokens / --metric names nothing."""
     curve = source_curve(run, metric, source)
     if curve is not None:
         return curve
-    known = sorted(k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/"))
-    listed = ", ".join(known) or "none (a run from before synthlm logged them)"
+    if f"tokens/{source}" not in run.columns:
+        known = sorted(k.removeprefix("tokens/") for k in run.columns if k.startswith("tokens/"))
+        listed = ", ".join(known) or "none (a run from before synthlm logged them)"
+        raise UserError(
+            f"--equal-tokens {source}: {run.path} logged no tokens/{source}; "
+            f"sources with token counts: {listed}"
+        )
+    if metric not in run.columns:
+        logged = sorted(k for k in run.columns if k.startswith("eval/"))
+        listed = ", ".join(logged) or "none (no evaluation logged yet)"
+        raise UserError(
+            f"--metric {metric}: {run.path} logged no such metric (default: eval/SOURCE/loss); "
+            f"eval metrics it logged: {listed}"
+        )
     raise UserError(
-        f"{run.path}: no '{metric}' logged together with tokens/{source}; "
-        f"sources with token counts: {listed}"
+        f"--metric {metric}: {run.path} never logged it at a step that also logged "
+        f"tokens/{source}, so it cannot be read against tokens of '{source}'"
     )
 
 

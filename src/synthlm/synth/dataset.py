@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.config import validate
 from synthlm.data.store import TokenStore
-from synthlm.errors import UserError
+from synthlm.errors import ConfigError, UserError
 from synthlm.synth.domain import Domain
 from synthlm.synth.generation_plan import bind_domains
-from synthlm.synth.manifest import read_manifest
+from synthlm.synth.manifest import MANIFEST, read_manifest
+from synthlm.synth.registry import load_domains
 from synthlm.synth.spec import SPLITS, DatasetSpecBase, spec_schema
 
 
@@ -43,7 +45,7 @@ class SyntheticDataset:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.manifest: dict[str, Any] = read_manifest(self.directory)
-        self.spec: DatasetSpecBase = spec_schema().model_validate(self.manifest["spec"])
+        self.spec: DatasetSpecBase = manifest_spec(self.directory, self.manifest)
         self.layout, self.domains = bind_domains(self.spec, int(self.manifest["seed"]))
         self.vocab_size = int(self.manifest["layout"]["vocab_size"])
         if self.layout.vocab_size != self.vocab_size:
@@ -118,6 +120,49 @@ class SyntheticDataset:
 
 
 _LOADED: dict[Path, SyntheticDataset] = {}
+
+
+def manifest_spec(directory: Path, manifest: dict[str, Any]) -> DatasetSpecBase:
+    """The spec recorded in ``directory/manifest.json``, validated by this synthlm.
+
+    A dataset outlives the code that made it: it may name a domain from a plugin not loaded
+    now, or a parameter of a newer synthlm. Either is a fact about the user's setup, so it is
+    said in one line naming the manifest (not pydantic's list of every known domain tag).
+    """
+    path = directory / MANIFEST
+    spec = manifest.get("spec")
+    made_by = f"made by synthlm {manifest.get('synthlm_version', '(unknown version)')}"
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: has no spec mapping ({made_by}); regenerate the dataset")
+    unknown = unknown_domain_types(spec)
+    if unknown:
+        listed = ", ".join(f"domains.{i}.type {name!r}" for i, name in unknown)
+        raise UserError(
+            f"{path}: unknown domain type(s) {listed} ({made_by}); is it a domain from a "
+            f"plugin that is not installed or loaded now (synthlm.plugins entry points), or "
+            f"from a newer synthlm? Install that plugin or upgrade synthlm"
+        )
+    try:
+        return validate(spec_schema(), spec, source="spec")
+    except ConfigError as exc:
+        problems = "; ".join(str(exc).splitlines())
+        raise ConfigError(
+            f"{path}: this synthlm cannot read the dataset's spec ({made_by}; made by a newer "
+            f"synthlm, or with a plugin that is not loaded now?): {problems}"
+        ) from None
+
+
+def unknown_domain_types(spec: dict[str, Any]) -> list[tuple[int, str]]:
+    """(index, type) of every domain in ``spec`` whose type no loaded domain registers."""
+    domains = spec.get("domains")
+    if not isinstance(domains, list):
+        return []
+    known = load_domains()
+    return [
+        (i, str(entry.get("type")))
+        for i, entry in enumerate(domains)
+        if isinstance(entry, dict) and entry.get("type") not in known
+    ]
 
 
 def load_synthetic(directory: str | Path) -> SyntheticDataset:

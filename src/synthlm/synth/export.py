@@ -41,10 +41,13 @@ def export_synthetic(
     vocab_size: int | None = None,
     splits: list[str] | None = None,
     overwrite: bool = False,
+    natural_vocab: int | None = None,
 ) -> dict[str, Any]:
     """Write each split of the dataset at ``directory`` into ``out`` in global ids; returns the
     export summary (also written to ``out/export.json``).
 
+    ``natural_vocab`` is the target tokenizer's vocabulary size, when known: the synthetic ids
+    must start at or past it, or they would collide with natural ids (what exporting prevents).
     Every check that can fail (ids, splits, stores, the output path) runs before the first byte
     is written, so bad input never leaves a partial export behind.
     """
@@ -52,6 +55,8 @@ def export_synthetic(
 
     dataset = load_synthetic(directory)
     local = dataset.vocab_size
+    if natural_vocab is not None:
+        _check_past_natural(offset, local, natural_vocab)
     vocab = _checked_vocab(offset, eod, local, vocab_size)
     chosen, absent = _chosen_splits(dataset.manifest["splits"], splits, directory)
     stores = {split: _checked_store(dataset.split(split), local) for split in chosen}
@@ -130,6 +135,17 @@ def _export_files(out: Path) -> list[Path]:
     return [p for p in (out / "export.json", *stores) if p.exists()]
 
 
+def _check_past_natural(offset: int, local: int, natural_vocab: int) -> None:
+    """Refuse an offset that would put synthetic ids among the tokenizer's own ids."""
+    if offset < natural_vocab:
+        raise UserError(
+            f"--offset {offset} is below the --tokenizer's vocabulary size {natural_vocab}: "
+            f"synthetic ids {offset}..{offset + local - 1} would collide with natural ids "
+            f"0..{natural_vocab - 1}; use --offset {natural_vocab} or more (or leave --offset "
+            f"out: it defaults to the vocabulary size)"
+        )
+
+
 def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) -> int:
     """The model vocabulary the export targets; ids must fit it and EOD must not collide."""
     if offset < 0 or eod < 0:
@@ -143,7 +159,7 @@ def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) ->
     if vocab_size is not None and vocab_size < needed:
         raise UserError(
             f"--vocab-size {vocab_size} is too small: ids up to {needed - 1} are needed "
-            f"(offset {offset} + {local} synthetic ids)"
+            f"({_too_small_causes(offset, eod, local, vocab_size)})"
         )
     vocab = vocab_size or needed
     if vocab > MAX_VOCAB:
@@ -152,6 +168,19 @@ def _checked_vocab(offset: int, eod: int, local: int, vocab_size: int | None) ->
             f"exported stores and labels hold int32 ids"
         )
     return vocab
+
+
+def _too_small_causes(offset: int, eod: int, local: int, vocab_size: int) -> str:
+    """Which ids do not fit ``vocab_size``: the synthetic range, the EOD, or both."""
+    causes = []
+    if offset + local > vocab_size:
+        causes.append(
+            f"the synthetic ids run to {offset + local - 1}: --offset {offset} + {local} "
+            f"synthetic ids"
+        )
+    if eod >= vocab_size:
+        causes.append(f"--eod {eod}")
+    return "; ".join(causes)
 
 
 def _export_split(

@@ -2,6 +2,9 @@
 
 The examples are the very first sequences ``generate`` writes for each domain's train split (same
 seed, same block), so a preview is a faithful look at the data, not a separate sampler.
+
+A domain still being written may have no check yet (its ``solve`` raises NotImplementedError):
+the preview still shows its examples, and says that their answers were not checked, and why.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 
 from synthlm.errors import UserError
 from synthlm.synth.blocks import make_block
+from synthlm.synth.domain import Domain
 from synthlm.synth.generation_plan import make_plan
 from synthlm.synth.spec import DatasetSpecBase
 
@@ -36,7 +40,7 @@ class PreviewExample:
     domain: str
     type: str
     parts: list[Part]
-    valid: bool
+    valid: bool | None  # None: the domain cannot check a sequence (see unchecked_reason)
 
     @property
     def length(self) -> int:
@@ -70,10 +74,38 @@ def preview_examples(
                     domain.name,
                     domain.type_name,
                     segments(domain, sequence),
-                    domain.verify(sequence),
+                    verify_if_possible(domain, sequence),
                 )
             )
     return out, {d.name: d for d in plan.domains}
+
+
+def verify_if_possible(domain: Domain, sequence: np.ndarray) -> bool | None:
+    """``domain.verify``, or None when the domain implements no check to run."""
+    try:
+        return domain.verify(sequence)
+    except NotImplementedError:
+        return None
+
+
+def unchecked_reason(domain: Domain) -> str:
+    """Why a domain's sequences cannot be verified: the method ``synth verify`` would call."""
+    if domain.is_task:
+        return (
+            "the domain has no solver (solve / check_answer not implemented), so its answers "
+            "are not checked; synth verify will fail on it"
+        )
+    return (
+        "the domain has no check_language, so its sequences are not checked; synth verify "
+        "will fail on it"
+    )
+
+
+def verdict(example: PreviewExample, domain: Domain) -> str:
+    """The example's check as shown: ok, FAILED, or n/a naming the missing method."""
+    if example.valid is None:
+        return "verify n/a: no solver" if domain.is_task else "verify n/a: no check_language"
+    return "verify ok" if example.valid else "verify FAILED"
 
 
 def segments(domain, sequence: np.ndarray) -> list[Part]:
@@ -109,13 +141,15 @@ def render(
 
     lines = []
     for number, ex in enumerate(examples):
+        domain = plan_domains[ex.domain]
         if number == 0 or examples[number - 1].domain != ex.domain:
             lines.append(Text(f"\n{ex.domain} ({ex.type})", style="bold underline"))
-        domain = plan_domains[ex.domain]
+            if any(e.valid is None for e in examples if e.domain == ex.domain):
+                lines.append(Text(f"  note: {unchecked_reason(domain)}", style="yellow"))
         lines.append(
             Text(
                 f"  example {number_in_domain(examples, number)}: {ex.length} tokens, "
-                f"verify {'ok' if ex.valid else 'FAILED'}",
+                f"{verdict(ex, domain)}",
                 style="dim",
             )
         )

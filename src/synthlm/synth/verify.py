@@ -3,6 +3,9 @@
 Besides each sequence's answer it checks the loss mask against the domain's policy (mask length
 equals sequence length; under ``loss_mask: output`` it covers exactly the output), the document
 counts against the manifest, and the data files against their recorded SHA-256.
+
+A domain with no documents in a split has nothing verified there: its rate is None (shown as
+n/a), never 100%, and a report that checked no sequence at all is not a pass.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ class DomainReport:
     first_failure: str | None = None
 
     @property
-    def rate(self) -> float:
-        return self.passed / self.checked if self.checked else 1.0
+    def rate(self) -> float | None:
+        """The share that passed; None when the split held no document of the domain."""
+        return self.passed / self.checked if self.checked else None
 
 
 @dataclass
@@ -35,21 +39,38 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def checked(self) -> int:
+        """Sequences verified, over every split and domain."""
+        return sum(r.checked for s in self.splits.values() for r in s.values())
+
+    @property
     def ok(self) -> bool:
-        return not self.problems and all(
-            r.passed == r.checked and not r.bad_masks
-            for s in self.splits.values()
-            for r in s.values()
+        """No problem, every checked sequence and mask right, and at least one checked."""
+        return (
+            not self.problems
+            and self.checked > 0
+            and all(
+                r.passed == r.checked and not r.bad_masks
+                for s in self.splits.values()
+                for r in s.values()
+            )
         )
+
+    def unchecked_domains(self) -> list[str]:
+        """Domains with no document in any verified split: nothing of theirs was verified."""
+        names = dict.fromkeys(n for s in self.splits.values() for n in s)
+        return [n for n in names if not any(n in s and s[n].checked for s in self.splits.values())]
 
 
 def verify_dataset(
-    directory: str | Path,
+    directory: str | Path | SyntheticDataset,
     splits: tuple[str, ...] = SPLITS,
     progress=None,
     check_hashes: bool = True,
 ) -> VerifyReport:
-    dataset = SyntheticDataset(directory)
+    """Verify ``splits`` of the dataset (a directory, or one the caller already loaded so that
+    a bad manifest stops it before any progress is shown); absent splits are skipped."""
+    dataset = directory if isinstance(directory, SyntheticDataset) else SyntheticDataset(directory)
     report = VerifyReport()
     for split in splits:
         if dataset.manifest["splits"][split].get("absent"):
