@@ -337,6 +337,17 @@ CASES = [
         "tokenizer {d}/tokz: no such file or directory",
     ),
     Case(
+        "tokenize: a local folder typed with its trailing slash",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "tokz/", "-o", str(d / "o")],
+        "tokenizer tokz/: no such file or directory",
+    ),
+    Case(
+        "synth generate: a bad --tokens is blamed on the flag",
+        lambda d: ["synth", "generate", str(_spec(d)), "--tokens", "5X", "-o", str(d / "o")],
+        "error: --tokens 5X: num_tokens: expected a count such as 5000, '10K', '5M' or '1.5B', "
+        "got '5X'",
+    ),
+    Case(
         "train: an override blamed, not the base file",
         lambda d: [*_train_with(d), "optim.foo.bar=1"],
         "override 'optim.foo.bar=1': optim.foo: unknown key",

@@ -275,7 +275,7 @@ def describe_error(
     # their message applies ("expected one of 'hf', 'neox'" before "neox is not for t5" misleads)
     own_check = kind == "value_error"
     detail = f"expected {expected}: {message}" if expected and not own_check else message
-    if not isinstance(got, (dict, list)):
+    if not isinstance(got, (dict, list)) and f"got {got!r}" not in message:
         detail += f" (got {got!r})"
     return f"{where}: {key}: {detail}"
 

@@ -132,6 +132,9 @@ def load_spec(
         flags.append(f"seed={seed}")
     for override in flags:
         apply_override(tree, override, origins)
+    for key, flag, value in (("num_tokens", "--tokens", num_tokens), ("seed", "--seed", seed)):
+        if value is not None:  # errors name the flag the user typed, not an override
+            origins[(key,)] = f"{flag} {value}"
     try:
         check_types(tree, label)
         return validate(spec_schema(), tree, origins, source=label)

@@ -51,9 +51,12 @@ LOCAL_SUFFIXES = (".json", ".model", ".txt", ".vocab")
 
 
 def _looks_local(text: str) -> bool:
-    """A spec no hub name can be (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``x.json``) or whose folder
-    exists here: a typo in a local path fails at once instead of a minute of hub lookups."""
+    """A spec no hub name can be (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``x/``, ``x.json``) or
+    whose folder exists here: a typo in a local path fails at once, not after a minute of hub
+    lookups."""
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith(LOCAL_SUFFIXES):
+        return True
+    if text.endswith("/"):  # a folder, as a shell completes it; hub names never end so
         return True
     parent = Path(text).parent
     return parent != Path(".") and parent.exists()
