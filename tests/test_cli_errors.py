@@ -348,6 +348,16 @@ CASES = [
         "got '5X'",
     ),
     Case(
+        "train: an override written without =",
+        lambda d: [*_train_with(d), "train.max_steps"],
+        "train.max_steps: config file not found (an override is written KEY=VALUE",
+    ),
+    Case(
+        "train: two budgets from two sources say how to keep one",
+        lambda d: [*_train_with(d), "train.max_tokens=10K"],
+        "keep one by unsetting the others, e.g. train.max_steps=null keeps max_tokens",
+    ),
+    Case(
         "train: an override blamed, not the base file",
         lambda d: [*_train_with(d), "optim.foo.bar=1"],
         "override 'optim.foo.bar=1': optim.foo: unknown key",

@@ -573,3 +573,15 @@ def test_autotokenizer_returns_only_what_llama_and_t5_forward_accept(trained, ki
     assert set(auto_tokenizer(trained[kind])("Hello there")) == {"input_ids", "attention_mask"}
     config = json.loads((trained[kind] / "tokenizer_config.json").read_text())
     assert config["model_input_names"] == ["input_ids", "attention_mask"]
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_cli_output_redirected_is_only_the_summary(tmp_path, small_corpus, kind):
+    """The tokenizers library's progress bars are for terminals: piped, they left blank lines in
+    the stdout scripts read."""
+    args = ["--input", str(small_corpus), "--kind", kind, "--vocab-size", "400"]
+    result = run_cli("tokenizer", "train", *args, "--out", str(tmp_path / kind))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        line for line in result.stdout.splitlines() if line.startswith("wrote ")
+    ]

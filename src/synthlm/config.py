@@ -67,11 +67,17 @@ Count = Annotated[int, BeforeValidator(parse_count)]
 # Loading and merging
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read one YAML (or JSON) file that must hold a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        hint = ""
+        if re.fullmatch(r"[A-Za-z_]\w*(\.\w+)+", str(path)) and path.suffix not in CONFIG_SUFFIXES:
+            hint = f" (an override is written KEY=VALUE, e.g. {path}=...)"
+        raise ConfigError(f"{path}: config file not found{hint}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -293,12 +299,11 @@ def _data_location(schema: type[BaseModel], loc: KeyPath) -> KeyPath:
     annotation: Any = schema
     for part in loc:
         models = _models_in(annotation)
-        if (
-            isinstance(part, str)
-            and models
-            and not any(part in m.model_fields for m in models)
-            and any(_tag_matches(m, part) for m in models)
-        ):
+        # entering a union of sections, pydantic names the member it chose by its tag; a tag can
+        # also be a field name of some member (domain "reverse", option "reverse"), so inside a
+        # union of several sections the tag wins
+        union = len(models) > 1 or not any(part in m.model_fields for m in models)
+        if isinstance(part, str) and union and any(_tag_matches(m, part) for m in models):
             annotation = next(m for m in models if _tag_matches(m, part))
             continue
         out.append(part)

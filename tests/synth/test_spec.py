@@ -61,6 +61,10 @@ def spec_with(*domains, **top):
             spec_with({"type": "copy", "lenght": 5}),
             r"domains\.0\.lenght: unknown key \(did you mean 'domains\.0\.length'\?\)",
         ),
+        (  # "reverse" is a domain's tag and another domain's option: the path is still the user's
+            spec_with({"type": "reverse", "lenght": 5}),
+            r"domains\.0\.lenght: unknown key \(did you mean 'domains\.0\.length'\?\)",
+        ),
         (
             spec_with({"type": "deduct", "variables": {"min": 1, "max": 30}}),
             r"cannot use 30 distinct variables",

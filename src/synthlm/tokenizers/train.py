@@ -183,10 +183,18 @@ def _train_bpe(
         min_frequency=options["min_frequency"],
         special_tokens=list(tokens.values()),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=not options["quiet"],
+        show_progress=_show_progress(options),
     )
     backend.train_from_iterator(documents, recipe)
     return HFTokenizer(backend, tokens, kind="bpe")
+
+
+def _show_progress(options: dict) -> bool:
+    """The tokenizers library's bars only on a terminal: redirected, they leave blank lines in
+    the command's stdout (which scripts read)."""
+    import sys
+
+    return not options["quiet"] and sys.stdout.isatty() and sys.stderr.isatty()
 
 
 @trainer("unigram")
@@ -218,7 +226,7 @@ def _train_unigram(
         vocab_size=size - 256,
         special_tokens=list(tokens.values()),
         unk_token=tokens["unk"],
-        show_progress=not options["quiet"],
+        show_progress=_show_progress(options),
         initial_alphabet=[chr(c) for c in range(32, 127)] + ["\n", "\t"],
     )
     try:

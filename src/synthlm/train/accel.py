@@ -42,6 +42,16 @@ def deepspeed_on_cpu() -> bool:
     return cpu_only() and requested_engine() == "DEEPSPEED"
 
 
+def name_cpu_for_deepspeed() -> None:
+    """Tell DeepSpeed this machine has no accelerator, which it would find itself: accelerate
+    imports DeepSpeed (when installed) at the first checkpoint, and its search printed a
+    "[WARNING] ... Setting accelerator to CPU" line to stdout in every CPU run, --quiet too."""
+    import os
+
+    if cpu_only():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def force_cpu() -> bool:
     """Whether accelerate must be told ``cpu=True`` (gloo DDP) on this machine."""
     return cpu_only() and not deepspeed_on_cpu()
@@ -75,6 +85,7 @@ def distributed_state() -> Any:
 def make_accelerator(cfg: RunConfig, accum: int) -> Any:
     from accelerate import Accelerator
 
+    name_cpu_for_deepspeed()
     check_precision(cfg.train.precision)
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.train.precision]
     # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per

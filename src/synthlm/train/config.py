@@ -156,9 +156,16 @@ class TrainConfig(Section):
             if getattr(self, name) is not None
         ]
         if len(given) != 1:
+            # two budgets usually come from two stacked files (or a file and an override)
+            hint = (
+                f"; keep one by unsetting the others, e.g. train.{given[0]}=null keeps "
+                f"{', '.join(given[1:])}"
+                if len(given) > 1
+                else ""
+            )
             raise ValueError(
                 f"set exactly one of max_steps, max_tokens, epochs (got "
-                f"{', '.join(given) or 'none'})"
+                f"{', '.join(given) or 'none'}){hint}"
             )
         return self
 

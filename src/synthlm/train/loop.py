@@ -562,7 +562,26 @@ class Trainer:
             self.metrics.write(
                 {"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics}
             )
+        self._print_eval(metrics)
         return metrics
+
+    def _print_eval(self, metrics: dict[str, float]) -> None:
+        """One console line per evaluation during training (each set's loss and accuracy; all
+        metrics are in RUN/metrics.jsonl): the number a run is watched for, not only a file's."""
+        if self.bar is None or not (self.progress and self.accelerator.is_main_process):
+            return  # eval_only prints its own JSON; --quiet prints nothing
+        shown = [
+            f"{key.removeprefix('eval/')} {value:.4g}"
+            for key, value in metrics.items()
+            if key.count("/") == 2 and key.rsplit("/", 1)[1] in ("loss", "acc")
+        ]
+        if not shown:
+            return
+        line = f"eval step {self.state.step}: " + ", ".join(shown)
+        if self.bar.disable:
+            self.accelerator.print(line)
+        else:
+            self.bar.write(line)
 
     def _lm_eval_hook(self) -> Any:
         """The lm-eval tasks of ``train.lm_eval``, resolved and loaded once (None when unset)."""
