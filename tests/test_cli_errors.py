@@ -467,3 +467,19 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing_at_the_final_name(tmp_pat
             assert not [p for p in disk.rglob("*") if p.is_file() and ".tmp-" in p.name]
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["trian"], "error: synthlm: No such command 'trian'; did you mean 'train'?"),
+        (["train"], "error: synthlm train: Missing argument 'CONFIG... [KEY=VALUE...]'"),
+        (["synth", "preview", "x.yaml", "-n", "0"], "error: synthlm synth preview: Invalid value"),
+    ],
+)
+def test_usage_errors_are_one_error_line_too(args, expect):
+    """Usage errors (click's) read like every other bad input: one line, exit 2, no panel."""
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(expect) and "--help')" in result.stderr

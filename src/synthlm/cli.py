@@ -174,12 +174,28 @@ def fast_exit(code: int) -> NoReturn:
 
 
 def _show_usage_error(exc: ClickException) -> None:
-    try:
-        from typer import rich_utils
+    """One ``error:`` line, as every other bad input gets (typer draws a boxed panel): the
+    command, click's message, the closest command name for a typo, and where help is."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "synthlm"
+    message = exc.format_message().rstrip(".")
+    typer.secho(
+        f"error: {path}: {message}{_closest_command(ctx, message)} (see '{path} --help')",
+        err=True,
+        fg=typer.colors.RED,
+    )
 
-        rich_utils.rich_format_error(exc)
-    except ImportError:  # typer without rich
-        exc.show()
+
+def _closest_command(ctx: Any, message: str) -> str:
+    """``; did you mean 'train'?`` for ``No such command 'trian'`` (click names none)."""
+    import difflib
+    import re
+
+    typed = re.fullmatch(r"No such command '(.+)'", message)
+    if typed is None or ctx is None or not hasattr(ctx.command, "list_commands"):
+        return ""
+    close = difflib.get_close_matches(typed.group(1), ctx.command.list_commands(ctx), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _fail(exc: BaseException, debug: bool) -> int:
