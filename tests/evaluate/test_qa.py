@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -321,3 +322,30 @@ def test_user_prompt_template_renders_each_question(tmp_path):
         build_protocol("synthlm", prompt_file=template)
     with pytest.raises(UserError, match="fixes its own sampling"):
         build_protocol("entigraph", temperature=0.5)
+
+
+def test_eval_cli_names_qa_and_the_path_of_a_missing_file(tmp_path, qa_file):
+    """The QA file is read by the documents reader of entigraph: its error must not say --docs."""
+    from cli_runner import run_cli
+
+    tokenizer = byte_tokenizer()
+    rigged_model(tokenizer, "x").save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    missing = tmp_path / "missing.json"
+    result = run_cli("eval", str(tmp_path / "ckpt"), "--qa", str(qa_file), "--qa", str(missing))
+    assert result.returncode == 2
+    assert f"error: --qa {missing}: QA file not found" in result.stderr
+    assert "documents" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "eval").exists()
+
+
+def test_qa_without_questions_names_every_file(tmp_path, qa_file):
+    from synthlm.errors import UserError
+
+    articles = json.loads(qa_file.read_text())
+    for article in articles:
+        article["questions"] = []
+    (tmp_path / "a.json").write_text(json.dumps(articles))
+    files = [tmp_path / "a.json", tmp_path / "a.json"]
+    with pytest.raises(UserError, match="^" + re.escape(f"--qa {files[0]}, {files[1]}: no ques")):
+        read_qa(files)

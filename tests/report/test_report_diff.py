@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from synthlm.report.diff import MISSING, describe, differing_keys, flatten, run_labels
+from synthlm.report.diff import (
+    MISSING,
+    describe,
+    differing_keys,
+    flatten,
+    run_labels,
+    value_text,
+)
 
 
 def _config(weight: float, run_dir: str = "runs/a", **optim: float) -> dict:
@@ -60,3 +67,56 @@ def test_identical_or_missing_configs_fall_back_to_names_and_stay_unique():
         "data.sources.1.weight=0.2",
     ]
     assert run_labels([_config(0.1), _config(0.1)], ["x", "x"]) == ["x [#1]", "x [#2]"]
+
+
+def _with_overrides(overrides: dict | None, tags: list) -> dict:
+    model = {"arch": "gpt2"} if overrides is None else {"arch": "gpt2", "overrides": overrides}
+    return {"model": model, "tags": tags}
+
+
+def test_an_empty_parent_is_not_listed_beside_its_differing_children():
+    configs = [_with_overrides({}, []), _with_overrides({"hidden_size": 64}, ["x"])]
+    assert differing_keys(configs) == ["model.overrides.hidden_size", "tags.0"]
+    assert run_labels(configs, ["a", "b"]) == [
+        f"model.overrides.hidden_size={MISSING}, tags.0={MISSING}",
+        "model.overrides.hidden_size=64, tags.0=x",
+    ]
+    unset = [_with_overrides(None, []), _with_overrides({"hidden_size": 64}, [])]
+    assert differing_keys(unset) == ["model.overrides.hidden_size"]
+
+
+def test_a_parent_that_is_the_whole_difference_is_kept():
+    assert differing_keys([_with_overrides({}, []), _with_overrides(None, [])]) == [
+        "model.overrides"
+    ]
+    assert differing_keys([{"tags": []}, {"tags": None}]) == ["tags"]
+
+
+def test_a_parent_with_a_meaningful_value_is_kept_and_labels_stay_unique():
+    # empty in one run, unset in another: the parent tells those two apart
+    three = [
+        _with_overrides({}, []),
+        _with_overrides({"hidden_size": 64}, []),
+        _with_overrides(None, []),
+    ]
+    assert differing_keys(three) == ["model.overrides", "model.overrides.hidden_size"]
+    labels = run_labels(three, ["a", "b", "c"])
+    assert labels == [
+        f"model.overrides={{}}, model.overrides.hidden_size={MISSING}",
+        "model.overrides.hidden_size=64",  # its child key says it; {...} is no override
+        f"model.overrides={MISSING}, model.overrides.hidden_size={MISSING}",
+    ]
+    # a scalar replaced by a mapping: the scalar is a value, not an empty parent
+    scalar = [{"sched": "cosine"}, {"sched": {"name": "cosine"}}]
+    assert differing_keys(scalar) == ["sched", "sched.name"]
+    assert run_labels(scalar, ["a", "b"]) == [
+        f"sched=cosine, sched.name={MISSING}",
+        "sched.name=cosine",
+    ]
+
+
+def test_table_cells_show_a_nested_value_as_such():
+    assert value_text(flatten({"m": {"o": {"h": 1}}}), "m.o") == "{...}"
+    assert value_text(flatten({"tags": ["x"]}), "tags") == "[...]"
+    assert value_text(flatten({"tags": []}), "tags") == "[]"
+    assert value_text(flatten({}), "tags") == MISSING

@@ -165,3 +165,25 @@ def test_report_of_runs_with_long_config_differences_lays_out_without_warning(tm
     assert "constrained_layout" not in done.stderr and "Warning" not in done.stderr, done.stderr
     legend_height = (tmp_path / "r" / "loss.png").read_bytes()[20:24]  # PNG IHDR height
     assert 350 < int.from_bytes(legend_height, "big") < 700, "labels shortened, not listed whole"
+
+
+def test_a_run_with_one_point_beside_longer_runs_is_drawn_as_a_marker(tmp_path, runs):
+    """A line through one point draws nothing: without a marker a run just started would
+    vanish from every figure while still being named in the legend."""
+    from matplotlib.figure import Figure
+
+    short = load_run(write_run(tmp_path / "short", weight=0.3, steps=1))
+    ax = Figure().subplots()
+    spec = _specs([*runs, short])["loss"]
+    plots._draw_lines(ax, spec.panels[0], [*runs, short], plots.run_colors(3), "tokens", set())
+    single = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert len(single) == 1 and single[0].get_marker() == "o"
+
+
+def test_why_no_figures_names_the_reason(tmp_path):
+    one = load_run(write_run(tmp_path / "one", steps=1))
+    assert plots.figure_specs([one]) == []
+    assert "no metric logged more than once" in plots.why_no_figures([one])
+    started = write_run(tmp_path / "started", steps=1)
+    (started / "metrics.jsonl").write_text("")
+    assert plots.why_no_figures([load_run(started)]) == "no metrics logged yet"

@@ -50,7 +50,7 @@ def merge(
     check_output(out)
     merged = merge_stores(prefixes, out, overwrite=overwrite)
     typer.echo(
-        f"wrote {merged.prefix}: {len(merged)} documents, {merged.num_tokens} tokens "
+        f"wrote {merged.prefix}: {len(merged):,} documents, {merged.num_tokens:,} tokens "
         f"({merged.dtype.name})"
     )
 

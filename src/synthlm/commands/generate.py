@@ -132,8 +132,7 @@ def generate_command(
         suppress_ids=not_text,
     )
     if output is not None:
-        count = write_completions(completions, output)
-        typer.echo(f"wrote {count} samples to {output}", err=True)
+        say_written(write_completions(completions, output), output)
         return
     for completion in completions:
         # a seq2seq answer is not a continuation of its prompt: print it alone
@@ -189,11 +188,16 @@ def run_synthetic(
         ckpt.model, ckpt.tokenizer, table, prompts, sampling, batch_size=batch_size
     )
     if output is not None:
-        count = write_completions(completions, output)
-        typer.echo(f"wrote {count} samples to {output}", err=True)
+        say_written(write_completions(completions, output), output)
         return
     for completion in completions:
         typer.echo(f"{completion.prompt} | {completion.text}")
+
+
+def say_written(count: int, output: Path) -> None:
+    """One line for both kinds of prompts, on stdout like every other command's ``wrote`` line
+    (with --output, stdout carries no samples, so scripts can read it)."""
+    typer.echo(f"wrote {count} sample{'' if count == 1 else 's'} to {output}")
 
 
 def register(app: typer.Typer) -> None:

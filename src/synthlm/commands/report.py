@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from synthlm.report import Report
 
 
 def report(
@@ -36,15 +40,11 @@ def report(
 
     Works on runs still training: the latest records are read each time.
     """
-    from synthlm.report import Report, build_report, load_runs, watch_report
+    from synthlm.report import build_report, load_runs, watch_report
 
     def summary(built: Report) -> None:
         if not quiet:
-            keys = ", ".join(built.differing) or "none"
-            typer.echo(
-                f"wrote {built.page} ({len(built.figures)} figures, {len(built.runs)} "
-                f"runs; differing keys: {keys})"
-            )
+            typer.echo(summary_line(built))
 
     check_flags(watch, equal_tokens, metric, at)
     if watch is not None:
@@ -61,6 +61,22 @@ def report(
     summary(built)
     if comparison is not None:
         typer.echo(write_equal_tokens(comparison, built.runs, out))
+
+
+def summary_line(built: Report) -> str:
+    """``wrote PAGE (N figures, M runs; differing keys: ...)``; with no figure a second line
+    says why, so a short run's report does not look broken."""
+    from synthlm.report.plots import why_no_figures
+
+    figures, runs = plural(len(built.figures), "figure"), plural(len(built.runs), "run")
+    keys = ", ".join(built.differing) or "none"
+    line = f"wrote {built.page} ({figures}, {runs}; differing keys: {keys})"
+    return line if built.figures else f"{line}\nno figures: {why_no_figures(built.runs)}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``0 figures``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def check_flags(

@@ -58,31 +58,38 @@ class FieldNames:
 
 
 def read_documents(
-    path: str | Path | Sequence[str | Path], fmt: Format = "auto", fields: FieldNames | None = None
+    path: str | Path | Sequence[str | Path],
+    fmt: Format = "auto",
+    fields: FieldNames | None = None,
+    *,
+    flag: str = "--docs",
+    what: str = "documents",
 ) -> list[Document]:
     """Read documents from one or more files (jsonl, or QuALITY json/jsonl); fail early on any bad record.
 
     Several files are read as one collection (QuALITY ships as train + dev): records are taken
     in file order, and ids must be unique across all of them (QuALITY copies are merged).
+    ``flag`` and ``what`` name the option the files came from in errors (``eval --qa`` reads
+    its questions here too, and an error about ``--docs`` would send its user looking in vain).
     """
     paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if not paths:
-        raise UserError("--docs: no documents file given")
+        raise UserError(f"{flag}: no {what} file given")
     records: list[tuple[str, dict[str, Any]]] = []
     formats = []
     for one in paths:
         if not one.is_file():
-            raise UserError(f"{one}: documents file not found")
+            raise UserError(f"{flag} {one}: {what} file not found")
         found = list(_records(one))
         if not found:
-            raise UserError(f"{one}: no documents found")
+            raise UserError(f"{flag} {one}: no documents found")
         formats.append(fmt if fmt != "auto" else _detect(found))
         records.extend(found)
     if len(set(formats)) > 1:
         kinds = ", ".join(f"{p} ({f})" for p, f in zip(paths, formats))
-        raise UserError(f"--docs: files of different formats ({kinds}); pass files of one format")
+        raise UserError(f"{flag}: files of different formats ({kinds}); pass files of one format")
     if formats[0] == "quality":
         return _quality_documents(records)
     return _generic_documents(records, fields or FieldNames())

@@ -76,7 +76,7 @@ def read_qa(path: str | Path | Sequence[str | Path]) -> list[QAItem]:
     """
     from synthlm.entigraph.documents import read_documents
 
-    documents = read_documents(path, fmt="quality")
+    documents = read_documents(path, fmt="quality", flag="--qa", what="QA")
     items = [
         QAItem(doc.title, q.question, tuple(q.options), q.answer, q.difficult, doc.author, doc.year)
         for doc in documents
@@ -84,14 +84,19 @@ def read_qa(path: str | Path | Sequence[str | Path]) -> list[QAItem]:
         if q.answer is not None
     ]
     if not items:
-        raise UserError(f"{path}: no questions with a gold_label to evaluate")
+        raise UserError(f"--qa {_names(path)}: no questions with a gold_label to evaluate")
     for item in items:
         if len(item.options) > len(LETTERS):
             raise UserError(
-                f"{path}: question {item.question[:40]!r} has {len(item.options)} options "
-                f"(at most {len(LETTERS)})"
+                f"--qa {_names(path)}: question {item.question[:40]!r} has "
+                f"{len(item.options)} options (at most {len(LETTERS)})"
             )
     return items
+
+
+def _names(path: str | Path | Sequence[str | Path]) -> str:
+    """The file or files as typed, not a Python list's repr."""
+    return str(path) if isinstance(path, (str, Path)) else ", ".join(map(str, path))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ configs are flattened to dotted keys (lists by index, as overrides are written),
 also a valid override to reproduce that run.
 
 Keys that differ between every pair of runs without meaning anything are left out: the run's
-own output directory, and paths where logs go.
+own output directory, and paths where logs go. Where one run has a mapping or list that another
+lacks or has empty, the difference is named by the child keys alone
+(``model.overrides.hidden_size``, not also ``model.overrides``): the empty parent adds nothing a
+reader or an override needs.
 """
 
 from __future__ import annotations
@@ -48,22 +51,57 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+EMPTY = frozenset({"{}", "[]", MISSING})  # a parent's values that its child keys already say
+
+
 def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Dotted keys whose value is not the same in every config (first-seen order)."""
+    """Dotted keys whose value is not the same in every config (first-seen order).
+
+    A parent key (empty or unset in some runs, with child keys in others) is left out when its
+    children differ and the runs without children agree on an empty value: listing both would
+    say the same difference twice.
+    """
     flat = [flatten(c) for c in configs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    return [
+    differing = [
         k for k in keys if not IGNORED_KEYS.search(k) and len({_canonical(f, k) for f in flat}) > 1
     ]
+    return [k for k in differing if not _said_by_children(k, differing, flat)]
+
+
+def _said_by_children(
+    key: str, differing: Sequence[str], flat: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether the difference at ``key`` is only that some runs have children there."""
+    if not any(k.startswith(f"{key}.") for k in differing):
+        return False
+    leaf_values = {_canonical(f, key) for f in flat if not _has_children(f, key)}
+    return len(leaf_values) <= 1 and leaf_values <= EMPTY
+
+
+def _has_children(flat: Mapping[str, Any], key: str) -> bool:
+    return any(k.startswith(f"{key}.") for k in flat)
 
 
 def _canonical(flat: Mapping[str, Any], key: str) -> str:
     return format_value(flat[key]) if key in flat else MISSING
 
 
+def value_text(flat: Mapping[str, Any], key: str) -> str:
+    """``key``'s value in one flattened config as a table shows it: ``{...}`` or ``[...]`` where
+    the run has child keys below it (the rows of those keys give the values), else the value."""
+    if key not in flat and _has_children(flat, key):
+        child = next(k for k in flat if k.startswith(f"{key}."))
+        return "[...]" if child[len(key) + 1 :].split(".")[0].isdigit() else "{...}"
+    return _canonical(flat, key)
+
+
 def describe(config: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``key=value, ...`` for ``keys``, skipping a parent whose children this run has (its child
+    keys in the label say the same, and ``key={...}`` would not be a valid override)."""
     flat = flatten(config)
-    return ", ".join(f"{k}={_canonical(flat, k)}" for k in keys)
+    shown = [k for k in keys if k in flat or not _has_children(flat, k)]
+    return ", ".join(f"{k}={_canonical(flat, k)}" for k in shown)
 
 
 def run_labels(configs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthlm import __version__
-from synthlm.report.diff import IGNORED_KEYS, MISSING, flatten, format_value
+from synthlm.report.diff import IGNORED_KEYS, flatten, value_text
 from synthlm.report.load import Run
 from synthlm.report.plots import Drawn
 from synthlm.report.summary import summary_table
@@ -152,10 +152,7 @@ def _diff_table(
     flat = [flatten(run.config) for run in runs]
     rows = [_run_head(labels, colors, "key")]
     for key in differing:
-        cells = "".join(
-            f"<td><code>{_e(format_value(f[key]) if key in f else MISSING)}</code></td>"
-            for f in flat
-        )
+        cells = "".join(f"<td><code>{_e(value_text(f, key))}</code></td>" for f in flat)
         rows.append(f'<tr class="diff"><td><code>{_e(key)}</code></td>{cells}</tr>')
     return f'<table class="differences">{"".join(rows)}</table>'
 
@@ -268,10 +265,7 @@ def _configs_table(
             if key in marked
             else (' class="ignored"' if IGNORED_KEYS.search(key) else "")
         )
-        cells = "".join(
-            f"<td><code>{_e(format_value(f[key]) if key in f else MISSING)}</code></td>"
-            for f in flat
-        )
+        cells = "".join(f"<td><code>{_e(value_text(f, key))}</code></td>" for f in flat)
         rows.append(f"<tr{css}><td><code>{_e(key)}</code></td>{cells}</tr>")
     summary = f"{len(keys)} keys, {len(marked)} differing (highlighted)"
     return f'<details open><summary>{summary}</summary><table class="configs">{"".join(rows)}</table></details>'

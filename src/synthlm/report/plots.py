@@ -110,6 +110,14 @@ def _points(run: Run, key: str) -> int:
     return 0 if column is None else len(column.values)
 
 
+def why_no_figures(runs: Sequence[Run]) -> str:
+    """Why :func:`figure_specs` found nothing to draw, for a summary that would else just say
+    "0 figures" and leave a user of a short run wondering whether the report is broken."""
+    if any(len(column.values) for run in runs for column in run.columns.values()):
+        return "no metric logged more than once yet; single values are in the Final metrics table"
+    return "no metrics logged yet"
+
+
 # ---------------------------------------------------------------------------------------------
 # Panel builders
 
@@ -384,7 +392,7 @@ def _draw_lines(
             if column is None or not len(column.values):
                 continue
             eval_style = curve.style == "eval"
-            marker = "o" if eval_style and len(column.values) <= MARKER_LIMIT else None
+            marker = _marker(eval_style, len(column.values))
             x, values = column.x(axis), column.values
             if curve.smooth and not eval_style and len(values) >= SMOOTH_FROM:
                 ax.plot(x, values, color=colors[index], linewidth=0.8, alpha=0.25)
@@ -411,6 +419,12 @@ def _draw_lines(
     if panel.unit_range:
         ax.set_ylim(-0.02, 1.02)
     return used
+
+
+def _marker(eval_style: bool, points: int) -> str | None:
+    """Eval points get markers while they are few; a single point always does, as a line
+    through one point draws nothing (a run just started, beside longer ones, would vanish)."""
+    return "o" if points == 1 or (eval_style and points <= MARKER_LIMIT) else None
 
 
 def smooth(values: np.ndarray, weight: float | None = None) -> np.ndarray:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import email.utils
 import functools
 import os
+import socket
 import time
+import urllib.request
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +42,7 @@ FATAL_STATUS = {
 REDACTED = "[redacted]"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REACH_TIMEOUT = 5.0  # seconds; a server that is up accepts a connection at once
 
 
 @register_backend("openai")
@@ -69,6 +72,8 @@ class OpenAIHTTPBackend(Backend):
                 f"{source} {public_url(url)!r}: expected an http:// or https:// URL, "
                 f"e.g. http://127.0.0.1:8000/v1"
             )
+        if not dry_run:  # a dry run sends nothing, so needs no server
+            check_reachable(url, source, min(self.options.timeout, REACH_TIMEOUT))
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -196,6 +201,63 @@ def resolve_base_url(flag: str | None) -> tuple[str, str]:
     if env:
         return env, BASE_URL_ENV
     return DEFAULT_BASE_URL, "default"
+
+
+def check_reachable(url: str, source: str, timeout: float) -> None:
+    """Open and close one TCP connection to the server (or to the proxy requests go through).
+
+    Why: with no server listening every request fails with a connection error, which the retry
+    policy rightly treats as transient mid-run; before the first request it only means a wrong
+    URL or a server not started, and retrying it cost half a minute before an exit 1 that never
+    said so. Nothing is sent, so this costs no request and no tokens.
+    """
+    host, port, proxy = connect_target(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        reason = connect_failure(exc, host, timeout)
+    if proxy is None:
+        where, hint = reason, f"is it running? check {_url_setting(source)} (host and port)"
+    else:
+        where = f"proxy {proxy}: {reason}"
+        hint = "is the proxy running? check HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY"
+    raise UserError(
+        f"cannot reach the LLM server at {public_url(url)} ({where}): {hint}; nothing was sent"
+    )
+
+
+def _url_setting(source: str) -> str:
+    return "--base-url" if source == "default" else source
+
+
+def connect_target(url: str) -> tuple[str, int, str | None]:
+    """``(host, port, proxy)``: the proxy the SDK would use for ``url`` (httpx honours
+    ``HTTP(S)_PROXY``/``ALL_PROXY`` and ``NO_PROXY``), else the server itself (proxy None)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
+        hop = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if hop.hostname:
+            return hop.hostname, _port(hop), public_url(hop.geturl())
+    return host, _port(parts), None
+
+
+def _port(parts: Any) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def connect_failure(exc: OSError, host: str, timeout: float) -> str:
+    """A connection error in words: refused, timed out, unknown host, or the system's text."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):  # socket.timeout is an alias since Python 3.10
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"host {host!r} not found"
+    return exc.strerror or str(exc)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
