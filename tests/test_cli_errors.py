@@ -348,6 +348,11 @@ CASES = [
         "got '5X'",
     ),
     Case(
+        "generate: a sampling flag out of range is named as typed",
+        lambda d: ["generate", str(d / "ckpt"), "-p", "x", "--top-p", "2"],
+        "--top-p 2.0: top_p:",
+    ),
+    Case(
         "train: an override written without =",
         lambda d: [*_train_with(d), "train.max_steps"],
         "train.max_steps: config file not found (an override is written KEY=VALUE",

@@ -78,7 +78,7 @@ def split(
     parts = split_store(prefix, valid_fraction, out=out, seed=seed, overwrite=overwrite)
     for name, store in parts.items():
         typer.echo(
-            f"wrote {store.prefix} ({name}): {len(store)} documents, {store.num_tokens} tokens"
+            f"wrote {store.prefix} ({name}): {len(store):,} documents, {store.num_tokens:,} tokens"
         )
 
 

@@ -109,7 +109,9 @@ def sampling_from_cli(command: str, stop: Sequence[str] | None, **options: Any) 
     from synthlm.config import validate
 
     stops = [decode_escapes(s) for s in stop or []]
-    return validate(SamplingConfig, {**options, "stop": stops}, source=command)
+    # errors name the flag as typed (--top-p 2), not the field (top_p)
+    origins = {(key,): f"--{key.replace('_', '-')} {value}" for key, value in options.items()}
+    return validate(SamplingConfig, {**options, "stop": stops}, origins, source=command)
 
 
 def read_prompts(path: str | Path, prompt_end: str = "\n") -> list[str]:
