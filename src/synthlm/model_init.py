@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 InitScheme = Literal["hf", "neox"]
-INIT_SCHEMES: tuple[str, ...] = ("hf", "neox")
 
 
 def neox_stds(hidden_size: int, num_layers: int) -> tuple[float, float]:

@@ -3,9 +3,8 @@ are shown, each saying it was not checked because the domain has no solver (no t
 
 from __future__ import annotations
 
-import os
-
 from cli_runner import run_cli
+from plugin_helpers import install_plugin
 
 STUB = """
 import numpy as np
@@ -32,22 +31,13 @@ class StubTask(Domain):
 """
 
 
-def plugin_env(site) -> dict[str, str]:
-    """A real installed plugin: its module and a dist-info with the entry point pip writes."""
-    site.mkdir()
-    (site / "stub_plugin.py").write_text(STUB)
-    info = site / "stub_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stub-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[synthlm.plugins]\nstub = stub_plugin\n")
-    paths = [str(site), os.environ.get("PYTHONPATH", "")]
-    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-
-
 def test_preview_of_a_domain_without_solver_shows_examples_and_says_so(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text("seed: 0\ndomains:\n  - {type: stub_task}\n  - {type: reverse}\n")
-    done = run_cli("synth", "preview", str(spec), "-n", "2", env=plugin_env(tmp_path / "site"))
+    env = install_plugin(
+        tmp_path / "site", "stub-plugin", {"stub_plugin": STUB}, {"stub": "stub_plugin"}
+    )
+    done = run_cli("synth", "preview", str(spec), "-n", "2", env=env)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     out = done.stdout

@@ -27,10 +27,11 @@ PROBE = "The quick brown fox, 1234: jumps? Über naïve café\n\tend."
 
 
 def recorded_tokenizer(prefix: str | Path) -> dict[str, Any] | None:
-    """The tokenizer ``PREFIX.json`` records (None for stores that record none)."""
-    from synthlm.data.store import TokenStore
+    """The tokenizer ``PREFIX.json`` records (None for stores that record none); ``prefix`` may
+    also name the store's .bin / .idx file."""
+    from synthlm.data.store import TokenStore, normalize_prefix
 
-    recorded = TokenStore(prefix, check_ids=False).metadata.get("tokenizer")
+    recorded = TokenStore(normalize_prefix(prefix), check_ids=False).metadata.get("tokenizer")
     return recorded if isinstance(recorded, dict) and recorded.get("sha256") else None
 
 

@@ -101,21 +101,21 @@ def default_seq_len(ckpt) -> int:
 def check_set_tokenizers(sets: Sequence[Any], tokenizer_dir: str | Path, *, from_cli: bool) -> None:
     """Natural stores must hold the ids of the tokenizer the checkpoint is scored with (its own,
     or ``--tokenizer``); see :mod:`synthlm.data.provenance`."""
-    from synthlm.data.mixture import normalize_prefix
     from synthlm.data.provenance import check_store_tokenizer
     from synthlm.tokenizers import load_tokenizer
 
-    natural = [item for item in sets if item.kind == "natural" and item.path is not None]
+    natural = [
+        (i, item) for i, item in enumerate(sets) if item.kind == "natural" and item.path is not None
+    ]
     if not natural:
         return
     tokenizer = load_tokenizer(tokenizer_dir)
     fix = (
         "Tokenize the text with the checkpoint's tokenizer (synthlm tokenize ... --tokenizer CKPT)"
     )
-    for i, item in enumerate(sets):
-        if item in natural:
-            where = f"--data {item.path}" if from_cli else f"data.eval.{i} ({item.name})"
-            check_store_tokenizer(normalize_prefix(item.path), tokenizer, where, fix)
+    for i, item in natural:
+        where = f"--data {item.path}" if from_cli else f"data.eval.{i} ({item.name})"
+        check_store_tokenizer(item.path, tokenizer, where, fix)
 
 
 def check_window(model: Any, seq_len: int) -> None:

@@ -206,11 +206,12 @@ class Trainer:
                 f"{self.plan.layout.to_dict()}; keep the tokenizer and "
                 f"model.num_meta_tokens, or use a new run_dir"
             )
-        if resume and state.data and sample_stream(state.data) != sample_stream(self._data_shape()):
-            changed = changed_keys(sample_stream(state.data), sample_stream(self._data_shape()))
+        shape = self._data_shape()
+        saved, now = sample_stream(state.data or {}), sample_stream(shape)
+        if resume and state.data and saved != now:
             raise UserError(
-                f"{checkpoint}: this config changes {', '.join(changed)} (trained with "
-                f"{state.data}, now {self._data_shape()}); "
+                f"{checkpoint}: this config changes {', '.join(changed_keys(saved, now))} "
+                f"(trained with {state.data}, now {shape}); "
                 "exact resume needs the same global batch, seq_len and source weights "
                 "(the data cursor "
                 "counts samples of that stream). Start a new run_dir with model.init_from "
@@ -233,7 +234,7 @@ class Trainer:
                     f"resuming from step {state.step}: moved the later {moved.name} to "
                     f"{moved.parent}"
                 )
-        state.data, state.total_steps = self._data_shape(), self.plan.total_steps
+        state.data, state.total_steps = shape, self.plan.total_steps
         self.state = state
         self.interval = (
             IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()

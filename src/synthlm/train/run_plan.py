@@ -213,7 +213,6 @@ def tokenizer_path(data: DataConfig) -> str:
 
 def check_natural_stores(data: DataConfig, tokenizer: Tokenizer) -> None:
     """Every natural store must hold the ids of the tokenizer the run reads it with."""
-    from synthlm.data.mixture import normalize_prefix
     from synthlm.data.provenance import check_store_tokenizer
 
     fix = (
@@ -223,8 +222,7 @@ def check_natural_stores(data: DataConfig, tokenizer: Tokenizer) -> None:
     for kind, items in (("data.sources", data.sources), ("data.eval", data.eval)):
         for i, item in enumerate(items):
             if item.kind == "natural" and item.path is not None:
-                prefix = normalize_prefix(item.path)
-                check_store_tokenizer(prefix, tokenizer, f"{kind}.{i}.path", fix)
+                check_store_tokenizer(item.path, tokenizer, f"{kind}.{i}.path", fix)
 
 
 def load_tokenizer_for(data: DataConfig) -> Tokenizer:
