@@ -35,6 +35,13 @@ class StoreError(UserError):
     """A token store on disk is missing, truncated or inconsistent."""
 
 
+class TrainingDiverged(UserError):
+    """The loss became NaN/inf more often than ``train.max_bad_steps`` allows, or fp16
+    gradients overflowed at the loss scale's floor."""
+
+    exit_code = 1
+
+
 def corrupt_file(path: object, what: str, exc: BaseException, hint: str = "") -> UserError:
     """A UserError for a file that exists but cannot be parsed (truncated, not the format)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -96,3 +96,18 @@ def test_a_random_init_is_drawn_on_the_gpu_and_reruns_draw_the_same_weights():
     assert torch.equal(weights[0], weights[1])
     ids = torch.randint(0, 1024, (2, 32), device="cuda")
     assert torch.isfinite(model(input_ids=ids, labels=ids).loss)
+
+
+def test_an_fp16_run_scales_its_loss_by_deepspeeds_rule_and_checkpoints_it(tmp_path, data):
+    from train_helpers import read_records, synthlm, tiny_config, write_config
+
+    loss_scale = {"initial": 4096, "window": 5, "hysteresis": 2, "min": 1}
+    config = tiny_config(tmp_path, data, train={"precision": "fp16", "loss_scale": loss_scale})
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in read_records(tmp_path / "run"))
+    saved = torch.load(
+        tmp_path / "run" / "checkpoints" / "step-12" / "trainer" / "scaler.pt", weights_only=True
+    )
+    rule = saved["deepspeed_rule"]
+    assert rule["iteration"] == 12 and rule["window"] == 5 and saved["scale"] == rule["scale"]

@@ -22,6 +22,7 @@ from synthlm.train.launch_guard import (
     engine_name,
     requested_engine,
 )
+from synthlm.train.loss_scale import install_loss_scale
 from synthlm.train.run_plan import BatchPlan
 
 
@@ -97,7 +98,23 @@ def make_accelerator(cfg: RunConfig, accum: int) -> Any:
         step_scheduler_with_optimizer=False,
     )
     check_engine(accelerator)
+    check_fp16_device(accelerator, cfg.train.precision)
+    install_loss_scale(accelerator, cfg.train.loss_scale)
     return accelerator
+
+
+def check_fp16_device(accelerator: Any, precision: str) -> None:
+    """fp16 autocast needs an accelerator: on a CPU, accelerate would train in fp32 silently.
+
+    (It enables neither autocast nor a grad scaler there.) DeepSpeed applies its own fp16
+    section instead, so only torch engines are checked.
+    """
+    cpu = accelerator.device.type == "cpu"
+    if precision == "fp16" and cpu and engine_name(accelerator) != "DEEPSPEED":
+        raise UserError(
+            "train.precision: fp16 needs a GPU: on a CPU accelerate has no fp16 autocast and "
+            "would train in fp32; use train.precision=bf16 (CPU autocast) or fp32 here"
+        )
 
 
 def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> None:
@@ -117,19 +134,32 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
             "train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, "
             "so a bad batch cannot be skipped"
         )
+    if cfg.train.loss_scale is not None:
+        _set_deepspeed_keys(
+            config=plugin.deepspeed_config.setdefault("fp16", {}),
+            wanted=cfg.train.loss_scale.deepspeed_fp16(),
+            section="fp16.",
+            source="train.loss_scale",
+        )
     wanted = {
         "train_micro_batch_size_per_gpu": batch.micro,
         "gradient_accumulation_steps": batch.accum,
         "train_batch_size": batch.global_batch,
         "gradient_clipping": cfg.train.clip_grad or 0.0,
     }
-    config = plugin.deepspeed_config
+    _set_deepspeed_keys(plugin.deepspeed_config, wanted, section="", source="the train section")
+
+
+def _set_deepspeed_keys(
+    config: dict[str, Any], wanted: dict[str, Any], *, section: str, source: str
+) -> None:
+    """Fill ``wanted`` into a DeepSpeed config where it is absent or 'auto'; refuse a clash."""
     for key, value in wanted.items():
         current = config.get(key, "auto")
         if current != "auto" and current != value:
             raise ConfigError(
-                f"the DeepSpeed config sets {key}={current} but this run needs {value} "
-                f"(from the train section); set it to 'auto' there"
+                f"the DeepSpeed config sets {section}{key}={current} but this run needs {value} "
+                f"(from {source}); set it to 'auto' there or remove it"
             )
         config[key] = value
 

@@ -8,6 +8,7 @@ span sections.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -94,6 +97,48 @@ class ObjectiveConfig(Section):
         return mine == theirs
 
 
+class LossScaleConfig(Section):
+    """DeepSpeed's dynamic fp16 loss scale; its ``fp16`` config keys in brackets.
+
+    Recipes trained under DeepSpeed (GPT-NeoX, hence Pythia) state these numbers; torch's
+    GradScaler, the default, follows another rule (see :mod:`synthlm.train.loss_scale`).
+    """
+
+    initial: float = Field(
+        65536.0, gt=0, description="Starting scale, a power of two (2**initial_scale_power)."
+    )
+    window: int = Field(
+        1000, ge=1, description="Clean steps before the scale doubles (loss_scale_window)."
+    )
+    hysteresis: int = Field(
+        2, ge=1, description="Overflows tolerated before the scale halves (hysteresis)."
+    )
+    min: float = Field(
+        1.0, gt=0, description="Floor of the scale; an overflow there stops (min_loss_scale)."
+    )
+
+    @model_validator(mode="after")
+    def _power_of_two_above_floor(self) -> LossScaleConfig:
+        if not math.log2(self.initial).is_integer():
+            raise ValueError(
+                f"initial: {self.initial:g} is not a power of two (DeepSpeed's "
+                "initial_scale_power); use e.g. 4096 or 65536"
+            )
+        if self.min > self.initial:
+            raise ValueError(f"min ({self.min:g}) must not exceed initial ({self.initial:g})")
+        return self
+
+    def deepspeed_fp16(self) -> dict[str, float | int]:
+        """The same rule as a DeepSpeed config's ``fp16`` keys (``loss_scale: 0``: dynamic)."""
+        return {
+            "loss_scale": 0,
+            "initial_scale_power": round(math.log2(self.initial)),
+            "loss_scale_window": self.window,
+            "hysteresis": self.hysteresis,
+            "min_loss_scale": self.min,
+        }
+
+
 class TrainConfig(Section):
     """Budget, batch, precision and the checkpoint / log / eval cadence."""
 
@@ -119,6 +164,11 @@ class TrainConfig(Section):
     )
     precision: Dtype = Field(
         "fp32", description="Autocast precision of the forward/backward: fp32, bf16 or fp16."
+    )
+    loss_scale: LossScaleConfig | None = Field(
+        None,
+        description="fp16 only: DeepSpeed's dynamic loss scale (initial, window, hysteresis, "
+        "min) instead of torch's GradScaler (null).",
     )
     clip_grad: float | None = Field(
         1.0, gt=0, description="Clip the global gradient norm to this (null: no clipping)."
@@ -147,6 +197,19 @@ class TrainConfig(Section):
         description="lm-evaluation-harness tasks to run during training (needs synthlm[eval]).",
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes building samples.")
+
+    @field_validator("loss_scale")
+    @classmethod
+    def _loss_scale_needs_fp16(
+        cls, value: LossScaleConfig | None, info: ValidationInfo
+    ) -> LossScaleConfig | None:
+        precision = info.data.get("precision")
+        if value is not None and precision != "fp16":
+            raise ValueError(
+                f"applies to train.precision fp16 only (this run: {precision}); "
+                "set train.loss_scale=null"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from synthlm.config import save_yaml
-from synthlm.errors import UserError
+from synthlm.errors import TrainingDiverged, UserError
 from synthlm.train.accel import (
     configure_deepspeed,
     distributed_state,
@@ -64,12 +64,6 @@ from synthlm.train.metrics import IntervalStats, MetricsLogger, truncate_metrics
 from synthlm.train.planners import plan_run
 from synthlm.train.run_plan import RunPlan
 from synthlm.train.signals import StopRequest
-
-
-class TrainingDiverged(UserError):
-    """The loss became NaN/inf more often than ``train.max_bad_steps`` allows."""
-
-    exit_code = 1
 
 
 def run(config: RunConfig, *, progress: bool | None = None, freeze_heap: bool = False) -> Path:
