@@ -20,9 +20,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from train_helpers import final_weights, read_records, subprocess_env, tiny_config, write_config
+from train_helpers import (
+    deepspeed_accelerator,
+    final_weights,
+    read_records,
+    subprocess_env,
+    tiny_config,
+    write_config,
+)
 
-from synthlm.errors import UserError
+from synthlm.config import validate
+from synthlm.errors import ConfigError, UserError
 from synthlm.train.launch_guard import (
     check_deepspeed_launch,
     check_deepspeed_precision,
@@ -153,3 +161,22 @@ def test_deepspeed_config_without_its_launcher_is_refused():
     check_deepspeed_launch({})
     with pytest.raises(UserError, match="no launcher started this process"):
         check_deepspeed_launch({"ACCELERATE_USE_DEEPSPEED": "true"})
+
+
+@pytest.mark.parametrize("section, ours", [("optimizer", "optim"), ("scheduler", "schedule")])
+def test_a_deepspeed_config_with_its_own_optimizer_or_schedule_is_refused(tmp_path, section, ours):
+    from synthlm.train.accel import configure_deepspeed
+    from synthlm.train.config import RunConfig
+    from synthlm.train.run_plan import BatchPlan
+
+    config = validate(
+        RunConfig,
+        {
+            "run_dir": str(tmp_path),
+            "data": {"sources": [{"name": "a", "path": str(tmp_path)}]},
+            "train": {"max_steps": 1},
+        },
+    )
+    ds = {section: {"type": "AdamW", "params": {"lr": 1e-3}}}
+    with pytest.raises(ConfigError, match=f"own '{section}' section.*{ours}"):
+        configure_deepspeed(deepspeed_accelerator(ds), config, BatchPlan(8, 1, 1))

@@ -196,3 +196,9 @@ def test_wandb_without_the_package_fails_before_work(tmp_path, data):
         match=r"logging\.wandb is true but wandb is not installed: pip install 'synthlm\[wandb\]'",
     ):
         plan(tmp_path, data, logging={"wandb": True})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="it is installed")
+def test_flash_attention_without_its_package_fails_before_work(tmp_path, data):
+    with pytest.raises(UserError, match=r"flash_attention_2 needs the flash-attn package"):
+        plan(tmp_path, data, model={"attn_implementation": "flash_attention_2"})

@@ -13,7 +13,7 @@ import types
 
 import pytest
 import torch
-from train_helpers import tiny_config
+from train_helpers import deepspeed_accelerator, tiny_config
 
 from run_helpers import synthlm, write_config
 from synthlm.config import validate
@@ -148,12 +148,6 @@ def test_loss_scale_is_checked_before_any_work(tmp_path):
         run_config(tmp_path, precision="fp16", loss_scale={"initial": 4, "min": 8})
     config = run_config(tmp_path, precision="fp16", loss_scale={"initial": 4096})
     assert config.train.loss_scale.deepspeed_fp16()["initial_scale_power"] == 12
-
-
-def deepspeed_accelerator(ds_config):
-    """The part of an accelerator configure_deepspeed reads: a DeepSpeed plugin's config."""
-    plugin = types.SimpleNamespace(deepspeed_config=ds_config)
-    return types.SimpleNamespace(state=types.SimpleNamespace(deepspeed_plugin=plugin))
 
 
 def test_under_deepspeed_the_rule_is_written_into_its_fp16_section(tmp_path):

@@ -79,3 +79,11 @@ def final_weights(run_dir: Path) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     return load_file(str(Path(run_dir) / "final" / "model.safetensors"))
+
+
+def deepspeed_accelerator(ds_config: dict[str, Any]) -> Any:
+    """The part of an accelerator ``configure_deepspeed`` reads: a DeepSpeed plugin's config."""
+    import types
+
+    plugin = types.SimpleNamespace(deepspeed_config=ds_config)
+    return types.SimpleNamespace(state=types.SimpleNamespace(deepspeed_plugin=plugin))

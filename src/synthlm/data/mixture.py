@@ -105,8 +105,8 @@ class DataConfig(Section):
     )
     packing: bool = Field(
         True,
-        description="Pack documents into full windows; false: one document per sample, "
-        "padded (SFT).",
+        description="Pack documents into full windows; false: one document per sample, cut "
+        "to seq_len and padded (SFT); token budgets and counts then include the padding.",
     )
     tokenizer: str | None = Field(
         None,

@@ -22,6 +22,7 @@ from synthlm.train.config import RunConfig
 from synthlm.train.run_plan import (
     RunPlan,
     build_objective,
+    check_attention_kernel,
     check_model_kind,
     check_wandb,
     model_special_ids,
@@ -53,6 +54,7 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
         check_metrics(cfg.metrics)
     batch = plan_batch(config.train, processes)
     check_wandb(config)
+    check_attention_kernel(config)
     objective, tokenizer = build_objective(config, load_pair_tokenizer(config, cfg))
     if objective.name != "text_to_text":
         raise ConfigError(

@@ -134,6 +134,12 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
             "train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, "
             "so a bad batch cannot be skipped"
         )
+    for section, ours in (("optimizer", "optim"), ("scheduler", "schedule")):
+        if section in plugin.deepspeed_config:
+            raise ConfigError(
+                f"the DeepSpeed config has its own '{section}' section, which would replace the "
+                f"run's {ours} section; remove it there and set {ours}.* in the run config"
+            )
     if cfg.train.loss_scale is not None:
         _set_deepspeed_keys(
             config=plugin.deepspeed_config.setdefault("fp16", {}),

@@ -277,6 +277,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     check_paths(data)
     batch = plan_batch(config.train, processes)
     check_wandb(config)
+    check_attention_kernel(config)
     natural = load_tokenizer_for(data)
     check_natural_stores(data, natural)
     if natural.eos_id is None:
@@ -331,6 +332,21 @@ def check_wandb(config: RunConfig) -> None:
         from synthlm.train.metrics import require_wandb
 
         require_wandb()
+
+
+def check_attention_kernel(config: RunConfig) -> None:
+    """flash_attention_2 needs the flash-attn package: say so before any work, not in a traceback
+    from transformers once the data is ready and the model is being built."""
+    import importlib.util
+
+    if config.model.attn_implementation == "flash_attention_2" and (
+        importlib.util.find_spec("flash_attn") is None
+    ):
+        raise ConfigError(
+            "model.attn_implementation: flash_attention_2 needs the flash-attn package "
+            "(pip install flash-attn, on a CUDA machine), which is not installed; "
+            "model.attn_implementation=sdpa runs a flash kernel on GPUs without it"
+        )
 
 
 def build_objective(config: RunConfig, tokenizer: Tokenizer) -> tuple[Objective, Tokenizer]:
