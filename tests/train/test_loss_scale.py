@@ -123,11 +123,12 @@ def test_the_scaler_skips_overflowing_steps_and_resumes_its_rule_from_a_checkpoi
     assert [s for s, _ in head + tail] == expected
 
 
-def test_a_checkpoint_of_torchs_scaler_does_not_resume_the_deepspeed_rule():
-    plain = torch.amp.GradScaler("cpu")
-    mine = DeepSpeedGradScaler("cpu", LossScaleConfig())
-    with pytest.raises(ConfigError, match="without train.loss_scale"):
-        mine.load_state_dict(plain.state_dict())
+def test_loss_scale_added_on_resume_starts_its_rule_from_the_saved_scale():
+    plain = torch.amp.GradScaler("cpu", init_scale=512.0)
+    mine = DeepSpeedGradScaler("cpu", LossScaleConfig(initial=4096, window=3, hysteresis=2))
+    mine.load_state_dict(plain.state_dict())
+    assert mine.get_scale() == 512.0
+    assert (mine.rule.scale, mine.rule.iteration, mine.rule.hysteresis_left) == (512.0, 0, 2)
 
 
 def run_config(tmp_path, **train):

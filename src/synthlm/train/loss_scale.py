@@ -74,6 +74,7 @@ class DeepSpeedGradScaler(torch.amp.GradScaler):
 
     def __init__(self, device: str, config: LossScaleConfig) -> None:
         super().__init__(device, init_scale=config.initial, growth_interval=config.window)
+        self.config = config
         self.rule = DynamicLossScale(config.initial, config.window, config.hysteresis, config.min)
 
     def update(self, new_scale: float | torch.Tensor | None = None) -> None:
@@ -98,14 +99,15 @@ class DeepSpeedGradScaler(torch.amp.GradScaler):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume the rule where it stopped; a checkpoint of torch's scaler (``train.loss_scale``
+        added on resume) hands over its scale and the rule starts afresh from it."""
         rule = state_dict.get("deepspeed_rule")
-        if rule is None:
-            raise ConfigError(
-                "the checkpoint's grad scaler was saved without train.loss_scale; resume "
-                "with the loss scale the run started with"
-            )
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "deepspeed_rule"})
-        self.rule = DynamicLossScale(**rule)
+        if rule is not None:
+            self.rule = DynamicLossScale(**rule)
+        else:
+            c = self.config
+            self.rule = DynamicLossScale(float(state_dict["scale"]), c.window, c.hysteresis, c.min)
 
 
 def install_loss_scale(accelerator: Any, config: LossScaleConfig | None) -> None:
