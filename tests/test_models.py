@@ -118,6 +118,33 @@ def test_init_from_loads_a_local_checkpoint_and_grows_the_vocabulary_for_meta_id
         build_model(config(init_from=tmp_path / "nothing"), vocab_size=64)
 
 
+def test_init_from_takes_dropout_overrides_and_refuses_shape_ones(tmp_path):
+    """DEPTH's continued pretraining loads google/t5-v1_1-base with dropout 0.0 (its 0.1 in
+    config.json): a dropout rate changes no weight, so init_from may override it."""
+    from synthlm.models import resolved_config
+
+    torch.manual_seed(0)
+    base = build_model(config(arch="t5", preset="tiny"), vocab_size=64)
+    assert base.config.dropout_rate == 0.0  # presets train without dropout; make the file 0.1
+    base.config.dropout_rate = 0.1
+    base.save_pretrained(tmp_path / "base")
+    tuned = config(arch="t5", init_from=tmp_path / "base", overrides={"dropout_rate": 0.0})
+    model = build_model(tuned, vocab_size=64)
+    assert model.config.dropout_rate == 0.0 and model.encoder.dropout.p == 0.0
+    assert resolved_config(tuned, vocab_size=64).dropout_rate == 0.0
+    assert (
+        build_model(
+            config(arch="t5", init_from=tmp_path / "base"), vocab_size=64
+        ).config.dropout_rate
+        == 0.1
+    )
+    shaped = config(
+        arch="t5", init_from=tmp_path / "base", overrides={"d_model": 8, "dropout_rate": 0}
+    )
+    with pytest.raises(ConfigError, match=r"model\.overrides: d_model cannot change an init_from"):
+        build_model(shaped, vocab_size=64)
+
+
 def test_dtype_and_gradient_checkpointing_options():
     model = build_model(config(dtype="bf16", gradient_checkpointing=True), vocab_size=64)
     assert model.dtype == torch.bfloat16

@@ -368,7 +368,9 @@ class ModelConfig(Section):
         description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small.",
     )
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="HF config fields to change, e.g. {hidden_size: 96}."
+        default_factory=dict,
+        description="HF config fields to change, e.g. {hidden_size: 96}; with init_from, "
+        "dropout rates only (e.g. {dropout_rate: 0.0}).",
     )
     init_from: Path | None = Field(
         None, description="Local HF model dir to continue pretraining from (no download)."
@@ -676,10 +678,17 @@ def _load_local(auto: Any, cfg: ModelConfig, dtype: torch.dtype) -> PreTrainedMo
                 local_files_only=True,
                 attn_implementation=cfg.attn_implementation,
                 dtype=dtype,
+                **cfg.overrides,  # dropout rates only (_checked_init_from)
             )
     finally:
         if shown:
             hf_logging.enable_progress_bar()
+
+
+def is_dropout_key(key: str) -> bool:
+    """HF config fields that set a dropout rate (dropout_rate, attention_dropout, resid_pdrop...):
+    the only ones a loaded checkpoint may change, since they leave its weights' shapes alone."""
+    return "dropout" in key or key.endswith("_pdrop")
 
 
 def _checked_init_from(cfg: ModelConfig) -> Path:
@@ -688,10 +697,12 @@ def _checked_init_from(cfg: ModelConfig) -> Path:
         raise UserError(
             f"model.init_from: {path} is not a Hugging Face model dir (no config.json there)"
         )
-    if cfg.overrides:
+    shaped = sorted(key for key in cfg.overrides if not is_dropout_key(key))
+    if shaped:
         raise ConfigError(
-            "model.overrides: cannot change the shape of an init_from checkpoint; remove "
-            "the overrides"
+            f"model.overrides: {', '.join(shaped)} cannot change an init_from checkpoint (only "
+            "dropout rates can, e.g. dropout_rate: 0.0); remove "
+            f"{'it' if len(shaped) == 1 else 'them'}"
         )
     return path
 
@@ -707,7 +718,9 @@ def resolved_config(
         return model_config(cfg, vocab_size=vocab_size, special_ids=special_ids)
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(_checked_init_from(cfg), local_files_only=True)
+    config = AutoConfig.from_pretrained(
+        _checked_init_from(cfg), local_files_only=True, **cfg.overrides
+    )
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     if seq2seq != ARCHS[cfg.arch].seq2seq:
         kinds = [name for name, arch in ARCHS.items() if arch.seq2seq == seq2seq]

@@ -1,9 +1,12 @@
 """DEPTH's paper construction (``construction: paper``) checked against the DEPTH code's
-definition, written out here: one document per example laid out as
-``<eosen> <sent_a> S1 <eosen> <sent_b> S2 ... <eosen> </s>`` (cut to the input length), one
-T5 noise mask over the whole sequence (rolled, shifted by two, special tokens unmasked),
-sentinels drawn with replacement, targets ``<eosen> <sent_x> spans...`` in the original order
-without ``</s>``, and shuffling decided once per batch."""
+definition (github.com/zbambergerNLP/depth at df9c2e9), written out here: one document per
+example laid out as ``<eosen> <sent_a> S1 <eosen> <sent_b> S2 ... <eosen>`` with no ``</s>``
+(``encoder_decoder_utils/tokenizer_utils.py`` pads the marked-up text to 512 before appending
+``</s>``, which the truncation to 512 then removes), one T5 noise mask over the whole sequence
+(rolled, shifted by two, special tokens unmasked), sentinels drawn with replacement, targets
+``<eosen> <sent_x> spans...`` in the original order without ``</s>`` and padded with trained
+``<pad>`` targets, and shuffling decided once per batch, a shuffled input ending with
+``<eosen> </s>`` in its last two positions (``encoder_decoder_utils/corruption.py``)."""
 
 from __future__ import annotations
 
@@ -86,21 +89,22 @@ def test_paper_examples_have_the_depth_code_layout(tokenizer) -> None:
         assert (
             eos not in labels and labels[0] == eosen and labels[1] in sent
         )  # "<eosen> <sent_i> ..." no </s>
+        assert eos not in inputs  # the code's tokenizer always cuts </s> off
         sequence, noise = undo(objective, inputs, labels)
         assert len(sequence) <= SEQ_LEN and sequence[0] == eosen and sequence[1] in sent
         starts = [i for i, t in enumerate(sequence) if t in sent]
         assert all(sequence[i - 1] == eosen for i in starts)  # every <sent_x> follows an <eosen>
         ids = [sequence[i] for i in starts]
         assert len(set(ids)) == len(ids) <= MAX_SENTENCES  # a permutation, no repeats
-        if sequence[-1] == eos:  # the whole document fitted: "... <eosen> </s>"
-            assert sequence[-2] == eosen
+        if len(sequence) < SEQ_LEN:  # the whole document fitted: "... <eosen>", then padding
+            assert sequence[-1] == eosen
         text = [t for t in sequence if t not in sent | {eosen, eos}]
         document = sample.input_ids[sample.segment_ids == 0]
         assert codec.decode(document).startswith(codec.decode(text))  # the document, in order
         # one T5 mask over the whole sequence (specials counted), shifted by two, specials
         # unmasked: never positions 0-1 or a special, at most round(L * density) tokens, and at
         # least that less the specials and the two positions shifted out
-        special = [t in sent | {eosen, eos} for t in sequence]
+        special = [t in sent | {eosen} for t in sequence]
         assert not any(noise[:2]) and not any(n and s for n, s in zip(noise, special))
         most = int(np.round(len(sequence) * 0.3))
         assert most - sum(special) - 2 <= sum(noise) <= most
@@ -121,45 +125,65 @@ def test_paper_sentinels_are_drawn_at_random_with_replacement(tokenizer) -> None
 
 
 def test_paper_shuffling_is_decided_once_per_batch(tokenizer) -> None:
-    """A batch is shuffled as a whole or not at all; a shuffled input holds the same corrupted
-    segments "<sent_x> ... <eosen>" between "<eosen>" and "</s>", in another order."""
+    """A batch is shuffled as a whole or not at all (corruption.py: one ``do_shuffle`` per
+    collator call). A shuffled input holds the same corrupted segments "<sent_x> ... <eosen>"
+    after the leading "<eosen>", in another order, then padding, then "<eosen> </s>" in the
+    last two positions: the code finds no </s>, overwrites the last two padding slots with
+    <eosen> and </s>, and its token type 0 sorts the padding after the sentences."""
     objective = make(tokenizer, sentence_shuffling_probability=0.5)
     samples = documents(tokenizer, 40, length=150)
+    eos, eosen, pad = objective.eos_id, objective.eosen_id, objective.pad_id
     kinds = []
     for b in range(10):
         rows = samples[4 * b : 4 * b + 4]
         batch = objective.collate(rows)
         moved = []
-        for row, sample in zip(batch["input_ids"].tolist(), rows):
+        for i, (row, sample) in enumerate(zip(batch["input_ids"].tolist(), rows)):
             plain, owner, _ = objective.paper_example(sample, SEQ_LEN, shuffle=False)
-            row = row[: len(plain) + (plain[-1] != objective.eos_id)]
+            shuffled = eos in row
             if len(np.unique(owner)) >= 4:  # an unmoved one is not an identity permutation
-                moved.append(row[: len(plain)] != plain.tolist())
-            if row[: len(plain)] != plain.tolist():
-                assert row[0] == objective.eosen_id and row[-1] == objective.eos_id
-                body = plain[1:-1] if plain[-1] == objective.eos_id else plain[1:]
-                assert sorted(split_segments(objective, body.tolist())) == sorted(
-                    split_segments(objective, row[1:-1])
-                )
+                moved.append(shuffled)
+            if not shuffled:
+                assert row[: len(plain)] == plain.tolist()
+                assert row[len(plain) :] == [pad] * (SEQ_LEN - len(plain))
+                continue
+            assert len(row) == SEQ_LEN and row[0] == eosen and row[-2:] == [eosen, eos]
+            body = row[1 : len(plain)]
+            assert row[len(plain) : -2] == [pad] * (SEQ_LEN - 2 - len(plain))
+            assert sorted(split_segments(objective, body)) == sorted(
+                split_segments(objective, plain[1:].tolist())
+            )
+            # padding is never attended (a declared difference); the tail belongs to no sentence
+            attention = batch["attention_mask"][i].tolist()
+            assert attention == [int(t != pad) for t in row]
+            assert batch["encoder_sentence"][i, -2:].tolist() == [-1, -1]
         assert all(moved) or not any(moved)
         kinds.extend(moved[:1])
     assert True in kinds and False in kinds
 
 
 def test_paper_sentence_tokens_see_their_segment_as_the_codes_token_types_say(tokenizer) -> None:
-    """The DEPTH code gives the leading <eosen> the first sentence's token type and </s> the
-    last one's; a sentence token attends to exactly the tokens of its type."""
-    objective = make(tokenizer, sentence_shuffling_probability=0.0)
-    batch = objective.collate(documents(tokenizer, 2))
-    encoder, _, _ = hierarchical_masks(batch, objective.is_sentence_token)
-    ids = batch["input_ids"][0].tolist()
-    sent = set(objective.sentence_token_ids.tolist())
-    starts = [i for i, t in enumerate(ids) if t in sent]
-    end = ids.index(objective.eos_id)
-    for k, start in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else end + 1
-        visible = set(range(start, stop)) | ({0} if k == 0 else set())
-        assert set(torch.nonzero(encoder[0, 0, start]).flatten().tolist()) == visible
+    """The DEPTH code (tokenizer_utils.py ``prepare_for_model``) gives the leading <eosen> the
+    first sentence's token type and each <eosen> the type of the sentence it closes; a sentence
+    token attends to exactly the tokens of its type (corruption.py
+    ``create_depth_encoder_self_attention_mask``). Shuffled, the leading <eosen> takes the
+    first shuffled sentence's type and the trailing "<eosen> </s>" type 0, which no sentence
+    token sees."""
+    for probability in (0.0, 1.0):
+        objective = make(tokenizer, sentence_shuffling_probability=probability)
+        batch = objective.collate(documents(tokenizer, 2))
+        encoder, _, _ = hierarchical_masks(batch, objective.is_sentence_token)
+        ids = batch["input_ids"][0].tolist()
+        sent = set(objective.sentence_token_ids.tolist())
+        starts = [i for i, t in enumerate(ids) if t in sent]
+        if probability:  # the segments end where the padding before "<eosen> </s>" begins
+            end = ids.index(objective.pad_id)
+        else:
+            end = int(batch["attention_mask"][0].sum())
+        for k, start in enumerate(starts):
+            stop = starts[k + 1] if k + 1 < len(starts) else end
+            visible = set(range(start, stop)) | ({0} if k == 0 else set())
+            assert set(torch.nonzero(encoder[0, 0, start]).flatten().tolist()) == visible
 
 
 def split_segments(objective: Depth, body: list[int]) -> list[tuple[int, ...]]:

@@ -76,7 +76,12 @@ from synthlm.objectives.t5_noise import (
     span_starts,
 )
 from synthlm.text.sentences import get_splitter, split_sentences
-from synthlm.text.special_tokens import TextCodec, depth_token_names, vocab_size
+from synthlm.text.special_tokens import (
+    TextCodec,
+    depth_token_names,
+    other_special_ids,
+    vocab_size,
+)
 
 
 class DepthConfig(SpanCorruptionConfig):
@@ -111,6 +116,12 @@ class DepthConfig(SpanCorruptionConfig):
         description="synthlm: packed windows, exact density (module docs); paper: the "
         "DEPTH code's examples (depth_paper).",
     )
+    paper_label_padding: bool = Field(
+        True,
+        description="construction: paper only. true: the padding of the targets is trained "
+        "(<pad> targets), as in the DEPTH code's runs; false: it is ignored, as that code "
+        "meant to do (docs/papers/depth.md).",
+    )
 
 
 @register_objective("depth")
@@ -130,6 +141,7 @@ class Depth(EncoderDecoderObjective):
         )
         self.codec = TextCodec(tokenizer)
         self.text_vocab_size = vocab_size(tokenizer)
+        self.other_special_ids = other_special_ids(tokenizer)
 
     def token_names(self, vocab: dict[str, int]) -> list[str]:
         self._eosen_name, self._sentence_names = depth_token_names(
@@ -314,9 +326,7 @@ class Depth(EncoderDecoderObjective):
         sentences = self.sentences_of(tokens[first], segments[first], sample.source)
         rng = sample_rng(self.config.seed, tokens, sample.source)
         ids = self.sentence_token_ids[rng.permutation(self.config.max_sentences)]
-        sequence, owner = depth_paper.paper_sequence(
-            sentences, ids, self.eosen_id, self.eos_id, seq_len
-        )
+        sequence, owner = depth_paper.paper_sequence(sentences, ids, self.eosen_id, seq_len)
         special = np.isin(sequence, self._special_ids)
         noise = depth_paper.paper_noise_mask(
             len(sequence),
@@ -330,14 +340,23 @@ class Depth(EncoderDecoderObjective):
         )
         if shuffle:
             inputs, owner = depth_paper.paper_shuffle(
-                inputs, owner, self.eosen_id, self.eos_id, rng
+                inputs, owner, self.eosen_id, self.eos_id, self.pad_id, seq_len, rng
             )
         return inputs[:seq_len], owner[:seq_len], labels[:seq_len]
 
     @property
     def _special_ids(self) -> np.ndarray:
+        """The DEPTH tokenizer's ``all_special_ids``: pad, ``</s>``, ``<unk>`` (and a bos where
+        the tokenizer has one), the sentinels, ``<eosen>`` and the sentence tokens."""
         return np.array(
-            [self.eos_id, self.pad_id, self.eosen_id, *self.sentence_token_ids, *self.sentinel_ids]
+            [
+                self.eos_id,
+                self.pad_id,
+                *self.other_special_ids,
+                self.eosen_id,
+                *self.sentence_token_ids,
+                *self.sentinel_ids,
+            ]
         )
 
     @property
@@ -359,13 +378,15 @@ class Depth(EncoderDecoderObjective):
         rows = self.rows(samples, seq_len)
         target_len = self.target_length(seq_len)
         targets = self.pad_rows([r[2] for r in rows], target_len, self.pad_id)
-        labels = self.pad_rows([r[2] for r in rows], target_len, IGNORE_INDEX)
+        # The paper's code trains the padding of its targets (see paper_label_padding).
+        label_pad = self.pad_id if self._trains_padding else IGNORE_INDEX
+        labels = self.pad_rows([r[2] for r in rows], target_len, label_pad)
         return {
             "input_ids": torch.from_numpy(
                 self.pad_rows([r[0] for r in rows], seq_len, self.pad_id)
             ),
-            "attention_mask": torch.from_numpy(
-                self.pad_rows([np.ones(len(r[0]), dtype=np.int64) for r in rows], seq_len, 0)
+            "attention_mask": torch.from_numpy(  # a shuffled paper input has padding inside
+                self.pad_rows([(r[0] != self.pad_id).astype(np.int64) for r in rows], seq_len, 0)
             ),
             "encoder_sentence": torch.from_numpy(self.pad_rows([r[1] for r in rows], seq_len, -1)),
             "decoder_input_ids": torch.from_numpy(self.shift_right(targets)),
@@ -378,13 +399,20 @@ class Depth(EncoderDecoderObjective):
     def is_sentence_token(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.isin(ids, torch.as_tensor(self.sentence_token_ids, device=ids.device))
 
+    @property
+    def _trains_padding(self) -> bool:
+        return self.config.construction == "paper" and self.config.paper_label_padding
+
     def token_groups(self, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, float]]:
         targets = batch["labels"] != IGNORE_INDEX
         sentence = self.is_sentence_token(batch["labels"]) & targets
-        return {
-            "sentence": (sentence, self.config.sentence_loss_coefficient),
-            "reconstruction": (targets & ~sentence, 1.0),
-        }
+        groups = {"sentence": (sentence, self.config.sentence_loss_coefficient)}
+        if self._trains_padding:  # pad targets, reported apart so reconstruction stays readable
+            padding = (batch["labels"] == self.pad_id) & targets
+            groups["padding"] = (padding, 1.0)
+            targets = targets & ~padding
+        groups["reconstruction"] = (targets & ~sentence, 1.0)
+        return groups
 
     def forward_logits(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]

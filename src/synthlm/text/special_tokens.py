@@ -111,6 +111,18 @@ def resolve_ids(
     return {k: int(v) for k, v in found.items() if v is not None}
 
 
+def other_special_ids(tokenizer: AnyTokenizer) -> list[int]:
+    """Ids of the tokenizer's unk and bos tokens, where it has them (T5: ``<unk>``, no bos): the
+    special tokens besides EOS, pad and the added ones that Hugging Face's ``all_special_ids``
+    lists."""
+    vocab = vocabulary(tokenizer)
+    found = [
+        _special_id(tokenizer, vocab, ("unk_id", "unk_token_id"), "<unk>"),
+        _special_id(tokenizer, vocab, ("bos_id", "bos_token_id"), "<s>"),
+    ]
+    return sorted({int(i) for i in found if i is not None})
+
+
 def vocab_size(tokenizer: AnyTokenizer) -> int:
     """Number of ids including added tokens (HF's ``tokenizer.vocab_size`` leaves them out)."""
     if callable(getattr(tokenizer, "get_vocab_size", None)):
