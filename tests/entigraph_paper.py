@@ -215,3 +215,19 @@ def parse_answer(text: str) -> int | None:
         return {"A": 0, "B": 1, "C": 2, "D": 3}[text.rstrip("\n")[-2]]
     except (KeyError, IndexError):
         return None
+
+
+def pick_prediction(outputs: list[tuple[str, str | None, float]]) -> int | None:
+    """The answer the paper scores for one question, from its vLLM outputs.
+
+    ``outputs``: one ``(text, stop_reason, cumulative_logprob)`` per sample, in the order drawn.
+    vLLM 0.5.3.post1 (requirements.txt) returns a request's samples sorted by cumulative
+    log-probability, highest first (``vllm/outputs.py``, ``RequestOutput.from_seq_group``:
+    ``sorted(seqs, key=lambda seq: seq.get_cumulative_logprob(), reverse=True)``);
+    ``inference/llama.py`` keeps ``text + stop_reason`` of those that stopped on an answer
+    string, in that order; ``majority_vote(n_samples=1)`` (``tasks/quality.py``, called in
+    ``notebooks/nb_qa_eval.ipynb``) keeps the first; ``llama_parse_answer`` parses it.
+    """
+    ranked = sorted(outputs, key=lambda output: output[2], reverse=True)
+    attempts = [text + stop for text, stop, _ in ranked if stop]
+    return parse_answer(attempts[0]) if attempts else None

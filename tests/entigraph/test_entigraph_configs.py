@@ -43,3 +43,19 @@ def test_instruct_recipe_packs_blocks_with_loss_on_all_tokens():
     assert cfg.data.packing is True and cfg.objective.name == "sft"
     assert cfg.objective.options()["train_on"] == "all"
     assert (cfg.train.global_batch_size, cfg.train.epochs) == (128, 2)
+
+
+@pytest.mark.parametrize("name", ["entigraph_cpt.yaml", "instruct_ultrachat.yaml"])
+def test_schedule_clipping_and_precision_are_the_originals(name):
+    """scripts/train.sh: --lr_scheduler_type cosine (HF: decays to 0), --bf16=True; the HF
+    TrainingArguments default max_grad_norm is 1.0."""
+    cfg = resolved(name)
+    assert cfg.schedule.final_lr_ratio == 0.0 and cfg.schedule.warmup_start == 0.0
+    assert cfg.train.clip_grad == 1.0 and cfg.train.precision == "bf16"
+
+
+def test_instruct_has_no_replay_and_starts_from_the_cpt_checkpoint():
+    """data/cptdata.py: task 'instruct' trains on the UltraChat blocks alone."""
+    cfg = resolved("instruct_ultrachat.yaml")
+    assert [s.name for s in cfg.data.sources] == ["ultrachat"]
+    assert str(cfg.model.init_from) == "runs/entigraph-cpt/final"

@@ -105,11 +105,18 @@ def test_sample_is_identical_in_another_process_with_another_hash_seed():
     [
         '{"summary": "S.", "entities": ["A", "B"]}',
         '```json\n{"summary": "S.", "entities": ["A", "B"]}\n```',
-        'Here you go:\n{"summary": "S.", "entities": ["A", " B ", "a"]}\nHope this helps.',
+        'Here you go:\n{"summary": "S.", "entities": ["A", "B", "A"]}\nHope this helps.',
     ],
 )
 def test_entity_reply_tolerates_fences_and_chatter(text):
     assert parse_entity_reply(text) == ("S.", ["A", "B"])
+
+
+def test_entity_reply_keeps_the_summary_and_names_as_written():
+    """The original (data/entigraph.py) appends ``response['summary']`` to its corpus unchanged
+    and puts each entity name into the pair/triple prompts verbatim."""
+    reply = '{"summary": " S.\\n", "entities": ["Mars", "mars", " Gull  Rock"]}'
+    assert parse_entity_reply(reply) == (" S.\n", ["Mars", "mars", " Gull  Rock"])
 
 
 @pytest.mark.parametrize(
@@ -127,8 +134,6 @@ def test_invalid_entity_replies_are_rejected(text, message):
         parse_entity_reply(text)
 
 
-def test_clean_entities_dedupes_case_insensitively_and_normalises_space():
-    assert clean_entities(["Marta  Lind", "marta lind", "Gull Rock", "", "Gull\nRock"]) == [
-        "Marta Lind",
-        "Gull Rock",
-    ]
+def test_clean_entities_drops_only_blank_names_and_exact_repeats():
+    names = ["Marta  Lind", "marta lind", "Gull Rock", "", "  ", "Gull\nRock", "Gull Rock"]
+    assert clean_entities(names) == ["Marta  Lind", "marta lind", "Gull Rock", "Gull\nRock"]

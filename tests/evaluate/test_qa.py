@@ -349,3 +349,133 @@ def test_qa_without_questions_names_every_file(tmp_path, qa_file):
     files = [tmp_path / "a.json", tmp_path / "a.json"]
     with pytest.raises(UserError, match="^" + re.escape(f"--qa {files[0]}, {files[1]}: no ques")):
         read_qa(files)
+
+
+class ScriptedSampler:
+    """Stands in for ``model.generate``: returns fixed replies, one per sample, with processed
+    scores that give each token of row ``r`` the logit ``logits[r]`` (its padding
+    ``pad_logits[r]``) against 0 for every other id."""
+
+    def __init__(self, tokenizer, replies, logits, pad_logits):
+        self.tokenizer, self.replies = tokenizer, replies
+        self.logits, self.pad_logits = logits, pad_logits
+        self.configs = []
+
+    def generate(self, input_ids, attention_mask, generation_config, tokenizer):
+        from types import SimpleNamespace
+
+        self.configs.append(generation_config)
+        rows = [self.tokenizer(r, add_special_tokens=False)["input_ids"] for r in self.replies]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        generated = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        scores = []
+        for t in range(width):
+            step = torch.zeros(len(rows), len(self.tokenizer))
+            for i, row in enumerate(rows):
+                step[i, generated[i, t]] = self.logits[i] if t < len(row) else self.pad_logits[i]
+            scores.append(step)
+        prompt = input_ids.repeat(len(rows), 1)
+        return SimpleNamespace(sequences=torch.cat([prompt, generated], 1), scores=tuple(scores))
+
+
+def test_entigraph_protocol_keeps_the_attempt_of_highest_cumulative_logprob():
+    """Not the first sample that ends on an answer: the paper's vLLM ranks the 8 samples by
+    cumulative log-probability before inference/llama.py keeps the first answer string."""
+    import math
+
+    import entigraph_paper as paper
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import entigraph_protocol, score_generate
+
+    tokenizer = byte_tokenizer()
+    replies = [
+        "Guess. Answer: A.\n",  # first drawn, attempted, least likely
+        "I do not know the answer to this one</s>",  # most likely, but no answer string
+        "It is C. Answer: C.\n",  # attempted and most likely among the attempts: the pick
+        "Answer: B.\n",  # attempted; first if padding were counted
+        *["Hmm</s>"] * 4,
+    ]
+    logits = [0.0, 10.0, 5.0, 1.0, 10.0, 10.0, 10.0, 10.0]
+    pad_logits = [50.0, 0.0, -50.0, 50.0, 0.0, 0.0, 0.0, 0.0]
+    sampler = ScriptedSampler(tokenizer, replies, logits, pad_logits)
+    item = QAItem("T", "Which?", ("a", "b", "c", "d"), 2, False, "A", "1")
+    [prediction] = score_generate(sampler, tokenizer, [item], "cpu", entigraph_protocol())
+    assert sampler.configs[0].num_return_sequences == 8
+
+    vocab = len(tokenizer)
+
+    def vllm_output(reply: str, logit: float) -> tuple[str, str | None, float]:
+        """(text, stop_reason, cumulative_logprob) as vLLM reports it: every generated token
+        (byte tokens here) through the end of the stop string, none of the padding."""
+        stops = [s for s in paper.answer_strings() if s in reply]
+        kept = reply.split("</s>")[0]
+        if stops:
+            kept = reply[: reply.index(stops[0]) + len(stops[0])]
+        per_token = logit - math.log(math.exp(logit) + vocab - 1)
+        text = kept[: -len(stops[0])] if stops else kept
+        return text, stops[0] if stops else None, per_token * len(kept.encode())
+
+    outputs = [vllm_output(r, c) for r, c in zip(replies, logits)]
+    assert paper.pick_prediction(outputs) == 2  # C
+    assert prediction["pred"] == paper.pick_prediction(outputs)
+    assert prediction["generation"] == "It is C. Answer: C.\n"
+    assert prediction["logprob"] == pytest.approx(outputs[2][2], rel=1e-5)
+    assert (prediction["draws"], prediction["attempts"]) == (8, 3)
+
+
+def test_sample_logprob_is_under_the_temperature_scaled_distribution(tmp_path):
+    """A real model: the ranking score is sum log softmax(logits / T)[token] over the generated
+    tokens (vLLM's cumulative_logprob), recomputed here with one forward pass."""
+    from synthlm.evaluate.qa import QAItem
+    from synthlm.evaluate.qa_protocols import (
+        Protocol,
+        draw_samples,
+        generation_config,
+    )
+
+    tokenizer = byte_tokenizer()
+    torch.manual_seed(0)
+    model = rigged_model(tokenizer, "x")
+    letters = tokenizer.convert_tokens_to_ids(list("abcdefghijklmnopqrstuvwxyz"))
+    with torch.no_grad():  # constant hidden state: logits are row sums; only letters are likely
+        model.lm_head.weight.fill_(-10.0)
+        model.lm_head.weight[letters] = torch.randn(len(letters), 16) * 0.3
+    model.eval()
+    protocol = Protocol(
+        "t",
+        prompt=lambda item: item.question,
+        parse=parse_choice,
+        temperature=0.7,
+        max_new_tokens=12,
+        stop=(),
+    )
+    item = QAItem("T", "Which one?", ("a", "b", "c", "d"), 0, None)
+    encoded = tokenizer(protocol.prompt(item), return_tensors="pt")
+    torch.manual_seed(1)
+    [sample] = draw_samples(
+        model, tokenizer, encoded, generation_config(protocol, tokenizer), protocol
+    )
+    generated = tokenizer(sample.text, add_special_tokens=False)["input_ids"]
+    assert len(generated) == 12 and sample.text.isalpha()
+    full = torch.tensor([encoded["input_ids"][0].tolist() + generated])
+    with torch.no_grad():
+        logits = model(full).logits[0].float()
+    start = encoded["input_ids"].shape[1]
+    expected = sum(
+        float((logits[start + i - 1] / 0.7).log_softmax(-1)[token])
+        for i, token in enumerate(generated)
+    )
+    assert sample.logprob == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_the_paper_hard_and_non_hard_test_accuracies_are_reported(qa_file):
+    """performance_stats() in tasks/quality.py reports hard / non-hard accuracy per val / test."""
+    items = read_qa(qa_file)
+    predictions = [{"pred": 1}, {"pred": 0}, {"pred": 3}, {"pred": None}]
+    metrics = cot_metrics(items, predictions, {"val": [0, 1], "test": [2, 3]})
+    assert metrics["accuracy_attempted/val/difficult"] == 1.0  # question 2 (difficult), right
+    assert metrics["accuracy_attempted/val/easy"] == 1.0
+    assert metrics["accuracy_attempted/test/easy"] == 0.0  # question 3: pred D, gold A
+    assert metrics["attempt_rate/test/difficult"] == 0.0
+    assert metrics["accuracy_attempted/test/difficult"] is None

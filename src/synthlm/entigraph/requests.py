@@ -60,7 +60,9 @@ def parse_entity_reply(text: str) -> tuple[str, list[str]]:
     cleaned = clean_entities(entities)
     if not cleaned:
         raise InvalidReply("'entities' is empty")
-    return summary.strip(), cleaned
+    # The summary goes into the corpus as the model wrote it, as the original's does
+    # (data/entigraph.py appends response['summary'] unchanged).
+    return summary, cleaned
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -79,13 +81,19 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def clean_entities(entities: Sequence[str]) -> list[str]:
-    """Strip, drop empties and case-insensitive repeats, keep the model's order."""
+    """The names as the model wrote them, in its order, without blank names and exact repeats.
+
+    The paper's code (data/entigraph.py) puts every name into the prompts verbatim, so names are
+    not normalised here: "Mars" and "mars" are two entities, as they were there. Only what cannot
+    be a request of its own is dropped: a blank name (a request about no entity) and an exact
+    repeat, whose pairs and triples would have the keys, and so the texts, of those already
+    made (the original asked for them twice, and for a repeat paired with itself).
+    """
     seen: set[str] = set()
     cleaned = []
-    for entity in entities:
-        name = " ".join(entity.split())
-        if name and name.casefold() not in seen:
-            seen.add(name.casefold())
+    for name in entities:
+        if name.strip() and name not in seen:
+            seen.add(name)
             cleaned.append(name)
     return cleaned
 

@@ -203,10 +203,14 @@ def parse_choice(text: str, num_options: int = 4) -> int | None:
 def _subsets(
     items: Sequence[QAItem], extra: dict[str, list[int]] | None = None
 ) -> dict[str, list[int]]:
+    """Index lists: all, ``extra`` (the paper's val / test), difficult / easy, and each extra
+    subset split by difficulty (``test/difficult``: the paper's "test hard" accuracy)."""
     subsets = {"all": list(range(len(items))), **(extra or {})}
     if any(item.difficult is not None for item in items):
-        subsets["difficult"] = [i for i, item in enumerate(items) if item.difficult]
-        subsets["easy"] = [i for i, item in enumerate(items) if item.difficult is False]
+        groups = [("", subsets["all"]), *((f"{n}/", i) for n, i in (extra or {}).items())]
+        for prefix, idx in groups:
+            subsets[f"{prefix}difficult"] = [i for i in idx if items[i].difficult]
+            subsets[f"{prefix}easy"] = [i for i in idx if items[i].difficult is False]
     return {name: idx for name, idx in subsets.items() if idx}
 
 

@@ -6,9 +6,11 @@ accuracy names one experiment:
 * ``entigraph``: the QuALITY protocol of Synthetic Continued Pretraining (Yang et al. 2024).
   The five few-shot examples (``qa_prompts/entigraph_quality_cot.txt``) are the paper's,
   verbatim, from ``utils/prompt_utils.py`` of github.com/ZitongYang/Synthetic_Continued_Pretraining
-  (Apache-2.0); the question layout, sampling (temperature 0.1, 300 new tokens, stop at
-  ``Answer: X.`` + newline), answer parsing and the val/test article split follow
-  ``tasks/quality.py`` and ``inference/llama.py`` of that repository.
+  (Apache-2.0); the question layout, sampling (8 samples at temperature 0.1, 300 new tokens,
+  stop at ``Answer: X.`` + newline), the choice among the samples (the one of highest
+  cumulative log-probability that ends on an answer: :func:`pick_attempt`), answer parsing and
+  the val/test article split follow ``tasks/quality.py``, ``inference/llama.py`` and
+  ``notebooks/nb_qa_eval.ipynb`` of that repository.
 * ``synthlm``: this package's own short chain-of-thought prompt, greedy.
 * ``template``: a prompt file of the user's (``--qa-prompt``), for any other protocol.
 
@@ -40,7 +42,9 @@ class Protocol:
     temperature: float = 0.0  # 0: greedy
     max_new_tokens: int = 256
     stop: tuple[str, ...] = ()  # generation ends at the first of these
-    samples: int = 1  # draws until one ends on a stop string (``require_stop``)
+    # samples drawn per question; the prediction is the attempt with the highest cumulative
+    # log-probability of its generated tokens (see :func:`pick_attempt`)
+    samples: int = 1
     require_stop: bool = False  # only a reply that ends on a stop string is an attempt
     split_by_title: bool = False  # report the paper's val (first 20%) / test (last 80%) articles
 
@@ -213,7 +217,11 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 
 
 def generation_config(protocol: Protocol, tokenizer: Any) -> Any:
-    """Explicit settings, so the checkpoint's own generation_config (top_p, top_k...) is not mixed in."""
+    """Explicit settings, so the checkpoint's own generation_config (top_p, top_k...) is not mixed in.
+
+    All of a question's samples are drawn in one call, with the processed scores (the
+    temperature-scaled logits each token was sampled from) kept to rank them.
+    """
     from transformers import GenerationConfig
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -227,8 +235,92 @@ def generation_config(protocol: Protocol, tokenizer: Any) -> Any:
         pad_token_id=pad,
         eos_token_id=tokenizer.eos_token_id,
         stop_strings=list(protocol.stop) or None,
+        num_return_sequences=protocol.samples,
+        output_scores=True,
+        return_dict_in_generate=True,
         **sampling,
     )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated reply: its text (cut after the stop string), whether it ended on one, and
+    the sum of the log-probabilities of its tokens up to that point (None when it did not)."""
+
+    text: str
+    stopped: bool
+    logprob: float | None
+
+
+def decode(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of generated ids as a streaming detokenizer sees it (no clean-up of spaces)."""
+    return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def stop_length(tokenizer: Any, ids: Sequence[int], stops: Sequence[str]) -> int:
+    """The fewest leading tokens of ``ids`` whose text holds a stop string (it must hold one).
+
+    Generation ends on the token that completes a stop string, so these are the tokens the reply
+    is made of; what follows them in a batch is padding.
+    """
+    low, high = 1, len(ids)
+    while low < high:
+        middle = (low + high) // 2
+        if cut_at_stop(decode(tokenizer, ids[:middle]), stops)[1]:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def draw_samples(
+    model: Any, tokenizer: Any, encoded: Any, config: Any, protocol: Protocol
+) -> list[Sample]:
+    """``protocol.samples`` replies to one prompt, each with its cumulative log-probability."""
+    import torch
+
+    with torch.no_grad():
+        output = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
+    generated = output.sequences[:, encoded["input_ids"].shape[1] :]
+    # log p(token) under the distribution it was sampled from, step by step (no (n, steps,
+    # vocab) tensor is built)
+    token_logprobs = torch.stack(
+        [
+            step.float().log_softmax(-1).gather(1, generated[:, t : t + 1]).squeeze(1)
+            for t, step in enumerate(output.scores)
+        ],
+        dim=1,
+    ).cpu()
+    samples = []
+    for row, ids in enumerate(generated.tolist()):
+        text, stopped = cut_at_stop(decode(tokenizer, ids), protocol.stop)
+        logprob = None
+        if stopped:
+            length = stop_length(tokenizer, ids, protocol.stop)
+            logprob = float(token_logprobs[row, :length].sum())
+        elif not protocol.stop:
+            logprob = float(token_logprobs[row].sum())
+        samples.append(Sample(text, stopped, logprob))
+    return samples
+
+
+def pick_attempt(samples: Sequence[Sample], require_stop: bool) -> Sample | None:
+    """The prediction among a question's samples: the attempt of highest cumulative log-prob.
+
+    This is the paper's rule. Its vLLM (0.5.3.post1, pinned in requirements.txt) returns the n
+    samples of a request sorted by cumulative log-probability, highest first
+    (``RequestOutput.from_seq_group``); ``inference/llama.py`` keeps, in that order, those
+    that ended on an answer string, and ``majority_vote(n_samples=1)`` in
+    ``notebooks/nb_qa_eval.ipynb`` keeps the first. Equal log-probs: the earlier sample.
+    """
+    attempts = [s for s in samples if s.stopped or not require_stop]
+    if not attempts:
+        return None
+    scored = [(s.logprob, s) for s in attempts if s.logprob is not None]
+    if not scored:
+        return attempts[0]
+    best = max(logprob for logprob, _ in scored)
+    return next(s for logprob, s in scored if logprob == best)
 
 
 def score_generate(
@@ -240,11 +332,8 @@ def score_generate(
     *,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """One prediction per question: the first draw that counts as an attempt, if any.
-
-    The paper draws 8 samples and keeps the first that ends on an answer string; drawing one at
-    a time and stopping at the first such draw gives that same sample, with fewer generations.
-    """
+    """One prediction per question: of ``protocol.samples`` draws, the attempt that
+    :func:`pick_attempt` keeps (none: the question is not attempted)."""
     import torch
 
     torch.manual_seed(seed)
@@ -254,22 +343,18 @@ def score_generate(
         encoded = tokenizer(protocol.prompt(item), return_tensors="pt", add_special_tokens=True).to(
             device
         )
-        text, draws, stopped = "", 0, False
-        while draws < protocol.samples:
-            draws += 1
-            with torch.no_grad():
-                output = model.generate(**encoded, generation_config=config, tokenizer=tokenizer)
-            text = tokenizer.decode(
-                output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-            text, stopped = cut_at_stop(text, protocol.stop)
-            if stopped or not protocol.require_stop:
-                break
-        attempted = stopped or not protocol.require_stop
-        pred = protocol.parse(text, len(item.options)) if attempted else None
-        prompt_tokens = int(encoded["input_ids"].shape[1])
+        samples = draw_samples(model, tokenizer, encoded, config, protocol)
+        chosen = pick_attempt(samples, protocol.require_stop)
+        pred = protocol.parse(chosen.text, len(item.options)) if chosen is not None else None
         predictions.append(
-            {"pred": pred, "generation": text, "draws": draws, "prompt_tokens": prompt_tokens}
+            {
+                "pred": pred,
+                "generation": (chosen or samples[0]).text,
+                "logprob": chosen.logprob if chosen is not None else None,
+                "draws": len(samples),
+                "attempts": sum(s.stopped or not protocol.require_stop for s in samples),
+                "prompt_tokens": int(encoded["input_ids"].shape[1]),
+            }
         )
     return predictions
 
