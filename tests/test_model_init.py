@@ -113,6 +113,45 @@ def test_neox_init_refuses_what_it_cannot_do():
         validate(ModelConfig, {"init_from": "some/checkpoint", "init": "neox"})
 
 
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+def test_torch_init_is_each_layers_pytorch_default(arch):
+    """``model.init: torch`` restated from PyTorch's documented defaults (torch.nn.Linear: weight
+    and bias U(-1/sqrt(in_features), 1/sqrt(in_features)); torch.nn.Embedding: N(0, 1), the
+    padding_idx row 0), and norm weights 1: what Rocket's model.py starts from."""
+    if arch == "t5":
+        torch.manual_seed(0)
+        model = build_model(
+            validate(ModelConfig, {"arch": "t5", "init": "torch"}), vocab_size=VOCAB
+        )
+    else:
+        model = build(arch, "torch")
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    checked = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and id(module.weight) not in embeddings:
+            bound = 1 / math.sqrt(module.in_features)
+            w = module.weight
+            assert w.abs().max().item() <= bound, name
+            assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1), name
+            if module.bias is not None:
+                assert module.bias.abs().max().item() <= bound and module.bias.any(), name
+            checked += 1
+        elif isinstance(module, torch.nn.Embedding) and module.num_embeddings > 100:
+            rows = module.weight
+            if module.padding_idx is not None:
+                assert not rows[module.padding_idx].any(), name
+                rows = rows[torch.arange(len(rows)) != module.padding_idx]
+            assert rows.std().item() == pytest.approx(1.0, rel=0.05), name
+            checked += 1
+        elif (
+            "norm" in type(module).__name__.lower() and getattr(module, "weight", None) is not None
+        ):
+            assert torch.all(module.weight == 1), name
+    assert checked > 5
+    again = build(arch, "torch")
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+
+
 def test_the_galore_llama_presets_have_galores_norm_epsilon():
     # jiaweizzhao/GaLore configs/llama_{60m,130m,350m,1b}.json: rms_norm_eps 1e-06; Llama 2 7B's
     # config.json: 1e-05.

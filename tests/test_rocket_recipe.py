@@ -90,8 +90,10 @@ def test_rocket_llama_is_rockets_default_run():
         ADAM_EPS,
         ADAM_WEIGHT_DECAY,
     )
-    # StepLR(gamma=0.85) per epoch has no synthlm schedule: the config keeps the first epoch's lr
-    assert s.name == "constant"
+    # llama.py: StepLR(optimizer, step_size=1, gamma=0.85), which Lightning steps once an epoch
+    assert (s.name, s.decay_every, s.gamma, s.warmup_steps) == ("step", "epoch", 0.85, 0)
+    # model.py initialises nothing itself: every layer keeps PyTorch's default init
+    assert c.model.init == "torch"
     assert (t.epochs, t.batch_size) == (NUM_EPOCHS, BATCH_SIZE)
     assert t.global_batch_size == DEVICES * NUM_NODES * BATCH_SIZE * GRAD_ACCUM
     # train.py's Trainer sets neither precision nor gradient_clip_val: Lightning's fp32, no clip

@@ -17,6 +17,12 @@ Hu et al. 2025), so it stays the default.
 The two scales differ from 0.02 by 0.4-1.4x (small_init) and 0.3-7.7x (wang_init) across the
 Pythia sizes, so a Pythia reproduction without them starts from another residual-stream scale
 (2.8x larger at 160m before the final norm).
+
+``torch`` is what a model written in plain PyTorch starts from when its code draws nothing
+itself (Rocket's ``model.py``, for one): each layer's own ``reset_parameters``, i.e. linear
+weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) and embeddings from N(0, 1) with the
+padding row 0; norm weights 1. For a 512-wide model that is linear weights of std 0.026 but an
+embedding 50x larger than HF's.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from synthlm.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-InitScheme = Literal["hf", "neox"]
+InitScheme = Literal["hf", "neox", "torch"]
 
 
 def neox_stds(hidden_size: int, num_layers: int) -> tuple[float, float]:
@@ -52,6 +58,9 @@ def apply_init(
         return
     import torch
 
+    if scheme == "torch":
+        _reset_each_layer(model)
+        return
     config = model.config
     small, wang = neox_stds(config.hidden_size, config.num_hidden_layers)
     seen: set[int] = set()
@@ -63,18 +72,36 @@ def apply_init(
             if id(weight) in seen:  # a tied output layer is the embedding: drawn once
                 continue
             seen.add(id(weight))
-            if hasattr(weight, "ds_id"):  # partitioned by DeepSpeed ZeRO-3 init
-                raise ConfigError(
-                    "model.init: neox cannot redraw weights partitioned by DeepSpeed ZeRO-3 "
-                    "init; set zero3_init_flag: false in the accelerate config (the model is "
-                    "partitioned at prepare instead)"
-                )
+            _refuse_partitioned(weight, "neox")
             std = wang if name.endswith(residual_outputs) else small
             weight.normal_(mean=0.0, std=std)
             if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
                 weight[module.padding_idx].zero_()  # as torch and HF keep a padding row
             if isinstance(module, torch.nn.Linear) and module.bias is not None:
                 module.bias.zero_()
+
+
+def _reset_each_layer(model: PreTrainedModel) -> None:
+    """torch's default init: every linear and embedding layer's own ``reset_parameters``."""
+    import torch
+
+    seen: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
+            if id(module.weight) in seen:  # a tied output layer is the embedding: drawn once
+                continue
+            seen.add(id(module.weight))
+            _refuse_partitioned(module.weight, "torch")
+            module.reset_parameters()
+
+
+def _refuse_partitioned(weight: object, scheme: str) -> None:
+    if hasattr(weight, "ds_id"):  # partitioned by DeepSpeed ZeRO-3 init
+        raise ConfigError(
+            f"model.init: {scheme} cannot redraw weights partitioned by DeepSpeed ZeRO-3 "
+            "init; set zero3_init_flag: false in the accelerate config (the model is "
+            "partitioned at prepare instead)"
+        )
 
 
 def check_init(scheme: InitScheme, arch: str, residual_outputs: tuple[str, ...]) -> None:

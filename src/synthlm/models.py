@@ -377,9 +377,10 @@ class ModelConfig(Section):
     )
     init: InitScheme = Field(
         "hf",
-        description="Random init: hf (transformers' own, N(0, initializer_range) everywhere) or "
+        description="Random init: hf (transformers' own, N(0, initializer_range) everywhere), "
         "neox (GPT-NeoX's small_init / wang_init, as the Pythia suite trained; gpt_neox and "
-        "llama only).",
+        "llama only) or torch (each layer's PyTorch default, as plain-PyTorch models start; "
+        "gpt_neox and llama).",
     )
     num_meta_tokens: int = Field(
         0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data."

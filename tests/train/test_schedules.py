@@ -71,6 +71,8 @@ def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
     fields = {"name": name, "final_lr_ratio": floor}
     if name not in ("constant", "legacy"):  # the two schedules without a warmup
         fields["warmup_steps"] = warmup
+    if name == "step":
+        fields["decay_every"] = 1 + warmup % 7
     f = schedule(total=total, **fields)
     assert all(0 <= f(s) <= 1 + 1e-12 and math.isfinite(f(s)) for s in range(0, total + 5))
 
@@ -93,3 +95,28 @@ def test_config_errors_name_the_problem():
         validate(ScheduleConfig, {"name": "legacy", "warmup_steps": 10000})
     with pytest.raises(ConfigError, match="set warmup_steps or warmup_ratio, not both"):
         validate(ScheduleConfig, {"warmup_steps": 5, "warmup_ratio": 0.1})
+
+
+def test_step_decay_per_epoch_decays_where_each_pass_over_the_data_ends(tmp_path, data):
+    """schedule {name: step, decay_every: epoch}: torch's StepLR stepped once per epoch. An
+    epoch is the data's packed windows (each document plus its EOS, over seq_len) divided by the
+    global batch, counted here from the stores' document sizes."""
+    from train_helpers import read_records, synthlm, tiny_config, write_config
+
+    from synthlm.data.store import TokenStore
+
+    config = tiny_config(
+        tmp_path,
+        data,
+        schedule={"name": "step", "decay_every": "epoch", "gamma": 0.5, "warmup_steps": 0},
+        train={"max_steps": None, "epochs": 3, "checkpoint_every": 0},
+    )
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--quiet")
+    assert done.returncode == 0, done.stderr
+    windows = sum((TokenStore(data[n]).sizes + 1).sum() for n in ("web", "cyclic")) / 32
+    steps_per_epoch = windows / 4  # seq_len 32, global batch 4 in tiny_config
+    rates = [r["lr"] for r in read_records(tmp_path / "run") if "lr" in r]
+    assert len(rates) == math.ceil(3 * steps_per_epoch)
+    expected = [3e-3 * 0.5 ** math.floor(s / steps_per_epoch) for s in range(len(rates))]
+    assert rates == pytest.approx(expected)
+    assert sorted(set(rates), reverse=True) == pytest.approx([3e-3, 1.5e-3, 7.5e-4])

@@ -168,3 +168,25 @@ def test_neox_cosine_flattens_where_ours_still_decays():
     neox = ours(total, lr=6e-4, name="neox_cosine", warmup_steps=warmup, final_lr_ratio=0.1)
     hf = ours(total, lr=6e-4, name="cosine", warmup_steps=warmup, final_lr_ratio=0.1)
     assert neox[810] == pytest.approx(6e-5) and hf[810] > 1.5 * 6e-5
+
+
+@pytest.mark.parametrize("every, gamma, total", [(1, 0.85, 12), (7, 0.85, 70), (5, 0.1, 23)])
+def test_step_is_torchs_steplr(every, gamma, total):
+    """torch.optim.lr_scheduler.StepLR(step_size, gamma) stepped per optimizer step; Rocket
+    steps it once per epoch (llama.py: StepLR(optimizer, 1, gamma=0.85), Lightning's epoch
+    interval), which is decay_every = one epoch's steps."""
+    from torch.optim.lr_scheduler import StepLR
+
+    expected = driven(lambda o: StepLR(o, step_size=every, gamma=gamma), total)
+    assert ours(total, name="step", decay_every=every, gamma=gamma) == pytest.approx(
+        expected, rel=1e-12
+    )
+
+
+def test_step_needs_its_interval_and_only_it_uses_it():
+    from synthlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs decay_every"):
+        validate(ScheduleConfig, {"name": "step"})
+    with pytest.raises(ConfigError, match="needs decay_every"):
+        validate(ScheduleConfig, {"name": "cosine", "decay_every": 10})

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +95,19 @@ def _check_same_tokenizer(path: Path, tokenizer: Any) -> None:
 
 
 def check_same_budget(
-    saved_total: int, total: int, step: int, schedule: ScheduleConfig, lr: float, checkpoint: Path
+    saved_total: int,
+    total: int,
+    step: int,
+    schedule: ScheduleConfig,
+    lr: float,
+    checkpoint: Path,
+    steps_per_epoch: Callable[[], float] | None = None,
 ) -> None:
     """Refuse a resume whose new step budget changes the learning rate of the remaining steps."""
     if not saved_total or saved_total == total:
         return
-    old, new = build_schedule(schedule, saved_total), build_schedule(schedule, total)
+    old = build_schedule(schedule, saved_total, steps_per_epoch)
+    new = build_schedule(schedule, total, steps_per_epoch)
     # past its end, a schedule stays at its last value
     for s in range(step, max(saved_total, total)):
         if abs(old(s) - new(s)) > 1e-12:

@@ -163,7 +163,8 @@ class Trainer:
         self.flops_per_token = self._flops_per_token(model)  # before sharding
         optimizer = build_optimizer(model, self.cfg.optim)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, build_schedule(self.cfg.schedule, self.plan.total_steps)
+            optimizer,
+            build_schedule(self.cfg.schedule, self.plan.total_steps, self.plan.steps_per_epoch),
         )
         # in place: state-dict keys (and saved HF files) stay plain
         self.compiled_modules = compile_model(model, self.cfg.model)
@@ -219,6 +220,7 @@ class Trainer:
                 self.cfg.schedule,
                 self.cfg.optim.lr,
                 checkpoint,
+                self.plan.steps_per_epoch,
             )
         self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()

@@ -105,6 +105,10 @@ class RunPlan:
         the objective masks exactly when this is not empty (:func:`build_objective`)."""
         return frozenset(getattr(self.mixture, "masked_kinds", ()))
 
+    def steps_per_epoch(self) -> float:
+        """Optimizer steps in one pass over the training data (``schedule.decay_every: epoch``)."""
+        return epoch_samples(self.mixture) / self.batch.global_batch
+
     @property
     def has_eval(self) -> bool:
         if self.finetune is not None:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from synthlm.config import Section
+from synthlm.errors import ConfigError
 from synthlm.registry import Registry
 
 Multiplier = Callable[[int], float]
@@ -40,7 +42,8 @@ class ScheduleConfig(Section):
     name: str = Field(
         "cosine",
         description="constant, constant_with_warmup, linear, cosine, inverse_sqrt, wsd, "
-        "neox_cosine (GPT-NeoX's clipped cosine) or legacy (nanoT5's T5 schedule).",
+        "neox_cosine (GPT-NeoX's clipped cosine), step (torch's StepLR) or legacy (nanoT5's "
+        "T5 schedule).",
     )
     warmup_steps: int = Field(
         0, ge=0, description="Linear warmup from warmup_start over this many steps."
@@ -64,6 +67,14 @@ class ScheduleConfig(Section):
     decay_ratio: float = Field(
         0.2, gt=0, le=1, description="wsd: fraction of the run spent decaying at the end."
     )
+    decay_every: PositiveInt | Literal["epoch"] | None = Field(
+        None,
+        description="step: optimizer steps between two decays (torch StepLR's step_size), or "
+        "'epoch': once per pass over the training data (StepLR stepped per epoch).",
+    )
+    gamma: float = Field(
+        0.1, gt=0, le=1, description="step: factor applied at every decay (torch's default 0.1)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -76,6 +87,11 @@ class ScheduleConfig(Section):
             raise ValueError("set warmup_steps or warmup_ratio, not both")
         if self.name == "constant" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError("the constant schedule has no warmup; use name: constant_with_warmup")
+        if (self.name == "step") != (self.decay_every is not None):
+            raise ValueError(
+                "the step schedule needs decay_every (steps between decays), and only it uses "
+                "decay_every"
+            )
         if self.name == "legacy" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError(
                 "the legacy schedule (nanoT5's T5 recipe) has no warmup; set "
@@ -89,8 +105,18 @@ class ScheduleConfig(Section):
         return self.warmup_steps
 
 
-def build_schedule(cfg: ScheduleConfig, total_steps: int) -> Multiplier:
-    """The multiplier function for a run of ``total_steps`` optimizer steps."""
+def build_schedule(
+    cfg: ScheduleConfig, total_steps: int, steps_per_epoch: Callable[[], float] | None = None
+) -> Multiplier:
+    """The multiplier function for a run of ``total_steps`` optimizer steps.
+
+    ``steps_per_epoch`` (optimizer steps in one pass over the training data, asked only for
+    ``decay_every: epoch``) turns an epoch interval into steps.
+    """
+    if cfg.decay_every == "epoch":
+        if steps_per_epoch is None:
+            raise ConfigError("schedule.decay_every: epoch needs a run with a data size")
+        cfg = cfg.model_copy(update={"decay_every": steps_per_epoch()})
     return SCHEDULES[cfg.name](cfg, max(total_steps, 1))
 
 
@@ -191,6 +217,18 @@ def neox_cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
 # optim.lr=1e-2 gives nanoT5's absolute rates exactly (other peaks scale the same shape).
 LEGACY_PEAK = 1e-2
 LEGACY_CONSTANT_SHARE = 0.9
+
+
+@register_schedule("step")
+def step_decay(cfg: ScheduleConfig, total: int) -> Multiplier:
+    """torch's ``StepLR``: ``gamma ** (steps since warmup // decay_every)``. Stepped once per
+    epoch with ``step_size=1`` (Rocket, Lightning's default interval) it is this with
+    ``decay_every`` one epoch's optimizer steps."""
+    warmup, gamma = cfg.warmup(total), cfg.gamma
+    every = float(cfg.decay_every or 1)  # an epoch may end within a step: then a fraction
+    return _with_warmup(
+        warmup, lambda step: gamma ** math.floor((step - warmup) / every), cfg.warmup_start
+    )
 
 
 @register_schedule("legacy")
