@@ -51,7 +51,24 @@ def train(
     ),
     min_frequency: int = typer.Option(2, "--min-frequency", help="bpe: least count for a merge."),
     sp_model_type: str = typer.Option(
-        "bpe", "--sp-model-type", help="sentencepiece: bpe (Llama) or unigram (T5)."
+        None,
+        "--sp-model-type",
+        help="sentencepiece: bpe (Llama; the default) or unigram (T5; the default with "
+        "--sp-defaults library).",
+    ),
+    sp_defaults: str = typer.Option(
+        "synthlm",
+        "--sp-defaults",
+        help="sentencepiece: start from synthlm's Llama 2 recipe (byte fallback, digits split, "
+        "no normalization) or from the 'library' defaults (unigram, nmt_nfkc, ...), as "
+        "spm.SentencePieceTrainer.train has them.",
+    ),
+    sp_options: list[str] = typer.Option(
+        None,
+        "--sp-option",
+        help="sentencepiece: KEY=VALUE, any SentencePiece trainer option (e.g. "
+        "normalization_rule_name=nmt_nfkc, byte_fallback=false); repeat for more. Checked "
+        "before training and recorded in synthlm_tokenizer.json.",
     ),
     bos_token: str = typer.Option("<s>", "--bos-token", help="Beginning-of-sequence token (id 1)."),
     eos_token: str = typer.Option(
@@ -90,6 +107,8 @@ def train(
         max_docs=max_docs,
         min_frequency=min_frequency,
         sp_model_type=sp_model_type,
+        sp_defaults=sp_defaults,
+        sp_options=sp_options or (),
         overwrite=overwrite,
         quiet=quiet,
         verbose=verbose,

@@ -15,8 +15,9 @@ its ``tokenizer.model`` and is encoded by sentencepiece itself).
 
 Modules: :mod:`.base` (convention, interface, saving), :mod:`.hf`, :mod:`.byte` and
 :mod:`.sentencepiece` (the kinds), :mod:`.load` (format detection), :mod:`.train` (the
-``@trainer(kind)`` registry). Everything public is re-exported here, so callers import from
-``synthlm.tokenizers`` and never depend on the split.
+``@trainer(kind)`` registry), :mod:`.sp_options` (sentencepiece trainer options). Everything
+public is re-exported here, so callers import from ``synthlm.tokenizers`` and never depend on
+the split.
 """
 
 from synthlm.tokenizers.base import (

@@ -28,6 +28,7 @@ from synthlm.tokenizers.byte import ByteTokenizer
 from synthlm.tokenizers.hf import HFTokenizer
 from synthlm.tokenizers.load import load_tokenizer
 from synthlm.tokenizers.sentencepiece import SentencePieceTokenizer
+from synthlm.tokenizers.sp_options import parse_sp_options, sentencepiece_arguments
 
 Trainer = Callable[[Iterator[str], int, dict[str, str], dict[str, Any]], BaseTokenizer]
 TRAINERS: Registry[Trainer] = Registry("tokenizer kind")
@@ -57,7 +58,9 @@ def train_tokenizer(
     txt_mode: str = "file",
     max_docs: int | None = None,
     min_frequency: int = 2,
-    sp_model_type: str = "bpe",
+    sp_model_type: str | None = None,
+    sp_defaults: str = "synthlm",
+    sp_options: Sequence[str] = (),
     overwrite: bool = False,
     quiet: bool = False,
     verbose: bool = False,
@@ -67,6 +70,11 @@ def train_tokenizer(
     ``quiet`` hides progress bars; ``verbose`` lets the sentencepiece library print its own
     log (hundreds of lines, so off by default). A corpus too small for ``vocab_size`` gives a
     smaller vocabulary: that is allowed (a hard limit would fail the run) but said on stderr.
+
+    ``sp_model_type`` (bpe unless ``sp_defaults`` is "library", whose default is unigram),
+    ``sp_defaults`` and ``sp_options`` (``"KEY=VALUE"`` strings, as ``--sp-option`` takes them)
+    set the sentencepiece trainer's arguments; they are checked before the corpus is read and
+    recorded in ``synthlm_tokenizer.json``.
     """
     if kind not in TRAINERS:
         raise UserError(f"--kind {kind!r}: choose one of {', '.join(TRAINERS.names())}")
@@ -81,23 +89,18 @@ def train_tokenizer(
             f"got {tokens}"
         )
     learned = _learned_size(kind, vocab_size, extra_tokens)
+    options = {
+        "min_frequency": min_frequency,
+        **_sp_settings(kind, learned, tokens, sp_model_type, sp_defaults, sp_options),
+    }
     out = Path(out)
     replaceable_files(out, overwrite=overwrite)
     documents, sources = _training_documents(files, kind, list(keys), txt_mode, max_docs)
-    options = {
-        "min_frequency": min_frequency,
-        "sp_model_type": sp_model_type,
-        "quiet": quiet,
-        "verbose": verbose,
-    }
-    tokenizer = TRAINERS[kind](documents, learned, tokens, options)
+    settings = {**options, "quiet": quiet, "verbose": verbose}
+    tokenizer = TRAINERS[kind](documents, learned, tokens, settings)
     if extra_tokens:
         tokenizer = tokenizer.extend(extra_tokens=extra_tokens)
-    provenance = {
-        "trained_on": sources,
-        "requested_vocab_size": vocab_size,
-        "options": {k: v for k, v in options.items() if k not in ("quiet", "verbose")},
-    }
+    provenance = {"trained_on": sources, "requested_vocab_size": vocab_size, "options": options}
     tokenizer.save(out, overwrite=overwrite, provenance=provenance)
     warning = shortfall_warning(kind, vocab_size, tokenizer.vocab_size, min_frequency)
     if warning:
@@ -125,6 +128,39 @@ def shortfall_warning(kind: str, requested: int | None, actual: int, min_frequen
         f"stopped early ({why}); the saved tokenizer has {actual:,} ids (train on more text, "
         f"or ask for --vocab-size {actual} to make this explicit)"
     )
+
+
+def _sp_settings(
+    kind: str,
+    size: int,
+    tokens: dict[str, str],
+    model_type: str | None,
+    defaults: str,
+    items: Sequence[str],
+) -> dict[str, Any]:
+    """For ``--kind sentencepiece``, the trainer's full arguments, resolved before any reading
+    or training (a typo in an option fails in a second, not after an hour), and recorded with
+    the user's own options so the run can be repeated.
+    """
+    if kind != "sentencepiece":
+        if items or defaults != "synthlm":
+            raise UserError(
+                f"--sp-option and --sp-defaults apply to --kind sentencepiece, not {kind}"
+            )
+        return {}
+    import sentencepiece as spm
+
+    options = parse_sp_options(items)
+    arguments = sentencepiece_arguments(
+        size, tokens, model_type=model_type, defaults=defaults, options=options
+    )
+    return {
+        "sp_model_type": arguments.get("model_type", "unigram"),  # the library's default
+        "sp_defaults": defaults,
+        "sp_options": options,
+        "sentencepiece_args": arguments,
+        "sentencepiece_version": spm.__version__,
+    }
 
 
 def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
@@ -266,49 +302,46 @@ def _byte_fallback(backend, count: int):
 def _train_sentencepiece(
     documents: Iterator[str], size: int, tokens: dict[str, str], options: dict
 ) -> BaseTokenizer:
-    """The sentencepiece library (Llama recipe: byte fallback, digits split, no normalization)."""
+    """The sentencepiece library with ``options["sentencepiece_args"]``: synthlm's Llama recipe
+    (byte fallback, digits split, no normalization) or the library's defaults, plus the user's
+    ``--sp-option`` overrides. Each document's lines are its sentences (see :func:`_sentences`).
+    """
     import io
-    import os
 
     import sentencepiece as spm
 
-    if options["sp_model_type"] not in ("bpe", "unigram"):
-        raise UserError(f"--sp-model-type {options['sp_model_type']!r}: choose bpe or unigram")
-    lines = (line for doc in documents for line in doc.split("\n") if line.strip())
+    lines = _sentences(documents, as_library=options["sp_defaults"] == "library")
     model = io.BytesIO()
     spm.set_random_generator_seed(0)  # sampling of training sentences is reproducible
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=lines,
             model_writer=model,
-            vocab_size=size,
-            model_type=options["sp_model_type"],
-            unk_id=0,
-            bos_id=1,
-            eos_id=2,
-            pad_id=3,
-            unk_piece=tokens["unk"],
-            bos_piece=tokens["bos"],
-            eos_piece=tokens["eos"],
-            pad_piece=tokens["pad"],
-            byte_fallback=True,
-            split_digits=True,
-            normalization_rule_name="identity",
-            remove_extra_whitespaces=False,
-            hard_vocab_limit=False,
-            input_sentence_size=5_000_000,
-            shuffle_input_sentence=True,
-            max_sentence_length=1 << 16,
-            num_threads=os.cpu_count() or 1,
             # its INFO and WARNING lines fill screens (a short vocabulary is reported by
             # train_tokenizer instead); 2 keeps only errors, which also raise
             minloglevel=0 if options["verbose"] else 2,
+            **options["sentencepiece_args"],
         )
     except RuntimeError as exc:
-        raise UserError(
-            f"sentencepiece could not train a {size}-piece model on these inputs: {exc}"
-        ) from None
+        raise UserError(_sp_failure(size, exc)) from None
     return SentencePieceTokenizer(model.getvalue())
+
+
+def _sentences(documents: Iterator[str], *, as_library: bool) -> Iterator[str]:
+    """Every line of every document, as the library reads a text file: it skips empty lines but
+    counts whitespace-only ones when it samples ``input_sentence_size`` sentences, so with
+    library defaults those stay (the same sample, the same model); synthlm's recipe drops them.
+    """
+    for doc in documents:
+        yield from (line for line in doc.split("\n") if (line if as_library else line.strip()))
+
+
+def _sp_failure(size: int, exc: RuntimeError) -> str:
+    """The library's error, plus the way out when it is the library default's hard limit."""
+    hint = ""
+    if "Vocabulary size too high" in str(exc):
+        hint = "; or pass --sp-option hard_vocab_limit=false to accept fewer pieces"
+    return f"sentencepiece could not train a {size}-piece model on these inputs: {exc}{hint}"
 
 
 @trainer("byte")
