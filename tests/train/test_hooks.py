@@ -33,6 +33,7 @@ def test_default_hooks_run_in_order_and_only_those_the_run_needs():
             cfg=SimpleNamespace(train=train),
             plan=SimpleNamespace(total_steps=9, has_eval=has_eval),
             lm_eval=lm_eval,
+            watch=None,  # no train.early_stopping / keep_best
         )
 
     assert [type(h) for h in default_hooks(trainer(False, None))] == [LogHook, CheckpointHook]

@@ -388,13 +388,15 @@ def wrap_model(model: Any, tokenizer: HFTokenizer, *, batch_size: int, max_lengt
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
 
 
-def hf_tokenizer(tokenizer: Tokenizer) -> HFTokenizer:
+def hf_tokenizer(tokenizer: Tokenizer, prompt_bos: bool | None = None) -> HFTokenizer:
     """A transformers tokenizer equal to a synthlm one: saved and loaded back with AutoTokenizer
-    (synthlm writes tokenizer.json for every kind precisely so that this encodes identically)."""
+    (synthlm writes tokenizer.json for every kind precisely so that this encodes identically);
+    ``prompt_bos`` as a checkpoint of the run saves it, so scores during and after training
+    prompt alike."""
     from transformers import AutoTokenizer
 
     with tempfile.TemporaryDirectory(prefix="synthlm-tok-") as tmp:
-        tokenizer.save(tmp, overwrite=True)
+        tokenizer.save(tmp, overwrite=True, prompt_bos=prompt_bos)
         return AutoTokenizer.from_pretrained(tmp)
 
 
@@ -487,6 +489,7 @@ class TrainingLMEval:
         seq_len: int,
         batch_size: int,
         seed: int,
+        prompt_bos: bool | None = None,
     ) -> None:
         self.config = config
         self.suite = LMEvalSuite(
@@ -498,7 +501,7 @@ class TrainingLMEval:
             option="train.lm_eval.tasks",
             include_option="train.lm_eval.include",
         )
-        self.tokenizer = hf_tokenizer(tokenizer)
+        self.tokenizer = hf_tokenizer(tokenizer, prompt_bos)  # the saved checkpoint's rule
         self.seq_len = seq_len
         self.batch_size = config.batch_size or batch_size
 

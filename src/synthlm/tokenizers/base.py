@@ -18,6 +18,7 @@ import numpy as np
 
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_bytes, atomic_write_text
+from synthlm.tokenizers.prompt_bos import with_prompt_bos
 
 ROLES = ("unk", "bos", "eos", "pad")
 DEFAULT_TOKENS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
@@ -48,7 +49,7 @@ class Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
     def special_ids(self) -> dict[str, int]: ...
-    def save(self, directory: str | Path) -> Path: ...
+    def save(self, directory: str | Path, **options: Any) -> Path: ...
     def describe(self) -> dict: ...
 
 
@@ -158,25 +159,36 @@ class BaseTokenizer:
         return f"{type(self).__name__}(kind={self.kind!r}, vocab_size={self.vocab_size}, path={self.path!r})"
 
     def save(
-        self, directory: str | Path, *, overwrite: bool = False, provenance: dict | None = None
+        self,
+        directory: str | Path,
+        *,
+        overwrite: bool = False,
+        provenance: dict | None = None,
+        prompt_bos: bool | None = None,
     ) -> Path:
         """Write the tokenizer files into ``directory`` (other files there, such as a checkpoint's
         model, are left alone), so AutoTokenizer and :func:`load_tokenizer` both load it.
 
-        Each file is written atomically and ``synthlm_tokenizer.json`` last, as the completion mark.
+        ``prompt_bos`` (a checkpoint's copy) makes AutoTokenizer's special-token encoding start
+        with BOS exactly when True (see :mod:`synthlm.tokenizers.prompt_bos`); None keeps the
+        backend's own rule. Each file is written atomically and ``synthlm_tokenizer.json`` last,
+        as the completion mark.
         """
         directory = Path(directory)
         present = replaceable_files(directory, overwrite=overwrite)
         directory.mkdir(parents=True, exist_ok=True)
         for name in present:
             (directory / name).unlink()
-        for name, content in self._files(provenance or {}).items():
+        for name, content in self._files(provenance or {}, prompt_bos).items():
             write = atomic_write_bytes if isinstance(content, bytes) else atomic_write_text
             write(directory / name, content)
         return directory
 
-    def _files(self, provenance: dict) -> dict[str, str | bytes]:
+    def _files(self, provenance: dict, prompt_bos: bool | None) -> dict[str, str | bytes]:
         """File name -> content, in writing order (the synthlm file last)."""
+        backend = self.hf_backend()
+        if prompt_bos is not None:
+            backend = with_prompt_bos(backend, self.tokens.get("bos"), prompt_bos)
         extras = [EXTRA_TOKEN.format(n) for n in range(len(self.extra_ids))]
         named = {f"{role}_token": tok for role, tok in self.tokens.items()}
         config = {
@@ -184,7 +196,7 @@ class BaseTokenizer:
             **named,
             "additional_special_tokens": extras,
             "clean_up_tokenization_spaces": False,
-            "add_bos_token": False,
+            "add_bos_token": bool(prompt_bos),
             "add_eos_token": False,
             "model_max_length": 1_000_000_000,
             # without it PreTrainedTokenizerFast also returns token_type_ids, which Llama and T5
@@ -200,7 +212,7 @@ class BaseTokenizer:
             **provenance,
         }
         return {
-            "tokenizer.json": self.hf_backend().to_str(pretty=True),
+            "tokenizer.json": backend.to_str(pretty=True),
             **self._native_files(),
             "tokenizer_config.json": _json_text(config),
             "special_tokens_map.json": _json_text({**named, "additional_special_tokens": extras}),

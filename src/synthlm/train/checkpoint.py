@@ -29,7 +29,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,10 @@ class TrainerState:
     layout: dict[str, int] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # global batch, seq_len, source weights
     total_steps: int = 0  # the step budget the schedule was built for (0: not recorded)
+    # decisions on the evaluations so far (synthlm.train.early_stop): a resumed run goes on
+    # counting where the checkpoint left off ({}: not watched)
+    early_stopping: dict[str, Any] = field(default_factory=dict)
+    keep_best: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,10 +188,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def prune(run_dir: Path, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` complete checkpoints."""
+def prune(run_dir: Path, keep_last: int, keep: Collection[int] = ()) -> list[Path]:
+    """Delete all but the newest ``keep_last`` complete checkpoints and those of the steps in
+    ``keep`` (``train.keep_best``'s best k, never deleted while they rank)."""
     found = list_checkpoints(run_dir)
-    doomed = [path for _, path in found[: max(len(found) - keep_last, 0)]]
+    older = found[: max(len(found) - keep_last, 0)]
+    doomed = [path for step, path in older if step not in keep]
     for path in doomed:
         shutil.rmtree(path)
     return doomed

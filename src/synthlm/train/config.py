@@ -30,6 +30,12 @@ from synthlm.data.mixture import DataConfig
 from synthlm.evaluate.lm_eval_bridge import LMEvalConfig
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.models import Dtype, ModelConfig
+from synthlm.train.early_stop import (
+    EarlyStoppingConfig,
+    KeepBestConfig,
+    config_error,
+    watched_problems,
+)
 from synthlm.train.optim import OptimConfig
 from synthlm.train.schedules import ScheduleConfig
 
@@ -182,6 +188,13 @@ class TrainConfig(Section):
         1000, ge=0, description="Save a checkpoint every N steps (0: only at the end)."
     )
     keep_last: int = Field(3, gt=0, description="Checkpoints to keep (oldest deleted first).")
+    keep_best: KeepBestConfig | None = Field(
+        None,
+        description="Also keep the k checkpoints with the best eval metric, {k, metric, mode} "
+        "or just k (ranked by early_stopping's metric): an evaluation that enters the best k "
+        "saves a checkpoint, pruning never deletes one of them, and RUN/best_checkpoints.json "
+        "ranks them (Lightning's ModelCheckpoint save_top_k). Needs eval_every > 0.",
+    )
     resume: str = Field(
         "auto",
         description="auto: continue from the latest checkpoint in run_dir; never; or a "
@@ -189,6 +202,13 @@ class TrainConfig(Section):
     )
     log_every: int = Field(10, gt=0, description="Steps between metric records.")
     eval_every: int = Field(0, ge=0, description="Steps between evaluations (0: only at the end).")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None,
+        description="Stop when an eval metric stops improving, {metric, mode, patience, "
+        "min_delta, check_finite} as Lightning's EarlyStopping: patience counts evaluations "
+        "(every eval_every steps) without an improvement of more than min_delta; the run then "
+        "ends as at its last step (checkpoint, RUN/final). null: off. Needs eval_every > 0.",
+    )
     eval_batch_size: int | None = Field(
         None, gt=0, description="Sequences per eval batch (default: batch_size)."
     )
@@ -210,6 +230,41 @@ class TrainConfig(Section):
                 "set train.loss_scale=null"
             )
         return value
+
+    @field_validator("keep_best", mode="before")
+    @classmethod
+    def _k_alone(cls, value: Any) -> Any:
+        """``keep_best: 3`` means ``{k: 3}``, ranked by early_stopping's metric."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"k": value}
+        return value
+
+    @model_validator(mode="after")
+    def _watching_needs_evaluations(self) -> TrainConfig:
+        """Early stopping and best-k rank evaluations made during training; keep_best's metric
+        and mode default to early_stopping's (the usual pair: stop on it, keep the best by it)."""
+        for name in ("early_stopping", "keep_best"):
+            if getattr(self, name) is not None and self.eval_every == 0:
+                raise config_error(
+                    (name,),
+                    "needs evaluations during training: set train.eval_every > 0 (steps "
+                    "between evaluations; each evaluation is one check)",
+                    self.eval_every,
+                )
+        best = self.keep_best
+        if best is not None and best.metric is None:
+            if self.early_stopping is None:
+                raise config_error(
+                    ("keep_best", "metric"),
+                    "set the metric to rank checkpoints by (e.g. eval/val/loss), or set "
+                    "train.early_stopping, whose metric it then uses",
+                    None,
+                )
+            best.metric = self.early_stopping.metric
+            best.mode = best.mode or self.early_stopping.mode
+        if best is not None and best.mode is None:
+            best.mode = "min"
+        return self
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
@@ -308,6 +363,18 @@ class RunConfig(Section):
             raise ValueError("set eval_only or predict_only, not both")
         if self.predict_only and self.mode != "ft":
             raise ValueError("predict_only writes text-to-text predictions; it needs mode ft")
+        return self
+
+    @model_validator(mode="after")
+    def _watched_metrics_are_logged(self) -> RunConfig:
+        """train.early_stopping / keep_best watch a metric of a data.eval set, checked before
+        any work (mode ft's set is named by its pair file: the trainer checks that one)."""
+        if self.mode != "pt" or self.data is None:
+            return self
+        sets = {eval_set.name: eval_set.kind for eval_set in self.data.eval}
+        for name, problem in watched_problems(self.train, sets):
+            metric = getattr(self.train, name).metric
+            raise config_error(("train", name, "metric"), problem, metric)
         return self
 
     @property

@@ -9,7 +9,9 @@ sums of a completed record. The pattern is OLMo-core's callbacks and torchtitan'
 loop does not change.
 
 Hooks hold no state of their own that would need saving: what they decide is a pure function
-of the step and the config, so a resumed run acts at the same steps as an uninterrupted one.
+of the step, the config and the run's saved state (the best-k record of ``train.keep_best``,
+kept in the checkpoint's trainer state), so a resumed run acts at the same steps as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from synthlm.train.early_stop import Watch
     from synthlm.train.loop import StepResult, Trainer
 
 
@@ -50,7 +53,8 @@ class LogHook:
 
 @dataclass(frozen=True)
 class EvalHook:
-    """The eval sets every ``train.eval_every`` steps (0: only) at the last step."""
+    """The eval sets every ``train.eval_every`` steps (0: only) at the last step; each result
+    is then checked by early stopping and ranked for ``keep_best`` (:meth:`Trainer.observe`)."""
 
     interval: int
     total_steps: int
@@ -59,7 +63,7 @@ class EvalHook:
         return every(step, self.interval) or step >= self.total_steps
 
     def run(self, trainer: Trainer, result: StepResult) -> None:
-        trainer.evaluate()
+        trainer.observe(trainer.evaluate())
 
 
 @dataclass(frozen=True)
@@ -78,13 +82,18 @@ class LMEvalHook:
 
 @dataclass(frozen=True)
 class CheckpointHook:
-    """A checkpoint every ``train.checkpoint_every`` steps; the last step saves in ``fit``."""
+    """A checkpoint every ``train.checkpoint_every`` steps, and at each evaluation that enters
+    ``train.keep_best``'s best k (as Lightning's ModelCheckpoint saves only those); the last
+    step saves in ``fit``."""
 
     interval: int
     total_steps: int
+    watch: Watch | None = None  # the trainer's: which evaluation entered the best k
 
     def should_run(self, step: int) -> bool:
-        return every(step, self.interval) and step < self.total_steps
+        if step >= self.total_steps:
+            return False
+        return every(step, self.interval) or (self.watch is not None and self.watch.keeps(step))
 
     def run(self, trainer: Trainer, result: StepResult) -> None:
         trainer.save_checkpoint()
@@ -115,7 +124,7 @@ def default_hooks(trainer: Trainer) -> list[Hook]:
         hooks.append(EvalHook(train.eval_every, total))
     if trainer.lm_eval is not None:
         hooks.append(LMEvalHook(trainer.lm_eval, total))
-    hooks.append(CheckpointHook(train.checkpoint_every, total))
+    hooks.append(CheckpointHook(train.checkpoint_every, total, trainer.watch))
     return hooks
 
 

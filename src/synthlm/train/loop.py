@@ -45,6 +45,7 @@ from synthlm.train.checkpoint import (
     checkpoints_dir,
     commit,
     latest_checkpoint,
+    list_checkpoints,
     prune,
     read_state,
     remove_stale,
@@ -57,6 +58,7 @@ from synthlm.train.checkpoint import (
     write_info,
 )
 from synthlm.train.config import RunConfig
+from synthlm.train.early_stop import Watch, metric_problem, watched_values, write_ranking
 from synthlm.train.flops import flops_per_token, mfu_record, peak_memory_gb, seq2seq_flops_per_token
 from synthlm.train.guards import changed_keys, check_same_budget, sample_stream
 from synthlm.train.hooks import CompileReportHook, Hook, default_hooks, run_hooks
@@ -115,6 +117,8 @@ class Trainer:
         self.plan = plan
         self.cfg: RunConfig = plan.config
         self.run_dir = Path(self.cfg.run_dir)
+        self.watch = Watch(self.cfg.train)  # early stopping, best k: before the hooks that ask
+        self._check_watched()
         self.accelerator = make_accelerator(self.cfg, plan.batch.accum)
         configure_deepspeed(self.accelerator, self.cfg, plan.batch)
         self.lm_eval = self._lm_eval_hook()  # before the model: a bad task fails before any work
@@ -232,12 +236,28 @@ class Trainer:
                 )
         state.data, state.total_steps = shape, self.plan.total_steps
         self.state = state
+        self.watch.restore(state)
+        if resume and self.accelerator.is_main_process:
+            self._write_ranking()  # the later checkpoints it listed were set aside
         self.interval = (
             IntervalStats.from_dict(state.interval) if state.interval else IntervalStats()
         )
         self.accelerator.print(
             f"resumed from {checkpoint} (step {state.step}, {state.tokens:,} tokens)"
         )
+
+    def _check_watched(self) -> None:
+        """Mode ft: the watched metrics name ``finetune.valid``'s set, whose name comes from
+        its pair file (mode pt's data.eval names are checked with the config)."""
+        if self.plan.finetune is None:
+            return
+        valid = self.plan.finetune.valid
+        sets = {valid.name: None} if valid is not None else {}
+        for name in ("early_stopping", "keep_best"):
+            metric = getattr(getattr(self.cfg.train, name), "metric", None)
+            problem = metric_problem(metric, sets) if metric else None
+            if problem:
+                raise UserError(f"train.{name}.metric: {problem}")
 
     def _data_shape(self) -> dict[str, Any]:
         """What the data cursor means: resuming with another shape would replay or skip samples."""
@@ -285,18 +305,27 @@ class Trainer:
     def fit(self) -> Path:
         total = self.plan.total_steps
         try:
+            if self.stopped_early:  # resumed where early stopping ended the run
+                self.accelerator.print(
+                    f"early stopping ended this run at step {self.state.step}: "
+                    f"{self.watch.early.reason()}; nothing left to train"
+                )
+                self._finish()
+                return self.run_dir
             with self.stop, self._progress_bar() as self.bar:
                 tick = time.perf_counter()
                 for micro_batches in self._batches():
                     result = self.train_step(micro_batches)
                     self.busy_seconds += time.perf_counter() - tick
                     self._after_step(result)
+                    if self.stopped_early:
+                        break
                     if result.stop:
                         self._stopped()
                         return self.run_dir
                     tick = time.perf_counter()
-            if self.state.step >= total:
-                self.export(self.run_dir / "final", source=self.save_checkpoint())
+            if self.state.step >= total or self.stopped_early:
+                self._finish()
         finally:
             if self.metrics is not None:
                 self.metrics.close()
@@ -459,6 +488,16 @@ class Trainer:
         self.bar.update(1)
         run_hooks(self.hooks, self, result)
 
+    @property
+    def stopped_early(self) -> bool:
+        """Early stopping ended the run before its budget (at the last step it just ends)."""
+        return self.watch.stopped and self.state.step < self.plan.total_steps
+
+    def _finish(self) -> None:
+        """The end of a run, at its last step or where early stopping ended it: a checkpoint
+        (kept; an existing one at this step is reused) and RUN/final."""
+        self.export(self.run_dir / "final", source=self.save_checkpoint())
+
     def _stopped(self) -> None:
         self.save_checkpoint()
         self.accelerator.print(
@@ -580,6 +619,46 @@ class Trainer:
         else:
             self.bar.write(line)
 
+    def observe(self, metrics: dict[str, float]) -> None:
+        """Early stopping's check and keep_best's ranking of one evaluation during training.
+
+        Every process decides on the main process's numbers (broadcast), so all of them stop
+        at the same step and take part in the same checkpoint saves.
+        """
+        names = self.watch.metrics()
+        if not names:
+            return
+        from accelerate.utils import broadcast_object_list
+
+        values = broadcast_object_list([watched_values(metrics, names)])[0]
+        self.watch.observe(self.state.step, values)
+        if self.stopped_early:
+            self._report_early_stop()
+
+    def _report_early_stop(self) -> None:
+        """A console line and a metrics record (written before this step's checkpoint, so a
+        resumed run keeps it) saying where and why the run stops."""
+        early = self.watch.early
+        line = (
+            f"early stopping at step {self.state.step}: {early.reason()}; saving the final "
+            "checkpoint and RUN/final"
+        )
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line)
+        else:
+            self.accelerator.print(line)
+        if self.metrics is not None:
+            self.metrics.write(
+                {
+                    "step": self.state.step,
+                    "tokens": self.state.tokens,
+                    "early_stopping/stopped": 1,
+                    "early_stopping/best": early.best,
+                    "early_stopping/best_step": early.best_step,
+                    "early_stopping/evals_without_improvement": early.wait,
+                }
+            )
+
     def _lm_eval_hook(self) -> Any:
         """The lm-eval tasks of ``train.lm_eval``, resolved and loaded once (None when unset)."""
         if self.cfg.train.lm_eval is None:
@@ -591,6 +670,7 @@ class Trainer:
         return TrainingLMEval(
             self.cfg.train.lm_eval,
             self.plan.tokenizer,
+            prompt_bos=self.plan.prompt_bos,
             seq_len=self.plan.seq_len,
             batch_size=batch,
             seed=self.cfg.seed,
@@ -615,15 +695,23 @@ class Trainer:
         with quiet_logger("accelerate.utils.other"), write_errors(staging):
             acc.save_state(str(staging / ACCELERATE_DIR))
         self.state.interval = self.interval.to_dict()
+        self.watch.save_into(self.state)
         self._write_model(staging)
         if acc.is_main_process:
             from synthlm.fileio import atomic_write_json
 
             atomic_write_json(staging / STATE_FILE, self.state.to_dict())
             commit(staging, final)
-            prune(self.run_dir, self.cfg.train.keep_last)
+            prune(self.run_dir, self.cfg.train.keep_last, keep=self.watch.kept_steps())
+            self._write_ranking()
         acc.wait_for_everyone()
         return final
+
+    def _write_ranking(self) -> None:
+        """RUN/best_checkpoints.json from the best-k record (main process; keep_best only)."""
+        if self.watch.best is not None:
+            complete = dict(list_checkpoints(self.run_dir))
+            write_ranking(self.run_dir, self.watch.best, complete)
 
     def export(self, directory: Path, source: Path | None = None) -> Path:
         """A plain HF model dir (+ tokenizer, config, layout) at ``directory``, replaced atomically.
@@ -651,7 +739,7 @@ class Trainer:
         """A fresh staging dir holding the tokenizer (whose ``save`` wants to create the dir)."""
         if self.accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
-            self.plan.tokenizer.save(staging)
+            self.plan.tokenizer.save(staging, prompt_bos=self.plan.prompt_bos)
             write_chat_template(staging, self.cfg)
         self.accelerator.wait_for_everyone()
         return staging
@@ -673,7 +761,9 @@ class Trainer:
                 "objective": self.cfg.objective.name,
                 "seq_len": self.plan.seq_len,
                 "masked_documents": sorted(self.plan.masked_kinds),
+                "prompt_bos": self.plan.prompt_bos,
                 **({"engine": self.engine} if self.engine else {}),
+                **({"early_stopping": self.watch.early.summary()} if self.stopped_early else {}),
             },
         )
 

@@ -90,6 +90,8 @@ class RunPlan:
     seq_len: int = 0  # model input tokens per sample (T5: after corruption)
     target_len: int = 0  # seq2seq: decoder tokens per sample (FLOPs); 0 for decoder-only
     finetune: FinetuneData | None = None  # mode ft: the valid / test pairs
+    # natural training source -> whether its store starts documents with BOS (as recorded)
+    natural_bos: dict[str, bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.seq_len = self.seq_len or self.config.seq_len
@@ -108,6 +110,15 @@ class RunPlan:
     def steps_per_epoch(self) -> float:
         """Optimizer steps in one pass over the training data (``schedule.decay_every: epoch``)."""
         return epoch_samples(self.mixture) / self.batch.global_batch
+
+    @property
+    def prompt_bos(self) -> bool | None:
+        """Whether a saved checkpoint's tokenizer prompts with BOS: as every natural training
+        store starts its documents (``--prepend-bos``), or None (keep the tokenizer's own rule)
+        when they disagree, one does not record it, or none trains (seq2seq and fine-tuning
+        runs are not planned with any)."""
+        values = set(self.natural_bos.values())
+        return values.pop() if len(values) == 1 and None not in values else None
 
     @property
     def has_eval(self) -> bool:
@@ -168,14 +179,23 @@ class RunPlan:
         A warmup longer than the run (common when a recipe's steps are shrunk for a trial)
         never lets the learning rate reach ``optim.lr``.
         """
+        found = []
         warmup = self.config.schedule.warmup(self.total_steps)  # 0 for constant and legacy
         if warmup >= self.total_steps:
-            return [
+            found.append(
                 f"warning: schedule warmup is {warmup:,} steps but the run has "
                 f"{self.total_steps:,}: the learning rate never reaches optim.lr="
                 f"{self.config.optim.lr:g} (lower schedule.warmup_steps for a short run)"
-            ]
-        return []
+            )
+        if {True, False} <= set(self.natural_bos.values()):
+            with_bos = [name for name, bos in self.natural_bos.items() if bos]
+            without = [name for name, bos in self.natural_bos.items() if bos is False]
+            found.append(
+                f"warning: natural sources {with_bos} start documents with BOS "
+                f"(--prepend-bos) and {without} do not: the saved tokenizer keeps its own BOS "
+                "rule, so prompts match only one of them"
+            )
+        return found
 
     def _phases(self) -> dict[str, Any]:
         phases = getattr(self.mixture, "phases", None)
@@ -328,7 +348,21 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         ids,
         data.seq_len,
         target_len,
+        natural_bos={} if objective.seq2seq else natural_bos(data),
     )
+
+
+def natural_bos(data: DataConfig) -> dict[str, bool | None]:
+    """Each natural training store's ``prepend_bos`` from its PREFIX.json (None: not recorded,
+    as in a store another tool wrote)."""
+    from synthlm.data.store import TokenStore
+
+    found: dict[str, bool | None] = {}
+    for source in data.sources:
+        if source.kind == "natural" and source.path is not None:
+            recorded = TokenStore(source.path, check_ids=False).metadata.get("prepend_bos")
+            found[source.name] = recorded if isinstance(recorded, bool) else None
+    return found
 
 
 def check_wandb(config: RunConfig) -> None:
