@@ -131,3 +131,15 @@ def test_stores_that_disagree_keep_the_tokenizers_rule_and_say_so(tmp_path, data
     assert plan.prompt_bos is None
     (warning,) = [w for w in plan.warnings() if "BOS" in w]
     assert "'a'" in warning and "'b'" in warning
+
+
+def test_a_tokenizer_that_already_prompts_as_trained_is_saved_unchanged(data):
+    """Its files, and so the digest that stores record, stay those it tokenized them with."""
+    from synthlm.tokenizers import load_tokenizer
+    from synthlm.tokenizers.prompt_bos import with_prompt_bos
+
+    backend = load_tokenizer(data["tok"]).hf_backend()
+    assert with_prompt_bos(backend, "<s>", False).to_str() == backend.to_str()
+    with_bos = with_prompt_bos(backend, "<s>", True)
+    assert with_bos.to_str() != backend.to_str()
+    assert with_prompt_bos(with_bos, "<s>", True).to_str() == with_bos.to_str()

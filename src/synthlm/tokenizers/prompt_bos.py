@@ -24,10 +24,14 @@ _INSERTING = {"TemplateProcessing", "BertProcessing", "RobertaProcessing"}
 
 
 def with_prompt_bos(backend: Any, bos_token: str | None, add_bos: bool) -> Any:
-    """A copy of ``backend`` (a ``tokenizers.Tokenizer``) whose special-token encoding is the
-    plain encoding, preceded by ``bos_token`` when ``add_bos``."""
+    """``backend`` (a ``tokenizers.Tokenizer``) with a special-token encoding that is the plain
+    encoding, preceded by ``bos_token`` when ``add_bos``: itself when it already does that (its
+    files, and so its digest, stay those of the tokenizer the stores were written with), else a
+    copy with the post-processor rewritten."""
     from tokenizers import Tokenizer
 
+    if _problem(backend, bos_token, add_bos) is None:
+        return backend
     data = json.loads(backend.to_str())
     kept = [p for p in _flatten(data.get("post_processor")) if p["type"] not in _INSERTING]
     if add_bos:
@@ -78,11 +82,20 @@ def _bos_template(token: str, token_id: int) -> dict:
 
 def _check(backend: Any, bos_token: str | None, add_bos: bool) -> None:
     """The rewritten tokenizer does what was asked (a processor we did not foresee would not)."""
-    plain = backend.encode("a b", add_special_tokens=False).ids
-    special = backend.encode("a b", add_special_tokens=True).ids
-    expected = ([backend.token_to_id(bos_token)] if add_bos else []) + plain
-    if special != expected:
+    problem = _problem(backend, bos_token, add_bos)
+    if problem is not None:
         raise ConfigError(
             f"could not make the tokenizer {'add' if add_bos else 'omit'} BOS when prompting "
-            f"(its post-processor still gives {special} for {plain})"
+            f"({problem})"
         )
+
+
+def _problem(backend: Any, bos_token: str | None, add_bos: bool) -> str | None:
+    """How ``backend``'s special-token encoding differs from the wanted one (None: it does not)."""
+    plain = backend.encode("a b", add_special_tokens=False).ids
+    special = backend.encode("a b", add_special_tokens=True).ids
+    bos = backend.token_to_id(bos_token) if bos_token is not None else None
+    expected = ([bos] if add_bos else []) + plain
+    if add_bos and bos is None:
+        return "it has no BOS token"
+    return None if special == expected else f"it encodes {plain} as {special}"
