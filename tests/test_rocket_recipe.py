@@ -191,6 +191,114 @@ def test_synthlm_tokenize_writes_rockets_ids(tmp_path, rocket_sentencepiece):
         assert np.asarray(store.document(i)).tolist() == expected, row
 
 
+def rocket_rows(csv_path: Path) -> list[str]:
+    """tokenize_data.py reads the CSV with pd.read_csv(raw_data, dtype=str, na_filter=False):
+    an empty field stays "" (not NaN), so every row is a document, wikitext's empty lines too."""
+    return pd.read_csv(csv_path, dtype=str, na_filter=False)["text"].tolist()
+
+
+def rocket_documents(csv_path: Path, model: Path) -> list[list[int]]:
+    """tokenizer/wikitext_tokenization.py: encode(row, bos=True, eos=True) for every row, which
+    tokenizer/tokenizer.py makes [bos_id] + sp_model.encode(row) + [eos_id]."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    return [[sp.bos_id(), *sp.encode(row), sp.eos_id()] for row in rocket_rows(csv_path)]
+
+
+@pytest.fixture
+def rows_with_empties(tmp_path, rocket_sentencepiece) -> Path:
+    """Rows as wikitext has them: text, empty lines ("") and a whitespace-only line (ending in a
+    newline, as wikitext's rows do, so the CSV quotes it: pandas drops a bare whitespace line
+    as blank, which is Rocket's CSV reading, not its empty-row rule)."""
+    _, lines = rocket_sentencepiece
+    rows = [*lines[:300], " \n", "", *lines[300:400]]
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"text": rows}).to_csv(path, index=False)
+    return path
+
+
+def test_keep_empty_writes_rockets_ids_for_every_row(
+    tmp_path, rocket_sentencepiece, rows_with_empties
+):
+    """`synthlm tokenize --keep-empty --prepend-bos --append-eod` stores Rocket's documents, one
+    per row in row order, the empty rows as <s></s> (one target: EOS after BOS)."""
+    from cli_runner import run_cli
+
+    model, _ = rocket_sentencepiece
+    expected = rocket_documents(rows_with_empties, model)
+    empties = sum(doc == [SPECIAL_IDS["bos"], SPECIAL_IDS["eos"]] for doc in expected)
+    assert empties > 50, "tinyshakespeare's blank lines and the whitespace row are empty rows"
+    result = run_cli(
+        "tokenize",
+        str(rows_with_empties),
+        "--tokenizer",
+        str(model),
+        "--out",
+        str(tmp_path / "wikitext"),
+        "--keep-empty",
+        "--prepend-bos",
+        "--append-eod",
+        "--workers",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{len(expected):,} documents" in result.stdout
+    assert f"{empties:,} empty kept" in result.stdout
+    store = TokenStore(tmp_path / "wikitext_text_document")
+    assert [store.document(i).tolist() for i in range(len(store))] == expected
+    assert store.metadata["keep_empty"] is True and store.metadata["empty_documents"] == empties
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_training_rows_read_kept_empty_documents(
+    tmp_path, rocket_sentencepiece, rows_with_empties, packing
+):
+    """A store of [bos, eos] documents among the others trains: padded rows give each document
+    Rocket's targets (an empty row: EOS after BOS), packed windows hold every document whole."""
+    from synthlm.data.tokenization import tokenize
+
+    model, _ = rocket_sentencepiece
+    docs = rocket_documents(rows_with_empties, model)
+    tokenize(
+        [rows_with_empties],
+        str(model),
+        tmp_path / "wikitext",
+        workers=1,
+        quiet=True,
+        keep_empty=True,
+        prepend_bos=True,
+        append_eod=True,
+    )
+    bos, eos, pad = SPECIAL_IDS["bos"], SPECIAL_IDS["eos"], SPECIAL_IDS["pad"]
+    rocket_length = 8
+    prefix = tmp_path / "wikitext_text_document"
+    data = DataConfig(
+        sources=[{"name": "text", "path": str(prefix)}],
+        seq_len=rocket_length + 1,
+        packing=packing,
+    )
+    mixture = Mixture(data, seed=SEED, layout=build_layout(data, 400, 0), eos_id=eos)
+    if not packing:
+        samples = [mixture.sample(i) for i in range(len(docs))]
+        batch = get_objective("clm").collate(samples)
+        seen = [
+            [(tuple(ids[:t]), labels[t]) for t in range(1, len(ids)) if labels[t] != IGNORE_INDEX]
+            for ids, labels in zip(
+                batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True
+            )
+        ]
+        assert sorted(seen) == sorted(rocket_targets(doc, rocket_length, pad) for doc in docs)
+        assert seen.count([((bos,), eos)]) > 50  # the empty rows' single target
+        return
+    epoch = mixture.sources[0].epoch_tokens
+    count = -(-epoch // data.seq_len)
+    stream = np.concatenate([mixture.sample(i).input_ids for i in range(count)])[:epoch]
+    ends = np.flatnonzero(stream == eos) + 1
+    stored = [part.tolist() for part in np.split(stream, ends[:-1])]
+    assert sorted(stored) == sorted(docs), "one epoch: every document once, whole"
+
+
 def test_synthlm_sentencepiece_training_keeps_rockets_special_ids(tmp_path, shakespeare):
     from sentencepiece import sentencepiece_model_pb2 as pb
 

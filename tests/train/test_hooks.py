@@ -20,6 +20,8 @@ def test_cadences_match_the_train_keys():
     assert steps_of(LogHook(3, 10), 10) == [3, 6, 9, 10]
     assert steps_of(EvalHook(4, 10), 10) == [4, 8, 10]
     assert steps_of(EvalHook(0, 10), 10) == [10]
+    # eval_every: epoch with 2.5 steps an epoch: epochs end during steps 3, 5, 8 and 10
+    assert steps_of(EvalHook(2.5, 10), 10) == [3, 5, 8, 10]
     assert steps_of(CheckpointHook(5, 10), 10) == [5]
     assert steps_of(CheckpointHook(0, 10), 10) == []
     suite = SimpleNamespace(due=lambda step, last: last or step % 6 == 0)

@@ -289,3 +289,46 @@ def test_a_run_saved_without_objective_defaults_resumes(tmp_path, data):
     assert (
         yaml.safe_load((run_dir / "config.yaml").read_text())["objective"]["document_mask"] is False
     )
+
+
+def test_matmul_precision_is_set_for_every_run(tmp_path, data):
+    """Rocket's torch.set_float32_matmul_precision('medium') as train.matmul_precision; the
+    setting is process-wide, so a later run in the same process is set back to its own."""
+    import torch
+
+    from synthlm.train.accel import make_accelerator
+
+    previous = torch.get_float32_matmul_precision()
+    try:
+        for wanted in ("medium", "highest"):
+            config = tiny_config(tmp_path, data, train={"matmul_precision": wanted})
+            make_accelerator(load_run_config([config]), 1)
+            assert torch.get_float32_matmul_precision() == wanted
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def test_epoch_intervals_need_data_that_ends(tmp_path, data):
+    endless = {
+        "name": "copy",
+        "kind": "synthetic",
+        "stream": "infinite",
+        "spec": {
+            "name": "fly",
+            "num_tokens": 2000,
+            "seed": 5,
+            "domains": [
+                {"type": "copy", "vocab": {"num_vocab": 16}, "length": {"min": 2, "max": 9}}
+            ],
+        },
+    }
+    config = tiny_config(
+        tmp_path,
+        data,
+        model={"num_meta_tokens": 64},
+        train={"eval_every": "epoch"},
+        data={"eval": [{"name": "val", "path": str(data["web"])}]},
+    )
+    config["data"]["sources"] = [{"name": "web", "path": str(data["web"])}, endless]
+    with pytest.raises(ConfigError, match="train.eval_every: epoch needs data that ends"):
+        plan_run(load_run_config([config]), 1)

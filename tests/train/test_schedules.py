@@ -97,10 +97,13 @@ def test_config_errors_name_the_problem():
         validate(ScheduleConfig, {"warmup_steps": 5, "warmup_ratio": 0.1})
 
 
-def test_step_decay_per_epoch_decays_where_each_pass_over_the_data_ends(tmp_path, data):
-    """schedule {name: step, decay_every: epoch}: torch's StepLR stepped once per epoch. An
-    epoch is the data's packed windows (each document plus its EOS, over seq_len) divided by the
-    global batch, counted here from the stores' document sizes."""
+def test_step_decay_and_evaluation_per_epoch_happen_where_each_pass_over_the_data_ends(
+    tmp_path, data
+):
+    """schedule {name: step, decay_every: epoch}: torch's StepLR stepped once per epoch, and
+    train.eval_every: epoch, Lightning's validation at each epoch's end. An epoch is the data's
+    packed windows (each document plus its EOS, over seq_len) divided by the global batch,
+    counted here from the stores' document sizes; epoch k ends during step ceil(k x that)."""
     from train_helpers import read_records, synthlm, tiny_config, write_config
 
     from synthlm.data.store import TokenStore
@@ -109,7 +112,8 @@ def test_step_decay_per_epoch_decays_where_each_pass_over_the_data_ends(tmp_path
         tmp_path,
         data,
         schedule={"name": "step", "decay_every": "epoch", "gamma": 0.5, "warmup_steps": 0},
-        train={"max_steps": None, "epochs": 3, "checkpoint_every": 0},
+        train={"max_steps": None, "epochs": 3, "checkpoint_every": 0, "eval_every": "epoch"},
+        data={"eval": [{"name": "val", "path": str(data["web"]), "max_tokens": 64}]},
     )
     done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--quiet")
     assert done.returncode == 0, done.stderr
@@ -120,3 +124,5 @@ def test_step_decay_per_epoch_decays_where_each_pass_over_the_data_ends(tmp_path
     expected = [3e-3 * 0.5 ** math.floor(s / steps_per_epoch) for s in range(len(rates))]
     assert rates == pytest.approx(expected)
     assert sorted(set(rates), reverse=True) == pytest.approx([3e-3, 1.5e-3, 7.5e-4])
+    evaluated = [r["step"] for r in read_records(tmp_path / "run") if "eval/val/loss" in r]
+    assert evaluated == [math.ceil(k * steps_per_epoch) for k in (1, 2, 3)]

@@ -73,6 +73,14 @@ def tokenize_command(
     prepend_bos: bool = typer.Option(
         False, "--prepend-bos", help="Start every document with the bos token."
     ),
+    keep_empty: bool = typer.Option(
+        False,
+        "--keep-empty",
+        help="Keep empty documents, in place, as documents of just their bos and/or eos instead "
+        "of skipping them (Rocket trains on every row); needs --prepend-bos and/or --append-eod. "
+        "Empty: the text is '' or encodes to no tokens (whitespace-only text does with "
+        "SentencePiece); whitespace is not stripped.",
+    ),
     ftfy: bool = typer.Option(
         False, "--ftfy", help="Repair mojibake and broken Unicode with ftfy before encoding."
     ),
@@ -129,6 +137,7 @@ def tokenize_command(
         keys=keys,
         append_eod=append_eod,
         prepend_bos=prepend_bos,
+        keep_empty=keep_empty,
         ftfy=ftfy,
         txt_mode=txt_mode,
         on_error=on_error,
@@ -152,10 +161,11 @@ def tokenize_command(
 
 
 def _summary(stats: dict) -> None:
+    fate = "kept" if stats["keep_empty"] else "skipped"
     for key, prefix in stats["outputs"].items():
         typer.echo(
             f"wrote {prefix}: {stats['documents'][key]:,} documents, "
-            f"{stats['tokens'][key]:,} tokens, {stats['empty'][key]:,} empty skipped"
+            f"{stats['tokens'][key]:,} tokens, {stats['empty'][key]:,} empty {fate}"
         )
     typer.echo(
         f"{stats['records']:,} records in {stats['seconds']:.1f}s "

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthlm.data.readers import TXT_MODES, Chunk, extract
+from synthlm.data.readers import TXT_MODES, Chunk, Extracted, extract
 from synthlm.data.store import dtype_for_vocab
 from synthlm.errors import UserError
 from synthlm.tokenizers import BaseTokenizer
@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from synthlm.protocols import Tokenizer
 
 ON_ERROR = ("skip", "fail")
+KEEP_EMPTY_NEEDS_SPECIALS = (
+    "--keep-empty needs --prepend-bos and/or --append-eod (Rocket: both): without them an empty "
+    "document has no tokens, so it is no document to every reader (Megatron and GPT-NeoX "
+    "training skip it, synthlm's mixture reads it as a lone EOS, and megatron-core cannot open "
+    "a store of only empty documents, whose .bin is empty)"
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Options:
     keys: tuple[str, ...] = ("text",)
     append_eod: bool = False
     prepend_bos: bool = False
+    keep_empty: bool = False  # empty = "" or text the tokenizer encodes to no ids
     ftfy: bool = False
     txt_mode: str = "file"
     on_error: str = "skip"
@@ -54,6 +61,11 @@ class Options:
             raise UserError(
                 f"tokenize: unknown option(s) {', '.join(unknown)}; known: "
                 f"{', '.join(sorted(known))}"
+            )
+        if chat and values.get("keep_empty"):
+            raise UserError(
+                "--keep-empty: --chat skips no empty documents (every conversation ends with "
+                "EOS; one without messages is a bad record); drop --keep-empty"
             )
         keys = (("messages",) if chat else ("text",)) if keys is None else keys
         return cls(keys=tuple(keys), **values)
@@ -91,6 +103,8 @@ class Options:
                 f"--prepend-bos: the tokenizer {tokenizer.path} has no bos token; drop "
                 f"--prepend-bos"
             )
+        if self.keep_empty and not (self.prepend_bos or self.append_eod):
+            raise UserError(KEEP_EMPTY_NEEDS_SPECIALS)
 
 
 @dataclass
@@ -131,20 +145,49 @@ class ChunkEncoder:
         arrays, text_bytes = {}, {}
         empty = dict(extracted.empty)
         for key in self.options.keys:
-            texts = extracted.texts[key]
+            texts, records = extracted.texts[key], extracted.records[key]
+            if self.options.keep_empty:
+                texts, records = self._with_empties(chunk, key, extracted)
             if self._fix is not None:
                 texts = [self._fix(t) for t in texts]
-            flat, sizes, failed = self._encode(texts, extracted.records[key], chunk)
+            flat, sizes, failed = self._encode(texts, records, chunk)
             bad += failed
-            keep = sizes > 0  # text that encodes to nothing is an empty document too
-            empty[key] += int((~keep).sum())
-            arrays[key] = self._add_specials(flat, sizes[keep])
+            if self.options.keep_empty:  # "" and text that encodes to nothing, both kept
+                empty[key] = int((sizes == 0).sum())
+            else:
+                keep = sizes > 0  # text that encodes to nothing is an empty document too
+                empty[key] += int((~keep).sum())
+                sizes = sizes[keep]
+            arrays[key] = self._add_specials(flat, sizes)
             # for bits per byte at eval time; undecodable texts were dropped, so "ignore" is exact
             text_bytes[key] = sum(len(t.encode("utf-8", "ignore")) for t in texts)
         bad.sort()
         return ChunkResult(
             arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes
         )
+
+    def _with_empties(
+        self, chunk: Chunk, key: str, extracted: Extracted
+    ) -> tuple[list[str], list[int]]:
+        """The key's texts with its empty records put back as ``""``, in record order.
+
+        The reader drops empty records and only counts them; the records it neither kept nor
+        reported bad (nor skipped as blank lines between JSON records) are those empty ones.
+        With several keys a record may be bad for one key and empty for another, so each key is
+        read alone to know its own bad records.
+        """
+        if len(self.options.keys) > 1:
+            extracted = extract(chunk, [key])
+        kept = dict(zip(extracted.records[key], extracted.texts[key], strict=True))
+        skipped = {i for i, _ in extracted.bad} | _blank_json_lines(chunk)
+        empties = [i for i in range(len(chunk)) if i not in kept and i not in skipped]
+        if len(empties) != extracted.empty[key]:  # the reader's rule changed: do not guess
+            raise RuntimeError(
+                f"{chunk.where(0)}: found {len(empties)} empty records for key {key!r}, the "
+                f"reader counted {extracted.empty[key]}"
+            )
+        order = sorted([*kept, *empties])
+        return [kept.get(i, "") for i in order], order
 
     def _encode(
         self, texts: list[str], records: list[int], chunk: Chunk
@@ -187,6 +230,13 @@ class ChunkEncoder:
             out[ends], is_text[ends] = eos, False
         out[is_text] = flat
         return out, new_sizes
+
+
+def _blank_json_lines(chunk: Chunk) -> set[int]:
+    """Blank lines of a JSON-lines chunk: no record at all, so never an empty document."""
+    if chunk.kind != "jsonl":
+        return set()
+    return {i for i, line in enumerate(chunk.payload) if not line.strip()}
 
 
 Encoder = Callable[[Chunk], ChunkResult]

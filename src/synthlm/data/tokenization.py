@@ -215,12 +215,15 @@ def tokenize(
     :mod:`synthlm.data.chat_tokenization`).
 
     ``options`` are the fields of :class:`~synthlm.data.encoding.Options` (everything that decides
-    the output bytes: ``keys``, ``append_eod``, ``prepend_bos``, ``ftfy``, ``txt_mode``, ``on_error``,
-    ``max_docs``, ``shard``, ``num_shards``); the other arguments only decide where and how fast.
+    the output bytes: ``keys``, ``append_eod``, ``prepend_bos``, ``keep_empty``, ``ftfy``,
+    ``txt_mode``, ``on_error``, ``max_docs``, ``shard``, ``num_shards``); the other arguments only
+    decide where and how fast.
 
     Bad records (invalid JSON, missing key, non-string, non-UTF-8) are skipped and counted with
     their ``file:line`` under ``on_error="skip"``; ``"fail"`` stops at the first one with that
-    message. Empty documents are always skipped and counted.
+    message. Empty documents (text ``""`` or text the tokenizer encodes to no ids; whitespace is
+    not stripped) are skipped and counted, or with ``keep_empty`` kept in place as documents of
+    only their BOS and/or EOS (Rocket trains on every CSV row, empty ones as ``<s></s>``).
     """
     options = Options.build(chat=chat, **options)
     tok = tokenizer if isinstance(tokenizer, BaseTokenizer) else load_tokenizer(tokenizer)
@@ -414,6 +417,7 @@ def _stats(
         "documents": dict(tally.documents),
         "tokens": dict(tally.tokens),
         "empty": dict(tally.empty),
+        "keep_empty": options.keep_empty,  # whether the empty documents were kept or skipped
         "bad_records": tally.bad,
         "bad_examples": list(tally.bad_examples),
         "input_bytes": tally.nbytes,
@@ -438,7 +442,7 @@ def _metadata(
         "source_files": source_summary(sources),
         **options.metadata(),
         "records": tally.records,
-        "empty_documents": tally.empty[key],
+        "empty_documents": tally.empty[key],  # kept in the store when keep_empty
         "bad_records": tally.bad,
         "bad_examples": tally.bad_examples[:100],
     }

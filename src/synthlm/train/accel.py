@@ -84,10 +84,14 @@ def distributed_state() -> Any:
 
 
 def make_accelerator(cfg: RunConfig, accum: int) -> Any:
+    import torch
     from accelerate import Accelerator
 
     name_cpu_for_deepspeed()
     check_precision(cfg.train.precision)
+    # process-wide, so set on every run (a run in the same process after a 'medium' one would
+    # otherwise inherit it)
+    torch.set_float32_matmul_precision(cfg.train.matmul_precision)
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.train.precision]
     # step_scheduler_with_optimizer=False: accelerate would otherwise step the schedule once per
     # process per optimizer step, shortening it by the number of processes.

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import (
     ConfigDict,
     Field,
+    NonNegativeInt,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationInfo,
@@ -171,6 +172,13 @@ class TrainConfig(Section):
     precision: Dtype = Field(
         "fp32", description="Autocast precision of the forward/backward: fp32, bf16 or fp16."
     )
+    matmul_precision: Literal["highest", "high", "medium"] = Field(
+        "highest",
+        description="torch.set_float32_matmul_precision for fp32 matrix products: highest "
+        "(full fp32, torch's default), high (TF32 on GPUs that have it) or medium (bf16 "
+        "products where supported). Applies to fp32 work, including fp32 weights outside "
+        "autocast.",
+    )
     loss_scale: LossScaleConfig | None = Field(
         None,
         description="fp16 only: DeepSpeed's dynamic loss scale (initial, window, hysteresis, "
@@ -201,7 +209,12 @@ class TrainConfig(Section):
         "checkpoint dir.",
     )
     log_every: int = Field(10, gt=0, description="Steps between metric records.")
-    eval_every: int = Field(0, ge=0, description="Steps between evaluations (0: only at the end).")
+    eval_every: NonNegativeInt | Literal["epoch"] = Field(
+        0,
+        description="Steps between evaluations (0: only at the end), or 'epoch': at the step "
+        "where each pass over the training data ends (validation once an epoch, as Lightning "
+        "runs it).",
+    )
     early_stopping: EarlyStoppingConfig | None = Field(
         None,
         description="Stop when an eval metric stops improving, {metric, mode, patience, "

@@ -16,6 +16,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,9 +33,15 @@ class Hook(Protocol):
     def run(self, trainer: Trainer, result: StepResult) -> None: ...
 
 
-def every(step: int, interval: int) -> bool:
-    """``interval`` > 0 and ``step`` a multiple of it (0 means never)."""
-    return bool(interval) and step % interval == 0
+def every(step: int, interval: float) -> bool:
+    """``interval`` > 0 and ``step`` a multiple of it (0 means never). A fractional interval
+    (one epoch's optimizer steps, ``eval_every: epoch``) fires at the step during which the data
+    cursor passes each multiple, i.e. where an epoch ends."""
+    if not interval:
+        return False
+    if float(interval).is_integer():
+        return step % int(interval) == 0
+    return math.floor(step / interval) > math.floor((step - 1) / interval)
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class EvalHook:
     """The eval sets every ``train.eval_every`` steps (0: only) at the last step; each result
     is then checked by early stopping and ranked for ``keep_best`` (:meth:`Trainer.observe`)."""
 
-    interval: int
+    interval: float  # steps; one epoch's (a fraction) under eval_every: epoch
     total_steps: int
 
     def should_run(self, step: int) -> bool:
@@ -121,7 +128,10 @@ def default_hooks(trainer: Trainer) -> list[Hook]:
     train, total = trainer.cfg.train, trainer.plan.total_steps
     hooks: list[Hook] = [LogHook(train.log_every, total)]
     if trainer.plan.has_eval:
-        hooks.append(EvalHook(train.eval_every, total))
+        interval = (
+            trainer.plan.steps_per_epoch() if train.eval_every == "epoch" else train.eval_every
+        )
+        hooks.append(EvalHook(interval, total))
     if trainer.lm_eval is not None:
         hooks.append(LMEvalHook(trainer.lm_eval, total))
     hooks.append(CheckpointHook(train.checkpoint_every, total, trainer.watch))

@@ -284,6 +284,27 @@ def epoch_samples(data: Any) -> float:
     return float(data.epoch_samples)
 
 
+def check_epoch_units(config: RunConfig, mixture: Any) -> None:
+    """Intervals given as ``epoch`` need a pass over the data to end: an endless stream has none."""
+    uses = [
+        key
+        for key, value in (
+            ("train.eval_every", config.train.eval_every),
+            ("schedule.decay_every", config.schedule.decay_every),
+        )
+        if value == "epoch"
+    ]
+    if not uses:
+        return
+    try:
+        epoch_samples(mixture)
+    except ConfigError:
+        raise ConfigError(
+            f"{uses[0]}: epoch needs data that ends, but a source has stream: infinite; give "
+            "the interval in steps"
+        ) from None
+
+
 def total_steps(train: TrainConfig, batch: BatchPlan, mixture: Any, seq_len: int) -> int:
     """Optimizer steps from whichever budget is set (whole steps, rounded up); ``max_tokens``
     counts model input tokens (``seq_len`` per sample), ``epochs`` passes over the data."""
@@ -331,6 +352,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         eos_id=tokenizer.eos_id,
         masked_kinds=masked_documents(config.objective, data),
     )
+    check_epoch_units(config, mixture)
     steps = total_steps(config.train, batch, mixture, data.seq_len)
     mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
     epochs = mixture.check_budget(steps * batch.global_batch)
