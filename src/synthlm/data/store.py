@@ -623,6 +623,7 @@ def merge_stores(
     vocab = vocab_size or max(int(s.vocab_size or 0) for s in stores) or None
     if vocab is None:
         raise StoreError("merge: no input store records its vocabulary size; pass vocab_size")
+    check_same_framing(stores)
     tokenizers = {
         json.dumps(s.metadata.get("tokenizer"), sort_keys=True)
         for s in stores
@@ -649,13 +650,11 @@ def merge_stores(
                     with open(bin_path(source), "rb") as part:
                         shutil.copyfileobj(part, sink, 1 << 22)
             temp_idx.write_bytes(encode_index(dtype, np.concatenate([s.sizes for s in stores])))
-        first = stores[0].metadata
         metadata = {
+            **merged_provenance(stores),
             "format": "synthlm-token-store",
             "synthlm_version": __version__,
             "merged_from": [str(s.prefix) for s in stores],
-            "tokenizer": first.get("tokenizer"),
-            "special_ids": first.get("special_ids"),
             "vocab_size": int(vocab),
             "dtype": stores[0].dtype.name,
             "num_documents": int(sum(len(s) for s in stores)),
@@ -668,6 +667,66 @@ def merge_stores(
             temp.unlink(missing_ok=True)
         raise
     return TokenStore(out)
+
+
+# PREFIX.json keys that readers act on per store: the mixture adds an EOS after each document
+# of a store without append_eod, and a checkpoint prompts with BOS as its stores' prepend_bos
+FRAMING_KEYS = ("append_eod", "prepend_bos")
+# counts over a store's documents or text: a merged store's are the sums
+SUMMED_KEYS = ("num_bytes", "records", "empty_documents", "bad_records")
+# what describes one store alone (recomputed for the merged one, or meaningless for it)
+OWN_KEYS = frozenset(
+    {
+        "format",
+        "synthlm_version",
+        "num_documents",
+        "num_tokens",
+        "has_mask",
+        "dtype",
+        "vocab_size",
+        "merged_from",
+        "split_from",
+        "bad_examples",
+        "source_files",
+        *SUMMED_KEYS,
+    }
+)
+
+
+def check_same_framing(stores: Sequence[TokenStore]) -> None:
+    """Refuse to merge stores whose documents are framed differently (one ends its documents in
+    EOS, another not): the merged store records one setting, so part of it would be read wrong."""
+    for key in FRAMING_KEYS:
+        values = [s.metadata.get(key) for s in stores]
+        if len({json.dumps(v) for v in values}) > 1:
+            listed = ", ".join(
+                f"{s.prefix}: {'not recorded' if v is None else str(v).lower()}"
+                for s, v in zip(stores, values, strict=True)
+            )
+            raise StoreError(
+                f"merge: the stores differ in {key} ({listed}); readers act on it per store, so "
+                f"a merged store would read some documents wrong; tokenize them alike "
+                f"(--{key.replace('_', '-')} for all or none)"
+            )
+
+
+def merged_provenance(stores: Sequence[TokenStore]) -> dict[str, Any]:
+    """What a merged store's PREFIX.json inherits: the settings every input shares (framing,
+    tokenizer, options), the summed counts when every input has them (``num_bytes`` keeps bits
+    per byte right), and the inputs' source files."""
+    metas = [s.metadata for s in stores]
+    shared = {
+        key: value
+        for key, value in metas[0].items()
+        if key not in OWN_KEYS and all(key in m and m[key] == value for m in metas[1:])
+    }
+    sums = {
+        key: sum(m[key] for m in metas)
+        for key in SUMMED_KEYS
+        if all(isinstance(m.get(key), int) and not isinstance(m.get(key), bool) for m in metas)
+    }
+    files = [f for m in metas for f in m.get("source_files") or []]
+    return {**shared, **sums, **({"source_files": list(dict.fromkeys(files))} if files else {})}
 
 
 def describe(store: TokenStore) -> dict[str, Any]:
