@@ -147,7 +147,7 @@ class ChunkEncoder:
         for key in self.options.keys:
             texts, records = extracted.texts[key], extracted.records[key]
             if self.options.keep_empty:
-                texts, records = self._with_empties(chunk, key, extracted)
+                texts, records = self._with_empties(key, extracted)
             if self._fix is not None:
                 texts = [self._fix(t) for t in texts]
             flat, sizes, failed = self._encode(texts, records, chunk)
@@ -166,27 +166,11 @@ class ChunkEncoder:
             arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes
         )
 
-    def _with_empties(
-        self, chunk: Chunk, key: str, extracted: Extracted
-    ) -> tuple[list[str], list[int]]:
-        """The key's texts with its empty records put back as ``""``, in record order.
-
-        The reader drops empty records and only counts them; the records it neither kept nor
-        reported bad (nor skipped as blank lines between JSON records) are those empty ones.
-        With several keys a record may be bad for one key and empty for another, so each key is
-        read alone to know its own bad records.
-        """
-        if len(self.options.keys) > 1:
-            extracted = extract(chunk, [key])
+    @staticmethod
+    def _with_empties(key: str, extracted: Extracted) -> tuple[list[str], list[int]]:
+        """The key's texts with its empty records put back as ``""``, in record order."""
         kept = dict(zip(extracted.records[key], extracted.texts[key], strict=True))
-        skipped = {i for i, _ in extracted.bad} | _blank_json_lines(chunk)
-        empties = [i for i in range(len(chunk)) if i not in kept and i not in skipped]
-        if len(empties) != extracted.empty[key]:  # the reader's rule changed: do not guess
-            raise RuntimeError(
-                f"{chunk.where(0)}: found {len(empties)} empty records for key {key!r}, the "
-                f"reader counted {extracted.empty[key]}"
-            )
-        order = sorted([*kept, *empties])
+        order = sorted([*kept, *extracted.empty_records[key]])
         return [kept.get(i, "") for i in order], order
 
     def _encode(
@@ -230,13 +214,6 @@ class ChunkEncoder:
             out[ends], is_text[ends] = eos, False
         out[is_text] = flat
         return out, new_sizes
-
-
-def _blank_json_lines(chunk: Chunk) -> set[int]:
-    """Blank lines of a JSON-lines chunk: no record at all, so never an empty document."""
-    if chunk.kind != "jsonl":
-        return set()
-    return {i for i, line in enumerate(chunk.payload) if not line.strip()}
 
 
 Encoder = Callable[[Chunk], ChunkResult]

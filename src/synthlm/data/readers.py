@@ -123,8 +123,13 @@ class Extracted:
 
     texts: dict[str, list[str]]
     records: dict[str, list[int]]
-    empty: dict[str, int]
+    empty_records: dict[str, list[int]]  # per key, the records whose text is "" (in order)
     bad: list[tuple[int, str]] = field(default_factory=list)  # (record index, "file:line: why")
+
+    @property
+    def empty(self) -> dict[str, int]:
+        """Per key, how many records were empty."""
+        return {key: len(found) for key, found in self.empty_records.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,10 +739,10 @@ def _records(chunk: Chunk) -> list[Any]:
 
 
 def extract(chunk: Chunk, keys: list[str]) -> Extracted:
-    """Decode a chunk into per-key documents; empty ones are counted, bad ones reported."""
+    """Decode a chunk into per-key documents; empty ones are listed apart, bad ones reported."""
     texts: dict[str, list[str]] = {k: [] for k in keys}
     where: dict[str, list[int]] = {k: [] for k in keys}
-    empty = dict.fromkeys(keys, 0)
+    empty: dict[str, list[int]] = {k: [] for k in keys}
     bad: list[tuple[int, str]] = []
     records = _records(chunk)
     for i in range(len(chunk)):
@@ -754,7 +759,7 @@ def extract(chunk: Chunk, keys: list[str]) -> Extracted:
                 bad.append((i, f"{chunk.where(i, exc.line)}: {exc}"))
                 continue
             if not text:
-                empty[key] += 1
+                empty[key].append(i)
                 continue
             texts[key].append(text)
             where[key].append(i)
