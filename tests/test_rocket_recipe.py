@@ -42,6 +42,11 @@ ROPE_THETA = 10000.0
 ROPE_POSITIONS = SEQUENCE_LENGTH * 2
 # llama.py: torch.optim.Adam(params, lr=config.lr), so torch's defaults for the rest
 ADAM_BETAS, ADAM_EPS, ADAM_WEIGHT_DECAY = (0.9, 0.999), 1e-8, 0.0
+# configs/default_config.yaml: early_stopping 5, save_top_k 3, gamma 0.85; train.py:
+# EarlyStopping('val_loss', patience=config.early_stopping, mode='min') and
+# ModelCheckpoint(save_top_k=config.save_top_k, monitor='val_loss', mode='min'), both on
+# Lightning's once-an-epoch validation; torch.set_float32_matmul_precision('medium')
+PATIENCE, SAVE_TOP_K, GAMMA, MATMUL_PRECISION = 5, 3, 0.85, "medium"
 
 
 def rocket_ffn_hidden(dim: int, multiple_of: int) -> int:
@@ -91,13 +96,19 @@ def test_rocket_llama_is_rockets_default_run():
         ADAM_WEIGHT_DECAY,
     )
     # llama.py: StepLR(optimizer, step_size=1, gamma=0.85), which Lightning steps once an epoch
-    assert (s.name, s.decay_every, s.gamma, s.warmup_steps) == ("step", "epoch", 0.85, 0)
+    assert (s.name, s.decay_every, s.gamma, s.warmup_steps) == ("step", "epoch", GAMMA, 0)
     # model.py initialises nothing itself: every layer keeps PyTorch's default init
     assert c.model.init == "torch"
     assert (t.epochs, t.batch_size) == (NUM_EPOCHS, BATCH_SIZE)
     assert t.global_batch_size == DEVICES * NUM_NODES * BATCH_SIZE * GRAD_ACCUM
     # train.py's Trainer sets neither precision nor gradient_clip_val: Lightning's fp32, no clip
     assert (t.precision, t.clip_grad) == ("fp32", None)
+    assert t.matmul_precision == MATMUL_PRECISION
+    val_loss = f"eval/{c.data.eval[0].name}/loss"  # validation_step's val_loss, per epoch
+    assert t.eval_every == "epoch"
+    e, b = t.early_stopping, t.keep_best
+    assert (e.metric, e.mode, e.patience, e.min_delta) == (val_loss, "min", PATIENCE, 0.0)
+    assert (b.k, b.metric, b.mode) == (SAVE_TOP_K, val_loss, "min")
 
 
 def test_the_model_has_rockets_parameter_count():
