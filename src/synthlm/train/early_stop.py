@@ -283,13 +283,13 @@ class Watch:
     def metrics(self) -> list[str]:
         """The metric names watched (none: nothing to do after an evaluation)."""
         watched = [part.config.metric for part in (self.early, self.best) if part is not None]
-        return list(dict.fromkeys(name for name in watched if name))
+        return list(dict.fromkeys(watched))  # keep_best's metric is set by TrainConfig
 
     def observe(self, step: int, values: Mapping[str, float]) -> None:
         """One evaluation's watched values (the same on every process)."""
         if self.early is not None:
             self.early.update(step, values[self.early.config.metric])
-        if self.best is not None and self.best.config.metric is not None:
+        if self.best is not None:
             self.best.offer(step, values[self.best.config.metric])
 
     @property

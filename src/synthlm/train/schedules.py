@@ -225,7 +225,8 @@ def step_decay(cfg: ScheduleConfig, total: int) -> Multiplier:
     epoch with ``step_size=1`` (Rocket, Lightning's default interval) it is this with
     ``decay_every`` one epoch's optimizer steps."""
     warmup, gamma = cfg.warmup(total), cfg.gamma
-    every = float(cfg.decay_every or 1)  # an epoch may end within a step: then a fraction
+    # set by the validator (step needs it); an epoch may end within a step: then a fraction
+    every = float(cfg.decay_every)  # type: ignore[arg-type]
     return _with_warmup(
         warmup, lambda step: gamma ** math.floor((step - warmup) / every), cfg.warmup_start
     )
