@@ -104,6 +104,9 @@ def test_rocket_llama_is_rockets_default_run():
     # train.py's Trainer sets neither precision nor gradient_clip_val: Lightning's fp32, no clip
     assert (t.precision, t.clip_grad) == ("fp32", None)
     assert t.matmul_precision == MATMUL_PRECISION
+    # llama.py: CrossEntropyLoss(ignore_index=pad_id) averages each GPU's batch over its own
+    # targets and DDP averages the GPUs' gradients: a mean of micro-batch means
+    assert t.loss_average == "micro_batch"
     val_loss = f"eval/{c.data.eval[0].name}/loss"  # validation_step's val_loss, per epoch
     assert t.eval_every == "epoch"
     e, b = t.early_stopping, t.keep_best

@@ -53,6 +53,8 @@ def test_nanot5_base_is_nanot5s_default_run():
         1.0,
         "bf16",
     )
+    # nanoT5: accelerator.backward(outputs.loss / grad_acc), HF T5's loss a mean per micro-batch
+    assert t.loss_average == "micro_batch"
 
 
 def test_depth_paper_is_the_depth_codes_from_scratch_run():
@@ -93,6 +95,8 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
         1.0,
         "bf16",
     )
+    # transformers 4.37's Trainer: each micro-batch's mean loss, divided by the accumulation steps
+    assert t.loss_average == "micro_batch"
 
 
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):

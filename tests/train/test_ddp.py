@@ -23,12 +23,28 @@ pytestmark = pytest.mark.slow
 STEPS = 6
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, data):
-    train = {"max_steps": STEPS, "checkpoint_every": 0}
-    # global batch 8 both ways: 1 process x 8, and 2 processes x 2 sequences x 2 accumulation steps
+@pytest.mark.parametrize(
+    ("loss_average", "single_batch"),
+    [
+        # global batch 8 both ways: 1 process x 8, and 2 processes x 2 sequences x 2 accumulation
+        # steps; the token mean does not depend on how the batch is split
+        ("tokens", 8),
+        # a mean of micro-batch means does, so the single process takes micro-batches of 2 too
+        # (x 4 accumulation steps): the same four groups of consecutive samples as the ranks
+        ("micro_batch", 2),
+    ],
+)
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(
+    tmp_path, data, loss_average, single_batch
+):
+    train = {"max_steps": STEPS, "checkpoint_every": 0, "loss_average": loss_average}
     single = write_config(
         tmp_path / "single.yaml",
-        tiny_config(tmp_path / "single", data, train={**train, "batch_size": 8}),
+        tiny_config(
+            tmp_path / "single",
+            data,
+            train={**train, "batch_size": single_batch, "global_batch_size": 8},
+        ),
     )
     ddp = write_config(
         tmp_path / "ddp.yaml",

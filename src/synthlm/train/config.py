@@ -184,6 +184,17 @@ class TrainConfig(Section):
         description="fp16 only: DeepSpeed's dynamic loss scale (initial, window, hysteresis, "
         "min) instead of torch's GradScaler (null).",
     )
+    loss_average: Literal["tokens", "micro_batch"] = Field(
+        "tokens",
+        description="How an optimizer step averages token losses. tokens: over every target "
+        "of the global batch, so each target weighs the same, whatever the split into "
+        "processes and micro-batches. micro_batch: each micro-batch of batch_size rows "
+        "averages over its own targets and the step averages those means, as a "
+        "CrossEntropyLoss(reduction='mean') under DDP and gradient accumulation does "
+        "(Lightning, Rocket, nanoT5, the HF Trainer before 4.46); micro-batches without a "
+        "target are left out. The two differ when rows carry different numbers of targets "
+        "(padding, loss masks).",
+    )
     clip_grad: float | None = Field(
         1.0, gt=0, description="Clip the global gradient norm to this (null: no clipping)."
     )

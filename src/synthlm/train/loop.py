@@ -12,6 +12,9 @@ N`` where ``N`` is the number of target tokens of the whole optimizer step on al
 (all-reduced before the forward passes). Accelerate divides by ``accum`` and DDP averages over
 processes, so the gradient is exactly that of the mean token loss over the global batch:
 2 processes x batch 4 equals 1 process x batch 8, whatever the padding or loss masks.
+``train.loss_average: micro_batch`` instead averages each micro-batch's own mean, as DDP over a
+mean-reduced loss does; since micro-batches are fixed groups of ``batch_size`` consecutive
+samples (see :mod:`synthlm.train.batches`), that too is the same for any number of processes.
 """
 
 from __future__ import annotations
@@ -358,29 +361,29 @@ class Trainer:
         batches = [
             {k: v.to(acc.device, non_blocking=True) for k, v in b.items()} for b in micro_batches
         ]
-        counted = sum(
-            int(self.objective.num_targets(b)) for b in micro_batches
-        )  # host copies: no device sync
+        counts = [int(self.objective.num_targets(b)) for b in micro_batches]  # host: no sync
         # float64: token counts stay exact far beyond float32's 2**24
-        total = acc.reduce(
-            torch.tensor([float(counted)], dtype=torch.float64, device=acc.device), reduction="sum"
-        )
-        scale = (
-            (self.plan.batch.processes * self.plan.batch.accum / total.clamp(min=1.0))
-            .float()
-            .squeeze()
-        )
+        totals = acc.reduce(
+            torch.tensor(
+                [float(sum(counts)), float(sum(1 for n in counts if n))],
+                dtype=torch.float64,
+                device=acc.device,
+            ),
+            reduction="sum",
+        )  # targets, and micro-batches with a target, of the whole step on all ranks
+        scales = self._loss_scales(counts, totals)
         sources = len(self.plan.mixture.source_names)
         sums = torch.zeros(
             3 + 2 * sources, dtype=torch.float64, device=acc.device
         )  # loss, targets, stop, per source
         groups: dict[str, Any] = {}
-        for batch in batches:
+        per_micro_batch = self.cfg.train.loss_average == "micro_batch"
+        for batch, count, scale in zip(batches, counts, scales):
             with acc.accumulate(self.model):
                 out = self.objective.forward(self.model, batch)
                 loss, targets, rows = out.loss, out.targets, out.rows
                 acc.backward(loss * scale)
-            sums[0] += loss.detach().double()
+            sums[0] += loss.detach().double() / (max(count, 1) if per_micro_batch else 1)
             sums[1] += targets.detach().double()
             if rows is not None:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
@@ -390,7 +393,8 @@ class Trainer:
                     groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
                 )
         sums[2] = float(self.stop.requested)
-        values = torch.cat([acc.reduce(sums, reduction="sum"), total]).tolist()
+        values = torch.cat([acc.reduce(sums, reduction="sum"), totals]).tolist()
+        filled = values.pop()  # values[-1] is now the step's target count
         if groups:
             groups = dict(
                 zip(
@@ -404,7 +408,7 @@ class Trainer:
                 f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this "
                 f"objective's rule"
             )
-        loss_value = values[0] / max(values[-1], 1.0)
+        loss_value = values[0] / max(filled if per_micro_batch else values[-1], 1.0)
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm, skipped = self._update(loss_value)
         return StepResult(
@@ -417,6 +421,21 @@ class Trainer:
             skipped,
             groups,
         )
+
+    def _loss_scales(self, counts: list[int], totals: Any) -> list[Any]:
+        """What each micro-batch's summed token loss is multiplied by before ``backward``.
+
+        Accelerate divides every backward by ``accum`` and DDP averages over processes, so a
+        factor of ``processes x accum / N`` turns the sum into the mean over the step's ``N``
+        targets (``tokens``), and ``processes x accum / (K x n)`` into the mean of the ``K``
+        non-empty micro-batches' own means over their ``n`` targets (``micro_batch``). The
+        factors stay on the device: reading ``totals`` on the host would sync every step.
+        """
+        steps = float(self.plan.batch.processes * self.plan.batch.accum)
+        if self.cfg.train.loss_average == "tokens":
+            return [(steps / totals[0].clamp(min=1.0)).float()] * len(counts)
+        per_batch = (steps / totals[1].clamp(min=1.0)).float()
+        return [per_batch / max(n, 1) for n in counts]
 
     def _update(self, loss: float) -> tuple[float | None, bool]:
         """Clip and step, or skip the update on a non-finite loss or gradient norm.
