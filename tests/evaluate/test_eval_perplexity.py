@@ -249,3 +249,44 @@ def test_duplicate_names_are_rejected(model, store):
     eval_set = EvalSetConfig(name="valid", path=store[0].prefix)
     with pytest.raises(UserError, match="repeated: valid"):
         run(model, [eval_set, eval_set])
+
+
+def hand_batch_mean_loss(model, docs, seq_len, batch_size):
+    """Independent reference for ``loss_average: micro_batch`` on one document per row: each
+    batch's mean next-token loss over its own targets, the batches then averaged weighted by
+    their rows (Lightning's epoch value of a per-batch ``self.log``, the HF Trainer's
+    eval_loss). Each row runs alone: right padding changes nothing before it under the causal
+    mask, so no padding is built here."""
+    rows = [torch.as_tensor(np.append(d, EOS)[:seq_len], dtype=torch.long)[None] for d in docs]
+    weighted, counted = 0.0, 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        nll, targets = 0.0, 0
+        for row in batch:
+            with torch.no_grad():
+                logp = torch.log_softmax(model(row).logits[0, :-1].double(), dim=-1)
+            nll -= logp.gather(1, row[0, 1:, None]).sum().item()
+            targets += row.shape[1] - 1
+        weighted += len(batch) * nll / targets
+        counted += len(batch)
+    return weighted / counted
+
+
+def test_a_run_averaging_per_micro_batch_is_scored_per_batch(tmp_path):
+    """Rows with different numbers of targets and losses (long predictable rows, short random
+    ones), so a per-batch mean and the token mean are different numbers; each setting gives
+    its own."""
+    cycle = {t: t + 1 for t in range(10, 20)} | {20: 10}
+    model = bigram_model(cycle)
+    rng = np.random.default_rng(1)
+    predictable = [np.arange(10, 10 + n) % 11 + 10 for n in (30, 12)]
+    noise = [rng.integers(100, 200, size=n) for n in (3, 6, 4)]
+    docs = [predictable[0], noise[0], noise[1], predictable[1], noise[2]]
+    sets = [EvalSetConfig(name="valid", path=write_store(tmp_path / "v", docs, NATURAL).prefix)]
+    options = dict(packing=False, objective=CausalLM(), seq_len=16, batch_size=2)
+    per_batch = run(model, sets, loss_average="micro_batch", **options)["eval/valid/loss"]
+    per_token = run(model, sets, **options)["eval/valid/loss"]
+    assert per_batch == pytest.approx(hand_batch_mean_loss(model, docs, 16, 2), rel=1e-5)
+    # one batch of every row: its mean is the token mean
+    assert per_token == pytest.approx(hand_batch_mean_loss(model, docs, 16, len(docs)), rel=1e-5)
+    assert abs(per_batch - per_token) > 0.1 * per_token  # the rules differ here

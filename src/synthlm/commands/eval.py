@@ -25,7 +25,13 @@ def eval_command(
         None, "--seq-len", min=2, help="Window length (default: the training seq_len)."
     ),
     batch_size: int = typer.Option(
-        8, "--batch-size", "-b", min=1, help="Windows / examples per forward pass."
+        None,
+        "--batch-size",
+        "-b",
+        min=1,
+        help="Windows / examples per forward pass (default 8; a run trained with "
+        "train.loss_average=micro_batch: its eval batch size, which its per-batch loss "
+        "mean depends on).",
     ),
     max_tokens: str = typer.Option(
         None, "--max-tokens", help="Tokens evaluated per set, e.g. 200K (default: 200K)."
@@ -137,7 +143,7 @@ def eval_command(
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
     from synthlm.config import parse_count
     from synthlm.errors import UserError
-    from synthlm.evaluate.offline import default_output, evaluate_checkpoint
+    from synthlm.evaluate.offline import DEFAULT_BATCH_SIZE, default_output, evaluate_checkpoint
     from synthlm.filecheck import check_checkpoint_files
     from synthlm.fileio import check_output
 
@@ -159,7 +165,7 @@ def eval_command(
             limit=limit,
             num_fewshot=num_fewshot,
             out=out,
-            batch_size=batch_size,
+            batch_size=batch_size or DEFAULT_BATCH_SIZE,
             max_length=seq_len,
             device=device,
             dtype=dtype,
@@ -200,7 +206,7 @@ def eval_command(
         tokens = None if max_tokens is None else parse_count(max_tokens)
     except ValueError as exc:
         raise UserError(f"--max-tokens: {exc}") from None
-    report, path = evaluate_checkpoint(
+    report, path = evaluate_checkpoint(  # batch_size None: as the run trained (default_batch_size)
         checkpoint,
         data or [],
         out=out,

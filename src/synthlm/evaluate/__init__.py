@@ -88,6 +88,7 @@ def evaluate_model(
     objective: Any = None,
     packing: bool = True,
     natural_masked: bool = False,
+    loss_average: str = "tokens",
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -98,7 +99,8 @@ def evaluate_model(
     natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes): the loss of
     ``objective`` (the run's decoder objective; default plain causal LM) on held-out windows
     built as training builds them (``packing``; documents masked from each other when
-    ``natural_masked`` and the objective masks), see :mod:`synthlm.evaluate.perplexity`;
+    ``natural_masked`` and the objective masks), see :mod:`synthlm.evaluate.perplexity`,
+    averaged per token, or per batch for a run with ``train.loss_average: micro_batch``;
     synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
 
     ``details`` (a :class:`synthlm.evaluate.synthetic_details.Details`) collects what does not fit
@@ -130,6 +132,7 @@ def evaluate_model(
         objective,
         packing,
         natural_masked,
+        loss_average,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:

@@ -252,6 +252,23 @@ def scoring_objective(
     return scorer, data.packing if data is not None else True, masking.natural
 
 
+def trained_loss_average(path: Path, config: dict[str, Any]) -> str:
+    """How the checkpoint's run averaged its training loss (``train.loss_average``), so that
+    its natural sets are scored as its eval loss was; per token for a model trained elsewhere."""
+    from typing import get_args
+
+    from synthlm.train.config import TrainConfig
+
+    value = (config.get("train") or {}).get("loss_average", "tokens")
+    allowed = get_args(TrainConfig.model_fields["loss_average"].annotation)
+    if value not in allowed:
+        raise UserError(
+            f"{path / 'config.yaml'}: train.loss_average is {value!r}; expected one of "
+            f"{', '.join(allowed)}"
+        )
+    return value
+
+
 def _saved_sections(config: dict[str, Any], source: Path, fix: str = FLAGS) -> tuple[Any, Any]:
     """(objective, data) sections of a saved run config, validated; the error names ``source``
     and ``fix``, what the user can do about it."""

@@ -2,7 +2,8 @@
 the batching both eval kinds share.
 
 Losses are returned as *sums* with target counts, never means, so that eval sets of many
-batches (and a short last batch) average exactly per token.
+batches (and a short last batch) average exactly per token, or, for a run that trained on
+per-micro-batch means, per batch as its original code did (:class:`BatchMeanLoss`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,42 @@ class LossTotal:
     loss_sum: float = 0.0
     tokens: int = 0
 
-    def add(self, loss_sum: float, tokens: int) -> None:
+    def add(self, loss_sum: float, tokens: int, rows: int = 0) -> None:
+        """``rows`` is unused: every token weighs the same however the batches fall."""
         self.loss_sum += loss_sum
         self.tokens += tokens
 
     @property
     def mean(self) -> float:
         return self.loss_sum / self.tokens if self.tokens else float("nan")
+
+
+@dataclass
+class BatchMeanLoss:
+    """Row-weighted mean of each batch's own token-mean loss (nats), for runs that train with
+    ``train.loss_average: micro_batch``: what code that logs a mean-reduced loss per batch
+    reports as its eval loss (Lightning's epoch value of ``self.log("val_loss", ...)``, the HF
+    Trainer's ``eval_loss``: both weigh a batch by its rows). Batches without a target, where
+    torch's mean is NaN, are left out."""
+
+    weighted: float = 0.0
+    rows: int = 0
+    tokens: int = 0
+
+    def add(self, loss_sum: float, tokens: int, rows: int) -> None:
+        if tokens:
+            self.weighted += rows * loss_sum / tokens
+            self.rows += rows
+        self.tokens += tokens
+
+    @property
+    def mean(self) -> float:
+        return self.weighted / self.rows if self.rows else float("nan")
+
+
+def loss_total(loss_average: str) -> LossTotal | BatchMeanLoss:
+    """The eval loss accumulator matching a run's ``train.loss_average``."""
+    return BatchMeanLoss() if loss_average == "micro_batch" else LossTotal()
 
 
 def right_pad(rows: Sequence[np.ndarray], targets: Sequence[np.ndarray], pad_id: int):

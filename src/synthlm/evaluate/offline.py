@@ -19,6 +19,8 @@ from synthlm.errors import UserError
 from synthlm.evaluate.synthetic_details import Details
 from synthlm.synth.manifest import is_synthetic_dataset
 
+DEFAULT_BATCH_SIZE = 8  # windows / examples per forward pass of `synthlm eval`
+
 
 def detect_kind(path: Path) -> str:
     """``synthetic`` for a dataset dir (manifest.json), ``natural`` for a store prefix."""
@@ -130,13 +132,22 @@ def check_window(model: Any, seq_len: int) -> None:
         )
 
 
+def default_batch_size(config: dict[str, Any], loss_average: str) -> int:
+    """8, or for a run that averaged its loss per batch the eval batch size it trained with:
+    a per-batch mean over other batches would be another number."""
+    train = config.get("train") or {}
+    if loss_average == "micro_batch":
+        return int(train.get("eval_batch_size") or train.get("batch_size") or DEFAULT_BATCH_SIZE)
+    return DEFAULT_BATCH_SIZE
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: Sequence[str | Path] = (),
     *,
     out: str | Path | None = None,
     seq_len: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     max_tokens: int | None = None,
     max_examples: int | None = None,
     device: str = "auto",
@@ -172,6 +183,7 @@ def evaluate_checkpoint(
         read_training_config,
         refuse_encoder_decoder,
         scoring_objective,
+        trained_loss_average,
     )
     from synthlm.fileio import atomic_write_json
 
@@ -199,6 +211,8 @@ def evaluate_checkpoint(
     objective, packing, natural_masked = scoring_objective(
         Path(checkpoint), ckpt.config, document_mask
     )
+    loss_average = trained_loss_average(Path(checkpoint), ckpt.config)
+    batch_size = batch_size or default_batch_size(ckpt.config, loss_average)
     length = seq_len or default_seq_len(ckpt)
     check_window(ckpt.model, length)
     started = time.perf_counter()
@@ -217,6 +231,7 @@ def evaluate_checkpoint(
         objective=objective,
         packing=packing,
         natural_masked=natural_masked,
+        loss_average=loss_average,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
@@ -226,6 +241,7 @@ def evaluate_checkpoint(
         "objective": objective.name,
         "natural_document_mask": natural_masked,
         "packing": packing,
+        "loss_average": loss_average,
         "batch_size": batch_size,
         "seed": seed,
         "layout": ckpt.layout.to_dict(),

@@ -31,7 +31,7 @@ import numpy as np
 from synthlm.data.mixture import EvalSetConfig, PackedSource, Sample
 from synthlm.data.store import TokenStore
 from synthlm.errors import UserError
-from synthlm.evaluate.loss import LossTotal, batched
+from synthlm.evaluate.loss import BatchMeanLoss, LossTotal, batched, loss_total
 from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
 
 BYTE_COUNT_KEY = "num_bytes"  # PREFIX.json: UTF-8 bytes of the stored documents' text
@@ -116,17 +116,20 @@ def held_out_samples(
         yield Sample(tokens, mask, segments, 0, masked)
 
 
-def objective_loss(model, objective, batches: Iterable[list[Sample]], device) -> LossTotal:
-    """Summed per-token loss of ``objective`` (its targets, masks and positions) over ``batches``.
+def objective_loss(
+    model, objective, batches: Iterable[list[Sample]], device, loss_average: str = "tokens"
+) -> LossTotal | BatchMeanLoss:
+    """Loss of ``objective`` (its targets, masks and positions) over ``batches``, averaged as
+    the run averaged its training loss (``loss_average``: per token, or per batch).
 
     Through ``forward``, the call the training loop makes and every objective has, so any
     registered objective scores held-out text exactly as it computes its training loss.
     """
-    total = LossTotal()
+    total = loss_total(loss_average)
     for samples in batches:
         batch = {k: v.to(device) for k, v in objective.collate(samples).items()}
         out = objective.forward(model, batch)
-        total.add(float(out.loss.double()), int(out.targets))
+        total.add(float(out.loss.double()), int(out.targets), len(samples))
     return total
 
 
@@ -174,5 +177,7 @@ class NaturalEvaluator(Evaluator):
             masked=ctx.natural_masked,
         )
         batches = ctx.bar(batched(samples, ctx.batch_size), f"eval {eval_set.name}")
-        total = objective_loss(ctx.model, ctx.scoring_objective, batches, ctx.device)
+        total = objective_loss(
+            ctx.model, ctx.scoring_objective, batches, ctx.device, ctx.loss_average
+        )
         return natural_metrics(total.mean, bytes_per_token(store))

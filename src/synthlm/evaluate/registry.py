@@ -35,6 +35,7 @@ class EvalContext:
     objective: Any = None
     packing: bool = True
     natural_masked: bool = False  # natural documents were masked from each other in training
+    loss_average: str = "tokens"  # natural sets' loss: per token, or per batch ("micro_batch")
 
     @property
     def scoring_objective(self) -> Any:

@@ -604,6 +604,7 @@ class Trainer:
                 objective=self.plan.objective,  # eval loss = training loss on held-out text
                 packing=data.packing,
                 natural_masked="natural" in self.plan.masked_kinds,
+                loss_average=self.cfg.train.loss_average,
             )
         return self._log_eval(metrics)
 

@@ -74,9 +74,11 @@ def eval_windows(store: TokenStore, eos_id: int, window: int, max_tokens: int) -
 def objective_metrics(
     plan: Any, model: Any, eval_set: EvalSetConfig, device: Any, batch_size: int
 ) -> dict[str, float]:
-    """Weighted token-mean loss, plus the objective's per-group losses and accuracies."""
+    """The objective's loss (per token, or per batch as the run averaged its training loss),
+    plus its per-group losses and accuracies (per token)."""
     import torch
 
+    from synthlm.evaluate.loss import loss_total
     from synthlm.objectives.span_corruption import summarize_metrics
 
     objective = plan.objective
@@ -89,20 +91,17 @@ def objective_metrics(
             eval_set.max_tokens,
         )
     )
-    loss_sum, targets = 0.0, 0.0
+    total = loss_total(plan.config.train.loss_average)
     groups: dict[str, float] = {}
     for start in range(0, len(samples), batch_size):
-        batch = {
-            k: v.to(device)
-            for k, v in objective.collate(samples[start : start + batch_size]).items()
-        }
+        chunk = samples[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in objective.collate(chunk).items()}
         out = objective.forward(model, batch)
         rows = out.rows[0] if out.rows is not None else out.loss
-        loss_sum += float(rows.double().sum())
-        targets += float(out.targets)
+        total.add(float(rows.double().sum()), int(out.targets), len(chunk))
         for key, value in out.metric_sums.items():
             groups[key] = groups.get(key, 0.0) + float(torch.as_tensor(value).double())
-    metrics = {"loss": loss_sum / targets if targets else float("nan"), "tokens": targets}
+    metrics = {"loss": total.mean, "tokens": float(total.tokens)}
     metrics.update(summarize_metrics(groups))
     return metrics
 
