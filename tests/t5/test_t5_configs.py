@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from synthlm.train import load_run_config
 
@@ -55,6 +56,13 @@ def test_nanot5_base_is_nanot5s_default_run():
     )
     # nanoT5: accelerator.backward(outputs.loss / grad_acc), HF T5's loss a mean per micro-batch
     assert t.loss_average == "micro_batch"
+    # gen_utils.opti_flags sets allow_tf32 on matmuls: torch names that precision "high"
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert t.matmul_precision == torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def test_depth_paper_is_the_depth_codes_from_scratch_run():
@@ -97,6 +105,8 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
     )
     # transformers 4.37's Trainer: each micro-batch's mean loss, divided by the accumulation steps
     assert t.loss_average == "micro_batch"
+    # setup_utils.opti_flags: allow_tf32 on matmuls, as nanoT5's (see above)
+    assert t.matmul_precision == "high"
 
 
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):

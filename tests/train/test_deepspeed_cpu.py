@@ -10,13 +10,9 @@ and a run resumed from a ZeRO checkpoint must continue with the same losses and 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,11 +20,12 @@ from train_helpers import (
     deepspeed_accelerator,
     final_weights,
     read_records,
-    subprocess_env,
     tiny_config,
     write_config,
 )
 
+from deepspeed_helpers import launch, needs_deepspeed, require_deepspeed_cpu_op
+from deepspeed_helpers import zero2 as zero2_launch
 from synthlm.config import validate
 from synthlm.errors import ConfigError, UserError
 from synthlm.train.launch_guard import (
@@ -36,24 +33,6 @@ from synthlm.train.launch_guard import (
     check_deepspeed_precision,
     deepspeed_precision,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "accelerate"
-NO_DEEPSPEED = importlib.util.find_spec("deepspeed") is None
-# DeepSpeed builds its CPU communication op with a C++ compiler on first use (.ci/run installs one
-# and builds it)
-NO_COMPILER = shutil.which("g++") is None and shutil.which("c++") is None
-
-
-def require_deepspeed_cpu_op() -> None:
-    """Skip, saying why, where this machine cannot build DeepSpeed's CPU op (no compiler or no
-    Python headers): the run needs the real DeepSpeed, which cannot start without it."""
-    from deepspeed.accelerator import get_accelerator
-
-    try:
-        get_accelerator().create_op_builder("ShareMemCommBuilder").load()
-    except Exception as error:  # a build failure surfaces as several exception types
-        pytest.skip(f"DeepSpeed cannot build its CPU comm op here: {error}")
-
 
 # accumulation 2 and a clip below the gradient norm (about 0.7 here): both are DeepSpeed's job
 TRAIN = {
@@ -66,33 +45,9 @@ TRAIN = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch(config: Path, *launcher: str) -> None:
-    command = [sys.executable, "-m", *launcher, "-m", "synthlm", "train", str(config)]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env=subprocess_env()
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-
 def zero2(config: Path) -> None:
-    launch(
-        config,
-        "accelerate.commands.launch",
-        "--config_file",
-        str(EXAMPLES / "deepspeed_zero2.yaml"),
-        "--num_processes",
-        "2",
-        "--mixed_precision",
-        "no",  # the shipped config is bf16 for GPUs; this run is fp32 (exact comparisons)
-        "--main_process_port",
-        str(free_port()),
-    )
+    # the shipped config is bf16 for GPUs; this run is fp32 (exact comparisons)
+    zero2_launch(config, "no")
 
 
 def losses(run_dir: Path) -> list[float]:
@@ -100,8 +55,7 @@ def losses(run_dir: Path) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed (pip install deepspeed)")
-@pytest.mark.skipif(NO_COMPILER, reason="no C++ compiler: DeepSpeed cannot build its CPU comm op")
+@needs_deepspeed
 def test_zero2_on_cpu_trains_like_ddp_and_resumes_exactly(tmp_path, data):
     require_deepspeed_cpu_op()
     config = tiny_config(tmp_path, data, train=TRAIN)

@@ -1,0 +1,72 @@
+"""Real DeepSpeed runs on CPU (tests/train, tests/t5): the shipped ZeRO-2 launch config through
+the real ``accelerate launch``, two processes over gloo, and the skips that say why one cannot
+run here."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from run_helpers import subprocess_env
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "accelerate"
+NO_DEEPSPEED = importlib.util.find_spec("deepspeed") is None
+# DeepSpeed builds its CPU communication op with a C++ compiler on first use (.ci/run installs one
+# and builds it)
+NO_COMPILER = shutil.which("g++") is None and shutil.which("c++") is None
+
+
+def needs_deepspeed(test):
+    """Skip ``test``, saying why, without DeepSpeed or a compiler to build its CPU op."""
+    test = pytest.mark.skipif(NO_DEEPSPEED, reason="deepspeed is not installed")(test)
+    return pytest.mark.skipif(
+        NO_COMPILER, reason="no C++ compiler: DeepSpeed cannot build its CPU comm op"
+    )(test)
+
+
+def require_deepspeed_cpu_op() -> None:
+    """Skip, saying why, where this machine cannot build DeepSpeed's CPU op (no compiler or no
+    Python headers): the run needs the real DeepSpeed, which cannot start without it."""
+    from deepspeed.accelerator import get_accelerator
+
+    try:
+        get_accelerator().create_op_builder("ShareMemCommBuilder").load()
+    except Exception as error:  # a build failure surfaces as several exception types
+        pytest.skip(f"DeepSpeed cannot build its CPU comm op here: {error}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(config: Path, *launcher: str) -> None:
+    """``python -m LAUNCHER... -m synthlm train CONFIG``, which must succeed."""
+    command = [sys.executable, "-m", *launcher, "-m", "synthlm", "train", str(config)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=subprocess_env()
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def zero2(config: Path, mixed_precision: str) -> None:
+    """The shipped ``deepspeed_zero2.yaml`` on 2 processes, in ``mixed_precision``."""
+    launch(
+        config,
+        "accelerate.commands.launch",
+        "--config_file",
+        str(EXAMPLES / "deepspeed_zero2.yaml"),
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        mixed_precision,
+        "--main_process_port",
+        str(free_port()),
+    )
