@@ -56,17 +56,23 @@ def launch(config: Path, *launcher: str) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def zero2(config: Path, mixed_precision: str) -> None:
-    """The shipped ``deepspeed_zero2.yaml`` on 2 processes, in ``mixed_precision``."""
+def shipped(config: Path, launch_file: str, mixed_precision: str | None = None) -> None:
+    """A shipped DeepSpeed launch config on 2 processes (``mixed_precision``: the file's own
+    when None)."""
+    precision = [] if mixed_precision is None else ["--mixed_precision", mixed_precision]
     launch(
         config,
         "accelerate.commands.launch",
         "--config_file",
-        str(EXAMPLES / "deepspeed_zero2.yaml"),
+        str(EXAMPLES / launch_file),
         "--num_processes",
         "2",
-        "--mixed_precision",
-        mixed_precision,
+        *precision,
         "--main_process_port",
         str(free_port()),
     )
+
+
+def zero2(config: Path, mixed_precision: str) -> None:
+    """The shipped ``deepspeed_zero2.yaml`` on 2 processes, in ``mixed_precision``."""
+    shipped(config, "deepspeed_zero2.yaml", mixed_precision)

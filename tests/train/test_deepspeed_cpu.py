@@ -24,7 +24,7 @@ from train_helpers import (
     write_config,
 )
 
-from deepspeed_helpers import launch, needs_deepspeed, require_deepspeed_cpu_op
+from deepspeed_helpers import launch, needs_deepspeed, require_deepspeed_cpu_op, shipped
 from deepspeed_helpers import zero2 as zero2_launch
 from synthlm.config import validate
 from synthlm.errors import ConfigError, UserError
@@ -98,6 +98,50 @@ def test_zero2_on_cpu_trains_like_ddp_and_resumes_exactly(tmp_path, data):
     assert losses(again / "run") == zero
     resumed, straight = final_weights(again / "run"), final_weights(run)
     assert all(resumed[k].equal(straight[k]) for k in straight)
+
+
+@pytest.mark.slow
+@needs_deepspeed
+def test_pythias_fp16_mode_runs_under_the_shipped_zero1_config(tmp_path, data):
+    """Pythia trained in DeepSpeed's fp16 mode under ZeRO-1 (GPT-NeoX's pythia-*.yml): the
+    shipped deepspeed_zero1_fp16.yaml gives that engine, and what DeepSpeed saved shows it
+    ran so: fp16 weights, fp32 master partitions, and its own loss scaler holding Pythia's
+    settings, handed over from train.loss_scale."""
+    import torch
+
+    require_deepspeed_cpu_op()
+    loss_scale = {"initial": 4096, "window": 1000, "hysteresis": 2, "min": 1}  # pythia-160m.yml
+    config = tiny_config(
+        tmp_path,
+        data,
+        model={"arch": "gpt_neox", "preset": "14m", "overrides": {"num_hidden_layers": 2}},
+        train={**TRAIN, "precision": "fp16", "loss_scale": loss_scale, "checkpoint_every": 0},
+    )
+    shipped(write_config(tmp_path / "pythia.yaml", config), "deepspeed_zero1_fp16.yaml")
+    run = tmp_path / "run"
+    info = json.loads((run / "final" / "synthlm.json").read_text())
+    assert info["engine"] == {
+        "type": "deepspeed",
+        "zero_stage": 1,
+        "precision": "fp16",
+        "processes": 2,
+    }
+    saved = run / "checkpoints" / "step-4" / "trainer" / "pytorch_model"
+    # DeepSpeed's own pickles (written by this test's run): weights_only cannot read them
+    model = torch.load(saved / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+    assert {t.dtype for t in model.values()} == {torch.float16}
+    state = torch.load(saved / "zero_pp_rank_0_mp_rank_00_optim_states.pt", weights_only=False)
+    optimizer = state["optimizer_state_dict"]
+    assert {t.dtype for t in optimizer["single_partition_of_fp32_groups"]} == {torch.float32}
+    scaler = optimizer["loss_scaler"]
+    assert type(scaler).__name__ == "DynamicLossScaler"
+    assert (scaler.cur_scale, scaler.scale_window, scaler.delayed_shift, scaler.min_scale) == (
+        4096,
+        1000,
+        2,
+        1,
+    )
+    assert all(math.isfinite(x) for x in losses(run))
 
 
 def test_deepspeed_precision_must_match_the_run_config():

@@ -117,7 +117,8 @@ def check_fp16_device(accelerator: Any, precision: str) -> None:
     if precision == "fp16" and cpu and engine_name(accelerator) != "DEEPSPEED":
         raise UserError(
             "train.precision: fp16 needs a GPU: on a CPU accelerate has no fp16 autocast and "
-            "would train in fp32; use train.precision=bf16 (CPU autocast) or fp32 here"
+            "would train in fp32; use train.precision=bf16 (CPU autocast) or fp32 here, or "
+            "DeepSpeed's fp16 mode (examples/accelerate/deepspeed_zero1_fp16.yaml)"
         )
 
 
