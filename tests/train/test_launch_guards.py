@@ -147,18 +147,22 @@ def test_fsdp2_sharded_checkpoint_resumes_exactly_on_cpu(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("device", "engine", "expected"),
+    ("device", "engine", "zero_stage", "expected"),
     [
-        ("cuda:0", "NO", "cuda:0"),  # one GPU: drawn there
-        ("cuda:1", "MULTI_GPU", "cuda:1"),  # DDP: each rank on its own GPU
-        ("cuda:0", "FSDP", None),  # sharded engines start from a host copy
-        ("cuda:0", "DEEPSPEED", None),
-        ("cpu", "NO", None),
-        ("cpu", "MULTI_CPU", None),
+        ("cuda:0", "NO", None, "cuda:0"),  # one GPU: drawn there
+        ("cuda:1", "MULTI_GPU", None, "cuda:1"),  # DDP: each rank on its own GPU
+        ("cuda:0", "FSDP", None, None),  # engines that shard the weights start from a host copy
+        ("cuda:0", "DEEPSPEED", 3, None),
+        ("cuda:0", "DEEPSPEED", None, None),  # no stage read: taken as sharded
+        ("cuda:0", "DEEPSPEED", 1, "cuda:0"),  # ZeRO-1/2 shard optimizer state and gradients,
+        ("cuda:1", "DEEPSPEED", 2, "cuda:1"),  # each rank keeps every weight on its GPU
+        ("cpu", "NO", None, None),
+        ("cpu", "MULTI_CPU", None, None),
+        ("cpu", "DEEPSPEED", 2, None),
     ],
 )
 def test_random_init_is_drawn_on_the_device_only_where_each_process_holds_the_whole_model(
-    device, engine, expected
+    device, engine, zero_stage, expected
 ):
     import contextlib
 
@@ -166,8 +170,12 @@ def test_random_init_is_drawn_on_the_device_only_where_each_process_holds_the_wh
 
     from synthlm.train.accel import init_device
 
+    ds_config = {} if zero_stage is None else {"zero_optimization": {"stage": zero_stage}}
+    plugin = SimpleNamespace(deepspeed_config=ds_config) if engine == "DEEPSPEED" else None
     accelerator = SimpleNamespace(
-        device=torch.device(device), distributed_type=DistributedType[engine]
+        device=torch.device(device),
+        distributed_type=DistributedType[engine],
+        state=SimpleNamespace(deepspeed_plugin=plugin),
     )  # a stand-in: no CUDA device here; the GPU check builds on a real one
     where = init_device(accelerator)
     if expected is None:

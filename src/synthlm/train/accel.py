@@ -193,10 +193,21 @@ def engine_record(accelerator: Any, model: Any) -> dict[str, Any]:
     }
 
 
-# Engines whose every process holds the whole model on its own device anyway (one process, DDP):
-# there the weights can be drawn on that device. FSDP and DeepSpeed shard from a host copy,
-# so a model that fits in host memory but not on one device still starts.
+# Engines whose every process holds the whole model on its own device anyway (one process, DDP,
+# and DeepSpeed's ZeRO stages 1 and 2, which shard optimizer state and gradients but not the
+# weights): there the weights can be drawn on that device. FSDP and ZeRO-3 shard the weights
+# from a host copy, so a model that fits in host memory but not on one device still starts.
 WHOLE_MODEL_ON_DEVICE = ("NO", "MULTI_GPU")
+
+
+def holds_whole_model(accelerator: Any) -> bool:
+    """Whether each process keeps every weight of the model on its own device."""
+    name = engine_name(accelerator)
+    if name == "DEEPSPEED":
+        plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+        stage = plugin.deepspeed_config.get("zero_optimization", {}).get("stage") if plugin else 3
+        return isinstance(stage, int) and stage < 3  # "auto" or absent: taken as sharded
+    return name in WHOLE_MODEL_ON_DEVICE
 
 
 def init_device(accelerator: Any) -> Any:
@@ -212,6 +223,6 @@ def init_device(accelerator: Any) -> Any:
     import torch
 
     device = accelerator.device
-    if device.type == "cpu" or engine_name(accelerator) not in WHOLE_MODEL_ON_DEVICE:
+    if device.type == "cpu" or not holds_whole_model(accelerator):
         return contextlib.nullcontext()
     return torch.device(device)
