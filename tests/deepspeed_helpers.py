@@ -5,6 +5,7 @@ run here."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import socket
 import subprocess
@@ -76,3 +77,14 @@ def shipped(config: Path, launch_file: str, mixed_precision: str | None = None) 
 def zero2(config: Path, mixed_precision: str) -> None:
     """The shipped ``deepspeed_zero2.yaml`` on 2 processes, in ``mixed_precision``."""
     shipped(config, "deepspeed_zero2.yaml", mixed_precision)
+
+
+def assert_engine(run_dir: Path, zero_stage: int, precision: str, processes: int = 2) -> None:
+    """The engine DeepSpeed set up, as the run read it back into its final ``synthlm.json``."""
+    info = json.loads((run_dir / "final" / "synthlm.json").read_text())
+    assert info["engine"] == {
+        "type": "deepspeed",
+        "zero_stage": zero_stage,
+        "precision": precision,
+        "processes": processes,
+    }

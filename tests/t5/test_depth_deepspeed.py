@@ -5,14 +5,13 @@ the engine DeepSpeed set up, read back from it into ``synthlm.json``, is that mo
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 from t5_run_helpers import pt_config, read_records, write_config
 from transformers import AutoModelForSeq2SeqLM
 
-from deepspeed_helpers import needs_deepspeed, require_deepspeed_cpu_op, zero2
+from deepspeed_helpers import assert_engine, needs_deepspeed, require_deepspeed_cpu_op, zero2
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +36,7 @@ def test_depth_paper_construction_trains_in_deepspeeds_bf16_mode(tmp_path, t5_da
     )
     zero2(write_config(tmp_path / "depth.yaml", config), "bf16")
     run = tmp_path / "run"
-    info = json.loads((run / "final" / "synthlm.json").read_text())
-    assert info["engine"] == {
-        "type": "deepspeed",
-        "zero_stage": 2,
-        "precision": "bf16",
-        "processes": 2,
-    }
+    assert_engine(run, 2, "bf16")
     rows = [r for r in read_records(run) if "loss" in r]
     losses = [r["loss"] for r in rows]
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses) and losses[1] < losses[0]

@@ -10,7 +10,6 @@ and a run resumed from a ZeRO checkpoint must continue with the same losses and 
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -24,7 +23,13 @@ from train_helpers import (
     write_config,
 )
 
-from deepspeed_helpers import launch, needs_deepspeed, require_deepspeed_cpu_op, shipped
+from deepspeed_helpers import (
+    assert_engine,
+    launch,
+    needs_deepspeed,
+    require_deepspeed_cpu_op,
+    shipped,
+)
 from deepspeed_helpers import zero2 as zero2_launch
 from synthlm.config import validate
 from synthlm.errors import ConfigError, UserError
@@ -62,13 +67,7 @@ def test_zero2_on_cpu_trains_like_ddp_and_resumes_exactly(tmp_path, data):
     zero2(write_config(tmp_path / "zero2.yaml", config))
     run = tmp_path / "run"
 
-    info = json.loads((run / "final" / "synthlm.json").read_text())
-    assert info["engine"] == {
-        "type": "deepspeed",
-        "zero_stage": 2,
-        "precision": "fp32",
-        "processes": 2,
-    }
+    assert_engine(run, 2, "fp32")
     shards = sorted(p.name for p in (run / "checkpoints" / "step-4" / "trainer").rglob("*.pt"))
     assert shards == [
         "mp_rank_00_model_states.pt",
@@ -119,13 +118,7 @@ def test_pythias_fp16_mode_runs_under_the_shipped_zero1_config(tmp_path, data):
     )
     shipped(write_config(tmp_path / "pythia.yaml", config), "deepspeed_zero1_fp16.yaml")
     run = tmp_path / "run"
-    info = json.loads((run / "final" / "synthlm.json").read_text())
-    assert info["engine"] == {
-        "type": "deepspeed",
-        "zero_stage": 1,
-        "precision": "fp16",
-        "processes": 2,
-    }
+    assert_engine(run, 1, "fp16")
     saved = run / "checkpoints" / "step-4" / "trainer" / "pytorch_model"
     # DeepSpeed's own pickles (written by this test's run): weights_only cannot read them
     model = torch.load(saved / "mp_rank_00_model_states.pt", weights_only=False)["module"]
