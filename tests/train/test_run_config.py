@@ -140,6 +140,8 @@ def test_the_seqthetic_reproduction_config_says_what_the_issue_asks():
         "bf16",
     )
     assert any("wikitext" in e.name for e in config.data.eval)
+    # the seed README's pretrain command: --eval_on_start --eval_strategy steps --eval_steps 1000
+    assert (config.train.eval_on_start, config.train.eval_every) == (True, 1000)
 
 
 def test_later_files_and_overrides_win(tmp_path, data):

@@ -226,6 +226,13 @@ class TrainConfig(Section):
         "where each pass over the training data ends (validation once an epoch, as Lightning "
         "runs it).",
     )
+    eval_on_start: bool = Field(
+        False,
+        description="Also evaluate once before the first step of a fresh run (a step-0 record: "
+        "where the learning curve starts), as the HF Trainer's eval_on_start does. Early "
+        "stopping and keep_best do not count it (no checkpoint holds step 0); a resumed run "
+        "keeps its record and does not repeat it.",
+    )
     early_stopping: EarlyStoppingConfig | None = Field(
         None,
         description="Stop when an eval metric stops improving, {metric, mode, patience, "

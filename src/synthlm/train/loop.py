@@ -193,8 +193,9 @@ class Trainer:
             self.restore(checkpoint)
         if self.compiled_modules:
             self.hooks.insert(0, CompileReportHook(self.state.step + 1))
-        if self.accelerator.is_main_process:
-            truncate_metrics(self.run_dir / "metrics.jsonl", self.state.step)
+        if self.accelerator.is_main_process:  # a fresh start keeps nothing (not even step 0)
+            kept = self.state.step if checkpoint is not None else -1
+            truncate_metrics(self.run_dir / "metrics.jsonl", kept)
             self.metrics = open_metrics(self.cfg, self.state.step)
 
     def restore(self, checkpoint: Path, *, resume: bool = True) -> None:
@@ -250,8 +251,14 @@ class Trainer:
         )
 
     def _check_watched(self) -> None:
-        """Mode ft: the watched metrics name ``finetune.valid``'s set, whose name comes from
-        its pair file (mode pt's data.eval names are checked with the config)."""
+        """Evaluations asked for need eval sets; mode ft: the watched metrics name
+        ``finetune.valid``'s set, whose name comes from its pair file (mode pt's data.eval
+        names are checked with the config)."""
+        if self.cfg.train.eval_on_start and not self.plan.has_eval:
+            raise UserError(
+                "train.eval_on_start: this run has no eval sets to evaluate (add data.eval, or "
+                "finetune.valid in mode ft), or set train.eval_on_start=false"
+            )
         if self.plan.finetune is None:
             return
         valid = self.plan.finetune.valid
@@ -316,6 +323,8 @@ class Trainer:
                 self._finish()
                 return self.run_dir
             with self.stop, self._progress_bar() as self.bar:
+                if self.cfg.train.eval_on_start and self.state.step == 0:
+                    self.evaluate()  # the curve's start; not observed: no checkpoint at step 0
                 tick = time.perf_counter()
                 for micro_batches in self._batches():
                     result = self.train_step(micro_batches)
