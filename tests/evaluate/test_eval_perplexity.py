@@ -290,3 +290,21 @@ def test_a_run_averaging_per_micro_batch_is_scored_per_batch(tmp_path):
     # one batch of every row: its mean is the token mean
     assert per_token == pytest.approx(hand_batch_mean_loss(model, docs, 16, len(docs)), rel=1e-5)
     assert abs(per_batch - per_token) > 0.1 * per_token  # the rules differ here
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_max_documents_reads_only_the_first_documents(model, store, packing):
+    """The first 3 of 5 documents, as a store of those 3 alone would be scored (packed: the
+    EOS-joined stream of the 3; unpacked: one row each)."""
+    _, docs = store
+    sets = [EvalSetConfig(name="valid", path=store[0].prefix, max_documents=3)]
+    loss = run(model, sets, packing=packing)["eval/valid/loss"]
+    if packing:
+        expected = hand_loss(model, docs[:3], 16, 10**9)
+    else:  # one batch of every row: the token mean over the 3 rows
+        expected = hand_batch_mean_loss(model, docs[:3], 16, 3)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    everything = [EvalSetConfig(name="valid", path=store[0].prefix)]
+    assert loss != pytest.approx(
+        run(model, everything, packing=packing)["eval/valid/loss"], rel=1e-6
+    )

@@ -107,6 +107,9 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
     assert t.loss_average == "micro_batch"
     # setup_utils.opti_flags: allow_tf32 on matmuls, as nanoT5's (see above)
     assert t.matmul_precision == "high"
+    # model_utils: validation_set.take(dataset.validation_set.num_examples=20_000)
+    (valid,) = c.data.eval
+    assert valid.max_documents == 20_000 and valid.max_tokens >= 20_000 * c.data.seq_len
 
 
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):

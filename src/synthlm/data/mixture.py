@@ -89,6 +89,13 @@ class EvalSetConfig(Section):
     max_examples: int = Field(
         100, ge=0, description="Synthetic: examples generated for exact-match accuracy."
     )
+    max_documents: int | None = Field(
+        None,
+        gt=0,
+        description="Natural: read no further than the first N documents of the store (one "
+        "per row with data.packing: false), as code that takes the first N examples of a "
+        "validation split does; max_tokens still applies (null: max_tokens alone).",
+    )
 
 
 class DataConfig(Section):

@@ -82,8 +82,10 @@ def held_out_samples(
     max_tokens: int,
     packing: bool,
     masked: bool = True,
+    max_documents: int | None = None,
 ) -> Iterator[Sample]:
-    """Training samples of ``store`` in document order, ``max_tokens`` tokens in all.
+    """Training samples of ``store`` in document order, ``max_tokens`` tokens in all, from its
+    first ``max_documents`` documents (None: all).
 
     Packed: the stream's windows; the last one is cut where the stream (or ``max_tokens``)
     ends instead of running into a second pass. Unpacked: one document per sample, cut to
@@ -103,8 +105,9 @@ def held_out_samples(
         packing=packing,
         shuffle=False,
     )
-    left = min(max_tokens, source.epoch_tokens)
-    count = -(-left // seq_len) if packing else len(store)
+    documents = len(store) if max_documents is None else min(max_documents, len(store))
+    left = min(max_tokens, int(source.lengths[:documents].sum()))  # EOS included, as read
+    count = -(-left // seq_len) if packing else documents
     for k in range(count):
         if left < 2:
             return
@@ -175,6 +178,7 @@ class NaturalEvaluator(Evaluator):
             max_tokens=eval_set.max_tokens,
             packing=ctx.packing,
             masked=ctx.natural_masked,
+            max_documents=eval_set.max_documents,
         )
         batches = ctx.bar(batched(samples, ctx.batch_size), f"eval {eval_set.name}")
         total = objective_loss(

@@ -44,9 +44,16 @@ def evaluate_seq2seq(
 # mode pt: the objective's loss on natural stores
 
 
-def eval_windows(store: TokenStore, eos_id: int, window: int, max_tokens: int) -> Iterator[Sample]:
+def eval_windows(
+    store: TokenStore,
+    eos_id: int,
+    window: int,
+    max_tokens: int,
+    max_documents: int | None = None,
+) -> Iterator[Sample]:
     """Consecutive raw windows of the EOS-joined documents, in order, ``max_tokens`` at most
-    (always at least one window when the store holds that many tokens)."""
+    (always at least one window when the store holds that many tokens), from the first
+    ``max_documents`` documents (None: all)."""
     from synthlm.evaluate.perplexity import joins_with_eos
 
     count = max(max_tokens // window, 1)
@@ -54,7 +61,8 @@ def eval_windows(store: TokenStore, eos_id: int, window: int, max_tokens: int) -
     tokens: list[np.ndarray] = []
     segments: list[np.ndarray] = []
     held = 0
-    for index in range(len(store)):
+    documents = len(store) if max_documents is None else min(max_documents, len(store))
+    for index in range(documents):
         doc = np.asarray(store.document(index), dtype=np.int64)
         if add_eos:
             doc = np.append(doc, eos_id)
@@ -79,18 +87,29 @@ def objective_metrics(
     import torch
 
     from synthlm.evaluate.loss import loss_total
+    from synthlm.evaluate.perplexity import held_out_samples
     from synthlm.objectives.span_corruption import summarize_metrics
 
     objective = plan.objective
     window = objective.window_length(plan.seq_len)
-    samples = list(
-        eval_windows(
-            TokenStore(eval_set.path, check_ids=False),
-            objective.eos_id,
-            window,
-            eval_set.max_tokens,
+    store = TokenStore(eval_set.path, check_ids=False)
+    if plan.config.data.packing:
+        samples = list(
+            eval_windows(
+                store, objective.eos_id, window, eval_set.max_tokens, eval_set.max_documents
+            )
         )
-    )
+    else:  # one document per example, read as training reads them (the DEPTH paper's runs)
+        samples = list(
+            held_out_samples(
+                store,
+                seq_len=window,
+                eos_id=objective.eos_id,
+                max_tokens=eval_set.max_tokens,
+                packing=False,
+                max_documents=eval_set.max_documents,
+            )
+        )
     total = loss_total(plan.config.train.loss_average)
     groups: dict[str, float] = {}
     for start in range(0, len(samples), batch_size):
