@@ -101,18 +101,20 @@ def test_results_go_to_the_run_dir(run_dir):
 
 def test_data_paths_become_named_eval_sets(run_dir):
     store = run_dir / "data" / "valid"
-    sets = eval_sets_from_paths([store, f"{store}.bin"], max_tokens=1000, max_examples=None)
+    sets = eval_sets_from_paths([store, f"{store}.bin"], max_tokens=1000, max_documents=None)
     assert [(s.name, s.kind, s.max_tokens) for s in sets] == [
         ("valid", "natural", 1000),
         ("valid-2", "natural", 1000),
     ]
     with pytest.raises(UserError, match="neither a token store"):
-        eval_sets_from_paths([run_dir / "nothing"], max_tokens=None, max_examples=None)
+        eval_sets_from_paths([run_dir / "nothing"])
 
 
 @pytest.mark.slow
-def test_cli_eval_writes_json_equal_to_the_library(run_dir):
+@pytest.mark.parametrize("max_documents", [None, 2])  # the store holds 3
+def test_cli_eval_writes_json_equal_to_the_library(run_dir, max_documents):
     store = run_dir / "data" / "valid"
+    limit = [] if max_documents is None else ["--max-documents", str(max_documents)]
     result = run_cli(
         "eval",
         str(run_dir / "checkpoints" / "step-3"),
@@ -122,6 +124,7 @@ def test_cli_eval_writes_json_equal_to_the_library(run_dir):
         "16",
         "--device",
         "cpu",
+        *limit,
     )
     assert result.returncode == 0, result.stderr
     out = run_dir / "eval" / "step-3.json"
@@ -130,7 +133,7 @@ def test_cli_eval_writes_json_equal_to_the_library(run_dir):
     ckpt = load_checkpoint(run_dir / "checkpoints" / "step-3", device="cpu")
     expected = evaluate_model(
         ckpt.model,
-        [EvalSetConfig(name="valid", path=store)],
+        [EvalSetConfig(name="valid", path=store, max_documents=max_documents)],
         layout=ckpt.layout,
         tokenizer=byte_tokenizer(),
         seq_len=16,
@@ -139,6 +142,7 @@ def test_cli_eval_writes_json_equal_to_the_library(run_dir):
     )
     assert report["metrics"] == pytest.approx(expected, rel=1e-6)
     assert report["seq_len"] == 16 and report["eval_sets"][0]["kind"] == "natural"
+    assert report["eval_sets"][0]["max_documents"] == max_documents
 
 
 def test_cli_eval_bad_inputs_exit_2(run_dir, tmp_path):

@@ -42,6 +42,13 @@ def eval_command(
         min=0,
         help="Synthetic examples generated for accuracy (default: 100).",
     ),
+    max_documents: int = typer.Option(
+        None,
+        "--max-documents",
+        min=1,
+        help="Natural sets: read no further than the first N documents (default: the "
+        "config's, else max-tokens alone).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     dtype: str = typer.Option(
         "auto", "--dtype", help="auto (as saved), float32, bfloat16 or float16."
@@ -214,6 +221,7 @@ def eval_command(
         batch_size=batch_size,
         max_tokens=tokens,
         max_examples=max_examples,
+        max_documents=max_documents,
         device=device,
         dtype=dtype,
         seed=seed,

@@ -43,20 +43,20 @@ def unique_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def eval_sets_from_paths(
-    paths: Sequence[str | Path], *, max_tokens: int | None, max_examples: int | None
-) -> list[EvalSetConfig]:
-    """One eval set per path, named after it (deduplicated), kind detected from the files."""
+def given_limits(**limits: int | None) -> dict[str, int]:
+    """The command line's eval-set limits that were given (max_tokens, max_examples, ...)."""
+    return {k: v for k, v in limits.items() if v is not None}
+
+
+def eval_sets_from_paths(paths: Sequence[str | Path], **limits: int | None) -> list[EvalSetConfig]:
+    """One eval set per path, named after it (deduplicated), kind detected from the files;
+    ``limits``: max_tokens, max_examples, max_documents (None: the set's default)."""
     taken: set[str] = set()
     sets = []
+    limits = given_limits(**limits)
     for raw in paths:
         path = Path(raw)
         kind = detect_kind(path)
-        limits = {
-            k: v
-            for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples))
-            if v is not None
-        }
         sets.append(
             EvalSetConfig(
                 name=unique_name(path, taken),
@@ -68,9 +68,7 @@ def eval_sets_from_paths(
     return sets
 
 
-def configured_eval_sets(
-    config: dict[str, Any], *, max_tokens: int | None, max_examples: int | None
-) -> list[EvalSetConfig]:
+def configured_eval_sets(config: dict[str, Any], **limits: int | None) -> list[EvalSetConfig]:
     """The checkpoint config's ``data.eval`` sets, with the command line's limits applied."""
     from synthlm.config import validate
 
@@ -79,12 +77,7 @@ def configured_eval_sets(
         validate(EvalSetConfig, item, source=f"checkpoint config.yaml data.eval.{i}")
         for i, item in enumerate(raw)
     ]
-    limits = {
-        k: v
-        for k, v in (("max_tokens", max_tokens), ("max_examples", max_examples))
-        if v is not None
-    }
-    return [s.model_copy(update=limits) for s in sets]
+    return [s.model_copy(update=given_limits(**limits)) for s in sets]
 
 
 def default_output(checkpoint: str | Path) -> Path:
@@ -150,6 +143,7 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     max_tokens: int | None = None,
     max_examples: int | None = None,
+    max_documents: int | None = None,
     device: str = "auto",
     dtype: str = "auto",
     seed: int = 0,
@@ -196,10 +190,15 @@ def evaluate_checkpoint(
         "it scores next-token perplexity and prompt completions",
     )
     if data:
-        sets = eval_sets_from_paths(data, max_tokens=max_tokens, max_examples=max_examples)
+        sets = eval_sets_from_paths(
+            data, max_tokens=max_tokens, max_examples=max_examples, max_documents=max_documents
+        )
     else:
         sets = configured_eval_sets(
-            read_training_config(Path(checkpoint)), max_tokens=max_tokens, max_examples=max_examples
+            read_training_config(Path(checkpoint)),
+            max_tokens=max_tokens,
+            max_examples=max_examples,
+            max_documents=max_documents,
         )
     if not sets:
         raise UserError(
