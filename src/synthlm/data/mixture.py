@@ -59,6 +59,13 @@ class SourceConfig(Section):
     max_repetition: float | None = Field(
         None, gt=0, description="Max epochs over this source; more fails before training."
     )
+    order: Literal["shuffled", "stored"] = Field(
+        "shuffled",
+        description="shuffled: documents in a seeded order, reshuffled every pass. stored: "
+        "in the store's own order every pass, for data shuffled once offline (Pythia's "
+        "pre-shuffled Pile: with one source and data.packing: false, sample i is document i, "
+        "so optimizer step s trains on documents [s x G, (s + 1) x G) of the store).",
+    )
 
     @model_validator(mode="after")
     def _path_or_spec(self) -> SourceConfig:
@@ -69,6 +76,11 @@ class SourceConfig(Section):
             )
         if self.spec is not None and self.kind != "synthetic":
             raise ValueError("spec sources are synthetic: set kind: synthetic")
+        if self.spec is not None and self.order != "shuffled":
+            raise ValueError(
+                "order: stored reads a store in its order; a spec source has no stored order "
+                "(generate it with `synthlm synth generate` and give its path)"
+            )
         if self.path is not None and self.stream != "budget":  # saved configs list the default
             raise ValueError(
                 f"stream: {self.stream} applies to spec sources (generated on the fly); a path "
@@ -572,6 +584,7 @@ class Mixture:
             id_offset=offset,
             add_eos=add_eos,
             packing=self.data.packing,
+            shuffle=source.order == "shuffled",
         )
 
     def _open_spec(self, index: int, source: SourceConfig) -> Any:

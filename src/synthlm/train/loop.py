@@ -286,6 +286,9 @@ class Trainer:
             "seq_len": self.plan.seq_len,
             "weights": weights,
         }
+        stored = [s.name for s in getattr(self.cfg.data, "sources", []) if s.order == "stored"]
+        if stored:  # only when used: checkpoints saved before the key keep their shape
+            shape["stored_order"] = stored
         phases = getattr(self.plan.mixture, "phases", None)
         return shape if phases is None else {**shape, "phases": phases.key()}
 
