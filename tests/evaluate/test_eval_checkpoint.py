@@ -197,6 +197,23 @@ def test_cli_document_mask_flag_is_refused_where_it_means_nothing(run_dir, tmp_p
     assert "--no-document-mask: only for natural eval sets" in result.stderr
 
 
+def test_cli_eval_set_limits_are_refused_with_qa(run_dir, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("{}\n", encoding="utf-8")
+    result = run_cli(
+        "eval",
+        str(run_dir / "final"),
+        "--qa",
+        str(qa),
+        "--max-tokens",
+        "1K",
+        "--max-documents",
+        "3",
+    )
+    assert result.returncode == 2
+    assert "--max-tokens, --max-documents: only for eval sets" in result.stderr
+
+
 def test_a_window_longer_than_the_models_positions_is_refused(run_dir, tmp_path):
     limit = json.loads((run_dir / "final" / "config.json").read_text())["max_position_embeddings"]
     out = tmp_path / "eval.json"

@@ -162,6 +162,17 @@ def eval_command(
     if document_mask is not None and (lm_eval is not None or qa):
         flag = "--document-mask" if document_mask else "--no-document-mask"
         raise UserError(f"{flag}: only for natural eval sets (--data), not --lm-eval or --qa")
+    set_limits = (
+        ("--max-tokens", max_tokens),
+        ("--max-examples", max_examples),
+        ("--max-documents", max_documents),
+    )
+    given = [flag for flag, value in set_limits if value is not None]
+    if given and (lm_eval is not None or qa):
+        raise UserError(
+            f"{', '.join(given)}: only for eval sets (--data or the run's data.eval), not "
+            "--lm-eval (use --limit) or --qa (use --qa-limit)"
+        )
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
 
