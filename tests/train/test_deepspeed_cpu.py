@@ -101,6 +101,32 @@ def test_zero2_on_cpu_trains_like_ddp_and_resumes_exactly(tmp_path, data):
 
 @pytest.mark.slow
 @needs_deepspeed
+def test_micro_batch_averaging_under_zero2_equals_ddp(tmp_path, data):
+    """train.loss_average: micro_batch hands DeepSpeed, which scales each backward by its own
+    accumulation count, the same per-micro-batch factors as accelerate's DDP path: the losses
+    and the final weights of the two launches agree (the data's loss masks give the
+    micro-batches different target counts, so a wrong factor would show)."""
+    import torch
+
+    require_deepspeed_cpu_op()
+    train = {**TRAIN, "loss_average": "micro_batch", "checkpoint_every": 0}
+    zero2(write_config(tmp_path / "zero2.yaml", tiny_config(tmp_path / "z", data, train=train)))
+    launch(
+        write_config(tmp_path / "ddp.yaml", tiny_config(tmp_path / "d", data, train=train)),
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    )
+    zero, ddp = tmp_path / "z" / "run", tmp_path / "d" / "run"
+    assert losses(zero) == pytest.approx(losses(ddp), rel=1e-5)
+    theirs = final_weights(ddp)
+    for name, tensor in final_weights(zero).items():
+        torch.testing.assert_close(tensor, theirs[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+@needs_deepspeed
 def test_pythias_fp16_mode_runs_under_the_shipped_zero1_config(tmp_path, data):
     """Pythia trained in DeepSpeed's fp16 mode under ZeRO-1 (GPT-NeoX's pythia-*.yml): the
     shipped deepspeed_zero1_fp16.yaml gives that engine, and what DeepSpeed saved shows it
