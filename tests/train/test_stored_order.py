@@ -1,7 +1,7 @@
 """``data.sources[].order: stored``: a store shuffled offline is trained in its own order.
 
 Pythia's pre-shuffled Pile is a Megatron store of 2,049-token samples in the order the Pythia
-models saw them (EleutherAI's batch viewer reads step s as samples [s x 1024, (s + 1) x 1024)).
+models saw them (146,432,000 = 143,000 steps x 1,024: step s is samples [1024 s, 1024 (s + 1))).
 Here a store written by megatron-core itself, one fixed-length sample per document, is trained
 with ``packing: false``: each optimizer step must hold exactly the next global batch of
 documents in store order, whatever the split into micro-batches."""
