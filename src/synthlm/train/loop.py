@@ -389,13 +389,13 @@ class Trainer:
             3 + 2 * sources, dtype=torch.float64, device=acc.device
         )  # loss, targets, stop, per source
         groups: dict[str, Any] = {}
-        per_micro_batch = self.cfg.train.loss_average == "micro_batch"
-        for batch, count, scale in zip(batches, counts, scales):
+        steps = float(self.plan.batch.processes * self.plan.batch.accum)
+        for batch, scale in zip(batches, scales):
             with acc.accumulate(self.model):
                 out = self.objective.forward(self.model, batch)
                 loss, targets, rows = out.loss, out.targets, out.rows
-                acc.backward(loss * scale)
-            sums[0] += loss.detach().double() / (max(count, 1) if per_micro_batch else 1)
+                acc.backward(loss * scale.float())
+            sums[0] += loss.detach().double() * scale / steps  # its share of the step's mean
             sums[1] += targets.detach().double()
             if rows is not None:
                 sums[3 : 3 + sources].index_add_(0, batch["source"], rows[0].detach().double())
@@ -405,8 +405,7 @@ class Trainer:
                     groups.get(key, 0.0) + torch.as_tensor(value, device=acc.device).double()
                 )
         sums[2] = float(self.stop.requested)
-        values = torch.cat([acc.reduce(sums, reduction="sum"), totals]).tolist()
-        filled = values.pop()  # values[-1] is now the step's target count
+        values = torch.cat([acc.reduce(sums, reduction="sum"), totals[:1]]).tolist()
         if groups:
             groups = dict(
                 zip(
@@ -420,7 +419,7 @@ class Trainer:
                 f"pre-counted {values[-1]:.0f} from the labels; its num_targets needs this "
                 f"objective's rule"
             )
-        loss_value = values[0] / max(filled if per_micro_batch else values[-1], 1.0)
+        loss_value = values[0]
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm, skipped = self._update(loss_value)
         return StepResult(
@@ -435,7 +434,8 @@ class Trainer:
         )
 
     def _loss_scales(self, counts: list[int], totals: Any) -> list[Any]:
-        """What each micro-batch's summed token loss is multiplied by before ``backward``.
+        """What each micro-batch's summed token loss is multiplied by before ``backward``
+        (float64; divided by ``processes x accum``, its weight in the logged loss).
 
         Accelerate divides every backward by ``accum`` and DDP averages over processes, so a
         factor of ``processes x accum / N`` turns the sum into the mean over the step's ``N``
@@ -445,8 +445,8 @@ class Trainer:
         """
         steps = float(self.plan.batch.processes * self.plan.batch.accum)
         if self.cfg.train.loss_average == "tokens":
-            return [(steps / totals[0].clamp(min=1.0)).float()] * len(counts)
-        per_batch = (steps / totals[1].clamp(min=1.0)).float()
+            return [steps / totals[0].clamp(min=1.0)] * len(counts)
+        per_batch = steps / totals[1].clamp(min=1.0)
         return [per_batch / max(n, 1) for n in counts]
 
     def _update(self, loss: float) -> tuple[float | None, bool]:
