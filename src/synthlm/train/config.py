@@ -249,6 +249,11 @@ class TrainConfig(Section):
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes building samples.")
 
+    @property
+    def eval_batch(self) -> int:
+        """Sequences per evaluation batch: eval_batch_size, else batch_size."""
+        return self.eval_batch_size or self.batch_size
+
     @field_validator("loss_scale")
     @classmethod
     def _loss_scale_needs_fp16(

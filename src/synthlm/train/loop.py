@@ -610,7 +610,7 @@ class Trainer:
                 layout=self.plan.layout,
                 tokenizer=self.plan.tokenizer,
                 seq_len=data.seq_len,
-                batch_size=self.cfg.train.eval_batch_size or self.cfg.train.batch_size,
+                batch_size=self.cfg.train.eval_batch,
                 device=self.accelerator.device,
                 seed=self.cfg.seed,
                 objective=self.plan.objective,  # eval loss = training loss on held-out text
@@ -698,7 +698,7 @@ class Trainer:
         from synthlm.evaluate.lm_eval_bridge import TrainingLMEval, check_unsharded
 
         check_unsharded(self.accelerator)
-        batch = self.cfg.train.eval_batch_size or self.cfg.train.batch_size
+        batch = self.cfg.train.eval_batch
         return TrainingLMEval(
             self.cfg.train.lm_eval,
             self.plan.tokenizer,

@@ -28,7 +28,7 @@ def evaluate_seq2seq(
 ) -> dict[str, float]:
     from synthlm.evaluate import eval_mode
 
-    batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
+    batch_size = plan.config.train.eval_batch
     results: dict[str, float] = {}
     with eval_mode(model, device, plan.config.seed):
         if plan.finetune is not None:
@@ -192,7 +192,7 @@ def write_predictions(
     from synthlm.finetune.predict import generate, prediction_records, write_jsonl
 
     pairs = plan.finetune.predict_set
-    batch_size = plan.config.train.eval_batch_size or plan.config.train.batch_size
+    batch_size = plan.config.train.eval_batch
     with eval_mode(model, device, plan.config.seed):
         outputs = generate(
             unwrap(model),
