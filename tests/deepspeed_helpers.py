@@ -42,6 +42,16 @@ def require_deepspeed_cpu_op() -> None:
         pytest.skip(f"DeepSpeed cannot build its CPU comm op here: {error}")
 
 
+def require_deepspeed_cpu_fp16() -> None:
+    """Skip, saying why, where DeepSpeed's CPU accelerator refuses fp16: it asks oneDNN, which
+    has fp16 kernels only on CPUs with AVX512-FP16 or AMX-FP16 (the engine raises "Type fp16
+    is not supported on your device" elsewhere)."""
+    from deepspeed.accelerator import get_accelerator
+
+    if not get_accelerator().is_fp16_supported():
+        pytest.skip("DeepSpeed's CPU accelerator has no fp16 on this CPU (oneDNN fp16 kernels)")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

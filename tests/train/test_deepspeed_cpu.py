@@ -27,6 +27,7 @@ from deepspeed_helpers import (
     assert_engine,
     launch,
     needs_deepspeed,
+    require_deepspeed_cpu_fp16,
     require_deepspeed_cpu_op,
     shipped,
 )
@@ -135,6 +136,7 @@ def test_pythias_fp16_mode_runs_under_the_shipped_zero1_config(tmp_path, data):
     import torch
 
     require_deepspeed_cpu_op()
+    require_deepspeed_cpu_fp16()
     loss_scale = {"initial": 4096, "window": 1000, "hysteresis": 2, "min": 1}  # pythia-160m.yml
     config = tiny_config(
         tmp_path,
