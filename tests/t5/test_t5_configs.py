@@ -112,6 +112,38 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
     assert valid.max_documents == 20_000 and valid.max_tokens >= 20_000 * c.data.seq_len
 
 
+def test_depth_glue_is_the_depth_codes_sst2_run():
+    """DEPTH run_fine_tuning_depth_sst2_from_pretrained.sh + hydra default.yaml: input length
+    272, target 8, bf16, DEPTH model and collator, 3,000 steps, lr 1e-5, batch 128 on 2 GPUs,
+    300 warmup steps, linear schedule, evaluation every 200 steps, logging every 50; AdamW
+    (torch), no decay, clipping 1.0, dropout 0, seed 2137; the best model by validation loss."""
+    c = load_run_config([CONFIGS / "depth_glue.yaml"])
+    f = c.finetune
+    assert (c.mode, c.seed, c.model.arch, c.model.overrides) == (
+        "ft",
+        2137,
+        "t5",
+        {"dropout_rate": 0.0},
+    )
+    assert (f.task, f.prompts, f.eval_protocol) == ("sst2", "depth", "teacher_forced")
+    assert (f.depth_inputs.splitter, f.depth_inputs.max_sentences) == ("nltk", 20)
+    assert (f.max_input_length, f.max_target_length) == (272, 8)
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == (
+        "adamw",
+        1e-5,
+        0.0,
+        (0.9, 0.999),
+        1e-8,
+    )
+    s = c.schedule
+    assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == ("linear", 300, 0.0, 0.0)
+    t = c.train
+    assert (t.max_steps, t.batch_size, t.global_batch_size, t.eval_batch) == (3000, 64, 128, 256)
+    assert (t.precision, t.clip_grad, t.loss_average) == ("bf16", 1.0, "micro_batch")
+    assert (t.eval_every, t.log_every) == (200, 50)
+    assert (t.keep_best.k, t.keep_best.metric, t.keep_best.mode) == (1, "eval/valid/loss", "min")
+
+
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):
     """t5_synthetic_pairs.yaml says to generate examples/synth/wu2022.yaml into data/wu2022: its
     model.num_meta_tokens must cover that dataset's ids (it once lagged the spec and was

@@ -5,11 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthlm.config import Section
 
 PairFormat = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet", "synthetic"]
+
+
+class DepthInputsConfig(Section):
+    """Inputs as the DEPTH code fine-tunes a DEPTH model (``finetune.depth_inputs``).
+
+    The input text is split into sentences, each marked ``<eosen> <sent_i>`` with the sentence
+    tokens in order (``<sent_0>``, ``<sent_1>``, ...), then a closing ``<eosen>`` and ``</s>``;
+    ``<sent_i>`` and ``<eosen>`` tokens attend only to the tokens of their sentence, other
+    tokens to the whole input (:mod:`synthlm.finetune.depth_inputs`)."""
+
+    splitter: str = Field(
+        "pysbd",
+        description="Sentence splitter (synthlm.text.sentences): pysbd, rules or nltk (the "
+        "DEPTH code's; needs punkt_tab).",
+    )
+    max_sentences: int = Field(
+        20, ge=1, description="Sentences kept per input (the rest of the text is dropped)."
+    )
+    num_sentinels: int = Field(
+        100,
+        ge=0,
+        description="Sentinels of the pretraining objective: a synthlm DEPTH tokenizer holds "
+        "<eosen> and <sent_i> as the extra ids right after them.",
+    )
 
 
 class FinetuneConfig(Section):
@@ -37,8 +61,25 @@ class FinetuneConfig(Section):
     )
     task: str | None = Field(
         None,
-        description="A GLUE task (sst2, cola, rte, mnli, qnli, mrpc, qqp, stsb): field "
-        "names, T5 prefixes, label words and metrics from the task table.",
+        description="A task of the prompt table (GLUE: sst2, cola, rte, mnli, qnli, mrpc, qqp, "
+        "stsb; depth also DiscoEval: SParxiv, SProcstory, SPwiki, BSOarxiv, BSOrocstory, "
+        "BSOwiki, DCchat, DCwiki, SSPabs): field names, prompts, label words and metrics.",
+    )
+    prompts: Literal["t5", "depth"] = Field(
+        "t5",
+        description="Prompt table of finetune.task: t5 (the T5 paper's) or depth (the DEPTH "
+        "code's GLUE and DiscoEval prompts, docs/papers/depth.md).",
+    )
+    depth_inputs: DepthInputsConfig | None = Field(
+        None,
+        description="Mark input sentences with DEPTH's <eosen>/<sent_i> tokens and hierarchical "
+        "encoder attention, as the DEPTH code fine-tunes DEPTH models; null: plain T5 inputs.",
+    )
+    eval_protocol: Literal["generate", "teacher_forced"] = Field(
+        "generate",
+        description="How valid pairs are scored: generate (decode, then compare), or "
+        "teacher_forced (the argmax at each target position given the reference prefix; an "
+        "answer outside the label words counts as a wrong label), the DEPTH code's protocol.",
     )
     input_field: str = Field("input", description="Column holding the input text (without a task).")
     target_field: str = Field(
@@ -73,3 +114,12 @@ class FinetuneConfig(Section):
         description="Tokenizer dir; default: model.init_from (a synthlm run's final/ "
         "holds its extended tokenizer).",
     )
+
+    @model_validator(mode="after")
+    def _prompts_need_a_task(self) -> FinetuneConfig:
+        if self.prompts != "t5" and self.task is None:
+            raise ValueError(
+                f"prompts: {self.prompts} picks the prompts of finetune.task; set "
+                "finetune.task (or remove finetune.prompts)"
+            )
+        return self

@@ -2,8 +2,10 @@
 
 Two kinds of pair data:
 
-* text (jsonl / json / csv / tsv / parquet, or GLUE files through the task table): input and
-  target strings, tokenized once with the run's tokenizer, each ending in EOS;
+* text (jsonl / json / csv / tsv / parquet, or GLUE / DiscoEval files through a task table):
+  input and target strings, tokenized once with the run's tokenizer, each ending in EOS; with
+  ``finetune.depth_inputs`` the inputs carry DEPTH's sentence marks and token types
+  (:mod:`synthlm.finetune.depth_inputs`);
 * synthetic (a ``synthlm synth generate`` dir): each task example's prompt is the input and its
   answer the target, in the meta-language id range (shifted by the layout's ``meta_offset``, as
   in pretraining), so a T5 learns the tasks as sequence-to-sequence problems (Wu et al. 2022,
@@ -18,6 +20,7 @@ mixtures (:mod:`synthlm.data.mixture`).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +52,8 @@ class Pair:
     domain: str | None = None  # synthetic: the domain whose verifier scores the answer
     prompt: np.ndarray | None = None  # synthetic: the prompt in the dataset's own ids
     source: int = 0
+    # depth_inputs: each id's sentence (token type), negated for <sent_i> / <eosen>
+    input_types: np.ndarray | None = None
 
 
 @dataclass
@@ -89,13 +94,14 @@ def load_pairs(
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
     kind = detect_format(path, cfg.format)
     if kind == "synthetic":
-        if cfg.task is not None:
-            raise ConfigError(
-                f"finetune.task={cfg.task} applies to GLUE files, but finetune.{role} "
-                f"({path}) is a synthetic dataset; remove finetune.task"
-            )
+        for key, value in (("task", cfg.task), ("depth_inputs", cfg.depth_inputs)):
+            if value is not None:
+                raise ConfigError(
+                    f"finetune.{key} applies to text pairs, but finetune.{role} ({path}) is a "
+                    f"synthetic dataset; remove finetune.{key}"
+                )
         return synthetic_pairs(role, path, cfg, tokenizer, layout)
-    task = get_task(cfg.task) if cfg.task else None
+    task = get_task(cfg.task, cfg.prompts) if cfg.task else None
     rows = read_rows(path, kind, task.headerless if task else ())
     if not rows:
         raise UserError(f"finetune.{role}: {path} holds no rows")
@@ -136,23 +142,43 @@ def tokenize_pairs(
     from tqdm.auto import tqdm
 
     eos = tokenizer.eos_id
+    encode_inputs = input_encoder(tokenizer, cfg)
     pairs, truncated = [], 0
     with tqdm(total=len(texts), desc=desc, unit="pair", disable=not progress, leave=False) as bar:
         for start in range(0, len(texts), TOKENIZE_BATCH):
             chunk = texts[start : start + TOKENIZE_BATCH]
-            inputs = tokenizer.encode_batch([t[0] for t in chunk])
+            inputs = encode_inputs([t[0] for t in chunk])
             targets = tokenizer.encode_batch([t[1] or "" for t in chunk])
-            for offset, ((source, target), ids, target_ids) in enumerate(
+            for offset, ((source, target), (x, types, cut_x), target_ids) in enumerate(
                 zip(chunk, inputs, targets)
             ):
-                x, cut_x = with_eos(ids, eos, cfg.max_input_length)
                 y, cut_y = with_eos(target_ids, eos, cfg.max_target_length)
                 truncated += cut_x or (cut_y and target is not None)
-                pairs.append(
-                    Pair(x, y if target is not None else None, start + offset, source, target)
-                )
+                pair = Pair(x, y if target is not None else None, start + offset, source, target)
+                pair.input_types = types
+                pairs.append(pair)
             bar.update(len(chunk))
     return pairs, truncated
+
+
+def input_encoder(
+    tokenizer: Tokenizer, cfg: FinetuneConfig
+) -> Callable[[list[str]], list[tuple[np.ndarray, np.ndarray | None, bool]]]:
+    """Texts -> (input ids ending in EOS, token types or None, whether cut): plain T5 inputs,
+    or DEPTH-marked ones with ``finetune.depth_inputs``."""
+    eos, limit = tokenizer.eos_id, cfg.max_input_length
+    if cfg.depth_inputs is None:
+
+        def plain(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray | None, bool]]:
+            cut = [with_eos(ids, eos, limit) for ids in tokenizer.encode_batch(texts)]
+            return [(ids, None, was_cut) for ids, was_cut in cut]
+
+        return plain
+    from synthlm.finetune.depth_inputs import depth_marks, encode_depth_input
+    from synthlm.text.special_tokens import TextCodec
+
+    marks, codec = depth_marks(tokenizer, cfg.depth_inputs), TextCodec(tokenizer)
+    return lambda texts: [encode_depth_input(t, codec, marks, eos, limit) for t in texts]
 
 
 def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:

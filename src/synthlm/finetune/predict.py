@@ -4,9 +4,14 @@ Generation is greedy (or beam search with ``finetune.num_beams``), up to ``max_t
 new tokens, from the bare HF model (under any DDP wrapper), never producing an id the pairs
 cannot use (:func:`vocab_end`: text pairs stop at the tokenizer's size, so the model's padded
 rows are never decoded). Outputs are cut at the first EOS.
+DEPTH-marked inputs (``finetune.depth_inputs``) are encoded once with their hierarchical
+encoder mask and decoded from those encoder states.
 Text pairs are decoded with the run's tokenizer and scored by the metrics of
 :mod:`synthlm.finetune.metrics`; synthetic pairs are shifted back to the dataset's ids and judged
 by the domain's own verifier (``accuracy``: several answers may be right, e.g. abduction).
+
+``finetune.eval_protocol: teacher_forced`` scores :func:`teacher_forced` outputs instead, by the
+DEPTH code's rule (:func:`depth_scoring`).
 """
 
 from __future__ import annotations
@@ -80,14 +85,19 @@ def generate(
     suppress = suppressed_ids(model, settings.vocab_end)
     starts = range(0, len(pairs), settings.batch_size)
     for start in tqdm(starts, desc="generate", unit="batch", disable=not progress, leave=False):
-        rows = [p.input_ids for p in pairs[start : start + settings.batch_size]]
+        chunk = pairs[start : start + settings.batch_size]
+        rows = [p.input_ids for p in chunk]
         width = max(len(r) for r in rows)
         ids = torch.from_numpy(pad_rows(rows, width, settings.pad_id)).to(device)
         mask = torch.from_numpy(
             pad_rows([np.ones(len(r), dtype=np.int64) for r in rows], width, 0)
         ).to(device)
+        inputs: dict[str, Any] = {"input_ids": ids}
+        if chunk[0].input_types is not None:
+            types = torch.from_numpy(pad_rows([p.input_types for p in chunk], width, 0))
+            inputs = {"encoder_outputs": depth_encoder_states(model, ids, types.to(device), mask)}
         out = model.generate(
-            input_ids=ids,
+            **inputs,
             attention_mask=mask,
             max_new_tokens=settings.max_new_tokens,
             num_beams=settings.num_beams,
@@ -99,6 +109,68 @@ def generate(
         )
         outputs.extend(cut_at_eos(row[1:], settings.eos_id) for row in out.tolist())
     return outputs
+
+
+def depth_encoder_states(model: Any, ids: Any, types: Any, mask: Any) -> Any:
+    """The encoder's output for DEPTH-marked inputs, under their hierarchical mask (generation
+    then reads it; its cross-attention uses the 2D ``attention_mask``: every non-pad token)."""
+    from synthlm.finetune.depth_inputs import encoder_mask
+    from synthlm.objectives.depth import to_model_mask
+
+    return model.get_encoder()(
+        input_ids=ids, attention_mask=to_model_mask(encoder_mask(types, mask), model)
+    )
+
+
+def teacher_forced(
+    objective: Any, model: Any, pairs: list[Pair], device: Any, batch_size: int, end: int | None
+) -> tuple[float, float, list[list[int]]]:
+    """(summed target loss, target count, outputs): each output is the argmax at every target
+    position given the reference prefix (the DEPTH code's ``preprocess_logits_for_metrics``),
+    over the ids below ``end`` (the model's padded vocabulary rows are never decodable)."""
+    import torch
+
+    from synthlm.objectives.base import IGNORE_INDEX
+    from synthlm.objectives.text_to_text import row_sums
+
+    loss_sum, targets, outputs = 0.0, 0.0, []
+    for start in range(0, len(pairs), batch_size):
+        batch = {
+            k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()
+        }
+        with torch.no_grad():
+            logits = objective.logits(model, batch)
+        rows, counts = row_sums(logits, batch["labels"])
+        loss_sum += float(rows.double().sum())
+        targets += float(counts.sum())
+        argmax = logits[..., :end].argmax(-1)
+        for predicted, labels in zip(argmax.tolist(), batch["labels"].tolist()):
+            outputs.append([p for p, y in zip(predicted, labels) if y != IGNORE_INDEX])
+    return loss_sum, targets, outputs
+
+
+def depth_scoring(
+    predictions: list[str], references: list[str], label_words: tuple[str, ...] | None
+) -> list[str]:
+    """Predictions as the DEPTH code's ``compute_fine_tune_metrics`` counts them: a prediction
+    that is no label word becomes a wrong label (a random other label there; any wrong label
+    scores the same in every metric of the tables: accuracy counts it wrong, and the F1 and
+    Matthews tasks have two classes); for a regression task each number is rounded to the 0.2
+    grid, and a prediction that is no number becomes the score farthest from the reference
+    (5.0 below 2.5, else 0.0)."""
+    if label_words is None:
+        return [_depth_score(p, r) for p, r in zip(predictions, references)]
+    return [
+        p if p in label_words else next(w for w in label_words if w != r)
+        for p, r in zip(predictions, references)
+    ]
+
+
+def _depth_score(prediction: str, reference: str) -> str:
+    try:
+        return str(round(float(prediction) / 0.2) * 0.2)
+    except ValueError:
+        return "5.0" if float(reference) < 2.5 else "0.0"
 
 
 def cut_at_eos(row: list[int], eos_id: int) -> list[int]:
@@ -124,9 +196,15 @@ def synthetic_correct(pairs: PairSet, outputs: list[list[int]], layout: ModelVoc
 
 
 def score(
-    pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer, layout: ModelVocab
+    pairs: PairSet,
+    outputs: list[list[int]],
+    tokenizer: Tokenizer,
+    layout: ModelVocab,
+    *,
+    protocol: str = "generate",
 ) -> dict[str, float]:
-    """Metrics of ``outputs`` (one per pair of ``pairs.pairs``; every pair has a reference)."""
+    """Metrics of ``outputs`` (one per pair of ``pairs.pairs``; every pair has a reference);
+    ``protocol`` teacher_forced counts them by the DEPTH code's rule (:func:`depth_scoring`)."""
     if pairs.kind == "synthetic":
         return (
             {"accuracy": float(np.mean(synthetic_correct(pairs, outputs, layout)))}
@@ -134,9 +212,12 @@ def score(
             else {}
         )
     references = [p.target_text or "" for p in pairs.pairs]
-    return compute_metrics(
-        pairs.metrics, predicted_texts(tokenizer, outputs), references, pairs.label_words
-    )
+    predictions = predicted_texts(tokenizer, outputs)
+    if protocol == "teacher_forced":
+        predictions = depth_scoring(predictions, references, pairs.label_words)
+        if pairs.label_words is None:
+            references = [_depth_score(r, r) for r in references]
+    return compute_metrics(pairs.metrics, predictions, references, pairs.label_words)
 
 
 def prediction_records(

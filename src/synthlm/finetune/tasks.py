@@ -1,7 +1,10 @@
-"""The GLUE task table: which fields make a task's input text, its label words and its metrics.
+"""The task tables: which fields make a task's input text, its label words and its metrics.
 
-Each task turns one row of a GLUE file into a T5 text-to-text pair, as in the T5 paper
-(Raffel et al. 2020, appendix D): ``"mnli hypothesis: ... premise: ..."`` -> ``"entailment"``.
+Two prompt tables (``finetune.prompts``). ``t5`` (the default) turns one row of a GLUE file
+into a T5 text-to-text pair, as in the T5 paper (Raffel et al. 2020, appendix D):
+``"mnli hypothesis: ... premise: ..."`` -> ``"entailment"``. ``depth``
+(:mod:`synthlm.finetune.depth_tasks`) holds the prompts and label words of the DEPTH code's
+fine-tuning runs, GLUE and DiscoEval, so a DEPTH model is fine-tuned on the inputs its paper used.
 Rows come from the files users have: the Hugging Face ``glue`` exports (jsonl / csv / parquet
 converted, fields such as ``sentence1`` and integer ``label``) or the original GLUE TSVs (column
 names such as ``#1 String``, ``gold_label``, ``is_duplicate``, label words as text; CoLA's
@@ -13,7 +16,7 @@ CoLA, Pearson / Spearman for STS-B. Adding a task is one :func:`register_task` c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,11 @@ class Field:
     columns: tuple[str, ...]
 
 
+def t5_score_text(score: float) -> str:
+    """An STS-B score as T5 writes it: rounded to the nearest 0.2, one decimal (``"3.8"``)."""
+    return f"{round(score * 5) / 5:.1f}"
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -37,35 +45,45 @@ class Task:
     label_words: tuple[str, ...] | None  # class index -> target word; None: regression (STS-B)
     metrics: tuple[str, ...]
     headerless: tuple[str, ...] = ()  # column names of the original TSVs that have no header
+    # ``str.format`` over the field words (``"sst2: sentence: {sentence}"``); None: T5's
+    # ``"<name> <word>: <value> <word>: <value>"``
+    template: str | None = None
+    # the files' own label names by class index, where they are not the label words (GLUE's
+    # "entailment" for a table whose class 0 is written "negative")
+    label_names: tuple[str, ...] | None = None
+    score_text: Callable[[float], str] = t5_score_text  # regression target from the score
 
     def input_text(self, row: Mapping[str, Any], where: str) -> str:
-        parts = [self.name]
-        for field in self.fields:
-            parts.append(f"{field.word}: {self._value(row, field.columns, where)}")
-        return " ".join(parts)
+        values = {f.word: self._value(row, f.columns, where) for f in self.fields}
+        if self.template is not None:
+            return self.template.format(**values)
+        return " ".join([self.name, *(f"{word}: {value}" for word, value in values.items())])
 
     def target_text(self, row: Mapping[str, Any], where: str) -> str | None:
-        """The label as a word (regression: the score rounded to 0.2, as T5 does); None when
-        the row has no label (GLUE test files, or label -1)."""
+        """The label as a word (regression: ``score_text`` of the score); None when the row has
+        no label (GLUE test files, or label -1)."""
         value = self._value(row, self.label_columns, where, required=False)
         if value is None or str(value).strip() in ("", "-1", "-1.0"):
             return None
         if self.label_words is None:
-            return f"{round(float(value) * 5) / 5:.1f}"
+            return self.score_text(float(value))
         return self.label_word(value, where)
 
     def label_word(self, value: Any, where: str) -> str:
         text = str(value).strip()
         if text in self.label_words:
             return text
+        if self.label_names is not None and text in self.label_names:
+            return self.label_words[self.label_names.index(text)]
         try:
             index = int(float(text))
         except ValueError:
             index = -1
         if not 0 <= index < len(self.label_words):
+            names = ", ".join([*self.label_words, *(self.label_names or ())])
             raise UserError(
                 f"{where}: label {text!r} is not a {self.name} label; allowed: "
-                f"0-{len(self.label_words) - 1} or {', '.join(self.label_words)}"
+                f"0-{len(self.label_words) - 1} or {names}"
             )
         return self.label_words[index]
 
@@ -87,17 +105,25 @@ class Task:
         return None
 
 
-TASKS: Registry[Task] = Registry("task")
+TASKS: Registry[Task] = Registry("task")  # the t5 table
+PROMPT_TABLES: dict[str, Registry[Task]] = {"t5": TASKS, "depth": Registry("task")}
 
 
-def register_task(task: Task) -> Task:
-    return TASKS.add(task.name, task)
+def register_task(task: Task, table: str = "t5") -> Task:
+    return PROMPT_TABLES[table].add(task.name, task)
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ConfigError(f"finetune.task: {TASKS.unknown(name)}")
-    return TASKS[name]
+def get_task(name: str, prompts: str = "t5") -> Task:
+    table = PROMPT_TABLES[prompts]
+    if name in table:
+        return table[name]
+    others = [other for other, tasks in PROMPT_TABLES.items() if name in tasks]
+    if others:
+        raise ConfigError(
+            f"finetune.task: {name} is in the {others[0]} prompt table, not in {prompts}; set "
+            f"finetune.prompts: {others[0]}"
+        )
+    raise ConfigError(f"finetune.task: {table.unknown(name)} (finetune.prompts: {prompts})")
 
 
 LABEL = ("label",)
@@ -176,3 +202,8 @@ register_task(
         ("pearson", "spearman"),
     )
 )
+
+
+# The DEPTH code's table registers itself into PROMPT_TABLES["depth"]; imported last because it
+# builds on the classes above.
+from synthlm.finetune import depth_tasks  # noqa: E402,F401

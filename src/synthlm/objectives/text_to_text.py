@@ -5,6 +5,8 @@ Batches pad inputs (with pad, attention mask 0) and targets (labels ``IGNORE_IND
 longest pair of the batch, rounded up to a multiple of 8 for efficient matmuls; padding is never
 a target. Decoder inputs are the targets shifted right, starting from pad (T5's decoder start).
 Pairs come from :mod:`synthlm.finetune.data` (``input_ids`` and ``target_ids`` ending in EOS).
+DEPTH-marked pairs (``finetune.depth_inputs``) also carry token types, and their encoder
+attends hierarchically (:func:`synthlm.finetune.depth_inputs.encoder_mask`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class TextToText(Objective):
         target_ids = pad_rows(targets, target_width, self.pad_id)
         decoder_inputs = np.full_like(target_ids, self.pad_id)
         decoder_inputs[:, 1:] = target_ids[:, :-1]
-        return {
+        batch = {
             "input_ids": torch.from_numpy(pad_rows(inputs, width, self.pad_id)),
             "attention_mask": torch.from_numpy(
                 pad_rows([np.ones(len(r), dtype=np.int64) for r in inputs], width, 0)
@@ -82,27 +84,63 @@ class TextToText(Objective):
             "labels": torch.from_numpy(pad_rows(targets, target_width, IGNORE_INDEX)),
             "source": torch.tensor([s.source for s in samples], dtype=torch.long),
         }
+        types = [s.input_types for s in samples]
+        if any(t is not None for t in types):
+            if any(t is None for t in types):
+                raise UserError("text_to_text: a batch mixes DEPTH-marked and plain inputs")
+            batch["encoder_types"] = torch.from_numpy(pad_rows(types, width, 0))
+        return batch
+
+    def logits(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Teacher-forced logits; DEPTH-marked inputs attend hierarchically in the encoder."""
+        if "encoder_types" not in batch:
+            return model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=batch["decoder_input_ids"],
+                use_cache=False,
+            ).logits
+        from synthlm.objectives.depth import cross_attention_mask, to_model_mask
+
+        encoder, cross = depth_input_masks(batch, batch["decoder_input_ids"].shape[1])
+        with cross_attention_mask(model, to_model_mask(cross, model)):
+            return model(
+                input_ids=batch["input_ids"],
+                attention_mask=to_model_mask(encoder, model),
+                decoder_input_ids=batch["decoder_input_ids"],
+                use_cache=False,
+            ).logits
 
     def row_loss_sums(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            decoder_input_ids=batch["decoder_input_ids"],
-            use_cache=False,
-        ).logits
-        labels = batch["labels"]
-        losses = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="none",
-        ).view(labels.shape)
-        return losses.sum(1), (labels != IGNORE_INDEX).sum(1)
+        return row_sums(self.logits(model, batch), batch["labels"])
 
     def loss_sum(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         rows, counts = self.row_loss_sums(model, batch)
         return rows.sum(), counts.sum()
+
+
+def depth_input_masks(
+    batch: dict[str, torch.Tensor], target_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean ``[B, 1, Q, K]`` encoder and cross masks of DEPTH-marked inputs: the encoder
+    hierarchical, the cross-attention over every non-pad input token."""
+    from synthlm.finetune.depth_inputs import encoder_mask
+
+    valid = batch["attention_mask"].bool()
+    cross = valid[:, None, None, :].expand(-1, 1, target_length, -1)
+    return encoder_mask(batch["encoder_types"], batch["attention_mask"]), cross
+
+
+def row_sums(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sums of the target tokens' cross-entropy, and their counts."""
+    losses = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(labels.shape)
+    return losses.sum(1), (labels != IGNORE_INDEX).sum(1)

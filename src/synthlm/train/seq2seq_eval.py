@@ -6,7 +6,9 @@
   examples), and scored teacher-forced: ``loss`` (the objective's weighted token mean) plus
   each token group's ``<group>_loss`` / ``<group>_accuracy`` (DEPTH: reconstruction, sentence).
 * mode ft: ``finetune.valid`` gives ``loss`` (teacher-forced) and the metrics of the generated
-  outputs (:mod:`synthlm.finetune.predict`), on the first ``max_eval_examples`` labelled pairs.
+  outputs (:mod:`synthlm.finetune.predict`), on the first ``max_eval_examples`` labelled pairs;
+  with ``finetune.eval_protocol: teacher_forced`` the metrics of the teacher-forced argmax
+  instead (the DEPTH code's protocol), from the same forward pass as the loss.
 
 Metrics are named ``eval/<set>/<metric>`` like every synthlm evaluation.
 """
@@ -147,7 +149,7 @@ def evaluate_pairs(
     plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool
 ) -> dict[str, float]:
     from synthlm.evaluate import unwrap
-    from synthlm.finetune.predict import generate, score
+    from synthlm.finetune.predict import generate, score, teacher_forced, vocab_end
 
     pairs = plan.finetune.valid
     labelled = pairs.labelled[: plan.finetune.config.max_eval_examples]
@@ -160,15 +162,23 @@ def evaluate_pairs(
         pairs.label_words,
         dataset=pairs.dataset,
     )
-    metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
-    outputs = generate(
-        unwrap(model),
-        labelled,
-        generation_settings(plan, batch_size, pairs.kind),
-        device,
-        progress=progress,
-    )
-    metrics.update(score(scored, outputs, plan.tokenizer, plan.layout))
+    protocol = plan.finetune.config.eval_protocol
+    if protocol == "teacher_forced":
+        end = vocab_end(pairs.kind, plan.layout)
+        total, targets, outputs = teacher_forced(
+            plan.objective, model, labelled, device, batch_size, end
+        )
+        metrics = {"loss": total / targets if targets else float("nan")}
+    else:
+        metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
+        outputs = generate(
+            unwrap(model),
+            labelled,
+            generation_settings(plan, batch_size, pairs.kind),
+            device,
+            progress=progress,
+        )
+    metrics.update(score(scored, outputs, plan.tokenizer, plan.layout, protocol=protocol))
     return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
 
 
