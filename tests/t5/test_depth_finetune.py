@@ -164,15 +164,17 @@ def depth_tokenizer(t5_data, tmp_path_factory):
 
 
 def depth_code_layout(
-    pieces: list[list[int]], eosen: int, sentence_ids: list[int], eos: int
+    pieces: list[list[int]], eosen: int, sentence_ids: list[int], length: int
 ) -> tuple[list[int], list[int]]:
     """add_sentence_tokens_to_text(randomize=False) then prepare_for_model: "<eosen><sent_i>S"
-    for the first 20 sentences, a closing <eosen>, </s> appended; token types start at 1 for the
-    first token and count the sentence tokens of the rest."""
+    for the first 20 sentences and a closing <eosen>, padded to ``length`` by ``tokenize``
+    before </s> is appended, so the cut to ``length`` drops </s> (padding left out here: it
+    is not attended in synthlm); token types start at 1 for the first token and count the
+    sentence tokens of the rest."""
     ids: list[int] = []
     for i, piece in enumerate(pieces[:20]):
         ids += [eosen, sentence_ids[i], *piece]
-    ids += [eosen, eos]
+    ids = [*ids, eosen][:length]
     types, index = [1], 0
     for token in ids[1:]:
         if token in sentence_ids:
@@ -209,9 +211,7 @@ def test_depth_inputs_are_laid_out_and_typed_as_the_depth_code_does(depth_tokeni
     for text, pair in zip(TEXTS, pairs):
         # the sentences, as the same splitter cuts them, encoded one by one (by design)
         pieces = [codec.encode(s) for s in split_sentences(text, "pysbd")]
-        ids, types = depth_code_layout(
-            pieces, marks.eosen, marks.sentences.tolist(), tokenizer.eos_id
-        )
+        ids, types = depth_code_layout(pieces, marks.eosen, marks.sentences.tolist(), 512)
         assert pair.input_ids.tolist() == ids
         assert np.abs(pair.input_types).tolist() == types
         assert len(pieces) > 1 or text == TEXTS[-1]
@@ -227,17 +227,24 @@ def test_depth_inputs_are_laid_out_and_typed_as_the_depth_code_does(depth_tokeni
         assert not mask[row, :, n:].any()  # padding is never attended (a deliberate difference)
 
 
-def test_long_inputs_keep_twenty_sentences_and_end_in_eos(depth_tokenizer) -> None:
+def test_long_inputs_are_cut_as_the_depth_tokenizer_cuts_them(depth_tokenizer) -> None:
+    """20 sentences at most (max_num_sentences_in_text), then the cut to the input length; with
+    eos: true (models pretrained on inputs ending in </s>), </s> stays last."""
     _, tokenizer = depth_tokenizer
-    cfg = FinetuneConfig(max_input_length=40, depth_inputs=DepthInputsConfig(splitter="pysbd"))
+    codec = TextCodec(tokenizer)
     many = " ".join(f"Line {i} here." for i in range(30))
-    (long_pair,), cut = tokenize_pairs([(many, "x")], tokenizer, cfg, progress=False, desc="")
-    assert cut == 1 and len(long_pair.input_ids) == 40
-    assert long_pair.input_ids[-1] == tokenizer.eos_id
-    wide = FinetuneConfig(max_input_length=4096, depth_inputs=DepthInputsConfig(splitter="pysbd"))
-    (whole,), _ = tokenize_pairs([(many, "x")], tokenizer, wide, progress=False, desc="")
-    marks = depth_marks(tokenizer, wide.depth_inputs)
-    assert int(np.isin(whole.input_ids, marks.sentences).sum()) == 20  # max_num_sentences_in_text
+    for eos in (False, True):
+        inputs = DepthInputsConfig(splitter="pysbd", eos=eos)
+        marks = depth_marks(tokenizer, inputs)
+        pieces = [codec.encode(s) for s in split_sentences(many, "pysbd")]
+        code, _ = depth_code_layout(pieces, marks.eosen, marks.sentences.tolist(), 4096)
+        for limit in (40, 4096):
+            cfg = FinetuneConfig(max_input_length=limit, depth_inputs=inputs)
+            (pair,), cut = tokenize_pairs([(many, "x")], tokenizer, cfg, progress=False, desc="")
+            expected = [*code[: limit - 1], tokenizer.eos_id] if eos else code[:limit]
+            assert pair.input_ids.tolist() == expected
+            assert cut == (len(code) + eos > limit)
+        assert int(np.isin(code, marks.sentences).sum()) == 20
 
 
 def tiny_model(tokenizer, layers: int = 2) -> torch.nn.Module:

@@ -16,7 +16,7 @@ class DepthInputsConfig(Section):
     """Inputs as the DEPTH code fine-tunes a DEPTH model (``finetune.depth_inputs``).
 
     The input text is split into sentences, each marked ``<eosen> <sent_i>`` with the sentence
-    tokens in order (``<sent_0>``, ``<sent_1>``, ...), then a closing ``<eosen>`` and ``</s>``;
+    tokens in order (``<sent_0>``, ``<sent_1>``, ...), then a closing ``<eosen>``;
     ``<sent_i>`` and ``<eosen>`` tokens attend only to the tokens of their sentence, other
     tokens to the whole input (:mod:`synthlm.finetune.depth_inputs`)."""
 
@@ -27,6 +27,13 @@ class DepthInputsConfig(Section):
     )
     max_sentences: int = Field(
         20, ge=1, description="Sentences kept per input (the rest of the text is dropped)."
+    )
+    eos: bool = Field(
+        False,
+        description="End inputs with </s> after the closing <eosen>. The DEPTH code's have "
+        "none (its tokenizer pads the text before appending </s>, so the cut to the input "
+        "length removes it); true suits models pretrained with objective.construction: "
+        "synthlm, whose inputs end with </s>.",
     )
     num_sentinels: int = Field(
         100,

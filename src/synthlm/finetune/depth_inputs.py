@@ -4,19 +4,20 @@ The DEPTH code fine-tunes a DEPTH model on inputs laid out as in pretraining, wi
 tokens in order instead of shuffled (``DepthTokenizer(..., randomize_sentence_token_ids=False)``
 in ``encoder_decoder_utils/data_utils.py``)::
 
-    <eosen> <sent_0> S1 <eosen> <sent_1> S2 ... <eosen> </s>
+    <eosen> <sent_0> S1 <eosen> <sent_1> S2 ... <eosen>
 
 and ``DEPTHDataCollatorFineTuning`` builds the encoder's mask from token types: the leading
 ``<eosen>`` and every token up to the next ``<sent_i>`` share a type (1 for the first
 sentence, 2 for the second, ...), so each closing ``<eosen>`` belongs to the sentence it closes
-and the final ``<eosen> </s>`` to the last one. ``<sent_i>`` *and* ``<eosen>`` tokens attend
+and the final ``<eosen>`` to the last one. ``<sent_i>`` *and* ``<eosen>`` tokens attend
 only to the tokens of their own type; every other token attends to the whole input. The
 decoder is causal and cross-attention sees the whole input (targets hold no sentence tokens).
 
 Here the text is split with a :mod:`synthlm.text.sentences` splitter (``nltk`` is the code's),
 each sentence is encoded on its own (as the pretraining's paper construction does: the splitter
 hands the space between sentences to the next one, where SentencePiece puts it), and inputs
-longer than ``max_input_length`` lose their last text tokens, ``</s>`` always kept. Padding is
+longer than ``max_input_length`` are cut there, as the DEPTH tokenizer cuts them (with ``eos``,
+``</s>`` stays last). Padding is
 never attended (the DEPTH code pads every input to its full length and lets ordinary tokens
 attend to the padding: docs/papers/depth.md).
 """
@@ -36,11 +37,12 @@ from synthlm.text.special_tokens import TextCodec, depth_token_names, vocabulary
 
 @dataclass(frozen=True)
 class DepthMarks:
-    """The ids that mark sentences, and how text is cut into them."""
+    """The ids that mark sentences, how text is cut into them, and whether </s> ends inputs."""
 
     eosen: int
     sentences: np.ndarray  # <sent_0>, <sent_1>, ... in order
     splitter: str
+    eos: bool = False
 
     @property
     def structural(self) -> np.ndarray:
@@ -64,7 +66,7 @@ def depth_marks(tokenizer: Any, cfg: DepthInputsConfig) -> DepthMarks:
     get_splitter(cfg.splitter)  # an unknown splitter fails here, before any pair is read
     split_sentences("Ready. Set.", cfg.splitter)  # so does a splitter whose model is missing
     return DepthMarks(
-        vocab[eosen], np.array([vocab[n] for n in names], dtype=np.int64), cfg.splitter
+        vocab[eosen], np.array([vocab[n] for n in names], dtype=np.int64), cfg.splitter, cfg.eos
     )
 
 
@@ -72,19 +74,18 @@ def encode_depth_input(
     text: str, codec: TextCodec, marks: DepthMarks, eos: int, limit: int
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(ids, token type of each id, whether text was cut) for one input of at most ``limit``
-    tokens, ``</s>`` last. A structural token's type is negated (``-t``): it attends only to
-    type ``t``."""
+    tokens (``</s>`` last with ``marks.eos``). A structural token's type is negated (``-t``):
+    it attends only to type ``t``."""
     sentences = split_sentences(text, marks.splitter)[: len(marks.sentences)] or [""]
     ids, types = [marks.eosen], [1]
     for number, sentence in enumerate(sentences, start=1):
         body = codec.encode(sentence)
         ids += [int(marks.sentences[number - 1]), *body, marks.eosen]
         types += [number] * (len(body) + 2)
-    ids.append(eos)
-    types.append(types[-1])
-    cut = len(ids) > limit
-    if cut:
-        ids, types = [*ids[: limit - 1], eos], [*types[: limit - 1], types[-1]]
+    cut = len(ids) + marks.eos > limit
+    ids, types = ids[: limit - marks.eos], types[: limit - marks.eos]
+    if marks.eos:  # </s> shares the type of the token before it, as in the DEPTH tokenizer
+        ids, types = [*ids, eos], [*types, types[-1]]
     ids_array, types_array = np.asarray(ids, dtype=np.int64), np.asarray(types, dtype=np.int64)
     types_array[np.isin(ids_array, marks.structural)] *= -1
     return ids_array, types_array, cut
