@@ -150,6 +150,23 @@ def test_disco_eval_prompts_are_the_depth_codes(task) -> None:
     assert spec.headerless == ("label", *(f"{ORDINAL[i]}_sentence" for i in range(count)))
 
 
+def test_original_disco_eval_files_read_as_headerless_tsv(tmp_path) -> None:
+    """DiscoEval's own data files (github.com/ZeweiChu/DiscoEval, data/SP/wiki/valid.txt):
+    ``label<TAB>sentence<TAB>...`` lines, no header; finetune.format: tsv reads them."""
+    from synthlm.finetune.files import read_rows
+
+    path = tmp_path / "valid.txt"
+    lines = ["3\tA b.\tC d.\tE f.\tG h.\tI j.", "0\tK.\tL.\tM.\tN.\tO."]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = get_task("SPwiki", "depth")
+    rows = read_rows(path, "tsv", spec.headerless)
+    got = [(spec.input_text(r, "f"), spec.target_text(r, "f")) for r in rows]
+    assert got == [
+        depth_code_disco("SPwiki", ["A b.", "C d.", "E f.", "G h.", "I j."], 3),
+        depth_code_disco("SPwiki", ["K.", "L.", "M.", "N.", "O."], 0),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # DEPTH-marked inputs
 
