@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
+from synthlm.errors import ConfigError
 from synthlm.train import load_run_config, run
 
 pytestmark = pytest.mark.slow
@@ -111,6 +112,11 @@ def test_synthetic_tasks_train_as_input_target_pairs(tmp_path, t5_data):
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < 0.6 * losses[0], losses
     assert 0.0 <= rows[-1]["eval/valid/accuracy"] <= 1.0
+
+    # a synthetic answer is judged by its domain's verifier on what the model generates
+    config["finetune"]["eval_protocol"] = "teacher_forced"
+    with pytest.raises(ConfigError, match="judge as generated; use eval_protocol: generate"):
+        run(load_run_config([config]))
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,7 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
         for role, path in files(config, cfg).items()
     }
     check_synthetic_metrics(sets)
+    check_protocol(sets, cfg)
     warn_truncated(sets, cfg)
     stream = PairDataset(sets["train"], seed=config.seed) if "train" in sets else None
     steps = (
@@ -160,6 +161,18 @@ def check_synthetic_metrics(sets: dict[str, PairSet]) -> None:
             raise ConfigError(
                 f"finetune.metrics: synthetic pairs ({role}) are scored by their domains' "
                 f"verifiers: only accuracy applies"
+            )
+
+
+def check_protocol(sets: dict[str, PairSet], cfg: FinetuneConfig) -> None:
+    """Teacher forcing reads text targets; a synthetic answer is judged by its domain's
+    verifier, which needs the answer the model generates."""
+    for role, pairs in sets.items():
+        if pairs.kind == "synthetic" and cfg.eval_protocol != "generate":
+            raise ConfigError(
+                f"finetune.eval_protocol: {cfg.eval_protocol} scores text targets, but "
+                f"finetune.{role} is a synthetic dataset, whose answers its domains' verifiers "
+                "judge as generated; use eval_protocol: generate"
             )
 
 
