@@ -378,9 +378,10 @@ def test_teacher_forced_stsb_rounds_and_scores_a_non_number_as_the_farthest() ->
     """STS-B: round(float(x) / 0.2) * 0.2 for both; a non-number 5.0 below 2.5, else 0.0."""
     from synthlm.finetune.predict import depth_scoring
 
+    assert depth_scoring(["free text"], ["a reference"], None) == ["free text"]  # NI: as decoded
     predictions = ["3.9", "x", "1.1", "?"]
     references = ["3.8000000000000003", "1.0", "1.2000000000000002", "4.0"]
-    assert depth_scoring(predictions, references, None) == [
+    assert depth_scoring(predictions, references, None, regression=True) == [
         str(round(3.9 / 0.2) * 0.2),
         "5.0",
         str(round(1.1 / 0.2) * 0.2),

@@ -125,7 +125,9 @@ def test_formats_are_detected_and_bad_files_named(tmp_path):
     assert detect_format(tmp_path / "x.TSV", "auto") == "tsv"
     with pytest.raises(UserError, match=r"x\.txt: cannot tell the format .* set finetune\.format"):
         detect_format(tmp_path / "x.txt", "auto")
-    with pytest.raises(UserError, match="not a synthetic dataset"):
+    with pytest.raises(
+        UserError, match="neither a synthetic dataset .* nor a natural-instructions"
+    ):
         detect_format(tmp_path, "auto")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"input": "a"}) + "\n{oops\n", encoding="utf-8")

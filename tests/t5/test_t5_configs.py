@@ -144,6 +144,34 @@ def test_depth_glue_is_the_depth_codes_sst2_run():
     assert (t.keep_best.k, t.keep_best.metric, t.keep_best.mode) == (1, "eval/valid/loss", "min")
 
 
+def test_nanot5_sni_is_nanot5s_fine_tuning_run():
+    """nanoT5 configs/task/ft.yaml over default.yaml: SNI with definition + 2 positive
+    examples, 100 instances per task, inputs 1024 / targets 128; transformers' AdamW (eps 1e-6)
+    at 5e-5, no decay, constant, no clipping, 2 epochs of 8, precision 'no' with TF32, dropout 0,
+    seed 2137; ROUGE-L with the stemmer at the end."""
+    c = load_run_config([CONFIGS / "nanot5_sni.yaml"])
+    f, ni = c.finetune, c.finetune.natural_instructions
+    assert (c.mode, c.seed, c.model.overrides) == ("ft", 2137, {"dropout_rate": 0.0})
+    assert (ni.split, ni.max_num_instances_per_task, ni.max_num_instances_per_eval_task) == (
+        "default",
+        100,
+        100,
+    )
+    assert (ni.add_task_name, ni.add_task_definition, ni.add_explanation) == (False, True, False)
+    assert (ni.num_pos_examples, ni.num_neg_examples) == (2, 0)
+    assert (f.max_input_length, f.max_target_length, f.metrics) == (1024, 128, ["rouge_l_stemmed"])
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.eps) == (
+        "adamw",
+        5e-5,
+        0.0,
+        1e-6,
+    )
+    assert (c.schedule.name, c.schedule.warmup_steps) == ("constant", 0)
+    t = c.train
+    assert (t.epochs, t.batch_size, t.clip_grad, t.precision) == (2, 8, None, "fp32")
+    assert (t.matmul_precision, t.eval_every) == ("high", 0)
+
+
 def test_synthetic_pairs_config_fits_the_dataset_its_header_generates(tmp_path):
     """t5_synthetic_pairs.yaml says to generate examples/synth/wu2022.yaml into data/wu2022: its
     model.num_meta_tokens must cover that dataset's ids (it once lagged the spec and was

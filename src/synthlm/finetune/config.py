@@ -9,7 +9,31 @@ from pydantic import Field, model_validator
 
 from synthlm.config import Section
 
-PairFormat = Literal["auto", "jsonl", "json", "csv", "tsv", "parquet", "synthetic"]
+PairFormat = Literal[
+    "auto", "jsonl", "json", "csv", "tsv", "parquet", "synthetic", "natural_instructions"
+]
+
+
+class NaturalInstructionsConfig(Section):
+    """Super-NaturalInstructions as Tk-Instruct and nanoT5 read it (``finetune.natural_
+    instructions``; defaults: nanoT5's ``configs/task/ft.yaml``)."""
+
+    split: str = Field(
+        "default", description="splits/<split>/ of the checkout: train_tasks.txt, test_tasks.txt."
+    )
+    max_num_instances_per_task: int | None = Field(
+        100, gt=0, description="Instances drawn per training task (null: all)."
+    )
+    max_num_instances_per_eval_task: int | None = Field(
+        100,
+        gt=0,
+        description="Instances drawn per test task, from its first 100 (null: those 100).",
+    )
+    add_task_name: bool = Field(False, description="Start the prompt with the task's name.")
+    add_task_definition: bool = Field(True, description="Put the task's definition first.")
+    num_pos_examples: int = Field(2, ge=0, description="Positive examples shown (as fit).")
+    num_neg_examples: int = Field(0, ge=0, description="Negative examples shown (as fit).")
+    add_explanation: bool = Field(False, description="Show the examples' explanations.")
 
 
 class DepthInputsConfig(Section):
@@ -48,8 +72,9 @@ class FinetuneConfig(Section):
 
     train: Path | None = Field(
         None,
-        description="Training pairs: a jsonl/json/csv/tsv/parquet file, or a synthetic "
-        "dataset dir (its train split).",
+        description="Training pairs: a jsonl/json/csv/tsv/parquet file, a synthetic "
+        "dataset dir (its train split), or a natural-instructions checkout (its training "
+        "tasks).",
     )
     valid: Path | None = Field(
         None,
@@ -64,7 +89,13 @@ class FinetuneConfig(Section):
     format: PairFormat = Field(
         "auto",
         description="File format; auto: from the extension (.jsonl .json .csv .tsv "
-        ".parquet), or synthetic for a dir with manifest.json.",
+        ".parquet), synthetic for a dir with manifest.json, natural_instructions for a dir "
+        "with tasks/ and splits/ (valid and test read its test tasks).",
+    )
+    natural_instructions: NaturalInstructionsConfig | None = Field(
+        None,
+        description="How natural-instructions prompts are built (default when the data is a "
+        "natural-instructions checkout: nanoT5's and Tk-Instruct's settings).",
     )
     task: str | None = Field(
         None,

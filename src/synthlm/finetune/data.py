@@ -19,6 +19,7 @@ mixtures (:mod:`synthlm.data.mixture`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
 from synthlm.finetune.files import detect_format, read_rows
+from synthlm.finetune.metrics import check_metrics
 from synthlm.finetune.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ class Pair:
     source: int = 0
     # depth_inputs: each id's sentence (token type), negated for <sent_i> / <eosen>
     input_types: np.ndarray | None = None
+    # targets to draw from anew each epoch (natural-instructions instances with several outputs)
+    alternatives: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class PairSet:
     label_words: tuple[str, ...] | None = None
     truncated: int = 0  # pairs whose input or target was cut to the length limits
     dataset: Any = field(default=None, repr=False)  # synthetic: the SyntheticDataset
+    regression: bool = False  # a task scored as numbers (STS-B), not as label words or text
 
     @property
     def labelled(self) -> list[Pair]:
@@ -90,9 +95,17 @@ def load_pairs(
     layout: ModelVocab,
     *,
     progress: bool = False,
+    seed: int = 0,
 ) -> PairSet:
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
     kind = detect_format(path, cfg.format)
+    if cfg.natural_instructions is not None and kind != "natural_instructions":
+        raise ConfigError(
+            f"finetune.natural_instructions applies to a natural-instructions checkout, but "
+            f"finetune.{role} ({path}) is {kind} data; remove finetune.natural_instructions"
+        )
+    if kind == "natural_instructions":
+        return instruction_pairs(role, path, cfg, tokenizer, seed=seed, progress=progress)
     if kind == "synthetic":
         for key, value in (("task", cfg.task), ("depth_inputs", cfg.depth_inputs)):
             if value is not None:
@@ -113,7 +126,9 @@ def load_pairs(
         texts, tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
     )
     labels = task.label_words if task else None
-    return PairSet(role, path, pairs, "text", default_metrics(cfg, task, "text"), labels, truncated)
+    regression = task is not None and task.label_words is None
+    metrics = default_metrics(cfg, task, "text")
+    return PairSet(role, path, pairs, "text", metrics, labels, truncated, regression=regression)
 
 
 def row_texts(
@@ -186,6 +201,57 @@ def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:
     body = np.asarray(ids, dtype=np.int64)
     cut = len(body) > limit - 1
     return np.append(body[: limit - 1], eos), cut
+
+
+def instruction_pairs(
+    role: str,
+    path: Path,
+    cfg: FinetuneConfig,
+    tokenizer: Tokenizer,
+    *,
+    seed: int,
+    progress: bool,
+) -> PairSet:
+    """Super-NaturalInstructions prompts and outputs (:mod:`synthlm.finetune.natural_instructions`).
+    Each pair's target is one output drawn with ``(seed, role)``; a training pair with several
+    outputs keeps them all, and :class:`PairDataset` draws one anew each epoch."""
+    from synthlm.finetune import natural_instructions as ni
+    from synthlm.finetune.config import NaturalInstructionsConfig
+
+    if cfg.task is not None:
+        raise ConfigError(
+            f"finetune.task applies to GLUE / DiscoEval files, but finetune.{role} ({path}) is "
+            "a natural-instructions checkout; remove finetune.task"
+        )
+    metrics = tuple(cfg.metrics) if cfg.metrics is not None else ("rouge_l_stemmed",)
+    check_metrics(metrics)  # before the tasks are read
+    settings = cfg.natural_instructions or NaturalInstructionsConfig()
+    instances = ni.read_instances(path, role, settings, seed, progress=progress)
+    eos = tokenizer.eos_id
+
+    def token_counts(texts: list[str]) -> list[int]:  # as the collator counts: </s> included
+        return [len(ids) + 1 for ids in tokenizer.encode_batch(texts)]
+
+    prompts = ni.build_prompts(instances, settings, token_counts, cfg.max_input_length)
+    rng = np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), ROLE_KEYS[role]]))
+    drawn = [x.outputs[int(rng.integers(len(x.outputs)))] for x in instances]
+    pairs, truncated = tokenize_pairs(
+        list(zip(prompts, drawn)), tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
+    )
+    for pair in pairs:  # a target at the length limit may be cut: score against what was kept
+        if len(pair.target_ids) == cfg.max_target_length:
+            pair.target_text = tokenizer.decode(pair.target_ids[:-1].tolist(), skip_special=True)
+    if role == "train":
+        for pair, instance in zip(pairs, instances):
+            if len(instance.outputs) > 1:
+                pair.alternatives = [
+                    with_eos(ids, eos, cfg.max_target_length)[0]
+                    for ids in tokenizer.encode_batch(list(instance.outputs))
+                ]
+    return PairSet(role, path, pairs, "text", metrics, None, truncated)
+
+
+ROLE_KEYS = {"train": 0, "valid": 1, "test": 2}
 
 
 def synthetic_pairs(
@@ -263,7 +329,12 @@ class PairDataset:
 
     def sample(self, index: int) -> Pair:
         epoch, slot = divmod(index, len(self.pairs))
-        return self.pairs[int(self._order(epoch)[slot])]
+        pair = self.pairs[int(self._order(epoch)[slot])]
+        if not pair.alternatives:
+            return pair
+        key = [self.seed & (2**64 - 1), (epoch << 32) | pair.index]
+        pick = np.random.Generator(np.random.Philox(key=key)).integers(len(pair.alternatives))
+        return dataclasses.replace(pair, target_ids=pair.alternatives[int(pick)])
 
     def check_budget(self, num_samples: int) -> dict[str, float]:
         return {self.source_names[0]: num_samples / len(self.pairs)}

@@ -30,11 +30,16 @@ def detect_format(path: Path, declared: str) -> str:
     if declared != "auto":
         return declared
     if path.is_dir():
+        from synthlm.finetune.natural_instructions import is_natural_instructions
+
         if is_synthetic_dataset(path):
             return "synthetic"
+        if is_natural_instructions(path):
+            return "natural_instructions"
         raise UserError(
-            f"{path}: a directory but not a synthetic dataset (no manifest.json); give a "
-            f"pair file or a `synthlm synth generate` dir"
+            f"{path}: a directory but neither a synthetic dataset (no manifest.json) nor a "
+            f"natural-instructions checkout (no tasks/ and splits/); give a pair file or one "
+            f"of those dirs"
         )
     name = path.name.lower().removesuffix(".gz").removesuffix(".zst")
     for extension, kind in EXTENSIONS.items():

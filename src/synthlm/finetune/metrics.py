@@ -10,6 +10,9 @@ Every metric is a function ``(predictions, references, label_words) -> float`` o
 * ``rouge_l``: ROUGE-L F-measure (LCS of tokens), as ``rouge_score`` computes it without
   stemming: lower-cased, non-alphanumerics as spaces. Written here (a dozen lines) so training
   needs no extra package; the tests check it against ``rouge_score`` when that is installed;
+* ``rouge_l_stemmed``: the same with Porter stemming, by ``rouge_score`` itself (``pip install
+  'synthlm[rouge]'``), as nanoT5 and Tk-Instruct score Super-NaturalInstructions
+  (``evaluate.load("rouge")`` with ``use_stemmer=True``);
 * ``matthews_corr`` (CoLA), ``pearson`` and ``spearman`` (STS-B, predictions parsed as floats;
   an unparseable prediction counts as -1, as in T5's evaluation).
 """
@@ -35,6 +38,19 @@ def check_metrics(names: Sequence[str]) -> None:
     for name in names:
         if name not in METRICS:
             raise ConfigError(f"finetune.metrics: {METRICS.unknown(name)}")
+        if name == "rouge_l_stemmed":
+            stemmed_scorer()  # a missing rouge-score stops the run here, before any work
+
+
+def stemmed_scorer() -> object:
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise ConfigError(
+            "finetune.metrics: rouge_l_stemmed needs the rouge-score package (the scorer "
+            "nanoT5 and Tk-Instruct use): pip install 'synthlm[rouge]'"
+        ) from None
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
 def compute_metrics(
@@ -137,6 +153,16 @@ def rouge_l_f(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = lcs / len(pred), lcs / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+@register_metric("rouge_l_stemmed")
+def rouge_l_stemmed(
+    predictions: Sequence[str], references: Sequence[str], label_words: Sequence[str] | None = None
+) -> float:
+    scorer = stemmed_scorer()
+    return float(
+        np.mean([scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)])
+    )
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:

@@ -66,7 +66,9 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     sets = {
-        role: load_pairs(role, path, cfg, tokenizer, layout, progress=config.logging.progress)
+        role: load_pairs(
+            role, path, cfg, tokenizer, layout, progress=config.logging.progress, seed=config.seed
+        )
         for role, path in files(config, cfg).items()
     }
     check_synthetic_metrics(sets)

@@ -150,16 +150,22 @@ def teacher_forced(
 
 
 def depth_scoring(
-    predictions: list[str], references: list[str], label_words: tuple[str, ...] | None
+    predictions: list[str],
+    references: list[str],
+    label_words: tuple[str, ...] | None,
+    regression: bool = False,
 ) -> list[str]:
     """Predictions as the DEPTH code's ``compute_fine_tune_metrics`` counts them: a prediction
     that is no label word becomes a wrong label (a random other label there; any wrong label
     scores the same in every metric of the tables: accuracy counts it wrong, and the F1 and
     Matthews tasks have two classes); for a regression task each number is rounded to the 0.2
     grid, and a prediction that is no number becomes the score farthest from the reference
-    (5.0 below 2.5, else 0.0)."""
-    if label_words is None:
+    (5.0 below 2.5, else 0.0). Free text (no label words) is scored as decoded
+    (``compute_fine_tune_metrics_ni``)."""
+    if regression:
         return [_depth_score(p, r) for p, r in zip(predictions, references)]
+    if label_words is None:
+        return list(predictions)
     return [
         p if p in label_words else next(w for w in label_words if w != r)
         for p, r in zip(predictions, references)
@@ -214,8 +220,8 @@ def score(
     references = [p.target_text or "" for p in pairs.pairs]
     predictions = predicted_texts(tokenizer, outputs)
     if protocol == "teacher_forced":
-        predictions = depth_scoring(predictions, references, pairs.label_words)
-        if pairs.label_words is None:
+        predictions = depth_scoring(predictions, references, pairs.label_words, pairs.regression)
+        if pairs.regression:
             references = [_depth_score(r, r) for r in references]
     return compute_metrics(pairs.metrics, predictions, references, pairs.label_words)
 

@@ -161,6 +161,7 @@ def evaluate_pairs(
         pairs.metrics,
         pairs.label_words,
         dataset=pairs.dataset,
+        regression=pairs.regression,
     )
     protocol = plan.finetune.config.eval_protocol
     if protocol == "teacher_forced":

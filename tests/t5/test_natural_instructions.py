@@ -1,0 +1,341 @@
+"""Super-NaturalInstructions pairs as Tk-Instruct and nanoT5 build them. The prompt rule is
+restated from ``DataCollatorForNI`` (nanoT5/utils/copied_utils.py, Tk-Instruct's
+src/ni_collator.py) and the instance selection from ``ni_dataset.py``, independently of
+synthlm's implementation; ROUGE-L is recomputed from NLTK's Porter stemmer and an LCS."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+
+import numpy as np
+import pytest
+from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
+
+from synthlm.errors import ConfigError, UserError
+from synthlm.finetune.config import FinetuneConfig, NaturalInstructionsConfig
+from synthlm.finetune.data import PairDataset, load_pairs
+from synthlm.finetune.metrics import rouge_l_stemmed
+from synthlm.finetune.natural_instructions import Instance, build_prompts, read_instances
+from synthlm.finetune.pair_plan import pair_layout
+from synthlm.objectives.text_to_text import TextToText
+from synthlm.tokenizers import load_tokenizer
+
+WORDS = ["alpha", "beta", "gamma", "delta", "running", "jumped", "cats", "a", "the", "?", "!"]
+
+
+def tk_instruct_source(instance: dict, cfg: dict, length, max_source_length: int) -> str:
+    """DataCollatorForNI.__call__ for one instance (tk_instruct False), as written there."""
+    task_input = ""
+    task_input += "Now complete the following example -\n"
+    task_input += f"Input: {instance['Instance']['input'].strip()}"
+    if task_input[-1] not in string.punctuation:
+        task_input += "."
+    task_input += "\n"
+    task_input += "Output: "
+    task_name = ""
+    if cfg["add_task_name"]:
+        task_name += instance["Task"] + ". "
+    definition = ""
+    if cfg["add_task_definition"]:
+        if isinstance(instance["Definition"], list):
+            definition = "Definition: " + instance["Definition"][0].strip()
+        else:
+            definition = "Definition: " + instance["Definition"].strip()
+        if definition[-1] not in string.punctuation:
+            definition += "."
+        definition += "\n\n"
+    pos_examples = []
+    for idx, pos_example in enumerate(instance["Positive Examples"][: cfg["num_pos_examples"]]):
+        pos_example_str = f" Positive Example {idx + 1} -\n"
+        pos_example_str += f"Input: {pos_example['input'].strip()}"
+        if pos_example_str[-1] not in string.punctuation:
+            pos_example_str += "."
+        pos_example_str += "\n"
+        pos_example_str += f" Output: {pos_example['output'].strip()}"
+        if pos_example_str[-1] not in string.punctuation:
+            pos_example_str += "."
+        pos_example_str += "\n"
+        if cfg["add_explanation"] and "explanation" in pos_example:
+            pos_example_str += f" Explanation: {pos_example['explanation'].strip()}"
+            if pos_example_str[-1] not in string.punctuation:
+                pos_example_str += "."
+            pos_example_str += "\n"
+        pos_example_str += "\n"
+        if (
+            length(definition + " ".join(pos_examples) + pos_example_str + task_input)
+            <= max_source_length
+        ):
+            pos_examples.append(pos_example_str)
+        else:
+            break
+    neg_examples = []
+    for idx, neg_example in enumerate(instance["Negative Examples"][: cfg["num_neg_examples"]]):
+        neg_example_str = f" Negative Example {idx + 1} -\n"
+        neg_example_str += f"Input: {neg_example['input'].strip()}"
+        if neg_example_str[-1] not in string.punctuation:
+            neg_example_str += "."
+        neg_example_str += "\n"
+        neg_example_str += f" Output: {neg_example['output'].strip()}"
+        if neg_example_str[-1] not in string.punctuation:
+            neg_example_str += "."
+        neg_example_str += "\n"
+        if cfg["add_explanation"] and "explanation" in neg_example:
+            neg_example_str += f" Explanation: {neg_example['explanation'].strip()}"
+            if neg_example_str[-1] not in string.punctuation:
+                neg_example_str += "."
+            neg_example_str += "\n"
+        neg_example_str += "\n"
+        if (
+            length(
+                definition
+                + " ".join(pos_examples)
+                + " ".join(neg_examples)
+                + neg_example_str
+                + task_input
+            )
+            <= max_source_length
+        ):
+            neg_examples.append(neg_example_str)
+        else:
+            break
+    return task_name + definition + "".join(pos_examples) + "".join(neg_examples) + task_input
+
+
+def phrase(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def example(rng: random.Random) -> dict:
+    out = {"input": phrase(rng, rng.randint(1, 6)), "output": phrase(rng, rng.randint(1, 3))}
+    if rng.random() < 0.5:
+        out["explanation"] = phrase(rng, 4)
+    return out
+
+
+def task_json(rng: random.Random, instances: int) -> dict:
+    definition = phrase(rng, rng.randint(3, 12))
+    return {
+        "Definition": [definition] if rng.random() < 0.5 else definition,
+        "Positive Examples": [example(rng) for _ in range(rng.randint(0, 3))],
+        "Negative Examples": [example(rng) for _ in range(rng.randint(0, 3))],
+        "Instances": [
+            {
+                "id": f"i{k}",
+                "input": phrase(rng, rng.randint(1, 8)),
+                "output": [phrase(rng, rng.randint(1, 3)) for _ in range(rng.randint(1, 3))],
+            }
+            for k in range(instances)
+        ],
+    }
+
+
+def word_count(text: str) -> int:
+    return len(text.split()) + 1  # "+ </s>", as a tokenizer call counts it
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prompts_are_data_collator_for_nis(seed) -> None:
+    rng = random.Random(seed)
+    flags = {
+        "add_task_name": rng.random() < 0.5,
+        "add_task_definition": rng.random() < 0.7,
+        "num_pos_examples": rng.randint(0, 3),
+        "num_neg_examples": rng.randint(0, 2),
+        "add_explanation": rng.random() < 0.5,
+    }
+    cfg = NaturalInstructionsConfig(**flags)
+    limit = rng.choice([12, 20, 40, 200])  # tight limits drop examples
+    rows, instances = [], []
+    for t in range(6):
+        task = task_json(rng, 3)
+        for row in task["Instances"]:
+            rows.append({**task, "Task": f"task{t}", "Instance": row})
+            definition = task["Definition"]
+            instances.append(
+                Instance(
+                    f"task{t}",
+                    definition[0] if isinstance(definition, list) else definition,
+                    tuple(task["Positive Examples"]),
+                    tuple(task["Negative Examples"]),
+                    row["input"],
+                    tuple(row["output"]),
+                )
+            )
+    ours = build_prompts(instances, cfg, lambda texts: [word_count(t) for t in texts], limit)
+    assert ours == [tk_instruct_source(r, flags, word_count, limit) for r in rows]
+
+
+def checkout(root, seed: int = 0, train_tasks: int = 3, test_tasks: int = 2, size: int = 120):
+    """A natural-instructions checkout: tasks/*.json and splits/default/*_tasks.txt."""
+    rng = random.Random(seed)
+    (root / "tasks").mkdir(parents=True)
+    (root / "splits" / "default").mkdir(parents=True)
+    names = {"train": [], "test": []}
+    for kind, count in (("train", train_tasks), ("test", test_tasks)):
+        for _ in range(count):
+            name = f"task{len(names['train']) + len(names['test']):03d}_{kind}"
+            task = task_json(rng, size)
+            (root / "tasks" / f"{name}.json").write_text(json.dumps(task), encoding="utf-8")
+            names[kind].append(name)
+    for kind, listed in names.items():
+        path = root / "splits" / "default" / f"{kind}_tasks.txt"
+        path.write_text("\n".join(listed) + "\n", encoding="utf-8")
+    return root
+
+
+def test_instances_are_drawn_as_ni_dataset_draws_them(tmp_path) -> None:
+    """Training tasks: all instances, shuffled, the first N; test tasks: their first 100
+    (the label-balanced evaluation set), shuffled, the first N; tasks in the split's order."""
+    root = checkout(tmp_path / "ni", size=130)
+    tasks = {p.stem: json.loads(p.read_text()) for p in (root / "tasks").glob("*.json")}
+    cfg = NaturalInstructionsConfig(
+        max_num_instances_per_task=50, max_num_instances_per_eval_task=30
+    )
+    train = read_instances(root, "train", cfg, seed=5)
+    test = read_instances(root, "valid", cfg, seed=5)
+    assert [x.task for x in train] == [
+        n for n in sorted(tasks) if n.endswith("train") for _ in range(50)
+    ]
+    assert [x.task for x in test] == [
+        n for n in sorted(tasks) if n.endswith("test") for _ in range(30)
+    ]
+    for instances, pool in ((train, slice(None)), (test, slice(0, 100))):
+        for name in {x.task for x in instances}:
+            allowed = {r["input"] for r in tasks[name]["Instances"][pool]}
+            drawn = [x.input for x in instances if x.task == name]
+            assert set(drawn) <= allowed and len(set(drawn)) > 1
+    assert read_instances(root, "train", cfg, seed=5) == train  # seeded: the same draw
+    assert read_instances(root, "train", cfg, seed=6) != train
+    whole = read_instances(
+        root, "valid", NaturalInstructionsConfig(max_num_instances_per_eval_task=None), 0
+    )
+    assert len(whole) == 2 * 100
+
+
+def test_missing_files_are_named(tmp_path) -> None:
+    root = checkout(tmp_path / "ni")
+    with pytest.raises(UserError, match="splits/other/train_tasks.txt not found"):
+        read_instances(root, "train", NaturalInstructionsConfig(split="other"), 0)
+    first = (root / "splits" / "default" / "train_tasks.txt").read_text().split()[0]
+    (root / "tasks" / f"{first}.json").unlink()
+    with pytest.raises(UserError, match=f"task file .*{first}.json not found"):
+        read_instances(root, "train", NaturalInstructionsConfig(), 0)
+
+
+def test_training_draws_one_output_anew_each_epoch(t5_data, tmp_path) -> None:
+    """The collator's random.choice over an instance's outputs, seeded by epoch and instance."""
+    root = checkout(tmp_path / "ni", size=20)
+    objective, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    del objective
+    cfg = FinetuneConfig(train=root, max_input_length=256, max_target_length=64)
+    layout = pair_layout(tokenizer.vocab_size, 0)
+    pairs = load_pairs("train", root, cfg, tokenizer, layout, seed=3)
+    assert pairs.metrics == ("rouge_l_stemmed",) and pairs.kind == "text"
+    stream = PairDataset(pairs, seed=3)
+    n = len(stream.pairs)
+    several = [p.index for p in stream.pairs if p.alternatives]
+    assert several
+    seen: dict[int, set] = {i: set() for i in several}
+    for epoch in range(8):
+        for slot in range(n):
+            pair = stream.sample(epoch * n + slot)
+            if pair.index in seen:
+                seen[pair.index].add(tuple(pair.target_ids.tolist()))
+                assert any(np.array_equal(pair.target_ids, a) for a in pair.alternatives)
+    assert any(len(v) > 1 for v in seen.values())
+    again = PairDataset(pairs, seed=3)
+    assert all(
+        np.array_equal(again.sample(i).target_ids, stream.sample(i).target_ids)
+        for i in range(3 * n)
+    )
+
+
+def porter_rouge_l(prediction: str, reference: str) -> float:
+    """rouge_score's rougeL F-measure with use_stemmer=True, restated: lower case, runs of
+    [a-z0-9] as tokens, words longer than 3 letters Porter-stemmed (NLTK), LCS F1."""
+    import re
+
+    from nltk.stem import porter
+
+    stemmer = porter.PorterStemmer()
+
+    def tokens(text: str) -> list[str]:
+        words = re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+        return [stemmer.stem(w) if len(w) > 3 else w for w in words]
+
+    p, r = tokens(prediction), tokens(reference)
+    table = [[0] * (len(p) + 1) for _ in range(len(r) + 1)]
+    for i, a in enumerate(r):
+        for j, b in enumerate(p):
+            table[i + 1][j + 1] = (
+                table[i][j] + 1 if a == b else max(table[i][j + 1], table[i + 1][j])
+            )
+    lcs = table[-1][-1]
+    if not p or not r or not lcs:
+        return 0.0
+    precision, recall = lcs / len(p), lcs / len(r)
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_rouge_l_stemmed_is_rouge_scores_with_the_porter_stemmer() -> None:
+    rng = random.Random(0)
+    predictions = [phrase(rng, rng.randint(0, 6)) for _ in range(50)] + ["The cats RUNNING!"]
+    references = [phrase(rng, rng.randint(1, 6)) for _ in range(50)] + ["cat runs"]
+    expected = np.mean([porter_rouge_l(p, r) for p, r in zip(predictions, references)])
+    assert rouge_l_stemmed(predictions, references) == pytest.approx(expected)
+    assert porter_rouge_l("The cats RUNNING!", "cat running") == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_super_natural_instructions_fine_tuning_runs_through_the_command(tmp_path, t5_data) -> None:
+    root = checkout(tmp_path / "ni", size=60)
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "mode": "ft",
+        "model": TINY_T5,
+        "finetune": {
+            "train": str(root),
+            "valid": str(root),
+            "natural_instructions": {"max_num_instances_per_eval_task": 10},
+            "max_input_length": 256,
+            "max_target_length": 32,
+            "tokenizer": str(t5_data["tok"]),
+        },
+        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0},
+        "schedule": {"name": "constant"},
+        "train": {"max_steps": 20, "batch_size": 8, "log_every": 10},
+        "logging": {"tensorboard": False, "progress": False},
+    }
+    path = write_config(tmp_path / "sni.yaml", config)
+    done = synthlm("train", str(path), "--quiet")
+    assert done.returncode == 0, done.stderr
+    rows = read_records(tmp_path / "run")
+    (final,) = [r for r in rows if "eval/valid/rouge_l_stemmed" in r]
+    assert final["step"] == 20 and 0.0 <= final["eval/valid/rouge_l_stemmed"] <= 1.0
+    predicted = synthlm("train", str(path), "predict_only=true", "--quiet")
+    assert predicted.returncode == 0, predicted.stderr
+    lines = (tmp_path / "run" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 2 * 10
+    assert all(r["input"].endswith("\nOutput: ") and "Now complete" in r["input"] for r in records)
+
+    glue = tmp_path / "glue.jsonl"
+    glue.write_text(json.dumps({"input": "x", "target": "y"}) + "\n", encoding="utf-8")
+    wrong = synthlm(
+        "train", str(path), f"finetune.train={glue}", "finetune.valid=null", "--dry-run"
+    )
+    assert wrong.returncode == 2
+    assert (
+        "finetune.natural_instructions applies to a natural-instructions checkout" in wrong.stderr
+    )
+
+
+def test_task_tables_do_not_apply_to_natural_instructions(tmp_path, t5_data) -> None:
+    root = checkout(tmp_path / "ni", size=5)
+    _, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    cfg = FinetuneConfig(train=root, task="sst2")
+    with pytest.raises(ConfigError, match="remove finetune.task"):
+        load_pairs("train", root, cfg, tokenizer, pair_layout(tokenizer.vocab_size, 0))
