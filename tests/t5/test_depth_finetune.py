@@ -22,6 +22,7 @@ import pytest
 import torch
 from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
+from synthlm.errors import ConfigError
 from synthlm.finetune.config import DepthInputsConfig, FinetuneConfig
 from synthlm.finetune.data import Pair, PairSet, tokenize_pairs
 from synthlm.finetune.depth_inputs import depth_marks, encoder_mask
@@ -31,6 +32,7 @@ from synthlm.objectives.text_to_text import TextToText
 from synthlm.text.sentences import split_sentences
 from synthlm.text.special_tokens import TextCodec, with_t5_tokens
 from synthlm.tokenizers import load_tokenizer
+from synthlm.train import load_run_config
 
 # glue_constants.py: (PREFIX_1, PREFIX_2, TEXT_COLUMN_NAME_1, TEXT_COLUMN_NAME_2, LABELS);
 # one-input tasks have no second prefix
@@ -434,10 +436,7 @@ def test_depth_finetuning_runs_through_the_command(
     assert all(r["input"].startswith("sst2: sentence: ") for r in records)
     assert all(r["prediction"] in ("negative", "positive") for r in records)
 
-    wrong = synthlm("train", str(path), "finetune.task=null", "--dry-run")
-    assert (
-        wrong.returncode == 2
-        and "prompts: depth picks the prompts of finetune.task" in wrong.stderr
-    )
+    with pytest.raises(ConfigError, match="prompts: depth picks the prompts of finetune.task"):
+        load_run_config([path], ["finetune.task=null"])
     unmarked = synthlm("train", str(path), f"finetune.tokenizer={t5_data['tok']}", "--dry-run")
     assert unmarked.returncode == 2 and "the tokenizer has no <eosen>" in unmarked.stderr
