@@ -23,6 +23,7 @@ import torch
 from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
 from synthlm.errors import ConfigError
+from synthlm.evaluate.loss import BatchMeanLoss, LossTotal
 from synthlm.finetune.config import DepthInputsConfig, FinetuneConfig
 from synthlm.finetune.data import Pair, PairSet, tokenize_pairs
 from synthlm.finetune.depth_inputs import depth_marks, encoder_mask
@@ -324,7 +325,9 @@ def test_teacher_forced_outputs_are_the_argmax_at_every_target_position(depth_to
     pairs, _ = tokenize_pairs(texts, tokenizer, cfg, progress=False, desc="")
     model = tiny_model(tokenizer)
     end = tokenizer.vocab_size
-    total, count, outputs = teacher_forced(objective, model, pairs, torch.device("cpu"), 2, end)
+    total, outputs = teacher_forced(
+        objective, model, pairs, torch.device("cpu"), 2, end, LossTotal()
+    )
     batch = objective.collate(pairs)
     with torch.no_grad():
         out = model(
@@ -335,7 +338,24 @@ def test_teacher_forced_outputs_are_the_argmax_at_every_target_position(depth_to
     argmax = out.logits[..., :end].argmax(-1)
     expected = [row[batch["labels"][i] != -100].tolist() for i, row in enumerate(argmax)]
     assert outputs == expected
-    assert total / count == pytest.approx(out.loss.item(), rel=1e-5)
+    assert total.mean == pytest.approx(out.loss.item(), rel=1e-5)  # one batch: both averages
+    (first, _), (second, _) = (
+        teacher_forced(objective, model, pairs, torch.device("cpu"), 1, end, average())
+        for average in (LossTotal, BatchMeanLoss)
+    )
+    per_pair = []
+    with torch.no_grad():
+        for i in range(2):
+            one = {k: v[i : i + 1] for k, v in batch.items()}
+            per_pair.append(
+                model(
+                    input_ids=one["input_ids"],
+                    attention_mask=one["attention_mask"],
+                    labels=one["labels"],
+                ).loss.item()
+            )
+    assert second.mean == pytest.approx(np.mean(per_pair), rel=1e-5)  # the Trainer's eval_loss
+    assert first.mean == pytest.approx(out.loss.item(), rel=1e-5)
 
 
 def depth_code_metric(task_labels: dict, predictions: list[str], references: list[str], seed: int):

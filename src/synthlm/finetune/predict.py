@@ -123,30 +123,36 @@ def depth_encoder_states(model: Any, ids: Any, types: Any, mask: Any) -> Any:
 
 
 def teacher_forced(
-    objective: Any, model: Any, pairs: list[Pair], device: Any, batch_size: int, end: int | None
-) -> tuple[float, float, list[list[int]]]:
-    """(summed target loss, target count, outputs): each output is the argmax at every target
-    position given the reference prefix (the DEPTH code's ``preprocess_logits_for_metrics``),
-    over the ids below ``end`` (the model's padded vocabulary rows are never decodable)."""
+    objective: Any,
+    model: Any,
+    pairs: list[Pair],
+    device: Any,
+    batch_size: int,
+    end: int | None,
+    total: Any,
+) -> tuple[Any, list[list[int]]]:
+    """(``total`` with every batch's loss added, outputs): each output is the argmax at every
+    target position given the reference prefix (the DEPTH code's
+    ``preprocess_logits_for_metrics``), over the ids below ``end`` (the model's padded
+    vocabulary rows are never decodable). ``total`` is a :mod:`synthlm.evaluate.loss`
+    accumulator."""
     import torch
 
     from synthlm.objectives.base import IGNORE_INDEX
     from synthlm.objectives.text_to_text import row_sums
 
-    loss_sum, targets, outputs = 0.0, 0.0, []
+    outputs: list[list[int]] = []
     for start in range(0, len(pairs), batch_size):
-        batch = {
-            k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()
-        }
+        chunk = pairs[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in objective.collate(chunk).items()}
         with torch.no_grad():
             logits = objective.logits(model, batch)
         rows, counts = row_sums(logits, batch["labels"])
-        loss_sum += float(rows.double().sum())
-        targets += float(counts.sum())
+        total.add(float(rows.double().sum()), int(counts.sum()), len(chunk))
         argmax = logits[..., :end].argmax(-1)
         for predicted, labels in zip(argmax.tolist(), batch["labels"].tolist()):
             outputs.append([p for p, y in zip(predicted, labels) if y != IGNORE_INDEX])
-    return loss_sum, targets, outputs
+    return total, outputs
 
 
 def depth_scoring(

@@ -5,7 +5,8 @@
   by the run's objective (masks are keyed by content, so every evaluation sees the same
   examples), and scored teacher-forced: ``loss`` (the objective's weighted token mean) plus
   each token group's ``<group>_loss`` / ``<group>_accuracy`` (DEPTH: reconstruction, sentence).
-* mode ft: ``finetune.valid`` gives ``loss`` (teacher-forced) and the metrics of the generated
+* mode ft: ``finetune.valid`` gives ``loss`` (teacher-forced, averaged as the run averaged its
+  training loss: per token, or per batch with ``loss_average: micro_batch``) and the metrics of the generated
   outputs (:mod:`synthlm.finetune.predict`), on the first ``max_eval_examples`` labelled pairs;
   with ``finetune.eval_protocol: teacher_forced`` the metrics of the teacher-forced argmax
   instead (the DEPTH code's protocol), from the same forward pass as the loss.
@@ -149,6 +150,7 @@ def evaluate_pairs(
     plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool
 ) -> dict[str, float]:
     from synthlm.evaluate import unwrap
+    from synthlm.evaluate.loss import loss_total
     from synthlm.finetune.predict import generate, score, teacher_forced, vocab_end
 
     pairs = plan.finetune.valid
@@ -164,14 +166,15 @@ def evaluate_pairs(
         regression=pairs.regression,
     )
     protocol = plan.finetune.config.eval_protocol
+    average = plan.config.train.loss_average
     if protocol == "teacher_forced":
         end = vocab_end(pairs.kind, plan.layout)
-        total, targets, outputs = teacher_forced(
-            plan.objective, model, labelled, device, batch_size, end
+        total, outputs = teacher_forced(
+            plan.objective, model, labelled, device, batch_size, end, loss_total(average)
         )
-        metrics = {"loss": total / targets if targets else float("nan")}
+        metrics = {"loss": total.mean}
     else:
-        metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size)}
+        metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size, average)}
         outputs = generate(
             unwrap(model),
             labelled,
@@ -183,16 +186,25 @@ def evaluate_pairs(
     return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
 
 
-def pair_loss(objective: Any, model: Any, pairs: list, device: Any, batch_size: int) -> float:
-    loss_sum, targets = 0.0, 0.0
+def pair_loss(
+    objective: Any,
+    model: Any,
+    pairs: list,
+    device: Any,
+    batch_size: int,
+    loss_average: str = "tokens",
+) -> float:
+    """Teacher-forced loss of ``pairs``: per target token, or with ``loss_average:
+    micro_batch`` the row-weighted mean of each batch's own mean, as the run trained."""
+    from synthlm.evaluate.loss import loss_total
+
+    total = loss_total(loss_average)
     for start in range(0, len(pairs), batch_size):
-        batch = {
-            k: v.to(device) for k, v in objective.collate(pairs[start : start + batch_size]).items()
-        }
+        chunk = pairs[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in objective.collate(chunk).items()}
         rows, counts = objective.row_loss_sums(model, batch)
-        loss_sum += float(rows.double().sum())
-        targets += float(counts.sum())
-    return loss_sum / targets if targets else float("nan")
+        total.add(float(rows.double().sum()), int(counts.sum()), len(chunk))
+    return total.mean
 
 
 def write_predictions(
