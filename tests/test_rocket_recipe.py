@@ -85,6 +85,8 @@ def test_rocket_llama_is_rockets_default_run():
     # dataset.py: x = item[:sequence_length], y = item[1:sequence_length + 1]: a row holds
     # sequence_length + 1 tokens of one document, padded, never packed
     assert (c.data.seq_len, c.data.packing) == (SEQUENCE_LENGTH + 1, False)
+    # Lightning's DistributedSampler + DataLoader(drop_last=False): each epoch its own batches
+    assert c.data.epoch_batches == "per_epoch"
     assert c.objective.name == "clm"
 
     o, s, t = c.optim, c.schedule, c.train

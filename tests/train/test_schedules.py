@@ -126,3 +126,40 @@ def test_step_decay_and_evaluation_per_epoch_happen_where_each_pass_over_the_dat
     assert sorted(set(rates), reverse=True) == pytest.approx([3e-3, 1.5e-3, 7.5e-4])
     evaluated = [r["step"] for r in read_records(tmp_path / "run") if "eval/val/loss" in r]
     assert evaluated == [math.ceil(k * steps_per_epoch) for k in (1, 2, 3)]
+
+
+def test_per_epoch_batches_end_every_pass_with_its_own_step(tmp_path, data):
+    """data.epoch_batches: per_epoch, Lightning's epochs: N rows on S = 2 slots of 4 rows take
+    ceil(ceil(N / 2) / 4) steps a pass, so each pass ends exactly at a step: StepLR decays and
+    the per-epoch evaluations land on multiples of it (Rocket's 10 x ceil(ceil(N / 8) / 32))."""
+    from train_helpers import read_records, synthlm, tiny_config, write_config
+
+    from synthlm.data.store import TokenStore
+
+    config = tiny_config(
+        tmp_path,
+        data,
+        schedule={"name": "step", "decay_every": "epoch", "gamma": 0.5, "warmup_steps": 0},
+        train={
+            "max_steps": None,
+            "epochs": 2,
+            "global_batch_size": 8,
+            "checkpoint_every": 0,
+            "eval_every": "epoch",
+            "loss_average": "micro_batch",
+        },
+        data={
+            "sources": [{"name": "web", "path": str(data["web"])}],
+            "packing": False,
+            "epoch_batches": "per_epoch",
+            "eval": [{"name": "val", "path": str(data["web"]), "max_tokens": 64}],
+        },
+    )
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--quiet")
+    assert done.returncode == 0, done.stderr
+    per_epoch = math.ceil(math.ceil(len(TokenStore(data["web"])) / 2) / 4)
+    records = read_records(tmp_path / "run")
+    rates = [r["lr"] for r in records if "lr" in r]
+    assert len(rates) == 2 * per_epoch
+    assert rates == pytest.approx([3e-3 * 0.5 ** (s // per_epoch) for s in range(len(rates))])
+    assert [r["step"] for r in records if "eval/val/loss" in r] == [per_epoch, 2 * per_epoch]

@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from synthlm.config import Count, Section
+from synthlm.data.epoch_dealing import DealtEpochs
 from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
 from synthlm.data.store import TokenStore, normalize_prefix, store_exists
 from synthlm.errors import ConfigError, UserError
@@ -132,6 +133,14 @@ class DataConfig(Section):
         description="Natural tokenizer; default: the one recorded by the first natural "
         "store, or 'meta' (special tokens only) when nothing is natural.",
     )
+    epoch_batches: Literal["continuous", "per_epoch"] = Field(
+        "continuous",
+        description="continuous: the passes over the data are one stream of rows (a batch may "
+        "hold the end of one and the start of the next). per_epoch: each pass ends with its "
+        "own short batch, rows dealt to the micro-batches as torch's DistributedSampler deals "
+        "them to ranks (PyTorch Lightning's epochs, Rocket's); needs data.packing: false and "
+        "one source.",
+    )
     phases: list[PhaseConfig] = Field(
         default_factory=list,
         description="Weights that change over the run: [{steps | tokens, weights: "
@@ -158,6 +167,23 @@ class DataConfig(Section):
         if "sources" in info.data:  # else the sources' own error is reported
             check_phase_sources(phases, [s.name for s in info.data["sources"]])
         return phases
+
+    @model_validator(mode="after")
+    def _per_epoch_batches_read_one_padded_source(self) -> DataConfig:
+        if self.epoch_batches == "per_epoch":
+            if self.packing:
+                raise ValueError(
+                    "epoch_batches: per_epoch batches rows (one document each); set "
+                    "data.packing: false"
+                )
+            if len(self.sources) != 1 or self.phases:
+                raise ValueError(
+                    "epoch_batches: per_epoch deals the rows of one source; a mixture (or "
+                    "data.phases) has no single pass to deal"
+                )
+            if self.sources[0].stream == "infinite":
+                raise ValueError("epoch_batches: per_epoch needs data that ends, not a stream")
+        return self
 
     @property
     def has_synthetic(self) -> bool:
@@ -431,6 +457,7 @@ class PackedSource:
         self.packing = packing
         self.shuffle = shuffle  # False: documents in store order (held-out text read for eval)
         self.epoch_tokens = int(self.lengths.sum())
+        self.dealing: DealtEpochs | None = None  # data.epoch_batches: per_epoch
         # per source, not per class: one shared cache thrashed with five or more sources
         self._epoch_cache = functools.lru_cache(maxsize=4)(self._compute_epoch)
 
@@ -449,7 +476,10 @@ class PackedSource:
 
     @property
     def epoch_samples(self) -> float:
-        """Samples in one pass over the source: documents when padded, windows when packed."""
+        """Samples in one pass over the source: documents when padded, windows when packed;
+        with dealt epochs, the whole steps a pass takes (its filler rows included)."""
+        if self.dealing is not None:
+            return float(self.dealing.samples)
         return float(len(self.lengths)) if not self.packing else self.epoch_tokens / self.seq_len
 
     def epochs_for(self, num_windows: int) -> float:
@@ -486,12 +516,17 @@ class PackedSource:
         Padding carries loss mask 0 and segment id -1, so it is never a target and (with
         ``document_mask``) never attended to by the document.
         """
-        epoch, slot = divmod(k, len(self.lengths))
-        doc = int(self._epoch(epoch)[0][slot])
-        take = min(int(self.lengths[doc]), self.seq_len)
+        if self.dealing is not None:
+            epoch, found = self.dealing.locate(k)
+        else:
+            epoch, found = divmod(k, len(self.lengths))
         tokens = np.full(self.seq_len, self.eos_id, dtype=np.int64)
         mask = np.zeros(self.seq_len, dtype=np.uint8)
         segments = np.full(self.seq_len, -1, dtype=np.int32)
+        if found is None:  # a filler row of a dealt epoch's short last batch: no targets
+            return tokens, mask, segments
+        doc = int(self._epoch(epoch)[0][found])
+        take = min(int(self.lengths[doc]), self.seq_len)
         self._copy(doc, 0, take, tokens[:take], mask[:take])
         segments[:take] = 0
         return tokens, mask, segments
@@ -551,6 +586,13 @@ class Mixture:
                 seq_len=seq_len,
                 total_steps=total_steps,
             )
+
+    def deal_epochs(self, *, global_batch: int, micro: int) -> None:
+        """``data.epoch_batches: per_epoch``: each pass over the (single) source ends with its
+        own short step (:mod:`synthlm.data.epoch_dealing`)."""
+        if self.data.epoch_batches == "per_epoch":
+            (source,) = self.sources
+            source.dealing = DealtEpochs(len(source.lengths), global_batch // micro, micro)
 
     def counts(self, num_samples: int) -> list[int]:
         """Windows each source gives in the first ``num_samples`` samples."""

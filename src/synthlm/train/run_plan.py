@@ -352,6 +352,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         eos_id=tokenizer.eos_id,
         masked_kinds=masked_documents(config.objective, data),
     )
+    mixture.deal_epochs(global_batch=batch.global_batch, micro=batch.micro)
     check_epoch_units(config, mixture)
     steps = total_steps(config.train, batch, mixture, data.seq_len)
     mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
