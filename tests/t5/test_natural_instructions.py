@@ -6,6 +6,7 @@ synthlm's implementation; ROUGE-L is recomputed from NLTK's Porter stemmer and a
 from __future__ import annotations
 
 import json
+import math
 import random
 import string
 
@@ -332,3 +333,32 @@ def test_task_tables_do_not_apply_to_natural_instructions(tmp_path, t5_data) -> 
     cfg = FinetuneConfig(train=root, task="sst2")
     with pytest.raises(ConfigError, match="remove finetune.task"):
         load_pairs("train", root, cfg, tokenizer, pair_layout(tokenizer.vocab_size, 0))
+
+
+def test_per_epoch_batches_end_each_pass_with_its_own_short_step(t5_data, tmp_path) -> None:
+    """finetune.epoch_batches: per_epoch, nanoT5's DataLoader(drop_last=False): N pairs in
+    micro-batches of B on S slots take ceil(ceil(N / S) / B) steps a pass; every pair is read
+    once a pass (the sampler's padding aside) and the short step's other rows are fillers
+    that no loss counts."""
+    root = checkout(tmp_path / "ni", size=11)
+    objective, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    cfg = FinetuneConfig(train=root, max_input_length=256, max_target_length=64)
+    pairs = load_pairs("train", root, cfg, tokenizer, pair_layout(tokenizer.vocab_size, 0))
+    n = len(pairs.labelled)
+    for slots, micro in ((1, 8), (3, 4)):
+        stream = PairDataset(pairs, seed=0)
+        stream.deal_epochs(global_batch=slots * micro, micro=micro)
+        steps = math.ceil(math.ceil(n / slots) / micro)
+        assert stream.epoch_samples == steps * slots * micro
+        for epoch in range(2):
+            rows = [
+                stream.sample(epoch * stream.epoch_samples + i) for i in range(stream.epoch_samples)
+            ]
+            real = [r.index for r in rows if r.index >= 0]
+            assert sorted(set(real)) == sorted(p.index for p in pairs.labelled)
+            assert len(real) == math.ceil(n / slots) * slots  # the sampler pads with first rows
+            batch = objective.collate(rows[-micro:])  # the last micro-batch holds fillers
+            fillers = [r.index < 0 for r in rows[-micro:]]
+            assert any(fillers) and not all(fillers)
+            counts = (batch["labels"] != -100).sum(1).tolist()
+            assert [c == 0 for c in counts] == fillers

@@ -141,6 +141,12 @@ class FinetuneConfig(Section):
         description="Metrics on generated outputs; default: the task's, else exact_match "
         "and rouge_l (synthetic: accuracy).",
     )
+    epoch_batches: Literal["continuous", "per_epoch"] = Field(
+        "continuous",
+        description="continuous: the passes over the training pairs are one stream. per_epoch: "
+        "each pass ends with its own short batch, pairs dealt as torch's DistributedSampler "
+        "deals them (a DataLoader without drop_last, as nanoT5 and PyTorch Lightning run).",
+    )
     max_eval_examples: int | None = Field(
         None,
         gt=0,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthlm.data.epoch_dealing import DealtEpochs
 from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
@@ -306,7 +307,11 @@ def synthetic_pairs(
 
 
 class PairDataset:
-    """Training stream over one :class:`PairSet`: ``sample(i)`` is a pure function of ``i``."""
+    """Training stream over one :class:`PairSet`: ``sample(i)`` is a pure function of ``i``.
+
+    With ``finetune.epoch_batches: per_epoch`` each pass ends with its own short step, rows
+    dealt as torch's DistributedSampler deals them (:mod:`synthlm.data.epoch_dealing`); the
+    short step's missing rows are filler pairs with no target."""
 
     def __init__(self, pairs: PairSet, *, seed: int) -> None:
         self.pairs = pairs.labelled
@@ -314,13 +319,17 @@ class PairDataset:
             raise UserError(f"finetune.train: {pairs.path} has no targets to train on")
         self.seed = seed
         self.source_names = [pairs.name]
+        self.dealing: DealtEpochs | None = None
 
     def __len__(self) -> int:  # an endless stream, as Mixture
         return 2**62
 
+    def deal_epochs(self, *, global_batch: int, micro: int) -> None:
+        self.dealing = DealtEpochs(len(self.pairs), global_batch // micro, micro)
+
     @property
     def epoch_samples(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) if self.dealing is None else self.dealing.samples
 
     @functools.lru_cache(maxsize=4)  # noqa: B019 - a few epochs, freed with the dataset
     def _order(self, epoch: int) -> np.ndarray:
@@ -328,13 +337,25 @@ class PairDataset:
         return rng.permutation(len(self.pairs))
 
     def sample(self, index: int) -> Pair:
-        epoch, slot = divmod(index, len(self.pairs))
-        pair = self.pairs[int(self._order(epoch)[slot])]
+        if self.dealing is not None:
+            epoch, found = self.dealing.locate(index)
+            if found is None:
+                return self.filler()
+        else:
+            epoch, found = divmod(index, len(self.pairs))
+        pair = self.pairs[int(self._order(epoch)[found])]
         if not pair.alternatives:
             return pair
         key = [self.seed & (2**64 - 1), (epoch << 32) | pair.index]
         pick = np.random.Generator(np.random.Philox(key=key)).integers(len(pair.alternatives))
         return dataclasses.replace(pair, target_ids=pair.alternatives[int(pick)])
 
+    def filler(self) -> Pair:
+        """A row of a dealt epoch's short last step: its first pair's input, no target."""
+        first = self.pairs[0]
+        return dataclasses.replace(
+            first, target_ids=np.zeros(0, dtype=np.int64), index=-1, alternatives=None
+        )
+
     def check_budget(self, num_samples: int) -> dict[str, float]:
-        return {self.source_names[0]: num_samples / len(self.pairs)}
+        return {self.source_names[0]: num_samples / self.epoch_samples}

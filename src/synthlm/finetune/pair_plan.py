@@ -75,6 +75,8 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
     check_protocol(sets, cfg)
     warn_truncated(sets, cfg)
     stream = PairDataset(sets["train"], seed=config.seed) if "train" in sets else None
+    if stream is not None and cfg.epoch_batches == "per_epoch":
+        stream.deal_epochs(global_batch=batch.global_batch, micro=batch.micro)
     steps = (
         total_steps(config.train, batch, stream, cfg.max_input_length)
         if stream is not None
