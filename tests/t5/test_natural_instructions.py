@@ -362,3 +362,25 @@ def test_per_epoch_batches_end_each_pass_with_its_own_short_step(t5_data, tmp_pa
             assert any(fillers) and not all(fillers)
             counts = (batch["labels"] != -100).sum(1).tolist()
             assert [c == 0 for c in counts] == fillers
+
+
+def test_the_dry_run_plan_counts_the_pairs_drawn(t5_data, tmp_path) -> None:
+    """--dry-run's plan says how many pairs each role drew (the config shows only limits)."""
+    from synthlm.finetune.pair_plan import plan_finetune
+    from synthlm.train import load_run_config
+
+    root = checkout(tmp_path / "ni", size=30)
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "mode": "ft",
+        "model": TINY_T5,
+        "finetune": {
+            "train": str(root),
+            "valid": str(root),
+            "natural_instructions": {"max_num_instances_per_task": 7},
+            "tokenizer": str(t5_data["tok"]),
+        },
+        "train": {"max_steps": 2, "batch_size": 4},
+    }
+    plan = plan_finetune(load_run_config([config]), processes=1)
+    assert plan.summary()["pairs"] == {"train": 3 * 7, "valid": 2 * 30}

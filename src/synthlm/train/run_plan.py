@@ -143,7 +143,19 @@ class RunPlan:
             "objective": self.objective.name,
             "document_mask": sorted(self.masked_kinds),
             **self._phases(),
+            **self._pairs_summary(),
         }
+
+    def _pairs_summary(self) -> dict[str, Any]:
+        """Fine-tuning: how many pairs each file gave (a natural-instructions checkout, for
+        one, gives as many as its split and instance limits draw)."""
+        if self.finetune is None:
+            return {}
+        sets = {"valid": self.finetune.valid, "test": self.finetune.test}
+        counts = {role: len(pairs.pairs) for role, pairs in sets.items() if pairs is not None}
+        if self.mixture is not None:
+            counts = {"train": len(self.mixture.pairs), **counts}
+        return {"pairs": counts}
 
     def _tokenizer_summary(self) -> dict[str, str]:
         """The tokenizer the run resolved when ``data.tokenizer`` is unset (the printed config
