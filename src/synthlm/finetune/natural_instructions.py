@@ -167,10 +167,10 @@ def build_prompts(
                 examples = instances[i].positives if kind == "Positive" else instances[i].negatives
                 if k < len(examples):
                     trial.append((i, example_text(kind, k + 1, examples[k], cfg.add_explanation)))
-            texts = [
+            texts = [  # no negative is chosen while positives are tried
                 heads[i]
                 + " ".join(chosen[i]["Positive"])
-                + (" ".join(chosen[i]["Negative"]) if kind == "Negative" else "")
+                + " ".join(chosen[i]["Negative"])
                 + text
                 + tails[i]
                 for i, text in trial

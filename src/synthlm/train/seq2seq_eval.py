@@ -149,32 +149,28 @@ def generation_settings(plan: Any, batch_size: int, kind: str) -> Any:
 def evaluate_pairs(
     plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool
 ) -> dict[str, float]:
+    import dataclasses
+
     from synthlm.evaluate import unwrap
     from synthlm.evaluate.loss import loss_total
     from synthlm.finetune.predict import generate, score, teacher_forced, vocab_end
 
     pairs = plan.finetune.valid
     labelled = pairs.labelled[: plan.finetune.config.max_eval_examples]
-    scored = type(pairs)(
-        pairs.name,
-        pairs.path,
-        labelled,
-        pairs.kind,
-        pairs.metrics,
-        pairs.label_words,
-        dataset=pairs.dataset,
-        regression=pairs.regression,
-    )
+    scored = dataclasses.replace(pairs, pairs=labelled)
     protocol = plan.finetune.config.eval_protocol
-    average = plan.config.train.loss_average
-    if protocol == "teacher_forced":
-        end = vocab_end(pairs.kind, plan.layout)
-        total, outputs = teacher_forced(
-            plan.objective, model, labelled, device, batch_size, end, loss_total(average)
-        )
-        metrics = {"loss": total.mean}
-    else:
-        metrics = {"loss": pair_loss(plan.objective, model, labelled, device, batch_size, average)}
+    # one teacher-forced pass gives the loss (averaged as the run trained) and, for that
+    # protocol, the outputs; generation is a second pass
+    total, outputs = teacher_forced(
+        plan.objective,
+        model,
+        labelled,
+        device,
+        batch_size,
+        vocab_end(pairs.kind, plan.layout),
+        loss_total(plan.config.train.loss_average),
+    )
+    if protocol == "generate":
         outputs = generate(
             unwrap(model),
             labelled,
@@ -182,29 +178,9 @@ def evaluate_pairs(
             device,
             progress=progress,
         )
+    metrics = {"loss": total.mean}
     metrics.update(score(scored, outputs, plan.tokenizer, plan.layout, protocol=protocol))
     return {f"eval/{pairs.name}/{k}": v for k, v in metrics.items()}
-
-
-def pair_loss(
-    objective: Any,
-    model: Any,
-    pairs: list,
-    device: Any,
-    batch_size: int,
-    loss_average: str = "tokens",
-) -> float:
-    """Teacher-forced loss of ``pairs``: per target token, or with ``loss_average:
-    micro_batch`` the row-weighted mean of each batch's own mean, as the run trained."""
-    from synthlm.evaluate.loss import loss_total
-
-    total = loss_total(loss_average)
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        batch = {k: v.to(device) for k, v in objective.collate(chunk).items()}
-        rows, counts = objective.row_loss_sums(model, batch)
-        total.add(float(rows.double().sum()), int(counts.sum()), len(chunk))
-    return total.mean
 
 
 def write_predictions(
