@@ -90,3 +90,39 @@ def test_per_epoch_batches_need_one_padded_source(change, message) -> None:
     with pytest.raises(ConfigError, match=message):
         validate(DataConfig, {**base, **change})
     assert validate(DataConfig, base).epoch_batches == "per_epoch"
+
+
+def test_per_epoch_batches_are_refused_for_objectives_that_ignore_the_loss_mask(
+    tmp_path, t5_like_store
+) -> None:
+    """T5 span corruption trains sentinels and EOS whatever the mask says: its filler rows
+    would be trained on, so the run stops before any work."""
+    from synthlm.train import load_run_config
+    from synthlm.train.run_plan import plan_pretrain
+
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "model": {"arch": "t5", "preset": "tiny"},
+        "objective": {"name": "span_corruption"},
+        "data": {
+            "sources": [{"name": "text", "path": str(t5_like_store["store"])}],
+            "tokenizer": str(t5_like_store["tok"]),
+            "seq_len": 32,
+            "packing": False,
+            "epoch_batches": "per_epoch",
+        },
+        "train": {"epochs": 1, "batch_size": 2},
+    }
+    with pytest.raises(ConfigError, match="epoch_batches: per_epoch .* 'span_corruption'"):
+        plan_pretrain(load_run_config([config]), processes=1)
+
+
+@pytest.fixture
+def t5_like_store(tmp_path):
+    from synthlm.tokenizers import load_tokenizer, train_tokenizer
+
+    train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)
+    tok = load_tokenizer(tmp_path / "tok")
+    ids = tok.encode_batch([f"Line {i} of the text." for i in range(20)])
+    write_store(tmp_path / "store", ids, vocab_size=tok.vocab_size)
+    return {"tok": tmp_path / "tok", "store": tmp_path / "store"}

@@ -138,8 +138,9 @@ class DataConfig(Section):
         description="continuous: the passes over the data are one stream of rows (a batch may "
         "hold the end of one and the start of the next). per_epoch: each pass ends with its "
         "own short batch, rows dealt to the micro-batches as torch's DistributedSampler deals "
-        "them to ranks (PyTorch Lightning's epochs, Rocket's); needs data.packing: false and "
-        "one source.",
+        "them to ranks (PyTorch Lightning's epochs, Rocket's); needs data.packing: false, "
+        "one source and a decoder-only objective (the short step's filler rows are kept out "
+        "of the loss by their loss mask).",
     )
     phases: list[PhaseConfig] = Field(
         default_factory=list,

@@ -356,6 +356,12 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
     if objective.seq2seq:
         check_seq2seq_eval(data)
+        if data.epoch_batches == "per_epoch":  # corruption would train on the filler rows
+            raise ConfigError(
+                f"data.epoch_batches: per_epoch fills each epoch's short last step with rows "
+                f"that only a loss mask keeps out of the loss, which objective "
+                f"'{objective.name}' does not read; use epoch_batches: continuous"
+            )
     window = objective.window_length(data.seq_len)  # raw tokens per sample (T5: before corruption)
     mixture = Mixture(
         data.model_copy(update={"seq_len": window}),
