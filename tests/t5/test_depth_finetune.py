@@ -22,7 +22,7 @@ import pytest
 import torch
 from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
-from synthlm.errors import ConfigError
+from synthlm.errors import ConfigError, UserError
 from synthlm.evaluate.loss import BatchMeanLoss, LossTotal
 from synthlm.finetune.config import DepthInputsConfig, FinetuneConfig
 from synthlm.finetune.data import Pair, PairSet, tokenize_pairs
@@ -86,6 +86,35 @@ SSP = {"0": "Does not belong to abstract", "1": "Belongs to abstract"}
 DISCO = {"SParxiv": (5, SP), "SProcstory": (5, SP), "SPwiki": (5, SP)}
 DISCO |= {"BSOarxiv": (2, BSO), "BSOrocstory": (2, BSO), "BSOwiki": (2, BSO)}
 DISCO |= {"DCchat": (6, DC), "DCwiki": (6, DC), "SSPabs": (1, SSP)}
+# PDTB_E_LABELS, PDTB_I_LABELS and RST_LABELS are lists there, made {"0": ..., "1": ...} by
+# DiscoEvalConstants.__post_init__
+PDTB_E = [
+    "Comparison.Concession", "Comparison.Contrast", "Contingency.Cause", "Contingency.Condition",
+    "Contingency.Pragmatic condition", "Expansion.Alternative", "Expansion.Conjunction",
+    "Expansion.Instantiation", "Expansion.List", "Expansion.Restatement",
+    "Temporal.Asynchronous", "Temporal.Synchrony",
+]  # fmt: skip
+PDTB_I = [
+    "Comparison.Concession", "Comparison.Contrast", "Contingency.Cause",
+    "Contingency.Pragmatic cause", "Expansion.Alternative", "Expansion.Conjunction",
+    "Expansion.Instantiation", "Expansion.List", "Expansion.Restatement",
+    "Temporal.Asynchronous", "Temporal.Synchrony",
+]  # fmt: skip
+RST = [
+    "NS-Explanation", "NS-Evaluation", "NN-Condition", "NS-Summary", "SN-Cause",
+    "SN-Background", "NS-Background", "SN-Summary", "NS-Topic-Change", "NN-Explanation",
+    "SN-Topic-Comment", "NS-Elaboration", "SN-Attribution", "SN-Manner-Means", "NN-Evaluation",
+    "NS-Comparison", "NS-Contrast", "SN-Condition", "NS-Temporal", "NS-Enablement",
+    "SN-Evaluation", "NN-Topic-Comment", "NN-Temporal", "NN-Textual-organization",
+    "NN-Same-unit", "NN-Comparison", "NN-Topic-Change", "SN-Temporal", "NN-Joint",
+    "SN-Enablement", "SN-Explanation", "NN-Contrast", "NN-Cause", "SN-Contrast",
+    "NS-Attribution", "NS-Topic-Comment", "SN-Elaboration", "SN-Comparison", "NS-Cause",
+    "NS-Condition", "NS-Manner-Means",
+]  # fmt: skip
+DISCO |= {
+    name: (2, {str(i): label for i, label in enumerate(labels)})
+    for name, labels in (("PDTB_E", PDTB_E), ("PDTB_I", PDTB_I), ("RST", RST))
+}
 ORDINAL = ["first", "second", "third", "fourth", "fifth", "sixth"]
 
 
@@ -144,13 +173,49 @@ def test_disco_eval_prompts_are_the_depth_codes(task) -> None:
     spec = get_task(task, "depth")
     for _ in range(10):
         sentences = [words(rng, 3) for _ in range(count)]
+        if task == "RST":  # the export's RST columns hold each span's discourse units as a list
+            sentences = [[words(rng, 2) for _ in range(rng.randint(1, 3))] for _ in sentences]
         label = rng.randrange(len(labels))
         export = {f"{ORDINAL[i]}_sentence": s for i, s in enumerate(sentences)} | {"label": label}
         hf_script = {f"sentence_{i + 1}": s for i, s in enumerate(sentences)} | {"label": label}
         expected = depth_code_disco(task, sentences, label)
         assert (spec.input_text(export, "f"), spec.target_text(export, "f")) == expected
         assert spec.input_text(hf_script, "f") == expected[0]
-    assert spec.headerless == ("label", *(f"{ORDINAL[i]}_sentence" for i in range(count)))
+    if task == "RST":  # DiscoEval ships RST only as pickles: no text layout to read
+        assert spec.headerless == ()
+    else:
+        assert spec.headerless == ("label", *(f"{ORDINAL[i]}_sentence" for i in range(count)))
+
+
+def test_an_rst_span_is_written_as_the_python_list_the_depth_code_formats() -> None:
+    """The export's RST columns are lists of discourse units; the code's f-string writes their
+    Python repr, quotes chosen per unit."""
+    spec = get_task("RST", "depth")
+    row = {"first_sentence": ["It's late,", 'he said "go"'], "second_sentence": ["so we left."]}
+    text = spec.input_text(row | {"label": 28}, "f")
+    assert text == (
+        "RST: first_sentence: [\"It's late,\", 'he said \"go\"']\tsecond_sentence: ['so we left.']"
+    )
+    assert spec.target_text({"label": 28}, "f") == "NN-Joint"
+
+
+def test_pdtb_files_name_their_senses_which_map_to_the_same_words(tmp_path) -> None:
+    """DiscoEval's PDTB files (data/PDTB/{Explicit,Implicit}/*.txt) give the sense itself
+    (``Temporal.Synchrony<TAB>arg1<TAB>arg2``); the export gives its class index."""
+    from synthlm.finetune.files import read_rows
+
+    path = tmp_path / "test.txt"
+    path.write_text("Temporal.Synchrony\tA b.\tC d.\nContingency.Cause\tE.\tF.\n", "utf-8")
+    for task, labels in (("PDTB_E", PDTB_E), ("PDTB_I", PDTB_I)):
+        spec = get_task(task, "depth")
+        rows = read_rows(path, "tsv", spec.headerless)
+        got = [(spec.input_text(r, "f"), spec.target_text(r, "f")) for r in rows]
+        assert got == [
+            depth_code_disco(task, ["A b.", "C d."], labels.index("Temporal.Synchrony")),
+            depth_code_disco(task, ["E.", "F."], labels.index("Contingency.Cause")),
+        ]
+    with pytest.raises(UserError, match="not a PDTB_I label.*Contingency.Pragmatic cause"):
+        get_task("PDTB_I", "depth").target_text({"label": "Contingency.Condition"}, "f")
 
 
 def test_original_disco_eval_files_read_as_headerless_tsv(tmp_path) -> None:

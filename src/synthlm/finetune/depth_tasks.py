@@ -16,7 +16,10 @@ answers the prompts it was trained on:
   ``round(score / 0.2) * 0.2`` (``"3.8000000000000003"``), which the target length may cut;
 * DiscoEval (Chen et al. 2019, the ``OfekGlick/DiscoEval`` export): ``"<Task>: "`` then each
   sentence as ``"<ordinal>_sentence: <text>"``, joined by tabs; label words such as
-  ``First sentence`` or ``Coherent``.
+  ``First sentence``, ``Coherent``, a PDTB sense (``Contingency.Cause``) or an RST relation
+  (``NS-Elaboration``). An RST column of the export is a list of discourse units, which the
+  code's f-string writes as a Python list (``first_sentence: ['unit one', 'unit two']``), and
+  so does this table.
 
 Rows may also come from the original files: GLUE TSVs (text labels such as ``entailment`` map
 through ``label_names``) and DiscoEval's ``label<TAB>sentence...`` text files (``headerless``).
@@ -123,6 +126,78 @@ SP_LABELS = (
     "Fourth sentence",
     "Fifth sentence",
 )
+# PDTB's explicit and implicit relation senses and RST's nuclearity-relation labels, each in
+# its class order (DiscoEvalConstants.PDTB_E_LABELS, PDTB_I_LABELS, RST_LABELS)
+PDTB_E_LABELS = (
+    "Comparison.Concession",
+    "Comparison.Contrast",
+    "Contingency.Cause",
+    "Contingency.Condition",
+    "Contingency.Pragmatic condition",
+    "Expansion.Alternative",
+    "Expansion.Conjunction",
+    "Expansion.Instantiation",
+    "Expansion.List",
+    "Expansion.Restatement",
+    "Temporal.Asynchronous",
+    "Temporal.Synchrony",
+)
+PDTB_I_LABELS = (
+    "Comparison.Concession",
+    "Comparison.Contrast",
+    "Contingency.Cause",
+    "Contingency.Pragmatic cause",
+    "Expansion.Alternative",
+    "Expansion.Conjunction",
+    "Expansion.Instantiation",
+    "Expansion.List",
+    "Expansion.Restatement",
+    "Temporal.Asynchronous",
+    "Temporal.Synchrony",
+)
+RST_LABELS = (
+    "NS-Explanation",
+    "NS-Evaluation",
+    "NN-Condition",
+    "NS-Summary",
+    "SN-Cause",
+    "SN-Background",
+    "NS-Background",
+    "SN-Summary",
+    "NS-Topic-Change",
+    "NN-Explanation",
+    "SN-Topic-Comment",
+    "NS-Elaboration",
+    "SN-Attribution",
+    "SN-Manner-Means",
+    "NN-Evaluation",
+    "NS-Comparison",
+    "NS-Contrast",
+    "SN-Condition",
+    "NS-Temporal",
+    "NS-Enablement",
+    "SN-Evaluation",
+    "NN-Topic-Comment",
+    "NN-Temporal",
+    "NN-Textual-organization",
+    "NN-Same-unit",
+    "NN-Comparison",
+    "NN-Topic-Change",
+    "SN-Temporal",
+    "NN-Joint",
+    "SN-Enablement",
+    "SN-Explanation",
+    "NN-Contrast",
+    "NN-Cause",
+    "SN-Contrast",
+    "NS-Attribution",
+    "NS-Topic-Comment",
+    "SN-Elaboration",
+    "SN-Comparison",
+    "NS-Cause",
+    "NS-Condition",
+    "NS-Manner-Means",
+)
 DISCO_EVAL = {  # task -> (sentences per example, label words by class)
     "SParxiv": (5, SP_LABELS),
     "SProcstory": (5, SP_LABELS),
@@ -133,7 +208,14 @@ DISCO_EVAL = {  # task -> (sentences per example, label words by class)
     "DCchat": (6, ("Incoherent", "Coherent")),
     "DCwiki": (6, ("Incoherent", "Coherent")),
     "SSPabs": (1, ("Does not belong to abstract", "Belongs to abstract")),
+    "PDTB_E": (2, PDTB_E_LABELS),
+    "PDTB_I": (2, PDTB_I_LABELS),
+    "RST": (2, RST_LABELS),
 }
+# RST's examples exist only as pickles (DiscoEval's data/RST/*.pkl: label, then the discourse
+# units of each of the two spans as a list); they are read from an export with list columns,
+# never unpickled here, so RST has no headerless text layout.
+NO_TEXT_FILES = ("RST",)
 
 
 def disco_eval(name: str, sentences: int, label_words: tuple[str, ...]) -> Task:
@@ -149,7 +231,7 @@ def disco_eval(name: str, sentences: int, label_words: tuple[str, ...]) -> Task:
             LABEL,
             label_words,
             ("accuracy",),
-            headerless=("label", *words),
+            headerless=() if name in NO_TEXT_FILES else ("label", *words),
             template=template,
         ),
         "depth",
