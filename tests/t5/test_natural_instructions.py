@@ -26,8 +26,24 @@ from synthlm.tokenizers import load_tokenizer
 WORDS = ["alpha", "beta", "gamma", "delta", "running", "jumped", "cats", "a", "the", "?", "!"]
 
 
-def tk_instruct_source(instance: dict, cfg: dict, length, max_source_length: int) -> str:
-    """DataCollatorForNI.__call__ for one instance (tk_instruct False), as written there."""
+def tk_instruct_source(
+    instance: dict, cfg: dict, length, max_source_length: int, copy: str = "tk_instruct"
+) -> str:
+    """DataCollatorForNI.__call__ for one instance (tk_instruct False), as written there.
+
+    ``copy``: ``tk_instruct`` (Tk-Instruct's and nanoT5's: ``len(tokenizer(text)) <= max``),
+    ``depth_t5`` (the DEPTH code's, data_collator_utils.py, over a T5 tokenizer:
+    ``len(tokenizer(text, max_length=max)["input_ids"]) < max``, the call cutting at max) or
+    ``depth_depth`` (the same over its DepthTokenizer, whose ``__call__`` wraps one text in a
+    batch, so ``["input_ids"]`` is a list of one row)."""
+
+    def fits(text: str) -> bool:
+        if copy == "tk_instruct":
+            return length(text) <= max_source_length
+        ids = list(range(length(text)))[:max_source_length]  # max_length cuts the count
+        input_ids = [ids] if copy == "depth_depth" else ids
+        return len(input_ids) < max_source_length
+
     task_input = ""
     task_input += "Now complete the following example -\n"
     task_input += f"Input: {instance['Instance']['input'].strip()}"
@@ -64,10 +80,7 @@ def tk_instruct_source(instance: dict, cfg: dict, length, max_source_length: int
                 pos_example_str += "."
             pos_example_str += "\n"
         pos_example_str += "\n"
-        if (
-            length(definition + " ".join(pos_examples) + pos_example_str + task_input)
-            <= max_source_length
-        ):
+        if fits(definition + " ".join(pos_examples) + pos_example_str + task_input):
             pos_examples.append(pos_example_str)
         else:
             break
@@ -88,15 +101,12 @@ def tk_instruct_source(instance: dict, cfg: dict, length, max_source_length: int
                 neg_example_str += "."
             neg_example_str += "\n"
         neg_example_str += "\n"
-        if (
-            length(
-                definition
-                + " ".join(pos_examples)
-                + " ".join(neg_examples)
-                + neg_example_str
-                + task_input
-            )
-            <= max_source_length
+        if fits(
+            definition
+            + " ".join(pos_examples)
+            + " ".join(neg_examples)
+            + neg_example_str
+            + task_input
         ):
             neg_examples.append(neg_example_str)
         else:
@@ -136,8 +146,12 @@ def word_count(text: str) -> int:
     return len(text.split()) + 1  # "+ </s>", as a tokenizer call counts it
 
 
+FIT_RULES = {"within": "tk_instruct", "below": "depth_t5", "always": "depth_depth"}
+
+
+@pytest.mark.parametrize("fit", sorted(FIT_RULES))
 @pytest.mark.parametrize("seed", range(4))
-def test_prompts_are_data_collator_for_nis(seed) -> None:
+def test_prompts_are_data_collator_for_nis(seed, fit) -> None:
     rng = random.Random(seed)
     flags = {
         "add_task_name": rng.random() < 0.5,
@@ -146,7 +160,7 @@ def test_prompts_are_data_collator_for_nis(seed) -> None:
         "num_neg_examples": rng.randint(0, 2),
         "add_explanation": rng.random() < 0.5,
     }
-    cfg = NaturalInstructionsConfig(**flags)
+    cfg = NaturalInstructionsConfig(**flags, example_fit=fit)
     limit = rng.choice([12, 20, 40, 200])  # tight limits drop examples
     rows, instances = [], []
     for t in range(6):
@@ -165,7 +179,25 @@ def test_prompts_are_data_collator_for_nis(seed) -> None:
                 )
             )
     ours = build_prompts(instances, cfg, lambda texts: [word_count(t) for t in texts], limit)
-    assert ours == [tk_instruct_source(r, flags, word_count, limit) for r in rows]
+    assert ours == [tk_instruct_source(r, flags, word_count, limit, FIT_RULES[fit]) for r in rows]
+
+
+def test_the_fit_rules_differ_where_a_prompt_exactly_fills_the_input() -> None:
+    """One example that brings the count to exactly the limit: Tk-Instruct keeps it, the DEPTH
+    code's copy over a T5 tokenizer does not, over its DEPTH tokenizer it keeps every example."""
+    task = {"Definition": "d", "Positive Examples": [{"input": "x", "output": "y"}] * 2}
+    row = {**task, "Task": "t", "Negative Examples": [], "Instance": {"input": "i"}}
+    instance = Instance("t", "d", tuple(task["Positive Examples"]), (), "i", ("o",))
+    base = NaturalInstructionsConfig()
+    flags = base.model_dump()
+    one = word_count(tk_instruct_source(row, flags | {"num_pos_examples": 1}, word_count, 10**6))
+    got = {}
+    for fit, copy in FIT_RULES.items():
+        cfg = base.model_copy(update={"example_fit": fit})
+        prompt = build_prompts([instance], cfg, lambda ts: [word_count(t) for t in ts], one)[0]
+        assert prompt == tk_instruct_source(row, flags, word_count, one, copy)
+        got[fit] = prompt.count("Positive Example")
+    assert got == {"within": 1, "below": 0, "always": 2}
 
 
 def checkout(root, seed: int = 0, train_tasks: int = 3, test_tasks: int = 2, size: int = 120):

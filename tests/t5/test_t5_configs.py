@@ -158,7 +158,7 @@ def test_nanot5_sni_is_nanot5s_fine_tuning_run():
         100,
     )
     assert (ni.add_task_name, ni.add_task_definition, ni.add_explanation) == (False, True, False)
-    assert (ni.num_pos_examples, ni.num_neg_examples) == (2, 0)
+    assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "within")
     assert (f.max_input_length, f.max_target_length, f.metrics) == (1024, 128, ["rouge_l_stemmed"])
     assert f.epoch_batches == "per_epoch"  # total_steps = len(train_dataloader) x epochs
     assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.eps) == (

@@ -34,6 +34,14 @@ class NaturalInstructionsConfig(Section):
     num_pos_examples: int = Field(2, ge=0, description="Positive examples shown (as fit).")
     num_neg_examples: int = Field(0, ge=0, description="Negative examples shown (as fit).")
     add_explanation: bool = Field(False, description="Show the examples' explanations.")
+    example_fit: Literal["within", "below", "always"] = Field(
+        "within",
+        description="When an example joins the prompt: within (its token count, </s> "
+        "included, at most finetune.max_input_length: Tk-Instruct and nanoT5), below (under "
+        "it: the DEPTH code's collator with a T5 tokenizer) or always (the DEPTH code's "
+        "collator with its DEPTH tokenizer, whose check measures a one-row batch and so always "
+        "passes; the input is then cut at the length limit).",
+    )
 
 
 class DepthInputsConfig(Section):

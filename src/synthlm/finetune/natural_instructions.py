@@ -14,7 +14,9 @@ as a prompt. Both are reproduced here, rule for rule:
   "Input: ...\\n Output: ...\\n[ Explanation: ...\\n]\\n" ...] [negative examples alike]
   "Now complete the following example -\\nInput: ...\\nOutput: "``, a ``.`` added after every
   field that does not end in punctuation; an example joins only while the prompt, with it and
-  the instance, still fits ``max_input_length`` tokens (``</s>`` counted);
+  the instance, still fits ``max_input_length`` tokens (``</s>`` counted; the DEPTH code's
+  copy of the collator tests ``<`` where the original tests ``<=``, and with a DEPTH
+  tokenizer its test always passes: ``example_fit``);
 * target: one of the instance's outputs, drawn anew each time the instance is trained on (the
   collator's ``random.choice``); an evaluation scores against one drawn output, as nanoT5's
   ``predict`` does (Tk-Instruct's own evaluation takes the best over all outputs).
@@ -147,6 +149,17 @@ def example_text(kind: str, number: int, example: dict[str, Any], explain: bool)
     return text + "\n"
 
 
+# finetune.natural_instructions.example_fit: does a prompt of n tokens (</s> included) fit?
+EXAMPLE_FIT: dict[str, Callable[[int, int], bool]] = {
+    "within": lambda n, limit: n <= limit,  # DataCollatorForNI (Tk-Instruct, nanoT5)
+    # the DEPTH code's copy: a count cut at the limit (max_length), then "<"
+    "below": lambda n, limit: min(n, limit) < limit,
+    # the same copy over its DEPTH tokenizer, whose __call__ answers a one-row batch: the check
+    # measures the batch (1 row), so every example joins
+    "always": lambda n, limit: True,
+}
+
+
 def build_prompts(
     instances: Sequence[Instance],
     cfg: NaturalInstructionsConfig,
@@ -155,7 +168,9 @@ def build_prompts(
 ) -> list[str]:
     """Every instance's prompt. Examples join one at a time while ``token_counts`` of
     definition + examples so far (joined by spaces, as the collator measures them) + the new
-    one + the instance stays within ``limit``; the first that does not fit ends that kind."""
+    one + the instance fits ``limit`` by ``cfg.example_fit``; the first that does not fit ends
+    that kind."""
+    fits = EXAMPLE_FIT[cfg.example_fit]
     heads = [definition_text(x, cfg) for x in instances]
     tails = [instance_text(x) for x in instances]
     chosen: list[dict[str, list[str]]] = [{"Positive": [], "Negative": []} for _ in instances]
@@ -175,10 +190,10 @@ def build_prompts(
                 + tails[i]
                 for i, text in trial
             ]
-            counts = token_counts(texts) if texts else []
+            counts = token_counts(texts) if texts and cfg.example_fit != "always" else []
             open_ = []
-            for (i, text), n in zip(trial, counts):
-                if n <= limit:
+            for (i, text), n in zip(trial, counts or [0] * len(trial)):
+                if fits(n, limit):
                     chosen[i][kind].append(text)
                     open_.append(i)
     names = [f"{x.task}. " if cfg.add_task_name else "" for x in instances]
