@@ -25,8 +25,9 @@ from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 from synthlm.errors import ConfigError, UserError
 from synthlm.evaluate.loss import BatchMeanLoss, LossTotal
 from synthlm.finetune.config import DepthInputsConfig, FinetuneConfig
-from synthlm.finetune.data import Pair, PairSet, tokenize_pairs
+from synthlm.finetune.data import Pair, PairDataset, PairSet, load_pairs, tokenize_pairs
 from synthlm.finetune.depth_inputs import depth_marks, encoder_mask
+from synthlm.finetune.pair_plan import pair_layout
 from synthlm.finetune.predict import depth_encoder_states, score, teacher_forced
 from synthlm.finetune.tasks import get_task
 from synthlm.objectives.text_to_text import TextToText
@@ -421,6 +422,99 @@ def test_teacher_forced_outputs_are_the_argmax_at_every_target_position(depth_to
             )
     assert second.mean == pytest.approx(np.mean(per_pair), rel=1e-5)  # the Trainer's eval_loss
     assert first.mean == pytest.approx(out.loss.item(), rel=1e-5)
+
+
+def write_pairs(path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_trained_target_padding_gives_the_depth_ni_collators_labels(depth_tokenizer, tmp_path):
+    """DataCollatorForNI in the DEPTH code, over its DEPTH tokenizer: ``batch_encode_plus(
+    outputs, padding="max_length", max_length=128, truncation=True)`` becomes the labels with no
+    -100, so every pad after </s> is a target; HF T5 shifts them right itself and its loss is the
+    mean over all B x 128 positions."""
+    objective, tokenizer = depth_tokenizer
+    rows = [{"input": "Say it. Now.", "target": "a b c"}, {"input": "x.", "target": "d"}]
+    write_pairs(tmp_path / "pairs.jsonl", rows)
+    width = 8
+    cfg = FinetuneConfig(max_input_length=32, max_target_length=width, target_padding="trained")
+    layout = pair_layout(tokenizer.vocab_size, 0)
+    pairs = load_pairs("valid", tmp_path / "pairs.jsonl", cfg, tokenizer, layout).pairs
+    pad, eos = tokenizer.pad_id, tokenizer.eos_id
+    expected = []
+    for row in rows:  # the tokens, </s>, then pads up to max_length: all of them labels
+        body = tokenizer.encode_batch([row["target"]])[0]
+        expected.append([*body, eos] + [pad] * (width - len(body) - 1))
+    batch = objective.collate(pairs)
+    assert batch["labels"].tolist() == expected
+    model = tiny_model(tokenizer)
+    with torch.no_grad():
+        hf = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=torch.tensor(expected),
+        ).loss
+        sums, counts = objective.row_loss_sums(model, batch)
+    assert counts.tolist() == [width, width]
+    assert float(sums.sum() / counts.sum()) == pytest.approx(hf.item(), rel=1e-5)
+    masked = load_pairs(
+        "valid",
+        tmp_path / "pairs.jsonl",
+        cfg.model_copy(update={"target_padding": "masked"}),
+        tokenizer,
+        layout,
+    ).pairs
+    assert objective.collate(masked)["labels"].ne(-100).sum(1).tolist() == [
+        len(e) - e.count(pad) for e in expected
+    ]
+
+
+def test_shuffled_sentence_ids_are_redrawn_as_the_depth_tokenizer_draws_them(
+    depth_tokenizer, tmp_path
+) -> None:
+    """add_sentence_tokens_to_text(randomize=True): ``np.random.shuffle`` of all the sentence
+    tokens, then the i-th marks sentence i. So a marked input is the ordered layout with its
+    <sent_i> ids replaced by distinct sentence tokens, any of them at any place; training pairs
+    draw anew each epoch (the collator marks every batch), evaluation pairs once here."""
+    _, tokenizer = depth_tokenizer
+    rows = [{"input": f"First {i}. Second one. Third here.", "target": "t"} for i in range(4)]
+    write_pairs(tmp_path / "pairs.jsonl", rows)
+    inputs = DepthInputsConfig(splitter="pysbd")
+    ordered_cfg = FinetuneConfig(max_input_length=64, depth_inputs=inputs)
+    shuffled_cfg = FinetuneConfig(
+        max_input_length=64, depth_inputs=inputs.model_copy(update={"sentence_ids": "shuffled"})
+    )
+    layout = pair_layout(tokenizer.vocab_size, 0)
+    path = tmp_path / "pairs.jsonl"
+    ordered = load_pairs("train", path, ordered_cfg, tokenizer, layout).pairs
+    tokens = depth_marks(tokenizer, inputs).sentences.tolist()
+
+    def check(marked, plain) -> list[int]:
+        ids = marked.input_ids.tolist()
+        assert [t if t not in tokens else -1 for t in ids] == [
+            t if t not in tokens else -1 for t in plain.input_ids.tolist()
+        ]
+        drawn = [t for t in ids if t in tokens]
+        assert len(set(drawn)) == len(drawn) == 3
+        assert marked.input_types.tolist() == plain.input_types.tolist()
+        return drawn
+
+    train = load_pairs("train", path, shuffled_cfg, tokenizer, layout, seed=3)
+    stream, again = PairDataset(train, seed=3), PairDataset(train, seed=3)
+    first_marks, draws = set(), []
+    for index in range(40 * len(rows)):
+        sample = stream.sample(index)
+        assert sample.input_ids.tolist() == again.sample(index).input_ids.tolist()
+        drawn = check(sample, ordered[sample.index])
+        if sample.index == 0:
+            first_marks.add(drawn[0])
+            draws.append(drawn)
+    assert len(first_marks) >= 15  # of 20, over 40 epochs: every token can mark sentence 1
+    assert len({tuple(d) for d in draws}) >= 35  # drawn anew each epoch
+    valid = load_pairs("valid", path, shuffled_cfg, tokenizer, layout, seed=3).pairs
+    again_valid = load_pairs("valid", path, shuffled_cfg, tokenizer, layout, seed=3).pairs
+    assert [p.input_ids.tolist() for p in valid] == [p.input_ids.tolist() for p in again_valid]
+    assert len({tuple(check(p, o)) for p, o in zip(valid, ordered)}) > 1
 
 
 def depth_code_metric(task_labels: dict, predictions: list[str], references: list[str], seed: int):

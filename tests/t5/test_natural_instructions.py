@@ -359,6 +359,47 @@ def test_super_natural_instructions_fine_tuning_runs_through_the_command(tmp_pat
     )
 
 
+@pytest.mark.slow
+def test_the_depth_codes_natural_instructions_run_goes_through_the_command(
+    tmp_path, t5_data
+) -> None:
+    """depth_ni.yaml's settings on a DEPTH tokenizer: every example joins, sentence ids
+    shuffled, label padding trained; teacher-forced ROUGE-L at each evaluation."""
+    from synthlm.text.special_tokens import with_t5_tokens
+
+    root = checkout(tmp_path / "ni", size=30)
+    base = load_tokenizer(t5_data["tok"])
+    with_t5_tokens(base, num_sentinels=100, num_sentence_tokens=20).save(tmp_path / "tok")
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "mode": "ft",
+        "model": TINY_T5,
+        "finetune": {
+            "train": str(root),
+            "valid": str(root),
+            "natural_instructions": {"max_num_instances_per_eval_task": 8, "example_fit": "always"},
+            "depth_inputs": {"splitter": "rules", "sentence_ids": "shuffled"},
+            "target_padding": "trained",
+            "eval_protocol": "teacher_forced",
+            "max_input_length": 96,
+            "max_target_length": 16,
+            "tokenizer": str(tmp_path / "tok"),
+        },
+        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0},
+        "schedule": {"name": "constant"},
+        "train": {"max_steps": 12, "batch_size": 8, "log_every": 6, "eval_every": 6},
+        "logging": {"tensorboard": False, "progress": False},
+    }
+    path = write_config(tmp_path / "depth_ni.yaml", config)
+    done = synthlm("train", str(path), "--quiet")
+    assert done.returncode == 0, done.stderr
+    evals = [r for r in read_records(tmp_path / "run") if "eval/valid/rouge_l_stemmed" in r]
+    assert [r["step"] for r in evals] == [6, 12]
+    assert all(0.0 <= r["eval/valid/rouge_l_stemmed"] <= 1.0 for r in evals)
+    assert evals[-1]["eval/valid/loss"] < evals[0]["eval/valid/loss"]  # the pads are learnt
+
+
 def test_task_tables_do_not_apply_to_natural_instructions(tmp_path, t5_data) -> None:
     root = checkout(tmp_path / "ni", size=5)
     _, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))

@@ -144,6 +144,51 @@ def test_depth_glue_is_the_depth_codes_sst2_run():
     assert (t.keep_best.k, t.keep_best.metric, t.keep_best.mode) == (1, "eval/valid/loss", "min")
 
 
+def test_depth_ni_is_the_depth_codes_natural_instructions_run():
+    """DEPTH run_fine_tuning_depth_ni_from_scratch.sh + hydra default.yaml + model_utils.py's
+    DataCollatorForNI(max_source_length=512, max_target_length=128, definition + 2 positive
+    examples) over the DEPTH tokenizer (its fit check always passes, sentence ids shuffled,
+    labels padded to 128 and trained); ni_dataset.py with 100 instances per task; 3 epochs of
+    64 on 2 GPUs at 1e-4, constant, no warmup; evaluation every 100 steps on the test tasks
+    scored by ROUGE-L of the teacher-forced argmax; the best model by validation loss."""
+    c = load_run_config([CONFIGS / "depth_ni.yaml"])
+    f, ni = c.finetune, c.finetune.natural_instructions
+    assert (c.mode, c.seed, c.model.arch, c.model.overrides) == (
+        "ft",
+        2137,
+        "t5",
+        {"dropout_rate": 0.0},
+    )
+    assert (ni.split, ni.max_num_instances_per_task, ni.max_num_instances_per_eval_task) == (
+        "default",
+        100,
+        100,
+    )
+    assert (ni.add_task_name, ni.add_task_definition, ni.add_explanation) == (False, True, False)
+    assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "always")
+    d = f.depth_inputs
+    assert (d.splitter, d.max_sentences, d.sentence_ids, d.eos) == ("nltk", 20, "shuffled", False)
+    assert (f.target_padding, f.eval_protocol, f.metrics) == (
+        "trained",
+        "teacher_forced",
+        ["rouge_l_stemmed"],
+    )
+    assert (f.max_input_length, f.max_target_length, f.epoch_batches) == (512, 128, "per_epoch")
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == (
+        "adamw",
+        1e-4,
+        0.0,
+        (0.9, 0.999),
+        1e-8,
+    )
+    assert (c.schedule.name, c.schedule.warmup_steps) == ("constant", 0)
+    t = c.train
+    assert (t.epochs, t.batch_size, t.global_batch_size, t.eval_batch) == (3, 32, 64, 128)
+    assert (t.precision, t.clip_grad, t.loss_average) == ("bf16", 1.0, "micro_batch")
+    assert (t.eval_every, t.log_every) == (100, 50)
+    assert (t.keep_best.k, t.keep_best.metric, t.keep_best.mode) == (1, "eval/valid/loss", "min")
+
+
 def test_nanot5_sni_is_nanot5s_fine_tuning_run():
     """nanoT5 configs/task/ft.yaml over default.yaml: SNI with definition + 2 positive
     examples, 100 instances per task, inputs 1024 / targets 128; transformers' AdamW (eps 1e-6)

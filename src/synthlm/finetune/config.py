@@ -73,6 +73,13 @@ class DepthInputsConfig(Section):
         description="Sentinels of the pretraining objective: a synthlm DEPTH tokenizer holds "
         "<eosen> and <sent_i> as the extra ids right after them.",
     )
+    sentence_ids: Literal["ordered", "shuffled"] = Field(
+        "ordered",
+        description="Which <sent_i> marks each sentence: ordered (<sent_0>, <sent_1>, ...: the "
+        "DEPTH code's GLUE and DiscoEval runs) or shuffled (a random draw of the sentence "
+        "tokens, anew each epoch for training pairs and once per evaluation pair: its "
+        "Natural Instructions runs, whose collator keeps the DEPTH tokenizer's shuffle).",
+    )
 
 
 class FinetuneConfig(Section):
@@ -109,7 +116,8 @@ class FinetuneConfig(Section):
         None,
         description="A task of the prompt table (GLUE: sst2, cola, rte, mnli, qnli, mrpc, qqp, "
         "stsb; depth also DiscoEval: SParxiv, SProcstory, SPwiki, BSOarxiv, BSOrocstory, "
-        "BSOwiki, DCchat, DCwiki, SSPabs): field names, prompts, label words and metrics.",
+        "BSOwiki, DCchat, DCwiki, SSPabs, PDTB_E, PDTB_I, RST): field names, prompts, label "
+        "words and metrics.",
     )
     prompts: Literal["t5", "depth"] = Field(
         "t5",
@@ -126,6 +134,12 @@ class FinetuneConfig(Section):
         description="How valid pairs are scored: generate (decode, then compare), or "
         "teacher_forced (the argmax at each target position given the reference prefix; an "
         "answer outside the label words counts as a wrong label), the DEPTH code's protocol.",
+    )
+    target_padding: Literal["masked", "trained"] = Field(
+        "masked",
+        description="Padding after a target's </s>: masked (never a target) or trained (every "
+        "target padded to max_target_length and each pad trained and scored as a target: the "
+        "DEPTH code's Natural Instructions runs with a DEPTH model).",
     )
     input_field: str = Field("input", description="Column holding the input text (without a task).")
     target_field: str = Field(

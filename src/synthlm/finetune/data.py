@@ -74,6 +74,8 @@ class PairSet:
     truncated: int = 0  # pairs whose input or target was cut to the length limits
     dataset: Any = field(default=None, repr=False)  # synthetic: the SyntheticDataset
     regression: bool = False  # a task scored as numbers (STS-B), not as label words or text
+    # depth_inputs.sentence_ids: shuffled: the <sent_i> ids the training stream redraws
+    sentence_tokens: np.ndarray | None = None
 
     @property
     def labelled(self) -> list[Pair]:
@@ -99,6 +101,61 @@ def load_pairs(
     seed: int = 0,
 ) -> PairSet:
     """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
+    pairs = read_pairs(role, path, cfg, tokenizer, layout, progress=progress, seed=seed)
+    if cfg.target_padding == "trained":
+        pad_targets(pairs, role, cfg, tokenizer)
+    if cfg.depth_inputs is not None and cfg.depth_inputs.sentence_ids == "shuffled":
+        from synthlm.finetune.depth_inputs import depth_marks, shuffle_sentence_ids
+
+        pairs.sentence_tokens = depth_marks(tokenizer, cfg.depth_inputs).sentences
+        if role != "train":  # drawn once: every evaluation sees the same inputs
+            for pair in pairs.pairs:
+                rng = sentence_rng(seed, ROLE_KEYS[role], pair.index)
+                pair.input_ids = shuffle_sentence_ids(pair.input_ids, pairs.sentence_tokens, rng)
+    return pairs
+
+
+def sentence_rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    """The draw of one pair's sentence ids: ``stream`` is an epoch (training) or a role key."""
+    return np.random.default_rng([SENTENCE_DRAW, seed & (2**64 - 1), stream, index])
+
+
+SENTENCE_DRAW = 0x5E47  # keeps these draws apart from every other seeded stream
+
+
+def pad_targets(pairs: PairSet, role: str, cfg: FinetuneConfig, tokenizer: Tokenizer) -> None:
+    """``target_padding: trained``: every target (and each alternative) padded to
+    ``max_target_length`` with pad ids, which then count as targets, as the DEPTH code's
+    Natural Instructions collator leaves them (``padding="max_length"``, no -100)."""
+    if pairs.kind == "synthetic":
+        raise ConfigError(
+            f"finetune.target_padding: trained pads text targets, but finetune.{role} is a "
+            "synthetic dataset, whose answers its domains' verifiers judge; use masked"
+        )
+    pad, width = tokenizer.pad_id, cfg.max_target_length
+    if pad is None:
+        raise ConfigError("finetune.target_padding: trained needs a tokenizer with a pad token")
+
+    def padded(ids: np.ndarray) -> np.ndarray:
+        return np.concatenate([ids, np.full(width - len(ids), pad, dtype=ids.dtype)])
+
+    for pair in pairs.pairs:
+        if pair.target_ids is not None:
+            pair.target_ids = padded(pair.target_ids)
+        if pair.alternatives:
+            pair.alternatives = [padded(ids) for ids in pair.alternatives]
+
+
+def read_pairs(
+    role: str,
+    path: Path,
+    cfg: FinetuneConfig,
+    tokenizer: Tokenizer,
+    layout: ModelVocab,
+    *,
+    progress: bool,
+    seed: int,
+) -> PairSet:
     kind = detect_format(path, cfg.format)
     if cfg.natural_instructions is not None and kind != "natural_instructions":
         raise ConfigError(
@@ -315,6 +372,7 @@ class PairDataset:
 
     def __init__(self, pairs: PairSet, *, seed: int) -> None:
         self.pairs = pairs.labelled
+        self.sentence_tokens = pairs.sentence_tokens  # set: redraw <sent_i> ids each epoch
         if not self.pairs:
             raise UserError(f"finetune.train: {pairs.path} has no targets to train on")
         self.seed = seed
@@ -344,6 +402,12 @@ class PairDataset:
         else:
             epoch, found = divmod(index, len(self.pairs))
         pair = self.pairs[int(self._order(epoch)[found])]
+        if self.sentence_tokens is not None:
+            from synthlm.finetune.depth_inputs import shuffle_sentence_ids
+
+            rng = sentence_rng(self.seed, epoch, pair.index)
+            ids = shuffle_sentence_ids(pair.input_ids, self.sentence_tokens, rng)
+            pair = dataclasses.replace(pair, input_ids=ids)
         if not pair.alternatives:
             return pair
         key = [self.seed & (2**64 - 1), (epoch << 32) | pair.index]

@@ -91,6 +91,21 @@ def encode_depth_input(
     return ids_array, types_array, cut
 
 
+def shuffle_sentence_ids(
+    ids: np.ndarray, sentence_tokens: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """``ids`` with sentence ``i``'s ``<sent_i>`` replaced by the i-th of a random permutation
+    of all the sentence tokens, as ``DepthTokenizer.add_sentence_tokens_to_text(...,
+    randomize=True)`` marks sentences (``np.random.shuffle`` of its sentence tokens, then one
+    per sentence in order). Token types are untouched: they number sentences, not ids."""
+    drawn = sentence_tokens[rng.permutation(len(sentence_tokens))]
+    position = {int(token): number for number, token in enumerate(sentence_tokens)}
+    out = ids.copy()
+    for at in np.flatnonzero(np.isin(ids, sentence_tokens)):
+        out[at] = drawn[position[int(ids[at])]]
+    return out
+
+
 def encoder_mask(types: Any, attention_mask: Any) -> Any:
     """Boolean ``[B, 1, L, L]`` encoder mask (True: may attend) from signed token types (see
     :func:`encode_depth_input`): a structural token sees the non-pad tokens of its type, every
