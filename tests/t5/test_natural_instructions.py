@@ -17,9 +17,10 @@ from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig, NaturalInstructionsConfig
 from synthlm.finetune.data import PairDataset, load_pairs
-from synthlm.finetune.metrics import rouge_l_stemmed
+from synthlm.finetune.metrics import compute_metrics, rouge_l_stemmed
 from synthlm.finetune.natural_instructions import Instance, build_prompts, read_instances
 from synthlm.finetune.pair_plan import pair_layout
+from synthlm.finetune.predict import prediction_records, score
 from synthlm.objectives.text_to_text import TextToText
 from synthlm.tokenizers import load_tokenizer
 
@@ -319,6 +320,81 @@ def test_rouge_l_stemmed_is_rouge_scores_with_the_porter_stemmer() -> None:
     expected = np.mean([porter_rouge_l(p, r) for p, r in zip(predictions, references)])
     assert rouge_l_stemmed(predictions, references) == pytest.approx(expected)
     assert porter_rouge_l("The cats RUNNING!", "cat running") == pytest.approx(0.8)
+
+
+def tk_instruct_scores(predictions: list[str], references: list[list[str]]) -> dict:
+    """compute_metrics of Tk-Instruct (src/compute_metrics.py) and the benchmark's evaluation.py:
+    ``metric_max_over_ground_truths`` of ROUGE-L (stemmed) and of exact match after
+    normalize_answer (lower case, no punctuation, single spaces; the article removal is
+    commented out there), averaged over predictions (x100 there, fractions here)."""
+
+    def normalize(s: str) -> str:
+        s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+        return " ".join(s.split())
+
+    rouge = np.mean(
+        [max(porter_rouge_l(p, g) for g in gold) for p, gold in zip(predictions, references)]
+    )
+    em = np.mean(
+        [
+            max(normalize(p) == normalize(g) for g in gold)
+            for p, gold in zip(predictions, references)
+        ]
+    )
+    return {"rouge_l_stemmed_max": rouge, "exact_match_max": em}
+
+
+def test_the_benchmarks_own_scores_take_the_best_reference() -> None:
+    rng = random.Random(1)
+    references = [
+        [phrase(rng, rng.randint(1, 5)) for _ in range(rng.randint(1, 4))] for _ in range(60)
+    ]
+    predictions = [rng.choice([*refs, phrase(rng, 3)]) for refs in references]
+    predictions += ["The Answer, a cat.", "an answer"]
+    references += [["the answer a cat", "no"], ["answer"]]  # articles count in Tk's exact match
+    expected = tk_instruct_scores(predictions, references)
+    got = compute_metrics(list(expected), predictions, [r[0] for r in references], None, references)
+    assert got == pytest.approx(expected)
+    # "an answer" vs "answer": SQuAD's exact_match drops the article, Tk-Instruct's keeps it
+    assert compute_metrics(["exact_match"], ["an answer"], ["answer"])["exact_match"] == 1.0
+    assert compute_metrics(["exact_match_max"], ["an answer"], ["answer"])["exact_match_max"] == 0
+    single = compute_metrics(["rouge_l_stemmed"], predictions, [r[-1] for r in references])
+    assert got["rouge_l_stemmed_max"] > single["rouge_l_stemmed"]
+
+
+def test_evaluation_pairs_keep_every_output_and_score_against_the_best(t5_data, tmp_path) -> None:
+    root = checkout(tmp_path / "ni", size=20)
+    objective, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    cfg = FinetuneConfig(
+        valid=root,
+        max_input_length=256,
+        max_target_length=64,
+        metrics=["rouge_l_stemmed", "rouge_l_stemmed_max", "exact_match_max"],
+    )
+    layout = pair_layout(tokenizer.vocab_size, 0)
+    valid = load_pairs("valid", root, cfg, tokenizer, layout, seed=3)
+    tasks = {p.stem: json.loads(p.read_text()) for p in (root / "tasks").glob("*.json")}
+    outputs = {
+        (name, tuple(i["output"])) for name, task in tasks.items() for i in task["Instances"]
+    }
+    assert all(any(p.references == o for _, o in outputs) for p in valid.pairs)
+    assert all(p.target_text in p.references for p in valid.pairs)
+    assert any(len(set(p.references)) > 1 for p in valid.pairs)
+    # predict each instance's *other* output: the drawn reference misses, the best one hits
+    texts = [
+        next((r for r in p.references if r != p.target_text), p.target_text) for p in valid.pairs
+    ]
+    ids = [tokenizer.encode_batch([t])[0] for t in texts]
+    scored = score(valid, ids, tokenizer, layout)
+    decoded = [tokenizer.decode(i, skip_special=True).strip() for i in ids]
+    assert decoded == texts  # the byte-level test tokenizer round-trips these phrases
+    expected = tk_instruct_scores(decoded, [list(p.references) for p in valid.pairs])
+    assert {k: scored[k] for k in expected} == pytest.approx(expected)
+    assert scored["exact_match_max"] == 1.0
+    assert scored["rouge_l_stemmed"] < scored["rouge_l_stemmed_max"]
+    records = prediction_records(valid, ids, tokenizer, layout)
+    assert [r["references"] for r in records] == [list(p.references) for p in valid.pairs]
+    del objective
 
 
 @pytest.mark.slow

@@ -160,8 +160,11 @@ class FinetuneConfig(Section):
     )
     metrics: list[str] | None = Field(
         None,
-        description="Metrics on generated outputs; default: the task's, else exact_match "
-        "and rouge_l (synthetic: accuracy).",
+        description="Metrics on generated outputs (synthlm.finetune.metrics: accuracy, "
+        "exact_match, f1, rouge_l, rouge_l_stemmed, matthews_corr, pearson, spearman; "
+        "rouge_l_stemmed_max and exact_match_max score against every reference of a "
+        "natural-instructions instance); default: the task's, else exact_match and rouge_l "
+        "(synthetic: accuracy).",
     )
     epoch_batches: Literal["continuous", "per_epoch"] = Field(
         "continuous",

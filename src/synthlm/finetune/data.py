@@ -59,6 +59,9 @@ class Pair:
     input_types: np.ndarray | None = None
     # targets to draw from anew each epoch (natural-instructions instances with several outputs)
     alternatives: list[np.ndarray] | None = None
+    # every reference text of an evaluation pair (a natural-instructions instance's outputs),
+    # for the metrics that score against the best of them
+    references: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -299,6 +302,9 @@ def instruction_pairs(
     for pair in pairs:  # a target at the length limit may be cut: score against what was kept
         if len(pair.target_ids) == cfg.max_target_length:
             pair.target_text = tokenizer.decode(pair.target_ids[:-1].tolist(), skip_special=True)
+    if role != "train":
+        for pair, instance in zip(pairs, instances):
+            pair.references = instance.outputs
     if role == "train":
         for pair, instance in zip(pairs, instances):
             if len(instance.outputs) > 1:

@@ -14,7 +14,13 @@ Every metric is a function ``(predictions, references, label_words) -> float`` o
   'synthlm[rouge]'``), as nanoT5 and Tk-Instruct score Super-NaturalInstructions
   (``evaluate.load("rouge")`` with ``use_stemmer=True``);
 * ``matthews_corr`` (CoLA), ``pearson`` and ``spearman`` (STS-B, predictions parsed as floats;
-  an unparseable prediction counts as -1, as in T5's evaluation).
+  an unparseable prediction counts as -1, as in T5's evaluation);
+* ``rouge_l_stemmed_max`` and ``exact_match_max``: Super-NaturalInstructions' official score
+  (``eval/automatic/evaluation.py`` of allenai/natural-instructions) and Tk-Instruct's
+  (``src/compute_metrics.py``): each prediction against *every* reference of its instance, the
+  best one counting (``metric_max_over_ground_truths``); Tk-Instruct's exact match lower-cases,
+  drops punctuation and collapses spaces, but keeps articles. These two receive each pair's
+  list of references (:data:`MULTI_REFERENCE`); a pair with one reference scores as usual.
 """
 
 from __future__ import annotations
@@ -29,16 +35,19 @@ import numpy as np
 from synthlm.errors import ConfigError
 from synthlm.registry import Registry
 
-MetricFn = Callable[[Sequence[str], Sequence[str], Sequence[str] | None], float]
+# (predictions, references, label words) -> score; a MULTI_REFERENCE metric's references are
+# one list of strings per prediction
+MetricFn = Callable[[Sequence[str], Sequence, Sequence[str] | None], float]
 METRICS: Registry[MetricFn] = Registry("metric")
 register_metric = METRICS.register
+MULTI_REFERENCE = frozenset({"rouge_l_stemmed_max", "exact_match_max"})
 
 
 def check_metrics(names: Sequence[str]) -> None:
     for name in names:
         if name not in METRICS:
             raise ConfigError(f"finetune.metrics: {METRICS.unknown(name)}")
-        if name == "rouge_l_stemmed":
+        if name.startswith("rouge_l_stemmed"):
             stemmed_scorer()  # a missing rouge-score stops the run here, before any work
 
 
@@ -58,12 +67,21 @@ def compute_metrics(
     predictions: Sequence[str],
     references: Sequence[str],
     label_words: Sequence[str] | None = None,
+    reference_sets: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, float]:
+    """``reference_sets``: every reference of each pair, for :data:`MULTI_REFERENCE` metrics
+    (default: each pair's one reference)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         return {}
-    return {name: float(METRICS[name](predictions, references, label_words)) for name in names}
+    sets = reference_sets if reference_sets is not None else [[r] for r in references]
+    return {
+        name: float(
+            METRICS[name](predictions, sets if name in MULTI_REFERENCE else references, label_words)
+        )
+        for name in names
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +180,44 @@ def rouge_l_stemmed(
     scorer = stemmed_scorer()
     return float(
         np.mean([scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references)])
+    )
+
+
+@register_metric("rouge_l_stemmed_max")
+def rouge_l_stemmed_max(
+    predictions: Sequence[str],
+    reference_sets: Sequence[Sequence[str]],
+    label_words: Sequence[str] | None = None,
+) -> float:
+    scorer = stemmed_scorer()
+    return float(
+        np.mean(
+            [
+                max(scorer.score(r, p)["rougeL"].fmeasure for r in refs)
+                for p, refs in zip(predictions, reference_sets)
+            ]
+        )
+    )
+
+
+def tk_instruct_normalize(text: str) -> str:
+    """Tk-Instruct's ``normalize_answer``: SQuAD's without the article removal."""
+    return " ".join(text.lower().translate(_PUNCTUATION).split())
+
+
+@register_metric("exact_match_max")
+def exact_match_max(
+    predictions: Sequence[str],
+    reference_sets: Sequence[Sequence[str]],
+    label_words: Sequence[str] | None = None,
+) -> float:
+    return float(
+        np.mean(
+            [
+                any(tk_instruct_normalize(p) == tk_instruct_normalize(r) for r in refs)
+                for p, refs in zip(predictions, reference_sets)
+            ]
+        )
     )
 
 

@@ -19,7 +19,8 @@ as a prompt. Both are reproduced here, rule for rule:
   tokenizer its test always passes: ``example_fit``);
 * target: one of the instance's outputs, drawn anew each time the instance is trained on (the
   collator's ``random.choice``); an evaluation scores against one drawn output, as nanoT5's
-  ``predict`` does (Tk-Instruct's own evaluation takes the best over all outputs).
+  ``predict`` does; Tk-Instruct's evaluation and the benchmark's own take the best over all
+  outputs (metrics ``rouge_l_stemmed_max``, ``exact_match_max``).
 
 Draws are seeded (the originals use Python's global ``random``, so their selections are not
 repeatable): the shuffle of task ``t`` is keyed ``(seed, t)``, the output drawn for training

@@ -229,7 +229,12 @@ def score(
         predictions = depth_scoring(predictions, references, pairs.label_words, pairs.regression)
         if pairs.regression:
             references = [_depth_score(r, r) for r in references]
-    return compute_metrics(pairs.metrics, predictions, references, pairs.label_words)
+    reference_sets = [
+        list(p.references) if p.references else [r] for p, r in zip(pairs.pairs, references)
+    ]
+    return compute_metrics(
+        pairs.metrics, predictions, references, pairs.label_words, reference_sets
+    )
 
 
 def prediction_records(
@@ -259,6 +264,8 @@ def prediction_records(
         }
         if pairs.label_words is not None:
             record["label"] = pairs.label_words.index(text) if text in pairs.label_words else None
+        if pair.references:  # all of an instance's outputs, as the SNI evaluation reads them
+            record["references"] = list(pair.references)
         records.append(record)
     return records
 
