@@ -668,7 +668,10 @@ def phase_gpu_tests(ctx: Context) -> dict[str, Any]:
     )
     if not files:
         raise RuntimeError("no gpu-marked tests found under tests/")
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *files]
+    # addopts emptied: the suite's own ask for two xdist workers would make pytest-xdist a
+    # dependency of this one phase
+    cmd = [sys.executable, "-m", "pytest", "-o", "addopts=", "--strict-markers", "-m", "gpu"]
+    cmd += ["-q", "-p", "no:cacheprovider", *files]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
     if done.returncode not in (0, 5):  # 5: nothing selected
