@@ -302,10 +302,10 @@ def instruction_pairs(
     for pair in pairs:  # a target at the length limit may be cut: score against what was kept
         if len(pair.target_ids) == cfg.max_target_length:
             pair.target_text = tokenizer.decode(pair.target_ids[:-1].tolist(), skip_special=True)
-    if role != "train":
+    if role != "train":  # scored against one drawn output, or the best of them all
         for pair, instance in zip(pairs, instances):
             pair.references = instance.outputs
-    if role == "train":
+    else:
         for pair, instance in zip(pairs, instances):
             if len(instance.outputs) > 1:
                 pair.alternatives = [
