@@ -15,7 +15,7 @@ import pytest
 from t5_run_helpers import TINY_T5, read_records, synthlm, write_config
 
 from synthlm.errors import ConfigError, UserError
-from synthlm.finetune.config import FinetuneConfig, NaturalInstructionsConfig
+from synthlm.finetune.config import DepthInputsConfig, FinetuneConfig, NaturalInstructionsConfig
 from synthlm.finetune.data import PairDataset, load_pairs
 from synthlm.finetune.metrics import compute_metrics, rouge_l_stemmed
 from synthlm.finetune.natural_instructions import Instance, build_prompts, read_instances
@@ -474,6 +474,93 @@ def test_the_depth_codes_natural_instructions_run_goes_through_the_command(
     assert [r["step"] for r in evals] == [6, 12]
     assert all(0.0 <= r["eval/valid/rouge_l_stemmed"] <= 1.0 for r in evals)
     assert evals[-1]["eval/valid/loss"] < evals[0]["eval/valid/loss"]  # the pads are learnt
+
+
+# DataCollatorForNI's all_valid_encodings (tk_instruct=True), as listed there
+TK_ENCODINGS = [
+    {"add_task_name": False, "add_task_definition": True, "num_pos_examples": 0,
+     "num_neg_examples": 0, "add_explanation": False},  # instruction only
+    {"add_task_name": False, "add_task_definition": False, "num_pos_examples": 2,
+     "num_neg_examples": 0, "add_explanation": False},  # example only
+    {"add_task_name": False, "add_task_definition": True, "num_pos_examples": 2,
+     "num_neg_examples": 0, "add_explanation": False},  # instruction + pos examples
+    {"add_task_name": False, "add_task_definition": True, "num_pos_examples": 2,
+     "num_neg_examples": 2, "add_explanation": False},  # instruction + pos + neg examples
+    {"add_task_name": False, "add_task_definition": True, "num_pos_examples": 2,
+     "num_neg_examples": 0, "add_explanation": True},  # instruction + pos (w. explanation)
+]  # fmt: skip
+
+
+def test_tk_instruct_encodings_are_drawn_per_use_from_the_collators_five(t5_data, tmp_path):
+    """tk_instruct=True: each time the collator sees an instance it writes it with one of five
+    encodings (random.choice). Every training sample is one of them, restated from the collator,
+    and over the epochs each is used; an evaluation instance keeps one."""
+    root = checkout(tmp_path / "ni", size=8)
+    _, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    limit = 512
+    ni = NaturalInstructionsConfig(max_num_instances_per_eval_task=8, tk_instruct=True)
+    cfg = FinetuneConfig(
+        train=root, max_input_length=limit, max_target_length=64, natural_instructions=ni
+    )
+    layout = pair_layout(tokenizer.vocab_size, 0)
+
+    def restated(instance: Instance) -> list[list[int]]:
+        """The collator's five sources for the instance, tokenized with </s> last."""
+        row = {
+            "Task": instance.task,
+            "Definition": [instance.definition],
+            "Positive Examples": list(instance.positives),
+            "Negative Examples": list(instance.negatives),
+            "Instance": {"input": instance.input},
+        }
+        texts = [tk_instruct_source(row, flags, token_count, limit) for flags in TK_ENCODINGS]
+        return [[*ids, tokenizer.eos_id] for ids in tokenizer.encode_batch(texts)]
+
+    def token_count(text: str) -> int:
+        return len(tokenizer.encode_batch([text])[0]) + 1
+
+    train = load_pairs("train", root, cfg, tokenizer, layout, seed=2)
+    stream = PairDataset(train, seed=2)
+    n = len(stream.pairs)
+    first = stream.pairs[0]
+    options = restated(read_instances(root, "train", ni, seed=2)[first.index])
+    used = set()
+    for epoch in range(25):
+        for slot in range(n):
+            sample = stream.sample(epoch * n + slot)
+            if sample.index == first.index:
+                ids = sample.input_ids.tolist()
+                assert ids in options
+                used.add(options.index(ids))
+    distinct = {tuple(o) for o in options}
+    assert len(distinct) >= 3  # the instance has examples: the encodings differ
+    assert {tuple(options[k]) for k in used} == distinct  # every encoding comes up
+    with pytest.raises(ConfigError, match="tk_instruct: true with finetune.depth_inputs"):
+        both = cfg.model_copy(update={"depth_inputs": DepthInputsConfig()})
+        load_pairs("train", root, both, tokenizer, layout, seed=2)
+
+    valid = load_pairs(
+        "valid",
+        root,
+        cfg.model_copy(update={"train": None, "valid": root}),
+        tokenizer,
+        layout,
+        seed=2,
+    )
+    again = load_pairs(
+        "valid",
+        root,
+        cfg.model_copy(update={"train": None, "valid": root}),
+        tokenizer,
+        layout,
+        seed=2,
+    )
+    assert [p.input_ids.tolist() for p in valid.pairs] == [
+        p.input_ids.tolist() for p in again.pairs
+    ]
+    instances = read_instances(root, "valid", ni, seed=2)
+    assert all(p.input_ids.tolist() in restated(instances[p.index]) for p in valid.pairs)
+    assert all(p.input_alternatives is None for p in valid.pairs)
 
 
 def test_task_tables_do_not_apply_to_natural_instructions(tmp_path, t5_data) -> None:

@@ -34,6 +34,14 @@ class NaturalInstructionsConfig(Section):
     num_pos_examples: int = Field(2, ge=0, description="Positive examples shown (as fit).")
     num_neg_examples: int = Field(0, ge=0, description="Negative examples shown (as fit).")
     add_explanation: bool = Field(False, description="Show the examples' explanations.")
+    tk_instruct: bool = Field(
+        False,
+        description="Each time an instance is used, one of Tk-Instruct's five encodings at "
+        "random (definition only; 2 positive examples only; definition + 2 positive; "
+        "definition + 2 positive + 2 negative; definition + 2 positive with explanations), "
+        "in place of the add_* / num_* settings: the collator's tk_instruct=True (off in "
+        "nanoT5's and the DEPTH code's runs).",
+    )
     example_fit: Literal["within", "below", "always"] = Field(
         "within",
         description="When an example joins the prompt: within (its token count, </s> "

@@ -59,6 +59,8 @@ class Pair:
     input_types: np.ndarray | None = None
     # targets to draw from anew each epoch (natural-instructions instances with several outputs)
     alternatives: list[np.ndarray] | None = None
+    # inputs to draw from anew each epoch (natural-instructions tk_instruct: its five encodings)
+    input_alternatives: list[np.ndarray] | None = None
     # every reference text of an evaluation pair (a natural-instructions instance's outputs),
     # for the metrics that score against the best of them
     references: tuple[str, ...] | None = None
@@ -116,6 +118,14 @@ def load_pairs(
                 rng = sentence_rng(seed, ROLE_KEYS[role], pair.index)
                 pair.input_ids = shuffle_sentence_ids(pair.input_ids, pairs.sentence_tokens, rng)
     return pairs
+
+
+def encoding_rng(seed: int, stream: int, index: int) -> np.random.Generator:
+    """The draw of one pair's Tk-Instruct encoding: ``stream`` is an epoch or a role key."""
+    return np.random.default_rng([ENCODING_DRAW, seed & (2**64 - 1), stream, index])
+
+
+ENCODING_DRAW = 0x7E1C
 
 
 def sentence_rng(seed: int, stream: int, index: int) -> np.random.Generator:
@@ -293,12 +303,37 @@ def instruction_pairs(
     def token_counts(texts: list[str]) -> list[int]:  # as the collator counts: </s> included
         return [len(ids) + 1 for ids in tokenizer.encode_batch(texts)]
 
-    prompts = ni.build_prompts(instances, settings, token_counts, cfg.max_input_length)
+    if settings.tk_instruct and cfg.depth_inputs is not None:
+        raise ConfigError(
+            "finetune.natural_instructions.tk_instruct: true with finetune.depth_inputs is not "
+            "supported (neither the DEPTH code's runs nor nanoT5's use the two together); "
+            "set one of them off"
+        )
+    variants = [
+        ni.build_prompts(instances, encoding, token_counts, cfg.max_input_length)
+        for encoding in ni.encodings(settings)
+    ]
     rng = np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), ROLE_KEYS[role]]))
     drawn = [x.outputs[int(rng.integers(len(x.outputs)))] for x in instances]
+    if len(variants) > 1 and role != "train":  # one encoding per evaluation instance
+        count = len(variants)
+        picks = [
+            int(encoding_rng(seed, ROLE_KEYS[role], i).integers(count)) for i in range(len(drawn))
+        ]
+        variants = [[variants[k][i] for i, k in enumerate(picks)]]
     pairs, truncated = tokenize_pairs(
-        list(zip(prompts, drawn)), tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
+        list(zip(variants[0], drawn)), tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
     )
+    if len(variants) > 1:  # training pairs keep every encoding; PairDataset picks one an epoch
+        from tqdm.auto import tqdm
+
+        encode = input_encoder(tokenizer, cfg)
+        others = [
+            [ids for ids, _, _ in encode(prompts)]
+            for prompts in tqdm(variants[1:], desc="tokenize encodings", disable=not progress)
+        ]
+        for i, pair in enumerate(pairs):
+            pair.input_alternatives = [pair.input_ids, *(ids[i] for ids in others)]
     for pair in pairs:  # a target at the length limit may be cut: score against what was kept
         if len(pair.target_ids) == cfg.max_target_length:
             pair.target_text = tokenizer.decode(pair.target_ids[:-1].tolist(), skip_special=True)
@@ -408,6 +443,9 @@ class PairDataset:
         else:
             epoch, found = divmod(index, len(self.pairs))
         pair = self.pairs[int(self._order(epoch)[found])]
+        if pair.input_alternatives:
+            pick = encoding_rng(self.seed, epoch, pair.index).integers(len(pair.input_alternatives))
+            pair = dataclasses.replace(pair, input_ids=pair.input_alternatives[int(pick)])
         if self.sentence_tokens is not None:
             from synthlm.finetune.depth_inputs import shuffle_sentence_ids
 

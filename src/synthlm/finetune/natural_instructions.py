@@ -22,6 +22,9 @@ as a prompt. Both are reproduced here, rule for rule:
   ``predict`` does; Tk-Instruct's evaluation and the benchmark's own take the best over all
   outputs (metrics ``rouge_l_stemmed_max``, ``exact_match_max``).
 
+With ``tk_instruct`` each use of an instance picks one of Tk-Instruct's five encodings (the
+collator's ``random.choice``): training pairs anew each epoch, evaluation pairs once.
+
 Draws are seeded (the originals use Python's global ``random``, so their selections are not
 repeatable): the shuffle of task ``t`` is keyed ``(seed, t)``, the output drawn for training
 ``(seed, epoch, instance)``.
@@ -148,6 +151,33 @@ def example_text(kind: str, number: int, example: dict[str, Any], explain: bool)
     if explain and "explanation" in example:
         text = with_period(text + f" Explanation: {example['explanation'].strip()}") + "\n"
     return text + "\n"
+
+
+# DataCollatorForNI(tk_instruct=True): each use of an instance picks one of these at random
+TK_INSTRUCT_ENCODINGS: tuple[dict[str, Any], ...] = tuple(
+    {
+        "add_task_name": False,
+        "add_task_definition": definition,
+        "num_pos_examples": positives,
+        "num_neg_examples": negatives,
+        "add_explanation": explain,
+    }
+    for definition, positives, negatives, explain in (
+        (True, 0, 0, False),  # instruction only
+        (False, 2, 0, False),  # examples only
+        (True, 2, 0, False),  # instruction + positive examples
+        (True, 2, 2, False),  # instruction + positive and negative examples
+        (True, 2, 0, True),  # instruction + positive examples with explanations
+    )
+)
+
+
+def encodings(cfg: NaturalInstructionsConfig) -> list[NaturalInstructionsConfig]:
+    """The prompt settings an instance may be written with: ``cfg`` itself, or with
+    ``tk_instruct`` each of Tk-Instruct's five encodings."""
+    if not cfg.tk_instruct:
+        return [cfg]
+    return [cfg.model_copy(update=flags) for flags in TK_INSTRUCT_ENCODINGS]
 
 
 # finetune.natural_instructions.example_fit: does a prompt of n tokens (</s> included) fit?
