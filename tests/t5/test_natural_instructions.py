@@ -539,21 +539,9 @@ def test_tk_instruct_encodings_are_drawn_per_use_from_the_collators_five(t5_data
         both = cfg.model_copy(update={"depth_inputs": DepthInputsConfig()})
         load_pairs("train", root, both, tokenizer, layout, seed=2)
 
-    valid = load_pairs(
-        "valid",
-        root,
-        cfg.model_copy(update={"train": None, "valid": root}),
-        tokenizer,
-        layout,
-        seed=2,
-    )
-    again = load_pairs(
-        "valid",
-        root,
-        cfg.model_copy(update={"train": None, "valid": root}),
-        tokenizer,
-        layout,
-        seed=2,
+    evaluation = cfg.model_copy(update={"train": None, "valid": root})
+    valid, again = (
+        load_pairs("valid", root, evaluation, tokenizer, layout, seed=2) for _ in range(2)
     )
     assert [p.input_ids.tolist() for p in valid.pairs] == [
         p.input_ids.tolist() for p in again.pairs

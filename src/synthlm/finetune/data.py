@@ -115,25 +115,19 @@ def load_pairs(
         pairs.sentence_tokens = depth_marks(tokenizer, cfg.depth_inputs).sentences
         if role != "train":  # drawn once: every evaluation sees the same inputs
             for pair in pairs.pairs:
-                rng = sentence_rng(seed, ROLE_KEYS[role], pair.index)
+                rng = pair_rng(SENTENCE_DRAW, seed, ROLE_KEYS[role], pair.index)
                 pair.input_ids = shuffle_sentence_ids(pair.input_ids, pairs.sentence_tokens, rng)
     return pairs
 
 
-def encoding_rng(seed: int, stream: int, index: int) -> np.random.Generator:
-    """The draw of one pair's Tk-Instruct encoding: ``stream`` is an epoch or a role key."""
-    return np.random.default_rng([ENCODING_DRAW, seed & (2**64 - 1), stream, index])
+# per-pair draws, each kind keyed apart from every other seeded stream
+ENCODING_DRAW = 0x7E1C  # natural_instructions.tk_instruct: which encoding
+SENTENCE_DRAW = 0x5E47  # depth_inputs.sentence_ids: shuffled: which <sent_i> ids
 
 
-ENCODING_DRAW = 0x7E1C
-
-
-def sentence_rng(seed: int, stream: int, index: int) -> np.random.Generator:
-    """The draw of one pair's sentence ids: ``stream`` is an epoch (training) or a role key."""
-    return np.random.default_rng([SENTENCE_DRAW, seed & (2**64 - 1), stream, index])
-
-
-SENTENCE_DRAW = 0x5E47  # keeps these draws apart from every other seeded stream
+def pair_rng(kind: int, seed: int, stream: int, index: int) -> np.random.Generator:
+    """One pair's draw of ``kind``: ``stream`` is an epoch (training) or a role key."""
+    return np.random.default_rng([kind, seed & (2**64 - 1), stream, index])
 
 
 def pad_targets(pairs: PairSet, role: str, cfg: FinetuneConfig, tokenizer: Tokenizer) -> None:
@@ -318,7 +312,8 @@ def instruction_pairs(
     if len(variants) > 1 and role != "train":  # one encoding per evaluation instance
         count = len(variants)
         picks = [
-            int(encoding_rng(seed, ROLE_KEYS[role], i).integers(count)) for i in range(len(drawn))
+            int(pair_rng(ENCODING_DRAW, seed, ROLE_KEYS[role], i).integers(count))
+            for i in range(len(drawn))
         ]
         variants = [[variants[k][i] for i, k in enumerate(picks)]]
     pairs, truncated = tokenize_pairs(
@@ -444,12 +439,13 @@ class PairDataset:
             epoch, found = divmod(index, len(self.pairs))
         pair = self.pairs[int(self._order(epoch)[found])]
         if pair.input_alternatives:
-            pick = encoding_rng(self.seed, epoch, pair.index).integers(len(pair.input_alternatives))
+            rng = pair_rng(ENCODING_DRAW, self.seed, epoch, pair.index)
+            pick = rng.integers(len(pair.input_alternatives))
             pair = dataclasses.replace(pair, input_ids=pair.input_alternatives[int(pick)])
         if self.sentence_tokens is not None:
             from synthlm.finetune.depth_inputs import shuffle_sentence_ids
 
-            rng = sentence_rng(self.seed, epoch, pair.index)
+            rng = pair_rng(SENTENCE_DRAW, self.seed, epoch, pair.index)
             ids = shuffle_sentence_ids(pair.input_ids, self.sentence_tokens, rng)
             pair = dataclasses.replace(pair, input_ids=ids)
         if not pair.alternatives:

@@ -190,13 +190,20 @@ def rouge_l_stemmed_max(
     label_words: Sequence[str] | None = None,
 ) -> float:
     scorer = stemmed_scorer()
+    return best_over_references(
+        lambda p, r: scorer.score(r, p)["rougeL"].fmeasure, predictions, reference_sets
+    )
+
+
+def best_over_references(
+    score: Callable[[str, str], float],
+    predictions: Sequence[str],
+    reference_sets: Sequence[Sequence[str]],
+) -> float:
+    """Mean over predictions of the best ``score`` against any reference of the pair
+    (``metric_max_over_ground_truths``)."""
     return float(
-        np.mean(
-            [
-                max(scorer.score(r, p)["rougeL"].fmeasure for r in refs)
-                for p, refs in zip(predictions, reference_sets)
-            ]
-        )
+        np.mean([max(score(p, r) for r in refs) for p, refs in zip(predictions, reference_sets)])
     )
 
 
@@ -211,13 +218,10 @@ def exact_match_max(
     reference_sets: Sequence[Sequence[str]],
     label_words: Sequence[str] | None = None,
 ) -> float:
-    return float(
-        np.mean(
-            [
-                any(tk_instruct_normalize(p) == tk_instruct_normalize(r) for r in refs)
-                for p, refs in zip(predictions, reference_sets)
-            ]
-        )
+    return best_over_references(
+        lambda p, r: float(tk_instruct_normalize(p) == tk_instruct_normalize(r)),
+        predictions,
+        reference_sets,
     )
 
 

@@ -221,9 +221,10 @@ def build_prompts(
                 + tails[i]
                 for i, text in trial
             ]
-            counts = token_counts(texts) if texts and cfg.example_fit != "always" else []
+            counting = texts and cfg.example_fit != "always"  # "always" needs no count
+            counts = token_counts(texts) if counting else [0] * len(texts)
             open_ = []
-            for (i, text), n in zip(trial, counts or [0] * len(trial)):
+            for (i, text), n in zip(trial, counts):
                 if fits(n, limit):
                     chosen[i][kind].append(text)
                     open_.append(i)
