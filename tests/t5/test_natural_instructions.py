@@ -535,6 +535,37 @@ def test_tk_instruct_encodings_are_drawn_per_use_from_the_collators_five(t5_data
     distinct = {tuple(o) for o in options}
     assert len(distinct) >= 3  # the instance has examples: the encodings differ
     assert {tuple(options[k]) for k in used} == distinct  # every encoding comes up
+    # the cut-pairs warning counts a pair when any of its encodings was cut, not just the first
+    tight = cfg.model_copy(
+        update={
+            "max_input_length": 120,
+            "natural_instructions": ni.model_copy(update={"example_fit": "always"}),
+        }
+    )
+    cut = load_pairs("train", root, tight, tokenizer, layout, seed=2)
+    every = read_instances(root, "train", ni, seed=2)
+    sources = [
+        [
+            tk_instruct_source(
+                {
+                    "Task": x.task,
+                    "Definition": [x.definition],
+                    "Positive Examples": list(x.positives),
+                    "Negative Examples": list(x.negatives),
+                    "Instance": {"input": x.input},
+                },
+                flags,
+                lambda text: 0,  # the DEPTH tokenizer's check: every example joins
+                120,
+            )
+            for flags in TK_ENCODINGS
+        ]
+        for x in every
+    ]
+    over = [any(token_count(t) > 120 for t in texts) for texts in sources]
+    targets_cut = [len(p.target_ids) == 64 for p in cut.pairs]
+    assert cut.truncated == sum(o or t for o, t in zip(over, targets_cut))
+    assert cut.truncated > sum(len(p.input_ids) == 120 for p in cut.pairs)  # first ones alone
     with pytest.raises(ConfigError, match="tk_instruct: true with finetune.depth_inputs"):
         both = cfg.model_copy(update={"depth_inputs": DepthInputsConfig()})
         load_pairs("train", root, both, tokenizer, layout, seed=2)

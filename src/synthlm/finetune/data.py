@@ -324,11 +324,15 @@ def instruction_pairs(
 
         encode = input_encoder(tokenizer, cfg)
         others = [
-            [ids for ids, _, _ in encode(prompts)]
+            encode(prompts)
             for prompts in tqdm(variants[1:], desc="tokenize encodings", disable=not progress)
         ]
+        # the first encoding's cut flags (tokenize_pairs counted it with the targets); load time
+        first_cut = [was_cut for _, _, was_cut in encode(variants[0])]
         for i, pair in enumerate(pairs):
-            pair.input_alternatives = [pair.input_ids, *(ids[i] for ids in others)]
+            pair.input_alternatives = [pair.input_ids, *(encoded[i][0] for encoded in others)]
+            # the warning counts a pair whose other encodings only were cut, too
+            truncated += not first_cut[i] and any(encoded[i][2] for encoded in others)
     for pair in pairs:  # a target at the length limit may be cut: score against what was kept
         if len(pair.target_ids) == cfg.max_target_length:
             pair.target_text = tokenizer.decode(pair.target_ids[:-1].tolist(), skip_special=True)
