@@ -5,6 +5,7 @@ synthlm's implementation; ROUGE-L is recomputed from NLTK's Porter stemmer and a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -201,6 +202,10 @@ def test_the_fit_rules_differ_where_a_prompt_exactly_fills_the_input() -> None:
     assert got == {"within": 1, "below": 0, "always": 2}
 
 
+# as the benchmark's task files write them (a list, the first one grouping the task)
+CATEGORIES = (["Textual Entailment"], ["Question  Rewriting", "Misc."], ["Title Generation"])
+
+
 def checkout(root, seed: int = 0, train_tasks: int = 3, test_tasks: int = 2, size: int = 120):
     """A natural-instructions checkout: tasks/*.json and splits/default/*_tasks.txt."""
     rng = random.Random(seed)
@@ -209,8 +214,9 @@ def checkout(root, seed: int = 0, train_tasks: int = 3, test_tasks: int = 2, siz
     names = {"train": [], "test": []}
     for kind, count in (("train", train_tasks), ("test", test_tasks)):
         for _ in range(count):
-            name = f"task{len(names['train']) + len(names['test']):03d}_{kind}"
-            task = task_json(rng, size)
+            number = len(names["train"]) + len(names["test"])
+            name = f"task{number:03d}_{kind}"
+            task = task_json(rng, size) | {"Categories": CATEGORIES[number % len(CATEGORIES)]}
             (root / "tasks" / f"{name}.json").write_text(json.dumps(task), encoding="utf-8")
             names[kind].append(name)
     for kind, listed in names.items():
@@ -397,6 +403,78 @@ def test_evaluation_pairs_keep_every_output_and_score_against_the_best(t5_data, 
     del objective
 
 
+def tk_instruct_grouped_scores(
+    predictions: list[str], references: list[list[str]], groups: list[str]
+) -> dict:
+    """compute_grouped_metrics (Tk-Instruct's src/compute_metrics.py, the benchmark's
+    eval/automatic/evaluation.py): the examples of each group scored on their own by
+    compute_metrics, keyed "<metric>_for_<group>"."""
+    results = {}
+    for group in set(groups):
+        rows = [i for i, g in enumerate(groups) if g == group]
+        scores = tk_instruct_scores([predictions[i] for i in rows], [references[i] for i in rows])
+        results.update({f"{metric}_for_{group}": value for metric, value in scores.items()})
+    return results
+
+
+def test_scores_per_category_and_task_are_tk_instructs_grouped_metrics(t5_data, tmp_path):
+    """run_s2s.py's compute_ni_metrics: overall, per task (the instance's "Task") and per
+    category ("_".join(Categories[0].lower().split())), each by compute_grouped_metrics."""
+    root = checkout(tmp_path / "ni", test_tasks=5, size=20)
+    objective, tokenizer = TextToText.create(load_tokenizer(t5_data["tok"]))
+    del objective
+    ni = NaturalInstructionsConfig(breakdown=["category", "task"])
+    cfg = FinetuneConfig(
+        valid=root,
+        max_input_length=256,
+        max_target_length=64,
+        metrics=["rouge_l_stemmed_max", "exact_match_max"],
+        natural_instructions=ni,
+    )
+    layout = pair_layout(tokenizer.vocab_size, 0)
+    valid = load_pairs("valid", root, cfg, tokenizer, layout, seed=3)
+    rng = random.Random(7)
+    texts = [rng.choice([*p.references, phrase(rng, 2)]) for p in valid.pairs]
+    ids = [tokenizer.encode_batch([t])[0] for t in texts]
+    scored = score(valid, ids, tokenizer, layout)
+    # the groups as the original reads them: the task of each prediction record, its task file
+    records = prediction_records(valid, ids, tokenizer, layout)
+    tasks = [r["task"] for r in records]
+    files = {t: json.loads((root / "tasks" / f"{t}.json").read_text()) for t in set(tasks)}
+    categories = ["_".join(files[t]["Categories"][0].lower().split()) for t in tasks]
+    assert [r["category"] for r in records] == categories
+    assert set(categories) == {"textual_entailment", "question_rewriting", "title_generation"}
+    predictions = [r["prediction"] for r in records]
+    references = [r["references"] for r in records]
+    expected = dict(tk_instruct_scores(predictions, references))
+    for kind, groups in (("category", categories), ("task", tasks)):
+        grouped = tk_instruct_grouped_scores(predictions, references, groups)
+        for key, value in grouped.items():
+            metric, group = key.split("_for_")
+            expected[f"{metric}/{kind}/{group}"] = value
+    assert scored == pytest.approx(expected)
+    assert len({v for k, v in scored.items() if "/task/" in k}) > 2  # the groups differ
+    # without a breakdown: the overall scores alone, unchanged
+    plain = dataclasses.replace(valid, breakdown=())
+    assert score(plain, ids, tokenizer, layout) == pytest.approx(
+        {k: v for k, v in expected.items() if "/" not in k}
+    )
+
+
+def test_a_category_breakdown_needs_the_tasks_categories(tmp_path) -> None:
+    root = checkout(tmp_path / "ni")
+    name = (root / "splits" / "default" / "test_tasks.txt").read_text().split()[0]
+    path = root / "tasks" / f"{name}.json"
+    task = json.loads(path.read_text())
+    del task["Categories"]
+    path.write_text(json.dumps(task))
+    ni = NaturalInstructionsConfig(breakdown=["category"])
+    with pytest.raises(UserError, match=f"{name}.json has no 'Categories'"):
+        read_instances(root, "valid", ni, 0)
+    assert read_instances(root, "valid", NaturalInstructionsConfig(breakdown=["task"]), 0)
+    assert read_instances(root, "train", ni, 0)  # training tasks are not scored
+
+
 @pytest.mark.slow
 def test_super_natural_instructions_fine_tuning_runs_through_the_command(tmp_path, t5_data) -> None:
     root = checkout(tmp_path / "ni", size=60)
@@ -408,7 +486,10 @@ def test_super_natural_instructions_fine_tuning_runs_through_the_command(tmp_pat
         "finetune": {
             "train": str(root),
             "valid": str(root),
-            "natural_instructions": {"max_num_instances_per_eval_task": 10},
+            "natural_instructions": {
+                "max_num_instances_per_eval_task": 10,
+                "breakdown": ["category"],
+            },
             "max_input_length": 256,
             "max_target_length": 32,
             "tokenizer": str(t5_data["tok"]),
@@ -424,6 +505,11 @@ def test_super_natural_instructions_fine_tuning_runs_through_the_command(tmp_pat
     rows = read_records(tmp_path / "run")
     (final,) = [r for r in rows if "eval/valid/rouge_l_stemmed" in r]
     assert final["step"] == 20 and 0.0 <= final["eval/valid/rouge_l_stemmed"] <= 1.0
+    by_category = {k for k in final if k.startswith("eval/valid/rouge_l_stemmed/")}
+    assert by_category == {  # the checkout's two test tasks, task003 and task004
+        "eval/valid/rouge_l_stemmed/category/textual_entailment",
+        "eval/valid/rouge_l_stemmed/category/question_rewriting",
+    }
     glue = tmp_path / "glue.jsonl"
     glue.write_text(json.dumps({"input": "x", "target": "y"}) + "\n", encoding="utf-8")
     wrong = synthlm(

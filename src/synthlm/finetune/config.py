@@ -50,6 +50,13 @@ class NaturalInstructionsConfig(Section):
         "collator with its DEPTH tokenizer, whose check measures a one-row batch and so always "
         "passes; the input is then cut at the length limit).",
     )
+    breakdown: list[Literal["category", "task"]] = Field(
+        default_factory=list,
+        description="Also score every evaluation per task category (the first of a task's "
+        "Categories, lower case, spaces as _) and / or per task, as Tk-Instruct's and the "
+        "benchmark's evaluation do (compute_grouped_metrics): eval/<set>/<metric>/category/"
+        "<category>, eval/<set>/<metric>/task/<task>.",
+    )
 
 
 class DepthInputsConfig(Section):

@@ -64,6 +64,8 @@ class Pair:
     # every reference text of an evaluation pair (a natural-instructions instance's outputs),
     # for the metrics that score against the best of them
     references: tuple[str, ...] | None = None
+    # the groups an evaluation pair is also scored in (natural-instructions: task, category)
+    groups: dict[str, str] | None = None
 
 
 @dataclass
@@ -81,6 +83,8 @@ class PairSet:
     regression: bool = False  # a task scored as numbers (STS-B), not as label words or text
     # depth_inputs.sentence_ids: shuffled: the <sent_i> ids the training stream redraws
     sentence_tokens: np.ndarray | None = None
+    # group kinds (keys of Pair.groups) whose groups are scored one by one besides the whole set
+    breakdown: tuple[str, ...] = ()
 
     @property
     def labelled(self) -> list[Pair]:
@@ -339,6 +343,9 @@ def instruction_pairs(
     if role != "train":  # scored against one drawn output, or the best of them all
         for pair, instance in zip(pairs, instances):
             pair.references = instance.outputs
+            pair.groups = {"task": instance.task}
+            if instance.category is not None:
+                pair.groups["category"] = instance.category
     else:
         for pair, instance in zip(pairs, instances):
             if len(instance.outputs) > 1:
@@ -346,7 +353,8 @@ def instruction_pairs(
                     with_eos(ids, eos, cfg.max_target_length)[0]
                     for ids in tokenizer.encode_batch(list(instance.outputs))
                 ]
-    return PairSet(role, path, pairs, "text", metrics, None, truncated)
+    breakdown = tuple(dict.fromkeys(settings.breakdown))
+    return PairSet(role, path, pairs, "text", metrics, None, truncated, breakdown=breakdown)
 
 
 ROLE_KEYS = {"train": 0, "valid": 1, "test": 2}

@@ -62,6 +62,13 @@ class Instance:
     negatives: tuple[dict[str, Any], ...]
     input: str
     outputs: tuple[str, ...]
+    category: str | None = None  # the task's first category as Tk-Instruct groups it
+
+
+def category_name(categories: Sequence[str] | None) -> str | None:
+    """Tk-Instruct's and the benchmark's group name of a task: its first category, lower case,
+    runs of whitespace as ``_`` ("Textual Entailment" -> ``textual_entailment``)."""
+    return "_".join(categories[0].lower().split()) if categories else None
 
 
 def read_instances(
@@ -87,6 +94,11 @@ def read_instances(
         tqdm(tasks, desc=f"read {role} tasks", unit="task", disable=not progress, leave=False)
     ):
         task = read_task(root / "tasks" / f"{name}.json", role)
+        if evaluating and "category" in cfg.breakdown and not task.get("Categories"):
+            raise UserError(
+                f"finetune.{role}: {root / 'tasks' / name}.json has no 'Categories', which "
+                "finetune.natural_instructions.breakdown: [category] groups by"
+            )
         instances = task["Instances"][:EVAL_INSTANCES] if evaluating else task["Instances"]
         if limit is not None:
             rng = np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), number]))
@@ -119,6 +131,7 @@ def instance_of(name: str, task: dict[str, Any], row: dict[str, Any]) -> Instanc
         tuple(task.get("Negative Examples") or ()),
         row["input"],
         tuple(row["output"]) if isinstance(row["output"], list) else (row["output"],),
+        category_name(task.get("Categories")),
     )
 
 

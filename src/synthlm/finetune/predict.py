@@ -17,6 +17,7 @@ DEPTH code's rule (:func:`depth_scoring`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,9 +233,33 @@ def score(
     reference_sets = [
         list(p.references) if p.references else [r] for p, r in zip(pairs.pairs, references)
     ]
-    return compute_metrics(
-        pairs.metrics, predictions, references, pairs.label_words, reference_sets
-    )
+
+    def metrics_of(rows: Sequence[int]) -> dict[str, float]:
+        return compute_metrics(
+            pairs.metrics,
+            [predictions[i] for i in rows],
+            [references[i] for i in rows],
+            pairs.label_words,
+            [reference_sets[i] for i in rows],
+        )
+
+    results = metrics_of(range(len(predictions)))
+    for kind in pairs.breakdown:
+        for group, rows in group_rows(pairs.pairs, kind).items():
+            results.update({f"{k}/{kind}/{group}": v for k, v in metrics_of(rows).items()})
+    return results
+
+
+def group_rows(pairs: Sequence[Pair], kind: str) -> dict[str, list[int]]:
+    """The rows of each group of ``kind`` (``finetune.natural_instructions.breakdown``), groups
+    in order of first appearance, as Tk-Instruct's ``compute_grouped_metrics`` collects them."""
+    rows: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        group = (pair.groups or {}).get(kind)
+        if group is None:
+            raise ValueError(f"pair {pair.index} has no {kind} to be scored by")
+        rows.setdefault(group, []).append(i)
+    return rows
 
 
 def prediction_records(
@@ -266,6 +291,8 @@ def prediction_records(
             record["label"] = pairs.label_words.index(text) if text in pairs.label_words else None
         if pair.references:  # all of an instance's outputs, as the SNI evaluation reads them
             record["references"] = list(pair.references)
+        if pair.groups:  # its task and category, to score per group from the file alone
+            record.update(pair.groups)
         records.append(record)
     return records
 
