@@ -210,6 +210,10 @@ def test_metric_directions():
     )
     assert direction("eval/dyck/acc/copy") == 1 and direction("hellaswag/acc,none") == 1
     assert direction("hellaswag/acc_stderr,none") == 0 and direction("tokens_per_s") == 0
+    assert direction("eval/valid/rouge_l_stemmed_max") == 1
+    assert direction("eval/sni/exact_match_max/category/textual_entailment") == 1
+    assert direction("eval/sni/rouge_l_stemmed/task/task039_qasc_find_overlapping_words") == 1
+    assert direction("eval/sni/loss") == -1 and direction("eval/stsb/spearman") == 1
 
 
 def test_final_metrics_include_every_numeric_result(two_runs):

@@ -22,7 +22,21 @@ from synthlm.report.summary import summary_table
 from synthlm.report.synthetic_tables import synthetic_section
 
 LOWER_IS_BETTER = ("loss", "ppl", "bpb", "perplexity")
-HIGHER_IS_BETTER = ("acc", "accuracy", "exact_match", "em", "f1")
+HIGHER_IS_BETTER = (
+    "acc",
+    "accuracy",
+    "exact_match",
+    "em",
+    "f1",
+    # fine-tuning metrics (synthlm.finetune.metrics)
+    "exact_match_max",
+    "rouge_l",
+    "rouge_l_stemmed",
+    "rouge_l_stemmed_max",
+    "matthews_corr",
+    "pearson",
+    "spearman",
+)
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1800px; padding: 0 1rem; color: #222; }
@@ -208,8 +222,11 @@ def _metric_order(name: str) -> tuple[int, str]:
 
 def direction(name: str) -> int:
     """-1 when lower is better, +1 when higher is better, 0 when we cannot tell."""
-    last = name.rstrip("/").split("/")
-    parts = {p.split(",")[0].lower() for p in last[-2:]}
+    segments = name.rstrip("/").split("/")
+    # the last two segments name the metric, or eval/<set>/<metric>/... when it is broken
+    # down (per domain, per task category, per task)
+    named = segments[-2:] + (segments[2:3] if segments[0] == "eval" else [])
+    parts = {p.split(",")[0].lower() for p in named}
     if parts & set(LOWER_IS_BETTER) and not name.endswith("stderr"):
         return -1
     if parts & set(HIGHER_IS_BETTER) and not name.endswith("stderr"):
