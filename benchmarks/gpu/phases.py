@@ -685,8 +685,11 @@ PHASES: dict[str, tuple[Callable[[Context], dict[str, Any]], float]] = {
     "env": (phase_env, 15),
     # llama 1b, seq 2048, bf16, SDPA, fused AdamW (then Pythia-160m-class gpt_neox the same way)
     "llama_compile": (variant_phase("llama", True, False), 70),  # cold inductor: one layer's graph
-    # T5 v1.1 base: four static graphs to compile cold (encoder / decoder, first / later blocks)
-    "t5": (phase_t5, 60),
+    # T5 v1.1 base: four static graphs to compile cold (encoder / decoder, first / later blocks);
+    # on the CPU rehearsal with inductor its first step took 2.2x llama_compile's (82 vs 37 s), so
+    # it gets more than llama_compile's cap, not less: a headline figure lost to the cap costs more
+    # than an extra phase at the end skipped for budget
+    "t5": (phase_t5, 90),
     "llama": (variant_phase("llama", False, False), 30),
     "llama_ckpt": (variant_phase("llama", False, True), 30),
     "llama_compile_ckpt": (variant_phase("llama", True, True), 55),
