@@ -187,3 +187,42 @@ def test_why_no_figures_names_the_reason(tmp_path):
     started = write_run(tmp_path / "started", steps=1)
     (started / "metrics.jsonl").write_text("")
     assert plots.why_no_figures([load_run(started)]) == "no metrics logged yet"
+
+
+def test_fine_tuning_and_objective_metrics_get_a_figure_per_eval_set(tmp_path):
+    """Scores that no other figure draws (a fine-tuning run's accuracy and ROUGE-L, DEPTH's
+    sentence accuracy) are curves over training; their per-task breakdowns stay in the table."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    records = [{"step": s, "tokens": 8 * s, "loss": 3.0 / s} for s in range(1, 5)]
+    records += [
+        {
+            "step": s,
+            "tokens": 8 * s,
+            "eval/valid/loss": 2.0 / s,
+            "eval/valid/accuracy": 0.2 * s,
+            "eval/valid/pearson": -0.5 + 0.1 * s,
+            "eval/valid/rouge_l_stemmed_max/task/task001_x": 0.1 * s,
+            "eval/c4/loss": 3.0 / s,
+            "eval/c4/sentence_accuracy": 0.1 * s,
+        }
+        for s in (2, 4)
+    ]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    runs = [load_run(run_dir)]
+    specs = _specs(runs)
+    assert _keys(specs["eval_metrics_valid"]) == {
+        "accuracy": [("eval/valid/accuracy", "eval")],
+        "pearson": [("eval/valid/pearson", "eval")],
+    }
+    assert [p.unit_range for p in specs["eval_metrics_valid"].panels] == [True, False]
+    assert _keys(specs["eval_metrics_c4"]) == {
+        "sentence_accuracy": [("eval/c4/sentence_accuracy", "eval")]
+    }
+    plotted = {c.key for s in specs.values() for p in s.panels for c in p.curves}
+    assert not any("/task/" in key for key in plotted)
+    out = tmp_path / "out"
+    out.mkdir()
+    drawn = plots.render_all(runs, ["r"], out)
+    assert {d.spec.slug for d in drawn} >= {"eval_metrics_valid", "eval_metrics_c4"}
+    assert all(d.path.read_bytes().startswith(PNG_MAGIC) for d in drawn)

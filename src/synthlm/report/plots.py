@@ -224,6 +224,40 @@ def _accuracy(runs: Sequence[Run]) -> list[FigureSpec]:
     return specs
 
 
+# eval/<set>/<metric> that have figures of their own (losses, perplexity, synthetic accuracy)
+OWN_FIGURES = frozenset({"loss", "ppl", "acc"})
+
+
+@panel_builder("eval_metrics")
+def _eval_metrics(runs: Sequence[Run]) -> list[FigureSpec]:
+    """Every other metric of an eval set over training: fine-tuning scores (accuracy, ROUGE-L,
+    exact match, correlations), an objective's token-group losses and accuracies (DEPTH), bits
+    per byte. One figure per set, a panel per metric; breakdowns below a metric (per task,
+    per category) stay in the final-metrics table, where a hundred of them fit."""
+    keys = _keys(runs)
+    by_set: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == "eval" and parts[2] not in OWN_FIGURES:
+            by_set.setdefault(parts[1], []).append(key)
+    return [
+        FigureSpec(
+            f"eval_metrics_{_slug(name)}",
+            f"Eval metrics: {name}",
+            tuple(
+                Panel(
+                    key.rsplit("/", 1)[-1],
+                    (Curve(key, "eval"),),
+                    key.rsplit("/", 1)[-1],
+                    unit_range=_within_unit(runs, key),
+                )
+                for key in metric_keys
+            ),
+        )
+        for name, metric_keys in by_set.items()
+    ]
+
+
 def _domain_title(key: str, name: str) -> str:
     domain = key.removeprefix(f"eval/{name}/acc").lstrip("/")
     return domain or "all domains"
