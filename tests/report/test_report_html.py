@@ -214,6 +214,8 @@ def test_metric_directions():
     assert direction("eval/sni/exact_match_max/category/textual_entailment") == 1
     assert direction("eval/sni/rouge_l_stemmed/task/task039_qasc_find_overlapping_words") == 1
     assert direction("eval/sni/loss") == -1 and direction("eval/stsb/spearman") == 1
+    assert direction("eval/c4/sentence_accuracy") == 1
+    assert direction("eval/c4/reconstruction_loss") == -1
 
 
 def test_final_metrics_include_every_numeric_result(two_runs):

@@ -226,7 +226,10 @@ def direction(name: str) -> int:
     # the last two segments name the metric, or eval/<set>/<metric>/... when it is broken
     # down (per domain, per task category, per task)
     named = segments[-2:] + (segments[2:3] if segments[0] == "eval" else [])
-    parts = {p.split(",")[0].lower() for p in named}
+    # an objective's token groups: <group>_loss, <group>_accuracy (DEPTH's sentence_accuracy)
+    parts = {p.split(",")[0].lower().rsplit("_", 1)[-1] for p in named} | {
+        p.split(",")[0].lower() for p in named
+    }
     if parts & set(LOWER_IS_BETTER) and not name.endswith("stderr"):
         return -1
     if parts & set(HIGHER_IS_BETTER) and not name.endswith("stderr"):
