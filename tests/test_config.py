@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthlm.config import Count, Section, dump_yaml, load_config, parse_count, parse_override_value
 from synthlm.errors import ConfigError
@@ -126,3 +126,55 @@ def test_override_values_parse_as_yaml_with_scientific_floats():
     assert parse_override_value("[1, 2]") == [1, 2]
     assert parse_override_value("null") is None
     assert parse_override_value("hello") == "hello"
+
+
+class Schedule(Section):
+    """A union of plain types, and a check across two keys, as synthlm's sections have."""
+
+    every: int | Literal["epoch"] = 0
+    packing: bool = True
+    per_epoch: bool = False
+
+    @model_validator(mode="after")
+    def _per_epoch_needs_unpacked_rows(self) -> Schedule:
+        if self.per_epoch and self.packing:
+            raise ValueError("per_epoch deals whole rows; set packing: false")
+        return self
+
+
+class Timed(Section):
+    schedule: Schedule = Field(default_factory=Schedule)
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("-1", "expected int or one of 'epoch': Input should be greater than or equal to 0"),
+        ("soon", "expected int or one of 'epoch' (got 'soon')"),
+    ],
+)
+def test_a_union_of_plain_types_fails_in_one_line_without_pydantics_member_tags(value, detail):
+    class NonNegative(Section):
+        every: Annotated[int, Field(ge=0)] | Literal["epoch"] = 0
+
+    with pytest.raises(ConfigError) as err:
+        load_config(NonNegative, [], [f"every={value}"])
+    message = str(err.value)
+    assert message == f"override 'every={value}': every: {detail}" + (
+        f" (got {int(value)})" if value == "-1" else ""
+    )
+
+
+def test_a_check_across_keys_names_the_override_that_set_the_key_it_names(tmp_path):
+    run = write(tmp_path / "run.yaml", "schedule: {every: 5}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Timed, [run], ["schedule.per_epoch=true"])
+    assert str(err.value).startswith("override 'schedule.per_epoch=true': schedule: per_epoch")
+    both = write(tmp_path / "both.yaml", "schedule: {per_epoch: true}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Timed, [both], ["schedule.packing=true"])
+    assert str(err.value).startswith(f"{both} + override 'schedule.packing=true': schedule:")
+    # a check whose message names no key set anywhere falls back to the section's origin
+    with pytest.raises(ConfigError) as err:
+        load_config(Timed, [both])
+    assert str(err.value).startswith(f"{both}: schedule: per_epoch")

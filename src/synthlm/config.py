@@ -253,8 +253,50 @@ def located_error(
     source: str = "config",
 ) -> ConfigError:
     """One line per problem, each naming the file or override that set the key."""
-    lines = [describe_error(schema, err, origins or {}, source) for err in exc.errors()]
+    lines = [
+        describe_error(schema, err, origins or {}, source) for err in _merge_union_members(exc)
+    ]
     return ConfigError("\n".join(dict.fromkeys(lines)))
+
+
+# pydantic's error types that only say the value had another member's type
+_TYPE_MISMATCH = ("literal_error", "_type", "_parsing", "enum")
+
+
+def _merge_union_members(exc: ValidationError) -> list[dict[str, Any]]:
+    """One error per value: a union of plain types (``NonNegativeInt | Literal["epoch"]``) fails
+    once per member, each under a tag (``constrained-int``, ``literal['epoch']``) the user never
+    wrote. The member whose type the value had says what is wrong (``-1``: "greater than or
+    equal to 0"); where no member took its type, the expected types say it all."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        tagged = bool(loc) and isinstance(loc[-1], str) and _is_member_tag(loc[-1])
+        groups.setdefault(loc[:-1] if tagged else loc, []).append(dict(err, loc=loc))
+    merged = []
+    for loc, errs in groups.items():
+        if len(errs) == 1 or not all(_is_member_tag(str(e["loc"][-1])) for e in errs):
+            merged.extend(errs)
+            continue
+        own = [e for e in errs if not any(t in e["type"] for t in _TYPE_MISMATCH)]
+        if own:
+            merged.append(
+                dict(own[0], loc=loc, msg="; ".join(dict.fromkeys(e["msg"] for e in own)))
+            )
+        else:
+            merged.append(dict(errs[0], loc=loc, type="union_mismatch", msg=""))
+    return merged
+
+
+def _is_member_tag(part: str) -> bool:
+    """pydantic's names for the plain-type members of a union: ``int``, ``constrained-int``,
+    ``literal['epoch']``, ``function-after[...]``: never a valid key of a synthlm section."""
+    return bool(re.fullmatch(r"[a-z-]+(\[.*\])?", part)) and (
+        "[" in part or "-" in part or part in _PLAIN_TYPES
+    )
+
+
+_PLAIN_TYPES = {"int", "float", "str", "bool", "none", "list", "dict", "tuple", "bytes"}
 
 
 def describe_error(
@@ -280,10 +322,33 @@ def describe_error(
     # synthlm's own checks (field and model validators) run on a value of the right type: only
     # their message applies ("expected one of 'hf', 'neox'" before "neox is not for t5" misleads)
     own_check = kind == "value_error"
+    if own_check:
+        where = _involved_sources(origins, data_loc, message) or where
     detail = f"expected {expected}: {message}" if expected and not own_check else message
+    detail = detail.removesuffix(": ")
     if not isinstance(got, (dict, list)) and f"got {got!r}" not in message:
         detail += f" (got {got!r})"
     return f"{where}: {key}: {detail}"
+
+
+def _involved_sources(origins: Mapping[KeyPath, str], loc: KeyPath, message: str) -> str | None:
+    """The files and overrides that set the keys a section's own check names.
+
+    A check across keys (``epoch_batches: per_epoch`` needs ``packing: false``) fails on the
+    whole section, whose origin is the file that began it; the value at fault may come from an
+    override. So every key of the section that the message names, by its name or its dotted
+    path, contributes its origin, in the order they were given."""
+    named: list[str] = []
+    for path, origin in origins.items():
+        if len(path) <= len(loc) or path[: len(loc)] != loc:
+            continue
+        keys = {".".join(str(p) for p in path[len(loc) :]), ".".join(str(p) for p in path)}
+        if path[len(loc)] == path[-1] or len(path) == len(loc) + 1:
+            keys.add(str(path[len(loc)]))
+        if any(re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message) for k in keys):
+            named.append(origin)
+    named = list(dict.fromkeys(named))
+    return " + ".join(named) if named else None
 
 
 def _origin(origins: Mapping[KeyPath, str], loc: KeyPath) -> str | None:
