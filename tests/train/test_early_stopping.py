@@ -266,10 +266,16 @@ def test_early_stopping_stops_at_lightnings_evaluation(stopped):
     last = max(r["step"] for r in read_records(run_dir))
     assert last == steps[stop]
     record = [r for r in read_records(run_dir) if "early_stopping/stopped" in r]
+    # it starts, as every record does, with where the run is: the stopping evaluation's position
+    evaluation = next(
+        r for r in read_records(run_dir) if r["step"] == steps[stop] and "eval/val/loss" in r
+    )
+    position = {k: v for k, v in evaluation.items() if k == "tokens" or k.startswith("tokens/")}
+    assert set(position) == {"tokens", "tokens/web", "tokens/cyclic"}
     assert record == [
         {
             "step": steps[stop],
-            "tokens": record[0]["tokens"],
+            **position,
             "early_stopping/stopped": 1,
             "early_stopping/best": min(losses.values()),
             "early_stopping/best_step": min(losses, key=losses.get),

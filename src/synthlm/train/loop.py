@@ -550,19 +550,19 @@ class Trainer:
             dynamic_ncols=True,
         )
 
+    def position(self) -> dict[str, int]:
+        """Where the run is, in the keys every metrics record starts with: ``step``, ``tokens``
+        and, for a mixture, ``tokens/<source>`` (what equal-token comparisons line runs up by)."""
+        record = {"step": self.state.step, "tokens": self.state.tokens}
+        if hasattr(self.plan.mixture, "tokens_seen"):
+            record.update(self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len))
+        return record
+
     def log(self, lr: float, bar: Any) -> None:
         """One metrics record: interval averages plus throughput, MFU, memory and ETA."""
         seconds = max(self.busy_seconds, 1e-9)
         tokens_per_s = self.busy_steps * self.plan.batch.global_batch * self.plan.seq_len / seconds
-        record = {
-            "step": self.state.step,
-            "tokens": self.state.tokens,
-            **self.interval.summary(self.plan.mixture.source_names),
-        }
-        if hasattr(
-            self.plan.mixture, "tokens_seen"
-        ):  # per-source tokens so far (equal-token comparisons)
-            record.update(self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len))
+        record = {**self.position(), **self.interval.summary(self.plan.mixture.source_names)}
         record.update(
             lr=lr,
             tokens_per_s=tokens_per_s,
@@ -622,14 +622,7 @@ class Trainer:
 
     def _log_eval(self, metrics: dict[str, float]) -> dict[str, float]:
         if self.metrics is not None:
-            seen = (
-                self.plan.mixture.tokens_seen(self.state.samples, self.plan.seq_len)
-                if hasattr(self.plan.mixture, "tokens_seen")
-                else {}
-            )
-            self.metrics.write(
-                {"step": self.state.step, "tokens": self.state.tokens, **seen, **metrics}
-            )
+            self.metrics.write({**self.position(), **metrics})
         self._print_eval(metrics)
         return metrics
 
@@ -682,8 +675,7 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.write(
                 {
-                    "step": self.state.step,
-                    "tokens": self.state.tokens,
+                    **self.position(),
                     "early_stopping/stopped": 1,
                     "early_stopping/best": early.best,
                     "early_stopping/best_step": early.best_step,
@@ -713,7 +705,7 @@ class Trainer:
         with self.accelerator.autocast():
             metrics = self.lm_eval.run(self.model)
         if self.metrics is not None:
-            self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **metrics})
+            self.metrics.write({**self.position(), **metrics})
 
     # -- saving ---------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
