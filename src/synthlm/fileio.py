@@ -9,10 +9,13 @@ file system, which POSIX makes atomic.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def publish_dir(staging: str | Path, final: str | Path) -> Path:
+    """Rename the finished directory ``staging`` to ``final`` (same file system), so ``final``
+    is only ever a complete directory: the old one, the new one, or for a moment absent.
+
+    An existing non-empty ``final`` is first renamed aside to a :func:`temp_name` and deleted
+    after; a kill between the two renames leaves that aside copy, which
+    :func:`remove_stale_temps_of` (given ``final``) removes on the next run.
+    """
+    staging, final = Path(staging), Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    aside = None
+    if final.is_dir() and any(final.iterdir()):
+        aside = temp_name(final)
+        os.replace(final, aside)
+    os.replace(staging, final)  # onto an absent or empty directory: one rename
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as temp:
         temp.write_text(text, encoding="utf-8")
@@ -71,14 +94,88 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def temp_owner(path: str | Path) -> int | None:
+    """The process id a :func:`temp_name` carries, or None for any other name (never ours to
+    delete)."""
+    name = Path(path).name
+    if TMP_MARK not in name:
+        return None
+    match = _TEMP_TAIL.fullmatch(name.rsplit(TMP_MARK, 1)[1])
+    return int(match.group(1)) if match else None
+
+
+_TEMP_TAIL = re.compile(r"(\d+)-[0-9a-f]{8}")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs, so its temporaries must be left alone.
+
+    Errs on the side of "alive" whenever it cannot tell (another user's process, no way to
+    probe on Windows, where ``os.kill(pid, 0)`` would send Ctrl-C): a stale file kept costs
+    space, a live writer's file deleted costs its output. A killed process that its parent has
+    not reaped yet (a zombie) runs nothing and counts as dead.
+    """
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):
+        return False  # no process can have this id
+    except OSError:
+        return True  # exists, but belongs to someone else
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return "\nState:\tZ" not in status
+
+
+def is_stale_temp(path: str | Path) -> bool:
+    """A :func:`temp_name` whose writer is dead: a killed run's leftover, safe to delete."""
+    pid = temp_owner(path)
+    return pid is not None and not process_alive(pid)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temps_of(finals: Iterable[str | Path]) -> int:
+    """Delete the temporaries (``FINAL.tmp-PID-...``, files or directories) that killed writers
+    left for these final names; those of a writer that still runs are kept. Returns how many
+    were removed.
+
+    Every writer here removes its temporaries when it fails, but a SIGKILL gives it no chance:
+    the next run for the same output cleans up after it, so the space comes back.
+    """
+    removed = 0
+    for final in finals:
+        final = Path(final)
+        if not final.parent.is_dir():
+            continue
+        for candidate in final.parent.glob(f"{glob.escape(final.name)}{TMP_MARK}*"):
+            if candidate.name.rsplit(TMP_MARK, 1)[0] == final.name and is_stale_temp(candidate):
+                _remove(candidate)
+                removed += 1
+    return removed
+
+
 def remove_stale_temps(directory: str | Path) -> int:
-    """Delete temporary files a killed writer left behind; returns how many were removed."""
+    """Delete temporary files killed writers left in ``directory`` (those of live writers are
+    kept); returns how many were removed."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
     removed = 0
     for candidate in directory.iterdir():
-        if TMP_MARK in candidate.name and candidate.is_file():
+        if candidate.is_file() and is_stale_temp(candidate):
             candidate.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -15,14 +15,19 @@ def inspect_store(
     prefix: Path = typer.Argument(
         ..., help="Store prefix (PREFIX.bin/.idx), or a synthetic dataset dir."
     ),
-    sample: int = typer.Option(2, "--sample", "-n", help="How many documents to decode and print."),
+    sample: int = typer.Option(
+        2, "--sample", "-n", min=0, help="How many documents to decode and print."
+    ),
     tokenizer: str = typer.Option(
         None,
         "--tokenizer",
         "-t",
-        help="Tokenizer to decode with (default: the one recorded in PREFIX.json).",
+        help="Tokenizer to decode with (default: the one recorded in PREFIX.json); one that "
+        "did not write the store is refused.",
     ),
-    max_chars: int = typer.Option(300, help="Characters of each decoded sample to show."),
+    max_chars: int = typer.Option(
+        300, "--max-chars", min=0, help="Characters of each decoded sample to show."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON only."),
 ) -> None:
     """Print documents, tokens, dtype, length percentiles, and decode a sample."""

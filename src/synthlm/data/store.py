@@ -27,7 +27,13 @@ import numpy as np
 
 from synthlm import __version__
 from synthlm.errors import StoreError
-from synthlm.fileio import atomic_write_json, naming, publish, temp_name
+from synthlm.fileio import (
+    atomic_write_json,
+    naming,
+    publish,
+    remove_stale_temps_of,
+    temp_name,
+)
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -578,6 +584,19 @@ def _publish_step(step: tuple[str, Path, Path | None], metadata: dict[str, Any])
         publish(temp, final)
 
 
+def store_files(prefix: str | Path) -> list[Path]:
+    """Every final name a store at ``prefix`` can have: tokens, mask sidecar, provenance."""
+    prefix = normalize_prefix(prefix)
+    mask = mask_prefix(prefix)
+    return [bin_path(prefix), idx_path(prefix), bin_path(mask), idx_path(mask), meta_path(prefix)]
+
+
+def remove_stale_store_temps(prefix: str | Path) -> int:
+    """Delete the temporaries that killed writers left for the store at ``prefix`` (a writer
+    that still runs keeps its own; see :func:`synthlm.fileio.is_stale_temp`)."""
+    return remove_stale_temps_of(store_files(prefix))
+
+
 def remove_store(prefix: str | Path) -> None:
     """Delete a store and its sidecars (used when a user asks to overwrite)."""
     prefix = normalize_prefix(prefix)
@@ -601,6 +620,8 @@ def merge_stores(
     """Concatenate stores in the given order into ``out`` (documents kept intact).
 
     An existing store at ``out`` is replaced only with ``overwrite`` (as ``tokenize`` does).
+    Temporaries a killed merge left for ``out`` are removed first; a rerun redoes the merge (a
+    plain copy) and writes the same bytes.
     """
     if not prefixes:
         raise StoreError("merge: give at least one input store")
@@ -635,6 +656,7 @@ def merge_stores(
         )
     out = normalize_prefix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_store_temps(out)  # a killed merge's temporaries (its output is rewritten whole)
     staged: list[tuple[Path, Path]] = []
     try:
         parts = [(out, [s.prefix for s in stores], stores[0].dtype)]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from synthlm.data.store import TokenStore, describe, normalize_prefix, store_exists
-from synthlm.errors import StoreError
+from synthlm.errors import StoreError, UserError
 
 
 def _store_prefixes(path: Path) -> list[Path]:
@@ -20,15 +20,33 @@ def _store_prefixes(path: Path) -> list[Path]:
 
 
 def _decoder(store: TokenStore, tokenizer: str | None):
+    """The tokenizer to decode ``store``'s samples with: ``tokenizer``, else the one its
+    PREFIX.json records; None when there is neither.
+
+    A tokenizer that loads but did not write the store is refused (see
+    :mod:`synthlm.data.provenance`, which also accepts the writing tokenizer saved again with
+    ids appended): its samples would be fluent-looking garbage, the very thing inspect is run
+    to rule out. One that does not load is only a note, so the statistics still print.
+    """
     name = tokenizer or (store.metadata.get("tokenizer") or {}).get("path")
     if not name:
         return None
+    from synthlm.data.provenance import check_store_tokenizer
     from synthlm.tokenizers import load_tokenizer
 
     try:
-        return load_tokenizer(name)
+        loaded = load_tokenizer(name)
     except Exception as exc:  # a sample we cannot decode should not hide the statistics
         return _Unavailable(f"tokenizer {name} could not be loaded: {exc}")
+    where = f"--tokenizer {name}" if tokenizer else f"the recorded tokenizer {name}"
+    fix = (
+        "Decode it with the tokenizer that wrote it (leave out --tokenizer to use the one "
+        "PREFIX.json records)"
+        if tokenizer
+        else "Pass --tokenizer with the tokenizer that wrote it"
+    )
+    check_store_tokenizer(store.prefix, loaded, where, fix)
+    return loaded
 
 
 class _Unavailable:
@@ -40,6 +58,9 @@ def inspect_report(
     path: str | Path, *, sample: int = 2, tokenizer: str | None = None, max_chars: int = 300
 ) -> dict[str, Any]:
     """Statistics for each store at ``path`` plus a printable text with decoded samples."""
+    for flag, value in (("--sample", sample), ("--max-chars", max_chars)):
+        if value < 0:
+            raise UserError(f"{flag}: {value} is negative; give 0 or more")
     stats, lines = [], []
     for prefix in _store_prefixes(Path(path)):
         store = TokenStore(prefix)  # ids beyond the recorded vocabulary are an error, not a sample

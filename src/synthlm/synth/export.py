@@ -12,19 +12,47 @@ stores as they are, so an exported split is written the way synthlm would feed i
 
 Megatron-LM's GPTDataset has no per-token loss-mask input: there the mask is lost (every token
 becomes a target) unless the user's own dataset class reads the label store.
+
+The export is built in a hidden work directory next to ``out`` (``.OUT.export-partial``, see
+:mod:`synthlm.partial`) and renamed to ``out`` when every split and ``export.json`` are written,
+so ``out`` is only ever a whole export (or absent). The work directory records the splits done;
+the same command rerun after a kill redoes only the split it was writing (a different command
+starts over), and leftovers of killed runs (their temporaries, the old export a killed
+``--overwrite`` had moved aside) are removed. ``out`` belongs to the export: a directory that
+holds other files is refused, since replacing it would delete them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthlm.data.store import TokenStore, TokenStoreWriter, _BinWriter, bin_path, idx_path
+from synthlm.data.store import (
+    TokenStore,
+    TokenStoreWriter,
+    _BinWriter,
+    bin_path,
+    idx_path,
+    store_files,
+)
 from synthlm.errors import UserError
-from synthlm.fileio import atomic_write_json, publish
+from synthlm.fileio import (
+    TMP_MARK,
+    atomic_write_json,
+    check_output,
+    is_stale_temp,
+    publish,
+    publish_dir,
+    remove_stale_temps,
+    remove_stale_temps_of,
+)
+from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.spec import SPLITS
 
 IGNORE = -100  # GPT-NeoX / Hugging Face: a label that is not a target
@@ -60,7 +88,15 @@ def export_synthetic(
     vocab = _checked_vocab(offset, eod, local, vocab_size)
     chosen, absent = _chosen_splits(dataset.manifest["splits"], splits, directory)
     stores = {split: _checked_store(dataset.split(split), local) for split in chosen}
-    out = _checked_out(Path(out), overwrite)
+    out = Path(out)
+    target = Path(os.path.abspath(out))  # "." and "x/" name a directory too
+    work = WorkDir(
+        work_dir(target, "export"), _fingerprint(directory, stores, offset, eod, vocab, target)
+    )
+    published = _published_by_killed_run(work, target)
+    if published is not None:
+        return published
+    _checked_out(out, overwrite)
     if absent:
         print(
             f"note: {directory}: skipped the absent splits {', '.join(absent)} (no sequences; "
@@ -77,12 +113,74 @@ def export_synthetic(
         "splits": {},
         "absent_splits": absent,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "export.json").unlink(missing_ok=True)  # a stale summary must not vouch for new stores
-    for split, store in stores.items():
-        summary["splits"][split] = _export_split(store, out / split, offset, eod, vocab)
-    atomic_write_json(out / "export.json", summary)
+    try:
+        done: dict[str, Any] = (work.open() or {}).get("splits", {})
+        staging = work.path / STAGING
+        staging.mkdir(exist_ok=True)
+        remove_stale_temps(staging)  # the split a killed run was writing is written again
+        for split, store in stores.items():
+            if split not in done:
+                done[split] = _export_split(store, staging / split, offset, eod, vocab)
+                work.save({"splits": done})
+        summary["splits"] = {split: done[split] for split in stores}
+        atomic_write_json(staging / "export.json", summary)
+        work.save({"splits": done, "complete": True})
+        publish_dir(staging, target)
+    except BaseException as exc:
+        work.keep_if_resumable(exc)
+        raise
+    work.remove()
     return summary
+
+
+STAGING = "export"  # the export being built, inside the work directory
+
+
+def _fingerprint(
+    directory: str | Path,
+    stores: dict[str, TokenStore],
+    offset: int,
+    eod: int,
+    vocab: int,
+    target: Path,
+) -> str:
+    """What decides the export's bytes: the source stores' files (size and modification time,
+    so a dataset regenerated between a kill and the rerun starts the export over), the ids and
+    the destination."""
+    files = {
+        str(path): [path.stat().st_size, path.stat().st_mtime_ns]
+        for store in stores.values()
+        for path in store_files(store.prefix)
+        if path.is_file()
+    }
+    return fingerprint(
+        {
+            "source": str(Path(directory).resolve()),
+            "files": files,
+            "splits": list(stores),
+            "offset": offset,
+            "eod": eod,
+            "vocab_size": vocab,
+            "out": str(target),
+        }
+    )
+
+
+def _published_by_killed_run(work: WorkDir, target: Path) -> dict[str, Any] | None:
+    """The summary of this very export when a run of it was killed after renaming it into
+    place but before removing its work directory (the rerun then has nothing left to do);
+    otherwise None, and a work directory with nothing to resume is removed."""
+    state = work.peek()
+    if state is None or (work.path / STAGING).is_dir():
+        return None
+    work.remove()
+    summary_path = target / "export.json"
+    if not state.get("complete") or not summary_path.is_file():
+        return None
+    try:
+        return json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _chosen_splits(
@@ -115,24 +213,52 @@ def _checked_store(store: TokenStore, local: int) -> TokenStore:
 
 
 def _checked_out(out: Path, overwrite: bool) -> Path:
-    """``out`` if it is (or can become) a directory and holds no earlier export (unless
-    ``overwrite``); checked before any split is written, as ``tokenize`` refuses existing stores."""
+    """``out`` if it is (or can become) a directory that holds no earlier export (unless
+    ``overwrite``) and nothing but an export; checked before any split is written, as
+    ``tokenize`` refuses existing stores.
+
+    The finished export replaces the whole directory, so a file that is not an export's would
+    be lost: such a directory is refused even with ``overwrite``. What killed runs left (their
+    temporaries in ``out``, an old export a killed ``--overwrite`` had moved aside) is removed
+    here and is never a reason to refuse.
+    """
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; give a directory")
-    earlier = sorted(p.name for p in _export_files(out)) if out.is_dir() else []
-    if earlier and not overwrite:
+    check_output(out, kind="dir", what="--out")
+    remove_stale_temps_of([Path(os.path.abspath(out))])
+    if not out.is_dir():
+        return out
+    names = sorted(p.name for p in out.iterdir())
+    for name in names:
+        if _export_name(name.rsplit(TMP_MARK, 1)[0]) and is_stale_temp(out / name):
+            (out / name).unlink(missing_ok=True)
+    names = [name for name in names if (out / name).exists()]
+    foreign = [name for name in names if not _export_name(name)]
+    if foreign:
         raise UserError(
-            f"--out {out}: already holds an export ({', '.join(earlier[:3])}"
-            f"{', ...' if len(earlier) > 3 else ''}); pass --overwrite to replace it"
+            f"--out {out}: holds files that are not an export ({_listed(foreign)}); the export "
+            f"replaces the whole directory, so give a new or empty directory"
+        )
+    if names and not overwrite:
+        raise UserError(
+            f"--out {out}: already holds an export ({_listed(names)}); pass --overwrite to "
+            f"replace it"
         )
     return out
 
 
-def _export_files(out: Path) -> list[Path]:
-    """What an export writes into ``out``: export.json and each split's stores."""
-    stores = (p for split in SPLITS for p in out.glob(f"{split}_*_document.*"))
-    return [p for p in (out / "export.json", *stores) if p.exists()]
+def _listed(names: list[str]) -> str:
+    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+
+
+_SPLIT_STORE = re.compile(rf"({'|'.join(SPLITS)})_(text|label)_document(\.mask)?\.(bin|idx|json)")
+
+
+def _export_name(name: str) -> bool:
+    """Whether ``name`` is one of the files an export writes: export.json and each split's
+    text store (with its mask and provenance) and label store."""
+    return name == "export.json" or _SPLIT_STORE.fullmatch(name) is not None
 
 
 def _check_past_natural(offset: int, local: int, natural_vocab: int) -> None:
