@@ -64,11 +64,11 @@ def train_txt(tmp_path_factory, shakespeare: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def rocket_model(train_txt: Path) -> Path:
-    """Rocket's model, trained by the library from its own argument string (seeded)."""
+    """Rocket's model, trained by the library from its own argument string (3000 lines, fewer
+    than input_sentence_size: all are used, nothing is sampled)."""
     import sentencepiece as spm
 
     prefix = train_txt.parent / "rocket"
-    spm.set_random_generator_seed(0)
     spm.SentencePieceTrainer.train(ROCKET_ARGS.format(input=train_txt, prefix=prefix, vocab=VOCAB))
     return prefix.with_suffix(".model")
 
@@ -124,21 +124,27 @@ def test_rockets_tokenizer_side_by_side(tmp_path, train_txt, rocket_model):
     }
 
 
-def test_library_defaults_sample_the_same_sentences_as_the_library(tmp_path, shakespeare):
-    """With input_sentence_size below the line count the library samples sentences, counting
-    whitespace-only lines (not empty ones): synthlm must feed it the same lines."""
+def test_library_defaults_read_the_same_sentences_as_the_library(tmp_path, shakespeare):
+    """With input_sentence_size below the line count and shuffle_input_sentence=false the
+    library trains on the first sentences it counts, whitespace-only lines included (not empty
+    ones): synthlm must feed it the same lines. (With shuffling, synthlm draws the sample itself:
+    tests/test_tokenizer_sampling.py.)"""
     import sentencepiece as spm
 
     lines = shakespeare.read_text(encoding="utf-8").splitlines()[:6000]
     lines[10] = lines[500] = "   "
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(lines), encoding="utf-8")
-    args = {"vocab_size": VOCAB, "pad_id": 3, "input_sentence_size": 1000}
-    spm.set_random_generator_seed(0)
+    args = {
+        "vocab_size": VOCAB,
+        "pad_id": 3,
+        "input_sentence_size": 1000,
+        "shuffle_input_sentence": False,
+    }
     spm.SentencePieceTrainer.train(
         input=str(corpus), model_prefix=str(tmp_path / "lib"), minloglevel=2, **args
     )
-    options = [f"{key}={value}" for key, value in args.items()]
+    options = [f"{key}={str(value).lower()}" for key, value in args.items()]
     train_tokenizer(
         [corpus],
         "sentencepiece",
@@ -153,6 +159,14 @@ def test_library_defaults_sample_the_same_sentences_as_the_library(tmp_path, sha
         model_proto(tmp_path / "tok" / "tokenizer.model"),
     )
     assert [(p.piece, p.score) for p in ours.pieces] == [(p.piece, p.score) for p in theirs.pieces]
+    # the first 1000 lines differ from the whole file's: the option reached the library
+    whole = tmp_path / "whole"
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(whole), minloglevel=2, vocab_size=VOCAB, pad_id=3
+    )
+    assert [p.piece for p in model_proto(whole.with_suffix(".model")).pieces] != [
+        p.piece for p in ours.pieces
+    ]
 
 
 def test_an_option_overrides_only_its_key_of_synthlms_recipe(tmp_path, train_txt):
@@ -214,6 +228,12 @@ def test_cli_unknown_key_names_it_and_the_nearest_keys(tmp_path):
     line = cli_error(tmp_path, "--sp-option", "bytefallback=false")
     assert "--sp-option bytefallback=false: sentencepiece has no trainer option" in line
     assert "did you mean byte_fallback?" in line
+
+
+def test_cli_unknown_key_names_each_nearest_key_once(tmp_path):
+    """pad_id is both a library field and a key synthlm owns: suggested once, not twice."""
+    line = cli_error(tmp_path, "--sp-option", "pad_idd=3")
+    assert "did you mean pad_id or pad_piece?" in line
 
 
 def test_cli_bad_value_names_the_type(tmp_path):
@@ -280,5 +300,6 @@ def test_sp_flags_need_kind_sentencepiece_and_agree(tmp_path, train_txt):
 
 
 def test_the_library_hard_limit_failure_names_the_way_out(tmp_path, train_txt):
-    with pytest.raises(UserError, match="hard_vocab_limit=false"):
+    with pytest.raises(UserError, match="hard_vocab_limit=false") as caught:
         train_tokenizer([train_txt], "sentencepiece", 32_000, tmp_path / "t", sp_defaults="library")
+    assert "could not train a 32000-piece model" in str(caught.value)

@@ -22,7 +22,10 @@ def train(
         "for --kind byte.",
     ),
     kind: str = typer.Option(
-        "bpe", "--kind", help="bpe (byte-level BPE), unigram (HF), sentencepiece, or byte."
+        "bpe",
+        "--kind",
+        help="bpe (byte-level BPE), unigram (HF; not repeatable: two runs differ), "
+        "sentencepiece, or byte.",
     ),
     vocab_size: int = typer.Option(
         None,
@@ -70,6 +73,13 @@ def train(
         "normalization_rule_name=nmt_nfkc, byte_fallback=false); repeat for more. Checked "
         "before training and recorded in synthlm_tokenizer.json.",
     ),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="sentencepiece: picks the sample of input_sentence_size sentences when the corpus "
+        "has more (default 0): the same seed, the same model. Recorded in "
+        "synthlm_tokenizer.json.",
+    ),
     bos_token: str = typer.Option("<s>", "--bos-token", help="Beginning-of-sequence token (id 1)."),
     eos_token: str = typer.Option(
         "</s>", "--eos-token", help="End-of-document token (id 2); always present."
@@ -109,6 +119,7 @@ def train(
         sp_model_type=sp_model_type,
         sp_defaults=sp_defaults,
         sp_options=sp_options or (),
+        seed=seed,
         overwrite=overwrite,
         quiet=quiet,
         verbose=verbose,

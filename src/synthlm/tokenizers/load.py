@@ -3,11 +3,18 @@
 Format detection lives here: ``synthlm_tokenizer.json`` names the exact kind when present;
 otherwise the files in the dir (or the file's suffix) decide, and special tokens come from the
 transformers config files or, failing that, from well-known token names.
+
+A spec that is no local file or directory is a Hugging Face Hub name, looked up in this order so
+that a mistyped local name fails in a second, not after a minute of retries: a name that cannot
+be a repo id stops at once; the local HF cache answers without the network; with
+``HF_HUB_OFFLINE=1`` nothing more is tried; otherwise stderr says the Hub is being asked, one
+request without retries checks that it can be reached, and only then does AutoTokenizer download.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ def load_tokenizer(spec: str | Path, *, trust_remote_code: bool = False) -> Base
             "name such as gpt2 or ORG/NAME); check the path"
         )
     else:
-        return _load_auto(text, trust_remote_code, path=text)
+        return _load_hub(text, trust_remote_code)
     tokenizer.path = str(path.resolve())
     return tokenizer
 
@@ -158,6 +165,79 @@ def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
     return HFTokenizer(backend, tokens, kind="gpt2")
 
 
+HUB_PROBE_TIMEOUT = 10.0  # seconds for the one request that checks the Hub can be reached
+
+
+def _load_hub(name: str, trust_remote_code: bool) -> HFTokenizer:
+    """``name``, no local file or directory, as a Hugging Face Hub repo id: from the local HF
+    cache when it is there, else from the Hub, failing at once (not after huggingface_hub's
+    retries, ~50 s per file when offline) when it cannot be."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise UserError(
+            f"tokenizer {name}: no such file or directory, and not a Hugging Face Hub name "
+            "(gpt2, ORG/NAME); check the path"
+        ) from None
+    cached = _cached_auto(name, trust_remote_code)
+    if cached is not None:
+        return cached
+    if constants.is_offline_mode():
+        raise UserError(
+            f"tokenizer {name}: no such file or directory here, and the Hugging Face Hub name "
+            f"{name} is not in the local HF cache (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is "
+            "set, so the Hub is not asked); check the path, or download it first"
+        )
+    print(
+        f"tokenizer {name}: not a local file or directory, nor in the local HF cache; looking "
+        f"it up on the Hugging Face Hub ({constants.ENDPOINT})",
+        file=sys.stderr,
+    )
+    _check_hub_reachable(name)
+    return _load_auto(name, trust_remote_code, path=name)
+
+
+def _cached_auto(name: str, trust_remote_code: bool) -> HFTokenizer | None:
+    """The tokenizer from the local HF cache (no network), or None when it is not cached there.
+
+    A cached name is used as cached, online too: no request, and the same files every run
+    (``hf download NAME`` refreshes it).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        auto = AutoTokenizer.from_pretrained(
+            name, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+    except OSError:  # transformers' "not in the cached files" (EnvironmentError)
+        return None
+    except Exception as exc:  # cached but not loadable: unknown class, remote code, ...
+        raise UserError(
+            f"{name}: found in the local HF cache, but AutoTokenizer could not load it: {exc}"
+        ) from None
+    return _from_auto(auto, name)
+
+
+def _check_hub_reachable(name: str) -> None:
+    """One request, no retries: when the Hub cannot be reached (no network, a typo'd local
+    name), say so now. Any answer, even 401 or 404, means it can; AutoTokenizer then gives the
+    precise error for a missing or gated repo without retrying."""
+    from huggingface_hub import constants, get_session
+
+    url = f"{constants.ENDPOINT}/api/models/{name}"
+    try:
+        get_session().head(url, timeout=HUB_PROBE_TIMEOUT)
+    except Exception as exc:  # the HTTP client's connection / timeout errors, whatever its name
+        raise UserError(
+            f"tokenizer {name}: no such file or directory here, not in the local HF cache, and "
+            f"the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached "
+            f"({type(exc).__name__}: {exc}); check the path, or the network"
+        ) from None
+
+
 def _load_auto(spec: str, trust_remote_code: bool, *, path: str) -> HFTokenizer:
     """A local HF dir without tokenizer.json, or a hub name: via AutoTokenizer."""
     from transformers import AutoTokenizer
@@ -169,10 +249,15 @@ def _load_auto(spec: str, trust_remote_code: bool, *, path: str) -> HFTokenizer:
             f"{spec}: not a tokenizer file or dir, and AutoTokenizer could not load it "
             f"(hub names need the network or a local cache): {exc}"
         ) from None
+    return _from_auto(auto, path)
+
+
+def _from_auto(auto, path: str) -> HFTokenizer:
+    """An AutoTokenizer result as synthlm's tokenizer (its fast backend and special tokens)."""
     backend = getattr(auto, "backend_tokenizer", None)
     if backend is None:
         raise UserError(
-            f"{spec}: AutoTokenizer gave a tokenizer without a fast backend "
+            f"{path}: AutoTokenizer gave a tokenizer without a fast backend "
             f"({type(auto).__name__}); save it with tokenizer.json"
         )
     tokens = {

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,7 +67,9 @@ def llama_recipe() -> dict[str, Any]:
         "input_sentence_size": 5_000_000,
         "shuffle_input_sentence": True,
         "max_sentence_length": 1 << 16,
-        "num_threads": os.cpu_count() or 1,
+        # the library's own default, not this machine's CPU count: the trained model depends on
+        # the thread count, so a fixed one gives the same model on any machine
+        "num_threads": 16,
     }
 
 
@@ -105,7 +106,9 @@ def parse_sp_options(items: Sequence[str]) -> dict[str, Any]:
                 f"--sp-option {item!r}: write KEY=VALUE, e.g. --sp-option byte_fallback=false"
             )
         if key not in fields and key not in OWNED:
-            raise UserError(f"--sp-option {item}: {_unknown(key, [*fields, *OWNED])}")
+            # a key synthlm owns is often also a library field (pad_id): named once
+            known = list(dict.fromkeys([*fields, *OWNED]))
+            raise UserError(f"--sp-option {item}: {_unknown(key, known)}")
         if key in parsed:
             raise UserError(f"--sp-option {item}: {key} is given twice; keep one")
         parsed[key] = _checked(key, raw, _typed(key, raw, fields.get(key)))

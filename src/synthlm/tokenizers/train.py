@@ -1,9 +1,16 @@
 """Train a tokenizer of any registered kind into a directory that follows the id convention.
 
 Adding a kind is one function decorated with ``@trainer("kind")`` plus its smallest sensible
-size in ``MIN_LEARNED``: the function receives the documents, the number of ids to learn (specials
+size in ``MIN_LEARNED`` (and, when its library cannot repeat a run, the reason in
+``NOT_REPEATABLE``): the function receives the documents, the number of ids to learn (specials
 included, ``extra_tokens`` excluded), the special tokens and the options, and returns a tokenizer;
 size checks, input reading, extra ids and saving are shared.
+
+Repeatability: ``bpe``, ``sentencepiece`` and ``byte`` give the same files for the same command
+and inputs, in any process. ``sentencepiece`` gets there because synthlm draws the
+``input_sentence_size`` sample itself (:func:`sample_sentences`), seeded by ``--seed``: the
+library's own sampler is salted per process. ``unigram`` cannot, and says so (see
+``NOT_REPEATABLE``).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,21 @@ MIN_LEARNED = {
     "sentencepiece": BYTE_OFFSET + 256 + 2,
     "byte": 0,
 }
+# Kinds whose library gives a different tokenizer on every run, and why: warned at train time and
+# recorded as "repeatable": false in synthlm_tokenizer.json, so nobody expects the same files.
+NOT_REPEATABLE = {
+    "unigram": (
+        "the Hugging Face tokenizers UnigramTrainer counts words in a hash map with a random "
+        "seed of its own (ahash, new on every run and for every map) and trains on the words in "
+        "that map's order, so its sums of floats and its ties between pieces come out "
+        "differently: two runs on the same input give different scores and different pieces at "
+        "some ids (neither the input order nor RAYON_NUM_THREADS changes that)"
+    ),
+}
+REPEATABLE_ALTERNATIVE = {"unigram": "--kind sentencepiece --sp-model-type unigram"}
+# The key of the Philox stream behind the sentence sample (with --seed): its own stream, so no
+# other use of the same seed draws the same numbers.
+SAMPLE_STREAM = 0x5E47_5A3B
 
 
 def trainer(kind: str) -> Callable[[Trainer], Trainer]:
@@ -61,6 +83,7 @@ def train_tokenizer(
     sp_model_type: str | None = None,
     sp_defaults: str = "synthlm",
     sp_options: Sequence[str] = (),
+    seed: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
     verbose: bool = False,
@@ -75,6 +98,11 @@ def train_tokenizer(
     ``sp_defaults`` and ``sp_options`` (``"KEY=VALUE"`` strings, as ``--sp-option`` takes them)
     set the sentencepiece trainer's arguments; they are checked before the corpus is read and
     recorded in ``synthlm_tokenizer.json``.
+
+    ``seed`` (``--kind sentencepiece`` only; 0 when not given) picks the sample of
+    ``input_sentence_size`` sentences when the corpus has more: the same seed, the same sample
+    and the same model in any process. ``synthlm_tokenizer.json`` also records whether the kind
+    repeats a run at all (``"repeatable"``); ``unigram`` does not, and that is warned on stderr.
     """
     if kind not in TRAINERS:
         raise UserError(f"--kind {kind!r}: choose one of {', '.join(TRAINERS.names())}")
@@ -92,6 +120,7 @@ def train_tokenizer(
     options = {
         "min_frequency": min_frequency,
         **_sp_settings(kind, learned, tokens, sp_model_type, sp_defaults, sp_options),
+        **_seed_setting(kind, seed),
     }
     out = Path(out)
     replaceable_files(out, overwrite=overwrite)
@@ -100,12 +129,32 @@ def train_tokenizer(
     tokenizer = TRAINERS[kind](documents, learned, tokens, settings)
     if extra_tokens:
         tokenizer = tokenizer.extend(extra_tokens=extra_tokens)
-    provenance = {"trained_on": sources, "requested_vocab_size": vocab_size, "options": options}
+    provenance = {
+        "trained_on": sources,
+        "requested_vocab_size": vocab_size,
+        "options": options,
+        "repeatable": kind not in NOT_REPEATABLE,
+        **({"not_repeatable_because": NOT_REPEATABLE[kind]} if kind in NOT_REPEATABLE else {}),
+    }
     tokenizer.save(out, overwrite=overwrite, provenance=provenance)
+    if kind in NOT_REPEATABLE:  # after saving: a failed run ends with its one error line
+        print(not_repeatable_warning(kind), file=sys.stderr)
     warning = shortfall_warning(kind, vocab_size, tokenizer.vocab_size, min_frequency)
     if warning:
         print(warning, file=sys.stderr)
     return load_tokenizer(out)
+
+
+def not_repeatable_warning(kind: str) -> str:
+    """The one stderr line for a kind whose library cannot repeat a run: a user comparing two
+    trainings, or retraining to reproduce a store's tokenizer, must know before relying on it,
+    and learn the kind that does repeat."""
+    instead = REPEATABLE_ALTERNATIVE.get(kind)
+    return (
+        f"warning: --kind {kind} is not repeatable: {NOT_REPEATABLE[kind]}; the tokenizer is "
+        f'saved with "repeatable": false in synthlm_tokenizer.json'
+        + (f"; for a repeatable {kind} tokenizer use {instead}" if instead else "")
+    )
 
 
 def shortfall_warning(kind: str, requested: int | None, actual: int, min_frequency: int) -> str:
@@ -161,6 +210,20 @@ def _sp_settings(
         "sentencepiece_args": arguments,
         "sentencepiece_version": spm.__version__,
     }
+
+
+def _seed_setting(kind: str, seed: int | None) -> dict[str, int]:
+    """``--seed`` seeds the one random choice a trainer makes, sentencepiece's sample of
+    sentences; recorded so the run can be repeated. Other kinds draw nothing: a seed given to
+    them would be silently ignored, so it is refused."""
+    if kind != "sentencepiece":
+        if seed is not None:
+            raise UserError(
+                f"--seed applies to --kind sentencepiece (it picks the sample of "
+                f"input_sentence_size sentences); --kind {kind} training draws no random numbers"
+            )
+        return {}
+    return {"seed": 0 if seed is None else seed}
 
 
 def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
@@ -310,9 +373,25 @@ def _train_sentencepiece(
 
     import sentencepiece as spm
 
+    arguments = options["sentencepiece_args"]
     lines = _sentences(documents, as_library=options["sp_defaults"] == "library")
+    sample_size, shuffle, max_length = _sampling_arguments(arguments)
+    if sample_size > 0 and shuffle:
+        # the library's own sample changes from process to process (its reservoir sampler's
+        # generator is salted per process, whatever the seed): synthlm draws it, seeded, and
+        # feeds at most input_sentence_size sentences, which the library keeps all of, in order
+        sample, eligible = sample_sentences(
+            lines, sample_size, max_length=max_length, seed=options["seed"]
+        )
+        if options["verbose"]:
+            taken = (
+                f"sampled {len(sample):,} of {eligible:,} sentences (seed {options['seed']})"
+                if len(sample) < eligible
+                else f"all {eligible:,} sentences (input_sentence_size {sample_size:,})"
+            )
+            print(f"synthlm: training on {taken}", file=sys.stderr)
+        lines = _drain(sample)
     model = io.BytesIO()
-    spm.set_random_generator_seed(0)  # sampling of training sentences is reproducible
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=lines,
@@ -320,7 +399,7 @@ def _train_sentencepiece(
             # its INFO and WARNING lines fill screens (a short vocabulary is reported by
             # train_tokenizer instead); 2 keeps only errors, which also raise
             minloglevel=0 if options["verbose"] else 2,
-            **options["sentencepiece_args"],
+            **arguments,
         )
     except RuntimeError as exc:
         raise UserError(_sp_failure(size, exc)) from None
@@ -329,11 +408,108 @@ def _train_sentencepiece(
 
 def _sentences(documents: Iterator[str], *, as_library: bool) -> Iterator[str]:
     """Every line of every document, as the library reads a text file: it skips empty lines but
-    counts whitespace-only ones when it samples ``input_sentence_size`` sentences, so with
-    library defaults those stay (the same sample, the same model); synthlm's recipe drops them.
+    keeps whitespace-only ones as sentences (they count toward ``input_sentence_size``), so with
+    library defaults those stay (the same sentences, the same model); synthlm's recipe drops them.
     """
     for doc in documents:
         yield from (line for line in doc.split("\n") if (line if as_library else line.strip()))
+
+
+# Sentences holding this character are skipped by the sentencepiece trainer (trainer_interface.cc:
+# kUNKStr, "reserved chars"), so they never count toward its sample.
+SP_RESERVED = "\u2585"
+
+
+def _sampling_arguments(arguments: dict[str, Any]) -> tuple[int, bool, int]:
+    """``input_sentence_size``, ``shuffle_input_sentence`` and ``max_sentence_length`` as the
+    library will use them: the value passed, else the library's own default (its TrainerSpec)."""
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    fields = pb.TrainerSpec.DESCRIPTOR.fields_by_name
+    size, shuffle, max_length = (
+        arguments.get(name, fields[name].default_value)
+        for name in ("input_sentence_size", "shuffle_input_sentence", "max_sentence_length")
+    )
+    return int(size), bool(shuffle), int(max_length)
+
+
+def eligible_sentence(line: str, max_length: int) -> str | None:
+    """``line`` as the sentencepiece trainer reads it, or None when it skips it before sampling.
+
+    Its Python iterator strips trailing ``\\r``/``\\n``; then empty sentences, sentences of more
+    than ``max_sentence_length`` UTF-8 bytes and sentences holding U+2585 (its reserved
+    character) are dropped (LoadSentences in trainer_interface.cc). Only what is left is counted
+    and sampled, so synthlm samples among exactly those.
+    """
+    line = line.rstrip("\r\n")
+    if not line or SP_RESERVED in line:
+        return None
+    if len(line) * 4 > max_length and len(line.encode("utf-8")) > max_length:
+        return None
+    return line
+
+
+def sample_sentences(
+    lines: Iterable[str], size: int, *, max_length: int, seed: int, batch: int = 1 << 16
+) -> tuple[list[str], int]:
+    """A uniform sample of ``size`` of the eligible sentences (:func:`eligible_sentence`) of
+    ``lines``, in corpus order, and how many were eligible: what ``input_sentence_size`` with
+    ``shuffle_input_sentence`` asks of sentencepiece (a uniform sample, the library's by
+    reservoir), but the same sample in every process.
+
+    The rule: the n-th eligible sentence gets the n-th 64-bit number of the Philox stream keyed
+    by ``(seed, SAMPLE_STREAM)``; the ``size`` sentences with the smallest numbers are the sample
+    (on equal numbers the earlier sentence). Independent uniform numbers make every subset of
+    ``size`` equally likely; a number depends only on the sentence's position, so the sample does
+    not depend on ``batch``. One pass, holding at most about 1.5 x ``size`` sentences (the library
+    holds ``size``): candidates above the ``size``-th smallest number so far are dropped as read.
+    """
+    import numpy as np
+
+    if size <= 0:
+        raise ValueError(f"sample size must be positive, got {size}")
+    numbers = np.random.Philox(key=[seed & (2**64 - 1), SAMPLE_STREAM])
+    limit = size + max(size // 2, batch)
+    keys: list[np.ndarray] = []
+    texts: list[str] = []
+    bound: np.uint64 | None = None  # a new sentence must draw less to enter the sample
+    eligible = 0
+    found = (s for s in (eligible_sentence(line, max_length) for line in lines) if s is not None)
+    while chunk := list(itertools.islice(found, batch)):
+        drawn = numbers.random_raw(len(chunk))
+        eligible += len(chunk)
+        if bound is not None:
+            enter = drawn < bound
+            drawn = drawn[enter]
+            chunk = list(itertools.compress(chunk, enter.tolist()))
+        keys.append(drawn)
+        texts.extend(chunk)
+        if len(texts) > limit:
+            texts, keys, bound = _smallest(texts, keys, size)
+    if len(texts) > size:
+        texts, keys, bound = _smallest(texts, keys, size)
+    return texts, eligible
+
+
+def _smallest(texts: list[str], keys: list, size: int) -> tuple[list[str], list, Any]:
+    """The ``size`` texts with the smallest keys, still in corpus order, and the largest key
+    kept (later sentences need less). ``texts`` are in corpus order, so a stable sort breaks
+    equal keys by position."""
+    import numpy as np
+
+    drawn = np.concatenate(keys)
+    order = np.argsort(drawn, kind="stable")[:size]
+    bound = drawn[order[-1]]  # a numpy uint64: compared exactly, never through a float
+    kept = np.sort(order)
+    return [texts[i] for i in kept.tolist()], [drawn[kept]], bound
+
+
+def _drain(sample: list[str]) -> Iterator[str]:
+    """The sample in order, each sentence let go once the library has copied it (so the corpus
+    is not held twice while it trains)."""
+    sample.reverse()
+    while sample:
+        yield sample.pop()
 
 
 def _sp_failure(size: int, exc: RuntimeError) -> str:
