@@ -95,3 +95,18 @@ def test_merge_killed_with_its_temporaries_on_disk_reruns_and_cleans_up(tmp_path
     assert temps(out) == [live.name], "the killed run's temporaries are gone, a live one kept"
     assert digests(out, "m") == digests(reference, "m")
     assert len(TokenStore(out / "m")) == 100
+
+
+def test_tokenize_removes_only_dead_writers_temporaries(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(f'{{"text": "line {i} of the corpus"}}\n' for i in range(20)))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f"s_text_document.bin.tmp-{dead_pid()}-0123abcd"  # a killed tokenize's
+    live = out / f"s_text_document.idx.tmp-{os.getpid()}-0123abcd"  # a tokenize still writing
+    for path in (stale, live):
+        path.write_bytes(b"x")
+    done = run_cli("tokenize", str(corpus), "-t", "byte", "-o", str(out / "s"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert temps(out) == [live.name]
+    assert len(TokenStore(out / "s_text_document")) == 20

@@ -38,14 +38,18 @@ from synthlm.data.readers import (
     read_chunks,
     source_summary,
 )
-from synthlm.data.store import TokenStoreWriter, normalize_prefix, store_exists
+from synthlm.data.store import (
+    TokenStoreWriter,
+    normalize_prefix,
+    remove_stale_store_temps,
+    store_exists,
+)
 from synthlm.errors import UserError
-from synthlm.fileio import TMP_MARK, check_output
+from synthlm.fileio import check_output
 from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.tokenizers import BaseTokenizer, load_tokenizer
 
 MAX_BAD_EXAMPLES = 1000
-STORE_FILES = (".bin", ".idx", ".json", ".mask.bin", ".mask.idx")
 
 
 # -------------------------------------------------------------------------------------------------
@@ -113,16 +117,9 @@ def output_prefixes(out: str | Path, keys: Sequence[str]) -> dict[str, Path]:
 
 
 def remove_stale_temps(prefixes: dict[str, Path]) -> int:
-    """Delete temporaries a killed run left for these outputs (only ours, never other files)."""
-    removed = 0
-    for prefix in prefixes.values():
-        if not prefix.parent.is_dir():
-            continue
-        for suffix in STORE_FILES:
-            for stale in prefix.parent.glob(f"{prefix.name}{suffix}{TMP_MARK}*"):
-                stale.unlink(missing_ok=True)
-                removed += 1
-    return removed
+    """Delete temporaries killed runs left for these outputs (only ours, never other files,
+    and never those of a run that is still writing)."""
+    return sum(remove_stale_store_temps(prefix) for prefix in prefixes.values())
 
 
 @dataclass
