@@ -4,6 +4,7 @@ outputs, split overlap reported and removable, atomic output, bounded memory."""
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -248,3 +249,20 @@ def test_card_states_the_budget_rule_the_counts_follow(tmp_path):
     assert 0 < 200_000 - written < last_piece.max()  # less than a sequence of the last piece
     assert f"{200_000 - written:,} tokens short of the request" in card
     assert "stops before the sequence that would overflow its budget" not in card
+
+
+def test_an_old_dataset_a_killed_overwrite_moved_aside_is_removed(tmp_path):
+    """``--overwrite`` moves the old dataset to ``OUT.tmp-PID-...`` before renaming the new one
+    in; a kill between the two renames leaves it there, and the next run removes it (a writer
+    that still runs keeps its own)."""
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    aside = tmp_path / f"d.tmp-{gone.pid}-0123abcd"
+    (aside / "train").mkdir(parents=True)
+    live = tmp_path / f"d.tmp-{os.getpid()}-0123abcd"
+    live.mkdir()
+    build_dataset(load_spec(MIXED), tmp_path / "d", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", live.name]

@@ -21,7 +21,6 @@ written stores, so they need no saving.
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 
 from synthlm.data.store import TokenStore, TokenStoreWriter, store_exists
 from synthlm.errors import UserError
-from synthlm.fileio import check_output, temp_name
+from synthlm.fileio import check_output, publish_dir, remove_stale_temps_of
 from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.blocks import Block, BlockSource
 from synthlm.synth.generation_plan import Plan, make_plan
@@ -167,7 +166,7 @@ def build_dataset(
         manifest = build_manifest(plan, run.results, staging, dedup_splits)
         write_manifest(staging, manifest)
         write_card(staging, manifest, stats_from_stores(plan, staging))
-        _publish(staging, out)
+        publish_dir(staging, out)
     except BaseException as exc:
         work.keep_if_resumable(exc)
         raise
@@ -197,6 +196,8 @@ def _check_not_empty(run: Run) -> None:
 
 def _check_target(out: Path, overwrite: bool) -> None:
     check_output(out, kind="dir")
+    # an old dataset a killed --overwrite had moved aside (publish_dir) is space, not data
+    remove_stale_temps_of([Path(os.path.abspath(out))])
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -211,18 +212,6 @@ def _progress(total: int, quiet: bool):
     return progress_bar(
         total=total, unit="tok", unit_scale=True, desc="synth generate", disable=quiet, leave=False
     )
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Swap the finished staging directory into place (the old one, if any, is removed after)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if out.is_dir() and any(out.iterdir()):
-        old = temp_name(out)
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_split(run: Run, source: BlockSource, split_index: int, split: str) -> None:
