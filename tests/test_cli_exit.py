@@ -41,3 +41,20 @@ def test_a_failed_command_keeps_its_status_and_error_line():
     assert done.returncode == 2
     assert "error: no-such-config.yaml: config file not found" in done.stderr
     assert done.stdout.splitlines() == ["thread done", "atexit ran"]
+
+
+def test_an_idle_thread_pool_worker_does_not_keep_the_program_alive():
+    """torch's compiler leaves idle ``concurrent.futures`` workers after ``model.compile``; a
+    plain join waits on them forever (they sleep until the pool's shutdown hook wakes them)."""
+    program = PROGRAM.replace(
+        "main()",
+        "import concurrent.futures\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(2)\n"
+        "pool.submit(lambda: 1).result()\n"
+        "main()",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["synthlm 0.1.0", "thread done", "atexit ran"]

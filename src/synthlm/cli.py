@@ -159,10 +159,7 @@ def fast_exit(code: int) -> NoReturn:
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # CPython's; absent: exit as usual
     if run_exitfuncs is None or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         sys.exit(code)
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    _wait_for_threads()
     run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -171,6 +168,26 @@ def fast_exit(code: int) -> NoReturn:
         except (OSError, ValueError):  # a closed pipe: Python reports it and exits 120
             code = code or 120
     os._exit(code)
+
+
+def _wait_for_threads() -> None:
+    """Python's own first exit step: tell thread pools to stop, then join non-daemon threads.
+
+    Joining alone hangs on an idle ``concurrent.futures`` worker (torch's compiler leaves some
+    after ``model.compile``): it waits for work until the pool's shutdown hook, registered with
+    ``threading._register_atexit``, wakes it. ``threading._shutdown`` runs those hooks and the
+    joins in the interpreter's order; where a Python lacks it, the hooks are run by hand.
+    """
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+        return
+    for hook in reversed(getattr(threading, "_threading_atexits", [])):
+        hook()
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
 
 
 def _show_usage_error(exc: ClickException) -> None:
