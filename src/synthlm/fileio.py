@@ -45,7 +45,12 @@ def publish(temp: str | Path, final: str | Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it is renamed to ``path``, on error removed."""
+    """Yield a temporary path to write; on success it is renamed to ``path``, on error removed.
+
+    Once the file is in place, the temporaries that killed writers of the same file left (a
+    SIGKILL runs no clean-up) are removed too, so reruns never pile them up; a writer that
+    still runs keeps its own (:func:`remove_stale_temps_of`).
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_name(final)
@@ -56,6 +61,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         raise
+    remove_stale_temps_of([final])
 
 
 def publish_dir(staging: str | Path, final: str | Path) -> Path:

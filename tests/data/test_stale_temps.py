@@ -110,3 +110,17 @@ def test_tokenize_removes_only_dead_writers_temporaries(tmp_path):
     assert done.returncode == 0, done.stderr
     assert temps(out) == [live.name]
     assert len(TokenStore(out / "s_text_document")) == 20
+
+
+def test_every_atomic_write_removes_what_killed_writers_of_that_file_left(tmp_path):
+    """generate -o, report figures, eval --out, manifests: each goes through atomic_path."""
+    from synthlm.fileio import atomic_write_text
+
+    stale = tmp_path / f"out.jsonl.tmp-{dead_pid()}-0123abcd"
+    live = tmp_path / f"out.jsonl.tmp-{os.getpid()}-0123abcd"
+    neighbour = tmp_path / f"other.jsonl.tmp-{dead_pid()}-0123abcd"
+    for path in (stale, live, neighbour):
+        path.write_bytes(b"x")
+    atomic_write_text(tmp_path / "out.jsonl", "done\n")
+    assert (tmp_path / "out.jsonl").read_text() == "done\n"
+    assert temps(tmp_path) == sorted([live.name, neighbour.name])
