@@ -102,6 +102,49 @@ def test_seed_makes_sampling_reproducible(random_model):
     assert [c.sample for c in complete(random_model, ["hello"], sampling)] == [0, 1, 2]
 
 
+def test_a_sample_does_not_depend_on_the_batch_or_the_prompts_beside_it(random_model):
+    """Each completion draws from its own stream (seed, prompt number, sample number): the
+    batch size, the other prompts' lengths and stopping times change nothing."""
+    prompts = ["To be", "or not to be, that is", "q", "the question"]
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=12, num_samples=2, seed=3)
+    runs = [
+        [c.text for c in complete(random_model, prompts, sampling, batch_size=b)]
+        for b in (1, 2, 3, 8)
+    ]
+    assert all(texts == runs[0] for texts in runs), runs
+    assert len(set(runs[0])) == len(runs[0]), "eight draws of a random model should differ"
+    first = complete(random_model, prompts[:1], sampling)
+    assert [c.text for c in first] == runs[0][:2], "a prompt alone = the file's first prompt"
+
+
+def test_each_row_samples_the_processed_distribution():
+    """The rows' Gumbel-max picks are draws from softmax(logits / T) restricted to the top k,
+    the distribution transformers samples (written out here with plain torch)."""
+    from synthlm.inference.row_sampling import row_sampler, row_seeds
+
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -3.0])
+    rows = 20_000
+    for temperature, top_k in ((1.0, 0), (0.7, 3)):
+        seeds = row_seeds(11, range(rows), 1)
+        sampler = row_sampler(seeds, temperature, top_k, 1.0)
+        picks = sampler(torch.zeros(rows, 1, dtype=torch.long), logits.repeat(rows, 1))
+        counts = torch.bincount(picks.argmax(dim=1), minlength=len(logits)).double() / rows
+        expected = torch.softmax(logits.double() / temperature, dim=0)
+        if top_k:
+            expected[expected.argsort(descending=True)[top_k:]] = 0
+            expected /= expected.sum()
+        assert torch.allclose(counts, expected, atol=0.012), (counts, expected)
+        assert (counts[expected == 0] == 0).all()
+
+
+def test_row_seeds_depend_on_seed_prompt_and_sample_only():
+    from synthlm.inference.row_sampling import row_seeds
+
+    assert row_seeds(0, [5, 6], 2) == row_seeds(0, [5], 2) + row_seeds(0, [6], 2)
+    assert len(set(row_seeds(0, range(50), 2) + row_seeds(1, range(50), 2))) == 200
+    assert row_seeds(-1, [0], 1) != row_seeds(1, [0], 1)
+
+
 def test_greedy_with_many_samples_is_rejected():
     with pytest.raises(ValueError, match="more than one sample per prompt needs sampling"):
         SamplingConfig(temperature=0, num_samples=2)

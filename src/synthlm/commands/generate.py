@@ -47,7 +47,12 @@ def generate_command(
         "--stop",
         help="Stop string (repeatable, escapes like \\n allowed); the text is cut before it.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        help="Sampling seed: each sample has its own stream (seed, prompt number, sample number), so "
+        "samples do not depend on --batch-size.",
+    ),
     batch_size: int = typer.Option(
         8, "--batch-size", "-b", min=1, help="Sequences generated together."
     ),

@@ -53,7 +53,9 @@ class SamplingConfig(Section):
         default_factory=list, description="Stop strings: text is cut before the first one."
     )
     seed: int = Field(
-        0, description="Seeds the sampler; same seed + same batch size = same samples."
+        0,
+        description="Seeds the sampler: each sample draws from its own stream, a function of "
+        "the seed, the prompt's number and the sample's, whatever the batch size.",
     )
 
     @field_validator("num_samples")
@@ -233,9 +235,17 @@ def check_seq2seq_lengths(
 
 
 def generation_kwargs(
-    tokenizer, sampling: SamplingConfig, suppress_ids: Sequence[int] = ()
+    tokenizer,
+    sampling: SamplingConfig,
+    suppress_ids: Sequence[int] = (),
+    row_seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Arguments for ``model.generate``, every knob explicit so no checkpoint default leaks in."""
+    """Arguments for ``model.generate``, every knob explicit so no checkpoint default leaks in.
+
+    With ``row_seeds`` (one per row of an input already repeated ``num_samples`` times) each
+    row samples from its own generator (:mod:`synthlm.inference.row_sampling`); without them
+    transformers samples the batch from torch's global stream.
+    """
     eos, pad = special_ids(tokenizer)
     kwargs: dict[str, Any] = {
         "max_new_tokens": sampling.max_new_tokens,
@@ -245,7 +255,12 @@ def generation_kwargs(
         "num_return_sequences": sampling.num_samples,
         "do_sample": not sampling.greedy,
     }
-    if not sampling.greedy:
+    if not sampling.greedy and row_seeds is not None:
+        from synthlm.inference.row_sampling import row_sampler
+
+        processor = row_sampler(row_seeds, sampling.temperature, sampling.top_k, sampling.top_p)
+        kwargs.update(do_sample=False, num_return_sequences=1, logits_processor=[processor])
+    elif not sampling.greedy:
         kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     if sampling.stop:
         kwargs.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
@@ -287,6 +302,22 @@ def timed_generate(model, ids, mask, kwargs: dict[str, Any]) -> tuple[Any, float
     return out, time.perf_counter() - started
 
 
+def seeded_rows(
+    rows: Sequence[Sequence[int]], sampling: SamplingConfig, first_index: int
+) -> tuple[Sequence[Sequence[int]], list[int] | None]:
+    """For sampling: each prompt's row repeated ``num_samples`` times (as
+    ``num_return_sequences`` would) and one seed per row, a function of (seed, prompt number,
+    sample number), so no completion depends on the batch it was generated in. Greedy decoding
+    needs neither."""
+    if sampling.greedy:
+        return rows, None
+    from synthlm.inference.row_sampling import row_seeds
+
+    indices = range(first_index, first_index + len(rows))
+    repeated = [row for row in rows for _ in range(sampling.num_samples)]
+    return repeated, row_seeds(sampling.seed, indices, sampling.num_samples)
+
+
 def generate_batch(
     model,
     tokenizer,
@@ -294,10 +325,13 @@ def generate_batch(
     rows: Sequence[Sequence[int]],
     sampling: SamplingConfig,
     suppress_ids: Sequence[int] = (),
+    first_index: int = 0,
 ) -> list[Completion]:
-    """Generate ``num_samples`` completions for each prompt of one batch."""
+    """Generate ``num_samples`` completions for each prompt of one batch (prompt ``first_index``
+    of the whole list first: its rows' seeds, see :func:`seeded_rows`)."""
     _, pad = special_ids(tokenizer)
     seq2seq = is_seq2seq(model)
+    rows, seeds = seeded_rows(rows, sampling, first_index)
     if seq2seq:
         padded = tokenizer.pad(
             {"input_ids": [list(r) for r in rows]},
@@ -309,7 +343,7 @@ def generate_batch(
     else:
         ids, mask = left_pad(rows, pad)
     out, seconds = timed_generate(
-        model, ids, mask, generation_kwargs(tokenizer, sampling, suppress_ids)
+        model, ids, mask, generation_kwargs(tokenizer, sampling, suppress_ids, seeds)
     )
     out = out[
         :, 1 if seq2seq else ids.shape[1] :
@@ -322,7 +356,7 @@ def generate_batch(
             Completion(
                 prompts[prompt_index],
                 text,
-                len(rows[prompt_index]),
+                len(rows[j]),
                 count,
                 finished,
                 seconds,
@@ -368,6 +402,7 @@ def generate_texts(
             rows[start : start + per_batch],
             sampling,
             suppress_ids,
+            first_index=start,
         )
 
 

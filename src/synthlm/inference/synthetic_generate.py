@@ -17,6 +17,7 @@ from synthlm.inference.sampling import (
     check_lengths,
     generation_kwargs,
     left_pad,
+    seeded_rows,
     special_ids,
     timed_generate,
 )
@@ -59,13 +60,20 @@ def generate_synthetic(
     per_batch = max(1, batch_size // sampling.num_samples)
     torch.manual_seed(sampling.seed)
     for start in range(0, len(rows), per_batch):
-        yield from _batch(model, tokenizer, table, rows[start : start + per_batch], sampling)
+        yield from _batch(
+            model, tokenizer, table, rows[start : start + per_batch], sampling, first_index=start
+        )
 
 
-def _batch(model, tokenizer, table: SymbolTable, rows, sampling) -> list[SyntheticCompletion]:
+def _batch(
+    model, tokenizer, table: SymbolTable, rows, sampling, first_index: int
+) -> list[SyntheticCompletion]:
     eos, pad = special_ids(tokenizer)
-    ids, mask = left_pad([table.to_model(r) for r in rows], pad)
-    out, seconds = timed_generate(model, ids, mask, generation_kwargs(tokenizer, sampling))
+    model_rows, seeds = seeded_rows([table.to_model(r) for r in rows], sampling, first_index)
+    ids, mask = left_pad(model_rows, pad)
+    out, seconds = timed_generate(
+        model, ids, mask, generation_kwargs(tokenizer, sampling, (), seeds)
+    )
     done = []
     for j, row in enumerate(out[:, ids.shape[1] :].tolist()):
         index, sample = divmod(j, sampling.num_samples)
