@@ -65,3 +65,24 @@ def test_evaluation_refuses_it_before_loading_the_model(tmp_path, stores):
     done = run_cli("eval", str(checkpoint), "--data", str(store))
     assert done.returncode == 2, done.stderr
     assert f"--data {store}: {store} was tokenized by another tokenizer" in done.stderr
+
+
+def test_a_store_that_records_no_tokenizer_is_read_with_a_note(tmp_path, stores):
+    """Megatron's and GPT-NeoX's stores record nothing: taken as they are, but never silently."""
+    import shutil
+
+    for suffix in (".bin", ".idx"):
+        shutil.copy(stores / f"bytes_text_document{suffix}", tmp_path / f"foreign{suffix}")
+    done = dry_run(tmp_path / "run", stores, "bpe_text_document", "bpe")
+    assert done.returncode == 0 and "records no tokenizer" not in done.stderr, done.stderr
+    paths = {
+        "tok": stores / "bpe",
+        "web": tmp_path / "foreign",
+        "cyclic": stores / "bpe_text_document",
+    }
+    config = write_config(tmp_path / "foreign.yaml", tiny_config(tmp_path / "f", paths))
+    done = run_cli("train", str(config), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    note = f"note: data.sources.0.path: {tmp_path / 'foreign'} records no tokenizer"
+    assert done.stderr.count(note) == 1, done.stderr
+    assert "read as this bpe tokenizer's (300 ids), unchecked" in done.stderr

@@ -15,6 +15,7 @@ nothing and is taken as it is.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,10 @@ def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, 
     """Refuse a store whose recorded tokenizer is not ``tokenizer`` (``where`` names the setting
     that chose the store, ``fix`` what to change)."""
     recorded = recorded_tokenizer(prefix)
-    if recorded is None or recorded["sha256"] == tokenizer.describe()["sha256"]:
+    if recorded is None:
+        _note_unchecked(prefix, tokenizer, where)
+        return
+    if recorded["sha256"] == tokenizer.describe()["sha256"]:
         return
     if _same_ids(recorded, tokenizer):
         return
@@ -49,6 +53,24 @@ def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, 
         f"{str(recorded['sha256'])[:12]}) than this one reads it with ({tokenizer.kind}, "
         f"{tokenizer.vocab_size} ids, {tokenizer.path}, sha256 "
         f"{tokenizer.describe()['sha256'][:12]}): every id would mean another token. {fix}"
+    )
+
+
+_NOTED: set[str] = set()
+
+
+def _note_unchecked(prefix: str | Path, tokenizer: Tokenizer, where: str) -> None:
+    """Say once that a store with no record (another tool wrote it) is read unchecked: taking
+    it as it is stays the rule (Megatron's and GPT-NeoX's stores record nothing), but never
+    silently."""
+    if str(prefix) in _NOTED:
+        return
+    _NOTED.add(str(prefix))
+    print(
+        f"note: {where}: {prefix} records no tokenizer (no PREFIX.json from synthlm tokenize): "
+        f"its ids are read as this {tokenizer.kind} tokenizer's ({tokenizer.vocab_size} ids), "
+        "unchecked",
+        file=sys.stderr,
     )
 
 
