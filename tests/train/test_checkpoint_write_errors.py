@@ -11,6 +11,7 @@ import shutil
 from collections import namedtuple
 
 import pytest
+import torch
 
 from synthlm.errors import UserError, explain
 from synthlm.train import checkpoint
@@ -43,3 +44,21 @@ def test_corrupt_trainer_state_is_named_with_what_to_do(tmp_path):
         UserError, match=r"trainer_state.json: not a valid trainer state .*train.resume=never"
     ):
         read_state(tmp_path)
+
+
+def test_reading_a_damaged_checkpoint_names_the_file_and_bugs_pass_through(tmp_path):
+    from synthlm.train.checkpoint import damaged_file, read_errors
+
+    trainer = tmp_path / "trainer"
+    trainer.mkdir()
+    torch.save({"a": torch.ones(4)}, trainer / "scheduler.bin")
+    torch.save({"b": torch.ones(64)}, trainer / "optimizer.bin")
+    assert damaged_file(tmp_path) is None
+    whole = (trainer / "optimizer.bin").read_bytes()
+    (trainer / "optimizer.bin").write_bytes(whole[:-30])
+    assert damaged_file(tmp_path) == trainer / "optimizer.bin"
+    damaged = r"optimizer.bin: not a valid checkpoint file \(cut short"
+    with pytest.raises(UserError, match=damaged), read_errors(tmp_path):
+        torch.load(trainer / "optimizer.bin", weights_only=True)
+    with pytest.raises(RuntimeError, match="size mismatch"), read_errors(tmp_path):
+        raise RuntimeError("size mismatch for the optimizer's param groups")

@@ -123,3 +123,21 @@ def test_per_source_losses_separate_predictable_from_random_data(reference):
     last = read_records(reference)[-1]
     assert last["loss/cyclic"] < last["loss"] < last["loss/web"]
     assert last["loss/web"] - last["loss/cyclic"] > 0.5
+
+
+def test_a_truncated_optimizer_file_is_named_with_what_to_do(tmp_path, data, reference):
+    """A checkpoint cut short (a copy interrupted, a full disk on another tool's side) stops
+    the resume with one line naming the file, not torch's bare ``Invalid argument``."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference / "checkpoints", run_dir / "checkpoints")
+    steps = sorted(run_dir.glob("checkpoints/step-*"), key=lambda p: int(p.name.split("-")[1]))
+    shutil.rmtree(steps[-1])  # resume from the one before the last
+    optimizer = steps[-2] / "trainer" / "optimizer.bin"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    resumed = synthlm("train", str(config_for(tmp_path, data)), "--quiet")
+    assert resumed.returncode == 2, resumed.stderr
+    assert f"{optimizer}: not a valid checkpoint file" in resumed.stderr, resumed.stderr
+    assert f"delete (or move away) {steps[-2]}" in resumed.stderr
+    assert "Traceback" not in resumed.stderr

@@ -156,6 +156,69 @@ def write_errors(directory: Path) -> Iterator[None]:
         ) from exc
 
 
+@contextlib.contextmanager
+def read_errors(checkpoint: Path) -> Iterator[None]:
+    """Name a damaged checkpoint when loading its training state fails, with what to do.
+
+    A truncated ``optimizer.bin`` surfaces from torch as a bare ``OSError: Invalid argument``
+    (its mmap) or ``PytorchStreamReader failed reading zip archive``, a cut safetensors file as
+    ``SafetensorError``: none says the file is damaged or that the checkpoint before it can
+    be resumed from. Other errors (a bug, a config that changed the optimizer) pass through.
+    """
+    import pickle
+
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, EOFError, pickle.UnpicklingError, SafetensorError, RuntimeError) as exc:
+        damaged = ("PytorchStreamReader", "central directory", "EOF")
+        other_runtime_error = isinstance(exc, RuntimeError) and not isinstance(exc, SafetensorError)
+        if other_runtime_error and not any(m in str(exc) for m in damaged):
+            raise
+        if isinstance(exc, FileNotFoundError | PermissionError):
+            raise
+        name = getattr(exc, "filename", None) or damaged_file(checkpoint) or checkpoint
+        hint = (
+            f"delete (or move away) {checkpoint} to resume from the checkpoint before it, or "
+            "set train.resume=never"
+        )
+        if "central directory" in str(exc):  # torch's message runs on for three sentences
+            exc = RuntimeError("cut short: the archive has no end")
+        raise corrupt_file(name, "checkpoint file", exc, hint) from None
+
+
+def damaged_file(checkpoint: Path) -> Path | None:
+    """The first file of a checkpoint that is cut short: a torch file (a zip archive) without
+    its central directory, or a safetensors file shorter than its header says. torch's error
+    names neither the file nor the checkpoint."""
+    import zipfile
+
+    for path in sorted(Path(checkpoint).rglob("*")):
+        if path.suffix in (".bin", ".pt", ".pth") and not zipfile.is_zipfile(path):
+            return path
+        if path.suffix == ".safetensors" and not _whole_safetensors(path):
+            return path
+    return None
+
+
+def _whole_safetensors(path: Path) -> bool:
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return False
+        length = int.from_bytes(head, "little")
+        if 8 + length > size:
+            return False
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError:
+            return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + length + max(ends, default=0) <= size
+
+
 def temp_dir(run_dir: Path, step: int) -> Path:
     """Same name on every rank, so all of them write into one staging directory."""
     return checkpoints_dir(run_dir) / f"{TEMP_PREFIX}step-{step}"

@@ -50,6 +50,7 @@ from synthlm.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     prune,
+    read_errors,
     read_state,
     remove_stale,
     reserved_ids_suppressed,
@@ -230,7 +231,8 @@ class Trainer:
                 checkpoint,
                 self.plan.steps_per_epoch,
             )
-        self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
+        with read_errors(checkpoint):
+            self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
         self._apply_configured_lr()
         if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
