@@ -37,9 +37,20 @@ class Hit:
     is_entities: bool
 
 
+EMPTY_FAULTS = ("empty", "blank", "nochoices")  # 200 replies with no usable text, billed
+NO_CHOICES_OUTPUT_TOKENS = 3  # billed with no choices, as reasoning tokens are
+
+
 @dataclass
 class FakeOpenAI:
-    """``faults`` maps a 0-based request index to a fault; ``fault_for`` may decide per request."""
+    """``faults`` maps a 0-based request index to a fault; ``fault_for`` may decide per request.
+
+    Faults: ``429``, ``400``, ``500``, ``401``, ``timeout``, ``malformed`` (a torn body),
+    ``badjson`` (prose where JSON was asked), ``length`` (cut off), and the empty 200 replies
+    ``empty`` (content ""), ``blank`` (whitespace only) and ``nochoices`` (``choices: []``), each
+    with the usage a real server bills. ``billed`` lists the (prompt, output) tokens of every 200
+    reply, the ground truth for the pipeline's totals.
+    """
 
     faults: dict[int, str] = field(default_factory=dict)
     fault_for: Callable[[int, list[dict[str, str]]], str | None] | None = None
@@ -50,6 +61,7 @@ class FakeOpenAI:
     expected_key: str = FAKE_KEY
     hits: list[Hit] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)  # every request body, in order
+    billed: list[tuple[int, int]] = field(default_factory=list)  # usage of every 200 reply
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -76,6 +88,14 @@ class FakeOpenAI:
 
     def sent(self) -> Counter[str]:
         return Counter(h.signature for h in self.hits)
+
+    def billed_usage(self) -> dict[str, int]:
+        """What the server billed in all: the pipeline's totals must say the same."""
+        return {
+            "requests": len(self.hits),
+            "prompt_tokens": sum(p for p, _ in self.billed),
+            "completion_tokens": sum(c for _, c in self.billed),
+        }
 
     # -- replies -------------------------------------------------------------------------
 
@@ -178,13 +198,24 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                         }
                     },
                 )
-            text = (
-                "Sure! The entities are Alpha and Beta."
-                if fault == "badjson"
-                else fake.reply_text(messages, json_mode)
-            )
+            canned = {
+                "badjson": "Sure! The entities are Alpha and Beta.",
+                "empty": "",
+                "blank": " \n ",
+            }
+            text = canned[fault] if fault in canned else fake.reply_text(messages, json_mode)
             finish = "length" if fault == "length" else "stop"
             prompt = sum(len(m["content"]) for m in messages) // 4
+            output = NO_CHOICES_OUTPUT_TOKENS if fault == "nochoices" else len(text) // 4
+            choices = [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
+            ]
+            with fake._lock:
+                fake.billed.append((prompt, output))
             self._send(
                 200,
                 {
@@ -192,17 +223,11 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     "object": "chat.completion",
                     "created": 0,
                     "model": body["model"],
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": finish,
-                        }
-                    ],
+                    "choices": [] if fault == "nochoices" else choices,
                     "usage": {
                         "prompt_tokens": prompt,
-                        "completion_tokens": len(text) // 4,
-                        "total_tokens": prompt + len(text) // 4,
+                        "completion_tokens": output,
+                        "total_tokens": prompt + output,
                     },
                 },
             )

@@ -7,7 +7,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from entigraph_fakes import FAKE_KEY, FakeOpenAI
+from entigraph_fakes import EMPTY_FAULTS, FAKE_KEY, NO_CHOICES_OUTPUT_TOKENS, FakeOpenAI
 
 from synthlm.entigraph.backends.base import (
     BackendError,
@@ -16,7 +16,13 @@ from synthlm.entigraph.backends.base import (
     TransientError,
     build_backend,
 )
-from synthlm.entigraph.backends.openai_http import public_url, retry_after_seconds
+from synthlm.entigraph.backends.openai_http import (
+    REDACTED,
+    key_problem,
+    public_url,
+    redact,
+    retry_after_seconds,
+)
 from synthlm.errors import UserError
 
 MESSAGES = [
@@ -68,6 +74,78 @@ def test_transient_failures_are_classified_for_our_retry_policy(monkeypatch, fau
         complete_once(fake, monkeypatch, timeout=0.3 if fault == "timeout" else 30.0)
     assert len(fake.hits) == 1  # max_retries=0 on the SDK: one attempt, ours to repeat
     assert caught.value.retry_after == (7.0 if fault == "429" else None)
+
+
+@pytest.mark.parametrize("fault", EMPTY_FAULTS)
+def test_an_empty_reply_comes_back_with_the_usage_the_server_billed(monkeypatch, fault):
+    """No choices, or empty or blank content, is a reply, not a server error: the pipeline
+    re-asks it as an unusable reply, and its billed tokens must count (totals, --max-cost)."""
+    with FakeOpenAI(faults={0: fault}) as fake:
+        completion = complete_once(fake, monkeypatch)
+    assert not completion.text.strip() and not completion.usage_estimated
+    prompt, output = fake.billed[0]
+    assert (completion.prompt_tokens, completion.completion_tokens) == (prompt, output)
+    assert prompt > 0 and (output == NO_CHOICES_OUTPUT_TOKENS) == (fault == "nochoices")
+    assert len(fake.hits) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (
+            FAKE_KEY + "\r",
+            "ends with a carriage return (\\r) (a key file with Windows line endings?)",
+        ),
+        (FAKE_KEY + "\n", "ends with a newline"),
+        (FAKE_KEY + " ", "ends with a space"),
+        ("\t" + FAKE_KEY, "starts with a tab"),
+        ("\ufeff" + FAKE_KEY, "starts with a byte-order mark (U+FEFF)"),
+        (
+            FAKE_KEY[:5] + "\x07" + FAKE_KEY[5:],
+            "contains the character U+0007, a control character",
+        ),
+        (
+            FAKE_KEY[:5] + "\u2019" + FAKE_KEY[5:],
+            "contains the character U+2019, which is not ASCII",
+        ),
+        ("  ", "is blank"),
+    ],
+)
+def test_a_key_no_http_header_can_carry_is_refused_by_name_never_shown(monkeypatch, key, problem):
+    monkeypatch.setenv("FAKE_KEY_ENV", key)
+    with FakeOpenAI() as fake:
+        backend = build_backend(
+            "openai", BackendOptions(model="m", base_url=fake.url, api_key_env="FAKE_KEY_ENV")
+        )
+        with pytest.raises(UserError) as caught:
+            backend.check_ready()
+        backend.check_ready(dry_run=True)  # a dry run sends nothing: it needs no key
+    message = str(caught.value)
+    assert message.startswith("--api-key-env FAKE_KEY_ENV: the key in environment variable ")
+    assert problem in message and "nothing was sent" in message
+    assert "LEAKCHECK" not in message and not fake.hits
+    assert key_problem(FAKE_KEY) is None and key_problem("none") is None
+
+
+def test_every_printed_form_of_the_key_is_redacted():
+    """httpx prints a header it refuses as bytes; other layers may print a repr or JSON."""
+    key = FAKE_KEY + "\r"
+    texts = [
+        f"Illegal header value b'Bearer {key.encode()!r}'",
+        f"Illegal header value {('Bearer ' + key).encode()!r}",
+        f"value {key!r} and {key!a} and {key}",
+        '{"authorization": "Bearer sk-synthlm-LEAKCHECK-7f3a9c21d4\\r"}',
+        f"key {FAKE_KEY}\\u00e9 of a non-ASCII key",
+    ]
+    for text in texts:
+        scrubbed = redact(text, key)
+        assert "LEAKCHECK" not in scrubbed and REDACTED in scrubbed, scrubbed
+    unicode_key = FAKE_KEY + "é"
+    for shown in (repr(unicode_key.encode()), ascii(unicode_key), unicode_key):
+        assert "LEAKCHECK" not in redact(f"error: {shown}", unicode_key)
+    # a placeholder key (servers that need none) is scrubbed as itself only
+    assert redact("none of the 3 attempts worked", "none\r") == "none of the 3 attempts worked"
+    assert redact("", FAKE_KEY) == "" and redact("text", "") == "text"
 
 
 def test_bad_key_is_fatal_and_the_echoed_key_is_scrubbed(monkeypatch):

@@ -453,3 +453,112 @@ def test_missing_docs_file_and_changed_model_are_user_errors(docs, tmp_path):
         mixed = run(other)
         assert mixed.returncode == 2 and "pass --allow-mixed" in mixed.stderr
         assert len(fake.hits) == 1
+
+
+@pytest.mark.parametrize(
+    ("suffix", "problem"),
+    [
+        ("\r", "ends with a carriage return (\\r) (a key file with Windows line endings?)"),
+        (" ", "ends with a space"),
+        ("é", "contains the character U+00E9, which is not ASCII"),
+    ],
+)
+def test_a_key_no_http_header_can_carry_exits_2_at_once_and_never_shows(
+    docs, tmp_path, suffix, problem
+):
+    """Sent anyway, httpx refused the header with the key in its error (as bytes, which the
+    scrubber missed), every request failed alike as a 'connection error', and the run retried
+    them for half a minute before an exit 1 with the key in stdout and failures.jsonl."""
+    out = tmp_path / "out"
+    with FakeOpenAI() as fake:
+        started = time.monotonic()
+        result = run(entigraph_command(docs, out, fake), key=FAKE_KEY + suffix)
+        took = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    assert "error: --api-key-env SYNTHLM_TEST_KEY: the key in environment variable " in (
+        result.stderr
+    )
+    assert problem in result.stderr and "nothing was sent" in result.stderr
+    assert not fake.hits and not out.exists() and took < 30
+    assert "LEAKCHECK" not in result.stdout + result.stderr
+
+
+def run_with_empty_replies(docs, out, fake, *extra) -> subprocess.CompletedProcess:
+    prices = ("--price-in", "2", "--price-out", "8")
+    return run(entigraph_command(docs, out, fake, "--concurrency", "1", *prices, *extra))
+
+
+def test_empty_replies_are_re_asked_as_unusable_and_their_billed_usage_counts(docs, tmp_path):
+    """An empty reply (no choices, empty or blank content) is an unusable reply: re-asked up to
+    --json-attempts times (not --max-attempts, set to 1 here, so a server error would fail at
+    once), counted under "unusable replies", and the tokens the server billed for it are in
+    the totals and the cost, also when the request fails for good."""
+    out = tmp_path / "out"
+
+    def second_doc_always_blank(index: int, messages: list[dict]) -> str | None:
+        if is_entity_request(messages) and "Cold Storage" in messages[1]["content"]:
+            return "blank"
+        return None
+
+    # concurrency 1: requests 0 and 1 are the first document's entity request and its re-ask
+    with FakeOpenAI(faults={0: "nochoices", 1: "empty"}, fault_for=second_doc_always_blank) as fake:
+        result = run_with_empty_replies(
+            docs, out, fake, "--max-attempts", "1", "--json-attempts", "3"
+        )
+        billed = fake.billed_usage()
+        outcomes = [h.outcome for h in fake.hits]
+    assert result.returncode == 1, result.stderr  # the second document failed for good
+    assert outcomes[:3] == ["nochoices", "empty", "ok"] and outcomes.count("blank") == 3
+    # 2 re-asks for the first document, 2 for the second (its 3rd attempt gave up)
+    assert "4 retries (0 after server errors, 4 for unusable replies)" in result.stdout
+    (failure,) = read_jsonl(out / "failures.jsonl")
+    assert failure["step"] == "entities" and failure["doc_id"] == "vault"
+    assert "invalid reply: empty reply" in failure["error"]
+    assert "after 3 attempts" in failure["error"]
+    blank_prompt = fake.billed[outcomes.index("blank")][0]
+    assert failure["usage"] == {
+        "requests": 3,
+        "prompt_tokens": 3 * blank_prompt,
+        "completion_tokens": 0,
+    }
+    records = read_jsonl(out / "generations.jsonl")
+    first = next(r for r in records if r["step"] == "entities")
+    assert first["usage"]["requests"] == 3 and first["usage"]["completion_tokens"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["last_run"]["usage"] == billed == manifest["total"]["usage"]
+    assert (manifest["last_run"]["transient_retries"], manifest["last_run"]["reasks"]) == (0, 4)
+    assert manifest["total"]["cost"] == pytest.approx(
+        (billed["prompt_tokens"] * 2 + billed["completion_tokens"] * 8) / 1e6
+    )
+
+
+def test_empty_replies_spend_the_max_cost_budget(docs, tmp_path):
+    """Counted as free, empty replies never used up --max-cost: a server answering nothing
+    would be asked forever (up to --json-attempts per request) whatever the budget."""
+    out = tmp_path / "out"
+    with FakeOpenAI(fault_for=lambda index, messages: "empty") as fake:
+        result = run(
+            entigraph_command(
+                docs,
+                out,
+                fake,
+                "--concurrency",
+                "1",
+                "--json-attempts",
+                "50",
+                "--price-in",
+                "1000",
+                "--price-out",
+                "1000",
+                "--max-tokens",
+                "10",
+                "--max-cost",
+                "1",
+            )
+        )
+        billed = fake.billed_usage()
+    assert result.returncode == 0, result.stderr  # stopped by the budget, nothing failed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "--max-cost 1 reached" in manifest["last_run"]["stop_reason"]
+    assert manifest["last_run"]["usage"] == billed and billed["requests"] < 50
+    assert 0 < manifest["last_run"]["cost"] <= 1.0

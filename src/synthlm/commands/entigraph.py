@@ -106,12 +106,39 @@ def entigraph(
         report = run_entigraph(cfg)
     except RunInterrupted as exc:  # second Ctrl-C: say what was kept, exit like an interrupt
         typer.echo(_render(exc.report, as_json), err=True)
+        _notes(exc.report)
         raise typer.Exit(130) from None
     typer.echo(_render(report, as_json))
+    _notes(report)
     if report.interrupted:
         raise typer.Exit(130)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _notes(report: Any) -> None:
+    """Say on stderr what the corpus holds beyond this command's settings.
+
+    Why: the corpus is built from the whole log, so after a rerun with fewer --docs or smaller
+    --max-pairs / --max-triples it still holds the earlier texts while the manifest records the
+    narrower settings; without a word, that reads as a corpus larger than the flags explain.
+    """
+    if report.estimate is not None or not report.other_settings_texts:
+        return
+    plural = {"summary": "summaries", "pair": "pairs", "triple": "triples"}
+    parts = ", ".join(
+        f"{count} {kind if count == 1 else plural.get(kind, kind)}"
+        for kind, count in report.other_settings.items()
+        if count
+    )
+    typer.echo(
+        f"note: {report.out / 'corpus.jsonl'} holds {report.other_settings_texts} texts that "
+        f"these settings do not ask for ({parts}): earlier runs in {report.out} made them with "
+        f"other --docs, --max-pairs, --max-triples or --seed. The corpus keeps every completed "
+        f"record of generations.jsonl; manifest.json counts these under "
+        f"corpus_from_other_settings.",
+        err=True,
+    )
 
 
 def _render(report: Any, as_json: bool) -> str:
@@ -163,6 +190,10 @@ def _report_dict(report: Any) -> dict[str, Any]:
         "pending": report.pending,
         "complete": report.complete,
         "corpus_lines": report.corpus_lines,
+        "corpus_from_other_settings": {
+            "texts": report.other_settings_texts,
+            **report.other_settings,
+        },
         "usage": report.usage.to_dict(),
         "cost": report.cost,
         "total_usage": report.total_usage.to_dict(),

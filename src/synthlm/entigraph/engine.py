@@ -284,7 +284,9 @@ class Engine:
             # A reply cut off by the token limit is an unfinished text, not corpus material.
             raise InvalidReply("cut off by the length limit (finish_reason 'length')")
         if not completion.text.strip():
-            raise InvalidReply("empty reply")
+            # The server answered (and billed the prompt) but wrote nothing usable: a re-ask under
+            # --json-attempts like any unusable reply, not a server error under --max-attempts.
+            raise InvalidReply("empty reply (no text, or only whitespace)")
         if key.step != "entities":
             return {}
         summary, entities = parse_entity_reply(completion.text)

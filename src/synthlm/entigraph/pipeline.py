@@ -9,7 +9,14 @@ Everything a run needs is checked first (documents, prompts, output directory, c
 then the engine (:mod:`.engine`) sends requests; finally the corpus, the list of requests still
 failing and the manifest are rewritten, also when the run was stopped by a budget or
 interrupted, so the directory always describes exactly what its logs hold. Rerunning the same
-command resumes.
+command resumes; a run first deletes the temporary files a killed run left behind.
+
+The corpus holds every completed record of the log, also those an earlier run made with other
+settings (more documents, larger ``--max-pairs`` / ``--max-triples``, another seed): they were
+paid for, and a corpus that shrank and grew back with the flags of the latest run would be
+harder to reason about than one that only grows. The report and the manifest count those texts
+(``corpus_from_other_settings``), so a narrower rerun says what its corpus holds beyond its
+settings.
 """
 
 from __future__ import annotations
@@ -45,7 +52,12 @@ from synthlm.entigraph.settings import EntiGraphConfig
 from synthlm.entigraph.state import RunState, adopt_old_failure_log, directory_lock
 from synthlm.entigraph.templates import PromptSet
 from synthlm.errors import UserError
-from synthlm.fileio import atomic_write_json
+from synthlm.fileio import atomic_write_json, remove_stale_temps_of
+
+# The files a run writes atomically (a temporary name, then a rename): a run killed while
+# writing one leaves its FINAL.tmp-PID-... behind, which the next run removes.
+ATOMIC_OUTPUTS = (CORPUS, FAILURES, MANIFEST)
+CORPUS_KIND = {"entities": "summary", "pair": "pair", "triple": "triple"}
 
 
 @dataclass
@@ -68,6 +80,13 @@ class RunReport:
     stop_reason: str | None = None
     interrupted: bool = False
     failures: list[str] = field(default_factory=list)
+    # corpus texts these settings do not ask for (made by earlier runs), per corpus kind
+    other_settings: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def other_settings_texts(self) -> int:
+        """Corpus texts from earlier runs with other --docs/--max-pairs/--max-triples/--seed."""
+        return sum(self.other_settings.values())
 
     @property
     def retries(self) -> int:
@@ -127,6 +146,8 @@ def run_entigraph(cfg: EntiGraphConfig) -> RunReport:
             cfg.out, estimate=estimate_run(cfg, documents, prompts, backend, state, prices)
         )
     with directory_lock(cfg.out):
+        # Under the lock: no other run writes here, so a temporary of a dead process is garbage.
+        remove_stale_temps_of(cfg.out / name for name in ATOMIC_OUTPUTS)
         adopt_old_failure_log(cfg.out)
         state = RunState.load(cfg.out)
         session = Session(
@@ -207,13 +228,14 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
     """
     cfg, counters = session.cfg, engine.counters
     state = RunState.load(cfg.out)
+    pending, wanted = state.coverage(session.documents, cfg.seed, cfg.limits())
     report = RunReport(
         out=cfg.out,
         completed=counters.completed,
         failed=counters.failed,
         transient_retries=counters.transient,
         reasks=counters.reasks,
-        pending=state.pending(session.documents, cfg.seed, cfg.limits()),
+        pending=pending,
         usage=counters.usage,
         cost=session.prices.usage_cost(counters.usage),
         total_usage=state.usage,
@@ -223,6 +245,9 @@ def _finish(session: Session, engine: Engine, started: float) -> RunReport:
     )
     kinds = write_corpus(cfg.out / CORPUS, cfg.out / GENERATIONS, [d.id for d in session.documents])
     report.corpus_lines = sum(kinds.values())
+    report.other_settings = {
+        kind: state.steps[step] - wanted[step] for step, kind in CORPUS_KIND.items()
+    }
     report.still_failing = write_failures(
         cfg.out / FAILURES, cfg.out / FAILURE_HISTORY, state.done_keys
     )
@@ -254,6 +279,12 @@ def _manifest(
         },
         "records": {"total": state.completed, **{step: state.steps[step] for step in STEPS}},
         "corpus_lines": report.corpus_lines,
+        # texts of corpus.jsonl these settings (documents, max_pairs, max_triples, seed) do not
+        # ask for: earlier runs in this directory made them; the corpus keeps every record
+        "corpus_from_other_settings": {
+            "texts": report.other_settings_texts,
+            **report.other_settings,
+        },
         "pending": report.pending,
         "still_failing": report.still_failing,
         "complete": report.complete,

@@ -94,6 +94,31 @@ class RunState:
                 k for k in follow_up_keys(doc.id, entities, seed, limits) if not self.done(k)
             )
 
+    def coverage(
+        self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
+    ) -> tuple[int, Counter[str]]:
+        """``(pending, done)``: requests these settings still need (as :meth:`pending` counts
+        them), and their completed records per step, in one pass over the samples.
+
+        The log may hold more than ``done``: records an earlier run made with other ``--docs``,
+        ``--max-pairs``, ``--max-triples`` or ``--seed``. The corpus keeps those (it is built
+        from the whole log); ``self.steps`` minus ``done`` counts them, so a run can say so.
+        """
+        pending = 0
+        done: Counter[str] = Counter()
+        for doc in documents:
+            entities = self.entities.get(doc.id)
+            if entities is None:  # entity lists come only from completed entity records
+                pending += 1
+                continue
+            done["entities"] += 1
+            for key in follow_up_keys(doc.id, entities, seed, limits):
+                if self.done(key):
+                    done[key.step] += 1
+                else:
+                    pending += 1
+        return pending, done
+
     def check_identity(self, identity: dict[str, Any], out: Path, allow_mixed: bool) -> None:
         """Refuse to mix models, prompt sets or seeds in one corpus unless asked to."""
         if allow_mixed or not self.done_keys:

@@ -2,7 +2,11 @@
 
 The API key is read from the environment variable named by ``--api-key-env`` when the client is
 built, handed to the SDK and nowhere else: it is not stored on this object's public fields, not
-written to the manifest, and scrubbed from any error text a server might echo it in.
+written to the manifest, and scrubbed from any error text a server or the HTTP stack might echo it
+in (in any of the escaped forms Python prints it in). A key that cannot travel in an HTTP header
+(a trailing ``\\r`` from a key file with Windows line endings, a non-ASCII character from a
+copy-paste) is refused before anything is sent: sent anyway, it fails inside the HTTP library
+with the key in the error text, and every request fails the same way.
 
 The server is ``--base-url``, else ``$OPENAI_BASE_URL`` (which the SDK would read on its own),
 else OpenAI's API. We resolve it here and hand the SDK the result, so the URL the manifest
@@ -13,12 +17,13 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import json
 import os
 import socket
 import time
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from synthlm.entigraph.backends.base import (
     Backend,
@@ -43,6 +48,10 @@ REDACTED = "[redacted]"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REACH_TIMEOUT = 5.0  # seconds; a server that is up accepts a connection at once
+# Derived forms of a key (its stripped core) shorter than this are not scrubbed on their own: a
+# placeholder such as "none" (for servers that need no key) is no secret, and replacing every
+# "none" in an error message would garble it.
+MIN_DERIVED_SECRET = 8
 
 
 @register_backend("openai")
@@ -66,6 +75,8 @@ class OpenAIHTTPBackend(Backend):
                 f"(servers that need no key, such as vLLM, llama.cpp or Ollama, accept any "
                 f"value: export {env}=none)"
             )
+        if not dry_run:  # a dry run sends nothing, so needs no key (and does not read it)
+            check_key(os.environ[env], env)
         url, source = self._server
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise UserError(
@@ -125,6 +136,8 @@ class OpenAIHTTPBackend(Backend):
             raise TransientError(
                 self._scrub(f"malformed response from the server: {exc}")
             ) from None
+        except Exception as exc:  # unclassified: fails this request only, never with the key
+            raise BackendError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
         return self._completion(response, messages)
 
     def _classify_status(self, exc: Any) -> BackendError:
@@ -149,28 +162,37 @@ class OpenAIHTTPBackend(Backend):
         return BackendError(detail)
 
     def _completion(self, response: Any, messages: Messages) -> Completion:
+        """The reply as a :class:`Completion`, also when it holds no text.
+
+        Why an empty reply (no choices, empty or blank content) is returned rather than raised:
+        the server answered and billed the prompt (and any output tokens), so the usage must be
+        counted, in the totals and the ``--max-cost`` budget; and whether to ask again is the
+        pipeline's rule for unusable replies (``--json-attempts``), not a server error's.
+        """
         choices = getattr(response, "choices", None) or []
-        text = choices[0].message.content if choices and choices[0].message else None
-        if not isinstance(text, str) or not text.strip():
-            raise TransientError("the server returned no text (empty choices or content)")
+        first = choices[0] if choices else None
+        message = getattr(first, "message", None)
+        content = getattr(message, "content", None)
+        text = content if isinstance(content, str) else ""
+        finish_reason = getattr(first, "finish_reason", None)
         usage = getattr(response, "usage", None)
         if usage is None or usage.prompt_tokens is None:
             return Completion(
                 text,
                 estimate_message_tokens(messages),
-                estimate_tokens(text),
-                choices[0].finish_reason,
+                estimate_tokens(text) if text else 0,
+                finish_reason,
                 usage_estimated=True,
             )
         return Completion(
             text,
             int(usage.prompt_tokens),
             int(usage.completion_tokens or 0),
-            choices[0].finish_reason,
+            finish_reason,
         )
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, REDACTED) if self._secret else text
+        return redact(text, self._secret)
 
     def count_prompt_tokens(self, messages: Messages) -> int:
         return estimate_message_tokens(messages)
@@ -188,6 +210,103 @@ class OpenAIHTTPBackend(Backend):
             "base_url_from": source,
             "api_key_env": self.options.api_key_env,
         }
+
+
+_CHARACTER_NAMES = {
+    "\r": "a carriage return (\\r)",
+    "\n": "a newline (\\n)",
+    "\t": "a tab",
+    " ": "a space",
+    "\xa0": "a no-break space (U+00A0)",
+    "\u200b": "a zero-width space (U+200B)",
+    "\ufeff": "a byte-order mark (U+FEFF)",
+}
+_END_HINTS = {
+    "\r": " (a key file with Windows line endings?)",
+    "\n": " (read with a key file's final newline?)",
+    "\ufeff": " (a key file saved as UTF-8 with BOM?)",
+}
+
+
+def _character(char: str) -> str:
+    """A character of a key named without showing the key: its name or code point."""
+    return _CHARACTER_NAMES.get(char, f"the character U+{ord(char):04X}")
+
+
+def _surrounding(char: str) -> bool:
+    return char.isspace() or char in ("\u200b", "\ufeff")
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be sent as an HTTP ``Authorization`` header value, or None.
+
+    A header value is ASCII without control characters, and without whitespace at either end
+    (HTTP strips it, and httpx refuses it). Such a key is refused, not cleaned: stripping would
+    send a key other than the one given, and the stray character is usually the sign of a key
+    read the wrong way (a key file with Windows line endings, a copy from a web page), which is
+    best fixed where the key is stored. The message names a character, never the key.
+    """
+    if not key.strip():
+        return "is blank (only whitespace)"
+    if _surrounding(key[-1]):
+        return f"ends with {_character(key[-1])}{_END_HINTS.get(key[-1], '')}"
+    if _surrounding(key[0]):
+        return f"starts with {_character(key[0])}{_END_HINTS.get(key[0], '')}"
+    for char in key:
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f"contains {_character(char)}, a control character"
+    for char in key:
+        if ord(char) > 0x7F:
+            return (
+                f"contains {_character(char)}, which is not ASCII (API keys are; was it copied "
+                f"from a page or document that changed a character?)"
+            )
+    return None
+
+
+def check_key(key: str, env: str) -> None:
+    """Refuse (exit 2, before any request) a key that no HTTP request could carry."""
+    problem = key_problem(key)
+    if problem is None:
+        return
+    fix = f"export {env} again without that character"
+    if "\r" in key or "\n" in key:
+        fix += f", e.g. from a key file: export {env}=\"$(tr -d '\\r\\n' < KEYFILE)\""
+    raise UserError(
+        f"--api-key-env {env}: the key in environment variable {env} {problem}; an HTTP "
+        f"header cannot carry it as it is, so nothing was sent: {fix}"
+    )
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every way the key may appear in an error text, longest first.
+
+    Why more than the key itself: libraries print what they refuse as a ``repr`` (httpx and h11:
+    ``Illegal header value b'Bearer sk-...\\r'``), so a key with a character needing an escape
+    shows up escaped, not verbatim; its stripped core is scrubbed too (when long enough to be a
+    secret), which covers any escaping of the characters around it.
+    """
+    if not secret:
+        return []
+    forms = {secret}
+    core = secret.strip()
+    candidates = [secret] + ([core] if len(core) >= MIN_DERIVED_SECRET else [])
+    for text in candidates:
+        forms.add(text)
+        forms.add(repr(text)[1:-1])
+        forms.add(ascii(text)[1:-1])
+        forms.add(json.dumps(text)[1:-1])
+        forms.add(repr(text.encode("utf-8", "backslashreplace"))[2:-1])
+        forms.add(text.encode("unicode_escape").decode("ascii"))
+        forms.add(quote(text, safe=""))
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every form of ``secret`` (see :func:`secret_forms`) replaced."""
+    for form in secret_forms(secret):
+        text = text.replace(form, REDACTED)
+    return text
 
 
 def resolve_base_url(flag: str | None) -> tuple[str, str]:
