@@ -479,3 +479,15 @@ def test_the_paper_hard_and_non_hard_test_accuracies_are_reported(qa_file):
     assert metrics["accuracy_attempted/test/easy"] == 0.0  # question 3: pred D, gold A
     assert metrics["attempt_rate/test/difficult"] == 0.0
     assert metrics["accuracy_attempted/test/difficult"] is None
+
+
+def test_an_empty_subset_is_reported_as_null_as_the_original_reports_nan(qa_file):
+    """performance_stats() always reports val and test with their hard / non-hard parts (NaN
+    when empty): so does synthlm (null), e.g. a walkthrough file too small for a val split."""
+    items = read_qa(qa_file)
+    predictions = [{"pred": 1}, {"pred": 0}, {"pred": 3}, {"pred": None}]
+    metrics = cot_metrics(items, predictions, {"val": [], "test": [0, 1, 2, 3]})
+    for key in ("accuracy_attempted", "attempt_rate", "accuracy_all"):
+        for part in ("val", "val/difficult", "val/easy"):
+            assert metrics[f"{key}/{part}"] is None, (key, part)
+    assert metrics["attempt_rate/test"] == 0.75 and metrics["accuracy_all"] is not None

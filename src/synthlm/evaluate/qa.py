@@ -201,17 +201,18 @@ def parse_choice(text: str, num_options: int = 4) -> int | None:
 
 
 def _subsets(
-    items: Sequence[QAItem], extra: dict[str, list[int]] | None = None
+    items: Sequence[QAItem], extra: dict[str, list[int]] | None = None, keep_empty: bool = False
 ) -> dict[str, list[int]]:
     """Index lists: all, ``extra`` (the paper's val / test), difficult / easy, and each extra
-    subset split by difficulty (``test/difficult``: the paper's "test hard" accuracy)."""
+    subset split by difficulty (``test/difficult``: the paper's "test hard" accuracy). Empty
+    ones are dropped unless ``keep_empty``."""
     subsets = {"all": list(range(len(items))), **(extra or {})}
     if any(item.difficult is not None for item in items):
         groups = [("", subsets["all"]), *((f"{n}/", i) for n, i in (extra or {}).items())]
         for prefix, idx in groups:
             subsets[f"{prefix}difficult"] = [i for i in idx if items[i].difficult]
             subsets[f"{prefix}easy"] = [i for i in idx if items[i].difficult is False]
-    return {name: idx for name, idx in subsets.items() if idx}
+    return {name: idx for name, idx in subsets.items() if idx or keep_empty}
 
 
 def loglik_metrics(
@@ -235,15 +236,17 @@ def cot_metrics(
     predictions: Sequence[dict[str, Any]],
     extra: dict[str, list[int]] | None = None,
 ) -> dict[str, float | None]:
-    """Accuracy over attempted questions is undefined (None, the paper's NaN) when none was attempted."""
+    """Accuracy over attempted questions is undefined (None, the paper's NaN) when none was
+    attempted; a subset with no questions reports all three as None, as the original's
+    ``performance_stats`` reports val / test and their hard / non-hard parts NaN when empty."""
     metrics: dict[str, float | None] = {}
-    for name, idx in _subsets(items, extra).items():
+    for name, idx in _subsets(items, extra, keep_empty=True).items():
         suffix = "" if name == "all" else f"/{name}"
         attempted = [i for i in idx if predictions[i]["pred"] is not None]
         correct = sum(predictions[i]["pred"] == items[i].answer for i in attempted)
         metrics[f"accuracy_attempted{suffix}"] = correct / len(attempted) if attempted else None
-        metrics[f"attempt_rate{suffix}"] = len(attempted) / len(idx)
-        metrics[f"accuracy_all{suffix}"] = correct / len(idx)
+        metrics[f"attempt_rate{suffix}"] = len(attempted) / len(idx) if idx else None
+        metrics[f"accuracy_all{suffix}"] = correct / len(idx) if idx else None
     metrics["n"] = len(items)
     return metrics
 
