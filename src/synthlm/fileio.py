@@ -69,8 +69,8 @@ def publish_dir(staging: str | Path, final: str | Path) -> Path:
     is only ever a complete directory: the old one, the new one, or for a moment absent.
 
     An existing non-empty ``final`` is first renamed aside to a :func:`temp_name` and deleted
-    after; a kill between the two renames leaves that aside copy, which
-    :func:`remove_stale_temps_of` (given ``final``) removes on the next run.
+    after; a kill between the two renames leaves that aside copy, which the next publish to
+    ``final`` removes (a live writer's stays, see :func:`remove_stale_temps_of`).
     """
     staging, final = Path(staging), Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +81,7 @@ def publish_dir(staging: str | Path, final: str | Path) -> Path:
     os.replace(staging, final)  # onto an absent or empty directory: one rename
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+    remove_stale_temps_of([final])
     return final
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,19 +23,14 @@ from entigraph_fakes import (
     write_docs,
 )
 
+from kill_runner import dead_pid
+
 TOTAL = REQUESTS_PER_DOC * len(DOCS)
 
 
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     return write_docs(tmp_path / "docs.jsonl")
-
-
-def dead_pid() -> int:
-    """The id of a process that has exited (and been reaped): its temporaries are garbage."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 def test_a_rerun_removes_the_temporaries_a_killed_run_left_and_keeps_live_ones(docs, tmp_path):

@@ -255,12 +255,9 @@ def test_an_old_dataset_a_killed_overwrite_moved_aside_is_removed(tmp_path):
     """``--overwrite`` moves the old dataset to ``OUT.tmp-PID-...`` before renaming the new one
     in; a kill between the two renames leaves it there, and the next run removes it (a writer
     that still runs keeps its own)."""
-    import subprocess
-    import sys
+    from kill_runner import dead_pid
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    aside = tmp_path / f"d.tmp-{gone.pid}-0123abcd"
+    aside = tmp_path / f"d.tmp-{dead_pid()}-0123abcd"
     (aside / "train").mkdir(parents=True)
     live = tmp_path / f"d.tmp-{os.getpid()}-0123abcd"
     live.mkdir()

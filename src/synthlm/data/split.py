@@ -38,6 +38,7 @@ from synthlm.data.store import (
     publish_store,
     remove_stale_store_temps,
     store_exists,
+    store_stamp,
 )
 from synthlm.errors import StoreError, UserError
 from synthlm.fileio import check_output
@@ -101,17 +102,10 @@ def _fingerprint(prefix: Path, fraction: float, seed: int, targets: dict[str, Pa
     """What decides the split's bytes: the input's files (by size and modification time, so
     an input rewritten between a kill and the rerun starts the split over), the fraction, the
     seed, and where the parts go."""
-    files = [bin_path(prefix), idx_path(prefix), meta_path(prefix)]
-    files += [bin_path(mask_prefix(prefix)), idx_path(mask_prefix(prefix))]
-    stats = {
-        str(path): [path.stat().st_size, path.stat().st_mtime_ns]
-        for path in files
-        if path.is_file()
-    }
     return fingerprint(
         {
             "input": str(prefix.resolve()),
-            "files": stats,
+            "files": store_stamp(prefix),
             "fraction": repr(float(fraction)),
             "seed": int(seed),
             "targets": {part: str(t.resolve()) for part, t in targets.items()},

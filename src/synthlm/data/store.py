@@ -591,6 +591,16 @@ def store_files(prefix: str | Path) -> list[Path]:
     return [bin_path(prefix), idx_path(prefix), bin_path(mask), idx_path(mask), meta_path(prefix)]
 
 
+def store_stamp(prefix: str | Path) -> dict[str, list[int]]:
+    """Size and modification time of each file of the store at ``prefix``: what a resumable
+    job keys its work on, so a store rewritten between a kill and the rerun starts it over."""
+    return {
+        str(path): [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in store_files(prefix)
+        if path.is_file()
+    }
+
+
 def remove_stale_store_temps(prefix: str | Path) -> int:
     """Delete the temporaries that killed writers left for the store at ``prefix`` (a writer
     that still runs keeps its own; see :func:`synthlm.fileio.is_stale_temp`)."""

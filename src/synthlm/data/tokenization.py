@@ -116,12 +116,6 @@ def output_prefixes(out: str | Path, keys: Sequence[str]) -> dict[str, Path]:
     return {key: out.with_name(f"{out.name}_{key}_document") for key in keys}
 
 
-def remove_stale_temps(prefixes: dict[str, Path]) -> int:
-    """Delete temporaries killed runs left for these outputs (only ours, never other files,
-    and never those of a run that is still writing)."""
-    return sum(remove_stale_store_temps(prefix) for prefix in prefixes.values())
-
-
 @dataclass
 class Tally:
     """Running counts for the progress bar and the final stats."""
@@ -243,7 +237,8 @@ def tokenize(
             f"{done[0]}: a token store already exists; pass --overwrite to replace it or "
             f"--skip-existing"
         )
-    remove_stale_temps(prefixes)
+    for prefix in prefixes.values():  # what killed runs left; a live writer's stays
+        remove_stale_store_temps(prefix)
     ranges = plan_ranges(sources, options)
     return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work)
 

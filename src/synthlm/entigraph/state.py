@@ -76,12 +76,6 @@ class RunState:
     def done(self, key: Key) -> bool:
         return key.encode() in self.done_keys
 
-    def pending(
-        self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
-    ) -> int:
-        """Requests still to make for ``documents`` (follow-ups of unanalysed documents unknown yet)."""
-        return sum(1 for _ in self.pending_keys(documents, seed, limits))
-
     def pending_keys(
         self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
     ) -> Iterator[Key]:
@@ -97,8 +91,8 @@ class RunState:
     def coverage(
         self, documents: Sequence[Document], seed: int, limits: dict[str, int | None]
     ) -> tuple[int, Counter[str]]:
-        """``(pending, done)``: requests these settings still need (as :meth:`pending` counts
-        them), and their completed records per step, in one pass over the samples.
+        """``(pending, done)``: requests these settings still need (the keys :meth:`pending_keys`
+        yields), and their completed records per step, in one pass over the samples.
 
         The log may hold more than ``done``: records an earlier run made with other ``--docs``,
         ``--max-pairs``, ``--max-triples`` or ``--seed``. The corpus keeps those (it is built

@@ -20,7 +20,6 @@ written stores, so they need no saving.
 
 from __future__ import annotations
 
-import os
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 
 from synthlm.data.store import TokenStore, TokenStoreWriter, store_exists
 from synthlm.errors import UserError
-from synthlm.fileio import check_output, publish_dir, remove_stale_temps_of
+from synthlm.fileio import check_output, publish_dir
 from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.blocks import Block, BlockSource
 from synthlm.synth.generation_plan import Plan, make_plan
@@ -196,8 +195,6 @@ def _check_not_empty(run: Run) -> None:
 
 def _check_target(out: Path, overwrite: bool) -> None:
     check_output(out, kind="dir")
-    # an old dataset a killed --overwrite had moved aside (publish_dir) is space, not data
-    remove_stale_temps_of([Path(os.path.abspath(out))])
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:

@@ -39,7 +39,7 @@ from synthlm.data.store import (
     _BinWriter,
     bin_path,
     idx_path,
-    store_files,
+    store_stamp,
 )
 from synthlm.errors import UserError
 from synthlm.fileio import (
@@ -50,7 +50,6 @@ from synthlm.fileio import (
     publish,
     publish_dir,
     remove_stale_temps,
-    remove_stale_temps_of,
 )
 from synthlm.partial import WorkDir, fingerprint, work_dir
 from synthlm.synth.spec import SPLITS
@@ -147,16 +146,12 @@ def _fingerprint(
     """What decides the export's bytes: the source stores' files (size and modification time,
     so a dataset regenerated between a kill and the rerun starts the export over), the ids and
     the destination."""
-    files = {
-        str(path): [path.stat().st_size, path.stat().st_mtime_ns]
-        for store in stores.values()
-        for path in store_files(store.prefix)
-        if path.is_file()
-    }
     return fingerprint(
         {
             "source": str(Path(directory).resolve()),
-            "files": files,
+            "files": {
+                k: v for store in stores.values() for k, v in store_stamp(store.prefix).items()
+            },
             "splits": list(stores),
             "offset": offset,
             "eod": eod,
@@ -218,15 +213,14 @@ def _checked_out(out: Path, overwrite: bool) -> Path:
     ``tokenize`` refuses existing stores.
 
     The finished export replaces the whole directory, so a file that is not an export's would
-    be lost: such a directory is refused even with ``overwrite``. What killed runs left (their
-    temporaries in ``out``, an old export a killed ``--overwrite`` had moved aside) is removed
-    here and is never a reason to refuse.
+    be lost: such a directory is refused even with ``overwrite``. The temporaries killed runs
+    left in ``out`` are removed here and are never a reason to refuse (an old export a killed
+    ``--overwrite`` had moved aside is removed when the new one is published).
     """
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; give a directory")
     check_output(out, kind="dir", what="--out")
-    remove_stale_temps_of([Path(os.path.abspath(out))])
     if not out.is_dir():
         return out
     names = sorted(p.name for p in out.iterdir())
