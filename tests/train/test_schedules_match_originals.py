@@ -143,7 +143,9 @@ def test_warmup_ratio_rounds_as_the_hf_trainer_does(tmp_path, ratio, total):
     )
 
 
-def neox_annealing_lr(step: int, start_lr: float, warmup: int, total: int, min_lr: float) -> float:
+def neox_annealing_lr(
+    step: int, start_lr: float, warmup: float, total: int, min_lr: float
+) -> float:
     """GPT-NeoX ``AnnealingLR.get_lr`` (decay_style cosine), restated from its source: lr of the
     optimizer step taken at ``num_iters == step``."""
     num_iters = min(step, total - warmup)
@@ -158,6 +160,15 @@ def neox_annealing_lr(step: int, start_lr: float, warmup: int, total: int, min_l
 def test_neox_cosine_is_gpt_neox_annealing_lr(total, warmup):
     mine = ours(total, lr=6e-4, name="neox_cosine", warmup_steps=warmup, final_lr_ratio=0.1)
     neox = [neox_annealing_lr(s, 6e-4, warmup, total, 6e-5) for s in range(total)]
+    assert mine == pytest.approx(neox, rel=1e-12)
+
+
+@pytest.mark.parametrize(("total", "ratio"), [(1050, 0.01), (350, 0.01), (35, 0.1), (143, 0.01)])
+def test_neox_cosine_keeps_a_warmup_ratio_fractional_as_gpt_neox_does(total, ratio):
+    """NeoX: ``warmup_iter = neox_args.warmup * num_iters`` (megatron/training.py), a float
+    handed to ``AnnealingLR``; 1% of 1,050 steps is a warmup of 10.5 steps there."""
+    mine = ours(total, lr=6e-4, name="neox_cosine", warmup_ratio=ratio, final_lr_ratio=0.1)
+    neox = [neox_annealing_lr(s, 6e-4, ratio * total, total, 6e-5) for s in range(total)]
     assert mine == pytest.approx(neox, rel=1e-12)
 
 

@@ -14,7 +14,8 @@ give its learning rates step for step:
   trains at lr 0 with the default start of 0, as in all three);
 - decay: progress ``(s - warmup) / (total - warmup)``, so the floor (``final_lr_ratio``) is where
   the run would be one step after its last; the last step trains just above it;
-- ``warmup_ratio``: ``ceil(ratio x total)`` warmup steps, as the HF Trainer rounds.
+- ``warmup_ratio``: ``ceil(ratio x total)`` warmup steps, as the HF Trainer rounds (except
+  ``neox_cosine``, whose warmup stays ``ratio x total``, as GPT-NeoX's does).
 
 tests/train/test_schedules_match_originals.py compares every schedule with those originals.
 """
@@ -198,8 +199,11 @@ def neox_cosine(cfg: ScheduleConfig, total: int) -> Multiplier:
     """GPT-NeoX's ``AnnealingLR`` cosine (the Pythia runs): after warmup the cosine runs over
     the whole run, ``0.5 (1 + cos(pi k / total))`` with ``k = min(step, total - warmup) -
     warmup``, and is clipped at ``final_lr_ratio`` rather than scaled onto it, so it reaches the
-    floor well before the end (at about 80% of a Pythia run) and stays there."""
-    warmup, floor, start = cfg.warmup(total), cfg.final_lr_ratio, cfg.warmup_start
+    floor well before the end (at about 80% of a Pythia run) and stays there. A
+    ``warmup_ratio`` is kept fractional, as NeoX's ``warmup_iter = warmup * train_iters`` is
+    (where the HF Trainer rounds up)."""
+    floor, start = cfg.final_lr_ratio, cfg.warmup_start
+    warmup = cfg.warmup_ratio * total if cfg.warmup_ratio is not None else cfg.warmup_steps
 
     def multiplier(step: int) -> float:
         # NeoX clamps the warmup count too; at 0 for a warmup longer than the run (NeoX would
