@@ -50,7 +50,9 @@ def test_only_the_first_documents_are_scored(name, tmp_path, t5_data):
             name="v", path=store.prefix, max_tokens=10**6, max_documents=max_documents
         )
         with torch.no_grad():
-            return objective_metrics(trainer.plan, trainer.model, eval_set, "cpu", 4)
+            return objective_metrics(
+                trainer.plan, trainer.plan.objective, trainer.model, eval_set, "cpu", 4
+            )
 
     first = score(stores["same"], FIRST)
     assert first == score(stores["other_rest"], FIRST)

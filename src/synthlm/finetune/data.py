@@ -32,6 +32,15 @@ from synthlm.data.epoch_dealing import DealtEpochs
 from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
+from synthlm.finetune.draws import (
+    ENCODING_DRAW,
+    ROLE_KEYS,
+    SENTENCE_DRAW,
+    pair_rng,
+    with_encoding,
+    with_sentence_ids,
+    with_target,
+)
 from synthlm.finetune.files import detect_format, read_rows
 from synthlm.finetune.metrics import check_metrics
 from synthlm.finetune.tasks import Task, get_task
@@ -61,6 +70,9 @@ class Pair:
     alternatives: list[np.ndarray] | None = None
     # inputs to draw from anew each epoch (natural-instructions tk_instruct: its five encodings)
     input_alternatives: list[np.ndarray] | None = None
+    # the texts of ``alternatives`` (as cut to the target length): an evaluation pair's
+    # reference when that output is drawn as its target
+    alternative_texts: tuple[str, ...] | None = None
     # every reference text of an evaluation pair (a natural-instructions instance's outputs),
     # for the metrics that score against the best of them
     references: tuple[str, ...] | None = None
@@ -108,30 +120,26 @@ def load_pairs(
     *,
     progress: bool = False,
     seed: int = 0,
+    eval_draws: str = "fixed",
 ) -> PairSet:
-    """The pairs of ``finetune.<role>`` (train, valid or test) as token ids."""
-    pairs = read_pairs(role, path, cfg, tokenizer, layout, progress=progress, seed=seed)
+    """The pairs of ``finetune.<role>`` (train, valid or test) as token ids. An evaluation
+    pair's draws (:mod:`synthlm.finetune.draws`) are made here with ``eval_draws: fixed``;
+    with ``per_evaluation`` it keeps what to draw from, as a training pair does."""
+    redraw = role == "train" or eval_draws == "per_evaluation"
+    pairs = read_pairs(
+        role, path, cfg, tokenizer, layout, progress=progress, seed=seed, redraw=redraw
+    )
     if cfg.target_padding == "trained":
         pad_targets(pairs, role, cfg, tokenizer)
     if cfg.depth_inputs is not None and cfg.depth_inputs.sentence_ids == "shuffled":
         from synthlm.finetune.depth_inputs import depth_marks, shuffle_sentence_ids
 
         pairs.sentence_tokens = depth_marks(tokenizer, cfg.depth_inputs).sentences
-        if role != "train":  # drawn once: every evaluation sees the same inputs
+        if not redraw:  # drawn once: every evaluation sees the same inputs
             for pair in pairs.pairs:
                 rng = pair_rng(SENTENCE_DRAW, seed, ROLE_KEYS[role], pair.index)
                 pair.input_ids = shuffle_sentence_ids(pair.input_ids, pairs.sentence_tokens, rng)
     return pairs
-
-
-# per-pair draws, each kind keyed apart from every other seeded stream
-ENCODING_DRAW = 0x7E1C  # natural_instructions.tk_instruct: which encoding
-SENTENCE_DRAW = 0x5E47  # depth_inputs.sentence_ids: shuffled: which <sent_i> ids
-
-
-def pair_rng(kind: int, seed: int, stream: int, index: int) -> np.random.Generator:
-    """One pair's draw of ``kind``: ``stream`` is an epoch (training) or a role key."""
-    return np.random.default_rng([kind, seed & (2**64 - 1), stream, index])
 
 
 def pad_targets(pairs: PairSet, role: str, cfg: FinetuneConfig, tokenizer: Tokenizer) -> None:
@@ -166,6 +174,7 @@ def read_pairs(
     *,
     progress: bool,
     seed: int,
+    redraw: bool = False,
 ) -> PairSet:
     kind = detect_format(path, cfg.format)
     if cfg.natural_instructions is not None and kind != "natural_instructions":
@@ -174,7 +183,9 @@ def read_pairs(
             f"finetune.{role} ({path}) is {kind} data; remove finetune.natural_instructions"
         )
     if kind == "natural_instructions":
-        return instruction_pairs(role, path, cfg, tokenizer, seed=seed, progress=progress)
+        return instruction_pairs(
+            role, path, cfg, tokenizer, seed=seed, progress=progress, redraw=redraw
+        )
     if kind == "synthetic":
         for key, value in (("task", cfg.task), ("depth_inputs", cfg.depth_inputs)):
             if value is not None:
@@ -280,10 +291,14 @@ def instruction_pairs(
     *,
     seed: int,
     progress: bool,
+    redraw: bool = False,
 ) -> PairSet:
     """Super-NaturalInstructions prompts and outputs (:mod:`synthlm.finetune.natural_instructions`).
-    Each pair's target is one output drawn with ``(seed, role)``; a training pair with several
-    outputs keeps them all, and :class:`PairDataset` draws one anew each epoch."""
+    Each pair's target is one output drawn with ``(seed, role)``, its prompt (tk_instruct) one
+    encoding drawn with ``(seed, role, pair)``. With ``redraw`` (training pairs, and evaluation
+    pairs drawn anew each evaluation) a pair keeps every encoding and output to draw from:
+    :class:`PairDataset` draws each epoch, :func:`~synthlm.finetune.draws.drawn_for_evaluation`
+    each evaluation."""
     from synthlm.finetune import natural_instructions as ni
     from synthlm.finetune.config import NaturalInstructionsConfig
 
@@ -313,7 +328,7 @@ def instruction_pairs(
     ]
     rng = np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), ROLE_KEYS[role]]))
     drawn = [x.outputs[int(rng.integers(len(x.outputs)))] for x in instances]
-    if len(variants) > 1 and role != "train":  # one encoding per evaluation instance
+    if len(variants) > 1 and not redraw:  # one encoding per evaluation instance
         count = len(variants)
         picks = [
             int(pair_rng(ENCODING_DRAW, seed, ROLE_KEYS[role], i).integers(count))
@@ -323,7 +338,7 @@ def instruction_pairs(
     pairs, truncated = tokenize_pairs(
         list(zip(variants[0], drawn)), tokenizer, cfg, progress=progress, desc=f"tokenize {role}"
     )
-    if len(variants) > 1:  # training pairs keep every encoding; PairDataset picks one an epoch
+    if len(variants) > 1:  # every encoding kept, one drawn at each use
         from tqdm.auto import tqdm
 
         encode = input_encoder(tokenizer, cfg)
@@ -346,18 +361,21 @@ def instruction_pairs(
             pair.groups = {"task": instance.task}
             if instance.category is not None:
                 pair.groups["category"] = instance.category
-    else:
+    if redraw:
         for pair, instance in zip(pairs, instances):
             if len(instance.outputs) > 1:
                 pair.alternatives = [
                     with_eos(ids, eos, cfg.max_target_length)[0]
                     for ids in tokenizer.encode_batch(list(instance.outputs))
                 ]
+                pair.alternative_texts = tuple(
+                    tokenizer.decode(ids[:-1].tolist(), skip_special=True)
+                    if len(ids) == cfg.max_target_length
+                    else text
+                    for ids, text in zip(pair.alternatives, instance.outputs)
+                )
     breakdown = tuple(dict.fromkeys(settings.breakdown))
     return PairSet(role, path, pairs, "text", metrics, None, truncated, breakdown=breakdown)
-
-
-ROLE_KEYS = {"train": 0, "valid": 1, "test": 2}
 
 
 def synthetic_pairs(
@@ -451,20 +469,15 @@ class PairDataset:
             epoch, found = divmod(index, len(self.pairs))
         pair = self.pairs[int(self._order(epoch)[found])]
         if pair.input_alternatives:
-            rng = pair_rng(ENCODING_DRAW, self.seed, epoch, pair.index)
-            pick = rng.integers(len(pair.input_alternatives))
-            pair = dataclasses.replace(pair, input_ids=pair.input_alternatives[int(pick)])
+            pair = with_encoding(pair, pair_rng(ENCODING_DRAW, self.seed, epoch, pair.index))
         if self.sentence_tokens is not None:
-            from synthlm.finetune.depth_inputs import shuffle_sentence_ids
-
             rng = pair_rng(SENTENCE_DRAW, self.seed, epoch, pair.index)
-            ids = shuffle_sentence_ids(pair.input_ids, self.sentence_tokens, rng)
-            pair = dataclasses.replace(pair, input_ids=ids)
+            pair = with_sentence_ids(pair, self.sentence_tokens, rng)
         if not pair.alternatives:
             return pair
         key = [self.seed & (2**64 - 1), (epoch << 32) | pair.index]
         pick = np.random.Generator(np.random.Philox(key=key)).integers(len(pair.alternatives))
-        return dataclasses.replace(pair, target_ids=pair.alternatives[int(pick)])
+        return with_target(pair, int(pick))
 
     def filler(self) -> Pair:
         """A row of a dealt epoch's short last step: its first pair's input, no target."""

@@ -67,11 +67,19 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     sets = {
         role: load_pairs(
-            role, path, cfg, tokenizer, layout, progress=config.logging.progress, seed=config.seed
+            role,
+            path,
+            cfg,
+            tokenizer,
+            layout,
+            progress=config.logging.progress,
+            seed=config.seed,
+            eval_draws=config.train.eval_draws,
         )
         for role, path in files(config, cfg).items()
     }
     check_synthetic_metrics(sets)
+    check_eval_draws(config, sets)
     check_protocol(sets, cfg)
     warn_truncated(sets, cfg)
     stream = PairDataset(sets["train"], seed=config.seed) if "train" in sets else None
@@ -177,6 +185,23 @@ def check_protocol(sets: dict[str, PairSet], cfg: FinetuneConfig) -> None:
                 f"finetune.eval_protocol: {cfg.eval_protocol} scores text targets, but "
                 f"finetune.{role} is a synthetic dataset, whose answers its domains' verifiers "
                 "judge as generated; use eval_protocol: generate"
+            )
+
+
+def check_eval_draws(config: RunConfig, sets: dict[str, PairSet]) -> None:
+    """``per_evaluation`` must have something to draw: else the key would promise a protocol
+    the run does not follow."""
+    from synthlm.finetune.draws import has_draws
+
+    if config.train.eval_draws != "per_evaluation":
+        return
+    for role in ("valid", "test"):
+        pairs = sets.get(role)
+        if pairs is not None and not has_draws(pairs):
+            raise ConfigError(
+                f"train.eval_draws: per_evaluation: finetune.{role} ({pairs.path}) draws "
+                "nothing at evaluation (draws: a natural-instructions instance's outputs or "
+                "tk_instruct encoding, depth_inputs.sentence_ids: shuffled); use fixed"
             )
 
 

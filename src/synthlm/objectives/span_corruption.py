@@ -24,6 +24,7 @@ resume.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,13 @@ class EncoderDecoderObjective(Objective):
             num_sentence_tokens=getattr(config, "max_sentences", 0),
         )
         return cls(tokenizer=extended, **options), extended
+
+    def reseeded(self, seed: int) -> EncoderDecoderObjective:
+        """A copy whose masks are keyed by ``seed`` in place of ``objective.seed`` (an
+        evaluation drawn anew, :func:`~synthlm.objectives.t5_noise.evaluation_seed`)."""
+        clone = copy.copy(self)
+        clone.config = self.config.model_copy(update={"seed": seed})
+        return clone
 
     def __init__(self, tokenizer: Any = None, **options: Any) -> None:
         if tokenizer is None:

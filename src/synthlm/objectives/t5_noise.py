@@ -144,6 +144,17 @@ def corrupt(
     return inputs, targets
 
 
+EVALUATION_MASKS = 0xE7A15  # keys evaluation masks apart from every other seeded stream
+
+
+def evaluation_seed(seed: int, step: int) -> int:
+    """The mask seed of the evaluation at ``step`` (``train.eval_draws: per_evaluation``): the
+    original collators draw eval masks from a global generator, anew at every evaluation; keyed
+    by the step, a resumed run repeats its evaluations exactly."""
+    words = np.random.SeedSequence([EVALUATION_MASKS, seed & (2**64 - 1), step]).generate_state(2)
+    return int(words[0]) | int(words[1]) << 32
+
+
 def sample_rng(seed: int, tokens: np.ndarray, salt: int = 0) -> np.random.Generator:
     """A generator keyed by the seed and the window's content.
 

@@ -233,6 +233,15 @@ class TrainConfig(Section):
         "stopping and keep_best do not count it (no checkpoint holds step 0); a resumed run "
         "keeps its record and does not repeat it.",
     )
+    eval_draws: Literal["fixed", "per_evaluation"] = Field(
+        "fixed",
+        description="What an evaluation's random choices are: fixed (drawn once: every "
+        "evaluation scores the same corrupted windows and the same drawn pair inputs and "
+        "targets, so evaluations compare exactly) or per_evaluation (drawn anew at each "
+        "evaluation, keyed by its step, as the original collators draw: T5 / DEPTH masks of "
+        "the eval windows; a natural-instructions pair's encoding, target and <sent_i> ids). "
+        "Only for runs whose evaluation draws something.",
+    )
     early_stopping: EarlyStoppingConfig | None = Field(
         None,
         description="Stop when an eval metric stops improving, {metric, mode, patience, "

@@ -599,6 +599,7 @@ class Trainer:
                     self.plan,
                     self.model,
                     self.accelerator.device,
+                    step=self.state.step,
                     progress=self.progress and self.accelerator.is_main_process,
                 )
             return self._log_eval(metrics)

@@ -354,6 +354,11 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
     )
     check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
+    if config.train.eval_draws == "per_evaluation" and not objective.seq2seq:
+        raise ConfigError(
+            f"train.eval_draws: per_evaluation: objective '{objective.name}' draws nothing at "
+            "evaluation (it scores the eval stores' windows as they are); use fixed"
+        )
     if objective.seq2seq:
         check_seq2seq_eval(data)
         if data.epoch_batches == "per_epoch":  # corruption would train on the filler rows

@@ -27,20 +27,44 @@ from synthlm.data.store import TokenStore
 
 
 def evaluate_seq2seq(
-    plan: Any, model: Any, device: Any, *, progress: bool = False
+    plan: Any, model: Any, device: Any, *, step: int, progress: bool = False
 ) -> dict[str, float]:
+    """Every eval set's metrics at the evaluation of ``step`` (which keys its draws with
+    ``train.eval_draws: per_evaluation``)."""
     from synthlm.evaluate import eval_mode
 
     batch_size = plan.config.train.eval_batch
     results: dict[str, float] = {}
     with eval_mode(model, device, plan.config.seed):
         if plan.finetune is not None:
-            results.update(evaluate_pairs(plan, model, device, batch_size, progress=progress))
+            pairs = drawn_pairs(plan, plan.finetune.valid, step)
+            results.update(
+                evaluate_pairs(plan, pairs, model, device, batch_size, progress=progress)
+            )
         else:
+            objective = drawn_objective(plan, step)
             for eval_set in plan.config.data.eval:
-                metrics = objective_metrics(plan, model, eval_set, device, batch_size)
+                metrics = objective_metrics(plan, objective, model, eval_set, device, batch_size)
                 results.update({f"eval/{eval_set.name}/{k}": v for k, v in metrics.items()})
     return results
+
+
+def drawn_objective(plan: Any, step: int) -> Any:
+    """The run's objective, its masks keyed anew for this evaluation if the run says so."""
+    if plan.config.train.eval_draws != "per_evaluation":
+        return plan.objective
+    from synthlm.objectives.t5_noise import evaluation_seed
+
+    return plan.objective.reseeded(evaluation_seed(plan.config.seed, step))
+
+
+def drawn_pairs(plan: Any, pairs: Any, step: int) -> Any:
+    """The pairs with this evaluation's draws, if the run draws at every evaluation."""
+    if plan.config.train.eval_draws != "per_evaluation":
+        return pairs
+    from synthlm.finetune.draws import drawn_for_evaluation
+
+    return drawn_for_evaluation(pairs, plan.config.seed, step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,7 +107,12 @@ def eval_windows(
 
 
 def objective_metrics(
-    plan: Any, model: Any, eval_set: EvalSetConfig, device: Any, batch_size: int
+    plan: Any,
+    objective: Any,
+    model: Any,
+    eval_set: EvalSetConfig,
+    device: Any,
+    batch_size: int,
 ) -> dict[str, float]:
     """The objective's loss (per token, or per batch as the run averaged its training loss),
     plus its per-group losses and accuracies (per token)."""
@@ -93,7 +122,6 @@ def objective_metrics(
     from synthlm.evaluate.perplexity import held_out_samples
     from synthlm.objectives.span_corruption import summarize_metrics
 
-    objective = plan.objective
     window = objective.window_length(plan.seq_len)
     store = TokenStore(eval_set.path, check_ids=False)
     if plan.config.data.packing:
@@ -147,7 +175,7 @@ def generation_settings(plan: Any, batch_size: int, kind: str) -> Any:
 
 
 def evaluate_pairs(
-    plan: Any, model: Any, device: Any, batch_size: int, *, progress: bool
+    plan: Any, pairs: Any, model: Any, device: Any, batch_size: int, *, progress: bool
 ) -> dict[str, float]:
     import dataclasses
 
@@ -155,7 +183,6 @@ def evaluate_pairs(
     from synthlm.evaluate.loss import loss_total
     from synthlm.finetune.predict import generate, score, teacher_forced, vocab_end
 
-    pairs = plan.finetune.valid
     labelled = pairs.labelled[: plan.finetune.config.max_eval_examples]
     scored = dataclasses.replace(pairs, pairs=labelled)
     protocol = plan.finetune.config.eval_protocol
@@ -184,13 +211,14 @@ def evaluate_pairs(
 
 
 def write_predictions(
-    plan: Any, model: Any, device: Any, path: Path, *, write: bool, progress: bool
+    plan: Any, model: Any, device: Any, path: Path, *, step: int, write: bool, progress: bool
 ) -> None:
-    """``predict_only``: generate for finetune.test (else valid) and write one record per pair."""
+    """``predict_only``: generate for finetune.test (else valid) and write one record per pair
+    (drawn as an evaluation at ``step`` would draw them)."""
     from synthlm.evaluate import eval_mode, unwrap
     from synthlm.finetune.predict import generate, prediction_records, write_jsonl
 
-    pairs = plan.finetune.predict_set
+    pairs = drawn_pairs(plan, plan.finetune.predict_set, step)
     batch_size = plan.config.train.eval_batch
     with eval_mode(model, device, plan.config.seed):
         outputs = generate(

@@ -67,6 +67,7 @@ def predict_only(trainer: Trainer) -> None:
             trainer.model,
             acc.device,
             path,
+            step=trainer.state.step,
             write=acc.is_main_process,
             progress=trainer.progress,
         )
