@@ -8,6 +8,7 @@ code, unchanged.
 
 from __future__ import annotations
 
+import math
 import random
 import types
 
@@ -184,3 +185,41 @@ def test_fp16_on_a_cpu_is_refused_instead_of_training_in_fp32(tmp_path, data):
     assert done.returncode == 2, done.stderr
     assert "fp16 needs a GPU" in done.stderr and "bf16" in done.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("on_overflow", ["hold", "advance"])
+def test_a_step_skipped_for_overflow_holds_the_schedule_as_deepspeed_does(
+    tmp_path, data, on_overflow
+):
+    """DeepSpeed's ``_take_model_step``: ``if overflow: skipped_steps += 1 else:
+    lr_scheduler.step()`` (accelerate's ``AcceleratedScheduler`` also returns when
+    ``step_was_skipped``), so under fp16 step s trains at lr(s - overflows before s), as Pythia
+    did. fp16 autocast needs a GPU, so the run's optimizer is wrapped here as accelerate wraps it
+    under fp16 (its ``AcceleratedOptimizer`` with the run's DeepSpeed-rule scaler), on the CPU;
+    the overflows are real non-finite gradients, found and skipped by that scaler."""
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    from synthlm.train import load_run_config
+    from synthlm.train.loop import Trainer
+    from synthlm.train.planners import plan_run
+    from synthlm.train.schedules import build_schedule
+
+    schedule = {"name": "linear", "warmup_steps": 4, "on_overflow": on_overflow}
+    config = load_run_config([tiny_config(tmp_path, data, schedule=schedule)])
+    trainer = Trainer(plan_run(config, 1), progress=False)
+    scaler = DeepSpeedGradScaler("cpu", LossScaleConfig(initial=256, window=2, hysteresis=1))
+    inner = trainer.optimizer.optimizer
+    trainer.optimizer = AcceleratedOptimizer(inner, device_placement=False, scaler=scaler)
+    trainer.accelerator.scaler = scaler
+    multiplier = build_schedule(config.schedule, config.train.max_steps)
+    overflow_at, skipped = {1, 2, 6}, 0
+    for step in range(10):
+        held = step - skipped if on_overflow == "hold" else step
+        assert inner.param_groups[0]["lr"] == pytest.approx(config.optim.lr * multiplier(held))
+        scaler.scale(torch.ones(()))  # what accelerator.backward does first
+        for p in trainer.model.parameters():
+            p.grad = torch.full_like(p, math.inf if step in overflow_at else 1e-3)
+        trainer._update(1.0)
+        skipped += step in overflow_at
+        assert torch.isfinite(next(trainer.model.parameters())).all()  # skipped, not applied
+    assert trainer.state.bad_steps == 0  # the scaler's skips are not divergence

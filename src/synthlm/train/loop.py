@@ -454,8 +454,9 @@ class Trainer:
     def _update(self, loss: float) -> tuple[float | None, bool]:
         """Clip and step, or skip the update on a non-finite loss or gradient norm.
 
-        The schedule advances either way, so a skipped batch costs one step of the budget. Under
-        fp16 the grad scaler owns overflowing gradients (it skips and lowers its scale itself).
+        The schedule advances on a skipped batch, so it costs one step of the budget. Under fp16
+        the grad scaler owns overflowing gradients (it skips and lowers its scale itself), and
+        its skipped steps hold the schedule unless ``schedule.on_overflow: advance``.
         """
         grad_norm = None
         if math.isfinite(loss):
@@ -470,7 +471,8 @@ class Trainer:
         )
         if not bad:
             self.optimizer.step()
-        self.scheduler.step()
+        if not (scaled and not bad and self._holds_on_overflow(grad_norm)):
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if bad:
             self._bad_step(
@@ -479,6 +481,20 @@ class Trainer:
                 else f"finite ({loss:.4f}) with gradient norm {grad_norm}"
             )
         return grad_norm, bad
+
+    def _holds_on_overflow(self, grad_norm: float | None) -> bool:
+        """The loss scaler skipped this step and the schedule waits for it, as DeepSpeed's
+        ``_take_model_step`` and accelerate's ``AcceleratedScheduler`` leave it unstepped.
+
+        Skipped: a non-finite unscaled gradient norm (what torch's GradScaler skips on; with a
+        fused optimizer the skip happens inside its kernel, where accelerate's
+        ``step_was_skipped`` cannot see it), or DeepSpeed's fp16 optimizer's overflow flag
+        (DeepSpeed clips on its own, so no norm reaches us there)."""
+        if self.cfg.schedule.on_overflow != "hold":
+            return False
+        if grad_norm is not None and not math.isfinite(grad_norm):
+            return True
+        return bool(self.optimizer.step_was_skipped)
 
     def _bad_step(self, loss: float | str) -> None:
         self.state.bad_steps += 1

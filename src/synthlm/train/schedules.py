@@ -76,6 +76,13 @@ class ScheduleConfig(Section):
     gamma: float = Field(
         0.1, gt=0, le=1, description="step: factor applied at every decay (torch's default 0.1)."
     )
+    on_overflow: Literal["hold", "advance"] = Field(
+        "hold",
+        description="fp16: a step the loss scaler skips (gradient overflow) holds the schedule "
+        "where it is, as DeepSpeed's engine and the HF Trainer (accelerate) do, so the run "
+        "trains later steps one lr behind per overflow (GPT-NeoX / Pythia); advance: the "
+        "schedule moves on anyway (PyTorch Lightning).",
+    )
 
     @field_validator("name")
     @classmethod
