@@ -79,9 +79,9 @@ class ScheduleConfig(Section):
     on_overflow: Literal["hold", "advance"] = Field(
         "hold",
         description="fp16: a step the loss scaler skips (gradient overflow) holds the schedule "
-        "where it is, as DeepSpeed's engine and the HF Trainer (accelerate) do, so the run "
-        "trains later steps one lr behind per overflow (GPT-NeoX / Pythia); advance: the "
-        "schedule moves on anyway (PyTorch Lightning).",
+        "where it is, as DeepSpeed's engine does (and accelerate's scheduler, for unfused "
+        "optimizers), so the run trains later steps one lr behind per overflow (GPT-NeoX / "
+        "Pythia); advance: the schedule moves on anyway (PyTorch Lightning).",
     )
 
     @field_validator("name")
