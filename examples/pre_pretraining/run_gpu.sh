@@ -7,4 +7,4 @@ synthlm train "$here/gpu_hu2025_base.yaml" "$here/gpu_hu2025_c4_only.yaml"
 synthlm train "$here/gpu_hu2025_base.yaml" "$here/gpu_hu2025_shuffle_dyck.yaml"
 synthlm train "$here/gpu_hu2025_base.yaml" "$here/gpu_hu2025_c4_after_dyck.yaml"
 synthlm report runs/hu2025/c4_only runs/hu2025/c4_after_dyck --out runs/hu2025/report \
-    --equal-tokens c4 --at 50M,100M,200M,400M,655M
+    --equal-tokens c4 --at 50M,100M,200M,300M,327M

@@ -47,10 +47,11 @@ def test_reproduction_configs_pack_like_their_originals(files):
 
 
 def test_hu2025_configs_are_the_references_paper_run():
-    """michahu/pre-pretraining at 6444ef0: train.py's defaults (seed 3407, batch 32 x 2048, lr
-    1e-3, 500 warmup, cosine_with_min_lr 0.1) and the HF Trainer's (AdamW 0.9/0.999, eps 1e-8,
-    no weight decay, clip 1.0); stage 1 = src/grammar.py generate_shuff_dyck(64, 2048, 0.5,
-    max_depth=16) for 500 steps, one sequence per row and no promoter."""
+    """michahu/pre-pretraining at 6444ef0: train.py's defaults (seed 3407, bsz 16 x
+    gradient_accumulation_steps 2 of 2048 tokens, lr 5e-4, 500 warmup, cosine_with_min_lr 0.1,
+    max_steps 5000) and the HF Trainer's (AdamW 0.9/0.999, eps 1e-8, no weight decay, clip 1.0);
+    stage 1 = src/grammar.py generate_shuff_dyck(64, 2048, 0.5, max_depth=16) for 500 steps
+    (scripts/train.sh), one sequence per row and no promoter."""
     base = EXAMPLES.parent / "pre_pretraining" / "gpu_hu2025_base.yaml"
     c = load_run_config([base, base.with_name("gpu_hu2025_shuffle_dyck.yaml")])
     assert (c.seed, c.model.arch, c.model.preset, c.data.seq_len) == (
@@ -62,13 +63,13 @@ def test_hu2025_configs_are_the_references_paper_run():
     o, s, t = c.optim, c.schedule, c.train
     assert (o.name, o.lr, o.weight_decay, o.betas, o.eps) == (
         "adamw",
-        1e-3,
+        5e-4,
         0.0,
         (0.9, 0.999),
         1e-8,
     )
     assert (s.name, s.warmup_steps, s.warmup_start, s.final_lr_ratio) == ("cosine", 500, 0.0, 0.1)
-    assert (t.batch_size, t.grad_accum, t.clip_grad, t.max_steps) == (32, None, 1.0, 500)
+    assert (t.batch_size, t.global_batch_size, t.clip_grad, t.max_steps) == (16, 32, 1.0, 500)
     (source,) = c.data.sources
     assert source.spec["promoter_length"] == 0
     (domain,) = source.spec["domains"]
@@ -80,7 +81,7 @@ def test_hu2025_configs_are_the_references_paper_run():
         "max_depth": 16,
     }
     c4 = load_run_config([base, base.with_name("gpu_hu2025_c4_only.yaml")])
-    assert c4.train.max_steps == 10_000
+    assert c4.train.max_steps == 5_000
 
 
 def test_pythia160m_is_the_pythia_suites_recipe():

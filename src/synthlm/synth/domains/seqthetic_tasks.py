@@ -5,7 +5,8 @@ What sets them apart from synthlm's ``identity``/``duplicate``/``deduplicate``/`
 content ids are drawn *without replacement* (``Vocabulary.sample_vocab``), ``length`` is what
 Seqthetic's ``sequence_length`` means for that domain (the input for identity, the whole sample
 for duplicate and delete, the basis of the unique-token count for deduplicate), and the
-delimiter ``<ans>`` stands for Seqthetic's ``-1`` delimiter token. Deliberate differences from
+delimiter ``<ans>`` stands for Seqthetic's ``-1`` delimiter token (delete also marks its query
+with ``<qry>``, where Seqthetic repeats ``-1``). Deliberate differences from
 the code (its bugs) are listed in docs/papers/seqthetic.md.
 
 ``seqthetic_sort_numbers`` and ``seqthetic_ngram`` follow ``domains/sort_numbers.py`` (one token
