@@ -292,3 +292,20 @@ def test_bad_flags_exit_2_before_loading(rigged, tmp_path):
     )
     done = chat_cli(str(tmp_path / "nowhere"), stdin="")
     assert done.returncode == 2 and "checkpoint not found" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("  \n", "the file is empty"),  # would otherwise fall back to another template silently
+        ("{% for m in messages %}{{ m.content }", "not a valid Jinja template"),
+        ("{{ messages[0].content.nope.deeper }}", "fails on a user message"),
+    ],
+)
+def test_a_chat_template_that_cannot_render_is_refused(rigged, tmp_path, template, says):
+    path = tmp_path / "t.jinja"
+    path.write_text(template, encoding="utf-8")
+    done = chat_cli(str(rigged), "--chat-template", str(path), stdin="hi\n")
+    assert done.returncode == 2, done.stderr
+    assert f"--chat-template {path}" in done.stderr and says in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -130,9 +130,33 @@ def resolve_template(
 
 
 def read_template(path: Path) -> str:
+    """The template text, refused when empty or not valid Jinja (an empty override would
+    otherwise fall through to another template without a word)."""
+    import jinja2
+
     if not Path(path).is_file():
         raise UserError(f"--chat-template {path}: no such file (expected a Jinja chat template)")
-    return Path(path).read_text(encoding="utf-8")
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise UserError(f"--chat-template {path}: the file is empty (expected a Jinja template)")
+    try:
+        jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"--chat-template {path}: not a valid Jinja template: {exc}") from None
+    return text
+
+
+def check_template_renders(tokenizer: Any, where: str) -> None:
+    """Render a one-message conversation before the chat starts: a template that fails on a
+    plain user message (an undefined name or attribute) fails here, named, not mid-chat."""
+    import jinja2
+
+    try:
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+        )
+    except jinja2.TemplateError as exc:
+        raise UserError(f"{where}: the chat template fails on a user message: {exc}") from None
 
 
 def context_size(
@@ -371,6 +395,9 @@ def open_session(
     override = read_template(chat_template) if chat_template is not None else None
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     ckpt.tokenizer.chat_template = resolve_template(ckpt.tokenizer, ckpt.config, override)
+    check_template_renders(
+        ckpt.tokenizer, f"--chat-template {chat_template}" if override else "chat"
+    )
     reply = 1 if reply_fits_context else sampling.max_new_tokens
     context = context_size(ckpt.model, ckpt.seq_len, max_context, reply)
     if reply_fits_context:
