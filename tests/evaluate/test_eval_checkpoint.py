@@ -154,6 +154,17 @@ def test_cli_eval_bad_inputs_exit_2(run_dir, tmp_path):
     assert bad_data.returncode == 2 and "neither a token store" in bad_data.stderr
     nothing = run_cli("eval", str(run_dir / "final"))
     assert nothing.returncode == 2 and "nothing to evaluate" in nothing.stderr
+    valid = str(run_dir / "data" / "valid")
+    for count in ("0", "1"):  # no window with a target: a traceback (0) or NaN metrics (1)
+        few = run_cli("eval", str(run_dir / "final"), "-d", valid, "--max-tokens", count)
+        assert few.returncode == 2 and "--max-tokens: " + count + ": at least 2" in few.stderr
+        assert "Traceback" not in few.stderr
+    same = tmp_path / "same.json"
+    clash = run_cli(
+        "eval", str(run_dir / "final"), "-d", valid, "-o", str(same), "--predictions", str(same)
+    )
+    assert clash.returncode == 2 and "the same file as the results" in clash.stderr
+    assert not same.exists()
 
 
 def test_masking_follows_how_the_checkpoint_trained(run_dir, tmp_path):

@@ -155,6 +155,8 @@ def eval_command(
     from synthlm.fileio import check_output
 
     check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
+    if predictions is not None:
+        check_output(predictions)
     check_checkpoint_files(checkpoint)
     check_lm_eval_options(
         lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
@@ -224,6 +226,11 @@ def eval_command(
         tokens = None if max_tokens is None else parse_count(max_tokens)
     except ValueError as exc:
         raise UserError(f"--max-tokens: {exc}") from None
+    if tokens is not None and tokens < 2:
+        raise UserError(
+            f"--max-tokens: {max_tokens}: at least 2 (one token alone has nothing to predict)"
+        )
+    check_predictions_path(predictions, out or default_output(checkpoint))
     report, path = evaluate_checkpoint(  # batch_size None: as the run trained (default_batch_size)
         checkpoint,
         data or [],
@@ -285,3 +292,14 @@ def check_lm_eval_options(lm_eval: str | None, *, limit, num_fewshot, include, d
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
+
+
+def check_predictions_path(predictions: Path | None, results: Path) -> None:
+    """``--predictions`` must not be the results file: the second write would replace it."""
+    from synthlm.errors import UserError
+
+    if predictions is not None and Path(predictions).resolve() == Path(results).resolve():
+        raise UserError(
+            f"--predictions {predictions}: the same file as the results (-o); give the "
+            "predictions their own path (default: the results path with .predictions.jsonl)"
+        )
