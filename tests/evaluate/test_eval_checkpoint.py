@@ -234,3 +234,25 @@ def test_a_window_longer_than_the_models_positions_is_refused(run_dir, tmp_path)
     assert result.returncode == 2, result.stderr
     assert f"--seq-len {limit + 1} exceeds the model's {limit} positions" in result.stderr
     assert not out.exists()
+
+
+def test_a_tokenizer_override_must_read_text_as_the_checkpoints_own(run_dir, tmp_path):
+    """``--tokenizer`` with another tokenizer: generate, chat, --qa and --lm-eval all load the
+    checkpoint through one function, which refuses it (exit 2) instead of answering garbage; the
+    checkpoint's own tokenizer, saved elsewhere and with a pad token added, is accepted."""
+    from synthlm.tokenizers import train_tokenizer
+
+    train_tokenizer([], "byte", None, tmp_path / "other", quiet=True)  # bytes at other ids
+    final = str(run_dir / "final")
+    for command in (("generate", final, "-p", "ROMEO:", "-n", "3", "--temperature", "0"),):
+        refused = run_cli(*command, "--tokenizer", str(tmp_path / "other"))
+        assert refused.returncode == 2, refused.stderr
+        assert "encodes text differently from the checkpoint's own tokenizer" in refused.stderr
+    same = byte_tokenizer()
+    same.add_special_tokens({"additional_special_tokens": ["<extra>"]})
+    same.save_pretrained(tmp_path / "same")
+    done = run_cli(
+        "generate", final, "-p", "ROMEO:", "-n", "3", "--temperature", "0",
+        "--tokenizer", str(tmp_path / "same"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

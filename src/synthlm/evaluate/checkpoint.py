@@ -328,6 +328,32 @@ def checkpoint_layout(
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
+def check_tokenizer_override(given: Path, tok: Any, checkpoint: Path) -> None:
+    """``--tokenizer`` must read text as the checkpoint's own tokenizer does (it may add ids:
+    a pad token, a chat template); another one would feed the model ids that mean other tokens
+    and every command would still answer, with garbage. Checked on a probe text, when the
+    checkpoint holds a tokenizer that loads (a missing or broken one is why --tokenizer exists)."""
+    from synthlm.data.provenance import PROBE
+
+    if not any((checkpoint / name).is_file() for name in TOKENIZER_FILES):
+        return
+    try:
+        own = load_tokenizer_dir(checkpoint)
+    except UserError:
+        return
+
+    def ids(t: Any) -> list[int]:
+        return list(t(PROBE, add_special_tokens=False)["input_ids"])
+
+    if ids(own) == ids(tok) and len(own) <= len(tok):
+        return
+    raise UserError(
+        f"--tokenizer {given}: encodes text differently from the checkpoint's own tokenizer "
+        f"({checkpoint}, {len(own)} ids; this one has {len(tok)}): the model would read ids "
+        "that mean other tokens; drop --tokenizer to use the checkpoint's"
+    )
+
+
 def load_tokenizer_dir(path: Path):
     from transformers import AutoTokenizer
 
@@ -384,6 +410,8 @@ def load_checkpoint(
     torch_device = resolve_device(device)
     config = read_training_config(path)
     tok = load_tokenizer_dir(Path(tokenizer) if tokenizer else path)
+    if tokenizer:
+        check_tokenizer_override(Path(tokenizer), tok, path)
     model = load_model_dir(path, torch_device, dtype, quiet=quiet)
     layout = checkpoint_layout(
         path, config, len(tok), int(model.get_input_embeddings().num_embeddings)
