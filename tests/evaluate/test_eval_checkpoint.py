@@ -256,3 +256,24 @@ def test_a_tokenizer_override_must_read_text_as_the_checkpoints_own(run_dir, tmp
         "--tokenizer", str(tmp_path / "same"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_a_foreign_store_whose_documents_end_with_eos_gets_no_second_one(run_dir, tmp_path):
+    """A Megatron/GPT-NeoX store (no PREFIX.json) written with ``--append-eod`` already ends
+    every document with EOS: it scores as the same store recorded ``append_eod`` does, and as
+    the plain documents with one EOS each (a second EOS at each boundary changed the loss)."""
+    rng = np.random.default_rng(4)
+    eos = byte_tokenizer().eos_token_id
+    docs = [[*rng.integers(0, 256, size=n).tolist(), eos] for n in (40, 25, 60)]
+    write_store(tmp_path / "recorded", docs, NATURAL, append_eod=True)
+    write_store(tmp_path / "foreign", docs, NATURAL)
+    write_store(tmp_path / "plain", [d[:-1] for d in docs], NATURAL, append_eod=False)
+    (tmp_path / "foreign.json").unlink(missing_ok=True)  # as another tool writes it: no record
+    losses = []
+    for name in ("recorded", "foreign", "plain"):
+        out = tmp_path / f"{name}.json"
+        done = run_cli("eval", str(run_dir / "final"), "-d", str(tmp_path / name), "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        (row,) = json.loads(out.read_text())["eval_sets"]
+        losses.append(json.loads(out.read_text())["metrics"][f"eval/{row['name']}/loss"])
+    assert losses[0] == losses[1] == losses[2]

@@ -617,7 +617,7 @@ class Mixture:
             offset, add_eos = self.layout.meta_offset, True
         else:
             store = TokenStore(source.path, check_ids=False)
-            offset, add_eos = 0, not bool(store.metadata.get("append_eod", False))
+            offset, add_eos = 0, store.needs_eos_joins(self.eos_id)
         return PackedSource(
             store,
             seed=self.seed,

@@ -224,6 +224,20 @@ class TokenStore:
     def num_tokens(self) -> int:
         return self._index.num_tokens
 
+    def needs_eos_joins(self, eos_id: int) -> bool:
+        """Whether readers add EOS after each document: unless PREFIX.json records
+        ``append_eod``, or, for a store that records nothing (another tool wrote it), every
+        document already ends with ``eos_id``, as GPT-NeoX's and Megatron's
+        ``preprocess_data.py --append-eod`` writes them (a second EOS would be scored and
+        trained at every boundary)."""
+        if "append_eod" in self.metadata:
+            return not bool(self.metadata["append_eod"])
+        sizes = np.asarray(self.sizes)
+        if len(sizes) == 0 or not (sizes > 0).all():
+            return True
+        last = np.asarray(self._tokens[self._offsets[1:] - 1])
+        return not bool((last == eos_id).all())
+
     @property
     def has_mask(self) -> bool:
         return self._mask_store is not None

@@ -37,16 +37,16 @@ from synthlm.evaluate.registry import EvalContext, Evaluator, register_evaluator
 BYTE_COUNT_KEY = "num_bytes"  # PREFIX.json: UTF-8 bytes of the stored documents' text
 
 
-def joins_with_eos(store: TokenStore) -> bool:
-    """Same rule as the training mixture: add EOS after each document unless the store has it."""
-    return not bool(store.metadata.get("append_eod", False))
+def joins_with_eos(store: TokenStore, eos_id: int) -> bool:
+    """Same rule as the training mixture (:meth:`TokenStore.needs_eos_joins`)."""
+    return store.needs_eos_joins(eos_id)
 
 
 def token_stream(store: TokenStore, eos_id: int, max_tokens: int) -> Iterator[np.ndarray]:
     """Chunks of the EOS-joined document stream, ``max_tokens`` tokens in total."""
     left = max_tokens
     eos = np.array([eos_id], dtype=np.int64)
-    add_eos = joins_with_eos(store)
+    add_eos = joins_with_eos(store, eos_id)
     for i in range(len(store)):
         if left <= 0:
             return
@@ -101,7 +101,7 @@ def held_out_samples(
         seq_len=seq_len,
         eos_id=eos_id,
         id_offset=0,
-        add_eos=joins_with_eos(store),
+        add_eos=joins_with_eos(store, eos_id),
         packing=packing,
         shuffle=False,
     )

@@ -84,7 +84,7 @@ def eval_windows(
     from synthlm.evaluate.perplexity import joins_with_eos
 
     count = max(max_tokens // window, 1)
-    add_eos = joins_with_eos(store)
+    add_eos = joins_with_eos(store, eos_id)
     tokens: list[np.ndarray] = []
     segments: list[np.ndarray] = []
     held = 0
