@@ -30,18 +30,12 @@ from entigraph_fakes import (
     read_jsonl,
     request_signature,
     run,
-    write_docs,
 )
 
 from synthlm.entigraph.requests import Key
 from synthlm.entigraph.templates import PromptSet
 
 TOTAL = REQUESTS_PER_DOC * len(DOCS)
-
-
-@pytest.fixture
-def docs(tmp_path: Path) -> Path:
-    return write_docs(tmp_path / "docs.jsonl")
 
 
 def assert_no_key_anywhere(out: Path, *texts: str) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from entigraph_fakes import (
     DOCS,
     REQUESTS_PER_DOC,
@@ -20,17 +19,11 @@ from entigraph_fakes import (
     entigraph_command,
     read_jsonl,
     run,
-    write_docs,
 )
 
 from kill_runner import dead_pid
 
 TOTAL = REQUESTS_PER_DOC * len(DOCS)
-
-
-@pytest.fixture
-def docs(tmp_path: Path) -> Path:
-    return write_docs(tmp_path / "docs.jsonl")
 
 
 def test_a_rerun_removes_the_temporaries_a_killed_run_left_and_keeps_live_ones(docs, tmp_path):

@@ -157,6 +157,7 @@ def eval_command(
     check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
     if predictions is not None:
         check_output(predictions)
+        check_predictions_path(predictions, out or default_output(checkpoint))
     check_checkpoint_files(checkpoint)
     check_lm_eval_options(
         lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
@@ -230,7 +231,6 @@ def eval_command(
         raise UserError(
             f"--max-tokens: {max_tokens}: at least 2 (one token alone has nothing to predict)"
         )
-    check_predictions_path(predictions, out or default_output(checkpoint))
     report, path = evaluate_checkpoint(  # batch_size None: as the run trained (default_batch_size)
         checkpoint,
         data or [],
@@ -294,11 +294,11 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
 
 
-def check_predictions_path(predictions: Path | None, results: Path) -> None:
+def check_predictions_path(predictions: Path, results: Path) -> None:
     """``--predictions`` must not be the results file: the second write would replace it."""
     from synthlm.errors import UserError
 
-    if predictions is not None and Path(predictions).resolve() == Path(results).resolve():
+    if Path(predictions).resolve() == Path(results).resolve():
         raise UserError(
             f"--predictions {predictions}: the same file as the results (-o); give the "
             "predictions their own path (default: the results path with .predictions.jsonl)"

@@ -229,13 +229,18 @@ class TokenStore:
         ``append_eod``, or, for a store that records nothing (another tool wrote it), every
         document already ends with ``eos_id``, as GPT-NeoX's and Megatron's
         ``preprocess_data.py --append-eod`` writes them (a second EOS would be scored and
-        trained at every boundary)."""
+        trained at every boundary). The last tokens are read at up to ``EOS_PROBES`` evenly
+        spaced documents: one read per document of a Pile-sized store would touch hundreds of
+        millions of pages before the first step."""
         if "append_eod" in self.metadata:
             return not bool(self.metadata["append_eod"])
         sizes = np.asarray(self.sizes)
         if len(sizes) == 0 or not (sizes > 0).all():
             return True
-        last = np.asarray(self._tokens[self._offsets[1:] - 1])
+        probes = np.unique(
+            np.linspace(0, len(sizes) - 1, min(len(sizes), EOS_PROBES), dtype=np.int64)
+        )
+        last = np.asarray(self._tokens[self._offsets[probes + 1] - 1])
         return not bool((last == eos_id).all())
 
     @property
@@ -542,6 +547,9 @@ class TokenStoreWriter:
         self._tokens.abort()
         if self._mask is not None:
             self._mask.abort()
+
+
+EOS_PROBES = 4096  # documents whose last token tells whether a foreign store ends them with EOS
 
 
 def write_store(
