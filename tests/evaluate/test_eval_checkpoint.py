@@ -205,7 +205,9 @@ def test_cli_document_mask_flag_is_refused_where_it_means_nothing(run_dir, tmp_p
     qa.write_text("{}\n", encoding="utf-8")
     result = run_cli("eval", str(run_dir / "final"), "--qa", str(qa), "--no-document-mask")
     assert result.returncode == 2
-    assert "--no-document-mask: only for natural eval sets" in result.stderr
+    assert "--no-document-mask: only for eval sets (--data or the run's data.eval), not --qa" in (
+        result.stderr
+    )
 
 
 def test_cli_eval_set_limits_are_refused_with_qa(run_dir, tmp_path):

@@ -221,6 +221,29 @@ def test_max_predictions_bounds_the_dump(dataset, evaluated, tmp_path):
     assert sum(r["examples"] for r in report["synthetic"]["tasks"]["domains"][:-1]) == 6
 
 
+def test_predictions_beside_results_are_always_that_results(dataset, evaluated, tmp_path):
+    """A rerun to the same results path that writes no predictions there (none asked for, or
+    written elsewhere) removes the earlier run's default predictions file with them."""
+    from synthlm.evaluate.offline import evaluate_checkpoint
+
+    run, _, _ = evaluated
+    results = tmp_path / "r.json"
+    default = tmp_path / "r.predictions.jsonl"
+    common = dict(out=results, seq_len=32, max_tokens=64, max_examples=4, device="cpu", quiet=True)
+    evaluate_checkpoint(run / "final", [dataset], **common)
+    assert len(default.read_text().splitlines()) == 4
+    evaluate_checkpoint(run / "final", [dataset], **common, max_predictions=0)
+    assert results.exists() and not default.exists()
+    evaluate_checkpoint(run / "final", [dataset], **common)
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    report, _ = evaluate_checkpoint(run / "final", [dataset], **common, predictions=elsewhere)
+    assert not default.exists() and report["synthetic"]["tasks"]["predictions"] == str(elsewhere)
+    report, _ = evaluate_checkpoint(  # the default path named another way is still this run's
+        run / "final", [dataset], **common, predictions=tmp_path / "." / default.name
+    )
+    assert len(default.read_text().splitlines()) == 4
+
+
 # -- synthlm generate --synthetic -----------------------------------------------------------
 
 

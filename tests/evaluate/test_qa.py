@@ -10,7 +10,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from synthlm.evaluate.qa import cot_metrics, evaluate_qa, parse_choice, read_qa
+from synthlm.evaluate.qa import cot_metrics, evaluate_qa, loglik_metrics, parse_choice, read_qa
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
@@ -142,6 +142,19 @@ def test_cot_metrics_separate_attempted_from_all(qa_file):
     assert metrics["attempt_rate"] == 0.5
     assert metrics["accuracy_attempted"] == 0.5
     assert metrics["accuracy_all"] == 0.25
+
+
+def test_both_scorers_report_an_empty_subset_as_none(qa_file):
+    """With no hard question in the file, acc/difficult is None (undefined), not missing:
+    loglik and cot results then have the same keys, and a table over runs has no holes."""
+    easy = [item for item in read_qa(qa_file) if not item.difficult]
+    loglik = loglik_metrics(easy, [{"pred": 2, "pred_norm": 1}, {"pred": 0, "pred_norm": 1}])
+    assert loglik == {
+        "acc": 0.5, "acc_norm": 0.5, "acc/difficult": None, "acc_norm/difficult": None,
+        "acc/easy": 0.5, "acc_norm/easy": 0.5, "n": 2,
+    }  # fmt: skip
+    cot = cot_metrics(easy, [{"pred": 1}, {"pred": None}])
+    assert cot["accuracy_all/difficult"] is None and cot["accuracy_all/easy"] == 0.5
 
 
 def test_eval_cli_runs_qa_with_both_scorers(tmp_path, qa_file):
@@ -320,8 +333,13 @@ def test_user_prompt_template_renders_each_question(tmp_path):
     template.write_text("$story")
     with pytest.raises(UserError, match=r"unknown placeholder\(s\) \$story"):
         build_protocol("synthlm", prompt_file=template)
-    with pytest.raises(UserError, match="fixes its own sampling"):
+    with pytest.raises(UserError, match="fixes its own shots and sampling"):
         build_protocol("entigraph", temperature=0.5)
+    with pytest.raises(UserError, match="--qa-shots: the entigraph protocol"):
+        build_protocol("entigraph", shots=3)
+    template.write_text("$question")
+    with pytest.raises(UserError, match="--qa-shots: --qa-prompt is the whole prompt"):
+        build_protocol("synthlm", prompt_file=template, shots=1)
 
 
 def test_eval_cli_names_qa_and_the_path_of_a_missing_file(tmp_path, qa_file):

@@ -45,6 +45,26 @@ def test_equal_tokens_table_and_json(tmp_path):
     assert (out / "equal_tokens.png").stat().st_size > 1000
 
 
+def test_runs_sharing_a_directory_name_get_rows_that_tell_them_apart(tmp_path):
+    """Two sweeps' run0 (and names alike in their first 30 characters) used to make rows with
+    the same label; each row is now named by as much of its path as tells it apart."""
+    long = "lr_0.001_warmup_100_ratio_0.25_seed_"
+    runs = [tmp_path / "a" / "run0", tmp_path / "b" / "run0", tmp_path / f"{long}1"]
+    runs.append(tmp_path / f"{long}2")
+    for i, run in enumerate(runs):
+        write_run(run, [(1, 100, 5.0 - i), (2, 200, 4.0 - i)])
+    out = tmp_path / "report"
+    done = run_cli(
+        "report", *map(str, runs), "--out", str(out), "--equal-tokens", "web", "--at", "150", "-q"
+    )
+    assert done.returncode == 0, done.stderr
+    labels = json.loads((out / "equal_tokens.json").read_text())["labels"]
+    assert labels == ["a/run0", "b/run0", f"{long}1", f"{long}2"]
+    rows = done.stdout.splitlines()[2:6]
+    assert [row.split()[0] for row in rows] == labels
+    assert [float(row.split()[1]) for row in rows] == [4.5, 3.5, 2.5, 1.5]
+
+
 def test_missing_values_say_why_in_the_table_and_the_json(tmp_path):
     """A budget before a run's first evaluation is not one the run "did not reach": the table
     and equal_tokens.json tell apart before the first eval, after the last eval (training went

@@ -34,13 +34,17 @@ def eval_command(
         "mean depends on).",
     ),
     max_tokens: str = typer.Option(
-        None, "--max-tokens", help="Tokens evaluated per set, e.g. 200K (default: 200K)."
+        None,
+        "--max-tokens",
+        help="Tokens evaluated per set, e.g. 200K (default: each configured set's "
+        "data.eval max_tokens; --data sets: 200K).",
     ),
     max_examples: int = typer.Option(
         None,
         "--max-examples",
         min=0,
-        help="Synthetic examples generated for accuracy (default: 100).",
+        help="Synthetic examples generated for accuracy (default: each configured set's "
+        "data.eval max_examples; --data sets: 100).",
     ),
     max_documents: int = typer.Option(
         None,
@@ -64,15 +68,19 @@ def eval_command(
         "--data; repeat to score several files as one set (QuALITY train + dev).",
     ),
     qa_scorer: str = typer.Option(
-        "loglik",
+        None,
         "--qa-scorer",
-        help="loglik (option log-likelihood), cot (few-shot chain of thought) or both.",
+        help="loglik (option log-likelihood), cot (few-shot chain of thought) or both "
+        "(default: loglik).",
     ),
     qa_limit: int = typer.Option(
         None, "--qa-limit", min=1, help="Evaluate only the first N questions."
     ),
     qa_shots: int = typer.Option(
-        2, "--qa-shots", min=0, help="Few-shot examples in the synthlm chain-of-thought prompt."
+        None,
+        "--qa-shots",
+        min=0,
+        help="Few-shot examples in the synthlm chain-of-thought prompt (default 2).",
     ),
     qa_max_new_tokens: int = typer.Option(
         None,
@@ -82,7 +90,7 @@ def eval_command(
         "protocol fixes 300).",
     ),
     qa_protocol: str = typer.Option(
-        "synthlm",
+        None,
         "--qa-protocol",
         help="Chain-of-thought protocol: synthlm (2 shots, greedy) or entigraph (the "
         "paper's: 5 shots, title/author/year, temperature 0.1, stop at 'Answer: X.', "
@@ -137,45 +145,73 @@ def eval_command(
         None,
         "--predictions",
         help="Synthetic sets: JSONL of decoded predictions (domain, prompt, answer, predicted, "
-        "correct, ids); default: the results path with .predictions.jsonl.",
+        "correct, ids); default: the results path with .predictions.jsonl (a file left there "
+        "by an earlier run is removed, so results and predictions agree). --qa: every "
+        "question's scores (default: the results path with .predictions.json).",
     ),
     max_predictions: int = typer.Option(
-        100,
+        None,
         "--max-predictions",
         min=0,
-        help="Synthetic sets: predictions written per set, at most (0: no predictions file).",
+        help="Synthetic sets: predictions written per set, at most (default 100; 0: no "
+        "predictions file).",
     ),
 ) -> None:
     """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic), QA accuracy or
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
+    from synthlm.commands.eval_options import (
+        QA,
+        check_lm_eval_options,
+        check_options_apply,
+        check_predictions_path,
+        check_qa_alone,
+        check_qa_options,
+        evaluation_of,
+    )
     from synthlm.config import parse_count
     from synthlm.errors import UserError
-    from synthlm.evaluate.offline import DEFAULT_BATCH_SIZE, default_output, evaluate_checkpoint
+    from synthlm.evaluate.offline import DEFAULT_BATCH_SIZE, evaluate_checkpoint
     from synthlm.filecheck import check_checkpoint_files
     from synthlm.fileio import check_output
 
-    check_output(out or default_output(checkpoint))  # before any model is loaded or window scored
+    results = out or default_results(checkpoint, evaluation_of(lm_eval, qa))
+    check_output(results)  # before any model is loaded or window scored
     if predictions is not None:
         check_output(predictions)
-        check_predictions_path(predictions, out or default_output(checkpoint))
+        check_predictions_path(predictions, results)
     check_checkpoint_files(checkpoint)
     check_lm_eval_options(
         lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
     )
-    if document_mask is not None and (lm_eval is not None or qa):
-        flag = "--document-mask" if document_mask else "--no-document-mask"
-        raise UserError(f"{flag}: only for natural eval sets (--data), not --lm-eval or --qa")
-    set_limits = (
-        ("--max-tokens", max_tokens),
-        ("--max-examples", max_examples),
-        ("--max-documents", max_documents),
+    check_qa_alone(data, qa)
+    evaluation = evaluation_of(lm_eval, qa)
+    qa_options = {
+        "--qa-scorer": qa_scorer,
+        "--qa-limit": qa_limit,
+        "--qa-shots": qa_shots,
+        "--qa-max-new-tokens": qa_max_new_tokens,
+        "--qa-protocol": qa_protocol,
+        "--qa-prompt": qa_prompt,
+        "--qa-temperature": qa_temperature,
+        "--qa-stop": qa_stop,
+    }
+    mask_flag = "--document-mask" if document_mask else "--no-document-mask"
+    check_options_apply(
+        evaluation,
+        {
+            "--seq-len": seq_len,
+            "--batch-size": batch_size,
+            "--max-tokens": max_tokens,
+            "--max-examples": max_examples,
+            "--max-documents": max_documents,
+            mask_flag: document_mask,
+            "--predictions": predictions,
+            "--max-predictions": max_predictions,
+            **qa_options,
+        },
     )
-    given = [flag for flag, value in set_limits if value is not None]
-    if given and (lm_eval is not None or qa):
-        raise UserError(
-            f"{', '.join(given)}: only for eval sets (--data or the run's data.eval), not "
-            "--lm-eval (use --limit) or --qa (use --qa-limit)"
-        )
+    if evaluation == QA:
+        check_qa_options(qa_scorer or "loglik", qa_options)
     if lm_eval is not None:
         from synthlm.evaluate.lm_eval_bridge import evaluate_checkpoint_lm_eval, split_tasks
 
@@ -206,7 +242,7 @@ def eval_command(
         report, path = evaluate_qa(
             checkpoint,
             qa,
-            scorer=qa_scorer,
+            scorer=qa_scorer or "loglik",
             limit=qa_limit,
             shots=qa_shots,
             max_new_tokens=qa_max_new_tokens,
@@ -218,9 +254,12 @@ def eval_command(
             temperature=qa_temperature,
             stop=qa_stop or (),
             seed=seed,
+            tokenizer=tokenizer,
+            predictions=predictions,
         )
         typer.echo(dumps(report["qa"]))
         typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {report['predictions']}")
         return
 
     try:
@@ -261,45 +300,18 @@ def eval_command(
         typer.echo(f"wrote {written}")
 
 
-def check_lm_eval_options(lm_eval: str | None, *, limit, num_fewshot, include, data, qa) -> None:
-    """The lm-eval flags belong together, and lm-eval runs alone (one results file per command)."""
-    from synthlm.errors import UserError
+def default_results(checkpoint: Path, evaluation: str) -> Path:
+    """Where the results of ``evaluation`` go when -o is not given."""
+    from synthlm.commands.eval_options import LM_EVAL, QA
 
-    if lm_eval is None:
-        given = [
-            flag
-            for flag, value in (
-                ("--limit", limit),
-                ("--num-fewshot", num_fewshot),
-                ("--lm-eval-include", include),
-            )
-            if value not in (None, [])
-        ]
-        if given:
-            raise UserError(
-                f"{', '.join(given)}: only used with --lm-eval TASKS (e.g. --lm-eval hellaswag)"
-            )
-        return
-    if not lm_eval.strip(" ,"):
-        raise UserError("--lm-eval: no task names given; e.g. --lm-eval hellaswag,arc_easy")
-    other = [flag for flag, value in (("--data", data), ("--qa", qa)) if value]
-    if other:
-        raise UserError(
-            f"--lm-eval cannot be combined with {' or '.join(other)}; run them as separate "
-            f"synthlm eval commands"
-        )
+    if evaluation == LM_EVAL:
+        from synthlm.evaluate.lm_eval_bridge import default_output
+    elif evaluation == QA:
+        from synthlm.evaluate.qa import default_output
+    else:
+        from synthlm.evaluate.offline import default_output
+    return default_output(checkpoint)
 
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
-
-
-def check_predictions_path(predictions: Path, results: Path) -> None:
-    """``--predictions`` must not be the results file: the second write would replace it."""
-    from synthlm.errors import UserError
-
-    if Path(predictions).resolve() == Path(results).resolve():
-        raise UserError(
-            f"--predictions {predictions}: the same file as the results (-o); give the "
-            "predictions their own path (default: the results path with .predictions.jsonl)"
-        )

@@ -21,9 +21,9 @@ def generate_command(
         None, "--prompt", "-p", help="A prompt given inline; repeatable."
     ),
     prompt_end: str = typer.Option(
-        "\\n",
+        None,
         "--prompt-end",
-        help="Separator between prompts in --input (escapes like \\n allowed).",
+        help="Separator between prompts in --input (escapes like \\n allowed; default: a newline).",
     ),
     interactive_mode: bool = typer.Option(
         False, "--interactive", help="Read prompts from the terminal until EOF or /exit."
@@ -91,6 +91,8 @@ def generate_command(
 
     if sum([input_file is not None, bool(prompt), interactive_mode]) > 1:
         raise UserError("choose one of --input, --prompt and --interactive")
+    if prompt_end is not None and input_file is None:
+        raise UserError("--prompt-end: only splits a prompt file; use it with --input FILE")
     if interactive_mode and output is not None:
         raise UserError(
             "--interactive prints to the terminal; use --output with --input, --prompt or "
@@ -109,7 +111,7 @@ def generate_command(
     )
     check_checkpoint_dir(checkpoint)
     prompts = (
-        read_prompts(input_file, decode_escapes(prompt_end))
+        read_prompts(input_file, decode_escapes("\\n" if prompt_end is None else prompt_end))
         if input_file is not None
         else (list(prompt) if prompt else None)
     )

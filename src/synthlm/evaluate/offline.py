@@ -20,6 +20,7 @@ from synthlm.evaluate.synthetic_details import Details
 from synthlm.synth.manifest import is_synthetic_dataset
 
 DEFAULT_BATCH_SIZE = 8  # windows / examples per forward pass of `synthlm eval`
+DEFAULT_MAX_PREDICTIONS = 100  # decoded predictions kept per synthetic set
 
 
 def detect_kind(path: Path) -> str:
@@ -150,7 +151,7 @@ def evaluate_checkpoint(
     tokenizer: str | Path | None = None,
     quiet: bool = False,
     predictions: str | Path | None = None,
-    max_predictions: int = 100,
+    max_predictions: int | None = None,
     document_mask: bool | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate ``checkpoint`` on ``data`` (or its configured eval sets); returns (report, path).
@@ -162,8 +163,10 @@ def evaluate_checkpoint(
     eval_only=true`` computes, so a seq2seq checkpoint is refused here before any loading.
 
     Synthetic sets also get per-domain and per-answer-length tables (``report["synthetic"]``)
-    and up to ``max_predictions`` decoded predictions per set, written as JSONL to
-    ``predictions`` (default: the results path with ``.predictions.jsonl``).
+    and up to ``max_predictions`` (default 100) decoded predictions per set, written as JSONL to
+    ``predictions`` (default: the results path with ``.predictions.jsonl``). A predictions file
+    at that default path that this run does not write belongs to an earlier result and is
+    removed with the new results, so the pair on disk always agrees.
 
     Natural text is scored as the checkpoint trained (its objective's targets and loss masks,
     ``data.packing``, ``data.document_mask``; see :func:`scoring_objective`);
@@ -205,6 +208,7 @@ def evaluate_checkpoint(
             f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the "
             f"checkpoint's config has no data.eval sets)"
         )
+    check_predictions_wanted(sets, predictions=predictions, max_predictions=max_predictions)
     check_set_tokenizers(sets, tokenizer or checkpoint, from_cli=bool(data))
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     objective, packing, natural_masked = scoring_objective(
@@ -215,7 +219,9 @@ def evaluate_checkpoint(
     length = seq_len or default_seq_len(ckpt)
     check_window(ckpt.model, length)
     started = time.perf_counter()
-    details = Details(max_predictions=max_predictions)
+    details = Details(
+        max_predictions=DEFAULT_MAX_PREDICTIONS if max_predictions is None else max_predictions
+    )
     metrics = evaluate_model(
         ckpt.model,
         sets,
@@ -251,7 +257,41 @@ def evaluate_checkpoint(
     if details.tables:
         report["synthetic"] = write_details(details, path, predictions)
     atomic_write_json(path, report)
+    remove_stale_predictions(path, report)
     return report, path
+
+
+def default_predictions(results: Path) -> Path:
+    return results.with_suffix(".predictions.jsonl")
+
+
+def check_predictions_wanted(
+    sets: Sequence[Any], *, predictions: str | Path | None, max_predictions: int | None
+) -> None:
+    """Predictions are decoded from synthetic sets only; asked for without one, none would be
+    written, and the command would end as if they had been."""
+    if any(item.kind == "synthetic" for item in sets):
+        return
+    given = [
+        flag
+        for flag, value in (("--predictions", predictions), ("--max-predictions", max_predictions))
+        if value is not None
+    ]
+    if given:
+        raise UserError(
+            f"{', '.join(given)}: predictions are written for synthetic sets only, and these "
+            f"eval sets are natural ({', '.join(item.name for item in sets)}); drop the flag"
+        )
+
+
+def remove_stale_predictions(results: Path, report: dict[str, Any]) -> None:
+    """Remove the default predictions file when this run did not write it: it was an earlier
+    run's, and beside these results it would pass for theirs."""
+    stale = default_predictions(results)
+    tables = report.get("synthetic", {}).values()
+    written = {Path(t["predictions"]).resolve() for t in tables if "predictions" in t}
+    if stale.resolve() not in written and stale.exists():
+        stale.unlink()
 
 
 def write_details(details, results: Path, predictions: str | Path | None) -> dict[str, Any]:
@@ -260,7 +300,7 @@ def write_details(details, results: Path, predictions: str | Path | None) -> dic
 
     tables: dict[str, Any] = {name: dict(table) for name, table in details.tables.items()}
     if details.predictions:
-        target = Path(predictions) if predictions else results.with_suffix(".predictions.jsonl")
+        target = Path(predictions) if predictions else default_predictions(results)
         write_predictions(details.records(), target)
         for name in details.predictions:
             tables[name]["predictions"] = str(target)

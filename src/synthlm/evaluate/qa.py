@@ -217,16 +217,16 @@ def _subsets(
 
 def loglik_metrics(
     items: Sequence[QAItem], predictions: Sequence[dict[str, Any]]
-) -> dict[str, float]:
-    metrics = {}
-    for name, idx in _subsets(items).items():
+) -> dict[str, float | None]:
+    """Accuracy of the likeliest option (``acc``) and of the likeliest per character (``acc_norm``);
+    a subset with no questions (no hard ones in the file) reports None, as :func:`cot_metrics`
+    does, so both scorers' results have the same keys."""
+    metrics: dict[str, float | None] = {}
+    for name, idx in _subsets(items, keep_empty=True).items():
         suffix = "" if name == "all" else f"/{name}"
-        metrics[f"acc{suffix}"] = sum(predictions[i]["pred"] == items[i].answer for i in idx) / len(
-            idx
-        )
-        metrics[f"acc_norm{suffix}"] = sum(
-            predictions[i]["pred_norm"] == items[i].answer for i in idx
-        ) / len(idx)
+        for key, field in (("acc", "pred"), ("acc_norm", "pred_norm")):
+            right = sum(predictions[i][field] == items[i].answer for i in idx)
+            metrics[f"{key}{suffix}"] = right / len(idx) if idx else None
     metrics["n"] = len(items)
     return metrics
 
@@ -257,23 +257,26 @@ def evaluate_qa(
     *,
     scorer: str = "loglik",
     limit: int | None = None,
-    shots: int = 2,
+    shots: int | None = None,
     max_new_tokens: int | None = None,
     out: str | Path | None = None,
     device: str = "auto",
     dtype: str = "auto",
-    protocol: str = "synthlm",
+    protocol: str | None = None,
     prompt_file: str | Path | None = None,
     temperature: float | None = None,
     stop: Sequence[str] = (),
     seed: int = 0,
+    tokenizer: str | Path | None = None,
+    predictions: str | Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions.
+    """Score a checkpoint on a QuALITY file; write ``{"qa": {...}}`` JSON and predictions
+    (``predictions``, default: beside the results as ``.predictions.json``).
 
     ``protocol`` (see :mod:`synthlm.evaluate.qa_protocols`) governs the generative scorer:
     ``entigraph`` is the paper's, ``synthlm`` ours; ``prompt_file`` is a template of the user's.
     """
-    from synthlm.evaluate.checkpoint import load_checkpoint, refuse_encoder_decoder, run_dir_of
+    from synthlm.evaluate.checkpoint import load_checkpoint, refuse_encoder_decoder
     from synthlm.evaluate.qa_protocols import (
         build_protocol,
         check_items,
@@ -284,10 +287,8 @@ def evaluate_qa(
 
     if scorer not in SCORERS:
         raise UserError(f"--qa-scorer {scorer!r}: choose one of {', '.join(SCORERS)}")
-    if not 0 <= shots <= len(FEW_SHOT):
-        raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
     protocol = build_protocol(
-        protocol,
+        protocol or "synthlm",
         prompt_file=None if prompt_file is None else Path(prompt_file),
         shots=shots,
         temperature=temperature,
@@ -300,7 +301,7 @@ def evaluate_qa(
     refuse_encoder_decoder(
         checkpoint, "synthlm eval --qa", "options are scored as continuations of the question"
     )
-    ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, quiet=True)
+    ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=True)
     torch_device = next(ckpt.model.parameters()).device
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -313,18 +314,27 @@ def evaluate_qa(
         )
         split = title_split(items) if protocol.split_by_title else None
         results["cot"] = {"protocol": protocol.name, **cot_metrics(items, details["cot"], split)}
-    path = Path(out) if out else run_dir_of(checkpoint) / "eval" / "qa.json"
+    path = Path(out) if out else default_output(checkpoint)
     atomic_write_json(path, {"qa": results})
     records = [
         {"question": it.question, "answer": it.answer, **{k: v[i] for k, v in details.items()}}
         for i, it in enumerate(items)
     ]
-    atomic_write_json(path.with_name(path.stem + ".predictions.json"), records)
+    target = Path(predictions) if predictions else path.with_name(path.stem + ".predictions.json")
+    atomic_write_json(target, records)
     return {
         "qa": results,
         "checkpoint": str(checkpoint),
         "file": ", ".join(str(f) for f in files),
+        "predictions": str(target),
     }, path
+
+
+def default_output(checkpoint: str | Path) -> Path:
+    """RUN/eval/qa.json."""
+    from synthlm.evaluate.checkpoint import run_dir_of
+
+    return run_dir_of(checkpoint) / "eval" / "qa.json"
 
 
 def dumps(report: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from string import Template
 from typing import Any
 
 from synthlm.errors import UserError
-from synthlm.evaluate.qa import LETTERS, QAItem, cot_prompt, parse_choice
+from synthlm.evaluate.qa import FEW_SHOT, LETTERS, QAItem, cot_prompt, parse_choice
 
 PROTOCOLS = ("synthlm", "entigraph")
 TEMPLATE_FIELDS = ("title", "author", "year", "question", "choices")
@@ -161,7 +161,7 @@ def build_protocol(
     name: str,
     *,
     prompt_file: Path | None = None,
-    shots: int = 2,
+    shots: int | None = None,
     temperature: float | None = None,
     max_new_tokens: int | None = None,
     stop: Sequence[str] = (),
@@ -174,6 +174,11 @@ def build_protocol(
             raise UserError(
                 "--qa-prompt replaces the protocol's prompt: use it without --qa-protocol entigraph"
             )
+        if shots is not None:
+            raise UserError(
+                "--qa-shots: --qa-prompt is the whole prompt (put your examples in the file); "
+                "drop the flag"
+            )
         return template_protocol(
             prompt_file,
             temperature=temperature or 0.0,
@@ -183,12 +188,17 @@ def build_protocol(
     if name == "entigraph":
         given = [
             f
-            for f, v in (("--qa-temperature", temperature), ("--qa-stop", list(stop) or None))
+            for f, v in (
+                ("--qa-shots", shots),
+                ("--qa-temperature", temperature),
+                ("--qa-stop", list(stop) or None),
+            )
             if v is not None
         ]
         if given:
             raise UserError(
-                f"{', '.join(given)}: the entigraph protocol fixes its own sampling; drop the flag"
+                f"{', '.join(given)}: the entigraph protocol fixes its own shots and sampling; "
+                "drop the flag"
             )
         protocol = entigraph_protocol()
         if max_new_tokens is not None:
@@ -197,9 +207,11 @@ def build_protocol(
                 "tokens; drop the flag"
             )
         return protocol
+    if shots is not None and not 0 <= shots <= len(FEW_SHOT):
+        raise UserError(f"--qa-shots {shots}: choose 0 to {len(FEW_SHOT)}")
     return Protocol(
         name="synthlm",
-        prompt=lambda item: cot_prompt(item, shots),
+        prompt=lambda item: cot_prompt(item, 2 if shots is None else shots),
         parse=parse_choice,
         temperature=temperature or 0.0,
         max_new_tokens=max_new_tokens or 256,

@@ -18,7 +18,7 @@ from pathlib import Path
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_json
 from synthlm.report.diff import differing_keys, run_labels
-from synthlm.report.load import Run, load_run, load_runs
+from synthlm.report.load import Run, load_run, load_runs, run_names
 
 __all__ = ["Report", "Run", "build_report", "load_run", "load_runs", "watch_report"]
 
@@ -58,7 +58,7 @@ def build_report(
     from synthlm.report import html, plots
 
     differing = differing_keys([r.config for r in runs if r.config]) if len(runs) > 1 else []
-    labels = run_labels([r.config for r in runs], _names(runs))
+    labels = run_labels([r.config for r in runs], run_names(runs))
     colors = plots.run_colors(len(runs))
     drawn = plots.render_all(runs, labels, out, dpi=dpi, progress=progress)
     page = html.render_page(
@@ -93,12 +93,6 @@ def _prepare_out(out: Path, runs: Sequence[Run]) -> Path:
         raise UserError(f"--out {out}: is one of the run directories; choose a separate folder")
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def _names(runs: Sequence[Run]) -> list[str]:
-    """Directory names, with the parent added where two runs share a name."""
-    names = [r.name for r in runs]
-    return [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
 
 
 def _title(runs: Sequence[Run]) -> str:

@@ -14,7 +14,7 @@ from synthlm.config import parse_count
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_json
 from synthlm.report.equal_tokens import Comparison, compare, plot
-from synthlm.report.load import Run
+from synthlm.report.load import Run, run_names
 
 JSON_FILE = "equal_tokens.json"
 PNG_FILE = "equal_tokens.png"
@@ -36,11 +36,11 @@ def equal_tokens_comparison(
 ) -> Comparison:
     """The runs compared at ``at`` tokens of ``source``; raises UserError on any bad flag.
 
-    Labels are the directory names: short and stable (the page's labels list config diffs).
+    Labels are the directory names, qualified until unique (:func:`run_names`): short and
+    stable, where the page's legend lists config differences.
     """
     budgets = parse_budgets(at)
-    names = [run.name for run in runs]
-    return compare(runs, names, metric or f"eval/{source}/loss", source, budgets)
+    return compare(runs, run_names(runs), metric or f"eval/{source}/loss", source, budgets)
 
 
 def write_equal_tokens(comparison: Comparison, runs: Sequence[Run], out: Path) -> str:

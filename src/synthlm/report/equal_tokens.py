@@ -118,11 +118,12 @@ class Comparison:
         line per run with a missing value saying where that run was evaluated or stopped."""
         head = f"{self.metric} at equal tokens of '{self.source}' (difference vs {self.labels[0]})"
         cols = [f"{_count(b):>18s}" for b in self.budgets]
-        lines = [head, f"{'run':30s}" + "".join(cols)]
+        width = max(30, *(len(label) + 1 for label in self.labels))  # whole labels: unique
+        lines = [head, f"{'run':{width}s}" + "".join(cols)]
         rows = zip(self.labels, self.values, self.differences(), self.missing)
         for i, (label, row, diff, why) in enumerate(rows):
             cells = (_cell(v, d if i else None, w) for v, d, w in zip(row, diff, why))
-            lines.append(f"{label[:30]:30s}" + "".join(cells))
+            lines.append(f"{label:{width}s}" + "".join(cells))
         return "\n".join(lines + self.notes())
 
     def notes(self) -> list[str]:

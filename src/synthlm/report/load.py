@@ -410,3 +410,11 @@ def source_kinds(config: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(item, Mapping) and isinstance(item.get("name"), str):
                 kinds[item["name"]] = str(item.get("kind", "natural"))
     return kinds
+
+
+def run_names(runs: Sequence[Run]) -> list[str]:
+    """Directory names, with the parent added where two runs share a name, and the whole path
+    where that is still not enough (``a/x/run``, ``b/x/run``): always unique."""
+    names = [r.name for r in runs]
+    names = [f"{r.path.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
+    return [str(r.path) if names.count(n) > 1 else n for r, n in zip(runs, names)]
