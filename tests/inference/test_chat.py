@@ -54,11 +54,17 @@ def rigged(tok_dir, tmp_path_factory) -> Path:
     -> "k" -> a meta-language id (most likely) or EOS (second); the meta id -> "X" -> EOS. Only
     suppressing meta ids, as chat must, makes the reply "ok".
     """
+    tok = load_tokenizer(tok_dir)
+    newline, o, k, x = (tok.encode(c)[0] for c in "\nokX")
+    chain = {newline: [o], o: [k], k: [META_ID, tok.eos_id], META_ID: [x], x: [tok.eos_id]}
+    return bigram_chat_model(tok, chain, tmp_path_factory.mktemp("ckpt") / "rigged")
+
+
+def bigram_chat_model(tok, chain: dict[int, list[int]], path: Path) -> Path:
+    """A Llama that is a bigram table: token -> its followers, most likely first."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = load_tokenizer(tok_dir)
-    newline, o, k, x = (tok.encode(c)[0] for c in "\nokX")
     config = LlamaConfig(
         vocab_size=320,
         hidden_size=32,
@@ -74,7 +80,6 @@ def rigged(tok_dir, tmp_path_factory) -> Path:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
-    chain = {newline: [o], o: [k], k: [META_ID, tok.eos_id], META_ID: [x], x: [tok.eos_id]}
     with torch.no_grad():
         model.model.embed_tokens.weight.zero_()
         model.lm_head.weight.zero_()
@@ -85,7 +90,6 @@ def rigged(tok_dir, tmp_path_factory) -> Path:
             model.model.embed_tokens.weight[current, slot] = 1.0
             for rank, nxt in enumerate(following):
                 model.lm_head.weight[nxt, slot] = 10.0 - 3.0 * rank
-    path = tmp_path_factory.mktemp("ckpt") / "rigged"
     model.save_pretrained(path)
     tok.save(path)
     return path
@@ -309,3 +313,35 @@ def test_a_chat_template_that_cannot_render_is_refused(rigged, tmp_path, templat
     assert done.returncode == 2, done.stderr
     assert f"--chat-template {path}" in done.stderr and says in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_jsonl_chat_carries_multi_line_messages_and_replies(tok_dir, tmp_path):
+    """--jsonl: a message with newlines reaches the prompt whole, a reply with newlines comes
+    back as one record, and every message (and /reset) gets exactly one record."""
+    import json
+
+    tok = load_tokenizer(tok_dir)
+    newline, o, k = (tok.encode(c)[0] for c in "\nok")
+    lines = bigram_chat_model(tok, {newline: [o], o: [k], k: [newline]}, tmp_path / "lines")
+    script = (
+        json.dumps("first line\nsecond line")
+        + "\n\n"  # a blank line is no record
+        + json.dumps({"role": "user", "content": "again"})
+        + "\n"
+        + json.dumps("/reset")
+        + "\n"
+        + json.dumps("x" * 400)  # cannot fit a 100-token context
+        + "\n"
+    )
+    args = ("--jsonl", "--temperature", "0", "-n", "5", "--max-context", "100", "--device", "cpu")
+    done = chat_cli(str(lines), *args, "--show-prompt", stdin=script)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r.get("reply") for r in records] == ["ok\nok", "ok\nok", None, None]
+    assert records[2] == {"reset": True} and records[3]["error"].startswith("not sent:")
+    assert "<|user|>\nfirst line\nsecond line</s>" in prompts_in(done.stderr)[0]
+    assert f"[prompt: {records[0]['prompt_tokens']} tokens]" in done.stderr
+    assert prompts_in(done.stderr)[1].endswith("ok\nok</s>\n<|user|>\nagain</s>\n<|assistant|>\n")
+    bad = chat_cli(str(lines), *args, stdin=json.dumps("hi") + "\n{not json}\n")
+    assert bad.returncode == 2 and "stdin line 2: not JSON" in bad.stderr
+    assert [json.loads(line)["reply"] for line in bad.stdout.splitlines()] == ["ok\nok"]

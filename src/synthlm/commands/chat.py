@@ -13,7 +13,8 @@ HELP = (
     "Type a message and press Enter; /reset forgets the conversation, /exit (or end of input) "
     "quits. When the conversation outgrows the context, the oldest turns are dropped with a "
     "notice. With stdin not a terminal, each input line is one message and stdout gets only "
-    "the replies, each ended by a newline (notices go to stderr)."
+    "the replies, each ended by a newline (notices go to stderr); --jsonl makes that a "
+    "protocol for programs: JSON messages in, one JSON record out per message."
 )
 
 
@@ -68,6 +69,13 @@ def chat_command(
     tokenizer: Path = typer.Option(
         None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."
     ),
+    jsonl: bool = typer.Option(
+        False,
+        "--jsonl",
+        help='Scripted chat: each stdin line a JSON string or {"content": ...} (any text, '
+        'newlines included); each message answered by one JSON line {"reply", '
+        '"prompt_tokens", "dropped_turns"} on stdout.',
+    ),
 ) -> None:
     from synthlm.filecheck import check_checkpoint_files
 
@@ -90,7 +98,7 @@ def chat_command(
         max_new_tokens=max_new_tokens or DEFAULT_REPLY_TOKENS,
         seed=seed,
     )
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and not jsonl
     session = open_session(
         checkpoint,
         sampling,
@@ -106,6 +114,11 @@ def chat_command(
     )
     if interactive:
         typer.echo("chat: /reset forgets the conversation, /exit quits", err=True)
+    if jsonl:
+        from synthlm.inference.chat_jsonl import read_json_messages, run_jsonl_session
+
+        run_jsonl_session(session, read_json_messages(sys.stdin))
+        return
     run_session(session, read_messages(sys.stdin, interactive))
 
 

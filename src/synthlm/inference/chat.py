@@ -287,14 +287,21 @@ class ChatSession:
                 f"[context full: dropped the {_turns(prompt.dropped)} to fit "
                 f"{self.conversation.max_context} tokens]\n"
             )
-        if self.show_prompt:
-            err.write(f"[prompt: {len(prompt.ids)} tokens]\n{prompt.text}\n[end of prompt]\n")
         err.flush()
-        reply = stream_reply(
-            self.model, self.tokenizer, prompt.ids, self.sampling, _writer(out), self.suppress_ids
-        )
+        reply = self.answer(user, prompt, _writer(out), err)
         out.write("\n")
         out.flush()
+        return reply
+
+    def answer(self, user: str, prompt: Prompt, write: Callable[[str], None], err: TextIO) -> str:
+        """Generate the reply to ``prompt`` (``user``'s message rendered), passing its text to
+        ``write`` as it decodes, and keep the exchange in the history."""
+        if self.show_prompt:
+            err.write(f"[prompt: {len(prompt.ids)} tokens]\n{prompt.text}\n[end of prompt]\n")
+            err.flush()
+        reply = stream_reply(
+            self.model, self.tokenizer, prompt.ids, self.sampling, write, self.suppress_ids
+        )
         self.conversation.add(user, reply.strip())
         return reply
 
