@@ -488,3 +488,19 @@ def test_usage_errors_are_one_error_line_too(args, expect):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
     assert result.stderr.startswith(expect) and "--help')" in result.stderr
+
+
+def test_help_lists_every_command_and_each_has_its_own_help():
+    """``synthlm --help`` lists one command per public module of synthlm.commands, so a helper
+    module there must be private (``_name.py``): one without ``register`` broke the listing."""
+    import pkgutil
+
+    from synthlm import commands
+
+    modules = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if m.name[0] != "_")
+    listing = run_cli("--help")
+    assert listing.returncode == 0, listing.stderr
+    for name in modules:
+        assert f" {name} " in listing.stdout, name
+        own = run_cli(name, "--help")
+        assert own.returncode == 0 and "Usage:" in own.stdout, (name, own.stderr)

@@ -159,7 +159,7 @@ def eval_command(
 ) -> None:
     """Loss, perplexity, bits per byte (natural), exact-match accuracy (synthetic), QA accuracy or
     lm-eval benchmark scores, as JSON (lm-eval: RUN/eval/lm_eval.json, which synthlm report shows)."""
-    from synthlm.commands.eval_options import (
+    from synthlm.commands._eval_options import (
         QA,
         check_lm_eval_options,
         check_options_apply,
@@ -302,7 +302,7 @@ def eval_command(
 
 def default_results(checkpoint: Path, evaluation: str) -> Path:
     """Where the results of ``evaluation`` go when -o is not given."""
-    from synthlm.commands.eval_options import LM_EVAL, QA
+    from synthlm.commands._eval_options import LM_EVAL, QA
 
     if evaluation == LM_EVAL:
         from synthlm.evaluate.lm_eval_bridge import default_output
