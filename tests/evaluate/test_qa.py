@@ -118,6 +118,22 @@ def test_read_qa_uses_zero_based_gold_answers(qa_file):
     assert [i.difficult for i in items] == [False, True, False, True]
 
 
+def test_a_file_without_the_difficult_flag_reports_no_hard_or_easy_subsets(tmp_path, qa_file):
+    """No flag is not "every question easy": such a file gets overall figures only."""
+    articles = json.loads(qa_file.read_text())
+    for article in articles:
+        for question in article["questions"]:
+            del question["difficult"]
+    (tmp_path / "flagless.json").write_text(json.dumps(articles))
+    items = read_qa(tmp_path / "flagless.json")
+    assert [i.difficult for i in items] == [None] * 4
+    metrics = loglik_metrics(items, [{"pred": 1, "pred_norm": 1}] * 4)
+    assert set(metrics) == {"acc", "acc_norm", "n"}
+    assert set(cot_metrics(items, [{"pred": 1}] * 4)) == {
+        "accuracy_attempted", "attempt_rate", "accuracy_all", "n",
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -33,7 +33,7 @@ class Question:
     question: str
     options: tuple[str, ...]
     answer: int | None
-    difficult: bool = False
+    difficult: bool | None = None  # None: the file has no ``difficult`` flag for it
 
 
 @dataclass(frozen=True)
@@ -231,5 +231,5 @@ def _question(where: str, item: Any) -> Question:
         question=_string(where, item, "question", required=True),
         options=tuple(options),
         answer=None if gold is None else gold - 1,
-        difficult=bool(item.get("difficult", False)),
+        difficult=None if item.get("difficult") is None else bool(item["difficult"]),
     )
