@@ -36,7 +36,12 @@ REFUSED = [
         "--seq-len, --batch-size: only for eval sets (--data or the run's data.eval) or "
         "--lm-eval, not --qa",
     ),
-    (["--qa", "{qa}", "--max-predictions", "3"], "--max-predictions: only for eval sets"),
+    (
+        ["--qa", "{qa}", "--max-tokens", "1K"],
+        "--max-tokens: only for eval sets (--data or the "
+        "run's data.eval), not --qa (use --qa-limit)",
+    ),
+    (["--qa", "{qa}", "--max-predictions", "3"], "data.eval), not --qa\n"),
     (
         ["--qa", "{qa}", "--qa-shots", "1", "--qa-temperature", "0.5"],
         "--qa-shots, --qa-temperature: only for the chain-of-thought scorer",

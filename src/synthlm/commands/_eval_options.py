@@ -18,6 +18,7 @@ SETS, QA, LM_EVAL = "sets", "qa", "lm-eval"
 NAMES = {SETS: "eval sets (--data or the run's data.eval)", QA: "--qa", LM_EVAL: "--lm-eval"}
 #: instead of a limit the evaluation does not read, the one it does
 LIMIT_HINT = {QA: " (use --qa-limit)", LM_EVAL: " (use --limit)"}
+SET_LIMITS = ("--max-tokens", "--max-examples", "--max-documents")
 
 #: the evaluations that read each option (the others refuse it)
 APPLIES: dict[str, tuple[str, ...]] = {
@@ -65,7 +66,7 @@ def check_options_apply(evaluation: str, options: dict[str, Any]) -> None:
     if not wrong:
         return
     readers = sorted({r for f in wrong for r in APPLIES[f]}, key=list(NAMES).index)
-    hint = LIMIT_HINT.get(evaluation, "") if any("max-" in f for f in wrong) else ""
+    hint = LIMIT_HINT.get(evaluation, "") if any(f in SET_LIMITS for f in wrong) else ""
     raise UserError(
         f"{', '.join(wrong)}: only for {' or '.join(NAMES[r] for r in readers)}, "
         f"not {NAMES[evaluation]}{hint}"
