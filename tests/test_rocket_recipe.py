@@ -124,6 +124,21 @@ def test_the_model_has_rockets_parameter_count():
     assert planned_parameters(c.model, model_config(c.model, vocab_size=VOCAB_SIZE)) == expected
 
 
+def test_the_embedding_is_exactly_as_wide_as_the_tokenizer(tmp_path):
+    """model.py sizes the embedding and output by n_words: Meta's tokenizer plus <pad> is
+    32,001 rows there, not 32,064 (synthlm's default rounding); GPT-NeoX's rule is 128."""
+    c = load_run_config([CONFIG])
+    assert c.model.vocab_multiple == 1
+    prefix = tmp_path / "docs_text_document"
+    write_store(prefix, [[1, 5, 2]], vocab_size=32_001)
+    data = DataConfig(sources=[{"name": "text", "path": str(prefix)}], seq_len=8)
+    layout = build_layout(data, 32_001, 0, multiple=c.model.vocab_multiple)
+    assert layout.model_vocab_size == 32_001
+    assert build_layout(data, 32_001, 0).model_vocab_size == 32_064
+    assert build_layout(data, 50_277, 0, multiple=128).model_vocab_size == 50_304
+    assert build_layout(data, 50_277, 300, multiple=128).model_vocab_size == 50_688
+
+
 def rocket_targets(item: list[int], sequence_length: int, pad: int) -> list[tuple[tuple, int]]:
     """(context, target) pairs Rocket's loss sees for one document: dataset.py pads a short
     item with pad up to sequence_length + 1 and cuts it there, x = item[:S], y = item[1:S + 1];

@@ -385,6 +385,15 @@ class ModelConfig(Section):
     num_meta_tokens: int = Field(
         0, ge=0, description="Vocabulary ids reserved after the natural ones for synthetic data."
     )
+    vocab_multiple: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Embedding and output rows rounded up to a multiple of this: 64 for fast "
+        "matmuls; 128 as GPT-NeoX pads (make-vocab-size-divisible-by); 1 for exactly the ids "
+        "used, as Meta's and Rocket's Llama code sizes it (padding rows are never targets but "
+        "do take part in the softmax).",
+    )
     dtype: Dtype = Field(
         "fp32",
         description="Dtype the weights are stored and updated in (use train.precision for "

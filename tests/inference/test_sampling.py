@@ -262,3 +262,39 @@ def test_cli_bad_sampling_option_exits_2(chain_ckpt):
     result = run_cli("generate", str(chain_ckpt), "--top-p", "1.5")
     assert result.returncode == 2
     assert "top_p" in result.stderr
+
+
+def metaspace_tokenizer():
+    """A SentencePiece-style word tokenizer: each piece carries its leading space as "▁"."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "</s>", "▁First", "▁Citizen:", "▁I", "▁speak"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="</s>")
+
+
+def test_a_continuation_keeps_the_space_its_first_piece_carries():
+    """Decoded alone, "▁I" is "I"; after "First Citizen:" it is " I" (as Rocket, decoding prompt
+    and continuation together, prints "First Citizen: I")."""
+    from synthlm.inference.sampling import decode_continuation
+
+    tok = metaspace_tokenizer()
+    prompt = tok("First Citizen:")["input_ids"]
+    assert prompt == [2, 3]
+    assert decode_continuation(tok, prompt, [4, 5]) == " I speak"
+    assert decode_continuation(tok, [], [4, 5]) == "I speak"  # unconditional: a text's start
+
+
+def test_prompts_are_encoded_text_as_text_like_the_training_stores():
+    """A literal special-token string in a prompt is its characters, as ``synthlm tokenize``
+    wrote such text into the stores the model learned from (Rocket's wikitext is full of
+    "<unk>"), not the special id the tokenizer would otherwise match."""
+    from synthlm.inference.sampling import encode_prompts
+
+    tok = byte_tokenizer()
+    (row,) = encode_prompts(tok, ["x<eos>y"])
+    assert row == [byte_id(ch) for ch in "x<eos>y"]
+    assert tok.convert_tokens_to_ids("<eos>") not in row

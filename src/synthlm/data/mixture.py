@@ -263,9 +263,14 @@ def source_vocab_needed(source: SourceConfig | EvalSetConfig, seed: int) -> int:
 
 
 def build_layout(
-    data: DataConfig, natural_vocab_size: int, num_meta_tokens: int, seed: int = 0
+    data: DataConfig,
+    natural_vocab_size: int,
+    num_meta_tokens: int,
+    seed: int = 0,
+    multiple: int = VOCAB_MULTIPLE,
 ) -> ModelVocab:
-    """Decide the model's id layout and fail fast on anything that cannot fit."""
+    """Decide the model's id layout and fail fast on anything that cannot fit; the rows are
+    rounded up to ``multiple`` (``model.vocab_multiple``)."""
     check_paths(data)
     synthetic = [s for s in data.sources if s.kind == "synthetic"] + [
         e for e in data.eval if e.kind == "synthetic"
@@ -282,7 +287,7 @@ def build_layout(
     for source in [*data.sources, *data.eval]:
         if source.kind == "natural" and source.path is not None:
             check_store_ids(TokenStore(source.path, check_ids=False), natural_vocab_size)
-    size = round_up(natural_vocab_size + num_meta_tokens, VOCAB_MULTIPLE)
+    size = round_up(natural_vocab_size + num_meta_tokens, multiple)
     return ModelVocab(natural_vocab_size, natural_vocab_size, num_meta_tokens, size)
 
 

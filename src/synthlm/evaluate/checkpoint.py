@@ -297,8 +297,9 @@ def layout_from_config(config: dict[str, Any], natural_size: int) -> ModelVocab 
     from synthlm.data.mixture import DataConfig, build_layout
 
     data = validate(DataConfig, config["data"], source="checkpoint config.yaml")
-    meta = int((config.get("model") or {}).get("num_meta_tokens") or 0)
-    return build_layout(data, natural_size, meta)
+    model = config.get("model") or {}
+    meta = int(model.get("num_meta_tokens") or 0)
+    return build_layout(data, natural_size, meta, multiple=int(model.get("vocab_multiple") or 64))
 
 
 def infer_layout(natural_size: int, model_vocab_size: int) -> ModelVocab:

@@ -62,7 +62,9 @@ def plan_finetune(config: RunConfig, processes: int) -> RunPlan:
             f"pairs; remove objective.name or use mode pt"
         )
     check_model_kind(config, objective)
-    layout = pair_layout(tokenizer.vocab_size, config.model.num_meta_tokens)
+    layout = pair_layout(
+        tokenizer.vocab_size, config.model.num_meta_tokens, config.model.vocab_multiple
+    )
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     sets = {
@@ -157,13 +159,15 @@ def load_pair_tokenizer(config: RunConfig, cfg: FinetuneConfig) -> Any:
     return tokenizer
 
 
-def pair_layout(natural_size: int, num_meta_tokens: int) -> ModelVocab:
+def pair_layout(
+    natural_size: int, num_meta_tokens: int, multiple: int = VOCAB_MULTIPLE
+) -> ModelVocab:
     """Natural ids, then the meta range synthetic pairs use (as in pretraining)."""
     return ModelVocab(
         natural_size,
         natural_size,
         num_meta_tokens,
-        round_up(natural_size + num_meta_tokens, VOCAB_MULTIPLE),
+        round_up(natural_size + num_meta_tokens, multiple),
     )
 
 

@@ -183,8 +183,11 @@ def start_ids(tokenizer) -> list[int]:
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
-    return [list(r) if len(r) else start_ids(tokenizer) for r in rows]
+    """Prompt ids as the training stores were encoded: the tokenizer's BOS rule, and text as
+    text (a literal ``<unk>`` or ``</s>`` in a prompt is its characters, as ``synthlm tokenize``
+    wrote it in the documents the model learned from, not the special id)."""
+    rows = tokenizer(list(prompts), add_special_tokens=True, split_special_tokens=True)
+    return [list(r) if len(r) else start_ids(tokenizer) for r in rows["input_ids"]]
 
 
 def is_seq2seq(model) -> bool:
@@ -271,9 +274,13 @@ def generation_kwargs(
 
 
 def finish_row(
-    tokenizer, new_tokens: list[int], sampling: SamplingConfig, skip_special: bool = True
+    tokenizer,
+    new_tokens: list[int],
+    sampling: SamplingConfig,
+    skip_special: bool = True,
+    context: Sequence[int] = (),
 ) -> tuple[str, int, bool]:
-    """(text, completion tokens, finished) of one generated row.
+    """(text, completion tokens, finished) of one generated row after ``context`` (its prompt).
 
     The row is cut at the first EOS (and at padding, which follows a finished row); the text is
     cut before the first stop string. A stop string ends generation on the token completing it,
@@ -283,11 +290,27 @@ def finish_row(
     ends = [i for i, t in enumerate(new_tokens) if t == eos or (t == pad and pad != eos)]
     body = new_tokens[: ends[0]] if ends else new_tokens
     hit_eos = bool(ends) and new_tokens[ends[0]] == eos
-    text = tokenizer.decode(body, skip_special_tokens=skip_special)
+    text = decode_continuation(tokenizer, context, body, skip_special)
     cuts = [text.find(s) for s in sampling.stop if s in text]
     if cuts:
         return text[: min(cuts)], len(body), True
     return text, len(body) + (1 if hit_eos else 0), hit_eos
+
+
+def decode_continuation(
+    tokenizer, context: Sequence[int], body: list[int], skip_special: bool = True
+) -> str:
+    """The text ``body`` adds after ``context``. Decoded alone, a continuation loses what its
+    first piece owes to the context: SentencePiece's ``▁I`` after ``Citizen:`` is " I", but
+    "I" at the start of a text. So it is decoded with its context, minus the context's text
+    (as transformers' TextStreamer does), unless that is not a prefix (a character split
+    across the boundary), where the body alone is the best text there is."""
+    alone = tokenizer.decode(body, skip_special_tokens=skip_special)
+    if not context or not body:
+        return alone
+    before = tokenizer.decode(list(context), skip_special_tokens=skip_special)
+    whole = tokenizer.decode([*context, *body], skip_special_tokens=skip_special)
+    return whole[len(before) :] if whole.startswith(before) else alone
 
 
 def timed_generate(model, ids, mask, kwargs: dict[str, Any]) -> tuple[Any, float]:
@@ -351,7 +374,10 @@ def generate_batch(
     completions = []
     for j, row in enumerate(out):
         prompt_index, sample = divmod(j, sampling.num_samples)
-        text, count, finished = finish_row(tokenizer, row, sampling, skip_special=not seq2seq)
+        context = () if seq2seq else rows[j]  # an encoder-decoder's output starts a new text
+        text, count, finished = finish_row(
+            tokenizer, row, sampling, skip_special=not seq2seq, context=context
+        )
         completions.append(
             Completion(
                 prompts[prompt_index],

@@ -25,7 +25,11 @@ INFO_FILE = "synthlm.json"
 
 
 def check_init_from(
-    init_from: Path | None, layout: ModelVocab, tokenizer: Any, hf_vocab_size: int | None
+    init_from: Path | None,
+    layout: ModelVocab,
+    tokenizer: Any,
+    hf_vocab_size: int | None,
+    multiple: int = VOCAB_MULTIPLE,
 ) -> None:
     """Refuse an ``init_from`` checkpoint whose tokenizer or id layout differs from the run's."""
     if init_from is None:
@@ -46,12 +50,14 @@ def check_init_from(
         raise ConfigError(
             f"model.init_from: {path} has {hf_vocab_size} embedding rows but this run's layout "
             f"needs {layout.model_vocab_size} ({layout.to_dict()}); a model cannot shrink its "
-            f"vocabulary: {_rows_hint(path, saved, layout, hf_vocab_size)}"
+            f"vocabulary: {_rows_hint(path, saved, layout, hf_vocab_size, multiple)}"
         )
     _check_same_tokenizer(path, tokenizer)
 
 
-def _rows_hint(path: Path, saved: dict[str, Any] | None, layout: ModelVocab, rows: int) -> str:
+def _rows_hint(
+    path: Path, saved: dict[str, Any] | None, layout: ModelVocab, rows: int, multiple: int
+) -> str:
     """The exact setting that gives the checkpoint's row count, when its meta rows explain it.
 
     A checkpoint trained with synthetic data (the quickstart's) carries meta-language rows after
@@ -59,7 +65,7 @@ def _rows_hint(path: Path, saved: dict[str, Any] | None, layout: ModelVocab, row
     ``synthlm.json`` records, so the user is told the number rather than left to work it out.
     """
     meta = saved.get("meta_size") if saved else None
-    if isinstance(meta, int) and round_up(layout.natural_size + meta, VOCAB_MULTIPLE) == rows:
+    if isinstance(meta, int) and round_up(layout.natural_size + meta, multiple) == rows:
         return (
             f"its {INFO_FILE} records {meta} meta-language rows (meta_size); set "
             f"model.num_meta_tokens={meta}"

@@ -346,14 +346,22 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
         objective.check_data(data)
     check_model_kind(config, objective)
-    layout = build_layout(data, tokenizer.vocab_size, config.model.num_meta_tokens, config.seed)
+    layout = build_layout(
+        data,
+        tokenizer.vocab_size,
+        config.model.num_meta_tokens,
+        config.seed,
+        config.model.vocab_multiple,
+    )
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
     ckpt_rows = (
         getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
     )
-    check_init_from(config.model.init_from, layout, tokenizer, ckpt_rows)
+    check_init_from(
+        config.model.init_from, layout, tokenizer, ckpt_rows, config.model.vocab_multiple
+    )
     if config.train.eval_draws == "per_evaluation" and not objective.seq2seq:
         raise ConfigError(
             f"train.eval_draws: per_evaluation: objective '{objective.name}' draws nothing at "
