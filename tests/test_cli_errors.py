@@ -83,6 +83,27 @@ def _truncated_gz(d: Path) -> list[str]:
     return ["tokenize", str(d / "in.jsonl.gz"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
 
 
+def _truncated_zst(d: Path) -> list[str]:
+    """Random digits: a 2,000-line file compresses to far more than one read's worth, so the
+    cut falls inside the frame (zstandard's stream reader ended there without a word)."""
+    import random
+
+    import zstandard
+
+    rng = random.Random(0)
+    lines = [
+        json.dumps({"text": " ".join(str(rng.random()) for _ in range(8))}) for _ in range(2000)
+    ]
+    raw = zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode())
+    _write(d / "in.jsonl.zst", raw[: len(raw) // 2])
+    return ["tokenize", str(d / "in.jsonl.zst"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
+
+
+def _not_zst(d: Path) -> list[str]:
+    _write(d / "in.jsonl.zst", b"not zstd at all")
+    return ["tokenize", str(d / "in.jsonl.zst"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
+
+
 def _corrupt_parquet(d: Path) -> list[str]:
     _write(d / "in.parquet", b"PAR1" + b"\x00garbage" * 20)
     return ["tokenize", str(d / "in.parquet"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
@@ -297,6 +318,8 @@ CASES = [
     ),
     # -- corrupt or truncated files -----------------------------------------------------------
     Case("tokenize: truncated .jsonl.gz", _truncated_gz, "{d}/in.jsonl.gz: ends early"),
+    Case("tokenize: truncated .jsonl.zst", _truncated_zst, "{d}/in.jsonl.zst: ends early"),
+    Case("tokenize: not zstd", _not_zst, "{d}/in.jsonl.zst: not a valid zstd"),
     Case("tokenize: corrupt parquet", _corrupt_parquet, "{d}/in.parquet: not a valid parquet"),
     Case(
         "train: corrupt trainer_state.json",

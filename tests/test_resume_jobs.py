@@ -201,3 +201,26 @@ def test_a_different_command_discards_the_stale_work_dir(tmp_path, monkeypatch):
 
 _real_save = WorkDir.save
 _real_step = store_mod._publish_step
+
+
+def test_a_stopped_split_is_not_resumed_as_another_split(tmp_path, monkeypatch):
+    """A saved DatasetDict is one path for every split: the train split stopped half way and
+    then the validation split asked for at the same output used to resume the train work."""
+    import datasets
+
+    rows = {s: [f"{s} document {i} " + "abc " * (i % 5) for i in range(60)] for s in ("a", "b")}
+    saved = tmp_path / "saved"
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict({"text": rows["a"]}),
+         "validation": datasets.Dataset.from_dict({"text": rows["b"]})}
+    ).save_to_disk(str(saved))  # fmt: skip
+    monkeypatch.setattr(readers, "CHUNK_RECORDS", 8)
+    run = {"append_eod": True, "workers": 1, "quiet": True}
+    _stop_at(monkeypatch, 3)
+    with pytest.raises(Stop):
+        tokenize([saved], "byte", tmp_path / "out" / "x", split="train", **run)
+    monkeypatch.setattr(WorkDir, "save", _real_save)
+    monkeypatch.setattr(store_mod, "_publish_step", _real_step)
+    tokenize([saved], "byte", tmp_path / "out" / "x", split="validation", **run)
+    tokenize([saved], "byte", tmp_path / "ref" / "x", split="validation", **run)
+    assert digests(tmp_path / "out") == digests(tmp_path / "ref")

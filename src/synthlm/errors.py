@@ -133,6 +133,8 @@ def _third_party_kind(exc: BaseException) -> str | None:
         return "safetensors"
     if module.startswith("yaml"):
         return "YAML"
+    if module.startswith("zstandard"):
+        return "zstd"
     return None
 
 

@@ -199,3 +199,19 @@ def test_bad_input_exits_2_and_writes_nothing(spec, tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.startswith("error:") and message in result.stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_overwrite_replaces_a_dataset_but_never_a_folder_of_other_files(spec, tmp_path):
+    """--overwrite used to delete whatever --out held (a typo'd path: the user's files gone)."""
+    precious = tmp_path / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "important.txt").write_text("keep")
+    refused = synth("generate", str(spec), "--out", str(precious), "--overwrite", "-q")
+    assert refused.returncode == 2
+    assert "holds files that are not a synthetic dataset (important.txt, sub)" in refused.stderr
+    assert (precious / "important.txt").read_text() == "keep" and (precious / "sub").is_dir()
+    data = tmp_path / "data"
+    for seed in ("1", "2"):
+        done = synth("generate", str(spec), "--out", str(data), "--seed", seed, "--overwrite", "-q")
+        assert done.returncode == 0, done.stderr
+    assert json.loads((data / "manifest.json").read_text())["seed"] == 2

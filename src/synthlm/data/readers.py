@@ -225,12 +225,57 @@ def decompressing(raw: BinaryIO, name: str) -> BinaryIO:
     if name.endswith(".gz"):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if name.endswith(".zst"):
+        return io.BufferedReader(ZstdFrames(raw), 1 << 20)
+    return raw
+
+
+class ZstdFrames(io.RawIOBase):
+    """Decompresses every zstd frame of ``raw`` in turn, and fails on a cut-off one.
+
+    zstandard's ``stream_reader`` ends quietly where the file does, so a truncated download
+    read as a shorter corpus (its last line a bad record); gzip raises ``EOFError`` there, and
+    so does this reader. Concatenated frames (``pzstd``, ``cat a.zst b.zst``) are one stream,
+    as the ``zstd`` tool reads them.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
         import zstandard
 
-        return io.BufferedReader(
-            zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), 1 << 20
-        )
-    return raw
+        self._raw = raw
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._frame = self._new()
+        self._fed = False  # the current frame has had input (an empty file has no frame)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            data = self._raw.read(1 << 20)
+            if not data:
+                if self._fed and not self._frame.eof:
+                    raise EOFError("the last zstd frame is incomplete")
+                return 0
+            self._pending = self._feed(data)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self._fed = True
+            out.append(self._frame.decompress(data))
+            if not self._frame.eof:
+                break
+            data, self._frame, self._fed = self._frame.unused_data, self._new(), False
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def load_dataset(source: Source):

@@ -250,13 +250,9 @@ def _fingerprint(
     prefixes: dict[str, Path],
     chat: Any,
 ) -> str:
-    """Everything that decides the output bytes: a resumed run must be this same run."""
-    files = []
-    for source in sources:
-        path = Path(source.path)
-        stat = path.stat() if path.is_file() else None
-        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
-        files.append([str(source.path), size, mtime])
+    """Everything that decides the output bytes: a resumed run must be this same run (the
+    same files, unchanged, and of a dataset the same split and config)."""
+    files = [[*_file_state(Path(s.path)), s.split, s.config] for s in sources]
     return fingerprint(
         {
             "options": asdict(options),
@@ -266,6 +262,18 @@ def _fingerprint(
             "chat": chat.metadata if chat else None,
         }
     )
+
+
+def _file_state(path: Path) -> list:
+    """(path, size, mtime) of a file; of a saved ``datasets`` dir, of every file in it; a hub
+    name (``hf:NAME``) is only its name."""
+    if path.is_file():
+        stat = path.stat()
+        return [str(path), stat.st_size, stat.st_mtime_ns]
+    if path.is_dir():
+        inside = sorted(p for p in path.rglob("*") if p.is_file())
+        return [str(path), [[str(p.relative_to(path)), *_file_state(p)[1:]] for p in inside]]
+    return [str(path), None, None]
 
 
 def _worker_count(workers: int | None) -> int:

@@ -20,6 +20,7 @@ written stores, so they need no saving.
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,10 +198,28 @@ def _check_target(out: Path, overwrite: bool) -> None:
     check_output(out, kind="dir")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise UserError(
             f"--out {out}: directory exists and is not empty (pass --overwrite to replace it)"
         )
+    if not _is_dataset(out):  # --overwrite replaces a dataset, never a folder of other files
+        names = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise UserError(
+            f"--out {out}: holds files that are not a synthetic dataset ({shown}); "
+            "--overwrite only replaces a dataset synthlm generated (manifest.json); give "
+            "another --out"
+        )
+
+
+def _is_dataset(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "synthlm-synthetic"
 
 
 def _progress(total: int, quiet: bool):
