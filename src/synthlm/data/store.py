@@ -677,15 +677,9 @@ def merge_stores(
     if vocab is None:
         raise StoreError("merge: no input store records its vocabulary size; pass vocab_size")
     check_same_framing(stores)
-    tokenizers = {
-        json.dumps(s.metadata.get("tokenizer"), sort_keys=True)
-        for s in stores
-        if s.metadata.get("tokenizer")
-    }
-    if len(tokenizers) > 1:
-        raise StoreError(
-            "merge: the stores were made with different tokenizers (see their .json files)"
-        )
+    check_same_ids(stores)
+    for store in stores:  # an input's bad id is named now, not found in the published output
+        store.check_ids(int(vocab))
     out = normalize_prefix(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_store_temps(out)  # a killed merge's temporaries (its output is rewritten whole)
@@ -720,7 +714,49 @@ def merge_stores(
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
         raise
-    return TokenStore(out)
+    return TokenStore(out, check_ids=False)  # every input was checked against ``vocab``
+
+
+def id_meaning(store: TokenStore) -> str | None:
+    """What gives the store's ids their meaning, as recorded: the tokenizer's files (by their
+    sha256, wherever they were read from) or a synthetic dataset's id layout; None if neither
+    is recorded (a store another tool wrote)."""
+    tokenizer = store.metadata.get("tokenizer")
+    if isinstance(tokenizer, dict) and tokenizer.get("sha256"):
+        return f"tokenizer sha256 {tokenizer['sha256']}"
+    if isinstance(tokenizer, dict):
+        return "tokenizer " + json.dumps({k: v for k, v in tokenizer.items() if k != "path"})
+    layout = store.metadata.get("layout")
+    return None if layout is None else "synthetic layout " + json.dumps(layout, sort_keys=True)
+
+
+def check_same_ids(stores: Sequence[TokenStore]) -> None:
+    """Merged stores must agree on what each id means: one tokenizer (the same files at any
+    path) or one synthetic id layout, else an id would stand for two tokens in one store."""
+    groups: dict[str, list[str]] = {}
+    for store in stores:
+        meaning = id_meaning(store)
+        if meaning is not None:
+            groups.setdefault(meaning, []).append(str(store.prefix))
+    if len(groups) > 1:
+        listed = "; ".join(
+            f"{_meaning_label(meaning)}: {', '.join(prefixes)}"
+            for meaning, prefixes in groups.items()
+        )
+        raise StoreError(
+            f"merge: the stores' ids mean different tokens ({listed}); merge only stores made "
+            "with one tokenizer, or generated with one synthetic id layout"
+        )
+
+
+def _meaning_label(meaning: str) -> str:
+    if meaning.startswith("tokenizer sha256 "):
+        return f"tokenizer sha256 {meaning.split()[2][:12]}"
+    if meaning.startswith("tokenizer"):
+        return "a tokenizer recorded without its sha256"
+    layout = json.loads(meaning.removeprefix("synthetic layout "))
+    size = layout.get("vocab_size") if isinstance(layout, dict) else None
+    return f"a synthetic id layout of {size} ids" if size else "a synthetic id layout"
 
 
 # PREFIX.json keys that readers act on per store: the mixture adds an EOS after each document
