@@ -83,6 +83,13 @@ def _truncated_gz(d: Path) -> list[str]:
     return ["tokenize", str(d / "in.jsonl.gz"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
 
 
+def _train_bpe(d: Path, kind: str = "bpe") -> list[str]:
+    return [
+        "tokenizer", "train", "--input", str(_jsonl(d)), "--kind", kind, "--vocab-size", "300",
+        "--out", str(d / "tok"),
+    ]  # fmt: skip
+
+
 def _truncated_zst(d: Path) -> list[str]:
     """Random digits: a 2,000-line file compresses to far more than one read's worth, so the
     cut falls inside the frame (zstandard's stream reader ended there without a word)."""
@@ -320,6 +327,27 @@ CASES = [
     Case("tokenize: truncated .jsonl.gz", _truncated_gz, "{d}/in.jsonl.gz: ends early"),
     Case("tokenize: truncated .jsonl.zst", _truncated_zst, "{d}/in.jsonl.zst: ends early"),
     Case("tokenize: not zstd", _not_zst, "{d}/in.jsonl.zst: not a valid zstd"),
+    # -- options nothing would read, and inputs named twice ----------------------------------
+    Case(
+        "tokenize: one input twice",
+        lambda d: ["tokenize", str(_jsonl(d)), f"{d}/./in.jsonl", "-t", "byte", "-o", f"{d}/o"],
+        "is given twice (also matched by {d}/in.jsonl)",
+    ),
+    Case(
+        "tokenizer train: --sp-model-type with bpe",
+        lambda d: [*_train_bpe(d), "--sp-model-type", "unigram"],
+        "--sp-model-type (--kind sentencepiece only): not read by --kind bpe",
+    ),
+    Case(
+        "tokenizer train: --min-frequency with sentencepiece",
+        lambda d: [*_train_bpe(d, "sentencepiece"), "--min-frequency", "5"],
+        "--min-frequency (--kind bpe only): not read by --kind sentencepiece",
+    ),
+    Case(
+        "tokenizer train: byte with --input",
+        lambda d: [*_train_bpe(d, "byte")],
+        "--kind byte learns nothing from text",
+    ),
     Case("tokenize: corrupt parquet", _corrupt_parquet, "{d}/in.parquet: not a valid parquet"),
     Case(
         "train: corrupt trainer_state.json",

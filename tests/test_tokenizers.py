@@ -420,7 +420,7 @@ def shortfall_lines(stderr: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("kind", "sp_model_type"),
-    [("bpe", "bpe"), ("unigram", "bpe"), ("sentencepiece", "bpe"), ("sentencepiece", "unigram")],
+    [("bpe", None), ("unigram", None), ("sentencepiece", "bpe"), ("sentencepiece", "unigram")],
 )
 def test_a_vocabulary_short_of_the_request_is_warned_and_recorded(
     tmp_path, small_corpus, capsys, kind, sp_model_type

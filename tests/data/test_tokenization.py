@@ -95,11 +95,13 @@ def test_output_is_byte_identical_for_any_worker_count(tmp_path, corpus, tok_dir
 
 
 def test_shards_merged_in_order_equal_the_unsharded_store(tmp_path, corpus, tok_dir, small_chunks):
-    tokenize([corpus, corpus], tok_dir, tmp_path / "all", max_docs=5000, workers=2, quiet=True)
+    again = tmp_path / "again.jsonl"  # a second file (one file named twice is refused)
+    again.write_bytes(Path(corpus).read_bytes())
+    tokenize([corpus, again], tok_dir, tmp_path / "all", max_docs=5000, workers=2, quiet=True)
     parts = []
     for shard in range(3):
         tokenize(
-            [corpus, corpus],
+            [corpus, again],
             tok_dir,
             tmp_path / f"part{shard}",
             shard=shard,

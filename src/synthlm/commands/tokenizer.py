@@ -50,9 +50,11 @@ def train(
         "file", "--txt-mode", help="For .txt inputs: one document per 'file' or per 'line'."
     ),
     max_docs: int = typer.Option(
-        None, "--max-docs", help="Train on at most this many input records."
+        None, "--max-docs", min=0, help="Train on at most this many input records."
     ),
-    min_frequency: int = typer.Option(2, "--min-frequency", help="bpe: least count for a merge."),
+    min_frequency: int = typer.Option(
+        None, "--min-frequency", min=0, help="bpe: least count for a merge (default 2)."
+    ),
     sp_model_type: str = typer.Option(
         None,
         "--sp-model-type",
@@ -103,6 +105,10 @@ def train(
 
     if not inputs and kind != "byte":
         raise UserError(f"--input is required for --kind {kind}")
+    if inputs and kind == "byte":
+        raise UserError(
+            "--kind byte learns nothing from text (its ids are the 256 bytes); drop --input"
+        )
     check_output(out, kind="dir")  # before training, not after it
     tokens = {"unk": unk_token, "bos": bos_token, "eos": eos_token, "pad": pad_token}
     tok = train_tokenizer(

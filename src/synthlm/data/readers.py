@@ -197,12 +197,26 @@ def expand_inputs(
     if not inputs:
         raise UserError("no inputs given: pass files, globs, a directory or hf:NAME")
     sources: list[Source] = []
+    seen: dict[str, str] = {}  # each input once: a file named twice would be tokenized twice
     for spec in map(str, inputs):
         if spec.startswith(HUB_PREFIX):
+            _once(seen, spec, spec)
             sources.append(Source(spec[len(HUB_PREFIX) :], "hf", 0, split, config))
             continue
-        sources += [_source(p, split, config) for p in _expand_one(spec)]
+        for path in _expand_one(spec):
+            _once(seen, str(Path(path).resolve()), spec)
+            sources.append(_source(path, split, config))
     return sources
+
+
+def _once(seen: dict[str, str], key: str, spec: str) -> None:
+    if key in seen:
+        again = "" if seen[key] == spec else f" (also matched by {seen[key]})"
+        raise UserError(
+            f"{spec}: {key} is given twice{again}; name each input once (its documents would "
+            "be read twice)"
+        )
+    seen[key] = spec
 
 
 # ---------------------------------------------------------------------------------------------

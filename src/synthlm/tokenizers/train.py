@@ -79,7 +79,7 @@ def train_tokenizer(
     keys: Sequence[str] = ("text",),
     txt_mode: str = "file",
     max_docs: int | None = None,
-    min_frequency: int = 2,
+    min_frequency: int | None = None,
     sp_model_type: str | None = None,
     sp_defaults: str = "synthlm",
     sp_options: Sequence[str] = (),
@@ -117,8 +117,13 @@ def train_tokenizer(
             f"got {tokens}"
         )
     learned = _learned_size(kind, vocab_size, extra_tokens)
+    check_kind_options(kind, min_frequency=min_frequency, sp_model_type=sp_model_type)
     options = {
-        "min_frequency": min_frequency,
+        **(
+            {"min_frequency": 2 if min_frequency is None else min_frequency}
+            if kind == "bpe"
+            else {}
+        ),
         **_sp_settings(kind, learned, tokens, sp_model_type, sp_defaults, sp_options),
         **_seed_setting(kind, seed),
     }
@@ -139,7 +144,9 @@ def train_tokenizer(
     tokenizer.save(out, overwrite=overwrite, provenance=provenance)
     if kind in NOT_REPEATABLE:  # after saving: a failed run ends with its one error line
         print(not_repeatable_warning(kind), file=sys.stderr)
-    warning = shortfall_warning(kind, vocab_size, tokenizer.vocab_size, min_frequency)
+    warning = shortfall_warning(
+        kind, vocab_size, tokenizer.vocab_size, options.get("min_frequency", 2)
+    )
     if warning:
         print(warning, file=sys.stderr)
     return load_tokenizer(out)
@@ -177,6 +184,24 @@ def shortfall_warning(kind: str, requested: int | None, actual: int, min_frequen
         f"stopped early ({why}); the saved tokenizer has {actual:,} ids (train on more text, "
         f"or ask for --vocab-size {actual} to make this explicit)"
     )
+
+
+def check_kind_options(kind: str, *, min_frequency: int | None, sp_model_type: str | None) -> None:
+    """Options another kind of tokenizer reads are refused, not recorded and ignored."""
+    wrong = [
+        flag
+        for flag, value, reader in (
+            ("--min-frequency", min_frequency, "bpe"),
+            ("--sp-model-type", sp_model_type, "sentencepiece"),
+        )
+        if value is not None and kind != reader
+    ]
+    if wrong:
+        readers = {"--min-frequency": "bpe", "--sp-model-type": "sentencepiece"}
+        said = ", ".join(f"{flag} (--kind {readers[flag]} only)" for flag in wrong)
+        raise UserError(f"{said}: not read by --kind {kind}; drop it")
+    if min_frequency is not None and min_frequency < 0:
+        raise UserError(f"--min-frequency {min_frequency}: must be >= 0")
 
 
 def _sp_settings(
