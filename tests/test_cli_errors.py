@@ -90,6 +90,14 @@ def _train_bpe(d: Path, kind: str = "bpe") -> list[str]:
     ]  # fmt: skip
 
 
+def _saved_train_split(d: Path) -> list[str]:
+    import datasets
+
+    data = datasets.load_dataset("json", data_files=str(_jsonl(d)), split="train")
+    data.save_to_disk(str(d / "saved"))  # a single Dataset that records its split: train
+    return ["tokenize", str(d / "saved"), "--split", "validation", "-t", "byte", "-o", f"{d}/o"]
+
+
 def _truncated_zst(d: Path) -> list[str]:
     """Random digits: a 2,000-line file compresses to far more than one read's worth, so the
     cut falls inside the frame (zstandard's stream reader ended there without a word)."""
@@ -327,11 +335,57 @@ CASES = [
     Case("tokenize: truncated .jsonl.gz", _truncated_gz, "{d}/in.jsonl.gz: ends early"),
     Case("tokenize: truncated .jsonl.zst", _truncated_zst, "{d}/in.jsonl.zst: ends early"),
     Case("tokenize: not zstd", _not_zst, "{d}/in.jsonl.zst: not a valid zstd"),
+    Case(
+        "tokenize: not gzip",  # BadGzipFile is an OSError: it once kept a useless partial dir
+        lambda d: [
+            "tokenize",
+            str(_write(d / "in.jsonl.gz", b"not gzip")),
+            "-t",
+            "byte",
+            "-o",
+            f"{d}/o",
+        ],
+        "Not a gzipped file",
+    ),
     # -- options nothing would read, and inputs named twice ----------------------------------
     Case(
         "tokenize: one input twice",
         lambda d: ["tokenize", str(_jsonl(d)), f"{d}/./in.jsonl", "-t", "byte", "-o", f"{d}/o"],
         "is given twice (also matched by {d}/in.jsonl)",
+    ),
+    Case(
+        "tokenize: --split for a file",
+        lambda d: [
+            "tokenize",
+            str(_jsonl(d)),
+            "--split",
+            "validation",
+            "-t",
+            "byte",
+            "-o",
+            f"{d}/o",
+        ],
+        "--split: only for a saved datasets dir or a hub dataset",
+    ),
+    Case(
+        "tokenize: --split another than the saved one",
+        _saved_train_split,
+        "a single dataset holding the split 'train', not 'validation'",
+        keep={"saved"},
+    ),
+    Case(
+        "tokenize: --skip-existing with --overwrite",
+        lambda d: [
+            "tokenize",
+            str(_jsonl(d)),
+            "-t",
+            "byte",
+            "-o",
+            f"{d}/o",
+            "--skip-existing",
+            "--overwrite",
+        ],
+        "--skip-existing keeps existing stores, --overwrite replaces them: choose one",
     ),
     Case(
         "tokenizer train: --sp-model-type with bpe",

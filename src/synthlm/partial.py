@@ -94,10 +94,17 @@ class WorkDir:
         """After a failure: keep the directory when a rerun can continue (a kill or Ctrl-C, a
         full disk or another OS error), remove it when rerunning would fail the same way (bad
         input, a bug), so nothing useless is left behind."""
-        if isinstance(exc, Exception) and not isinstance(exc, OSError):
+        if isinstance(exc, Exception) and not _system_error(exc):
             self.remove()
         elif isinstance(exc, OSError) and self.path.exists():
             exc.add_note(
                 f"the partial output in {self.path} is kept: rerun the same command to "
                 "continue, or delete it to give the space back"
             )
+
+
+def _system_error(exc: BaseException) -> bool:
+    """An OSError the system raised (it has an errno: a full disk, a lost mount), which a
+    rerun can get past; not a file-format error that subclasses OSError without one (gzip's
+    BadGzipFile: "Not a gzipped file"), which a rerun would meet again."""
+    return isinstance(exc, OSError) and exc.errno is not None

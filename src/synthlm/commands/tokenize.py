@@ -110,7 +110,9 @@ def tokenize_command(
         "-w",
         help="Encoding processes (default: all CPUs). Never changes the output bytes.",
     ),
-    split: str = typer.Option("train", "--split", help="Split of a datasets dir or hub dataset."),
+    split: str = typer.Option(
+        None, "--split", help="Split of a datasets dir or hub dataset (default: train)."
+    ),
     hf_config: str = typer.Option(None, "--hf-config", help="Config name of a hub dataset."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output stores."),
     skip_existing: bool = typer.Option(
@@ -130,6 +132,13 @@ def tokenize_command(
     """Tokenize documents into Megatron token stores, in parallel, byte-identical for any --workers."""
     from synthlm.data.tokenization import tokenize
 
+    check_dataset_options(inputs, split=split, hf_config=hf_config)
+    if skip_existing and overwrite:
+        from synthlm.errors import UserError
+
+        raise UserError(
+            "--skip-existing keeps existing stores, --overwrite replaces them: choose one"
+        )
     stats = tokenize(
         inputs,
         tokenizer,
@@ -178,3 +187,22 @@ def _summary(stats: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("tokenize", cls=greedy_options("--keys", "-k"))(tokenize_command)
+
+
+def check_dataset_options(inputs: list[str], *, split: str | None, hf_config: str | None) -> None:
+    """--split picks a split of a datasets dir or hub dataset and --hf-config a hub dataset's
+    config: given for files alone, they would change nothing while the run said nothing."""
+    from pathlib import Path
+
+    from synthlm.data.readers import HUB_PREFIX
+    from synthlm.errors import UserError
+
+    hub = any(str(i).startswith(HUB_PREFIX) for i in inputs)
+    saved = any(Path(i).is_dir() for i in inputs)
+    if hf_config is not None and not hub:
+        raise UserError("--hf-config: only for a hub dataset input (hf:NAME)")
+    if split is not None and not (hub or saved):
+        raise UserError(
+            "--split: only for a saved datasets dir or a hub dataset (hf:NAME); files are "
+            "read whole"
+        )

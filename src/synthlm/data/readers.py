@@ -76,7 +76,7 @@ class Source:
     path: str
     format: str
     nbytes: int = 0
-    split: str = "train"
+    split: str | None = None  # None: train, or a single saved dataset's only split
     config: str | None = None
 
     @property
@@ -191,7 +191,7 @@ def _expand_one(spec: str) -> list[Path]:
 
 
 def expand_inputs(
-    inputs: list[str | Path], *, split: str = "train", config: str | None = None
+    inputs: list[str | Path], *, split: str | None = None, config: str | None = None
 ) -> list[Source]:
     """Files, directories and globs (sorted), in the order given; ``hf:NAME`` for hub datasets."""
     if not inputs:
@@ -300,7 +300,7 @@ def load_dataset(source: Source):
         if Path(source.path).is_dir():
             data = datasets.load_from_disk(source.path)
         else:
-            data = datasets.load_dataset(source.path, source.config, split=source.split)
+            data = datasets.load_dataset(source.path, source.config, split=source.split or "train")
     except Exception as exc:  # datasets raises many types; all mean "cannot read this input"
         where = (
             source.path
@@ -309,11 +309,18 @@ def load_dataset(source: Source):
         )
         raise UserError(f"{where}: could not load the dataset: {exc}") from None
     if isinstance(data, datasets.DatasetDict):
-        if source.split not in data:
+        split = source.split or "train"
+        if split not in data:
             raise UserError(
-                f"{source.path}: no split {source.split!r}; choose --split from {', '.join(data)}"
+                f"{source.path}: no split {split!r}; choose --split from {', '.join(data)}"
             )
-        data = data[source.split]
+        data = data[split]
+    elif source.split is not None and str(data.split) != source.split:  # its one split: this one?
+        held = f"the split {str(data.split)!r}" if data.split else "one split, of no recorded name"
+        raise UserError(
+            f"{source.path}: a single dataset holding {held}, not {source.split!r}; save the "
+            "DatasetDict, or drop --split"
+        )
     return data
 
 

@@ -191,7 +191,7 @@ def tokenize(
     out: str | Path,
     *,
     workers: int | None = None,
-    split: str = "train",
+    split: str | None = None,
     hf_config: str | None = None,
     overwrite: bool = False,
     skip_existing: bool = False,
