@@ -585,3 +585,27 @@ def test_cli_output_redirected_is_only_the_summary(tmp_path, small_corpus, kind)
     assert result.stdout.splitlines() == [
         line for line in result.stdout.splitlines() if line.startswith("wrote ")
     ]
+
+
+def test_a_training_stopped_while_saving_leaves_no_tokenizer(tmp_path, monkeypatch):
+    """The files are written into a staging dir that becomes ``out`` in one rename: stopped
+    after tokenizer.json, a run used to leave a dir that loaded as another, incomplete
+    tokenizer and made the rerun ask for --overwrite."""
+    from synthlm.tokenizers import base
+
+    real, written = base.atomic_write_text, []
+
+    def stop_after_first(path, text):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        return real(path, text)
+
+    monkeypatch.setattr(base, "atomic_write_text", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)
+    assert written and not (tmp_path / "tok").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+    monkeypatch.setattr(base, "atomic_write_text", real)
+    train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)  # no --overwrite needed
+    assert load_tokenizer(tmp_path / "tok").kind == "byte"

@@ -28,6 +28,7 @@ from synthlm.tokenizers.base import (
     BYTE_OFFSET,
     DEFAULT_TOKENS,
     ROLES,
+    TOKENIZER_FILES,
     BaseTokenizer,
     replaceable_files,
 )
@@ -141,7 +142,7 @@ def train_tokenizer(
         "repeatable": kind not in NOT_REPEATABLE,
         **({"not_repeatable_because": NOT_REPEATABLE[kind]} if kind in NOT_REPEATABLE else {}),
     }
-    tokenizer.save(out, overwrite=overwrite, provenance=provenance)
+    publish_trained(tokenizer, out, overwrite=overwrite, provenance=provenance)
     if kind in NOT_REPEATABLE:  # after saving: a failed run ends with its one error line
         print(not_repeatable_warning(kind), file=sys.stderr)
     warning = shortfall_warning(
@@ -150,6 +151,34 @@ def train_tokenizer(
     if warning:
         print(warning, file=sys.stderr)
     return load_tokenizer(out)
+
+
+def publish_trained(
+    tokenizer: BaseTokenizer, out: Path, *, overwrite: bool, provenance: dict[str, Any]
+) -> None:
+    """Save into a staging directory and rename it to ``out``, so a killed run leaves the old
+    tokenizer or none, never a ``tokenizer.json`` without its other files (which loaded as a
+    different, incomplete tokenizer). Beside files that are not a tokenizer's (``out`` is
+    someone's folder), the files are written one by one instead, the others left alone."""
+    from synthlm.fileio import TMP_MARK, publish_dir, temp_name
+
+    others = [
+        p.name
+        for p in (out.iterdir() if out.is_dir() else ())
+        if p.name not in TOKENIZER_FILES and TMP_MARK not in p.name
+    ]
+    if others:
+        tokenizer.save(out, overwrite=overwrite, provenance=provenance)
+        return
+    staging = temp_name(out)
+    try:
+        tokenizer.save(staging, provenance=provenance)
+        publish_dir(staging, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def not_repeatable_warning(kind: str) -> str:
