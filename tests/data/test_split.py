@@ -108,3 +108,30 @@ def test_split_refuses_an_existing_valid_store_alone_and_the_input_as_output(tmp
     with pytest.raises(StoreError, match="is the input store"):
         split_store(tmp_path / "x_train", 0.5, out=tmp_path / "x", overwrite=True)
     assert len(TokenStore(tmp_path / "x_train")) == 2
+
+
+def test_parts_of_a_synthetic_split_count_their_own_domains(tmp_path):
+    """Each part used to copy the input's domain_counts and record counts; a part's are its
+    own documents', read here from the dataset's domain index."""
+    import json
+
+    from synthlm.synth import build_dataset, load_spec
+
+    spec = {
+        "num_tokens": 6000,
+        "seed": 1,
+        "domains": [
+            {"type": "copy", "vocab": {"num_vocab": 12}, "length": {"min": 2, "max": 6}},
+            {"type": "reverse", "vocab": {"num_vocab": 12}, "length": {"min": 2, "max": 6}},
+        ],
+    }
+    build_dataset(load_spec(spec), tmp_path / "d", quiet=True)
+    parts = split_store(tmp_path / "d" / "train", 0.25, seed=0)
+    owners = np.load(tmp_path / "d" / "train.domains.npy")
+    train = TokenStore(tmp_path / "d" / "train")
+    rows = {tuple(np.asarray(train.document(i)).tolist()): owners[i] for i in range(len(train))}
+    for store in parts.values():
+        meta = json.loads(store.prefix.with_suffix(".json").read_text())
+        mine = [rows[tuple(np.asarray(store.document(i)).tolist())] for i in range(len(store))]
+        assert meta["domain_counts"] == {"copy": mine.count(0), "reverse": mine.count(1)}
+        assert "records" not in meta

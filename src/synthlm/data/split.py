@@ -118,14 +118,11 @@ def _stage(
 ) -> None:
     """Write both parts as complete stores ``work/train`` and ``work/valid``."""
     vocab = int(store.vocab_size or int(store.tokens(0, store.num_tokens).max()) + 1)
-    kept = {
-        k: v
-        for k, v in store.metadata.items()
-        if k not in {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size"}
-    }
+    kept = {k: v for k, v in store.metadata.items() if k not in WHOLE_STORE_KEYS}
     for part, chosen in zip(PARTS, (~held, held), strict=True):
         info = {"store": str(prefix), "part": part, "valid_fraction": fraction, "seed": seed}
-        meta = {**kept, **_byte_share(store, chosen), "split_from": info}
+        counts = _domain_counts(store, chosen)
+        meta = {**kept, **_byte_share(store, chosen), **counts, "split_from": info}
         _copy_documents(store, np.flatnonzero(chosen), str(work / part), vocab, meta)
 
 
@@ -177,6 +174,25 @@ def check_targets(prefix: Path, targets: list[Path], overwrite: bool) -> None:
             raise StoreError(
                 f"{target}: a token store already exists; pass --overwrite to replace it"
             )
+
+
+# PREFIX.json keys that count the whole input (its documents, or the records its tokenize run
+# read): a part has other numbers, so they are recomputed (num_bytes, domain_counts) or dropped
+WHOLE_STORE_KEYS = frozenset(
+    {"num_documents", "num_tokens", "has_mask", "dtype", "vocab_size", "num_bytes", "records",
+     "empty_documents", "bad_records", "domain_counts"}
+)  # fmt: skip
+
+
+def _domain_counts(store: TokenStore, chosen: np.ndarray) -> dict[str, dict[str, int]]:
+    """A synthetic split's documents per domain, counted over the part from the domain index
+    beside the store (``PREFIX.domains.npy``), in the order of its ``domains`` names."""
+    sidecar = Path(f"{store.prefix}.domains.npy")
+    names = store.metadata.get("domains")
+    if not sidecar.is_file() or not isinstance(names, list):
+        return {}
+    owners = np.load(sidecar, mmap_mode="r")[chosen]
+    return {"domain_counts": {str(n): int((owners == i).sum()) for i, n in enumerate(names)}}
 
 
 def _byte_share(store: TokenStore, chosen: np.ndarray) -> dict[str, int]:
