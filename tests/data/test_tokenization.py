@@ -362,3 +362,19 @@ def test_a_wrong_key_or_an_empty_input_writes_no_store_and_says_why(tmp_path, co
     none = run_cli("tokenize", str(empty), "-t", str(tok_dir), "-o", str(tmp_path / "e"))
     assert none.returncode == 2 and "the input held 0 records" in none.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl"]  # nothing published
+
+
+def test_more_shards_than_records_leaves_empty_parts_that_merge_to_the_whole(tmp_path, capsys):
+    """A SLURM array of 4 tasks over 3 records: the task dealt nothing used to fail (exit 2),
+    so the array failed and the merge had a part missing."""
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("a b", "c d", "e")))
+    parts = []
+    for shard in range(4):
+        tokenize([source], "byte", tmp_path / f"p{shard}", shard=shard, num_shards=4, quiet=True)
+        parts.append(tmp_path / f"p{shard}_text_document")
+    assert sorted(len(TokenStore(p)) for p in parts) == [0, 1, 1, 1]
+    assert "was dealt no records" in capsys.readouterr().err
+    tokenize([source], "byte", tmp_path / "whole", quiet=True)
+    merge_stores(parts, tmp_path / "merged")
+    assert store_bytes(tmp_path / "merged") == store_bytes(tmp_path / "whole_text_document")

@@ -335,7 +335,7 @@ def _run(
                 state["complete"] = True
                 _save(work, state, writers, tally, published)
             stats = _stats(tally, sources, prefixes, options, workers)
-            _refuse_empty(tally, writers)
+            _refuse_empty(tally, writers, options)
             for key, writer in writers.items():
                 extra = chat.metadata if chat else {}
                 writer.finalize(**{**_metadata(key, tok, sources, tally, options), **extra})
@@ -348,11 +348,20 @@ def _run(
     return stats
 
 
-def _refuse_empty(tally: Tally, writers: dict[str, TokenStoreWriter]) -> None:
+def _refuse_empty(tally: Tally, writers: dict[str, TokenStoreWriter], options: Options) -> None:
     """A store without a single document is never what was asked for (a wrong ``--keys``, an
-    input that is not what its name says): stop, saying why, and publish nothing."""
+    input that is not what its name says): stop, saying why, and publish nothing. Except a
+    shard that was dealt no records (more shards than records): a SLURM array's task must
+    still leave its part, empty, for the merge, and says so."""
     empty = [key for key in writers if tally.documents[key] == 0]
     if not empty:
+        return
+    if options.num_shards > 1 and tally.records == 0:
+        print(
+            f"warning: shard {options.shard} of {options.num_shards} was dealt no records (the "
+            "input has fewer records than shards): writing empty stores",
+            file=sys.stderr,
+        )
         return
     if tally.bad_examples:
         why = f"{tally.bad:,} of {tally.records:,} records were bad, e.g. {tally.bad_examples[0]}"
