@@ -77,3 +77,15 @@ def test_the_library_refuses_negative_counts_too(setup):
 
     with pytest.raises(UserError, match="--max-chars: -1 is negative"):
         inspect_report(setup["store"], max_chars=-1)
+
+
+def test_a_synthetic_split_is_not_read_as_a_tokenizers_text(tmp_path):
+    """Its ids are a synthetic dataset's symbols: decoding them with -t printed garbage."""
+    from synthlm.synth import build_dataset, load_spec
+
+    spec = {"num_tokens": 2000, "seed": 0, "domains": [{"type": "copy", "vocab": {"num_vocab": 9}}]}
+    build_dataset(load_spec(spec), tmp_path / "d", quiet=True)
+    train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)
+    refused = run_cli("data", "inspect", str(tmp_path / "d" / "train"), "-t", str(tmp_path / "tok"))
+    assert refused.returncode == 2
+    assert "is a split of a synthetic dataset (synthlm synth)" in refused.stderr

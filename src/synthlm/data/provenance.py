@@ -40,6 +40,12 @@ def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, 
     """Refuse a store whose recorded tokenizer is not ``tokenizer`` (``where`` names the setting
     that chose the store, ``fix`` what to change)."""
     recorded = recorded_tokenizer(prefix)
+    if recorded is None and _synthetic_split(prefix):
+        raise ConfigError(
+            f"{where}: {prefix} is a split of a synthetic dataset (synthlm synth): its ids are "
+            "the dataset's symbols, not text of any tokenizer; read it as synthetic data (its "
+            "dataset directory, kind: synthetic), or see it with synthlm synth preview"
+        )
     if recorded is None:
         _note_unchecked(prefix, tokenizer, where)
         return
@@ -54,6 +60,13 @@ def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, 
         f"{tokenizer.vocab_size} ids, {tokenizer.path}, sha256 "
         f"{tokenizer.describe()['sha256'][:12]}): every id would mean another token. {fix}"
     )
+
+
+def _synthetic_split(prefix: str | Path) -> bool:
+    from synthlm.data.store import TokenStore, normalize_prefix
+
+    store = TokenStore(normalize_prefix(prefix), check_ids=False)
+    return store.metadata.get("source") == "synthlm synth"
 
 
 _NOTED: set[str] = set()
