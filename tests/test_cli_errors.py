@@ -388,6 +388,11 @@ CASES = [
         "--skip-existing keeps existing stores, --overwrite replaces them: choose one",
     ),
     Case(
+        "data inspect: sample flags with --json",
+        lambda d: ["data", "inspect", str(_store(d)), "--json", "-n", "3"],
+        "--sample: --json prints statistics only, no samples",
+    ),
+    Case(
         "tokenizer train: --sp-model-type with bpe",
         lambda d: [*_train_bpe(d), "--sp-model-type", "unigram"],
         "--sp-model-type (--kind sentencepiece only): not read by --kind bpe",

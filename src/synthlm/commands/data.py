@@ -16,7 +16,7 @@ def inspect_store(
         ..., help="Store prefix (PREFIX.bin/.idx), or a synthetic dataset dir."
     ),
     sample: int = typer.Option(
-        2, "--sample", "-n", min=0, help="How many documents to decode and print."
+        None, "--sample", "-n", min=0, help="How many documents to decode and print (default 2)."
     ),
     tokenizer: str = typer.Option(
         None,
@@ -26,14 +26,28 @@ def inspect_store(
         "did not write the store is refused.",
     ),
     max_chars: int = typer.Option(
-        300, "--max-chars", min=0, help="Characters of each decoded sample to show."
+        None,
+        "--max-chars",
+        min=0,
+        help="Characters of each decoded sample to show (default 300).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON only."),
 ) -> None:
     """Print documents, tokens, dtype, length percentiles, and decode a sample."""
     from synthlm.data.summary import inspect_report
 
-    report = inspect_report(prefix, sample=sample, tokenizer=tokenizer, max_chars=max_chars)
+    if as_json:
+        given = [f for f, v in (("--sample", sample), ("--max-chars", max_chars)) if v is not None]
+        if given:
+            from synthlm.errors import UserError
+
+            raise UserError(f"{', '.join(given)}: --json prints statistics only, no samples")
+    report = inspect_report(
+        prefix,
+        sample=2 if sample is None else sample,
+        tokenizer=tokenizer,
+        max_chars=300 if max_chars is None else max_chars,
+    )
     if as_json:
         typer.echo(json.dumps(report["stats"], indent=2))
         return

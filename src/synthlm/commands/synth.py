@@ -52,7 +52,7 @@ def preview(
     domain: str = typer.Option(None, "--domain", "-d", help="Only this domain (by name)."),
     ids: bool = typer.Option(False, "--ids", help="Show raw token ids instead of symbolic names."),
     seed: int = typer.Option(None, "--seed", help="Seed (default: the spec's, else 0)."),
-    width: int = typer.Option(40, help="Tokens shown per part before eliding."),
+    width: int = typer.Option(40, min=1, help="Tokens shown per part before eliding."),
 ) -> None:
     """Show the first sequences of each domain, with promoter / input / marker / output apart."""
     from rich.console import Console
