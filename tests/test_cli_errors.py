@@ -388,6 +388,20 @@ CASES = [
         "--skip-existing keeps existing stores, --overwrite replaces them: choose one",
     ),
     Case(
+        "tokenizer info: a synthlm tokenizer dir missing its tokenizer.json",
+        lambda d: [
+            "tokenizer",
+            "info",
+            str(_write(d / "tok" / "synthlm_tokenizer.json", '{"kind": "bpe"}').parent),
+        ],
+        "holds synthlm_tokenizer.json but not the tokenizer it describes",
+    ),
+    Case(
+        "tokenizer info: an empty dir",
+        lambda d: ["tokenizer", "info", str(d)],
+        "the directory is empty",
+    ),
+    Case(
         "data inspect: sample flags with --json",
         lambda d: ["data", "inspect", str(_store(d)), "--json", "-n", "3"],
         "--sample: --json prints statistics only, no samples",

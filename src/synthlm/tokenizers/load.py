@@ -91,6 +91,14 @@ def _load_dir(path: Path, trust_remote_code: bool) -> BaseTokenizer:
         return _hf_from_file(path / "tokenizer.json", tokens, kind=meta.get("kind", "hf"))
     if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         return _load_gpt2(path / "vocab.json", path / "merges.txt")
+    if meta:  # synthlm wrote this dir, and its files are gone: AutoTokenizer would only confuse
+        raise UserError(
+            f"tokenizer {path}: holds {META_FILE} but not the tokenizer it describes "
+            "(tokenizer.json or tokenizer.model): an incomplete copy; copy the whole directory "
+            "again, or retrain it"
+        )
+    if not any(path.iterdir()):
+        raise UserError(f"tokenizer {path}: the directory is empty; give a tokenizer directory")
     return _load_auto(str(path), trust_remote_code, path=str(path))
 
 
