@@ -407,6 +407,16 @@ CASES = [
         "--sample: --json prints statistics only, no samples",
     ),
     Case(
+        "tokenize: --keys ''",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", f"{d}/o", "--keys", ""],
+        "--keys '': a key names an output file, so it cannot be empty",
+    ),
+    Case(
+        "tokenize: -o a directory",
+        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", f"{d}/stores/"],
+        "/stores/: give a store prefix, not a directory",
+    ),
+    Case(
         "tokenizer train: --sp-model-type with bpe",
         lambda d: [*_train_bpe(d), "--sp-model-type", "unigram"],
         "--sp-model-type (--kind sentencepiece only): not read by --kind bpe",

@@ -37,7 +37,8 @@ def _expand_greedy(args: list[str], names: tuple[str, ...]) -> list[str]:
             if current is None:
                 out.append(arg)
         elif current is not None:
-            for value in filter(None, (part.strip() for part in arg.split(","))):
+            values = [part.strip() for part in arg.split(",") if part.strip()]
+            for value in values or [""]:  # an empty --keys "" stays, to be refused by name
                 out += [current, value]
         else:
             out.append(arg)
@@ -57,7 +58,7 @@ def tokenize_command(
         help="Tokenizer dir, tokenizer.json, vocab.json (+ merges.txt), SentencePiece "
         ".model, 'byte', or a hub name.",
     ),
-    out: Path = typer.Option(
+    out: str = typer.Option(  # a str: Path would drop the trailing "/" of a directory
         ..., "--out", "-o", help="Output prefix: writes OUT_{key}_document.bin/.idx/.json per key."
     ),
     keys: list[str] = typer.Option(
@@ -192,8 +193,6 @@ def register(app: typer.Typer) -> None:
 def check_dataset_options(inputs: list[str], *, split: str | None, hf_config: str | None) -> None:
     """--split picks a split of a datasets dir or hub dataset and --hf-config a hub dataset's
     config: given for files alone, they would change nothing while the run said nothing."""
-    from pathlib import Path
-
     from synthlm.data.readers import HUB_PREFIX
     from synthlm.errors import UserError
 
