@@ -148,8 +148,13 @@ def test_existing_output_is_refused_before_any_work(tmp_path):
     with pytest.raises(UserError, match="--overwrite"):
         build_dataset(load_spec(MIXED), out, quiet=True)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    build_dataset(load_spec(MIXED), out, overwrite=True, quiet=True)
-    assert (out / "manifest.json").is_file() and not (out / "keep.txt").exists()
+    with pytest.raises(UserError, match="holds files that are not a synthetic dataset"):
+        build_dataset(load_spec(MIXED), out, overwrite=True, quiet=True)  # not a dataset: kept
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    build_dataset(load_spec(MIXED), out, quiet=True)
+    build_dataset(load_spec({**MIXED, "seed": 9}), out, overwrite=True, quiet=True)
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 9
 
 
 def test_a_failure_leaves_no_dataset_and_no_temp_files(tmp_path, monkeypatch):

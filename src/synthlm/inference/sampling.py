@@ -182,11 +182,15 @@ def start_ids(tokenizer) -> list[int]:
     return [special_ids(tokenizer)[0]]
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str]) -> list[list[int]]:
-    """Prompt ids as the training stores were encoded: the tokenizer's BOS rule, and text as
-    text (a literal ``<unk>`` or ``</s>`` in a prompt is its characters, as ``synthlm tokenize``
-    wrote it in the documents the model learned from, not the special id)."""
-    rows = tokenizer(list(prompts), add_special_tokens=True, split_special_tokens=True)
+def encode_prompts(
+    tokenizer, prompts: Sequence[str], *, text_as_text: bool = True
+) -> list[list[int]]:
+    """Prompt ids with the tokenizer's BOS rule. ``text_as_text`` (decoder-only models): as
+    the training stores were encoded, a literal ``<unk>`` or ``</s>`` in a prompt is its
+    characters, as ``synthlm tokenize`` wrote it in the documents the model learned from, not
+    the special id. An encoder-decoder's prompt is parsed instead: its ``<extra_id_N>`` are
+    the sentinels that span corruption asks it to fill."""
+    rows = tokenizer(list(prompts), add_special_tokens=True, split_special_tokens=text_as_text)
     return [list(r) if len(r) else start_ids(tokenizer) for r in rows["input_ids"]]
 
 
@@ -413,7 +417,11 @@ def generate_texts(
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     texts = [""] if prompts is None else list(prompts)
-    rows = [start_ids(tokenizer)] if prompts is None else encode_prompts(tokenizer, texts)
+    rows = (
+        [start_ids(tokenizer)]
+        if prompts is None
+        else encode_prompts(tokenizer, texts, text_as_text=not is_seq2seq(model))
+    )
     check_lengths(model, rows, sampling)
     per_batch = max(1, batch_size // sampling.num_samples)
     torch.manual_seed(sampling.seed)
