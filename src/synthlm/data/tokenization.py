@@ -216,7 +216,7 @@ def tokenize(
     not stripped) are skipped and counted, or with ``keep_empty`` kept in place as documents of
     only their BOS and/or EOS (Rocket trains on every CSV row, empty ones as ``<s></s>``).
     """
-    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():
+    if str(out).endswith(("/", os.sep)):  # "stores/": a directory meant, PREFIX expected
         raise UserError(
             f"--out {out}: give a store prefix, not a directory: the stores are written as "
             f"PREFIX_{{key}}_document.bin/.idx/.json (e.g. --out {Path(out) / 'web'})"
