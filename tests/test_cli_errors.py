@@ -83,6 +83,11 @@ def _truncated_gz(d: Path) -> list[str]:
     return ["tokenize", str(d / "in.jsonl.gz"), "-t", "byte", "-o", str(d / "out" / "x"), "-q"]
 
 
+def _tokenize(d: Path, *flags: str, source: Path | None = None) -> list[str]:
+    """``synthlm tokenize`` of ``source`` (default: a small .jsonl) with the byte tokenizer."""
+    return ["tokenize", str(source or _jsonl(d)), "-t", "byte", "-o", f"{d}/o", *flags]
+
+
 def _train_bpe(d: Path, kind: str = "bpe") -> list[str]:
     return [
         "tokenizer", "train", "--input", str(_jsonl(d)), "--kind", kind, "--vocab-size", "300",
@@ -337,14 +342,7 @@ CASES = [
     Case("tokenize: not zstd", _not_zst, "{d}/in.jsonl.zst: not a valid zstd"),
     Case(
         "tokenize: not gzip",  # BadGzipFile is an OSError: it once kept a useless partial dir
-        lambda d: [
-            "tokenize",
-            str(_write(d / "in.jsonl.gz", b"not gzip")),
-            "-t",
-            "byte",
-            "-o",
-            f"{d}/o",
-        ],
+        lambda d: _tokenize(d, source=_write(d / "in.jsonl.gz", b"not gzip")),
         "Not a gzipped file",
     ),
     # -- options nothing would read, and inputs named twice ----------------------------------
@@ -355,16 +353,7 @@ CASES = [
     ),
     Case(
         "tokenize: --split for a file",
-        lambda d: [
-            "tokenize",
-            str(_jsonl(d)),
-            "--split",
-            "validation",
-            "-t",
-            "byte",
-            "-o",
-            f"{d}/o",
-        ],
+        lambda d: _tokenize(d, "--split", "validation"),
         "--split: only for a saved datasets dir or a hub dataset",
     ),
     Case(
@@ -375,16 +364,7 @@ CASES = [
     ),
     Case(
         "tokenize: --skip-existing with --overwrite",
-        lambda d: [
-            "tokenize",
-            str(_jsonl(d)),
-            "-t",
-            "byte",
-            "-o",
-            f"{d}/o",
-            "--skip-existing",
-            "--overwrite",
-        ],
+        lambda d: _tokenize(d, "--skip-existing", "--overwrite"),
         "--skip-existing keeps existing stores, --overwrite replaces them: choose one",
     ),
     Case(
@@ -408,7 +388,7 @@ CASES = [
     ),
     Case(
         "tokenize: --keys ''",
-        lambda d: ["tokenize", str(_jsonl(d)), "-t", "byte", "-o", f"{d}/o", "--keys", ""],
+        lambda d: _tokenize(d, "--keys", ""),
         "--keys '': a key names an output file, so it cannot be empty",
     ),
     Case(

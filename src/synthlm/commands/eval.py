@@ -174,7 +174,8 @@ def eval_command(
     from synthlm.filecheck import check_checkpoint_files
     from synthlm.fileio import check_output
 
-    results = out or default_results(checkpoint, evaluation_of(lm_eval, qa))
+    evaluation = evaluation_of(lm_eval, qa)
+    results = out or default_results(checkpoint, evaluation)
     check_output(results)  # before any model is loaded or window scored
     if predictions is not None:
         check_output(predictions)
@@ -184,7 +185,6 @@ def eval_command(
         lm_eval, limit=limit, num_fewshot=num_fewshot, include=lm_eval_include, data=data, qa=qa
     )
     check_qa_alone(data, qa)
-    evaluation = evaluation_of(lm_eval, qa)
     qa_options = {
         "--qa-scorer": qa_scorer,
         "--qa-limit": qa_limit,

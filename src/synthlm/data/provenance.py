@@ -30,17 +30,26 @@ PROBE = "The quick brown fox, 1234: jumps? Über naïve café\n\tend."
 def recorded_tokenizer(prefix: str | Path) -> dict[str, Any] | None:
     """The tokenizer ``PREFIX.json`` records (None for stores that record none); ``prefix`` may
     also name the store's .bin / .idx file."""
+    return _tokenizer_in(_metadata(prefix))
+
+
+def _metadata(prefix: str | Path) -> dict[str, Any]:
     from synthlm.data.store import TokenStore, normalize_prefix
 
-    recorded = TokenStore(normalize_prefix(prefix), check_ids=False).metadata.get("tokenizer")
+    return TokenStore(normalize_prefix(prefix), check_ids=False).metadata
+
+
+def _tokenizer_in(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    recorded = metadata.get("tokenizer")
     return recorded if isinstance(recorded, dict) and recorded.get("sha256") else None
 
 
 def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, fix: str) -> None:
     """Refuse a store whose recorded tokenizer is not ``tokenizer`` (``where`` names the setting
     that chose the store, ``fix`` what to change)."""
-    recorded = recorded_tokenizer(prefix)
-    if recorded is None and _synthetic_split(prefix):
+    metadata = _metadata(prefix)
+    recorded = _tokenizer_in(metadata)
+    if recorded is None and metadata.get("source") == "synthlm synth":
         raise ConfigError(
             f"{where}: {prefix} is a split of a synthetic dataset (synthlm synth): its ids are "
             "the dataset's symbols, not text of any tokenizer; read it as synthetic data (its "
@@ -60,13 +69,6 @@ def check_store_tokenizer(prefix: str | Path, tokenizer: Tokenizer, where: str, 
         f"{tokenizer.vocab_size} ids, {tokenizer.path}, sha256 "
         f"{tokenizer.describe()['sha256'][:12]}): every id would mean another token. {fix}"
     )
-
-
-def _synthetic_split(prefix: str | Path) -> bool:
-    from synthlm.data.store import TokenStore, normalize_prefix
-
-    store = TokenStore(normalize_prefix(prefix), check_ids=False)
-    return store.metadata.get("source") == "synthlm synth"
 
 
 _NOTED: set[str] = set()

@@ -717,46 +717,41 @@ def merge_stores(
     return TokenStore(out, check_ids=False)  # every input was checked against ``vocab``
 
 
-def id_meaning(store: TokenStore) -> str | None:
-    """What gives the store's ids their meaning, as recorded: the tokenizer's files (by their
-    sha256, wherever they were read from) or a synthetic dataset's id layout; None if neither
-    is recorded (a store another tool wrote)."""
+def id_meaning(store: TokenStore) -> tuple[str, str] | None:
+    """(key, label) of what gives the store's ids their meaning, as recorded: the tokenizer's
+    files (by their sha256, wherever they were read from) or a synthetic dataset's id layout;
+    None if neither is recorded (a store another tool wrote). Equal keys, equal meanings."""
     tokenizer = store.metadata.get("tokenizer")
     if isinstance(tokenizer, dict) and tokenizer.get("sha256"):
-        return f"tokenizer sha256 {tokenizer['sha256']}"
+        sha = str(tokenizer["sha256"])
+        return f"tokenizer {sha}", f"tokenizer sha256 {sha[:12]}"
     if isinstance(tokenizer, dict):
-        return "tokenizer " + json.dumps({k: v for k, v in tokenizer.items() if k != "path"})
+        described = json.dumps({k: v for k, v in tokenizer.items() if k != "path"}, sort_keys=True)
+        return f"tokenizer {described}", "a tokenizer recorded without its sha256"
     layout = store.metadata.get("layout")
-    return None if layout is None else "synthetic layout " + json.dumps(layout, sort_keys=True)
+    if layout is None:
+        return None
+    size = layout.get("vocab_size") if isinstance(layout, dict) else None
+    label = f"a synthetic id layout of {size} ids" if size else "a synthetic id layout"
+    return f"layout {json.dumps(layout, sort_keys=True)}", label
 
 
 def check_same_ids(stores: Sequence[TokenStore]) -> None:
     """Merged stores must agree on what each id means: one tokenizer (the same files at any
     path) or one synthetic id layout, else an id would stand for two tokens in one store."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     for store in stores:
         meaning = id_meaning(store)
         if meaning is not None:
             groups.setdefault(meaning, []).append(str(store.prefix))
     if len(groups) > 1:
         listed = "; ".join(
-            f"{_meaning_label(meaning)}: {', '.join(prefixes)}"
-            for meaning, prefixes in groups.items()
+            f"{label}: {', '.join(prefixes)}" for (_, label), prefixes in groups.items()
         )
         raise StoreError(
             f"merge: the stores' ids mean different tokens ({listed}); merge only stores made "
             "with one tokenizer, or generated with one synthetic id layout"
         )
-
-
-def _meaning_label(meaning: str) -> str:
-    if meaning.startswith("tokenizer sha256 "):
-        return f"tokenizer sha256 {meaning.split()[2][:12]}"
-    if meaning.startswith("tokenizer"):
-        return "a tokenizer recorded without its sha256"
-    layout = json.loads(meaning.removeprefix("synthetic layout "))
-    size = layout.get("vocab_size") if isinstance(layout, dict) else None
-    return f"a synthetic id layout of {size} ids" if size else "a synthetic id layout"
 
 
 # PREFIX.json keys that readers act on per store: the mixture adds an EOS after each document

@@ -270,15 +270,17 @@ def _fingerprint(
 
 
 def _file_state(path: Path) -> list:
-    """(path, size, mtime) of a file; of a saved ``datasets`` dir, of every file in it; a hub
-    name (``hf:NAME``) is only its name."""
-    if path.is_file():
-        stat = path.stat()
-        return [str(path), stat.st_size, stat.st_mtime_ns]
+    """(path, size, mtime) of a file; of a saved ``datasets`` dir, (path, the same of every
+    file in it); a hub name (``hf:NAME``) is only its name."""
     if path.is_dir():
         inside = sorted(p for p in path.rglob("*") if p.is_file())
-        return [str(path), [[str(p.relative_to(path)), *_file_state(p)[1:]] for p in inside]]
-    return [str(path), None, None]
+        return [str(path), [[str(p.relative_to(path)), *_stamp(p)] for p in inside]]
+    return [str(path), *(_stamp(path) if path.is_file() else (None, None))]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _worker_count(workers: int | None) -> int:

@@ -121,7 +121,7 @@ def train_tokenizer(
     check_kind_options(kind, min_frequency=min_frequency, sp_model_type=sp_model_type)
     options = {
         **(
-            {"min_frequency": 2 if min_frequency is None else min_frequency}
+            {"min_frequency": DEFAULT_MIN_FREQUENCY if min_frequency is None else min_frequency}
             if kind == "bpe"
             else {}
         ),
@@ -146,7 +146,7 @@ def train_tokenizer(
     if kind in NOT_REPEATABLE:  # after saving: a failed run ends with its one error line
         print(not_repeatable_warning(kind), file=sys.stderr)
     warning = shortfall_warning(
-        kind, vocab_size, tokenizer.vocab_size, options.get("min_frequency", 2)
+        kind, vocab_size, tokenizer.vocab_size, options.get("min_frequency", DEFAULT_MIN_FREQUENCY)
     )
     if warning:
         print(warning, file=sys.stderr)
@@ -215,19 +215,17 @@ def shortfall_warning(kind: str, requested: int | None, actual: int, min_frequen
     )
 
 
+# options only one kind of tokenizer reads -> that kind
+KIND_OPTIONS = {"--min-frequency": "bpe", "--sp-model-type": "sentencepiece"}
+DEFAULT_MIN_FREQUENCY = 2  # bpe: least count for a merge
+
+
 def check_kind_options(kind: str, *, min_frequency: int | None, sp_model_type: str | None) -> None:
     """Options another kind of tokenizer reads are refused, not recorded and ignored."""
-    wrong = [
-        flag
-        for flag, value, reader in (
-            ("--min-frequency", min_frequency, "bpe"),
-            ("--sp-model-type", sp_model_type, "sentencepiece"),
-        )
-        if value is not None and kind != reader
-    ]
+    given = {"--min-frequency": min_frequency, "--sp-model-type": sp_model_type}
+    wrong = [f for f, value in given.items() if value is not None and KIND_OPTIONS[f] != kind]
     if wrong:
-        readers = {"--min-frequency": "bpe", "--sp-model-type": "sentencepiece"}
-        said = ", ".join(f"{flag} (--kind {readers[flag]} only)" for flag in wrong)
+        said = ", ".join(f"{flag} (--kind {KIND_OPTIONS[flag]} only)" for flag in wrong)
         raise UserError(f"{said}: not read by --kind {kind}; drop it")
     if min_frequency is not None and min_frequency < 0:
         raise UserError(f"--min-frequency {min_frequency}: must be >= 0")
