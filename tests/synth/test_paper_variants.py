@@ -775,3 +775,21 @@ def test_lime_length_no_example_can_meet_is_refused_before_work(mode):
         domain_for("lime_deduct", length={"min": 1, "max": 5 + 24 + 20 + 1 + 11 + 6})
         with pytest.raises(ConfigError):
             domain_for("lime_deduct", length={"min": 1, "max": 5 + 24 + 20 + 1 + 11 + 6 - 1})
+
+
+def test_the_lime_example_spec_writes_examples_as_the_original_does(tmp_path):
+    """tasks_with_tokens.py gives every task a `name :` prefix except LIME, whose sequences
+    start with <UPPER>: examples/synth/lime.yaml writes no promoter id before them."""
+    import json
+    from pathlib import Path
+
+    from synthlm.synth import build_dataset, load_synthetic
+
+    spec = Path(__file__).parents[2] / "examples" / "synth" / "lime.yaml"
+    build_dataset(load_spec(spec, num_tokens=20_000), tmp_path / "lime", quiet=True)
+    manifest = json.loads((tmp_path / "lime" / "manifest.json").read_text())
+    assert [d["promoter"] for d in manifest["domains"]] == [[], [], []]
+    upper = manifest["layout"]["markers"]["upper"]
+    train = load_synthetic(tmp_path / "lime").split("train")
+    assert len(train) > 30
+    assert all(int(train.document(i)[0]) == upper for i in range(len(train)))
