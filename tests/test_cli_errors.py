@@ -407,6 +407,21 @@ CASES = [
         "--min-frequency (--kind bpe only): not read by --kind sentencepiece",
     ),
     Case(
+        "train: YAML that does not parse is one located line",
+        lambda d: ["train", str(_write(d / "c.yaml", "model:\n  tabs:\n\t- x\n"))],
+        "{d}/c.yaml:3:1: not valid YAML: found character '\\t' that cannot start any token",
+    ),
+    Case(
+        "tokenize: --txt-mode line without a .txt input",
+        lambda d: _tokenize(d, "--txt-mode", "line"),
+        "--txt-mode line: only .txt inputs are read by line or by file, and the inputs are .jsonl",
+    ),
+    Case(
+        "tokenizer train: --txt-mode line without a .txt input",
+        lambda d: [*_train_bpe(d), "--txt-mode", "line"],
+        "--txt-mode line: only .txt inputs are read by line or by file",
+    ),
+    Case(
         "tokenizer train: byte with --input",
         lambda d: [*_train_bpe(d, "byte")],
         "--kind byte learns nothing from text",

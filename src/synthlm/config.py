@@ -87,7 +87,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"saved as UTF-8"
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(yaml_error(path, exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -95,6 +95,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"
         )
     return data
+
+
+def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
+    """PyYAML's message on one line, led by ``FILE:LINE:COLUMN`` as compilers write it: its own
+    text spans several lines, quotes the source and calls the file ``<unicode string>``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    context, started = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and started is not None:
+        problem += f" ({context}, at line {started.line + 1}, column {started.column + 1})"
+    elif context:
+        problem += f" ({context})"
+    return f"{where}: not valid YAML: {problem}"
 
 
 def deep_merge(

@@ -337,6 +337,29 @@ def test_sigkill_leaves_no_store_and_a_rerun_writes_it_whole(tmp_path, documents
     assert store_bytes(prefix) == store_bytes(tmp_path / "ref_text_document")
 
 
+def test_a_killed_overwrite_is_finished_only_when_overwrite_is_asked_again(tmp_path):
+    """A run killed while replacing a store (--overwrite) must not complete the replacement on a
+    rerun that did not ask for it: the old store stays until --overwrite is given again."""
+    from kill_runner import run_killed_at
+
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    old.write_text("".join(json.dumps({"text": f"old {i}"}) + "\n" for i in range(20)))
+    new.write_text("".join(json.dumps({"text": f"new text {i}"}) + "\n" for i in range(30)))
+    out, prefix = tmp_path / "o", tmp_path / "o_text_document"
+    tokenize([old], "byte", out, workers=1, quiet=True)
+    before = store_bytes(prefix)
+    args = ["tokenize", str(new), "-t", "byte", "-o", str(out), "-w", "1", "-q", "--overwrite"]
+    killed = run_killed_at("synthlm.data.store:TokenStoreWriter.finalize", 0, *args)
+    assert killed == -signal.SIGKILL
+    refused = run_cli(*args[:-1])
+    assert refused.returncode == 2, refused.stderr
+    assert "was replacing it (--overwrite); pass --overwrite to finish" in refused.stderr
+    assert store_bytes(prefix) == before
+    assert run_cli(*args).returncode == 0
+    tokenize([new], "byte", tmp_path / "ref", workers=1, quiet=True)
+    assert store_bytes(prefix) == store_bytes(tmp_path / "ref_text_document")
+
+
 def test_store_records_utf8_bytes_of_its_text_for_bits_per_byte(tmp_path):
     from synthlm.data.tokenization import tokenize
 
@@ -378,3 +401,23 @@ def test_more_shards_than_records_leaves_empty_parts_that_merge_to_the_whole(tmp
     tokenize([source], "byte", tmp_path / "whole", quiet=True)
     merge_stores(parts, tmp_path / "merged")
     assert store_bytes(tmp_path / "merged") == store_bytes(tmp_path / "whole_text_document")
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["text", "chat"])
+def test_blank_jsonl_lines_are_accounted_for(tmp_path, chat):
+    """Every line read is a document, an empty or bad record, or a blank line: the counts add up
+    to the records read (blank lines used to be counted in ``records`` and nowhere else)."""
+    if chat:
+        turn = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        lines = [json.dumps({"messages": turn}), "", json.dumps({"messages": turn}), "  ", ""]
+    else:
+        lines = [json.dumps({"text": "a b"}), "", json.dumps({"text": ""}), "  ", "{bad", ""]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    stats = tokenize([path], "byte", tmp_path / "o", quiet=True, workers=1, chat=chat)
+    key = "messages" if chat else "text"
+    assert stats["blank_lines"] == 3
+    parts = stats["documents"][key] + stats["empty"][key] + stats["bad_records"]
+    assert parts + stats["blank_lines"] == stats["records"] == len(lines)
+    meta = json.loads((tmp_path / f"o_{key}_document.json").read_text())
+    assert meta["blank_lines"] == 3

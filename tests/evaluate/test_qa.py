@@ -525,3 +525,18 @@ def test_an_empty_subset_is_reported_as_null_as_the_original_reports_nan(qa_file
         for part in ("val", "val/difficult", "val/easy"):
             assert metrics[f"{key}/{part}"] is None, (key, part)
     assert metrics["attempt_rate/test"] == 0.75 and metrics["accuracy_all"] is not None
+
+
+def test_acc_norm_divides_by_the_options_characters_as_lm_eval_does(monkeypatch):
+    """lm-evaluation-harness's acc_norm divides each choice's log-likelihood by ``len(choice)``,
+    the choice without the space that joins it to the prompt (though the space is scored).
+    Fixed scores show the difference: per character of "a" and "bcd" option 1 wins (-1 < -0.73);
+    counting the space, option 0 would (-0.5 > -0.55). The model is stubbed: only the
+    normalisation is under test."""
+    from synthlm.evaluate import qa
+
+    monkeypatch.setattr(qa, "option_logliks", lambda *args: [-1.0, -2.2])
+    item = qa.QAItem("t", "q?", ("a", "bcd"), 1, None)
+    [prediction] = qa.score_loglik(None, None, [item], "cpu")
+    assert prediction["pred"] == 0
+    assert prediction["pred_norm"] == 1

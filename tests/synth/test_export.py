@@ -220,3 +220,18 @@ def test_a_vocab_too_small_names_what_needs_the_ids(tmp_path, dataset):
 
 def export_cli_args(dataset, out, *args: str):
     return run_cli("synth", "export", str(dataset), "--out", str(out), *args)
+
+
+def test_an_eod_the_tokenizer_reads_as_text_is_refused(tmp_path, dataset):
+    """With --tokenizer, --eod must be one of its special ids: byte 101 is ``e``, so every
+    exported document would end with a letter (it used to be accepted)."""
+    tok = train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)
+    args = ["--tokenizer", str(tmp_path / "tok")]
+    text_id = tok.encode("e")[0]
+    refused = export_cli_args(dataset, tmp_path / "x", *args, "--eod", str(text_id))
+    assert refused.returncode == 2, refused.stderr
+    assert f"--eod {text_id}: an ordinary token of the tokenizer" in refused.stderr
+    assert f"eos {tok.eos_id}" in refused.stderr and "'e'" in refused.stderr
+    assert not (tmp_path / "x").exists()
+    done = export_cli_args(dataset, tmp_path / "x", *args, "--eod", str(tok.eos_id))
+    assert done.returncode == 0, done.stderr

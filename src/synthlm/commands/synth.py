@@ -201,6 +201,22 @@ def _report_json(report: VerifyReport) -> dict:
     }
 
 
+def _checked_eod(eod: int, tok) -> int:
+    """An --eod the tokenizer reads as text (``e``, ``the``) would end every exported document
+    with a word; the end-of-document id must be one of its special or reserved ids."""
+    from synthlm.errors import UserError
+
+    specials = {i: role for role, i in tok.special_ids().items()}
+    if eod in specials or eod in tok.extra_ids or eod >= tok.vocab_size:
+        return eod  # past the vocabulary: a new id, checked against the synthetic ids later
+    named = ", ".join(f"{role} {i}" for i, role in sorted(specials.items())) or "none"
+    raise UserError(
+        f"--eod {eod}: an ordinary token of the tokenizer {tok.path} "
+        f"({tok.decode([eod])!r}), so every document would end with text; give one of its "
+        f"special ids ({named}) or leave --eod out for its eos"
+    )
+
+
 @synth_app.command("export")
 def export(
     directory: Path = typer.Argument(
@@ -247,7 +263,7 @@ def export(
         tok = load_tokenizer(tokenizer)
         natural_vocab = tok.vocab_size  # synthetic ids must start past the tokenizer's
         offset = natural_vocab if offset is None else offset
-        eod = tok.eos_id if eod is None else eod
+        eod = tok.eos_id if eod is None else _checked_eod(eod, tok)
     if offset is None or eod is None:
         raise UserError("synth export: give --tokenizer, or both --offset and --eod")
     summary = export_synthetic(

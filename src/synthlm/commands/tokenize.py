@@ -181,6 +181,7 @@ def _summary(stats: dict) -> None:
         f"{stats['records']:,} records in {stats['seconds']:.1f}s "
         f"({stats['tokens_per_s']:,.0f} tokens/s, "
         f"{stats['mb_per_s']:.1f} MB/s); {stats['bad_records']:,} bad records skipped"
+        + (f", {stats['blank_lines']:,} blank lines" if stats["blank_lines"] else "")
     )
     for example in stats["bad_examples"][:5]:
         typer.echo(f"  bad: {example}", err=True)

@@ -135,7 +135,8 @@ class ChatChunkEncoder:
         masks: list[np.ndarray] = []
         bad: list[str] = []
         nbytes = 0
-        for i, value in self._values(chunk):
+        values = self._values(chunk)
+        for i, value in values:
             try:
                 messages = self._messages(value, chunk.where(i))
                 doc, mask, text_bytes = self._render(messages)
@@ -146,7 +147,7 @@ class ChatChunkEncoder:
             ids.append(doc)
             masks.append(mask)
             nbytes += text_bytes
-        return self._result(chunk, ids, masks, bad, nbytes)
+        return self._result(chunk, ids, masks, bad, nbytes, blank=len(chunk) - len(values))
 
     def _values(self, chunk: Chunk) -> list[tuple[int, Any]]:
         """(record index, value of the conversation field or a BadRecord), blank lines dropped."""
@@ -205,6 +206,7 @@ class ChatChunkEncoder:
         masks: list[np.ndarray],
         bad: list[str],
         nbytes: int,
+        blank: int,
     ) -> ChunkResult:
         sizes = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=self.dtype)
@@ -217,6 +219,7 @@ class ChatChunkEncoder:
             chunk.nbytes,
             {self.key: nbytes},
             masks={self.key: mask},
+            blank=blank,
         )
 
 

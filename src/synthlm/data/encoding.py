@@ -120,6 +120,7 @@ class ChunkResult:
     masks: dict[str, np.ndarray] = field(
         default_factory=dict
     )  # per key, flat uint8 loss masks (chat mode)
+    blank: int = 0  # blank .jsonl lines among the chunk's records (counted, never documents)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -163,7 +164,13 @@ class ChunkEncoder:
             text_bytes[key] = sum(len(t.encode("utf-8", "ignore")) for t in texts)
         bad.sort()
         return ChunkResult(
-            arrays, len(chunk), empty, [message for _, message in bad], chunk.nbytes, text_bytes
+            arrays,
+            len(chunk),
+            empty,
+            [message for _, message in bad],
+            chunk.nbytes,
+            text_bytes,
+            blank=extracted.blank,
         )
 
     @staticmethod

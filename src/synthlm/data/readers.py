@@ -125,6 +125,7 @@ class Extracted:
     records: dict[str, list[int]]
     empty_records: dict[str, list[int]]  # per key, the records whose text is "" (in order)
     bad: list[tuple[int, str]] = field(default_factory=list)  # (record index, "file:line: why")
+    blank: int = 0  # blank lines between .jsonl records: read, but neither documents nor bad
 
     @property
     def empty(self) -> dict[str, int]:
@@ -336,6 +337,19 @@ def check_keys(sources: list[Source], keys: list[str]) -> None:
     """Fail before any work when an input cannot give the requested keys (:meth:`Reader.check`)."""
     for source in sources:
         reader_of(source).check(keys)
+
+
+def check_txt_mode(sources: list[Source], mode: str) -> None:
+    """``--txt-mode line`` only changes how .txt files are read: asked for with no .txt input it
+    would change nothing while the run looked as if it had split documents by line."""
+    if mode not in TXT_MODES:
+        raise UserError(f"--txt-mode {mode!r}: choose one of {', '.join(TXT_MODES)}")
+    if mode != "file" and not any(source.format == "txt" for source in sources):
+        formats = sorted({f".{source.format}" for source in sources})
+        raise UserError(
+            f"--txt-mode {mode}: only .txt inputs are read by line or by file, and the inputs "
+            f"are {', '.join(formats) or 'none'}; drop --txt-mode"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -810,6 +824,7 @@ def extract(chunk: Chunk, keys: list[str]) -> Extracted:
     where: dict[str, list[int]] = {k: [] for k in keys}
     empty: dict[str, list[int]] = {k: [] for k in keys}
     bad: list[tuple[int, str]] = []
+    blank = 0
     records = _records(chunk)
     for i in range(len(chunk)):
         record = None if chunk.kind == "columns" else records[i]
@@ -817,7 +832,8 @@ def extract(chunk: Chunk, keys: list[str]) -> Extracted:
             bad.append((i, f"{chunk.where(i)}: {record}"))
             continue
         if chunk.kind == "jsonl" and record is None:
-            continue  # a blank line between JSON records is not a record
+            blank += 1  # a blank line between JSON records is not a record
+            continue
         for key in keys:
             try:
                 text = _value(chunk, record, key, i)
@@ -829,7 +845,7 @@ def extract(chunk: Chunk, keys: list[str]) -> Extracted:
                 continue
             texts[key].append(text)
             where[key].append(i)
-    return Extracted(texts, where, empty, bad)
+    return Extracted(texts, where, empty, bad, blank)
 
 
 def _value(chunk: Chunk, record: Any, key: str, i: int) -> str:

@@ -33,6 +33,7 @@ from synthlm.data.readers import (
     Chunk,
     Source,
     check_keys,
+    check_txt_mode,
     count_records,
     expand_inputs,
     read_chunks,
@@ -127,6 +128,7 @@ class Tally:
     tokens: dict[str, int] = field(default_factory=dict)
     empty: dict[str, int] = field(default_factory=dict)
     bad: int = 0
+    blank: int = 0  # blank .jsonl lines: records read that are neither documents nor bad
     bad_examples: list[str] = field(default_factory=list)
     text_bytes: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -139,6 +141,7 @@ class Tally:
         self.records += result.records
         self.nbytes += result.nbytes
         self.bad += len(result.bad)
+        self.blank += result.blank
         self.bad_examples += result.bad[: max(MAX_BAD_EXAMPLES - len(self.bad_examples), 0)]
         for key, (flat, sizes) in result.arrays.items():
             self.documents[key] += len(sizes)
@@ -234,6 +237,7 @@ def tokenize(
         return {"skipped": True, "outputs": {k: str(p) for k, p in prefixes.items()}}
     sources = expand_inputs(list(inputs), split=split, config=hf_config)
     check_keys(sources, list(options.keys))
+    check_txt_mode(sources, options.txt_mode)
     chat_setup = prepare_chat(tok, tokenizer, options, sources) if chat else None
     work = WorkDir(work_path, _fingerprint(tok, options, sources, prefixes, chat_setup))
     resuming = work.peek()
@@ -242,10 +246,33 @@ def tokenize(
             f"{done[0]}: a token store already exists; pass --overwrite to replace it or "
             f"--skip-existing"
         )
+    replaced = None if overwrite else _replaced_by(resuming, prefixes, work_path)
+    if replaced is not None:
+        raise UserError(
+            f"{replaced}: a token store already exists, and the interrupted run in {work_path} "
+            f"was replacing it (--overwrite); pass --overwrite to finish replacing it"
+        )
     for prefix in prefixes.values():  # what killed runs left; a live writer's stays
         remove_stale_store_temps(prefix)
     ranges = plan_ranges(sources, options)
-    return _run(ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work)
+    return _run(
+        ranges, sources, tok, options, prefixes, workers, quiet, chat_setup, work, overwrite
+    )
+
+
+def _replaced_by(
+    resuming: dict[str, Any] | None, prefixes: dict[str, Path], work_path: Path
+) -> Path | None:
+    """The existing store an interrupted ``--overwrite`` run was about to replace, if any: a
+    rerun without ``--overwrite`` must not finish replacing it unasked. A store whose new
+    version is still staged in the work directory is the old one."""
+    if not resuming or not resuming.get("overwrite"):
+        return None
+    for key, prefix in prefixes.items():
+        staged = (work_path / f"{prefix.name}.bin").is_file()
+        if key not in resuming.get("published", []) and store_exists(prefix) and staged:
+            return prefix
+    return None
 
 
 def _fingerprint(
@@ -305,6 +332,7 @@ def _run(
     quiet: bool,
     chat: Any,
     work: WorkDir,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Encode, write in order, finalize; ``chat`` (a ``ChatSetup``) swaps in the chat encoder.
 
@@ -320,7 +348,12 @@ def _run(
     try:
         with contextlib.ExitStack() as stack:
             pool = stack.enter_context(ChunkPool(*pool_args))
-            state = work.open() or {"chunks": 0, "complete": False, "published": []}
+            state = work.open() or {
+                "chunks": 0,
+                "complete": False,
+                "published": [],
+                "overwrite": overwrite,  # a rerun must ask again before it replaces a store
+            }
             published = _resume(state, prefixes, tally, work)
             writers = {
                 k: stack.enter_context(
@@ -435,6 +468,7 @@ def _stats(
         "empty": dict(tally.empty),
         "keep_empty": options.keep_empty,  # whether the empty documents were kept or skipped
         "bad_records": tally.bad,
+        "blank_lines": tally.blank,
         "bad_examples": list(tally.bad_examples),
         "input_bytes": tally.nbytes,
         "workers": workers,
@@ -460,5 +494,6 @@ def _metadata(
         "records": tally.records,
         "empty_documents": tally.empty[key],  # kept in the store when keep_empty
         "bad_records": tally.bad,
+        "blank_lines": tally.blank,
         "bad_examples": tally.bad_examples[:100],
     }

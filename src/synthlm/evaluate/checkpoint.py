@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from synthlm.config import yaml_error
 from synthlm.data.mixture import ModelVocab
 from synthlm.errors import UserError
 
@@ -135,7 +136,7 @@ def read_training_config(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{config_file}: not valid YAML: {exc}") from None
+        raise UserError(yaml_error(config_file, exc)) from None
     return data if isinstance(data, dict) else {}
 
 

@@ -148,6 +148,8 @@ def score_loglik(
     predictions = []
     for item in items:
         scores = option_logliks(model, tokenizer, question_prompt(item), item.options, device)
+        # per character of the option alone, not of the " " joining it to the question (which
+        # is scored): lm-evaluation-harness's acc_norm divides by len(choice) the same way
         normed = [s / max(1, len(o)) for s, o in zip(scores, item.options)]
         predictions.append(
             {

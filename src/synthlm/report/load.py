@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from synthlm.config import yaml_error
 from synthlm.errors import UserError
 
 CONFIG_FILE = "config.yaml"
@@ -250,7 +251,7 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from None
+        raise UserError(yaml_error(path, exc)) from None
     return data if isinstance(data, dict) else {}
 
 

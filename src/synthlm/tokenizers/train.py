@@ -304,11 +304,17 @@ def _learned_size(kind: str, vocab_size: int | None, extra_tokens: int) -> int:
 def _training_documents(
     files, kind: str, keys: list[str], txt_mode: str, max_docs: int | None
 ) -> tuple[Iterator[str], list[str]]:
-    from synthlm.data.readers import expand_inputs, iter_documents, source_summary
+    from synthlm.data.readers import (
+        check_txt_mode,
+        expand_inputs,
+        iter_documents,
+        source_summary,
+    )
 
     if kind == "byte" and not files:
         return iter(()), []
     sources = expand_inputs(list(files))
+    check_txt_mode(sources, txt_mode)
     documents = iter_documents(sources, keys, txt_mode=txt_mode, max_docs=max_docs)
     first = next(documents, None)
     if first is None:
