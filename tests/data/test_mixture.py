@@ -115,6 +115,25 @@ def test_store_loss_masks_are_respected(tmp_path):
         start = end + 1
 
 
+@pytest.mark.parametrize("packing", [True, False])
+def test_loss_all_makes_every_document_token_a_target(tmp_path, packing):
+    """``loss: all`` (Seqthetic's metalang pretraining trains on raw ids, whatever the task's
+    mask) makes every token of the source's documents a target; the tokens themselves, and a
+    padded row's padding (never a target), are unchanged."""
+    make_store(tmp_path / "m", n_docs=6, masks=True)
+    sources = [{"name": "m", "path": str(tmp_path / "m")}]
+    stored = data_config(sources, seq_len=8, packing=packing)
+    everything = data_config([{**sources[0], "loss": "all"}], seq_len=8, packing=packing)
+    as_stored, as_all = (
+        Mixture(d, seed=0, layout=build_layout(d, 200, 0), eos_id=EOS) for d in (stored, everything)
+    )
+    assert any(not as_stored.sample(i).loss_mask.all() for i in range(6))  # masks hold zeros
+    for i in range(6):
+        kept, trained = as_stored.sample(i), as_all.sample(i)
+        np.testing.assert_array_equal(kept.input_ids, trained.input_ids)
+        np.testing.assert_array_equal(trained.loss_mask, (kept.segment_ids >= 0).astype(np.uint8))
+
+
 def test_document_mask_never_lets_a_document_predict_the_next(tmp_path):
     mixture = mixture_for(tmp_path, seq_len=32, document_mask=True)
     objective = get_objective("clm", document_mask=True)

@@ -82,6 +82,15 @@ def test_objective_and_architecture_must_agree(tmp_path, t5_data):
     )
 
 
+def test_loss_all_is_refused_with_a_seq2seq_objective(tmp_path, t5_data):
+    """Span corruption builds its own targets: a source's ``loss: all`` would be ignored."""
+    config = pt_config(tmp_path, t5_data, {"name": "span_corruption"})
+    config["data"]["sources"][0]["loss"] = "all"
+    done = synthlm("train", str(write_config(tmp_path / "run.yaml", config)), "--dry-run")
+    assert done.returncode == 2, done.stderr
+    assert "loss: all trains on every token with a decoder-only objective" in done.stderr
+
+
 def test_depth_paper_construction_refuses_packed_windows_before_training(tmp_path, t5_data):
     """One document per example is what the paper builds; packed windows are refused up front."""
     objective = {"name": "depth", "max_sentences": 6, "splitter": "rules", "construction": "paper"}

@@ -60,6 +60,13 @@ class SourceConfig(Section):
     max_repetition: float | None = Field(
         None, gt=0, description="Max epochs over this source; more fails before training."
     )
+    loss: Literal["stored", "all"] = Field(
+        "stored",
+        description="stored: the targets the data marks (a synthetic task's answer, a chat's "
+        "assistant turns, every token of plain text); all: every token of this source's "
+        "documents is a target (decoder-only objectives), as code that trains on raw ids "
+        "does (Seqthetic's metalang pretraining, which never reads its task masks).",
+    )
     order: Literal["shuffled", "stored"] = Field(
         "shuffled",
         description="shuffled: documents in a seeded order, reshuffled every pass. stored: "
@@ -573,6 +580,7 @@ class Mixture:
         # None: as data.document_mask says for a decoder-only objective
         self.masked_kinds = data.masked_kinds() if masked_kinds is None else masked_kinds
         self.masked_sources = tuple(s.kind in self.masked_kinds for s in data.sources)
+        self.all_targets = tuple(s.loss == "all" for s in data.sources)
         self.seed = seed
         self.layout = layout
         self.weights = normalized_weights(data.sources)
@@ -664,6 +672,8 @@ class Mixture:
     def sample(self, index: int) -> Sample:
         source, k = blend(self.weights, index) if self.phases is None else self.phases.locate(index)
         tokens, mask, segments = self.sources[source].window(k)
+        if self.all_targets[source]:  # every document token; padding (segment -1) stays out
+            mask = (segments >= 0).astype(np.uint8)
         return Sample(tokens, mask, segments, source, self.masked_sources[source])
 
     def check_budget(self, num_samples: int) -> dict[str, float]:

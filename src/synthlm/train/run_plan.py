@@ -346,6 +346,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
         objective.check_data(data)
     check_model_kind(config, objective)
+    check_source_loss(data, objective)
     layout = build_layout(
         data,
         tokenizer.vocab_size,
@@ -488,6 +489,18 @@ def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
         f"model.arch={config.model.arch} is not one; "
         f"set model.arch to one of: {', '.join(allowed)}"
     )
+
+
+def check_source_loss(data: DataConfig, objective: TrainObjective) -> None:
+    """``loss: all`` makes every token of a source a next-token target: a decoder-only idea. A
+    seq2seq objective builds its own targets (corrupted spans, answers), so it would ignore it."""
+    wanting = [s.name for s in data.sources if s.loss == "all"]
+    if wanting and objective.seq2seq:
+        raise ConfigError(
+            f"data.sources ({', '.join(wanting)}): loss: all trains on every token with a "
+            f"decoder-only objective; objective.name={objective.name} builds its own targets, "
+            f"so drop loss: all"
+        )
 
 
 def model_special_ids(tokenizer: Tokenizer, objective: TrainObjective) -> dict[str, int | None]:
