@@ -110,6 +110,42 @@ def test_depth_paper_is_the_depth_codes_from_scratch_run():
     # model_utils: validation_set.take(dataset.validation_set.num_examples=20_000)
     (valid,) = c.data.eval
     assert valid.max_documents == 20_000 and valid.max_tokens >= 20_000 * c.data.seq_len
+    # train_encoder_decoder.py: per_device_eval_batch_size = 25 * 4 (one shuffle decision per
+    # collate call of 100), and load_best_model_at_end by the validation loss
+    assert t.eval_batch_size == 4 * t.batch_size == 100
+    assert (t.keep_best.k, t.keep_best.metric, t.keep_best.mode) == (1, "eval/c4_valid/loss", "min")
+
+
+def test_depth_t5_baseline_is_the_depth_codes_t5_run():
+    """DEPTH run_pre_training_t5_from_scratch.sh (the active inverse_sqrt command) + hydra
+    default.yaml: hf_t5 from random init, custom_t5 collator with mlm_probability 0.3 and mean
+    span 3 over input_length 512, adamw_torch 1e-4 (no decay), inverse_sqrt after 10,000 warmup
+    steps, 1M steps of 200 = 4 GPUs x 25 x grad_acc 2, bf16, seed 2137; evaluation every 1,000
+    steps on 20,000 validation examples; checkpoints every 10,000."""
+    from synthlm.objectives.t5_noise import raw_length_for
+
+    c = load_run_config([CONFIGS / "depth_t5_baseline.yaml"])
+    assert (c.seed, c.model.arch, c.model.preset, c.model.init_from) == (2137, "t5", "base", None)
+    o = c.objective.options()
+    assert c.objective.name == "span_corruption"
+    assert (o["noise_density"], o["mean_noise_span_length"]) == (0.3, 3.0)
+    assert raw_length_for(c.data.seq_len, 0.3, 3.0)[0] == 512  # the code's 512-token pieces
+    assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == (
+        "adamw", 1e-4, 0.0, (0.9, 0.999), 1e-8
+    )  # fmt: skip
+    assert (c.schedule.name, c.schedule.warmup_steps) == ("inverse_sqrt", 10_000)
+    t = c.train
+    assert (t.max_steps, t.global_batch_size, t.batch_size, t.eval_batch_size) == (
+        1_000_000, 200, 25, 100
+    )  # fmt: skip
+    assert (t.precision, t.clip_grad, t.eval_every, t.checkpoint_every) == (
+        "bf16",
+        1.0,
+        1000,
+        10_000,
+    )
+    (valid,) = c.data.eval
+    assert valid.max_tokens == 20_000 * 512
 
 
 def test_depth_glue_is_the_depth_codes_sst2_run():
