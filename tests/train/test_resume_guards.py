@@ -64,3 +64,49 @@ def test_eval_only_on_an_older_checkpoint_keeps_later_training_records(tmp_path,
 def test_seed_outside_numpy_and_torch_range_is_a_config_error(tmp_path, data):
     with pytest.raises(ConfigError, match="seed"):
         load_run_config([tiny_config(tmp_path, data)], ["seed=-1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("seed=5", "seed: 3 -> 5"),  # another data order half way
+        ("schedule.name=linear", "schedule.name: 'cosine' -> 'linear'"),  # the lr would jump
+        ("data.document_mask=true", "data.document_mask: None -> True"),
+        ("data.sources.1.loss=all", "data.sources.1.loss: 'stored' -> 'all'"),
+        ("optim.name=adafactor", "optim.name: 'adamw' -> 'adafactor'"),
+        ("model.overrides.hidden_size=64", "model.overrides.hidden_size: 32 -> 64"),
+    ],
+)
+def test_a_config_that_would_splice_another_run_is_refused(tmp_path, data, override, named):
+    """Resuming under another seed, schedule, objective's targets, optimizer or model shape
+    would train the rest of the run as a different run (these used to pass without a word, or
+    crash deep in torch); the refusal names the keys, and RUN/config.yaml keeps the config the
+    run trained with."""
+    run_dir = train(tmp_path, data, "train.max_steps=8", "train.checkpoint_every=4")
+    (run_dir / "final").rename(tmp_path / "final")  # the run as a kill at step 8 leaves it
+    for step in run_dir.glob("checkpoints/step-8"):
+        step.rename(tmp_path / "step-8")
+    before = (run_dir / "config.yaml").read_text()
+    with pytest.raises(UserError, match="changes what the checkpoint was trained with") as caught:
+        train(tmp_path, data, "train.max_steps=8", "train.checkpoint_every=4", override)
+    assert named in str(caught.value) and "model.init_from=" in str(caught.value)
+    assert (run_dir / "config.yaml").read_text() == before
+
+
+def test_optimizer_settings_changed_on_resume_apply_from_the_resumed_step(tmp_path, data, capsys):
+    """weight_decay, betas and eps came back from the checkpoint's optimizer state and the new
+    config's were silently dropped; now the config's apply (and are announced), like lr."""
+    run_dir = train(tmp_path, data, "train.max_steps=8", "train.checkpoint_every=4")
+    reference = read_records(run_dir)
+    (run_dir / "final").rename(tmp_path / "final")
+    (run_dir / "checkpoints" / "step-8").rename(tmp_path / "step-8")
+    changed = ("optim.weight_decay=0.5", "optim.betas=[0.5,0.5]", "optim.eps=0.001")
+    train(tmp_path, data, "train.max_steps=8", "train.checkpoint_every=4", *changed)
+    out = capsys.readouterr().out
+    assert "changed on resume, in effect from step 5: optim.betas" in out
+    assert "optim.weight_decay 0.1 -> 0.5" in out
+    losses = {r["step"]: r["loss"] for r in read_records(run_dir) if "loss" in r}
+    old = {r["step"]: r["loss"] for r in reference if "loss" in r}
+    assert losses[5] == old[5]  # the resumed step's loss is measured before its update
+    assert losses[8] != old[8]
+    assert "weight_decay: 0.5" in (run_dir / "config.yaml").read_text()

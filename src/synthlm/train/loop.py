@@ -188,10 +188,11 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             remove_stale(self.run_dir)
-            save_yaml(self.cfg, self.run_dir / "config.yaml")
         self.accelerator.wait_for_everyone()
         if checkpoint is not None:
             self.restore(checkpoint)
+        if self.accelerator.is_main_process:  # after the checks: a refused config is no record
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
         if self.compiled_modules:
             self.hooks.insert(0, CompileReportHook(self.state.step + 1))
         if self.accelerator.is_main_process:  # a fresh start keeps nothing (not even step 0)
@@ -231,9 +232,23 @@ class Trainer:
                 checkpoint,
                 self.plan.steps_per_epoch,
             )
+        applied = self._check_resume_config(checkpoint) if resume else []
+        # the checkpoint's optimizer state brings its hyperparameters along; the config's win
+        # (lr below keeps the schedule's place)
+        configured = [
+            {k: v for k, v in group.items() if k not in ("params", "lr", "initial_lr")}
+            for group in self.optimizer.param_groups
+        ]
         with read_errors(checkpoint):
             self.accelerator.load_state(str(checkpoint / ACCELERATE_DIR))
+        for group, hyper in zip(self.optimizer.param_groups, configured, strict=True):
+            group.update(hyper)
         self._apply_configured_lr()
+        if applied:
+            listed = "; ".join(f"{key} {old!r} -> {new!r}" for key, old, new in applied)
+            self.accelerator.print(
+                f"changed on resume, in effect from step {state.step + 1}: {listed}"
+            )
         if resume and self.accelerator.is_main_process:
             for moved in set_aside_later_checkpoints(self.run_dir, state.step):
                 self.accelerator.print(
@@ -293,6 +308,24 @@ class Trainer:
             shape["stored_order"] = stored
         phases = getattr(self.plan.mixture, "phases", None)
         return shape if phases is None else {**shape, "phases": phases.key()}
+
+    def _check_resume_config(self, checkpoint: Path) -> list[tuple[str, Any, Any]]:
+        """Refuse a config that would splice another run onto the checkpoint; the changes
+        that steer the rest of the run (optimizer hyperparameters, clipping, precision) are
+        returned to announce (lr announces itself). Checkpoints saved without their config
+        (older ones) are not compared."""
+        from synthlm.config import to_plain
+        from synthlm.evaluate.checkpoint import read_training_config
+        from synthlm.train.resume_check import check_resume_config, with_defaults
+
+        if self.cfg.eval_only or self.cfg.predict_only:
+            return []
+        saved = read_training_config(checkpoint)
+        if not saved:
+            return []
+        saved = with_defaults(saved, type(self.cfg))
+        changes = check_resume_config(saved, to_plain(self.cfg), checkpoint)
+        return [change for change in changes if change[0] != "optim.lr"]
 
     def _apply_configured_lr(self) -> None:
         """A resumed optimizer keeps the checkpoint's lr; honour ``optim.lr`` if it was changed
