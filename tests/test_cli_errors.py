@@ -172,6 +172,18 @@ def _inspect_bad_ids(d: Path) -> list[str]:
     return ["data", "inspect", str(prefix)]
 
 
+def _llama_dir(d: Path) -> Path:
+    """A local HF model dir (its config.json is all the plan reads) of a tiny Llama."""
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2,
+    )  # fmt: skip
+    config.save_pretrained(d / "ckpt")
+    return d / "ckpt"
+
+
 CASES = [
     # -- text that is not UTF-8 ---------------------------------------------------------------
     Case(
@@ -490,6 +502,32 @@ CASES = [
         "train: two budgets from two sources say how to keep one",
         lambda d: [*_train_with(d), "train.max_tokens=10K"],
         "keep one by unsetting the others, e.g. train.max_steps=null keeps max_tokens",
+    ),
+    Case(
+        "train: fp16 weights (AdamW's eps is 0 in fp16; the run diverged)",
+        lambda d: [*_train_with(d), "model.dtype=fp16"],
+        "fp16 weights train with no fp32 copy",
+    ),
+    Case(
+        "train: an unknown compile backend (a torch traceback at step 1)",
+        lambda d: [*_train_with(d), "model.compile=true", "model.compile_backend=foo"],
+        "unknown torch.compile backend 'foo'",
+    ),
+    Case(
+        "train: model.arch that is not init_from's (the checkpoint trained, the config said "
+        "another arch)",
+        lambda d: [
+            *_train_with(d),
+            f"model.init_from={_llama_dir(d)}",
+            "model.arch=gpt_neox",
+            "model.preset=null",
+        ],  # fmt: skip
+        "is a llama model; set model.arch: llama",
+    ),
+    Case(
+        "train: a preset that is not init_from's shape",
+        lambda d: [*_train_with(d), f"model.init_from={_llama_dir(d)}"],
+        "model.preset=tiny: model.init_from {d}/ckpt has another shape (hidden_size 64 vs 32",
     ),
     Case(
         "train: an override blamed, not the base file",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from synthlm.config import Section
 from synthlm.errors import ConfigError, UserError
@@ -363,9 +363,10 @@ class ModelConfig(Section):
     arch: str = Field(
         "llama", description="Architecture: one of the registered archs (gpt_neox, llama, t5)."
     )
-    preset: str = Field(
+    preset: str | None = Field(
         "tiny",
-        description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small.",
+        description="Named shape of the architecture, e.g. gpt_neox 14m, llama 125m or t5 small; "
+        "null with init_from (the checkpoint's shape; a preset that differs from it is refused).",
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict,
@@ -441,11 +442,48 @@ class ModelConfig(Section):
 
     @field_validator("preset")
     @classmethod
-    def _known_preset(cls, preset: str, info: ValidationInfo) -> str:
+    def _known_preset(cls, preset: str | None, info: ValidationInfo) -> str | None:
+        if preset is None:
+            return None  # the init_from checkpoint's shape (checked with the model section)
         arch = ARCHS.find(info.data.get("arch", ""))
         if arch is not None and preset not in arch.presets:
             raise ValueError(f"{arch.name}: " + _unknown(preset, arch.presets))
         return preset
+
+    @field_validator("dtype")
+    @classmethod
+    def _trainable_dtype(cls, dtype: str) -> str:
+        if dtype == "fp16":
+            raise ValueError(
+                "fp16 weights train with no fp32 copy: AdamW's eps (1e-8) is 0 in fp16 and small "
+                "updates round away, so the run diverges or stalls; keep fp32 weights with "
+                "train.precision: fp16 (autocast with loss scaling), or use model.dtype: bf16"
+            )
+        return dtype
+
+    @model_validator(mode="after")
+    def _shape_named(self) -> ModelConfig:
+        if self.preset is None and self.init_from is None:
+            raise ValueError(
+                "preset: null takes the shape of model.init_from's checkpoint; without "
+                "init_from, name a preset"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _known_compile_backend(self) -> ModelConfig:
+        """An unknown backend failed at the first step with torch's traceback; checked only
+        when compiling, since listing the backends imports torch._dynamo (2 s)."""
+        if self.compile:
+            import torch._dynamo
+
+            backends = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in backends:
+                raise ValueError(
+                    f"compile_backend: unknown torch.compile backend {self.compile_backend!r}; "
+                    f"known: {', '.join(backends)}"
+                )
+        return self
 
     @field_validator("init")
     @classmethod
@@ -739,7 +777,47 @@ def resolved_config(
             f"a{'n encoder-decoder' if seq2seq else ' decoder-only'} "
             f"{config.model_type} model; set model.arch to one of: {', '.join(kinds)}"
         )
+    _check_init_from_matches(cfg, config)
     return config
+
+
+# HF config fields that give a model its shape, across the registered architectures
+SHAPE_KEYS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "d_model", "num_layers", "num_decoder_layers", "num_heads", "d_ff",
+)  # fmt: skip
+
+
+def _check_init_from_matches(cfg: ModelConfig, loaded: PretrainedConfig) -> None:
+    """With ``init_from`` the checkpoint decides the model; an arch, or a preset set in the
+    config, that describes another model would be recorded in RUN/config.yaml while the
+    checkpoint's trains: refuse it, naming what the checkpoint is."""
+    arch = ARCHS[cfg.arch]
+    preset = cfg.preset if cfg.preset is not None else next(iter(arch.presets))
+    described = model_config(
+        cfg.model_copy(update={"init_from": None, "overrides": {}, "preset": preset}), vocab_size=8
+    )
+    if described.model_type != loaded.model_type:
+        matching = [n for n in ARCHS if n == loaded.model_type] or ["the checkpoint's own"]
+        raise ConfigError(
+            f"model.arch={cfg.arch}: model.init_from {cfg.init_from} is a "
+            f"{loaded.model_type} model; set model.arch: {matching[0]}"
+        )
+    if cfg.preset is None or "preset" not in cfg.model_fields_set:
+        return
+    differ = [
+        f"{key} {getattr(described, key)} vs {getattr(loaded, key)}"
+        for key in SHAPE_KEYS
+        if hasattr(described, key)
+        and hasattr(loaded, key)
+        and getattr(described, key) != getattr(loaded, key)
+    ]
+    if differ:
+        raise ConfigError(
+            f"model.preset={cfg.preset}: model.init_from {cfg.init_from} has another shape "
+            f"({', '.join(differ)}); the checkpoint decides the shape: set model.preset=null "
+            "(or the preset it was trained with)"
+        )
 
 
 def is_seq2seq(cfg: ModelConfig) -> bool:

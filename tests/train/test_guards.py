@@ -40,7 +40,7 @@ def test_init_from_with_another_tokenizer_is_refused(tmp_path, data, bpe_store):
                 tmp_path / "b", data, data={"sources": sources, "tokenizer": str(bpe_store / "tok")}
             )
         ],
-        [f"model.init_from={final}", "model.overrides={}"],
+        [f"model.init_from={final}", "model.overrides={}", "model.preset=null"],
     )
     with pytest.raises(ConfigError, match="model.init_from: .*natural_size"):
         plan_run(config, 1)
@@ -49,7 +49,7 @@ def test_init_from_with_another_tokenizer_is_refused(tmp_path, data, bpe_store):
 def test_init_from_with_the_same_tokenizer_plans(tmp_path, data):
     final = train(tmp_path / "a", data, "train.max_steps=2") / "final"
     config = load_run_config(
-        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"]
+        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}", "model.preset=null"]
     )
     assert plan_run(config, 1).layout.natural_size == load_tokenizer(data["tok"]).vocab_size
 
@@ -59,7 +59,7 @@ def test_init_from_with_more_rows_than_the_layout_is_refused(tmp_path, data):
     final = (
         run(load_run_config(config_a, ["train.max_steps=2", "model.num_meta_tokens=200"])) / "final"
     )
-    overrides = [f"model.init_from={final}", "model.overrides={}"]
+    overrides = [f"model.init_from={final}", "model.overrides={}", "model.preset=null"]
     config = load_run_config([tiny_config(tmp_path / "b", data)], overrides)
     # the message names the exact setting, read from the checkpoint's synthlm.json
     message = "embedding rows.*synthlm.json records 200 meta-language rows.*num_meta_tokens=200$"
@@ -78,7 +78,7 @@ def test_init_from_rows_not_explained_by_meta_rows_gets_the_general_hint(tmp_pat
     del record["layout"]  # an older or foreign checkpoint: nothing says where the rows came from
     info.write_text(json.dumps(record))
     config = load_run_config(
-        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}"]
+        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}", "model.preset=null"]
     )
     with pytest.raises(ConfigError, match="use the checkpoint's tokenizer and model.num_meta"):
         plan_run(config, 1)
