@@ -521,13 +521,21 @@ CASES = [
             f"model.init_from={_llama_dir(d)}",
             "model.arch=gpt_neox",
             "model.preset=null",
-        ],  # fmt: skip
+        ],
         "is a llama model; set model.arch: llama",
     ),
     Case(
         "train: a preset that is not init_from's shape",
         lambda d: [*_train_with(d), f"model.init_from={_llama_dir(d)}"],
         "model.preset=tiny: model.init_from {d}/ckpt has another shape (hidden_size 64 vs 32",
+    ),
+    Case(
+        "train: two eval sets of one name (the run stopped only after writing its dir)",
+        lambda d: [
+            *_train_with(d),
+            f"data.eval=[{{name: a, path: {_store(d)}}}, {{name: a, path: {d}/s}}]",
+        ],
+        "data.eval: eval set names must be unique; repeated: a",
     ),
     Case(
         "train: an override blamed, not the base file",

@@ -49,7 +49,8 @@ def test_init_from_with_another_tokenizer_is_refused(tmp_path, data, bpe_store):
 def test_init_from_with_the_same_tokenizer_plans(tmp_path, data):
     final = train(tmp_path / "a", data, "train.max_steps=2") / "final"
     config = load_run_config(
-        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}", "model.preset=null"]
+        [tiny_config(tmp_path / "b", data)],
+        [f"model.init_from={final}", "model.overrides={}", "model.preset=null"],
     )
     assert plan_run(config, 1).layout.natural_size == load_tokenizer(data["tok"]).vocab_size
 
@@ -78,7 +79,8 @@ def test_init_from_rows_not_explained_by_meta_rows_gets_the_general_hint(tmp_pat
     del record["layout"]  # an older or foreign checkpoint: nothing says where the rows came from
     info.write_text(json.dumps(record))
     config = load_run_config(
-        [tiny_config(tmp_path / "b", data)], [f"model.init_from={final}", "model.overrides={}", "model.preset=null"]
+        [tiny_config(tmp_path / "b", data)],
+        [f"model.init_from={final}", "model.overrides={}", "model.preset=null"],
     )
     with pytest.raises(ConfigError, match="use the checkpoint's tokenizer and model.num_meta"):
         plan_run(config, 1)

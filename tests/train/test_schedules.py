@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from synthlm.config import validate
 from synthlm.errors import ConfigError
-from synthlm.train.schedules import SCHEDULES, ScheduleConfig, build_schedule
+from synthlm.train.schedules import READ_BY, SCHEDULES, ScheduleConfig, build_schedule
 
 
 def schedule(total=100, **fields):
@@ -68,13 +68,31 @@ def test_warmup_ratio_is_a_fraction_of_the_run_rounded_up():
     floor=st.floats(0, 1),
 )
 def test_every_schedule_stays_within_zero_and_one(name, total, warmup, floor):
-    fields = {"name": name, "final_lr_ratio": floor}
+    fields = {"name": name}
+    if name in READ_BY["final_lr_ratio"]:  # the others refuse a floor they do not read
+        fields["final_lr_ratio"] = floor
     if name not in ("constant", "legacy"):  # the two schedules without a warmup
         fields["warmup_steps"] = warmup
     if name == "step":
         fields["decay_every"] = 1 + warmup % 7
     f = schedule(total=total, **fields)
     assert all(0 <= f(s) <= 1 + 1e-12 and math.isfinite(f(s)) for s in range(0, total + 5))
+
+
+@pytest.mark.parametrize(
+    ("fields", "key"),
+    [
+        ({"name": "inverse_sqrt", "final_lr_ratio": 0.0}, "final_lr_ratio"),
+        ({"name": "constant_with_warmup", "final_lr_ratio": 0.5}, "final_lr_ratio"),
+        ({"name": "cosine", "decay_ratio": 0.5}, "decay_ratio"),
+        ({"name": "linear", "gamma": 0.5}, "gamma"),
+    ],
+)
+def test_a_key_the_schedule_does_not_read_is_refused(fields, key):
+    """Accepted before and ignored: the run's lr was not what its config said."""
+    with pytest.raises(ConfigError, match=f"{key}: the {fields['name']} schedule does not read"):
+        validate(ScheduleConfig, fields)
+    validate(ScheduleConfig, {**fields, key: ScheduleConfig.model_fields[key].default})
 
 
 def test_config_errors_name_the_problem():

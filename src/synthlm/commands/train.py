@@ -46,12 +46,12 @@ def train(
         raise ConfigError("synthlm train: give at least one YAML config file")
     # --quiet is the same as logging.progress=false, so every stage (data prep too) hears it
     config = load_run_config(files, [*overrides, *(["logging.progress=false"] if quiet else [])])
+    _preflight(config)
     if dry_run:
         _dry_run(config)
         return
     from synthlm.train import run
 
-    _preflight(config)
     run_dir = run(config, progress=False if quiet else None, freeze_heap=True)
     if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
         typer.echo(f"run dir: {run_dir}")
@@ -75,10 +75,28 @@ def _dry_run(config: RunConfig) -> None:
 
     typer.echo(dump_yaml(config), nl=False)
     plan = plan_run(config, int(os.environ.get("WORLD_SIZE", "1")))
-    for warning in plan.warnings():
+    for warning in [*plan.warnings(), *_device_notes(config)]:
         typer.echo(warning, err=True)
     typer.echo("# plan")
     typer.echo(json.dumps(plan.summary(), indent=2))
+
+
+def _device_notes(config: RunConfig) -> list[str]:
+    """What the run itself would refuse on this machine, which a dry run does not launch (a
+    login node without GPUs may be planning for a GPU job, so it is a note, not an error)."""
+    import torch
+
+    engine_is_deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    if (
+        config.train.precision == "fp16"
+        and not torch.cuda.is_available()
+        and not engine_is_deepspeed
+    ):
+        return [
+            "note: train.precision fp16 needs a GPU (accelerate has no fp16 autocast on a CPU): "
+            "run here, this config would stop before step 0"
+        ]
+    return []
 
 
 def register(app: typer.Typer) -> None:

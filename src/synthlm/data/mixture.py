@@ -165,6 +165,15 @@ class DataConfig(Section):
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
         return sources
 
+    @field_validator("eval")
+    @classmethod
+    def _unique_eval_names(cls, sets: list[EvalSetConfig]) -> list[EvalSetConfig]:
+        names = [s.name for s in sets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:  # metrics are keyed eval/<name>/...: two sets would write one series
+            raise ValueError(f"eval set names must be unique; repeated: {', '.join(duplicates)}")
+        return sets
+
     @field_validator("phases")
     @classmethod
     def _phases_name_sources(

@@ -34,6 +34,13 @@ from synthlm.registry import Registry
 
 Multiplier = Callable[[int], float]
 SCHEDULES: Registry[Callable[[ScheduleConfig, int], Multiplier]] = Registry("schedule")
+# keys only some schedules read: given another value than the default to one that does not,
+# the run would go on as if they were never written (a plugin schedule reads them all)
+READ_BY = {
+    "final_lr_ratio": ("linear", "cosine", "wsd", "neox_cosine"),
+    "decay_ratio": ("wsd",),
+    "gamma": ("step",),
+}
 register_schedule = SCHEDULES.register
 
 
@@ -100,6 +107,16 @@ class ScheduleConfig(Section):
                 "the step schedule needs decay_every (steps between decays), and only it uses "
                 "decay_every"
             )
+        builtin = {name for names in READ_BY.values() for name in names} | {
+            "constant", "constant_with_warmup", "inverse_sqrt", "legacy"
+        }  # fmt: skip
+        for key, readers in READ_BY.items():
+            default = type(self).model_fields[key].default
+            if self.name in builtin and self.name not in readers and getattr(self, key) != default:
+                raise ValueError(
+                    f"{key}: the {self.name} schedule does not read it (only "
+                    f"{', '.join(readers)}); remove it or pick one of those schedules"
+                )
         if self.name == "legacy" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError(
                 "the legacy schedule (nanoT5's T5 recipe) has no warmup; set "
