@@ -86,3 +86,23 @@ def test_a_store_that_records_no_tokenizer_is_read_with_a_note(tmp_path, stores)
     note = f"note: data.sources.0.path: {tmp_path / 'foreign'} records no tokenizer"
     assert done.stderr.count(note) == 1, done.stderr
     assert "read as this bpe tokenizer's (300 ids), unchecked" in done.stderr
+
+
+def test_a_tokenizer_retrained_in_place_is_refused(tmp_path, shakespeare):
+    """The store records tokenizer A at path P; P now holds tokenizer B (retrained there with
+    --overwrite, as redoing a quickstart stage by hand does). Loading P to show the ids agree
+    compared B with itself and let a BPE store be read as unigram ids."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 50, encoding="utf-8")
+    train_tokenizer([shakespeare], "bpe", 400, tmp_path / "tok", quiet=True)
+    done = run_cli(
+        "tokenize", str(corpus), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "s")
+    )
+    assert done.returncode == 0, done.stderr
+    train_tokenizer([shakespeare], "unigram", 400, tmp_path / "tok", quiet=True, overwrite=True)
+    store = tmp_path / "s_text_document"
+    paths = {"tok": tmp_path / "tok", "web": store, "cyclic": store}
+    config = write_config(tmp_path / "run.yaml", tiny_config(tmp_path, paths))
+    refused = run_cli("train", str(config), "--dry-run")
+    assert refused.returncode == 2, refused.stderr
+    assert "was tokenized by another tokenizer (bpe, 400 ids" in refused.stderr

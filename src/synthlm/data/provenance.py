@@ -101,6 +101,8 @@ def _same_ids(recorded: dict[str, Any], tokenizer: Tokenizer) -> bool:
         theirs = load_tokenizer(path)
     except Exception:  # a dir that no longer holds a loadable tokenizer proves nothing
         return False
+    if theirs.describe()["sha256"] != recorded["sha256"]:
+        return False  # the path now holds another tokenizer (retrained in place): no witness
     return theirs.vocab_size <= tokenizer.vocab_size and theirs.encode(PROBE) == tokenizer.encode(
         PROBE
     )
