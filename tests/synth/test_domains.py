@@ -310,3 +310,33 @@ def test_generation_is_a_pure_function_of_the_key(domain_type):
     other = domain.generate(generator(0, 1, 3), 5)
     assert np.array_equal(first.tokens, again.tokens) and np.array_equal(first.mask, again.mask)
     assert not np.array_equal(first.tokens, other.tokens)
+
+
+@pytest.mark.parametrize("domain_type", ["union", "intersect", "set_1_minus_2", "set_2_minus_1"])
+def test_distinct_pair_inputs_hold_no_repeated_token_with_overlap(domain_type):
+    """``distinct: true`` promises no token repeats inside one input. input2's shared tokens
+    were copied from random positions of input1, so two copies (or a copy onto one of input2's
+    own) repeated a token in about half of the examples; verify did not look."""
+    params = {
+        "vocab": {"num_vocab": 12},
+        "length": {"min": 4, "max": 8},
+        "distinct": True,
+        "repeat_prob": 0.0,
+        "overlap": 0.7,
+    }
+    layout, domain = build(domain_type, params, 5, 1)
+    batch = domain.generate(generator(5, 7), 300)
+    sep, answer = layout.markers["sep"], layout.markers["answer"]
+    offsets = np.r_[0, np.cumsum(batch.sizes)]
+    shared = 0
+    for i in range(len(batch.sizes)):
+        sequence = batch.tokens[offsets[i] : offsets[i + 1]].tolist()
+        body = sequence[1 : sequence.index(answer)]  # after the one-token promoter
+        first, second = body[: body.index(sep)], body[body.index(sep) + 1 :]
+        assert len(set(first)) == len(first) and len(set(second)) == len(second), sequence
+        shared += len(set(first) & set(second))
+        assert domain.verify(np.asarray(sequence))
+    assert shared > 300  # the overlap is still there
+    planted = batch.tokens[offsets[0] : offsets[1]].copy()
+    planted[2] = planted[1]  # input1's second token repeats its first
+    assert not domain.verify(planted)

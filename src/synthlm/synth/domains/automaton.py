@@ -5,6 +5,11 @@ A random initial row of ``width`` cells evolves for ``steps`` steps on a ring (p
 boundary). Rows are written as cell tokens 0/1 separated by ``<row>``; the prompt is the first
 row and its ``<row>``, the answer the rows that follow. With several rules the rule is drawn per
 sequence and ``verify`` accepts any allowed rule that explains every transition.
+
+With a ``steps`` range the prompt does not say how many rows follow, so ``verify`` (and with it
+synthetic exact match) accepts any row count in the range: an answer that stops after
+``steps.min`` correct rows scores as correct. Accuracy then measures correct evolution, not
+length; fix ``steps`` (``min == max``) to score the length too.
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ def evolve(rows: np.ndarray, rules: np.ndarray) -> np.ndarray:
     "cellular_automaton",
     family="automata",
     description="Elementary cellular automaton rows (rule, width, steps); answer = rows "
-    "after the first.",
+    "after the first (with a steps range, any row count in it is correct: fix steps to score "
+    "the length).",
 )
 class CellularAutomaton(Domain):
     Params = AutomatonParams

@@ -127,8 +127,11 @@ class InputTask(Domain):
         raise NotImplementedError
 
     def check_input_length(self, x: np.ndarray) -> None:
+        """An input's length, and with ``distinct`` that no token repeats in it."""
         if not self.params.length.contains(len(x)):
             raise Malformed(f"input length {len(x)} outside {self.params.length}")
+        if getattr(self.params, "distinct", False) and len(np.unique(x)) != len(x):
+            raise Malformed("a token repeats inside an input of a distinct: true domain")
 
 
 def with_empty(y: Ragged, empty_id: int) -> Ragged:

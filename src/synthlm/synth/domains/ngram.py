@@ -1,10 +1,16 @@
 """``ngram``: text from a random n-gram language model with a seeded transition table.
 
-Each context (the previous ``n - 1`` tokens) has ``branching`` successors with Zipf weights over
-their ranks. The table is never stored: successor ``r`` of context ``c`` is
+Each context (the previous ``n - 1`` tokens) has ``branching`` ranked successor slots with Zipf
+weights over their ranks. The table is never stored: successor ``r`` of context ``c`` is
 ``splitmix64(key ^ splitmix64(c * branching + r)) mod num_vocab`` with a key drawn from the
 dataset seed and the domain's index, so any vocabulary size and order cost no memory, and
 ``verify`` can recompute the table to check that every transition is allowed.
+
+Two slots of one context can hash to the same token, whose weights then add up: a context has
+*at most* ``branching`` distinct successors (with 100 ids and 8 slots, a quarter of the
+contexts have fewer; ``branching = num_vocab`` reaches about 63% of the vocabulary, not all of
+it). ``vocab.prob`` draws only the first ``n - 1`` tokens of a sequence; every later token
+comes from the table.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ class NgramParams(VocabParams):
 @register_domain(
     "ngram",
     family="stochastic",
-    description="A random n-gram language model with a seeded sparse transition table.",
+    description="A random n-gram language model with a seeded sparse transition table (at most "
+    "`branching` successors per context; vocab.prob draws only the first n-1 tokens).",
 )
 class Ngram(Domain):
     Params = NgramParams

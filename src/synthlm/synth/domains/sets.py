@@ -41,7 +41,10 @@ class PairTask(InputTask):
         owner = b.seq_ids
         offset = np.floor(rng.random(len(b.values)) * a.lengths[owner]).astype(np.int64)
         shared = rng.random(len(b.values)) < self.params.overlap
-        b.values = np.where(shared, a.values[a.starts[owner] + offset], b.values)
+        if self.params.distinct:
+            b.values = _share_distinct(a, b, shared, rng)
+        else:
+            b.values = np.where(shared, a.values[a.starts[owner] + offset], b.values)
         y = with_empty(self.combine(a, b), self.mark("empty"))
         ones = np.ones(n, dtype=bool)
         return [
@@ -71,6 +74,31 @@ class PairTask(InputTask):
 
     def expected(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def _share_distinct(
+    a: Ragged, b: Ragged, shared: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """input2 with its ``shared`` positions copied from input1, keeping every input distinct.
+
+    Copying each shared position from a random token of input1 (the default) can copy one token
+    twice, or onto a token input2 already holds; with ``distinct`` the shared positions take
+    different tokens of input1 (as many as it has), and the others keep input2's own draws,
+    skipping any that a copy now holds. A loop over sequences: only distinct inputs pay for it.
+    """
+    values = b.values.copy()
+    a_starts = a.starts
+    for i, (start, length) in enumerate(zip(b.starts, b.lengths, strict=True)):
+        first = a.values[a_starts[i] : a_starts[i] + a.lengths[i]]
+        row = values[start : start + length]
+        positions = np.flatnonzero(shared[start : start + length])[: len(first)]
+        picks = rng.choice(first, size=len(positions), replace=False)
+        own = row[~np.isin(row, picks)]  # b's draw is distinct: at least length - k remain
+        rest = np.ones(length, dtype=bool)
+        rest[positions] = False
+        row[positions] = picks
+        row[rest] = own[: int(rest.sum())]
+    return values
 
 
 @register_domain(
