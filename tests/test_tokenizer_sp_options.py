@@ -303,3 +303,30 @@ def test_the_library_hard_limit_failure_names_the_way_out(tmp_path, train_txt):
     with pytest.raises(UserError, match="hard_vocab_limit=false") as caught:
         train_tokenizer([train_txt], "sentencepiece", 32_000, tmp_path / "t", sp_defaults="library")
     assert "could not train a 32000-piece model" in str(caught.value)
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_user_defined_symbols_encode_alike_in_autotokenizer(
+    tmp_path, train_txt, shakespeare, model_type
+):
+    """A model with user-defined pieces: the saved tokenizer.json (what AutoTokenizer, the
+    lm-eval bridge and chat tokenization read) gives sentencepiece's own ids. As raw-text added
+    tokens they gave "foo bar" as foo, ▁, ▁b, ar where sentencepiece writes ▁, foo, ▁b, ar; and
+    sentencepiece's unigram does not even force them (its lattice scores them n x max - 0.1)."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "tok"
+    done = run_cli(
+        "tokenizer", "train", "--input", str(train_txt), "--kind", "sentencepiece",
+        "--sp-model-type", model_type, "--vocab-size", str(VOCAB),
+        "--sp-option", "user_defined_symbols=<sep>,foo,the", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reference = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    auto = AutoTokenizer.from_pretrained(out)
+    held_out = shakespeare.read_text(encoding="utf-8").splitlines()[-800:]
+    probes = ["foo bar", "a <sep> b", "football", "  the  foo<sep>the", "<sep><sep>foofoo"]
+    for text in [*probes, *TEXTS, *(line for line in held_out if line.strip())]:
+        ids = auto(text, add_special_tokens=False)["input_ids"]
+        assert ids == reference.encode(text), (text, auto.tokenize(text))

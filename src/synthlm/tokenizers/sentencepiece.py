@@ -7,6 +7,7 @@ sentencepiece stays the encoder (its byte fallback and normalization are the ref
 from __future__ import annotations
 
 import hashlib
+import re
 
 from synthlm.errors import UserError
 from synthlm.tokenizers.base import DEFAULT_TOKENS, BaseTokenizer
@@ -110,7 +111,9 @@ def _sp_backend(proto: bytes):
     model.ParseFromString(proto)
     spec, norm, kinds = model.trainer_spec, model.normalizer_spec, pb.ModelProto.SentencePiece
     pieces = [(p.piece, p.score) for p in model.pieces]
+    user = [p.piece for p in model.pieces if p.type == kinds.USER_DEFINED]
     if spec.model_type == pb.TrainerSpec.UNIGRAM:
+        pieces = _unigram_scores(model, kinds)
         backend = Backend(
             models.Unigram(pieces, unk_id=spec.unk_id, byte_fallback=spec.byte_fallback)
         )
@@ -124,6 +127,8 @@ def _sp_backend(proto: bytes):
                 unk_token=spec.unk_piece,
                 fuse_unk=True,
                 byte_fallback=spec.byte_fallback,
+                # a user-defined piece is no merge of others: looked up whole once isolated
+                ignore_merges=bool(user),
             )
         )
     else:
@@ -135,21 +140,49 @@ def _sp_backend(proto: bytes):
         steps += [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")]
     steps += [normalizers.Prepend("▁")] if norm.add_dummy_prefix else []
     backend.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
+    splits = []
+    if user and spec.model_type == pb.TrainerSpec.BPE:
+        # sentencepiece's BPE cuts user-defined pieces out of the *normalized* text (after the
+        # dummy prefix, spaces as "▁") before merging: "foo bar" is "▁", "foo", "▁b", "ar".
+        # As added tokens they would be matched in the raw text, each remaining segment getting
+        # its own prefix ("foo", "▁", "▁b", "ar"); isolated by a pre-tokenizer, longest first,
+        # they are cut where sentencepiece cuts them. (Its unigram instead scores them in the
+        # lattice: see _unigram_scores.)
+        longest_first = sorted(user, key=len, reverse=True)
+        pattern = "|".join(re.escape(piece) for piece in longest_first)
+        splits.append(pre_tokenizers.Split(Regex(pattern), behavior="isolated"))
     if spec.split_by_whitespace and not spec.treat_whitespace_as_suffix:
-        backend.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement="▁", prepend_scheme="never", split=True
-        )
+        splits.append(pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True))
+    if splits:
+        backend.pre_tokenizer = pre_tokenizers.Sequence(splits)
     strip = [decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []
     backend.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), *strip]
     )
     added = [
-        AddedToken(p.piece, special=p.type != kinds.USER_DEFINED, normalized=False)
+        AddedToken(p.piece, special=True, normalized=False)
         for p in model.pieces
-        if p.type in (kinds.CONTROL, kinds.USER_DEFINED, kinds.UNKNOWN)
+        if p.type in (kinds.CONTROL, kinds.UNKNOWN)
     ]
     backend.add_tokens(added)
     return backend
+
+
+FLT_MIN = 1.1754943508222875e-38  # C's FLT_MIN: sentencepiece's starting "max" score
+
+
+def _unigram_scores(model, kinds) -> list[tuple[str, float]]:
+    """Pieces with the scores sentencepiece's unigram lattice gives them: a user-defined piece
+    of ``n`` characters scores ``n * max_score - 0.1`` ("a bonus to always be selected"), where
+    ``max_score`` starts at FLT_MIN and rises only over a normal piece scoring above it, so with
+    the usual negative log probabilities a user-defined piece scores about -0.1. The proto
+    stores 0 for them, which the lattice never reads."""
+    normal = [p.score for p in model.pieces if p.type == kinds.NORMAL]
+    top = max([FLT_MIN, *normal])
+    return [
+        (p.piece, len(p.piece) * top - 0.1 if p.type == kinds.USER_DEFINED else p.score)
+        for p in model.pieces
+    ]
 
 
 def _sp_merges(normal: list[str], vocab: dict[str, int]) -> list[tuple[str, str]]:
