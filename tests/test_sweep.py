@@ -37,7 +37,8 @@ BASE = {
     "train": {"max_steps": 10},
 }
 
-# Stands in for `synthlm train CONFIG`: writes what the real trainer writes, fails on request.
+# Stands in for `synthlm train CONFIG`: writes what the real trainer writes (final/ last), fails
+# (seed 13) or stops early as a stop signal makes it (seed 15: exit 0, no final/) on request.
 FAKE_TRAINER = textwrap.dedent(
     """
     import json, pathlib, sys, yaml
@@ -48,7 +49,9 @@ FAKE_TRAINER = textwrap.dedent(
     lines = [json.dumps({"step": s, "tokens": 64 * s, "loss": 3 - w * s}) for s in range(1, 6)]
     (run / "metrics.jsonl").write_text("\\n".join(lines) + "\\n")
     with open(run.parent.parent / "calls.txt", "a") as f: f.write(run.name + "\\n")
-    sys.exit(3 if cfg.get("seed") == 13 else 0)
+    if cfg.get("seed") == 13: sys.exit(3)
+    if cfg.get("seed") != 15: (run / "final").mkdir(exist_ok=True)  # 15: stopped by a signal
+    sys.exit(0)
     """
 )
 
@@ -163,6 +166,26 @@ def test_names_disambiguate_keys_with_the_same_last_part(base, tmp_path):
     assert sweep.points[1].name == "001_0.weight-1_1.weight-0.2"
 
 
+@pytest.mark.parametrize("grid", ["optim.lr=1e-3,0.001", "train.max_steps=6,6.0"])
+def test_grid_values_that_parse_to_one_setting_are_refused(base, tmp_path, grid):
+    with pytest.raises(UserError, match="000_.* and 001_.* are the same config"):
+        plan_sweep([base], [grid], tmp_path / "sw")
+
+
+def test_points_the_trainer_resolves_to_one_config_are_refused(base, tmp_path):
+    class Resolved:  # what load_run_config returns: a model with model_dump()
+        def __init__(self, overrides):
+            self.seq_len = int(overrides[0].split("=")[1].strip("'"))
+
+        def model_dump(self):
+            return {"seq_len": self.seq_len, "run_dir": "differs per point"}
+
+    sweep = plan_sweep([base], ["data.seq_len=32,'32'"], tmp_path / "sw")
+    with pytest.raises(UserError, match="are the same config"):
+        write_sweep(sweep, validator=lambda files, overrides: Resolved(overrides))
+    assert not (tmp_path / "sw").exists()
+
+
 def test_a_bad_override_fails_before_anything_is_written(base, tmp_path):
     with pytest.raises(ConfigError, match="out of range"):
         plan_sweep([base], ["data.sources.5.weight=0.1,0.2"], tmp_path / "sw")
@@ -198,6 +221,38 @@ def test_a_different_sweep_is_not_overwritten_without_force(base, tmp_path):
     ]
 
 
+def test_force_retrains_from_scratch_and_keeps_the_earlier_runs_aside(base, tmp_path, fake_trainer):
+    sweep = plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw")
+    write_sweep(sweep)
+    run_local(sweep, fake_trainer, echo=lambda _: None)
+    said: list[str] = []
+    write_sweep(sweep, force=True, echo=said.append)
+    for point in sweep.points:
+        assert not point.run_dir.exists() and not sweep.done_marker(point).exists()
+        (aside,) = point.run_dir.parent.glob(f"{point.name}.replaced-*")
+        assert (aside / "final").is_dir()  # nothing deleted
+        assert any(str(aside) in line for line in said)
+    assert [o.status for o in run_local(sweep, fake_trainer, echo=lambda _: None)] == [
+        "done",
+        "done",
+    ]
+    assert len((tmp_path / "sw" / "calls.txt").read_text().split()) == 4
+
+
+def test_a_base_config_edited_in_place_is_refused_once_points_started(base, tmp_path, fake_trainer):
+    write_sweep(plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw"))
+    base.write_text(yaml.safe_dump({**BASE, "seed": 7}))
+    write_sweep(plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw"))  # nothing ran yet: fine
+    sweep = plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw")
+    run_local(sweep, fake_trainer, echo=lambda _: None)
+    base.write_text(yaml.safe_dump({**BASE, "seed": 8}))
+    changed = plan_sweep([base], ["optim.lr=1,2"], tmp_path / "sw")
+    with pytest.raises(UserError, match="base config changed since 2 point.*--force.*new --out"):
+        write_sweep(changed)
+    assert yaml.safe_load(changed.points[0].config.read_text())["seed"] == 7  # not rewritten
+    write_sweep(changed, force=True, echo=lambda _: None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Launching
 
@@ -216,7 +271,7 @@ def test_slurm_array_task_trains_its_point_and_skips_when_done(base, tmp_path, f
     text = script.read_text()
     assert "#SBATCH --array=0-2%2" in text and "#SBATCH --partition=gpu" in text
     assert (
-        f"#SBATCH --output={tmp_path / 'sw' / 'logs'}/%x-%A_%a.out" in text
+        f'#SBATCH --output="{tmp_path / "sw" / "logs"}/%x-%A_%a.out"' in text
         and (tmp_path / "sw" / "logs").is_dir()
     )
     subprocess.run(["bash", "-n", str(script)], check=True)
@@ -237,6 +292,25 @@ def test_slurm_array_task_trains_its_point_and_skips_when_done(base, tmp_path, f
     )
     assert "already finished" in again.stdout
     assert (tmp_path / "sw" / "calls.txt").read_text().split() == ["001_lr-3e-4"]
+
+
+def test_slurm_task_stopped_by_a_signal_leaves_its_point_pending(base, tmp_path, fake_trainer):
+    """A preempted task's trainer saves a checkpoint and exits 0; the requeued task must resume
+    it, so only RUN/final/ (not the exit status) marks a point finished."""
+    sweep = plan_sweep([base], ["seed=15,14"], tmp_path / "sw")
+    write_sweep(sweep)
+    sweep.done_marker(sweep.points[0]).parent.mkdir()
+    sweep.done_marker(sweep.points[0]).touch()  # as older versions marked a stopped task
+    script = write_slurm_script(sweep, fake_trainer, workdir=tmp_path)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0"}
+    for _ in range(2):
+        task = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+        assert task.returncode == 0, task.stderr
+        assert "stopped before finishing" in task.stdout and "already finished" not in task.stdout
+    assert (tmp_path / "sw" / "calls.txt").read_text().split() == ["000_seed-15"] * 2
+    env["SLURM_ARRAY_TASK_ID"] = "1"
+    subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True)
+    assert sweep.done_marker(sweep.points[1]).is_file()
 
 
 def test_slurm_script_keeps_user_job_name_and_output(base, tmp_path):
@@ -261,6 +335,19 @@ def test_local_runs_go_in_turn_and_failures_do_not_stop_the_rest(base, tmp_path,
         "001_seed-14",
         "000_seed-13",
     ]
+
+
+def test_a_stopped_point_stays_pending_and_ends_the_local_sweep(base, tmp_path, fake_trainer):
+    """Exit 0 without RUN/final/ is a stop signal's checkpoint, not a finished run."""
+    sweep = plan_sweep([base], ["seed=15,14"], tmp_path / "sw")
+    write_sweep(sweep)
+    said: list[str] = []
+    outcomes = run_local(sweep, fake_trainer, echo=said.append)
+    assert [(o.point.name, o.status) for o in outcomes] == [("000_seed-15", "stopped")]
+    assert "stopped before finishing" in said[-1]
+    assert not (tmp_path / "sw" / "done").exists()
+    assert [o.status for o in run_local(sweep, fake_trainer, echo=said.append)] == ["stopped"]
+    assert (tmp_path / "sw" / "calls.txt").read_text().split() == ["000_seed-15"] * 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,3 +441,18 @@ def test_cli_local_sweep_then_report_compares_the_runs(base, tmp_path, fake_trai
     assert json.loads((tmp_path / "sw" / "report" / "report.json").read_text())["differing"] == [
         "data.sources.1.weight"
     ]
+
+
+def test_cli_says_what_happened_and_refuses_flags_it_would_ignore(base, tmp_path, fake_trainer):
+    command = ["--command", " ".join(fake_trainer), "--no-validate", "--out", "sw"]
+    stopped = synthlm("sweep", str(base), "seed=15,14", *command, cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr  # as a stopped `synthlm train`
+    assert "sweep stopped at 000_seed-15: 2 of 2 points not finished" in stopped.stdout
+    assert "001_seed-14" not in stopped.stdout
+    failed = synthlm("sweep", str(base), "seed=13", *command[:-1], "sw2", cwd=tmp_path)
+    assert failed.returncode == 1 and "wrote 1 config to" in failed.stdout
+    assert failed.stderr.startswith("error: 1 of 1 sweep points failed: 000 (exit 3)")
+    for flag in (["--max-parallel", "2"], ["--slurm-option", "time=1:00"], ["--slurm-setup", "x"]):
+        ignored = synthlm("sweep", str(base), "seed=1,2", *flag, "--out", "sw3", cwd=tmp_path)
+        assert ignored.returncode == 2 and f"{flag[0]}: only used with --slurm" in ignored.stderr
+    assert not (tmp_path / "sw3").exists()

@@ -80,6 +80,24 @@ def test_an_invalid_point_fails_the_whole_sweep_before_anything_is_written(tmp_p
     assert not (tmp_path / "sw").exists()
 
 
+def test_a_missing_data_path_fails_the_whole_sweep_before_anything_is_written(tmp_path, base):
+    """The pre-flight checks of `synthlm train --dry-run` run for every point up front."""
+    result = run_cli(
+        "sweep",
+        str(base),
+        "optim.lr=1e-3,3e-4",
+        "--grid",
+        f"data.sources.0.path={tmp_path / 'text'},/nonexist2",
+        "--out",
+        str(tmp_path / "sw"),
+        env=ENV,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "sweep point 002_path-nonexist2_lr-1e-3" in result.stderr  # 000, 001 pass
+    assert "/nonexist2 is not a token store" in result.stderr
+    assert not (tmp_path / "sw").exists()
+
+
 @pytest.mark.slow
 def test_two_points_train_for_real_and_the_report_compares_them(tmp_path, base):
     sweep = tmp_path / "sw"

@@ -8,22 +8,36 @@ re-launched, inspected or edited alone, and ``synthlm report SWEEPDIR`` compares
 Grid values use the same syntax as ``synthlm train`` overrides (``optim.lr=1e-3,3e-4``); commas
 inside brackets or quotes do not split (``model.dims=[1,2],[3,4]`` is two values). Every point
 is built and validated with the trainer's config loader before any file is written, so a typo
-fails the whole sweep at once instead of at point 7 an hour later. Finished points leave a
-marker in ``SWEEPDIR/done/``, so re-running an interrupted sweep (locally or by resubmitting the
-array) skips them.
+fails the whole sweep at once instead of at point 7 an hour later; the same goes for the
+pre-flight checks of ``synthlm train --dry-run`` (data paths, tokenizer, batch and budget plan),
+and for two grid values that parse to one setting (``1e-3`` and ``0.001``).
+
+A point is finished when its run dir holds ``final/`` (the trainer writes it last, and the report
+reads it the same way), not when the trainer exits 0: a stop signal (SIGTERM, SIGUSR1) saves a
+checkpoint and exits 0 too, and such a point must resume on the next run, locally or when the
+array is resubmitted. ``SWEEPDIR/done/`` keeps a dated marker per finished point, for people.
+A locally started trainer dies with the sweep (a SIGKILLed sweep leaves no orphan behind) and
+holds a lock on its point, so two trainers never share one run dir.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import datetime as dt
+import functools
+import hashlib
 import itertools
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +51,8 @@ MANIFEST = "sweep.json"
 SLURM_SCRIPT = "sweep.slurm"
 NAME_CHARS = re.compile(r"[^A-Za-z0-9.+-]+")
 SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # the trainer's (synthlm.train.signals)
 Validator = Callable[[Sequence[Path], Sequence[str]], Any]
 
 
@@ -62,6 +78,16 @@ class Point:
     run_dir: Path
     tree: dict[str, Any]
 
+    @property
+    def finished(self) -> bool:
+        """Training writes RUN/final/ last; a trainer stopped by a signal exits 0 without it."""
+        return (self.run_dir / "final").is_dir()
+
+    @property
+    def digest(self) -> str:
+        """What this point trains with, so a rerun notices a base config edited in place."""
+        return hashlib.sha256(dump_yaml(self.tree).encode("utf-8")).hexdigest()
+
 
 @dataclass(frozen=True)
 class Sweep:
@@ -85,6 +111,7 @@ class Sweep:
                     "overrides": list(p.overrides),
                     "config": str(p.config),
                     "run_dir": str(p.run_dir),
+                    "config_sha256": p.digest,
                 }
                 for p in self.points
             ],
@@ -165,7 +192,25 @@ def plan_sweep(base: Sequence[str | Path], grid: Sequence[str], out: str | Path)
         _point(i, name, axes, combo, tree, out)
         for i, (name, combo) in enumerate(zip(names, combos))
     )
+    refuse_duplicates(points, [_setting(p.tree) for p in points])
     return Sweep(out, files, axes, points)
+
+
+def _setting(tree: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in tree.items() if key != "run_dir"}
+
+
+def refuse_duplicates(points: Sequence[Point], settings: Sequence[Any]) -> None:
+    """Two points with equal settings (``1e-3`` and ``0.001``, ``6`` and ``6.0``) would train
+    one config twice under two names and plot as two curves that differ only by noise."""
+    for first, second in itertools.combinations(range(len(points)), 2):
+        if settings[first] == settings[second]:
+            a, b = points[first], points[second]
+            raise UserError(
+                f"grid points {a.name} ({' '.join(a.overrides)}) and {b.name} "
+                f"({' '.join(b.overrides)}) are the same config once their values are parsed; "
+                f"give each grid value once"
+            )
 
 
 def _point(
@@ -214,38 +259,65 @@ def _short_keys(keys: Sequence[str]) -> list[str]:
 # Writing
 
 
-def default_validator() -> Validator:
-    """The trainer's own loader, so a point passes exactly when ``synthlm train`` would accept
-    its config: unknown keys, wrong types and out-of-range values fail the whole sweep up front."""
-    from synthlm.train import load_run_config
+def default_validator(*, resume_checks: bool = True) -> Validator:
+    """What ``synthlm train --dry-run`` checks, per point: the trainer's config loader (unknown
+    keys, wrong types, out-of-range values), the run dir can be written, a checkpoint a resume
+    would load is readable, and the run plan (data paths, tokenizer, batch, token budget).
+    Planning for one process: a multi-process launch divides the batch further at start-up.
+    ``resume_checks=False`` (with --force) skips checkpoints that are about to be moved aside.
+    """
+    from synthlm.fileio import check_output
+    from synthlm.train import load_run_config, plan_run
+    from synthlm.train.checkpoint import read_state, resolve_resume
 
-    return load_run_config
+    def check(files: Sequence[Path], overrides: Sequence[str]) -> Any:
+        config = load_run_config(list(files), list(overrides))
+        check_output(config.run_dir, kind="dir", what="run_dir")
+        checkpoint = resolve_resume(config.run_dir, config.train.resume) if resume_checks else None
+        if checkpoint is not None:
+            read_state(checkpoint)
+        plan_run(config, 1)
+        return config
+
+    return check
 
 
 def validate_points(sweep: Sweep, validator: Validator | None) -> None:
-    """Check every point against the training schema before anything is written."""
+    """Check every point before anything is written; points whose resolved configs are equal
+    (the trainer's types coerce what the grid parser kept apart) are refused too."""
     if validator is None:
         return
+    resolved = []
     for point in sweep.points:
         try:
-            validator(list(sweep.base), [*point.overrides, f"run_dir={point.run_dir}"])
+            config = validator(list(sweep.base), [*point.overrides, f"run_dir={point.run_dir}"])
         except UserError as exc:  # ConfigError, or a path the trainer's checks refuse
             raise ConfigError(
                 f"sweep point {point.name} ({' '.join(point.overrides) or 'base'}): {exc}"
             ) from None
+        dump = getattr(config, "model_dump", None)
+        resolved.append(_setting(dump()) if dump else id(point))  # unknown results never match
+    refuse_duplicates(sweep.points, resolved)
 
 
-def write_sweep(sweep: Sweep, *, validator: Validator | None = None, force: bool = False) -> Path:
+def write_sweep(
+    sweep: Sweep,
+    *,
+    validator: Validator | None = None,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Path:
     """Write configs/<point>.yaml for every point and SWEEPDIR/sweep.json; returns the manifest path.
 
     An existing SWEEPDIR of the *same* sweep is reused (finished points stay finished); one of
-    a different sweep is an error unless ``force``, which also forgets which points finished.
+    a different sweep, or of this one with a base config since edited, is an error unless
+    ``force``, which moves each point's earlier run dir aside so every point trains anew.
     """
     validate_points(sweep, validator)
     _check_existing(sweep, force)
     if force:
         for point in sweep.points:
-            sweep.done_marker(point).unlink(missing_ok=True)
+            _replace_run(sweep, point, echo)
     for point in sweep.points:
         atomic_write_text(
             point.config,
@@ -254,6 +326,22 @@ def write_sweep(sweep: Sweep, *, validator: Validator | None = None, force: bool
         )
     (sweep.out / "runs").mkdir(parents=True, exist_ok=True)
     return atomic_write_json(sweep.out / MANIFEST, sweep.manifest())
+
+
+def _replace_run(sweep: Sweep, point: Point, echo: Callable[[str], None]) -> None:
+    """--force: keep the earlier run (never deleted) but out of the way, so nothing resumes it."""
+    sweep.done_marker(point).unlink(missing_ok=True)
+    if not point.run_dir.exists():
+        return
+    with point_lock(sweep, point):  # refuses while a trainer still writes to it
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = point.run_dir.with_name(f"{point.name}.replaced-{stamp}")
+        for number in itertools.count(2):
+            if not target.exists():
+                break
+            target = point.run_dir.with_name(f"{point.name}.replaced-{stamp}-{number}")
+        point.run_dir.rename(target)
+    echo(f"{point.name}: --force: moved its earlier run dir to {target}")
 
 
 def _check_existing(sweep: Sweep, force: bool) -> None:
@@ -276,6 +364,26 @@ def _check_existing(sweep: Sweep, force: bool) -> None:
         )
     if not same:
         _remove_old_configs(sweep, old if isinstance(old, dict) else {})
+    elif not force:
+        _refuse_changed_points(sweep, old["points"])
+
+
+def _refuse_changed_points(sweep: Sweep, old: list[dict[str, Any]]) -> None:
+    """Same names and overrides, but a base file edited in place: a started point would resume
+    (or a finished one be kept) under a config its weights never saw. Manifests of older
+    versions carry no digest, so they cannot be checked."""
+    changed = [
+        point.name
+        for point, entry in zip(sweep.points, old)
+        if entry.get("config_sha256", point.digest) != point.digest and point.run_dir.exists()
+    ]
+    if changed:
+        raise UserError(
+            f"--out {sweep.out}: the base config changed since {len(changed)} point(s) were "
+            f"started ({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}), so their "
+            f"runs no longer match their configs; pass --force to retrain every point (earlier "
+            f"run dirs are moved aside) or choose a new --out"
+        )
 
 
 def _remove_old_configs(sweep: Sweep, old: dict[str, Any]) -> None:
@@ -317,18 +425,24 @@ def slurm_script(
     max_parallel: int | None = None,
     workdir: Path | None = None,
 ) -> str:
-    """A SLURM array job: task i trains point i; finished points are skipped on resubmission."""
+    """A SLURM array job: task i trains point i; finished points are skipped on resubmission.
+
+    Finished means RUN/final/ exists: a task stopped by preemption or its time limit exits 0
+    with a checkpoint saved, and must train on (resume) when requeued or resubmitted.
+    """
     count = len(sweep.points)
     array = f"0-{count - 1}" + (f"%{max_parallel}" if max_parallel else "")
     given = {key for key, _ in options}
+    log = _sbatch_quote(f"{sweep.out / 'logs'}/%x-%A_%a.out")
     header = [f"#SBATCH --array={array}"]
     header += [] if "job-name" in given else [f"#SBATCH --job-name={_job_name(sweep)}"]
-    header += [] if "output" in given else [f"#SBATCH --output={sweep.out / 'logs'}/%x-%A_%a.out"]
+    header += [] if "output" in given else [f"#SBATCH --output={log}"]
     header += [
         f"#SBATCH --{key}={value}" if value else f"#SBATCH --{key}" for key, value in options
     ]
     configs = "\n".join(f"  {shlex.quote(str(p.config))}" for p in sweep.points)
     names = "\n".join(f"  {shlex.quote(p.name)}" for p in sweep.points)
+    runs = "\n".join(f"  {shlex.quote(str(p.run_dir))}" for p in sweep.points)
     done = shlex.quote(str(sweep.out / "done"))
     return f"""#!/bin/bash
 # Written by `synthlm sweep` on {dt.date.today()}: {count} grid points, one per array task.
@@ -342,15 +456,32 @@ CONFIGS=(
 NAMES=(
 {names}
 )
+RUNS=(
+{runs}
+)
 TASK=${{SLURM_ARRAY_TASK_ID:?run this script with sbatch (it needs SLURM_ARRAY_TASK_ID)}}
 NAME="${{NAMES[$TASK]}}"
 CONFIG="${{CONFIGS[$TASK]}}"
-if [ -e {done}/"$NAME" ]; then echo "sweep point $NAME already finished; skipping"; exit 0; fi
+RUN="${{RUNS[$TASK]}}"
+# finished = the trainer wrote $RUN/final (a stop signal also exits 0, with a checkpoint only)
+if [ -d "$RUN/final" ]; then echo "sweep point $NAME already finished; skipping"; exit 0; fi
 {chr(10).join(setup)}
 echo "sweep point $NAME: $CONFIG"
 {shlex.join(command)} "$CONFIG"
-mkdir -p {done} && touch {done}/"$NAME"
+if [ ! -d "$RUN/final" ]; then
+  echo "sweep point $NAME stopped before finishing (no $RUN/final); it resumes when requeued" \\
+    "or when the array is submitted again"
+  exit 0
+fi
+mkdir -p {done} && date -Iseconds > {done}/"$NAME"
 """
+
+
+def _sbatch_quote(value: str) -> str:
+    """sbatch reads #SBATCH lines itself (no shell): double quotes keep a path with spaces whole."""
+    if '"' in value:
+        raise UserError(f"sweep folder {value!r}: a double quote cannot be written to #SBATCH")
+    return f'"{value}"'
 
 
 def _job_name(sweep: Sweep) -> str:
@@ -364,10 +495,14 @@ def write_slurm_script(sweep: Sweep, command: Sequence[str], **kwargs: Any) -> P
     return path
 
 
+class PointBusy(UserError):
+    """Another process (an earlier sweep's trainer that outlived it) holds the point's lock."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     point: Point
-    status: str  # "done", "skipped" (finished earlier), "failed"
+    status: str  # "done", "skipped" (finished earlier), "stopped" (signal), "failed", "busy"
     returncode: int = 0
 
 
@@ -377,23 +512,140 @@ def run_local(
     *,
     echo: Callable[[str], None] = print,
 ) -> list[Outcome]:
-    """Train the points one after another; a failed point is reported and the rest still run."""
+    """Train the points one after another; a failed point is reported and the rest still run.
+
+    A stopped point (stop signal: checkpoint saved, exit 0, no final/) ends the sweep there: the
+    stop was meant for the whole sweep, and the next run resumes that point first.
+    """
     outcomes = []
     for point in sweep.points:
-        marker = sweep.done_marker(point)
-        label = f"[{point.index + 1}/{len(sweep.points)}] {point.name}"
-        if marker.exists():
-            echo(f"{label}: finished earlier, skipping ({marker})")
-            outcomes.append(Outcome(point, "skipped"))
-            continue
-        argv = [*command, str(point.config)]
-        echo(f"{label}: {shlex.join(argv)}")
-        code = subprocess.run(argv, check=False).returncode
-        if code == 0:
-            atomic_write_text(
-                marker, dt.datetime.now().astimezone().isoformat(timespec="seconds") + "\n"
-            )
-        else:
-            echo(f"{label}: failed with exit status {code}")
-        outcomes.append(Outcome(point, "done" if code == 0 else "failed", code))
+        outcomes.append(_run_point(sweep, point, command, echo))
+        if outcomes[-1].status == "stopped":
+            break
     return outcomes
+
+
+def _run_point(
+    sweep: Sweep, point: Point, command: Sequence[str], echo: Callable[[str], None]
+) -> Outcome:
+    label = f"[{point.index + 1}/{len(sweep.points)}] {point.name}"
+    if point.finished:
+        echo(f"{label}: finished earlier, skipping ({point.run_dir / 'final'})")
+        return Outcome(point, "skipped")
+    argv = [*command, str(point.config)]
+    try:
+        with point_lock(sweep, point) as lock:
+            echo(f"{label}: {shlex.join(argv)}")
+            code = _train(argv, lock)
+    except PointBusy as exc:
+        echo(f"{label}: {exc}")
+        return Outcome(point, "busy")
+    if code != 0:
+        echo(f"{label}: failed with exit status {code}")
+        return Outcome(point, "failed", code)
+    if not point.finished:
+        echo(
+            f"{label}: stopped before finishing (the trainer exited 0 without writing "
+            f"{point.run_dir / 'final'}); run the same command again to resume it"
+        )
+        return Outcome(point, "stopped")
+    atomic_write_text(
+        sweep.done_marker(point),
+        dt.datetime.now().astimezone().isoformat(timespec="seconds") + "\n",
+    )
+    return Outcome(point, "done")
+
+
+@contextlib.contextmanager
+def point_lock(sweep: Sweep, point: Point) -> Iterator[int | None]:
+    """Exclusive lock on one point (advisory ``flock``); yields its file descriptor.
+
+    The trainer inherits the descriptor, so the lock lasts as long as the trainer does, even
+    past a killed sweep: a rerun then refuses the point instead of starting a second trainer
+    in the same run dir. Windows has no flock; there a concurrent run is the user's risk.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield None
+        return
+    path = sweep.out / "locks" / point.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = path.read_text(encoding="utf-8").strip() or "unknown"
+            raise PointBusy(
+                f"another process (pid {holder}) is training this point in {point.run_dir}; "
+                f"wait for it to end or stop it, then run the sweep again"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        yield handle
+    finally:
+        os.close(handle)  # the trainer's inherited copy keeps the lock until it exits
+
+
+def _train(argv: Sequence[str], lock: int | None) -> int:
+    """Run one trainer to its end; its exit status.
+
+    A stop signal sent to the sweep (scancel, ``timeout``, ``kill``) is passed on, so the
+    trainer saves a checkpoint and exits 0 instead of being killed mid-step; the handler is in
+    place before the trainer starts, so no signal falls between the two.
+    """
+    with _forward_stop_signals() as forward:
+        process = subprocess.Popen(
+            argv,
+            pass_fds=() if lock is None else (lock,),
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+        )
+        forward(process)
+        if lock is not None:
+            os.pwrite(lock, f"{process.pid}\n".ljust(16).encode(), 0)
+        try:
+            return process.wait()
+        except BaseException:  # Ctrl-C, or a bug: never leave the trainer behind
+            process.kill()
+            process.wait()
+            raise
+
+
+@contextlib.contextmanager
+def _forward_stop_signals() -> Iterator[Callable[[subprocess.Popen], None]]:
+    """Yields ``forward(process)``: stop signals, from now on and any already received, go to
+    ``process``. Signal handlers can only be set in the main thread; elsewhere nothing is."""
+    received: list[int] = []
+    target: list[subprocess.Popen] = []
+
+    def handle(signum: int, frame: object) -> None:
+        received.append(signum)
+        for process in target:
+            process.send_signal(signum)
+
+    def forward(process: subprocess.Popen) -> None:
+        target.append(process)
+        for signum in received:
+            process.send_signal(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda process: None
+        return
+    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+    try:
+        yield forward
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the trainer, before exec: the kernel sends it SIGTERM when the sweep dies, even by
+    SIGKILL (which no handler sees). SIGTERM, not SIGKILL: the trainer saves a checkpoint.
+    As in :mod:`synthlm.workers`, other systems rely on the point lock alone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the sweep died before the request above took effect
+        os._exit(1)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from synthlm.errors import UserError
+
+if TYPE_CHECKING:
+    from synthlm.sweep import Outcome
 
 
 def sweep(
@@ -60,7 +64,8 @@ def sweep(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Replace a different sweep in --out, and retrain points that already finished.",
+        help="Replace a different sweep in --out, and retrain every point from scratch (each "
+        "earlier run dir is moved aside to RUN.replaced-DATE, not deleted).",
     ),
     no_validate: bool = typer.Option(
         False,
@@ -85,32 +90,68 @@ def sweep(
         write_sweep,
     )
 
+    _refuse_slurm_only_flags(slurm, max_parallel, slurm_option, slurm_setup)
     files, axes = split_files_and_overrides(args)
     argv = _command(command) if command else default_command()
     options = parse_slurm_options(slurm_option)
     plan = plan_sweep(files, [*grid, *axes], out)
-    write_sweep(plan, validator=None if no_validate else default_validator(), force=force)
-    typer.echo(f"wrote {len(plan.points)} configs to {plan.out / 'configs'}")
+    validator = None if no_validate else default_validator(resume_checks=not force)
+    write_sweep(plan, validator=validator, force=force, echo=typer.echo)
+    count = len(plan.points)
+    typer.echo(f"wrote {count} config{'' if count == 1 else 's'} to {plan.out / 'configs'}")
     if slurm:
         script = write_slurm_script(
             plan, argv, options=options, setup=slurm_setup, max_parallel=max_parallel
         )
         typer.echo(f"wrote {script}; submit with: sbatch {shlex.quote(str(script))}")
     elif not dry_run:
-        outcomes = run_local(plan, argv, echo=typer.echo)
-        failed = [o for o in outcomes if o.status == "failed"]
-        if failed:
-            names = ", ".join(f"{o.point.name} (exit {o.returncode})" for o in failed)
-            typer.secho(
-                f"{len(failed)} of {len(outcomes)} sweep points failed: {names}",
-                err=True,
-                fg=typer.colors.RED,
-            )
-            raise typer.Exit(1)
+        _report_outcomes(run_local(plan, argv, echo=typer.echo), count)
     typer.echo(
         f"compare with: synthlm report {shlex.quote(str(plan.out))} --out "
         f"{shlex.quote(str(plan.out / 'report'))}"
     )
+
+
+def _refuse_slurm_only_flags(
+    slurm: bool, max_parallel: int | None, options: list[str], setup: list[str]
+) -> None:
+    """These flags only shape the SLURM script; a local sweep would silently ignore them."""
+    given = [
+        flag
+        for flag, value in (
+            ("--max-parallel", max_parallel is not None),
+            ("--slurm-option", bool(options)),
+            ("--slurm-setup", bool(setup)),
+        )
+        if value
+    ]
+    if given and not slurm:
+        flags = ", ".join(given)
+        raise UserError(f"{flags}: only used with --slurm; add --slurm or drop {flags}")
+
+
+def _report_outcomes(outcomes: list[Outcome], total: int) -> None:
+    """A stopped point ends the sweep with exit 0, as a stopped `synthlm train` does (a
+    requeued job resumes it); failed points, and points another trainer holds, exit 1."""
+    if outcomes and outcomes[-1].status == "stopped":
+        left = total - sum(o.status in ("done", "skipped") for o in outcomes)
+        typer.echo(
+            f"sweep stopped at {outcomes[-1].point.name}: {left} of {total} points not "
+            "finished; run the same command again to resume"
+        )
+    bad = [o for o in outcomes if o.status in ("failed", "busy")]
+    if bad:
+        names = ", ".join(f"{o.point.name} ({_why(o)})" for o in bad)
+        typer.secho(
+            f"error: {len(bad)} of {total} sweep points failed: {names}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+
+
+def _why(outcome: Outcome) -> str:
+    return "in use by another trainer" if outcome.status == "busy" else f"exit {outcome.returncode}"
 
 
 def _command(text: str) -> list[str]:

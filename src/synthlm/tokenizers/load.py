@@ -28,7 +28,7 @@ _GUESSES = {
     "unk": ("<unk>", "[UNK]", "<|unk|>"),
     "bos": ("<s>", "<bos>", "<|startoftext|>", "<|begin_of_text|>"),
     "eos": ("</s>", "<eos>", "<|endoftext|>", "<|end_of_text|>"),
-    "pad": ("<pad>", "[PAD]", "<|pad|>"),
+    "pad": ("<pad>", "[PAD]", "<|pad|>", "<|padding|>"),  # <|padding|>: GPT-NeoX-20B / Pythia
 }
 
 
@@ -147,11 +147,16 @@ def _configured_tokens(directory: Path) -> dict[str, str]:
 
 
 def _guess_tokens(vocab: dict[str, int]) -> dict[str, str]:
-    return {
+    """Roles of a vocabulary that names none (a bare tokenizer.json, vocab.json + merges.txt);
+    GPT-2's and GPT-NeoX's one ``<|endoftext|>`` is both their bos and their eos."""
+    tokens = {
         role: next(t for t in names if t in vocab)
         for role, names in _GUESSES.items()
         if any(t in vocab for t in names)
     }
+    if tokens.get("eos") == "<|endoftext|>":
+        tokens.setdefault("bos", "<|endoftext|>")
+    return tokens
 
 
 def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
@@ -165,8 +170,6 @@ def _load_gpt2(vocab: Path, merges: Path) -> HFTokenizer:
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     tokens = _guess_tokens(backend.get_vocab())
-    if tokens.get("eos") == "<|endoftext|>":
-        tokens.setdefault("bos", "<|endoftext|>")  # GPT-2 uses one token for both
     backend.add_special_tokens(
         [AddedToken(t, special=True, normalized=False) for t in set(tokens.values())]
     )
