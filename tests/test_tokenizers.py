@@ -609,3 +609,17 @@ def test_a_training_stopped_while_saving_leaves_no_tokenizer(tmp_path, monkeypat
     monkeypatch.setattr(base, "atomic_write_text", real)
     train_tokenizer([], "byte", None, tmp_path / "tok", quiet=True)  # no --overwrite needed
     assert load_tokenizer(tmp_path / "tok").kind == "byte"
+
+
+def test_a_bare_gpt_neox_style_tokenizer_json_gets_neoxs_roles(tmp_path):
+    """GPT-NeoX's <|endoftext|> is its bos and its eos and <|padding|> its pad: a bare
+    tokenizer.json holding them used to get eos only (so --prepend-bos was refused) where the
+    same vocabulary as vocab.json + merges.txt got bos too."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<|endoftext|>": 0, "<|padding|>": 1, **{c: i + 2 for i, c in enumerate("abc ")}}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.save(str(tmp_path / "tokenizer.json"))
+    tok = load_tokenizer(tmp_path / "tokenizer.json")
+    assert tok.special_ids() == {"bos": 0, "eos": 0, "pad": 1}
