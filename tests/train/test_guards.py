@@ -97,3 +97,13 @@ def test_resuming_with_a_larger_budget_under_a_constant_schedule_continues(tmp_p
     run_dir = train(tmp_path, data, "train.max_steps=4", schedule=constant)
     train(tmp_path, data, "train.max_steps=6", schedule=constant)
     assert (run_dir / "checkpoints" / "step-6").is_dir()
+
+
+def test_objective_and_data_document_mask_that_contradict_are_refused(tmp_path, data):
+    """objective.document_mask: true used to win over data.document_mask: false silently."""
+    config = load_run_config(
+        [tiny_config(tmp_path, data)],
+        ["data.document_mask=false", "objective.document_mask=true"],
+    )
+    with pytest.raises(ConfigError, match="data.document_mask: false says none"):
+        plan_run(config, 1)

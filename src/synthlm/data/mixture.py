@@ -152,8 +152,8 @@ class DataConfig(Section):
     phases: list[PhaseConfig] = Field(
         default_factory=list,
         description="Weights that change over the run: [{steps | tokens, weights: "
-        "{source: w}}, ...]; "
-        "default: one phase with the sources' own weights.",
+        "{source: w}}, ...]; with phases, the sources' own weight keys are not read. "
+        "Default: one phase with the sources' own weights.",
     )
 
     @field_validator("sources")

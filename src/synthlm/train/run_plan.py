@@ -471,6 +471,11 @@ def masked_documents(objective: ObjectiveConfig, data: DataConfig | None) -> fro
     from synthlm.objectives import OBJECTIVES
 
     if objective.options().get("document_mask"):
+        if data is not None and data.document_mask is False:
+            raise ConfigError(
+                "objective.document_mask: true masks every packed document, but "
+                "data.document_mask: false says none; set one of them"
+            )
         return frozenset(KINDS)
     seq2seq = objective.name in OBJECTIVES and OBJECTIVES[objective.name].seq2seq
     return frozenset() if data is None else data.masked_kinds(seq2seq=seq2seq)
