@@ -110,3 +110,15 @@ def test_optimizer_settings_changed_on_resume_apply_from_the_resumed_step(tmp_pa
     assert losses[5] == old[5]  # the resumed step's loss is measured before its update
     assert losses[8] != old[8]
     assert "weight_decay: 0.5" in (run_dir / "config.yaml").read_text()
+
+
+def test_rerunning_a_finished_run_says_so_and_trains_nothing(tmp_path, data, capsys):
+    run_dir = train(tmp_path, data, "train.max_steps=4")
+    final = run_dir / "final" / "model.safetensors"
+    before, records = final.stat().st_mtime_ns, read_records(run_dir)
+    capsys.readouterr()
+    train(tmp_path, data, "train.max_steps=4")
+    assert (
+        "this run finished at step 4, its budget: nothing left to train" in capsys.readouterr().out
+    )
+    assert final.stat().st_mtime_ns == before and read_records(run_dir) == records

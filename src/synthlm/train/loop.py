@@ -360,6 +360,12 @@ class Trainer:
                 )
                 self._finish()
                 return self.run_dir
+            if self.state.step >= total and (self.run_dir / "final").is_dir():
+                self.accelerator.print(
+                    f"this run finished at step {self.state.step}, its budget: nothing left to "
+                    f"train ({self.run_dir / 'final'} holds its model; a larger budget trains on)"
+                )
+                return self.run_dir
             with self.stop, self._progress_bar() as self.bar:
                 if self.cfg.train.eval_on_start and self.state.step == 0:
                     self.evaluate()  # the curve's start; not observed: no checkpoint at step 0
