@@ -217,3 +217,18 @@ def test_watch_with_equal_tokens_is_refused(tmp_path):
     args = ["--equal-tokens", "web", "--at", "150", "--watch", "1"]
     done = run_cli("report", *two_runs(tmp_path), "--out", str(out), *args, timeout=60)
     assert_refused_before_writing(done, out, "--watch", "--equal-tokens")
+
+
+def test_tied_token_counts_use_the_latest_eval(tmp_path):
+    """A synthetic-first phase evaluates the natural set several times at 0 web tokens; the
+    model at 0 web tokens is the latest of those evals (step 100), and between 0 and the next
+    eval the value is interpolated from it, not from whichever tied eval had the largest loss."""
+    from synthlm.report.equal_tokens import compare
+    from synthlm.report.load import load_run
+
+    evals = [(0, 0, 7.75), (50, 0, 9.5), (100, 0, 9.0), (150, 6400, 6.0)]
+    write_run(tmp_path / "r", evals)
+    run = load_run(tmp_path / "r")
+    result = compare([run], ["r"], "eval/web/loss", "web", [0, 3200, 6400])
+    # by hand: 0 -> step 100's 9.0; 3200 -> halfway from 9.0 to 6.0 = 7.5; 6400 -> 6.0
+    assert result.values == [[9.0, 7.5, 6.0]]

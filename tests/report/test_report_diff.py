@@ -120,3 +120,18 @@ def test_table_cells_show_a_nested_value_as_such():
     assert value_text(flatten({"tags": ["x"]}), "tags") == "[...]"
     assert value_text(flatten({"tags": []}), "tags") == "[]"
     assert value_text(flatten({}), "tags") == MISSING
+
+
+def test_source_weights_are_compared_as_shares():
+    """The trainer normalises the weights: one source of weight 0.5 and one of 1.0 (or none,
+    the default 1.0) are both 100% of training; 1:0.25 and 4:1 are the same 80/20 mixture."""
+    single = [{"data": {"sources": [{"name": "web", "weight": w}]}} for w in (0.5, 1.0)]
+    single.append({"data": {"sources": [{"name": "web"}]}})
+    assert differing_keys(single) == []
+    pairs = [
+        {"data": {"sources": [{"name": "web", "weight": a}, {"name": "dyck", "weight": b}]}}
+        for a, b in ((1.0, 0.25), (4, 1), (0.8, 0.2))
+    ]
+    assert differing_keys(pairs) == []
+    other = {"data": {"sources": [{"name": "web", "weight": 1.0}, {"name": "dyck"}]}}
+    assert differing_keys([pairs[0], other]) == ["data.sources.1.weight"], "raw keys that differ"

@@ -96,6 +96,7 @@ def check_structure(page: PageStructure, out: Path) -> None:
     assert page.sections == [
         "summary",
         "runs",
+        "comparability",  # the live run is at step 30, the finished one stopped at 20
         "differing-config-keys",
         "curves",
         "final-metrics",
@@ -117,6 +118,8 @@ def check_structure(page: PageStructure, out: Path) -> None:
     final = {row[0]: row[1:] for row in page.tables["final"][1:]}
     assert final["qa/acc"] == ["0.25", "0.5"] and "mystery_metric" in final
     assert "0.5" in page.bold  # the higher QA accuracy is marked best
+    # logged at different steps: the live run's loss is lower only for having trained longer
+    assert "loss (not comparable: last values at different steps)" in final
     assert not page.external, page.external
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert sorted(page.links) == pngs and len(pngs) >= 9
@@ -194,7 +197,38 @@ def test_watch_rebuilds_with_new_records_and_auto_reload(two_runs, tmp_path):
         two_runs[:1], out, 0.01, on_build=lambda r: seen.append(r.runs[0].last("loss")), rounds=1
     )
     assert seen[-1] == 0.125 and seen[0] != 0.125
-    assert '<meta http-equiv="refresh" content="1">' in (out / "index.html").read_text()
+
+
+REFRESH_TAG = '<meta http-equiv="refresh" content="1">'
+
+
+def test_watched_page_reloads_while_watched_and_stops_when_watching_ends(two_runs, tmp_path):
+    out = tmp_path / "report"
+    pages = []
+    watch_report(
+        two_runs[:1],
+        out,
+        0.01,
+        on_build=lambda r: pages.append(r.page.read_text()),
+        rounds=2,
+    )
+    assert all(REFRESH_TAG in page for page in pages), "reloads while --watch rebuilds it"
+    final = (out / "index.html").read_text()
+    assert REFRESH_TAG not in final, "nothing rebuilds it any more"
+    assert final == pages[-1].replace(REFRESH_TAG, "")
+
+
+def test_watch_interrupted_leaves_a_page_that_does_not_reload(two_runs, tmp_path):
+    """Ctrl-C (and SIGTERM, which the CLI turns into the same) ends a watch mid-sleep."""
+    out = tmp_path / "report"
+
+    def interrupt(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        watch_report(two_runs[:1], out, 0.01, on_build=interrupt)
+    page = (out / "index.html").read_text()
+    assert REFRESH_TAG not in page and "</html>" in page
 
 
 def test_out_must_not_be_a_run_dir(two_runs):
@@ -311,3 +345,17 @@ def test_report_is_a_responsive_grid_in_a_real_browser(two_runs, tmp_path):
     right = pixels[:, 800:]
     # about 5% of an even page's pixels are ink (axes, curves, text); an empty half has none
     assert (right < 0.9).any(axis=2).mean() > 0.02, "the right half of the screenshot is empty"
+
+
+@pytest.mark.parametrize("inside", ["final", "final/sub", "checkpoints", "checkpoints/step-10"])
+def test_out_must_not_be_inside_a_run_dirs_saved_models(two_runs, inside):
+    """index.html and PNGs in RUN/final/ would travel with the model (copied, uploaded)."""
+    (two_runs[0] / "final").mkdir(exist_ok=True)
+    out = two_runs[0] / inside
+    with pytest.raises(UserError, match=r"inside .*(final|checkpoints), where the run saves"):
+        build_report(two_runs, out)
+    assert not (out / "index.html").exists()
+
+
+def test_out_may_be_another_folder_of_a_run_dir(two_runs):
+    assert build_report(two_runs, two_runs[0] / "report").page.is_file()

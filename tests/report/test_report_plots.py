@@ -226,3 +226,25 @@ def test_fine_tuning_and_objective_metrics_get_a_figure_per_eval_set(tmp_path):
     drawn = plots.render_all(runs, ["r"], out)
     assert {d.spec.slug for d in drawn} >= {"eval_metrics_valid", "eval_metrics_c4"}
     assert all(d.path.read_bytes().startswith(PNG_MAGIC) for d in drawn)
+
+
+def test_eval_sets_whose_names_clean_to_one_file_name_get_a_figure_each(tmp_path):
+    """``a b`` and ``a_b`` both clean to ``a_b``; one PNG used to overwrite the other."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    records = [
+        {"step": s, "tokens": 100 * s, "eval/a b/acc": 0.1 * s, "eval/a_b/acc": 0.9 - 0.1 * s}
+        for s in (1, 2, 3)
+    ]
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    drawn = plots.render_all([load_run(run_dir)], ["r"], out)
+    accuracy = [d for d in drawn if d.spec.title.startswith("Synthetic-task accuracy")]
+    assert sorted(d.spec.title for d in accuracy) == [
+        "Synthetic-task accuracy: a b",
+        "Synthetic-task accuracy: a_b",
+    ]
+    assert len({d.path for d in accuracy}) == 2
+    assert all(d.path.is_file() for d in accuracy)
+    assert "accuracy_a_b" in {d.spec.slug for d in accuracy}, "a clean name keeps its file name"

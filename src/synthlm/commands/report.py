@@ -66,9 +66,14 @@ def report(
 def summary_line(built: Report) -> str:
     """``wrote PAGE (N figures, M runs; differing keys: ...)``; with no figure a second line
     says why, so a short run's report does not look broken."""
+    from synthlm.report.html import unstarted_text
+    from synthlm.report.load import FINISHED, STARTED
     from synthlm.report.plots import why_no_figures
 
     figures, runs = plural(len(built.figures), "figure"), plural(len(built.runs), "run")
+    points = [p for sweep in built.sweeps for p in sweep.points]
+    if any(p.state not in (STARTED, FINISHED) for p in points):
+        runs += f" {unstarted_text(built.sweeps)}"
     keys = ", ".join(built.differing) or "none"
     line = f"wrote {built.page} ({figures}, {runs}; differing keys: {keys})"
     return line if built.figures else f"{line}\nno figures: {why_no_figures(built.runs)}"

@@ -1,8 +1,9 @@
 """``synthlm report --equal-tokens SOURCE``: the comparison table, its JSON and its figure.
 
-The comparison is computed (and so every flag checked: source, metric, budgets, masking) before
-the report writes anything, so bad input leaves no half-made report behind; it is written after
-the page, into the same folder.
+The comparison is computed (and so every flag checked: source, metric, budgets, masking, and
+that the runs share an objective, a tokenizer and the metric's eval set) before the report
+writes anything, so bad input leaves no half-made report behind; it is written after the page,
+into the same folder.
 """
 
 from __future__ import annotations

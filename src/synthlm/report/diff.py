@@ -14,11 +14,15 @@ reader or an override needs.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 MISSING = "(unset)"
+SOURCE_KEY = re.compile(r"^data\.sources\.(\d+)\.")
+WEIGHT_KEY = re.compile(r"^data\.sources\.\d+\.weight$")
+DEFAULT_WEIGHT = 1.0  # synthlm.data.mixture.SourceConfig.weight
 IGNORED_KEYS = re.compile(r"(^|\.)run_dir$|^logging\.(.+\.)?[^.]*(dir|path|file)$")
 
 
@@ -66,7 +70,29 @@ def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     differing = [
         k for k in keys if not IGNORED_KEYS.search(k) and len({_canonical(f, k) for f in flat}) > 1
     ]
+    shares = {_shares(f) for f in flat}
+    if len(shares) == 1 and None not in shares:  # the same mixture, however written
+        differing = [k for k in differing if not WEIGHT_KEY.match(k)]
     return [k for k in differing if not _said_by_children(k, differing, flat)]
+
+
+def _shares(flat: Mapping[str, Any]) -> tuple[tuple[int, float], ...] | None:
+    """Each ``data.sources`` entry's share of the weights' sum (the default weight is 1.0).
+
+    The trainer normalises the weights, so only the shares mean anything: a single source of
+    weight 0.5 and one of weight 1.0 both train on it 100% of the time, and 1:0.25 is 4:1.
+    None where a weight is not a positive number (the config loader is the one to refuse it).
+    """
+    indices = sorted({int(m[1]) for k in flat if (m := SOURCE_KEY.match(k))})
+    weights = [flat.get(f"data.sources.{i}.weight", DEFAULT_WEIGHT) for i in indices]
+    if not all(_is_number(w) and w > 0 for w in weights):
+        return None
+    total = float(sum(weights))
+    return tuple((i, round(w / total, 12)) for i, w in zip(indices, weights))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _said_by_children(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthlm.errors import UserError
+from synthlm.report.comparable import check_equal_tokens
 from synthlm.report.load import Run
 
 BEFORE_FIRST_EVAL = "before_first_eval"
@@ -42,9 +43,16 @@ class Curve:
     reached: float  # the most tokens of the source any record of the run logged, eval or not
 
     def at(self, budget: float) -> float | None:
+        """The value at ``budget``, interpolated between the latest evaluations around it.
+
+        A source that gives no tokens for a while (a synthetic-first phase) is evaluated several
+        times at one token count; of those the latest eval is the model at that budget (the
+        earlier ones were taken before the synthetic steps that followed), so only it is used.
+        """
         if self.missing(budget) is not None:
             return None
-        return float(np.interp(budget, self.tokens, self.values))
+        latest = np.append(self.tokens[1:] != self.tokens[:-1], True)
+        return float(np.interp(budget, self.tokens[latest], self.values[latest]))
 
     def missing(self, budget: float) -> str | None:
         """Why there is no value at ``budget`` (one of :data:`CELL_TEXT`'s keys), or None."""
@@ -66,19 +74,20 @@ class Curve:
 
 
 def source_curve(run: Run, metric: str, source: str) -> Curve | None:
-    """``metric`` against ``tokens/<source>`` at the steps where both were logged."""
+    """``metric`` against ``tokens/<source>`` at the steps where both were logged, in step order
+    (equal token counts stay in the order they were evaluated: :meth:`Curve.at` needs it)."""
     values, seen = run.columns.get(metric), run.columns.get(f"tokens/{source}")
     if values is None or seen is None:
         return None
     by_step = dict(zip(seen.steps.tolist(), seen.values.tolist()))
     pairs = sorted(
-        (by_step[s], v)
+        (by_step[s], s, v)
         for s, v in zip(values.steps.tolist(), values.values.tolist())
         if s in by_step
     )
     if not pairs:
         return None
-    tokens, vals = (np.array(x, dtype=np.float64) for x in zip(*pairs))
+    tokens, _, vals = (np.array(x, dtype=np.float64) for x in zip(*pairs))
     reached = max(float(np.nanmax(seen.values)), float(tokens[-1]))
     return Curve(tokens, vals, reached)
 
@@ -169,6 +178,7 @@ def compare(
     if not budgets:
         raise UserError("--at: give at least one token budget, e.g. --at 1M,2M")
     check_same_document_mask(runs)
+    check_equal_tokens(runs, metric, source)
     values, missing, spans = [], [], []
     for run in runs:
         curve = _curve_or_error(run, metric, source)

@@ -11,12 +11,14 @@ import base64
 import datetime as dt
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from synthlm import __version__
+from synthlm.report.comparable import Difference, why_not_comparable
 from synthlm.report.diff import IGNORED_KEYS, flatten, value_text
-from synthlm.report.load import Run
+from synthlm.report.load import FINISHED, GONE, NOT_STARTED, STARTED, Run, Sweep, run_names
 from synthlm.report.plots import Drawn
 from synthlm.report.summary import summary_table
 from synthlm.report.synthetic_tables import synthetic_section
@@ -37,6 +39,8 @@ HIGHER_IS_BETTER = (
     "pearson",
     "spearman",
 )
+
+REFRESH = re.compile(r'<meta http-equiv="refresh" content="\d+">')
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 1800px; padding: 0 1rem; color: #222; }
@@ -66,24 +70,35 @@ def render_page(
     title: str,
     axis: str,
     refresh: int | None = None,
+    sweeps: Sequence[Sweep] = (),
+    differences: Sequence[Difference] = (),
 ) -> str:
-    """The whole page as a string (the caller writes it atomically)."""
+    """The whole page as a string (the caller writes it atomically).
+
+    ``differences`` (:func:`synthlm.report.comparable.differences`) are stated at the top, and
+    no best is marked for a metric they make incomparable.
+    """
     now = dt.datetime.now().astimezone()
     head = f'<meta charset="utf-8"><title>{_e(title)}</title><style>{CSS}</style>'
     if refresh:
-        head += f'<meta http-equiv="refresh" content="{int(refresh)}">'
+        head += f'<meta http-equiv="refresh" content="{int(refresh)}">'  # REFRESH matches it
     body = [
         f"<h1>{_e(title)}</h1>",
-        f'<p class="note">{len(runs)} run(s); generated {now:%Y-%m-%d %H:%M:%S %Z} by '
-        f"synthlm {__version__}; x axis: {axis}.</p>",
+        f'<p class="note">{len(runs)} run(s){_e(_unstarted_note(sweeps))}; generated '
+        f"{now:%Y-%m-%d %H:%M:%S %Z} by synthlm {__version__}; x axis: {axis}.</p>",
         _section("Summary", summary_table(runs, labels, colors)),
         _section("Runs", _runs_table(runs, labels, colors, now.timestamp())),
-        _section("Differing config keys", _diff_table(runs, labels, colors, differing)),
+        _sweep_section(sweeps),
+        _comparability_section(runs, differences),
+        _section(
+            "Differing config keys",
+            _diff_table(runs, labels, colors, differing, _unstarted(sweeps)),
+        ),
         _section(
             "Curves",
             _figures(figures),
         ),
-        _section("Final metrics", _final_table(runs, labels, colors)),
+        _section("Final metrics", _final_table(runs, labels, colors, differences)),
         synthetic_section(runs, labels),  # "" unless synthlm eval wrote synthetic tables
         _section("Resolved configs", _configs_table(runs, labels, colors, differing)),
     ]
@@ -154,11 +169,85 @@ def _position(run: Run) -> tuple[int | None, int | None]:
     return (int(max(steps)) if steps else None), (int(max(tokens)) if tokens else None)
 
 
+def _unstarted(sweeps: Sequence[Sweep]) -> int:
+    """Points of the sweeps given that have no run to show (not started, or run dir gone)."""
+    return sum(p.state not in (STARTED, FINISHED) for sweep in sweeps for p in sweep.points)
+
+
+def _unstarted_note(sweeps: Sequence[Sweep]) -> str:
+    """`` of 3 sweep points (2 not started yet)`` where a sweep has points without a run: a
+    report that counted only the started ones would look like the whole sweep."""
+    return f" {unstarted_text(sweeps)}" if _unstarted(sweeps) else ""
+
+
+def unstarted_text(sweeps: Sequence[Sweep]) -> str:
+    """``of 3 sweep points (2 not started yet)`` (also said by the command's summary line)."""
+    total = sum(len(sweep.points) for sweep in sweeps)
+    states = [p.state for sweep in sweeps for p in sweep.points]
+    parts = [
+        f"{states.count(state)} {text}"
+        for state, text in ((NOT_STARTED, "not started yet"), (GONE, "with the run dir missing"))
+        if state in states
+    ]
+    return f"of {total} sweep points ({', '.join(parts)})"
+
+
+def _sweep_section(sweeps: Sequence[Sweep]) -> str:
+    """Every point of each sweep given and how far it got; "" when no sweep dir was given."""
+    if not sweeps:
+        return ""
+    blocks = []
+    for sweep in sweeps:
+        counts = ", ".join(
+            f"{len(sweep.named(state))} {state}"
+            for state in dict.fromkeys([FINISHED, STARTED, NOT_STARTED, *_states(sweep)])
+        )
+        rows = ["<tr><th>point</th><th>state</th><th>config</th><th>run directory</th></tr>"]
+        for point in sweep.points:
+            css = "" if point.state in (STARTED, FINISHED) else ' class="diff"'
+            rows.append(
+                f"<tr{css}><td>{_e(point.name)}</td><td>{_e(point.state)}</td>"
+                f"<td><code>{_e(point.config or '')}</code></td>"
+                f"<td><code>{_e(point.run_dir)}</code></td></tr>"
+            )
+        blocks.append(
+            f'<p class="note"><code>{_e(sweep.path)}</code>: {len(sweep.points)} points '
+            f"({_e(counts)}). Points without a run are not in the tables or curves. A point "
+            "has finished when its run dir holds final/; a started one without it is still "
+            "training, or stopped or failed (the sweep records no failures; see its status "
+            "under Runs).</p>"
+            f'<table class="sweep">{"".join(rows)}</table>'
+        )
+    return _section("Sweep points", "".join(blocks))
+
+
+def _comparability_section(runs: Sequence[Run], differences: Sequence[Difference]) -> str:
+    """What makes some of the runs' numbers incomparable; "" when nothing does."""
+    if not differences:
+        return ""
+    names = run_names(runs)
+    items = "".join(f"<li>{_e(d.note(names))}</li>" for d in differences)
+    return _section(
+        "Comparability",
+        f'<p class="note">Not every number below compares across these runs:</p>'
+        f'<ul class="comparability">{items}</ul>',
+    )
+
+
+def _states(sweep: Sweep) -> list[str]:
+    return [p.state for p in sweep.points]
+
+
 def _diff_table(
-    runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str], differing: Sequence[str]
+    runs: Sequence[Run],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    differing: Sequence[str],
+    unstarted: int = 0,
 ) -> str:
     if len(runs) < 2:
-        return '<p class="note">One run: nothing to compare.</p>'
+        later = f" yet ({unstarted} sweep point(s) not started)" if unstarted else ""
+        return f'<p class="note">One run: nothing to compare{later}.</p>'
     if not differing:
         return (
             '<p class="note">The runs\' configs do not differ (outside run_dir and log paths).</p>'
@@ -237,22 +326,33 @@ def direction(name: str) -> int:
     return 0
 
 
-def _final_table(runs: Sequence[Run], labels: Sequence[str], colors: Sequence[str]) -> str:
+def _final_table(
+    runs: Sequence[Run],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    differences: Sequence[Difference] = (),
+) -> str:
     table = final_metrics(runs)
     if not table:
         return '<p class="note">No numeric metrics yet.</p>'
     rows = [_run_head(labels, colors, "metric")]
     for name, values in table.items():
-        best = _best(values, direction(name))
+        sign = direction(name)
+        logged = any(name in run.columns for run in runs)
+        ranked = sign != 0 and len(runs) > 1  # only a ranked metric could mislead
+        why = why_not_comparable(name, runs, differences, logged) if ranked else None
+        best = None if why else _best(values, sign)
         cells = "".join(
             f"<td "
             f'class="num{" best" if i == best else ""}">{"" if v is None else _e(_number(v))}</td>'
             for i, v in enumerate(values)
         )
-        rows.append(f"<tr><td><code>{_e(name)}</code></td>{cells}</tr>")
+        flag = f' <span class="note">(not comparable: {_e(why)})</span>' if why else ""
+        rows.append(f"<tr><td><code>{_e(name)}</code>{flag}</td>{cells}</tr>")
     note = (
         '<p class="note">Last logged value of each metric; bold: best of the runs where the '
-        "direction is known (loss, ppl, bpb lower; accuracy higher).</p>"
+        "direction is known (loss, ppl, bpb lower; accuracy higher) and the values compare "
+        "(see Comparability).</p>"
     )
     return f'{note}<table class="final">{"".join(rows)}</table>'
 
@@ -289,6 +389,11 @@ def _configs_table(
         rows.append(f"<tr{css}><td><code>{_e(key)}</code></td>{cells}</tr>")
     summary = f"{len(keys)} keys, {len(marked)} differing (highlighted)"
     return f'<details open><summary>{summary}</summary><table class="configs">{"".join(rows)}</table></details>'
+
+
+def without_refresh(page: str) -> str:
+    """``page`` without the auto-reload :func:`render_page` adds for ``--watch``."""
+    return REFRESH.sub("", page, count=1)
 
 
 def write_page(path: Path, page: str) -> Path:

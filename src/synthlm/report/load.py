@@ -147,17 +147,95 @@ def _runs_in(path: Path) -> list[Path]:
 
 
 def _sweep_runs(path: Path) -> list[Path]:
-    manifest = _read_json(path / SWEEP_MANIFEST)
-    points = manifest.get("points", []) if isinstance(manifest, dict) else []
-    runs = [Path(p["run_dir"]) for p in points if isinstance(p, dict) and "run_dir" in p]
-    runs = [r if r.is_absolute() else path / r for r in runs]
-    started = [r for r in runs if is_run_dir(r)]
+    points = sweep_points(path)
+    started = [p.run_dir for p in points if p.state in (STARTED, FINISHED)]
     if not started:
         raise UserError(
-            f"{path}: sweep of {len(runs)} runs, none started yet (no {CONFIG_FILE} or "
+            f"{path}: sweep of {len(points)} runs, none started yet (no {CONFIG_FILE} or "
             f"{METRICS_FILE} in {path / 'runs'})"
         )
     return started
+
+
+# states of a sweep point, as far as the sweep dir tells them
+NOT_STARTED = "not started"
+STARTED = "started"  # running, or stopped without finishing: the sweep records no failures
+FINISHED = "finished"  # RUN/final/, written last by the trainer (as the sweep itself judges)
+GONE = "run dir missing"  # a done/<point> marker, but its run dir was moved or deleted since
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One grid point of a sweep, started or not: a report must not drop the ones not begun."""
+
+    name: str
+    run_dir: Path
+    config: Path | None
+    state: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        config = None if self.config is None else str(self.config)
+        return {
+            "name": self.name,
+            "state": self.state,
+            "run_dir": str(self.run_dir),
+            "config": config,
+        }
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep dir named on the command line and every point its manifest lists."""
+
+    path: Path
+    points: list[SweepPoint]
+
+    def named(self, state: str) -> list[SweepPoint]:
+        return [p for p in self.points if p.state == state]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "points": [p.to_dict() for p in self.points],
+            "not_started": [p.name for p in self.named(NOT_STARTED)],
+        }
+
+
+def find_sweeps(paths: Sequence[str | Path]) -> list[Sweep]:
+    """The sweep dirs among ``paths`` (SWEEPDIR/sweep.json), with the state of each point."""
+    sweeps = []
+    for raw in paths:
+        path = Path(raw)
+        if not is_run_dir(path) and (path / SWEEP_MANIFEST).is_file():
+            sweeps.append(Sweep(path.resolve(), sweep_points(path)))
+    return sweeps
+
+
+def sweep_points(path: Path) -> list[SweepPoint]:
+    """Every point of the sweep at ``path``: finished (RUN/final/), started (a run dir with a
+    config or metrics), or not started; relative paths are taken from the sweep dir."""
+    manifest = _read_json(path / SWEEP_MANIFEST)
+    entries = manifest.get("points", []) if isinstance(manifest, dict) else []
+    points = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "run_dir" not in entry:
+            continue
+        run_dir = _in_sweep(path, entry["run_dir"])
+        name = str(entry.get("name") or run_dir.name)
+        config = _in_sweep(path, entry["config"]) if entry.get("config") else None
+        points.append(SweepPoint(name, run_dir, config, _point_state(path, name, run_dir)))
+    return points
+
+
+def _in_sweep(sweep: Path, raw: str) -> Path:
+    path = Path(raw)
+    return path if path.is_absolute() else sweep / path
+
+
+def _point_state(sweep: Path, name: str, run_dir: Path) -> str:
+    if not is_run_dir(run_dir):
+        return GONE if (sweep / "done" / name).exists() else NOT_STARTED
+    return FINISHED if (run_dir / "final").is_dir() else STARTED
 
 
 def _read_json(path: Path) -> Any:

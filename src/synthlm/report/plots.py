@@ -13,6 +13,7 @@ leak, and no change to the backend of a notebook that calls us.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import textwrap
@@ -333,7 +334,13 @@ def _results(runs: Sequence[Run]) -> list[FigureSpec]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unnamed"
+    """A file-name-safe form of an eval set or results name, unique per name: a name that had
+    to change gets a short digest of itself appended, so ``a b`` and ``a_b`` (both ``a_b`` once
+    cleaned) do not overwrite each other's PNG."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "unnamed"
+    if cleaned == text:
+        return cleaned
+    return f"{cleaned}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 # ---------------------------------------------------------------------------------------------
