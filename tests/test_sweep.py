@@ -456,3 +456,5 @@ def test_cli_says_what_happened_and_refuses_flags_it_would_ignore(base, tmp_path
         ignored = synthlm("sweep", str(base), "seed=1,2", *flag, "--out", "sw3", cwd=tmp_path)
         assert ignored.returncode == 2 and f"{flag[0]}: only used with --slurm" in ignored.stderr
     assert not (tmp_path / "sw3").exists()
+    dry = synthlm("sweep", str(base), "seed=1", "--dry-run", "--force", "--out", "sw", cwd=tmp_path)
+    assert dry.returncode == 2 and "--force moves every point's earlier run dir" in dry.stderr

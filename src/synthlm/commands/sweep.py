@@ -91,6 +91,11 @@ def sweep(
     )
 
     _refuse_slurm_only_flags(slurm, max_parallel, slurm_option, slurm_setup)
+    if force and dry_run:
+        raise UserError(
+            "--force moves every point's earlier run dir aside, which a --dry-run (configs "
+            "only) should not; drop one of them (or write the configs to a new --out)"
+        )
     files, axes = split_files_and_overrides(args)
     argv = _command(command) if command else default_command()
     options = parse_slurm_options(slurm_option)
