@@ -406,3 +406,20 @@ def test_tokenize_refuses_a_pretty_printed_json_object_with_one_line(tmp_path):
         "objects"
     ]
     assert not list(tmp_path.glob("*out*"))  # no store, no partial-work directory
+
+
+def test_jsonl_reads_what_gpt_neoxs_reader_reads(tmp_path):
+    """lm_dataformat, which GPT-NeoX's preprocess_data.py reads .jsonl with, takes a line that
+    is a bare JSON string as that text and joins a list of strings with a blank line; synthlm
+    counted both as bad records. Anything else that is not text stays a bad record."""
+    path = tmp_path / "neox.jsonl"
+    lines = [
+        json.dumps("a bare string"),
+        json.dumps({"text": ["first paragraph", "second"]}),
+        json.dumps({"text": ["a", 3]}),
+        json.dumps({"text": "plain"}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = extract(next(read_chunks(expand_inputs([path])[0])), ["text"])
+    assert result.texts["text"] == ["a bare string", "first paragraph\n\nsecond", "plain"]
+    assert [i for i, _ in result.bad] == [2]

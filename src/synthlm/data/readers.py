@@ -787,7 +787,12 @@ def _parse_line(line: bytes) -> Any:
         raise BadRecord(f"invalid JSON ({exc})") from None
 
 
+PARAGRAPH_JOIN = "\n\n"  # lm_dataformat's join of a list of paragraphs (GPT-NeoX's reader)
+
+
 def _text_value(record: Any, key: str) -> str:
+    """A record's text under ``key``; a list of strings is its paragraphs, joined by a blank
+    line, as lm_dataformat (GPT-NeoX's preprocess_data.py) reads them."""
     if not isinstance(record, dict):
         raise BadRecord(f"expected a JSON object, found {type(record).__name__}")
     if key not in record:
@@ -801,6 +806,8 @@ def _as_text(value: Any, key: str) -> str:
         return value
     if isinstance(value, bytes):
         return _utf8(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return PARAGRAPH_JOIN.join(value)
     kind = "null" if value is None else type(value).__name__
     raise BadRecord(f"key {key!r} is {kind}, expected a string")
 
@@ -853,6 +860,8 @@ def _value(chunk: Chunk, record: Any, key: str, i: int) -> str:
         return _as_text(chunk.payload[key][i], key)
     if chunk.kind == "text":
         return _utf8(record)
+    if chunk.kind == "jsonl" and isinstance(record, str):
+        return record  # a line that is a bare JSON string: its text, as lm_dataformat reads it
     return _text_value(record, key)
 
 
