@@ -13,15 +13,12 @@ import pytest
 import yaml
 
 from synthlm.errors import ConfigError, UserError
-from synthlm.sweep import (
-    parse_grid,
+from synthlm.sweep import parse_grid, plan_sweep, split_values, write_sweep
+from synthlm.sweep_launch import (
     parse_slurm_options,
-    plan_sweep,
     run_local,
     slurm_script,
-    split_values,
     write_slurm_script,
-    write_sweep,
 )
 
 BASE = {

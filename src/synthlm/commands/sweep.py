@@ -11,7 +11,7 @@ import typer
 from synthlm.errors import UserError
 
 if TYPE_CHECKING:
-    from synthlm.sweep import Outcome
+    from synthlm.sweep_launch import Outcome
 
 
 def sweep(
@@ -80,14 +80,12 @@ def sweep(
     Compare afterwards (or while running): synthlm report sweeps/dyck --out sweeps/dyck/report
     """
     from synthlm.config import split_files_and_overrides
-    from synthlm.sweep import (
+    from synthlm.sweep import default_validator, plan_sweep, write_sweep
+    from synthlm.sweep_launch import (
         default_command,
-        default_validator,
         parse_slurm_options,
-        plan_sweep,
         run_local,
         write_slurm_script,
-        write_sweep,
     )
 
     _refuse_slurm_only_flags(slurm, max_parallel, slurm_option, slurm_setup)
