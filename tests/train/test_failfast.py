@@ -108,7 +108,8 @@ def test_cli_exits_2_with_one_error_line_and_writes_nothing(tmp_path, data):
     )
     done = synthlm("train", str(config))
     assert done.returncode == 2
-    assert done.stderr.startswith("error: data.sources.0.path: ")
+    # the files the key came from lead the line, as the loader's own errors do
+    assert done.stderr.startswith(f"error: {config}: data.sources.0.path: ")
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run").exists()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import typer
@@ -46,15 +48,33 @@ def train(
         raise ConfigError("synthlm train: give at least one YAML config file")
     # --quiet is the same as logging.progress=false, so every stage (data prep too) hears it
     config = load_run_config(files, [*overrides, *(["logging.progress=false"] if quiet else [])])
-    _preflight(config)
-    if dry_run:
-        _dry_run(config)
-        return
-    from synthlm.train import run
+    with _located(files, overrides):
+        _preflight(config)
+        if dry_run:
+            _dry_run(config)
+            return
+        from synthlm.train import run
 
-    run_dir = run(config, progress=False if quiet else None, freeze_heap=True)
+        run_dir = run(config, progress=False if quiet else None, freeze_heap=True)
     if os.environ.get("RANK", "0") == "0":  # once per launch, not once per process
         typer.echo(f"run dir: {run_dir}")
+
+
+@contextlib.contextmanager
+def _located(files: list[str], overrides: list[str]) -> Iterator[None]:
+    """A config problem found once the config has loaded (a store that is not one, a length
+    past the model's positions) names its key; lead it with the files the key came from, as
+    the loader's own errors do."""
+    from synthlm.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        if any(message.startswith(str(name)) for name in files):
+            raise
+        where = ", ".join(files) + (" with overrides" if overrides else "")
+        raise ConfigError(f"{where}: {message}") from None
 
 
 def _preflight(config: RunConfig) -> None:
