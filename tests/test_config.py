@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field, model_validator
 
-from synthlm.config import Count, Section, dump_yaml, load_config, parse_count, parse_override_value
+from synthlm.config import (
+    Count,
+    Section,
+    dump_yaml,
+    load_config,
+    parse_count,
+    parse_override_value,
+    validate,
+)
 from synthlm.errors import ConfigError
 
 
@@ -184,3 +192,19 @@ def test_a_check_across_keys_names_the_override_that_set_the_key_it_names(tmp_pa
     with pytest.raises(ConfigError) as err:
         load_config(Timed, [both])
     assert str(err.value).startswith(f"{both}: schedule: per_epoch")
+
+
+def test_a_boolean_is_no_number(tmp_path):
+    """pydantic reads true as 1: train.batch_size=true trained batches of one, silently."""
+    from pydantic import Field
+
+    class Numbers(Section):
+        count: int = 1
+        rate: float | None = None
+        every: int | str = Field(1)
+        flag: bool = False
+
+    for key in ("count", "rate", "every"):
+        with pytest.raises(ConfigError, match=f"{key}: expected a number, got true"):
+            validate(Numbers, {key: True})
+    assert validate(Numbers, {"flag": True, "count": 3, "rate": 0.5}).count == 3

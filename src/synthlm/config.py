@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from synthlm.errors import ConfigError
 
@@ -35,6 +35,40 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, never silently ignored."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 for a number (``train.batch_size=true`` ran batches of
+        one); a number field refuses a boolean instead."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if (
+                    isinstance(value, bool)
+                    and field is not None
+                    and _numbers_only(field.annotation)
+                ):
+                    raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
+        return data
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """Whether a field's type takes numbers and not booleans (``int``, ``float | None``, a
+    constrained int, ``int | Literal['epoch']``)."""
+    kinds = _leaf_types(annotation)
+    return bool(kinds & {int, float}) and bool not in kinds
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _leaf_types(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_leaf_types(arg) for arg in typing.get_args(annotation)))
+    if origin is typing.Literal:
+        return {type(arg) for arg in typing.get_args(annotation)}
+    return {annotation}
 
 
 # ---------------------------------------------------------------------------------------------
