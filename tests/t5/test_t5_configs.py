@@ -164,6 +164,8 @@ def test_depth_glue_is_the_depth_codes_sst2_run():
     assert (f.task, f.prompts, f.eval_protocol) == ("sst2", "depth", "teacher_forced")
     assert (f.depth_inputs.splitter, f.depth_inputs.max_sentences) == ("nltk", 20)
     assert (f.max_input_length, f.max_target_length) == (272, 8)
+    # the Trainer's DistributedSampler without drop_last: each epoch ends with a short step
+    assert f.epoch_batches == "per_epoch"
     assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.betas, c.optim.eps) == (
         "adamw",
         1e-5,
@@ -242,8 +244,9 @@ def test_nanot5_sni_is_nanot5s_fine_tuning_run():
     assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "within")
     assert (f.max_input_length, f.max_target_length, f.metrics) == (1024, 128, ["rouge_l_stemmed"])
     assert f.epoch_batches == "per_epoch"  # total_steps = len(train_dataloader) x epochs
+    # utils/model_utils.py: transformers.AdamW (eps before the bias correction), not torch's
     assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.eps) == (
-        "adamw",
+        "hf_adamw",
         5e-5,
         0.0,
         1e-6,

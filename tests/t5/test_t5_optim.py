@@ -127,3 +127,37 @@ def test_cosine_warmup_can_start_at_half_the_peak_as_in_nanot5():
     assert all(b - a == pytest.approx(0.05) for a, b in itertools.pairwise(ramp))  # 1.0 at 10
     assert f(10) == pytest.approx(1.0) and f(110) == pytest.approx(0.0)
     assert f(60) == pytest.approx(0.5)  # halfway through the cosine decay
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_hf_adamw_is_transformers_4_adamw_not_torchs(foreach):
+    """nanoT5 fine-tunes with transformers.AdamW (removed in transformers 5): the denominator is
+    sqrt(v) + eps, and the bias correction multiplies the step size, so eps acts before it.
+    Restated here from that definition; torch's AdamW (eps after the correction) differs."""
+    p0 = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+    grads = [p0 * 1e-5 * (k + 1) for k in range(5)]  # T5-small gradients: eps matters
+    lr, (b1, b2), eps, wd = 5e-5, (0.9, 0.999), 1e-6, 0.01
+
+    def run(name: str, **options) -> torch.Tensor:
+        param = torch.nn.Parameter(p0.clone())
+        cfg = validate(
+            OptimConfig,
+            {"name": name, "lr": lr, "betas": [b1, b2], "eps": eps, "weight_decay": wd, **options},
+        )
+        optimizer = build_optimizer(torch.nn.Linear(1, 1), cfg)
+        optimizer.param_groups[0]["params"] = [param]  # one decayed group, as a matrix gets
+        for g in grads:
+            param.grad = g.clone()
+            optimizer.step()
+        return param.detach()
+
+    expected, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        expected = expected - step * m / (v.sqrt() + eps)
+        expected = expected - lr * wd * expected  # decay after the update, on the new value
+    ours = run("hf_adamw", options={"foreach": foreach})
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=0)
+    torchs = run("adamw", options={"fused": False})
+    assert not torch.allclose(torchs, expected, rtol=1e-6, atol=0)

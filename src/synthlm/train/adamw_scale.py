@@ -13,6 +13,12 @@ One step, for each parameter ``p`` with gradient ``g`` (Adam moments with bias c
 
 Hand-written because neither torch nor transformers ships it; the per-tensor RMS scale cannot be
 expressed through ``torch.optim.AdamW``'s options.
+
+Without the RMS scale (``scale_by_rms=False``) this is transformers 4.x's own ``AdamW``, which
+nanoT5 fine-tunes with (``hf_adamw``): eps is added to ``sqrt(v)`` before the bias correction,
+so early steps are damped more than by ``torch.optim.AdamW`` (whose eps is added after it: at
+eps 1e-6 the effective eps of step 1 is 3.2e-5 here), and decay follows the update.
+transformers 5 dropped that class.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class AdamWScale(torch.optim.Optimizer):
         weight_decay: float = 0.0,
         correct_bias: bool = True,
         foreach: bool | None = None,
+        scale_by_rms: bool = True,
     ) -> None:
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(
@@ -55,6 +62,7 @@ class AdamWScale(torch.optim.Optimizer):
             },
         )
         self.foreach = foreach
+        self.scale_by_rms = scale_by_rms
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -64,6 +72,8 @@ class AdamWScale(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
+            if not params:  # no gradient reached this group (foreach calls refuse empty lists)
+                continue
             if any(p.grad.is_sparse for p in params):
                 raise RuntimeError("AdamWScale does not support sparse gradients")
             foreach = self.foreach
@@ -84,8 +94,11 @@ class AdamWScale(torch.optim.Optimizer):
         exp_avg.mul_(beta1).add_(param.grad, alpha=1.0 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(param.grad, param.grad, value=1.0 - beta2)
         step_size = self._step_size(state["step"], group)
-        scale = self.rms(param).clamp(min=RMS_FLOOR)  # a tensor: no host sync on GPU
-        param.addcdiv_(exp_avg * (-step_size * scale), exp_avg_sq.sqrt().add_(group["eps"]))
+        if self.scale_by_rms:
+            scale = self.rms(param).clamp(min=RMS_FLOOR)  # a tensor: no host sync on GPU
+            param.addcdiv_(exp_avg * (-step_size * scale), exp_avg_sq.sqrt().add_(group["eps"]))
+        else:
+            param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size)
         if group["weight_decay"] > 0.0:
             param.mul_(1.0 - group["lr"] * group["weight_decay"])
 
@@ -109,12 +122,16 @@ class AdamWScale(torch.optim.Optimizer):
         torch._foreach_add_(exp_avgs, grads, alpha=1.0 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1.0 - beta2)
-        # -step size * max(RMS_FLOOR, RMS(p)) per tensor, as 0-d tensors: no host sync on a GPU
-        coefficients = torch._foreach_norm(params, 2)
-        torch._foreach_div_(coefficients, [math.sqrt(p.numel()) for p in params])
-        torch._foreach_clamp_min_(coefficients, RMS_FLOOR)
-        torch._foreach_mul_(coefficients, [-self._step_size(s["step"], group) for s in states])
-        updates = torch._foreach_mul(exp_avgs, coefficients)
+        steps = [-self._step_size(s["step"], group) for s in states]
+        if self.scale_by_rms:
+            # -step size * max(RMS_FLOOR, RMS(p)) per tensor, 0-d tensors: no host sync on a GPU
+            coefficients = torch._foreach_norm(params, 2)
+            torch._foreach_div_(coefficients, [math.sqrt(p.numel()) for p in params])
+            torch._foreach_clamp_min_(coefficients, RMS_FLOOR)
+            torch._foreach_mul_(coefficients, steps)
+            updates = torch._foreach_mul(exp_avgs, coefficients)
+        else:
+            updates = torch._foreach_mul(exp_avgs, steps)
         denominators = torch._foreach_sqrt(exp_avg_sqs)
         torch._foreach_add_(denominators, group["eps"])
         torch._foreach_addcdiv_(params, updates, denominators)

@@ -29,17 +29,24 @@ class OptimConfig(Section):
     """The optimizer and its hyper-parameters (the schedule multiplies ``lr``)."""
 
     name: str = Field(
-        "adamw", description="adamw, adamwscale (nanoT5's RMS-scaled AdamW, for T5) or adafactor."
+        "adamw",
+        description="adamw (torch's), hf_adamw (transformers 4.x's: eps before the bias "
+        "correction; nanoT5's fine-tuning), adamwscale (nanoT5's RMS-scaled AdamW, for T5) or "
+        "adafactor.",
     )
     lr: float = Field(3e-4, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(
         0.1, ge=0, description="Decoupled weight decay on matrices (not biases or norms)."
     )
     betas: tuple[float, float] | None = Field(
-        None, description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale: (0.9, 0.999)."
+        None,
+        description="adamw: (beta1, beta2); default (0.9, 0.95); adamwscale, hf_adamw: "
+        "(0.9, 0.999).",
     )
     eps: float | None = Field(
-        None, gt=0, description="adamw: denominator epsilon; default 1e-8; adamwscale: 1e-6."
+        None,
+        gt=0,
+        description="adamw: denominator epsilon; default 1e-8; adamwscale, hf_adamw: 1e-6.",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
@@ -140,6 +147,21 @@ def adafactor(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
             "optim: adafactor takes no betas/eps; use optim.options (beta2_decay, eps, d) instead"
         )
     return torch.optim.Adafactor(groups, lr=cfg.lr, **cfg.typed_options())
+
+
+@register_optimizer("hf_adamw", options=AdamWScaleOptions)
+def hf_adamw(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """transformers 4.x's AdamW (eps before the bias correction), as nanoT5 fine-tunes with."""
+    from synthlm.train.adamw_scale import AdamWScale
+
+    return AdamWScale(
+        groups,
+        lr=cfg.lr,
+        betas=cfg.betas or (0.9, 0.999),
+        eps=cfg.eps or 1e-6,
+        scale_by_rms=False,
+        **cfg.typed_options(),
+    )
 
 
 @register_optimizer("adamwscale", options=AdamWScaleOptions)
