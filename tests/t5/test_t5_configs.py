@@ -244,6 +244,8 @@ def test_nanot5_sni_is_nanot5s_fine_tuning_run():
     assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "within")
     assert (f.max_input_length, f.max_target_length, f.metrics) == (1024, 128, ["rouge_l_stemmed"])
     assert f.epoch_batches == "per_epoch"  # total_steps = len(train_dataloader) x epochs
+    # train_utils.py: generate(max_length=128) counts the decoder start token
+    assert f.max_new_tokens == f.max_target_length - 1 == 127
     # utils/model_utils.py: transformers.AdamW (eps before the bias correction), not torch's
     assert (c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.eps) == (
         "hf_adamw",
@@ -286,3 +288,19 @@ def test_synthetic_pairs_lengths_cover_wu2022s_longest_examples():
     ``synthlm synth generate examples/synth/wu2022.yaml --tokens 50M``)."""
     ft = load_run_config([CONFIGS / "t5_synthetic_pairs.yaml"]).finetune
     assert (ft.max_input_length, ft.max_target_length) == (256, 448)
+
+
+def test_max_new_tokens_sets_the_generation_limit_and_defaults_to_the_target_length():
+    from types import SimpleNamespace
+
+    from synthlm.data.mixture import ModelVocab
+    from synthlm.train.seq2seq_eval import generation_settings
+
+    sni = load_run_config([CONFIGS / "nanot5_sni.yaml"]).finetune
+    layout = ModelVocab(natural_size=32000, meta_offset=32000, meta_size=0, model_vocab_size=32128)
+    objective = SimpleNamespace(eos_id=1, pad_id=0)
+    for finetune, limit in ((sni, 127), (sni.model_copy(update={"max_new_tokens": None}), 128)):
+        plan = SimpleNamespace(
+            finetune=SimpleNamespace(config=finetune), objective=objective, layout=layout
+        )
+        assert generation_settings(plan, 8, "text").max_new_tokens == limit

@@ -171,7 +171,14 @@ class FinetuneConfig(Section):
     max_target_length: int = Field(
         128,
         gt=1,
-        description="Target tokens kept per example, EOS included; also the generation limit.",
+        description="Target tokens kept per example, EOS included; also the generation limit "
+        "unless max_new_tokens sets one.",
+    )
+    max_new_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens a generated output may have (null: max_target_length). nanoT5's "
+        "generate(max_length=128) counts the decoder's start token: 127 new ones.",
     )
     metrics: list[str] | None = Field(
         None,

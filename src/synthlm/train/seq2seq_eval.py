@@ -166,7 +166,7 @@ def generation_settings(plan: Any, batch_size: int, kind: str) -> Any:
     cfg = plan.finetune.config
     return GenerationSettings(
         batch_size,
-        cfg.max_target_length,
+        cfg.max_new_tokens or cfg.max_target_length,
         cfg.num_beams,
         plan.objective.eos_id,
         plan.objective.pad_id,
