@@ -122,3 +122,24 @@ def test_rerunning_a_finished_run_says_so_and_trains_nothing(tmp_path, data, cap
         "this run finished at step 4, its budget: nothing left to train" in capsys.readouterr().out
     )
     assert final.stat().st_mtime_ns == before and read_records(run_dir) == records
+
+
+def test_resume_rules_cover_evaluation_only_keys_as_free():
+    """What only scores a run (its eval sets, a fine-tuning run's metrics and generation) may
+    change on resume; what it trains on may not."""
+    from synthlm.train.resume_check import check_resume_config
+
+    saved = {
+        "seed": 1,
+        "finetune": {"metrics": ["accuracy"], "max_new_tokens": None, "train": "a.jsonl"},
+        "data": {"eval": [{"name": "v", "max_tokens": 10}]},
+    }
+    scored = {
+        "seed": 1,
+        "finetune": {"metrics": ["rouge_l"], "max_new_tokens": 5, "train": "a.jsonl"},
+        "data": {"eval": [{"name": "v", "max_tokens": 20}, {"name": "w"}]},
+    }
+    assert check_resume_config(saved, scored, "ckpt") == []
+    trained = {**scored, "seed": 2}
+    with pytest.raises(UserError, match="seed: 1 -> 2"):
+        check_resume_config(saved, trained, "ckpt")

@@ -27,6 +27,11 @@ FREE = (
     "data.eval",
     "finetune.valid",
     "finetune.test",
+    "finetune.eval_protocol",  # how the valid/test pairs are scored, not what trains
+    "finetune.max_new_tokens",
+    "finetune.metrics",
+    "finetune.max_eval_examples",
+    "finetune.num_beams",
     "model.compile",
     "model.compile_scope",
     "model.compile_backend",
