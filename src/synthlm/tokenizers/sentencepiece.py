@@ -110,15 +110,15 @@ def _sp_backend(proto: bytes):
     model = pb.ModelProto()
     model.ParseFromString(proto)
     spec, norm, kinds = model.trainer_spec, model.normalizer_spec, pb.ModelProto.SentencePiece
-    pieces = [(p.piece, p.score) for p in model.pieces]
     user = [p.piece for p in model.pieces if p.type == kinds.USER_DEFINED]
     if spec.model_type == pb.TrainerSpec.UNIGRAM:
-        pieces = _unigram_scores(model, kinds)
         backend = Backend(
-            models.Unigram(pieces, unk_id=spec.unk_id, byte_fallback=spec.byte_fallback)
+            models.Unigram(
+                _unigram_scores(model, kinds), unk_id=spec.unk_id, byte_fallback=spec.byte_fallback
+            )
         )
     elif spec.model_type == pb.TrainerSpec.BPE:
-        vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
+        vocab = {p.piece: i for i, p in enumerate(model.pieces)}
         normal = [p.piece for p in model.pieces if p.type == kinds.NORMAL]
         backend = Backend(
             models.BPE(

@@ -152,21 +152,19 @@ def adafactor(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
 @register_optimizer("hf_adamw", options=AdamWScaleOptions)
 def hf_adamw(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     """transformers 4.x's AdamW (eps before the bias correction), as nanoT5 fine-tunes with."""
-    from synthlm.train.adamw_scale import AdamWScale
-
-    return AdamWScale(
-        groups,
-        lr=cfg.lr,
-        betas=cfg.betas or (0.9, 0.999),
-        eps=cfg.eps or 1e-6,
-        scale_by_rms=False,
-        **cfg.typed_options(),
-    )
+    return _adamw_scale(groups, cfg, scale_by_rms=False)
 
 
 @register_optimizer("adamwscale", options=AdamWScaleOptions)
 def adamwscale(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW with RMS-scaled steps (nanoT5's T5 recipe: lr 2e-2, no weight decay, cosine)."""
+    return _adamw_scale(groups, cfg, scale_by_rms=True)
+
+
+def _adamw_scale(
+    groups: ParamGroups, cfg: OptimConfig, *, scale_by_rms: bool
+) -> torch.optim.Optimizer:
+    """nanoT5's defaults (betas 0.9/0.999, eps 1e-6) for both of AdamWScale's update rules."""
     from synthlm.train.adamw_scale import AdamWScale
 
     return AdamWScale(
@@ -174,5 +172,6 @@ def adamwscale(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
         lr=cfg.lr,
         betas=cfg.betas or (0.9, 0.999),
         eps=cfg.eps or 1e-6,
+        scale_by_rms=scale_by_rms,
         **cfg.typed_options(),
     )

@@ -41,6 +41,11 @@ READ_BY = {
     "decay_ratio": ("wsd",),
     "gamma": ("step",),
 }
+# the schedules shipped here; each reads what READ_BY says of it and nothing else
+BUILTIN = frozenset(
+    {name for names in READ_BY.values() for name in names}
+    | {"constant", "constant_with_warmup", "inverse_sqrt", "legacy"}
+)
 register_schedule = SCHEDULES.register
 
 
@@ -107,12 +112,9 @@ class ScheduleConfig(Section):
                 "the step schedule needs decay_every (steps between decays), and only it uses "
                 "decay_every"
             )
-        builtin = {name for names in READ_BY.values() for name in names} | {
-            "constant", "constant_with_warmup", "inverse_sqrt", "legacy"
-        }  # fmt: skip
         for key, readers in READ_BY.items():
             default = type(self).model_fields[key].default
-            if self.name in builtin and self.name not in readers and getattr(self, key) != default:
+            if self.name in BUILTIN and self.name not in readers and getattr(self, key) != default:
                 raise ValueError(
                     f"{key}: the {self.name} schedule does not read it (only "
                     f"{', '.join(readers)}); remove it or pick one of those schedules"
