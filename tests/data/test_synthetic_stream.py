@@ -68,6 +68,23 @@ def test_infinite_spec_source_is_a_pure_function_of_the_index(tmp_path):
     assert first.check_budget(10**6)["syn"] == 0.0
 
 
+def test_unpacked_infinite_source_holds_one_document_per_row(tmp_path):
+    """data.packing: false means one document per row for a stream too (it packed 3-4)."""
+    unpacked = mixture(tmp_path, {"spec": SPEC, "stream": "infinite"}, seq_len=24)
+    unpacked.data.packing = False
+    unpacked.sources[1] = unpacked._open_spec(1, unpacked.data.sources[1])
+    for k in range(40):
+        tokens, mask, segments = unpacked.sources[1].window(k)
+        eos = np.flatnonzero(tokens == EOS)
+        end = int(eos[0]) + 1  # the document and its EOS; meta ids never equal EOS
+        assert end >= 4, "a copy/reverse document has a body"
+        assert (segments[:end] == 0).all() and (mask[end - 1] == 1), "the EOS is a target"
+        assert (tokens[end:] == EOS).all() and (mask[end:] == 0).all()
+        assert (segments[end:] == -1).all(), "padding: no segment, no target"
+        again = unpacked.sources[1].window(k)
+        assert np.array_equal(tokens, again[0]), "still a pure function of the index"
+
+
 def test_spec_source_needs_kind_synthetic_and_not_both_path_and_spec(tmp_path):
     with pytest.raises(ValueError, match="kind: synthetic"):
         DataConfig(sources=[{"name": "s", "spec": SPEC}])

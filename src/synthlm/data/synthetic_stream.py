@@ -10,7 +10,9 @@ them, so a synthetic source can be a spec (``data.sources[i].spec``) instead of 
 * ``stream: infinite`` never repeats: window ``k`` is packed from documents generated with a
   Philox key of ``(seed, source, k)``, so it is a pure function of the sample index (exact
   resume, any worker count) and costs only its own documents. Each window starts a new
-  document; the last one is cut at the window's end, as packing cuts documents.
+  document; the last one is cut at the window's end, as packing cuts documents. With
+  ``data.packing: false`` window ``k`` is one such document alone, cut to ``seq_len`` and padded
+  as a store's unpacked rows are.
 """
 
 from __future__ import annotations
@@ -120,9 +122,17 @@ class StreamSource:
     """An endless synthetic source: window ``k`` is generated from its own key."""
 
     def __init__(
-        self, plan: Any, *, source_index: int, seq_len: int, eos_id: int, id_offset: int
+        self,
+        plan: Any,
+        *,
+        source_index: int,
+        seq_len: int,
+        eos_id: int,
+        id_offset: int,
+        packing: bool = True,
     ) -> None:
         self.plan = plan
+        self.packing = packing
         self.source_index = source_index
         self.seq_len = seq_len
         self.eos_id = eos_id
@@ -141,6 +151,8 @@ class StreamSource:
         from synthlm.synth.rng import generator
 
         rng = generator(self.plan.seed, STREAM_KEY, self.source_index, k)
+        if not self.packing:
+            return self._padded(rng)
         tokens, mask, segments, filled, segment = [], [], [], 0, 0
         while filled < self.seq_len:
             domains = rng.choice(len(self.weights), size=self.draw, p=self.weights)
@@ -160,6 +172,21 @@ class StreamSource:
                     break
         cut = slice(0, self.seq_len)
         return np.concatenate(tokens)[cut], np.concatenate(mask)[cut], np.concatenate(segments)[cut]
+
+    def _padded(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One document and its EOS, cut to ``seq_len`` and padded with EOS: the padding has
+        loss mask 0 and segment -1, as :meth:`PackedSource._padded` writes a store's rows."""
+        domain = int(rng.choice(len(self.weights), p=self.weights))
+        ((doc_tokens, doc_mask),) = self._documents(rng, domain, 1)
+        take = min(len(doc_tokens) + 1, self.seq_len)
+        tokens = np.full(self.seq_len, self.eos_id, dtype=np.int64)
+        mask = np.zeros(self.seq_len, dtype=np.uint8)
+        segments = np.full(self.seq_len, -1, dtype=np.int32)
+        body = np.append(doc_tokens.astype(np.int64) + self.id_offset, self.eos_id)
+        tokens[:take] = body[:take]
+        mask[:take] = np.append(doc_mask, 1)[:take]
+        segments[:take] = 0
+        return tokens, mask, segments
 
     def _documents(
         self, rng: np.random.Generator, domain: int, n: int
