@@ -334,6 +334,58 @@ def test_local_runs_go_in_turn_and_failures_do_not_stop_the_rest(base, tmp_path,
     ]
 
 
+def test_a_failed_point_is_recorded_until_an_attempt_does_not_fail(base, tmp_path, fake_trainer):
+    """SWEEPDIR/failed/<point>.json keeps the exit status (the terminal that showed it is
+    gone by the time someone reads the report); a later attempt that finishes removes it."""
+    sweep = plan_sweep([base], ["seed=13,14"], tmp_path / "sw")
+    write_sweep(sweep)
+    run_local(sweep, fake_trainer, echo=lambda _: None)
+    record = tmp_path / "sw" / "failed" / "000_seed-13.json"
+    written = json.loads(record.read_text())
+    assert (written["point"], written["exit_status"], written["runner"]) == (
+        "000_seed-13",
+        3,
+        "local",
+    )
+    assert written["time"][:4].isdigit() and "T" in written["time"]
+    assert [p.name for p in (tmp_path / "sw" / "failed").iterdir()] == ["000_seed-13.json"]
+    config = yaml.safe_load(sweep.points[0].config.read_text())
+    sweep.points[0].config.write_text(yaml.safe_dump({**config, "seed": 14}))  # fixed by hand
+    assert [o.status for o in run_local(sweep, fake_trainer, echo=lambda _: None)] == [
+        "done",
+        "skipped",
+    ]
+    assert not record.exists()
+
+
+def test_force_drops_the_failure_record_of_the_run_it_moves_aside(base, tmp_path, fake_trainer):
+    sweep = plan_sweep([base], ["seed=13"], tmp_path / "sw")
+    write_sweep(sweep)
+    run_local(sweep, fake_trainer, echo=lambda _: None)
+    assert sweep.failure_record(sweep.points[0]).is_file()
+    write_sweep(sweep, force=True, echo=lambda _: None)
+    assert not sweep.failure_record(sweep.points[0]).exists()
+
+
+def test_slurm_task_records_a_failure_and_exits_with_its_status(base, tmp_path, fake_trainer):
+    sweep = plan_sweep([base], ["seed=13,14"], tmp_path / "sw")
+    write_sweep(sweep)
+    script = write_slurm_script(sweep, fake_trainer, workdir=tmp_path)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "777"}
+    task = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert task.returncode == 3, task.stderr
+    assert "sweep point 000_seed-13 failed with exit status 3" in task.stderr
+    record = json.loads(sweep.failure_record(sweep.points[0]).read_text())
+    assert record["point"] == "000_seed-13" and record["exit_status"] == 3
+    assert (record["runner"], record["job"]) == ("slurm", "777_0") and "T" in record["time"]
+    assert [p.name for p in (tmp_path / "sw" / "failed").iterdir()] == ["000_seed-13.json"]
+    config = yaml.safe_load(sweep.points[0].config.read_text())
+    sweep.points[0].config.write_text(yaml.safe_dump({**config, "seed": 15}))  # now: stopped
+    again = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "stopped before finishing" in again.stdout, again.stderr
+    assert not sweep.failure_record(sweep.points[0]).exists()
+
+
 def test_a_stopped_point_stays_pending_and_ends_the_local_sweep(base, tmp_path, fake_trainer):
     """Exit 0 without RUN/final/ is a stop signal's checkpoint, not a finished run."""
     sweep = plan_sweep([base], ["seed=15,14"], tmp_path / "sw")
@@ -449,6 +501,9 @@ def test_cli_says_what_happened_and_refuses_flags_it_would_ignore(base, tmp_path
     failed = synthlm("sweep", str(base), "seed=13", *command[:-1], "sw2", cwd=tmp_path)
     assert failed.returncode == 1 and "wrote 1 config to" in failed.stdout
     assert failed.stderr.startswith("error: 1 of 1 sweep points failed: 000 (exit 3)")
+    report = synthlm("report", "sw2", "--out", "sw2/report", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "1 run of 1 sweep points (1 failed: 000 (exit 3));" in report.stdout
     for flag in (["--max-parallel", "2"], ["--slurm-option", "time=1:00"], ["--slurm-setup", "x"]):
         ignored = synthlm("sweep", str(base), "seed=1,2", *flag, "--out", "sw3", cwd=tmp_path)
         assert ignored.returncode == 2 and f"{flag[0]}: only used with --slurm" in ignored.stderr

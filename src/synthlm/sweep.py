@@ -16,6 +16,9 @@ A point is finished when its run dir holds ``final/`` (the trainer writes it las
 reads it the same way), not when the trainer exits 0: a stop signal (SIGTERM, SIGUSR1) saves a
 checkpoint and exits 0 too, and such a point must resume on the next run, locally or when the
 array is resubmitted. ``SWEEPDIR/done/`` keeps a dated marker per finished point, for people.
+A point whose trainer exits non-zero gets ``SWEEPDIR/failed/<point>.json`` (exit status, time,
+where it ran), so ``synthlm report`` can list failures after the terminal or SLURM log is gone;
+its next attempt that does not fail (finished, or stopped to resume) removes it.
 Launching the points (here, or as a SLURM array) is :mod:`synthlm.sweep_launch`.
 """
 
@@ -38,6 +41,7 @@ from synthlm.errors import ConfigError, UserError
 from synthlm.fileio import atomic_write_json, atomic_write_text
 
 MANIFEST = "sweep.json"
+FAILED_DIR = "failed"  # SWEEPDIR/failed/<point>.json: the point's last attempt failed
 SLURM_SCRIPT = "sweep.slurm"
 NAME_CHARS = re.compile(r"[^A-Za-z0-9.+-]+")
 Validator = Callable[[Sequence[Path], Sequence[str]], Any]
@@ -80,6 +84,10 @@ class Sweep:
 
     def done_marker(self, point: Point) -> Path:
         return self.out / "done" / point.name
+
+    def failure_record(self, point: Point) -> Path:
+        """Where a failed attempt at ``point`` is recorded (read by ``synthlm report``)."""
+        return self.out / FAILED_DIR / f"{point.name}.json"
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -313,6 +321,7 @@ def write_sweep(
 def _replace_run(sweep: Sweep, point: Point, echo: Callable[[str], None]) -> None:
     """--force: keep the earlier run (never deleted) but out of the way, so nothing resumes it."""
     sweep.done_marker(point).unlink(missing_ok=True)
+    sweep.failure_record(point).unlink(missing_ok=True)  # of the run moved aside, not the next
     if not point.run_dir.exists():
         return
     from synthlm.sweep_launch import point_lock

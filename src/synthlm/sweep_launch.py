@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from synthlm.errors import UserError
-from synthlm.fileio import atomic_write_text
-from synthlm.sweep import NAME_CHARS, SLURM_SCRIPT, Point, Sweep
+from synthlm.fileio import atomic_write_json, atomic_write_text
+from synthlm.sweep import FAILED_DIR, NAME_CHARS, SLURM_SCRIPT, Point, Sweep
 
 SLURM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -67,7 +67,10 @@ def slurm_script(
     """A SLURM array job: task i trains point i; finished points are skipped on resubmission.
 
     Finished means RUN/final/ exists: a task stopped by preemption or its time limit exits 0
-    with a checkpoint saved, and must train on (resume) when requeued or resubmitted.
+    with a checkpoint saved, and must train on (resume) when requeued or resubmitted. A task
+    whose trainer fails writes SWEEPDIR/failed/<point>.json as a local sweep does (written to a
+    temporary name and renamed, so a report never reads half of it) and exits with the
+    trainer's status; its next attempt that does not fail removes the record.
     """
     count = len(sweep.points)
     array = f"0-{count - 1}" + (f"%{max_parallel}" if max_parallel else "")
@@ -83,6 +86,7 @@ def slurm_script(
     names = "\n".join(f"  {shlex.quote(p.name)}" for p in sweep.points)
     runs = "\n".join(f"  {shlex.quote(str(p.run_dir))}" for p in sweep.points)
     done = shlex.quote(str(sweep.out / "done"))
+    failed = shlex.quote(str(sweep.out / FAILED_DIR))
     return f"""#!/bin/bash
 # Written by `synthlm sweep` on {dt.date.today()}: {count} grid points, one per array task.
 # Submit with: sbatch {shlex.quote(str(sweep.out / SLURM_SCRIPT))}
@@ -106,7 +110,19 @@ RUN="${{RUNS[$TASK]}}"
 if [ -d "$RUN/final" ]; then echo "sweep point $NAME already finished; skipping"; exit 0; fi
 {chr(10).join(setup)}
 echo "sweep point $NAME: $CONFIG"
-{shlex.join(command)} "$CONFIG"
+FAILED={failed}
+STATUS=0
+{shlex.join(command)} "$CONFIG" || STATUS=$?
+if [ "$STATUS" -ne 0 ]; then
+  echo "sweep point $NAME failed with exit status $STATUS" >&2
+  mkdir -p "$FAILED"
+  printf '{{"point": "%s", "exit_status": %d, "time": "%s", "runner": "slurm", "job": "%s"}}\n' \
+    "$NAME" "$STATUS" "$(date -Iseconds)" "${{SLURM_ARRAY_JOB_ID:-}}_$TASK" \
+    > "$FAILED/$NAME.json.tmp-$$"
+  mv -f "$FAILED/$NAME.json.tmp-$$" "$FAILED/$NAME.json"
+  exit "$STATUS"
+fi
+rm -f "$FAILED/$NAME.json"
 if [ ! -d "$RUN/final" ]; then
   echo "sweep point $NAME stopped before finishing (no $RUN/final); it resumes when requeued" \\
     "or when the array is submitted again"
@@ -181,18 +197,29 @@ def _run_point(
         return Outcome(point, "busy")
     if code != 0:
         echo(f"{label}: failed with exit status {code}")
+        record_failure(sweep, point, code)
         return Outcome(point, "failed", code)
+    sweep.failure_record(point).unlink(missing_ok=True)  # this attempt did not fail
     if not point.finished:
         echo(
             f"{label}: stopped before finishing (the trainer exited 0 without writing "
             f"{point.run_dir / 'final'}); run the same command again to resume it"
         )
         return Outcome(point, "stopped")
-    atomic_write_text(
-        sweep.done_marker(point),
-        dt.datetime.now().astimezone().isoformat(timespec="seconds") + "\n",
-    )
+    atomic_write_text(sweep.done_marker(point), _now() + "\n")
     return Outcome(point, "done")
+
+
+def record_failure(sweep: Sweep, point: Point, code: int) -> Path:
+    """Write SWEEPDIR/failed/<point>.json: the exit status outlives the terminal that showed
+    it, so ``synthlm report`` can list the failed points (a failed run dir looks like one
+    still training). A negative status is a signal, as :class:`subprocess.Popen` gives it."""
+    record = {"point": point.name, "exit_status": code, "time": _now(), "runner": "local"}
+    return atomic_write_json(sweep.failure_record(point), record)
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager

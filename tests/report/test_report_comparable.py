@@ -35,14 +35,27 @@ def store(root: Path, name: str, sha: str, kind: str = "bpe", part: str = "valid
     return prefix
 
 
-def make_run(path: Path, *, objective="clm", train=None, valid=None, max_tokens=1000, evals=None):
+def make_run(
+    path: Path,
+    *,
+    objective="clm",
+    train=None,
+    valid=None,
+    max_tokens=1000,
+    evals=None,
+    data_extra=None,
+    train_section=None,
+):
     """A run with eval/web/{loss,bpb} logged at equal steps (unless ``evals`` says otherwise):
-    ``evals`` are (step, tokens of web, loss, bpb)."""
+    ``evals`` are (step, tokens of web, loss, bpb); ``data_extra`` are more data.* keys
+    (seq_len, packing), ``train_section`` the train: section."""
     path.mkdir(parents=True)
     data = {"sources": [{"name": "web", "path": str(train or "stores/web"), "weight": 1.0}]}
     if valid is not None:
         data["eval"] = [{"name": "web", "path": str(valid), "max_tokens": max_tokens}]
-    config = {"data": data, "objective": {"name": objective}}
+    config = {"data": {**data, **(data_extra or {})}, "objective": {"name": objective}}
+    if train_section is not None:
+        config["train"] = train_section
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     evals = evals or [(10, 1000, 5.0, 1.5), (20, 2000, 4.0, 1.2)]
     lines = [
@@ -215,3 +228,79 @@ def test_runs_at_different_steps_are_not_ranked_and_alike_runs_are(tmp_path):
     build_report([done, alike], tmp_path / "out2")
     assert final_table(tmp_path / "out2" / "index.html")["eval/web/loss"] == (["4", "3.5"], ["3.5"])
     assert not_comparable(tmp_path / "out2") == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# how an eval set was scored
+
+
+def test_an_eval_set_scored_at_another_seq_len_is_not_ranked(tmp_path):
+    """One eval store, but windows of 64 and 128 tokens: the longer context lowers the loss,
+    so neither the loss nor bits per byte compare; --equal-tokens refuses."""
+    valid = store(tmp_path, "web_valid", "a")
+    runs = [
+        make_run(tmp_path / "short", valid=valid, data_extra={"seq_len": 64}),
+        make_run(tmp_path / "long", valid=valid, data_extra={"seq_len": 128}),
+    ]
+    out = tmp_path / "out"
+    build_report(runs, out)
+    table = final_table(out / "index.html")
+    why = "not comparable: eval set web scored with different seq_len"
+    assert table[f"eval/web/loss ({why})"] == (["4", "4"], [])
+    assert table[f"eval/web/bpb ({why})"][1] == []
+    listed = not_comparable(out)
+    assert set(listed) == {"eval_scoring.web"}, "same store and limits: not another eval set"
+    assert listed["eval_scoring.web"]["values"]["short"].startswith("seq_len 64, windows packed")
+    assert listed["eval_scoring.web"]["values"]["long"].startswith("seq_len 128,")
+    page = (out / "index.html").read_text()
+    assert "eval_scoring.web differs (short: seq_len 64" in page
+    args = ["--equal-tokens", "web", "--at", "1500", "-q"]
+    refused = run_cli("report", *map(str, runs), "--out", str(tmp_path / "r"), *args)
+    assert refused.returncode == 2 and "how the eval set web was scored" in refused.stderr
+    assert "seq_len 64" in refused.stderr and not (tmp_path / "r").exists()
+
+
+def test_the_eval_batch_counts_only_where_the_loss_is_a_mean_of_batch_means(tmp_path):
+    valid = store(tmp_path, "web_valid", "a")
+    seq = {"seq_len": 64}
+
+    def run(name, **train):
+        return make_run(tmp_path / name, valid=valid, data_extra=seq, train_section=train)
+
+    per_token = [run("a", batch_size=8), run("b", batch_size=16)]
+    build_report(per_token, tmp_path / "out")
+    assert not_comparable(tmp_path / "out") == {}, "a per-token mean does not see the batch"
+    per_batch = [
+        run("c", batch_size=8, loss_average="micro_batch"),
+        run("d", batch_size=32, eval_batch_size=16, loss_average="micro_batch"),
+    ]
+    build_report(per_batch, tmp_path / "out2")
+    assert not_comparable(tmp_path / "out2")["eval_scoring.web"]["values"] == {
+        "c": "seq_len 64, windows packed, document masking off, loss averaging per batch of 8",
+        "d": "seq_len 64, windows packed, document masking off, loss averaging per batch of 16",
+    }
+    table = final_table(tmp_path / "out2" / "index.html")
+    assert "eval/web/loss (not comparable: eval set web scored with different loss averaging)" in (
+        table
+    )
+
+
+def test_synthetic_exact_match_still_ranks_across_seq_len(tmp_path):
+    """Exact match is decoded from each prompt, whatever the windows; the loss is not."""
+    runs = []
+    for name, seq_len, acc in (("a", 64, 0.5), ("b", 128, 0.75)):
+        path = tmp_path / name
+        path.mkdir()
+        data = {
+            "sources": [{"name": "dyck", "path": "synth/dyck", "kind": "synthetic"}],
+            "eval": [{"name": "dyck", "path": "synth/dyck", "kind": "synthetic"}],
+            "seq_len": seq_len,
+        }
+        (path / "config.yaml").write_text(yaml.safe_dump({"data": data}))
+        lines = [{"step": s, "eval/dyck/loss": 1.0 / s, "eval/dyck/acc": acc} for s in (1, 2)]
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        runs.append(path)
+    build_report(runs, tmp_path / "out")
+    table = final_table(tmp_path / "out" / "index.html")
+    assert table["eval/dyck/acc"] == (["0.5", "0.75"], ["0.75"])
+    assert "eval/dyck/loss (not comparable: eval set dyck scored with different seq_len)" in table

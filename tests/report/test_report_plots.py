@@ -6,9 +6,12 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from report_fixtures import write_run
 
+from cli_runner import run_cli
 from synthlm.report import plots
+from synthlm.report.comparable import differences
 from synthlm.report.load import load_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -248,3 +251,72 @@ def test_eval_sets_whose_names_clean_to_one_file_name_get_a_figure_each(tmp_path
     assert len({d.path for d in accuracy}) == 2
     assert all(d.path.is_file() for d in accuracy)
     assert "accuracy_a_b" in {d.spec.slug for d in accuracy}, "a clean name keeps its file name"
+
+
+def _with_config(run_dir, **changes):
+    """Edit a fixture run's config.yaml: ``data__seq_len=128`` sets data.seq_len."""
+    path = run_dir / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        section = config
+        for part in parents:
+            section = section.setdefault(part, {})
+        section[last] = value
+    path.write_text(yaml.safe_dump(config))
+    return run_dir
+
+
+def test_curves_that_do_not_compare_never_share_axes(tmp_path):
+    """Eval sets scored at seq_len 64 and 128: each loss panel of an eval set is drawn once
+    per group of runs that compare; synthetic exact match, lr and throughput still overlay."""
+    a = write_run(tmp_path / "a", weight=0.1)
+    b = _with_config(write_run(tmp_path / "b", weight=0.2), data__seq_len=128)
+    c = write_run(tmp_path / "c", weight=0.3)
+    runs = [load_run(path) for path in (a, b, c)]
+    specs = {s.slug: s for s in plots.figure_specs(runs, differences(runs))}
+    natural = specs["loss_natural"]
+    assert [(p.title, p.runs) for p in natural.panels] == [
+        ("shakespeare\nseq_len 64", (0, 2)),
+        ("shakespeare\nseq_len 128", (1,)),
+    ]
+    assert "separate panels: shakespeare." in natural.caption
+    assert [p.runs for p in specs["perplexity"].panels] == [(0, 2), (1,)]
+    assert [p.runs for p in specs["loss_synthetic"].panels] == [(0, 2), (1,)]
+    assert {p.runs for s in ("accuracy_dyck", "lr", "throughput") for p in specs[s].panels} == {
+        None
+    }
+    assert [p.runs for p in plots.figure_specs(runs)[0].panels] == [None], "nothing given"
+
+
+def test_another_objective_splits_what_it_computes_only(tmp_path):
+    a = write_run(tmp_path / "a")
+    t5 = _with_config(write_run(tmp_path / "t5"), objective__name="span_corruption")
+    runs = [load_run(a), load_run(t5)]
+    specs = {s.slug: s for s in plots.figure_specs(runs, differences(runs))}
+    assert [p.title for p in specs["loss"].panels] == [
+        "Training loss\nobjective clm",
+        "Training loss\nobjective span_corruption",
+    ]
+    assert [p.runs for p in specs["lr"].panels] == [None]
+
+
+def test_a_split_panel_draws_only_its_runs(tmp_path):
+    from matplotlib.figure import Figure
+
+    runs = [load_run(write_run(tmp_path / name)) for name in ("a", "b", "c")]
+    panel = plots.Panel("loss", (plots.Curve("lr", smooth=False),), runs=(0, 2))
+    ax = Figure().subplots()
+    used = plots._draw_lines(ax, panel, runs, plots.run_colors(3), "step", set())
+    assert used == {0, 2} and len(ax.get_lines()) == 2
+
+
+def test_the_report_page_says_which_panels_are_split(tmp_path):
+    a = write_run(tmp_path / "a")
+    b = _with_config(write_run(tmp_path / "b"), data__seq_len=128)
+    out = tmp_path / "out"
+    done = run_cli("report", str(a), str(b), "--out", str(out), "-q", timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = (out / "index.html").read_text()
+    assert "are in separate panels: shakespeare." in page
+    assert (out / "loss_natural.png").read_bytes().startswith(PNG_MAGIC)

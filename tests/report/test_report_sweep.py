@@ -90,3 +90,53 @@ def test_the_summary_line_counts_the_points_not_started(tmp_path):
     done = run_cli("report", str(sweep), "--out", str(tmp_path / "out"), timeout=120)
     assert done.returncode == 0, done.stderr
     assert "1 run of 3 sweep points (2 not started yet);" in done.stdout
+
+
+def fail(sweep: Path, name: str, status: int, when: str = "2026-12-03T11:00:00+00:00") -> None:
+    """The record ``synthlm sweep`` leaves for a point whose trainer exited non-zero."""
+    (sweep / "failed").mkdir(exist_ok=True)
+    record = {"point": name, "exit_status": status, "time": when, "runner": "local"}
+    (sweep / "failed" / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_failed_points_are_listed_with_their_exit_status(tmp_path):
+    """A failed run dir looks like one still training; the sweep's record tells them apart,
+    including a point that failed before writing any run dir (a bad config)."""
+    sweep = make_sweep(tmp_path, started=2)
+    fail(sweep, NAMES[1], 3)
+    fail(sweep, NAMES[2], -9)  # killed by a signal before its run dir existed
+    out = tmp_path / "out"
+    report = build_report([sweep], out)
+    assert len(report.runs) == 2, "a failed point's curves up to the failure are still drawn"
+    listed = json.loads((out / "report.json").read_text())["sweeps"][0]
+    assert [p["state"] for p in listed["points"]] == ["started", "failed", "failed"]
+    assert listed["failed"] == [
+        {"name": NAMES[1], "exit_status": 3, "failed_at": "2026-12-03T11:00:00+00:00"},
+        {"name": NAMES[2], "exit_status": -9, "failed_at": "2026-12-03T11:00:00+00:00"},
+    ]
+    assert listed["not_started"] == []
+    page = (out / "index.html").read_text()
+    assert (
+        f"2 run(s) of 3 sweep points (2 failed: {NAMES[1]} (exit 3), "
+        f"{NAMES[2]} (killed by signal 9))" in page
+    )
+    assert "<td>failed</td><td>exit 3 at 2026-12-03T11:00:00+00:00</td>" in page
+
+
+def test_a_finished_point_is_not_failed_by_an_old_record(tmp_path):
+    sweep = make_sweep(tmp_path, started=1, finished=1)
+    fail(sweep, NAMES[0], 1)
+    build_report([sweep], tmp_path / "out")
+    listed = json.loads((tmp_path / "out" / "report.json").read_text())["sweeps"][0]
+    assert listed["points"][0]["state"] == "finished" and listed["failed"] == []
+
+
+def test_the_summary_line_names_the_failed_points(tmp_path):
+    sweep = make_sweep(tmp_path, started=1)
+    fail(sweep, NAMES[1], 2)
+    done = run_cli("report", str(sweep), "--out", str(tmp_path / "out"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"1 run of 3 sweep points (1 not started yet, 1 failed: {NAMES[1]} (exit 2));"
+        in done.stdout
+    )

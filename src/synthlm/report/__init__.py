@@ -64,7 +64,7 @@ def build_report(
     labels = run_labels([r.config for r in runs], run_names(runs))
     found = incomparable(runs)
     colors = plots.run_colors(len(runs))
-    drawn = plots.render_all(runs, labels, out, dpi=dpi, progress=progress)
+    drawn = plots.render_all(runs, labels, out, dpi=dpi, progress=progress, differences=found)
     page = html.render_page(
         runs,
         labels,

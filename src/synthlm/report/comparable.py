@@ -11,6 +11,11 @@ quantity on the same data. Three things in a run's config change what its number
   perplexity per token, and token counts, do not compare; bits per byte (bpb) do.
 * an eval set's settings under one name: another store, or another number of tokens, examples
   or documents, is another measurement.
+* how an eval set was scored during training: the window length (``data.seq_len``: a longer
+  window gives later tokens more context, so a lower loss), for natural text the windows'
+  packing and document masking, and under ``train.loss_average: micro_batch`` the eval batch
+  (the loss is then a mean of per-batch means). Synthetic exact match is decoded from each
+  prompt, whatever the windows, so it still compares.
 
 A fourth is not in the config: runs last logged at different steps give final values from
 different points of training.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ OBJECTIVE = "objective"
 TOKENIZER = "tokenizer"
 STEP = "step"
 EVAL_PREFIX = "data.eval."  # + the set's name
+SCORING_PREFIX = "eval_scoring."  # + the set's name
 UNKNOWN = "unknown"
 # an eval set's settings that change what its numbers measure, per kind of set
 EVAL_SETTINGS = {
@@ -50,9 +56,12 @@ DOWNSTREAM = ("lm_eval/",)  # logged metrics that neither objective nor tokenize
 class Difference:
     """One thing that makes some of the runs' numbers incomparable, with each run's value."""
 
-    key: str  # OBJECTIVE, TOKENIZER, STEP or data.eval.<set name>
+    key: str  # OBJECTIVE, TOKENIZER, STEP, data.eval.<set name> or eval_scoring.<set name>
     values: list[str]  # per run, in the runs' order
     affects: str  # which numbers, in words
+    # per run, what is compared (None: unknown); two texts may show one identity (an eval store
+    # of the same text at two paths), so figures group runs by these, not by the texts
+    identities: list[Any] = field(default_factory=list, compare=False)
 
     def note(self, names: Sequence[str]) -> str:
         listed = "; ".join(f"{name}: {value}" for name, value in zip(names, self.values))
@@ -88,6 +97,14 @@ def differences(runs: Sequence[Run]) -> list[Difference]:
                 f"eval/{name}/... measure different data; no best is marked for them",
             )
         )
+        found.append(
+            _difference(
+                f"{SCORING_PREFIX}{name}",
+                [eval_scoring_of(r, name) for r in runs],
+                f"eval/{name}/... were scored on other windows or batches (synthetic exact "
+                "match excepted); no best is marked for them",
+            )
+        )
     found.append(
         _difference(
             STEP,
@@ -106,7 +123,12 @@ def _difference(key: str, values: Sequence[Known | None], affects: str) -> Diffe
     """A difference where at least two runs are known to differ (unknown values never count)."""
     if len({v[0] for v in values if v is not None}) < 2:
         return None
-    return Difference(key, [UNKNOWN if v is None else v[1] for v in values], affects)
+    return Difference(
+        key,
+        [UNKNOWN if v is None else v[1] for v in values],
+        affects,
+        [None if v is None else v[0] for v in values],
+    )
 
 
 def _same(value: str | None) -> Known | None:
@@ -131,6 +153,10 @@ def why_not_comparable(
     eval_set = name.split("/")[1] if name.startswith("eval/") and name.count("/") >= 2 else None
     if eval_set is not None and f"{EVAL_PREFIX}{eval_set}" in keys:
         return f"eval set {eval_set} differs"
+    if eval_set is not None and f"{SCORING_PREFIX}{eval_set}" in keys:
+        differing = scoring_differences(runs, eval_set)
+        if differing and window_scored(name, runs):
+            return f"eval set {eval_set} scored with different {', '.join(differing)}"
     if logged and len({r.columns[name].steps[-1] for r in runs if _has(r, name)}) > 1:
         return "last values at different steps"
     return None
@@ -146,6 +172,70 @@ def per_token(name: str) -> bool:
     bits per byte are not."""
     parts = {p.split(",")[0].lower().rsplit("_", 1)[-1] for p in name.split("/")}
     return bool(parts & set(PER_TOKEN)) and "bpb" not in parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures: which runs' curves may share axes
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs whose curves of some metrics compare, and what sets them apart from the others."""
+
+    runs: tuple[int, ...]  # indices into the runs
+    label: str  # e.g. "objective span_corruption"; "" when every run compares
+
+
+def curve_groups(
+    keys: Sequence[str], runs: Sequence[Run], found: Sequence[Difference]
+) -> list[Group]:
+    """The runs split so that within a group the curves of every metric in ``keys`` compare.
+
+    One group of all runs when nothing in ``found`` bears on these metrics. Unlike the final
+    table, the step a run last logged does not split anything (a curve shows where it ends),
+    nor does the objective split what it does not compute (learning rate, throughput).
+    """
+    applying = [d for d in found if any(_splits(d, key, runs) for key in keys)]
+    members: dict[tuple[Any, ...], list[int]] = {}
+    for index in range(len(runs)):
+        members.setdefault(tuple(d.identities[index] for d in applying), []).append(index)
+    if len(members) < 2:
+        return [Group(tuple(range(len(runs))), "")]
+    return [
+        Group(tuple(group), "; ".join(_group_label(d, group[0]) for d in applying))
+        for group in members.values()
+    ]
+
+
+def _splits(found: Difference, key: str, runs: Sequence[Run]) -> bool:
+    """Whether ``found`` makes curves of metric ``key`` from different runs incomparable."""
+    computed = key == "loss" or key.startswith(("loss/", "eval/"))  # by the objective
+    eval_set = key.split("/")[1] if key.startswith("eval/") and key.count("/") >= 2 else None
+    if found.key == OBJECTIVE:
+        return computed
+    if found.key == TOKENIZER:
+        return computed and per_token(key)
+    if eval_set is not None and found.key == f"{EVAL_PREFIX}{eval_set}":
+        return True
+    return (
+        eval_set is not None
+        and found.key == f"{SCORING_PREFIX}{eval_set}"
+        and (window_scored(key, runs))
+    )
+
+
+def _group_label(found: Difference, index: int) -> str:
+    """What run ``index`` has for ``found``, short enough for a panel title: of the scoring
+    settings, only those that differ (``seq_len 64``)."""
+    identity = found.identities[index]
+    if identity is None:
+        return f"{found.key} {UNKNOWN}"
+    if found.key.startswith(SCORING_PREFIX):
+        known = [dict(i) for i in found.identities if i is not None]
+        return ", ".join(f"{k} {v}" for k, v in identity if len({p.get(k) for p in known}) > 1)
+    if found.key.startswith(EVAL_PREFIX):
+        return f"eval set {found.key.removeprefix(EVAL_PREFIX)}: {found.values[index]}"
+    return f"{found.key} {found.values[index]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,15 +328,13 @@ def eval_set_of(run: Run, name: str) -> Known | None:
     split of the same files, under any tokenizer: bits per byte compare across tokenizers,
     whose stores are necessarily different files), else by its path.
     """
-    data = run.config.get("data")
-    items = data.get("eval") if isinstance(data, Mapping) else None
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, Mapping) and item.get("name") == name:
-            keys = EVAL_SETTINGS.get(str(item.get("kind", "natural")), EVAL_SETTINGS["natural"])
-            text = ", ".join(f"{k}={item.get(k)}" for k in keys if k in item)
-            limits = tuple((k, str(item.get(k))) for k in keys if k != "path")
-            return (store_text(item.get("path")), limits), text
-    return None
+    item = _eval_item(run, name)
+    if item is None:
+        return None
+    keys = EVAL_SETTINGS.get(str(item.get("kind", "natural")), EVAL_SETTINGS["natural"])
+    text = ", ".join(f"{k}={item.get(k)}" for k in keys if k in item)
+    limits = tuple((k, str(item.get(k))) for k in keys if k != "path")
+    return (store_text(item.get("path")), limits), text
 
 
 def store_text(path: Any) -> str:
@@ -267,6 +355,63 @@ def store_text(path: Any) -> str:
     if isinstance(split, dict):
         text["split_from"] = {k: v for k, v in split.items() if k != "store"}
     return json.dumps(text, sort_keys=True, default=str)
+
+
+def eval_scoring_of(run: Run, name: str) -> Known | None:
+    """How eval set ``name`` was scored during training where that changes its numbers, as
+    (identity, text): the window length, for natural text the packing and document masking
+    of the windows, and the eval batch when the loss is a mean of per-batch means. None when
+    the run's config does not say (no such set, no data.seq_len, a fine-tuning run)."""
+    config = run.config
+    data = config.get("data")
+    item = _eval_item(run, name)
+    if item is None or config.get("mode") == "ft" or not isinstance(data, Mapping):
+        return None
+    if data.get("seq_len") is None:
+        return None
+    parts = [("seq_len", str(data["seq_len"]))]
+    if str(item.get("kind", "natural")) == "natural":
+        parts.append(("windows", "packed" if data.get("packing", True) else "one document per row"))
+        parts.append(("document masking", "on" if data.get("document_mask") is True else "off"))
+    parts.append(("loss averaging", _loss_averaging(config.get("train"))))
+    return tuple(parts), ", ".join(f"{key} {value}" for key, value in parts)
+
+
+def _loss_averaging(train: Any) -> str:
+    """``per token``, or ``per batch of N`` (train.loss_average micro_batch: the eval loss is
+    a mean of per-batch means, so the eval batch size changes it)."""
+    train = train if isinstance(train, Mapping) else {}
+    if train.get("loss_average") != "micro_batch":
+        return "per token"
+    return f"per batch of {train.get('eval_batch_size') or train.get('batch_size')}"
+
+
+def scoring_differences(runs: Sequence[Run], name: str) -> list[str]:
+    """Which parts of eval set ``name``'s scoring differ between the runs (``seq_len``, ...)."""
+    known = [dict(found[0]) for r in runs if (found := eval_scoring_of(r, name)) is not None]
+    keys = list(dict.fromkeys(k for parts in known for k in parts))
+    return [k for k in keys if len({parts.get(k) for parts in known}) > 1]
+
+
+def window_scored(name: str, runs: Sequence[Run]) -> bool:
+    """Whether metric ``name`` (eval/<set>/...) depends on how its set was scored: all of a
+    natural set's do; of a synthetic set's, exact match (``acc``) does not, as it is greedily
+    decoded from each example's prompt."""
+    parts = name.split("/")
+    if len(parts) < 3 or parts[0] != "eval":
+        return False
+    synthetic = any(r.kind_of(parts[1]) == "synthetic" for r in runs)
+    return not (synthetic and parts[2] == "acc")
+
+
+def _eval_item(run: Run, name: str) -> Mapping[str, Any] | None:
+    """The data.eval entry named ``name`` in the run's config."""
+    data = run.config.get("data")
+    items = data.get("eval") if isinstance(data, Mapping) else None
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and item.get("name") == name:
+            return item
+    return None
 
 
 def _eval_set_names(runs: Sequence[Run]) -> list[str]:
@@ -325,6 +470,17 @@ def check_equal_tokens(runs: Sequence[Run], metric: str, source: str) -> None:
                 f"the eval set {parts[1]}",
                 f"{metric} is measured on different data in each run; give every run the "
                 "same eval set",
+            )
+        scoring = _difference(
+            f"{SCORING_PREFIX}{parts[1]}", [eval_scoring_of(r, parts[1]) for r in runs], ""
+        )
+        if scoring is not None and window_scored(metric, runs):
+            raise _refusal(
+                scoring,
+                names,
+                f"how the eval set {parts[1]} was scored",
+                f"{metric} is scored on other windows or batches in each run; compare runs "
+                "of one data.seq_len (and packing, document masking, loss averaging)",
             )
 
 

@@ -18,7 +18,18 @@ from pathlib import Path
 from synthlm import __version__
 from synthlm.report.comparable import Difference, why_not_comparable
 from synthlm.report.diff import IGNORED_KEYS, flatten, value_text
-from synthlm.report.load import FINISHED, GONE, NOT_STARTED, STARTED, Run, Sweep, run_names
+from synthlm.report.load import (
+    FAILED,
+    FINISHED,
+    GONE,
+    NOT_STARTED,
+    STARTED,
+    Run,
+    Sweep,
+    SweepPoint,
+    failure_list,
+    run_names,
+)
 from synthlm.report.plots import Drawn
 from synthlm.report.summary import summary_table
 from synthlm.report.synthetic_tables import synthetic_section
@@ -170,18 +181,21 @@ def _position(run: Run) -> tuple[int | None, int | None]:
 
 
 def _unstarted(sweeps: Sequence[Sweep]) -> int:
-    """Points of the sweeps given that have no run to show (not started, or run dir gone)."""
-    return sum(p.state not in (STARTED, FINISHED) for sweep in sweeps for p in sweep.points)
+    """Points of the sweeps given that have no run to show (not started, run dir gone, or
+    failed before writing one)."""
+    return sum(not p.has_run for sweep in sweeps for p in sweep.points)
 
 
 def _unstarted_note(sweeps: Sequence[Sweep]) -> str:
-    """`` of 3 sweep points (2 not started yet)`` where a sweep has points without a run: a
-    report that counted only the started ones would look like the whole sweep."""
-    return f" {unstarted_text(sweeps)}" if _unstarted(sweeps) else ""
+    """`` of 3 sweep points (2 not started yet)`` where a sweep has points without a run or
+    failed ones: a report that counted only the runs would look like the whole, healthy sweep."""
+    states = {p.state for sweep in sweeps for p in sweep.points}
+    return f" {unstarted_text(sweeps)}" if states - {STARTED, FINISHED} else ""
 
 
 def unstarted_text(sweeps: Sequence[Sweep]) -> str:
-    """``of 3 sweep points (2 not started yet)`` (also said by the command's summary line)."""
+    """``of 3 sweep points (1 not started yet, 1 failed: 000_lr-1e-3 (exit 3))`` (also said
+    by the command's summary line)."""
     total = sum(len(sweep.points) for sweep in sweeps)
     states = [p.state for sweep in sweeps for p in sweep.points]
     parts = [
@@ -189,6 +203,8 @@ def unstarted_text(sweeps: Sequence[Sweep]) -> str:
         for state, text in ((NOT_STARTED, "not started yet"), (GONE, "with the run dir missing"))
         if state in states
     ]
+    failed = [p for sweep in sweeps for p in sweep.named(FAILED)]
+    parts += [f"{len(failed)} failed: {failure_list(failed)}"] if failed else []
     return f"of {total} sweep points ({', '.join(parts)})"
 
 
@@ -202,23 +218,35 @@ def _sweep_section(sweeps: Sequence[Sweep]) -> str:
             f"{len(sweep.named(state))} {state}"
             for state in dict.fromkeys([FINISHED, STARTED, NOT_STARTED, *_states(sweep)])
         )
-        rows = ["<tr><th>point</th><th>state</th><th>config</th><th>run directory</th></tr>"]
+        rows = [
+            "<tr><th>point</th><th>state</th><th>last attempt</th><th>config</th>"
+            "<th>run directory</th></tr>"
+        ]
         for point in sweep.points:
             css = "" if point.state in (STARTED, FINISHED) else ' class="diff"'
             rows.append(
                 f"<tr{css}><td>{_e(point.name)}</td><td>{_e(point.state)}</td>"
+                f"<td>{_e(_attempt(point))}</td>"
                 f"<td><code>{_e(point.config or '')}</code></td>"
                 f"<td><code>{_e(point.run_dir)}</code></td></tr>"
             )
         blocks.append(
             f'<p class="note"><code>{_e(sweep.path)}</code>: {len(sweep.points)} points '
             f"({_e(counts)}). Points without a run are not in the tables or curves. A point "
-            "has finished when its run dir holds final/; a started one without it is still "
-            "training, or stopped or failed (the sweep records no failures; see its status "
-            "under Runs).</p>"
+            "has finished when its run dir holds final/; a failed one's last attempt exited "
+            "non-zero (recorded in the sweep's failed/ folder; running the sweep again retries "
+            "it); a started one is still training, or was stopped and resumes when the sweep "
+            "runs again (see its status under Runs).</p>"
             f'<table class="sweep">{"".join(rows)}</table>'
         )
     return _section("Sweep points", "".join(blocks))
+
+
+def _attempt(point: SweepPoint) -> str:
+    """``exit 3 at 2026-12-03T10:00:00+00:00`` for a failed point, else ""."""
+    if point.state != FAILED:
+        return ""
+    return point.outcome() + (f" at {point.failed_at}" if point.failed_at else "")
 
 
 def _comparability_section(runs: Sequence[Run], differences: Sequence[Difference]) -> str:
@@ -246,7 +274,7 @@ def _diff_table(
     unstarted: int = 0,
 ) -> str:
     if len(runs) < 2:
-        later = f" yet ({unstarted} sweep point(s) not started)" if unstarted else ""
+        later = f" yet ({unstarted} sweep point(s) without a run)" if unstarted else ""
         return f'<p class="note">One run: nothing to compare{later}.</p>'
     if not differing:
         return (

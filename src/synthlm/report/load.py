@@ -31,6 +31,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 EVAL_DIR = "eval"
 SWEEP_MANIFEST = "sweep.json"
+SWEEP_FAILED = "failed"  # SWEEPDIR/failed/<point>.json, written by the sweep (synthlm.sweep)
 AXIS_KEYS = ("step", "tokens")
 
 
@@ -148,19 +149,22 @@ def _runs_in(path: Path) -> list[Path]:
 
 def _sweep_runs(path: Path) -> list[Path]:
     points = sweep_points(path)
-    started = [p.run_dir for p in points if p.state in (STARTED, FINISHED)]
+    started = [p.run_dir for p in points if p.has_run]
     if not started:
+        failed = [p for p in points if p.state == FAILED]
+        why = f"; {len(failed)} failed: {failure_list(failed)}" if failed else ""
         raise UserError(
             f"{path}: sweep of {len(points)} runs, none started yet (no {CONFIG_FILE} or "
-            f"{METRICS_FILE} in {path / 'runs'})"
+            f"{METRICS_FILE} in {path / 'runs'}){why}"
         )
     return started
 
 
 # states of a sweep point, as far as the sweep dir tells them
 NOT_STARTED = "not started"
-STARTED = "started"  # running, or stopped without finishing: the sweep records no failures
+STARTED = "started"  # running, or stopped without finishing (to resume)
 FINISHED = "finished"  # RUN/final/, written last by the trainer (as the sweep itself judges)
+FAILED = "failed"  # its last attempt exited non-zero (SWEEPDIR/failed/<point>.json), no final/
 GONE = "run dir missing"  # a done/<point> marker, but its run dir was moved or deleted since
 
 
@@ -172,14 +176,35 @@ class SweepPoint:
     run_dir: Path
     config: Path | None
     state: str
+    exit_status: int | None = None  # FAILED: the trainer's, when the record says
+    failed_at: str | None = None  # FAILED: when, as the record says
 
-    def to_dict(self) -> dict[str, str | None]:
+    @property
+    def has_run(self) -> bool:
+        """Whether there is a run to show (a failed point may have died before writing one)."""
+        return self.state in (STARTED, FINISHED) or (
+            self.state == FAILED and is_run_dir(self.run_dir)
+        )
+
+    def outcome(self) -> str:
+        """``exit 3``, ``killed by signal 9``; "" unless the point failed."""
+        if self.state != FAILED:
+            return ""
+        if self.exit_status is None:
+            return "exit status unknown"
+        if self.exit_status < 0:  # Popen's way of saying a signal ended it
+            return f"killed by signal {-self.exit_status}"
+        return f"exit {self.exit_status}"
+
+    def to_dict(self) -> dict[str, Any]:
         config = None if self.config is None else str(self.config)
         return {
             "name": self.name,
             "state": self.state,
             "run_dir": str(self.run_dir),
             "config": config,
+            "exit_status": self.exit_status,
+            "failed_at": self.failed_at,
         }
 
 
@@ -198,7 +223,16 @@ class Sweep:
             "path": str(self.path),
             "points": [p.to_dict() for p in self.points],
             "not_started": [p.name for p in self.named(NOT_STARTED)],
+            "failed": [
+                {"name": p.name, "exit_status": p.exit_status, "failed_at": p.failed_at}
+                for p in self.named(FAILED)
+            ],
         }
+
+
+def failure_list(points: Sequence[SweepPoint]) -> str:
+    """``000_lr-1e-3 (exit 3), 001_lr-2e-3 (killed by signal 9)``."""
+    return ", ".join(f"{p.name} ({p.outcome()})" for p in points)
 
 
 def find_sweeps(paths: Sequence[str | Path]) -> list[Sweep]:
@@ -212,8 +246,9 @@ def find_sweeps(paths: Sequence[str | Path]) -> list[Sweep]:
 
 
 def sweep_points(path: Path) -> list[SweepPoint]:
-    """Every point of the sweep at ``path``: finished (RUN/final/), started (a run dir with a
-    config or metrics), or not started; relative paths are taken from the sweep dir."""
+    """Every point of the sweep at ``path``: finished (RUN/final/), failed (its last attempt,
+    as SWEEPDIR/failed/ records it), started (a run dir with a config or metrics), or not
+    started; relative paths are taken from the sweep dir."""
     manifest = _read_json(path / SWEEP_MANIFEST)
     entries = manifest.get("points", []) if isinstance(manifest, dict) else []
     points = []
@@ -223,8 +258,36 @@ def sweep_points(path: Path) -> list[SweepPoint]:
         run_dir = _in_sweep(path, entry["run_dir"])
         name = str(entry.get("name") or run_dir.name)
         config = _in_sweep(path, entry["config"]) if entry.get("config") else None
-        points.append(SweepPoint(name, run_dir, config, _point_state(path, name, run_dir)))
+        points.append(_sweep_point(path, name, run_dir, config))
     return points
+
+
+def _sweep_point(sweep: Path, name: str, run_dir: Path, config: Path | None) -> SweepPoint:
+    """A finished run wins over a failure record (a later attempt finished, or the record
+    outlived a run that finished anyway); otherwise the record says the point failed."""
+    state = _point_state(sweep, name, run_dir)
+    record = sweep / SWEEP_FAILED / f"{name}.json"
+    if state == FINISHED or not record.is_file():
+        return SweepPoint(name, run_dir, config, state)
+    status, when = _failure(record)
+    return SweepPoint(name, run_dir, config, FAILED, status, when)
+
+
+def _failure(record: Path) -> tuple[int | None, str | None]:
+    """(exit status, time) of a failure record; (None, None) where it cannot be read: the
+    file's presence alone says the point failed."""
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    status = data.get("exit_status")
+    when = data.get("time")
+    return (
+        status if isinstance(status, int) and not isinstance(status, bool) else None,
+        when if isinstance(when, str) else None,
+    )
 
 
 def _in_sweep(sweep: Path, raw: str) -> Path:

@@ -6,9 +6,14 @@ family of metrics) look at the metric names the runs logged and describe figures
 function. Metric names no builder claims are not plotted (they still reach the final table).
 
 Colour always means run (the same colour in every figure and in the HTML tables); line style
-means train (solid) or eval (dashed with dots). Figures are drawn on ``matplotlib.figure.Figure``
-with the Agg canvas and never through ``pyplot``: no GUI backend, no global figure registry to
-leak, and no change to the backend of a notebook that calls us.
+means train (solid) or eval (dashed with dots). Curves that do not compare (another objective,
+tokenizer, eval set or eval scoring: :mod:`.comparable`) never share axes: such a panel is
+drawn once per group of runs that compare, titled by what sets the group apart, so a figure
+cannot invite the comparison the final table refuses (a legend mark would still overlay them).
+
+Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas and never through
+``pyplot``: no GUI backend, no global figure registry to leak, and no change to the backend of
+a notebook that calls us.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from synthlm.fileio import atomic_path
 from synthlm.registry import Registry
+from synthlm.report.comparable import Difference, curve_groups
 from synthlm.report.load import Run
 
 MAX_BARS = 40  # metrics per bar chart; every value is in the final-metrics table anyway
@@ -54,6 +60,7 @@ class Panel:
     unit_range: bool = False  # accuracies: y from 0 to 1
     results: str = ""  # bar chart of RUN/eval/<results>.json ...
     metrics: tuple[str, ...] = ()  # ... restricted to these entries
+    runs: tuple[int, ...] | None = None  # only these runs' curves (a comparable group); None: all
 
 
 @dataclass(frozen=True)
@@ -82,25 +89,66 @@ def panel_builder(name: str) -> Callable[[Builder], Builder]:
     return PANEL_BUILDERS.register(name)
 
 
-def figure_specs(runs: Sequence[Run]) -> list[FigureSpec]:
+def figure_specs(runs: Sequence[Run], differences: Sequence[Difference] = ()) -> list[FigureSpec]:
     """Every figure the registered builders want for these runs, in registration order.
 
     Curves no run logged at two or more points (metrics evaluated once, at the end) are left
     out: a panel with one dot says nothing a table does not say better, and every value is in
-    the final-metrics table.
+    the final-metrics table. A panel whose curves do not compare across the runs
+    (``differences``) becomes one panel per group of runs that do.
     """
-    specs = (plottable(spec, runs) for build in PANEL_BUILDERS.values() for spec in build(runs))
+    specs = (
+        plottable(split_incomparable(spec, runs, differences), runs)
+        for build in PANEL_BUILDERS.values()
+        for spec in build(runs)
+    )
     return [spec for spec in specs if spec.panels]
 
 
+def split_incomparable(
+    spec: FigureSpec, runs: Sequence[Run], differences: Sequence[Difference]
+) -> FigureSpec:
+    """``spec`` with each line panel whose runs fall into several comparable groups drawn
+    once per group; the caption says so and why."""
+    if not differences:
+        return spec
+    panels: list[Panel] = []
+    why: list[str] = []
+    for panel in spec.panels:
+        groups = (
+            [] if panel.results else curve_groups([c.key for c in panel.curves], runs, differences)
+        )
+        if len(groups) < 2:
+            panels.append(panel)
+            continue
+        why.append(panel.title)
+        panels += [
+            replace(panel, title=f"{panel.title}\n{_shorten(g.label)}", runs=g.runs) for g in groups
+        ]
+    if not why:
+        return spec
+    note = (
+        f"Runs whose curves do not compare (see Comparability) are in separate panels: "
+        f"{', '.join(dict.fromkeys(why))}."
+    )
+    return replace(spec, panels=tuple(panels), caption=" ".join(filter(None, [spec.caption, note])))
+
+
+def _shorten(label: str) -> str:
+    """A group's label on at most two lines of a panel title (the page lists every value)."""
+    return textwrap.fill(label, 48, max_lines=2, placeholder=" ...")
+
+
 def plottable(spec: FigureSpec, runs: Sequence[Run]) -> FigureSpec:
-    """``spec`` without the curves that are a single point in every run (bar panels stay)."""
+    """``spec`` without the curves that are a single point in every run of their panel (bar
+    panels stay)."""
     panels = []
     for panel in spec.panels:
         if panel.results:
             panels.append(panel)
             continue
-        curves = tuple(c for c in panel.curves if any(_points(run, c.key) >= 2 for run in runs))
+        members = runs if panel.runs is None else [runs[i] for i in panel.runs]
+        curves = tuple(c for c in panel.curves if any(_points(run, c.key) >= 2 for run in members))
         if curves:
             panels.append(replace(panel, curves=curves))
     return replace(spec, panels=tuple(panels))
@@ -372,13 +420,15 @@ def render_all(
     out_dir: Path,
     dpi: int = 100,
     progress: bool = False,
+    differences: Sequence[Difference] = (),
 ) -> list[Drawn]:
-    """Draw every figure for ``runs`` into ``out_dir`` (PNG files written atomically)."""
+    """Draw every figure for ``runs`` into ``out_dir`` (PNG files written atomically); runs
+    that ``differences`` make incomparable get panels of their own."""
     from tqdm.auto import tqdm
 
     axis = x_axis(runs)
     colors = run_colors(len(runs))
-    specs = figure_specs(runs)
+    specs = figure_specs(runs, differences)
     return [
         render(spec, runs, labels, colors, axis, out_dir, dpi)
         for spec in tqdm(specs, desc="figures", unit="fig", disable=not progress, leave=False)
@@ -428,6 +478,8 @@ def _draw_lines(
 
     used = set()
     for index, run in enumerate(runs):
+        if panel.runs is not None and index not in panel.runs:
+            continue
         for curve in panel.curves:
             column = run.columns.get(curve.key)
             if column is None or not len(column.values):
