@@ -16,6 +16,7 @@ from synthlm.models import (
     build_model,
     count_parameters,
     model_config,
+    planned_parameters,
     register_arch,
 )
 
@@ -37,6 +38,28 @@ def test_pythia_14m_has_the_published_shape_and_parameter_count():
     assert c.rope_parameters["partial_rotary_factor"] == 0.25 and c.use_parallel_residual
     assert count_parameters(model) == 14_067_712  # EleutherAI/pythia-14m
     assert model.config._attn_implementation == "sdpa"
+
+
+# EleutherAI's Pythia table (total; non-embedding, which leaves out both the input embedding
+# and the untied output layer), for a vocabulary padded to 50,304 rows
+PYTHIA_PUBLISHED = {
+    "14m": (14_067_712, 1_189_888),
+    "31m": (30_494_720, 4_739_072),
+    "70m": (70_426_624, 18_915_328),
+    "160m": (162_322_944, 85_056_000),
+    "410m": (405_334_016, 302_311_424),
+    "1b": (1_011_781_632, 805_736_448),
+}
+
+
+@pytest.mark.parametrize("preset", list(PYTHIA_PUBLISHED))
+def test_every_pythia_preset_has_the_published_parameter_counts(preset):
+    cfg = config(arch="gpt_neox", preset=preset)
+    built = model_config(cfg, vocab_size=50304)
+    total, non_embedding = PYTHIA_PUBLISHED[preset]
+    assert planned_parameters(cfg, built) == total
+    embedding_rows = 2 * 50304 * built.hidden_size  # embed_in and the untied embed_out
+    assert total - embedding_rows == non_embedding
 
 
 @pytest.mark.parametrize(("arch", "presets"), [("gpt_neox", PYTHIA), ("llama", LLAMA)])

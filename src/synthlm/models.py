@@ -830,7 +830,12 @@ def max_positions(config: PretrainedConfig) -> int | None:
 
 
 def count_parameters(model: torch.nn.Module, *, exclude_embeddings: bool = False) -> int:
-    """Parameter count; without embeddings it is the N of the 6N FLOPs-per-token rule."""
+    """Parameter count; without embeddings it is the N of the 6N FLOPs-per-token rule.
+
+    Only the input embedding is left out: it is a lookup, while an untied output layer is a
+    matmul every token pays for. Pythia's table of non-embedding parameters (and Kaplan et
+    al.'s N) leaves out the output layer too, so its figures are smaller by ``vocab x width``.
+    """
     total = sum(p.numel() for p in model.parameters())
     if exclude_embeddings:
         total -= model.get_input_embeddings().weight.numel()

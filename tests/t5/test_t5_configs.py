@@ -126,6 +126,8 @@ def test_depth_t5_baseline_is_the_depth_codes_t5_run():
 
     c = load_run_config([CONFIGS / "depth_t5_baseline.yaml"])
     assert (c.seed, c.model.arch, c.model.preset, c.model.init_from) == (2137, "t5", "base", None)
+    # model_utils.py: resize_token_embeddings(32100, pad_to_multiple_of=8) -> 32,104 rows
+    assert -(-32100 // c.model.vocab_multiple) * c.model.vocab_multiple == 32104
     o = c.objective.options()
     assert c.objective.name == "span_corruption"
     assert (o["noise_density"], o["mean_noise_span_length"]) == (0.3, 3.0)
