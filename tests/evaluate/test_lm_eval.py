@@ -8,6 +8,7 @@ question's last letter, and its exact accuracy is known in advance: 3 of 4 gold 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,20 @@ def test_lm_eval_flags_need_lm_eval_and_run_alone(tmp_path, rigged):
     assert mixed.returncode == 2 and "--lm-eval cannot be combined with --qa" in mixed.stderr
 
 
+@pytest.mark.slow
+def test_a_context_past_the_models_positions_is_refused(tmp_path, rigged):
+    pytest.importorskip("lm_eval")
+    tasks = write_task(tmp_path)
+    result = run_cli(
+        "eval", str(rigged), "--lm-eval", TASK, "--lm-eval-include", str(tasks),
+        "--seq-len", "4096", "-q", env=env(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2 and "--seq-len 4096 exceeds the model's 256 positions" in (
+        result.stderr
+    )
+    assert not (tmp_path / "run" / "eval").exists()
+
+
 def test_results_flatten_to_task_metric_with_filters_and_stderr_apart():
     raw = {
         "results": {
@@ -186,3 +201,51 @@ def test_results_flatten_to_task_metric_with_filters_and_stderr_apart():
     }
     assert errors == {"gsm8k": {"exact_match/strict-match": 0.1}, "arc_easy": {"acc": 0.02}}
     assert metric_records(scores)["lm_eval/gsm8k/exact_match/strict-match"] == 0.25
+
+
+@pytest.mark.slow
+def test_few_shot_scores_equal_the_lm_eval_cli_on_the_same_checkpoint(tmp_path):
+    """The real ``lm_eval`` command (HFLM, default seeds) and ``synthlm eval --lm-eval`` on one
+    random checkpoint, 3-shot. The metric is a perplexity over each answer, so any other few-shot
+    draw changes it; synthlm drew its shots with seed 0 where the harness uses 1234."""
+    pytest.importorskip("lm_eval")
+    import shutil
+    import subprocess
+
+    from tiny_lm import random_checkpoint
+
+    ckpt = random_checkpoint(tmp_path / "run" / "final", seed=3)
+    rows = [{"q": f"Item {i} of the list", "a": f" value {i * 7 % 10}"} for i in range(12)]
+    data = tmp_path / "ll.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "tiny_ll.yaml").write_text(
+        f"task: tiny_ll\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\nfewshot_split: test\noutput_type: loglikelihood\n"
+        "doc_to_text: '{{q}}'\ndoc_to_target: '{{a}}'\nmetric_list:\n  - metric: perplexity\n"
+        "    aggregation: perplexity\n    higher_is_better: false\n",
+        encoding="utf-8",
+    )
+    lm_eval_cli = shutil.which("lm_eval") or pytest.skip("no lm_eval command")
+    harness = subprocess.run(
+        [lm_eval_cli, "--model", "hf", "--model_args", f"pretrained={ckpt},dtype=float32",
+         "--tasks", "tiny_ll", "--include_path", str(tasks), "--num_fewshot", "3",
+         "--device", "cpu", "--batch_size", "4", "--output_path", str(tmp_path / "harness")],
+        capture_output=True, text=True, env={**os.environ, **env(tmp_path), "HF_HUB_OFFLINE": "1",
+                                             "HF_DATASETS_OFFLINE": "1"},
+        check=False, timeout=600,
+    )  # fmt: skip
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    [results] = list((tmp_path / "harness").rglob("results_*.json"))
+    theirs = json.loads(results.read_text())["results"]["tiny_ll"]["perplexity,none"]
+    ours_run = run_cli(
+        "eval", str(ckpt), "--lm-eval", "tiny_ll", "--lm-eval-include", str(tasks),
+        "--num-fewshot", "3", "-b", "4", "-q", env=env(tmp_path),
+    )  # fmt: skip
+    assert ours_run.returncode == 0, ours_run.stderr
+    ours = json.loads((tmp_path / "run" / "eval" / "lm_eval.json").read_text())
+    assert ours["tiny_ll"]["perplexity"] == pytest.approx(theirs, rel=1e-6)
+    details = json.loads((tmp_path / "run" / "eval" / "harness" / "lm_eval.json").read_text())
+    assert details["seeds"] == {"python": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
+    assert (details["max_length"], details["truncated_requests"]) == (256, 0)

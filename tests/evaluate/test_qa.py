@@ -540,3 +540,48 @@ def test_acc_norm_divides_by_the_options_characters_as_lm_eval_does(monkeypatch)
     [prediction] = qa.score_loglik(None, None, [item], "cpu")
     assert prediction["pred"] == 0
     assert prediction["pred_norm"] == 1
+
+
+def test_option_logliks_equal_lm_evals_with_a_sentencepiece_tokenizer():
+    """The real harness (HFLM.loglikelihood) on the same model, prompts and options. With a
+    SentencePiece tokenizer as Llama 2's tokenizer.json has it (a "▁" prepended, spaces as
+    "▁"), " Paris" encoded alone starts with an extra "▁" piece that it does not have after
+    "Answer:"; the harness scores the tokens of the joined text past the prompt's, and so must
+    we (we scored the extra piece: up to 7 nats apart)."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    from tokenizers import normalizers, trainers
+
+    from synthlm.evaluate.qa import option_logliks
+
+    lines = ["Question: what is the capital of France?\nAnswer: Paris", "Answer: London or Rome"]
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+    )
+    backend.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    backend.train_from_iterator(
+        lines * 20, trainers.BpeTrainer(vocab_size=60, special_tokens=["<pad>", "</s>"])
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>"
+    )
+    prompt, options = "Question: what is the capital of France?\nAnswer:", ["Paris", "Rome"]
+    assert (
+        tokenizer(" Paris")["input_ids"]
+        != tokenizer(prompt + " Paris")["input_ids"][len(tokenizer(prompt)["input_ids"]) :]
+    ), "the case under test: the option alone tokenizes differently"
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    ours = option_logliks(model, tokenizer, prompt, options, "cpu")
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1, max_length=128)
+    requests = [
+        Instance("loglikelihood", {}, (prompt, " " + option), i) for i, option in enumerate(options)
+    ]
+    theirs = [ll for ll, _ in harness.loglikelihood(requests, disable_tqdm=True)]
+    assert ours == pytest.approx(theirs, abs=1e-4)

@@ -124,3 +124,13 @@ def test_config_section_accepts_a_comma_list_and_rejects_bad_values(tmp_path, da
         r"'train\.lm_eval\.num_fewshot'\?\)",
     ):
         config(tmp_path, data, lm_eval={"tasks": ["x"], "fewshot": 2})
+
+
+def test_a_context_past_the_models_positions_stops_the_run_before_any_work(tmp_path, data):
+    tasks = write_task(tmp_path)
+    lm_eval = {"tasks": [TASK], "include": str(tasks), "max_length": 1_000_000}
+    with pytest.raises(
+        ConfigError, match=r"train\.lm_eval\.max_length=1000000 exceeds the model's \d+ positions"
+    ):
+        run(config(tmp_path, data, lm_eval=lm_eval), progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

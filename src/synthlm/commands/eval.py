@@ -60,7 +60,12 @@ def eval_command(
     tokenizer: Path = typer.Option(
         None, "--tokenizer", "-t", help="Tokenizer dir (default: the checkpoint's)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation's private RNG stream."),
+    seed: int = typer.Option(
+        None,
+        "--seed",
+        help="Seed of the evaluation's private RNG stream (default 0). With --lm-eval: the "
+        "harness's four seeds at once, as lm_eval --seed N (default: its 0,1234,1234,1234).",
+    ),
     qa: list[Path] = typer.Option(
         None,
         "--qa",
@@ -253,7 +258,7 @@ def eval_command(
             prompt_file=qa_prompt,
             temperature=qa_temperature,
             stop=qa_stop or (),
-            seed=seed,
+            seed=0 if seed is None else seed,
             tokenizer=tokenizer,
             predictions=predictions,
         )
@@ -281,7 +286,7 @@ def eval_command(
         max_documents=max_documents,
         device=device,
         dtype=dtype,
-        seed=seed,
+        seed=0 if seed is None else seed,
         tokenizer=tokenizer,
         quiet=quiet,
         predictions=predictions,

@@ -6,11 +6,21 @@ and the training loop's ``train.lm_eval`` hook measure the same thing with the s
 Tasks come from the harness's own catalogue or from local task YAMLs (``include`` dirs, indexed
 alone when they hold every requested task, which skips the ~5 s scan of the 14k built-ins).
 
-Three choices differ from calling ``lm_eval.simple_evaluate``, each on purpose:
+Four choices differ from calling ``lm_eval.simple_evaluate``, each on purpose:
 
 * We call ``lm_eval.evaluator.evaluate`` on tasks loaded once. ``simple_evaluate`` reseeds the
-  global Python / NumPy / torch RNGs (which would change a training run's future) and spawns
-  ``git`` and ``collect_env`` subprocesses on every call.
+  global Python / NumPy / torch RNGs for good (which would change a training run's future) and
+  spawns ``git`` and ``collect_env`` subprocesses on every call. We seed them with the
+  harness's own seeds (:data:`HARNESS_SEEDS`; ``--seed N`` sets all four, as ``lm_eval --seed
+  N`` does) for the evaluation only and put the caller's states back afterwards, so the
+  few-shot examples and any sampling are the harness's.
+* The context is the model's *trained* length: ``max_length`` is the run's ``data.seq_len``
+  (``synthlm eval --seq-len`` or ``train.lm_eval.max_length`` to change it), where the harness
+  takes the model's position table (``max_position_embeddings``). A model trained on 512-token
+  windows has never seen position 1,500, and scoring contexts there measures its extrapolation,
+  not what it learned; a small model's table is often far longer than its windows. Contexts
+  longer than that are left-truncated as the harness does, and the number truncated is
+  reported rather than hidden with the harness's log.
 * The Hugging Face hub and datasets run offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``):
   a task's data must be local files or already in the HF cache, and a missing one fails at
   load time with a message saying so, never mid-run or by downloading.
@@ -32,6 +42,7 @@ import json
 import logging
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +58,9 @@ if TYPE_CHECKING:
     from synthlm.protocols import HFTokenizer, Tokenizer
 
 INSTALL_HINT = "pip install 'synthlm[eval]'"
+# lm-eval's defaults (lm_eval/defaults.py; simple_evaluate): Python's RNG 0; NumPy's, torch's and
+# the few-shot sampler's 1234
+HARNESS_SEEDS = {"python": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 RESULTS_STEM = "lm_eval"
 DETAILS_DIR = "harness"  # a subfolder: the report reads RUN/eval/*.json, not these
@@ -74,6 +88,19 @@ class LMEvalConfig(Section):
         None,
         gt=0,
         description="Requests per forward pass (default: train.eval_batch_size or batch_size).",
+    )
+    max_length: int | None = Field(
+        None,
+        gt=1,
+        description="Tokens of context per request (default: data.seq_len, the length the model "
+        "trains on; the harness alone would take the model's position table). Longer contexts "
+        "are left-truncated as the harness does.",
+    )
+    seed: int | None = Field(
+        None,
+        description="The harness's four seeds (Python, NumPy, torch, few-shot sampler) at once, as "
+        "lm_eval --seed N sets them (default: the harness's 0, 1234, 1234, 1234; not the run's "
+        "seed, so scores equal lm_eval's and synthlm eval --lm-eval's).",
     )
 
     @field_validator("tasks", mode="before")
@@ -141,27 +168,61 @@ def offline_hub() -> Iterator[None]:
             setattr(module, name, value)
 
 
+class TruncationCount(logging.Handler):
+    """Counts the harness's "context too long, truncated from the left" warnings, which
+    :func:`harness_output` keeps off the terminal, so the caller can say how many requests lost
+    context instead of one log line per request."""
+
+    MARKERS = ("Truncating", "Left truncation applied")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if any(marker in record.getMessage() for marker in self.MARKERS):
+            self.count += 1
+
+
 @contextlib.contextmanager
-def harness_output(progress: bool) -> Iterator[None]:
+def harness_output(progress: bool, truncations: TruncationCount | None = None) -> Iterator[None]:
     """The harness's INFO/WARNING logging off (we report results ourselves) and, unless
     ``progress``, its progress bars too: they are not switchable from outside, so stderr is
-    captured while it runs."""
+    captured while it runs. Its truncation warnings go to ``truncations``."""
     logger = logging.getLogger("lm_eval")
-    level = logger.level
+    model_logger = logging.getLogger("lm_eval.models.huggingface")
+    saved = logger.level, model_logger.level, model_logger.propagate
     logger.setLevel(logging.ERROR)
+    if truncations is not None:
+        model_logger.setLevel(logging.WARNING)
+        model_logger.propagate = False  # counted here, printed nowhere
+        model_logger.addHandler(truncations)
     try:
         with contextlib.nullcontext() if progress else contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(saved[0])
+        model_logger.setLevel(saved[1])
+        model_logger.propagate = saved[2]
+        if truncations is not None:
+            model_logger.removeHandler(truncations)
+
+
+def harness_seeds(seed: int | None) -> dict[str, int]:
+    """The four seeds ``simple_evaluate`` sets: the harness's defaults, or ``seed`` for all four
+    (``lm_eval --seed N``)."""
+    return dict(HARNESS_SEEDS) if seed is None else dict.fromkeys(HARNESS_SEEDS, seed)
 
 
 @contextlib.contextmanager
-def preserved_rngs() -> Iterator[None]:
-    """Python's and NumPy's global RNG states come back afterwards (torch's: see eval_mode)."""
+def preserved_rngs(seeds: Mapping[str, int]) -> Iterator[None]:
+    """Python's and NumPy's global RNGs seeded as the harness seeds them, their states put
+    back afterwards (torch's: see eval_mode)."""
     import numpy as np
 
     py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seeds["python"])
+    np.random.seed(seeds["numpy"])
     try:
         yield
     finally:
@@ -326,7 +387,7 @@ class LMEvalSuite:
         include: Sequence[str | Path] = (),
         limit: int | None = None,
         num_fewshot: int | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         option: str = "--lm-eval",
         include_option: str = "--lm-eval-include",
     ) -> None:
@@ -340,7 +401,7 @@ class LMEvalSuite:
             )
         paths = check_includes(include, include_option)
         self.names = list(dict.fromkeys(tasks))
-        self.limit, self.num_fewshot, self.seed = limit, num_fewshot, seed
+        self.limit, self.num_fewshot, self.seeds = limit, num_fewshot, harness_seeds(seed)
         with harness_output(progress=False):
             self.loaded = load_tasks(task_manager(self.names, paths, option), self.names, option)
 
@@ -362,13 +423,14 @@ class LMEvalSuite:
 
         from synthlm.evaluate import eval_mode
 
-        set_fewshot(self.loaded, self.num_fewshot, self.seed)
+        set_fewshot(self.loaded, self.num_fewshot, self.seeds["fewshot"])
         device = next(model.parameters()).device
+        self.truncations = TruncationCount()
         with (
-            eval_mode(model, device, self.seed),
-            preserved_rngs(),
+            eval_mode(model, device, self.seeds["torch"]),
+            preserved_rngs(self.seeds),
             offline_hub(),
-            harness_output(progress),
+            harness_output(progress, self.truncations),
         ):
             lm = wrap_model(model, tokenizer, batch_size=batch_size, max_length=max_length)
             raw = evaluate(
@@ -430,7 +492,7 @@ def evaluate_checkpoint_lm_eval(
     device: str = "auto",
     dtype: str = "auto",
     tokenizer: str | Path | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     quiet: bool = False,
 ) -> tuple[dict[str, dict[str, float]], Path]:
     """Run lm-eval ``tasks`` on a saved checkpoint; writes {task: {metric: value}} JSON.
@@ -443,21 +505,32 @@ def evaluate_checkpoint_lm_eval(
         load_checkpoint,
         refuse_encoder_decoder,
     )
-    from synthlm.evaluate.offline import default_seq_len
+    from synthlm.evaluate.offline import check_window, default_seq_len
     from synthlm.fileio import atomic_write_json
 
     check_checkpoint_dir(Path(checkpoint))
     suite = LMEvalSuite(tasks, include=include, limit=limit, num_fewshot=num_fewshot, seed=seed)
     refuse_encoder_decoder(checkpoint, "synthlm eval --lm-eval", "the bridge wraps a causal LM")
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    if max_length is not None:
+        check_window(ckpt.model, max_length)
+    context = max_length or default_seq_len(ckpt)
     started = time.perf_counter()
     raw = suite.run(
         ckpt.model,
         ckpt.tokenizer,
         batch_size=batch_size,
-        max_length=max_length or default_seq_len(ckpt),
+        max_length=context,
         progress=not quiet,
     )
+    truncated = suite.truncations.count
+    if truncated and not quiet:
+        print(
+            f"note: {truncated:,} lm-eval requests were longer than {context} tokens of context "
+            "and lost their start (left-truncated, as the harness does); --seq-len sets the "
+            "context, up to the model's positions",
+            file=sys.stderr,
+        )
     scores, errors = flatten_results(raw)
     path = Path(out) if out else default_output(checkpoint)
     atomic_write_json(path, scores)
@@ -466,6 +539,9 @@ def evaluate_checkpoint_lm_eval(
         "tasks": suite.names,
         "limit": limit,
         "num_fewshot": num_fewshot,
+        "max_length": context,
+        "truncated_requests": truncated,
+        "seeds": suite.seeds,
         "seconds": round(time.perf_counter() - started, 3),
         **details(raw, errors),
     }
@@ -488,7 +564,6 @@ class TrainingLMEval:
         *,
         seq_len: int,
         batch_size: int,
-        seed: int,
         prompt_bos: bool | None = None,
     ) -> None:
         self.config = config
@@ -497,12 +572,12 @@ class TrainingLMEval:
             include=config.include,
             limit=config.limit,
             num_fewshot=config.num_fewshot,
-            seed=seed,
+            seed=config.seed,
             option="train.lm_eval.tasks",
             include_option="train.lm_eval.include",
         )
         self.tokenizer = hf_tokenizer(tokenizer, prompt_bos)  # the saved checkpoint's rule
-        self.seq_len = seq_len
+        self.seq_len = config.max_length or seq_len
         self.batch_size = config.batch_size or batch_size
 
     def due(self, step: int, last: bool) -> bool:

@@ -114,11 +114,13 @@ def option_logliks(
     """Sum of log p(option tokens | prompt) for each option, in one padded batch."""
     import torch
 
-    context = tokenizer(prompt, add_special_tokens=True)[
-        "input_ids"
-    ]  # BOS as the model's tokenizer adds it
+    # BOS as the model's tokenizer adds it. An option's tokens are those of prompt + " " +
+    # option past the prompt's, as lm-evaluation-harness cuts them (_encode_pair): encoded on
+    # its own, " B" gives SentencePiece an extra "▁" piece that the joined text never has.
+    context = tokenizer(prompt, add_special_tokens=True)["input_ids"]
     rows = [
-        context + tokenizer(" " + option, add_special_tokens=False)["input_ids"]
+        context
+        + tokenizer(f"{prompt} {option}", add_special_tokens=True)["input_ids"][len(context) :]
         for option in options
     ]
     width = max(len(r) for r in rows)

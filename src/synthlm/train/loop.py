@@ -755,7 +755,6 @@ class Trainer:
             prompt_bos=self.plan.prompt_bos,
             seq_len=self.plan.seq_len,
             batch_size=batch,
-            seed=self.cfg.seed,
         )
 
     def evaluate_lm_eval(self) -> None:

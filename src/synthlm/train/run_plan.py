@@ -274,11 +274,11 @@ def special_ids(tokenizer: Tokenizer) -> dict[str, int | None]:
     return {"bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id}
 
 
-def check_positions(config: PretrainedConfig, seq_len: int) -> None:
+def check_positions(config: PretrainedConfig, seq_len: int, key: str = "data.seq_len") -> None:
     limit = max_positions(config)
     if limit is not None and seq_len > limit:
         raise ConfigError(
-            f"data.seq_len={seq_len} exceeds the model's {limit} positions; lower data.seq_len "
+            f"{key}={seq_len} exceeds the model's {limit} positions; lower {key} "
             f"or set model.overrides.max_position_embeddings={seq_len}"
         )
 
@@ -357,6 +357,9 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     ids = model_special_ids(tokenizer, objective)
     hf_config = resolved_config(config.model, vocab_size=layout.model_vocab_size, special_ids=ids)
     check_positions(hf_config, data.seq_len)
+    lm_eval = config.train.lm_eval
+    if lm_eval is not None and lm_eval.max_length is not None:
+        check_positions(hf_config, lm_eval.max_length, key="train.lm_eval.max_length")
     ckpt_rows = (
         getattr(hf_config, "vocab_size", None) if config.model.init_from is not None else None
     )
