@@ -304,3 +304,23 @@ def test_synthetic_exact_match_still_ranks_across_seq_len(tmp_path):
     table = final_table(tmp_path / "out" / "index.html")
     assert table["eval/dyck/acc"] == (["0.5", "0.75"], ["0.75"])
     assert "eval/dyck/loss (not comparable: eval set dyck scored with different seq_len)" in table
+
+
+def test_a_synthetic_sets_loss_ignores_per_batch_averaging(tmp_path):
+    """train.loss_average: micro_batch changes how natural sets are scored, never synthetic ones
+    (a token mean always), so it alone does not make a synthetic metric incomparable."""
+    runs = []
+    for name, train in (("a", {}), ("b", {"loss_average": "micro_batch", "eval_batch_size": 4})):
+        path = tmp_path / name
+        path.mkdir()
+        data = {
+            "sources": [{"name": "dyck", "path": "synth/dyck", "kind": "synthetic"}],
+            "eval": [{"name": "dyck", "path": "synth/dyck", "kind": "synthetic"}],
+            "seq_len": 64,
+        }
+        (path / "config.yaml").write_text(yaml.safe_dump({"data": data, "train": train}))
+        lines = [{"step": s, "eval/dyck/loss": 1.0 / s, "eval/dyck/acc": 0.5} for s in (1, 2)]
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        runs.append(path)
+    build_report(runs, tmp_path / "out")
+    assert not_comparable(tmp_path / "out") == {}

@@ -370,10 +370,10 @@ def eval_scoring_of(run: Run, name: str) -> Known | None:
     if data.get("seq_len") is None:
         return None
     parts = [("seq_len", str(data["seq_len"]))]
-    if str(item.get("kind", "natural")) == "natural":
+    if str(item.get("kind", "natural")) == "natural":  # a synthetic set's loss: per token always
         parts.append(("windows", "packed" if data.get("packing", True) else "one document per row"))
         parts.append(("document masking", "on" if data.get("document_mask") is True else "off"))
-    parts.append(("loss averaging", _loss_averaging(config.get("train"))))
+        parts.append(("loss averaging", _loss_averaging(config.get("train"))))
     return tuple(parts), ", ".join(f"{key} {value}" for key, value in parts)
 
 
