@@ -114,6 +114,21 @@ def check_set_tokenizers(sets: Sequence[Any], tokenizer_dir: str | Path, *, from
         check_store_tokenizer(item.path, tokenizer, where, fix)
 
 
+def check_set_layouts(sets: Sequence[Any], checkpoint: Path, *, from_cli: bool) -> None:
+    """Synthetic sets must use the id layout of a synthetic source the checkpoint trained on
+    (:mod:`synthlm.data.synthetic_layouts`); a checkpoint without the record gets a note."""
+    from synthlm.data.synthetic_layouts import check_layout, recorded_layouts
+    from synthlm.evaluate.checkpoint import read_info
+
+    synthetic = [(i, s) for i, s in enumerate(sets) if s.kind == "synthetic" and s.path]
+    if not synthetic:
+        return
+    trained = recorded_layouts(read_info(checkpoint))
+    for i, item in synthetic:
+        where = f"--data {item.path}" if from_cli else f"data.eval.{i} ({item.name})"
+        check_layout(item.path, trained, where, str(checkpoint))
+
+
 def check_window(model: Any, seq_len: int) -> None:
     """A window longer than the model's positions would index past its position table (or
     score positions it never trained on): refused, as chat and training refuse it."""
@@ -210,6 +225,7 @@ def evaluate_checkpoint(
         )
     check_predictions_wanted(sets, predictions=predictions, max_predictions=max_predictions)
     check_set_tokenizers(sets, tokenizer or checkpoint, from_cli=bool(data))
+    check_set_layouts(sets, Path(checkpoint), from_cli=bool(data))
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     objective, packing, natural_masked = scoring_objective(
         Path(checkpoint), ckpt.config, document_mask

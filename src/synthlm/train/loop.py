@@ -843,6 +843,7 @@ class Trainer:
                 "seq_len": self.plan.seq_len,
                 "masked_documents": sorted(self.plan.masked_kinds),
                 "prompt_bos": self.plan.prompt_bos,
+                "synthetic_layouts": self.plan.synthetic_layouts,
                 **({"engine": self.engine} if self.engine else {}),
                 **({"early_stopping": self.watch.early.summary()} if self.stopped_early else {}),
             },

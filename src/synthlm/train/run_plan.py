@@ -92,6 +92,8 @@ class RunPlan:
     finetune: FinetuneData | None = None  # mode ft: the valid / test pairs
     # natural training source -> whether its store starts documents with BOS (as recorded)
     natural_bos: dict[str, bool | None] = field(default_factory=dict)
+    # synthetic training source -> its id layout's digest (synthlm.json records it)
+    synthetic_layouts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.seq_len = self.seq_len or self.config.seq_len
@@ -393,6 +395,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     mixture.set_phases(global_batch=batch.global_batch, seq_len=data.seq_len, total_steps=steps)
     epochs = mixture.check_budget(steps * batch.global_batch)
     target_len = objective.target_length(data.seq_len) if objective.seq2seq else 0
+    synthetic_layouts = check_synthetic_eval_layouts(data, config.seed)
     return RunPlan(
         config,
         tokenizer,
@@ -407,7 +410,22 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
         data.seq_len,
         target_len,
         natural_bos={} if objective.seq2seq else natural_bos(data),
+        synthetic_layouts=synthetic_layouts,
     )
+
+
+def check_synthetic_eval_layouts(data: DataConfig, seed: int) -> dict[str, str]:
+    """The synthetic training sources' layout digests; a synthetic eval set must have one of
+    them (another layout gives the model's ids other meanings: see
+    :mod:`synthlm.data.synthetic_layouts`). A run with no synthetic source checks nothing."""
+    from synthlm.data.synthetic_layouts import check_layout, trained_layouts
+
+    trained = trained_layouts(data, seed)
+    if trained:
+        for i, item in enumerate(data.eval):
+            if item.kind == "synthetic" and item.path is not None:
+                check_layout(item.path, trained, f"data.eval.{i} ({item.name})", "the run")
+    return trained
 
 
 def natural_bos(data: DataConfig) -> dict[str, bool | None]:
