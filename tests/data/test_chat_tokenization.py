@@ -235,3 +235,43 @@ def test_plain_mode_is_unchanged_by_default_keys(tmp_path, tok_dir):
         and not store.has_mask
         and np.array_equal(store.document(0), load_tokenizer(tok_dir).encode("hello"))
     )
+
+
+# Phi-3's template: a finished conversation ends with EOS, so no rendered prefix of a
+# conversation is a prefix of the next (every record was refused as "not prefix-stable")
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + "
+    "message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + "
+    "message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+
+def tokenizer_with_template(tok_dir: Path, where: Path, template: str) -> Path:
+    import shutil
+
+    shutil.copytree(tok_dir, where)
+    (where / "chat_template.jinja").write_text(template, encoding="utf-8")
+    return where
+
+
+def test_a_template_that_is_not_prefix_stable_tokenizes_every_record(tmp_path, tok_dir, chats):
+    own = tokenizer_with_template(tok_dir, tmp_path / "tok", PHI3_TEMPLATE)
+    stats = tokenize([chats], own, tmp_path / "sft", chat=True, workers=1, quiet=True, max_docs=6)
+    assert (stats["documents"]["messages"], stats["bad_records"]) == (6, 0)
+    text, trained = masked_text(tmp_path / "sft_messages_document", load_tokenizer(own), 1)
+    assert text.endswith("<|end|>\n</s>"), "the template's EOS ends it: no second one"
+    replies = [m["content"] for m in conversation(1) if m["role"] == "assistant"]
+    assert trained == replies[0] + "<|end|>\n" + replies[1] + "<|end|>\n</s>"
+
+
+def test_a_record_the_mask_cannot_cover_says_why_and_what_to_do(tmp_path, tok_dir, chats):
+    upper = "{% for m in messages %}{{ m.role + ': ' + m.content.upper() + eos_token }}{% endfor %}"
+    own = tokenizer_with_template(tok_dir, tmp_path / "tok", upper)
+    with pytest.raises(UserError) as refused:
+        tokenize([chats], own, tmp_path / "sft", chat=True, workers=1, quiet=True, max_docs=2)
+    assert f"{chats}:1: the chat template does not write assistant message 3's text" in str(
+        refused.value
+    )
+    assert "chat_template.jinja in the tokenizer dir" in str(refused.value)

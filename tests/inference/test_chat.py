@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from synthlm.inference.chat import (
     ContextOverflow,
     Conversation,
     StopFilter,
+    TurnEnd,
     context_size,
     open_session,
     resolve_template,
@@ -345,3 +347,81 @@ def test_jsonl_chat_carries_multi_line_messages_and_replies(tok_dir, tmp_path):
     bad = chat_cli(str(lines), *args, stdin=json.dumps("hi") + "\n{not json}\n")
     assert bad.returncode == 2 and "stdin line 2: not JSON" in bad.stderr
     assert [json.loads(line)["reply"] for line in bad.stdout.splitlines()] == ["ok\nok"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Replies end at the template's end of turn (not only at EOS)
+
+MARKED = (
+    "{% for m in messages %}{{ m.role + ':\n' + m.content + '<END>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant:\n' }}{% endif %}"
+)
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\n' + m.content + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def run_on_session(path: Path, template: str, specials: Sequence[str] = ()) -> ChatSession:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if specials:
+        tok.add_special_tokens({"additional_special_tokens": list(specials)})
+    tok.chat_template = template
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    sampling = SamplingConfig(temperature=0, max_new_tokens=24)
+    return ChatSession(model, tok, Conversation(tok, 512, 24), sampling)
+
+
+def test_a_reply_stops_at_a_text_end_of_turn_and_keeps_nothing_past_it(tok_dir, tmp_path):
+    """A model that, as trained on chat stores, writes the template's ``<END>`` after its
+    answer and would then run on: the reply is cut there, before the next "turn" it invents,
+    and the history holds only the answer."""
+    tok = load_tokenizer(tok_dir)
+    newline, o, k, lt, e, n, d, gt = (tok.encode(c)[0] for c in "\nok<END>")
+    chain = {newline: [o], o: [k], k: [lt], lt: [e], e: [n], n: [d], d: [gt], gt: [newline]}
+    session = run_on_session(bigram_chat_model(tok, chain, tmp_path / "m"), MARKED)
+    assert session.turn_end == TurnEnd("<END>", None)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_session(session, ["hi", "again"], out, err) == 2
+    assert out.getvalue() == "ok\nok\n"
+    assert [t.assistant for t in session.conversation.turns] == ["ok", "ok"]
+    assert session.conversation.render("more")[0].count("ok<END>\n") == 2
+
+
+def test_a_reply_stops_at_a_special_end_of_turn_token(tok_dir, tmp_path):
+    """ChatML with ``<|im_end|>`` one special token (Qwen): it stops generation as EOS does
+    (streamed text skips special tokens, so without the stop the reply runs on unseen)."""
+    tok = load_tokenizer(tok_dir)
+    newline, o, k = (tok.encode(c)[0] for c in "\nok")
+    im_end = 260  # the first id past the byte tokenizer's: the added special token
+    chain = {newline: [o], o: [k], k: [im_end], im_end: [newline]}
+    path = bigram_chat_model(tok, chain, tmp_path / "m")
+    session = run_on_session(path, CHATML, specials=["<|im_end|>"])
+    assert session.tokenizer.convert_tokens_to_ids("<|im_end|>") == im_end
+    assert session.turn_end == TurnEnd("<|im_end|>", im_end)
+    out, err = io.StringIO(), io.StringIO()
+    run_session(session, ["hi"], out, err)
+    assert out.getvalue() == "ok\n"
+
+
+def test_the_default_templates_end_of_turn_is_eos(hf_tok):
+    assert TurnEnd.of(hf_tok) == TurnEnd("</s>", hf_tok.eos_token_id)
+
+
+def test_a_system_prompt_the_template_refuses_is_a_clean_error(rigged, tmp_path):
+    """Gemma's template raises "System role not supported": checked before the chat starts,
+    exit 2 naming the template's refusal, no traceback."""
+    path = tmp_path / "gemma_like.jinja"
+    path.write_text(
+        "{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}" + DEFAULT_CHAT_TEMPLATE,
+        encoding="utf-8",
+    )
+    done = chat_cli(str(rigged), "--chat-template", str(path), "--system", "Be brief", stdin="hi\n")
+    assert done.returncode == 2, done.stderr
+    assert "System role not supported" in done.stderr and "--system" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    fine = chat_cli(str(rigged), "--chat-template", str(path), "-n", "3", stdin="hi\n")
+    assert fine.returncode == 0, fine.stderr

@@ -13,7 +13,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "evaluate"))  # the shared tiny-model helpers
 
-from tiny_lm import EOS, bigram_checkpoint, bigram_model, byte_id, byte_tokenizer, tiny_config
+from tiny_lm import (
+    EOS,
+    PAD,
+    bigram_checkpoint,
+    bigram_model,
+    byte_id,
+    byte_tokenizer,
+    tiny_config,
+)
 from transformers import LlamaForCausalLM
 
 from cli_runner import run_cli
@@ -298,3 +306,105 @@ def test_prompts_are_encoded_text_as_text_like_the_training_stores():
     (row,) = encode_prompts(tok, ["x<eos>y"])
     assert row == [byte_id(ch) for ch in "x<eos>y"]
     assert tok.convert_tokens_to_ids("<eos>") not in row
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint's generation_config does not decide the decoding
+
+
+def with_settings(model, **settings):
+    """``model`` with decoding settings in its generation config, as Hub checkpoints ship them."""
+    import copy
+
+    leaky = copy.deepcopy(model)
+    for key, value in settings.items():
+        setattr(leaky.generation_config, key, value)
+    return leaky
+
+
+def test_checkpoint_beam_search_and_min_length_do_not_leak_in(random_model, chain_model):
+    """transformers fills what a call leaves unset from ``model.generation_config``: a
+    checkpoint's num_beams turned greedy into beam search, and with sampling multiplied the
+    rows the per-row sampler expects (a "row seeds" crash); min_new_tokens hid an EOS."""
+    leaky = with_settings(random_model, num_beams=3, no_repeat_ngram_size=1, min_new_tokens=8)
+    prompts = ["KING", "hello there"]
+    for sampling in (greedy(max_new_tokens=10), SamplingConfig(max_new_tokens=10, seed=3)):
+        ours = [c.text for c in complete(leaky, prompts, sampling)]
+        assert ours == [c.text for c in complete(random_model, prompts, sampling)]
+    assert leaky.generation_config.num_beams == 3, "the model itself is left as loaded"
+    (out,) = complete(with_settings(chain_model, min_new_tokens=8), ["xd"], greedy())
+    assert (out.text, out.completion_tokens, out.finished) == ("", 1, True)
+
+
+def test_unused_checkpoint_settings_are_named_with_their_flags(chain_ckpt):
+    from transformers import AutoModelForCausalLM
+
+    from synthlm.inference.sampling import unused_generation_settings, unused_settings_note
+
+    saved = AutoModelForCausalLM.from_pretrained(chain_ckpt)
+    assert unused_generation_settings(saved) == {}, "what synthlm saves is all kept"
+    assert unused_settings_note(saved, chain_ckpt, ["--temperature"]) is None
+    leaky = with_settings(saved, num_beams=3, temperature=0.6, do_sample=True)
+    note = unused_settings_note(leaky, "ckpt", ["--temperature", "--top-p"])
+    assert note.startswith("note: ckpt/generation_config.json sets ")
+    assert "num_beams=3" in note and "temperature=0.6" in note
+    assert "temperature: --temperature" in note and "num_beams: no synthlm flag" in note
+
+
+@pytest.mark.slow
+def test_cli_names_unused_settings_and_samples_without_beams(chain_ckpt, tmp_path):
+    import shutil
+
+    leaky = tmp_path / "leaky"
+    shutil.copytree(chain_ckpt, leaky)
+    config = json.loads((leaky / "generation_config.json").read_text())
+    config.update(num_beams=3, min_new_tokens=4)
+    (leaky / "generation_config.json").write_text(json.dumps(config))
+    done = run_cli("generate", str(leaky), "-p", "xab", "--temperature", "1", "-n", "6", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "row seeds" not in done.stderr
+    assert "sets min_new_tokens=4, num_beams=3" in done.stderr
+    assert "no synthlm flag" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a row ends: as transformers ends and decodes it
+
+
+def reference(model, prompt: str, **kwargs) -> list[int]:
+    """transformers' own generate, one prompt, greedy: the new tokens before any padding."""
+    tok = byte_tokenizer()
+    ids = torch.tensor([tok(prompt)["input_ids"]])
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        **kwargs,
+    )
+    return out[0, ids.shape[1] :].tolist()
+
+
+def test_a_generated_pad_token_does_not_cut_the_completion():
+    """A model that writes the pad id (pad != EOS) mid-text: transformers goes on to EOS and
+    ``decode(skip_special_tokens=True)`` drops the pad; the record says the same."""
+    padding = bigram_model({B: PAD, PAD: C, C: EOS})
+    new = reference(padding, "b", max_new_tokens=8)
+    assert new == [PAD, C, EOS]
+    (out,) = complete(padding, ["b"], greedy(max_new_tokens=8))
+    assert out.text == byte_tokenizer().decode(new, skip_special_tokens=True) == "c"
+    assert (out.completion_tokens, out.finished) == (3, True)
+
+
+def test_a_stop_string_that_starts_in_the_prompt_finishes_the_row(chain_model):
+    """transformers matches a stop string at the end of the whole sequence, so ``abc`` stops
+    "xab" after one token; the record is finished, counts that token, and its text is cut
+    before the stop string (which starts in the prompt: nothing is left). Batched with a
+    prompt that runs on, so the stopped row is padded."""
+    tok = byte_tokenizer()
+    new = reference(chain_model, "xab", max_new_tokens=8, stop_strings=["abc"], tokenizer=tok)
+    assert new == [C]
+    first, second = complete(chain_model, ["xab", "b"], greedy(max_new_tokens=8, stop=["abc"]))
+    assert (first.text, first.completion_tokens, first.finished) == ("", 1, True)
+    assert (second.text, second.completion_tokens, second.finished) == ("cd", 3, True)

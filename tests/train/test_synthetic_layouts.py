@@ -83,3 +83,8 @@ def test_eval_refuses_a_dataset_of_another_layout_and_takes_one_of_the_same(
     assert "gives its synthetic ids other meanings" in swapped.stderr
     same = run_cli("eval", str(final), "--data", str(datasets[2]), "--max-examples", "4", "-q")
     assert same.returncode == 0, same.stderr
+    prompt = ["-p", "P.identity0 3 5 7 <ans>", "--temperature", "0", "--max-new-tokens", "4"]
+    refused = run_cli("generate", str(final), "--synthetic", str(datasets[1]), *prompt)
+    assert refused.returncode == 2 and "other meanings" in refused.stderr
+    taken = run_cli("generate", str(final), "--synthetic", str(datasets[2]), *prompt)
+    assert taken.returncode == 0, taken.stderr

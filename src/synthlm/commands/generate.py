@@ -120,6 +120,7 @@ def generate_command(
             checkpoint, synthetic, interactive=interactive_mode, stop=stop, prompts=prompts
         )
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
+    say_unused_settings(ckpt.model, checkpoint)
     if synthetic is not None:
         run_synthetic(ckpt, synthetic, prompts, sampling, batch_size=batch_size, output=output)
         return
@@ -173,7 +174,12 @@ def check_synthetic_options(
     refuse_encoder_decoder(
         checkpoint, "synthlm generate --synthetic", "it continues prompts of shifted synthetic ids"
     )
+    from synthlm.data.synthetic_layouts import check_layout, recorded_layouts
+    from synthlm.evaluate.checkpoint import read_info
     from synthlm.inference.synthetic_ids import SymbolTable
+
+    trained = recorded_layouts(read_info(Path(checkpoint)))
+    check_layout(synthetic, trained, f"--synthetic {synthetic}", str(checkpoint))
 
     table = SymbolTable.from_dataset(synthetic, meta_offset=0, eos_id=-1)
     for i, text in enumerate(prompts):
@@ -199,6 +205,27 @@ def run_synthetic(
         return
     for completion in completions:
         typer.echo(f"{completion.prompt} | {completion.text}")
+
+
+GENERATE_FLAGS = (
+    "--temperature",
+    "--top-k",
+    "--top-p",
+    "--repetition-penalty",
+    "--max-new-tokens",
+    "--stop",
+    "--num-samples",
+)
+
+
+def say_unused_settings(model, checkpoint: Path) -> None:
+    """Name, once on stderr, the decoding settings of the checkpoint's generation_config.json
+    that synthlm does not use (it decodes with its flags only), and the flags to set instead."""
+    from synthlm.inference.sampling import unused_settings_note
+
+    note = unused_settings_note(model, checkpoint, GENERATE_FLAGS)
+    if note:
+        typer.echo(note, err=True)
 
 
 def say_written(count: int, output: Path) -> None:

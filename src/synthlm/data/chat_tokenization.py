@@ -2,23 +2,26 @@
 
 Each record holds ``{"messages": [{"role", "content"}, ...]}`` (the field is ``--keys``, default
 ``messages``). It is rendered with the tokenizer's chat template, or synthlm's plain default for
-tokenizers without one (:mod:`synthlm.text.chat_format`), and stored with a uint8 mask that is 1 on the
-assistant's answers and their end-of-turn tokens, so ``objective: sft`` trains on nothing else.
+tokenizers without one (:mod:`synthlm.text.chat_format`), and stored with a uint8 mask that is 1
+on what the model must write after each generation prompt: the assistant's text, anything the
+template puts between the prompt and it (Qwen3's ``<think></think>``), and the template's end of
+turn (``<|im_end|>\n``, ``</s>\n``: the marker and the line break the template writes after
+it), so ``objective: sft`` trains on nothing else and the model learns where a reply ends.
 
 Everything but the per-chunk work is the plain pipeline's (:mod:`synthlm.data.tokenization`, the pool in
 :mod:`synthlm.data.encoding`): the same
 record ranges (``--max-docs``, ``--shard``), the ordered process pool (bytes never depend on
 ``--workers``), the ``file:line`` bad-record reports under ``--on-error``, and the atomic writer.
 This path is not the hot path (instruction sets are thousands of conversations, not billions of
-tokens), so it renders one conversation at a time: ``render_conversation`` re-renders the
-template once per message to find the assistant spans, which is quadratic in turns but exact for
-any template.
+tokens), so it renders one conversation at a time: once whole, plus once per assistant message
+for its generation prompt and its end of turn. A conversation whose answers the template does
+not write as given is a bad record that says so (no mask can tell its tokens apart).
 
 Every conversation ends with EOS (added, with mask 0, unless the template already ends with it):
 packed samples then separate conversations the way pretraining separates documents, and the
 store records ``append_eod`` so the mixture adds no second, trained EOS. The template used is
-recorded in ``PREFIX.json`` (``chat_template``): checkpoints keep only the tokenizer files, and
-``synthlm chat`` reads it back from the training stores to prompt the model the way it learned.
+recorded in ``PREFIX.json`` (``chat_template``); training saves it beside every checkpoint's
+tokenizer (``chat_template.jinja``), and ``synthlm chat`` prompts the model with it.
 """
 
 from __future__ import annotations
@@ -191,6 +194,8 @@ class ChatChunkEncoder:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False)
         except TemplateError as exc:  # e.g. templates that demand alternating user/assistant turns
             raise BadRecord(f"the chat template rejected this conversation: {exc}") from None
+        except UserError as exc:  # no mask can cover it: named by file and line, as others are
+            raise BadRecord(str(exc)) from None
         if not ids or ids[-1] != self.eos:
             ids, mask = [*ids, self.eos], [*mask, 0]
         return (

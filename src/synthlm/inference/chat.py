@@ -6,9 +6,19 @@ with the chat template the model was tuned with and generates the reply with tra
 Prompts are rendered exactly as ``synthlm tokenize --chat`` rendered the training data (template
 text, then the tokenizer without added special tokens), so the model sees the format it learned.
 
-Which template: ``--chat-template FILE``, else the checkpoint tokenizer's own, else the one
-recorded in the training stores (``PREFIX.json``: checkpoints written by synthlm keep only the
-tokenizer files, without the template), else synthlm's default (:mod:`synthlm.text.chat_format`).
+Which template: ``--chat-template FILE``, else the checkpoint tokenizer's own (synthlm saves the
+template of a chat run's stores as ``chat_template.jinja`` in every checkpoint), else the one
+recorded in the training stores (``PREFIX.json``; checkpoints written before that), else
+synthlm's default (:mod:`synthlm.text.chat_format`).
+
+A reply ends where the template ends an assistant turn (``<|im_end|>``, ``<|eot_id|>``,
+``</s>``, derived by rendering a probe conversation), which is what training on chat stores
+taught the model to write: as a stop token when the marker is one token, else as a stop
+string. Nothing past it is shown or kept in the history. EOS and the checkpoint's own
+``eos_token_id`` list stop a reply too.
+
+Decoding takes its settings from the flags only, as ``synthlm generate`` does
+(:func:`synthlm.inference.sampling.own_decoding`).
 
 The context is a budget: prompt + ``max_new_tokens`` must fit ``max_context`` (default: the
 training ``seq_len``, else the model's positions). When it does not, the oldest whole turns
@@ -28,7 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from synthlm.errors import UserError
-from synthlm.inference.sampling import SamplingConfig, context_limit, generation_kwargs, special_ids
+from synthlm.inference.sampling import (
+    SamplingConfig,
+    context_limit,
+    generation_kwargs,
+    own_decoding,
+    special_ids,
+    unused_settings_note,
+)
 
 if TYPE_CHECKING:
     from synthlm.protocols import HFTokenizer
@@ -37,6 +54,14 @@ EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
 DEFAULT_CONTEXT = 2048  # models whose config names no position limit
 DEFAULT_REPLY_TOKENS = 256  # reply budget unless the context is shorter (see open_session)
+CHAT_FLAGS = (
+    "--temperature",
+    "--top-k",
+    "--top-p",
+    "--repetition-penalty",
+    "--max-new-tokens",
+    "--stop",
+)
 
 
 @dataclass(frozen=True)
@@ -146,17 +171,31 @@ def read_template(path: Path) -> str:
     return text
 
 
-def check_template_renders(tokenizer: Any, where: str) -> None:
-    """Render a one-message conversation before the chat starts: a template that fails on a
-    plain user message (an undefined name or attribute) fails here, named, not mid-chat."""
+def check_template_renders(tokenizer: Any, where: str, system: str | None = None) -> None:
+    """Render a one-message conversation (with the system prompt, when there is one) before
+    the chat starts: a template that fails on a plain user message (an undefined name) or
+    refuses a system prompt (Gemma: "System role not supported") fails here, named, not
+    mid-chat with a traceback."""
     import jinja2
 
+    user = [{"role": "user", "content": "hi"}]
     try:
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
-        )
+        tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
     except jinja2.TemplateError as exc:
         raise UserError(f"{where}: the chat template fails on a user message: {exc}") from None
+    if not system:
+        return
+    try:
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": system}, *user],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+    except jinja2.TemplateError as exc:
+        raise UserError(
+            f"{where}: the chat template refuses the --system prompt: {exc}; drop --system, "
+            "or give a template that takes a system prompt (--chat-template FILE)"
+        ) from None
 
 
 def context_size(
@@ -224,6 +263,44 @@ def make_streamer(tokenizer: HFTokenizer, sink: StopFilter) -> Any:
     return Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
+@dataclass(frozen=True)
+class TurnEnd:
+    """The template's end-of-turn marker (None: the template writes none) and its token id when
+    it is one token; a marker of several tokens stops generation as a stop string."""
+
+    text: str | None
+    token_id: int | None = None
+
+    @classmethod
+    def of(cls, tokenizer: HFTokenizer) -> TurnEnd:
+        from synthlm.text.chat_format import end_of_turn
+
+        marker = end_of_turn(tokenizer)
+        if not marker:
+            return cls(None)
+        ids = tokenizer(marker, add_special_tokens=False)["input_ids"]
+        return cls(marker, int(ids[0]) if len(ids) == 1 else None)
+
+    def stops(self, stops: Sequence[str]) -> list[str]:
+        """Stop strings for the shown text: the user's and the marker (cut from the text
+        whether or not generation stopped on its id)."""
+        extra = [self.text] if self.text and self.text not in stops else []
+        return [*stops, *extra]
+
+
+def check_turn_end(tokenizer: HFTokenizer, where: str) -> TurnEnd:
+    """The template's end of turn, found before the chat starts (a template that cannot render
+    a user message and a reply fails here, named)."""
+    import jinja2
+
+    try:
+        return TurnEnd.of(tokenizer)
+    except jinja2.TemplateError as exc:
+        raise UserError(
+            f"{where}: the chat template fails on a user message and a reply: {exc}"
+        ) from None
+
+
 def end_ids(tokenizer: HFTokenizer, model: Any) -> list[int]:
     """EOS plus the model's own end-of-turn ids (chat models often end turns with another token)."""
     ids = [special_ids(tokenizer)[0]]
@@ -241,16 +318,25 @@ def stream_reply(
     sampling: SamplingConfig,
     write: Callable[[str], None],
     suppress_ids: Sequence[int] = (),
+    turn_end: TurnEnd | None = None,
 ) -> str:
-    """Generate and stream the reply to ``ids``; returns the text shown (stop strings cut)."""
+    """Generate and stream the reply to ``ids``, ending at EOS, a stop string or the
+    template's end of turn; returns the text shown (cut before any of them)."""
     import torch
 
-    sink = StopFilter(sampling.stop, write)
-    kwargs = generation_kwargs(tokenizer, sampling, suppress_ids)
-    kwargs["eos_token_id"] = end_ids(tokenizer, model)
+    turn_end = turn_end or TurnEnd(None)
+    stops = turn_end.stops(sampling.stop)
+    sink = StopFilter(stops, write)
+    stop_on_text = turn_end.token_id is None and stops != sampling.stop
+    decoding = sampling.model_copy(update={"stop": stops}) if stop_on_text else sampling
+    kwargs = generation_kwargs(tokenizer, decoding, suppress_ids)
+    eos = end_ids(tokenizer, model)
+    if turn_end.token_id is not None and turn_end.token_id not in eos:
+        eos.append(turn_end.token_id)
+    kwargs["eos_token_id"] = eos
     device = next(model.parameters()).device
     inputs = torch.tensor([ids], dtype=torch.long, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), own_decoding(model):
         model.generate(
             input_ids=inputs,
             attention_mask=torch.ones_like(inputs),
@@ -274,6 +360,11 @@ class ChatSession:
     sampling: SamplingConfig
     suppress_ids: Sequence[int] = ()
     show_prompt: bool = False
+    turn_end: TurnEnd | None = None  # None: derived from the tokenizer's template
+
+    def __post_init__(self) -> None:
+        if self.turn_end is None:
+            self.turn_end = TurnEnd.of(self.tokenizer)
 
     def respond(self, user: str, out: TextIO, err: TextIO) -> str | None:
         """Answer one message (streamed to ``out``); None when it cannot fit the context."""
@@ -300,7 +391,13 @@ class ChatSession:
             err.write(f"[prompt: {len(prompt.ids)} tokens]\n{prompt.text}\n[end of prompt]\n")
             err.flush()
         reply = stream_reply(
-            self.model, self.tokenizer, prompt.ids, self.sampling, write, self.suppress_ids
+            self.model,
+            self.tokenizer,
+            prompt.ids,
+            self.sampling,
+            write,
+            self.suppress_ids,
+            self.turn_end,
         )
         self.conversation.add(user, reply.strip())
         return reply
@@ -402,9 +499,14 @@ def open_session(
     override = read_template(chat_template) if chat_template is not None else None
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
     ckpt.tokenizer.chat_template = resolve_template(ckpt.tokenizer, ckpt.config, override)
-    check_template_renders(
-        ckpt.tokenizer, f"--chat-template {chat_template}" if override else "chat"
-    )
+    where = f"--chat-template {chat_template}" if override else "chat"
+    check_template_renders(ckpt.tokenizer, where, system)
+    turn_end = check_turn_end(ckpt.tokenizer, where)
+    note = unused_settings_note(ckpt.model, checkpoint, CHAT_FLAGS)
+    if note:
+        sys.stderr.write(note + "\n")
+    if show_prompt and turn_end.text:
+        sys.stderr.write(f"[replies end at {turn_end.text!r}, the chat template's end of turn]\n")
     reply = 1 if reply_fits_context else sampling.max_new_tokens
     context = context_size(ckpt.model, ckpt.seq_len, max_context, reply)
     if reply_fits_context:
@@ -414,4 +516,6 @@ def open_session(
     not_text = range(
         ckpt.layout.natural_size, ckpt.layout.model_vocab_size
     )  # meta-language and padding ids
-    return ChatSession(ckpt.model, ckpt.tokenizer, conversation, sampling, not_text, show_prompt)
+    return ChatSession(
+        ckpt.model, ckpt.tokenizer, conversation, sampling, not_text, show_prompt, turn_end
+    )

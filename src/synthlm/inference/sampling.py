@@ -17,13 +17,23 @@ output row minus that start token (it never contains the prompt). Special tokens
 EOS/padding are kept in the text, because a span-corruption model answers in sentinels
 (``<extra_id_0> ... <extra_id_1> ...``) that say which gap each span fills.
 
-Reproducibility: with ``temperature=0`` decoding is greedy and deterministic; otherwise the seed
-fixes every sample for a given batch size (rows of one batch draw from one random stream).
+Reproducibility: with ``temperature=0`` decoding is greedy and deterministic; otherwise each
+sample draws from its own random stream, a function of the seed, the prompt's number and the
+sample's (:mod:`synthlm.inference.row_sampling`), so it does not depend on the batch size.
+
+Decoding settings come from the command's flags only. transformers fills every setting a
+``generate`` call leaves unset from the checkpoint's ``generation_config.json``, so a Hub
+checkpoint's ``num_beams`` or ``min_new_tokens`` would silently change the output (and beams
+multiply the rows the per-row sampler expects). While generating, the model's generation
+config is replaced by one that keeps only what synthlm's own checkpoints put there on purpose:
+the special token ids and the suppressed reserved ids (:data:`KEPT_GENERATION_SETTINGS`); the
+commands say once which other settings the checkpoint sets and are not used.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -241,13 +251,115 @@ def check_seq2seq_lengths(
             )
 
 
+# What a checkpoint's generation config may contribute: token ids, and the reserved ids that
+# synthlm's training saves as suppressed (train/checkpoint.py reserved_ids_suppressed).
+KEPT_GENERATION_SETTINGS = (
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "decoder_start_token_id",
+    "suppress_tokens",
+)
+# Saved alongside but not decoding settings: bookkeeping, outputs and caching.
+_NOT_DECODING = frozenset(
+    {
+        "_from_model_config",
+        "_commit_hash",
+        "transformers_version",
+        "use_cache",
+        "cache_implementation",
+        "output_attentions",
+        "output_hidden_states",
+        "output_scores",
+        "output_logits",
+        "return_dict_in_generate",
+    }
+)
+# The flag that sets the same thing, for the note about unused checkpoint settings.
+SETTING_FLAGS = {
+    "do_sample": "--temperature (0 = greedy)",
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "top_p": "--top-p",
+    "repetition_penalty": "--repetition-penalty",
+    "max_new_tokens": "--max-new-tokens",
+    "stop_strings": "--stop",
+    "num_return_sequences": "--num-samples",
+}
+
+
+def own_generation_config(config: Any) -> Any:
+    """A fresh generation config holding only :data:`KEPT_GENERATION_SETTINGS` of ``config``."""
+    from transformers import GenerationConfig
+
+    kept = {key: getattr(config, key, None) for key in KEPT_GENERATION_SETTINGS}
+    return GenerationConfig(**{key: value for key, value in kept.items() if value is not None})
+
+
+@contextlib.contextmanager
+def own_decoding(model: Any) -> Iterator[None]:
+    """While generating: the model's generation config holds nothing but the kept settings, so
+    the settings a ``generate`` call leaves unset take transformers' defaults, not the
+    checkpoint's (see the module docstring)."""
+    saved = getattr(model, "generation_config", None)
+    if saved is None:
+        yield
+        return
+    model.generation_config = own_generation_config(saved)
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def unused_generation_settings(model: Any) -> dict[str, Any]:
+    """The decoding settings the checkpoint's generation config sets to something other than
+    transformers' defaults, which synthlm does not use."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return {}
+    defaults = config._get_default_generation_params()
+    return {
+        key: value
+        for key, value in config.to_diff_dict().items()
+        if key not in KEPT_GENERATION_SETTINGS
+        and key not in _NOT_DECODING
+        and value is not None
+        and defaults.get(key, None) != value
+    }
+
+
+def unused_settings_note(model: Any, checkpoint: Any, flags: Sequence[str]) -> str | None:
+    """One line naming the checkpoint's unused decoding settings and the flag for each that has
+    one (``flags``: those the command takes), or None when there are none."""
+    unused = unused_generation_settings(model)
+    if not unused:
+        return None
+    listed = ", ".join(f"{key}={value!r}" for key, value in unused.items())
+    mapped = {key: _flag_for(key, flags) for key in unused}
+    how = [f"{key}: {flag}" for key, flag in mapped.items() if flag]
+    without = [key for key, flag in mapped.items() if not flag]
+    if without:
+        how.append(f"{', '.join(without)}: no synthlm flag")
+    return (
+        f"note: {checkpoint}/generation_config.json sets {listed}; synthlm decodes with its "
+        f"own flags only, so these are not used ({'; '.join(how)})"
+    )
+
+
+def _flag_for(key: str, flags: Sequence[str]) -> str | None:
+    flag = SETTING_FLAGS.get(key)
+    return flag if flag is not None and flag.split()[0] in flags else None
+
+
 def generation_kwargs(
     tokenizer,
     sampling: SamplingConfig,
     suppress_ids: Sequence[int] = (),
     row_seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Arguments for ``model.generate``, every knob explicit so no checkpoint default leaks in.
+    """Arguments for ``model.generate``. Settings left out take transformers' defaults only
+    inside :func:`own_decoding`; outside it, the model's generation config fills them.
 
     With ``row_seeds`` (one per row of an input already repeated ``num_samples`` times) each
     row samples from its own generator (:mod:`synthlm.inference.row_sampling`); without them
@@ -286,19 +398,67 @@ def finish_row(
 ) -> tuple[str, int, bool]:
     """(text, completion tokens, finished) of one generated row after ``context`` (its prompt).
 
-    The row is cut at the first EOS (and at padding, which follows a finished row); the text is
-    cut before the first stop string. A stop string ends generation on the token completing it,
-    so the kept tokens are exactly the ones generated before padding.
+    The row ends at the first EOS, as transformers ends a sequence: a padding token the model
+    writes before it is part of the row (decoding drops it as a special token, as transformers'
+    ``decode(skip_special_tokens=True)`` does). A stop string ends generation on the token that
+    completes it, also one that starts in the prompt (transformers matches the end of the whole
+    sequence), so the row is cut after that token (the rest of a stopped row is padding) and
+    its text before the stop string (nothing, when the stop string starts in the prompt).
     """
-    eos, pad = special_ids(tokenizer)
-    ends = [i for i, t in enumerate(new_tokens) if t == eos or (t == pad and pad != eos)]
-    body = new_tokens[: ends[0]] if ends else new_tokens
-    hit_eos = bool(ends) and new_tokens[ends[0]] == eos
+    eos, _ = special_ids(tokenizer)
+    body = new_tokens[: new_tokens.index(eos)] if eos in new_tokens else list(new_tokens)
+    hit_eos = len(body) < len(new_tokens)
+    stopped = stop_cut(tokenizer, context, body, sampling.stop, skip_special)
+    if stopped is not None:
+        text, count = stopped
+        return text, count, True
     text = decode_continuation(tokenizer, context, body, skip_special)
-    cuts = [text.find(s) for s in sampling.stop if s in text]
-    if cuts:
-        return text[: min(cuts)], len(body), True
     return text, len(body) + (1 if hit_eos else 0), hit_eos
+
+
+def stop_cut(
+    tokenizer,
+    context: Sequence[int],
+    body: list[int],
+    stops: Sequence[str],
+    skip_special: bool = True,
+) -> tuple[str, int] | None:
+    """(text before the first stop string, tokens up to the one completing it), or None when
+    the row writes no stop string. A stop string counts when it ends in the continuation: it
+    may start in the prompt."""
+    if not stops or not body:
+        return None
+
+    def decode(count: int) -> str:
+        return tokenizer.decode([*context, *body[:count]], skip_special_tokens=skip_special)
+
+    before = tokenizer.decode(list(context), skip_special_tokens=skip_special) if context else ""
+    if first_stop(decode(len(body)), stops, len(before)) is None:
+        return None
+    low, high = 1, len(body)  # the text only grows, so the first hit is found by bisection
+    while low < high:
+        middle = (low + high) // 2
+        if first_stop(decode(middle), stops, len(before)) is None:
+            low = middle + 1
+        else:
+            high = middle
+    whole = decode(low)
+    text = decode_continuation(tokenizer, context, body[:low], skip_special)
+    if whole.startswith(before):
+        at = first_stop(whole, stops, len(before))
+        return text[: max(0, (at or 0) - len(before))], low
+    at = first_stop(text, stops, 0)
+    return text[: at or 0], low
+
+
+def first_stop(text: str, stops: Sequence[str], boundary: int) -> int | None:
+    """Where the first stop string that ends past ``boundary`` starts in ``text``, or None."""
+    found = [
+        at
+        for at in (text.find(stop, max(0, boundary - len(stop) + 1)) for stop in stops)
+        if at >= 0
+    ]
+    return min(found) if found else None
 
 
 def decode_continuation(
@@ -324,7 +484,7 @@ def timed_generate(model, ids, mask, kwargs: dict[str, Any]) -> tuple[Any, float
 
     device = next(model.parameters()).device
     started = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), own_decoding(model):
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
     return out, time.perf_counter() - started
 
