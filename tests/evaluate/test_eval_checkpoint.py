@@ -73,6 +73,7 @@ def test_layout_and_seq_len_from_the_resolved_training_config(run_dir, tmp_path)
     report, out = evaluate_checkpoint(path, device="cpu")  # no --data: the config's eval sets
     assert set(report["metrics"]) == {"eval/heldout/loss", "eval/heldout/ppl"}
     assert report["seq_len"] == 24
+    assert (report["dtype"], report["device"]) == ("float32", "cpu"), "what scored it"
     assert out == tmp_path / "eval" / "ck.json"
 
 

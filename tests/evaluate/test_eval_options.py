@@ -58,6 +58,12 @@ REFUSED = [
         ["-d", "{store}", "--predictions", "{tmp}/p.jsonl"],
         "--predictions: predictions are written for synthetic sets only",
     ),
+    (
+        ["-d", "{store}", "--max-examples", "5"],
+        "--max-examples: read by synthetic eval sets only, and none of these is (valid: natural)",
+    ),
+    (["-d", "{store}", "--seed", "3"], "--seed: only for --qa or --lm-eval, not eval sets"),
+    (["-d", "{store}", "--device", "mps"], "--device mps: use auto, cpu, cuda or cuda:N"),
 ]
 
 
@@ -66,7 +72,8 @@ def test_an_option_nothing_reads_is_refused_before_any_work(inputs, tmp_path, fl
     where = {"qa": inputs / "qa.json", "store": inputs / "valid", "tmp": tmp_path}
     out = tmp_path / "results.json"
     args = [flag.format(**where) for flag in flags]
-    result = run_cli("eval", str(inputs / "final"), *args, "-o", str(out), "--device", "cpu")
+    device = [] if "--device" in args else ["--device", "cpu"]
+    result = run_cli("eval", str(inputs / "final"), *args, "-o", str(out), *device)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert not out.exists() and not (tmp_path / "p.jsonl").exists()

@@ -39,6 +39,8 @@ APPLIES: dict[str, tuple[str, ...]] = {
     "--qa-prompt": (QA,),
     "--qa-temperature": (QA,),
     "--qa-stop": (QA,),
+    # eval sets are scored deterministically (losses, greedy answers): nothing draws
+    "--seed": (QA, LM_EVAL),
 }
 #: QA options that only the chain-of-thought scorer reads
 COT_ONLY = (

@@ -212,6 +212,7 @@ def eval_command(
             mask_flag: document_mask,
             "--predictions": predictions,
             "--max-predictions": max_predictions,
+            "--seed": seed,
             **qa_options,
         },
     )

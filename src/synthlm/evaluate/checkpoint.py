@@ -68,9 +68,18 @@ def resolve_device(name: str):
         raise UserError(
             f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)"
         ) from None
+    if device.type not in ("cpu", "cuda"):  # mps, xpu, meta: not paths synthlm runs or tests
+        raise UserError(
+            f"--device {name}: use auto, cpu, cuda or cuda:N (got a {device.type} device)"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(
             f"--device {name}: no CUDA device is available on this machine (use cpu or auto)"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
         )
     return device
 

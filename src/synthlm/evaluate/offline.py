@@ -224,6 +224,15 @@ def evaluate_checkpoint(
             f"checkpoint's config has no data.eval sets)"
         )
     check_predictions_wanted(sets, predictions=predictions, max_predictions=max_predictions)
+    mask_flag = "--document-mask" if document_mask else "--no-document-mask"
+    check_set_kind_options(
+        sets,
+        {
+            "--max-examples": max_examples,
+            "--max-documents": max_documents,
+            mask_flag: document_mask,
+        },
+    )
     check_set_tokenizers(sets, tokenizer or checkpoint, from_cli=bool(data))
     check_set_layouts(sets, Path(checkpoint), from_cli=bool(data))
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
@@ -265,6 +274,9 @@ def evaluate_checkpoint(
         "loss_average": loss_average,
         "batch_size": batch_size,
         "seed": seed,
+        # what scored it: a bf16 result is another measurement than an fp32 one
+        "dtype": str(next(ckpt.model.parameters()).dtype).removeprefix("torch."),
+        "device": str(next(ckpt.model.parameters()).device),
         "layout": ckpt.layout.to_dict(),
         "seconds": round(time.perf_counter() - started, 3),
         "synthlm_version": __version__,
@@ -297,6 +309,34 @@ def check_predictions_wanted(
         raise UserError(
             f"{', '.join(given)}: predictions are written for synthetic sets only, and these "
             f"eval sets are natural ({', '.join(item.name for item in sets)}); drop the flag"
+        )
+
+
+#: eval-set options that only one kind of set reads
+SET_KIND_OPTIONS = {
+    "--max-examples": "synthetic",
+    "--max-documents": "natural",
+    "--document-mask": "natural",
+    "--no-document-mask": "natural",
+}
+
+
+def check_set_kind_options(sets: Sequence[Any], options: dict[str, Any]) -> None:
+    """A limit or masking flag read only by one kind of set, given when no set is of that kind,
+    would change nothing while the results record it (and a report would then call equal runs
+    incomparable): refused, as an option the evaluation does not read is."""
+    kinds = {item.kind for item in sets}
+    unread = [
+        (flag, kind)
+        for flag, kind in SET_KIND_OPTIONS.items()
+        if options.get(flag) is not None and kind not in kinds
+    ]
+    if unread:
+        flags = ", ".join(flag for flag, _ in unread)
+        needed = " or ".join(sorted({kind for _, kind in unread}))
+        raise UserError(
+            f"{flags}: read by {needed} eval sets only, and none of these is "
+            f"({', '.join(f'{item.name}: {item.kind}' for item in sets)}); drop the flag"
         )
 
 
