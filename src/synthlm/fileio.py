@@ -9,11 +9,13 @@ file system, which POSIX makes atomic.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -83,6 +85,48 @@ def publish_dir(staging: str | Path, final: str | Path) -> Path:
         shutil.rmtree(aside, ignore_errors=True)
     remove_stale_temps_of([final])
     return final
+
+
+def swap_dir(staging: str | Path, final: str | Path) -> Path:
+    """Put the finished directory ``staging`` at ``final`` with no moment where ``final`` is
+    missing, then delete the directory it replaces.
+
+    :func:`publish_dir` needs two renames, and in between ``final`` is absent: a browser
+    reloading a page there (``synthlm report --watch``) would show "file not found" and stop
+    reloading. Linux exchanges two directories in one step (``renameat2(RENAME_EXCHANGE)``);
+    where that is not available (another OS, a file system without it) this is
+    :func:`publish_dir`. A kill before the old directory is deleted leaves it under
+    ``staging``'s :func:`temp_name`, which the next publish to ``final`` removes.
+    """
+    staging, final = Path(staging), Path(final)
+    if final.is_symlink() or not final.is_dir() or not _exchange(staging, final):
+        return publish_dir(staging, final)
+    shutil.rmtree(staging, ignore_errors=True)  # the old final, now under the staging name
+    remove_stale_temps_of([final])
+    return final
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically; False where the OS or file system cannot (nothing moved)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    paths = (os.fsencode(first), os.fsencode(second))
+    if renameat2(_AT_FDCWD, paths[0], _AT_FDCWD, paths[1], _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

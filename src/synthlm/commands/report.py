@@ -53,14 +53,18 @@ def report(
     loaded = load_runs(runs)
     comparison = None
     if equal_tokens is not None:
-        from synthlm.report.compare import equal_tokens_comparison, write_equal_tokens
+        from synthlm.report.compare import equal_tokens_comparison
 
         # computed first: a bad source, metric, budget or masking stops before any file is written
         comparison = equal_tokens_comparison(loaded, equal_tokens, metric, at)
-    built = build_report(runs, out, title=title, progress=not quiet, loaded=loaded)
+    built = build_report(
+        runs, out, title=title, progress=not quiet, loaded=loaded, comparison=comparison
+    )
     summary(built)
     if comparison is not None:
-        typer.echo(write_equal_tokens(comparison, built.runs, out))
+        from synthlm.report.compare import equal_tokens_text
+
+        typer.echo(equal_tokens_text(comparison, out))
 
 
 def summary_line(built: Report) -> str:

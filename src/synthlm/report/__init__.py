@@ -3,27 +3,31 @@
 ``synthlm report RUN [RUN...] --out DIR`` calls :func:`build_report`. The steps are separate
 modules so each can be used alone: :mod:`.load` reads run directories, :mod:`.diff` names runs
 after their config differences, :mod:`.plots` draws the figures, :mod:`.html` writes the page.
-Every file appears complete or not at all, so a browser refreshing the page while ``--watch``
-regenerates it never sees half a report.
+The report is built in a folder beside ``--out`` and moved into place whole (:mod:`.publish`),
+so a stopped or killed report leaves the earlier one as it was, and a browser refreshing the
+page while ``--watch`` regenerates it never sees half a report.
 """
 
 from __future__ import annotations
 
-import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthlm.errors import UserError
 from synthlm.fileio import atomic_write_json
 from synthlm.report.diff import differing_keys, run_labels
+from synthlm.report.interrupts import interrupts_kept
 from synthlm.report.load import Run, Sweep, find_sweeps, load_run, load_runs, run_names
+from synthlm.report.publish import MANIFEST, PAGE, publish_report, staging_dir
+
+if TYPE_CHECKING:
+    from synthlm.report.compare import Comparison
 
 __all__ = ["Report", "Run", "build_report", "load_run", "load_runs", "watch_report"]
-
-PAGE = "index.html"
-MANIFEST = "report.json"
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,45 @@ def build_report(
     dpi: int = 100,
     progress: bool = False,
     loaded: Sequence[Run] | None = None,
+    comparison: Comparison | None = None,
 ) -> Report:
     """Read the runs at ``paths`` (sweep dirs expand to their runs) and write ``out/index.html``.
 
     ``refresh`` adds an HTML auto-reload every that many seconds (used by ``--watch``).
     ``loaded`` are those runs already read by the caller (``load_runs(paths)``), so a command
     that checks its flags against the runs before writing anything reads them only once.
+    ``comparison`` (``--equal-tokens``) is written with the report, so it is published with it.
+    The report is built beside ``out`` and moved into place whole (:mod:`.publish`): a report
+    stopped or killed part-way leaves ``out`` as it was.
     """
     runs = list(loaded) if loaded is not None else load_runs(paths)
     sweeps = find_sweeps(paths)
-    out = _prepare_out(Path(out), runs)
+    out = _check_out(Path(out), runs)
+    staging = staging_dir(out)
+    try:
+        with interrupts_kept():  # an interrupt a library swallowed must not publish a report
+            report = _write_report(runs, sweeps, staging, title, refresh, dpi, progress)
+            if comparison is not None:
+                from synthlm.report.compare import write_equal_tokens
+
+                write_equal_tokens(comparison, runs, staging)
+        publish_report(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _moved(report, staging, out)
+
+
+def _write_report(
+    runs: list[Run],
+    sweeps: list[Sweep],
+    folder: Path,
+    title: str | None,
+    refresh: int | None,
+    dpi: int,
+    progress: bool,
+) -> Report:
+    """Draw the figures and write the page and manifest into ``folder`` (the staging dir)."""
     from synthlm.report import html, plots
     from synthlm.report.comparable import differences as incomparable
 
@@ -64,7 +97,7 @@ def build_report(
     labels = run_labels([r.config for r in runs], run_names(runs))
     found = incomparable(runs)
     colors = plots.run_colors(len(runs))
-    drawn = plots.render_all(runs, labels, out, dpi=dpi, progress=progress, differences=found)
+    drawn = plots.render_all(runs, labels, folder, dpi=dpi, progress=progress, differences=found)
     page = html.render_page(
         runs,
         labels,
@@ -78,10 +111,9 @@ def build_report(
         differences=found,
     )
     figures = [d.path for d in drawn]
-    _remove_stale(out, figures)
-    html.write_page(out / PAGE, page)
+    html.write_page(folder / PAGE, page)
     atomic_write_json(
-        out / MANIFEST,
+        folder / MANIFEST,
         {
             "runs": [str(r.path) for r in runs],
             "labels": labels,
@@ -91,7 +123,16 @@ def build_report(
             "not_comparable": [d.to_dict(run_names(runs)) for d in found],
         },
     )
-    return Report(out / PAGE, figures, runs, labels, differing, sweeps)
+    return Report(folder / PAGE, figures, runs, labels, differing, sweeps)
+
+
+def _moved(report: Report, staging: Path, out: Path) -> Report:
+    """``report`` with its paths in ``out``, where :func:`publish_report` moved them."""
+    return replace(
+        report,
+        page=out / report.page.relative_to(staging),
+        figures=[out / p.relative_to(staging) for p in report.figures],
+    )
 
 
 # folders of a run dir that hold saved models: index.html and PNGs there would be taken for
@@ -99,7 +140,9 @@ def build_report(
 MODEL_DIRS = ("final", "checkpoints")
 
 
-def _prepare_out(out: Path, runs: Sequence[Run]) -> Path:
+def _check_out(out: Path, runs: Sequence[Run]) -> Path:
+    """Refuse an ``--out`` that is a file, a run dir or inside its saved models; nothing is
+    created here (the report appears at ``out`` only when it is complete)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     target = out.resolve()
@@ -112,7 +155,6 @@ def _prepare_out(out: Path, runs: Sequence[Run]) -> Path:
                 f"--out {out}: is inside {run.path / inside[0]}, where the run saves its "
                 "model; choose a separate folder"
             )
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -120,24 +162,6 @@ def _title(runs: Sequence[Run]) -> str:
     return (
         f"synthlm report: {runs[0].name}" if len(runs) == 1 else f"synthlm report: {len(runs)} runs"
     )
-
-
-def _remove_stale(out: Path, figures: Sequence[Path]) -> None:
-    """Delete PNGs an earlier report in ``out`` wrote that this one no longer has (only ours)."""
-    manifest = out / MANIFEST
-    try:
-        previous = json.loads(manifest.read_text(encoding="utf-8")).get("figures", [])
-    except (OSError, ValueError, AttributeError):
-        return
-    keep = {p.name for p in figures}
-    for name in previous:
-        if (
-            isinstance(name, str)
-            and name not in keep
-            and Path(name).name == name
-            and name.endswith(".png")
-        ):
-            (out / name).unlink(missing_ok=True)
 
 
 def watch_report(

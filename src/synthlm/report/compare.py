@@ -2,8 +2,8 @@
 
 The comparison is computed (and so every flag checked: source, metric, budgets, masking, and
 that the runs share an objective, a tokenizer and the metric's eval set) before the report
-writes anything, so bad input leaves no half-made report behind; it is written after the page,
-into the same folder.
+writes anything, so bad input leaves no half-made report behind; it is written with the page
+and published with it (:mod:`synthlm.report.publish`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ def equal_tokens_comparison(
     return compare(runs, run_names(runs), metric or f"eval/{source}/loss", source, budgets)
 
 
-def write_equal_tokens(comparison: Comparison, runs: Sequence[Run], out: Path) -> str:
-    """Write ``equal_tokens.json`` and ``.png`` into the report dir; returns the text table."""
-    atomic_write_json(Path(out) / JSON_FILE, comparison.to_dict())
-    plot(comparison, runs, Path(out) / PNG_FILE)
+def write_equal_tokens(comparison: Comparison, runs: Sequence[Run], folder: Path) -> None:
+    """Write ``equal_tokens.json`` and ``.png`` into the report's (staging) folder."""
+    atomic_write_json(Path(folder) / JSON_FILE, comparison.to_dict())
+    plot(comparison, runs, Path(folder) / PNG_FILE)
+
+
+def equal_tokens_text(comparison: Comparison, out: Path) -> str:
+    """The comparison as a text table, and where its files are once the report is in place."""
     return comparison.table() + f"\n(wrote {Path(out) / JSON_FILE} and {PNG_FILE})"

@@ -26,6 +26,7 @@ import yaml
 
 from synthlm.config import yaml_error
 from synthlm.errors import UserError
+from synthlm.report.interrupts import interrupts_kept
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -337,7 +338,10 @@ def align_config_defaults(runs: Sequence[Run]) -> None:
         for name, model in sections.items():
             section = run.config.get(name)
             if isinstance(section, dict):
-                run.config[name] = _with_defaults(model, section)
+                # one call at a time: after a swallowed interrupt the next call would import
+                # the half-initialised torch again (a crash), so the interrupt is raised here
+                with interrupts_kept():
+                    run.config[name] = _with_defaults(model, section)
 
 
 def _section_models() -> dict[str, Any]:
@@ -355,6 +359,11 @@ def _section_models() -> dict[str, Any]:
 
 
 def _with_defaults(model: Any, section: dict[str, Any]) -> dict[str, Any]:
+    """``section`` with its defaults, or as written when it no longer validates.
+
+    The ``ValueError`` caught includes pydantic's wrapping of anything a serializer raised, a
+    Ctrl-C or SIGTERM too: call this inside :func:`~synthlm.report.interrupts.interrupts_kept`.
+    """
     from pydantic import ValidationError
 
     from synthlm.errors import ConfigError
@@ -412,7 +421,8 @@ def read_metrics(path: Path) -> tuple[dict[str, Column], int]:
     if not complete.strip() and not tail.strip():
         return {}, 0
     if not _is_record(tail):
-        fast = _arrow_columns(complete)
+        with interrupts_kept():  # pyarrow's first to_numpy imports pandas and drops a Ctrl-C
+            fast = _arrow_columns(complete)
         if fast is not None:
             return fast, 0
     records, bad = read_records(data)
