@@ -58,6 +58,7 @@ def test_synthetic_stores_with_different_id_layouts_are_not_merged(tmp_path):
     )  # fmt: skip
     assert refused.returncode == 2
     assert "the stores' ids mean different tokens (a synthetic id layout of" in refused.stderr
+    assert "18 ids" in refused.stderr and "(promoters copy [41])" in refused.stderr
     assert not list(tmp_path.glob("mix*"))
 
 

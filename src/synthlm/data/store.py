@@ -733,6 +733,14 @@ def id_meaning(store: TokenStore) -> tuple[str, str] | None:
         return None
     size = layout.get("vocab_size") if isinstance(layout, dict) else None
     label = f"a synthetic id layout of {size} ids" if size else "a synthetic id layout"
+    if isinstance(
+        layout, dict
+    ):  # two layouts of one size differ in where promoters and markers sit
+        from synthlm.data.synthetic_layouts import layout_key
+
+        promoters = layout.get("promoters") or {}
+        placed = ", ".join(f"{name} {ids}" for name, ids in promoters.items() if ids)
+        label += f" {layout_key(layout)}" + (f" (promoters {placed})" if placed else "")
     return f"layout {json.dumps(layout, sort_keys=True)}", label
 
 
