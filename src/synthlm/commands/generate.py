@@ -207,21 +207,10 @@ def run_synthetic(
         typer.echo(f"{completion.prompt} | {completion.text}")
 
 
-GENERATE_FLAGS = (
-    "--temperature",
-    "--top-k",
-    "--top-p",
-    "--repetition-penalty",
-    "--max-new-tokens",
-    "--stop",
-    "--num-samples",
-)
-
-
 def say_unused_settings(model, checkpoint: Path) -> None:
     """Name, once on stderr, the decoding settings of the checkpoint's generation_config.json
     that synthlm does not use (it decodes with its flags only), and the flags to set instead."""
-    from synthlm.inference.sampling import unused_settings_note
+    from synthlm.inference.sampling import GENERATE_FLAGS, unused_settings_note
 
     note = unused_settings_note(model, checkpoint, GENERATE_FLAGS)
     if note:

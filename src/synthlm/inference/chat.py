@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from synthlm.errors import UserError
 from synthlm.inference.sampling import (
+    CHAT_FLAGS,
     SamplingConfig,
     context_limit,
     generation_kwargs,
@@ -54,14 +55,6 @@ EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
 DEFAULT_CONTEXT = 2048  # models whose config names no position limit
 DEFAULT_REPLY_TOKENS = 256  # reply budget unless the context is shorter (see open_session)
-CHAT_FLAGS = (
-    "--temperature",
-    "--top-k",
-    "--top-p",
-    "--repetition-penalty",
-    "--max-new-tokens",
-    "--stop",
-)
 
 
 @dataclass(frozen=True)

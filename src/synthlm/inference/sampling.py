@@ -288,6 +288,18 @@ SETTING_FLAGS = {
 }
 
 
+# The decoding flags synthlm chat takes; synthlm generate takes these and --num-samples.
+CHAT_FLAGS = (
+    "--temperature",
+    "--top-k",
+    "--top-p",
+    "--repetition-penalty",
+    "--max-new-tokens",
+    "--stop",
+)
+GENERATE_FLAGS = (*CHAT_FLAGS, "--num-samples")
+
+
 def own_generation_config(config: Any) -> Any:
     """A fresh generation config holding only :data:`KEPT_GENERATION_SETTINGS` of ``config``."""
     from transformers import GenerationConfig
