@@ -280,3 +280,16 @@ def test_a_foreign_store_whose_documents_end_with_eos_gets_no_second_one(run_dir
         (row,) = json.loads(out.read_text())["eval_sets"]
         losses.append(json.loads(out.read_text())["metrics"][f"eval/{row['name']}/loss"])
     assert losses[0] == losses[1] == losses[2]
+
+
+def test_a_configured_eval_set_not_found_from_here_names_its_origin(tmp_path, monkeypatch):
+    """The run's data.eval paths are relative to where it trained; from elsewhere the error
+    says where the path came from and what to do, before the model loads."""
+    path = random_checkpoint(tmp_path / "ck")
+    config = {"data": {"sources": [{"name": "t", "path": "data/t"}],
+                       "eval": [{"name": "heldout", "path": "data/valid"}], "seq_len": 16}}  # fmt: skip
+    (path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"config\.yaml data\.eval\.0 \(heldout\): data/valid is "
+                       r"not found from .*pass --data PATH"):  # fmt: skip
+        evaluate_checkpoint(path, device="cpu")

@@ -81,6 +81,21 @@ def configured_eval_sets(config: dict[str, Any], **limits: int | None) -> list[E
     return [s.model_copy(update=given_limits(**limits)) for s in sets]
 
 
+def check_configured_paths(sets: Sequence[EvalSetConfig], checkpoint: Path) -> None:
+    """The run's eval sets must be found from here: their paths are as the training config
+    wrote them, often relative to the directory the run was launched from, so a missing one is
+    named with where it came from and the two ways out."""
+    for i, item in enumerate(sets):
+        found = item.path.is_dir() if item.kind == "synthetic" else store_exists(item.path)
+        if not found:
+            raise UserError(
+                f"{checkpoint / 'config.yaml'} data.eval.{i} ({item.name}): {item.path} is not "
+                f"found from {Path.cwd()}; the run's paths are as its config wrote them (a "
+                "relative one is relative to where training was launched): run synthlm eval "
+                "from there, or pass --data PATH"
+            )
+
+
 def default_output(checkpoint: str | Path) -> Path:
     from synthlm.evaluate.checkpoint import run_dir_of
 
@@ -218,6 +233,7 @@ def evaluate_checkpoint(
             max_examples=max_examples,
             max_documents=max_documents,
         )
+        check_configured_paths(sets, Path(checkpoint))
     if not sets:
         raise UserError(
             f"{checkpoint}: nothing to evaluate; pass --data PREFIX_OR_DIR (the "
