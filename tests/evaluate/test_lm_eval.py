@@ -209,8 +209,8 @@ def test_few_shot_scores_equal_the_lm_eval_cli_on_the_same_checkpoint(tmp_path):
     random checkpoint, 3-shot. The metric is a perplexity over each answer, so any other few-shot
     draw changes it; synthlm drew its shots with seed 0 where the harness uses 1234."""
     pytest.importorskip("lm_eval")
-    import shutil
     import subprocess
+    import sys
 
     from tiny_lm import random_checkpoint
 
@@ -227,9 +227,8 @@ def test_few_shot_scores_equal_the_lm_eval_cli_on_the_same_checkpoint(tmp_path):
         "    aggregation: perplexity\n    higher_is_better: false\n",
         encoding="utf-8",
     )
-    lm_eval_cli = shutil.which("lm_eval") or pytest.skip("no lm_eval command")
     harness = subprocess.run(
-        [lm_eval_cli, "--model", "hf", "--model_args", f"pretrained={ckpt},dtype=float32",
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={ckpt},dtype=float32",
          "--tasks", "tiny_ll", "--include_path", str(tasks), "--num_fewshot", "3",
          "--device", "cpu", "--batch_size", "4", "--output_path", str(tmp_path / "harness")],
         capture_output=True, text=True, env={**os.environ, **env(tmp_path), "HF_HUB_OFFLINE": "1",

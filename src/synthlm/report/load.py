@@ -27,12 +27,12 @@ import yaml
 from synthlm.config import yaml_error
 from synthlm.errors import UserError
 from synthlm.report.interrupts import interrupts_kept
+from synthlm.sweep import FAILED_DIR as SWEEP_FAILED
+from synthlm.sweep import MANIFEST as SWEEP_MANIFEST
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 EVAL_DIR = "eval"
-SWEEP_MANIFEST = "sweep.json"
-SWEEP_FAILED = "failed"  # SWEEPDIR/failed/<point>.json, written by the sweep (synthlm.sweep)
 AXIS_KEYS = ("step", "tokens")
 
 
