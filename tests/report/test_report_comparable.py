@@ -324,3 +324,22 @@ def test_a_synthetic_sets_loss_ignores_per_batch_averaging(tmp_path):
         runs.append(path)
     build_report(runs, tmp_path / "out")
     assert not_comparable(tmp_path / "out") == {}
+
+
+def test_rows_sharing_their_boundary_token_are_scored_otherwise(tmp_path):
+    """data.shared_boundary scores seq_len targets a row instead of seq_len - 1: another loss."""
+    valid = store(tmp_path, "web_valid", "a")
+    runs = [
+        make_run(tmp_path / "own", valid=valid, data_extra={"seq_len": 64}),
+        make_run(
+            tmp_path / "shared", valid=valid, data_extra={"seq_len": 64, "shared_boundary": True}
+        ),
+    ]
+    build_report(runs, tmp_path / "out")
+    values = not_comparable(tmp_path / "out")["eval_scoring.web"]["values"]
+    assert "boundary token" not in values["own"]
+    assert "boundary token shared with the next row" in values["shared"]
+    table = final_table(tmp_path / "out" / "index.html")
+    assert "eval/web/loss (not comparable: eval set web scored with different boundary token)" in (
+        table
+    )

@@ -18,6 +18,8 @@ Blending is computed in chunks from a closed form (see :func:`_blend_chunk`), so
 O(chunk) per chunk and needs no pass over earlier samples. Within a source, documents are
 shuffled per epoch with a Philox key of ``(seed, source, epoch)``, joined with EOS, and cut into
 consecutive ``seq_len`` windows: window ``k`` of source ``s`` is the ``k``-th sample drawn from it.
+With ``data.shared_boundary`` window ``k`` also holds the next window's first token, as
+Megatron's and GPT-NeoX's samples do, so every token of the stream is a target.
 
 Synthetic stores live in their own id space ``0..V_syn-1``; they are shifted into the reserved
 meta-language range after the natural vocabulary (``meta_offset + id``), so no synthetic id can
@@ -153,6 +155,14 @@ class DataConfig(Section):
         "them to ranks (PyTorch Lightning's epochs, Rocket's); needs data.packing: false, "
         "one source and a decoder-only objective (the short step's filler rows are kept out "
         "of the loss by their loss mask).",
+    )
+    shared_boundary: bool = Field(
+        False,
+        description="Rows of seq_len + 1 tokens, each sharing its last token with the next "
+        "row, as GPT-NeoX and Megatron's GPTDataset cut the stream (row k: tokens "
+        "[seq_len x k, seq_len x (k + 1) + 1)): seq_len inputs and seq_len targets per row, so "
+        "every token of the stream is a target. false: rows of seq_len tokens that do not "
+        "overlap (seq_len - 1 targets; a row's first token is never predicted). clm only.",
     )
     phases: list[PhaseConfig] = Field(
         default_factory=list,
@@ -442,13 +452,16 @@ def _count_before_rank(weights: tuple[float, ...], source: int, num_samples: int
 class Sample:
     """One training window."""
 
-    input_ids: np.ndarray  # int64[seq_len]
+    input_ids: np.ndarray  # int64[seq_len] (seq_len + 1 with extra_target)
     loss_mask: np.ndarray  # uint8[seq_len]: 1 = this token is a training target
     segment_ids: np.ndarray  # int32[seq_len]: document index within the window
     source: int
     # with a document-masked objective: mask this window's documents from each other (False:
     # attend across them, GPT-style; the segment ids still say where documents start)
     masked: bool = True
+    # data.shared_boundary: the last token is the next row's first, here a target only (never
+    # an input), so the row feeds seq_len inputs and seq_len targets
+    extra_target: bool = False
 
 
 class PackedSource:
@@ -470,13 +483,17 @@ class PackedSource:
         add_eos: bool,
         packing: bool = True,
         shuffle: bool = True,
+        stride: int | None = None,
     ) -> None:
         if len(store) == 0 or store.num_tokens == 0:
             raise UserError(f"{store.prefix}: the store holds no tokens")
         self.store = store
         self.seed = seed
         self.source_index = source_index
-        self.seq_len = seq_len
+        self.seq_len = seq_len  # tokens per window
+        # where window k starts: k x stride (seq_len - 1 with data.shared_boundary: neighbouring
+        # windows then share one token)
+        self.stride = seq_len if stride is None else stride
         self.eos_id = eos_id
         self.id_offset = id_offset
         self.lengths = store.sizes.astype(np.int64) + (1 if add_eos else 0)
@@ -507,7 +524,7 @@ class PackedSource:
         with dealt epochs, the whole steps a pass takes (its filler rows included)."""
         if self.dealing is not None:
             return float(self.dealing.samples)
-        return float(len(self.lengths)) if not self.packing else self.epoch_tokens / self.seq_len
+        return float(len(self.lengths)) if not self.packing else self.epoch_tokens / self.stride
 
     def epochs_for(self, num_windows: int) -> float:
         return num_windows / self.epoch_samples
@@ -519,7 +536,7 @@ class PackedSource:
         tokens = np.empty(self.seq_len, dtype=np.int64)
         mask = np.empty(self.seq_len, dtype=np.uint8)
         segments = np.empty(self.seq_len, dtype=np.int32)
-        position, segment = k * self.seq_len, 0
+        position, segment = k * self.stride, 0
         filled = 0
         while filled < self.seq_len:
             epoch, offset = divmod(position, self.epoch_tokens)
@@ -603,6 +620,12 @@ class Mixture:
         self.sources = [self._open(i, s) for i, s in enumerate(data.sources)]
         self.phases: PhaseSchedule | None = None
 
+    @property
+    def window_tokens(self) -> int:
+        """Tokens each window holds: seq_len, plus the boundary token it shares with the next
+        window under ``data.shared_boundary``."""
+        return self.data.seq_len + (1 if self.data.shared_boundary else 0)
+
     def set_phases(self, *, global_batch: int, seq_len: int, total_steps: int) -> None:
         """Apply ``data.phases`` (their lengths in samples need the run's batch and budget)."""
         if self.data.phases:
@@ -649,12 +672,13 @@ class Mixture:
             store,
             seed=self.seed,
             source_index=index,
-            seq_len=self.data.seq_len,
+            seq_len=self.window_tokens,
             eos_id=self.eos_id,
             id_offset=offset,
             add_eos=add_eos,
             packing=self.data.packing,
             shuffle=source.order == "shuffled",
+            stride=self.data.seq_len,
         )
 
     def _open_spec(self, index: int, source: SourceConfig) -> Any:
@@ -668,7 +692,7 @@ class Mixture:
             return StreamSource(
                 plan,
                 source_index=index,
-                seq_len=self.data.seq_len,
+                seq_len=self.window_tokens,
                 eos_id=self.eos_id,
                 id_offset=offset,
                 packing=self.data.packing,
@@ -677,11 +701,12 @@ class Mixture:
             train_split(plan, source.name),
             seed=self.seed,
             source_index=index,
-            seq_len=self.data.seq_len,  # type: ignore[arg-type]
+            seq_len=self.window_tokens,  # type: ignore[arg-type]
             eos_id=self.eos_id,
             id_offset=offset,
             add_eos=True,
             packing=self.data.packing,
+            stride=self.data.seq_len,
         )
 
     def sample(self, index: int) -> Sample:
@@ -689,7 +714,14 @@ class Mixture:
         tokens, mask, segments = self.sources[source].window(k)
         if self.all_targets[source]:  # every document token; padding (segment -1) stays out
             mask = (segments >= 0).astype(np.uint8)
-        return Sample(tokens, mask, segments, source, self.masked_sources[source])
+        return Sample(
+            tokens,
+            mask,
+            segments,
+            source,
+            self.masked_sources[source],
+            extra_target=self.data.shared_boundary,
+        )
 
     def check_budget(self, num_samples: int) -> dict[str, float]:
         """Epochs each source will see in ``num_samples``; fail fast past ``max_repetition``."""

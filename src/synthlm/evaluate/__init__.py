@@ -89,6 +89,7 @@ def evaluate_model(
     packing: bool = True,
     natural_masked: bool = False,
     loss_average: str = "tokens",
+    shared_boundary: bool = False,
 ) -> dict[str, float]:
     """Metrics ``eval/<name>/<metric>`` for every eval set; deterministic for a given model.
 
@@ -99,7 +100,8 @@ def evaluate_model(
     natural: ``loss``, ``ppl``, ``bpb`` (when the store knows its bytes): the loss of
     ``objective`` (the run's decoder objective; default plain causal LM) on held-out windows
     built as training builds them (``packing``; documents masked from each other when
-    ``natural_masked`` and the objective masks), see :mod:`synthlm.evaluate.perplexity`,
+    ``natural_masked`` and the objective masks; rows sharing their boundary token with
+    ``shared_boundary``), see :mod:`synthlm.evaluate.perplexity`,
     averaged per token, or per batch for a run with ``train.loss_average: micro_batch``;
     synthetic: ``loss``, ``loss/<domain>``, ``acc``, ``acc/<domain>``.
 
@@ -133,6 +135,7 @@ def evaluate_model(
         packing,
         natural_masked,
         loss_average,
+        shared_boundary,
     )
     plan = [(eval_set, get_evaluator(eval_set.kind)) for eval_set in eval_sets]
     for eval_set, evaluator in plan:

@@ -234,13 +234,23 @@ def config_masked_kinds(config: dict[str, Any], source: Path, fix: str = FLAGS) 
     return masked_documents(*_saved_sections(config, source, fix))
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How a checkpoint's run read and scored natural text (see :func:`scoring_objective`)."""
+
+    objective: Any
+    packing: bool
+    natural_masked: bool  # natural documents masked from each other
+    shared_boundary: bool  # data.shared_boundary: rows of seq_len + 1 tokens
+
+
 def scoring_objective(
     path: Path, config: dict[str, Any], document_mask: bool | None = None
-) -> tuple[Any, bool, bool]:
-    """(objective, packing, natural documents masked) that score natural text the way this
-    checkpoint trained: its run's decoder objective (targets, loss masks), its masking (see
-    :func:`trained_masking`; ``document_mask`` overrides both) and ``data.packing``; plain
-    causal LM on packed windows for a model trained elsewhere."""
+) -> Scoring:
+    """How to score natural text the way this checkpoint trained: its run's decoder objective
+    (targets, loss masks), its masking (see :func:`trained_masking`; ``document_mask``
+    overrides both), ``data.packing`` and ``data.shared_boundary``; plain causal LM on packed
+    windows for a model trained elsewhere."""
     from synthlm.errors import ConfigError
     from synthlm.objectives import get_objective
 
@@ -249,7 +259,9 @@ def scoring_objective(
     else:
         masking = Masking(document_mask, document_mask)
     if not config:
-        return get_objective("clm", document_mask=masking.objective), True, masking.natural
+        return Scoring(
+            get_objective("clm", document_mask=masking.objective), True, masking.natural, False
+        )
     objective, data = _saved_sections(config, path / "config.yaml")
     options = {**objective.options(), "document_mask": masking.objective}
     try:
@@ -259,7 +271,9 @@ def scoring_objective(
             f"{path / 'config.yaml'}: objective {objective.name!r} cannot score natural text "
             f"({exc})"
         ) from None
-    return scorer, data.packing if data is not None else True, masking.natural
+    if data is None:
+        return Scoring(scorer, True, masking.natural, False)
+    return Scoring(scorer, data.packing, masking.natural, data.shared_boundary)
 
 
 def trained_loss_average(path: Path, config: dict[str, Any]) -> str:

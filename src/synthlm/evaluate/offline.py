@@ -252,9 +252,7 @@ def evaluate_checkpoint(
     check_set_tokenizers(sets, tokenizer or checkpoint, from_cli=bool(data))
     check_set_layouts(sets, Path(checkpoint), from_cli=bool(data))
     ckpt = load_checkpoint(checkpoint, device=device, dtype=dtype, tokenizer=tokenizer, quiet=quiet)
-    objective, packing, natural_masked = scoring_objective(
-        Path(checkpoint), ckpt.config, document_mask
-    )
+    scoring = scoring_objective(Path(checkpoint), ckpt.config, document_mask)
     loss_average = trained_loss_average(Path(checkpoint), ckpt.config)
     batch_size = batch_size or default_batch_size(ckpt.config, loss_average)
     length = seq_len or default_seq_len(ckpt)
@@ -274,19 +272,21 @@ def evaluate_checkpoint(
         seed=seed,
         progress=not quiet,
         details=details,
-        objective=objective,
-        packing=packing,
-        natural_masked=natural_masked,
+        objective=scoring.objective,
+        packing=scoring.packing,
+        natural_masked=scoring.natural_masked,
         loss_average=loss_average,
+        shared_boundary=scoring.shared_boundary,
     )
     report = {
         "checkpoint": str(Path(checkpoint).resolve()),
         "metrics": metrics,
         "eval_sets": [s.model_dump(mode="json") for s in sets],
         "seq_len": length,
-        "objective": objective.name,
-        "natural_document_mask": natural_masked,
-        "packing": packing,
+        "objective": scoring.objective.name,
+        "natural_document_mask": scoring.natural_masked,
+        "packing": scoring.packing,
+        "shared_boundary": scoring.shared_boundary,
         "loss_average": loss_average,
         "batch_size": batch_size,
         "seed": seed,

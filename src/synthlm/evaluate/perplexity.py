@@ -23,6 +23,7 @@ it, bpb is omitted rather than guessed.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 
@@ -83,6 +84,7 @@ def held_out_samples(
     packing: bool,
     masked: bool = True,
     max_documents: int | None = None,
+    shared_boundary: bool = False,
 ) -> Iterator[Sample]:
     """Training samples of ``store`` in document order, ``max_tokens`` tokens in all, from its
     first ``max_documents`` documents (None: all).
@@ -92,23 +94,48 @@ def held_out_samples(
     ``seq_len``, until the rows hold ``max_tokens`` tokens. What a sample does not cover is
     padding (never a target, never attended to under document masking), as in training.
     ``masked``: a document-masked objective masks the documents from each other (natural text
-    was masked in training), else it scores the windows GPT-style.
+    was masked in training), else it scores the windows GPT-style. ``shared_boundary``: rows of
+    ``seq_len + 1`` tokens, each sharing its last with the next (``data.shared_boundary``).
     """
+    window = seq_len + (1 if shared_boundary else 0)
     source = PackedSource(
         store,
         seed=0,
         source_index=0,
-        seq_len=seq_len,
+        seq_len=window,
         eos_id=eos_id,
         id_offset=0,
         add_eos=joins_with_eos(store, eos_id),
         packing=packing,
         shuffle=False,
+        stride=seq_len,
     )
     documents = len(store) if max_documents is None else min(max_documents, len(store))
-    left = min(max_tokens, int(source.lengths[:documents].sum()))  # EOS included, as read
-    count = -(-left // seq_len) if packing else documents
-    for k in range(count):
+    total = min(max_tokens, int(source.lengths[:documents].sum()))  # EOS included, as read
+    rows = _packed_rows(source, total) if packing else _document_rows(source, total, documents)
+    for tokens, mask, segments in rows:
+        yield Sample(tokens, mask, segments, 0, masked, extra_target=shared_boundary)
+
+
+Row = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _packed_rows(source: PackedSource, total: int) -> Iterator[Row]:
+    """Windows over the first ``total`` tokens of the stream; the last is cut where they end
+    and dropped when fewer than 2 tokens (nothing to predict) are left for it."""
+    for k in itertools.count():
+        real = min(source.seq_len, total - k * source.stride)
+        if real < 2:
+            return
+        tokens, mask, segments = source.window(k)
+        mask[real:], segments[real:] = 0, -1
+        yield tokens, mask, segments
+
+
+def _document_rows(source: PackedSource, total: int, documents: int) -> Iterator[Row]:
+    """One document per row, until the rows hold ``total`` tokens."""
+    left = total
+    for k in range(documents):
         if left < 2:
             return
         tokens, mask, segments = source.window(k)
@@ -116,7 +143,7 @@ def held_out_samples(
         if real > left:
             mask[left:], segments[left:] = 0, -1
         left -= min(real, left)
-        yield Sample(tokens, mask, segments, 0, masked)
+        yield tokens, mask, segments
 
 
 def objective_loss(
@@ -179,6 +206,7 @@ class NaturalEvaluator(Evaluator):
             packing=ctx.packing,
             masked=ctx.natural_masked,
             max_documents=eval_set.max_documents,
+            shared_boundary=ctx.shared_boundary,
         )
         batches = ctx.bar(batched(samples, ctx.batch_size), f"eval {eval_set.name}")
         total = objective_loss(

@@ -36,6 +36,7 @@ class EvalContext:
     packing: bool = True
     natural_masked: bool = False  # natural documents were masked from each other in training
     loss_average: str = "tokens"  # natural sets' loss: per token, or per batch ("micro_batch")
+    shared_boundary: bool = False  # natural windows as data.shared_boundary cut them
 
     @property
     def scoring_objective(self) -> Any:

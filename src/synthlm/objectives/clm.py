@@ -8,9 +8,16 @@ packed document, because the previous document's last token must never predict t
 With ``document_mask`` each document also gets its own positions (restarting at 0) and a
 block-diagonal causal attention mask, so packing is equivalent to training on the documents
 one by one.
+
+With ``data.shared_boundary`` a sample holds one token more than the model sees: its last token
+(the next window's first) is a target only. The model then reads ``seq_len`` inputs and every
+one of them predicts a target, as in GPT-NeoX and Megatron (``labels`` keeps the whole row, so
+it is one longer than ``input_ids``).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -63,6 +70,7 @@ class CausalLM(Objective):
     """Next-token prediction over packed windows."""
 
     Options = CausalLMOptions
+    reads_extra_target: ClassVar[bool] = True  # takes data.shared_boundary's longer rows
 
     def __init__(self, document_mask: bool = False) -> None:
         self.document_mask = document_mask
@@ -72,16 +80,19 @@ class CausalLM(Objective):
         mask = np.stack([s.loss_mask for s in samples]).astype(bool)
         segments = attention_segments(samples)
         labels = np.where(mask, tokens, IGNORE_INDEX)
-        batch = {"input_ids": torch.from_numpy(tokens), "labels": torch.from_numpy(labels)}
+        # data.shared_boundary: the last token is a target only, never fed to the model
+        inputs = tokens[:, :-1] if samples[0].extra_target else tokens
+        seen = inputs.shape[1]
+        batch = {"input_ids": torch.from_numpy(inputs), "labels": torch.from_numpy(labels)}
         batch["source"] = torch.tensor([s.source for s in samples], dtype=torch.long)
         if self.document_mask:
             new_doc = np.zeros_like(mask)
             new_doc[:, 1:] = segments[:, 1:] != segments[:, :-1]
             batch["labels"] = torch.from_numpy(np.where(new_doc, IGNORE_INDEX, labels))
             batch["position_ids"] = torch.from_numpy(
-                np.stack([segment_positions(s) for s in segments])
+                np.stack([segment_positions(s) for s in segments[:, :seen]])
             )
-            batch["segment_ids"] = torch.from_numpy(segments.astype(np.int64))
+            batch["segment_ids"] = torch.from_numpy(segments[:, :seen].astype(np.int64))
         return batch
 
     def loss_sum(
@@ -103,7 +114,8 @@ class CausalLM(Objective):
     def token_losses(
         self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-position losses [B, T-1] (0 where ignored) and the target indicator."""
+        """Per-position losses [B, T-1] ([B, T] with data.shared_boundary; 0 where ignored) and
+        the target indicator."""
         # No KV cache: HF decoders build one whenever config.use_cache is on, training too, and
         # its per-layer state is something torch.compile guards on, so per-block compile would
         # trace every layer anew and fall back to eager past dynamo's recompile limit.
@@ -113,7 +125,10 @@ class CausalLM(Objective):
             kwargs["attention_mask"] = block_causal_mask(batch["segment_ids"], dtype=dtype)
             kwargs["position_ids"] = batch["position_ids"]
         logits = model(**kwargs).logits
-        # fp32 loss in chunks (see synthlm.objectives.cross_entropy); the last position has no target
-        losses = token_cross_entropy(logits, shifted_labels(batch["labels"]))[:, :-1]
-        labels = batch["labels"][:, 1:]
-        return losses, labels != IGNORE_INDEX
+        labels = batch["labels"]
+        # fp32 loss in chunks (see synthlm.objectives.cross_entropy)
+        if labels.shape[1] > batch["input_ids"].shape[1]:  # data.shared_boundary: every
+            losses = token_cross_entropy(logits, labels[:, 1:])  # position has its target
+        else:  # the last position has no target
+            losses = token_cross_entropy(logits, shifted_labels(labels))[:, :-1]
+        return losses, labels[:, 1:] != IGNORE_INDEX

@@ -36,6 +36,7 @@ class SupervisedFineTuning(CausalLM):
     """CLM whose targets are the assistant's tokens (or every real token)."""
 
     Options = SFTOptions
+    reads_extra_target = False  # chat rows are padded conversations: no stream to share
 
     def __init__(
         self, document_mask: bool = False, train_on: Literal["assistant", "all"] = "assistant"

@@ -359,8 +359,8 @@ def store_text(path: Any) -> str:
 
 def eval_scoring_of(run: Run, name: str) -> Known | None:
     """How eval set ``name`` was scored during training where that changes its numbers, as
-    (identity, text): the window length, for natural text the packing and document masking
-    of the windows, and the eval batch when the loss is a mean of per-batch means. None when
+    (identity, text): the window length, for natural text the packing, shared boundary tokens
+    and document masking of the windows, and the eval batch when the loss is a mean of per-batch means. None when
     the run's config does not say (no such set, no data.seq_len, a fine-tuning run)."""
     config = run.config
     data = config.get("data")
@@ -372,6 +372,8 @@ def eval_scoring_of(run: Run, name: str) -> Known | None:
     parts = [("seq_len", str(data["seq_len"]))]
     if str(item.get("kind", "natural")) == "natural":  # a synthetic set's loss: per token always
         parts.append(("windows", "packed" if data.get("packing", True) else "one document per row"))
+        if data.get("shared_boundary") is True:  # only when set: older runs keep their identity
+            parts.append(("boundary token", "shared with the next row (seq_len targets)"))
         parts.append(("document masking", "on" if data.get("document_mask") is True else "off"))
         parts.append(("loss averaging", _loss_averaging(config.get("train"))))
     return tuple(parts), ", ".join(f"{key} {value}" for key, value in parts)

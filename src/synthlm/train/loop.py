@@ -303,6 +303,8 @@ class Trainer:
             "seq_len": self.plan.seq_len,
             "weights": weights,
         }
+        if getattr(self.cfg.data, "shared_boundary", False):  # only when used, as below
+            shape["shared_boundary"] = True
         stored = [s.name for s in getattr(self.cfg.data, "sources", []) if s.order == "stored"]
         if stored:  # only when used: checkpoints saved before the key keep their shape
             shape["stored_order"] = stored
@@ -675,6 +677,7 @@ class Trainer:
                 packing=data.packing,
                 natural_masked="natural" in self.plan.masked_kinds,
                 loss_average=self.cfg.train.loss_average,
+                shared_boundary=data.shared_boundary,
             )
         return self._log_eval(metrics)
 

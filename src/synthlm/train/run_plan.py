@@ -348,6 +348,7 @@ def plan_pretrain(config: RunConfig, processes: int) -> RunPlan:
     if hasattr(objective, "check_data"):  # an objective that needs a data layout says so now
         objective.check_data(data)
     check_model_kind(config, objective)
+    check_shared_boundary(data, objective)
     check_source_loss(data, objective)
     layout = build_layout(
         data,
@@ -515,6 +516,17 @@ def check_model_kind(config: RunConfig, objective: TrainObjective) -> None:
         f"model.arch={config.model.arch} is not one; "
         f"set model.arch to one of: {', '.join(allowed)}"
     )
+
+
+def check_shared_boundary(data: DataConfig, objective: TrainObjective) -> None:
+    """``data.shared_boundary`` rows hold one token past what the model reads; only an
+    objective that feeds all but the last and scores it as a target may take them."""
+    if data.shared_boundary and not getattr(objective, "reads_extra_target", False):
+        raise ConfigError(
+            f"data.shared_boundary: true gives rows of seq_len + 1 tokens whose last token is a "
+            f"target only; objective '{objective.name}' does not read such rows (clm does); set "
+            "data.shared_boundary: false"
+        )
 
 
 def check_source_loss(data: DataConfig, objective: TrainObjective) -> None:
