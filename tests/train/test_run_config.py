@@ -91,7 +91,7 @@ def test_pythia160m_is_the_pythia_suites_recipe():
     6e-5, cosine, warmup 0.01 of 143000 iterations; 32 GPUs x 32 sequences of 2048; clip 1.0;
     fp16 with loss_scale 0 (dynamic), initial_scale_power 12, loss_scale_window 1000,
     hysteresis 2, min_loss_scale 1; seed 1234 (GPT-NeoX's default); samples of seq_length + 1
-    tokens sharing their boundary (megatron's GPTDataset)."""
+    tokens sharing their boundary, shuffled (megatron's GPTDataset)."""
     from synthlm.models import model_config
 
     c = load_run_config([EXAMPLES / "pythia160m.yaml"])
@@ -111,6 +111,7 @@ def test_pythia160m_is_the_pythia_suites_recipe():
     assert s.warmup(143_000) == 1430
     assert (t.max_steps, t.global_batch_size, c.data.seq_len) == (143_000, 32 * 32, 2048)
     assert c.data.shared_boundary, "GPTDataset's samples are seq_length + 1 tokens"
+    assert c.data.shuffle_windows, "GPTDataset shuffles its samples (shuffle_idx)"
     assert (t.clip_grad, t.precision) == (1.0, "fp16")
     assert t.loss_scale.deepspeed_fp16() == {
         "loss_scale": 0,

@@ -20,6 +20,8 @@ shuffled per epoch with a Philox key of ``(seed, source, epoch)``, joined with E
 consecutive ``seq_len`` windows: window ``k`` of source ``s`` is the ``k``-th sample drawn from it.
 With ``data.shared_boundary`` window ``k`` also holds the next window's first token, as
 Megatron's and GPT-NeoX's samples do, so every token of the stream is a target.
+``data.shuffle_windows`` reads window ``k`` from a keyed permuted place within its pass
+(:mod:`synthlm.data.window_shuffle`), as their samples are shuffled too.
 
 Synthetic stores live in their own id space ``0..V_syn-1``; they are shifted into the reserved
 meta-language range after the natural vocabulary (``meta_offset + id``), so no synthetic id can
@@ -40,6 +42,7 @@ from synthlm.config import Count, Section
 from synthlm.data.epoch_dealing import DealtEpochs
 from synthlm.data.phases import PhaseConfig, PhaseSchedule, check_phase_sources
 from synthlm.data.store import TokenStore, normalize_prefix, store_exists
+from synthlm.data.window_shuffle import IndexPermutation
 from synthlm.errors import ConfigError, UserError
 
 BLEND_CHUNK = 4096
@@ -164,6 +167,15 @@ class DataConfig(Section):
         "every token of the stream is a target. false: rows of seq_len tokens that do not "
         "overlap (seq_len - 1 targets; a row's first token is never predicted). clm only.",
     )
+    shuffle_windows: bool = Field(
+        False,
+        description="Also shuffle the windows cut from each source's document stream, pass by "
+        "pass, as Megatron's and GPT-NeoX's GPTDataset shuffle their samples: the rows of a "
+        "long document (a book) then fall in different steps. false: window k is the k-th "
+        "stretch of the shuffled documents. Packed sources only (with packing: false a row is "
+        "a document, already in the source's order); a stream: infinite source draws every "
+        "window anew either way.",
+    )
     phases: list[PhaseConfig] = Field(
         default_factory=list,
         description="Weights that change over the run: [{steps | tokens, weights: "
@@ -215,6 +227,16 @@ class DataConfig(Section):
                 )
             if self.sources[0].stream == "infinite":
                 raise ValueError("epoch_batches: per_epoch needs data that ends, not a stream")
+        return self
+
+    @model_validator(mode="after")
+    def _windows_to_shuffle(self) -> DataConfig:
+        if self.shuffle_windows and not self.packing:
+            raise ValueError(
+                "shuffle_windows: true shuffles the windows cut from packed documents; with "
+                "packing: false each row is one document, ordered by the source's order key: "
+                "drop shuffle_windows"
+            )
         return self
 
     @property
@@ -484,6 +506,7 @@ class PackedSource:
         packing: bool = True,
         shuffle: bool = True,
         stride: int | None = None,
+        shuffle_windows: bool = False,
     ) -> None:
         if len(store) == 0 or store.num_tokens == 0:
             raise UserError(f"{store.prefix}: the store holds no tokens")
@@ -502,6 +525,9 @@ class PackedSource:
         self.shuffle = shuffle  # False: documents in store order (held-out text read for eval)
         self.epoch_tokens = int(self.lengths.sum())
         self.dealing: DealtEpochs | None = None  # data.epoch_batches: per_epoch
+        # data.shuffle_windows: window k is read from a permuted place within its pass
+        self.window_block = max(1, self.epoch_tokens // self.stride) if shuffle_windows else 0
+        self._block_order = functools.lru_cache(maxsize=4)(self._compute_block_order)
         # per source, not per class: one shared cache thrashed with five or more sources
         self._epoch_cache = functools.lru_cache(maxsize=4)(self._compute_epoch)
 
@@ -529,10 +555,16 @@ class PackedSource:
     def epochs_for(self, num_windows: int) -> float:
         return num_windows / self.epoch_samples
 
+    def _compute_block_order(self, block: int) -> IndexPermutation:
+        return IndexPermutation(self.window_block, (self.seed, self.source_index, block, 1))
+
     def window(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tokens, loss mask and segment ids of window ``k``."""
         if not self.packing:
             return self._padded(k)
+        if self.window_block:  # data.shuffle_windows: whole passes' worth of windows permuted
+            block, within = divmod(k, self.window_block)
+            k = block * self.window_block + self._block_order(block)(within)
         tokens = np.empty(self.seq_len, dtype=np.int64)
         mask = np.empty(self.seq_len, dtype=np.uint8)
         segments = np.empty(self.seq_len, dtype=np.int32)
@@ -679,6 +711,7 @@ class Mixture:
             packing=self.data.packing,
             shuffle=source.order == "shuffled",
             stride=self.data.seq_len,
+            shuffle_windows=self.data.shuffle_windows,
         )
 
     def _open_spec(self, index: int, source: SourceConfig) -> Any:
@@ -707,6 +740,7 @@ class Mixture:
             add_eos=True,
             packing=self.data.packing,
             stride=self.data.seq_len,
+            shuffle_windows=self.data.shuffle_windows,
         )
 
     def sample(self, index: int) -> Sample:
