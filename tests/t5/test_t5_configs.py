@@ -206,6 +206,8 @@ def test_depth_ni_is_the_depth_codes_natural_instructions_run():
     )
     assert (ni.add_task_name, ni.add_task_definition, ni.add_explanation) == (False, True, False)
     assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "always")
+    # its collator never decodes a cut prompt; its scorer's batch_decode cleans up (4.37)
+    assert (ni.long_prompt_cut, f.scored_text) == ("first_ids", "cleaned_up")
     d = f.depth_inputs
     assert (d.splitter, d.max_sentences, d.sentence_ids, d.eos) == ("nltk", 20, "shuffled", False)
     assert (f.target_padding, f.eval_protocol, f.metrics) == (
@@ -246,6 +248,8 @@ def test_nanot5_sni_is_nanot5s_fine_tuning_run():
     assert (ni.num_pos_examples, ni.num_neg_examples, ni.example_fit) == (2, 0, "within")
     assert (f.max_input_length, f.max_target_length, f.metrics) == (1024, 128, ["rouge_l_stemmed"])
     assert f.epoch_batches == "per_epoch"  # total_steps = len(train_dataloader) x epochs
+    # copied_utils.DataCollatorForNI and train_utils.predict: text made back from ids
+    assert (ni.long_prompt_cut, f.scored_text) == ("retokenized_text", "cleaned_up")
     # train_utils.py: generate(max_length=128) counts the decoder start token
     assert f.max_new_tokens == f.max_target_length - 1 == 127
     # utils/model_utils.py: transformers.AdamW (eps before the bias correction), not torch's

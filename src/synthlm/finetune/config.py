@@ -50,6 +50,16 @@ class NaturalInstructionsConfig(Section):
         "collator with its DEPTH tokenizer, whose check measures a one-row batch and so always "
         "passes; the input is then cut at the length limit).",
     )
+    long_prompt_cut: Literal["first_ids", "retokenized_text"] = Field(
+        "first_ids",
+        description="How a prompt over finetune.max_input_length tokens (</s> counted) is cut: "
+        "first_ids (its first max_input_length - 1 ids, then </s>, as a tokenizer's "
+        "truncation cuts: the DEPTH code's collator, whose decode branch never runs) or "
+        "retokenized_text (nanoT5's DataCollatorForNI: the first max_input_length ids "
+        "decoded without special tokens, so <unk> pieces vanish, with transformers' "
+        "clean-up, and that text tokenized again and cut the first way). Prompts that fit "
+        "are the same either way.",
+    )
     breakdown: list[Literal["category", "task"]] = Field(
         default_factory=list,
         description="Also score every evaluation per task category (the first of a task's "
@@ -180,6 +190,15 @@ class FinetuneConfig(Section):
         description="Tokens a generated output may have (null: max_target_length). nanoT5's "
         "generate(max_length=128) counts the decoder's start token: 127 new ones.",
     )
+    scored_text: Literal["decoded", "cleaned_up"] = Field(
+        "decoded",
+        description="The texts text-pair metrics compare: decoded (the output as the "
+        "tokenizer decodes it, special tokens skipped, against the reference as written, "
+        "or decoded from its ids when cut to max_target_length) or cleaned_up (nanoT5's "
+        "predict: output and reference both decoded from their ids without special tokens "
+        "and put through transformers' clean_up_tokenization, so 'do n't' reads 'don't' "
+        "and 'care .' 'care.': ROUGE then counts other words).",
+    )
     metrics: list[str] | None = Field(
         None,
         description="Metrics on generated outputs (synthlm.finetune.metrics: accuracy, "
@@ -212,5 +231,20 @@ class FinetuneConfig(Section):
             raise ValueError(
                 f"prompts: {self.prompts} picks the prompts of finetune.task; set "
                 "finetune.task (or remove finetune.prompts)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _depth_inputs_cut_their_own_way(self) -> FinetuneConfig:
+        settings = self.natural_instructions
+        if (
+            self.depth_inputs is not None
+            and settings is not None
+            and settings.long_prompt_cut == "retokenized_text"
+        ):
+            raise ValueError(
+                "natural_instructions.long_prompt_cut: retokenized_text re-tokenizes plain T5 "
+                "prompts, but finetune.depth_inputs marks sentences and cuts at its own limits "
+                "(neither the DEPTH code nor nanoT5 combines the two); use first_ids"
             )
         return self

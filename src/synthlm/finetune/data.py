@@ -32,6 +32,7 @@ from synthlm.data.epoch_dealing import DealtEpochs
 from synthlm.data.mixture import ModelVocab
 from synthlm.errors import ConfigError, UserError
 from synthlm.finetune.config import FinetuneConfig
+from synthlm.finetune.decoded_text import retokenized_cut
 from synthlm.finetune.draws import (
     ENCODING_DRAW,
     ROLE_KEYS,
@@ -97,6 +98,8 @@ class PairSet:
     sentence_tokens: np.ndarray | None = None
     # group kinds (keys of Pair.groups) whose groups are scored one by one besides the whole set
     breakdown: tuple[str, ...] = ()
+    # finetune.scored_text: the texts text metrics compare (decoded, or cleaned_up as nanoT5)
+    scored_text: str = "decoded"
 
     @property
     def labelled(self) -> list[Pair]:
@@ -129,6 +132,7 @@ def load_pairs(
     pairs = read_pairs(
         role, path, cfg, tokenizer, layout, progress=progress, seed=seed, redraw=redraw
     )
+    pairs.scored_text = cfg.scored_text
     if cfg.target_padding == "trained":
         pad_targets(pairs, role, cfg, tokenizer)
     if cfg.depth_inputs is not None and cfg.depth_inputs.sentence_ids == "shuffled":
@@ -260,13 +264,19 @@ def input_encoder(
     tokenizer: Tokenizer, cfg: FinetuneConfig
 ) -> Callable[[list[str]], list[tuple[np.ndarray, np.ndarray | None, bool]]]:
     """Texts -> (input ids ending in EOS, token types or None, whether cut): plain T5 inputs,
-    or DEPTH-marked ones with ``finetune.depth_inputs``."""
+    or DEPTH-marked ones with ``finetune.depth_inputs``. A natural-instructions prompt over the
+    limit is first re-tokenized from its cut text with ``long_prompt_cut: retokenized_text``
+    (:func:`~synthlm.finetune.decoded_text.retokenized_cut`)."""
     eos, limit = tokenizer.eos_id, cfg.max_input_length
     if cfg.depth_inputs is None:
+        recut = retokenizes_long_prompts(cfg)
 
         def plain(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray | None, bool]]:
-            cut = [with_eos(ids, eos, limit) for ids in tokenizer.encode_batch(texts)]
-            return [(ids, None, was_cut) for ids, was_cut in cut]
+            encoded = tokenizer.encode_batch(texts)
+            over = [len(ids) > limit - 1 for ids in encoded]  # with_eos's test, before any recut
+            if recut:
+                encoded = retokenized_cut(encoded, tokenizer, limit)
+            return [(with_eos(ids, eos, limit)[0], None, o) for ids, o in zip(encoded, over)]
 
         return plain
     from synthlm.finetune.depth_inputs import depth_marks, encode_depth_input
@@ -274,6 +284,13 @@ def input_encoder(
 
     marks, codec = depth_marks(tokenizer, cfg.depth_inputs), TextCodec(tokenizer)
     return lambda texts: [encode_depth_input(t, codec, marks, eos, limit) for t in texts]
+
+
+def retokenizes_long_prompts(cfg: FinetuneConfig) -> bool:
+    """Whether over-long inputs are cut as nanoT5's collator cuts them (only natural-instructions
+    data may set ``finetune.natural_instructions``, :func:`read_pairs` checks)."""
+    settings = cfg.natural_instructions
+    return settings is not None and settings.long_prompt_cut == "retokenized_text"
 
 
 def with_eos(ids: Any, eos: int, limit: int) -> tuple[np.ndarray, bool]:

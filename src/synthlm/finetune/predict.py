@@ -6,9 +6,11 @@ cannot use (:func:`vocab_end`: text pairs stop at the tokenizer's size, so the m
 rows are never decoded). Outputs are cut at the first EOS.
 DEPTH-marked inputs (``finetune.depth_inputs``) are encoded once with their hierarchical
 encoder mask and decoded from those encoder states.
-Text pairs are decoded with the run's tokenizer and scored by the metrics of
-:mod:`synthlm.finetune.metrics`; synthetic pairs are shifted back to the dataset's ids and judged
-by the domain's own verifier (``accuracy``: several answers may be right, e.g. abduction).
+Text pairs are decoded with the run's tokenizer (cleaned up as nanoT5 scores them with
+``finetune.scored_text: cleaned_up``, :mod:`synthlm.finetune.decoded_text`) and scored by the
+metrics of :mod:`synthlm.finetune.metrics`; synthetic pairs are shifted back to the dataset's
+ids and judged by the domain's own verifier (``accuracy``: several answers may be right, e.g.
+abduction).
 
 ``finetune.eval_protocol: teacher_forced`` scores :func:`teacher_forced` outputs instead, by the
 DEPTH code's rule (:func:`depth_scoring`).
@@ -26,6 +28,7 @@ import numpy as np
 
 from synthlm.data.mixture import ModelVocab
 from synthlm.finetune.data import Pair, PairSet
+from synthlm.finetune.decoded_text import scored_text
 from synthlm.finetune.metrics import compute_metrics
 
 if TYPE_CHECKING:
@@ -190,8 +193,28 @@ def cut_at_eos(row: list[int], eos_id: int) -> list[int]:
     return row[: row.index(eos_id)] if eos_id in row else row
 
 
-def predicted_texts(tokenizer: Tokenizer, outputs: list[list[int]]) -> list[str]:
-    return [tokenizer.decode(row, skip_special=True).strip() for row in outputs]
+def predicted_texts(
+    tokenizer: Tokenizer, outputs: list[list[int]], *, clean_up: bool = False
+) -> list[str]:
+    """Generated ids as metrics read them (:func:`~synthlm.finetune.decoded_text.scored_text`)."""
+    return [scored_text(tokenizer, row, clean_up=clean_up) for row in outputs]
+
+
+def scored_texts(
+    pairs: PairSet, outputs: list[list[int]], tokenizer: Tokenizer
+) -> tuple[list[str], list[str | None]]:
+    """(predictions, references) as ``finetune.scored_text`` has them compared: ``decoded``
+    keeps each reference as written; ``cleaned_up`` decodes both sides from their ids and
+    cleans them up, as nanoT5's ``predict`` does (a pair without a target keeps None)."""
+    clean_up = pairs.scored_text == "cleaned_up"
+    predictions = predicted_texts(tokenizer, outputs, clean_up=clean_up)
+    if not clean_up:
+        return predictions, [p.target_text for p in pairs.pairs]
+    references = [
+        None if p.target_ids is None else scored_text(tokenizer, p.target_ids, clean_up=True)
+        for p in pairs.pairs
+    ]
+    return predictions, references
 
 
 def synthetic_answer(row: list[int], layout: ModelVocab) -> np.ndarray:
@@ -224,8 +247,8 @@ def score(
             if outputs
             else {}
         )
-    references = [p.target_text or "" for p in pairs.pairs]
-    predictions = predicted_texts(tokenizer, outputs)
+    predictions, targets = scored_texts(pairs, outputs, tokenizer)
+    references = [t or "" for t in targets]
     if protocol == "teacher_forced":
         predictions = depth_scoring(predictions, references, pairs.label_words, pairs.regression)
         if pairs.regression:
@@ -280,12 +303,12 @@ def prediction_records(
             for p, row, ok in zip(pairs.pairs, outputs, correct)
         ]
     records = []
-    for pair, text in zip(pairs.pairs, predicted_texts(tokenizer, outputs)):
+    for pair, text, target in zip(pairs.pairs, *scored_texts(pairs, outputs, tokenizer)):
         record: dict[str, Any] = {
             "index": pair.index,
             "input": pair.input_text,
             "prediction": text,
-            "target": pair.target_text,
+            "target": target,
         }
         if pairs.label_words is not None:
             record["label"] = pairs.label_words.index(text) if text in pairs.label_words else None
