@@ -149,3 +149,33 @@ def test_bad_ft_configs_stop_before_training_with_exit_2(tmp_path, t5_data, glue
     done = synthlm("train", str(write_config(tmp_path / "bad.yaml", config)), "--quiet")
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_column_keys_that_a_task_or_a_dataset_would_not_read_are_refused(tmp_path, t5_data, glue):
+    """input_field, target_field and prefix name a text pair file's columns: a task builds its
+    inputs from its own columns, a synthetic dataset from its examples, so there they would
+    change nothing."""
+    config = ft_config(
+        tmp_path,
+        t5_data["tok"],
+        {"task": "sst2", "train": str(glue["train"]), "valid": str(glue["valid"]), "prefix": "s: "},
+    )
+    done = synthlm("train", str(write_config(tmp_path / "task.yaml", config)), "--quiet")
+    assert done.returncode == 2, done.stderr
+    assert "finetune.prefix would not be read" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: pairs\nnum_tokens: 2K\nseed: 0\npromoter_length: 1\n"
+        "domains:\n  - {type: reverse, vocab: {num_vocab: 12}, length: {min: 2, max: 3}}\n",
+        encoding="utf-8",
+    )
+    made = synthlm("synth", "generate", str(spec), "--out", str(tmp_path / "syn"))
+    assert made.returncode == 0, made.stderr
+    synthetic = {"train": str(tmp_path / "syn"), "valid": str(tmp_path / "syn")}
+    synthetic["input_field"] = "question"
+    config = ft_config(tmp_path, t5_data["tok"], synthetic)
+    config["model"] = {**TINY_T5, "num_meta_tokens": 32}
+    with pytest.raises(ConfigError, match="finetune.input_field name the columns"):
+        run(load_run_config([config]))

@@ -107,6 +107,10 @@ class DepthInputsConfig(Section):
     )
 
 
+# where a plain text pair's input and target come from (read only without a task)
+COLUMN_KEYS = ("input_field", "target_field", "prefix")
+
+
 class FinetuneConfig(Section):
     """Where the pairs come from and how they become token ids and metrics."""
 
@@ -224,6 +228,24 @@ class FinetuneConfig(Section):
         description="Tokenizer dir; default: model.init_from (a synthlm run's final/ "
         "holds its extended tokenizer).",
     )
+
+    def column_keys_set(self) -> list[str]:
+        """The column keys (``input_field``, ``target_field``, ``prefix``) set to other than
+        their defaults: only plain text pairs without a task read them."""
+        return [
+            key for key in COLUMN_KEYS if getattr(self, key) != type(self).model_fields[key].default
+        ]
+
+    @model_validator(mode="after")
+    def _a_task_reads_its_own_columns(self) -> FinetuneConfig:
+        keys = self.column_keys_set()
+        if self.task is not None and keys:
+            raise ValueError(
+                f"finetune.task: {self.task} builds each input and target from the task's own "
+                f"columns and prompts, so finetune.{', finetune.'.join(keys)} would not be "
+                "read; remove it (or drop finetune.task to read the columns you name)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _prompts_need_a_task(self) -> FinetuneConfig:

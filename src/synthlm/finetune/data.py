@@ -181,6 +181,13 @@ def read_pairs(
     redraw: bool = False,
 ) -> PairSet:
     kind = detect_format(path, cfg.format)
+    columns = cfg.column_keys_set()
+    if columns and kind in ("natural_instructions", "synthetic"):
+        raise ConfigError(
+            f"finetune.{', finetune.'.join(columns)} name the columns of text pair files, but "
+            f"finetune.{role} ({path}) is {kind.replace('_', '-')} data, whose inputs and "
+            "targets are built by its own rules; remove them"
+        )
     if cfg.natural_instructions is not None and kind != "natural_instructions":
         raise ConfigError(
             f"finetune.natural_instructions applies to a natural-instructions checkout, but "
