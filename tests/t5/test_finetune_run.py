@@ -179,3 +179,13 @@ def test_column_keys_that_a_task_or_a_dataset_would_not_read_are_refused(tmp_pat
     config["model"] = {**TINY_T5, "num_meta_tokens": 32}
     with pytest.raises(ConfigError, match="finetune.input_field name the columns"):
         run(load_run_config([config]))
+
+
+def test_lm_eval_during_an_encoder_decoder_run_is_refused(tmp_path, t5_data, glue):
+    """train.lm_eval wraps a causal LM, as `synthlm eval --lm-eval` does (which refuses a T5)."""
+    finetune = {"task": "sst2", "train": str(glue["train"]), "valid": str(glue["valid"])}
+    config = ft_config(tmp_path, t5_data["tok"], finetune)
+    config["train"]["lm_eval"] = {"tasks": ["hellaswag"]}
+    with pytest.raises(ConfigError, match="model.arch=t5 is an encoder-decoder"):
+        run(load_run_config([config]))
+    assert not (tmp_path / "run").exists()

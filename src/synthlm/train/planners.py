@@ -25,5 +25,20 @@ PLANNERS: dict[str, str] = {
 def plan_run(config: RunConfig, processes: int) -> RunPlan:
     """Everything decided before step 0 for ``config`` on ``processes`` ranks; builds no weights."""
     check_objective(config)  # first: a config problem, located in its file, before any file is read
+    check_lm_eval_model(config)
     module, function = PLANNERS[config.mode].split(":")
     return getattr(importlib.import_module(module), function)(config, processes)
+
+
+def check_lm_eval_model(config: RunConfig) -> None:
+    """``train.lm_eval`` wraps the model as a causal LM, as ``synthlm eval --lm-eval`` does, which
+    refuses encoder-decoder checkpoints; a run must not score one through it either."""
+    from synthlm.errors import ConfigError
+    from synthlm.models import is_seq2seq
+
+    if config.train.lm_eval is not None and is_seq2seq(config.model):
+        raise ConfigError(
+            f"train.lm_eval scores a causal LM through lm-evaluation-harness (as synthlm eval "
+            f"--lm-eval, which refuses encoder-decoder checkpoints), but model.arch="
+            f"{config.model.arch} is an encoder-decoder; remove train.lm_eval"
+        )
