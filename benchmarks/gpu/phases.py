@@ -248,8 +248,12 @@ def train_variant(ctx: Context, key: str, *, compile_: bool, ckpt: bool) -> dict
         "num_meta_tokens": wl.meta_for_vocab(spec["vocab"]),
         "gradient_checkpointing": ckpt,
         "compile": compile_,
-        "compile_scope": "blocks",
-        "compile_backend": ctx.shapes["compile_backend"],
+        # only with compile: the config refuses compile settings on a model it does not compile
+        **(
+            {"compile_scope": "blocks", "compile_backend": ctx.shapes["compile_backend"]}
+            if compile_
+            else {}
+        ),
     }
     config = _config(
         ctx,

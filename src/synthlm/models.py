@@ -356,6 +356,9 @@ def t5_config(**kwargs: Any) -> PretrainedConfig:
 # ---------------------------------------------------------------------------------------------
 # Config section
 
+# ModelConfig keys that only torch.compile reads (refused away from their defaults without it)
+COMPILE_KEYS = ("compile_scope", "compile_backend", "compile_dynamic")
+
 
 class ModelConfig(Section):
     """Which network to train: a preset of an architecture, or a local HF checkpoint."""
@@ -468,6 +471,22 @@ class ModelConfig(Section):
                 "preset: null takes the shape of model.init_from's checkpoint; without "
                 "init_from, name a preset"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _compile_settings_need_compile(self) -> ModelConfig:
+        """compile_scope / compile_backend / compile_dynamic are read only when compiling: set
+        without ``compile: true`` the model would train eagerly while the config reads as if
+        it were compiled that way. Defaults pass (a saved config.yaml lists them)."""
+        if self.compile:
+            return self
+        for key in COMPILE_KEYS:
+            value = getattr(self, key)
+            if value != type(self).model_fields[key].default:
+                raise ValueError(
+                    f"{key}: {value!r} has no effect without model.compile: true (the model "
+                    f"is not compiled); set model.compile=true or remove model.{key}"
+                )
         return self
 
     @model_validator(mode="after")

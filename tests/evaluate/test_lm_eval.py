@@ -168,6 +168,25 @@ def test_lm_eval_flags_need_lm_eval_and_run_alone(tmp_path, rigged):
 
 
 @pytest.mark.slow
+def test_a_shot_count_no_task_takes_is_refused(tmp_path, rigged):
+    """A task config pinned to ``num_fewshot: 0`` keeps it (as lm_eval does, saying so at INFO
+    only): --num-fewshot would change nothing, so it stops before the model loads."""
+    pytest.importorskip("lm_eval")
+    tasks = write_task(tmp_path)
+    with (tasks / f"{TASK}.yaml").open("a", encoding="utf-8") as task_yaml:
+        task_yaml.write("num_fewshot: 0\n")
+    result = run_cli(
+        "eval", str(rigged), "--lm-eval", TASK, "--lm-eval-include", str(tasks),
+        "--num-fewshot", "2", "-q", env=env(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"--num-fewshot: 2 has no effect: every task here ({TASK}) sets num_fewshot: 0" in (
+        result.stderr
+    )
+    assert not (tmp_path / "run" / "eval").exists()
+
+
+@pytest.mark.slow
 def test_a_context_past_the_models_positions_is_refused(tmp_path, rigged):
     pytest.importorskip("lm_eval")
     tasks = write_task(tmp_path)

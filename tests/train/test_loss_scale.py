@@ -204,8 +204,10 @@ def test_a_step_skipped_for_overflow_holds_the_schedule_as_deepspeed_does(
     from synthlm.train.planners import plan_run
     from synthlm.train.schedules import build_schedule
 
-    schedule = {"name": "linear", "warmup_steps": 4, "on_overflow": on_overflow}
+    schedule = {"name": "linear", "warmup_steps": 4}
     config = load_run_config([tiny_config(tmp_path, data, schedule=schedule)])
+    # set after loading, as the scaler below is: a config refuses 'advance' without fp16
+    config.schedule.on_overflow = on_overflow
     trainer = Trainer(plan_run(config, 1), progress=False)
     scaler = DeepSpeedGradScaler("cpu", LossScaleConfig(initial=256, window=2, hysteresis=1))
     inner = trainer.optimizer.optimizer

@@ -55,8 +55,9 @@ def test_unknown_names_and_options_fail_clearly(model):
         ConfigError, match=r"options\.momentum: unknown key \(allowed keys here: amsgrad, .*fused"
     ):
         validate(OptimConfig, {"options": {"momentum": 0.9}})  # when the config loads, not at build
-    with pytest.raises(ConfigError, match="adafactor takes no betas/eps"):
-        build_optimizer(model, validate(OptimConfig, {"name": "adafactor", "betas": [0.9, 0.99]}))
+    for key, value in (("betas", [0.9, 0.99]), ("eps", 1e-8)):  # at load: --dry-run says it
+        with pytest.raises(ConfigError, match="adafactor takes no betas/eps"):
+            validate(OptimConfig, {"name": "adafactor", key: value})
 
 
 def test_each_optimizer_types_its_own_options_and_errors_name_the_file(tmp_path):

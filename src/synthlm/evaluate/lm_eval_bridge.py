@@ -314,6 +314,29 @@ def set_fewshot(loaded: Mapping[str, Any], num_fewshot: int | None, seed: int) -
         task.set_fewshot_seed(seed=seed)
 
 
+def check_fewshot_applies(loaded: Mapping[str, Any], num_fewshot: int | None, option: str) -> None:
+    """A shot count the harness will not use must not pass unnoticed: a task whose config sets
+    ``num_fewshot: 0`` keeps it (as ``simple_evaluate`` does, logging it at INFO only). Refused
+    when that is every task (the option would change nothing); a note names them otherwise."""
+    if not num_fewshot:
+        return
+    tasks = loaded["tasks"]
+    pinned = [name for name, task in tasks.items() if task.get_config("num_fewshot") == 0]
+    if not pinned:
+        return
+    named = ", ".join(pinned)
+    if len(pinned) == len(tasks):
+        raise ConfigError(
+            f"{option}: {num_fewshot} has no effect: every task here ({named}) sets "
+            f"num_fewshot: 0 in its task config, which the harness keeps; remove {option}"
+        )
+    print(
+        f"note: {option} {num_fewshot} does not apply to {named}: their task configs set "
+        "num_fewshot: 0, which the harness keeps",
+        file=sys.stderr,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -390,6 +413,7 @@ class LMEvalSuite:
         seed: int | None = None,
         option: str = "--lm-eval",
         include_option: str = "--lm-eval-include",
+        fewshot_option: str = "--num-fewshot",
     ) -> None:
         require_lm_eval(option)
         if not tasks:
@@ -404,6 +428,7 @@ class LMEvalSuite:
         self.limit, self.num_fewshot, self.seeds = limit, num_fewshot, harness_seeds(seed)
         with harness_output(progress=False):
             self.loaded = load_tasks(task_manager(self.names, paths, option), self.names, option)
+        check_fewshot_applies(self.loaded, num_fewshot, fewshot_option)
 
     def run(
         self,
@@ -575,6 +600,7 @@ class TrainingLMEval:
             seed=config.seed,
             option="train.lm_eval.tasks",
             include_option="train.lm_eval.include",
+            fewshot_option="train.lm_eval.num_fewshot",
         )
         self.tokenizer = hf_tokenizer(tokenizer, prompt_bos)  # the saved checkpoint's rule
         self.seq_len = config.max_length or seq_len

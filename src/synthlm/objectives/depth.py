@@ -62,7 +62,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from synthlm.errors import ConfigError, UserError
 from synthlm.objectives import depth_paper
@@ -122,6 +122,25 @@ class DepthConfig(SpanCorruptionConfig):
         "(<pad> targets), as in the DEPTH code's runs; false: it is ignored, as that code "
         "meant to do (docs/papers/depth.md).",
     )
+
+    @model_validator(mode="after")
+    def _options_of_the_construction(self) -> DepthConfig:
+        """Each construction reads only its own options: the paper's draws a random
+        permutation of sentence tokens per example (no ordered ids), and only the paper's pads
+        targets. Defaults pass (a saved config.yaml lists every option)."""
+        if self.construction == "paper" and self.sentence_ids != "random":
+            raise ValueError(
+                f"sentence_ids: {self.sentence_ids} is not read by construction: paper (the "
+                "DEPTH code draws a random permutation of the sentence tokens per example); "
+                "remove objective.sentence_ids or use construction: synthlm"
+            )
+        if self.construction != "paper" and not self.paper_label_padding:
+            raise ValueError(
+                "paper_label_padding: false is read by construction: paper only (the synthlm "
+                "construction never trains padding); remove objective.paper_label_padding or "
+                "set objective.construction=paper"
+            )
+        return self
 
 
 @register_objective("depth")

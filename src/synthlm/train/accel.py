@@ -134,6 +134,7 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
     if plugin is None:
         return
     check_deepspeed_precision(plugin.deepspeed_config, cfg.train.precision)
+    check_deepspeed_weights_dtype(plugin.deepspeed_config, cfg)
     if cfg.train.max_bad_steps:
         raise ConfigError(
             "train.max_bad_steps must be 0 under DeepSpeed: it updates inside backward, "
@@ -159,6 +160,23 @@ def configure_deepspeed(accelerator: Any, cfg: RunConfig, batch: BatchPlan) -> N
         "gradient_clipping": cfg.train.clip_grad or 0.0,
     }
     _set_deepspeed_keys(plugin.deepspeed_config, wanted, section="", source="the train section")
+
+
+def check_deepspeed_weights_dtype(ds_config: dict[str, Any], cfg: RunConfig) -> None:
+    """``model.dtype`` other than fp32 promises weights stored and updated in that dtype, which
+    DeepSpeed does not do: its ZeRO stages (and its bf16 / fp16 modes at any stage) keep fp32
+    master weights, update those and cast the module to the engine's precision, so a bf16
+    model trains exactly as an fp32 one would under the same launch (checked on ZeRO-2)."""
+    dtype = cfg.model.dtype
+    stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
+    if dtype == "fp32" or (stage == 0 and cfg.train.precision == "fp32"):
+        return
+    raise ConfigError(
+        f"model.dtype: {dtype} has no effect under DeepSpeed (ZeRO stage {stage}, "
+        f"train.precision {cfg.train.precision}): it keeps fp32 master weights, updates them "
+        "and casts the model to its own precision; set model.dtype=fp32 (train.precision: "
+        "bf16 gives DeepSpeed's bf16 mode) or launch without DeepSpeed"
+    )
 
 
 def _set_deepspeed_keys(

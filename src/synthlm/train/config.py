@@ -422,12 +422,77 @@ class RunConfig(Section):
             raise config_error(("train", name, "metric"), problem, metric)
         return self
 
+    @model_validator(mode="after")
+    def _overflow_rule_needs_fp16(self) -> RunConfig:
+        """Only fp16's loss scaler skips steps on overflow; elsewhere nothing ever asks
+        whether the schedule holds, so ``advance`` would be read as a rule the run follows."""
+        on_overflow = self.schedule.on_overflow
+        if on_overflow != "hold" and self.train.precision != "fp16":
+            raise config_error(
+                ("schedule", "on_overflow"),
+                f"applies to train.precision fp16 only (steps its loss scaler skips), but this "
+                f"run trains in {self.train.precision}, where no step is skipped for "
+                "overflow; remove schedule.on_overflow or set train.precision=fp16",
+                on_overflow,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _eval_settings_need_eval_sets(self) -> RunConfig:
+        """Evaluation settings of a training run that has nothing to evaluate would be read by
+        no one (the eval hook is not even built): refuse them before any work. eval_only and
+        predict_only runs reuse training configs and read none of these keys."""
+        if self.eval_only or self.predict_only:
+            return self
+        for key, value, problem in eval_setting_problems(self):
+            raise config_error(("train", key), problem, value)
+        return self
+
+    @property
+    def has_eval_sets(self) -> bool:
+        """Whether training evaluates anything: data.eval (pt) or finetune.valid (ft)."""
+        if self.mode == "ft":
+            return self.finetune is not None and self.finetune.valid is not None
+        return self.data is not None and bool(self.data.eval)
+
     @property
     def seq_len(self) -> int:
         """Model input tokens per sample: data.seq_len (pt) or finetune.max_input_length (ft)."""
         if self.mode == "ft" and self.finetune is not None:
             return self.finetune.max_input_length
         return self.data.seq_len if self.data is not None else 0
+
+
+def eval_setting_problems(config: RunConfig) -> list[tuple[str, Any, str]]:
+    """(train key, value, why it has no effect) for each evaluation setting that differs from
+    its default in a run without eval sets (defaults pass: a saved config.yaml lists them).
+
+    Settings a later ``predict_only`` run of the same config reads (mode ft's eval_batch_size
+    and, with finetune.test set, eval_draws) are left alone.
+    """
+    if config.has_eval_sets:
+        return []
+    train, ft = config.train, config.mode == "ft"
+    found: list[tuple[str, Any, str]] = []
+    if train.eval_every != 0:
+        found.append(("eval_every", train.eval_every, "schedules evaluations of eval sets"))
+    if train.eval_on_start:
+        found.append(("eval_on_start", True, "evaluates the eval sets before step 1"))
+    predicts = ft and config.finetune is not None and config.finetune.test is not None
+    if train.eval_draws != "fixed" and not predicts:
+        found.append(("eval_draws", train.eval_draws, "draws the eval sets' random choices"))
+    lm_eval_reads_it = train.lm_eval is not None and train.lm_eval.batch_size is None
+    if train.eval_batch_size is not None and not (lm_eval_reads_it or ft):
+        found.append(("eval_batch_size", train.eval_batch_size, "sizes eval batches"))
+    where, add = (
+        ("finetune.valid is not set", "finetune.valid")
+        if ft
+        else ("data.eval is empty", "data.eval")
+    )
+    return [
+        (key, value, f"{what}, but this run has none ({where}); add {add} or remove train.{key}")
+        for key, value, what in found
+    ]
 
 
 def load_run_config(

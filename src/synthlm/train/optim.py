@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from synthlm.config import Section
-from synthlm.errors import ConfigError
 from synthlm.registry import Registry, validate_options
 
 if TYPE_CHECKING:
@@ -58,6 +57,17 @@ class OptimConfig(Section):
     @classmethod
     def _known(cls, name: str) -> str:
         return OPTIMIZERS.check(name)
+
+    @model_validator(mode="after")
+    def _adafactor_has_no_betas(self) -> OptimConfig:
+        """torch's Adafactor takes neither (no momentum; its eps pair is an option): refused with
+        the config, so ``--dry-run`` says so, not the optimizer's construction after the model."""
+        if self.name == "adafactor" and (self.betas is not None or self.eps is not None):
+            raise ValueError(
+                "adafactor takes no betas/eps; remove optim.betas / optim.eps and use "
+                "optim.options (beta2_decay, eps, d) instead"
+            )
+        return self
 
     @model_validator(mode="after")
     def _typed_options(self) -> OptimConfig:
@@ -142,10 +152,6 @@ def adafactor(groups: ParamGroups, cfg: OptimConfig) -> torch.optim.Optimizer:
     """torch's Adafactor (factored second moments, no momentum): far less optimizer memory."""
     import torch
 
-    if cfg.betas is not None or cfg.eps is not None:
-        raise ConfigError(
-            "optim: adafactor takes no betas/eps; use optim.options (beta2_decay, eps, d) instead"
-        )
     return torch.optim.Adafactor(groups, lr=cfg.lr, **cfg.typed_options())
 
 

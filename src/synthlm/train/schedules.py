@@ -46,6 +46,8 @@ BUILTIN = frozenset(
     {name for names in READ_BY.values() for name in names}
     | {"constant", "constant_with_warmup", "inverse_sqrt", "legacy"}
 )
+# shipped schedules that have no warmup at all (the config refuses one)
+NO_WARMUP = frozenset({"constant", "legacy"})
 register_schedule = SCHEDULES.register
 
 
@@ -124,7 +126,24 @@ class ScheduleConfig(Section):
                 "the legacy schedule (nanoT5's T5 recipe) has no warmup; set "
                 "schedule.warmup_steps=0"
             )
+        self._check_warmup_start()
         return self
+
+    def _check_warmup_start(self) -> None:
+        """``warmup_start`` is where a warmup begins: a shipped schedule without a warmup (none
+        set, or constant / legacy, which have none) starts at the peak whatever it says."""
+        if self.name not in BUILTIN or not self.warmup_start:
+            return
+        if self.name in NO_WARMUP:
+            fix = "remove warmup_start"
+        elif not (self.warmup_steps or self.warmup_ratio):
+            fix = "set schedule.warmup_steps (or warmup_ratio) or remove warmup_start"
+        else:
+            return
+        raise ValueError(
+            f"warmup_start: {self.warmup_start:g} is the lr of the first warmup step, but the "
+            f"{self.name} schedule here has no warmup; {fix}"
+        )
 
     def warmup(self, total_steps: int) -> int:
         if self.warmup_ratio is not None:
