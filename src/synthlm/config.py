@@ -52,6 +52,12 @@ class Section(BaseModel):
                     raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
         return data
 
+    def changed_from_default(self, keys: Sequence[str]) -> list[str]:
+        """Those of ``keys`` set to other than their defaults. A key that only some settings
+        read is refused by that test: a saved config.yaml lists every key at its default, so
+        a default says nothing about what the user meant."""
+        return [key for key in keys if getattr(self, key) != type(self).model_fields[key].default]
+
 
 def _numbers_only(annotation: Any) -> bool:
     """Whether a field's type takes numbers and not booleans (``int``, ``float | None``, a

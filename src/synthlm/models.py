@@ -480,13 +480,11 @@ class ModelConfig(Section):
         it were compiled that way. Defaults pass (a saved config.yaml lists them)."""
         if self.compile:
             return self
-        for key in COMPILE_KEYS:
-            value = getattr(self, key)
-            if value != type(self).model_fields[key].default:
-                raise ValueError(
-                    f"{key}: {value!r} has no effect without model.compile: true (the model "
-                    f"is not compiled); set model.compile=true or remove model.{key}"
-                )
+        for key in self.changed_from_default(COMPILE_KEYS):
+            raise ValueError(
+                f"{key}: {getattr(self, key)!r} has no effect without model.compile: true (the "
+                f"model is not compiled); set model.compile=true or remove model.{key}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -486,6 +486,16 @@ class Sample:
     extra_target: bool = False
 
 
+def padding_row(seq_len: int, eos_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An unpacked row before its document is copied in: EOS tokens with loss mask 0 and
+    segment id -1, so padding is never a target nor (with ``document_mask``) attended to."""
+    return (
+        np.full(seq_len, eos_id, dtype=np.int64),
+        np.zeros(seq_len, dtype=np.uint8),
+        np.full(seq_len, -1, dtype=np.int32),
+    )
+
+
 class PackedSource:
     """Documents of one store, shuffled per epoch, EOS-joined, read as consecutive windows.
 
@@ -596,9 +606,7 @@ class PackedSource:
             epoch, found = self.dealing.locate(k)
         else:
             epoch, found = divmod(k, len(self.lengths))
-        tokens = np.full(self.seq_len, self.eos_id, dtype=np.int64)
-        mask = np.zeros(self.seq_len, dtype=np.uint8)
-        segments = np.full(self.seq_len, -1, dtype=np.int32)
+        tokens, mask, segments = padding_row(self.seq_len, self.eos_id)
         if found is None:  # a filler row of a dealt epoch's short last batch: no targets
             return tokens, mask, segments
         doc = int(self._epoch(epoch)[0][found])

@@ -733,9 +733,7 @@ def id_meaning(store: TokenStore) -> tuple[str, str] | None:
         return None
     size = layout.get("vocab_size") if isinstance(layout, dict) else None
     label = f"a synthetic id layout of {size} ids" if size else "a synthetic id layout"
-    if isinstance(
-        layout, dict
-    ):  # two layouts of one size differ in where promoters and markers sit
+    if isinstance(layout, dict):  # layouts of one size differ in where promoters and markers sit
         from synthlm.data.synthetic_layouts import layout_key
 
         promoters = layout.get("promoters") or {}

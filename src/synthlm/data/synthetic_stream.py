@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from synthlm.data.mixture import padding_row
 from synthlm.errors import ConfigError
 
 STREAM_KEY = 3  # first spawn-key word of on-the-fly windows (synth.rng uses 0-2)
@@ -174,14 +175,12 @@ class StreamSource:
         return np.concatenate(tokens)[cut], np.concatenate(mask)[cut], np.concatenate(segments)[cut]
 
     def _padded(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One document and its EOS, cut to ``seq_len`` and padded with EOS: the padding has
-        loss mask 0 and segment -1, as :meth:`PackedSource._padded` writes a store's rows."""
+        """One document and its EOS, cut to ``seq_len`` and padded as
+        :meth:`PackedSource._padded` pads a store's rows."""
         domain = int(rng.choice(len(self.weights), p=self.weights))
         ((doc_tokens, doc_mask),) = self._documents(rng, domain, 1)
         take = min(len(doc_tokens) + 1, self.seq_len)
-        tokens = np.full(self.seq_len, self.eos_id, dtype=np.int64)
-        mask = np.zeros(self.seq_len, dtype=np.uint8)
-        segments = np.full(self.seq_len, -1, dtype=np.int32)
+        tokens, mask, segments = padding_row(self.seq_len, self.eos_id)
         body = np.append(doc_tokens.astype(np.int64) + self.id_offset, self.eos_id)
         tokens[:take] = body[:take]
         mask[:take] = np.append(doc_mask, 1)[:take]

@@ -232,9 +232,7 @@ class FinetuneConfig(Section):
     def column_keys_set(self) -> list[str]:
         """The column keys (``input_field``, ``target_field``, ``prefix``) set to other than
         their defaults: only plain text pairs without a task read them."""
-        return [
-            key for key in COLUMN_KEYS if getattr(self, key) != type(self).model_fields[key].default
-        ]
+        return self.changed_from_default(COLUMN_KEYS)
 
     @model_validator(mode="after")
     def _a_task_reads_its_own_columns(self) -> FinetuneConfig:

@@ -303,8 +303,6 @@ class Trainer:
             "seq_len": self.plan.seq_len,
             "weights": weights,
         }
-        if getattr(self.cfg.data, "shared_boundary", False):  # only when used, as below
-            shape["shared_boundary"] = True
         stored = [s.name for s in getattr(self.cfg.data, "sources", []) if s.order == "stored"]
         if stored:  # only when used: checkpoints saved before the key keep their shape
             shape["stored_order"] = stored

@@ -114,13 +114,12 @@ class ScheduleConfig(Section):
                 "the step schedule needs decay_every (steps between decays), and only it uses "
                 "decay_every"
             )
-        for key, readers in READ_BY.items():
-            default = type(self).model_fields[key].default
-            if self.name in BUILTIN and self.name not in readers and getattr(self, key) != default:
-                raise ValueError(
-                    f"{key}: the {self.name} schedule does not read it (only "
-                    f"{', '.join(readers)}); remove it or pick one of those schedules"
-                )
+        unread = [key for key, readers in READ_BY.items() if self.name not in readers]
+        for key in self.changed_from_default(unread) if self.name in BUILTIN else ():
+            raise ValueError(
+                f"{key}: the {self.name} schedule does not read it (only "
+                f"{', '.join(READ_BY[key])}); remove it or pick one of those schedules"
+            )
         if self.name == "legacy" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError(
                 "the legacy schedule (nanoT5's T5 recipe) has no warmup; set "
